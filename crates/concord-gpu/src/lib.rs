@@ -1,0 +1,1 @@
+//! concord-gpu (in progress)
