@@ -1,1 +1,124 @@
-fn main() {}
+//! `cargo xtask serve | dist | test`: the two commands of the README, and the static build.
+//!
+//! Each command first installs what is missing on a fresh machine (the wasm target, trunk, the
+//! wasm-bindgen CLI that matches the crate pin, binaryen's wasm-opt, and for `test` Mesa
+//! lavapipe and Chromium), then builds and runs. Plain std only, so xtask itself builds in
+//! seconds.
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  serve [--port P]   install what is missing, build the playground, serve it on 127.0.0.1
+  dist [--out DIR]   install what is missing, build the static site into DIR (default dist/)
+  test               install what is missing (lavapipe, Chromium too), then run every test:
+                     native CPU, native GPU on lavapipe, the wasm build, the browser tests";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("dist") => dist_cmd(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// Run a command to completion; a non-zero exit is an error naming the command.
+pub fn run(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}");
+    println!("xtask: $ {shown}");
+    let status = cmd.status().map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+fn flag_value(args: &[String], flag: &str) -> Result<Option<String>> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(args.iter().find_map(|a| a.strip_prefix(&format!("{flag}=")).map(str::to_owned))),
+        Some(i) => args.get(i + 1).cloned().map(Some).ok_or_else(|| format!("{flag} needs a value")),
+    }
+}
+
+/// `trunk build --release` into `out`, with the pinned tools on PATH.
+fn build_site(out: &Path) -> Result {
+    let path = tools::ensure_web_tools()?;
+    run(Command::new(tools::cargo_bin("trunk"))
+        .current_dir(root())
+        .env("PATH", path)
+        .args(["build", "--release", "--offline", "--dist"])
+        .arg(out))
+}
+
+fn dist_cmd(args: &[String]) -> Result {
+    let out = flag_value(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root().join("dist"));
+    build_site(&out)?;
+    println!("xtask: the static site is in {} (upload the folder to any static host)", out.display());
+    Ok(())
+}
+
+fn serve(args: &[String]) -> Result {
+    let port = flag_value(args, "--port")?.unwrap_or_else(|| "8080".into());
+    port.parse::<u16>().map_err(|_| format!("--port '{port}' is not a port number"))?;
+    let path = tools::ensure_web_tools()?;
+    println!("xtask: building, then serving the playground at http://127.0.0.1:{port}/ (Ctrl-C stops)");
+    run(Command::new(tools::cargo_bin("trunk"))
+        .current_dir(root())
+        .env("PATH", path)
+        .args(["serve", "--release", "--offline", "--address", "127.0.0.1", "--port", &port]))
+}
+
+fn test(_args: &[String]) -> Result {
+    let path = tools::ensure_web_tools()?;
+    tools::ensure_test_tools()?;
+    let root = root();
+    // XDG_RUNTIME_DIR silences lavapipe's harmless warnings; the adapter must exist (no skips).
+    println!("xtask: [1/3] native tests: CPU reference, GPU kernels on lavapipe, CLI");
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
+        .args(["test", "--workspace", "--exclude", "concord-web"]))?;
+
+    println!("xtask: [2/3] wasm build of the playground (trunk --release)");
+    let site = root.join("target/browser-dist");
+    build_site(&site)?;
+    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "concord-cli"]))?;
+
+    println!("xtask: [3/3] browser tests: headless Chromium with WebGPU (SwiftShader)");
+    run(Command::new("node")
+        .current_dir(root.join("web"))
+        .env("PATH", path)
+        .env("CONCORD_SITE", &site)
+        .env("CONCORD_CLI", root.join("target/release/concord"))
+        .env("CONCORD_ARTIFACTS", root.join("target/browser"))
+        .args(["--test", "--test-reporter=spec", "tests/"]))
+}

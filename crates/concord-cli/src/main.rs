@@ -1,1 +1,46 @@
-fn main() {}
+//! `concord`: Concord's runs without a browser.
+//!
+//! The interface is fixed (scripts rely on it): see `concord --help`. Bad input exits with
+//! code 2 and a one-line message on stderr; results go to stdout.
+
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "concord", version, about = "Concord: watch and tame gradient conflicts, headless.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a method on a problem and report where it ends.
+    Train(train::TrainArgs),
+}
+
+/// An error the user can fix: printed as one line, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(e: E) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(UsageError(msg)) => {
+            eprintln!("concord: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// Shared plumbing for the browser tests: a static server for the built site, Debian's Chromium
+// with WebGPU on SwiftShader, and the native CLI as the reference.
+import { createServer } from 'node:http';
+import { readFile, mkdir, stat } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, extname, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+const TYPES = {
+  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.png': 'image/png', '.svg': 'image/svg+xml', '.json': 'application/json',
+};
+
+export const SITE = process.env.CONCORD_SITE;
+export const CLI = process.env.CONCORD_CLI;
+export const ARTIFACTS = process.env.CONCORD_ARTIFACTS ?? resolve('../target/browser');
+
+/** Serve `dir` on 127.0.0.1 at a free port; resolves to { url, close }. */
+export async function serveSite(dir) {
+  if (!dir) throw new Error('CONCORD_SITE is not set: run the browser tests through `cargo xtask test`');
+  await stat(join(dir, 'index.html'));
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = join(dir, path.endsWith('/') ? path + 'index.html' : path);
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+/** Headless Chromium with WebGPU on SwiftShader (flags from shared/reference/toolchain.md). */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader',
+      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'concord-chromium-'))}`,
+    ],
+  });
+}
+
+/** Open the page, recording console errors and page errors into `errors`. */
+export async function openPage(browser, url, errors) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (err) => errors.push(String(err)));
+  await page.goto(url);
+  await page.waitForFunction(() => window.concord && window.concord.ready === true, null, { timeout: 120_000 });
+  return page;
+}
+
+/** The native CPU reference: `concord train … --json`. */
+export function nativeRun({ problem, method, c, start, steps, lr, optimizer }) {
+  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
+  const args = ['train', '--problem', problem, '--method', method, `--start=${start[0]},${start[1]}`,
+    '--steps', String(steps), '--lr', String(lr), '--optimizer', optimizer, '--json'];
+  if (c !== null && c !== undefined) args.push('--param', `c=${c}`);
+  return JSON.parse(execFileSync(CLI, args, { encoding: 'utf8' }));
+}
+
+export async function artifactPath(name) {
+  await mkdir(ARTIFACTS, { recursive: true });
+  return join(ARTIFACTS, name);
+}

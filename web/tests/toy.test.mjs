@@ -1,0 +1,51 @@
+// The CAGrad toy in a real browser: WebGPU must be used, and the WGSL trajectories must land
+// where the native CPU reference (f64) lands.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serveSite, launchBrowser, openPage, nativeRun, artifactPath, SITE } from './helpers.mjs';
+
+// f32 on the GPU against f64 on the CPU after STEPS Adam steps of lr 1e-3: each step moves at
+// most ~lr, and rounding differences stay far below this.
+const STEPS = 1500;
+const TOLERANCE = 2e-3;
+
+let server;
+let browser;
+before(async () => {
+  server = await serveSite(SITE);
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+for (const problem of ['cagrad-toy', 'cagrad-toy-scaled']) {
+  test(`${problem}: WebGPU trajectories match the native CPU run`, async () => {
+    const errors = [];
+    const page = await openPage(
+      browser,
+      `${server.url}#play=false&problem=${problem}&methods=mean,mgda,pcgrad,cagrad&c=0.5&optimizer=adam&lr=0.001`,
+      errors,
+    );
+    const initial = await page.evaluate(() => window.concord.state());
+    assert.equal(initial.backend, 'webgpu', `expected WebGPU, page says: ${initial.reason}`);
+    assert.equal(initial.problem, problem);
+    assert.equal(initial.steps, 0);
+
+    const state = await page.evaluate((n) => window.concord.step(n), STEPS);
+    assert.equal(state.steps, STEPS);
+    const starts = problem === 'cagrad-toy' ? 3 : 5;
+    assert.equal(state.runs.length, 4 * starts, 'one run per method and start');
+    for (const run of state.runs) {
+      const ref = nativeRun({ problem, method: run.method, c: run.c, start: run.start, steps: STEPS, lr: 0.001, optimizer: 'adam' });
+      const moved = Math.hypot(ref.final[0] - run.start[0], ref.final[1] - run.start[1]);
+      assert.ok(moved > 0.1, `${run.method} from ${run.start} barely moved (${moved}); the comparison would prove nothing`);
+      const gap = Math.hypot(run.position[0] - ref.final[0], run.position[1] - ref.final[1]);
+      assert.ok(gap < TOLERANCE, `${run.method} from ${run.start}: browser ${run.position} vs native ${ref.final} (gap ${gap})`);
+    }
+    await page.screenshot({ path: await artifactPath(`${problem}.png`), fullPage: true });
+    assert.deepEqual(errors, [], 'no console errors');
+    await page.close();
+  });
+}
