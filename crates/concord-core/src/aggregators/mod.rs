@@ -10,13 +10,18 @@
 mod cagrad;
 mod mean;
 mod mgda;
+mod numerics;
 mod pcgrad;
 mod sum;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod testing;
 
 pub use cagrad::CaGrad;
 pub use mean::Mean;
 pub use mgda::Mgda;
-pub use pcgrad::PcGrad;
+pub use pcgrad::{pcg_hash, visit_order, PcGrad};
 pub use sum::Sum;
 
 use nalgebra::{DMatrix, DVector};
