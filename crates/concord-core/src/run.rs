@@ -137,10 +137,10 @@ pub fn run_with_progress(config: &RunConfig, mut progress: impl FnMut(usize)) ->
     let mut points = vec![(0, r.position())];
     while r.steps_done() < config.steps && r.step() {
         let s = r.steps_done();
-        if s % every == 0 || s == config.steps {
+        if s.is_multiple_of(every) || s == config.steps {
             points.push((s, r.position()));
         }
-        if s % tick == 0 {
+        if s.is_multiple_of(tick) {
             progress(s);
         }
     }
