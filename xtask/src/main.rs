@@ -111,14 +111,14 @@ fn test(_args: &[String]) -> Result {
     println!("xtask: [2/3] wasm build of the playground (trunk --release)");
     let site = root.join("target/browser-dist");
     build_site(&site)?;
-    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "concord-cli"]))?;
 
     println!("xtask: [3/3] browser tests: headless Chromium with WebGPU (SwiftShader)");
     run(Command::new("node")
         .current_dir(root.join("web"))
         .env("PATH", path)
         .env("CONCORD_SITE", &site)
-        .env("CONCORD_CLI", root.join("target/release/concord"))
+        // Built by step 1 (the CLI's integration tests need it): the native CPU reference.
+        .env("CONCORD_CLI", root.join("target/debug/concord"))
         .env("CONCORD_ARTIFACTS", root.join("target/browser"))
         .args(["--test", "--test-reporter=spec", "tests/"]))
 }

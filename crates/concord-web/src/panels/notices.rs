@@ -1,0 +1,24 @@
+//! Notices about URL-hash values that were dropped or clamped.
+
+use crate::Notices;
+use leptos::prelude::*;
+
+#[component]
+pub fn NoticesPanel() -> impl IntoView {
+    let Notices(notices) = expect_context::<Notices>();
+    view! {
+        <Show when=move || notices.with(|n| !n.is_empty())>
+            <div class="notices" role="alert" data-testid="notices">
+                <div class="notices-body">
+                    <strong>"Some URL settings were adjusted:"</strong>
+                    <ul>
+                        {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
+                    </ul>
+                </div>
+                <button type="button" class="btn small" aria-label="Dismiss the notices" on:click=move |_| notices.set(Vec::new())>
+                    "Dismiss"
+                </button>
+            </div>
+        </Show>
+    }
+}

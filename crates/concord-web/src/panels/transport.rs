@@ -1,0 +1,114 @@
+//! Play/pause, step, reset, the step counter and the live speed.
+
+use crate::runner;
+use crate::{use_cfg, use_ui};
+use leptos::prelude::*;
+
+/// 12345678 → "12,345,678".
+pub fn fmt_int(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M", r / 1e6)
+    } else if r >= 1e4 {
+        format!("{:.0} k", r / 1e3)
+    } else {
+        fmt_int(r.round() as u64)
+    }
+}
+
+#[component]
+pub fn TransportPanel() -> impl IntoView {
+    let cfg = use_cfg();
+    let ui = use_ui();
+    let playing = move || cfg.with(|s| s.play);
+    let hidden = move |key: &'static str| move || cfg.with(|s| s.is_hidden(key));
+    let runs = move || {
+        let s = cfg.get();
+        s.methods.len() * s.problem.published_starts().len()
+    };
+
+    view! {
+        <div class="transport" role="group" aria-label="Run controls">
+            <button
+                type="button"
+                class="btn icon-btn"
+                class:hidden=hidden("resetButton")
+                title="Reset the runs to their starts (R)"
+                aria-label="Reset"
+                on:click=move |_| {
+                    runner::with(|r| {
+                        if r.is_ready() {
+                            r.reset()
+                        }
+                    });
+                }
+            >
+                <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true">
+                    <path d="M12 5V1L7 6l5 5V7c3.31 0 6 2.69 6 6s-2.69 6-6 6-6-2.69-6-6H4c0 4.42 3.58 8 8 8s8-3.58 8-8-3.58-8-8-8z" fill="currentColor"></path>
+                </svg>
+            </button>
+            <button
+                type="button"
+                class="btn play-btn"
+                class:hidden=hidden("playButton")
+                title="Play / pause (Space)"
+                aria-label=move || if playing() { "Pause" } else { "Play" }
+                aria-pressed=move || playing().to_string()
+                on:click=move |_| cfg.update(|s| s.play = !s.play)
+            >
+                {move || {
+                    if playing() {
+                        view! {
+                            <svg width="26" height="26" viewBox="0 0 24 24" aria-hidden="true">
+                                <path d="M6 19h4V5H6v14zm8-14v14h4V5h-4z" fill="currentColor"></path>
+                            </svg>
+                        }
+                    } else {
+                        view! {
+                            <svg width="26" height="26" viewBox="0 0 24 24" aria-hidden="true">
+                                <path d="M8 5v14l11-7z" fill="currentColor"></path>
+                            </svg>
+                        }
+                    }
+                }}
+            </button>
+            <button
+                type="button"
+                class="btn icon-btn"
+                class:hidden=hidden("stepButton")
+                title=move || format!("Advance {} steps (S)", cfg.with(|s| s.spf))
+                aria-label="Step"
+                on:click=move |_| {
+                    let spf = cfg.with_untracked(|s| s.spf) as u64;
+                    runner::with(|r| r.request_steps(spf, None));
+                }
+            >
+                <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true">
+                    <path d="M6 18l8.5-6L6 6v12zM16 6v12h2V6h-2z" fill="currentColor"></path>
+                </svg>
+            </button>
+            <div class="readout" aria-live="off">
+                <span class="readout-label">"Step"</span>
+                <span class="readout-value counter" data-testid="steps">{move || fmt_int(ui.steps.get())}</span>
+            </div>
+            <div class="readout">
+                <span class="readout-label">"Speed"</span>
+                <span class="readout-value">
+                    {move || fmt_rate(ui.rate.get())}
+                    <small>" steps/s × " {runs} " runs"</small>
+                </span>
+            </div>
+        </div>
+    }
+}
