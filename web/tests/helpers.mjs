@@ -2,8 +2,6 @@
 // with WebGPU on SwiftShader, and the native CLI as the reference.
 import { createServer } from 'node:http';
 import { readFile, mkdir, stat } from 'node:fs/promises';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, extname, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
@@ -36,7 +34,8 @@ export async function serveSite(dir) {
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((ok) => server.close(ok)) };
 }
 
-/** Headless Chromium with WebGPU on SwiftShader (flags from shared/reference/toolchain.md). */
+/** Headless Chromium with WebGPU on SwiftShader (flags from shared/reference/toolchain.md).
+ *  Playwright gives every launch a fresh profile directory of its own. */
 export async function launchBrowser() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -44,7 +43,6 @@ export async function launchBrowser() {
     args: [
       '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader',
-      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'concord-chromium-'))}`,
     ],
   });
 }
