@@ -106,7 +106,7 @@ fn test(_args: &[String]) -> Result {
     run(Command::new("cargo")
         .current_dir(&root)
         .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
-        .args(["test", "--workspace", "--exclude", "concord-web"]))?;
+        .args(["test", "--workspace"]))?;
 
     println!("xtask: [2/3] wasm build of the playground (trunk --release)");
     let site = root.join("target/browser-dist");

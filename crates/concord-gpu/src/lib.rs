@@ -1,1 +1,33 @@
-//! concord-gpu (in progress)
+//! concord-gpu: Concord's WGSL kernels (`shaders/` at the workspace root) and their wgpu host
+//! code. Each kernel mirrors a concord-core function and is tested against it
+//! (`tests/parity.rs`); every shader is validated by naga without a GPU (`tests/naga_validate.rs`).
+//!
+//! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`]: w = f(G) for Mean, Sum, PCGrad, MGDA,
+//!   CAGrad; [`aggregate`]: all three on the GPU with one readback.
+//! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
+//!
+//! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
+//! (nothing here blocks). Built for native Vulkan (Mesa lavapipe without a GPU) and for
+//! wasm32 WebGPU (never WebGL).
+//!
+//! Shaders: `shaders/*.wgsl`, one concern per file, assembled by a tiny `// requires:` concat
+//! step ([`shaders`]). Everything is f32.
+//!
+//! lavapipe caveat: Mesa's llvmpipe stops every loop of a shader invocation once that
+//! invocation has taken 65 535 loop iterations in total. The weighting code keeps its loop
+//! counts small (vec4-blocked m × m algebra), `ToyBatch` uses short dispatches on CPU adapters,
+//! and both kernels detect a cut with a sentinel loop: `weights`/`aggregate` then return
+//! `GpuError::Unsupported`, and a toy run discards the cut step (`ToyRunState::cut_short`)
+//! rather than store a wrong state.
+
+mod gpu;
+pub mod kernels;
+pub mod shaders;
+
+pub use gpu::{Gpu, GpuError};
+pub use kernels::combine::combine;
+pub use kernels::gram::gram;
+pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
+pub use kernels::weighting::{aggregate, weights};
+pub use kernels::MAX_TASKS;
+pub use shaders::shader_sources;

@@ -1,0 +1,95 @@
+//! The WGSL sources in `shaders/` and the tiny concat step that turns them into modules.
+//!
+//! WGSL has no `#include`. Each file in `shaders/` does one thing; a file that uses functions
+//! or declarations from others names them on a comment line
+//!
+//! ```text
+//! // requires: weights_common.wgsl weights_dispatch.wgsl
+//! ```
+//!
+//! [`assemble`] concatenates the requirements depth first, each file once, in front of the file
+//! itself, separated by `// ---- <file> ----` markers. Every file is embedded with
+//! `include_str!` (see [`SOURCES`]), so the crate needs no file system at run time (the browser
+//! has none). `tests/naga_validate.rs` runs the same `assemble_with` over the files on disk, so
+//! each file — fragments included, together with what they require — is parsed and validated.
+
+/// Every `.wgsl` file in `shaders/`, embedded at compile time: (file name, text).
+pub const SOURCES: &[(&str, &str)] = &[
+    ("weights_common.wgsl", include_str!("../../../shaders/weights_common.wgsl")),
+    ("weights_mean_sum.wgsl", include_str!("../../../shaders/weights_mean_sum.wgsl")),
+    ("weights_pcgrad.wgsl", include_str!("../../../shaders/weights_pcgrad.wgsl")),
+    ("weights_mgda.wgsl", include_str!("../../../shaders/weights_mgda.wgsl")),
+    ("weights_cagrad.wgsl", include_str!("../../../shaders/weights_cagrad.wgsl")),
+    ("weights_dispatch.wgsl", include_str!("../../../shaders/weights_dispatch.wgsl")),
+    ("weighting.wgsl", include_str!("../../../shaders/weighting.wgsl")),
+    ("gram.wgsl", include_str!("../../../shaders/gram.wgsl")),
+    ("combine.wgsl", include_str!("../../../shaders/combine.wgsl")),
+    ("toy.wgsl", include_str!("../../../shaders/toy.wgsl")),
+    ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
+    ("toy_trajectory.wgsl", include_str!("../../../shaders/toy_trajectory.wgsl")),
+];
+
+/// The files that are compute modules with entry points (the others are fragments).
+pub const MODULES: &[&str] = &["gram.wgsl", "combine.wgsl", "weighting.wgsl", "toy_trajectory.wgsl"];
+
+/// The files named on `// requires:` lines of `text`, in order.
+pub fn requirements(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("// requires:"))
+        .flat_map(|rest| rest.split(|c: char| c.is_whitespace() || c == ','))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `root` with everything it requires, concatenated; `load` returns a file's text by name.
+pub fn assemble_with(root: &str, load: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    fn visit(
+        name: &str,
+        load: &dyn Fn(&str) -> Option<String>,
+        done: &mut Vec<String>,
+        stack: &mut Vec<String>,
+        out: &mut String,
+    ) -> Result<(), String> {
+        if done.iter().any(|d| d == name) {
+            return Ok(());
+        }
+        if stack.iter().any(|s| s == name) {
+            return Err(format!("shader requirement cycle: {} → {name}", stack.join(" → ")));
+        }
+        let text = load(name).ok_or_else(|| {
+            let by = stack.last().map(|s| format!(" (required by {s})")).unwrap_or_default();
+            format!("no shader file '{name}'{by}")
+        })?;
+        stack.push(name.to_owned());
+        for dep in requirements(&text) {
+            visit(&dep, load, done, stack, out)?;
+        }
+        stack.pop();
+        out.push_str(&format!("// ---- {name} ----\n"));
+        out.push_str(&text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+        done.push(name.to_owned());
+        Ok(())
+    }
+    let mut out = String::new();
+    visit(root, load, &mut Vec::new(), &mut Vec::new(), &mut out)?;
+    Ok(out)
+}
+
+/// `root` assembled from the embedded [`SOURCES`].
+pub fn assemble(root: &str) -> Result<String, String> {
+    assemble_with(root, &|name| {
+        SOURCES.iter().find(|(n, _)| *n == name).map(|(_, t)| (*t).to_owned())
+    })
+}
+
+/// Every assembled compute module: (file name, WGSL text).
+pub fn shader_sources() -> Vec<(&'static str, String)> {
+    MODULES
+        .iter()
+        .map(|&name| (name, assemble(name).unwrap_or_else(|e| panic!("{e}"))))
+        .collect()
+}
