@@ -36,13 +36,14 @@ export async function serveSite(dir) {
 
 /** Headless Chromium with WebGPU on SwiftShader (flags from shared/reference/toolchain.md).
  *  Playwright gives every launch a fresh profile directory of its own. */
-export async function launchBrowser() {
+export async function launchBrowser({ webgpu = true } = {}) {
+  const gpuFlags = webgpu ? ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'] : ['--disable-gpu'];
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader',
+      '--disable-sync', '--disable-quic', ...gpuFlags,
     ],
   });
 }

@@ -4,10 +4,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serveSite, launchBrowser, openPage, nativeRun, artifactPath, SITE } from './helpers.mjs';
 
-// f32 on the GPU against f64 on the CPU after STEPS Adam steps of lr 1e-3: each step moves at
-// most ~lr, and rounding differences stay far below this.
+// f32 on the GPU against f64 on the CPU after STEPS Adam steps of lr 1e-3. Measured on
+// SwiftShader: 5.4e-6 at most; 1e-4 leaves room for other adapters' rounding, while any real
+// difference in the maths (a wrong subgradient, weighting or optimizer step) moves a run by
+// about lr per step, far more.
 const STEPS = 1500;
-const TOLERANCE = 2e-3;
+const TOLERANCE = 1e-4;
 
 let server;
 let browser;
@@ -21,7 +23,7 @@ after(async () => {
 });
 
 for (const problem of ['cagrad-toy', 'cagrad-toy-scaled']) {
-  test(`${problem}: WebGPU trajectories match the native CPU run`, async () => {
+  test(`${problem}: WebGPU trajectories match the native CPU run`, async (t) => {
     const errors = [];
     const page = await openPage(
       browser,
@@ -37,13 +39,16 @@ for (const problem of ['cagrad-toy', 'cagrad-toy-scaled']) {
     assert.equal(state.steps, STEPS);
     const starts = problem === 'cagrad-toy' ? 3 : 5;
     assert.equal(state.runs.length, 4 * starts, 'one run per method and start');
+    let worst = 0;
     for (const run of state.runs) {
       const ref = nativeRun({ problem, method: run.method, c: run.c, start: run.start, steps: STEPS, lr: 0.001, optimizer: 'adam' });
       const moved = Math.hypot(ref.final[0] - run.start[0], ref.final[1] - run.start[1]);
       assert.ok(moved > 0.1, `${run.method} from ${run.start} barely moved (${moved}); the comparison would prove nothing`);
       const gap = Math.hypot(run.position[0] - ref.final[0], run.position[1] - ref.final[1]);
       assert.ok(gap < TOLERANCE, `${run.method} from ${run.start}: browser ${run.position} vs native ${ref.final} (gap ${gap})`);
+      worst = Math.max(worst, gap);
     }
+    t.diagnostic(`adapter ${state.adapter}; largest browser-vs-native gap after ${STEPS} steps: ${worst.toExponential(2)}`);
     await page.screenshot({ path: await artifactPath(`${problem}.png`), fullPage: true });
     assert.deepEqual(errors, [], 'no console errors');
     await page.close();
