@@ -8,21 +8,48 @@
 //! J is an `nalgebra::DMatrix<f64>` (m rows, n columns); weights are `DVector<f64>` of length m.
 
 mod cagrad;
+mod fairgrad;
+mod graddrop;
+mod gradvac;
 mod mean;
 mod mgda;
+mod nash_mtl;
 mod numerics;
 mod pcgrad;
 mod sum;
+mod trimmed_mean;
+mod aligned_mtl;
+mod config;
+mod constant;
+mod dual_cone;
+mod dualproj;
+mod imtl_g;
+mod krum;
+mod random;
+mod upgrad;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod testing;
 
 pub use cagrad::CaGrad;
+pub use fairgrad::FairGrad;
+pub use graddrop::{graddrop, GradDrop};
+pub use gradvac::GradVac;
 pub use mean::Mean;
 pub use mgda::Mgda;
+pub use nash_mtl::NashMtl;
 pub use pcgrad::{pcg_hash, visit_order, PcGrad};
 pub use sum::Sum;
+pub use trimmed_mean::TrimmedMean;
+pub use aligned_mtl::{AlignedMtl, ScaleMode};
+pub use config::Config;
+pub use constant::Constant;
+pub use dualproj::DualProj;
+pub use imtl_g::ImtlG;
+pub use krum::Krum;
+pub use random::Random;
+pub use upgrad::UpGrad;
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
