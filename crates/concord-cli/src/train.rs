@@ -118,7 +118,7 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
         && !(args.json && !std::io::stdout().is_terminal());
     let bar = if show_bar { ProgressBar::new(args.steps as u64) } else { ProgressBar::hidden() };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} steps {per_sec} eta {eta}")
+        ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
             .expect("static template"),
     );
 
