@@ -9,12 +9,10 @@
 //! So d = Jᵀw = g₀ + (c‖g₀‖/‖g_w‖)·g_w in the original scale, with **no** 1/(1+c) rescale
 //! (CAGrad's `toy.py` divides by 1+c). Not non-conflicting in general (it is for c ≥ 1);
 //! not linear under scaling; weighted.
-use super::numerics::trace_normalized;
+use super::numerics::{trace_normalized, solve_conic, Triplets};
 use super::Weighting;
 use clarabel::algebra::CscMatrix;
-use clarabel::solver::{
-    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
-};
+use clarabel::solver::SupportedConeT;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 /// CAGrad weighting. `c` must be finite and ≥ 0 (checked by `Method::parse`); `norm_eps`
@@ -102,26 +100,19 @@ fn solve_socp(r: &DMatrix<f64>, b: &DVector<f64>, phi: f64, tol: f64) -> Option<
     let m = r.nrows();
     let n = m + 1; // x = (w, t)
     let rows = 1 + m + 1 + m;
-    let (mut ii, mut jj, mut vv) = (Vec::new(), Vec::new(), Vec::new());
-    let mut push = |i: usize, j: usize, v: f64| {
-        if v != 0.0 {
-            ii.push(i);
-            jj.push(j);
-            vv.push(v);
-        }
-    };
+    let mut a = Triplets::default();
     // Clarabel's form is Ax + s = b', s ∈ K.
     for i in 0..m {
-        push(0, i, 1.0); // zero cone: 1 − Σw = 0
-        push(1 + i, i, -1.0); // non-negative cone: s = w ≥ 0
+        a.push(0, i, 1.0); // zero cone: 1 − Σw = 0
+        a.push(1 + i, i, -1.0); // non-negative cone: s = w ≥ 0
     }
-    push(1 + m, m, -1.0); // second-order cone head: s₀ = t
+    a.push(1 + m, m, -1.0); // second-order cone head: s₀ = t
     for k in 0..m {
         for i in 0..m {
-            push(2 + m + k, i, -r[(i, k)]); // cone tail: s = Rᵀw
+            a.push(2 + m + k, i, -r[(i, k)]); // cone tail: s = Rᵀw
         }
     }
-    let a = CscMatrix::new_from_triplets(rows, n, ii, jj, vv);
+    let a = a.into_csc(rows, n);
     let p = CscMatrix::zeros((n, n));
     let mut q: Vec<f64> = b.iter().copied().collect();
     q.push(phi);
@@ -132,21 +123,7 @@ fn solve_socp(r: &DMatrix<f64>, b: &DVector<f64>, phi: f64, tol: f64) -> Option<
         SupportedConeT::NonnegativeConeT(m),
         SupportedConeT::SecondOrderConeT(m + 1),
     ];
-    // verbose(false): the crate does no I/O.
-    let settings = DefaultSettingsBuilder::default()
-        .verbose(false)
-        .tol_gap_abs(tol)
-        .tol_gap_rel(tol)
-        .tol_feas(tol)
-        .build()
-        .ok()?;
-    let mut solver = DefaultSolver::new(&p, &q, &a, &rhs, &cones, settings).ok()?;
-    solver.solve();
-    if !matches!(solver.solution.status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
-        return None;
-    }
-    let w = DVector::from_column_slice(&solver.solution.x[..m]);
-    w.iter().all(|v| v.is_finite()).then_some(w)
+    solve_conic(&p, &q, &a, &rhs, &cones, Some(tol), m)
 }
 
 /// The objective of the SOCP at w.

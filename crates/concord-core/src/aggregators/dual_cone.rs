@@ -6,11 +6,9 @@
 //! Ĝ = normalize(G, norm_eps) + reg_eps·I; here clarabel solves it in f64, an active-set
 //! refinement then makes the answer exact up to rounding (quadprog is an exact active-set
 //! method too), and coordinate descent is the fallback when clarabel reports no solution.
-use super::numerics::trace_normalized;
+use super::numerics::{trace_normalized, solve_conic, Triplets};
 use clarabel::algebra::CscMatrix;
-use clarabel::solver::{
-    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
-};
+use clarabel::solver::SupportedConeT;
 use nalgebra::{DMatrix, DVector};
 
 /// torchjd's `regularize(normalize(G, norm_eps), reg_eps)`: G / tr G (0 when tr G < norm_eps)
@@ -64,41 +62,19 @@ const QP_TOL: f64 = 1e-10;
 /// min ½vᵀĜv s.t. v ≥ u in clarabel's form: P = Ĝ (upper triangle), q = 0, −v + s = −u, s ≥ 0.
 fn solve_qp(g_hat: &DMatrix<f64>, u: &DVector<f64>, tol: f64) -> Option<DVector<f64>> {
     let m = g_hat.nrows();
-    let (mut ii, mut jj, mut vv) = (Vec::new(), Vec::new(), Vec::new());
+    let mut p = Triplets::default();
     for j in 0..m {
         for i in 0..=j {
-            if g_hat[(i, j)] != 0.0 {
-                ii.push(i);
-                jj.push(j);
-                vv.push(g_hat[(i, j)]);
-            }
+            p.push(i, j, g_hat[(i, j)]);
         }
     }
-    let p = CscMatrix::new_from_triplets(m, m, ii, jj, vv);
+    let p = p.into_csc(m, m);
     let a = CscMatrix::new_from_triplets(m, m, (0..m).collect(), (0..m).collect(), vec![-1.0; m]);
     let q = vec![0.0; m];
     let b: Vec<f64> = u.iter().map(|x| -x).collect();
     let cones = [SupportedConeT::NonnegativeConeT(m)];
-    // verbose(false): the crate does no I/O.
-    let settings = DefaultSettingsBuilder::default()
-        .verbose(false)
-        .tol_gap_abs(tol)
-        .tol_gap_rel(tol)
-        .tol_feas(tol)
-        .build()
-        .ok()?;
-    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings).ok()?;
-    solver.solve();
-    if !matches!(
-        solver.solution.status,
-        SolverStatus::Solved | SolverStatus::AlmostSolved
-    ) {
-        return None;
-    }
-    let v = DVector::from_column_slice(&solver.solution.x[..m]);
-    v.iter()
-        .all(|x| x.is_finite())
-        .then(|| v.zip_map(u, f64::max))
+    let v = solve_conic(&p, &q, &a, &b, &cones, Some(tol), m)?;
+    Some(v.zip_map(u, f64::max))
 }
 
 /// Polish an approximate minimiser into the exact one by an active-set iteration (what quadprog

@@ -29,12 +29,10 @@
 //! in closed form, α = 1/√G₁₁ (d = g/‖g‖, then max_norm); G = 0 (nf = 0, no feasible α) and a
 //! non-finite G keep the previous α, so d = 0 for G = 0. A call whose m differs from the stored
 //! state's restarts from α = 1 (torchjd needs `reset` after changing `n_tasks`).
-use super::numerics::all_finite;
+use super::numerics::{all_finite, solve_conic, Triplets};
 use super::Weighting;
 use clarabel::algebra::CscMatrix;
-use clarabel::solver::{
-    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
-};
+use clarabel::solver::SupportedConeT;
 use nalgebra::{DMatrix, DVector};
 
 #[derive(Clone, Debug)]
@@ -153,38 +151,23 @@ fn solve_step(g_hat: &DMatrix<f64>, beta_prev: &DVector<f64>, sqrt_nf: f64) -> O
     // Clarabel's form: Ax + s = b, s ∈ K. Rows: β ≥ 0 (m), then per task the cone
     // (β_i + (Ĝβ)_i, β_i − (Ĝβ)_i, 2) ∈ SOC₃.
     let rows = 4 * m;
-    let (mut ii, mut jj, mut vv) = (Vec::new(), Vec::new(), Vec::new());
-    let mut push = |i: usize, j: usize, v: f64| {
-        if v != 0.0 {
-            ii.push(i);
-            jj.push(j);
-            vv.push(v);
-        }
-    };
+    let mut a = Triplets::default();
     let mut b = vec![0.0; rows];
     for i in 0..m {
-        push(i, i, -1.0);
+        a.push(i, i, -1.0);
         let r = m + 3 * i;
         for k in 0..m {
             let e = if k == i { 1.0 } else { 0.0 };
-            push(r, k, -(e + g_hat[(i, k)]));
-            push(r + 1, k, -(e - g_hat[(i, k)]));
+            a.push(r, k, -(e + g_hat[(i, k)]));
+            a.push(r + 1, k, -(e - g_hat[(i, k)]));
         }
         b[r + 2] = 2.0;
     }
-    let a = CscMatrix::new_from_triplets(rows, m, ii, jj, vv);
+    let a = a.into_csc(rows, m);
     let p = CscMatrix::zeros((m, m));
     let mut cones = vec![SupportedConeT::NonnegativeConeT(m)];
     cones.extend((0..m).map(|_| SupportedConeT::SecondOrderConeT(3)));
-    let settings = DefaultSettingsBuilder::default().verbose(false).build().ok()?;
-    let q: Vec<f64> = q.iter().copied().collect();
-    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings).ok()?;
-    solver.solve();
-    if !matches!(solver.solution.status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
-        return None;
-    }
-    let beta = DVector::from_column_slice(&solver.solution.x[..m]);
-    beta.iter().all(|v| v.is_finite()).then_some(beta)
+    solve_conic(&p, q.as_slice(), &a, &b, &cones, None, m)
 }
 
 /// √(αᵀGα) = ‖Jᵀα‖ without overflow: both α and G are divided by their largest entry first.

@@ -106,3 +106,53 @@ mod tests {
         assert_eq!(argmin_first(&DVector::from_vec(vec![0.0, 0.0])), 0);
     }
 }
+
+/// Sparse triplets (row, column, value) for a clarabel matrix; exact zeros are left out.
+#[derive(Default)]
+pub(crate) struct Triplets {
+    rows: Vec<usize>,
+    cols: Vec<usize>,
+    vals: Vec<f64>,
+}
+
+impl Triplets {
+    pub(crate) fn push(&mut self, i: usize, j: usize, v: f64) {
+        if v != 0.0 {
+            self.rows.push(i);
+            self.cols.push(j);
+            self.vals.push(v);
+        }
+    }
+
+    pub(crate) fn into_csc(self, m: usize, n: usize) -> clarabel::algebra::CscMatrix<f64> {
+        clarabel::algebra::CscMatrix::new_from_triplets(m, n, self.rows, self.cols, self.vals)
+    }
+}
+
+/// Solve min ½xᵀPx + qᵀx s.t. Ax + s = b, s ∈ cones with clarabel (quiet: the crate does no
+/// I/O), and return the first `keep` entries of x. `tol` tightens the gap and feasibility
+/// tolerances (None: clarabel's defaults). `None` unless clarabel reports a (possibly
+/// reduced-accuracy) solution with finite entries: every caller has its own fallback.
+pub(crate) fn solve_conic(
+    p: &clarabel::algebra::CscMatrix<f64>,
+    q: &[f64],
+    a: &clarabel::algebra::CscMatrix<f64>,
+    b: &[f64],
+    cones: &[clarabel::solver::SupportedConeT<f64>],
+    tol: Option<f64>,
+    keep: usize,
+) -> Option<DVector<f64>> {
+    use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus};
+    let mut settings = DefaultSettingsBuilder::default();
+    settings.verbose(false);
+    if let Some(tol) = tol {
+        settings.tol_gap_abs(tol).tol_gap_rel(tol).tol_feas(tol);
+    }
+    let mut solver = DefaultSolver::new(p, q, a, b, cones, settings.build().ok()?).ok()?;
+    solver.solve();
+    if !matches!(solver.solution.status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
+        return None;
+    }
+    let x = DVector::from_column_slice(&solver.solution.x[..keep]);
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
