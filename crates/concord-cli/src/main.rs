@@ -3,6 +3,9 @@
 //! The interface is fixed (scripts rely on it): see `concord --help`. Bad input exits with
 //! code 2 and a one-line message on stderr; results go to stdout.
 
+mod aggregate;
+mod bench;
+mod methods;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +22,12 @@ struct Cli {
 enum Command {
     /// Run a method on a problem and report where it ends.
     Train(train::TrainArgs),
+    /// List every aggregator with its parameters, defaults and properties.
+    Methods(methods::MethodsArgs),
+    /// Aggregate one matrix (JSON or CSV rows, from a file or stdin) and print the update.
+    Aggregate(aggregate::AggregateArgs),
+    /// Time the aggregators.
+    Bench(bench::BenchArgs),
 }
 
 /// An error the user can fix: printed as one line, exit code 2.
@@ -35,6 +44,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Methods(args) => methods::run(args),
+        Command::Aggregate(args) => aggregate::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

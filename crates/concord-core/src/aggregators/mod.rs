@@ -26,6 +26,7 @@ mod dualproj;
 mod imtl_g;
 mod krum;
 mod random;
+pub mod registry;
 mod upgrad;
 #[cfg(test)]
 mod properties;

@@ -1,0 +1,134 @@
+//! `concord aggregate`: one aggregation of a matrix read as JSON `[[...],...]` or CSV rows
+//! (auto-detected) from a file or standard input; prints `{"update": [...], "weights": [...]|null}`.
+
+use crate::UsageError;
+use clap::Args;
+use concord_core::aggregators::registry;
+use nalgebra::DMatrix;
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct AggregateArgs {
+    /// The aggregator (see `concord methods`), e.g. upgrad, mgda, cagrad.
+    #[arg(long)]
+    method: String,
+    /// A parameter as key=value (repeatable), e.g. --param c=0.5 or --param weights=1,2.
+    #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
+    params: Vec<String>,
+    /// The matrix (m rows, one per task): a JSON array of rows or CSV rows; - or absent for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    input: Option<PathBuf>,
+    /// Seed for methods that draw random numbers.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `key=value` pairs as given to `--param` (the value stays text: the registry parses it).
+pub fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, UsageError> {
+    raw.iter()
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| UsageError(format!("--param '{p}' is not KEY=VALUE")))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// A matrix from JSON (`[[1, 2], [3, 4]]`, when the first non-blank character is `[`) or CSV
+/// (one row per line, comma-separated; blank lines ignored). Rejects ragged rows, empty
+/// matrices and non-finite entries.
+pub fn parse_matrix(text: &str) -> Result<DMatrix<f64>, UsageError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    let rows: Vec<Vec<f64>> = if trimmed.starts_with('[') {
+        let rows: Vec<Vec<f64>> = serde_json::from_str(trimmed)
+            .map_err(|e| UsageError(format!("the input is not a JSON matrix [[...], ...] of numbers: {e}")))?;
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(k) = row.iter().position(|v| !v.is_finite()) {
+                return Err(UsageError(format!("row {}, column {}: non-finite entry", i + 1, k + 1)));
+            }
+        }
+        rows
+    } else {
+        let mut rows = Vec::new();
+        for (line_no, line) in trimmed.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let row = line
+                .split(',')
+                .enumerate()
+                .map(|(k, field)| {
+                    let field = field.trim();
+                    let v: f64 = field.parse().map_err(|_| {
+                        UsageError(format!("line {}, column {}: '{field}' is not a number", line_no + 1, k + 1))
+                    })?;
+                    if v.is_finite() {
+                        Ok(v)
+                    } else {
+                        Err(UsageError(format!("line {}, column {}: non-finite entry '{field}'", line_no + 1, k + 1)))
+                    }
+                })
+                .collect::<Result<Vec<f64>, _>>()?;
+            rows.push(row);
+        }
+        rows
+    };
+    let m = rows.len();
+    if m == 0 {
+        return Err(UsageError("empty matrix: the input has no rows".into()));
+    }
+    let n = rows[0].len();
+    if n == 0 {
+        return Err(UsageError("empty matrix: the rows have no entries".into()));
+    }
+    if let Some(i) = rows.iter().position(|r| r.len() != n) {
+        return Err(UsageError(format!(
+            "ragged matrix: row {} has {} entries, row 1 has {n}",
+            i + 1,
+            rows[i].len()
+        )));
+    }
+    Ok(DMatrix::from_fn(m, n, |i, k| rows[i][k]))
+}
+
+fn read_input(input: &Option<PathBuf>) -> Result<String, UsageError> {
+    let mut text = String::new();
+    match input {
+        Some(path) if path.as_os_str() != "-" => {
+            text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| UsageError(format!("cannot read standard input: {e}")))?;
+        }
+    }
+    Ok(text)
+}
+
+pub fn run(args: AggregateArgs) -> Result<(), UsageError> {
+    let params = parse_params(&args.params)?;
+    // The method name and parameters that do not depend on m are checked before any input is read.
+    if registry::find(args.method.trim()).is_none() {
+        registry::build(&args.method, &params, 1, args.seed).map_err(UsageError)?;
+    }
+    let j = parse_matrix(&read_input(&args.input)?)?;
+    let mut aggregator = registry::build(&args.method, &params, j.nrows(), args.seed).map_err(UsageError)?;
+    let a = aggregator.aggregate(&j);
+    if let Some(k) = a.update.iter().position(|v| !v.is_finite()) {
+        return Err(UsageError(format!(
+            "{} produced a non-finite update (entry {}): the matrix is out of range for it",
+            args.method,
+            k + 1
+        )));
+    }
+    let out = serde_json::json!({
+        "update": a.update.as_slice(),
+        "weights": a.weights.as_ref().map(|w| w.as_slice().to_vec()),
+    });
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `concord bench aggregate`: the median time of one aggregation of a random m × n matrix.
+
+use crate::aggregate::parse_params;
+use crate::UsageError;
+use clap::{Args, Subcommand};
+use concord_core::aggregators::registry;
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Median time per call of one aggregator on a random m × n matrix (seeded).
+    Aggregate(BenchAggregateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchAggregateArgs {
+    /// The aggregator (see `concord methods`).
+    #[arg(long)]
+    method: String,
+    /// Rows (tasks).
+    #[arg(long)]
+    m: usize,
+    /// Columns (parameters).
+    #[arg(long)]
+    n: usize,
+    /// A parameter as key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
+    params: Vec<String>,
+    /// Print one JSON object {"median_us", "m", "n", "method", "calls"} on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// At most this many entries (8 bytes each) in the random matrix.
+const MAX_ENTRIES: usize = 50_000_000;
+/// Warm-up: at least 3 calls, until this much time has passed.
+const WARMUP: Duration = Duration::from_millis(200);
+/// Measurement: until this much time has passed (or `MAX_SAMPLES` samples).
+const BUDGET: Duration = Duration::from_millis(1500);
+const MAX_SAMPLES: usize = 5_000;
+/// Calls shorter than this are timed in batches, so that the clock's resolution does not matter.
+const MIN_SAMPLE: Duration = Duration::from_micros(50);
+
+pub fn run(args: BenchArgs) -> Result<(), UsageError> {
+    match args.command {
+        BenchCommand::Aggregate(a) => aggregate(a),
+    }
+}
+
+/// m × n with i.i.d. standard-normal entries from ChaCha8 seeded with 0 (Box–Muller).
+fn random_matrix(m: usize, n: usize) -> DMatrix<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    DMatrix::from_fn(m, n, |_, _| {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    })
+}
+
+fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
+    if args.m == 0 || args.n == 0 {
+        return Err(UsageError(format!("--m and --n must be at least 1, got {} × {}", args.m, args.n)));
+    }
+    if args.m.checked_mul(args.n).is_none_or(|e| e > MAX_ENTRIES) {
+        return Err(UsageError(format!(
+            "{} × {} is too large for the benchmark (at most {MAX_ENTRIES} entries)",
+            args.m, args.n
+        )));
+    }
+    let params = parse_params(&args.params)?;
+    let mut aggregator = registry::build(&args.method, &params, args.m, 0).map_err(UsageError)?;
+    let method = registry::find(args.method.trim()).expect("built, so listed").name;
+    let j = random_matrix(args.m, args.n);
+
+    // Warm-up, which also estimates the time per call.
+    let start = Instant::now();
+    let mut warm_calls = 0u32;
+    while warm_calls < 3 || start.elapsed() < WARMUP {
+        black_box(aggregator.aggregate(black_box(&j)));
+        warm_calls += 1;
+        if start.elapsed() > BUDGET {
+            break; // a slow method: the warm-up already took the budget
+        }
+    }
+    let per_call = start.elapsed() / warm_calls;
+    let batch = if per_call >= MIN_SAMPLE {
+        1
+    } else {
+        (MIN_SAMPLE.as_nanos() / per_call.as_nanos().max(1)) as usize + 1
+    };
+
+    let mut samples: Vec<f64> = Vec::new();
+    let measure = Instant::now();
+    while samples.is_empty() || (measure.elapsed() < BUDGET && samples.len() < MAX_SAMPLES) {
+        let t = Instant::now();
+        for _ in 0..batch {
+            black_box(aggregator.aggregate(black_box(&j)));
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+    }
+    let calls = samples.len() * batch;
+    samples.sort_by(f64::total_cmp);
+    let k = samples.len();
+    let median_us = if k % 2 == 1 { samples[k / 2] } else { 0.5 * (samples[k / 2 - 1] + samples[k / 2]) };
+
+    if args.json {
+        let out = serde_json::json!({
+            "median_us": median_us,
+            "m": args.m,
+            "n": args.n,
+            "method": method,
+            "calls": calls,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{method} on a random {}×{} matrix: median {median_us:.3} µs per call ({calls} calls)",
+            args.m, args.n
+        );
+    }
+    Ok(())
+}

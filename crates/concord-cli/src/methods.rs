@@ -1,0 +1,80 @@
+//! `concord methods`: every aggregator with its parameters, defaults and properties, from the
+//! registry in concord-core (a readable table, or `{"aggregators": [...], "weightings": []}`).
+
+use crate::UsageError;
+use clap::Args;
+use concord_core::aggregators::registry::{AggregatorInfo, ParamDefault, AGGREGATORS};
+use serde::Serialize;
+
+#[derive(Args, Debug)]
+pub struct MethodsArgs {
+    /// Print one JSON object {"aggregators": [...], "weightings": [...]} on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The JSON document. `weightings` (loss weightings) is a placeholder until they land.
+#[derive(Serialize)]
+struct Listing {
+    aggregators: &'static [AggregatorInfo],
+    weightings: Vec<serde_json::Value>,
+}
+
+pub fn run(args: MethodsArgs) -> Result<(), UsageError> {
+    if args.json {
+        let listing = Listing { aggregators: &AGGREGATORS, weightings: Vec::new() };
+        println!("{}", serde_json::to_string_pretty(&listing).expect("the registry serialises"));
+        return Ok(());
+    }
+    print!("{}", table());
+    Ok(())
+}
+
+fn table() -> String {
+    let mut out = String::new();
+    out.push_str("Aggregators (d = Jᵀw from the Gramian G = JJᵀ unless marked per-coordinate; torchjd 0.18 semantics)\n");
+    out.push_str("Properties: NC = non-conflicting, LS = linear under scaling, W = weighted (✔ yes, ✘ no, – not documented)\n\n");
+    out.push_str(&format!("{:<14} {:<12} {:^3} {:^3} {:^3}  {}\n", "NAME", "LABEL", "NC", "LS", "W", "DESCRIPTION"));
+    for a in &AGGREGATORS {
+        let p = a.properties;
+        let mut flags = Vec::new();
+        if !a.gramian_weighted {
+            flags.push("per-coordinate");
+        }
+        if a.stateful {
+            flags.push("stateful");
+        }
+        if a.seeded {
+            flags.push("uses --seed");
+        }
+        let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
+        out.push_str(&format!(
+            "{:<14} {:<12} {:^3} {:^3} {:^3}  {}{}\n",
+            a.name,
+            a.label,
+            p.non_conflicting.mark(),
+            p.linear_under_scaling.mark(),
+            p.weighted.mark(),
+            a.description,
+            flags
+        ));
+        if let Some(note) = p.note {
+            out.push_str(&format!("    note: {note}\n"));
+        }
+        for q in a.params {
+            out.push_str(&format!(
+                "    --param {}=…  ({}, {}; {}): {}\n",
+                q.name,
+                q.range.type_name(),
+                match q.default {
+                    ParamDefault::Required => "required".to_string(),
+                    d => format!("default {}", d.text()),
+                },
+                q.range,
+                q.meaning
+            ));
+        }
+    }
+    out.push_str("\nLoss weightings: none yet.\n");
+    out
+}

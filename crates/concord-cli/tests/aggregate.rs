@@ -1,0 +1,245 @@
+//! The documented `concord methods`, `concord aggregate` and `concord bench aggregate`
+//! interfaces: torchjd's values on J_base (aggregators.md §6), input formats, bad input (exit
+//! code 2, a message, nothing on stdout) and the JSON shapes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const J_BASE_JSON: &str = "[[-4, 1, 1], [6, 1, 1]]";
+const J_BASE_CSV: &str = "-4,1,1\n6,1,1\n";
+
+fn concord(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concord runs");
+    // A command that fails before reading stdin closes it: ignore the broken pipe.
+    let _ = child.stdin.take().expect("piped").write_all(stdin.as_bytes());
+    child.wait_with_output().expect("concord finishes")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "concord failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON value")
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("an array").iter().map(|x| x.as_f64().expect("a number")).collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= tol, "{got:?} vs {want:?}");
+    }
+}
+
+/// A temporary file holding `text`, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("concord-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("temp file");
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// aggregators.md §6 (atol 1e-4), J_base on standard input.
+#[test]
+fn aggregate_gives_torchjds_values_on_j_base() {
+    let cases: [(&[&str], [f64; 3], [f64; 2]); 4] = [
+        (&["--method", "upgrad"], [0.2929, 1.9004, 1.9004], [1.1109, 0.7894]),
+        (&["--method", "mgda"], [0.0, 1.0, 1.0], [0.6, 0.4]),
+        (&["--method", "cagrad", "--param", "c=0.5"], [0.1835, 1.2041, 1.2041], [0.7041, 0.5]),
+        (&["--method", "constant", "--param", "weights=1,2"], [8.0, 3.0, 3.0], [1.0, 2.0]),
+    ];
+    for (args, update, weights) in cases {
+        let v = json(&concord(&[&["aggregate"], args].concat(), J_BASE_JSON));
+        assert_close(&floats(&v["update"]), &update, 1e-4);
+        assert_close(&floats(&v["weights"]), &weights, 1e-4);
+    }
+}
+
+#[test]
+fn csv_json_file_and_stdin_inputs_agree() {
+    let args = ["aggregate", "--method", "upgrad"];
+    let reference = json(&concord(&args, J_BASE_JSON));
+    let csv = TempFile::new("j.csv", J_BASE_CSV);
+    let js = TempFile::new("j.json", J_BASE_JSON);
+    for out in [
+        concord(&args, J_BASE_CSV),
+        concord(&[&args[..], &["--input", "-"]].concat(), J_BASE_CSV),
+        concord(&[&args[..], &["--input", csv.path()]].concat(), ""),
+        concord(&[&args[..], &["--input", js.path()]].concat(), ""),
+        // Blank lines and spaces around fields are fine.
+        concord(&args, "\n -4 , 1, 1\n\n6,1,1 \n\n"),
+    ] {
+        assert_eq!(json(&out), reference);
+    }
+}
+
+#[test]
+fn non_weighted_methods_print_null_weights() {
+    let v = json(&concord(&["aggregate", "--method", "trimmed-mean", "--param", "trim_number=1"], "1e11,3\n1,-1e11\n-1e10,1e10\n2,2\n"));
+    assert!(v["weights"].is_null(), "{v}");
+    assert_close(&floats(&v["update"]), &[1.5, 2.5], 1e-4);
+    let v = json(&concord(&["aggregate", "--method", "graddrop", "--seed", "3"], J_BASE_JSON));
+    assert!(v["weights"].is_null(), "{v}");
+    assert_eq!(floats(&v["update"]).len(), 3);
+}
+
+/// Exit code 2, a one-line message naming the problem on stderr, nothing on stdout.
+fn assert_usage_error(args: &[&str], stdin: &str, needle: &str) {
+    let out = concord(args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?} printed {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    let agg = ["aggregate", "--method", "mean"];
+    assert_usage_error(&agg, "1,2\n3,nan\n", "non-finite entry 'nan'");
+    assert_usage_error(&agg, "1,2\n3,inf\n", "non-finite");
+    assert_usage_error(&agg, "[[1, 2], [3, 1e999]]", "JSON matrix");
+    assert_usage_error(&agg, "[[1, 2], [3]]", "ragged matrix: row 2 has 1 entries, row 1 has 2");
+    assert_usage_error(&agg, "1,2,3\n4,5\n", "ragged matrix");
+    assert_usage_error(&agg, "", "empty matrix");
+    assert_usage_error(&agg, "[]", "empty matrix");
+    assert_usage_error(&agg, "[[], []]", "empty matrix");
+    assert_usage_error(&agg, "1,x\n", "line 1, column 2: 'x' is not a number");
+    assert_usage_error(&agg, "[[1, \"a\"]]", "JSON matrix");
+    assert_usage_error(&agg, "[[1, 2]", "JSON matrix");
+    assert_usage_error(&["aggregate", "--method", "mean", "--input", "/nonexistent/j.csv"], "", "cannot read /nonexistent/j.csv");
+}
+
+#[test]
+fn bad_methods_and_parameters_exit_2_with_a_message() {
+    assert_usage_error(&["aggregate", "--method", "upgrade"], J_BASE_JSON, "unknown aggregator 'upgrade'");
+    assert_usage_error(&["aggregate", "--method", "cagrad", "--param", "c"], J_BASE_JSON, "not KEY=VALUE");
+    assert_usage_error(&["aggregate", "--method", "cagrad", "--param", "c=-1"], J_BASE_JSON, "c must be finite, ≥ 0");
+    assert_usage_error(&["aggregate", "--method", "cagrad", "--param", "d=1"], J_BASE_JSON, "no parameter 'd'");
+    assert_usage_error(&["aggregate", "--method", "constant"], J_BASE_JSON, "needs the parameter weights");
+    assert_usage_error(
+        &["aggregate", "--method", "constant", "--param", "weights=1,2,3"],
+        J_BASE_JSON,
+        "weights has 3 entries but the matrix has m = 2 rows",
+    );
+    assert_usage_error(
+        &["aggregate", "--method", "krum", "--param", "n_byzantine=0"],
+        J_BASE_JSON,
+        "needs m ≥ n_byzantine + 3 = 3 rows, got m = 2",
+    );
+    assert_usage_error(
+        &["aggregate", "--method", "trimmed-mean", "--param", "trim_number=1"],
+        J_BASE_JSON,
+        "needs m ≥ 2·trim_number + 1 = 3 rows",
+    );
+    assert_usage_error(&["aggregate"], J_BASE_JSON, "--method");
+}
+
+#[test]
+fn methods_json_lists_all_18_with_parameters_and_properties() {
+    let v = json(&concord(&["methods", "--json"], ""));
+    assert_eq!(v["weightings"], serde_json::json!([]));
+    let aggs = v["aggregators"].as_array().expect("aggregators array");
+    let names: Vec<&str> = aggs.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "mean", "sum", "constant", "mgda", "pcgrad", "gradvac", "cagrad", "upgrad", "dualproj", "imtl-g",
+            "aligned-mtl", "config", "graddrop", "random", "krum", "trimmed-mean", "nash-mtl", "fairgrad"
+        ]
+    );
+    for a in aggs {
+        for key in ["non_conflicting", "linear_under_scaling", "weighted"] {
+            let p = a["properties"][key].as_str().unwrap();
+            assert!(["yes", "no", "not documented"].contains(&p), "{}: {key} = {p}", a["name"]);
+        }
+        assert!(a["description"].as_str().is_some_and(|d| !d.is_empty()));
+        assert!(a["gramian_weighted"].is_boolean());
+        for p in a["params"].as_array().unwrap() {
+            for key in ["name", "type", "default", "range", "meaning"] {
+                assert!(p[key].is_string(), "{}: {p}", a["name"]);
+            }
+        }
+    }
+    let by_name = |n: &str| aggs.iter().find(|a| a["name"] == n).unwrap();
+    assert_eq!(by_name("upgrad")["properties"]["non_conflicting"], "yes");
+    assert_eq!(by_name("graddrop")["properties"]["weighted"], "no");
+    assert_eq!(by_name("fairgrad")["properties"]["non_conflicting"], "not documented");
+    assert_eq!(by_name("cagrad")["params"][0]["default"], "0.5");
+    assert_eq!(by_name("krum")["params"][0]["default"], "required");
+
+    let text = concord(&["methods"], "");
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    for n in names {
+        assert!(text.contains(n), "methods table lacks {n}");
+    }
+}
+
+#[test]
+fn bench_aggregate_json_has_the_documented_fields() {
+    let out = concord(&["bench", "aggregate", "--method", "upgrad", "--m", "3", "--n", "50", "--json"], "");
+    let v = json(&out);
+    assert!(v["median_us"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["m"], 3);
+    assert_eq!(v["n"], 50);
+    assert_eq!(v["method"], "upgrad");
+    assert!(v["calls"].as_u64().unwrap() >= 1, "{v}");
+    let line = concord(&["bench", "aggregate", "--method", "cagrad", "--param", "c=1", "--m", "2", "--n", "4"], "");
+    assert!(line.status.success());
+    assert!(String::from_utf8_lossy(&line.stdout).contains("median"), "{line:?}");
+}
+
+#[test]
+fn bench_aggregate_rejects_bad_sizes_and_parameters() {
+    assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "0", "--n", "3"], "", "at least 1");
+    assert_usage_error(&["bench", "aggregate", "--method", "krum", "--param", "n_byzantine=2", "--m", "4", "--n", "3"], "", "needs m ≥ n_byzantine + 3");
+    assert_usage_error(&["bench", "aggregate", "--method", "nope", "--m", "2", "--n", "3"], "", "unknown aggregator");
+}
+
+/// README's Methods table lists every aggregator by CLI name with the registry's properties.
+#[test]
+fn readme_methods_table_matches_the_registry() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let v = json(&concord(&["methods", "--json"], ""));
+    for a in v["aggregators"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with('|') && l.contains(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("README's Methods table has no row for {name}"));
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let marks = &cells[cells.len() - 3..];
+        for (cell, key) in marks.iter().zip(["non_conflicting", "linear_under_scaling", "weighted"]) {
+            let want = match a["properties"][key].as_str().unwrap() {
+                "yes" => "✔",
+                "no" => "✘",
+                _ => "–",
+            };
+            assert!(cell.starts_with(want), "README row {name}: {key} is '{cell}', registry says {want}");
+        }
+        for p in a["params"].as_array().unwrap() {
+            let pname = p["name"].as_str().unwrap();
+            assert!(row.contains(&format!("`{pname}`")), "README row {name} lacks parameter {pname}");
+        }
+    }
+}

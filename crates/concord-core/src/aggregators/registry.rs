@@ -1,0 +1,1003 @@
+//! Every aggregator by its CLI name: a description, its parameters (type, default, valid range,
+//! meaning) and its properties, plus [`build`], which validates `key=value` parameters against
+//! that table and constructs the aggregator for an m-row Jacobian.
+//!
+//! The table is the single source of truth for `concord methods`, `concord aggregate`, `concord
+//! bench aggregate` and README's Methods table: numeric defaults are parsed from it by [`build`],
+//! and its property columns are checked against the aggregators by this module's tests.
+//! Semantics and defaults follow torchjd 0.18 (aggregators.md §3); the properties are torchjd's
+//! documented table (aggregators.md §4). [`super::Method`] (the toy/GPU/web subset) is separate.
+
+use super::{
+    AlignedMtl, Aggregator, CaGrad, Config, Constant, DualProj, FairGrad, GradDrop, GradVac, ImtlG,
+    Krum, Mean, Mgda, NashMtl, PcGrad, Random, ScaleMode, Sum, TrimmedMean, UpGrad,
+};
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
+use std::fmt;
+
+/// One row of torchjd's property table: documented to hold, documented not to hold, or absent
+/// from the table (GradVac, FairGrad). Serialises as "yes", "no", "not documented".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Property {
+    Yes,
+    No,
+    NotDocumented,
+}
+
+impl Property {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Property::Yes => "yes",
+            Property::No => "no",
+            Property::NotDocumented => "not documented",
+        }
+    }
+
+    /// ✔, ✘ or – (for tables).
+    pub fn mark(self) -> &'static str {
+        match self {
+            Property::Yes => "✔",
+            Property::No => "✘",
+            Property::NotDocumented => "–",
+        }
+    }
+}
+
+impl Serialize for Property {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The three documented properties (aggregators.md §4) and a note on their caveats.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Properties {
+    /// J·A(J) ≥ 0 elementwise for every J.
+    pub non_conflicting: Property,
+    /// For positive c ∈ ℝᵐ, c ↦ A(diag(c)·J) is linear.
+    pub linear_under_scaling: Property,
+    /// There is a w with A(J) = Jᵀw.
+    pub weighted: Property,
+    /// Caveats (conditions, tolerances), if any.
+    pub note: Option<&'static str>,
+}
+
+/// A parameter's valid values; also fixes its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// A finite float ≥ 0.
+    NonNegative,
+    /// A float in [0, 1].
+    UnitInterval,
+    /// An integer ≥ 0.
+    Count,
+    /// An integer ≥ 1.
+    PositiveCount,
+    /// An integer equal to m (the number of rows).
+    EqualsM,
+    /// m finite floats, comma-separated.
+    FiniteList,
+    /// m finite floats ≥ 0, comma-separated.
+    NonNegativeList,
+    /// One of the given words.
+    OneOf(&'static [&'static str]),
+}
+
+impl Range {
+    /// "float", "integer", "float list" or "choice".
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Range::NonNegative | Range::UnitInterval => "float",
+            Range::Count | Range::PositiveCount | Range::EqualsM => "integer",
+            Range::FiniteList | Range::NonNegativeList => "float list",
+            Range::OneOf(_) => "choice",
+        }
+    }
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Range::NonNegative => write!(f, "finite, ≥ 0"),
+            Range::UnitInterval => write!(f, "in [0, 1]"),
+            Range::Count => write!(f, "integer ≥ 0"),
+            Range::PositiveCount => write!(f, "integer ≥ 1"),
+            Range::EqualsM => write!(f, "integer equal to m (the number of rows)"),
+            Range::FiniteList => write!(f, "m comma-separated finite numbers"),
+            Range::NonNegativeList => write!(f, "m comma-separated finite numbers ≥ 0"),
+            Range::OneOf(words) => write!(f, "one of {}", words.join(", ")),
+        }
+    }
+}
+
+/// A parameter's default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamDefault {
+    /// No default: the parameter must be given.
+    Required,
+    /// A literal value, parsed exactly as a given one would be.
+    Value(&'static str),
+    /// A default that depends on m or means "absent", described in words (e.g. "1/m").
+    Computed(&'static str),
+}
+
+impl ParamDefault {
+    pub fn text(self) -> &'static str {
+        match self {
+            ParamDefault::Required => "required",
+            ParamDefault::Value(v) | ParamDefault::Computed(v) => v,
+        }
+    }
+}
+
+/// One parameter of an aggregator. Serialises as
+/// `{"name", "type", "default" ("required" when there is none), "required", "range", "meaning"}`.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub default: ParamDefault,
+    pub range: Range,
+    pub meaning: &'static str,
+}
+
+impl Serialize for ParamSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("ParamSpec", 6)?;
+        st.serialize_field("name", self.name)?;
+        st.serialize_field("type", self.range.type_name())?;
+        st.serialize_field("default", self.default.text())?;
+        st.serialize_field("required", &(self.default == ParamDefault::Required))?;
+        st.serialize_field("range", &self.range.to_string())?;
+        st.serialize_field("meaning", self.meaning)?;
+        st.end()
+    }
+}
+
+/// One aggregator: its CLI name, what it does, its parameters and properties.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct AggregatorInfo {
+    /// The CLI spelling (`--method NAME`).
+    pub name: &'static str,
+    /// The paper/torchjd spelling.
+    pub label: &'static str,
+    pub description: &'static str,
+    pub params: &'static [ParamSpec],
+    pub properties: Properties,
+    /// w = f(G) from the Gramian only (d = Jᵀw); false for the per-coordinate methods.
+    pub gramian_weighted: bool,
+    /// Carries state between calls (`reset` clears it).
+    pub stateful: bool,
+    /// Draws random numbers from the seed.
+    pub seeded: bool,
+}
+
+impl AggregatorInfo {
+    pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+use Property::{No, NotDocumented, Yes};
+
+const fn props(
+    non_conflicting: Property,
+    linear_under_scaling: Property,
+    weighted: Property,
+    note: Option<&'static str>,
+) -> Properties {
+    Properties { non_conflicting, linear_under_scaling, weighted, note }
+}
+
+const fn param(name: &'static str, default: ParamDefault, range: Range, meaning: &'static str) -> ParamSpec {
+    ParamSpec { name, default, range, meaning }
+}
+
+const PREF_MEAN: ParamSpec = param(
+    "pref_vector",
+    ParamDefault::Computed("1/m"),
+    Range::NonNegativeList,
+    "preference vector p: how much of each task's projected gradient to take",
+);
+const NORM_EPS: ParamSpec = param(
+    "norm_eps",
+    ParamDefault::Value("1e-4"),
+    Range::NonNegative,
+    "G is divided by tr G; below this trace it is treated as 0",
+);
+const REG_EPS: ParamSpec = param(
+    "reg_eps",
+    ParamDefault::Value("1e-4"),
+    Range::NonNegative,
+    "ridge added to the normalised G (0 gives the exact projection)",
+);
+
+/// Every aggregator, in display order.
+pub static AGGREGATORS: [AggregatorInfo; 18] = [
+    AggregatorInfo {
+        name: "mean",
+        label: "Mean",
+        description: "The average gradient: w = 1/m.",
+        params: &[],
+        properties: props(No, Yes, Yes, None),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "sum",
+        label: "Sum",
+        description: "The sum of the gradients: w = 1.",
+        params: &[],
+        properties: props(No, Yes, Yes, None),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "constant",
+        label: "Constant",
+        description: "Fixed weights given by the user, whatever J is.",
+        params: &[param("weights", ParamDefault::Required, Range::FiniteList, "the weights w, one per task")],
+        properties: props(No, Yes, Yes, None),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "mgda",
+        label: "MGDA",
+        description: "The min-norm point of the convex hull of the gradients (Frank–Wolfe, Sener & Koltun).",
+        params: &[
+            param("epsilon", ParamDefault::Value("1e-3"), Range::NonNegative, "stop once the Frank–Wolfe step size falls below this"),
+            param("max_iters", ParamDefault::Value("100"), Range::PositiveCount, "at most this many Frank–Wolfe steps"),
+        ],
+        properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "pcgrad",
+        label: "PCGrad",
+        description: "Each gradient projected off the ones it conflicts with (random visiting order, seeded), summed.",
+        params: &[],
+        properties: props(No, Yes, Yes, Some("the sum of the projected gradients (torchjd, the paper); the order matters only for m ≥ 3")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: true,
+    },
+    AggregatorInfo {
+        name: "gradvac",
+        label: "GradVac",
+        description: "Gradient Vaccine: raises pairwise cosines to an EMA target (seeded order); the first call equals PCGrad.",
+        params: &[
+            param("beta", ParamDefault::Value("0.5"), Range::UnitInterval, "EMA rate of the cosine targets"),
+            param("eps", ParamDefault::Value("1e-8"), Range::NonNegative, "added to the denominators"),
+        ],
+        properties: props(
+            NotDocumented,
+            NotDocumented,
+            NotDocumented,
+            Some("not in torchjd's table; returns weights (d = Jᵀw) by construction; stateful"),
+        ),
+        gramian_weighted: true,
+        stateful: true,
+        seeded: true,
+    },
+    AggregatorInfo {
+        name: "cagrad",
+        label: "CAGrad",
+        description: "Conflict-averse: the best worst-case improvement within a ball of radius c‖g₀‖ around the mean g₀ (SOCP).",
+        params: &[
+            param("c", ParamDefault::Value("0.5"), Range::NonNegative, "radius of the ball around the mean (torchjd: required)"),
+            param("norm_eps", ParamDefault::Value("1e-4"), Range::NonNegative, "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0"),
+        ],
+        properties: props(No, No, Yes, Some("non-conflicting for c ≥ 1; torchjd scale: no 1/(1+c) rescale")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "upgrad",
+        label: "UPGrad",
+        description: "Every gradient projected onto the dual cone of the rows, then combined with p (torchjd's recommendation).",
+        params: &[PREF_MEAN, NORM_EPS, REG_EPS],
+        properties: props(Yes, Yes, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict and bends linearity slightly")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "dualproj",
+        label: "DualProj",
+        description: "The p-weighted mean projected onto the dual cone of the rows (GEM).",
+        params: &[PREF_MEAN, NORM_EPS, REG_EPS],
+        properties: props(Yes, No, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "imtl-g",
+        label: "IMTL-G",
+        description: "The update with equal projections onto every unit gradient: w ∝ G⁺·(gradient norms), Σw = 1.",
+        params: &[],
+        properties: props(No, No, Yes, None),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "aligned-mtl",
+        label: "Aligned-MTL",
+        description: "Aligns the principal components of the gradients (equal singular values) and combines with p.",
+        params: &[
+            PREF_MEAN,
+            param("scale_mode", ParamDefault::Value("min"), Range::OneOf(&["min", "median", "rmse"]), "which kept eigenvalue of G sets the scale"),
+        ],
+        properties: props(No, No, Yes, None),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "config",
+        label: "ConFIG",
+        description: "The direction at equal angles to every (p-weighted) gradient, scaled by the sum's projection on it.",
+        params: &[param(
+            "pref_vector",
+            ParamDefault::Computed("ones"),
+            Range::NonNegativeList,
+            "preference vector p over the unit gradients",
+        )],
+        properties: props(No, Yes, Yes, Some("weighted in Gram form")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "graddrop",
+        label: "GradDrop",
+        description: "Per coordinate, keeps only the positive or only the negative entries, drawn by sign purity (seeded).",
+        params: &[],
+        properties: props(No, No, No, Some("f = identity, leak = 0")),
+        gramian_weighted: false,
+        stateful: false,
+        seeded: true,
+    },
+    AggregatorInfo {
+        name: "random",
+        label: "Random",
+        description: "Random loss weighting (RLW): w = softmax(z), a fresh z ~ N(0, I) each call (seeded).",
+        params: &[],
+        properties: props(No, Yes, Yes, Some("linear for fixed draws")),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: true,
+    },
+    AggregatorInfo {
+        name: "krum",
+        label: "Krum",
+        description: "The mean of the n_selected rows closest to their neighbours; robust to n_byzantine adversarial rows.",
+        params: &[
+            param("n_byzantine", ParamDefault::Required, Range::Count, "f, the adversarial rows tolerated (needs m ≥ f + 3)"),
+            param("n_selected", ParamDefault::Value("1"), Range::PositiveCount, "how many rows are averaged (needs m ≥ n_selected)"),
+        ],
+        properties: props(No, No, Yes, None),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "trimmed-mean",
+        label: "TrimmedMean",
+        description: "Per coordinate, the mean after dropping the trim_number smallest and largest entries.",
+        params: &[param(
+            "trim_number",
+            ParamDefault::Required,
+            Range::Count,
+            "t, entries dropped at each end of every column (needs m ≥ 2t + 1)",
+        )],
+        properties: props(No, No, No, None),
+        gramian_weighted: false,
+        stateful: false,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "nash-mtl",
+        label: "Nash-MTL",
+        description: "The Nash bargaining point α_i(Gα)_i = 1 (concave–convex procedure, warm-started across calls).",
+        params: &[
+            param("n_tasks", ParamDefault::Computed("m"), Range::EqualsM, "the number of tasks (torchjd: required)"),
+            param("max_norm", ParamDefault::Value("1.0"), Range::NonNegative, "rescale d to this norm when longer (0 disables)"),
+            param("update_weights_every", ParamDefault::Value("1"), Range::PositiveCount, "recompute the weights every this many calls"),
+            param("optim_niter", ParamDefault::Value("20"), Range::PositiveCount, "at most this many cone solves per call"),
+        ],
+        properties: props(Yes, No, Yes, Some("non-conflicting whenever a solve succeeds (a failed first solve keeps α = 1: the rescaled sum); stateful")),
+        gramian_weighted: true,
+        stateful: true,
+        seeded: false,
+    },
+    AggregatorInfo {
+        name: "fairgrad",
+        label: "FairGrad",
+        description: "α-fair weights: the root of Gw = w^(−1/α) (Levenberg–Marquardt); α = 0 is the mean.",
+        params: &[
+            param("alpha", ParamDefault::Required, Range::NonNegative, "fairness α (0: utilitarian, large: towards max-min)"),
+            param("max_iters", ParamDefault::Computed("100·m"), Range::PositiveCount, "at most this many residual evaluations"),
+        ],
+        properties: props(
+            NotDocumented,
+            NotDocumented,
+            NotDocumented,
+            Some("not in torchjd's table; returns weights (d = Jᵀw) by construction; non-conflicting where the root exists (torchjd tests α = 0.1)"),
+        ),
+        gramian_weighted: true,
+        stateful: false,
+        seeded: false,
+    },
+];
+
+/// The entry for a CLI name.
+pub fn find(name: &str) -> Option<&'static AggregatorInfo> {
+    AGGREGATORS.iter().find(|a| a.name == name)
+}
+
+/// Every CLI name, in display order.
+pub fn names() -> Vec<&'static str> {
+    AGGREGATORS.iter().map(|a| a.name).collect()
+}
+
+/// A parsed, range-checked parameter value.
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Float(f64),
+    Int(usize),
+    List(Vec<f64>),
+    Word(&'static str),
+}
+
+fn parse_value(method: &str, spec: &ParamSpec, raw: &str, m: usize) -> Result<Value, String> {
+    let raw = raw.trim();
+    let bad = || format!("{method}: {} must be {}, got '{raw}'", spec.name, spec.range);
+    match spec.range {
+        Range::NonNegative | Range::UnitInterval => {
+            let v: f64 = raw.parse().map_err(|_| bad())?;
+            let ok = match spec.range {
+                Range::UnitInterval => (0.0..=1.0).contains(&v),
+                _ => v.is_finite() && v >= 0.0,
+            };
+            if ok {
+                Ok(Value::Float(v))
+            } else {
+                Err(bad())
+            }
+        }
+        Range::Count | Range::PositiveCount | Range::EqualsM => {
+            let v: usize = raw.parse().map_err(|_| bad())?;
+            let ok = match spec.range {
+                Range::PositiveCount => v >= 1,
+                Range::EqualsM => v == m,
+                _ => true,
+            };
+            if ok {
+                Ok(Value::Int(v))
+            } else if spec.range == Range::EqualsM {
+                Err(format!("{method}: {} = {v} but the matrix has m = {m} rows", spec.name))
+            } else {
+                Err(bad())
+            }
+        }
+        Range::FiniteList | Range::NonNegativeList => {
+            let inner = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
+            let entries: Vec<f64> = inner
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?;
+            let ok = entries
+                .iter()
+                .all(|x| x.is_finite() && (spec.range == Range::FiniteList || *x >= 0.0));
+            if !ok {
+                return Err(bad());
+            }
+            if entries.len() != m {
+                return Err(format!(
+                    "{method}: {} has {} entries but the matrix has m = {m} rows (one entry per row)",
+                    spec.name,
+                    entries.len()
+                ));
+            }
+            Ok(Value::List(entries))
+        }
+        Range::OneOf(words) => words.iter().find(|w| **w == raw).map(|w| Value::Word(w)).ok_or_else(bad),
+    }
+}
+
+/// The given parameters, checked against the table, with literal defaults filled in.
+struct Params {
+    values: Vec<(&'static str, Value)>,
+}
+
+impl Params {
+    fn parse(info: &AggregatorInfo, given: &[(String, String)], m: usize) -> Result<Params, String> {
+        let method = info.name;
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        for (key, raw) in given {
+            let key = key.trim();
+            let spec = info.param(key).ok_or_else(|| {
+                if info.params.is_empty() {
+                    format!("{method} has no parameters, got '{key}'")
+                } else {
+                    let names: Vec<_> = info.params.iter().map(|p| p.name).collect();
+                    format!("{method} has no parameter '{key}' (parameters: {})", names.join(", "))
+                }
+            })?;
+            if values.iter().any(|(n, _)| *n == spec.name) {
+                return Err(format!("{method}: parameter {key} is given twice"));
+            }
+            values.push((spec.name, parse_value(method, spec, raw, m)?));
+        }
+        for spec in info.params {
+            if values.iter().any(|(n, _)| *n == spec.name) {
+                continue;
+            }
+            match spec.default {
+                ParamDefault::Required => {
+                    return Err(format!(
+                        "{method} needs the parameter {} ({}: {})",
+                        spec.name, spec.range, spec.meaning
+                    ))
+                }
+                ParamDefault::Value(v) => values.push((spec.name, parse_value(method, spec, v, m)?)),
+                ParamDefault::Computed(_) => {}
+            }
+        }
+        Ok(Params { values })
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    // The accessors panic only on a mismatch between the table and `build` (a bug the
+    // build-every-method tests catch), never on user input.
+    fn float(&self, name: &str) -> f64 {
+        match self.get(name) {
+            Some(Value::Float(v)) => *v,
+            other => panic!("registry: {name} is not a float with a default: {other:?}"),
+        }
+    }
+
+    fn opt_int(&self, name: &str) -> Option<usize> {
+        match self.get(name) {
+            Some(Value::Int(v)) => Some(*v),
+            None => None,
+            other => panic!("registry: {name} is not an integer: {other:?}"),
+        }
+    }
+
+    fn int(&self, name: &str) -> usize {
+        self.opt_int(name).unwrap_or_else(|| panic!("registry: {name} has no default"))
+    }
+
+    fn opt_list(&self, name: &str) -> Option<Vec<f64>> {
+        match self.get(name) {
+            Some(Value::List(v)) => Some(v.clone()),
+            None => None,
+            other => panic!("registry: {name} is not a list: {other:?}"),
+        }
+    }
+
+    fn word(&self, name: &str) -> &'static str {
+        match self.get(name) {
+            Some(Value::Word(w)) => w,
+            other => panic!("registry: {name} is not a choice with a default: {other:?}"),
+        }
+    }
+}
+
+/// Builds the aggregator `name` for an m-row Jacobian from `key=value` parameters (values as
+/// typed on the command line; lists comma-separated, e.g. `weights=1,2,3`). Every parameter is
+/// validated: unknown names, unparsable or out-of-range values, lists whose length is not m,
+/// and row-count constraints (Krum: m ≥ n_byzantine + 3 and m ≥ n_selected; TrimmedMean:
+/// m ≥ 2·trim_number + 1; Nash-MTL: n_tasks = m). `seed` feeds the seeded methods.
+pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Box<dyn Aggregator>, String> {
+    let info = find(name.trim()).ok_or_else(|| {
+        format!("unknown aggregator '{name}' (expected one of: {})", names().join(", "))
+    })?;
+    let method = info.name;
+    if m == 0 {
+        return Err(format!("{method} needs at least one row (task), got m = 0"));
+    }
+    let p = Params::parse(info, params, m)?;
+    let prefix = |e: String| format!("{method}: {e}");
+    let aggregator: Box<dyn Aggregator> = match method {
+        "mean" => Box::new(Mean),
+        "sum" => Box::new(Sum),
+        "constant" => Box::new(Constant::new(p.opt_list("weights").expect("required")).map_err(prefix)?),
+        "mgda" => Box::new(Mgda { epsilon: p.float("epsilon"), max_iters: p.int("max_iters") }),
+        "pcgrad" => Box::new(PcGrad::new(seed)),
+        "gradvac" => Box::new(GradVac::with_params(p.float("beta"), p.float("eps"), seed).map_err(prefix)?),
+        "cagrad" => Box::new(CaGrad { c: p.float("c"), norm_eps: p.float("norm_eps") }),
+        "upgrad" => Box::new(
+            UpGrad::new(p.opt_list("pref_vector"), p.float("norm_eps"), p.float("reg_eps")).map_err(prefix)?,
+        ),
+        "dualproj" => Box::new(
+            DualProj::new(p.opt_list("pref_vector"), p.float("norm_eps"), p.float("reg_eps")).map_err(prefix)?,
+        ),
+        "imtl-g" => Box::new(ImtlG),
+        "aligned-mtl" => {
+            let mode = ScaleMode::parse(p.word("scale_mode")).map_err(prefix)?;
+            Box::new(AlignedMtl::new(p.opt_list("pref_vector"), mode).map_err(prefix)?)
+        }
+        "config" => Box::new(Config::new(p.opt_list("pref_vector")).map_err(prefix)?),
+        "graddrop" => Box::new(GradDrop::new(seed)),
+        "random" => Box::new(Random::new(seed)),
+        "krum" => {
+            let (f, selected) = (p.int("n_byzantine"), p.int("n_selected"));
+            if m < f.saturating_add(3) {
+                return Err(format!(
+                    "krum with n_byzantine = {f} needs m ≥ n_byzantine + 3 = {} rows, got m = {m}",
+                    f.saturating_add(3)
+                ));
+            }
+            if m < selected {
+                return Err(format!("krum with n_selected = {selected} needs m ≥ n_selected rows, got m = {m}"));
+            }
+            let krum = Krum::new(f, selected).map_err(prefix)?;
+            krum.check_tasks(m).map_err(prefix)?;
+            Box::new(krum)
+        }
+        "trimmed-mean" => {
+            let t = p.int("trim_number");
+            let needed = t.saturating_mul(2).saturating_add(1);
+            if m < needed {
+                return Err(format!(
+                    "trimmed-mean with trim_number = {t} needs m ≥ 2·trim_number + 1 = {needed} rows, got m = {m}"
+                ));
+            }
+            Box::new(TrimmedMean::new(t))
+        }
+        "nash-mtl" => {
+            let n_tasks = p.opt_int("n_tasks").unwrap_or(m);
+            Box::new(
+                NashMtl::with_params(
+                    n_tasks,
+                    p.float("max_norm"),
+                    p.int("update_weights_every") as u64,
+                    p.int("optim_niter"),
+                )
+                .map_err(prefix)?,
+            )
+        }
+        "fairgrad" => {
+            let alpha = p.float("alpha");
+            let built = match p.opt_int("max_iters") {
+                Some(k) => FairGrad::with_max_iters(alpha, k),
+                None => FairGrad::new(alpha),
+            };
+            Box::new(built.map_err(prefix)?)
+        }
+        other => unreachable!("registry entry '{other}' has no constructor"),
+    };
+    Ok(aggregator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{j_base, worst_conflict, Normal};
+    use super::*;
+    use nalgebra::{DMatrix, DVector};
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The parameters that have no default, for an m-row J (and Krum's m ≥ f + 3).
+    fn required(name: &str, m: usize) -> Vec<(String, String)> {
+        match name {
+            "constant" => kv(&[("weights", &(1..=m).map(|i| i.to_string()).collect::<Vec<_>>().join(","))]),
+            "krum" => kv(&[("n_byzantine", &(m - 3).to_string())]),
+            "trimmed-mean" => kv(&[("trim_number", &((m - 1) / 2).to_string())]),
+            "fairgrad" => kv(&[("alpha", "1")]),
+            _ => vec![],
+        }
+    }
+
+    fn build_ok(name: &str, m: usize, seed: u64) -> Box<dyn Aggregator> {
+        build(name, &required(name, m), m, seed).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn err(name: &str, params: &[(&str, &str)], m: usize) -> String {
+        match build(name, &kv(params), m, 0) {
+            Ok(_) => panic!("{name} {params:?} (m = {m}) built"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn table_lists_every_aggregator_once_in_cli_spelling() {
+        let expected = [
+            "mean", "sum", "constant", "mgda", "pcgrad", "gradvac", "cagrad", "upgrad", "dualproj", "imtl-g",
+            "aligned-mtl", "config", "graddrop", "random", "krum", "trimmed-mean", "nash-mtl", "fairgrad",
+        ];
+        assert_eq!(names(), expected);
+        for info in &AGGREGATORS {
+            // Parameter names are unique and every literal default parses and is in range.
+            for (i, p) in info.params.iter().enumerate() {
+                assert!(info.params[..i].iter().all(|q| q.name != p.name), "{} {}", info.name, p.name);
+                if let ParamDefault::Value(v) = p.default {
+                    parse_value(info.name, p, v, 3).unwrap_or_else(|e| panic!("default: {e}"));
+                }
+            }
+            // Weighted ⇔ Gramian-weighted where documented; not-documented rows are noted.
+            match info.properties.weighted {
+                Property::Yes => assert!(info.gramian_weighted, "{}", info.name),
+                Property::No => assert!(!info.gramian_weighted, "{}", info.name),
+                Property::NotDocumented => assert!(info.properties.note.is_some(), "{}", info.name),
+            }
+        }
+    }
+
+    /// aggregators.md §4, row by row (GradVac and FairGrad have none).
+    #[test]
+    fn properties_match_torchjds_table() {
+        let table: [(&str, [&str; 3]); 18] = [
+            ("upgrad", ["yes", "yes", "yes"]),
+            ("aligned-mtl", ["no", "no", "yes"]),
+            ("cagrad", ["no", "no", "yes"]),
+            ("config", ["no", "yes", "yes"]),
+            ("constant", ["no", "yes", "yes"]),
+            ("dualproj", ["yes", "no", "yes"]),
+            ("graddrop", ["no", "no", "no"]),
+            ("imtl-g", ["no", "no", "yes"]),
+            ("krum", ["no", "no", "yes"]),
+            ("mean", ["no", "yes", "yes"]),
+            ("mgda", ["yes", "no", "yes"]),
+            ("nash-mtl", ["yes", "no", "yes"]),
+            ("pcgrad", ["no", "yes", "yes"]),
+            ("random", ["no", "yes", "yes"]),
+            ("sum", ["no", "yes", "yes"]),
+            ("trimmed-mean", ["no", "no", "no"]),
+            ("gradvac", ["not documented"; 3]),
+            ("fairgrad", ["not documented"; 3]),
+        ];
+        for (name, row) in table {
+            let p = find(name).unwrap().properties;
+            let got = [p.non_conflicting.as_str(), p.linear_under_scaling.as_str(), p.weighted.as_str()];
+            assert_eq!(got, row, "{name}");
+        }
+    }
+
+    /// Every name builds with its defaults (required parameters supplied) on a 3 × 5 J and gives
+    /// a finite update of length n (and, where weighted, finite weights of length m), twice.
+    #[test]
+    fn every_method_builds_with_defaults_and_is_finite_on_3x5() {
+        let j = Normal::new(7).matrix(3, 5);
+        for info in &AGGREGATORS {
+            let mut agg = build_ok(info.name, 3, 0);
+            for _ in 0..2 {
+                let a = agg.aggregate(&j);
+                assert_eq!(a.update.len(), 5, "{}", info.name);
+                assert!(a.update.iter().all(|v| v.is_finite()), "{}: {}", info.name, a.update);
+                if let Some(w) = &a.weights {
+                    assert_eq!(w.len(), 3, "{}", info.name);
+                    assert!(w.iter().all(|v| v.is_finite()), "{}: {}", info.name, w);
+                }
+            }
+        }
+    }
+
+    /// The registry's defaults are torchjd's: the §6 values on J_base (atol 1e-4).
+    #[test]
+    fn defaults_give_torchjds_values_on_j_base() {
+        let cases: [(&str, &[(&str, &str)], [f64; 3]); 11] = [
+            ("mean", &[], [1.0, 1.0, 1.0]),
+            ("sum", &[], [2.0, 2.0, 2.0]),
+            ("constant", &[("weights", "1,2")], [8.0, 3.0, 3.0]),
+            ("mgda", &[], [0.0, 1.0, 1.0]),
+            ("pcgrad", &[], [0.5848, 3.8012, 3.8012]),
+            ("gradvac", &[], [0.5848, 3.8012, 3.8012]),
+            ("upgrad", &[], [0.2929, 1.9004, 1.9004]),
+            ("dualproj", &[], [0.5563, 1.1109, 1.1109]),
+            ("imtl-g", &[], [0.0767, 1.0, 1.0]),
+            ("aligned-mtl", &[], [0.2133, 0.9673, 0.9673]),
+            ("cagrad", &[("c", "0.5")], [0.1835, 1.2041, 1.2041]),
+        ];
+        let more: [(&str, &[(&str, &str)], [f64; 3]); 3] = [
+            ("config", &[], [0.1588, 2.0706, 2.0706]),
+            ("fairgrad", &[("alpha", "1.0")], [0.0766, 0.9985, 0.9985]),
+            ("nash-mtl", &[], [0.0542, 0.7061, 0.7061]),
+        ];
+        for (name, params, expected) in cases.iter().chain(more.iter()) {
+            let d = build(name, &kv(params), 2, 0).unwrap().aggregate(&j_base()).update;
+            let err = (&d - DVector::from_row_slice(expected)).amax();
+            assert!(err <= 1e-4, "{name}: {d} vs {expected:?}");
+        }
+        let j_krum = DMatrix::from_row_slice(5, 3, &[1., 1., 1., 1., 0., 1., 75., -666., 23., 1., 2., 3., 2., 0., 1.]);
+        let d = build("krum", &kv(&[("n_byzantine", "1"), ("n_selected", "4")]), 5, 0).unwrap().aggregate(&j_krum).update;
+        assert!((&d - DVector::from_row_slice(&[1.25, 0.75, 1.5])).amax() <= 1e-4, "krum {d}");
+        let j_tm = DMatrix::from_row_slice(4, 2, &[1e11, 3., 1., -1e11, -1e10, 1e10, 2., 2.]);
+        let d = build("trimmed-mean", &kv(&[("trim_number", "1")]), 4, 0).unwrap().aggregate(&j_tm).update;
+        assert!((&d - DVector::from_row_slice(&[1.5, 2.5])).amax() <= 1e-4, "trimmed-mean {d}");
+    }
+
+    #[test]
+    fn unknown_names_and_parameters_are_rejected() {
+        let e = err("upgrade", &[], 3);
+        assert!(e.contains("unknown aggregator 'upgrade'") && e.contains("trimmed-mean"), "{e}");
+        let e = err("mean", &[("c", "1")], 3);
+        assert!(e.contains("mean has no parameters"), "{e}");
+        let e = err("cagrad", &[("alpha", "1")], 3);
+        assert!(e.contains("no parameter 'alpha'") && e.contains("c, norm_eps"), "{e}");
+        let e = err("cagrad", &[("c", "1"), ("c", "2")], 3);
+        assert!(e.contains("given twice"), "{e}");
+        let e = err("mean", &[], 0);
+        assert!(e.contains("at least one row"), "{e}");
+    }
+
+    #[test]
+    fn required_parameters_are_required() {
+        for (name, param) in [("constant", "weights"), ("krum", "n_byzantine"), ("trimmed-mean", "trim_number"), ("fairgrad", "alpha")] {
+            let e = err(name, &[], 5);
+            assert!(e.contains(&format!("needs the parameter {param}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn bad_numbers_and_out_of_range_values_are_rejected() {
+        let cases: [(&str, &[(&str, &str)], &str); 16] = [
+            ("cagrad", &[("c", "abc")], "c must be finite, ≥ 0, got 'abc'"),
+            ("cagrad", &[("c", "-1")], "c must be finite, ≥ 0, got '-1'"),
+            ("cagrad", &[("c", "inf")], "got 'inf'"),
+            ("cagrad", &[("c", "NaN")], "got 'NaN'"),
+            ("mgda", &[("max_iters", "0")], "max_iters must be integer ≥ 1"),
+            ("mgda", &[("max_iters", "2.5")], "got '2.5'"),
+            ("gradvac", &[("beta", "1.5")], "beta must be in [0, 1]"),
+            ("gradvac", &[("eps", "-1e-8")], "eps must be finite, ≥ 0"),
+            ("upgrad", &[("reg_eps", "-0.1")], "reg_eps must be"),
+            ("dualproj", &[("norm_eps", "x")], "norm_eps must be"),
+            ("aligned-mtl", &[("scale_mode", "max")], "scale_mode must be one of min, median, rmse, got 'max'"),
+            ("krum", &[("n_byzantine", "-1")], "n_byzantine must be integer ≥ 0"),
+            ("krum", &[("n_byzantine", "0"), ("n_selected", "0")], "n_selected must be integer ≥ 1"),
+            ("nash-mtl", &[("optim_niter", "0")], "optim_niter must be integer ≥ 1"),
+            ("nash-mtl", &[("max_norm", "-1")], "max_norm must be"),
+            ("fairgrad", &[("alpha", "1"), ("max_iters", "0")], "max_iters must be integer ≥ 1"),
+        ];
+        for (name, params, needle) in cases {
+            let e = err(name, params, 3);
+            assert!(e.starts_with(name) && e.contains(needle), "{name} {params:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn vector_parameters_must_have_m_finite_entries() {
+        let e = err("constant", &[("weights", "1,2")], 3);
+        assert!(e.contains("weights has 2 entries but the matrix has m = 3 rows"), "{e}");
+        let e = err("constant", &[("weights", "1,,3")], 3);
+        assert!(e.contains("weights must be m comma-separated finite numbers"), "{e}");
+        let e = err("constant", &[("weights", "1,inf,3")], 3);
+        assert!(e.contains("weights must be"), "{e}");
+        // Constant weights may be negative; preference vectors may not.
+        assert!(build("constant", &kv(&[("weights", "[1, -2, 3]")]), 3, 0).is_ok());
+        for name in ["upgrad", "dualproj", "aligned-mtl", "config"] {
+            let e = err(name, &[("pref_vector", "1,-1,1")], 3);
+            assert!(e.contains("pref_vector must be m comma-separated finite numbers ≥ 0"), "{name}: {e}");
+            let e = err(name, &[("pref_vector", "1,1,1,1")], 3);
+            assert!(e.contains("pref_vector has 4 entries but the matrix has m = 3 rows"), "{name}: {e}");
+            assert!(build(name, &kv(&[("pref_vector", "0.2,0.3,0.5")]), 3, 0).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn row_count_constraints_are_checked() {
+        let e = err("krum", &[("n_byzantine", "1")], 3);
+        assert!(e.contains("needs m ≥ n_byzantine + 3 = 4 rows, got m = 3"), "{e}");
+        assert!(build("krum", &kv(&[("n_byzantine", "1")]), 4, 0).is_ok());
+        let e = err("krum", &[("n_byzantine", "0"), ("n_selected", "4")], 3);
+        assert!(e.contains("needs m ≥ n_selected rows, got m = 3"), "{e}");
+        let e = err("trimmed-mean", &[("trim_number", "2")], 4);
+        assert!(e.contains("needs m ≥ 2·trim_number + 1 = 5 rows, got m = 4"), "{e}");
+        assert!(build("trimmed-mean", &kv(&[("trim_number", "2")]), 5, 0).is_ok());
+        let e = err("nash-mtl", &[("n_tasks", "2")], 3);
+        assert!(e.contains("n_tasks = 2 but the matrix has m = 3 rows"), "{e}");
+        assert!(build("nash-mtl", &kv(&[("n_tasks", "3")]), 3, 0).is_ok());
+    }
+
+    /// Every method marked non-conflicting gives J·d ≥ −tol·‖J‖²_F on random full-rank J (m ≤ n,
+    /// where the defaults' 1e-4 ridge stays harmless, aggregators.md §7.1).
+    #[test]
+    fn marked_non_conflicting_methods_do_not_conflict() {
+        let mut rng = Normal::new(31);
+        let marked: Vec<_> = AGGREGATORS.iter().filter(|a| a.properties.non_conflicting == Property::Yes).collect();
+        assert_eq!(marked.iter().map(|a| a.name).collect::<Vec<_>>(), ["mgda", "upgrad", "dualproj", "nash-mtl"]);
+        for info in marked {
+            let (mut checked, mut skipped) = (0, 0);
+            for &(m, n) in &[(2, 3), (3, 5), (4, 7), (5, 12)] {
+                for _ in 0..4 {
+                    let j = rng.matrix(m, n);
+                    let a = build_ok(info.name, m, 0).aggregate(&j);
+                    // Nash-MTL's documented caveat: when the first solve fails (from α = 1, e.g.
+                    // when Σg_i conflicts with some g_i) torchjd keeps α = 1, so d is the
+                    // (rescaled) sum. Such calls are counted, not checked.
+                    let w = a.weights.as_ref().unwrap();
+                    if info.name == "nash-mtl" && w.iter().all(|x| (x - w[0]).abs() <= 1e-12 * w[0].abs()) {
+                        skipped += 1;
+                        continue;
+                    }
+                    checked += 1;
+                    let worst = worst_conflict(&j, &a.update);
+                    assert!(worst >= -1e-3, "{} {m}×{n}: J·d = {} (relative {worst})", info.name, &j * &a.update);
+                }
+            }
+            assert!(skipped <= checked / 4, "{}: {skipped} calls kept α = 1, {checked} checked", info.name);
+        }
+    }
+
+    /// Every method marked weighted (or Gramian-weighted) returns weights w of length m with
+    /// Jᵀw = d, and those weights depend on J only through G: J and J·Q (Q orthogonal) get the
+    /// same w. The methods marked not weighted return none.
+    #[test]
+    fn weighted_methods_return_weights_that_give_the_update() {
+        let mut rng = Normal::new(32);
+        for info in &AGGREGATORS {
+            for &(m, n) in &[(3, 5), (5, 4)] {
+                let j = rng.matrix(m, n);
+                let q = rng.matrix(n, n).qr().q();
+                let a = build_ok(info.name, m, 5).aggregate(&j);
+                let weighted = info.properties.weighted == Property::Yes || info.gramian_weighted;
+                if !weighted {
+                    assert!(a.weights.is_none(), "{} reports weights", info.name);
+                    continue;
+                }
+                let w = a.weights.unwrap_or_else(|| panic!("{} has no weights", info.name));
+                assert_eq!(w.len(), m);
+                let err = (j.tr_mul(&w) - &a.update).amax() / (1.0 + a.update.amax());
+                assert!(err < 1e-12, "{}: Jᵀw − d = {err}", info.name);
+                let wq = build_ok(info.name, m, 5).aggregate(&(&j * &q)).weights.unwrap();
+                let diff = (&wq - &w).amax() / (1.0 + w.amax());
+                assert!(diff < 1e-6, "{}: weights change under J → JQ by {diff}", info.name);
+            }
+        }
+    }
+
+    /// Every method marked linear under scaling: A(diag(αc₁ + βc₂)J) ≈ αA(diag(c₁)J) +
+    /// βA(diag(c₂)J) for positive c (fresh, identically seeded aggregators, so Random and PCGrad
+    /// use the same draws). UPGrad gets torchjd's 6e-2, because of its 1e-4 ridge.
+    #[test]
+    fn marked_linear_methods_are_linear_under_scaling() {
+        let mut rng = Normal::new(33);
+        let unif = |rng: &mut Normal| DVector::from_fn(4, |_, _| 0.1 + rng.sample().abs());
+        for info in AGGREGATORS.iter().filter(|a| a.properties.linear_under_scaling == Property::Yes) {
+            let tol = if info.name == "upgrad" { 6e-2 } else { 1e-9 };
+            for _ in 0..5 {
+                let j = rng.matrix(4, 6);
+                let (c1, c2) = (unif(&mut rng), unif(&mut rng));
+                let (a, b) = (rng.sample().abs(), rng.sample().abs());
+                let scaled = |c: &DVector<f64>| DMatrix::from_fn(4, 6, |i, k| c[i] * j[(i, k)]);
+                let run = |c: &DVector<f64>| build_ok(info.name, 4, 9).aggregate(&scaled(c)).update;
+                let lhs = run(&(&c1 * a + &c2 * b));
+                let rhs = run(&c1) * a + run(&c2) * b;
+                let err = (&lhs - &rhs).amax() / (1.0 + lhs.amax());
+                assert!(err < tol, "{}: {err}", info.name);
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_serialise() {
+        let v = serde_json::to_value(&AGGREGATORS).unwrap();
+        let krum = &v[14];
+        assert_eq!(krum["name"], "krum");
+        assert_eq!(krum["params"][0]["name"], "n_byzantine");
+        assert_eq!(krum["params"][0]["default"], "required");
+        assert_eq!(krum["params"][0]["required"], true);
+        assert_eq!(krum["params"][0]["type"], "integer");
+        assert_eq!(krum["params"][1]["default"], "1");
+        assert_eq!(krum["properties"]["weighted"], "yes");
+        assert_eq!(v[5]["properties"]["non_conflicting"], "not documented");
+        assert_eq!(v[12]["gramian_weighted"], false);
+    }
+}
