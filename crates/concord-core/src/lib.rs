@@ -6,9 +6,11 @@
 //! problem + start + method + optimizer + step count into a trajectory.
 
 pub mod aggregators;
+pub mod metrics;
 pub mod optim;
 pub mod problems;
 pub mod run;
+pub mod weightings;
 
 pub use aggregators::{Aggregation, Aggregator, Method};
 pub use optim::{Optimizer, OptimizerKind};

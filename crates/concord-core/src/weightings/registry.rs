@@ -1,0 +1,282 @@
+//! The loss weightings the CLI and UI can name: parameters with defaults and ranges, validation,
+//! and serialisable descriptions (for `concord methods`).
+
+use serde::Serialize;
+
+use super::{
+    dwa::DWA_TEMPERATURE, famo::FAMO_GAMMA, famo::FAMO_W_LR, gradnorm::GRADNORM_ALPHA, stch::STCH_MU,
+    stch::STCH_WARMUP_EPOCH, Dwa, Ew, Famo, Gls, GradNorm, LossWeighting, Rlw, Stch, Uw,
+};
+
+/// Every registered name, in display order.
+pub const NAMES: [&str; 8] = ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"];
+
+/// LibMTL trains UW's and GradNorm's parameters with the model's optimizer: its defaults.
+const TRAINER_LR: f64 = 1e-4;
+const TRAINER_WEIGHT_DECAY: f64 = 1e-5;
+
+/// One parameter: its default and its valid range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub default: f64,
+    /// Lower bound; exclusive unless `min_inclusive`.
+    pub min: f64,
+    pub min_inclusive: bool,
+    /// Inclusive upper bound, if any.
+    pub max: Option<f64>,
+    /// Whether only whole numbers are valid.
+    pub integer: bool,
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    const fn positive(name: &'static str, default: f64, doc: &'static str) -> Self {
+        ParamSpec { name, default, min: 0.0, min_inclusive: false, max: None, integer: false, doc }
+    }
+
+    const fn non_negative(name: &'static str, default: f64, doc: &'static str) -> Self {
+        ParamSpec { name, default, min: 0.0, min_inclusive: true, max: None, integer: false, doc }
+    }
+
+    fn check(&self, value: f64) -> Result<(), String> {
+        let above = if self.min_inclusive { value >= self.min } else { value > self.min };
+        let below = self.max.is_none_or(|mx| value <= mx);
+        if !value.is_finite() || !above || !below {
+            let lo = if self.min_inclusive { "≥" } else { ">" };
+            let hi = self.max.map(|mx| format!(" and ≤ {mx}")).unwrap_or_default();
+            return Err(format!("parameter '{}' must be {lo} {}{hi}, got {value}", self.name, self.min));
+        }
+        if self.integer && (value.fract() != 0.0 || value > u32::MAX as f64) {
+            return Err(format!("parameter '{}' must be a whole number, got {value}", self.name));
+        }
+        Ok(())
+    }
+}
+
+/// What `concord methods` lists for a loss weighting.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WeightingDescription {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub summary: &'static str,
+    /// How the method uses epochs (the trainer passes the epoch index in the context).
+    pub epochs: &'static str,
+    pub params: Vec<ParamSpec>,
+    pub needs_jacobian: bool,
+    pub needs_losses_after_step: bool,
+}
+
+/// The description of one registered name.
+pub fn describe(name: &str) -> Option<WeightingDescription> {
+    let lr = ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of the learnable parameters (LibMTL: the trainer's lr)");
+    let wd = ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of the learnable parameters");
+    let d = |name, label, summary, epochs, params, needs_jacobian, needs_losses_after_step| WeightingDescription {
+        name,
+        label,
+        summary,
+        epochs,
+        params,
+        needs_jacobian,
+        needs_losses_after_step,
+    };
+    Some(match name {
+        "ew" => d("ew", "EW", "Σ L_i, every weight 1", "none", vec![], false, false),
+        "uw" => d(
+            "uw",
+            "UW",
+            "Σ L_i/(2e^{s_i}) + s_i/2, learnable s (init −0.5); weight 1/(2e^{s_i})",
+            "none",
+            vec![lr, wd],
+            false,
+            false,
+        ),
+        "dwa" => d(
+            "dwa",
+            "DWA",
+            "T·softmax(r/τ), r_i = ratio of the last two epoch-mean losses",
+            "weights 1 in epochs 0 and 1; then constant within an epoch",
+            vec![ParamSpec::positive("T", DWA_TEMPERATURE, "temperature τ")],
+            false,
+            false,
+        ),
+        "gradnorm" => d(
+            "gradnorm",
+            "GradNorm",
+            "T·softmax(s); s balances ‖w_i g_i‖ towards mean·r_i^α by Adam on Σ|G_i − target_i|",
+            "EW in epoch 0 (records L(0) as its mean losses); adapts every step from epoch 1",
+            vec![
+                ParamSpec::non_negative("alpha", GRADNORM_ALPHA, "restoring-force strength α"),
+                ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of s (LibMTL: the trainer's lr)"),
+                ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of s"),
+            ],
+            true,
+            false,
+        ),
+        "famo" => d(
+            "famo",
+            "FAMO",
+            "Σ z_i log D_i / c, z = softmax(w); w learns from the loss decrease of each step",
+            "none",
+            vec![
+                ParamSpec::positive("w_lr", FAMO_W_LR, "Adam learning rate of the logits w"),
+                ParamSpec::non_negative("gamma", FAMO_GAMMA, "Adam weight decay of the logits w"),
+            ],
+            false,
+            true,
+        ),
+        "gls" => d("gls", "GLS", "(Π L_i)^{1/T}; weight (ΠL)^{1/T}/(T·L_i)", "none", vec![], false, false),
+        "stch" => d(
+            "stch",
+            "STCH",
+            "Σ log L_i until warmup, then T·μ·logΣexp(log(L_i/nadir_i)/μ)",
+            "log-loss before and during the warmup epoch (whose mean losses become the nadir); smooth max after it",
+            vec![
+                ParamSpec::positive("mu", STCH_MU, "smoothing μ"),
+                ParamSpec {
+                    name: "warmup_epoch",
+                    default: STCH_WARMUP_EPOCH as f64,
+                    min: 0.0,
+                    min_inclusive: true,
+                    max: None,
+                    integer: true,
+                    doc: "epoch whose mean losses form the nadir",
+                },
+            ],
+            false,
+            false,
+        ),
+        "rlw" => d("rlw", "RLW", "softmax(z), z ~ N(0, I) fresh every step (seeded)", "none", vec![], false, false),
+        _ => return None,
+    })
+}
+
+/// Every description, in display order.
+pub fn descriptions() -> Vec<WeightingDescription> {
+    NAMES.iter().filter_map(|n| describe(n)).collect()
+}
+
+/// Build a weighting by name with `key=value` parameters (unspecified ones take their defaults)
+/// for m tasks; `seed` feeds RLW.
+pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Box<dyn LossWeighting>, String> {
+    let desc = describe(name)
+        .ok_or_else(|| format!("unknown loss weighting '{name}' (expected one of: {})", NAMES.join(", ")))?;
+    if m == 0 {
+        return Err("a loss weighting needs at least one task".into());
+    }
+    let mut values: Vec<f64> = desc.params.iter().map(|p| p.default).collect();
+    let mut seen = vec![false; values.len()];
+    for (key, raw) in params {
+        let idx = desc.params.iter().position(|p| p.name == key).ok_or_else(|| {
+            let known: Vec<_> = desc.params.iter().map(|p| p.name).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            format!("loss weighting '{name}' has no parameter '{key}' (its parameters: {known})")
+        })?;
+        if seen[idx] {
+            return Err(format!("parameter '{key}' given twice"));
+        }
+        seen[idx] = true;
+        let value: f64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
+        desc.params[idx].check(value)?;
+        values[idx] = value;
+    }
+    let v = |k: &str| desc.params.iter().position(|p| p.name == k).map(|i| values[i]).unwrap_or(f64::NAN);
+    Ok(match name {
+        "ew" => Box::new(Ew::new(m)),
+        "uw" => Box::new(Uw::new(m, v("lr"), v("weight_decay"))),
+        "dwa" => Box::new(Dwa::new(m, v("T"))),
+        "gradnorm" => Box::new(GradNorm::new(m, v("alpha"), v("lr"), v("weight_decay"))),
+        "famo" => Box::new(Famo::new(m, v("w_lr"), v("gamma"))),
+        "gls" => Box::new(Gls::new(m)),
+        "stch" => Box::new(Stch::new(m, v("mu"), v("warmup_epoch") as u64)),
+        "rlw" => Box::new(Rlw::new(m, seed)),
+        _ => unreachable!("describe() knows only NAMES"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::WeightingContext;
+    use super::*;
+    use nalgebra::DMatrix;
+
+    fn p(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn every_name_builds_with_defaults_and_describes_itself() {
+        assert_eq!(descriptions().len(), NAMES.len());
+        for name in NAMES {
+            let w = build(name, &[], 3, 0).unwrap();
+            assert_eq!(w.name(), name);
+            assert_eq!(w.num_tasks(), 3);
+            let d = describe(name).unwrap();
+            assert_eq!(d.needs_jacobian, w.needs_jacobian());
+            assert_eq!(d.needs_losses_after_step, w.needs_losses_after_step());
+        }
+        let json = serde_json::to_string(&descriptions()).unwrap();
+        assert!(json.contains("\"warmup_epoch\"") && json.contains("\"famo\""));
+    }
+
+    #[test]
+    fn registry_rejects_bad_input() {
+        assert!(build("nope", &[], 2, 0).err().unwrap().contains("unknown loss weighting"));
+        assert!(build("ew", &[], 0, 0).is_err());
+        assert!(build("ew", &[p("T", "2")], 2, 0).err().unwrap().contains("no parameter"));
+        assert!(build("dwa", &[p("T", "abc")], 2, 0).err().unwrap().contains("must be a number"));
+        assert!(build("dwa", &[p("T", "0")], 2, 0).is_err());
+        assert!(build("dwa", &[p("T", "-1")], 2, 0).is_err());
+        assert!(build("dwa", &[p("T", "inf")], 2, 0).is_err());
+        assert!(build("dwa", &[p("T", "NaN")], 2, 0).is_err());
+        assert!(build("dwa", &[p("T", "1"), p("T", "2")], 2, 0).err().unwrap().contains("twice"));
+        assert!(build("stch", &[p("warmup_epoch", "1.5")], 2, 0).err().unwrap().contains("whole number"));
+        assert!(build("famo", &[p("gamma", "-0.1")], 2, 0).is_err());
+        assert!(build("famo", &[p("gamma", "0")], 2, 0).is_ok());
+        assert!(build("gradnorm", &[p("alpha", "0.12"), p("lr", "0.025")], 2, 0).is_ok());
+        assert!(build("stch", &[p("warmup_epoch", " 0 "), p("mu", "0.5")], 2, 0).is_ok());
+    }
+
+    #[test]
+    fn every_weighting_is_finite_and_survives_hostile_input() {
+        let j = DMatrix::from_row_slice(3, 2, &[1.0, 2.0, -3.0, 0.5, 0.0, 0.0]);
+        let losses: [&[f64]; 6] = [
+            &[1.0, 2.0, 3.0],
+            &[0.0, 0.0, 0.0],
+            &[-1.0, 1e-300, 1e300],
+            &[0.5, 0.5, 0.5],
+            &[1e-30, 4.0, 2.0],
+            &[3.0, 1.0, 0.1],
+        ];
+        for name in NAMES {
+            let mut w = build(name, &[p_warm(name)].concat(), 3, 1).unwrap();
+            let mut step = 0;
+            for epoch in 0..6 {
+                for l in losses {
+                    let ctx = WeightingContext::new(l, step, epoch).with_jacobian(&j);
+                    let out = w.weights(&ctx);
+                    assert_eq!(out.len(), 3, "{name}");
+                    assert!(out.iter().all(|x| x.is_finite()), "{name} at {l:?}: {out:?}");
+                    w.after_step(&[0.9, 0.0, -2.0]);
+                    step += 1;
+                }
+            }
+            // Wrong number of losses: equal weights, no panic.
+            assert_eq!(w.weights(&WeightingContext::new(&[1.0, 1.0], step, 6)), vec![1.0, 1.0]);
+            // NaN losses: no panic.
+            let _ = w.weights(&WeightingContext::new(&[f64::NAN, 1.0, 1.0], step + 1, 6));
+            w.reset();
+        }
+    }
+
+    fn p_warm(name: &str) -> Vec<(String, String)> {
+        if name == "stch" {
+            vec![p("warmup_epoch", "1")]
+        } else {
+            vec![]
+        }
+    }
+}
