@@ -1,9 +1,11 @@
-//! `concord methods`: every aggregator with its parameters, defaults and properties, from the
-//! registry in concord-core (a readable table, or `{"aggregators": [...], "weightings": []}`).
+//! `concord methods`: every aggregator and loss weighting with its parameters, defaults and
+//! properties, from the registries in concord-core (a readable table, or
+//! `{"aggregators": [...], "weightings": [...]}`).
 
 use crate::UsageError;
 use clap::Args;
 use concord_core::aggregators::registry::{AggregatorInfo, ParamDefault, AGGREGATORS};
+use concord_core::weightings::{descriptions, WeightingDescription};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -13,16 +15,16 @@ pub struct MethodsArgs {
     json: bool,
 }
 
-/// The JSON document. `weightings` (loss weightings) is a placeholder until they land.
+/// The JSON document.
 #[derive(Serialize)]
 struct Listing {
     aggregators: &'static [AggregatorInfo],
-    weightings: Vec<serde_json::Value>,
+    weightings: Vec<WeightingDescription>,
 }
 
 pub fn run(args: MethodsArgs) -> Result<(), UsageError> {
     if args.json {
-        let listing = Listing { aggregators: &AGGREGATORS, weightings: Vec::new() };
+        let listing = Listing { aggregators: &AGGREGATORS, weightings: descriptions() };
         println!("{}", serde_json::to_string_pretty(&listing).expect("the registry serialises"));
         return Ok(());
     }
@@ -75,6 +77,14 @@ fn table() -> String {
             ));
         }
     }
-    out.push_str("\nLoss weightings: none yet.\n");
+    out.push_str("\nLoss weightings (scalarisations of the task losses; LibMTL semantics)\n\n");
+    for w in descriptions() {
+        out.push_str(&format!("{:<14} {:<12} {}\n    epochs: {}\n", w.name, w.label, w.summary, w.epochs));
+        for q in &w.params {
+            let lo = if q.min_inclusive { "≥" } else { ">" };
+            let hi = q.max.map(|m| format!(", ≤ {m}")).unwrap_or_default();
+            out.push_str(&format!("    --param {}=…  (default {}; {lo} {}{hi}): {}\n", q.name, q.default, q.min, q.doc));
+        }
+    }
     out
 }

@@ -157,7 +157,10 @@ fn bad_methods_and_parameters_exit_2_with_a_message() {
 #[test]
 fn methods_json_lists_all_18_with_parameters_and_properties() {
     let v = json(&concord(&["methods", "--json"], ""));
-    assert_eq!(v["weightings"], serde_json::json!([]));
+    let weightings: Vec<&str> =
+        v["weightings"].as_array().expect("weightings array").iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(weightings, ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"]);
+    assert!(v["weightings"].as_array().unwrap().iter().all(|w| w["params"].is_array() && w["epochs"].is_string()));
     let aggs = v["aggregators"].as_array().expect("aggregators array");
     let names: Vec<&str> = aggs.iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(
