@@ -6,7 +6,9 @@
 //! problem + start + method + optimizer + step count into a trajectory.
 
 pub mod aggregators;
+pub mod data;
 pub mod metrics;
+pub mod model;
 pub mod optim;
 pub mod problems;
 pub mod run;

@@ -1,8 +1,10 @@
 //! Analytic multi-objective toy problems with exact per-task gradients.
 
 mod cagrad_toy;
+mod pareto_mtl;
 
 pub use cagrad_toy::{CagradToy, LOWER};
+pub use pareto_mtl::ParetoMtlSynthetic;
 
 use serde::{Deserialize, Serialize};
 
