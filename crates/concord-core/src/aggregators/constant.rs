@@ -28,6 +28,10 @@ impl Constant {
 }
 
 impl Weighting for Constant {
+    fn reads_gram(&self) -> bool {
+        false // only m = G.nrows() is used
+    }
+
     fn weights(&mut self, gram: &DMatrix<f64>) -> DVector<f64> {
         let m = gram.nrows();
         if m == self.weights.len() {

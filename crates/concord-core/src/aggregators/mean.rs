@@ -6,6 +6,10 @@ use nalgebra::{DMatrix, DVector};
 pub struct Mean;
 
 impl Weighting for Mean {
+    fn reads_gram(&self) -> bool {
+        false // only m = G.nrows() is used
+    }
+
     fn weights(&mut self, gram: &DMatrix<f64>) -> DVector<f64> {
         let m = gram.nrows();
         DVector::from_element(m, 1.0 / m as f64)

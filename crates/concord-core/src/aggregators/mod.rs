@@ -69,6 +69,12 @@ pub trait Weighting: Send {
     fn weights(&mut self, gram: &DMatrix<f64>) -> DVector<f64>;
     /// Forget any state carried between calls (random streams restart from their seed).
     fn reset(&mut self) {}
+    /// Whether `weights` reads the entries of G (not only its size m). When it does not (Mean,
+    /// Sum, Constant), the blanket `Aggregator` impl skips the O(m²n) product G = JJᵀ and passes
+    /// an m × m zero matrix instead.
+    fn reads_gram(&self) -> bool {
+        true
+    }
 }
 
 /// J ↦ d. Every Gramian-weighted method gets this through the blanket impl below.
@@ -79,7 +85,12 @@ pub trait Aggregator: Send {
 
 impl<W: Weighting> Aggregator for W {
     fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation {
-        let w = self.weights(&gram(jacobian));
+        let g = if self.reads_gram() {
+            gram(jacobian)
+        } else {
+            DMatrix::zeros(jacobian.nrows(), jacobian.nrows())
+        };
+        let w = self.weights(&g);
         Aggregation { update: combine(jacobian, &w), weights: Some(w) }
     }
 
@@ -88,9 +99,72 @@ impl<W: Weighting> Aggregator for W {
     }
 }
 
-/// G = JJᵀ (m × m).
+/// G = JJᵀ (m × m), exactly symmetric.
+///
+/// J is column-major, so column k (the k-th parameter across the m tasks) is a contiguous slice
+/// of length m and G = Σ_k c_k c_kᵀ. For m ≤ 5 that sum runs in one pass over J with G held in
+/// registers (`gram_small`); nalgebra would otherwise copy Jᵀ and fall back to one gemv per
+/// column below its gemm threshold. For m ≥ 6, J times a strided *view* of Jᵀ (no copy) goes to
+/// nalgebra's gemm (matrixmultiply). Both orders agree with `J * J.transpose()` to rounding.
 pub fn gram(jacobian: &DMatrix<f64>) -> DMatrix<f64> {
-    jacobian * jacobian.transpose()
+    let (m, n) = jacobian.shape();
+    let data = jacobian.as_slice();
+    match m {
+        _ if n == 0 => DMatrix::zeros(m, m),
+        0 => DMatrix::zeros(0, 0),
+        1 => gram_small_interleaved::<1>(data),
+        2 => gram_small_interleaved::<2>(data),
+        3 => gram_small::<3>(data),
+        4 => gram_small::<4>(data),
+        5 => gram_small::<5>(data),
+        _ => {
+            let jt = nalgebra::DMatrixView::from_slice_with_strides_generic(
+                data,
+                nalgebra::Dyn(n),
+                nalgebra::Dyn(m),
+                nalgebra::Dyn(m),
+                nalgebra::Dyn(1),
+            );
+            jacobian * jt
+        }
+    }
+}
+
+/// Σ_k c_k c_kᵀ over the length-M columns of a column-major M × n matrix, one pass, G in registers.
+fn gram_small<const M: usize>(data: &[f64]) -> DMatrix<f64> {
+    let mut g = [[0.0f64; M]; M];
+    for c in data.chunks_exact(M) {
+        for b in 0..M {
+            for a in 0..M {
+                g[b][a] += c[b] * c[a];
+            }
+        }
+    }
+    DMatrix::from_fn(M, M, |a, b| g[b][a])
+}
+
+/// `gram_small` with two accumulators (even and odd columns) to break the add chain; for M ≤ 2,
+/// where both fit in registers.
+fn gram_small_interleaved<const M: usize>(data: &[f64]) -> DMatrix<f64> {
+    let (mut g0, mut g1) = ([[0.0f64; M]; M], [[0.0f64; M]; M]);
+    let mut pairs = data.chunks_exact(2 * M);
+    for p in &mut pairs {
+        let (c0, c1) = p.split_at(M);
+        for b in 0..M {
+            for a in 0..M {
+                g0[b][a] += c0[b] * c0[a];
+                g1[b][a] += c1[b] * c1[a];
+            }
+        }
+    }
+    for c in pairs.remainder().chunks_exact(M) {
+        for b in 0..M {
+            for a in 0..M {
+                g0[b][a] += c[b] * c[a];
+            }
+        }
+    }
+    DMatrix::from_fn(M, M, |a, b| g0[b][a] + g1[b][a])
 }
 
 /// d = Jᵀw (length n).
@@ -170,5 +244,38 @@ impl Method {
             Method::Mgda => Box::new(Mgda::default()),
             Method::CaGrad { c } => Box::new(CaGrad::new(c)),
         }
+    }
+}
+
+#[cfg(test)]
+mod gram_tests {
+    use super::{gram, Aggregator, Constant, Mean, Sum};
+    use nalgebra::{DMatrix, DVector};
+
+    /// The fast paths (m ≤ 5 in registers, m ≥ 6 through a strided view) agree with the plain
+    /// product, are exactly symmetric, and handle empty and odd-length inputs.
+    #[test]
+    fn gram_matches_the_plain_product() {
+        for m in 0..=9 {
+            for n in [0, 1, 2, 3, 7, 64, 1001] {
+                let j = DMatrix::from_fn(m, n, |i, k| (((i * 37 + k * 11) % 23) as f64 - 11.0) / 7.0);
+                let want = &j * j.transpose();
+                let got = gram(&j);
+                assert_eq!(got.shape(), (m, m));
+                assert_eq!(got, got.transpose(), "m={m} n={n}: not symmetric");
+                let tol = 1e-12 * (1.0 + want.amax());
+                assert!((&got - &want).amax() <= tol, "m={m} n={n}: {got} vs {want}");
+            }
+        }
+    }
+
+    /// Mean, Sum and Constant skip G and still give their fixed weights.
+    #[test]
+    fn size_only_weightings_skip_the_gramian() {
+        let j = DMatrix::from_row_slice(2, 3, &[-4.0, 1.0, 1.0, 6.0, 1.0, 1.0]);
+        assert_eq!(Mean.aggregate(&j).update, DVector::from_vec(vec![1.0, 1.0, 1.0]));
+        assert_eq!(Sum.aggregate(&j).update, DVector::from_vec(vec![2.0, 2.0, 2.0]));
+        let c = Constant::new(vec![1.0, 2.0]).expect("valid weights").aggregate(&j);
+        assert_eq!(c.update, DVector::from_vec(vec![8.0, 3.0, 3.0]));
     }
 }
