@@ -6,7 +6,7 @@ use clap::Args;
 use concord_core::aggregators::registry;
 use nalgebra::DMatrix;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct AggregateArgs {
@@ -91,6 +91,13 @@ pub fn parse_matrix(text: &str) -> Result<DMatrix<f64>, UsageError> {
         )));
     }
     Ok(DMatrix::from_fn(m, n, |i, k| rows[i][k]))
+}
+
+/// The matrix in a file (JSON or CSV, as `parse_matrix`); `cannot read FILE: …` when unreadable.
+pub fn read_matrix_file(path: &Path) -> Result<DMatrix<f64>, UsageError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    parse_matrix(&text)
 }
 
 fn read_input(input: &Option<PathBuf>) -> Result<String, UsageError> {

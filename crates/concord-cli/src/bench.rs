@@ -1,6 +1,7 @@
-//! `concord bench aggregate`: the median time of one aggregation of a random m × n matrix.
+//! `concord bench aggregate`: the median time of one aggregation of a random m × n matrix, or of
+//! a matrix read from a file (`--input`, JSON or CSV as for `concord aggregate`).
 
-use crate::aggregate::parse_params;
+use crate::aggregate::{parse_params, read_matrix_file};
 use crate::UsageError;
 use clap::{Args, Subcommand};
 use concord_core::aggregators::registry;
@@ -8,6 +9,7 @@ use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -27,16 +29,21 @@ pub struct BenchAggregateArgs {
     /// The aggregator (see `concord methods`).
     #[arg(long)]
     method: String,
-    /// Rows (tasks).
-    #[arg(long)]
-    m: usize,
-    /// Columns (parameters).
-    #[arg(long)]
-    n: usize,
+    /// Rows (tasks). Required unless --input is given (then it must match the file, if given).
+    #[arg(long, required_unless_present = "input")]
+    m: Option<usize>,
+    /// Columns (parameters). Required unless --input is given (then it must match the file, if given).
+    #[arg(long, required_unless_present = "input")]
+    n: Option<usize>,
+    /// Time this matrix (JSON `[[...],...]` or CSV rows, as for `concord aggregate`) instead of
+    /// the seeded random one.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
     /// A parameter as key=value (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
     params: Vec<String>,
-    /// Print one JSON object {"median_us", "m", "n", "method", "calls"} on stdout.
+    /// Print one JSON object {"median_us", "m", "n", "method", "calls", "input"} on stdout
+    /// ("input": the file's path, or null for the random matrix).
     #[arg(long)]
     json: bool,
 }
@@ -68,19 +75,44 @@ fn random_matrix(m: usize, n: usize) -> DMatrix<f64> {
 }
 
 fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
-    if args.m == 0 || args.n == 0 {
-        return Err(UsageError(format!("--m and --n must be at least 1, got {} × {}", args.m, args.n)));
-    }
-    if args.m.checked_mul(args.n).is_none_or(|e| e > MAX_ENTRIES) {
-        return Err(UsageError(format!(
-            "{} × {} is too large for the benchmark (at most {MAX_ENTRIES} entries)",
-            args.m, args.n
-        )));
-    }
     let params = parse_params(&args.params)?;
-    let mut aggregator = registry::build(&args.method, &params, args.m, 0).map_err(UsageError)?;
+    let j = match &args.input {
+        Some(path) => {
+            // Unknown methods and m-independent parameter errors come before the file is read.
+            if registry::find(args.method.trim()).is_none() {
+                registry::build(&args.method, &params, 1, 0).map_err(UsageError)?;
+            }
+            let j = read_matrix_file(path)?;
+            for (flag, given, actual) in [("--m", args.m, j.nrows()), ("--n", args.n, j.ncols())] {
+                if given.is_some_and(|g| g != actual) {
+                    return Err(UsageError(format!(
+                        "{flag} {} does not match {}, which is {} × {}",
+                        given.unwrap_or_default(),
+                        path.display(),
+                        j.nrows(),
+                        j.ncols()
+                    )));
+                }
+            }
+            j
+        }
+        None => {
+            let (m, n) = (args.m.unwrap_or_default(), args.n.unwrap_or_default());
+            if m == 0 || n == 0 {
+                return Err(UsageError(format!("--m and --n must be at least 1, got {m} × {n}")));
+            }
+            if m.checked_mul(n).is_none_or(|e| e > MAX_ENTRIES) {
+                return Err(UsageError(format!(
+                    "{m} × {n} is too large for the benchmark (at most {MAX_ENTRIES} entries)"
+                )));
+            }
+            registry::build(&args.method, &params, m, 0).map_err(UsageError)?;
+            random_matrix(m, n)
+        }
+    };
+    let (m, n) = j.shape();
+    let mut aggregator = registry::build(&args.method, &params, m, 0).map_err(UsageError)?;
     let method = registry::find(args.method.trim()).expect("built, so listed").name;
-    let j = random_matrix(args.m, args.n);
 
     // Warm-up, which also estimates the time per call.
     let start = Instant::now();
@@ -116,17 +148,19 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
     if args.json {
         let out = serde_json::json!({
             "median_us": median_us,
-            "m": args.m,
-            "n": args.n,
+            "m": m,
+            "n": n,
             "method": method,
             "calls": calls,
+            "input": args.input.as_ref().map(|p| p.display().to_string()),
         });
         println!("{out}");
     } else {
-        println!(
-            "{method} on a random {}×{} matrix: median {median_us:.3} µs per call ({calls} calls)",
-            args.m, args.n
-        );
+        let what = match &args.input {
+            Some(path) => format!("the {m}×{n} matrix of {}", path.display()),
+            None => format!("a random {m}×{n} matrix"),
+        };
+        println!("{method} on {what}: median {median_us:.3} µs per call ({calls} calls)");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The documented `concord methods`, `concord aggregate` and `concord bench aggregate`
-//! interfaces: torchjd's values on J_base (aggregators.md §6), input formats, bad input (exit
-//! code 2, a message, nothing on stdout) and the JSON shapes.
+//! interfaces: torchjd's values on J_base (aggregators.md §6), input formats (also
+//! `bench aggregate --input`), bad input (exit code 2, a message, nothing on stdout) and the JSON
+//! shapes.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -217,6 +218,56 @@ fn bench_aggregate_rejects_bad_sizes_and_parameters() {
     assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "0", "--n", "3"], "", "at least 1");
     assert_usage_error(&["bench", "aggregate", "--method", "krum", "--param", "n_byzantine=2", "--m", "4", "--n", "3"], "", "needs m ≥ n_byzantine + 3");
     assert_usage_error(&["bench", "aggregate", "--method", "nope", "--m", "2", "--n", "3"], "", "unknown aggregator");
+}
+
+#[test]
+fn bench_aggregate_times_a_matrix_from_a_file() {
+    let js = TempFile::new("bench.json", "[[-4, 1, 1, 2], [6, 1, 1, 0], [1, 2, 3, 4]]");
+    let csv = TempFile::new("bench.csv", "-4,1,1,2\n6,1,1,0\n1,2,3,4\n");
+    for file in [&js, &csv] {
+        let v = json(&concord(&["bench", "aggregate", "--method", "upgrad", "--input", file.path(), "--json"], ""));
+        assert!(v["median_us"].as_f64().unwrap() > 0.0, "{v}");
+        assert_eq!(v["m"], 3);
+        assert_eq!(v["n"], 4);
+        assert_eq!(v["method"], "upgrad");
+        assert_eq!(v["input"], file.path());
+    }
+    // --m/--n may be given with --input when they match the file.
+    let v = json(&concord(&["bench", "aggregate", "--method", "mean", "--m", "3", "--n", "4", "--input", js.path(), "--json"], ""));
+    assert_eq!((v["m"].as_u64(), v["n"].as_u64()), (Some(3), Some(4)));
+    let line = concord(&["bench", "aggregate", "--method", "mgda", "--input", csv.path()], "");
+    assert!(line.status.success());
+    assert!(String::from_utf8_lossy(&line.stdout).contains("3×4 matrix of"), "{line:?}");
+    // Without --input the JSON says so.
+    let v = json(&concord(&["bench", "aggregate", "--method", "sum", "--m", "2", "--n", "3", "--json"], ""));
+    assert!(v["input"].is_null(), "{v}");
+}
+
+#[test]
+fn bench_aggregate_rejects_bad_input_files() {
+    let bench = ["bench", "aggregate", "--method", "mean", "--input"];
+    assert_usage_error(&[&bench[..], &["/nonexistent/j.csv"]].concat(), "", "cannot read /nonexistent/j.csv");
+    let ragged = TempFile::new("ragged.csv", "1,2,3\n4,5\n");
+    assert_usage_error(&[&bench[..], &[ragged.path()]].concat(), "", "ragged matrix");
+    let nan = TempFile::new("nan.json", "[[1, 2], [3, 1e999]]");
+    assert_usage_error(&[&bench[..], &[nan.path()]].concat(), "", "JSON matrix");
+    let empty = TempFile::new("empty.csv", "");
+    assert_usage_error(&[&bench[..], &[empty.path()]].concat(), "", "empty matrix");
+    let word = TempFile::new("word.csv", "1,x\n");
+    assert_usage_error(&[&bench[..], &[word.path()]].concat(), "", "'x' is not a number");
+    let ok = TempFile::new("ok.csv", "1,2,3\n4,5,6\n");
+    assert_usage_error(&[&bench[..], &[ok.path(), "--m", "3"]].concat(), "", "--m 3 does not match");
+    assert_usage_error(&[&bench[..], &[ok.path(), "--n", "2"]].concat(), "", "--n 2 does not match");
+    // m-dependent parameters are checked against the file's m.
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "krum", "--param", "n_byzantine=0", "--input", ok.path()],
+        "",
+        "needs m ≥ n_byzantine + 3 = 3 rows, got m = 2",
+    );
+    // An unknown method is reported before the file is read.
+    assert_usage_error(&["bench", "aggregate", "--method", "nope", "--input", "/nonexistent/j.csv"], "", "unknown aggregator");
+    // Neither --input nor --m/--n.
+    assert_usage_error(&["bench", "aggregate", "--method", "mean"], "", "--m");
 }
 
 /// README's Methods table lists every aggregator by CLI name with the registry's properties.
