@@ -6,7 +6,9 @@
 mod aggregate;
 mod bench;
 mod methods;
+mod plot;
 mod train;
+mod train_preset;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a method on a problem and report where it ends.
+    /// Run a method on a toy problem (--problem) or a multi-task preset (--preset).
     Train(train::TrainArgs),
     /// List every aggregator with its parameters, defaults and properties.
     Methods(methods::MethodsArgs),

@@ -10,43 +10,58 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The problem: cagrad-toy or cagrad-toy-scaled.
+    /// A toy problem (2-D runs): cagrad-toy or cagrad-toy-scaled. Needs --start and --steps.
+    #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
+    problem: Option<String>,
+    /// A named multi-task run (MLP or analytic): xor-conflict, circle-vs-gauss, gradnorm-scales,
+    /// sinusoid-phases or pareto-synthetic.
     #[arg(long)]
-    problem: String,
-    /// The aggregation method: mean, sum, pcgrad, mgda or cagrad.
+    preset: Option<String>,
+    /// The aggregation method: with --problem mean, sum, pcgrad, mgda or cagrad; with --preset
+    /// any aggregator of `concord methods`.
     #[arg(long)]
     method: String,
     /// A method parameter as key=value (repeatable), e.g. --param c=0.5.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
-    /// The start point X,Y (write --start=-8.5,7.5 for negative numbers).
-    #[arg(long, value_name = "X,Y", allow_hyphen_values = true)]
-    start: String,
-    /// Number of optimizer steps.
+    /// A loss weighting for --preset runs (ew, uw, dwa, gradnorm, famo, gls, stch, rlw).
+    #[arg(long, conflicts_with = "problem")]
+    weighting: Option<String>,
+    /// A loss-weighting parameter as key=value (repeatable).
+    #[arg(long = "weighting-param", value_name = "KEY=VALUE", conflicts_with = "problem")]
+    weighting_params: Vec<String>,
+    /// The start point X,Y of a --problem run (write --start=-8.5,7.5 for negative numbers).
+    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, conflicts_with = "preset")]
+    start: Option<String>,
+    /// Number of optimizer steps (required with --problem; a preset has its own default).
     #[arg(long)]
-    steps: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.001)]
-    lr: f64,
-    /// Optimizer.
-    #[arg(long, default_value = "adam")]
-    optimizer: String,
+    steps: Option<usize>,
+    /// Learning rate (--problem default 0.001; a preset has its own).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimizer of a --problem run: adam or sgd.
+    #[arg(long, conflicts_with = "preset")]
+    optimizer: Option<String>,
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
     /// Print one JSON object with the result on stdout.
     #[arg(long)]
     json: bool,
-    /// Write the trajectory as CSV (step,x1,x2,l1,l2).
+    /// --problem: the trajectory as CSV (step,x1,x2,l1,l2). --preset: the run record as JSON
+    /// (run.json) or the per-step metrics as CSV (run.csv), by extension.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Seed for methods that draw random numbers.
+    /// --preset: write losses.png and cosine.png into this folder (created if missing).
+    #[arg(long, value_name = "DIR", conflicts_with = "problem")]
+    plot: Option<PathBuf>,
+    /// Seed for methods that draw random numbers (and, with --preset, the model init and batches).
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Backend {
+pub(crate) enum Backend {
     Cpu,
     Gpu,
 }
@@ -65,7 +80,7 @@ struct Report {
     error: Option<String>,
 }
 
-fn parse_params(raw: &[String]) -> Result<Vec<(String, f64)>, UsageError> {
+pub(crate) fn parse_params(raw: &[String]) -> Result<Vec<(String, f64)>, UsageError> {
     raw.iter()
         .map(|p| {
             let (k, v) = p
@@ -95,28 +110,39 @@ fn parse_start(s: &str) -> Result<[f64; 2], UsageError> {
 }
 
 pub fn run(args: TrainArgs) -> Result<(), UsageError> {
-    let problem: ProblemKind = args.problem.parse().map_err(UsageError)?;
+    if let Some(preset) = &args.preset {
+        let opts = crate::train_preset::PresetArgs {
+            preset: preset.clone(),
+            method: args.method.clone(),
+            params: args.params.clone(),
+            weighting: args.weighting.clone(),
+            weighting_params: args.weighting_params.clone(),
+            steps: args.steps,
+            seed: args.seed,
+            lr: args.lr,
+            gpu: args.backend == Backend::Gpu,
+            json: args.json,
+            out: args.out.clone(),
+            plot: args.plot.clone(),
+        };
+        return crate::train_preset::run(opts);
+    }
+    let problem: ProblemKind = args.problem.as_deref().unwrap_or_default().parse().map_err(UsageError)?;
     let method = Method::parse(&args.method, &parse_params(&args.params)?).map_err(UsageError)?;
-    let optimizer = OptimizerKind::parse(&args.optimizer, args.lr).map_err(UsageError)?;
-    let start = parse_start(&args.start)?;
-    if args.steps == 0 {
+    let optimizer =
+        OptimizerKind::parse(args.optimizer.as_deref().unwrap_or("adam"), args.lr.unwrap_or(0.001)).map_err(UsageError)?;
+    let start = parse_start(args.start.as_deref().ok_or_else(|| UsageError("--problem needs --start X,Y".into()))?)?;
+    let steps = args.steps.ok_or_else(|| UsageError("--problem needs --steps N".into()))?;
+    if steps == 0 {
         return Err(UsageError("--steps must be at least 1".into()));
     }
-    let config = RunConfig {
-        problem,
-        start,
-        method,
-        optimizer,
-        steps: args.steps,
-        seed: args.seed,
-        record_every: (args.steps / 1000).max(1),
-    };
+    let config = RunConfig { problem, start, method, optimizer, steps, seed: args.seed, record_every: (steps / 1000).max(1) };
 
     // A bar only where a person watches: a terminal on stderr, a long run, and not --json piped.
     let show_bar = std::io::stderr().is_terminal()
-        && args.steps >= 10_000
+        && steps >= 10_000
         && !(args.json && !std::io::stdout().is_terminal());
-    let bar = if show_bar { ProgressBar::new(args.steps as u64) } else { ProgressBar::hidden() };
+    let bar = if show_bar { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
             .expect("static template"),

@@ -12,9 +12,11 @@ pub mod model;
 pub mod optim;
 pub mod problems;
 pub mod run;
+pub mod train;
 pub mod weightings;
 
 pub use aggregators::{Aggregation, Aggregator, Method};
 pub use optim::{Optimizer, OptimizerKind};
 pub use problems::{Problem, ProblemKind};
 pub use run::{run, run_with_progress, RunConfig, ToyRun, Trajectory};
+pub use train::{train, RunRecord, TrainConfig, Trainer};

@@ -1,5 +1,10 @@
 //! First-order optimizers on a flat parameter vector, with PyTorch's update rules so that runs
 //! reproduce the papers' `torch.optim.Adam` / `torch.optim.SGD` trajectories.
+//!
+//! Decoupled weight decay (Loshchilov & Hutter, `torch.optim.AdamW`): `Optimizer::with_weight_decay`
+//! shrinks θ ← θ·(1 − lr·λ) before the step, so Adam + λ is AdamW (and SGD + λ is SGDW). It is
+//! kept outside `OptimizerKind` so that the toy runs and GPU kernels, which match on the kind,
+//! are unchanged; the trainer's `TrainConfig` names it `adamw`.
 
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +59,7 @@ impl OptimizerKind {
     }
 
     pub fn build(&self, dim: usize) -> Optimizer {
-        Optimizer { kind: *self, m: vec![0.0; dim], v: vec![0.0; dim], t: 0 }
+        Optimizer { kind: *self, m: vec![0.0; dim], v: vec![0.0; dim], t: 0, weight_decay: 0.0 }
     }
 }
 
@@ -65,6 +70,8 @@ pub struct Optimizer {
     m: Vec<f64>,
     v: Vec<f64>,
     t: u64,
+    /// Decoupled weight decay λ (0: none).
+    weight_decay: f64,
 }
 
 impl Optimizer {
@@ -77,10 +84,27 @@ impl Optimizer {
         self.kind = self.kind.with_lr(lr);
     }
 
+    /// Decoupled weight decay λ ≥ 0: every step first shrinks θ ← θ·(1 − lr·λ), then applies the
+    /// usual update (torch.optim.AdamW for Adam). λ = 0 is the plain optimizer.
+    pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
     /// θ ← θ − step(d), where `direction` plays the role of `x.grad` in PyTorch.
     pub fn step(&mut self, x: &mut [f64], direction: &[f64]) {
         assert_eq!(x.len(), direction.len());
         self.t += 1;
+        if self.weight_decay != 0.0 {
+            let shrink = 1.0 - self.kind.lr() * self.weight_decay;
+            for v in x.iter_mut() {
+                *v *= shrink;
+            }
+        }
         match self.kind {
             OptimizerKind::Adam { lr, beta1, beta2, eps } => {
                 // torch.optim.Adam (amsgrad=False, weight_decay=0).
@@ -162,6 +186,31 @@ mod tests {
         b.step(&mut y, &[1.0]);
         // Same moments: the step with twice the lr moves twice as far.
         assert_abs_diff_eq!(x[0] - x1, 2.0 * (y[0] - x1), epsilon = 1e-12);
+    }
+
+    #[test]
+    fn adamw_decays_then_steps_by_hand() {
+        // torch.optim.AdamW(lr=0.1, weight_decay=0.5): θ ← θ(1 − 0.05), then the Adam step.
+        let mut opt = OptimizerKind::adam(0.1).build(2).with_weight_decay(0.5);
+        let mut x = vec![2.0, -1.0];
+        opt.step(&mut x, &[0.3, 0.0]);
+        // x0: 2·0.95 = 1.9, Adam's first step ≈ −0.1·sign(0.3); x1: −0.95, zero gradient → no step.
+        assert_abs_diff_eq!(x[0], 1.8, epsilon = 1e-7);
+        assert_abs_diff_eq!(x[1], -0.95, epsilon = 1e-15);
+        let x0 = x[0];
+        // Second step, by hand: m = 0.9·0.03 + 0.1·0.3 = 0.057, v = 0.999·0.00009 + 0.001·0.09.
+        opt.step(&mut x, &[0.3, 0.0]);
+        let m = 0.9 * 0.03 + 0.1 * 0.3;
+        let v: f64 = 0.999 * 0.3 * 0.3 * 0.001 + 0.001 * 0.09;
+        let adam = 0.1 / (1.0 - 0.81) * m / ((v / (1.0 - 0.999f64.powi(2))).sqrt() + 1e-8);
+        assert_abs_diff_eq!(x[0], x0 * 0.95 - adam, epsilon = 1e-12);
+        assert_abs_diff_eq!(x[1], -0.95 * 0.95, epsilon = 1e-15);
+        // λ = 0 is plain Adam, bit for bit.
+        let (mut a, mut b) = (OptimizerKind::adam(0.1).build(1), OptimizerKind::adam(0.1).build(1).with_weight_decay(0.0));
+        let (mut xa, mut xb) = (vec![1.0], vec![1.0]);
+        a.step(&mut xa, &[0.2]);
+        b.step(&mut xb, &[0.2]);
+        assert_eq!(xa, xb);
     }
 
     #[test]

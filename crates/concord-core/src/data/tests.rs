@@ -118,6 +118,7 @@ fn knob_cosines(loss: LossKind, head_scale: f64) -> Vec<f64> {
         activation: Activation::Tanh,
         heads: vec![HeadConfig { out_dim: 1, loss }; 2],
         tied_head_init: true,
+        head_init_scale: 1.0,
     })
     .unwrap();
     let mut params = mlp.init_params(3);

@@ -32,6 +32,16 @@ pub struct MlpConfig {
     /// initial cosine on its own. Off: each head draws its own weights.
     #[serde(default)]
     pub tied_head_init: bool,
+    /// Multiplies the heads' initial weights (default 1.0: plain Glorot). A small value (e.g. 0.1)
+    /// starts every head output near 0, so the BCE gradient's σ(o) − ½ part is ≈ 0 and a task whose
+    /// labels the conflict knob flips gets a shared gradient ≈ −(the other task's): with plain
+    /// Glorot heads two fully opposed label sets only reach an initial cosine of ≈ −0.48.
+    #[serde(default = "default_head_init_scale")]
+    pub head_init_scale: f64,
+}
+
+fn default_head_init_scale() -> f64 {
+    1.0
 }
 
 impl MlpConfig {
@@ -43,6 +53,7 @@ impl MlpConfig {
             activation: Activation::Tanh,
             heads: vec![HeadConfig { out_dim: 1, loss: LossKind::Bce }; tasks],
             tied_head_init: false,
+            head_init_scale: 1.0,
         }
     }
 
@@ -68,6 +79,9 @@ impl MlpConfig {
             if h.loss == LossKind::SoftmaxCe && h.out_dim < 2 {
                 return Err(format!("head {t}: softmax cross-entropy needs at least 2 classes, got {}", h.out_dim));
             }
+        }
+        if !(self.head_init_scale.is_finite() && self.head_init_scale > 0.0) {
+            return Err(format!("head_init_scale must be a positive finite number, got {}", self.head_init_scale));
         }
         if self.tied_head_init && self.heads.iter().any(|h| h.out_dim != self.heads[0].out_dim) {
             return Err("tied_head_init needs every head to have the same out_dim".into());

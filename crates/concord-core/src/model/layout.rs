@@ -79,29 +79,31 @@ impl Layout {
 /// layers, Glorot (±√(6/(fan_in+fan_out))) for tanh/sigmoid/linear trunk layers and for every
 /// head. One ChaCha8 stream seeded with `seed` draws the weights in layout order, so a seed
 /// reproduces the vector bit for bit. With `tied_head_init` every head copies head 0's draw.
+/// Head bounds are multiplied by `head_init_scale` (1.0 leaves the draw unchanged).
 pub fn init_params(config: &MlpConfig, layout: &Layout, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut p = vec![0.0; layout.total_len];
     let he = matches!(config.activation, Activation::Relu | Activation::Gelu);
-    let mut fill = |s: &LayerSlice, he: bool, p: &mut [f64]| {
-        let bound = if he {
-            (6.0 / s.fan_in as f64).sqrt()
-        } else {
-            (6.0 / (s.fan_in + s.fan_out) as f64).sqrt()
-        };
+    let mut fill = |s: &LayerSlice, he: bool, scale: f64, p: &mut [f64]| {
+        let bound = scale
+            * if he {
+                (6.0 / s.fan_in as f64).sqrt()
+            } else {
+                (6.0 / (s.fan_in + s.fan_out) as f64).sqrt()
+            };
         for v in &mut p[s.weight.clone()] {
             *v = rng.random_range(-bound..bound);
         }
     };
     for s in &layout.trunk {
-        fill(s, he, &mut p);
+        fill(s, he, 1.0, &mut p);
     }
     for (t, s) in layout.heads.iter().enumerate() {
         if config.tied_head_init && t > 0 {
             let src = layout.heads[0].weight.clone();
             p.copy_within(src, s.weight.start);
         } else {
-            fill(s, false, &mut p);
+            fill(s, false, config.head_init_scale, &mut p);
         }
     }
     p

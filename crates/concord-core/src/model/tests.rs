@@ -20,6 +20,7 @@ fn config(act: Activation, hidden: Vec<usize>, loss: LossKind, tasks: usize) -> 
         activation: act,
         heads: vec![HeadConfig { out_dim, loss }; tasks],
         tied_head_init: false,
+        head_init_scale: 1.0,
     }
 }
 
@@ -164,6 +165,7 @@ fn bad_configs_and_batches_are_errors_not_panics() {
         MlpConfig {
             heads: vec![ok.heads[0], HeadConfig { out_dim: 3, loss: LossKind::Mse }],
             tied_head_init: true,
+            head_init_scale: 1.0,
             ..ok.clone()
         },
     ];
@@ -198,6 +200,7 @@ fn mean_of_task_gradients_with_adam_overfits_a_tiny_regression() {
         activation: Activation::Tanh,
         heads: vec![HeadConfig { out_dim: 1, loss: LossKind::Mse }; 2],
         tied_head_init: false,
+        head_init_scale: 1.0,
     })
     .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);

@@ -1,0 +1,221 @@
+//! `concord train --preset NAME --method NAME …`: a multi-task run on the CPU trainer, with
+//! optional JSON / CSV records and PNG figures.
+
+use crate::UsageError;
+use concord_core::metrics::StepMetrics;
+use concord_core::train::{preset, RunRecord, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// What `train::run` hands over for a --preset run.
+pub struct PresetArgs {
+    pub preset: String,
+    pub method: String,
+    pub params: Vec<String>,
+    pub weighting: Option<String>,
+    pub weighting_params: Vec<String>,
+    pub steps: Option<usize>,
+    pub seed: u64,
+    pub lr: Option<f64>,
+    pub gpu: bool,
+    pub json: bool,
+    pub out: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct Report<'a> {
+    final_losses: &'a [f64],
+    test_losses: Option<&'a [f64]>,
+    steps: usize,
+    preset: &'a str,
+    method: &'a str,
+    weighting: Option<&'a str>,
+    final_metrics: Option<&'a StepMetrics>,
+    task_names: &'a [String],
+    error: Option<&'a str>,
+}
+
+/// `key=value` pairs, values kept as text (the registries parse and validate them).
+fn parse_kv(raw: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
+    raw.iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=').ok_or_else(|| UsageError(format!("{flag} '{p}' is not KEY=VALUE")))?;
+            let (k, v) = (k.trim(), v.trim());
+            if k.is_empty() || v.is_empty() {
+                return Err(UsageError(format!("{flag} '{p}' is not KEY=VALUE")));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum OutKind {
+    Json,
+    Csv,
+}
+
+fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => Ok(OutKind::Json),
+        Some("csv") => Ok(OutKind::Csv),
+        _ => Err(UsageError(format!("--out {}: the file name must end in .json or .csv", path.display()))),
+    }
+}
+
+pub fn run(a: PresetArgs) -> Result<(), UsageError> {
+    if a.gpu {
+        return Err(UsageError(
+            "--backend gpu is not available with --preset yet: the GPU multi-task trainer arrives with the GPU issue (use --backend cpu)".into(),
+        ));
+    }
+    let mut config = preset(&a.preset).map_err(UsageError)?;
+    config.aggregator = a.method.trim().to_string();
+    config.aggregator_params = parse_kv(&a.params, "--param")?;
+    config.weighting = a.weighting.as_ref().map(|w| w.trim().to_string());
+    config.weighting_params = parse_kv(&a.weighting_params, "--weighting-param")?;
+    if config.weighting.is_none() && !config.weighting_params.is_empty() {
+        return Err(UsageError("--weighting-param needs --weighting".into()));
+    }
+    if let Some(steps) = a.steps {
+        if steps == 0 {
+            return Err(UsageError("--steps must be at least 1".into()));
+        }
+        config.steps = steps;
+    }
+    config.seed = a.seed;
+    if let Some(lr) = a.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(UsageError(format!("--lr must be a positive number, got {lr}")));
+        }
+        config.optimizer = config.optimizer.with_lr(lr);
+    }
+    let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
+    let mut trainer = Trainer::new(config).map_err(UsageError)?;
+
+    let total = trainer.config().steps;
+    let show_bar = std::io::stderr().is_terminal() && !(a.json && !std::io::stdout().is_terminal());
+    let bar = if show_bar { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
+            .expect("static template"),
+    );
+    trainer.run_to_end(|s| bar.set_position(s as u64));
+    bar.finish_and_clear();
+    let record = trainer.record();
+
+    if let Some((path, kind)) = &out {
+        let written = match kind {
+            OutKind::Json => std::fs::write(path, serde_json::to_string(&record).expect("the record serialises")),
+            OutKind::Csv => write_csv(path, &record),
+        };
+        written.map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(dir) = &a.plot {
+        std::fs::create_dir_all(dir).map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+        let label = match &record.config.weighting {
+            Some(w) => format!("{} · {} + {}", a.preset, record.config.aggregator, w),
+            None => format!("{} · {}", a.preset, record.config.aggregator),
+        };
+        crate::plot::losses_png(&dir.join("losses.png"), &record, &format!("{label}: losses"))
+            .map_err(|e| UsageError(format!("cannot draw losses.png: {e}")))?;
+        crate::plot::cosine_png(&dir.join("cosine.png"), &record, &format!("{label}: task-gradient cosine"))
+            .map_err(|e| UsageError(format!("cannot draw cosine.png: {e}")))?;
+    }
+
+    if a.json {
+        let report = Report {
+            final_losses: &record.final_train_losses,
+            test_losses: record.final_test_losses.as_deref(),
+            steps: record.steps_done,
+            preset: &a.preset,
+            method: &record.config.aggregator,
+            weighting: record.config.weighting.as_deref(),
+            final_metrics: record.history.last().map(|s| &s.metrics),
+            task_names: &record.task_names,
+            error: record.error.as_deref(),
+        };
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&report).expect("the report serialises"));
+    } else {
+        print_summary(&a.preset, &record);
+    }
+    if let Some(e) = &record.error {
+        if !a.json {
+            eprintln!("concord: warning: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn fmt_losses(l: &[f64]) -> String {
+    l.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(", ")
+}
+
+fn print_summary(preset: &str, r: &RunRecord) {
+    let mut out = std::io::stdout().lock();
+    let c = &r.config;
+    let weighting = c.weighting.as_deref().map(|w| format!(" + {w}")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{}{} on {} after {} steps [cpu]: train L = ({})",
+        c.aggregator,
+        weighting,
+        preset,
+        r.steps_done,
+        fmt_losses(&r.final_train_losses)
+    );
+    if let Some(t) = &r.final_test_losses {
+        let _ = writeln!(out, "  test L = ({})", fmt_losses(t));
+    }
+    if let Some(s) = r.history.last() {
+        let conflicts = r.history.iter().filter(|s| !s.metrics.non_conflicting).count();
+        let _ = writeln!(
+            out,
+            "  last step: conflict ratio {:.3}, cos(d, mean) {}; steps with a task hurt (J·d < 0): {conflicts}/{}",
+            s.metrics.conflict_ratio,
+            s.metrics.update_cosine_mean.map_or("undefined".into(), |c| format!("{c:.3}")),
+            r.history.len()
+        );
+    }
+}
+
+/// min over i < j of the defined pairwise cosines.
+fn min_cosine(m: &StepMetrics) -> Option<f64> {
+    let n = m.cosine.len();
+    (0..n).flat_map(|i| (i + 1..n).filter_map(move |j| m.cosine[i][j])).reduce(f64::min)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// One row per step: step, loss_t…, test_loss_t… (empty where not evaluated), conflict_ratio,
+/// min_cosine, update_mean_cosine, non_conflicting (true/false).
+fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
+    let m = r.task_names.len();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut header = vec!["step".to_string()];
+    header.extend((0..m).map(|t| format!("loss_{t}")));
+    header.extend((0..m).map(|t| format!("test_loss_{t}")));
+    header.extend(["conflict_ratio", "min_cosine", "update_mean_cosine", "non_conflicting"].map(String::from));
+    writeln!(f, "{}", header.join(","))?;
+    for s in &r.history {
+        let mut row = vec![s.step.to_string()];
+        row.extend(s.losses.iter().map(|v| v.to_string()));
+        match &s.test_losses {
+            Some(t) => row.extend(t.iter().map(|v| v.to_string())),
+            None => row.extend((0..m).map(|_| String::new())),
+        }
+        row.push(s.metrics.conflict_ratio.to_string());
+        row.push(opt(min_cosine(&s.metrics)));
+        row.push(opt(s.metrics.update_cosine_mean));
+        row.push(s.metrics.non_conflicting.to_string());
+        writeln!(f, "{}", row.join(","))?;
+    }
+    f.flush()
+}

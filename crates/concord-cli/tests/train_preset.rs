@@ -1,0 +1,182 @@
+//! `concord train --preset …`: the --json document, --out JSON/CSV, --plot PNGs, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn concord(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("concord runs")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "concord failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("concord-train-preset-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("an array").iter().map(|x| x.as_f64().expect("a number")).collect()
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let v = json(&concord(&[
+        "train", "--preset", "xor-conflict", "--method", "upgrad", "--steps", "60", "--seed", "3", "--lr", "0.02", "--json",
+    ]));
+    assert_eq!(v["steps"], 60);
+    assert_eq!(v["preset"], "xor-conflict");
+    assert_eq!(v["method"], "upgrad");
+    assert!(v["weighting"].is_null());
+    let (train, test) = (floats(&v["final_losses"]), floats(&v["test_losses"]));
+    assert_eq!((train.len(), test.len()), (2, 2));
+    assert!(train.iter().chain(&test).all(|l| l.is_finite() && *l > 0.0));
+    let m = &v["final_metrics"];
+    for key in ["cosine", "conflict_ratio", "gms", "update_cosine_mean", "directional", "non_conflicting"] {
+        assert!(!m[key].is_null(), "final_metrics.{key} missing: {m}");
+    }
+    assert_eq!(m["non_conflicting"], true, "upgrad is non-conflicting");
+
+    // Same flags, same numbers; a weighting and its parameter reach the run.
+    let again = json(&concord(&[
+        "train", "--preset", "xor-conflict", "--method", "upgrad", "--steps", "60", "--seed", "3", "--lr", "0.02", "--json",
+    ]));
+    assert_eq!(again["final_losses"], v["final_losses"]);
+    let w = json(&concord(&[
+        "train", "--preset", "sinusoid-phases", "--method", "cagrad", "--param", "c=0.4", "--weighting", "stch",
+        "--weighting-param", "mu=0.5", "--steps", "20", "--json",
+    ]));
+    assert_eq!(w["weighting"], "stch");
+    assert_eq!(floats(&w["final_losses"]).len(), 3);
+    // pareto-synthetic has no test set.
+    let p = json(&concord(&["train", "--preset", "pareto-synthetic", "--method", "mgda", "--steps", "30", "--json"]));
+    assert!(p["test_losses"].is_null());
+    assert_eq!(floats(&p["final_losses"]).len(), 2);
+}
+
+#[test]
+fn out_writes_the_record_as_json_or_csv() {
+    let dir = temp_dir("out");
+    let run_json = dir.join("run.json");
+    let run_csv = dir.join("run.csv");
+    let base = ["train", "--preset", "circle-vs-gauss", "--method", "mean", "--steps", "25"];
+    let out = concord(&[&base[..], &["--out", run_json.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run_json).unwrap()).unwrap();
+    assert_eq!(rec["steps_done"], 25);
+    assert_eq!(rec["history"].as_array().unwrap().len(), 25);
+    assert_eq!(rec["config"]["aggregator"], "mean");
+    assert!(rec["history"][0]["metrics"]["cosine"].is_array());
+    assert!(rec["params"].as_array().unwrap().len() > 10);
+
+    let out = concord(&[&base[..], &["--out", run_csv.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&run_csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "step,loss_0,loss_1,test_loss_0,test_loss_1,conflict_ratio,min_cosine,update_mean_cosine,non_conflicting"
+    );
+    assert_eq!(lines.len(), 26);
+    for (k, line) in lines[1..].iter().enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 9, "{line}");
+        assert_eq!(f[0], k.to_string());
+        assert!(f[1].parse::<f64>().unwrap() > 0.0);
+        // Test losses every 10 steps (the preset's eval_every), empty otherwise.
+        assert_eq!(!f[3].is_empty(), k % 10 == 0, "{line}");
+        let cr: f64 = f[5].parse().unwrap();
+        assert!((0.0..=1.0).contains(&cr));
+        let c: f64 = f[6].parse().unwrap();
+        assert!((-1.0..=1.0).contains(&c));
+        assert!(f[8] == "true" || f[8] == "false");
+    }
+    // The CSV's losses are the JSON record's.
+    let first = rec["history"][0]["losses"][0].as_f64().unwrap();
+    assert_eq!(lines[1].split(',').nth(1).unwrap().parse::<f64>().unwrap(), first);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert!(bytes.len() > 5_000, "{} is only {} bytes", path.display(), bytes.len());
+    // IHDR: width and height.
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert!(w >= 400 && h >= 150, "{w}×{h}");
+}
+
+#[test]
+fn plot_writes_two_pngs() {
+    let dir = temp_dir("plot");
+    let figs = dir.join("figs");
+    let out = concord(&[
+        "train", "--preset", "sinusoid-phases", "--method", "upgrad", "--steps", "40", "--plot", figs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_png(&figs.join("losses.png"));
+    assert_png(&figs.join("cosine.png"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_preset_input_exits_2_with_a_message() {
+    let dir = temp_dir("bad");
+    let txt = dir.join("run.txt");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["train", "--preset", "nope", "--method", "mean"],
+        vec!["train", "--preset", "xor-conflict", "--method", "adagrad"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--param", "c=1"],
+        vec!["train", "--preset", "xor-conflict", "--method", "cagrad", "--param", "c=-1"],
+        vec!["train", "--preset", "xor-conflict", "--method", "cagrad", "--param", "c"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting", "nope"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting", "stch", "--weighting-param", "mu=-1"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting", "ew", "--weighting-param", "x=1"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting-param", "mu=1"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--steps", "0"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--lr", "-1"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--lr", "nan"],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--out", txt.to_str().unwrap()],
+        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--start=0,0"],
+        vec!["train", "--preset", "xor-conflict", "--problem", "cagrad-toy", "--method", "mean"],
+        vec!["train", "--problem", "cagrad-toy", "--method", "mean", "--start=0,0", "--steps", "5", "--weighting", "ew"],
+        vec!["train", "--method", "mean"],
+    ];
+    for args in cases {
+        let out = concord(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} should exit 2");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{args:?}: stderr should say what is wrong, got {err:?}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+    }
+    assert!(!txt.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gpu_backend_with_a_preset_exits_2_and_says_why() {
+    let out = concord(&["train", "--preset", "xor-conflict", "--method", "mean", "--backend", "gpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GPU multi-task trainer arrives with the GPU issue"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn a_diverging_preset_run_reports_its_error() {
+    let v = json(&concord(&["train", "--preset", "gradnorm-scales", "--method", "sum", "--lr", "1e300", "--steps", "50", "--json"]));
+    let e = v["error"].as_str().expect("the run diverges at lr 1e300");
+    assert!(e.contains("not finite"), "{e}");
+    assert!(v["steps"].as_u64().unwrap() < 50);
+    // The losses at the last finite parameters may themselves overflow (JSON null then).
+    assert_eq!(v["final_losses"].as_array().unwrap().len(), 2);
+}

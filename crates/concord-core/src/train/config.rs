@@ -1,0 +1,221 @@
+//! What a multi-task run is made of: the data source, the model, the optimizer, the aggregator
+//! and the optional loss weighting, serialisable and validated with messages a user can act on.
+
+use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
+use crate::model::MlpConfig;
+use crate::optim::OptimizerKind;
+use serde::{Deserialize, Serialize};
+
+/// Where the training (and test) points come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum DataSource {
+    /// TF-Playground tasks on shared 2-D inputs (with the conflict knob); the config's own split.
+    TaskSet { config: TaskSetConfig },
+    /// GradNorm's synthetic regression: fixed train and test sets drawn from the problem's
+    /// seed (train from stream `seed + 1`, test from `seed + 2`).
+    GradNorm { config: GradNormConfig, n_train: usize, n_test: usize },
+    /// Sinusoid regression: the first ⌊n·train_ratio⌋ points train, the rest test (x is i.i.d.).
+    Sinusoid { config: SinusoidConfig, train_ratio: f64 },
+    /// Points the caller parsed (`data::parse_csv`) and split (`shuffle_and_split`); an empty
+    /// test split is allowed (no test losses then).
+    Points { data: MultiTaskData },
+    /// The analytic Pareto-MTL problem over x ∈ ℝⁿ: no model, no data; the parameter vector is x
+    /// itself (x₀ ~ U(−0.5, 0.5)ⁿ from the run's seed), trained with the same aggregator /
+    /// weighting / optimizer machinery on the exact 2 × n Jacobian. No test losses.
+    ParetoSynthetic { n: usize },
+}
+
+impl DataSource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DataSource::TaskSet { .. } => "task-set",
+            DataSource::GradNorm { .. } => "grad-norm",
+            DataSource::Sinusoid { .. } => "sinusoid",
+            DataSource::Points { .. } => "points",
+            DataSource::ParetoSynthetic { .. } => "pareto-synthetic",
+        }
+    }
+}
+
+/// The optimizer of a multi-task run. `AdamW` is Adam with decoupled weight decay.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "optimizer", rename_all = "kebab-case")]
+pub enum TrainOptimizer {
+    Sgd { lr: f64, momentum: f64 },
+    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
+    #[serde(rename = "adamw")]
+    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+}
+
+impl TrainOptimizer {
+    pub fn adam(lr: f64) -> Self {
+        TrainOptimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+
+    /// torch.optim.AdamW defaults (weight_decay 0.01).
+    pub fn adamw(lr: f64) -> Self {
+        TrainOptimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+    }
+
+    pub fn sgd(lr: f64, momentum: f64) -> Self {
+        TrainOptimizer::Sgd { lr, momentum }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrainOptimizer::Sgd { .. } => "sgd",
+            TrainOptimizer::Adam { .. } => "adam",
+            TrainOptimizer::AdamW { .. } => "adamw",
+        }
+    }
+
+    pub fn lr(&self) -> f64 {
+        match *self {
+            TrainOptimizer::Sgd { lr, .. } | TrainOptimizer::Adam { lr, .. } | TrainOptimizer::AdamW { lr, .. } => lr,
+        }
+    }
+
+    pub fn with_lr(self, lr: f64) -> Self {
+        match self {
+            TrainOptimizer::Sgd { momentum, .. } => TrainOptimizer::Sgd { lr, momentum },
+            TrainOptimizer::Adam { beta1, beta2, eps, .. } => TrainOptimizer::Adam { lr, beta1, beta2, eps },
+            TrainOptimizer::AdamW { beta1, beta2, eps, weight_decay, .. } => {
+                TrainOptimizer::AdamW { lr, beta1, beta2, eps, weight_decay }
+            }
+        }
+    }
+
+    /// The core optimizer kind and the decoupled weight decay.
+    pub fn split(&self) -> (OptimizerKind, f64) {
+        match *self {
+            TrainOptimizer::Sgd { lr, momentum } => (OptimizerKind::Sgd { lr, momentum }, 0.0),
+            TrainOptimizer::Adam { lr, beta1, beta2, eps } => (OptimizerKind::Adam { lr, beta1, beta2, eps }, 0.0),
+            TrainOptimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
+                (OptimizerKind::Adam { lr, beta1, beta2, eps }, weight_decay)
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let lr = self.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!("the learning rate must be a positive finite number, got {lr}"));
+        }
+        match *self {
+            TrainOptimizer::Sgd { momentum, .. } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return Err(format!("SGD momentum must lie in [0, 1), got {momentum}"));
+                }
+            }
+            TrainOptimizer::Adam { beta1, beta2, eps, .. } | TrainOptimizer::AdamW { beta1, beta2, eps, .. } => {
+                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+                    return Err(format!("Adam betas must lie in [0, 1), got ({beta1}, {beta2})"));
+                }
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(format!("Adam eps must be a positive finite number, got {eps}"));
+                }
+            }
+        }
+        if let TrainOptimizer::AdamW { weight_decay, .. } = *self {
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                return Err(format!("weight_decay must be a finite number ≥ 0, got {weight_decay}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A multi-task run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub data: DataSource,
+    /// The model (its heads carry each task's loss). Required for every source except
+    /// `pareto-synthetic`, which must leave it out.
+    #[serde(default)]
+    pub model: Option<MlpConfig>,
+    pub optimizer: TrainOptimizer,
+    /// Mini-batch size; `None` = full batch. Mini-batches walk a fresh shuffle of the train set
+    /// every epoch and drop the last incomplete batch (`drop_last`).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    pub steps: usize,
+    /// Seeds the model init (or x₀), the batch order, and the aggregator / weighting streams.
+    pub seed: u64,
+    /// An aggregator registry name (`aggregators::registry`).
+    pub aggregator: String,
+    /// Its `key=value` parameters, values as typed on a command line.
+    #[serde(default)]
+    pub aggregator_params: Vec<(String, String)>,
+    /// An optional loss weighting (`weightings::NAMES`).
+    #[serde(default)]
+    pub weighting: Option<String>,
+    #[serde(default)]
+    pub weighting_params: Vec<(String, String)>,
+    /// Test losses every `eval_every` steps (and after the last step).
+    pub eval_every: usize,
+    /// Per-layer metrics (one m × m cosine matrix per trunk layer) in every step record.
+    #[serde(default)]
+    pub layer_metrics: bool,
+}
+
+/// Longest run the trainer accepts.
+pub const MAX_STEPS: usize = 10_000_000;
+
+impl TrainConfig {
+    /// Checks what can be checked without building the data (the trainer checks the model
+    /// against the data when it builds them).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(format!("steps must be 1–{MAX_STEPS}, got {}", self.steps));
+        }
+        if self.eval_every == 0 {
+            return Err("eval_every must be at least 1".into());
+        }
+        if self.batch_size == Some(0) {
+            return Err("batch_size must be at least 1 (or absent for full batch)".into());
+        }
+        self.optimizer.validate()?;
+        match (&self.data, &self.model) {
+            (DataSource::ParetoSynthetic { n }, model) => {
+                if *n == 0 || *n > 100_000 {
+                    return Err(format!("the Pareto-MTL problem needs 1 ≤ n ≤ 100000, got {n}"));
+                }
+                if model.is_some() {
+                    return Err("pareto-synthetic trains x directly: leave the model out".into());
+                }
+                if self.batch_size.is_some() {
+                    return Err("pareto-synthetic has no data to batch: leave batch_size out".into());
+                }
+            }
+            (_, None) => return Err(format!("the {} data source needs a model", self.data.kind())),
+            (_, Some(model)) => model.validate().map_err(|e| format!("model: {e}"))?,
+        }
+        match &self.data {
+            DataSource::TaskSet { config } => config.validate().map_err(|e| format!("task set: {e}"))?,
+            DataSource::GradNorm { config, n_train, n_test } => {
+                config.validate().map_err(|e| format!("gradnorm data: {e}"))?;
+                if *n_train == 0 || *n_test == 0 || n_train + n_test > 1_000_000 {
+                    return Err(format!("gradnorm data needs n_train, n_test ≥ 1 (at most 10⁶ in all), got {n_train} and {n_test}"));
+                }
+            }
+            DataSource::Sinusoid { config, train_ratio } => {
+                config.validate().map_err(|e| format!("sinusoid data: {e}"))?;
+                let n_train = (config.n as f64 * train_ratio).floor() as usize;
+                if !(*train_ratio > 0.0 && *train_ratio <= 1.0) || n_train == 0 {
+                    return Err(format!("sinusoid train_ratio {train_ratio} leaves no training point with n = {}", config.n));
+                }
+            }
+            DataSource::Points { data } => {
+                if data.n_train == 0 || data.n_train > data.len() {
+                    return Err(format!("the data has {} points of which {} train: need at least one", data.len(), data.n_train));
+                }
+                if data.labels.iter().any(|l| l.len() != data.len()) {
+                    return Err("every task needs one label per point".into());
+                }
+            }
+            DataSource::ParetoSynthetic { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,482 @@
+//! The CPU multi-task trainer.
+//!
+//! One step: the next mini-batch → `Mlp::gradients` (per-task losses, the m × d_shared Jacobian J,
+//! the heads' own gradients) → the loss weighting, if any, gives w_i = ∂L_total/∂L_i and scales
+//! J's rows (J_w = diag(w)·J) → the aggregator turns J_w into the shared update d → each head's
+//! gradient is scaled by the same w_t → one optimizer step on the flat parameters. Without a
+//! weighting w = 1. Every step is recorded (batch losses, the loss weights, `StepMetrics` of the
+//! *unweighted* J against d — cosines, conflict ratio, GMS, cos(d, ḡ), J·d and the non-conflict
+//! check; scaling rows by w > 0 changes no sign of J·d), and every `eval_every` steps the test
+//! losses (at the parameters the step starts from).
+//!
+//! Failure: a non-finite loss, Jacobian, weight, update or new parameter stops the run with an
+//! error; the parameters stay at the last finite state (the failed update is not applied) and
+//! nothing panics. Seeded: one config reproduces a run bit for bit.
+//!
+//! `pareto-synthetic` has no model: x is the parameter vector and J the problem's exact
+//! Jacobian (all of it "shared"), so the same aggregator / weighting / optimizer path applies.
+
+mod config;
+mod presets;
+#[cfg(test)]
+mod tests;
+
+pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
+pub use presets::{preset, Preset};
+
+use crate::aggregators::{registry, Aggregator};
+use crate::data::{uniform, DataRng};
+use crate::metrics::StepMetrics;
+use crate::model::{Mlp, Target};
+use crate::optim::Optimizer;
+use crate::problems::{ParetoMtlSynthetic, Problem};
+use crate::weightings::{self, LossWeighting, WeightingContext};
+use nalgebra::{DMatrix, DVector};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// One step's record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 0-based step index; the losses and metrics are at the parameters this step started from.
+    pub step: usize,
+    /// Per-task mean loss on this step's batch.
+    pub losses: Vec<f64>,
+    /// The loss weighting's w (absent without a weighting).
+    pub loss_weights: Option<Vec<f64>>,
+    /// The aggregator's weights on the (weighted) Jacobian rows, if it is a weighted method.
+    pub aggregator_weights: Option<Vec<f64>>,
+    pub metrics: StepMetrics,
+    /// Per-task test losses when this step was an evaluation step (and there is a test set).
+    pub test_losses: Option<Vec<f64>>,
+}
+
+/// A finished (or stopped) run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub config: TrainConfig,
+    pub task_names: Vec<String>,
+    /// Steps taken (= config.steps unless the run stopped early).
+    pub steps_done: usize,
+    /// Final (last finite) parameters.
+    pub params: Vec<f64>,
+    pub history: Vec<StepRecord>,
+    /// Per-task losses on the whole train set at the final parameters (after a divergence they
+    /// may overflow to ±inf even though the parameters are finite; JSON writes those as null).
+    pub final_train_losses: Vec<f64>,
+    /// Per-task test losses at the final parameters (absent without a test set).
+    pub final_test_losses: Option<Vec<f64>>,
+    /// Why the run stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// The model and its data, or the analytic problem.
+enum Engine {
+    Mlp { mlp: Mlp, train_x: DMatrix<f64>, train_y: Vec<Target>, test: Option<(DMatrix<f64>, Vec<Target>)> },
+    Pareto(ParetoMtlSynthetic),
+}
+
+/// A run that advances one step at a time (for the UI), or to the end (`train`).
+pub struct Trainer {
+    config: TrainConfig,
+    engine: Engine,
+    task_names: Vec<String>,
+    params: Vec<f64>,
+    optimizer: Optimizer,
+    aggregator: Box<dyn Aggregator>,
+    weighting: Option<Box<dyn LossWeighting>>,
+    batch_rng: DataRng,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: u64,
+    step: usize,
+    history: Vec<StepRecord>,
+    error: Option<String>,
+    layer_ranges: Vec<Range<usize>>,
+}
+
+fn select_rows(x: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
+    DMatrix::from_fn(idx.len(), x.ncols(), |r, c| x[(idx[r], c)])
+}
+
+fn select_targets(y: &[Target], idx: &[usize]) -> Vec<Target> {
+    y.iter()
+        .map(|t| match t {
+            Target::Values(v) => Target::Values(select_rows(v, idx)),
+            Target::Classes(c) => Target::Classes(idx.iter().map(|&i| c[i]).collect()),
+        })
+        .collect()
+}
+
+fn split_rows(x: &DMatrix<f64>, y: &[Target], rows: Range<usize>) -> (DMatrix<f64>, Vec<Target>) {
+    let idx: Vec<usize> = rows.collect();
+    (select_rows(x, &idx), select_targets(y, &idx))
+}
+
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+fn build_engine(config: &TrainConfig) -> Result<(Engine, Vec<String>), String> {
+    let (train_x, train_y, test, names) = match &config.data {
+        DataSource::ParetoSynthetic { n } => {
+            let p = ParetoMtlSynthetic::new(*n)?;
+            return Ok((Engine::Pareto(p), vec!["f1".into(), "f2".into()]));
+        }
+        DataSource::TaskSet { config: ts } => {
+            let data = ts.generate().map_err(|e| format!("task set: {e}"))?;
+            points_to_sets(config, &data)?
+        }
+        DataSource::Points { data } => points_to_sets(config, data)?,
+        DataSource::GradNorm { config: gc, n_train, n_test } => {
+            let problem = gc.build().map_err(|e| format!("gradnorm data: {e}"))?;
+            let (x, y) = problem.fixed_set(*n_train, gc.seed.wrapping_add(1));
+            let test = problem.fixed_set(*n_test, gc.seed.wrapping_add(2));
+            let names = (0..gc.sigmas.len()).map(|t| format!("σ={}", gc.sigmas[t])).collect();
+            (x, y, Some(test), names)
+        }
+        DataSource::Sinusoid { config: sc, train_ratio } => {
+            let (x, y) = sc.generate().map_err(|e| format!("sinusoid data: {e}"))?;
+            let n_train = (sc.n as f64 * train_ratio).floor() as usize;
+            let test = (n_train < sc.n).then(|| split_rows(&x, &y, n_train..sc.n));
+            let (tx, ty) = split_rows(&x, &y, 0..n_train);
+            let names = sc.tasks.iter().map(|t| format!("A={:.2} φ={:.2}", t.amplitude, t.phase)).collect();
+            (tx, ty, test, names)
+        }
+    };
+    let model = config.model.clone().ok_or("this data source needs a model")?;
+    let m_data = train_y.len();
+    if model.heads.len() != m_data {
+        return Err(format!("the model has {} heads but the data has {m_data} tasks", model.heads.len()));
+    }
+    if model.input_dim != train_x.ncols() {
+        return Err(format!("the model reads {} inputs but the data has {}", model.input_dim, train_x.ncols()));
+    }
+    let mlp = Mlp::new(model).map_err(|e| format!("model: {e}"))?;
+    // Surface head/target mismatches (widths, loss kinds) now, as configuration errors.
+    let probe = mlp.init_params(0);
+    let (px, py) = split_rows(&train_x, &train_y, 0..1);
+    mlp.losses(&probe, &px, &py).map_err(|e| format!("model and data do not fit: {e}"))?;
+    if let Some(b) = config.batch_size {
+        if b > train_x.nrows() {
+            return Err(format!("batch_size {b} exceeds the {} training points", train_x.nrows()));
+        }
+    }
+    Ok((Engine::Mlp { mlp, train_x, train_y, test }, names))
+}
+
+type Sets = (DMatrix<f64>, Vec<Target>, Option<(DMatrix<f64>, Vec<Target>)>, Vec<String>);
+
+fn points_to_sets(config: &TrainConfig, data: &crate::data::MultiTaskData) -> Result<Sets, String> {
+    let model = config.model.as_ref().ok_or("this data source needs a model")?;
+    if model.heads.len() != data.num_tasks() {
+        return Err(format!("the model has {} heads but the data has {} tasks", model.heads.len(), data.num_tasks()));
+    }
+    let losses: Vec<_> = model.heads.iter().map(|h| h.loss).collect();
+    let (x, y) = data.batch(data.train_indices(), &losses)?;
+    let test = if data.test_indices().is_empty() { None } else { Some(data.batch(data.test_indices(), &losses)?) };
+    Ok((x, y, test, data.task_names.clone()))
+}
+
+impl Trainer {
+    /// Validates the config, builds the data, the model, the aggregator and the weighting.
+    pub fn new(config: TrainConfig) -> Result<Self, String> {
+        config.validate()?;
+        let (engine, task_names) = build_engine(&config)?;
+        let m = task_names.len();
+        let aggregator = registry::build(&config.aggregator, &config.aggregator_params, m, config.seed)?;
+        let weighting = match &config.weighting {
+            None => None,
+            Some(name) => Some(weightings::build(name, &config.weighting_params, m, config.seed)?),
+        };
+        if config.weighting.is_none() && !config.weighting_params.is_empty() {
+            return Err("weighting parameters were given without a loss weighting".into());
+        }
+        let (params, layer_ranges) = match &engine {
+            Engine::Mlp { mlp, .. } => {
+                (mlp.init_params(config.seed), mlp.layout().trunk.iter().map(|s| s.range()).collect())
+            }
+            Engine::Pareto(p) => {
+                let mut rng = DataRng::seed_from_u64(config.seed);
+                ((0..p.n).map(|_| uniform(&mut rng, -0.5, 0.5)).collect(), Vec::new())
+            }
+        };
+        let (kind, wd) = config.optimizer.split();
+        let optimizer = kind.build(params.len()).with_weight_decay(wd);
+        let mut batch_rng = DataRng::seed_from_u64(config.seed);
+        batch_rng.set_stream(1);
+        Ok(Trainer {
+            config,
+            engine,
+            task_names,
+            params,
+            optimizer,
+            aggregator,
+            weighting,
+            batch_rng,
+            order: Vec::new(),
+            cursor: 0,
+            epoch: 0,
+            step: 0,
+            history: Vec::new(),
+            error: None,
+            layer_ranges,
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn task_names(&self) -> &[String] {
+        &self.task_names
+    }
+
+    pub fn num_tasks(&self) -> usize {
+        self.task_names.len()
+    }
+
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    pub fn history(&self) -> &[StepRecord] {
+        &self.history
+    }
+
+    /// Steps taken so far.
+    pub fn step_index(&self) -> usize {
+        self.step
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Stopped by an error, or all `config.steps` taken.
+    pub fn is_done(&self) -> bool {
+        self.error.is_some() || self.step >= self.config.steps
+    }
+
+    /// The model, for drawing decision boundaries (`None` for pareto-synthetic).
+    pub fn mlp(&self) -> Option<&Mlp> {
+        match &self.engine {
+            Engine::Mlp { mlp, .. } => Some(mlp),
+            Engine::Pareto(_) => None,
+        }
+    }
+
+    /// Change the learning rate; the optimizer's moments are kept.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), String> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!("the learning rate must be a positive finite number, got {lr}"));
+        }
+        self.optimizer.set_lr(lr);
+        self.config.optimizer = self.config.optimizer.with_lr(lr);
+        Ok(())
+    }
+
+    /// Per-task losses on the whole train set (the analytic losses for pareto-synthetic).
+    pub fn train_losses(&self) -> Result<Vec<f64>, String> {
+        match &self.engine {
+            Engine::Mlp { mlp, train_x, train_y, .. } => mlp.losses(&self.params, train_x, train_y),
+            Engine::Pareto(p) => Ok(p.losses(&self.params)),
+        }
+    }
+
+    /// Per-task test losses (`None` without a test set).
+    pub fn test_losses(&self) -> Option<Result<Vec<f64>, String>> {
+        match &self.engine {
+            Engine::Mlp { mlp, test: Some((x, y)), .. } => Some(mlp.losses(&self.params, x, y)),
+            _ => None,
+        }
+    }
+
+    /// The next batch's row indices (`None` = the whole train set).
+    fn next_batch(&mut self, n_train: usize) -> Option<Vec<usize>> {
+        let b = self.config.batch_size?;
+        if b >= n_train {
+            return None;
+        }
+        if self.order.is_empty() || self.cursor + b > self.order.len() {
+            if !self.order.is_empty() {
+                self.epoch += 1;
+            }
+            self.order = (0..n_train).collect();
+            crate::data::shuffle(&mut self.batch_rng, &mut self.order);
+            self.cursor = 0;
+        }
+        let idx = self.order[self.cursor..self.cursor + b].to_vec();
+        self.cursor += b;
+        Some(idx)
+    }
+
+    fn fail(&mut self, msg: String) -> String {
+        let msg = format!("step {}: {msg}; the run stopped, parameters kept at the last finite state", self.step);
+        self.error = Some(msg.clone());
+        msg
+    }
+
+    /// One training step. After an error (or the last step) it only returns the error.
+    pub fn step(&mut self) -> Result<&StepRecord, String> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.step >= self.config.steps {
+            return Err(format!("the run is complete ({} steps)", self.config.steps));
+        }
+        let step = self.step;
+        let evaluate = step % self.config.eval_every == 0;
+        // Gradients at the current parameters.
+        let mut full_batch = true;
+        let (losses, jacobian, head_grads, batch) = match &self.engine {
+            Engine::Pareto(p) => {
+                let j = p.jacobian(&self.params);
+                let jm = DMatrix::from_fn(2, p.n, |r, c| j[r][c]);
+                (p.losses(&self.params), jm, Vec::new(), None)
+            }
+            Engine::Mlp { train_x, .. } => {
+                let n = train_x.nrows();
+                let idx = self.next_batch(n);
+                full_batch = idx.is_none();
+                let Engine::Mlp { mlp, train_x, train_y, .. } = &self.engine else { unreachable!() };
+                let (x, y) = match &idx {
+                    Some(idx) => (select_rows(train_x, idx), select_targets(train_y, idx)),
+                    None => (train_x.clone(), train_y.clone()),
+                };
+                let g = match mlp.gradients(&self.params, &x, &y) {
+                    Ok(g) => g,
+                    Err(e) => return Err(self.fail(e)),
+                };
+                (g.losses, g.shared_jacobian, g.head_grads, Some((x, y)))
+            }
+        };
+        if !all_finite(&losses) {
+            return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
+        }
+        if !jacobian.iter().all(|v| v.is_finite()) || !head_grads.iter().all(|h| all_finite(h)) {
+            return Err(self.fail("a gradient is not finite".into()));
+        }
+        let test_losses = if evaluate {
+            match self.test_losses() {
+                Some(Ok(l)) if all_finite(&l) => Some(l),
+                Some(Ok(l)) => return Err(self.fail(format!("a test loss is not finite ({l:?})"))),
+                Some(Err(e)) => return Err(self.fail(e)),
+                None => None,
+            }
+        } else {
+            None
+        };
+        // Loss weighting: w_i = ∂L_total/∂L_i.
+        let loss_weights = match self.weighting.as_mut() {
+            None => None,
+            Some(w) => {
+                let ctx = WeightingContext::new(&losses, step as u64, self.epoch);
+                let ctx = if w.needs_jacobian() { ctx.with_jacobian(&jacobian) } else { ctx };
+                Some(w.weights(&ctx))
+            }
+        };
+        if let Some(w) = &loss_weights {
+            if w.len() != losses.len() || !all_finite(w) {
+                return Err(self.fail(format!("the loss weighting returned unusable weights {w:?}")));
+            }
+        }
+        let weighted = match &loss_weights {
+            None => jacobian.clone(),
+            Some(w) => {
+                let mut j = jacobian.clone();
+                for (i, wi) in w.iter().enumerate() {
+                    j.row_mut(i).scale_mut(*wi);
+                }
+                j
+            }
+        };
+        let aggregation = self.aggregator.aggregate(&weighted);
+        let d: DVector<f64> = aggregation.update;
+        if !d.iter().all(|v| v.is_finite()) {
+            return Err(self.fail("the aggregator's update is not finite".into()));
+        }
+        let mut full: Vec<f64> = d.as_slice().to_vec();
+        for (t, h) in head_grads.iter().enumerate() {
+            let wt = loss_weights.as_ref().map_or(1.0, |w| w[t]);
+            full.extend(h.iter().map(|g| g * wt));
+        }
+        let mut next = self.params.clone();
+        self.optimizer.step(&mut next, &full);
+        if !all_finite(&next) {
+            return Err(self.fail("the optimizer step produced non-finite parameters".into()));
+        }
+        self.params = next;
+        // FAMO: the losses on the same batch after the step.
+        if let Some(w) = self.weighting.as_mut() {
+            if w.needs_losses_after_step() {
+                let after = match (&self.engine, &batch) {
+                    (Engine::Mlp { mlp, .. }, Some((x, y))) => mlp.losses(&self.params, x, y),
+                    (Engine::Pareto(p), _) => Ok(p.losses(&self.params)),
+                    _ => Err("no batch".to_string()),
+                };
+                match after {
+                    Ok(l) if all_finite(&l) => w.after_step(&l),
+                    Ok(l) => return Err(self.fail(format!("a task loss after the step is not finite ({l:?})"))),
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
+        }
+        if full_batch {
+            // Full batch: one step is one epoch.
+            self.epoch += 1;
+        }
+        let layers = (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice());
+        let metrics = StepMetrics::new(&jacobian, &d, layers);
+        self.history.push(StepRecord {
+            step,
+            losses,
+            loss_weights,
+            aggregator_weights: aggregation.weights.map(|w| w.as_slice().to_vec()),
+            metrics,
+            test_losses,
+        });
+        self.step += 1;
+        Ok(self.history.last().expect("just pushed"))
+    }
+
+    /// Steps until done (or an error), calling `progress(steps_done)` after each.
+    pub fn run_to_end(&mut self, mut progress: impl FnMut(usize)) {
+        while !self.is_done() {
+            if self.step().is_err() {
+                break;
+            }
+            progress(self.step);
+        }
+    }
+
+    /// The record of the run so far (final losses at the current parameters).
+    pub fn record(&self) -> RunRecord {
+        let final_train_losses = self.train_losses().unwrap_or_default();
+        let final_test_losses = self.test_losses().and_then(|r| r.ok());
+        RunRecord {
+            config: self.config.clone(),
+            task_names: self.task_names.clone(),
+            steps_done: self.step,
+            params: self.params.clone(),
+            history: self.history.clone(),
+            final_train_losses,
+            final_test_losses,
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// Runs `config` to the end. `Err` only for an invalid config; a run that diverges returns its
+/// record with `error` set.
+pub fn train(config: &TrainConfig) -> Result<RunRecord, String> {
+    train_with_progress(config, |_| {})
+}
+
+/// `train`, calling `progress(steps_done)` after every step.
+pub fn train_with_progress(config: &TrainConfig, progress: impl FnMut(usize)) -> Result<RunRecord, String> {
+    let mut trainer = Trainer::new(config.clone())?;
+    trainer.run_to_end(progress);
+    Ok(trainer.record())
+}

@@ -1,0 +1,140 @@
+//! Named multi-task runs, each showing one kind of gradient conflict. All use the `mean`
+//! aggregator, no loss weighting and seed 0; callers override what they need.
+
+use super::config::{DataSource, TrainConfig, TrainOptimizer};
+use crate::data::{Conflict, Dataset, GradNormConfig, InputSource, SinusoidConfig, TaskSetConfig};
+use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
+use std::f64::consts::PI;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    XorConflict,
+    CircleVsGauss,
+    GradnormScales,
+    SinusoidPhases,
+    ParetoSynthetic,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 5] =
+        [Preset::XorConflict, Preset::CircleVsGauss, Preset::GradnormScales, Preset::SinusoidPhases, Preset::ParetoSynthetic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::XorConflict => "xor-conflict",
+            Preset::CircleVsGauss => "circle-vs-gauss",
+            Preset::GradnormScales => "gradnorm-scales",
+            Preset::SinusoidPhases => "sinusoid-phases",
+            Preset::ParetoSynthetic => "pareto-synthetic",
+        }
+    }
+
+    /// The conflict the preset shows, in one line.
+    pub fn description(self) -> &'static str {
+        match self {
+            Preset::XorConflict => {
+                "two XOR tasks on the same points, the knob (κ = −0.8) flips task 2's labels on 90 % of the plane: the shared-trunk gradients start opposed (cos < 0)"
+            }
+            Preset::CircleVsGauss => {
+                "circle (radial boundary) and gauss (diagonal split) on one point set: unrelated features compete for a small trunk, cosines wander around 0"
+            }
+            Preset::GradnormScales => {
+                "GradNorm's synthetic regression (scaled down to 50 → 10) with σ = 1 and 100: loss and gradient scales differ by 10⁴, the large task dominates the mean"
+            }
+            Preset::SinusoidPhases => {
+                "three sinusoids a third of a period apart (A = 1, φ = 0, 2π/3, 4π/3) through one trunk: partially opposed regression targets"
+            }
+            Preset::ParetoSynthetic => {
+                "Pareto-MTL's analytic two-objective problem in ℝ²⁰ (x is trained directly): gradients become anti-parallel on the concave Pareto set"
+            }
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Preset, String> {
+        Preset::ALL.into_iter().find(|p| p.name() == name.trim()).ok_or_else(|| {
+            let names: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown preset '{name}' (expected one of: {})", names.join(", "))
+        })
+    }
+
+    pub fn config(self) -> TrainConfig {
+        let base = |data, model, optimizer, batch_size, steps| TrainConfig {
+            data,
+            model,
+            optimizer,
+            batch_size,
+            steps,
+            seed: 0,
+            aggregator: "mean".into(),
+            aggregator_params: Vec::new(),
+            weighting: None,
+            weighting_params: Vec::new(),
+            eval_every: 10,
+            layer_metrics: false,
+        };
+        match self {
+            Preset::XorConflict => {
+                let data = TaskSetConfig {
+                    tasks: vec![Dataset::Xor, Dataset::Xor],
+                    n: 500,
+                    noise: 0.0,
+                    train_ratio: 0.5,
+                    seed: 0,
+                    inputs: InputSource::Native { task: 0 },
+                    conflict: Some(Conflict { task: 1, kappa: -0.8 }),
+                };
+                // Tied, small heads: both outputs start near 0, so the flipped labels flip the
+                // shared gradient (plain Glorot heads only reach cos ≈ −0.48 at full flip).
+                let model = MlpConfig { tied_head_init: true, head_init_scale: 0.1, ..MlpConfig::playground(vec![8, 8], 2) };
+                base(DataSource::TaskSet { config: data }, Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
+            }
+            Preset::CircleVsGauss => {
+                let data = TaskSetConfig {
+                    tasks: vec![Dataset::Circle, Dataset::Gauss],
+                    n: 500,
+                    noise: 0.0,
+                    train_ratio: 0.5,
+                    seed: 0,
+                    inputs: InputSource::Union,
+                    conflict: None,
+                };
+                let model = MlpConfig::playground(vec![6, 6], 2);
+                base(DataSource::TaskSet { config: data }, Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
+            }
+            Preset::GradnormScales => {
+                let gc = GradNormConfig { input_dim: 50, output_dim: 10, sigmas: vec![1.0, 100.0], b_std: 10.0, eps_std: 3.5, seed: 0 };
+                let model = MlpConfig {
+                    input_dim: 50,
+                    hidden: vec![64, 64],
+                    activation: Activation::Relu,
+                    heads: vec![HeadConfig { out_dim: 10, loss: LossKind::Mse }; 2],
+                    tied_head_init: false,
+                    head_init_scale: 1.0,
+                };
+                let data = DataSource::GradNorm { config: gc, n_train: 500, n_test: 200 };
+                base(data, Some(model), TrainOptimizer::adam(1e-3), Some(100), 500)
+            }
+            Preset::SinusoidPhases => {
+                let sc = SinusoidConfig::phase_shifted(3, 1.0, 2.0 * PI / 3.0, 400, 0);
+                let model = MlpConfig {
+                    input_dim: 1,
+                    hidden: vec![32, 32],
+                    activation: Activation::Tanh,
+                    heads: vec![HeadConfig { out_dim: 1, loss: LossKind::Mse }; 3],
+                    tied_head_init: false,
+                    head_init_scale: 1.0,
+                };
+                let data = DataSource::Sinusoid { config: sc, train_ratio: 0.75 };
+                base(data, Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
+            }
+            Preset::ParetoSynthetic => {
+                base(DataSource::ParetoSynthetic { n: 20 }, None, TrainOptimizer::adam(0.01), None, 300)
+            }
+        }
+    }
+}
+
+/// The config of a named preset.
+pub fn preset(name: &str) -> Result<TrainConfig, String> {
+    Preset::parse(name).map(Preset::config)
+}

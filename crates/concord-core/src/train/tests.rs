@@ -1,0 +1,231 @@
+use super::*;
+use crate::data::parse_csv;
+
+fn with(mut c: TrainConfig, aggregator: &str, steps: usize) -> TrainConfig {
+    c.aggregator = aggregator.into();
+    c.steps = steps;
+    c
+}
+
+fn mean_loss(l: &[f64]) -> f64 {
+    l.iter().sum::<f64>() / l.len() as f64
+}
+
+#[test]
+fn every_preset_parses_validates_and_is_listed() {
+    for p in Preset::ALL {
+        let c = preset(p.name()).unwrap();
+        assert_eq!(c, p.config());
+        c.validate().unwrap();
+        assert!(!p.description().is_empty());
+        Trainer::new(c).unwrap();
+    }
+    let err = preset("nope").unwrap_err();
+    assert!(err.contains("xor-conflict") && err.contains("pareto-synthetic"), "{err}");
+}
+
+#[test]
+fn the_same_config_reproduces_a_run_bit_for_bit() {
+    for (name, agg, w) in [("xor-conflict", "pcgrad", None), ("sinusoid-phases", "upgrad", Some("rlw")), ("pareto-synthetic", "mgda", Some("famo"))] {
+        let mut c = with(preset(name).unwrap(), agg, 40);
+        c.weighting = w.map(str::to_string);
+        let a = train(&c).unwrap();
+        let b = train(&c).unwrap();
+        assert!(a.error.is_none(), "{name}: {:?}", a.error);
+        assert_eq!(a, b, "{name}");
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        // Another seed gives another run.
+        c.seed = 1;
+        assert_ne!(train(&c).unwrap().params, a.params, "{name}");
+    }
+}
+
+/// Every preset learns with Mean and with UPGrad: the whole-train-set loss falls.
+#[test]
+fn loss_decreases_on_every_preset_with_mean_and_upgrad() {
+    for p in Preset::ALL {
+        for agg in ["mean", "upgrad"] {
+            let c = with(p.config(), agg, 300);
+            let t = Trainer::new(c.clone()).unwrap();
+            let before = mean_loss(&t.train_losses().unwrap());
+            let r = train(&c).unwrap();
+            assert!(r.error.is_none(), "{} {agg}: {:?}", p.name(), r.error);
+            assert_eq!(r.steps_done, 300);
+            let after = mean_loss(&r.final_train_losses);
+            assert!(after < 0.8 * before, "{} {agg}: {before} → {after}", p.name());
+            if let Some(test) = &r.final_test_losses {
+                assert!(test.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
+#[test]
+fn xor_conflict_starts_opposed_and_non_conflicting_methods_stay_non_conflicting() {
+    let steps = 150;
+    let mean = train(&with(preset("xor-conflict").unwrap(), "mean", steps)).unwrap();
+    let cos0 = mean.history[0].metrics.cosine[0][1].unwrap();
+    assert!(cos0 < -0.5, "initial cosine {cos0}");
+    assert!(
+        mean.history.iter().any(|s| !s.metrics.non_conflicting),
+        "mean never conflicted: min Jd = {:?}",
+        mean.history.iter().map(|s| s.metrics.min_directional.unwrap()).fold(f64::INFINITY, f64::min)
+    );
+    for agg in ["upgrad", "mgda"] {
+        let r = train(&with(preset("xor-conflict").unwrap(), agg, steps)).unwrap();
+        assert!(r.error.is_none());
+        for s in &r.history {
+            assert!(s.metrics.non_conflicting, "{agg} step {}: J·d = {:?}", s.step, s.metrics.directional);
+        }
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error_and_keeps_finite_parameters() {
+    for name in ["gradnorm-scales", "sinusoid-phases"] {
+        let mut c = with(preset(name).unwrap(), "sum", 200);
+        c.optimizer = TrainOptimizer::sgd(1e6, 0.0);
+        let r = train(&c).unwrap();
+        let e = r.error.as_deref().unwrap_or_else(|| panic!("{name}: lr 1e6 did not diverge"));
+        assert!(e.contains("not finite") && e.contains("step"), "{e}");
+        assert!(r.steps_done < 200);
+        assert_eq!(r.history.len(), r.steps_done);
+        assert!(r.params.iter().all(|v| v.is_finite()));
+        // The trainer refuses to go on.
+        let mut t = Trainer::new(c).unwrap();
+        t.run_to_end(|_| {});
+        assert!(t.is_done() && t.step().is_err());
+    }
+}
+
+#[test]
+fn trainer_steps_evaluates_and_keeps_optimizer_state_on_set_lr() {
+    let mut c = preset("circle-vs-gauss").unwrap();
+    c.steps = 25;
+    c.eval_every = 10;
+    c.layer_metrics = true;
+    let mut t = Trainer::new(c.clone()).unwrap();
+    for k in 0..5 {
+        let s = t.step().unwrap();
+        assert_eq!(s.step, k);
+        assert_eq!(s.losses.len(), 2);
+        assert_eq!(s.metrics.layers.len(), 2);
+        assert_eq!(s.test_losses.is_some(), k % 10 == 0);
+    }
+    // set_lr keeps the moments: continuing equals a fresh run that changed lr at the same step.
+    t.set_lr(0.02).unwrap();
+    assert!(t.set_lr(-1.0).is_err());
+    let mut u = Trainer::new(c).unwrap();
+    for _ in 0..5 {
+        u.step().unwrap();
+    }
+    u.set_lr(0.02).unwrap();
+    t.run_to_end(|_| {});
+    u.run_to_end(|_| {});
+    assert_eq!(t.params(), u.params());
+    let r = t.record();
+    assert_eq!(r.config.optimizer.lr(), 0.02);
+    let evals: Vec<_> = r.history.iter().filter(|s| s.test_losses.is_some()).map(|s| s.step).collect();
+    assert_eq!(evals, vec![0, 10, 20]);
+    assert!(t.step().is_err());
+}
+
+#[test]
+fn loss_weighting_scales_rows_and_heads() {
+    // A constant weighting-free run and an EW run (w = 1) are identical; GradNorm-style
+    // weightings run without error.
+    let base = with(preset("gradnorm-scales").unwrap(), "mean", 20);
+    let mut ew = base.clone();
+    ew.weighting = Some("ew".into());
+    let (a, b) = (train(&base).unwrap(), train(&ew).unwrap());
+    assert_eq!(a.params, b.params);
+    assert_eq!(b.history[0].loss_weights.as_deref(), Some(&[1.0, 1.0][..]));
+    for w in ["uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"] {
+        let mut c = base.clone();
+        c.weighting = Some(w.into());
+        let r = train(&c).unwrap();
+        assert!(r.error.is_none(), "{w}: {:?}", r.error);
+        assert!(r.history.iter().all(|s| s.loss_weights.as_ref().is_some_and(|l| l.len() == 2)));
+    }
+}
+
+#[test]
+fn adamw_sgd_momentum_and_csv_points_train() {
+    let mut c = with(preset("sinusoid-phases").unwrap(), "mean", 50);
+    c.optimizer = TrainOptimizer::adamw(0.01);
+    assert!(train(&c).unwrap().error.is_none());
+    c.optimizer = TrainOptimizer::sgd(0.05, 0.9);
+    assert!(train(&c).unwrap().error.is_none());
+    // The user's CSV: two tasks on four points, full batch, split 3 / 1.
+    let mut data = parse_csv("x1,x2,a,b\n0,0,1,-1\n1,0,-1,1\n0,1,1,1\n1,1,-1,-1\n").unwrap();
+    data.n_train = 3;
+    let c = TrainConfig {
+        data: DataSource::Points { data },
+        model: Some(crate::model::MlpConfig::playground(vec![4], 2)),
+        batch_size: None,
+        ..with(preset("xor-conflict").unwrap(), "upgrad", 30)
+    };
+    let r = train(&c).unwrap();
+    assert!(r.error.is_none());
+    assert!(r.final_test_losses.is_some());
+    // A full-batch run counts one epoch per step (DWA uses epochs).
+    let mut c2 = c.clone();
+    c2.weighting = Some("dwa".into());
+    assert!(train(&c2).unwrap().error.is_none());
+}
+
+#[test]
+fn bad_configs_are_clear_errors() {
+    let ok = preset("xor-conflict").unwrap();
+    let cases: Vec<(TrainConfig, &str)> = vec![
+        (TrainConfig { steps: 0, ..ok.clone() }, "steps"),
+        (TrainConfig { eval_every: 0, ..ok.clone() }, "eval_every"),
+        (TrainConfig { batch_size: Some(0), ..ok.clone() }, "batch_size"),
+        (TrainConfig { batch_size: Some(100_000), ..ok.clone() }, "batch_size"),
+        (TrainConfig { optimizer: TrainOptimizer::adam(0.0), ..ok.clone() }, "learning rate"),
+        (TrainConfig { optimizer: TrainOptimizer::sgd(0.1, 1.5), ..ok.clone() }, "momentum"),
+        (TrainConfig { model: None, ..ok.clone() }, "needs a model"),
+        (TrainConfig { aggregator: "nope".into(), ..ok.clone() }, "unknown aggregator"),
+        (TrainConfig { aggregator_params: vec![("c".into(), "1".into())], ..ok.clone() }, "parameter"),
+        (TrainConfig { weighting: Some("nope".into()), ..ok.clone() }, "unknown loss weighting"),
+        (TrainConfig { weighting_params: vec![("mu".into(), "1".into())], ..ok.clone() }, "without a loss weighting"),
+        (
+            TrainConfig { weighting: Some("stch".into()), weighting_params: vec![("mu".into(), "-1".into())], ..ok.clone() },
+            "mu",
+        ),
+        (
+            TrainConfig { model: Some(crate::model::MlpConfig::playground(vec![4], 3)), ..ok.clone() },
+            "3 heads",
+        ),
+        (
+            TrainConfig {
+                model: Some(crate::model::MlpConfig { input_dim: 3, ..crate::model::MlpConfig::playground(vec![4], 2) }),
+                ..ok.clone()
+            },
+            "inputs",
+        ),
+        (
+            TrainConfig {
+                model: Some(crate::model::MlpConfig { head_init_scale: 0.0, ..crate::model::MlpConfig::playground(vec![4], 2) }),
+                ..ok.clone()
+            },
+            "head_init_scale",
+        ),
+        (TrainConfig { model: ok.model.clone(), ..preset("pareto-synthetic").unwrap() }, "leave the model out"),
+        (TrainConfig { data: DataSource::ParetoSynthetic { n: 0 }, ..preset("pareto-synthetic").unwrap() }, "n"),
+    ];
+    for (c, needle) in cases {
+        let e = Trainer::new(c).err().expect("config should be rejected");
+        assert!(e.contains(needle), "'{e}' does not mention '{needle}'");
+    }
+    // MSE/BCE mismatch with the labels: sinusoid regression with a BCE head.
+    let mut s = preset("sinusoid-phases").unwrap();
+    if let Some(m) = s.model.as_mut() {
+        m.heads[0].loss = crate::model::LossKind::SoftmaxCe;
+    }
+    assert!(Trainer::new(s).is_err());
+    // Serde round trip of a config.
+    let json = serde_json::to_string(&ok).unwrap();
+    assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), ok);
+}
+
