@@ -69,8 +69,10 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// torchjd's structure assert: finite output for every finite J, over its scaled family
-    /// (×0, ×1e-10 … ×1e15) and rank-deficient and zero matrices.
+    /// torchjd's structure assert: finite output of length n (and finite weights of length m
+    /// where the method has them) for every finite J, over its scaled family (×0, ×1e-10 …
+    /// ×1e15) and rank-one matrices, two calls each (stateful methods carry state into the
+    /// second), for every aggregator and the parameter settings torchjd tests.
     #[test]
     fn finite_output_for_every_method(
         m in 1usize..=8,
@@ -85,19 +87,18 @@ proptest! {
             // Every row a multiple of the first: G has rank ≤ 1.
             let first = j.row(0).into_owned();
             for i in 1..m {
-                let f = (i as f64) - 2.5;
-                j.row_mut(i).copy_from(&(&first * f));
+                j.row_mut(i).copy_from(&(&first * ((i as f64) - 2.5)));
             }
         }
-        for method in Method::ALL.into_iter().chain([Method::CaGrad { c: 0.0 }, Method::CaGrad { c: 2.0 }]) {
-            let mut agg = method.build(seed);
+        for (name, mut agg) in every_aggregator(m, seed) {
             for _ in 0..2 {
                 let a = agg.aggregate(&j);
                 prop_assert_eq!(a.update.len(), n);
-                prop_assert!(a.update.iter().all(|v| v.is_finite()), "{} update {}", method.name(), a.update);
-                let w = a.weights.unwrap();
-                prop_assert_eq!(w.len(), m);
-                prop_assert!(w.iter().all(|v| v.is_finite()), "{} weights {}", method.name(), w);
+                prop_assert!(a.update.iter().all(|v| v.is_finite()), "{} update {}", name, a.update);
+                if let Some(w) = a.weights {
+                    prop_assert_eq!(w.len(), m);
+                    prop_assert!(w.iter().all(|v| v.is_finite()), "{} weights {}", name, w);
+                }
             }
         }
     }
@@ -246,44 +247,6 @@ fn linear_under_scaling_new_methods() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 96,
-        rng_seed: RngSeed::Fixed(0x00C0_4C0E),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    /// torchjd's structure assert for the new methods: finite output and weights on the scaled
-    /// family (×0, ×1e-10 … ×1e15), rank-one and zero matrices.
-    #[test]
-    fn finite_output_new_methods(
-        m in 1usize..=8,
-        n in 1usize..=20,
-        k in prop::sample::select(vec![None, Some(-10i32), Some(0), Some(3), Some(10), Some(15)]),
-        rank_one in any::<bool>(),
-        seed in any::<u64>(),
-    ) {
-        let scale = k.map_or(0.0, |k| 10f64.powi(k));
-        let mut j = jacobian(m, n, seed, scale);
-        if rank_one {
-            let first = j.row(0).into_owned();
-            for i in 1..m {
-                j.row_mut(i).copy_from(&(&first * ((i as f64) - 2.5)));
-            }
-        }
-        for name in NEW_METHODS {
-            let mut agg = build_new(name, m, seed);
-            let a = agg.aggregate(&j);
-            prop_assert_eq!(a.update.len(), n);
-            prop_assert!(a.update.iter().all(|v| v.is_finite()), "{} update {}", name, a.update);
-            let w = a.weights.unwrap();
-            prop_assert_eq!(w.len(), m);
-            prop_assert!(w.iter().all(|v| v.is_finite()), "{} weights {}", name, w);
-        }
-    }
-}
-
 // GradVac, FairGrad, Nash-MTL, GradDrop and TrimmedMean are not in `Method` yet (the GPU
 // kernels and the UI match on it exhaustively), so they are built directly here.
 fn part2_methods(m: usize, seed: u64) -> Vec<(&'static str, Box<dyn super::Aggregator>)> {
@@ -299,46 +262,14 @@ fn part2_methods(m: usize, seed: u64) -> Vec<(&'static str, Box<dyn super::Aggre
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        rng_seed: RngSeed::Fixed(0x00C0_4C0E),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    /// The structure assert for the part-2 methods, on the same scaled, rank-one and zero
-    /// families as `finite_output_for_every_method`, two calls each (the stateful ones carry
-    /// state into the second).
-    #[test]
-    fn finite_output_for_part2_methods(
-        m in 1usize..=8,
-        n in 1usize..=20,
-        k in prop::sample::select(vec![None, Some(-10i32), Some(0), Some(3), Some(10), Some(15)]),
-        rank_one in any::<bool>(),
-        seed in any::<u64>(),
-    ) {
-        let scale = k.map_or(0.0, |k| 10f64.powi(k));
-        let mut j = jacobian(m, n, seed, scale);
-        if rank_one {
-            let first = j.row(0).into_owned();
-            for i in 1..m {
-                let f = (i as f64) - 2.5;
-                j.row_mut(i).copy_from(&(&first * f));
-            }
-        }
-        for (name, mut agg) in part2_methods(m, seed) {
-            for _ in 0..2 {
-                let a = agg.aggregate(&j);
-                prop_assert_eq!(a.update.len(), n);
-                prop_assert!(a.update.iter().all(|v| v.is_finite()), "{} update {}", name, a.update);
-                if let Some(w) = a.weights {
-                    prop_assert_eq!(w.len(), m);
-                    prop_assert!(w.iter().all(|v| v.is_finite()), "{} weights {}", name, w);
-                }
-            }
-        }
-    }
+/// Every aggregator under test: `Method` (with CAGrad at c = 0 and 2 too), the methods built by
+/// name above (Krum from m ≥ 4) and the part-2 ones.
+fn every_aggregator(m: usize, seed: u64) -> Vec<(String, Box<dyn Aggregator>)> {
+    let methods = Method::ALL.into_iter().chain([Method::CaGrad { c: 0.0 }, Method::CaGrad { c: 2.0 }]);
+    let mut all: Vec<(String, Box<dyn Aggregator>)> = methods.map(|me| (me.label(), me.build(seed))).collect();
+    all.extend(NEW_METHODS.iter().filter(|&&name| name != "krum" || m >= 4).map(|&name| (name.to_string(), build_new(name, m, seed))));
+    all.extend(part2_methods(m, seed).into_iter().map(|(name, agg)| (name.to_string(), agg)));
+    all
 }
 
 /// Nash-MTL claims non-conflict where the bargaining problem is feasible; with linearly
