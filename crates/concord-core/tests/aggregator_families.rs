@@ -238,12 +238,12 @@ fn linear_under_scaling_where_the_registry_says_so() {
         let tol = if info.name == "upgrad" { 6e-2 } else { 1e-4 };
         for (m, n, r) in [(4, 3, 3), (9, 11, 9), (2, 5, 2)] {
             let j = s.normal_family(m, n, r);
-            let mut draw = |s: &mut Sampler| DVector::from_fn(m, |_, _| s.0.random::<f64>());
+            let draw = |s: &mut Sampler| DVector::from_fn(m, |_, _| s.0.random::<f64>());
             let (c1, c2) = (draw(&mut s), draw(&mut s));
             let (alpha, beta) = (s.0.random::<f64>(), s.0.random::<f64>());
             let scaled = |c: &DVector<f64>| DMatrix::from_diagonal(c) * &j;
             // Stateless or seeded methods: a fresh aggregator per call gives the same draws.
-            let mut agg = || build(info.name, &[], m).expect("builds");
+            let agg = || build(info.name, &[], m).expect("builds");
             let lhs = agg().aggregate(&scaled(&(alpha * &c1 + beta * &c2))).update;
             let rhs = alpha * agg().aggregate(&scaled(&c1)).update + beta * agg().aggregate(&scaled(&c2)).update;
             let err = (&lhs - &rhs).norm() / (1.0 + rhs.norm());
