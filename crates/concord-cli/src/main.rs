@@ -43,6 +43,13 @@ impl<E: std::fmt::Display> From<E> for UsageError {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `concord methods | head` would panic on the closed pipe; a
+    // command-line tool should just stop, as `cat` does.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

@@ -117,3 +117,21 @@ fn gpu_backend_reaches_the_cpu_endpoint() {
         assert!(gap < 0.05, "{method}: cpu {a:?} vs gpu {b:?} (gap {gap})");
     }
 }
+
+/// A reader that stops early (`concord methods | head -1`) ends the output quietly, no panic.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["methods"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concord runs");
+    // Close the read end before the child has started writing (it is still starting up), so
+    // its first write meets a closed pipe whatever the pipe's buffer size.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
