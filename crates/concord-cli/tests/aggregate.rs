@@ -3,30 +3,13 @@
 //! `bench aggregate --input`), bad input (exit code 2, a message, nothing on stdout) and the JSON
 //! shapes.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{concord_with_stdin as concord, json};
 
 const J_BASE_JSON: &str = "[[-4, 1, 1], [6, 1, 1]]";
 const J_BASE_CSV: &str = "-4,1,1\n6,1,1\n";
 
-fn concord(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("concord runs");
-    // A command that fails before reading stdin closes it: ignore the broken pipe.
-    let _ = child.stdin.take().expect("piped").write_all(stdin.as_bytes());
-    child.wait_with_output().expect("concord finishes")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "concord failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON value")
-}
 
 fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array().expect("an array").iter().map(|x| x.as_f64().expect("a number")).collect()

@@ -2,20 +2,10 @@
 //! library (CPU) and the GPU backend (lavapipe in CI; a missing adapter fails the test).
 
 use concord_core::{run, Method, OptimizerKind, ProblemKind, RunConfig};
-use std::process::{Command, Output};
+mod common;
 
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("concord runs")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "concord failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
+use common::{concord, json};
+use std::process::Command;
 
 fn point(v: &serde_json::Value) -> [f64; 2] {
     [v[0].as_f64().unwrap(), v[1].as_f64().unwrap()]

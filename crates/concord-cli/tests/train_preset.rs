@@ -1,20 +1,9 @@
 //! `concord train --preset …`: the --json document, --out JSON/CSV, --plot PNGs, and bad input.
 
+mod common;
+
+use common::{concord, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("concord runs")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "concord failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("concord-train-preset-{}-{name}", std::process::id()));
