@@ -1,25 +1,16 @@
 // The page as a user drives it: exact stepping, live learning-rate edits, play/pause, reset,
 // URL state with bad values, hide flags, keyboard, a GPU failure mid-run, and no WebGPU at all.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveSite, launchBrowser, openPage, artifactPath, SITE } from './helpers.mjs';
+import { siteAndBrowser, launchBrowser, openPage, artifactPath } from './helpers.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await serveSite(SITE);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = siteAndBrowser();
 
 const state = (page) => page.evaluate(() => window.concord.state());
 
 test('stepping is exact, the learning rate changes live, play/pause and reset work', async () => {
   const errors = [];
-  const page = await openPage(browser, `${server.url}#play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#play=false`, errors);
   let s = await state(page);
   assert.equal(s.backend, 'webgpu');
   assert.equal(s.runs.length, 12, 'Mean, PCGrad, MGDA, CAGrad from three starts');
@@ -60,7 +51,7 @@ test('stepping is exact, the learning rate changes live, play/pause and reset wo
 
 test('a GPU failure mid-run continues on the CPU from the last positions and says so', async () => {
   const errors = [];
-  const page = await openPage(browser, `${server.url}#play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#play=false`, errors);
   const before = await page.evaluate(() => window.concord.step(500));
   assert.ok(await page.evaluate(() => window.concord._simulateGpuFailure()));
   const s = await page.evaluate(() => window.concord.step(300));
@@ -77,8 +68,8 @@ test('a GPU failure mid-run continues on the CPU from the last positions and say
 test('a malformed URL is clamped or dropped with a visible notice; hide flags trim the page', async () => {
   const errors = [];
   const page = await openPage(
-    browser,
-    `${server.url}#problem=cagrad-toy-scaled&methods=mgda,bogus,cagrad&c=99&lr=-1&spf=abc&play=false&hideText=true&lr_hide=true&view=l1`,
+    ctx.browser,
+    `${ctx.server.url}#problem=cagrad-toy-scaled&methods=mgda,bogus,cagrad&c=99&lr=-1&spf=abc&play=false&hideText=true&lr_hide=true&view=l1`,
     errors,
   );
   const s = await state(page);
@@ -105,7 +96,7 @@ test('a malformed URL is clamped or dropped with a visible notice; hide flags tr
 test('without WebGPU the page runs on the CPU and says why', async () => {
   const noGpu = await launchBrowser({ webgpu: false });
   try {
-    const page = await openPage(noGpu, `${server.url}#play=false&methods=mean,mgda`, []);
+    const page = await openPage(noGpu, `${ctx.server.url}#play=false&methods=mean,mgda`, []);
     let s = await state(page);
     assert.equal(s.backend, 'cpu');
     assert.ok(typeof s.reason === 'string' && s.reason.length > 0, 'a reason is given');

@@ -5,6 +5,7 @@ import { readFile, mkdir, stat } from 'node:fs/promises';
 import { join, extname, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
 
 const TYPES = {
   '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
@@ -70,4 +71,19 @@ export function nativeRun({ problem, method, c, start, steps, lr, optimizer }) {
 export async function artifactPath(name) {
   await mkdir(ARTIFACTS, { recursive: true });
   return join(ARTIFACTS, name);
+}
+
+/** The built site served and a WebGPU browser launched once per test file; the returned object's
+ *  `server` and `browser` are filled in by the file's `before` hook and closed by its `after`. */
+export function siteAndBrowser() {
+  const ctx = { server: null, browser: null };
+  before(async () => {
+    ctx.server = await serveSite(SITE);
+    ctx.browser = await launchBrowser();
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.server?.close();
+  });
+  return ctx;
 }

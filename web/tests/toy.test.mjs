@@ -1,8 +1,8 @@
 // The CAGrad toy in a real browser: WebGPU must be used, and the WGSL trajectories must land
 // where the native CPU reference (f64) lands.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveSite, launchBrowser, openPage, nativeRun, artifactPath, SITE } from './helpers.mjs';
+import { siteAndBrowser, openPage, nativeRun, artifactPath } from './helpers.mjs';
 
 // f32 on the GPU against f64 on the CPU after STEPS Adam steps of lr 1e-3. Measured on
 // SwiftShader: 5.4e-6 at most; 1e-4 leaves room for other adapters' rounding, while any real
@@ -11,23 +11,14 @@ import { serveSite, launchBrowser, openPage, nativeRun, artifactPath, SITE } fro
 const STEPS = 1500;
 const TOLERANCE = 1e-4;
 
-let server;
-let browser;
-before(async () => {
-  server = await serveSite(SITE);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = siteAndBrowser();
 
 for (const problem of ['cagrad-toy', 'cagrad-toy-scaled']) {
   test(`${problem}: WebGPU trajectories match the native CPU run`, async (t) => {
     const errors = [];
     const page = await openPage(
-      browser,
-      `${server.url}#play=false&problem=${problem}&methods=mean,mgda,pcgrad,cagrad&c=0.5&optimizer=adam&lr=0.001`,
+      ctx.browser,
+      `${ctx.server.url}#play=false&problem=${problem}&methods=mean,mgda,pcgrad,cagrad&c=0.5&optimizer=adam&lr=0.001`,
       errors,
     );
     const initial = await page.evaluate(() => window.concord.state());
