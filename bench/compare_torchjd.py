@@ -7,26 +7,31 @@ What it measures
       * torchjd: the aggregator object called in-process on a torch tensor (warm-up, then the
         median over repeated calls; fast calls are timed in batches of >= 50 us), in float32 (what
         torchjd users train with) and in float64 (Concord's precision);
-      * Concord: `concord bench aggregate --input FILE --json` on the very same matrix (same
-        warm-up / batching / median scheme, in Rust, f64).
+      * Concord: `concord bench aggregate --input FILE --json --precision f32|f64` on the very
+        same matrix (same warm-up / batching / median scheme, in Rust): f32 (row-major J, both
+        O(mn) passes in f32, the m x m weighting in f64) against torchjd float32, and f64 (the
+        CPU reference path) against torchjd float64.
     The matrix is standard-normal from numpy's default_rng(seed=0), rounded to float32 so that
     all three runs see identical values, and written to a temporary CSV file (17 significant
-    digits: exact). Each case also checks that Concord's update matches torchjd's float64 update
-    (`concord aggregate`), reported as max|d_concord - d_torchjd| / max|d_torchjd|.
+    digits: exact). Each case also checks that Concord's updates (`concord aggregate
+    --precision f32|f64`) match torchjd's float64 update, reported as
+    max|d_concord - d_torchjd| / max|d_torchjd|.
     Methods: Mean, Sum, MGDA, PCGrad, UPGrad, DualProj, CAGrad(c=0.5), IMTL-G, Aligned-MTL,
     ConFIG, Nash-MTL(n_tasks=m), FairGrad(alpha=1); Krum(n_byzantine=1) and
     TrimmedMean(trim_number=1) where valid (m >= 4). PCGrad is exact for m = 2; for m > 2 both
     libraries visit the other tasks in a random order (different generators), so the updates
     differ (the work per call is the same). Nash-MTL is stateful (warm start) in both.
-    torch runs with its default intra-op threads (all cores); Concord is single-threaded.
+    Threads: --threads N sets both torch's intra-op threads and Concord's (`--threads`); by
+    default both use one thread per core.
 
 How to run (from the repository root)
     cargo build --release -p concord-cli        # the binary this script times
     python3 -m venv /tmp/tjd-venv && /tmp/tjd-venv/bin/pip install "torchjd[full]"   # once
     /tmp/tjd-venv/bin/python bench/compare_torchjd.py
     # options: --concord PATH (default target/release/concord), --out bench/results,
-    #          --torch-threads 1 (on a shared machine: with one core busy, 2-thread torch ops
-    #          stall for a scheduler slice, ~16 ms), --quick (n <= 1e4, shorter budgets: a smoke test), --methods mean,upgrad
+    #          --threads 1 (both libraries on one core; on a shared machine with one core busy,
+    #          2-thread torch ops stall for a scheduler slice, ~16 ms), --quick (n <= 1e4, shorter
+    #          budgets: a smoke test), --methods mean,upgrad
     It writes bench/results.json (every measurement) and bench/results.md (the tables pasted
     into BENCHMARKS.md). One full run takes about 8-10 minutes on 2 cores. Run it on an idle
     machine: other processes inflate both columns, unevenly.
@@ -138,27 +143,30 @@ def verdict(method, ratio):
 
 def markdown(info, rows):
     lines = [
-        f"Machine: {info['cpu']}, {info['cores']} cores (torch uses {info['torch_threads']} threads, Concord 1). "
+        f"Machine: {info['cpu']}, {info['cores']} cores (torch uses {info['torch_threads']} threads, "
+        f"Concord {info['concord_threads']}). "
         f"torch {info['torch']}, torchjd {info['torchjd']}, numpy {info['numpy']}, {info['rustc']}, "
         f"Python {info['python']}. Run {info['date']} (load average at start {info['loadavg_start'][0]:.2f}, "
         f"at end {info['loadavg_end'][0]:.2f}).",
         "",
-        "Median µs per call; ratio = torchjd float32 / Concord (> 1: Concord faster). "
-        "Target: ≥ 5× for the methods that solve a problem on the Gramian, ≥ 1× for Mean/Sum. "
-        "‖Δd‖ = max|d_concord − d_torchjd,f64| / max|d_torchjd,f64|.",
+        "Median µs per call; ratio = torchjd / Concord at the same precision (> 1: Concord faster). "
+        "Target (judged on float32, what torchjd users train with): ≥ 5× for the methods that solve "
+        "a problem on the Gramian, ≥ 1× for Mean/Sum; float64 shown for information. "
+        "‖Δd‖ = max|d_concord − d_torchjd,f64| / max|d_torchjd,f64| (Concord f32 / f64).",
         "",
-        "| method | m | n | torchjd f32 µs | torchjd f64 µs | Concord µs | ratio f32 | ratio f64 | target | ‖Δd‖ |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|:-:|--:|",
+        "| method | m | n | torchjd f32 µs | Concord f32 µs | ratio f32 | torchjd f64 µs | Concord f64 µs | ratio f64 | target | ‖Δd‖ f32 / f64 |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|",
     ]
     order = {name: i for i, (name, *_rest) in enumerate(METHODS)}
     rows = sorted(rows, key=lambda r: (order[r["method"]], r["m"], r["n"]))
     for r in rows:
         mark, _ = verdict(r["method"], r["ratio_f32"])
         lines.append(
-            f"| {r['method']} | {r['m']} | {r['n']:.0e} | {r['torchjd_f32_us']:.1f} | {r['torchjd_f64_us']:.1f} | "
-            f"{r['concord_us']:.1f} | {r['ratio_f32']:.1f} | {r['ratio_f64']:.1f} | {mark} | {r['rel_diff']:.1e} |"
+            f"| {r['method']} | {r['m']} | {r['n']:.0e} | {r['torchjd_f32_us']:.1f} | {r['concord_f32_us']:.1f} | "
+            f"{r['ratio_f32']:.1f} | {r['torchjd_f64_us']:.1f} | {r['concord_f64_us']:.1f} | {r['ratio_f64']:.1f} | "
+            f"{mark} | {r['rel_diff_f32']:.1e} / {r['rel_diff_f64']:.1e} |"
         )
-    lines += ["", "| method | target | holds at (m, n) | misses at (m, n) | ratio f32 min – max |", "|---|:-:|---|---|--:|"]
+    lines += ["", "| method | target | holds at (m, n) | misses at (m, n) | ratio f32 min – max | ratio f64 min – max |", "|---|:-:|---|---|--:|--:|"]
     for method in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == method]
         _, target = verdict(method, 1.0)
@@ -170,7 +178,8 @@ def markdown(info, rows):
             held_s = "all" if not missed else (", ".join(held) or "none")
             missed_s = "none" if not missed else ", ".join(missed)
         lo, hi = min(r["ratio_f32"] for r in rs), max(r["ratio_f32"] for r in rs)
-        lines.append(f"| {method} | {target} | {held_s} | {missed_s} | {lo:.1f} – {hi:.1f} |")
+        lo64, hi64 = min(r["ratio_f64"] for r in rs), max(r["ratio_f64"] for r in rs)
+        lines.append(f"| {method} | {target} | {held_s} | {missed_s} | {lo:.1f} – {hi:.1f} | {lo64:.1f} – {hi64:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +188,7 @@ def main():
     p.add_argument("--concord", default="target/release/concord")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: torch's, one per core)")
+    p.add_argument("--threads", type=int, help="threads for both torch (set_num_threads) and Concord (default: one per core)")
     p.add_argument("--methods", help="comma-separated Concord names (default: all)")
     a = p.parse_args()
     if not os.path.exists(a.concord):
@@ -189,9 +198,11 @@ def main():
     warm, budget32, budget64 = 0.1, 0.8, 0.4
     if a.quick:
         ns, budget32, budget64 = [1_000, 10_000], 0.2, 0.1
-    if a.torch_threads:
-        torch.set_num_threads(a.torch_threads)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    threads = a.threads or os.cpu_count()
     info = machine_info()
+    info["concord_threads"] = threads
     rows = []
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="concord-bench-") as tmp:
@@ -211,21 +222,27 @@ def main():
                         tj32, calls32 = median_us(lambda: agg32(t32), warm, budget32)
                         tj64, calls64 = median_us(lambda: agg64(t64), warm, budget64)
                         ref = make(m)(t64).numpy()
-                    c = concord_json(a.concord, ["bench", "aggregate", "--method", name, *pargs, "--input", path, "--json"])
-                    assert (c["m"], c["n"]) == (m, n), c
-                    d = np.array(concord_json(a.concord, ["aggregate", "--method", name, *pargs, "--input", path])["update"])
-                    rel = float(np.max(np.abs(d - ref)) / max(np.max(np.abs(ref)), 1e-300))
+                    c, rel = {}, {}
+                    for prec in ("f32", "f64"):
+                        common = [*pargs, "--input", path, "--precision", prec]
+                        c[prec] = concord_json(a.concord, ["bench", "aggregate", "--method", name, *common,
+                                                           "--threads", str(threads), "--json"])
+                        assert (c[prec]["m"], c[prec]["n"], c[prec]["precision"]) == (m, n, prec), c[prec]
+                        d = np.array(concord_json(a.concord, ["aggregate", "--method", name, *common])["update"])
+                        rel[prec] = float(np.max(np.abs(d - ref)) / max(np.max(np.abs(ref)), 1e-300))
                     row = {
                         "method": name, "m": m, "n": n, "params": params,
                         "torchjd_f32_us": tj32, "torchjd_f32_calls": calls32,
                         "torchjd_f64_us": tj64, "torchjd_f64_calls": calls64,
-                        "concord_us": c["median_us"], "concord_calls": c["calls"],
-                        "ratio_f32": tj32 / c["median_us"], "ratio_f64": tj64 / c["median_us"],
-                        "rel_diff": rel,
+                        "concord_f32_us": c["f32"]["median_us"], "concord_f32_calls": c["f32"]["calls"],
+                        "concord_f64_us": c["f64"]["median_us"], "concord_f64_calls": c["f64"]["calls"],
+                        "ratio_f32": tj32 / c["f32"]["median_us"], "ratio_f64": tj64 / c["f64"]["median_us"],
+                        "rel_diff_f32": rel["f32"], "rel_diff_f64": rel["f64"],
                     }
                     rows.append(row)
-                    print(f"{name:>13} m={m} n={n:>6}: torchjd f32 {tj32:10.1f} µs  f64 {tj64:10.1f} µs  "
-                          f"concord {c['median_us']:9.1f} µs  ratio {row['ratio_f32']:7.1f}  Δd {rel:.1e}", flush=True)
+                    print(f"{name:>13} m={m} n={n:>6}: f32 torchjd {tj32:9.1f} concord {row['concord_f32_us']:8.1f} "
+                          f"({row['ratio_f32']:6.1f}x)  f64 torchjd {tj64:9.1f} concord {row['concord_f64_us']:8.1f} "
+                          f"({row['ratio_f64']:6.1f}x)  Δd {rel['f32']:.1e}/{rel['f64']:.1e}", flush=True)
     info["loadavg_end"] = os.getloadavg()
     info["seconds"] = round(time.time() - t_start, 1)
     with open(a.out + ".json", "w") as f:

@@ -3,7 +3,7 @@
 
 use crate::UsageError;
 use clap::Args;
-use concord_core::aggregators::registry;
+use concord_core::aggregators::{registry, JacobianF32};
 use nalgebra::DMatrix;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,26 @@ pub struct AggregateArgs {
     /// Seed for methods that draw random numbers.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// f64 (the CPU reference) or f32 (the matrix rounded to f32; both O(mn) passes in f32,
+    /// the m × m weighting in f64).
+    #[arg(long, value_enum, default_value_t = Precision::F64)]
+    precision: Precision,
+}
+
+/// The precision of the Jacobian's two O(mn) passes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
 }
 
 /// `key=value` pairs as given to `--param` (the value stays text: the registry parses it).
@@ -124,8 +144,17 @@ pub fn run(args: AggregateArgs) -> Result<(), UsageError> {
     }
     let j = parse_matrix(&read_input(&args.input)?)?;
     let mut aggregator = registry::build(&args.method, &params, j.nrows(), args.seed).map_err(UsageError)?;
-    let a = aggregator.aggregate(&j);
-    if let Some(k) = a.update.iter().position(|v| !v.is_finite()) {
+    let (update, weights): (Vec<f64>, _) = match args.precision {
+        Precision::F64 => {
+            let a = aggregator.aggregate(&j);
+            (a.update.as_slice().to_vec(), a.weights)
+        }
+        Precision::F32 => {
+            let a = aggregator.aggregate_f32(&JacobianF32::from_f64(&j));
+            (a.update.iter().map(|&x| x as f64).collect(), a.weights)
+        }
+    };
+    if let Some(k) = update.iter().position(|v| !v.is_finite()) {
         return Err(UsageError(format!(
             "{} produced a non-finite update (entry {}): the matrix is out of range for it",
             args.method,
@@ -133,8 +162,8 @@ pub fn run(args: AggregateArgs) -> Result<(), UsageError> {
         )));
     }
     let out = serde_json::json!({
-        "update": a.update.as_slice(),
-        "weights": a.weights.as_ref().map(|w| w.as_slice().to_vec()),
+        "update": update,
+        "weights": weights.as_ref().map(|w| w.as_slice().to_vec()),
     });
     println!("{out}");
     Ok(())

@@ -1,10 +1,10 @@
 //! `concord bench aggregate`: the median time of one aggregation of a random m × n matrix, or of
 //! a matrix read from a file (`--input`, JSON or CSV as for `concord aggregate`).
 
-use crate::aggregate::{parse_params, read_matrix_file};
+use crate::aggregate::{parse_params, read_matrix_file, Precision};
 use crate::UsageError;
 use clap::{Args, Subcommand};
-use concord_core::aggregators::registry;
+use concord_core::aggregators::{registry, JacobianF32};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,8 +42,16 @@ pub struct BenchAggregateArgs {
     /// A parameter as key=value (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", allow_hyphen_values = true)]
     params: Vec<String>,
-    /// Print one JSON object {"median_us", "m", "n", "method", "calls", "input"} on stdout
-    /// ("input": the file's path, or null for the random matrix).
+    /// Precision of the Jacobian: f64 (column-major `DMatrix`, the CPU reference) or f32
+    /// (row-major, what training frameworks hand out; both O(mn) passes in f32, the m × m
+    /// weighting in f64).
+    #[arg(long, value_enum, default_value_t = Precision::F64)]
+    precision: Precision,
+    /// Threads for the O(mn) passes (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object {"median_us", "m", "n", "method", "calls", "input", "precision",
+    /// "threads"} on stdout ("input": the file's path, or null for the random matrix).
     #[arg(long)]
     json: bool,
 }
@@ -113,12 +121,54 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
     let (m, n) = j.shape();
     let mut aggregator = registry::build(&args.method, &params, m, 0).map_err(UsageError)?;
     let method = registry::find(args.method.trim()).expect("built, so listed").name;
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = args.threads {
+        if t == 0 {
+            return Err(UsageError("--threads must be at least 1".into()));
+        }
+        pool = pool.num_threads(t);
+    }
+    let pool = pool.build().map_err(|e| UsageError(format!("cannot start {} threads: {e}", args.threads.unwrap_or(0))))?;
+    let threads = pool.current_num_threads();
+    let median_us = match args.precision {
+        Precision::F64 => pool.install(|| median_call_us(|| drop(black_box(aggregator.aggregate(black_box(&j)))))),
+        Precision::F32 => {
+            let jf = JacobianF32::from_f64(&j);
+            pool.install(|| median_call_us(|| drop(black_box(aggregator.aggregate_f32(black_box(&jf))))))
+        }
+    };
+    let (median_us, calls) = median_us;
+    let precision = args.precision.name();
 
+    if args.json {
+        let out = serde_json::json!({
+            "median_us": median_us,
+            "m": m,
+            "n": n,
+            "method": method,
+            "calls": calls,
+            "input": args.input.as_ref().map(|p| p.display().to_string()),
+            "precision": precision,
+            "threads": threads,
+        });
+        println!("{out}");
+    } else {
+        let what = match &args.input {
+            Some(path) => format!("the {m}×{n} matrix of {}", path.display()),
+            None => format!("a random {m}×{n} matrix"),
+        };
+        println!("{method} on {what} ({precision}, {threads} threads): median {median_us:.3} µs per call ({calls} calls)");
+    }
+    Ok(())
+}
+
+/// Warm-up, then the median µs per call of `call` and the number of timed calls.
+fn median_call_us(mut call: impl FnMut()) -> (f64, usize) {
     // Warm-up, which also estimates the time per call.
     let start = Instant::now();
     let mut warm_calls = 0u32;
     while warm_calls < 3 || start.elapsed() < WARMUP {
-        black_box(aggregator.aggregate(black_box(&j)));
+        call();
         warm_calls += 1;
         if start.elapsed() > BUDGET {
             break; // a slow method: the warm-up already took the budget
@@ -136,7 +186,7 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
     while samples.is_empty() || (measure.elapsed() < BUDGET && samples.len() < MAX_SAMPLES) {
         let t = Instant::now();
         for _ in 0..batch {
-            black_box(aggregator.aggregate(black_box(&j)));
+            call();
         }
         samples.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
     }
@@ -144,23 +194,5 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
     samples.sort_by(f64::total_cmp);
     let k = samples.len();
     let median_us = if k % 2 == 1 { samples[k / 2] } else { 0.5 * (samples[k / 2 - 1] + samples[k / 2]) };
-
-    if args.json {
-        let out = serde_json::json!({
-            "median_us": median_us,
-            "m": m,
-            "n": n,
-            "method": method,
-            "calls": calls,
-            "input": args.input.as_ref().map(|p| p.display().to_string()),
-        });
-        println!("{out}");
-    } else {
-        let what = match &args.input {
-            Some(path) => format!("the {m}×{n} matrix of {}", path.display()),
-            None => format!("a random {m}×{n} matrix"),
-        };
-        println!("{method} on {what}: median {median_us:.3} µs per call ({calls} calls)");
-    }
-    Ok(())
+    (median_us, calls)
 }

@@ -196,6 +196,69 @@ fn bench_aggregate_json_has_the_documented_fields() {
     assert!(String::from_utf8_lossy(&line.stdout).contains("median"), "{line:?}");
 }
 
+/// The f32 path (`--precision f32`) agrees with the f64 reference for every method whose
+/// update is a continuous function of J on a well-conditioned matrix (Krum and TrimmedMean
+/// pick rows, PCGrad/GradDrop/Random draw numbers: the same seed, so they agree too).
+#[test]
+fn aggregate_in_f32_matches_f64_for_every_method() {
+    // A full-rank 4 × 300 matrix: entries uniform in [−1, 1) from a fixed LCG, with a shared
+    // component so that the tasks are correlated but not collinear.
+    let mut state: u64 = 12345;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let shared: Vec<f64> = (0..300).map(|_| uniform()).collect();
+    let rows: Vec<String> = (0..4)
+        .map(|_| {
+            let row: Vec<String> = shared.iter().map(|s| format!("{:.6}", 0.5 * s + uniform())).collect();
+            row.join(",")
+        })
+        .collect();
+    let csv = rows.join("\n");
+    let methods = json(&concord(&["methods", "--json"], ""));
+    let names: Vec<String> = methods["aggregators"]
+        .as_array()
+        .expect("an aggregators list")
+        .iter()
+        .map(|a| a["name"].as_str().expect("a name").to_string())
+        .collect();
+    assert!(names.len() >= 18, "{names:?}");
+    for name in &names {
+        let mut args = vec!["aggregate", "--method", name.as_str()];
+        match name.as_str() {
+            "constant" => args.extend(["--param", "weights=1,2,0.5,1"]),
+            "krum" => args.extend(["--param", "n_byzantine=1"]),
+            "trimmed-mean" => args.extend(["--param", "trim_number=1"]),
+            "fairgrad" => args.extend(["--param", "alpha=1"]),
+            _ => {}
+        }
+        let f64_run = json(&concord(&args, &csv));
+        args.extend(["--precision", "f32"]);
+        let f32_run = json(&concord(&args, &csv));
+        let (d64, d32) = (floats(&f64_run["update"]), floats(&f32_run["update"]));
+        let scale = d64.iter().fold(0.0f64, |a, x| a.max(x.abs())).max(1e-12);
+        let err = d64.iter().zip(&d32).fold(0.0f64, |a, (x, y)| a.max((x - y).abs())) / scale;
+        // f32 rounding of J (2⁻²⁴) and of 300-term sums, amplified by the m × m solve.
+        assert!(err < 1e-4, "{name}: max |d32 − d64| / max |d64| = {err:e}");
+    }
+}
+
+#[test]
+fn bench_aggregate_reports_precision_and_threads() {
+    let v = json(&concord(
+        &["bench", "aggregate", "--method", "mgda", "--m", "4", "--n", "40000", "--precision", "f32", "--threads", "2", "--json"],
+        "",
+    ));
+    assert_eq!(v["precision"], "f32");
+    assert_eq!(v["threads"], 2);
+    assert!(v["median_us"].as_f64().unwrap() > 0.0, "{v}");
+    let v = json(&concord(&["bench", "aggregate", "--method", "mgda", "--m", "4", "--n", "40", "--json"], ""));
+    assert_eq!(v["precision"], "f64");
+    assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "2", "--n", "3", "--threads", "0"], "", "--threads must be at least 1");
+    assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "2", "--n", "3", "--precision", "f16"], "", "f16");
+}
+
 #[test]
 fn bench_aggregate_rejects_bad_sizes_and_parameters() {
     assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "0", "--n", "3"], "", "at least 1");

@@ -24,6 +24,7 @@ mod constant;
 mod dual_cone;
 mod dualproj;
 mod imtl_g;
+mod jacobian_f32;
 mod krum;
 mod random;
 pub mod registry;
@@ -48,6 +49,7 @@ pub use config::Config;
 pub use constant::Constant;
 pub use dualproj::DualProj;
 pub use imtl_g::ImtlG;
+pub use jacobian_f32::{combine_f32, gram_f32, JacobianF32};
 pub use krum::Krum;
 pub use random::Random;
 pub use upgrad::UpGrad;
@@ -77,10 +79,23 @@ pub trait Weighting: Send {
     }
 }
 
+/// The result of one aggregation of an f32 Jacobian: d in f32, the weights (if any) in f64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregationF32 {
+    pub update: Vec<f32>,
+    pub weights: Option<DVector<f64>>,
+}
+
 /// J ↦ d. Every Gramian-weighted method gets this through the blanket impl below.
 pub trait Aggregator: Send {
     fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation;
     fn reset(&mut self);
+    /// The same on an f32 row-major Jacobian. Gramian-weighted methods run both O(mn) passes in
+    /// f32 (`gram_f32`, `combine_f32`); the others (GradDrop, TrimmedMean) convert to f64.
+    fn aggregate_f32(&mut self, jacobian: &JacobianF32) -> AggregationF32 {
+        let a = self.aggregate(&jacobian.to_f64());
+        AggregationF32 { update: a.update.iter().map(|&x| x as f32).collect(), weights: a.weights }
+    }
 }
 
 impl<W: Weighting> Aggregator for W {
@@ -96,6 +111,13 @@ impl<W: Weighting> Aggregator for W {
 
     fn reset(&mut self) {
         Weighting::reset(self)
+    }
+
+    fn aggregate_f32(&mut self, jacobian: &JacobianF32) -> AggregationF32 {
+        let m = jacobian.nrows();
+        let g = if self.reads_gram() { gram_f32(jacobian) } else { DMatrix::zeros(m, m) };
+        let w = self.weights(&g);
+        AggregationF32 { update: combine_f32(jacobian, &w), weights: Some(w) }
     }
 }
 
