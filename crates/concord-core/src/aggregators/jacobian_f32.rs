@@ -12,10 +12,11 @@
 //! Speed: in the Gram pass each loaded chunk of a row feeds four dot products at once (AVX2 +
 //! FMA when the CPU has them, checked at run time; a GEMM library call per block was 2–6×
 //! slower here: it allocates and packs), the combine pass is a multiply-add sweep, and
-//! both passes split the columns over threads (rayon; on wasm32 without threads rayon runs them
-//! on the calling thread).
+//! both passes split the columns over threads natively (rayon; the browser build has no threads
+//! and runs them in order).
 
 use nalgebra::{DMatrix, DVector};
+#[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 
 /// An m × n task Jacobian in f32, row-major: row i (task i's gradient) is contiguous.
@@ -70,8 +71,6 @@ impl JacobianF32 {
 /// Columns per block: partial sums in f32 stay short (error ∝ block length, not n), and a
 /// block is the unit of work handed to a thread.
 const BLOCK: usize = 512;
-/// Below this many entries one thread does the whole pass (a fork costs more than it saves).
-const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
 
 /// G = JJᵀ (m × m, f64, exactly symmetric).
 pub fn gram_f32(j: &JacobianF32) -> DMatrix<f64> {
@@ -81,27 +80,37 @@ pub fn gram_f32(j: &JacobianF32) -> DMatrix<f64> {
         return DMatrix::zeros(m, m);
     }
     let blocks = n.div_ceil(BLOCK);
-    let add_block = |acc: &mut Vec<f64>, b: usize| {
+    let add_block = |acc: &mut [f64], b: usize| {
         let cols = b * BLOCK..((b + 1) * BLOCK).min(n);
         gram_block(j, cols, acc);
     };
-    if m * n >= PARALLEL_MIN_ENTRIES && rayon::current_num_threads() > 1 {
-        g = (0..blocks)
-            .into_par_iter()
-            .fold(|| vec![0.0f64; m * m], |mut acc, b| {
-                add_block(&mut acc, b);
-                acc
-            })
-            .reduce(|| vec![0.0f64; m * m], |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            });
-    } else {
-        for b in 0..blocks {
-            add_block(&mut g, b);
+    #[cfg(not(target_arch = "wasm32"))]
+    if parallel(m * n) {
+        // One partial Gramian per block, added in block order: the same bits as the serial
+        // loop, whatever the thread count or the work stealing did.
+        let mut partials = vec![0.0f64; blocks * m * m];
+        partials.par_chunks_mut(m * m).enumerate().for_each(|(b, p)| add_block(p, b));
+        for p in partials.chunks_exact(m * m) {
+            g.iter_mut().zip(p).for_each(|(x, y)| *x += y);
         }
+        return mirror(m, &g);
     }
-    // The kernel fills the upper triangle (a ≤ b); mirror it.
+    for b in 0..blocks {
+        add_block(&mut g, b);
+    }
+    mirror(m, &g)
+}
+
+/// Whether a pass over this many entries is split over threads: below 2¹⁶ entries a fork
+/// costs more than it saves.
+#[cfg(not(target_arch = "wasm32"))]
+fn parallel(entries: usize) -> bool {
+    const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
+    entries >= PARALLEL_MIN_ENTRIES && rayon::current_num_threads() > 1
+}
+
+/// The full Gramian from its upper triangle (a ≤ b), as filled by the kernel.
+fn mirror(m: usize, g: &[f64]) -> DMatrix<f64> {
     DMatrix::from_fn(m, m, |a, b| if a <= b { g[a * m + b] } else { g[b * m + a] })
 }
 
@@ -263,11 +272,12 @@ pub fn combine_f32(j: &JacobianF32, weights: &DVector<f64>) -> Vec<f32> {
         return out;
     }
     let fill = |(b, chunk): (usize, &mut [f32])| combine_block(j, &w, b * COMBINE_BLOCK, chunk);
-    if j.rows * j.cols >= PARALLEL_MIN_ENTRIES && rayon::current_num_threads() > 1 {
+    #[cfg(not(target_arch = "wasm32"))]
+    if parallel(j.rows * j.cols) {
         out.par_chunks_mut(COMBINE_BLOCK).enumerate().for_each(fill);
-    } else {
-        out.chunks_mut(COMBINE_BLOCK).enumerate().for_each(fill);
+        return out;
     }
+    out.chunks_mut(COMBINE_BLOCK).enumerate().for_each(fill);
     out
 }
 
@@ -364,6 +374,22 @@ mod tests {
             }
             assert!(plain.iter().any(|&x| x != 0.0));
         }
+    }
+
+    /// Threads change nothing: the same bits with 1 and 2 worker threads (a seed reproduces a
+    /// run bit for bit).
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let jf = JacobianF32::from_f64(&random(5, 200_003, 3));
+        let w = DVector::from_vec(vec![0.3, -1.0, 2.0, 0.5, 1.5]);
+        let run = |t: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+            pool.install(|| (gram_f32(&jf), combine_f32(&jf, &w)))
+        };
+        let (g1, d1) = run(1);
+        let (g2, d2) = run(2);
+        assert_eq!(g1, g2);
+        assert_eq!(d1, d2);
     }
 
     #[test]
