@@ -26,11 +26,17 @@ fn act_sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
+// ½(1 + tanh u) for GELU's u = c(x + ax³), as σ(2u): the same value, but without the
+// cancellation of 1 + t (and 1 − t²) as t → −1, which cost GELU' ~1e-6 near x = −5 in f32.
+fn gelu_half_one_plus_tanh(x: f32) -> f32 {
+    return act_sigmoid(2.0 * GELU_C * (x + GELU_A * x * x * x));
+}
+
 fn act_apply(code: u32, x: f32) -> f32 {
     switch code {
         case 0u: { return max(x, 0.0); }
         case 1u: { return act_tanh(x); }
-        case 2u: { return 0.5 * x * (1.0 + act_tanh(GELU_C * (x + GELU_A * x * x * x))); }
+        case 2u: { return x * gelu_half_one_plus_tanh(x); }
         case 3u: { return act_sigmoid(x); }
         default: { return x; }
     }
@@ -41,12 +47,16 @@ fn act_derivative(code: u32, x: f32) -> f32 {
     switch code {
         case 0u: { return select(0.0, 1.0, x > 0.0); }
         case 1u: {
-            let t = act_tanh(x);
-            return 1.0 - t * t;
+            // 1 − tanh²x = 4σ(2x)σ(−2x), exact to f32 rounding in both tails.
+            return 4.0 * act_sigmoid(2.0 * x) * act_sigmoid(-2.0 * x);
         }
         case 2u: {
-            let t = act_tanh(GELU_C * (x + GELU_A * x * x * x));
-            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * x * x);
+            // ½(1 + t) + ½x(1 − t²)·c(1 + 3ax²) with ½(1 + t) = σ(2u), ½(1 − t) = σ(−2u) and
+            // ½(1 − t²) = 2σ(2u)σ(−2u): no cancellation at either tail.
+            let u2 = 2.0 * GELU_C * (x + GELU_A * x * x * x);
+            let sp = act_sigmoid(u2);
+            let sm = act_sigmoid(-u2);
+            return sp + x * 2.0 * sp * sm * GELU_C * (1.0 + 3.0 * GELU_A * x * x);
         }
         case 3u: {
             let s = act_sigmoid(x);
