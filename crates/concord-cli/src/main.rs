@@ -9,6 +9,7 @@ mod methods;
 mod plot;
 mod train;
 mod train_preset;
+mod train_preset_gpu;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -127,6 +127,8 @@ pub struct GpuTrainer {
     pending: Vec<Pending>,
     history: Vec<StepRecord>,
     error: Option<String>,
+    /// The step whose readback found the error (the CPU trainer's `steps_done` then).
+    failed_at: Option<usize>,
 }
 
 impl GpuTrainer {
@@ -235,6 +237,7 @@ impl GpuTrainer {
             pending: Vec::new(),
             history: Vec::new(),
             error: None,
+            failed_at: None,
         })
     }
 
@@ -453,6 +456,7 @@ impl GpuTrainer {
                 };
                 if let Some(msg) = problem {
                     self.error = Some(msg);
+                    self.failed_at = Some(step);
                     break;
                 }
                 let w = DVector::from_vec(weights.clone());
@@ -547,7 +551,7 @@ impl GpuTrainer {
         Ok(RunRecord {
             config: self.config.clone(),
             task_names: self.task_names.clone(),
-            steps_done: self.step,
+            steps_done: self.failed_at.unwrap_or(self.step),
             params,
             history: self.history.clone(),
             final_train_losses,
