@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod bench;
+mod bench_train;
 mod methods;
 mod plot;
 mod train;
@@ -29,7 +30,7 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Aggregate one matrix (JSON or CSV rows, from a file or stdin) and print the update.
     Aggregate(aggregate::AggregateArgs),
-    /// Time the aggregators.
+    /// Time the aggregators (bench aggregate) or training steps (bench train).
     Bench(bench::BenchArgs),
 }
 
