@@ -22,6 +22,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Median time per call of one aggregator on a random m × n matrix (seeded).
     Aggregate(BenchAggregateArgs),
+    /// Training steps per second of a preset on the CPU or the GPU trainer.
+    Train(crate::bench_train::BenchTrainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -69,6 +71,7 @@ const MIN_SAMPLE: Duration = Duration::from_micros(50);
 pub fn run(args: BenchArgs) -> Result<(), UsageError> {
     match args.command {
         BenchCommand::Aggregate(a) => aggregate(a),
+        BenchCommand::Train(a) => crate::bench_train::run(a),
     }
 }
 

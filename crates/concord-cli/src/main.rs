@@ -5,10 +5,12 @@
 
 mod aggregate;
 mod bench;
+mod bench_train;
 mod methods;
 mod plot;
 mod train;
 mod train_preset;
+mod train_preset_gpu;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Aggregate one matrix (JSON or CSV rows, from a file or stdin) and print the update.
     Aggregate(aggregate::AggregateArgs),
-    /// Time the aggregators.
+    /// Time the aggregators (bench aggregate) or training steps (bench train).
     Bench(bench::BenchArgs),
 }
 

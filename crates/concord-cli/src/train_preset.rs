@@ -1,5 +1,6 @@
-//! `concord train --preset NAME --method NAME …`: a multi-task run on the CPU trainer, with
-//! optional JSON / CSV records and PNG figures.
+//! `concord train --preset NAME --method NAME …`: a multi-task run on the CPU trainer (or with
+//! `--backend gpu` the GPU trainer, same outputs), with optional JSON / CSV records and PNG
+//! figures.
 
 use crate::UsageError;
 use concord_core::metrics::StepMetrics;
@@ -68,11 +69,6 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 }
 
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
-    if a.gpu {
-        return Err(UsageError(
-            "--backend gpu is not available with --preset yet: the GPU multi-task trainer arrives with the GPU issue (use --backend cpu)".into(),
-        ));
-    }
     let mut config = preset(&a.preset).map_err(UsageError)?;
     config.aggregator = a.method.trim().to_string();
     config.aggregator_params = parse_kv(&a.params, "--param")?;
@@ -95,18 +91,24 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
         config.optimizer = config.optimizer.with_lr(lr);
     }
     let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
-    let mut trainer = Trainer::new(config).map_err(UsageError)?;
+    // The config is checked before the bar appears (the GPU trainer runs the same checks).
+    let cpu_trainer = if a.gpu { None } else { Some(Trainer::new(config.clone()).map_err(UsageError)?) };
 
-    let total = trainer.config().steps;
+    let total = config.steps;
     let show_bar = std::io::stderr().is_terminal() && !(a.json && !std::io::stdout().is_terminal());
     let bar = if show_bar { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
             .expect("static template"),
     );
-    trainer.run_to_end(|s| bar.set_position(s as u64));
+    let (record, backend) = match cpu_trainer {
+        Some(mut trainer) => {
+            trainer.run_to_end(|s| bar.set_position(s as u64));
+            (trainer.record(), "cpu".to_string())
+        }
+        None => crate::train_preset_gpu::run(config, |s| bar.set_position(s as u64))?,
+    };
     bar.finish_and_clear();
-    let record = trainer.record();
 
     if let Some((path, kind)) = &out {
         let written = match kind {
@@ -142,7 +144,7 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
         // A closed pipe (`| head`) is not an error worth a panic.
         let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&report).expect("the report serialises"));
     } else {
-        print_summary(&a.preset, &record);
+        print_summary(&a.preset, &record, &backend);
     }
     if let Some(e) = &record.error {
         if !a.json {
@@ -156,17 +158,18 @@ fn fmt_losses(l: &[f64]) -> String {
     l.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(", ")
 }
 
-fn print_summary(preset: &str, r: &RunRecord) {
+fn print_summary(preset: &str, r: &RunRecord, backend: &str) {
     let mut out = std::io::stdout().lock();
     let c = &r.config;
     let weighting = c.weighting.as_deref().map(|w| format!(" + {w}")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{}{} on {} after {} steps [cpu]: train L = ({})",
+        "{}{} on {} after {} steps [{}]: train L = ({})",
         c.aggregator,
         weighting,
         preset,
         r.steps_done,
+        backend,
         fmt_losses(&r.final_train_losses)
     );
     if let Some(t) = &r.final_test_losses {

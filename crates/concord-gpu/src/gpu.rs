@@ -131,7 +131,7 @@ impl Gpu {
     }
 
     /// The assembled module `name` (a file in `shaders/`), compiled once.
-    fn module(&self, name: &'static str) -> wgpu::ShaderModule {
+    pub(crate) fn module(&self, name: &'static str) -> wgpu::ShaderModule {
         let mut modules = self.pipelines.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, m)) = modules.iter().find(|(n, _)| *n == name) {
             return m.clone();

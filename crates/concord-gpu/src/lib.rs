@@ -5,6 +5,9 @@
 //! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`]: w = f(G) for Mean, Sum, PCGrad, MGDA,
 //!   CAGrad; [`aggregate`]: all three on the GPU with one readback.
 //! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
+//! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
+//!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW) with no CPU round trip per step;
+//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`].
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
 //! (nothing here blocks). Built for native Vulkan (Mesa lavapipe without a GPU) and for
@@ -23,11 +26,14 @@
 mod gpu;
 pub mod kernels;
 pub mod shaders;
+pub mod trainer;
 
 pub use gpu::{Gpu, GpuError};
 pub use kernels::combine::combine;
 pub use kernels::gram::gram;
+pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
 pub use kernels::weighting::{aggregate, weights};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
+pub use trainer::{gpu_method, GpuTrainer};

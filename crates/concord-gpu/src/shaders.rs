@@ -27,10 +27,31 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("toy.wgsl", include_str!("../../../shaders/toy.wgsl")),
     ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
     ("toy_trajectory.wgsl", include_str!("../../../shaders/toy_trajectory.wgsl")),
+    ("mlp_index.wgsl", include_str!("../../../shaders/mlp_index.wgsl")),
+    ("mlp_activation.wgsl", include_str!("../../../shaders/mlp_activation.wgsl")),
+    ("mlp_activation_map.wgsl", include_str!("../../../shaders/mlp_activation_map.wgsl")),
+    ("mlp_gather.wgsl", include_str!("../../../shaders/mlp_gather.wgsl")),
+    ("mlp_dense_forward.wgsl", include_str!("../../../shaders/mlp_dense_forward.wgsl")),
+    ("mlp_loss.wgsl", include_str!("../../../shaders/mlp_loss.wgsl")),
+    ("mlp_weight_grad.wgsl", include_str!("../../../shaders/mlp_weight_grad.wgsl")),
+    ("mlp_backprop.wgsl", include_str!("../../../shaders/mlp_backprop.wgsl")),
+    ("mlp_optim.wgsl", include_str!("../../../shaders/mlp_optim.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
-pub const MODULES: &[&str] = &["gram.wgsl", "combine.wgsl", "weighting.wgsl", "toy_trajectory.wgsl"];
+pub const MODULES: &[&str] = &[
+    "gram.wgsl",
+    "combine.wgsl",
+    "weighting.wgsl",
+    "toy_trajectory.wgsl",
+    "mlp_activation_map.wgsl",
+    "mlp_gather.wgsl",
+    "mlp_dense_forward.wgsl",
+    "mlp_loss.wgsl",
+    "mlp_weight_grad.wgsl",
+    "mlp_backprop.wgsl",
+    "mlp_optim.wgsl",
+];
 
 /// The files named on `// requires:` lines of `text`, in order.
 pub fn requirements(text: &str) -> Vec<String> {

@@ -60,6 +60,13 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("combine.wgsl", vec!["combine"]),
         ("weighting.wgsl", vec!["weighting"]),
         ("toy_trajectory.wgsl", vec!["toy_step"]),
+        ("mlp_activation_map.wgsl", vec!["activation_map"]),
+        ("mlp_gather.wgsl", vec!["gather_rows"]),
+        ("mlp_dense_forward.wgsl", vec!["dense_forward"]),
+        ("mlp_loss.wgsl", vec!["task_loss"]),
+        ("mlp_weight_grad.wgsl", vec!["weight_grad"]),
+        ("mlp_backprop.wgsl", vec!["backprop"]),
+        ("mlp_optim.wgsl", vec!["optim_tick", "optim_update"]),
     ];
     for (name, entries) in expected {
         let (_, src) = sources.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no module {name}"));

@@ -16,11 +16,13 @@
 //! `pareto-synthetic` has no model: x is the parameter vector and J the problem's exact
 //! Jacobian (all of it "shared"), so the same aggregator / weighting / optimizer path applies.
 
+mod batches;
 mod config;
 mod presets;
 #[cfg(test)]
 mod tests;
 
+pub use batches::BatchSampler;
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use presets::{preset, Preset};
 
@@ -86,9 +88,7 @@ pub struct Trainer {
     optimizer: Optimizer,
     aggregator: Box<dyn Aggregator>,
     weighting: Option<Box<dyn LossWeighting>>,
-    batch_rng: DataRng,
-    order: Vec<usize>,
-    cursor: usize,
+    batches: BatchSampler,
     epoch: u64,
     step: usize,
     history: Vec<StepRecord>,
@@ -204,8 +204,11 @@ impl Trainer {
         };
         let (kind, wd) = config.optimizer.split();
         let optimizer = kind.build(params.len()).with_weight_decay(wd);
-        let mut batch_rng = DataRng::seed_from_u64(config.seed);
-        batch_rng.set_stream(1);
+        let n_train = match &engine {
+            Engine::Mlp { train_x, .. } => train_x.nrows(),
+            Engine::Pareto(_) => 0,
+        };
+        let batches = BatchSampler::new(config.seed, config.batch_size, n_train);
         Ok(Trainer {
             config,
             engine,
@@ -214,9 +217,7 @@ impl Trainer {
             optimizer,
             aggregator,
             weighting,
-            batch_rng,
-            order: Vec::new(),
-            cursor: 0,
+            batches,
             epoch: 0,
             step: 0,
             history: Vec::new(),
@@ -294,22 +295,28 @@ impl Trainer {
     }
 
     /// The next batch's row indices (`None` = the whole train set).
-    fn next_batch(&mut self, n_train: usize) -> Option<Vec<usize>> {
-        let b = self.config.batch_size?;
-        if b >= n_train {
-            return None;
+    fn next_batch(&mut self) -> Option<Vec<usize>> {
+        let (idx, new_epoch) = self.batches.next_batch();
+        if new_epoch {
+            self.epoch += 1;
         }
-        if self.order.is_empty() || self.cursor + b > self.order.len() {
-            if !self.order.is_empty() {
-                self.epoch += 1;
-            }
-            self.order = (0..n_train).collect();
-            crate::data::shuffle(&mut self.batch_rng, &mut self.order);
-            self.cursor = 0;
+        idx
+    }
+
+    /// The training inputs and targets (`None` for pareto-synthetic), e.g. to upload to a GPU.
+    pub fn train_data(&self) -> Option<(&DMatrix<f64>, &[Target])> {
+        match &self.engine {
+            Engine::Mlp { train_x, train_y, .. } => Some((train_x, train_y.as_slice())),
+            Engine::Pareto(_) => None,
         }
-        let idx = self.order[self.cursor..self.cursor + b].to_vec();
-        self.cursor += b;
-        Some(idx)
+    }
+
+    /// The test inputs and targets, if the data source has a test split.
+    pub fn test_data(&self) -> Option<(&DMatrix<f64>, &[Target])> {
+        match &self.engine {
+            Engine::Mlp { test: Some((x, y)), .. } => Some((x, y.as_slice())),
+            _ => None,
+        }
     }
 
     fn fail(&mut self, msg: String) -> String {
@@ -336,9 +343,8 @@ impl Trainer {
                 let jm = DMatrix::from_fn(2, p.n, |r, c| j[r][c]);
                 (p.losses(&self.params), jm, Vec::new(), None)
             }
-            Engine::Mlp { train_x, .. } => {
-                let n = train_x.nrows();
-                let idx = self.next_batch(n);
+            Engine::Mlp { .. } => {
+                let idx = self.next_batch();
                 full_batch = idx.is_none();
                 let Engine::Mlp { mlp, train_x, train_y, .. } = &self.engine else { unreachable!() };
                 let (x, y) = match &idx {

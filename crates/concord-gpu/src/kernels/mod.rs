@@ -2,6 +2,9 @@
 
 pub mod combine;
 pub mod gram;
+pub mod mlp;
+pub mod mlp_graph;
+pub mod mlp_ops;
 pub mod toy;
 pub mod weighting;
 

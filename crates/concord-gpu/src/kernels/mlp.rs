@@ -1,0 +1,257 @@
+//! Host side of the MLP kernels (`shaders/mlp_*.wgsl`): their pipelines, their parameter
+//! blocks, and [`Dispatch`], one kernel launch with its bind group, built once and recorded into
+//! as many steps as wanted. The graphs that chain them live in [`super::mlp_graph`].
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::Gpu;
+
+/// Invocations per workgroup of every `mlp_*` kernel except `optim_tick`.
+pub const WORKGROUP: u32 = 256;
+const MAX_GROUPS_X: u32 = 65535;
+
+/// The compiled `mlp_*` pipelines.
+pub(crate) struct MlpPipelines {
+    pub activation_map: wgpu::ComputePipeline,
+    pub gather: wgpu::ComputePipeline,
+    pub dense_forward: wgpu::ComputePipeline,
+    pub task_loss: wgpu::ComputePipeline,
+    pub weight_grad: wgpu::ComputePipeline,
+    pub backprop: wgpu::ComputePipeline,
+    pub optim_tick: wgpu::ComputePipeline,
+    pub optim_update: wgpu::ComputePipeline,
+}
+
+impl MlpPipelines {
+    pub fn new(gpu: &Gpu) -> Self {
+        let make = |file: &'static str, entry: &'static str| {
+            let module = gpu.module(file);
+            gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        MlpPipelines {
+            activation_map: make("mlp_activation_map.wgsl", "activation_map"),
+            gather: make("mlp_gather.wgsl", "gather_rows"),
+            dense_forward: make("mlp_dense_forward.wgsl", "dense_forward"),
+            task_loss: make("mlp_loss.wgsl", "task_loss"),
+            weight_grad: make("mlp_weight_grad.wgsl", "weight_grad"),
+            backprop: make("mlp_backprop.wgsl", "backprop"),
+            optim_tick: make("mlp_optim.wgsl", "optim_tick"),
+            optim_update: make("mlp_optim.wgsl", "optim_update"),
+        }
+    }
+}
+
+/// One kernel launch: pipeline, bind group (with its uniform) and workgroup counts.
+#[derive(Clone)]
+pub(crate) struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: (u32, u32),
+}
+
+impl Dispatch {
+    /// A launch of `pipeline` with `storage` bound at bindings 0, 1, … and `uniform` after them.
+    pub fn new(
+        gpu: &Gpu,
+        pipeline: &wgpu::ComputePipeline,
+        storage: &[&wgpu::Buffer],
+        uniform: &[u8],
+        groups: (u32, u32),
+    ) -> Self {
+        Self::with_uniform_at(gpu, pipeline, storage, storage.len() as u32, uniform, groups)
+    }
+
+    /// As [`Dispatch::new`] with the uniform at binding `uniform_binding` (an entry point that
+    /// uses only some of its module's storage bindings).
+    pub fn with_uniform_at(
+        gpu: &Gpu,
+        pipeline: &wgpu::ComputePipeline,
+        storage: &[&wgpu::Buffer],
+        uniform_binding: u32,
+        uniform: &[u8],
+        groups: (u32, u32),
+    ) -> Self {
+        let uniform_buf = gpu.uniform_init("mlp kernel params", uniform);
+        let mut entries: Vec<wgpu::BindGroupEntry> = storage
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: uniform_binding, resource: uniform_buf.as_entire_binding() });
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { pipeline: pipeline.clone(), bind_group, groups }
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+    }
+}
+
+/// Workgroups (x, y) covering `items` invocations of 256, spilling into y past 65 535.
+pub(crate) fn grid(items: usize) -> (u32, u32) {
+    let groups = (items as u32).div_ceil(WORKGROUP).max(1);
+    let x = groups.min(MAX_GROUPS_X);
+    (x, groups.div_ceil(x))
+}
+
+/// `shaders/mlp_activation_map.wgsl`'s ActMapParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ActMapParams {
+    pub len: u32,
+    pub act: u32,
+    pub groups_x: u32,
+    pub _pad: u32,
+}
+
+/// `shaders/mlp_gather.wgsl`'s GatherParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct GatherParams {
+    pub rows: u32,
+    pub width: u32,
+    pub idx_off: u32,
+    pub groups_x: u32,
+}
+
+/// `shaders/mlp_dense_forward.wgsl`'s DenseParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct DenseParams {
+    pub rows: u32,
+    pub fan_in: u32,
+    pub fan_out: u32,
+    pub w_off: u32,
+    pub b_off: u32,
+    pub act: u32,
+    pub store_act: u32,
+    pub groups_x: u32,
+}
+
+/// `shaders/mlp_loss.wgsl`'s LossParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct LossParams {
+    pub rows: u32,
+    pub k: u32,
+    pub kind: u32,
+    pub y_stride: u32,
+    pub y_col: u32,
+    pub task: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `shaders/mlp_weight_grad.wgsl`'s WeightGradParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct WeightGradParams {
+    pub rows: u32,
+    pub fan_in: u32,
+    pub fan_out: u32,
+    pub out_off: u32,
+    pub groups_x: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `shaders/mlp_backprop.wgsl`'s BackpropParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct BackpropParams {
+    pub rows: u32,
+    pub fan_in: u32,
+    pub fan_out: u32,
+    pub w_off: u32,
+    pub act: u32,
+    pub groups_x: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `shaders/mlp_optim.wgsl`'s MlpOptParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct OptParams {
+    pub kind: u32,
+    pub len: u32,
+    pub groups_x: u32,
+    pub _pad: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub one_minus_beta1: f32,
+    pub one_minus_beta2: f32,
+    pub eps: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
+
+impl OptParams {
+    /// The kernel's hyper-parameters for a trainer optimizer over `len` parameters.
+    pub fn new(opt: &concord_core::train::TrainOptimizer, len: usize) -> Self {
+        use concord_core::train::TrainOptimizer as T;
+        let groups_x = grid(len).0;
+        let base = OptParams {
+            kind: 0,
+            len: len as u32,
+            groups_x,
+            _pad: 0,
+            lr: opt.lr() as f32,
+            beta1: 0.0,
+            beta2: 0.0,
+            one_minus_beta1: 0.0,
+            one_minus_beta2: 0.0,
+            eps: 0.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let adam = |beta1: f64, beta2: f64, eps: f64, wd: f64| OptParams {
+            kind: 0,
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            eps: eps as f32,
+            weight_decay: wd as f32,
+            ..base
+        };
+        match *opt {
+            T::Sgd { momentum, .. } => OptParams { kind: 1, momentum: momentum as f32, ..base },
+            T::Adam { beta1, beta2, eps, .. } => adam(beta1, beta2, eps, 0.0),
+            T::AdamW { beta1, beta2, eps, weight_decay, .. } => adam(beta1, beta2, eps, weight_decay),
+        }
+    }
+}
+
+/// The kernel code of an activation (`mlp_activation.wgsl`).
+pub(crate) fn activation_code(act: concord_core::model::Activation) -> u32 {
+    use concord_core::model::Activation as A;
+    match act {
+        A::Relu => 0,
+        A::Tanh => 1,
+        A::Gelu => 2,
+        A::Sigmoid => 3,
+        A::Linear => 4,
+    }
+}
+
+/// The kernel code of a loss (`mlp_loss.wgsl`).
+pub(crate) fn loss_code(loss: concord_core::model::LossKind) -> u32 {
+    use concord_core::model::LossKind as L;
+    match loss {
+        L::Mse => 0,
+        L::Bce => 1,
+        L::SoftmaxCe => 2,
+    }
+}

@@ -1,0 +1,584 @@
+//! `GpuTrainer`: concord-core's multi-task training step (`train::Trainer`) entirely on the GPU.
+//!
+//! One step, all recorded into the queue without a readback: gather the mini-batch rows (the
+//! CPU trainer's `BatchSampler` order, uploaded per submission) → forward, per-task losses and
+//! dL/do → head gradients and the m × d_shared Jacobian (`kernels::mlp_graph`) → G = JJᵀ
+//! (`gram`) → w = f(G) (`weighting`) → d = Jᵀw (`combine`) → optimizer (`mlp_optim.wgsl`) on the
+//! trunk's d and each head's own gradient, exactly as `Trainer::step`.
+//!
+//! [`GpuTrainer::steps`] encodes many steps into one submission; what the caller wants to see
+//! (per-step losses, weights, G for the metrics, test losses) is copied into a history buffer
+//! at a cadence ([`GpuTrainer::set_record_every`]) and read back only when asked
+//! ([`GpuTrainer::read_history`], async: it never blocks a browser).
+//!
+//! Supported: the MLP data sources with the aggregators [`gpu_method`] maps, no loss weighting
+//! or `ew`, SGD(momentum) / Adam / AdamW, full batch or mini-batches. Everything else is a
+//! `GpuError::Unsupported` from [`GpuTrainer::new`].
+//!
+//! Divergence: a non-finite loss or weight is found when the history is read back; the run then
+//! stops with an error, but (unlike the CPU trainer) the GPU parameters may already be past the
+//! last finite state.
+
+use std::sync::Arc;
+
+use concord_core::metrics::StepMetrics;
+use concord_core::model::Mlp;
+use concord_core::train::{BatchSampler, RunRecord, StepRecord, TrainConfig, Trainer};
+use concord_core::Method;
+use nalgebra::{DMatrix, DVector};
+
+use crate::kernels::mlp::{grid, Dispatch, GatherParams, MlpPipelines, OptParams};
+use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
+use crate::kernels::weighting::{self, method_code, WeightCall};
+use crate::kernels::{combine, gram, MAX_TASKS};
+use crate::{Gpu, GpuError};
+
+const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// The GPU weighting for a run's aggregator name and parameters — the one place that decides
+/// which aggregators `GpuTrainer` accepts. Parameters are validated by concord-core's registry
+/// first (same messages as the CPU trainer); a parameter the WGSL weighting does not take is
+/// `Unsupported`.
+pub fn gpu_method(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Method, GpuError> {
+    concord_core::aggregators::registry::build(name, params, m, seed).map_err(GpuError::Unsupported)?;
+    let name = name.trim();
+    let fixed = |method: Method| {
+        if let Some((k, v)) = params.first() {
+            return Err(GpuError::Unsupported(format!(
+                "the GPU {name} weighting uses its default parameters; got {k}={v}"
+            )));
+        }
+        Ok(method)
+    };
+    match name {
+        "mean" => fixed(Method::Mean),
+        "sum" => fixed(Method::Sum),
+        "pcgrad" => fixed(Method::PcGrad),
+        "mgda" => fixed(Method::Mgda),
+        "cagrad" => {
+            let mut c = 0.5;
+            for (k, v) in params {
+                match k.as_str() {
+                    "c" => c = v.trim().parse::<f64>().map_err(|e| GpuError::Unsupported(format!("cagrad c={v}: {e}")))?,
+                    _ => {
+                        return Err(GpuError::Unsupported(format!(
+                            "the GPU cagrad weighting takes only c (norm_eps is fixed at 1e-4); got {k}={v}"
+                        )))
+                    }
+                }
+            }
+            Ok(Method::CaGrad { c })
+        }
+        other => Err(GpuError::Unsupported(format!(
+            "aggregator '{other}' has no GPU weighting yet (GPU: mean, sum, pcgrad, mgda, cagrad); use the CPU backend"
+        ))),
+    }
+}
+
+/// Floats per recorded step in the history buffer: losses (m), weights + completion flag
+/// (m + 1), G (m²), test losses (m).
+fn slot_len(m: usize) -> usize {
+    m + (m + 1) + m * m + m
+}
+
+/// A submitted chunk whose history has not been read back yet.
+struct Pending {
+    staging: wgpu::Buffer,
+    floats: usize,
+    /// (step index, evaluated test losses) per recorded slot, in slot order.
+    slots: Vec<(usize, bool)>,
+}
+
+/// The multi-task trainer on the GPU; the same API shape as `concord_core::train::Trainer`
+/// (async where it reads back).
+pub struct GpuTrainer {
+    gpu: Arc<Gpu>,
+    config: TrainConfig,
+    task_names: Vec<String>,
+    mlp: Mlp,
+    shape: ModelShape,
+    pipes: MlpPipelines,
+    method: (u32, f32),
+    seed: u32,
+    ew: bool,
+    sampler: BatchSampler,
+    batch_rows: usize,
+    n_train: usize,
+    params: wgpu::Buffer,
+    moments: wgpu::Buffer,
+    step_state: wgpu::Buffer,
+    x_all: wgpu::Buffer,
+    y_all: wgpu::Buffer,
+    xb: wgpu::Buffer,
+    yb: wgpu::Buffer,
+    jac: wgpu::Buffer,
+    update: wgpu::Buffer,
+    step_fwd: ForwardGraph,
+    step_bwd: BackwardGraph,
+    train_eval: ForwardGraph,
+    test_eval: Option<ForwardGraph>,
+    opt_tick: Dispatch,
+    opt_update: Dispatch,
+    last_gram: Option<wgpu::Buffer>,
+    step: usize,
+    record_every: usize,
+    pending: Vec<Pending>,
+    history: Vec<StepRecord>,
+    error: Option<String>,
+    /// The step whose readback found the error (the CPU trainer's `steps_done` then).
+    failed_at: Option<usize>,
+}
+
+impl GpuTrainer {
+    /// Validates the config (as the CPU trainer does, plus what the GPU path supports), builds
+    /// the data and the initial parameters on the CPU (bit for bit the CPU trainer's) and
+    /// uploads them.
+    pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Self, GpuError> {
+        let cpu = Trainer::new(config.clone()).map_err(GpuError::Unsupported)?;
+        let mlp = cpu
+            .mlp()
+            .cloned()
+            .ok_or_else(|| GpuError::Unsupported("pareto-synthetic has no model to train on the GPU; use the CPU backend".into()))?;
+        let m = cpu.num_tasks();
+        if m > MAX_TASKS {
+            return Err(GpuError::Unsupported(format!("{m} tasks; the GPU kernels take at most {MAX_TASKS}")));
+        }
+        let method = gpu_method(&config.aggregator, &config.aggregator_params, m, config.seed)?;
+        let method = method_code(&method)?;
+        let seed = u32::try_from(config.seed)
+            .map_err(|_| GpuError::Unsupported(format!("the GPU weighting takes a 32-bit seed, got {}", config.seed)))?;
+        let ew = match config.weighting.as_deref() {
+            None => false,
+            Some("ew") => true,
+            Some(other) => {
+                return Err(GpuError::Unsupported(format!(
+                    "loss weighting '{other}' is not on the GPU yet (GPU: none or ew); use the CPU backend"
+                )))
+            }
+        };
+        if config.layer_metrics {
+            return Err(GpuError::Unsupported("per-layer metrics are not read back on the GPU yet; leave layer_metrics off".into()));
+        }
+        let shape = ModelShape::new(&mlp);
+        if shape.shared_len == 0 {
+            return Err(GpuError::Unsupported("a model without hidden layers has no shared parameters to aggregate".into()));
+        }
+        let (train_x, train_y) = cpu.train_data().ok_or_else(|| GpuError::Unsupported("no training data".into()))?;
+        let n_train = train_x.nrows();
+        let sampler = BatchSampler::new(config.seed, config.batch_size, n_train);
+        let batch_rows = sampler.rows_per_step();
+        shape.check_rows(batch_rows)?;
+        shape.check_rows(n_train)?;
+        let test = cpu.test_data();
+        if let Some((tx, _)) = test {
+            shape.check_rows(tx.nrows())?;
+        }
+        gpu.check()?;
+        let total = shape.total_len;
+        gpu.check_binding_size("the Jacobian", (m * shape.shared_len * 4) as u64)?;
+
+        let pipes = MlpPipelines::new(&gpu);
+        let p32: Vec<f32> = cpu.params().iter().map(|&v| v as f32).collect();
+        let params = gpu.storage_init("params", bytemuck::cast_slice(&p32), RW);
+        let moments = gpu.buffer("optimizer moments", (2 * total * 4) as u64, RW);
+        let step_state = gpu.buffer("optimizer step", 16, RW);
+        let x_all = gpu.storage_init("train x", bytemuck::cast_slice(&matrix_f32(train_x)), RW);
+        let y_all = gpu.storage_init("train y", bytemuck::cast_slice(&shape.target_table(train_y, n_train)), RW);
+        let full = sampler.is_full_batch();
+        let xb = if full { x_all.clone() } else { gpu.buffer("batch x", (batch_rows * shape.input_dim * 4) as u64, RW) };
+        let yb = if full { y_all.clone() } else { gpu.buffer("batch y", (batch_rows * shape.y_stride * 4) as u64, RW) };
+        let jac = gpu.buffer("jacobian", (m * shape.shared_len * 4) as u64, RW);
+        let update = gpu.buffer("update", (total * 4) as u64, RW);
+        let step_fwd = ForwardGraph::new(&gpu, &pipes, &shape, batch_rows, &xb, &yb, &params);
+        let step_bwd = BackwardGraph::new(&gpu, &pipes, &shape, &step_fwd, &xb, &params, &jac, &update);
+        let train_eval = ForwardGraph::new(&gpu, &pipes, &shape, n_train, &x_all, &y_all, &params);
+        let test_eval = test.map(|(tx, ty)| {
+            let x = gpu.storage_init("test x", bytemuck::cast_slice(&matrix_f32(tx)), RW);
+            let y = gpu.storage_init("test y", bytemuck::cast_slice(&shape.target_table(ty, tx.nrows())), RW);
+            ForwardGraph::new(&gpu, &pipes, &shape, tx.nrows(), &x, &y, &params)
+        });
+        let (opt_tick, opt_update) =
+            optimizer_dispatches(&gpu, &pipes, &config, total, &step_state, &params, &update, &moments);
+        let task_names = cpu.task_names().to_vec();
+        gpu.check()?;
+        Ok(GpuTrainer {
+            gpu,
+            config,
+            task_names,
+            mlp,
+            shape,
+            pipes,
+            method,
+            seed,
+            ew,
+            sampler,
+            batch_rows,
+            n_train,
+            params,
+            moments,
+            step_state,
+            x_all,
+            y_all,
+            xb,
+            yb,
+            jac,
+            update,
+            step_fwd,
+            step_bwd,
+            train_eval,
+            test_eval,
+            opt_tick,
+            opt_update,
+            last_gram: None,
+            step: 0,
+            record_every: 1,
+            pending: Vec::new(),
+            history: Vec::new(),
+            error: None,
+            failed_at: None,
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn task_names(&self) -> &[String] {
+        &self.task_names
+    }
+
+    pub fn num_tasks(&self) -> usize {
+        self.task_names.len()
+    }
+
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Steps submitted so far (their history may not be read back yet).
+    pub fn step_index(&self) -> usize {
+        self.step
+    }
+
+    /// The records read back so far (one per `record_every` steps).
+    pub fn history(&self) -> &[StepRecord] {
+        &self.history
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Stopped by an error (found at a readback), or all `config.steps` submitted.
+    pub fn is_done(&self) -> bool {
+        self.error.is_some() || self.step >= self.config.steps
+    }
+
+    /// Record every `every`-th step (step % every == 0) from now on; 1 records every step.
+    pub fn set_record_every(&mut self, every: usize) -> Result<(), GpuError> {
+        if every == 0 {
+            return Err(GpuError::Unsupported("record_every must be at least 1".into()));
+        }
+        self.record_every = every;
+        Ok(())
+    }
+
+    /// Change the learning rate for the steps submitted from now on; the optimizer's moments
+    /// and step count stay on the GPU untouched.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), GpuError> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(GpuError::Unsupported(format!("the learning rate must be a positive finite number, got {lr}")));
+        }
+        self.config.optimizer = self.config.optimizer.with_lr(lr);
+        let (tick, update) = optimizer_dispatches(
+            &self.gpu,
+            &self.pipes,
+            &self.config,
+            self.shape.total_len,
+            &self.step_state,
+            &self.params,
+            &self.update,
+            &self.moments,
+        );
+        self.opt_tick = tick;
+        self.opt_update = update;
+        Ok(())
+    }
+
+    /// Encode up to `k` steps (fewer if the run ends) into one queue submission and submit it.
+    /// Nothing is read back; returns the number of steps submitted.
+    pub fn steps(&mut self, k: usize) -> Result<usize, GpuError> {
+        if let Some(e) = &self.error {
+            return Err(GpuError::Device(e.clone()));
+        }
+        let k = k.min(self.config.steps - self.step.min(self.config.steps));
+        if k == 0 {
+            return Ok(0);
+        }
+        self.gpu.check()?;
+        let gpu = self.gpu.clone();
+        let m = self.num_tasks();
+        let n = self.shape.shared_len;
+        let slot = slot_len(m);
+
+        // This chunk's batch rows, in the CPU trainer's order.
+        let full = self.sampler.is_full_batch();
+        let mut gathers: Vec<[Dispatch; 2]> = Vec::new();
+        if !full {
+            let mut idx: Vec<u32> = Vec::with_capacity(k * self.batch_rows);
+            for _ in 0..k {
+                let (rows, _) = self.sampler.next_batch();
+                idx.extend(rows.unwrap_or_default().into_iter().map(|r| r as u32));
+            }
+            let idx_buf = gpu.storage_init("batch rows", bytemuck::cast_slice(&idx), wgpu::BufferUsages::empty());
+            for s in 0..k {
+                let gather = |src: &wgpu::Buffer, dst: &wgpu::Buffer, width: usize| {
+                    let (gx, gy) = grid(self.batch_rows * width);
+                    let p = GatherParams {
+                        rows: self.batch_rows as u32,
+                        width: width as u32,
+                        idx_off: (s * self.batch_rows) as u32,
+                        groups_x: gx,
+                    };
+                    Dispatch::new(&gpu, &self.pipes.gather, &[src, &idx_buf, dst], bytemuck::bytes_of(&p), (gx, gy))
+                };
+                gathers.push([
+                    gather(&self.x_all, &self.xb, self.shape.input_dim),
+                    gather(&self.y_all, &self.yb, self.shape.y_stride),
+                ]);
+            }
+        }
+
+        let recorded: Vec<usize> = (self.step..self.step + k).filter(|s| s % self.record_every == 0).collect();
+        let hist_floats = recorded.len() * slot;
+        let hist = gpu.buffer("history", (hist_floats.max(1) * 4) as u64, RW);
+        let mut slots = Vec::new();
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
+        let mut last_gram = None;
+        for s in 0..k {
+            let step = self.step + s;
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mlp step"), timestamp_writes: None });
+                if let Some(g) = gathers.get(s) {
+                    g[0].record(&mut pass);
+                    g[1].record(&mut pass);
+                }
+                for d in self.step_fwd.dispatches.iter().chain(&self.step_bwd.dispatches) {
+                    d.record(&mut pass);
+                }
+            }
+            let gram_buf = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
+            let call = WeightCall { code: self.method, seed: self.seed, call: step as u32 };
+            // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
+            let w = if n <= MAX_TASKS {
+                weighting::encode(&gpu, &mut encoder, &self.jac, m, n, &call)
+            } else {
+                weighting::encode(&gpu, &mut encoder, &gram_buf, m, 0, &call)
+            };
+            let d = combine::encode(&gpu, &mut encoder, &self.jac, &w, m, n);
+            encoder.copy_buffer_to_buffer(&d, 0, &self.update, 0, (n * 4) as u64);
+            if let Some(slot_idx) = recorded.iter().position(|&r| r == step) {
+                let base = (slot_idx * slot * 4) as u64;
+                let f = |x: usize| (x * 4) as u64;
+                encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &hist, base, f(m));
+                encoder.copy_buffer_to_buffer(&w, 0, &hist, base + f(m), f(m + 1));
+                encoder.copy_buffer_to_buffer(&gram_buf, 0, &hist, base + f(2 * m + 1), f(m * m));
+                let evaluate = step % self.config.eval_every == 0;
+                let mut tested = false;
+                if let (true, Some(test)) = (evaluate, &self.test_eval) {
+                    {
+                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("test losses"), timestamp_writes: None });
+                        for dsp in &test.dispatches {
+                            dsp.record(&mut pass);
+                        }
+                    }
+                    encoder.copy_buffer_to_buffer(&test.losses, 0, &hist, base + f(2 * m + 1 + m * m), f(m));
+                    tested = true;
+                }
+                slots.push((step, tested));
+            }
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("optimizer"), timestamp_writes: None });
+                self.opt_tick.record(&mut pass);
+                self.opt_update.record(&mut pass);
+            }
+            last_gram = Some(gram_buf);
+        }
+        let staging = gpu.buffer("history staging", (hist_floats.max(1) * 4) as u64, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        if hist_floats > 0 {
+            encoder.copy_buffer_to_buffer(&hist, 0, &staging, 0, (hist_floats * 4) as u64);
+        }
+        gpu.queue.submit(Some(encoder.finish()));
+        gpu.check()?;
+        self.last_gram = last_gram;
+        self.pending.push(Pending { staging, floats: hist_floats, slots });
+        self.step += k;
+        Ok(k)
+    }
+
+    /// Read back every submitted chunk's history and append its records. A non-finite loss or
+    /// weight, or a weighting solve cut short by the adapter, stops the run with an error.
+    pub async fn read_history(&mut self) -> Result<&[StepRecord], GpuError> {
+        let m = self.num_tasks();
+        let slot = slot_len(m);
+        for p in std::mem::take(&mut self.pending) {
+            if self.error.is_some() {
+                continue;
+            }
+            let data = if p.floats > 0 { self.gpu.read_mapped(&p.staging, (p.floats * 4) as u64).await? } else { Vec::new() };
+            for (i, &(step, tested)) in p.slots.iter().enumerate() {
+                let v = &data[i * slot..(i + 1) * slot];
+                let f64s = |r: std::ops::Range<usize>| v[r].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+                let losses = f64s(0..m);
+                let weights = f64s(m..2 * m);
+                let complete = v[2 * m] == 1.0;
+                let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
+                let test_losses = tested.then(|| f64s(2 * m + 1 + m * m..slot));
+                let stop = |what: String| {
+                    format!("step {step}: {what}; the GPU run stopped (its parameters may be past the last finite state)")
+                };
+                let problem = if !losses.iter().all(|x| x.is_finite()) {
+                    Some(stop(format!("a task loss is not finite ({losses:?})")))
+                } else if !complete {
+                    Some(stop(format!("the weighting solve was cut short by the adapter's shader loop limit ({})", self.gpu.adapter_label())))
+                } else if !weights.iter().all(|x| x.is_finite()) || !gram.iter().all(|x| x.is_finite()) {
+                    Some(stop("a gradient or weight is not finite".into()))
+                } else if test_losses.as_ref().is_some_and(|t| !t.iter().all(|x| x.is_finite())) {
+                    Some(stop(format!("a test loss is not finite ({test_losses:?})")))
+                } else {
+                    None
+                };
+                if let Some(msg) = problem {
+                    self.error = Some(msg);
+                    self.failed_at = Some(step);
+                    break;
+                }
+                let w = DVector::from_vec(weights.clone());
+                self.history.push(StepRecord {
+                    step,
+                    losses,
+                    loss_weights: self.ew.then(|| vec![1.0; m]),
+                    aggregator_weights: Some(weights),
+                    metrics: StepMetrics::from_gram(&gram, &w, None),
+                    test_losses,
+                });
+            }
+        }
+        match &self.error {
+            Some(e) => Err(GpuError::Device(e.clone())),
+            None => Ok(&self.history),
+        }
+    }
+
+    /// One step, read back (the CPU trainer's `step`). Its record exists only if the step is
+    /// on the recording cadence.
+    pub async fn step(&mut self) -> Result<Option<&StepRecord>, GpuError> {
+        if self.step >= self.config.steps {
+            return Err(GpuError::Unsupported(format!("the run is complete ({} steps)", self.config.steps)));
+        }
+        let step = self.step;
+        self.steps(1)?;
+        self.read_history().await?;
+        Ok(self.history.last().filter(|r| r.step == step))
+    }
+
+    /// Submit the rest of the run in chunks of `chunk` steps, reading the history back after
+    /// each chunk and calling `progress(steps_done)`.
+    pub async fn run_to_end(&mut self, chunk: usize, mut progress: impl FnMut(usize)) -> Result<(), GpuError> {
+        while !self.is_done() {
+            self.steps(chunk.max(1))?;
+            self.read_history().await?;
+            progress(self.step);
+        }
+        Ok(())
+    }
+
+    /// The current parameters (f32 on the GPU, widened).
+    pub async fn params(&self) -> Result<Vec<f64>, GpuError> {
+        let encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read params") });
+        let mut back = self.gpu.submit_and_read(encoder, &[(&self.params, (self.shape.total_len * 4) as u64)]).await?;
+        Ok(back.remove(0).into_iter().map(f64::from).collect())
+    }
+
+    /// G = JJᵀ of the last submitted step (m × m), `None` before the first step.
+    pub async fn gramian(&self) -> Result<Option<DMatrix<f64>>, GpuError> {
+        let Some(g) = &self.last_gram else { return Ok(None) };
+        let m = self.num_tasks();
+        let encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read gram") });
+        let back = self.gpu.submit_and_read(encoder, &[(g, (m * m * 4) as u64)]).await?;
+        Ok(Some(DMatrix::from_row_slice(m, m, &back[0].iter().map(|&x| f64::from(x)).collect::<Vec<_>>())))
+    }
+
+    async fn eval(&self, graph: &ForwardGraph) -> Result<Vec<f64>, GpuError> {
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
+            for d in &graph.dispatches {
+                d.record(&mut pass);
+            }
+        }
+        let back = self.gpu.submit_and_read(encoder, &[(&graph.losses, (self.num_tasks() * 4) as u64)]).await?;
+        Ok(back[0].iter().map(|&x| f64::from(x)).collect())
+    }
+
+    /// Per-task losses on the whole train set at the current parameters.
+    pub async fn train_losses(&self) -> Result<Vec<f64>, GpuError> {
+        self.eval(&self.train_eval).await
+    }
+
+    /// Per-task test losses (`None` without a test set).
+    pub async fn test_losses(&self) -> Result<Option<Vec<f64>>, GpuError> {
+        match &self.test_eval {
+            Some(g) => Ok(Some(self.eval(g).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The record of the run so far, in the CPU trainer's `RunRecord` shape (reads back the
+    /// history, the parameters and the final losses).
+    pub async fn record(&mut self) -> Result<RunRecord, GpuError> {
+        // A divergence is reported in the record, as the CPU trainer does.
+        let _ = self.read_history().await;
+        let params = self.params().await?;
+        let final_train_losses = self.train_losses().await?;
+        let final_test_losses = self.test_losses().await?;
+        Ok(RunRecord {
+            config: self.config.clone(),
+            task_names: self.task_names.clone(),
+            steps_done: self.failed_at.unwrap_or(self.step),
+            params,
+            history: self.history.clone(),
+            final_train_losses,
+            final_test_losses,
+            error: self.error.clone(),
+        })
+    }
+
+    /// Rows per step and training rows (full batch: equal).
+    pub fn batch_shape(&self) -> (usize, usize) {
+        (self.batch_rows, self.n_train)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn optimizer_dispatches(
+    gpu: &Gpu,
+    pipes: &MlpPipelines,
+    config: &TrainConfig,
+    total: usize,
+    step_state: &wgpu::Buffer,
+    params: &wgpu::Buffer,
+    update: &wgpu::Buffer,
+    moments: &wgpu::Buffer,
+) -> (Dispatch, Dispatch) {
+    let p = OptParams::new(&config.optimizer, total);
+    let tick = Dispatch::with_uniform_at(gpu, &pipes.optim_tick, &[step_state], 4, bytemuck::bytes_of(&p), (1, 1));
+    let update = Dispatch::new(gpu, &pipes.optim_update, &[step_state, params, update, moments], bytemuck::bytes_of(&p), grid(total));
+    (tick, update)
+}
