@@ -49,7 +49,7 @@ pub use constant::Constant;
 pub use dualproj::DualProj;
 pub use imtl_g::ImtlG;
 pub use krum::Krum;
-pub use random::Random;
+pub use random::{rlw_pcg_weights, Random};
 pub use upgrad::UpGrad;
 
 use nalgebra::{DMatrix, DVector};
