@@ -9,15 +9,20 @@
 //   * solve Ĝ_FF v_F = −Ĝ_FA u_A, v_A = u_A (Cholesky of the system with active rows/columns
 //     replaced by the identity; a pivot ≤ DC_PIVOT·max diag is dropped, its coordinate set to
 //     0: for a PSD Ĝ = JJᵀ/tr G the system is consistent and any solution gives the same Jᵀv);
-//   * flip the most violated condition (a free coordinate below its bound, or an active one
-//     whose multiplier (Ĝv)_k is negative) until none exceeds DC_TOL·scale·(1 + max Ĝ).
+//   * flip the violated conditions (a free coordinate below its bound, or an active one whose
+//     multiplier (Ĝv)_k is negative) until none exceeds DC_TOL·scale·(1 + max Ĝ): all of them
+//     at once while their count keeps falling (block principal pivoting, Júdice & Pires 1994,
+//     with 3 grace steps), else the most violated one (concord-core's rule, which cannot cycle).
+//     Flipping one at a time would need ~m steps from the start set at m = 32, too many for
+//     lavapipe's loop budget.
 // An exact method (like quadprog, which torchjd calls): it ends on the optimum's active set, so
 // the f32 answer differs from the f64 one only by the rounding of one m × m solve. Cost per
 // step: one blocked Cholesky (≈ m³/24 vec4 steps, ~1.4k loop iterations at m = 32); it usually
-// settles in a few steps. It is capped at 4m + 8 steps (concord-core: 2m + 4, then clarabel).
+// settles in 2–5 steps. It is capped at 4m + 8 steps (concord-core: 2m + 4, then clarabel).
 
 const DC_TOL: f32 = 1e-5;
 const DC_PIVOT: f32 = 4e-6;
+const DC_BLOCK_TRIES: u32 = 3u;
 
 // Cholesky factor rows: row i is dc_l[i·8 .. i·8 + 8) (vec4 chunks, lane = column % 4).
 var<private> dc_l: array<vec4<f32>, 256>;
@@ -135,18 +140,17 @@ fn dc_project(u: ptr<function, WtVec>) -> WtVec {
     if !any_free {
         return *u;
     }
-    var gmax = 0.0;
-    for (var i = 0u; i < m; i++) {
-        for (var j = 0u; j < m; j++) {
-            gmax = max(gmax, abs(wt_gram(i, j)));
-        }
-    }
+    let gmax = wt_max_abs();
     let umax = dc_amax(u);
     var x = *u;
+    var best_count = m + 1u;
+    var tries = DC_BLOCK_TRIES;
     for (var it = 0u; it < 4u * m + 8u; it++) {
         x = dc_solve_free(u, &free);
         var gx = wt_matvec(&x);
         let tol = DC_TOL * max(umax, dc_amax(&x)) * (1.0 + gmax);
+        var violated: array<bool, 32>;
+        var count = 0u;
         var worst = m;
         var worst_v = tol;
         for (var k = 0u; k < m; k++) {
@@ -156,15 +160,32 @@ fn dc_project(u: ptr<function, WtVec>) -> WtVec {
             } else {
                 viol = -wt_get(&gx, k);
             }
+            violated[k] = viol > tol;
+            count += select(0u, 1u, violated[k]);
             if viol > worst_v {
                 worst_v = viol;
                 worst = k;
             }
         }
-        if worst == m {
+        if count == 0u {
             break;
         }
-        free[worst] = !free[worst];
+        // Block principal pivoting (Júdice & Pires 1994): flip every violated condition while
+        // that keeps lowering the count (DC_BLOCK_TRIES grace steps), else only the worst one.
+        if count < best_count {
+            best_count = count;
+            tries = DC_BLOCK_TRIES;
+        } else if tries > 0u {
+            tries--;
+        } else {
+            free[worst] = !free[worst];
+            continue;
+        }
+        for (var k = 0u; k < m; k++) {
+            if violated[k] {
+                free[k] = !free[k];
+            }
+        }
     }
     for (var b = 0u; b < wt_nb; b++) {
         x[b] = max(x[b], (*u)[b]);

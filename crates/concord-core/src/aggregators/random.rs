@@ -81,6 +81,21 @@ mod tests {
     use super::super::testing::j_base;
     use super::super::Aggregator;
     use super::*;
+
+    #[test]
+    fn pcg_stream_golden() {
+        // Computed independently in Python (math.log/cos/exp on the same pcg_hash bits).
+        let w = rlw_pcg_weights(1, 0, 3);
+        let want = [0.3321557231026716, 0.23055812860374755, 0.4372861482935808];
+        for i in 0..3 {
+            assert!((w[i] - want[i]).abs() < 1e-14, "{w}");
+        }
+        let w = rlw_pcg_weights(42, 5, 4);
+        let want = [0.44056450665420743, 0.29311627681356967, 0.0929225410311719, 0.173396675501051];
+        for i in 0..4 {
+            assert!((w[i] - want[i]).abs() < 1e-14, "{w}");
+        }
+    }
     use approx::assert_abs_diff_eq;
 
     /// torchjd's value uses torch's draw z (softmax → [0.8623, 0.1377]); inject it.
