@@ -1,16 +1,17 @@
-// weighting.wgsl — w = f(G) for one m × m Gramian (m ≤ 16), one invocation.
+// weighting.wgsl — w = f(G) for one m × m Gramian (m ≤ 32), one workgroup of WG_SIZE.
 // requires: weights_common.wgsl weights_dispatch.wgsl
 //
 // Bindings: gram (m×m row-major, f32), weights (m values, then a completion flag), params.
 // With params.factor_cols = k > 0 the first binding holds instead a factor R (m × k row-major,
-// k ≤ 16) with G = RRᵀ — the Jacobian itself when n ≤ 16 — and the weighting runs in factor
-// mode (quadratic forms without cancellation; see weights_common.wgsl).
-// The m × m problem is tiny; a single invocation keeps it exactly the code the fused toy kernel
-// runs, and avoids any cross-invocation reduction order in the solvers.
-// weights[m] = 1 when the solve ran to its end and 0 when the adapter cut the invocation's
-// loops short (llvmpipe's 65 535-iteration cap, see weights_common.wgsl): the sentinel loop
-// runs `sentinel_trips` = 2 iterations (a uniform, so it cannot be unrolled) and only its
-// second iteration sets the flag, which an exhausted loop budget never reaches.
+// k ≤ 32) with G = RRᵀ — the Jacobian itself when n ≤ 32.
+// Methods 0–4 (Mean, Sum, PCGrad, MGDA, CAGrad) run on invocation 0 alone, exactly the code
+// the fused toy kernel runs; in factor mode they work from R (quadratic forms without
+// cancellation; see weights_common.wgsl). Methods ≥ 5 run on the whole workgroup from G
+// (weights_workgroup.wgsl); in factor mode G is formed from R first.
+// weights[m] = 1 when every invocation's loops ran to their end and 0 when the adapter cut one
+// short (llvmpipe's 65 535-iteration cap, see weights_common.wgsl): each invocation's
+// sentinel loop runs `sentinel_trips` = 2 iterations (a uniform, so it cannot be unrolled) and
+// only its second iteration counts as done, which an exhausted loop budget never reaches.
 
 struct WeightParams {
     m: u32,
@@ -20,41 +21,97 @@ struct WeightParams {
     c: f32,
     sentinel_trips: u32,
     factor_cols: u32,
-    _pad2: u32,
+    mode: u32,
+    // MGDA: epsilon, max_iters; CAGrad: norm_eps in eps_b; UPGrad/DualProj: norm_eps, reg_eps.
+    eps_a: f32,
+    eps_b: f32,
+    max_iters: u32,
+    _pad: u32,
+    // Preference vector or Constant's weights (m entries).
+    vec: array<vec4<f32>, 8>,
 }
 
 @group(0) @binding(0) var<storage, read> gram: array<f32>;
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<uniform> params: WeightParams;
 
-@compute @workgroup_size(1)
-fn weighting(@builtin(global_invocation_id) gid: vec3<u32>) {
+var<workgroup> wg_done: atomic<u32>;
+
+fn sentinel_done() -> bool {
+    var complete = false;
+    for (var s = 0u; s < params.sentinel_trips; s++) {
+        if s == 1u {
+            complete = true;
+        }
+    }
+    return complete;
+}
+
+fn input_gram(i: u32, j: u32, m: u32, k: u32) -> f32 {
+    if k == 0u {
+        return gram[i * m + j];
+    }
+    var s = 0.0;
+    for (var l = 0u; l < k; l++) {
+        s += gram[i * k + l] * gram[j * k + l];
+    }
+    return s;
+}
+
+@compute @workgroup_size(64)
+fn weighting(@builtin(local_invocation_index) lid: u32) {
+    let m = min(params.m, WT_MAX_M);
     let k = min(params.factor_cols, WT_MAX_M);
+    if is_workgroup_method(params.method) {
+        wg_lid = lid;
+        for (var i = 0u; i < WT_MAX_M; i++) {
+            wg_param_vec[i] = params.vec[i / 4u][i % 4u];
+        }
+        if lid == 0u {
+            wg_size = m;
+            atomicStore(&wg_done, 0u);
+        }
+        for (var e = lid; e < m * m; e += WG_SIZE) {
+            wg_g[(e / m) * WG_STRIDE + e % m] = input_gram(e / m, e % m, m, k);
+        }
+        workgroupBarrier();
+        compute_weights_workgroup(params.method, params.eps_a, params.eps_b, params.mode, params.seed, params.call);
+        if sentinel_done() {
+            atomicAdd(&wg_done, 1u);
+        }
+        workgroupBarrier();
+        if lid == 0u {
+            for (var i = 0u; i < m; i++) {
+                weights[i] = wg_w[i];
+            }
+            weights[m] = select(0.0, 1.0, atomicLoad(&wg_done) == WG_SIZE);
+        }
+        return;
+    }
+    if lid != 0u {
+        return;
+    }
+    mgda_epsilon = params.eps_a;
+    mgda_max_iters = params.max_iters;
+    cagrad_norm_eps = params.eps_b;
     if k > 0u {
-        wt_begin_factor(params.m, k);
+        wt_begin_factor(m, k);
         for (var i = 0u; i < wt_m; i++) {
             for (var l = 0u; l < k; l++) {
                 wt_set_factor(i, l, gram[i * k + l]);
             }
         }
     } else {
-        wt_begin(params.m);
+        wt_begin(m);
         for (var i = 0u; i < wt_m; i++) {
             for (var j = 0u; j < wt_m; j++) {
                 wt_set(i, j, gram[i * wt_m + j]);
             }
         }
     }
-    let m = wt_m;
     compute_weights(params.method, params.c, params.seed, params.call);
     for (var i = 0u; i < m; i++) {
         weights[i] = wt_weight(i);
     }
-    var complete = 0.0;
-    for (var s = 0u; s < params.sentinel_trips; s++) {
-        if s == 1u {
-            complete = 1.0;
-        }
-    }
-    weights[m] = complete;
+    weights[m] = select(0.0, 1.0, sentinel_done());
 }

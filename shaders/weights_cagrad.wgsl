@@ -32,7 +32,8 @@
 // All quadratic forms go through wt_quad / wt_bilin, so in factor mode (G = RRᵀ given as R)
 // they are computed as ‖Rᵀv‖² without cancellation.
 
-const CAGRAD_NORM_EPS: f32 = 1e-4;
+// norm_eps (registry parameter); weighting.wgsl sets it per call, the toy kernel keeps 1e-4.
+var<private> cagrad_norm_eps: f32 = 1e-4;
 const CAGRAD_MAX_ITERS: u32 = 1000u;
 const CAGRAD_TOL: f32 = 1e-7;
 
@@ -76,7 +77,7 @@ fn weights_cagrad(c: f32) {
         wt_w = b;
         return;
     }
-    let kept = wt_normalise(CAGRAD_NORM_EPS);
+    let kept = wt_normalise(cagrad_norm_eps);
     var gb = wt_matvec(&b);
     let phi = c * sqrt(wt_quad(&b));
 
@@ -150,7 +151,7 @@ fn weights_cagrad(c: f32) {
     }
 
     let gw_norm = sqrt(wt_quad(&w));
-    if kept && gw_norm >= CAGRAD_NORM_EPS {
+    if kept && gw_norm >= cagrad_norm_eps {
         let scale = phi / gw_norm;
         for (var q = 0u; q < wt_nb; q++) {
             wt_w[q] = b[q] + scale * w[q];

@@ -1,12 +1,12 @@
 // weights_common.wgsl — state and small linear algebra shared by every weighting function
-// (w = f(G), m ≤ 16).
+// (w = f(G), m ≤ 32).
 //
 // The weighting functions (weights_*.wgsl) are plain functions over these per-invocation
 // `private` variables, so the same code runs in `weighting.wgsl` (one invocation per call) and
 // inside the fused toy kernel (`toy_trajectory.wgsl`, one invocation per run).
 //
 // Usage, Gram mode: wt_begin(m); wt_set(i, j, G_ij) for every entry.
-// Usage, factor mode: wt_begin_factor(m, k); wt_set_factor(i, l, R_il) with G = RRᵀ (k ≤ 16),
+// Usage, factor mode: wt_begin_factor(m, k); wt_set_factor(i, l, R_il) with G = RRᵀ (k ≤ 32),
 //   e.g. R = J when the Jacobian is small (the toy kernel). Then quadratic forms are computed as
 //   vᵀGv = ‖Rᵀv‖², which has no cancellation: near Pareto stationarity ‖Jᵀw‖² ≈ 1e-8 while
 //   G's entries are O(1), below what vᵀ(Gv) resolves in f32 (≈ 6e-8·‖G‖), and CAGrad's
@@ -14,36 +14,38 @@
 // Then call a weights_* function and read wt_weight(i) for i < m. The functions may rescale the
 // stored G or R. They only touch G through wt_gram, wt_matvec, wt_gv, wt_bilin and wt_quad.
 //
-// Layout: vectors of length ≤ 16 are `array<vec4<f32>, 4>` (entry i in block i/4, lane i%4);
-// G is 4 × 4 blocks of mat4x4 (block (bi, bj) at index bi·4 + bj; G_ij in column j%4, row i%4,
+// Layout: vectors of length ≤ 32 are `array<vec4<f32>, 8>` (entry i in block i/4, lane i%4);
+// G is 8 × 8 blocks of mat4x4 (block (bi, bj) at index bi·8 + bj; G_ij in column j%4, row i%4,
 // so `block * v` is the block's matrix–vector product). Only the first wt_nb = ⌈m/4⌉ blocks
 // are used; unused lanes hold 0 and stay 0.
 // Why blocks: Mesa's llvmpipe (lavapipe, the CI adapter) stops every loop of an invocation
 // once the invocation has taken 65 535 loop back-edges in total (LP_MAX_TGSI_LOOP_ITERATIONS,
 // shared by all loops). Scalar m × m loops cost ~m² back-edges per matrix–vector product;
-// blocked ones ≤ 20, which keeps a CAGrad solve for m = 16 far inside that budget.
+// blocked ones ≤ 72 (m = 32), which keeps a CAGrad solve for m = 32 inside that budget.
 // Kernels also detect the cut (see `wt_sentinel` uses) instead of returning cut-short results.
 //
 // Fragment assembly: a file names what it needs on lines `// requires: a.wgsl b.wgsl`;
 // concord-gpu (src/shaders.rs) concatenates the requirements (depth first, each once) in
 // front of the file. This file requires nothing.
 
-const WT_MAX_M: u32 = 16u;
+const WT_MAX_M: u32 = 32u;
+// Blocks per row of wt_g (WT_MAX_M / 4).
+const WT_NB_MAX: u32 = 8u;
 
-alias WtVec = array<vec4<f32>, 4>;
+alias WtVec = array<vec4<f32>, 8>;
 
 var<private> wt_m: u32;
 var<private> wt_nb: u32;
 // Factor mode when wt_factor; then wt_g holds R (m × k, kb = ⌈k/4⌉ block columns).
 var<private> wt_factor: bool;
 var<private> wt_kb: u32;
-var<private> wt_g: array<mat4x4<f32>, 16>;
+var<private> wt_g: array<mat4x4<f32>, 64>;
 var<private> wt_w: WtVec;
 
 fn wt_zero_blocks(rows: u32, cols: u32) {
     for (var bi = 0u; bi < rows; bi++) {
         for (var bj = 0u; bj < cols; bj++) {
-            wt_g[bi * 4u + bj] = mat4x4<f32>();
+            wt_g[bi * WT_NB_MAX + bj] = mat4x4<f32>();
         }
     }
 }
@@ -70,7 +72,7 @@ fn wt_begin_factor(m: u32, k: u32) {
 
 // Gram mode: G_ij. Factor mode: R_ij.
 fn wt_set(i: u32, j: u32, v: f32) {
-    wt_g[(i / 4u) * 4u + j / 4u][j % 4u][i % 4u] = v;
+    wt_g[(i / 4u) * WT_NB_MAX + j / 4u][j % 4u][i % 4u] = v;
 }
 
 fn wt_set_factor(i: u32, l: u32, v: f32) {
@@ -83,7 +85,7 @@ fn wt_rt(v: ptr<function, WtVec>) -> WtVec {
     for (var bj = 0u; bj < wt_kb; bj++) {
         var acc = vec4<f32>(0.0);
         for (var bi = 0u; bi < wt_nb; bi++) {
-            acc += transpose(wt_g[bi * 4u + bj]) * (*v)[bi];
+            acc += transpose(wt_g[bi * WT_NB_MAX + bj]) * (*v)[bi];
         }
         out[bj] = acc;
     }
@@ -96,7 +98,7 @@ fn wt_r(t: ptr<function, WtVec>) -> WtVec {
     for (var bi = 0u; bi < wt_nb; bi++) {
         var acc = vec4<f32>(0.0);
         for (var bj = 0u; bj < wt_kb; bj++) {
-            acc += wt_g[bi * 4u + bj] * (*t)[bj];
+            acc += wt_g[bi * WT_NB_MAX + bj] * (*t)[bj];
         }
         out[bi] = acc;
     }
@@ -107,7 +109,7 @@ fn wt_r(t: ptr<function, WtVec>) -> WtVec {
 fn wt_r_row(i: u32) -> WtVec {
     var out = WtVec();
     for (var bj = 0u; bj < wt_kb; bj++) {
-        let blk = wt_g[(i / 4u) * 4u + bj];
+        let blk = wt_g[(i / 4u) * WT_NB_MAX + bj];
         let r = i % 4u;
         out[bj] = vec4<f32>(blk[0][r], blk[1][r], blk[2][r], blk[3][r]);
     }
@@ -124,7 +126,7 @@ fn wt_gram(i: u32, j: u32) -> f32 {
         }
         return s;
     }
-    return wt_g[(i / 4u) * 4u + j / 4u][j % 4u][i % 4u];
+    return wt_g[(i / 4u) * WT_NB_MAX + j / 4u][j % 4u][i % 4u];
 }
 
 fn wt_weight(i: u32) -> f32 {
@@ -164,7 +166,7 @@ fn wt_matvec(v: ptr<function, WtVec>) -> WtVec {
     for (var bi = 0u; bi < wt_nb; bi++) {
         var acc = vec4<f32>(0.0);
         for (var bj = 0u; bj < wt_nb; bj++) {
-            acc += wt_g[bi * 4u + bj] * (*v)[bj];
+            acc += wt_g[bi * WT_NB_MAX + bj] * (*v)[bj];
         }
         out[bi] = acc;
     }
@@ -184,7 +186,7 @@ fn wt_gv(j: u32, v: ptr<function, WtVec>) -> f32 {
     }
     var s = 0.0;
     for (var bk = 0u; bk < wt_nb; bk++) {
-        s += dot(wt_g[bk * 4u + j / 4u][j % 4u], (*v)[bk]);
+        s += dot(wt_g[bk * WT_NB_MAX + j / 4u][j % 4u], (*v)[bk]);
     }
     return s;
 }
@@ -223,7 +225,7 @@ fn wt_trace() -> f32 {
         var t = 0.0;
         for (var bi = 0u; bi < wt_nb; bi++) {
             for (var bj = 0u; bj < wt_kb; bj++) {
-                let blk = wt_g[bi * 4u + bj];
+                let blk = wt_g[bi * WT_NB_MAX + bj];
                 t += dot(blk[0], blk[0]) + dot(blk[1], blk[1]) + dot(blk[2], blk[2]) + dot(blk[3], blk[3]);
             }
         }
@@ -231,7 +233,7 @@ fn wt_trace() -> f32 {
     }
     var t = 0.0;
     for (var b = 0u; b < wt_nb; b++) {
-        let blk = wt_g[b * 4u + b];
+        let blk = wt_g[b * WT_NB_MAX + b];
         t += blk[0][0] + blk[1][1] + blk[2][2] + blk[3][3];
     }
     return t;
@@ -245,7 +247,7 @@ fn wt_all_finite() -> bool {
     var ok = true;
     for (var bi = 0u; bi < wt_nb; bi++) {
         for (var bj = 0u; bj < wt_kb; bj++) {
-            let blk = wt_g[bi * 4u + bj];
+            let blk = wt_g[bi * WT_NB_MAX + bj];
             for (var c = 0u; c < 4u; c++) {
                 let bits = bitcast<vec4<u32>>(blk[c]) & vec4<u32>(0x7f800000u);
                 ok = ok && all(bits != vec4<u32>(0x7f800000u));
@@ -259,7 +261,7 @@ fn wt_all_finite() -> bool {
 fn wt_scale_stored(s: f32) {
     for (var bi = 0u; bi < wt_nb; bi++) {
         for (var bj = 0u; bj < wt_kb; bj++) {
-            wt_g[bi * 4u + bj] = wt_g[bi * 4u + bj] * s;
+            wt_g[bi * WT_NB_MAX + bj] = wt_g[bi * WT_NB_MAX + bj] * s;
         }
     }
 }
@@ -268,7 +270,7 @@ fn wt_max_abs() -> f32 {
     var mx = vec4<f32>(0.0);
     for (var bi = 0u; bi < wt_nb; bi++) {
         for (var bj = 0u; bj < wt_kb; bj++) {
-            let blk = wt_g[bi * 4u + bj];
+            let blk = wt_g[bi * WT_NB_MAX + bj];
             mx = max(mx, max(max(abs(blk[0]), abs(blk[1])), max(abs(blk[2]), abs(blk[3]))));
         }
     }

@@ -15,8 +15,10 @@
 // later iteration would repeat it exactly, so the loop stops there: the same result as running
 // all 100 iterations, without spending them.
 
-const MGDA_EPSILON: f32 = 1e-3;
-const MGDA_MAX_ITERS: u32 = 100u;
+// epsilon and max_iters (registry parameters); weighting.wgsl sets them per call, the toy
+// kernel keeps torchjd's defaults.
+var<private> mgda_epsilon: f32 = 1e-3;
+var<private> mgda_max_iters: u32 = 100u;
 
 fn weights_mgda() {
     let m = wt_m;
@@ -26,7 +28,7 @@ fn weights_mgda() {
         return;
     }
     wt_pow2_rescale();
-    for (var it = 0u; it < MGDA_MAX_ITERS; it++) {
+    for (var it = 0u; it < mgda_max_iters; it++) {
         var ga = wt_matvec(&alpha);
         var t = 0u;
         var best = ga[0].x;
@@ -58,7 +60,7 @@ fn weights_mgda() {
             changed = changed || any(nk != alpha[k]);
             alpha[k] = nk;
         }
-        if gamma < MGDA_EPSILON || !changed {
+        if gamma < mgda_epsilon || !changed {
             break;
         }
     }

@@ -25,7 +25,7 @@ fn weights_pcgrad(seed: u32, call: u32) {
     var w = WtVec();
     for (var task = 0u; task < m; task++) {
         // Visiting order for this (seed, call, task).
-        var order: array<u32, 16>;
+        var order: array<u32, 32>;
         for (var k = 0u; k < m; k++) {
             order[k] = k;
         }

@@ -2,8 +2,9 @@
 //! code. Each kernel mirrors a concord-core function and is tested against it
 //! (`tests/parity.rs`); every shader is validated by naga without a GPU (`tests/naga_validate.rs`).
 //!
-//! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`]: w = f(G) for Mean, Sum, PCGrad, MGDA,
-//!   CAGrad; [`aggregate`]: all three on the GPU with one readback.
+//! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`] / [`weights_with`]: w = f(G) for every
+//!   Gramian-weighted aggregator of concord-core's registry except Krum, GradVac, Nash-MTL and
+//!   FairGrad ([`GpuWeighting::from_registry`]); [`aggregate`]: all three on the GPU with one readback.
 //! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW) with no CPU round trip per step;
@@ -33,7 +34,7 @@ pub use kernels::combine::combine;
 pub use kernels::gram::gram;
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
-pub use kernels::weighting::{aggregate, weights};
+pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
 pub use trainer::{gpu_method, GpuTrainer};

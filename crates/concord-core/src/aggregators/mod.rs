@@ -51,7 +51,7 @@ pub use dualproj::DualProj;
 pub use imtl_g::ImtlG;
 pub use jacobian_f32::{combine_f32, gram_f32, JacobianF32};
 pub use krum::Krum;
-pub use random::Random;
+pub use random::{rlw_pcg_weights, Random};
 pub use upgrad::UpGrad;
 
 use nalgebra::{DMatrix, DVector};

@@ -45,6 +45,24 @@ pub(crate) fn softmax(z: &DVector<f64>) -> DVector<f64> {
     e / sum
 }
 
+/// The RLW weights of concord-gpu's random stream (`shaders/weights_random.wgsl`) for call
+/// `call` of an instance seeded with `seed`: with h = [`super::pcg_hash`],
+/// u1 = 1 − (h(seed ^ h(64·call + 2i)) >> 8)·2⁻²⁴, u2 = (h(seed ^ h(64·call + 2i + 1)) >> 8)·2⁻²⁴,
+/// z_i = √(−2 ln u1)·cos(2π u2), w = softmax(z). The GPU cannot run ChaCha8 cheaply, so the GPU
+/// Random weighting uses this stream instead; this function is its f64 reference (same draws,
+/// so the two agree to f32 rounding). m ≤ 32 keeps the indices of different calls apart.
+pub fn rlw_pcg_weights(seed: u32, call: u32, m: usize) -> DVector<f64> {
+    use super::pcg_hash;
+    let uniform = |index: u32| f64::from(pcg_hash(seed ^ pcg_hash(index)) >> 8) / 16_777_216.0;
+    let z = DVector::from_fn(m, |i, _| {
+        let base = call.wrapping_mul(64).wrapping_add(2 * i as u32);
+        let u1 = 1.0 - uniform(base);
+        let u2 = uniform(base.wrapping_add(1));
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    });
+    softmax(&z)
+}
+
 impl Weighting for Random {
     /// Uses only m from the Gramian: the weights do not depend on J.
     fn weights(&mut self, gram: &DMatrix<f64>) -> DVector<f64> {
@@ -63,6 +81,21 @@ mod tests {
     use super::super::testing::j_base;
     use super::super::Aggregator;
     use super::*;
+
+    #[test]
+    fn pcg_stream_golden() {
+        // Computed independently in Python (math.log/cos/exp on the same pcg_hash bits).
+        let w = rlw_pcg_weights(1, 0, 3);
+        let want = [0.3321557231026716, 0.23055812860374755, 0.4372861482935808];
+        for i in 0..3 {
+            assert!((w[i] - want[i]).abs() < 1e-14, "{w}");
+        }
+        let w = rlw_pcg_weights(42, 5, 4);
+        let want = [0.44056450665420743, 0.29311627681356967, 0.0929225410311719, 0.173396675501051];
+        for i in 0..4 {
+            assert!((w[i] - want[i]).abs() < 1e-14, "{w}");
+        }
+    }
     use approx::assert_abs_diff_eq;
 
     /// torchjd's value uses torch's draw z (softmax → [0.8623, 0.1377]); inject it.

@@ -11,6 +11,9 @@ pub const WORKGROUP: u32 = 256;
 /// At most this many workgroups in pass 1: beyond it each invocation loops over more columns,
 /// which keeps the partials buffer and the second pass small for n up to 1e6 and more.
 pub const MAX_GROUPS: u32 = 512;
+/// Pairs (i ≤ j) one pass-1 workgroup accumulates (GRAM_CHUNK in gram.wgsl): all of them for
+/// m ≤ 16, ⌈npairs/136⌉ chunks beyond.
+pub const PAIR_CHUNK: u32 = 136;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -67,7 +70,7 @@ pub(crate) fn encode(
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gram"), timestamp_writes: None });
     pass.set_pipeline(p1);
     pass.set_bind_group(0, &bg1, &[]);
-    pass.dispatch_workgroups(num_groups, 1, 1);
+    pass.dispatch_workgroups(num_groups, npairs.div_ceil(PAIR_CHUNK), 1);
     pass.set_pipeline(p2);
     pass.set_bind_group(0, &bg2, &[]);
     pass.dispatch_workgroups(1, 1, 1);
@@ -75,7 +78,7 @@ pub(crate) fn encode(
     out
 }
 
-/// G = JJᵀ for the row-major m × n Jacobian `j` (m ≤ 16); returns G row-major (m·m values).
+/// G = JJᵀ for the row-major m × n Jacobian `j` (m ≤ 32); returns G row-major (m·m values).
 /// Mirrors `concord_core::aggregators::gram`.
 pub async fn gram(gpu: &Gpu, j: &[f32], m: usize, n: usize) -> Result<Vec<f32>, GpuError> {
     check_shape(m, n, j.len(), "gram")?;

@@ -11,7 +11,7 @@ pub mod weighting;
 use crate::GpuError;
 
 /// The largest number of tasks the kernels handle (WGSL arrays are sized for it).
-pub const MAX_TASKS: usize = 16;
+pub const MAX_TASKS: usize = 32;
 
 pub(crate) fn check_shape(m: usize, n: usize, len: usize, what: &str) -> Result<(), GpuError> {
     if m == 0 || m > MAX_TASKS {

@@ -1,7 +1,12 @@
 //! w = f(G) on the GPU (`shaders/weighting.wgsl` and the `weights_*.wgsl` fragments), and
 //! `aggregate`, which chains gram → weighting → combine without leaving the GPU.
+//!
+//! Two ways to name a weighting: the toy/web [`Method`] subset ([`method_code`]), or any
+//! Gramian-weighted aggregator of concord-core's registry with its `key=value` parameters
+//! ([`GpuWeighting::from_registry`], used with [`weights_with`] and [`aggregate_with`]).
 
 use bytemuck::{Pod, Zeroable};
+use concord_core::aggregators::registry;
 use concord_core::Method;
 
 use super::{check_shape, combine, gram, MAX_TASKS};
@@ -13,6 +18,13 @@ pub const METHOD_SUM: u32 = 1;
 pub const METHOD_PCGRAD: u32 = 2;
 pub const METHOD_MGDA: u32 = 3;
 pub const METHOD_CAGRAD: u32 = 4;
+pub const METHOD_CONSTANT: u32 = 5;
+pub const METHOD_UPGRAD: u32 = 6;
+pub const METHOD_DUALPROJ: u32 = 7;
+pub const METHOD_IMTL_G: u32 = 8;
+pub const METHOD_ALIGNED_MTL: u32 = 9;
+pub const METHOD_CONFIG: u32 = 10;
+pub const METHOD_RANDOM: u32 = 11;
 
 /// (kernel method id, CAGrad's c) for a concord-core method, or `Unsupported` for a method
 /// that has no WGSL weighting yet.
@@ -33,10 +45,177 @@ pub fn method_code(method: &Method) -> Result<(u32, f32), GpuError> {
     }
 }
 
-/// Which weighting to run: (method id, c), PCGrad's seed and call index.
-pub(crate) struct WeightCall {
-    pub code: (u32, f32),
+/// One GPU weighting with all its parameters, as the kernel takes them. Build it with
+/// [`GpuWeighting::from_registry`] (any Gramian-weighted aggregator of concord-core's registry)
+/// or [`GpuWeighting::from_method`] (the toy/web [`Method`] subset).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuWeighting {
+    /// The registry name (`mean`, `upgrad`, …).
+    pub name: &'static str,
+    /// METHOD_* id of weights_dispatch.wgsl.
+    pub code: u32,
+    /// CAGrad's c.
+    pub c: f32,
+    /// MGDA: epsilon; UPGrad/DualProj: norm_eps.
+    pub eps_a: f32,
+    /// CAGrad: norm_eps; UPGrad/DualProj: reg_eps.
+    pub eps_b: f32,
+    /// MGDA's max_iters.
+    pub max_iters: u32,
+    /// Aligned-MTL's scale mode: 0 min, 1 median, 2 rmse.
+    pub mode: u32,
+    /// Preference vector (UPGrad, DualProj, Aligned-MTL, ConFIG) or Constant's weights; m entries.
+    pub vec: Vec<f32>,
+    /// PCGrad's and Random's seed (concord-core's u64 seed truncated to its low 32 bits, as
+    /// `PcGrad::new` does).
     pub seed: u32,
+}
+
+/// The registry aggregators that are not Gramian weightings on the GPU, and why.
+fn unsupported_reason(name: &str) -> Option<&'static str> {
+    match name {
+        "graddrop" | "trimmed-mean" => Some("it works per coordinate of J, not from the Gramian"),
+        "krum" => Some("no GPU kernel yet (row selection by neighbour distances)"),
+        "gradvac" => Some("no GPU kernel yet (stateful cosine targets)"),
+        "nash-mtl" => Some("no GPU kernel yet (needs a cone solver per step)"),
+        "fairgrad" => Some("no GPU kernel yet (Levenberg–Marquardt root finding)"),
+        _ => None,
+    }
+}
+
+impl GpuWeighting {
+    fn plain(name: &'static str, code: u32, m: usize, seed: u32) -> Self {
+        GpuWeighting {
+            name,
+            code,
+            c: 0.0,
+            eps_a: 1e-3,
+            eps_b: 1e-4,
+            max_iters: 100,
+            mode: 0,
+            vec: vec![1.0 / m.max(1) as f32; m],
+            seed,
+        }
+    }
+
+    /// The GPU weighting for concord-core registry name `name` with `key=value` parameters
+    /// (exactly what `TrainConfig.aggregator` / `aggregator_params` and `concord aggregate`
+    /// take), for m tasks (1 ≤ m ≤ [`MAX_TASKS`]). Parameters are validated by concord-core's
+    /// `registry::build` (same messages). GradDrop, TrimmedMean, Krum, GradVac, Nash-MTL and
+    /// FairGrad give `Unsupported` with the reason.
+    pub fn from_registry(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Self, GpuError> {
+        let info = registry::find(name.trim()).ok_or_else(|| {
+            GpuError::Unsupported(format!(
+                "unknown aggregator '{name}' (expected one of: {})",
+                registry::names().join(", ")
+            ))
+        })?;
+        if let Some(why) = unsupported_reason(info.name) {
+            return Err(GpuError::Unsupported(format!("no GPU weighting for '{}': {why}", info.name)));
+        }
+        if m == 0 || m > MAX_TASKS {
+            return Err(GpuError::Unsupported(format!(
+                "{}: m = {m} tasks; the GPU weighting takes 1 ≤ m ≤ {MAX_TASKS}",
+                info.name
+            )));
+        }
+        // Validation (ranges, list lengths, unknown keys) exactly as the CPU path does it.
+        registry::build(info.name, params, m, seed).map_err(GpuError::Unsupported)?;
+        let value = |key: &str| -> Option<String> {
+            params
+                .iter()
+                .find(|(k, _)| k.trim() == key)
+                .map(|(_, v)| v.trim().to_owned())
+                .or_else(|| match info.param(key).map(|p| p.default) {
+                    Some(registry::ParamDefault::Value(v)) => Some(v.to_owned()),
+                    _ => None,
+                })
+        };
+        // Values passed registry::build, so they parse.
+        let float = |key: &str| value(key).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as f32;
+        let list = |key: &str| -> Option<Vec<f32>> {
+            value(key).map(|v| {
+                let inner = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(&v).to_owned();
+                inner.split(',').filter_map(|x| x.trim().parse::<f64>().ok()).map(|x| x as f32).collect()
+            })
+        };
+        let seed32 = seed as u32;
+        let mut w = match info.name {
+            "mean" => Self::plain("mean", METHOD_MEAN, m, seed32),
+            "sum" => Self::plain("sum", METHOD_SUM, m, seed32),
+            "pcgrad" => Self::plain("pcgrad", METHOD_PCGRAD, m, seed32),
+            "mgda" => {
+                let mut w = Self::plain("mgda", METHOD_MGDA, m, seed32);
+                w.eps_a = float("epsilon");
+                w.max_iters = value("max_iters").and_then(|v| v.parse::<u64>().ok()).unwrap_or(100).min(u32::MAX as u64) as u32;
+                w
+            }
+            "cagrad" => {
+                let mut w = Self::plain("cagrad", METHOD_CAGRAD, m, seed32);
+                w.c = float("c");
+                w.eps_b = float("norm_eps");
+                w
+            }
+            "constant" => {
+                let mut w = Self::plain("constant", METHOD_CONSTANT, m, seed32);
+                w.vec = list("weights").unwrap_or_default();
+                w
+            }
+            "upgrad" | "dualproj" => {
+                let code = if info.name == "upgrad" { METHOD_UPGRAD } else { METHOD_DUALPROJ };
+                let mut w = Self::plain(info.name, code, m, seed32);
+                w.eps_a = float("norm_eps");
+                w.eps_b = float("reg_eps");
+                w
+            }
+            "imtl-g" => Self::plain("imtl-g", METHOD_IMTL_G, m, seed32),
+            "aligned-mtl" => {
+                let mut w = Self::plain("aligned-mtl", METHOD_ALIGNED_MTL, m, seed32);
+                w.mode = match value("scale_mode").as_deref() {
+                    Some("median") => 1,
+                    Some("rmse") => 2,
+                    _ => 0,
+                };
+                w
+            }
+            "config" => {
+                let mut w = Self::plain("config", METHOD_CONFIG, m, seed32);
+                w.vec = vec![1.0; m];
+                w
+            }
+            "random" => Self::plain("random", METHOD_RANDOM, m, seed32),
+            other => {
+                return Err(GpuError::Unsupported(format!("no GPU weighting for '{other}'")));
+            }
+        };
+        if matches!(info.name, "upgrad" | "dualproj" | "aligned-mtl" | "config") {
+            if let Some(p) = list("pref_vector") {
+                w.vec = p;
+            }
+        }
+        Ok(w)
+    }
+
+    /// The GPU weighting of a toy/web [`Method`] (torchjd defaults for the other parameters).
+    pub fn from_method(method: &Method, m: usize, seed: u32) -> Result<Self, GpuError> {
+        let (code, c) = method_code(method)?;
+        let name = match code {
+            METHOD_MEAN => "mean",
+            METHOD_SUM => "sum",
+            METHOD_PCGRAD => "pcgrad",
+            METHOD_MGDA => "mgda",
+            _ => "cagrad",
+        };
+        let mut w = Self::plain(name, code, m, seed);
+        w.c = c;
+        Ok(w)
+    }
+}
+
+/// Which weighting to run, and the call index (how many calls the same stateful instance —
+/// PCGrad's order, Random's stream — has made before this one).
+pub(crate) struct WeightCall<'a> {
+    pub weighting: &'a GpuWeighting,
     pub call: u32,
 }
 
@@ -52,7 +231,12 @@ struct WeightParams {
     sentinel_trips: u32,
     /// 0: the input is G (m × m). k > 0: the input is a factor R (m × k) with G = RRᵀ.
     factor_cols: u32,
+    mode: u32,
+    eps_a: f32,
+    eps_b: f32,
+    max_iters: u32,
     _pad: u32,
+    vec: [f32; MAX_TASKS],
 }
 
 /// Encode w = f(G) for the m × m Gramian in `gram_buf` (or, with `factor_cols` = k > 0, for
@@ -65,17 +249,27 @@ pub(crate) fn encode(
     gram_buf: &wgpu::Buffer,
     m: usize,
     factor_cols: usize,
-    call: &WeightCall,
+    call: &WeightCall<'_>,
 ) -> wgpu::Buffer {
+    let wt = call.weighting;
+    let mut vec = [0.0f32; MAX_TASKS];
+    for (dst, src) in vec.iter_mut().zip(&wt.vec) {
+        *dst = *src;
+    }
     let params = WeightParams {
         m: m as u32,
-        method: call.code.0,
-        seed: call.seed,
+        method: wt.code,
+        seed: wt.seed,
         call: call.call,
-        c: call.code.1,
+        c: wt.c,
         sentinel_trips: 2,
         factor_cols: factor_cols as u32,
+        mode: wt.mode,
+        eps_a: wt.eps_a,
+        eps_b: wt.eps_b,
+        max_iters: wt.max_iters,
         _pad: 0,
+        vec,
     };
     let uniform = gpu.uniform_init("weighting params", bytemuck::bytes_of(&params));
     let out = gpu.buffer(
@@ -102,13 +296,13 @@ pub(crate) fn encode(
     out
 }
 
-/// Weights w = f(G) for a row-major m × m Gramian `g` (m ≤ 16), with torchjd semantics as in
+/// Weights w = f(G) for a row-major m × m Gramian `g` (m ≤ 32), with torchjd semantics as in
 /// concord-core. `seed` and `call` drive PCGrad's visiting order (call = how many weighting
 /// calls the same PCGrad instance has made before this one).
 ///
 /// f32 caveat: quadratic forms wᵀGw are resolved to ≈ 6e-8·‖G‖, so where ‖Jᵀw‖ is tiny
 /// compared with the gradients (near Pareto stationarity) decisions such as CAGrad's
-/// ‖g_w‖ ≥ 1e-4·√tr G can differ from the f64 reference. [`aggregate`] with n ≤ 16 and the toy
+/// ‖g_w‖ ≥ 1e-4·√tr G can differ from the f64 reference. [`aggregate`] with n ≤ 32 and the toy
 /// kernel avoid this by working from J.
 pub async fn weights(
     gpu: &Gpu,
@@ -118,23 +312,48 @@ pub async fn weights(
     seed: u32,
     call: u32,
 ) -> Result<Vec<f32>, GpuError> {
+    let weighting = GpuWeighting::from_method(method, m, seed)?;
+    weights_with(gpu, &weighting, g, m, call).await
+}
+
+/// Weights w = f(G) for a row-major m × m Gramian `g` (1 ≤ m ≤ 32) with any GPU weighting
+/// ([`GpuWeighting::from_registry`]); `call` is the stateful call index (PCGrad, Random).
+pub async fn weights_with(
+    gpu: &Gpu,
+    weighting: &GpuWeighting,
+    g: &[f32],
+    m: usize,
+    call: u32,
+) -> Result<Vec<f32>, GpuError> {
     if m == 0 || m > MAX_TASKS || g.len() != m * m {
         return Err(GpuError::Unsupported(format!(
             "weights: G has {} entries for m = {m} (need m·m, 1 ≤ m ≤ {MAX_TASKS})",
             g.len()
         )));
     }
-    let code = method_code(method)?;
+    check_vec(weighting, m)?;
     gpu.check()?;
     let gram_buf = gpu.storage_init("G", bytemuck::cast_slice(g), wgpu::BufferUsages::empty());
     let mut encoder =
         gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weights") });
-    let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { code, seed, call });
+    let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { weighting, call });
     let mut parts = gpu.submit_and_read(encoder, &[(&out, ((m + 1) * 4) as u64)]).await?;
     let mut w = parts.remove(0);
     check_complete(gpu, &w, m)?;
     w.truncate(m);
     Ok(w)
+}
+
+/// A weighting built for one m must not be run with another (its vector has m entries).
+fn check_vec(weighting: &GpuWeighting, m: usize) -> Result<(), GpuError> {
+    if weighting.vec.len() != m {
+        return Err(GpuError::Unsupported(format!(
+            "{}: built for m = {} tasks, called with m = {m}",
+            weighting.name,
+            weighting.vec.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The weighting kernel's last value is 1 when its loops ran to the end. Mesa's llvmpipe
@@ -154,7 +373,7 @@ fn check_complete(gpu: &Gpu, w: &[f32], m: usize) -> Result<(), GpuError> {
 /// The whole aggregation on the GPU: G = JJᵀ → w = f(G) → d = Jᵀw, with one submission and
 /// one readback. Returns (update d (length n), weights w (length m)).
 ///
-/// For n ≤ 16 the weighting reads J itself as the factor of G = JJᵀ (no Gram pass), which keeps
+/// For n ≤ 32 the weighting reads J itself as the factor of G = JJᵀ (no Gram pass), which keeps
 /// the quadratic forms near Pareto stationarity (‖Jᵀw‖² ≪ ‖G‖) exact to f32 rounding; for larger
 /// n it works from G, where wᵀGw is resolved only to ≈ 6e-8·‖G‖ (see [`weights`]).
 pub async fn aggregate(
@@ -166,8 +385,21 @@ pub async fn aggregate(
     seed: u32,
     call: u32,
 ) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+    let weighting = GpuWeighting::from_method(method, m, seed)?;
+    aggregate_with(gpu, &weighting, j, m, n, call).await
+}
+
+/// [`aggregate`] with any GPU weighting ([`GpuWeighting::from_registry`]).
+pub async fn aggregate_with(
+    gpu: &Gpu,
+    weighting: &GpuWeighting,
+    j: &[f32],
+    m: usize,
+    n: usize,
+    call: u32,
+) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
     check_shape(m, n, j.len(), "aggregate")?;
-    let code = method_code(method)?;
+    check_vec(weighting, m)?;
     if n == 0 {
         return Ok((Vec::new(), vec![0.0; m]));
     }
@@ -176,7 +408,7 @@ pub async fn aggregate(
     let jac = gpu.storage_init("J", bytemuck::cast_slice(j), wgpu::BufferUsages::empty());
     let mut encoder =
         gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aggregate") });
-    let wc = WeightCall { code, seed, call };
+    let wc = WeightCall { weighting, call };
     let w = if n <= MAX_TASKS {
         encode(gpu, &mut encoder, &jac, m, n, &wc)
     } else {
