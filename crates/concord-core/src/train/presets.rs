@@ -61,6 +61,7 @@ impl Preset {
         let base = |data, model, optimizer, batch_size, steps| TrainConfig {
             data,
             model,
+            moe: None,
             optimizer,
             batch_size,
             steps,
