@@ -8,6 +8,7 @@ mod bench;
 mod methods;
 mod plot;
 mod train;
+mod train_moe;
 mod train_preset;
 
 use clap::{Parser, Subcommand};
