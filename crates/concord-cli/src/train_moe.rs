@@ -21,9 +21,10 @@ pub(crate) enum TaskGateArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct MoeArgs {
-    /// --preset: the model — the preset's MLP, or an MoE block on top of its trunk.
-    #[arg(long, value_enum, default_value_t = ModelKind::Mlp, conflicts_with = "problem")]
-    model: ModelKind,
+    /// --preset: the model — the preset's MLP, or an MoE block on top of its trunk (default: the
+    /// preset's own choice; task-experts is an MoE, the others MLPs).
+    #[arg(long, value_enum, conflicts_with = "problem")]
+    model: Option<ModelKind>,
     /// --model moe: softmax, mmoe, noisy-topk, switch, top2, expert-choice or task.
     #[arg(long, conflicts_with = "problem")]
     router: Option<String>,
@@ -78,12 +79,13 @@ impl MoeArgs {
         .find_map(|(set, name)| set.then_some(name))
     }
 
-    /// `None` for `--model mlp`; the validated spec for `--model moe`.
-    pub fn spec(&self) -> Result<Option<MoeSpec>, UsageError> {
-        if self.model == ModelKind::Mlp {
+    /// `None`: keep the preset's model; `Some(None)`: `--model mlp`; `Some(Some(spec))`:
+    /// `--model moe` with its validated spec.
+    pub fn spec(&self) -> Result<Option<Option<MoeSpec>>, UsageError> {
+        if self.model != Some(ModelKind::Moe) {
             return match self.any_moe_flag() {
                 Some(flag) => Err(UsageError(format!("{flag} needs --model moe"))),
-                None => Ok(None),
+                None => Ok(self.model.map(|_| None)),
             };
         }
         let name = self.router.as_deref().ok_or_else(|| {
@@ -116,6 +118,6 @@ impl MoeArgs {
             load: self.aux_load.unwrap_or(0.0),
             mutual_info: self.aux_mi.unwrap_or(0.0),
         };
-        Ok(Some(spec))
+        Ok(Some(Some(spec)))
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::UsageError;
 use concord_core::metrics::StepMetrics;
-use concord_core::train::{preset, MoeSpec, MoeStepRecord, RunRecord, Trainer};
+use concord_core::train::{preset, ConflictSummary, MoeSpec, MoeStepRecord, RunRecord, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -23,8 +23,9 @@ pub struct PresetArgs {
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plot: Option<PathBuf>,
-    /// `--model moe`: the MoE block on top of the preset's trunk.
-    pub moe: Option<MoeSpec>,
+    /// `--model`: `None` keeps the preset's model; `Some(None)` the MLP; `Some(Some(spec))` an
+    /// MoE block on top of the preset's trunk.
+    pub moe: Option<Option<MoeSpec>>,
 }
 
 /// The `--json` document.
@@ -41,6 +42,9 @@ struct Report<'a> {
     error: Option<&'a str>,
     /// "mlp" or "moe".
     model: &'static str,
+    /// Tasks 0 and 1 over the run: mean cosine on the shared parameters, mean of min(cos, 0),
+    /// fraction of steps with cos < 0.
+    conflict_summary: Option<ConflictSummary>,
     /// `--model moe` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     moe: Option<MoeReport<'a>>,
@@ -54,18 +58,11 @@ struct MoeReport<'a> {
     /// The last step's routing: per task the expert load, router probability P_i, top-1
     /// fraction f_i, dropped tokens; P(t,e); the aux losses; and the per-expert cosines.
     last_step: Option<&'a MoeStepRecord>,
-    /// Mean over the run of cos(g_1, g_2) on all shared parameters (tasks 0 and 1).
-    mean_shared_cosine: Option<f64>,
     /// Token→expert assignments dropped for capacity, summed over steps and tasks.
     dropped_total: usize,
 }
 
-/// Mean over the steps of the tasks-0-and-1 cosine on the shared parameters (steps where it is
-/// undefined are skipped).
-pub fn mean_shared_cosine(r: &RunRecord) -> Option<f64> {
-    let v: Vec<f64> = r.history.iter().filter_map(|s| s.metrics.cosine.first().and_then(|row| row.get(1).copied().flatten())).collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
+
 
 /// `key=value` pairs, values kept as text (the registries parse and validate them).
 fn parse_kv(raw: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
@@ -96,7 +93,14 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 }
 
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
-    if a.gpu && a.moe.is_some() {
+    let mut config = preset(&a.preset).map_err(UsageError)?;
+    if let Some(choice) = &a.moe {
+        if choice.is_some() && config.model.is_none() {
+            return Err(UsageError(format!("--model moe needs a preset with a model; '{}' trains x directly", a.preset)));
+        }
+        config.moe = choice.clone();
+    }
+    if a.gpu && config.moe.is_some() {
         return Err(UsageError(
             "--backend gpu does not train MoE models yet: there is no GPU MoE trainer (use --backend cpu)".into(),
         ));
@@ -106,11 +110,6 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             "--backend gpu is not available with --preset yet: the GPU multi-task trainer arrives with the GPU issue (use --backend cpu)".into(),
         ));
     }
-    let mut config = preset(&a.preset).map_err(UsageError)?;
-    if a.moe.is_some() && config.model.is_none() {
-        return Err(UsageError(format!("--model moe needs a preset with a model; '{}' trains x directly", a.preset)));
-    }
-    config.moe = a.moe.clone();
     config.aggregator = a.method.trim().to_string();
     config.aggregator_params = parse_kv(&a.params, "--param")?;
     config.weighting = a.weighting.as_ref().map(|w| w.trim().to_string());
@@ -176,11 +175,11 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             task_names: &record.task_names,
             error: record.error.as_deref(),
             model: if record.config.moe.is_some() { "moe" } else { "mlp" },
+            conflict_summary: ConflictSummary::of(&record),
             moe: record.config.moe.as_ref().map(|spec| MoeReport {
                 router: spec.router.name(),
                 experts: spec.experts,
                 last_step: record.history.last().and_then(|s| s.moe.as_ref()),
-                mean_shared_cosine: mean_shared_cosine(&record),
                 dropped_total: record
                     .history
                     .iter()

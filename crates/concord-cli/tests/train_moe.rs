@@ -36,8 +36,11 @@ fn moe_json_has_routing_statistics_per_task() {
     for key in ["load_balance", "z_loss", "importance_cv2", "load_cv2", "mutual_info_loss", "mutual_information", "total"] {
         assert!(moe["last_step"]["routing"]["aux"][key].is_number(), "aux.{key}");
     }
-    let c = moe["mean_shared_cosine"].as_f64().unwrap();
+    let cs = &v["conflict_summary"];
+    let c = cs["mean_cosine"].as_f64().unwrap();
     assert!((-1.0..=1.0).contains(&c));
+    assert!(cs["mean_conflict"].as_f64().unwrap() <= 0.0);
+    assert_eq!(cs["steps"], 15);
     // The plain model has no moe block.
     let plain = json(&concord(&["train", "--preset", "xor-conflict", "--method", "mean", "--steps", "5", "--json"]));
     assert_eq!(plain["model"], "mlp");
@@ -59,6 +62,19 @@ fn every_router_name_runs() {
         "--k", "2", "--aux-mi", "0.005", "--steps", "5", "--json",
     ]));
     assert_eq!(v["moe"]["router"], "task");
+}
+
+/// The task-experts preset is an MoE by default; --model mlp trains its trunk-less MLP instead,
+/// and task-experts-dense is the dense twin.
+#[test]
+fn task_experts_presets_choose_their_model() {
+    let v = json(&concord(&["train", "--preset", "task-experts", "--method", "mean", "--steps", "10", "--json"]));
+    assert_eq!(v["model"], "moe");
+    assert_eq!(v["moe"]["router"], "task");
+    let d = json(&concord(&["train", "--preset", "task-experts-dense", "--method", "mean", "--steps", "10", "--json"]));
+    assert_eq!(d["model"], "mlp");
+    let m = json(&concord(&["train", "--preset", "task-experts", "--method", "mean", "--model", "mlp", "--steps", "10", "--json"]));
+    assert_eq!(m["model"], "mlp");
 }
 
 #[test]

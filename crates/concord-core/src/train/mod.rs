@@ -17,18 +17,22 @@
 //! Jacobian (all of it "shared"), so the same aggregator / weighting / optimizer path applies.
 
 mod config;
+mod conflict_summary;
 mod moe_spec;
 mod net;
 mod presets;
 #[cfg(test)]
 mod moe_tests;
 #[cfg(test)]
+mod task_experts_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
+pub use conflict_summary::ConflictSummary;
 pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net};
-pub use presets::{preset, Preset};
+pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
 use crate::aggregators::{registry, Aggregator};
 use crate::data::{uniform, DataRng};
