@@ -4,6 +4,8 @@
 //!
 //! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`]: w = f(G) for Mean, Sum, PCGrad, MGDA,
 //!   CAGrad; [`aggregate`]: all three on the GPU with one readback.
+//! * [`kernels::moe`]: the MoE routing core (gate, top-k, capacity, expert choice, f_i/P_i,
+//!   dispatch/combine), the twin of concord-core's `model::moe` routers.
 //! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
@@ -27,6 +29,7 @@ pub mod shaders;
 pub use gpu::{Gpu, GpuError};
 pub use kernels::combine::combine;
 pub use kernels::gram::gram;
+pub use kernels::moe::{GpuRouter, GpuRouting};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
 pub use kernels::weighting::{aggregate, weights};
 pub use kernels::MAX_TASKS;

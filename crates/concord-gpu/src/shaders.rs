@@ -27,10 +27,28 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("toy.wgsl", include_str!("../../../shaders/toy.wgsl")),
     ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
     ("toy_trajectory.wgsl", include_str!("../../../shaders/toy_trajectory.wgsl")),
+    ("moe_common.wgsl", include_str!("../../../shaders/moe_common.wgsl")),
+    ("moe_gate.wgsl", include_str!("../../../shaders/moe_gate.wgsl")),
+    ("moe_select.wgsl", include_str!("../../../shaders/moe_select.wgsl")),
+    ("moe_capacity.wgsl", include_str!("../../../shaders/moe_capacity.wgsl")),
+    ("moe_expert_choice.wgsl", include_str!("../../../shaders/moe_expert_choice.wgsl")),
+    ("moe_stats.wgsl", include_str!("../../../shaders/moe_stats.wgsl")),
+    ("moe_dispatch.wgsl", include_str!("../../../shaders/moe_dispatch.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
-pub const MODULES: &[&str] = &["gram.wgsl", "combine.wgsl", "weighting.wgsl", "toy_trajectory.wgsl"];
+pub const MODULES: &[&str] = &[
+    "gram.wgsl",
+    "combine.wgsl",
+    "weighting.wgsl",
+    "toy_trajectory.wgsl",
+    "moe_gate.wgsl",
+    "moe_select.wgsl",
+    "moe_capacity.wgsl",
+    "moe_expert_choice.wgsl",
+    "moe_stats.wgsl",
+    "moe_dispatch.wgsl",
+];
 
 /// The files named on `// requires:` lines of `text`, in order.
 pub fn requirements(text: &str) -> Vec<String> {

@@ -2,6 +2,7 @@
 
 pub mod combine;
 pub mod gram;
+pub mod moe;
 pub mod toy;
 pub mod weighting;
 
