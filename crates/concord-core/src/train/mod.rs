@@ -291,6 +291,16 @@ impl Trainer {
         }
     }
 
+    /// Head outputs at 2-D points (decision-boundary grids) for MLP and MoE runs alike;
+    /// `None` for pareto-synthetic.
+    pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Result<Vec<DMatrix<f64>>, String>> {
+        match &self.engine {
+            Engine::Mlp { mlp: Net::Mlp(n), .. } => Some(n.predict_points(&self.params, points)),
+            Engine::Mlp { mlp: Net::Moe(n), .. } => Some(n.predict_points(&self.params, points)),
+            Engine::Pareto(_) => None,
+        }
+    }
+
     /// Change the learning rate; the optimizer's moments are kept.
     pub fn set_lr(&mut self, lr: f64) -> Result<(), String> {
         if !(lr.is_finite() && lr > 0.0) {

@@ -95,3 +95,45 @@ fn bad_moe_configs_are_clear_errors() {
     p.moe = Some(MoeSpec::new(RouterKind::Softmax));
     assert!(p.validate().unwrap_err().contains("leave moe out"));
 }
+
+/// The MoE model hands the aggregators the same m × d_shared Jacobian the MLP does, so every
+/// registered aggregator runs on it: sinusoid-phases' 3 tasks (Krum needs m ≥ 3) through a
+/// top-2 MoE, required parameters supplied, a few steps, finite results.
+#[test]
+fn every_aggregator_runs_on_an_moe_model() {
+    for name in crate::aggregators::registry::names() {
+        let mut c = preset("sinusoid-phases").unwrap();
+        c.aggregator = name.into();
+        c.steps = 5;
+        c.moe = Some(MoeSpec::new(RouterKind::Top2 { capacity_factor: 1.0 }));
+        c.aggregator_params = match name {
+            "constant" => vec![("weights".into(), "0.5,1,1.5".into())],
+            "krum" => vec![("n_byzantine".into(), "0".into())],
+            "trimmed-mean" => vec![("trim_number".into(), "1".into())],
+            "fairgrad" => vec![("alpha".into(), "1".into())],
+            _ => Vec::new(),
+        };
+        let r = train(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(r.error.is_none(), "{name}: {:?}", r.error);
+        assert_eq!(r.steps_done, 5, "{name}");
+        assert!(r.params.iter().all(|v| v.is_finite()), "{name}");
+    }
+}
+
+#[test]
+fn the_trainer_predicts_and_maps_winning_experts_for_moe_runs() {
+    let mut t = Trainer::new(moe_run(RouterKind::Mmoe, "mean", 3)).unwrap();
+    t.run_to_end(|_| {});
+    let points = [[0.0, 0.0], [3.0, -2.0], [-5.0, 5.0]];
+    let out = t.predict_points(&points).unwrap().unwrap();
+    assert_eq!((out.len(), out[0].nrows()), (2, 3));
+    let moe = t.moe().expect("an MoE run");
+    assert!(t.mlp().is_none());
+    let winners = moe.winning_experts(t.params(), &points).unwrap();
+    assert_eq!(winners.len(), 2, "one map per task gate");
+    // Dense routing: every point has a winner (the expert with the largest gate weight).
+    assert!(winners.iter().flatten().all(|w| w.is_some_and(|e| e < 4)));
+    // The plain preset predicts through the MLP.
+    let p = Trainer::new(preset("xor-conflict").unwrap()).unwrap();
+    assert_eq!(p.predict_points(&points).unwrap().unwrap().len(), 2);
+}
