@@ -9,6 +9,7 @@ mod bench_train;
 mod methods;
 mod plot;
 mod train;
+mod train_moe;
 mod train_preset;
 mod train_preset_gpu;
 

@@ -58,6 +58,8 @@ pub struct TrainArgs {
     /// Seed for methods that draw random numbers (and, with --preset, the model init and batches).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    moe: crate::train_moe::MoeArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,6 +126,7 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
             json: args.json,
             out: args.out.clone(),
             plot: args.plot.clone(),
+            moe: args.moe.spec()?,
         };
         return crate::train_preset::run(opts);
     }

@@ -4,7 +4,7 @@
 
 use crate::UsageError;
 use concord_core::metrics::StepMetrics;
-use concord_core::train::{preset, RunRecord, Trainer};
+use concord_core::train::{preset, ConflictSummary, MoeSpec, MoeStepRecord, RunRecord, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -24,6 +24,9 @@ pub struct PresetArgs {
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    /// `--model`: `None` keeps the preset's model; `Some(None)` the MLP; `Some(Some(spec))` an
+    /// MoE block on top of the preset's trunk.
+    pub moe: Option<Option<MoeSpec>>,
 }
 
 /// The `--json` document.
@@ -38,7 +41,29 @@ struct Report<'a> {
     final_metrics: Option<&'a StepMetrics>,
     task_names: &'a [String],
     error: Option<&'a str>,
+    /// "mlp" or "moe".
+    model: &'static str,
+    /// Tasks 0 and 1 over the run: mean cosine on the shared parameters, mean of min(cos, 0),
+    /// fraction of steps with cos < 0.
+    conflict_summary: Option<ConflictSummary>,
+    /// `--model moe` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moe: Option<MoeReport<'a>>,
 }
+
+/// The routing statistics of an MoE run.
+#[derive(Serialize)]
+struct MoeReport<'a> {
+    router: &'static str,
+    experts: usize,
+    /// The last step's routing: per task the expert load, router probability P_i, top-1
+    /// fraction f_i, dropped tokens; P(t,e); the aux losses; and the per-expert cosines.
+    last_step: Option<&'a MoeStepRecord>,
+    /// Token→expert assignments dropped for capacity, summed over steps and tasks.
+    dropped_total: usize,
+}
+
+
 
 /// `key=value` pairs, values kept as text (the registries parse and validate them).
 fn parse_kv(raw: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
@@ -70,6 +95,17 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     let mut config = preset(&a.preset).map_err(UsageError)?;
+    if let Some(choice) = &a.moe {
+        if choice.is_some() && config.model.is_none() {
+            return Err(UsageError(format!("--model moe needs a preset with a model; '{}' trains x directly", a.preset)));
+        }
+        config.moe = choice.clone();
+    }
+    if a.gpu && config.moe.is_some() {
+        return Err(UsageError(
+            "--backend gpu does not train MoE models yet: there is no GPU MoE trainer (use --backend cpu)".into(),
+        ));
+    }
     config.aggregator = a.method.trim().to_string();
     config.aggregator_params = parse_kv(&a.params, "--param")?;
     config.weighting = a.weighting.as_ref().map(|w| w.trim().to_string());
@@ -140,6 +176,19 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             final_metrics: record.history.last().map(|s| &s.metrics),
             task_names: &record.task_names,
             error: record.error.as_deref(),
+            model: if record.config.moe.is_some() { "moe" } else { "mlp" },
+            conflict_summary: ConflictSummary::of(&record),
+            moe: record.config.moe.as_ref().map(|spec| MoeReport {
+                router: spec.router.name(),
+                experts: spec.experts,
+                last_step: record.history.last().and_then(|s| s.moe.as_ref()),
+                dropped_total: record
+                    .history
+                    .iter()
+                    .filter_map(|s| s.moe.as_ref())
+                    .map(|m| m.routing.tasks.iter().map(|t| t.dropped).sum::<usize>())
+                    .sum(),
+            }),
         };
         // A closed pipe (`| head`) is not an error worth a panic.
         let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&report).expect("the report serialises"));
@@ -174,6 +223,19 @@ fn print_summary(preset: &str, r: &RunRecord, backend: &str) {
     );
     if let Some(t) = &r.final_test_losses {
         let _ = writeln!(out, "  test L = ({})", fmt_losses(t));
+    }
+    if let (Some(spec), Some(m)) = (&c.moe, r.history.last().and_then(|s| s.moe.as_ref())) {
+        for (t, tr) in m.routing.tasks.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  moe {} × {}: task {t} load ({}), router P ({}), dropped {}",
+                spec.router.name(),
+                spec.experts,
+                fmt_losses(&tr.load),
+                fmt_losses(&tr.router_prob),
+                tr.dropped
+            );
+        }
     }
     if let Some(s) = r.history.last() {
         let conflicts = r.history.iter().filter(|s| !s.metrics.non_conflicting).count();

@@ -53,6 +53,7 @@ pub(crate) struct Pipelines {
     pub combine: OnceLock<wgpu::ComputePipeline>,
     pub weighting: OnceLock<wgpu::ComputePipeline>,
     pub toy_step: OnceLock<wgpu::ComputePipeline>,
+    pub moe: crate::kernels::moe::MoePipelines,
     modules: Mutex<Vec<(&'static str, wgpu::ShaderModule)>>,
 }
 

@@ -5,6 +5,8 @@
 //! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`] / [`weights_with`]: w = f(G) for every
 //!   Gramian-weighted aggregator of concord-core's registry except Krum, GradVac, Nash-MTL and
 //!   FairGrad ([`GpuWeighting::from_registry`]); [`aggregate`]: all three on the GPU with one readback.
+//! * [`kernels::moe`]: the MoE routing core (gate, top-k, capacity, expert choice, f_i/P_i,
+//!   dispatch/combine), the twin of concord-core's `model::moe` routers.
 //! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW) with no CPU round trip per step;
@@ -33,6 +35,7 @@ pub use gpu::{Gpu, GpuError};
 pub use kernels::combine::combine;
 pub use kernels::gram::gram;
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
+pub use kernels::moe::{GpuRouter, GpuRouting};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
 pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
 pub use kernels::MAX_TASKS;

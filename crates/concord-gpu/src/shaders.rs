@@ -45,6 +45,13 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("mlp_weight_grad.wgsl", include_str!("../../../shaders/mlp_weight_grad.wgsl")),
     ("mlp_backprop.wgsl", include_str!("../../../shaders/mlp_backprop.wgsl")),
     ("mlp_optim.wgsl", include_str!("../../../shaders/mlp_optim.wgsl")),
+    ("moe_common.wgsl", include_str!("../../../shaders/moe_common.wgsl")),
+    ("moe_gate.wgsl", include_str!("../../../shaders/moe_gate.wgsl")),
+    ("moe_select.wgsl", include_str!("../../../shaders/moe_select.wgsl")),
+    ("moe_capacity.wgsl", include_str!("../../../shaders/moe_capacity.wgsl")),
+    ("moe_expert_choice.wgsl", include_str!("../../../shaders/moe_expert_choice.wgsl")),
+    ("moe_stats.wgsl", include_str!("../../../shaders/moe_stats.wgsl")),
+    ("moe_dispatch.wgsl", include_str!("../../../shaders/moe_dispatch.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
@@ -60,6 +67,12 @@ pub const MODULES: &[&str] = &[
     "mlp_weight_grad.wgsl",
     "mlp_backprop.wgsl",
     "mlp_optim.wgsl",
+    "moe_gate.wgsl",
+    "moe_select.wgsl",
+    "moe_capacity.wgsl",
+    "moe_expert_choice.wgsl",
+    "moe_stats.wgsl",
+    "moe_dispatch.wgsl",
 ];
 
 /// The files named on `// requires:` lines of `text`, in order.

@@ -67,6 +67,12 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("mlp_weight_grad.wgsl", vec!["weight_grad"]),
         ("mlp_backprop.wgsl", vec!["backprop"]),
         ("mlp_optim.wgsl", vec!["optim_tick", "optim_update"]),
+        ("moe_gate.wgsl", vec!["moe_gate"]),
+        ("moe_select.wgsl", vec!["moe_select"]),
+        ("moe_capacity.wgsl", vec!["moe_capacity"]),
+        ("moe_expert_choice.wgsl", vec!["moe_expert_choice"]),
+        ("moe_stats.wgsl", vec!["moe_stats"]),
+        ("moe_dispatch.wgsl", vec!["moe_dispatch", "moe_combine"]),
     ];
     for (name, entries) in expected {
         let (_, src) = sources.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no module {name}"));

@@ -6,6 +6,7 @@ mod config;
 mod layout;
 mod loss;
 mod mlp;
+pub mod moe;
 #[cfg(test)]
 mod tests;
 

@@ -2,6 +2,7 @@
 //! and the optional loss weighting, serialisable and validated with messages a user can act on.
 
 use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
+use super::moe_spec::MoeSpec;
 use crate::model::MlpConfig;
 use crate::optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,10 @@ pub struct TrainConfig {
     /// `pareto-synthetic`, which must leave it out.
     #[serde(default)]
     pub model: Option<MlpConfig>,
+    /// The model choice: `None` trains the MLP `model`; `Some` puts an MoE block on top of its
+    /// trunk (`MoeSpec::model_config`).
+    #[serde(default)]
+    pub moe: Option<MoeSpec>,
     pub optimizer: TrainOptimizer,
     /// Mini-batch size; `None` = full batch. Mini-batches walk a fresh shuffle of the train set
     /// every epoch and drop the last incomplete batch (`drop_last`).
@@ -189,7 +194,13 @@ impl TrainConfig {
                 }
             }
             (_, None) => return Err(format!("the {} data source needs a model", self.data.kind())),
-            (_, Some(model)) => model.validate().map_err(|e| format!("model: {e}"))?,
+            (_, Some(model)) => match &self.moe {
+                None => model.validate().map_err(|e| format!("model: {e}"))?,
+                Some(spec) => spec.model_config(model).validate().map_err(|e| format!("moe model: {e}"))?,
+            },
+        }
+        if self.moe.is_some() && matches!(self.data, DataSource::ParetoSynthetic { .. }) {
+            return Err("pareto-synthetic has no model, so no MoE: leave moe out".into());
         }
         match &self.data {
             DataSource::TaskSet { config } => config.validate().map_err(|e| format!("task set: {e}"))?,

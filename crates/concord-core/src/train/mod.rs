@@ -18,17 +18,28 @@
 
 mod batches;
 mod config;
+mod conflict_summary;
+mod moe_spec;
+mod net;
 mod presets;
+#[cfg(test)]
+mod moe_tests;
+#[cfg(test)]
+mod task_experts_tests;
 #[cfg(test)]
 mod tests;
 
 pub use batches::BatchSampler;
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
-pub use presets::{preset, Preset};
+pub use conflict_summary::ConflictSummary;
+pub use moe_spec::MoeSpec;
+pub use net::{MoeStepRecord, Net};
+pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
 use crate::aggregators::{registry, Aggregator};
 use crate::data::{uniform, DataRng};
 use crate::metrics::StepMetrics;
+use crate::model::moe::Moe;
 use crate::model::{Mlp, Target};
 use crate::optim::Optimizer;
 use crate::problems::{ParetoMtlSynthetic, Problem};
@@ -52,6 +63,10 @@ pub struct StepRecord {
     pub metrics: StepMetrics,
     /// Per-task test losses when this step was an evaluation step (and there is a test set).
     pub test_losses: Option<Vec<f64>>,
+    /// MoE models: routing statistics (per task: expert load, router probability, f_i, dropped
+    /// tokens; P(t,e); the aux losses) and the per-expert task-gradient cosine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeStepRecord>,
 }
 
 /// A finished (or stopped) run.
@@ -75,7 +90,7 @@ pub struct RunRecord {
 
 /// The model and its data, or the analytic problem.
 enum Engine {
-    Mlp { mlp: Mlp, train_x: DMatrix<f64>, train_y: Vec<Target>, test: Option<(DMatrix<f64>, Vec<Target>)> },
+    Mlp { mlp: Net, train_x: DMatrix<f64>, train_y: Vec<Target>, test: Option<(DMatrix<f64>, Vec<Target>)> },
     Pareto(ParetoMtlSynthetic),
 }
 
@@ -153,7 +168,10 @@ fn build_engine(config: &TrainConfig) -> Result<(Engine, Vec<String>), String> {
     if model.input_dim != train_x.ncols() {
         return Err(format!("the model reads {} inputs but the data has {}", model.input_dim, train_x.ncols()));
     }
-    let mlp = Mlp::new(model).map_err(|e| format!("model: {e}"))?;
+    let mlp = match &config.moe {
+        None => Net::Mlp(Mlp::new(model).map_err(|e| format!("model: {e}"))?),
+        Some(spec) => Net::Moe(Moe::new(spec.model_config(&model)).map_err(|e| format!("moe model: {e}"))?),
+    };
     // Surface head/target mismatches (widths, loss kinds) now, as configuration errors.
     let probe = mlp.init_params(0);
     let (px, py) = split_rows(&train_x, &train_y, 0..1);
@@ -194,9 +212,7 @@ impl Trainer {
             return Err("weighting parameters were given without a loss weighting".into());
         }
         let (params, layer_ranges) = match &engine {
-            Engine::Mlp { mlp, .. } => {
-                (mlp.init_params(config.seed), mlp.layout().trunk.iter().map(|s| s.range()).collect())
-            }
+            Engine::Mlp { mlp, .. } => (mlp.init_params(config.seed), mlp.layer_ranges()),
             Engine::Pareto(p) => {
                 let mut rng = DataRng::seed_from_u64(config.seed);
                 ((0..p.n).map(|_| uniform(&mut rng, -0.5, 0.5)).collect(), Vec::new())
@@ -263,7 +279,25 @@ impl Trainer {
     /// The model, for drawing decision boundaries (`None` for pareto-synthetic).
     pub fn mlp(&self) -> Option<&Mlp> {
         match &self.engine {
-            Engine::Mlp { mlp, .. } => Some(mlp),
+            Engine::Mlp { mlp: Net::Mlp(mlp), .. } => Some(mlp),
+            _ => None,
+        }
+    }
+
+    /// The MoE model, for routing maps and statistics (`None` unless the run trains one).
+    pub fn moe(&self) -> Option<&Moe> {
+        match &self.engine {
+            Engine::Mlp { mlp: Net::Moe(moe), .. } => Some(moe),
+            _ => None,
+        }
+    }
+
+    /// Head outputs at 2-D points (decision-boundary grids) for MLP and MoE runs alike;
+    /// `None` for pareto-synthetic.
+    pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Result<Vec<DMatrix<f64>>, String>> {
+        match &self.engine {
+            Engine::Mlp { mlp: Net::Mlp(n), .. } => Some(n.predict_points(&self.params, points)),
+            Engine::Mlp { mlp: Net::Moe(n), .. } => Some(n.predict_points(&self.params, points)),
             Engine::Pareto(_) => None,
         }
     }
@@ -337,11 +371,11 @@ impl Trainer {
         let evaluate = step % self.config.eval_every == 0;
         // Gradients at the current parameters.
         let mut full_batch = true;
-        let (losses, jacobian, head_grads, batch) = match &self.engine {
+        let (losses, jacobian, head_grads, batch, aux_grad, moe) = match &self.engine {
             Engine::Pareto(p) => {
                 let j = p.jacobian(&self.params);
                 let jm = DMatrix::from_fn(2, p.n, |r, c| j[r][c]);
-                (p.losses(&self.params), jm, Vec::new(), None)
+                (p.losses(&self.params), jm, Vec::new(), None, None, None)
             }
             Engine::Mlp { .. } => {
                 let idx = self.next_batch();
@@ -351,17 +385,22 @@ impl Trainer {
                     Some(idx) => (select_rows(train_x, idx), select_targets(train_y, idx)),
                     None => (train_x.clone(), train_y.clone()),
                 };
-                let g = match mlp.gradients(&self.params, &x, &y) {
+                // Routing noise: a fresh, reproducible draw per step.
+                let noise_seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let g = match mlp.gradients(&self.params, &x, &y, noise_seed) {
                     Ok(g) => g,
                     Err(e) => return Err(self.fail(e)),
                 };
-                (g.losses, g.shared_jacobian, g.head_grads, Some((x, y)))
+                (g.tasks.losses, g.tasks.shared_jacobian, g.tasks.head_grads, Some((x, y)), g.aux_grad, g.moe)
             }
         };
         if !all_finite(&losses) {
             return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
-        if !jacobian.iter().all(|v| v.is_finite()) || !head_grads.iter().all(|h| all_finite(h)) {
+        if !jacobian.iter().all(|v| v.is_finite())
+            || !head_grads.iter().all(|h| all_finite(h))
+            || !aux_grad.as_ref().is_none_or(|a| all_finite(a))
+        {
             return Err(self.fail("a gradient is not finite".into()));
         }
         let test_losses = if evaluate {
@@ -404,6 +443,13 @@ impl Trainer {
             return Err(self.fail("the aggregator's update is not finite".into()));
         }
         let mut full: Vec<f64> = d.as_slice().to_vec();
+        // The MoE aux losses are regularisers of the router, not tasks: their gradient joins the
+        // update after the aggregator (so it neither sees nor reshapes them).
+        if let Some(a) = &aux_grad {
+            for (f, g) in full.iter_mut().zip(a) {
+                *f += g;
+            }
+        }
         for (t, h) in head_grads.iter().enumerate() {
             let wt = loss_weights.as_ref().map_or(1.0, |w| w[t]);
             full.extend(h.iter().map(|g| g * wt));
@@ -442,6 +488,7 @@ impl Trainer {
             aggregator_weights: aggregation.weights.map(|w| w.as_slice().to_vec()),
             metrics,
             test_losses,
+            moe,
         });
         self.step += 1;
         Ok(self.history.last().expect("just pushed"))

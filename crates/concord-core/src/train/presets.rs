@@ -2,6 +2,8 @@
 //! aggregator, no loss weighting and seed 0; callers override what they need.
 
 use super::config::{DataSource, TrainConfig, TrainOptimizer};
+use super::moe_spec::MoeSpec;
+use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
 use crate::data::{Conflict, Dataset, GradNormConfig, InputSource, SinusoidConfig, TaskSetConfig};
 use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
 use std::f64::consts::PI;
@@ -13,11 +15,20 @@ pub enum Preset {
     GradnormScales,
     SinusoidPhases,
     ParetoSynthetic,
+    TaskExperts,
+    TaskExpertsDense,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 5] =
-        [Preset::XorConflict, Preset::CircleVsGauss, Preset::GradnormScales, Preset::SinusoidPhases, Preset::ParetoSynthetic];
+    pub const ALL: [Preset; 7] = [
+        Preset::XorConflict,
+        Preset::CircleVsGauss,
+        Preset::GradnormScales,
+        Preset::SinusoidPhases,
+        Preset::ParetoSynthetic,
+        Preset::TaskExperts,
+        Preset::TaskExpertsDense,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -26,6 +37,8 @@ impl Preset {
             Preset::GradnormScales => "gradnorm-scales",
             Preset::SinusoidPhases => "sinusoid-phases",
             Preset::ParetoSynthetic => "pareto-synthetic",
+            Preset::TaskExperts => "task-experts",
+            Preset::TaskExpertsDense => "task-experts-dense",
         }
     }
 
@@ -47,6 +60,12 @@ impl Preset {
             Preset::ParetoSynthetic => {
                 "Pareto-MTL's analytic two-objective problem in ℝ²⁰ (x is trained directly): gradients become anti-parallel on the concave Pareto set"
             }
+            Preset::TaskExperts => {
+                "xor-conflict's opposed task pair through 4 task-routed experts (a gate per task, top-1): tasks that pick different experts stop sharing those parameters"
+            }
+            Preset::TaskExpertsDense => {
+                "task-experts' dense twin: the same data through a shared MLP trunk of about the same parameter count, to compare the task-gradient cosine"
+            }
         }
     }
 
@@ -61,6 +80,7 @@ impl Preset {
         let base = |data, model, optimizer, batch_size, steps| TrainConfig {
             data,
             model,
+            moe: None,
             optimizer,
             batch_size,
             steps,
@@ -130,9 +150,49 @@ impl Preset {
             Preset::ParetoSynthetic => {
                 base(DataSource::ParetoSynthetic { n: 20 }, None, TrainOptimizer::adam(0.01), None, 300)
             }
+            Preset::TaskExperts => {
+                // No dense pre-layer: every shared parameter is a gate or an expert, so routing
+                // alone decides how much the tasks share.
+                let model = MlpConfig { tied_head_init: true, head_init_scale: 0.1, ..MlpConfig::playground(Vec::new(), 2) };
+                let mut c = base(xor_conflict_data(), Some(model), TrainOptimizer::adam(0.01), Some(50), 500);
+                c.moe = Some(task_experts_spec());
+                c
+            }
+            Preset::TaskExpertsDense => {
+                let model = MlpConfig {
+                    tied_head_init: true,
+                    head_init_scale: 0.1,
+                    ..MlpConfig::playground(TASK_EXPERTS_DENSE_HIDDEN.to_vec(), 2)
+                };
+                base(xor_conflict_data(), Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
+            }
         }
     }
 }
+
+/// xor-conflict's data: two XOR tasks on the same points, task 2's labels flipped on 90 % of the plane.
+fn xor_conflict_data() -> DataSource {
+    DataSource::TaskSet {
+        config: TaskSetConfig {
+            tasks: vec![Dataset::Xor, Dataset::Xor],
+            n: 500,
+            noise: 0.0,
+            train_ratio: 0.5,
+            seed: 0,
+            inputs: InputSource::Native { task: 0 },
+            conflict: Some(Conflict { task: 1, kappa: -0.8 }),
+        },
+    }
+}
+
+/// task-experts' MoE: 4 experts (2 → 8 → 2), a gate per task, top-1.
+pub fn task_experts_spec() -> MoeSpec {
+    MoeSpec { router: RouterKind::Task { k: 1, gate: TaskGate::PerTask }, experts: 4, expert_hidden: 8, aux: AuxWeights::default() }
+}
+
+/// The dense twin's trunk: 2 → 12 → 12 has 192 shared parameters against the MoE's 184
+/// (4 experts × 42 + 2 gates × 8).
+pub const TASK_EXPERTS_DENSE_HIDDEN: [usize; 2] = [12, 12];
 
 /// The config of a named preset.
 pub fn preset(name: &str) -> Result<TrainConfig, String> {

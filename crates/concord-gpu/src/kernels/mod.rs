@@ -5,6 +5,7 @@ pub mod gram;
 pub mod mlp;
 pub mod mlp_graph;
 pub mod mlp_ops;
+pub mod moe;
 pub mod toy;
 pub mod weighting;
 

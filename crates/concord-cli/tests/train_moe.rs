@@ -1,0 +1,109 @@
+//! `concord train --preset … --model moe …`: routing statistics in the JSON, and bad MoE flags
+//! exit 2 with a message.
+
+mod common;
+
+use common::{concord, json};
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("an array").iter().map(|x| x.as_f64().expect("a number")).collect()
+}
+
+#[test]
+fn moe_json_has_routing_statistics_per_task() {
+    let v = json(&concord(&[
+        "train", "--preset", "xor-conflict", "--method", "upgrad", "--model", "moe", "--router", "switch", "--experts", "3",
+        "--capacity-factor", "1.0", "--steps", "15", "--json",
+    ]));
+    assert_eq!(v["model"], "moe");
+    let moe = &v["moe"];
+    assert_eq!(moe["router"], "switch");
+    assert_eq!(moe["experts"], 3);
+    let tasks = moe["last_step"]["routing"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    for t in tasks {
+        // Batch 50, capacity ⌊1.0·50/3⌋ = 16 per expert.
+        assert_eq!(t["capacity"], 16);
+        let load = floats(&t["load"]);
+        assert_eq!(load.len(), 3);
+        assert!(load.iter().all(|&l| l <= 16.0 / 50.0 + 1e-12));
+        let p = floats(&t["router_prob"]);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(t["dropped"].as_u64().is_some());
+    }
+    assert_eq!(moe["last_step"]["routing"]["task_expert"].as_array().unwrap().len(), 2);
+    assert_eq!(moe["last_step"]["expert_cosine"].as_array().unwrap().len(), 3);
+    for key in ["load_balance", "z_loss", "importance_cv2", "load_cv2", "mutual_info_loss", "mutual_information", "total"] {
+        assert!(moe["last_step"]["routing"]["aux"][key].is_number(), "aux.{key}");
+    }
+    let cs = &v["conflict_summary"];
+    let c = cs["mean_cosine"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&c));
+    assert!(cs["mean_conflict"].as_f64().unwrap() <= 0.0);
+    assert_eq!(cs["steps"], 15);
+    // The plain model has no moe block.
+    let plain = json(&concord(&["train", "--preset", "xor-conflict", "--method", "mean", "--steps", "5", "--json"]));
+    assert_eq!(plain["model"], "mlp");
+    assert!(plain.get("moe").is_none());
+}
+
+#[test]
+fn every_router_name_runs() {
+    for router in ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"] {
+        let v = json(&concord(&[
+            "train", "--preset", "circle-vs-gauss", "--method", "mean", "--model", "moe", "--router", router, "--steps", "5",
+            "--json",
+        ]));
+        assert_eq!(v["moe"]["router"], router);
+        assert!(v["error"].is_null(), "{router}: {}", v["error"]);
+    }
+    let v = json(&concord(&[
+        "train", "--preset", "xor-conflict", "--method", "mean", "--model", "moe", "--router", "task", "--task-gate", "embedding",
+        "--k", "2", "--aux-mi", "0.005", "--steps", "5", "--json",
+    ]));
+    assert_eq!(v["moe"]["router"], "task");
+}
+
+/// The task-experts preset is an MoE by default; --model mlp trains its trunk-less MLP instead,
+/// and task-experts-dense is the dense twin.
+#[test]
+fn task_experts_presets_choose_their_model() {
+    let v = json(&concord(&["train", "--preset", "task-experts", "--method", "mean", "--steps", "10", "--json"]));
+    assert_eq!(v["model"], "moe");
+    assert_eq!(v["moe"]["router"], "task");
+    let d = json(&concord(&["train", "--preset", "task-experts-dense", "--method", "mean", "--steps", "10", "--json"]));
+    assert_eq!(d["model"], "mlp");
+    let m = json(&concord(&["train", "--preset", "task-experts", "--method", "mean", "--model", "mlp", "--steps", "10", "--json"]));
+    assert_eq!(m["model"], "mlp");
+}
+
+#[test]
+fn bad_moe_flags_exit_2_with_a_message() {
+    let base = ["train", "--preset", "xor-conflict", "--method", "mean", "--steps", "3"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--router", "switch"], "needs --model moe"),
+        (&["--experts", "3"], "needs --model moe"),
+        (&["--model", "moe"], "needs --router"),
+        (&["--model", "moe", "--router", "nope"], "unknown router"),
+        (&["--model", "moe", "--router", "switch", "--k", "2"], "takes no k"),
+        (&["--model", "moe", "--router", "softmax", "--capacity-factor", "2"], "no capacity factor"),
+        (&["--model", "moe", "--router", "switch", "--capacity-factor", "0"], "capacity-factor"),
+        (&["--model", "moe", "--router", "noisy-topk", "--k", "9"], "k must be"),
+        (&["--model", "moe", "--router", "top2", "--experts", "1"], "at least 2 experts"),
+        (&["--model", "moe", "--router", "softmax", "--experts", "0"], "experts"),
+        (&["--model", "moe", "--router", "mmoe", "--task-gate", "embedding"], "only applies to --router task"),
+        (&["--model", "moe", "--router", "task", "--aux-mi", "NaN"], "mutual_info"),
+        (&["--model", "moe", "--router", "switch", "--backend", "gpu"], "does not train MoE"),
+        (&["--model", "transformer"], "invalid value"),
+    ];
+    for (extra, needle) in cases {
+        let args = [&base[..], extra].concat();
+        let out = concord(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} should exit 2");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = concord(&["train", "--preset", "pareto-synthetic", "--method", "mean", "--model", "moe", "--router", "softmax"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trains x directly"));
+}

@@ -1,0 +1,258 @@
+//! The MoE model's configuration: which router, how many experts, the aux-loss weights, and
+//! their validation.
+//!
+//! Structure (a Transformer-style residual block in the shared trunk):
+//! x → dense pre-layers `hidden` (φ) → a (width H) → h = a + Σ_e G_e(a)·E_e(a) → one head per task.
+//! Expert e is a small MLP H → `expert_hidden` (φ) → H. A token an expert does not take (not
+//! selected, or dropped for capacity) gets 0 from it, so a fully dropped token passes through
+//! the residual unchanged.
+
+use crate::model::{Activation, HeadConfig, LossKind, MAX_HIDDEN_LAYERS, MAX_INPUT_DIM, MAX_OUTPUT_DIM, MAX_TASKS, MAX_WIDTH, MIN_TASKS};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_EXPERTS: usize = 64;
+pub const MAX_EXPERT_HIDDEN: usize = 256;
+pub const MAX_CAPACITY_FACTOR: f64 = 64.0;
+
+/// How a task-conditioned router feeds the task in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskGate {
+    /// One gate per task (M³ViT multi-gate, Mod-Squad): task t's tokens use gate t.
+    PerTask,
+    /// One shared gate fed concat(a, onehot(task)) (M³ViT task-conditioned router).
+    Embedding,
+}
+
+/// The routers. Each decides, per token, the combine weights G (T × E) from the gate logits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "router", rename_all = "kebab-case")]
+pub enum RouterKind {
+    /// One gate, G = softmax(h): every expert runs (dense).
+    Softmax,
+    /// One dense softmax gate per task (MMoE).
+    Mmoe,
+    /// Shazeer et al.: softmax over the k largest noisy logits (noise only while training).
+    NoisyTopK { k: usize },
+    /// Switch top-1 with capacity ⌊cf·T/E⌋; overflow passes through the residual.
+    Switch { capacity_factor: f64 },
+    /// GShard top-2 (second-expert policy `all`), capacity ⌊cf·2T/E⌋, first choices first.
+    Top2 { capacity_factor: f64 },
+    /// Experts choose tokens: each takes its ⌊T·c/E⌋ best (c = capacity factor).
+    ExpertChoice { capacity_factor: f64 },
+    /// Task-conditioned routing: top-k of the gate probabilities (not renormalised, so k = 1
+    /// still trains the gate), with a gate per task or one gate fed the task's one-hot.
+    Task { k: usize, gate: TaskGate },
+}
+
+impl RouterKind {
+    pub const NAMES: [&'static str; 7] = ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            RouterKind::Softmax => "softmax",
+            RouterKind::Mmoe => "mmoe",
+            RouterKind::NoisyTopK { .. } => "noisy-topk",
+            RouterKind::Switch { .. } => "switch",
+            RouterKind::Top2 { .. } => "top2",
+            RouterKind::ExpertChoice { .. } => "expert-choice",
+            RouterKind::Task { .. } => "task",
+        }
+    }
+
+    /// Builds a router from its name with the given (or default) k and capacity factor; the
+    /// defaults follow the reference: k = 2, cf = 1.25 (Switch train), 2.0 for expert choice.
+    pub fn from_name(name: &str, k: Option<usize>, capacity_factor: Option<f64>, gate: TaskGate) -> Result<Self, String> {
+        let uses_k = matches!(name, "noisy-topk" | "task");
+        let uses_cf = matches!(name, "switch" | "top2" | "expert-choice");
+        if k.is_some() && !uses_k {
+            return Err(format!("router '{name}' takes no k (only noisy-topk and task do)"));
+        }
+        if capacity_factor.is_some() && !uses_cf {
+            return Err(format!("router '{name}' has no capacity factor (only switch, top2 and expert-choice do)"));
+        }
+        Ok(match name {
+            "softmax" => RouterKind::Softmax,
+            "mmoe" => RouterKind::Mmoe,
+            "noisy-topk" => RouterKind::NoisyTopK { k: k.unwrap_or(2) },
+            "switch" => RouterKind::Switch { capacity_factor: capacity_factor.unwrap_or(1.25) },
+            "top2" => RouterKind::Top2 { capacity_factor: capacity_factor.unwrap_or(1.25) },
+            "expert-choice" => RouterKind::ExpertChoice { capacity_factor: capacity_factor.unwrap_or(2.0) },
+            "task" => RouterKind::Task { k: k.unwrap_or(1), gate },
+            other => return Err(format!("unknown router '{other}' (expected one of: {})", Self::NAMES.join(", "))),
+        })
+    }
+
+    /// Where the gate's input comes from.
+    pub fn gating(&self) -> Gating {
+        match self {
+            RouterKind::Mmoe | RouterKind::Task { gate: TaskGate::PerTask, .. } => Gating::PerTask,
+            RouterKind::Task { gate: TaskGate::Embedding, .. } => Gating::TaskEmbedding,
+            _ => Gating::Shared,
+        }
+    }
+
+    pub fn is_noisy(&self) -> bool {
+        matches!(self, RouterKind::NoisyTopK { .. })
+    }
+
+    fn validate(&self, experts: usize) -> Result<(), String> {
+        let check_cf = |cf: f64| {
+            if cf.is_finite() && cf > 0.0 && cf <= MAX_CAPACITY_FACTOR {
+                Ok(())
+            } else {
+                Err(format!("capacity factor must be a finite number in (0, {MAX_CAPACITY_FACTOR}], got {cf}"))
+            }
+        };
+        match *self {
+            RouterKind::NoisyTopK { k } | RouterKind::Task { k, .. } => {
+                if !(1..=experts).contains(&k) {
+                    return Err(format!("k must be 1–{experts} (the number of experts), got {k}"));
+                }
+            }
+            RouterKind::Switch { capacity_factor } | RouterKind::ExpertChoice { capacity_factor } => check_cf(capacity_factor)?,
+            RouterKind::Top2 { capacity_factor } => {
+                check_cf(capacity_factor)?;
+                if experts < 2 {
+                    return Err("top2 routing needs at least 2 experts".into());
+                }
+            }
+            RouterKind::Softmax | RouterKind::Mmoe => {}
+        }
+        Ok(())
+    }
+}
+
+/// Where each gate reads from: one gate for all tasks, one per task, or one fed the task id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gating {
+    Shared,
+    PerTask,
+    TaskEmbedding,
+}
+
+/// Weights of the auxiliary losses (all 0 = none). They are added to the update *after* the
+/// aggregator, so the aggregator and the conflict metrics see the tasks' gradients only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuxWeights {
+    /// α of the Switch load-balancing loss α·N·Σ f_i·P_i (reference default 1e-2).
+    #[serde(default)]
+    pub load_balance: f64,
+    /// c_z of the router z-loss mean(logsumexp(h)²) (reference default 1e-3).
+    #[serde(default)]
+    pub z_loss: f64,
+    /// w_imp of CV²(importance).
+    #[serde(default)]
+    pub importance: f64,
+    /// w_load of CV²(load) (Φ-smoothed load for noisy top-k while training, else hard counts).
+    #[serde(default)]
+    pub load: f64,
+    /// w_MI of the Mod-Squad loss −MI(task; expert).
+    #[serde(default)]
+    pub mutual_info: f64,
+}
+
+impl AuxWeights {
+    fn validate(&self) -> Result<(), String> {
+        for (name, w) in [
+            ("load_balance", self.load_balance),
+            ("z_loss", self.z_loss),
+            ("importance", self.importance),
+            ("load", self.load),
+            ("mutual_info", self.mutual_info),
+        ] {
+            if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
+                return Err(format!("aux-loss weight {name} must be a finite number in [0, 100], got {w}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoeConfig {
+    pub input_dim: usize,
+    /// Dense pre-layers before the MoE block (may be empty: then H = input_dim).
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    pub experts: usize,
+    pub expert_hidden: usize,
+    pub router: RouterKind,
+    #[serde(default)]
+    pub aux: AuxWeights,
+    pub heads: Vec<HeadConfig>,
+    /// Multiplies the heads' initial weights (as `MlpConfig::head_init_scale`).
+    #[serde(default = "one")]
+    pub head_init_scale: f64,
+    /// Every head starts from head 0's draw (as `MlpConfig::tied_head_init`).
+    #[serde(default)]
+    pub tied_head_init: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl MoeConfig {
+    /// Playground-style: 2-D input, tanh, one BCE logit per task, no pre-layers.
+    pub fn playground(tasks: usize, experts: usize, expert_hidden: usize, router: RouterKind) -> Self {
+        MoeConfig {
+            input_dim: 2,
+            hidden: Vec::new(),
+            activation: Activation::Tanh,
+            experts,
+            expert_hidden,
+            router,
+            aux: AuxWeights::default(),
+            heads: vec![HeadConfig { out_dim: 1, loss: LossKind::Bce }; tasks],
+            head_init_scale: 1.0,
+            tied_head_init: false,
+        }
+    }
+
+    /// Width H of the residual stream the experts read and write.
+    pub fn width(&self) -> usize {
+        self.hidden.last().copied().unwrap_or(self.input_dim)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_INPUT_DIM).contains(&self.input_dim) {
+            return Err(format!("input_dim must be 1–{MAX_INPUT_DIM}, got {}", self.input_dim));
+        }
+        if self.hidden.len() > MAX_HIDDEN_LAYERS {
+            return Err(format!("at most {MAX_HIDDEN_LAYERS} pre-layers, got {}", self.hidden.len()));
+        }
+        for (l, &w) in self.hidden.iter().enumerate() {
+            if !(1..=MAX_WIDTH).contains(&w) {
+                return Err(format!("pre-layer {l} must have width 1–{MAX_WIDTH}, got {w}"));
+            }
+        }
+        if !(1..=MAX_EXPERTS).contains(&self.experts) {
+            return Err(format!("experts must be 1–{MAX_EXPERTS}, got {}", self.experts));
+        }
+        if !(1..=MAX_EXPERT_HIDDEN).contains(&self.expert_hidden) {
+            return Err(format!("expert_hidden must be 1–{MAX_EXPERT_HIDDEN}, got {}", self.expert_hidden));
+        }
+        self.router.validate(self.experts)?;
+        self.aux.validate()?;
+        if !(MIN_TASKS..=MAX_TASKS).contains(&self.heads.len()) {
+            return Err(format!("need {MIN_TASKS}–{MAX_TASKS} tasks (heads), got {}", self.heads.len()));
+        }
+        for (t, h) in self.heads.iter().enumerate() {
+            if !(1..=MAX_OUTPUT_DIM).contains(&h.out_dim) {
+                return Err(format!("head {t} must have 1–{MAX_OUTPUT_DIM} outputs, got {}", h.out_dim));
+            }
+            if h.loss == LossKind::SoftmaxCe && h.out_dim < 2 {
+                return Err(format!("head {t}: softmax cross-entropy needs at least 2 classes, got {}", h.out_dim));
+            }
+        }
+        if !(self.head_init_scale.is_finite() && self.head_init_scale > 0.0) {
+            return Err(format!("head_init_scale must be a positive finite number, got {}", self.head_init_scale));
+        }
+        if self.tied_head_init && self.heads.iter().any(|h| h.out_dim != self.heads[0].out_dim) {
+            return Err("tied_head_init needs every head to have the same out_dim".into());
+        }
+        Ok(())
+    }
+}

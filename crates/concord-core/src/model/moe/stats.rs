@@ -1,0 +1,48 @@
+//! Routing statistics of one batch, per task (what the MoE panel and the CLI JSON show).
+
+use super::aux::AuxValues;
+use super::load_balance;
+use super::routing::Routing;
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRouting {
+    /// Fraction of the batch's tokens each expert processes for this task (after capacity).
+    pub load: Vec<f64>,
+    /// P_i: mean router probability of each expert.
+    pub router_prob: Vec<f64>,
+    /// f_i: fraction of tokens whose top-1 expert (by probability) is i.
+    pub top1_fraction: Vec<f64>,
+    /// Token→expert assignments dropped for capacity.
+    pub dropped: usize,
+    /// Tokens no expert processed (they passed through the residual only).
+    pub unrouted: usize,
+    pub capacity: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoutingStats {
+    pub tasks: Vec<TaskRouting>,
+    /// P(t,e): router probability mass of task t on expert e over all tokens (rows: tasks).
+    pub task_expert: Vec<Vec<f64>>,
+    pub aux: AuxValues,
+}
+
+impl TaskRouting {
+    pub fn from_routing(r: &Routing) -> Self {
+        let t = r.tokens() as f64;
+        TaskRouting {
+            load: r.dispatch.column_iter().map(|c| c.sum() / t).collect(),
+            router_prob: load_balance::mean_probs(&r.probs),
+            top1_fraction: load_balance::top1_fractions(&r.probs),
+            dropped: r.dropped,
+            unrouted: r.dispatch.row_iter().filter(|row| row.sum() == 0.0).count(),
+            capacity: r.capacity,
+        }
+    }
+}
+
+pub fn matrix_rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
+    m.row_iter().map(|r| r.iter().copied().collect()).collect()
+}

@@ -1,0 +1,139 @@
+//! The CPU trainer on MoE models: every router learns, runs reproduce, routing statistics are
+//! recorded per step, and bad MoE configs are clear errors.
+
+use super::*;
+use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
+
+fn moe_run(router: RouterKind, aggregator: &str, steps: usize) -> TrainConfig {
+    let mut c = preset("xor-conflict").unwrap();
+    c.aggregator = aggregator.into();
+    c.steps = steps;
+    let mut spec = MoeSpec::new(router);
+    spec.aux = AuxWeights { load_balance: 0.01, z_loss: 0.001, importance: 0.01, load: 0.01, mutual_info: 0.005 };
+    c.moe = Some(spec);
+    c
+}
+
+fn routers() -> Vec<RouterKind> {
+    vec![
+        RouterKind::Softmax,
+        RouterKind::Mmoe,
+        RouterKind::NoisyTopK { k: 2 },
+        RouterKind::Switch { capacity_factor: 1.25 },
+        RouterKind::Top2 { capacity_factor: 1.25 },
+        RouterKind::ExpertChoice { capacity_factor: 2.0 },
+        RouterKind::Task { k: 1, gate: TaskGate::PerTask },
+        RouterKind::Task { k: 2, gate: TaskGate::Embedding },
+    ]
+}
+
+fn mean(l: &[f64]) -> f64 {
+    l.iter().sum::<f64>() / l.len() as f64
+}
+
+#[test]
+fn every_router_learns_with_mean_and_upgrad() {
+    for router in routers() {
+        for agg in ["mean", "upgrad"] {
+            let c = moe_run(router, agg, 200);
+            let before = mean(&Trainer::new(c.clone()).unwrap().train_losses().unwrap());
+            let r = train(&c).unwrap();
+            assert!(r.error.is_none(), "{} {agg}: {:?}", router.name(), r.error);
+            let after = mean(&r.final_train_losses);
+            assert!(after < 0.8 * before, "{} {agg}: {before} → {after}", router.name());
+        }
+    }
+}
+
+#[test]
+fn moe_runs_reproduce_bit_for_bit_including_routing_noise() {
+    let c = moe_run(RouterKind::NoisyTopK { k: 2 }, "pcgrad", 30);
+    let a = train(&c).unwrap();
+    assert_eq!(a, train(&c).unwrap());
+    let mut c1 = c.clone();
+    c1.seed = 1;
+    assert_ne!(train(&c1).unwrap().params, a.params);
+}
+
+#[test]
+fn routing_statistics_are_recorded_every_step() {
+    let r = train(&moe_run(RouterKind::Switch { capacity_factor: 1.0 }, "mean", 20)).unwrap();
+    let mlp = train(&TrainConfig { moe: None, ..moe_run(RouterKind::Softmax, "mean", 5) }).unwrap();
+    assert!(mlp.history.iter().all(|s| s.moe.is_none()));
+    for s in &r.history {
+        let moe = s.moe.as_ref().expect("an MoE step records routing");
+        assert_eq!(moe.routing.tasks.len(), 2);
+        assert_eq!(moe.expert_cosine.len(), 4);
+        for t in &moe.routing.tasks {
+            // Top-1 with capacity ⌊1·50/4⌋ = 12: the processed share plus the dropped share is 1.
+            assert_eq!(t.capacity, Some(12));
+            let processed: f64 = t.load.iter().sum();
+            assert!((processed + t.dropped as f64 / 50.0 - 1.0).abs() < 1e-12, "{processed} + {}", t.dropped);
+            assert!(t.load.iter().all(|&l| l <= 12.0 / 50.0 + 1e-12));
+            assert!((t.router_prob.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!((t.top1_fraction.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        let pte: f64 = moe.routing.task_expert.iter().flatten().sum();
+        assert!((pte - 1.0).abs() < 1e-12);
+        assert!(moe.routing.aux.load_balance.is_finite() && moe.routing.aux.load_balance > 0.0);
+    }
+    // JSON round trip keeps the MoE records.
+    let back: RunRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back.history[3].moe, r.history[3].moe);
+}
+
+#[test]
+fn bad_moe_configs_are_clear_errors() {
+    let mut c = moe_run(RouterKind::Softmax, "mean", 5);
+    c.moe.as_mut().unwrap().experts = 0;
+    assert!(Trainer::new(c).err().unwrap().contains("moe model: experts"));
+    let mut c = moe_run(RouterKind::NoisyTopK { k: 9 }, "mean", 5);
+    assert!(c.validate().unwrap_err().contains("k must be"));
+    c.moe.as_mut().unwrap().router = RouterKind::Switch { capacity_factor: f64::INFINITY };
+    assert!(c.validate().unwrap_err().contains("capacity factor"));
+    let mut p = preset("pareto-synthetic").unwrap();
+    p.moe = Some(MoeSpec::new(RouterKind::Softmax));
+    assert!(p.validate().unwrap_err().contains("leave moe out"));
+}
+
+/// The MoE model hands the aggregators the same m × d_shared Jacobian the MLP does, so every
+/// registered aggregator runs on it: sinusoid-phases' 3 tasks (Krum needs m ≥ 3) through a
+/// top-2 MoE, required parameters supplied, a few steps, finite results.
+#[test]
+fn every_aggregator_runs_on_an_moe_model() {
+    for name in crate::aggregators::registry::names() {
+        let mut c = preset("sinusoid-phases").unwrap();
+        c.aggregator = name.into();
+        c.steps = 5;
+        c.moe = Some(MoeSpec::new(RouterKind::Top2 { capacity_factor: 1.0 }));
+        c.aggregator_params = match name {
+            "constant" => vec![("weights".into(), "0.5,1,1.5".into())],
+            "krum" => vec![("n_byzantine".into(), "0".into())],
+            "trimmed-mean" => vec![("trim_number".into(), "1".into())],
+            "fairgrad" => vec![("alpha".into(), "1".into())],
+            _ => Vec::new(),
+        };
+        let r = train(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(r.error.is_none(), "{name}: {:?}", r.error);
+        assert_eq!(r.steps_done, 5, "{name}");
+        assert!(r.params.iter().all(|v| v.is_finite()), "{name}");
+    }
+}
+
+#[test]
+fn the_trainer_predicts_and_maps_winning_experts_for_moe_runs() {
+    let mut t = Trainer::new(moe_run(RouterKind::Mmoe, "mean", 3)).unwrap();
+    t.run_to_end(|_| {});
+    let points = [[0.0, 0.0], [3.0, -2.0], [-5.0, 5.0]];
+    let out = t.predict_points(&points).unwrap().unwrap();
+    assert_eq!((out.len(), out[0].nrows()), (2, 3));
+    let moe = t.moe().expect("an MoE run");
+    assert!(t.mlp().is_none());
+    let winners = moe.winning_experts(t.params(), &points).unwrap();
+    assert_eq!(winners.len(), 2, "one map per task gate");
+    // Dense routing: every point has a winner (the expert with the largest gate weight).
+    assert!(winners.iter().flatten().all(|w| w.is_some_and(|e| e < 4)));
+    // The plain preset predicts through the MLP.
+    let p = Trainer::new(preset("xor-conflict").unwrap()).unwrap();
+    assert_eq!(p.predict_points(&points).unwrap().unwrap().len(), 2);
+}

@@ -1,0 +1,66 @@
+//! The trained network: an MLP or an MoE model, behind the calls the trainer makes.
+
+use crate::metrics::{layer_cosines, PairMatrix};
+use crate::model::moe::{Moe, RoutingStats};
+use crate::model::{Gradients, Mlp, Target};
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+pub enum Net {
+    Mlp(Mlp),
+    Moe(Moe),
+}
+
+/// An MoE step's extras: routing statistics and the task-gradient cosine inside each expert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoeStepRecord {
+    pub routing: RoutingStats,
+    /// One m × m cosine matrix per expert, over that expert's parameters (`None` where a task
+    /// sent the expert no token, so its gradient there is 0).
+    pub expert_cosine: Vec<PairMatrix>,
+}
+
+pub struct NetGradients {
+    pub tasks: Gradients,
+    /// Aux-loss gradient on the shared parameters (MoE only), added after aggregation.
+    pub aux_grad: Option<Vec<f64>>,
+    pub moe: Option<MoeStepRecord>,
+}
+
+impl Net {
+    pub fn init_params(&self, seed: u64) -> Vec<f64> {
+        match self {
+            Net::Mlp(n) => n.init_params(seed),
+            Net::Moe(n) => n.init_params(seed),
+        }
+    }
+
+    pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, y: &[Target]) -> Result<Vec<f64>, String> {
+        match self {
+            Net::Mlp(n) => n.losses(params, x, y),
+            Net::Moe(n) => n.losses(params, x, y),
+        }
+    }
+
+    /// Ranges for per-layer metrics: the trunk layers, or the MoE's pre-layers, gates, experts.
+    pub fn layer_ranges(&self) -> Vec<Range<usize>> {
+        match self {
+            Net::Mlp(n) => n.layout().trunk.iter().map(|s| s.range()).collect(),
+            Net::Moe(n) => n.layout().shared_blocks().into_iter().map(|(_, r)| r).collect(),
+        }
+    }
+
+    /// `noise_seed`: the MoE's routing noise for this step (noisy top-k only).
+    pub fn gradients(&self, params: &[f64], x: &DMatrix<f64>, y: &[Target], noise_seed: u64) -> Result<NetGradients, String> {
+        match self {
+            Net::Mlp(n) => Ok(NetGradients { tasks: n.gradients(params, x, y)?, aux_grad: None, moe: None }),
+            Net::Moe(n) => {
+                let g = n.gradients(params, x, y, Some(noise_seed))?;
+                let ranges: Vec<Range<usize>> = n.layout().experts.iter().map(|e| e.range()).collect();
+                let expert_cosine = layer_cosines(&g.tasks.shared_jacobian, &ranges);
+                Ok(NetGradients { tasks: g.tasks, aux_grad: Some(g.aux_grad), moe: Some(MoeStepRecord { routing: g.stats, expert_cosine }) })
+            }
+        }
+    }
+}
