@@ -26,6 +26,7 @@ pub use presets::{preset, Preset};
 
 use crate::aggregators::{registry, Aggregator};
 use crate::data::{uniform, DataRng};
+use crate::landscape::{MlpObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::{Mlp, Target};
 use crate::optim::Optimizer;
@@ -264,6 +265,15 @@ impl Trainer {
         match &self.engine {
             Engine::Mlp { mlp, .. } => Some(mlp),
             Engine::Pareto(_) => None,
+        }
+    }
+
+    /// What the landscape tools evaluate: the MLP on the whole training set, or the analytic
+    /// problem (x is θ).
+    pub fn objective(&self) -> Box<dyn Objective + '_> {
+        match &self.engine {
+            Engine::Mlp { mlp, train_x, train_y, .. } => Box::new(MlpObjective { mlp, x: train_x, targets: train_y }),
+            Engine::Pareto(p) => Box::new(ProblemObjective(p)),
         }
     }
 
