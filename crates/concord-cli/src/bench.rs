@@ -22,6 +22,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Median time per call of one aggregator on a random m × n matrix (seeded).
     Aggregate(BenchAggregateArgs),
+    /// Wall time of one 2-D loss-landscape slice of an MLP on the CPU (`landscape::mlp_slice`).
+    Landscape(crate::bench_landscape::BenchLandscapeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +63,7 @@ const MIN_SAMPLE: Duration = Duration::from_micros(50);
 pub fn run(args: BenchArgs) -> Result<(), UsageError> {
     match args.command {
         BenchCommand::Aggregate(a) => aggregate(a),
+        BenchCommand::Landscape(a) => crate::bench_landscape::run(a),
     }
 }
 

@@ -5,6 +5,10 @@
 
 mod aggregate;
 mod bench;
+mod bench_landscape;
+mod landscape;
+mod landscape_files;
+mod landscape_plot;
 mod methods;
 mod plot;
 mod train;
@@ -28,8 +32,11 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Aggregate one matrix (JSON or CSV rows, from a file or stdin) and print the update.
     Aggregate(aggregate::AggregateArgs),
-    /// Time the aggregators.
+    /// Time the aggregators or a landscape slice.
     Bench(bench::BenchArgs),
+    /// Train a preset, then write its loss landscape: a 2-D slice with trajectories, the
+    /// interpolation to a second run with barrier heights, sharpness over training (CSV + PNG).
+    Landscape(landscape::LandscapeArgs),
 }
 
 /// An error the user can fix: printed as one line, exit code 2.
@@ -56,6 +63,7 @@ fn main() -> ExitCode {
         Command::Methods(args) => methods::run(args),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Landscape(args) => landscape::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

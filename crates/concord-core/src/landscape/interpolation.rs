@@ -6,6 +6,7 @@
 //!   sup_α f(α) − ½(L₁ + L₂);
 //! - Entezari et al. 2022 ("loss barrier"):
 //!   sup_α [f(α) − ((1−α)·L₁ + α·L₂)]  (their α weights θ₁; the same quantity in our α).
+//!
 //! Both take the sup over the sampled α in [0, 1] only (points outside are drawn, not used), so
 //! the values are lower bounds that tighten with the sampling; Entezari's code samples 11.
 

@@ -8,6 +8,7 @@
 //! - `hvp` / `sharpness` / `tracking`: λ_max by power iteration, the Hutchinson trace, over training;
 //! - `pareto`: the non-dominated front and the 2-D hypervolume;
 //! - `toy_surface`: the CAGrad toys' exact surfaces in the same shape.
+//!
 //! Every result is a plain serde struct, so a panel, a CSV writer or a test can read it.
 
 mod directions;
@@ -31,7 +32,7 @@ pub use directions::{filter_normalise, gaussian, plane, random_direction, Direct
 pub use grid::{linspace, Grid, Surface, DEFAULT_POINTS, DEFAULT_RANGE, MAX_POINTS};
 pub use hvp::{hvp, HVP_EPS};
 pub use interpolation::{barriers, interpolate, Interpolation};
-pub use mlp_slice::{loss_value, mlp_slice};
+pub use mlp_slice::{loss_value, mlp_slice, mlp_slice_with, Precision, SliceFloat};
 pub use objective::{MlpObjective, Objective, ProblemObjective};
 pub use pareto::{dominates, hypervolume_2d, non_dominated, pareto_view, ParetoView};
 pub use pca::pca_directions;

@@ -4,9 +4,12 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
+/// PC₁, PC₂ and their explained-variance ratios.
+pub type PcaPlane = (Vec<f64>, Vec<f64>, [f64; 2]);
+
 /// (PC₁, PC₂, explained-variance ratios). PCs have unit norm; a sign is fixed so that the
 /// largest-magnitude entry is positive (PCA signs are arbitrary).
-pub fn pca_directions(trajectory: &[Vec<f64>], end: &[f64]) -> Result<(Vec<f64>, Vec<f64>, [f64; 2]), String> {
+pub fn pca_directions(trajectory: &[Vec<f64>], end: &[f64]) -> Result<PcaPlane, String> {
     let n = trajectory.len();
     if n < 3 {
         return Err(format!("PCA directions need at least 3 trajectory snapshots, got {n}"));

@@ -4,6 +4,7 @@
 //!   converges to the eigenvalue of largest |λ| (as PyHessian's does); near a minimum that is λ_max;
 //! - the Hutchinson trace: Rademacher probes v ∈ {±1}ⁿ, Tr H ≈ mean vᵀHv, stopping when the
 //!   running mean changes by less than tol (relative) or after `max_iter` probes.
+//!
 //! Both are seeded, so a run reproduces.
 
 use super::directions::gaussian;

@@ -21,7 +21,8 @@ where
     F: Fn(usize, &mut S) -> Result<Vec<f64>, String> + Sync,
 {
     let mut out: Vec<Option<Vec<f64>>> = vec![None; points];
-    let results: Vec<Result<Vec<(usize, Vec<f64>)>, String>> = std::thread::scope(|scope| {
+    type ThreadResult = Result<Vec<(usize, Vec<f64>)>, String>;
+    let results: Vec<ThreadResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (eval, make_scratch) = (&eval, &make_scratch);

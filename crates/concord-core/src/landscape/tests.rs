@@ -181,6 +181,10 @@ fn batched_mlp_slice_matches_the_per_point_reference() {
         let err = rel_err(&fast.total, &reference.total);
         assert!(err < 1e-12, "case {i} total: {err:e}");
         // Total is the sum of the tasks.
+        // Single precision stays within 1e-4 of the f64 reference.
+        let single = mlp_slice_with(m, &x, &y, &p, &grid, 2, Precision::F32).unwrap();
+        let err = rel_err(&single.total, &reference.total);
+        assert!(err < 1e-4, "case {i} f32 total: {err:e}");
         let k = 17;
         assert!((fast.total[k] - fast.tasks.iter().map(|t| t[k]).sum::<f64>()).abs() < 1e-12);
     }

@@ -25,7 +25,7 @@ pub fn toy_surface(kind: ProblemKind, points: usize) -> Result<ToySurface, Strin
     let [lo, hi] = CagradToy::DOMAIN;
     let grid = Grid::square(points, lo, hi)?;
     let toy: CagradToy = kind.toy();
-    let mut tasks = vec![Vec::with_capacity(grid.len()); 2];
+    let mut tasks = vec![Vec::new(), Vec::new()];
     for k in 0..grid.len() {
         let (a, b) = grid.point(k);
         for (t, l) in toy.losses(&[a, b]).into_iter().enumerate() {

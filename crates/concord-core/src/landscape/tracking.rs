@@ -61,11 +61,11 @@ pub fn run_tracked(trainer: &mut Trainer, cfg: &TrackingConfig, mut progress: im
         let s = trainer.step_index();
         let done = trainer.is_done();
         // After an error the parameters stay at step s: the guards keep one entry per step.
-        if (s % cfg.snapshot_every == 0 || done) && snapshot_steps.last() != Some(&s) {
+        if (s.is_multiple_of(cfg.snapshot_every) || done) && snapshot_steps.last() != Some(&s) {
             snapshot_steps.push(s);
             snapshots.push(trainer.params().to_vec());
         }
-        if cfg.every > 0 && (s % cfg.every == 0 || done) && sharpness.last().map(|p: &SharpnessPoint| p.step) != Some(s) {
+        if cfg.every > 0 && (s.is_multiple_of(cfg.every) || done) && sharpness.last().map(|p: &SharpnessPoint| p.step) != Some(s) {
             sharpness.push(measure(&*trainer.objective(), trainer.params(), s, cfg)?);
         }
         if done {

@@ -268,6 +268,14 @@ impl Trainer {
         }
     }
 
+    /// The whole training set the MLP is evaluated on (`None` for pareto-synthetic).
+    pub fn train_set(&self) -> Option<(&DMatrix<f64>, &[Target])> {
+        match &self.engine {
+            Engine::Mlp { train_x, train_y, .. } => Some((train_x, train_y.as_slice())),
+            Engine::Pareto(_) => None,
+        }
+    }
+
     /// What the landscape tools evaluate: the MLP on the whole training set, or the analytic
     /// problem (x is θ).
     pub fn objective(&self) -> Box<dyn Objective + '_> {
