@@ -24,6 +24,8 @@ enum BenchCommand {
     Aggregate(BenchAggregateArgs),
     /// Training steps per second of a preset on the CPU or the GPU trainer.
     Train(crate::bench_train::BenchTrainArgs),
+    /// Wall time of one 2-D loss-landscape slice of an MLP on the CPU (`landscape::mlp_slice`).
+    Landscape(crate::bench_landscape::BenchLandscapeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -72,6 +74,7 @@ pub fn run(args: BenchArgs) -> Result<(), UsageError> {
     match args.command {
         BenchCommand::Aggregate(a) => aggregate(a),
         BenchCommand::Train(a) => crate::bench_train::run(a),
+        BenchCommand::Landscape(a) => crate::bench_landscape::run(a),
     }
 }
 

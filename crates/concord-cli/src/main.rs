@@ -6,6 +6,10 @@
 mod aggregate;
 mod bench;
 mod bench_train;
+mod bench_landscape;
+mod landscape;
+mod landscape_files;
+mod landscape_plot;
 mod methods;
 mod plot;
 mod train;
@@ -31,8 +35,12 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Aggregate one matrix (JSON or CSV rows, from a file or stdin) and print the update.
     Aggregate(aggregate::AggregateArgs),
-    /// Time the aggregators (bench aggregate) or training steps (bench train).
+    /// Time the aggregators (bench aggregate), training steps (bench train) or a landscape
+    /// slice (bench landscape).
     Bench(bench::BenchArgs),
+    /// Train a preset, then write its loss landscape: a 2-D slice with trajectories, the
+    /// interpolation to a second run with barrier heights, sharpness over training (CSV + PNG).
+    Landscape(landscape::LandscapeArgs),
 }
 
 /// An error the user can fix: printed as one line, exit code 2.
@@ -59,6 +67,7 @@ fn main() -> ExitCode {
         Command::Methods(args) => methods::run(args),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Landscape(args) => landscape::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

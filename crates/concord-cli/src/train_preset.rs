@@ -66,7 +66,7 @@ struct MoeReport<'a> {
 
 
 /// `key=value` pairs, values kept as text (the registries parse and validate them).
-fn parse_kv(raw: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
+pub(crate) fn parse_kv(raw: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
     raw.iter()
         .map(|p| {
             let (k, v) = p.split_once('=').ok_or_else(|| UsageError(format!("{flag} '{p}' is not KEY=VALUE")))?;

@@ -7,6 +7,7 @@
 
 pub mod aggregators;
 pub mod data;
+pub mod landscape;
 pub mod metrics;
 pub mod model;
 pub mod optim;

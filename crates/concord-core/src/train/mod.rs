@@ -38,6 +38,7 @@ pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
 use crate::aggregators::{registry, Aggregator};
 use crate::data::{uniform, DataRng};
+use crate::landscape::{MlpObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::moe::Moe;
 use crate::model::{Mlp, Target};
@@ -299,6 +300,23 @@ impl Trainer {
             Engine::Mlp { mlp: Net::Mlp(n), .. } => Some(n.predict_points(&self.params, points)),
             Engine::Mlp { mlp: Net::Moe(n), .. } => Some(n.predict_points(&self.params, points)),
             Engine::Pareto(_) => None,
+        }
+    }
+
+    /// The whole training set the MLP is evaluated on (`None` for pareto-synthetic).
+    pub fn train_set(&self) -> Option<(&DMatrix<f64>, &[Target])> {
+        match &self.engine {
+            Engine::Mlp { train_x, train_y, .. } => Some((train_x, train_y.as_slice())),
+            Engine::Pareto(_) => None,
+        }
+    }
+
+    /// What the landscape tools evaluate: the MLP on the whole training set, or the analytic
+    /// problem (x is θ).
+    pub fn objective(&self) -> Box<dyn Objective + '_> {
+        match &self.engine {
+            Engine::Mlp { mlp, train_x, train_y, .. } => Box::new(MlpObjective { mlp, x: train_x, targets: train_y }),
+            Engine::Pareto(p) => Box::new(ProblemObjective(p)),
         }
     }
 
