@@ -98,6 +98,73 @@ test('changing the method, the dataset and the learning rate through the UI chan
   s = await step(page, 5);
   assert.equal(s.steps, 15);
   assert.match(await page.evaluate(() => location.hash), /lr=0\.1/);
+
+  // Regenerate: a new seed, so new data and new initial weights, from step 0.
+  const seed = s.seed;
+  const weights = (await state(page)).runs[0].paramsHead;
+  await page.click('#regenerate');
+  await page.waitForFunction((old) => window.concord.state().seed !== old, seed);
+  s = await state(page);
+  assert.equal(s.steps, 0);
+  assert.notDeepEqual(s.runs[0].paramsHead, weights);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the preset select switches between the arena and the WebGPU toy, resetting the settings', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&lr=0.3&play=false`, errors);
+  await page.selectOption('#preset-select', 'cagrad-toy');
+  await page.waitForFunction(() => window.concord.state().mode === undefined && window.concord.state().runs.length === 12);
+  let s = await state(page);
+  assert.equal(s.backend, 'webgpu');
+  assert.equal(s.lr, 0.001, 'the toy preset brings its own learning rate');
+  assert.equal((await step(page, 100)).steps, 100);
+  await page.selectOption('#preset-select', 'sinusoid-phases');
+  await page.waitForFunction(() => window.concord.state().mode === 'multitask');
+  s = await state(page);
+  assert.equal(s.preset, 'sinusoid-phases');
+  assert.equal(s.tasks.length, 3);
+  assert.equal(s.steps, 0);
+  assert.match(await page.evaluate(() => location.hash), /preset=sinusoid-phases/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the conflict knob sets the initial conflict between the two XOR tasks', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&play=false`, errors);
+  // Tied heads: the tasks differ only by the labels κ flips. κ = −0.8 flips 90 % of task 2.
+  let s = await step(page, 1);
+  const opposed = s.runs[0].cosine[0][1];
+  assert.ok(opposed < -0.5, `κ = −0.8: cos(g1, g2) = ${opposed}`);
+  // Move the slider to κ = 1 (no flip): two identical tasks, identical gradients.
+  await page.$eval('#conflict-range', (el) => { el.value = '1'; el.dispatchEvent(new Event('change', { bubbles: true })); });
+  await page.waitForFunction(() => /conflict=1(&|$)/.test(location.hash));
+  s = await step(page, 1);
+  assert.ok(Math.abs(s.runs[0].cosine[0][1] - 1) < 1e-9, `κ = 1: cos(g1, g2) = ${s.runs[0].cosine[0][1]}`);
+  assert.deepEqual(s.runs[0].trainLosses[0], s.runs[0].trainLosses[1], 'identical tasks, identical losses');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('every control has a label and the main ones are reachable with Tab', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&play=false`, errors);
+  const unlabelled = await page.$$eval('input, select, button', (els) => els
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+    .map((el) => el.outerHTML.slice(0, 80)));
+  assert.deepEqual(unlabelled, [], 'controls without a label');
+  const reached = new Set();
+  await page.click('h1');
+  for (let i = 0; i < 120; i++) {
+    await page.keyboard.press('Tab');
+    reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute('aria-label') || ''));
+  }
+  for (const id of ['Play', 'Step', 'Reset', 'preset-select', 'task-1-dataset', 'conflict-range', 'csv-upload', 'activation-select',
+    'arena-1-aggregator', 'arena-1-params', 'lr-select', 'copy-link', 'export-run', 'import-run', 'layer-toggle']) {
+    assert.ok(reached.has(id), `Tab reaches ${id}`);
+  }
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -134,7 +201,10 @@ test('a URL with settings restores them exactly; a garbage URL shows a notice', 
   assert.equal(await page.isChecked('#show-test'), false);
   await page.close();
 
-  page = await openPage(ctx.browser, `${ctx.server.url}#preset=banana&tasks=xor&hidden=a,b&lr=NaN&arena=foo&noise=999&zzz=1&play=false`, errors);
+  page = await openPage(ctx.browser, `${ctx.server.url}#preset=banana&tasks=xor&hidden=a,b&lr=NaN&arena=foo&noise=999&zzz=1&play=false&curves_hide=true&data_hide=true`, errors);
+  assert.equal(await page.isVisible('[data-panel=curves]'), false, 'curves_hide hides the loss curves');
+  assert.equal(await page.isVisible('#task-1-dataset'), false, 'data_hide hides the data panel');
+  assert.equal(await page.isVisible('[data-panel=cosine]'), true);
   const notices = await page.textContent('[data-testid=notices]');
   for (const bad of ['preset=banana', 'tasks=xor', 'hidden=a,b', 'lr=NaN', 'arena=foo', 'noise=999', 'zzz']) {
     assert.ok(notices.includes(bad), `the notice names ${bad}: ${notices}`);
@@ -211,6 +281,10 @@ test('export then import reproduces the run; a panel downloads as PNG', async ()
   // A broken file is refused with a message and changes nothing.
   assert.match(await page.evaluate(() => window.concord.importRun('{"format":"nope"}')), /not a Concord run file|unsupported/);
   assert.equal((await state(page)).steps, 25);
+  await page.setInputFiles('#import-run', { name: 'x.json', mimeType: 'application/json', buffer: Buffer.from('not json') });
+  await page.waitForSelector('[data-testid=import-error]:not(.hidden)');
+  assert.match(await page.textContent('[data-testid=import-error]'), /not a Concord run file/);
+  assert.equal((await state(page)).steps, 25, 'a bad file changes nothing');
 
   const [png] = await Promise.all([page.waitForEvent('download'), page.click('button[aria-label="Download the Loss curves per task panel as PNG"]')]);
   assert.equal(png.suggestedFilename(), 'concord-curves.png');

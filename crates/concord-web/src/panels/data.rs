@@ -13,18 +13,18 @@ fn dataset_label(name: &str) -> &'static str {
     match name {
         "circle" => "Circle",
         "xor" => "XOR",
-        "gauss" => "Gauss (two blobs)",
+        "gauss" => "Gauss",
         "spiral" => "Spiral",
-        "reg-plane" => "Plane (regression)",
-        _ => "Gaussian bumps (regression)",
+        "reg-plane" => "Plane (reg.)",
+        _ => "Bumps (reg.)",
     }
 }
 
 fn inputs_label(name: &str) -> &'static str {
     match name {
-        "native" => "Task 1’s own generator",
-        "union" => "Every task’s generator, pooled",
-        _ => "Uniform on the square",
+        "native" => "Task 1’s generator",
+        "union" => "All tasks’ generators",
+        _ => "Uniform on [−6, 6]²",
     }
 }
 
@@ -250,7 +250,6 @@ pub fn DataPanel() -> impl IntoView {
                 </button>
             </div>
             <div class="csv">
-                <label class="btn small file-btn" for="csv-upload">"Upload CSV…"</label>
                 <input
                     type="file"
                     id="csv-upload"
@@ -259,6 +258,7 @@ pub fn DataPanel() -> impl IntoView {
                     aria-label="Upload a CSV: x1,x2 then one column per task"
                     on:change=on_csv
                 />
+                <label class="btn small file-btn" for="csv-upload">"Upload CSV…"</label>
                 <button
                     type="button"
                     class="btn small"

@@ -1,6 +1,6 @@
 //! Copy link, export / import of the run as JSON, and the download helper the PNG buttons use.
 
-use crate::arena::{self, ArenaUi};
+use crate::arena;
 use crate::use_cfg;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -49,7 +49,7 @@ pub fn read_file(ev: &leptos::ev::Event, done: impl FnOnce(String, String) + 'st
 #[component]
 pub fn IoPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<ArenaUi>();
+    let import_error = RwSignal::new(None::<String>);
     let copied = RwSignal::new(false);
     let is_toy = move || cfg.with(|s| s.preset.is_toy());
     view! {
@@ -83,7 +83,6 @@ pub fn IoPanel() -> impl IntoView {
                 >
                     "Export run (JSON)"
                 </button>
-                <label class="btn file-btn" class:hidden=is_toy for="import-run">"Import run…"</label>
                 <input
                     type="file"
                     id="import-run"
@@ -94,11 +93,15 @@ pub fn IoPanel() -> impl IntoView {
                     on:change=move |ev| {
                         read_file(&ev, move |_name, text| {
                             let result = arena::with(|a| a.import_json(&text)).unwrap_or(Err("the page is busy".into()));
-                            aui.io_error.set(result.err());
+                            import_error.set(result.err());
                         });
                     }
                 />
+                <label class="btn file-btn" class:hidden=is_toy for="import-run">"Import run…"</label>
             </div>
+            <p class="error" role="alert" data-testid="import-error" class:hidden=move || import_error.with(|e| e.is_none())>
+                {move || import_error.get().unwrap_or_default()}
+            </p>
             <p class="hint" class:hidden=is_toy>"The link holds every setting. The run file holds the settings, the data, every run’s weights and its metrics history (optimizer moments restart on import)."</p>
         </section>
     }

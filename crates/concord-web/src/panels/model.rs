@@ -54,7 +54,7 @@ pub fn ModelPanel() -> impl IntoView {
                 let id = format!("task-{}-loss", t + 1);
                 view! {
                     <div class="field inline">
-                        <label for=id.clone()>{format!("Task {} loss", t + 1)}</label>
+                        <label for=id.clone() title="BCE: cross-entropy on ±1 labels; MSE: squared error">{format!("Task {} loss", t + 1)}</label>
                         <select
                             id=id
                             on:change=move |ev| {
@@ -62,8 +62,8 @@ pub fn ModelPanel() -> impl IntoView {
                                 cfg.update(|s| s.losses[t] = l);
                             }
                         >
-                            <option value="bce" selected=l == LossKind::Bce disabled=!d.is_classification()>"Cross-entropy (BCE)"</option>
-                            <option value="mse" selected=l == LossKind::Mse>"Squared error (MSE)"</option>
+                            <option value="bce" selected=l == LossKind::Bce disabled=!d.is_classification()>"BCE"</option>
+                            <option value="mse" selected=l == LossKind::Mse>"MSE"</option>
                         </select>
                     </div>
                 }

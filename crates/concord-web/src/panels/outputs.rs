@@ -353,8 +353,8 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     let f1 = Frame { x: 48.0, y: 50.0, w: half - 64.0, h: 190.0 };
     let f2 = Frame { x: half + 58.0, y: 50.0, w: half - 64.0, h: 190.0 };
     let (y1, y2) = (Axis::fixed(0.0, 1.0), Axis::fixed(0.0, 180.0));
-    chart::axes(&ctx, f1, xa, y1, "Conflict ratio: share of pairs with cos < 0 (avg)", "step");
-    chart::axes(&ctx, f2, xa, y2, "Angle between update and mean gradient (°, avg)", "step");
+    chart::axes(&ctx, f1, xa, y1, "Conflict ratio: share of pairs with cos < 0", "step");
+    chart::axes(&ctx, f2, xa, y2, "Angle of the update to the mean gradient (°)", "step");
     for run in &a.runs {
         let Some(b) = &run.backend else { continue };
         let h = b.history();
@@ -417,7 +417,7 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
 }
 
 /// One panel: a heading, a PNG button and the canvas.
-fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>) -> impl IntoView {
+fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>, hint: &'static str) -> impl IntoView {
     let cfg = use_cfg();
     let hidden = move || cfg.with(|s| s.is_hidden(key)) || extra_hidden.get();
     view! {
@@ -438,6 +438,7 @@ fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_h
                 </button>
             </div>
             <canvas node_ref=node role="img" aria-label=title></canvas>
+            <p class="hint">{hint}</p>
         </section>
     }
 }
@@ -531,10 +532,14 @@ pub fn OutputsPanel() -> impl IntoView {
                     "Grey dots: training points; dark dots: test points; one line per method."
                 </p>
             </section>
-            {figure("curves", "Loss curves per task", curves, never)}
-            {figure("cosine", "Task-gradient cosines", cosine, never)}
-            {figure("conflict", "Conflict ratio and update angle", conflict, never)}
-            {figure("lossSpace", "Loss space", space, never)}
+            {figure("curves", "Loss curves per task", curves, never,
+                "Whole-train-set loss (solid) and test loss (dashed) every 5 steps, per method.")}
+            {figure("cosine", "Task-gradient cosines", cosine, never,
+                "cos(gᵢ, gⱼ) of the task gradients on the shared trunk at the latest step (red: the tasks pull apart), and its history. Per-layer: one matrix per trunk layer.")}
+            {figure("conflict", "Conflict ratio and update angle", conflict, never,
+                "Per-step values of mini-batch gradients flip sign often, so both lines are moving averages over about a fiftieth of the run. An angle near 0° means the method moves like the plain mean; large angles mean it corrects for conflict or scale.")}
+            {figure("lossSpace", "Loss space", space, never,
+                "Where each method’s run is in the space of the first two tasks’ losses.")}
         </div>
     }
 }
