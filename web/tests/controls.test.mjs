@@ -10,7 +10,7 @@ const state = (page) => page.evaluate(() => window.concord.state());
 
 test('stepping is exact, the learning rate changes live, play/pause and reset work', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=cagrad-toy&play=false`, errors);
   let s = await state(page);
   assert.equal(s.backend, 'webgpu');
   assert.equal(s.runs.length, 12, 'Mean, PCGrad, MGDA, CAGrad from three starts');
@@ -51,7 +51,7 @@ test('stepping is exact, the learning rate changes live, play/pause and reset wo
 
 test('a GPU failure mid-run continues on the CPU from the last positions and says so', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=cagrad-toy&play=false`, errors);
   const before = await page.evaluate(() => window.concord.step(500));
   assert.ok(await page.evaluate(() => window.concord._simulateGpuFailure()));
   const s = await page.evaluate(() => window.concord.step(300));
@@ -69,7 +69,7 @@ test('a malformed URL is clamped or dropped with a visible notice; hide flags tr
   const errors = [];
   const page = await openPage(
     ctx.browser,
-    `${ctx.server.url}#problem=cagrad-toy-scaled&methods=mgda,bogus,cagrad&c=99&lr=-1&spf=abc&play=false&hideText=true&lr_hide=true&view=l1`,
+    `${ctx.server.url}#preset=cagrad-toy-scaled&methods=mgda,bogus,cagrad&c=99&lr=-1&spf=abc&play=false&hideText=true&lr_hide=true&view=l1`,
     errors,
   );
   const s = await state(page);
@@ -82,7 +82,7 @@ test('a malformed URL is clamped or dropped with a visible notice; hide flags tr
   assert.equal(await page.isVisible('.explain'), false, 'hideText hides the explanation');
   await page.screenshot({ path: await artifactPath('bad-url-notices.png') });
 
-  await page.evaluate(() => { location.hash = '#methods=sum&play=false'; });
+  await page.evaluate(() => { location.hash = '#preset=cagrad-toy&methods=sum&play=false'; });
   await page.waitForFunction(() => window.concord.state().runs.length === 3, null, { timeout: 10_000 });
   await page.click('h1');
   await page.keyboard.press('s');
@@ -96,7 +96,7 @@ test('a malformed URL is clamped or dropped with a visible notice; hide flags tr
 test('without WebGPU the page runs on the CPU and says why', async () => {
   const noGpu = await launchBrowser({ webgpu: false });
   try {
-    const page = await openPage(noGpu, `${ctx.server.url}#play=false&methods=mean,mgda`, []);
+    const page = await openPage(noGpu, `${ctx.server.url}#preset=cagrad-toy&play=false&methods=mean,mgda`, []);
     let s = await state(page);
     assert.equal(s.backend, 'cpu');
     assert.ok(typeof s.reason === 'string' && s.reason.length > 0, 'a reason is given');

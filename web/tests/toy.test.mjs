@@ -18,7 +18,7 @@ for (const problem of ['cagrad-toy', 'cagrad-toy-scaled']) {
     const errors = [];
     const page = await openPage(
       ctx.browser,
-      `${ctx.server.url}#play=false&problem=${problem}&methods=mean,mgda,pcgrad,cagrad&c=0.5&optimizer=adam&lr=0.001`,
+      `${ctx.server.url}#preset=${problem}&play=false&methods=mean,mgda,pcgrad,cagrad&c=0.5&optimizer=adam&lr=0.001`,
       errors,
     );
     const initial = await page.evaluate(() => window.concord.state());

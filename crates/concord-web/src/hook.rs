@@ -1,4 +1,8 @@
-//! The test hook: `window.concord` = { ready, state(), step(n), reset() }.
+//! The test hook: `window.concord` = { ready, state(), step(n), reset(), exportRun(),
+//! importRun(text) }. On a toy preset they drive the toy runs; on a multi-task preset the arena,
+//! whose `state()` has `mode: "multitask"`, the preset, steps, lr, seed, task names and per run
+//! {method, label, aggregator, weighting, steps, error, trainLosses, testLosses, paramCount,
+//! paramsHead, paramsSum, cosine, conflictRatio, updateCosMean, curvePoints}.
 //!
 //! - `ready` turns true once the backend is chosen and the runs exist.
 //! - `state()` returns a plain object: backend, adapter, reason, problem, steps, lr, optimizer
@@ -9,7 +13,12 @@
 //! - `_simulateGpuFailure()` (test-only) makes the next GPU readback fail, to exercise the
 //!   fallback that continues on the CPU from the last read-back positions.
 
-use crate::runner;
+use crate::{arena, runner};
+
+/// Whether the arena (not the toy runner) is in charge.
+fn arena_mode() -> bool {
+    arena::with(|a| a.is_active()).unwrap_or(false)
+}
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -30,6 +39,9 @@ pub fn install() {
     let _ = Reflect::set(&hook, &"ready".into(), &false.into());
 
     let state = Closure::<dyn Fn() -> JsValue>::new(|| {
+        if arena_mode() {
+            return arena::with(|a| a.state_js()).unwrap_or(JsValue::NULL);
+        }
         runner::with(|r| r.state_js()).unwrap_or(JsValue::NULL)
     });
     let _ = Reflect::set(&hook, &"state".into(), state.as_ref());
@@ -42,13 +54,24 @@ pub fn install() {
             .map(|n| n.round() as u64)
             .unwrap_or(0);
         Promise::new(&mut |resolve, _reject| {
-            runner::with(|r| r.request_steps(n, Some(resolve)));
+            if arena_mode() {
+                arena::with(|a| a.request_steps(n, Some(resolve)));
+            } else {
+                runner::with(|r| r.request_steps(n, Some(resolve)));
+            }
         })
     });
     let _ = Reflect::set(&hook, &"step".into(), step.as_ref());
     step.forget();
 
     let reset = Closure::<dyn Fn() -> JsValue>::new(|| {
+        if arena_mode() {
+            return arena::with(|a| {
+                a.rebuild();
+                a.state_js()
+            })
+            .unwrap_or(JsValue::NULL);
+        }
         runner::with(|r| {
             if r.is_ready() {
                 r.reset();
@@ -59,6 +82,24 @@ pub fn install() {
     });
     let _ = Reflect::set(&hook, &"reset".into(), reset.as_ref());
     reset.forget();
+
+    let export = Closure::<dyn Fn() -> JsValue>::new(|| {
+        arena::with(|a| JsValue::from_str(&a.export_json())).unwrap_or(JsValue::NULL)
+    });
+    let _ = Reflect::set(&hook, &"exportRun".into(), export.as_ref());
+    export.forget();
+
+    // Resolves to null on success, else the error message (also shown on the page).
+    let import = Closure::<dyn Fn(JsValue) -> JsValue>::new(|text: JsValue| {
+        let text = text.as_string().unwrap_or_default();
+        match arena::with(|a| a.import_json(&text)) {
+            Some(Ok(())) => JsValue::NULL,
+            Some(Err(e)) => JsValue::from_str(&e),
+            None => JsValue::from_str("the page is busy"),
+        }
+    });
+    let _ = Reflect::set(&hook, &"importRun".into(), import.as_ref());
+    import.forget();
 
     // Test-only: the next GPU readback fails, so the page must continue on the CPU.
     let fail = Closure::<dyn Fn() -> JsValue>::new(|| {

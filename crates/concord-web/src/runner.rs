@@ -141,6 +141,8 @@ pub struct Runner {
     work: u64,
     /// Test-only: the next GPU readback fails as if the device were lost.
     simulate_gpu_failure: bool,
+    /// Whether a toy preset is shown (the multi-task presets run in `arena`).
+    active: bool,
 }
 
 impl Runner {
@@ -152,7 +154,7 @@ impl Runner {
             backend: None,
             adapter: String::new(),
             reason: None,
-            problem: state.problem,
+            problem: state.problem(),
             methods: state.method_list(),
             optimizer: state.optimizer_kind(),
             lr_dirty: false,
@@ -169,8 +171,10 @@ impl Runner {
             rate_samples: VecDeque::new(),
             work: 0,
             simulate_gpu_failure: false,
+            active: state.preset.is_toy(),
         }
     }
+
 
     pub fn runs(&self) -> &[RunInfo] {
         &self.runs
@@ -191,7 +195,8 @@ impl Runner {
     /// Take the page state. `reset` restarts the runs (problem, methods, c or optimizer changed);
     /// a new learning rate is applied live, keeping the optimizer state.
     pub fn configure(&mut self, state: &State, reset: bool) {
-        self.problem = state.problem;
+        self.active = state.preset.is_toy();
+        self.problem = state.problem();
         self.methods = state.method_list();
         self.spf = state.spf.max(1);
         self.playing = state.play;
@@ -306,6 +311,9 @@ impl Runner {
 
     /// One animation frame.
     pub fn tick(&mut self, now: f64) {
+        if !self.active {
+            return;
+        }
         self.sample_rate(now);
         if self.busy || self.engine.is_none() {
             return;
@@ -615,7 +623,71 @@ async fn choose_backend() -> Result<std::convert::Infallible, String> {
 
 fn schedule_frame() {
     request_animation_frame(|| {
-        with(|r| r.tick(now_ms()));
+        let now = now_ms();
+        with(|r| r.tick(now));
+        crate::arena::with(|a| a.tick(now));
         schedule_frame();
     });
+}
+
+/// What the arena needs from a multi-task trainer. concord-core's CPU `Trainer` (compiled to
+/// wasm) implements it here; a GPU trainer with the same API shape (`new(config) -> Result`,
+/// `step`, `set_lr`, `train_losses`, `history`) plugs in with one more `impl` and a choice in
+/// `arena::build_backend`. The optional parts (parameters and model, for the heatmaps and the
+/// run export) default to "not available".
+pub trait TrainBackend {
+    /// "cpu" or "webgpu", for the readout.
+    fn kind(&self) -> &'static str;
+    fn step(&mut self) -> Result<(), String>;
+    fn set_lr(&mut self, lr: f64) -> Result<(), String>;
+    fn train_losses(&self) -> Result<Vec<f64>, String>;
+    fn history(&self) -> &[concord_core::train::StepRecord];
+    fn test_losses(&self) -> Option<Vec<f64>> {
+        None
+    }
+    fn params(&self) -> Option<&[f64]> {
+        None
+    }
+    fn mlp(&self) -> Option<&concord_core::model::Mlp> {
+        None
+    }
+    fn record(&self) -> Option<concord_core::RunRecord> {
+        None
+    }
+    fn restore(&mut self, _params: Vec<f64>, _history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
+        Err("this backend cannot restore a saved run".into())
+    }
+}
+
+impl TrainBackend for concord_core::Trainer {
+    fn kind(&self) -> &'static str {
+        "cpu"
+    }
+    fn step(&mut self) -> Result<(), String> {
+        concord_core::Trainer::step(self).map(|_| ())
+    }
+    fn set_lr(&mut self, lr: f64) -> Result<(), String> {
+        concord_core::Trainer::set_lr(self, lr)
+    }
+    fn train_losses(&self) -> Result<Vec<f64>, String> {
+        concord_core::Trainer::train_losses(self)
+    }
+    fn history(&self) -> &[concord_core::train::StepRecord] {
+        concord_core::Trainer::history(self)
+    }
+    fn test_losses(&self) -> Option<Vec<f64>> {
+        concord_core::Trainer::test_losses(self).and_then(|r| r.ok())
+    }
+    fn params(&self) -> Option<&[f64]> {
+        Some(concord_core::Trainer::params(self))
+    }
+    fn mlp(&self) -> Option<&concord_core::model::Mlp> {
+        concord_core::Trainer::mlp(self)
+    }
+    fn record(&self) -> Option<concord_core::RunRecord> {
+        Some(concord_core::Trainer::record(self))
+    }
+    fn restore(&mut self, params: Vec<f64>, history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
+        concord_core::Trainer::restore(self, params, history)
+    }
 }

@@ -1,10 +1,16 @@
-//! URL-hash state, as a typed key table (TensorFlow Playground's `state.ts`, adapted).
+//! URL-hash state, as a typed key table (TensorFlow Playground's `state.ts`, adapted). The
+//! preset key is read first and supplies every other key's default.
 //!
 //! The hash is `key=value&key=value…`, written in `PROPS` order. Enums are written by name,
 //! lists are comma-joined, and `<control>_hide=true` flags trim the UI (`hideText=true` hides
 //! the explanatory text). Reading never panics: an unknown name, a malformed number or an
 //! out-of-range value is dropped or clamped, and each such fix becomes a `notice` the page shows.
 
+use crate::preset::{Preset, PRESET_NAMES};
+use crate::spec::MethodSpec;
+use concord_core::data::Dataset;
+use concord_core::model::{Activation, LossKind};
+use concord_core::train::TrainOptimizer;
 use concord_core::{Method, OptimizerKind, ProblemKind};
 
 /// The type of a hash value, with its limits: the table is the single source of truth.
@@ -14,6 +20,12 @@ pub enum Ty {
     Enum(&'static [&'static str]),
     /// A comma-joined subset of a fixed set of names (written in table order).
     List(&'static [&'static str]),
+    /// A comma-joined sequence of names (order kept, repeats allowed), min..=max long.
+    Seq { names: &'static [&'static str], min: usize, max: usize },
+    /// Comma-joined integers in [1, max_value], at most max_len of them (the hidden widths).
+    Shape { max_len: usize, max_value: i64 },
+    /// Comma-joined method specs (`aggregator[+weighting][:key=value…]`), 1..=max of them.
+    Specs { max: usize },
     /// A finite number, clamped to [min, max].
     Number { min: f64, max: f64 },
     /// An integer, clamped to [min, max].
@@ -27,74 +39,64 @@ pub enum Ty {
 pub struct Prop {
     pub key: &'static str,
     pub ty: Ty,
+    /// The default of the default preset (xor-conflict); `Preset::default_for` overrides it.
     pub default: &'static str,
 }
 
-pub const PROBLEMS: &[&str] = &["cagrad-toy", "cagrad-toy-scaled"];
 pub const METHODS: &[&str] = &["mean", "sum", "pcgrad", "mgda", "cagrad"];
-pub const OPTIMIZERS: &[&str] = &["adam", "sgd"];
+pub const OPTIMIZERS: &[&str] = &["adam", "sgd", "adamw"];
 pub const VIEWS: &[&str] = &["average", "l1", "l2"];
+pub const DATASETS: &[&str] = &["circle", "xor", "gauss", "spiral", "reg-plane", "reg-gauss"];
+pub const ACTIVATIONS: &[&str] = &["tanh", "relu", "gelu", "sigmoid", "linear"];
+pub const LOSSES: &[&str] = &["bce", "mse"];
+pub const INPUTS: &[&str] = &["native", "union", "uniform"];
+/// Tasks on the 2-D playground data.
+pub const MIN_TASKS: usize = 2;
+pub const MAX_TASKS: usize = 4;
+/// Methods side by side in the arena.
+pub const MAX_ARENA: usize = 4;
 
 /// Every serialised key, in the order the hash is written.
 pub const PROPS: &[Prop] = &[
-    Prop {
-        key: "problem",
-        ty: Ty::Enum(PROBLEMS),
-        default: "cagrad-toy",
-    },
-    Prop {
-        key: "methods",
-        ty: Ty::List(METHODS),
-        default: "mean,pcgrad,mgda,cagrad",
-    },
-    Prop {
-        key: "c",
-        ty: Ty::Number {
-            min: 0.0,
-            max: 10.0,
-        },
-        default: "0.5",
-    },
-    Prop {
-        key: "optimizer",
-        ty: Ty::Enum(OPTIMIZERS),
-        default: "adam",
-    },
-    Prop {
-        key: "lr",
-        ty: Ty::Number {
-            min: 1e-6,
-            max: 10.0,
-        },
-        default: "0.001",
-    },
-    Prop {
-        key: "spf",
-        ty: Ty::Int {
-            min: 1,
-            max: 20_000,
-        },
-        default: "200",
-    },
-    Prop {
-        key: "play",
-        ty: Ty::Bool,
-        default: "true",
-    },
-    Prop {
-        key: "view",
-        ty: Ty::Enum(VIEWS),
-        default: "average",
-    },
-    Prop {
-        key: "hideText",
-        ty: Ty::Bool,
-        default: "false",
-    },
+    Prop { key: "preset", ty: Ty::Enum(PRESET_NAMES), default: "xor-conflict" },
+    // Data & tasks (2-D task sets; seed, points and train ratio also for the sinusoids).
+    Prop { key: "tasks", ty: Ty::Seq { names: DATASETS, min: MIN_TASKS, max: MAX_TASKS }, default: "xor,xor" },
+    Prop { key: "inputs", ty: Ty::Enum(INPUTS), default: "native" },
+    Prop { key: "points", ty: Ty::Int { min: 50, max: 2000 }, default: "500" },
+    Prop { key: "noise", ty: Ty::Int { min: 0, max: 50 }, default: "0" },
+    Prop { key: "trainRatio", ty: Ty::Int { min: 10, max: 90 }, default: "50" },
+    Prop { key: "conflict", ty: Ty::Number { min: -1.0, max: 1.0 }, default: "-0.8" },
+    Prop { key: "conflictTask", ty: Ty::Int { min: 1, max: MAX_TASKS as i64 }, default: "2" },
+    Prop { key: "seed", ty: Ty::Int { min: 0, max: 4_294_967_295 }, default: "0" },
+    // Model & method.
+    Prop { key: "hidden", ty: Ty::Shape { max_len: 6, max_value: 64 }, default: "8,8" },
+    Prop { key: "activation", ty: Ty::Enum(ACTIVATIONS), default: "tanh" },
+    Prop { key: "losses", ty: Ty::Seq { names: LOSSES, min: 1, max: MAX_TASKS }, default: "bce,bce" },
+    Prop { key: "tiedHeads", ty: Ty::Bool, default: "true" },
+    Prop { key: "batch", ty: Ty::Int { min: 1, max: 2000 }, default: "50" },
+    Prop { key: "arena", ty: Ty::Specs { max: MAX_ARENA }, default: "mean,pcgrad,mgda,cagrad" },
+    // The CAGrad toys.
+    Prop { key: "methods", ty: Ty::List(METHODS), default: "mean,pcgrad,mgda,cagrad" },
+    Prop { key: "c", ty: Ty::Number { min: 0.0, max: 10.0 }, default: "0.5" },
+    Prop { key: "view", ty: Ty::Enum(VIEWS), default: "average" },
+    // Shared: optimizer and transport.
+    Prop { key: "optimizer", ty: Ty::Enum(OPTIMIZERS), default: "adam" },
+    Prop { key: "lr", ty: Ty::Number { min: 1e-6, max: 10.0 }, default: "0.01" },
+    Prop { key: "spf", ty: Ty::Int { min: 1, max: 20_000 }, default: "5" },
+    Prop { key: "play", ty: Ty::Bool, default: "true" },
+    // Views.
+    Prop { key: "layers", ty: Ty::Bool, default: "false" },
+    Prop { key: "showTest", ty: Ty::Bool, default: "true" },
+    Prop { key: "hideText", ty: Ty::Bool, default: "false" },
 ];
 
 /// Controls that `<name>_hide=true` removes, with the label the UI shows for them.
 pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
+    ("preset", "Preset"),
+    ("data", "Data & tasks"),
+    ("model", "Model"),
+    ("arena", "Arena methods"),
+    ("io", "Export / import"),
     ("problem", "Problem"),
     ("methods", "Methods"),
     ("c", "CAGrad c"),
@@ -106,6 +108,11 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("resetButton", "Reset"),
     ("view", "Loss view"),
     ("backend", "Backend readout"),
+    ("heatmaps", "Heatmaps"),
+    ("curves", "Loss curves"),
+    ("cosine", "Cosine matrix"),
+    ("conflict", "Conflict metrics"),
+    ("lossSpace", "Loss space"),
 ];
 
 /// Which loss the contour plot shows.
@@ -139,13 +146,17 @@ impl View {
 pub enum Opt {
     Adam,
     Sgd,
+    AdamW,
 }
 
 impl Opt {
+    pub const ALL: [Opt; 3] = [Opt::Adam, Opt::Sgd, Opt::AdamW];
+
     pub fn name(self) -> &'static str {
         match self {
             Opt::Adam => "adam",
             Opt::Sgd => "sgd",
+            Opt::AdamW => "adamw",
         }
     }
 
@@ -153,13 +164,32 @@ impl Opt {
         match self {
             Opt::Adam => "Adam",
             Opt::Sgd => "SGD",
+            Opt::AdamW => "AdamW (wd 0.01)",
         }
     }
 
+    fn from_name(s: &str) -> Opt {
+        match s {
+            "sgd" => Opt::Sgd,
+            "adamw" => Opt::AdamW,
+            _ => Opt::Adam,
+        }
+    }
+
+    /// The toy's optimizer: it has no AdamW (a point in ℝ² has no weights to decay), so AdamW
+    /// runs as Adam there.
     pub fn kind(self, lr: f64) -> OptimizerKind {
         match self {
-            Opt::Adam => OptimizerKind::adam(lr),
+            Opt::Adam | Opt::AdamW => OptimizerKind::adam(lr),
             Opt::Sgd => OptimizerKind::sgd(lr),
+        }
+    }
+
+    pub fn train(self, lr: f64) -> TrainOptimizer {
+        match self {
+            Opt::Adam => TrainOptimizer::adam(lr),
+            Opt::Sgd => TrainOptimizer::sgd(lr, 0.0),
+            Opt::AdamW => TrainOptimizer::adamw(lr),
         }
     }
 }
@@ -167,17 +197,37 @@ impl Opt {
 /// The page state that lives in the URL hash.
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
-    pub problem: ProblemKind,
-    /// Chosen method names, a subset of `METHODS`, kept in `METHODS` order.
+    pub preset: Preset,
+    pub tasks: Vec<Dataset>,
+    pub inputs: &'static str,
+    pub points: usize,
+    /// 0–50, as the Playground's slider (÷100 = ν).
+    pub noise: u32,
+    /// 10–90 % of the points train.
+    pub train_pct: u32,
+    /// κ of the conflict knob (1 = no change).
+    pub conflict: f64,
+    /// 1-based task the knob flips.
+    pub conflict_task: usize,
+    pub seed: u64,
+    pub hidden_layers: Vec<usize>,
+    pub activation: Activation,
+    pub losses: Vec<LossKind>,
+    pub tied_heads: bool,
+    pub batch: usize,
+    pub arena: Vec<MethodSpec>,
+    /// Toy methods, a subset of `METHODS`, kept in `METHODS` order.
     pub methods: Vec<&'static str>,
-    /// CAGrad's c (torchjd convention).
+    /// CAGrad's c (torchjd convention), for the toys.
     pub c: f64,
+    pub view: View,
     pub optimizer: Opt,
     pub lr: f64,
     /// Steps per animation frame.
     pub spf: u32,
     pub play: bool,
-    pub view: View,
+    pub layers: bool,
+    pub show_test: bool,
     pub hide_text: bool,
     /// Controls hidden with `<name>_hide=true`.
     pub hidden: Vec<String>,
@@ -190,7 +240,17 @@ impl Default for State {
 }
 
 impl State {
-    /// The methods to run, with their parameters, in display order.
+    /// The defaults of a preset (everything else reset too).
+    pub fn for_preset(preset: Preset) -> State {
+        State::from_hash(&format!("preset={}", preset.name())).0
+    }
+
+    /// The toy's problem.
+    pub fn problem(&self) -> ProblemKind {
+        self.preset.toy_problem()
+    }
+
+    /// The toy methods to run, with their parameters, in display order.
     pub fn method_list(&self) -> Vec<Method> {
         self.methods
             .iter()
@@ -212,13 +272,33 @@ impl State {
         self.hidden.iter().any(|h| h == control)
     }
 
-    /// Whether going from `self` to `other` needs the runs to restart (everything but the
-    /// learning rate, the speed, play/pause and the view does).
+    /// Whether going from `self` to `other` needs the toy runs to restart (everything but the
+    /// learning rate, the speed, play/pause and the views does).
     pub fn needs_reset(&self, other: &State) -> bool {
-        self.problem != other.problem
+        self.preset != other.preset
             || self.methods != other.methods
             || self.optimizer != other.optimizer
             || (self.c != other.c && self.methods.contains(&"cagrad"))
+    }
+
+    /// Whether going from `self` to `other` needs the arena to rebuild its runs: every setting
+    /// of the data, the model or the methods does; the learning rate, speed, play/pause and
+    /// views do not (they apply live).
+    pub fn arena_needs_reset(&self, other: &State) -> bool {
+        let live = |s: &State| State {
+            lr: 0.0,
+            spf: 0,
+            play: false,
+            layers: false,
+            show_test: false,
+            hide_text: false,
+            hidden: Vec::new(),
+            view: View::Average,
+            methods: Vec::new(),
+            c: 0.0,
+            ..s.clone()
+        };
+        live(self) != live(other)
     }
 
     /// Parse a hash (with or without the leading `#`). Returns the state and one notice per
@@ -252,9 +332,16 @@ impl State {
             }
         }
 
+        // The preset first: it supplies the other keys' defaults.
+        let preset = values[0]
+            .as_deref()
+            .map(str::trim)
+            .and_then(Preset::from_name)
+            .unwrap_or(Preset::XorConflict);
         let mut parsed: Vec<Value> = Vec::with_capacity(PROPS.len());
         for (prop, raw) in PROPS.iter().zip(values) {
-            let default = parse_value(prop, prop.default).expect("defaults parse");
+            let default_text = preset.default_for(prop.key).unwrap_or(prop.default);
+            let default = parse_value(prop, default_text).expect("defaults parse");
             let value = match raw {
                 None => default,
                 Some(raw) => match parse_value(prop, &raw) {
@@ -264,7 +351,7 @@ impl State {
                         v
                     }
                     Err(Fix::Dropped(why)) => {
-                        notices.push(format!("{}={raw}: {why}; using {}", prop.key, prop.default));
+                        notices.push(format!("{}={raw}: {why}; using {default_text}", prop.key));
                         default
                     }
                 },
@@ -272,28 +359,49 @@ impl State {
             parsed.push(value);
         }
 
-        let get = |key: &str| {
-            &parsed[PROPS
-                .iter()
-                .position(|p| p.key == key)
-                .expect("key in table")]
-        };
+        let get = |key: &str| &parsed[PROPS.iter().position(|p| p.key == key).expect("key in table")];
+        let tasks: Vec<Dataset> = get("tasks").list().iter().filter_map(|n| n.parse().ok()).collect();
+        let mut losses: Vec<LossKind> =
+            get("losses").list().iter().map(|n| if *n == "mse" { LossKind::Mse } else { LossKind::Bce }).collect();
+        // One loss per task: a short list is padded with each task's natural loss, a long one cut.
+        if losses.len() != tasks.len() && matches!(preset.family(), crate::preset::Family::TaskSet) {
+            notices.push(format!(
+                "losses: {} given for {} tasks; {}",
+                losses.len(),
+                tasks.len(),
+                if losses.len() > tasks.len() { "extra ones dropped" } else { "the missing ones take the task’s natural loss" }
+            ));
+            losses.truncate(tasks.len());
+            for d in &tasks[losses.len()..] {
+                losses.push(natural_loss(*d));
+            }
+        }
+        let conflict_task = (get("conflictTask").num() as usize).min(tasks.len().max(1));
         let state = State {
-            problem: match get("problem").name() {
-                "cagrad-toy-scaled" => ProblemKind::CagradToyScaled,
-                _ => ProblemKind::CagradToy,
-            },
+            preset,
+            tasks,
+            inputs: get("inputs").name(),
+            points: get("points").num() as usize,
+            noise: get("noise").num() as u32,
+            train_pct: get("trainRatio").num() as u32,
+            conflict: get("conflict").num(),
+            conflict_task,
+            seed: get("seed").num() as u64,
+            hidden_layers: get("hidden").shape(),
+            activation: get("activation").name().parse().unwrap_or(Activation::Tanh),
+            losses,
+            tied_heads: get("tiedHeads").flag(),
+            batch: get("batch").num() as usize,
+            arena: get("arena").specs(),
             methods: get("methods").list(),
             c: get("c").num(),
-            optimizer: if get("optimizer").name() == "sgd" {
-                Opt::Sgd
-            } else {
-                Opt::Adam
-            },
+            view: View::from_name(get("view").name()),
+            optimizer: Opt::from_name(get("optimizer").name()),
             lr: get("lr").num(),
             spf: get("spf").num() as u32,
             play: get("play").flag(),
-            view: View::from_name(get("view").name()),
+            layers: get("layers").flag(),
+            show_test: get("showTest").flag(),
             hide_text: get("hideText").flag(),
             hidden,
         };
@@ -302,18 +410,35 @@ impl State {
 
     /// The hash (without `#`), every key in table order, then the `_hide` flags that are set.
     pub fn to_hash(&self) -> String {
+        let join = |v: Vec<String>| v.join(",");
         let mut parts: Vec<String> = PROPS
             .iter()
             .map(|p| {
                 let v = match p.key {
-                    "problem" => self.problem.name().to_string(),
+                    "preset" => self.preset.name().to_string(),
+                    "tasks" => join(self.tasks.iter().map(|d| d.name().to_string()).collect()),
+                    "inputs" => self.inputs.to_string(),
+                    "points" => self.points.to_string(),
+                    "noise" => self.noise.to_string(),
+                    "trainRatio" => self.train_pct.to_string(),
+                    "conflict" => fmt_num(self.conflict),
+                    "conflictTask" => self.conflict_task.to_string(),
+                    "seed" => self.seed.to_string(),
+                    "hidden" => join(self.hidden_layers.iter().map(|w| w.to_string()).collect()),
+                    "activation" => self.activation.name().to_string(),
+                    "losses" => join(self.losses.iter().map(|l| l.name().to_string()).collect()),
+                    "tiedHeads" => self.tied_heads.to_string(),
+                    "batch" => self.batch.to_string(),
+                    "arena" => join(self.arena.iter().map(|s| s.to_text()).collect()),
                     "methods" => self.methods.join(","),
                     "c" => fmt_num(self.c),
+                    "view" => self.view.name().to_string(),
                     "optimizer" => self.optimizer.name().to_string(),
                     "lr" => fmt_num(self.lr),
                     "spf" => self.spf.to_string(),
                     "play" => self.play.to_string(),
-                    "view" => self.view.name().to_string(),
+                    "layers" => self.layers.to_string(),
+                    "showTest" => self.show_test.to_string(),
                     "hideText" => self.hide_text.to_string(),
                     other => unreachable!("key {other} has no writer"),
                 };
@@ -329,11 +454,22 @@ impl State {
     }
 }
 
+/// The loss a dataset's labels call for: BCE for ±1 labels, MSE for real values.
+pub fn natural_loss(d: Dataset) -> LossKind {
+    if d.is_classification() {
+        LossKind::Bce
+    } else {
+        LossKind::Mse
+    }
+}
+
 /// A parsed value of one of the `Ty` kinds.
 #[derive(Clone, Debug)]
 enum Value {
     Name(&'static str),
     List(Vec<&'static str>),
+    Shape(Vec<usize>),
+    Specs(Vec<MethodSpec>),
     Num(f64),
     Flag(bool),
 }
@@ -348,6 +484,18 @@ impl Value {
     fn list(&self) -> Vec<&'static str> {
         match self {
             Value::List(l) => l.clone(),
+            _ => Vec::new(),
+        }
+    }
+    fn shape(&self) -> Vec<usize> {
+        match self {
+            Value::Shape(s) => s.clone(),
+            _ => Vec::new(),
+        }
+    }
+    fn specs(&self) -> Vec<MethodSpec> {
+        match self {
+            Value::Specs(s) => s.clone(),
             _ => Vec::new(),
         }
     }
@@ -411,6 +559,78 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
                         names.join(", ")
                     ),
                 ))
+            }
+        }
+        Ty::Seq { names, min, max } => {
+            let wanted: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let unknown: Vec<&str> = wanted.iter().copied().filter(|w| !names.contains(w)).collect();
+            let mut kept: Vec<&'static str> =
+                wanted.iter().filter_map(|w| names.iter().copied().find(|n| n == w)).collect();
+            let mut why = Vec::new();
+            if !unknown.is_empty() {
+                why.push(format!("dropped unknown name(s) {} (known: {})", unknown.join(", "), names.join(", ")));
+            }
+            if kept.len() > max {
+                kept.truncate(max);
+                why.push(format!("kept the first {max}"));
+            }
+            if kept.len() < min {
+                return Err(Fix::Dropped(format!("needs {min}–{max} names from: {}", names.join(", "))));
+            }
+            if why.is_empty() {
+                Ok(Value::List(kept))
+            } else {
+                Err(Fix::Clamped(Value::List(kept), why.join("; ")))
+            }
+        }
+        Ty::Shape { max_len, max_value } => {
+            if raw.is_empty() {
+                return Ok(Value::Shape(Vec::new()));
+            }
+            let mut widths = Vec::new();
+            let mut why = Vec::new();
+            for part in raw.split(',').map(str::trim) {
+                match part.parse::<f64>() {
+                    Ok(x) if x.is_finite() => {
+                        let w = x.round().clamp(1.0, max_value as f64);
+                        if w != x {
+                            why.push(format!("{part} → {w}"));
+                        }
+                        widths.push(w as usize);
+                    }
+                    _ => return Err(Fix::Dropped(format!("“{part}” is not a layer width"))),
+                }
+            }
+            if widths.len() > max_len {
+                widths.truncate(max_len);
+                why.push(format!("at most {max_len} layers"));
+            }
+            if why.is_empty() {
+                Ok(Value::Shape(widths))
+            } else {
+                Err(Fix::Clamped(Value::Shape(widths), format!("widths are integers 1–{max_value}: {}", why.join(", "))))
+            }
+        }
+        Ty::Specs { max } => {
+            let mut specs = Vec::new();
+            let mut why = Vec::new();
+            for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match MethodSpec::parse(part) {
+                    Ok(s) => specs.push(s),
+                    Err(e) => why.push(format!("dropped “{part}” ({e})")),
+                }
+            }
+            if specs.len() > max {
+                specs.truncate(max);
+                why.push(format!("at most {max} methods side by side"));
+            }
+            if specs.is_empty() {
+                return Err(Fix::Dropped(if why.is_empty() { "no method given".into() } else { why.join("; ") }));
+            }
+            if why.is_empty() {
+                Ok(Value::Specs(specs))
+            } else {
+                Err(Fix::Clamped(Value::Specs(specs), why.join("; ")))
             }
         }
         Ty::Number { min, max } => match raw.parse::<f64>() {
@@ -487,33 +707,83 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_round_trip() {
+    fn defaults_round_trip_for_every_preset() {
         let (s, notices) = State::from_hash("");
-        assert!(notices.is_empty());
-        assert_eq!(s.problem, ProblemKind::CagradToy);
-        assert_eq!(s.methods, vec!["mean", "pcgrad", "mgda", "cagrad"]);
-        assert_eq!(s.lr, 1e-3);
-        assert_eq!(s.spf, 200);
-        assert!(s.play);
-        let (t, n) = State::from_hash(&s.to_hash());
-        assert!(n.is_empty());
-        assert_eq!(s, t);
+        assert!(notices.is_empty(), "{notices:?}");
+        assert_eq!(s.preset, Preset::XorConflict);
+        assert_eq!(s.tasks, vec![Dataset::Xor, Dataset::Xor]);
+        assert_eq!(s.conflict, -0.8);
+        assert_eq!(s.hidden_layers, vec![8, 8]);
+        assert_eq!(s.arena.len(), 4);
+        for p in Preset::ALL {
+            let s = State::for_preset(p);
+            let (t, n) = State::from_hash(&s.to_hash());
+            assert!(n.is_empty(), "{}: {n:?}", p.name());
+            assert_eq!(s, t, "{}", p.name());
+        }
+        let toy = State::for_preset(Preset::CagradToy);
+        assert_eq!(toy.problem(), ProblemKind::CagradToy);
+        assert_eq!(toy.methods, vec!["mean", "pcgrad", "mgda", "cagrad"]);
+        assert_eq!((toy.lr, toy.spf), (1e-3, 200));
+    }
+
+    #[test]
+    fn preset_defaults_follow_concord_core_presets() {
+        let s = State::for_preset(Preset::CircleVsGauss);
+        assert_eq!(s.tasks, vec![Dataset::Circle, Dataset::Gauss]);
+        assert_eq!((s.inputs, s.hidden_layers.clone(), s.tied_heads), ("union", vec![6, 6], false));
+        let g = State::for_preset(Preset::GradnormScales);
+        assert_eq!((g.lr, g.batch, g.activation), (1e-3, 100, Activation::Relu));
     }
 
     #[test]
     fn bad_values_are_fixed_with_notices() {
         let (s, notices) = State::from_hash(
-            "#problem=nope&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&x_hide=true&lr_hide=true",
+            "#preset=cagrad-toy&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&x_hide=true&lr_hide=true",
         );
-        assert_eq!(s.problem, ProblemKind::CagradToy);
+        assert_eq!(s.problem(), ProblemKind::CagradToy);
         assert_eq!(s.methods, vec!["mean", "cagrad"]);
         assert_eq!(s.c, 0.0);
-        assert_eq!(s.lr, 1e-3);
+        assert_eq!(s.lr, 1e-3, "the toy preset's default learning rate");
         assert_eq!(s.spf, 20_000);
         assert!(s.play);
         assert_eq!(s.view, View::L2);
         assert!(s.is_hidden("lr"));
-        assert_eq!(notices.len(), 8, "{notices:?}");
+        assert_eq!(notices.len(), 7, "{notices:?}");
+    }
+
+    #[test]
+    fn multitask_keys_are_clamped_or_dropped() {
+        let (s, n) = State::from_hash(
+            "preset=nope&tasks=xor,moon,circle,gauss,spiral&hidden=8,300,2.5&noise=80&conflict=-7&arena=mean,bogus,cagrad:c=0.3,upgrad+uw,pcgrad&losses=bce",
+        );
+        assert_eq!(s.preset, Preset::XorConflict);
+        assert_eq!(s.tasks, vec![Dataset::Xor, Dataset::Circle, Dataset::Gauss, Dataset::Spiral]);
+        assert_eq!(s.hidden_layers, vec![8, 64, 3]);
+        assert_eq!(s.noise, 50);
+        assert_eq!(s.conflict, -1.0);
+        let arena: Vec<String> = s.arena.iter().map(|a| a.to_text()).collect();
+        assert_eq!(arena, vec!["mean", "cagrad:c=0.3", "upgrad+uw", "pcgrad"]);
+        assert_eq!(s.losses, vec![LossKind::Bce; 4], "padded with the tasks' natural loss");
+        // preset, tasks, hidden, noise, conflict, arena, losses.
+        assert_eq!(n.len(), 7, "{n:?}");
+        let (t, n2) = State::from_hash(&s.to_hash());
+        assert!(n2.is_empty(), "{n2:?}");
+        assert_eq!(s, t);
+        let (_, n3) = State::from_hash("tasks=xor&arena=");
+        assert_eq!(n3.len(), 2, "{n3:?}");
+    }
+
+    #[test]
+    fn only_data_model_and_method_changes_rebuild_the_arena() {
+        let a = State::default();
+        let mut b = a.clone();
+        b.lr = 0.5;
+        b.spf = 99;
+        b.layers = true;
+        assert!(!a.arena_needs_reset(&b));
+        b.noise = 10;
+        assert!(a.arena_needs_reset(&b));
     }
 
     #[test]

@@ -330,6 +330,31 @@ impl Trainer {
         Ok(())
     }
 
+    /// Put back saved parameters and history (a run exported as JSON and imported again): the
+    /// step counter continues from the history's length. The optimizer's moments, the batch order
+    /// and stateful aggregators/weightings start afresh, so later steps can differ from the
+    /// uninterrupted run's. Rejects a parameter vector of the wrong length or with non-finite
+    /// entries, and a history whose step indices are not 0, 1, 2, ….
+    pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
+        if params.len() != self.params.len() {
+            return Err(format!("the saved run has {} parameters, this model has {}", params.len(), self.params.len()));
+        }
+        if !all_finite(&params) {
+            return Err("the saved parameters contain a non-finite value".into());
+        }
+        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
+            return Err(format!("the saved history's record {i} says step {}", r.step));
+        }
+        if history.len() > self.config.steps {
+            return Err(format!("the saved run has {} steps, more than this run's limit of {}", history.len(), self.config.steps));
+        }
+        self.params = params;
+        self.step = history.len();
+        self.history = history;
+        self.error = None;
+        Ok(())
+    }
+
     /// Per-task losses on the whole train set (the analytic losses for pareto-synthetic).
     pub fn train_losses(&self) -> Result<Vec<f64>, String> {
         match &self.engine {

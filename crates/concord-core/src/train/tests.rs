@@ -229,3 +229,30 @@ fn bad_configs_are_clear_errors() {
     assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), ok);
 }
 
+
+#[test]
+fn restore_puts_back_params_and_history_and_rejects_mismatches() {
+    let c = with(preset("xor-conflict").unwrap(), "upgrad", 100);
+    let mut a = Trainer::new(c.clone()).unwrap();
+    for _ in 0..30 {
+        a.step().unwrap();
+    }
+    let mut b = Trainer::new(c.clone()).unwrap();
+    assert_ne!(b.params(), a.params());
+    b.restore(a.params().to_vec(), a.history().to_vec()).unwrap();
+    assert_eq!(b.params(), a.params());
+    assert_eq!(b.step_index(), 30);
+    assert_eq!(b.train_losses().unwrap(), a.train_losses().unwrap());
+    // The next step is numbered 30 and starts from the restored parameters.
+    assert_eq!(b.step().unwrap().step, 30);
+
+    let mut short = a.params().to_vec();
+    short.pop();
+    assert!(b.restore(short, Vec::new()).unwrap_err().contains("parameters"));
+    let mut nan = a.params().to_vec();
+    nan[0] = f64::NAN;
+    assert!(b.restore(nan, Vec::new()).unwrap_err().contains("non-finite"));
+    let mut gap = a.history().to_vec();
+    gap.remove(3);
+    assert!(b.restore(a.params().to_vec(), gap).unwrap_err().contains("record 3"));
+}

@@ -13,7 +13,12 @@ pub fn BackendPanel() -> impl IntoView {
         Some(BackendKind::Cpu) => "backend backend-cpu",
         None => "backend backend-pending",
     };
+    let toy = move || cfg.with(|s| s.preset.is_toy());
+    let class = move || if toy() { class() } else { "backend backend-cpu-mt" };
     let text = move || {
+        if !toy() {
+            return "CPU · concord-core trainer (wasm)".to_string();
+        }
         ui.backend.with(|b| match b.kind {
             Some(BackendKind::WebGpu) => {
                 format!(

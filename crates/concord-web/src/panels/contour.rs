@@ -373,7 +373,7 @@ pub fn ContourPanel() -> impl IntoView {
 
     Effect::new(move |_| {
         let _ = ui.version.get();
-        let (problem, view) = cfg.with(|s| (s.problem, s.view));
+        let (problem, view) = cfg.with(|s| (s.problem(), s.view));
         if let Some(el) = canvas.get() {
             draw(&el, problem, view);
         }
@@ -404,7 +404,7 @@ pub fn ContourPanel() -> impl IntoView {
             .collect_view()
     };
     let starts_legend = move || {
-        cfg.with(|s| s.problem)
+        cfg.with(|s| s.problem())
             .published_starts()
             .iter()
             .enumerate()
@@ -419,7 +419,7 @@ pub fn ContourPanel() -> impl IntoView {
             .collect_view()
     };
     let optimum_text = move || {
-        let o = plot::average_optimum(cfg.with(|s| s.problem));
+        let o = plot::average_optimum(cfg.with(|s| s.problem()));
         format!(
             "½(L₁+L₂) optimum ({}, {})",
             plot::fmt_tick(o[0], 2),
@@ -432,7 +432,7 @@ pub fn ContourPanel() -> impl IntoView {
             "Contour plot of {} over x₁, x₂ in [−11, 11], with the trajectories of {} from {} starts",
             view_title(s.view),
             s.method_list().iter().map(|m| m.label()).collect::<Vec<_>>().join(", "),
-            s.problem.published_starts().len()
+            s.problem().published_starts().len()
         )
     };
 

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 #[component]
 pub fn ExplainPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let scaled = move || cfg.with(|s| s.problem == ProblemKind::CagradToyScaled);
+    let scaled = move || cfg.with(|s| s.problem() == ProblemKind::CagradToyScaled);
     view! {
         <article class="card explain">
             <h2>"What the toy shows"</h2>

@@ -1,10 +1,15 @@
 //! One component per panel.
 
+pub mod arena_methods;
 pub mod backend;
 pub mod contour;
+pub mod data;
 pub mod explain;
+pub mod io;
 pub mod methods;
+pub mod model;
 pub mod notices;
 pub mod optimizer;
-pub mod problem;
+pub mod outputs;
+pub mod preset;
 pub mod transport;

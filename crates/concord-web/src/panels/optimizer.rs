@@ -46,11 +46,13 @@ pub fn OptimizerPanel() -> impl IntoView {
                     <select
                         id="optimizer-select"
                         on:change=move |ev| {
-                            let o = if event_target_value(&ev) == "sgd" { Opt::Sgd } else { Opt::Adam };
-                            cfg.update(|s| s.optimizer = o);
+                            let v = event_target_value(&ev);
+                            if let Some(o) = Opt::ALL.into_iter().find(|o| o.name() == v) {
+                                cfg.update(|s| s.optimizer = o);
+                            }
                         }
                     >
-                        {[Opt::Adam, Opt::Sgd]
+                        {Opt::ALL
                             .into_iter()
                             .map(|o| view! { <option value=o.name() prop:selected=move || cfg.with(|s| s.optimizer == o)>{o.label()}</option> })
                             .collect_view()}
@@ -86,8 +88,8 @@ pub fn OptimizerPanel() -> impl IntoView {
                 </div>
             </div>
             <p class="hint">
-                "The papers: Adam, lr 10⁻³, 100 000 steps. Changing the learning rate keeps the runs and the "
-                "optimizer state; the other settings restart them."
+                "Changing the learning rate keeps the runs and the optimizer state; the other settings "
+                "restart them. (The toys’ papers: Adam, lr 10⁻³, 100 000 steps.)"
             </p>
         </section>
     }

@@ -1,7 +1,7 @@
 //! Play/pause, step, reset, the step counter and the live speed.
 
-use crate::runner;
-use crate::{use_cfg, use_ui};
+use crate::arena::ArenaUi;
+use crate::{reset_runs, step_once, use_cfg, use_ui};
 use leptos::prelude::*;
 
 /// 12345678 → "12,345,678".
@@ -33,10 +33,18 @@ pub fn TransportPanel() -> impl IntoView {
     let ui = use_ui();
     let playing = move || cfg.with(|s| s.play);
     let hidden = move |key: &'static str| move || cfg.with(|s| s.is_hidden(key));
+    let aui = expect_context::<ArenaUi>();
+    let toy = move || cfg.with(|s| s.preset.is_toy());
     let runs = move || {
         let s = cfg.get();
-        s.methods.len() * s.problem.published_starts().len()
+        if s.preset.is_toy() {
+            s.methods.len() * s.problem().published_starts().len()
+        } else {
+            s.arena.len()
+        }
     };
+    let steps = move || if toy() { ui.steps.get() } else { aui.steps.get() };
+    let rate = move || if toy() { ui.rate.get() } else { aui.rate.get() };
 
     view! {
         <div class="transport" role="group" aria-label="Run controls">
@@ -46,13 +54,7 @@ pub fn TransportPanel() -> impl IntoView {
                 class:hidden=hidden("resetButton")
                 title="Reset the runs to their starts (R)"
                 aria-label="Reset"
-                on:click=move |_| {
-                    runner::with(|r| {
-                        if r.is_ready() {
-                            r.reset()
-                        }
-                    });
-                }
+                on:click=move |_| reset_runs(cfg)
             >
                 <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true">
                     <path d="M12 5V1L7 6l5 5V7c3.31 0 6 2.69 6 6s-2.69 6-6 6-6-2.69-6-6H4c0 4.42 3.58 8 8 8s8-3.58 8-8-3.58-8-8-8z" fill="currentColor"></path>
@@ -89,10 +91,7 @@ pub fn TransportPanel() -> impl IntoView {
                 class:hidden=hidden("stepButton")
                 title=move || format!("Advance {} steps (S)", cfg.with(|s| s.spf))
                 aria-label="Step"
-                on:click=move |_| {
-                    let spf = cfg.with_untracked(|s| s.spf) as u64;
-                    runner::with(|r| r.request_steps(spf, None));
-                }
+                on:click=move |_| step_once(cfg)
             >
                 <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true">
                     <path d="M6 18l8.5-6L6 6v12zM16 6v12h2V6h-2z" fill="currentColor"></path>
@@ -100,12 +99,12 @@ pub fn TransportPanel() -> impl IntoView {
             </button>
             <div class="readout" aria-live="off">
                 <span class="readout-label">"Step"</span>
-                <span class="readout-value counter" data-testid="steps">{move || fmt_int(ui.steps.get())}</span>
+                <span class="readout-value counter" data-testid="steps">{move || fmt_int(steps())}</span>
             </div>
             <div class="readout">
                 <span class="readout-label">"Speed"</span>
                 <span class="readout-value">
-                    {move || fmt_rate(ui.rate.get())}
+                    {move || fmt_rate(rate())}
                     <small>" steps/s × " {runs} " runs"</small>
                 </span>
             </div>

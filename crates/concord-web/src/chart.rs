@@ -1,0 +1,337 @@
+//! Small canvas charts for the arena panels: axes with ticks, polylines (linear or log scale),
+//! a diverging colour scale, and the downsampling that keeps a long history cheap to draw.
+
+use crate::plot::fmt_tick;
+use wasm_bindgen::JsCast;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+pub const FONT: &str = "11px 'DejaVu Sans', system-ui, sans-serif";
+pub const FONT_TITLE: &str = "600 12px 'DejaVu Sans', system-ui, sans-serif";
+pub const INK: &str = "#1f2328";
+pub const MUTED: &str = "#5b636b";
+pub const GRID: &str = "#e6e9ed";
+
+/// A plot area on the canvas (CSS pixels).
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+/// A linear or log-10 axis over [lo, hi].
+#[derive(Clone, Copy, Debug)]
+pub struct Axis {
+    pub lo: f64,
+    pub hi: f64,
+    pub log: bool,
+}
+
+impl Axis {
+    /// The range of the finite (and, on a log axis, positive) values, padded a little.
+    pub fn fit(values: impl Iterator<Item = f64>, log: bool) -> Axis {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+            let v = if log { v.log10() } else { v };
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if !lo.is_finite() {
+            return Axis { lo: 0.0, hi: 1.0, log };
+        }
+        if hi - lo < 1e-9 {
+            let pad = if log { 0.5 } else { lo.abs().max(1.0) * 0.1 };
+            return Axis { lo: lo - pad, hi: hi + pad, log };
+        }
+        let pad = (hi - lo) * 0.05;
+        Axis { lo: lo - pad, hi: hi + pad, log }
+    }
+
+    pub fn fixed(lo: f64, hi: f64) -> Axis {
+        Axis { lo, hi, log: false }
+    }
+
+    /// 0..1 along the axis (`None` for a value a log axis cannot show).
+    pub fn unit(&self, v: f64) -> Option<f64> {
+        let v = if self.log {
+            if v <= 0.0 || !v.is_finite() {
+                return None;
+            }
+            v.log10()
+        } else {
+            v
+        };
+        v.is_finite().then(|| (v - self.lo) / (self.hi - self.lo))
+    }
+
+    /// About `n` tick positions in data units, with their labels.
+    fn ticks(&self, n: usize) -> Vec<(f64, String)> {
+        if self.log {
+            let label = |v: f64, k: i32| {
+                if (-3..=3).contains(&k) {
+                    fmt_tick(v, (-k).max(0) as usize)
+                } else {
+                    format!("{}e{k}", (v / 10f64.powi(k)).round())
+                }
+            };
+            // Less than two decades: 1, 2 and 5 of each decade, so there are enough labels.
+            let mantissas: &[f64] = if self.hi - self.lo < 2.0 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+            let (a, b) = (self.lo.floor() as i32, self.hi.ceil() as i32);
+            let step = ((b - a) as usize / n.max(1)).max(1);
+            return (a..=b)
+                .step_by(step)
+                .flat_map(|k| mantissas.iter().map(move |m| (m * 10f64.powi(k), k)))
+                .filter(|(v, _)| v.log10() >= self.lo && v.log10() <= self.hi)
+                .map(|(v, k)| (v, label(v, k)))
+                .collect();
+        }
+        let levels = crate::plot::nice_levels(self.lo, self.hi, n);
+        let step = if levels.len() > 1 { levels[1] - levels[0] } else { 1.0 };
+        let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
+        levels
+            .into_iter()
+            .filter(|v| *v >= self.lo - 1e-12 && *v <= self.hi + 1e-12)
+            .map(|v| (v, fmt_tick(v, decimals)))
+            .collect()
+    }
+}
+
+pub fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
+    canvas.get_context("2d").ok().flatten()?.dyn_into::<CanvasRenderingContext2d>().ok()
+}
+
+/// Size the canvas for (w, h) CSS pixels at the device ratio, clear it white, and return its
+/// context scaled to CSS pixels.
+pub fn prepare(canvas: &HtmlCanvasElement, w: f64, h: f64) -> Option<CanvasRenderingContext2d> {
+    let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).clamp(1.0, 3.0);
+    let (pw, ph) = ((w * dpr).round() as u32, (h * dpr).round() as u32);
+    if canvas.width() != pw || canvas.height() != ph {
+        canvas.set_width(pw);
+        canvas.set_height(ph);
+    }
+    let _ = canvas.style().set_property("width", &format!("{w}px"));
+    let _ = canvas.style().set_property("height", &format!("{h}px"));
+    let ctx = context(canvas)?;
+    let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
+    ctx.set_fill_style_str("#ffffff");
+    ctx.fill_rect(0.0, 0.0, w, h);
+    Some(ctx)
+}
+
+pub fn text(ctx: &CanvasRenderingContext2d, s: &str, x: f64, y: f64, align: &str, font: &str, colour: &str) {
+    ctx.set_font(font);
+    ctx.set_text_align(align);
+    ctx.set_fill_style_str(colour);
+    let _ = ctx.fill_text(s, x, y);
+}
+
+/// Grid, ticks and labels around `f`; the title goes above it.
+pub fn axes(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, title: &str, x_label: &str) {
+    ctx.set_line_width(1.0);
+    ctx.set_text_baseline("middle");
+    for (v, label) in y.ticks(4) {
+        if let Some(u) = y.unit(v) {
+            let py = f.y + f.h - u * f.h;
+            ctx.set_stroke_style_str(GRID);
+            ctx.begin_path();
+            ctx.move_to(f.x, py);
+            ctx.line_to(f.x + f.w, py);
+            ctx.stroke();
+            text(ctx, &label, f.x - 4.0, py, "right", FONT, MUTED);
+        }
+    }
+    ctx.set_text_baseline("top");
+    for (v, label) in x.ticks(4) {
+        if let Some(u) = x.unit(v) {
+            let px = f.x + u * f.w;
+            ctx.set_stroke_style_str(GRID);
+            ctx.begin_path();
+            ctx.move_to(px, f.y);
+            ctx.line_to(px, f.y + f.h);
+            ctx.stroke();
+            text(ctx, &label, px, f.y + f.h + 3.0, "center", FONT, MUTED);
+        }
+    }
+    ctx.set_stroke_style_str("#b8bec5");
+    ctx.stroke_rect(f.x, f.y, f.w, f.h);
+    text(ctx, x_label, f.x + f.w, f.y + f.h + 16.0, "right", FONT, MUTED);
+    ctx.set_text_baseline("alphabetic");
+    text(ctx, title, f.x, f.y - 6.0, "left", FONT_TITLE, INK);
+}
+
+/// A polyline through (x, y) points, clipped to the frame; gaps where a point cannot be shown.
+pub fn polyline(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, pts: &[(f64, f64)], colour: &str, width: f64, dashed: bool) {
+    ctx.save();
+    ctx.begin_path();
+    ctx.rect(f.x, f.y, f.w, f.h);
+    ctx.clip();
+    ctx.set_stroke_style_str(colour);
+    ctx.set_line_width(width);
+    let dash = js_sys::Array::new();
+    if dashed {
+        dash.push(&5.0.into());
+        dash.push(&4.0.into());
+    }
+    let _ = ctx.set_line_dash(&dash);
+    ctx.begin_path();
+    let mut pen = false;
+    for &(a, b) in pts {
+        match (x.unit(a), y.unit(b)) {
+            (Some(u), Some(v)) => {
+                let (px, py) = (f.x + u * f.w, f.y + f.h - v * f.h);
+                if pen {
+                    ctx.line_to(px, py);
+                } else {
+                    ctx.move_to(px, py);
+                    pen = true;
+                }
+            }
+            _ => pen = false,
+        }
+    }
+    ctx.stroke();
+    ctx.restore();
+}
+
+pub fn dot(ctx: &CanvasRenderingContext2d, px: f64, py: f64, r: f64, fill: &str, stroke: Option<&str>) {
+    ctx.begin_path();
+    let _ = ctx.arc(px, py, r, 0.0, std::f64::consts::TAU);
+    ctx.set_fill_style_str(fill);
+    ctx.fill();
+    if let Some(s) = stroke {
+        ctx.set_stroke_style_str(s);
+        ctx.set_line_width(1.0);
+        ctx.stroke();
+    }
+}
+
+/// Bucket means: at most `max` points, each the mean of a run of consecutive ones (keeps the
+/// trend of a noisy per-step series readable and its drawing cheap).
+pub fn downsample(pts: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if pts.len() <= max || max == 0 {
+        return pts.to_vec();
+    }
+    let k = pts.len().div_ceil(max);
+    pts.chunks(k)
+        .map(|c| {
+            let finite: Vec<&(f64, f64)> = c.iter().filter(|p| p.1.is_finite()).collect();
+            let y = if finite.is_empty() { f64::NAN } else { finite.iter().map(|p| p.1).sum::<f64>() / finite.len() as f64 };
+            (c[c.len() / 2].0, y)
+        })
+        .collect()
+}
+
+/// Trailing moving average over `window` points (NaNs skipped): per-step metrics of mini-batch
+/// gradients flip from step to step; the average shows the trend (for the conflict ratio: the
+/// share of recent steps in conflict).
+pub fn moving_average(pts: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let window = window.max(1);
+    let (mut sum, mut count) = (0.0, 0usize);
+    let mut out = Vec::with_capacity(pts.len());
+    for (i, &(x, y)) in pts.iter().enumerate() {
+        if y.is_finite() {
+            sum += y;
+            count += 1;
+        }
+        if i >= window {
+            let old = pts[i - window].1;
+            if old.is_finite() {
+                sum -= old;
+                count -= 1;
+            }
+        }
+        out.push((x, if count > 0 { sum / count as f64 } else { f64::NAN }));
+    }
+    out
+}
+
+/// The history smoothing window for `n` points: about a fiftieth of the run, 1–200 steps.
+pub fn smoothing_window(n: usize) -> usize {
+    (n / 50).clamp(1, 200)
+}
+
+/// The Playground's diverging scale for a value in [−1, 1]: orange (−1) → grey (0) → blue (+1).
+pub fn playground_rgb(v: f64) -> [u8; 3] {
+    const NEG: [f64; 3] = [245.0, 147.0, 34.0];
+    const MID: [f64; 3] = [232.0, 234.0, 235.0];
+    const POS: [f64; 3] = [8.0, 119.0, 189.0];
+    let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
+    let (a, b, t) = if v < 0.0 { (MID, NEG, -v) } else { (MID, POS, v) };
+    let mut out = [0u8; 3];
+    for k in 0..3 {
+        out[k] = (a[k] + (b[k] - a[k]) * t).round() as u8;
+    }
+    out
+}
+
+/// Cosine scale: red (−1, conflict) → white (0) → blue (+1, agreement).
+pub fn cosine_rgb(v: f64) -> [u8; 3] {
+    const NEG: [f64; 3] = [202.0, 0.0, 32.0];
+    const POS: [f64; 3] = [5.0, 113.0, 176.0];
+    let v = v.clamp(-1.0, 1.0);
+    let (end, t) = if v < 0.0 { (NEG, -v) } else { (POS, v) };
+    let mut out = [0u8; 3];
+    for k in 0..3 {
+        out[k] = (255.0 + (end[k] - 255.0) * t).round() as u8;
+    }
+    out
+}
+
+pub fn rgb(c: [u8; 3]) -> String {
+    format!("rgb({},{},{})", c[0], c[1], c[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_axis_maps_decades_evenly_and_rejects_non_positive() {
+        let a = Axis { lo: -2.0, hi: 0.0, log: true };
+        assert_eq!(a.unit(0.01), Some(0.0));
+        assert!((a.unit(0.1).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(a.unit(0.0), None);
+        assert_eq!(a.unit(-1.0), None);
+    }
+
+    #[test]
+    fn downsample_takes_bucket_means() {
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, i as f64)).collect();
+        let d = downsample(&pts, 5);
+        assert_eq!(d.len(), 5);
+        assert_eq!(d[0], (1.0, 0.5));
+        assert_eq!(d[4], (9.0, 8.5));
+        assert_eq!(downsample(&pts, 20), pts);
+    }
+
+    #[test]
+    fn moving_average_skips_nans_and_trails() {
+        let pts = [(0.0, 1.0), (1.0, 0.0), (2.0, f64::NAN), (3.0, 1.0), (4.0, 1.0)];
+        let m = moving_average(&pts, 2);
+        assert_eq!(m[0], (0.0, 1.0));
+        assert_eq!(m[1], (1.0, 0.5));
+        assert_eq!(m[2], (2.0, 0.0), "window {{0, NaN}}");
+        assert_eq!(m[3], (3.0, 1.0), "window {{NaN, 1}}");
+        assert_eq!(m[4], (4.0, 1.0));
+        assert_eq!(smoothing_window(10), 1);
+        assert_eq!(smoothing_window(1000), 20);
+        assert_eq!(smoothing_window(100_000), 200);
+    }
+
+    #[test]
+    fn log_ticks_fill_a_short_range() {
+        let a = Axis { lo: -1.3, hi: 0.05, log: true };
+        let t: Vec<f64> = a.ticks(4).into_iter().map(|(v, _)| v).collect();
+        assert_eq!(t, vec![0.1, 0.2, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn colour_scales_hit_their_ends() {
+        assert_eq!(playground_rgb(-1.0), [245, 147, 34]);
+        assert_eq!(playground_rgb(1.0), [8, 119, 189]);
+        assert_eq!(playground_rgb(0.0), [232, 234, 235]);
+        assert_eq!(cosine_rgb(0.0), [255, 255, 255]);
+        assert_eq!(cosine_rgb(-1.0), [202, 0, 32]);
+    }
+}

@@ -1,0 +1,545 @@
+//! The arena's output panels, each one canvas with a PNG button: per-task decision boundary /
+//! regression heatmaps (100 × 100 grid, train and test points) or, for the sinusoids, the fitted
+//! curves; per-task train/test loss curves; the task-gradient cosine matrix (per layer on a
+//! toggle) and its history; conflict ratio and the update-vs-mean angle; the loss-space
+//! (L₁ vs L₂) trajectories. Every panel shows all arena runs together.
+
+use crate::arena::{self, Arena, ArenaRun, ArenaUi};
+use crate::chart::{self, Axis, Frame, INK, MUTED};
+use crate::preset::Family;
+use crate::state::State;
+use crate::use_cfg;
+use concord_core::data::LabelKind;
+use concord_core::model::{LossKind, Mlp};
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use nalgebra::DMatrix;
+use std::cell::Cell;
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+
+/// Width of every panel canvas (CSS pixels).
+const WIDTH: f64 = 760.0;
+/// Heatmap resolution per side.
+const GRID: usize = 100;
+/// Points per history line.
+const MAX_POINTS: usize = 300;
+/// Heatmaps cost 100² forward passes per task and run: redraw them at most this often.
+const HEATMAP_MS: f64 = 400.0;
+
+thread_local! {
+    static LAST_HEATMAP: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
+}
+
+/// Save a canvas as `concord-<name>.png`.
+pub fn download_png(canvas: &HtmlCanvasElement, name: &str) {
+    if let Ok(url) = canvas.to_data_url_with_type("image/png") {
+        crate::panels::io::download_url(&url, &format!("concord-{name}.png"));
+    }
+}
+
+fn legend(ctx: &CanvasRenderingContext2d, runs: &[ArenaRun], y: f64) {
+    let mut x = 8.0;
+    ctx.set_text_baseline("middle");
+    for r in runs {
+        ctx.set_fill_style_str(r.colour);
+        ctx.fill_rect(x, y - 5.0, 14.0, 10.0);
+        let label = if r.error.is_some() { format!("{} (stopped)", r.label) } else { r.label.clone() };
+        chart::text(ctx, &label, x + 18.0, y, "left", chart::FONT, INK);
+        ctx.set_font(chart::FONT);
+        x += 18.0 + ctx.measure_text(&label).map(|m| m.width()).unwrap_or(80.0) + 16.0;
+    }
+    ctx.set_text_baseline("alphabetic");
+}
+
+/// A head's output mapped to [−1, 1] for the colour scale.
+fn output_value(loss: LossKind, row: &[f64]) -> f64 {
+    match loss {
+        LossKind::Bce => 2.0 * concord_core::model::sigmoid(row[0]) - 1.0,
+        LossKind::Mse => row[0].clamp(-1.0, 1.0),
+        LossKind::SoftmaxCe => {
+            let k = row.len();
+            let best = (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0);
+            if k <= 1 {
+                0.0
+            } else {
+                2.0 * best as f64 / (k - 1) as f64 - 1.0
+            }
+        }
+    }
+}
+
+fn label_value(kind: LabelKind, v: f64) -> f64 {
+    match kind {
+        LabelKind::Binary => v,
+        LabelKind::Regression => v.clamp(-1.0, 1.0),
+        LabelKind::Classes { k } => {
+            if k <= 1 {
+                0.0
+            } else {
+                2.0 * v / (k - 1) as f64 - 1.0
+            }
+        }
+    }
+}
+
+/// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent).
+fn heatmap_pixels(mlp: &Mlp, params: &[f64], extent: f64) -> Option<Vec<Vec<u8>>> {
+    let h = 2.0 * extent / GRID as f64;
+    let pts: Vec<[f64; 2]> = (0..GRID * GRID)
+        .map(|i| {
+            let (r, c) = (i / GRID, i % GRID);
+            [-extent + (c as f64 + 0.5) * h, extent - (r as f64 + 0.5) * h]
+        })
+        .collect();
+    let outs = mlp.predict_points(params, &pts).ok()?;
+    Some(
+        outs.iter()
+            .zip(&mlp.config().heads)
+            .map(|(o, head)| {
+                let mut px = Vec::with_capacity(GRID * GRID * 4);
+                let mut row = vec![0.0; o.ncols()];
+                for i in 0..o.nrows() {
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = o[(i, c)];
+                    }
+                    let [r, g, b] = chart::playground_rgb(output_value(head.loss, &row));
+                    px.extend_from_slice(&[r, g, b, 255]);
+                }
+                px
+            })
+            .collect(),
+    )
+}
+
+fn blit(ctx: &CanvasRenderingContext2d, scratch: &HtmlCanvasElement, pixels: &[u8], x: f64, y: f64, size: f64) {
+    let Some(sctx) = chart::context(scratch) else { return };
+    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(pixels), GRID as u32, GRID as u32) {
+        let _ = sctx.put_image_data(&img, 0.0, 0.0);
+        ctx.set_image_smoothing_enabled(true);
+        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(scratch, x, y, size, size);
+    }
+}
+
+fn scratch_canvas() -> Option<HtmlCanvasElement> {
+    let doc = web_sys::window()?.document()?;
+    let c: HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
+    c.set_width(GRID as u32);
+    c.set_height(GRID as u32);
+    Some(c)
+}
+
+fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
+    let Some(data) = &a.points else { return };
+    let (m, cols) = (data.num_tasks(), a.runs.len().max(1));
+    let cell = ((WIDTH - 16.0) / cols as f64 - 14.0).min(170.0);
+    let row_h = cell + 22.0;
+    let height = 30.0 + m as f64 * row_h + 8.0;
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    let extent = data.points.iter().flat_map(|p| [p[0].abs(), p[1].abs()]).fold(0.0f64, f64::max);
+    let extent = if extent <= 6.0 { 6.0 } else { extent * 1.05 };
+    let Some(scratch) = scratch_canvas() else { return };
+    for (c, run) in a.runs.iter().enumerate() {
+        let x0 = 8.0 + c as f64 * (cell + 14.0);
+        let pixels = run.backend.as_ref().and_then(|b| heatmap_pixels(b.mlp()?, b.params()?, extent));
+        for t in 0..m {
+            let y0 = 30.0 + t as f64 * row_h + 16.0;
+            let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
+            chart::text(&ctx, &format!("Task {name}"), x0, y0 - 4.0, "left", chart::FONT, MUTED);
+            match pixels.as_ref().and_then(|p| p.get(t)) {
+                Some(px) => blit(&ctx, &scratch, px, x0, y0, cell),
+                None => {
+                    ctx.set_fill_style_str("#f3f4f6");
+                    ctx.fill_rect(x0, y0, cell, cell);
+                    chart::text(&ctx, "no model", x0 + cell / 2.0, y0 + cell / 2.0, "center", chart::FONT, MUTED);
+                }
+            }
+            let to_px = |p: [f64; 2]| (x0 + (p[0] + extent) / (2.0 * extent) * cell, y0 + (extent - p[1]) / (2.0 * extent) * cell);
+            let kind = data.kinds[t];
+            for (i, p) in data.points.iter().enumerate() {
+                let test = i >= data.n_train;
+                if test && !state.show_test {
+                    continue;
+                }
+                let (px, py) = to_px(*p);
+                let fill = chart::rgb(chart::playground_rgb(label_value(kind, data.labels[t][i])));
+                dot(&ctx, px, py, if test { 2.0 } else { 1.8 }, &fill, if test { "#1f2328" } else { "#ffffff" });
+            }
+            ctx.set_stroke_style_str(run.colour);
+            ctx.set_line_width(2.0);
+            ctx.stroke_rect(x0, y0, cell, cell);
+        }
+    }
+}
+
+fn dot(ctx: &CanvasRenderingContext2d, x: f64, y: f64, r: f64, fill: &str, stroke: &str) {
+    chart::dot(ctx, x, y, r, fill, Some(stroke));
+}
+
+fn draw_sinusoids(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
+    let Some((xs, ys, n_train)) = &a.curve_data else { return };
+    let m = ys.len();
+    let plot_h = 120.0;
+    let height = 30.0 + m as f64 * (plot_h + 36.0);
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    let grid: Vec<f64> = (0..=200).map(|i| -5.0 + 10.0 * i as f64 / 200.0).collect();
+    let x_mat = DMatrix::from_fn(grid.len(), 1, |r, _| grid[r]);
+    let preds: Vec<Option<Vec<DMatrix<f64>>>> = a
+        .runs
+        .iter()
+        .map(|r| r.backend.as_ref().and_then(|b| b.mlp()?.forward(b.params()?, &x_mat).ok()))
+        .collect();
+    for t in 0..m {
+        let f = Frame { x: 44.0, y: 30.0 + t as f64 * (plot_h + 36.0) + 16.0, w: WIDTH - 60.0, h: plot_h };
+        let (xa, ya) = (Axis::fixed(-5.0, 5.0), Axis::fixed(-1.6, 1.6));
+        let name = a.task_names.get(t).cloned().unwrap_or_default();
+        chart::axes(&ctx, f, xa, ya, &format!("Task {}: {name} — points and each method’s fit", t + 1), "x");
+        for (i, (&x, &y)) in xs.iter().zip(&ys[t]).enumerate() {
+            let test = i >= *n_train;
+            if test && !state.show_test {
+                continue;
+            }
+            if let (Some(u), Some(v)) = (xa.unit(x), ya.unit(y)) {
+                let fill = if test { "#1f2328" } else { "#9aa3ad" };
+                chart::dot(&ctx, f.x + u * f.w, f.y + f.h - v * f.h, 1.6, fill, None);
+            }
+        }
+        for (run, pred) in a.runs.iter().zip(&preds) {
+            if let Some(p) = pred.as_ref().and_then(|p| p.get(t)) {
+                let pts: Vec<(f64, f64)> = grid.iter().enumerate().map(|(i, &x)| (x, p[(i, 0)])).collect();
+                chart::polyline(&ctx, f, xa, ya, &pts, run.colour, 2.0, false);
+            }
+        }
+    }
+}
+
+fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
+    let m = a.task_names.len().max(1);
+    let per_row = m.min(2);
+    let rows = m.div_ceil(per_row);
+    let (cw, ch) = ((WIDTH - 20.0) / per_row as f64, 190.0);
+    let height = 30.0 + rows as f64 * (ch + 44.0);
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    let max_step = a.runs.iter().flat_map(|r| r.curve.last()).map(|c| c.step).max().unwrap_or(0).max(1) as f64;
+    for t in 0..m {
+        let (col, row) = (t % per_row, t / per_row);
+        let f = Frame { x: col as f64 * cw + 62.0, y: 30.0 + row as f64 * (ch + 44.0) + 20.0, w: cw - 80.0, h: ch };
+        let values = a.runs.iter().flat_map(|r| r.curve.iter()).flat_map(|c| {
+            let test = c.test.as_ref().and_then(|v| v.get(t).copied());
+            [c.train.get(t).copied(), test].into_iter().flatten()
+        });
+        let ya = Axis::fit(values, true);
+        let xa = Axis::fixed(0.0, max_step);
+        let name = a.task_names.get(t).cloned().unwrap_or_default();
+        chart::axes(&ctx, f, xa, ya, &format!("Task {name}: loss (— train, - - test, log scale)"), "step");
+        for run in &a.runs {
+            let train: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((c.step as f64, *c.train.get(t)?))).collect();
+            let test: Vec<(f64, f64)> =
+                run.curve.iter().filter_map(|c| Some((c.step as f64, *c.test.as_ref()?.get(t)?))).collect();
+            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&train, MAX_POINTS), run.colour, 1.8, false);
+            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&test, MAX_POINTS), run.colour, 1.4, true);
+        }
+    }
+}
+
+/// Mean of the defined off-diagonal entries (for m = 2: cos(g₁, g₂)).
+fn mean_pairwise(c: &[Vec<Option<f64>>]) -> Option<f64> {
+    let vals: Vec<f64> = c
+        .iter()
+        .enumerate()
+        .flat_map(|(i, row)| row.iter().enumerate().filter(move |(j, _)| *j > i).filter_map(|(_, v)| *v))
+        .collect();
+    (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+}
+
+fn draw_matrix(ctx: &CanvasRenderingContext2d, c: &[Vec<Option<f64>>], x: f64, y: f64, cell: f64) {
+    let m = c.len();
+    for i in 0..m {
+        for j in 0..m {
+            let (px, py) = (x + j as f64 * cell, y + i as f64 * cell);
+            match c[i][j] {
+                Some(v) => {
+                    ctx.set_fill_style_str(&chart::rgb(chart::cosine_rgb(v)));
+                    ctx.fill_rect(px, py, cell, cell);
+                    let ink = if v.abs() > 0.55 { "#ffffff" } else { INK };
+                    ctx.set_text_baseline("middle");
+                    chart::text(ctx, &crate::plot::fmt_tick(v, 2), px + cell / 2.0, py + cell / 2.0, "center", chart::FONT, ink);
+                }
+                None => {
+                    ctx.set_fill_style_str("#eef0f2");
+                    ctx.fill_rect(px, py, cell, cell);
+                }
+            }
+        }
+    }
+    ctx.set_stroke_style_str("#b8bec5");
+    ctx.set_line_width(1.0);
+    ctx.stroke_rect(x, y, m as f64 * cell, m as f64 * cell);
+    ctx.set_text_baseline("alphabetic");
+}
+
+fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
+    let m = a.task_names.len().max(1);
+    let cell = if m <= 2 { 40.0 } else { 30.0 };
+    let block = m as f64 * cell;
+    let layers = if state.layers {
+        a.runs.iter().filter_map(|r| r.backend.as_ref()?.history().last().map(|h| h.metrics.layers.len())).max().unwrap_or(0)
+    } else {
+        0
+    };
+    let per_run_w = if layers > 0 { (layers as f64 + 1.0) * (block + 10.0) } else { block + 10.0 };
+    let per_line = ((WIDTH - 16.0) / (per_run_w + 24.0)).floor().max(1.0) as usize;
+    let run_rows = a.runs.len().div_ceil(per_line).max(1);
+    let row_h = block + 40.0;
+    let chart_h = 160.0;
+    let height = 30.0 + run_rows as f64 * row_h + chart_h + 50.0;
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    for (k, run) in a.runs.iter().enumerate() {
+        let x0 = 8.0 + (k % per_line) as f64 * (per_run_w + 24.0);
+        let y0 = 30.0 + (k / per_line) as f64 * row_h + 18.0;
+        let last = run.backend.as_ref().and_then(|b| b.history().last());
+        ctx.set_fill_style_str(run.colour);
+        ctx.fill_rect(x0, y0 - 12.0, 10.0, 10.0);
+        let Some(h) = last else {
+            chart::text(&ctx, "no step yet", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
+            continue;
+        };
+        chart::text(&ctx, "whole model", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
+        draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
+        if layers > 0 {
+            for (l, lm) in h.metrics.layers.iter().enumerate() {
+                let lx = x0 + (l as f64 + 1.0) * (block + 10.0);
+                chart::text(&ctx, &format!("layer {}", l + 1), lx, y0 - 3.0, "left", chart::FONT, MUTED);
+                draw_matrix(&ctx, &lm.cosine, lx, y0, cell);
+            }
+        }
+    }
+    let f = Frame { x: 52.0, y: 30.0 + run_rows as f64 * row_h + 24.0, w: WIDTH - 70.0, h: chart_h };
+    let max_step = a.runs.iter().map(|r| r.steps()).max().unwrap_or(0).max(1) as f64;
+    let (xa, ya) = (Axis::fixed(0.0, max_step), Axis::fixed(-1.05, 1.05));
+    let title = if m == 2 {
+        "History: cos(g₁, g₂), moving average (below 0 = conflict)"
+    } else {
+        "History: mean pairwise cosine, moving average (below 0 = conflict)"
+    };
+    chart::axes(&ctx, f, xa, ya, title, "step");
+    if let Some(v) = ya.unit(0.0) {
+        ctx.set_stroke_style_str("#9aa3ad");
+        ctx.begin_path();
+        ctx.move_to(f.x, f.y + f.h - v * f.h);
+        ctx.line_to(f.x + f.w, f.y + f.h - v * f.h);
+        ctx.stroke();
+    }
+    for run in &a.runs {
+        let Some(b) = &run.backend else { continue };
+        let pts: Vec<(f64, f64)> =
+            b.history().iter().map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN))).collect();
+        let pts = chart::moving_average(&pts, chart::smoothing_window(pts.len()));
+        chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), run.colour, 1.6, false);
+    }
+}
+
+fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
+    let height = 30.0 + 190.0 + 44.0;
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    let max_step = a.runs.iter().map(|r| r.steps()).max().unwrap_or(0).max(1) as f64;
+    let xa = Axis::fixed(0.0, max_step);
+    let half = (WIDTH - 20.0) / 2.0;
+    let f1 = Frame { x: 48.0, y: 50.0, w: half - 64.0, h: 190.0 };
+    let f2 = Frame { x: half + 58.0, y: 50.0, w: half - 64.0, h: 190.0 };
+    let (y1, y2) = (Axis::fixed(0.0, 1.0), Axis::fixed(0.0, 180.0));
+    chart::axes(&ctx, f1, xa, y1, "Conflict ratio: share of pairs with cos < 0", "step");
+    chart::axes(&ctx, f2, xa, y2, "Angle of the update to the mean gradient (°)", "step");
+    for run in &a.runs {
+        let Some(b) = &run.backend else { continue };
+        let h = b.history();
+        let ratio: Vec<(f64, f64)> = h.iter().map(|r| (r.step as f64, r.metrics.conflict_ratio)).collect();
+        let angle: Vec<(f64, f64)> = h
+            .iter()
+            .map(|r| (r.step as f64, r.metrics.update_cosine_mean.map_or(f64::NAN, |c| c.clamp(-1.0, 1.0).acos().to_degrees())))
+            .collect();
+        let w = chart::smoothing_window(h.len());
+        let (ratio, angle) = (chart::moving_average(&ratio, w), chart::moving_average(&angle, w));
+        chart::polyline(&ctx, f1, xa, y1, &chart::downsample(&ratio, MAX_POINTS), run.colour, 1.6, false);
+        chart::polyline(&ctx, f2, xa, y2, &chart::downsample(&angle, MAX_POINTS), run.colour, 1.6, false);
+    }
+}
+
+fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
+    let height = 360.0;
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    if a.task_names.len() < 2 {
+        return;
+    }
+    let f = Frame { x: 70.0, y: 50.0, w: 420.0, h: 270.0 };
+    let xs = a.runs.iter().flat_map(|r| r.curve.iter().filter_map(|c| c.train.first().copied()));
+    let ys = a.runs.iter().flat_map(|r| r.curve.iter().filter_map(|c| c.train.get(1).copied()));
+    let (xa, ya) = (Axis::fit(xs, true), Axis::fit(ys, true));
+    let (n1, n2) = (&a.task_names[0], &a.task_names[1]);
+    chart::axes(&ctx, f, xa, ya, "Loss space: train L₂ vs L₁ over time (log–log)", &format!("L₁ ({n1})"));
+    chart::text(&ctx, &format!("↑ L₂ ({n2})"), f.x + 4.0, f.y + 12.0, "left", chart::FONT, MUTED);
+    for run in &a.runs {
+        let pts: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((*c.train.first()?, *c.train.get(1)?))).collect();
+        let pts = if pts.len() > MAX_POINTS { pts.iter().step_by(pts.len().div_ceil(MAX_POINTS)).copied().chain(pts.last().copied()).collect() } else { pts };
+        chart::polyline(&ctx, f, xa, ya, &pts, run.colour, 1.4, false);
+        for (i, p) in pts.iter().enumerate() {
+            if let (Some(u), Some(v)) = (xa.unit(p.0), ya.unit(p.1)) {
+                let last = i + 1 == pts.len();
+                let (px, py) = (f.x + u * f.w, f.y + f.h - v * f.h);
+                if last {
+                    chart::dot(&ctx, px, py, 5.0, run.colour, Some("#ffffff"));
+                } else if i % 4 == 0 {
+                    chart::dot(&ctx, px, py, 1.6, run.colour, None);
+                }
+            }
+        }
+    }
+    let notes = [
+        "Each trail is one method’s (L₁, L₂) on the",
+        "whole train set, every few steps; the big dot",
+        "is now. All start at the same point (same",
+        "weights). Down-left is better for both tasks;",
+        "a trail that moves up or left trades one task",
+        "for the other.",
+    ];
+    for (i, n) in notes.iter().enumerate() {
+        chart::text(&ctx, n, f.x + f.w + 24.0, f.y + 16.0 + i as f64 * 16.0, "left", chart::FONT, MUTED);
+    }
+    if a.task_names.len() > 2 {
+        chart::text(&ctx, "(tasks 1 and 2 of several)", f.x + f.w + 24.0, f.y + 124.0, "left", chart::FONT, MUTED);
+    }
+}
+
+/// One panel: a heading, a PNG button and the canvas.
+fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>, hint: &'static str) -> impl IntoView {
+    let cfg = use_cfg();
+    let hidden = move || cfg.with(|s| s.is_hidden(key)) || extra_hidden.get();
+    view! {
+        <section class="card figure-card" class:hidden=hidden data-panel=key>
+            <div class="figure-head">
+                <h2>{title}</h2>
+                <button
+                    type="button"
+                    class="btn small"
+                    aria-label=format!("Download the {title} panel as PNG")
+                    on:click=move |_| {
+                        if let Some(c) = node.get_untracked() {
+                            download_png(&c, key);
+                        }
+                    }
+                >
+                    "PNG"
+                </button>
+            </div>
+            <canvas node_ref=node role="img" aria-label=title></canvas>
+            <p class="hint">{hint}</p>
+        </section>
+    }
+}
+
+#[component]
+pub fn OutputsPanel() -> impl IntoView {
+    let cfg = use_cfg();
+    let aui = expect_context::<ArenaUi>();
+    let heat = NodeRef::<Canvas>::new();
+    let curves = NodeRef::<Canvas>::new();
+    let cosine = NodeRef::<Canvas>::new();
+    let conflict = NodeRef::<Canvas>::new();
+    let space = NodeRef::<Canvas>::new();
+    let family = move || {
+        aui.version.track();
+        aui.csv.track();
+        arena::with(|a| a.family()).flatten()
+    };
+    let no_map = Signal::derive(move || !matches!(family(), Some(Family::TaskSet) | Some(Family::Sinusoid)));
+    let never = Signal::derive(|| false);
+    let heat_title = move || if family() == Some(Family::Sinusoid) { "Fits per task" } else { "Decision boundary / regression per task" };
+
+    Effect::new(move |_| {
+        aui.version.track();
+        let state = cfg.get();
+        if state.preset.is_toy() {
+            return;
+        }
+        let now = crate::runner::now_ms();
+        arena::with(|a| {
+            let fam = a.family();
+            let redraw_heat = !state.play || now - LAST_HEATMAP.with(Cell::get) > HEATMAP_MS;
+            if redraw_heat {
+                LAST_HEATMAP.with(|c| c.set(now));
+                if let Some(c) = heat.get_untracked() {
+                    match fam {
+                        Some(Family::Sinusoid) => draw_sinusoids(&c, a, &state),
+                        _ => draw_heatmaps(&c, a, &state),
+                    }
+                }
+            }
+            if let Some(c) = curves.get_untracked() {
+                draw_curves(&c, a);
+            }
+            if let Some(c) = cosine.get_untracked() {
+                draw_cosine(&c, a, &state);
+            }
+            if let Some(c) = conflict.get_untracked() {
+                draw_conflict(&c, a);
+            }
+            if let Some(c) = space.get_untracked() {
+                draw_loss_space(&c, a);
+            }
+        });
+    });
+
+    let toggle = move |id: &'static str, label: &'static str, get: fn(&State) -> bool, set: fn(&mut State, bool)| {
+        view! {
+            <span class="toggle">
+                <input
+                    type="checkbox"
+                    id=id
+                    prop:checked=move || cfg.with(get)
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        cfg.update(|s| set(s, on));
+                    }
+                />
+                <label for=id>{label}</label>
+            </span>
+        }
+    };
+
+    view! {
+        <div class="outputs">
+            <div class="card view-toggles" role="group" aria-label="View options">
+                {toggle("show-test", "Show test data", |s| s.show_test, |s, on| s.show_test = on)}
+                {toggle("layer-toggle", "Per-layer cosines", |s| s.layers, |s, on| s.layers = on)}
+            </div>
+            <section class="card figure-card" class:hidden=move || cfg.with(|s| s.is_hidden("heatmaps")) || no_map.get() data-panel="heatmaps">
+                <div class="figure-head">
+                    <h2>{heat_title}</h2>
+                    <button type="button" class="btn small" aria-label="Download the heatmaps panel as PNG"
+                        on:click=move |_| { if let Some(c) = heat.get_untracked() { download_png(&c, "heatmaps"); } }>"PNG"</button>
+                </div>
+                <canvas node_ref=heat role="img" aria-label="Per-task outputs of every method"></canvas>
+                <p class="hint" class:hidden=move || family() == Some(Family::Sinusoid)>
+                    "Background: each method’s output per task (orange −1 … blue +1) on a 100 × 100 grid. Dots: training points (white ring) and test points (dark ring)."
+                </p>
+                <p class="hint" class:hidden=move || family() != Some(Family::Sinusoid)>
+                    "Grey dots: training points; dark dots: test points; one line per method."
+                </p>
+            </section>
+            {figure("curves", "Loss curves per task", curves, never,
+                "Whole-train-set loss (solid) and test loss (dashed) every 5 steps, per method.")}
+            {figure("cosine", "Task-gradient cosines", cosine, never,
+                "cos(gᵢ, gⱼ) of the task gradients on the shared trunk at the latest step (red: the tasks pull apart), and its history. Per-layer: one matrix per trunk layer.")}
+            {figure("conflict", "Conflict ratio and update angle", conflict, never,
+                "Per-step values of mini-batch gradients flip sign often, so both lines are moving averages over about a fiftieth of the run. An angle near 0° means the method moves like the plain mean; large angles mean it corrects for conflict or scale.")}
+            {figure("lossSpace", "Loss space", space, never,
+                "Where each method’s run is in the space of the first two tasks’ losses.")}
+        </div>
+    }
+}

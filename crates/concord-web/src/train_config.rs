@@ -1,0 +1,173 @@
+//! The page state (and the user's CSV, if any) → concord-core `TrainConfig`s: one base config,
+//! then one per arena method that differs only in the aggregator and the weighting, so every
+//! run has the same data, the same seed and the same initial weights.
+
+use crate::preset::Family;
+use crate::spec::MethodSpec;
+use crate::state::State;
+use concord_core::data::{Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig};
+use concord_core::model::{HeadConfig, LossKind, MlpConfig};
+use concord_core::train::{DataSource, TrainConfig};
+use rand::SeedableRng;
+
+/// A run's step limit: it keeps the per-step history (a few hundred bytes a step) in bounds.
+pub const MAX_RUN_STEPS: usize = 20_000;
+/// Test losses (and the loss curves) every this many steps.
+pub const EVAL_EVERY: usize = 5;
+
+fn model(state: &State, input_dim: usize, heads: Vec<HeadConfig>) -> MlpConfig {
+    let tied = state.tied_heads && heads.windows(2).all(|w| w[0].out_dim == w[1].out_dim);
+    MlpConfig {
+        input_dim,
+        hidden: state.hidden_layers.clone(),
+        activation: state.activation,
+        heads,
+        tied_head_init: tied,
+        head_init_scale: if tied { 0.1 } else { 1.0 },
+    }
+}
+
+/// The heads for the CSV's columns: ±1 labels take the chosen loss (BCE or MSE), classes take
+/// softmax cross-entropy, real values MSE.
+fn csv_heads(state: &State, data: &MultiTaskData) -> Vec<HeadConfig> {
+    data.kinds
+        .iter()
+        .enumerate()
+        .map(|(t, kind)| match kind {
+            LabelKind::Binary => HeadConfig { out_dim: 1, loss: state.losses.get(t).copied().unwrap_or(LossKind::Bce) },
+            LabelKind::Classes { k } => HeadConfig { out_dim: *k, loss: LossKind::SoftmaxCe },
+            LabelKind::Regression => HeadConfig { out_dim: 1, loss: LossKind::Mse },
+        })
+        .collect()
+}
+
+/// The config every arena run shares (aggregator `mean`, no weighting).
+pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainConfig, String> {
+    let train_ratio = state.train_pct as f64 / 100.0;
+    let one_head = |loss| HeadConfig { out_dim: 1, loss };
+    let (data, model, batch) = match (csv, state.preset.family()) {
+        (Some(points), _) => {
+            let mut data = points.clone();
+            let mut rng = DataRng::seed_from_u64(state.seed);
+            data.shuffle_and_split(&mut rng, train_ratio);
+            if data.n_train == 0 {
+                return Err(format!("a {} % train split of {} points leaves no training point", state.train_pct, data.len()));
+            }
+            let heads = csv_heads(state, &data);
+            (DataSource::Points { data }, Some(model(state, 2, heads)), Some(state.batch))
+        }
+        (None, Family::TaskSet) => {
+            let m = state.tasks.len();
+            let conflict = (state.conflict < 1.0).then_some(Conflict { task: state.conflict_task.clamp(1, m) - 1, kappa: state.conflict });
+            let inputs = match state.inputs {
+                "union" => InputSource::Union,
+                "uniform" => InputSource::Uniform,
+                _ => InputSource::Native { task: 0 },
+            };
+            let config = TaskSetConfig {
+                tasks: state.tasks.clone(),
+                n: state.points,
+                noise: state.noise as f64 / 100.0,
+                train_ratio,
+                seed: state.seed,
+                inputs,
+                conflict,
+            };
+            let heads = state.losses.iter().map(|&l| one_head(l)).collect();
+            (DataSource::TaskSet { config }, Some(model(state, 2, heads)), Some(state.batch))
+        }
+        (None, Family::GradNorm) => {
+            let gc = GradNormConfig { input_dim: 50, output_dim: 10, sigmas: vec![1.0, 100.0], b_std: 10.0, eps_std: 3.5, seed: state.seed };
+            let heads = vec![HeadConfig { out_dim: 10, loss: LossKind::Mse }; 2];
+            // GradNorm's sets are drawn apart: `points` train, a fixed 200 test.
+            let data = DataSource::GradNorm { config: gc, n_train: state.points, n_test: 200 };
+            (data, Some(model(state, 50, heads)), Some(state.batch))
+        }
+        (None, Family::Sinusoid) => {
+            let sc = SinusoidConfig::phase_shifted(3, 1.0, 2.0 * std::f64::consts::PI / 3.0, state.points, state.seed);
+            let heads = vec![one_head(LossKind::Mse); 3];
+            (DataSource::Sinusoid { config: sc, train_ratio }, Some(model(state, 1, heads)), Some(state.batch))
+        }
+        (None, Family::Pareto) => (DataSource::ParetoSynthetic { n: 20 }, None, None),
+        (None, Family::Toy(_)) => return Err("the CAGrad toys run in the toy view, not the arena".into()),
+    };
+    // A batch as large as the train set is full-batch training (the trainer would reject it).
+    let n_train = match &data {
+        DataSource::TaskSet { config } => (config.n as f64 * train_ratio).floor() as usize,
+        DataSource::Points { data } => data.n_train,
+        DataSource::GradNorm { n_train, .. } => *n_train,
+        DataSource::Sinusoid { config, train_ratio } => (config.n as f64 * train_ratio).floor() as usize,
+        DataSource::ParetoSynthetic { .. } => 0,
+    };
+    let batch_size = batch.filter(|b| *b < n_train);
+    Ok(TrainConfig {
+        data,
+        model,
+        optimizer: state.optimizer.train(state.lr),
+        batch_size,
+        steps: MAX_RUN_STEPS,
+        seed: state.seed,
+        aggregator: "mean".into(),
+        aggregator_params: Vec::new(),
+        weighting: None,
+        weighting_params: Vec::new(),
+        eval_every: EVAL_EVERY,
+        layer_metrics: true,
+    })
+}
+
+/// The base config with one arena method's aggregator and weighting.
+pub fn with_method(base: &TrainConfig, spec: &MethodSpec) -> TrainConfig {
+    TrainConfig {
+        aggregator: spec.aggregator.to_string(),
+        aggregator_params: spec.aggregator_params(),
+        weighting: spec.weighting.map(str::to_string),
+        weighting_params: spec.weighting_params(),
+        ..base.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preset::Preset;
+    use concord_core::train::Trainer;
+
+    #[test]
+    fn the_page_defaults_equal_concord_core_presets() {
+        // Same data, model and optimizer as `concord train --preset …` (the page samples test
+        // losses more often and always records per-layer metrics).
+        for p in [Preset::XorConflict, Preset::CircleVsGauss, Preset::GradnormScales, Preset::SinusoidPhases, Preset::ParetoSynthetic] {
+            let page = base_config(&State::for_preset(p), None).unwrap();
+            let core = p.core().unwrap().config();
+            assert_eq!(page.data, core.data, "{}", p.name());
+            assert_eq!(page.model, core.model, "{}", p.name());
+            assert_eq!(page.optimizer, core.optimizer, "{}", p.name());
+            assert_eq!(page.batch_size, core.batch_size, "{}", p.name());
+            assert_eq!(page.seed, core.seed, "{}", p.name());
+        }
+    }
+
+    #[test]
+    fn arena_runs_share_the_initial_weights() {
+        let state = State::default();
+        let base = base_config(&state, None).unwrap();
+        let params: Vec<Vec<f64>> = state
+            .arena
+            .iter()
+            .map(|s| Trainer::new(with_method(&base, s)).unwrap().params().to_vec())
+            .collect();
+        assert!(params.windows(2).all(|w| w[0] == w[1]));
+        let mut other = state.clone();
+        other.seed = 7;
+        let moved = Trainer::new(base_config(&other, None).unwrap()).unwrap();
+        assert_ne!(moved.params(), params[0].as_slice());
+    }
+
+    #[test]
+    fn a_regression_task_with_bce_is_a_clear_error() {
+        let (state, _) = State::from_hash("tasks=xor,reg-plane&losses=bce,bce");
+        let err = Trainer::new(base_config(&state, None).unwrap()).err().expect("bce on real labels fails");
+        assert!(!err.is_empty());
+    }
+}
