@@ -33,7 +33,7 @@ pub use grid::{linspace, Grid, Surface, DEFAULT_POINTS, DEFAULT_RANGE, MAX_POINT
 pub use hvp::{hvp, HVP_EPS};
 pub use interpolation::{barriers, interpolate, Interpolation};
 pub use mlp_slice::{loss_value, mlp_slice, mlp_slice_with, Precision, SliceFloat};
-pub use objective::{MlpObjective, Objective, ProblemObjective};
+pub use objective::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 pub use pareto::{dominates, hypervolume_2d, non_dominated, pareto_view, ParetoView};
 pub use pca::pca_directions;
 pub use projection::{project, ProjectedPath};

@@ -2,6 +2,7 @@
 //! vector. One trait so that directions, interpolation and curvature work the same way for the
 //! MLP (on a fixed data set) and for the analytic problems (x is the parameter vector).
 
+use crate::model::moe::Moe;
 use crate::model::{Mlp, Target};
 use crate::problems::Problem;
 use nalgebra::DMatrix;
@@ -51,6 +52,44 @@ impl Objective for MlpObjective<'_> {
     fn task_gradients(&self, params: &[f64]) -> Result<DMatrix<f64>, String> {
         let g = self.mlp.gradients(params, self.x, self.targets)?;
         let layout = self.mlp.layout();
+        let mut j = DMatrix::zeros(self.num_tasks(), layout.total_len);
+        for t in 0..self.num_tasks() {
+            for c in 0..layout.shared_len {
+                j[(t, c)] = g.shared_jacobian[(t, c)];
+            }
+            for (k, c) in layout.head_range(t).enumerate() {
+                j[(t, c)] = g.head_grads[t][k];
+            }
+        }
+        Ok(j)
+    }
+}
+
+/// An MoE model on a fixed batch: the task losses without the auxiliary routing losses, and
+/// without routing noise (noisy top-k evaluates its clean logits), so the surface is a
+/// deterministic function of θ.
+pub struct MoeObjective<'a> {
+    pub moe: &'a Moe,
+    pub x: &'a DMatrix<f64>,
+    pub targets: &'a [Target],
+}
+
+impl Objective for MoeObjective<'_> {
+    fn dim(&self) -> usize {
+        self.moe.layout().total_len
+    }
+
+    fn num_tasks(&self) -> usize {
+        self.moe.num_tasks()
+    }
+
+    fn losses(&self, params: &[f64]) -> Result<Vec<f64>, String> {
+        self.moe.losses(params, self.x, self.targets)
+    }
+
+    fn task_gradients(&self, params: &[f64]) -> Result<DMatrix<f64>, String> {
+        let g = self.moe.gradients(params, self.x, self.targets, None)?.tasks;
+        let layout = self.moe.layout();
         let mut j = DMatrix::zeros(self.num_tasks(), layout.total_len);
         for t in 0..self.num_tasks() {
             for c in 0..layout.shared_len {

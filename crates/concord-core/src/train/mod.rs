@@ -38,7 +38,7 @@ pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
 use crate::aggregators::{registry, Aggregator};
 use crate::data::{uniform, DataRng};
-use crate::landscape::{MlpObjective, Objective, ProblemObjective};
+use crate::landscape::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::moe::Moe;
 use crate::model::{Mlp, Target};
@@ -315,7 +315,12 @@ impl Trainer {
     /// problem (x is θ).
     pub fn objective(&self) -> Box<dyn Objective + '_> {
         match &self.engine {
-            Engine::Mlp { mlp, train_x, train_y, .. } => Box::new(MlpObjective { mlp, x: train_x, targets: train_y }),
+            Engine::Mlp { mlp: Net::Mlp(mlp), train_x, train_y, .. } => {
+                Box::new(MlpObjective { mlp, x: train_x, targets: train_y })
+            }
+            Engine::Mlp { mlp: Net::Moe(moe), train_x, train_y, .. } => {
+                Box::new(MoeObjective { moe, x: train_x, targets: train_y })
+            }
             Engine::Pareto(p) => Box::new(ProblemObjective(p)),
         }
     }

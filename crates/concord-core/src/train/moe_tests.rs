@@ -137,3 +137,26 @@ fn the_trainer_predicts_and_maps_winning_experts_for_moe_runs() {
     let p = Trainer::new(preset("xor-conflict").unwrap()).unwrap();
     assert_eq!(p.predict_points(&points).unwrap().unwrap().len(), 2);
 }
+
+/// The landscape tools see an MoE run too: its objective's task gradients (shared block and
+/// each task's own head) match central finite differences of its task losses (a smooth
+/// router, so the losses are differentiable everywhere).
+#[test]
+fn moe_objective_gradients_match_finite_differences() {
+    let trainer = Trainer::new(moe_run(RouterKind::Softmax, "mean", 1)).unwrap();
+    let objective = trainer.objective();
+    let theta = trainer.params().to_vec();
+    assert_eq!(objective.dim(), theta.len());
+    let j = objective.task_gradients(&theta).unwrap();
+    let h = 1e-6;
+    for c in (0..theta.len()).step_by((theta.len() / 17).max(1)).chain([theta.len() - 1]) {
+        let (mut up, mut down) = (theta.clone(), theta.clone());
+        up[c] += h;
+        down[c] -= h;
+        let (lu, ld) = (objective.losses(&up).unwrap(), objective.losses(&down).unwrap());
+        for t in 0..objective.num_tasks() {
+            let fd = (lu[t] - ld[t]) / (2.0 * h);
+            assert!((fd - j[(t, c)]).abs() <= 1e-6 * (1.0 + fd.abs()), "task {t} param {c}: fd {fd} vs {}", j[(t, c)]);
+        }
+    }
+}
