@@ -13,8 +13,9 @@ pub struct TrainArgs {
     /// A toy problem (2-D runs): cagrad-toy or cagrad-toy-scaled. Needs --start and --steps.
     #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
     problem: Option<String>,
-    /// A named multi-task run (MLP or analytic): xor-conflict, circle-vs-gauss, gradnorm-scales,
-    /// sinusoid-phases or pareto-synthetic.
+    /// A named multi-task run (MLP, MoE or analytic): xor-conflict, circle-vs-gauss,
+    /// gradnorm-scales, sinusoid-phases, pareto-synthetic, task-experts (task-routed MoE) or
+    /// task-experts-dense (its dense twin).
     #[arg(long)]
     preset: Option<String>,
     /// The aggregation method: with --problem mean, sum, pcgrad, mgda or cagrad; with --preset

@@ -254,7 +254,6 @@ fn moe_backprop_matches_finite_differences_for_every_router() {
         let g = m.gradients(&p, &x, &y, noise).unwrap();
         let base = m.losses_with_noise(&p, &x, &y, noise).unwrap();
         assert_eq!(base, g.tasks.losses);
-        let mut checked_capacity = false;
         for j in 0..m.layout().total_len {
             let (mut a, mut b) = (p.clone(), p.clone());
             a[j] += h;
@@ -278,10 +277,9 @@ fn moe_backprop_matches_finite_differences_for_every_router() {
                 let ana = g.aux_grad[j];
                 assert!((ana - num).abs() <= 1e-6 * (1.0 + ana.abs()), "{} aux param {j}: {ana} vs {num}", router.name());
             }
-            checked_capacity |= g.stats.tasks[0].dropped > 0;
         }
         if matches!(router, RouterKind::Switch { .. } | RouterKind::Top2 { .. }) {
-            assert!(checked_capacity, "{}: the check should cover a batch with dropped tokens", router.name());
+            assert!(g.stats.tasks[0].dropped > 0, "{}: the check should cover a batch with dropped tokens", router.name());
         }
     }
 }
