@@ -389,7 +389,7 @@ impl GpuTrainer {
                 encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &hist, base, f(m));
                 encoder.copy_buffer_to_buffer(&w, 0, &hist, base + f(m), f(m + 1));
                 encoder.copy_buffer_to_buffer(&gram_buf, 0, &hist, base + f(2 * m + 1), f(m * m));
-                let evaluate = step % self.config.eval_every == 0;
+                let evaluate = step.is_multiple_of(self.config.eval_every);
                 let mut tested = false;
                 if let (true, Some(test)) = (evaluate, &self.test_eval) {
                     {
