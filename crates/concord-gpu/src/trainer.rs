@@ -15,9 +15,10 @@
 //! or `ew`, SGD(momentum) / Adam / AdamW, full batch or mini-batches. Everything else is a
 //! `GpuError::Unsupported` from [`GpuTrainer::new`].
 //!
-//! Divergence: a non-finite loss or weight is found when the history is read back; the run then
-//! stops with an error, but (unlike the CPU trainer) the GPU parameters may already be past the
-//! last finite state.
+//! Divergence: a non-finite loss or weight is found when the history is read back (at the first
+//! recorded step after it: NaN parameters keep every later loss NaN); the run then stops with an
+//! error, but (unlike the CPU trainer) the GPU parameters may already be past the last finite
+//! state.
 
 use std::sync::Arc;
 

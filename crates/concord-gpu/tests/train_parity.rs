@@ -206,3 +206,21 @@ fn unsupported_configs_are_clear_errors() {
     c.steps = 0;
     assert!(err(c).contains("steps"));
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let mut cfg = config("gradnorm-scales", 50);
+    cfg.aggregator = "sum".into();
+    cfg.optimizer = cfg.optimizer.with_lr(1e30);
+    let mut g = GpuTrainer::new(gpu(), cfg).unwrap();
+    let run = pollster::block_on(g.run_to_end(20, |_| {}));
+    let e = run.expect_err("lr 1e30 diverges in f32");
+    assert!(e.to_string().contains("not finite"), "{e}");
+    assert!(g.is_done());
+    assert!(g.steps(1).is_err(), "a stopped run takes no more steps");
+    let rec = pollster::block_on(g.record()).unwrap();
+    assert!(rec.error.as_deref().is_some_and(|m| m.contains("not finite")), "{:?}", rec.error);
+    assert!(rec.steps_done < 50);
+    assert_eq!(rec.history.len(), rec.steps_done, "every step before the failure is recorded");
+    assert!(rec.history.iter().all(|r| r.losses.iter().all(|l| l.is_finite())));
+}
