@@ -154,7 +154,7 @@ fn bad_preset_input_exits_2_with_a_message() {
 #[test]
 fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
     // Same JSON document from both backends; the GPU trainer runs in f32 (lavapipe in CI, a
-    // missing adapter fails): final losses within 1e-4 relative (measured 1.3e-6, see
+    // missing adapter fails): final losses within 1e-4 relative (measured 1.0e-6, see
     // concord-gpu's train_parity for the per-step figures).
     for (preset, method) in [("xor-conflict", "mean"), ("gradnorm-scales", "pcgrad")] {
         let args = |backend| vec!["train", "--preset", preset, "--method", method, "--steps", "150", "--backend", backend, "--json"];

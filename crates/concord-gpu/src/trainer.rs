@@ -15,9 +15,10 @@
 //! or `ew`, SGD(momentum) / Adam / AdamW, full batch or mini-batches. Everything else is a
 //! `GpuError::Unsupported` from [`GpuTrainer::new`].
 //!
-//! Divergence: a non-finite loss or weight is found when the history is read back; the run then
-//! stops with an error, but (unlike the CPU trainer) the GPU parameters may already be past the
-//! last finite state.
+//! Divergence: a non-finite loss or weight is found when the history is read back (at the first
+//! recorded step after it: NaN parameters keep every later loss NaN); the run then stops with an
+//! error, but (unlike the CPU trainer) the GPU parameters may already be past the last finite
+//! state.
 
 use std::sync::Arc;
 
@@ -76,6 +77,10 @@ pub fn gpu_method(name: &str, params: &[(String, String)], m: usize, seed: u64) 
         ))),
     }
 }
+
+/// The most steps one queue submission holds: each step's Gram / weighting / combine buffers
+/// live until the submission finishes, so an unbounded `steps(k)` is split.
+pub const MAX_STEPS_PER_SUBMISSION: usize = 1000;
 
 /// Floats per recorded step in the history buffer: losses (m), weights + completion flag
 /// (m + 1), G (m²), test losses (m).
@@ -311,16 +316,26 @@ impl GpuTrainer {
         Ok(())
     }
 
-    /// Encode up to `k` steps (fewer if the run ends) into one queue submission and submit it.
-    /// Nothing is read back; returns the number of steps submitted.
+    /// Encode up to `k` steps (fewer if the run ends) into queue submissions of at most
+    /// [`MAX_STEPS_PER_SUBMISSION`] steps each and submit them. Nothing is read back; returns the
+    /// number of steps submitted.
     pub fn steps(&mut self, k: usize) -> Result<usize, GpuError> {
         if let Some(e) = &self.error {
             return Err(GpuError::Device(e.clone()));
         }
-        let k = k.min(self.config.steps - self.step.min(self.config.steps));
-        if k == 0 {
-            return Ok(0);
+        let mut left = k.min(self.config.steps - self.step.min(self.config.steps));
+        let mut done = 0;
+        while left > 0 {
+            let chunk = left.min(MAX_STEPS_PER_SUBMISSION);
+            self.submit(chunk)?;
+            left -= chunk;
+            done += chunk;
         }
+        Ok(done)
+    }
+
+    /// One submission of `k` ≥ 1 steps.
+    fn submit(&mut self, k: usize) -> Result<(), GpuError> {
         self.gpu.check()?;
         let gpu = self.gpu.clone();
         let m = self.num_tasks();
@@ -389,7 +404,7 @@ impl GpuTrainer {
                 encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &hist, base, f(m));
                 encoder.copy_buffer_to_buffer(&w, 0, &hist, base + f(m), f(m + 1));
                 encoder.copy_buffer_to_buffer(&gram_buf, 0, &hist, base + f(2 * m + 1), f(m * m));
-                let evaluate = step % self.config.eval_every == 0;
+                let evaluate = step.is_multiple_of(self.config.eval_every);
                 let mut tested = false;
                 if let (true, Some(test)) = (evaluate, &self.test_eval) {
                     {
@@ -419,7 +434,7 @@ impl GpuTrainer {
         self.last_gram = last_gram;
         self.pending.push(Pending { staging, floats: hist_floats, slots });
         self.step += k;
-        Ok(k)
+        Ok(())
     }
 
     /// Read back every submitted chunk's history and append its records. A non-finite loss or

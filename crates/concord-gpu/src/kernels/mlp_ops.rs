@@ -59,7 +59,7 @@ pub async fn dense_layer(
     act: Activation,
 ) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
     let fan_out = b.len();
-    if rows == 0 || fan_out == 0 || x.len() % rows != 0 || w.len() != fan_out * (x.len() / rows) {
+    if rows == 0 || fan_out == 0 || !x.len().is_multiple_of(rows) || w.len() != fan_out * (x.len() / rows) {
         return Err(GpuError::Unsupported(format!(
             "dense_layer: x has {} values for {rows} rows, W {} and b {}",
             x.len(),
@@ -101,7 +101,7 @@ pub async fn task_loss(
     rows: usize,
     targets: &[f32],
 ) -> Result<(f32, Vec<f32>), GpuError> {
-    if rows == 0 || out.len() % rows != 0 {
+    if rows == 0 || !out.len().is_multiple_of(rows) {
         return Err(GpuError::Unsupported(format!("task_loss: {} outputs for {rows} rows", out.len())));
     }
     let k = out.len() / rows;
