@@ -22,6 +22,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Median time per call of one aggregator on a random m × n matrix (seeded).
     Aggregate(BenchAggregateArgs),
+    /// The GPU Gram kernel's bandwidth as a fraction of a plain copy's (bench_gram.rs).
+    Gram(crate::bench_gram::BenchGramArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +63,7 @@ const MIN_SAMPLE: Duration = Duration::from_micros(50);
 pub fn run(args: BenchArgs) -> Result<(), UsageError> {
     match args.command {
         BenchCommand::Aggregate(a) => aggregate(a),
+        BenchCommand::Gram(a) => crate::bench_gram::run(a),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod bench;
+mod bench_gram;
 mod methods;
 mod plot;
 mod train;

@@ -53,6 +53,8 @@ pub(crate) struct Pipelines {
     pub combine: OnceLock<wgpu::ComputePipeline>,
     pub weighting: OnceLock<wgpu::ComputePipeline>,
     pub toy_step: OnceLock<wgpu::ComputePipeline>,
+    pub copy: OnceLock<wgpu::ComputePipeline>,
+    pub metrics: OnceLock<wgpu::ComputePipeline>,
     modules: Mutex<Vec<(&'static str, wgpu::ShaderModule)>>,
 }
 

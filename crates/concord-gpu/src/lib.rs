@@ -5,6 +5,7 @@
 //! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`] / [`weights_with`]: w = f(G) for every
 //!   Gramian-weighted aggregator of concord-core's registry except Krum, GradVac, Nash-MTL and
 //!   FairGrad ([`GpuWeighting::from_registry`]); [`aggregate`]: all three on the GPU with one readback.
+//! * [`gram_metrics`]: cosine matrix, GMS and conflict ratio straight off G.
 //! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
@@ -21,13 +22,17 @@
 //! `GpuError::Unsupported`, and a toy run discards the cut step (`ToyRunState::cut_short`)
 //! rather than store a wrong state.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 mod gpu;
 pub mod kernels;
 pub mod shaders;
 
 pub use gpu::{Gpu, GpuError};
 pub use kernels::combine::combine;
+pub use kernels::copy::copy;
 pub use kernels::gram::gram;
+pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
 pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
 pub use kernels::MAX_TASKS;

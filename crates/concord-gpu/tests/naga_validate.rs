@@ -60,6 +60,8 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("combine.wgsl", vec!["combine"]),
         ("weighting.wgsl", vec!["weighting"]),
         ("toy_trajectory.wgsl", vec!["toy_step"]),
+        ("copy.wgsl", vec!["copy"]),
+        ("metrics.wgsl", vec!["metrics"]),
     ];
     for (name, entries) in expected {
         let (_, src) = sources.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no module {name}"));

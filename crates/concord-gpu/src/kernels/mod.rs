@@ -1,7 +1,9 @@
 //! Host code for each kernel family, next to its WGSL twin in `shaders/`.
 
 pub mod combine;
+pub mod copy;
 pub mod gram;
+pub mod metrics;
 pub mod toy;
 pub mod weighting;
 
