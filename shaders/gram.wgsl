@@ -1,105 +1,199 @@
 // gram.wgsl — G = J Jᵀ for a row-major m × n Jacobian (m ≤ 32, n up to what one storage
 // binding holds), in two passes and without float atomics.
 //
-// Pass 1 (`gram_partials`, `num_groups` workgroups of 256): invocation l of workgroup g walks
-//   the columns k = g·256 + l, then + num_groups·256, … and accumulates the upper triangle
-//   J[i,k]·J[j,k] (i ≤ j, npairs = m(m+1)/2 ≤ 136 values) in registers; the workgroup then
-//   tree-reduces each pair in workgroup memory and writes partials[g·npairs + p].
-//   For m > 16 the pairs are split into chunks of 136 (workgroup_id.y = chunk), so every
-//   invocation keeps at most 136 accumulators; m ≤ 16 is one chunk.
-// Pass 2 (`gram_reduce`, one workgroup of 256): invocation p < npairs sums its pair over the
-//   num_groups partials (Kahan-compensated) and writes G[i,j] and G[j,i] (p, p + 256, … when
-//   npairs > 256).
-// Pair p enumerates (i, j) with i ≤ j row by row: (0,0), (0,1), …, (0,m−1), (1,1), …
+// Tiles: the rows are cut into blocks of 8; workgroup_id.y picks a pair of blocks (ta ≤ tb)
+// of the upper triangle (⌈m/8⌉(⌈m/8⌉+1)/2 tiles: 1 for m ≤ 8, 10 for m = 32).
+// Pass 1 (`gram_partials`, num_groups × tiles workgroups of 64): invocation l of group g walks
+//   the columns k = g·64 + l, + num_groups·64, …, loads the 8 + 8 values J[rows of ta, k] and
+//   J[rows of tb, k] as four vec4s and accumulates their outer product in four mat4x4
+//   registers (constant indices only: no private arrays, which llvmpipe turns into per-lane
+//   gathers and scatters). When n % 4 == 0 it walks 4 columns at a time instead, loading each
+//   row's 4 values as one vec4 (binding `jac4`, the same buffer) and accumulating UᵀW. The group then sums its 64 invocations' tiles
+//   through workgroup memory (two halves of 8 vec4 per invocation, 8 KiB) and writes the
+//   64 values to partials[(tile·num_groups + g)·64 + e].
+// Pass 2 (`gram_reduce`, one workgroup of 64 per tile): invocation e sums entry e over the
+//   num_groups·64 lanes' partials (Kahan-compensated) and writes G[i,j] and G[j,i] for i ≤ j < m.
+//   Both halves come from one sum, so G is exactly symmetric.
+// Entry e = 16·(2a + b) + 4c + r of a tile holds Σ_k J[8ta + 4a + r, k]·J[8tb + 4b + c, k].
+// Rows ≥ m are read as row m − 1; the entries they feed are never read.
 
 struct GramParams {
     m: u32,
     n: u32,
     num_groups: u32,
-    npairs: u32,
+    tiles: u32,
 }
 
-const GRAM_WG: u32 = 256u;
-const GRAM_CHUNK: u32 = 136u;
+const GRAM_WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> jac: array<f32>;
 @group(0) @binding(1) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gram_out: array<f32>;
 @group(0) @binding(3) var<uniform> gp: GramParams;
+// The same buffer as `jac`, read 4 columns at a time (used when n % 4 == 0, so rows are
+// vec4-aligned): one 16-byte load per row instead of four scalar ones.
+@group(0) @binding(4) var<storage, read> jac4: array<vec4<f32>>;
 
-var<workgroup> red: array<f32, 256>;
+// Row block t of the tile index (ta ≤ tb, enumerated row by row over ⌈m/8⌉ blocks).
+fn gram_tile_blocks(tile: u32, nb: u32) -> vec2<u32> {
+    var ta = 0u;
+    var first = 0u;
+    while first + (nb - ta) <= tile {
+        first += nb - ta;
+        ta++;
+    }
+    return vec2<u32>(ta, ta + (tile - first));
+}
 
-@compute @workgroup_size(256)
+// Start offsets (in units of `unit` values) of rows r0 … r0+3, rows ≥ m clamped to row m − 1:
+// they accumulate finite garbage in tile entries that gram_reduce never reads, which is
+// cheaper than masking every load.
+fn gram_offsets(r0: u32, row_len: u32) -> vec4<u32> {
+    let last = gp.m - 1u;
+    return min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * row_len;
+}
+
+fn gram_load4(o: vec4<u32>, col: u32) -> vec4<f32> {
+    return vec4<f32>(jac[o.x + col], jac[o.y + col], jac[o.z + col], jac[o.w + col]);
+}
+
+// The 4 rows at offsets o (in vec4 units), columns 4k … 4k+3, as the columns of a matrix.
+fn gram_rows4(o: vec4<u32>, k: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(jac4[o.x + k], jac4[o.y + k], jac4[o.z + k], jac4[o.w + k]);
+}
+
+// UᵀW for U = (u0 u1 u2 u3), W = (w0 w1 w2 w3) (rows of J over 4 columns): entry (p, q) is
+// Σ over the 4 columns of J[row p of U]·J[row q of W], added to acc (column q, row p).
+fn dots_add(acc: mat4x4<f32>, u: mat4x4<f32>, w: mat4x4<f32>) -> mat4x4<f32> {
+    return acc + transpose(u) * w;
+}
+
+fn outer_add(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(acc[0] + a * b.x, acc[1] + a * b.y, acc[2] + a * b.z, acc[3] + a * b.w);
+}
+
+@compute @workgroup_size(64)
 fn gram_partials(
-    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid3: vec3<u32>,
 ) {
-    let lid = lid3.x;
     let grp = wid3.x;
-    let p0 = wid3.y * GRAM_CHUNK;
-    let count = min(GRAM_CHUNK, gp.npairs - min(p0, gp.npairs));
-    let m = min(gp.m, 32u);
+    let tile = wid3.y;
+    let nb = (min(gp.m, 32u) + 7u) / 8u;
+    let blocks = gram_tile_blocks(tile, nb);
+    let ra = blocks.x * 8u;
+    let rb = blocks.y * 8u;
     let n = gp.n;
     let stride = gp.num_groups * GRAM_WG;
-    var acc: array<f32, 136>;
-    for (var p = 0u; p < GRAM_CHUNK; p++) {
-        acc[p] = 0.0;
-    }
-    var col = grp * GRAM_WG + lid;
-    while col < n {
-        var v: array<f32, 32>;
-        for (var i = 0u; i < m; i++) {
-            v[i] = jac[i * n + col];
-        }
-        var p = 0u;
-        for (var i = 0u; i < m; i++) {
-            for (var j = i; j < m; j++) {
-                if p >= p0 && p - p0 < GRAM_CHUNK {
-                    acc[p - p0] += v[i] * v[j];
-                }
-                p++;
+    var a00 = mat4x4<f32>();
+    var a01 = mat4x4<f32>();
+    var a10 = mat4x4<f32>();
+    var a11 = mat4x4<f32>();
+    // Diagonal tiles skip a10: its entries (i > j) are not read by gram_reduce.
+    if n % 4u == 0u {
+        let n4 = n / 4u;
+        let oa0 = gram_offsets(ra, n4);
+        let oa1 = gram_offsets(ra + 4u, n4);
+        let ob0 = gram_offsets(rb, n4);
+        let ob1 = gram_offsets(rb + 4u, n4);
+        var k = grp * GRAM_WG + lid;
+        let stride4 = gp.num_groups * GRAM_WG;
+        if ra == rb {
+            while k < n4 {
+                let u0 = gram_rows4(oa0, k);
+                let u1 = gram_rows4(oa1, k);
+                a00 = dots_add(a00, u0, u0);
+                a01 = dots_add(a01, u0, u1);
+                a11 = dots_add(a11, u1, u1);
+                k += stride4;
+            }
+        } else {
+            while k < n4 {
+                let u0 = gram_rows4(oa0, k);
+                let u1 = gram_rows4(oa1, k);
+                let w0 = gram_rows4(ob0, k);
+                let w1 = gram_rows4(ob1, k);
+                a00 = dots_add(a00, u0, w0);
+                a01 = dots_add(a01, u0, w1);
+                a10 = dots_add(a10, u1, w0);
+                a11 = dots_add(a11, u1, w1);
+                k += stride4;
             }
         }
-        col += stride;
-    }
-    // Workgroup tree reduction, one pair at a time (count is uniform, so the barriers are too).
-    for (var p = 0u; p < count; p++) {
-        red[lid] = acc[p];
-        workgroupBarrier();
-        for (var s = GRAM_WG / 2u; s > 0u; s >>= 1u) {
-            if lid < s {
-                red[lid] += red[lid + s];
+    } else {
+        let oa0 = gram_offsets(ra, n);
+        let oa1 = gram_offsets(ra + 4u, n);
+        let ob0 = gram_offsets(rb, n);
+        let ob1 = gram_offsets(rb + 4u, n);
+        var col = grp * GRAM_WG + lid;
+        if ra == rb {
+            while col < n {
+                let v0 = gram_load4(oa0, col);
+                let v1 = gram_load4(oa1, col);
+                a00 = outer_add(a00, v0, v0);
+                a01 = outer_add(a01, v0, v1);
+                a11 = outer_add(a11, v1, v1);
+                col += stride;
             }
-            workgroupBarrier();
+        } else {
+            while col < n {
+                let u0 = gram_load4(oa0, col);
+                let u1 = gram_load4(oa1, col);
+                let w0 = gram_load4(ob0, col);
+                let w1 = gram_load4(ob1, col);
+                a00 = outer_add(a00, u0, w0);
+                a01 = outer_add(a01, u0, w1);
+                a10 = outer_add(a10, u1, w0);
+                a11 = outer_add(a11, u1, w1);
+                col += stride;
+            }
         }
-        if lid == 0u {
-            partials[grp * gp.npairs + p0 + p] = red[0];
+    }
+    // Every invocation writes its own tile: no workgroup reduction, so no barrier (llvmpipe
+    // compiles a shader with barriers into coroutines, whose frames hold the accumulators in
+    // memory: 2–3× slower). Layout partials[(tile·64 + e)·lanes + lane], contiguous across lanes.
+    let lanes = gp.num_groups * GRAM_WG;
+    let lane = grp * GRAM_WG + lid;
+    let base = tile * 64u * lanes + lane;
+    for (var c = 0u; c < 4u; c++) {
+        for (var r = 0u; r < 4u; r++) {
+            let e = 4u * c + r;
+            partials[base + e * lanes] = a00[c][r];
+            partials[base + (16u + e) * lanes] = a01[c][r];
+            partials[base + (32u + e) * lanes] = a10[c][r];
+            partials[base + (48u + e) * lanes] = a11[c][r];
         }
-        workgroupBarrier();
     }
 }
 
-@compute @workgroup_size(256)
-fn gram_reduce(@builtin(local_invocation_id) lid3: vec3<u32>) {
+@compute @workgroup_size(64)
+fn gram_reduce(
+    @builtin(local_invocation_index) e: u32,
+    @builtin(workgroup_id) wid3: vec3<u32>,
+) {
+    let tile = wid3.x;
     let m = min(gp.m, 32u);
-    for (var p = lid3.x; p < gp.npairs; p += GRAM_WG) {
-        var sum = 0.0;
-        var comp = 0.0;
-        for (var g = 0u; g < gp.num_groups; g++) {
-            let yv = partials[g * gp.npairs + p] - comp;
-            let tv = sum + yv;
-            comp = (tv - sum) - yv;
-            sum = tv;
-        }
-        // Pair index → (i, j), i ≤ j.
-        var i = 0u;
-        var first = 0u;
-        while first + (m - i) <= p {
-            first += m - i;
-            i++;
-        }
-        let j = i + (p - first);
-        gram_out[i * m + j] = sum;
-        gram_out[j * m + i] = sum;
+    let nb = (m + 7u) / 8u;
+    let blocks = gram_tile_blocks(tile, nb);
+    // e = 16·(2a + b) + 4c + r.
+    let a = e / 32u;
+    let b = (e / 16u) % 2u;
+    let c = (e / 4u) % 4u;
+    let r = e % 4u;
+    let i = blocks.x * 8u + a * 4u + r;
+    let j = blocks.y * 8u + b * 4u + c;
+    if i >= m || j >= m || i > j {
+        return;
     }
+    var sum = 0.0;
+    var comp = 0.0;
+    let lanes = gp.num_groups * GRAM_WG;
+    for (var l = 0u; l < lanes; l++) {
+        let yv = partials[(tile * 64u + e) * lanes + l] - comp;
+        let tv = sum + yv;
+        comp = (tv - sum) - yv;
+        sum = tv;
+    }
+    gram_out[i * m + j] = sum;
+    gram_out[j * m + i] = sum;
 }

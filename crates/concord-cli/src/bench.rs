@@ -26,6 +26,8 @@ enum BenchCommand {
     Train(crate::bench_train::BenchTrainArgs),
     /// Wall time of one 2-D loss-landscape slice of an MLP on the CPU (`landscape::mlp_slice`).
     Landscape(crate::bench_landscape::BenchLandscapeArgs),
+    /// The GPU Gram kernel's bandwidth as a fraction of a plain copy's (bench_gram.rs).
+    Gram(crate::bench_gram::BenchGramArgs),
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +77,7 @@ pub fn run(args: BenchArgs) -> Result<(), UsageError> {
         BenchCommand::Aggregate(a) => aggregate(a),
         BenchCommand::Train(a) => crate::bench_train::run(a),
         BenchCommand::Landscape(a) => crate::bench_landscape::run(a),
+        BenchCommand::Gram(a) => crate::bench_gram::run(a),
     }
 }
 

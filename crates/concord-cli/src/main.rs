@@ -10,6 +10,7 @@ mod bench_landscape;
 mod landscape;
 mod landscape_files;
 mod landscape_plot;
+mod bench_gram;
 mod methods;
 mod plot;
 mod train;

@@ -54,6 +54,8 @@ pub(crate) struct Pipelines {
     pub weighting: OnceLock<wgpu::ComputePipeline>,
     pub toy_step: OnceLock<wgpu::ComputePipeline>,
     pub moe: crate::kernels::moe::MoePipelines,
+    pub copy: OnceLock<wgpu::ComputePipeline>,
+    pub metrics: OnceLock<wgpu::ComputePipeline>,
     modules: Mutex<Vec<(&'static str, wgpu::ShaderModule)>>,
 }
 

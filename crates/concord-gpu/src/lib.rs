@@ -7,6 +7,7 @@
 //!   FairGrad ([`GpuWeighting::from_registry`]); [`aggregate`]: all three on the GPU with one readback.
 //! * [`kernels::moe`]: the MoE routing core (gate, top-k, capacity, expert choice, f_i/P_i,
 //!   dispatch/combine), the twin of concord-core's `model::moe` routers.
+//! * [`gram_metrics`]: cosine matrix, GMS and conflict ratio straight off G.
 //! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW) with no CPU round trip per step;
@@ -26,6 +27,8 @@
 //! `GpuError::Unsupported`, and a toy run discards the cut step (`ToyRunState::cut_short`)
 //! rather than store a wrong state.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 mod gpu;
 pub mod kernels;
 pub mod shaders;
@@ -33,9 +36,11 @@ pub mod trainer;
 
 pub use gpu::{Gpu, GpuError};
 pub use kernels::combine::combine;
+pub use kernels::copy::copy;
 pub use kernels::gram::gram;
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::moe::{GpuRouter, GpuRouting};
+pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
 pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
 pub use kernels::MAX_TASKS;

@@ -52,6 +52,8 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("moe_expert_choice.wgsl", include_str!("../../../shaders/moe_expert_choice.wgsl")),
     ("moe_stats.wgsl", include_str!("../../../shaders/moe_stats.wgsl")),
     ("moe_dispatch.wgsl", include_str!("../../../shaders/moe_dispatch.wgsl")),
+    ("copy.wgsl", include_str!("../../../shaders/copy.wgsl")),
+    ("metrics.wgsl", include_str!("../../../shaders/metrics.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
@@ -73,6 +75,8 @@ pub const MODULES: &[&str] = &[
     "moe_expert_choice.wgsl",
     "moe_stats.wgsl",
     "moe_dispatch.wgsl",
+    "copy.wgsl",
+    "metrics.wgsl",
 ];
 
 /// The files named on `// requires:` lines of `text`, in order.

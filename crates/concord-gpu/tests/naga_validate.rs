@@ -73,6 +73,8 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("moe_expert_choice.wgsl", vec!["moe_expert_choice"]),
         ("moe_stats.wgsl", vec!["moe_stats"]),
         ("moe_dispatch.wgsl", vec!["moe_dispatch", "moe_combine"]),
+        ("copy.wgsl", vec!["copy"]),
+        ("metrics.wgsl", vec!["metrics"]),
     ];
     for (name, entries) in expected {
         let (_, src) = sources.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no module {name}"));

@@ -1,5 +1,6 @@
 //! G = JJᵀ on the GPU (`shaders/gram.wgsl`): a strided, workgroup-reduced pass into per-group
-//! partial m × m sums, then one small pass that adds the partials. No float atomics.
+//! partial sums of 8 × 8 row-block tiles, then one small pass that adds the partials. No float
+//! atomics.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -7,13 +8,14 @@ use super::check_shape;
 use crate::{Gpu, GpuError};
 
 /// Invocations per workgroup in gram.wgsl.
-pub const WORKGROUP: u32 = 256;
+pub const WORKGROUP: u32 = 64;
 /// At most this many workgroups in pass 1: beyond it each invocation loops over more columns,
 /// which keeps the partials buffer and the second pass small for n up to 1e6 and more.
 pub const MAX_GROUPS: u32 = 512;
-/// Pairs (i ≤ j) one pass-1 workgroup accumulates (GRAM_CHUNK in gram.wgsl): all of them for
-/// m ≤ 16, ⌈npairs/136⌉ chunks beyond.
-pub const PAIR_CHUNK: u32 = 136;
+/// Columns (or vec4 columns) each pass-1 invocation walks, at least (see `encode`).
+pub const COLUMNS_PER_LANE: u32 = 32;
+/// Rows per block of a tile (gram.wgsl); a tile holds 8 × 8 = 64 entries of G.
+pub const TILE_ROWS: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -21,7 +23,7 @@ struct GramParams {
     m: u32,
     n: u32,
     num_groups: u32,
-    npairs: u32,
+    tiles: u32,
 }
 
 /// Encode G = JJᵀ for the row-major m × n Jacobian in `jac` (a STORAGE buffer of m·n f32).
@@ -33,13 +35,18 @@ pub(crate) fn encode(
     m: usize,
     n: usize,
 ) -> wgpu::Buffer {
-    let npairs = (m * (m + 1) / 2) as u32;
-    let num_groups = (n as u32).div_ceil(WORKGROUP).clamp(1, MAX_GROUPS);
-    let params = GramParams { m: m as u32, n: n as u32, num_groups, npairs };
+    let nb = m.div_ceil(TILE_ROWS);
+    let tiles = (nb * (nb + 1) / 2) as u32;
+    // Pass 1 walks vec4 columns when n % 4 == 0 (gram.wgsl).
+    let columns = if n % 4 == 0 { n / 4 } else { n } as u32;
+    // Each invocation walks ≥ COLUMNS_PER_LANE columns (its 64 partials cost 256 bytes of
+    // writes, ≤ 1/8 of what it reads for m ≥ 8), in at most MAX_GROUPS groups.
+    let num_groups = columns.div_ceil(WORKGROUP * COLUMNS_PER_LANE).clamp(1, MAX_GROUPS);
+    let params = GramParams { m: m as u32, n: n as u32, num_groups, tiles };
     let uniform = gpu.uniform_init("gram params", bytemuck::bytes_of(&params));
     let partials = gpu.buffer(
         "gram partials",
-        u64::from(num_groups) * u64::from(npairs) * 4,
+        u64::from(num_groups) * u64::from(WORKGROUP) * u64::from(tiles) * 64 * 4,
         wgpu::BufferUsages::STORAGE,
     );
     let out = gpu.buffer(
@@ -47,6 +54,15 @@ pub(crate) fn encode(
         (m * m * 4) as u64,
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
     );
+    // `jac4` (J as vec4s) needs a binding of ≥ 16 bytes; when J is smaller, n % 4 ≠ 0 and the
+    // shader never reads it, so a dummy buffer stands in.
+    let dummy;
+    let jac4 = if jac.size() >= 16 {
+        jac
+    } else {
+        dummy = gpu.buffer("gram jac4 dummy", 16, wgpu::BufferUsages::STORAGE);
+        &dummy
+    };
     let p1 = gpu.pipeline(&gpu.pipelines.gram_partials, "gram.wgsl", "gram_partials");
     let p2 = gpu.pipeline(&gpu.pipelines.gram_reduce, "gram.wgsl", "gram_reduce");
     let bg1 = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -56,6 +72,7 @@ pub(crate) fn encode(
             wgpu::BindGroupEntry { binding: 0, resource: jac.as_entire_binding() },
             wgpu::BindGroupEntry { binding: 1, resource: partials.as_entire_binding() },
             wgpu::BindGroupEntry { binding: 3, resource: uniform.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 4, resource: jac4.as_entire_binding() },
         ],
     });
     let bg2 = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -70,10 +87,10 @@ pub(crate) fn encode(
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("gram"), timestamp_writes: None });
     pass.set_pipeline(p1);
     pass.set_bind_group(0, &bg1, &[]);
-    pass.dispatch_workgroups(num_groups, npairs.div_ceil(PAIR_CHUNK), 1);
+    pass.dispatch_workgroups(num_groups, tiles, 1);
     pass.set_pipeline(p2);
     pass.set_bind_group(0, &bg2, &[]);
-    pass.dispatch_workgroups(1, 1, 1);
+    pass.dispatch_workgroups(tiles, 1, 1);
     drop(pass);
     out
 }

@@ -1,11 +1,13 @@
 //! Host code for each kernel family, next to its WGSL twin in `shaders/`.
 
 pub mod combine;
+pub mod copy;
 pub mod gram;
 pub mod mlp;
 pub mod mlp_graph;
 pub mod mlp_ops;
 pub mod moe;
+pub mod metrics;
 pub mod toy;
 pub mod weighting;
 
