@@ -27,10 +27,11 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("toy.wgsl", include_str!("../../../shaders/toy.wgsl")),
     ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
     ("toy_trajectory.wgsl", include_str!("../../../shaders/toy_trajectory.wgsl")),
+    ("landscape_slice.wgsl", include_str!("../../../shaders/landscape_slice.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
-pub const MODULES: &[&str] = &["gram.wgsl", "combine.wgsl", "weighting.wgsl", "toy_trajectory.wgsl"];
+pub const MODULES: &[&str] = &["gram.wgsl", "combine.wgsl", "weighting.wgsl", "toy_trajectory.wgsl", "landscape_slice.wgsl"];
 
 /// The files named on `// requires:` lines of `text`, in order.
 pub fn requirements(text: &str) -> Vec<String> {

@@ -2,6 +2,7 @@
 
 pub mod combine;
 pub mod gram;
+pub mod landscape;
 pub mod toy;
 pub mod weighting;
 
