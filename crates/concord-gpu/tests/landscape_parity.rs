@@ -3,7 +3,7 @@
 //!
 //! Inputs (x, targets, θ, δ, η) are rounded to f32 once and the f64 CPU reference runs on those
 //! same values, so the difference measured is the kernel's f32 arithmetic. Tolerance: relative
-//! 2e-5 per surface (‖Δ‖/‖ref‖), measured worst case reported by the assertion message.
+//! 1e-6 per surface (‖Δ‖/‖ref‖); measured on lavapipe 5.4e-8 … 8.6e-8 (printed per case).
 
 use std::sync::OnceLock;
 
