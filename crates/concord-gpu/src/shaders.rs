@@ -54,6 +54,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("moe_dispatch.wgsl", include_str!("../../../shaders/moe_dispatch.wgsl")),
     ("copy.wgsl", include_str!("../../../shaders/copy.wgsl")),
     ("metrics.wgsl", include_str!("../../../shaders/metrics.wgsl")),
+    ("landscape_slice.wgsl", include_str!("../../../shaders/landscape_slice.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
@@ -77,6 +78,7 @@ pub const MODULES: &[&str] = &[
     "moe_dispatch.wgsl",
     "copy.wgsl",
     "metrics.wgsl",
+    "landscape_slice.wgsl",
 ];
 
 /// The files named on `// requires:` lines of `text`, in order.

@@ -8,6 +8,7 @@ pub mod mlp_graph;
 pub mod mlp_ops;
 pub mod moe;
 pub mod metrics;
+pub mod landscape;
 pub mod toy;
 pub mod weighting;
 
