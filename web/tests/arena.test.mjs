@@ -232,6 +232,8 @@ test('a CSV upload trains on the file; a bad CSV shows the parser error', async 
   let s = await state(page);
   assert.deepEqual(s.tasks, ['left', 'top']);
   assert.match(await page.textContent('[data-testid=csv-status]'), /quadrants\.csv: 100 points, 2 tasks/);
+  assert.match(await page.textContent('[data-testid=csv-card]'), /quadrants\.csv/, 'the card says the data are yours');
+  assert.equal(await page.isVisible('[data-testid=preset-card]'), false);
   s = await step(page, 30);
   assert.ok(s.runs.every((r) => r.steps === 30 && r.error === null));
   assert.ok(s.runs[0].trainLosses.every((l) => l < Math.log(2)), `learning the quadrants: ${s.runs[0].trainLosses}`);

@@ -68,22 +68,23 @@ impl Axis {
     /// About `n` tick positions in data units, with their labels.
     fn ticks(&self, n: usize) -> Vec<(f64, String)> {
         if self.log {
-            let label = |v: f64, k: i32| {
-                if (-3..=3).contains(&k) {
-                    fmt_tick(v, (-k).max(0) as usize)
-                } else {
-                    format!("{}e{k}", (v / 10f64.powi(k)).round())
-                }
+            // Less than two decades: 1, 2 and 5 of each decade (and more under a decade), so
+            // there are enough labels.
+            let span = self.hi - self.lo;
+            let mantissas: &[f64] = if span < 0.7 {
+                &[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0]
+            } else if span < 2.0 {
+                &[1.0, 2.0, 5.0]
+            } else {
+                &[1.0]
             };
-            // Less than two decades: 1, 2 and 5 of each decade, so there are enough labels.
-            let mantissas: &[f64] = if self.hi - self.lo < 2.0 { &[1.0, 2.0, 5.0] } else { &[1.0] };
             let (a, b) = (self.lo.floor() as i32, self.hi.ceil() as i32);
             let step = ((b - a) as usize / n.max(1)).max(1);
             return (a..=b)
                 .step_by(step)
-                .flat_map(|k| mantissas.iter().map(move |m| (m * 10f64.powi(k), k)))
-                .filter(|(v, _)| v.log10() >= self.lo && v.log10() <= self.hi)
-                .map(|(v, k)| (v, label(v, k)))
+                .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+                .filter(|v| v.log10() >= self.lo && v.log10() <= self.hi)
+                .map(|v| (v, log_label(v)))
                 .collect();
         }
         let levels = crate::plot::nice_levels(self.lo, self.hi, n);
@@ -94,6 +95,25 @@ impl Axis {
             .filter(|v| *v >= self.lo - 1e-12 && *v <= self.hi + 1e-12)
             .map(|v| (v, fmt_tick(v, decimals)))
             .collect()
+    }
+}
+
+/// 0.15, 2, 5e-5: at most three significant digits, no trailing zeros.
+fn log_label(v: f64) -> String {
+    let k = v.log10().floor() as i32;
+    if !(-3..=4).contains(&k) {
+        let m = v / 10f64.powi(k);
+        return format!("{}e{k}", trim_zeros(&format!("{m:.1}")));
+    }
+    let decimals = (2 - k).max(0) as usize;
+    trim_zeros(&format!("{v:.decimals$}"))
+}
+
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
     }
 }
 
@@ -160,8 +180,26 @@ pub fn axes(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, title: &
     text(ctx, title, f.x, f.y - 6.0, "left", FONT_TITLE, INK);
 }
 
+/// How a line is drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct Pen<'a> {
+    pub colour: &'a str,
+    pub width: f64,
+    pub dashed: bool,
+}
+
+impl<'a> Pen<'a> {
+    pub fn solid(colour: &'a str, width: f64) -> Self {
+        Pen { colour, width, dashed: false }
+    }
+    pub fn dashed(colour: &'a str, width: f64) -> Self {
+        Pen { colour, width, dashed: true }
+    }
+}
+
 /// A polyline through (x, y) points, clipped to the frame; gaps where a point cannot be shown.
-pub fn polyline(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, pts: &[(f64, f64)], colour: &str, width: f64, dashed: bool) {
+pub fn polyline(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, pts: &[(f64, f64)], pen: Pen) {
+    let Pen { colour, width, dashed } = pen;
     ctx.save();
     ctx.begin_path();
     ctx.rect(f.x, f.y, f.w, f.h);
@@ -324,6 +362,10 @@ mod tests {
         let a = Axis { lo: -1.3, hi: 0.05, log: true };
         let t: Vec<f64> = a.ticks(4).into_iter().map(|(v, _)| v).collect();
         assert_eq!(t, vec![0.1, 0.2, 0.5, 1.0]);
+        let labels: Vec<String> = Axis { lo: -0.9, hi: -0.3, log: true }.ticks(4).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(labels, vec!["0.15", "0.2", "0.3", "0.4", "0.5"]);
+        assert_eq!(log_label(5e-5), "5e-5");
+        assert_eq!(log_label(2000.0), "2000");
     }
 
     #[test]

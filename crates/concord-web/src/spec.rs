@@ -103,7 +103,7 @@ impl MethodSpec {
         let info = registry::find(self.aggregator);
         self.params
             .iter()
-            .filter(|(k, _)| !info.is_some_and(|i| i.param(k).is_some()))
+            .filter(|(k, _)| info.is_none_or(|i| i.param(k).is_none()))
             .cloned()
             .collect()
     }

@@ -191,12 +191,12 @@ fn draw_sinusoids(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         .iter()
         .map(|r| r.backend.as_ref().and_then(|b| b.mlp()?.forward(b.params()?, &x_mat).ok()))
         .collect();
-    for t in 0..m {
+    for (t, task_ys) in ys.iter().enumerate() {
         let f = Frame { x: 44.0, y: 30.0 + t as f64 * (plot_h + 36.0) + 16.0, w: WIDTH - 60.0, h: plot_h };
         let (xa, ya) = (Axis::fixed(-5.0, 5.0), Axis::fixed(-1.6, 1.6));
         let name = a.task_names.get(t).cloned().unwrap_or_default();
         chart::axes(&ctx, f, xa, ya, &format!("Task {}: {name} — points and each method’s fit", t + 1), "x");
-        for (i, (&x, &y)) in xs.iter().zip(&ys[t]).enumerate() {
+        for (i, (&x, &y)) in xs.iter().zip(task_ys).enumerate() {
             let test = i >= *n_train;
             if test && !state.show_test {
                 continue;
@@ -209,7 +209,7 @@ fn draw_sinusoids(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         for (run, pred) in a.runs.iter().zip(&preds) {
             if let Some(p) = pred.as_ref().and_then(|p| p.get(t)) {
                 let pts: Vec<(f64, f64)> = grid.iter().enumerate().map(|(i, &x)| (x, p[(i, 0)])).collect();
-                chart::polyline(&ctx, f, xa, ya, &pts, run.colour, 2.0, false);
+                chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 2.0));
             }
         }
     }
@@ -239,8 +239,8 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
             let train: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((c.step as f64, *c.train.get(t)?))).collect();
             let test: Vec<(f64, f64)> =
                 run.curve.iter().filter_map(|c| Some((c.step as f64, *c.test.as_ref()?.get(t)?))).collect();
-            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&train, MAX_POINTS), run.colour, 1.8, false);
-            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&test, MAX_POINTS), run.colour, 1.4, true);
+            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&train, MAX_POINTS), chart::Pen::solid(run.colour, 1.8));
+            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&test, MAX_POINTS), chart::Pen::dashed(run.colour, 1.4));
         }
     }
 }
@@ -257,10 +257,10 @@ fn mean_pairwise(c: &[Vec<Option<f64>>]) -> Option<f64> {
 
 fn draw_matrix(ctx: &CanvasRenderingContext2d, c: &[Vec<Option<f64>>], x: f64, y: f64, cell: f64) {
     let m = c.len();
-    for i in 0..m {
-        for j in 0..m {
+    for (i, row) in c.iter().enumerate() {
+        for (j, value) in row.iter().enumerate() {
             let (px, py) = (x + j as f64 * cell, y + i as f64 * cell);
-            match c[i][j] {
+            match *value {
                 Some(v) => {
                     ctx.set_fill_style_str(&chart::rgb(chart::cosine_rgb(v)));
                     ctx.fill_rect(px, py, cell, cell);
@@ -339,7 +339,7 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         let pts: Vec<(f64, f64)> =
             b.history().iter().map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN))).collect();
         let pts = chart::moving_average(&pts, chart::smoothing_window(pts.len()));
-        chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), run.colour, 1.6, false);
+        chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
     }
 }
 
@@ -365,8 +365,8 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
             .collect();
         let w = chart::smoothing_window(h.len());
         let (ratio, angle) = (chart::moving_average(&ratio, w), chart::moving_average(&angle, w));
-        chart::polyline(&ctx, f1, xa, y1, &chart::downsample(&ratio, MAX_POINTS), run.colour, 1.6, false);
-        chart::polyline(&ctx, f2, xa, y2, &chart::downsample(&angle, MAX_POINTS), run.colour, 1.6, false);
+        chart::polyline(&ctx, f1, xa, y1, &chart::downsample(&ratio, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
+        chart::polyline(&ctx, f2, xa, y2, &chart::downsample(&angle, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
     }
 }
 
@@ -387,7 +387,7 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     for run in &a.runs {
         let pts: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((*c.train.first()?, *c.train.get(1)?))).collect();
         let pts = if pts.len() > MAX_POINTS { pts.iter().step_by(pts.len().div_ceil(MAX_POINTS)).copied().chain(pts.last().copied()).collect() } else { pts };
-        chart::polyline(&ctx, f, xa, ya, &pts, run.colour, 1.4, false);
+        chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.4));
         for (i, p) in pts.iter().enumerate() {
             if let (Some(u), Some(v)) = (xa.unit(p.0), ya.unit(p.1)) {
                 let last = i + 1 == pts.len();

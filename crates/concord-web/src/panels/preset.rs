@@ -46,9 +46,22 @@ pub fn PresetPanel() -> impl IntoView {
 #[component]
 pub fn PresetCard() -> impl IntoView {
     let cfg = use_cfg();
+    let aui = expect_context::<crate::arena::ArenaUi>();
     let preset = move || cfg.with(|s| s.preset);
+    let csv = move || if preset().is_toy() { None } else { aui.csv.get() };
     view! {
-        <article class="card explain" data-testid="preset-card">
+        <Show when=move || csv().is_some()>
+            <article class="card explain" data-testid="csv-card">
+                <h2>"Your data"</h2>
+                <p>{move || csv().unwrap_or_default()}</p>
+                <ul class="explain-list">
+                    <li>"Cosine matrix and history: red (below 0) means two of your tasks pull the shared trunk apart."</li>
+                    <li>"Loss space: a method whose trail moves up or left is trading one task for another."</li>
+                    <li>"Try a non-conflicting method (MGDA, UPGrad, CAGrad) next to Mean in the arena."</li>
+                </ul>
+            </article>
+        </Show>
+        <article class="card explain" data-testid="preset-card" class:hidden=move || csv().is_some()>
             <h2>{move || preset().label()}</h2>
             <p>{move || preset().card().0}</p>
             <h3>"What to look for"</h3>
