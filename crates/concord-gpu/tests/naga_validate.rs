@@ -75,6 +75,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("moe_dispatch.wgsl", vec!["moe_dispatch", "moe_combine"]),
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
+        ("landscape_slice.wgsl", vec!["landscape_slice"]),
     ];
     for (name, entries) in expected {
         let (_, src) = sources.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no module {name}"));
