@@ -45,4 +45,4 @@ pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
 pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
-pub use trainer::{gpu_method, GpuTrainer};
+pub use trainer::{gpu_weighting, GpuTrainer};

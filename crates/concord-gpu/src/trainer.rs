@@ -11,7 +11,7 @@
 //! at a cadence ([`GpuTrainer::set_record_every`]) and read back only when asked
 //! ([`GpuTrainer::read_history`], async: it never blocks a browser).
 //!
-//! Supported: the MLP data sources with the aggregators [`gpu_method`] maps, no loss weighting
+//! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps, no loss weighting
 //! or `ew`, SGD(momentum) / Adam / AdamW, full batch or mini-batches. Everything else is a
 //! `GpuError::Unsupported` from [`GpuTrainer::new`].
 //!
@@ -25,12 +25,11 @@ use std::sync::Arc;
 use concord_core::metrics::StepMetrics;
 use concord_core::model::Mlp;
 use concord_core::train::{BatchSampler, RunRecord, StepRecord, TrainConfig, Trainer};
-use concord_core::Method;
 use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::mlp::{grid, Dispatch, GatherParams, MlpPipelines, OptParams};
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
-use crate::kernels::weighting::{self, method_code, WeightCall};
+use crate::kernels::weighting::{self, GpuWeighting, WeightCall};
 use crate::kernels::{combine, gram, MAX_TASKS};
 use crate::{Gpu, GpuError};
 
@@ -39,44 +38,16 @@ const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 /// The GPU weighting for a run's aggregator name and parameters — the one place that decides
-/// which aggregators `GpuTrainer` accepts. Parameters are validated by concord-core's registry
-/// first (same messages as the CPU trainer); a parameter the WGSL weighting does not take is
-/// `Unsupported`.
-pub fn gpu_method(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Method, GpuError> {
-    concord_core::aggregators::registry::build(name, params, m, seed).map_err(GpuError::Unsupported)?;
-    let name = name.trim();
-    let fixed = |method: Method| {
-        if let Some((k, v)) = params.first() {
-            return Err(GpuError::Unsupported(format!(
-                "the GPU {name} weighting uses its default parameters; got {k}={v}"
-            )));
-        }
-        Ok(method)
-    };
-    match name {
-        "mean" => fixed(Method::Mean),
-        "sum" => fixed(Method::Sum),
-        "pcgrad" => fixed(Method::PcGrad),
-        "mgda" => fixed(Method::Mgda),
-        "cagrad" => {
-            let mut c = 0.5;
-            for (k, v) in params {
-                match k.as_str() {
-                    "c" => c = v.trim().parse::<f64>().map_err(|e| GpuError::Unsupported(format!("cagrad c={v}: {e}")))?,
-                    _ => {
-                        return Err(GpuError::Unsupported(format!(
-                            "the GPU cagrad weighting takes only c (norm_eps is fixed at 1e-4); got {k}={v}"
-                        )))
-                    }
-                }
-            }
-            Ok(Method::CaGrad { c })
-        }
-        other => Err(GpuError::Unsupported(format!(
-            "aggregator '{other}' has no GPU weighting yet (GPU: mean, sum, pcgrad, mgda, cagrad); use the CPU backend"
-        ))),
-    }
+/// which aggregators `GpuTrainer` accepts: every Gramian weighting the WGSL kernels have
+/// ([`GpuWeighting::from_registry`], parameters validated by concord-core's registry with the
+/// CPU trainer's messages).
+pub fn gpu_weighting(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<GpuWeighting, GpuError> {
+    GpuWeighting::from_registry(name, params, m, seed).map_err(|e| match e {
+        GpuError::Unsupported(msg) => GpuError::Unsupported(format!("{msg}; use the CPU backend")),
+        other => other,
+    })
 }
+
 
 /// The most steps one queue submission holds: each step's Gram / weighting / combine buffers
 /// live until the submission finishes, so an unbounded `steps(k)` is split.
@@ -105,8 +76,7 @@ pub struct GpuTrainer {
     mlp: Mlp,
     shape: ModelShape,
     pipes: MlpPipelines,
-    method: (u32, f32),
-    seed: u32,
+    weighting: GpuWeighting,
     ew: bool,
     sampler: BatchSampler,
     batch_rows: usize,
@@ -150,10 +120,7 @@ impl GpuTrainer {
         if m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!("{m} tasks; the GPU kernels take at most {MAX_TASKS}")));
         }
-        let method = gpu_method(&config.aggregator, &config.aggregator_params, m, config.seed)?;
-        let method = method_code(&method)?;
-        let seed = u32::try_from(config.seed)
-            .map_err(|_| GpuError::Unsupported(format!("the GPU weighting takes a 32-bit seed, got {}", config.seed)))?;
+        let weighting = gpu_weighting(&config.aggregator, &config.aggregator_params, m, config.seed)?;
         let ew = match config.weighting.as_deref() {
             None => false,
             Some("ew") => true,
@@ -215,8 +182,7 @@ impl GpuTrainer {
             mlp,
             shape,
             pipes,
-            method,
-            seed,
+            weighting,
             ew,
             sampler,
             batch_rows,
@@ -389,7 +355,7 @@ impl GpuTrainer {
                 }
             }
             let gram_buf = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
-            let call = WeightCall { code: self.method, seed: self.seed, call: step as u32 };
+            let call = WeightCall { weighting: &self.weighting, call: step as u32 };
             // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
             let w = if n <= MAX_TASKS {
                 weighting::encode(&gpu, &mut encoder, &self.jac, m, n, &call)
@@ -482,6 +448,7 @@ impl GpuTrainer {
                     aggregator_weights: Some(weights),
                     metrics: StepMetrics::from_gram(&gram, &w, None),
                     test_losses,
+                    moe: None,
                 });
             }
         }

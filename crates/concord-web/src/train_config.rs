@@ -113,6 +113,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         weighting_params: Vec::new(),
         eval_every: EVAL_EVERY,
         layer_metrics: true,
+        moe: None,
     })
 }
 

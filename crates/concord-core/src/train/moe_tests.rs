@@ -158,6 +158,8 @@ fn moe_objective_gradients_match_finite_differences() {
             let fd = (lu[t] - ld[t]) / (2.0 * h);
             assert!((fd - j[(t, c)]).abs() <= 1e-6 * (1.0 + fd.abs()), "task {t} param {c}: fd {fd} vs {}", j[(t, c)]);
         }
+    }
+}
 
 /// The aux-loss gradient joins the update after the aggregator: one full-batch SGD step
 /// (lr 0.1, no momentum) with a z-loss moves the shared parameters by exactly −0.1·∇L_aux more
