@@ -34,6 +34,8 @@ pub use kernels::copy::copy;
 pub use kernels::gram::gram;
 pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
-pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
+pub use kernels::weighting::{
+    aggregate, aggregate_with, weights, weights_with, weights_with_state, GpuWeighting, WeightingState,
+};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
