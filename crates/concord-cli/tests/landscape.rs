@@ -98,6 +98,17 @@ fn direction_kinds_and_the_pareto_view() {
     assert!(p["hypervolume"].as_f64().unwrap() > 0.0);
     assert!(!p["front"].as_array().unwrap().is_empty());
     assert_eq!(run("start-end")["directions"], "start-end");
+    // --sharpness-every 0: measured at the start and the end only.
+    let dir = temp_dir("every0");
+    let out = concord(&[
+        "landscape", "--preset", "circle-vs-gauss", "--method", "mean", "--steps", "20", "--grid", "11", "--hessian-iters", "5",
+        "--sharpness-every", "0", "--out", dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sharp = std::fs::read_to_string(dir.join("sharpness.csv")).unwrap();
+    let steps: Vec<&str> = sharp.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(steps, vec!["0", "20"]);
+    let _ = std::fs::remove_dir_all(&dir);
     // The analytic preset goes through the generic slice.
     let pareto = json(&concord(&[&["landscape", "--preset", "pareto-synthetic", "--method", "mgda", "--json"][..], &QUICK].concat()));
     assert_eq!(pareto["params"], 20);

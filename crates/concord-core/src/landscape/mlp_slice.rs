@@ -161,29 +161,50 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
         out.clear();
         out.extend(s.bias.clone().map(|i| origin[i] + a * delta[i] + b * eta[i]));
     };
-    // φ(x), without a round trip through f64 for the common ReLU.
-    let phi = |v: T| if relu { v.max(T::zero()) } else { T::from_f64_lossy(act.apply(v.to_f64())) };
-    // z ← φ?(base + α·D + β·E + bias), column by column (column-major storage), one pass.
-    let first_layer_into = |f: &FirstLayer<T>, a: T, b: T, bias: &[T], z: &mut DMatrix<T>, activate: bool| {
-        for (c, &bc) in bias.iter().enumerate() {
-            let (zc, p, d, e) = (z.column_mut(c), f.base.column(c), f.along_delta.column(c), f.along_eta.column(c));
-            for (((zv, &pv), &dv), &ev) in zc.into_iter().zip(p.iter()).zip(d.iter()).zip(e.iter()) {
-                let v = pv + a * dv + b * ev + bc;
-                *zv = if activate { phi(v) } else { v };
+    // φ over a whole buffer; ReLU as a branch-free select so it vectorises.
+    let activate_all = |zs: &mut [T]| {
+        if relu {
+            for v in zs.iter_mut() {
+                *v = if *v > T::zero() { *v } else { T::zero() };
+            }
+        } else {
+            for v in zs.iter_mut() {
+                *v = T::from_f64_lossy(act.apply(v.to_f64()));
             }
         }
     };
-    // z ← φ?(a_prev·(W + αΔ + βH)ᵀ + bias); the bias and φ in one pass after the gemm.
+    // z ← φ?(base + α·D + β·E + bias); plain slices per column (column-major) so the loop
+    // vectorises.
+    let first_layer_into = |f: &FirstLayer<T>, a: T, b: T, bias: &[T], z: &mut DMatrix<T>, activate: bool| {
+        let rows = z.nrows();
+        let (ps, ds, es) = (f.base.as_slice(), f.along_delta.as_slice(), f.along_eta.as_slice());
+        let zs = z.as_mut_slice();
+        for (c, &bc) in bias.iter().enumerate() {
+            let r = c * rows..(c + 1) * rows;
+            for (((zv, &pv), &dv), &ev) in zs[r.clone()].iter_mut().zip(&ps[r.clone()]).zip(&ds[r.clone()]).zip(&es[r]) {
+                *zv = pv + a * dv + b * ev + bc;
+            }
+        }
+        if activate {
+            activate_all(zs);
+        }
+    };
+    // z ← φ?(a_prev·(W + αΔ + βH)ᵀ + bias).
     let linear_into = |s: &LayerSlice, a_prev: &DMatrix<T>, al: T, be: T, sc_w: &mut [T], bias: &[T], z: &mut DMatrix<T>, activate: bool| {
         let w = &mut sc_w[..s.weight.len()];
         for (o, i) in w.iter_mut().zip(s.weight.clone()) {
             *o = origin[i] + al * delta[i] + be * eta[i];
         }
         z.gemm(T::one(), a_prev, &DMatrixView::from_slice(w, s.fan_in, s.fan_out), T::zero());
+        let rows = z.nrows();
+        let zs = z.as_mut_slice();
         for (c, &bc) in bias.iter().enumerate() {
-            for v in z.column_mut(c).iter_mut() {
-                *v = if activate { phi(*v + bc) } else { *v + bc };
+            for v in zs[c * rows..(c + 1) * rows].iter_mut() {
+                *v += bc;
             }
+        }
+        if activate {
+            activate_all(zs);
         }
     };
     let eval = |k: usize, sc: &mut Scratch<T>| -> Result<Vec<f64>, String> {
