@@ -66,7 +66,7 @@ fn writes_every_file_and_the_summary_matches_them() {
     let traj = std::fs::read_to_string(dir.join("trajectory.csv")).unwrap();
     assert!(traj.starts_with("run,step,alpha,beta,residual\n"));
     assert!(traj.contains("\nupgrad seed 1,"));
-    let end = traj.lines().filter(|l| l.starts_with("upgrad seed 0,")).last().unwrap();
+    let end = traj.lines().rfind(|l| l.starts_with("upgrad seed 0,")).unwrap();
     let cols: Vec<f64> = end.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
     assert_eq!(cols[0], 20.0);
     assert!(cols[1].abs() < 1e-12 && cols[2].abs() < 1e-12);

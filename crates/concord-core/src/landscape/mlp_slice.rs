@@ -68,10 +68,10 @@ pub fn loss_value<T: SliceFloat>(loss: LossKind, out: &DMatrix<T>, target: &Targ
         }
         (LossKind::SoftmaxCe, Target::Classes(labels)) => {
             let mut total = 0.0;
-            for r in 0..b {
+            for (r, &label) in labels.iter().enumerate().take(b) {
                 let max = (0..k).map(|c| o(r, c)).fold(f64::NEG_INFINITY, f64::max);
                 let lse = max + (0..k).map(|c| (o(r, c) - max).exp()).sum::<f64>().ln();
-                total += lse - o(r, labels[r]);
+                total += lse - o(r, label);
             }
             total / b as f64
         }
