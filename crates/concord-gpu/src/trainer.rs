@@ -542,6 +542,44 @@ impl GpuTrainer {
         })
     }
 
+    /// Put back saved parameters and history (an exported run imported again), as the CPU
+    /// trainer's `restore`: the step counter continues from the history's length; the optimizer
+    /// moments, the batch order and stateful weightings are the ones this trainer has now
+    /// (fresh for a new trainer). Call it before any step is pending. Rejects what the CPU
+    /// trainer rejects (wrong length, non-finite values, gaps in the step indices).
+    pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), GpuError> {
+        if !self.pending.is_empty() {
+            return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
+        }
+        if params.len() != self.shape.total_len {
+            return Err(GpuError::Unsupported(format!(
+                "the saved run has {} parameters, this model has {}",
+                params.len(),
+                self.shape.total_len
+            )));
+        }
+        if !params.iter().all(|v| v.is_finite()) {
+            return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
+        }
+        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
+            return Err(GpuError::Unsupported(format!("the saved history's record {i} says step {}", r.step)));
+        }
+        if history.len() > self.config.steps {
+            return Err(GpuError::Unsupported(format!(
+                "the saved run has {} steps, more than this run's limit of {}",
+                history.len(),
+                self.config.steps
+            )));
+        }
+        let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&p32));
+        self.step = history.len();
+        self.history = history;
+        self.error = None;
+        self.failed_at = None;
+        self.gpu.check()
+    }
+
     /// Rows per step and training rows (full batch: equal).
     pub fn batch_shape(&self) -> (usize, usize) {
         (self.batch_rows, self.n_train)

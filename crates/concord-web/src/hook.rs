@@ -11,7 +11,10 @@
 //!   current backend, read back. While requests are pending, play does not advance the runs.
 //! - `reset()` restarts the runs with the current settings and returns `state()`.
 //! - `_simulateGpuFailure()` (test-only) makes the next GPU readback fail, to exercise the
-//!   fallback that continues on the CPU from the last read-back positions.
+//!   fallback that continues on the CPU from the last read-back positions (toy) or state (arena).
+//! - In the arena, `state()` also has `backend` (the first run's), `backendText` (the readout),
+//!   `reason` (why the GPU is not used, or the device-loss notice) and per run `backend`
+//!   ("webgpu" | "cpu") and `backendReason` (why that run is on the CPU).
 
 use crate::{arena, runner};
 
@@ -103,6 +106,9 @@ pub fn install() {
 
     // Test-only: the next GPU readback fails, so the page must continue on the CPU.
     let fail = Closure::<dyn Fn() -> JsValue>::new(|| {
+        if arena_mode() {
+            return arena::with(|a| a.simulate_gpu_failure()).unwrap_or(false).into();
+        }
         runner::with(|r| r.simulate_gpu_failure())
             .unwrap_or(false)
             .into()

@@ -9,6 +9,8 @@
 
 mod arena;
 mod chart;
+#[cfg(feature = "webgpu")]
+mod gpu_run;
 mod hook;
 mod panels;
 mod plot;
