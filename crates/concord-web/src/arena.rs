@@ -705,7 +705,7 @@ impl Arena {
             run.curve = saved.curve;
             run.error = saved.error;
             if let (Some(b), Some(rec)) = (run.backend.as_mut(), saved.record) {
-                b.restore(rec.params, rec.history).map_err(|e| format!("{}: {e}", run.label))?;
+                b.restore(rec).map_err(|e| format!("{}: {e}", run.label))?;
             }
         }
         self.steps = saved.steps;

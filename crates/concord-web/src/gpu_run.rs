@@ -183,14 +183,22 @@ impl TrainBackend for GpuRun {
             error: self.error.clone(),
         })
     }
-    fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
-        // The CPU trainer validates and gives the losses at the restored parameters.
+    fn restore(&mut self, record: RunRecord) -> Result<(), String> {
+        let RunRecord { params, history, final_train_losses, final_test_losses, .. } = record;
+        // The CPU trainer validates and gives the losses at the restored parameters; the saved
+        // losses win when they fit (a GPU run's own, evaluated in f32, so the restored state
+        // reads exactly as the exported one).
         let mut cpu = Trainer::new(self.config.clone())?;
         cpu.restore(params.clone(), history.clone())?;
         let trainer = self.trainer.as_mut().ok_or("the run is busy reading back")?;
         trainer.restore(params.clone(), history.clone()).map_err(|e| e.to_string())?;
-        self.train = cpu.train_losses()?;
-        self.test = cpu.test_losses().transpose()?;
+        let m = self.task_names.len();
+        let fits = |l: &[f64]| l.len() == m && l.iter().all(|v| v.is_finite());
+        self.train = if fits(&final_train_losses) { final_train_losses } else { cpu.train_losses()? };
+        self.test = match (final_test_losses, cpu.test_losses().transpose()?) {
+            (Some(saved), Some(_)) if fits(&saved) => Some(saved),
+            (_, computed) => computed,
+        };
         self.params = params;
         self.history = history;
         self.error = None;

@@ -659,7 +659,9 @@ pub trait TrainBackend {
     fn record(&self) -> Option<concord_core::RunRecord> {
         None
     }
-    fn restore(&mut self, _params: Vec<f64>, _history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
+    /// Put back an exported run's weights and history (its final losses, where the backend
+    /// trusts them over a recomputation in another precision).
+    fn restore(&mut self, _record: concord_core::RunRecord) -> Result<(), String> {
         Err("this backend cannot restore a saved run".into())
     }
     /// The GPU run behind this backend, if it is one (it steps asynchronously).
@@ -697,7 +699,7 @@ impl TrainBackend for concord_core::Trainer {
     fn record(&self) -> Option<concord_core::RunRecord> {
         Some(concord_core::Trainer::record(self))
     }
-    fn restore(&mut self, params: Vec<f64>, history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
-        concord_core::Trainer::restore(self, params, history)
+    fn restore(&mut self, record: concord_core::RunRecord) -> Result<(), String> {
+        concord_core::Trainer::restore(self, record.params, record.history)
     }
 }
