@@ -450,9 +450,14 @@ impl Arena {
             done = n.min(GPU_CHUNK);
         }
         #[cfg(feature = "webgpu")]
-        self.submit_gpu(done);
+        let failure = self.submit_gpu(done);
         self.steps += done;
         self.work += done;
+        // A submission refused at once (the device is gone): those runs catch up on the CPU.
+        #[cfg(feature = "webgpu")]
+        if let Some(e) = failure {
+            self.gpu_failed(e);
+        }
         let finished_request = match self.requests.front_mut() {
             Some(req) => {
                 req.remaining = req.remaining.saturating_sub(done);
@@ -466,9 +471,10 @@ impl Arena {
         }
     }
 
-    /// Submit `k` steps to every live GPU run and start their readbacks.
+    /// Submit `k` steps to every live GPU run and start their readbacks; the error of a
+    /// submission the GPU refused.
     #[cfg(feature = "webgpu")]
-    fn submit_gpu(&mut self, k: u64) {
+    fn submit_gpu(&mut self, k: u64) -> Option<String> {
         let generation = self.generation;
         let simulate = std::mem::take(&mut self.simulate_gpu_failure);
         let mut failure = None;
@@ -496,9 +502,7 @@ impl Arena {
                 }
             }
         }
-        if let Some(e) = failure {
-            self.gpu_failed(e);
-        }
+        failure
     }
 
     /// One readback is in; once the frame's last is, apply them all (or fall back to the CPU).
@@ -577,12 +581,21 @@ impl Arena {
             }
             run.cpu_reason = Some(notice.clone());
         }
-        // The steps submitted but never read back are done again on the CPU.
-        let reached = self.runs.iter().filter(|r| r.backend.is_some()).map(ArenaRun::steps).max().unwrap_or(0) as u64;
-        let lost = self.steps.saturating_sub(reached);
-        self.steps = reached;
-        if let Some(req) = self.requests.front_mut() {
-            req.remaining += lost;
+        // The steps submitted but never read back are done again on the CPU (at most one
+        // frame's worth), so every run is back at the arena's step count.
+        let target = self.steps as usize;
+        for run in self.runs.iter_mut().filter(|r| r.live()) {
+            while run.steps() < target {
+                let result = run.backend.as_mut().expect("live").step();
+                match result {
+                    Ok(()) if run.steps() % EVAL_EVERY == 0 => run.sample_curve(),
+                    Ok(()) => {}
+                    Err(e) => {
+                        run.error = Some(e);
+                        break;
+                    }
+                }
+            }
         }
         self.gpu_notice = Some(notice);
         self.publish(true);
