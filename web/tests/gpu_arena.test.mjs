@@ -19,10 +19,11 @@ function nativePreset(preset, method, steps) {
 }
 
 // f32 on the GPU against f64 on the CPU, after STEPS Adam steps (lr 0.01, mini-batches of 50)
-// of a 2-8-8 tanh MLP: the per-task losses (about 0.3–0.7) agree to this absolute tolerance.
-// Measured with SwiftShader: see the assertion messages (the largest gap is printed).
+// of the 2-8-8 MLP: the per-task train and test losses (about 0.3–0.7) agree to this absolute
+// tolerance. Measured with SwiftShader (Chromium headless): largest gap 6.4e-8 over mean, upgrad
+// and mgda (the test prints it); train_parity.rs sees relative gaps of ~2e-6 on lavapipe.
 const STEPS = 200;
-const LOSS_TOL = 2e-3;
+const LOSS_TOL = 1e-5;
 
 test('the arena trains xor-conflict on WebGPU and matches the native CPU run', async () => {
   const errors = [];
