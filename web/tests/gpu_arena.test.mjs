@@ -24,6 +24,9 @@ function nativePreset(preset, method, steps) {
 // and mgda (the test prints it); train_parity.rs sees relative gaps of ~2e-6 on lavapipe.
 const STEPS = 200;
 const LOSS_TOL = 1e-5;
+// The heatmap grid (100 × 100 points) predicted on the GPU against concord-core's forward pass at
+// the same read-back parameters: f32 forward arithmetic only, on outputs (logits) of order 1–10.
+const GRID_TOL = 1e-4;
 
 test('the arena trains xor-conflict on WebGPU and matches the native CPU run', async () => {
   const errors = [];
@@ -52,6 +55,12 @@ test('the arena trains xor-conflict on WebGPU and matches the native CPU run', a
     assert.ok(native.final_losses.every((l) => l < 0.69), `${run.method} trained: ${native.final_losses}`);
   }
   console.log(`gpu_arena: largest |GPU − CPU| loss gap after ${STEPS} steps: ${worst.toExponential(2)} (tolerance ${LOSS_TOL})`);
+  // The decision-boundary grid was computed on the GPU, at the read-back parameters.
+  const grid = await page.evaluate(() => window.concord.gridCheck());
+  assert.deepEqual(grid.map((g) => [g.grid, g.cells]), [['webgpu', 10_000], ['webgpu', 10_000], ['webgpu', 10_000]]);
+  const gridGap = Math.max(...grid.map((g) => g.maxGap));
+  console.log(`gpu_arena: largest |GPU − CPU| heatmap grid output gap: ${gridGap.toExponential(2)} (tolerance ${GRID_TOL})`);
+  assert.ok(gridGap <= GRID_TOL, JSON.stringify(grid));
   // The loss curves and the conflict metrics come from the read-back history.
   assert.ok(s.runs.every((r) => r.curvePoints >= STEPS / 5), JSON.stringify(s.runs.map((r) => r.curvePoints)));
   assert.ok(s.runs.every((r) => r.cosine.length === 2 && Number.isFinite(r.conflictRatio)));
@@ -86,6 +95,8 @@ test('a GPU device loss continues the arena on the CPU from the last read-back s
   });
   s = await step(page, 20);
   assert.deepEqual(s.runs.map((r) => [r.backend, r.steps, r.error]), [['cpu', 61, null], ['cpu', 61, null]]);
+  // The heatmaps follow: the CPU computes the grid now.
+  assert.deepEqual((await page.evaluate(() => window.concord.gridCheck())).map((g) => g.grid), ['cpu', 'cpu']);
   await page.screenshot({ path: await artifactPath('arena-gpu-failure-fallback.png') });
   // The device-loss warning is a console warning, not an error.
   assert.deepEqual(errors, []);

@@ -104,6 +104,8 @@ pub struct GpuTrainer {
     error: Option<String>,
     /// The step whose readback found the error (the CPU trainer's `steps_done` then).
     failed_at: Option<usize>,
+    /// The forward graph of the last `predict` call and the inputs it was built for.
+    predict_graph: Option<(Vec<f32>, ForwardGraph)>,
 }
 
 impl GpuTrainer {
@@ -209,6 +211,7 @@ impl GpuTrainer {
             history: Vec::new(),
             error: None,
             failed_at: None,
+            predict_graph: None,
         })
     }
 
@@ -578,6 +581,51 @@ impl GpuTrainer {
         self.error = None;
         self.failed_at = None;
         self.gpu.check()
+    }
+
+    /// The head outputs (one rows × out_dim matrix per task, the CPU `Mlp::forward`'s shape) at
+    /// the current parameters for the inputs `x` (rows × input_dim): e.g. the playground's
+    /// 100 × 100 decision-boundary grid. The graph for `x` is kept, so asking again for the same
+    /// inputs after more steps only runs the forward pass and reads the outputs back.
+    pub async fn predict(&mut self, x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, GpuError> {
+        if x.ncols() != self.shape.input_dim {
+            return Err(GpuError::Unsupported(format!(
+                "predict: the inputs have {} columns, the model takes {}",
+                x.ncols(),
+                self.shape.input_dim
+            )));
+        }
+        let rows = x.nrows();
+        if rows == 0 {
+            return Ok(self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect());
+        }
+        let x32 = matrix_f32(x);
+        if self.predict_graph.as_ref().is_none_or(|(cached, _)| *cached != x32) {
+            self.shape.check_rows(rows)?;
+            let xb = self.gpu.storage_init("predict x", bytemuck::cast_slice(&x32), RW);
+            // The loss kernels of the graph need a target table; zeros are valid for every loss
+            // (class 0, label 0) and the losses are not read.
+            let y = vec![0.0f32; rows * self.shape.y_stride];
+            let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
+            let graph = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
+            self.predict_graph = Some((x32, graph));
+        }
+        let (_, graph) = self.predict_graph.as_ref().expect("just built");
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("predict"), timestamp_writes: None });
+            for d in &graph.dispatches {
+                d.record(&mut pass);
+            }
+        }
+        let parts: Vec<(&wgpu::Buffer, u64)> =
+            graph.outs.iter().zip(&self.shape.heads).map(|(o, h)| (o, (rows * h.fan_out * 4) as u64)).collect();
+        let back = self.gpu.submit_and_read(encoder, &parts).await?;
+        Ok(back
+            .iter()
+            .zip(&self.shape.heads)
+            .map(|(v, h)| DMatrix::from_row_iterator(rows, h.fan_out, v.iter().map(|&x| f64::from(x))))
+            .collect())
     }
 
     /// Rows per step and training rows (full batch: equal).

@@ -349,7 +349,14 @@ impl Arena {
         };
         self.load_plot_data(&base);
         for (slot, spec) in state.arena.iter().enumerate() {
-            let (built, cpu_reason) = build_backend(with_method(&base, spec), &self.gpu);
+            let (mut built, cpu_reason) = build_backend(with_method(&base, spec), &self.gpu);
+            // GPU runs on 2-D points predict the heatmap grid themselves.
+            #[cfg(feature = "webgpu")]
+            if let (Ok(b), Some(points)) = (&mut built, &self.points) {
+                if let Some(g) = b.as_gpu() {
+                    g.set_grid(crate::grid::extent(points));
+                }
+            }
             let (backend, error) = match built {
                 Ok(b) => (Some(b), None),
                 Err(e) => (None, Some(e)),
@@ -484,6 +491,7 @@ impl Arena {
             }
             let Some(g) = run.backend.as_mut().and_then(|b| b.as_gpu()) else { continue };
             let from = TrainBackend::history(g).len();
+            let grid = g.grid_inputs();
             match g.submit(k as usize) {
                 None => {}
                 Some(Err(e)) => failure = Some(e),
@@ -495,7 +503,7 @@ impl Arena {
                                 "simulated device loss (window.concord._simulateGpuFailure)".into(),
                             ))
                         } else {
-                            crate::gpu_run::read_back(&mut trainer, from).await
+                            crate::gpu_run::read_back(&mut trainer, from, grid).await
                         };
                         with(move |a| a.gpu_arrived(generation, Readback { slot, trainer, result }));
                     });
@@ -725,6 +733,31 @@ impl Arena {
         self.publish(true);
         self.cfg.set(State { play: false, ..state });
         Ok(())
+    }
+
+    /// The test hook's `gridCheck()`: per run, where its heatmap grid was computed ("webgpu" or
+    /// "cpu") and, for a GPU grid, the largest |GPU − CPU| head output over the grid, the CPU
+    /// being concord-core's forward pass at the same (read-back) parameters.
+    pub fn grid_check_js(&self) -> wasm_bindgen::JsValue {
+        let extent = self.points.as_ref().map(crate::grid::extent);
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let b = r.backend.as_ref();
+                let gpu = b.zip(extent).and_then(|(b, e)| b.grid_outputs(e));
+                let gap = gpu.zip(b.and_then(|b| Some((b.mlp()?, b.params()?)))).zip(extent).and_then(|((outs, (mlp, params)), e)| {
+                    let cpu = mlp.predict_points(params, &crate::grid::points(e)).ok()?;
+                    Some(outs.iter().zip(&cpu).flat_map(|(g, c)| g.iter().zip(c.iter()).map(|(a, b)| (a - b).abs())).fold(0.0f64, f64::max))
+                });
+                serde_json::json!({
+                    "grid": if gpu.is_some() { "webgpu" } else { "cpu" },
+                    "cells": gpu.map(|o| o.first().map_or(0, |m| m.nrows())),
+                    "maxGap": gap,
+                })
+            })
+            .collect();
+        js_sys::JSON::parse(&serde_json::Value::Array(runs).to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
     }
 
     /// The test hook's `state()` in the arena: a plain object, built through JSON.

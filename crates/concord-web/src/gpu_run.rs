@@ -14,6 +14,7 @@ use concord_core::model::Mlp;
 use concord_core::train::{RunRecord, StepRecord, TrainConfig};
 use concord_core::Trainer;
 use concord_gpu::{Gpu, GpuTrainer};
+use nalgebra::DMatrix;
 use std::sync::Arc;
 
 /// What one readback brings: the records of the steps read back, and the state after them.
@@ -22,6 +23,8 @@ pub struct Snapshot {
     pub params: Vec<f64>,
     pub train: Vec<f64>,
     pub test: Option<Vec<f64>>,
+    /// The heatmap grid's head outputs at `params`, if the run has a grid.
+    pub grid: Option<Vec<DMatrix<f64>>>,
 }
 
 /// Why a readback failed: the run itself diverged (the GPU trainer stopped it), or the GPU is
@@ -46,6 +49,10 @@ pub struct GpuRun {
     error: Option<String>,
     /// A learning rate set while the trainer was out for a readback.
     lr_pending: Option<f64>,
+    /// The heatmap grid (extent, its points as rows), predicted on the GPU at each readback.
+    grid: Option<(f64, DMatrix<f64>)>,
+    /// The grid's head outputs at `params` (from the last readback).
+    grid_outputs: Option<Vec<DMatrix<f64>>>,
 }
 
 impl GpuRun {
@@ -72,7 +79,21 @@ impl GpuRun {
             config,
             error: None,
             lr_pending: None,
+            grid: None,
+            grid_outputs: None,
         })
+    }
+
+    /// Predict the heatmap grid (`grid::points(extent)`) on the GPU at each readback.
+    pub fn set_grid(&mut self, extent: f64) {
+        let pts = crate::grid::points(extent);
+        self.grid = Some((extent, DMatrix::from_fn(pts.len(), 2, |r, c| pts[r][c])));
+        self.grid_outputs = None;
+    }
+
+    /// The grid's inputs, for [`read_back`].
+    pub fn grid_inputs(&self) -> Option<DMatrix<f64>> {
+        self.grid.as_ref().map(|(_, x)| x.clone())
     }
 
     /// Submit `k` steps and take the trainer out for the readback; `None` if busy. The caller
@@ -100,6 +121,7 @@ impl GpuRun {
         self.params = snapshot.params;
         self.train = snapshot.train;
         self.test = snapshot.test;
+        self.grid_outputs = snapshot.grid;
         Ok(())
     }
 
@@ -121,7 +143,7 @@ impl GpuRun {
 /// Read back what the submitted steps produced: the new history records (from index `from`),
 /// the parameters and the whole-set losses. A divergence the trainer found is a `Run` error,
 /// anything else (device lost, mapping failed) a `Device` error.
-pub async fn read_back(trainer: &mut GpuTrainer, from: usize) -> Result<Snapshot, ReadbackError> {
+pub async fn read_back(trainer: &mut GpuTrainer, from: usize, grid: Option<DMatrix<f64>>) -> Result<Snapshot, ReadbackError> {
     if let Err(e) = trainer.read_history().await {
         return Err(match trainer.error() {
             Some(run_error) => ReadbackError::Run(run_error.to_string()),
@@ -132,9 +154,13 @@ pub async fn read_back(trainer: &mut GpuTrainer, from: usize) -> Result<Snapshot
     let params = trainer.params().await.map_err(device)?;
     let train = trainer.train_losses().await.map_err(device)?;
     let test = trainer.test_losses().await.map_err(device)?;
+    let grid = match grid {
+        Some(x) => Some(trainer.predict(&x).await.map_err(device)?),
+        None => None,
+    };
     trainer.gpu().check().map_err(device)?;
     let new_records = trainer.history().get(from..).unwrap_or(&[]).to_vec();
-    Ok(Snapshot { new_records, params, train, test })
+    Ok(Snapshot { new_records, params, train, test, grid })
 }
 
 impl TrainBackend for GpuRun {
@@ -203,6 +229,12 @@ impl TrainBackend for GpuRun {
         self.history = history;
         self.error = None;
         Ok(())
+    }
+    fn grid_outputs(&self, extent: f64) -> Option<&[DMatrix<f64>]> {
+        match (&self.grid, &self.grid_outputs) {
+            (Some((e, _)), Some(outs)) if *e == extent => Some(outs),
+            _ => None,
+        }
     }
     fn as_gpu(&mut self) -> Option<&mut GpuRun> {
         Some(self)

@@ -9,6 +9,7 @@
 
 mod arena;
 mod chart;
+mod grid;
 #[cfg(feature = "webgpu")]
 mod gpu_run;
 mod hook;

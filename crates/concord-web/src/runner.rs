@@ -664,6 +664,11 @@ pub trait TrainBackend {
     fn restore(&mut self, _record: concord_core::RunRecord) -> Result<(), String> {
         Err("this backend cannot restore a saved run".into())
     }
+    /// The heatmap grid's head outputs (`grid::points(extent)`), when the backend computed
+    /// them itself (the GPU run); `None`: the panel runs the CPU forward pass.
+    fn grid_outputs(&self, _extent: f64) -> Option<&[nalgebra::DMatrix<f64>]> {
+        None
+    }
     /// The GPU run behind this backend, if it is one (it steps asynchronously).
     #[cfg(feature = "webgpu")]
     fn as_gpu(&mut self) -> Option<&mut crate::gpu_run::GpuRun> {
