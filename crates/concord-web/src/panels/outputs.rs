@@ -311,6 +311,10 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         };
         chart::text(&ctx, "whole model", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
         draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
+        // The GPU trainer reads back whole-model metrics only.
+        if state.layers && h.metrics.layers.is_empty() && run.backend.as_ref().is_some_and(|b| b.kind() == "webgpu") {
+            chart::text(&ctx, "per-layer: CPU runs only", x0, y0 + block + 14.0, "left", chart::FONT, MUTED);
+        }
         if layers > 0 {
             for (l, lm) in h.metrics.layers.iter().enumerate() {
                 let lx = x0 + (l as f64 + 1.0) * (block + 10.0);
