@@ -1,11 +1,12 @@
 // The arena on WebGPU (SwiftShader): a preset trained by concord-gpu's GpuTrainer in the browser
 // matches the native CPU reference (`concord train --preset … --backend cpu --json`), a device
-// loss continues on the CPU with a notice, and a config the GPU cannot train runs on the CPU
-// with the reason shown.
+// loss continues on the CPU with a notice, a config the GPU cannot train runs on the CPU with the
+// reason shown, and a browser without WebGPU runs every run on the CPU and says why. The
+// heatmaps' 100 × 100 grid is predicted on the GPU for GPU runs (checked against concord-core).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { siteAndBrowser, openPage, artifactPath, CLI } from './helpers.mjs';
+import { siteAndBrowser, openPage, artifactPath, launchBrowser, CLI } from './helpers.mjs';
 
 const ctx = siteAndBrowser();
 const state = (page) => page.evaluate(() => window.concord.state());
@@ -119,4 +120,25 @@ test('a config the GPU cannot train (a dwa loss weighting) runs on the CPU with 
   assert.deepEqual(s.runs.map((r) => [r.steps, r.error]), [[15, null], [15, null]]);
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('without WebGPU every arena run is on the CPU and the page says why', async () => {
+  const noGpu = await launchBrowser({ webgpu: false });
+  try {
+    const errors = [];
+    const page = await openPage(noGpu, `${ctx.server.url}#preset=xor-conflict&arena=mean,mgda&play=false`, errors);
+    let s = await state(page);
+    assert.deepEqual(s.runs.map((r) => r.backend), ['cpu', 'cpu']);
+    for (const r of s.runs) assert.match(r.backendReason, /WebGPU is not available/);
+    assert.match(s.reason, /WebGPU is not available/);
+    const readout = await page.textContent('[data-testid=backend]');
+    assert.ok(readout.startsWith(`CPU · concord-core trainer (wasm) — ${s.runs[0].label}: WebGPU is not available`), readout);
+    s = await step(page, 10);
+    assert.deepEqual(s.runs.map((r) => [r.steps, r.error]), [[10, null], [10, null]]);
+    assert.deepEqual((await page.evaluate(() => window.concord.gridCheck())).map((g) => g.grid), ['cpu', 'cpu']);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await noGpu.close();
+  }
 });
