@@ -7,7 +7,7 @@ It reads the exact inputs `concord bench landscape --dump FILE` wrote (θ, δ, �
 and Concord's surface), times the loop, and reports the largest difference to Concord's values.
 
     concord bench landscape --dump /tmp/landscape.json
-    python bench/landscape_torch.py /tmp/landscape.json [--dtype float64|float32] [--repeats 3]
+    python bench/landscape_torch.py /tmp/landscape.json [--dtype float64|float32] [--repeats 3] [--threads N]
 """
 import argparse
 import json
@@ -41,8 +41,11 @@ def main():
     ap.add_argument("dump")
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     doc = json.load(open(args.dump))
     trunk, heads, params = build(doc, dtype)

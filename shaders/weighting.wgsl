@@ -1,7 +1,8 @@
 // weighting.wgsl — w = f(G) for one m × m Gramian (m ≤ 32), one workgroup of WG_SIZE.
 // requires: weights_common.wgsl weights_dispatch.wgsl
 //
-// Bindings: gram (m×m row-major, f32), weights (m values, then a completion flag), params.
+// Bindings: gram (m×m row-major, f32), weights (m values, then a completion flag), params,
+// state (the call counter, see WeightParams.call_from_state).
 // With params.factor_cols = k > 0 the first binding holds instead a factor R (m × k row-major,
 // k ≤ 32) with G = RRᵀ — the Jacobian itself when n ≤ 32.
 // Methods 0–4 (Mean, Sum, PCGrad, MGDA, CAGrad) run on invocation 0 alone, exactly the code
@@ -26,7 +27,9 @@ struct WeightParams {
     eps_a: f32,
     eps_b: f32,
     max_iters: u32,
-    _pad: u32,
+    // 1: take the call index from state[0] and store call + 1 there afterwards (the stateful
+    // methods' counter lives on the GPU, so many steps fit in one submission); 0: use `call`.
+    call_from_state: u32,
     // Preference vector or Constant's weights (m entries).
     vec: array<vec4<f32>, 8>,
 }
@@ -34,6 +37,8 @@ struct WeightParams {
 @group(0) @binding(0) var<storage, read> gram: array<f32>;
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<uniform> params: WeightParams;
+// state[0]: the call counter of a stateful weighting (PCGrad's order, Random's stream).
+@group(0) @binding(3) var<storage, read_write> state: array<u32>;
 
 var<workgroup> wg_done: atomic<u32>;
 
@@ -61,6 +66,8 @@ fn input_gram(i: u32, j: u32, m: u32, k: u32) -> f32 {
 @compute @workgroup_size(64)
 fn weighting(@builtin(local_invocation_index) lid: u32) {
     let m = min(params.m, WT_MAX_M);
+    // Read before any barrier; invocation 0 writes call + 1 only after the last one.
+    let call = select(params.call, state[0], params.call_from_state != 0u);
     let k = min(params.factor_cols, WT_MAX_M);
     if is_workgroup_method(params.method) {
         wg_lid = lid;
@@ -75,7 +82,7 @@ fn weighting(@builtin(local_invocation_index) lid: u32) {
             wg_g[(e / m) * WG_STRIDE + e % m] = input_gram(e / m, e % m, m, k);
         }
         workgroupBarrier();
-        compute_weights_workgroup(params.method, params.eps_a, params.eps_b, params.mode, params.seed, params.call);
+        compute_weights_workgroup(params.method, params.eps_a, params.eps_b, params.mode, params.seed, call);
         if sentinel_done() {
             atomicAdd(&wg_done, 1u);
         }
@@ -85,6 +92,9 @@ fn weighting(@builtin(local_invocation_index) lid: u32) {
                 weights[i] = wg_w[i];
             }
             weights[m] = select(0.0, 1.0, atomicLoad(&wg_done) == WG_SIZE);
+            if params.call_from_state != 0u {
+                state[0] = call + 1u;
+            }
         }
         return;
     }
@@ -109,9 +119,12 @@ fn weighting(@builtin(local_invocation_index) lid: u32) {
             }
         }
     }
-    compute_weights(params.method, params.c, params.seed, params.call);
+    compute_weights(params.method, params.c, params.seed, call);
     for (var i = 0u; i < m; i++) {
         weights[i] = wt_weight(i);
     }
     weights[m] = select(0.0, 1.0, sentinel_done());
+    if params.call_from_state != 0u {
+        state[0] = call + 1u;
+    }
 }

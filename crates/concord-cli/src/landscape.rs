@@ -50,7 +50,7 @@ pub struct LandscapeArgs {
     /// Method of the second run (default: --method).
     #[arg(long)]
     compare_method: Option<String>,
-    /// Measure λ_max and the trace every K steps (default: steps / 10; 0 = only at the end).
+    /// Measure λ_max and the trace every K steps (default: steps / 10; 0 = at the start and the end only).
     #[arg(long)]
     sharpness_every: Option<usize>,
     /// Iterations of the power method and probes of the Hutchinson trace (PyHessian: 100).
@@ -164,7 +164,12 @@ pub fn run(a: LandscapeArgs) -> Result<(), UsageError> {
     let compare_config = configure(&a, &compare_method, compare_seed)?;
     let steps = config.steps;
     let tracking = TrackingConfig {
-        every: a.sharpness_every.unwrap_or((steps / 10).max(1)),
+        every: match a.sharpness_every {
+            None => (steps / 10).max(1),
+            // Step 0 is a multiple of everything, and the end is always measured.
+            Some(0) => usize::MAX,
+            Some(k) => k,
+        },
         trace: true,
         curvature: CurvatureConfig { max_iter: a.hessian_iters, tol: 1e-3, seed: a.seed },
         snapshot_every: (steps / 50).max(1),

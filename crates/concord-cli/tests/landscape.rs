@@ -66,7 +66,7 @@ fn writes_every_file_and_the_summary_matches_them() {
     let traj = std::fs::read_to_string(dir.join("trajectory.csv")).unwrap();
     assert!(traj.starts_with("run,step,alpha,beta,residual\n"));
     assert!(traj.contains("\nupgrad seed 1,"));
-    let end = traj.lines().filter(|l| l.starts_with("upgrad seed 0,")).last().unwrap();
+    let end = traj.lines().rfind(|l| l.starts_with("upgrad seed 0,")).unwrap();
     let cols: Vec<f64> = end.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
     assert_eq!(cols[0], 20.0);
     assert!(cols[1].abs() < 1e-12 && cols[2].abs() < 1e-12);
@@ -98,6 +98,17 @@ fn direction_kinds_and_the_pareto_view() {
     assert!(p["hypervolume"].as_f64().unwrap() > 0.0);
     assert!(!p["front"].as_array().unwrap().is_empty());
     assert_eq!(run("start-end")["directions"], "start-end");
+    // --sharpness-every 0: measured at the start and the end only.
+    let dir = temp_dir("every0");
+    let out = concord(&[
+        "landscape", "--preset", "circle-vs-gauss", "--method", "mean", "--steps", "20", "--grid", "11", "--hessian-iters", "5",
+        "--sharpness-every", "0", "--out", dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sharp = std::fs::read_to_string(dir.join("sharpness.csv")).unwrap();
+    let steps: Vec<&str> = sharp.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(steps, vec!["0", "20"]);
+    let _ = std::fs::remove_dir_all(&dir);
     // The analytic preset goes through the generic slice.
     let pareto = json(&concord(&[&["landscape", "--preset", "pareto-synthetic", "--method", "mgda", "--json"][..], &QUICK].concat()));
     assert_eq!(pareto["params"], 20);

@@ -175,7 +175,7 @@ fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
 
 #[test]
 fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
-    for extra in [&["--method", "upgrad"][..], &["--method", "mean", "--weighting", "dwa"][..]] {
+    for extra in [&["--method", "nash-mtl"][..], &["--method", "mean", "--weighting", "dwa"][..]] {
         let out = concord(&[&["train", "--preset", "xor-conflict", "--backend", "gpu", "--steps", "5"][..], extra].concat());
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -1,7 +1,8 @@
 //! The Gram kernel's bandwidth against a plain copy on the same adapter (`concord bench gram`).
 //! Native only (wall-clock timing with `std::time::Instant`).
 //!
-//! Both kernels stream the same m·n f32 values of J from one storage buffer. Each is timed as
+//! Both kernels stream the same m·n f32 values of J from one storage buffer, with their buffers
+//! and bind groups made once (the Gram kernel through `GramPlan`). Each is timed as
 //! `reps` dispatches in one submission, waited on with a 16-byte readback, `reps` doubled from
 //! 1 until a submission takes at least `min_time` (submission and readback then cost ≪ 1 %),
 //! best of three such submissions. Bytes moved: the Gram kernel reads J once (m·n·4 bytes; the
@@ -54,7 +55,11 @@ pub fn gram_bandwidth(gpu: &Gpu, m: usize, n: usize, min_time: Duration) -> Resu
     let dst = gpu.buffer("bench copy dst", (padded * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let len4 = (padded / 4) as u32;
 
-    let gram_seconds = time_reps(gpu, min_time, &mut |encoder| gram::encode(gpu, encoder, &jac, m, n))?;
+    let plan = gram::GramPlan::new(gpu, &jac, m, n);
+    let gram_seconds = time_reps(gpu, min_time, &mut |encoder| {
+        plan.record(gpu, encoder);
+        plan.out.clone()
+    })?;
     let copy_seconds = time_reps(gpu, min_time, &mut |encoder| {
         copy::encode(gpu, encoder, &jac, &dst, len4);
         dst.clone()

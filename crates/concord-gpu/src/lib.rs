@@ -42,7 +42,9 @@ pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::moe::{GpuRouter, GpuRouting};
 pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
-pub use kernels::weighting::{aggregate, aggregate_with, weights, weights_with, GpuWeighting};
+pub use kernels::weighting::{
+    aggregate, aggregate_with, weights, weights_with, weights_with_state, GpuWeighting, WeightingState,
+};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
 pub use trainer::{gpu_weighting, GpuTrainer};

@@ -358,7 +358,7 @@ impl GpuTrainer {
                 }
             }
             let gram_buf = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
-            let call = WeightCall { weighting: &self.weighting, call: step as u32 };
+            let call = WeightCall { weighting: &self.weighting, call: step as u32, state: None };
             // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
             let w = if n <= MAX_TASKS {
                 weighting::encode(&gpu, &mut encoder, &self.jac, m, n, &call)

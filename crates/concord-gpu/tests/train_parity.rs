@@ -108,6 +108,13 @@ fn other_weightings_optimizers_and_full_batch_match_the_cpu_trainer() {
         ("mgda", vec![], TrainOptimizer::sgd(0.1, 0.9), None, None),
         ("cagrad", vec![("c".into(), "0.4".into())], TrainOptimizer::adam(0.01), Some(60), None),
         ("sum", vec![], TrainOptimizer::sgd(0.05, 0.0), Some(50), None),
+        ("mgda", vec![("max_iters".into(), "5".into())], TrainOptimizer::adam(0.01), Some(50), None),
+        ("upgrad", vec![], TrainOptimizer::adam(0.01), Some(50), None),
+        ("dualproj", vec![], TrainOptimizer::sgd(0.1, 0.9), None, None),
+        ("imtl-g", vec![], TrainOptimizer::adam(0.01), Some(50), None),
+        ("aligned-mtl", vec![("scale_mode".into(), "median".into())], TrainOptimizer::adam(0.01), Some(50), None),
+        ("config", vec![], TrainOptimizer::adam(0.01), Some(50), None),
+        ("constant", vec![("weights".into(), "0.3,1.7".into())], TrainOptimizer::adam(0.01), Some(50), None),
     ];
     for (agg, params, opt, batch, weighting) in cases {
         let mut cfg = config("circle-vs-gauss", 60);
@@ -189,7 +196,7 @@ fn unsupported_configs_are_clear_errors() {
         Ok(_) => panic!("expected an error"),
     };
     let mut c = config("xor-conflict", 10);
-    c.aggregator = "upgrad".into();
+    c.aggregator = "nash-mtl".into();
     assert!(err(c).contains("no GPU weighting"));
     let mut c = config("xor-conflict", 10);
     c.weighting = Some("dwa".into());
@@ -197,8 +204,8 @@ fn unsupported_configs_are_clear_errors() {
     assert!(err(config("pareto-synthetic", 10)).contains("pareto-synthetic"));
     let mut c = config("xor-conflict", 10);
     c.aggregator = "mgda".into();
-    c.aggregator_params = vec![("max_iters".into(), "5".into())];
-    assert!(err(c).contains("default parameters"));
+    c.aggregator_params = vec![("max_iters".into(), "0".into())];
+    assert!(err(c).contains("max_iters"), "the registry's own message");
     let mut c = config("xor-conflict", 10);
     c.aggregator = "nope".into();
     assert!(err(c).contains("unknown aggregator"));

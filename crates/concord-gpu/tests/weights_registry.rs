@@ -347,3 +347,38 @@ fn registry_params_reach_the_kernel() {
     let got = pollster::block_on(concord_gpu::weights_with(gpu(), &w, &g, m, 0)).unwrap();
     assert_eq!(got, vec![1.0, -2.0, 3.5, 0.0]);
 }
+
+#[test]
+fn stateful_counters_live_on_the_gpu() {
+    use concord_gpu::WeightingState;
+    // Random: a counter started at 5 gives the draws of calls 5, 6, 7, and ends at 8.
+    let m = 6;
+    let w = GpuWeighting::from_registry("random", &[], m, 99).unwrap();
+    let state = WeightingState::new(gpu(), 5);
+    let g = vec![0.0f32; m * m];
+    for call in 5..8u32 {
+        let got = pollster::block_on(concord_gpu::weights_with_state(gpu(), &w, &g, m, &state)).unwrap();
+        let want = rlw_pcg_weights(99, call, m);
+        for i in 0..m {
+            assert!((f64::from(got[i]) - want[i]).abs() <= 2e-6, "call {call}: {got:?} vs {want}");
+        }
+    }
+    assert_eq!(pollster::block_on(state.call(gpu())).unwrap(), 8);
+    // PCGrad (m = 5, so the visiting order matters): successive GPU calls follow the CPU
+    // instance's successive calls.
+    let m = 5;
+    let j = Sampler(ChaCha8Rng::seed_from_u64(4)).gaussian(m, 9).map(|x| x as f32 as f64);
+    let g = &j * j.transpose();
+    let g32: Vec<f32> = (0..m * m).map(|k| g[(k / m, k % m)] as f32).collect();
+    let w = GpuWeighting::from_registry("pcgrad", &[], m, 3).unwrap();
+    let state = WeightingState::new(gpu(), 0);
+    let mut cpu = registry::build("pcgrad", &[], m, 3).unwrap();
+    for call in 0..3 {
+        let got = pollster::block_on(concord_gpu::weights_with_state(gpu(), &w, &g32, m, &state)).unwrap();
+        let want = cpu.aggregate(&j).weights.unwrap();
+        let got64: Vec<f64> = got.iter().map(|&x| f64::from(x)).collect();
+        // Same tolerance as the PCGrad family check above.
+        assert!(update_err(&g, &got64, want.as_slice()) <= 1e-6, "call {call}: {got64:?} vs {want}");
+    }
+    assert_eq!(pollster::block_on(state.call(gpu())).unwrap(), 3);
+}

@@ -80,10 +80,20 @@ impl Axis {
             };
             let (a, b) = (self.lo.floor() as i32, self.hi.ceil() as i32);
             let step = ((b - a) as usize / n.max(1)).max(1);
-            return (a..=b)
+            let ticks: Vec<(f64, String)> = (a..=b)
                 .step_by(step)
                 .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
                 .filter(|v| v.log10() >= self.lo && v.log10() <= self.hi)
+                .map(|v| (v, log_label(v)))
+                .collect();
+            if ticks.len() >= 2 {
+                return ticks;
+            }
+            // A range too narrow for any of those: evenly spaced values inside it.
+            let (lo, hi) = (10f64.powf(self.lo), 10f64.powf(self.hi));
+            return crate::plot::nice_levels(lo, hi, n)
+                .into_iter()
+                .filter(|v| *v >= lo && *v <= hi && *v > 0.0)
                 .map(|v| (v, log_label(v)))
                 .collect();
         }
@@ -365,6 +375,10 @@ mod tests {
         let labels: Vec<String> = Axis { lo: -0.9, hi: -0.3, log: true }.ticks(4).into_iter().map(|(_, l)| l).collect();
         assert_eq!(labels, vec!["0.15", "0.2", "0.3", "0.4", "0.5"]);
         assert_eq!(log_label(5e-5), "5e-5");
+        // Within 5 % of 9000 none of 1, 1.5, 2, 3, 4, 5, 7 × 10ᵏ falls: evenly spaced ticks.
+        let narrow = Axis { lo: 8800f64.log10(), hi: 9400f64.log10(), log: true };
+        let t: Vec<f64> = narrow.ticks(4).into_iter().map(|(v, _)| v).collect();
+        assert!(t.len() >= 2 && t.iter().all(|v| (8800.0..=9400.0).contains(v)), "{t:?}");
         assert_eq!(log_label(2000.0), "2000");
     }
 

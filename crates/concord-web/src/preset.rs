@@ -137,7 +137,7 @@ impl Preset {
                 &[
                     "Cosine history: the first steps sit near −1 — the heads start tied, so the flipped labels pull the shared trunk in opposite directions.",
                     "The conflict is resolved by the heads: once head 2 flips its sign both tasks want the same XOR features and the cosine turns positive. Compare how fast each method gets there.",
-                    "Heatmaps: task 2’s map is task 1’s with the colours swapped outside the knob’s wedge.",
+                    "Heatmaps: task 2’s map is task 1’s with the colours swapped, except on the wedge (10 % of the plane) that the knob leaves alone.",
                     "Drag κ towards +1: the early conflict (and the red) disappears.",
                 ],
             ),

@@ -68,10 +68,10 @@ pub fn loss_value<T: SliceFloat>(loss: LossKind, out: &DMatrix<T>, target: &Targ
         }
         (LossKind::SoftmaxCe, Target::Classes(labels)) => {
             let mut total = 0.0;
-            for r in 0..b {
+            for (r, &label) in labels.iter().enumerate().take(b) {
                 let max = (0..k).map(|c| o(r, c)).fold(f64::NEG_INFINITY, f64::max);
                 let lse = max + (0..k).map(|c| (o(r, c) - max).exp()).sum::<f64>().ln();
-                total += lse - o(r, labels[r]);
+                total += lse - o(r, label);
             }
             total / b as f64
         }
@@ -161,32 +161,50 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
         out.clear();
         out.extend(s.bias.clone().map(|i| origin[i] + a * delta[i] + b * eta[i]));
     };
-    // z ← base + α·D + β·E + bias, column by column (column-major storage).
-    let first_layer_into = |f: &FirstLayer<T>, a: T, b: T, bias: &[T], z: &mut DMatrix<T>| {
-        for (c, &bc) in bias.iter().enumerate() {
-            let (zc, p, d, e) = (z.column_mut(c), f.base.column(c), f.along_delta.column(c), f.along_eta.column(c));
-            for (((zv, &pv), &dv), &ev) in zc.into_iter().zip(p.iter()).zip(d.iter()).zip(e.iter()) {
-                *zv = pv + a * dv + b * ev + bc;
+    // φ over a whole buffer; ReLU as a branch-free select so it vectorises.
+    let activate_all = |zs: &mut [T]| {
+        if relu {
+            for v in zs.iter_mut() {
+                *v = if *v > T::zero() { *v } else { T::zero() };
+            }
+        } else {
+            for v in zs.iter_mut() {
+                *v = T::from_f64_lossy(act.apply(v.to_f64()));
             }
         }
     };
-    // z ← a_prev·(W + αΔ + βH)ᵀ + bias.
-    let linear_into = |s: &LayerSlice, a_prev: &DMatrix<T>, al: T, be: T, sc_w: &mut [T], bias: &[T], z: &mut DMatrix<T>| {
+    // z ← φ?(base + α·D + β·E + bias); plain slices per column (column-major) so the loop
+    // vectorises.
+    let first_layer_into = |f: &FirstLayer<T>, a: T, b: T, bias: &[T], z: &mut DMatrix<T>, activate: bool| {
+        let rows = z.nrows();
+        let (ps, ds, es) = (f.base.as_slice(), f.along_delta.as_slice(), f.along_eta.as_slice());
+        let zs = z.as_mut_slice();
+        for (c, &bc) in bias.iter().enumerate() {
+            let r = c * rows..(c + 1) * rows;
+            for (((zv, &pv), &dv), &ev) in zs[r.clone()].iter_mut().zip(&ps[r.clone()]).zip(&ds[r.clone()]).zip(&es[r]) {
+                *zv = pv + a * dv + b * ev + bc;
+            }
+        }
+        if activate {
+            activate_all(zs);
+        }
+    };
+    // z ← φ?(a_prev·(W + αΔ + βH)ᵀ + bias).
+    let linear_into = |s: &LayerSlice, a_prev: &DMatrix<T>, al: T, be: T, sc_w: &mut [T], bias: &[T], z: &mut DMatrix<T>, activate: bool| {
         let w = &mut sc_w[..s.weight.len()];
         for (o, i) in w.iter_mut().zip(s.weight.clone()) {
             *o = origin[i] + al * delta[i] + be * eta[i];
         }
         z.gemm(T::one(), a_prev, &DMatrixView::from_slice(w, s.fan_in, s.fan_out), T::zero());
+        let rows = z.nrows();
+        let zs = z.as_mut_slice();
         for (c, &bc) in bias.iter().enumerate() {
-            z.column_mut(c).add_scalar_mut(bc);
+            for v in zs[c * rows..(c + 1) * rows].iter_mut() {
+                *v += bc;
+            }
         }
-    };
-    let activate = |z: &mut DMatrix<T>| {
-        if relu {
-            // The common case without a round trip through f64.
-            z.apply(|v| *v = v.max(T::zero()));
-        } else {
-            z.apply(|v| *v = T::from_f64_lossy(act.apply(v.to_f64())));
+        if activate {
+            activate_all(zs);
         }
     };
     let eval = |k: usize, sc: &mut Scratch<T>| -> Result<Vec<f64>, String> {
@@ -196,7 +214,7 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
         if layout.trunk.is_empty() {
             for (h, s) in layout.heads.iter().enumerate() {
                 effective_bias(s, a, b, b_eff);
-                first_layer_into(&first[h], a, b, b_eff, &mut outs[h]);
+                first_layer_into(&first[h], a, b, b_eff, &mut outs[h], false);
             }
         } else {
             for (l, s) in layout.trunk.iter().enumerate() {
@@ -204,16 +222,15 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
                 let (done, rest) = acts.split_at_mut(l);
                 let z = &mut rest[0];
                 if l == 0 {
-                    first_layer_into(&first[0], a, b, b_eff, z);
+                    first_layer_into(&first[0], a, b, b_eff, z, true);
                 } else {
-                    linear_into(s, &done[l - 1], a, b, w_eff, b_eff, z);
+                    linear_into(s, &done[l - 1], a, b, w_eff, b_eff, z, true);
                 }
-                activate(z);
             }
             let h = acts.last().expect("the trunk is not empty");
             for (t, s) in layout.heads.iter().enumerate() {
                 effective_bias(s, a, b, b_eff);
-                linear_into(s, h, a, b, w_eff, b_eff, &mut outs[t]);
+                linear_into(s, h, a, b, w_eff, b_eff, &mut outs[t], false);
             }
         }
         Ok(heads_cfg.iter().zip(outs.iter()).zip(targets).map(|((hc, o), y)| loss_value(hc.loss, o, y)).collect())

@@ -326,12 +326,14 @@ fn hvp_matches_the_closed_form_hessian_of_a_quadratic_model() {
             let v: Vec<f64> = (0..theta.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let exact: Vec<f64> = (&h * nalgebra::DVector::from_vec(v.clone())).iter().copied().collect();
             let err = rel_err(&hvp(&obj, &theta, &v, task).unwrap(), &exact);
+            eprintln!("HVP vs closed form, task {task:?}: relative error {err:e}");
             assert!(err < 1e-9, "task {task:?}: HVP relative error {err:e}");
         }
         // Power iteration → the largest eigenvalue (H is PSD here).
         let cfg = CurvatureConfig { max_iter: 2000, tol: 1e-12, seed: 3 };
         let top = top_eigenvalue(&obj, &theta, task, &cfg).unwrap();
         let exact = SymmetricEigen::new(h.clone()).eigenvalues.max();
+        eprintln!("λ_max task {task:?}: {} vs {exact} ({} iterations)", top.value, top.iterations);
         assert!((top.value - exact).abs() < 1e-6 * exact, "task {task:?}: λ {} vs {exact}", top.value);
         // Hutchinson within 4σ of the exact trace, σ² = 2·Σ_{i≠j} H_ij² / probes.
         let probes = 400;
@@ -393,6 +395,7 @@ fn hvp_matches_second_differences_of_the_loss_on_a_tanh_net() {
             worst = worst.max((col[i] - fd[(i, j)]).abs() / scale);
         }
     }
+    eprintln!("HVP vs second differences of the loss: worst {worst:e} of max|H|");
     assert!(worst < 1e-6, "worst |HVP − FD Hessian| / max|H| = {worst:e}");
 }
 

@@ -213,10 +213,38 @@ impl GpuWeighting {
 }
 
 /// Which weighting to run, and the call index (how many calls the same stateful instance —
-/// PCGrad's order, Random's stream — has made before this one).
+/// PCGrad's order, Random's stream — has made before this one): `call`, or, with `state`, the
+/// counter in that GPU buffer, which the kernel then advances.
 pub(crate) struct WeightCall<'a> {
     pub weighting: &'a GpuWeighting,
     pub call: u32,
+    pub state: Option<&'a WeightingState>,
+}
+
+/// The state of a stateful GPU weighting (PCGrad, Random): its call counter, in a GPU buffer
+/// that every weighting dispatch given this state reads and advances by one, so a sequence of
+/// steps needs no host round trip. Stateless methods ignore the counter.
+pub struct WeightingState {
+    buffer: wgpu::Buffer,
+}
+
+impl WeightingState {
+    /// A counter starting at `call` (0 for a fresh instance).
+    pub fn new(gpu: &Gpu, call: u32) -> Self {
+        let buffer = gpu.storage_init(
+            "weighting state",
+            bytemuck::cast_slice(&[call, 0, 0, 0]),
+            wgpu::BufferUsages::COPY_SRC,
+        );
+        WeightingState { buffer }
+    }
+
+    /// The current call counter (a readback).
+    pub async fn call(&self, gpu: &Gpu) -> Result<u32, GpuError> {
+        let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("state") });
+        let parts = gpu.submit_and_read(encoder, &[(&self.buffer, 4)]).await?;
+        Ok(parts[0][0].to_bits())
+    }
 }
 
 #[repr(C)]
@@ -235,7 +263,8 @@ struct WeightParams {
     eps_a: f32,
     eps_b: f32,
     max_iters: u32,
-    _pad: u32,
+    /// 1: the call index comes from (and is advanced in) the state buffer.
+    call_from_state: u32,
     vec: [f32; MAX_TASKS],
 }
 
@@ -268,8 +297,16 @@ pub(crate) fn encode(
         eps_a: wt.eps_a,
         eps_b: wt.eps_b,
         max_iters: wt.max_iters,
-        _pad: 0,
+        call_from_state: u32::from(call.state.is_some()),
         vec,
+    };
+    let dummy_state;
+    let state = match call.state {
+        Some(s) => &s.buffer,
+        None => {
+            dummy_state = gpu.buffer("weighting state (unused)", 16, wgpu::BufferUsages::STORAGE);
+            &dummy_state
+        }
     };
     let uniform = gpu.uniform_init("weighting params", bytemuck::bytes_of(&params));
     let out = gpu.buffer(
@@ -285,6 +322,7 @@ pub(crate) fn encode(
             wgpu::BindGroupEntry { binding: 0, resource: gram_buf.as_entire_binding() },
             wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() },
             wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 3, resource: state.as_entire_binding() },
         ],
     });
     let mut pass =
@@ -325,6 +363,28 @@ pub async fn weights_with(
     m: usize,
     call: u32,
 ) -> Result<Vec<f32>, GpuError> {
+    weights_impl(gpu, weighting, g, m, call, None).await
+}
+
+/// [`weights_with`] with the call counter kept on the GPU in `state` (read, then advanced by one).
+pub async fn weights_with_state(
+    gpu: &Gpu,
+    weighting: &GpuWeighting,
+    g: &[f32],
+    m: usize,
+    state: &WeightingState,
+) -> Result<Vec<f32>, GpuError> {
+    weights_impl(gpu, weighting, g, m, 0, Some(state)).await
+}
+
+async fn weights_impl(
+    gpu: &Gpu,
+    weighting: &GpuWeighting,
+    g: &[f32],
+    m: usize,
+    call: u32,
+    state: Option<&WeightingState>,
+) -> Result<Vec<f32>, GpuError> {
     if m == 0 || m > MAX_TASKS || g.len() != m * m {
         return Err(GpuError::Unsupported(format!(
             "weights: G has {} entries for m = {m} (need m·m, 1 ≤ m ≤ {MAX_TASKS})",
@@ -336,7 +396,7 @@ pub async fn weights_with(
     let gram_buf = gpu.storage_init("G", bytemuck::cast_slice(g), wgpu::BufferUsages::empty());
     let mut encoder =
         gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weights") });
-    let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { weighting, call });
+    let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { weighting, call, state });
     let mut parts = gpu.submit_and_read(encoder, &[(&out, ((m + 1) * 4) as u64)]).await?;
     let mut w = parts.remove(0);
     check_complete(gpu, &w, m)?;
@@ -408,7 +468,7 @@ pub async fn aggregate_with(
     let jac = gpu.storage_init("J", bytemuck::cast_slice(j), wgpu::BufferUsages::empty());
     let mut encoder =
         gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aggregate") });
-    let wc = WeightCall { weighting, call };
+    let wc = WeightCall { weighting, call, state: None };
     let w = if n <= MAX_TASKS {
         encode(gpu, &mut encoder, &jac, m, n, &wc)
     } else {

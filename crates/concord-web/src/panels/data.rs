@@ -138,7 +138,7 @@ pub fn DataPanel() -> impl IntoView {
                 </div>
                 <div class="field">
                     <label for="conflict-range">
-                        "Conflict knob κ: " {move || fmt_num(cfg.with(|s| s.conflict))}
+                        "Conflict knob κ: " {move || fmt_num(cfg.with(|s| s.conflict)).replace('-', "−")}
                         <small>" (1 = none, −1 = task fully flipped)"</small>
                     </label>
                     <input
