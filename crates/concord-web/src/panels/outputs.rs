@@ -10,7 +10,7 @@ use crate::preset::Family;
 use crate::state::State;
 use crate::use_cfg;
 use concord_core::data::LabelKind;
-use concord_core::model::{LossKind, Mlp};
+use concord_core::model::LossKind;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use nalgebra::DMatrix;
@@ -21,7 +21,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 /// Width of every panel canvas (CSS pixels).
 const WIDTH: f64 = 760.0;
 /// Heatmap resolution per side.
-const GRID: usize = 100;
+use crate::grid::GRID;
 /// Points per history line.
 const MAX_POINTS: usize = 300;
 /// Heatmaps cost 100² forward passes per task and run: redraw them at most this often.
@@ -83,16 +83,18 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
     }
 }
 
-/// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent).
-fn heatmap_pixels(mlp: &Mlp, params: &[f64], extent: f64) -> Option<Vec<Vec<u8>>> {
-    let h = 2.0 * extent / GRID as f64;
-    let pts: Vec<[f64; 2]> = (0..GRID * GRID)
-        .map(|i| {
-            let (r, c) = (i / GRID, i % GRID);
-            [-extent + (c as f64 + 0.5) * h, extent - (r as f64 + 0.5) * h]
-        })
-        .collect();
-    let outs = mlp.predict_points(params, &pts).ok()?;
+/// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
+/// grid outputs when the run has them for this extent, else the CPU forward pass.
+fn heatmap_pixels(backend: &dyn crate::runner::TrainBackend, extent: f64) -> Option<Vec<Vec<u8>>> {
+    let mlp = backend.mlp()?;
+    let computed;
+    let outs = match backend.grid_outputs(extent) {
+        Some(outs) => outs,
+        None => {
+            computed = mlp.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
+            &computed[..]
+        }
+    };
     Some(
         outs.iter()
             .zip(&mlp.config().heads)
@@ -137,12 +139,11 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let height = 30.0 + m as f64 * row_h + 8.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
     legend(&ctx, &a.runs, 12.0);
-    let extent = data.points.iter().flat_map(|p| [p[0].abs(), p[1].abs()]).fold(0.0f64, f64::max);
-    let extent = if extent <= 6.0 { 6.0 } else { extent * 1.05 };
+    let extent = crate::grid::extent(data);
     let Some(scratch) = scratch_canvas() else { return };
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
-        let pixels = run.backend.as_ref().and_then(|b| heatmap_pixels(b.mlp()?, b.params()?, extent));
+        let pixels = run.backend.as_ref().and_then(|b| heatmap_pixels(b.as_ref(), extent));
         for t in 0..m {
             let y0 = 30.0 + t as f64 * row_h + 16.0;
             let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
@@ -310,6 +311,10 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         };
         chart::text(&ctx, "whole model", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
         draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
+        // The GPU trainer reads back whole-model metrics only.
+        if state.layers && h.metrics.layers.is_empty() && run.backend.as_ref().is_some_and(|b| b.kind() == "webgpu") {
+            chart::text(&ctx, "per-layer: CPU runs only", x0, y0 + block + 14.0, "left", chart::FONT, MUTED);
+        }
         if layers > 0 {
             for (l, lm) in h.metrics.layers.iter().enumerate() {
                 let lx = x0 + (l as f64 + 1.0) * (block + 10.0);
