@@ -5,24 +5,16 @@
 //! f64), so the gap is the forward pass's f32 arithmetic only: |Δ| ≤ 1e-5 (1 + |o_cpu|) for every
 //! head output (outputs of order 1 on this grid; measured ~1e-6, printed).
 
-use std::sync::Arc;
+mod common;
+use common::gpu_arc as gpu;
 
 use concord_core::train::preset;
-use concord_gpu::{Gpu, GpuTrainer};
+use concord_gpu::GpuTrainer;
 use nalgebra::DMatrix;
 
 const GRID: usize = 100;
 const TOL: f64 = 1e-5;
 
-fn gpu() -> Arc<Gpu> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-    }
-    match pollster::block_on(Gpu::new()) {
-        Ok(g) => Arc::new(g),
-        Err(e) => panic!("no usable GPU adapter — a failure, not a skip: {e}"),
-    }
-}
 
 /// Cell centres of a GRID × GRID grid over [−6, 6]², row by row from the top (as the page's).
 fn grid_points() -> Vec<[f64; 2]> {

@@ -4,22 +4,14 @@
 //! `train_parity.rs` (TOL = 2e-5 relative; both restart the optimizer moments and the batch
 //! order, so the reference is the restored CPU run, not the uninterrupted one). On lavapipe.
 
-use std::sync::Arc;
+mod common;
+use common::gpu_arc as gpu;
 
 use concord_core::train::{preset, TrainConfig, Trainer};
-use concord_gpu::{Gpu, GpuTrainer};
+use concord_gpu::GpuTrainer;
 
 const TOL: f64 = 2e-5;
 
-fn gpu() -> Arc<Gpu> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-    }
-    match pollster::block_on(Gpu::new()) {
-        Ok(g) => Arc::new(g),
-        Err(e) => panic!("no usable GPU adapter — a failure, not a skip: {e}"),
-    }
-}
 
 fn config(aggregator: &str) -> TrainConfig {
     let mut c = preset("xor-conflict").unwrap();
