@@ -657,6 +657,10 @@ pub trait TrainBackend {
     fn restore(&mut self, _params: Vec<f64>, _history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
         Err("this backend cannot restore a saved run".into())
     }
+    /// The training loss as a function of any parameter vector (for the landscape panel).
+    fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
+        None
+    }
 }
 
 impl TrainBackend for concord_core::Trainer {
@@ -689,5 +693,8 @@ impl TrainBackend for concord_core::Trainer {
     }
     fn restore(&mut self, params: Vec<f64>, history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
         concord_core::Trainer::restore(self, params, history)
+    }
+    fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
+        Some(concord_core::Trainer::objective(self))
     }
 }

@@ -50,6 +50,8 @@ pub const DATASETS: &[&str] = &["circle", "xor", "gauss", "spiral", "reg-plane",
 pub const ACTIVATIONS: &[&str] = &["tanh", "relu", "gelu", "sigmoid", "linear"];
 pub const LOSSES: &[&str] = &["bce", "mse"];
 pub const INPUTS: &[&str] = &["native", "union", "uniform"];
+/// Landscape plane directions (concord-core's `DirectionKind` names).
+pub const LANDSCAPE_DIRECTIONS: &[&str] = &["random", "gradients", "pca", "start-end"];
 /// Tasks on the 2-D playground data.
 pub const MIN_TASKS: usize = 2;
 pub const MAX_TASKS: usize = 4;
@@ -88,6 +90,10 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "layers", ty: Ty::Bool, default: "false" },
     Prop { key: "showTest", ty: Ty::Bool, default: "true" },
     Prop { key: "hideText", ty: Ty::Bool, default: "false" },
+    // The landscape panel: plane directions, grid points per side, shown task (0 = total).
+    Prop { key: "landDirections", ty: Ty::Enum(LANDSCAPE_DIRECTIONS), default: "random" },
+    Prop { key: "landGrid", ty: Ty::Int { min: 5, max: 101 }, default: "31" },
+    Prop { key: "landTask", ty: Ty::Int { min: 0, max: MAX_TASKS as i64 }, default: "0" },
 ];
 
 /// Controls that `<name>_hide=true` removes, with the label the UI shows for them.
@@ -113,6 +119,7 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("cosine", "Cosine matrix"),
     ("conflict", "Conflict metrics"),
     ("lossSpace", "Loss space"),
+    ("landscape", "Loss landscape"),
 ];
 
 /// Which loss the contour plot shows.
@@ -229,6 +236,10 @@ pub struct State {
     pub layers: bool,
     pub show_test: bool,
     pub hide_text: bool,
+    pub land_directions: &'static str,
+    pub land_grid: usize,
+    /// 0: the total; t ≥ 1: task t.
+    pub land_task: usize,
     /// Controls hidden with `<name>_hide=true`.
     pub hidden: Vec<String>,
 }
@@ -292,6 +303,9 @@ impl State {
             layers: false,
             show_test: false,
             hide_text: false,
+            land_directions: "random",
+            land_grid: 0,
+            land_task: 0,
             hidden: Vec::new(),
             view: View::Average,
             methods: Vec::new(),
@@ -403,6 +417,9 @@ impl State {
             layers: get("layers").flag(),
             show_test: get("showTest").flag(),
             hide_text: get("hideText").flag(),
+            land_directions: get("landDirections").name(),
+            land_grid: get("landGrid").num() as usize,
+            land_task: get("landTask").num() as usize,
             hidden,
         };
         (state, notices)
@@ -440,6 +457,9 @@ impl State {
                     "layers" => self.layers.to_string(),
                     "showTest" => self.show_test.to_string(),
                     "hideText" => self.hide_text.to_string(),
+                    "landDirections" => self.land_directions.to_string(),
+                    "landGrid" => self.land_grid.to_string(),
+                    "landTask" => self.land_task.to_string(),
                     other => unreachable!("key {other} has no writer"),
                 };
                 format!("{}={}", p.key, v)
