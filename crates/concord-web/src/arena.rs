@@ -84,6 +84,8 @@ pub struct ArenaRun {
     pub backend: Option<Box<dyn TrainBackend>>,
     pub error: Option<String>,
     pub curve: Vec<CurvePoint>,
+    /// Parameter snapshots for the landscape panel (trajectories, PCA, λ_max over time).
+    pub snapshots: crate::panels::landscape::Snapshots,
 }
 
 impl ArenaRun {
@@ -100,6 +102,9 @@ impl ArenaRun {
             let step = b.history().len();
             if let Ok(train) = b.train_losses() {
                 self.curve.push(CurvePoint { step, train, test: b.test_losses() });
+            }
+            if let Some(params) = b.params() {
+                self.snapshots.offer(step, params);
             }
         }
     }
@@ -267,6 +272,7 @@ impl Arena {
                 backend,
                 error,
                 curve: Vec::new(),
+                snapshots: Default::default(),
             };
             run.sample_curve();
             self.runs.push(run);

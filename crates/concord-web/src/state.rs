@@ -795,6 +795,27 @@ mod tests {
     }
 
     #[test]
+    fn landscape_keys_round_trip_and_bad_values_fall_back() {
+        let (s, n) = State::from_hash("#preset=xor-conflict&landDirections=pca&landGrid=51&landTask=2&landscape_hide=true");
+        assert!(n.is_empty(), "{n:?}");
+        assert_eq!((s.land_directions, s.land_grid, s.land_task), ("pca", 51, 2));
+        assert!(s.is_hidden("landscape"));
+        assert_eq!(State::from_hash(&s.to_hash()).0, s);
+        let (d, _) = State::from_hash("");
+        assert_eq!((d.land_directions, d.land_grid, d.land_task), ("random", 31, 0));
+        let (b, n) = State::from_hash("#landDirections=sideways&landGrid=500&landTask=x");
+        assert_eq!((b.land_directions, b.land_grid, b.land_task), ("random", 101, 0));
+        assert_eq!(n.len(), 3, "{n:?}");
+        assert!(n[0].contains("landDirections=sideways"), "{n:?}");
+        // Landscape settings are views: they never rebuild the arena.
+        let mut v = d.clone();
+        v.land_directions = "gradients";
+        v.land_grid = 21;
+        v.land_task = 1;
+        assert!(!d.arena_needs_reset(&v));
+    }
+
+    #[test]
     fn only_data_model_and_method_changes_rebuild_the_arena() {
         let a = State::default();
         let mut b = a.clone();

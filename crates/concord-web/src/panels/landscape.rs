@@ -40,12 +40,36 @@ const INTERP_POINTS: usize = 21;
 const BANDS: usize = 14;
 const SIZE: f64 = 420.0;
 
-/// One run's parameter snapshots (step, θ), oldest first.
+/// One run's parameter snapshots (step, θ), oldest first: one every `SNAPSHOT_EVERY` steps,
+/// thinned to every other one when `MAX_SNAPSHOTS` is reached (memory stays bounded).
 #[derive(Default, Clone)]
-struct Snapshots {
-    label: String,
-    steps: Vec<usize>,
-    params: Vec<Vec<f64>>,
+pub struct Snapshots {
+    pub steps: Vec<usize>,
+    pub params: Vec<Vec<f64>>,
+    every: usize,
+}
+
+/// Most snapshots kept per run.
+const MAX_SNAPSHOTS: usize = 200;
+
+impl Snapshots {
+    /// Keep θ at `step` if it is due (the arena calls this every few steps).
+    pub fn offer(&mut self, step: usize, params: &[f64]) {
+        let every = self.every.max(SNAPSHOT_EVERY);
+        if self.steps.last().is_some_and(|&l| step < l) {
+            *self = Snapshots::default();
+        }
+        if self.steps.last().is_none_or(|&l| step >= l + every) || self.steps.is_empty() {
+            self.steps.push(step);
+            self.params.push(params.to_vec());
+            self.every = every;
+        }
+        if self.steps.len() > MAX_SNAPSHOTS {
+            self.steps = self.steps.iter().copied().step_by(2).collect();
+            self.params = std::mem::take(&mut self.params).into_iter().step_by(2).collect();
+            self.every = every * 2;
+        }
+    }
 }
 
 /// Everything one computation produced (serialised for the test hook).
@@ -107,7 +131,6 @@ pub struct SharpOut {
 
 #[derive(Default)]
 struct Store {
-    snapshots: Vec<Snapshots>,
     result: Option<LandscapeResult>,
     busy: bool,
     error: Option<String>,
@@ -119,37 +142,6 @@ thread_local! {
 
 fn with_store<R>(f: impl FnOnce(&mut Store) -> R) -> R {
     STORE.with(|s| f(&mut s.borrow_mut()))
-}
-
-/// Keep a snapshot of every run every `SNAPSHOT_EVERY` steps (and restart on a reset).
-fn record_snapshots() {
-    let current: Option<Vec<(String, usize, Option<Vec<f64>>)>> = arena::with(|a| {
-        a.runs
-            .iter()
-            .map(|r| (r.label.clone(), r.steps(), r.backend.as_ref().and_then(|b| b.params()).map(|p| p.to_vec())))
-            .collect()
-    });
-    let Some(current) = current else { return };
-    with_store(|s| {
-        if s.snapshots.len() != current.len() {
-            s.snapshots = vec![Snapshots::default(); current.len()];
-        }
-        for (snap, (label, step, params)) in s.snapshots.iter_mut().zip(current) {
-            let Some(params) = params else { continue };
-            let stale = snap.label != label || snap.steps.last().is_some_and(|&l| step < l);
-            if stale {
-                *snap = Snapshots { label, ..Default::default() };
-            }
-            let due = match snap.steps.last() {
-                None => true,
-                Some(&l) => step >= l + SNAPSHOT_EVERY,
-            };
-            if due {
-                snap.steps.push(step);
-                snap.params.push(params);
-            }
-        }
-    });
 }
 
 /// Resolves on the next macrotask, so the browser can paint and handle input.
@@ -185,6 +177,19 @@ fn thin<T: Clone>(items: &[T], max: usize) -> Vec<T> {
     (0..max).map(|i| items[i * (items.len() - 1) / (max - 1)].clone()).collect()
 }
 
+/// The snapshots with the current θ at the end (replacing a snapshot taken at the same step).
+fn with_now(s: &Snapshots, step: usize, theta: &[f64]) -> (Vec<usize>, Vec<Vec<f64>>) {
+    let mut steps = s.steps.clone();
+    let mut params = s.params.clone();
+    if steps.last() == Some(&step) {
+        steps.pop();
+        params.pop();
+    }
+    steps.push(step);
+    params.push(theta.to_vec());
+    (steps, params)
+}
+
 fn err<E: ToString>(e: E) -> String {
     e.to_string()
 }
@@ -192,31 +197,18 @@ fn err<E: ToString>(e: E) -> String {
 /// The whole computation; one chunk per macrotask.
 async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
     let t0 = crate::runner::now_ms();
-    record_snapshots();
-    let snaps = with_store(|s| s.snapshots.clone());
+    let snaps: Vec<Snapshots> = arena::with(|a| a.runs.iter().map(|r| r.snapshots.clone()).collect()).unwrap_or_default();
     let own = snaps.get(run).cloned().unwrap_or_default();
-    let setup = with_run(run, |obj, theta, label, _| -> Result<_, String> {
-        let mut trajectory = own.params.clone();
-        trajectory.push(theta.to_vec());
-        let inputs = PlaneInputs { layout: None, seed: 0, trajectory: &trajectory, tasks: (0, 1) };
-        let p = plane(kind, obj, theta, &inputs)?;
-        Ok((p, obj.num_tasks(), label.to_string(), obj.losses(theta)?))
+    // The plane through run `run`'s θ; the layout lets random directions be filter-normalised.
+    let setup = arena::with(|a| -> Option<Result<_, String>> {
+        let r = a.runs.get(run)?;
+        let b = r.backend.as_ref()?;
+        let (obj, theta) = (b.objective()?, b.params()?);
+        let trajectory = with_now(&own, r.steps(), theta).1;
+        let inputs = PlaneInputs { layout: b.mlp().map(|m| m.layout()), seed: 0, trajectory: &trajectory, tasks: (0, 1) };
+        Some(plane(kind, &*obj, theta, &inputs).and_then(|p| Ok((p, obj.num_tasks(), r.label.clone(), obj.losses(theta)?, r.steps()))))
     });
-    let (plane_, tasks_n, run_label, centre_losses) = setup.ok_or("that run has no parameters to slice")??;
-    let steps_now = arena::with(|a| a.runs.get(run).map(|r| r.steps())).flatten().unwrap_or(0);
-    // Random directions need the layout for filter normalisation: rebuild with it.
-    let plane_ = if kind == DirectionKind::Random {
-        arena::with(|a| {
-            let b = a.runs.get(run)?.backend.as_ref()?;
-            let obj = b.objective()?;
-            let inputs = PlaneInputs { layout: b.mlp().map(|m| m.layout()), seed: 0, trajectory: &[], tasks: (0, 1) };
-            Some(plane(kind, &*obj, b.params()?, &inputs))
-        })
-        .flatten()
-        .unwrap_or(Ok(plane_))?
-    } else {
-        plane_
-    };
+    let (plane_, tasks_n, run_label, centre_losses, steps_now) = setup.flatten().ok_or("that run has no parameters to slice")??;
     yield_now().await;
 
     // The slice, one row of β per chunk.
@@ -251,10 +243,7 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
     let mut paths = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
         let Some((label, colour, theta)) = with_run(k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let mut steps = s.steps.clone();
-        let mut params = s.params.clone();
-        steps.push(arena::with(|a| a.runs[k].steps()).unwrap_or(0));
-        params.push(theta);
+        let (steps, params) = with_now(s, arena::with(|a| a.runs[k].steps()).unwrap_or(0), &theta);
         if let Ok(p) = project(&plane_, &label, &steps, &params) {
             let residual_max = p.residual.iter().copied().fold(0.0, f64::max);
             paths.push(PathOut { label, colour, coords: p.coords, residual_max });
@@ -292,8 +281,11 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
     let mut sharpness = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
         let Some((label, colour, theta)) = with_run(k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let mut points: Vec<(usize, Vec<f64>)> = thin(&s.steps.iter().copied().zip(s.params.iter().cloned()).collect::<Vec<_>>(), SHARPNESS_POINTS - 1);
-        points.push((arena::with(|a| a.runs[k].steps()).unwrap_or(0), theta.clone()));
+        let (all_steps, all_params) = with_now(s, arena::with(|a| a.runs[k].steps()).unwrap_or(0), &theta);
+        let mut points: Vec<(usize, Vec<f64>)> = all_steps.into_iter().zip(all_params).collect();
+        let now = points.pop().expect("with_now ends with the current θ");
+        points = thin(&points, SHARPNESS_POINTS - 1);
+        points.push(now);
         let mut steps = Vec::new();
         let mut lambda = Vec::new();
         for (step, th) in points {
@@ -581,11 +573,6 @@ pub fn LandscapePanel() -> impl IntoView {
     let version = RwSignal::new(0u64);
     let status = RwSignal::new(String::from("Not computed yet."));
     install_hook();
-
-    Effect::new(move |_| {
-        aui.version.track();
-        record_snapshots();
-    });
 
     let start = move || {
         if with_store(|s| std::mem::replace(&mut s.busy, true)) {
