@@ -92,7 +92,7 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "hideText", ty: Ty::Bool, default: "false" },
     // The landscape panel: plane directions, grid points per side, shown task (0 = total).
     Prop { key: "landDirections", ty: Ty::Enum(LANDSCAPE_DIRECTIONS), default: "random" },
-    Prop { key: "landGrid", ty: Ty::Int { min: 5, max: 101 }, default: "31" },
+    Prop { key: "landGrid", ty: Ty::Int { min: 5, max: 101 }, default: "51" },
     Prop { key: "landTask", ty: Ty::Int { min: 0, max: MAX_TASKS as i64 }, default: "0" },
 ];
 
@@ -796,13 +796,13 @@ mod tests {
 
     #[test]
     fn landscape_keys_round_trip_and_bad_values_fall_back() {
-        let (s, n) = State::from_hash("#preset=xor-conflict&landDirections=pca&landGrid=51&landTask=2&landscape_hide=true");
+        let (s, n) = State::from_hash("#preset=xor-conflict&landDirections=pca&landGrid=31&landTask=2&landscape_hide=true");
         assert!(n.is_empty(), "{n:?}");
-        assert_eq!((s.land_directions, s.land_grid, s.land_task), ("pca", 51, 2));
+        assert_eq!((s.land_directions, s.land_grid, s.land_task), ("pca", 31, 2));
         assert!(s.is_hidden("landscape"));
         assert_eq!(State::from_hash(&s.to_hash()).0, s);
         let (d, _) = State::from_hash("");
-        assert_eq!((d.land_directions, d.land_grid, d.land_task), ("random", 31, 0));
+        assert_eq!((d.land_directions, d.land_grid, d.land_task), ("random", 51, 0));
         let (b, n) = State::from_hash("#landDirections=sideways&landGrid=500&landTask=x");
         assert_eq!((b.land_directions, b.land_grid, b.land_task), ("random", 101, 0));
         assert_eq!(n.len(), 3, "{n:?}");

@@ -25,8 +25,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{HtmlCanvasElement, ImageData};
 
-/// Grid points per side in the browser (51 is the reference default; see `GRID_CHOICES`).
-pub const DEFAULT_GRID: usize = 31;
+/// Grid points per side: the reference default. In headless Chromium on this machine a 51 × 51
+/// slice of the xor-conflict MLP takes ~0.5 s in 51 row-chunks of ~10 ms, so no smaller default.
+pub const DEFAULT_GRID: usize = 51;
 pub const GRID_CHOICES: [usize; 3] = [21, 31, 51];
 /// A parameter snapshot is kept every this many steps (for trajectories, PCA and λ_max).
 const SNAPSHOT_EVERY: usize = 10;
@@ -196,6 +197,8 @@ fn err<E: ToString>(e: E) -> String {
 
 /// The whole computation; one chunk per macrotask.
 async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
+    // An odd count puts a grid point exactly at (0, 0), i.e. at θ itself.
+    let n = n | 1;
     let t0 = crate::runner::now_ms();
     let snaps: Vec<Snapshots> = arena::with(|a| a.runs.iter().map(|r| r.snapshots.clone()).collect()).unwrap_or_default();
     let own = snaps.get(run).cloned().unwrap_or_default();
@@ -243,7 +246,7 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
     let mut paths = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
         let Some((label, colour, theta)) = with_run(k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let (steps, params) = with_now(s, arena::with(|a| a.runs[k].steps()).unwrap_or(0), &theta);
+        let (steps, params) = with_now(s, arena::with(|a| a.runs.get(k).map(|r| r.steps())).flatten().unwrap_or(0), &theta);
         if let Ok(p) = project(&plane_, &label, &steps, &params) {
             let residual_max = p.residual.iter().copied().fold(0.0, f64::max);
             paths.push(PathOut { label, colour, coords: p.coords, residual_max });
@@ -281,7 +284,7 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
     let mut sharpness = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
         let Some((label, colour, theta)) = with_run(k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let (all_steps, all_params) = with_now(s, arena::with(|a| a.runs[k].steps()).unwrap_or(0), &theta);
+        let (all_steps, all_params) = with_now(s, arena::with(|a| a.runs.get(k).map(|r| r.steps())).flatten().unwrap_or(0), &theta);
         let mut points: Vec<(usize, Vec<f64>)> = all_steps.into_iter().zip(all_params).collect();
         let now = points.pop().expect("with_now ends with the current θ");
         points = thin(&points, SHARPNESS_POINTS - 1);
@@ -317,7 +320,7 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
         centre_total: surface.total[centre],
         tasks: surface.tasks,
         total: surface.total,
-        run_total_train_loss: arena::with(|a| a.runs[run].backend.as_ref().and_then(|b| b.train_losses().ok()))
+        run_total_train_loss: arena::with(|a| a.runs.get(run)?.backend.as_ref()?.train_losses().ok())
             .flatten()
             .map(|l| l.iter().sum())
             .unwrap_or(centre_losses.iter().sum()),
@@ -495,6 +498,7 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
 fn draw_pareto(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
     let Some(ctx) = chart::prepare(canvas, 380.0, 240.0) else { return };
     let f = Frame { x: 52.0, y: 26.0, w: 310.0, h: 170.0 };
+    chart::text(&ctx, "ℓ₂", 8.0, f.y + 10.0, "left", chart::FONT, MUTED);
     let Some(p) = &r.pareto else {
         chart::text(&ctx, "The Pareto view needs two tasks.", 10.0, 40.0, "left", chart::FONT, INK);
         return;
@@ -609,7 +613,7 @@ pub fn LandscapePanel() -> impl IntoView {
     // Recompute automatically when play pauses (training stays fast while playing).
     Effect::new(move |prev: Option<bool>| {
         let playing = cfg.with(|s| s.play);
-        if prev == Some(true) && !playing {
+        if prev == Some(true) && !playing && !cfg.with_untracked(|s| s.is_hidden("landscape")) {
             start();
         }
         playing
@@ -697,7 +701,7 @@ pub fn LandscapePanel() -> impl IntoView {
                 <canvas node_ref=pareto data-testid="landscape-pareto" role="img" aria-label="Pareto front in loss space"></canvas>
             </div>
             <p class="hint">"Barriers: Frankle = sup_α L − ½(L(θ₁) + L(θ₂)); Entezari = sup_α [L − ((1−α)L(θ₁) + αL(θ₂))]. λ_max: 20 power iterations on finite-difference Hessian-vector products; tr H: Hutchinson, 20 Rademacher probes. Hypervolume against r = 1.1 × the worst ℓ₁ and ℓ₂ in the scatter."</p>
-            <div class="figure-head">
+            <div class="figure-head landscape-pngs">
                 <button type="button" class="btn small" aria-label="Download the interpolation plot as PNG" on:click=png(interp, "interpolation")>"PNG interpolation"</button>
                 <button type="button" class="btn small" aria-label="Download the sharpness plot as PNG" on:click=png(sharp, "sharpness")>"PNG sharpness"</button>
                 <button type="button" class="btn small" aria-label="Download the Pareto view as PNG" on:click=png(pareto, "pareto")>"PNG Pareto"</button>
