@@ -152,6 +152,13 @@ test('landscape URL keys restore and bad values fall back with a notice; 31 × 3
   assert.equal(r.directions, 'start-end');
   assert.ok(close(r.centreTotal, s.runs[0].trainLosses.reduce((a, b) => a + b, 0), CENTRE_TOL));
   assert.ok(r.total.every(Number.isFinite));
+  // PCA of the trajectory: two explained-variance ratios in [0, 1] that sum to at most 1.
+  await page.selectOption('[data-testid=landscape-directions]', 'pca');
+  const p = await compute(page, 20);
+  assert.equal(p.directions, 'pca');
+  const [e1, e2] = p.explainedVariance;
+  assert.ok(e1 >= e2 && e2 >= 0 && e1 + e2 <= 1 + 1e-12, `${e1}, ${e2}`);
+  assert.ok(close(p.centreTotal, r.centreTotal, CENTRE_TOL), 'same θ, same centre whatever the plane');
   await page.goto(`${ctx.server.url}#preset=xor-conflict&play=false&landDirections=sideways&landGrid=7x`);
   await page.waitForFunction(() => window.concord && window.concord.ready === true);
   const notices = await page.textContent('body');

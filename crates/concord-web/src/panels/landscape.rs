@@ -455,8 +455,8 @@ fn draw_slice(canvas: &HtmlCanvasElement, r: &LandscapeResult, task: Option<usiz
 }
 
 fn draw_interp(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
-    let Some(ctx) = chart::prepare(canvas, 380.0, 240.0) else { return };
-    let f = Frame { x: 52.0, y: 26.0, w: 310.0, h: 170.0 };
+    let Some(ctx) = chart::prepare(canvas, 360.0, 240.0) else { return };
+    let f = Frame { x: 52.0, y: 26.0, w: 290.0, h: 170.0 };
     let Some(i) = &r.interpolation else {
         chart::text(&ctx, "Interpolation needs two arena runs.", 10.0, 40.0, "left", chart::FONT, INK);
         return;
@@ -479,8 +479,8 @@ fn draw_interp(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
 }
 
 fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
-    let Some(ctx) = chart::prepare(canvas, 380.0, 280.0) else { return };
-    let f = Frame { x: 52.0, y: 26.0, w: 310.0, h: 170.0 };
+    let Some(ctx) = chart::prepare(canvas, 360.0, 280.0) else { return };
+    let f = Frame { x: 52.0, y: 26.0, w: 290.0, h: 170.0 };
     let xs = r.sharpness.iter().flat_map(|s| s.steps.iter().map(|&v| v as f64));
     let ax = Axis::fit(xs, false);
     let ay = Axis::fit(r.sharpness.iter().flat_map(|s| s.lambda_max.iter().copied()), true);
@@ -496,8 +496,8 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
 }
 
 fn draw_pareto(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
-    let Some(ctx) = chart::prepare(canvas, 380.0, 240.0) else { return };
-    let f = Frame { x: 52.0, y: 26.0, w: 310.0, h: 170.0 };
+    let Some(ctx) = chart::prepare(canvas, 360.0, 240.0) else { return };
+    let f = Frame { x: 52.0, y: 26.0, w: 290.0, h: 170.0 };
     chart::text(&ctx, "ℓ₂", 8.0, f.y + 10.0, "left", chart::FONT, MUTED);
     let Some(p) = &r.pareto else {
         chart::text(&ctx, "The Pareto view needs two tasks.", 10.0, 40.0, "left", chart::FONT, INK);
