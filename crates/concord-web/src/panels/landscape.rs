@@ -1,8 +1,9 @@
 //! The landscape panel: the 2-D loss slice through one arena run's current parameters (log
 //! colour scale, per task or total, four direction choices) with every run's trajectory
 //! projected onto it, the 1-D interpolation between the first two runs with both barrier
-//! heights, λ_max (power iteration) over training plus the Hutchinson trace at the end, and the
-//! loss-space Pareto front with its 2-D hypervolume. Definitions: concord-core's `landscape`.
+//! heights, and λ_max (power iteration) over training plus the Hutchinson trace at the end; it
+//! also supplies the loss-space panel's Pareto front and 2-D hypervolume (`pareto_of`).
+//! Definitions: concord-core's `landscape`.
 //!
 //! Computing is on demand (the button, or when play pauses) and runs in chunks — one slice row
 //! or one curvature estimate per macrotask — so the page stays responsive. `window.concord.
@@ -302,11 +303,7 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
         yield_now().await;
     }
 
-    let pareto = pareto_points().and_then(|(pts, labels)| {
-        let rx = pts.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
-        let ry = pts.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max);
-        pareto_view(pts, labels, [REFERENCE_SCALE * rx, REFERENCE_SCALE * ry]).ok()
-    });
+    let pareto = arena::with(|a| pareto_of(a)).flatten();
 
     let centre = (n / 2) * n + n / 2;
     Ok(LandscapeResult {
@@ -338,26 +335,46 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
 /// The reference point is this factor times the worst ℓ₁ and ℓ₂ of the scatter.
 pub const REFERENCE_SCALE: f64 = 1.1;
 
-/// (ℓ₁, ℓ₂) of every run's recorded whole-train-set losses (the loss curve points).
-fn pareto_points() -> Option<(Vec<[f64; 2]>, Vec<String>)> {
-    arena::with(|a| {
-        let mut pts = Vec::new();
-        let mut labels = Vec::new();
-        for r in &a.runs {
-            for c in &r.curve {
-                if c.train.len() >= 2 && c.train[0].is_finite() && c.train[1].is_finite() {
-                    pts.push([c.train[0], c.train[1]]);
-                    labels.push(format!("{} @ {}", r.label, c.step));
-                }
-            }
-            if let Some(l) = r.backend.as_ref().and_then(|b| b.train_losses().ok()).filter(|l| l.len() >= 2) {
-                pts.push([l[0], l[1]]);
-                labels.push(format!("{} @ {}", r.label, r.steps()));
+/// The loss-space Pareto view of the arena: (ℓ₁, ℓ₂) of every run's recorded whole-train-set
+/// losses (the loss-curve points, every few steps) and of each run now, the non-dominated front,
+/// and the hypervolume against r = `REFERENCE_SCALE` × (worst ℓ₁, worst ℓ₂) of the scatter.
+/// Drawn by the loss-space panel (outputs.rs); the hook exposes it with the landscape.
+pub fn pareto_of(a: &crate::arena::Arena) -> Option<ParetoView> {
+    let mut pts = Vec::new();
+    let mut labels = Vec::new();
+    for r in &a.runs {
+        for c in &r.curve {
+            if c.train.len() >= 2 && c.train[0].is_finite() && c.train[1].is_finite() {
+                pts.push([c.train[0], c.train[1]]);
+                labels.push(format!("{} @ {}", r.label, c.step));
             }
         }
-        (!pts.is_empty()).then_some((pts, labels))
-    })
-    .flatten()
+        if let Some(l) = r.backend.as_ref().and_then(|b| b.train_losses().ok()).filter(|l| l.len() >= 2 && l[0].is_finite() && l[1].is_finite()) {
+            pts.push([l[0], l[1]]);
+            labels.push(format!("{} @ {}", r.label, r.steps()));
+        }
+    }
+    if pts.is_empty() {
+        return None;
+    }
+    let rx = pts.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
+    let ry = pts.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max);
+    pareto_view(pts, labels, [REFERENCE_SCALE * rx, REFERENCE_SCALE * ry]).ok()
+}
+
+/// The staircase of a front up to its reference point, (ℓ₁, ℓ₂) pairs to draw as one line.
+pub fn staircase(p: &ParetoView) -> Vec<(f64, f64)> {
+    let front: Vec<[f64; 2]> = p.front.iter().map(|&k| p.points[k]).collect();
+    let mut stair = Vec::new();
+    if let Some(first) = front.first() {
+        stair.push((first[0], p.reference[1]));
+    }
+    for (k, q) in front.iter().enumerate() {
+        stair.push((q[0], q[1]));
+        let next_x = front.get(k + 1).map_or(p.reference[0], |n| n[0]);
+        stair.push((next_x, q[1]));
+    }
+    stair
 }
 
 // ---------------------------------------------------------------- drawing
@@ -495,48 +512,6 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
     }
 }
 
-fn draw_pareto(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
-    let Some(ctx) = chart::prepare(canvas, 360.0, 240.0) else { return };
-    let f = Frame { x: 52.0, y: 26.0, w: 290.0, h: 170.0 };
-    chart::text(&ctx, "ℓ₂", 8.0, f.y + 10.0, "left", chart::FONT, MUTED);
-    let Some(p) = &r.pareto else {
-        chart::text(&ctx, "The Pareto view needs two tasks.", 10.0, 40.0, "left", chart::FONT, INK);
-        return;
-    };
-    let ax = Axis::fit(p.points.iter().map(|q| q[0]).chain([p.reference[0]]), false);
-    let ay = Axis::fit(p.points.iter().map(|q| q[1]).chain([p.reference[1]]), false);
-    chart::axes(&ctx, f, ax, ay, "Loss space: front and hypervolume", "ℓ₁");
-    let to_px = |q: [f64; 2]| (f.x + ax.unit(q[0]).unwrap_or(0.0) * f.w, f.y + f.h - ay.unit(q[1]).unwrap_or(0.0) * f.h);
-    for (q, label) in p.points.iter().zip(&p.labels) {
-        let colour = r.paths.iter().find(|pa| label.starts_with(&format!("{} @", pa.label))).map(|pa| pa.colour.as_str()).unwrap_or(MUTED);
-        let (x, y) = to_px(*q);
-        chart::dot(&ctx, x, y, 2.0, colour, None);
-    }
-    // Staircase of the front up to the reference point.
-    let mut stair = Vec::new();
-    let front: Vec<[f64; 2]> = p.front.iter().map(|&k| p.points[k]).collect();
-    if let Some(first) = front.first() {
-        stair.push((first[0], p.reference[1]));
-    }
-    for (k, q) in front.iter().enumerate() {
-        stair.push((q[0], q[1]));
-        let next_x = front.get(k + 1).map_or(p.reference[0], |n| n[0]);
-        stair.push((next_x, q[1]));
-    }
-    chart::polyline(&ctx, f, ax, ay, &stair, chart::Pen::solid(INK, 1.5));
-    let (rx, ry) = to_px(p.reference);
-    chart::dot(&ctx, rx, ry, 3.5, "#ffffff", Some(INK));
-    chart::text(
-        &ctx,
-        &format!("HV {:.4} vs r = ({:.3}, {:.3}); front {} of {}", p.hypervolume, p.reference[0], p.reference[1], p.front.len(), p.points.len()),
-        f.x,
-        f.y + f.h + 38.0,
-        "left",
-        chart::FONT,
-        INK,
-    );
-}
-
 fn install_hook() {
     let Some(hook) = web_sys::window().and_then(|w| js_sys::Reflect::get(&w, &"concord".into()).ok()) else { return };
     let get = Closure::<dyn Fn() -> JsValue>::new(|| {
@@ -559,7 +534,6 @@ pub fn LandscapePanel() -> impl IntoView {
     let slice = NodeRef::<Canvas>::new();
     let interp = NodeRef::<Canvas>::new();
     let sharp = NodeRef::<Canvas>::new();
-    let pareto = NodeRef::<Canvas>::new();
     let run = RwSignal::new(0usize);
     // Directions, grid and task live in the URL hash (landDirections, landGrid, landTask).
     let kind = Signal::derive(move || cfg.with(|s| s.land_directions.parse::<DirectionKind>().unwrap_or(DirectionKind::Random)));
@@ -636,9 +610,6 @@ pub fn LandscapePanel() -> impl IntoView {
             if let Some(c) = sharp.get_untracked() {
                 draw_sharpness(&c, r);
             }
-            if let Some(c) = pareto.get_untracked() {
-                draw_pareto(&c, r);
-            }
         });
     });
 
@@ -698,13 +669,11 @@ pub fn LandscapePanel() -> impl IntoView {
             <div class="landscape-row">
                 <canvas node_ref=interp data-testid="landscape-interp" role="img" aria-label="Interpolation between two runs"></canvas>
                 <canvas node_ref=sharp data-testid="landscape-sharpness" role="img" aria-label="Sharpness over training"></canvas>
-                <canvas node_ref=pareto data-testid="landscape-pareto" role="img" aria-label="Pareto front in loss space"></canvas>
             </div>
-            <p class="hint">"Barriers: Frankle = sup_α L − ½(L(θ₁) + L(θ₂)); Entezari = sup_α [L − ((1−α)L(θ₁) + αL(θ₂))]. λ_max: 20 power iterations on finite-difference Hessian-vector products; tr H: Hutchinson, 20 Rademacher probes. Hypervolume against r = 1.1 × the worst ℓ₁ and ℓ₂ in the scatter."</p>
+            <p class="hint">"Barriers: Frankle = sup_α L − ½(L(θ₁) + L(θ₂)); Entezari = sup_α [L − ((1−α)L(θ₁) + αL(θ₂))]. λ_max: 20 power iterations on finite-difference Hessian-vector products; tr H: Hutchinson, 20 Rademacher probes. The Pareto front and its hypervolume are in the loss-space panel."</p>
             <div class="figure-head landscape-pngs">
                 <button type="button" class="btn small" aria-label="Download the interpolation plot as PNG" on:click=png(interp, "interpolation")>"PNG interpolation"</button>
                 <button type="button" class="btn small" aria-label="Download the sharpness plot as PNG" on:click=png(sharp, "sharpness")>"PNG sharpness"</button>
-                <button type="button" class="btn small" aria-label="Download the Pareto view as PNG" on:click=png(pareto, "pareto")>"PNG Pareto"</button>
             </div>
         </section>
     }
