@@ -160,6 +160,15 @@ test('landscape URL keys restore and bad values fall back with a notice; 31 × 3
   const [e1, e2] = p.explainedVariance;
   assert.ok(e1 >= e2 && e2 >= 0 && e1 + e2 <= 1 + 1e-12, `${e1}, ${e2}`);
   assert.ok(close(p.centreTotal, r.centreTotal, CENTRE_TOL), 'same θ, same centre whatever the plane');
+  // Slice through the second run instead: its loss at the centre; interpolation runs from it to run 0.
+  await page.selectOption('[data-testid=landscape-run]', '1');
+  const m = await compute(page, 20);
+  const mgda = s.runs[1].trainLosses.reduce((a, b) => a + b, 0);
+  assert.equal(m.run, 1);
+  assert.ok(close(m.centreTotal, mgda, CENTRE_TOL), `${m.centreTotal} vs ${mgda}`);
+  assert.equal(m.interpolation.from, s.runs[1].label);
+  assert.equal(m.interpolation.to, s.runs[0].label);
+  assert.ok(close(m.interpolation.total[0], mgda, 1e-9));
   await page.goto(`${ctx.server.url}#preset=xor-conflict&play=false&landDirections=sideways&landGrid=7x`);
   await page.waitForFunction(() => window.concord && window.concord.ready === true);
   const notices = await page.textContent('body');

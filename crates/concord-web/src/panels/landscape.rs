@@ -1,6 +1,6 @@
 //! The landscape panel: the 2-D loss slice through one arena run's current parameters (log
 //! colour scale, per task or total, four direction choices) with every run's trajectory
-//! projected onto it, the 1-D interpolation between the first two runs with both barrier
+//! projected onto it, the 1-D interpolation between two chosen runs with both barrier
 //! heights, and λ_max (power iteration) over training plus the Hutchinson trace at the end; it
 //! also supplies the loss-space panel's Pareto front and 2-D hypervolume (`pareto_of`).
 //! Definitions: concord-core's `landscape`.
@@ -197,7 +197,7 @@ fn err<E: ToString>(e: E) -> String {
 }
 
 /// The whole computation; one chunk per macrotask.
-async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
+async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
     // An odd count puts a grid point exactly at (0, 0), i.e. at θ itself.
     let n = n | 1;
     let t0 = crate::runner::now_ms();
@@ -254,13 +254,13 @@ async fn compute(run: usize, kind: DirectionKind, n: usize) -> Result<LandscapeR
         }
     }
 
-    // 1-D interpolation between the first two runs.
-    let interpolation = if run_count() >= 2 {
-        let ends = (with_run(0, |_, th, l, _| (th.to_vec(), l.to_string())), with_run(1, |_, th, l, _| (th.to_vec(), l.to_string())));
+    // 1-D interpolation from the sliced run (α = 0) to the other chosen run (α = 1).
+    let interpolation = if other != run && other < run_count() {
+        let ends = (with_run(run, |_, th, l, _| (th.to_vec(), l.to_string())), with_run(other, |_, th, l, _| (th.to_vec(), l.to_string())));
         match ends {
             (Some((t1, l1)), Some((t2, l2))) => {
                 let alphas = linspace(0.0, 1.0, INTERP_POINTS);
-                let total = with_run(0, |obj, _, _, _| -> Result<Vec<f64>, String> {
+                let total = with_run(run, |obj, _, _, _| -> Result<Vec<f64>, String> {
                     alphas
                         .iter()
                         .map(|&a| {
@@ -475,7 +475,7 @@ fn draw_interp(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
     let Some(ctx) = chart::prepare(canvas, 360.0, 240.0) else { return };
     let f = Frame { x: 52.0, y: 26.0, w: 290.0, h: 170.0 };
     let Some(i) = &r.interpolation else {
-        chart::text(&ctx, "Interpolation needs two arena runs.", 10.0, 40.0, "left", chart::FONT, INK);
+        chart::text(&ctx, "Interpolation needs two different arena runs.", 10.0, 40.0, "left", chart::FONT, INK);
         return;
     };
     let pts: Vec<(f64, f64)> = i.alphas.iter().copied().zip(i.total.iter().copied()).collect();
@@ -535,6 +535,8 @@ pub fn LandscapePanel() -> impl IntoView {
     let interp = NodeRef::<Canvas>::new();
     let sharp = NodeRef::<Canvas>::new();
     let run = RwSignal::new(0usize);
+    // The other end of the interpolation (default: the first run that is not `run`).
+    let other = RwSignal::new(1usize);
     // Directions, grid and task live in the URL hash (landDirections, landGrid, landTask).
     let kind = Signal::derive(move || cfg.with(|s| s.land_directions.parse::<DirectionKind>().unwrap_or(DirectionKind::Random)));
     let grid = Signal::derive(move || cfg.with(|s| s.land_grid));
@@ -557,9 +559,10 @@ pub fn LandscapePanel() -> impl IntoView {
             return;
         }
         status.set("Computing…".into());
-        let (r, k, n) = (run.get_untracked(), kind.get_untracked(), grid.get_untracked());
+        let (r, o, k, n) = (run.get_untracked(), other.get_untracked(), kind.get_untracked(), grid.get_untracked());
+        let o = if o == r { usize::from(r == 0) } else { o };
         leptos::task::spawn_local(async move {
-            let out = compute(r, k, n).await;
+            let out = compute(r, o, k, n).await;
             with_store(|s| {
                 s.busy = false;
                 match out {
@@ -639,6 +642,11 @@ pub fn LandscapePanel() -> impl IntoView {
                 <label>"Run "
                     <select data-testid="landscape-run" on:change=move |ev| run.set(event_target_value(&ev).parse().unwrap_or(0))>
                         {move || runs().into_iter().enumerate().map(|(k, l)| view! { <option value=k.to_string() selected=move || run.get() == k>{l}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>" Interpolate to "
+                    <select data-testid="landscape-other" on:change=move |ev| other.set(event_target_value(&ev).parse().unwrap_or(1))>
+                        {move || runs().into_iter().enumerate().map(|(k, l)| view! { <option value=k.to_string() selected=move || other.get() == k>{l}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>" Directions "
