@@ -95,6 +95,8 @@ pub struct ArenaRun {
     pub curve: Vec<CurvePoint>,
     /// Why this run is on the CPU (no WebGPU, a config the GPU cannot train, a GPU failure).
     pub cpu_reason: Option<String>,
+    /// Parameter snapshots for the landscape panel (trajectories, PCA, λ_max over time).
+    pub snapshots: crate::panels::landscape::Snapshots,
 }
 
 impl ArenaRun {
@@ -115,6 +117,9 @@ impl ArenaRun {
             let step = b.history().len();
             if let Ok(train) = b.train_losses() {
                 self.curve.push(CurvePoint { step, train, test: b.test_losses() });
+            }
+            if let Some(params) = b.params() {
+                self.snapshots.offer(step, params);
             }
         }
     }
@@ -369,6 +374,7 @@ impl Arena {
                 error,
                 curve: Vec::new(),
                 cpu_reason,
+                snapshots: Default::default(),
             };
             run.sample_curve();
             self.runs.push(run);

@@ -53,6 +53,9 @@ pub struct GpuRun {
     grid: Option<(f64, DMatrix<f64>)>,
     /// The grid's head outputs at `params` (from the last readback).
     grid_outputs: Option<Vec<DMatrix<f64>>>,
+    /// The CPU trainer of the same config, never stepped: its model and training set are the
+    /// landscape panel's objective (the loss at any parameter vector, in f64).
+    cpu_twin: Trainer,
 }
 
 impl GpuRun {
@@ -81,6 +84,7 @@ impl GpuRun {
             lr_pending: None,
             grid: None,
             grid_outputs: None,
+            cpu_twin: cpu,
         })
     }
 
@@ -166,6 +170,9 @@ pub async fn read_back(trainer: &mut GpuTrainer, from: usize, grid: Option<DMatr
 impl TrainBackend for GpuRun {
     fn kind(&self) -> &'static str {
         "webgpu"
+    }
+    fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
+        Some(self.cpu_twin.objective())
     }
     fn step(&mut self) -> Result<(), String> {
         Err("a GPU run steps through the arena's submit/readback cycle".into())

@@ -174,7 +174,7 @@ fn App() -> impl IntoView {
                 <panels::io::IoPanel />
             </aside>
             <section class="figure" aria-label="Figures">
-                <Show when=is_toy fallback=|| view! { <panels::outputs::OutputsPanel /> }>
+                <Show when=is_toy fallback=|| view! { <panels::outputs::OutputsPanel /> <panels::landscape::LandscapePanel /> }>
                     <panels::contour::ContourPanel />
                 </Show>
             </section>

@@ -674,6 +674,10 @@ pub trait TrainBackend {
     fn as_gpu(&mut self) -> Option<&mut crate::gpu_run::GpuRun> {
         None
     }
+    /// The training loss as a function of any parameter vector (for the landscape panel).
+    fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
+        None
+    }
 }
 
 impl TrainBackend for concord_core::Trainer {
@@ -706,5 +710,8 @@ impl TrainBackend for concord_core::Trainer {
     }
     fn restore(&mut self, record: concord_core::RunRecord) -> Result<(), String> {
         concord_core::Trainer::restore(self, record.params, record.history)
+    }
+    fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
+        Some(concord_core::Trainer::objective(self))
     }
 }

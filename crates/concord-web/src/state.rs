@@ -50,6 +50,8 @@ pub const DATASETS: &[&str] = &["circle", "xor", "gauss", "spiral", "reg-plane",
 pub const ACTIVATIONS: &[&str] = &["tanh", "relu", "gelu", "sigmoid", "linear"];
 pub const LOSSES: &[&str] = &["bce", "mse"];
 pub const INPUTS: &[&str] = &["native", "union", "uniform"];
+/// Landscape plane directions (concord-core's `DirectionKind` names).
+pub const LANDSCAPE_DIRECTIONS: &[&str] = &["random", "gradients", "pca", "start-end"];
 /// Tasks on the 2-D playground data.
 pub const MIN_TASKS: usize = 2;
 pub const MAX_TASKS: usize = 4;
@@ -88,6 +90,10 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "layers", ty: Ty::Bool, default: "false" },
     Prop { key: "showTest", ty: Ty::Bool, default: "true" },
     Prop { key: "hideText", ty: Ty::Bool, default: "false" },
+    // The landscape panel: plane directions, grid points per side, shown task (0 = total).
+    Prop { key: "landDirections", ty: Ty::Enum(LANDSCAPE_DIRECTIONS), default: "random" },
+    Prop { key: "landGrid", ty: Ty::Int { min: 5, max: 101 }, default: "51" },
+    Prop { key: "landTask", ty: Ty::Int { min: 0, max: MAX_TASKS as i64 }, default: "0" },
 ];
 
 /// Controls that `<name>_hide=true` removes, with the label the UI shows for them.
@@ -113,6 +119,7 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("cosine", "Cosine matrix"),
     ("conflict", "Conflict metrics"),
     ("lossSpace", "Loss space"),
+    ("landscape", "Loss landscape"),
 ];
 
 /// Which loss the contour plot shows.
@@ -229,6 +236,10 @@ pub struct State {
     pub layers: bool,
     pub show_test: bool,
     pub hide_text: bool,
+    pub land_directions: &'static str,
+    pub land_grid: usize,
+    /// 0: the total; t ≥ 1: task t.
+    pub land_task: usize,
     /// Controls hidden with `<name>_hide=true`.
     pub hidden: Vec<String>,
 }
@@ -292,6 +303,9 @@ impl State {
             layers: false,
             show_test: false,
             hide_text: false,
+            land_directions: "random",
+            land_grid: 0,
+            land_task: 0,
             hidden: Vec::new(),
             view: View::Average,
             methods: Vec::new(),
@@ -403,6 +417,9 @@ impl State {
             layers: get("layers").flag(),
             show_test: get("showTest").flag(),
             hide_text: get("hideText").flag(),
+            land_directions: get("landDirections").name(),
+            land_grid: get("landGrid").num() as usize,
+            land_task: get("landTask").num() as usize,
             hidden,
         };
         (state, notices)
@@ -440,6 +457,9 @@ impl State {
                     "layers" => self.layers.to_string(),
                     "showTest" => self.show_test.to_string(),
                     "hideText" => self.hide_text.to_string(),
+                    "landDirections" => self.land_directions.to_string(),
+                    "landGrid" => self.land_grid.to_string(),
+                    "landTask" => self.land_task.to_string(),
                     other => unreachable!("key {other} has no writer"),
                 };
                 format!("{}={}", p.key, v)
@@ -772,6 +792,27 @@ mod tests {
         assert_eq!(s, t);
         let (_, n3) = State::from_hash("tasks=xor&arena=");
         assert_eq!(n3.len(), 2, "{n3:?}");
+    }
+
+    #[test]
+    fn landscape_keys_round_trip_and_bad_values_fall_back() {
+        let (s, n) = State::from_hash("#preset=xor-conflict&landDirections=pca&landGrid=31&landTask=2&landscape_hide=true");
+        assert!(n.is_empty(), "{n:?}");
+        assert_eq!((s.land_directions, s.land_grid, s.land_task), ("pca", 31, 2));
+        assert!(s.is_hidden("landscape"));
+        assert_eq!(State::from_hash(&s.to_hash()).0, s);
+        let (d, _) = State::from_hash("");
+        assert_eq!((d.land_directions, d.land_grid, d.land_task), ("random", 51, 0));
+        let (b, n) = State::from_hash("#landDirections=sideways&landGrid=500&landTask=x");
+        assert_eq!((b.land_directions, b.land_grid, b.land_task), ("random", 101, 0));
+        assert_eq!(n.len(), 3, "{n:?}");
+        assert!(n[0].contains("landDirections=sideways"), "{n:?}");
+        // Landscape settings are views: they never rebuild the arena.
+        let mut v = d.clone();
+        v.land_directions = "gradients";
+        v.land_grid = 21;
+        v.land_task = 1;
+        assert!(!d.arena_needs_reset(&v));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod contour;
 pub mod data;
 pub mod explain;
 pub mod io;
+pub mod landscape;
 pub mod methods;
 pub mod model;
 pub mod notices;

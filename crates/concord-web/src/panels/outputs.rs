@@ -405,6 +405,11 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
             }
         }
     }
+    // The non-dominated front of every point drawn, and its hypervolume (landscape.rs).
+    let pareto = crate::panels::landscape::pareto_of(a);
+    if let Some(p) = &pareto {
+        chart::polyline(&ctx, f, xa, ya, &crate::panels::landscape::staircase(p), chart::Pen::dashed(INK, 1.2));
+    }
     let notes = [
         "Each trail is one method’s (L₁, L₂) on the",
         "whole train set, every few steps; the big dot",
@@ -418,6 +423,18 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     }
     if a.task_names.len() > 2 {
         chart::text(&ctx, "(tasks 1 and 2 of several)", f.x + f.w + 24.0, f.y + 124.0, "left", chart::FONT, MUTED);
+    }
+    if let Some(p) = &pareto {
+        let lines = [
+            "Dashed: the non-dominated front of all",
+            "points shown (staircase to r).",
+            &format!("Hypervolume {:.4}", p.hypervolume),
+            &format!("r = ({:.3}, {:.3}) = 1.1 × worst", p.reference[0], p.reference[1]),
+            &format!("front: {} of {} points", p.front.len(), p.points.len()),
+        ];
+        for (i, n) in lines.iter().enumerate() {
+            chart::text(&ctx, n, f.x + f.w + 24.0, f.y + 150.0 + i as f64 * 16.0, "left", chart::FONT, INK);
+        }
     }
 }
 
