@@ -480,6 +480,8 @@ impl Arena {
                     "conflictRatio": last.map(|h| h.metrics.conflict_ratio),
                     "updateCosMean": last.and_then(|h| h.metrics.update_cosine_mean),
                     "curvePoints": r.curve.len(),
+                    // MoE runs: the latest step's routing stats and per-expert cosines.
+                    "moe": last.and_then(|h| h.moe.as_ref()),
                 })
             })
             .collect();

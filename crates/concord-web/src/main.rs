@@ -169,7 +169,7 @@ fn App() -> impl IntoView {
                 <panels::io::IoPanel />
             </aside>
             <section class="figure" aria-label="Figures">
-                <Show when=is_toy fallback=|| view! { <panels::outputs::OutputsPanel /> }>
+                <Show when=is_toy fallback=|| view! { <panels::outputs::OutputsPanel /> <panels::moe::MoePanel /> }>
                     <panels::contour::ContourPanel />
                 </Show>
             </section>

@@ -654,6 +654,10 @@ pub trait TrainBackend {
     fn record(&self) -> Option<concord_core::RunRecord> {
         None
     }
+    /// The MoE model, for the MoE panel's routing map (`None` for MLP runs).
+    fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
+        None
+    }
     fn restore(&mut self, _params: Vec<f64>, _history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
         Err("this backend cannot restore a saved run".into())
     }
@@ -686,6 +690,9 @@ impl TrainBackend for concord_core::Trainer {
     }
     fn record(&self) -> Option<concord_core::RunRecord> {
         Some(concord_core::Trainer::record(self))
+    }
+    fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
+        concord_core::Trainer::moe(self)
     }
     fn restore(&mut self, params: Vec<f64>, history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
         concord_core::Trainer::restore(self, params, history)

@@ -8,6 +8,7 @@ pub mod explain;
 pub mod io;
 pub mod methods;
 pub mod model;
+pub mod moe;
 pub mod notices;
 pub mod optimizer;
 pub mod outputs;
