@@ -58,7 +58,7 @@ test('task-experts: the MoE panel draws the routing and matches the CLI’s rout
   assert.ok(await page.isVisible('[data-panel=moe]'), 'the MoE panel is visible');
   const ink = await inkedPixels(page);
   for (const key of ['moeRouting', 'moeCapacity', 'moeMap', 'moeConflict']) {
-    assert.ok(ink[key] > 2000, `${key} canvas drawn: ${ink[key]} non-white pixels`);
+    assert.ok(ink[key] > 1500, `${key} canvas drawn: ${ink[key]} non-white pixels`);
   }
   // The routing map is a coloured field: at least a third of its device pixels are non-white.
   const mapShare = await page.evaluate(() => {
@@ -91,7 +91,7 @@ test('the dense twin and MLP presets hide the MoE panel; the model select switch
   await page.selectOption('#model-select', 'moe');
   await page.selectOption('#router-select', 'switch');
   await page.fill('#cf-input', '2');
-  await page.press('#cf-input', 'Enter');
+  await page.locator('#cf-input').dispatchEvent('change');
   await page.waitForFunction(() => /cf=2(&|$)/.test(location.hash));
   assert.match(await page.evaluate(() => location.hash), /model=moe.*router=switch/);
   s = await step(page, 10);

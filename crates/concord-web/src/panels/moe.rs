@@ -166,11 +166,30 @@ fn draw_capacity(canvas: &HtmlCanvasElement, a: &Arena) {
     let train: Vec<[f64; 2]> = a.points.as_ref().map(|d| d.points[..d.n_train].to_vec()).unwrap_or_default();
     let sweep = if train.is_empty() { None } else { capacity_sweep(moe, params, &train) };
     let Some(sweep) = sweep else {
-        chart::text(&ctx, &format!("Router “{}” has no capacity limit: no token is dropped.", router.name()), 20.0, 40.0, "left", chart::FONT_TITLE, INK);
-        if let Some(n) = now {
-            chart::text(&ctx, &format!("Dropped at the latest step: {n}"), 20.0, 62.0, "left", chart::FONT, MUTED);
+        // No capacity: show what each expert processed in the latest batch (nothing is dropped).
+        chart::text(&ctx, &format!("Router “{}” has no capacity limit: no token is dropped.", router.name()), 20.0, 20.0, "left", chart::FONT_TITLE, INK);
+        if let Some(rec) = rec {
+            let tasks = &rec.routing.tasks;
+            let e = tasks.first().map_or(0, |t| t.load.len());
+            let (bx, by, bar_h) = (60.0, 40.0 + 110.0, 110.0);
+            let group_w = 300.0 / tasks.len().max(1) as f64;
+            for (t, tr) in tasks.iter().enumerate() {
+                let w = (group_w - 16.0) / e.max(1) as f64;
+                for (j, l) in tr.load.iter().enumerate() {
+                    ctx.set_fill_style_str(&expert_colour(j));
+                    ctx.fill_rect(bx + t as f64 * group_w + j as f64 * w, by - l * bar_h, w - 2.0, l * bar_h);
+                }
+                chart::text(&ctx, &format!("task {}", t + 1), bx + t as f64 * group_w + (group_w - 16.0) / 2.0, by + 14.0, "center", chart::FONT, MUTED);
+            }
+            chart::text(&ctx, "share of the batch each expert processed (bar height 1 = every token)", bx, by + 32.0, "left", chart::FONT, MUTED);
         }
-        chart::text(&ctx, "Choose switch, top2 or expert-choice in the Model panel to see tokens dropped against the capacity factor.", 20.0, 84.0, "left", chart::FONT, MUTED);
+        let tx = 400.0;
+        if let Some(n) = now {
+            chart::text(&ctx, &format!("Dropped at the latest step: {n}"), tx, 60.0, "left", chart::FONT, MUTED);
+        }
+        chart::text(&ctx, "Choose switch, top2 or expert-choice in the", tx, 82.0, "left", chart::FONT, MUTED);
+        chart::text(&ctx, "Model panel to see dropped tokens against", tx, 98.0, "left", chart::FONT, MUTED);
+        chart::text(&ctx, "the capacity factor.", tx, 114.0, "left", chart::FONT, MUTED);
         return;
     };
     let f = chart::Frame { x: 60.0, y: 30.0, w: 420.0, h: h - 70.0 };
