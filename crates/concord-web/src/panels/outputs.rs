@@ -10,7 +10,7 @@ use crate::preset::Family;
 use crate::state::State;
 use crate::use_cfg;
 use concord_core::data::LabelKind;
-use concord_core::model::{LossKind, Mlp};
+use concord_core::model::LossKind;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use nalgebra::DMatrix;
@@ -84,7 +84,8 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
 }
 
 /// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent).
-fn heatmap_pixels(mlp: &Mlp, params: &[f64], extent: f64) -> Option<Vec<Vec<u8>>> {
+fn heatmap_pixels(b: &dyn crate::runner::TrainBackend, extent: f64) -> Option<Vec<Vec<u8>>> {
+    let params = b.params()?;
     let h = 2.0 * extent / GRID as f64;
     let pts: Vec<[f64; 2]> = (0..GRID * GRID)
         .map(|i| {
@@ -92,10 +93,15 @@ fn heatmap_pixels(mlp: &Mlp, params: &[f64], extent: f64) -> Option<Vec<Vec<u8>>
             [-extent + (c as f64 + 0.5) * h, extent - (r as f64 + 0.5) * h]
         })
         .collect();
-    let outs = mlp.predict_points(params, &pts).ok()?;
+    // The MLP, or the MoE model (same heads, same outputs per task).
+    let (outs, heads) = match (b.mlp(), b.moe()) {
+        (Some(mlp), _) => (mlp.predict_points(params, &pts).ok()?, &mlp.config().heads),
+        (None, Some(moe)) => (moe.predict_points(params, &pts).ok()?, &moe.config().heads),
+        (None, None) => return None,
+    };
     Some(
         outs.iter()
-            .zip(&mlp.config().heads)
+            .zip(heads)
             .map(|(o, head)| {
                 let mut px = Vec::with_capacity(GRID * GRID * 4);
                 let mut row = vec![0.0; o.ncols()];
@@ -142,7 +148,7 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let Some(scratch) = scratch_canvas() else { return };
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
-        let pixels = run.backend.as_ref().and_then(|b| heatmap_pixels(b.mlp()?, b.params()?, extent));
+        let pixels = run.backend.as_ref().and_then(|b| heatmap_pixels(b.as_ref(), extent));
         for t in 0..m {
             let y0 = 30.0 + t as f64 * row_h + 16.0;
             let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
