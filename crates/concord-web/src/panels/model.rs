@@ -134,12 +134,12 @@ pub fn ModelPanel() -> impl IntoView {
                                 .collect_view()}
                         </select>
                     </div>
-                    {moe_number("experts-input", "Experts E", 1.0, MAX_EXPERTS as f64, |c| c.experts as f64, |c, x| {
+                    {moe_number("experts-input", "Experts E", "Number of experts (each 8 hidden units)", 1.0, MAX_EXPERTS as f64, |_| true, |c| c.experts as f64, |c, x| {
                         c.experts = x.round() as usize;
                         c.k = c.k.min(c.experts);
                     })}
-                    {moe_number("k-input", "k (noisy-topk, task)", 1.0, MAX_EXPERTS as f64, |c| c.k as f64, |c, x| c.k = (x.round() as usize).min(c.experts))}
-                    {moe_number("cf-input", "Capacity factor (switch, top2, expert-choice)", 0.1, 8.0, |c| c.cf, |c, x| c.cf = x)}
+                    {moe_number("k-input", "Top k", "Experts per token (noisy-topk and task routers)", 1.0, MAX_EXPERTS as f64, MoeChoice::uses_k, |c| c.k as f64, |c, x| c.k = (x.round() as usize).min(c.experts))}
+                    {moe_number("cf-input", "Capacity ×", "Capacity factor (switch, top2, expert-choice): an expert takes at most cf·T/E tokens", 0.1, 8.0, MoeChoice::uses_cf, |c| c.cf, |c, x| c.cf = x)}
                 </div>
                 <div class="field inline">
                     <label for="activation-select">"Activation"</label>
@@ -192,17 +192,29 @@ pub fn ModelPanel() -> impl IntoView {
 }
 
 /// A number input for one MoE setting, clamped to [min, max]; a non-number restores the value.
-fn moe_number(id: &'static str, label: &'static str, min: f64, max: f64, get: fn(&MoeChoice) -> f64, set: fn(&mut MoeChoice, f64)) -> impl IntoView {
+/// Disabled where the chosen router does not use the setting.
+#[allow(clippy::too_many_arguments)]
+fn moe_number(
+    id: &'static str,
+    label: &'static str,
+    title: &'static str,
+    min: f64,
+    max: f64,
+    used: fn(&MoeChoice) -> bool,
+    get: fn(&MoeChoice) -> f64,
+    set: fn(&mut MoeChoice, f64),
+) -> impl IntoView {
     let cfg = use_cfg();
     view! {
         <div class="field inline">
-            <label for=id>{label}</label>
+            <label for=id title=title>{label}</label>
             <input
                 id=id
                 type="number"
                 min=min.to_string()
                 max=max.to_string()
                 step="any"
+                prop:disabled=move || !cfg.with(|s| used(&s.moe_or_default()))
                 prop:value=move || cfg.with(|s| get(&s.moe_or_default())).to_string()
                 on:change=move |ev| {
                     match event_target_value(&ev).trim().parse::<f64>() {

@@ -398,7 +398,7 @@ pub fn MoePanel() -> impl IntoView {
             {figure("moeRouting", "MoE routing: load per task and expert", routing,
                 "Heatmap: P(t, e), the router probability mass of task t on expert e over the latest batch (rows sum to the task’s share of tokens). Bars: f_i, the share of a task’s tokens whose top expert is i, and P_i, the mean router probability; their product is the Switch load-balancing loss.")}
             {figure("moeCapacity", "MoE capacity: dropped tokens", capacity,
-                "The current weights routed on the train points with each capacity factor: tokens over an expert’s capacity skip it and pass through the residual.")}
+                "Routers with a capacity (switch, top2, expert-choice): the current weights routed on the train points with each capacity factor; tokens over an expert’s capacity skip it and pass through the residual. Other routers: each expert’s share of the latest batch.")}
             {figure("moeMap", "MoE routing map", map,
                 "Each pixel of the input plane coloured by the expert with the largest combine weight; one map per task gate where the gates differ.")}
             {figure("moeConflict", "Conflict inside each expert", conflict,
