@@ -48,7 +48,10 @@ fn wg_gram_max_abs(m: u32) -> f32 {
             mx = max(mx, abs(v));
         }
     }
-    return select(bitcast<f32>(0x7f800000u), mx, finite);
+    // +inf from a runtime value: Chrome's WGSL compiler (Tint) rejects a constant expression
+    // that evaluates to inf ("value inf cannot be represented as 'f32'").
+    var inf_bits = 0x7f800000u;
+    return select(bitcast<f32>(inf_bits), mx, finite);
 }
 
 // The exact power of two 2^(1 − e) that brings max |G_ij| = mx into [1, 2) (1 when mx = 0).

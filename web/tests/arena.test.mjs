@@ -22,7 +22,9 @@ test('the arena trains four methods at once from the same initial weights, witho
   const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&play=false`, errors);
   let s = await state(page);
   assert.equal(s.mode, 'multitask');
-  assert.equal(s.backend, 'cpu');
+  // WebGPU by default (SwiftShader here): every one of these aggregators runs on the GPU trainer.
+  assert.equal(s.backend, 'webgpu', `page says: ${s.reason} / ${s.backendText}`);
+  assert.deepEqual(s.runs.map((r) => r.backend), ['webgpu', 'webgpu', 'webgpu', 'webgpu']);
   assert.deepEqual(s.runs.map((r) => r.aggregator), ['mean', 'pcgrad', 'mgda', 'cagrad']);
   assert.ok(s.runs.every((r) => r.error === null && r.steps === 0));
   // Same seed, same data, same init: every run starts from identical weights and losses.
@@ -47,7 +49,7 @@ test('the arena trains four methods at once from the same initial weights, witho
   const paused = (await state(page)).steps;
   await page.waitForTimeout(500);
   assert.equal((await state(page)).steps, paused, 'pause stops the arena');
-  assert.match(await page.textContent('[data-testid=backend]'), /CPU · concord-core/);
+  assert.match(await page.textContent('[data-testid=backend]'), /^WebGPU · /);
   assert.deepEqual(errors, []);
   await page.close();
 });

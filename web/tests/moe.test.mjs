@@ -26,7 +26,7 @@ const inkedPixels = (page) =>
     ),
   );
 
-test('task-experts: the MoE panel draws the routing and matches the CLI’s routing stats', async () => {
+test('task-experts: the MoE panel draws the routing and matches the CLI’s routing stats', async (t) => {
   const errors = [];
   const page = await openPage(ctx.browser, `${ctx.server.url}#preset=task-experts&play=false`, errors);
   let s = await state(page);
@@ -34,6 +34,11 @@ test('task-experts: the MoE panel draws the routing and matches the CLI’s rout
   assert.deepEqual(s.runs.map((r) => r.aggregator), ['mean', 'pcgrad']);
   s = await step(page, STEPS);
   assert.ok(s.runs.every((r) => r.error === null && r.steps === STEPS), JSON.stringify(s.runs.map((r) => r.error)));
+  // No GPU MoE trainer: every MoE run is on the CPU, and says why.
+  for (const r of s.runs) {
+    assert.equal(r.backend, 'cpu');
+    if (r.backendReason !== null) assert.match(r.backendReason, /MoE|WebGPU|device/, r.backendReason);
+  }
   const moe = s.runs[0].moe;
   assert.ok(moe, 'the hook exposes the MoE record');
   assert.equal(moe.routing.tasks.length, 2);
@@ -44,6 +49,8 @@ test('task-experts: the MoE panel draws the routing and matches the CLI’s rout
   // router probabilities are floats through wasm vs native libm: 1e-6.
   const cli = JSON.parse(execFileSync(CLI, ['train', '--preset', 'task-experts', '--method', 'mean', '--steps', String(STEPS), '--json'], { encoding: 'utf8' }));
   const ref = cli.moe.last_step.routing;
+  const maxDiff = (key) => Math.max(...[0, 1].flatMap((k) => moe.routing.tasks[k][key].map((v, e) => Math.abs(v - ref.tasks[k][key][e]))));
+  t.diagnostic(`max |page − CLI|: load ${maxDiff('load')}, P_i ${maxDiff('router_prob')}; page load ${JSON.stringify(moe.routing.tasks.map((x) => x.load))}`);
   for (let t = 0; t < 2; t += 1) {
     const [a, b] = [moe.routing.tasks[t], ref.tasks[t]];
     assert.equal(a.load.length, 4);

@@ -104,6 +104,8 @@ pub struct GpuTrainer {
     error: Option<String>,
     /// The step whose readback found the error (the CPU trainer's `steps_done` then).
     failed_at: Option<usize>,
+    /// The forward graph of the last `predict` call and the inputs it was built for.
+    predict_graph: Option<(Vec<f32>, ForwardGraph)>,
 }
 
 impl GpuTrainer {
@@ -209,6 +211,7 @@ impl GpuTrainer {
             history: Vec::new(),
             error: None,
             failed_at: None,
+            predict_graph: None,
         })
     }
 
@@ -540,6 +543,89 @@ impl GpuTrainer {
             final_test_losses,
             error: self.error.clone(),
         })
+    }
+
+    /// Put back saved parameters and history (an exported run imported again), as the CPU
+    /// trainer's `restore`: the step counter continues from the history's length; the optimizer
+    /// moments, the batch order and stateful weightings are the ones this trainer has now
+    /// (fresh for a new trainer). Call it before any step is pending. Rejects what the CPU
+    /// trainer rejects (wrong length, non-finite values, gaps in the step indices).
+    pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), GpuError> {
+        if !self.pending.is_empty() {
+            return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
+        }
+        if params.len() != self.shape.total_len {
+            return Err(GpuError::Unsupported(format!(
+                "the saved run has {} parameters, this model has {}",
+                params.len(),
+                self.shape.total_len
+            )));
+        }
+        if !params.iter().all(|v| v.is_finite()) {
+            return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
+        }
+        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
+            return Err(GpuError::Unsupported(format!("the saved history's record {i} says step {}", r.step)));
+        }
+        if history.len() > self.config.steps {
+            return Err(GpuError::Unsupported(format!(
+                "the saved run has {} steps, more than this run's limit of {}",
+                history.len(),
+                self.config.steps
+            )));
+        }
+        let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&p32));
+        self.step = history.len();
+        self.history = history;
+        self.error = None;
+        self.failed_at = None;
+        self.gpu.check()
+    }
+
+    /// The head outputs (one rows × out_dim matrix per task, the CPU `Mlp::forward`'s shape) at
+    /// the current parameters for the inputs `x` (rows × input_dim): e.g. the playground's
+    /// 100 × 100 decision-boundary grid. The graph for `x` is kept, so asking again for the same
+    /// inputs after more steps only runs the forward pass and reads the outputs back.
+    pub async fn predict(&mut self, x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, GpuError> {
+        if x.ncols() != self.shape.input_dim {
+            return Err(GpuError::Unsupported(format!(
+                "predict: the inputs have {} columns, the model takes {}",
+                x.ncols(),
+                self.shape.input_dim
+            )));
+        }
+        let rows = x.nrows();
+        if rows == 0 {
+            return Ok(self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect());
+        }
+        let x32 = matrix_f32(x);
+        if self.predict_graph.as_ref().is_none_or(|(cached, _)| *cached != x32) {
+            self.shape.check_rows(rows)?;
+            let xb = self.gpu.storage_init("predict x", bytemuck::cast_slice(&x32), RW);
+            // The loss kernels of the graph need a target table; zeros are valid for every loss
+            // (class 0, label 0) and the losses are not read.
+            let y = vec![0.0f32; rows * self.shape.y_stride];
+            let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
+            let graph = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
+            self.predict_graph = Some((x32, graph));
+        }
+        let (_, graph) = self.predict_graph.as_ref().expect("just built");
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("predict"), timestamp_writes: None });
+            for d in &graph.dispatches {
+                d.record(&mut pass);
+            }
+        }
+        let parts: Vec<(&wgpu::Buffer, u64)> =
+            graph.outs.iter().zip(&self.shape.heads).map(|(o, h)| (o, (rows * h.fan_out * 4) as u64)).collect();
+        let back = self.gpu.submit_and_read(encoder, &parts).await?;
+        Ok(back
+            .iter()
+            .zip(&self.shape.heads)
+            .map(|(v, h)| DMatrix::from_row_iterator(rows, h.fan_out, v.iter().map(|&x| f64::from(x))))
+            .collect())
     }
 
     /// Rows per step and training rows (full batch: equal).

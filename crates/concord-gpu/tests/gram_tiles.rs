@@ -3,22 +3,13 @@
 //! non-multiples of 8, n with n % 4 == 0 and ≠ 0, around the workgroup size (64) and the lane
 //! count. A missing adapter is a FAILURE, not a skip.
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
-use concord_gpu::Gpu;
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        pollster::block_on(Gpu::new()).unwrap_or_else(|e| panic!("no usable GPU adapter — a failure, not a skip: {e}"))
-    })
-}
 
 #[test]
 fn gram_matches_core_for_every_tile_layout() {

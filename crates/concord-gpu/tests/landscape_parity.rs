@@ -5,27 +5,17 @@
 //! same values, so the difference measured is the kernel's f32 arithmetic. Tolerance: relative
 //! 1e-6 per surface (‖Δ‖/‖ref‖); measured on lavapipe 5.4e-8 … 8.6e-8 (printed per case).
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
 use concord_core::landscape::{mlp_slice as cpu_slice, plane, DirectionKind, Grid, MlpObjective, Plane, PlaneInputs};
 use concord_core::model::{Activation, HeadConfig, LossKind, Mlp, MlpConfig, Target};
 use concord_gpu::kernels::landscape::{loop_iterations, mlp_slice, MAX_LOOP_ITERATIONS};
-use concord_gpu::{Gpu, GpuError};
+use concord_gpu::GpuError;
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
-            panic!("no usable GPU adapter — a failure, not a skip: {e}\nCI must provide Mesa lavapipe (mesa-vulkan-drivers).")
-        })
-    })
-}
 
 fn f32_round(v: f64) -> f64 {
     v as f32 as f64

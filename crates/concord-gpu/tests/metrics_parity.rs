@@ -4,23 +4,14 @@
 //! The CPU runs in f64 on exactly the f32 values the GPU gets.
 //! A missing adapter is a FAILURE, not a skip.
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
 use concord_core::metrics::{conflict_ratio, cosine_from_gram, gms_from_gram, PairMatrix};
-use concord_gpu::Gpu;
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        pollster::block_on(Gpu::new()).unwrap_or_else(|e| panic!("no usable GPU adapter — a failure, not a skip: {e}"))
-    })
-}
 
 /// Tolerance for cos and GMS: 2e-6 absolute (f32 division by two square roots and a clamp;
 /// measured worst printed by the test).

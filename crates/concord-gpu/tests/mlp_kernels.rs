@@ -6,25 +6,17 @@
 //! so the differences are the GPU's f32 arithmetic. Each tolerance is stated next to its
 //! assert, with the worst case measured on lavapipe.
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
 use concord_core::model::{loss_and_grad, Activation, HeadConfig, LossKind, Mlp, MlpConfig, Target};
 use concord_core::train::TrainOptimizer;
 use concord_gpu::kernels::mlp_ops;
-use concord_gpu::{mlp_gradients, Gpu};
+use concord_gpu::mlp_gradients;
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        pollster::block_on(Gpu::new()).unwrap_or_else(|e| panic!("no usable GPU adapter — a failure, not a skip: {e}"))
-    })
-}
 
 fn rand_f32(rng: &mut ChaCha8Rng, n: usize, lo: f64, hi: f64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi) as f32).collect()

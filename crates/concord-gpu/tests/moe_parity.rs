@@ -4,7 +4,8 @@
 //! load) must match exactly; values within the stated tolerances (measured worst cases in the
 //! comments). Cases: every router on random batches, exact ties, capacity overflow, empty experts.
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
 use concord_core::model::moe::routing::{logsumexp_rows, Routing};
 use concord_core::model::moe::{
@@ -12,22 +13,11 @@ use concord_core::model::moe::{
     TaskGate,
 };
 use concord_gpu::kernels::moe::{combine, dispatch, route, NONE};
-use concord_gpu::{Gpu, GpuRouter, GpuRouting};
+use concord_gpu::{GpuRouter, GpuRouting};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
-            panic!("no usable GPU adapter — a failure, not a skip: {e} (CI installs mesa-vulkan-drivers)")
-        })
-    })
-}
 
 /// Values: |gpu − cpu| ≤ ABS + REL·|cpu| (measured worst case over all cases: 1.7e-7 on
 /// probabilities and combine weights).

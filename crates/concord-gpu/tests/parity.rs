@@ -9,35 +9,17 @@
 //! own convergence), not input rounding. Tolerances are stated next to each assert as
 //! ‖Δ‖ ≤ rel·‖ref‖ + abs, with the measured worst case in a comment.
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
 use concord_core::aggregators::{self, CaGrad, Mean, Mgda, PcGrad, Sum, Weighting};
 use concord_core::run::{run, RunConfig, ToyRun};
 use concord_core::{Method, OptimizerKind, ProblemKind};
-use concord_gpu::{Gpu, ToyBatch, ToyRunSpec};
+use concord_gpu::{ToyBatch, ToyRunSpec};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            // lavapipe prints harmless `error:` lines without it.
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        match pollster::block_on(Gpu::new()) {
-            Ok(g) => {
-                eprintln!("adapter: {}", g.adapter_label());
-                g
-            }
-            Err(e) => panic!(
-                "no usable GPU adapter — this is a failure, not a skip: {e}\n\
-                 CI must provide Mesa lavapipe (apt-get install -y mesa-vulkan-drivers)."
-            ),
-        }
-    })
-}
 
 const MS: [usize; 3] = [2, 3, 8];
 const NS: [usize; 3] = [2, 1000, 100_003];

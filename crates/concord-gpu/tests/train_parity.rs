@@ -10,28 +10,13 @@
 //! xor-conflict 1.6e-6, gradnorm-scales 2.0e-7; on circle-vs-gauss, 60 steps: pcgrad/AdamW/ew
 //! 1.8e-6, mgda/SGD-momentum/full batch 1.6e-6, cagrad/Adam 5.3e-6, sum/SGD 3.0e-7. TOL = 2e-5.
 
-use std::sync::{Arc, OnceLock};
+mod common;
+use common::gpu_arc as gpu;
 
 use concord_core::train::{preset, TrainConfig, TrainOptimizer, Trainer};
-use concord_gpu::{Gpu, GpuError, GpuTrainer};
+use concord_gpu::{GpuError, GpuTrainer};
 
 
-fn gpu() -> Arc<Gpu> {
-    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        match pollster::block_on(Gpu::new()) {
-            Ok(g) => {
-                eprintln!("adapter: {}", g.adapter_label());
-                Arc::new(g)
-            }
-            Err(e) => panic!("no usable GPU adapter — a failure, not a skip: {e}"),
-        }
-    })
-    .clone()
-}
 
 fn config(name: &str, steps: usize) -> TrainConfig {
     let mut c = preset(name).unwrap();

@@ -11,26 +11,15 @@
 //! w itself is not unique when rank G < m, d is. Per-method tolerances are stated below with
 //! the worst case measured on lavapipe.
 
-use std::sync::OnceLock;
+mod common;
+use common::gpu;
 
 use concord_core::aggregators::{registry, rlw_pcg_weights};
-use concord_gpu::{Gpu, GpuError, GpuWeighting};
+use concord_gpu::{GpuError, GpuWeighting};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
-        }
-        match pollster::block_on(Gpu::new()) {
-            Ok(g) => g,
-            Err(e) => panic!("no usable GPU adapter — a failure, not a skip: {e}"),
-        }
-    })
-}
 
 /// torchjd's matrix families (as concord-core's tests/aggregator_families.rs builds them).
 struct Sampler(ChaCha8Rng);

@@ -1,9 +1,15 @@
 //! The arena: up to four multi-task runs side by side — same data, same seed, same initial
 //! weights, one aggregator/weighting each — stepped in lock-step once per animation frame.
 //!
-//! Each run is a `TrainBackend` (concord-core's CPU `Trainer` compiled to wasm). A frame does the
-//! steps-per-frame setting (or a pending `step(n)` request) within a CPU time budget; requests
-//! span frames and count exactly. Every `EVAL_EVERY` steps each run records its whole-train-set
+//! Each run is a `TrainBackend`: concord-gpu's `GpuTrainer` (`gpu_run::GpuRun`) when the page has
+//! WebGPU and the GPU supports the run's config, else concord-core's CPU `Trainer` compiled to
+//! wasm, with the reason kept per run. A frame does the steps-per-frame setting (or a pending
+//! `step(n)` request): the CPU runs within a CPU time budget, then the GPU runs submit the same
+//! number of steps in one queue submission each and read back asynchronously. Until every
+//! readback of the frame is in, the arena does nothing more (so the runs stay in lock-step and a
+//! `step(n)` request resolves on read-back state); if one fails with a device error, every GPU
+//! run continues on the CPU from its last read-back state (`Trainer::restore`) with a notice.
+//! Requests span frames and count exactly. Every `EVAL_EVERY` steps each run records its whole-train-set
 //! and test losses for the loss curves. The panels redraw when `version` changes, at most about
 //! ten times a second while playing.
 
@@ -53,6 +59,8 @@ pub struct ArenaUi {
     pub csv: RwSignal<Option<String>>,
     /// The last CSV or import problem (shown under the upload button).
     pub io_error: RwSignal<Option<String>>,
+    /// The backend readout: (gpu: whether any run is on WebGPU, text with the backend per run).
+    pub backend: RwSignal<(bool, String)>,
 }
 
 impl ArenaUi {
@@ -65,6 +73,7 @@ impl ArenaUi {
             run_errors: RwSignal::new(Vec::new()),
             csv: RwSignal::new(None),
             io_error: RwSignal::new(None),
+            backend: RwSignal::new((false, "Choosing a backend…".into())),
         }
     }
 }
@@ -84,9 +93,15 @@ pub struct ArenaRun {
     pub backend: Option<Box<dyn TrainBackend>>,
     pub error: Option<String>,
     pub curve: Vec<CurvePoint>,
+    /// Why this run is on the CPU (no WebGPU, a config the GPU cannot train, a GPU failure).
+    pub cpu_reason: Option<String>,
 }
 
 impl ArenaRun {
+    fn on_gpu(&self) -> bool {
+        self.backend.as_ref().is_some_and(|b| b.kind() == "webgpu")
+    }
+
     fn live(&self) -> bool {
         self.backend.is_some() && self.error.is_none()
     }
@@ -141,6 +156,26 @@ struct SavedRun {
 
 const FORMAT: &str = "concord-playground-run";
 
+/// Most steps one frame submits to a GPU run.
+const GPU_CHUNK: u64 = 1000;
+
+/// The arena's view of the page's WebGPU device (the toy runner acquires it).
+enum GpuChoice {
+    Pending,
+    #[cfg(feature = "webgpu")]
+    Ready(std::sync::Arc<concord_gpu::Gpu>),
+    /// No WebGPU, or it failed: why.
+    Unavailable(String),
+}
+
+/// One GPU run's readback, held until the frame's other readbacks are in.
+#[cfg(feature = "webgpu")]
+struct Readback {
+    slot: usize,
+    trainer: concord_gpu::GpuTrainer,
+    result: Result<crate::gpu_run::Snapshot, crate::gpu_run::ReadbackError>,
+}
+
 pub struct Arena {
     pub ui: ArenaUi,
     cfg: RwSignal<State>,
@@ -161,11 +196,32 @@ pub struct Arena {
     rate_samples: VecDeque<(f64, u64)>,
     work: u64,
     last_publish: f64,
+    gpu: GpuChoice,
+    /// Bumped by a rebuild or a GPU failure: readbacks of an older generation are dropped.
+    generation: u64,
+    /// GPU readbacks of this frame still in flight, and those already in.
+    in_flight: usize,
+    #[cfg(feature = "webgpu")]
+    arrived: Vec<Readback>,
+    /// Test-only: the next GPU readback fails as if the device were lost.
+    simulate_gpu_failure: bool,
+    /// Why the runs left the GPU mid-run, once they have.
+    gpu_notice: Option<String>,
 }
 
-/// Build one run's backend (the place a GPU trainer would be chosen).
-fn build_backend(config: TrainConfig) -> Result<Box<dyn TrainBackend>, String> {
-    Trainer::new(config).map(|t| Box::new(t) as Box<dyn TrainBackend>)
+/// Build one run's backend: the GPU trainer when there is a GPU and it supports the config,
+/// else the CPU trainer, with the reason it is on the CPU.
+fn build_backend(config: TrainConfig, gpu: &GpuChoice) -> (Result<Box<dyn TrainBackend>, String>, Option<String>) {
+    let reason = match gpu {
+        GpuChoice::Pending => "the WebGPU device is still being acquired".to_string(),
+        GpuChoice::Unavailable(why) => why.clone(),
+        #[cfg(feature = "webgpu")]
+        GpuChoice::Ready(gpu) => match crate::gpu_run::GpuRun::new(gpu.clone(), config.clone()) {
+            Ok(run) => return (Ok(Box::new(run)), None),
+            Err(why) => format!("the GPU trainer cannot run this config: {why}"),
+        },
+    };
+    (Trainer::new(config).map(|t| Box::new(t) as Box<dyn TrainBackend>), Some(reason))
 }
 
 impl Arena {
@@ -188,7 +244,40 @@ impl Arena {
             rate_samples: VecDeque::new(),
             work: 0,
             last_publish: 0.0,
+            gpu: GpuChoice::Pending,
+            generation: 0,
+            in_flight: 0,
+            #[cfg(feature = "webgpu")]
+            arrived: Vec::new(),
+            simulate_gpu_failure: false,
+            gpu_notice: None,
         }
+    }
+
+    /// The page's WebGPU device is known (or known to be missing): runs not yet stepped move to
+    /// it.
+    #[cfg_attr(not(feature = "webgpu"), allow(unused_mut))]
+    pub fn set_gpu(&mut self, gpu: Result<GpuDevice, String>) {
+        self.gpu = match gpu {
+            #[cfg(feature = "webgpu")]
+            Ok(gpu) => GpuChoice::Ready(gpu),
+            #[cfg(not(feature = "webgpu"))]
+            Ok(never) => match never {},
+            Err(why) => GpuChoice::Unavailable(why),
+        };
+        if self.active && self.steps == 0 {
+            self.rebuild();
+        }
+    }
+
+    /// Test-only: make the next GPU readback fail. Returns whether a run is on the GPU.
+    pub fn simulate_gpu_failure(&mut self) -> bool {
+        self.simulate_gpu_failure = true;
+        self.runs.iter().any(ArenaRun::on_gpu)
+    }
+
+    fn gpu_busy(&self) -> bool {
+        self.in_flight > 0
     }
 
     pub fn is_active(&self) -> bool {
@@ -239,6 +328,10 @@ impl Arena {
     /// Restart every run from the shared initial weights.
     pub fn rebuild(&mut self) {
         let Some(state) = self.applied.clone() else { return };
+        self.generation += 1;
+        self.in_flight = 0;
+        #[cfg(feature = "webgpu")]
+        self.arrived.clear();
         self.steps = 0;
         self.runs.clear();
         self.points = None;
@@ -256,7 +349,15 @@ impl Arena {
         };
         self.load_plot_data(&base);
         for (slot, spec) in state.arena.iter().enumerate() {
-            let (backend, error) = match build_backend(with_method(&base, spec)) {
+            let (mut built, cpu_reason) = build_backend(with_method(&base, spec), &self.gpu);
+            // GPU runs on 2-D points predict the heatmap grid themselves.
+            #[cfg(feature = "webgpu")]
+            if let (Ok(b), Some(points)) = (&mut built, &self.points) {
+                if let Some(g) = b.as_gpu() {
+                    g.set_grid(crate::grid::extent(points));
+                }
+            }
+            let (backend, error) = match built {
                 Ok(b) => (Some(b), None),
                 Err(e) => (None, Some(e)),
             };
@@ -267,6 +368,7 @@ impl Arena {
                 backend,
                 error,
                 curve: Vec::new(),
+                cpu_reason,
             };
             run.sample_curve();
             self.runs.push(run);
@@ -313,6 +415,9 @@ impl Arena {
             return;
         }
         self.sample_rate(now);
+        if self.gpu_busy() {
+            return; // the frame's GPU readbacks come first
+        }
         self.resolve_finished();
         let live = self.runs.iter().any(ArenaRun::live);
         let n = match self.requests.front() {
@@ -326,27 +431,40 @@ impl Arena {
             None if self.playing && live => self.spf as u64,
             None => return,
         };
-        let t0 = now_ms();
+        // The CPU runs first, within the budget; the GPU runs then submit as many steps.
+        let any_cpu = self.runs.iter().any(|r| r.live() && !r.on_gpu());
         let mut done = 0;
-        while done < n {
-            for run in self.runs.iter_mut().filter(|r| r.live()) {
-                let result = run.backend.as_mut().expect("live").step();
-                match result {
-                    Ok(()) => {
-                        if run.steps() % EVAL_EVERY == 0 {
-                            run.sample_curve();
+        if any_cpu {
+            let t0 = now_ms();
+            while done < n {
+                for run in self.runs.iter_mut().filter(|r| r.live() && !r.on_gpu()) {
+                    let result = run.backend.as_mut().expect("live").step();
+                    match result {
+                        Ok(()) => {
+                            if run.steps() % EVAL_EVERY == 0 {
+                                run.sample_curve();
+                            }
                         }
+                        Err(e) => run.error = Some(e),
                     }
-                    Err(e) => run.error = Some(e),
+                }
+                done += 1;
+                if now_ms() - t0 > CPU_BUDGET_MS {
+                    break;
                 }
             }
-            done += 1;
-            if now_ms() - t0 > CPU_BUDGET_MS {
-                break;
-            }
+        } else {
+            done = n.min(GPU_CHUNK);
         }
+        #[cfg(feature = "webgpu")]
+        let failure = self.submit_gpu(done);
         self.steps += done;
         self.work += done;
+        // A submission refused at once (the device is gone): those runs catch up on the CPU.
+        #[cfg(feature = "webgpu")]
+        if let Some(e) = failure {
+            self.gpu_failed(e);
+        }
         let finished_request = match self.requests.front_mut() {
             Some(req) => {
                 req.remaining = req.remaining.saturating_sub(done);
@@ -354,8 +472,141 @@ impl Arena {
             }
             None => false,
         };
-        self.publish(finished_request || !self.playing);
+        if !self.gpu_busy() {
+            self.publish(finished_request || !self.playing);
+            self.resolve_finished();
+        }
+    }
+
+    /// Submit `k` steps to every live GPU run and start their readbacks; the error of a
+    /// submission the GPU refused.
+    #[cfg(feature = "webgpu")]
+    fn submit_gpu(&mut self, k: u64) -> Option<String> {
+        let generation = self.generation;
+        let simulate = std::mem::take(&mut self.simulate_gpu_failure);
+        let mut failure = None;
+        for (slot, run) in self.runs.iter_mut().enumerate() {
+            if !run.live() {
+                continue;
+            }
+            let Some(g) = run.backend.as_mut().and_then(|b| b.as_gpu()) else { continue };
+            let from = TrainBackend::history(g).len();
+            let grid = g.grid_inputs();
+            match g.submit(k as usize) {
+                None => {}
+                Some(Err(e)) => failure = Some(e),
+                Some(Ok(mut trainer)) => {
+                    self.in_flight += 1;
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = if simulate {
+                            Err(crate::gpu_run::ReadbackError::Device(
+                                "simulated device loss (window.concord._simulateGpuFailure)".into(),
+                            ))
+                        } else {
+                            crate::gpu_run::read_back(&mut trainer, from, grid).await
+                        };
+                        with(move |a| a.gpu_arrived(generation, Readback { slot, trainer, result }));
+                    });
+                }
+            }
+        }
+        failure
+    }
+
+    /// One readback is in; once the frame's last is, apply them all (or fall back to the CPU).
+    #[cfg(feature = "webgpu")]
+    fn gpu_arrived(&mut self, generation: u64, readback: Readback) {
+        if generation != self.generation {
+            return; // rebuilt or fallen back meanwhile: drop the old trainer
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.arrived.push(readback);
+        if self.in_flight > 0 {
+            return;
+        }
+        let arrived = std::mem::take(&mut self.arrived);
+        let device_error = arrived.iter().find_map(|r| match &r.result {
+            Err(crate::gpu_run::ReadbackError::Device(e)) => Some(e.clone()),
+            _ => None,
+        });
+        if let Some(e) = device_error {
+            // No run takes this frame's results: all continue from the same earlier step.
+            self.gpu_failed(e);
+        } else {
+            for Readback { slot, trainer, result } in arrived {
+                let Some(run) = self.runs.get_mut(slot) else { continue };
+                let Some(g) = run.backend.as_mut().and_then(|b| b.as_gpu()) else { continue };
+                let before = TrainBackend::history(g).len();
+                let outcome = match result {
+                    Ok(snapshot) => g.finish(trainer, snapshot),
+                    Err(crate::gpu_run::ReadbackError::Run(e)) => {
+                        g.stop(trainer, e.clone());
+                        Err(e)
+                    }
+                    Err(crate::gpu_run::ReadbackError::Device(_)) => unreachable!("handled above"),
+                };
+                let g = &*g;
+                // Loss-curve points: the recorded steps on the cadence (the step's batch losses,
+                // the whole test set), then the whole-set losses at the snapshot's step.
+                let mut points: Vec<CurvePoint> = TrainBackend::history(g)[before..]
+                    .iter()
+                    .filter(|h| h.step > 0 && h.step % EVAL_EVERY == 0)
+                    .map(|h| CurvePoint { step: h.step, train: h.losses.clone(), test: h.test_losses.clone() })
+                    .collect();
+                let now = TrainBackend::history(g).len();
+                if outcome.is_ok() && now > before && now % EVAL_EVERY == 0 {
+                    if let Ok(train) = g.train_losses() {
+                        points.push(CurvePoint { step: now, train, test: g.test_losses() });
+                    }
+                }
+                run.curve.extend(points);
+                if let Err(e) = outcome {
+                    run.error = Some(e);
+                }
+            }
+        }
+        self.publish(true);
         self.resolve_finished();
+    }
+
+    /// The GPU failed: every GPU run continues on the CPU from its last read-back state.
+    #[cfg(feature = "webgpu")]
+    fn gpu_failed(&mut self, error: String) {
+        self.generation += 1;
+        self.in_flight = 0;
+        self.arrived.clear();
+        let at = self.runs.iter().filter(|r| r.on_gpu()).map(ArenaRun::steps).min().unwrap_or(0);
+        let notice = format!(
+            "the GPU failed at step {at} ({error}); the runs continue on the CPU from the last read-back state — optimizer state restarted"
+        );
+        web_sys::console::warn_1(&format!("concord: {notice}").into());
+        self.gpu = GpuChoice::Unavailable(notice.clone());
+        for run in &mut self.runs {
+            let Some(g) = run.backend.as_mut().and_then(|b| b.as_gpu()) else { continue };
+            match g.to_cpu() {
+                Ok(cpu) => run.backend = Some(Box::new(cpu)),
+                Err(e) => run.error = Some(format!("could not continue on the CPU: {e}")),
+            }
+            run.cpu_reason = Some(notice.clone());
+        }
+        // The steps submitted but never read back are done again on the CPU (at most one
+        // frame's worth), so every run is back at the arena's step count.
+        let target = self.steps as usize;
+        for run in self.runs.iter_mut().filter(|r| r.live()) {
+            while run.steps() < target {
+                let result = run.backend.as_mut().expect("live").step();
+                match result {
+                    Ok(()) if run.steps() % EVAL_EVERY == 0 => run.sample_curve(),
+                    Ok(()) => {}
+                    Err(e) => {
+                        run.error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.gpu_notice = Some(notice);
+        self.publish(true);
     }
 
     fn resolve_finished(&mut self) {
@@ -379,7 +630,36 @@ impl Arena {
         if self.ui.run_errors.with_untracked(|e| *e != errors) {
             self.ui.run_errors.set(errors);
         }
+        let readout = self.backend_readout();
+        if self.ui.backend.with_untracked(|b| *b != readout) {
+            self.ui.backend.set(readout);
+        }
         self.ui.version.update(|v| *v += 1);
+    }
+
+    /// (any run on WebGPU, "WebGPU · adapter — mean, mgda · CPU — dwa: reason").
+    fn backend_readout(&self) -> (bool, String) {
+        #[cfg(feature = "webgpu")]
+        let adapter = match &self.gpu {
+            GpuChoice::Ready(gpu) => gpu.adapter_label(),
+            _ => String::new(),
+        };
+        #[cfg(not(feature = "webgpu"))]
+        let adapter = String::new();
+        let adapter = adapter.strip_suffix(" · WebGPU").unwrap_or(&adapter).to_string();
+        let gpu_runs: Vec<&str> = self.runs.iter().filter(|r| r.on_gpu()).map(|r| r.label.as_str()).collect();
+        let mut parts = Vec::new();
+        if !gpu_runs.is_empty() {
+            parts.push(format!("WebGPU · {adapter} — {}", gpu_runs.join(", ")));
+        }
+        for r in self.runs.iter().filter(|r| r.backend.is_some() && !r.on_gpu()) {
+            let why = r.cpu_reason.as_deref().unwrap_or("no reason given");
+            parts.push(format!("CPU · concord-core trainer (wasm) — {}: {why}", r.label));
+        }
+        if parts.is_empty() {
+            parts.push("no run could be built".into());
+        }
+        (!gpu_runs.is_empty(), parts.join(" · "))
     }
 
     fn sample_rate(&mut self, now: f64) {
@@ -446,13 +726,38 @@ impl Arena {
             run.curve = saved.curve;
             run.error = saved.error;
             if let (Some(b), Some(rec)) = (run.backend.as_mut(), saved.record) {
-                b.restore(rec.params, rec.history).map_err(|e| format!("{}: {e}", run.label))?;
+                b.restore(rec).map_err(|e| format!("{}: {e}", run.label))?;
             }
         }
         self.steps = saved.steps;
         self.publish(true);
         self.cfg.set(State { play: false, ..state });
         Ok(())
+    }
+
+    /// The test hook's `gridCheck()`: per run, where its heatmap grid was computed ("webgpu" or
+    /// "cpu") and, for a GPU grid, the largest |GPU − CPU| head output over the grid, the CPU
+    /// being concord-core's forward pass at the same (read-back) parameters.
+    pub fn grid_check_js(&self) -> wasm_bindgen::JsValue {
+        let extent = self.points.as_ref().map(crate::grid::extent);
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let b = r.backend.as_ref();
+                let gpu = b.zip(extent).and_then(|(b, e)| b.grid_outputs(e));
+                let gap = gpu.zip(b.and_then(|b| Some((b.mlp()?, b.params()?)))).zip(extent).and_then(|((outs, (mlp, params)), e)| {
+                    let cpu = mlp.predict_points(params, &crate::grid::points(e)).ok()?;
+                    Some(outs.iter().zip(&cpu).flat_map(|(g, c)| g.iter().zip(c.iter()).map(|(a, b)| (a - b).abs())).fold(0.0f64, f64::max))
+                });
+                serde_json::json!({
+                    "grid": if gpu.is_some() { "webgpu" } else { "cpu" },
+                    "cells": gpu.map(|o| o.first().map_or(0, |m| m.nrows())),
+                    "maxGap": gap,
+                })
+            })
+            .collect();
+        js_sys::JSON::parse(&serde_json::Value::Array(runs).to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
     }
 
     /// The test hook's `state()` in the arena: a plain object, built through JSON.
@@ -480,6 +785,8 @@ impl Arena {
                     "conflictRatio": last.map(|h| h.metrics.conflict_ratio),
                     "updateCosMean": last.and_then(|h| h.metrics.update_cosine_mean),
                     "curvePoints": r.curve.len(),
+                    "backend": b.map(|b| b.kind()),
+                    "backendReason": r.cpu_reason,
                     // MoE runs: the latest step's routing stats and per-expert cosines.
                     "moe": last.and_then(|h| h.moe.as_ref()),
                 })
@@ -490,6 +797,11 @@ impl Arena {
             "mode": "multitask",
             "preset": s.map(|s| s.preset.name()),
             "backend": self.runs.iter().find_map(|r| r.backend.as_ref()).map_or("cpu", |b| b.kind()),
+            "backendText": self.ui.backend.get_untracked().1,
+            "reason": self.gpu_notice.clone().or_else(|| match &self.gpu {
+                GpuChoice::Unavailable(why) => Some(why.clone()),
+                _ => None,
+            }),
             "steps": self.steps,
             "lr": s.map(|s| s.lr),
             "optimizer": s.map(|s| s.optimizer.name()),
@@ -514,6 +826,12 @@ fn task_names(base: &TrainConfig, m: usize) -> Vec<String> {
         DataSource::ParetoSynthetic { .. } => (1..=m).map(|t| format!("f{t}")).collect(),
     }
 }
+
+/// What `set_gpu` takes: the device (nothing to take without the `webgpu` feature).
+#[cfg(feature = "webgpu")]
+pub type GpuDevice = std::sync::Arc<concord_gpu::Gpu>;
+#[cfg(not(feature = "webgpu"))]
+pub type GpuDevice = std::convert::Infallible;
 
 /// Create the arena and apply the initial state.
 pub fn install(ui: ArenaUi, cfg: RwSignal<State>, state: &State) {

@@ -11,7 +11,12 @@
 //!   current backend, read back. While requests are pending, play does not advance the runs.
 //! - `reset()` restarts the runs with the current settings and returns `state()`.
 //! - `_simulateGpuFailure()` (test-only) makes the next GPU readback fail, to exercise the
-//!   fallback that continues on the CPU from the last read-back positions.
+//!   fallback that continues on the CPU from the last read-back positions (toy) or state (arena).
+//! - `gridCheck()` (arena): per run {grid: "webgpu" | "cpu", cells, maxGap}: where the heatmap
+//!   grid was computed and the largest |GPU − concord-core CPU| output over it.
+//! - In the arena, `state()` also has `backend` (the first run's), `backendText` (the readout),
+//!   `reason` (why the GPU is not used, or the device-loss notice) and per run `backend`
+//!   ("webgpu" | "cpu") and `backendReason` (why that run is on the CPU).
 
 use crate::{arena, runner};
 
@@ -101,8 +106,15 @@ pub fn install() {
     let _ = Reflect::set(&hook, &"importRun".into(), import.as_ref());
     import.forget();
 
+    let grid = Closure::<dyn Fn() -> JsValue>::new(|| arena::with(|a| a.grid_check_js()).unwrap_or(JsValue::NULL));
+    let _ = Reflect::set(&hook, &"gridCheck".into(), grid.as_ref());
+    grid.forget();
+
     // Test-only: the next GPU readback fails, so the page must continue on the CPU.
     let fail = Closure::<dyn Fn() -> JsValue>::new(|| {
+        if arena_mode() {
+            return arena::with(|a| a.simulate_gpu_failure()).unwrap_or(false).into();
+        }
         runner::with(|r| r.simulate_gpu_failure())
             .unwrap_or(false)
             .into()

@@ -2,13 +2,18 @@
 //! CAGrad two-objective toy, run live in the browser.
 //!
 //! The page is a Leptos (CSR) app. `state` holds the URL-hash state (`preset` picks the family
-//! and every other key's default), `arena` trains up to four multi-task methods side by side on
-//! concord-core's CPU trainer (behind `runner::TrainBackend`), `runner` advances the toy runs
-//! (WebGPU by default, the CPU as fallback), `panels` has one component per panel, `plot` and
-//! `chart` the drawing helpers, and `hook` the `window.concord` test hook.
+//! and every other key's default), `arena` trains up to four multi-task methods side by side
+//! (behind `runner::TrainBackend`: concord-gpu's GPU trainer via `gpu_run` on WebGPU, concord-core's
+//! CPU trainer otherwise, per run), `runner` advances the toy runs (WebGPU by default, the CPU as
+//! fallback) and acquires the WebGPU device both use, `grid` is the heatmaps' 100 × 100 grid,
+//! `panels` has one component per panel, `plot` and `chart` the drawing helpers, and `hook` the
+//! `window.concord` test hook.
 
 mod arena;
 mod chart;
+mod grid;
+#[cfg(feature = "webgpu")]
+mod gpu_run;
 mod hook;
 mod panels;
 mod plot;

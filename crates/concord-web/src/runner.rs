@@ -118,7 +118,8 @@ struct StepRequest {
 pub struct Runner {
     ui: Ui,
     #[cfg(feature = "webgpu")]
-    gpu: Option<std::rc::Rc<concord_gpu::Gpu>>,
+    /// Shared with the arena's GPU runs (`GpuTrainer` takes an `Arc`; the page is single-threaded).
+    gpu: Option<std::sync::Arc<concord_gpu::Gpu>>,
     backend: Option<BackendKind>,
     adapter: String,
     reason: Option<String>,
@@ -568,12 +569,16 @@ pub fn install(ui: Ui, state: &State, on_ready: impl FnOnce() + 'static) {
                 #[cfg(feature = "webgpu")]
                 Ok((gpu, adapter)) => {
                     warm_up(&gpu);
-                    r.gpu = Some(std::rc::Rc::new(gpu));
+                    #[allow(clippy::arc_with_non_send_sync)]
+                    let gpu = std::sync::Arc::new(gpu);
+                    crate::arena::with(|a| a.set_gpu(Ok(gpu.clone())));
+                    r.gpu = Some(gpu);
                     r.backend = Some(BackendKind::WebGpu);
                     r.adapter = adapter;
                     r.reason = None;
                 }
                 Err(reason) => {
+                    crate::arena::with(|a| a.set_gpu(Err(reason.clone())));
                     r.backend = Some(BackendKind::Cpu);
                     r.adapter = String::new();
                     r.reason = Some(reason);
@@ -631,10 +636,10 @@ fn schedule_frame() {
 }
 
 /// What the arena needs from a multi-task trainer. concord-core's CPU `Trainer` (compiled to
-/// wasm) implements it here; a GPU trainer with the same API shape (`new(config) -> Result`,
-/// `step`, `set_lr`, `train_losses`, `history`) plugs in with one more `impl` and a choice in
-/// `arena::build_backend`. The optional parts (parameters and model, for the heatmaps and the
-/// run export) default to "not available".
+/// wasm) implements it here, `gpu_run::GpuRun` (concord-gpu's `GpuTrainer`) in its module;
+/// `arena::build_backend` chooses. The GPU run answers from its last read-back snapshot and
+/// steps through the arena's submit/readback cycle (`as_gpu`), not `step`. The optional parts
+/// (parameters and model, for the heatmaps and the run export) default to "not available".
 pub trait TrainBackend {
     /// "cpu" or "webgpu", for the readout.
     fn kind(&self) -> &'static str;
@@ -658,8 +663,20 @@ pub trait TrainBackend {
     fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
         None
     }
-    fn restore(&mut self, _params: Vec<f64>, _history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
+    /// Put back an exported run's weights and history (its final losses, where the backend
+    /// trusts them over a recomputation in another precision).
+    fn restore(&mut self, _record: concord_core::RunRecord) -> Result<(), String> {
         Err("this backend cannot restore a saved run".into())
+    }
+    /// The heatmap grid's head outputs (`grid::points(extent)`), when the backend computed
+    /// them itself (the GPU run); `None`: the panel runs the CPU forward pass.
+    fn grid_outputs(&self, _extent: f64) -> Option<&[nalgebra::DMatrix<f64>]> {
+        None
+    }
+    /// The GPU run behind this backend, if it is one (it steps asynchronously).
+    #[cfg(feature = "webgpu")]
+    fn as_gpu(&mut self) -> Option<&mut crate::gpu_run::GpuRun> {
+        None
     }
 }
 
@@ -694,7 +711,7 @@ impl TrainBackend for concord_core::Trainer {
     fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
         concord_core::Trainer::moe(self)
     }
-    fn restore(&mut self, params: Vec<f64>, history: Vec<concord_core::train::StepRecord>) -> Result<(), String> {
-        concord_core::Trainer::restore(self, params, history)
+    fn restore(&mut self, record: concord_core::RunRecord) -> Result<(), String> {
+        concord_core::Trainer::restore(self, record.params, record.history)
     }
 }

@@ -3,7 +3,7 @@
 //! MLP (on a fixed data set) and for the analytic problems (x is the parameter vector).
 
 use crate::model::moe::Moe;
-use crate::model::{Mlp, Target};
+use crate::model::{Gradients, Mlp, Target};
 use crate::problems::Problem;
 use nalgebra::DMatrix;
 
@@ -52,16 +52,7 @@ impl Objective for MlpObjective<'_> {
     fn task_gradients(&self, params: &[f64]) -> Result<DMatrix<f64>, String> {
         let g = self.mlp.gradients(params, self.x, self.targets)?;
         let layout = self.mlp.layout();
-        let mut j = DMatrix::zeros(self.num_tasks(), layout.total_len);
-        for t in 0..self.num_tasks() {
-            for c in 0..layout.shared_len {
-                j[(t, c)] = g.shared_jacobian[(t, c)];
-            }
-            for (k, c) in layout.head_range(t).enumerate() {
-                j[(t, c)] = g.head_grads[t][k];
-            }
-        }
-        Ok(j)
+        Ok(full_jacobian(&g, layout.total_len, |t| layout.head_range(t)))
     }
 }
 
@@ -90,17 +81,22 @@ impl Objective for MoeObjective<'_> {
     fn task_gradients(&self, params: &[f64]) -> Result<DMatrix<f64>, String> {
         let g = self.moe.gradients(params, self.x, self.targets, None)?.tasks;
         let layout = self.moe.layout();
-        let mut j = DMatrix::zeros(self.num_tasks(), layout.total_len);
-        for t in 0..self.num_tasks() {
-            for c in 0..layout.shared_len {
-                j[(t, c)] = g.shared_jacobian[(t, c)];
-            }
-            for (k, c) in layout.head_range(t).enumerate() {
-                j[(t, c)] = g.head_grads[t][k];
-            }
-        }
-        Ok(j)
+        Ok(full_jacobian(&g, layout.total_len, |t| layout.head_range(t)))
     }
+}
+
+/// Row t = ∇L_t over all parameters: the shared block from the task Jacobian, task t's own
+/// head block, zeros on the other heads (task t's loss does not read them).
+fn full_jacobian(g: &Gradients, total_len: usize, head_range: impl Fn(usize) -> std::ops::Range<usize>) -> DMatrix<f64> {
+    let (m, shared) = g.shared_jacobian.shape();
+    let mut j = DMatrix::zeros(m, total_len);
+    j.columns_mut(0, shared).copy_from(&g.shared_jacobian);
+    for t in 0..m {
+        for (k, c) in head_range(t).enumerate() {
+            j[(t, c)] = g.head_grads[t][k];
+        }
+    }
+    j
 }
 
 /// An analytic problem (CAGrad toy, Pareto-MTL synthetic): x itself is θ.

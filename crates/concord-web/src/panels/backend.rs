@@ -1,5 +1,7 @@
-//! Which engine runs the steps: "WebGPU · <adapter>" or "CPU fallback — <reason>".
+//! Which engine runs the steps: "WebGPU · <adapter>" or "CPU fallback — <reason>" for the toy;
+//! for the arena the backend of every run, and why a run is on the CPU.
 
+use crate::arena::ArenaUi;
 use crate::runner::BackendKind;
 use crate::{use_cfg, use_ui};
 use leptos::prelude::*;
@@ -14,10 +16,15 @@ pub fn BackendPanel() -> impl IntoView {
         None => "backend backend-pending",
     };
     let toy = move || cfg.with(|s| s.preset.is_toy());
-    let class = move || if toy() { class() } else { "backend backend-cpu-mt" };
+    let aui = expect_context::<ArenaUi>();
+    let class = move || match (toy(), aui.backend.with(|b| b.0)) {
+        (true, _) => class(),
+        (false, true) => "backend backend-gpu",
+        (false, false) => "backend backend-cpu-mt",
+    };
     let text = move || {
         if !toy() {
-            return "CPU · concord-core trainer (wasm)".to_string();
+            return aui.backend.with(|b| b.1.clone());
         }
         ui.backend.with(|b| match b.kind {
             Some(BackendKind::WebGpu) => {

@@ -21,7 +21,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 /// Width of every panel canvas (CSS pixels).
 const WIDTH: f64 = 760.0;
 /// Heatmap resolution per side.
-const GRID: usize = 100;
+use crate::grid::GRID;
 /// Points per history line.
 const MAX_POINTS: usize = 300;
 /// Heatmaps cost 100² forward passes per task and run: redraw them at most this often.
@@ -83,20 +83,23 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
     }
 }
 
-/// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent).
-fn heatmap_pixels(b: &dyn crate::runner::TrainBackend, extent: f64) -> Option<Vec<Vec<u8>>> {
-    let params = b.params()?;
-    let h = 2.0 * extent / GRID as f64;
-    let pts: Vec<[f64; 2]> = (0..GRID * GRID)
-        .map(|i| {
-            let (r, c) = (i / GRID, i % GRID);
-            [-extent + (c as f64 + 0.5) * h, extent - (r as f64 + 0.5) * h]
-        })
-        .collect();
-    // The MLP, or the MoE model (same heads, same outputs per task).
-    let (outs, heads) = match (b.mlp(), b.moe()) {
-        (Some(mlp), _) => (mlp.predict_points(params, &pts).ok()?, &mlp.config().heads),
-        (None, Some(moe)) => (moe.predict_points(params, &pts).ok()?, &moe.config().heads),
+/// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
+/// grid outputs when the run has them for this extent, else the CPU forward pass of the MLP or
+/// the MoE model (same heads, same outputs per task).
+fn heatmap_pixels(backend: &dyn crate::runner::TrainBackend, extent: f64) -> Option<Vec<Vec<u8>>> {
+    let computed;
+    let (outs, heads) = match (backend.mlp(), backend.moe()) {
+        (Some(mlp), _) => match backend.grid_outputs(extent) {
+            Some(outs) => (outs, &mlp.config().heads),
+            None => {
+                computed = mlp.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
+                (&computed[..], &mlp.config().heads)
+            }
+        },
+        (None, Some(moe)) => {
+            computed = moe.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
+            (&computed[..], &moe.config().heads)
+        }
         (None, None) => return None,
     };
     Some(
@@ -143,8 +146,7 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let height = 30.0 + m as f64 * row_h + 8.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
     legend(&ctx, &a.runs, 12.0);
-    let extent = data.points.iter().flat_map(|p| [p[0].abs(), p[1].abs()]).fold(0.0f64, f64::max);
-    let extent = if extent <= 6.0 { 6.0 } else { extent * 1.05 };
+    let extent = crate::grid::extent(data);
     let Some(scratch) = scratch_canvas() else { return };
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
@@ -316,6 +318,10 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         };
         chart::text(&ctx, "whole model", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
         draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
+        // The GPU trainer reads back whole-model metrics only.
+        if state.layers && h.metrics.layers.is_empty() && run.backend.as_ref().is_some_and(|b| b.kind() == "webgpu") {
+            chart::text(&ctx, "per-layer: CPU runs only", x0, y0 + block + 14.0, "left", chart::FONT, MUTED);
+        }
         if layers > 0 {
             for (l, lm) in h.metrics.layers.iter().enumerate() {
                 let lx = x0 + (l as f64 + 1.0) * (block + 10.0);

@@ -1,0 +1,31 @@
+//! The one GPU adapter every test binary shares (Mesa lavapipe in CI).
+#![allow(dead_code)] // each test file uses one of the two forms
+
+use concord_gpu::Gpu;
+use std::sync::{Arc, OnceLock};
+
+/// The device, opened once per test binary. A missing adapter fails the test — CI installs
+/// Mesa lavapipe (mesa-vulkan-drivers), so this is never a skip.
+pub fn gpu_arc() -> Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            // lavapipe prints harmless `error:` lines without it.
+            std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+        }
+        match pollster::block_on(Gpu::new()) {
+            Ok(g) => {
+                eprintln!("adapter: {}", g.adapter_label());
+                Arc::new(g)
+            }
+            Err(e) => panic!("no usable GPU adapter — a failure, not a skip: {e} (CI installs mesa-vulkan-drivers)"),
+        }
+    })
+    .clone()
+}
+
+/// The same device, borrowed for the whole test run.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(gpu_arc)
+}
