@@ -319,10 +319,10 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
         ctx.fill_rect(20.0, y + 7.0, 10.0, 10.0);
         chart::text(&ctx, &run.label, 36.0, y + 16.0, "left", chart::FONT, INK);
         for (j, m) in rec.expert_cosine.iter().enumerate() {
-            let v = m.get(0).and_then(|row| row.get(1)).copied().flatten();
+            let v = m.first().and_then(|row| row.get(1)).copied().flatten();
             cell(&ctx, x0 + j as f64 * cw, y, cw, v);
         }
-        let v = shared.get(0).and_then(|row| row.get(1)).copied().flatten();
+        let v = shared.first().and_then(|row| row.get(1)).copied().flatten();
         cell(&ctx, sx, y, 80.0, v);
     }
     let y = 54.0 + moe_runs.len() as f64 * 30.0 + 18.0;
