@@ -793,6 +793,8 @@ impl Arena {
                     "curvePoints": r.curve.len(),
                     "backend": b.map(|b| b.kind()),
                     "backendReason": r.cpu_reason,
+                    // MoE runs: the latest step's routing stats and per-expert cosines.
+                    "moe": last.and_then(|h| h.moe.as_ref()),
                 })
             })
             .collect();

@@ -63,6 +63,9 @@ impl GpuRun {
     pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Self, String> {
         // The initial snapshot comes from the CPU trainer: the GPU trainer starts from the same
         // parameters (it builds them the same way), so every run of the arena starts identical.
+        if config.moe.is_some() {
+            return Err("there is no GPU MoE trainer yet: MoE runs train on the CPU".into());
+        }
         let cpu = Trainer::new(config.clone())?;
         let mlp = cpu.mlp().cloned().ok_or("this preset trains x directly (no model): the GPU trainer needs an MLP")?;
         // The GPU trainer does not read per-layer metrics back yet; the whole-trunk ones it does.

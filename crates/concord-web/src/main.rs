@@ -174,7 +174,7 @@ fn App() -> impl IntoView {
                 <panels::io::IoPanel />
             </aside>
             <section class="figure" aria-label="Figures">
-                <Show when=is_toy fallback=|| view! { <panels::outputs::OutputsPanel /> <panels::landscape::LandscapePanel /> }>
+                <Show when=is_toy fallback=|| view! { <panels::outputs::OutputsPanel /> <panels::moe::MoePanel /> <panels::landscape::LandscapePanel /> }>
                     <panels::contour::ContourPanel />
                 </Show>
             </section>

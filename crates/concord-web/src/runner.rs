@@ -659,6 +659,10 @@ pub trait TrainBackend {
     fn record(&self) -> Option<concord_core::RunRecord> {
         None
     }
+    /// The MoE model, for the MoE panel's routing map (`None` for MLP runs).
+    fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
+        None
+    }
     /// Put back an exported run's weights and history (its final losses, where the backend
     /// trusts them over a recomputation in another precision).
     fn restore(&mut self, _record: concord_core::RunRecord) -> Result<(), String> {
@@ -707,6 +711,9 @@ impl TrainBackend for concord_core::Trainer {
     }
     fn record(&self) -> Option<concord_core::RunRecord> {
         Some(concord_core::Trainer::record(self))
+    }
+    fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
+        concord_core::Trainer::moe(self)
     }
     fn restore(&mut self, record: concord_core::RunRecord) -> Result<(), String> {
         concord_core::Trainer::restore(self, record.params, record.history)

@@ -52,6 +52,11 @@ pub const LOSSES: &[&str] = &["bce", "mse"];
 pub const INPUTS: &[&str] = &["native", "union", "uniform"];
 /// Landscape plane directions (concord-core's `DirectionKind` names).
 pub const LANDSCAPE_DIRECTIONS: &[&str] = &["random", "gradients", "pca", "start-end"];
+pub const MODELS: &[&str] = &["mlp", "moe"];
+/// MoE routers, by concord-core's names.
+pub const ROUTERS: &[&str] = &concord_core::model::moe::RouterKind::NAMES;
+/// Experts in the playground's MoE block (concord-core allows more; the panel stays legible).
+pub const MAX_EXPERTS: usize = 16;
 /// Tasks on the 2-D playground data.
 pub const MIN_TASKS: usize = 2;
 pub const MAX_TASKS: usize = 4;
@@ -76,6 +81,12 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "losses", ty: Ty::Seq { names: LOSSES, min: 1, max: MAX_TASKS }, default: "bce,bce" },
     Prop { key: "tiedHeads", ty: Ty::Bool, default: "true" },
     Prop { key: "batch", ty: Ty::Int { min: 1, max: 2000 }, default: "50" },
+    // The model choice: the MLP trunk, or the same trunk with an MoE block on top.
+    Prop { key: "model", ty: Ty::Enum(MODELS), default: "mlp" },
+    Prop { key: "router", ty: Ty::Enum(ROUTERS), default: "task" },
+    Prop { key: "experts", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "4" },
+    Prop { key: "k", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "1" },
+    Prop { key: "cf", ty: Ty::Number { min: 0.1, max: 8.0 }, default: "1.25" },
     Prop { key: "arena", ty: Ty::Specs { max: MAX_ARENA }, default: "mean,pcgrad,mgda,cagrad" },
     // The CAGrad toys.
     Prop { key: "methods", ty: Ty::List(METHODS), default: "mean,pcgrad,mgda,cagrad" },
@@ -222,6 +233,8 @@ pub struct State {
     pub losses: Vec<LossKind>,
     pub tied_heads: bool,
     pub batch: usize,
+    /// The MoE block's settings, or `None` for the plain MLP trunk.
+    pub moe: Option<MoeChoice>,
     pub arena: Vec<MethodSpec>,
     /// Toy methods, a subset of `METHODS`, kept in `METHODS` order.
     pub methods: Vec<&'static str>,
@@ -391,6 +404,13 @@ impl State {
             }
         }
         let conflict_task = (get("conflictTask").num() as usize).min(tasks.len().max(1));
+        let experts = get("experts").num() as usize;
+        let mut k = get("k").num() as usize;
+        if k > experts {
+            notices.push(format!("k={k}: at most the number of experts ({experts}); using {experts}"));
+            k = experts;
+        }
+        let moe = (get("model").name() == "moe").then(|| MoeChoice { router: get("router").name(), experts, k, cf: get("cf").num() });
         let state = State {
             preset,
             tasks,
@@ -406,6 +426,7 @@ impl State {
             losses,
             tied_heads: get("tiedHeads").flag(),
             batch: get("batch").num() as usize,
+            moe,
             arena: get("arena").specs(),
             methods: get("methods").list(),
             c: get("c").num(),
@@ -446,6 +467,11 @@ impl State {
                     "losses" => join(self.losses.iter().map(|l| l.name().to_string()).collect()),
                     "tiedHeads" => self.tied_heads.to_string(),
                     "batch" => self.batch.to_string(),
+                    "model" => if self.moe.is_some() { "moe" } else { "mlp" }.to_string(),
+                    "router" => self.moe_or_default().router.to_string(),
+                    "experts" => self.moe_or_default().experts.to_string(),
+                    "k" => self.moe_or_default().k.to_string(),
+                    "cf" => fmt_num(self.moe_or_default().cf),
                     "arena" => join(self.arena.iter().map(|s| s.to_text()).collect()),
                     "methods" => self.methods.join(","),
                     "c" => fmt_num(self.c),
@@ -471,6 +497,38 @@ impl State {
             }
         }
         parts.join("&")
+    }
+}
+
+/// The MoE block a page run uses (`model=moe`): router name, experts, k and capacity factor.
+/// k applies to the routers that take one (noisy-topk, task), cf to switch, top2 and
+/// expert-choice; the others ignore them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MoeChoice {
+    pub router: &'static str,
+    pub experts: usize,
+    pub k: usize,
+    pub cf: f64,
+}
+
+impl MoeChoice {
+    /// The table's defaults (what the MoE controls show while the model is the MLP).
+    pub const DEFAULT: MoeChoice = MoeChoice { router: "task", experts: 4, k: 1, cf: 1.25 };
+
+    pub fn uses_k(&self) -> bool {
+        matches!(self.router, "noisy-topk" | "task")
+    }
+
+    pub fn uses_cf(&self) -> bool {
+        matches!(self.router, "switch" | "top2" | "expert-choice")
+    }
+}
+
+impl State {
+    /// The MoE settings, or the defaults while the model is the MLP (they are written to the
+    /// hash either way, so switching to MoE starts from them).
+    pub fn moe_or_default(&self) -> MoeChoice {
+        self.moe.unwrap_or(MoeChoice::DEFAULT)
     }
 }
 
@@ -770,6 +828,28 @@ mod tests {
         assert_eq!(s.view, View::L2);
         assert!(s.is_hidden("lr"));
         assert_eq!(notices.len(), 7, "{notices:?}");
+    }
+
+    #[test]
+    fn moe_keys_are_read_clamped_and_written_back() {
+        let s = State::for_preset(Preset::TaskExperts);
+        assert_eq!(s.moe, Some(MoeChoice { router: "task", experts: 4, k: 1, cf: 1.25 }));
+        assert!(s.hidden_layers.is_empty(), "task-experts has no dense pre-layer");
+        assert_eq!(State::for_preset(Preset::TaskExpertsDense).moe, None);
+        assert_eq!(State::for_preset(Preset::TaskExpertsDense).hidden_layers, vec![12, 12]);
+        // experts above 16 clamp, k above the experts drops to E, an unknown router keeps "task",
+        // a capacity factor below 0.1 clamps.
+        let (s, n) = State::from_hash("model=moe&router=top3&experts=40&k=9&cf=0.01");
+        assert_eq!(s.moe, Some(MoeChoice { router: "task", experts: 16, k: 9, cf: 0.1 }));
+        assert_eq!(n.len(), 3, "{n:?}");
+        let (s, n) = State::from_hash("model=moe&router=switch&experts=3&k=5&cf=2");
+        assert_eq!(s.moe, Some(MoeChoice { router: "switch", experts: 3, k: 3, cf: 2.0 }));
+        assert_eq!(n.len(), 1, "k clamped to E: {n:?}");
+        let (t, n2) = State::from_hash(&s.to_hash());
+        assert!(n2.is_empty(), "{n2:?}");
+        assert_eq!(s, t);
+        let (s, _) = State::from_hash("model=banana");
+        assert_eq!(s.moe, None);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use crate::spec::MethodSpec;
 use crate::state::State;
 use concord_core::data::{Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig};
 use concord_core::model::{HeadConfig, LossKind, MlpConfig};
-use concord_core::train::{DataSource, TrainConfig};
+use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
+use concord_core::train::{DataSource, MoeSpec, TrainConfig};
 use rand::SeedableRng;
 
 /// A run's step limit: it keeps the per-step history (a few hundred bytes a step) in bounds.
@@ -39,6 +40,17 @@ fn csv_heads(state: &State, data: &MultiTaskData) -> Vec<HeadConfig> {
             LabelKind::Regression => HeadConfig { out_dim: 1, loss: LossKind::Mse },
         })
         .collect()
+}
+
+/// Width of each expert's hidden layer (concord-core's default and task-experts').
+pub const EXPERT_HIDDEN: usize = 8;
+
+/// The MoE block of `model=moe`: k and the capacity factor only go to the routers that take
+/// them (concord-core rejects them elsewhere); task routers use a gate per task.
+fn moe_spec(state: &State) -> Result<Option<MoeSpec>, String> {
+    let Some(c) = state.moe else { return Ok(None) };
+    let router = RouterKind::from_name(c.router, c.uses_k().then_some(c.k), c.uses_cf().then_some(c.cf), TaskGate::PerTask)?;
+    Ok(Some(MoeSpec { router, experts: c.experts, expert_hidden: EXPERT_HIDDEN, aux: AuxWeights::default() }))
 }
 
 /// The config every arena run shares (aggregator `mean`, no weighting).
@@ -100,6 +112,8 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         DataSource::ParetoSynthetic { .. } => 0,
     };
     let batch_size = batch.filter(|b| *b < n_train);
+    // The MoE block needs a network (the Pareto problem has none).
+    let moe = if model.is_some() { moe_spec(state)? } else { None };
     Ok(TrainConfig {
         data,
         model,
@@ -113,7 +127,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         weighting_params: Vec::new(),
         eval_every: EVAL_EVERY,
         layer_metrics: true,
-        moe: None,
+        moe,
     })
 }
 
@@ -138,7 +152,15 @@ mod tests {
     fn the_page_defaults_equal_concord_core_presets() {
         // Same data, model and optimizer as `concord train --preset …` (the page samples test
         // losses more often and always records per-layer metrics).
-        for p in [Preset::XorConflict, Preset::CircleVsGauss, Preset::GradnormScales, Preset::SinusoidPhases, Preset::ParetoSynthetic] {
+        for p in [
+            Preset::XorConflict,
+            Preset::CircleVsGauss,
+            Preset::GradnormScales,
+            Preset::SinusoidPhases,
+            Preset::ParetoSynthetic,
+            Preset::TaskExperts,
+            Preset::TaskExpertsDense,
+        ] {
             let page = base_config(&State::for_preset(p), None).unwrap();
             let core = p.core().unwrap().config();
             assert_eq!(page.data, core.data, "{}", p.name());
@@ -146,6 +168,7 @@ mod tests {
             assert_eq!(page.optimizer, core.optimizer, "{}", p.name());
             assert_eq!(page.batch_size, core.batch_size, "{}", p.name());
             assert_eq!(page.seed, core.seed, "{}", p.name());
+            assert_eq!(page.moe, core.moe, "{}", p.name());
         }
     }
 
@@ -163,6 +186,19 @@ mod tests {
         other.seed = 7;
         let moved = Trainer::new(base_config(&other, None).unwrap()).unwrap();
         assert_ne!(moved.params(), params[0].as_slice());
+    }
+
+    #[test]
+    fn moe_settings_reach_the_config_only_where_the_router_takes_them() {
+        let (state, _) = State::from_hash("model=moe&router=switch&experts=6&k=3&cf=2");
+        let moe = base_config(&state, None).unwrap().moe.expect("model=moe");
+        assert_eq!(moe.experts, 6);
+        assert_eq!(moe.router, RouterKind::Switch { capacity_factor: 2.0 });
+        let (state, _) = State::from_hash("model=moe&router=task&experts=3&k=2&cf=2");
+        let moe = base_config(&state, None).unwrap().moe.expect("model=moe");
+        assert_eq!(moe.router, RouterKind::Task { k: 2, gate: TaskGate::PerTask });
+        let (state, _) = State::from_hash("model=mlp&router=switch");
+        assert_eq!(base_config(&state, None).unwrap().moe, None);
     }
 
     #[test]

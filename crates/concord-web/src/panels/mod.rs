@@ -9,6 +9,7 @@ pub mod io;
 pub mod landscape;
 pub mod methods;
 pub mod model;
+pub mod moe;
 pub mod notices;
 pub mod optimizer;
 pub mod outputs;

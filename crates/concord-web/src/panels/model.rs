@@ -1,7 +1,7 @@
 //! Model: trunk depth and widths, activation, loss per task, batch size, tied head init.
 
 use crate::preset::Family;
-use crate::state::ACTIVATIONS;
+use crate::state::{MoeChoice, ACTIVATIONS, MAX_EXPERTS, ROUTERS};
 use crate::use_cfg;
 use concord_core::model::{Activation, LossKind};
 use leptos::prelude::*;
@@ -104,6 +104,44 @@ pub fn ModelPanel() -> impl IntoView {
                     </div>
                 </div>
                 <div class="field inline">
+                    <label for="model-select" title="MoE: the trunk above feeds a block of experts chosen by a router (x → trunk → a + Σ G_e(a)·E_e(a) → heads)">"Model"</label>
+                    <select
+                        id="model-select"
+                        on:change=move |ev| {
+                            let moe = event_target_value(&ev) == "moe";
+                            cfg.update(|s| s.moe = moe.then(|| s.moe_or_default()));
+                        }
+                    >
+                        <option value="mlp" prop:selected=move || cfg.with(|s| s.moe.is_none())>"MLP"</option>
+                        <option value="moe" prop:selected=move || cfg.with(|s| s.moe.is_some())>"MoE"</option>
+                    </select>
+                </div>
+                <div class="moe-controls" class:hidden=move || cfg.with(|s| s.moe.is_none())>
+                    <div class="field inline">
+                        <label for="router-select">"Router"</label>
+                        <select
+                            id="router-select"
+                            on:change=move |ev| {
+                                let v = event_target_value(&ev);
+                                if let Some(name) = ROUTERS.iter().find(|n| **n == v) {
+                                    cfg.update(|s| s.moe = Some(MoeChoice { router: name, ..s.moe_or_default() }));
+                                }
+                            }
+                        >
+                            {ROUTERS
+                                .iter()
+                                .map(|n| view! { <option value=*n prop:selected=move || cfg.with(|s| s.moe_or_default().router == *n)>{*n}</option> })
+                                .collect_view()}
+                        </select>
+                    </div>
+                    {moe_number("experts-input", "Experts E", "Number of experts (each 8 hidden units)", 1.0, MAX_EXPERTS as f64, |_| true, |c| c.experts as f64, |c, x| {
+                        c.experts = x.round() as usize;
+                        c.k = c.k.min(c.experts);
+                    })}
+                    {moe_number("k-input", "Top k", "Experts per token (noisy-topk and task routers)", 1.0, MAX_EXPERTS as f64, MoeChoice::uses_k, |c| c.k as f64, |c, x| c.k = (x.round() as usize).min(c.experts))}
+                    {moe_number("cf-input", "Capacity ×", "Capacity factor (switch, top2, expert-choice): an expert takes at most cf·T/E tokens", 0.1, 8.0, MoeChoice::uses_cf, |c| c.cf, |c, x| c.cf = x)}
+                </div>
+                <div class="field inline">
                     <label for="activation-select">"Activation"</label>
                     <select
                         id="activation-select"
@@ -150,5 +188,45 @@ pub fn ModelPanel() -> impl IntoView {
                 </div>
             </div>
         </section>
+    }
+}
+
+/// A number input for one MoE setting, clamped to [min, max]; a non-number restores the value.
+/// Disabled where the chosen router does not use the setting.
+#[allow(clippy::too_many_arguments)]
+fn moe_number(
+    id: &'static str,
+    label: &'static str,
+    title: &'static str,
+    min: f64,
+    max: f64,
+    used: fn(&MoeChoice) -> bool,
+    get: fn(&MoeChoice) -> f64,
+    set: fn(&mut MoeChoice, f64),
+) -> impl IntoView {
+    let cfg = use_cfg();
+    view! {
+        <div class="field inline">
+            <label for=id title=title>{label}</label>
+            <input
+                id=id
+                type="number"
+                min=min.to_string()
+                max=max.to_string()
+                step="any"
+                prop:disabled=move || !cfg.with(|s| used(&s.moe_or_default()))
+                prop:value=move || cfg.with(|s| get(&s.moe_or_default())).to_string()
+                on:change=move |ev| {
+                    match event_target_value(&ev).trim().parse::<f64>() {
+                        Ok(x) if x.is_finite() => cfg.update(|s| {
+                            let mut c = s.moe_or_default();
+                            set(&mut c, x.clamp(min, max));
+                            s.moe = Some(c);
+                        }),
+                        _ => cfg.update(|_| {}),
+                    }
+                }
+            />
+        </div>
     }
 }

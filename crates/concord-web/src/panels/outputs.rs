@@ -84,20 +84,27 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
 }
 
 /// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
-/// grid outputs when the run has them for this extent, else the CPU forward pass.
+/// grid outputs when the run has them for this extent, else the CPU forward pass of the MLP or
+/// the MoE model (same heads, same outputs per task).
 fn heatmap_pixels(backend: &dyn crate::runner::TrainBackend, extent: f64) -> Option<Vec<Vec<u8>>> {
-    let mlp = backend.mlp()?;
     let computed;
-    let outs = match backend.grid_outputs(extent) {
-        Some(outs) => outs,
-        None => {
-            computed = mlp.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
-            &computed[..]
+    let (outs, heads) = match (backend.mlp(), backend.moe()) {
+        (Some(mlp), _) => match backend.grid_outputs(extent) {
+            Some(outs) => (outs, &mlp.config().heads),
+            None => {
+                computed = mlp.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
+                (&computed[..], &mlp.config().heads)
+            }
+        },
+        (None, Some(moe)) => {
+            computed = moe.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
+            (&computed[..], &moe.config().heads)
         }
+        (None, None) => return None,
     };
     Some(
         outs.iter()
-            .zip(&mlp.config().heads)
+            .zip(heads)
             .map(|(o, head)| {
                 let mut px = Vec::with_capacity(GRID * GRID * 4);
                 let mut row = vec![0.0; o.ncols()];
