@@ -276,6 +276,15 @@ impl Arena {
     }
 
     /// Test-only: make the next GPU readback fail. Returns whether a run is on the GPU.
+    /// The page's WebGPU device, once acquired (the landscape panel slices on it).
+    #[cfg(feature = "webgpu")]
+    pub fn gpu_device(&self) -> Option<std::sync::Arc<concord_gpu::Gpu>> {
+        match &self.gpu {
+            GpuChoice::Ready(gpu) => Some(gpu.clone()),
+            _ => None,
+        }
+    }
+
     pub fn simulate_gpu_failure(&mut self) -> bool {
         self.simulate_gpu_failure = true;
         self.runs.iter().any(ArenaRun::on_gpu)

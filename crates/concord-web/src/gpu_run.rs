@@ -177,6 +177,9 @@ impl TrainBackend for GpuRun {
     fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
         Some(self.cpu_twin.objective())
     }
+    fn train_set(&self) -> Option<(&DMatrix<f64>, &[concord_core::model::Target])> {
+        self.cpu_twin.train_set()
+    }
     fn step(&mut self) -> Result<(), String> {
         Err("a GPU run steps through the arena's submit/readback cycle".into())
     }

@@ -682,6 +682,10 @@ pub trait TrainBackend {
     fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
         None
     }
+    /// The whole training set (inputs, targets) the run trains on, for the GPU slice.
+    fn train_set(&self) -> Option<(&nalgebra::DMatrix<f64>, &[concord_core::model::Target])> {
+        None
+    }
 }
 
 impl TrainBackend for concord_core::Trainer {
@@ -720,5 +724,8 @@ impl TrainBackend for concord_core::Trainer {
     }
     fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
         Some(concord_core::Trainer::objective(self))
+    }
+    fn train_set(&self) -> Option<(&nalgebra::DMatrix<f64>, &[concord_core::model::Target])> {
+        concord_core::Trainer::train_set(self)
     }
 }

@@ -16,7 +16,7 @@ use crate::plot;
 use crate::use_cfg;
 use concord_core::landscape::{
     barriers, hutchinson_trace, linspace, pareto_view, plane, project, top_eigenvalue, CurvatureConfig, DirectionKind, Grid,
-    Objective, ParetoView, PlaneInputs, Surface,
+    Objective, ParetoView, Plane, PlaneInputs, Surface,
 };
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -99,6 +99,8 @@ pub struct LandscapeResult {
     pub pareto: Option<ParetoView>,
     pub compute_ms: f64,
     pub slice_ms: f64,
+    /// "webgpu" (one batched dispatch, f32) or "cpu (why not the GPU)".
+    pub slice_backend: String,
 }
 
 #[derive(Clone, Serialize)]
@@ -215,33 +217,17 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
     let (plane_, tasks_n, run_label, centre_losses, steps_now) = setup.flatten().ok_or("that run has no parameters to slice")??;
     yield_now().await;
 
-    // The slice, one row of β per chunk.
+    // The slice: one batched WGSL dispatch over every grid point and training sample where the
+    // page has a GPU and the run is an MLP (concord-gpu's `mlp_slice`, f32); otherwise on the
+    // CPU, one row of β per chunk.
     let grid = Grid::square(n, -1.0, 1.0)?;
     let t_slice = crate::runner::now_ms();
-    let mut per_task = vec![vec![f64::NAN; n * n]; tasks_n];
-    let mut buf = vec![0.0; plane_.origin.len()];
-    for j in 0..n {
-        let row = with_run(run, |obj, _, _, _| -> Result<Vec<Vec<f64>>, String> {
-            (0..n)
-                .map(|i| {
-                    let (a, b) = grid.point(j * n + i);
-                    for (k, v) in buf.iter_mut().enumerate() {
-                        *v = plane_.origin[k] + a * plane_.delta[k] + b * plane_.eta[k];
-                    }
-                    obj.losses(&buf)
-                })
-                .collect()
-        })
-        .ok_or("the run went away while slicing")??;
-        for (i, l) in row.into_iter().enumerate() {
-            for (t, v) in l.into_iter().enumerate().take(tasks_n) {
-                per_task[t][j * n + i] = v;
-            }
-        }
-        yield_now().await;
-    }
+    let (gpu_surface, slice_backend) = gpu_slice(run, &plane_, &grid).await;
+    let surface = match gpu_surface {
+        Some(surface) => surface,
+        None => cpu_slice(run, &plane_, &grid, n, tasks_n).await?,
+    };
     let slice_ms = crate::runner::now_ms() - t_slice;
-    let surface = Surface::from_tasks(grid.clone(), per_task);
 
     // Every run's trajectory in the plane (same initial weights, so the plane is shared).
     let mut paths = Vec::new();
@@ -329,7 +315,60 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
         pareto,
         compute_ms: crate::runner::now_ms() - t0,
         slice_ms,
+        slice_backend,
     })
+}
+
+/// The slice on the GPU, or why not: (`None`, "cpu (reason)") sends the caller to `cpu_slice`.
+#[cfg(feature = "webgpu")]
+async fn gpu_slice(run: usize, plane_: &Plane, grid: &Grid) -> (Option<Surface>, String) {
+    let inputs = arena::with(|a| -> Result<_, String> {
+        let gpu = a.gpu_device().ok_or("no WebGPU device")?;
+        let b = a.runs.get(run).and_then(|r| r.backend.as_ref()).ok_or("the run went away")?;
+        let mlp = b.mlp().ok_or("not an MLP run")?.clone();
+        let (x, y) = b.train_set().ok_or("no training set")?;
+        Ok((gpu, mlp, x.clone(), y.to_vec()))
+    })
+    .unwrap_or_else(|| Err("no arena".into()));
+    match inputs {
+        Ok((gpu, mlp, x, y)) => match concord_gpu::kernels::landscape::mlp_slice(&gpu, &mlp, &x, &y, plane_, grid).await {
+            Ok(surface) => (Some(surface), "webgpu".into()),
+            Err(e) => (None, format!("cpu ({e})")),
+        },
+        Err(why) => (None, format!("cpu ({why})")),
+    }
+}
+
+#[cfg(not(feature = "webgpu"))]
+async fn gpu_slice(_run: usize, _plane: &Plane, _grid: &Grid) -> (Option<Surface>, String) {
+    (None, "cpu (built without WebGPU)".into())
+}
+
+/// The slice on the CPU in f64, one row of β per macrotask so the page stays responsive.
+async fn cpu_slice(run: usize, plane_: &Plane, grid: &Grid, n: usize, tasks_n: usize) -> Result<Surface, String> {
+    let mut per_task = vec![vec![f64::NAN; n * n]; tasks_n];
+    let mut buf = vec![0.0; plane_.origin.len()];
+    for j in 0..n {
+        let row = with_run(run, |obj, _, _, _| -> Result<Vec<Vec<f64>>, String> {
+            (0..n)
+                .map(|i| {
+                    let (a, b) = grid.point(j * n + i);
+                    for (k, v) in buf.iter_mut().enumerate() {
+                        *v = plane_.origin[k] + a * plane_.delta[k] + b * plane_.eta[k];
+                    }
+                    obj.losses(&buf)
+                })
+                .collect()
+        })
+        .ok_or("the run went away while slicing")??;
+        for (i, l) in row.into_iter().enumerate() {
+            for (t, v) in l.into_iter().enumerate().take(tasks_n) {
+                per_task[t][j * n + i] = v;
+            }
+        }
+        yield_now().await;
+    }
+    Ok(Surface::from_tasks(grid.clone(), per_task))
 }
 
 /// The reference point is this factor times the worst ℓ₁ and ℓ₂ of the scatter.
@@ -568,8 +607,9 @@ pub fn LandscapePanel() -> impl IntoView {
                 match out {
                     Ok(res) => {
                         status.set(format!(
-                            "{n}×{n} slice in {:.0} ms; everything in {:.0} ms. cos(δ, η) = {:.3}{}",
+                            "{n}×{n} slice in {:.0} ms on {}; everything in {:.0} ms. cos(δ, η) = {:.3}{}",
                             res.slice_ms,
+                            if res.slice_backend == "webgpu" { "WebGPU" } else { res.slice_backend.as_str() },
                             res.compute_ms,
                             res.cosine,
                             res.explained_variance.map(|e| format!("; PCA explains {:.0} % + {:.0} %", e[0] * 100.0, e[1] * 100.0)).unwrap_or_default()
