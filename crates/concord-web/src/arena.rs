@@ -469,7 +469,16 @@ impl Arena {
                 }
             }
         } else {
-            done = n.min(GPU_CHUNK);
+            // Submissions end where a GPU run's next trajectory snapshot for the landscape panel
+            // is due (every 10 steps at first, sparser as the run grows), so θ is read back there.
+            let gap = self
+                .runs
+                .iter()
+                .filter(|r| r.live() && r.on_gpu())
+                .map(|r| r.snapshots.steps_until_due(r.steps()) as u64)
+                .min()
+                .unwrap_or(GPU_CHUNK);
+            done = n.min(GPU_CHUNK).min(gap);
         }
         #[cfg(feature = "webgpu")]
         let failure = self.submit_gpu(done);

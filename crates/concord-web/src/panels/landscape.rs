@@ -72,6 +72,16 @@ impl Snapshots {
             self.every = every * 2;
         }
     }
+
+    /// Steps from `step` until the next snapshot is due (≥ 1). A GPU run is read back only
+    /// between submissions, so the arena ends a submission there to see θ at that step.
+    pub fn steps_until_due(&self, step: usize) -> usize {
+        let every = self.every.max(SNAPSHOT_EVERY);
+        match self.steps.last() {
+            Some(&l) if step >= l => (l + every).saturating_sub(step).max(1),
+            _ => 1,
+        }
+    }
 }
 
 /// Everything one computation produced (serialised for the test hook).
