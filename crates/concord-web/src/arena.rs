@@ -584,6 +584,11 @@ impl Arena {
                     }
                 }
                 run.curve.extend(points);
+                // The trajectory snapshot for the landscape panel (submissions end where one is due).
+                let step = run.steps();
+                if let Some(theta) = run.backend.as_ref().and_then(|b| b.params()).map(<[f64]>::to_vec) {
+                    run.snapshots.offer(step, &theta);
+                }
                 if let Err(e) = outcome {
                     run.error = Some(e);
                 }
