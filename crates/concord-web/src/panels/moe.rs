@@ -7,7 +7,6 @@
 
 use crate::arena::{self, Arena, ArenaUi};
 use crate::chart::{self, INK, MUTED};
-use crate::panels::outputs::download_png;
 use crate::use_cfg;
 use concord_core::model::moe::{Gating, Moe, RouterKind};
 use concord_core::train::MoeStepRecord;
@@ -330,28 +329,10 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     chart::text(&ctx, "The dense trunk of equal size is the “task-experts-dense” preset (link below): compare its cosine history with this one’s.", 20.0, y + 16.0, "left", chart::FONT, MUTED);
 }
 
+/// The arena's panel frame (heading, PNG button, canvas, hint); MoE figures have no extra
+/// hide condition of their own (the whole panel hides when no run is an MoE).
 fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, hint: &'static str) -> impl IntoView {
-    view! {
-        <section class="card figure-card" data-panel=key>
-            <div class="figure-head">
-                <h2>{title}</h2>
-                <button
-                    type="button"
-                    class="btn small"
-                    aria-label=format!("Download the {title} panel as PNG")
-                    on:click=move |_| {
-                        if let Some(c) = node.get_untracked() {
-                            download_png(&c, key);
-                        }
-                    }
-                >
-                    "PNG"
-                </button>
-            </div>
-            <canvas node_ref=node role="img" aria-label=title></canvas>
-            <p class="hint">{hint}</p>
-        </section>
-    }
+    crate::panels::outputs::figure(key, title, node, Signal::stored(false), hint)
 }
 
 #[component]

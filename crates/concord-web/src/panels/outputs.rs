@@ -446,7 +446,7 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
 }
 
 /// One panel: a heading, a PNG button and the canvas.
-fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>, hint: &'static str) -> impl IntoView {
+pub(crate) fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>, hint: &'static str) -> impl IntoView {
     let cfg = use_cfg();
     let hidden = move || cfg.with(|s| s.is_hidden(key)) || extra_hidden.get();
     view! {
