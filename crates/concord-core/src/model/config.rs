@@ -69,23 +69,29 @@ impl MlpConfig {
                 return Err(format!("hidden layer {l} must have width 1–{MAX_WIDTH}, got {w}"));
             }
         }
-        if !(MIN_TASKS..=MAX_TASKS).contains(&self.heads.len()) {
-            return Err(format!("need {MIN_TASKS}–{MAX_TASKS} tasks (heads), got {}", self.heads.len()));
-        }
-        for (t, h) in self.heads.iter().enumerate() {
-            if !(1..=MAX_OUTPUT_DIM).contains(&h.out_dim) {
-                return Err(format!("head {t} must have 1–{MAX_OUTPUT_DIM} outputs, got {}", h.out_dim));
-            }
-            if h.loss == LossKind::SoftmaxCe && h.out_dim < 2 {
-                return Err(format!("head {t}: softmax cross-entropy needs at least 2 classes, got {}", h.out_dim));
-            }
-        }
-        if !(self.head_init_scale.is_finite() && self.head_init_scale > 0.0) {
-            return Err(format!("head_init_scale must be a positive finite number, got {}", self.head_init_scale));
-        }
-        if self.tied_head_init && self.heads.iter().any(|h| h.out_dim != self.heads[0].out_dim) {
-            return Err("tied_head_init needs every head to have the same out_dim".into());
-        }
-        Ok(())
+        validate_heads(&self.heads, self.head_init_scale, self.tied_head_init)
     }
+}
+
+/// The head checks an MLP and an MoE model share: task count, outputs per head, softmax classes,
+/// head init scale, tied init.
+pub(crate) fn validate_heads(heads: &[HeadConfig], head_init_scale: f64, tied_head_init: bool) -> Result<(), String> {
+    if !(MIN_TASKS..=MAX_TASKS).contains(&heads.len()) {
+        return Err(format!("need {MIN_TASKS}–{MAX_TASKS} tasks (heads), got {}", heads.len()));
+    }
+    for (t, h) in heads.iter().enumerate() {
+        if !(1..=MAX_OUTPUT_DIM).contains(&h.out_dim) {
+            return Err(format!("head {t} must have 1–{MAX_OUTPUT_DIM} outputs, got {}", h.out_dim));
+        }
+        if h.loss == LossKind::SoftmaxCe && h.out_dim < 2 {
+            return Err(format!("head {t}: softmax cross-entropy needs at least 2 classes, got {}", h.out_dim));
+        }
+    }
+    if !(head_init_scale.is_finite() && head_init_scale > 0.0) {
+        return Err(format!("head_init_scale must be a positive finite number, got {head_init_scale}"));
+    }
+    if tied_head_init && heads.iter().any(|h| h.out_dim != heads[0].out_dim) {
+        return Err("tied_head_init needs every head to have the same out_dim".into());
+    }
+    Ok(())
 }

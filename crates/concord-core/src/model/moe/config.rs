@@ -7,7 +7,7 @@
 //! selected, or dropped for capacity) gets 0 from it, so a fully dropped token passes through
 //! the residual unchanged.
 
-use crate::model::{Activation, HeadConfig, LossKind, MAX_HIDDEN_LAYERS, MAX_INPUT_DIM, MAX_OUTPUT_DIM, MAX_TASKS, MAX_WIDTH, MIN_TASKS};
+use crate::model::{Activation, HeadConfig, LossKind, MAX_HIDDEN_LAYERS, MAX_INPUT_DIM, MAX_WIDTH};
 use serde::{Deserialize, Serialize};
 
 pub const MAX_EXPERTS: usize = 64;
@@ -236,23 +236,6 @@ impl MoeConfig {
         }
         self.router.validate(self.experts)?;
         self.aux.validate()?;
-        if !(MIN_TASKS..=MAX_TASKS).contains(&self.heads.len()) {
-            return Err(format!("need {MIN_TASKS}–{MAX_TASKS} tasks (heads), got {}", self.heads.len()));
-        }
-        for (t, h) in self.heads.iter().enumerate() {
-            if !(1..=MAX_OUTPUT_DIM).contains(&h.out_dim) {
-                return Err(format!("head {t} must have 1–{MAX_OUTPUT_DIM} outputs, got {}", h.out_dim));
-            }
-            if h.loss == LossKind::SoftmaxCe && h.out_dim < 2 {
-                return Err(format!("head {t}: softmax cross-entropy needs at least 2 classes, got {}", h.out_dim));
-            }
-        }
-        if !(self.head_init_scale.is_finite() && self.head_init_scale > 0.0) {
-            return Err(format!("head_init_scale must be a positive finite number, got {}", self.head_init_scale));
-        }
-        if self.tied_head_init && self.heads.iter().any(|h| h.out_dim != self.heads[0].out_dim) {
-            return Err("tied_head_init needs every head to have the same out_dim".into());
-        }
-        Ok(())
+        crate::model::config::validate_heads(&self.heads, self.head_init_scale, self.tied_head_init)
     }
 }
