@@ -16,39 +16,66 @@
 //! and runs them in order).
 
 use nalgebra::{DMatrix, DVector};
+use std::mem::MaybeUninit;
 #[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 
 /// An m × n task Jacobian in f32, row-major: row i (task i's gradient) is contiguous.
+///
+/// Every row starts on a 64-byte boundary (a cache line, one AVX-512 register): the storage is
+/// cache-line aligned and each row is padded with zeros to a multiple of 16 values. Unaligned
+/// 64-byte loads straddle two lines; aligning them made both passes 5–15 % faster at n = 1e5
+/// (frameworks' CPU allocators align tensors the same way).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JacobianF32 {
     rows: usize,
     cols: usize,
-    data: Vec<f32>,
+    /// Values per stored row: `cols` rounded up to whole lines.
+    stride: usize,
+    lines: Vec<Line>,
 }
 
+/// One cache line of values: the unit of storage, so that rows start aligned.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(64))]
+struct Line([f32; LINE]);
+
+const LINE: usize = 16;
+
 impl JacobianF32 {
-    /// `data` holds the m rows one after another (m·n values).
+    /// An m × n Jacobian of zeros, to be filled row by row (`row_mut`).
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        let per_row = cols.div_ceil(LINE);
+        Self { rows, cols, stride: per_row * LINE, lines: vec![Line::default(); rows * per_row] }
+    }
+
+    /// `data` holds the m rows one after another (m·n values); they are copied into aligned rows.
     pub fn from_row_major(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self, String> {
         if rows.checked_mul(cols) != Some(data.len()) {
             return Err(format!("{rows} × {cols} needs {} values, got {}", rows.saturating_mul(cols), data.len()));
         }
-        Ok(Self { rows, cols, data })
+        let mut j = Self::zeros(rows, cols);
+        for (i, src) in data.chunks_exact(cols.max(1)).enumerate().take(rows) {
+            j.row_mut(i).copy_from_slice(src);
+        }
+        Ok(j)
     }
 
     /// Rounds an f64 Jacobian to f32.
     pub fn from_f64(j: &DMatrix<f64>) -> Self {
         let (m, n) = j.shape();
-        let mut data = Vec::with_capacity(m * n);
+        let mut out = Self::zeros(m, n);
         for i in 0..m {
-            data.extend(j.row(i).iter().map(|&x| x as f32));
+            for (o, &x) in out.row_mut(i).iter_mut().zip(j.row(i).iter()) {
+                *o = x as f32;
+            }
         }
-        Self { rows: m, cols: n, data }
+        out
     }
 
     /// The same matrix as an f64 `DMatrix` (for aggregators without an f32 path).
     pub fn to_f64(&self) -> DMatrix<f64> {
-        DMatrix::from_fn(self.rows, self.cols, |i, k| self.data[i * self.cols + k] as f64)
+        DMatrix::from_fn(self.rows, self.cols, |i, k| self.row(i)[k] as f64)
     }
 
     pub fn nrows(&self) -> usize {
@@ -60,17 +87,40 @@ impl JacobianF32 {
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.cols..(i + 1) * self.cols]
+        assert!(i < self.rows, "row {i} of {}", self.rows);
+        &self.values()[i * self.stride..i * self.stride + self.cols]
     }
 
-    pub fn as_slice(&self) -> &[f32] {
-        &self.data
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        assert!(i < self.rows, "row {i} of {}", self.rows);
+        let (start, cols) = (i * self.stride, self.cols);
+        &mut self.values_mut()[start..start + cols]
+    }
+
+    /// All stored values, padding included.
+    fn values(&self) -> &[f32] {
+        // SAFETY: `Line` is repr(C) around [f32; LINE] with no padding (64 bytes, align 64), so
+        // the lines are `len · LINE` consecutive, initialised f32 values.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.lines.len() * LINE) }
+    }
+
+    fn values_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `values`, and the borrow of `self` is exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.lines.len() * LINE) }
     }
 }
 
-/// Columns per block: partial sums in f32 stay short (error ∝ block length, not n), and a
-/// block is the unit of work handed to a thread.
-const BLOCK: usize = 512;
+/// Bytes of J one block holds: the block stays in L1 (≥ 32 KiB on current x86 and ARM cores)
+/// while every tile re-reads its rows.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// Columns per block for m rows: as many as fit in `BLOCK_BYTES`, in whole 64-column steps,
+/// between 256 and 4096. The block is also the unit of work handed to a thread, and the f32
+/// partial sums stay short (≤ 4096 / lanes terms per lane; block sums are added in f64), so the
+/// error grows with the block length, not with n.
+fn block_cols(m: usize) -> usize {
+    (BLOCK_BYTES / (4 * m.max(1))).clamp(256, 4096) / 64 * 64
+}
 
 /// G = JJᵀ (m × m, f64, exactly symmetric).
 pub fn gram_f32(j: &JacobianF32) -> DMatrix<f64> {
@@ -79,17 +129,24 @@ pub fn gram_f32(j: &JacobianF32) -> DMatrix<f64> {
     if m == 0 || n == 0 {
         return DMatrix::zeros(m, m);
     }
-    let blocks = n.div_ceil(BLOCK);
+    let block = block_cols(m);
+    let blocks = n.div_ceil(block);
     let add_block = |acc: &mut [f64], b: usize| {
-        let cols = b * BLOCK..((b + 1) * BLOCK).min(n);
+        let cols = b * block..((b + 1) * block).min(n);
         gram_block(j, cols, acc);
     };
     #[cfg(not(target_arch = "wasm32"))]
-    if parallel(m * n) {
+    if parallel(m * n, GRAM_PARALLEL_MIN) {
         // One partial Gramian per block, added in block order: the same bits as the serial
         // loop, whatever the thread count or the work stealing did.
         let mut partials = vec![0.0f64; blocks * m * m];
-        partials.par_chunks_mut(m * m).enumerate().for_each(|(b, p)| add_block(p, b));
+        // One contiguous run of blocks per thread, front to back (see `combine_f32`).
+        let per_part = blocks.div_ceil(rayon::current_num_threads());
+        partials.par_chunks_mut(per_part * m * m).enumerate().for_each(|(part, ps)| {
+            for (i, p) in ps.chunks_exact_mut(m * m).enumerate() {
+                add_block(p, part * per_part + i);
+            }
+        });
         for p in partials.chunks_exact(m * m) {
             g.iter_mut().zip(p).for_each(|(x, y)| *x += y);
         }
@@ -101,190 +158,380 @@ pub fn gram_f32(j: &JacobianF32) -> DMatrix<f64> {
     mirror(m, &g)
 }
 
-/// Whether a pass over this many entries is split over threads: below 2¹⁶ entries a fork
-/// costs more than it saves.
+/// Whether a pass over this many entries of J is split over threads. Waking a worker and
+/// joining costs a few µs, so small passes stay on one core; the Gram pass keeps more of a
+/// small J in one core's L2 than split across two (measured on a 2-core Zen 5: m = 2,
+/// n = 1e5 ran 3.9 µs on one thread, 7.8 µs on two; the combine pass, which also writes n
+/// values, gained from two threads there).
 #[cfg(not(target_arch = "wasm32"))]
-fn parallel(entries: usize) -> bool {
-    const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
-    entries >= PARALLEL_MIN_ENTRIES && rayon::current_num_threads() > 1
+fn parallel(entries: usize, min_entries: usize) -> bool {
+    entries >= min_entries && rayon::current_num_threads() > 1
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+const GRAM_PARALLEL_MIN: usize = 1 << 18;
+#[cfg(not(target_arch = "wasm32"))]
+const COMBINE_PARALLEL_MIN: usize = 1 << 17;
 
 /// The full Gramian from its upper triangle (a ≤ b), as filled by the kernel.
 fn mirror(m: usize, g: &[f64]) -> DMatrix<f64> {
     DMatrix::from_fn(m, m, |a, b| if a <= b { g[a * m + b] } else { g[b * m + a] })
 }
 
-/// Adds Σ_{k ∈ cols} J[a,k]·J[b,k] to acc[a·m + b] for every a ≤ b.
+/// Adds Σ_{k ∈ cols} J[a,k]·J[b,k] to acc[a·m + b] for every a ≤ b, with the widest vectors
+/// the CPU has (checked at run time).
 fn gram_block(j: &JacobianF32, cols: std::ops::Range<usize>, acc: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the feature the function is compiled for (checked above).
+            unsafe { gram_block_avx512(j, cols, acc) };
+            return;
+        }
+    }
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the function is compiled for (checked above).
-            unsafe { gram_block_avx2_fma(j, cols, acc) };
+            unsafe { gram_block_avx2(j, cols, acc) };
             return;
         }
     }
     gram_block_generic::<Plain>(j, cols, acc);
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gram_block_avx512(j: &JacobianF32, cols: std::ops::Range<usize>, acc: &mut [f64]) {
+    gram_block_generic::<simd::Avx512>(j, cols, acc);
+}
+
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gram_block_avx2_fma(j: &JacobianF32, cols: std::ops::Range<usize>, acc: &mut [f64]) {
-    gram_block_generic::<avx2::Fma>(j, cols, acc);
+unsafe fn gram_block_avx2(j: &JacobianF32, cols: std::ops::Range<usize>, acc: &mut [f64]) {
+    gram_block_generic::<simd::Avx2>(j, cols, acc);
 }
 
-/// How `dots` forms the A × B dot products of A rows against B others. Written with explicit AVX2
-/// intrinsics on x86 because LLVM's auto-vectoriser splits the lane arrays into 2-wide pieces
-/// (measured 3× slower); the portable version is the reference the tests compare against.
-trait Dots {
-    fn dots<const A: usize, const B: usize>(rows_a: [&[f32]; A], rows_b: [&[f32]; B]) -> [[f32; B]; A];
+/// One vector register of f32 lanes: what the tile kernel needs of it. Written with explicit
+/// intrinsics on x86 because LLVM's auto-vectoriser splits lane arrays into 2-wide pieces
+/// (measured 3× slower); `Plain` is the portable version the tests compare against.
+trait Lanes: Copy {
+    const LANES: usize;
+    /// Cross tiles pair a group with at most this many rows of a later group per call, so that
+    /// accumulators and loaded rows fit in the register file (32 zmm, 16 ymm).
+    const CROSS: usize;
+    fn zero() -> Self;
+    /// SAFETY (caller): `LANES` floats are readable at `p`.
+    unsafe fn load(p: *const f32) -> Self;
+    fn mul_add(a: Self, b: Self, acc: Self) -> Self;
+    fn sum(self) -> f32;
+    fn splat(x: f32) -> Self;
+    fn mul(a: Self, b: Self) -> Self;
+    fn add(a: Self, b: Self) -> Self;
+    /// SAFETY (caller): `LANES` floats are writable at `p`.
+    unsafe fn store(self, p: *mut f32);
 }
 
-struct Plain;
+#[derive(Clone, Copy)]
+struct Plain([f32; 8]);
 
-impl Dots for Plain {
+impl Lanes for Plain {
+    const LANES: usize = 8;
+    const CROSS: usize = 2;
     #[inline(always)]
-    fn dots<const A: usize, const B: usize>(rows_a: [&[f32]; A], rows_b: [&[f32]; B]) -> [[f32; B]; A] {
-        const L: usize = 8;
-        let n = rows_a[0].len();
-        let body = n - n % L;
-        let mut acc = [[[0.0f32; L]; B]; A];
-        let mut k = 0;
-        while k < body {
-            for x in 0..A {
-                for y in 0..B {
-                    for l in 0..L {
-                        acc[x][y][l] += rows_a[x][k + l] * rows_b[y][k + l];
-                    }
-                }
-            }
-            k += L;
-        }
-        std::array::from_fn(|x| {
-            std::array::from_fn(|y| {
-                let tail: f32 = rows_a[x][body..].iter().zip(&rows_b[y][body..]).map(|(p, q)| p * q).sum();
-                acc[x][y].iter().sum::<f32>() + tail
-            })
-        })
+    fn zero() -> Self {
+        Plain([0.0; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: forwarded from the caller.
+        Plain(unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) })
+    }
+    #[inline(always)]
+    fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+        Plain(std::array::from_fn(|l| acc.0[l] + a.0[l] * b.0[l]))
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        self.0.iter().sum()
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        Plain([x; 8])
+    }
+    #[inline(always)]
+    fn mul(a: Self, b: Self) -> Self {
+        Plain(std::array::from_fn(|l| a.0[l] * b.0[l]))
+    }
+    #[inline(always)]
+    fn add(a: Self, b: Self) -> Self {
+        Plain(std::array::from_fn(|l| a.0[l] + b.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: forwarded from the caller.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; 8], self.0) }
     }
 }
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-mod avx2 {
+mod simd {
     #[cfg(target_arch = "x86")]
     use std::arch::x86::*;
     #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
 
-    pub struct Fma;
+    // The methods are only reached from `gram_block_avx2` / `gram_block_avx512`, i.e. after the
+    // run-time feature check, and are inlined into them (so they compile with those features).
 
-    impl super::Dots for Fma {
-        /// Only called from `gram_block_avx2_fma`, i.e. after the AVX2/FMA check.
+    #[derive(Clone, Copy)]
+    pub struct Avx2(__m256);
+
+    impl super::Lanes for Avx2 {
+        const LANES: usize = 8;
+        const CROSS: usize = 2;
         #[inline(always)]
-        fn dots<const A: usize, const B: usize>(rows_a: [&[f32]; A], rows_b: [&[f32]; B]) -> [[f32; B]; A] {
-            let n = rows_a[0].len();
-            for r in rows_a.iter().chain(&rows_b) {
-                assert_eq!(r.len(), n);
-            }
-            let body = n - n % 8;
-            // SAFETY: the caller runs with AVX2 + FMA enabled; every load reads 8 floats at
-            // k < body ≤ the length of each slice (checked above).
-            unsafe {
-                let mut acc = [[_mm256_setzero_ps(); B]; A];
-                let mut k = 0;
-                while k < body {
-                    let va: [__m256; A] = std::array::from_fn(|x| _mm256_loadu_ps(rows_a[x].as_ptr().add(k)));
-                    for y in 0..B {
-                        let vb = _mm256_loadu_ps(rows_b[y].as_ptr().add(k));
-                        for x in 0..A {
-                            acc[x][y] = _mm256_fmadd_ps(va[x], vb, acc[x][y]);
-                        }
-                    }
-                    k += 8;
-                }
-                std::array::from_fn(|x| {
-                    std::array::from_fn(|y| {
-                        let mut lanes = [0.0f32; 8];
-                        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[x][y]);
-                        let tail: f32 =
-                            rows_a[x][body..].iter().zip(&rows_b[y][body..]).map(|(p, q)| p * q).sum();
-                        lanes.iter().sum::<f32>() + tail
-                    })
-                })
-            }
+        fn zero() -> Self {
+            // SAFETY: AVX is available (see above).
+            Avx2(unsafe { _mm256_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 8 floats are readable at p (caller), AVX is available.
+            Avx2(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+            // SAFETY: FMA is available.
+            Avx2(unsafe { _mm256_fmadd_ps(a.0, b.0, acc.0) })
+        }
+        #[inline(always)]
+        fn sum(self) -> f32 {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: 8 writable floats; AVX is available.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), self.0) };
+            lanes.iter().sum()
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            // SAFETY: AVX is available.
+            Avx2(unsafe { _mm256_set1_ps(x) })
+        }
+        #[inline(always)]
+        fn mul(a: Self, b: Self) -> Self {
+            // SAFETY: AVX is available.
+            Avx2(unsafe { _mm256_mul_ps(a.0, b.0) })
+        }
+        #[inline(always)]
+        fn add(a: Self, b: Self) -> Self {
+            // SAFETY: AVX is available.
+            Avx2(unsafe { _mm256_add_ps(a.0, b.0) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 8 floats are writable at p (caller), AVX is available.
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[derive(Clone, Copy)]
+    pub struct Avx512(__m512);
+
+    #[cfg(target_arch = "x86_64")]
+    impl super::Lanes for Avx512 {
+        const LANES: usize = 16;
+        const CROSS: usize = 4;
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: AVX-512F is available (see above).
+            Avx512(unsafe { _mm512_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 16 floats are readable at p (caller), AVX-512F is available.
+            Avx512(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+            // SAFETY: AVX-512F is available.
+            Avx512(unsafe { _mm512_fmadd_ps(a.0, b.0, acc.0) })
+        }
+        #[inline(always)]
+        fn sum(self) -> f32 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_reduce_add_ps(self.0) }
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            // SAFETY: AVX-512F is available.
+            Avx512(unsafe { _mm512_set1_ps(x) })
+        }
+        #[inline(always)]
+        fn mul(a: Self, b: Self) -> Self {
+            // SAFETY: AVX-512F is available.
+            Avx512(unsafe { _mm512_mul_ps(a.0, b.0) })
+        }
+        #[inline(always)]
+        fn add(a: Self, b: Self) -> Self {
+            // SAFETY: AVX-512F is available.
+            Avx512(unsafe { _mm512_add_ps(a.0, b.0) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 16 floats are writable at p (caller), AVX-512F is available.
+            unsafe { _mm512_storeu_ps(p, self.0) }
         }
     }
 }
 
-/// Rows a, a+1 against rows b ≥ a, four at a time: each loaded chunk feeds several
-/// multiply-adds (2 × 4 tile: 6 loads per 8 FMAs), so the pass is bound by arithmetic rather
-/// than by loads. A block of `BLOCK` columns stays in L1 while its tiles are formed.
+/// The dot products of rows `a` against rows `b` over their common length; with `DIAG`, `b` is
+/// `a` and only the pairs x ≤ y are formed (a group's own triangle). Each loaded chunk feeds
+/// several multiply-adds, so the pass is bound by arithmetic and memory rather than by loads;
+/// tiles with fewer than 8 accumulators run two column chunks at once to hide the FMA latency.
 #[inline(always)]
-fn gram_block_generic<D: Dots>(j: &JacobianF32, cols: std::ops::Range<usize>, acc: &mut [f64]) {
-    let m = j.rows;
-    let row = |i: usize| &j.row(i)[cols.clone()];
-    let mut a = 0;
-    while a < m {
-        let ta = if m - a >= 2 { 2 } else { 1 };
-        let mut b = a;
-        while b < m {
-            let tb = (m - b).min(4);
-            let d: [[f32; 4]; 2] = match (ta, tb) {
-                (2, 4) => pad(D::dots::<2, 4>([row(a), row(a + 1)], [row(b), row(b + 1), row(b + 2), row(b + 3)])),
-                (2, 3) => pad(D::dots::<2, 3>([row(a), row(a + 1)], [row(b), row(b + 1), row(b + 2)])),
-                (2, 2) => pad(D::dots::<2, 2>([row(a), row(a + 1)], [row(b), row(b + 1)])),
-                (2, _) => pad(D::dots::<2, 1>([row(a), row(a + 1)], [row(b)])),
-                (_, 4) => pad(D::dots::<1, 4>([row(a)], [row(b), row(b + 1), row(b + 2), row(b + 3)])),
-                (_, 3) => pad(D::dots::<1, 3>([row(a)], [row(b), row(b + 1), row(b + 2)])),
-                (_, 2) => pad(D::dots::<1, 2>([row(a)], [row(b), row(b + 1)])),
-                _ => pad(D::dots::<1, 1>([row(a)], [row(b)])),
-            };
-            for (x, dx) in d.iter().enumerate().take(ta) {
-                for (y, &v) in dx.iter().enumerate().take(tb) {
-                    // Pairs below the diagonal (a + 1 against b = a) come free with the tile.
-                    if a + x <= b + y {
-                        acc[(a + x) * m + b + y] += v as f64;
-                    }
+fn tile<V: Lanes, const A: usize, const B: usize, const DIAG: bool>(a: [&[f32]; A], b: [&[f32]; B]) -> [[f32; B]; A] {
+    let n = a[0].len();
+    for r in a.iter().chain(&b) {
+        assert_eq!(r.len(), n);
+    }
+    let pairs = if DIAG { A * (A + 1) / 2 } else { A * B };
+    let unroll = if pairs < 8 { 2 } else { 1 };
+    let step = V::LANES * unroll;
+    let body = n - n % step;
+    // Two accumulator sets as plain locals (constant indices only), so that they live in
+    // registers; the second is used when the tile is too small to hide the FMA latency.
+    let mut acc0 = [[V::zero(); B]; A];
+    let mut acc1 = [[V::zero(); B]; A];
+    let chunk = |acc: &mut [[V; B]; A], at: usize| {
+        // SAFETY: at + LANES ≤ body ≤ the length of every row (asserted above).
+        let va: [V; A] = std::array::from_fn(|x| unsafe { V::load(a[x].as_ptr().add(at)) });
+        for y in 0..B {
+            // On the diagonal the row is already loaded.
+            let vb = if DIAG { va[y] } else { unsafe { V::load(b[y].as_ptr().add(at)) } };
+            for x in 0..A {
+                if !DIAG || x <= y {
+                    acc[x][y] = V::mul_add(va[x], vb, acc[x][y]);
                 }
             }
-            b += tb;
         }
-        a += ta;
+    };
+    let mut k = 0;
+    while k < body {
+        chunk(&mut acc0, k);
+        if unroll == 2 {
+            chunk(&mut acc1, k + V::LANES);
+        }
+        k += step;
     }
-}
-
-/// A tile's dot products placed in a 2 × 4 array.
-#[inline(always)]
-fn pad<const A: usize, const B: usize>(d: [[f32; B]; A]) -> [[f32; 4]; 2] {
-    let mut out = [[0.0; 4]; 2];
-    for (o, row) in out.iter_mut().zip(&d) {
-        o[..B].copy_from_slice(row);
+    let mut out = [[0.0f32; B]; A];
+    for x in 0..A {
+        for y in 0..B {
+            if !DIAG || x <= y {
+                let tail: f32 = a[x][body..].iter().zip(&b[y][body..]).map(|(p, q)| p * q).sum();
+                out[x][y] = V::sum(acc0[x][y]) + V::sum(acc1[x][y]) + tail;
+            }
+        }
     }
     out
+}
+
+/// Rows in groups of four: a diagonal tile forms each group's own pairs, cross tiles pair it
+/// with the later groups (`V::CROSS` rows at a time). Every pair a ≤ b is formed exactly once,
+/// m(m+1)/2 multiply-adds per column, while the block of J stays in L1.
+#[inline(always)]
+fn gram_block_generic<V: Lanes>(j: &JacobianF32, cols: std::ops::Range<usize>, acc: &mut [f64]) {
+    const GROUP: usize = 4;
+    let m = j.rows;
+    let row = |i: usize| &j.row(i)[cols.clone()];
+    let mut put = |a0: usize, b0: usize, d: &[f32], width: usize, diag: bool| {
+        for (i, &v) in d.iter().enumerate() {
+            let (x, y) = (i / width, i % width);
+            if !diag || x <= y {
+                acc[(a0 + x) * m + b0 + y] += v as f64;
+            }
+        }
+    };
+    for g in (0..m).step_by(GROUP) {
+        let gl = (m - g).min(GROUP);
+        match gl {
+            4 => put(g, g, tile::<V, 4, 4, true>(rows(row, g), rows(row, g)).as_flattened(), 4, true),
+            3 => put(g, g, tile::<V, 3, 3, true>(rows(row, g), rows(row, g)).as_flattened(), 3, true),
+            2 => put(g, g, tile::<V, 2, 2, true>(rows(row, g), rows(row, g)).as_flattened(), 2, true),
+            _ => put(g, g, tile::<V, 1, 1, true>(rows(row, g), rows(row, g)).as_flattened(), 1, true),
+        }
+        let mut h = g + gl;
+        while h < m {
+            let hl = (m - h).min(V::CROSS);
+            macro_rules! cross {
+                ($a:literal) => {
+                    match hl {
+                        4 => put(g, h, tile::<V, $a, 4, false>(rows(row, g), rows(row, h)).as_flattened(), 4, false),
+                        3 => put(g, h, tile::<V, $a, 3, false>(rows(row, g), rows(row, h)).as_flattened(), 3, false),
+                        2 => put(g, h, tile::<V, $a, 2, false>(rows(row, g), rows(row, h)).as_flattened(), 2, false),
+                        _ => put(g, h, tile::<V, $a, 1, false>(rows(row, g), rows(row, h)).as_flattened(), 1, false),
+                    }
+                };
+            }
+            // Only the last group can be short, and it has no later group.
+            debug_assert_eq!(gl, GROUP);
+            cross!(4);
+            h += hl;
+        }
+    }
+}
+
+/// Rows start, start+1, …, start+K−1 of the block.
+#[inline(always)]
+fn rows<'a, const K: usize>(row: impl Fn(usize) -> &'a [f32], start: usize) -> [&'a [f32]; K] {
+    std::array::from_fn(|i| row(start + i))
 }
 
 /// d = Jᵀw (length n, f32).
 pub fn combine_f32(j: &JacobianF32, weights: &DVector<f64>) -> Vec<f32> {
     assert_eq!(weights.len(), j.rows, "combine_f32: {} weights for {} rows", weights.len(), j.rows);
     let w: Vec<f32> = weights.iter().map(|&x| x as f32).collect();
-    let mut out = vec![0.0f32; j.cols];
     if j.rows == 0 {
-        return out;
+        return vec![0.0; j.cols];
     }
-    let fill = |(b, chunk): (usize, &mut [f32])| combine_block(j, &w, b * COMBINE_BLOCK, chunk);
+    // Every entry is written exactly once below, so the output is not zeroed first (at n = 1e5
+    // zeroing costs as much as a tenth of the pass).
+    let mut out = Vec::with_capacity(j.cols);
+    let spare = &mut out.spare_capacity_mut()[..j.cols];
+    let fill = |(b, chunk): (usize, &mut [MaybeUninit<f32>])| combine_block(j, &w, b * COMBINE_BLOCK, chunk);
+    // Blocks run back to front: the Gram pass ran front to back, so the end of J is still in
+    // this core's L2 when J does not fit whole. With threads, each takes one contiguous part,
+    // as in the Gram pass (rayon runs the first part on the calling thread in both), and runs
+    // it back to front.
     #[cfg(not(target_arch = "wasm32"))]
-    if parallel(j.rows * j.cols) {
-        out.par_chunks_mut(COMBINE_BLOCK).enumerate().for_each(fill);
-        return out;
+    if parallel(j.rows * j.cols, COMBINE_PARALLEL_MIN) {
+        let blocks = j.cols.div_ceil(COMBINE_BLOCK);
+        let per_part = blocks.div_ceil(rayon::current_num_threads());
+        spare.par_chunks_mut(per_part * COMBINE_BLOCK).enumerate().for_each(|(part, chunk)| {
+            chunk.chunks_mut(COMBINE_BLOCK).enumerate().rev().for_each(|(i, c)| fill((part * per_part + i, c)));
+        });
+    } else {
+        spare.chunks_mut(COMBINE_BLOCK).enumerate().rev().for_each(fill);
     }
-    out.chunks_mut(COMBINE_BLOCK).enumerate().for_each(fill);
+    #[cfg(target_arch = "wasm32")]
+    spare.chunks_mut(COMBINE_BLOCK).enumerate().rev().for_each(fill);
+    // SAFETY: the chunks cover 0..cols and `combine_block` writes every entry of its chunk.
+    unsafe { out.set_len(j.cols) };
     out
 }
 
-/// Output entries per combine block: the block of d stays in L1 across the m row sweeps.
+/// Output entries per combine block (the unit of work handed to a thread).
 const COMBINE_BLOCK: usize = 2048;
 
-fn combine_block(j: &JacobianF32, w: &[f32], start: usize, out: &mut [f32]) {
+fn combine_block(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { combine_block_avx512(j, w, start, out) };
+            return;
+        }
+    }
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -293,27 +540,48 @@ fn combine_block(j: &JacobianF32, w: &[f32], start: usize, out: &mut [f32]) {
             return;
         }
     }
-    combine_block_generic(j, w, start, out);
+    combine_block_generic::<Plain>(j, w, start, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn combine_block_avx512(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+    combine_block_generic::<simd::Avx512>(j, w, start, out);
 }
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-unsafe fn combine_block_avx2(j: &JacobianF32, w: &[f32], start: usize, out: &mut [f32]) {
-    combine_block_generic(j, w, start, out);
+unsafe fn combine_block_avx2(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+    combine_block_generic::<simd::Avx2>(j, w, start, out);
 }
 
-/// out = Σ_i w_i · J[i, start..start+len]: one multiply-add sweep per row (element-wise, so
-/// the auto-vectoriser handles it). Multiply then add, not fused: every CPU gives the same bits.
+/// out = Σ_i w_i · J[i, start..start+len], one vector of columns at a time: the sum over rows
+/// stays in a register and each output vector is stored once. Multiply then add, not fused,
+/// rows in order: every CPU and vector width gives the same bits.
 #[inline(always)]
-fn combine_block_generic(j: &JacobianF32, w: &[f32], start: usize, out: &mut [f32]) {
-    let end = start + out.len();
-    for (o, &x) in out.iter_mut().zip(&j.row(0)[start..end]) {
-        *o = w[0] * x;
-    }
-    for (i, &wi) in w.iter().enumerate().skip(1) {
-        for (o, &x) in out.iter_mut().zip(&j.row(i)[start..end]) {
-            *o += wi * x;
+fn combine_block_generic<V: Lanes>(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+    let len = out.len();
+    let rows: Vec<&[f32]> = (0..j.rows).map(|i| &j.row(i)[start..start + len]).collect();
+    let ws: Vec<V> = w.iter().map(|&x| V::splat(x)).collect();
+    let body = len - len % V::LANES;
+    let mut k = 0;
+    while k < body {
+        // SAFETY: k + LANES ≤ body ≤ len, the length of `out` and of every row slice.
+        unsafe {
+            let mut acc = V::mul(ws[0], V::load(rows[0].as_ptr().add(k)));
+            for (row, &wi) in rows[1..].iter().zip(&ws[1..]) {
+                acc = V::add(acc, V::mul(wi, V::load(row.as_ptr().add(k))));
+            }
+            acc.store(out.as_mut_ptr().add(k).cast::<f32>());
         }
+        k += V::LANES;
+    }
+    for k in body..len {
+        let mut acc = w[0] * rows[0][k];
+        for (row, &wi) in rows[1..].iter().zip(&w[1..]) {
+            acc += wi * row[k];
+        }
+        out[k].write(acc);
     }
 }
 
@@ -339,8 +607,8 @@ mod tests {
             let jf = JacobianF32::from_f64(&j);
             let g64 = gram(&j);
             let g32 = gram_f32(&jf);
-            // f32 products inside 1024-column blocks: relative error ≲ √BLOCK · 2⁻²⁴ of the
-            // scale Σ|J_ak J_bk| ≤ √(G_aa G_bb).
+            // f32 sums over at most 4096 / lanes products per lane and block: relative error
+            // ≲ √4096 · 2⁻²⁴ ≈ 4e-6 of the scale Σ|J_ak J_bk| ≤ √(G_aa G_bb).
             for a in 0..m {
                 for b in 0..m {
                     let scale = (g64[(a, a)] * g64[(b, b)]).sqrt().max(f64::MIN_POSITIVE);
@@ -360,19 +628,81 @@ mod tests {
         }
     }
 
-    /// The portable kernel (used where AVX2/FMA are missing, e.g. wasm) agrees with the one
-    /// this CPU runs, block by block.
+    type GramKernel = fn(&JacobianF32, std::ops::Range<usize>, &mut [f64]);
+    type CombineKernel = fn(&JacobianF32, &[f32], usize, &mut [MaybeUninit<f32>]);
+
+    /// Every kernel this CPU can run: the portable one (wasm, CPUs without AVX2/FMA) and the
+    /// vector ones the run-time check would pick.
+    fn kernels() -> Vec<(&'static str, GramKernel, CombineKernel)> {
+        let mut k: Vec<(&'static str, GramKernel, CombineKernel)> =
+            vec![("plain", gram_block_generic::<Plain>, combine_block_generic::<Plain>)];
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY (both): called only after the feature check above.
+            k.push(("avx2", |j, c, a| unsafe { gram_block_avx2(j, c, a) }, |j, w, s, o| unsafe {
+                combine_block_avx2(j, w, s, o)
+            }));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY (both): called only after the feature check above.
+            k.push(("avx512", |j, c, a| unsafe { gram_block_avx512(j, c, a) }, |j, w, s, o| unsafe {
+                combine_block_avx512(j, w, s, o)
+            }));
+        }
+        k
+    }
+
+    /// Each kernel against the f64 Gramian (every tile shape: m 1–11 gives short last groups
+    /// and short cross tiles; n covers the unrolled and plain loops and their tails), and the
+    /// combine kernels against each other bit for bit (multiply then add, rows in order).
     #[test]
-    fn portable_kernel_matches_the_dispatched_one() {
-        for &(m, n) in &[(1, 5), (3, 1000), (6, 1024), (9, 777)] {
-            let jf = JacobianF32::from_f64(&random(m, n, 7 + m as u64));
-            let (mut plain, mut fast) = (vec![0.0; m * m], vec![0.0; m * m]);
-            gram_block_generic::<Plain>(&jf, 0..n, &mut plain);
-            gram_block(&jf, 0..n, &mut fast);
-            for (p, f) in plain.iter().zip(&fast) {
-                assert!((p - f).abs() <= 1e-5 * (1.0 + p.abs()), "m={m} n={n}: {p} vs {f}");
+    fn every_kernel_matches_the_f64_reference() {
+        let kernels = kernels();
+        println!("kernels on this CPU: {:?}", kernels.iter().map(|k| k.0).collect::<Vec<_>>());
+        for m in 1..=11 {
+            for &n in &[1usize, 15, 16, 17, 33, 100, 1000, 1024] {
+                let j = random(m, n, (31 * m + n) as u64);
+                let jf = JacobianF32::from_f64(&j);
+                let g64 = gram(&j);
+                let w: Vec<f32> = (0..m).map(|i| 0.75 - 0.3 * i as f32).collect();
+                let mut reference: Option<Vec<f32>> = None;
+                for (name, gram_kernel, combine_kernel) in &kernels {
+                    let mut acc = vec![0.0; m * m];
+                    gram_kernel(&jf, 0..n, &mut acc);
+                    for a in 0..m {
+                        for b in 0..m {
+                            let got = if a <= b { acc[a * m + b] } else { acc[b * m + a] };
+                            let scale = (g64[(a, a)] * g64[(b, b)]).sqrt();
+                            assert!(
+                                (got - g64[(a, b)]).abs() <= 1e-6 * (scale + 1e-30),
+                                "{name} m={m} n={n} G[{a},{b}]: {got} vs {}",
+                                g64[(a, b)]
+                            );
+                            if a > b {
+                                assert_eq!(acc[a * m + b], 0.0, "{name} writes the upper triangle only");
+                            }
+                        }
+                    }
+                    let mut d = vec![MaybeUninit::new(f32::NAN); n];
+                    combine_kernel(&jf, &w, 0, &mut d);
+                    // SAFETY: initialised above (the kernel overwrites the NaNs).
+                    let d: Vec<f32> = d.iter().map(|x| unsafe { x.assume_init() }).collect();
+                    match &reference {
+                        None => {
+                            for (k, &x) in d.iter().enumerate() {
+                                let exact: f64 = (0..m).map(|i| w[i] as f64 * j[(i, k)]).sum();
+                                assert!((x as f64 - exact).abs() <= 1e-6 * m as f64, "{name} m={m} n={n} d[{k}]");
+                            }
+                            reference = Some(d);
+                        }
+                        Some(r) => assert!(
+                            r.iter().zip(&d).all(|(p, q)| p.to_bits() == q.to_bits()),
+                            "{name} m={m} n={n}: combine differs from the portable kernel"
+                        ),
+                    }
+                }
             }
-            assert!(plain.iter().any(|&x| x != 0.0));
         }
     }
 
@@ -406,6 +736,18 @@ mod tests {
     fn a_wrong_length_is_an_error() {
         let e = JacobianF32::from_row_major(2, 3, vec![0.0; 5]).unwrap_err();
         assert!(e.contains("needs 6 values, got 5"), "{e}");
+    }
+
+    #[test]
+    fn rows_start_on_cache_lines_and_keep_their_values() {
+        for &(m, n) in &[(1, 1), (3, 17), (4, 100_003)] {
+            let data: Vec<f32> = (0..m * n).map(|i| i as f32).collect();
+            let j = JacobianF32::from_row_major(m, n, data.clone()).unwrap();
+            for i in 0..m {
+                assert_eq!(j.row(i).as_ptr() as usize % 64, 0, "m={m} n={n} row {i}");
+                assert_eq!(j.row(i), &data[i * n..(i + 1) * n]);
+            }
+        }
     }
 
     #[test]
