@@ -13,23 +13,19 @@ use nalgebra::{DMatrix, DVector};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ImtlG;
 
-/// Symmetric pseudo-inverse with torch.linalg.pinv's default cutoff for an m × m matrix:
-/// singular values (here |λ|) at most σ_max·m·ε are treated as zero. `None` when the
-/// eigendecomposition fails.
-pub(crate) fn pinv_symmetric(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+/// A⁺x for a symmetric A, with torch.linalg.pinv's default cutoff for an m × m matrix:
+/// singular values (here |λ|) at most σ_max·m·ε are treated as zero. A⁺ itself is never formed:
+/// A⁺x = Σ_k q_k (q_kᵀx)/λ_k over the kept eigenpairs. `None` when the eigendecomposition fails.
+pub(crate) fn pinv_symmetric_times(a: &DMatrix<f64>, x: &DVector<f64>) -> Option<DVector<f64>> {
     let m = a.nrows();
     let eig = nalgebra::SymmetricEigen::try_new(a.clone(), f64::EPSILON, 1000 * m.max(1))?;
-    let sigma_max = eig
-        .eigenvalues
-        .iter()
-        .fold(0.0f64, |acc, l| acc.max(l.abs()));
+    let sigma_max = eig.eigenvalues.iter().fold(0.0f64, |acc, l| acc.max(l.abs()));
     let cutoff = sigma_max * m as f64 * f64::EPSILON;
-    let mut out = DMatrix::zeros(m, m);
-    for k in 0..m {
-        let l = eig.eigenvalues[k];
+    let mut out = DVector::zeros(m);
+    for (k, &l) in eig.eigenvalues.iter().enumerate() {
         if l.abs() > cutoff {
             let q = eig.eigenvectors.column(k);
-            out += (q * q.transpose()) / l;
+            out.axpy(q.dot(x) / l, &q, 1.0);
         }
     }
     Some(out)
@@ -59,10 +55,9 @@ impl Weighting for ImtlG {
             f64::MAX.sqrt()
         };
         let d = g_hat.diagonal().map(|x| x.max(0.0).sqrt());
-        let Some(pinv) = pinv_symmetric(&g_hat) else {
+        let Some(v) = pinv_symmetric_times(&g_hat, &d) else {
             return zeros;
         };
-        let v = pinv * d;
         let sum = v.sum();
         if !(sum.abs() >= 1e-12 * sqrt_s) || !sum.is_finite() {
             return zeros;

@@ -164,14 +164,14 @@ pub fn gram_f32(j: &JacobianF32) -> DMatrix<f64> {
 /// n = 1e5 ran 3.9 µs on one thread, 7.8 µs on two; the combine pass, which also writes n
 /// values, gained from two threads there).
 #[cfg(not(target_arch = "wasm32"))]
-fn parallel(entries: usize, min_entries: usize) -> bool {
+pub(crate) fn parallel(entries: usize, min_entries: usize) -> bool {
     entries >= min_entries && rayon::current_num_threads() > 1
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 const GRAM_PARALLEL_MIN: usize = 1 << 18;
 #[cfg(not(target_arch = "wasm32"))]
-const COMBINE_PARALLEL_MIN: usize = 1 << 17;
+pub(crate) const COMBINE_PARALLEL_MIN: usize = 1 << 17;
 
 /// The full Gramian from its upper triangle (a ≤ b), as filled by the kernel.
 fn mirror(m: usize, g: &[f64]) -> DMatrix<f64> {
