@@ -32,9 +32,11 @@ How to run (from the repository root)
     #          --threads 1 (both libraries on one core; on a shared machine with one core busy,
     #          2-thread torch ops stall for a scheduler slice, ~16 ms), --quick (n <= 1e4, shorter
     #          budgets: a smoke test), --methods mean,upgrad
-    It writes bench/results.json (every measurement) and bench/results.md (the tables pasted
-    into BENCHMARKS.md). One full run takes about 8-10 minutes on 2 cores. Run it on an idle
-    machine: other processes inflate both columns, unevenly.
+    It writes OUT.json (every measurement) and OUT.md (the tables pasted into BENCHMARKS.md).
+    The committed runs: bench/results.{json,md} (default threads: each library uses every core,
+    the verdict) and bench/results-1-thread.{json,md} (--threads 1 --out bench/results-1-thread).
+    One full run takes about 5 minutes on 2 cores. Run it on an idle machine: other processes
+    inflate both columns, unevenly.
 """
 
 import argparse
