@@ -5,15 +5,17 @@
 //! f64 column-major `DMatrix` doubles the bytes read and costs a transposing copy. Here J stays
 //! as given; only the m × m Gramian is promoted to f64, so every `Weighting` runs unchanged.
 //!
-//! Accuracy: products and sums inside a block of `BLOCK` columns are f32 (as torch's f32
+//! Accuracy: products and sums inside a block of columns (`block_cols`) are f32 (as torch's f32
 //! matmul); block partial sums are added in f64, so the error grows with the block length, not
 //! with n. The tests bound the difference to the f64 path.
 //!
-//! Speed: in the Gram pass each loaded chunk of a row feeds four dot products at once (AVX2 +
-//! FMA when the CPU has them, checked at run time; a GEMM library call per block was 2–6×
-//! slower here: it allocates and packs), the combine pass is a multiply-add sweep, and
-//! both passes split the columns over threads natively (rayon; the browser build has no threads
-//! and runs them in order).
+//! Speed (BENCHMARKS.md has the figures): both passes read J at close to the cache bandwidth.
+//! The Gram pass forms every row pair once from register tiles (AVX-512, else AVX2 + FMA,
+//! checked at run time; a portable kernel elsewhere; a GEMM library call per block was 2–6×
+//! slower: it allocates and packs) over L1-sized blocks; the combine sums each output vector
+//! in a register and runs back to front, onto the part of J the Gram pass left in L2; rows
+//! are cache-line aligned; both passes split the columns over threads natively (rayon; the
+//! browser build has no threads and runs them in order).
 
 use nalgebra::{DMatrix, DVector};
 use std::mem::MaybeUninit;
