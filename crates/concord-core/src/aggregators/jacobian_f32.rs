@@ -600,8 +600,8 @@ mod tests {
         DMatrix::from_fn(m, n, |_, _| (rng.random::<f64>() * 2.0 - 1.0) as f32 as f64)
     }
 
-    /// Sizes cover every tile shape (m 1–11), column tails (n not a multiple of 8 or of
-    /// BLOCK) and the threaded path (m·n ≥ 2¹⁶).
+    /// Sizes cover every tile shape (m 1–11), column tails (n not a multiple of 16 or of the
+    /// block) and the threaded path (8 × 100 003 ≥ 2¹⁸ entries).
     #[test]
     fn gram_and_combine_match_the_f64_path() {
         for &(m, n) in &[(1, 1), (2, 7), (3, 9), (4, 1024), (5, 1031), (6, 3000), (7, 17), (8, 100_003), (11, 9_001)] {
