@@ -189,8 +189,23 @@ fn gram_small_interleaved<const M: usize>(data: &[f64]) -> DMatrix<f64> {
     DMatrix::from_fn(M, M, |a, b| g0[b][a] + g1[b][a])
 }
 
-/// d = Jᵀw (length n).
+/// d = Jᵀw (length n). d_k is column k's dot product with w, so large J are split into runs of
+/// columns over threads natively (each d_k is computed exactly as in one piece: the same bits
+/// for any thread count).
 pub fn combine(jacobian: &DMatrix<f64>, weights: &DVector<f64>) -> DVector<f64> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        let (m, n) = jacobian.shape();
+        if jacobian_f32::parallel(m * n, jacobian_f32::COMBINE_PARALLEL_MIN) {
+            const COLUMNS: usize = 2048;
+            let mut out = DVector::zeros(n);
+            out.as_mut_slice().par_chunks_mut(COLUMNS).enumerate().for_each(|(b, o)| {
+                o.copy_from_slice(jacobian.columns(b * COLUMNS, o.len()).tr_mul(weights).as_slice());
+            });
+            return out;
+        }
+    }
     jacobian.tr_mul(weights)
 }
 
@@ -273,6 +288,18 @@ impl Method {
 mod gram_tests {
     use super::{gram, Aggregator, Constant, Mean, Sum};
     use nalgebra::{DMatrix, DVector};
+
+    /// Split over threads, d = Jᵀw has the bits of the one-piece product (and of one thread).
+    #[test]
+    fn combine_in_parallel_gives_the_same_bits() {
+        let j = DMatrix::from_fn(3, 100_003, |i, k| (((i * 37 + k * 11) % 23) as f64 - 11.0) / 7.0);
+        let w = DVector::from_vec(vec![0.3, -1.7, 2.5]);
+        let want = j.tr_mul(&w);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            assert_eq!(pool.install(|| super::combine(&j, &w)), want, "{threads} threads");
+        }
+    }
 
     /// The fast paths (m ≤ 5 in registers, m ≥ 6 through a strided view) agree with the plain
     /// product, are exactly symmetric, and handle empty and odd-length inputs.
