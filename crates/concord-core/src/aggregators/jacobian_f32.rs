@@ -500,7 +500,8 @@ pub fn combine_f32(j: &JacobianF32, weights: &DVector<f64>) -> Vec<f32> {
     // zeroing costs as much as a tenth of the pass).
     let mut out = Vec::with_capacity(j.cols);
     let spare = &mut out.spare_capacity_mut()[..j.cols];
-    let fill = |(b, chunk): (usize, &mut [MaybeUninit<f32>])| combine_block(j, &w, b * COMBINE_BLOCK, chunk);
+    let rows: Vec<&[f32]> = (0..j.rows).map(|i| j.row(i)).collect();
+    let fill = |(b, chunk): (usize, &mut [MaybeUninit<f32>])| combine_block(&rows, &w, b * COMBINE_BLOCK, chunk);
     // Blocks run back to front: the Gram pass ran front to back, so the end of J is still in
     // this core's L2 when J does not fit whole. With threads, each takes one contiguous part,
     // as in the Gram pass (rayon runs the first part on the calling thread in both), and runs
@@ -525,12 +526,13 @@ pub fn combine_f32(j: &JacobianF32, weights: &DVector<f64>) -> Vec<f32> {
 /// Output entries per combine block (the unit of work handed to a thread).
 const COMBINE_BLOCK: usize = 2048;
 
-fn combine_block(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+/// out[c] = Σ_i w_i · rows[i][start + c], with the widest vectors the CPU has.
+fn combine_block(rows: &[&[f32]], w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked above).
-            unsafe { combine_block_avx512(j, w, start, out) };
+            unsafe { combine_block_avx512(rows, w, start, out) };
             return;
         }
     }
@@ -538,50 +540,53 @@ fn combine_block(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUnini
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked above).
-            unsafe { combine_block_avx2(j, w, start, out) };
+            unsafe { combine_block_avx2(rows, w, start, out) };
             return;
         }
     }
-    combine_block_generic::<Plain>(j, w, start, out);
+    combine_block_generic::<Plain>(rows, w, start, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn combine_block_avx512(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
-    combine_block_generic::<simd::Avx512>(j, w, start, out);
+unsafe fn combine_block_avx512(rows: &[&[f32]], w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+    combine_block_generic::<simd::Avx512>(rows, w, start, out);
 }
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-unsafe fn combine_block_avx2(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
-    combine_block_generic::<simd::Avx2>(j, w, start, out);
+unsafe fn combine_block_avx2(rows: &[&[f32]], w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+    combine_block_generic::<simd::Avx2>(rows, w, start, out);
 }
 
 /// out = Σ_i w_i · J[i, start..start+len], one vector of columns at a time: the sum over rows
 /// stays in a register and each output vector is stored once. Multiply then add, not fused,
 /// rows in order: every CPU and vector width gives the same bits.
 #[inline(always)]
-fn combine_block_generic<V: Lanes>(j: &JacobianF32, w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
+fn combine_block_generic<V: Lanes>(rows: &[&[f32]], w: &[f32], start: usize, out: &mut [MaybeUninit<f32>]) {
     let len = out.len();
-    let rows: Vec<&[f32]> = (0..j.rows).map(|i| &j.row(i)[start..start + len]).collect();
-    let ws: Vec<V> = w.iter().map(|&x| V::splat(x)).collect();
+    for r in rows {
+        assert!(r.len() >= start + len, "a row of {} values for columns {start}..{}", r.len(), start + len);
+    }
     let body = len - len % V::LANES;
     let mut k = 0;
     while k < body {
-        // SAFETY: k + LANES ≤ body ≤ len, the length of `out` and of every row slice.
+        // SAFETY: k + LANES ≤ body ≤ len = the length of `out`, and every row holds start + len
+        // values (asserted above).
         unsafe {
-            let mut acc = V::mul(ws[0], V::load(rows[0].as_ptr().add(k)));
-            for (row, &wi) in rows[1..].iter().zip(&ws[1..]) {
-                acc = V::add(acc, V::mul(wi, V::load(row.as_ptr().add(k))));
+            let at = start + k;
+            let mut acc = V::mul(V::splat(w[0]), V::load(rows[0].as_ptr().add(at)));
+            for (row, &wi) in rows[1..].iter().zip(&w[1..]) {
+                acc = V::add(acc, V::mul(V::splat(wi), V::load(row.as_ptr().add(at))));
             }
             acc.store(out.as_mut_ptr().add(k).cast::<f32>());
         }
         k += V::LANES;
     }
     for k in body..len {
-        let mut acc = w[0] * rows[0][k];
+        let mut acc = w[0] * rows[0][start + k];
         for (row, &wi) in rows[1..].iter().zip(&w[1..]) {
-            acc += wi * row[k];
+            acc += wi * row[start + k];
         }
         out[k].write(acc);
     }
@@ -631,7 +636,7 @@ mod tests {
     }
 
     type GramKernel = fn(&JacobianF32, std::ops::Range<usize>, &mut [f64]);
-    type CombineKernel = fn(&JacobianF32, &[f32], usize, &mut [MaybeUninit<f32>]);
+    type CombineKernel = fn(&[&[f32]], &[f32], usize, &mut [MaybeUninit<f32>]);
 
     /// Every kernel this CPU can run: the portable one (wasm, CPUs without AVX2/FMA) and the
     /// vector ones the run-time check would pick.
@@ -687,7 +692,8 @@ mod tests {
                         }
                     }
                     let mut d = vec![MaybeUninit::new(f32::NAN); n];
-                    combine_kernel(&jf, &w, 0, &mut d);
+                    let rows: Vec<&[f32]> = (0..m).map(|i| jf.row(i)).collect();
+                    combine_kernel(&rows, &w, 0, &mut d);
                     // SAFETY: initialised above (the kernel overwrites the NaNs).
                     let d: Vec<f32> = d.iter().map(|x| unsafe { x.assume_init() }).collect();
                     match &reference {
