@@ -446,39 +446,39 @@ fn gram_block_generic<V: Lanes>(j: &JacobianF32, cols: std::ops::Range<usize>, a
     const GROUP: usize = 4;
     let m = j.rows;
     let row = |i: usize| &j.row(i)[cols.clone()];
-    let mut put = |a0: usize, b0: usize, d: &[f32], width: usize, diag: bool| {
-        for (i, &v) in d.iter().enumerate() {
-            let (x, y) = (i / width, i % width);
-            if !diag || x <= y {
-                acc[(a0 + x) * m + b0 + y] += v as f64;
-            }
-        }
-    };
     for g in (0..m).step_by(GROUP) {
         let gl = (m - g).min(GROUP);
         match gl {
-            4 => put(g, g, tile::<V, 4, 4, true>(rows(row, g), rows(row, g)).as_flattened(), 4, true),
-            3 => put(g, g, tile::<V, 3, 3, true>(rows(row, g), rows(row, g)).as_flattened(), 3, true),
-            2 => put(g, g, tile::<V, 2, 2, true>(rows(row, g), rows(row, g)).as_flattened(), 2, true),
-            _ => put(g, g, tile::<V, 1, 1, true>(rows(row, g), rows(row, g)).as_flattened(), 1, true),
+            4 => add_tile(acc, m, g, g, tile::<V, 4, 4, true>(rows(row, g), rows(row, g))),
+            3 => add_tile(acc, m, g, g, tile::<V, 3, 3, true>(rows(row, g), rows(row, g))),
+            2 => add_tile(acc, m, g, g, tile::<V, 2, 2, true>(rows(row, g), rows(row, g))),
+            _ => add_tile(acc, m, g, g, tile::<V, 1, 1, true>(rows(row, g), rows(row, g))),
         }
+        // Only the last group can be short, and it has no later group.
         let mut h = g + gl;
         while h < m {
-            let hl = (m - h).min(V::CROSS);
-            macro_rules! cross {
-                ($a:literal) => {
-                    match hl {
-                        4 => put(g, h, tile::<V, $a, 4, false>(rows(row, g), rows(row, h)).as_flattened(), 4, false),
-                        3 => put(g, h, tile::<V, $a, 3, false>(rows(row, g), rows(row, h)).as_flattened(), 3, false),
-                        2 => put(g, h, tile::<V, $a, 2, false>(rows(row, g), rows(row, h)).as_flattened(), 2, false),
-                        _ => put(g, h, tile::<V, $a, 1, false>(rows(row, g), rows(row, h)).as_flattened(), 1, false),
-                    }
-                };
-            }
-            // Only the last group can be short, and it has no later group.
             debug_assert_eq!(gl, GROUP);
-            cross!(4);
+            let hl = (m - h).min(V::CROSS);
+            match hl {
+                4 => add_tile(acc, m, g, h, tile::<V, 4, 4, false>(rows(row, g), rows(row, h))),
+                3 => add_tile(acc, m, g, h, tile::<V, 4, 3, false>(rows(row, g), rows(row, h))),
+                2 => add_tile(acc, m, g, h, tile::<V, 4, 2, false>(rows(row, g), rows(row, h))),
+                _ => add_tile(acc, m, g, h, tile::<V, 4, 1, false>(rows(row, g), rows(row, h))),
+            }
             h += hl;
+        }
+    }
+}
+
+/// Adds a tile's products (rows a0.., against rows b0..) to the upper triangle of the m × m
+/// `acc`; a diagonal tile's pairs below the diagonal are skipped.
+#[inline(always)]
+fn add_tile<const A: usize, const B: usize>(acc: &mut [f64], m: usize, a0: usize, b0: usize, d: [[f32; B]; A]) {
+    for (x, dx) in d.iter().enumerate() {
+        for (y, &v) in dx.iter().enumerate() {
+            if a0 + x <= b0 + y {
+                acc[(a0 + x) * m + b0 + y] += v as f64;
+            }
         }
     }
 }
