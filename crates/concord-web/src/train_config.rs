@@ -152,17 +152,11 @@ mod tests {
     fn the_page_defaults_equal_concord_core_presets() {
         // Same data, model and optimizer as `concord train --preset …` (the page samples test
         // losses more often and always records per-layer metrics).
-        for p in [
-            Preset::XorConflict,
-            Preset::CircleVsGauss,
-            Preset::GradnormScales,
-            Preset::SinusoidPhases,
-            Preset::ParetoSynthetic,
-            Preset::TaskExperts,
-            Preset::TaskExpertsDense,
-        ] {
+        let mut checked = 0;
+        for (p, core) in Preset::ALL.into_iter().filter_map(|p| Some((p, p.core()?))) {
             let page = base_config(&State::for_preset(p), None).unwrap();
-            let core = p.core().unwrap().config();
+            let core = core.config();
+            checked += 1;
             assert_eq!(page.data, core.data, "{}", p.name());
             assert_eq!(page.model, core.model, "{}", p.name());
             assert_eq!(page.optimizer, core.optimizer, "{}", p.name());
@@ -170,6 +164,8 @@ mod tests {
             assert_eq!(page.seed, core.seed, "{}", p.name());
             assert_eq!(page.moe, core.moe, "{}", p.name());
         }
+        // Every concord-core preset has its page preset.
+        assert_eq!(checked, concord_core::train::Preset::ALL.len());
     }
 
     #[test]
