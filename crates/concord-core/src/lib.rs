@@ -2,22 +2,25 @@
 //!
 //! The CPU reference for everything Concord computes: analytic toy problems with their
 //! per-task gradients, gradient aggregators in the Gramian-weighted shape
-//! (`gram(J) → weighting(G) → combine(J, w)`), optimizers, and runs that turn a
-//! problem + start + method + optimizer + step count into a trajectory.
+//! (`gram(J) → weighting(G) → combine(J, w)`), loss weightings, optimizers, models, and THE
+//! trainer (`train`): one run = data source + model + method + optimizer + steps + seed, where
+//! the analytic toys are a data source whose parameters are the point x itself. Every engine
+//! (this CPU trainer, concord-gpu's) implements `train::Backend`.
 
 pub mod aggregators;
 pub mod data;
 pub mod landscape;
+pub mod method;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod problems;
-pub mod run;
 pub mod train;
 pub mod weightings;
 
-pub use aggregators::{Aggregation, Aggregator, Method};
-pub use optim::{Optimizer, OptimizerKind};
+pub use aggregators::{Aggregation, Aggregator, AggregatorSpec};
+pub use method::MethodSpec;
+pub use optim::Optimizer;
 pub use problems::{Problem, ProblemKind};
-pub use run::{run, run_with_progress, RunConfig, ToyRun, Trajectory};
-pub use train::{train, RunRecord, TrainConfig, Trainer};
+pub use train::{train, Backend, RunRecord, TrainConfig, TrainOptimizer, Trainer};
+pub use weightings::WeightingSpec;

@@ -6,12 +6,11 @@
 //! kept outside `OptimizerKind` so that the toy runs and GPU kernels, which match on the kind,
 //! are unchanged; the trainer's `TrainConfig` names it `adamw`.
 
-use serde::{Deserialize, Serialize};
 
-/// Which optimizer, with its hyper-parameters (PyTorch defaults via `adam`/`sgd`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "optimizer", rename_all = "kebab-case")]
-pub enum OptimizerKind {
+/// Which update rule, with its hyper-parameters (PyTorch defaults via `adam`/`sgd`). Internal:
+/// runs name their optimizer with `train::TrainOptimizer`, which builds one of these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum OptimizerKind {
     Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
     Sgd { lr: f64, momentum: f64 },
 }
@@ -19,17 +18,6 @@ pub enum OptimizerKind {
 impl OptimizerKind {
     pub fn adam(lr: f64) -> Self {
         OptimizerKind::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
-    }
-
-    pub fn sgd(lr: f64) -> Self {
-        OptimizerKind::Sgd { lr, momentum: 0.0 }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            OptimizerKind::Adam { .. } => "adam",
-            OptimizerKind::Sgd { .. } => "sgd",
-        }
     }
 
     pub fn lr(&self) -> f64 {
@@ -43,18 +31,6 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Adam { beta1, beta2, eps, .. } => OptimizerKind::Adam { lr, beta1, beta2, eps },
             OptimizerKind::Sgd { momentum, .. } => OptimizerKind::Sgd { lr, momentum },
-        }
-    }
-
-    /// Parse `adam` or `sgd` with a learning rate.
-    pub fn parse(name: &str, lr: f64) -> Result<Self, String> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(format!("the learning rate must be a positive number, got {lr}"));
-        }
-        match name {
-            "adam" => Ok(Self::adam(lr)),
-            "sgd" => Ok(Self::sgd(lr)),
-            other => Err(format!("unknown optimizer '{other}' (expected adam or sgd)")),
         }
     }
 
@@ -75,10 +51,6 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    pub fn kind(&self) -> OptimizerKind {
-        self.kind
-    }
-
     /// Change the learning rate and keep the moments, so a live edit does not reset training.
     pub fn set_lr(&mut self, lr: f64) {
         self.kind = self.kind.with_lr(lr);

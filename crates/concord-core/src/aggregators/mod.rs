@@ -28,6 +28,7 @@ mod jacobian_f32;
 mod krum;
 mod random;
 pub mod registry;
+mod spec;
 mod upgrad;
 #[cfg(test)]
 mod properties;
@@ -53,9 +54,10 @@ pub use jacobian_f32::{combine_f32, gram_f32, JacobianF32};
 pub use krum::Krum;
 pub use random::{rlw_pcg_weights, Random};
 pub use upgrad::UpGrad;
+pub use spec::{AggregatorSpec, ParamValue};
+pub(crate) use spec::named_params;
 
 use nalgebra::{DMatrix, DVector};
-use serde::{Deserialize, Serialize};
 
 /// The result of one aggregation: the update direction d (length n) and, for weighted
 /// methods, the weights w with d = Jᵀw.
@@ -207,81 +209,6 @@ pub fn combine(jacobian: &DMatrix<f64>, weights: &DVector<f64>) -> DVector<f64> 
         }
     }
     jacobian.tr_mul(weights)
-}
-
-/// The methods the CLI and UI can name, with their parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "kebab-case")]
-pub enum Method {
-    Mean,
-    Sum,
-    #[serde(rename = "pcgrad")]
-    PcGrad,
-    Mgda,
-    /// torchjd `CAGrad(c)`: no rescale of the output (the toy's `cagrad` divides by 1+c).
-    #[serde(rename = "cagrad")]
-    CaGrad { c: f64 },
-}
-
-impl Method {
-    /// Every method with its default parameters, in display order.
-    pub const ALL: [Method; 5] =
-        [Method::Mean, Method::Sum, Method::PcGrad, Method::Mgda, Method::CaGrad { c: 0.5 }];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Method::Mean => "mean",
-            Method::Sum => "sum",
-            Method::PcGrad => "pcgrad",
-            Method::Mgda => "mgda",
-            Method::CaGrad { .. } => "cagrad",
-        }
-    }
-
-    /// A human label for legends, naming the parameters.
-    pub fn label(&self) -> String {
-        match self {
-            Method::CaGrad { c } => format!("CAGrad (c={c})"),
-            Method::Mean => "Mean".into(),
-            Method::Sum => "Sum".into(),
-            Method::PcGrad => "PCGrad".into(),
-            Method::Mgda => "MGDA".into(),
-        }
-    }
-
-    /// Parse a method name plus `key=value` parameters (as given to `--param`).
-    pub fn parse(name: &str, params: &[(String, f64)]) -> Result<Method, String> {
-        let mut method = Method::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown method '{name}' (expected one of: {})", names.join(", "))
-            })?;
-        for (key, value) in params {
-            match (&mut method, key.as_str()) {
-                (Method::CaGrad { c }, "c") => {
-                    if !(value.is_finite() && *value >= 0.0) {
-                        return Err(format!("cagrad needs c ≥ 0, got {value}"));
-                    }
-                    *c = *value;
-                }
-                _ => return Err(format!("method '{name}' has no parameter '{key}'")),
-            }
-        }
-        Ok(method)
-    }
-
-    /// A fresh aggregator. `seed` feeds the methods that draw random numbers (PCGrad's visiting order).
-    pub fn build(&self, seed: u64) -> Box<dyn Aggregator> {
-        match *self {
-            Method::Mean => Box::new(Mean),
-            Method::Sum => Box::new(Sum),
-            Method::PcGrad => Box::new(PcGrad::new(seed)),
-            Method::Mgda => Box::new(Mgda::default()),
-            Method::CaGrad { c } => Box::new(CaGrad::new(c)),
-        }
-    }
 }
 
 #[cfg(test)]

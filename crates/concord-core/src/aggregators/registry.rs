@@ -8,10 +8,8 @@
 //! Semantics and defaults follow torchjd 0.18 (aggregators.md §3); the properties are torchjd's
 //! documented table (aggregators.md §4). [`super::Method`] (the toy/GPU/web subset) is separate.
 
-use super::{
-    AlignedMtl, Aggregator, CaGrad, Config, Constant, DualProj, FairGrad, GradDrop, GradVac, ImtlG,
-    Krum, Mean, Mgda, NashMtl, PcGrad, Random, ScaleMode, Sum, TrimmedMean, UpGrad,
-};
+use super::spec::AggregatorSpec;
+use super::Aggregator;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 use std::fmt;
@@ -449,240 +447,11 @@ pub fn names() -> Vec<&'static str> {
     AGGREGATORS.iter().map(|a| a.name).collect()
 }
 
-/// A parsed, range-checked parameter value.
-#[derive(Clone, Debug, PartialEq)]
-enum Value {
-    Float(f64),
-    Int(usize),
-    List(Vec<f64>),
-    Word(&'static str),
-}
-
-fn parse_value(method: &str, spec: &ParamSpec, raw: &str, m: usize) -> Result<Value, String> {
-    let raw = raw.trim();
-    let bad = || format!("{method}: {} must be {}, got '{raw}'", spec.name, spec.range);
-    match spec.range {
-        Range::NonNegative | Range::UnitInterval => {
-            let v: f64 = raw.parse().map_err(|_| bad())?;
-            let ok = match spec.range {
-                Range::UnitInterval => (0.0..=1.0).contains(&v),
-                _ => v.is_finite() && v >= 0.0,
-            };
-            if ok {
-                Ok(Value::Float(v))
-            } else {
-                Err(bad())
-            }
-        }
-        Range::Count | Range::PositiveCount | Range::EqualsM => {
-            let v: usize = raw.parse().map_err(|_| bad())?;
-            let ok = match spec.range {
-                Range::PositiveCount => v >= 1,
-                Range::EqualsM => v == m,
-                _ => true,
-            };
-            if ok {
-                Ok(Value::Int(v))
-            } else if spec.range == Range::EqualsM {
-                Err(format!("{method}: {} = {v} but the matrix has m = {m} rows", spec.name))
-            } else {
-                Err(bad())
-            }
-        }
-        Range::FiniteList | Range::NonNegativeList => {
-            let inner = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
-            let entries: Vec<f64> = inner
-                .split(',')
-                .map(|x| x.trim().parse::<f64>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| bad())?;
-            let ok = entries
-                .iter()
-                .all(|x| x.is_finite() && (spec.range == Range::FiniteList || *x >= 0.0));
-            if !ok {
-                return Err(bad());
-            }
-            if entries.len() != m {
-                return Err(format!(
-                    "{method}: {} has {} entries but the matrix has m = {m} rows (one entry per row)",
-                    spec.name,
-                    entries.len()
-                ));
-            }
-            Ok(Value::List(entries))
-        }
-        Range::OneOf(words) => words.iter().find(|w| **w == raw).map(|w| Value::Word(w)).ok_or_else(bad),
-    }
-}
-
-/// The given parameters, checked against the table, with literal defaults filled in.
-struct Params {
-    values: Vec<(&'static str, Value)>,
-}
-
-impl Params {
-    fn parse(info: &AggregatorInfo, given: &[(String, String)], m: usize) -> Result<Params, String> {
-        let method = info.name;
-        let mut values: Vec<(&'static str, Value)> = Vec::new();
-        for (key, raw) in given {
-            let key = key.trim();
-            let spec = info.param(key).ok_or_else(|| {
-                if info.params.is_empty() {
-                    format!("{method} has no parameters, got '{key}'")
-                } else {
-                    let names: Vec<_> = info.params.iter().map(|p| p.name).collect();
-                    format!("{method} has no parameter '{key}' (parameters: {})", names.join(", "))
-                }
-            })?;
-            if values.iter().any(|(n, _)| *n == spec.name) {
-                return Err(format!("{method}: parameter {key} is given twice"));
-            }
-            values.push((spec.name, parse_value(method, spec, raw, m)?));
-        }
-        for spec in info.params {
-            if values.iter().any(|(n, _)| *n == spec.name) {
-                continue;
-            }
-            match spec.default {
-                ParamDefault::Required => {
-                    return Err(format!(
-                        "{method} needs the parameter {} ({}: {})",
-                        spec.name, spec.range, spec.meaning
-                    ))
-                }
-                ParamDefault::Value(v) => values.push((spec.name, parse_value(method, spec, v, m)?)),
-                ParamDefault::Computed(_) => {}
-            }
-        }
-        Ok(Params { values })
-    }
-
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-    }
-
-    // The accessors panic only on a mismatch between the table and `build` (a bug the
-    // build-every-method tests catch), never on user input.
-    fn float(&self, name: &str) -> f64 {
-        match self.get(name) {
-            Some(Value::Float(v)) => *v,
-            other => panic!("registry: {name} is not a float with a default: {other:?}"),
-        }
-    }
-
-    fn opt_int(&self, name: &str) -> Option<usize> {
-        match self.get(name) {
-            Some(Value::Int(v)) => Some(*v),
-            None => None,
-            other => panic!("registry: {name} is not an integer: {other:?}"),
-        }
-    }
-
-    fn int(&self, name: &str) -> usize {
-        self.opt_int(name).unwrap_or_else(|| panic!("registry: {name} has no default"))
-    }
-
-    fn opt_list(&self, name: &str) -> Option<Vec<f64>> {
-        match self.get(name) {
-            Some(Value::List(v)) => Some(v.clone()),
-            None => None,
-            other => panic!("registry: {name} is not a list: {other:?}"),
-        }
-    }
-
-    fn word(&self, name: &str) -> &'static str {
-        match self.get(name) {
-            Some(Value::Word(w)) => w,
-            other => panic!("registry: {name} is not a choice with a default: {other:?}"),
-        }
-    }
-}
-
 /// Builds the aggregator `name` for an m-row Jacobian from `key=value` parameters (values as
-/// typed on the command line; lists comma-separated, e.g. `weights=1,2,3`). Every parameter is
-/// validated: unknown names, unparsable or out-of-range values, lists whose length is not m,
-/// and row-count constraints (Krum: m ≥ n_byzantine + 3 and m ≥ n_selected; TrimmedMean:
-/// m ≥ 2·trim_number + 1; Nash-MTL: n_tasks = m). `seed` feeds the seeded methods.
+/// typed on the command line). The parameters are parsed once into an [`AggregatorSpec`], which
+/// validates them; `build` checks what depends on m. `seed` feeds the seeded methods.
 pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Box<dyn Aggregator>, String> {
-    let info = find(name.trim()).ok_or_else(|| {
-        format!("unknown aggregator '{name}' (expected one of: {})", names().join(", "))
-    })?;
-    let method = info.name;
-    if m == 0 {
-        return Err(format!("{method} needs at least one row (task), got m = 0"));
-    }
-    let p = Params::parse(info, params, m)?;
-    let prefix = |e: String| format!("{method}: {e}");
-    let aggregator: Box<dyn Aggregator> = match method {
-        "mean" => Box::new(Mean),
-        "sum" => Box::new(Sum),
-        "constant" => Box::new(Constant::new(p.opt_list("weights").expect("required")).map_err(prefix)?),
-        "mgda" => Box::new(Mgda { epsilon: p.float("epsilon"), max_iters: p.int("max_iters") }),
-        "pcgrad" => Box::new(PcGrad::new(seed)),
-        "gradvac" => Box::new(GradVac::with_params(p.float("beta"), p.float("eps"), seed).map_err(prefix)?),
-        "cagrad" => Box::new(CaGrad { c: p.float("c"), norm_eps: p.float("norm_eps") }),
-        "upgrad" => Box::new(
-            UpGrad::new(p.opt_list("pref_vector"), p.float("norm_eps"), p.float("reg_eps")).map_err(prefix)?,
-        ),
-        "dualproj" => Box::new(
-            DualProj::new(p.opt_list("pref_vector"), p.float("norm_eps"), p.float("reg_eps")).map_err(prefix)?,
-        ),
-        "imtl-g" => Box::new(ImtlG),
-        "aligned-mtl" => {
-            let mode = ScaleMode::parse(p.word("scale_mode")).map_err(prefix)?;
-            Box::new(AlignedMtl::new(p.opt_list("pref_vector"), mode).map_err(prefix)?)
-        }
-        "config" => Box::new(Config::new(p.opt_list("pref_vector")).map_err(prefix)?),
-        "graddrop" => Box::new(GradDrop::new(seed)),
-        "random" => Box::new(Random::new(seed)),
-        "krum" => {
-            let (f, selected) = (p.int("n_byzantine"), p.int("n_selected"));
-            if m < f.saturating_add(3) {
-                return Err(format!(
-                    "krum with n_byzantine = {f} needs m ≥ n_byzantine + 3 = {} rows, got m = {m}",
-                    f.saturating_add(3)
-                ));
-            }
-            if m < selected {
-                return Err(format!("krum with n_selected = {selected} needs m ≥ n_selected rows, got m = {m}"));
-            }
-            let krum = Krum::new(f, selected).map_err(prefix)?;
-            krum.check_tasks(m).map_err(prefix)?;
-            Box::new(krum)
-        }
-        "trimmed-mean" => {
-            let t = p.int("trim_number");
-            let needed = t.saturating_mul(2).saturating_add(1);
-            if m < needed {
-                return Err(format!(
-                    "trimmed-mean with trim_number = {t} needs m ≥ 2·trim_number + 1 = {needed} rows, got m = {m}"
-                ));
-            }
-            Box::new(TrimmedMean::new(t))
-        }
-        "nash-mtl" => {
-            let n_tasks = p.opt_int("n_tasks").unwrap_or(m);
-            Box::new(
-                NashMtl::with_params(
-                    n_tasks,
-                    p.float("max_norm"),
-                    p.int("update_weights_every") as u64,
-                    p.int("optim_niter"),
-                )
-                .map_err(prefix)?,
-            )
-        }
-        "fairgrad" => {
-            let alpha = p.float("alpha");
-            let built = match p.opt_int("max_iters") {
-                Some(k) => FairGrad::with_max_iters(alpha, k),
-                None => FairGrad::new(alpha),
-            };
-            Box::new(built.map_err(prefix)?)
-        }
-        other => unreachable!("registry entry '{other}' has no constructor"),
-    };
-    Ok(aggregator)
+    AggregatorSpec::parse(name, params)?.build(m, seed)
 }
 
 #[cfg(test)]
@@ -729,7 +498,7 @@ mod tests {
             for (i, p) in info.params.iter().enumerate() {
                 assert!(info.params[..i].iter().all(|q| q.name != p.name), "{} {}", info.name, p.name);
                 if let ParamDefault::Value(v) = p.default {
-                    parse_value(info.name, p, v, 3).unwrap_or_else(|e| panic!("default: {e}"));
+                    super::super::spec::parse_value(info.name, p, v).unwrap_or_else(|e| panic!("default: {e}"));
                 }
             }
             // Weighted ⇔ Gramian-weighted where documented; not-documented rows are noted.

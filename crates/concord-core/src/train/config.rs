@@ -3,7 +3,9 @@
 
 use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
 use super::moe_spec::MoeSpec;
+use crate::method::MethodSpec;
 use crate::model::MlpConfig;
+use crate::problems::ProblemKind;
 use crate::optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,9 @@ pub enum DataSource {
     /// itself (x₀ ~ U(−0.5, 0.5)ⁿ from the run's seed), trained with the same aggregator /
     /// weighting / optimizer machinery on the exact 2 × n Jacobian. No test losses.
     ParetoSynthetic { n: usize },
+    /// One of CAGrad's two-objective toys: the parameters are the point x ∈ ℝ² itself, starting
+    /// at `start`; no model, no data, no test losses.
+    Toy { problem: ProblemKind, start: [f64; 2] },
 }
 
 impl DataSource {
@@ -35,7 +40,13 @@ impl DataSource {
             DataSource::Sinusoid { .. } => "sinusoid",
             DataSource::Points { .. } => "points",
             DataSource::ParetoSynthetic { .. } => "pareto-synthetic",
+            DataSource::Toy { .. } => "toy",
         }
+    }
+
+    /// The analytic sources (pareto-synthetic, the CAGrad toys) train x directly: no model.
+    pub fn is_analytic(&self) -> bool {
+        matches!(self, DataSource::ParetoSynthetic { .. } | DataSource::Toy { .. })
     }
 }
 
@@ -87,8 +98,14 @@ impl TrainOptimizer {
         }
     }
 
+    /// A fresh optimizer over `dim` parameters (moments at zero).
+    pub fn build(&self, dim: usize) -> crate::optim::Optimizer {
+        let (kind, wd) = self.split();
+        kind.build(dim).with_weight_decay(wd)
+    }
+
     /// The core optimizer kind and the decoupled weight decay.
-    pub fn split(&self) -> (OptimizerKind, f64) {
+    pub(crate) fn split(&self) -> (OptimizerKind, f64) {
         match *self {
             TrainOptimizer::Sgd { lr, momentum } => (OptimizerKind::Sgd { lr, momentum }, 0.0),
             TrainOptimizer::Adam { lr, beta1, beta2, eps } => (OptimizerKind::Adam { lr, beta1, beta2, eps }, 0.0),
@@ -129,10 +146,11 @@ impl TrainOptimizer {
 
 /// A multi-task run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TrainConfigFile")]
 pub struct TrainConfig {
     pub data: DataSource,
-    /// The model (its heads carry each task's loss). Required for every source except
-    /// `pareto-synthetic`, which must leave it out.
+    /// The model (its heads carry each task's loss). Required for every source except the
+    /// analytic ones (pareto-synthetic, the toys), which must leave it out.
     #[serde(default)]
     pub model: Option<MlpConfig>,
     /// The model choice: `None` trains the MLP `model`; `Some` puts an MoE block on top of its
@@ -147,21 +165,89 @@ pub struct TrainConfig {
     pub steps: usize,
     /// Seeds the model init (or x₀), the batch order, and the aggregator / weighting streams.
     pub seed: u64,
-    /// An aggregator registry name (`aggregators::registry`).
-    pub aggregator: String,
-    /// Its `key=value` parameters, values as typed on a command line.
-    #[serde(default)]
-    pub aggregator_params: Vec<(String, String)>,
-    /// An optional loss weighting (`weightings::NAMES`).
-    #[serde(default)]
-    pub weighting: Option<String>,
-    #[serde(default)]
-    pub weighting_params: Vec<(String, String)>,
+    /// The aggregator and the optional loss weighting, parsed and validated.
+    pub method: MethodSpec,
     /// Test losses every `eval_every` steps (and after the last step).
     pub eval_every: usize,
     /// Per-layer metrics (one m × m cosine matrix per trunk layer) in every step record.
     #[serde(default)]
     pub layer_metrics: bool,
+    /// Keep a step record every this many steps (1: every step). Long analytic runs (the toys'
+    /// 100 000 steps) keep every 100th; the steps in between cost no metrics.
+    #[serde(default = "one")]
+    pub record_every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What a config file may hold: today's `method`, or the first wave's `aggregator`,
+/// `aggregator_params`, `weighting`, `weighting_params` (exported runs from before the one
+/// engine), translated once here.
+#[derive(Deserialize)]
+struct TrainConfigFile {
+    data: DataSource,
+    #[serde(default)]
+    model: Option<MlpConfig>,
+    #[serde(default)]
+    moe: Option<MoeSpec>,
+    optimizer: TrainOptimizer,
+    #[serde(default)]
+    batch_size: Option<usize>,
+    steps: usize,
+    seed: u64,
+    #[serde(default)]
+    method: Option<MethodSpec>,
+    #[serde(default)]
+    aggregator: Option<String>,
+    #[serde(default)]
+    aggregator_params: Vec<(String, String)>,
+    #[serde(default)]
+    weighting: Option<String>,
+    #[serde(default)]
+    weighting_params: Vec<(String, String)>,
+    eval_every: usize,
+    #[serde(default)]
+    layer_metrics: bool,
+    #[serde(default = "one")]
+    record_every: usize,
+}
+
+impl TryFrom<TrainConfigFile> for TrainConfig {
+    type Error = String;
+    fn try_from(f: TrainConfigFile) -> Result<Self, String> {
+        let method = match (f.method, f.aggregator) {
+            (Some(_), Some(_)) => return Err("give either \"method\" or the older \"aggregator\", not both".into()),
+            (Some(m), None) => {
+                if f.weighting.is_some() || !f.aggregator_params.is_empty() || !f.weighting_params.is_empty() {
+                    return Err("\"method\" holds the weighting and all parameters: leave out the older keys".into());
+                }
+                m
+            }
+            (None, Some(agg)) => {
+                if f.weighting.is_none() && !f.weighting_params.is_empty() {
+                    return Err("weighting parameters were given without a loss weighting".into());
+                }
+                let w = f.weighting.as_deref().map(|w| (w, f.weighting_params.as_slice()));
+                MethodSpec::from_parts(&agg, &f.aggregator_params, w)?
+            }
+            (None, None) => return Err("a run needs a \"method\"".into()),
+        };
+        Ok(TrainConfig {
+            data: f.data,
+            model: f.model,
+            moe: f.moe,
+            optimizer: f.optimizer,
+            batch_size: f.batch_size,
+            steps: f.steps,
+            seed: f.seed,
+            method,
+            eval_every: f.eval_every,
+            layer_metrics: f.layer_metrics,
+            record_every: f.record_every,
+        })
+    }
 }
 
 /// Longest run the trainer accepts.
@@ -174,6 +260,9 @@ impl TrainConfig {
         if self.steps == 0 || self.steps > MAX_STEPS {
             return Err(format!("steps must be 1–{MAX_STEPS}, got {}", self.steps));
         }
+        if self.record_every == 0 {
+            return Err("record_every must be at least 1".into());
+        }
         if self.eval_every == 0 {
             return Err("eval_every must be at least 1".into());
         }
@@ -182,15 +271,22 @@ impl TrainConfig {
         }
         self.optimizer.validate()?;
         match (&self.data, &self.model) {
-            (DataSource::ParetoSynthetic { n }, model) => {
-                if *n == 0 || *n > 100_000 {
-                    return Err(format!("the Pareto-MTL problem needs 1 ≤ n ≤ 100000, got {n}"));
-                }
+            (DataSource::ParetoSynthetic { n }, _) if *n == 0 || *n > 100_000 => {
+                return Err(format!("the Pareto-MTL problem needs 1 ≤ n ≤ 100000, got {n}"));
+            }
+            (DataSource::Toy { start, .. }, _) if !start.iter().all(|v| v.is_finite()) => {
+                return Err(format!("the toy's start must be two finite numbers, got {start:?}"));
+            }
+            (data, model) if data.is_analytic() => {
+                let name = match data {
+                    DataSource::Toy { problem, .. } => problem.name(),
+                    _ => "pareto-synthetic",
+                };
                 if model.is_some() {
-                    return Err("pareto-synthetic trains x directly: leave the model out".into());
+                    return Err(format!("{name} trains x directly: leave the model out"));
                 }
                 if self.batch_size.is_some() {
-                    return Err("pareto-synthetic has no data to batch: leave batch_size out".into());
+                    return Err(format!("{name} has no data to batch: leave batch_size out"));
                 }
             }
             (_, None) => return Err(format!("the {} data source needs a model", self.data.kind())),
@@ -199,8 +295,8 @@ impl TrainConfig {
                 Some(spec) => spec.model_config(model).validate().map_err(|e| format!("moe model: {e}"))?,
             },
         }
-        if self.moe.is_some() && matches!(self.data, DataSource::ParetoSynthetic { .. }) {
-            return Err("pareto-synthetic has no model, so no MoE: leave moe out".into());
+        if self.moe.is_some() && self.data.is_analytic() {
+            return Err(format!("{} has no model, so no MoE: leave moe out", self.data.kind()));
         }
         match &self.data {
             DataSource::TaskSet { config } => config.validate().map_err(|e| format!("task set: {e}"))?,
@@ -225,7 +321,7 @@ impl TrainConfig {
                     return Err("every task needs one label per point".into());
                 }
             }
-            DataSource::ParetoSynthetic { .. } => {}
+            DataSource::ParetoSynthetic { .. } | DataSource::Toy { .. } => {}
         }
         Ok(())
     }

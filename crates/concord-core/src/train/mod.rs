@@ -13,9 +13,14 @@
 //! error; the parameters stay at the last finite state (the failed update is not applied) and
 //! nothing panics. Seeded: one config reproduces a run bit for bit.
 //!
-//! `pareto-synthetic` has no model: x is the parameter vector and J the problem's exact
-//! Jacobian (all of it "shared"), so the same aggregator / weighting / optimizer path applies.
+//! The analytic sources (`pareto-synthetic`, the CAGrad toys) have no model: x is the parameter
+//! vector and J the problem's exact Jacobian (all of it "shared"), so the same aggregator /
+//! weighting / optimizer path applies — every method runs on the toys.
+//!
+//! `Backend` (backend.rs) is the contract every engine implements — this trainer, concord-gpu's
+//! GPU trainer and its fused toy kernel — and the CLI and the page drive every run through it.
 
+mod backend;
 mod batches;
 mod config;
 mod conflict_summary;
@@ -29,6 +34,7 @@ mod task_experts_tests;
 #[cfg(test)]
 mod tests;
 
+pub use backend::{now, Backend, BackendError, BackendKind, ReadBack, Snapshot};
 pub use batches::BatchSampler;
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
@@ -36,15 +42,15 @@ pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
-use crate::aggregators::{registry, Aggregator};
+use crate::aggregators::Aggregator;
 use crate::data::{uniform, DataRng};
 use crate::landscape::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::moe::Moe;
 use crate::model::{Mlp, Target};
 use crate::optim::Optimizer;
-use crate::problems::{ParetoMtlSynthetic, Problem};
-use crate::weightings::{self, LossWeighting, WeightingContext};
+use crate::problems::{CagradToy, ParetoMtlSynthetic, Problem};
+use crate::weightings::{LossWeighting, WeightingContext};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -92,7 +98,41 @@ pub struct RunRecord {
 /// The model and its data, or the analytic problem.
 enum Engine {
     Mlp { mlp: Net, train_x: DMatrix<f64>, train_y: Vec<Target>, test: Option<(DMatrix<f64>, Vec<Target>)> },
+    Analytic(Analytic),
+}
+
+/// An analytic problem trained directly (x is the parameter vector).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Analytic {
     Pareto(ParetoMtlSynthetic),
+    Toy(CagradToy),
+}
+
+impl Problem for Analytic {
+    fn num_tasks(&self) -> usize {
+        match self {
+            Analytic::Pareto(p) => p.num_tasks(),
+            Analytic::Toy(t) => t.num_tasks(),
+        }
+    }
+    fn dim(&self) -> usize {
+        match self {
+            Analytic::Pareto(p) => p.dim(),
+            Analytic::Toy(t) => t.dim(),
+        }
+    }
+    fn losses(&self, x: &[f64]) -> Vec<f64> {
+        match self {
+            Analytic::Pareto(p) => p.losses(x),
+            Analytic::Toy(t) => t.losses(x),
+        }
+    }
+    fn jacobian(&self, x: &[f64]) -> Vec<Vec<f64>> {
+        match self {
+            Analytic::Pareto(p) => p.jacobian(x),
+            Analytic::Toy(t) => t.jacobian(x),
+        }
+    }
 }
 
 /// A run that advances one step at a time (for the UI), or to the end (`train`).
@@ -110,6 +150,8 @@ pub struct Trainer {
     history: Vec<StepRecord>,
     error: Option<String>,
     layer_ranges: Vec<Range<usize>>,
+    /// History records before this index were handed out by a read-back (`Backend`).
+    read_cursor: usize,
 }
 
 fn select_rows(x: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
@@ -138,7 +180,10 @@ fn build_engine(config: &TrainConfig) -> Result<(Engine, Vec<String>), String> {
     let (train_x, train_y, test, names) = match &config.data {
         DataSource::ParetoSynthetic { n } => {
             let p = ParetoMtlSynthetic::new(*n)?;
-            return Ok((Engine::Pareto(p), vec!["f1".into(), "f2".into()]));
+            return Ok((Engine::Analytic(Analytic::Pareto(p)), vec!["f1".into(), "f2".into()]));
+        }
+        DataSource::Toy { problem, .. } => {
+            return Ok((Engine::Analytic(Analytic::Toy(problem.toy())), vec!["L1".into(), "L2".into()]));
         }
         DataSource::TaskSet { config: ts } => {
             let data = ts.generate().map_err(|e| format!("task set: {e}"))?;
@@ -204,26 +249,23 @@ impl Trainer {
         config.validate()?;
         let (engine, task_names) = build_engine(&config)?;
         let m = task_names.len();
-        let aggregator = registry::build(&config.aggregator, &config.aggregator_params, m, config.seed)?;
-        let weighting = match &config.weighting {
+        let aggregator = config.method.aggregator.build(m, config.seed)?;
+        let weighting = match &config.method.weighting {
             None => None,
-            Some(name) => Some(weightings::build(name, &config.weighting_params, m, config.seed)?),
+            Some(spec) => Some(spec.build(m, config.seed)?),
         };
-        if config.weighting.is_none() && !config.weighting_params.is_empty() {
-            return Err("weighting parameters were given without a loss weighting".into());
-        }
-        let (params, layer_ranges) = match &engine {
-            Engine::Mlp { mlp, .. } => (mlp.init_params(config.seed), mlp.layer_ranges()),
-            Engine::Pareto(p) => {
+        let (params, layer_ranges) = match (&engine, &config.data) {
+            (Engine::Mlp { mlp, .. }, _) => (mlp.init_params(config.seed), mlp.layer_ranges()),
+            (Engine::Analytic(_), DataSource::Toy { start, .. }) => (start.to_vec(), Vec::new()),
+            (Engine::Analytic(p), _) => {
                 let mut rng = DataRng::seed_from_u64(config.seed);
-                ((0..p.n).map(|_| uniform(&mut rng, -0.5, 0.5)).collect(), Vec::new())
+                ((0..p.dim()).map(|_| uniform(&mut rng, -0.5, 0.5)).collect(), Vec::new())
             }
         };
-        let (kind, wd) = config.optimizer.split();
-        let optimizer = kind.build(params.len()).with_weight_decay(wd);
+        let optimizer = config.optimizer.build(params.len());
         let n_train = match &engine {
             Engine::Mlp { train_x, .. } => train_x.nrows(),
-            Engine::Pareto(_) => 0,
+            Engine::Analytic(_) => 0,
         };
         let batches = BatchSampler::new(config.seed, config.batch_size, n_train);
         Ok(Trainer {
@@ -240,6 +282,7 @@ impl Trainer {
             history: Vec::new(),
             error: None,
             layer_ranges,
+            read_cursor: 0,
         })
     }
 
@@ -299,7 +342,15 @@ impl Trainer {
         match &self.engine {
             Engine::Mlp { mlp: Net::Mlp(n), .. } => Some(n.predict_points(&self.params, points)),
             Engine::Mlp { mlp: Net::Moe(n), .. } => Some(n.predict_points(&self.params, points)),
-            Engine::Pareto(_) => None,
+            Engine::Analytic(_) => None,
+        }
+    }
+
+    /// The analytic problem (pareto-synthetic, a toy), if the run trains x directly.
+    pub fn analytic(&self) -> Option<&Analytic> {
+        match &self.engine {
+            Engine::Analytic(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -307,7 +358,7 @@ impl Trainer {
     pub fn train_set(&self) -> Option<(&DMatrix<f64>, &[Target])> {
         match &self.engine {
             Engine::Mlp { train_x, train_y, .. } => Some((train_x, train_y.as_slice())),
-            Engine::Pareto(_) => None,
+            Engine::Analytic(_) => None,
         }
     }
 
@@ -321,7 +372,7 @@ impl Trainer {
             Engine::Mlp { mlp: Net::Moe(moe), train_x, train_y, .. } => {
                 Box::new(MoeObjective { moe, x: train_x, targets: train_y })
             }
-            Engine::Pareto(p) => Box::new(ProblemObjective(p)),
+            Engine::Analytic(p) => Box::new(ProblemObjective(p)),
         }
     }
 
@@ -341,6 +392,9 @@ impl Trainer {
     /// uninterrupted run's. Rejects a parameter vector of the wrong length or with non-finite
     /// entries, and a history whose step indices are not 0, 1, 2, ….
     pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
+        if self.config.record_every != 1 {
+            return Err("only a run that records every step can be restored".into());
+        }
         if params.len() != self.params.len() {
             return Err(format!("the saved run has {} parameters, this model has {}", params.len(), self.params.len()));
         }
@@ -364,7 +418,7 @@ impl Trainer {
     pub fn train_losses(&self) -> Result<Vec<f64>, String> {
         match &self.engine {
             Engine::Mlp { mlp, train_x, train_y, .. } => mlp.losses(&self.params, train_x, train_y),
-            Engine::Pareto(p) => Ok(p.losses(&self.params)),
+            Engine::Analytic(p) => Ok(p.losses(&self.params)),
         }
     }
 
@@ -389,7 +443,7 @@ impl Trainer {
     pub fn train_data(&self) -> Option<(&DMatrix<f64>, &[Target])> {
         match &self.engine {
             Engine::Mlp { train_x, train_y, .. } => Some((train_x, train_y.as_slice())),
-            Engine::Pareto(_) => None,
+            Engine::Analytic(_) => None,
         }
     }
 
@@ -407,8 +461,9 @@ impl Trainer {
         msg
     }
 
-    /// One training step. After an error (or the last step) it only returns the error.
-    pub fn step(&mut self) -> Result<&StepRecord, String> {
+    /// One training step: its record, or `None` when `record_every` skips this step. After an
+    /// error (or the last step) it only returns the error.
+    pub fn step(&mut self) -> Result<Option<&StepRecord>, String> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -416,13 +471,14 @@ impl Trainer {
             return Err(format!("the run is complete ({} steps)", self.config.steps));
         }
         let step = self.step;
-        let evaluate = step % self.config.eval_every == 0;
+        let record = step % self.config.record_every == 0 || step + 1 == self.config.steps;
+        let evaluate = record && step % self.config.eval_every == 0;
         // Gradients at the current parameters.
         let mut full_batch = true;
         let (losses, jacobian, head_grads, batch, aux_grad, moe) = match &self.engine {
-            Engine::Pareto(p) => {
+            Engine::Analytic(p) => {
                 let j = p.jacobian(&self.params);
-                let jm = DMatrix::from_fn(2, p.n, |r, c| j[r][c]);
+                let jm = DMatrix::from_fn(j.len(), p.dim(), |r, c| j[r][c]);
                 (p.losses(&self.params), jm, Vec::new(), None, None, None)
             }
             Engine::Mlp { .. } => {
@@ -513,7 +569,7 @@ impl Trainer {
             if w.needs_losses_after_step() {
                 let after = match (&self.engine, &batch) {
                     (Engine::Mlp { mlp, .. }, Some((x, y))) => mlp.losses(&self.params, x, y),
-                    (Engine::Pareto(p), _) => Ok(p.losses(&self.params)),
+                    (Engine::Analytic(p), _) => Ok(p.losses(&self.params)),
                     _ => Err("no batch".to_string()),
                 };
                 match after {
@@ -527,6 +583,10 @@ impl Trainer {
             // Full batch: one step is one epoch.
             self.epoch += 1;
         }
+        if !record {
+            self.step += 1;
+            return Ok(None);
+        }
         let layers = (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice());
         let metrics = StepMetrics::new(&jacobian, &d, layers);
         self.history.push(StepRecord {
@@ -539,7 +599,7 @@ impl Trainer {
             moe,
         });
         self.step += 1;
-        Ok(self.history.last().expect("just pushed"))
+        Ok(self.history.last())
     }
 
     /// Steps until done (or an error), calling `progress(steps_done)` after each.

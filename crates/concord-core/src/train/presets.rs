@@ -1,11 +1,16 @@
-//! Named multi-task runs, each showing one kind of gradient conflict. All use the `mean`
-//! aggregator, no loss weighting and seed 0; callers override what they need.
+//! Named runs, each showing one kind of gradient conflict: the multi-task playground sets, the
+//! analytic Pareto-MTL problem and CAGrad's two toys. `config()` is the run with the preset's
+//! own method (`mean` for the multi-task ones, CAGrad for its toys), seed 0; `methods()` is the
+//! side-by-side comparison the page opens with, and `starts()` the toys' published starts.
+//! The page derives every default from these (no second copy).
 
 use super::config::{DataSource, TrainConfig, TrainOptimizer};
 use super::moe_spec::MoeSpec;
 use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
 use crate::data::{Conflict, Dataset, GradNormConfig, InputSource, SinusoidConfig, TaskSetConfig};
+use crate::method::MethodSpec;
 use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
+use crate::problems::ProblemKind;
 use std::f64::consts::PI;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,10 +22,12 @@ pub enum Preset {
     ParetoSynthetic,
     TaskExperts,
     TaskExpertsDense,
+    CagradToy,
+    CagradToyScaled,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 7] = [
+    pub const ALL: [Preset; 9] = [
         Preset::XorConflict,
         Preset::CircleVsGauss,
         Preset::GradnormScales,
@@ -28,6 +35,8 @@ impl Preset {
         Preset::ParetoSynthetic,
         Preset::TaskExperts,
         Preset::TaskExpertsDense,
+        Preset::CagradToy,
+        Preset::CagradToyScaled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +48,8 @@ impl Preset {
             Preset::ParetoSynthetic => "pareto-synthetic",
             Preset::TaskExperts => "task-experts",
             Preset::TaskExpertsDense => "task-experts-dense",
+            Preset::CagradToy => "cagrad-toy",
+            Preset::CagradToyScaled => "cagrad-toy-scaled",
         }
     }
 
@@ -66,6 +77,12 @@ impl Preset {
             Preset::TaskExpertsDense => {
                 "task-experts' dense twin: the same data through a shared MLP trunk of about the same parameter count, to compare the task-gradient cosine"
             }
+            Preset::CagradToy => {
+                "CAGrad's two-objective toy (toy.py): x ∈ ℝ² on two losses with narrow valleys; Adam on the mean gets stuck, CAGrad reaches the average optimum"
+            }
+            Preset::CagradToyScaled => {
+                "the same toy with L₁ × 0.1 (Nash-MTL, FAMO): the Pareto set is unchanged, the average optimum moves; scale-sensitive methods favour L₂"
+            }
         }
     }
 
@@ -85,12 +102,10 @@ impl Preset {
             batch_size,
             steps,
             seed: 0,
-            aggregator: "mean".into(),
-            aggregator_params: Vec::new(),
-            weighting: None,
-            weighting_params: Vec::new(),
+            method: MethodSpec::plain("mean"),
             eval_every: 10,
             layer_metrics: false,
+            record_every: 1,
         };
         match self {
             Preset::XorConflict => {
@@ -166,8 +181,59 @@ impl Preset {
                 };
                 base(xor_conflict_data(), Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
             }
+            Preset::CagradToy | Preset::CagradToyScaled => {
+                // The published setting: Adam at lr 1e-3 for 100 000 steps, every 100th recorded.
+                let problem = self.toy_problem().expect("a toy preset");
+                let data = DataSource::Toy { problem, start: problem.published_starts()[0] };
+                let mut c = base(data, None, TrainOptimizer::adam(1e-3), None, 100_000);
+                c.method = cagrad(0.5);
+                c.record_every = 100;
+                c
+            }
         }
     }
+
+    /// The toy problem of a toy preset.
+    pub fn toy_problem(self) -> Option<ProblemKind> {
+        match self {
+            Preset::CagradToy => Some(ProblemKind::CagradToy),
+            Preset::CagradToyScaled => Some(ProblemKind::CagradToyScaled),
+            _ => None,
+        }
+    }
+
+    /// The starts of a run grid: the toys' published starts; one (the config's own) otherwise.
+    pub fn starts(self) -> Vec<[f64; 2]> {
+        match self.toy_problem() {
+            Some(p) => p.published_starts().to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The methods the page compares side by side (the first one is `config()`'s for the
+    /// multi-task presets).
+    pub fn methods(self) -> Vec<MethodSpec> {
+        let parse = |texts: &[&str]| -> Vec<MethodSpec> {
+            texts.iter().map(|t| MethodSpec::parse(t).expect("preset methods parse")).collect()
+        };
+        match self {
+            // The weightings' own learning rate raised from LibMTL's 1e-4: at 1e-4 their weights
+            // hardly move within the few hundred steps a visitor watches.
+            Preset::GradnormScales => parse(&["mean", "mean+gradnorm:lr=0.01", "mean+uw:lr=0.01", "imtl-g"]),
+            Preset::SinusoidPhases => parse(&["mean", "pcgrad", "upgrad", "cagrad"]),
+            // Two methods: the comparison is MoE vs dense, not between methods.
+            Preset::TaskExperts | Preset::TaskExpertsDense => parse(&["mean", "pcgrad"]),
+            Preset::CagradToy | Preset::CagradToyScaled => {
+                vec![MethodSpec::plain("mean"), MethodSpec::plain("pcgrad"), MethodSpec::plain("mgda"), cagrad(0.5)]
+            }
+            _ => parse(&["mean", "pcgrad", "mgda", "cagrad"]),
+        }
+    }
+}
+
+/// CAGrad with c given explicitly (the toys name it).
+fn cagrad(c: f64) -> MethodSpec {
+    MethodSpec::parse(&format!("cagrad:c={c}")).expect("c ≥ 0")
 }
 
 /// xor-conflict's data: two XOR tasks on the same points, task 2's labels flipped on 90 % of the plane.

@@ -40,7 +40,7 @@ pub use ew::Ew;
 pub use famo::Famo;
 pub use gls::Gls;
 pub use gradnorm::GradNorm;
-pub use registry::{build, describe, descriptions, ParamSpec, WeightingDescription, NAMES};
+pub use registry::{build, describe, descriptions, ParamSpec, WeightingDescription, WeightingSpec, NAMES};
 pub use rlw::Rlw;
 pub use stch::Stch;
 pub use uw::Uw;

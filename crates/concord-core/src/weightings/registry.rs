@@ -157,44 +157,124 @@ pub fn descriptions() -> Vec<WeightingDescription> {
 }
 
 /// Build a weighting by name with `key=value` parameters (unspecified ones take their defaults)
-/// for m tasks; `seed` feeds RLW.
+/// for m tasks; `seed` feeds RLW. The parameters are parsed once into a [`WeightingSpec`].
 pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Box<dyn LossWeighting>, String> {
-    let desc = describe(name)
-        .ok_or_else(|| format!("unknown loss weighting '{name}' (expected one of: {})", NAMES.join(", ")))?;
-    if m == 0 {
-        return Err("a loss weighting needs at least one task".into());
-    }
-    let mut values: Vec<f64> = desc.params.iter().map(|p| p.default).collect();
-    let mut seen = vec![false; values.len()];
-    for (key, raw) in params {
-        let idx = desc.params.iter().position(|p| p.name == key).ok_or_else(|| {
-            let known: Vec<_> = desc.params.iter().map(|p| p.name).collect();
-            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-            format!("loss weighting '{name}' has no parameter '{key}' (its parameters: {known})")
-        })?;
-        if seen[idx] {
-            return Err(format!("parameter '{key}' given twice"));
+    WeightingSpec::parse(name, params)?.build(m, seed)
+}
+
+/// One loss weighting as a typed value: its name and every parameter (given or default),
+/// range-checked once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightingSpec {
+    name: &'static str,
+    /// In the description's order, one per parameter.
+    values: Vec<(&'static str, f64)>,
+    /// The names the user gave; `to_text` writes only these.
+    given: Vec<&'static str>,
+}
+
+impl WeightingSpec {
+    pub fn parse(name: &str, params: &[(String, String)]) -> Result<Self, String> {
+        let name = name.trim();
+        let desc = describe(name)
+            .ok_or_else(|| format!("unknown loss weighting '{name}' (expected one of: {})", NAMES.join(", ")))?;
+        let mut values: Vec<(&'static str, f64)> = desc.params.iter().map(|p| (p.name, p.default)).collect();
+        let mut given: Vec<&'static str> = Vec::new();
+        for (key, raw) in params {
+            let key = key.trim();
+            let idx = desc.params.iter().position(|p| p.name == key).ok_or_else(|| {
+                let known: Vec<_> = desc.params.iter().map(|p| p.name).collect();
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                format!("loss weighting '{name}' has no parameter '{key}' (its parameters: {known})")
+            })?;
+            if given.contains(&desc.params[idx].name) {
+                return Err(format!("parameter '{key}' given twice"));
+            }
+            given.push(desc.params[idx].name);
+            let value: f64 = raw
+                .trim()
+                .parse()
+                .map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
+            desc.params[idx].check(value)?;
+            values[idx].1 = value;
         }
-        seen[idx] = true;
-        let value: f64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
-        desc.params[idx].check(value)?;
-        values[idx] = value;
+        given.sort_by_key(|g| desc.params.iter().position(|p| p.name == *g));
+        Ok(WeightingSpec { name: desc.name, values, given })
     }
-    let v = |k: &str| desc.params.iter().position(|p| p.name == k).map(|i| values[i]).unwrap_or(f64::NAN);
-    Ok(match name {
-        "ew" => Box::new(Ew::new(m)),
-        "uw" => Box::new(Uw::new(m, v("lr"), v("weight_decay"))),
-        "dwa" => Box::new(Dwa::new(m, v("T"))),
-        "gradnorm" => Box::new(GradNorm::new(m, v("alpha"), v("lr"), v("weight_decay"))),
-        "famo" => Box::new(Famo::new(m, v("w_lr"), v("gamma"))),
-        "gls" => Box::new(Gls::new(m)),
-        "stch" => Box::new(Stch::new(m, v("mu"), v("warmup_epoch") as u64)),
-        "rlw" => Box::new(Rlw::new(m, seed)),
-        _ => unreachable!("describe() knows only NAMES"),
-    })
+
+    pub fn named(name: &str) -> Result<Self, String> {
+        Self::parse(name, &[])
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The description (label, summary, parameters).
+    pub fn describe(&self) -> WeightingDescription {
+        describe(self.name).expect("specs hold registered names")
+    }
+
+    /// A parameter's value (given or default).
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// The parameters the user gave, as `key=value`.
+    pub fn given(&self) -> Vec<(&'static str, String)> {
+        self.given.iter().map(|k| (*k, self.get(k).expect("given values are kept").to_string())).collect()
+    }
+
+    /// `gradnorm` or `gradnorm:alpha=1.5`.
+    pub fn to_text(&self) -> String {
+        let mut s = self.name.to_string();
+        for (k, v) in self.given() {
+            s.push_str(&format!(":{k}={v}"));
+        }
+        s
+    }
+
+    /// A fresh weighting for m tasks; `seed` feeds RLW.
+    pub fn build(&self, m: usize, seed: u64) -> Result<Box<dyn LossWeighting>, String> {
+        if m == 0 {
+            return Err("a loss weighting needs at least one task".into());
+        }
+        let v = |k: &str| self.get(k).unwrap_or(f64::NAN);
+        Ok(match self.name {
+            "ew" => Box::new(Ew::new(m)),
+            "uw" => Box::new(Uw::new(m, v("lr"), v("weight_decay"))),
+            "dwa" => Box::new(Dwa::new(m, v("T"))),
+            "gradnorm" => Box::new(GradNorm::new(m, v("alpha"), v("lr"), v("weight_decay"))),
+            "famo" => Box::new(Famo::new(m, v("w_lr"), v("gamma"))),
+            "gls" => Box::new(Gls::new(m)),
+            "stch" => Box::new(Stch::new(m, v("mu"), v("warmup_epoch") as u64)),
+            "rlw" => Box::new(Rlw::new(m, seed)),
+            _ => unreachable!("describe() knows only NAMES"),
+        })
+    }
+}
+
+/// `{"name": "gradnorm", "alpha": 1.5}`: the name and the given parameters.
+impl serde::Serialize for WeightingSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1 + self.given.len()))?;
+        map.serialize_entry("name", self.name)?;
+        for k in &self.given {
+            map.serialize_entry(k, &self.get(k))?;
+        }
+        map.end()
+    }
+}
+
+/// Reads `{"name": …, key: number…}` or `"name:key=value"`, validated as `parse` does.
+impl<'de> serde::Deserialize<'de> for WeightingSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = serde_json::Value::deserialize(d)?;
+        let (name, params) = crate::aggregators::named_params(&v).map_err(D::Error::custom)?;
+        WeightingSpec::parse(&name, &params).map_err(D::Error::custom)
+    }
 }
 
 #[cfg(test)]

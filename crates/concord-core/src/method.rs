@@ -1,0 +1,186 @@
+//! A run's method as one typed value: an aggregator and, optionally, a loss weighting, each with
+//! its parameters parsed and range-checked once.
+//!
+//! The text form (URL keys, `--method` with `--param`, legends) is
+//! `aggregator[+weighting][:key=value…]`, e.g. `cagrad:c=0.3` or `mean+gradnorm:alpha=1.5`.
+//! A parameter goes to the aggregator if it has one of that name, else to the weighting. Lists
+//! are written with `;` (`upgrad:pref_vector=1;2`), since `,` separates the methods of a URL;
+//! `,` is accepted too where nothing else is split on it (a CLI `--param`).
+
+use crate::aggregators::{registry, AggregatorSpec};
+use crate::weightings::{self, WeightingSpec};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodSpec {
+    pub aggregator: AggregatorSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighting: Option<WeightingSpec>,
+}
+
+impl MethodSpec {
+    /// An aggregator with its defaults and no loss weighting (`mean`, `mgda`, …). Panics only on
+    /// a name that is not in the registry or needs a parameter: for literals in code.
+    pub fn plain(aggregator: &str) -> Self {
+        MethodSpec { aggregator: AggregatorSpec::named(aggregator).expect("a registry name without required parameters"), weighting: None }
+    }
+
+    /// The aggregator `name` with `key=value` parameters (as `--param` gives them), and an
+    /// optional weighting with its own.
+    pub fn from_parts(
+        aggregator: &str,
+        params: &[(String, String)],
+        weighting: Option<(&str, &[(String, String)])>,
+    ) -> Result<Self, String> {
+        let aggregator = AggregatorSpec::parse(aggregator, params)?;
+        let weighting = match weighting {
+            None => None,
+            Some((name, p)) => Some(WeightingSpec::parse(name, p)?),
+        };
+        Ok(MethodSpec { aggregator, weighting })
+    }
+
+    /// Parse the text form `aggregator[+weighting][:key=value…]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(':');
+        let head = parts.next().unwrap_or("").trim();
+        let (agg, weighting) = match head.split_once('+') {
+            Some((a, w)) => (a.trim(), Some(w.trim())),
+            None => (head, None),
+        };
+        let info = registry::find(agg).ok_or_else(|| {
+            format!("unknown aggregator '{agg}' (expected one of: {})", registry::names().join(", "))
+        })?;
+        let weighting = match weighting {
+            None | Some("") | Some("none") => None,
+            Some(w) => Some(
+                weightings::describe(w)
+                    .ok_or_else(|| format!("unknown loss weighting '{w}' (expected one of: {})", weightings::NAMES.join(", ")))?,
+            ),
+        };
+        let (mut agg_params, mut w_params) = (Vec::new(), Vec::new());
+        for p in parts.map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = p.split_once('=').ok_or_else(|| format!("'{p}' is not key=value"))?;
+            let (k, v) = (k.trim().to_string(), v.trim().to_string());
+            if info.param(&k).is_some() {
+                agg_params.push((k, v));
+            } else if weighting.as_ref().is_some_and(|d| d.params.iter().any(|q| q.name == k)) {
+                w_params.push((k, v));
+            } else {
+                let owner = match &weighting {
+                    Some(d) => format!("{} + {}", info.label, d.label),
+                    None => info.label.to_string(),
+                };
+                return Err(format!("{owner} has no parameter '{k}'"));
+            }
+        }
+        let aggregator = AggregatorSpec::parse(info.name, &agg_params)?;
+        let weighting = match weighting {
+            None => None,
+            Some(d) => Some(WeightingSpec::parse(d.name, &w_params)?),
+        };
+        Ok(MethodSpec { aggregator, weighting })
+    }
+
+    /// The text form; `parse(to_text())` gives the same spec.
+    pub fn to_text(&self) -> String {
+        let mut s = self.aggregator.name().to_string();
+        if let Some(w) = &self.weighting {
+            s.push('+');
+            s.push_str(w.name());
+        }
+        for (k, v) in self.aggregator.given() {
+            s.push_str(&format!(":{k}={v}"));
+        }
+        if let Some(w) = &self.weighting {
+            for (k, v) in w.given() {
+                s.push_str(&format!(":{k}={v}"));
+            }
+        }
+        s
+    }
+
+    /// `UPGrad`, `GradNorm (alpha=1.5)`, `UPGrad + UW`: for legends. Mean with a weighting is
+    /// named by the weighting alone (it is the plain weighted sum).
+    pub fn label(&self) -> String {
+        let mut params: Vec<String> = self.aggregator.given().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let base = match &self.weighting {
+            None => self.aggregator.info().label.to_string(),
+            Some(w) => {
+                params.extend(w.given().iter().map(|(k, v)| format!("{k}={v}")));
+                let wl = w.describe().label;
+                if self.aggregator.name() == "mean" {
+                    wl.to_string()
+                } else {
+                    format!("{} + {wl}", self.aggregator.info().label)
+                }
+            }
+        };
+        if params.is_empty() {
+            base
+        } else {
+            format!("{base} ({})", params.join(", "))
+        }
+    }
+
+    /// Checks what depends on the number of tasks m.
+    pub fn check_tasks(&self, m: usize) -> Result<(), String> {
+        self.aggregator.check_tasks(m)?;
+        if m == 0 && self.weighting.is_some() {
+            return Err("a loss weighting needs at least one task".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for MethodSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl std::str::FromStr for MethodSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        MethodSpec::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips_and_routes_parameters() {
+        for text in ["mean", "cagrad:c=0.3", "mean+gradnorm:alpha=1.5", "upgrad+uw:pref_vector=1;2:lr=0.01", "imtl-g+famo"] {
+            let s = MethodSpec::parse(text).unwrap();
+            assert_eq!(s.to_text(), text);
+            assert_eq!(MethodSpec::parse(&s.to_text()).unwrap(), s);
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(serde_json::from_str::<MethodSpec>(&json).unwrap(), s, "{json}");
+        }
+        let s = MethodSpec::parse("upgrad+uw:pref_vector=1;2:lr=0.01").unwrap();
+        assert_eq!(s.aggregator.list("pref_vector"), Some(&[1.0, 2.0][..]));
+        assert_eq!(s.weighting.as_ref().unwrap().get("lr"), Some(0.01));
+        assert_eq!(MethodSpec::parse("mean+gradnorm:alpha=1.5").unwrap().label(), "GradNorm (alpha=1.5)");
+        assert_eq!(MethodSpec::parse("cagrad:c=0.3").unwrap().label(), "CAGrad (c=0.3)");
+    }
+
+    #[test]
+    fn bad_text_is_an_error_naming_the_problem() {
+        let cases = [
+            ("upgrade", "unknown aggregator 'upgrade'"),
+            ("mean+nope", "unknown loss weighting 'nope'"),
+            ("mean:c=1", "Mean has no parameter 'c'"),
+            ("cagrad:c", "'c' is not key=value"),
+            ("cagrad:c=-1", "c must be finite, ≥ 0"),
+            ("krum", "needs the parameter n_byzantine"),
+            ("mean+dwa:T=0", "parameter 'T' must be > 0"),
+        ];
+        for (text, needle) in cases {
+            let e = MethodSpec::parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The one backend contract: every engine that runs a `TrainConfig` — the CPU `Trainer` here,
+//! concord-gpu's `GpuTrainer` and its fused toy kernel — implements [`Backend`], and the CLI and
+//! the page drive every run through it.
+//!
+//! The cycle is submit → read back: [`Backend::submit`] queues k steps (the CPU takes them at
+//! once; a GPU encodes them into one queue submission without waiting), and
+//! [`Backend::read_back`] resolves to a [`Snapshot`] of what those steps produced. The read-back
+//! is a future because a GPU's results arrive asynchronously (a browser must never block on
+//! them); the CPU's future is ready at once ([`now`] takes its value without an executor).
+//! The learning rate can change between submissions and keeps the optimizer's moments;
+//! `restore` puts back an exported run.
+
+use super::{StepRecord, TrainConfig};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// Which engine runs the steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// concord-core's f64 trainer (native or wasm).
+    Cpu,
+    /// concord-gpu's f32 kernels (Vulkan natively, WebGPU in the browser).
+    Gpu,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+        }
+    }
+}
+
+/// What one read-back brings: the records of the steps since the last read-back, and the state
+/// after them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// Steps taken so far.
+    pub steps_done: usize,
+    /// The step records (per `record_every`) since the previous read-back, in order.
+    pub new_records: Vec<StepRecord>,
+    /// The parameters now (for the toys, the point x).
+    pub params: Vec<f64>,
+    /// Per-task losses on the whole train set at `params`.
+    pub train_losses: Vec<f64>,
+    /// Per-task test losses at `params`, if the data has a test split.
+    pub test_losses: Option<Vec<f64>>,
+    /// Why the run stopped early (a divergence), if it did: parameters are the last finite ones.
+    pub error: Option<String>,
+}
+
+/// Why a backend call failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackendError {
+    /// The run itself cannot go on (invalid request, complete); the message says why.
+    Run(String),
+    /// The device is gone (GPU lost, mapping failed): move the run to another backend.
+    Device(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::Run(m) => f.write_str(m),
+            BackendError::Device(m) => write!(f, "the GPU device failed: {m}"),
+        }
+    }
+}
+
+/// A read-back in flight.
+pub type ReadBack<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, BackendError>> + 'a>>;
+
+/// One engine running one `TrainConfig`.
+pub trait Backend {
+    fn kind(&self) -> BackendKind;
+    /// The run's config (its learning rate follows `set_lr`).
+    fn config(&self) -> &TrainConfig;
+    /// Steps taken so far (submitted ones included).
+    fn steps_submitted(&self) -> usize;
+    /// Queue up to `k` more steps; returns how many were queued (fewer at the end of the run,
+    /// none after it stopped).
+    fn submit(&mut self, k: usize) -> Result<usize, BackendError>;
+    /// What the submitted steps produced since the last read-back.
+    fn read_back(&mut self) -> ReadBack<'_>;
+    /// Change the learning rate for the next steps; the optimizer's moments are kept.
+    fn set_lr(&mut self, lr: f64) -> Result<(), String>;
+    /// Put back an exported run's parameters and history (every step recorded); the step count
+    /// continues from the history's length, the optimizer's moments restart.
+    fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String>;
+}
+
+/// The value of a future that is already ready (a CPU read-back); `None` if it is pending.
+pub fn now<F: Future>(fut: F) -> Option<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+impl super::Trainer {
+    /// The CPU snapshot: records since the last read-back, parameters, whole-set losses.
+    pub fn snapshot(&mut self) -> Snapshot {
+        let new_records = self.history()[self.read_cursor.min(self.history().len())..].to_vec();
+        self.read_cursor = self.history().len();
+        Snapshot {
+            steps_done: self.step_index(),
+            new_records,
+            params: self.params().to_vec(),
+            train_losses: self.train_losses().unwrap_or_default(),
+            test_losses: self.test_losses().and_then(Result::ok),
+            error: self.error().map(str::to_owned),
+        }
+    }
+}
+
+impl Backend for super::Trainer {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn config(&self) -> &TrainConfig {
+        super::Trainer::config(self)
+    }
+
+    fn steps_submitted(&self) -> usize {
+        self.step_index()
+    }
+
+    fn submit(&mut self, k: usize) -> Result<usize, BackendError> {
+        let mut done = 0;
+        while done < k && !self.is_done() {
+            if self.step().is_err() {
+                break;
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    fn read_back(&mut self) -> ReadBack<'_> {
+        let snapshot = self.snapshot();
+        Box::pin(std::future::ready(Ok(snapshot)))
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<(), String> {
+        super::Trainer::set_lr(self, lr)
+    }
+
+    fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
+        super::Trainer::restore(self, params, history)?;
+        self.read_cursor = self.history().len();
+        Ok(())
+    }
+}
