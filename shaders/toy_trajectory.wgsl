@@ -1,18 +1,27 @@
-// toy_trajectory.wgsl — many CAGrad-toy runs advanced together, one invocation per run.
+// toy_trajectory.wgsl — CAGrad-toy runs advanced many steps per dispatch, state kept in a
+// storage buffer between dispatches.
 // requires: weights_common.wgsl weights_dispatch.wgsl toy.wgsl optim.wgsl
 //
-// Each invocation loads its run's state, then `steps` times: toy Jacobian J (2 × 2) → G = JJᵀ
-// (passed as its factor J, see weights_common.wgsl) →
-// w = compute_weights(method, …) (the very functions weighting.wgsl runs) → d = Jᵀw →
-// optimizer step; and stores the state back, so successive dispatches continue the run.
-// A step whose new position is not finite is not taken: the run keeps its last finite x and
-// `status` becomes 1 (stopped); later dispatches leave it alone. `t` counts the steps taken.
-// Each step is committed only after a sentinel loop proves the invocation's loops were not cut
-// short by the adapter (llvmpipe stops all loops of an invocation after 65 535 iterations in
-// total; see weights_common.wgsl). A cut step is discarded, the dispatch ends for that run and
-// `cut_short` counts it, so a cut never yields a wrong state, only fewer steps (t shows them).
-// The host keeps dispatches short on CPU adapters so that this does not happen.
-// Layouts must match src/kernels/toy.rs (RunParams 48 bytes, RunState 64 bytes).
+// Two entry points, the same step:
+//   * toy_step: one invocation per run, for the single-invocation weightings (compute_weights).
+//     G = JJᵀ is given by its factor J itself (factor mode: quadratic forms as ‖Jᵀv‖²).
+//   * toy_step_workgroup: one workgroup per run, for the workgroup weightings
+//     (compute_weights_workgroup on G = JJᵀ, formed in f32). Every invocation computes the same
+//     Jacobian and optimizer step (identical code on identical inputs); invocation 0 stores.
+// Each step: toy Jacobian J (2 × 2) → w (the very functions weighting.wgsl runs) → d = Jᵀw →
+// optimizer step (Adam / SGD; `decay` = lr·λ adds AdamW's decoupled decay). A step whose new
+// position is not finite is not taken: the run keeps its last finite x and `status` becomes 1
+// (stopped); later dispatches leave it alone. `t` counts the steps taken.
+// Each step is committed only after a sentinel loop proves the invocation's loops (all the
+// workgroup's, in toy_step_workgroup) were not cut short by the adapter (llvmpipe stops all
+// loops of an invocation after 65 535 iterations in total; see weights_common.wgsl). A cut step
+// is discarded, the dispatch ends for that run and `cut_short` counts it, so a cut never yields
+// a wrong state, only fewer steps (t shows them). The host keeps dispatches short on CPU
+// adapters so that this does not happen.
+// Recorded steps (t % record_every == 0, and t = last_step) from first_step on write a history
+// slot of 8 floats: bitcast(t + 1) (0 = empty), L₁, L₂ at x before the step, w₁, w₂, G₁₁, G₁₂,
+// G₂₂; slot = ⌈t / r⌉ − ⌈first_step / r⌉, run r's slots from r·capacity.
+// Layouts must match src/kernels/toy.rs (checked by tests/method_table.rs).
 
 struct RunParams {
     method: u32,
@@ -26,7 +35,14 @@ struct RunParams {
     one_minus_beta2: f32,
     eps: f32,
     momentum: f32,
-    _pad: u32,
+    decay: f32,
+    // MGDA: epsilon; UPGrad/DualProj: norm_eps.   CAGrad: norm_eps; UPGrad/DualProj: reg_eps.
+    eps_a: f32,
+    eps_b: f32,
+    max_iters: u32,
+    mode: u32,
+    // Preference vector or Constant's weights (workgroup methods).
+    vec: array<f32, 32>,
 }
 
 struct RunState {
@@ -49,68 +65,68 @@ struct ToyUniform {
     steps: u32,
     scale: f32,
     sentinel_trips: u32,
+    record_every: u32,
+    last_step: u32,
+    first_step: u32,
+    capacity: u32,
 }
 
 const RUN_ACTIVE: u32 = 0u;
 const RUN_STOPPED_NONFINITE: u32 = 1u;
+const TOY_SLOT: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read_write> states: array<RunState>;
 @group(0) @binding(1) var<storage, read> runs: array<RunParams>;
 @group(0) @binding(2) var<uniform> tu: ToyUniform;
+@group(0) @binding(3) var<storage, read_write> history: array<f32>;
+
+// toy_step_workgroup: the run's status / a step's verdict, and how many invocations finished
+// the step with their loops intact.
+var<workgroup> toy_wg_flag: u32;
+var<workgroup> toy_wg_alive: atomic<u32>;
 
 fn is_finite_f32(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
 }
 
-@compute @workgroup_size(64)
-fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
-    if r >= tu.n_runs {
+// Its second iteration only runs if the invocation's loop budget is not exhausted.
+fn toy_sentinel() -> bool {
+    var alive = false;
+    for (var s = 0u; s < tu.sentinel_trips; s++) {
+        if s == 1u {
+            alive = true;
+        }
+    }
+    return alive;
+}
+
+fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>) {
+    let every = tu.record_every;
+    if !(t % every == 0u || t == tu.last_step) || t < tu.first_step {
         return;
     }
-    var st = states[r];
-    if st.status != RUN_ACTIVE {
+    let slot = (t + every - 1u) / every - (tu.first_step + every - 1u) / every;
+    if slot >= tu.capacity {
         return;
     }
-    let p = runs[r];
-    let h = OptHyper(p.optimizer, p.lr, p.beta1, p.beta2, p.one_minus_beta1, p.one_minus_beta2, p.eps, p.momentum);
-    var os = OptState(st.x, st.x_comp, st.m, st.v, st.q1, st.q2, st.t);
-    var calls = st.calls;
-    var status = RUN_ACTIVE;
-    var cut = 0u;
-    for (var k = 0u; k < tu.steps; k++) {
-        let jac = toy_jacobian(os.x, tu.scale);
-        // G = JJᵀ given by its factor J itself (factor mode: quadratic forms as ‖Jᵀv‖²).
-        wt_begin_factor(2u, 2u);
-        wt_set_factor(0u, 0u, jac.g1.x);
-        wt_set_factor(0u, 1u, jac.g1.y);
-        wt_set_factor(1u, 0u, jac.g2.x);
-        wt_set_factor(1u, 1u, jac.g2.y);
-        compute_weights(p.method, p.c, p.seed, calls);
-        let d = wt_weight(0u) * jac.g1 + wt_weight(1u) * jac.g2;
-        var next_os = os;
-        let step = optim_delta(h, &next_os, d);
-        let next = optim_apply(next_os.x, next_os.x_comp, step);
-        // Sentinel: its second iteration only runs if the loop budget is not exhausted.
-        var alive = false;
-        for (var s = 0u; s < tu.sentinel_trips; s++) {
-            if s == 1u {
-                alive = true;
-            }
-        }
-        if !alive {
-            cut = 1u;
-            break;
-        }
-        calls += 1u;
-        if !(is_finite_f32(next[0].x) && is_finite_f32(next[0].y)) {
-            status = RUN_STOPPED_NONFINITE;
-            break;
-        }
-        next_os.x = next[0];
-        next_os.x_comp = next[1];
-        os = next_os;
-    }
+    let base = (r * tu.capacity + slot) * TOY_SLOT;
+    let l = toy_losses(x, tu.scale);
+    history[base] = bitcast<f32>(t + 1u);
+    history[base + 1u] = l.x;
+    history[base + 2u] = l.y;
+    history[base + 3u] = w.x;
+    history[base + 4u] = w.y;
+    history[base + 5u] = dot(jac.g1, jac.g1);
+    history[base + 6u] = dot(jac.g1, jac.g2);
+    history[base + 7u] = dot(jac.g2, jac.g2);
+}
+
+fn toy_hyper(p: RunParams) -> OptHyper {
+    return OptHyper(p.optimizer, p.lr, p.beta1, p.beta2, p.one_minus_beta1, p.one_minus_beta2, p.eps, p.momentum);
+}
+
+fn toy_store(r: u32, st_in: RunState, os: OptState, calls: u32, status: u32, cut: u32) {
+    var st = st_in;
     st.x = os.x;
     st.x_comp = os.x_comp;
     st.m = os.m;
@@ -122,4 +138,139 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     st.status = status;
     st.cut_short += cut;
     states[r] = st;
+}
+
+@compute @workgroup_size(64)
+fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x;
+    if r >= tu.n_runs {
+        return;
+    }
+    let st = states[r];
+    if st.status != RUN_ACTIVE {
+        return;
+    }
+    let p = runs[r];
+    mgda_epsilon = p.eps_a;
+    mgda_max_iters = p.max_iters;
+    cagrad_norm_eps = p.eps_b;
+    let h = toy_hyper(p);
+    var os = OptState(st.x, st.x_comp, st.m, st.v, st.q1, st.q2, st.t);
+    var calls = st.calls;
+    var status = RUN_ACTIVE;
+    var cut = 0u;
+    for (var k = 0u; k < tu.steps; k++) {
+        let jac = toy_jacobian(os.x, tu.scale);
+        wt_begin_factor(2u, 2u);
+        wt_set_factor(0u, 0u, jac.g1.x);
+        wt_set_factor(0u, 1u, jac.g1.y);
+        wt_set_factor(1u, 0u, jac.g2.x);
+        wt_set_factor(1u, 1u, jac.g2.y);
+        compute_weights(p.method, p.c, p.seed, calls);
+        let w = vec2<f32>(wt_weight(0u), wt_weight(1u));
+        let d = w.x * jac.g1 + w.y * jac.g2;
+        var next_os = os;
+        let step = optim_delta(h, &next_os, d) + p.decay * os.x;
+        let next = optim_apply(next_os.x, next_os.x_comp, step);
+        if !toy_sentinel() {
+            cut = 1u;
+            break;
+        }
+        calls += 1u;
+        if !(is_finite_f32(next[0].x) && is_finite_f32(next[0].y)) {
+            status = RUN_STOPPED_NONFINITE;
+            break;
+        }
+        toy_record(r, os.t, os.x, jac, w);
+        next_os.x = next[0];
+        next_os.x_comp = next[1];
+        os = next_os;
+    }
+    // A loop ended by an exhausted budget (not by a sentinel inside) is a cut too.
+    if !toy_sentinel() {
+        cut = 1u;
+    }
+    toy_store(r, st, os, calls, status, cut);
+}
+
+@compute @workgroup_size(64)
+fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wid.x;
+    if r >= tu.n_runs {
+        return;
+    }
+    wg_lid = lid;
+    let p = runs[r];
+    for (var i = 0u; i < WT_MAX_M; i++) {
+        wg_param_vec[i] = p.vec[i];
+    }
+    let st = states[r];
+    if lid == 0u {
+        toy_wg_flag = st.status;
+        atomicStore(&toy_wg_alive, 0u);
+    }
+    if workgroupUniformLoad(&toy_wg_flag) != RUN_ACTIVE {
+        return;
+    }
+    let h = toy_hyper(p);
+    var os = OptState(st.x, st.x_comp, st.m, st.v, st.q1, st.q2, st.t);
+    var calls = st.calls;
+    var status = RUN_ACTIVE;
+    var cut = 0u;
+    for (var k = 0u; k < tu.steps; k++) {
+        let jac = toy_jacobian(os.x, tu.scale);
+        if lid == 0u {
+            wg_size = 2u;
+            let g12 = dot(jac.g1, jac.g2);
+            wg_g[0] = dot(jac.g1, jac.g1);
+            wg_g[1] = g12;
+            wg_g[WG_STRIDE] = g12;
+            wg_g[WG_STRIDE + 1u] = dot(jac.g2, jac.g2);
+        }
+        workgroupBarrier();
+        compute_weights_workgroup(p.method, p.eps_a, p.eps_b, p.mode, p.seed, calls);
+        workgroupBarrier();
+        let w = vec2<f32>(wg_w[0], wg_w[1]);
+        let d = w.x * jac.g1 + w.y * jac.g2;
+        var next_os = os;
+        let step = optim_delta(h, &next_os, d) + p.decay * os.x;
+        let next = optim_apply(next_os.x, next_os.x_comp, step);
+        if toy_sentinel() {
+            atomicAdd(&toy_wg_alive, 1u);
+        }
+        workgroupBarrier();
+        if lid == 0u {
+            // 0: commit; 1: some invocation's loops were cut; 2: the new x is not finite.
+            var verdict = 0u;
+            if atomicLoad(&toy_wg_alive) != WG_SIZE {
+                verdict = 1u;
+            } else if !(is_finite_f32(next[0].x) && is_finite_f32(next[0].y)) {
+                verdict = 2u;
+            }
+            atomicStore(&toy_wg_alive, 0u);
+            toy_wg_flag = verdict;
+        }
+        let verdict = workgroupUniformLoad(&toy_wg_flag);
+        if verdict == 1u {
+            cut = 1u;
+            break;
+        }
+        calls += 1u;
+        if verdict == 2u {
+            status = RUN_STOPPED_NONFINITE;
+            break;
+        }
+        if lid == 0u {
+            toy_record(r, os.t, os.x, jac, w);
+        }
+        next_os.x = next[0];
+        next_os.x_comp = next[1];
+        os = next_os;
+    }
+    if lid == 0u {
+        if !toy_sentinel() {
+            cut = 1u;
+        }
+        toy_store(r, st, os, calls, status, cut);
+    }
 }

@@ -2,13 +2,15 @@
 //! code. Each kernel mirrors a concord-core function and is tested against it
 //! (`tests/parity.rs`); every shader is validated by naga without a GPU (`tests/naga_validate.rs`).
 //!
-//! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights`] / [`weights_with`]: w = f(G) for every
+//! * [`gram`]: G = JJᵀ; [`combine`]: d = Jᵀw; [`weights_with`]: w = f(G) for every
 //!   Gramian-weighted aggregator of concord-core's registry except Krum, GradVac, Nash-MTL and
-//!   FairGrad ([`GpuWeighting::from_registry`]); [`aggregate`]: all three on the GPU with one readback.
+//!   FairGrad ([`GpuWeighting::from_spec`], ids from the one table [`kernels::methods`]);
+//!   [`aggregate_with`]: all three on the GPU with one readback.
 //! * [`kernels::moe`]: the MoE routing core (gate, top-k, capacity, expert choice, f_i/P_i,
 //!   dispatch/combine), the twin of concord-core's `model::moe` routers.
 //! * [`gram_metrics`]: cosine matrix, GMS and conflict ratio straight off G.
-//! * [`ToyBatch`]: many CAGrad-toy runs (start, method, Adam/SGD) advanced by a fused kernel.
+//! * [`GpuToy`]: one CAGrad-toy run (`DataSource::Toy`) with any GPU weighting, many steps per
+//!   dispatch (`toy_trajectory.wgsl`).
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW) with no CPU round trip per step;
 //!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`].
@@ -22,7 +24,7 @@
 //!
 //! lavapipe caveat: Mesa's llvmpipe stops every loop of a shader invocation once that
 //! invocation has taken 65 535 loop iterations in total. The weighting code keeps its loop
-//! counts small (vec4-blocked m × m algebra), `ToyBatch` uses short dispatches on CPU adapters,
+//! counts small (vec4-blocked m × m algebra), `GpuToy` uses short dispatches on CPU adapters,
 //! and both kernels detect a cut with a sentinel loop: `weights`/`aggregate` then return
 //! `GpuError::Unsupported`, and a toy run discards the cut step (`ToyRunState::cut_short`)
 //! rather than store a wrong state.
@@ -32,6 +34,7 @@ pub mod bench;
 mod gpu;
 pub mod kernels;
 pub mod shaders;
+pub mod toy_backend;
 pub mod trainer;
 
 pub use gpu::{Gpu, GpuError};
@@ -41,10 +44,31 @@ pub use kernels::gram::gram;
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::moe::{GpuRouter, GpuRouting};
 pub use kernels::metrics::{gram_metrics, GramMetrics};
-pub use kernels::toy::{ToyBatch, ToyRunSpec, ToyRunState};
-pub use kernels::weighting::{
-    aggregate, aggregate_with, weights, weights_with, weights_with_state, GpuWeighting, WeightingState,
-};
+pub use kernels::weighting::{aggregate_with, weights_with, weights_with_state, GpuWeighting, WeightingState};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
+pub use toy_backend::{GpuToy, ToyRunState};
 pub use trainer::{gpu_weighting, GpuTrainer};
+
+use std::sync::Arc;
+
+use concord_core::train::{Backend, TrainConfig};
+
+/// The registry names of every aggregator the GPU has a weighting kernel for, in id order.
+pub fn gpu_methods() -> Vec<&'static str> {
+    kernels::methods::names()
+}
+
+/// The GPU backend for a run: [`GpuToy`] for the CAGrad toys, [`GpuTrainer`] for the MLP data
+/// sources. A method without a GPU kernel is `Unsupported` with a message naming the methods
+/// the GPU has; so is pareto-synthetic (no GPU path).
+pub fn backend(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Box<dyn Backend>, GpuError> {
+    let name = config.method.aggregator.name();
+    if kernels::methods::find(name).is_none() {
+        return Err(GpuError::Unsupported(kernels::weighting::no_kernel_message(name)));
+    }
+    match config.data {
+        concord_core::train::DataSource::Toy { .. } => Ok(Box::new(GpuToy::new(gpu, config)?)),
+        _ => Ok(Box::new(GpuTrainer::new(gpu, config)?)),
+    }
+}

@@ -12,6 +12,9 @@
 //! `include_str!` (see [`SOURCES`]), so the crate needs no file system at run time (the browser
 //! has none). `tests/naga_validate.rs` runs the same `assemble_with` over the files on disk, so
 //! each file — fragments included, together with what they require — is parsed and validated.
+//!
+//! A few files are generated from Rust tables instead of read ([`generated`]):
+//! `gpu_methods.wgsl` holds the `METHOD_*` ids of `kernels::methods::METHODS`.
 
 /// Every `.wgsl` file in `shaders/`, embedded at compile time: (file name, text).
 pub const SOURCES: &[(&str, &str)] = &[
@@ -91,6 +94,14 @@ pub fn requirements(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The files made from Rust tables at assembly (not in `shaders/`): `gpu_methods.wgsl`.
+pub fn generated(name: &str) -> Option<String> {
+    match name {
+        "gpu_methods.wgsl" => Some(crate::kernels::methods::wgsl_consts()),
+        _ => None,
+    }
+}
+
 /// `root` with everything it requires, concatenated; `load` returns a file's text by name.
 pub fn assemble_with(root: &str, load: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     fn visit(
@@ -106,7 +117,7 @@ pub fn assemble_with(root: &str, load: &dyn Fn(&str) -> Option<String>) -> Resul
         if stack.iter().any(|s| s == name) {
             return Err(format!("shader requirement cycle: {} → {name}", stack.join(" → ")));
         }
-        let text = load(name).ok_or_else(|| {
+        let text = generated(name).or_else(|| load(name)).ok_or_else(|| {
             let by = stack.last().map(|s| format!(" (required by {s})")).unwrap_or_default();
             format!("no shader file '{name}'{by}")
         })?;

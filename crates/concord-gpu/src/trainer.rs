@@ -22,9 +22,13 @@
 
 use std::sync::Arc;
 
+use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
+use concord_core::MethodSpec;
 use concord_core::model::Mlp;
-use concord_core::train::{BatchSampler, RunRecord, StepRecord, TrainConfig, Trainer};
+use concord_core::train::{
+    Backend, BackendError, BackendKind, BatchSampler, ReadBack, RunRecord, Snapshot, StepRecord, TrainConfig, Trainer,
+};
 use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::mlp::{grid, Dispatch, GatherParams, MlpPipelines, OptParams};
@@ -37,17 +41,25 @@ const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// The GPU weighting for a run's aggregator name and parameters — the one place that decides
-/// which aggregators `GpuTrainer` accepts: every Gramian weighting the WGSL kernels have
-/// ([`GpuWeighting::from_registry`], parameters validated by concord-core's registry with the
-/// CPU trainer's messages).
-pub fn gpu_weighting(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<GpuWeighting, GpuError> {
-    GpuWeighting::from_registry(name, params, m, seed).map_err(|e| match e {
+/// The GPU weighting of a run's aggregator — the one place that decides which aggregators the
+/// GPU backends accept: every weighting in the GPU method table ([`GpuWeighting::from_spec`]).
+pub fn gpu_weighting(spec: &AggregatorSpec, m: usize, seed: u64) -> Result<GpuWeighting, GpuError> {
+    GpuWeighting::from_spec(spec, m, seed).map_err(|e| match e {
         GpuError::Unsupported(msg) => GpuError::Unsupported(format!("{msg}; use the CPU backend")),
         other => other,
     })
 }
 
+/// Whether the run's loss weighting is `ew` (`false` for none); the GPU has no other.
+pub(crate) fn gpu_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> {
+    match method.weighting.as_ref().map(|w| w.name()) {
+        None => Ok(false),
+        Some("ew") => Ok(true),
+        Some(other) => Err(GpuError::Unsupported(format!(
+            "loss weighting '{other}' is not on the GPU yet (GPU: none or ew); use the CPU backend"
+        ))),
+    }
+}
 
 /// The most steps one queue submission holds: each step's Gram / weighting / combine buffers
 /// live until the submission finishes, so an unbounded `steps(k)` is split.
@@ -106,6 +118,8 @@ pub struct GpuTrainer {
     failed_at: Option<usize>,
     /// The forward graph of the last `predict` call and the inputs it was built for.
     predict_graph: Option<(Vec<f32>, ForwardGraph)>,
+    /// History records before this index were handed out by a `Backend::read_back`.
+    read_cursor: usize,
 }
 
 impl GpuTrainer {
@@ -122,16 +136,8 @@ impl GpuTrainer {
         if m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!("{m} tasks; the GPU kernels take at most {MAX_TASKS}")));
         }
-        let weighting = gpu_weighting(&config.aggregator, &config.aggregator_params, m, config.seed)?;
-        let ew = match config.weighting.as_deref() {
-            None => false,
-            Some("ew") => true,
-            Some(other) => {
-                return Err(GpuError::Unsupported(format!(
-                    "loss weighting '{other}' is not on the GPU yet (GPU: none or ew); use the CPU backend"
-                )))
-            }
-        };
+        let weighting = gpu_weighting(&config.method.aggregator, m, config.seed)?;
+        let ew = gpu_loss_weighting(&config.method)?;
         if config.layer_metrics {
             return Err(GpuError::Unsupported("per-layer metrics are not read back on the GPU yet; leave layer_metrics off".into()));
         }
@@ -176,6 +182,7 @@ impl GpuTrainer {
         let (opt_tick, opt_update) =
             optimizer_dispatches(&gpu, &pipes, &config, total, &step_state, &params, &update, &moments);
         let task_names = cpu.task_names().to_vec();
+        let config_record_every = config.record_every.max(1);
         gpu.check()?;
         Ok(GpuTrainer {
             gpu,
@@ -206,12 +213,13 @@ impl GpuTrainer {
             opt_update,
             last_gram: None,
             step: 0,
-            record_every: 1,
+            record_every: config_record_every,
             pending: Vec::new(),
             history: Vec::new(),
             error: None,
             failed_at: None,
             predict_graph: None,
+            read_cursor: 0,
         })
     }
 
@@ -254,7 +262,8 @@ impl GpuTrainer {
         self.error.is_some() || self.step >= self.config.steps
     }
 
-    /// Record every `every`-th step (step % every == 0) from now on; 1 records every step.
+    /// Record every `every`-th step (step % every == 0, and the last step) from now on; 1 records
+    /// every step. Starts at `config.record_every`.
     pub fn set_record_every(&mut self, every: usize) -> Result<(), GpuError> {
         if every == 0 {
             return Err(GpuError::Unsupported("record_every must be at least 1".into()));
@@ -339,7 +348,9 @@ impl GpuTrainer {
             }
         }
 
-        let recorded: Vec<usize> = (self.step..self.step + k).filter(|s| s % self.record_every == 0).collect();
+        let last = self.config.steps.saturating_sub(1);
+        let recorded: Vec<usize> =
+            (self.step..self.step + k).filter(|&s| s % self.record_every == 0 || s == last).collect();
         let hist_floats = recorded.len() * slot;
         let hist = gpu.buffer("history", (hist_floats.max(1) * 4) as u64, RW);
         let mut slots = Vec::new();
@@ -649,4 +660,69 @@ fn optimizer_dispatches(
     let tick = Dispatch::with_uniform_at(gpu, &pipes.optim_tick, &[step_state], 4, bytemuck::bytes_of(&p), (1, 1));
     let update = Dispatch::new(gpu, &pipes.optim_update, &[step_state, params, update, moments], bytemuck::bytes_of(&p), grid(total));
     (tick, update)
+}
+
+/// A GPU error as the backend contract names it: an invalid request is the run's, the rest is
+/// the device's (the caller may move the run to the CPU).
+pub(crate) fn backend_error(e: GpuError) -> BackendError {
+    match e {
+        GpuError::Unsupported(m) => BackendError::Run(m),
+        other => BackendError::Device(other.to_string()),
+    }
+}
+
+impl Backend for GpuTrainer {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gpu
+    }
+
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn steps_submitted(&self) -> usize {
+        self.step
+    }
+
+    fn submit(&mut self, k: usize) -> Result<usize, BackendError> {
+        if self.error.is_some() {
+            return Ok(0);
+        }
+        self.steps(k).map_err(backend_error)
+    }
+
+    fn read_back(&mut self) -> ReadBack<'_> {
+        Box::pin(async move {
+            // A divergence is the snapshot's `error`, not a failed read-back.
+            if let Err(e) = self.read_history().await {
+                if self.error.is_none() {
+                    return Err(backend_error(e));
+                }
+            }
+            let start = self.read_cursor.min(self.history.len());
+            let new_records = self.history[start..].to_vec();
+            self.read_cursor = self.history.len();
+            let params = self.params().await.map_err(backend_error)?;
+            let train_losses = self.train_losses().await.map_err(backend_error)?;
+            let test_losses = self.test_losses().await.map_err(backend_error)?;
+            Ok(Snapshot {
+                steps_done: self.failed_at.unwrap_or(self.step),
+                new_records,
+                params,
+                train_losses,
+                test_losses,
+                error: self.error.clone(),
+            })
+        })
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<(), String> {
+        GpuTrainer::set_lr(self, lr).map_err(|e| e.to_string())
+    }
+
+    fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
+        GpuTrainer::restore(self, params, history).map_err(|e| e.to_string())?;
+        self.read_cursor = self.history.len();
+        Ok(())
+    }
 }

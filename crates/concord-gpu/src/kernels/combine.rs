@@ -10,7 +10,7 @@ const MAX_GROUPS_X: u32 = 65535;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct CombineParams {
+pub(crate) struct CombineParams {
     m: u32,
     n: u32,
     groups_x: u32,

@@ -10,7 +10,7 @@ const MAX_GROUPS_X: u32 = 65_535;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct CopyParams {
+pub(crate) struct CopyParams {
     len4: u32,
     groups_x: u32,
     _pad: [u32; 2],

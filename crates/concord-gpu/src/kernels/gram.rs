@@ -21,7 +21,7 @@ pub const TILE_ROWS: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct GramParams {
+pub(crate) struct GramParams {
     m: u32,
     n: u32,
     num_groups: u32,

@@ -23,7 +23,7 @@ const MAX_HEADS: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct SliceParams {
+pub(crate) struct SliceParams {
     n_trunk: u32,
     n_heads: u32,
     batch: u32,

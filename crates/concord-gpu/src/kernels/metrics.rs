@@ -10,7 +10,7 @@ use crate::{Gpu, GpuError};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct MetricsParams {
+pub(crate) struct MetricsParams {
     m: u32,
     _pad: [u32; 3],
 }

@@ -9,7 +9,8 @@ pub mod mlp_ops;
 pub mod moe;
 pub mod metrics;
 pub mod landscape;
-pub mod toy;
+pub mod methods;
+pub(crate) mod toy;
 pub mod weighting;
 
 use crate::GpuError;
@@ -28,4 +29,28 @@ pub(crate) fn check_shape(m: usize, n: usize, len: usize, what: &str) -> Result<
         return Err(GpuError::Unsupported(format!("{what}: n = {n} is too large")));
     }
     Ok(())
+}
+
+/// The host `#[repr(C)]` parameter structs shared with WGSL: (assembled module, WGSL struct
+/// name, host size in bytes). `tests/method_table.rs` checks each against naga's layout.
+#[doc(hidden)]
+pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
+    use std::mem::size_of;
+    let mut out = vec![
+        ("combine.wgsl", "CombineParams", size_of::<combine::CombineParams>()),
+        ("copy.wgsl", "CopyParams", size_of::<copy::CopyParams>()),
+        ("gram.wgsl", "GramParams", size_of::<gram::GramParams>()),
+        ("landscape_slice.wgsl", "SliceParams", size_of::<landscape::SliceParams>()),
+        ("metrics.wgsl", "MetricsParams", size_of::<metrics::MetricsParams>()),
+        ("mlp_activation_map.wgsl", "ActMapParams", size_of::<mlp::ActMapParams>()),
+        ("mlp_backprop.wgsl", "BackpropParams", size_of::<mlp::BackpropParams>()),
+        ("mlp_dense_forward.wgsl", "DenseParams", size_of::<mlp::DenseParams>()),
+        ("mlp_gather.wgsl", "GatherParams", size_of::<mlp::GatherParams>()),
+        ("mlp_loss.wgsl", "LossParams", size_of::<mlp::LossParams>()),
+        ("mlp_weight_grad.wgsl", "WeightGradParams", size_of::<mlp::WeightGradParams>()),
+        ("moe_gate.wgsl", "MoeParams", size_of::<moe::MoeParams>()),
+        ("weighting.wgsl", "WeightParams", size_of::<weighting::WeightParams>()),
+    ];
+    out.extend(toy::LAYOUTS.iter().map(|&(name, size)| ("toy_trajectory.wgsl", name, size)));
+    out
 }

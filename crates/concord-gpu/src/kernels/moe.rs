@@ -37,7 +37,7 @@ pub(crate) struct MoePipelines {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct MoeParams {
+pub(crate) struct MoeParams {
     t: u32,
     d: u32,
     e: u32,

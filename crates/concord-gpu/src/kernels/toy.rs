@@ -1,11 +1,13 @@
-//! Many CAGrad-toy runs advanced together on the GPU (`shaders/toy_trajectory.wgsl`): one
-//! invocation per run, `steps` optimizer steps per dispatch, state kept in a storage buffer
-//! between dispatches. The CPU twin is `concord_core::run::ToyRun`.
+//! Host code of `shaders/toy_trajectory.wgsl`: CAGrad-toy runs advanced many steps per dispatch,
+//! state kept in a storage buffer between dispatches, recorded steps written to a history
+//! buffer per submission. [`crate::GpuToy`] drives one run through it; the CPU twin is
+//! concord-core's `Trainer` on `DataSource::Toy`.
 
 use bytemuck::{Pod, Zeroable};
-use concord_core::{Method, OptimizerKind, ProblemKind};
+use concord_core::{ProblemKind, TrainOptimizer};
 
-use super::weighting::method_code;
+use super::weighting::GpuWeighting;
+use super::MAX_TASKS;
 use crate::{Gpu, GpuError};
 
 /// Steps per dispatch on a GPU: long enough to amortise the dispatch, short enough that one
@@ -13,37 +15,15 @@ use crate::{Gpu, GpuError};
 pub const STEPS_PER_DISPATCH: u32 = 1000;
 /// Steps per dispatch on a CPU adapter (lavapipe/llvmpipe, SwiftShader). llvmpipe stops all
 /// loops of an invocation after 65 535 loop iterations in total; a step costs up to a few
-/// hundred (CAGrad's solver iterations × its small loops), so 16 steps stay well inside that.
+/// hundred (a solver's iterations × its small loops), so 16 steps stay well inside that.
 /// Dispatches are cheap there; the kernel's sentinel catches any step that is still cut.
 pub const STEPS_PER_DISPATCH_CPU: u32 = 16;
-const WORKGROUP: u32 = 64;
-
-/// One toy run: start point, method, optimizer (with its learning rate) and the seed of
-/// methods that draw random numbers (PCGrad's visiting order).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ToyRunSpec {
-    pub start: [f64; 2],
-    pub method: Method,
-    pub optimizer: OptimizerKind,
-    pub seed: u32,
-}
-
-/// What `ToyBatch::states` reports per run.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ToyRunState {
-    pub position: [f32; 2],
-    /// Optimizer steps taken by this run (stops growing once the run stopped).
-    pub steps: u32,
-    /// The run hit a non-finite position and stopped at its last finite point.
-    pub stopped: bool,
-    /// Dispatches in which the adapter's loop limit cut this run short (the cut step is
-    /// discarded, so `steps` is behind by that much). 0 unless the adapter has such a limit.
-    pub cut_short: u32,
-}
+/// Floats per history slot (see toy_trajectory.wgsl).
+pub(crate) const SLOT: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
-struct RunParams {
+pub(crate) struct RunParams {
     method: u32,
     optimizer: u32,
     seed: u32,
@@ -55,258 +35,243 @@ struct RunParams {
     one_minus_beta2: f32,
     eps: f32,
     momentum: f32,
-    _pad: u32,
+    /// lr·weight_decay (AdamW's decoupled decay), 0 otherwise.
+    decay: f32,
+    eps_a: f32,
+    eps_b: f32,
+    max_iters: u32,
+    mode: u32,
+    vec: [f32; MAX_TASKS],
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug)]
-struct RunState {
-    x: [f32; 2],
-    x_comp: [f32; 2],
+#[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
+pub(crate) struct RunState {
+    pub x: [f32; 2],
+    pub x_comp: [f32; 2],
     m: [f32; 2],
     v: [f32; 2],
     q1: f32,
     q2: f32,
-    t: u32,
+    pub t: u32,
     calls: u32,
-    status: u32,
-    cut_short: u32,
+    pub status: u32,
+    pub cut_short: u32,
     _pad: [u32; 2],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct ToyUniform {
+pub(crate) struct ToyUniform {
     n_runs: u32,
     steps: u32,
     scale: f32,
     /// Always 2: the trip count of the per-step sentinel (see toy_trajectory.wgsl).
     sentinel_trips: u32,
+    record_every: u32,
+    last_step: u32,
+    first_step: u32,
+    capacity: u32,
 }
+
+/// Host sizes of the structs shared with toy_trajectory.wgsl (checked against naga's layout).
+pub(crate) const LAYOUTS: [(&str, usize); 3] = [
+    ("RunParams", std::mem::size_of::<RunParams>()),
+    ("RunState", std::mem::size_of::<RunState>()),
+    ("ToyUniform", std::mem::size_of::<ToyUniform>()),
+];
 
 const STATE_BYTES: u64 = std::mem::size_of::<RunState>() as u64;
 
-/// Many toy runs, advanced together on the GPU.
-pub struct ToyBatch {
-    problem: ProblemKind,
-    n_runs: u32,
-    params: Vec<RunParams>,
-    params_buf: wgpu::Buffer,
-    states_buf: wgpu::Buffer,
-    /// Uniform with `steps = STEPS_PER_DISPATCH` (full chunks) and one for the remainder.
-    uniform_full: wgpu::Buffer,
-    uniform_rest: wgpu::Buffer,
-    bind_full: wgpu::BindGroup,
-    bind_rest: wgpu::BindGroup,
-    chunk: u32,
-    steps_done: u64,
+impl RunParams {
+    pub(crate) fn new(weighting: &GpuWeighting, optimizer: &TrainOptimizer) -> Result<Self, GpuError> {
+        let mut vec = [0.0f32; MAX_TASKS];
+        for (dst, src) in vec.iter_mut().zip(&weighting.vec) {
+            *dst = *src;
+        }
+        let mut p = RunParams {
+            method: weighting.code,
+            optimizer: 0,
+            seed: weighting.seed,
+            c: weighting.c,
+            lr: 0.0,
+            beta1: 0.0,
+            beta2: 0.0,
+            one_minus_beta1: 0.0,
+            one_minus_beta2: 0.0,
+            eps: 0.0,
+            momentum: 0.0,
+            decay: 0.0,
+            eps_a: weighting.eps_a,
+            eps_b: weighting.eps_b,
+            max_iters: weighting.max_iters,
+            mode: weighting.mode,
+            vec,
+        };
+        let (lr, beta1, beta2, eps, wd) = match *optimizer {
+            TrainOptimizer::Sgd { lr, momentum } => {
+                p.optimizer = 1;
+                p.lr = lr as f32;
+                p.momentum = momentum as f32;
+                return Ok(p);
+            }
+            TrainOptimizer::Adam { lr, beta1, beta2, eps } => (lr, beta1, beta2, eps, 0.0),
+            TrainOptimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => (lr, beta1, beta2, eps, weight_decay),
+        };
+        p.lr = lr as f32;
+        p.beta1 = beta1 as f32;
+        p.beta2 = beta2 as f32;
+        p.one_minus_beta1 = (1.0 - beta1) as f32;
+        p.one_minus_beta2 = (1.0 - beta2) as f32;
+        p.eps = eps as f32;
+        p.decay = (lr * wd) as f32;
+        Ok(p)
+    }
 }
 
-fn run_params(spec: &ToyRunSpec) -> Result<RunParams, GpuError> {
-    let (method, c) = method_code(&spec.method)?;
-    let mut p = RunParams {
-        method,
-        optimizer: 0,
-        seed: spec.seed,
-        c,
-        lr: 0.0,
-        beta1: 0.0,
-        beta2: 0.0,
-        one_minus_beta1: 0.0,
-        one_minus_beta2: 0.0,
-        eps: 0.0,
-        momentum: 0.0,
-        _pad: 0,
-    };
-    #[allow(unreachable_patterns)]
-    match spec.optimizer {
-        OptimizerKind::Adam { lr, beta1, beta2, eps } => {
-            p.optimizer = 0;
-            p.lr = lr as f32;
-            p.beta1 = beta1 as f32;
-            p.beta2 = beta2 as f32;
-            p.one_minus_beta1 = (1.0 - beta1) as f32;
-            p.one_minus_beta2 = (1.0 - beta2) as f32;
-            p.eps = eps as f32;
-        }
-        OptimizerKind::Sgd { lr, momentum } => {
-            p.optimizer = 1;
-            p.lr = lr as f32;
-            p.momentum = momentum as f32;
-        }
-        ref other => {
-            return Err(GpuError::Unsupported(format!("no GPU optimizer '{}'", other.name())));
+impl RunState {
+    /// A fresh run at `start` whose next step is step `t`.
+    pub(crate) fn at(start: [f64; 2], t: u32) -> Self {
+        let hi = [start[0] as f32, start[1] as f32];
+        // Kahan compensation c with true x = hi − c, so the f64 start is carried exactly-ish.
+        let comp = [(f64::from(hi[0]) - start[0]) as f32, (f64::from(hi[1]) - start[1]) as f32];
+        RunState {
+            x: hi,
+            x_comp: comp,
+            m: [0.0; 2],
+            v: [0.0; 2],
+            q1: 0.0,
+            q2: 0.0,
+            t,
+            calls: 0,
+            status: 0,
+            cut_short: 0,
+            _pad: [0; 2],
         }
     }
-    Ok(p)
+
+    /// x as the f64 point it stands for (x − compensation).
+    pub(crate) fn point(&self) -> [f64; 2] {
+        [f64::from(self.x[0]) - f64::from(self.x_comp[0]), f64::from(self.x[1]) - f64::from(self.x_comp[1])]
+    }
 }
 
-fn initial_state(start: [f64; 2]) -> RunState {
-    let hi = [start[0] as f32, start[1] as f32];
-    // Kahan compensation c with true x = hi − c, so the f64 start is carried exactly-ish.
-    let comp = [(f64::from(hi[0]) - start[0]) as f32, (f64::from(hi[1]) - start[1]) as f32];
-    RunState { x: hi, x_comp: comp, m: [0.0; 2], v: [0.0; 2], q1: 0.0, q2: 0.0, t: 0, calls: 0, status: 0, cut_short: 0, _pad: [0; 2] }
+/// A submission's history, to be mapped at the next read-back.
+pub(crate) struct PendingHistory {
+    pub staging: wgpu::Buffer,
+    pub floats: usize,
 }
 
-impl ToyBatch {
-    /// Upload the runs. Fails with `Unsupported` for a method or optimizer without a GPU twin.
-    pub fn new(gpu: &Gpu, problem: ProblemKind, runs: &[ToyRunSpec]) -> Result<ToyBatch, GpuError> {
-        gpu.check()?;
-        let params = runs.iter().map(run_params).collect::<Result<Vec<_>, _>>()?;
-        let states: Vec<RunState> = runs.iter().map(|r| initial_state(r.start)).collect();
-        let n_runs = u32::try_from(runs.len())
-            .map_err(|_| GpuError::Unsupported(format!("{} toy runs", runs.len())))?;
-        gpu.check_binding_size("toy states", STATE_BYTES * u64::from(n_runs))?;
-        // Empty batches still get (unused) non-empty buffers.
-        let pad_params = [run_params(&ToyRunSpec {
-            start: [0.0; 2],
-            method: Method::Mean,
-            optimizer: OptimizerKind::adam(1e-3),
-            seed: 0,
-        })?];
-        let pad_state = [initial_state([0.0; 2])];
-        let params_bytes: &[u8] = if params.is_empty() { bytemuck::cast_slice(&pad_params) } else { bytemuck::cast_slice(&params) };
-        let states_bytes: &[u8] = if states.is_empty() { bytemuck::cast_slice(&pad_state) } else { bytemuck::cast_slice(&states) };
-        let params_buf = gpu.storage_init("toy run params", params_bytes, wgpu::BufferUsages::COPY_DST);
+/// One toy run's buffers and pipeline.
+pub(crate) struct ToyKernel {
+    scale: f32,
+    workgroup: bool,
+    params_buf: wgpu::Buffer,
+    states_buf: wgpu::Buffer,
+    pub chunk: u32,
+}
+
+impl ToyKernel {
+    pub(crate) fn new(gpu: &Gpu, problem: ProblemKind, params: &RunParams, state: &RunState, workgroup: bool) -> Self {
+        let params_buf = gpu.storage_init("toy run params", bytemuck::bytes_of(params), wgpu::BufferUsages::COPY_DST);
         let states_buf = gpu.storage_init(
-            "toy run states",
-            states_bytes,
+            "toy run state",
+            bytemuck::bytes_of(state),
             wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         );
-        let scale = problem.toy().scale as f32;
-        let uni = |steps| ToyUniform { n_runs, steps, scale, sentinel_trips: 2 };
         let chunk = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
             STEPS_PER_DISPATCH_CPU
         } else {
             STEPS_PER_DISPATCH
         };
-        let uniform_full = gpu.uniform_init("toy steps (full)", bytemuck::bytes_of(&uni(chunk)));
-        let uniform_rest = gpu.uniform_init("toy steps (rest)", bytemuck::bytes_of(&uni(0)));
-        let pipeline = gpu.pipeline(&gpu.pipelines.toy_step, "toy_trajectory.wgsl", "toy_step");
+        ToyKernel { scale: problem.toy().scale as f32, workgroup, params_buf, states_buf, chunk }
+    }
+
+    pub(crate) fn write_params(&self, gpu: &Gpu, params: &RunParams) {
+        gpu.queue.write_buffer(&self.params_buf, 0, bytemuck::bytes_of(params));
+    }
+
+    pub(crate) fn write_state(&self, gpu: &Gpu, state: &RunState) {
+        gpu.queue.write_buffer(&self.states_buf, 0, bytemuck::bytes_of(state));
+    }
+
+    fn pipeline<'a>(&self, gpu: &'a Gpu) -> &'a wgpu::ComputePipeline {
+        if self.workgroup {
+            gpu.pipeline(&gpu.pipelines.toy_step_workgroup, "toy_trajectory.wgsl", "toy_step_workgroup")
+        } else {
+            gpu.pipeline(&gpu.pipelines.toy_step, "toy_trajectory.wgsl", "toy_step")
+        }
+    }
+
+    /// Encode and submit `steps` ≥ 1 steps from step `first` (dispatches of at most `chunk`
+    /// steps), recording steps t with t % record_every == 0 or t = last; nothing is read back.
+    pub(crate) fn submit(&self, gpu: &Gpu, first: u32, steps: u32, record_every: u32, last: u32) -> PendingHistory {
+        let recorded = (first..first + steps).filter(|t| t % record_every == 0 || *t == last).count() as u32;
+        let floats = recorded as usize * SLOT;
+        let hist = gpu.buffer(
+            "toy history",
+            (floats.max(1) * 4) as u64,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let uni = |n: u32| ToyUniform {
+            n_runs: 1,
+            steps: n,
+            scale: self.scale,
+            sentinel_trips: 2,
+            record_every,
+            last_step: last,
+            first_step: first,
+            capacity: recorded,
+        };
+        let pipeline = self.pipeline(gpu);
         let layout = pipeline.get_bind_group_layout(0);
-        let bind = |uniform: &wgpu::Buffer| {
+        let bind = |n: u32| {
+            let uniform = gpu.uniform_init("toy steps", bytemuck::bytes_of(&uni(n)));
             gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("toy_step"),
                 layout: &layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: states_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: params_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 0, resource: self.states_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: self.params_buf.as_entire_binding() },
                     wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: hist.as_entire_binding() },
                 ],
             })
         };
-        let bind_full = bind(&uniform_full);
-        let bind_rest = bind(&uniform_rest);
-        Ok(ToyBatch {
-            problem,
-            n_runs,
-            params,
-            params_buf,
-            states_buf,
-            uniform_full,
-            uniform_rest,
-            bind_full,
-            bind_rest,
-            chunk,
-            steps_done: 0,
-        })
-    }
-
-    pub fn problem(&self) -> ProblemKind {
-        self.problem
-    }
-
-    pub fn len(&self) -> usize {
-        self.n_runs as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n_runs == 0
-    }
-
-    /// Encode `steps` steps of every run into one submission (dispatches of at most
-    /// `STEPS_PER_DISPATCH` steps each, `STEPS_PER_DISPATCH_CPU` on a CPU adapter). Nothing is read back; errors surface at the next
-    /// readback (or `Gpu::check`).
-    pub fn advance(&mut self, gpu: &Gpu, steps: u32) {
-        if steps == 0 {
-            return;
-        }
-        self.steps_done += u64::from(steps);
-        if self.n_runs == 0 {
-            return;
-        }
-        let full = steps / self.chunk;
-        let rest = steps % self.chunk;
-        if rest > 0 {
-            let scale = self.problem.toy().scale as f32;
-            let uni = ToyUniform { n_runs: self.n_runs, steps: rest, scale, sentinel_trips: 2 };
-            gpu.queue.write_buffer(&self.uniform_rest, 0, bytemuck::bytes_of(&uni));
-        }
-        let pipeline = gpu.pipeline(&gpu.pipelines.toy_step, "toy_trajectory.wgsl", "toy_step");
-        let groups = self.n_runs.div_ceil(WORKGROUP);
-        let mut encoder =
-            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy advance") });
+        let (full, rest) = (steps / self.chunk, steps % self.chunk);
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy steps") });
         {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("toy_step"), timestamp_writes: None });
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("toy_step"), timestamp_writes: None });
             pass.set_pipeline(pipeline);
-            for _ in 0..full {
-                pass.set_bind_group(0, &self.bind_full, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
+            if full > 0 {
+                pass.set_bind_group(0, &bind(self.chunk), &[]);
+                for _ in 0..full {
+                    pass.dispatch_workgroups(1, 1, 1);
+                }
             }
             if rest > 0 {
-                pass.set_bind_group(0, &self.bind_rest, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
+                pass.set_bind_group(0, &bind(rest), &[]);
+                pass.dispatch_workgroups(1, 1, 1);
             }
         }
+        let staging = gpu.buffer(
+            "toy history staging",
+            (floats.max(1) * 4) as u64,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        if floats > 0 {
+            encoder.copy_buffer_to_buffer(&hist, 0, &staging, 0, (floats * 4) as u64);
+        }
         gpu.queue.submit(Some(encoder.finish()));
+        PendingHistory { staging, floats }
     }
 
-    /// Steps per dispatch (default: `STEPS_PER_DISPATCH`, or `STEPS_PER_DISPATCH_CPU` on a CPU
-    /// adapter). For tests and benchmarks; at least 1.
-    #[doc(hidden)]
-    pub fn set_steps_per_dispatch(&mut self, gpu: &Gpu, steps: u32) {
-        self.chunk = steps.max(1);
-        let scale = self.problem.toy().scale as f32;
-        let uni = ToyUniform { n_runs: self.n_runs, steps: self.chunk, scale, sentinel_trips: 2 };
-        gpu.queue.write_buffer(&self.uniform_full, 0, bytemuck::bytes_of(&uni));
-    }
-
-    /// Read every run's state back (async; one map).
-    pub async fn states(&self, gpu: &Gpu) -> Result<Vec<ToyRunState>, GpuError> {
-        if self.n_runs == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = STATE_BYTES * u64::from(self.n_runs);
-        let encoder =
-            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy readback") });
-        let mut parts = gpu.submit_and_read(encoder, &[(&self.states_buf, bytes)]).await?;
+    /// The run's state (one readback).
+    pub(crate) async fn state(&self, gpu: &Gpu) -> Result<RunState, GpuError> {
+        let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy state") });
+        let parts = gpu.submit_and_read(encoder, &[(&self.states_buf, STATE_BYTES)]).await?;
         let raw: &[RunState] = bytemuck::cast_slice(&parts[0]);
-        let out = raw
-            .iter()
-            .map(|s| ToyRunState { position: s.x, steps: s.t, stopped: s.status != 0, cut_short: s.cut_short })
-            .collect();
-        parts.clear();
-        Ok(out)
-    }
-
-    /// Every run's current position (async readback).
-    pub async fn positions(&self, gpu: &Gpu) -> Result<Vec<[f32; 2]>, GpuError> {
-        Ok(self.states(gpu).await?.into_iter().map(|s| s.position).collect())
-    }
-
-    /// Steps requested so far through `advance` (a stopped run has taken fewer; see `states`).
-    pub fn steps_done(&self) -> u64 {
-        self.steps_done
-    }
-
-    /// Set every run's learning rate; Adam's moments and step counts are kept.
-    pub fn set_lr(&mut self, gpu: &Gpu, lr: f64) {
-        for p in &mut self.params {
-            p.lr = lr as f32;
-        }
-        if !self.params.is_empty() {
-            gpu.queue.write_buffer(&self.params_buf, 0, bytemuck::cast_slice(&self.params));
-        }
+        raw.first().copied().ok_or_else(|| GpuError::Readback("empty toy state".into()))
     }
 }

@@ -1,58 +1,23 @@
 //! w = f(G) on the GPU (`shaders/weighting.wgsl` and the `weights_*.wgsl` fragments), and
-//! `aggregate`, which chains gram → weighting → combine without leaving the GPU.
+//! `aggregate_with`, which chains gram → weighting → combine without leaving the GPU.
 //!
-//! Two ways to name a weighting: the toy/web [`Method`] subset ([`method_code`]), or any
-//! Gramian-weighted aggregator of concord-core's registry with its `key=value` parameters
-//! ([`GpuWeighting::from_registry`], used with [`weights_with`] and [`aggregate_with`]).
+//! A weighting is named by concord-core's typed [`AggregatorSpec`] ([`GpuWeighting::from_spec`]);
+//! its kernel id comes from the one method table (`kernels::methods`).
 
 use bytemuck::{Pod, Zeroable};
-use concord_core::aggregators::registry;
-use concord_core::Method;
+use concord_core::aggregators::AggregatorSpec;
 
+use super::methods::{self, id};
 use super::{check_shape, combine, gram, MAX_TASKS};
 use crate::{Gpu, GpuError};
 
-/// Method ids of `weights_dispatch.wgsl` (METHOD_* there).
-pub const METHOD_MEAN: u32 = 0;
-pub const METHOD_SUM: u32 = 1;
-pub const METHOD_PCGRAD: u32 = 2;
-pub const METHOD_MGDA: u32 = 3;
-pub const METHOD_CAGRAD: u32 = 4;
-pub const METHOD_CONSTANT: u32 = 5;
-pub const METHOD_UPGRAD: u32 = 6;
-pub const METHOD_DUALPROJ: u32 = 7;
-pub const METHOD_IMTL_G: u32 = 8;
-pub const METHOD_ALIGNED_MTL: u32 = 9;
-pub const METHOD_CONFIG: u32 = 10;
-pub const METHOD_RANDOM: u32 = 11;
-
-/// (kernel method id, CAGrad's c) for a concord-core method, or `Unsupported` for a method
-/// that has no WGSL weighting yet.
-pub fn method_code(method: &Method) -> Result<(u32, f32), GpuError> {
-    #[allow(unreachable_patterns)]
-    match *method {
-        Method::Mean => Ok((METHOD_MEAN, 0.0)),
-        Method::Sum => Ok((METHOD_SUM, 0.0)),
-        Method::PcGrad => Ok((METHOD_PCGRAD, 0.0)),
-        Method::Mgda => Ok((METHOD_MGDA, 0.0)),
-        Method::CaGrad { c } => {
-            if !(c.is_finite() && c >= 0.0) {
-                return Err(GpuError::Unsupported(format!("cagrad needs c ≥ 0, got {c}")));
-            }
-            Ok((METHOD_CAGRAD, c as f32))
-        }
-        ref other => Err(GpuError::Unsupported(format!("no GPU weighting for method '{}'", other.name()))),
-    }
-}
-
 /// One GPU weighting with all its parameters, as the kernel takes them. Build it with
-/// [`GpuWeighting::from_registry`] (any Gramian-weighted aggregator of concord-core's registry)
-/// or [`GpuWeighting::from_method`] (the toy/web [`Method`] subset).
+/// [`GpuWeighting::from_spec`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuWeighting {
     /// The registry name (`mean`, `upgrad`, …).
     pub name: &'static str,
-    /// METHOD_* id of weights_dispatch.wgsl.
+    /// METHOD_* id (`kernels::methods::METHODS`).
     pub code: u32,
     /// CAGrad's c.
     pub c: f32,
@@ -71,23 +36,32 @@ pub struct GpuWeighting {
     pub seed: u32,
 }
 
-/// The registry aggregators that are not Gramian weightings on the GPU, and why.
-fn unsupported_reason(name: &str) -> Option<&'static str> {
+/// Why a registry aggregator has no GPU weighting.
+fn unsupported_reason(name: &str) -> &'static str {
     match name {
-        "graddrop" | "trimmed-mean" => Some("it works per coordinate of J, not from the Gramian"),
-        "krum" => Some("no GPU kernel yet (row selection by neighbour distances)"),
-        "gradvac" => Some("no GPU kernel yet (stateful cosine targets)"),
-        "nash-mtl" => Some("no GPU kernel yet (needs a cone solver per step)"),
-        "fairgrad" => Some("no GPU kernel yet (Levenberg–Marquardt root finding)"),
-        _ => None,
+        "graddrop" | "trimmed-mean" => "it works per coordinate of J, not from the Gramian",
+        "krum" => "no GPU kernel yet (row selection by neighbour distances)",
+        "gradvac" => "no GPU kernel yet (stateful cosine targets)",
+        "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
+        "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
+        _ => "no GPU kernel",
     }
 }
 
+/// `no GPU kernel for 'nash-mtl' (…); the GPU has: mean, sum, …`.
+pub(crate) fn no_kernel_message(name: &str) -> String {
+    format!(
+        "no GPU kernel for '{name}' ({}); the GPU has: {}",
+        unsupported_reason(name),
+        methods::names().join(", ")
+    )
+}
+
 impl GpuWeighting {
-    fn plain(name: &'static str, code: u32, m: usize, seed: u32) -> Self {
+    fn plain(name: &'static str, m: usize, seed: u32) -> Self {
         GpuWeighting {
             name,
-            code,
+            code: id(name),
             c: 0.0,
             eps_a: 1e-3,
             eps_b: 1e-4,
@@ -98,97 +72,49 @@ impl GpuWeighting {
         }
     }
 
-    /// The GPU weighting for concord-core registry name `name` with `key=value` parameters
-    /// (exactly what `TrainConfig.aggregator` / `aggregator_params` and `concord aggregate`
-    /// take), for m tasks (1 ≤ m ≤ [`MAX_TASKS`]). Parameters are validated by concord-core's
-    /// `registry::build` (same messages). GradDrop, TrimmedMean, Krum, GradVac, Nash-MTL and
-    /// FairGrad give `Unsupported` with the reason.
-    pub fn from_registry(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Self, GpuError> {
-        let info = registry::find(name.trim()).ok_or_else(|| {
-            GpuError::Unsupported(format!(
-                "unknown aggregator '{name}' (expected one of: {})",
-                registry::names().join(", ")
-            ))
-        })?;
-        if let Some(why) = unsupported_reason(info.name) {
-            return Err(GpuError::Unsupported(format!("no GPU weighting for '{}': {why}", info.name)));
+    /// The GPU weighting of a typed aggregator for m tasks (1 ≤ m ≤ [`MAX_TASKS`]); the values
+    /// are read from the spec as parsed (its m-dependent checks are concord-core's
+    /// `check_tasks`, same messages). An aggregator without a GPU kernel gives `Unsupported`
+    /// naming the methods the GPU has.
+    pub fn from_spec(spec: &AggregatorSpec, m: usize, seed: u64) -> Result<Self, GpuError> {
+        let name = spec.name();
+        if methods::find(name).is_none() {
+            return Err(GpuError::Unsupported(no_kernel_message(name)));
         }
         if m == 0 || m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!(
-                "{}: m = {m} tasks; the GPU weighting takes 1 ≤ m ≤ {MAX_TASKS}",
-                info.name
+                "{name}: m = {m} tasks; the GPU weighting takes 1 ≤ m ≤ {MAX_TASKS}"
             )));
         }
-        // Validation (ranges, list lengths, unknown keys) exactly as the CPU path does it.
-        registry::build(info.name, params, m, seed).map_err(GpuError::Unsupported)?;
-        let value = |key: &str| -> Option<String> {
-            params
-                .iter()
-                .find(|(k, _)| k.trim() == key)
-                .map(|(_, v)| v.trim().to_owned())
-                .or_else(|| match info.param(key).map(|p| p.default) {
-                    Some(registry::ParamDefault::Value(v)) => Some(v.to_owned()),
-                    _ => None,
-                })
-        };
-        // Values passed registry::build, so they parse.
-        let float = |key: &str| value(key).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as f32;
-        let list = |key: &str| -> Option<Vec<f32>> {
-            value(key).map(|v| {
-                let inner = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(&v).to_owned();
-                inner.split(',').filter_map(|x| x.trim().parse::<f64>().ok()).map(|x| x as f32).collect()
-            })
-        };
-        let seed32 = seed as u32;
-        let mut w = match info.name {
-            "mean" => Self::plain("mean", METHOD_MEAN, m, seed32),
-            "sum" => Self::plain("sum", METHOD_SUM, m, seed32),
-            "pcgrad" => Self::plain("pcgrad", METHOD_PCGRAD, m, seed32),
+        spec.check_tasks(m).map_err(GpuError::Unsupported)?;
+        let float = |key: &str| spec.float(key).unwrap_or(0.0) as f32;
+        let list = |key: &str| spec.list(key).map(|v| v.iter().map(|&x| x as f32).collect::<Vec<f32>>());
+        let mut w = Self::plain(name, m, seed as u32);
+        match name {
             "mgda" => {
-                let mut w = Self::plain("mgda", METHOD_MGDA, m, seed32);
                 w.eps_a = float("epsilon");
-                w.max_iters = value("max_iters").and_then(|v| v.parse::<u64>().ok()).unwrap_or(100).min(u32::MAX as u64) as u32;
-                w
+                w.max_iters = spec.int("max_iters").unwrap_or(100).min(u32::MAX as usize) as u32;
             }
             "cagrad" => {
-                let mut w = Self::plain("cagrad", METHOD_CAGRAD, m, seed32);
                 w.c = float("c");
                 w.eps_b = float("norm_eps");
-                w
             }
-            "constant" => {
-                let mut w = Self::plain("constant", METHOD_CONSTANT, m, seed32);
-                w.vec = list("weights").unwrap_or_default();
-                w
-            }
+            "constant" => w.vec = list("weights").unwrap_or_default(),
             "upgrad" | "dualproj" => {
-                let code = if info.name == "upgrad" { METHOD_UPGRAD } else { METHOD_DUALPROJ };
-                let mut w = Self::plain(info.name, code, m, seed32);
                 w.eps_a = float("norm_eps");
                 w.eps_b = float("reg_eps");
-                w
             }
-            "imtl-g" => Self::plain("imtl-g", METHOD_IMTL_G, m, seed32),
             "aligned-mtl" => {
-                let mut w = Self::plain("aligned-mtl", METHOD_ALIGNED_MTL, m, seed32);
-                w.mode = match value("scale_mode").as_deref() {
+                w.mode = match spec.word("scale_mode") {
                     Some("median") => 1,
                     Some("rmse") => 2,
                     _ => 0,
-                };
-                w
+                }
             }
-            "config" => {
-                let mut w = Self::plain("config", METHOD_CONFIG, m, seed32);
-                w.vec = vec![1.0; m];
-                w
-            }
-            "random" => Self::plain("random", METHOD_RANDOM, m, seed32),
-            other => {
-                return Err(GpuError::Unsupported(format!("no GPU weighting for '{other}'")));
-            }
-        };
-        if matches!(info.name, "upgrad" | "dualproj" | "aligned-mtl" | "config") {
+            "config" => w.vec = vec![1.0; m],
+            _ => {}
+        }
+        if matches!(name, "upgrad" | "dualproj" | "aligned-mtl" | "config") {
             if let Some(p) = list("pref_vector") {
                 w.vec = p;
             }
@@ -196,19 +122,9 @@ impl GpuWeighting {
         Ok(w)
     }
 
-    /// The GPU weighting of a toy/web [`Method`] (torchjd defaults for the other parameters).
-    pub fn from_method(method: &Method, m: usize, seed: u32) -> Result<Self, GpuError> {
-        let (code, c) = method_code(method)?;
-        let name = match code {
-            METHOD_MEAN => "mean",
-            METHOD_SUM => "sum",
-            METHOD_PCGRAD => "pcgrad",
-            METHOD_MGDA => "mgda",
-            _ => "cagrad",
-        };
-        let mut w = Self::plain(name, code, m, seed);
-        w.c = c;
-        Ok(w)
+    /// Runs on a whole workgroup (`compute_weights_workgroup`), not inside `compute_weights`.
+    pub fn is_workgroup(&self) -> bool {
+        self.code >= methods::FIRST_WORKGROUP
     }
 }
 
@@ -249,7 +165,7 @@ impl WeightingState {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct WeightParams {
+pub(crate) struct WeightParams {
     m: u32,
     method: u32,
     seed: u32,
@@ -334,28 +250,14 @@ pub(crate) fn encode(
     out
 }
 
-/// Weights w = f(G) for a row-major m × m Gramian `g` (m ≤ 32), with torchjd semantics as in
-/// concord-core. `seed` and `call` drive PCGrad's visiting order (call = how many weighting
-/// calls the same PCGrad instance has made before this one).
+/// Weights w = f(G) for a row-major m × m Gramian `g` (1 ≤ m ≤ 32) with any GPU weighting
+/// ([`GpuWeighting::from_spec`]), torchjd semantics as in concord-core; `call` is the stateful
+/// call index (how many calls the same PCGrad / Random instance has made before this one).
 ///
 /// f32 caveat: quadratic forms wᵀGw are resolved to ≈ 6e-8·‖G‖, so where ‖Jᵀw‖ is tiny
 /// compared with the gradients (near Pareto stationarity) decisions such as CAGrad's
-/// ‖g_w‖ ≥ 1e-4·√tr G can differ from the f64 reference. [`aggregate`] with n ≤ 32 and the toy
-/// kernel avoid this by working from J.
-pub async fn weights(
-    gpu: &Gpu,
-    method: &Method,
-    g: &[f32],
-    m: usize,
-    seed: u32,
-    call: u32,
-) -> Result<Vec<f32>, GpuError> {
-    let weighting = GpuWeighting::from_method(method, m, seed)?;
-    weights_with(gpu, &weighting, g, m, call).await
-}
-
-/// Weights w = f(G) for a row-major m × m Gramian `g` (1 ≤ m ≤ 32) with any GPU weighting
-/// ([`GpuWeighting::from_registry`]); `call` is the stateful call index (PCGrad, Random).
+/// ‖g_w‖ ≥ 1e-4·√tr G can differ from the f64 reference. [`aggregate_with`] with n ≤ 32 and the
+/// toy kernel avoid this by working from J.
 pub async fn weights_with(
     gpu: &Gpu,
     weighting: &GpuWeighting,
@@ -435,21 +337,7 @@ fn check_complete(gpu: &Gpu, w: &[f32], m: usize) -> Result<(), GpuError> {
 ///
 /// For n ≤ 32 the weighting reads J itself as the factor of G = JJᵀ (no Gram pass), which keeps
 /// the quadratic forms near Pareto stationarity (‖Jᵀw‖² ≪ ‖G‖) exact to f32 rounding; for larger
-/// n it works from G, where wᵀGw is resolved only to ≈ 6e-8·‖G‖ (see [`weights`]).
-pub async fn aggregate(
-    gpu: &Gpu,
-    method: &Method,
-    j: &[f32],
-    m: usize,
-    n: usize,
-    seed: u32,
-    call: u32,
-) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
-    let weighting = GpuWeighting::from_method(method, m, seed)?;
-    aggregate_with(gpu, &weighting, j, m, n, call).await
-}
-
-/// [`aggregate`] with any GPU weighting ([`GpuWeighting::from_registry`]).
+/// n it works from G, where wᵀGw is resolved only to ≈ 6e-8·‖G‖ (see [`weights_with`]).
 pub async fn aggregate_with(
     gpu: &Gpu,
     weighting: &GpuWeighting,

@@ -1,0 +1,266 @@
+//! [`GpuToy`]: one CAGrad-toy run (`DataSource::Toy`) on the GPU, behind concord-core's
+//! [`Backend`] contract — the GPU twin of the CPU `Trainer` on the same `TrainConfig`.
+//!
+//! Every method of the GPU weighting table runs: the single-invocation ones (mean, sum, pcgrad,
+//! mgda, cagrad) in the fused kernel's `toy_step` (one invocation per run, G given by its
+//! factor J), the workgroup ones (constant, upgrad, dualproj, imtl-g, aligned-mtl, config,
+//! random) in `toy_step_workgroup` (one workgroup per run, G = JJᵀ in f32). Many steps per
+//! dispatch, many dispatches per submission, nothing read back until [`Backend::read_back`].
+//!
+//! Records (per `config.record_every`, and the last step) carry the losses at x before the
+//! step, the aggregator weights, and the metrics computed from G = JJᵀ (read back with them).
+//! `train_losses` are the toy's f64 losses at the read-back x (the problem is analytic).
+//!
+//! lavapipe: a dispatch cut by the adapter's loop cap is discarded, never stored wrong, so a
+//! run may have taken fewer steps than submitted: `Snapshot::steps_done` is the steps the GPU
+//! took, and [`GpuToy::state`] reports the cuts.
+
+use std::sync::Arc;
+
+use concord_core::metrics::StepMetrics;
+use concord_core::problems::CagradToy;
+use concord_core::train::{Backend, BackendError, BackendKind, DataSource, ReadBack, Snapshot, StepRecord, TrainConfig};
+use concord_core::{Problem, ProblemKind};
+use nalgebra::{DMatrix, DVector};
+
+use crate::kernels::toy::{PendingHistory, RunParams, RunState, ToyKernel, SLOT};
+use crate::kernels::weighting::GpuWeighting;
+use crate::trainer::{backend_error, gpu_loss_weighting, gpu_weighting};
+use crate::{Gpu, GpuError};
+
+/// What the GPU state of a toy run says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ToyRunState {
+    /// x (the f32 position with its compensation term, as f64).
+    pub position: [f64; 2],
+    /// Optimizer steps taken (stops growing once the run stopped).
+    pub steps: u32,
+    /// The run hit a non-finite position and stopped at its last finite point.
+    pub stopped: bool,
+    /// Dispatches in which the adapter's loop limit cut this run short (the cut step is
+    /// discarded, so `steps` is behind by that much). 0 unless the adapter has such a limit.
+    pub cut_short: u32,
+}
+
+/// One CAGrad-toy run on the GPU.
+pub struct GpuToy {
+    gpu: Arc<Gpu>,
+    config: TrainConfig,
+    toy: CagradToy,
+    weighting: GpuWeighting,
+    ew: bool,
+    params: RunParams,
+    kernel: ToyKernel,
+    submitted: usize,
+    pending: Vec<PendingHistory>,
+    stopped: bool,
+}
+
+impl GpuToy {
+    /// Validates the config as the CPU trainer does, plus what the GPU toy supports: toy data,
+    /// a method of the GPU table, no loss weighting or `ew`, SGD / Adam / AdamW.
+    pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<GpuToy, GpuError> {
+        config.validate().map_err(GpuError::Unsupported)?;
+        let DataSource::Toy { problem, start } = config.data else {
+            return Err(GpuError::Unsupported(format!(
+                "GpuToy runs the CAGrad toys; this config's data is '{}' (use GpuTrainer)",
+                config.data.kind()
+            )));
+        };
+        if config.steps > (u32::MAX / 2) as usize {
+            return Err(GpuError::Unsupported(format!("{} steps; the GPU toy takes at most {}", config.steps, u32::MAX / 2)));
+        }
+        let weighting = gpu_weighting(&config.method.aggregator, 2, config.seed)?;
+        let ew = gpu_loss_weighting(&config.method)?;
+        gpu.check()?;
+        let params = RunParams::new(&weighting, &config.optimizer)?;
+        let kernel = ToyKernel::new(&gpu, problem, &params, &RunState::at(start, 0), weighting.is_workgroup());
+        gpu.check()?;
+        Ok(GpuToy {
+            gpu,
+            toy: problem.toy(),
+            config,
+            weighting,
+            ew,
+            params,
+            kernel,
+            submitted: 0,
+            pending: Vec::new(),
+            stopped: false,
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn problem(&self) -> ProblemKind {
+        match self.config.data {
+            DataSource::Toy { problem, .. } => problem,
+            _ => unreachable!("checked in new"),
+        }
+    }
+
+    /// The GPU weighting the run uses.
+    pub fn weighting(&self) -> &GpuWeighting {
+        &self.weighting
+    }
+
+    /// Steps submitted (the GPU may have taken fewer: see [`GpuToy::state`]).
+    pub fn steps_submitted(&self) -> usize {
+        self.submitted
+    }
+
+    /// All steps submitted, or the run stopped (known after a read-back).
+    pub fn is_done(&self) -> bool {
+        self.stopped || self.submitted >= self.config.steps
+    }
+
+    /// Queue up to `k` more steps (fewer at the end of the run) into one submission; returns how
+    /// many. Nothing is read back.
+    pub fn steps(&mut self, k: usize) -> Result<usize, GpuError> {
+        if self.stopped {
+            return Ok(0);
+        }
+        let n = k.min(self.config.steps.saturating_sub(self.submitted));
+        if n == 0 {
+            return Ok(0);
+        }
+        self.gpu.check()?;
+        let every = self.config.record_every.clamp(1, self.config.steps.max(1)) as u32;
+        let last = self.config.steps.saturating_sub(1) as u32;
+        let pending = self.kernel.submit(&self.gpu, self.submitted as u32, n as u32, every, last);
+        self.pending.push(pending);
+        self.submitted += n;
+        Ok(n)
+    }
+
+    /// The run's GPU state (one readback; pending histories stay pending).
+    pub async fn state(&self) -> Result<ToyRunState, GpuError> {
+        let s = self.kernel.state(&self.gpu).await?;
+        Ok(ToyRunState { position: s.point(), steps: s.t, stopped: s.status != 0, cut_short: s.cut_short })
+    }
+
+    /// Steps per dispatch (default: `STEPS_PER_DISPATCH`, or `STEPS_PER_DISPATCH_CPU` on a CPU
+    /// adapter). For tests and benchmarks; at least 1.
+    #[doc(hidden)]
+    pub fn set_steps_per_dispatch(&mut self, steps: u32) {
+        self.kernel.chunk = steps.max(1);
+    }
+
+    fn record(&self, slot: &[f32]) -> StepRecord {
+        let f = |i: usize| f64::from(slot[i]);
+        let weights = vec![f(3), f(4)];
+        let gram = DMatrix::from_row_slice(2, 2, &[f(5), f(6), f(6), f(7)]);
+        StepRecord {
+            step: (slot[0].to_bits() - 1) as usize,
+            losses: vec![f(1), f(2)],
+            loss_weights: self.ew.then(|| vec![1.0; 2]),
+            metrics: StepMetrics::from_gram(&gram, &DVector::from_vec(weights.clone()), None),
+            aggregator_weights: Some(weights),
+            test_losses: None,
+            moe: None,
+        }
+    }
+
+    /// Every pending history and the state, as a snapshot.
+    pub async fn snapshot(&mut self) -> Result<Snapshot, GpuError> {
+        let mut new_records = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            let data = self.gpu.read_mapped(&p.staging, (p.floats * 4) as u64).await?;
+            // Slots of steps the GPU did not take (a stopped or cut run) stay empty (tag 0).
+            new_records.extend(data.chunks_exact(SLOT).filter(|s| s[0].to_bits() != 0).map(|s| self.record(s)));
+        }
+        let state = self.kernel.state(&self.gpu).await?;
+        let params = state.point().to_vec();
+        let mut error = None;
+        if state.status != 0 {
+            self.stopped = true;
+            error = Some(format!(
+                "step {}: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state",
+                state.t
+            ));
+        } else if let Some(r) = new_records.iter().find(|r| !r.losses.iter().chain(r.aggregator_weights.iter().flatten()).all(|v| v.is_finite())) {
+            self.stopped = true;
+            error = Some(format!("step {}: a task loss or weight is not finite ({:?}, {:?}); the GPU run stopped", r.step, r.losses, r.aggregator_weights));
+        }
+        Ok(Snapshot {
+            steps_done: state.t as usize,
+            new_records,
+            train_losses: self.toy.losses(&params),
+            params,
+            test_losses: None,
+            error,
+        })
+    }
+
+    /// Change the learning rate for the steps submitted from now on; Adam's moments are kept.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), GpuError> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(GpuError::Unsupported(format!("the learning rate must be a positive finite number, got {lr}")));
+        }
+        self.config.optimizer = self.config.optimizer.with_lr(lr);
+        self.params = RunParams::new(&self.weighting, &self.config.optimizer)?;
+        self.kernel.write_params(&self.gpu, &self.params);
+        Ok(())
+    }
+
+    /// Put back an exported run: x = `params`, the step count continues from the history's
+    /// length; the optimizer's moments and the stateful weightings' call counters restart.
+    pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), GpuError> {
+        if !self.pending.is_empty() {
+            return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
+        }
+        let x: [f64; 2] = params
+            .as_slice()
+            .try_into()
+            .map_err(|_| GpuError::Unsupported(format!("the saved run has {} parameters, the toy has 2", params.len())))?;
+        if !x.iter().all(|v| v.is_finite()) {
+            return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
+        }
+        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
+            return Err(GpuError::Unsupported(format!("the saved history's record {i} says step {}", r.step)));
+        }
+        if history.len() > self.config.steps {
+            return Err(GpuError::Unsupported(format!(
+                "the saved run has {} steps, more than this run's limit of {}",
+                history.len(),
+                self.config.steps
+            )));
+        }
+        self.kernel.write_state(&self.gpu, &RunState::at(x, history.len() as u32));
+        self.submitted = history.len();
+        self.stopped = false;
+        self.gpu.check()
+    }
+}
+
+impl Backend for GpuToy {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gpu
+    }
+
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn steps_submitted(&self) -> usize {
+        self.submitted
+    }
+
+    fn submit(&mut self, k: usize) -> Result<usize, BackendError> {
+        self.steps(k).map_err(backend_error)
+    }
+
+    fn read_back(&mut self) -> ReadBack<'_> {
+        Box::pin(async move { self.snapshot().await.map_err(backend_error) })
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<(), String> {
+        GpuToy::set_lr(self, lr).map_err(|e| e.to_string())
+    }
+
+    fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
+        GpuToy::restore(self, params, history).map_err(|e| e.to_string())
+    }
+}
