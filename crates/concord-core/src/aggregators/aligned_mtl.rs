@@ -9,9 +9,26 @@
 //!
 //! B is invariant under G → cG (both √s and Λ^{−1/2} scale), so G is normalised by its trace
 //! in f64 before the eigendecomposition; the rank cutoff is relative and unaffected.
+use super::registry::Property::{No, Yes};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, PREF_MEAN};
 use super::upgrad::{pref_for, validate_pref};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "aligned-mtl",
+    label: "Aligned-MTL",
+    description: "Aligns the principal components of the gradients (equal singular values) and combines with p.",
+    params: &[
+        PREF_MEAN,
+        param("scale_mode", ParamDefault::Value("min"), Range::OneOf(&["min", "median", "rmse"]), "which kept eigenvalue of G sets the scale"),
+    ],
+    properties: props(No, No, Yes, None),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 /// Which eigenvalue scales the balance transformation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

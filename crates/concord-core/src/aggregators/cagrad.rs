@@ -10,10 +10,27 @@
 //! (CAGrad's `toy.py` divides by 1+c). Not non-conflicting in general (it is for c ≥ 1);
 //! not linear under scaling; weighted.
 use super::numerics::{trace_normalized, solve_conic, Triplets};
+use super::registry::Property::{No, Yes};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::SupportedConeT;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "cagrad",
+    label: "CAGrad",
+    description: "Conflict-averse: the best worst-case improvement within a ball of radius c‖g₀‖ around the mean g₀ (SOCP).",
+    params: &[
+        param("c", ParamDefault::Value("0.5"), Range::NonNegative, "radius of the ball around the mean (torchjd: required)"),
+        param("norm_eps", ParamDefault::Value("1e-4"), Range::NonNegative, "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0"),
+    ],
+    properties: props(No, No, Yes, Some("non-conflicting for c ≥ 1; torchjd scale: no 1/(1+c) rescale")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 /// CAGrad weighting. `c` must be finite and ≥ 0 (checked by `Method::parse`); `norm_eps`
 /// defaults to torchjd's 1e-4.

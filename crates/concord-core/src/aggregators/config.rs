@@ -8,9 +8,28 @@
 //! The output makes equal angles with every (non-zero) gradient it has p-weight on.
 //! Not non-conflicting; linear under scaling; weighted (in Gram form).
 use super::numerics::pow2_rescaled;
+use super::registry::Property::{No, Yes};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::upgrad::validate_pref;
 use super::Weighting;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "config",
+    label: "ConFIG",
+    description: "The direction at equal angles to every (p-weighted) gradient, scaled by the sum's projection on it.",
+    params: &[param(
+        "pref_vector",
+        ParamDefault::Computed("ones"),
+        Range::NonNegativeList,
+        "preference vector p over the unit gradients",
+    )],
+    properties: props(No, Yes, Yes, Some("weighted in Gram form")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct Config {

@@ -5,9 +5,23 @@
 //! conflicts slightly, aggregators.md §7.1); not linear under scaling; weighted.
 //! Shares the QP with UPGrad ([`super::dual_cone`]).
 use super::dual_cone::{project_weights, regularized_gram};
+use super::registry::Property::{No, Yes};
+use super::registry::{props, AggregatorInfo, NORM_EPS, PREF_MEAN, REG_EPS};
 use super::upgrad::{pref_for, validate_eps, validate_pref};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "dualproj",
+    label: "DualProj",
+    description: "The p-weighted mean projected onto the dual cone of the rows (GEM).",
+    params: &[PREF_MEAN, NORM_EPS, REG_EPS],
+    properties: props(Yes, No, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 /// DualProj weighting: [`DualProj::default`] (torchjd's p = 1/m, norm_eps = reg_eps = 1e-4),
 /// [`DualProj::exact`] or [`DualProj::new`].

@@ -20,8 +20,30 @@
 //! start x₀ = 1/m is mapped exactly (v₀ = s^{α/(1+α)}/m). v is kept ≥ v_min = 10^{−100α}, so that
 //! v^{−1/α} ≤ 1e100 stays finite (scipy fails on a non-finite residual at x₀, e.g. small α).
 use super::numerics::all_finite;
+use super::registry::Property::NotDocumented;
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "fairgrad",
+    label: "FairGrad",
+    description: "α-fair weights: the root of Gw = w^(−1/α) (Levenberg–Marquardt); α = 0 is the mean.",
+    params: &[
+        param("alpha", ParamDefault::Required, Range::NonNegative, "fairness α (0: utilitarian, large: towards max-min)"),
+        param("max_iters", ParamDefault::Computed("100·m"), Range::PositiveCount, "at most this many residual evaluations"),
+    ],
+    properties: props(
+        NotDocumented,
+        NotDocumented,
+        NotDocumented,
+        Some("not in torchjd's table; returns weights (d = Jᵀw) by construction; non-conflicting where the root exists (torchjd tests α = 0.1)"),
+    ),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 #[derive(Clone, Debug)]
 pub struct FairGrad {

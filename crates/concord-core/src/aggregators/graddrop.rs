@@ -10,10 +10,24 @@
 //! torch's RNG stream cannot be reproduced outside torch, so the draws U come from a seeded
 //! ChaCha8 stream (n draws per call, in column order); [`graddrop`] takes them explicitly so
 //! that tests can inject them.
+use super::registry::Property::No;
+use super::registry::{props, AggregatorInfo};
 use super::{Aggregation, Aggregator};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "graddrop",
+    label: "GradDrop",
+    description: "Per coordinate, keeps only the positive or only the negative entries, drawn by sign purity (seeded).",
+    params: &[],
+    properties: props(No, No, No, Some("f = identity, leak = 0")),
+    gramian_weighted: false,
+    stateful: false,
+    seeded: true,
+};
 
 #[derive(Clone, Debug)]
 pub struct GradDrop {

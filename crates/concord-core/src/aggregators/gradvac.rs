@@ -15,8 +15,30 @@
 //! rescale), because eps is compared against ‖g_i‖‖g_j‖ in torchjd's own units.
 use super::pcgrad::visit_order;
 use super::numerics::all_finite;
+use super::registry::Property::NotDocumented;
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "gradvac",
+    label: "GradVac",
+    description: "Gradient Vaccine: raises pairwise cosines to an EMA target (seeded order); the first call equals PCGrad.",
+    params: &[
+        param("beta", ParamDefault::Value("0.5"), Range::UnitInterval, "EMA rate of the cosine targets"),
+        param("eps", ParamDefault::Value("1e-8"), Range::NonNegative, "added to the denominators"),
+    ],
+    properties: props(
+        NotDocumented,
+        NotDocumented,
+        NotDocumented,
+        Some("not in torchjd's table; returns weights (d = Jᵀw) by construction; stateful"),
+    ),
+    gramian_weighted: true,
+    stateful: true,
+    seeded: true,
+};
 
 #[derive(Clone, Debug)]
 pub struct GradVac {

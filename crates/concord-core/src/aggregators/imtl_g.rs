@@ -7,8 +7,22 @@
 //! The pseudo-inverse is computed in f64 with torch's relative cutoff (eigenvalues |λ| ≤
 //! λ_max·m·ε dropped), on G/tr G so that any finite G stays in range; f32 would return finite but
 //! wrong weights on rank-deficient G (aggregators.md §7.2).
+use super::registry::Property::{No, Yes};
+use super::registry::{props, AggregatorInfo};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "imtl-g",
+    label: "IMTL-G",
+    description: "The update with equal projections onto every unit gradient: w ∝ G⁺·(gradient norms), Σw = 1.",
+    params: &[],
+    properties: props(No, No, Yes, None),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ImtlG;

@@ -5,8 +5,25 @@
 //! on the n_selected lowest scores. Robust to f adversarial rows. Requires m ≥ f + 3 and
 //! m ≥ n_selected. Not non-conflicting; not linear under scaling; weighted.
 use super::numerics::pow2_rescaled;
+use super::registry::Property::{No, Yes};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "krum",
+    label: "Krum",
+    description: "The mean of the n_selected rows closest to their neighbours; robust to n_byzantine adversarial rows.",
+    params: &[
+        param("n_byzantine", ParamDefault::Required, Range::Count, "f, the adversarial rows tolerated (needs m ≥ f + 3)"),
+        param("n_selected", ParamDefault::Value("1"), Range::PositiveCount, "how many rows are averaged (needs m ≥ n_selected)"),
+    ],
+    properties: props(No, No, Yes, None),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 #[derive(Clone, Debug)]
 pub struct Krum {

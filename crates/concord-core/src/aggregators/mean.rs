@@ -1,6 +1,20 @@
 //! Mean: w = 1/m. Not non-conflicting; linear under scaling; weighted.
+use super::registry::Property::{No, Yes};
+use super::registry::{props, AggregatorInfo};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "mean",
+    label: "Mean",
+    description: "The average gradient: w = 1/m.",
+    params: &[],
+    properties: props(No, Yes, Yes, None),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Mean;

@@ -3,8 +3,25 @@
 //! Non-conflicting (up to the solver's tolerance); not linear under scaling; weighted.
 //! G is not normalised in the torchjd sense and the output is not rescaled.
 use super::numerics::{argmin_first, pow2_rescaled};
+use super::registry::Property::{No, Yes};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "mgda",
+    label: "MGDA",
+    description: "The min-norm point of the convex hull of the gradients (Frank–Wolfe, Sener & Koltun).",
+    params: &[
+        param("epsilon", ParamDefault::Value("1e-3"), Range::NonNegative, "stop once the Frank–Wolfe step size falls below this"),
+        param("max_iters", ParamDefault::Value("100"), Range::PositiveCount, "at most this many Frank–Wolfe steps"),
+    ],
+    properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 /// Frank–Wolfe MGDA. Defaults `epsilon = 1e-3`, `max_iters = 100` (torchjd).
 #[derive(Clone, Debug)]

@@ -30,10 +30,29 @@
 //! non-finite G keep the previous α, so d = 0 for G = 0. A call whose m differs from the stored
 //! state's restarts from α = 1 (torchjd needs `reset` after changing `n_tasks`).
 use super::numerics::{all_finite, solve_conic, Triplets};
+use super::registry::Property::{No, Yes};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::SupportedConeT;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "nash-mtl",
+    label: "Nash-MTL",
+    description: "The Nash bargaining point α_i(Gα)_i = 1 (concave–convex procedure, warm-started across calls).",
+    params: &[
+        param("n_tasks", ParamDefault::Computed("m"), Range::EqualsM, "the number of tasks (torchjd: required)"),
+        param("max_norm", ParamDefault::Value("1.0"), Range::NonNegative, "rescale d to this norm when longer (0 disables)"),
+        param("update_weights_every", ParamDefault::Value("1"), Range::PositiveCount, "recompute the weights every this many calls"),
+        param("optim_niter", ParamDefault::Value("20"), Range::PositiveCount, "at most this many cone solves per call"),
+    ],
+    properties: props(Yes, No, Yes, Some("non-conflicting whenever a solve succeeds (a failed first solve keeps α = 1: the rescaled sum); stateful")),
+    gramian_weighted: true,
+    stateful: true,
+    seeded: false,
+};
 
 #[derive(Clone, Debug)]
 pub struct NashMtl {

@@ -9,8 +9,22 @@
 //! The visiting order comes from [`visit_order`], not from `rand`, because the WGSL kernel must
 //! draw exactly the same permutations.
 use super::numerics::pow2_rescaled;
+use super::registry::Property::{No, Yes};
+use super::registry::{props, AggregatorInfo};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "pcgrad",
+    label: "PCGrad",
+    description: "Each gradient projected off the ones it conflicts with (random visiting order, seeded), summed.",
+    params: &[],
+    properties: props(No, Yes, Yes, Some("the sum of the projected gradients (torchjd, the paper); the order matters only for m ≥ 3")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: true,
+};
 
 /// PCGrad weighting. Carries a call counter so that each call draws fresh visiting orders, as
 /// torchjd draws a fresh `torch.randperm` for every task on every call.

@@ -4,10 +4,24 @@
 //!
 //! torch's RNG stream cannot be reproduced, so z comes from a seeded ChaCha8 stream (Box–Muller,
 //! as rand_distr is not a dependency); `reset` restarts it, so a run is reproducible from its seed.
+use super::registry::Property::{No, Yes};
+use super::registry::{props, AggregatorInfo};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "random",
+    label: "Random",
+    description: "Random loss weighting (RLW): w = softmax(z), a fresh z ~ N(0, I) each call (seeded).",
+    params: &[],
+    properties: props(No, Yes, Yes, Some("linear for fixed draws")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: true,
+};
 
 #[derive(Clone, Debug)]
 pub struct Random {

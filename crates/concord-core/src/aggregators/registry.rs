@@ -2,11 +2,12 @@
 //! meaning) and its properties, plus [`build`], which validates `key=value` parameters against
 //! that table and constructs the aggregator for an m-row Jacobian.
 //!
-//! The table is the single source of truth for `concord methods`, `concord aggregate`, `concord
-//! bench aggregate` and README's Methods table: numeric defaults are parsed from it by [`build`],
-//! and its property columns are checked against the aggregators by this module's tests.
-//! Semantics and defaults follow torchjd 0.18 (aggregators.md §3); the properties are torchjd's
-//! documented table (aggregators.md §4). [`super::Method`] (the toy/GPU/web subset) is separate.
+//! Each aggregator's file holds its own entry (`INFO`, next to its code); [`AGGREGATORS`] lists
+//! them in display order. That list is the single source of truth for `concord methods`,
+//! `concord aggregate`, `concord bench aggregate` and README's Methods table: numeric defaults are
+//! parsed from it by [`build`], and its property columns are checked against the aggregators by
+//! this module's tests. Semantics and defaults follow torchjd 0.18 (aggregators.md §3); the
+//! properties are torchjd's documented table (aggregators.md §4).
 
 use super::spec::AggregatorSpec;
 use super::Aggregator;
@@ -176,9 +177,8 @@ impl AggregatorInfo {
     }
 }
 
-use Property::{No, NotDocumented, Yes};
-
-const fn props(
+/// The three properties in the table's column order, for the per-aggregator `INFO` entries.
+pub(crate) const fn props(
     non_conflicting: Property,
     linear_under_scaling: Property,
     weighted: Property,
@@ -187,23 +187,25 @@ const fn props(
     Properties { non_conflicting, linear_under_scaling, weighted, note }
 }
 
-const fn param(name: &'static str, default: ParamDefault, range: Range, meaning: &'static str) -> ParamSpec {
+/// One parameter in one call, for the per-aggregator `INFO` entries.
+pub(crate) const fn param(name: &'static str, default: ParamDefault, range: Range, meaning: &'static str) -> ParamSpec {
     ParamSpec { name, default, range, meaning }
 }
 
-const PREF_MEAN: ParamSpec = param(
+// Parameters shared by several entries (UPGrad, DualProj; Aligned-MTL's p).
+pub(crate) const PREF_MEAN: ParamSpec = param(
     "pref_vector",
     ParamDefault::Computed("1/m"),
     Range::NonNegativeList,
     "preference vector p: how much of each task's projected gradient to take",
 );
-const NORM_EPS: ParamSpec = param(
+pub(crate) const NORM_EPS: ParamSpec = param(
     "norm_eps",
     ParamDefault::Value("1e-4"),
     Range::NonNegative,
     "G is divided by tr G; below this trace it is treated as 0",
 );
-const REG_EPS: ParamSpec = param(
+pub(crate) const REG_EPS: ParamSpec = param(
     "reg_eps",
     ParamDefault::Value("1e-4"),
     Range::NonNegative,
@@ -212,229 +214,24 @@ const REG_EPS: ParamSpec = param(
 
 /// Every aggregator, in display order.
 pub static AGGREGATORS: [AggregatorInfo; 18] = [
-    AggregatorInfo {
-        name: "mean",
-        label: "Mean",
-        description: "The average gradient: w = 1/m.",
-        params: &[],
-        properties: props(No, Yes, Yes, None),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "sum",
-        label: "Sum",
-        description: "The sum of the gradients: w = 1.",
-        params: &[],
-        properties: props(No, Yes, Yes, None),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "constant",
-        label: "Constant",
-        description: "Fixed weights given by the user, whatever J is.",
-        params: &[param("weights", ParamDefault::Required, Range::FiniteList, "the weights w, one per task")],
-        properties: props(No, Yes, Yes, None),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "mgda",
-        label: "MGDA",
-        description: "The min-norm point of the convex hull of the gradients (Frank–Wolfe, Sener & Koltun).",
-        params: &[
-            param("epsilon", ParamDefault::Value("1e-3"), Range::NonNegative, "stop once the Frank–Wolfe step size falls below this"),
-            param("max_iters", ParamDefault::Value("100"), Range::PositiveCount, "at most this many Frank–Wolfe steps"),
-        ],
-        properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "pcgrad",
-        label: "PCGrad",
-        description: "Each gradient projected off the ones it conflicts with (random visiting order, seeded), summed.",
-        params: &[],
-        properties: props(No, Yes, Yes, Some("the sum of the projected gradients (torchjd, the paper); the order matters only for m ≥ 3")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: true,
-    },
-    AggregatorInfo {
-        name: "gradvac",
-        label: "GradVac",
-        description: "Gradient Vaccine: raises pairwise cosines to an EMA target (seeded order); the first call equals PCGrad.",
-        params: &[
-            param("beta", ParamDefault::Value("0.5"), Range::UnitInterval, "EMA rate of the cosine targets"),
-            param("eps", ParamDefault::Value("1e-8"), Range::NonNegative, "added to the denominators"),
-        ],
-        properties: props(
-            NotDocumented,
-            NotDocumented,
-            NotDocumented,
-            Some("not in torchjd's table; returns weights (d = Jᵀw) by construction; stateful"),
-        ),
-        gramian_weighted: true,
-        stateful: true,
-        seeded: true,
-    },
-    AggregatorInfo {
-        name: "cagrad",
-        label: "CAGrad",
-        description: "Conflict-averse: the best worst-case improvement within a ball of radius c‖g₀‖ around the mean g₀ (SOCP).",
-        params: &[
-            param("c", ParamDefault::Value("0.5"), Range::NonNegative, "radius of the ball around the mean (torchjd: required)"),
-            param("norm_eps", ParamDefault::Value("1e-4"), Range::NonNegative, "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0"),
-        ],
-        properties: props(No, No, Yes, Some("non-conflicting for c ≥ 1; torchjd scale: no 1/(1+c) rescale")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "upgrad",
-        label: "UPGrad",
-        description: "Every gradient projected onto the dual cone of the rows, then combined with p (torchjd's recommendation).",
-        params: &[PREF_MEAN, NORM_EPS, REG_EPS],
-        properties: props(Yes, Yes, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict and bends linearity slightly")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "dualproj",
-        label: "DualProj",
-        description: "The p-weighted mean projected onto the dual cone of the rows (GEM).",
-        params: &[PREF_MEAN, NORM_EPS, REG_EPS],
-        properties: props(Yes, No, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "imtl-g",
-        label: "IMTL-G",
-        description: "The update with equal projections onto every unit gradient: w ∝ G⁺·(gradient norms), Σw = 1.",
-        params: &[],
-        properties: props(No, No, Yes, None),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "aligned-mtl",
-        label: "Aligned-MTL",
-        description: "Aligns the principal components of the gradients (equal singular values) and combines with p.",
-        params: &[
-            PREF_MEAN,
-            param("scale_mode", ParamDefault::Value("min"), Range::OneOf(&["min", "median", "rmse"]), "which kept eigenvalue of G sets the scale"),
-        ],
-        properties: props(No, No, Yes, None),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "config",
-        label: "ConFIG",
-        description: "The direction at equal angles to every (p-weighted) gradient, scaled by the sum's projection on it.",
-        params: &[param(
-            "pref_vector",
-            ParamDefault::Computed("ones"),
-            Range::NonNegativeList,
-            "preference vector p over the unit gradients",
-        )],
-        properties: props(No, Yes, Yes, Some("weighted in Gram form")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "graddrop",
-        label: "GradDrop",
-        description: "Per coordinate, keeps only the positive or only the negative entries, drawn by sign purity (seeded).",
-        params: &[],
-        properties: props(No, No, No, Some("f = identity, leak = 0")),
-        gramian_weighted: false,
-        stateful: false,
-        seeded: true,
-    },
-    AggregatorInfo {
-        name: "random",
-        label: "Random",
-        description: "Random loss weighting (RLW): w = softmax(z), a fresh z ~ N(0, I) each call (seeded).",
-        params: &[],
-        properties: props(No, Yes, Yes, Some("linear for fixed draws")),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: true,
-    },
-    AggregatorInfo {
-        name: "krum",
-        label: "Krum",
-        description: "The mean of the n_selected rows closest to their neighbours; robust to n_byzantine adversarial rows.",
-        params: &[
-            param("n_byzantine", ParamDefault::Required, Range::Count, "f, the adversarial rows tolerated (needs m ≥ f + 3)"),
-            param("n_selected", ParamDefault::Value("1"), Range::PositiveCount, "how many rows are averaged (needs m ≥ n_selected)"),
-        ],
-        properties: props(No, No, Yes, None),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "trimmed-mean",
-        label: "TrimmedMean",
-        description: "Per coordinate, the mean after dropping the trim_number smallest and largest entries.",
-        params: &[param(
-            "trim_number",
-            ParamDefault::Required,
-            Range::Count,
-            "t, entries dropped at each end of every column (needs m ≥ 2t + 1)",
-        )],
-        properties: props(No, No, No, None),
-        gramian_weighted: false,
-        stateful: false,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "nash-mtl",
-        label: "Nash-MTL",
-        description: "The Nash bargaining point α_i(Gα)_i = 1 (concave–convex procedure, warm-started across calls).",
-        params: &[
-            param("n_tasks", ParamDefault::Computed("m"), Range::EqualsM, "the number of tasks (torchjd: required)"),
-            param("max_norm", ParamDefault::Value("1.0"), Range::NonNegative, "rescale d to this norm when longer (0 disables)"),
-            param("update_weights_every", ParamDefault::Value("1"), Range::PositiveCount, "recompute the weights every this many calls"),
-            param("optim_niter", ParamDefault::Value("20"), Range::PositiveCount, "at most this many cone solves per call"),
-        ],
-        properties: props(Yes, No, Yes, Some("non-conflicting whenever a solve succeeds (a failed first solve keeps α = 1: the rescaled sum); stateful")),
-        gramian_weighted: true,
-        stateful: true,
-        seeded: false,
-    },
-    AggregatorInfo {
-        name: "fairgrad",
-        label: "FairGrad",
-        description: "α-fair weights: the root of Gw = w^(−1/α) (Levenberg–Marquardt); α = 0 is the mean.",
-        params: &[
-            param("alpha", ParamDefault::Required, Range::NonNegative, "fairness α (0: utilitarian, large: towards max-min)"),
-            param("max_iters", ParamDefault::Computed("100·m"), Range::PositiveCount, "at most this many residual evaluations"),
-        ],
-        properties: props(
-            NotDocumented,
-            NotDocumented,
-            NotDocumented,
-            Some("not in torchjd's table; returns weights (d = Jᵀw) by construction; non-conflicting where the root exists (torchjd tests α = 0.1)"),
-        ),
-        gramian_weighted: true,
-        stateful: false,
-        seeded: false,
-    },
+    super::mean::INFO,
+    super::sum::INFO,
+    super::constant::INFO,
+    super::mgda::INFO,
+    super::pcgrad::INFO,
+    super::gradvac::INFO,
+    super::cagrad::INFO,
+    super::upgrad::INFO,
+    super::dualproj::INFO,
+    super::imtl_g::INFO,
+    super::aligned_mtl::INFO,
+    super::config::INFO,
+    super::graddrop::INFO,
+    super::random::INFO,
+    super::krum::INFO,
+    super::trimmed_mean::INFO,
+    super::nash_mtl::INFO,
+    super::fairgrad::INFO,
 ];
 
 /// The entry for a CLI name.

@@ -6,10 +6,29 @@
 //! torchjd raises when m < 2t + 1. `aggregate` has no error path, and m is only known per call,
 //! so here the trim is clamped to ⌊(m − 1)/2⌋ instead: with too few rows the result is the
 //! column-wise median (the most trimming that leaves a value), never a panic. m = 0 gives 0.
+use super::registry::Property::No;
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::{Aggregation, AggregationF32, Aggregator, JacobianF32};
 use nalgebra::{DMatrix, DVector};
 #[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "trimmed-mean",
+    label: "TrimmedMean",
+    description: "Per coordinate, the mean after dropping the trim_number smallest and largest entries.",
+    params: &[param(
+        "trim_number",
+        ParamDefault::Required,
+        Range::Count,
+        "t, entries dropped at each end of every column (needs m ≥ 2t + 1)",
+    )],
+    properties: props(No, No, No, None),
+    gramian_weighted: false,
+    stateful: false,
+    seeded: false,
+};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TrimmedMean {

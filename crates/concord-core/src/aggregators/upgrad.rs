@@ -7,8 +7,22 @@
 //! leave a small conflict, aggregators.md §7.1); linear under scaling (up to the ridge);
 //! weighted. The defaults are torchjd's: p = 1/m, norm_eps = reg_eps = 1e-4.
 use super::dual_cone::{project_weights, regularized_gram};
+use super::registry::Property::Yes;
+use super::registry::{props, AggregatorInfo, NORM_EPS, PREF_MEAN, REG_EPS};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
+
+/// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
+pub const INFO: AggregatorInfo = AggregatorInfo {
+    name: "upgrad",
+    label: "UPGrad",
+    description: "Every gradient projected onto the dual cone of the rows, then combined with p (torchjd's recommendation).",
+    params: &[PREF_MEAN, NORM_EPS, REG_EPS],
+    properties: props(Yes, Yes, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict and bends linearity slightly")),
+    gramian_weighted: true,
+    stateful: false,
+    seeded: false,
+};
 
 /// UPGrad weighting. Build with [`UpGrad::default`] (torchjd's defaults), [`UpGrad::exact`]
 /// (the exact projection) or [`UpGrad::new`].

@@ -1,7 +1,20 @@
 //! EW (LibMTL `EW.py`): L_total = Σ_i L_i, so every weight is **1** (the LibMTL docstring says
 //! 1/T, but the code sums). No state, no epochs.
 
-use super::{LossWeighting, WeightingContext};
+use super::{LossWeighting, WeightingContext, WeightingDescription};
+
+/// This weighting's entry in the registry (`concord methods`, parameter parsing).
+pub(crate) fn description() -> WeightingDescription {
+    WeightingDescription {
+        name: "ew",
+        label: "EW",
+        summary: "Σ L_i, every weight 1",
+        epochs: "none",
+        params: vec![],
+        needs_jacobian: false,
+        needs_losses_after_step: false,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Ew {

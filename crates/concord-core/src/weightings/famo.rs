@@ -11,11 +11,27 @@
 //! No epochs. Guard: D_i = max(L_i − min_i, 0) + 1e-8, so a loss below its minimum (where
 //! LibMTL's log would be NaN) counts as at the minimum.
 
-use super::{softmax, softmax_vjp, AdamParam, LossWeighting, WeightingContext};
+use super::{softmax, softmax_vjp, AdamParam, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
 pub const FAMO_W_LR: f64 = 0.025;
 pub const FAMO_GAMMA: f64 = 1e-3;
 const FAMO_EPS: f64 = 1e-8;
+
+/// This weighting's entry in the registry (`concord methods`, parameter parsing).
+pub(crate) fn description() -> WeightingDescription {
+    WeightingDescription {
+        name: "famo",
+        label: "FAMO",
+        summary: "Σ z_i log D_i / c, z = softmax(w); w learns from the loss decrease of each step",
+        epochs: "none",
+        params: vec![
+            ParamSpec::positive("w_lr", FAMO_W_LR, "Adam learning rate of the logits w"),
+            ParamSpec::non_negative("gamma", FAMO_GAMMA, "Adam weight decay of the logits w"),
+        ],
+        needs_jacobian: false,
+        needs_losses_after_step: true,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Famo {

@@ -6,7 +6,20 @@
 //! gradient, which is what scales g_i.) Losses go through `positive`, so L_i ≤ 0 is treated as
 //! LOSS_FLOOR. Stateless; no epochs.
 
-use super::{positive, LossWeighting, WeightingContext};
+use super::{positive, LossWeighting, WeightingContext, WeightingDescription};
+
+/// This weighting's entry in the registry (`concord methods`, parameter parsing).
+pub(crate) fn description() -> WeightingDescription {
+    WeightingDescription {
+        name: "gls",
+        label: "GLS",
+        summary: "(Π L_i)^{1/T}; weight (ΠL)^{1/T}/(T·L_i)",
+        epochs: "none",
+        params: vec![],
+        needs_jacobian: false,
+        needs_losses_after_step: false,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Gls {

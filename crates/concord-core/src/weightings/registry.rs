@@ -1,19 +1,30 @@
 //! The loss weightings the CLI and UI can name: parameters with defaults and ranges, validation,
-//! and serialisable descriptions (for `concord methods`).
+//! and serialisable descriptions (for `concord methods`). Each weighting's file holds its own
+//! description (`description()`, next to its code); this module lists them.
 
 use serde::Serialize;
 
-use super::{
-    dwa::DWA_TEMPERATURE, famo::FAMO_GAMMA, famo::FAMO_W_LR, gradnorm::GRADNORM_ALPHA, stch::STCH_MU,
-    stch::STCH_WARMUP_EPOCH, Dwa, Ew, Famo, Gls, GradNorm, LossWeighting, Rlw, Stch, Uw,
-};
+use super::{dwa, ew, famo, gls, gradnorm, rlw, stch, uw};
+use super::{Dwa, Ew, Famo, Gls, GradNorm, LossWeighting, Rlw, Stch, Uw};
 
 /// Every registered name, in display order.
 pub const NAMES: [&str; 8] = ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"];
 
+/// Each weighting's description, from its own file; the same order as [`NAMES`].
+const DESCRIPTIONS: [fn() -> WeightingDescription; 8] = [
+    ew::description,
+    uw::description,
+    dwa::description,
+    gradnorm::description,
+    famo::description,
+    gls::description,
+    stch::description,
+    rlw::description,
+];
+
 /// LibMTL trains UW's and GradNorm's parameters with the model's optimizer: its defaults.
-const TRAINER_LR: f64 = 1e-4;
-const TRAINER_WEIGHT_DECAY: f64 = 1e-5;
+pub(crate) const TRAINER_LR: f64 = 1e-4;
+pub(crate) const TRAINER_WEIGHT_DECAY: f64 = 1e-5;
 
 /// One parameter: its default and its valid range.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -31,11 +42,11 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    const fn positive(name: &'static str, default: f64, doc: &'static str) -> Self {
+    pub(crate) const fn positive(name: &'static str, default: f64, doc: &'static str) -> Self {
         ParamSpec { name, default, min: 0.0, min_inclusive: false, max: None, integer: false, doc }
     }
 
-    const fn non_negative(name: &'static str, default: f64, doc: &'static str) -> Self {
+    pub(crate) const fn non_negative(name: &'static str, default: f64, doc: &'static str) -> Self {
         ParamSpec { name, default, min: 0.0, min_inclusive: true, max: None, integer: false, doc }
     }
 
@@ -69,86 +80,7 @@ pub struct WeightingDescription {
 
 /// The description of one registered name.
 pub fn describe(name: &str) -> Option<WeightingDescription> {
-    let lr = ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of the learnable parameters (LibMTL: the trainer's lr)");
-    let wd = ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of the learnable parameters");
-    let d = |name, label, summary, epochs, params, needs_jacobian, needs_losses_after_step| WeightingDescription {
-        name,
-        label,
-        summary,
-        epochs,
-        params,
-        needs_jacobian,
-        needs_losses_after_step,
-    };
-    Some(match name {
-        "ew" => d("ew", "EW", "Σ L_i, every weight 1", "none", vec![], false, false),
-        "uw" => d(
-            "uw",
-            "UW",
-            "Σ L_i/(2e^{s_i}) + s_i/2, learnable s (init −0.5); weight 1/(2e^{s_i})",
-            "none",
-            vec![lr, wd],
-            false,
-            false,
-        ),
-        "dwa" => d(
-            "dwa",
-            "DWA",
-            "T·softmax(r/τ), r_i = ratio of the last two epoch-mean losses",
-            "weights 1 in epochs 0 and 1; then constant within an epoch",
-            vec![ParamSpec::positive("T", DWA_TEMPERATURE, "temperature τ")],
-            false,
-            false,
-        ),
-        "gradnorm" => d(
-            "gradnorm",
-            "GradNorm",
-            "T·softmax(s); s balances ‖w_i g_i‖ towards mean·r_i^α by Adam on Σ|G_i − target_i|",
-            "EW in epoch 0 (records L(0) as its mean losses); adapts every step from epoch 1",
-            vec![
-                ParamSpec::non_negative("alpha", GRADNORM_ALPHA, "restoring-force strength α"),
-                ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of s (LibMTL: the trainer's lr)"),
-                ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of s"),
-            ],
-            true,
-            false,
-        ),
-        "famo" => d(
-            "famo",
-            "FAMO",
-            "Σ z_i log D_i / c, z = softmax(w); w learns from the loss decrease of each step",
-            "none",
-            vec![
-                ParamSpec::positive("w_lr", FAMO_W_LR, "Adam learning rate of the logits w"),
-                ParamSpec::non_negative("gamma", FAMO_GAMMA, "Adam weight decay of the logits w"),
-            ],
-            false,
-            true,
-        ),
-        "gls" => d("gls", "GLS", "(Π L_i)^{1/T}; weight (ΠL)^{1/T}/(T·L_i)", "none", vec![], false, false),
-        "stch" => d(
-            "stch",
-            "STCH",
-            "Σ log L_i until warmup, then T·μ·logΣexp(log(L_i/nadir_i)/μ)",
-            "log-loss before and during the warmup epoch (whose mean losses become the nadir); smooth max after it",
-            vec![
-                ParamSpec::positive("mu", STCH_MU, "smoothing μ"),
-                ParamSpec {
-                    name: "warmup_epoch",
-                    default: STCH_WARMUP_EPOCH as f64,
-                    min: 0.0,
-                    min_inclusive: true,
-                    max: None,
-                    integer: true,
-                    doc: "epoch whose mean losses form the nadir",
-                },
-            ],
-            false,
-            false,
-        ),
-        "rlw" => d("rlw", "RLW", "softmax(z), z ~ N(0, I) fresh every step (seeded)", "none", vec![], false, false),
-        _ => return None,
-    })
+    NAMES.iter().position(|n| *n == name).map(|i| DESCRIPTIONS[i]())
 }
 
 /// Every description, in display order.
@@ -295,6 +227,7 @@ mod tests {
             assert_eq!(w.name(), name);
             assert_eq!(w.num_tasks(), 3);
             let d = describe(name).unwrap();
+            assert_eq!(d.name, name);
             assert_eq!(d.needs_jacobian, w.needs_jacobian());
             assert_eq!(d.needs_losses_after_step, w.needs_losses_after_step());
         }

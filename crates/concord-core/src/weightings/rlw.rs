@@ -5,7 +5,20 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{softmax, LossWeighting, WeightingContext};
+use super::{softmax, LossWeighting, WeightingContext, WeightingDescription};
+
+/// This weighting's entry in the registry (`concord methods`, parameter parsing).
+pub(crate) fn description() -> WeightingDescription {
+    WeightingDescription {
+        name: "rlw",
+        label: "RLW",
+        summary: "softmax(z), z ~ N(0, I) fresh every step (seeded)",
+        epochs: "none",
+        params: vec![],
+        needs_jacobian: false,
+        needs_losses_after_step: false,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Rlw {

@@ -12,11 +12,35 @@
 //! `positive` (LibMTL would take the log of a non-positive number), which keeps the weights
 //! finite. Defaults: μ = 1, warmup_epoch = 4.
 
-use super::{positive, softmax, EpochMeans, LossWeighting, WeightingContext};
+use super::{positive, softmax, EpochMeans, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
 pub const STCH_MU: f64 = 1.0;
 pub const STCH_WARMUP_EPOCH: u64 = 4;
 const STCH_EPS: f64 = 1e-20;
+
+/// This weighting's entry in the registry (`concord methods`, parameter parsing).
+pub(crate) fn description() -> WeightingDescription {
+    WeightingDescription {
+        name: "stch",
+        label: "STCH",
+        summary: "Σ log L_i until warmup, then T·μ·logΣexp(log(L_i/nadir_i)/μ)",
+        epochs: "log-loss before and during the warmup epoch (whose mean losses become the nadir); smooth max after it",
+        params: vec![
+            ParamSpec::positive("mu", STCH_MU, "smoothing μ"),
+            ParamSpec {
+                name: "warmup_epoch",
+                default: STCH_WARMUP_EPOCH as f64,
+                min: 0.0,
+                min_inclusive: true,
+                max: None,
+                integer: true,
+                doc: "epoch whose mean losses form the nadir",
+            },
+        ],
+        needs_jacobian: false,
+        needs_losses_after_step: false,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Stch {

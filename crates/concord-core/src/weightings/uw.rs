@@ -8,9 +8,26 @@
 //! form). Losses are used as given here (no log), so no guard is needed; a non-finite gradient
 //! skips the update. No epochs.
 
-use super::{AdamParam, LossWeighting, WeightingContext};
+use super::registry::{TRAINER_LR, TRAINER_WEIGHT_DECAY};
+use super::{AdamParam, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
 pub const UW_INIT: f64 = -0.5;
+
+/// This weighting's entry in the registry (`concord methods`, parameter parsing).
+pub(crate) fn description() -> WeightingDescription {
+    WeightingDescription {
+        name: "uw",
+        label: "UW",
+        summary: "Σ L_i/(2e^{s_i}) + s_i/2, learnable s (init −0.5); weight 1/(2e^{s_i})",
+        epochs: "none",
+        params: vec![
+            ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of the learnable parameters (LibMTL: the trainer's lr)"),
+            ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of the learnable parameters"),
+        ],
+        needs_jacobian: false,
+        needs_losses_after_step: false,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Uw {
