@@ -6,7 +6,7 @@ use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
 
 fn moe_run(router: RouterKind, aggregator: &str, steps: usize) -> TrainConfig {
     let mut c = preset("xor-conflict").unwrap();
-    c.aggregator = aggregator.into();
+    c.method = crate::MethodSpec::parse(aggregator).unwrap();
     c.steps = steps;
     let mut spec = MoeSpec::new(router);
     spec.aux = AuxWeights { load_balance: 0.01, z_loss: 0.001, importance: 0.01, load: 0.01, mutual_info: 0.005 };
@@ -103,16 +103,16 @@ fn bad_moe_configs_are_clear_errors() {
 fn every_aggregator_runs_on_an_moe_model() {
     for name in crate::aggregators::registry::names() {
         let mut c = preset("sinusoid-phases").unwrap();
-        c.aggregator = name.into();
+        let text = match name {
+            "constant" => "constant:weights=0.5;1;1.5",
+            "krum" => "krum:n_byzantine=0",
+            "trimmed-mean" => "trimmed-mean:trim_number=1",
+            "fairgrad" => "fairgrad:alpha=1",
+            other => other,
+        };
+        c.method = crate::MethodSpec::parse(text).unwrap();
         c.steps = 5;
         c.moe = Some(MoeSpec::new(RouterKind::Top2 { capacity_factor: 1.0 }));
-        c.aggregator_params = match name {
-            "constant" => vec![("weights".into(), "0.5,1,1.5".into())],
-            "krum" => vec![("n_byzantine".into(), "0".into())],
-            "trimmed-mean" => vec![("trim_number".into(), "1".into())],
-            "fairgrad" => vec![("alpha".into(), "1".into())],
-            _ => Vec::new(),
-        };
         let r = train(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(r.error.is_none(), "{name}: {:?}", r.error);
         assert_eq!(r.steps_done, 5, "{name}");

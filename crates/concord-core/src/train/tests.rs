@@ -1,8 +1,10 @@
 use super::*;
+use crate::method::MethodSpec;
+use crate::weightings::WeightingSpec;
 use crate::data::parse_csv;
 
 fn with(mut c: TrainConfig, aggregator: &str, steps: usize) -> TrainConfig {
-    c.aggregator = aggregator.into();
+    c.method = MethodSpec::parse(aggregator).unwrap();
     c.steps = steps;
     c
 }
@@ -28,7 +30,7 @@ fn every_preset_parses_validates_and_is_listed() {
 fn the_same_config_reproduces_a_run_bit_for_bit() {
     for (name, agg, w) in [("xor-conflict", "pcgrad", None), ("sinusoid-phases", "upgrad", Some("rlw")), ("pareto-synthetic", "mgda", Some("famo"))] {
         let mut c = with(preset(name).unwrap(), agg, 40);
-        c.weighting = w.map(str::to_string);
+        c.method.weighting = w.map(|w| WeightingSpec::named(w).unwrap());
         let a = train(&c).unwrap();
         let b = train(&c).unwrap();
         assert!(a.error.is_none(), "{name}: {:?}", a.error);
@@ -43,7 +45,8 @@ fn the_same_config_reproduces_a_run_bit_for_bit() {
 /// Every preset learns with Mean and with UPGrad: the whole-train-set loss falls.
 #[test]
 fn loss_decreases_on_every_preset_with_mean_and_upgrad() {
-    for p in Preset::ALL {
+    // The toys run 100 000 steps at lr 1e-3: tests/cagrad_paper.rs checks them.
+    for p in Preset::ALL.into_iter().filter(|p| p.toy_problem().is_none()) {
         for agg in ["mean", "upgrad"] {
             let c = with(p.config(), agg, 300);
             let t = Trainer::new(c.clone()).unwrap();
@@ -106,7 +109,7 @@ fn trainer_steps_evaluates_and_keeps_optimizer_state_on_set_lr() {
     c.layer_metrics = true;
     let mut t = Trainer::new(c.clone()).unwrap();
     for k in 0..5 {
-        let s = t.step().unwrap();
+        let s = t.step().unwrap().expect("every step is recorded");
         assert_eq!(s.step, k);
         assert_eq!(s.losses.len(), 2);
         assert_eq!(s.metrics.layers.len(), 2);
@@ -136,13 +139,13 @@ fn loss_weighting_scales_rows_and_heads() {
     // weightings run without error.
     let base = with(preset("gradnorm-scales").unwrap(), "mean", 20);
     let mut ew = base.clone();
-    ew.weighting = Some("ew".into());
+    ew.method.weighting = Some(WeightingSpec::named("ew").unwrap());
     let (a, b) = (train(&base).unwrap(), train(&ew).unwrap());
     assert_eq!(a.params, b.params);
     assert_eq!(b.history[0].loss_weights.as_deref(), Some(&[1.0, 1.0][..]));
     for w in ["uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"] {
         let mut c = base.clone();
-        c.weighting = Some(w.into());
+        c.method.weighting = Some(WeightingSpec::named(w).unwrap());
         let r = train(&c).unwrap();
         assert!(r.error.is_none(), "{w}: {:?}", r.error);
         assert!(r.history.iter().all(|s| s.loss_weights.as_ref().is_some_and(|l| l.len() == 2)));
@@ -170,7 +173,7 @@ fn adamw_sgd_momentum_and_csv_points_train() {
     assert!(r.final_test_losses.is_some());
     // A full-batch run counts one epoch per step (DWA uses epochs).
     let mut c2 = c.clone();
-    c2.weighting = Some("dwa".into());
+    c2.method.weighting = Some(WeightingSpec::named("dwa").unwrap());
     assert!(train(&c2).unwrap().error.is_none());
 }
 
@@ -185,14 +188,6 @@ fn bad_configs_are_clear_errors() {
         (TrainConfig { optimizer: TrainOptimizer::adam(0.0), ..ok.clone() }, "learning rate"),
         (TrainConfig { optimizer: TrainOptimizer::sgd(0.1, 1.5), ..ok.clone() }, "momentum"),
         (TrainConfig { model: None, ..ok.clone() }, "needs a model"),
-        (TrainConfig { aggregator: "nope".into(), ..ok.clone() }, "unknown aggregator"),
-        (TrainConfig { aggregator_params: vec![("c".into(), "1".into())], ..ok.clone() }, "parameter"),
-        (TrainConfig { weighting: Some("nope".into()), ..ok.clone() }, "unknown loss weighting"),
-        (TrainConfig { weighting_params: vec![("mu".into(), "1".into())], ..ok.clone() }, "without a loss weighting"),
-        (
-            TrainConfig { weighting: Some("stch".into()), weighting_params: vec![("mu".into(), "-1".into())], ..ok.clone() },
-            "mu",
-        ),
         (
             TrainConfig { model: Some(crate::model::MlpConfig::playground(vec![4], 3)), ..ok.clone() },
             "3 heads",
@@ -244,7 +239,7 @@ fn restore_puts_back_params_and_history_and_rejects_mismatches() {
     assert_eq!(b.step_index(), 30);
     assert_eq!(b.train_losses().unwrap(), a.train_losses().unwrap());
     // The next step is numbered 30 and starts from the restored parameters.
-    assert_eq!(b.step().unwrap().step, 30);
+    assert_eq!(b.step().unwrap().unwrap().step, 30);
 
     let mut short = a.params().to_vec();
     short.pop();
@@ -255,4 +250,120 @@ fn restore_puts_back_params_and_history_and_rejects_mismatches() {
     let mut gap = a.history().to_vec();
     gap.remove(3);
     assert!(b.restore(a.params().to_vec(), gap).unwrap_err().contains("record 3"));
+}
+
+/// A config file's method is parsed (and checked) once, when it is read: bad names and values
+/// are errors there; the first wave's keys (aggregator, aggregator_params, weighting,
+/// weighting_params) still load, translated.
+#[test]
+fn config_files_parse_the_method_once_and_old_keys_still_load() {
+    let ok = serde_json::to_value(preset("xor-conflict").unwrap()).unwrap();
+    let with_keys = |drop: &[&str], add: serde_json::Value| {
+        let mut v = ok.clone();
+        for k in drop {
+            v.as_object_mut().unwrap().remove(*k);
+        }
+        for (k, x) in add.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        serde_json::from_value::<TrainConfig>(v).map_err(|e| e.to_string())
+    };
+    let old = with_keys(
+        &["method"],
+        serde_json::json!({"aggregator": "upgrad", "aggregator_params": [["pref_vector", "1,3"]], "weighting": "dwa", "weighting_params": [["T", "3"]]}),
+    )
+    .unwrap();
+    assert_eq!(old.method, MethodSpec::parse("upgrad+dwa:pref_vector=1;3:T=3").unwrap());
+    Trainer::new(old).unwrap();
+    let cases: [(&[&str], serde_json::Value, &str); 7] = [
+        (&["method"], serde_json::json!({"aggregator": "nope"}), "unknown aggregator"),
+        (&["method"], serde_json::json!({"aggregator": "mean", "aggregator_params": [["c", "1"]]}), "no parameters"),
+        (&["method"], serde_json::json!({"aggregator": "mean", "weighting": "nope"}), "unknown loss weighting"),
+        (&["method"], serde_json::json!({"aggregator": "mean", "weighting_params": [["mu", "1"]]}), "without a loss weighting"),
+        (&[], serde_json::json!({"method": {"aggregator": {"name": "mean"}, "weighting": {"name": "stch", "mu": -1}}}), "mu"),
+        (&[], serde_json::json!({"aggregator": "mean"}), "not both"),
+        (&["method"], serde_json::json!({}), "needs a \"method\""),
+    ];
+    for (drop, add, needle) in cases {
+        let e = with_keys(drop, add.clone()).unwrap_err();
+        assert!(e.contains(needle), "{add}: {e}");
+    }
+    // A list parameter whose length is not m is caught when the run is built.
+    let mut c = preset("xor-conflict").unwrap();
+    c.method = MethodSpec::parse("upgrad:pref_vector=1;2;3").unwrap();
+    let e = Trainer::new(c).err().unwrap();
+    assert!(e.contains("pref_vector has 3 entries but the matrix has m = 2 rows"), "{e}");
+}
+
+/// The toys are a data source of the one trainer: x is the parameter vector, every registry
+/// method runs on them (required parameters supplied) and the same config reproduces a run.
+#[test]
+fn every_registry_method_runs_on_the_cagrad_toys() {
+    for problem in crate::problems::ProblemKind::ALL {
+        for info in &crate::aggregators::registry::AGGREGATORS {
+            let text = match info.name {
+                "constant" => "constant:weights=0.3;0.7",
+                "krum" | "trimmed-mean" => continue,
+                "fairgrad" => "fairgrad:alpha=1",
+                other => other,
+            };
+            let mut c = Preset::CagradToy.config();
+            c.data = DataSource::Toy { problem, start: [-8.5, 7.5] };
+            c.method = MethodSpec::parse(text).unwrap();
+            c.steps = 300;
+            c.record_every = 50;
+            let r = train(&c).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(r.error.is_none(), "{text}: {:?}", r.error);
+            assert_eq!(r.steps_done, 300);
+            assert_eq!(r.params.len(), 2);
+            assert_ne!(r.params, vec![-8.5, 7.5], "{text} did not move");
+            // Recorded every 50th step and the last.
+            let steps: Vec<usize> = r.history.iter().map(|s| s.step).collect();
+            assert_eq!(steps, vec![0, 50, 100, 150, 200, 250, 299], "{text}");
+            assert_eq!(r.task_names, vec!["L1", "L2"]);
+            assert_eq!(train(&c).unwrap(), r, "{text}: not reproducible");
+        }
+        // Krum needs m ≥ 3 and TrimmedMean m ≥ 3 rows: the toy has 2 tasks, a clear error.
+        let mut c = Preset::CagradToy.config();
+        c.method = MethodSpec::parse("krum:n_byzantine=0").unwrap();
+        assert!(Trainer::new(c).err().unwrap().contains("needs m ≥ n_byzantine + 3"));
+    }
+    // Every loss weighting too, with the default aggregator.
+    for w in crate::weightings::NAMES {
+        let mut c = Preset::CagradToyScaled.config();
+        c.method = MethodSpec::parse(&format!("mean+{w}")).unwrap();
+        c.steps = 200;
+        let r = train(&c).unwrap();
+        assert!(r.error.is_none(), "{w}: {:?}", r.error);
+        assert!(r.history.iter().all(|s| s.loss_weights.as_ref().is_some_and(|l| l.len() == 2)), "{w}");
+    }
+}
+
+/// The CPU trainer through the backend contract: submit k steps, read back what they produced.
+#[test]
+fn the_cpu_trainer_is_a_backend() {
+    use crate::train::{now, Backend};
+    let mut c = Preset::CagradToy.config();
+    c.steps = 30;
+    c.record_every = 1;
+    let mut t = Trainer::new(c.clone()).unwrap();
+    assert_eq!(Backend::submit(&mut t, 10).unwrap(), 10);
+    let s = now(t.read_back()).expect("a CPU read-back is ready").unwrap();
+    assert_eq!((s.steps_done, s.new_records.len()), (10, 10));
+    Backend::set_lr(&mut t, 0.5).unwrap();
+    assert_eq!(Backend::submit(&mut t, 100).unwrap(), 20, "only 20 steps are left");
+    let s = now(t.read_back()).unwrap().unwrap();
+    assert_eq!(s.new_records.first().map(|r| r.step), Some(10));
+    assert_eq!(s.steps_done, 30);
+    assert_eq!(s.params, t.params());
+    assert_eq!(s.train_losses, t.train_losses().unwrap());
+    assert_eq!(Backend::submit(&mut t, 5).unwrap(), 0);
+    // The same 30 steps, stepped directly with the same lr change, end at the same point.
+    let mut u = Trainer::new(c).unwrap();
+    for _ in 0..10 {
+        u.step().unwrap();
+    }
+    u.set_lr(0.5).unwrap();
+    u.run_to_end(|_| {});
+    assert_eq!(u.params(), t.params());
 }
