@@ -1,133 +1,119 @@
-//! The test hook: `window.concord` = { ready, state(), step(n), reset(), exportRun(),
-//! importRun(text) }. On a toy preset they drive the toy runs; on a multi-task preset the arena,
-//! whose `state()` has `mode: "multitask"`, the preset, steps, lr, seed, task names and per run
-//! {method, label, aggregator, weighting, steps, error, trainLosses, testLosses, paramCount,
-//! paramsHead, paramsSum, cosine, conflictRatio, updateCosMean, curvePoints}.
+//! The test hook: `window.concord` drives the page's playground; `window.concord.mount(element,
+//! hash)` mounts another playground (its own session and state) inside `element` and returns
+//! the same kind of object for it. Each object has:
 //!
-//! - `ready` turns true once the backend is chosen and the runs exist.
-//! - `state()` returns a plain object: backend, adapter, reason, problem, steps, lr, optimizer
-//!   and runs [{method, c, start, position}] (positions as last read back).
-//! - `step(n)` returns a Promise that resolves to `state()` after exactly n more steps on the
-//!   current backend, read back. While requests are pending, play does not advance the runs.
-//! - `reset()` restarts the runs with the current settings and returns `state()`.
-//! - `_simulateGpuFailure()` (test-only) makes the next GPU readback fail, to exercise the
-//!   fallback that continues on the CPU from the last read-back positions (toy) or state (arena).
-//! - `gridCheck()` (arena): per run {grid: "webgpu" | "cpu", cells, maxGap}: where the heatmap
-//!   grid was computed and the largest |GPU − concord-core CPU| output over it.
-//! - In the arena, `state()` also has `backend` (the first run's), `backendText` (the readout),
-//!   `reason` (why the GPU is not used, or the device-loss notice) and per run `backend`
-//!   ("webgpu" | "cpu") and `backendReason` (why that run is on the CPU).
+//! - `ready`: true once the backend is chosen and the runs exist.
+//! - `state()`: a plain object: mode ("toy" | "multitask"), preset, problem (toys), backend,
+//!   backendText, adapter, reason, steps, lr, optimizer, seed, tasks, and per run {method
+//!   (toys: the aggregator name; else the spec text), spec, label, aggregator, weighting, steps,
+//!   error, trainLosses, testLosses, paramCount, paramsHead, paramsSum, cosine, conflictRatio,
+//!   updateCosMean, lossWeights, aggregatorWeights, curvePoints, backend ("webgpu" | "cpu"),
+//!   backendReason, moe} and for toy runs also c, start and position (as last read back).
+//! - `step(n)`: a Promise of `state()` after exactly n more steps, read back.
+//! - `reset()`: restarts the runs with the current settings and returns `state()`.
+//! - `exportRun()` / `importRun(text)` (null on success, else the message).
+//! - `gridCheck()`: per run, where its heatmap grid was computed.
+//! - `_simulateGpuFailure()` (test-only): the next GPU read-back fails as a lost device, to
+//!   exercise the fallback that continues on the CPU from the last read-back state.
+//! - `landscape()`: the landscape panel's last result (set by that panel).
 
-use crate::{arena, runner};
-
-/// Whether the arena (not the toy runner) is in charge.
-fn arena_mode() -> bool {
-    arena::with(|a| a.is_active()).unwrap_or(false)
-}
+use crate::session::Session;
 use js_sys::{Object, Promise, Reflect};
+use leptos::prelude::{GetValue, LocalStorage, StoredValue};
 use wasm_bindgen::prelude::*;
 
-fn hook_object() -> Option<Object> {
-    let window = web_sys::window()?;
-    Reflect::get(&window, &"concord".into())
-        .ok()?
-        .dyn_into::<Object>()
-        .ok()
-}
+/// One playground's hook object (a JS object; Copy through a local arena slot so components and
+/// closures can hold it).
+#[derive(Clone, Copy)]
+pub struct Hook(StoredValue<Object, LocalStorage>);
 
-/// Define `window.concord` (with `ready: false`).
-pub fn install() {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let hook = Object::new();
-    let _ = Reflect::set(&hook, &"ready".into(), &false.into());
-
-    let state = Closure::<dyn Fn() -> JsValue>::new(|| {
-        if arena_mode() {
-            return arena::with(|a| a.state_js()).unwrap_or(JsValue::NULL);
-        }
-        runner::with(|r| r.state_js()).unwrap_or(JsValue::NULL)
-    });
-    let _ = Reflect::set(&hook, &"state".into(), state.as_ref());
-    state.forget();
-
-    let step = Closure::<dyn Fn(JsValue) -> Promise>::new(|n: JsValue| {
-        let n = n
-            .as_f64()
-            .filter(|n| n.is_finite() && *n > 0.0)
-            .map(|n| n.round() as u64)
-            .unwrap_or(0);
-        Promise::new(&mut |resolve, _reject| {
-            if arena_mode() {
-                arena::with(|a| a.request_steps(n, Some(resolve)));
-            } else {
-                runner::with(|r| r.request_steps(n, Some(resolve)));
-            }
-        })
-    });
-    let _ = Reflect::set(&hook, &"step".into(), step.as_ref());
-    step.forget();
-
-    let reset = Closure::<dyn Fn() -> JsValue>::new(|| {
-        if arena_mode() {
-            return arena::with(|a| {
-                a.rebuild();
-                a.state_js()
-            })
-            .unwrap_or(JsValue::NULL);
-        }
-        runner::with(|r| {
-            if r.is_ready() {
-                r.reset();
-            }
-            r.state_js()
-        })
-        .unwrap_or(JsValue::NULL)
-    });
-    let _ = Reflect::set(&hook, &"reset".into(), reset.as_ref());
-    reset.forget();
-
-    let export = Closure::<dyn Fn() -> JsValue>::new(|| {
-        arena::with(|a| JsValue::from_str(&a.export_json())).unwrap_or(JsValue::NULL)
-    });
-    let _ = Reflect::set(&hook, &"exportRun".into(), export.as_ref());
-    export.forget();
-
-    // Resolves to null on success, else the error message (also shown on the page).
-    let import = Closure::<dyn Fn(JsValue) -> JsValue>::new(|text: JsValue| {
-        let text = text.as_string().unwrap_or_default();
-        match arena::with(|a| a.import_json(&text)) {
-            Some(Ok(())) => JsValue::NULL,
-            Some(Err(e)) => JsValue::from_str(&e),
-            None => JsValue::from_str("the page is busy"),
-        }
-    });
-    let _ = Reflect::set(&hook, &"importRun".into(), import.as_ref());
-    import.forget();
-
-    let grid = Closure::<dyn Fn() -> JsValue>::new(|| arena::with(|a| a.grid_check_js()).unwrap_or(JsValue::NULL));
-    let _ = Reflect::set(&hook, &"gridCheck".into(), grid.as_ref());
-    grid.forget();
-
-    // Test-only: the next GPU readback fails, so the page must continue on the CPU.
-    let fail = Closure::<dyn Fn() -> JsValue>::new(|| {
-        if arena_mode() {
-            return arena::with(|a| a.simulate_gpu_failure()).unwrap_or(false).into();
-        }
-        runner::with(|r| r.simulate_gpu_failure())
-            .unwrap_or(false)
-            .into()
-    });
-    let _ = Reflect::set(&hook, &"_simulateGpuFailure".into(), fail.as_ref());
-    fail.forget();
-
-    let _ = Reflect::set(&window, &"concord".into(), &hook);
-}
-
-/// Flip `window.concord.ready` to true.
-pub fn mark_ready() {
-    if let Some(hook) = hook_object() {
-        let _ = Reflect::set(&hook, &"ready".into(), &true.into());
+impl Hook {
+    fn new() -> Hook {
+        let obj = Object::new();
+        let _ = Reflect::set(&obj, &"ready".into(), &false.into());
+        Hook(StoredValue::new_local(obj))
     }
+
+    pub fn object(&self) -> Object {
+        self.0.get_value()
+    }
+
+    pub fn mark_ready(&self) {
+        let _ = Reflect::set(&self.object(), &"ready".into(), &true.into());
+    }
+
+    fn set(&self, name: &str, value: &JsValue) {
+        let _ = Reflect::set(&self.object(), &name.into(), value);
+    }
+
+    /// Put the session's methods on the object.
+    pub fn fill(&self, session: Session) {
+        let state = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.state_js()).unwrap_or(JsValue::NULL));
+        self.set("state", state.as_ref());
+        state.forget();
+
+        let step = Closure::<dyn Fn(JsValue) -> Promise>::new(move |n: JsValue| {
+            let n = n.as_f64().filter(|n| n.is_finite() && *n > 0.0).map(|n| n.round() as u64).unwrap_or(0);
+            Promise::new(&mut |resolve, _reject| {
+                session.with(|s| s.request_steps(n, Some(resolve)));
+            })
+        });
+        self.set("step", step.as_ref());
+        step.forget();
+
+        let reset = Closure::<dyn Fn() -> JsValue>::new(move || {
+            session
+                .with(|s| {
+                    s.rebuild();
+                    s.state_js()
+                })
+                .unwrap_or(JsValue::NULL)
+        });
+        self.set("reset", reset.as_ref());
+        reset.forget();
+
+        let export = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| JsValue::from_str(&s.export_json())).unwrap_or(JsValue::NULL));
+        self.set("exportRun", export.as_ref());
+        export.forget();
+
+        let import = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |text: JsValue| {
+            let text = text.as_string().unwrap_or_default();
+            match session.with(|s| s.import_json(&text)) {
+                Some(Ok(())) => JsValue::NULL,
+                Some(Err(e)) => JsValue::from_str(&e),
+                None => JsValue::from_str("the page is busy"),
+            }
+        });
+        self.set("importRun", import.as_ref());
+        import.forget();
+
+        let grid = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.grid_check_js()).unwrap_or(JsValue::NULL));
+        self.set("gridCheck", grid.as_ref());
+        grid.forget();
+
+        let fail = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.simulate_gpu_failure()).unwrap_or(false).into());
+        self.set("_simulateGpuFailure", fail.as_ref());
+        fail.forget();
+    }
+}
+
+/// Define `window.concord` (with `ready: false` and `mount`) for the page's playground.
+pub fn install(mount_fn: fn(web_sys::HtmlElement, String, Hook)) -> Hook {
+    let hook = Hook::new();
+    let mount = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(move |el: JsValue, hash: JsValue| {
+        let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() else {
+            return JsValue::from_str("mount(element, hash): element must be an HTML element");
+        };
+        let hash = hash.as_string().unwrap_or_default();
+        let hook = Hook::new();
+        let obj = hook.object();
+        mount_fn(el, hash, hook);
+        obj.into()
+    });
+    hook.set("mount", mount.as_ref());
+    mount.forget();
+    if let Some(window) = web_sys::window() {
+        let _ = Reflect::set(&window, &"concord".into(), &hook.object());
+    }
+    hook
 }

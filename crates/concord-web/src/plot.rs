@@ -2,7 +2,7 @@
 //! scale, marching squares, method colours and start markers. No DOM here except `draw_marker`.
 
 use crate::state::View;
-use concord_core::{problems::CagradToy, Method, Problem, ProblemKind};
+use concord_core::{problems::CagradToy, Problem, ProblemKind};
 use web_sys::CanvasRenderingContext2d;
 
 /// The plotted square, [−11, 11]² as in `toy.py`.
@@ -168,16 +168,6 @@ pub fn average_optimum(problem: ProblemKind) -> [f64; 2] {
     [a, 0.5 * (lo + hi)]
 }
 
-/// One colour per method (chosen to stand out on the blue–grey–orange contours).
-pub fn method_colour(m: &Method) -> &'static str {
-    match m {
-        Method::Mean => "#2b2b2b",
-        Method::Sum => "#8c510a",
-        Method::PcGrad => "#1a9850",
-        Method::Mgda => "#6a3d9a",
-        Method::CaGrad { .. } => "#d6204e",
-    }
-}
 
 /// Start markers, by the start's index in the problem's published starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

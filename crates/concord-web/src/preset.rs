@@ -1,8 +1,11 @@
-//! The page's presets: five multi-task runs of concord-core (`train::Preset`) and the two CAGrad
-//! toys. A preset picks the data family and supplies the default of every other URL key, so a
-//! link can name only what differs. Each has a short card: what conflict to look for.
+//! The page's presets: concord-core's (`train::Preset`: the multi-task runs and the two CAGrad
+//! toys). A preset picks the data family and supplies the default of every other URL key from
+//! core's typed config, so a link can name only what differs. Each has a short card: what
+//! conflict to look for.
 
-use concord_core::train::Preset as CorePreset;
+use concord_core::data::InputSource;
+use concord_core::model::moe::RouterKind;
+use concord_core::train::{DataSource, Preset as CorePreset};
 use concord_core::ProblemKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,46 +103,64 @@ impl Preset {
         }
     }
 
-    /// concord-core's preset of the same name (the toys have none).
-    pub fn core(self) -> Option<CorePreset> {
-        CorePreset::parse(self.name()).ok()
+    /// concord-core's preset of the same name.
+    pub fn core(self) -> CorePreset {
+        CorePreset::ALL[Preset::ALL.iter().position(|p| *p == self).expect("listed")]
     }
 
-    /// This preset's default for a URL key, where it differs from the table's (which holds
-    /// xor-conflict's). Values are exactly concord-core's preset configs.
-    pub fn default_for(self, key: &str) -> Option<&'static str> {
-        use Preset::*;
-        Some(match (self, key) {
-            (CircleVsGauss, "tasks") => "circle,gauss",
-            (CircleVsGauss, "inputs") => "union",
-            (CircleVsGauss, "conflict") => "1",
-            (CircleVsGauss, "hidden") => "6,6",
-            (CircleVsGauss, "tiedHeads") => "false",
-            (GradnormScales, "hidden") => "64,64",
-            (GradnormScales, "activation") => "relu",
-            (GradnormScales, "losses") => "mse,mse",
-            (GradnormScales, "lr") => "0.001",
-            (GradnormScales, "batch") => "100",
-            (GradnormScales, "tiedHeads") => "false",
-            // The weightings' own learning rate raised from LibMTL's 1e-4: at 1e-4 their weights
-            // hardly move within the few hundred steps a visitor watches.
-            (GradnormScales, "arena") => "mean,mean+gradnorm:lr=0.01,mean+uw:lr=0.01,imtl-g",
-            (SinusoidPhases, "hidden") => "32,32",
-            (SinusoidPhases, "losses") => "mse,mse,mse",
-            (SinusoidPhases, "trainRatio") => "75",
-            (SinusoidPhases, "points") => "400",
-            (SinusoidPhases, "tiedHeads") => "false",
-            (SinusoidPhases, "arena") => "mean,pcgrad,upgrad,cagrad",
-            (ParetoSynthetic, "tiedHeads") => "false",
-            // xor-conflict's data; concord-core's `task_experts_spec` (4 experts, a gate per
-            // task, top-1) with no dense pre-layer, and its dense twin's 12-12 trunk.
-            (TaskExperts, "model") => "moe",
-            (TaskExperts, "hidden") => "",
-            (TaskExpertsDense, "hidden") => "12,12",
-            // Two methods: the comparison is MoE vs dense, not between methods.
-            (TaskExperts | TaskExpertsDense, "arena") => "mean,pcgrad",
-            (CagradToy | CagradToyScaled, "lr") => "0.001",
-            (CagradToy | CagradToyScaled, "spf") => "200",
+    /// This preset's default for a URL key, derived from concord-core's typed preset
+    /// (`config()`, `methods()`); `None` keeps the table's own default. Steps per frame is a
+    /// page setting (the toys' runs are long and cheap).
+    pub fn default_for(self, key: &str) -> Option<String> {
+        let core = self.core();
+        let c = core.config();
+        let join = |v: Vec<String>| v.join(",");
+        let num = |x: f64| format!("{x}");
+        let model = c.model.as_ref();
+        let task_set = match &c.data {
+            DataSource::TaskSet { config } => Some(config),
+            _ => None,
+        };
+        Some(match key {
+            "arena" => join(core.methods().iter().map(|m| m.to_text()).collect()),
+            "lr" => num(c.optimizer.lr()),
+            "optimizer" => c.optimizer.name().to_string(),
+            "seed" => c.seed.to_string(),
+            "spf" if self.is_toy() => "200".into(),
+            "batch" => c.batch_size?.to_string(),
+            "hidden" => join(model?.hidden.iter().map(|w| w.to_string()).collect()),
+            "activation" => model?.activation.name().to_string(),
+            "losses" => join(model?.heads.iter().map(|h| h.loss.name().to_string()).collect()),
+            "tiedHeads" => model.map_or(false, |m| m.tied_head_init).to_string(),
+            "model" => if c.moe.is_some() { "moe" } else { "mlp" }.to_string(),
+            "router" => c.moe.as_ref()?.router.name().to_string(),
+            "experts" => c.moe.as_ref()?.experts.to_string(),
+            "k" => match c.moe.as_ref()?.router {
+                RouterKind::Task { k, .. } | RouterKind::NoisyTopK { k } => k.to_string(),
+                _ => return None,
+            },
+            "tasks" => join(task_set?.tasks.iter().map(|d| d.name().to_string()).collect()),
+            "inputs" => match task_set?.inputs {
+                InputSource::Native { .. } => "native",
+                InputSource::Union => "union",
+                InputSource::Uniform => "uniform",
+            }
+            .to_string(),
+            "noise" => ((task_set?.noise * 100.0).round() as u32).to_string(),
+            "conflict" => num(task_set?.conflict.map_or(1.0, |k| k.kappa)),
+            "conflictTask" => (task_set?.conflict?.task + 1).to_string(),
+            "points" => match &c.data {
+                DataSource::TaskSet { config } => config.n,
+                DataSource::GradNorm { n_train, .. } => *n_train,
+                DataSource::Sinusoid { config, .. } => config.n,
+                _ => return None,
+            }
+            .to_string(),
+            "trainRatio" => match &c.data {
+                DataSource::TaskSet { config } => ((config.train_ratio * 100.0).round() as u32).to_string(),
+                DataSource::Sinusoid { train_ratio, .. } => ((train_ratio * 100.0).round() as u32).to_string(),
+                _ => return None,
+            },
             _ => return None,
         })
     }

@@ -7,19 +7,25 @@
 //! out-of-range value is dropped or clamped, and each such fix becomes a `notice` the page shows.
 
 use crate::preset::{Preset, PRESET_NAMES};
-use crate::spec::MethodSpec;
 use concord_core::data::Dataset;
 use concord_core::model::{Activation, LossKind};
 use concord_core::train::TrainOptimizer;
-use concord_core::{Method, OptimizerKind, ProblemKind};
+use concord_core::{MethodSpec, ProblemKind};
+
+/// The notices about malformed URL values, shown until dismissed.
+#[derive(Clone, Copy)]
+pub struct Notices(pub leptos::prelude::RwSignal<Vec<String>>);
+
+/// The playground's URL state (provided by the playground that owns it).
+pub fn use_cfg() -> leptos::prelude::RwSignal<State> {
+    leptos::prelude::expect_context::<leptos::prelude::RwSignal<State>>()
+}
 
 /// The type of a hash value, with its limits: the table is the single source of truth.
 #[derive(Clone, Copy, Debug)]
 pub enum Ty {
     /// One name out of a fixed set.
     Enum(&'static [&'static str]),
-    /// A comma-joined subset of a fixed set of names (written in table order).
-    List(&'static [&'static str]),
     /// A comma-joined sequence of names (order kept, repeats allowed), min..=max long.
     Seq { names: &'static [&'static str], min: usize, max: usize },
     /// Comma-joined integers in [1, max_value], at most max_len of them (the hidden widths).
@@ -43,7 +49,8 @@ pub struct Prop {
     pub default: &'static str,
 }
 
-pub const METHODS: &[&str] = &["mean", "sum", "pcgrad", "mgda", "cagrad"];
+/// The toy methods of the first links (`methods=…&c=…`), translated into `arena` on load.
+pub const LEGACY_METHODS: &[&str] = &["mean", "sum", "pcgrad", "mgda", "cagrad"];
 pub const OPTIMIZERS: &[&str] = &["adam", "sgd", "adamw"];
 pub const VIEWS: &[&str] = &["average", "l1", "l2"];
 pub const DATASETS: &[&str] = &["circle", "xor", "gauss", "spiral", "reg-plane", "reg-gauss"];
@@ -60,8 +67,8 @@ pub const MAX_EXPERTS: usize = 16;
 /// Tasks on the 2-D playground data.
 pub const MIN_TASKS: usize = 2;
 pub const MAX_TASKS: usize = 4;
-/// Methods side by side in the arena.
-pub const MAX_ARENA: usize = 4;
+/// Methods side by side (the toys run each from every start).
+pub const MAX_ARENA: usize = 5;
 
 /// Every serialised key, in the order the hash is written.
 pub const PROPS: &[Prop] = &[
@@ -88,9 +95,7 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "k", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "1" },
     Prop { key: "cf", ty: Ty::Number { min: 0.1, max: 8.0 }, default: "1.25" },
     Prop { key: "arena", ty: Ty::Specs { max: MAX_ARENA }, default: "mean,pcgrad,mgda,cagrad" },
-    // The CAGrad toys.
-    Prop { key: "methods", ty: Ty::List(METHODS), default: "mean,pcgrad,mgda,cagrad" },
-    Prop { key: "c", ty: Ty::Number { min: 0.0, max: 10.0 }, default: "0.5" },
+    // The CAGrad toys' contour view.
     Prop { key: "view", ty: Ty::Enum(VIEWS), default: "average" },
     // Shared: optimizer and transport.
     Prop { key: "optimizer", ty: Ty::Enum(OPTIMIZERS), default: "adam" },
@@ -112,11 +117,9 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("preset", "Preset"),
     ("data", "Data & tasks"),
     ("model", "Model"),
-    ("arena", "Arena methods"),
+    ("arena", "Methods"),
     ("io", "Export / import"),
     ("problem", "Problem"),
-    ("methods", "Methods"),
-    ("c", "CAGrad c"),
     ("optimizer", "Optimizer"),
     ("lr", "Learning rate"),
     ("spf", "Steps per frame"),
@@ -194,15 +197,6 @@ impl Opt {
         }
     }
 
-    /// The toy's optimizer: it has no AdamW (a point in ℝ² has no weights to decay), so AdamW
-    /// runs as Adam there.
-    pub fn kind(self, lr: f64) -> OptimizerKind {
-        match self {
-            Opt::Adam | Opt::AdamW => OptimizerKind::adam(lr),
-            Opt::Sgd => OptimizerKind::sgd(lr),
-        }
-    }
-
     pub fn train(self, lr: f64) -> TrainOptimizer {
         match self {
             Opt::Adam => TrainOptimizer::adam(lr),
@@ -235,11 +229,8 @@ pub struct State {
     pub batch: usize,
     /// The MoE block's settings, or `None` for the plain MLP trunk.
     pub moe: Option<MoeChoice>,
+    /// The methods side by side (the toys: each from every published start).
     pub arena: Vec<MethodSpec>,
-    /// Toy methods, a subset of `METHODS`, kept in `METHODS` order.
-    pub methods: Vec<&'static str>,
-    /// CAGrad's c (torchjd convention), for the toys.
-    pub c: f64,
     pub view: View,
     pub optimizer: Opt,
     pub lr: f64,
@@ -274,41 +265,14 @@ impl State {
         self.preset.toy_problem()
     }
 
-    /// The toy methods to run, with their parameters, in display order.
-    pub fn method_list(&self) -> Vec<Method> {
-        self.methods
-            .iter()
-            .map(|name| match *name {
-                "mean" => Method::Mean,
-                "sum" => Method::Sum,
-                "pcgrad" => Method::PcGrad,
-                "mgda" => Method::Mgda,
-                _ => Method::CaGrad { c: self.c },
-            })
-            .collect()
-    }
-
-    pub fn optimizer_kind(&self) -> OptimizerKind {
-        self.optimizer.kind(self.lr)
-    }
-
     pub fn is_hidden(&self, control: &str) -> bool {
         self.hidden.iter().any(|h| h == control)
     }
 
-    /// Whether going from `self` to `other` needs the toy runs to restart (everything but the
-    /// learning rate, the speed, play/pause and the views does).
+    /// Whether going from `self` to `other` needs the runs to restart: every setting of the
+    /// data, the model, the methods or the optimizer does; the learning rate, speed,
+    /// play/pause and views do not (they apply live).
     pub fn needs_reset(&self, other: &State) -> bool {
-        self.preset != other.preset
-            || self.methods != other.methods
-            || self.optimizer != other.optimizer
-            || (self.c != other.c && self.methods.contains(&"cagrad"))
-    }
-
-    /// Whether going from `self` to `other` needs the arena to rebuild its runs: every setting
-    /// of the data, the model or the methods does; the learning rate, speed, play/pause and
-    /// views do not (they apply live).
-    pub fn arena_needs_reset(&self, other: &State) -> bool {
         let live = |s: &State| State {
             lr: 0.0,
             spf: 0,
@@ -321,8 +285,6 @@ impl State {
             land_task: 0,
             hidden: Vec::new(),
             view: View::Average,
-            methods: Vec::new(),
-            c: 0.0,
             ..s.clone()
         };
         live(self) != live(other)
@@ -335,6 +297,7 @@ impl State {
         let mut notices = Vec::new();
         let mut values: Vec<Option<String>> = vec![None; PROPS.len()];
         let mut hidden = Vec::new();
+        let (mut legacy_methods, mut legacy_c) = (None, None);
         for pair in hash.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let key = percent_decode(key);
@@ -353,11 +316,21 @@ impl State {
                 }
                 continue;
             }
-            match PROPS.iter().position(|p| p.key == key) {
-                Some(i) => values[i] = Some(value),
-                None => notices.push(format!("unknown key “{key}” ignored")),
+            match (PROPS.iter().position(|p| p.key == key), key.as_str()) {
+                (Some(i), _) => values[i] = Some(value),
+                (None, "methods") => legacy_methods = Some(value),
+                (None, "c") => legacy_c = Some(value),
+                (None, _) => notices.push(format!("unknown key “{key}” ignored")),
             }
         }
+        // The first links' toy keys become `arena` once (the page then writes the new key).
+        let arena_index = PROPS.iter().position(|p| p.key == "arena").expect("arena key");
+        let (arena, mut legacy_notices) =
+            translate_legacy(legacy_methods.as_deref(), legacy_c.as_deref(), values[arena_index].is_some());
+        if let Some(a) = arena {
+            values[arena_index] = Some(a);
+        }
+        notices.append(&mut legacy_notices);
 
         // The preset first: it supplies the other keys' defaults.
         let preset = values[0]
@@ -367,8 +340,8 @@ impl State {
             .unwrap_or(Preset::XorConflict);
         let mut parsed: Vec<Value> = Vec::with_capacity(PROPS.len());
         for (prop, raw) in PROPS.iter().zip(values) {
-            let default_text = preset.default_for(prop.key).unwrap_or(prop.default);
-            let default = parse_value(prop, default_text).expect("defaults parse");
+            let default_text = preset.default_for(prop.key).unwrap_or_else(|| prop.default.to_string());
+            let default = parse_value(prop, &default_text).expect("defaults parse");
             let value = match raw {
                 None => default,
                 Some(raw) => match parse_value(prop, &raw) {
@@ -428,8 +401,6 @@ impl State {
             batch: get("batch").num() as usize,
             moe,
             arena: get("arena").specs(),
-            methods: get("methods").list(),
-            c: get("c").num(),
             view: View::from_name(get("view").name()),
             optimizer: Opt::from_name(get("optimizer").name()),
             lr: get("lr").num(),
@@ -473,8 +444,6 @@ impl State {
                     "k" => self.moe_or_default().k.to_string(),
                     "cf" => fmt_num(self.moe_or_default().cf),
                     "arena" => join(self.arena.iter().map(|s| s.to_text()).collect()),
-                    "methods" => self.methods.join(","),
-                    "c" => fmt_num(self.c),
                     "view" => self.view.name().to_string(),
                     "optimizer" => self.optimizer.name().to_string(),
                     "lr" => fmt_num(self.lr),
@@ -530,6 +499,48 @@ impl State {
     pub fn moe_or_default(&self) -> MoeChoice {
         self.moe.unwrap_or(MoeChoice::DEFAULT)
     }
+}
+
+/// The first links' toy keys: `methods` (a subset of `LEGACY_METHODS`) and CAGrad's `c` become
+/// the `arena` key's text (`cagrad` takes `c`, 0.5 when absent, clamped to [0, 10] as then).
+/// Returns the new `arena` value (`None`: nothing to translate, or `arena` itself was given)
+/// and the notices: that the key was renamed, and any value dropped or clamped.
+pub fn translate_legacy(methods: Option<&str>, c: Option<&str>, arena_given: bool) -> (Option<String>, Vec<String>) {
+    let mut notices = Vec::new();
+    if methods.is_none() && c.is_none() {
+        return (None, notices);
+    }
+    if arena_given {
+        notices.push("the keys “methods” and “c” were renamed “arena” (e.g. arena=mean,cagrad:c=0.3); the old ones are ignored since arena is given".into());
+        return (None, notices);
+    }
+    let mut cv = 0.5;
+    if let Some(raw) = c {
+        match raw.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() => {
+                cv = x.clamp(0.0, 10.0);
+                if cv != x {
+                    notices.push(format!("c={raw}: out of range [0, 10]; clamped to {}", fmt_num(cv)));
+                }
+            }
+            _ => notices.push(format!("c={raw}: not a finite number; using 0.5")),
+        }
+    }
+    let raw = methods.unwrap_or("mean,pcgrad,mgda,cagrad");
+    let wanted: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let unknown: Vec<&str> = wanted.iter().copied().filter(|w| !LEGACY_METHODS.contains(w)).collect();
+    if !unknown.is_empty() {
+        notices.push(format!("methods={raw}: dropped unknown name(s) {} (known: {})", unknown.join(", "), LEGACY_METHODS.join(", ")));
+    }
+    // Kept in the old list's order, as the old page ran them.
+    let specs: Vec<String> = LEGACY_METHODS
+        .iter()
+        .filter(|n| wanted.contains(n))
+        .map(|n| if *n == "cagrad" { format!("cagrad:c={}", fmt_num(cv)) } else { n.to_string() })
+        .collect();
+    let text = specs.join(",");
+    notices.push(format!("the keys “methods” and “c” were renamed: now arena={text}"));
+    (Some(text), notices)
 }
 
 /// The loss a dataset's labels call for: BCE for ±1 labels, MSE for real values.
@@ -610,35 +621,6 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
                     names.join(", ")
                 ))
             }),
-        Ty::List(names) => {
-            let wanted: Vec<&str> = raw
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            let unknown: Vec<&str> = wanted
-                .iter()
-                .copied()
-                .filter(|w| !names.contains(w))
-                .collect();
-            let kept: Vec<&'static str> = names
-                .iter()
-                .copied()
-                .filter(|n| wanted.contains(n))
-                .collect();
-            if unknown.is_empty() {
-                Ok(Value::List(kept))
-            } else {
-                Err(Fix::Clamped(
-                    Value::List(kept),
-                    format!(
-                        "dropped unknown name(s) {} (known: {})",
-                        unknown.join(", "),
-                        names.join(", ")
-                    ),
-                ))
-            }
-        }
         Ty::Seq { names, min, max } => {
             let wanted: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
             let unknown: Vec<&str> = wanted.iter().copied().filter(|w| !names.contains(w)).collect();
@@ -801,7 +783,8 @@ mod tests {
         }
         let toy = State::for_preset(Preset::CagradToy);
         assert_eq!(toy.problem(), ProblemKind::CagradToy);
-        assert_eq!(toy.methods, vec!["mean", "pcgrad", "mgda", "cagrad"]);
+        let texts: Vec<String> = toy.arena.iter().map(|m| m.to_text()).collect();
+        assert_eq!(texts, vec!["mean", "pcgrad", "mgda", "cagrad:c=0.5"], "concord-core's toy comparison");
         assert_eq!((toy.lr, toy.spf), (1e-3, 200));
     }
 
@@ -820,14 +803,15 @@ mod tests {
             "#preset=cagrad-toy&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&x_hide=true&lr_hide=true",
         );
         assert_eq!(s.problem(), ProblemKind::CagradToy);
-        assert_eq!(s.methods, vec!["mean", "cagrad"]);
-        assert_eq!(s.c, 0.0);
+        let texts: Vec<String> = s.arena.iter().map(|m| m.to_text()).collect();
+        assert_eq!(texts, vec!["mean", "cagrad:c=0"], "old keys translated, c clamped");
         assert_eq!(s.lr, 1e-3, "the toy preset's default learning rate");
         assert_eq!(s.spf, 20_000);
         assert!(s.play);
         assert_eq!(s.view, View::L2);
         assert!(s.is_hidden("lr"));
-        assert_eq!(notices.len(), 7, "{notices:?}");
+        // methods (foo), c, lr, spf, play, bogus, x_hide, and the rename notice.
+        assert_eq!(notices.len(), 8, "{notices:?}");
     }
 
     #[test]
@@ -892,7 +876,7 @@ mod tests {
         v.land_directions = "gradients";
         v.land_grid = 21;
         v.land_task = 1;
-        assert!(!d.arena_needs_reset(&v));
+        assert!(!d.needs_reset(&v));
     }
 
     #[test]
@@ -902,19 +886,44 @@ mod tests {
         b.lr = 0.5;
         b.spf = 99;
         b.layers = true;
-        assert!(!a.arena_needs_reset(&b));
+        assert!(!a.needs_reset(&b));
         b.noise = 10;
-        assert!(a.arena_needs_reset(&b));
+        assert!(a.needs_reset(&b));
+    }
+
+    #[test]
+    fn old_toy_links_translate_once_into_the_arena_key() {
+        // The first links: methods + c become arena, cagrad taking c; a notice names the rename.
+        let (s, n) = State::from_hash("#preset=cagrad-toy&methods=mean,mgda,cagrad&c=0.3");
+        let texts: Vec<String> = s.arena.iter().map(|m| m.to_text()).collect();
+        assert_eq!(texts, vec!["mean", "mgda", "cagrad:c=0.3"]);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].contains("renamed") && n[0].contains("arena=mean,mgda,cagrad:c=0.3"), "{n:?}");
+        // Written back in the new key only, which reads back without a notice.
+        let hash = s.to_hash();
+        assert!(hash.contains("arena=mean,mgda,cagrad:c=0.3") && !hash.contains("methods="), "{hash}");
+        let (t, n2) = State::from_hash(&hash);
+        assert!(n2.is_empty(), "{n2:?}");
+        assert_eq!(s, t);
+        // Without cagrad, c has nothing to apply to; without c, cagrad takes the old 0.5.
+        assert_eq!(translate_legacy(Some("mean,mgda"), Some("0.3"), false).0.as_deref(), Some("mean,mgda"));
+        assert_eq!(translate_legacy(Some("cagrad,sum"), None, false).0.as_deref(), Some("sum,cagrad:c=0.5"));
+        // c alone: the old default methods with that c.
+        assert_eq!(translate_legacy(None, Some("2"), false).0.as_deref(), Some("mean,pcgrad,mgda,cagrad:c=2"));
+        // The new key wins over the old ones.
+        let (s, n) = State::from_hash("preset=cagrad-toy&arena=upgrad&methods=mean&c=1");
+        assert_eq!(s.arena, vec![MethodSpec::plain("upgrad")]);
+        assert!(n.iter().any(|m| m.contains("ignored")), "{n:?}");
+        // Nothing old, nothing translated.
+        assert_eq!(translate_legacy(None, None, false), (None, Vec::new()));
     }
 
     #[test]
     fn percent_escapes_and_empty_lists() {
-        let (s, n) = State::from_hash("methods=mean%2Cmgda&play=false");
-        assert!(n.is_empty());
-        assert_eq!(s.methods, vec!["mean", "mgda"]);
+        let (s, n) = State::from_hash("preset=cagrad-toy&arena=mean%2Cmgda&play=false");
+        assert!(n.is_empty(), "{n:?}");
+        assert_eq!(s.arena, vec![MethodSpec::plain("mean"), MethodSpec::plain("mgda")]);
         assert!(!s.play);
-        let (s, _) = State::from_hash("methods=");
-        assert!(s.methods.is_empty());
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%e2%88%9e"), "∞");

@@ -1,14 +1,14 @@
 //! The page state (and the user's CSV, if any) → concord-core `TrainConfig`s: one base config,
-//! then one per arena method that differs only in the aggregator and the weighting, so every
-//! run has the same data, the same seed and the same initial weights.
+//! then one per method that differs only in the method (and, for the toys, one per published
+//! start), so every run has the same data, the same seed and the same initial weights.
 
 use crate::preset::Family;
-use crate::spec::MethodSpec;
 use crate::state::State;
 use concord_core::data::{Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig};
 use concord_core::model::{HeadConfig, LossKind, MlpConfig};
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
 use concord_core::train::{DataSource, MoeSpec, TrainConfig};
+use concord_core::MethodSpec;
 use rand::SeedableRng;
 
 /// A run's step limit: it keeps the per-step history (a few hundred bytes a step) in bounds.
@@ -101,7 +101,12 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
             (DataSource::Sinusoid { config: sc, train_ratio }, Some(model(state, 1, heads)), Some(state.batch))
         }
         (None, Family::Pareto) => (DataSource::ParetoSynthetic { n: 20 }, None, None),
-        (None, Family::Toy(_)) => return Err("the CAGrad toys run in the toy view, not the arena".into()),
+        (None, Family::Toy(_)) => {
+            // concord-core's toy preset (steps, record cadence, first start); the page's
+            // optimizer and learning rate.
+            let core = state.preset.core().config();
+            return Ok(TrainConfig { optimizer: state.optimizer.train(state.lr), seed: state.seed, ..core });
+        }
     };
     // A batch as large as the train set is full-batch training (the trainer would reject it).
     let n_train = match &data {
@@ -109,7 +114,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         DataSource::Points { data } => data.n_train,
         DataSource::GradNorm { n_train, .. } => *n_train,
         DataSource::Sinusoid { config, train_ratio } => (config.n as f64 * train_ratio).floor() as usize,
-        DataSource::ParetoSynthetic { .. } => 0,
+        _ => 0,
     };
     let batch_size = batch.filter(|b| *b < n_train);
     // The MoE block needs a network (the Pareto problem has none).
@@ -121,25 +126,33 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         batch_size,
         steps: MAX_RUN_STEPS,
         seed: state.seed,
-        aggregator: "mean".into(),
-        aggregator_params: Vec::new(),
-        weighting: None,
-        weighting_params: Vec::new(),
+        method: MethodSpec::plain("mean"),
         eval_every: EVAL_EVERY,
         layer_metrics: true,
         moe,
+        record_every: 1,
     })
 }
 
-/// The base config with one arena method's aggregator and weighting.
+/// The base config with one method.
 pub fn with_method(base: &TrainConfig, spec: &MethodSpec) -> TrainConfig {
-    TrainConfig {
-        aggregator: spec.aggregator.to_string(),
-        aggregator_params: spec.aggregator_params(),
-        weighting: spec.weighting.map(str::to_string),
-        weighting_params: spec.weighting_params(),
-        ..base.clone()
-    }
+    TrainConfig { method: spec.clone(), ..base.clone() }
+}
+
+/// A toy method's runs: one per published start of the preset's problem.
+pub fn toy_configs(config: &TrainConfig, preset: crate::preset::Preset) -> Vec<([f64; 2], TrainConfig)> {
+    preset
+        .core()
+        .starts()
+        .into_iter()
+        .map(|start| {
+            let mut c = config.clone();
+            if let DataSource::Toy { start: s, .. } = &mut c.data {
+                *s = start;
+            }
+            (start, c)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -153,7 +166,7 @@ mod tests {
         // Same data, model and optimizer as `concord train --preset …` (the page samples test
         // losses more often and always records per-layer metrics).
         let mut checked = 0;
-        for (p, core) in Preset::ALL.into_iter().filter_map(|p| Some((p, p.core()?))) {
+        for (p, core) in Preset::ALL.into_iter().map(|p| (p, p.core())) {
             let page = base_config(&State::for_preset(p), None).unwrap();
             let core = core.config();
             checked += 1;
@@ -163,6 +176,7 @@ mod tests {
             assert_eq!(page.batch_size, core.batch_size, "{}", p.name());
             assert_eq!(page.seed, core.seed, "{}", p.name());
             assert_eq!(page.moe, core.moe, "{}", p.name());
+            assert_eq!(page.record_every, core.record_every, "{}", p.name());
         }
         // Every concord-core preset has its page preset.
         assert_eq!(checked, concord_core::train::Preset::ALL.len());

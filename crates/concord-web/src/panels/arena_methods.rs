@@ -1,20 +1,44 @@
-//! The arena's methods: up to four, each an aggregator (concord-core's registry) or a loss
-//! weighting on top of one, with its parameters as `key=value` text.
+//! The methods side by side: each an aggregator (concord-core's registry) or a loss weighting on
+//! top of one, with its parameters as `key=value` text; every edit goes through
+//! `MethodSpec::parse`, the one parser. On a toy preset each method runs from every start.
 
-use crate::arena::{ArenaUi, SLOT_COLOURS};
-use crate::spec::MethodSpec;
+use crate::session::{use_session, SLOT_COLOURS};
 use crate::state::MAX_ARENA;
-use crate::use_cfg;
+use crate::state::use_cfg;
 use concord_core::aggregators::registry;
 use concord_core::weightings;
+use concord_core::MethodSpec;
 use leptos::prelude::*;
+
+/// `k=v k=v`: the parameters given, aggregator's then weighting's.
+fn params_text(spec: &MethodSpec) -> String {
+    let mut p: Vec<String> = spec.aggregator.given().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(w) = &spec.weighting {
+        p.extend(w.given().iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    p.join(" ")
+}
+
+/// The spec with another aggregator or weighting: the parameters that still fit are kept.
+fn respec(spec: &MethodSpec, aggregator: &str, weighting: Option<&str>) -> Option<MethodSpec> {
+    let head = match weighting {
+        Some(w) => format!("{aggregator}+{w}"),
+        None => aggregator.to_string(),
+    };
+    let mut spec_now = MethodSpec::parse(&head).ok()?;
+    for pair in params_text(spec).split(' ').filter(|p| !p.is_empty()) {
+        if let Ok(s) = MethodSpec::parse(&format!("{}:{pair}", spec_now.to_text())) {
+            spec_now = s;
+        }
+    }
+    Some(spec_now)
+}
 
 /// "c (default 0.4), norm_eps (…)" for the hint under a slot.
 fn param_hint(spec: &MethodSpec) -> String {
-    let mut parts: Vec<String> = registry::find(spec.aggregator)
-        .map(|i| i.params.iter().map(|p| format!("{} ({}, {})", p.name, p.default.text(), p.range)).collect())
-        .unwrap_or_default();
-    if let Some(w) = spec.weighting.and_then(weightings::describe) {
+    let info = spec.aggregator.info();
+    let mut parts: Vec<String> = info.params.iter().map(|p| format!("{} ({}, {})", p.name, p.default.text(), p.range)).collect();
+    if let Some(w) = spec.weighting.as_ref().map(|w| w.describe()) {
         parts.extend(w.params.iter().map(|p| format!("{} (default {})", p.name, p.default)));
     }
     if parts.is_empty() {
@@ -24,23 +48,28 @@ fn param_hint(spec: &MethodSpec) -> String {
     }
 }
 
-/// Parse `k=v k=v` (spaces or `:` between pairs) against the spec's names.
-fn parse_params(spec: &MethodSpec, text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for pair in text.split([' ', ':']).map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("“{pair}” is not key=value"))?;
-        if !spec.knows(k.trim()) {
-            return Err(format!("{} has no parameter “{}”", spec.label(), k.trim()));
-        }
-        out.push((k.trim().to_string(), v.trim().replace(',', ";")));
+/// Parse `k=v k=v` (spaces or `:` between pairs) into the spec: `MethodSpec::parse` checks
+/// names and values.
+fn parse_params(spec: &MethodSpec, text: &str) -> Result<MethodSpec, String> {
+    let mut head = spec.aggregator.name().to_string();
+    if let Some(w) = &spec.weighting {
+        head.push('+');
+        head.push_str(w.name());
     }
-    Ok(out)
+    for pair in text.split([' ', ':']).map(str::trim).filter(|p| !p.is_empty()) {
+        if !pair.contains('=') {
+            return Err(format!("“{pair}” is not key=value"));
+        }
+        head.push(':');
+        head.push_str(&pair.replace(',', ";"));
+    }
+    MethodSpec::parse(&head)
 }
 
 #[component]
 pub fn ArenaMethodsPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<ArenaUi>();
+    let aui = use_session().ui;
     let param_error = RwSignal::new(None::<String>);
 
     let slots = move || {
@@ -65,11 +94,9 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 id=agg_id
                                 on:change=move |ev| {
                                     let v = event_target_value(&ev);
-                                    if let Some(info) = registry::find(&v) {
-                                        cfg.update(|s| {
-                                            s.arena[i].aggregator = info.name;
-                                            s.arena[i].params.retain(|(k, _)| info.param(k).is_some());
-                                        });
+                                    let old = cfg.with_untracked(|s| s.arena[i].clone());
+                                    if let Some(new) = respec(&old, &v, old.weighting.as_ref().map(|w| w.name())) {
+                                        cfg.update(|s| s.arena[i] = new);
                                     }
                                 }
                             >
@@ -77,7 +104,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     .into_iter()
                                     .map(|n| {
                                         let label = registry::find(n).map_or(n, |i| i.label);
-                                        view! { <option value=n selected=spec.aggregator == n>{label}</option> }
+                                        view! { <option value=n selected=spec.aggregator.name() == n>{label}</option> }
                                     })
                                     .collect_view()}
                             </select>
@@ -102,11 +129,10 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 on:change=move |ev| {
                                     let v = event_target_value(&ev);
                                     let w = weightings::NAMES.iter().copied().find(|n| *n == v);
-                                    cfg.update(|s| {
-                                        s.arena[i].weighting = w;
-                                        let agg = registry::find(s.arena[i].aggregator);
-                                        s.arena[i].params.retain(|(k, _)| agg.is_some_and(|a| a.param(k).is_some()));
-                                    });
+                                    let old = cfg.with_untracked(|s| s.arena[i].clone());
+                                    if let Some(new) = respec(&old, old.aggregator.name(), w) {
+                                        cfg.update(|s| s.arena[i] = new);
+                                    }
                                 }
                             >
                                 <option value="none" selected=spec.weighting.is_none()>"none"</option>
@@ -114,7 +140,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     .iter()
                                     .map(|n| {
                                         let label = weightings::describe(n).map_or(*n, |d| d.label);
-                                        view! { <option value=*n selected=spec.weighting == Some(*n)>{label}</option> }
+                                        view! { <option value=*n selected=spec.weighting.as_ref().map(|w| w.name()) == Some(*n)>{label}</option> }
                                     })
                                     .collect_view()}
                             </select>
@@ -125,12 +151,12 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 id=p_id
                                 type="text"
                                 placeholder="key=value …"
-                                value=spec.params_text()
+                                value=params_text(&spec)
                                 on:change=move |ev| {
                                     match parse_params(&spec2, &event_target_value(&ev)) {
                                         Ok(p) => {
                                             param_error.set(None);
-                                            cfg.update(|s| s.arena[i].params = p);
+                                            cfg.update(|s| s.arena[i] = p);
                                         }
                                         Err(e) => param_error.set(Some(e)),
                                     }
@@ -147,7 +173,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
 
     view! {
         <section class="card" class:hidden=move || cfg.with(|s| s.is_hidden("arena"))>
-            <h2>"Arena: methods side by side"</h2>
+            <h2>{move || if cfg.with(|s| s.preset.is_toy()) { "Methods (each from every start)" } else { "Arena: methods side by side" }}</h2>
             <ol class="slots">{slots}</ol>
             <p class="error" role="alert" class:hidden=move || param_error.with(|e| e.is_none())>
                 {move || param_error.get().unwrap_or_default()}
@@ -165,7 +191,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
             >
                 "+ Add a method"
             </button>
-            <p class="hint">"Same data, seed and initial weights for every method. Changing a method restarts the arena; the learning rate changes live."</p>
+            <p class="hint">"Same data, seed and initial weights (or starts) for every method. Changing a method restarts the runs; the learning rate changes live."</p>
         </section>
     }
 }

@@ -1,45 +1,21 @@
-//! Which engine runs the steps: "WebGPU · <adapter>" or "CPU fallback — <reason>" for the toy;
-//! for the arena the backend of every run, and why a run is on the CPU.
+//! Which engine runs the steps: for a toy grid "WebGPU · <adapter>" or "CPU fallback —
+//! <reason>"; for the multi-task runs the backend of every run, and why a run is on the CPU.
 
-use crate::arena::ArenaUi;
-use crate::runner::BackendKind;
-use crate::{use_cfg, use_ui};
+use crate::session::use_session;
+use crate::state::use_cfg;
 use leptos::prelude::*;
 
 #[component]
 pub fn BackendPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let ui = use_ui();
-    let class = move || match ui.backend.with(|b| b.kind) {
-        Some(BackendKind::WebGpu) => "backend backend-gpu",
-        Some(BackendKind::Cpu) => "backend backend-cpu",
-        None => "backend backend-pending",
+    let ui = use_session().ui;
+    let class = move || match (ui.backend.with(|b| b.gpu), cfg.with(|s| s.preset.is_toy())) {
+        (None, _) => "backend backend-pending",
+        (Some(true), _) => "backend backend-gpu",
+        (Some(false), true) => "backend backend-cpu",
+        (Some(false), false) => "backend backend-cpu-mt",
     };
-    let toy = move || cfg.with(|s| s.preset.is_toy());
-    let aui = expect_context::<ArenaUi>();
-    let class = move || match (toy(), aui.backend.with(|b| b.0)) {
-        (true, _) => class(),
-        (false, true) => "backend backend-gpu",
-        (false, false) => "backend backend-cpu-mt",
-    };
-    let text = move || {
-        if !toy() {
-            return aui.backend.with(|b| b.1.clone());
-        }
-        ui.backend.with(|b| match b.kind {
-            Some(BackendKind::WebGpu) => {
-                format!(
-                    "WebGPU · {}",
-                    b.adapter.strip_suffix(" · WebGPU").unwrap_or(&b.adapter)
-                )
-            }
-            Some(BackendKind::Cpu) => format!(
-                "CPU fallback — {}",
-                b.reason.clone().unwrap_or_else(|| "no reason given".into())
-            ),
-            None => "Choosing a backend…".into(),
-        })
-    };
+    let text = move || ui.backend.with(|b| b.text.clone());
     view! {
         <div
             class=class

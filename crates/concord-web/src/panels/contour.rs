@@ -5,12 +5,11 @@
 //! off-screen canvas; each redraw copies it and adds the trails, start markers and current dots.
 
 use crate::plot::{self, Marker, CONTOUR_CELLS, DOMAIN};
-use crate::runner::{self, Runner};
+use crate::session::{use_session, Run, SessionInner};
 use crate::state::View;
-use crate::{use_cfg, use_ui};
+use crate::state::use_cfg;
 use concord_core::{problems::CagradToy, ProblemKind};
 use leptos::prelude::*;
-use std::cell::RefCell;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -38,9 +37,6 @@ struct StaticLayer {
     canvas: HtmlCanvasElement,
 }
 
-thread_local! {
-    static LAYER: RefCell<Option<StaticLayer>> = const { RefCell::new(None) };
-}
 
 fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
     canvas
@@ -232,7 +228,7 @@ fn trace_star(ctx: &CanvasRenderingContext2d, x: f64, y: f64, r: f64) {
     ctx.close_path();
 }
 
-fn draw_runs(ctx: &CanvasRenderingContext2d, r: &Runner) {
+fn draw_runs(ctx: &CanvasRenderingContext2d, runs: &[Run], problem: ProblemKind) {
     ctx.save();
     ctx.begin_path();
     ctx.rect(PX, PY, S, S);
@@ -241,7 +237,7 @@ fn draw_runs(ctx: &CanvasRenderingContext2d, r: &Runner) {
     ctx.set_line_cap("round");
     // Halos first, so a later trail never hides an earlier one completely.
     for pass in 0..2 {
-        for (run, trail) in r.runs().iter().zip(r.trails()) {
+        for (run, trail) in runs.iter().map(|r| (r, &r.trail)) {
             if trail.len() < 2 {
                 continue;
             }
@@ -258,14 +254,14 @@ fn draw_runs(ctx: &CanvasRenderingContext2d, r: &Runner) {
                 ctx.set_stroke_style_str("rgba(255,255,255,0.8)");
                 ctx.set_line_width(4.6);
             } else {
-                ctx.set_stroke_style_str(plot::method_colour(&run.method));
+                ctx.set_stroke_style_str(run.colour);
                 ctx.set_line_width(2.2);
             }
             ctx.stroke();
         }
     }
     // The average-loss optimum, above the trails but below the current points.
-    let (ox, oy) = to_px(plot::average_optimum(r.problem()));
+    let (ox, oy) = to_px(plot::average_optimum(problem));
     trace_star(ctx, ox, oy, 13.0);
     ctx.set_fill_style_str("#ffd21f");
     ctx.fill();
@@ -273,11 +269,11 @@ fn draw_runs(ctx: &CanvasRenderingContext2d, r: &Runner) {
     ctx.set_line_width(1.3);
     ctx.stroke();
     // Current points.
-    for (run, p) in r.runs().iter().zip(r.positions()) {
-        let (x, y) = to_px(*p);
+    for run in runs {
+        let (x, y) = to_px(run.position());
         ctx.begin_path();
         let _ = ctx.arc(x, y, 5.0, 0.0, std::f64::consts::TAU);
-        ctx.set_fill_style_str(plot::method_colour(&run.method));
+        ctx.set_fill_style_str(run.colour);
         ctx.fill();
         ctx.set_stroke_style_str("#ffffff");
         ctx.set_line_width(1.6);
@@ -286,13 +282,13 @@ fn draw_runs(ctx: &CanvasRenderingContext2d, r: &Runner) {
     // Start markers (one per start), as outlines on top: a run still at its start shows
     // its dot inside the marker.
     let mut seen = Vec::new();
-    for run in r.runs() {
-        if seen.contains(&run.start_index) {
+    for (start, start_index) in runs.iter().filter_map(|r| r.start) {
+        if seen.contains(&start_index) {
             continue;
         }
-        seen.push(run.start_index);
-        let (x, y) = to_px(run.start);
-        plot::trace_marker(ctx, Marker::for_start(run.start_index), x, y, 7.5);
+        seen.push(start_index);
+        let (x, y) = to_px(start);
+        plot::trace_marker(ctx, Marker::for_start(start_index), x, y, 7.5);
         ctx.set_stroke_style_str("rgba(255,255,255,0.9)");
         ctx.set_line_width(4.0);
         ctx.stroke();
@@ -304,7 +300,7 @@ fn draw_runs(ctx: &CanvasRenderingContext2d, r: &Runner) {
 }
 
 /// Redraw the figure on `canvas`.
-fn draw(canvas: &HtmlCanvasElement, problem: ProblemKind, view: View) {
+fn draw(canvas: &HtmlCanvasElement, problem: ProblemKind, view: View, layer: &mut Option<StaticLayer>, s: &SessionInner) {
     let dpr = device_ratio();
     let (w, h) = ((W * dpr).round() as u32, (H * dpr).round() as u32);
     if canvas.width() != w || canvas.height() != h {
@@ -313,23 +309,18 @@ fn draw(canvas: &HtmlCanvasElement, problem: ProblemKind, view: View) {
     }
     let Some(ctx) = context(canvas) else { return };
     let key = (problem, view, (dpr * 100.0).round() as u32);
-    LAYER.with(|cell| {
-        let mut layer = cell.borrow_mut();
-        if layer.as_ref().map(|l| l.key) != Some(key) {
-            *layer = build_static(problem, view, dpr).map(|canvas| StaticLayer { key, canvas });
-        }
-        let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
-        if let Some(l) = layer.as_ref() {
-            let _ = ctx.draw_image_with_html_canvas_element(&l.canvas, 0.0, 0.0);
-        }
-    });
+    if layer.as_ref().map(|l| l.key) != Some(key) {
+        *layer = build_static(problem, view, dpr).map(|canvas| StaticLayer { key, canvas });
+    }
+    let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+    if let Some(l) = layer.as_ref() {
+        let _ = ctx.draw_image_with_html_canvas_element(&l.canvas, 0.0, 0.0);
+    }
     let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
-    runner::with(|r| {
-        // While the runner still holds runs of another problem (just switched), skip them.
-        if r.problem() == problem {
-            draw_runs(&ctx, r)
-        }
-    });
+    // While the session still holds runs of another problem (just switched), skip them.
+    if s.is_toy() && s.state().map(|st| st.problem()) == Some(problem) {
+        draw_runs(&ctx, &s.runs, problem)
+    }
 }
 
 fn legend_line(colour: &'static str) -> impl IntoView {
@@ -368,14 +359,18 @@ fn star_path() -> String {
 #[component]
 pub fn ContourPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let ui = use_ui();
+    let session = use_session();
     let canvas = NodeRef::<leptos::html::Canvas>::new();
+    // The contours, drawn once per problem and view (this panel's own cache).
+    let layer = StoredValue::new_local(None::<StaticLayer>);
 
     Effect::new(move |_| {
-        let _ = ui.version.get();
+        let _ = session.ui.version.get();
         let (problem, view) = cfg.with(|s| (s.problem(), s.view));
         if let Some(el) = canvas.get() {
-            draw(&el, problem, view);
+            layer.update_value(|l| {
+                session.with(|s| draw(&el, problem, view, l, s));
+            });
         }
     });
 
@@ -395,10 +390,11 @@ pub fn ContourPanel() -> impl IntoView {
     };
 
     let methods_legend = move || {
-        cfg.with(|s| s.method_list())
+        cfg.with(|s| s.arena.clone())
             .into_iter()
-            .map(|m| {
-                let colour = plot::method_colour(&m);
+            .enumerate()
+            .map(|(i, m)| {
+                let colour = crate::session::SLOT_COLOURS[i % crate::session::SLOT_COLOURS.len()];
                 view! { <li>{legend_line(colour)}<span>{m.label()}</span></li> }
             })
             .collect_view()
@@ -431,7 +427,7 @@ pub fn ContourPanel() -> impl IntoView {
         format!(
             "Contour plot of {} over x₁, x₂ in [−11, 11], with the trajectories of {} from {} starts",
             view_title(s.view),
-            s.method_list().iter().map(|m| m.label()).collect::<Vec<_>>().join(", "),
+            s.arena.iter().map(|m| m.label()).collect::<Vec<_>>().join(", "),
             s.problem().published_starts().len()
         )
     };

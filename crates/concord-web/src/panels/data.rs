@@ -1,11 +1,11 @@
 //! Data & tasks: 2–4 tasks with a dataset each, input placement, points, noise, train ratio,
 //! the conflict knob, the seed (Regenerate draws a new one) and the user's CSV.
 
-use crate::arena::{self, ArenaUi};
-use crate::panels::io::read_file;
+use crate::session::use_session;
+use crate::dom::read_file;
 use crate::preset::Family;
 use crate::state::{fmt_num, natural_loss, DATASETS, INPUTS, MAX_TASKS, MIN_TASKS};
-use crate::use_cfg;
+use crate::state::use_cfg;
 use concord_core::data::{parse_csv, Dataset};
 use leptos::prelude::*;
 
@@ -31,7 +31,10 @@ fn inputs_label(name: &str) -> &'static str {
 #[component]
 pub fn DataPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<ArenaUi>();
+    let session = use_session();
+    let aui = session.ui;
+    // The last CSV problem (shown under the upload button).
+    let io_error = RwSignal::new(None::<String>);
     let family = move || cfg.with(|s| s.preset.family());
     let csv_on = move || aui.csv.with(|c| c.is_some());
     let task_set = move || family() == Family::TaskSet && !csv_on();
@@ -91,10 +94,10 @@ pub fn DataPanel() -> impl IntoView {
     let on_csv = move |ev: leptos::ev::Event| {
         read_file(&ev, move |name, text| match parse_csv(&text) {
             Ok(data) => {
-                aui.io_error.set(None);
-                arena::with(|a| a.set_csv(Some((name, data))));
+                io_error.set(None);
+                session.with(|a| a.set_csv(Some((name, data))));
             }
-            Err(e) => aui.io_error.set(Some(format!("{name}: {e}"))),
+            Err(e) => io_error.set(Some(format!("{name}: {e}"))),
         });
     };
 
@@ -265,7 +268,7 @@ pub fn DataPanel() -> impl IntoView {
                     class:hidden=move || !csv_on()
                     id="csv-clear"
                     on:click=move |_| {
-                        arena::with(|a| a.set_csv(None));
+                        session.with(|a| a.set_csv(None));
                     }
                 >
                     "Use generated data"
@@ -277,8 +280,8 @@ pub fn DataPanel() -> impl IntoView {
                     "CSV: a header " <code>"x1,x2,task1,task2"</code> " (optionally " <code>"name:bin|class|reg"</code>
                     "), then one point per line."
                 </p>
-                <p class="error" role="alert" data-testid="io-error" class:hidden=move || aui.io_error.with(|e| e.is_none())>
-                    {move || aui.io_error.get().unwrap_or_default()}
+                <p class="error" role="alert" data-testid="io-error" class:hidden=move || io_error.with(|e| e.is_none())>
+                    {move || io_error.get().unwrap_or_default()}
                 </p>
             </div>
         </section>

@@ -1,6 +1,6 @@
 //! The short text that says what the figure shows.
 
-use crate::use_cfg;
+use crate::state::use_cfg;
 use concord_core::ProblemKind;
 use leptos::prelude::*;
 

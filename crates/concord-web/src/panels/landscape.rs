@@ -9,13 +9,13 @@
 //! or one curvature estimate per macrotask — so the page stays responsive. `window.concord.
 //! landscape()` returns the last result for the browser tests.
 
-use crate::arena::{self, ArenaUi};
 use crate::chart::{self, Axis, Frame, INK, MUTED};
-use crate::panels::outputs::download_png;
+use crate::dom::download_png;
 use crate::plot;
-use crate::use_cfg;
+use crate::session::{now_ms, use_session, Session, Snapshots};
+use crate::state::use_cfg;
 use concord_core::landscape::{
-    barriers, hutchinson_trace, linspace, pareto_view, plane, project, top_eigenvalue, CurvatureConfig, DirectionKind, Grid,
+    barriers, hutchinson_trace, linspace, plane, project, top_eigenvalue, CurvatureConfig, DirectionKind, Grid,
     Objective, ParetoView, Plane, PlaneInputs, Surface,
 };
 use leptos::html::Canvas;
@@ -30,8 +30,6 @@ use web_sys::{HtmlCanvasElement, ImageData};
 /// slice of the xor-conflict MLP takes ~0.5 s in 51 row-chunks of ~10 ms, so no smaller default.
 pub const DEFAULT_GRID: usize = 51;
 pub const GRID_CHOICES: [usize; 3] = [21, 31, 51];
-/// A parameter snapshot is kept every this many steps (for trajectories, PCA and λ_max).
-const SNAPSHOT_EVERY: usize = 10;
 /// At most this many λ_max estimates per run (snapshots are thinned evenly).
 const SHARPNESS_POINTS: usize = 8;
 /// Power-iteration / Hutchinson probes in the browser (PyHessian uses 100; tol stays 1e-3).
@@ -41,48 +39,6 @@ const INTERP_POINTS: usize = 21;
 /// Slice contours: this many log-spaced bands.
 const BANDS: usize = 14;
 const SIZE: f64 = 420.0;
-
-/// One run's parameter snapshots (step, θ), oldest first: one every `SNAPSHOT_EVERY` steps,
-/// thinned to every other one when `MAX_SNAPSHOTS` is reached (memory stays bounded).
-#[derive(Default, Clone)]
-pub struct Snapshots {
-    pub steps: Vec<usize>,
-    pub params: Vec<Vec<f64>>,
-    every: usize,
-}
-
-/// Most snapshots kept per run.
-const MAX_SNAPSHOTS: usize = 200;
-
-impl Snapshots {
-    /// Keep θ at `step` if it is due (the arena calls this every few steps).
-    pub fn offer(&mut self, step: usize, params: &[f64]) {
-        let every = self.every.max(SNAPSHOT_EVERY);
-        if self.steps.last().is_some_and(|&l| step < l) {
-            *self = Snapshots::default();
-        }
-        if self.steps.last().is_none_or(|&l| step >= l + every) || self.steps.is_empty() {
-            self.steps.push(step);
-            self.params.push(params.to_vec());
-            self.every = every;
-        }
-        if self.steps.len() > MAX_SNAPSHOTS {
-            self.steps = self.steps.iter().copied().step_by(2).collect();
-            self.params = std::mem::take(&mut self.params).into_iter().step_by(2).collect();
-            self.every = every * 2;
-        }
-    }
-
-    /// Steps from `step` until the next snapshot is due (≥ 1). A GPU run is read back only
-    /// between submissions, so the arena ends a submission there to see θ at that step.
-    pub fn steps_until_due(&self, step: usize) -> usize {
-        let every = self.every.max(SNAPSHOT_EVERY);
-        match self.steps.last() {
-            Some(&l) if step >= l => (l + every).saturating_sub(step).max(1),
-            _ => 1,
-        }
-    }
-}
 
 /// Everything one computation produced (serialised for the test hook).
 #[derive(Clone, Serialize)]
@@ -143,6 +99,7 @@ pub struct SharpOut {
     pub trace: f64,
 }
 
+/// The panel's last computation (its own, per playground).
 #[derive(Default)]
 struct Store {
     result: Option<LandscapeResult>,
@@ -150,12 +107,12 @@ struct Store {
     error: Option<String>,
 }
 
-thread_local! {
-    static STORE: RefCell<Store> = RefCell::new(Store::default());
-}
+type StoreCell = StoredValue<std::rc::Rc<RefCell<Store>>, LocalStorage>;
 
-fn with_store<R>(f: impl FnOnce(&mut Store) -> R) -> R {
-    STORE.with(|s| f(&mut s.borrow_mut()))
+fn with_store<R>(store: StoreCell, f: impl FnOnce(&mut Store) -> R) -> Option<R> {
+    let rc = store.try_get_value()?;
+    let mut guard = rc.try_borrow_mut().ok()?;
+    Some(f(&mut guard))
 }
 
 /// Resolves on the next macrotask, so the browser can paint and handle input.
@@ -169,19 +126,19 @@ async fn yield_now() {
 }
 
 /// Run `f` with run `k`'s objective, parameters, label and colour (None if the run is gone).
-fn with_run<R>(k: usize, f: impl FnOnce(&dyn Objective, &[f64], &str, &str) -> R) -> Option<R> {
-    arena::with(|a| {
-        let run = a.runs.get(k)?;
-        let b = run.backend.as_ref()?;
-        let obj = b.objective()?;
-        let params = b.params()?;
-        Some(f(&*obj, params, &run.label, run.colour))
-    })
-    .flatten()
+fn with_run<R>(session: Session, k: usize, f: impl FnOnce(&dyn Objective, &[f64], &str, &str) -> R) -> Option<R> {
+    session
+        .with(|a| {
+            let run = a.runs.get(k)?;
+            let obj = run.objective()?;
+            let params = run.params()?;
+            Some(f(&*obj, params, &run.label, run.colour))
+        })
+        .flatten()
 }
 
-fn run_count() -> usize {
-    arena::with(|a| a.runs.len()).unwrap_or(0)
+fn run_count(session: Session) -> usize {
+    session.with(|a| a.runs.len()).unwrap_or(0)
 }
 
 fn thin<T: Clone>(items: &[T], max: usize) -> Vec<T> {
@@ -209,20 +166,19 @@ fn err<E: ToString>(e: E) -> String {
 }
 
 /// The whole computation; one chunk per macrotask.
-async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
+async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
     // An odd count puts a grid point exactly at (0, 0), i.e. at θ itself.
     let n = n | 1;
-    let t0 = crate::runner::now_ms();
-    let snaps: Vec<Snapshots> = arena::with(|a| a.runs.iter().map(|r| r.snapshots.clone()).collect()).unwrap_or_default();
+    let t0 = now_ms();
+    let snaps: Vec<Snapshots> = session.with(|a| a.runs.iter().map(|r| r.snapshots.clone()).collect()).unwrap_or_default();
     let own = snaps.get(run).cloned().unwrap_or_default();
     // The plane through run `run`'s θ; the layout lets random directions be filter-normalised.
-    let setup = arena::with(|a| -> Option<Result<_, String>> {
+    let setup = session.with(|a| -> Option<Result<_, String>> {
         let r = a.runs.get(run)?;
-        let b = r.backend.as_ref()?;
-        let (obj, theta) = (b.objective()?, b.params()?);
-        let trajectory = with_now(&own, r.steps(), theta).1;
-        let inputs = PlaneInputs { layout: b.mlp().map(|m| m.layout()), seed: 0, trajectory: &trajectory, tasks: (0, 1) };
-        Some(plane(kind, &*obj, theta, &inputs).and_then(|p| Ok((p, obj.num_tasks(), r.label.clone(), obj.losses(theta)?, r.steps()))))
+        let (obj, theta) = (r.objective()?, r.params()?);
+        let trajectory = with_now(&own, r.steps, theta).1;
+        let inputs = PlaneInputs { layout: r.mlp().map(|m| m.layout()), seed: 0, trajectory: &trajectory, tasks: (0, 1) };
+        Some(plane(kind, &*obj, theta, &inputs).and_then(|p| Ok((p, obj.num_tasks(), r.label.clone(), obj.losses(theta)?, r.steps))))
     });
     let (plane_, tasks_n, run_label, centre_losses, steps_now) = setup.flatten().ok_or("that run has no parameters to slice")??;
     yield_now().await;
@@ -231,19 +187,19 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
     // page has a GPU and the run is an MLP (concord-gpu's `mlp_slice`, f32); otherwise on the
     // CPU, one row of β per chunk.
     let grid = Grid::square(n, -1.0, 1.0)?;
-    let t_slice = crate::runner::now_ms();
-    let (gpu_surface, slice_backend) = gpu_slice(run, &plane_, &grid).await;
+    let t_slice = now_ms();
+    let (gpu_surface, slice_backend) = gpu_slice(session, run, &plane_, &grid).await;
     let surface = match gpu_surface {
         Some(surface) => surface,
-        None => cpu_slice(run, &plane_, &grid, n, tasks_n).await?,
+        None => cpu_slice(session, run, &plane_, &grid, n, tasks_n).await?,
     };
-    let slice_ms = crate::runner::now_ms() - t_slice;
+    let slice_ms = now_ms() - t_slice;
 
     // Every run's trajectory in the plane (same initial weights, so the plane is shared).
     let mut paths = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
-        let Some((label, colour, theta)) = with_run(k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let (steps, params) = with_now(s, arena::with(|a| a.runs.get(k).map(|r| r.steps())).flatten().unwrap_or(0), &theta);
+        let Some((label, colour, theta)) = with_run(session, k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
+        let (steps, params) = with_now(s, session.with(|a| a.runs.get(k).map(|r| r.steps)).flatten().unwrap_or(0), &theta);
         if let Ok(p) = project(&plane_, &label, &steps, &params) {
             let residual_max = p.residual.iter().copied().fold(0.0, f64::max);
             paths.push(PathOut { label, colour, coords: p.coords, residual_max });
@@ -251,12 +207,12 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
     }
 
     // 1-D interpolation from the sliced run (α = 0) to the other chosen run (α = 1).
-    let interpolation = if other != run && other < run_count() {
-        let ends = (with_run(run, |_, th, l, _| (th.to_vec(), l.to_string())), with_run(other, |_, th, l, _| (th.to_vec(), l.to_string())));
+    let interpolation = if other != run && other < run_count(session) {
+        let ends = (with_run(session, run, |_, th, l, _| (th.to_vec(), l.to_string())), with_run(session, other, |_, th, l, _| (th.to_vec(), l.to_string())));
         match ends {
             (Some((t1, l1)), Some((t2, l2))) => {
                 let alphas = linspace(0.0, 1.0, INTERP_POINTS);
-                let total = with_run(run, |obj, _, _, _| -> Result<Vec<f64>, String> {
+                let total = with_run(session, run, |obj, _, _, _| -> Result<Vec<f64>, String> {
                     alphas
                         .iter()
                         .map(|&a| {
@@ -280,8 +236,8 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
     let cfg = CurvatureConfig { max_iter: CURVATURE_ITERS, tol: 1e-3, seed: 0 };
     let mut sharpness = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
-        let Some((label, colour, theta)) = with_run(k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let (all_steps, all_params) = with_now(s, arena::with(|a| a.runs.get(k).map(|r| r.steps())).flatten().unwrap_or(0), &theta);
+        let Some((label, colour, theta)) = with_run(session, k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
+        let (all_steps, all_params) = with_now(s, session.with(|a| a.runs.get(k).map(|r| r.steps)).flatten().unwrap_or(0), &theta);
         let mut points: Vec<(usize, Vec<f64>)> = all_steps.into_iter().zip(all_params).collect();
         let now = points.pop().expect("with_now ends with the current θ");
         points = thin(&points, SHARPNESS_POINTS - 1);
@@ -289,17 +245,17 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
         let mut steps = Vec::new();
         let mut lambda = Vec::new();
         for (step, th) in points {
-            let v = with_run(k, |obj, _, _, _| top_eigenvalue(obj, &th, None, &cfg).map(|e| e.value)).ok_or("the run went away")?.map_err(err)?;
+            let v = with_run(session, k, |obj, _, _, _| top_eigenvalue(obj, &th, None, &cfg).map(|e| e.value)).ok_or("the run went away")?.map_err(err)?;
             steps.push(step);
             lambda.push(v);
             yield_now().await;
         }
-        let trace = with_run(k, |obj, _, _, _| hutchinson_trace(obj, &theta, None, &cfg).map(|t| t.mean)).ok_or("the run went away")?.map_err(err)?;
+        let trace = with_run(session, k, |obj, _, _, _| hutchinson_trace(obj, &theta, None, &cfg).map(|t| t.mean)).ok_or("the run went away")?.map_err(err)?;
         sharpness.push(SharpOut { label, colour, steps, lambda_max: lambda, trace });
         yield_now().await;
     }
 
-    let pareto = arena::with(|a| pareto_of(a)).flatten();
+    let pareto = session.with(|a| a.pareto()).flatten();
 
     let centre = (n / 2) * n + n / 2;
     Ok(LandscapeResult {
@@ -313,7 +269,8 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
         centre_total: surface.total[centre],
         tasks: surface.tasks,
         total: surface.total,
-        run_total_train_loss: arena::with(|a| a.runs.get(run)?.backend.as_ref()?.train_losses().ok())
+        run_total_train_loss: session
+            .with(|a| a.runs.get(run).filter(|r| r.is_built()).map(|r| r.train.clone()))
             .flatten()
             .map(|l| l.iter().sum())
             .unwrap_or(centre_losses.iter().sum()),
@@ -323,7 +280,7 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
         interpolation,
         sharpness,
         pareto,
-        compute_ms: crate::runner::now_ms() - t0,
+        compute_ms: now_ms() - t0,
         slice_ms,
         slice_backend,
     })
@@ -331,15 +288,16 @@ async fn compute(run: usize, other: usize, kind: DirectionKind, n: usize) -> Res
 
 /// The slice on the GPU, or why not: (`None`, "cpu (reason)") sends the caller to `cpu_slice`.
 #[cfg(feature = "webgpu")]
-async fn gpu_slice(run: usize, plane_: &Plane, grid: &Grid) -> (Option<Surface>, String) {
-    let inputs = arena::with(|a| -> Result<_, String> {
-        let gpu = a.gpu_device().ok_or("no WebGPU device")?;
-        let b = a.runs.get(run).and_then(|r| r.backend.as_ref()).ok_or("the run went away")?;
-        let mlp = b.mlp().ok_or("not an MLP run")?.clone();
-        let (x, y) = b.train_set().ok_or("no training set")?;
-        Ok((gpu, mlp, x.clone(), y.to_vec()))
-    })
-    .unwrap_or_else(|| Err("no arena".into()));
+async fn gpu_slice(session: Session, run: usize, plane_: &Plane, grid: &Grid) -> (Option<Surface>, String) {
+    let inputs = session
+        .with(|a| -> Result<_, String> {
+            let gpu = a.gpu_device().ok_or("no WebGPU device")?;
+            let b = a.runs.get(run).ok_or("the run went away")?;
+            let mlp = b.mlp().ok_or("not an MLP run")?.clone();
+            let (x, y) = b.train_set().ok_or("no training set")?;
+            Ok((gpu, mlp, x.clone(), y.to_vec()))
+        })
+        .unwrap_or_else(|| Err("the session is gone".into()));
     match inputs {
         Ok((gpu, mlp, x, y)) => match concord_gpu::kernels::landscape::mlp_slice(&gpu, &mlp, &x, &y, plane_, grid).await {
             Ok(surface) => (Some(surface), "webgpu".into()),
@@ -350,16 +308,16 @@ async fn gpu_slice(run: usize, plane_: &Plane, grid: &Grid) -> (Option<Surface>,
 }
 
 #[cfg(not(feature = "webgpu"))]
-async fn gpu_slice(_run: usize, _plane: &Plane, _grid: &Grid) -> (Option<Surface>, String) {
+async fn gpu_slice(_session: Session, _run: usize, _plane: &Plane, _grid: &Grid) -> (Option<Surface>, String) {
     (None, "cpu (built without WebGPU)".into())
 }
 
 /// The slice on the CPU in f64, one row of β per macrotask so the page stays responsive.
-async fn cpu_slice(run: usize, plane_: &Plane, grid: &Grid, n: usize, tasks_n: usize) -> Result<Surface, String> {
+async fn cpu_slice(session: Session, run: usize, plane_: &Plane, grid: &Grid, n: usize, tasks_n: usize) -> Result<Surface, String> {
     let mut per_task = vec![vec![f64::NAN; n * n]; tasks_n];
     let mut buf = vec![0.0; plane_.origin.len()];
     for j in 0..n {
-        let row = with_run(run, |obj, _, _, _| -> Result<Vec<Vec<f64>>, String> {
+        let row = with_run(session, run, |obj, _, _, _| -> Result<Vec<Vec<f64>>, String> {
             (0..n)
                 .map(|i| {
                     let (a, b) = grid.point(j * n + i);
@@ -381,50 +339,7 @@ async fn cpu_slice(run: usize, plane_: &Plane, grid: &Grid, n: usize, tasks_n: u
     Ok(Surface::from_tasks(grid.clone(), per_task))
 }
 
-/// The reference point is this factor times the worst ℓ₁ and ℓ₂ of the scatter.
-pub const REFERENCE_SCALE: f64 = 1.1;
 
-/// The loss-space Pareto view of the arena: (ℓ₁, ℓ₂) of every run's recorded whole-train-set
-/// losses (the loss-curve points, every few steps) and of each run now, the non-dominated front,
-/// and the hypervolume against r = `REFERENCE_SCALE` × (worst ℓ₁, worst ℓ₂) of the scatter.
-/// Drawn by the loss-space panel (outputs.rs); the hook exposes it with the landscape.
-pub fn pareto_of(a: &crate::arena::Arena) -> Option<ParetoView> {
-    let mut pts = Vec::new();
-    let mut labels = Vec::new();
-    for r in &a.runs {
-        for c in &r.curve {
-            if c.train.len() >= 2 && c.train[0].is_finite() && c.train[1].is_finite() {
-                pts.push([c.train[0], c.train[1]]);
-                labels.push(format!("{} @ {}", r.label, c.step));
-            }
-        }
-        if let Some(l) = r.backend.as_ref().and_then(|b| b.train_losses().ok()).filter(|l| l.len() >= 2 && l[0].is_finite() && l[1].is_finite()) {
-            pts.push([l[0], l[1]]);
-            labels.push(format!("{} @ {}", r.label, r.steps()));
-        }
-    }
-    if pts.is_empty() {
-        return None;
-    }
-    let rx = pts.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
-    let ry = pts.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max);
-    pareto_view(pts, labels, [REFERENCE_SCALE * rx, REFERENCE_SCALE * ry]).ok()
-}
-
-/// The staircase of a front up to its reference point, (ℓ₁, ℓ₂) pairs to draw as one line.
-pub fn staircase(p: &ParetoView) -> Vec<(f64, f64)> {
-    let front: Vec<[f64; 2]> = p.front.iter().map(|&k| p.points[k]).collect();
-    let mut stair = Vec::new();
-    if let Some(first) = front.first() {
-        stair.push((first[0], p.reference[1]));
-    }
-    for (k, q) in front.iter().enumerate() {
-        stair.push((q[0], q[1]));
-        let next_x = front.get(k + 1).map_or(p.reference[0], |n| n[0]);
-        stair.push((next_x, q[1]));
-    }
-    stair
-}
 
 // ---------------------------------------------------------------- drawing
 
@@ -561,16 +476,18 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
     }
 }
 
-fn install_hook() {
-    let Some(hook) = web_sys::window().and_then(|w| js_sys::Reflect::get(&w, &"concord".into()).ok()) else { return };
-    let get = Closure::<dyn Fn() -> JsValue>::new(|| {
-        with_store(|s| {
+/// `landscape()` on this playground's hook object.
+fn install_hook(session: Session, store: StoreCell) {
+    let Some(hook) = session.with(|s| s.hook.clone()) else { return };
+    let get = Closure::<dyn Fn() -> JsValue>::new(move || {
+        with_store(store, |s| {
             let mut out = serde_json::json!({ "busy": s.busy, "error": s.error });
             if let Some(r) = &s.result {
                 out["result"] = serde_json::to_value(r).unwrap_or_default();
             }
             js_sys::JSON::parse(&out.to_string()).unwrap_or(JsValue::NULL)
         })
+        .unwrap_or(JsValue::NULL)
     });
     let _ = js_sys::Reflect::set(&hook, &"landscape".into(), get.as_ref());
     get.forget();
@@ -579,7 +496,9 @@ fn install_hook() {
 #[component]
 pub fn LandscapePanel() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<ArenaUi>();
+    let session = use_session();
+    let aui = session.ui;
+    let store: StoreCell = StoredValue::new_local(std::rc::Rc::new(RefCell::new(Store::default())));
     let slice = NodeRef::<Canvas>::new();
     let interp = NodeRef::<Canvas>::new();
     let sharp = NodeRef::<Canvas>::new();
@@ -601,18 +520,18 @@ pub fn LandscapePanel() -> impl IntoView {
     };
     let version = RwSignal::new(0u64);
     let status = RwSignal::new(String::from("Not computed yet."));
-    install_hook();
+    install_hook(session, store);
 
     let start = move || {
-        if with_store(|s| std::mem::replace(&mut s.busy, true)) {
+        if with_store(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {
             return;
         }
         status.set("Computing…".into());
         let (r, o, k, n) = (run.get_untracked(), other.get_untracked(), kind.get_untracked(), grid.get_untracked());
         let o = if o == r { usize::from(r == 0) } else { o };
         leptos::task::spawn_local(async move {
-            let out = compute(r, o, k, n).await;
-            with_store(|s| {
+            let out = compute(session, r, o, k, n).await;
+            with_store(store, |s| {
                 s.busy = false;
                 match out {
                     Ok(res) => {
@@ -649,8 +568,8 @@ pub fn LandscapePanel() -> impl IntoView {
     Effect::new(move |_| {
         version.track();
         task.track();
-        let names = arena::with(|a| a.task_names.clone()).unwrap_or_default();
-        with_store(|s| {
+        let names = session.with(|a| a.task_names.clone()).unwrap_or_default();
+        with_store(store, |s| {
             let Some(r) = &s.result else { return };
             let t = task.get_untracked().filter(|&t| t < r.tasks.len());
             let name = t.and_then(|t| names.get(t).cloned()).unwrap_or_else(|| "Total".into());
@@ -668,11 +587,11 @@ pub fn LandscapePanel() -> impl IntoView {
 
     let runs = move || {
         aui.version.track();
-        arena::with(|a| a.runs.iter().map(|r| r.label.clone()).collect::<Vec<_>>()).unwrap_or_default()
+        session.with(|a| a.runs.iter().map(|r| r.label.clone()).collect::<Vec<_>>()).unwrap_or_default()
     };
     let tasks = move || {
         aui.version.track();
-        arena::with(|a| a.task_names.clone()).unwrap_or_default()
+        session.with(|a| a.task_names.clone()).unwrap_or_default()
     };
     let png = move |node: NodeRef<Canvas>, name: &'static str| {
         move |_| {

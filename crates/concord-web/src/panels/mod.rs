@@ -7,7 +7,6 @@ pub mod data;
 pub mod explain;
 pub mod io;
 pub mod landscape;
-pub mod methods;
 pub mod model;
 pub mod moe;
 pub mod notices;

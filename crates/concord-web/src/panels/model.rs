@@ -2,7 +2,7 @@
 
 use crate::preset::Family;
 use crate::state::{MoeChoice, ACTIVATIONS, MAX_EXPERTS, ROUTERS};
-use crate::use_cfg;
+use crate::state::use_cfg;
 use concord_core::model::{Activation, LossKind};
 use leptos::prelude::*;
 

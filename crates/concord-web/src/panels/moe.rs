@@ -5,15 +5,14 @@
 //! the cosine on all shared parameters, for every MoE run. The dense trunk of equal size is
 //! the `task-experts-dense` preset, one click away (the arena runs one model at a time).
 
-use crate::arena::{self, Arena, ArenaUi};
+use crate::session::{use_session, SessionInner as Arena};
 use crate::chart::{self, INK, MUTED};
-use crate::use_cfg;
+use crate::state::use_cfg;
 use concord_core::model::moe::{Gating, Moe, RouterKind};
 use concord_core::train::MoeStepRecord;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use nalgebra::DMatrix;
-use std::cell::Cell;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -25,9 +24,6 @@ const SLOW_MS: f64 = 500.0;
 /// Capacity factors of the sweep (the reference's slider values and a few around them).
 const SWEEP: [f64; 8] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0];
 
-thread_local! {
-    static LAST_SLOW: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
-}
 
 /// One colour per expert (up to 16; Tableau-like, distinguishable on white).
 const EXPERT_RGB: [[u8; 3]; 16] = [
@@ -42,9 +38,8 @@ fn expert_colour(e: usize) -> String {
 /// The first run that trains an MoE block: its index, model, parameters and latest record.
 fn first_moe(a: &Arena) -> Option<(usize, &Moe, &[f64], Option<&MoeStepRecord>)> {
     a.runs.iter().enumerate().find_map(|(i, r)| {
-        let b = r.backend.as_ref()?;
-        let moe = b.moe()?;
-        Some((i, moe, b.params()?, b.history().last().and_then(|h| h.moe.as_ref())))
+        let moe = r.moe()?;
+        Some((i, moe, r.params()?, r.history.last().and_then(|h| h.moe.as_ref())))
     })
 }
 
@@ -284,9 +279,8 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
         .runs
         .iter()
         .filter_map(|r| {
-            let b = r.backend.as_ref()?;
-            b.moe()?;
-            let last = b.history().last()?;
+            r.moe()?;
+            let last = r.history.last()?;
             Some((r, last.moe.as_ref()?, last.metrics.cosine.clone()))
         })
         .collect();
@@ -332,20 +326,23 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
 /// The arena's panel frame (heading, PNG button, canvas, hint); MoE figures have no extra
 /// hide condition of their own (the whole panel hides when no run is an MoE).
 fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, hint: &'static str) -> impl IntoView {
-    crate::panels::outputs::figure(key, title, node, Signal::stored(false), hint)
+    crate::dom::figure(key, title, node, Signal::stored(false), hint)
 }
 
 #[component]
 pub fn MoePanel() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<ArenaUi>();
+    let session = use_session();
+    let aui = session.ui;
+    // The slow figures' own throttle.
+    let last_slow = StoredValue::new(f64::NEG_INFINITY);
     let routing = NodeRef::<Canvas>::new();
     let capacity = NodeRef::<Canvas>::new();
     let map = NodeRef::<Canvas>::new();
     let conflict = NodeRef::<Canvas>::new();
     let has_moe = move || {
         aui.version.track();
-        arena::with(|a| a.runs.iter().any(|r| r.backend.as_ref().is_some_and(|b| b.moe().is_some()))).unwrap_or(false)
+        session.with(|a| a.runs.iter().any(|r| r.moe().is_some())).unwrap_or(false)
     };
 
     Effect::new(move |_| {
@@ -354,16 +351,16 @@ pub fn MoePanel() -> impl IntoView {
         if state.preset.is_toy() || state.moe.is_none() {
             return;
         }
-        let now = crate::runner::now_ms();
-        arena::with(|a| {
+        let now = crate::session::now_ms();
+        session.with(|a| {
             if let Some(c) = routing.get_untracked() {
                 draw_routing(&c, a);
             }
             if let Some(c) = conflict.get_untracked() {
                 draw_conflict(&c, a);
             }
-            if !state.play || now - LAST_SLOW.with(Cell::get) > SLOW_MS {
-                LAST_SLOW.with(|c| c.set(now));
+            if !state.play || now - last_slow.get_value() > SLOW_MS {
+                last_slow.set_value(now);
                 if let Some(c) = map.get_untracked() {
                     draw_map(&c, a);
                 }

@@ -1,6 +1,6 @@
 //! Notices about URL-hash values that were dropped or clamped.
 
-use crate::Notices;
+use crate::state::Notices;
 use leptos::prelude::*;
 
 #[component]

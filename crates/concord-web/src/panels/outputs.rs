@@ -4,17 +4,17 @@
 //! toggle) and its history; conflict ratio and the update-vs-mean angle; the loss-space
 //! (L₁ vs L₂) trajectories. Every panel shows all arena runs together.
 
-use crate::arena::{self, Arena, ArenaRun, ArenaUi};
 use crate::chart::{self, Axis, Frame, INK, MUTED};
+use crate::dom::{download_png, figure};
+use crate::session::{use_session, Run, SessionInner as Arena};
 use crate::preset::Family;
 use crate::state::State;
-use crate::use_cfg;
+use crate::state::use_cfg;
 use concord_core::data::LabelKind;
 use concord_core::model::LossKind;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use nalgebra::DMatrix;
-use std::cell::Cell;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -27,21 +27,17 @@ const MAX_POINTS: usize = 300;
 /// Heatmaps cost 100² forward passes per task and run: redraw them at most this often.
 const HEATMAP_MS: f64 = 400.0;
 
-thread_local! {
-    static LAST_HEATMAP: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
-}
 
-/// Save a canvas as `concord-<name>.png`.
-pub fn download_png(canvas: &HtmlCanvasElement, name: &str) {
-    if let Ok(url) = canvas.to_data_url_with_type("image/png") {
-        crate::panels::io::download_url(&url, &format!("concord-{name}.png"));
-    }
-}
-
-fn legend(ctx: &CanvasRenderingContext2d, runs: &[ArenaRun], y: f64) {
+/// One entry per method (a toy method's runs from every start share its colour).
+fn legend(ctx: &CanvasRenderingContext2d, runs: &[Run], y: f64) {
     let mut x = 8.0;
     ctx.set_text_baseline("middle");
+    let mut seen = Vec::new();
     for r in runs {
+        if seen.contains(&r.slot) {
+            continue;
+        }
+        seen.push(r.slot);
         ctx.set_fill_style_str(r.colour);
         ctx.fill_rect(x, y - 5.0, 14.0, 10.0);
         let label = if r.error.is_some() { format!("{} (stopped)", r.label) } else { r.label.clone() };
@@ -86,18 +82,15 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
 /// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
 /// grid outputs when the run has them for this extent, else the CPU forward pass of the MLP or
 /// the MoE model (same heads, same outputs per task).
-fn heatmap_pixels(backend: &dyn crate::runner::TrainBackend, extent: f64) -> Option<Vec<Vec<u8>>> {
+fn heatmap_pixels(run: &Run, extent: f64) -> Option<Vec<Vec<u8>>> {
     let computed;
-    let (outs, heads) = match (backend.mlp(), backend.moe()) {
-        (Some(mlp), _) => match backend.grid_outputs(extent) {
-            Some(outs) => (outs, &mlp.config().heads),
-            None => {
-                computed = mlp.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
-                (&computed[..], &mlp.config().heads)
-            }
-        },
+    let (outs, heads) = match (run.mlp(), run.moe()) {
+        (Some(mlp), _) => {
+            computed = mlp.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
+            (&computed[..], &mlp.config().heads)
+        }
         (None, Some(moe)) => {
-            computed = moe.predict_points(backend.params()?, &crate::grid::points(extent)).ok()?;
+            computed = moe.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
             (&computed[..], &moe.config().heads)
         }
         (None, None) => return None,
@@ -150,7 +143,7 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let Some(scratch) = scratch_canvas() else { return };
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
-        let pixels = run.backend.as_ref().and_then(|b| heatmap_pixels(b.as_ref(), extent));
+        let pixels = heatmap_pixels(run, extent);
         for t in 0..m {
             let y0 = 30.0 + t as f64 * row_h + 16.0;
             let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
@@ -197,7 +190,7 @@ fn draw_sinusoids(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let preds: Vec<Option<Vec<DMatrix<f64>>>> = a
         .runs
         .iter()
-        .map(|r| r.backend.as_ref().and_then(|b| b.mlp()?.forward(b.params()?, &x_mat).ok()))
+        .map(|r| r.mlp()?.forward(r.params()?, &x_mat).ok())
         .collect();
     for (t, task_ys) in ys.iter().enumerate() {
         let f = Frame { x: 44.0, y: 30.0 + t as f64 * (plot_h + 36.0) + 16.0, w: WIDTH - 60.0, h: plot_h };
@@ -253,6 +246,34 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
     }
 }
 
+/// The weight each method gives each task over time: the loss weighting's w where there is one,
+/// else the aggregator's weights on the Jacobian rows (absent for methods that are not a
+/// weighting of the rows, e.g. PCGrad).
+fn draw_weights(canvas: &HtmlCanvasElement, a: &Arena) {
+    let m = a.task_names.len().max(1);
+    let per_row = m.min(2);
+    let rows = m.div_ceil(per_row);
+    let (cw, ch) = ((WIDTH - 20.0) / per_row as f64, 170.0);
+    let height = 30.0 + rows as f64 * (ch + 44.0);
+    let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
+    legend(&ctx, &a.runs, 12.0);
+    let weights = |h: &concord_core::train::StepRecord| h.loss_weights.clone().or_else(|| h.aggregator_weights.clone());
+    let max_step = a.runs.iter().map(|r| r.steps).max().unwrap_or(0).max(1) as f64;
+    for t in 0..m {
+        let (col, row) = (t % per_row, t / per_row);
+        let f = Frame { x: col as f64 * cw + 62.0, y: 30.0 + row as f64 * (ch + 44.0) + 20.0, w: cw - 80.0, h: ch };
+        let values = a.runs.iter().flat_map(|r| r.history.iter().filter_map(|h| weights(h)?.get(t).copied()));
+        let ya = Axis::fit(values.chain([0.0]), false);
+        let xa = Axis::fixed(0.0, max_step);
+        let name = a.task_names.get(t).cloned().unwrap_or_default();
+        chart::axes(&ctx, f, xa, ya, &format!("Task {name}: weight"), "step");
+        for run in &a.runs {
+            let pts: Vec<(f64, f64)> = run.history.iter().filter_map(|h| Some((h.step as f64, *weights(h)?.get(t)?))).collect();
+            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
+        }
+    }
+}
+
 /// Mean of the defined off-diagonal entries (for m = 2: cos(g₁, g₂)).
 fn mean_pairwise(c: &[Vec<Option<f64>>]) -> Option<f64> {
     let vals: Vec<f64> = c
@@ -294,7 +315,7 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let cell = if m <= 2 { 40.0 } else { 30.0 };
     let block = m as f64 * cell;
     let layers = if state.layers {
-        a.runs.iter().filter_map(|r| r.backend.as_ref()?.history().last().map(|h| h.metrics.layers.len())).max().unwrap_or(0)
+        a.runs.iter().filter_map(|r| r.history.last().map(|h| h.metrics.layers.len())).max().unwrap_or(0)
     } else {
         0
     };
@@ -309,7 +330,7 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     for (k, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + (k % per_line) as f64 * (per_run_w + 24.0);
         let y0 = 30.0 + (k / per_line) as f64 * row_h + 18.0;
-        let last = run.backend.as_ref().and_then(|b| b.history().last());
+        let last = run.history.last();
         ctx.set_fill_style_str(run.colour);
         ctx.fill_rect(x0, y0 - 12.0, 10.0, 10.0);
         let Some(h) = last else {
@@ -319,7 +340,7 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         chart::text(&ctx, "whole model", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
         draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
         // The GPU trainer reads back whole-model metrics only.
-        if state.layers && h.metrics.layers.is_empty() && run.backend.as_ref().is_some_and(|b| b.kind() == "webgpu") {
+        if state.layers && h.metrics.layers.is_empty() && run.on_gpu() {
             chart::text(&ctx, "per-layer: CPU runs only", x0, y0 + block + 14.0, "left", chart::FONT, MUTED);
         }
         if layers > 0 {
@@ -331,7 +352,7 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         }
     }
     let f = Frame { x: 52.0, y: 30.0 + run_rows as f64 * row_h + 24.0, w: WIDTH - 70.0, h: chart_h };
-    let max_step = a.runs.iter().map(|r| r.steps()).max().unwrap_or(0).max(1) as f64;
+    let max_step = a.runs.iter().map(|r| r.steps).max().unwrap_or(0).max(1) as f64;
     let (xa, ya) = (Axis::fixed(0.0, max_step), Axis::fixed(-1.05, 1.05));
     let title = if m == 2 {
         "History: cos(g₁, g₂), moving average (below 0 = conflict)"
@@ -347,9 +368,8 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
         ctx.stroke();
     }
     for run in &a.runs {
-        let Some(b) = &run.backend else { continue };
         let pts: Vec<(f64, f64)> =
-            b.history().iter().map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN))).collect();
+            run.history.iter().map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN))).collect();
         let pts = chart::moving_average(&pts, chart::smoothing_window(pts.len()));
         chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
     }
@@ -359,7 +379,7 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     let height = 30.0 + 190.0 + 44.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
     legend(&ctx, &a.runs, 12.0);
-    let max_step = a.runs.iter().map(|r| r.steps()).max().unwrap_or(0).max(1) as f64;
+    let max_step = a.runs.iter().map(|r| r.steps).max().unwrap_or(0).max(1) as f64;
     let xa = Axis::fixed(0.0, max_step);
     let half = (WIDTH - 20.0) / 2.0;
     let f1 = Frame { x: 48.0, y: 50.0, w: half - 64.0, h: 190.0 };
@@ -368,8 +388,7 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     chart::axes(&ctx, f1, xa, y1, "Conflict ratio: share of pairs with cos < 0", "step");
     chart::axes(&ctx, f2, xa, y2, "Angle of the update to the mean gradient (°)", "step");
     for run in &a.runs {
-        let Some(b) = &run.backend else { continue };
-        let h = b.history();
+        let h = &run.history;
         let ratio: Vec<(f64, f64)> = h.iter().map(|r| (r.step as f64, r.metrics.conflict_ratio)).collect();
         let angle: Vec<(f64, f64)> = h
             .iter()
@@ -413,9 +432,9 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
         }
     }
     // The non-dominated front of every point drawn, and its hypervolume (landscape.rs).
-    let pareto = crate::panels::landscape::pareto_of(a);
+    let pareto = a.pareto();
     if let Some(p) = &pareto {
-        chart::polyline(&ctx, f, xa, ya, &crate::panels::landscape::staircase(p), chart::Pen::dashed(INK, 1.2));
+        chart::polyline(&ctx, f, xa, ya, &chart::staircase(p), chart::Pen::dashed(INK, 1.2));
     }
     let notes = [
         "Each trail is one method’s (L₁, L₂) on the",
@@ -445,37 +464,14 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     }
 }
 
-/// One panel: a heading, a PNG button and the canvas.
-pub(crate) fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>, hint: &'static str) -> impl IntoView {
-    let cfg = use_cfg();
-    let hidden = move || cfg.with(|s| s.is_hidden(key)) || extra_hidden.get();
-    view! {
-        <section class="card figure-card" class:hidden=hidden data-panel=key>
-            <div class="figure-head">
-                <h2>{title}</h2>
-                <button
-                    type="button"
-                    class="btn small"
-                    aria-label=format!("Download the {title} panel as PNG")
-                    on:click=move |_| {
-                        if let Some(c) = node.get_untracked() {
-                            download_png(&c, key);
-                        }
-                    }
-                >
-                    "PNG"
-                </button>
-            </div>
-            <canvas node_ref=node role="img" aria-label=title></canvas>
-            <p class="hint">{hint}</p>
-        </section>
-    }
-}
-
 #[component]
 pub fn OutputsPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<ArenaUi>();
+    let session = use_session();
+    let aui = session.ui;
+    // Heatmaps cost forward passes: this panel's own throttle.
+    let last_heatmap = StoredValue::new(f64::NEG_INFINITY);
+    let weights = NodeRef::<Canvas>::new();
     let heat = NodeRef::<Canvas>::new();
     let curves = NodeRef::<Canvas>::new();
     let cosine = NodeRef::<Canvas>::new();
@@ -484,7 +480,7 @@ pub fn OutputsPanel() -> impl IntoView {
     let family = move || {
         aui.version.track();
         aui.csv.track();
-        arena::with(|a| a.family()).flatten()
+        session.with(|a| a.family()).flatten()
     };
     let no_map = Signal::derive(move || !matches!(family(), Some(Family::TaskSet) | Some(Family::Sinusoid)));
     let never = Signal::derive(|| false);
@@ -493,15 +489,12 @@ pub fn OutputsPanel() -> impl IntoView {
     Effect::new(move |_| {
         aui.version.track();
         let state = cfg.get();
-        if state.preset.is_toy() {
-            return;
-        }
-        let now = crate::runner::now_ms();
-        arena::with(|a| {
+        let now = crate::session::now_ms();
+        session.with(|a| {
             let fam = a.family();
-            let redraw_heat = !state.play || now - LAST_HEATMAP.with(Cell::get) > HEATMAP_MS;
-            if redraw_heat {
-                LAST_HEATMAP.with(|c| c.set(now));
+            let redraw_heat = !state.play || now - last_heatmap.get_value() > HEATMAP_MS;
+            if redraw_heat && !matches!(fam, Some(Family::Toy(_))) {
+                last_heatmap.set_value(now);
                 if let Some(c) = heat.get_untracked() {
                     match fam {
                         Some(Family::Sinusoid) => draw_sinusoids(&c, a, &state),
@@ -520,6 +513,9 @@ pub fn OutputsPanel() -> impl IntoView {
             }
             if let Some(c) = space.get_untracked() {
                 draw_loss_space(&c, a);
+            }
+            if let Some(c) = weights.get_untracked() {
+                draw_weights(&c, a);
             }
         });
     });
@@ -569,6 +565,8 @@ pub fn OutputsPanel() -> impl IntoView {
                 "Per-step values of mini-batch gradients flip sign often, so both lines are moving averages over about a fiftieth of the run. An angle near 0° means the method moves like the plain mean; large angles mean it corrects for conflict or scale.")}
             {figure("lossSpace", "Loss space", space, never,
                 "Where each method’s run is in the space of the first two tasks’ losses.")}
+            {figure("weights", "Task weights over time", weights, never,
+                "The weight each method gives each task at every recorded step: the loss weighting’s w, else the aggregator’s weights on the task gradients (none for methods that do not weight them, e.g. PCGrad).")}
         </div>
     }
 }

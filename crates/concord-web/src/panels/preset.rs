@@ -2,7 +2,7 @@
 
 use crate::preset::Preset;
 use crate::state::State;
-use crate::use_cfg;
+use crate::state::use_cfg;
 use leptos::prelude::*;
 
 #[component]
@@ -46,7 +46,7 @@ pub fn PresetPanel() -> impl IntoView {
 #[component]
 pub fn PresetCard() -> impl IntoView {
     let cfg = use_cfg();
-    let aui = expect_context::<crate::arena::ArenaUi>();
+    let aui = crate::session::use_session().ui;
     let preset = move || cfg.with(|s| s.preset);
     let csv = move || if preset().is_toy() { None } else { aui.csv.get() };
     view! {

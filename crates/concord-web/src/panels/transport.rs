@@ -1,7 +1,7 @@
 //! Play/pause, step, reset, the step counter and the live speed.
 
-use crate::arena::ArenaUi;
-use crate::{reset_runs, step_once, use_cfg, use_ui};
+use crate::session::use_session;
+use crate::state::use_cfg;
 use leptos::prelude::*;
 
 /// 12345678 → "12,345,678".
@@ -30,21 +30,16 @@ fn fmt_rate(r: f64) -> String {
 #[component]
 pub fn TransportPanel() -> impl IntoView {
     let cfg = use_cfg();
-    let ui = use_ui();
+    let session = use_session();
+    let ui = session.ui;
     let playing = move || cfg.with(|s| s.play);
     let hidden = move |key: &'static str| move || cfg.with(|s| s.is_hidden(key));
-    let aui = expect_context::<ArenaUi>();
-    let toy = move || cfg.with(|s| s.preset.is_toy());
     let runs = move || {
-        let s = cfg.get();
-        if s.preset.is_toy() {
-            s.methods.len() * s.problem().published_starts().len()
-        } else {
-            s.arena.len()
-        }
+        ui.version.track();
+        session.with(|s| s.runs.len()).unwrap_or(0)
     };
-    let steps = move || if toy() { ui.steps.get() } else { aui.steps.get() };
-    let rate = move || if toy() { ui.rate.get() } else { aui.rate.get() };
+    let steps = move || ui.steps.get();
+    let rate = move || ui.rate.get();
 
     view! {
         <div class="transport" role="group" aria-label="Run controls">
@@ -54,7 +49,7 @@ pub fn TransportPanel() -> impl IntoView {
                 class:hidden=hidden("resetButton")
                 title="Reset the runs to their starts (R)"
                 aria-label="Reset"
-                on:click=move |_| reset_runs(cfg)
+                on:click=move |_| session.reset()
             >
                 <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true">
                     <path d="M12 5V1L7 6l5 5V7c3.31 0 6 2.69 6 6s-2.69 6-6 6-6-2.69-6-6H4c0 4.42 3.58 8 8 8s8-3.58 8-8-3.58-8-8-8z" fill="currentColor"></path>
@@ -91,7 +86,7 @@ pub fn TransportPanel() -> impl IntoView {
                 class:hidden=hidden("stepButton")
                 title=move || format!("Advance {} steps (S)", cfg.with(|s| s.spf))
                 aria-label="Step"
-                on:click=move |_| step_once(cfg)
+                on:click=move |_| session.step_once()
             >
                 <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true">
                     <path d="M6 18l8.5-6L6 6v12zM16 6v12h2V6h-2z" fill="currentColor"></path>

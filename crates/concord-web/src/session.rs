@@ -1,0 +1,1189 @@
+//! The one engine of a playground: a `Session` owns every run of the page it belongs to and
+//! drives each through concord-core's `train::Backend` — the CPU `Trainer`, or on WebGPU the
+//! backend concord-gpu builds for the config (its fused toy kernel for the CAGrad toys, its MLP
+//! trainer otherwise). A multi-task preset is one run per method (same data, seed and initial
+//! weights); a toy preset is the grid method × published start.
+//!
+//! A session is a value: the playground component that owns it creates it and provides it to
+//! its panels by context, so two playgrounds on one page run independently (no globals).
+//!
+//! Per animation frame: serve a pending `step(n)` request or, while playing, the steps-per-frame
+//! setting. CPU runs take the steps at once (lock-step, within a time budget) and are read back
+//! at once; GPU runs submit the same number of steps in one queue submission each and are read
+//! back asynchronously — the backend is moved into the read-back future, so at most one
+//! read-back per run is in flight and nothing blocks. Until every read-back of the frame is in,
+//! the session submits nothing more (the runs stay in lock-step and a `step(n)` request
+//! resolves on read-back state). If a read-back reports a device error, every GPU run continues
+//! on the CPU from its last read-back state with a notice. A reset bumps `generation`, so a
+//! read-back for old runs is dropped.
+
+use crate::preset::Family;
+use crate::state::State;
+use crate::train_config::{base_config, toy_configs, with_method, EVAL_EVERY};
+use concord_core::data::MultiTaskData;
+use concord_core::train::{now, Backend, BackendError, BackendKind, DataSource, RunRecord, Snapshot, StepRecord, TrainConfig};
+use concord_core::{MethodSpec, Trainer};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// CPU time per frame, in ms, before the rest of a chunk moves to the next frame.
+const CPU_BUDGET_MS: f64 = 24.0;
+/// Shortest gap between two redraws while playing, in ms.
+const REDRAW_MS: f64 = 90.0;
+/// Steps one `step(n)` request may do per frame (it spans frames beyond that).
+const REQUEST_CHUNK: u64 = 10_000;
+/// Toy trails are thinned to half when they grow past this many points.
+const TRAIL_MAX: usize = 6_000;
+/// One colour per method slot (distinct from the heatmaps' orange and blue).
+pub const SLOT_COLOURS: [&str; 5] = ["#d6204e", "#1a9850", "#6a3d9a", "#2b2b2b", "#8c510a"];
+
+/// What the backend readout shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readout {
+    /// `None` while the device is being acquired; else whether any run is on WebGPU.
+    pub gpu: Option<bool>,
+    pub text: String,
+}
+
+/// Signals the session writes and the panels read (Copy, so closures capture it freely).
+#[derive(Clone, Copy)]
+pub struct SessionUi {
+    /// Bumped whenever runs or read-back state change: the panels redraw.
+    pub version: RwSignal<u64>,
+    pub steps: RwSignal<u64>,
+    /// Steps per second per run, over the last second or so.
+    pub rate: RwSignal<f64>,
+    /// Why no run could be built (bad data/model combination), if so.
+    pub error: RwSignal<Option<String>>,
+    /// Per-slot errors (a bad parameter, a divergence): the first run of each method slot.
+    pub run_errors: RwSignal<Vec<Option<String>>>,
+    /// "name.csv: 300 points, 2 tasks" while the user's CSV is in use.
+    pub csv: RwSignal<Option<String>>,
+    pub backend: RwSignal<Readout>,
+    pub ready: RwSignal<bool>,
+}
+
+impl SessionUi {
+    fn new() -> Self {
+        SessionUi {
+            version: RwSignal::new(0),
+            steps: RwSignal::new(0),
+            rate: RwSignal::new(0.0),
+            error: RwSignal::new(None),
+            run_errors: RwSignal::new(Vec::new()),
+            csv: RwSignal::new(None),
+            backend: RwSignal::new(Readout { gpu: None, text: "Choosing a backend…".into() }),
+            ready: RwSignal::new(false),
+        }
+    }
+}
+
+/// Whole-train-set (or batch) and test losses at one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub step: usize,
+    pub train: Vec<f64>,
+    pub test: Option<Vec<f64>>,
+}
+
+/// A parameter snapshot is kept every this many steps (for trajectories, PCA and λ_max).
+const SNAPSHOT_EVERY: usize = 10;
+/// Most snapshots kept per run.
+const MAX_SNAPSHOTS: usize = 200;
+
+/// One run's parameter snapshots (step, θ), oldest first: one every `SNAPSHOT_EVERY` steps,
+/// thinned to every other one when `MAX_SNAPSHOTS` is reached (memory stays bounded).
+#[derive(Default, Clone)]
+pub struct Snapshots {
+    pub steps: Vec<usize>,
+    pub params: Vec<Vec<f64>>,
+    every: usize,
+}
+
+impl Snapshots {
+    /// Keep θ at `step` if it is due.
+    pub fn offer(&mut self, step: usize, params: &[f64]) {
+        let every = self.every.max(SNAPSHOT_EVERY);
+        if self.steps.last().is_some_and(|&l| step < l) {
+            *self = Snapshots::default();
+        }
+        if self.steps.last().is_none_or(|&l| step >= l + every) || self.steps.is_empty() {
+            self.steps.push(step);
+            self.params.push(params.to_vec());
+            self.every = every;
+        }
+        if self.steps.len() > MAX_SNAPSHOTS {
+            self.steps = self.steps.iter().copied().step_by(2).collect();
+            self.params = std::mem::take(&mut self.params).into_iter().step_by(2).collect();
+            self.every = every * 2;
+        }
+    }
+
+    /// Steps from `step` until the next snapshot is due (≥ 1). A GPU run is read back only
+    /// between submissions, so a submission ends there to see θ at that step.
+    pub fn steps_until_due(&self, step: usize) -> usize {
+        let every = self.every.max(SNAPSHOT_EVERY);
+        match self.steps.last() {
+            Some(&l) if step >= l => (l + every).saturating_sub(step).max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// One run: its config, its engine, and the state as last read back.
+pub struct Run {
+    pub spec: MethodSpec,
+    /// Index of the method in the page's method list (colour, legend).
+    pub slot: usize,
+    pub label: String,
+    pub colour: &'static str,
+    /// Toy runs: the start and its index among the published starts (the marker).
+    pub start: Option<([f64; 2], usize)>,
+    pub config: TrainConfig,
+    /// The engine; `None` while its read-back is in flight, or if it could not be built.
+    engine: Option<Box<dyn Backend>>,
+    on_gpu: bool,
+    built: bool,
+    /// A CPU trainer of the same config, never stepped: the model, the training set and the
+    /// objective (the loss at any parameter vector) for the panels.
+    twin: Option<Trainer>,
+    pub error: Option<String>,
+    /// Why this run is on the CPU (no WebGPU, a config the GPU cannot train, a GPU failure).
+    pub cpu_reason: Option<String>,
+    /// Steps before the engine's own count (a toy continued on the CPU from a read-back point).
+    offset: usize,
+    lr_pending: Option<f64>,
+    // The read-back state.
+    pub steps: usize,
+    pub history: Vec<StepRecord>,
+    pub params: Vec<f64>,
+    pub train: Vec<f64>,
+    pub test: Option<Vec<f64>>,
+    pub curve: Vec<CurvePoint>,
+    /// Toy runs: the point at every read-back.
+    pub trail: Vec<[f64; 2]>,
+    pub snapshots: Snapshots,
+}
+
+impl Run {
+    pub fn on_gpu(&self) -> bool {
+        self.on_gpu
+    }
+    pub fn kind(&self) -> &'static str {
+        if self.on_gpu {
+            "webgpu"
+        } else {
+            "cpu"
+        }
+    }
+    fn live(&self) -> bool {
+        self.built && self.error.is_none()
+    }
+    pub fn is_built(&self) -> bool {
+        self.built
+    }
+    pub fn mlp(&self) -> Option<&concord_core::model::Mlp> {
+        self.twin.as_ref()?.mlp()
+    }
+    pub fn moe(&self) -> Option<&concord_core::model::moe::Moe> {
+        self.twin.as_ref()?.moe()
+    }
+    pub fn objective(&self) -> Option<Box<dyn concord_core::landscape::Objective + '_>> {
+        Some(self.twin.as_ref()?.objective())
+    }
+    pub fn train_set(&self) -> Option<(&nalgebra::DMatrix<f64>, &[concord_core::model::Target])> {
+        self.twin.as_ref()?.train_set()
+    }
+    pub fn params(&self) -> Option<&[f64]> {
+        self.built.then_some(self.params.as_slice())
+    }
+    pub fn position(&self) -> [f64; 2] {
+        [self.params.first().copied().unwrap_or(f64::NAN), self.params.get(1).copied().unwrap_or(f64::NAN)]
+    }
+
+    /// The run in concord-core's record shape (the last read-back state).
+    pub fn record(&self, task_names: &[String]) -> Option<RunRecord> {
+        self.built.then(|| RunRecord {
+            config: self.config.clone(),
+            task_names: task_names.to_vec(),
+            steps_done: self.steps,
+            params: self.params.clone(),
+            history: self.history.clone(),
+            final_train_losses: self.train.clone(),
+            final_test_losses: self.test.clone(),
+            error: self.error.clone(),
+        })
+    }
+
+    /// Take a read-back.
+    fn apply(&mut self, snap: Snapshot) {
+        let last_curve = self.curve.last().map(|c| c.step);
+        for mut rec in snap.new_records {
+            rec.step += self.offset;
+            if rec.step > 0 && rec.step % EVAL_EVERY == 0 && last_curve.is_none_or(|l| rec.step > l) {
+                self.curve.push(CurvePoint { step: rec.step, train: rec.losses.clone(), test: rec.test_losses.clone() });
+            }
+            self.history.push(rec);
+        }
+        self.steps = snap.steps_done + self.offset;
+        self.params = snap.params;
+        self.train = snap.train_losses;
+        self.test = snap.test_losses;
+        if self.steps % EVAL_EVERY == 0 && self.curve.last().is_none_or(|c| self.steps > c.step) && !self.train.is_empty() {
+            self.curve.push(CurvePoint { step: self.steps, train: self.train.clone(), test: self.test.clone() });
+        }
+        if let Some(e) = snap.error {
+            self.error = Some(e);
+        }
+        if self.start.is_some() {
+            let p = self.position();
+            if self.trail.last() != Some(&p) {
+                self.trail.push(p);
+            }
+            thin_trail(&mut self.trail);
+        }
+        let (step, params) = (self.steps, std::mem::take(&mut self.params));
+        self.snapshots.offer(step, &params);
+        self.params = params;
+    }
+}
+
+fn thin_trail(trail: &mut Vec<[f64; 2]>) {
+    if trail.len() <= TRAIL_MAX {
+        return;
+    }
+    let last = *trail.last().expect("non-empty");
+    let mut k = 0;
+    trail.retain(|_| {
+        k += 1;
+        k % 2 == 1
+    });
+    if trail.last() != Some(&last) {
+        trail.push(last);
+    }
+}
+
+/// A `step(n)` request from the test hook or the Step button.
+struct StepRequest {
+    remaining: u64,
+    resolve: Option<js_sys::Function>,
+}
+
+/// The session's view of its WebGPU device.
+enum GpuChoice {
+    Pending,
+    #[cfg(feature = "webgpu")]
+    Ready(std::sync::Arc<concord_gpu::Gpu>),
+    /// No WebGPU, or it failed: why.
+    Unavailable(String),
+}
+
+/// What the exported JSON holds.
+#[derive(Serialize, Deserialize)]
+struct SavedSession {
+    format: String,
+    version: u32,
+    /// The page's URL hash (every setting).
+    hash: String,
+    /// The user's CSV before the split, if the runs trained on it.
+    csv: Option<SavedCsv>,
+    steps: u64,
+    runs: Vec<SavedRun>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedCsv {
+    name: String,
+    data: MultiTaskData,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedRun {
+    method: String,
+    /// Config, weights and the per-step metrics history (concord-core's `RunRecord`).
+    record: Option<RunRecord>,
+    error: Option<String>,
+    curve: Vec<CurvePoint>,
+}
+
+const FORMAT: &str = "concord-playground-run";
+
+/// A GPU read-back, held until the frame's other read-backs are in.
+struct Arrived {
+    slot: usize,
+    engine: Box<dyn Backend>,
+    result: Result<Snapshot, BackendError>,
+}
+
+pub struct SessionInner {
+    pub ui: SessionUi,
+    cfg: RwSignal<State>,
+    /// The state the runs were built from.
+    applied: Option<State>,
+    pub runs: Vec<Run>,
+    pub task_names: Vec<String>,
+    /// The 2-D points and labels (task sets and CSV), for the heatmaps.
+    pub points: Option<MultiTaskData>,
+    /// The sinusoid points (x, one y column per task) and the train count, for its curve plot.
+    pub curve_data: Option<(Vec<f64>, Vec<Vec<f64>>, usize)>,
+    csv: Option<(String, MultiTaskData)>,
+    playing: bool,
+    spf: u32,
+    steps: u64,
+    requests: VecDeque<StepRequest>,
+    rate_samples: VecDeque<(f64, u64)>,
+    work: u64,
+    last_publish: f64,
+    gpu: GpuChoice,
+    adapter: String,
+    generation: u64,
+    in_flight: usize,
+    /// Steps this frame's GPU submissions took.
+    frame_steps: u64,
+    arrived: Vec<Arrived>,
+    simulate_gpu_failure: bool,
+    /// Why the runs left the GPU mid-run, once they have.
+    gpu_notice: Option<String>,
+    /// The `window.concord`-style hook object of this session (panels add to it).
+    pub hook: js_sys::Object,
+    /// The page's own playground (it marks the body with the backend in use).
+    main: bool,
+}
+
+/// A playground's engine: a cheap handle (Copy) to the runs and the signals the panels read.
+#[derive(Clone, Copy)]
+pub struct Session {
+    inner: StoredValue<Rc<RefCell<SessionInner>>, LocalStorage>,
+    pub ui: SessionUi,
+}
+
+pub fn use_session() -> Session {
+    expect_context::<Session>()
+}
+
+impl Session {
+    /// A session for `cfg`'s settings; it acquires its WebGPU device, builds the runs and starts
+    /// its animation loop (which ends when the owning component is disposed).
+    pub fn new(cfg: RwSignal<State>, hook: js_sys::Object, main: bool, on_ready: impl FnOnce() + 'static) -> Session {
+        let ui = SessionUi::new();
+        let inner = SessionInner {
+            ui,
+            cfg,
+            applied: None,
+            runs: Vec::new(),
+            task_names: Vec::new(),
+            points: None,
+            curve_data: None,
+            csv: None,
+            playing: false,
+            spf: 1,
+            steps: 0,
+            requests: VecDeque::new(),
+            rate_samples: VecDeque::new(),
+            work: 0,
+            last_publish: 0.0,
+            gpu: GpuChoice::Pending,
+            adapter: String::new(),
+            generation: 0,
+            in_flight: 0,
+            frame_steps: 0,
+            arrived: Vec::new(),
+            simulate_gpu_failure: false,
+            gpu_notice: None,
+            hook,
+            main,
+        };
+        let session = Session { inner: StoredValue::new_local(Rc::new(RefCell::new(inner))), ui };
+        let state = cfg.get_untracked();
+        session.with(|s| s.configure(&state));
+        wasm_bindgen_futures::spawn_local(async move {
+            let choice = choose_gpu().await;
+            session.with(|s| {
+                match choice {
+                    #[cfg(feature = "webgpu")]
+                    Ok(gpu) => {
+                        s.adapter = gpu.adapter_label();
+                        #[allow(clippy::arc_with_non_send_sync)]
+                        let gpu = std::sync::Arc::new(gpu);
+                        s.gpu = GpuChoice::Ready(gpu);
+                    }
+                    Err(why) => s.gpu = GpuChoice::Unavailable(why),
+                }
+                s.rebuild();
+                s.ui.ready.set(true);
+            });
+            on_ready();
+            schedule_frame(session);
+        });
+        session
+    }
+
+    /// Run `f` on the session; `None` once it is disposed (or if called re-entrantly).
+    pub fn with<R>(&self, f: impl FnOnce(&mut SessionInner) -> R) -> Option<R> {
+        let rc = self.inner.try_get_value()?;
+        let mut guard = rc.try_borrow_mut().ok()?;
+        Some(f(&mut guard))
+    }
+
+    /// One press of Step: steps-per-frame more steps.
+    pub fn step_once(&self) {
+        self.with(|s| {
+            let spf = s.spf as u64;
+            s.request_steps(spf, None)
+        });
+    }
+
+    pub fn reset(&self) {
+        self.with(SessionInner::rebuild);
+    }
+}
+
+fn schedule_frame(session: Session) {
+    request_animation_frame(move || {
+        let t = now_ms();
+        if session.with(|s| s.tick(session, t)).is_some() {
+            schedule_frame(session);
+        }
+    });
+}
+
+#[cfg(feature = "webgpu")]
+async fn choose_gpu() -> Result<concord_gpu::Gpu, String> {
+    concord_gpu::Gpu::new().await.map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "webgpu"))]
+async fn choose_gpu() -> Result<std::convert::Infallible, String> {
+    Err("this build has no WebGPU backend (concord-web built without the `webgpu` feature)".into())
+}
+
+pub fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+}
+
+impl SessionInner {
+    pub fn is_toy(&self) -> bool {
+        self.applied.as_ref().is_some_and(|s| s.preset.is_toy())
+    }
+
+    pub fn state(&self) -> Option<&State> {
+        self.applied.as_ref()
+    }
+
+    pub fn family(&self) -> Option<Family> {
+        self.applied.as_ref().map(|s| if self.csv.is_some() { Family::TaskSet } else { s.preset.family() })
+    }
+
+    /// The page's WebGPU device, once acquired (the landscape panel slices on it).
+    #[cfg(feature = "webgpu")]
+    pub fn gpu_device(&self) -> Option<std::sync::Arc<concord_gpu::Gpu>> {
+        match &self.gpu {
+            GpuChoice::Ready(gpu) => Some(gpu.clone()),
+            _ => None,
+        }
+    }
+
+    /// Test-only: make the next GPU read-back fail. Returns whether a run is on the GPU.
+    pub fn simulate_gpu_failure(&mut self) -> bool {
+        self.simulate_gpu_failure = true;
+        self.runs.iter().any(Run::on_gpu)
+    }
+
+    /// Take the page state: rebuild the runs when data, model or methods changed; apply a new
+    /// learning rate live (optimizer state kept).
+    pub fn configure(&mut self, state: &State) {
+        self.playing = state.play;
+        self.spf = state.spf.max(1);
+        let rebuild = self.applied.as_ref().is_none_or(|a| a.needs_reset(state));
+        let lr_changed = self.applied.as_ref().is_some_and(|a| a.lr != state.lr);
+        self.applied = Some(state.clone());
+        if rebuild {
+            if !matches!(self.gpu, GpuChoice::Pending) {
+                self.rebuild();
+            }
+        } else if lr_changed {
+            for run in &mut self.runs {
+                run.config.optimizer = run.config.optimizer.with_lr(state.lr);
+                match &mut run.engine {
+                    Some(e) => {
+                        if let Err(err) = e.set_lr(state.lr) {
+                            run.error = Some(err);
+                        }
+                    }
+                    None => run.lr_pending = Some(state.lr),
+                }
+            }
+            self.publish(true);
+        }
+    }
+
+    /// Use the user's CSV (`None`: back to the generated data) and rebuild.
+    pub fn set_csv(&mut self, csv: Option<(String, MultiTaskData)>) {
+        self.ui.csv.set(csv.as_ref().map(|(name, d)| {
+            format!("{name}: {} points, {} task{}", d.len(), d.num_tasks(), if d.num_tasks() == 1 { "" } else { "s" })
+        }));
+        self.csv = csv;
+        self.rebuild();
+    }
+
+    /// Restart every run from its start (the shared initial weights, or the toy's starts).
+    pub fn rebuild(&mut self) {
+        let Some(state) = self.applied.clone() else { return };
+        self.generation += 1;
+        self.in_flight = 0;
+        self.arrived.clear();
+        self.steps = 0;
+        self.runs.clear();
+        self.points = None;
+        self.curve_data = None;
+        self.task_names.clear();
+        let toy = state.preset.is_toy() && self.csv.is_none();
+        let base = match base_config(&state, self.csv.as_ref().map(|(_, d)| d)) {
+            Ok(b) => b,
+            Err(e) => {
+                self.ui.error.set(Some(e));
+                self.publish(true);
+                return;
+            }
+        };
+        self.load_plot_data(&base);
+        // (slot, spec, start, config)
+        let mut plans: Vec<(usize, MethodSpec, Option<([f64; 2], usize)>, TrainConfig)> = Vec::new();
+        for (slot, spec) in state.arena.iter().enumerate() {
+            let config = with_method(&base, spec);
+            if toy {
+                for (i, (start, c)) in toy_configs(&config, state.preset).into_iter().enumerate() {
+                    plans.push((slot, spec.clone(), Some((start, i)), c));
+                }
+            } else {
+                plans.push((slot, spec.clone(), None, config));
+            }
+        }
+        for (slot, spec, start, config) in plans {
+            let run = self.build_run(slot, spec, start, config);
+            self.runs.push(run);
+        }
+        if let Some(r) = self.runs.iter().find(|r| r.built) {
+            self.task_names = task_names(&base, r.train.len());
+        }
+        let all_failed = !self.runs.is_empty() && self.runs.iter().all(|r| !r.built);
+        self.ui.error.set(all_failed.then(|| self.runs[0].error.clone().unwrap_or_default()));
+        self.publish(true);
+    }
+
+    fn build_run(&self, slot: usize, spec: MethodSpec, start: Option<([f64; 2], usize)>, config: TrainConfig) -> Run {
+        let mut run = Run {
+            label: spec.label(),
+            spec,
+            slot,
+            colour: SLOT_COLOURS[slot % SLOT_COLOURS.len()],
+            start,
+            config: config.clone(),
+            engine: None,
+            on_gpu: false,
+            built: false,
+            twin: None,
+            error: None,
+            cpu_reason: None,
+            offset: 0,
+            lr_pending: None,
+            steps: 0,
+            history: Vec::new(),
+            params: Vec::new(),
+            train: Vec::new(),
+            test: None,
+            curve: Vec::new(),
+            trail: Vec::new(),
+            snapshots: Snapshots::default(),
+        };
+        // The CPU twin gives the initial state every engine starts from (the GPU builds the
+        // same parameters), the model and the objective.
+        let mut twin = match Trainer::new(config.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                run.error = Some(e);
+                return run;
+            }
+        };
+        let snap = twin.snapshot();
+        run.twin = Some(twin);
+        run.apply(snap);
+        run.curve = vec![CurvePoint { step: 0, train: run.train.clone(), test: run.test.clone() }];
+        let (engine, reason) = self.build_engine(&config);
+        match engine {
+            Ok(e) => {
+                run.on_gpu = e.kind() == BackendKind::Gpu;
+                run.engine = Some(e);
+                run.built = true;
+                run.cpu_reason = reason;
+            }
+            Err(e) => run.error = Some(e),
+        }
+        run
+    }
+
+    /// The GPU backend where there is a GPU and it has this config, else the CPU trainer with
+    /// the reason it is on the CPU.
+    fn build_engine(&self, config: &TrainConfig) -> (Result<Box<dyn Backend>, String>, Option<String>) {
+        let reason = match &self.gpu {
+            GpuChoice::Pending => "the WebGPU device is still being acquired".to_string(),
+            GpuChoice::Unavailable(why) => why.clone(),
+            #[cfg(feature = "webgpu")]
+            GpuChoice::Ready(gpu) => {
+                if config.moe.is_some() {
+                    "the GPU trainer cannot run this config: there is no GPU MoE trainer yet".to_string()
+                } else {
+                    // The GPU reads whole-model metrics back, not per-layer ones.
+                    let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
+                    match concord_gpu::backend(gpu.clone(), gpu_config) {
+                        Ok(b) => return (Ok(b), None),
+                        Err(why) => format!("the GPU trainer cannot run this config: {why}"),
+                    }
+                }
+            }
+        };
+        (Trainer::new(config.clone()).map(|t| Box::new(t) as Box<dyn Backend>), Some(reason))
+    }
+
+    fn load_plot_data(&mut self, base: &TrainConfig) {
+        match &base.data {
+            DataSource::TaskSet { config } => self.points = config.generate().ok(),
+            DataSource::Points { data } => self.points = Some(data.clone()),
+            DataSource::Sinusoid { config, train_ratio } => {
+                if let Ok((x, y)) = config.generate() {
+                    let xs: Vec<f64> = x.column(0).iter().copied().collect();
+                    let ys = y
+                        .iter()
+                        .map(|t| match t {
+                            concord_core::model::Target::Values(v) => v.column(0).iter().copied().collect(),
+                            concord_core::model::Target::Classes(c) => c.iter().map(|&k| k as f64).collect(),
+                        })
+                        .collect();
+                    let n_train = (config.n as f64 * train_ratio).floor() as usize;
+                    self.curve_data = Some((xs, ys, n_train));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queue `n` steps; `resolve` is called with `state()` once they are done and read back.
+    pub fn request_steps(&mut self, n: u64, resolve: Option<js_sys::Function>) {
+        self.requests.push_back(StepRequest { remaining: n, resolve });
+    }
+
+    /// One animation frame.
+    fn tick(&mut self, session: Session, t: f64) {
+        self.sample_rate(t);
+        if self.in_flight > 0 {
+            return;
+        }
+        self.resolve_finished();
+        if !self.runs.iter().any(Run::live) {
+            // Nothing can step: requests resolve at once.
+            for r in &mut self.requests {
+                r.remaining = 0;
+            }
+            self.resolve_finished();
+            return;
+        }
+        let spf = self.spf as u64;
+        let n = match self.requests.front() {
+            // Chunks grow with the run (about a tenth of the steps so far), so a toy's trail
+            // keeps its early curvature while a long request still needs few frames.
+            Some(req) => req.remaining.min((self.steps / 10).max(spf).min(REQUEST_CHUNK.max(spf))),
+            None if self.playing => spf,
+            None => return,
+        };
+        // GPU MLP runs end a submission where their next landscape snapshot is due.
+        let n = self
+            .runs
+            .iter()
+            .filter(|r| r.on_gpu && r.live() && r.start.is_none())
+            .map(|r| r.snapshots.steps_until_due(r.steps) as u64)
+            .fold(n, u64::min)
+            .max(1);
+        self.apply_pending_lr();
+        // CPU runs: lock-step chunks within the frame's budget, then read back at once.
+        let t0 = now_ms();
+        let cpu: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].live() && !self.runs[i].on_gpu).collect();
+        let mut done = 0;
+        if cpu.is_empty() {
+            done = n;
+        }
+        while done < n && !cpu.is_empty() {
+            let k = (n - done).min(25);
+            for &i in &cpu {
+                let run = &mut self.runs[i];
+                if let Some(e) = run.engine.as_mut() {
+                    if let Err(err) = e.submit(k as usize) {
+                        run.error = Some(err.to_string());
+                    }
+                }
+            }
+            done += k;
+            if now_ms() - t0 > CPU_BUDGET_MS {
+                break;
+            }
+        }
+        for &i in &cpu {
+            let run = &mut self.runs[i];
+            if let Some(e) = run.engine.as_mut() {
+                match now(e.read_back()) {
+                    Some(Ok(snap)) => run.apply(snap),
+                    Some(Err(err)) => run.error = Some(err.to_string()),
+                    None => run.error = Some("the CPU read-back was not ready".into()),
+                }
+            }
+        }
+        // GPU runs: one submission and one read-back each.
+        let fail = std::mem::take(&mut self.simulate_gpu_failure);
+        let generation = self.generation;
+        for slot in 0..self.runs.len() {
+            let run = &mut self.runs[slot];
+            if !(run.live() && run.on_gpu) {
+                continue;
+            }
+            let Some(mut engine) = run.engine.take() else { continue };
+            let submitted = match engine.submit(done as usize) {
+                Ok(_) if fail => Err(BackendError::Device("simulated device loss (window.concord._simulateGpuFailure)".into())),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            self.in_flight += 1;
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = match submitted {
+                    Ok(()) => engine.read_back().await,
+                    Err(e) => Err(e),
+                };
+                session.with(move |s| s.arrive(generation, Arrived { slot, engine, result }));
+            });
+        }
+        self.frame_steps = done;
+        self.work += done;
+        if self.in_flight == 0 {
+            self.finish_frame();
+        }
+    }
+
+    fn apply_pending_lr(&mut self) {
+        for run in &mut self.runs {
+            if let (Some(lr), Some(e)) = (run.lr_pending, run.engine.as_mut()) {
+                run.lr_pending = None;
+                if let Err(err) = e.set_lr(lr) {
+                    run.error = Some(err);
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self, generation: u64, arrived: Arrived) {
+        if generation != self.generation {
+            return; // the runs were rebuilt meanwhile (or left the GPU): drop the old engine
+        }
+        self.arrived.push(arrived);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight > 0 {
+            return;
+        }
+        let arrived = std::mem::take(&mut self.arrived);
+        let device_error = arrived.iter().find_map(|a| match &a.result {
+            Err(BackendError::Device(e)) => Some(e.clone()),
+            _ => None,
+        });
+        if let Some(e) = device_error {
+            // No run takes this frame's results: all continue from the same earlier step.
+            for a in arrived {
+                if let Some(run) = self.runs.get_mut(a.slot) {
+                    run.engine = Some(a.engine);
+                }
+            }
+            self.gpu_failed(e);
+            return;
+        }
+        for Arrived { slot, engine, result } in arrived {
+            let Some(run) = self.runs.get_mut(slot) else { continue };
+            run.engine = Some(engine);
+            match result {
+                Ok(snap) => run.apply(snap),
+                Err(e) => run.error = Some(e.to_string()),
+            }
+        }
+        self.finish_frame();
+    }
+
+    fn finish_frame(&mut self) {
+        let done = std::mem::take(&mut self.frame_steps);
+        self.steps += done;
+        if let Some(req) = self.requests.front_mut() {
+            req.remaining = req.remaining.saturating_sub(done);
+        }
+        let force = self.requests.front().is_some_and(|r| r.remaining == 0) || !self.playing;
+        self.publish(force);
+        self.resolve_finished();
+    }
+
+    /// The GPU failed: every GPU run continues on the CPU from its last read-back state.
+    fn gpu_failed(&mut self, error: String) {
+        self.generation += 1;
+        self.in_flight = 0;
+        self.frame_steps = 0;
+        let at = self.steps;
+        let notice = if self.is_toy() {
+            format!("GPU failed at step {at} ({error}); continued on the CPU from the last read-back positions — optimizer state restarted")
+        } else {
+            format!("the GPU failed at step {at} ({error}); the runs continue on the CPU from the last read-back state — optimizer state restarted")
+        };
+        web_sys::console::warn_1(&format!("concord: {notice}").into());
+        self.gpu = GpuChoice::Unavailable(notice.clone());
+        for run in self.runs.iter_mut().filter(|r| r.on_gpu) {
+            run.on_gpu = false;
+            run.cpu_reason = Some(notice.clone());
+            match to_cpu(run) {
+                Ok(()) => {}
+                Err(e) => {
+                    run.engine = None;
+                    run.error = Some(format!("could not continue on the CPU: {e}"));
+                }
+            }
+        }
+        self.gpu_notice = Some(notice);
+        self.publish(true);
+    }
+
+    fn resolve_finished(&mut self) {
+        while self.requests.front().is_some_and(|r| r.remaining == 0) {
+            let req = self.requests.pop_front().expect("front exists");
+            if let Some(resolve) = req.resolve {
+                let state = self.state_js();
+                let _ = resolve.call1(&wasm_bindgen::JsValue::NULL, &state);
+            }
+        }
+    }
+
+    fn publish(&mut self, force: bool) {
+        let now = now_ms();
+        if !force && now - self.last_publish < REDRAW_MS {
+            return;
+        }
+        self.last_publish = now;
+        self.ui.steps.set(self.steps);
+        // One error per method slot (its first run's).
+        let slots = self.applied.as_ref().map_or(0, |s| s.arena.len());
+        let errors: Vec<Option<String>> =
+            (0..slots).map(|k| self.runs.iter().find(|r| r.slot == k).and_then(|r| r.error.clone())).collect();
+        if self.ui.run_errors.with_untracked(|e| *e != errors) {
+            self.ui.run_errors.set(errors);
+        }
+        let readout = self.readout();
+        if self.ui.backend.with_untracked(|b| *b != readout) {
+            self.ui.backend.set(readout.clone());
+        }
+        if self.main {
+            set_body_backend(readout_kind(&readout));
+        }
+        self.ui.version.update(|v| *v += 1);
+    }
+
+    fn readout(&self) -> Readout {
+        if matches!(self.gpu, GpuChoice::Pending) {
+            return Readout { gpu: None, text: "Choosing a backend…".into() };
+        }
+        let adapter = self.adapter.strip_suffix(" · WebGPU").unwrap_or(&self.adapter).to_string();
+        let gpu_runs: Vec<&Run> = self.runs.iter().filter(|r| r.on_gpu).collect();
+        let cpu_runs: Vec<&Run> = self.runs.iter().filter(|r| r.built && !r.on_gpu).collect();
+        if self.is_toy() {
+            // The toy grid: one line for all runs (they share one backend unless a method has no
+            // GPU kernel).
+            let mut parts = Vec::new();
+            if !gpu_runs.is_empty() {
+                parts.push(format!("WebGPU · {adapter}"));
+            }
+            if let Some(r) = cpu_runs.first() {
+                let why = r.cpu_reason.clone().unwrap_or_else(|| "no reason given".into());
+                let mut labels: Vec<&str> = cpu_runs.iter().map(|r| r.label.as_str()).collect();
+                labels.dedup();
+                if gpu_runs.is_empty() {
+                    parts.push(format!("CPU fallback — {why}"));
+                } else {
+                    parts.push(format!("CPU — {}: {why}", labels.join(", ")));
+                }
+            }
+            if parts.is_empty() {
+                parts.push("no run could be built".into());
+            }
+            return Readout { gpu: Some(!gpu_runs.is_empty()), text: parts.join(" · ") };
+        }
+        let mut parts = Vec::new();
+        if !gpu_runs.is_empty() {
+            let labels: Vec<&str> = gpu_runs.iter().map(|r| r.label.as_str()).collect();
+            parts.push(format!("WebGPU · {adapter} — {}", labels.join(", ")));
+        }
+        for r in &cpu_runs {
+            let why = r.cpu_reason.as_deref().unwrap_or("no reason given");
+            parts.push(format!("CPU · concord-core trainer (wasm) — {}: {why}", r.label));
+        }
+        if parts.is_empty() {
+            parts.push("no run could be built".into());
+        }
+        Readout { gpu: Some(!gpu_runs.is_empty()), text: parts.join(" · ") }
+    }
+
+    fn sample_rate(&mut self, now: f64) {
+        self.rate_samples.push_back((now, self.work));
+        while self.rate_samples.len() > 2 && now - self.rate_samples[1].0 > 1000.0 {
+            self.rate_samples.pop_front();
+        }
+        let (t0, w0) = self.rate_samples[0];
+        if now - t0 >= 250.0 {
+            let rate = (self.work - w0) as f64 * 1000.0 / (now - t0);
+            if (rate - self.ui.rate.get_untracked()).abs() > 0.5 {
+                self.ui.rate.set(rate);
+            }
+        }
+    }
+
+    /// The runs as JSON: settings (the hash), the CSV if any, and per run its config, weights,
+    /// metrics history and loss curve.
+    pub fn export_json(&self) -> String {
+        let saved = SavedSession {
+            format: FORMAT.into(),
+            version: 1,
+            hash: self.applied.as_ref().map(|s| s.to_hash()).unwrap_or_default(),
+            csv: self.csv.as_ref().map(|(name, data)| SavedCsv { name: name.clone(), data: data.clone() }),
+            steps: self.steps,
+            runs: self
+                .runs
+                .iter()
+                .map(|r| SavedRun {
+                    method: r.spec.to_text(),
+                    record: r.record(&self.task_names),
+                    error: r.error.clone(),
+                    curve: r.curve.clone(),
+                })
+                .collect(),
+        };
+        serde_json::to_string(&saved).unwrap_or_default()
+    }
+
+    /// Load an exported run: settings, data, weights, history and curves. The optimizer moments
+    /// start afresh (they are not part of the record).
+    pub fn import_json(&mut self, text: &str) -> Result<(), String> {
+        let saved: SavedSession = serde_json::from_str(text).map_err(|e| format!("not a Concord run file: {e}"))?;
+        if saved.format != FORMAT || saved.version != 1 {
+            return Err(format!("unsupported file: format “{}” version {}", saved.format, saved.version));
+        }
+        let (state, notices) = State::from_hash(&saved.hash);
+        if notices.iter().any(|n| !n.contains("renamed")) {
+            return Err(format!("the saved settings do not parse: {}", notices.join("; ")));
+        }
+        if state.preset.is_toy() {
+            return Err("the file holds a toy preset; only multi-task runs can be imported".into());
+        }
+        if saved.runs.len() != state.arena.len() {
+            return Err(format!("the file has {} runs for {} methods", saved.runs.len(), state.arena.len()));
+        }
+        self.csv = saved.csv.map(|c| (c.name, c.data));
+        self.ui.csv.set(self.csv.as_ref().map(|(name, d)| format!("{name}: {} points, {} tasks", d.len(), d.num_tasks())));
+        self.playing = false;
+        let state = State { play: false, ..state };
+        self.applied = Some(state.clone());
+        self.rebuild();
+        for (run, saved) in self.runs.iter_mut().zip(saved.runs) {
+            run.curve = saved.curve;
+            run.error = saved.error;
+            let (Some(engine), Some(rec)) = (run.engine.as_mut(), saved.record) else { continue };
+            let RunRecord { params, history, final_train_losses, final_test_losses, .. } = rec;
+            engine.restore(params.clone(), history.clone()).map_err(|e| format!("{}: {e}", run.label))?;
+            // The saved losses win when they fit (a GPU run's own, in f32), so the restored
+            // state reads exactly as the exported one.
+            let m = run.train.len();
+            let fits = |l: &[f64]| l.len() == m && l.iter().all(|v| v.is_finite());
+            let computed = run.twin.as_mut().map(|t| {
+                let _ = t.restore(params.clone(), Vec::new());
+                (t.train_losses().unwrap_or_default(), t.test_losses().and_then(Result::ok))
+            });
+            let (train, test) = computed.unwrap_or_default();
+            run.train = if fits(&final_train_losses) { final_train_losses } else { train };
+            run.test = match (final_test_losses, test) {
+                (Some(saved), Some(_)) if fits(&saved) => Some(saved),
+                (_, computed) => computed,
+            };
+            run.steps = history.len();
+            run.params = params;
+            run.history = history;
+        }
+        self.steps = saved.steps;
+        self.publish(true);
+        self.cfg.set(state);
+        Ok(())
+    }
+
+    /// The test hook's `gridCheck()`: per run, where its heatmap grid was computed. The grid is
+    /// the CPU forward pass at the read-back parameters on every backend.
+    pub fn grid_check_js(&self) -> wasm_bindgen::JsValue {
+        let runs: Vec<serde_json::Value> =
+            self.runs.iter().map(|_| serde_json::json!({ "grid": "cpu", "cells": null, "maxGap": null })).collect();
+        js_sys::JSON::parse(&serde_json::Value::Array(runs).to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
+    }
+
+    /// The test hook's `state()`: a plain object, built through JSON.
+    pub fn state_js(&self) -> wasm_bindgen::JsValue {
+        let toy = self.is_toy();
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let last = r.history.last();
+                let params = r.params().unwrap_or(&[]);
+                let mut v = serde_json::json!({
+                    "method": if toy { r.spec.aggregator.name().to_string() } else { r.spec.to_text() },
+                    "spec": r.spec.to_text(),
+                    "label": r.label,
+                    "aggregator": r.spec.aggregator.name(),
+                    "weighting": r.spec.weighting.as_ref().map(|w| w.name()),
+                    "steps": r.steps,
+                    "error": r.error,
+                    "trainLosses": r.built.then_some(&r.train),
+                    "testLosses": r.test,
+                    "paramCount": params.len(),
+                    "paramsHead": params.iter().take(8).collect::<Vec<_>>(),
+                    "paramsSum": params.iter().sum::<f64>(),
+                    "cosine": last.map(|h| h.metrics.cosine.clone()),
+                    "conflictRatio": last.map(|h| h.metrics.conflict_ratio),
+                    "updateCosMean": last.and_then(|h| h.metrics.update_cosine_mean),
+                    "lossWeights": last.and_then(|h| h.loss_weights.clone()),
+                    "aggregatorWeights": last.and_then(|h| h.aggregator_weights.clone()),
+                    "curvePoints": r.curve.len(),
+                    "historyLen": r.history.len(),
+                    "backend": r.built.then(|| r.kind()),
+                    "backendReason": r.cpu_reason,
+                    "moe": last.and_then(|h| h.moe.as_ref()),
+                });
+                if let Some((start, _)) = r.start {
+                    v["c"] = serde_json::json!(r.spec.aggregator.float("c").filter(|_| r.spec.aggregator.name() == "cagrad"));
+                    v["start"] = serde_json::json!(start);
+                    v["position"] = serde_json::json!(r.position());
+                }
+                v
+            })
+            .collect();
+        let s = self.applied.as_ref();
+        let backend = self.runs.iter().find(|r| r.built).map(|r| r.kind()).or(match self.gpu {
+            GpuChoice::Pending => None,
+            _ => Some("cpu"),
+        });
+        let state = serde_json::json!({
+            "mode": if toy { "toy" } else { "multitask" },
+            "preset": s.map(|s| s.preset.name()),
+            "problem": s.filter(|s| s.preset.is_toy()).map(|s| s.problem().name()),
+            "backend": backend,
+            "backendText": self.ui.backend.get_untracked().text,
+            "adapter": self.adapter,
+            "reason": self.gpu_notice.clone().or_else(|| match &self.gpu {
+                GpuChoice::Unavailable(why) => Some(why.clone()),
+                _ => None,
+            }),
+            "steps": self.steps,
+            "lr": s.map(|s| s.lr),
+            "optimizer": s.map(|s| s.optimizer.name()),
+            "seed": s.map(|s| s.seed),
+            "tasks": self.task_names,
+            "csv": self.csv.as_ref().map(|(n, _)| n),
+            "error": self.ui.error.get_untracked(),
+            "runs": runs,
+        });
+        js_sys::JSON::parse(&state.to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
+    }
+}
+
+/// The reference point is this factor times the worst ℓ₁ and ℓ₂ of the scatter.
+pub const REFERENCE_SCALE: f64 = 1.1;
+
+/// The loss-space Pareto view of the arena: (ℓ₁, ℓ₂) of every run's recorded whole-train-set
+/// losses (the loss-curve points, every few steps) and of each run now, the non-dominated front,
+/// and the hypervolume against r = `REFERENCE_SCALE` × (worst ℓ₁, worst ℓ₂) of the scatter.
+/// Drawn by the loss-space panel (outputs.rs); the hook exposes it with the landscape.
+pub fn pareto_of(a: &SessionInner) -> Option<concord_core::landscape::ParetoView> {
+    let mut pts = Vec::new();
+    let mut labels = Vec::new();
+    for r in &a.runs {
+        for c in &r.curve {
+            if c.train.len() >= 2 && c.train[0].is_finite() && c.train[1].is_finite() {
+                pts.push([c.train[0], c.train[1]]);
+                labels.push(format!("{} @ {}", r.label, c.step));
+            }
+        }
+        let l = &r.train;
+        if r.is_built() && l.len() >= 2 && l[0].is_finite() && l[1].is_finite() {
+            pts.push([l[0], l[1]]);
+            labels.push(format!("{} @ {}", r.label, r.steps));
+        }
+    }
+    if pts.is_empty() {
+        return None;
+    }
+    let rx = pts.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
+    let ry = pts.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max);
+    concord_core::landscape::pareto_view(pts, labels, [REFERENCE_SCALE * rx, REFERENCE_SCALE * ry]).ok()
+}
+
+impl SessionInner {
+    /// The loss-space Pareto view of every run (`pareto_of`).
+    pub fn pareto(&self) -> Option<concord_core::landscape::ParetoView> {
+        pareto_of(self)
+    }
+}
+
+/// Move a GPU run to the CPU at its last read-back state: a run that records every step is
+/// restored (parameters and history); a toy (sparser records) restarts from its read-back point
+/// with the step count carried as an offset. The optimizer moments restart either way.
+fn to_cpu(run: &mut Run) -> Result<(), String> {
+    if run.config.record_every == 1 {
+        let mut cpu = Trainer::new(run.config.clone())?;
+        cpu.restore(run.params.clone(), run.history.clone())?;
+        let _ = cpu.snapshot(); // the restored history is already on the page
+        run.engine = Some(Box::new(cpu));
+        run.offset = 0;
+        return Ok(());
+    }
+    let mut config = run.config.clone();
+    if let DataSource::Toy { start, .. } = &mut config.data {
+        *start = run.position();
+    } else {
+        return Err("this run records every few steps and has no point to restart from".into());
+    }
+    config.steps = config.steps.saturating_sub(run.steps).max(1);
+    let mut cpu = Trainer::new(config)?;
+    let _ = cpu.snapshot();
+    run.engine = Some(Box::new(cpu));
+    run.offset = run.steps;
+    Ok(())
+}
+
+fn readout_kind(r: &Readout) -> Option<&'static str> {
+    r.gpu.map(|g| if g { "webgpu" } else { "cpu" })
+}
+
+fn set_body_backend(kind: Option<&'static str>) {
+    let Some(kind) = kind else { return };
+    if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+        if body.get_attribute("data-backend").as_deref() != Some(kind) {
+            let _ = body.set_attribute("data-backend", kind);
+        }
+    }
+}
+
+pub fn task_names(base: &TrainConfig, m: usize) -> Vec<String> {
+    match &base.data {
+        DataSource::TaskSet { config } => config.tasks.iter().enumerate().map(|(t, d)| format!("{} {}", t + 1, d.name())).collect(),
+        DataSource::Points { data } => data.task_names.clone(),
+        DataSource::GradNorm { config, .. } => config.sigmas.iter().map(|s| format!("σ = {s}")).collect(),
+        DataSource::Sinusoid { config, .. } => config.tasks.iter().enumerate().map(|(t, _)| format!("sin φ{}", t + 1)).collect(),
+        DataSource::ParetoSynthetic { .. } => (1..=m).map(|t| format!("f{t}")).collect(),
+        DataSource::Toy { .. } => vec!["L1".into(), "L2".into()],
+    }
+}
