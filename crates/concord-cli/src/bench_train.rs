@@ -43,7 +43,7 @@ pub fn run(a: BenchTrainArgs) -> Result<(), UsageError> {
         return Err(UsageError(format!("--steps and --chunk must be at least 1, got {} and {}", a.steps, a.chunk)));
     }
     let mut config = preset(&a.preset).map_err(UsageError)?;
-    config.aggregator = a.method.trim().to_string();
+    config.method = concord_core::MethodSpec::parse(a.method.trim()).map_err(UsageError)?;
     config.steps = a.warmup.checked_add(a.steps).ok_or_else(|| UsageError("--steps is too large".into()))?;
     let (seconds, adapter) = match a.backend {
         Backend::Cpu => {

@@ -14,6 +14,7 @@ use concord_core::landscape::{
     Grid, Objective, ParetoView, PlaneInputs, ProjectedPath, Surface, TrackedRun, TrackingConfig, MAX_POINTS,
 };
 use concord_core::train::{preset, TrainConfig, Trainer};
+use concord_core::MethodSpec;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -110,8 +111,7 @@ fn parse_pair(raw: &str, flag: &str) -> Result<[f64; 2], UsageError> {
 
 fn configure(a: &LandscapeArgs, method: &str, seed: u64) -> Result<TrainConfig, UsageError> {
     let mut config = preset(&a.preset).map_err(UsageError)?;
-    config.aggregator = method.trim().to_string();
-    config.aggregator_params = parse_kv(&a.params, "--param")?;
+    config.method = MethodSpec::from_parts(method.trim(), &parse_kv(&a.params, "--param")?, None).map_err(UsageError)?;
     if let Some(steps) = a.steps {
         config.steps = steps;
     }

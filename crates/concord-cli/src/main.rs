@@ -16,7 +16,6 @@ mod plot;
 mod train;
 mod train_moe;
 mod train_preset;
-mod train_preset_gpu;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -2,7 +2,11 @@
 
 use crate::UsageError;
 use clap::{Args, ValueEnum};
-use concord_core::{run::run_with_progress, Method, OptimizerKind, Problem, ProblemKind, RunConfig};
+use crate::train_preset::parse_kv;
+use concord_core::train::{Backend as RunBackend, DataSource, Preset, RunRecord, TrainOptimizer};
+use concord_core::{AggregatorSpec, MethodSpec, Problem, ProblemKind, TrainConfig, Trainer, WeightingSpec};
+use concord_gpu::Gpu;
+use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -10,38 +14,41 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// A toy problem (2-D runs): cagrad-toy or cagrad-toy-scaled. Needs --start and --steps.
+    /// A toy problem: cagrad-toy or cagrad-toy-scaled (the same as --preset of that name, with
+    /// the toy's outputs: the final point, a trajectory CSV). Defaults: the first published
+    /// start, 100 000 steps, Adam at lr 0.001.
     #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
     problem: Option<String>,
-    /// A named multi-task run (MLP, MoE or analytic): xor-conflict, circle-vs-gauss,
-    /// gradnorm-scales, sinusoid-phases, pareto-synthetic, task-experts (task-routed MoE) or
-    /// task-experts-dense (its dense twin).
+    /// A named run: xor-conflict, circle-vs-gauss, gradnorm-scales, sinusoid-phases,
+    /// pareto-synthetic, task-experts (task-routed MoE), task-experts-dense (its dense twin),
+    /// cagrad-toy or cagrad-toy-scaled.
     #[arg(long)]
     preset: Option<String>,
-    /// The aggregation method: with --problem mean, sum, pcgrad, mgda or cagrad; with --preset
-    /// any aggregator of `concord methods`.
+    /// The aggregator: any of `concord methods` (default: the preset's own method — mean for the
+    /// multi-task presets, CAGrad with c = 0.5 for the toys). The text form
+    /// `aggregator[+weighting][:key=value…]` is accepted too, e.g. `cagrad:c=0.3`.
     #[arg(long)]
-    method: String,
+    method: Option<String>,
     /// A method parameter as key=value (repeatable), e.g. --param c=0.5.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
-    /// A loss weighting for --preset runs (ew, uw, dwa, gradnorm, famo, gls, stch, rlw).
-    #[arg(long, conflicts_with = "problem")]
+    /// A loss weighting (ew, uw, dwa, gradnorm, famo, gls, stch, rlw).
+    #[arg(long)]
     weighting: Option<String>,
     /// A loss-weighting parameter as key=value (repeatable).
-    #[arg(long = "weighting-param", value_name = "KEY=VALUE", conflicts_with = "problem")]
+    #[arg(long = "weighting-param", value_name = "KEY=VALUE")]
     weighting_params: Vec<String>,
-    /// The start point X,Y of a --problem run (write --start=-8.5,7.5 for negative numbers).
-    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, conflicts_with = "preset")]
+    /// The start point X,Y of a toy run (write --start=-8.5,7.5 for negative numbers).
+    #[arg(long, value_name = "X,Y", allow_hyphen_values = true)]
     start: Option<String>,
-    /// Number of optimizer steps (required with --problem; a preset has its own default).
+    /// Number of optimizer steps (a preset has its own default).
     #[arg(long)]
     steps: Option<usize>,
-    /// Learning rate (--problem default 0.001; a preset has its own).
+    /// Learning rate (a preset has its own default).
     #[arg(long)]
     lr: Option<f64>,
-    /// Optimizer of a --problem run: adam or sgd.
-    #[arg(long, conflicts_with = "preset")]
+    /// Optimizer: adam, sgd or adamw (weight decay 0.01); default the preset's.
+    #[arg(long)]
     optimizer: Option<String>,
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
@@ -49,11 +56,11 @@ pub struct TrainArgs {
     /// Print one JSON object with the result on stdout.
     #[arg(long)]
     json: bool,
-    /// --problem: the trajectory as CSV (step,x1,x2,l1,l2). --preset: the run record as JSON
+    /// Toys: the trajectory as CSV (step,x1,x2,l1,l2). Other presets: the run record as JSON
     /// (run.json) or the per-step metrics as CSV (run.csv), by extension.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// --preset: write losses.png and cosine.png into this folder (created if missing).
+    /// Multi-task presets: write losses.png and cosine.png into this folder (created if missing).
     #[arg(long, value_name = "DIR", conflicts_with = "problem")]
     plot: Option<PathBuf>,
     /// Seed for methods that draw random numbers (and, with --preset, the model init and batches).
@@ -69,33 +76,22 @@ pub(crate) enum Backend {
     Gpu,
 }
 
+/// The `--json` document of a toy run.
 #[derive(Serialize)]
-struct Report {
+struct Report<'a> {
     problem: &'static str,
-    method: Method,
-    optimizer: OptimizerKind,
-    backend: String,
+    /// `{"method": name, parameter: value…}` (the given parameters).
+    method: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weighting: Option<&'a WeightingSpec>,
+    optimizer: TrainOptimizer,
+    backend: &'a str,
     start: [f64; 2],
     steps: usize,
     #[serde(rename = "final")]
     final_point: [f64; 2],
-    losses: Vec<f64>,
-    error: Option<String>,
-}
-
-pub(crate) fn parse_params(raw: &[String]) -> Result<Vec<(String, f64)>, UsageError> {
-    raw.iter()
-        .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| UsageError(format!("--param '{p}' is not KEY=VALUE")))?;
-            let v: f64 = v
-                .trim()
-                .parse()
-                .map_err(|_| UsageError(format!("--param {k}: '{v}' is not a number")))?;
-            Ok((k.trim().to_string(), v))
-        })
-        .collect()
+    losses: &'a [f64],
+    error: Option<&'a str>,
 }
 
 fn parse_start(s: &str) -> Result<[f64; 2], UsageError> {
@@ -112,36 +108,162 @@ fn parse_start(s: &str) -> Result<[f64; 2], UsageError> {
     Ok([x, y])
 }
 
+/// The run's method from the flags, parsed once: `--method` (a name or the text form) with
+/// `--param`s, `--weighting` with `--weighting-param`s; without `--method` the preset's own
+/// method, its parameters changed by `--param`.
+fn method_spec(a: &TrainArgs, own: &MethodSpec) -> Result<MethodSpec, UsageError> {
+    let params = parse_kv(&a.params, "--param")?;
+    let w_params = parse_kv(&a.weighting_params, "--weighting-param")?;
+    if a.weighting.is_none() && !w_params.is_empty() {
+        return Err(UsageError("--weighting-param needs --weighting".into()));
+    }
+    let mut spec = match a.method.as_deref().map(str::trim) {
+        Some(text) if text.contains([':', '+']) => MethodSpec::parse(text).map_err(UsageError)?,
+        Some(name) => MethodSpec::from_parts(name, &[], None).map_err(UsageError)?,
+        None => own.clone(),
+    };
+    if !params.is_empty() {
+        let mut given: Vec<(String, String)> =
+            spec.aggregator.given().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        given.retain(|(k, _)| !params.iter().any(|(p, _)| p == k));
+        given.extend(params);
+        spec.aggregator = AggregatorSpec::parse(spec.aggregator.name(), &given).map_err(UsageError)?;
+    }
+    if let Some(w) = &a.weighting {
+        spec.weighting = Some(WeightingSpec::parse(w, &w_params).map_err(UsageError)?);
+    }
+    Ok(spec)
+}
+
+/// The config the flags describe, and the preset it starts from.
+fn config_from_args(a: &TrainArgs) -> Result<(Preset, TrainConfig), UsageError> {
+    let preset = match (&a.problem, &a.preset) {
+        (Some(p), _) => {
+            let problem: ProblemKind = p.trim().parse().map_err(UsageError)?;
+            Preset::parse(problem.name()).map_err(UsageError)?
+        }
+        (None, Some(name)) => Preset::parse(name).map_err(UsageError)?,
+        (None, None) => return Err(UsageError("give --preset NAME or --problem NAME".into())),
+    };
+    let mut config = preset.config();
+    let toy = preset.toy_problem();
+    if let Some(start) = &a.start {
+        let Some(problem) = toy else {
+            return Err(UsageError(format!("--start is for the toy problems; '{}' does not take one", preset.name())));
+        };
+        config.data = DataSource::Toy { problem, start: parse_start(start)? };
+    }
+    if let Some(choice) = a.moe.spec()? {
+        if choice.is_some() && config.model.is_none() {
+            return Err(UsageError(format!("--model moe needs a preset with a model; '{}' trains x directly", preset.name())));
+        }
+        config.moe = choice;
+    }
+    config.method = method_spec(a, &config.method)?;
+    if let Some(steps) = a.steps {
+        if steps == 0 {
+            return Err(UsageError("--steps must be at least 1".into()));
+        }
+        config.steps = steps;
+    }
+    config.seed = a.seed;
+    if let Some(name) = &a.optimizer {
+        let lr = config.optimizer.lr();
+        config.optimizer = match name.trim() {
+            "adam" => TrainOptimizer::adam(lr),
+            "sgd" => TrainOptimizer::sgd(lr, 0.0),
+            "adamw" => TrainOptimizer::adamw(lr),
+            other => return Err(UsageError(format!("unknown optimizer '{other}' (expected adam, sgd or adamw)"))),
+        };
+    }
+    if let Some(lr) = a.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(UsageError(format!("--lr must be a positive number, got {lr}")));
+        }
+        config.optimizer = config.optimizer.with_lr(lr);
+    }
+    if toy.is_some() {
+        // About a thousand recorded points, whatever the length.
+        config.record_every = (config.steps / 1000).max(1);
+    }
+    Ok((preset, config))
+}
+
+/// What a run through the backend contract produced: the record, the (step, x) points read back
+/// along the way (the toys' trajectory), and the backend's label.
+pub(crate) struct Finished {
+    pub record: RunRecord,
+    pub points: Vec<(usize, Vec<f64>)>,
+    pub backend: String,
+}
+
+/// Drives one run to the end through `concord_core::train::Backend` — the CPU trainer or the
+/// GPU backend — reading back every `chunk` steps (the progress bar and the toys' trajectory).
+pub(crate) fn drive(config: TrainConfig, gpu: bool, chunk: usize, bar: &ProgressBar) -> Result<Finished, UsageError> {
+    // The CPU trainer validates and knows the task names; the GPU starts from the same state.
+    let cpu = Trainer::new(config.clone()).map_err(UsageError)?;
+    let task_names = cpu.task_names().to_vec();
+    let start = cpu.params().to_vec();
+    let (mut backend, label): (Box<dyn RunBackend>, String) = if gpu {
+        let device = pollster::block_on(Gpu::new()).map_err(|e| UsageError(format!("no GPU backend: {e}")))?;
+        let label = format!("gpu: {}", device.adapter_label());
+        // Never a silent CPU run: what the GPU lacks is an error that says what it has.
+        let b = concord_gpu::backend(Arc::new(device), config.clone()).map_err(|e| match e {
+            concord_gpu::GpuError::Unsupported(m) if !m.contains("CPU backend") => {
+                UsageError(format!("unsupported on the GPU: {m}; use the CPU backend (--backend cpu)"))
+            }
+            other => UsageError(other.to_string()),
+        })?;
+        (b, label)
+    } else {
+        (Box::new(cpu), "cpu".to_string())
+    };
+    let mut history = Vec::new();
+    let mut points = vec![(0, start.clone())];
+    let mut last = None;
+    while backend.steps_submitted() < config.steps {
+        let queued = backend.submit(chunk.max(1)).map_err(|e| UsageError(e.to_string()))?;
+        let snap = pollster::block_on(backend.read_back()).map_err(|e| UsageError(e.to_string()))?;
+        history.extend(snap.new_records.iter().cloned());
+        points.push((snap.steps_done, snap.params.clone()));
+        bar.set_position(snap.steps_done as u64);
+        let stop = queued == 0 || snap.error.is_some();
+        last = Some(snap);
+        if stop {
+            break;
+        }
+    }
+    let snap = match last {
+        Some(s) => s,
+        None => pollster::block_on(backend.read_back()).map_err(|e| UsageError(e.to_string()))?,
+    };
+    points.dedup_by_key(|p| p.0);
+    let record = RunRecord {
+        config,
+        task_names,
+        steps_done: snap.steps_done,
+        params: snap.params,
+        history,
+        final_train_losses: snap.train_losses,
+        final_test_losses: snap.test_losses,
+        error: snap.error,
+    };
+    Ok(Finished { record, points, backend: label })
+}
+
 pub fn run(args: TrainArgs) -> Result<(), UsageError> {
-    if let Some(preset) = &args.preset {
-        let opts = crate::train_preset::PresetArgs {
-            preset: preset.clone(),
-            method: args.method.clone(),
-            params: args.params.clone(),
-            weighting: args.weighting.clone(),
-            weighting_params: args.weighting_params.clone(),
-            steps: args.steps,
-            seed: args.seed,
-            lr: args.lr,
+    let (preset, config) = config_from_args(&args)?;
+    let Some(problem) = preset.toy_problem() else {
+        return crate::train_preset::run(crate::train_preset::PresetArgs {
+            preset: preset.name().to_string(),
+            config,
             gpu: args.backend == Backend::Gpu,
             json: args.json,
             out: args.out.clone(),
             plot: args.plot.clone(),
-            moe: args.moe.spec()?,
-        };
-        return crate::train_preset::run(opts);
-    }
-    let problem: ProblemKind = args.problem.as_deref().unwrap_or_default().parse().map_err(UsageError)?;
-    let method = Method::parse(&args.method, &parse_params(&args.params)?).map_err(UsageError)?;
-    let optimizer =
-        OptimizerKind::parse(args.optimizer.as_deref().unwrap_or("adam"), args.lr.unwrap_or(0.001)).map_err(UsageError)?;
-    let start = parse_start(args.start.as_deref().ok_or_else(|| UsageError("--problem needs --start X,Y".into()))?)?;
-    let steps = args.steps.ok_or_else(|| UsageError("--problem needs --steps N".into()))?;
-    if steps == 0 {
-        return Err(UsageError("--steps must be at least 1".into()));
-    }
-    let config = RunConfig { problem, start, method, optimizer, steps, seed: args.seed, record_every: (steps / 1000).max(1) };
-
+        });
+    };
+    let steps = config.steps;
     // A bar only where a person watches: a terminal on stderr, a long run, and not --json piped.
     let show_bar = std::io::stderr().is_terminal()
         && steps >= 10_000
@@ -151,46 +273,57 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
             .expect("static template"),
     );
-
-    let (points, final_point, steps, error, backend) = match args.backend {
-        Backend::Cpu => {
-            let t = run_with_progress(&config, |s| bar.set_position(s as u64));
-            (t.points, t.final_point, t.steps, t.error, "cpu".to_string())
-        }
-        Backend::Gpu => gpu::run(&config, &bar)?,
+    let start = match config.data {
+        DataSource::Toy { start, .. } => start,
+        _ => unreachable!("a toy preset trains on the toy"),
     };
+    // Read back every recorded step's worth on the CPU (the CSV's points); the GPU in chunks of
+    // at least 1000 steps (each read-back waits for the device).
+    let chunk = if args.backend == Backend::Gpu { config.record_every.max(1000) } else { config.record_every };
+    let done = drive(config, args.backend == Backend::Gpu, chunk, &bar)?;
     bar.finish_and_clear();
-
+    let record = &done.record;
     let toy = problem.toy();
+    let points: Vec<(usize, [f64; 2])> = done.points.iter().map(|(s, x)| (*s, [x[0], x[1]])).collect();
     if let Some(path) = &args.out {
         write_csv(path, &toy, &points).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let final_point = [record.params[0], record.params[1]];
+    let losses = toy.losses(&final_point);
+    let spec = &record.config.method;
+    let mut method = serde_json::json!({ "method": spec.aggregator.name() });
+    for (k, v) in spec.aggregator.values() {
+        if spec.aggregator.given().iter().any(|(g, _)| g == k) {
+            method[*k] = serde_json::to_value(v).expect("parameter values serialise");
+        }
     }
     let report = Report {
         problem: problem.name(),
         method,
-        optimizer,
-        backend,
+        weighting: spec.weighting.as_ref(),
+        optimizer: record.config.optimizer,
+        backend: &done.backend,
         start,
-        steps,
+        steps: record.steps_done,
         final_point,
-        losses: toy.losses(&final_point),
-        error,
+        losses: &losses,
+        error: record.error.as_deref(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("report serialises"));
     } else {
         println!(
             "{} on {} from ({}, {}) after {} steps [{}]: x = ({:.5}, {:.5}), L = ({:.5}, {:.5})",
-            method.label(),
+            spec.label(),
             report.problem,
             start[0],
             start[1],
-            steps,
+            report.steps,
             report.backend,
             final_point[0],
             final_point[1],
-            report.losses[0],
-            report.losses[1]
+            losses[0],
+            losses[1]
         );
         if let Some(e) = &report.error {
             eprintln!("concord: warning: {e}");
@@ -207,37 +340,4 @@ fn write_csv(path: &PathBuf, toy: &impl Problem, points: &[(usize, [f64; 2])]) -
         writeln!(f, "{s},{},{},{},{}", p[0], p[1], l[0], l[1])?;
     }
     f.flush()
-}
-
-mod gpu {
-    use super::*;
-    use concord_gpu::{Gpu, ToyBatch, ToyRunSpec};
-
-    type Outcome = (Vec<(usize, [f64; 2])>, [f64; 2], usize, Option<String>, String);
-
-    /// The whole run on the GPU, reading the position back every chunk for the CSV and the bar.
-    pub fn run(config: &RunConfig, bar: &ProgressBar) -> Result<Outcome, UsageError> {
-        let gpu = pollster::block_on(Gpu::new()).map_err(|e| UsageError(format!("no GPU backend: {e}")))?;
-        let spec = ToyRunSpec {
-            start: config.start,
-            method: config.method,
-            optimizer: config.optimizer,
-            seed: config.seed as u32,
-        };
-        let mut batch = ToyBatch::new(&gpu, config.problem, &[spec]).map_err(|e| UsageError(e.to_string()))?;
-        let chunk = config.record_every.max(1000);
-        let mut points = vec![(0, config.start)];
-        let mut done = 0usize;
-        while done < config.steps {
-            let k = chunk.min(config.steps - done);
-            batch.advance(&gpu, k as u32);
-            done += k;
-            let p = pollster::block_on(batch.positions(&gpu)).map_err(|e| UsageError(e.to_string()))?[0];
-            points.push((done, [p[0] as f64, p[1] as f64]));
-            bar.set_position(done as u64);
-        }
-        let last = points.last().expect("start is recorded").1;
-        let error = (!last.iter().all(|v| v.is_finite())).then(|| "the GPU run produced a non-finite position".to_string());
-        Ok((points, last, done, error, format!("gpu: {}", gpu.adapter_label())))
-    }
 }

@@ -4,29 +4,20 @@
 
 use crate::UsageError;
 use concord_core::metrics::StepMetrics;
-use concord_core::train::{preset, ConflictSummary, MoeSpec, MoeStepRecord, RunRecord, Trainer};
+use concord_core::train::{ConflictSummary, MoeStepRecord, RunRecord, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-/// What `train::run` hands over for a --preset run.
+/// What `train::run` hands over for a multi-task preset run: the config the flags describe.
 pub struct PresetArgs {
     pub preset: String,
-    pub method: String,
-    pub params: Vec<String>,
-    pub weighting: Option<String>,
-    pub weighting_params: Vec<String>,
-    pub steps: Option<usize>,
-    pub seed: u64,
-    pub lr: Option<f64>,
+    pub config: TrainConfig,
     pub gpu: bool,
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plot: Option<PathBuf>,
-    /// `--model`: `None` keeps the preset's model; `Some(None)` the MLP; `Some(Some(spec))` an
-    /// MoE block on top of the preset's trunk.
-    pub moe: Option<Option<MoeSpec>>,
 }
 
 /// The `--json` document.
@@ -36,8 +27,11 @@ struct Report<'a> {
     test_losses: Option<&'a [f64]>,
     steps: usize,
     preset: &'a str,
+    /// The aggregator's name.
     method: &'a str,
     weighting: Option<&'a str>,
+    /// The whole method in its text form (`cagrad+stch:c=0.4`), parameters included.
+    method_spec: String,
     final_metrics: Option<&'a StepMetrics>,
     task_names: &'a [String],
     error: Option<&'a str>,
@@ -94,42 +88,13 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 }
 
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
-    let mut config = preset(&a.preset).map_err(UsageError)?;
-    if let Some(choice) = &a.moe {
-        if choice.is_some() && config.model.is_none() {
-            return Err(UsageError(format!("--model moe needs a preset with a model; '{}' trains x directly", a.preset)));
-        }
-        config.moe = choice.clone();
-    }
+    let config = a.config;
     if a.gpu && config.moe.is_some() {
         return Err(UsageError(
             "--backend gpu does not train MoE models yet: there is no GPU MoE trainer (use --backend cpu)".into(),
         ));
     }
-    config.aggregator = a.method.trim().to_string();
-    config.aggregator_params = parse_kv(&a.params, "--param")?;
-    config.weighting = a.weighting.as_ref().map(|w| w.trim().to_string());
-    config.weighting_params = parse_kv(&a.weighting_params, "--weighting-param")?;
-    if config.weighting.is_none() && !config.weighting_params.is_empty() {
-        return Err(UsageError("--weighting-param needs --weighting".into()));
-    }
-    if let Some(steps) = a.steps {
-        if steps == 0 {
-            return Err(UsageError("--steps must be at least 1".into()));
-        }
-        config.steps = steps;
-    }
-    config.seed = a.seed;
-    if let Some(lr) = a.lr {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(UsageError(format!("--lr must be a positive number, got {lr}")));
-        }
-        config.optimizer = config.optimizer.with_lr(lr);
-    }
     let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
-    // The config is checked before the bar appears (the GPU trainer runs the same checks).
-    let cpu_trainer = if a.gpu { None } else { Some(Trainer::new(config.clone()).map_err(UsageError)?) };
-
     let total = config.steps;
     let show_bar = std::io::stderr().is_terminal() && !(a.json && !std::io::stdout().is_terminal());
     let bar = if show_bar { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
@@ -137,14 +102,11 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
             .expect("static template"),
     );
-    let (record, backend) = match cpu_trainer {
-        Some(mut trainer) => {
-            trainer.run_to_end(|s| bar.set_position(s as u64));
-            (trainer.record(), "cpu".to_string())
-        }
-        None => crate::train_preset_gpu::run(config, |s| bar.set_position(s as u64))?,
-    };
+    // The GPU reads back every 100 steps; the CPU about every 1 % of the run (the bar).
+    let chunk = if a.gpu { 100 } else { (total / 100).max(1) };
+    let done = crate::train::drive(config, a.gpu, chunk, &bar)?;
     bar.finish_and_clear();
+    let (record, backend) = (done.record, done.backend);
 
     if let Some((path, kind)) = &out {
         let written = match kind {
@@ -155,10 +117,7 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     }
     if let Some(dir) = &a.plot {
         std::fs::create_dir_all(dir).map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
-        let label = match &record.config.weighting {
-            Some(w) => format!("{} · {} + {}", a.preset, record.config.aggregator, w),
-            None => format!("{} · {}", a.preset, record.config.aggregator),
-        };
+        let label = format!("{} · {}", a.preset, record.config.method.label());
         crate::plot::losses_png(&dir.join("losses.png"), &record, &format!("{label}: losses"))
             .map_err(|e| UsageError(format!("cannot draw losses.png: {e}")))?;
         crate::plot::cosine_png(&dir.join("cosine.png"), &record, &format!("{label}: task-gradient cosine"))
@@ -171,8 +130,9 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             test_losses: record.final_test_losses.as_deref(),
             steps: record.steps_done,
             preset: &a.preset,
-            method: &record.config.aggregator,
-            weighting: record.config.weighting.as_deref(),
+            method: record.config.method.aggregator.name(),
+            weighting: record.config.method.weighting.as_ref().map(|w| w.name()),
+            method_spec: record.config.method.to_text(),
             final_metrics: record.history.last().map(|s| &s.metrics),
             task_names: &record.task_names,
             error: record.error.as_deref(),
@@ -210,12 +170,10 @@ fn fmt_losses(l: &[f64]) -> String {
 fn print_summary(preset: &str, r: &RunRecord, backend: &str) {
     let mut out = std::io::stdout().lock();
     let c = &r.config;
-    let weighting = c.weighting.as_deref().map(|w| format!(" + {w}")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{}{} on {} after {} steps [{}]: train L = ({})",
-        c.aggregator,
-        weighting,
+        "{} on {} after {} steps [{}]: train L = ({})",
+        c.method.to_text(),
         preset,
         r.steps_done,
         backend,

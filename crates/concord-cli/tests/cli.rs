@@ -1,8 +1,22 @@
 //! The documented `concord train` interface: output shape, bad input, and agreement with the
 //! library (CPU) and the GPU backend (lavapipe in CI; a missing adapter fails the test).
 
-use concord_core::{run, Method, OptimizerKind, ProblemKind, RunConfig};
+use concord_core::train::{DataSource, Preset};
+use concord_core::{train, MethodSpec, ProblemKind, RunRecord, TrainConfig, TrainOptimizer};
 mod common;
+
+/// The library's run of a toy config (the CLI's reference): the same trainer, called directly.
+fn reference(problem: ProblemKind, start: [f64; 2], method: &str, steps: usize, optimizer: Option<TrainOptimizer>) -> RunRecord {
+    let mut c: TrainConfig = Preset::parse(problem.name()).unwrap().config();
+    c.data = DataSource::Toy { problem, start };
+    c.method = MethodSpec::parse(method).unwrap();
+    c.steps = steps;
+    c.record_every = (steps / 1000).max(1);
+    if let Some(o) = optimizer {
+        c.optimizer = o;
+    }
+    train(&c).unwrap()
+}
 
 use common::{concord, json};
 use std::process::Command;
@@ -19,12 +33,12 @@ fn json_output_has_the_documented_fields_and_matches_the_library() {
     ]);
     let v = json(&out);
     assert_eq!(v["steps"], 3000);
-    let reference = run(&RunConfig {
-        steps: 3000,
-        ..RunConfig::published(ProblemKind::CagradToy, [-8.5, 7.5], Method::CaGrad { c: 0.5 })
-    });
-    assert_eq!(point(&v["final"]), reference.final_point);
-    assert_eq!(point(&v["losses"]).to_vec(), reference.final_losses);
+    let r = reference(ProblemKind::CagradToy, [-8.5, 7.5], "cagrad:c=0.5", 3000, None);
+    assert_eq!(point(&v["final"]).to_vec(), r.params);
+    assert_eq!(point(&v["losses"]).to_vec(), r.final_train_losses);
+    assert_eq!(v["method"], serde_json::json!({"method": "cagrad", "c": 0.5}));
+    assert_eq!(v["optimizer"]["optimizer"], "adam");
+    assert_eq!(v["backend"], "cpu");
 }
 
 #[test]
@@ -33,16 +47,8 @@ fn sgd_and_lr_flags_reach_the_optimizer() {
         "train", "--problem", "cagrad-toy-scaled", "--method", "mean", "--start=0,0", "--steps", "10", "--lr", "0.01",
         "--optimizer", "sgd", "--json",
     ]));
-    let reference = run(&RunConfig {
-        problem: ProblemKind::CagradToyScaled,
-        start: [0.0, 0.0],
-        method: Method::Mean,
-        optimizer: OptimizerKind::sgd(0.01),
-        steps: 10,
-        seed: 0,
-        record_every: 1,
-    });
-    assert_eq!(point(&v["final"]), reference.final_point);
+    let r = reference(ProblemKind::CagradToyScaled, [0.0, 0.0], "mean", 10, Some(TrainOptimizer::sgd(0.01, 0.0)));
+    assert_eq!(point(&v["final"]).to_vec(), r.params);
 }
 
 #[test]
@@ -80,6 +86,11 @@ fn bad_input_exits_2_with_a_message() {
         &["train", "--problem", "cagrad-toy", "--method", "cagrad", "--param", "c", "--start=0,0", "--steps", "1"],
         &["train", "--problem", "cagrad-toy", "--method", "mean", "--param", "c=1", "--start=0,0", "--steps", "1"],
         &["train", "--problem", "cagrad-toy", "--method", "mean", "--start=0,0", "--steps", "1", "--backend", "tpu"],
+        &["train", "--problem", "cagrad-toy", "--method", "mean+nope", "--steps", "1"],
+        &["train", "--problem", "cagrad-toy", "--method", "krum", "--param", "n_byzantine=0", "--steps", "1"],
+        &["train", "--problem", "cagrad-toy", "--method", "mean", "--weighting-param", "T=2", "--steps", "1"],
+        // Nash-MTL has no GPU kernel: an error naming the methods the GPU has, never a CPU run.
+        &["train", "--problem", "cagrad-toy", "--method", "nash-mtl", "--steps", "1", "--backend", "gpu"],
         &["train", "--bogus"],
         &["frobnicate"],
     ];
@@ -124,4 +135,54 @@ fn a_closed_pipe_is_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+/// Every registry method and loss weighting runs on the toy from the CLI (required parameters
+/// given), on the CPU, and gives the library's endpoint; `--method` defaults to the preset's own
+/// (CAGrad with c = 0.5 on the toys).
+#[test]
+fn every_method_and_weighting_runs_on_the_toy() {
+    for info in &concord_core::aggregators::registry::AGGREGATORS {
+        let method = match info.name {
+            "constant" => "constant:weights=0.5;1",
+            "fairgrad" => "fairgrad:alpha=1",
+            "krum" | "trimmed-mean" => continue, // need m ≥ 3 rows; the toy has 2 (bad_input covers it)
+            other => other,
+        };
+        let v = json(&concord(&["train", "--problem", "cagrad-toy", "--method", method, "--start=-8.5,7.5", "--steps", "200", "--json"]));
+        let r = reference(ProblemKind::CagradToy, [-8.5, 7.5], method, 200, None);
+        assert_eq!(point(&v["final"]).to_vec(), r.params, "{method}");
+    }
+    for w in concord_core::weightings::NAMES {
+        let out = concord(&["train", "--problem", "cagrad-toy-scaled", "--method", "upgrad", "--weighting", w, "--steps", "50", "--json"]);
+        assert!(out.status.success(), "{w}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["weighting"]["name"], *w);
+    }
+    let default = json(&concord(&["train", "--preset", "cagrad-toy", "--steps", "300", "--json"]));
+    assert_eq!(default["method"], serde_json::json!({"method": "cagrad", "c": 0.5}));
+    let r = reference(ProblemKind::CagradToy, [-8.5, 7.5], "cagrad:c=0.5", 300, None);
+    assert_eq!(point(&default["final"]).to_vec(), r.params);
+    // --param without --method changes the preset's own method.
+    let c3 = json(&concord(&["train", "--problem", "cagrad-toy", "--param", "c=0.3", "--steps", "10", "--json"]));
+    assert_eq!(c3["method"], serde_json::json!({"method": "cagrad", "c": 0.3}));
+}
+
+/// Every method the GPU has runs on the toy with `--backend gpu` and lands near the CPU's point;
+/// a method it lacks is exit 2 with the list of the methods it has.
+#[test]
+fn gpu_toy_runs_every_gpu_method_and_refuses_the_others() {
+    for method in concord_gpu::gpu_methods() {
+        let method = if method == "constant" { "constant:weights=0.5;1" } else { method };
+        let args = |backend| vec!["train", "--problem", "cagrad-toy", "--method", method, "--start=-8.5,7.5", "--steps", "300", "--backend", backend, "--json"];
+        let cpu = json(&concord(&args("cpu")));
+        let gpu = json(&concord(&args("gpu")));
+        let (a, b) = (point(&cpu["final"]), point(&gpu["final"]));
+        let gap = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+        // f32 vs f64 over 300 Adam steps of lr 1e-3 (each moves x by ≤ 1e-3): well below 1e-2.
+        assert!(gap < 1e-2, "{method}: cpu {a:?} vs gpu {b:?} (gap {gap})");
+    }
+    let out = concord(&["train", "--problem", "cagrad-toy", "--method", "nash-mtl", "--steps", "5", "--backend", "gpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nash-mtl") && err.contains("upgrad") && err.contains("mean"), "{err}");
 }
