@@ -117,7 +117,7 @@ test('the preset select switches between the arena and the WebGPU toy, resetting
   const errors = [];
   const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&lr=0.3&play=false`, errors);
   await page.selectOption('#preset-select', 'cagrad-toy');
-  await page.waitForFunction(() => window.concord.state().mode === undefined && window.concord.state().runs.length === 12);
+  await page.waitForFunction(() => window.concord.state().mode === 'toy' && window.concord.state().runs.length === 12);
   let s = await state(page);
   assert.equal(s.backend, 'webgpu');
   assert.equal(s.lr, 0.001, 'the toy preset brings its own learning rate');
