@@ -40,6 +40,23 @@ const TRAIL_MAX: usize = 6_000;
 /// One colour per method slot (distinct from the heatmaps' orange and blue).
 pub const SLOT_COLOURS: [&str; 5] = ["#d6204e", "#1a9850", "#6a3d9a", "#2b2b2b", "#8c510a"];
 
+/// A run's colour: on the toys the classic methods keep the colours the explanation names
+/// (Mean grey-black, PCGrad green, MGDA purple, CAGrad red); otherwise one colour per slot.
+pub fn colour_for(spec: &MethodSpec, slot: usize, toy: bool) -> &'static str {
+    let classic = match spec.aggregator.name() {
+        "mean" if spec.weighting.is_none() => Some("#2b2b2b"),
+        "sum" => Some("#8c510a"),
+        "pcgrad" => Some("#1a9850"),
+        "mgda" => Some("#6a3d9a"),
+        "cagrad" => Some("#d6204e"),
+        _ => None,
+    };
+    match classic {
+        Some(c) if toy => c,
+        _ => SLOT_COLOURS[slot % SLOT_COLOURS.len()],
+    }
+}
+
 /// What the backend readout shows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Readout {
@@ -575,11 +592,12 @@ impl SessionInner {
     }
 
     fn build_run(&self, slot: usize, spec: MethodSpec, start: Option<([f64; 2], usize)>, config: TrainConfig) -> Run {
+        let colour = colour_for(&spec, slot, start.is_some());
         let mut run = Run {
             label: spec.label(),
             spec,
             slot,
-            colour: SLOT_COLOURS[slot % SLOT_COLOURS.len()],
+            colour,
             start,
             config: config.clone(),
             engine: None,

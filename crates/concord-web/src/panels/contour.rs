@@ -394,7 +394,7 @@ pub fn ContourPanel() -> impl IntoView {
             .into_iter()
             .enumerate()
             .map(|(i, m)| {
-                let colour = crate::session::SLOT_COLOURS[i % crate::session::SLOT_COLOURS.len()];
+                let colour = crate::session::colour_for(&m, i, true);
                 view! { <li>{legend_line(colour)}<span>{m.label()}</span></li> }
             })
             .collect_view()
