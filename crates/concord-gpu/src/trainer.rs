@@ -725,4 +725,10 @@ impl Backend for GpuTrainer {
         self.read_cursor = self.history.len();
         Ok(())
     }
+
+    fn predict(&mut self, points: &[[f64; 2]]) -> Option<concord_core::train::Predict<'_>> {
+        let x = DMatrix::from_row_iterator(points.len(), 2, points.iter().flatten().copied());
+        // A model whose inputs are not 2-D is the inherent predict's Unsupported → Run.
+        Some(Box::pin(async move { GpuTrainer::predict(self, &x).await.map_err(backend_error) }))
+    }
 }
