@@ -228,8 +228,7 @@ fn optimizer_updates_match_core() {
             let x0 = rand_f32(&mut rng, n, -1.0, 1.0);
             let grads: Vec<Vec<f32>> = (0..6).map(|_| rand_f32(&mut rng, n, -2.0, 2.0)).collect();
             let got = pollster::block_on(mlp_ops::optimizer_steps(gpu(), &opt, &x0, &grads)).unwrap();
-            let (kind, wd) = opt.split();
-            let mut cpu = kind.build(n).with_weight_decay(wd);
+            let mut cpu = opt.build(n);
             let mut x: Vec<f64> = x0.iter().map(|&v| f64::from(v)).collect();
             for g in &grads {
                 cpu.step(&mut x, &g.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());

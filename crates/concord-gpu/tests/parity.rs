@@ -10,12 +10,12 @@
 //! ‖Δ‖ ≤ rel·‖ref‖ + abs, with the measured worst case in a comment.
 
 mod common;
-use common::gpu;
+use common::{gpu, gpu_arc};
 
 use concord_core::aggregators::{self, CaGrad, Mean, Mgda, PcGrad, Sum, Weighting};
-use concord_core::run::{run, RunConfig, ToyRun};
-use concord_core::{Method, OptimizerKind, ProblemKind};
-use concord_gpu::{ToyBatch, ToyRunSpec};
+use concord_core::train::{now, Backend, DataSource, Preset, TrainConfig, TrainOptimizer, Trainer};
+use concord_core::{AggregatorSpec, MethodSpec, ProblemKind};
+use concord_gpu::{GpuToy, GpuWeighting, ToyRunState};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -153,9 +153,14 @@ fn gram_and_combine_handle_a_million_columns() {
 // ---------------------------------------------------------------------------------------------
 // weights
 
+/// The typed aggregator of a method text (`cagrad:c=0.5`).
+fn spec(text: &str) -> AggregatorSpec {
+    MethodSpec::parse(text).unwrap().aggregator
+}
+
 /// GPU weights for `method` on the f32 Gramian of `j`, and the CPU weights on the same values.
 fn weights_pair(
-    method: &Method,
+    method: &str,
     cpu: &mut dyn Weighting,
     j: &[f32],
     m: usize,
@@ -166,7 +171,8 @@ fn weights_pair(
     let g = gram_f64(j, m, n);
     let g32 = row_major_f32(&g);
     let g_used = DMatrix::from_row_slice(m, m, &f64s(&g32));
-    let got = pollster::block_on(concord_gpu::weights(gpu(), method, &g32, m, seed, call)).unwrap();
+    let weighting = GpuWeighting::from_spec(&spec(method), m, u64::from(seed)).unwrap();
+    let got = pollster::block_on(concord_gpu::weights_with(gpu(), &weighting, &g32, m, call)).unwrap();
     let want = cpu.weights(&g_used);
     (f64s(&got), want.as_slice().to_vec(), g_used)
 }
@@ -189,9 +195,9 @@ fn weights_mean_and_sum_match_core() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for m in MS.into_iter().chain([1, 16]) {
         let j = random_jacobian(&mut rng, m, 50);
-        let (got, want, _) = weights_pair(&Method::Mean, &mut Mean, &j, m, 50, 0, 0);
+        let (got, want, _) = weights_pair("mean", &mut Mean, &j, m, 50, 0, 0);
         assert!(rel_err(&got, &want) <= 1e-7, "mean m={m}: {got:?} vs {want:?}");
-        let (got, want, _) = weights_pair(&Method::Sum, &mut Sum, &j, m, 50, 0, 0);
+        let (got, want, _) = weights_pair("sum", &mut Sum, &j, m, 50, 0, 0);
         assert_eq!(got, want, "sum m={m}");
     }
 }
@@ -210,7 +216,7 @@ fn weights_pcgrad_matches_core() {
                 for _ in 0..call {
                     cpu.weights(&g0);
                 }
-                let (got, want, _) = weights_pair(&Method::PcGrad, &mut cpu, &j, m, n, seed, call);
+                let (got, want, _) = weights_pair("pcgrad", &mut cpu, &j, m, n, seed, call);
                 let e = rel_err(&got, &want);
                 worst = worst.max(e);
                 // PCGrad is a fixed sequence of projections in the same visiting order on both
@@ -229,7 +235,7 @@ fn weights_mgda_matches_core() {
     for m in MS.into_iter().chain([16]) {
         for n in NS {
             let j = random_jacobian(&mut rng, m, n);
-            let (got, want, g) = weights_pair(&Method::Mgda, &mut Mgda::default(), &j, m, n, 0, 0);
+            let (got, want, g) = weights_pair("mgda", &mut Mgda::default(), &j, m, n, 0, 0);
             // Scale: ‖g_w‖ of the reference, i.e. the size of the update.
             let e = update_err(&g, &got, &want, sqrt_quad(&g, &want));
             worst = worst.max(e);
@@ -251,7 +257,7 @@ fn weights_cagrad_matches_core() {
         for m in MS.into_iter().chain([16]) {
             for n in NS {
                 let j = random_jacobian(&mut rng, m, n);
-                let (got, want, g) = weights_pair(&Method::CaGrad { c }, &mut CaGrad::new(c), &j, m, n, 0, 0);
+                let (got, want, g) = weights_pair(&format!("cagrad:c={c}"), &mut CaGrad::new(c), &j, m, n, 0, 0);
                 // Scale: ‖g₀‖ = ‖Jᵀ1/m‖ (the update is g₀ + (φ/‖g_w‖)g_w with φ = c‖g₀‖).
                 let b = vec![1.0 / m as f64; m];
                 let g0 = sqrt_quad(&g, &b);
@@ -276,16 +282,16 @@ fn weights_cagrad_matches_core() {
 // ---------------------------------------------------------------------------------------------
 // aggregate (gram → weighting → combine on the GPU, one readback)
 
-fn aggregate_case(method: Method, seed_rng: u64, tol: f64) {
+fn aggregate_case(method: &str, seed_rng: u64, tol: f64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed_rng);
     let mut worst: f64 = 0.0;
     for m in MS {
         for n in NS {
             let j = random_jacobian(&mut rng, m, n);
             let jm = to_matrix(&j, m, n);
-            let (d, w) =
-                pollster::block_on(concord_gpu::aggregate(gpu(), &method, &j, m, n, 9, 0)).unwrap();
-            let mut cpu = method.build(9);
+            let weighting = GpuWeighting::from_spec(&spec(method), m, 9).unwrap();
+            let (d, w) = pollster::block_on(concord_gpu::aggregate_with(gpu(), &weighting, &j, m, n, 0)).unwrap();
+            let mut cpu = spec(method).build(m, 9).unwrap();
             let want = cpu.aggregate(&jm);
             let want_w = want.weights.clone().unwrap();
             // Scale: ‖g₀‖·max(1, Σ|w_ref|), the mean gradient's size times the weights'.
@@ -296,39 +302,38 @@ fn aggregate_case(method: Method, seed_rng: u64, tol: f64) {
             worst = worst.max(e);
             assert!(
                 e <= tol,
-                "aggregate {} m={m} n={n}: ‖Δd‖/(‖g₀‖·max(1,Σ|w|)) = {e:e}; w = {w:?} vs {:?}",
-                method.name(),
+                "aggregate {method} m={m} n={n}: ‖Δd‖/(‖g₀‖·max(1,Σ|w|)) = {e:e}; w = {w:?} vs {:?}",
                 want_w.as_slice()
             );
             assert_eq!(w.len(), m);
         }
     }
-    eprintln!("aggregate {}: worst ‖Δd‖/(‖g₀‖·max(1,Σ|w|)) = {worst:e}", method.name());
+    eprintln!("aggregate {method}: worst ‖Δd‖/(‖g₀‖·max(1,Σ|w|)) = {worst:e}");
 }
 
 #[test]
 fn aggregate_mean_matches_core() {
-    aggregate_case(Method::Mean, 10, 1e-5);
+    aggregate_case("mean", 10, 1e-5);
 }
 
 #[test]
 fn aggregate_sum_matches_core() {
-    aggregate_case(Method::Sum, 11, 1e-5);
+    aggregate_case("sum", 11, 1e-5);
 }
 
 #[test]
 fn aggregate_pcgrad_matches_core() {
-    aggregate_case(Method::PcGrad, 12, 1e-4);
+    aggregate_case("pcgrad", 12, 1e-4);
 }
 
 #[test]
 fn aggregate_mgda_matches_core() {
-    aggregate_case(Method::Mgda, 13, 1e-4);
+    aggregate_case("mgda", 13, 1e-4);
 }
 
 #[test]
 fn aggregate_cagrad_matches_core() {
-    aggregate_case(Method::CaGrad { c: 0.5 }, 14, 1e-4);
+    aggregate_case("cagrad:c=0.5", 14, 1e-4);
 }
 
 /// Near the Pareto set of the CAGrad toy, ‖Jᵀw‖² ≈ 1e-8 while G's entries are ≈ 2: below what
@@ -338,14 +343,15 @@ fn aggregate_cagrad_matches_core() {
 #[test]
 fn aggregate_small_n_resolves_near_stationary_cagrad() {
     use concord_core::Problem;
-    let method = Method::CaGrad { c: 0.5 };
+    let method = spec("cagrad:c=0.5");
+    let weighting = GpuWeighting::from_spec(&method, 2, 0).unwrap();
     let toy = ProblemKind::CagradToy.toy();
     for x in [[4.181264e-7, -8.348724], [0.0, -8.352], [1e-3, -8.3], [0.5, -8.0]] {
         let rows = toy.jacobian(&x);
         let j: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
         let jm = to_matrix(&j, 2, 2);
-        let want = method.build(0).aggregate(&jm);
-        let (d, w) = pollster::block_on(concord_gpu::aggregate(gpu(), &method, &j, 2, 2, 0, 0)).unwrap();
+        let want = method.build(2, 0).unwrap().aggregate(&jm);
+        let (d, w) = pollster::block_on(concord_gpu::aggregate_with(gpu(), &weighting, &j, 2, 2, 0)).unwrap();
         let want_w = want.weights.unwrap();
         eprintln!("x = {x:?}: GPU w {w:?} d {d:?}; CPU w {:?} d {:?}", want_w.as_slice(), want.update.as_slice());
         let scale = want_w.iter().map(|v| v.abs()).sum::<f64>().max(1e-3);
@@ -356,24 +362,37 @@ fn aggregate_small_n_resolves_near_stationary_cagrad() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// toy runs
+// toy runs (GpuToy against the CPU Trainer on the same TrainConfig)
 
-fn cpu_endpoint(problem: ProblemKind, start: [f64; 2], method: Method, optimizer: OptimizerKind, steps: usize, seed: u32) -> ([f64; 2], usize, bool) {
-    let cfg = RunConfig {
-        problem,
-        start,
-        method,
-        optimizer,
-        steps,
-        seed: u64::from(seed),
-        record_every: steps.max(1),
-    };
-    let t = run(&cfg);
-    (t.final_point, t.steps, t.error.is_some())
+fn toy_config(problem: ProblemKind, start: [f64; 2], method: &str, optimizer: TrainOptimizer, steps: usize, seed: u64) -> TrainConfig {
+    let mut c = Preset::CagradToy.config();
+    c.data = DataSource::Toy { problem, start };
+    c.method = MethodSpec::parse(method).unwrap();
+    c.optimizer = optimizer;
+    c.steps = steps;
+    c.seed = seed;
+    c.record_every = steps.max(1);
+    c
+}
+
+/// The CPU Trainer's endpoint: (x, steps taken, stopped by an error).
+fn cpu_endpoint(config: &TrainConfig) -> ([f64; 2], usize, bool) {
+    let mut t = Trainer::new(config.clone()).unwrap();
+    Backend::submit(&mut t, config.steps).unwrap();
+    let snap = now(Backend::read_back(&mut t)).unwrap().unwrap();
+    ([snap.params[0], snap.params[1]], snap.steps_done, snap.error.is_some())
+}
+
+fn gpu_toy(config: &TrainConfig) -> GpuToy {
+    GpuToy::new(gpu_arc(), config.clone()).unwrap()
+}
+
+fn gpu_state(toy: &GpuToy) -> ToyRunState {
+    pollster::block_on(toy.state()).unwrap()
 }
 
 /// Runs every published start of both problems with `method` (Adam, lr 1e-3) for `steps` steps
-/// on the GPU in one batch per problem and compares the endpoints with the CPU runs.
+/// on the GPU and compares the endpoints with the CPU runs.
 ///
 /// Tolerance |Δx| ≤ `tol` (1e-4; measured worst 1.6e-5 over all methods) — except for runs
 /// that end on the x₂ = 0 kink, where both gates switch: Adam then chatters across it with an
@@ -386,30 +405,17 @@ fn cpu_endpoint(problem: ProblemKind, start: [f64; 2], method: Method, optimizer
 /// from there f32 and f64 runs agree only to ~1e-1 (measured: (−8.5, 7.5) matches to 5e-6 up to
 /// step 2500, reaches the floor at ~2700, then differs by 1e-2–1e-1), while both still end at
 /// the same point (see `toy_long_run_cagrad_matches_core`).
-fn toy_parity(method: Method, steps: u32, tol: f64) {
+fn toy_parity(method: &str, steps: u32, tol: f64) {
     let mut worst: f64 = 0.0;
     for problem in ProblemKind::ALL {
-        let starts = problem.published_starts();
-        let specs: Vec<ToyRunSpec> = starts
-            .iter()
-            .map(|&start| ToyRunSpec { start, method, optimizer: OptimizerKind::adam(1e-3), seed: 3 })
-            .collect();
-        let mut batch = ToyBatch::new(gpu(), problem, &specs).unwrap();
-        batch.advance(gpu(), steps);
-        let states = pollster::block_on(batch.states(gpu())).unwrap();
-        assert_eq!(batch.steps_done(), u64::from(steps));
-        for (spec, st) in specs.iter().zip(&states) {
-            let (want, want_steps, _) =
-                cpu_endpoint(problem, spec.start, method, spec.optimizer, steps as usize, spec.seed);
-            let d = norm([f64::from(st.position[0]) - want[0], f64::from(st.position[1]) - want[1]]);
-            eprintln!(
-                "toy {} {} from {:?}: GPU {:?} CPU {:?} |Δ| = {d:e}",
-                problem.name(),
-                method.name(),
-                spec.start,
-                st.position,
-                want
-            );
+        for &start in problem.published_starts() {
+            let cfg = toy_config(problem, start, method, TrainOptimizer::adam(1e-3), steps as usize, 3);
+            let mut toy = gpu_toy(&cfg);
+            toy.steps(steps as usize).unwrap();
+            let st = gpu_state(&toy);
+            let (want, want_steps, _) = cpu_endpoint(&cfg);
+            let d = norm([st.position[0] - want[0], st.position[1] - want[1]]);
+            eprintln!("toy {} {method} from {start:?}: GPU {:?} CPU {want:?} |Δ| = {d:e}", problem.name(), st.position);
             assert!(!st.stopped, "GPU run stopped early");
             assert_eq!(st.cut_short, 0, "the adapter's loop limit cut the run short");
             assert_eq!(st.steps as usize, want_steps);
@@ -418,48 +424,45 @@ fn toy_parity(method: Method, steps: u32, tol: f64) {
             if !on_kink {
                 worst = worst.max(d);
             }
-            assert!(d <= tol, "toy {} {} from {:?}: |Δx| = {d:e} > {tol:e}", problem.name(), method.name(), spec.start);
+            assert!(d <= tol, "toy {} {method} from {start:?}: |Δx| = {d:e} > {tol:e}", problem.name());
         }
     }
-    eprintln!("toy {} after {steps} steps: worst |Δx| off the kink = {worst:e}", method.name());
+    eprintln!("toy {method} after {steps} steps: worst |Δx| off the kink = {worst:e}");
 }
 
 #[test]
 fn toy_parity_mean() {
-    toy_parity(Method::Mean, 2000, 1e-4);
+    toy_parity("mean", 2000, 1e-4);
 }
 
 #[test]
 fn toy_parity_sum() {
-    toy_parity(Method::Sum, 2000, 1e-4);
+    toy_parity("sum", 2000, 1e-4);
 }
 
 #[test]
 fn toy_parity_pcgrad() {
-    toy_parity(Method::PcGrad, 2000, 1e-4);
+    toy_parity("pcgrad", 2000, 1e-4);
 }
 
 #[test]
 fn toy_parity_mgda() {
-    toy_parity(Method::Mgda, 2000, 1e-4);
+    toy_parity("mgda", 2000, 1e-4);
 }
 
 #[test]
 fn toy_parity_cagrad() {
-    toy_parity(Method::CaGrad { c: 0.5 }, 2000, 1e-4);
+    toy_parity("cagrad:c=0.5", 2000, 1e-4);
 }
 
 #[test]
 fn toy_long_run_cagrad_matches_core() {
-    let problem = ProblemKind::CagradToy;
-    let start = [-8.5, 7.5];
-    let method = Method::CaGrad { c: 0.5 };
-    let spec = ToyRunSpec { start, method, optimizer: OptimizerKind::adam(1e-3), seed: 0 };
-    let mut batch = ToyBatch::new(gpu(), problem, std::slice::from_ref(&spec)).unwrap();
-    batch.advance(gpu(), 100_000);
-    let got = pollster::block_on(batch.positions(gpu())).unwrap()[0];
-    let (want, _, _) = cpu_endpoint(problem, start, method, spec.optimizer, 100_000, 0);
-    let d = norm([f64::from(got[0]) - want[0], f64::from(got[1]) - want[1]]);
+    let cfg = toy_config(ProblemKind::CagradToy, [-8.5, 7.5], "cagrad:c=0.5", TrainOptimizer::adam(1e-3), 100_000, 0);
+    let mut toy = gpu_toy(&cfg);
+    toy.steps(100_000).unwrap();
+    let got = gpu_state(&toy).position;
+    let (want, _, _) = cpu_endpoint(&cfg);
+    let d = norm([got[0] - want[0], got[1] - want[1]]);
     eprintln!("long cagrad run: GPU {got:?} CPU {want:?} |Δ| = {d:e}");
     // Measured 8.3e-5 (the toy kernel hands the weighting J itself, so ‖g_w‖ near the Pareto
     // set is resolved in f32; from the f32 Gramian alone it would stall 6e-3 early, where
@@ -474,73 +477,55 @@ fn toy_sgd_matches_core() {
     // checked on the smooth bowls (x₂ < 0) only.
     let problem = ProblemKind::CagradToy;
     for (optimizer, method, starts) in [
-        (OptimizerKind::sgd(1e-3), Method::Mean, problem.published_starts().to_vec()),
-        (OptimizerKind::Sgd { lr: 1e-3, momentum: 0.9 }, Method::Sum, vec![[-8.5, -5.0], [9.0, -1.0], [-7.5, -0.5]]),
+        (TrainOptimizer::sgd(1e-3, 0.0), "mean", problem.published_starts().to_vec()),
+        (TrainOptimizer::sgd(1e-3, 0.9), "sum", vec![[-8.5, -5.0], [9.0, -1.0], [-7.5, -0.5]]),
     ] {
-        let specs: Vec<ToyRunSpec> =
-            starts.iter().map(|&start| ToyRunSpec { start, method, optimizer, seed: 0 }).collect();
-        let mut batch = ToyBatch::new(gpu(), problem, &specs).unwrap();
-        batch.advance(gpu(), 1500);
-        let states = pollster::block_on(batch.states(gpu())).unwrap();
-        for (spec, st) in specs.iter().zip(&states) {
-            let (want, want_steps, want_stopped) = cpu_endpoint(problem, spec.start, method, optimizer, 1500, 0);
-            eprintln!("sgd {:?} from {:?}: GPU {st:?} CPU {want:?} ({want_steps} steps)", optimizer, spec.start);
+        for start in starts {
+            let cfg = toy_config(problem, start, method, optimizer, 1500, 0);
+            let mut toy = gpu_toy(&cfg);
+            toy.steps(1500).unwrap();
+            let st = gpu_state(&toy);
+            let (want, want_steps, want_stopped) = cpu_endpoint(&cfg);
+            eprintln!("sgd {optimizer:?} from {start:?}: GPU {st:?} CPU {want:?} ({want_steps} steps)");
             assert_eq!(st.stopped, want_stopped);
-            let d = norm([f64::from(st.position[0]) - want[0], f64::from(st.position[1]) - want[1]]);
-            assert!(d <= 1e-3 * (1.0 + norm(want)), "sgd from {:?}: |Δx| = {d:e}", spec.start);
+            let d = norm([st.position[0] - want[0], st.position[1] - want[1]]);
+            assert!(d <= 1e-3 * (1.0 + norm(want)), "sgd from {start:?}: |Δx| = {d:e}");
         }
     }
 }
 
 #[test]
 fn toy_advance_in_pieces_equals_one_advance() {
-    let problem = ProblemKind::CagradToyScaled;
-    let specs: Vec<ToyRunSpec> = problem
-        .published_starts()
-        .iter()
-        .map(|&start| ToyRunSpec { start, method: Method::Mean, optimizer: OptimizerKind::adam(1e-3), seed: 0 })
-        .collect();
-    let mut a = ToyBatch::new(gpu(), problem, &specs).unwrap();
-    let mut b = ToyBatch::new(gpu(), problem, &specs).unwrap();
-    a.advance(gpu(), 2500);
-    for piece in [1, 999, 1000, 500] {
-        b.advance(gpu(), piece);
+    for method in ["mean", "upgrad"] {
+        for &start in ProblemKind::CagradToyScaled.published_starts() {
+            let cfg = toy_config(ProblemKind::CagradToyScaled, start, method, TrainOptimizer::adam(1e-3), 2500, 0);
+            let mut a = gpu_toy(&cfg);
+            let mut b = gpu_toy(&cfg);
+            a.steps(2500).unwrap();
+            for piece in [1, 999, 1000, 500] {
+                b.steps(piece).unwrap();
+            }
+            assert_eq!(a.steps_submitted(), b.steps_submitted());
+            assert_eq!(gpu_state(&a), gpu_state(&b), "{method}: a run continued over several submissions must be bit-identical");
+        }
     }
-    assert_eq!(a.steps_done(), b.steps_done());
-    let pa = pollster::block_on(a.positions(gpu())).unwrap();
-    let pb = pollster::block_on(b.positions(gpu())).unwrap();
-    assert_eq!(pa, pb, "a run continued over several dispatches must be bit-identical");
 }
 
 #[test]
 fn toy_set_lr_keeps_adam_state() {
-    let problem = ProblemKind::CagradToy;
-    let start = [-8.5, -5.0];
-    let spec = ToyRunSpec { start, method: Method::Mean, optimizer: OptimizerKind::adam(1e-3), seed: 0 };
-    let mut batch = ToyBatch::new(gpu(), problem, std::slice::from_ref(&spec)).unwrap();
-    batch.advance(gpu(), 500);
-    batch.set_lr(gpu(), 5e-3);
-    batch.advance(gpu(), 500);
-    let got = pollster::block_on(batch.positions(gpu())).unwrap()[0];
+    let cfg = toy_config(ProblemKind::CagradToy, [-8.5, -5.0], "mean", TrainOptimizer::adam(1e-3), 1000, 0);
+    let mut toy = gpu_toy(&cfg);
+    toy.steps(500).unwrap();
+    toy.set_lr(5e-3).unwrap();
+    toy.steps(500).unwrap();
+    let got = gpu_state(&toy).position;
 
-    let mut cpu = ToyRun::new(RunConfig {
-        problem,
-        start,
-        method: Method::Mean,
-        optimizer: OptimizerKind::adam(1e-3),
-        steps: 1000,
-        seed: 0,
-        record_every: 1000,
-    });
-    for _ in 0..500 {
-        cpu.step();
-    }
-    cpu.set_lr(5e-3);
-    for _ in 0..500 {
-        cpu.step();
-    }
-    let want = cpu.position();
-    let d = norm([f64::from(got[0]) - want[0], f64::from(got[1]) - want[1]]);
+    let mut cpu = Trainer::new(cfg).unwrap();
+    Backend::submit(&mut cpu, 500).unwrap();
+    cpu.set_lr(5e-3).unwrap();
+    Backend::submit(&mut cpu, 500).unwrap();
+    let want = cpu.params();
+    let d = norm([got[0] - want[0], got[1] - want[1]]);
     eprintln!("set_lr: GPU {got:?} CPU {want:?} |Δ| = {d:e}");
     assert!(d <= 1e-4, "|Δx| = {d:e}");
 }
@@ -548,52 +533,50 @@ fn toy_set_lr_keeps_adam_state() {
 /// llvmpipe (lavapipe) stops all loops of an invocation after 65 535 loop iterations in total.
 /// A CAGrad toy step costs some tens of loop iterations (its solver's), so 20 000 steps in one
 /// dispatch cannot finish there: the kernel's sentinel must notice, discard the cut step and
-/// report it — never a corrupted state. On adapters without such a cap all steps run.
+/// report it — never a corrupted state. On adapters without such a cap all steps run. The same
+/// for a workgroup method (UPGrad, one workgroup per run).
 #[test]
 fn toy_loop_limit_cut_is_detected_not_corrupting() {
-    let problem = ProblemKind::CagradToy;
-    let method = Method::CaGrad { c: 0.5 };
-    let spec = ToyRunSpec { start: [-8.5, 7.5], method, optimizer: OptimizerKind::adam(1e-3), seed: 0 };
-    let mut batch = ToyBatch::new(gpu(), problem, std::slice::from_ref(&spec)).unwrap();
-    batch.set_steps_per_dispatch(gpu(), 20_000);
-    batch.advance(gpu(), 20_000);
-    let st = pollster::block_on(batch.states(gpu())).unwrap()[0];
-    eprintln!("one 20000-step dispatch on {}: {st:?}", gpu().adapter_label());
-    if gpu().adapter_label().contains("llvmpipe") {
-        assert!(st.cut_short == 1 && st.steps < 20_000, "expected llvmpipe's loop cap to cut the dispatch: {st:?}");
-    } else {
-        assert_eq!((st.steps, st.cut_short), (20_000, 0));
+    for method in ["cagrad:c=0.5", "upgrad"] {
+        let cfg = toy_config(ProblemKind::CagradToy, [-8.5, 7.5], method, TrainOptimizer::adam(1e-3), 20_000, 0);
+        let mut toy = gpu_toy(&cfg);
+        toy.set_steps_per_dispatch(20_000);
+        toy.steps(20_000).unwrap();
+        let st = gpu_state(&toy);
+        eprintln!("{method}: one 20000-step dispatch on {}: {st:?}", gpu().adapter_label());
+        if gpu().adapter_label().contains("llvmpipe") {
+            assert!(st.cut_short == 1 && st.steps < 20_000, "expected llvmpipe's loop cap to cut the dispatch: {st:?}");
+        } else {
+            assert_eq!((st.steps, st.cut_short), (20_000, 0));
+        }
+        // Whatever number of steps ran, the state is exactly that of a run advanced by that many
+        // steps in short dispatches.
+        let mut reference = gpu_toy(&cfg);
+        reference.steps(st.steps as usize).unwrap();
+        let want = gpu_state(&reference);
+        eprintln!("reference {want:?}");
+        assert_eq!(st.position, want.position, "{method}");
     }
-    // Whatever number of steps ran, the state is exactly that of a run advanced by that many
-    // steps in short dispatches.
-    let mut reference = ToyBatch::new(gpu(), problem, std::slice::from_ref(&spec)).unwrap();
-    reference.advance(gpu(), st.steps);
-    let want = pollster::block_on(reference.states(gpu())).unwrap()[0];
-    let (cpu, _, _) = cpu_endpoint(problem, spec.start, method, spec.optimizer, st.steps as usize, 0);
-    eprintln!("reference {want:?}, cpu {cpu:?}");
-    assert_eq!(st.position, want.position);
 }
 
 #[test]
 fn toy_divergent_run_stops_at_a_finite_point() {
-    let problem = ProblemKind::CagradToy;
-    let spec = ToyRunSpec {
-        start: [-8.5, -5.0],
-        method: Method::Sum,
-        optimizer: OptimizerKind::sgd(1e12),
-        seed: 0,
-    };
-    let mut batch = ToyBatch::new(gpu(), problem, std::slice::from_ref(&spec)).unwrap();
-    batch.advance(gpu(), 200);
-    let st = pollster::block_on(batch.states(gpu())).unwrap()[0];
+    let cfg = toy_config(ProblemKind::CagradToy, [-8.5, -5.0], "sum", TrainOptimizer::sgd(1e12, 0.0), 300, 0);
+    let mut toy = gpu_toy(&cfg);
+    toy.steps(200).unwrap();
+    let st = gpu_state(&toy);
     eprintln!("divergent run: {st:?}");
     assert!(st.stopped, "the run should have been stopped: {st:?}");
     assert!(st.position.iter().all(|v| v.is_finite()));
     assert!(st.steps < 200);
-    // A later advance leaves it where it is.
-    batch.advance(gpu(), 10);
-    let again = pollster::block_on(batch.states(gpu())).unwrap()[0];
-    assert_eq!(again, st);
+    // The read-back reports it with the CPU trainer's message (f64 itself overflows later, so the
+    // CPU run is no reference here), and the run takes no more steps.
+    let snap = pollster::block_on(toy.snapshot()).unwrap();
+    assert_eq!(snap.steps_done, st.steps as usize);
+    assert_eq!(snap.params, st.position.to_vec());
+    assert!(snap.error.as_deref().is_some_and(|e| e.contains("non-finite")), "{:?}", snap.error);
+    assert_eq!(toy.steps(10).unwrap(), 0);
+    assert_eq!(gpu_state(&toy), st);
 }
 
 #[test]
@@ -607,8 +590,10 @@ fn bad_inputs_are_errors_not_panics() {
         pollster::block_on(concord_gpu::gram(g, &[1.0; 5], 2, 3)),
         Err(concord_gpu::GpuError::Unsupported(_))
     ));
+    // A weighting built for m = 3 run with m = 2.
+    let three = GpuWeighting::from_spec(&spec("upgrad"), 3, 0).unwrap();
     assert!(matches!(
-        pollster::block_on(concord_gpu::weights(g, &Method::CaGrad { c: -1.0 }, &[1.0; 4], 2, 0, 0)),
+        pollster::block_on(concord_gpu::weights_with(g, &three, &[1.0; 4], 2, 0)),
         Err(concord_gpu::GpuError::Unsupported(_))
     ));
 }

@@ -14,6 +14,7 @@ mod common;
 use common::gpu_arc as gpu;
 
 use concord_core::train::{preset, TrainConfig, TrainOptimizer, Trainer};
+use concord_core::MethodSpec;
 use concord_gpu::{GpuError, GpuTrainer};
 
 
@@ -103,11 +104,9 @@ fn other_weightings_optimizers_and_full_batch_match_the_cpu_trainer() {
     ];
     for (agg, params, opt, batch, weighting) in cases {
         let mut cfg = config("circle-vs-gauss", 60);
-        cfg.aggregator = agg.into();
-        cfg.aggregator_params = params;
+        cfg.method = MethodSpec::from_parts(agg, &params, weighting.map(|w| (w, &[][..]))).unwrap();
         cfg.optimizer = opt;
         cfg.batch_size = batch;
-        cfg.weighting = weighting.map(str::to_owned);
         cfg.seed = 3;
         let worst = compare(cfg, 25);
         eprintln!("{agg} / {} / batch {batch:?} / {weighting:?}: worst relative difference {worst:e}", opt.name());
@@ -157,13 +156,14 @@ fn recording_cadence_and_gramian_readback() {
     g.steps(30).unwrap();
     assert_eq!(g.steps(5).unwrap(), 0, "the run is complete");
     let steps: Vec<usize> = pollster::block_on(g.read_history()).unwrap().iter().map(|r| r.step).collect();
-    assert_eq!(steps, vec![0, 7, 14, 21, 28]);
+    // Every 7th step and the last one, as the CPU trainer records.
+    assert_eq!(steps, vec![0, 7, 14, 21, 28, 29]);
     // The last step's G against the CPU Jacobian at the parameters that step started from.
     let mut cpu = Trainer::new(cfg).unwrap();
     for _ in 0..29 {
         cpu.step().unwrap();
     }
-    let rec = cpu.step().unwrap().clone();
+    let rec = cpu.step().unwrap().expect("every step is recorded").clone();
     let g_gpu = pollster::block_on(g.gramian()).unwrap().unwrap();
     let norms_gpu: Vec<f64> = (0..2).map(|i| g_gpu[(i, i)].sqrt()).collect();
     for (a, b) in rec.metrics.norms.iter().zip(&norms_gpu) {
@@ -181,19 +181,15 @@ fn unsupported_configs_are_clear_errors() {
         Ok(_) => panic!("expected an error"),
     };
     let mut c = config("xor-conflict", 10);
-    c.aggregator = "nash-mtl".into();
-    assert!(err(c).contains("no GPU weighting"));
+    c.method = MethodSpec::plain("nash-mtl");
+    assert!(err(c).contains("no GPU kernel for 'nash-mtl'"));
     let mut c = config("xor-conflict", 10);
-    c.weighting = Some("dwa".into());
+    c.method = MethodSpec::parse("mean+dwa").unwrap();
     assert!(err(c).contains("loss weighting 'dwa'"));
     assert!(err(config("pareto-synthetic", 10)).contains("pareto-synthetic"));
     let mut c = config("xor-conflict", 10);
-    c.aggregator = "mgda".into();
-    c.aggregator_params = vec![("max_iters".into(), "0".into())];
-    assert!(err(c).contains("max_iters"), "the registry's own message");
-    let mut c = config("xor-conflict", 10);
-    c.aggregator = "nope".into();
-    assert!(err(c).contains("unknown aggregator"));
+    c.method = MethodSpec::parse("constant:weights=1;2;3").unwrap();
+    assert!(err(c).contains("weights has 3 entries"), "core's own m-dependent message");
     let mut c = config("xor-conflict", 10);
     c.steps = 0;
     assert!(err(c).contains("steps"));
@@ -202,7 +198,7 @@ fn unsupported_configs_are_clear_errors() {
 #[test]
 fn a_diverging_run_stops_with_a_clear_error() {
     let mut cfg = config("gradnorm-scales", 50);
-    cfg.aggregator = "sum".into();
+    cfg.method = MethodSpec::plain("sum");
     cfg.optimizer = cfg.optimizer.with_lr(1e30);
     let mut g = GpuTrainer::new(gpu(), cfg).unwrap();
     let run = pollster::block_on(g.run_to_end(20, |_| {}));
@@ -226,7 +222,8 @@ fn a_long_steps_call_is_split_into_submissions_and_still_matches() {
     assert_eq!(g.steps(5000).unwrap(), 1005);
     assert_eq!(g.step_index(), 1005);
     let hist = pollster::block_on(g.read_history()).unwrap().to_vec();
-    assert_eq!(hist.iter().map(|r| r.step).collect::<Vec<_>>(), vec![0, 500, 1000]);
+    // Every 500th step and the last one.
+    assert_eq!(hist.iter().map(|r| r.step).collect::<Vec<_>>(), vec![0, 500, 1000, 1004]);
     let mut cpu = Trainer::new(cfg).unwrap();
     cpu.run_to_end(|_| {});
     for r in &hist {

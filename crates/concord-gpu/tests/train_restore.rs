@@ -15,7 +15,7 @@ const TOL: f64 = 2e-5;
 
 fn config(aggregator: &str) -> TrainConfig {
     let mut c = preset("xor-conflict").unwrap();
-    c.aggregator = aggregator.into();
+    c.method = concord_core::MethodSpec::plain(aggregator);
     c.steps = 60;
     c
 }

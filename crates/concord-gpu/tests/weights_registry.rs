@@ -1,5 +1,5 @@
 //! Every Gramian-weighted aggregator of concord-core's registry on the GPU
-//! (`GpuWeighting::from_registry` → `weights_with` / `aggregate_with`) against its concord-core
+//! (`GpuWeighting::from_spec` → `weights_with` / `aggregate_with`) against its concord-core
 //! twin, on torchjd-style matrix families (aggregators.md §5: normal of every rank, strongly
 //! stationary, strictly weak, non-weak) for m ∈ {2, 3, 5, 8, 16, 32}, on Mesa lavapipe.
 //!
@@ -17,6 +17,13 @@ use common::gpu;
 use concord_core::aggregators::{registry, rlw_pcg_weights};
 use concord_gpu::{GpuError, GpuWeighting};
 use nalgebra::{DMatrix, DVector};
+
+/// The GPU weighting of a registry name with `key=value` parameters: parsed once into core's
+/// typed spec (its messages), then `GpuWeighting::from_spec`.
+fn from_registry(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<GpuWeighting, GpuError> {
+    let spec = concord_core::AggregatorSpec::parse(name, params).map_err(GpuError::Unsupported)?;
+    GpuWeighting::from_spec(&spec, m, seed)
+}
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -104,7 +111,7 @@ fn pair(name: &str, params: &[(String, String)], j: &DMatrix<f64>, seed: u64, ca
     let m = j.nrows();
     let g = j * j.transpose();
     let g32: Vec<f32> = (0..m * m).map(|k| g[(k / m, k % m)] as f32).collect();
-    let weighting = GpuWeighting::from_registry(name, params, m, seed).unwrap();
+    let weighting = from_registry(name, params, m, seed).unwrap();
     let got = pollster::block_on(concord_gpu::weights_with(gpu(), &weighting, &g32, m, call))
         .unwrap_or_else(|e| panic!("{name} m={m}: {e}"));
     let mut cpu = registry::build(name, params, m, seed).unwrap();
@@ -196,7 +203,7 @@ fn cagrad_on_strongly_stationary_matrices_from_j() {
         let n = 32;
         let j = s.strong(m, n, m - 1).map(|x| x as f32 as f64);
         let j32: Vec<f32> = (0..m * n).map(|k| j[(k / n, k % n)] as f32).collect();
-        let w = GpuWeighting::from_registry("cagrad", &[], m, 0).unwrap();
+        let w = from_registry("cagrad", &[], m, 0).unwrap();
         let (_, got) = pollster::block_on(concord_gpu::aggregate_with(gpu(), &w, &j32, m, n, 0)).unwrap();
         let want = registry::build("cagrad", &[], m, 0).unwrap().aggregate(&j).weights.unwrap();
         let got64: Vec<f64> = got.iter().map(|&x| f64::from(x)).collect();
@@ -216,7 +223,7 @@ fn mgda_cut_by_the_loop_limit_is_reported_not_returned() {
     let params = kv(&[("epsilon", "0".into()), ("max_iters", "100000".into())]);
     let g = &j * j.transpose();
     let g32: Vec<f32> = (0..m * m).map(|k| g[(k / m, k % m)] as f32).collect();
-    let w = GpuWeighting::from_registry("mgda", &params, m, 0).unwrap();
+    let w = from_registry("mgda", &params, m, 0).unwrap();
     match pollster::block_on(concord_gpu::weights_with(gpu(), &w, &g32, m, 0)) {
         Err(GpuError::Unsupported(msg)) => assert!(msg.contains("loop limit"), "{msg}"),
         Ok(got) => {
@@ -266,7 +273,7 @@ fn random_reproduces_the_cpu_stream() {
     // measured worst below).
     let mut worst: f64 = 0.0;
     for m in MS {
-        let w = GpuWeighting::from_registry("random", &[], m, 0x1234_5678_9abc).unwrap();
+        let w = from_registry("random", &[], m, 0x1234_5678_9abc).unwrap();
         assert_eq!(w.seed, 0x5678_9abc);
         for call in [0u32, 1, 17] {
             let g = vec![0.0f32; m * m];
@@ -292,7 +299,7 @@ fn aggregate_with_runs_gram_weighting_combine_for_n_not_a_multiple_of_256() {
         for (m, n) in [(3, 7), (5, 257), (8, 1000), (32, 333)] {
             let j = s.normal_family(m, n, m.min(n)).map(|x| x as f32 as f64);
             let j32: Vec<f32> = (0..m * n).map(|k| j[(k / n, k % n)] as f32).collect();
-            let w = GpuWeighting::from_registry(name, &[], m, 0).unwrap();
+            let w = from_registry(name, &[], m, 0).unwrap();
             let (d, got) = pollster::block_on(concord_gpu::aggregate_with(gpu(), &w, &j32, m, n, 0)).unwrap();
             let cpu = registry::build(name, &[], m, 0).unwrap().aggregate(&j);
             let want = cpu.weights.unwrap();
@@ -310,17 +317,17 @@ fn aggregate_with_runs_gram_weighting_combine_for_n_not_a_multiple_of_256() {
 #[test]
 fn non_gramian_and_unimplemented_methods_say_why() {
     for name in ["graddrop", "trimmed-mean", "krum", "gradvac", "nash-mtl", "fairgrad"] {
-        match GpuWeighting::from_registry(name, &[], 4, 0) {
+        match from_registry(name, &[], 4, 0) {
             Err(GpuError::Unsupported(msg)) => assert!(msg.contains(name), "{name}: {msg}"),
             other => panic!("{name}: expected Unsupported, got {other:?}"),
         }
     }
-    match GpuWeighting::from_registry("upgrad", &kv(&[("reg_eps", "-1".into())]), 4, 0) {
+    match from_registry("upgrad", &kv(&[("reg_eps", "-1".into())]), 4, 0) {
         Err(GpuError::Unsupported(msg)) => assert!(msg.contains("reg_eps"), "{msg}"),
         other => panic!("expected the registry's validation error, got {other:?}"),
     }
-    assert!(GpuWeighting::from_registry("upgrad", &[], 33, 0).is_err());
-    assert!(GpuWeighting::from_registry("no-such", &[], 3, 0).is_err());
+    assert!(from_registry("upgrad", &[], 33, 0).is_err());
+    assert!(from_registry("no-such", &[], 3, 0).is_err());
 }
 
 #[test]
@@ -329,10 +336,10 @@ fn registry_params_reach_the_kernel() {
     // conflict) w = p exactly, a hand-checkable case that fails if pref_vector is dropped.
     let m = 4;
     let g: Vec<f32> = (0..m * m).map(|k| if k / m == k % m { 1.0 } else { 0.0 }).collect();
-    let w = GpuWeighting::from_registry("upgrad", &kv(&[("pref_vector", "0,2,0,0".into())]), m, 0).unwrap();
+    let w = from_registry("upgrad", &kv(&[("pref_vector", "0,2,0,0".into())]), m, 0).unwrap();
     let got = pollster::block_on(concord_gpu::weights_with(gpu(), &w, &g, m, 0)).unwrap();
     assert_eq!(got, vec![0.0, 2.0, 0.0, 0.0]);
-    let w = GpuWeighting::from_registry("constant", &kv(&[("weights", "1,-2,3.5,0".into())]), m, 0).unwrap();
+    let w = from_registry("constant", &kv(&[("weights", "1,-2,3.5,0".into())]), m, 0).unwrap();
     let got = pollster::block_on(concord_gpu::weights_with(gpu(), &w, &g, m, 0)).unwrap();
     assert_eq!(got, vec![1.0, -2.0, 3.5, 0.0]);
 }
@@ -342,7 +349,7 @@ fn stateful_counters_live_on_the_gpu() {
     use concord_gpu::WeightingState;
     // Random: a counter started at 5 gives the draws of calls 5, 6, 7, and ends at 8.
     let m = 6;
-    let w = GpuWeighting::from_registry("random", &[], m, 99).unwrap();
+    let w = from_registry("random", &[], m, 99).unwrap();
     let state = WeightingState::new(gpu(), 5);
     let g = vec![0.0f32; m * m];
     for call in 5..8u32 {
@@ -359,7 +366,7 @@ fn stateful_counters_live_on_the_gpu() {
     let j = Sampler(ChaCha8Rng::seed_from_u64(4)).gaussian(m, 9).map(|x| x as f32 as f64);
     let g = &j * j.transpose();
     let g32: Vec<f32> = (0..m * m).map(|k| g[(k / m, k % m)] as f32).collect();
-    let w = GpuWeighting::from_registry("pcgrad", &[], m, 3).unwrap();
+    let w = from_registry("pcgrad", &[], m, 3).unwrap();
     let state = WeightingState::new(gpu(), 0);
     let mut cpu = registry::build("pcgrad", &[], m, 3).unwrap();
     for call in 0..3 {
