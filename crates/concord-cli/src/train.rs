@@ -265,9 +265,7 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
     };
     let steps = config.steps;
     // A bar only where a person watches: a terminal on stderr, a long run, and not --json piped.
-    let show_bar = std::io::stderr().is_terminal()
-        && steps >= 10_000
-        && !(args.json && !std::io::stdout().is_terminal());
+    let show_bar = std::io::stderr().is_terminal() && steps >= 10_000 && (!args.json || std::io::stdout().is_terminal());
     let bar = if show_bar { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")

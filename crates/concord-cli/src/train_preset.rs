@@ -96,7 +96,7 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     }
     let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
     let total = config.steps;
-    let show_bar = std::io::stderr().is_terminal() && !(a.json && !std::io::stdout().is_terminal());
+    let show_bar = std::io::stderr().is_terminal() && (!a.json || std::io::stdout().is_terminal());
     let bar = if show_bar { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")

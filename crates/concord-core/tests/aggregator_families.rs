@@ -165,7 +165,8 @@ fn non_conflicting_where_torchjd_asserts_it() {
         }
     }
     // (method, extra parameters, torchjd's atol = rtol)
-    let cases: [(&str, &[(&str, &str)], f64); 6] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+    let cases: [Case; 6] = [
         ("upgrad", &[], 4e-4),
         // torchjd uses 1e-4 for DualProj; its own output on our normal 4×3 rank-2 sample is
         // 1.42e-4 over (measured, float32 and float64, identical J·d to ours), so 4e-4 here.

@@ -209,7 +209,7 @@ impl Weighting for NashMtl {
         if self.prev_alpha.len() != m {
             self.prev_alpha = DVector::from_element(m, 1.0);
         }
-        let update = self.step % self.update_weights_every == 0;
+        let update = self.step.is_multiple_of(self.update_weights_every);
         self.step = self.step.wrapping_add(1);
         if update {
             self.prev_alpha = self.solve(gram);

@@ -1,4 +1,6 @@
 //! Properties shared by every method (torchjd's `_asserts.py`, aggregators.md §5–§6).
+// Test tables of (name, expected, weights) tuples read best inline.
+#![allow(clippy::type_complexity)]
 use super::testing::{j_base, permute_rows, random_permutation, Normal, SHAPES};
 use super::AggregatorSpec;
 

@@ -252,6 +252,8 @@ pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Re
 }
 
 #[cfg(test)]
+// Test tables of (name, parameters, expected) tuples read best inline.
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::super::testing::{j_base, worst_conflict, Normal};
     use super::*;
@@ -554,7 +556,7 @@ mod tests {
 
     #[test]
     fn descriptions_serialise() {
-        let v = serde_json::to_value(&AGGREGATORS).unwrap();
+        let v = serde_json::to_value(AGGREGATORS).unwrap();
         let krum = &v[14];
         assert_eq!(krum["name"], "krum");
         assert_eq!(krum["params"][0]["name"], "n_byzantine");

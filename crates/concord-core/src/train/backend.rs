@@ -11,6 +11,7 @@
 //! `restore` puts back an exported run.
 
 use super::{StepRecord, TrainConfig};
+use nalgebra::DMatrix;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -72,6 +73,9 @@ impl std::fmt::Display for BackendError {
 /// A read-back in flight.
 pub type ReadBack<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, BackendError>> + 'a>>;
 
+/// A prediction in flight: one matrix of head outputs per task (rows = points).
+pub type Predict<'a> = Pin<Box<dyn Future<Output = Result<Vec<DMatrix<f64>>, BackendError>> + 'a>>;
+
 /// One engine running one `TrainConfig`.
 pub trait Backend {
     fn kind(&self) -> BackendKind;
@@ -89,6 +93,12 @@ pub trait Backend {
     /// Put back an exported run's parameters and history (every step recorded); the step count
     /// continues from the history's length, the optimizer's moments restart.
     fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String>;
+    /// The heads' outputs at 2-D input points at the current parameters (the decision-boundary
+    /// grids), evaluated where the run lives; `None` for a run without a model (the analytic
+    /// sources), an error for a model whose inputs are not 2-D.
+    fn predict(&mut self, _points: &[[f64; 2]]) -> Option<Predict<'_>> {
+        None
+    }
 }
 
 /// The value of a future that is already ready (a CPU read-back); `None` if it is pending.
@@ -154,5 +164,10 @@ impl Backend for super::Trainer {
         super::Trainer::restore(self, params, history)?;
         self.read_cursor = self.history().len();
         Ok(())
+    }
+
+    fn predict(&mut self, points: &[[f64; 2]]) -> Option<Predict<'_>> {
+        let out = self.predict_points(points)?.map_err(BackendError::Run);
+        Some(Box::pin(std::future::ready(out)))
     }
 }

@@ -34,7 +34,7 @@ mod task_experts_tests;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{now, Backend, BackendError, BackendKind, ReadBack, Snapshot};
+pub use backend::{now, Backend, BackendError, BackendKind, Predict, ReadBack, Snapshot};
 pub use batches::BatchSampler;
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
@@ -95,7 +95,9 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-/// The model and its data, or the analytic problem.
+/// The model and its data, or the analytic problem. One per trainer, so the size difference
+/// between the variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Engine {
     Mlp { mlp: Net, train_x: DMatrix<f64>, train_y: Vec<Target>, test: Option<(DMatrix<f64>, Vec<Target>)> },
     Analytic(Analytic),
@@ -471,8 +473,8 @@ impl Trainer {
             return Err(format!("the run is complete ({} steps)", self.config.steps));
         }
         let step = self.step;
-        let record = step % self.config.record_every == 0 || step + 1 == self.config.steps;
-        let evaluate = record && step % self.config.eval_every == 0;
+        let record = step.is_multiple_of(self.config.record_every) || step + 1 == self.config.steps;
+        let evaluate = record && step.is_multiple_of(self.config.eval_every);
         // Gradients at the current parameters.
         let mut full_batch = true;
         let (losses, jacobian, head_grads, batch, aux_grad, moe) = match &self.engine {
