@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use concord_core::metrics::StepMetrics;
 use concord_core::problems::CagradToy;
-use concord_core::train::{Backend, BackendError, BackendKind, DataSource, ReadBack, Snapshot, StepRecord, TrainConfig};
+use concord_core::train::{
+    Backend, BackendError, BackendKind, DataSource, ReadBack, Snapshot, StepRecord, TrainConfig,
+};
 use concord_core::{Problem, ProblemKind};
 use nalgebra::{DMatrix, DVector};
 
@@ -68,7 +70,11 @@ impl GpuToy {
             )));
         };
         if config.steps > (u32::MAX / 2) as usize {
-            return Err(GpuError::Unsupported(format!("{} steps; the GPU toy takes at most {}", config.steps, u32::MAX / 2)));
+            return Err(GpuError::Unsupported(format!(
+                "{} steps; the GPU toy takes at most {}",
+                config.steps,
+                u32::MAX / 2
+            )));
         }
         let weighting = gpu_weighting(&config.method.aggregator, 2, config.seed)?;
         let ew = gpu_loss_weighting(&config.method)?;
@@ -180,9 +186,15 @@ impl GpuToy {
                 "step {}: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state",
                 state.t
             ));
-        } else if let Some(r) = new_records.iter().find(|r| !r.losses.iter().chain(r.aggregator_weights.iter().flatten()).all(|v| v.is_finite())) {
+        } else if let Some(r) = new_records
+            .iter()
+            .find(|r| !r.losses.iter().chain(r.aggregator_weights.iter().flatten()).all(|v| v.is_finite()))
+        {
             self.stopped = true;
-            error = Some(format!("step {}: a task loss or weight is not finite ({:?}, {:?}); the GPU run stopped", r.step, r.losses, r.aggregator_weights));
+            error = Some(format!(
+                "step {}: a task loss or weight is not finite ({:?}, {:?}); the GPU run stopped",
+                r.step, r.losses, r.aggregator_weights
+            ));
         }
         Ok(Snapshot {
             steps_done: state.t as usize,
@@ -211,10 +223,9 @@ impl GpuToy {
         if !self.pending.is_empty() {
             return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
         }
-        let x: [f64; 2] = params
-            .as_slice()
-            .try_into()
-            .map_err(|_| GpuError::Unsupported(format!("the saved run has {} parameters, the toy has 2", params.len())))?;
+        let x: [f64; 2] = params.as_slice().try_into().map_err(|_| {
+            GpuError::Unsupported(format!("the saved run has {} parameters, the toy has 2", params.len()))
+        })?;
         if !x.iter().all(|v| v.is_finite()) {
             return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
         }

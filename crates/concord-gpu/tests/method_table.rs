@@ -52,7 +52,10 @@ fn dispatch_switches_agree_with_the_table() {
     }
     let missing: Vec<_> = METHODS.iter().filter(|m| !seen.contains_key(m.name)).map(|m| m.name).collect();
     assert!(missing.is_empty(), "methods without a case: {missing:?}");
-    assert!(text.contains("return method >= METHOD_FIRST_WORKGROUP;"), "is_workgroup_method must use the table's boundary");
+    assert!(
+        text.contains("return method >= METHOD_FIRST_WORKGROUP;"),
+        "is_workgroup_method must use the table's boundary"
+    );
 }
 
 #[test]
@@ -107,6 +110,9 @@ fn host_param_structs_match_the_wgsl_layouts() {
             .iter()
             .find(|(_, t)| t.name.as_deref() == Some(struct_name))
             .unwrap_or_else(|| panic!("{module_name} has no struct {struct_name}"));
-        assert_eq!(layouter[handle].size as usize, host, "{module_name}::{struct_name}: WGSL size vs host #[repr(C)] size");
+        assert_eq!(
+            layouter[handle].size as usize, host,
+            "{module_name}::{struct_name}: WGSL size vs host #[repr(C)] size"
+        );
     }
 }

@@ -10,9 +10,9 @@ mod common;
 use common::gpu_arc;
 
 use concord_core::aggregators::rlw_pcg_weights;
-use concord_core::train::{now, Backend, DataSource, Preset, Snapshot, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::metrics::StepMetrics;
 use concord_core::train::StepRecord;
+use concord_core::train::{now, Backend, DataSource, Preset, Snapshot, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::{MethodSpec, Problem, ProblemKind};
 use nalgebra::{DMatrix, DVector};
 
@@ -24,7 +24,13 @@ fn method_text(name: &str) -> String {
     }
 }
 
-fn toy_config(problem: ProblemKind, start: [f64; 2], method: &str, optimizer: TrainOptimizer, steps: usize) -> TrainConfig {
+fn toy_config(
+    problem: ProblemKind,
+    start: [f64; 2],
+    method: &str,
+    optimizer: TrainOptimizer,
+    steps: usize,
+) -> TrainConfig {
     let mut c = Preset::CagradToy.config();
     c.data = DataSource::Toy { problem, start };
     c.method = MethodSpec::parse(&method_text(method)).unwrap();
@@ -75,7 +81,14 @@ fn random_reference(config: &TrainConfig) -> Snapshot {
         }
         opt.step(&mut x, &d);
     }
-    Snapshot { steps_done: config.steps, new_records: records, train_losses: toy.losses(&x), params: x, test_losses: None, error: None }
+    Snapshot {
+        steps_done: config.steps,
+        new_records: records,
+        train_losses: toy.losses(&x),
+        params: x,
+        test_losses: None,
+        error: None,
+    }
 }
 
 /// (|Δx|, worst relative loss difference, worst weight difference) of one run.
@@ -126,7 +139,12 @@ fn check_method(name: &str) {
     cases.push(toy_config(ProblemKind::CagradToyScaled, [9.0, -1.0], name, TrainOptimizer::sgd(1e-2, 0.0), 200));
     for c in &cases {
         let (dx, dl, dw) = compare(c);
-        eprintln!("{name} {} from {:?} {}: |Δx| {dx:e}, loss {dl:e}, w {dw:e}", c.data.kind(), c.data_start(), c.optimizer.name());
+        eprintln!(
+            "{name} {} from {:?} {}: |Δx| {dx:e}, loss {dl:e}, w {dw:e}",
+            c.data.kind(),
+            c.data_start(),
+            c.optimizer.name()
+        );
         worst = (worst.0.max(dx), worst.1.max(dl), worst.2.max(dw));
         // Tolerances: see `every_gpu_method_runs_on_the_toys`.
         assert!(dx <= 1e-4, "{name} from {:?}: |Δx| = {dx:e}", c.data_start());
@@ -165,10 +183,9 @@ fn every_gpu_method_runs_on_the_toys() {
 
 #[test]
 fn backend_refuses_a_cpu_only_method_naming_the_gpu_methods() {
-    for data in [
-        DataSource::Toy { problem: ProblemKind::CagradToy, start: [-8.5, 7.5] },
-        Preset::XorConflict.config().data,
-    ] {
+    for data in
+        [DataSource::Toy { problem: ProblemKind::CagradToy, start: [-8.5, 7.5] }, Preset::XorConflict.config().data]
+    {
         let mut c = Preset::XorConflict.config();
         if matches!(data, DataSource::Toy { .. }) {
             c = Preset::CagradToy.config();
@@ -186,7 +203,11 @@ fn backend_refuses_a_cpu_only_method_naming_the_gpu_methods() {
 
 #[test]
 fn backend_picks_the_toy_and_the_trainer() {
-    let toy = concord_gpu::backend(gpu_arc(), toy_config(ProblemKind::CagradToy, [-8.5, 7.5], "upgrad", TrainOptimizer::adam(1e-3), 10)).unwrap();
+    let toy = concord_gpu::backend(
+        gpu_arc(),
+        toy_config(ProblemKind::CagradToy, [-8.5, 7.5], "upgrad", TrainOptimizer::adam(1e-3), 10),
+    )
+    .unwrap();
     assert_eq!(toy.kind(), concord_core::train::BackendKind::Gpu);
     let mut c = Preset::XorConflict.config();
     c.steps = 7;

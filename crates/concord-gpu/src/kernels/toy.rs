@@ -239,10 +239,11 @@ impl ToyKernel {
             })
         };
         let (full, rest) = (steps / self.chunk, steps % self.chunk);
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy steps") });
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy steps") });
         {
-            let mut pass =
-                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("toy_step"), timestamp_writes: None });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("toy_step"), timestamp_writes: None });
             pass.set_pipeline(pipeline);
             if full > 0 {
                 pass.set_bind_group(0, &bind(self.chunk), &[]);
