@@ -16,7 +16,8 @@ usage: cargo xtask <command>
 commands:
   serve [--port P]   install what is missing, build the playground, serve it on 127.0.0.1
   dist [--out DIR]   install what is missing, build the static site into DIR (default dist/)
-  test               install what is missing (lavapipe, Chromium too), then run every test:
+  test               install what is missing (lavapipe, Chromium too), then check the format
+                     and lints (cargo fmt --check, clippy -D warnings) and run every test:
                      native CPU, native GPU on lavapipe, the wasm build, the browser tests";
 
 fn main() -> ExitCode {
@@ -100,7 +101,22 @@ fn serve(args: &[String]) -> Result {
 fn test(_args: &[String]) -> Result {
     let path = tools::ensure_web_tools()?;
     tools::ensure_test_tools()?;
+    tools::ensure_lint_tools()?;
     let root = root();
+    println!("xtask: [0/3] format and lints: cargo fmt --check, clippy -D warnings (native and wasm32)");
+    run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    run(Command::new("cargo").current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The page's own code paths (WebGPU, the DOM) only exist on wasm32.
+    run(Command::new("cargo").current_dir(&root).args([
+        "clippy",
+        "-p",
+        "concord-web",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // XDG_RUNTIME_DIR silences lavapipe's harmless warnings; the adapter must exist (no skips).
     println!("xtask: [1/3] native tests: CPU reference, GPU kernels on lavapipe, CLI");
     run(Command::new("cargo")

@@ -51,6 +51,15 @@ pub fn ensure_web_tools() -> Result<String> {
     std::env::join_paths(paths).map(|p| p.to_string_lossy().into_owned()).map_err(|e| e.to_string())
 }
 
+/// rustfmt and clippy (the format and lint checks), from rustup where they are missing.
+pub fn ensure_lint_tools() -> Result {
+    let have = |args: &[&str]| Command::new("cargo").args(args).output().is_ok_and(|o| o.status.success());
+    if have(&["fmt", "--version"]) && have(&["clippy", "--version"]) {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))
+}
+
 /// Mesa lavapipe (Vulkan on the CPU) for the native GPU tests and Chromium for the browser tests.
 pub fn ensure_test_tools() -> Result {
     let lavapipe = ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"]

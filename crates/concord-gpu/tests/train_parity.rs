@@ -89,7 +89,9 @@ fn gradnorm_scales_200_steps_match_the_cpu_trainer() {
 #[test]
 fn other_weightings_optimizers_and_full_batch_match_the_cpu_trainer() {
     // Each GPU weighting with another optimizer / batch setting / loss weighting.
-    let cases: Vec<(&str, Vec<(String, String)>, TrainOptimizer, Option<usize>, Option<&str>)> = vec![
+    // (aggregator, its parameters, optimizer, batch size, loss weighting)
+    type Case<'a> = (&'a str, Vec<(String, String)>, TrainOptimizer, Option<usize>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("pcgrad", vec![], TrainOptimizer::adamw(0.01), Some(50), Some("ew")),
         ("mgda", vec![], TrainOptimizer::sgd(0.1, 0.9), None, None),
         ("cagrad", vec![("c".into(), "0.4".into())], TrainOptimizer::adam(0.01), Some(60), None),
