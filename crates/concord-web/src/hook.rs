@@ -12,7 +12,8 @@
 //! - `step(n)`: a Promise of `state()` after exactly n more steps, read back.
 //! - `reset()`: restarts the runs with the current settings and returns `state()`.
 //! - `exportRun()` / `importRun(text)` (null on success, else the message).
-//! - `gridCheck()`: per run, where its heatmap grid was computed.
+//! - `gridCheck()`: per run, where its heatmap grid was computed ({grid: "webgpu" | "cpu", cells,
+//!   maxGap}: a GPU grid's cell count and largest |GPU − CPU| output at the read-back parameters).
 //! - `_simulateGpuFailure()` (test-only): the next GPU read-back fails as a lost device, to
 //!   exercise the fallback that continues on the CPU from the last read-back state.
 //! - `landscape()`: the landscape panel's last result (set by that panel).

@@ -11,7 +11,9 @@
 //! setting. CPU runs take the steps at once (lock-step, within a time budget) and are read back
 //! at once; GPU runs submit the same number of steps in one queue submission each and are read
 //! back asynchronously — the backend is moved into the read-back future, so at most one
-//! read-back per run is in flight and nothing blocks. Until every read-back of the frame is in,
+//! read-back per run is in flight and nothing blocks. A GPU run on 2-D points also predicts the
+//! heatmap grid in that future (`Backend::predict`), so its heatmaps come from the GPU at the
+//! read-back parameters; CPU runs' heatmaps are the CPU forward pass. Until every read-back of the frame is in,
 //! the session submits nothing more (the runs stay in lock-step and a `step(n)` request
 //! resolves on read-back state). If a read-back reports a device error, every GPU run continues
 //! on the CPU from its last read-back state with a notice. A reset bumps `generation`, so a
@@ -28,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+
+use nalgebra::DMatrix;
 
 /// CPU time per frame, in ms, before the rest of a chunk moves to the next frame.
 const CPU_BUDGET_MS: f64 = 24.0;
@@ -183,6 +187,9 @@ pub struct Run {
     /// Toy runs: the point at every read-back.
     pub trail: Vec<[f64; 2]>,
     pub snapshots: Snapshots,
+    /// GPU runs on 2-D points: the heatmap grid's head outputs (extent, one matrix per task)
+    /// predicted by the engine at the last read-back, i.e. at `params`.
+    grid: Option<(f64, Vec<DMatrix<f64>>)>,
 }
 
 impl Run {
@@ -216,6 +223,13 @@ impl Run {
     }
     pub fn params(&self) -> Option<&[f64]> {
         self.built.then_some(self.params.as_slice())
+    }
+    /// The engine's own heatmap grid outputs at `params` for this extent, if it predicted them.
+    pub fn grid_outputs(&self, extent: f64) -> Option<&[DMatrix<f64>]> {
+        match &self.grid {
+            Some((e, outs)) if *e == extent => Some(outs),
+            _ => None,
+        }
     }
     pub fn position(&self) -> [f64; 2] {
         [self.params.first().copied().unwrap_or(f64::NAN), self.params.get(1).copied().unwrap_or(f64::NAN)]
@@ -332,8 +346,12 @@ const FORMAT: &str = "concord-playground-run";
 struct Arrived {
     slot: usize,
     engine: Box<dyn Backend>,
-    result: Result<Snapshot, BackendError>,
+    /// The snapshot and, for a run with a heatmap grid, the grid's outputs (extent, per task).
+    result: Result<(Snapshot, Option<(f64, Vec<DMatrix<f64>>)>), BackendError>,
 }
+
+/// The heatmap grid a GPU run predicts at each read-back: its extent and points.
+type GridPoints = Option<(f64, Rc<Vec<[f64; 2]>>)>;
 
 pub struct SessionInner {
     pub ui: SessionUi,
@@ -346,6 +364,8 @@ pub struct SessionInner {
     pub points: Option<MultiTaskData>,
     /// The sinusoid points (x, one y column per task) and the train count, for its curve plot.
     pub curve_data: Option<(Vec<f64>, Vec<Vec<f64>>, usize)>,
+    /// The heatmap grid (`grid::points` over `points`' extent) the GPU runs predict.
+    grid_points: GridPoints,
     csv: Option<(String, MultiTaskData)>,
     playing: bool,
     spf: u32,
@@ -394,6 +414,7 @@ impl Session {
             task_names: Vec::new(),
             points: None,
             curve_data: None,
+            grid_points: None,
             csv: None,
             playing: false,
             spf: 1,
@@ -556,6 +577,7 @@ impl SessionInner {
         self.runs.clear();
         self.points = None;
         self.curve_data = None;
+        self.grid_points = None;
         self.task_names.clear();
         let toy = state.preset.is_toy() && self.csv.is_none();
         let base = match base_config(&state, self.csv.as_ref().map(|(_, d)| d)) {
@@ -567,6 +589,10 @@ impl SessionInner {
             }
         };
         self.load_plot_data(&base);
+        self.grid_points = self.points.as_ref().map(|d| {
+            let extent = crate::grid::extent(d);
+            (extent, Rc::new(crate::grid::points(extent)))
+        });
         // (slot, spec, start, config)
         let mut plans: Vec<(usize, MethodSpec, Option<([f64; 2], usize)>, TrainConfig)> = Vec::new();
         for (slot, spec) in state.arena.iter().enumerate() {
@@ -616,6 +642,7 @@ impl SessionInner {
             curve: Vec::new(),
             trail: Vec::new(),
             snapshots: Snapshots::default(),
+            grid: None,
         };
         // The CPU twin gives the initial state every engine starts from (the GPU builds the
         // same parameters), the model and the objective.
@@ -772,9 +799,10 @@ impl SessionInner {
                 Err(e) => Err(e),
             };
             self.in_flight += 1;
+            let grid = self.grid_points.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let result = match submitted {
-                    Ok(()) => engine.read_back().await,
+                    Ok(()) => read_back_with_grid(engine.as_mut(), grid).await,
                     Err(e) => Err(e),
                 };
                 session.with(move |s| s.arrive(generation, Arrived { slot, engine, result }));
@@ -826,7 +854,10 @@ impl SessionInner {
             let Some(run) = self.runs.get_mut(slot) else { continue };
             run.engine = Some(engine);
             match result {
-                Ok(snap) => run.apply(snap),
+                Ok((snap, grid)) => {
+                    run.apply(snap);
+                    run.grid = grid;
+                }
                 Err(e) => run.error = Some(e.to_string()),
             }
         }
@@ -859,6 +890,7 @@ impl SessionInner {
         self.gpu = GpuChoice::Unavailable(notice.clone());
         for run in self.runs.iter_mut().filter(|r| r.on_gpu) {
             run.on_gpu = false;
+            run.grid = None; // the CPU forward pass draws the heatmaps from now on
             run.cpu_reason = Some(notice.clone());
             match to_cpu(run) {
                 Ok(()) => {}
@@ -1040,11 +1072,27 @@ impl SessionInner {
         Ok(())
     }
 
-    /// The test hook's `gridCheck()`: per run, where its heatmap grid was computed. The grid is
-    /// the CPU forward pass at the read-back parameters on every backend.
+    /// The test hook's `gridCheck()`: per run, where its heatmap grid was computed ("webgpu" or
+    /// "cpu") and, for a GPU grid, its cell count and the largest |GPU − CPU| head output over
+    /// the grid, the CPU being concord-core's forward pass at the same (read-back) parameters.
     pub fn grid_check_js(&self) -> wasm_bindgen::JsValue {
-        let runs: Vec<serde_json::Value> =
-            self.runs.iter().map(|_| serde_json::json!({ "grid": "cpu", "cells": null, "maxGap": null })).collect();
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let gpu = self.grid_points.as_ref().and_then(|(e, pts)| Some((r.grid_outputs(*e)?, pts)));
+                let gap = gpu.and_then(|(outs, pts)| {
+                    let cpu = r.mlp()?.predict_points(r.params()?, pts).ok()?;
+                    let gaps = outs.iter().zip(&cpu).flat_map(|(g, c)| g.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()));
+                    Some(gaps.fold(0.0f64, f64::max))
+                });
+                serde_json::json!({
+                    "grid": if gpu.is_some() { "webgpu" } else { "cpu" },
+                    "cells": gpu.map(|(o, _)| o.first().map_or(0, |m| m.nrows())),
+                    "maxGap": gap,
+                })
+            })
+            .collect();
         js_sys::JSON::parse(&serde_json::Value::Array(runs).to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
     }
 
@@ -1154,6 +1202,27 @@ impl SessionInner {
     pub fn pareto(&self) -> Option<concord_core::landscape::ParetoView> {
         pareto_of(self)
     }
+}
+
+/// A GPU run's read-back and, where the page has a heatmap grid, the engine's prediction of it
+/// at the read-back parameters (queued right after, in the same future: nothing blocks). A
+/// grid the engine cannot predict (no model on 2-D inputs) leaves the heatmaps to the CPU; a
+/// device failure while predicting is the read-back's failure.
+async fn read_back_with_grid(
+    engine: &mut dyn Backend,
+    grid: GridPoints,
+) -> Result<(Snapshot, Option<(f64, Vec<DMatrix<f64>>)>), BackendError> {
+    let snap = engine.read_back().await?;
+    let Some((extent, points)) = grid else { return Ok((snap, None)) };
+    let outputs = match engine.predict(&points) {
+        Some(fut) => match fut.await {
+            Ok(outs) => Some((extent, outs)),
+            Err(e @ BackendError::Device(_)) => return Err(e),
+            Err(BackendError::Run(_)) => None,
+        },
+        None => None,
+    };
+    Ok((snap, outputs))
 }
 
 /// Move a GPU run to the CPU at its last read-back state: a run that records every step is

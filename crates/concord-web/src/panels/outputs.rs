@@ -85,10 +85,13 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
 fn heatmap_pixels(run: &Run, extent: f64) -> Option<Vec<Vec<u8>>> {
     let computed;
     let (outs, heads) = match (run.mlp(), run.moe()) {
-        (Some(mlp), _) => {
-            computed = mlp.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
-            (&computed[..], &mlp.config().heads)
-        }
+        (Some(mlp), _) => match run.grid_outputs(extent) {
+            Some(gpu) => (gpu, &mlp.config().heads),
+            None => {
+                computed = mlp.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
+                (&computed[..], &mlp.config().heads)
+            }
+        },
         (None, Some(moe)) => {
             computed = moe.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
             (&computed[..], &moe.config().heads)
