@@ -28,24 +28,101 @@ const MAX_POINTS: usize = 300;
 const HEATMAP_MS: f64 = 400.0;
 
 
-/// One entry per method (a toy method's runs from every start share its colour).
+/// One entry per method (a toy method's runs from every start share its colour), then on the
+/// toys one per start: its marker, which also ends each of its runs' lines in the panels.
 fn legend(ctx: &CanvasRenderingContext2d, runs: &[Run], y: f64) {
     let mut x = 8.0;
     ctx.set_text_baseline("middle");
-    let mut seen = Vec::new();
-    for r in runs {
-        if seen.contains(&r.slot) {
-            continue;
-        }
-        seen.push(r.slot);
+    ctx.set_font(chart::FONT);
+    let width = |s: &str| ctx.measure_text(s).map(|m| m.width()).unwrap_or(8.0 * s.len() as f64);
+    for r in by_method(runs).into_iter().map(|g| g[0]) {
         ctx.set_fill_style_str(r.colour);
         ctx.fill_rect(x, y - 5.0, 14.0, 10.0);
-        let label = if r.error.is_some() { format!("{} (stopped)", r.label) } else { r.label.clone() };
+        let stopped = runs.iter().any(|o| o.slot == r.slot && o.error.is_some());
+        let label = if stopped { format!("{} (stopped)", r.label) } else { r.label.clone() };
         chart::text(ctx, &label, x + 18.0, y, "left", chart::FONT, INK);
         ctx.set_font(chart::FONT);
-        x += 18.0 + ctx.measure_text(&label).map(|m| m.width()).unwrap_or(80.0) + 16.0;
+        x += 18.0 + width(&label) + 16.0;
+    }
+    let starts = starts_of(runs);
+    if !starts.is_empty() {
+        let texts: Vec<String> = starts.iter().map(|(st, _)| start_text(*st)).collect();
+        // The coordinates where they fit on the line; the markers alone otherwise (the
+        // contour's legend names them).
+        let full = width("starts") + texts.iter().map(|t| 30.0 + width(t)).sum::<f64>();
+        let with_text = x + 8.0 + full < WIDTH - 8.0;
+        x += 8.0;
+        chart::text(ctx, "starts", x, y, "left", chart::FONT, MUTED);
+        ctx.set_font(chart::FONT);
+        x += width("starts") + 12.0;
+        for ((_, i), t) in starts.iter().zip(&texts) {
+            start_marker(ctx, *i, x, y, "#ffffff", INK);
+            x += 10.0;
+            if with_text {
+                chart::text(ctx, t, x, y, "left", chart::FONT, INK);
+                ctx.set_font(chart::FONT);
+                x += width(t) + 12.0;
+            } else {
+                x += 6.0;
+            }
+        }
     }
     ctx.set_text_baseline("alphabetic");
+}
+
+/// The runs grouped by method slot, in slot order of first appearance (a toy method's starts
+/// together).
+fn by_method(runs: &[Run]) -> Vec<Vec<&Run>> {
+    let mut groups: Vec<Vec<&Run>> = Vec::new();
+    for r in runs {
+        match groups.iter_mut().find(|g| g[0].slot == r.slot) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// The toy starts the runs use (point, index among the published starts), in index order.
+fn starts_of(runs: &[Run]) -> Vec<([f64; 2], usize)> {
+    let mut starts: Vec<([f64; 2], usize)> = Vec::new();
+    for st in runs.iter().filter_map(|r| r.start) {
+        if !starts.iter().any(|s| s.1 == st.1) {
+            starts.push(st);
+        }
+    }
+    starts.sort_by_key(|s| s.1);
+    starts
+}
+
+fn start_text(st: [f64; 2]) -> String {
+    format!("({}, {})", crate::plot::fmt_tick(st[0], 1), crate::plot::fmt_tick(st[1], 1))
+}
+
+/// A start's marker (as on the contour) at (x, y).
+fn start_marker(ctx: &CanvasRenderingContext2d, index: usize, x: f64, y: f64, fill: &str, stroke: &str) {
+    crate::plot::trace_marker(ctx, crate::plot::Marker::for_start(index), x, y, 4.5);
+    ctx.set_fill_style_str(fill);
+    ctx.fill();
+    ctx.set_stroke_style_str(stroke);
+    ctx.set_line_width(1.4);
+    ctx.stroke();
+}
+
+/// On a toy run's line, its start's marker at the last point drawn (so the starts of one
+/// method's colour can be told apart); nothing for other runs.
+fn mark_end(ctx: &CanvasRenderingContext2d, f: Frame, xa: Axis, ya: Axis, pts: &[(f64, f64)], run: &Run) {
+    let Some((_, index)) = run.start else { return };
+    let last = pts.iter().rev().find_map(|&(x, y)| Some((xa.unit(x)?, ya.unit(y)?)));
+    if let Some((u, v)) = last.filter(|(u, v)| (0.0..=1.0).contains(u) && (0.0..=1.0).contains(v)) {
+        start_marker(ctx, index, f.x + u * f.w, f.y + f.h - v * f.h, run.colour, "#ffffff");
+    }
+}
+
+/// A log axis for losses unless one is ≤ 0 (the toys' losses go negative): then linear.
+fn loss_axis(values: impl Iterator<Item = f64> + Clone) -> Axis {
+    let log = values.clone().filter(|v| v.is_finite()).all(|v| v > 0.0);
+    Axis::fit(values, log)
 }
 
 /// A head's output mapped to [−1, 1] for the colour scale.
@@ -235,16 +312,21 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
             let test = c.test.as_ref().and_then(|v| v.get(t).copied());
             [c.train.get(t).copied(), test].into_iter().flatten()
         });
-        let ya = Axis::fit(values, true);
+        let ya = loss_axis(values);
         let xa = Axis::fixed(0.0, max_step);
         let name = a.task_names.get(t).cloned().unwrap_or_default();
-        chart::axes(&ctx, f, xa, ya, &format!("Task {name}: loss (— train, - - test, log scale)"), "step");
+        let has_test = a.runs.iter().any(|r| r.curve.iter().any(|c| c.test.is_some()));
+        let lines = if has_test { "— train, - - test" } else { "train" };
+        let scale = if ya.log { ", log scale" } else { "" };
+        chart::axes(&ctx, f, xa, ya, &format!("Task {name}: loss ({lines}{scale})"), "step");
         for run in &a.runs {
             let train: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((c.step as f64, *c.train.get(t)?))).collect();
             let test: Vec<(f64, f64)> =
                 run.curve.iter().filter_map(|c| Some((c.step as f64, *c.test.as_ref()?.get(t)?))).collect();
-            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&train, MAX_POINTS), chart::Pen::solid(run.colour, 1.8));
+            let train = chart::downsample(&train, MAX_POINTS);
+            chart::polyline(&ctx, f, xa, ya, &train, chart::Pen::solid(run.colour, 1.8));
             chart::polyline(&ctx, f, xa, ya, &chart::downsample(&test, MAX_POINTS), chart::Pen::dashed(run.colour, 1.4));
+            mark_end(&ctx, f, xa, ya, &train, run);
         }
     }
 }
@@ -272,7 +354,9 @@ fn draw_weights(canvas: &HtmlCanvasElement, a: &Arena) {
         chart::axes(&ctx, f, xa, ya, &format!("Task {name}: weight"), "step");
         for run in &a.runs {
             let pts: Vec<(f64, f64)> = run.history.iter().filter_map(|h| Some((h.step as f64, *weights(h)?.get(t)?))).collect();
-            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
+            let pts = chart::downsample(&pts, MAX_POINTS);
+            chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.6));
+            mark_end(&ctx, f, xa, ya, &pts, run);
         }
     }
 }
@@ -322,35 +406,59 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     } else {
         0
     };
+    // One group per method: its name, then one matrix (set) per run — per start on the toys,
+    // each headed by the start's marker; the groups flow across the lines.
     let per_run_w = if layers > 0 { (layers as f64 + 1.0) * (block + 10.0) } else { block + 10.0 };
-    let per_line = ((WIDTH - 16.0) / (per_run_w + 24.0)).floor().max(1.0) as usize;
-    let run_rows = a.runs.len().div_ceil(per_line).max(1);
-    let row_h = block + 40.0;
+    let groups = by_method(&a.runs);
+    let mut placed = Vec::with_capacity(groups.len());
+    let (mut gx, mut line) = (8.0, 0usize);
+    for g in &groups {
+        let w = (g.len() as f64 * per_run_w).max(120.0);
+        if gx > 8.0 && gx + w > WIDTH - 8.0 {
+            gx = 8.0;
+            line += 1;
+        }
+        placed.push((gx, line));
+        gx += w + 24.0;
+    }
+    let run_rows = line + 1;
+    let row_h = block + 58.0;
     let chart_h = 160.0;
     let height = 30.0 + run_rows as f64 * row_h + chart_h + 50.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
     legend(&ctx, &a.runs, 12.0);
-    for (k, run) in a.runs.iter().enumerate() {
-        let x0 = 8.0 + (k % per_line) as f64 * (per_run_w + 24.0);
-        let y0 = 30.0 + (k / per_line) as f64 * row_h + 18.0;
-        let last = run.history.last();
-        ctx.set_fill_style_str(run.colour);
-        ctx.fill_rect(x0, y0 - 12.0, 10.0, 10.0);
-        let Some(h) = last else {
-            chart::text(&ctx, "no step yet", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
-            continue;
-        };
-        chart::text(&ctx, "whole model", x0 + 14.0, y0 - 3.0, "left", chart::FONT, MUTED);
-        draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
-        // The GPU trainer reads back whole-model metrics only.
-        if state.layers && h.metrics.layers.is_empty() && run.on_gpu() {
-            chart::text(&ctx, "per-layer: CPU runs only", x0, y0 + block + 14.0, "left", chart::FONT, MUTED);
-        }
-        if layers > 0 {
-            for (l, lm) in h.metrics.layers.iter().enumerate() {
-                let lx = x0 + (l as f64 + 1.0) * (block + 10.0);
-                chart::text(&ctx, &format!("layer {}", l + 1), lx, y0 - 3.0, "left", chart::FONT, MUTED);
-                draw_matrix(&ctx, &lm.cosine, lx, y0, cell);
+    for (g, &(gx, line)) in groups.iter().zip(&placed) {
+        let top = 30.0 + line as f64 * row_h + 14.0;
+        let head = g[0];
+        ctx.set_fill_style_str(head.colour);
+        ctx.fill_rect(gx, top - 9.0, 10.0, 10.0);
+        chart::text(&ctx, &head.label, gx + 14.0, top, "left", chart::FONT_TITLE, INK);
+        let y0 = top + 22.0;
+        for (k, run) in g.iter().enumerate() {
+            let x0 = gx + k as f64 * per_run_w;
+            let (label_x, label) = match run.start {
+                Some((st, index)) => {
+                    start_marker(&ctx, index, x0 + 5.0, y0 - 7.0, run.colour, "#ffffff");
+                    (x0 + 14.0, start_text(st))
+                }
+                None => (x0, "whole model".to_string()),
+            };
+            let Some(h) = run.history.last() else {
+                chart::text(&ctx, "no step yet", label_x, y0 - 3.0, "left", chart::FONT, MUTED);
+                continue;
+            };
+            chart::text(&ctx, &label, label_x, y0 - 3.0, "left", chart::FONT, MUTED);
+            draw_matrix(&ctx, &h.metrics.cosine, x0, y0, cell);
+            // The GPU trainer reads back whole-model metrics only.
+            if state.layers && h.metrics.layers.is_empty() && run.on_gpu() && run.start.is_none() {
+                chart::text(&ctx, "per-layer: CPU runs only", x0, y0 + block + 14.0, "left", chart::FONT, MUTED);
+            }
+            if layers > 0 {
+                for (l, lm) in h.metrics.layers.iter().enumerate() {
+                    let lx = x0 + (l as f64 + 1.0) * (block + 10.0);
+                    chart::text(&ctx, &format!("layer {}", l + 1), lx, y0 - 3.0, "left", chart::FONT, MUTED);
+                    draw_matrix(&ctx, &lm.cosine, lx, y0, cell);
+                }
             }
         }
     }
@@ -373,8 +481,9 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     for run in &a.runs {
         let pts: Vec<(f64, f64)> =
             run.history.iter().map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN))).collect();
-        let pts = chart::moving_average(&pts, chart::smoothing_window(pts.len()));
-        chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
+        let pts = chart::downsample(&chart::moving_average(&pts, chart::smoothing_window(pts.len())), MAX_POINTS);
+        chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.6));
+        mark_end(&ctx, f, xa, ya, &pts, run);
     }
 }
 
@@ -398,9 +507,12 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
             .map(|r| (r.step as f64, r.metrics.update_cosine_mean.map_or(f64::NAN, |c| c.clamp(-1.0, 1.0).acos().to_degrees())))
             .collect();
         let w = chart::smoothing_window(h.len());
-        let (ratio, angle) = (chart::moving_average(&ratio, w), chart::moving_average(&angle, w));
-        chart::polyline(&ctx, f1, xa, y1, &chart::downsample(&ratio, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
-        chart::polyline(&ctx, f2, xa, y2, &chart::downsample(&angle, MAX_POINTS), chart::Pen::solid(run.colour, 1.6));
+        let ratio = chart::downsample(&chart::moving_average(&ratio, w), MAX_POINTS);
+        let angle = chart::downsample(&chart::moving_average(&angle, w), MAX_POINTS);
+        chart::polyline(&ctx, f1, xa, y1, &ratio, chart::Pen::solid(run.colour, 1.6));
+        chart::polyline(&ctx, f2, xa, y2, &angle, chart::Pen::solid(run.colour, 1.6));
+        mark_end(&ctx, f1, xa, y1, &ratio, run);
+        mark_end(&ctx, f2, xa, y2, &angle, run);
     }
 }
 
@@ -414,9 +526,15 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     let f = Frame { x: 70.0, y: 50.0, w: 420.0, h: 270.0 };
     let xs = a.runs.iter().flat_map(|r| r.curve.iter().filter_map(|c| c.train.first().copied()));
     let ys = a.runs.iter().flat_map(|r| r.curve.iter().filter_map(|c| c.train.get(1).copied()));
-    let (xa, ya) = (Axis::fit(xs, true), Axis::fit(ys, true));
+    let (xa, ya) = (loss_axis(xs), loss_axis(ys));
     let (n1, n2) = (&a.task_names[0], &a.task_names[1]);
-    chart::axes(&ctx, f, xa, ya, "Loss space: train L₂ vs L₁ over time (log–log)", &format!("L₁ ({n1})"));
+    let scale = match (xa.log, ya.log) {
+        (true, true) => " (log–log)",
+        (true, false) => " (log L₁)",
+        (false, true) => " (log L₂)",
+        (false, false) => "",
+    };
+    chart::axes(&ctx, f, xa, ya, &format!("Loss space: train L₂ vs L₁ over time{scale}"), &format!("L₁ ({n1})"));
     chart::text(&ctx, &format!("↑ L₂ ({n2})"), f.x + 4.0, f.y + 12.0, "left", chart::FONT, MUTED);
     for run in &a.runs {
         let pts: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((*c.train.first()?, *c.train.get(1)?))).collect();
@@ -427,7 +545,17 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
                 let last = i + 1 == pts.len();
                 let (px, py) = (f.x + u * f.w, f.y + f.h - v * f.h);
                 if last {
-                    chart::dot(&ctx, px, py, 5.0, run.colour, Some("#ffffff"));
+                    match run.start {
+                        Some((_, index)) => {
+                            crate::plot::trace_marker(&ctx, crate::plot::Marker::for_start(index), px, py, 6.0);
+                            ctx.set_fill_style_str(run.colour);
+                            ctx.fill();
+                            ctx.set_stroke_style_str("#ffffff");
+                            ctx.set_line_width(1.5);
+                            ctx.stroke();
+                        }
+                        None => chart::dot(&ctx, px, py, 5.0, run.colour, Some("#ffffff")),
+                    }
                 } else if i % 4 == 0 {
                     chart::dot(&ctx, px, py, 1.6, run.colour, None);
                 }
@@ -439,14 +567,25 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     if let Some(p) = &pareto {
         chart::polyline(&ctx, f, xa, ya, &chart::staircase(p), chart::Pen::dashed(INK, 1.2));
     }
-    let notes = [
-        "Each trail is one method’s (L₁, L₂) on the",
-        "whole train set, every few steps; the big dot",
-        "is now. All start at the same point (same",
-        "weights). Down-left is better for both tasks;",
-        "a trail that moves up or left trades one task",
-        "for the other.",
-    ];
+    let notes = if a.is_toy() {
+        [
+            "Each trail is one run’s (L₁, L₂) every",
+            "few steps: its colour is the method, the",
+            "marker at its end (now) is its start.",
+            "Down-left is better for both losses; a",
+            "trail that moves up or left trades one",
+            "loss for the other.",
+        ]
+    } else {
+        [
+            "Each trail is one method’s (L₁, L₂) on the",
+            "whole train set, every few steps; the big dot",
+            "is now. All start at the same point (same",
+            "weights). Down-left is better for both tasks;",
+            "a trail that moves up or left trades one task",
+            "for the other.",
+        ]
+    };
     for (i, n) in notes.iter().enumerate() {
         chart::text(&ctx, n, f.x + f.w + 24.0, f.y + 16.0 + i as f64 * 16.0, "left", chart::FONT, MUTED);
     }

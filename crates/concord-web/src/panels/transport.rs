@@ -27,6 +27,23 @@ fn fmt_rate(r: f64) -> String {
     }
 }
 
+/// "3 methods", or on the toys "4 methods × 3 starts".
+fn runs_text(runs: &[crate::session::Run]) -> String {
+    let count = |mut keys: Vec<usize>| {
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len()
+    };
+    let methods = count(runs.iter().map(|r| r.slot).collect());
+    let starts = count(runs.iter().filter_map(|r| r.start.map(|s| s.1)).collect());
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    if starts > 0 {
+        format!("{} × {}", plural(methods, "method"), plural(starts, "start"))
+    } else {
+        plural(methods, "method")
+    }
+}
+
 #[component]
 pub fn TransportPanel() -> impl IntoView {
     let cfg = use_cfg();
@@ -34,9 +51,11 @@ pub fn TransportPanel() -> impl IntoView {
     let ui = session.ui;
     let playing = move || cfg.with(|s| s.play);
     let hidden = move |key: &'static str| move || cfg.with(|s| s.is_hidden(key));
+    // Every run takes the same steps (lock-step), so the speed is per run; the runs are counted
+    // as methods (× starts on the toys).
     let runs = move || {
         ui.version.track();
-        session.with(|s| s.runs.len()).unwrap_or(0)
+        session.with(|s| runs_text(&s.runs)).unwrap_or_default()
     };
     let steps = move || ui.steps.get();
     let rate = move || ui.rate.get();
@@ -100,8 +119,9 @@ pub fn TransportPanel() -> impl IntoView {
                 <span class="readout-label">"Speed"</span>
                 <span class="readout-value">
                     {move || fmt_rate(rate())}
-                    <small>" steps/s × " {runs} " runs"</small>
+                    <small>" steps/s per run"</small>
                 </span>
+                <span class="readout-note" data-testid="run-count">{runs}</span>
             </div>
         </div>
     }
