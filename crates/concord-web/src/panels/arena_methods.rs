@@ -2,7 +2,7 @@
 //! top of one, with its parameters as `key=value` text; every edit goes through
 //! `MethodSpec::parse`, the one parser. On a toy preset each method runs from every start.
 
-use crate::session::{use_session, SLOT_COLOURS};
+use crate::session::{colour_for, use_session};
 use crate::state::MAX_ARENA;
 use crate::state::use_cfg;
 use concord_core::aggregators::registry;
@@ -79,7 +79,8 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
             .into_iter()
             .enumerate()
             .map(|(i, spec)| {
-                let colour = SLOT_COLOURS[i % SLOT_COLOURS.len()];
+                // The colour the runs of this slot are drawn in (the toys keep the classic ones).
+                let colour = colour_for(&spec, i, cfg.with_untracked(|s| s.preset.is_toy()));
                 let agg_id = format!("arena-{}-aggregator", i + 1);
                 let w_id = format!("arena-{}-weighting", i + 1);
                 let p_id = format!("arena-{}-params", i + 1);
