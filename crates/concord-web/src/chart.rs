@@ -330,6 +330,21 @@ pub fn rgb(c: [u8; 3]) -> String {
     format!("rgb({},{},{})", c[0], c[1], c[2])
 }
 
+/// The staircase of a front up to its reference point, (ℓ₁, ℓ₂) pairs to draw as one line.
+pub fn staircase(p: &concord_core::landscape::ParetoView) -> Vec<(f64, f64)> {
+    let front: Vec<[f64; 2]> = p.front.iter().map(|&k| p.points[k]).collect();
+    let mut stair = Vec::new();
+    if let Some(first) = front.first() {
+        stair.push((first[0], p.reference[1]));
+    }
+    for (k, q) in front.iter().enumerate() {
+        stair.push((q[0], q[1]));
+        let next_x = front.get(k + 1).map_or(p.reference[0], |n| n[0]);
+        stair.push((next_x, q[1]));
+    }
+    stair
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,19 +405,4 @@ mod tests {
         assert_eq!(cosine_rgb(0.0), [255, 255, 255]);
         assert_eq!(cosine_rgb(-1.0), [202, 0, 32]);
     }
-}
-
-/// The staircase of a front up to its reference point, (ℓ₁, ℓ₂) pairs to draw as one line.
-pub fn staircase(p: &concord_core::landscape::ParetoView) -> Vec<(f64, f64)> {
-    let front: Vec<[f64; 2]> = p.front.iter().map(|&k| p.points[k]).collect();
-    let mut stair = Vec::new();
-    if let Some(first) = front.first() {
-        stair.push((first[0], p.reference[1]));
-    }
-    for (k, q) in front.iter().enumerate() {
-        stair.push((q[0], q[1]));
-        let next_x = front.get(k + 1).map_or(p.reference[0], |n| n[0]);
-        stair.push((next_x, q[1]));
-    }
-    stair
 }

@@ -131,7 +131,7 @@ impl Preset {
             "hidden" => join(model?.hidden.iter().map(|w| w.to_string()).collect()),
             "activation" => model?.activation.name().to_string(),
             "losses" => join(model?.heads.iter().map(|h| h.loss.name().to_string()).collect()),
-            "tiedHeads" => model.map_or(false, |m| m.tied_head_init).to_string(),
+            "tiedHeads" => model.is_some_and(|m| m.tied_head_init).to_string(),
             "model" => if c.moe.is_some() { "moe" } else { "mlp" }.to_string(),
             "router" => c.moe.as_ref()?.router.name().to_string(),
             "experts" => c.moe.as_ref()?.experts.to_string(),

@@ -189,7 +189,7 @@ pub struct Run {
     pub snapshots: Snapshots,
     /// GPU runs on 2-D points: the heatmap grid's head outputs (extent, one matrix per task)
     /// predicted by the engine at the last read-back, i.e. at `params`.
-    grid: Option<(f64, Vec<DMatrix<f64>>)>,
+    grid: GridOutputs,
 }
 
 impl Run {
@@ -254,7 +254,7 @@ impl Run {
         let last_curve = self.curve.last().map(|c| c.step);
         for mut rec in snap.new_records {
             rec.step += self.offset;
-            if rec.step > 0 && rec.step % EVAL_EVERY == 0 && last_curve.is_none_or(|l| rec.step > l) {
+            if rec.step > 0 && rec.step.is_multiple_of(EVAL_EVERY) && last_curve.is_none_or(|l| rec.step > l) {
                 self.curve.push(CurvePoint { step: rec.step, train: rec.losses.clone(), test: rec.test_losses.clone() });
             }
             self.history.push(rec);
@@ -263,7 +263,7 @@ impl Run {
         self.params = snap.params;
         self.train = snap.train_losses;
         self.test = snap.test_losses;
-        if self.steps % EVAL_EVERY == 0 && self.curve.last().is_none_or(|c| self.steps > c.step) && !self.train.is_empty() {
+        if self.steps.is_multiple_of(EVAL_EVERY) && self.curve.last().is_none_or(|c| self.steps > c.step) && !self.train.is_empty() {
             self.curve.push(CurvePoint { step: self.steps, train: self.train.clone(), test: self.test.clone() });
         }
         if let Some(e) = snap.error {
@@ -346,9 +346,12 @@ const FORMAT: &str = "concord-playground-run";
 struct Arrived {
     slot: usize,
     engine: Box<dyn Backend>,
-    /// The snapshot and, for a run with a heatmap grid, the grid's outputs (extent, per task).
-    result: Result<(Snapshot, Option<(f64, Vec<DMatrix<f64>>)>), BackendError>,
+    /// The snapshot and, for a run with a heatmap grid, the grid's outputs.
+    result: Result<(Snapshot, GridOutputs), BackendError>,
 }
+
+/// A heatmap grid's head outputs as an engine predicted them: (extent, one matrix per task).
+type GridOutputs = Option<(f64, Vec<DMatrix<f64>>)>;
 
 /// The heatmap grid a GPU run predicts at each read-back: its extent and points.
 type GridPoints = Option<(f64, Rc<Vec<[f64; 2]>>)>;
@@ -594,7 +597,8 @@ impl SessionInner {
             (extent, Rc::new(crate::grid::points(extent)))
         });
         // (slot, spec, start, config)
-        let mut plans: Vec<(usize, MethodSpec, Option<([f64; 2], usize)>, TrainConfig)> = Vec::new();
+        type Plan = (usize, MethodSpec, Option<([f64; 2], usize)>, TrainConfig);
+        let mut plans: Vec<Plan> = Vec::new();
         for (slot, spec) in state.arena.iter().enumerate() {
             let config = with_method(&base, spec);
             if toy {
@@ -1208,10 +1212,7 @@ impl SessionInner {
 /// at the read-back parameters (queued right after, in the same future: nothing blocks). A
 /// grid the engine cannot predict (no model on 2-D inputs) leaves the heatmaps to the CPU; a
 /// device failure while predicting is the read-back's failure.
-async fn read_back_with_grid(
-    engine: &mut dyn Backend,
-    grid: GridPoints,
-) -> Result<(Snapshot, Option<(f64, Vec<DMatrix<f64>>)>), BackendError> {
+async fn read_back_with_grid(engine: &mut dyn Backend, grid: GridPoints) -> Result<(Snapshot, GridOutputs), BackendError> {
     let snap = engine.read_back().await?;
     let Some((extent, points)) = grid else { return Ok((snap, None)) };
     let outputs = match engine.predict(&points) {
