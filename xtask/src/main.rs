@@ -92,10 +92,15 @@ fn serve(args: &[String]) -> Result {
     port.parse::<u16>().map_err(|_| format!("--port '{port}' is not a port number"))?;
     let path = tools::ensure_web_tools()?;
     println!("xtask: building, then serving the playground at http://127.0.0.1:{port}/ (Ctrl-C stops)");
-    run(Command::new(tools::cargo_bin("trunk"))
-        .current_dir(root())
-        .env("PATH", path)
-        .args(["serve", "--release", "--offline", "--address", "127.0.0.1", "--port", &port]))
+    run(Command::new(tools::cargo_bin("trunk")).current_dir(root()).env("PATH", path).args([
+        "serve",
+        "--release",
+        "--offline",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ]))
 }
 
 fn test(_args: &[String]) -> Result {
@@ -105,7 +110,14 @@ fn test(_args: &[String]) -> Result {
     let root = root();
     println!("xtask: [0/3] format and lints: cargo fmt --check, clippy -D warnings (native and wasm32)");
     run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
-    run(Command::new("cargo").current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(Command::new("cargo").current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The page's own code paths (WebGPU, the DOM) only exist on wasm32.
     run(Command::new("cargo").current_dir(&root).args([
         "clippy",

@@ -69,7 +69,8 @@ pub fn ensure_test_tools() -> Result {
     if lavapipe && chromium {
         return Ok(());
     }
-    let sudo: &[&str] = if output_of(Command::new("id").arg("-u")).is_some_and(|u| u.trim() == "0") { &[] } else { &["sudo"] };
+    let sudo: &[&str] =
+        if output_of(Command::new("id").arg("-u")).is_some_and(|u| u.trim() == "0") { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
         let mut all: Vec<&str> = sudo.to_vec();
         all.push("apt-get");

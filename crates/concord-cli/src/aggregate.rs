@@ -48,9 +48,7 @@ impl Precision {
 pub fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, UsageError> {
     raw.iter()
         .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| UsageError(format!("--param '{p}' is not KEY=VALUE")))?;
+            let (k, v) = p.split_once('=').ok_or_else(|| UsageError(format!("--param '{p}' is not KEY=VALUE")))?;
             Ok((k.trim().to_string(), v.trim().to_string()))
         })
         .collect()
@@ -104,19 +102,14 @@ pub fn parse_matrix(text: &str) -> Result<DMatrix<f64>, UsageError> {
         return Err(UsageError("empty matrix: the rows have no entries".into()));
     }
     if let Some(i) = rows.iter().position(|r| r.len() != n) {
-        return Err(UsageError(format!(
-            "ragged matrix: row {} has {} entries, row 1 has {n}",
-            i + 1,
-            rows[i].len()
-        )));
+        return Err(UsageError(format!("ragged matrix: row {} has {} entries, row 1 has {n}", i + 1, rows[i].len())));
     }
     Ok(DMatrix::from_fn(m, n, |i, k| rows[i][k]))
 }
 
 /// The matrix in a file (JSON or CSV, as `parse_matrix`); `cannot read FILE: …` when unreadable.
 pub fn read_matrix_file(path: &Path) -> Result<DMatrix<f64>, UsageError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
     parse_matrix(&text)
 }
 

@@ -137,7 +137,8 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
         }
         pool = pool.num_threads(t);
     }
-    let pool = pool.build().map_err(|e| UsageError(format!("cannot start {} threads: {e}", args.threads.unwrap_or(0))))?;
+    let pool =
+        pool.build().map_err(|e| UsageError(format!("cannot start {} threads: {e}", args.threads.unwrap_or(0))))?;
     let threads = pool.current_num_threads();
     let median_us = match args.precision {
         Precision::F64 => pool.install(|| median_call_us(|| drop(black_box(aggregator.aggregate(black_box(&j)))))),
@@ -166,7 +167,9 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
             Some(path) => format!("the {m}×{n} matrix of {}", path.display()),
             None => format!("a random {m}×{n} matrix"),
         };
-        println!("{method} on {what} ({precision}, {threads} threads): median {median_us:.3} µs per call ({calls} calls)");
+        println!(
+            "{method} on {what} ({precision}, {threads} threads): median {median_us:.3} µs per call ({calls} calls)"
+        );
     }
     Ok(())
 }
@@ -184,11 +187,8 @@ fn median_call_us(mut call: impl FnMut()) -> (f64, usize) {
         }
     }
     let per_call = start.elapsed() / warm_calls;
-    let batch = if per_call >= MIN_SAMPLE {
-        1
-    } else {
-        (MIN_SAMPLE.as_nanos() / per_call.as_nanos().max(1)) as usize + 1
-    };
+    let batch =
+        if per_call >= MIN_SAMPLE { 1 } else { (MIN_SAMPLE.as_nanos() / per_call.as_nanos().max(1)) as usize + 1 };
 
     let mut samples: Vec<f64> = Vec::new();
     let measure = Instant::now();

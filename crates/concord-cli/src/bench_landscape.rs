@@ -6,7 +6,9 @@
 use crate::UsageError;
 use clap::Args;
 use concord_core::data::GradNormConfig;
-use concord_core::landscape::{mlp_slice_with, plane, Precision, thread_count, DirectionKind, Grid, MlpObjective, PlaneInputs};
+use concord_core::landscape::{
+    mlp_slice_with, plane, thread_count, DirectionKind, Grid, MlpObjective, PlaneInputs, Precision,
+};
 use concord_core::model::{Activation, HeadConfig, LossKind, Mlp, MlpConfig, Target};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -81,7 +83,14 @@ pub fn run(a: BenchLandscapeArgs) -> Result<(), UsageError> {
     };
     let mlp = Mlp::new(config).map_err(|e| UsageError(format!("--hidden: {e}")))?;
     let grid = Grid::square(a.grid, -1.0, 1.0).map_err(|e| UsageError(format!("--grid: {e}")))?;
-    let data = GradNormConfig { input_dim: INPUT_DIM, output_dim: OUTPUT_DIM, sigmas: vec![1.0, 100.0], b_std: 10.0, eps_std: 3.5, seed: 0 };
+    let data = GradNormConfig {
+        input_dim: INPUT_DIM,
+        output_dim: OUTPUT_DIM,
+        sigmas: vec![1.0, 100.0],
+        b_std: 10.0,
+        eps_std: 3.5,
+        seed: 0,
+    };
     let (x, y) = data.build().map_err(UsageError)?.fixed_set(a.points, 1);
     let theta = mlp.init_params(0);
     let objective = MlpObjective { mlp: &mlp, x: &x, targets: &y };
@@ -113,7 +122,8 @@ pub fn run(a: BenchLandscapeArgs) -> Result<(), UsageError> {
             "targets": y.iter().map(values).collect::<Vec<_>>(),
             "surface_tasks": surface.tasks, "surface_total": surface.total,
         });
-        std::fs::write(path, doc.to_string()).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, doc.to_string())
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
     }
     if a.json {
         println!(

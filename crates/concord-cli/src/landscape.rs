@@ -10,8 +10,9 @@ use crate::train_preset::parse_kv;
 use crate::UsageError;
 use clap::Args;
 use concord_core::landscape::{
-    interpolate, linspace, mlp_slice, pareto_view, plane, project, run_tracked, slice_surface, CurvatureConfig, DirectionKind,
-    Grid, Objective, ParetoView, PlaneInputs, ProjectedPath, Surface, TrackedRun, TrackingConfig, MAX_POINTS,
+    interpolate, linspace, mlp_slice, pareto_view, plane, project, run_tracked, slice_surface, CurvatureConfig,
+    DirectionKind, Grid, Objective, ParetoView, PlaneInputs, ProjectedPath, Surface, TrackedRun, TrackingConfig,
+    MAX_POINTS,
 };
 use concord_core::train::{preset, TrainConfig, Trainer};
 use concord_core::MethodSpec;
@@ -111,7 +112,8 @@ fn parse_pair(raw: &str, flag: &str) -> Result<[f64; 2], UsageError> {
 
 fn configure(a: &LandscapeArgs, method: &str, seed: u64) -> Result<TrainConfig, UsageError> {
     let mut config = preset(&a.preset).map_err(UsageError)?;
-    config.method = MethodSpec::from_parts(method.trim(), &parse_kv(&a.params, "--param")?, None).map_err(UsageError)?;
+    config.method =
+        MethodSpec::from_parts(method.trim(), &parse_kv(&a.params, "--param")?, None).map_err(UsageError)?;
     if let Some(steps) = a.steps {
         config.steps = steps;
     }
@@ -126,7 +128,10 @@ fn tracked_run(config: TrainConfig, tracking: &TrackingConfig) -> Result<(Traine
 }
 
 /// The (task 0, task 1) losses of every snapshot of both runs, for the Pareto view.
-fn loss_points(objective: &dyn Objective, runs: &[(&str, &TrackedRun)]) -> Result<(Vec<[f64; 2]>, Vec<String>), UsageError> {
+fn loss_points(
+    objective: &dyn Objective,
+    runs: &[(&str, &TrackedRun)],
+) -> Result<(Vec<[f64; 2]>, Vec<String>), UsageError> {
     let mut points = Vec::new();
     let mut labels = Vec::new();
     for (label, run) in runs {
@@ -194,7 +199,11 @@ pub fn run(a: LandscapeArgs) -> Result<(), UsageError> {
         (Some(r), _) => r,
         (None, DirectionKind::Pca) => {
             let extent = path_main.coords.iter().flat_map(|c| [c[0].abs(), c[1].abs()]).fold(0.0, f64::max);
-            if extent > 0.0 { 1.2 * extent } else { 1.0 }
+            if extent > 0.0 {
+                1.2 * extent
+            } else {
+                1.0
+            }
         }
         (None, _) => 1.0,
     };
@@ -228,20 +237,35 @@ pub fn run(a: LandscapeArgs) -> Result<(), UsageError> {
     let mut files = Vec::new();
     if let Some(dir) = &a.out {
         let names = trainer.task_names();
-        let io = |r: std::io::Result<()>, f: &str| r.map_err(|e| UsageError(format!("cannot write {}: {e}", dir.join(f).display())));
+        let io = |r: std::io::Result<()>, f: &str| {
+            r.map_err(|e| UsageError(format!("cannot write {}: {e}", dir.join(f).display())))
+        };
         io(write_surface_csv(&dir.join("surface.csv"), &surface), "surface.csv")?;
         io(write_trajectory_csv(&dir.join("trajectory.csv"), &paths), "trajectory.csv")?;
         io(write_interpolation_csv(&dir.join("interpolation.csv"), &interp), "interpolation.csv")?;
         io(write_sharpness_csv(&dir.join("sharpness.csv"), &main.sharpness), "sharpness.csv")?;
         let title = format!("{} · {} · {} directions", a.preset.trim(), a.method.trim(), kind.name());
-        let png = |r: Result<(), String>, f: &str| r.map_err(|e| UsageError(format!("cannot draw {}: {e}", dir.join(f).display())));
+        let png = |r: Result<(), String>, f: &str| {
+            r.map_err(|e| UsageError(format!("cannot draw {}: {e}", dir.join(f).display())))
+        };
         png(surface_png(&dir.join("landscape.png"), &surface, names, &paths, &title), "landscape.png")?;
-        png(interpolation_png(&dir.join("interpolation.png"), &interp, names, &format!("{main_label} → {other_label}")), "interpolation.png")?;
+        png(
+            interpolation_png(&dir.join("interpolation.png"), &interp, names, &format!("{main_label} → {other_label}")),
+            "interpolation.png",
+        )?;
         png(sharpness_png(&dir.join("sharpness.png"), &main.sharpness, names, &title), "sharpness.png")?;
-        files = ["surface.csv", "trajectory.csv", "interpolation.csv", "sharpness.csv", "landscape.png", "interpolation.png", "sharpness.png"]
-            .iter()
-            .map(|f| dir.join(f).display().to_string())
-            .collect();
+        files = [
+            "surface.csv",
+            "trajectory.csv",
+            "interpolation.csv",
+            "sharpness.csv",
+            "landscape.png",
+            "interpolation.png",
+            "sharpness.png",
+        ]
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect();
     }
     let summary = Summary {
         preset: a.preset.trim(),

@@ -13,7 +13,8 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// Viridis, piecewise linear through five of its colours; t ∈ [0, 1].
 fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 5] = [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+    const STOPS: [(f64, f64, f64); 5] =
+        [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     let x = t * 4.0;
     let i = (x.floor() as usize).min(3);
@@ -65,7 +66,13 @@ fn contour_segments(xs: &[f64], ys: &[f64], z: &[f64], level: f64) -> Vec<[(f64,
 
 /// One panel per task plus the total, each a heatmap of log10(loss) with 10 log-spaced
 /// contours, the trajectories (white: this run, red: the comparison run) and the centre θ.
-pub fn surface_png(path: &Path, s: &Surface, names: &[String], paths: &[&ProjectedPath], title: &str) -> Result<(), String> {
+pub fn surface_png(
+    path: &Path,
+    s: &Surface,
+    names: &[String],
+    paths: &[&ProjectedPath],
+    title: &str,
+) -> Result<(), String> {
     register();
     let panels = s.tasks.len() + 1;
     let cols = panels.min(3);
@@ -104,7 +111,9 @@ pub fn surface_png(path: &Path, s: &Surface, names: &[String], paths: &[&Project
         for l in 1..10 {
             let level = lo + span * l as f64 / 10.0;
             let segs = contour_segments(xs, ys, &logs, level);
-            chart.draw_series(segs.into_iter().map(|s| PathElement::new(vec![s[0], s[1]], WHITE.mix(0.55)))).map_err(err)?;
+            chart
+                .draw_series(segs.into_iter().map(|s| PathElement::new(vec![s[0], s[1]], WHITE.mix(0.55))))
+                .map_err(err)?;
         }
         for (r, path) in paths.iter().enumerate() {
             let color = if r == 0 { WHITE } else { RGBColor(214, 39, 40) };
@@ -138,11 +147,22 @@ pub fn interpolation_png(path: &Path, r: &Interpolation, names: &[String], title
         .y_label_area_size(70)
         .build_cartesian_2d(a0..a1.max(a0 + 1e-9), lo - pad..hi + pad)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("α  (0: this run, 1: the other)").y_desc("loss").label_style((FAMILY, 13)).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("α  (0: this run, 1: the other)")
+        .y_desc("loss")
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(err)?;
     for a in [0.0, 1.0] {
-        chart.draw_series([PathElement::new(vec![(a, lo - pad), (a, hi + pad)], RGBColor(160, 160, 160))]).map_err(err)?;
+        chart
+            .draw_series([PathElement::new(vec![(a, lo - pad), (a, hi + pad)], RGBColor(160, 160, 160))])
+            .map_err(err)?;
     }
-    let curves = r.tasks.iter().enumerate().map(|(t, c)| (c, COLORS[t % COLORS.len()], format!("task {t}: {}", names.get(t).map_or("", String::as_str))));
+    let curves =
+        r.tasks.iter().enumerate().map(|(t, c)| {
+            (c, COLORS[t % COLORS.len()], format!("task {t}: {}", names.get(t).map_or("", String::as_str)))
+        });
     for (values, color, label) in curves.chain([(&r.total, BLACK, "total".to_string())]) {
         let pts = r.alphas.iter().copied().zip(values.iter().copied()).filter(|p| p.1.is_finite());
         chart
@@ -151,7 +171,13 @@ pub fn interpolation_png(path: &Path, r: &Interpolation, names: &[String], title
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().label_font((FAMILY, 13)).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     root.present().map_err(err)
 }
 
@@ -172,7 +198,13 @@ pub fn sharpness_png(path: &Path, points: &[SharpnessPoint], names: &[String], t
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..last, lo - pad..hi + pad)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("step").y_desc("top Hessian eigenvalue").label_style((FAMILY, 13)).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("top Hessian eigenvalue")
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(err)?;
     let m = points.first().map_or(0, |p| p.lambda_max.len());
     for t in 0..m {
         let (color, label) = if t + 1 == m {
@@ -180,7 +212,8 @@ pub fn sharpness_png(path: &Path, points: &[SharpnessPoint], names: &[String], t
         } else {
             (COLORS[t % COLORS.len()], format!("task {t}: {}", names.get(t).map_or("", String::as_str)))
         };
-        let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.step as f64, p.lambda_max[t])).filter(|p| p.1.is_finite()).collect();
+        let pts: Vec<(f64, f64)> =
+            points.iter().map(|p| (p.step as f64, p.lambda_max[t])).filter(|p| p.1.is_finite()).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(err)?
@@ -188,7 +221,13 @@ pub fn sharpness_png(path: &Path, points: &[SharpnessPoint], names: &[String], t
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(err)?;
     }
-    chart.configure_series_labels().label_font((FAMILY, 13)).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     root.present().map_err(err)
 }
 

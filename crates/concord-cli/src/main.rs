@@ -5,12 +5,12 @@
 
 mod aggregate;
 mod bench;
-mod bench_train;
+mod bench_gram;
 mod bench_landscape;
+mod bench_train;
 mod landscape;
 mod landscape_files;
 mod landscape_plot;
-mod bench_gram;
 mod methods;
 mod plot;
 mod train;

@@ -34,8 +34,12 @@ pub fn run(args: MethodsArgs) -> Result<(), UsageError> {
 
 fn table() -> String {
     let mut out = String::new();
-    out.push_str("Aggregators (d = Jᵀw from the Gramian G = JJᵀ unless marked per-coordinate; torchjd 0.18 semantics)\n");
-    out.push_str("Properties: NC = non-conflicting, LS = linear under scaling, W = weighted (✔ yes, ✘ no, – not documented)\n\n");
+    out.push_str(
+        "Aggregators (d = Jᵀw from the Gramian G = JJᵀ unless marked per-coordinate; torchjd 0.18 semantics)\n",
+    );
+    out.push_str(
+        "Properties: NC = non-conflicting, LS = linear under scaling, W = weighted (✔ yes, ✘ no, – not documented)\n\n",
+    );
     out.push_str(&format!("{:<14} {:<12} {:^3} {:^3} {:^3}  {}\n", "NAME", "LABEL", "NC", "LS", "W", "DESCRIPTION"));
     for a in &AGGREGATORS {
         let p = a.properties;
@@ -83,7 +87,10 @@ fn table() -> String {
         for q in &w.params {
             let lo = if q.min_inclusive { "≥" } else { ">" };
             let hi = q.max.map(|m| format!(", ≤ {m}")).unwrap_or_default();
-            out.push_str(&format!("    --param {}=…  (default {}; {lo} {}{hi}): {}\n", q.name, q.default, q.min, q.doc));
+            out.push_str(&format!(
+                "    --param {}=…  (default {}; {lo} {}{hi}): {}\n",
+                q.name, q.default, q.min, q.doc
+            ));
         }
     }
     out

@@ -94,9 +94,7 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
                 .map_err(err)?
                 .label(format!("test {t}: {name}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-            chart
-                .draw_series(test.into_iter().map(|p| Circle::new(p, 3, color.filled())))
-                .map_err(err)?;
+            chart.draw_series(test.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(err)?;
         }
     }
     chart
@@ -143,7 +141,11 @@ pub fn cosine_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
     let names = &record.task_names;
     let short = |t: usize| -> String {
         let n = &names[t];
-        if n.chars().count() > 10 { format!("{t}") } else { format!("{t}:{n}") }
+        if n.chars().count() > 10 {
+            format!("{t}")
+        } else {
+            format!("{t}:{n}")
+        }
     };
     chart
         .configure_mesh()

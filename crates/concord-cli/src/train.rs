@@ -1,16 +1,16 @@
 //! `concord train`: one run of a method on a toy problem, on the CPU or the GPU.
 
+use crate::train_preset::parse_kv;
 use crate::UsageError;
 use clap::{Args, ValueEnum};
-use crate::train_preset::parse_kv;
 use concord_core::train::{Backend as RunBackend, DataSource, Preset, RunRecord, TrainOptimizer};
 use concord_core::{AggregatorSpec, MethodSpec, Problem, ProblemKind, TrainConfig, Trainer, WeightingSpec};
 use concord_gpu::Gpu;
-use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -155,7 +155,10 @@ fn config_from_args(a: &TrainArgs) -> Result<(Preset, TrainConfig), UsageError> 
     }
     if let Some(choice) = a.moe.spec()? {
         if choice.is_some() && config.model.is_none() {
-            return Err(UsageError(format!("--model moe needs a preset with a model; '{}' trains x directly", preset.name())));
+            return Err(UsageError(format!(
+                "--model moe needs a preset with a model; '{}' trains x directly",
+                preset.name()
+            )));
         }
         config.moe = choice;
     }
@@ -265,7 +268,8 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
     };
     let steps = config.steps;
     // A bar only where a person watches: a terminal on stderr, a long run, and not --json piped.
-    let show_bar = std::io::stderr().is_terminal() && steps >= 10_000 && (!args.json || std::io::stdout().is_terminal());
+    let show_bar =
+        std::io::stderr().is_terminal() && steps >= 10_000 && (!args.json || std::io::stdout().is_terminal());
     let bar = if show_bar { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")

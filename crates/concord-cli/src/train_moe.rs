@@ -88,9 +88,10 @@ impl MoeArgs {
                 None => Ok(self.model.map(|_| None)),
             };
         }
-        let name = self.router.as_deref().ok_or_else(|| {
-            UsageError(format!("--model moe needs --router ({})", RouterKind::NAMES.join(", ")))
-        })?;
+        let name = self
+            .router
+            .as_deref()
+            .ok_or_else(|| UsageError(format!("--model moe needs --router ({})", RouterKind::NAMES.join(", "))))?;
         if self.task_gate.is_some() && name.trim() != "task" {
             return Err(UsageError("--task-gate only applies to --router task".into()));
         }

@@ -57,8 +57,6 @@ struct MoeReport<'a> {
     dropped_total: usize,
 }
 
-
-
 /// `key=value` pairs, values kept as text (the registries parse and validate them).
 pub(crate) fn parse_kv(raw: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
     raw.iter()
@@ -151,7 +149,8 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             }),
         };
         // A closed pipe (`| head`) is not an error worth a panic.
-        let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&report).expect("the report serialises"));
+        let _ =
+            writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&report).expect("the report serialises"));
     } else {
         print_summary(&a.preset, &record, &backend);
     }

@@ -10,7 +10,6 @@ use common::{concord_with_stdin as concord, json};
 const J_BASE_JSON: &str = "[[-4, 1, 1], [6, 1, 1]]";
 const J_BASE_CSV: &str = "-4,1,1\n6,1,1\n";
 
-
 fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array().expect("an array").iter().map(|x| x.as_f64().expect("a number")).collect()
 }
@@ -79,7 +78,10 @@ fn csv_json_file_and_stdin_inputs_agree() {
 
 #[test]
 fn non_weighted_methods_print_null_weights() {
-    let v = json(&concord(&["aggregate", "--method", "trimmed-mean", "--param", "trim_number=1"], "1e11,3\n1,-1e11\n-1e10,1e10\n2,2\n"));
+    let v = json(&concord(
+        &["aggregate", "--method", "trimmed-mean", "--param", "trim_number=1"],
+        "1e11,3\n1,-1e11\n-1e10,1e10\n2,2\n",
+    ));
     assert!(v["weights"].is_null(), "{v}");
     assert_close(&floats(&v["update"]), &[1.5, 2.5], 1e-4);
     let v = json(&concord(&["aggregate", "--method", "graddrop", "--seed", "3"], J_BASE_JSON));
@@ -110,7 +112,11 @@ fn bad_input_exits_2_with_a_message() {
     assert_usage_error(&agg, "1,x\n", "line 1, column 2: 'x' is not a number");
     assert_usage_error(&agg, "[[1, \"a\"]]", "JSON matrix");
     assert_usage_error(&agg, "[[1, 2]", "JSON matrix");
-    assert_usage_error(&["aggregate", "--method", "mean", "--input", "/nonexistent/j.csv"], "", "cannot read /nonexistent/j.csv");
+    assert_usage_error(
+        &["aggregate", "--method", "mean", "--input", "/nonexistent/j.csv"],
+        "",
+        "cannot read /nonexistent/j.csv",
+    );
 }
 
 #[test]
@@ -150,8 +156,24 @@ fn methods_json_lists_all_18_with_parameters_and_properties() {
     assert_eq!(
         names,
         [
-            "mean", "sum", "constant", "mgda", "pcgrad", "gradvac", "cagrad", "upgrad", "dualproj", "imtl-g",
-            "aligned-mtl", "config", "graddrop", "random", "krum", "trimmed-mean", "nash-mtl", "fairgrad"
+            "mean",
+            "sum",
+            "constant",
+            "mgda",
+            "pcgrad",
+            "gradvac",
+            "cagrad",
+            "upgrad",
+            "dualproj",
+            "imtl-g",
+            "aligned-mtl",
+            "config",
+            "graddrop",
+            "random",
+            "krum",
+            "trimmed-mean",
+            "nash-mtl",
+            "fairgrad"
         ]
     );
     for a in aggs {
@@ -247,7 +269,21 @@ fn aggregate_in_f32_matches_f64_for_every_method() {
 #[test]
 fn bench_aggregate_reports_precision_and_threads() {
     let v = json(&concord(
-        &["bench", "aggregate", "--method", "mgda", "--m", "4", "--n", "40000", "--precision", "f32", "--threads", "2", "--json"],
+        &[
+            "bench",
+            "aggregate",
+            "--method",
+            "mgda",
+            "--m",
+            "4",
+            "--n",
+            "40000",
+            "--precision",
+            "f32",
+            "--threads",
+            "2",
+            "--json",
+        ],
         "",
     ));
     assert_eq!(v["precision"], "f32");
@@ -255,14 +291,26 @@ fn bench_aggregate_reports_precision_and_threads() {
     assert!(v["median_us"].as_f64().unwrap() > 0.0, "{v}");
     let v = json(&concord(&["bench", "aggregate", "--method", "mgda", "--m", "4", "--n", "40", "--json"], ""));
     assert_eq!(v["precision"], "f64");
-    assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "2", "--n", "3", "--threads", "0"], "", "--threads must be at least 1");
-    assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "2", "--n", "3", "--precision", "f16"], "", "f16");
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "mean", "--m", "2", "--n", "3", "--threads", "0"],
+        "",
+        "--threads must be at least 1",
+    );
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "mean", "--m", "2", "--n", "3", "--precision", "f16"],
+        "",
+        "f16",
+    );
 }
 
 #[test]
 fn bench_aggregate_rejects_bad_sizes_and_parameters() {
     assert_usage_error(&["bench", "aggregate", "--method", "mean", "--m", "0", "--n", "3"], "", "at least 1");
-    assert_usage_error(&["bench", "aggregate", "--method", "krum", "--param", "n_byzantine=2", "--m", "4", "--n", "3"], "", "needs m ≥ n_byzantine + 3");
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "krum", "--param", "n_byzantine=2", "--m", "4", "--n", "3"],
+        "",
+        "needs m ≥ n_byzantine + 3",
+    );
     assert_usage_error(&["bench", "aggregate", "--method", "nope", "--m", "2", "--n", "3"], "", "unknown aggregator");
 }
 
@@ -279,7 +327,10 @@ fn bench_aggregate_times_a_matrix_from_a_file() {
         assert_eq!(v["input"], file.path());
     }
     // --m/--n may be given with --input when they match the file.
-    let v = json(&concord(&["bench", "aggregate", "--method", "mean", "--m", "3", "--n", "4", "--input", js.path(), "--json"], ""));
+    let v = json(&concord(
+        &["bench", "aggregate", "--method", "mean", "--m", "3", "--n", "4", "--input", js.path(), "--json"],
+        "",
+    ));
     assert_eq!((v["m"].as_u64(), v["n"].as_u64()), (Some(3), Some(4)));
     let line = concord(&["bench", "aggregate", "--method", "mgda", "--input", csv.path()], "");
     assert!(line.status.success());
@@ -311,7 +362,11 @@ fn bench_aggregate_rejects_bad_input_files() {
         "needs m ≥ n_byzantine + 3 = 3 rows, got m = 2",
     );
     // An unknown method is reported before the file is read.
-    assert_usage_error(&["bench", "aggregate", "--method", "nope", "--input", "/nonexistent/j.csv"], "", "unknown aggregator");
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "nope", "--input", "/nonexistent/j.csv"],
+        "",
+        "unknown aggregator",
+    );
     // Neither --input nor --m/--n.
     assert_usage_error(&["bench", "aggregate", "--method", "mean"], "", "--m");
 }

@@ -7,7 +7,8 @@ use common::{concord, json};
 
 #[test]
 fn json_output_has_every_field_and_consistent_figures() {
-    let out = concord(&["bench", "gram", "--m", "5", "--n", "10001", "--backend", "gpu", "--min-time-ms", "5", "--json"]);
+    let out =
+        concord(&["bench", "gram", "--m", "5", "--n", "10001", "--backend", "gpu", "--min-time-ms", "5", "--json"]);
     let v = json(&out);
     assert_eq!(v["m"], 5);
     assert_eq!(v["n"], 10001);

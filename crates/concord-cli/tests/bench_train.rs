@@ -9,7 +9,19 @@ use common::{concord, json};
 fn bench_train_reports_steps_per_second_on_both_backends() {
     for backend in ["cpu", "gpu"] {
         let v = json(&concord(&[
-            "bench", "train", "--preset", "xor-conflict", "--backend", backend, "--steps", "12", "--warmup", "2", "--chunk", "5", "--json",
+            "bench",
+            "train",
+            "--preset",
+            "xor-conflict",
+            "--backend",
+            backend,
+            "--steps",
+            "12",
+            "--warmup",
+            "2",
+            "--chunk",
+            "5",
+            "--json",
         ]));
         assert_eq!(v["backend"], backend);
         assert_eq!(v["steps"], 12);

@@ -6,7 +6,13 @@ use concord_core::{train, MethodSpec, ProblemKind, RunRecord, TrainConfig, Train
 mod common;
 
 /// The library's run of a toy config (the CLI's reference): the same trainer, called directly.
-fn reference(problem: ProblemKind, start: [f64; 2], method: &str, steps: usize, optimizer: Option<TrainOptimizer>) -> RunRecord {
+fn reference(
+    problem: ProblemKind,
+    start: [f64; 2],
+    method: &str,
+    steps: usize,
+    optimizer: Option<TrainOptimizer>,
+) -> RunRecord {
     let mut c: TrainConfig = Preset::parse(problem.name()).unwrap().config();
     c.data = DataSource::Toy { problem, start };
     c.method = MethodSpec::parse(method).unwrap();
@@ -28,8 +34,17 @@ fn point(v: &serde_json::Value) -> [f64; 2] {
 #[test]
 fn json_output_has_the_documented_fields_and_matches_the_library() {
     let out = concord(&[
-        "train", "--problem", "cagrad-toy", "--method", "cagrad", "--param", "c=0.5", "--start=-8.5,7.5",
-        "--steps", "3000", "--json",
+        "train",
+        "--problem",
+        "cagrad-toy",
+        "--method",
+        "cagrad",
+        "--param",
+        "c=0.5",
+        "--start=-8.5,7.5",
+        "--steps",
+        "3000",
+        "--json",
     ]);
     let v = json(&out);
     assert_eq!(v["steps"], 3000);
@@ -44,8 +59,19 @@ fn json_output_has_the_documented_fields_and_matches_the_library() {
 #[test]
 fn sgd_and_lr_flags_reach_the_optimizer() {
     let v = json(&concord(&[
-        "train", "--problem", "cagrad-toy-scaled", "--method", "mean", "--start=0,0", "--steps", "10", "--lr", "0.01",
-        "--optimizer", "sgd", "--json",
+        "train",
+        "--problem",
+        "cagrad-toy-scaled",
+        "--method",
+        "mean",
+        "--start=0,0",
+        "--steps",
+        "10",
+        "--lr",
+        "0.01",
+        "--optimizer",
+        "sgd",
+        "--json",
     ]));
     let r = reference(ProblemKind::CagradToyScaled, [0.0, 0.0], "mean", 10, Some(TrainOptimizer::sgd(0.01, 0.0)));
     assert_eq!(point(&v["final"]).to_vec(), r.params);
@@ -57,7 +83,15 @@ fn out_writes_the_trajectory_csv() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("traj.csv");
     let out = concord(&[
-        "train", "--problem", "cagrad-toy", "--method", "mgda", "--start=9,9", "--steps", "500", "--out",
+        "train",
+        "--problem",
+        "cagrad-toy",
+        "--method",
+        "mgda",
+        "--start=9,9",
+        "--steps",
+        "500",
+        "--out",
         path.to_str().unwrap(),
     ]);
     assert!(out.status.success());
@@ -81,7 +115,18 @@ fn bad_input_exits_2_with_a_message() {
         &["train", "--problem", "cagrad-toy", "--method", "mean", "--start=0,0", "--steps", "-5"],
         &["train", "--problem", "cagrad-toy", "--method", "mean", "--start=0,0", "--steps", "0"],
         &["train", "--problem", "cagrad-toy", "--method", "mean", "--start=0,0", "--steps", "1", "--lr", "-1"],
-        &["train", "--problem", "cagrad-toy", "--method", "mean", "--start=0,0", "--steps", "1", "--optimizer", "lbfgs"],
+        &[
+            "train",
+            "--problem",
+            "cagrad-toy",
+            "--method",
+            "mean",
+            "--start=0,0",
+            "--steps",
+            "1",
+            "--optimizer",
+            "lbfgs",
+        ],
         &["train", "--problem", "cagrad-toy", "--method", "cagrad", "--param", "c=-1", "--start=0,0", "--steps", "1"],
         &["train", "--problem", "cagrad-toy", "--method", "cagrad", "--param", "c", "--start=0,0", "--steps", "1"],
         &["train", "--problem", "cagrad-toy", "--method", "mean", "--param", "c=1", "--start=0,0", "--steps", "1"],
@@ -108,7 +153,19 @@ fn bad_input_exits_2_with_a_message() {
 fn gpu_backend_reaches_the_cpu_endpoint() {
     for method in ["cagrad", "mgda"] {
         let args = |backend| {
-            vec!["train", "--problem", "cagrad-toy", "--method", method, "--start=-8.5,7.5", "--steps", "100000", "--backend", backend, "--json"]
+            vec![
+                "train",
+                "--problem",
+                "cagrad-toy",
+                "--method",
+                method,
+                "--start=-8.5,7.5",
+                "--steps",
+                "100000",
+                "--backend",
+                backend,
+                "--json",
+            ]
         };
         let cpu = json(&concord(&args("cpu")));
         let gpu = json(&concord(&args("gpu")));
@@ -149,12 +206,33 @@ fn every_method_and_weighting_runs_on_the_toy() {
             "krum" | "trimmed-mean" => continue, // need m ≥ 3 rows; the toy has 2 (bad_input covers it)
             other => other,
         };
-        let v = json(&concord(&["train", "--problem", "cagrad-toy", "--method", method, "--start=-8.5,7.5", "--steps", "200", "--json"]));
+        let v = json(&concord(&[
+            "train",
+            "--problem",
+            "cagrad-toy",
+            "--method",
+            method,
+            "--start=-8.5,7.5",
+            "--steps",
+            "200",
+            "--json",
+        ]));
         let r = reference(ProblemKind::CagradToy, [-8.5, 7.5], method, 200, None);
         assert_eq!(point(&v["final"]).to_vec(), r.params, "{method}");
     }
     for w in concord_core::weightings::NAMES {
-        let out = concord(&["train", "--problem", "cagrad-toy-scaled", "--method", "upgrad", "--weighting", w, "--steps", "50", "--json"]);
+        let out = concord(&[
+            "train",
+            "--problem",
+            "cagrad-toy-scaled",
+            "--method",
+            "upgrad",
+            "--weighting",
+            w,
+            "--steps",
+            "50",
+            "--json",
+        ]);
         assert!(out.status.success(), "{w}: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(json(&out)["weighting"]["name"], *w);
     }
@@ -173,7 +251,21 @@ fn every_method_and_weighting_runs_on_the_toy() {
 fn gpu_toy_runs_every_gpu_method_and_refuses_the_others() {
     for method in concord_gpu::gpu_methods() {
         let method = if method == "constant" { "constant:weights=0.5;1" } else { method };
-        let args = |backend| vec!["train", "--problem", "cagrad-toy", "--method", method, "--start=-8.5,7.5", "--steps", "300", "--backend", backend, "--json"];
+        let args = |backend| {
+            vec![
+                "train",
+                "--problem",
+                "cagrad-toy",
+                "--method",
+                method,
+                "--start=-8.5,7.5",
+                "--steps",
+                "300",
+                "--backend",
+                backend,
+                "--json",
+            ]
+        };
         let cpu = json(&concord(&args("cpu")));
         let gpu = json(&concord(&args("gpu")));
         let (a, b) = (point(&cpu["final"]), point(&gpu["final"]));
@@ -181,7 +273,8 @@ fn gpu_toy_runs_every_gpu_method_and_refuses_the_others() {
         // f32 vs f64 over 300 Adam steps of lr 1e-3 (each moves x by ≤ 1e-3): well below 1e-2.
         assert!(gap < 1e-2, "{method}: cpu {a:?} vs gpu {b:?} (gap {gap})");
     }
-    let out = concord(&["train", "--problem", "cagrad-toy", "--method", "nash-mtl", "--steps", "5", "--backend", "gpu"]);
+    let out =
+        concord(&["train", "--problem", "cagrad-toy", "--method", "nash-mtl", "--steps", "5", "--backend", "gpu"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nash-mtl") && err.contains("upgrad") && err.contains("mean"), "{err}");

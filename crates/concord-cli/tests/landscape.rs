@@ -22,7 +22,11 @@ const QUICK: [&str; 8] = ["--steps", "20", "--grid", "11", "--hessian-iters", "5
 #[test]
 fn writes_every_file_and_the_summary_matches_them() {
     let dir = temp_dir("files");
-    let args = [&["landscape", "--preset", "xor-conflict", "--method", "upgrad", "--json", "--out", dir.to_str().unwrap()][..], &QUICK].concat();
+    let args = [
+        &["landscape", "--preset", "xor-conflict", "--method", "upgrad", "--json", "--out", dir.to_str().unwrap()][..],
+        &QUICK,
+    ]
+    .concat();
     let v = json(&concord(&args));
     assert_eq!(v["directions"], "random");
     assert_eq!(v["grid"], 11);
@@ -81,7 +85,24 @@ fn writes_every_file_and_the_summary_matches_them() {
 #[test]
 fn direction_kinds_and_the_pareto_view() {
     let run = |dirs: &str| {
-        json(&concord(&[&["landscape", "--preset", "circle-vs-gauss", "--method", "mgda", "--directions", dirs, "--json", "--hv-ref", "5,5"][..], &QUICK].concat()))
+        json(&concord(
+            &[
+                &[
+                    "landscape",
+                    "--preset",
+                    "circle-vs-gauss",
+                    "--method",
+                    "mgda",
+                    "--directions",
+                    dirs,
+                    "--json",
+                    "--hv-ref",
+                    "5,5",
+                ][..],
+                &QUICK,
+            ]
+            .concat(),
+        ))
     };
     let pca = run("pca");
     let ev = floats(&pca["explained_variance"]);
@@ -101,8 +122,21 @@ fn direction_kinds_and_the_pareto_view() {
     // --sharpness-every 0: measured at the start and the end only.
     let dir = temp_dir("every0");
     let out = concord(&[
-        "landscape", "--preset", "circle-vs-gauss", "--method", "mean", "--steps", "20", "--grid", "11", "--hessian-iters", "5",
-        "--sharpness-every", "0", "--out", dir.to_str().unwrap(),
+        "landscape",
+        "--preset",
+        "circle-vs-gauss",
+        "--method",
+        "mean",
+        "--steps",
+        "20",
+        "--grid",
+        "11",
+        "--hessian-iters",
+        "5",
+        "--sharpness-every",
+        "0",
+        "--out",
+        dir.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let sharp = std::fs::read_to_string(dir.join("sharpness.csv")).unwrap();
@@ -110,7 +144,9 @@ fn direction_kinds_and_the_pareto_view() {
     assert_eq!(steps, vec!["0", "20"]);
     let _ = std::fs::remove_dir_all(&dir);
     // The analytic preset goes through the generic slice.
-    let pareto = json(&concord(&[&["landscape", "--preset", "pareto-synthetic", "--method", "mgda", "--json"][..], &QUICK].concat()));
+    let pareto = json(&concord(
+        &[&["landscape", "--preset", "pareto-synthetic", "--method", "mgda", "--json"][..], &QUICK].concat(),
+    ));
     assert_eq!(pareto["params"], 20);
 }
 
@@ -150,7 +186,19 @@ fn bench_landscape_reports_and_dumps_its_inputs() {
     std::fs::create_dir_all(&dir).unwrap();
     let dump = dir.join("dump.json");
     let v = json(&concord(&[
-        "bench", "landscape", "--grid", "5", "--points", "30", "--hidden", "8,6", "--repeats", "1", "--json", "--dump", dump.to_str().unwrap(),
+        "bench",
+        "landscape",
+        "--grid",
+        "5",
+        "--points",
+        "30",
+        "--hidden",
+        "8,6",
+        "--repeats",
+        "1",
+        "--json",
+        "--dump",
+        dump.to_str().unwrap(),
     ]));
     // 50·8+8 + 8·6+6 + 2·(6·10+10) = 602 parameters.
     assert_eq!(v["params"], 602);
@@ -159,9 +207,25 @@ fn bench_landscape_reports_and_dumps_its_inputs() {
     assert_eq!(d["theta"].as_array().unwrap().len(), 602);
     assert_eq!(d["x"].as_array().unwrap().len(), 30);
     assert_eq!(d["surface_total"].as_array().unwrap().len(), 25);
-    let f32 = json(&concord(&["bench", "landscape", "--grid", "3", "--points", "10", "--hidden", "4", "--precision", "f32", "--repeats", "1", "--json"]));
+    let f32 = json(&concord(&[
+        "bench",
+        "landscape",
+        "--grid",
+        "3",
+        "--points",
+        "10",
+        "--hidden",
+        "4",
+        "--precision",
+        "f32",
+        "--repeats",
+        "1",
+        "--json",
+    ]));
     assert_eq!(f32["precision"], "f32");
-    for bad in [&["--repeats", "0"][..], &["--hidden", "0"], &["--grid", "1"], &["--points", "0"], &["--precision", "f16"]] {
+    for bad in
+        [&["--repeats", "0"][..], &["--hidden", "0"], &["--grid", "1"], &["--points", "0"], &["--precision", "f16"]]
+    {
         let out = concord(&[&["bench", "landscape"][..], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }

@@ -12,8 +12,22 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
 #[test]
 fn moe_json_has_routing_statistics_per_task() {
     let v = json(&concord(&[
-        "train", "--preset", "xor-conflict", "--method", "upgrad", "--model", "moe", "--router", "switch", "--experts", "3",
-        "--capacity-factor", "1.0", "--steps", "15", "--json",
+        "train",
+        "--preset",
+        "xor-conflict",
+        "--method",
+        "upgrad",
+        "--model",
+        "moe",
+        "--router",
+        "switch",
+        "--experts",
+        "3",
+        "--capacity-factor",
+        "1.0",
+        "--steps",
+        "15",
+        "--json",
     ]));
     assert_eq!(v["model"], "moe");
     let moe = &v["moe"];
@@ -33,7 +47,9 @@ fn moe_json_has_routing_statistics_per_task() {
     }
     assert_eq!(moe["last_step"]["routing"]["task_expert"].as_array().unwrap().len(), 2);
     assert_eq!(moe["last_step"]["expert_cosine"].as_array().unwrap().len(), 3);
-    for key in ["load_balance", "z_loss", "importance_cv2", "load_cv2", "mutual_info_loss", "mutual_information", "total"] {
+    for key in
+        ["load_balance", "z_loss", "importance_cv2", "load_cv2", "mutual_info_loss", "mutual_information", "total"]
+    {
         assert!(moe["last_step"]["routing"]["aux"][key].is_number(), "aux.{key}");
     }
     let cs = &v["conflict_summary"];
@@ -51,15 +67,41 @@ fn moe_json_has_routing_statistics_per_task() {
 fn every_router_name_runs() {
     for router in ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"] {
         let v = json(&concord(&[
-            "train", "--preset", "circle-vs-gauss", "--method", "mean", "--model", "moe", "--router", router, "--steps", "5",
+            "train",
+            "--preset",
+            "circle-vs-gauss",
+            "--method",
+            "mean",
+            "--model",
+            "moe",
+            "--router",
+            router,
+            "--steps",
+            "5",
             "--json",
         ]));
         assert_eq!(v["moe"]["router"], router);
         assert!(v["error"].is_null(), "{router}: {}", v["error"]);
     }
     let v = json(&concord(&[
-        "train", "--preset", "xor-conflict", "--method", "mean", "--model", "moe", "--router", "task", "--task-gate", "embedding",
-        "--k", "2", "--aux-mi", "0.005", "--steps", "5", "--json",
+        "train",
+        "--preset",
+        "xor-conflict",
+        "--method",
+        "mean",
+        "--model",
+        "moe",
+        "--router",
+        "task",
+        "--task-gate",
+        "embedding",
+        "--k",
+        "2",
+        "--aux-mi",
+        "0.005",
+        "--steps",
+        "5",
+        "--json",
     ]));
     assert_eq!(v["moe"]["router"], "task");
 }
@@ -73,7 +115,18 @@ fn task_experts_presets_choose_their_model() {
     assert_eq!(v["moe"]["router"], "task");
     let d = json(&concord(&["train", "--preset", "task-experts-dense", "--method", "mean", "--steps", "10", "--json"]));
     assert_eq!(d["model"], "mlp");
-    let m = json(&concord(&["train", "--preset", "task-experts", "--method", "mean", "--model", "mlp", "--steps", "10", "--json"]));
+    let m = json(&concord(&[
+        "train",
+        "--preset",
+        "task-experts",
+        "--method",
+        "mean",
+        "--model",
+        "mlp",
+        "--steps",
+        "10",
+        "--json",
+    ]));
     assert_eq!(m["model"], "mlp");
 }
 
@@ -103,7 +156,17 @@ fn bad_moe_flags_exit_2_with_a_message() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
-    let out = concord(&["train", "--preset", "pareto-synthetic", "--method", "mean", "--model", "moe", "--router", "softmax"]);
+    let out = concord(&[
+        "train",
+        "--preset",
+        "pareto-synthetic",
+        "--method",
+        "mean",
+        "--model",
+        "moe",
+        "--router",
+        "softmax",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("trains x directly"));
 }

@@ -19,7 +19,18 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
 #[test]
 fn json_has_the_documented_fields() {
     let v = json(&concord(&[
-        "train", "--preset", "xor-conflict", "--method", "upgrad", "--steps", "60", "--seed", "3", "--lr", "0.02", "--json",
+        "train",
+        "--preset",
+        "xor-conflict",
+        "--method",
+        "upgrad",
+        "--steps",
+        "60",
+        "--seed",
+        "3",
+        "--lr",
+        "0.02",
+        "--json",
     ]));
     assert_eq!(v["steps"], 60);
     assert_eq!(v["preset"], "xor-conflict");
@@ -36,12 +47,35 @@ fn json_has_the_documented_fields() {
 
     // Same flags, same numbers; a weighting and its parameter reach the run.
     let again = json(&concord(&[
-        "train", "--preset", "xor-conflict", "--method", "upgrad", "--steps", "60", "--seed", "3", "--lr", "0.02", "--json",
+        "train",
+        "--preset",
+        "xor-conflict",
+        "--method",
+        "upgrad",
+        "--steps",
+        "60",
+        "--seed",
+        "3",
+        "--lr",
+        "0.02",
+        "--json",
     ]));
     assert_eq!(again["final_losses"], v["final_losses"]);
     let w = json(&concord(&[
-        "train", "--preset", "sinusoid-phases", "--method", "cagrad", "--param", "c=0.4", "--weighting", "stch",
-        "--weighting-param", "mu=0.5", "--steps", "20", "--json",
+        "train",
+        "--preset",
+        "sinusoid-phases",
+        "--method",
+        "cagrad",
+        "--param",
+        "c=0.4",
+        "--weighting",
+        "stch",
+        "--weighting-param",
+        "mu=0.5",
+        "--steps",
+        "20",
+        "--json",
     ]));
     assert_eq!(w["weighting"], "stch");
     assert_eq!(floats(&w["final_losses"]).len(), 3);
@@ -109,7 +143,15 @@ fn plot_writes_two_pngs() {
     let dir = temp_dir("plot");
     let figs = dir.join("figs");
     let out = concord(&[
-        "train", "--preset", "sinusoid-phases", "--method", "upgrad", "--steps", "40", "--plot", figs.to_str().unwrap(),
+        "train",
+        "--preset",
+        "sinusoid-phases",
+        "--method",
+        "upgrad",
+        "--steps",
+        "40",
+        "--plot",
+        figs.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_png(&figs.join("losses.png"));
@@ -128,7 +170,17 @@ fn bad_preset_input_exits_2_with_a_message() {
         vec!["train", "--preset", "xor-conflict", "--method", "cagrad", "--param", "c=-1"],
         vec!["train", "--preset", "xor-conflict", "--method", "cagrad", "--param", "c"],
         vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting", "nope"],
-        vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting", "stch", "--weighting-param", "mu=-1"],
+        vec![
+            "train",
+            "--preset",
+            "xor-conflict",
+            "--method",
+            "mean",
+            "--weighting",
+            "stch",
+            "--weighting-param",
+            "mu=-1",
+        ],
         vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting", "ew", "--weighting-param", "x=1"],
         vec!["train", "--preset", "xor-conflict", "--method", "mean", "--weighting-param", "mu=1"],
         vec!["train", "--preset", "xor-conflict", "--method", "mean", "--steps", "0"],
@@ -156,7 +208,9 @@ fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
     // missing adapter fails): final losses within 1e-4 relative (measured 1.0e-6, see
     // concord-gpu's train_parity for the per-step figures).
     for (preset, method) in [("xor-conflict", "mean"), ("gradnorm-scales", "pcgrad")] {
-        let args = |backend| vec!["train", "--preset", preset, "--method", method, "--steps", "150", "--backend", backend, "--json"];
+        let args = |backend| {
+            vec!["train", "--preset", preset, "--method", method, "--steps", "150", "--backend", backend, "--json"]
+        };
         let cpu = json(&concord(&args("cpu")));
         let gpu = json(&concord(&args("gpu")));
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -175,7 +229,8 @@ fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
 #[test]
 fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
     for extra in [&["--method", "nash-mtl"][..], &["--method", "mean", "--weighting", "dwa"][..]] {
-        let out = concord(&[&["train", "--preset", "xor-conflict", "--backend", "gpu", "--steps", "5"][..], extra].concat());
+        let out =
+            concord(&[&["train", "--preset", "xor-conflict", "--backend", "gpu", "--steps", "5"][..], extra].concat());
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("use the CPU backend"), "{err}");
@@ -185,7 +240,18 @@ fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
 
 #[test]
 fn a_diverging_preset_run_reports_its_error() {
-    let v = json(&concord(&["train", "--preset", "gradnorm-scales", "--method", "sum", "--lr", "1e300", "--steps", "50", "--json"]));
+    let v = json(&concord(&[
+        "train",
+        "--preset",
+        "gradnorm-scales",
+        "--method",
+        "sum",
+        "--lr",
+        "1e300",
+        "--steps",
+        "50",
+        "--json",
+    ]));
     let e = v["error"].as_str().expect("the run diverges at lr 1e300");
     assert!(e.contains("not finite"), "{e}");
     assert!(v["steps"].as_u64().unwrap() < 50);

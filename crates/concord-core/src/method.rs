@@ -23,7 +23,10 @@ impl MethodSpec {
     /// An aggregator with its defaults and no loss weighting (`mean`, `mgda`, …). Panics only on
     /// a name that is not in the registry or needs a parameter: for literals in code.
     pub fn plain(aggregator: &str) -> Self {
-        MethodSpec { aggregator: AggregatorSpec::named(aggregator).expect("a registry name without required parameters"), weighting: None }
+        MethodSpec {
+            aggregator: AggregatorSpec::named(aggregator).expect("a registry name without required parameters"),
+            weighting: None,
+        }
     }
 
     /// The aggregator `name` with `key=value` parameters (as `--param` gives them), and an
@@ -49,15 +52,13 @@ impl MethodSpec {
             Some((a, w)) => (a.trim(), Some(w.trim())),
             None => (head, None),
         };
-        let info = registry::find(agg).ok_or_else(|| {
-            format!("unknown aggregator '{agg}' (expected one of: {})", registry::names().join(", "))
-        })?;
+        let info = registry::find(agg)
+            .ok_or_else(|| format!("unknown aggregator '{agg}' (expected one of: {})", registry::names().join(", ")))?;
         let weighting = match weighting {
             None | Some("") | Some("none") => None,
-            Some(w) => Some(
-                weightings::describe(w)
-                    .ok_or_else(|| format!("unknown loss weighting '{w}' (expected one of: {})", weightings::NAMES.join(", ")))?,
-            ),
+            Some(w) => Some(weightings::describe(w).ok_or_else(|| {
+                format!("unknown loss weighting '{w}' (expected one of: {})", weightings::NAMES.join(", "))
+            })?),
         };
         let (mut agg_params, mut w_params) = (Vec::new(), Vec::new());
         for p in parts.map(str::trim).filter(|p| !p.is_empty()) {
@@ -153,7 +154,9 @@ mod tests {
 
     #[test]
     fn text_round_trips_and_routes_parameters() {
-        for text in ["mean", "cagrad:c=0.3", "mean+gradnorm:alpha=1.5", "upgrad+uw:pref_vector=1;2:lr=0.01", "imtl-g+famo"] {
+        for text in
+            ["mean", "cagrad:c=0.3", "mean+gradnorm:alpha=1.5", "upgrad+uw:pref_vector=1;2:lr=0.01", "imtl-g+famo"]
+        {
             let s = MethodSpec::parse(text).unwrap();
             assert_eq!(s.to_text(), text);
             assert_eq!(MethodSpec::parse(&s.to_text()).unwrap(), s);

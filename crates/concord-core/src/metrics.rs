@@ -184,8 +184,7 @@ pub fn update_cosine_mean_from_gram(gram: &DMatrix<f64>, weights: &DVector<f64>)
 }
 
 fn cosine_of(dot: f64, na: f64, nb: f64) -> Option<f64> {
-    (na > 0.0 && nb > 0.0 && na.is_finite() && nb.is_finite())
-        .then(|| (dot / na / nb).clamp(-1.0, 1.0))
+    (na > 0.0 && nb > 0.0 && na.is_finite() && nb.is_finite()).then(|| (dot / na / nb).clamp(-1.0, 1.0))
 }
 
 /// Per-task directional derivatives J·d: (Jd)_i = g_i·d; task i's loss decreases to first
@@ -286,11 +285,8 @@ impl StepMetrics {
         assert_eq!(jacobian.ncols(), update.len(), "d must have one entry per column of J");
         let g = gram(jacobian);
         let directional = directional_derivatives(jacobian, update);
-        let layers = layers
-            .unwrap_or(&[])
-            .iter()
-            .map(|r| LayerMetrics::from_gram(r, &layer_gram(jacobian, r)))
-            .collect();
+        let layers =
+            layers.unwrap_or(&[]).iter().map(|r| LayerMetrics::from_gram(r, &layer_gram(jacobian, r))).collect();
         Self::assemble(&g, directional.as_slice(), update_cosine_mean(jacobian, update), layers)
     }
 
@@ -305,11 +301,7 @@ impl StepMetrics {
     ) -> Self {
         assert_eq!(gram.nrows(), weights.len(), "w must have one entry per task");
         let directional = directional_derivatives_from_gram(gram, weights);
-        let layers = layer_grams
-            .unwrap_or(&[])
-            .iter()
-            .map(|(r, g)| LayerMetrics::from_gram(r, g))
-            .collect();
+        let layers = layer_grams.unwrap_or(&[]).iter().map(|(r, g)| LayerMetrics::from_gram(r, g)).collect();
         Self::assemble(gram, directional.as_slice(), update_cosine_mean_from_gram(gram, weights), layers)
     }
 

@@ -6,7 +6,6 @@
 //! kept outside `OptimizerKind` so that the toy runs and GPU kernels, which match on the kind,
 //! are unchanged; the trainer's `TrainConfig` names it `adamw`.
 
-
 /// Which update rule, with its hyper-parameters (PyTorch defaults via `adam`/`sgd`). Internal:
 /// runs name their optimizer with `train::TrainOptimizer`, which builds one of these.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -178,7 +177,8 @@ mod tests {
         assert_abs_diff_eq!(x[0], x0 * 0.95 - adam, epsilon = 1e-12);
         assert_abs_diff_eq!(x[1], -0.95 * 0.95, epsilon = 1e-15);
         // λ = 0 is plain Adam, bit for bit.
-        let (mut a, mut b) = (OptimizerKind::adam(0.1).build(1), OptimizerKind::adam(0.1).build(1).with_weight_decay(0.0));
+        let (mut a, mut b) =
+            (OptimizerKind::adam(0.1).build(1), OptimizerKind::adam(0.1).build(1).with_weight_decay(0.0));
         let (mut xa, mut xb) = (vec![1.0], vec![1.0]);
         a.step(&mut xa, &[0.2]);
         b.step(&mut xb, &[0.2]);

@@ -136,7 +136,12 @@ fn structure_every_method_gives_finite_output_on_every_family() {
             for call in 0..2 {
                 let a = agg.aggregate(j);
                 assert_eq!(a.update.len(), j.ncols(), "{} on {family}", info.name);
-                assert!(a.update.iter().all(|v| v.is_finite()), "{} on {family}, call {call}: {:?}", info.name, a.update);
+                assert!(
+                    a.update.iter().all(|v| v.is_finite()),
+                    "{} on {family}, call {call}: {:?}",
+                    info.name,
+                    a.update
+                );
                 if let Some(w) = &a.weights {
                     assert!(w.iter().all(|v| v.is_finite()), "{} weights on {family}", info.name);
                 }
@@ -186,7 +191,8 @@ fn non_conflicting_where_torchjd_asserts_it() {
             let jd: Vec<f64> = (&j * &d).iter().copied().collect();
             assert!(
                 is_non_conflicting(&jd, NonConflictTolerance { atol: tol, rtol: tol }),
-                "{name} {extra:?} conflicts on {family}: J·d = {jd:?}, J = {:?}", j.as_slice()
+                "{name} {extra:?} conflicts on {family}: J·d = {jd:?}, J = {:?}",
+                j.as_slice()
             );
         }
     }
@@ -195,8 +201,12 @@ fn non_conflicting_where_torchjd_asserts_it() {
 #[test]
 fn strongly_stationary_check_nonzero_update_off_strong_matrices() {
     // torchjd asserts ‖A(J)‖ > threshold on the non-strong families for these.
-    for (name, threshold) in [("upgrad", 5e-3), ("dualproj", 3e-3), ("mean", 5e-3), ("sum", 5e-3), ("constant", 5e-3), ("random", 5e-3)] {
-        for (family, j) in typical().into_iter().filter(|(f, _)| f.starts_with("strictly weak") || f.starts_with("non-weak")) {
+    for (name, threshold) in
+        [("upgrad", 5e-3), ("dualproj", 3e-3), ("mean", 5e-3), ("sum", 5e-3), ("constant", 5e-3), ("random", 5e-3)]
+    {
+        for (family, j) in
+            typical().into_iter().filter(|(f, _)| f.starts_with("strictly weak") || f.starts_with("non-weak"))
+        {
             let mut agg = build(name, &[], j.nrows()).expect("builds");
             let norm = agg.aggregate(&j).update.norm();
             assert!(norm > threshold, "{name} on {family}: ‖A(J)‖ = {norm}");
@@ -221,10 +231,8 @@ fn families_have_their_stationarity() {
         for (what, j) in [("non-weak", s.non_weak(m, n, r)), ("strictly weak without its zero row", rest)] {
             // Gordan witness: the min-norm point d of conv{g_i} has g_i·d ≥ ‖d‖² > 0 for every
             // row, so no v ≥ 0, v ≠ 0 annihilates J.
-            let d = build("mgda", &[("epsilon", "1e-7"), ("max_iters", "100000")], j.nrows())
-                .unwrap()
-                .aggregate(&j)
-                .update;
+            let d =
+                build("mgda", &[("epsilon", "1e-7"), ("max_iters", "100000")], j.nrows()).unwrap().aggregate(&j).update;
             let worst = (0..j.nrows()).map(|i| j.row(i).dot(&d.transpose())).fold(f64::INFINITY, f64::min);
             assert!(worst > 0.0, "{what} {m}×{n}: row not positive on the witness ({worst})");
         }

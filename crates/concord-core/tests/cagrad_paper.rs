@@ -34,7 +34,13 @@ fn published(start: [f64; 2], method: &str) -> Outcome {
 /// Distance to the exact Pareto set {(a, x₂*(a)) : |a| ≤ 7}, x₂*(a) ∈ [−8.4345, −8.3551].
 fn off_pareto_set(p: [f64; 2]) -> f64 {
     let dx = (p[0].abs() - 7.0).max(0.0);
-    let dy = if p[1] > -8.3551 { p[1] + 8.3551 } else if p[1] < -8.4345 { -8.4345 - p[1] } else { 0.0 };
+    let dy = if p[1] > -8.3551 {
+        p[1] + 8.3551
+    } else if p[1] < -8.4345 {
+        -8.4345 - p[1]
+    } else {
+        0.0
+    };
     dx.hypot(dy)
 }
 

@@ -9,8 +9,7 @@
 //! Tolerances are per method, with the reason, in `TOLERANCES`.
 
 use concord_core::aggregators::{
-    Aggregator, AlignedMtl, CaGrad, Config, Constant, DualProj, ImtlG, Krum, Mean, Mgda, PcGrad,
-    ScaleMode, Sum, UpGrad,
+    Aggregator, AlignedMtl, CaGrad, Config, Constant, DualProj, ImtlG, Krum, Mean, Mgda, PcGrad, ScaleMode, Sum, UpGrad,
 };
 use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
@@ -22,21 +21,13 @@ fn fixture_dir() -> PathBuf {
 
 fn load(name: &str) -> Value {
     let path = fixture_dir().join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "missing fixture {} ({e}); run make_torchjd_fixtures.py",
-            path.display()
-        )
-    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("missing fixture {} ({e}); run make_torchjd_fixtures.py", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
 }
 
 fn inputs() -> Vec<DMatrix<f64>> {
@@ -50,10 +41,7 @@ fn inputs() -> Vec<DMatrix<f64>> {
         .enumerate()
         .map(|(i, mat)| {
             assert_eq!(mat["id"].as_u64(), Some(i as u64));
-            let (m, n) = (
-                mat["m"].as_u64().unwrap() as usize,
-                mat["n"].as_u64().unwrap() as usize,
-            );
+            let (m, n) = (mat["m"].as_u64().unwrap() as usize, mat["n"].as_u64().unwrap() as usize);
             let rows: Vec<Vec<f64>> = mat["rows"].as_array().unwrap().iter().map(floats).collect();
             DMatrix::from_fn(m, n, |r, c| rows[r][c])
         })
@@ -68,76 +56,30 @@ const TOLERANCES: &[(&str, f64, f64, &str)] = &[
     ("mean", 1e-12, 1e-12, "closed form"),
     ("sum", 1e-12, 1e-12, "closed form"),
     ("constant", 1e-12, 1e-12, "closed form"),
-    (
-        "mgda",
-        1e-9,
-        1e-9,
-        "the same Frank–Wolfe path; only the rounding of G differs",
-    ),
+    ("mgda", 1e-9, 1e-9, "the same Frank–Wolfe path; only the rounding of G differs"),
     ("pcgrad", 1e-9, 1e-9, "m = 2 closed form"),
-    (
-        "upgrad",
-        1e-8,
-        1e-8,
-        "quadprog vs clarabel + active-set polish: both exact QP solutions",
-    ),
+    ("upgrad", 1e-8, 1e-8, "quadprog vs clarabel + active-set polish: both exact QP solutions"),
     ("dualproj", 1e-8, 1e-8, "as UPGrad"),
-    (
-        "imtl_g",
-        1e-8,
-        1e-6,
-        "pinv with the same cutoff; weights are ratios of pinv entries",
-    ),
-    (
-        "aligned_mtl_min",
-        1e-8,
-        1e-8,
-        "eigh with the same rank cutoff",
-    ),
-    (
-        "aligned_mtl_median",
-        1e-8,
-        1e-8,
-        "eigh with the same rank cutoff",
-    ),
-    (
-        "aligned_mtl_rmse",
-        1e-8,
-        1e-8,
-        "eigh with the same rank cutoff",
-    ),
+    ("imtl_g", 1e-8, 1e-6, "pinv with the same cutoff; weights are ratios of pinv entries"),
+    ("aligned_mtl_min", 1e-8, 1e-8, "eigh with the same rank cutoff"),
+    ("aligned_mtl_median", 1e-8, 1e-8, "eigh with the same rank cutoff"),
+    ("aligned_mtl_rmse", 1e-8, 1e-8, "eigh with the same rank cutoff"),
     // torchjd's cvxpy solve stops at CLARABEL's default 1e-8 gap, ours at 1e-10: d is fixed only
     // to ~√(gap), the weights w* ~1e-4 (torchjd's own default test tolerance is 1e-4). Weights are
     // not compared where torchjd took the "‖g_w‖ < norm_eps → w = 0" branch (c = 1 on inputs
     // whose hull nearly contains 0): there ‖g_w‖ sits at the threshold, within solver noise, and
     // the weights φ/‖g_w‖ explode on one side of it; the output d ≈ 0 is still compared.
-    (
-        "cagrad_0.5",
-        1e-4,
-        5e-4,
-        "SOCP solved to different tolerances",
-    ),
+    ("cagrad_0.5", 1e-4, 5e-4, "SOCP solved to different tolerances"),
     ("cagrad_1", 1e-4, 5e-4, "as CAGrad(0.5)"),
     // Input 44 (rows g and −αg): pᵀv = 0 exactly, both outputs are rounding noise amplified by
     // F.normalize's 1e-12 floor (~3e-8·‖J‖); elsewhere ≤ 1e-12.
-    (
-        "config",
-        1e-7,
-        0.0,
-        "pinv in Gram form; ConFIG has no weights in torchjd",
-    ),
+    ("config", 1e-7, 0.0, "pinv in Gram form; ConFIG has no weights in torchjd"),
     ("krum", 1e-12, 1e-12, "a selection: exact unless scores tie"),
 ];
 
 /// Fixtures that exist for the methods implemented elsewhere; their tests live with them, but
 /// a missing file still fails here.
-const OTHER_FIXTURES: &[&str] = &[
-    "gradvac",
-    "nash_mtl",
-    "fairgrad_1",
-    "fairgrad_0.1",
-    "trimmed_mean",
-];
+const OTHER_FIXTURES: &[&str] = &["gradvac", "nash_mtl", "fairgrad_1", "fairgrad_0.1", "trimmed_mean"];
 
 fn build(name: &str, m: usize) -> Box<dyn Aggregator> {
     match name {
@@ -162,18 +104,11 @@ fn build(name: &str, m: usize) -> Box<dyn Aggregator> {
 
 #[test]
 fn every_fixture_file_exists_and_names_its_version() {
-    for name in TOLERANCES
-        .iter()
-        .map(|t| t.0)
-        .chain(OTHER_FIXTURES.iter().copied())
-    {
+    for name in TOLERANCES.iter().map(|t| t.0).chain(OTHER_FIXTURES.iter().copied()) {
         let doc = load(name);
         assert_eq!(doc["torchjd_version"], "0.18.0", "{name}");
         assert_eq!(doc["input_dtype"], "float64", "{name}");
-        assert!(
-            !doc["cases"].as_array().unwrap().is_empty(),
-            "{name} has no cases"
-        );
+        assert!(!doc["cases"].as_array().unwrap().is_empty(), "{name} has no cases");
     }
 }
 
@@ -184,10 +119,7 @@ fn matches_torchjd() {
     let mut failures = Vec::new();
     for &(name, tol_d, tol_w, why) in TOLERANCES {
         let doc = load(name);
-        assert!(
-            doc["skipped"].as_array().unwrap().is_empty(),
-            "{name}: torchjd skipped inputs"
-        );
+        assert!(doc["skipped"].as_array().unwrap().is_empty(), "{name}: torchjd skipped inputs");
         let (mut worst_d, mut worst_w) = (0.0f64, 0.0f64);
         for case in doc["cases"].as_array().unwrap() {
             let id = case["input"].as_u64().unwrap() as usize;
@@ -223,10 +155,5 @@ fn matches_torchjd() {
         }
         println!("{name:>20}: worst output err {worst_d:.2e}·‖J‖ (tol {tol_d:.0e}), weights {worst_w:.2e} (tol {tol_w:.0e}) — {why}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

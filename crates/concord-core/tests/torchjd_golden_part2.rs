@@ -43,8 +43,7 @@ fn worst(name: &str, all_cases: bool, mut make: impl FnMut(usize) -> Box<dyn Agg
     for case in fixture["cases"].as_array().unwrap() {
         let id = case["input"].as_u64().unwrap() as usize;
         let (j, anchor) = (&inputs[id].0, inputs[id].1);
-        let expected: Vec<f64> =
-            case["output"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let expected: Vec<f64> = case["output"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         let got = make(j.nrows()).aggregate(j).update;
         let scale = expected.iter().fold(1.0f64, |a, v| a.max(v.abs()));
         let err = got.iter().zip(&expected).fold(0.0f64, |a, (g, e)| a.max((g - e).abs())) / scale;

@@ -52,7 +52,8 @@ pub fn gram_bandwidth(gpu: &Gpu, m: usize, n: usize, min_time: Duration) -> Resu
         })
         .collect();
     let jac = gpu.storage_init("bench J", bytemuck::cast_slice(&data), wgpu::BufferUsages::empty());
-    let dst = gpu.buffer("bench copy dst", (padded * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+    let dst =
+        gpu.buffer("bench copy dst", (padded * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let len4 = (padded / 4) as u32;
 
     let plan = gram::GramPlan::new(gpu, &jac, m, n);

@@ -102,9 +102,7 @@ impl Gpu {
             let sink = errors.clone();
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.record(e.to_string())));
             let sink = errors.clone();
-            device.set_device_lost_callback(move |reason, msg| {
-                sink.record(format!("device lost ({reason:?}): {msg}"))
-            });
+            device.set_device_lost_callback(move |reason, msg| sink.record(format!("device lost ({reason:?}): {msg}")));
         }
         let label = adapter_label_for(&info, &device);
         Ok(Gpu { device, queue, info, label, errors, pipelines: Pipelines::default() })
@@ -220,11 +218,8 @@ impl Gpu {
         parts: &[(&wgpu::Buffer, u64)],
     ) -> Result<Vec<Vec<f32>>, GpuError> {
         let total: u64 = parts.iter().map(|(_, b)| *b).sum();
-        let staging = self.buffer(
-            "concord staging",
-            total,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
+        let staging =
+            self.buffer("concord staging", total, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
         let mut offset = 0;
         for (buf, bytes) in parts {
             if *bytes > 0 {
@@ -257,14 +252,10 @@ impl Gpu {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(format!("poll: {e}")))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Device(format!("poll: {e}")))?;
         #[cfg(target_arch = "wasm32")]
         let _ = self.device.poll(wgpu::PollType::Poll);
-        let mapped = rx
-            .await
-            .map_err(|_| GpuError::Readback("the map callback was dropped (device lost?)".into()))?;
+        let mapped = rx.await.map_err(|_| GpuError::Readback("the map callback was dropped (device lost?)".into()))?;
         mapped.map_err(|e| {
             let why = self.errors.get().map(|m| format!(" ({m})")).unwrap_or_default();
             GpuError::Readback(format!("{e}{why}"))
@@ -287,15 +278,12 @@ async fn request_adapter() -> Result<wgpu::Adapter, GpuError> {
         let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
         let names: Vec<String> =
             adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
-        return adapters
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc))
-            .ok_or_else(|| {
-                GpuError::NoAdapter(format!(
-                    "WGPU_ADAPTER_NAME={wanted} matches none of the adapters found: [{}]",
-                    names.join(", ")
-                ))
-            });
+        return adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc)).ok_or_else(|| {
+            GpuError::NoAdapter(format!(
+                "WGPU_ADAPTER_NAME={wanted} matches none of the adapters found: [{}]",
+                names.join(", ")
+            ))
+        });
     }
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {

@@ -141,15 +141,10 @@ pub fn assemble_with(root: &str, load: &dyn Fn(&str) -> Option<String>) -> Resul
 
 /// `root` assembled from the embedded [`SOURCES`].
 pub fn assemble(root: &str) -> Result<String, String> {
-    assemble_with(root, &|name| {
-        SOURCES.iter().find(|(n, _)| *n == name).map(|(_, t)| (*t).to_owned())
-    })
+    assemble_with(root, &|name| SOURCES.iter().find(|(n, _)| *n == name).map(|(_, t)| (*t).to_owned()))
 }
 
 /// Every assembled compute module: (file name, WGSL text).
 pub fn shader_sources() -> Vec<(&'static str, String)> {
-    MODULES
-        .iter()
-        .map(|&name| (name, assemble(name).unwrap_or_else(|e| panic!("{e}"))))
-        .collect()
+    MODULES.iter().map(|&name| (name, assemble(name).unwrap_or_else(|e| panic!("{e}")))).collect()
 }

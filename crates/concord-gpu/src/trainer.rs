@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
-use concord_core::MethodSpec;
 use concord_core::model::Mlp;
 use concord_core::train::{
     Backend, BackendError, BackendKind, BatchSampler, ReadBack, RunRecord, Snapshot, StepRecord, TrainConfig, Trainer,
 };
+use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::mlp::{grid, Dispatch, GatherParams, MlpPipelines, OptParams};
@@ -37,9 +37,8 @@ use crate::kernels::weighting::{self, GpuWeighting, WeightCall};
 use crate::kernels::{combine, gram, MAX_TASKS};
 use crate::{Gpu, GpuError};
 
-const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const RW: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// The GPU weighting of a run's aggregator — the one place that decides which aggregators the
 /// GPU backends accept: every weighting in the GPU method table ([`GpuWeighting::from_spec`]).
@@ -128,10 +127,9 @@ impl GpuTrainer {
     /// uploads them.
     pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Self, GpuError> {
         let cpu = Trainer::new(config.clone()).map_err(GpuError::Unsupported)?;
-        let mlp = cpu
-            .mlp()
-            .cloned()
-            .ok_or_else(|| GpuError::Unsupported("pareto-synthetic has no model to train on the GPU; use the CPU backend".into()))?;
+        let mlp = cpu.mlp().cloned().ok_or_else(|| {
+            GpuError::Unsupported("pareto-synthetic has no model to train on the GPU; use the CPU backend".into())
+        })?;
         let m = cpu.num_tasks();
         if m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!("{m} tasks; the GPU kernels take at most {MAX_TASKS}")));
@@ -139,11 +137,15 @@ impl GpuTrainer {
         let weighting = gpu_weighting(&config.method.aggregator, m, config.seed)?;
         let ew = gpu_loss_weighting(&config.method)?;
         if config.layer_metrics {
-            return Err(GpuError::Unsupported("per-layer metrics are not read back on the GPU yet; leave layer_metrics off".into()));
+            return Err(GpuError::Unsupported(
+                "per-layer metrics are not read back on the GPU yet; leave layer_metrics off".into(),
+            ));
         }
         let shape = ModelShape::new(&mlp);
         if shape.shared_len == 0 {
-            return Err(GpuError::Unsupported("a model without hidden layers has no shared parameters to aggregate".into()));
+            return Err(GpuError::Unsupported(
+                "a model without hidden layers has no shared parameters to aggregate".into(),
+            ));
         }
         let (train_x, train_y) = cpu.train_data().ok_or_else(|| GpuError::Unsupported("no training data".into()))?;
         let n_train = train_x.nrows();
@@ -167,7 +169,8 @@ impl GpuTrainer {
         let x_all = gpu.storage_init("train x", bytemuck::cast_slice(&matrix_f32(train_x)), RW);
         let y_all = gpu.storage_init("train y", bytemuck::cast_slice(&shape.target_table(train_y, n_train)), RW);
         let full = sampler.is_full_batch();
-        let xb = if full { x_all.clone() } else { gpu.buffer("batch x", (batch_rows * shape.input_dim * 4) as u64, RW) };
+        let xb =
+            if full { x_all.clone() } else { gpu.buffer("batch x", (batch_rows * shape.input_dim * 4) as u64, RW) };
         let yb = if full { y_all.clone() } else { gpu.buffer("batch y", (batch_rows * shape.y_stride * 4) as u64, RW) };
         let jac = gpu.buffer("jacobian", (m * shape.shared_len * 4) as u64, RW);
         let update = gpu.buffer("update", (total * 4) as u64, RW);
@@ -354,12 +357,16 @@ impl GpuTrainer {
         let hist_floats = recorded.len() * slot;
         let hist = gpu.buffer("history", (hist_floats.max(1) * 4) as u64, RW);
         let mut slots = Vec::new();
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
         let mut last_gram = None;
         for s in 0..k {
             let step = self.step + s;
             {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mlp step"), timestamp_writes: None });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("mlp step"),
+                    timestamp_writes: None,
+                });
                 if let Some(g) = gathers.get(s) {
                     g[0].record(&mut pass);
                     g[1].record(&mut pass);
@@ -388,7 +395,10 @@ impl GpuTrainer {
                 let mut tested = false;
                 if let (true, Some(test)) = (evaluate, &self.test_eval) {
                     {
-                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("test losses"), timestamp_writes: None });
+                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("test losses"),
+                            timestamp_writes: None,
+                        });
                         for dsp in &test.dispatches {
                             dsp.record(&mut pass);
                         }
@@ -399,13 +409,20 @@ impl GpuTrainer {
                 slots.push((step, tested));
             }
             {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("optimizer"), timestamp_writes: None });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("optimizer"),
+                    timestamp_writes: None,
+                });
                 self.opt_tick.record(&mut pass);
                 self.opt_update.record(&mut pass);
             }
             last_gram = Some(gram_buf);
         }
-        let staging = gpu.buffer("history staging", (hist_floats.max(1) * 4) as u64, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let staging = gpu.buffer(
+            "history staging",
+            (hist_floats.max(1) * 4) as u64,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         if hist_floats > 0 {
             encoder.copy_buffer_to_buffer(&hist, 0, &staging, 0, (hist_floats * 4) as u64);
         }
@@ -426,7 +443,8 @@ impl GpuTrainer {
             if self.error.is_some() {
                 continue;
             }
-            let data = if p.floats > 0 { self.gpu.read_mapped(&p.staging, (p.floats * 4) as u64).await? } else { Vec::new() };
+            let data =
+                if p.floats > 0 { self.gpu.read_mapped(&p.staging, (p.floats * 4) as u64).await? } else { Vec::new() };
             for (i, &(step, tested)) in p.slots.iter().enumerate() {
                 let v = &data[i * slot..(i + 1) * slot];
                 let f64s = |r: std::ops::Range<usize>| v[r].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
@@ -436,12 +454,17 @@ impl GpuTrainer {
                 let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
                 let test_losses = tested.then(|| f64s(2 * m + 1 + m * m..slot));
                 let stop = |what: String| {
-                    format!("step {step}: {what}; the GPU run stopped (its parameters may be past the last finite state)")
+                    format!(
+                        "step {step}: {what}; the GPU run stopped (its parameters may be past the last finite state)"
+                    )
                 };
                 let problem = if !losses.iter().all(|x| x.is_finite()) {
                     Some(stop(format!("a task loss is not finite ({losses:?})")))
                 } else if !complete {
-                    Some(stop(format!("the weighting solve was cut short by the adapter's shader loop limit ({})", self.gpu.adapter_label())))
+                    Some(stop(format!(
+                        "the weighting solve was cut short by the adapter's shader loop limit ({})",
+                        self.gpu.adapter_label()
+                    )))
                 } else if !weights.iter().all(|x| x.is_finite()) || !gram.iter().all(|x| x.is_finite()) {
                     Some(stop("a gradient or weight is not finite".into()))
                 } else if test_losses.as_ref().is_some_and(|t| !t.iter().all(|x| x.is_finite())) {
@@ -497,7 +520,8 @@ impl GpuTrainer {
 
     /// The current parameters (f32 on the GPU, widened).
     pub async fn params(&self) -> Result<Vec<f64>, GpuError> {
-        let encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read params") });
+        let encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read params") });
         let mut back = self.gpu.submit_and_read(encoder, &[(&self.params, (self.shape.total_len * 4) as u64)]).await?;
         Ok(back.remove(0).into_iter().map(f64::from).collect())
     }
@@ -506,15 +530,18 @@ impl GpuTrainer {
     pub async fn gramian(&self) -> Result<Option<DMatrix<f64>>, GpuError> {
         let Some(g) = &self.last_gram else { return Ok(None) };
         let m = self.num_tasks();
-        let encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read gram") });
+        let encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read gram") });
         let back = self.gpu.submit_and_read(encoder, &[(g, (m * m * 4) as u64)]).await?;
         Ok(Some(DMatrix::from_row_slice(m, m, &back[0].iter().map(|&x| f64::from(x)).collect::<Vec<_>>())))
     }
 
     async fn eval(&self, graph: &ForwardGraph) -> Result<Vec<f64>, GpuError> {
-        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
             for d in &graph.dispatches {
                 d.record(&mut pass);
             }
@@ -622,9 +649,11 @@ impl GpuTrainer {
             self.predict_graph = Some((x32, graph));
         }
         let (_, graph) = self.predict_graph.as_ref().expect("just built");
-        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("predict"), timestamp_writes: None });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("predict"), timestamp_writes: None });
             for d in &graph.dispatches {
                 d.record(&mut pass);
             }
@@ -658,7 +687,13 @@ fn optimizer_dispatches(
 ) -> (Dispatch, Dispatch) {
     let p = OptParams::new(&config.optimizer, total);
     let tick = Dispatch::with_uniform_at(gpu, &pipes.optim_tick, &[step_state], 4, bytemuck::bytes_of(&p), (1, 1));
-    let update = Dispatch::new(gpu, &pipes.optim_update, &[step_state, params, update, moments], bytemuck::bytes_of(&p), grid(total));
+    let update = Dispatch::new(
+        gpu,
+        &pipes.optim_update,
+        &[step_state, params, update, moments],
+        bytemuck::bytes_of(&p),
+        grid(total),
+    );
     (tick, update)
 }
 

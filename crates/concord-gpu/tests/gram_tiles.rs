@@ -10,7 +10,6 @@ use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-
 #[test]
 fn gram_matches_core_for_every_tile_layout() {
     let mut rng = ChaCha8Rng::seed_from_u64(21);

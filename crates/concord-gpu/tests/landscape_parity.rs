@@ -16,14 +16,21 @@ use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-
 fn f32_round(v: f64) -> f64 {
     v as f32 as f64
 }
 
 fn model(act: Activation, hidden: Vec<usize>, input: usize, heads: Vec<(usize, LossKind)>) -> Mlp {
     let heads = heads.into_iter().map(|(out_dim, loss)| HeadConfig { out_dim, loss }).collect();
-    Mlp::new(MlpConfig { input_dim: input, hidden, activation: act, heads, tied_head_init: false, head_init_scale: 1.0 }).unwrap()
+    Mlp::new(MlpConfig {
+        input_dim: input,
+        hidden,
+        activation: act,
+        heads,
+        tied_head_init: false,
+        head_init_scale: 1.0,
+    })
+    .unwrap()
 }
 
 /// Random inputs and targets, already f32-representable.
@@ -35,7 +42,9 @@ fn data(mlp: &Mlp, b: usize, seed: u64) -> (DMatrix<f64>, Vec<Target>) {
         .heads
         .iter()
         .map(|h| match h.loss {
-            LossKind::Mse => Target::Values(DMatrix::from_fn(b, h.out_dim, |_, _| f32_round(rng.random_range(-1.0..1.0)))),
+            LossKind::Mse => {
+                Target::Values(DMatrix::from_fn(b, h.out_dim, |_, _| f32_round(rng.random_range(-1.0..1.0))))
+            }
             LossKind::Bce => Target::Values(DMatrix::from_fn(b, h.out_dim, |_, _| rng.random_range(0..2) as f64)),
             LossKind::SoftmaxCe => Target::Classes((0..b).map(|_| rng.random_range(0..h.out_dim)).collect()),
         })
@@ -46,7 +55,13 @@ fn data(mlp: &Mlp, b: usize, seed: u64) -> (DMatrix<f64>, Vec<Target>) {
 fn rounded_plane(mlp: &Mlp, x: &DMatrix<f64>, y: &[Target], seed: u64) -> Plane {
     let theta = mlp.init_params(seed);
     let obj = MlpObjective { mlp, x, targets: y };
-    let p = plane(DirectionKind::Random, &obj, &theta, &PlaneInputs { layout: Some(mlp.layout()), seed, trajectory: &[], tasks: (0, 1) }).unwrap();
+    let p = plane(
+        DirectionKind::Random,
+        &obj,
+        &theta,
+        &PlaneInputs { layout: Some(mlp.layout()), seed, trajectory: &[], tasks: (0, 1) },
+    )
+    .unwrap();
     let r = |v: &[f64]| v.iter().map(|&e| f32_round(e)).collect::<Vec<_>>();
     Plane { origin: r(&p.origin), delta: r(&p.delta), eta: r(&p.eta), ..p }
 }
@@ -62,7 +77,15 @@ fn gpu_slice_matches_the_cpu_reference() {
         // Two trunk layers, tanh, BCE + MSE heads; 100 samples = one full and one partial chunk.
         (model(Activation::Tanh, vec![8, 6], 3, vec![(1, LossKind::Bce), (2, LossKind::Mse)]), 100),
         // ReLU, three tasks incl. softmax CE.
-        (model(Activation::Relu, vec![10], 2, vec![(3, LossKind::SoftmaxCe), (1, LossKind::Bce), (2, LossKind::Mse)]), 64),
+        (
+            model(
+                Activation::Relu,
+                vec![10],
+                2,
+                vec![(3, LossKind::SoftmaxCe), (1, LossKind::Bce), (2, LossKind::Mse)],
+            ),
+            64,
+        ),
         // No trunk: heads read x; GELU unused but the path without hidden layers is covered.
         (model(Activation::Gelu, vec![], 4, vec![(2, LossKind::Mse), (3, LossKind::SoftmaxCe)]), 37),
         (model(Activation::Sigmoid, vec![5], 2, vec![(1, LossKind::Mse), (1, LossKind::Mse)]), 20),
@@ -91,7 +114,14 @@ fn models_past_the_loop_budget_and_bad_planes_are_errors() {
     assert!(loop_iterations(&big) > MAX_LOOP_ITERATIONS);
     let (x, y) = data(&big, 4, 0);
     let theta = big.init_params(0);
-    let p = Plane { kind: DirectionKind::Random, origin: theta.clone(), delta: theta.clone(), eta: theta, cosine: 0.0, explained_variance: None };
+    let p = Plane {
+        kind: DirectionKind::Random,
+        origin: theta.clone(),
+        delta: theta.clone(),
+        eta: theta,
+        cosine: 0.0,
+        explained_variance: None,
+    };
     let grid = Grid::square(3, -1.0, 1.0).unwrap();
     match pollster::block_on(mlp_slice(gpu(), &big, &x, &y, &p, &grid)) {
         Err(GpuError::Unsupported(msg)) => assert!(msg.contains("loop iterations"), "{msg}"),

@@ -12,7 +12,6 @@ use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-
 /// Tolerance for cos and GMS: 2e-6 absolute (f32 division by two square roots and a clamp;
 /// measured worst printed by the test).
 const TOL: f64 = 2e-6;

@@ -17,7 +17,6 @@ use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-
 fn rand_f32(rng: &mut ChaCha8Rng, n: usize, lo: f64, hi: f64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi) as f32).collect()
 }
@@ -97,12 +96,20 @@ fn each_loss_and_its_gradient_match_core() {
             let (targets, target) = match loss {
                 LossKind::Mse => {
                     let y = rand_f32(&mut rng, rows * k, -3.0, 3.0);
-                    let t = Target::Values(DMatrix::from_row_slice(rows, k, &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()));
+                    let t = Target::Values(DMatrix::from_row_slice(
+                        rows,
+                        k,
+                        &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+                    ));
                     (y, t)
                 }
                 LossKind::Bce => {
                     let y = rand_f32(&mut rng, rows * k, 0.0, 1.0);
-                    let t = Target::Values(DMatrix::from_row_slice(rows, k, &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()));
+                    let t = Target::Values(DMatrix::from_row_slice(
+                        rows,
+                        k,
+                        &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+                    ));
                     (y, t)
                 }
                 LossKind::SoftmaxCe => {
@@ -132,13 +139,18 @@ fn each_loss_and_its_gradient_match_core() {
 }
 
 fn model(act: Activation, hidden: Vec<usize>, input_dim: usize, heads: Vec<HeadConfig>) -> Mlp {
-    Mlp::new(MlpConfig { input_dim, hidden, activation: act, heads, tied_head_init: false, head_init_scale: 1.0 }).unwrap()
+    Mlp::new(MlpConfig { input_dim, hidden, activation: act, heads, tied_head_init: false, head_init_scale: 1.0 })
+        .unwrap()
 }
 
 fn frob_rel(a: &[f64], b: &[f64]) -> f64 {
     let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
     let n: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    if n == 0.0 { d } else { d / n }
+    if n == 0.0 {
+        d
+    } else {
+        d / n
+    }
 }
 
 #[test]
@@ -162,14 +174,21 @@ fn forward_losses_jacobian_rows_layer_blocks_and_head_grads_match_core() {
             let mlp = model(act, hidden.clone(), input_dim, heads.clone());
             // Round the parameters to f32 so both sides start from the same values; nudge the
             // biases off 0 so their gradients are exercised.
-            let params: Vec<f64> =
-                mlp.init_params(rng.random()).iter().map(|&v| f64::from((v + rng.random_range(-0.1..0.1)) as f32)).collect();
+            let params: Vec<f64> = mlp
+                .init_params(rng.random())
+                .iter()
+                .map(|&v| f64::from((v + rng.random_range(-0.1..0.1)) as f32))
+                .collect();
             let x = DMatrix::from_fn(rows, input_dim, |_, _| f64::from(rng.random_range(-2.0f32..2.0)));
             let targets: Vec<Target> = heads
                 .iter()
                 .map(|h| match h.loss {
-                    LossKind::Mse => Target::Values(DMatrix::from_fn(rows, h.out_dim, |_, _| f64::from(rng.random_range(-1.0f32..1.0)))),
-                    LossKind::Bce => Target::Values(DMatrix::from_fn(rows, h.out_dim, |_, _| f64::from(rng.random_range(0.0f32..1.0)))),
+                    LossKind::Mse => Target::Values(DMatrix::from_fn(rows, h.out_dim, |_, _| {
+                        f64::from(rng.random_range(-1.0f32..1.0))
+                    })),
+                    LossKind::Bce => Target::Values(DMatrix::from_fn(rows, h.out_dim, |_, _| {
+                        f64::from(rng.random_range(0.0f32..1.0))
+                    })),
                     LossKind::SoftmaxCe => Target::Classes((0..rows).map(|_| rng.random_range(0..h.out_dim)).collect()),
                 })
                 .collect();
@@ -195,7 +214,12 @@ fn forward_losses_jacobian_rows_layer_blocks_and_head_grads_match_core() {
             for t in 0..m {
                 for l in 0..lay.trunk.len() {
                     // Per-layer blocks of each Jacobian row.
-                    let g_block: Vec<f64> = jac.row(t).columns(lay.trunk[l].range().start, lay.trunk[l].range().len()).iter().copied().collect();
+                    let g_block: Vec<f64> = jac
+                        .row(t)
+                        .columns(lay.trunk[l].range().start, lay.trunk[l].range().len())
+                        .iter()
+                        .copied()
+                        .collect();
                     let w_block: Vec<f64> = want.layer_jacobian(lay, l).row(t).iter().copied().collect();
                     let e = frob_rel(&g_block, &w_block);
                     worst = worst.max(e);

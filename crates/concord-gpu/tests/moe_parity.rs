@@ -9,15 +9,14 @@ use common::gpu;
 
 use concord_core::model::moe::routing::{logsumexp_rows, Routing};
 use concord_core::model::moe::{
-    cv_squared, dense_softmax, expert_choice, load_balance, mmoe, noisy_topk, switch, task_routing, top2, z_loss, RouterKind,
-    TaskGate,
+    cv_squared, dense_softmax, expert_choice, load_balance, mmoe, noisy_topk, switch, task_routing, top2, z_loss,
+    RouterKind, TaskGate,
 };
 use concord_gpu::kernels::moe::{combine, dispatch, route, NONE};
 use concord_gpu::{GpuRouter, GpuRouting};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
 
 /// Values: |gpu − cpu| ≤ ABS + REL·|cpu| (measured worst case over all cases: 1.7e-7 on
 /// probabilities and combine weights).
@@ -64,7 +63,12 @@ fn assert_parity(what: &str, g: &GpuRouting, c: &Routing) {
             assert!(close(g.logits[i], c.logits[(r, x)]), "{what}: logit ({r},{x})");
             assert!(close(g.probs[i], c.probs[(r, x)]), "{what}: prob ({r},{x}) {} vs {}", g.probs[i], c.probs[(r, x)]);
             assert_eq!(g.dispatch[i] as f64, c.dispatch[(r, x)], "{what}: dispatch ({r},{x})");
-            assert!(close(g.combine[i], c.combine[(r, x)]), "{what}: combine ({r},{x}) {} vs {}", g.combine[i], c.combine[(r, x)]);
+            assert!(
+                close(g.combine[i], c.combine[(r, x)]),
+                "{what}: combine ({r},{x}) {} vs {}",
+                g.combine[i],
+                c.combine[(r, x)]
+            );
             assert_eq!(g.slot[i] != NONE, c.dispatch[(r, x)] > 0.0, "{what}: slot ({r},{x})");
         }
     }
@@ -218,7 +222,12 @@ fn dispatch_and_combine_match_the_cpu_mixture() {
             }
             for (i, wv) in want.iter().enumerate() {
                 // f32 products of weights ≤ 1 and |y| ≤ 1, summed over ≤ E terms: ≲ 1e-6.
-                assert!((hg[tok * h + i] as f64 - wv).abs() <= 1e-5, "{} h[{tok},{i}] {} vs {wv}", router.name(), hg[tok * h + i]);
+                assert!(
+                    (hg[tok * h + i] as f64 - wv).abs() <= 1e-5,
+                    "{} h[{tok},{i}] {} vs {wv}",
+                    router.name(),
+                    hg[tok * h + i]
+                );
             }
         }
     }

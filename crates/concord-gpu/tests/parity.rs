@@ -20,7 +20,6 @@ use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-
 const MS: [usize; 3] = [2, 3, 8];
 const NS: [usize; 3] = [2, 1000, 100_003];
 
@@ -53,7 +52,11 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let d = norm(a.iter().zip(b).map(|(x, y)| x - y));
     let r = norm(b.iter().copied());
-    if r == 0.0 { d } else { d / r }
+    if r == 0.0 {
+        d
+    } else {
+        d / r
+    }
 }
 
 fn f64s(v: &[f32]) -> Vec<f64> {
@@ -364,7 +367,14 @@ fn aggregate_small_n_resolves_near_stationary_cagrad() {
 // ---------------------------------------------------------------------------------------------
 // toy runs (GpuToy against the CPU Trainer on the same TrainConfig)
 
-fn toy_config(problem: ProblemKind, start: [f64; 2], method: &str, optimizer: TrainOptimizer, steps: usize, seed: u64) -> TrainConfig {
+fn toy_config(
+    problem: ProblemKind,
+    start: [f64; 2],
+    method: &str,
+    optimizer: TrainOptimizer,
+    steps: usize,
+    seed: u64,
+) -> TrainConfig {
     let mut c = Preset::CagradToy.config();
     c.data = DataSource::Toy { problem, start };
     c.method = MethodSpec::parse(method).unwrap();
@@ -506,7 +516,11 @@ fn toy_advance_in_pieces_equals_one_advance() {
                 b.steps(piece).unwrap();
             }
             assert_eq!(a.steps_submitted(), b.steps_submitted());
-            assert_eq!(gpu_state(&a), gpu_state(&b), "{method}: a run continued over several submissions must be bit-identical");
+            assert_eq!(
+                gpu_state(&a),
+                gpu_state(&b),
+                "{method}: a run continued over several submissions must be bit-identical"
+            );
         }
     }
 }

@@ -15,11 +15,12 @@ use nalgebra::DMatrix;
 const GRID: usize = 100;
 const TOL: f64 = 1e-5;
 
-
 /// Cell centres of a GRID × GRID grid over [−6, 6]², row by row from the top (as the page's).
 fn grid_points() -> Vec<[f64; 2]> {
     let (extent, h) = (6.0, 12.0 / GRID as f64);
-    (0..GRID * GRID).map(|i| [-extent + ((i % GRID) as f64 + 0.5) * h, extent - ((i / GRID) as f64 + 0.5) * h]).collect()
+    (0..GRID * GRID)
+        .map(|i| [-extent + ((i % GRID) as f64 + 0.5) * h, extent - ((i / GRID) as f64 + 0.5) * h])
+        .collect()
 }
 
 #[test]

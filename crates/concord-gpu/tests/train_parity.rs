@@ -17,8 +17,6 @@ use concord_core::train::{preset, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
 use concord_gpu::{GpuError, GpuTrainer};
 
-
-
 fn config(name: &str, steps: usize) -> TrainConfig {
     let mut c = preset(name).unwrap();
     c.steps = steps;
@@ -172,7 +170,11 @@ fn recording_cadence_and_gramian_readback() {
         assert!(rel(*a, *b) <= 1e-4, "gradient norms {a} vs {b}");
     }
     let cos_gpu = g_gpu[(0, 1)] / (norms_gpu[0] * norms_gpu[1]);
-    assert!((cos_gpu - rec.metrics.cosine[0][1].unwrap()).abs() <= 1e-4, "cosine {cos_gpu} vs {:?}", rec.metrics.cosine);
+    assert!(
+        (cos_gpu - rec.metrics.cosine[0][1].unwrap()).abs() <= 1e-4,
+        "cosine {cos_gpu} vs {:?}",
+        rec.metrics.cosine
+    );
 }
 
 #[test]

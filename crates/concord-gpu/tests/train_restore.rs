@@ -12,7 +12,6 @@ use concord_gpu::GpuTrainer;
 
 const TOL: f64 = 2e-5;
 
-
 fn config(aggregator: &str) -> TrainConfig {
     let mut c = preset("xor-conflict").unwrap();
     c.method = concord_core::MethodSpec::plain(aggregator);

@@ -27,7 +27,6 @@ fn from_registry(name: &str, params: &[(String, String)], m: usize, seed: u64) -
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-
 /// torchjd's matrix families (as concord-core's tests/aggregator_families.rs builds them).
 struct Sampler(ChaCha8Rng);
 
@@ -107,7 +106,13 @@ fn kv(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 }
 
 /// GPU weights for the Gramian of `j` (rounded to f32), CPU weights on `j` itself.
-fn pair(name: &str, params: &[(String, String)], j: &DMatrix<f64>, seed: u64, call: u32) -> (Vec<f64>, Vec<f64>, DMatrix<f64>) {
+fn pair(
+    name: &str,
+    params: &[(String, String)],
+    j: &DMatrix<f64>,
+    seed: u64,
+    call: u32,
+) -> (Vec<f64>, Vec<f64>, DMatrix<f64>) {
     let m = j.nrows();
     let g = j * j.transpose();
     let g32: Vec<f32> = (0..m * m).map(|k| g[(k / m, k % m)] as f32).collect();
@@ -132,7 +137,11 @@ fn update_err(g: &DMatrix<f64>, got: &[f64], want: &[f64]) -> f64 {
     let q = (d.transpose() * g * &d)[(0, 0)].max(0.0).sqrt();
     let wn = want.iter().map(|x| x * x).sum::<f64>().sqrt().max(1.0 / (got.len() as f64).sqrt());
     let scale = g.trace().max(0.0).sqrt() * wn;
-    if scale == 0.0 { q } else { q / scale }
+    if scale == 0.0 {
+        q
+    } else {
+        q / scale
+    }
 }
 
 /// Runs `name` with `params(m)` over every family and m; asserts the update error ≤ `tol` and
@@ -172,7 +181,11 @@ fn mean_sum_constant() {
     // Closed forms: exact up to f32 rounding of the parameter.
     check("mean", &none, 1e-7);
     check("sum", &none, 1e-7);
-    check("constant", &|m| kv(&[("weights", (0..m).map(|i| format!("{}", i as f64 * 0.25 - 1.0)).collect::<Vec<_>>().join(","))]), 1e-7);
+    check(
+        "constant",
+        &|m| kv(&[("weights", (0..m).map(|i| format!("{}", i as f64 * 0.25 - 1.0)).collect::<Vec<_>>().join(","))]),
+        1e-7,
+    );
 }
 
 #[test]
@@ -190,7 +203,12 @@ fn pcgrad_mgda_cagrad_up_to_32_tasks() {
     // more than lavapipe's 65 535 loop iterations at m ≥ 16; that is reported as an error
     // (mgda_cut_by_the_loop_limit_is_reported_not_returned shows the mechanism), never as weights.
     check_families("cagrad", &|_| kv(&[("c", "2".into())]), 3e-5, &|f: &str| {
-        not_strong(f) && f.split_whitespace().nth(1).and_then(|s| s.split('×').next()).and_then(|m| m.parse::<usize>().ok()).is_some_and(|m| m <= 8)
+        not_strong(f)
+            && f.split_whitespace()
+                .nth(1)
+                .and_then(|s| s.split('×').next())
+                .and_then(|m| m.parse::<usize>().ok())
+                .is_some_and(|m| m <= 8)
     });
 }
 
@@ -241,7 +259,11 @@ fn upgrad_and_dualproj() {
     // Measured worst (lavapipe): upgrad 9.3e-6, dualproj 2.3e-5 (the f32 rounding of one m × m
     // solve with Ĝ's ridge 1e-4, condition up to ~1e4).
     check("upgrad", &none, 1e-4);
-    check("upgrad", &|m| kv(&[("pref_vector", (0..m).map(|i| format!("{}", 1.0 + i as f64)).collect::<Vec<_>>().join(","))]), 1e-4);
+    check(
+        "upgrad",
+        &|m| kv(&[("pref_vector", (0..m).map(|i| format!("{}", 1.0 + i as f64)).collect::<Vec<_>>().join(","))]),
+        1e-4,
+    );
     check("dualproj", &none, 1e-4);
     check("dualproj", &|_| kv(&[("reg_eps", "1e-3".into()), ("norm_eps", "0".into())]), 1e-4);
 }
@@ -295,7 +317,8 @@ fn random_reproduces_the_cpu_stream() {
 fn aggregate_with_runs_gram_weighting_combine_for_n_not_a_multiple_of_256() {
     // The whole chain (factor mode for n ≤ 32, Gram pass beyond) for the new methods.
     let mut s = Sampler(ChaCha8Rng::seed_from_u64(5));
-    for (name, tol) in [("upgrad", 1e-4), ("dualproj", 1e-4), ("imtl-g", 1e-3), ("aligned-mtl", 1e-3), ("config", 1e-3)] {
+    for (name, tol) in [("upgrad", 1e-4), ("dualproj", 1e-4), ("imtl-g", 1e-3), ("aligned-mtl", 1e-3), ("config", 1e-3)]
+    {
         for (m, n) in [(3, 7), (5, 257), (8, 1000), (32, 333)] {
             let j = s.normal_family(m, n, m.min(n)).map(|x| x as f32 as f64);
             let j32: Vec<f32> = (0..m * n).map(|k| j[(k / n, k % n)] as f32).collect();

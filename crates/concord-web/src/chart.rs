@@ -264,7 +264,11 @@ pub fn downsample(pts: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     pts.chunks(k)
         .map(|c| {
             let finite: Vec<&(f64, f64)> = c.iter().filter(|p| p.1.is_finite()).collect();
-            let y = if finite.is_empty() { f64::NAN } else { finite.iter().map(|p| p.1).sum::<f64>() / finite.len() as f64 };
+            let y = if finite.is_empty() {
+                f64::NAN
+            } else {
+                finite.iter().map(|p| p.1).sum::<f64>() / finite.len() as f64
+            };
             (c[c.len() / 2].0, y)
         })
         .collect()

@@ -43,7 +43,11 @@ pub fn read_file(ev: &leptos::ev::Event, done: impl FnOnce(String, String) + 'st
     let name = file.name();
     input.set_value("");
     wasm_bindgen_futures::spawn_local(async move {
-        let text = wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|v| v.as_string()).unwrap_or_default();
+        let text = wasm_bindgen_futures::JsFuture::from(file.text())
+            .await
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
         done(name, text);
     });
 }
@@ -56,7 +60,13 @@ pub fn download_png(canvas: &HtmlCanvasElement, name: &str) {
 }
 
 /// One panel: a heading, a PNG button and the canvas.
-pub(crate) fn figure(key: &'static str, title: &'static str, node: NodeRef<Canvas>, extra_hidden: Signal<bool>, hint: &'static str) -> impl IntoView {
+pub(crate) fn figure(
+    key: &'static str,
+    title: &'static str,
+    node: NodeRef<Canvas>,
+    extra_hidden: Signal<bool>,
+    hint: &'static str,
+) -> impl IntoView {
     let cfg = use_cfg();
     let hidden = move || cfg.with(|s| s.is_hidden(key)) || extra_hidden.get();
     view! {
@@ -81,4 +91,3 @@ pub(crate) fn figure(key: &'static str, title: &'static str, node: NodeRef<Canva
         </section>
     }
 }
-

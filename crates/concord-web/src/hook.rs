@@ -49,7 +49,8 @@ impl Hook {
 
     /// Put the session's methods on the object.
     pub fn fill(&self, session: Session) {
-        let state = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.state_js()).unwrap_or(JsValue::NULL));
+        let state =
+            Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.state_js()).unwrap_or(JsValue::NULL));
         self.set("state", state.as_ref());
         state.forget();
 
@@ -73,7 +74,9 @@ impl Hook {
         self.set("reset", reset.as_ref());
         reset.forget();
 
-        let export = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| JsValue::from_str(&s.export_json())).unwrap_or(JsValue::NULL));
+        let export = Closure::<dyn Fn() -> JsValue>::new(move || {
+            session.with(|s| JsValue::from_str(&s.export_json())).unwrap_or(JsValue::NULL)
+        });
         self.set("exportRun", export.as_ref());
         export.forget();
 
@@ -88,11 +91,14 @@ impl Hook {
         self.set("importRun", import.as_ref());
         import.forget();
 
-        let grid = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.grid_check_js()).unwrap_or(JsValue::NULL));
+        let grid =
+            Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.grid_check_js()).unwrap_or(JsValue::NULL));
         self.set("gridCheck", grid.as_ref());
         grid.forget();
 
-        let fail = Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.simulate_gpu_failure()).unwrap_or(false).into());
+        let fail = Closure::<dyn Fn() -> JsValue>::new(move || {
+            session.with(|s| s.simulate_gpu_failure()).unwrap_or(false).into()
+        });
         self.set("_simulateGpuFailure", fail.as_ref());
         fail.forget();
     }

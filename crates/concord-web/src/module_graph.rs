@@ -31,7 +31,11 @@ fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             let set: &mut BTreeSet<String> = graph.entry(from.clone()).or_default();
             for (i, _) in text.match_indices("crate::") {
                 let rest = &text[i + "crate::".len()..];
-                let segs: Vec<&str> = rest.split("::").take(2).map(|s| s.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("")).collect();
+                let segs: Vec<&str> = rest
+                    .split("::")
+                    .take(2)
+                    .map(|s| s.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""))
+                    .collect();
                 let first = segs.first().copied().unwrap_or("");
                 let is_module = src.join(format!("{first}.rs")).exists() || src.join(first).is_dir();
                 let to = match (first, segs.get(1)) {
@@ -51,7 +55,12 @@ fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
 
 /// A circle in the graph, if there is one.
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
-    fn visit(n: &str, g: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>, done: &mut BTreeSet<String>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
         if let Some(i) = path.iter().position(|p| p == n) {
             let mut cycle = path[i..].to_vec();
             cycle.push(n.to_string());

@@ -145,4 +145,3 @@ fn RunError() -> impl IntoView {
         </Show>
     }
 }
-

@@ -43,11 +43,7 @@ pub fn nice_levels(min: f64, max: f64, target: usize) -> Vec<f64> {
     }
     let raw = (max - min) / target as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
     let first = (min / step).floor() as i64;
     let last = (max / step).ceil() as i64;
     (first..=last).map(|k| k as f64 * step).collect()
@@ -62,21 +58,9 @@ pub fn band_of(levels: &[f64], v: f64) -> usize {
 
 /// The playground's scale (orange ↔ grey ↔ blue, alpha 160 over white), low loss = blue.
 pub fn band_colour(band: usize, bands: usize) -> [u8; 3] {
-    const STOPS: [[f64; 3]; 3] = [
-        [8.0, 119.0, 189.0],
-        [232.0, 234.0, 235.0],
-        [245.0, 147.0, 34.0],
-    ];
-    let t = if bands <= 1 {
-        0.5
-    } else {
-        band as f64 / (bands - 1) as f64
-    };
-    let (a, b, u) = if t < 0.5 {
-        (STOPS[0], STOPS[1], t * 2.0)
-    } else {
-        (STOPS[1], STOPS[2], (t - 0.5) * 2.0)
-    };
+    const STOPS: [[f64; 3]; 3] = [[8.0, 119.0, 189.0], [232.0, 234.0, 235.0], [245.0, 147.0, 34.0]];
+    let t = if bands <= 1 { 0.5 } else { band as f64 / (bands - 1) as f64 };
+    let (a, b, u) = if t < 0.5 { (STOPS[0], STOPS[1], t * 2.0) } else { (STOPS[1], STOPS[2], (t - 0.5) * 2.0) };
     let alpha = 160.0 / 255.0;
     let mut out = [0u8; 3];
     for k in 0..3 {
@@ -118,14 +102,9 @@ pub fn isoline(values: &[f64], n: usize, level: f64) -> Vec<[[f64; 2]; 2]> {
             let edge = |k: usize| {
                 let (a, b) = (k, (k + 1) % 4);
                 let t = ((level - v[a]) / (v[b] - v[a])).clamp(0.0, 1.0);
-                [
-                    p[a][0] + t * (p[b][0] - p[a][0]),
-                    p[a][1] + t * (p[b][1] - p[a][1]),
-                ]
+                [p[a][0] + t * (p[b][0] - p[a][0]), p[a][1] + t * (p[b][1] - p[a][1])]
             };
-            let crossing: Vec<usize> = (0..4)
-                .filter(|&k| ((case >> k) & 1) != ((case >> ((k + 1) % 4)) & 1))
-                .collect();
+            let crossing: Vec<usize> = (0..4).filter(|&k| ((case >> k) & 1) != ((case >> ((k + 1) % 4)) & 1)).collect();
             match crossing.len() {
                 2 => segs.push([edge(crossing[0]), edge(crossing[1])]),
                 4 => {
@@ -168,7 +147,6 @@ pub fn average_optimum(problem: ProblemKind) -> [f64; 2] {
     [a, 0.5 * (lo + hi)]
 }
 
-
 /// Start markers, by the start's index in the problem's published starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Marker {
@@ -181,13 +159,7 @@ pub enum Marker {
 
 impl Marker {
     pub fn for_start(i: usize) -> Marker {
-        [
-            Marker::Circle,
-            Marker::Square,
-            Marker::Triangle,
-            Marker::Diamond,
-            Marker::TriangleDown,
-        ][i % 5]
+        [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::TriangleDown][i % 5]
     }
 
     /// The outline as points around (0, 0) with radius `r` (y down), or `None` for the circle.
@@ -196,16 +168,8 @@ impl Marker {
         match self {
             Marker::Circle => None,
             Marker::Square => Some(vec![[-k, -k], [k, -k], [k, k], [-k, k]]),
-            Marker::Triangle => Some(vec![
-                [0.0, -r * 1.15],
-                [r * 1.05, r * 0.75],
-                [-r * 1.05, r * 0.75],
-            ]),
-            Marker::TriangleDown => Some(vec![
-                [0.0, r * 1.15],
-                [r * 1.05, -r * 0.75],
-                [-r * 1.05, -r * 0.75],
-            ]),
+            Marker::Triangle => Some(vec![[0.0, -r * 1.15], [r * 1.05, r * 0.75], [-r * 1.05, r * 0.75]]),
+            Marker::TriangleDown => Some(vec![[0.0, r * 1.15], [r * 1.05, -r * 0.75], [-r * 1.05, -r * 0.75]]),
             Marker::Diamond => Some(vec![[0.0, -r * 1.25], [r, 0.0], [0.0, r * 1.25], [-r, 0.0]]),
         }
     }
@@ -213,22 +177,11 @@ impl Marker {
     /// An SVG path `d` centred at (cx, cy).
     pub fn svg_path(self, cx: f64, cy: f64, r: f64) -> String {
         match self.polygon(r) {
-            None => format!(
-                "M{} {}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0Z",
-                cx - r,
-                cy,
-                2.0 * r,
-                -2.0 * r
-            ),
+            None => format!("M{} {}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0Z", cx - r, cy, 2.0 * r, -2.0 * r),
             Some(pts) => {
                 let mut d = String::new();
                 for (i, p) in pts.iter().enumerate() {
-                    d.push_str(&format!(
-                        "{}{:.2} {:.2}",
-                        if i == 0 { "M" } else { "L" },
-                        cx + p[0],
-                        cy + p[1]
-                    ));
+                    d.push_str(&format!("{}{:.2} {:.2}", if i == 0 { "M" } else { "L" }, cx + p[0], cy + p[1]));
                 }
                 d.push('Z');
                 d
@@ -271,11 +224,7 @@ pub fn star_points(cx: f64, cy: f64, r: f64) -> Vec<[f64; 2]> {
 /// Numbers for axes and legends: `−8.36` with a real minus sign.
 pub fn fmt_tick(x: f64, decimals: usize) -> String {
     let s = format!("{:.*}", decimals, x);
-    let s = if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() {
-        s[1..].to_string()
-    } else {
-        s
-    };
+    let s = if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() { s[1..].to_string() } else { s };
     s.replace('-', "−")
 }
 
@@ -305,14 +254,10 @@ mod tests {
     #[test]
     fn isoline_of_a_plane_is_straight() {
         let n = 4;
-        let v: Vec<f64> = (0..=n)
-            .flat_map(|j| (0..=n).map(move |i| i as f64 + 0.0 * j as f64))
-            .collect();
+        let v: Vec<f64> = (0..=n).flat_map(|j| (0..=n).map(move |i| i as f64 + 0.0 * j as f64)).collect();
         let segs = isoline(&v, n, 1.5);
         assert_eq!(segs.len(), n);
-        assert!(segs
-            .iter()
-            .all(|s| (s[0][0] - 1.5).abs() < 1e-12 && (s[1][0] - 1.5).abs() < 1e-12));
+        assert!(segs.iter().all(|s| (s[0][0] - 1.5).abs() < 1e-12 && (s[1][0] - 1.5).abs() < 1e-12));
     }
 
     #[test]

@@ -82,7 +82,9 @@ impl Preset {
 
     pub fn family(self) -> Family {
         match self {
-            Preset::XorConflict | Preset::CircleVsGauss | Preset::TaskExperts | Preset::TaskExpertsDense => Family::TaskSet,
+            Preset::XorConflict | Preset::CircleVsGauss | Preset::TaskExperts | Preset::TaskExpertsDense => {
+                Family::TaskSet
+            }
             Preset::GradnormScales => Family::GradNorm,
             Preset::SinusoidPhases => Family::Sinusoid,
             Preset::ParetoSynthetic => Family::Pareto,
@@ -241,5 +243,4 @@ impl Preset {
             ),
         }
     }
-
 }

@@ -23,7 +23,9 @@ use crate::preset::Family;
 use crate::state::State;
 use crate::train_config::{base_config, toy_configs, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
-use concord_core::train::{now, Backend, BackendError, BackendKind, DataSource, RunRecord, Snapshot, StepRecord, TrainConfig};
+use concord_core::train::{
+    now, Backend, BackendError, BackendKind, DataSource, RunRecord, Snapshot, StepRecord, TrainConfig,
+};
 use concord_core::{MethodSpec, Trainer};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -255,7 +257,11 @@ impl Run {
         for mut rec in snap.new_records {
             rec.step += self.offset;
             if rec.step > 0 && rec.step.is_multiple_of(EVAL_EVERY) && last_curve.is_none_or(|l| rec.step > l) {
-                self.curve.push(CurvePoint { step: rec.step, train: rec.losses.clone(), test: rec.test_losses.clone() });
+                self.curve.push(CurvePoint {
+                    step: rec.step,
+                    train: rec.losses.clone(),
+                    test: rec.test_losses.clone(),
+                });
             }
             self.history.push(rec);
         }
@@ -263,7 +269,10 @@ impl Run {
         self.params = snap.params;
         self.train = snap.train_losses;
         self.test = snap.test_losses;
-        if self.steps.is_multiple_of(EVAL_EVERY) && self.curve.last().is_none_or(|c| self.steps > c.step) && !self.train.is_empty() {
+        if self.steps.is_multiple_of(EVAL_EVERY)
+            && self.curve.last().is_none_or(|c| self.steps > c.step)
+            && !self.train.is_empty()
+        {
             self.curve.push(CurvePoint { step: self.steps, train: self.train.clone(), test: self.test.clone() });
         }
         if let Some(e) = snap.error {
@@ -798,7 +807,9 @@ impl SessionInner {
             }
             let Some(mut engine) = run.engine.take() else { continue };
             let submitted = match engine.submit(done as usize) {
-                Ok(_) if fail => Err(BackendError::Device("simulated device loss (window.concord._simulateGpuFailure)".into())),
+                Ok(_) if fail => {
+                    Err(BackendError::Device("simulated device loss (window.concord._simulateGpuFailure)".into()))
+                }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -1041,7 +1052,9 @@ impl SessionInner {
             return Err(format!("the file has {} runs for {} methods", saved.runs.len(), state.arena.len()));
         }
         self.csv = saved.csv.map(|c| (c.name, c.data));
-        self.ui.csv.set(self.csv.as_ref().map(|(name, d)| format!("{name}: {} points, {} tasks", d.len(), d.num_tasks())));
+        self.ui
+            .csv
+            .set(self.csv.as_ref().map(|(name, d)| format!("{name}: {} points, {} tasks", d.len(), d.num_tasks())));
         self.playing = false;
         let state = State { play: false, ..state };
         self.applied = Some(state.clone());
@@ -1087,7 +1100,8 @@ impl SessionInner {
                 let gpu = self.grid_points.as_ref().and_then(|(e, pts)| Some((r.grid_outputs(*e)?, pts)));
                 let gap = gpu.and_then(|(outs, pts)| {
                     let cpu = r.mlp()?.predict_points(r.params()?, pts).ok()?;
-                    let gaps = outs.iter().zip(&cpu).flat_map(|(g, c)| g.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()));
+                    let gaps =
+                        outs.iter().zip(&cpu).flat_map(|(g, c)| g.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()));
                     Some(gaps.fold(0.0f64, f64::max))
                 });
                 serde_json::json!({
@@ -1134,7 +1148,11 @@ impl SessionInner {
                     "moe": last.and_then(|h| h.moe.as_ref()),
                 });
                 if let Some((start, _)) = r.start {
-                    v["c"] = serde_json::json!(r.spec.aggregator.float("c").filter(|_| r.spec.aggregator.name() == "cagrad"));
+                    v["c"] = serde_json::json!(r
+                        .spec
+                        .aggregator
+                        .float("c")
+                        .filter(|_| r.spec.aggregator.name() == "cagrad"));
                     v["start"] = serde_json::json!(start);
                     v["position"] = serde_json::json!(r.position());
                 }
@@ -1212,7 +1230,10 @@ impl SessionInner {
 /// at the read-back parameters (queued right after, in the same future: nothing blocks). A
 /// grid the engine cannot predict (no model on 2-D inputs) leaves the heatmaps to the CPU; a
 /// device failure while predicting is the read-back's failure.
-async fn read_back_with_grid(engine: &mut dyn Backend, grid: GridPoints) -> Result<(Snapshot, GridOutputs), BackendError> {
+async fn read_back_with_grid(
+    engine: &mut dyn Backend,
+    grid: GridPoints,
+) -> Result<(Snapshot, GridOutputs), BackendError> {
     let snap = engine.read_back().await?;
     let Some((extent, points)) = grid else { return Ok((snap, None)) };
     let outputs = match engine.predict(&points) {
@@ -1267,10 +1288,14 @@ fn set_body_backend(kind: Option<&'static str>) {
 
 pub fn task_names(base: &TrainConfig, m: usize) -> Vec<String> {
     match &base.data {
-        DataSource::TaskSet { config } => config.tasks.iter().enumerate().map(|(t, d)| format!("{} {}", t + 1, d.name())).collect(),
+        DataSource::TaskSet { config } => {
+            config.tasks.iter().enumerate().map(|(t, d)| format!("{} {}", t + 1, d.name())).collect()
+        }
         DataSource::Points { data } => data.task_names.clone(),
         DataSource::GradNorm { config, .. } => config.sigmas.iter().map(|s| format!("σ = {s}")).collect(),
-        DataSource::Sinusoid { config, .. } => config.tasks.iter().enumerate().map(|(t, _)| format!("sin φ{}", t + 1)).collect(),
+        DataSource::Sinusoid { config, .. } => {
+            config.tasks.iter().enumerate().map(|(t, _)| format!("sin φ{}", t + 1)).collect()
+        }
         DataSource::ParetoSynthetic { .. } => (1..=m).map(|t| format!("f{t}")).collect(),
         DataSource::Toy { .. } => vec!["L1".into(), "L2".into()],
     }

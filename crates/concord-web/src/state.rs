@@ -333,11 +333,7 @@ impl State {
         notices.append(&mut legacy_notices);
 
         // The preset first: it supplies the other keys' defaults.
-        let preset = values[0]
-            .as_deref()
-            .map(str::trim)
-            .and_then(Preset::from_name)
-            .unwrap_or(Preset::XorConflict);
+        let preset = values[0].as_deref().map(str::trim).and_then(Preset::from_name).unwrap_or(Preset::XorConflict);
         let mut parsed: Vec<Value> = Vec::with_capacity(PROPS.len());
         for (prop, raw) in PROPS.iter().zip(values) {
             let default_text = preset.default_for(prop.key).unwrap_or_else(|| prop.default.to_string());
@@ -369,7 +365,11 @@ impl State {
                 "losses: {} given for {} tasks; {}",
                 losses.len(),
                 tasks.len(),
-                if losses.len() > tasks.len() { "extra ones dropped" } else { "the missing ones take the task’s natural loss" }
+                if losses.len() > tasks.len() {
+                    "extra ones dropped"
+                } else {
+                    "the missing ones take the task’s natural loss"
+                }
             ));
             losses.truncate(tasks.len());
             for d in &tasks[losses.len()..] {
@@ -383,7 +383,12 @@ impl State {
             notices.push(format!("k={k}: at most the number of experts ({experts}); using {experts}"));
             k = experts;
         }
-        let moe = (get("model").name() == "moe").then(|| MoeChoice { router: get("router").name(), experts, k, cf: get("cf").num() });
+        let moe = (get("model").name() == "moe").then(|| MoeChoice {
+            router: get("router").name(),
+            experts,
+            k,
+            cf: get("cf").num(),
+        });
         let state = State {
             preset,
             tasks,
@@ -530,7 +535,11 @@ pub fn translate_legacy(methods: Option<&str>, c: Option<&str>, arena_given: boo
     let wanted: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let unknown: Vec<&str> = wanted.iter().copied().filter(|w| !LEGACY_METHODS.contains(w)).collect();
     if !unknown.is_empty() {
-        notices.push(format!("methods={raw}: dropped unknown name(s) {} (known: {})", unknown.join(", "), LEGACY_METHODS.join(", ")));
+        notices.push(format!(
+            "methods={raw}: dropped unknown name(s) {} (known: {})",
+            unknown.join(", "),
+            LEGACY_METHODS.join(", ")
+        ));
     }
     // Kept in the old list's order, as the old page ran them.
     let specs: Vec<String> = LEGACY_METHODS
@@ -615,12 +624,7 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
             .iter()
             .find(|n| **n == raw)
             .map(|n| Value::Name(n))
-            .ok_or_else(|| {
-                Fix::Dropped(format!(
-                    "unknown name (expected one of: {})",
-                    names.join(", ")
-                ))
-            }),
+            .ok_or_else(|| Fix::Dropped(format!("unknown name (expected one of: {})", names.join(", ")))),
         Ty::Seq { names, min, max } => {
             let wanted: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
             let unknown: Vec<&str> = wanted.iter().copied().filter(|w| !names.contains(w)).collect();
@@ -668,7 +672,10 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
             if why.is_empty() {
                 Ok(Value::Shape(widths))
             } else {
-                Err(Fix::Clamped(Value::Shape(widths), format!("widths are integers 1–{max_value}: {}", why.join(", "))))
+                Err(Fix::Clamped(
+                    Value::Shape(widths),
+                    format!("widths are integers 1–{max_value}: {}", why.join(", ")),
+                ))
             }
         }
         Ty::Specs { max } => {
@@ -699,12 +706,7 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
                     let y = x.clamp(min, max);
                     Err(Fix::Clamped(
                         Value::Num(y),
-                        format!(
-                            "out of range [{}, {}]; clamped to {}",
-                            fmt_num(min),
-                            fmt_num(max),
-                            fmt_num(y)
-                        ),
+                        format!("out of range [{}, {}]; clamped to {}", fmt_num(min), fmt_num(max), fmt_num(y)),
                     ))
                 } else {
                     Ok(Value::Num(x))
@@ -717,10 +719,7 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
                 let r = x.round();
                 let y = (r.clamp(min as f64, max as f64)) as i64;
                 if r != x || r < min as f64 || r > max as f64 {
-                    Err(Fix::Clamped(
-                        Value::Num(y as f64),
-                        format!("expected an integer in [{min}, {max}]; using {y}"),
-                    ))
+                    Err(Fix::Clamped(Value::Num(y as f64), format!("expected an integer in [{min}, {max}]; using {y}")))
                 } else {
                     Ok(Value::Num(y as f64))
                 }
@@ -747,9 +746,7 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = hex {
                 out.push(b);
                 i += 3;
@@ -860,7 +857,8 @@ mod tests {
 
     #[test]
     fn landscape_keys_round_trip_and_bad_values_fall_back() {
-        let (s, n) = State::from_hash("#preset=xor-conflict&landDirections=pca&landGrid=31&landTask=2&landscape_hide=true");
+        let (s, n) =
+            State::from_hash("#preset=xor-conflict&landDirections=pca&landGrid=31&landTask=2&landscape_hide=true");
         assert!(n.is_empty(), "{n:?}");
         assert_eq!((s.land_directions, s.land_grid, s.land_task), ("pca", 31, 2));
         assert!(s.is_hidden("landscape"));

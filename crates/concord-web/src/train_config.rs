@@ -4,9 +4,11 @@
 
 use crate::preset::Family;
 use crate::state::State;
-use concord_core::data::{Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig};
-use concord_core::model::{HeadConfig, LossKind, MlpConfig};
+use concord_core::data::{
+    Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig,
+};
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
+use concord_core::model::{HeadConfig, LossKind, MlpConfig};
 use concord_core::train::{DataSource, MoeSpec, TrainConfig};
 use concord_core::MethodSpec;
 use rand::SeedableRng;
@@ -49,7 +51,8 @@ pub const EXPERT_HIDDEN: usize = 8;
 /// them (concord-core rejects them elsewhere); task routers use a gate per task.
 fn moe_spec(state: &State) -> Result<Option<MoeSpec>, String> {
     let Some(c) = state.moe else { return Ok(None) };
-    let router = RouterKind::from_name(c.router, c.uses_k().then_some(c.k), c.uses_cf().then_some(c.cf), TaskGate::PerTask)?;
+    let router =
+        RouterKind::from_name(c.router, c.uses_k().then_some(c.k), c.uses_cf().then_some(c.cf), TaskGate::PerTask)?;
     Ok(Some(MoeSpec { router, experts: c.experts, expert_hidden: EXPERT_HIDDEN, aux: AuxWeights::default() }))
 }
 
@@ -63,14 +66,19 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
             let mut rng = DataRng::seed_from_u64(state.seed);
             data.shuffle_and_split(&mut rng, train_ratio);
             if data.n_train == 0 {
-                return Err(format!("a {} % train split of {} points leaves no training point", state.train_pct, data.len()));
+                return Err(format!(
+                    "a {} % train split of {} points leaves no training point",
+                    state.train_pct,
+                    data.len()
+                ));
             }
             let heads = csv_heads(state, &data);
             (DataSource::Points { data }, Some(model(state, 2, heads)), Some(state.batch))
         }
         (None, Family::TaskSet) => {
             let m = state.tasks.len();
-            let conflict = (state.conflict < 1.0).then_some(Conflict { task: state.conflict_task.clamp(1, m) - 1, kappa: state.conflict });
+            let conflict = (state.conflict < 1.0)
+                .then_some(Conflict { task: state.conflict_task.clamp(1, m) - 1, kappa: state.conflict });
             let inputs = match state.inputs {
                 "union" => InputSource::Union,
                 "uniform" => InputSource::Uniform,
@@ -89,7 +97,14 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
             (DataSource::TaskSet { config }, Some(model(state, 2, heads)), Some(state.batch))
         }
         (None, Family::GradNorm) => {
-            let gc = GradNormConfig { input_dim: 50, output_dim: 10, sigmas: vec![1.0, 100.0], b_std: 10.0, eps_std: 3.5, seed: state.seed };
+            let gc = GradNormConfig {
+                input_dim: 50,
+                output_dim: 10,
+                sigmas: vec![1.0, 100.0],
+                b_std: 10.0,
+                eps_std: 3.5,
+                seed: state.seed,
+            };
             let heads = vec![HeadConfig { out_dim: 10, loss: LossKind::Mse }; 2];
             // GradNorm's sets are drawn apart: `points` train, a fixed 200 test.
             let data = DataSource::GradNorm { config: gc, n_train: state.points, n_test: 200 };
@@ -186,11 +201,8 @@ mod tests {
     fn arena_runs_share_the_initial_weights() {
         let state = State::default();
         let base = base_config(&state, None).unwrap();
-        let params: Vec<Vec<f64>> = state
-            .arena
-            .iter()
-            .map(|s| Trainer::new(with_method(&base, s)).unwrap().params().to_vec())
-            .collect();
+        let params: Vec<Vec<f64>> =
+            state.arena.iter().map(|s| Trainer::new(with_method(&base, s)).unwrap().params().to_vec()).collect();
         assert!(params.windows(2).all(|w| w[0] == w[1]));
         let mut other = state.clone();
         other.seed = 7;

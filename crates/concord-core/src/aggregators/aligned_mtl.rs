@@ -22,7 +22,12 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     description: "Aligns the principal components of the gradients (equal singular values) and combines with p.",
     params: &[
         PREF_MEAN,
-        param("scale_mode", ParamDefault::Value("min"), Range::OneOf(&["min", "median", "rmse"]), "which kept eigenvalue of G sets the scale"),
+        param(
+            "scale_mode",
+            ParamDefault::Value("min"),
+            Range::OneOf(&["min", "median", "rmse"]),
+            "which kept eigenvalue of G sets the scale",
+        ),
     ],
     properties: props(No, No, Yes, None),
     gramian_weighted: true,
@@ -49,9 +54,7 @@ impl ScaleMode {
             "min" => Ok(ScaleMode::Min),
             "median" => Ok(ScaleMode::Median),
             "rmse" => Ok(ScaleMode::Rmse),
-            _ => Err(format!(
-                "invalid scale_mode '{name}' (expected 'min', 'median' or 'rmse')"
-            )),
+            _ => Err(format!("invalid scale_mode '{name}' (expected 'min', 'median' or 'rmse')")),
         }
     }
 }
@@ -127,16 +130,8 @@ mod tests {
     #[test]
     fn aligned_mtl_matches_torchjd_on_j_base() {
         let a = AlignedMtl::default().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![0.5591, 0.4083]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.2133, 0.9673, 0.9673]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![0.5591, 0.4083]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.2133, 0.9673, 0.9673]), epsilon = 1e-4);
     }
 
     #[test]

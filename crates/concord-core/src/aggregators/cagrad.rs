@@ -9,7 +9,7 @@
 //! So d = Jᵀw = g₀ + (c‖g₀‖/‖g_w‖)·g_w in the original scale, with **no** 1/(1+c) rescale
 //! (CAGrad's `toy.py` divides by 1+c). Not non-conflicting in general (it is for c ≥ 1);
 //! not linear under scaling; weighted.
-use super::numerics::{trace_normalized, solve_conic, Triplets};
+use super::numerics::{solve_conic, trace_normalized, Triplets};
 use super::registry::Property::{No, Yes};
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
@@ -21,10 +21,21 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 pub const INFO: AggregatorInfo = AggregatorInfo {
     name: "cagrad",
     label: "CAGrad",
-    description: "Conflict-averse: the best worst-case improvement within a ball of radius c‖g₀‖ around the mean g₀ (SOCP).",
+    description:
+        "Conflict-averse: the best worst-case improvement within a ball of radius c‖g₀‖ around the mean g₀ (SOCP).",
     params: &[
-        param("c", ParamDefault::Value("0.5"), Range::NonNegative, "radius of the ball around the mean (torchjd: required)"),
-        param("norm_eps", ParamDefault::Value("1e-4"), Range::NonNegative, "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0"),
+        param(
+            "c",
+            ParamDefault::Value("0.5"),
+            Range::NonNegative,
+            "radius of the ball around the mean (torchjd: required)",
+        ),
+        param(
+            "norm_eps",
+            ParamDefault::Value("1e-4"),
+            Range::NonNegative,
+            "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0",
+        ),
     ],
     properties: props(No, No, Yes, Some("non-conflicting for c ≥ 1; torchjd scale: no 1/(1+c) rescale")),
     gramian_weighted: true,
@@ -135,11 +146,8 @@ fn solve_socp(r: &DMatrix<f64>, b: &DVector<f64>, phi: f64, tol: f64) -> Option<
     q.push(phi);
     let mut rhs = vec![0.0; rows];
     rhs[0] = 1.0;
-    let cones = [
-        SupportedConeT::ZeroConeT(1),
-        SupportedConeT::NonnegativeConeT(m),
-        SupportedConeT::SecondOrderConeT(m + 1),
-    ];
+    let cones =
+        [SupportedConeT::ZeroConeT(1), SupportedConeT::NonnegativeConeT(m), SupportedConeT::SecondOrderConeT(m + 1)];
     solve_conic(&p, &q, &a, &rhs, &cones, Some(tol), m)
 }
 
@@ -232,16 +240,8 @@ mod tests {
     #[test]
     fn cagrad_matches_torchjd_on_j_base() {
         let a = CaGrad::new(0.5).aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![0.7041, 0.5000]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.1835, 1.2041, 1.2041]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![0.7041, 0.5000]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.1835, 1.2041, 1.2041]), epsilon = 1e-4);
     }
 
     #[test]
@@ -288,8 +288,7 @@ mod tests {
         };
         let x = golden_section(f, 0.0, 1.0, 1e-12);
         let gw = &g1 * x + &g2 * (1.0 - x);
-        let gw_norm =
-            (x * x * g11 + (1.0 - x).powi(2) * g22 + 2.0 * x * (1.0 - x) * g12 + 1e-4).sqrt();
+        let gw_norm = (x * x * g11 + (1.0 - x).powi(2) * g22 + 2.0 * x * (1.0 - x) * g12 + 1e-4).sqrt();
         let lambda = phi / (gw_norm + 1e-4);
         (g0 + gw * lambda) / (1.0 + c)
     }

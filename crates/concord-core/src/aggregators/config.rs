@@ -117,9 +117,7 @@ mod tests {
             let n = u.row(i).norm();
             u.row_mut(i).scale_mut(1.0 / n);
         }
-        let b = u.transpose()
-            * (&u * u.transpose()).try_inverse().unwrap()
-            * DVector::from_element(m, 1.0);
+        let b = u.transpose() * (&u * u.transpose()).try_inverse().unwrap() * DVector::from_element(m, 1.0);
         let unit = &b / b.norm();
         let length = (j * &unit).sum();
         unit * length
@@ -128,11 +126,7 @@ mod tests {
     #[test]
     fn config_matches_torchjd_on_j_base() {
         let a = Config::default().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.1588, 2.0706, 2.0706]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.1588, 2.0706, 2.0706]), epsilon = 1e-4);
     }
 
     #[test]
@@ -150,9 +144,7 @@ mod tests {
         let mut rng = Normal::new(72);
         let j = rng.matrix(4, 7);
         let d = Config::default().aggregate(&j).update;
-        let cos: Vec<f64> = (0..4)
-            .map(|i| j.row(i).transpose().dot(&d) / j.row(i).norm() / d.norm())
-            .collect();
+        let cos: Vec<f64> = (0..4).map(|i| j.row(i).transpose().dot(&d) / j.row(i).norm() / d.norm()).collect();
         for c in &cos {
             assert!((c - cos[0]).abs() < 1e-9, "{cos:?}");
         }
@@ -167,11 +159,7 @@ mod tests {
         let d = Config::default().aggregate(&j).update;
         // torchjd: the zero unit row still counts in length = Σ g_i·u (it adds 0), and b = U⁺1
         // includes its 1 (which U⁺ maps through a zero column): same as J_base.
-        assert_abs_diff_eq!(
-            d,
-            DVector::from_vec(vec![0.1588, 2.0706, 2.0706]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(d, DVector::from_vec(vec![0.1588, 2.0706, 2.0706]), epsilon = 1e-4);
         let _ = gram(&j);
     }
 }

@@ -31,9 +31,7 @@ impl Constant {
         if !weights.iter().all(|w| w.is_finite()) {
             return Err(format!("Constant weights must be finite, got {weights:?}"));
         }
-        Ok(Constant {
-            weights: DVector::from_vec(weights),
-        })
+        Ok(Constant { weights: DVector::from_vec(weights) })
     }
 
     pub fn weights(&self) -> &DVector<f64> {
@@ -68,16 +66,8 @@ mod tests {
     #[test]
     fn constant_matches_torchjd_on_j_base() {
         let a = Constant::new(vec![1.0, 2.0]).unwrap().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![1.0, 2.0]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![8.0, 3.0, 3.0]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![1.0, 2.0]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![8.0, 3.0, 3.0]), epsilon = 1e-4);
     }
 
     #[test]
@@ -85,9 +75,6 @@ mod tests {
         assert!(Constant::new(vec![]).is_err());
         assert!(Constant::new(vec![1.0, f64::NAN]).is_err());
         let mut c = Constant::new(vec![1.0, 2.0]).unwrap();
-        assert_eq!(
-            Weighting::weights(&mut c, &DMatrix::identity(3, 3)),
-            DVector::zeros(3)
-        );
+        assert_eq!(Weighting::weights(&mut c, &DMatrix::identity(3, 3)), DVector::zeros(3));
     }
 }

@@ -6,7 +6,7 @@
 //! Ĝ = normalize(G, norm_eps) + reg_eps·I; here clarabel solves it in f64, an active-set
 //! refinement then makes the answer exact up to rounding (quadprog is an exact active-set
 //! method too), and coordinate descent is the fallback when clarabel reports no solution.
-use super::numerics::{trace_normalized, solve_conic, Triplets};
+use super::numerics::{solve_conic, trace_normalized, Triplets};
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::SupportedConeT;
 use nalgebra::{DMatrix, DVector};
@@ -16,11 +16,7 @@ use nalgebra::{DMatrix, DVector};
 ///
 /// With norm_eps = 0 (the exact mode) torchjd would divide 0 by 0 on G = 0; here a zero trace
 /// gives the zero matrix, whose projection is u itself.
-pub(crate) fn regularized_gram(
-    gram: &DMatrix<f64>,
-    norm_eps: f64,
-    reg_eps: f64,
-) -> Option<DMatrix<f64>> {
+pub(crate) fn regularized_gram(gram: &DMatrix<f64>, norm_eps: f64, reg_eps: f64) -> Option<DMatrix<f64>> {
     let m = gram.nrows();
     let mut g = if gram.trace() > 0.0 || !gram.trace().is_finite() {
         trace_normalized(gram, norm_eps)?
@@ -125,11 +121,7 @@ fn refine(g_hat: &DMatrix<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Option<DV
 /// with reg_eps = 1e-4); otherwise (exact mode, rank-deficient G) the system is still consistent,
 /// since Ĝ = JJᵀ/tr G, and the SVD with a 1e-10 relative cutoff gives its minimum-norm
 /// solution (any solution gives the same Jᵀv; the minimum-norm one keeps rounding out of it).
-fn solve_on_free_set(
-    g_hat: &DMatrix<f64>,
-    u: &DVector<f64>,
-    free: &[bool],
-) -> Option<DVector<f64>> {
+fn solve_on_free_set(g_hat: &DMatrix<f64>, u: &DVector<f64>, free: &[bool]) -> Option<DVector<f64>> {
     let m = g_hat.nrows();
     let idx: Vec<usize> = (0..m).filter(|&k| free[k]).collect();
     let mut x = u.clone();
@@ -138,12 +130,7 @@ fn solve_on_free_set(
     }
     let f = idx.len();
     let gff = DMatrix::from_fn(f, f, |a, b| g_hat[(idx[a], idx[b])]);
-    let rhs = DVector::from_fn(f, |a, _| {
-        -(0..m)
-            .filter(|&k| !free[k])
-            .map(|k| g_hat[(idx[a], k)] * u[k])
-            .sum::<f64>()
-    });
+    let rhs = DVector::from_fn(f, |a, _| -(0..m).filter(|&k| !free[k]).map(|k| g_hat[(idx[a], k)] * u[k]).sum::<f64>());
     // A rank-deficient Ĝ_FF computed in floating point can still pass Cholesky with a pivot at
     // rounding level, whose solution is huge noise: require pivots clearly above rounding
     // (with reg_eps = 1e-4 they are ≥ 1e-4, far above the threshold).
@@ -219,14 +206,7 @@ mod tests {
     #[test]
     fn solves_to_kkt_precision() {
         let mut rng = Normal::new(31);
-        for (m, n, r) in [
-            (2, 3, 2),
-            (4, 3, 3),
-            (6, 10, 6),
-            (9, 11, 5),
-            (20, 10, 10),
-            (20, 100, 19),
-        ] {
+        for (m, n, r) in [(2, 3, 2), (4, 3, 3), (6, 10, 6), (9, 11, 5), (20, 10, 10), (20, 100, 19)] {
             for _ in 0..5 {
                 let j = rng.low_rank(m, n, r);
                 let g = regularized_gram(&gram(&j), 1e-4, 1e-4).unwrap();

@@ -34,11 +34,7 @@ pub struct DualProj {
 
 impl Default for DualProj {
     fn default() -> Self {
-        DualProj {
-            pref: None,
-            norm_eps: 1e-4,
-            reg_eps: 1e-4,
-        }
+        DualProj { pref: None, norm_eps: 1e-4, reg_eps: 1e-4 }
     }
 }
 
@@ -47,20 +43,12 @@ impl DualProj {
     pub fn new(pref: Option<Vec<f64>>, norm_eps: f64, reg_eps: f64) -> Result<Self, String> {
         validate_pref(&pref)?;
         validate_eps(norm_eps, reg_eps)?;
-        Ok(DualProj {
-            pref,
-            norm_eps,
-            reg_eps,
-        })
+        Ok(DualProj { pref, norm_eps, reg_eps })
     }
 
     /// The exact projection (norm_eps = reg_eps = 0, p = 1/m).
     pub fn exact() -> Self {
-        DualProj {
-            pref: None,
-            norm_eps: 0.0,
-            reg_eps: 0.0,
-        }
+        DualProj { pref: None, norm_eps: 0.0, reg_eps: 0.0 }
     }
 }
 
@@ -85,16 +73,8 @@ mod tests {
     #[test]
     fn dualproj_matches_torchjd_on_j_base() {
         let a = DualProj::default().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![0.6109, 0.5000]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.5563, 1.1109, 1.1109]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![0.6109, 0.5000]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.5563, 1.1109, 1.1109]), epsilon = 1e-4);
     }
 
     #[test]

@@ -270,10 +270,7 @@ mod tests {
     fn alpha_zero_is_the_mean_and_one_evaluation_is_x0() {
         let g = gram(&Normal::new(2).matrix(4, 3));
         assert_eq!(FairGrad::new(0.0).unwrap().weights(&g), DVector::from_element(4, 0.25));
-        assert_eq!(
-            FairGrad::with_max_iters(1.0, 1).unwrap().weights(&g),
-            DVector::from_element(4, 0.25)
-        );
+        assert_eq!(FairGrad::with_max_iters(1.0, 1).unwrap().weights(&g), DVector::from_element(4, 0.25));
     }
 
     #[test]
@@ -316,10 +313,7 @@ mod tests {
                 let d = FairGrad::with_max_iters(0.1, 100).unwrap().aggregate(&j).update;
                 let jd = &j * &d;
                 let pos = jd.map(|v| v.max(0.0)).norm();
-                assert!(
-                    (pos - jd.norm()).abs() <= 4e-4 + 4e-4 * jd.norm(),
-                    "{m}×{n} rank {r}: J·d = {jd}"
-                );
+                assert!((pos - jd.norm()).abs() <= 4e-4 + 4e-4 * jd.norm(), "{m}×{n} rank {r}: J·d = {jd}");
             }
         }
     }

@@ -71,9 +71,7 @@ pub fn graddrop(jacobian: &DMatrix<f64>, u: &[f64]) -> DVector<f64> {
         }
         let purity = 0.5 * (1.0 + sum / abs);
         let (keep_pos, keep_neg) = (purity > u[k], purity < u[k]);
-        col.iter()
-            .filter(|&&v| (keep_pos && v > 0.0) || (keep_neg && v < 0.0))
-            .sum()
+        col.iter().filter(|&&v| (keep_pos && v > 0.0) || (keep_neg && v < 0.0)).sum()
     })
 }
 

@@ -13,8 +13,8 @@
 //! The visiting orders come from PCGrad's [`visit_order`] (seeded, so runs reproduce and the
 //! same orders can be drawn on the GPU), not from torch's `randperm`. G is used as given (no
 //! rescale), because eps is compared against ‖g_i‖‖g_j‖ in torchjd's own units.
-use super::pcgrad::visit_order;
 use super::numerics::all_finite;
+use super::pcgrad::visit_order;
 use super::registry::Property::NotDocumented;
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
@@ -24,7 +24,8 @@ use nalgebra::{DMatrix, DVector};
 pub const INFO: AggregatorInfo = AggregatorInfo {
     name: "gradvac",
     label: "GradVac",
-    description: "Gradient Vaccine: raises pairwise cosines to an EMA target (seeded order); the first call equals PCGrad.",
+    description:
+        "Gradient Vaccine: raises pairwise cosines to an EMA target (seeded order); the first call equals PCGrad.",
     params: &[
         param("beta", ParamDefault::Value("0.5"), Range::UnitInterval, "EMA rate of the cosine targets"),
         param("eps", ParamDefault::Value("1e-8"), Range::NonNegative, "added to the denominators"),
@@ -154,16 +155,8 @@ mod tests {
     #[test]
     fn first_call_matches_torchjd_on_j_base() {
         let a = GradVac::new(0).aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![2.2222, 1.5789]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.5848, 3.8012, 3.8012]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![2.2222, 1.5789]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.5848, 3.8012, 3.8012]), epsilon = 1e-4);
     }
 
     /// With φ̂ = 0 the correction is −(g_i^PC·g_j)/(‖g_j‖² + eps/‖g_i^PC‖·…): PCGrad's projection

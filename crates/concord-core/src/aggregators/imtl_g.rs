@@ -86,11 +86,7 @@ impl Weighting for ImtlG {
         };
         // An overflowing trace was handled by a pre-scaled copy; √s then only enters the
         // threshold, which such a G passes anyway.
-        let sqrt_s = if s.is_finite() {
-            s.sqrt()
-        } else {
-            f64::MAX.sqrt()
-        };
+        let sqrt_s = if s.is_finite() { s.sqrt() } else { f64::MAX.sqrt() };
         let d = g_hat.diagonal().map(|x| x.max(0.0).sqrt());
         let Some(v) = pinv_symmetric_times(&g_hat, &d) else {
             return zeros;
@@ -133,16 +129,8 @@ mod tests {
     #[test]
     fn imtl_g_matches_torchjd_on_j_base() {
         let a = ImtlG.aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![0.5923, 0.4077]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.0767, 1.0, 1.0]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![0.5923, 0.4077]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.0767, 1.0, 1.0]), epsilon = 1e-4);
     }
 
     #[test]
@@ -155,10 +143,7 @@ mod tests {
             let gw = &g * &w;
             let proj: Vec<f64> = (0..m).map(|i| gw[i] / g[(i, i)].sqrt()).collect();
             for p in &proj {
-                assert!(
-                    (p - proj[0]).abs() < 1e-9 * proj[0].abs().max(1.0),
-                    "{proj:?}"
-                );
+                assert!((p - proj[0]).abs() < 1e-9 * proj[0].abs().max(1.0), "{proj:?}");
             }
         }
     }
@@ -168,17 +153,9 @@ mod tests {
         // Zero J (torchjd's test), rows g and −g, and three rows summing to zero: Σv = 0.
         assert_eq!(ImtlG.weights(&DMatrix::zeros(3, 3)), DVector::zeros(3));
         let j = DMatrix::from_row_slice(2, 3, &[1.0, 2.0, -0.5, -1.0, -2.0, 0.5]);
-        assert_abs_diff_eq!(
-            ImtlG.aggregate(&j).update,
-            DVector::zeros(3),
-            epsilon = 1e-12
-        );
+        assert_abs_diff_eq!(ImtlG.aggregate(&j).update, DVector::zeros(3), epsilon = 1e-12);
         let j = DMatrix::from_row_slice(3, 2, &[1.0, 0.3, -2.0, 0.5, 1.0, -0.8]);
-        assert_abs_diff_eq!(
-            ImtlG.aggregate(&j).update,
-            DVector::zeros(2),
-            epsilon = 1e-12
-        );
+        assert_abs_diff_eq!(ImtlG.aggregate(&j).update, DVector::zeros(2), epsilon = 1e-12);
     }
 
     #[test]

@@ -18,9 +18,9 @@
 //! browser build has no threads and runs them in order).
 
 use nalgebra::{DMatrix, DVector};
-use std::mem::MaybeUninit;
 #[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// An m × n task Jacobian in f32, row-major: row i (task i's gradient) is contiguous.
 ///
@@ -646,16 +646,20 @@ mod tests {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY (both): called only after the feature check above.
-            k.push(("avx2", |j, c, a| unsafe { gram_block_avx2(j, c, a) }, |j, w, s, o| unsafe {
-                combine_block_avx2(j, w, s, o)
-            }));
+            k.push((
+                "avx2",
+                |j, c, a| unsafe { gram_block_avx2(j, c, a) },
+                |j, w, s, o| unsafe { combine_block_avx2(j, w, s, o) },
+            ));
         }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY (both): called only after the feature check above.
-            k.push(("avx512", |j, c, a| unsafe { gram_block_avx512(j, c, a) }, |j, w, s, o| unsafe {
-                combine_block_avx512(j, w, s, o)
-            }));
+            k.push((
+                "avx512",
+                |j, c, a| unsafe { gram_block_avx512(j, c, a) },
+                |j, w, s, o| unsafe { combine_block_avx512(j, w, s, o) },
+            ));
         }
         k
     }

@@ -16,8 +16,18 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     label: "Krum",
     description: "The mean of the n_selected rows closest to their neighbours; robust to n_byzantine adversarial rows.",
     params: &[
-        param("n_byzantine", ParamDefault::Required, Range::Count, "f, the adversarial rows tolerated (needs m ≥ f + 3)"),
-        param("n_selected", ParamDefault::Value("1"), Range::PositiveCount, "how many rows are averaged (needs m ≥ n_selected)"),
+        param(
+            "n_byzantine",
+            ParamDefault::Required,
+            Range::Count,
+            "f, the adversarial rows tolerated (needs m ≥ f + 3)",
+        ),
+        param(
+            "n_selected",
+            ParamDefault::Value("1"),
+            Range::PositiveCount,
+            "how many rows are averaged (needs m ≥ n_selected)",
+        ),
     ],
     properties: props(No, No, Yes, None),
     gramian_weighted: true,
@@ -37,10 +47,7 @@ impl Krum {
         if n_selected < 1 {
             return Err("Krum needs n_selected ≥ 1".into());
         }
-        Ok(Krum {
-            n_byzantine,
-            n_selected,
-        })
+        Ok(Krum { n_byzantine, n_selected })
     }
 
     /// Whether m tasks are enough (m ≥ f + 3 and m ≥ n_selected), as torchjd checks per call.
@@ -53,10 +60,7 @@ impl Krum {
             ));
         }
         if m < self.n_selected {
-            return Err(format!(
-                "Krum selects {} tasks but got {m}",
-                self.n_selected
-            ));
+            return Err(format!("Krum selects {} tasks but got {m}", self.n_selected));
         }
         Ok(())
     }
@@ -78,9 +82,8 @@ impl Weighting for Krum {
         let n_closest = m - self.n_byzantine - 2;
         let scores: Vec<f64> = (0..m)
             .map(|i| {
-                let mut dist: Vec<f64> = (0..m)
-                    .map(|j| (g[(i, i)] + g[(j, j)] - 2.0 * g[(i, j)]).max(0.0).sqrt())
-                    .collect();
+                let mut dist: Vec<f64> =
+                    (0..m).map(|j| (g[(i, i)] + g[(j, j)] - 2.0 * g[(i, j)]).max(0.0).sqrt()).collect();
                 dist.sort_by(f64::total_cmp);
                 // The smallest is the distance to itself (0): skip it, as torchjd does.
                 dist[1..=n_closest].iter().sum()
@@ -104,28 +107,14 @@ mod tests {
     use approx::assert_abs_diff_eq;
 
     fn j_krum() -> DMatrix<f64> {
-        DMatrix::from_row_slice(
-            5,
-            3,
-            &[
-                1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 75.0, -666.0, 23.0, 1.0, 2.0, 3.0, 2.0, 0.0, 1.0,
-            ],
-        )
+        DMatrix::from_row_slice(5, 3, &[1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 75.0, -666.0, 23.0, 1.0, 2.0, 3.0, 2.0, 0.0, 1.0])
     }
 
     #[test]
     fn krum_matches_torchjd_on_j_krum() {
         let a = Krum::new(1, 4).unwrap().aggregate(&j_krum());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![0.25, 0.25, 0.0, 0.25, 0.25]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![1.25, 0.75, 1.5]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![0.25, 0.25, 0.0, 0.25, 0.25]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![1.25, 0.75, 1.5]), epsilon = 1e-4);
     }
 
     #[test]
@@ -136,10 +125,7 @@ mod tests {
         assert!(k.check_tasks(5).is_ok());
         assert!(Krum::new(0, 4).unwrap().check_tasks(3).is_err());
         // Too few tasks: zero weights, no panic.
-        assert_eq!(
-            k.weights(&gram(&j_krum()).view((0, 0), (4, 4)).into_owned()),
-            DVector::zeros(4)
-        );
+        assert_eq!(k.weights(&gram(&j_krum()).view((0, 0), (4, 4)).into_owned()), DVector::zeros(4));
     }
 
     #[test]

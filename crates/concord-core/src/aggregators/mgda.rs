@@ -14,7 +14,12 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     label: "MGDA",
     description: "The min-norm point of the convex hull of the gradients (Frank–Wolfe, Sener & Koltun).",
     params: &[
-        param("epsilon", ParamDefault::Value("1e-3"), Range::NonNegative, "stop once the Frank–Wolfe step size falls below this"),
+        param(
+            "epsilon",
+            ParamDefault::Value("1e-3"),
+            Range::NonNegative,
+            "stop once the Frank–Wolfe step size falls below this",
+        ),
         param("max_iters", ParamDefault::Value("100"), Range::PositiveCount, "at most this many Frank–Wolfe steps"),
     ],
     properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),

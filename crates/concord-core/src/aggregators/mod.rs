@@ -7,55 +7,55 @@
 //!
 //! J is an `nalgebra::DMatrix<f64>` (m rows, n columns); weights are `DVector<f64>` of length m.
 
+mod aligned_mtl;
 mod cagrad;
+mod config;
+mod constant;
+mod dual_cone;
+mod dualproj;
 mod fairgrad;
 mod graddrop;
 mod gradvac;
+mod imtl_g;
+mod jacobian_f32;
+mod krum;
 mod mean;
 mod mgda;
 mod nash_mtl;
 mod numerics;
 mod pcgrad;
-mod sum;
-mod trimmed_mean;
-mod aligned_mtl;
-mod config;
-mod constant;
-mod dual_cone;
-mod dualproj;
-mod imtl_g;
-mod jacobian_f32;
-mod krum;
+#[cfg(test)]
+mod properties;
 mod random;
 pub mod registry;
 mod spec;
-mod upgrad;
-#[cfg(test)]
-mod properties;
+mod sum;
 #[cfg(test)]
 mod testing;
+mod trimmed_mean;
+mod upgrad;
 
+pub use aligned_mtl::{AlignedMtl, ScaleMode};
 pub use cagrad::CaGrad;
+pub use config::Config;
+pub use constant::Constant;
+pub use dualproj::DualProj;
 pub use fairgrad::FairGrad;
 pub use graddrop::{graddrop, GradDrop};
 pub use gradvac::GradVac;
+pub use imtl_g::ImtlG;
+pub use jacobian_f32::{combine_f32, gram_f32, JacobianF32};
+pub use krum::Krum;
 pub use mean::Mean;
 pub use mgda::Mgda;
 pub use nash_mtl::NashMtl;
 pub use pcgrad::{pcg_hash, visit_order, PcGrad};
+pub use random::{rlw_pcg_weights, Random};
+pub(crate) use spec::named_params;
+pub use spec::{AggregatorSpec, ParamValue};
 pub use sum::Sum;
 pub use trimmed_mean::TrimmedMean;
-pub use aligned_mtl::{AlignedMtl, ScaleMode};
-pub use config::Config;
-pub use constant::Constant;
-pub use dualproj::DualProj;
-pub use imtl_g::ImtlG;
-pub use jacobian_f32::{combine_f32, gram_f32, JacobianF32};
-pub use krum::Krum;
-pub use random::{rlw_pcg_weights, Random};
 pub use upgrad::UpGrad;
-pub use spec::{AggregatorSpec, ParamValue};
-pub(crate) use spec::named_params;
 
 use nalgebra::{DMatrix, DVector};
 
@@ -102,11 +102,7 @@ pub trait Aggregator: Send {
 
 impl<W: Weighting> Aggregator for W {
     fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation {
-        let g = if self.reads_gram() {
-            gram(jacobian)
-        } else {
-            DMatrix::zeros(jacobian.nrows(), jacobian.nrows())
-        };
+        let g = if self.reads_gram() { gram(jacobian) } else { DMatrix::zeros(jacobian.nrows(), jacobian.nrows()) };
         let w = self.weights(&g);
         Aggregation { update: combine(jacobian, &w), weights: Some(w) }
     }

@@ -44,11 +44,28 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     description: "The Nash bargaining point α_i(Gα)_i = 1 (concave–convex procedure, warm-started across calls).",
     params: &[
         param("n_tasks", ParamDefault::Computed("m"), Range::EqualsM, "the number of tasks (torchjd: required)"),
-        param("max_norm", ParamDefault::Value("1.0"), Range::NonNegative, "rescale d to this norm when longer (0 disables)"),
-        param("update_weights_every", ParamDefault::Value("1"), Range::PositiveCount, "recompute the weights every this many calls"),
+        param(
+            "max_norm",
+            ParamDefault::Value("1.0"),
+            Range::NonNegative,
+            "rescale d to this norm when longer (0 disables)",
+        ),
+        param(
+            "update_weights_every",
+            ParamDefault::Value("1"),
+            Range::PositiveCount,
+            "recompute the weights every this many calls",
+        ),
         param("optim_niter", ParamDefault::Value("20"), Range::PositiveCount, "at most this many cone solves per call"),
     ],
-    properties: props(Yes, No, Yes, Some("non-conflicting whenever a solve succeeds (a failed first solve keeps α = 1: the rescaled sum); stateful")),
+    properties: props(
+        Yes,
+        No,
+        Yes,
+        Some(
+            "non-conflicting whenever a solve succeeds (a failed first solve keeps α = 1: the rescaled sum); stateful",
+        ),
+    ),
     gramian_weighted: true,
     stateful: true,
     seeded: false,
@@ -245,11 +262,7 @@ mod tests {
     #[test]
     fn fresh_call_matches_torchjd_on_j_base() {
         let a = NashMtl::new(2).unwrap().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.0542, 0.7061, 0.7061]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.0542, 0.7061, 0.7061]), epsilon = 1e-4);
         let w = a.weights.unwrap();
         assert_abs_diff_eq!(w[0] / w[1], (38.0f64 / 18.0).sqrt(), epsilon = 1e-4);
         assert_abs_diff_eq!(a.update.norm(), 1.0, epsilon = 1e-9);
@@ -259,15 +272,12 @@ mod tests {
     fn reaches_the_bargaining_point_on_full_rank_gramians() {
         let mut rng = Normal::new(40);
         for (m, n) in [(2, 3), (3, 5), (5, 8), (6, 20)] {
-            let j = rng.matrix(m, n) ;
+            let j = rng.matrix(m, n);
             let g = gram(&j);
             let mut nash = NashMtl::with_params(m, 0.0, 1, 200).unwrap();
             let alpha = nash.weights(&g);
             let prod = alpha.component_mul(&(&g * &alpha));
-            assert!(
-                (prod.add_scalar(-1.0)).amax() < 1e-3,
-                "{m}×{n}: α_i(Gα)_i = {prod}"
-            );
+            assert!((prod.add_scalar(-1.0)).amax() < 1e-3, "{m}×{n}: α_i(Gα)_i = {prod}");
             assert!(worst_conflict(&j, &(j.tr_mul(&alpha))) >= 0.0);
         }
     }

@@ -20,7 +20,12 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     label: "PCGrad",
     description: "Each gradient projected off the ones it conflicts with (random visiting order, seeded), summed.",
     params: &[],
-    properties: props(No, Yes, Yes, Some("the sum of the projected gradients (torchjd, the paper); the order matters only for m ≥ 3")),
+    properties: props(
+        No,
+        Yes,
+        Yes,
+        Some("the sum of the projected gradients (torchjd, the paper); the order matters only for m ≥ 3"),
+    ),
     gramian_weighted: true,
     stateful: false,
     seeded: true,
@@ -149,25 +154,16 @@ mod tests {
         assert_eq!(visit_order(1, 0, 0, 2), vec![1, 0]);
         assert_eq!(visit_order(7, 0, 0, 4), vec![2, 1, 0, 3]);
         assert_eq!(visit_order(42, 7, 3, 8), vec![7, 5, 6, 0, 3, 4, 2, 1]);
-        assert_eq!(
-            visit_order(0xDEAD_BEEF, 123456, 5, 16),
-            vec![15, 6, 9, 2, 5, 11, 1, 14, 0, 10, 7, 13, 4, 8, 12, 3]
-        );
+        assert_eq!(visit_order(0xDEAD_BEEF, 123456, 5, 16), vec![15, 6, 9, 2, 5, 11, 1, 14, 0, 10, 7, 13, 4, 8, 12, 3]);
     }
 
     #[test]
     fn visit_order_is_a_permutation() {
         for m in 0..=16usize {
-            for (seed, call, task) in
-                [(0u32, 0u32, 0u32), (1, 2, 3), (u32::MAX, u32::MAX, 15), (99, 5, 0)]
-            {
+            for (seed, call, task) in [(0u32, 0u32, 0u32), (1, 2, 3), (u32::MAX, u32::MAX, 15), (99, 5, 0)] {
                 let mut o = visit_order(seed, call, task, m);
                 o.sort_unstable();
-                assert_eq!(
-                    o,
-                    (0..m).collect::<Vec<_>>(),
-                    "m={m} seed={seed} call={call} task={task}"
-                );
+                assert_eq!(o, (0..m).collect::<Vec<_>>(), "m={m} seed={seed} call={call} task={task}");
             }
         }
     }
@@ -181,11 +177,7 @@ mod tests {
         assert_abs_diff_eq!(w[0], 1.0 + 22.0 / 18.0, epsilon = 1e-12);
         assert_abs_diff_eq!(w[1], 1.0 + 22.0 / 38.0, epsilon = 1e-12);
         assert_abs_diff_eq!(w, DVector::from_vec(vec![2.2222, 1.5789]), epsilon = 1e-4);
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.5848, 3.8012, 3.8012]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.5848, 3.8012, 3.8012]), epsilon = 1e-4);
     }
 
     /// m = 2 needs no order: w₁ = 1 + max(0, −G₁₂)/G₁₁ (g₁ projected off g₂ contributes
@@ -200,8 +192,7 @@ mod tests {
                 let j = rng.matrix(2, n);
                 let g = gram(&j);
                 let neg = (-g[(0, 1)]).max(0.0);
-                let expected =
-                    DVector::from_vec(vec![1.0 + neg / g[(0, 0)], 1.0 + neg / g[(1, 1)]]);
+                let expected = DVector::from_vec(vec![1.0 + neg / g[(0, 0)], 1.0 + neg / g[(1, 1)]]);
                 let w = pc.weights(&g);
                 assert_abs_diff_eq!(w, expected, epsilon = 1e-9 * expected.amax());
             }

@@ -53,11 +53,7 @@ fn permutation_invariant() {
                 let perm = random_permutation(&mut rng, m);
                 let dp = spec(method).build(m, 0).unwrap().aggregate(&permute_rows(&j, &perm)).update;
                 let err = (&dp - &d).amax() / scale;
-                assert!(
-                    err < perm_tolerance(method),
-                    "{} {m}×{n} rank {r}: permuted output differs by {err}",
-                    method
-                );
+                assert!(err < perm_tolerance(method), "{} {m}×{n} rank {r}: permuted output differs by {err}", method);
             }
         }
     }
@@ -126,7 +122,7 @@ proptest! {
 
 // ---- Constant, UPGrad, DualProj, IMTL-G, Aligned-MTL, ConFIG, Random, Krum (first wave: not in the old toy list).
 
-use super::{AlignedMtl, Aggregator, Config, Constant, DualProj, ImtlG, Krum, Random, ScaleMode, UpGrad};
+use super::{Aggregator, AlignedMtl, Config, Constant, DualProj, ImtlG, Krum, Random, ScaleMode, UpGrad};
 
 /// The new methods by name, for m tasks (Constant gets weights 1..m; Krum needs m ≥ 4).
 fn build_new(name: &str, m: usize, seed: u64) -> Box<dyn Aggregator> {
@@ -148,8 +144,18 @@ fn build_new(name: &str, m: usize, seed: u64) -> Box<dyn Aggregator> {
 }
 
 const NEW_METHODS: [&str; 12] = [
-    "constant", "upgrad", "upgrad-exact", "dualproj", "dualproj-exact", "imtl-g",
-    "aligned-mtl-min", "aligned-mtl-median", "aligned-mtl-rmse", "config", "random", "krum",
+    "constant",
+    "upgrad",
+    "upgrad-exact",
+    "dualproj",
+    "dualproj-exact",
+    "imtl-g",
+    "aligned-mtl-min",
+    "aligned-mtl-median",
+    "aligned-mtl-rmse",
+    "config",
+    "random",
+    "krum",
 ];
 
 /// aggregators.md §6 (atol 1e-4). Random is checked with torch's draw in random.rs and Krum on
@@ -205,8 +211,15 @@ fn non_conflicting_upgrad_dualproj() {
 #[test]
 fn permutation_invariant_new_methods() {
     let mut rng = Normal::new(91);
-    for (name, tol) in [("upgrad", 1e-9), ("dualproj", 1e-9), ("config", 1e-7), ("imtl-g", 1e-6),
-                        ("aligned-mtl-min", 1e-6), ("aligned-mtl-median", 1e-6), ("aligned-mtl-rmse", 1e-6)] {
+    for (name, tol) in [
+        ("upgrad", 1e-9),
+        ("dualproj", 1e-9),
+        ("config", 1e-7),
+        ("imtl-g", 1e-6),
+        ("aligned-mtl-min", 1e-6),
+        ("aligned-mtl-median", 1e-6),
+        ("aligned-mtl-rmse", 1e-6),
+    ] {
         for &(m, n, r) in SHAPES.iter() {
             let j = rng.low_rank(m, n, r);
             if name == "config" && r == 1 {
@@ -232,7 +245,9 @@ fn permutation_invariant_new_methods() {
 fn linear_under_scaling_new_methods() {
     let mut rng = Normal::new(92);
     let uniform = |rng: &mut Normal| (rng.index(1 << 30) as f64 + 0.5) / (1u64 << 30) as f64;
-    for (name, tol) in [("constant", 1e-9), ("config", 1e-7), ("random", 1e-9), ("upgrad", 6e-2), ("upgrad-exact", 1e-7)] {
+    for (name, tol) in
+        [("constant", 1e-9), ("config", 1e-7), ("random", 1e-9), ("upgrad", 6e-2), ("upgrad-exact", 1e-7)]
+    {
         for &(m, n, r) in SHAPES.iter() {
             if name == "upgrad-exact" && m > n {
                 continue; // singular 20×20 Ĝ: the polish can fail, leaving clarabel's ~1e-7 in d
@@ -242,9 +257,7 @@ fn linear_under_scaling_new_methods() {
                 let c1 = DVector::from_fn(m, |_, _| uniform(&mut rng));
                 let c2 = DVector::from_fn(m, |_, _| uniform(&mut rng));
                 let (a, b) = (uniform(&mut rng), uniform(&mut rng));
-                let agg = |c: &DVector<f64>| {
-                    build_new(name, m, 5).aggregate(&(DMatrix::from_diagonal(c) * &j)).update
-                };
+                let agg = |c: &DVector<f64>| build_new(name, m, 5).aggregate(&(DMatrix::from_diagonal(c) * &j)).update;
                 let lhs = agg(&(&c1 * a + &c2 * b));
                 let rhs = agg(&c1) * a + agg(&c2) * b;
                 let err = (&lhs - &rhs).amax() / j.norm().max(1.0);
@@ -275,7 +288,12 @@ fn every_aggregator(m: usize, seed: u64) -> Vec<(String, Box<dyn Aggregator>)> {
     let methods = ["mean", "sum", "pcgrad", "mgda", "cagrad:c=0.5", "cagrad:c=0", "cagrad:c=2"];
     let mut all: Vec<(String, Box<dyn Aggregator>)> =
         methods.into_iter().map(|me| (spec(me).label(), spec(me).build(m, seed).unwrap())).collect();
-    all.extend(NEW_METHODS.iter().filter(|&&name| name != "krum" || m >= 4).map(|&name| (name.to_string(), build_new(name, m, seed))));
+    all.extend(
+        NEW_METHODS
+            .iter()
+            .filter(|&&name| name != "krum" || m >= 4)
+            .map(|&name| (name.to_string(), build_new(name, m, seed))),
+    );
     all.extend(part2_methods(m, seed).into_iter().map(|(name, agg)| (name.to_string(), agg)));
     all
 }

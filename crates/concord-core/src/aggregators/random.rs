@@ -31,10 +31,7 @@ pub struct Random {
 
 impl Random {
     pub fn new(seed: u64) -> Self {
-        Random {
-            seed,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
+        Random { seed, rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
     pub fn seed(&self) -> u64 {
@@ -117,11 +114,7 @@ mod tests {
     fn random_matches_torchjd_on_j_base_with_its_draw() {
         let w = DVector::from_vec(vec![0.8623, 0.1377]);
         let d = j_base().tr_mul(&w);
-        assert_abs_diff_eq!(
-            d,
-            DVector::from_vec(vec![-2.6229, 1.0, 1.0]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(d, DVector::from_vec(vec![-2.6229, 1.0, 1.0]), epsilon = 1e-4);
         // softmax(z) for z = [ln 0.8623, ln 0.1377] reproduces it.
         let z = DVector::from_vec(vec![0.8623f64.ln(), 0.1377f64.ln()]);
         assert_abs_diff_eq!(softmax(&z), w, epsilon = 1e-12);
@@ -141,12 +134,7 @@ mod tests {
         let again: Vec<_> = (0..4).map(|_| r.weights(&g)).collect();
         assert_eq!(first, again);
         let mut agg = Random::new(7);
-        assert_eq!(
-            agg.aggregate(&DMatrix::identity(5, 2)).weights.unwrap(),
-            first[0]
-        );
-        assert!(softmax(&DVector::from_vec(vec![1e308, -1e308]))
-            .iter()
-            .all(|x| x.is_finite()));
+        assert_eq!(agg.aggregate(&DMatrix::identity(5, 2)).weights.unwrap(), first[0]);
+        assert!(softmax(&DVector::from_vec(vec![1e308, -1e308])).iter().all(|x| x.is_finite()));
     }
 }

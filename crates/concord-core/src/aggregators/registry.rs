@@ -288,8 +288,24 @@ mod tests {
     #[test]
     fn table_lists_every_aggregator_once_in_cli_spelling() {
         let expected = [
-            "mean", "sum", "constant", "mgda", "pcgrad", "gradvac", "cagrad", "upgrad", "dualproj", "imtl-g",
-            "aligned-mtl", "config", "graddrop", "random", "krum", "trimmed-mean", "nash-mtl", "fairgrad",
+            "mean",
+            "sum",
+            "constant",
+            "mgda",
+            "pcgrad",
+            "gradvac",
+            "cagrad",
+            "upgrad",
+            "dualproj",
+            "imtl-g",
+            "aligned-mtl",
+            "config",
+            "graddrop",
+            "random",
+            "krum",
+            "trimmed-mean",
+            "nash-mtl",
+            "fairgrad",
         ];
         assert_eq!(names(), expected);
         for info in &AGGREGATORS {
@@ -385,7 +401,8 @@ mod tests {
             assert!(err <= 1e-4, "{name}: {d} vs {expected:?}");
         }
         let j_krum = DMatrix::from_row_slice(5, 3, &[1., 1., 1., 1., 0., 1., 75., -666., 23., 1., 2., 3., 2., 0., 1.]);
-        let d = build("krum", &kv(&[("n_byzantine", "1"), ("n_selected", "4")]), 5, 0).unwrap().aggregate(&j_krum).update;
+        let d =
+            build("krum", &kv(&[("n_byzantine", "1"), ("n_selected", "4")]), 5, 0).unwrap().aggregate(&j_krum).update;
         assert!((&d - DVector::from_row_slice(&[1.25, 0.75, 1.5])).amax() <= 1e-4, "krum {d}");
         let j_tm = DMatrix::from_row_slice(4, 2, &[1e11, 3., 1., -1e11, -1e10, 1e10, 2., 2.]);
         let d = build("trimmed-mean", &kv(&[("trim_number", "1")]), 4, 0).unwrap().aggregate(&j_tm).update;
@@ -408,7 +425,9 @@ mod tests {
 
     #[test]
     fn required_parameters_are_required() {
-        for (name, param) in [("constant", "weights"), ("krum", "n_byzantine"), ("trimmed-mean", "trim_number"), ("fairgrad", "alpha")] {
+        for (name, param) in
+            [("constant", "weights"), ("krum", "n_byzantine"), ("trimmed-mean", "trim_number"), ("fairgrad", "alpha")]
+        {
             let e = err(name, &[], 5);
             assert!(e.contains(&format!("needs the parameter {param}")), "{e}");
         }

@@ -9,8 +9,8 @@
 
 use super::registry::{self, AggregatorInfo, ParamDefault, ParamSpec, Range};
 use super::{
-    AlignedMtl, Aggregator, CaGrad, Config, Constant, DualProj, FairGrad, GradDrop, GradVac, ImtlG,
-    Krum, Mean, Mgda, NashMtl, PcGrad, Random, ScaleMode, Sum, TrimmedMean, UpGrad,
+    Aggregator, AlignedMtl, CaGrad, Config, Constant, DualProj, FairGrad, GradDrop, GradVac, ImtlG, Krum, Mean, Mgda,
+    NashMtl, PcGrad, Random, ScaleMode, Sum, TrimmedMean, UpGrad,
 };
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -129,7 +129,10 @@ impl AggregatorSpec {
             }
             match spec.default {
                 ParamDefault::Required => {
-                    return Err(format!("{method} needs the parameter {} ({}: {})", spec.name, spec.range, spec.meaning))
+                    return Err(format!(
+                        "{method} needs the parameter {} ({}: {})",
+                        spec.name, spec.range, spec.meaning
+                    ))
                 }
                 ParamDefault::Value(v) => values.push((spec.name, parse_value(method, spec, v)?)),
                 ParamDefault::Computed(_) => {}
@@ -290,7 +293,9 @@ impl AggregatorSpec {
             "pcgrad" => Box::new(PcGrad::new(seed)),
             "gradvac" => Box::new(GradVac::with_params(float("beta"), float("eps"), seed).map_err(prefix)?),
             "cagrad" => Box::new(CaGrad { c: float("c"), norm_eps: float("norm_eps") }),
-            "upgrad" => Box::new(UpGrad::new(list("pref_vector"), float("norm_eps"), float("reg_eps")).map_err(prefix)?),
+            "upgrad" => {
+                Box::new(UpGrad::new(list("pref_vector"), float("norm_eps"), float("reg_eps")).map_err(prefix)?)
+            }
             "dualproj" => {
                 Box::new(DualProj::new(list("pref_vector"), float("norm_eps"), float("reg_eps")).map_err(prefix)?)
             }
@@ -382,11 +387,8 @@ pub(crate) fn named_params(v: &serde_json::Value) -> Result<(String, Vec<(String
         }
         serde_json::Value::Object(map) => {
             let name = map.get("name").and_then(|n| n.as_str()).ok_or("a method needs a \"name\"")?.to_string();
-            let params = map
-                .iter()
-                .filter(|(k, _)| k.as_str() != "name")
-                .map(|(k, v)| (k.clone(), raw_text(v)))
-                .collect();
+            let params =
+                map.iter().filter(|(k, _)| k.as_str() != "name").map(|(k, v)| (k.clone(), raw_text(v))).collect();
             Ok((name, params))
         }
         other => Err(format!("a method is a name or an object, got {other}")),
@@ -425,7 +427,13 @@ mod tests {
 
     #[test]
     fn text_and_json_round_trip() {
-        for text in ["mean", "cagrad:c=0.3", "aligned-mtl:scale_mode=rmse", "krum:n_byzantine=1:n_selected=2", "constant:weights=1;-2"] {
+        for text in [
+            "mean",
+            "cagrad:c=0.3",
+            "aligned-mtl:scale_mode=rmse",
+            "krum:n_byzantine=1:n_selected=2",
+            "constant:weights=1;-2",
+        ] {
             let (name, params) = named_params(&serde_json::Value::String(text.into())).unwrap();
             let s = AggregatorSpec::parse(&name, &params).unwrap();
             assert_eq!(s.to_text(), text);

@@ -247,7 +247,11 @@ mod tests {
     /// as in the f64 path.
     #[test]
     fn the_f32_path_orders_special_values_like_the_f64_one() {
-        let j = DMatrix::from_row_slice(4, 3, &[-0.0, f64::NAN, 1.0, 0.0, 2.0, f64::NEG_INFINITY, -0.0, 3.0, 4.0, 0.0, -1.0, 5.0]);
+        let j = DMatrix::from_row_slice(
+            4,
+            3,
+            &[-0.0, f64::NAN, 1.0, 0.0, 2.0, f64::NEG_INFINITY, -0.0, 3.0, 4.0, 0.0, -1.0, 5.0],
+        );
         let mut tm = TrimmedMean::new(1);
         let d64 = tm.aggregate(&j).update;
         let d32 = tm.aggregate_f32(&JacobianF32::from_f64(&j)).update;

@@ -16,9 +16,15 @@ use nalgebra::{DMatrix, DVector};
 pub const INFO: AggregatorInfo = AggregatorInfo {
     name: "upgrad",
     label: "UPGrad",
-    description: "Every gradient projected onto the dual cone of the rows, then combined with p (torchjd's recommendation).",
+    description:
+        "Every gradient projected onto the dual cone of the rows, then combined with p (torchjd's recommendation).",
     params: &[PREF_MEAN, NORM_EPS, REG_EPS],
-    properties: props(Yes, Yes, Yes, Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict and bends linearity slightly")),
+    properties: props(
+        Yes,
+        Yes,
+        Yes,
+        Some("exact with reg_eps = 0; the default 1e-4 ridge can leave a small conflict and bends linearity slightly"),
+    ),
     gramian_weighted: true,
     stateful: false,
     seeded: false,
@@ -35,11 +41,7 @@ pub struct UpGrad {
 
 impl Default for UpGrad {
     fn default() -> Self {
-        UpGrad {
-            pref: None,
-            norm_eps: 1e-4,
-            reg_eps: 1e-4,
-        }
+        UpGrad { pref: None, norm_eps: 1e-4, reg_eps: 1e-4 }
     }
 }
 
@@ -50,21 +52,13 @@ impl UpGrad {
     pub fn new(pref: Option<Vec<f64>>, norm_eps: f64, reg_eps: f64) -> Result<Self, String> {
         validate_pref(&pref)?;
         validate_eps(norm_eps, reg_eps)?;
-        Ok(UpGrad {
-            pref,
-            norm_eps,
-            reg_eps,
-        })
+        Ok(UpGrad { pref, norm_eps, reg_eps })
     }
 
     /// The exact projection: norm_eps = reg_eps = 0, p = 1/m. Non-conflicting up to rounding;
     /// for m = 2 it equals ½·PCGrad (aggregators.md §3, §7.1).
     pub fn exact() -> Self {
-        UpGrad {
-            pref: None,
-            norm_eps: 0.0,
-            reg_eps: 0.0,
-        }
+        UpGrad { pref: None, norm_eps: 0.0, reg_eps: 0.0 }
     }
 }
 
@@ -76,9 +70,7 @@ pub(crate) fn validate_pref(pref: &Option<Vec<f64>>) -> Result<(), String> {
             return Err("the preference vector must not be empty".into());
         }
         if !p.iter().all(|x| x.is_finite() && *x >= 0.0) {
-            return Err(format!(
-                "the preference vector must be finite and ≥ 0, got {p:?}"
-            ));
+            return Err(format!("the preference vector must be finite and ≥ 0, got {p:?}"));
         }
     }
     Ok(())
@@ -133,32 +125,16 @@ mod tests {
     #[test]
     fn upgrad_matches_torchjd_on_j_base() {
         let a = UpGrad::default().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![1.1109, 0.7894]),
-            epsilon = 1e-4
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.2929, 1.9004, 1.9004]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![1.1109, 0.7894]), epsilon = 1e-4);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.2929, 1.9004, 1.9004]), epsilon = 1e-4);
     }
 
     #[test]
     fn exact_mode_on_j_base() {
         // aggregators.md §6: w = [10/9, 15/19], A = ½·PCGrad = [0.2924, 1.9006, 1.9006].
         let a = UpGrad::exact().aggregate(&j_base());
-        assert_abs_diff_eq!(
-            a.weights.unwrap(),
-            DVector::from_vec(vec![10.0 / 9.0, 15.0 / 19.0]),
-            epsilon = 1e-12
-        );
-        assert_abs_diff_eq!(
-            a.update,
-            DVector::from_vec(vec![0.2924, 1.9006, 1.9006]),
-            epsilon = 1e-4
-        );
+        assert_abs_diff_eq!(a.weights.unwrap(), DVector::from_vec(vec![10.0 / 9.0, 15.0 / 19.0]), epsilon = 1e-12);
+        assert_abs_diff_eq!(a.update, DVector::from_vec(vec![0.2924, 1.9006, 1.9006]), epsilon = 1e-4);
     }
 
     /// torchjd's PCGrad test, with p = 1/m instead of 1: exact UPGrad = ½·PCGrad on 2 × n.
@@ -208,10 +184,7 @@ mod tests {
         assert!(UpGrad::new(None, 1e-4, f64::INFINITY).is_err());
         let mut up = UpGrad::new(Some(vec![1.0, 2.0]), 1e-4, 1e-4).unwrap();
         // A preference vector of the wrong length falls back to 1/m instead of panicking.
-        assert!(up
-            .weights(&DMatrix::identity(3, 3))
-            .iter()
-            .all(|v| v.is_finite()));
+        assert!(up.weights(&DMatrix::identity(3, 3)).iter().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -80,14 +80,17 @@ pub fn parse_csv(text: &str) -> Result<MultiTaskData, String> {
         let line_no = no + 1;
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != width {
-            return Err(format!("line {line_no}: expected {width} fields (x1, x2 and {} tasks), got {}", names.len(), fields.len()));
+            return Err(format!(
+                "line {line_no}: expected {width} fields (x1, x2 and {} tasks), got {}",
+                names.len(),
+                fields.len()
+            ));
         }
         let mut values = Vec::with_capacity(width);
         for (c, f) in fields.iter().enumerate() {
             let col = if c < 2 { format!("x{}", c + 1) } else { names[c - 2].clone() };
-            let v: f64 = f
-                .parse()
-                .map_err(|_| format!("line {line_no}, column {} ('{col}'): '{f}' is not a number", c + 1))?;
+            let v: f64 =
+                f.parse().map_err(|_| format!("line {line_no}, column {} ('{col}'): '{f}' is not a number", c + 1))?;
             if !v.is_finite() {
                 return Err(format!("line {line_no}, column {} ('{col}'): '{f}' is not a finite number", c + 1));
             }

@@ -97,7 +97,10 @@ impl TaskSetConfig {
         }
         let n_train = (self.n as f64 * self.train_ratio).floor() as usize;
         if n_train == 0 || n_train >= self.n {
-            return Err(format!("train_ratio {} leaves an empty train or test set with n = {}", self.train_ratio, self.n));
+            return Err(format!(
+                "train_ratio {} leaves an empty train or test set with n = {}",
+                self.train_ratio, self.n
+            ));
         }
         if let InputSource::Native { task } = self.inputs {
             if task >= m {
@@ -127,9 +130,9 @@ impl TaskSetConfig {
                 labels[task] = Some(ex.iter().map(|e| e.label).collect());
                 ex.iter().map(|e| e.p).collect()
             }
-            InputSource::Uniform => (0..self.n)
-                .map(|_| [uniform(&mut rng, -DOMAIN, DOMAIN), uniform(&mut rng, -DOMAIN, DOMAIN)])
-                .collect(),
+            InputSource::Uniform => {
+                (0..self.n).map(|_| [uniform(&mut rng, -DOMAIN, DOMAIN), uniform(&mut rng, -DOMAIN, DOMAIN)]).collect()
+            }
             InputSource::Union => {
                 let mut pts = Vec::with_capacity(self.n + m);
                 for (t, d) in self.tasks.iter().enumerate() {
@@ -150,7 +153,11 @@ impl TaskSetConfig {
             .collect();
         let mut data = MultiTaskData {
             task_names: self.tasks.iter().map(|d| d.name().to_owned()).collect(),
-            kinds: self.tasks.iter().map(|d| if d.is_classification() { LabelKind::Binary } else { LabelKind::Regression }).collect(),
+            kinds: self
+                .tasks
+                .iter()
+                .map(|d| if d.is_classification() { LabelKind::Binary } else { LabelKind::Regression })
+                .collect(),
             points,
             labels,
             n_train: 0,
@@ -265,7 +272,11 @@ impl MultiTaskData {
     }
 
     /// Inputs and targets of a whole split (`train_indices()` or `test_indices()`).
-    pub fn batch(&self, range: std::ops::Range<usize>, losses: &[LossKind]) -> Result<(DMatrix<f64>, Vec<Target>), String> {
+    pub fn batch(
+        &self,
+        range: std::ops::Range<usize>,
+        losses: &[LossKind],
+    ) -> Result<(DMatrix<f64>, Vec<Target>), String> {
         let idx: Vec<usize> = range.collect();
         Ok((self.inputs(&idx), self.targets(&idx, losses)?))
     }

@@ -166,8 +166,11 @@ impl Dataset {
                     let y = uniform(rng, -DOMAIN, DOMAIN);
                     let nx = uniform(rng, -DOMAIN, DOMAIN) * noise;
                     let ny = uniform(rng, -DOMAIN, DOMAIN) * noise;
-                    let label =
-                        if self == Dataset::RegPlane { plane_label(x + nx, y + ny) } else { bumps_label(x + nx, y + ny) };
+                    let label = if self == Dataset::RegPlane {
+                        plane_label(x + nx, y + ny)
+                    } else {
+                        bumps_label(x + nx, y + ny)
+                    };
                     out.push(Example { p: [x, y], label });
                 }
             }
@@ -334,10 +337,7 @@ mod tests {
     fn noise_flips_some_labels_but_keeps_points_clean() {
         let clean = gen(Dataset::Circle, 500, 0.0, 5);
         let noisy = gen(Dataset::Circle, 500, 0.5, 5);
-        let flipped = noisy
-            .iter()
-            .filter(|e| e.label != circle_label(e.p[0], e.p[1]))
-            .count();
+        let flipped = noisy.iter().filter(|e| e.label != circle_label(e.p[0], e.p[1])).count();
         assert!(flipped > 10, "{flipped}");
         assert!(noisy.iter().all(|e| e.p[0].hypot(e.p[1]) <= 5.0));
         assert_eq!(clean.len(), noisy.len());

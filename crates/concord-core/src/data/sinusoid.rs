@@ -58,11 +58,7 @@ impl SinusoidConfig {
         self.validate()?;
         let mut rng = DataRng::seed_from_u64(self.seed);
         let x = DMatrix::from_fn(self.n, 1, |_, _| uniform(&mut rng, -5.0, 5.0));
-        let y = self
-            .tasks
-            .iter()
-            .map(|t| Target::Values(x.map(|v| t.amplitude * (v - t.phase).sin())))
-            .collect();
+        let y = self.tasks.iter().map(|t| Target::Values(x.map(|v| t.amplitude * (v - t.phase).sin()))).collect();
         Ok((x, y))
     }
 }

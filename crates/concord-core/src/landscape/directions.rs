@@ -146,7 +146,12 @@ pub struct PlaneInputs<'a> {
 }
 
 /// Builds the plane of kind `kind` through `theta`.
-pub fn plane(kind: DirectionKind, objective: &dyn Objective, theta: &[f64], inputs: &PlaneInputs) -> Result<Plane, String> {
+pub fn plane(
+    kind: DirectionKind,
+    objective: &dyn Objective,
+    theta: &[f64],
+    inputs: &PlaneInputs,
+) -> Result<Plane, String> {
     super::objective::check_len(theta, objective.dim())?;
     let layout = inputs.layout;
     let origin = theta.to_vec();

@@ -42,7 +42,13 @@ pub fn barriers(alphas: &[f64], values: &[f64], at_0: f64, at_1: f64) -> (f64, f
     (frankle, entezari)
 }
 
-pub fn interpolate(objective: &dyn Objective, theta1: &[f64], theta2: &[f64], alphas: &[f64], threads: usize) -> Result<Interpolation, String> {
+pub fn interpolate(
+    objective: &dyn Objective,
+    theta1: &[f64],
+    theta2: &[f64],
+    alphas: &[f64],
+    threads: usize,
+) -> Result<Interpolation, String> {
     check_len(theta1, objective.dim())?;
     check_len(theta2, objective.dim())?;
     if alphas.is_empty() || alphas.iter().any(|a| !a.is_finite()) {
@@ -57,7 +63,12 @@ pub fn interpolate(objective: &dyn Objective, theta1: &[f64], theta2: &[f64], al
         Ok(l)
     };
     let dim = objective.dim();
-    let values = for_each_point(alphas.len(), thread_count(threads, alphas.len()), || vec![0.0; dim], |k, buf| point(alphas[k], buf))?;
+    let values = for_each_point(
+        alphas.len(),
+        thread_count(threads, alphas.len()),
+        || vec![0.0; dim],
+        |k, buf| point(alphas[k], buf),
+    )?;
     let ends = [point(0.0, &mut theta1.to_vec())?, point(1.0, &mut theta2.to_vec())?];
     let m = objective.num_tasks();
     let curves: Vec<Vec<f64>> = (0..=m).map(|t| values.iter().map(|v| v[t]).collect()).collect();

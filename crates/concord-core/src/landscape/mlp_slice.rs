@@ -104,7 +104,14 @@ struct FirstLayer<T: SliceFloat> {
 }
 
 /// Per-task and total losses of `mlp` on (x, targets) over the grid of `plane`, in f64.
-pub fn mlp_slice(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plane: &Plane, grid: &Grid, threads: usize) -> Result<Surface, String> {
+pub fn mlp_slice(
+    mlp: &Mlp,
+    x: &DMatrix<f64>,
+    targets: &[Target],
+    plane: &Plane,
+    grid: &Grid,
+    threads: usize,
+) -> Result<Surface, String> {
     mlp_slice_with(mlp, x, targets, plane, grid, threads, Precision::F64)
 }
 
@@ -135,7 +142,14 @@ pub fn mlp_slice_with(
     }
 }
 
-fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plane: &Plane, grid: &Grid, threads: usize) -> Result<Surface, String> {
+fn slice_in<T: SliceFloat>(
+    mlp: &Mlp,
+    x: &DMatrix<f64>,
+    targets: &[Target],
+    plane: &Plane,
+    grid: &Grid,
+    threads: usize,
+) -> Result<Surface, String> {
     let layout = mlp.layout();
     let cast = |v: &[f64]| -> Vec<T> { v.iter().map(|&e| T::from_f64_lossy(e)).collect() };
     let (origin, delta, eta) = (cast(&plane.origin), cast(&plane.delta), cast(&plane.eta));
@@ -145,10 +159,15 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
     let heads_cfg = &mlp.config().heads;
     let batch = x.nrows();
     // The layers that read x directly: trunk layer 0, or every head when there is no trunk.
-    let first_layers: Vec<&LayerSlice> = if layout.trunk.is_empty() { layout.heads.iter().collect() } else { vec![&layout.trunk[0]] };
+    let first_layers: Vec<&LayerSlice> =
+        if layout.trunk.is_empty() { layout.heads.iter().collect() } else { vec![&layout.trunk[0]] };
     let first: Vec<FirstLayer<T>> = first_layers
         .iter()
-        .map(|s| FirstLayer { base: times_wt(&x, s, &origin), along_delta: times_wt(&x, s, &delta), along_eta: times_wt(&x, s, &eta) })
+        .map(|s| FirstLayer {
+            base: times_wt(&x, s, &origin),
+            along_delta: times_wt(&x, s, &delta),
+            along_eta: times_wt(&x, s, &eta),
+        })
         .collect();
     let max_block = layout.trunk.iter().chain(&layout.heads).map(|s| s.weight.len()).max().unwrap_or(0);
     let make_scratch = || Scratch {
@@ -181,7 +200,8 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
         let zs = z.as_mut_slice();
         for (c, &bc) in bias.iter().enumerate() {
             let r = c * rows..(c + 1) * rows;
-            for (((zv, &pv), &dv), &ev) in zs[r.clone()].iter_mut().zip(&ps[r.clone()]).zip(&ds[r.clone()]).zip(&es[r]) {
+            for (((zv, &pv), &dv), &ev) in zs[r.clone()].iter_mut().zip(&ps[r.clone()]).zip(&ds[r.clone()]).zip(&es[r])
+            {
                 *zv = pv + a * dv + b * ev + bc;
             }
         }
@@ -190,7 +210,14 @@ fn slice_in<T: SliceFloat>(mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plan
         }
     };
     // z ← φ?(a_prev·(W + αΔ + βH)ᵀ + bias).
-    let linear_into = |s: &LayerSlice, a_prev: &DMatrix<T>, al: T, be: T, sc_w: &mut [T], bias: &[T], z: &mut DMatrix<T>, activate: bool| {
+    let linear_into = |s: &LayerSlice,
+                       a_prev: &DMatrix<T>,
+                       al: T,
+                       be: T,
+                       sc_w: &mut [T],
+                       bias: &[T],
+                       z: &mut DMatrix<T>,
+                       activate: bool| {
         let w = &mut sc_w[..s.weight.len()];
         for (o, i) in w.iter_mut().zip(s.weight.clone()) {
             *o = origin[i] + al * delta[i] + be * eta[i];

@@ -22,13 +22,15 @@ mod pca;
 mod projection;
 mod sharpness;
 mod slice;
+#[cfg(test)]
+mod tests;
 mod toy_surface;
 mod tracking;
 mod vector;
-#[cfg(test)]
-mod tests;
 
-pub use directions::{filter_normalise, gaussian, plane, random_direction, DirectionKind, Plane, PlaneInputs, ORTHOGONALISE_ABOVE};
+pub use directions::{
+    filter_normalise, gaussian, plane, random_direction, DirectionKind, Plane, PlaneInputs, ORTHOGONALISE_ABOVE,
+};
 pub use grid::{linspace, Grid, Surface, DEFAULT_POINTS, DEFAULT_RANGE, MAX_POINTS};
 pub use hvp::{hvp, HVP_EPS};
 pub use interpolation::{barriers, interpolate, Interpolation};

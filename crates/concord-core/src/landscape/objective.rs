@@ -87,7 +87,11 @@ impl Objective for MoeObjective<'_> {
 
 /// Row t = ∇L_t over all parameters: the shared block from the task Jacobian, task t's own
 /// head block, zeros on the other heads (task t's loss does not read them).
-fn full_jacobian(g: &Gradients, total_len: usize, head_range: impl Fn(usize) -> std::ops::Range<usize>) -> DMatrix<f64> {
+fn full_jacobian(
+    g: &Gradients,
+    total_len: usize,
+    head_range: impl Fn(usize) -> std::ops::Range<usize>,
+) -> DMatrix<f64> {
     let (m, shared) = g.shared_jacobian.shape();
     let mut j = DMatrix::zeros(m, total_len);
     j.columns_mut(0, shared).copy_from(&g.shared_jacobian);

@@ -33,7 +33,8 @@ pub fn hypervolume_2d(points: &[[f64; 2]], reference: [f64; 2]) -> Result<f64, S
     if !(reference[0].is_finite() && reference[1].is_finite()) {
         return Err(format!("the reference point must be finite, got {reference:?}"));
     }
-    let mut pts: Vec<[f64; 2]> = points.iter().copied().filter(|p| p[0] < reference[0] && p[1] < reference[1]).collect();
+    let mut pts: Vec<[f64; 2]> =
+        points.iter().copied().filter(|p| p[0] < reference[0] && p[1] < reference[1]).collect();
     pts.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
     let mut level = reference[1];
     let mut hv = 0.0;

@@ -49,7 +49,12 @@ pub struct TopEigen {
     pub converged: bool,
 }
 
-pub fn top_eigenvalue(objective: &dyn Objective, theta: &[f64], task: Option<usize>, cfg: &CurvatureConfig) -> Result<TopEigen, String> {
+pub fn top_eigenvalue(
+    objective: &dyn Objective,
+    theta: &[f64],
+    task: Option<usize>,
+    cfg: &CurvatureConfig,
+) -> Result<TopEigen, String> {
     cfg.validate()?;
     check_len(theta, objective.dim())?;
     let mut v = gaussian(theta.len(), cfg.seed);
@@ -86,7 +91,12 @@ pub struct TraceEstimate {
     pub samples: Vec<f64>,
 }
 
-pub fn hutchinson_trace(objective: &dyn Objective, theta: &[f64], task: Option<usize>, cfg: &CurvatureConfig) -> Result<TraceEstimate, String> {
+pub fn hutchinson_trace(
+    objective: &dyn Objective,
+    theta: &[f64],
+    task: Option<usize>,
+    cfg: &CurvatureConfig,
+) -> Result<TraceEstimate, String> {
     cfg.validate()?;
     check_len(theta, objective.dim())?;
     let mut rng = DataRng::seed_from_u64(cfg.seed);

@@ -16,7 +16,12 @@ pub fn thread_count(requested: usize, points: usize) -> usize {
 
 /// Runs `eval(k, scratch)` for every flat grid index k on `threads` threads (interleaved, so
 /// uneven costs spread out); each thread owns one scratch value. Results come back in order.
-pub(crate) fn for_each_point<S, F>(points: usize, threads: usize, make_scratch: impl Fn() -> S + Sync, eval: F) -> Result<Vec<Vec<f64>>, String>
+pub(crate) fn for_each_point<S, F>(
+    points: usize,
+    threads: usize,
+    make_scratch: impl Fn() -> S + Sync,
+    eval: F,
+) -> Result<Vec<Vec<f64>>, String>
 where
     F: Fn(usize, &mut S) -> Result<Vec<f64>, String> + Sync,
 {

@@ -10,7 +10,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn mlp(act: Activation, hidden: Vec<usize>, input: usize, heads: Vec<HeadConfig>) -> Mlp {
-    Mlp::new(MlpConfig { input_dim: input, hidden, activation: act, heads, tied_head_init: false, head_init_scale: 1.0 }).unwrap()
+    Mlp::new(MlpConfig {
+        input_dim: input,
+        hidden,
+        activation: act,
+        heads,
+        tied_head_init: false,
+        head_init_scale: 1.0,
+    })
+    .unwrap()
 }
 
 fn head(out_dim: usize, loss: LossKind) -> HeadConfig {
@@ -49,7 +57,12 @@ fn grid_follows_linspace_and_meshgrid_ravel_order() {
     // meshgrid(x, y).ravel(): x varies fastest.
     assert_eq!(g.point(1), (g.alphas[1], -1.0));
     assert_eq!(g.point(51), (-1.0, g.betas[1]));
-    for bad in [Grid::square(1, -1.0, 1.0), Grid::square(51, 1.0, -1.0), Grid::square(51, f64::NAN, 1.0), Grid::square(MAX_POINTS + 1, -1.0, 1.0)] {
+    for bad in [
+        Grid::square(1, -1.0, 1.0),
+        Grid::square(51, 1.0, -1.0),
+        Grid::square(51, f64::NAN, 1.0),
+        Grid::square(MAX_POINTS + 1, -1.0, 1.0),
+    ] {
         assert!(bad.is_err());
     }
 }
@@ -88,7 +101,13 @@ fn gradient_plane_uses_descent_directions_scaled_to_theta() {
     let (x, y) = random_data(&m, 30, 1);
     let theta = m.init_params(3);
     let obj = MlpObjective { mlp: &m, x: &x, targets: &y };
-    let p = plane(DirectionKind::Gradients, &obj, &theta, &PlaneInputs { layout: Some(m.layout()), seed: 0, trajectory: &[], tasks: (0, 1) }).unwrap();
+    let p = plane(
+        DirectionKind::Gradients,
+        &obj,
+        &theta,
+        &PlaneInputs { layout: Some(m.layout()), seed: 0, trajectory: &[], tasks: (0, 1) },
+    )
+    .unwrap();
     let g = m.gradients(&theta, &x, &y).unwrap();
     let l = m.layout();
     let mut weights = theta.clone();
@@ -144,7 +163,14 @@ fn projection_solves_least_squares_on_a_skewed_plane() {
     let origin = vec![1.0, 2.0, 3.0];
     let delta = vec![1.0, 0.0, 0.0];
     let eta = vec![1.0, 1.0, 0.0]; // not orthogonal to δ
-    let plane = Plane { kind: DirectionKind::Random, origin: origin.clone(), delta, eta, cosine: 0.0, explained_variance: None };
+    let plane = Plane {
+        kind: DirectionKind::Random,
+        origin: origin.clone(),
+        delta,
+        eta,
+        cosine: 0.0,
+        explained_variance: None,
+    };
     // origin + 0.3δ − 0.7η + (0, 0, 2): in-plane part (0.3 − 0.7, −0.7, 0), residual 2.
     let snap = vec![1.0 - 0.4, 2.0 - 0.7, 5.0];
     let path = project(&plane, "run", &[0, 5], &[origin.clone(), snap]).unwrap();
@@ -161,7 +187,12 @@ fn projection_solves_least_squares_on_a_skewed_plane() {
 fn batched_mlp_slice_matches_the_per_point_reference() {
     let cases = [
         mlp(Activation::Tanh, vec![7, 5], 3, vec![head(1, LossKind::Bce), head(2, LossKind::Mse)]),
-        mlp(Activation::Relu, vec![6], 2, vec![head(3, LossKind::SoftmaxCe), head(1, LossKind::Bce), head(2, LossKind::Mse)]),
+        mlp(
+            Activation::Relu,
+            vec![6],
+            2,
+            vec![head(3, LossKind::SoftmaxCe), head(1, LossKind::Bce), head(2, LossKind::Mse)],
+        ),
         mlp(Activation::Gelu, vec![], 4, vec![head(2, LossKind::Mse), head(3, LossKind::SoftmaxCe)]),
     ];
     for (i, m) in cases.iter().enumerate() {
@@ -192,7 +223,12 @@ fn batched_mlp_slice_matches_the_per_point_reference() {
 
 #[test]
 fn loss_value_equals_the_trainers_loss() {
-    let m = mlp(Activation::Tanh, vec![4], 2, vec![head(1, LossKind::Bce), head(3, LossKind::SoftmaxCe), head(2, LossKind::Mse)]);
+    let m = mlp(
+        Activation::Tanh,
+        vec![4],
+        2,
+        vec![head(1, LossKind::Bce), head(3, LossKind::SoftmaxCe), head(2, LossKind::Mse)],
+    );
     let (x, y) = random_data(&m, 25, 4);
     let theta = m.init_params(1);
     let outs = m.forward(&theta, &x).unwrap();
@@ -208,7 +244,14 @@ fn pareto_synthetic_slice_matches_the_closed_form() {
     let p = ParetoMtlSynthetic::new(20).unwrap();
     let n = 20;
     let e = |i: usize| (0..n).map(|k| if k == i { 1.0 } else { 0.0 }).collect::<Vec<_>>();
-    let plane = Plane { kind: DirectionKind::Random, origin: vec![0.0; n], delta: e(0), eta: e(1), cosine: 0.0, explained_variance: None };
+    let plane = Plane {
+        kind: DirectionKind::Random,
+        origin: vec![0.0; n],
+        delta: e(0),
+        eta: e(1),
+        cosine: 0.0,
+        explained_variance: None,
+    };
     let grid = Grid::new(3, [-1.0, 1.0], 2, [0.0, 1.0]).unwrap();
     let s = slice_surface(&ProblemObjective(&p), &plane, &grid, 2).unwrap();
     let c = 1.0 / (n as f64).sqrt();
@@ -337,11 +380,21 @@ fn hvp_matches_the_closed_form_hessian_of_a_quadratic_model() {
         assert!((top.value - exact).abs() < 1e-6 * exact, "task {task:?}: λ {} vs {exact}", top.value);
         // Hutchinson within 4σ of the exact trace, σ² = 2·Σ_{i≠j} H_ij² / probes.
         let probes = 400;
-        let tr = hutchinson_trace(&obj, &theta, task, &CurvatureConfig { max_iter: probes, tol: 1e-300, seed: 1 }).unwrap();
+        let tr =
+            hutchinson_trace(&obj, &theta, task, &CurvatureConfig { max_iter: probes, tol: 1e-300, seed: 1 }).unwrap();
         assert_eq!(tr.samples.len(), probes);
-        let off: f64 = (0..h.nrows()).flat_map(|i| (0..h.ncols()).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| h[(i, j)].powi(2)).sum();
+        let off: f64 = (0..h.nrows())
+            .flat_map(|i| (0..h.ncols()).map(move |j| (i, j)))
+            .filter(|(i, j)| i != j)
+            .map(|(i, j)| h[(i, j)].powi(2))
+            .sum();
         let sigma = (2.0 * off / probes as f64).sqrt();
-        assert!((tr.mean - h.trace()).abs() < 4.0 * sigma + 1e-9, "task {task:?}: trace {} vs {} (σ {sigma})", tr.mean, h.trace());
+        assert!(
+            (tr.mean - h.trace()).abs() < 4.0 * sigma + 1e-9,
+            "task {task:?}: trace {} vs {} (σ {sigma})",
+            tr.mean,
+            h.trace()
+        );
     }
 }
 
@@ -439,7 +492,12 @@ fn tracking_leaves_the_record_unchanged_and_measures_every_k_steps() {
     config.steps = 7;
     let plain = crate::train::train(&config).unwrap();
     let mut trainer = crate::train::Trainer::new(config).unwrap();
-    let cfg = TrackingConfig { every: 3, trace: true, curvature: CurvatureConfig { max_iter: 20, tol: 1e-3, seed: 0 }, snapshot_every: 2 };
+    let cfg = TrackingConfig {
+        every: 3,
+        trace: true,
+        curvature: CurvatureConfig { max_iter: 20, tol: 1e-3, seed: 0 },
+        snapshot_every: 2,
+    };
     let tracked = run_tracked(&mut trainer, &cfg, |_| {}).unwrap();
     assert_eq!(tracked.record, plain);
     assert_eq!(tracked.sharpness.iter().map(|p| p.step).collect::<Vec<_>>(), vec![0, 3, 6, 7]);

@@ -36,11 +36,24 @@ pub struct TrackedRun {
     pub snapshots: Vec<Vec<f64>>,
 }
 
-fn measure(objective: &dyn Objective, theta: &[f64], step: usize, cfg: &TrackingConfig) -> Result<SharpnessPoint, String> {
+fn measure(
+    objective: &dyn Objective,
+    theta: &[f64],
+    step: usize,
+    cfg: &TrackingConfig,
+) -> Result<SharpnessPoint, String> {
     let targets: Vec<Option<usize>> = (0..objective.num_tasks()).map(Some).chain([None]).collect();
-    let lambda_max = targets.iter().map(|&t| top_eigenvalue(objective, theta, t, &cfg.curvature).map(|e| e.value)).collect::<Result<_, _>>()?;
+    let lambda_max = targets
+        .iter()
+        .map(|&t| top_eigenvalue(objective, theta, t, &cfg.curvature).map(|e| e.value))
+        .collect::<Result<_, _>>()?;
     let trace = if cfg.trace {
-        Some(targets.iter().map(|&t| hutchinson_trace(objective, theta, t, &cfg.curvature).map(|e| e.mean)).collect::<Result<_, _>>()?)
+        Some(
+            targets
+                .iter()
+                .map(|&t| hutchinson_trace(objective, theta, t, &cfg.curvature).map(|e| e.mean))
+                .collect::<Result<_, _>>()?,
+        )
     } else {
         None
     };
@@ -49,7 +62,11 @@ fn measure(objective: &dyn Objective, theta: &[f64], step: usize, cfg: &Tracking
 
 /// Runs `trainer` to the end with tracking. A run that diverges stops as `train` does (its
 /// record carries the error); a curvature failure is returned as `Err`.
-pub fn run_tracked(trainer: &mut Trainer, cfg: &TrackingConfig, mut progress: impl FnMut(usize)) -> Result<TrackedRun, String> {
+pub fn run_tracked(
+    trainer: &mut Trainer,
+    cfg: &TrackingConfig,
+    mut progress: impl FnMut(usize),
+) -> Result<TrackedRun, String> {
     cfg.curvature.validate()?;
     if cfg.snapshot_every == 0 {
         return Err("snapshot_every must be at least 1".into());
@@ -65,7 +82,10 @@ pub fn run_tracked(trainer: &mut Trainer, cfg: &TrackingConfig, mut progress: im
             snapshot_steps.push(s);
             snapshots.push(trainer.params().to_vec());
         }
-        if cfg.every > 0 && (s.is_multiple_of(cfg.every) || done) && sharpness.last().map(|p: &SharpnessPoint| p.step) != Some(s) {
+        if cfg.every > 0
+            && (s.is_multiple_of(cfg.every) || done)
+            && sharpness.last().map(|p: &SharpnessPoint| p.step) != Some(s)
+        {
             sharpness.push(measure(&*trainer.objective(), trainer.params(), s, cfg)?);
         }
         if done {

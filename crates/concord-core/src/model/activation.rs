@@ -81,8 +81,9 @@ impl Activation {
 impl std::str::FromStr for Activation {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Activation::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
-            format!("unknown activation '{s}' (expected one of: relu, tanh, gelu, sigmoid, linear)")
-        })
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| format!("unknown activation '{s}' (expected one of: relu, tanh, gelu, sigmoid, linear)"))
     }
 }

@@ -85,12 +85,8 @@ pub fn init_params(config: &MlpConfig, layout: &Layout, seed: u64) -> Vec<f64> {
     let mut p = vec![0.0; layout.total_len];
     let he = matches!(config.activation, Activation::Relu | Activation::Gelu);
     let mut fill = |s: &LayerSlice, he: bool, scale: f64, p: &mut [f64]| {
-        let bound = scale
-            * if he {
-                (6.0 / s.fan_in as f64).sqrt()
-            } else {
-                (6.0 / (s.fan_in + s.fan_out) as f64).sqrt()
-            };
+        let bound =
+            scale * if he { (6.0 / s.fan_in as f64).sqrt() } else { (6.0 / (s.fan_in + s.fan_out) as f64).sqrt() };
         for v in &mut p[s.weight.clone()] {
             *v = rng.random_range(-bound..bound);
         }

@@ -11,7 +11,9 @@ pub mod moe;
 mod tests;
 
 pub use activation::{sigmoid, Activation};
-pub use config::{HeadConfig, MlpConfig, MAX_HIDDEN_LAYERS, MAX_INPUT_DIM, MAX_OUTPUT_DIM, MAX_TASKS, MAX_WIDTH, MIN_TASKS};
+pub use config::{
+    HeadConfig, MlpConfig, MAX_HIDDEN_LAYERS, MAX_INPUT_DIM, MAX_OUTPUT_DIM, MAX_TASKS, MAX_WIDTH, MIN_TASKS,
+};
 pub use layout::{init_params, LayerSlice, Layout};
 pub use loss::{check_target, loss_and_grad, LossKind, Target};
 pub use mlp::{Gradients, Mlp};

@@ -69,9 +69,7 @@ impl Problem for CagradToy {
 
     fn losses(&self, x: &[f64]) -> Vec<f64> {
         let p = Self::parts(x[0], x[1]);
-        (0..2)
-            .map(|i| self.task_scale(i) * (p.gate[0] * p.f[i] + p.gate[1] * p.f_sq[i]))
-            .collect()
+        (0..2).map(|i| self.task_scale(i) * (p.gate[0] * p.f[i] + p.gate[1] * p.f_sq[i])).collect()
     }
 
     fn jacobian(&self, x: &[f64]) -> Vec<Vec<f64>> {

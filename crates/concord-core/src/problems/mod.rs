@@ -49,9 +49,7 @@ impl ProblemKind {
     pub fn published_starts(self) -> &'static [[f64; 2]] {
         match self {
             ProblemKind::CagradToy => &[[-8.5, 7.5], [-8.5, -5.0], [9.0, 9.0]],
-            ProblemKind::CagradToyScaled => {
-                &[[-8.5, 7.5], [0.0, 0.0], [9.0, 9.0], [-7.5, -0.5], [9.0, -1.0]]
-            }
+            ProblemKind::CagradToyScaled => &[[-8.5, 7.5], [0.0, 0.0], [9.0, 9.0], [-7.5, -0.5], [9.0, -1.0]],
         }
     }
 }
@@ -62,8 +60,6 @@ impl std::str::FromStr for ProblemKind {
         ProblemKind::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                format!("unknown problem '{s}' (expected one of: cagrad-toy, cagrad-toy-scaled)")
-            })
+            .ok_or_else(|| format!("unknown problem '{s}' (expected one of: cagrad-toy, cagrad-toy-scaled)"))
     }
 }

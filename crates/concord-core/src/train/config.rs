@@ -1,12 +1,12 @@
 //! What a multi-task run is made of: the data source, the model, the optimizer, the aggregator
 //! and the optional loss weighting, serialisable and validated with messages a user can act on.
 
-use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
 use super::moe_spec::MoeSpec;
+use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
 use crate::method::MethodSpec;
 use crate::model::MlpConfig;
-use crate::problems::ProblemKind;
 use crate::optim::OptimizerKind;
+use crate::problems::ProblemKind;
 use serde::{Deserialize, Serialize};
 
 /// Where the training (and test) points come from.
@@ -54,10 +54,24 @@ impl DataSource {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "optimizer", rename_all = "kebab-case")]
 pub enum TrainOptimizer {
-    Sgd { lr: f64, momentum: f64 },
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
     #[serde(rename = "adamw")]
-    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    AdamW {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
 }
 
 impl TrainOptimizer {
@@ -303,19 +317,28 @@ impl TrainConfig {
             DataSource::GradNorm { config, n_train, n_test } => {
                 config.validate().map_err(|e| format!("gradnorm data: {e}"))?;
                 if *n_train == 0 || *n_test == 0 || n_train + n_test > 1_000_000 {
-                    return Err(format!("gradnorm data needs n_train, n_test ≥ 1 (at most 10⁶ in all), got {n_train} and {n_test}"));
+                    return Err(format!(
+                        "gradnorm data needs n_train, n_test ≥ 1 (at most 10⁶ in all), got {n_train} and {n_test}"
+                    ));
                 }
             }
             DataSource::Sinusoid { config, train_ratio } => {
                 config.validate().map_err(|e| format!("sinusoid data: {e}"))?;
                 let n_train = (config.n as f64 * train_ratio).floor() as usize;
                 if !(*train_ratio > 0.0 && *train_ratio <= 1.0) || n_train == 0 {
-                    return Err(format!("sinusoid train_ratio {train_ratio} leaves no training point with n = {}", config.n));
+                    return Err(format!(
+                        "sinusoid train_ratio {train_ratio} leaves no training point with n = {}",
+                        config.n
+                    ));
                 }
             }
             DataSource::Points { data } => {
                 if data.n_train == 0 || data.n_train > data.len() {
-                    return Err(format!("the data has {} points of which {} train: need at least one", data.len(), data.n_train));
+                    return Err(format!(
+                        "the data has {} points of which {} train: need at least one",
+                        data.len(),
+                        data.n_train
+                    ));
                 }
                 if data.labels.iter().any(|l| l.len() != data.len()) {
                     return Err("every task needs one label per point".into());

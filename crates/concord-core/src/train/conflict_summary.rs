@@ -19,8 +19,11 @@ pub struct ConflictSummary {
 impl ConflictSummary {
     /// `None` for fewer than two tasks or no step with a defined cosine.
     pub fn of(record: &RunRecord) -> Option<Self> {
-        let cos: Vec<f64> =
-            record.history.iter().filter_map(|s| s.metrics.cosine.first().and_then(|r| r.get(1).copied().flatten())).collect();
+        let cos: Vec<f64> = record
+            .history
+            .iter()
+            .filter_map(|s| s.metrics.cosine.first().and_then(|r| r.get(1).copied().flatten()))
+            .collect();
         if cos.is_empty() {
             return None;
         }

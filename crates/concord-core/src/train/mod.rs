@@ -25,10 +25,10 @@ mod batches;
 mod config;
 mod conflict_summary;
 mod moe_spec;
-mod net;
-mod presets;
 #[cfg(test)]
 mod moe_tests;
+mod net;
+mod presets;
 #[cfg(test)]
 mod task_experts_tests;
 #[cfg(test)]
@@ -407,7 +407,11 @@ impl Trainer {
             return Err(format!("the saved history's record {i} says step {}", r.step));
         }
         if history.len() > self.config.steps {
-            return Err(format!("the saved run has {} steps, more than this run's limit of {}", history.len(), self.config.steps));
+            return Err(format!(
+                "the saved run has {} steps, more than this run's limit of {}",
+                history.len(),
+                self.config.steps
+            ));
         }
         self.params = params;
         self.step = history.len();
@@ -589,7 +593,8 @@ impl Trainer {
             self.step += 1;
             return Ok(None);
         }
-        let layers = (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice());
+        let layers =
+            (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice());
         let metrics = StepMetrics::new(&jacobian, &d, layers);
         self.history.push(StepRecord {
             step,

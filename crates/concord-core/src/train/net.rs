@@ -52,14 +52,24 @@ impl Net {
     }
 
     /// `noise_seed`: the MoE's routing noise for this step (noisy top-k only).
-    pub fn gradients(&self, params: &[f64], x: &DMatrix<f64>, y: &[Target], noise_seed: u64) -> Result<NetGradients, String> {
+    pub fn gradients(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        y: &[Target],
+        noise_seed: u64,
+    ) -> Result<NetGradients, String> {
         match self {
             Net::Mlp(n) => Ok(NetGradients { tasks: n.gradients(params, x, y)?, aux_grad: None, moe: None }),
             Net::Moe(n) => {
                 let g = n.gradients(params, x, y, Some(noise_seed))?;
                 let ranges: Vec<Range<usize>> = n.layout().experts.iter().map(|e| e.range()).collect();
                 let expert_cosine = layer_cosines(&g.tasks.shared_jacobian, &ranges);
-                Ok(NetGradients { tasks: g.tasks, aux_grad: Some(g.aux_grad), moe: Some(MoeStepRecord { routing: g.stats, expert_cosine }) })
+                Ok(NetGradients {
+                    tasks: g.tasks,
+                    aux_grad: Some(g.aux_grad),
+                    moe: Some(MoeStepRecord { routing: g.stats, expert_cosine }),
+                })
             }
         }
     }

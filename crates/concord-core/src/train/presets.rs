@@ -6,9 +6,9 @@
 
 use super::config::{DataSource, TrainConfig, TrainOptimizer};
 use super::moe_spec::MoeSpec;
-use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
 use crate::data::{Conflict, Dataset, GradNormConfig, InputSource, SinusoidConfig, TaskSetConfig};
 use crate::method::MethodSpec;
+use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
 use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
 use crate::problems::ProblemKind;
 use std::f64::consts::PI;
@@ -120,7 +120,8 @@ impl Preset {
                 };
                 // Tied, small heads: both outputs start near 0, so the flipped labels flip the
                 // shared gradient (plain Glorot heads only reach cos ≈ −0.48 at full flip).
-                let model = MlpConfig { tied_head_init: true, head_init_scale: 0.1, ..MlpConfig::playground(vec![8, 8], 2) };
+                let model =
+                    MlpConfig { tied_head_init: true, head_init_scale: 0.1, ..MlpConfig::playground(vec![8, 8], 2) };
                 base(DataSource::TaskSet { config: data }, Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
             }
             Preset::CircleVsGauss => {
@@ -137,7 +138,14 @@ impl Preset {
                 base(DataSource::TaskSet { config: data }, Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
             }
             Preset::GradnormScales => {
-                let gc = GradNormConfig { input_dim: 50, output_dim: 10, sigmas: vec![1.0, 100.0], b_std: 10.0, eps_std: 3.5, seed: 0 };
+                let gc = GradNormConfig {
+                    input_dim: 50,
+                    output_dim: 10,
+                    sigmas: vec![1.0, 100.0],
+                    b_std: 10.0,
+                    eps_std: 3.5,
+                    seed: 0,
+                };
                 let model = MlpConfig {
                     input_dim: 50,
                     hidden: vec![64, 64],
@@ -168,7 +176,8 @@ impl Preset {
             Preset::TaskExperts => {
                 // No dense pre-layer: every shared parameter is a gate or an expert, so routing
                 // alone decides how much the tasks share.
-                let model = MlpConfig { tied_head_init: true, head_init_scale: 0.1, ..MlpConfig::playground(Vec::new(), 2) };
+                let model =
+                    MlpConfig { tied_head_init: true, head_init_scale: 0.1, ..MlpConfig::playground(Vec::new(), 2) };
                 let mut c = base(xor_conflict_data(), Some(model), TrainOptimizer::adam(0.01), Some(50), 500);
                 c.moe = Some(task_experts_spec());
                 c
@@ -253,7 +262,12 @@ fn xor_conflict_data() -> DataSource {
 
 /// task-experts' MoE: 4 experts (2 → 8 → 2), a gate per task, top-1.
 pub fn task_experts_spec() -> MoeSpec {
-    MoeSpec { router: RouterKind::Task { k: 1, gate: TaskGate::PerTask }, experts: 4, expert_hidden: 8, aux: AuxWeights::default() }
+    MoeSpec {
+        router: RouterKind::Task { k: 1, gate: TaskGate::PerTask },
+        experts: 4,
+        expert_hidden: 8,
+        aux: AuxWeights::default(),
+    }
 }
 
 /// The dense twin's trunk: 2 → 12 → 12 has 192 shared parameters against the MoE's 184

@@ -13,7 +13,9 @@ use super::*;
 fn task_routed_experts_conflict_less_than_an_equal_size_dense_trunk_on_every_seed() {
     let moe_cfg = preset("task-experts").unwrap();
     let dense_cfg = preset("task-experts-dense").unwrap();
-    let moe_model = crate::model::moe::Moe::new(moe_cfg.moe.as_ref().unwrap().model_config(moe_cfg.model.as_ref().unwrap())).unwrap();
+    let moe_model =
+        crate::model::moe::Moe::new(moe_cfg.moe.as_ref().unwrap().model_config(moe_cfg.model.as_ref().unwrap()))
+            .unwrap();
     let dense_model = crate::model::Mlp::new(dense_cfg.model.clone().unwrap()).unwrap();
     assert_eq!(moe_model.layout().shared_len, 184);
     assert_eq!(dense_model.layout().shared_len, 192);

@@ -1,7 +1,7 @@
 use super::*;
+use crate::data::parse_csv;
 use crate::method::MethodSpec;
 use crate::weightings::WeightingSpec;
-use crate::data::parse_csv;
 
 fn with(mut c: TrainConfig, aggregator: &str, steps: usize) -> TrainConfig {
     c.method = MethodSpec::parse(aggregator).unwrap();
@@ -28,7 +28,11 @@ fn every_preset_parses_validates_and_is_listed() {
 
 #[test]
 fn the_same_config_reproduces_a_run_bit_for_bit() {
-    for (name, agg, w) in [("xor-conflict", "pcgrad", None), ("sinusoid-phases", "upgrad", Some("rlw")), ("pareto-synthetic", "mgda", Some("famo"))] {
+    for (name, agg, w) in [
+        ("xor-conflict", "pcgrad", None),
+        ("sinusoid-phases", "upgrad", Some("rlw")),
+        ("pareto-synthetic", "mgda", Some("famo")),
+    ] {
         let mut c = with(preset(name).unwrap(), agg, 40);
         c.method.weighting = w.map(|w| WeightingSpec::named(w).unwrap());
         let a = train(&c).unwrap();
@@ -188,20 +192,23 @@ fn bad_configs_are_clear_errors() {
         (TrainConfig { optimizer: TrainOptimizer::adam(0.0), ..ok.clone() }, "learning rate"),
         (TrainConfig { optimizer: TrainOptimizer::sgd(0.1, 1.5), ..ok.clone() }, "momentum"),
         (TrainConfig { model: None, ..ok.clone() }, "needs a model"),
-        (
-            TrainConfig { model: Some(crate::model::MlpConfig::playground(vec![4], 3)), ..ok.clone() },
-            "3 heads",
-        ),
+        (TrainConfig { model: Some(crate::model::MlpConfig::playground(vec![4], 3)), ..ok.clone() }, "3 heads"),
         (
             TrainConfig {
-                model: Some(crate::model::MlpConfig { input_dim: 3, ..crate::model::MlpConfig::playground(vec![4], 2) }),
+                model: Some(crate::model::MlpConfig {
+                    input_dim: 3,
+                    ..crate::model::MlpConfig::playground(vec![4], 2)
+                }),
                 ..ok.clone()
             },
             "inputs",
         ),
         (
             TrainConfig {
-                model: Some(crate::model::MlpConfig { head_init_scale: 0.0, ..crate::model::MlpConfig::playground(vec![4], 2) }),
+                model: Some(crate::model::MlpConfig {
+                    head_init_scale: 0.0,
+                    ..crate::model::MlpConfig::playground(vec![4], 2)
+                }),
                 ..ok.clone()
             },
             "head_init_scale",
@@ -223,7 +230,6 @@ fn bad_configs_are_clear_errors() {
     let json = serde_json::to_string(&ok).unwrap();
     assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), ok);
 }
-
 
 #[test]
 fn restore_puts_back_params_and_history_and_rejects_mismatches() {
@@ -279,8 +285,16 @@ fn config_files_parse_the_method_once_and_old_keys_still_load() {
         (&["method"], serde_json::json!({"aggregator": "nope"}), "unknown aggregator"),
         (&["method"], serde_json::json!({"aggregator": "mean", "aggregator_params": [["c", "1"]]}), "no parameters"),
         (&["method"], serde_json::json!({"aggregator": "mean", "weighting": "nope"}), "unknown loss weighting"),
-        (&["method"], serde_json::json!({"aggregator": "mean", "weighting_params": [["mu", "1"]]}), "without a loss weighting"),
-        (&[], serde_json::json!({"method": {"aggregator": {"name": "mean"}, "weighting": {"name": "stch", "mu": -1}}}), "mu"),
+        (
+            &["method"],
+            serde_json::json!({"aggregator": "mean", "weighting_params": [["mu", "1"]]}),
+            "without a loss weighting",
+        ),
+        (
+            &[],
+            serde_json::json!({"method": {"aggregator": {"name": "mean"}, "weighting": {"name": "stch", "mu": -1}}}),
+            "mu",
+        ),
         (&[], serde_json::json!({"aggregator": "mean"}), "not both"),
         (&["method"], serde_json::json!({}), "needs a \"method\""),
     ];

@@ -18,9 +18,7 @@ pub(crate) fn description() -> WeightingDescription {
         label: "DWA",
         summary: "T·softmax(r/τ), r_i = ratio of the last two epoch-mean losses",
         epochs: "weights 1 in epochs 0 and 1; then constant within an epoch",
-        params: vec![
-            ParamSpec::positive("T", DWA_TEMPERATURE, "temperature τ"),
-        ],
+        params: vec![ParamSpec::positive("T", DWA_TEMPERATURE, "temperature τ")],
         needs_jacobian: false,
         needs_losses_after_step: false,
     }
@@ -81,7 +79,7 @@ mod tests {
         assert_eq!(call([2.0, 3.0], 0), vec![1.0, 1.0]);
         assert_eq!(call([2.0, 5.0], 0), vec![1.0, 1.0]); // epoch 0 mean (2, 4)
         assert_eq!(call([1.0, 4.0], 1), vec![1.0, 1.0]); // epoch 1 mean (1, 4)
-        // r = (1/2, 4/4) → w = 2·softmax(0.25, 0.5).
+                                                         // r = (1/2, 4/4) → w = 2·softmax(0.25, 0.5).
         let w = call([9.0, 9.0], 2);
         let (a, b) = (0.25f64.exp(), 0.5f64.exp());
         assert_abs_diff_eq!(w[0], 2.0 * a / (a + b), epsilon = 1e-14);

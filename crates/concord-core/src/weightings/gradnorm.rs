@@ -50,7 +50,12 @@ pub struct GradNorm {
 
 impl GradNorm {
     pub fn new(m: usize, alpha: f64, lr: f64, weight_decay: f64) -> Self {
-        GradNorm { alpha, s: AdamParam::new(vec![1.0; m], lr, weight_decay), means: EpochMeans::default(), reference: None }
+        GradNorm {
+            alpha,
+            s: AdamParam::new(vec![1.0; m], lr, weight_decay),
+            means: EpochMeans::default(),
+            reference: None,
+        }
     }
 
     /// The current logits s.
@@ -70,7 +75,13 @@ impl GradNorm {
 }
 
 /// ∂L_grad/∂λ for λ, ‖g_i‖, losses and reference losses (the target held constant).
-pub(crate) fn gradnorm_lambda_grad(lambda: &[f64], norms: &[f64], losses: &[f64], reference: &[f64], alpha: f64) -> Vec<f64> {
+pub(crate) fn gradnorm_lambda_grad(
+    lambda: &[f64],
+    norms: &[f64],
+    losses: &[f64],
+    reference: &[f64],
+    alpha: f64,
+) -> Vec<f64> {
     let m = lambda.len() as f64;
     let g: Vec<f64> = lambda.iter().zip(norms).map(|(l, n)| l * n).collect();
     let g_bar = g.iter().sum::<f64>() / m;

@@ -123,10 +123,8 @@ impl WeightingSpec {
                 return Err(format!("parameter '{key}' given twice"));
             }
             given.push(desc.params[idx].name);
-            let value: f64 = raw
-                .trim()
-                .parse()
-                .map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
+            let value: f64 =
+                raw.trim().parse().map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
             desc.params[idx].check(value)?;
             values[idx].1 = value;
         }

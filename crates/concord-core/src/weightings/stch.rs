@@ -120,8 +120,8 @@ mod tests {
         assert_abs_diff_eq!(w[1], 0.25, epsilon = 1e-15);
         call([1.0, 2.0], 1);
         call([3.0, 6.0], 1); // nadir = (2, 4)
-        // L = (2, 2): ℓ = (0, ln ½), p = softmax(ℓ) = (⅔, ⅓),
-        // w = (2·⅔·(½)/1, 2·⅓·(¼)/½) = (⅔, ⅓).
+                             // L = (2, 2): ℓ = (0, ln ½), p = softmax(ℓ) = (⅔, ⅓),
+                             // w = (2·⅔·(½)/1, 2·⅓·(¼)/½) = (⅔, ⅓).
         let w = call([2.0, 2.0], 2);
         assert_abs_diff_eq!(w[0], 2.0 / 3.0, epsilon = 1e-12);
         assert_abs_diff_eq!(w[1], 1.0 / 3.0, epsilon = 1e-12);

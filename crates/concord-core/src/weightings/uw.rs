@@ -21,8 +21,16 @@ pub(crate) fn description() -> WeightingDescription {
         summary: "Σ L_i/(2e^{s_i}) + s_i/2, learnable s (init −0.5); weight 1/(2e^{s_i})",
         epochs: "none",
         params: vec![
-            ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of the learnable parameters (LibMTL: the trainer's lr)"),
-            ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of the learnable parameters"),
+            ParamSpec::positive(
+                "lr",
+                TRAINER_LR,
+                "Adam learning rate of the learnable parameters (LibMTL: the trainer's lr)",
+            ),
+            ParamSpec::non_negative(
+                "weight_decay",
+                TRAINER_WEIGHT_DECAY,
+                "Adam L2 weight decay of the learnable parameters",
+            ),
         ],
         needs_jacobian: false,
         needs_losses_after_step: false,

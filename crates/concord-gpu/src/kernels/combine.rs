@@ -32,11 +32,7 @@ pub(crate) fn encode(
     let groups_y = groups.div_ceil(groups_x);
     let params = CombineParams { m: m as u32, n: n as u32, groups_x, _pad: 0 };
     let uniform = gpu.uniform_init("combine params", bytemuck::bytes_of(&params));
-    let out = gpu.buffer(
-        "update",
-        (n * 4) as u64,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-    );
+    let out = gpu.buffer("update", (n * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let pipeline = gpu.pipeline(&gpu.pipelines.combine, "combine.wgsl", "combine");
     let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("combine"),

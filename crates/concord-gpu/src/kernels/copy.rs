@@ -33,7 +33,8 @@ pub(crate) fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, src: &wgpu::
             wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
         ],
     });
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("copy"), timestamp_writes: None });
+    let mut pass =
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("copy"), timestamp_writes: None });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, &bg, &[]);
     pass.dispatch_workgroups(groups_x, groups_y, 1);

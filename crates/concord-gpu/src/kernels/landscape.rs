@@ -76,7 +76,14 @@ fn unsupported(msg: String) -> GpuError {
 /// Per-task and total losses of `mlp` on (x, targets) over `grid` in `plane`, on the GPU.
 /// The grid must be evenly spaced (as `Grid::new` makes it); losses come back in f64 after an
 /// f32 forward pass.
-pub async fn mlp_slice(gpu: &Gpu, mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target], plane: &Plane, grid: &Grid) -> Result<Surface, GpuError> {
+pub async fn mlp_slice(
+    gpu: &Gpu,
+    mlp: &Mlp,
+    x: &DMatrix<f64>,
+    targets: &[Target],
+    plane: &Plane,
+    grid: &Grid,
+) -> Result<Surface, GpuError> {
     let layout = mlp.layout();
     let p = layout.total_len;
     for (name, v) in [("origin", &plane.origin), ("δ", &plane.delta), ("η", &plane.eta)] {
@@ -90,7 +97,9 @@ pub async fn mlp_slice(gpu: &Gpu, mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target
     if m > MAX_HEADS {
         return Err(unsupported(format!("{m} tasks; the kernel takes at most {MAX_HEADS}")));
     }
-    if layout.trunk.iter().chain(&layout.heads).any(|s| s.fan_in > MAX_WIDTH || s.fan_out > MAX_WIDTH) || mlp.config().input_dim > MAX_WIDTH {
+    if layout.trunk.iter().chain(&layout.heads).any(|s| s.fan_in > MAX_WIDTH || s.fan_out > MAX_WIDTH)
+        || mlp.config().input_dim > MAX_WIDTH
+    {
         return Err(unsupported(format!("layer widths above {MAX_WIDTH}")));
     }
     let iters = loop_iterations(mlp);
@@ -106,7 +115,10 @@ pub async fn mlp_slice(gpu: &Gpu, mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target
     let batch = x.nrows();
     let chunks = batch.div_ceil(SAMPLES_PER_GROUP);
     let points = grid.len();
-    let groups = points.checked_mul(chunks).filter(|g| *g <= u32::MAX as usize).ok_or_else(|| unsupported("too many workgroups".into()))?;
+    let groups = points
+        .checked_mul(chunks)
+        .filter(|g| *g <= u32::MAX as usize)
+        .ok_or_else(|| unsupported("too many workgroups".into()))?;
     let groups_x = groups.min(MAX_GROUPS_X);
     let groups_y = groups.div_ceil(groups_x);
     if groups_y > MAX_GROUPS_X {
@@ -138,7 +150,16 @@ pub async fn mlp_slice(gpu: &Gpu, mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target
                 1
             }
         };
-        table.extend([s.fan_in as u32, s.fan_out as u32, s.weight.start as u32, s.bias.start as u32, loss_code(h.loss), y_off, cols as u32, 0]);
+        table.extend([
+            s.fan_in as u32,
+            s.fan_out as u32,
+            s.weight.start as u32,
+            s.bias.start as u32,
+            loss_code(h.loss),
+            y_off,
+            cols as u32,
+            0,
+        ]);
     }
     let out_len = points * chunks * m;
     for (what, bytes) in [("parameters", params.len() * 4), ("data", data.len() * 4), ("partial sums", out_len * 4)] {
@@ -165,7 +186,8 @@ pub async fn mlp_slice(gpu: &Gpu, mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target
     let params_buf = gpu.storage_init("slice params", bytemuck::cast_slice(&params), wgpu::BufferUsages::empty());
     let data_buf = gpu.storage_init("slice data", bytemuck::cast_slice(&data), wgpu::BufferUsages::empty());
     let table_buf = gpu.storage_init("slice layers", bytemuck::cast_slice(&table), wgpu::BufferUsages::empty());
-    let out = gpu.buffer("slice partials", (out_len * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+    let out =
+        gpu.buffer("slice partials", (out_len * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let uniform = gpu.uniform_init("slice uniform", bytemuck::bytes_of(&sp));
     // Built per call: one slice is one dispatch, and this keeps the kernel out of the shared
     // pipeline table.
@@ -182,9 +204,13 @@ pub async fn mlp_slice(gpu: &Gpu, mlp: &Mlp, x: &DMatrix<f64>, targets: &[Target
             wgpu::BindGroupEntry { binding: 4, resource: uniform.as_entire_binding() },
         ],
     });
-    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("landscape slice") });
+    let mut encoder =
+        gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("landscape slice") });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("landscape slice"), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("landscape slice"),
+            timestamp_writes: None,
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(groups_x as u32, groups_y as u32, 1);

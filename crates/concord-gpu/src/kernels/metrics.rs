@@ -33,11 +33,8 @@ pub fn output_len(m: usize) -> usize {
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, gram_buf: &wgpu::Buffer, m: usize) -> wgpu::Buffer {
     let params = MetricsParams { m: m as u32, _pad: [0; 3] };
     let uniform = gpu.uniform_init("metrics params", bytemuck::bytes_of(&params));
-    let out = gpu.buffer(
-        "metrics",
-        (output_len(m) * 4) as u64,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-    );
+    let out =
+        gpu.buffer("metrics", (output_len(m) * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let pipeline = gpu.pipeline(&gpu.pipelines.metrics, "metrics.wgsl", "metrics");
     let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("metrics"),
@@ -48,7 +45,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, gram_buf: &wgpu::Bu
             wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
         ],
     });
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("metrics"), timestamp_writes: None });
+    let mut pass =
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("metrics"), timestamp_writes: None });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, &bg, &[]);
     pass.dispatch_workgroups(1, 1, 1);

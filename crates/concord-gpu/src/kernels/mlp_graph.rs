@@ -13,8 +13,7 @@ use concord_core::model::{LayerSlice, Mlp, Target};
 use nalgebra::DMatrix;
 
 use super::mlp::{
-    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, LossParams, MlpPipelines,
-    WeightGradParams,
+    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, LossParams, MlpPipelines, WeightGradParams,
 };
 use crate::{Gpu, GpuError};
 
@@ -22,9 +21,8 @@ use crate::{Gpu, GpuError};
 /// loops (batch rows in `weight_grad`, rows·k in `task_loss`) are kept under this.
 pub(crate) const LOOP_BUDGET: usize = 60_000;
 
-const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const RW: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// Where one layer lives in the flat vector, as the kernels need it.
 #[derive(Clone, Copy, Debug)]
@@ -176,7 +174,13 @@ impl ForwardGraph {
                 store_act: 1,
                 groups_x: gx,
             };
-            dispatches.push(Dispatch::new(gpu, &pipes.dense_forward, &[input, params, &z, &a], bytemuck::bytes_of(&p), (gx, gy)));
+            dispatches.push(Dispatch::new(
+                gpu,
+                &pipes.dense_forward,
+                &[input, params, &z, &a],
+                bytemuck::bytes_of(&p),
+                (gx, gy),
+            ));
             pre.push(z);
             act.push(a);
         }
@@ -198,7 +202,13 @@ impl ForwardGraph {
                 store_act: 0,
                 groups_x: gx,
             };
-            dispatches.push(Dispatch::new(gpu, &pipes.dense_forward, &[h, params, &o, &placeholder], bytemuck::bytes_of(&p), (gx, gy)));
+            dispatches.push(Dispatch::new(
+                gpu,
+                &pipes.dense_forward,
+                &[h, params, &o, &placeholder],
+                bytemuck::bytes_of(&p),
+                (gx, gy),
+            ));
             let lp = LossParams {
                 rows: rows as u32,
                 k: head.fan_out as u32,
@@ -208,7 +218,13 @@ impl ForwardGraph {
                 task: t as u32,
                 _pad: [0; 2],
             };
-            dispatches.push(Dispatch::new(gpu, &pipes.task_loss, &[&o, y, &d_o, &losses], bytemuck::bytes_of(&lp), (1, 1)));
+            dispatches.push(Dispatch::new(
+                gpu,
+                &pipes.task_loss,
+                &[&o, y, &d_o, &losses],
+                bytemuck::bytes_of(&lp),
+                (1, 1),
+            ));
             outs.push(o);
             d_outs.push(d_o);
         }
@@ -241,18 +257,19 @@ impl BackwardGraph {
         let h = fwd.act.last().unwrap_or(x);
         let n_layers = shape.trunk.len();
         let mut dispatches = Vec::new();
-        let weight_grad = |dz: &wgpu::Buffer, a: &wgpu::Buffer, out: &wgpu::Buffer, layer: &LayerDims, out_off: usize| {
-            let (gx, gy) = grid(layer.fan_out * (layer.fan_in + 1));
-            let p = WeightGradParams {
-                rows: rows as u32,
-                fan_in: layer.fan_in as u32,
-                fan_out: layer.fan_out as u32,
-                out_off: out_off as u32,
-                groups_x: gx,
-                _pad: [0; 3],
+        let weight_grad =
+            |dz: &wgpu::Buffer, a: &wgpu::Buffer, out: &wgpu::Buffer, layer: &LayerDims, out_off: usize| {
+                let (gx, gy) = grid(layer.fan_out * (layer.fan_in + 1));
+                let p = WeightGradParams {
+                    rows: rows as u32,
+                    fan_in: layer.fan_in as u32,
+                    fan_out: layer.fan_out as u32,
+                    out_off: out_off as u32,
+                    groups_x: gx,
+                    _pad: [0; 3],
+                };
+                Dispatch::new(gpu, &pipes.weight_grad, &[dz, a, out], bytemuck::bytes_of(&p), (gx, gy))
             };
-            Dispatch::new(gpu, &pipes.weight_grad, &[dz, a, out], bytemuck::bytes_of(&p), (gx, gy))
-        };
         let backprop = |dz: &wgpu::Buffer, z_prev: &wgpu::Buffer, dz_prev: &wgpu::Buffer, layer: &LayerDims| {
             let (gx, gy) = grid(rows * layer.fan_in);
             let p = BackpropParams {
@@ -323,9 +340,11 @@ pub async fn mlp_gradients(
     let update = gpu.buffer("update", (shape.total_len * 4) as u64, RW);
     let fwd = ForwardGraph::new(gpu, &pipes, &shape, rows, &x_buf, &y_buf, &params_buf);
     let bwd = BackwardGraph::new(gpu, &pipes, &shape, &fwd, &x_buf, &params_buf, &jac, &update);
-    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("mlp gradients") });
+    let mut encoder =
+        gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("mlp gradients") });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mlp"), timestamp_writes: None });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mlp"), timestamp_writes: None });
         for d in fwd.dispatches.iter().chain(&bwd.dispatches) {
             d.record(&mut pass);
         }

@@ -10,14 +10,14 @@ use super::mlp::{
 };
 use crate::{Gpu, GpuError};
 
-const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const RW: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 async fn run(gpu: &Gpu, dispatches: &[Dispatch], read: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>, GpuError> {
     let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("mlp op") });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mlp op"), timestamp_writes: None });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mlp op"), timestamp_writes: None });
         for d in dispatches {
             d.record(&mut pass);
         }
@@ -107,7 +107,10 @@ pub async fn task_loss(
     let k = out.len() / rows;
     let y_stride = if loss == LossKind::SoftmaxCe { 1 } else { k };
     if targets.len() != rows * y_stride {
-        return Err(GpuError::Unsupported(format!("task_loss: {} targets for {rows} rows of {y_stride}", targets.len())));
+        return Err(GpuError::Unsupported(format!(
+            "task_loss: {} targets for {rows} rows of {y_stride}",
+            targets.len()
+        )));
     }
     gpu.check()?;
     let pipes = MlpPipelines::new(gpu);
@@ -154,7 +157,13 @@ pub async fn optimizer_steps(
         let gb = input(gpu, g);
         dispatches.push(Dispatch::with_uniform_at(gpu, &pipes.optim_tick, &[&step], 4, bytemuck::bytes_of(&p), (1, 1)));
         let (gx, gy) = grid(n);
-        dispatches.push(Dispatch::new(gpu, &pipes.optim_update, &[&step, &x, &gb, &moments], bytemuck::bytes_of(&p), (gx, gy)));
+        dispatches.push(Dispatch::new(
+            gpu,
+            &pipes.optim_update,
+            &[&step, &x, &gb, &moments],
+            bytemuck::bytes_of(&p),
+            (gx, gy),
+        ));
         keep.push(gb);
     }
     Ok(run(gpu, &dispatches, &[(&x, n)]).await?.remove(0))

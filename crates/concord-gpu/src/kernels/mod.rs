@@ -3,13 +3,13 @@
 pub mod combine;
 pub mod copy;
 pub mod gram;
+pub mod landscape;
+pub mod methods;
+pub mod metrics;
 pub mod mlp;
 pub mod mlp_graph;
 pub mod mlp_ops;
 pub mod moe;
-pub mod metrics;
-pub mod landscape;
-pub mod methods;
 pub(crate) mod toy;
 pub mod weighting;
 

@@ -63,15 +63,21 @@ impl GpuRouter {
     /// without noise, i.e. as evaluated; MMoE / task gates are one call per gate).
     pub fn from_core(router: &RouterKind, tokens: usize, experts: usize) -> Self {
         match *router {
-            RouterKind::Softmax | RouterKind::Mmoe => GpuRouter::TopK { k: experts, renormalise: false, capacity: None },
+            RouterKind::Softmax | RouterKind::Mmoe => {
+                GpuRouter::TopK { k: experts, renormalise: false, capacity: None }
+            }
             RouterKind::NoisyTopK { k } => GpuRouter::TopK { k, renormalise: true, capacity: None },
             RouterKind::Task { k, .. } => GpuRouter::TopK { k, renormalise: false, capacity: None },
-            RouterKind::Switch { capacity_factor } => {
-                GpuRouter::TopK { k: 1, renormalise: false, capacity: Some(capacity(capacity_factor, tokens, experts, tokens)) }
-            }
-            RouterKind::Top2 { capacity_factor } => {
-                GpuRouter::TopK { k: 2, renormalise: true, capacity: Some(capacity(capacity_factor, 2 * tokens, experts, tokens)) }
-            }
+            RouterKind::Switch { capacity_factor } => GpuRouter::TopK {
+                k: 1,
+                renormalise: false,
+                capacity: Some(capacity(capacity_factor, tokens, experts, tokens)),
+            },
+            RouterKind::Top2 { capacity_factor } => GpuRouter::TopK {
+                k: 2,
+                renormalise: true,
+                capacity: Some(capacity(capacity_factor, 2 * tokens, experts, tokens)),
+            },
             RouterKind::ExpertChoice { capacity_factor } => {
                 GpuRouter::ExpertChoice { k: capacity(capacity_factor, tokens, experts, tokens) }
             }
@@ -119,9 +125,18 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-fn pass(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, pipeline: &wgpu::ComputePipeline, label: &str, entries: &[(u32, &wgpu::Buffer)], grid: (u32, u32)) {
-    let entries: Vec<wgpu::BindGroupEntry> =
-        entries.iter().map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() }).collect();
+fn pass(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    entries: &[(u32, &wgpu::Buffer)],
+    grid: (u32, u32),
+) {
+    let entries: Vec<wgpu::BindGroupEntry> = entries
+        .iter()
+        .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
+        .collect();
     let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout: &pipeline.get_bind_group_layout(0),
@@ -135,12 +150,26 @@ fn pass(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, pipeline: &wgpu::ComputeP
 
 /// Route `t` tokens (`x`: T × D row-major) through a gate `w` (E × D row-major, as in the core's
 /// flat parameters): logits, softmax, selection, capacity, statistics. One submission, one readback.
-pub async fn route(gpu: &Gpu, x: &[f32], t: usize, d: usize, w: &[f32], e: usize, router: GpuRouter) -> Result<GpuRouting, GpuError> {
+pub async fn route(
+    gpu: &Gpu,
+    x: &[f32],
+    t: usize,
+    d: usize,
+    w: &[f32],
+    e: usize,
+    router: GpuRouter,
+) -> Result<GpuRouting, GpuError> {
     if t == 0 || d == 0 || e == 0 || x.len() != t * d || w.len() != e * d {
-        return Err(GpuError::Unsupported(format!("moe route: x has {} values for T·D = {t}·{d}, W {} for E·D = {e}·{d}", x.len(), w.len())));
+        return Err(GpuError::Unsupported(format!(
+            "moe route: x has {} values for T·D = {t}·{d}, W {} for E·D = {e}·{d}",
+            x.len(),
+            w.len()
+        )));
     }
     if e > MAX_EXPERTS || d > MAX_GATE_INPUT {
-        return Err(GpuError::Unsupported(format!("moe route: E = {e}, D = {d}; the kernels take E ≤ {MAX_EXPERTS}, D ≤ {MAX_GATE_INPUT}")));
+        return Err(GpuError::Unsupported(format!(
+            "moe route: E = {e}, D = {d}; the kernels take E ≤ {MAX_EXPERTS}, D ≤ {MAX_GATE_INPUT}"
+        )));
     }
     if x.iter().chain(w).any(|v| !v.is_finite()) {
         return Err(GpuError::Unsupported("moe route: a gate input or weight is not finite".into()));
@@ -164,10 +193,21 @@ pub async fn route(gpu: &Gpu, x: &[f32], t: usize, d: usize, w: &[f32], e: usize
         }
     };
     if (k + 2) * t > LOOP_BUDGET || t > LOOP_BUDGET {
-        return Err(GpuError::Unsupported(format!("moe route: T = {t} with k = {k} exceeds the per-invocation loop budget ({LOOP_BUDGET})")));
+        return Err(GpuError::Unsupported(format!(
+            "moe route: T = {t} with k = {k} exceeds the per-invocation loop budget ({LOOP_BUDGET})"
+        )));
     }
     gpu.check()?;
-    let params = MoeParams { t: t as u32, d: d as u32, e: e as u32, k: k as u32, h: 1, cbuf: cbuf as u32, capacity: cap, renorm: u32::from(renorm) };
+    let params = MoeParams {
+        t: t as u32,
+        d: d as u32,
+        e: e as u32,
+        k: k as u32,
+        h: 1,
+        cbuf: cbuf as u32,
+        capacity: cap,
+        renorm: u32::from(renorm),
+    };
     let uniform = gpu.uniform_init("moe params", bytemuck::bytes_of(&params));
     let st = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let te = t * e;
@@ -182,8 +222,22 @@ pub async fn route(gpu: &Gpu, x: &[f32], t: usize, d: usize, w: &[f32], e: usize
     let pl = &gpu.pipelines.moe;
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moe route") });
     let tg = groups(t)?;
-    pass(gpu, &mut enc, gpu.pipeline(&pl.gate, "moe_gate.wgsl", "moe_gate"), "moe_gate", &[(0, &uniform), (1, &xb), (2, &wb), (3, &gate_out)], (tg, 1));
-    pass(gpu, &mut enc, gpu.pipeline(&pl.select, "moe_select.wgsl", "moe_select"), "moe_select", &[(0, &uniform), (1, &gate_out), (2, &choice), (3, &choice_w)], (tg, 1));
+    pass(
+        gpu,
+        &mut enc,
+        gpu.pipeline(&pl.gate, "moe_gate.wgsl", "moe_gate"),
+        "moe_gate",
+        &[(0, &uniform), (1, &xb), (2, &wb), (3, &gate_out)],
+        (tg, 1),
+    );
+    pass(
+        gpu,
+        &mut enc,
+        gpu.pipeline(&pl.select, "moe_select.wgsl", "moe_select"),
+        "moe_select",
+        &[(0, &uniform), (1, &gate_out), (2, &choice), (3, &choice_w)],
+        (tg, 1),
+    );
     match router {
         GpuRouter::TopK { .. } => pass(
             gpu,
@@ -206,9 +260,24 @@ pub async fn route(gpu: &Gpu, x: &[f32], t: usize, d: usize, w: &[f32], e: usize
             )
         }
     }
-    pass(gpu, &mut enc, gpu.pipeline(&pl.stats, "moe_stats.wgsl", "moe_stats"), "moe_stats", &[(0, &uniform), (1, &gate_out), (2, &choice), (3, &route_f), (4, &stats)], (groups(e)?, 1));
+    pass(
+        gpu,
+        &mut enc,
+        gpu.pipeline(&pl.stats, "moe_stats.wgsl", "moe_stats"),
+        "moe_stats",
+        &[(0, &uniform), (1, &gate_out), (2, &choice), (3, &route_f), (4, &stats)],
+        (groups(e)?, 1),
+    );
     let parts = gpu
-        .submit_and_read(enc, &[(&gate_out, ((2 * te + t) * 4) as u64), (&route_f, ((2 * te + e) * 4) as u64), (&route_u, ((te + e * cbuf) * 4) as u64), (&stats, ((4 * e + 1) * 4) as u64)])
+        .submit_and_read(
+            enc,
+            &[
+                (&gate_out, ((2 * te + t) * 4) as u64),
+                (&route_f, ((2 * te + e) * 4) as u64),
+                (&route_u, ((te + e * cbuf) * 4) as u64),
+                (&stats, ((4 * e + 1) * 4) as u64),
+            ],
+        )
         .await?;
     let (g, f, u, s) = (&parts[0], &parts[1], bits(&parts[2]), &parts[3]);
     Ok(GpuRouting {
@@ -238,14 +307,27 @@ fn slots_buffer(gpu: &Gpu, r: &GpuRouting) -> wgpu::Buffer {
 }
 
 fn io_params(r: &GpuRouting, h: usize) -> MoeParams {
-    MoeParams { t: r.tokens as u32, d: 1, e: r.experts as u32, k: 1, h: h as u32, cbuf: r.buffer_slots as u32, capacity: NONE, renorm: 0 }
+    MoeParams {
+        t: r.tokens as u32,
+        d: 1,
+        e: r.experts as u32,
+        k: 1,
+        h: h as u32,
+        cbuf: r.buffer_slots as u32,
+        capacity: NONE,
+        renorm: 0,
+    }
 }
 
 /// The experts' input buffers, E × buffer_slots × H: slot s of expert e holds its token's row of
 /// `x` (T × H), 0 for an empty slot.
 pub async fn dispatch(gpu: &Gpu, r: &GpuRouting, x: &[f32], h: usize) -> Result<Vec<f32>, GpuError> {
     if h == 0 || x.len() != r.tokens * h {
-        return Err(GpuError::Unsupported(format!("moe dispatch: x has {} values for T·H = {}·{h}", x.len(), r.tokens)));
+        return Err(GpuError::Unsupported(format!(
+            "moe dispatch: x has {} values for T·H = {}·{h}",
+            x.len(),
+            r.tokens
+        )));
     }
     let n = r.experts * r.buffer_slots * h;
     gpu.check()?;
@@ -281,6 +363,13 @@ pub async fn combine(gpu: &Gpu, r: &GpuRouting, a: &[f32], expert_out: &[f32], h
     let out = gpu.buffer("moe h", (n * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moe combine") });
     let p = gpu.pipeline(&gpu.pipelines.moe.combine, "moe_dispatch.wgsl", "moe_combine");
-    pass(gpu, &mut enc, p, "moe_combine", &[(0, &uniform), (2, &slots), (4, &vb), (5, &cb), (6, &out)], (groups(n)?, 1));
+    pass(
+        gpu,
+        &mut enc,
+        p,
+        "moe_combine",
+        &[(0, &uniform), (2, &slots), (4, &vb), (5, &cb), (6, &out)],
+        (groups(n)?, 1),
+    );
     Ok(gpu.submit_and_read(enc, &[(&out, (n * 4) as u64)]).await?.remove(0))
 }

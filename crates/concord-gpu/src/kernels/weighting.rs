@@ -50,11 +50,7 @@ fn unsupported_reason(name: &str) -> &'static str {
 
 /// `no GPU kernel for 'nash-mtl' (…); the GPU has: mean, sum, …`.
 pub(crate) fn no_kernel_message(name: &str) -> String {
-    format!(
-        "no GPU kernel for '{name}' ({}); the GPU has: {}",
-        unsupported_reason(name),
-        methods::names().join(", ")
-    )
+    format!("no GPU kernel for '{name}' ({}); the GPU has: {}", unsupported_reason(name), methods::names().join(", "))
 }
 
 impl GpuWeighting {
@@ -147,11 +143,8 @@ pub struct WeightingState {
 impl WeightingState {
     /// A counter starting at `call` (0 for a fresh instance).
     pub fn new(gpu: &Gpu, call: u32) -> Self {
-        let buffer = gpu.storage_init(
-            "weighting state",
-            bytemuck::cast_slice(&[call, 0, 0, 0]),
-            wgpu::BufferUsages::COPY_SRC,
-        );
+        let buffer =
+            gpu.storage_init("weighting state", bytemuck::cast_slice(&[call, 0, 0, 0]), wgpu::BufferUsages::COPY_SRC);
         WeightingState { buffer }
     }
 
@@ -225,11 +218,7 @@ pub(crate) fn encode(
         }
     };
     let uniform = gpu.uniform_init("weighting params", bytemuck::bytes_of(&params));
-    let out = gpu.buffer(
-        "weights",
-        ((m + 1) * 4) as u64,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-    );
+    let out = gpu.buffer("weights", ((m + 1) * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let pipeline = gpu.pipeline(&gpu.pipelines.weighting, "weighting.wgsl", "weighting");
     let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("weighting"),
@@ -296,8 +285,7 @@ async fn weights_impl(
     check_vec(weighting, m)?;
     gpu.check()?;
     let gram_buf = gpu.storage_init("G", bytemuck::cast_slice(g), wgpu::BufferUsages::empty());
-    let mut encoder =
-        gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weights") });
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weights") });
     let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { weighting, call, state });
     let mut parts = gpu.submit_and_read(encoder, &[(&out, ((m + 1) * 4) as u64)]).await?;
     let mut w = parts.remove(0);
@@ -354,8 +342,7 @@ pub async fn aggregate_with(
     gpu.check()?;
     gpu.check_binding_size("aggregate: J", (j.len() * 4) as u64)?;
     let jac = gpu.storage_init("J", bytemuck::cast_slice(j), wgpu::BufferUsages::empty());
-    let mut encoder =
-        gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aggregate") });
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aggregate") });
     let wc = WeightCall { weighting, call, state: None };
     let w = if n <= MAX_TASKS {
         encode(gpu, &mut encoder, &jac, m, n, &wc)
@@ -364,8 +351,7 @@ pub async fn aggregate_with(
         encode(gpu, &mut encoder, &gram_buf, m, 0, &wc)
     };
     let d = combine::encode(gpu, &mut encoder, &jac, &w, m, n);
-    let mut parts =
-        gpu.submit_and_read(encoder, &[(&d, (n * 4) as u64), (&w, ((m + 1) * 4) as u64)]).await?;
+    let mut parts = gpu.submit_and_read(encoder, &[(&d, (n * 4) as u64), (&w, ((m + 1) * 4) as u64)]).await?;
     let mut w_out = parts.pop().unwrap_or_default();
     check_complete(gpu, &w_out, m)?;
     w_out.truncate(m);

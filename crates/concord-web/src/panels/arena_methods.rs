@@ -3,8 +3,8 @@
 //! `MethodSpec::parse`, the one parser. On a toy preset each method runs from every start.
 
 use crate::session::{colour_for, use_session};
-use crate::state::MAX_ARENA;
 use crate::state::use_cfg;
+use crate::state::MAX_ARENA;
 use concord_core::aggregators::registry;
 use concord_core::weightings;
 use concord_core::MethodSpec;
@@ -37,7 +37,8 @@ fn respec(spec: &MethodSpec, aggregator: &str, weighting: Option<&str>) -> Optio
 /// "c (default 0.4), norm_eps (…)" for the hint under a slot.
 fn param_hint(spec: &MethodSpec) -> String {
     let info = spec.aggregator.info();
-    let mut parts: Vec<String> = info.params.iter().map(|p| format!("{} ({}, {})", p.name, p.default.text(), p.range)).collect();
+    let mut parts: Vec<String> =
+        info.params.iter().map(|p| format!("{} ({}, {})", p.name, p.default.text(), p.range)).collect();
     if let Some(w) = spec.weighting.as_ref().map(|w| w.describe()) {
         parts.extend(w.params.iter().map(|p| format!("{} (default {})", p.name, p.default)));
     }

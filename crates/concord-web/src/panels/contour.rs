@@ -6,8 +6,8 @@
 
 use crate::plot::{self, Marker, CONTOUR_CELLS, DOMAIN};
 use crate::session::{use_session, Run, SessionInner};
-use crate::state::View;
 use crate::state::use_cfg;
+use crate::state::View;
 use concord_core::{problems::CagradToy, ProblemKind};
 use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
@@ -26,10 +26,7 @@ const FONT_SMALL: &str = "11.5px 'DejaVu Sans', system-ui, sans-serif";
 
 fn to_px(x: [f64; 2]) -> (f64, f64) {
     let (lo, hi) = (DOMAIN[0], DOMAIN[1]);
-    (
-        PX + (x[0] - lo) / (hi - lo) * S,
-        PY + (hi - x[1]) / (hi - lo) * S,
-    )
+    (PX + (x[0] - lo) / (hi - lo) * S, PY + (hi - x[1]) / (hi - lo) * S)
 }
 
 struct StaticLayer {
@@ -37,21 +34,12 @@ struct StaticLayer {
     canvas: HtmlCanvasElement,
 }
 
-
 fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
-    canvas
-        .get_context("2d")
-        .ok()
-        .flatten()?
-        .dyn_into::<CanvasRenderingContext2d>()
-        .ok()
+    canvas.get_context("2d").ok().flatten()?.dyn_into::<CanvasRenderingContext2d>().ok()
 }
 
 fn device_ratio() -> f64 {
-    web_sys::window()
-        .map(|w| w.device_pixel_ratio())
-        .unwrap_or(1.0)
-        .clamp(1.0, 3.0)
+    web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).clamp(1.0, 3.0)
 }
 
 pub fn view_title(view: View) -> &'static str {
@@ -72,11 +60,7 @@ fn build_static(problem: ProblemKind, view: View, dpr: f64) -> Option<HtmlCanvas
     // Levels from the contour grid.
     let n = CONTOUR_CELLS;
     let grid = plot::sample_grid(problem, view, n);
-    let (min, max) = grid
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(*v), b.max(*v))
-        });
+    let (min, max) = grid.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     let levels = plot::nice_levels(min, max, 14);
     let bands = levels.len() - 1;
     let colours: Vec<[u8; 3]> = (0..bands).map(|b| plot::band_colour(b, bands)).collect();
@@ -97,9 +81,7 @@ fn build_static(problem: ProblemKind, view: View, dpr: f64) -> Option<HtmlCanvas
     }
     ctx.set_fill_style_str("#ffffff");
     ctx.fill_rect(0.0, 0.0, W * dpr, H * dpr);
-    if let Ok(img) =
-        ImageData::new_with_u8_clamped_array_and_sh(Clamped(&data), fill_n as u32, fill_n as u32)
-    {
+    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&data), fill_n as u32, fill_n as u32) {
         let _ = ctx.put_image_data(&img, (PX * dpr).round(), (PY * dpr).round());
     }
     let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
@@ -170,11 +152,7 @@ fn build_static(problem: ProblemKind, view: View, dpr: f64) -> Option<HtmlCanvas
     let every = if bands > 9 { 2 } else { 1 };
     // As few decimals as print every labelled level exactly (0.25 steps need two).
     let decimals = (0..4)
-        .find(|d| {
-            levels
-                .iter()
-                .all(|l| ((l * 10f64.powi(*d)) - (l * 10f64.powi(*d)).round()).abs() < 1e-6)
-        })
+        .find(|d| levels.iter().all(|l| ((l * 10f64.powi(*d)) - (l * 10f64.powi(*d)).round()).abs() < 1e-6))
         .unwrap_or(3) as usize;
     for (k, l) in levels.iter().enumerate() {
         if k % every != 0 {
@@ -300,7 +278,13 @@ fn draw_runs(ctx: &CanvasRenderingContext2d, runs: &[Run], problem: ProblemKind)
 }
 
 /// Redraw the figure on `canvas`.
-fn draw(canvas: &HtmlCanvasElement, problem: ProblemKind, view: View, layer: &mut Option<StaticLayer>, s: &SessionInner) {
+fn draw(
+    canvas: &HtmlCanvasElement,
+    problem: ProblemKind,
+    view: View,
+    layer: &mut Option<StaticLayer>,
+    s: &SessionInner,
+) {
     let dpr = device_ratio();
     let (w, h) = ((W * dpr).round() as u32, (H * dpr).round() as u32);
     if canvas.width() != w || canvas.height() != h {
@@ -345,12 +329,7 @@ fn star_path() -> String {
     let pts = plot::star_points(9.0, 9.5, 8.0);
     let mut d = String::new();
     for (i, p) in pts.iter().enumerate() {
-        d.push_str(&format!(
-            "{}{:.2} {:.2}",
-            if i == 0 { "M" } else { "L" },
-            p[0],
-            p[1]
-        ));
+        d.push_str(&format!("{}{:.2} {:.2}", if i == 0 { "M" } else { "L" }, p[0], p[1]));
     }
     d.push('Z');
     d
@@ -405,22 +384,14 @@ pub fn ContourPanel() -> impl IntoView {
             .iter()
             .enumerate()
             .map(|(i, st)| {
-                let text = format!(
-                    "({}, {})",
-                    plot::fmt_tick(st[0], 1),
-                    plot::fmt_tick(st[1], 1)
-                );
+                let text = format!("({}, {})", plot::fmt_tick(st[0], 1), plot::fmt_tick(st[1], 1));
                 view! { <li>{legend_marker(Marker::for_start(i))}<span>{text}</span></li> }
             })
             .collect_view()
     };
     let optimum_text = move || {
         let o = plot::average_optimum(cfg.with(|s| s.problem()));
-        format!(
-            "½(L₁+L₂) optimum ({}, {})",
-            plot::fmt_tick(o[0], 2),
-            plot::fmt_tick(o[1], 4)
-        )
+        format!("½(L₁+L₂) optimum ({}, {})", plot::fmt_tick(o[0], 2), plot::fmt_tick(o[1], 4))
     };
     let aria = move || {
         let s = cfg.get();

@@ -1,11 +1,11 @@
 //! Data & tasks: 2–4 tasks with a dataset each, input placement, points, noise, train ratio,
 //! the conflict knob, the seed (Regenerate draws a new one) and the user's CSV.
 
-use crate::session::use_session;
 use crate::dom::read_file;
 use crate::preset::Family;
-use crate::state::{fmt_num, natural_loss, DATASETS, INPUTS, MAX_TASKS, MIN_TASKS};
+use crate::session::use_session;
 use crate::state::use_cfg;
+use crate::state::{fmt_num, natural_loss, DATASETS, INPUTS, MAX_TASKS, MIN_TASKS};
 use concord_core::data::{parse_csv, Dataset};
 use leptos::prelude::*;
 

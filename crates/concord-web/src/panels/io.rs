@@ -1,9 +1,9 @@
 //! Copy link, export / import of the runs as JSON.
 
+use crate::dom::{download_text, read_file};
 use crate::session::use_session;
 use crate::state::use_cfg;
 use leptos::prelude::*;
-use crate::dom::{download_text, read_file};
 
 #[component]
 pub fn IoPanel() -> impl IntoView {

@@ -166,21 +166,33 @@ fn err<E: ToString>(e: E) -> String {
 }
 
 /// The whole computation; one chunk per macrotask.
-async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind, n: usize) -> Result<LandscapeResult, String> {
+async fn compute(
+    session: Session,
+    run: usize,
+    other: usize,
+    kind: DirectionKind,
+    n: usize,
+) -> Result<LandscapeResult, String> {
     // An odd count puts a grid point exactly at (0, 0), i.e. at θ itself.
     let n = n | 1;
     let t0 = now_ms();
-    let snaps: Vec<Snapshots> = session.with(|a| a.runs.iter().map(|r| r.snapshots.clone()).collect()).unwrap_or_default();
+    let snaps: Vec<Snapshots> =
+        session.with(|a| a.runs.iter().map(|r| r.snapshots.clone()).collect()).unwrap_or_default();
     let own = snaps.get(run).cloned().unwrap_or_default();
     // The plane through run `run`'s θ; the layout lets random directions be filter-normalised.
     let setup = session.with(|a| -> Option<Result<_, String>> {
         let r = a.runs.get(run)?;
         let (obj, theta) = (r.objective()?, r.params()?);
         let trajectory = with_now(&own, r.steps, theta).1;
-        let inputs = PlaneInputs { layout: r.mlp().map(|m| m.layout()), seed: 0, trajectory: &trajectory, tasks: (0, 1) };
-        Some(plane(kind, &*obj, theta, &inputs).and_then(|p| Ok((p, obj.num_tasks(), r.label.clone(), obj.losses(theta)?, r.steps))))
+        let inputs =
+            PlaneInputs { layout: r.mlp().map(|m| m.layout()), seed: 0, trajectory: &trajectory, tasks: (0, 1) };
+        Some(
+            plane(kind, &*obj, theta, &inputs)
+                .and_then(|p| Ok((p, obj.num_tasks(), r.label.clone(), obj.losses(theta)?, r.steps))),
+        )
     });
-    let (plane_, tasks_n, run_label, centre_losses, steps_now) = setup.flatten().ok_or("that run has no parameters to slice")??;
+    let (plane_, tasks_n, run_label, centre_losses, steps_now) =
+        setup.flatten().ok_or("that run has no parameters to slice")??;
     yield_now().await;
 
     // The slice: one batched WGSL dispatch over every grid point and training sample where the
@@ -198,8 +210,13 @@ async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind
     // Every run's trajectory in the plane (same initial weights, so the plane is shared).
     let mut paths = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
-        let Some((label, colour, theta)) = with_run(session, k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let (steps, params) = with_now(s, session.with(|a| a.runs.get(k).map(|r| r.steps)).flatten().unwrap_or(0), &theta);
+        let Some((label, colour, theta)) =
+            with_run(session, k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec()))
+        else {
+            continue;
+        };
+        let (steps, params) =
+            with_now(s, session.with(|a| a.runs.get(k).map(|r| r.steps)).flatten().unwrap_or(0), &theta);
         if let Ok(p) = project(&plane_, &label, &steps, &params) {
             let residual_max = p.residual.iter().copied().fold(0.0, f64::max);
             paths.push(PathOut { label, colour, coords: p.coords, residual_max });
@@ -208,7 +225,10 @@ async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind
 
     // 1-D interpolation from the sliced run (α = 0) to the other chosen run (α = 1).
     let interpolation = if other != run && other < run_count(session) {
-        let ends = (with_run(session, run, |_, th, l, _| (th.to_vec(), l.to_string())), with_run(session, other, |_, th, l, _| (th.to_vec(), l.to_string())));
+        let ends = (
+            with_run(session, run, |_, th, l, _| (th.to_vec(), l.to_string())),
+            with_run(session, other, |_, th, l, _| (th.to_vec(), l.to_string())),
+        );
         match ends {
             (Some((t1, l1)), Some((t2, l2))) => {
                 let alphas = linspace(0.0, 1.0, INTERP_POINTS);
@@ -223,7 +243,14 @@ async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind
                 })
                 .ok_or("the run went away")??;
                 let (frankle, entezari) = barriers(&alphas, &total, total[0], total[INTERP_POINTS - 1]);
-                Some(InterpOut { from: l1, to: l2, alphas, total, barrier_frankle: frankle, barrier_entezari: entezari })
+                Some(InterpOut {
+                    from: l1,
+                    to: l2,
+                    alphas,
+                    total,
+                    barrier_frankle: frankle,
+                    barrier_entezari: entezari,
+                })
             }
             _ => None,
         }
@@ -236,8 +263,13 @@ async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind
     let cfg = CurvatureConfig { max_iter: CURVATURE_ITERS, tol: 1e-3, seed: 0 };
     let mut sharpness = Vec::new();
     for (k, s) in snaps.iter().enumerate() {
-        let Some((label, colour, theta)) = with_run(session, k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec())) else { continue };
-        let (all_steps, all_params) = with_now(s, session.with(|a| a.runs.get(k).map(|r| r.steps)).flatten().unwrap_or(0), &theta);
+        let Some((label, colour, theta)) =
+            with_run(session, k, |_, th, l, c| (l.to_string(), c.to_string(), th.to_vec()))
+        else {
+            continue;
+        };
+        let (all_steps, all_params) =
+            with_now(s, session.with(|a| a.runs.get(k).map(|r| r.steps)).flatten().unwrap_or(0), &theta);
         let mut points: Vec<(usize, Vec<f64>)> = all_steps.into_iter().zip(all_params).collect();
         let now = points.pop().expect("with_now ends with the current θ");
         points = thin(&points, SHARPNESS_POINTS - 1);
@@ -245,12 +277,16 @@ async fn compute(session: Session, run: usize, other: usize, kind: DirectionKind
         let mut steps = Vec::new();
         let mut lambda = Vec::new();
         for (step, th) in points {
-            let v = with_run(session, k, |obj, _, _, _| top_eigenvalue(obj, &th, None, &cfg).map(|e| e.value)).ok_or("the run went away")?.map_err(err)?;
+            let v = with_run(session, k, |obj, _, _, _| top_eigenvalue(obj, &th, None, &cfg).map(|e| e.value))
+                .ok_or("the run went away")?
+                .map_err(err)?;
             steps.push(step);
             lambda.push(v);
             yield_now().await;
         }
-        let trace = with_run(session, k, |obj, _, _, _| hutchinson_trace(obj, &theta, None, &cfg).map(|t| t.mean)).ok_or("the run went away")?.map_err(err)?;
+        let trace = with_run(session, k, |obj, _, _, _| hutchinson_trace(obj, &theta, None, &cfg).map(|t| t.mean))
+            .ok_or("the run went away")?
+            .map_err(err)?;
         sharpness.push(SharpOut { label, colour, steps, lambda_max: lambda, trace });
         yield_now().await;
     }
@@ -299,10 +335,12 @@ async fn gpu_slice(session: Session, run: usize, plane_: &Plane, grid: &Grid) ->
         })
         .unwrap_or_else(|| Err("the session is gone".into()));
     match inputs {
-        Ok((gpu, mlp, x, y)) => match concord_gpu::kernels::landscape::mlp_slice(&gpu, &mlp, &x, &y, plane_, grid).await {
-            Ok(surface) => (Some(surface), "webgpu".into()),
-            Err(e) => (None, format!("cpu ({e})")),
-        },
+        Ok((gpu, mlp, x, y)) => {
+            match concord_gpu::kernels::landscape::mlp_slice(&gpu, &mlp, &x, &y, plane_, grid).await {
+                Ok(surface) => (Some(surface), "webgpu".into()),
+                Err(e) => (None, format!("cpu ({e})")),
+            }
+        }
         Err(why) => (None, format!("cpu ({why})")),
     }
 }
@@ -313,7 +351,14 @@ async fn gpu_slice(_session: Session, _run: usize, _plane: &Plane, _grid: &Grid)
 }
 
 /// The slice on the CPU in f64, one row of β per macrotask so the page stays responsive.
-async fn cpu_slice(session: Session, run: usize, plane_: &Plane, grid: &Grid, n: usize, tasks_n: usize) -> Result<Surface, String> {
+async fn cpu_slice(
+    session: Session,
+    run: usize,
+    plane_: &Plane,
+    grid: &Grid,
+    n: usize,
+    tasks_n: usize,
+) -> Result<Surface, String> {
     let mut per_task = vec![vec![f64::NAN; n * n]; tasks_n];
     let mut buf = vec![0.0; plane_.origin.len()];
     for j in 0..n {
@@ -338,8 +383,6 @@ async fn cpu_slice(session: Session, run: usize, plane_: &Plane, grid: &Grid, n:
     }
     Ok(Surface::from_tasks(grid.clone(), per_task))
 }
-
-
 
 // ---------------------------------------------------------------- drawing
 
@@ -367,7 +410,8 @@ fn draw_slice(canvas: &HtmlCanvasElement, r: &LandscapeResult, task: Option<usiz
     };
     let n = r.grid;
     let f = Frame { x: 44.0, y: 26.0, w: SIZE, h: SIZE };
-    let title = format!("{task_name} loss around {} at step {} ({} directions, {n}×{n})", r.run_label, r.steps, r.directions);
+    let title =
+        format!("{task_name} loss around {} at step {} ({} directions, {n}×{n})", r.run_label, r.steps, r.directions);
     let (ax, ay) = (Axis::fixed(-1.0, 1.0), Axis::fixed(-1.0, 1.0));
     let Some(levels) = log_levels(&values) else {
         chart::text(&ctx, "no finite loss values on this slice", f.x, f.y + 20.0, "left", chart::FONT, INK);
@@ -387,7 +431,10 @@ fn draw_slice(canvas: &HtmlCanvasElement, r: &LandscapeResult, task: Option<usiz
         if let Some(scratch) = doc.create_element("canvas").ok().and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) {
             scratch.set_width(n as u32);
             scratch.set_height(n as u32);
-            if let (Some(sctx), Ok(img)) = (chart::context(&scratch), ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), n as u32, n as u32)) {
+            if let (Some(sctx), Ok(img)) = (
+                chart::context(&scratch),
+                ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), n as u32, n as u32),
+            ) {
                 let _ = sctx.put_image_data(&img, 0.0, 0.0);
                 ctx.set_image_smoothing_enabled(false);
                 let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&scratch, f.x, f.y, f.w, f.h);
@@ -471,7 +518,15 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
         let pts: Vec<(f64, f64)> = s.steps.iter().map(|&v| v as f64).zip(s.lambda_max.iter().copied()).collect();
         chart::polyline(&ctx, f, ax, ay, &pts, chart::Pen::solid(&s.colour, 2.0));
         let last = s.lambda_max.last().copied().unwrap_or(f64::NAN);
-        chart::text(&ctx, &format!("{}: λmax {:.4}  tr H {:.4}", s.label, last, s.trace), f.x, y, "left", chart::FONT, &s.colour);
+        chart::text(
+            &ctx,
+            &format!("{}: λmax {:.4}  tr H {:.4}", s.label, last, s.trace),
+            f.x,
+            y,
+            "left",
+            chart::FONT,
+            &s.colour,
+        );
         y += 14.0;
     }
 }
@@ -506,7 +561,9 @@ pub fn LandscapePanel() -> impl IntoView {
     // The other end of the interpolation (default: the first run that is not `run`).
     let other = RwSignal::new(1usize);
     // Directions, grid and task live in the URL hash (landDirections, landGrid, landTask).
-    let kind = Signal::derive(move || cfg.with(|s| s.land_directions.parse::<DirectionKind>().unwrap_or(DirectionKind::Random)));
+    let kind = Signal::derive(move || {
+        cfg.with(|s| s.land_directions.parse::<DirectionKind>().unwrap_or(DirectionKind::Random))
+    });
     let grid = Signal::derive(move || cfg.with(|s| s.land_grid));
     let task = Signal::derive(move || cfg.with(|s| s.land_task.checked_sub(1)));
     let grid_choices = move || {
@@ -541,7 +598,9 @@ pub fn LandscapePanel() -> impl IntoView {
                             if res.slice_backend == "webgpu" { "WebGPU" } else { res.slice_backend.as_str() },
                             res.compute_ms,
                             res.cosine,
-                            res.explained_variance.map(|e| format!("; PCA explains {:.0} % + {:.0} %", e[0] * 100.0, e[1] * 100.0)).unwrap_or_default()
+                            res.explained_variance
+                                .map(|e| format!("; PCA explains {:.0} % + {:.0} %", e[0] * 100.0, e[1] * 100.0))
+                                .unwrap_or_default()
                         ));
                         s.error = None;
                         s.result = Some(res);

@@ -1,8 +1,8 @@
 //! Model: trunk depth and widths, activation, loss per task, batch size, tied head init.
 
 use crate::preset::Family;
-use crate::state::{MoeChoice, ACTIVATIONS, MAX_EXPERTS, ROUTERS};
 use crate::state::use_cfg;
+use crate::state::{MoeChoice, ACTIVATIONS, MAX_EXPERTS, ROUTERS};
 use concord_core::model::{Activation, LossKind};
 use leptos::prelude::*;
 

@@ -5,8 +5,8 @@
 //! the cosine on all shared parameters, for every MoE run. The dense trunk of equal size is
 //! the `task-experts-dense` preset, one click away (the arena runs one model at a time).
 
-use crate::session::{use_session, SessionInner as Arena};
 use crate::chart::{self, INK, MUTED};
+use crate::session::{use_session, SessionInner as Arena};
 use crate::state::use_cfg;
 use concord_core::model::moe::{Gating, Moe, RouterKind};
 use concord_core::train::MoeStepRecord;
@@ -24,11 +24,24 @@ const SLOW_MS: f64 = 500.0;
 /// Capacity factors of the sweep (the reference's slider values and a few around them).
 const SWEEP: [f64; 8] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0];
 
-
 /// One colour per expert (up to 16; Tableau-like, distinguishable on white).
 const EXPERT_RGB: [[u8; 3]; 16] = [
-    [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127],
-    [188, 189, 34], [23, 190, 207], [174, 199, 232], [255, 187, 120], [152, 223, 138], [255, 152, 150], [197, 176, 213], [196, 156, 148],
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+    [174, 199, 232],
+    [255, 187, 120],
+    [152, 223, 138],
+    [255, 152, 150],
+    [197, 176, 213],
+    [196, 156, 148],
 ];
 
 fn expert_colour(e: usize) -> String {
@@ -70,22 +83,62 @@ fn draw_routing(canvas: &HtmlCanvasElement, a: &Arena) {
     chart::text(&ctx, &format!("P(task, expert) — {}", a.runs[i].label), x0, 20.0, "left", chart::FONT_TITLE, INK);
     let max = r.task_expert.iter().flatten().copied().fold(0.0, f64::max);
     for (t, row) in r.task_expert.iter().enumerate() {
-        chart::text(&ctx, &format!("task {}", t + 1), x0 - 6.0, y0 + (t as f64 + 0.5) * ch + 4.0, "right", chart::FONT, MUTED);
+        chart::text(
+            &ctx,
+            &format!("task {}", t + 1),
+            x0 - 6.0,
+            y0 + (t as f64 + 0.5) * ch + 4.0,
+            "right",
+            chart::FONT,
+            MUTED,
+        );
         for (j, v) in row.iter().enumerate() {
             ctx.set_fill_style_str(&chart::rgb(mass_rgb(*v, max)));
             ctx.fill_rect(x0 + j as f64 * cw, y0 + t as f64 * ch, cw - 1.0, ch - 1.0);
             let ink = if max > 0.0 && *v > 0.55 * max { "#ffffff" } else { INK };
-            chart::text(&ctx, &format!("{v:.2}"), x0 + (j as f64 + 0.5) * cw, y0 + (t as f64 + 0.5) * ch + 4.0, "center", chart::FONT, ink);
+            chart::text(
+                &ctx,
+                &format!("{v:.2}"),
+                x0 + (j as f64 + 0.5) * cw,
+                y0 + (t as f64 + 0.5) * ch + 4.0,
+                "center",
+                chart::FONT,
+                ink,
+            );
         }
     }
     for j in 0..e {
-        chart::text(&ctx, &format!("E{}", j + 1), x0 + (j as f64 + 0.5) * cw, y0 + m as f64 * ch + 14.0, "center", chart::FONT, expert_colour(j).as_str());
+        chart::text(
+            &ctx,
+            &format!("E{}", j + 1),
+            x0 + (j as f64 + 0.5) * cw,
+            y0 + m as f64 * ch + 14.0,
+            "center",
+            chart::FONT,
+            expert_colour(j).as_str(),
+        );
     }
-    chart::text(&ctx, &format!("MI(task; expert) = {:.3} nats", r.aux.mutual_information), x0, y0 + m as f64 * ch + 34.0, "left", chart::FONT, MUTED);
+    chart::text(
+        &ctx,
+        &format!("MI(task; expert) = {:.3} nats", r.aux.mutual_information),
+        x0,
+        y0 + m as f64 * ch + 34.0,
+        "left",
+        chart::FONT,
+        MUTED,
+    );
 
     // Bars: per task, f_i (solid) and P_i (outline) per expert.
     let bx = 360.0;
-    chart::text(&ctx, "f_i (filled: top-1 share) and P_i (outline: mean router prob.)", bx, 20.0, "left", chart::FONT_TITLE, INK);
+    chart::text(
+        &ctx,
+        "f_i (filled: top-1 share) and P_i (outline: mean router prob.)",
+        bx,
+        20.0,
+        "left",
+        chart::FONT_TITLE,
+        INK,
+    );
     let group_w = (WIDTH - bx - 20.0) / m as f64;
     let bar_h = 140.0;
     let by = 40.0 + bar_h;
@@ -107,12 +160,23 @@ fn draw_routing(canvas: &HtmlCanvasElement, a: &Arena) {
             ctx.set_line_width(1.5);
             ctx.stroke_rect(x + 2.0 + w * 0.5, by - p * bar_h, w * 0.4, p * bar_h);
         }
-        chart::text(&ctx, &format!("task {}", t + 1), gx + (group_w - 16.0) / 2.0, by + 14.0, "center", chart::FONT, MUTED);
+        chart::text(
+            &ctx,
+            &format!("task {}", t + 1),
+            gx + (group_w - 16.0) / 2.0,
+            by + 14.0,
+            "center",
+            chart::FONT,
+            MUTED,
+        );
     }
     let aux = &r.aux;
     let lines = [
         format!("load balance N·Σ f_i·P_i = {:.3} (1 when balanced)", aux.load_balance),
-        format!("z-loss mean(lse²) = {:.3}   CV²(importance) = {:.3}   CV²(load) = {:.3}", aux.z_loss, aux.importance_cv2, aux.load_cv2),
+        format!(
+            "z-loss mean(lse²) = {:.3}   CV²(importance) = {:.3}   CV²(load) = {:.3}",
+            aux.z_loss, aux.importance_cv2, aux.load_cv2
+        ),
         format!("aux loss added to the objective = {:.4}", aux.total),
     ];
     for (k, l) in lines.iter().enumerate() {
@@ -143,7 +207,8 @@ fn capacity_sweep(moe: &Moe, params: &[f64], points: &[[f64; 2]]) -> Option<Vec<
             config.router = with_capacity(config.router, cf)?;
             let routed = Moe::new(config).ok()?.routings(params, &x).ok()?;
             let dropped: usize = routed.iter().take(groups).map(|r| r.dropped).sum();
-            let unrouted: usize = routed.iter().take(groups).map(|r| r.dispatch.row_iter().filter(|row| row.sum() == 0.0).count()).sum();
+            let unrouted: usize =
+                routed.iter().take(groups).map(|r| r.dispatch.row_iter().filter(|row| row.sum() == 0.0).count()).sum();
             let tokens = (points.len() * groups) as f64;
             Some((cf, dropped as f64 / tokens, unrouted as f64 / tokens))
         })
@@ -156,12 +221,22 @@ fn draw_capacity(canvas: &HtmlCanvasElement, a: &Arena) {
     let Some((_, moe, params, rec)) = first_moe(a) else { return no_data(&ctx, h) };
     let router = moe.config().router;
     let now = rec.map(|r| r.routing.tasks.iter().map(|t| t.dropped).sum::<usize>());
-    let caps: Vec<String> = rec.map(|r| r.routing.tasks.iter().filter_map(|t| t.capacity).map(|c| c.to_string()).collect()).unwrap_or_default();
+    let caps: Vec<String> = rec
+        .map(|r| r.routing.tasks.iter().filter_map(|t| t.capacity).map(|c| c.to_string()).collect())
+        .unwrap_or_default();
     let train: Vec<[f64; 2]> = a.points.as_ref().map(|d| d.points[..d.n_train].to_vec()).unwrap_or_default();
     let sweep = if train.is_empty() { None } else { capacity_sweep(moe, params, &train) };
     let Some(sweep) = sweep else {
         // No capacity: show what each expert processed in the latest batch (nothing is dropped).
-        chart::text(&ctx, &format!("Router “{}” has no capacity limit: no token is dropped.", router.name()), 20.0, 20.0, "left", chart::FONT_TITLE, INK);
+        chart::text(
+            &ctx,
+            &format!("Router “{}” has no capacity limit: no token is dropped.", router.name()),
+            20.0,
+            20.0,
+            "left",
+            chart::FONT_TITLE,
+            INK,
+        );
         if let Some(rec) = rec {
             let tasks = &rec.routing.tasks;
             let e = tasks.first().map_or(0, |t| t.load.len());
@@ -173,9 +248,25 @@ fn draw_capacity(canvas: &HtmlCanvasElement, a: &Arena) {
                     ctx.set_fill_style_str(&expert_colour(j));
                     ctx.fill_rect(bx + t as f64 * group_w + j as f64 * w, by - l * bar_h, w - 2.0, l * bar_h);
                 }
-                chart::text(&ctx, &format!("task {}", t + 1), bx + t as f64 * group_w + (group_w - 16.0) / 2.0, by + 14.0, "center", chart::FONT, MUTED);
+                chart::text(
+                    &ctx,
+                    &format!("task {}", t + 1),
+                    bx + t as f64 * group_w + (group_w - 16.0) / 2.0,
+                    by + 14.0,
+                    "center",
+                    chart::FONT,
+                    MUTED,
+                );
             }
-            chart::text(&ctx, "share of the batch each expert processed (bar height 1 = every token)", bx, by + 32.0, "left", chart::FONT, MUTED);
+            chart::text(
+                &ctx,
+                "share of the batch each expert processed (bar height 1 = every token)",
+                bx,
+                by + 32.0,
+                "left",
+                chart::FONT,
+                MUTED,
+            );
         }
         let tx = 400.0;
         if let Some(n) = now {
@@ -189,13 +280,22 @@ fn draw_capacity(canvas: &HtmlCanvasElement, a: &Arena) {
     let f = chart::Frame { x: 60.0, y: 30.0, w: 420.0, h: h - 70.0 };
     let xa = chart::Axis::fixed(0.0, 4.0);
     let ya = chart::Axis::fixed(0.0, sweep.iter().map(|s| s.1.max(s.2)).fold(0.05, f64::max).min(1.0));
-    chart::axes(&ctx, f, xa, ya, "Share of train tokens dropped vs capacity factor (current weights)", "capacity factor");
+    chart::axes(
+        &ctx,
+        f,
+        xa,
+        ya,
+        "Share of train tokens dropped vs capacity factor (current weights)",
+        "capacity factor",
+    );
     let dropped: Vec<(f64, f64)> = sweep.iter().map(|s| (s.0, s.1)).collect();
     let unrouted: Vec<(f64, f64)> = sweep.iter().map(|s| (s.0, s.2)).collect();
     chart::polyline(&ctx, f, xa, ya, &dropped, chart::Pen::solid("#d62728", 2.0));
     chart::polyline(&ctx, f, xa, ya, &unrouted, chart::Pen::dashed("#1f77b4", 1.5));
     let cf_now = match router {
-        RouterKind::Switch { capacity_factor } | RouterKind::Top2 { capacity_factor } | RouterKind::ExpertChoice { capacity_factor } => capacity_factor,
+        RouterKind::Switch { capacity_factor }
+        | RouterKind::Top2 { capacity_factor }
+        | RouterKind::ExpertChoice { capacity_factor } => capacity_factor,
         _ => 0.0,
     };
     if let Some(px) = xa.unit(cf_now).map(|u| f.x + u * f.w) {
@@ -211,7 +311,15 @@ fn draw_capacity(canvas: &HtmlCanvasElement, a: &Arena) {
     chart::text(&ctx, "blue dashed: tokens no expert took", tx, 66.0, "left", chart::FONT, "#1f77b4");
     chart::text(&ctx, &format!("black line: this run’s cf = {cf_now}"), tx, 82.0, "left", chart::FONT, INK);
     if let Some(n) = now {
-        chart::text(&ctx, &format!("latest batch: {n} dropped, capacity {}", caps.join(", ")), tx, 104.0, "left", chart::FONT, MUTED);
+        chart::text(
+            &ctx,
+            &format!("latest batch: {n} dropped, capacity {}", caps.join(", ")),
+            tx,
+            104.0,
+            "left",
+            chart::FONT,
+            MUTED,
+        );
     }
 }
 
@@ -232,7 +340,8 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
     // Tasks sharing a gate route identically: one map for a shared gate.
     let maps = if moe.config().router.gating() == Gating::Shared { 1 } else { winners.len() };
     let side = 200.0;
-    let used: Vec<bool> = (0..moe.config().experts).map(|e| winners.iter().take(maps).flatten().any(|w| *w == Some(e))).collect();
+    let used: Vec<bool> =
+        (0..moe.config().experts).map(|e| winners.iter().take(maps).flatten().any(|w| *w == Some(e))).collect();
     for (t, win) in winners.iter().take(maps).enumerate() {
         let mut rgba = vec![255u8; MAP_GRID * MAP_GRID * 4];
         for (i, w) in win.iter().enumerate() {
@@ -293,7 +402,15 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     let (x0, cw) = (150.0, ((WIDTH - 150.0 - 120.0) / experts as f64).min(70.0));
     chart::text(&ctx, "cos(g₁, g₂) of tasks 1 and 2, latest step", 20.0, 20.0, "left", chart::FONT_TITLE, INK);
     for j in 0..experts {
-        chart::text(&ctx, &format!("E{}", j + 1), x0 + (j as f64 + 0.5) * cw, 44.0, "center", chart::FONT, expert_colour(j).as_str());
+        chart::text(
+            &ctx,
+            &format!("E{}", j + 1),
+            x0 + (j as f64 + 0.5) * cw,
+            44.0,
+            "center",
+            chart::FONT,
+            expert_colour(j).as_str(),
+        );
     }
     let sx = x0 + experts as f64 * cw + 10.0;
     chart::text(&ctx, "all shared", sx + 40.0, 44.0, "center", chart::FONT, INK);

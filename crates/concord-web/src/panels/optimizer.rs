@@ -1,7 +1,7 @@
 //! Optimizer, learning rate (live: no reset) and steps per frame.
 
-use crate::state::{fmt_num, Opt};
 use crate::state::use_cfg;
+use crate::state::{fmt_num, Opt};
 use leptos::prelude::*;
 
 const LR_PRESETS: [f64; 10] = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];

@@ -6,10 +6,10 @@
 
 use crate::chart::{self, Axis, Frame, INK, MUTED};
 use crate::dom::{download_png, figure};
-use crate::session::{use_session, Run, SessionInner as Arena};
 use crate::preset::Family;
-use crate::state::State;
+use crate::session::{use_session, Run, SessionInner as Arena};
 use crate::state::use_cfg;
+use crate::state::State;
 use concord_core::data::LabelKind;
 use concord_core::model::LossKind;
 use leptos::html::Canvas;
@@ -26,7 +26,6 @@ use crate::grid::GRID;
 const MAX_POINTS: usize = 300;
 /// Heatmaps cost 100² forward passes per task and run: redraw them at most this often.
 const HEATMAP_MS: f64 = 400.0;
-
 
 /// One entry per method (a toy method's runs from every start share its colour), then on the
 /// toys one per start: its marker, which also ends each of its runs' lines in the panels.
@@ -236,7 +235,9 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
                     chart::text(&ctx, "no model", x0 + cell / 2.0, y0 + cell / 2.0, "center", chart::FONT, MUTED);
                 }
             }
-            let to_px = |p: [f64; 2]| (x0 + (p[0] + extent) / (2.0 * extent) * cell, y0 + (extent - p[1]) / (2.0 * extent) * cell);
+            let to_px = |p: [f64; 2]| {
+                (x0 + (p[0] + extent) / (2.0 * extent) * cell, y0 + (extent - p[1]) / (2.0 * extent) * cell)
+            };
             let kind = data.kinds[t];
             for (i, p) in data.points.iter().enumerate() {
                 let test = i >= data.n_train;
@@ -267,11 +268,8 @@ fn draw_sinusoids(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     legend(&ctx, &a.runs, 12.0);
     let grid: Vec<f64> = (0..=200).map(|i| -5.0 + 10.0 * i as f64 / 200.0).collect();
     let x_mat = DMatrix::from_fn(grid.len(), 1, |r, _| grid[r]);
-    let preds: Vec<Option<Vec<DMatrix<f64>>>> = a
-        .runs
-        .iter()
-        .map(|r| r.mlp()?.forward(r.params()?, &x_mat).ok())
-        .collect();
+    let preds: Vec<Option<Vec<DMatrix<f64>>>> =
+        a.runs.iter().map(|r| r.mlp()?.forward(r.params()?, &x_mat).ok()).collect();
     for (t, task_ys) in ys.iter().enumerate() {
         let f = Frame { x: 44.0, y: 30.0 + t as f64 * (plot_h + 36.0) + 16.0, w: WIDTH - 60.0, h: plot_h };
         let (xa, ya) = (Axis::fixed(-5.0, 5.0), Axis::fixed(-1.6, 1.6));
@@ -320,12 +318,20 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
         let scale = if ya.log { ", log scale" } else { "" };
         chart::axes(&ctx, f, xa, ya, &format!("Task {name}: loss ({lines}{scale})"), "step");
         for run in &a.runs {
-            let train: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((c.step as f64, *c.train.get(t)?))).collect();
+            let train: Vec<(f64, f64)> =
+                run.curve.iter().filter_map(|c| Some((c.step as f64, *c.train.get(t)?))).collect();
             let test: Vec<(f64, f64)> =
                 run.curve.iter().filter_map(|c| Some((c.step as f64, *c.test.as_ref()?.get(t)?))).collect();
             let train = chart::downsample(&train, MAX_POINTS);
             chart::polyline(&ctx, f, xa, ya, &train, chart::Pen::solid(run.colour, 1.8));
-            chart::polyline(&ctx, f, xa, ya, &chart::downsample(&test, MAX_POINTS), chart::Pen::dashed(run.colour, 1.4));
+            chart::polyline(
+                &ctx,
+                f,
+                xa,
+                ya,
+                &chart::downsample(&test, MAX_POINTS),
+                chart::Pen::dashed(run.colour, 1.4),
+            );
             mark_end(&ctx, f, xa, ya, &train, run);
         }
     }
@@ -353,7 +359,8 @@ fn draw_weights(canvas: &HtmlCanvasElement, a: &Arena) {
         let name = a.task_names.get(t).cloned().unwrap_or_default();
         chart::axes(&ctx, f, xa, ya, &format!("Task {name}: weight"), "step");
         for run in &a.runs {
-            let pts: Vec<(f64, f64)> = run.history.iter().filter_map(|h| Some((h.step as f64, *weights(h)?.get(t)?))).collect();
+            let pts: Vec<(f64, f64)> =
+                run.history.iter().filter_map(|h| Some((h.step as f64, *weights(h)?.get(t)?))).collect();
             let pts = chart::downsample(&pts, MAX_POINTS);
             chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.6));
             mark_end(&ctx, f, xa, ya, &pts, run);
@@ -382,7 +389,15 @@ fn draw_matrix(ctx: &CanvasRenderingContext2d, c: &[Vec<Option<f64>>], x: f64, y
                     ctx.fill_rect(px, py, cell, cell);
                     let ink = if v.abs() > 0.55 { "#ffffff" } else { INK };
                     ctx.set_text_baseline("middle");
-                    chart::text(ctx, &crate::plot::fmt_tick(v, 2), px + cell / 2.0, py + cell / 2.0, "center", chart::FONT, ink);
+                    chart::text(
+                        ctx,
+                        &crate::plot::fmt_tick(v, 2),
+                        px + cell / 2.0,
+                        py + cell / 2.0,
+                        "center",
+                        chart::FONT,
+                        ink,
+                    );
                 }
                 None => {
                     ctx.set_fill_style_str("#eef0f2");
@@ -504,7 +519,12 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
         let ratio: Vec<(f64, f64)> = h.iter().map(|r| (r.step as f64, r.metrics.conflict_ratio)).collect();
         let angle: Vec<(f64, f64)> = h
             .iter()
-            .map(|r| (r.step as f64, r.metrics.update_cosine_mean.map_or(f64::NAN, |c| c.clamp(-1.0, 1.0).acos().to_degrees())))
+            .map(|r| {
+                (
+                    r.step as f64,
+                    r.metrics.update_cosine_mean.map_or(f64::NAN, |c| c.clamp(-1.0, 1.0).acos().to_degrees()),
+                )
+            })
             .collect();
         let w = chart::smoothing_window(h.len());
         let ratio = chart::downsample(&chart::moving_average(&ratio, w), MAX_POINTS);
@@ -537,8 +557,13 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     chart::axes(&ctx, f, xa, ya, &format!("Loss space: train L₂ vs L₁ over time{scale}"), &format!("L₁ ({n1})"));
     chart::text(&ctx, &format!("↑ L₂ ({n2})"), f.x + 4.0, f.y + 12.0, "left", chart::FONT, MUTED);
     for run in &a.runs {
-        let pts: Vec<(f64, f64)> = run.curve.iter().filter_map(|c| Some((*c.train.first()?, *c.train.get(1)?))).collect();
-        let pts = if pts.len() > MAX_POINTS { pts.iter().step_by(pts.len().div_ceil(MAX_POINTS)).copied().chain(pts.last().copied()).collect() } else { pts };
+        let pts: Vec<(f64, f64)> =
+            run.curve.iter().filter_map(|c| Some((*c.train.first()?, *c.train.get(1)?))).collect();
+        let pts = if pts.len() > MAX_POINTS {
+            pts.iter().step_by(pts.len().div_ceil(MAX_POINTS)).copied().chain(pts.last().copied()).collect()
+        } else {
+            pts
+        };
         chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.4));
         for (i, p) in pts.iter().enumerate() {
             if let (Some(u), Some(v)) = (xa.unit(p.0), ya.unit(p.1)) {
@@ -626,7 +651,13 @@ pub fn OutputsPanel() -> impl IntoView {
     };
     let no_map = Signal::derive(move || !matches!(family(), Some(Family::TaskSet) | Some(Family::Sinusoid)));
     let never = Signal::derive(|| false);
-    let heat_title = move || if family() == Some(Family::Sinusoid) { "Fits per task" } else { "Decision boundary / regression per task" };
+    let heat_title = move || {
+        if family() == Some(Family::Sinusoid) {
+            "Fits per task"
+        } else {
+            "Decision boundary / regression per task"
+        }
+    };
 
     Effect::new(move |_| {
         aui.version.track();

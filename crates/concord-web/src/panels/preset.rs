@@ -1,8 +1,8 @@
 //! The preset select and its explanation card (what conflict to look for).
 
 use crate::preset::Preset;
-use crate::state::State;
 use crate::state::use_cfg;
+use crate::state::State;
 use leptos::prelude::*;
 
 #[component]

@@ -62,7 +62,12 @@ impl RouterKind {
 
     /// Builds a router from its name with the given (or default) k and capacity factor; the
     /// defaults follow the reference: k = 2, cf = 1.25 (Switch train), 2.0 for expert choice.
-    pub fn from_name(name: &str, k: Option<usize>, capacity_factor: Option<f64>, gate: TaskGate) -> Result<Self, String> {
+    pub fn from_name(
+        name: &str,
+        k: Option<usize>,
+        capacity_factor: Option<f64>,
+        gate: TaskGate,
+    ) -> Result<Self, String> {
         let uses_k = matches!(name, "noisy-topk" | "task");
         let uses_cf = matches!(name, "switch" | "top2" | "expert-choice");
         if k.is_some() && !uses_k {
@@ -110,7 +115,9 @@ impl RouterKind {
                     return Err(format!("k must be 1–{experts} (the number of experts), got {k}"));
                 }
             }
-            RouterKind::Switch { capacity_factor } | RouterKind::ExpertChoice { capacity_factor } => check_cf(capacity_factor)?,
+            RouterKind::Switch { capacity_factor } | RouterKind::ExpertChoice { capacity_factor } => {
+                check_cf(capacity_factor)?
+            }
             RouterKind::Top2 { capacity_factor } => {
                 check_cf(capacity_factor)?;
                 if experts < 2 {

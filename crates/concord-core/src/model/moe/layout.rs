@@ -70,7 +70,10 @@ impl MoeLayout {
         let gates = (0..gates)
             .map(|g| GateSlice {
                 weight: layer(format!("gate.{g}"), gate_in, config.experts, false),
-                noise: config.router.is_noisy().then(|| layer(format!("gate.{g}.noise"), gate_in, config.experts, false)),
+                noise: config
+                    .router
+                    .is_noisy()
+                    .then(|| layer(format!("gate.{g}.noise"), gate_in, config.experts, false)),
             })
             .collect();
         let experts: Vec<ExpertSlice> = (0..config.experts)
@@ -80,7 +83,12 @@ impl MoeLayout {
             })
             .collect();
         let shared_len = experts.last().map_or(0, |x: &ExpertSlice| x.out.bias.end);
-        let heads = config.heads.iter().enumerate().map(|(t, h)| layer(format!("head.{t}"), width, h.out_dim, true)).collect::<Vec<_>>();
+        let heads = config
+            .heads
+            .iter()
+            .enumerate()
+            .map(|(t, h)| layer(format!("head.{t}"), width, h.out_dim, true))
+            .collect::<Vec<_>>();
         let total_len = heads.last().map_or(shared_len, |s| s.bias.end);
         MoeLayout { pre, gates, experts, heads, shared_len, total_len }
     }

@@ -24,7 +24,13 @@ pub fn forward(params: &[f64], s: &LayerSlice, a: &DMatrix<f64>) -> DMatrix<f64>
 }
 
 /// Adds dW (= aᵀ·dz, which lands row-major in the flat layout) and db to `grad`; returns dL/da.
-pub fn backward(params: &[f64], s: &LayerSlice, a: &DMatrix<f64>, d_z: &DMatrix<f64>, grad: &mut [f64]) -> DMatrix<f64> {
+pub fn backward(
+    params: &[f64],
+    s: &LayerSlice,
+    a: &DMatrix<f64>,
+    d_z: &DMatrix<f64>,
+    grad: &mut [f64],
+) -> DMatrix<f64> {
     let d_wt = a.tr_mul(d_z);
     for (g, d) in grad[s.weight.clone()].iter_mut().zip(d_wt.as_slice()) {
         *g += d;

@@ -32,7 +32,9 @@ pub mod z_loss;
 mod tests;
 
 pub use aux::AuxValues;
-pub use config::{AuxWeights, Gating, MoeConfig, RouterKind, TaskGate, MAX_CAPACITY_FACTOR, MAX_EXPERTS, MAX_EXPERT_HIDDEN};
+pub use config::{
+    AuxWeights, Gating, MoeConfig, RouterKind, TaskGate, MAX_CAPACITY_FACTOR, MAX_EXPERTS, MAX_EXPERT_HIDDEN,
+};
 pub use layout::{ExpertSlice, GateSlice, MoeLayout};
 pub use model::{Moe, MoeGradients};
 pub use routing::Routing;

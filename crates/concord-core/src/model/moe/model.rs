@@ -193,7 +193,15 @@ impl Moe {
     }
 
     /// Adds the gate's gradient for dL/dh, dL/dh_noise of group g; returns dL/da via the gate input.
-    fn gate_backward(&self, params: &[f64], cache: &ForwardCache, g: usize, d_h: &DMatrix<f64>, d_raw: &DMatrix<f64>, grad: &mut [f64]) -> DMatrix<f64> {
+    fn gate_backward(
+        &self,
+        params: &[f64],
+        cache: &ForwardCache,
+        g: usize,
+        d_h: &DMatrix<f64>,
+        d_raw: &DMatrix<f64>,
+        grad: &mut [f64],
+    ) -> DMatrix<f64> {
         let gate = &self.layout.gates[self.gate_of(g)];
         let gin = &cache.gate_inputs[g];
         let mut d_gin = linear::backward(params, &gate.weight, gin, d_h, grad);
@@ -265,7 +273,13 @@ impl Moe {
     pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Vec<f64>, String> {
         let outs = self.forward(params, x)?;
         self.check_targets(x, targets)?;
-        Ok(self.config.heads.iter().zip(outs.iter().zip(targets)).map(|(h, (o, y))| loss_and_grad(h.loss, o, y).0).collect())
+        Ok(self
+            .config
+            .heads
+            .iter()
+            .zip(outs.iter().zip(targets))
+            .map(|(h, (o, y))| loss_and_grad(h.loss, o, y).0)
+            .collect())
     }
 
     /// The routing of each task (noise-free), e.g. for the winning-expert map.
@@ -291,7 +305,13 @@ impl Moe {
     }
 
     /// Task losses with the routing noise of `noise_seed` (for finite-difference checks).
-    pub fn losses_with_noise(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target], noise_seed: Option<u64>) -> Result<Vec<f64>, String> {
+    pub fn losses_with_noise(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        targets: &[Target],
+        noise_seed: Option<u64>,
+    ) -> Result<Vec<f64>, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
         let cache = self.run_forward(params, x, noise_seed);
@@ -305,7 +325,13 @@ impl Moe {
 
     /// Losses, the per-task shared Jacobian, the heads' gradients, the aux gradient and the
     /// routing statistics of one mini-batch. `noise_seed`: routing noise (training) or none.
-    pub fn gradients(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target], noise_seed: Option<u64>) -> Result<MoeGradients, String> {
+    pub fn gradients(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        targets: &[Target],
+        noise_seed: Option<u64>,
+    ) -> Result<MoeGradients, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
         let cache = self.run_forward(params, x, noise_seed);

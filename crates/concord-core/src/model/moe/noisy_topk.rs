@@ -4,9 +4,9 @@
 //! Also the Φ-smoothed load P(x,i) = Φ((h_i − θ_i)/σ_i), θ_i = the (k+1)-th largest noisy logit
 //! when i is in the top k, else the k-th.
 
-use super::softplus::softplus;
 use super::normal;
 use super::routing::{softmax_rows, top_k, NoiseCache, Routing};
+use super::softplus::softplus;
 use crate::model::sigmoid;
 use nalgebra::DMatrix;
 
@@ -56,7 +56,9 @@ pub fn backward(routing: &Routing, d_combine: &DMatrix<f64>) -> (DMatrix<f64>, D
 /// dL/dh_noise given dL/dH: H = h + ε·(softplus(h_noise) + c) ⇒ ∂H/∂h_noise = ε·σ(h_noise).
 fn noise_chain(routing: &Routing, d_noisy: &DMatrix<f64>) -> DMatrix<f64> {
     match &routing.noise {
-        Some(n) => DMatrix::from_fn(d_noisy.nrows(), d_noisy.ncols(), |r, c| d_noisy[(r, c)] * n.eps[(r, c)] * sigmoid(n.raw[(r, c)])),
+        Some(n) => DMatrix::from_fn(d_noisy.nrows(), d_noisy.ncols(), |r, c| {
+            d_noisy[(r, c)] * n.eps[(r, c)] * sigmoid(n.raw[(r, c)])
+        }),
         None => DMatrix::zeros(d_noisy.nrows(), d_noisy.ncols()),
     }
 }

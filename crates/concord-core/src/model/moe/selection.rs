@@ -6,7 +6,12 @@ use super::routing::{softmax_backward, Routing};
 use super::{dense_softmax, expert_choice, mmoe, noisy_topk, switch, task_routing, top2};
 use nalgebra::DMatrix;
 
-pub fn route(router: &RouterKind, logits: DMatrix<f64>, raw_noise: Option<DMatrix<f64>>, eps: Option<DMatrix<f64>>) -> Routing {
+pub fn route(
+    router: &RouterKind,
+    logits: DMatrix<f64>,
+    raw_noise: Option<DMatrix<f64>>,
+    eps: Option<DMatrix<f64>>,
+) -> Routing {
     match *router {
         RouterKind::Softmax => dense_softmax::route(logits),
         RouterKind::Mmoe => mmoe::route(logits),

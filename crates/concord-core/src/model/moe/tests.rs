@@ -266,20 +266,36 @@ fn moe_backprop_matches_finite_differences_for_every_router() {
                     g.tasks.shared_jacobian[(t, j)]
                 } else {
                     let r = m.layout().head_range(t);
-                    if r.contains(&j) { g.tasks.head_grads[t][j - r.start] } else { 0.0 }
+                    if r.contains(&j) {
+                        g.tasks.head_grads[t][j - r.start]
+                    } else {
+                        0.0
+                    }
                 };
-                assert!((ana - num).abs() <= 1e-6 * (1.0 + ana.abs()), "{} param {j} task {t}: {ana} vs {num}", router.name());
+                assert!(
+                    (ana - num).abs() <= 1e-6 * (1.0 + ana.abs()),
+                    "{} param {j} task {t}: {ana} vs {num}",
+                    router.name()
+                );
             }
             if j < m.layout().shared_len {
                 let aa = m.aux_values(&a, &x, noise).unwrap().total;
                 let ab = m.aux_values(&b, &x, noise).unwrap().total;
                 let num = (aa - ab) / (2.0 * h);
                 let ana = g.aux_grad[j];
-                assert!((ana - num).abs() <= 1e-6 * (1.0 + ana.abs()), "{} aux param {j}: {ana} vs {num}", router.name());
+                assert!(
+                    (ana - num).abs() <= 1e-6 * (1.0 + ana.abs()),
+                    "{} aux param {j}: {ana} vs {num}",
+                    router.name()
+                );
             }
         }
         if matches!(router, RouterKind::Switch { .. } | RouterKind::Top2 { .. }) {
-            assert!(g.stats.tasks[0].dropped > 0, "{}: the check should cover a batch with dropped tokens", router.name());
+            assert!(
+                g.stats.tasks[0].dropped > 0,
+                "{}: the check should cover a batch with dropped tokens",
+                router.name()
+            );
         }
     }
 }
