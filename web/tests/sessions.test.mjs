@@ -66,6 +66,15 @@ test('an old toy link loads the same runs under the new key, with a notice', asy
   assert.equal(after.steps, 200);
   assert.ok(after.runs.every((r) => r.position[0] !== r.start[0] || r.position[1] !== r.start[1]), 'every run moved');
   await page.screenshot({ path: await artifactPath('toy-old-link.png'), fullPage: true });
+  // A link copied from the old page holds every key, arena (unused on a toy) included: the old
+  // toy keys still decide the runs.
+  await page.evaluate(() => {
+    location.hash = '#preset=cagrad-toy&arena=mean,pcgrad,mgda,cagrad&methods=sum,cagrad&c=2&view=average&optimizer=adam&lr=0.001&spf=200&play=false';
+  });
+  await page.waitForFunction(() => window.concord.state().runs.length === 6);
+  const full = await page.evaluate(() => window.concord.state());
+  assert.deepEqual([...new Set(full.runs.map((r) => r.method))], ['sum', 'cagrad']);
+  assert.ok(full.runs.filter((r) => r.method === 'cagrad').every((r) => r.c === 2), 'c reaches CAGrad');
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -323,17 +323,20 @@ impl State {
                 (None, _) => notices.push(format!("unknown key “{key}” ignored")),
             }
         }
-        // The first links' toy keys become `arena` once (the page then writes the new key).
-        let arena_index = PROPS.iter().position(|p| p.key == "arena").expect("arena key");
-        let (arena, mut legacy_notices) =
-            translate_legacy(legacy_methods.as_deref(), legacy_c.as_deref(), values[arena_index].is_some());
-        if let Some(a) = arena {
-            values[arena_index] = Some(a);
-        }
-        notices.append(&mut legacy_notices);
-
         // The preset first: it supplies the other keys' defaults.
         let preset = values[0].as_deref().map(str::trim).and_then(Preset::from_name).unwrap_or(Preset::XorConflict);
+
+        // The first links' toy keys become `arena` once (the page then writes the new key). The
+        // old page wrote every key, so an old toy link holds `arena` too, which did nothing on a
+        // toy: there `methods`/`c` win. On a multi-task preset they did nothing: dropped quietly.
+        if preset.is_toy() {
+            let arena_index = PROPS.iter().position(|p| p.key == "arena").expect("arena key");
+            let (arena, mut legacy_notices) = translate_legacy(legacy_methods.as_deref(), legacy_c.as_deref());
+            if let Some(a) = arena {
+                values[arena_index] = Some(a);
+            }
+            notices.append(&mut legacy_notices);
+        }
         let mut parsed: Vec<Value> = Vec::with_capacity(PROPS.len());
         for (prop, raw) in PROPS.iter().zip(values) {
             let default_text = preset.default_for(prop.key).unwrap_or_else(|| prop.default.to_string());
@@ -508,15 +511,11 @@ impl State {
 
 /// The first links' toy keys: `methods` (a subset of `LEGACY_METHODS`) and CAGrad's `c` become
 /// the `arena` key's text (`cagrad` takes `c`, 0.5 when absent, clamped to [0, 10] as then).
-/// Returns the new `arena` value (`None`: nothing to translate, or `arena` itself was given)
+/// Returns the new `arena` value (`None`: nothing to translate)
 /// and the notices: that the key was renamed, and any value dropped or clamped.
-pub fn translate_legacy(methods: Option<&str>, c: Option<&str>, arena_given: bool) -> (Option<String>, Vec<String>) {
+pub fn translate_legacy(methods: Option<&str>, c: Option<&str>) -> (Option<String>, Vec<String>) {
     let mut notices = Vec::new();
     if methods.is_none() && c.is_none() {
-        return (None, notices);
-    }
-    if arena_given {
-        notices.push("the keys “methods” and “c” were renamed “arena” (e.g. arena=mean,cagrad:c=0.3); the old ones are ignored since arena is given".into());
         return (None, notices);
     }
     let mut cv = 0.5;
@@ -904,16 +903,22 @@ mod tests {
         assert!(n2.is_empty(), "{n2:?}");
         assert_eq!(s, t);
         // Without cagrad, c has nothing to apply to; without c, cagrad takes the old 0.5.
-        assert_eq!(translate_legacy(Some("mean,mgda"), Some("0.3"), false).0.as_deref(), Some("mean,mgda"));
-        assert_eq!(translate_legacy(Some("cagrad,sum"), None, false).0.as_deref(), Some("sum,cagrad:c=0.5"));
+        assert_eq!(translate_legacy(Some("mean,mgda"), Some("0.3")).0.as_deref(), Some("mean,mgda"));
+        assert_eq!(translate_legacy(Some("cagrad,sum"), None).0.as_deref(), Some("sum,cagrad:c=0.5"));
         // c alone: the old default methods with that c.
-        assert_eq!(translate_legacy(None, Some("2"), false).0.as_deref(), Some("mean,pcgrad,mgda,cagrad:c=2"));
-        // The new key wins over the old ones.
-        let (s, n) = State::from_hash("preset=cagrad-toy&arena=upgrad&methods=mean&c=1");
+        assert_eq!(translate_legacy(None, Some("2")).0.as_deref(), Some("mean,pcgrad,mgda,cagrad:c=2"));
+        // An old link copied from the page holds every key, `arena` included (its default, unused
+        // on a toy): on a toy the old keys win, so the link runs what it ran then.
+        let (s, n) = State::from_hash("preset=cagrad-toy&arena=mean,pcgrad,mgda,cagrad&methods=mean,cagrad&c=1");
+        let texts: Vec<String> = s.arena.iter().map(|m| m.to_text()).collect();
+        assert_eq!(texts, vec!["mean", "cagrad:c=1"]);
+        assert!(n.iter().any(|m| m.contains("renamed")), "{n:?}");
+        // On a multi-task preset they never applied: the arena stays, no notice.
+        let (s, n) = State::from_hash("preset=xor-conflict&arena=upgrad&methods=mean&c=1");
         assert_eq!(s.arena, vec![MethodSpec::plain("upgrad")]);
-        assert!(n.iter().any(|m| m.contains("ignored")), "{n:?}");
+        assert!(n.is_empty(), "{n:?}");
         // Nothing old, nothing translated.
-        assert_eq!(translate_legacy(None, None, false), (None, Vec::new()));
+        assert_eq!(translate_legacy(None, None), (None, Vec::new()));
     }
 
     #[test]
