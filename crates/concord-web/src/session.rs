@@ -519,6 +519,11 @@ impl SessionInner {
         self.applied.as_ref().is_some_and(|s| s.preset.is_toy())
     }
 
+    /// The toy problem the runs train on, if this is a toy preset.
+    pub fn toy_problem(&self) -> Option<concord_core::ProblemKind> {
+        self.is_toy().then(|| self.applied.as_ref().map(|s| s.preset.toy_problem())).flatten()
+    }
+
     pub fn state(&self) -> Option<&State> {
         self.applied.as_ref()
     }

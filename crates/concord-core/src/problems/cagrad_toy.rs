@@ -36,6 +36,20 @@ impl CagradToy {
     /// The plotting domain of `toy.py`.
     pub const DOMAIN: [f64; 2] = [-11.0, 11.0];
 
+    /// The Pareto segment mapped to loss space: (L₁, L₂) at `n` ≥ 2 evenly spaced points of
+    /// `PARETO_SEGMENT`, from x₁ = −7 to 7 (what the loss-space figure draws for the toys).
+    pub fn pareto_front(&self, n: usize) -> Vec<[f64; 2]> {
+        let ([a0, x2], [a1, _]) = (Self::PARETO_SEGMENT[0], Self::PARETO_SEGMENT[1]);
+        let n = n.max(2);
+        (0..n)
+            .map(|i| {
+                let a = a0 + (a1 - a0) * i as f64 / (n - 1) as f64;
+                let l = self.losses(&[a, x2]);
+                [l[0], l[1]]
+            })
+            .collect()
+    }
+
     fn parts(x1: f64, x2: f64) -> Parts {
         let u1 = 0.5 * (-x1 - 7.0) - (-x2).tanh();
         let u2 = 0.5 * (-x1 + 3.0) + (-x2).tanh() + 2.0;
@@ -111,6 +125,21 @@ impl Problem for CagradToy {
 mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
+
+    /// Along the Pareto segment one loss falls only as the other rises (both toys), and the
+    /// middle of the unscaled toy's front is the average optimum's losses (−15.09 each).
+    #[test]
+    fn the_pareto_front_trades_one_loss_for_the_other() {
+        for scale in [1.0, 0.1] {
+            let front = CagradToy::new(scale).pareto_front(41);
+            assert_eq!(front.len(), 41);
+            for w in front.windows(2) {
+                assert!(w[1][0] < w[0][0] && w[1][1] > w[0][1], "scale {scale}: {w:?}");
+            }
+        }
+        let mid = CagradToy::new(1.0).pareto_front(3)[1];
+        assert!((mid[0] - -15.0916).abs() < 1e-3 && (mid[1] - -15.0916).abs() < 1e-3, "{mid:?}");
+    }
 
     fn numeric_jacobian(p: &CagradToy, x: [f64; 2]) -> Vec<Vec<f64>> {
         let h = 1e-6;

@@ -544,9 +544,14 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
         return;
     }
     let f = Frame { x: 70.0, y: 50.0, w: 420.0, h: 270.0 };
+    // The toys' Pareto set in loss space, drawn under the trails (and inside the axes).
+    let front: Vec<(f64, f64)> = a
+        .toy_problem()
+        .map(|p| p.toy().pareto_front(81).into_iter().map(|l| (l[0], l[1])).collect())
+        .unwrap_or_default();
     let xs = a.runs.iter().flat_map(|r| r.curve.iter().filter_map(|c| c.train.first().copied()));
     let ys = a.runs.iter().flat_map(|r| r.curve.iter().filter_map(|c| c.train.get(1).copied()));
-    let (xa, ya) = (loss_axis(xs), loss_axis(ys));
+    let (xa, ya) = (loss_axis(xs.chain(front.iter().map(|p| p.0))), loss_axis(ys.chain(front.iter().map(|p| p.1))));
     let (n1, n2) = (&a.task_names[0], &a.task_names[1]);
     let scale = match (xa.log, ya.log) {
         (true, true) => " (log–log)",
@@ -556,6 +561,9 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     };
     chart::axes(&ctx, f, xa, ya, &format!("Loss space: train L₂ vs L₁ over time{scale}"), &format!("L₁ ({n1})"));
     chart::text(&ctx, &format!("↑ L₂ ({n2})"), f.x + 4.0, f.y + 12.0, "left", chart::FONT, MUTED);
+    if !front.is_empty() {
+        chart::polyline(&ctx, f, xa, ya, &front, chart::Pen::solid("#9a9a9a", 4.0));
+    }
     for run in &a.runs {
         let pts: Vec<(f64, f64)> =
             run.curve.iter().filter_map(|c| Some((*c.train.first()?, *c.train.get(1)?))).collect();
@@ -599,7 +607,7 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
             "marker at its end (now) is its start.",
             "Down-left is better for both losses; a",
             "trail that moves up or left trades one",
-            "loss for the other.",
+            "loss for the other. Grey: the Pareto set.",
         ]
     } else {
         [
