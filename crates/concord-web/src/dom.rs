@@ -1,7 +1,6 @@
 //! Page plumbing the panels share: file downloads and uploads, and the figure frame (heading,
 //! PNG button, canvas, hint).
 
-use crate::state::use_cfg;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -67,8 +66,8 @@ pub(crate) fn figure(
     extra_hidden: Signal<bool>,
     hint: &'static str,
 ) -> impl IntoView {
-    let cfg = use_cfg();
-    let hidden = move || cfg.with(|s| s.is_hidden(key)) || extra_hidden.get();
+    let panel_hidden = crate::state::panel_hidden(key);
+    let hidden = move || panel_hidden() || extra_hidden.get();
     view! {
         <section class="card figure-card" class:hidden=hidden data-panel=key>
             <div class="figure-head">

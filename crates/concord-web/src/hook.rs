@@ -29,7 +29,7 @@ use wasm_bindgen::prelude::*;
 pub struct Hook(StoredValue<Object, LocalStorage>);
 
 impl Hook {
-    fn new() -> Hook {
+    pub fn new() -> Hook {
         let obj = Object::new();
         let _ = Reflect::set(&obj, &"ready".into(), &false.into());
         Hook(StoredValue::new_local(obj))
@@ -45,6 +45,29 @@ impl Hook {
 
     fn set(&self, name: &str, value: &JsValue) {
         let _ = Reflect::set(&self.object(), &name.into(), value);
+    }
+
+    /// Put a method without arguments on the object.
+    pub fn method0(&self, name: &str, f: impl Fn() -> JsValue + 'static) {
+        let f = Closure::<dyn Fn() -> JsValue>::new(f);
+        self.set(name, f.as_ref());
+        f.forget();
+    }
+
+    /// Put a method with one argument on the object.
+    pub fn method1(&self, name: &str, f: impl Fn(JsValue) -> JsValue + 'static) {
+        let f = Closure::<dyn Fn(JsValue) -> JsValue>::new(f);
+        self.set(name, f.as_ref());
+        f.forget();
+    }
+
+    /// Call one of the object's methods without arguments (`JsValue::NULL` if it has none).
+    pub fn call0(&self, name: &str) -> JsValue {
+        Reflect::get(&self.object(), &name.into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .and_then(|f| f.call0(&JsValue::NULL).ok())
+            .unwrap_or(JsValue::NULL)
     }
 
     /// Put the session's methods on the object.

@@ -12,6 +12,7 @@
 
 mod chart;
 mod dom;
+mod figure;
 mod grid;
 mod hook;
 #[cfg(test)]
@@ -33,8 +34,18 @@ fn mount_embedded(el: web_sys::HtmlElement, hash: String, hook: hook::Hook) {
     leptos::mount::mount_to(el, move || view! { <Playground hash=hash embedded=true hook=hook /> }).forget();
 }
 
+/// Whether the page loaded the module for `<concord-figure>` elements (web/concord-embed.js
+/// sets `globalThis.concordEmbed` before `init()`): then the figures mount themselves
+/// (`figure::mount_figure`) and no playground takes the page.
+fn embedding() -> bool {
+    js_sys::Reflect::get(&js_sys::global(), &"concordEmbed".into()).is_ok_and(|v| v.is_truthy())
+}
+
 fn main() {
     console_error_panic_hook::set_once();
+    if embedding() {
+        return;
+    }
     let hook = hook::install(mount_embedded);
     leptos::mount::mount_to_body(move || view! { <Playground hash=current_hash() embedded=false hook=hook /> });
 }

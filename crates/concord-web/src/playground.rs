@@ -132,7 +132,7 @@ pub fn Playground(hash: String, embedded: bool, hook: Hook) -> impl IntoView {
 
 /// Why the runs could not be built (e.g. a BCE loss on a regression task).
 #[component]
-fn RunError() -> impl IntoView {
+pub fn RunError() -> impl IntoView {
     let ui = session::use_session().ui;
     view! {
         <Show when=move || ui.error.with(|e| e.is_some())>

@@ -45,6 +45,11 @@ const REQUEST_CHUNK: u64 = 10_000;
 const TRAIL_MAX: usize = 6_000;
 /// One colour per method slot (distinct from the heatmaps' orange and blue).
 pub const SLOT_COLOURS: [&str; 5] = ["#d6204e", "#1a9850", "#6a3d9a", "#2b2b2b", "#8c510a"];
+/// The toys' other methods (up to twelve race at once): none close to the classic five's colours.
+pub const TOY_COLOURS: [&str; 12] = [
+    "#1f78b4", "#ff7f00", "#e7298a", "#17becf", "#b8860b", "#7f7f7f", "#00008b", "#bc80bd", "#8dd3c7", "#fb8072",
+    "#4d9221", "#000000",
+];
 
 /// A run's colour: on the toys the classic methods keep the colours the explanation names
 /// (Mean grey-black, PCGrad green, MGDA purple, CAGrad red); otherwise one colour per slot.
@@ -59,6 +64,7 @@ pub fn colour_for(spec: &MethodSpec, slot: usize, toy: bool) -> &'static str {
     };
     match classic {
         Some(c) if toy => c,
+        None if toy => TOY_COLOURS[slot % TOY_COLOURS.len()],
         _ => SLOT_COLOURS[slot % SLOT_COLOURS.len()],
     }
 }
@@ -380,6 +386,9 @@ pub struct SessionInner {
     grid_points: GridPoints,
     csv: Option<(String, MultiTaskData)>,
     playing: bool,
+    /// False while an embedded figure is scrolled out of view: playing then takes no steps
+    /// (explicit `step(n)` requests still run) and resumes when it is visible again.
+    visible: bool,
     spf: u32,
     steps: u64,
     requests: VecDeque<StepRequest>,
@@ -429,6 +438,7 @@ impl Session {
             grid_points: None,
             csv: None,
             playing: false,
+            visible: true,
             spf: 1,
             steps: 0,
             requests: VecDeque::new(),
@@ -449,15 +459,12 @@ impl Session {
         let session = Session { inner: StoredValue::new_local(Rc::new(RefCell::new(inner))), ui };
         let state = cfg.get_untracked();
         session.with(|s| s.configure(&state));
-        wasm_bindgen_futures::spawn_local(async move {
-            let choice = choose_gpu().await;
+        with_shared_gpu(move |choice| {
             session.with(|s| {
                 match choice {
                     #[cfg(feature = "webgpu")]
                     Ok(gpu) => {
                         s.adapter = gpu.adapter_label();
-                        #[allow(clippy::arc_with_non_send_sync)]
-                        let gpu = std::sync::Arc::new(gpu);
                         s.gpu = GpuChoice::Ready(gpu);
                     }
                     Err(why) => s.gpu = GpuChoice::Unavailable(why),
@@ -501,12 +508,73 @@ fn schedule_frame(session: Session) {
 }
 
 #[cfg(feature = "webgpu")]
-async fn choose_gpu() -> Result<concord_gpu::Gpu, String> {
-    concord_gpu::Gpu::new().await.map_err(|e| e.to_string())
+type SharedGpu = Result<std::sync::Arc<concord_gpu::Gpu>, String>;
+#[cfg(not(feature = "webgpu"))]
+type SharedGpu = Result<std::convert::Infallible, String>;
+
+/// The page's one WebGPU device, shared by every playground and figure on the page: requested
+/// once (the first session asks), handed to each session as it starts.
+enum GpuSlot {
+    Idle,
+    Pending(Vec<Box<dyn FnOnce(SharedGpu)>>),
+    Done(SharedGpu),
+}
+
+thread_local! {
+    // A page-wide resource, not engine state: sessions stay values, they only share the device.
+    static PAGE_GPU: RefCell<GpuSlot> = const { RefCell::new(GpuSlot::Idle) };
+}
+
+/// Call `f` with the page's device (or why there is none), asking for it on first use. `f`
+/// always runs on a later turn of the event loop, never inside this call.
+fn with_shared_gpu(f: impl FnOnce(SharedGpu) + 'static) {
+    let f: Box<dyn FnOnce(SharedGpu)> = Box::new(f);
+    let (ask, known) = PAGE_GPU.with_borrow_mut(|slot| match slot {
+        GpuSlot::Done(result) => (false, Some((f, result.clone()))),
+        GpuSlot::Pending(waiting) => {
+            waiting.push(f);
+            (false, None)
+        }
+        GpuSlot::Idle => {
+            *slot = GpuSlot::Pending(vec![f]);
+            (true, None)
+        }
+    });
+    if let Some((f, result)) = known {
+        wasm_bindgen_futures::spawn_local(async move { f(result) });
+    }
+    if ask {
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = choose_gpu().await;
+            let waiting =
+                PAGE_GPU.with_borrow_mut(|slot| match std::mem::replace(slot, GpuSlot::Done(result.clone())) {
+                    GpuSlot::Pending(waiting) => waiting,
+                    _ => Vec::new(),
+                });
+            for f in waiting {
+                f(result.clone());
+            }
+        });
+    }
+}
+
+/// A session saw the device fail: the next session to start asks for a new one.
+fn forget_shared_gpu() {
+    PAGE_GPU.with_borrow_mut(|slot| {
+        if matches!(slot, GpuSlot::Done(_)) {
+            *slot = GpuSlot::Idle;
+        }
+    });
+}
+
+#[cfg(feature = "webgpu")]
+async fn choose_gpu() -> SharedGpu {
+    #[allow(clippy::arc_with_non_send_sync)]
+    concord_gpu::Gpu::new().await.map(std::sync::Arc::new).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "webgpu"))]
-async fn choose_gpu() -> Result<std::convert::Infallible, String> {
+async fn choose_gpu() -> SharedGpu {
     Err("this build has no WebGPU backend (concord-web built without the `webgpu` feature)".into())
 }
 
@@ -542,6 +610,11 @@ impl SessionInner {
     }
 
     /// Test-only: make the next GPU read-back fail. Returns whether a run is on the GPU.
+    /// An embedded figure scrolled into (true) or out of (false) view.
+    pub fn set_visible(&mut self, visible: bool) {
+        self.visible = visible;
+    }
+
     pub fn simulate_gpu_failure(&mut self) -> bool {
         self.simulate_gpu_failure = true;
         self.runs.iter().any(Run::on_gpu)
@@ -758,7 +831,7 @@ impl SessionInner {
             // Chunks grow with the run (about a tenth of the steps so far), so a toy's trail
             // keeps its early curvature while a long request still needs few frames.
             Some(req) => req.remaining.min((self.steps / 10).max(spf).min(REQUEST_CHUNK.max(spf))),
-            None if self.playing => spf,
+            None if self.playing && self.visible => spf,
             None => return,
         };
         // GPU MLP runs end a submission where their next landscape snapshot is due.
@@ -907,6 +980,7 @@ impl SessionInner {
             format!("the GPU failed at step {at} ({error}); the runs continue on the CPU from the last read-back state — optimizer state restarted")
         };
         web_sys::console::warn_1(&format!("concord: {notice}").into());
+        forget_shared_gpu();
         self.gpu = GpuChoice::Unavailable(notice.clone());
         for run in self.runs.iter_mut().filter(|r| r.on_gpu) {
             run.on_gpu = false;
@@ -1181,6 +1255,8 @@ impl SessionInner {
                 _ => None,
             }),
             "steps": self.steps,
+            "playing": self.playing,
+            "visible": self.visible,
             "lr": s.map(|s| s.lr),
             "optimizer": s.map(|s| s.optimizer.name()),
             "seed": s.map(|s| s.seed),

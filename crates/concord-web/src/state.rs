@@ -21,6 +21,25 @@ pub fn use_cfg() -> leptos::prelude::RwSignal<State> {
     leptos::prelude::expect_context::<leptos::prelude::RwSignal<State>>()
 }
 
+/// The panels an embedded figure shows (by `data-panel` key); provided by a figure only. The
+/// playground shows every panel its state does not hide.
+#[derive(Clone, Copy)]
+pub struct FigurePanels(pub leptos::prelude::Signal<Vec<&'static str>>);
+
+/// Whether panel `key` is hidden: by `<key>_hide=true`, or by an embedded figure's `view` not
+/// naming it.
+pub fn panel_hidden(key: &'static str) -> impl Fn() -> bool + Copy + 'static {
+    use leptos::prelude::*;
+    let cfg = use_cfg();
+    let figure = use_context::<FigurePanels>();
+    move || cfg.with(|s| s.is_hidden(key)) || figure.is_some_and(|f| f.0.with(|shown| !shown.contains(&key)))
+}
+
+/// Whether this component is inside an embedded figure (not the playground page).
+pub fn in_figure() -> bool {
+    leptos::prelude::use_context::<FigurePanels>().is_some()
+}
+
 /// The type of a hash value, with its limits: the table is the single source of truth.
 #[derive(Clone, Copy, Debug)]
 pub enum Ty {
@@ -67,8 +86,19 @@ pub const MAX_EXPERTS: usize = 16;
 /// Tasks on the 2-D playground data.
 pub const MIN_TASKS: usize = 2;
 pub const MAX_TASKS: usize = 4;
-/// Methods side by side (the toys run each from every start).
+/// Methods side by side on a multi-task preset (each trains a network).
 pub const MAX_ARENA: usize = 5;
+/// Methods side by side on the toys (each from every start; a race of every GPU method fits).
+pub const MAX_ARENA_TOY: usize = 12;
+
+/// How many methods a preset's arena holds.
+pub fn arena_limit(toy: bool) -> usize {
+    if toy {
+        MAX_ARENA_TOY
+    } else {
+        MAX_ARENA
+    }
+}
 
 /// Every serialised key, in the order the hash is written.
 pub const PROPS: &[Prop] = &[
@@ -94,7 +124,7 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "experts", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "4" },
     Prop { key: "k", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "1" },
     Prop { key: "cf", ty: Ty::Number { min: 0.1, max: 8.0 }, default: "1.25" },
-    Prop { key: "arena", ty: Ty::Specs { max: MAX_ARENA }, default: "mean,pcgrad,mgda,cagrad" },
+    Prop { key: "arena", ty: Ty::Specs { max: MAX_ARENA_TOY }, default: "mean,pcgrad,mgda,cagrad" },
     // The CAGrad toys' contour view.
     Prop { key: "view", ty: Ty::Enum(VIEWS), default: "average" },
     // Shared: optimizer and transport.
@@ -379,6 +409,13 @@ impl State {
                 losses.push(natural_loss(*d));
             }
         }
+        let mut arena = get("arena").specs();
+        if arena.len() > arena_limit(preset.is_toy()) {
+            notices.push(format!(
+                "arena: at most {MAX_ARENA} methods side by side on a multi-task preset ({MAX_ARENA_TOY} on the toys); kept the first {MAX_ARENA}"
+            ));
+            arena.truncate(MAX_ARENA);
+        }
         let conflict_task = (get("conflictTask").num() as usize).min(tasks.len().max(1));
         let experts = get("experts").num() as usize;
         let mut k = get("k").num() as usize;
@@ -408,7 +445,7 @@ impl State {
             tied_heads: get("tiedHeads").flag(),
             batch: get("batch").num() as usize,
             moe,
-            arena: get("arena").specs(),
+            arena,
             view: View::from_name(get("view").name()),
             optimizer: Opt::from_name(get("optimizer").name()),
             lr: get("lr").num(),
@@ -739,6 +776,11 @@ pub fn fmt_num(x: f64) -> String {
 }
 
 /// Decode `%XX` escapes (and leave anything malformed as it is).
+/// `%xx` escapes decoded (the hash's values).
+pub fn decode(s: &str) -> String {
+    percent_decode(s)
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -3,8 +3,8 @@
 //! `MethodSpec::parse`, the one parser. On a toy preset each method runs from every start.
 
 use crate::session::{colour_for, use_session};
+use crate::state::arena_limit;
 use crate::state::use_cfg;
-use crate::state::MAX_ARENA;
 use concord_core::aggregators::registry;
 use concord_core::weightings;
 use concord_core::MethodSpec;
@@ -184,9 +184,9 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                 type="button"
                 class="btn small"
                 id="add-method"
-                disabled=move || cfg.with(|s| s.arena.len() >= MAX_ARENA)
+                disabled=move || cfg.with(|s| s.arena.len() >= arena_limit(s.preset.is_toy()))
                 on:click=move |_| cfg.update(|s| {
-                    if s.arena.len() < MAX_ARENA {
+                    if s.arena.len() < arena_limit(s.preset.is_toy()) {
                         s.arena.push(MethodSpec::plain("upgrad"));
                     }
                 })

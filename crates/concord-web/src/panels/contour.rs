@@ -404,7 +404,7 @@ pub fn ContourPanel() -> impl IntoView {
     };
 
     view! {
-        <figure class="card figure-card">
+        <figure class="card figure-card" data-panel="toy" class:hidden=crate::state::panel_hidden("toy")>
             <div class="figure-head">
                 <h2>{move || view_title(cfg.with(|s| s.view))}</h2>
                 <div

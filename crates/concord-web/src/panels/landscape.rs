@@ -551,6 +551,7 @@ fn install_hook(session: Session, store: StoreCell) {
 #[component]
 pub fn LandscapePanel() -> impl IntoView {
     let cfg = use_cfg();
+    let land_hidden = crate::state::panel_hidden("landscape");
     let session = use_session();
     let aui = session.ui;
     let store: StoreCell = StoredValue::new_local(std::rc::Rc::new(RefCell::new(Store::default())));
@@ -618,7 +619,7 @@ pub fn LandscapePanel() -> impl IntoView {
     // Recompute automatically when play pauses (training stays fast while playing).
     Effect::new(move |prev: Option<bool>| {
         let playing = cfg.with(|s| s.play);
-        if prev == Some(true) && !playing && !cfg.with_untracked(|s| s.is_hidden("landscape")) {
+        if prev == Some(true) && !playing && !untrack(land_hidden) {
             start();
         }
         playing
@@ -661,7 +662,7 @@ pub fn LandscapePanel() -> impl IntoView {
     };
 
     view! {
-        <section class="card figure-card" data-panel="landscape" class:hidden=move || cfg.with(|s| s.is_hidden("landscape"))>
+        <section class="card figure-card" data-panel="landscape" class:hidden=land_hidden>
             <div class="figure-head">
                 <h2>"Loss landscape"</h2>
                 <button type="button" class="btn small" aria-label="Download the landscape slice as PNG" on:click=png(slice, "landscape")>"PNG"</button>

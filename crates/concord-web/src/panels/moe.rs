@@ -457,6 +457,12 @@ pub fn MoePanel() -> impl IntoView {
     let capacity = NodeRef::<Canvas>::new();
     let map = NodeRef::<Canvas>::new();
     let conflict = NodeRef::<Canvas>::new();
+    // The four MoE figures show under `view=moe` (or each by its own key).
+    let moe_hidden = {
+        let whole = crate::state::panel_hidden("moe");
+        let keys = ["moeRouting", "moeCapacity", "moeMap", "moeConflict"].map(crate::state::panel_hidden);
+        move || whole() || keys.iter().all(|hidden| hidden())
+    };
     let has_moe = move || {
         aui.version.track();
         session.with(|a| a.runs.iter().any(|r| r.moe().is_some())).unwrap_or(false)
@@ -489,7 +495,7 @@ pub fn MoePanel() -> impl IntoView {
     });
 
     view! {
-        <div class="moe-panel" data-panel="moe" class:hidden=move || !has_moe() || cfg.with(|s| s.is_hidden("moe"))>
+        <div class="moe-panel" data-panel="moe" class:hidden=move || !has_moe() || moe_hidden()>
             {figure("moeRouting", "MoE routing: load per task and expert", routing,
                 "Heatmap: P(t, e), the router probability mass of task t on expert e over the latest batch (rows sum to the task’s share of tokens). Bars: f_i, the share of a task’s tokens whose top expert is i, and P_i, the mean router probability; their product is the Switch load-balancing loss.")}
             {figure("moeCapacity", "MoE capacity: dropped tokens", capacity,
@@ -498,7 +504,7 @@ pub fn MoePanel() -> impl IntoView {
                 "Each pixel of the input plane coloured by the expert with the largest combine weight; one map per task gate where the gates differ.")}
             {figure("moeConflict", "Conflict inside each expert", conflict,
                 "Task-gradient cosine restricted to each expert’s parameters, next to the cosine on all shared parameters (gates and experts).")}
-            <p class="hint moe-twin">
+            <p class="hint moe-twin" class:hidden=crate::state::in_figure()>
                 "Dense trunk of equal size: "
                 <a href="#preset=task-experts-dense">"task-experts-dense"</a>
                 " · back to "

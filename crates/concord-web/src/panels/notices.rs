@@ -6,11 +6,16 @@ use leptos::prelude::*;
 #[component]
 pub fn NoticesPanel() -> impl IntoView {
     let Notices(notices) = expect_context::<Notices>();
+    let what = if crate::state::in_figure() {
+        "Some figure attributes were adjusted:"
+    } else {
+        "Some URL settings were adjusted:"
+    };
     view! {
         <Show when=move || notices.with(|n| !n.is_empty())>
             <div class="notices" role="alert" data-testid="notices">
                 <div class="notices-body">
-                    <strong>"Some URL settings were adjusted:"</strong>
+                    <strong>{what}</strong>
                     <ul>
                         {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
                     </ul>

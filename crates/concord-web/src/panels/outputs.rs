@@ -639,6 +639,16 @@ fn draw_loss_space(canvas: &HtmlCanvasElement, a: &Arena) {
     }
 }
 
+/// Whether each canvas panel is hidden (`_hide` flags, or a figure's view).
+#[derive(Clone, Copy)]
+struct Hidden<F: Fn() -> bool + Copy> {
+    curves: F,
+    cosine: F,
+    conflict: F,
+    space: F,
+    weights: F,
+}
+
 #[component]
 pub fn OutputsPanel() -> impl IntoView {
     let cfg = use_cfg();
@@ -659,6 +669,14 @@ pub fn OutputsPanel() -> impl IntoView {
     };
     let no_map = Signal::derive(move || !matches!(family(), Some(Family::TaskSet) | Some(Family::Sinusoid)));
     let never = Signal::derive(|| false);
+    let heat_hidden = crate::state::panel_hidden("heatmaps");
+    let shown = Hidden {
+        curves: crate::state::panel_hidden("curves"),
+        cosine: crate::state::panel_hidden("cosine"),
+        conflict: crate::state::panel_hidden("conflict"),
+        space: crate::state::panel_hidden("lossSpace"),
+        weights: crate::state::panel_hidden("weights"),
+    };
     let heat_title = move || {
         if family() == Some(Family::Sinusoid) {
             "Fits per task"
@@ -674,7 +692,7 @@ pub fn OutputsPanel() -> impl IntoView {
         session.with(|a| {
             let fam = a.family();
             let redraw_heat = !state.play || now - last_heatmap.get_value() > HEATMAP_MS;
-            if redraw_heat && !matches!(fam, Some(Family::Toy(_))) {
+            if redraw_heat && !matches!(fam, Some(Family::Toy(_))) && !heat_hidden() {
                 last_heatmap.set_value(now);
                 if let Some(c) = heat.get_untracked() {
                     match fam {
@@ -683,21 +701,17 @@ pub fn OutputsPanel() -> impl IntoView {
                     }
                 }
             }
-            if let Some(c) = curves.get_untracked() {
-                draw_curves(&c, a);
-            }
-            if let Some(c) = cosine.get_untracked() {
-                draw_cosine(&c, a, &state);
-            }
-            if let Some(c) = conflict.get_untracked() {
-                draw_conflict(&c, a);
-            }
-            if let Some(c) = space.get_untracked() {
-                draw_loss_space(&c, a);
-            }
-            if let Some(c) = weights.get_untracked() {
-                draw_weights(&c, a);
-            }
+            // Panels a figure does not show cost nothing.
+            let draw = |node: NodeRef<Canvas>, hidden: &dyn Fn() -> bool, f: &dyn Fn(&web_sys::HtmlCanvasElement)| {
+                if let Some(c) = node.get_untracked().filter(|_| !hidden()) {
+                    f(&c);
+                }
+            };
+            draw(curves, &shown.curves, &|c| draw_curves(c, a));
+            draw(cosine, &shown.cosine, &|c| draw_cosine(c, a, &state));
+            draw(conflict, &shown.conflict, &|c| draw_conflict(c, a));
+            draw(space, &shown.space, &|c| draw_loss_space(c, a));
+            draw(weights, &shown.weights, &|c| draw_weights(c, a));
         });
     });
 
@@ -720,11 +734,11 @@ pub fn OutputsPanel() -> impl IntoView {
 
     view! {
         <div class="outputs">
-            <div class="card view-toggles" role="group" aria-label="View options">
+            <div class="card view-toggles" role="group" aria-label="View options" class:hidden=crate::state::panel_hidden("viewToggles")>
                 {toggle("show-test", "Show test data", |s| s.show_test, |s, on| s.show_test = on)}
                 {toggle("layer-toggle", "Per-layer cosines", |s| s.layers, |s, on| s.layers = on)}
             </div>
-            <section class="card figure-card" class:hidden=move || cfg.with(|s| s.is_hidden("heatmaps")) || no_map.get() data-panel="heatmaps">
+            <section class="card figure-card" class:hidden=move || heat_hidden() || no_map.get() data-panel="heatmaps">
                 <div class="figure-head">
                     <h2>{heat_title}</h2>
                     <button type="button" class="btn small" aria-label="Download the heatmaps panel as PNG"
