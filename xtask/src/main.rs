@@ -14,7 +14,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  serve [--port P]   install what is missing, build the playground, serve it on 127.0.0.1
+  serve [--port P]   install what is missing, build the playground and the gallery, serve
+                     them on 127.0.0.1
   dist [--out DIR]   install what is missing, build the static site into DIR (default dist/)
   test               install what is missing (lavapipe, Chromium too), then check the format
                      and lints (cargo fmt --check, clippy -D warnings) and run every test:
@@ -84,6 +85,9 @@ fn dist_cmd(args: &[String]) -> Result {
     let out = flag_value(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root().join("dist"));
     build_site(&out)?;
     println!("xtask: the static site is in {} (upload the folder to any static host)", out.display());
+    println!("xtask:   playground: {}", out.join("index.html").display());
+    println!("xtask:   gallery:    {}", out.join("gallery.html").display());
+    println!("xtask:   embedding:  concord-embed.js and embed.html next to them (EMBEDDING.md)");
     Ok(())
 }
 
@@ -92,10 +96,14 @@ fn serve(args: &[String]) -> Result {
     port.parse::<u16>().map_err(|_| format!("--port '{port}' is not a port number"))?;
     let path = tools::ensure_web_tools()?;
     println!("xtask: building, then serving the playground at http://127.0.0.1:{port}/ (Ctrl-C stops)");
+    println!("xtask: the gallery of embedded figures: http://127.0.0.1:{port}/gallery.html");
+    // No autoreload: its injected inline script would break the pages' Content-Security-Policy.
+    // Trunk.toml's [serve] headers add the CORS header sandboxed iframes of embed.html need.
     run(Command::new(tools::cargo_bin("trunk")).current_dir(root()).env("PATH", path).args([
         "serve",
         "--release",
         "--offline",
+        "--no-autoreload",
         "--address",
         "127.0.0.1",
         "--port",
