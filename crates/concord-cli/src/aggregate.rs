@@ -54,9 +54,30 @@ pub fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, UsageError>
         .collect()
 }
 
+/// At most this many rows (tasks): the aggregators form the m × m Gramian and solve on it, so a
+/// tall matrix (10⁵ rows × 1 column) would ask for 80 GB and abort instead of failing cleanly.
+/// 1024 rows is a Gramian of 8 MB.
+pub const MAX_ROWS: usize = 1024;
+/// At most this many entries m·n (8 bytes each, as `bench aggregate`'s random matrix).
+pub const MAX_ENTRIES: usize = 50_000_000;
+
+/// The matrix shape's bounds ([`MAX_ROWS`], [`MAX_ENTRIES`]), checked before anything m × m or
+/// m × n is allocated.
+pub fn check_shape(m: usize, n: usize) -> Result<(), UsageError> {
+    if m > MAX_ROWS {
+        return Err(UsageError(format!(
+            "the matrix has m = {m} rows (tasks); at most {MAX_ROWS} are supported (the aggregators form the m × m Gramian) — one row per task, one column per parameter"
+        )));
+    }
+    if m.checked_mul(n).is_none_or(|e| e > MAX_ENTRIES) {
+        return Err(UsageError(format!("the matrix is {m} × {n}, more than {MAX_ENTRIES} entries in all")));
+    }
+    Ok(())
+}
+
 /// A matrix from JSON (`[[1, 2], [3, 4]]`, when the first non-blank character is `[`) or CSV
 /// (one row per line, comma-separated; blank lines ignored). Rejects ragged rows, empty
-/// matrices and non-finite entries.
+/// matrices, non-finite entries and shapes beyond [`check_shape`]'s bounds.
 pub fn parse_matrix(text: &str) -> Result<DMatrix<f64>, UsageError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     let rows: Vec<Vec<f64>> = if trimmed.starts_with('[') {
@@ -90,6 +111,8 @@ pub fn parse_matrix(text: &str) -> Result<DMatrix<f64>, UsageError> {
                 })
                 .collect::<Result<Vec<f64>, _>>()?;
             rows.push(row);
+            // Stop reading a file that is already too tall (the ragged check comes later).
+            check_shape(rows.len(), rows[0].len())?;
         }
         rows
     };
@@ -104,6 +127,7 @@ pub fn parse_matrix(text: &str) -> Result<DMatrix<f64>, UsageError> {
     if let Some(i) = rows.iter().position(|r| r.len() != n) {
         return Err(UsageError(format!("ragged matrix: row {} has {} entries, row 1 has {n}", i + 1, rows[i].len())));
     }
+    check_shape(m, n)?;
     Ok(DMatrix::from_fn(m, n, |i, k| rows[i][k]))
 }
 
@@ -129,6 +153,20 @@ fn read_input(input: &Option<PathBuf>) -> Result<String, UsageError> {
     Ok(text)
 }
 
+/// The result must be finite: JSON has no ±inf/NaN (serde_json would print `null`), and a
+/// non-finite update or weight means the matrix is out of range for the method.
+fn check_finite(method: &str, update: &[f64], weights: Option<&[f64]>) -> Result<(), UsageError> {
+    for (what, values) in [("update", Some(update)), ("weights", weights)] {
+        if let Some(k) = values.and_then(|v| v.iter().position(|x| !x.is_finite())) {
+            return Err(UsageError(format!(
+                "{method} produced a non-finite value in its {what} (entry {}): the matrix is out of range for it",
+                k + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: AggregateArgs) -> Result<(), UsageError> {
     let params = parse_params(&args.params)?;
     // The method name and parameters that do not depend on m are checked before any input is read.
@@ -147,17 +185,34 @@ pub fn run(args: AggregateArgs) -> Result<(), UsageError> {
             (a.update.iter().map(|&x| x as f64).collect(), a.weights)
         }
     };
-    if let Some(k) = update.iter().position(|v| !v.is_finite()) {
-        return Err(UsageError(format!(
-            "{} produced a non-finite update (entry {}): the matrix is out of range for it",
-            args.method,
-            k + 1
-        )));
-    }
+    check_finite(&args.method, &update, weights.as_ref().map(|w| w.as_slice()))?;
     let out = serde_json::json!({
         "update": update,
         "weights": weights.as_ref().map(|w| w.as_slice().to_vec()),
     });
     println!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_weights_or_updates_are_errors() {
+        assert!(check_finite("mgda", &[1.0, 2.0], Some(&[0.5, 0.5])).is_ok());
+        assert!(check_finite("graddrop", &[1.0, 2.0], None).is_ok());
+        let e = check_finite("mgda", &[1.0, 2.0], Some(&[0.5, f64::NAN])).unwrap_err();
+        assert!(e.0.contains("mgda produced a non-finite value in its weights (entry 2)"), "{}", e.0);
+        let e = check_finite("sum", &[f64::INFINITY, 2.0], Some(&[1.0, 1.0])).unwrap_err();
+        assert!(e.0.contains("sum produced a non-finite value in its update (entry 1)"), "{}", e.0);
+    }
+
+    #[test]
+    fn shapes_beyond_the_bounds_are_errors() {
+        assert!(check_shape(MAX_ROWS, MAX_ENTRIES / MAX_ROWS).is_ok());
+        assert!(check_shape(MAX_ROWS + 1, 1).unwrap_err().0.contains("at most 1024"));
+        assert!(check_shape(2, MAX_ENTRIES).unwrap_err().0.contains("more than 50000000 entries"));
+        assert!(check_shape(usize::MAX, usize::MAX).is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! `concord bench aggregate`: the median time of one aggregation of a random m × n matrix, or of
 //! a matrix read from a file (`--input`, JSON or CSV as for `concord aggregate`).
 
-use crate::aggregate::{parse_params, read_matrix_file, Precision};
+use crate::aggregate::{parse_params, read_matrix_file, Precision, MAX_ROWS};
 use crate::UsageError;
 use clap::{Args, Subcommand};
 use concord_core::aggregators::{registry, JacobianF32};
@@ -117,6 +117,11 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
             let (m, n) = (args.m.unwrap_or_default(), args.n.unwrap_or_default());
             if m == 0 || n == 0 {
                 return Err(UsageError(format!("--m and --n must be at least 1, got {m} × {n}")));
+            }
+            if m > MAX_ROWS {
+                return Err(UsageError(format!(
+                    "--m {m} is too large: at most {MAX_ROWS} rows (the aggregators form the m × m Gramian)"
+                )));
             }
             if m.checked_mul(n).is_none_or(|e| e > MAX_ENTRIES) {
                 return Err(UsageError(format!(

@@ -398,3 +398,21 @@ fn readme_methods_table_matches_the_registry() {
         }
     }
 }
+
+/// A tall matrix (10⁵ rows × 1 column) would ask for a 10⁵ × 10⁵ Gramian (80 GB) and abort:
+/// it is bad input instead (exit 2, a message), for `aggregate`, `bench aggregate --input` and
+/// `bench aggregate --m`.
+#[test]
+fn tall_matrices_exit_2_with_a_message() {
+    let tall = "1\n".repeat(100_000);
+    assert_usage_error(&["aggregate", "--method", "upgrad"], &tall, "at most 1024");
+    let tall_json = format!("[{}[1]]", "[1],".repeat(100_000));
+    assert_usage_error(&["aggregate", "--method", "mean"], &tall_json, "at most 1024");
+    let file = TempFile::new("tall.csv", &tall);
+    assert_usage_error(&["bench", "aggregate", "--method", "mgda", "--input", file.path()], "", "at most 1024");
+    assert_usage_error(&["bench", "aggregate", "--method", "mgda", "--m", "100000", "--n", "1"], "", "at most 1024");
+    // 1024 rows are fine.
+    let v = json(&concord(&["aggregate", "--method", "mean"], &"1,2\n".repeat(1024)));
+    assert_close(&floats(&v["update"]), &[1.0, 2.0], 1e-12);
+    // The bound on m·n is checked by aggregate.rs's unit tests (a 400 MB input is no test input).
+}
