@@ -53,6 +53,46 @@ impl<E: std::fmt::Display> From<E> for UsageError {
     }
 }
 
+/// A private XDG_RUNTIME_DIR for this process, removed on drop.
+///
+/// Mesa's Vulkan WSI (lavapipe included) prints `error: XDG_RUNTIME_DIR is invalid or not set in
+/// the environment.` on stderr when the variable is missing — from cron, ssh, containers — even
+/// though a headless compute run never uses the directory; a user reads it as a failure. So when
+/// the variable is unset or not a directory, point it at an empty directory of our own (mode
+/// 0700, as the XDG spec requires) before any wgpu instance exists. Only this binary does it: a
+/// library must not change its host's environment.
+struct RuntimeDir(Option<std::path::PathBuf>);
+
+impl RuntimeDir {
+    fn ensure() -> RuntimeDir {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
+            return RuntimeDir(None);
+        }
+        let dir = std::env::temp_dir().join(format!("concord-runtime-{}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        // A directory of that name left by an earlier process with this id may belong to someone
+        // else: then leave the environment as it is (a warning, not a failure).
+        match builder.create(&dir) {
+            Ok(()) => {
+                // Set from main before any thread starts: nothing reads the environment meanwhile.
+                std::env::set_var("XDG_RUNTIME_DIR", &dir);
+                RuntimeDir(Some(dir))
+            }
+            Err(_) => RuntimeDir(None),
+        }
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so `concord methods | head` would panic on the closed pipe; a
     // command-line tool should just stop, as `cat` does.
@@ -62,6 +102,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let _runtime_dir = RuntimeDir::ensure();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Methods(args) => methods::run(args),

@@ -279,3 +279,30 @@ fn gpu_toy_runs_every_gpu_method_and_refuses_the_others() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nash-mtl") && err.contains("upgrad") && err.contains("mean"), "{err}");
 }
+
+/// A GPU command run from a plain shell (no XDG_RUNTIME_DIR, as under cron, ssh or a container)
+/// prints no spurious `error: XDG_RUNTIME_DIR is invalid or not set` from the Vulkan loader /
+/// Mesa: a user reads that as a failure. The private directory the CLI uses instead is gone
+/// after the run.
+#[test]
+fn gpu_commands_run_clean_without_xdg_runtime_dir() {
+    let train = ["train", "--problem", "cagrad-toy", "--method", "mean", "--steps", "20", "--backend", "gpu", "--json"];
+    let bench = ["bench", "gram", "--m", "4", "--n", "256", "--min-time-ms", "10", "--json"];
+    for args in [&train[..], &bench[..]] {
+        let child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("concord runs");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("concord finishes");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{args:?} printed: {stderr}");
+        assert!(stderr.trim().is_empty(), "{args:?} printed on stderr: {stderr}");
+        assert!(!std::env::temp_dir().join(format!("concord-runtime-{pid}")).exists(), "left its runtime dir");
+    }
+}
