@@ -42,14 +42,21 @@ fn toy_sq(x: vec2<f32>, centre: f32) -> f32 {
     return (a * a + 0.1 * b * b) / 10.0 - 20.0;
 }
 
+// gate · term, where a closed gate (exactly 0) contributes exactly 0 even when the term is
+// beyond f32 range: far out on the log side (|x₁| ≳ 6e19) the quadratic branch's term is +inf
+// in f32, and 0 · inf = NaN would stop a run that is finite (the CPU's f64 carries the term).
+fn toy_gated(gate: f32, term: f32) -> f32 {
+    return select(gate * term, 0.0, gate == 0.0);
+}
+
 fn toy_losses(x: vec2<f32>, scale: f32) -> vec2<f32> {
     let th = toy_tanh(x.y);
     let u1 = 0.5 * (-x.x - 7.0) + th;
     let u2 = 0.5 * (-x.x + 3.0) - th + 2.0;
     let gate0 = max(toy_tanh(0.5 * x.y), 0.0);
     let gate1 = max(toy_tanh(-0.5 * x.y), 0.0);
-    let l1 = gate0 * toy_log_term(u1) + gate1 * toy_sq(x, 7.0);
-    let l2 = gate0 * toy_log_term(u2) + gate1 * toy_sq(x, -7.0);
+    let l1 = toy_gated(gate0, toy_log_term(u1)) + toy_gated(gate1, toy_sq(x, 7.0));
+    let l2 = toy_gated(gate0, toy_log_term(u2)) + toy_gated(gate1, toy_sq(x, -7.0));
     return vec2<f32>(scale * l1, l2);
 }
 
@@ -78,12 +85,12 @@ fn toy_jacobian(x: vec2<f32>, scale: f32) -> ToyJacobian {
     let dsq1 = vec2<f32>((x1 - 7.0) / 5.0, (x2 + 8.0) / 50.0);
     let dsq2 = vec2<f32>((x1 + 7.0) / 5.0, (x2 + 8.0) / 50.0);
     let g1 = vec2<f32>(
-        gate0 * df1.x + gate1 * dsq1.x,
-        gate0 * df1.y + gate1 * dsq1.y + dgate0 * f1 + dgate1 * fsq1,
+        toy_gated(gate0, df1.x) + toy_gated(gate1, dsq1.x),
+        toy_gated(gate0, df1.y) + toy_gated(gate1, dsq1.y) + toy_gated(dgate0, f1) + toy_gated(dgate1, fsq1),
     );
     let g2 = vec2<f32>(
-        gate0 * df2.x + gate1 * dsq2.x,
-        gate0 * df2.y + gate1 * dsq2.y + dgate0 * f2 + dgate1 * fsq2,
+        toy_gated(gate0, df2.x) + toy_gated(gate1, dsq2.x),
+        toy_gated(gate0, df2.y) + toy_gated(gate1, dsq2.y) + toy_gated(dgate0, f2) + toy_gated(dgate1, fsq2),
     );
     return ToyJacobian(scale * g1, g2);
 }

@@ -306,3 +306,94 @@ fn gpu_commands_run_clean_without_xdg_runtime_dir() {
         assert!(!std::env::temp_dir().join(format!("concord-runtime-{pid}")).exists(), "left its runtime dir");
     }
 }
+
+/// `concord train --problem cagrad-toy --method sum --optimizer sgd --start=-8.5,-5 --lr LR
+/// --steps STEPS --backend B --json`.
+fn sgd_sum_run(lr: &str, steps: usize, backend: &str) -> serde_json::Value {
+    let steps = steps.to_string();
+    json(&concord(&[
+        "train",
+        "--problem",
+        "cagrad-toy",
+        "--method",
+        "sum",
+        "--start=-8.5,-5",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        lr,
+        "--steps",
+        &steps,
+        "--backend",
+        backend,
+        "--json",
+    ]))
+}
+
+fn rel_dist(a: [f64; 2], b: [f64; 2]) -> f64 {
+    let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+    d / (b[0].powi(2) + b[1].powi(2)).sqrt()
+}
+
+/// lr 1e10 throws x far out on the log side, x ≈ (−1.3e20, 1.3e18), where the run rests: the
+/// point is finite in f32 too, so the GPU must not report a divergence (it used to: the closed
+/// quadratic gate's term overflowed f32 and 0 · inf = NaN stopped the run at step 2).
+#[test]
+fn a_huge_but_finite_toy_run_is_no_divergence_on_the_gpu() {
+    let cpu = sgd_sum_run("1e10", 50, "cpu");
+    let gpu = sgd_sum_run("1e10", 50, "gpu");
+    for v in [&cpu, &gpu] {
+        assert!(v["error"].is_null(), "{v}");
+        assert_eq!(v["steps"], 50, "{v}");
+    }
+    let d = rel_dist(point(&gpu["final"]), point(&cpu["final"]));
+    // f32 rounding of a few steps: measured ~1e-7.
+    assert!(d <= 1e-5, "GPU {} vs CPU {}: relative distance {d:e}", gpu["final"], cpu["final"]);
+}
+
+/// The stop contract of a diverging toy run, the same on both backends: `error` is
+/// "step N: <reason>; the run stopped, parameters kept at the last finite state" with the
+/// CPU trainer's reasons, `steps` is N (< the steps asked for) and `final` is the last finite
+/// point, the one N steps reach.
+///
+/// f32 and f64 necessarily diverge at different steps: a run diverges when x or a loss leaves
+/// the float range, 3.4e38 in f32 and 1.8e308 in f64. At lr 1e30 the second step would land
+/// at x ≈ (−1.3e60, 1.3e58): beyond f32 (the GPU stops after 1 step), a finite resting point in
+/// f64 (the CPU runs all 200 steps, as the library does). Any lr that blows up f64 on this toy
+/// (≳ 1e153) is itself beyond f32. So each backend is checked on a run that diverges there,
+/// against the CPU trainer's message and its point after N steps.
+#[test]
+fn a_diverging_toy_run_reports_the_same_stop_on_both_backends() {
+    let contract = |v: &serde_json::Value, asked: usize| -> usize {
+        let error = v["error"].as_str().unwrap_or_else(|| panic!("no error reported: {v}"));
+        let n = v["steps"].as_u64().expect("steps") as usize;
+        assert!(n < asked, "{v}");
+        assert!(error.starts_with(&format!("step {n}: ")), "{error}");
+        assert!(error.ends_with("; the run stopped, parameters kept at the last finite state"), "{error}");
+        assert!(point(&v["final"]).iter().all(|x| x.is_finite()), "{v}");
+        n
+    };
+    // GPU, lr 1e30: the second step overflows f32.
+    let gpu = sgd_sum_run("1e30", 200, "gpu");
+    assert_eq!(contract(&gpu, 200), 1);
+    assert_eq!(
+        gpu["error"],
+        "step 1: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state"
+    );
+    let one_step = sgd_sum_run("1e30", 1, "cpu");
+    assert!(one_step["error"].is_null(), "{one_step}");
+    let d = rel_dist(point(&gpu["final"]), point(&one_step["final"]));
+    assert!(d <= 1e-6, "GPU stop point {} vs the CPU's after 1 step {}: {d:e}", gpu["final"], one_step["final"]);
+    // The CPU on the same run: f64 holds x ≈ 1.3e60, so no divergence (see above).
+    let cpu = sgd_sum_run("1e30", 200, "cpu");
+    assert!(cpu["error"].is_null() && cpu["steps"] == 200, "{cpu}");
+    // CPU, lr 1e300: after one step x ≈ 3.4e300 and its loss overflows f64.
+    let cpu = sgd_sum_run("1e300", 200, "cpu");
+    assert_eq!(contract(&cpu, 200), 1);
+    assert_eq!(
+        cpu["error"],
+        "step 1: a task loss is not finite ([inf, inf]); the run stopped, parameters kept at the last finite state"
+    );
+    let reference = reference(ProblemKind::CagradToy, [-8.5, -5.0], "sum", 1, Some(TrainOptimizer::sgd(1e300, 0.0)));
+    assert_eq!(point(&cpu["final"]), [reference.params[0], reference.params[1]]);
+}

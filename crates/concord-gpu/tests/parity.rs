@@ -575,7 +575,9 @@ fn toy_loop_limit_cut_is_detected_not_corrupting() {
 
 #[test]
 fn toy_divergent_run_stops_at_a_finite_point() {
-    let cfg = toy_config(ProblemKind::CagradToy, [-8.5, -5.0], "sum", TrainOptimizer::sgd(1e12, 0.0), 300, 0);
+    // lr 1e30: the second step's x ≈ (−1.3e60, 1.3e58) is beyond f32. (At lr 1e12 the run rests at
+    // a point finite in f32, ≈ (−1.3e24, 1.3e22), as on the CPU: no divergence there.)
+    let cfg = toy_config(ProblemKind::CagradToy, [-8.5, -5.0], "sum", TrainOptimizer::sgd(1e30, 0.0), 300, 0);
     let mut toy = gpu_toy(&cfg);
     toy.steps(200).unwrap();
     let st = gpu_state(&toy);
@@ -583,8 +585,8 @@ fn toy_divergent_run_stops_at_a_finite_point() {
     assert!(st.stopped, "the run should have been stopped: {st:?}");
     assert!(st.position.iter().all(|v| v.is_finite()));
     assert!(st.steps < 200);
-    // The read-back reports it with the CPU trainer's message (f64 itself overflows later, so the
-    // CPU run is no reference here), and the run takes no more steps.
+    // The read-back reports it with the CPU trainer's message (f64 holds that point, so the CPU
+    // run is no reference here), and the run takes no more steps.
     let snap = pollster::block_on(toy.snapshot()).unwrap();
     assert_eq!(snap.steps_done, st.steps as usize);
     assert_eq!(snap.params, st.position.to_vec());

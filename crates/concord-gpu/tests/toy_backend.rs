@@ -248,3 +248,38 @@ fn adamw_on_the_toy_matches_core() {
     eprintln!("adamw: |Δx| {dx:e}, loss {dl:e}");
     assert!(dx <= 1e-4 && dl <= 1e-5, "adamw: |Δx| {dx:e}, loss {dl:e}");
 }
+
+/// The stop contract through `Backend` (see the CLI's
+/// `a_diverging_toy_run_reports_the_same_stop_on_both_backends` for why f32 and f64 stop at
+/// different steps): far out on the log side (lr 1e10) a finite run stays finite on the GPU, as
+/// on the CPU; at lr 1e30 the GPU stops after the step whose result leaves f32, with the CPU
+/// trainer's message, at the CPU's point after that many steps, and takes no more steps.
+#[test]
+fn a_diverging_toy_run_stops_as_the_cpu_trainer_reports_it() {
+    let sgd_sum = |lr: f64, steps: usize| {
+        toy_config(ProblemKind::CagradToy, [-8.5, -5.0], "sum", TrainOptimizer::sgd(lr, 0.0), steps)
+    };
+    let finite = sgd_sum(1e10, 50);
+    let (gpu, cpu) = (gpu_run(&finite), cpu_run(&finite));
+    assert_eq!((gpu.error.as_deref(), gpu.steps_done), (None, 50), "{gpu:?}");
+    assert_eq!((cpu.error.as_deref(), cpu.steps_done), (None, 50));
+    let rel = |a: &[f64], b: &[f64]| ((a[0] - b[0]).hypot(a[1] - b[1])) / b[0].hypot(b[1]);
+    assert!(rel(&gpu.params, &cpu.params) <= 1e-5, "GPU {:?} CPU {:?}", gpu.params, cpu.params);
+
+    let diverging = sgd_sum(1e30, 200);
+    let mut b = concord_gpu::backend(gpu_arc(), diverging.clone()).unwrap();
+    b.submit(200).unwrap();
+    let snap = pollster::block_on(b.read_back()).unwrap();
+    assert_eq!(snap.steps_done, 1, "{snap:?}");
+    assert_eq!(
+        snap.error.as_deref(),
+        Some("step 1: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state")
+    );
+    assert!(snap.params.iter().all(|v| v.is_finite()));
+    let one = cpu_run(&sgd_sum(1e30, 1));
+    assert!(rel(&snap.params, &one.params) <= 1e-6, "GPU {:?} CPU after 1 step {:?}", snap.params, one.params);
+    // Stopped: nothing more is queued, and the state stays.
+    assert_eq!(b.submit(10).unwrap(), 0);
+    let again = pollster::block_on(b.read_back()).unwrap();
+    assert_eq!((again.steps_done, again.params), (1, snap.params));
+}
