@@ -170,6 +170,38 @@ mod tests {
         assert_eq!(MethodSpec::parse("cagrad:c=0.3").unwrap().label(), "CAGrad (c=0.3)");
     }
 
+    /// Hardening: links that asked for an unbounded solve (issue 14) are spec errors naming the
+    /// range, which the page shows as notices.
+    #[test]
+    fn hostile_solver_parameters_are_rejected_with_their_range() {
+        let cases = [
+            ("mgda+dwa:epsilon=0:max_iters=4294967295", "max_iters must be integer ≥ 1 and ≤ 100000, got '4294967295'"),
+            ("mgda:max_iters=18446744073709551615", "max_iters must be integer ≥ 1 and ≤ 100000"),
+            ("mgda:epsilon=1e300", "epsilon must be finite, ≥ 0 and ≤ 1, got '1e300'"),
+            ("nash-mtl:optim_niter=1000000000", "optim_niter must be integer ≥ 1 and ≤ 1000"),
+            ("fairgrad:alpha=1:max_iters=4294967295", "max_iters must be integer ≥ 1 and ≤ 100000"),
+            ("fairgrad:alpha=1e308", "alpha must be finite, ≥ 0 and ≤ 1000"),
+            ("cagrad:c=1e300", "c must be finite, ≥ 0 and ≤ 100"),
+            ("upgrad:reg_eps=1e200", "reg_eps must be finite, ≥ 0 and ≤ 1000"),
+            ("krum:n_byzantine=4294967295", "n_byzantine must be integer ≥ 0 and ≤ 1000"),
+            ("trimmed-mean:trim_number=4294967295", "trim_number must be integer ≥ 0 and ≤ 1000"),
+            ("constant:weights=1;1e300", "weights must be m comma-separated finite numbers in [-1000000, 1000000]"),
+            ("mean+stch:warmup_epoch=4294967295", "'warmup_epoch' must be ≥ 0 and ≤ 1000000"),
+            ("mean+gradnorm:lr=1e300", "'lr' must be > 0 and ≤ 10"),
+            ("mean+dwa:T=1e300", "'T' must be > 0 and ≤ 1000"),
+        ];
+        for (text, needle) in cases {
+            let e = MethodSpec::parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        // The published defaults and generous values around them still parse.
+        for text in
+            ["mgda:epsilon=1e-7:max_iters=100000", "nash-mtl:optim_niter=200", "fairgrad:alpha=2:max_iters=5000"]
+        {
+            MethodSpec::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+    }
+
     #[test]
     fn bad_text_is_an_error_naming_the_problem() {
         let cases = [

@@ -11,7 +11,7 @@
 //! not linear under scaling; weighted.
 use super::numerics::{solve_conic, trace_normalized, Triplets};
 use super::registry::Property::{No, Yes};
-use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, EPS_MAX};
 use super::Weighting;
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::SupportedConeT;
@@ -27,13 +27,14 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         param(
             "c",
             ParamDefault::Value("0.5"),
-            Range::NonNegative,
+            // Published values are 0.2–0.8 (torchjd tests up to 2); beyond 100 the ball dwarfs g₀.
+            Range::NonNegative { max: 100.0 },
             "radius of the ball around the mean (torchjd: required)",
         ),
         param(
             "norm_eps",
             ParamDefault::Value("1e-4"),
-            Range::NonNegative,
+            Range::NonNegative { max: EPS_MAX },
             "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0",
         ),
     ],

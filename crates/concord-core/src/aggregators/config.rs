@@ -9,7 +9,7 @@
 //! Not non-conflicting; linear under scaling; weighted (in Gram form).
 use super::numerics::pow2_rescaled;
 use super::registry::Property::{No, Yes};
-use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, LIST_MAX};
 use super::upgrad::validate_pref;
 use super::Weighting;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
@@ -22,7 +22,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     params: &[param(
         "pref_vector",
         ParamDefault::Computed("ones"),
-        Range::NonNegativeList,
+        Range::NonNegativeList { max: LIST_MAX },
         "preference vector p over the unit gradients",
     )],
     properties: props(No, Yes, Yes, Some("weighted in Gram form")),

@@ -1,7 +1,7 @@
 //! Constant (torchjd `_constant.py`): w is a fixed vector given at construction, whatever J is.
 //! Not non-conflicting; linear under scaling; weighted.
 use super::registry::Property::{No, Yes};
-use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, LIST_MAX};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
 
@@ -10,7 +10,12 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     name: "constant",
     label: "Constant",
     description: "Fixed weights given by the user, whatever J is.",
-    params: &[param("weights", ParamDefault::Required, Range::FiniteList, "the weights w, one per task")],
+    params: &[param(
+        "weights",
+        ParamDefault::Required,
+        Range::FiniteList { bound: LIST_MAX },
+        "the weights w, one per task",
+    )],
     properties: props(No, Yes, Yes, None),
     gramian_weighted: true,
     stateful: false,

@@ -31,8 +31,20 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     label: "FairGrad",
     description: "α-fair weights: the root of Gw = w^(−1/α) (Levenberg–Marquardt); α = 0 is the mean.",
     params: &[
-        param("alpha", ParamDefault::Required, Range::NonNegative, "fairness α (0: utilitarian, large: towards max-min)"),
-        param("max_iters", ParamDefault::Computed("100·m"), Range::PositiveCount, "at most this many residual evaluations"),
+        // α ≥ 1000 is max-min fairness in all but rounding; the published value is 1.
+        param(
+            "alpha",
+            ParamDefault::Required,
+            Range::NonNegative { max: 1e3 },
+            "fairness α (0: utilitarian, large: towards max-min)",
+        ),
+        // Each evaluation is an m × m solve: 10⁵ bounds one call (scipy's default is 100·m).
+        param(
+            "max_iters",
+            ParamDefault::Computed("100·m"),
+            Range::PositiveCount { max: 100_000 },
+            "at most this many residual evaluations",
+        ),
     ],
     properties: props(
         NotDocumented,

@@ -16,7 +16,7 @@
 use super::numerics::all_finite;
 use super::pcgrad::visit_order;
 use super::registry::Property::NotDocumented;
-use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, EPS_MAX};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
 
@@ -28,7 +28,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         "Gradient Vaccine: raises pairwise cosines to an EMA target (seeded order); the first call equals PCGrad.",
     params: &[
         param("beta", ParamDefault::Value("0.5"), Range::UnitInterval, "EMA rate of the cosine targets"),
-        param("eps", ParamDefault::Value("1e-8"), Range::NonNegative, "added to the denominators"),
+        param("eps", ParamDefault::Value("1e-8"), Range::NonNegative { max: EPS_MAX }, "added to the denominators"),
     ],
     properties: props(
         NotDocumented,

@@ -6,7 +6,7 @@
 //! m ≥ n_selected. Not non-conflicting; not linear under scaling; weighted.
 use super::numerics::pow2_rescaled;
 use super::registry::Property::{No, Yes};
-use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, ROWS_MAX};
 use super::Weighting;
 use nalgebra::{DMatrix, DVector};
 
@@ -19,13 +19,13 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         param(
             "n_byzantine",
             ParamDefault::Required,
-            Range::Count,
+            Range::Count { max: ROWS_MAX },
             "f, the adversarial rows tolerated (needs m ≥ f + 3)",
         ),
         param(
             "n_selected",
             ParamDefault::Value("1"),
-            Range::PositiveCount,
+            Range::PositiveCount { max: ROWS_MAX },
             "how many rows are averaged (needs m ≥ n_selected)",
         ),
     ],

@@ -17,16 +17,27 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         param(
             "epsilon",
             ParamDefault::Value("1e-3"),
-            Range::NonNegative,
+            // γ ∈ [0, 1], so ε > 1 would stop at once. ε = 0 stays valid (it runs every one of
+            // max_iters steps, which the GPU's loop-limit test relies on): max_iters bounds the time.
+            Range::NonNegative { max: 1.0 },
             "stop once the Frank–Wolfe step size falls below this",
         ),
-        param("max_iters", ParamDefault::Value("100"), Range::PositiveCount, "at most this many Frank–Wolfe steps"),
+        // 1000 × torchjd's 100; one step is O(m²), so even m = 1024 stays within seconds.
+        param(
+            "max_iters",
+            ParamDefault::Value("100"),
+            Range::PositiveCount { max: MGDA_MAX_ITERS },
+            "at most this many Frank–Wolfe steps",
+        ),
     ],
     properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),
     gramian_weighted: true,
     stateful: false,
     seeded: false,
 };
+
+/// The most Frank–Wolfe steps a spec may ask for.
+pub const MGDA_MAX_ITERS: usize = 100_000;
 
 /// Frank–Wolfe MGDA. Defaults `epsilon = 1e-3`, `max_iters = 100` (torchjd).
 #[derive(Clone, Debug)]

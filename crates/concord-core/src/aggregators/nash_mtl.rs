@@ -47,16 +47,23 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         param(
             "max_norm",
             ParamDefault::Value("1.0"),
-            Range::NonNegative,
+            Range::NonNegative { max: 1e6 },
             "rescale d to this norm when longer (0 disables)",
         ),
         param(
             "update_weights_every",
             ParamDefault::Value("1"),
-            Range::PositiveCount,
+            // Larger only means fewer solves; the cap keeps the counter meaningful.
+            Range::PositiveCount { max: 1_000_000 },
             "recompute the weights every this many calls",
         ),
-        param("optim_niter", ParamDefault::Value("20"), Range::PositiveCount, "at most this many cone solves per call"),
+        // Each iteration is one conic solve (~ms): 1000 bounds a call to about a second.
+        param(
+            "optim_niter",
+            ParamDefault::Value("20"),
+            Range::PositiveCount { max: 1_000 },
+            "at most this many cone solves per call",
+        ),
     ],
     properties: props(
         Yes,

@@ -62,23 +62,26 @@ pub struct Properties {
     pub note: Option<&'static str>,
 }
 
-/// A parameter's valid values; also fixes its type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A parameter's valid values; also fixes its type. Every numeric range has a finite upper bound
+/// (hostile-input hardening): a link, a file or a flag must not be able to ask for a solve that
+/// freezes a tab, so iteration counts, tolerances and scales are capped well above their
+/// published defaults (aggregators.md §3). `EqualsM` is bounded by the matrix it must match.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Range {
-    /// A finite float ≥ 0.
-    NonNegative,
+    /// A finite float in [0, max].
+    NonNegative { max: f64 },
     /// A float in [0, 1].
     UnitInterval,
-    /// An integer ≥ 0.
-    Count,
-    /// An integer ≥ 1.
-    PositiveCount,
+    /// An integer in [0, max].
+    Count { max: usize },
+    /// An integer in [1, max].
+    PositiveCount { max: usize },
     /// An integer equal to m (the number of rows).
     EqualsM,
-    /// m finite floats, comma-separated.
-    FiniteList,
-    /// m finite floats ≥ 0, comma-separated.
-    NonNegativeList,
+    /// m finite floats in [−bound, bound], comma-separated.
+    FiniteList { bound: f64 },
+    /// m finite floats in [0, max], comma-separated.
+    NonNegativeList { max: f64 },
     /// One of the given words.
     OneOf(&'static [&'static str]),
 }
@@ -87,10 +90,23 @@ impl Range {
     /// "float", "integer", "float list" or "choice".
     pub fn type_name(self) -> &'static str {
         match self {
-            Range::NonNegative | Range::UnitInterval => "float",
-            Range::Count | Range::PositiveCount | Range::EqualsM => "integer",
-            Range::FiniteList | Range::NonNegativeList => "float list",
+            Range::NonNegative { .. } | Range::UnitInterval => "float",
+            Range::Count { .. } | Range::PositiveCount { .. } | Range::EqualsM => "integer",
+            Range::FiniteList { .. } | Range::NonNegativeList { .. } => "float list",
             Range::OneOf(_) => "choice",
+        }
+    }
+
+    /// The numeric bounds [lo, hi] of a value (of each entry, for a list); `None` for a choice
+    /// and for `EqualsM`, whose bound is the matrix's m.
+    pub fn bounds(self) -> Option<(f64, f64)> {
+        match self {
+            Range::NonNegative { max } | Range::NonNegativeList { max } => Some((0.0, max)),
+            Range::UnitInterval => Some((0.0, 1.0)),
+            Range::Count { max } => Some((0.0, max as f64)),
+            Range::PositiveCount { max } => Some((1.0, max as f64)),
+            Range::FiniteList { bound } => Some((-bound, bound)),
+            Range::EqualsM | Range::OneOf(_) => None,
         }
     }
 }
@@ -98,13 +114,13 @@ impl Range {
 impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Range::NonNegative => write!(f, "finite, ≥ 0"),
+            Range::NonNegative { max } => write!(f, "finite, ≥ 0 and ≤ {max}"),
             Range::UnitInterval => write!(f, "in [0, 1]"),
-            Range::Count => write!(f, "integer ≥ 0"),
-            Range::PositiveCount => write!(f, "integer ≥ 1"),
+            Range::Count { max } => write!(f, "integer ≥ 0 and ≤ {max}"),
+            Range::PositiveCount { max } => write!(f, "integer ≥ 1 and ≤ {max}"),
             Range::EqualsM => write!(f, "integer equal to m (the number of rows)"),
-            Range::FiniteList => write!(f, "m comma-separated finite numbers"),
-            Range::NonNegativeList => write!(f, "m comma-separated finite numbers ≥ 0"),
+            Range::FiniteList { bound } => write!(f, "m comma-separated finite numbers in [-{bound}, {bound}]"),
+            Range::NonNegativeList { max } => write!(f, "m comma-separated finite numbers ≥ 0 and ≤ {max}"),
             Range::OneOf(words) => write!(f, "one of {}", words.join(", ")),
         }
     }
@@ -192,23 +208,34 @@ pub(crate) const fn param(name: &'static str, default: ParamDefault, range: Rang
     ParamSpec { name, default, range, meaning }
 }
 
+// The caps shared by several entries. Thresholds and ridges act on the trace-normalised G
+// (tr Ĝ = 1) or on denominators, where anything near 1 already swamps the data; list entries
+// are weights and preferences, whose scale is free but never needs 10⁶.
+/// Upper bound of a threshold, ridge or denominator ε (defaults 1e-8 … 1e-3).
+pub(crate) const EPS_MAX: f64 = 1e3;
+/// Upper bound of |entry| of a weight or preference list.
+pub(crate) const LIST_MAX: f64 = 1e6;
+/// Upper bound of a count of rows (Krum's f and selection, TrimmedMean's t): m itself bounds
+/// them further.
+pub(crate) const ROWS_MAX: usize = 1_000;
+
 // Parameters shared by several entries (UPGrad, DualProj; Aligned-MTL's p).
 pub(crate) const PREF_MEAN: ParamSpec = param(
     "pref_vector",
     ParamDefault::Computed("1/m"),
-    Range::NonNegativeList,
+    Range::NonNegativeList { max: LIST_MAX },
     "preference vector p: how much of each task's projected gradient to take",
 );
 pub(crate) const NORM_EPS: ParamSpec = param(
     "norm_eps",
     ParamDefault::Value("1e-4"),
-    Range::NonNegative,
+    Range::NonNegative { max: EPS_MAX },
     "G is divided by tr G; below this trace it is treated as 0",
 );
 pub(crate) const REG_EPS: ParamSpec = param(
     "reg_eps",
     ParamDefault::Value("1e-4"),
-    Range::NonNegative,
+    Range::NonNegative { max: EPS_MAX },
     "ridge added to the normalised G (0 gives the exact projection)",
 );
 
@@ -436,8 +463,8 @@ mod tests {
     #[test]
     fn bad_numbers_and_out_of_range_values_are_rejected() {
         let cases: [(&str, &[(&str, &str)], &str); 16] = [
-            ("cagrad", &[("c", "abc")], "c must be finite, ≥ 0, got 'abc'"),
-            ("cagrad", &[("c", "-1")], "c must be finite, ≥ 0, got '-1'"),
+            ("cagrad", &[("c", "abc")], "c must be finite, ≥ 0 and ≤ 100, got 'abc'"),
+            ("cagrad", &[("c", "-1")], "c must be finite, ≥ 0 and ≤ 100, got '-1'"),
             ("cagrad", &[("c", "inf")], "got 'inf'"),
             ("cagrad", &[("c", "NaN")], "got 'NaN'"),
             ("mgda", &[("max_iters", "0")], "max_iters must be integer ≥ 1"),
@@ -457,6 +484,40 @@ mod tests {
             let e = err(name, params, 3);
             assert!(e.starts_with(name) && e.contains(needle), "{name} {params:?}: {e}");
         }
+    }
+
+    /// Hardening: every numeric parameter has finite bounds (a link or a file cannot ask for an
+    /// unbounded solve); the literal defaults and both ends parse, and just past either end is
+    /// an error naming the range. `EqualsM` is bounded by m (`row_count_constraints_are_checked`).
+    #[test]
+    fn every_numeric_parameter_has_finite_bounds_that_parsing_enforces() {
+        let mut checked = 0;
+        for info in &AGGREGATORS {
+            for p in info.params {
+                let Some((lo, hi)) = p.range.bounds() else {
+                    assert!(matches!(p.range, Range::OneOf(_) | Range::EqualsM), "{} {}", info.name, p.name);
+                    continue;
+                };
+                assert!(lo.is_finite() && hi.is_finite() && lo < hi, "{} {}: [{lo}, {hi}]", info.name, p.name);
+                let parse = |raw: &str| super::super::spec::parse_value(info.name, p, raw);
+                if let ParamDefault::Value(v) = p.default {
+                    let v: f64 = v.parse().unwrap();
+                    assert!(lo <= v && v <= hi, "{} {}: default {v} outside [{lo}, {hi}]", info.name, p.name);
+                }
+                for ok in [lo, hi] {
+                    parse(&ok.to_string()).unwrap_or_else(|e| panic!("{} {} = {ok}: {e}", info.name, p.name));
+                }
+                let integer = p.range.type_name() == "integer";
+                let above = if integer { (hi + 1.0).to_string() } else { (hi * 2.0).to_string() };
+                for bad in [above, (lo - 1.0).to_string()] {
+                    let e = parse(&bad).map(|v| v.to_string()).expect_err(&format!("{} {} = {bad}", info.name, p.name));
+                    assert_eq!(e, format!("{}: {} must be {}, got '{bad}'", info.name, p.name, p.range));
+                    assert!(e.contains(&format!("≤ {hi}")) || e.contains(&format!("{hi}]")), "names the bound: {e}");
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 23, "numeric parameters with bounds");
     }
 
     #[test]

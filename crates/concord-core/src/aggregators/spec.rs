@@ -56,29 +56,25 @@ impl Serialize for ParamValue {
 pub(crate) fn parse_value(method: &str, spec: &ParamSpec, raw: &str) -> Result<ParamValue, String> {
     let raw = raw.trim();
     let bad = || format!("{method}: {} must be {}, got '{raw}'", spec.name, spec.range);
+    // Each value is checked against its range's finite bounds (NaN fails every comparison).
+    let within = |v: f64| spec.range.bounds().is_none_or(|(lo, hi)| v >= lo && v <= hi);
     match spec.range {
-        Range::NonNegative | Range::UnitInterval => {
+        Range::NonNegative { .. } | Range::UnitInterval => {
             let v: f64 = raw.parse().map_err(|_| bad())?;
-            let ok = match spec.range {
-                Range::UnitInterval => (0.0..=1.0).contains(&v),
-                _ => v.is_finite() && v >= 0.0,
-            };
-            ok.then_some(ParamValue::Float(v)).ok_or_else(bad)
+            within(v).then_some(ParamValue::Float(v)).ok_or_else(bad)
         }
-        Range::Count | Range::PositiveCount | Range::EqualsM => {
+        Range::Count { .. } | Range::PositiveCount { .. } | Range::EqualsM => {
             let v: usize = raw.parse().map_err(|_| bad())?;
-            let ok = spec.range != Range::PositiveCount || v >= 1;
-            ok.then_some(ParamValue::Int(v)).ok_or_else(bad)
+            within(v as f64).then_some(ParamValue::Int(v)).ok_or_else(bad)
         }
-        Range::FiniteList | Range::NonNegativeList => {
+        Range::FiniteList { .. } | Range::NonNegativeList { .. } => {
             let inner = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
             let entries: Vec<f64> = inner
                 .split([',', ';'])
                 .map(|x| x.trim().parse::<f64>())
                 .collect::<Result<_, _>>()
                 .map_err(|_| bad())?;
-            let ok = entries.iter().all(|x| x.is_finite() && (spec.range == Range::FiniteList || *x >= 0.0));
-            ok.then_some(ParamValue::List(entries)).ok_or_else(bad)
+            entries.iter().all(|x| within(*x)).then_some(ParamValue::List(entries)).ok_or_else(bad)
         }
         Range::OneOf(words) => words.iter().find(|w| **w == raw).map(|w| ParamValue::Word(w)).ok_or_else(bad),
     }
@@ -236,7 +232,7 @@ impl AggregatorSpec {
         for (name, value) in &self.values {
             let spec = self.info.param(name).expect("values come from the table");
             match (spec.range, value) {
-                (Range::FiniteList | Range::NonNegativeList, ParamValue::List(v)) if v.len() != m => {
+                (Range::FiniteList { .. } | Range::NonNegativeList { .. }, ParamValue::List(v)) if v.len() != m => {
                     return Err(format!(
                         "{method}: {name} has {} entries but the matrix has m = {m} rows (one entry per row)",
                         v.len()

@@ -7,7 +7,7 @@
 //! so here the trim is clamped to ⌊(m − 1)/2⌋ instead: with too few rows the result is the
 //! column-wise median (the most trimming that leaves a value), never a panic. m = 0 gives 0.
 use super::registry::Property::No;
-use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
+use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, ROWS_MAX};
 use super::{Aggregation, AggregationF32, Aggregator, JacobianF32};
 use nalgebra::{DMatrix, DVector};
 #[cfg(not(target_arch = "wasm32"))]
@@ -21,7 +21,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     params: &[param(
         "trim_number",
         ParamDefault::Required,
-        Range::Count,
+        Range::Count { max: ROWS_MAX },
         "t, entries dropped at each end of every column (needs m ≥ 2t + 1)",
     )],
     properties: props(No, No, No, None),

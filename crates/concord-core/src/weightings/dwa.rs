@@ -7,6 +7,7 @@
 //! epoch (LibMTL's `train_loss_buffer`), so the weights are constant within an epoch. The
 //! denominator goes through `positive`. Linear scalarisation: the weights are the chain rule.
 
+use super::registry;
 use super::{positive, softmax, EpochMeans, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
 pub const DWA_TEMPERATURE: f64 = 2.0;
@@ -18,7 +19,7 @@ pub(crate) fn description() -> WeightingDescription {
         label: "DWA",
         summary: "T·softmax(r/τ), r_i = ratio of the last two epoch-mean losses",
         epochs: "weights 1 in epochs 0 and 1; then constant within an epoch",
-        params: vec![ParamSpec::positive("T", DWA_TEMPERATURE, "temperature τ")],
+        params: vec![ParamSpec::positive("T", DWA_TEMPERATURE, registry::SCALE_MAX, "temperature τ")],
         needs_jacobian: false,
         needs_losses_after_step: false,
     }

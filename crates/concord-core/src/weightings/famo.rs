@@ -11,6 +11,7 @@
 //! No epochs. Guard: D_i = max(L_i − min_i, 0) + 1e-8, so a loss below its minimum (where
 //! LibMTL's log would be NaN) counts as at the minimum.
 
+use super::registry;
 use super::{softmax, softmax_vjp, AdamParam, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
 pub const FAMO_W_LR: f64 = 0.025;
@@ -25,8 +26,8 @@ pub(crate) fn description() -> WeightingDescription {
         summary: "Σ z_i log D_i / c, z = softmax(w); w learns from the loss decrease of each step",
         epochs: "none",
         params: vec![
-            ParamSpec::positive("w_lr", FAMO_W_LR, "Adam learning rate of the logits w"),
-            ParamSpec::non_negative("gamma", FAMO_GAMMA, "Adam weight decay of the logits w"),
+            ParamSpec::positive("w_lr", FAMO_W_LR, registry::LR_MAX, "Adam learning rate of the logits w"),
+            ParamSpec::non_negative("gamma", FAMO_GAMMA, registry::DECAY_MAX, "Adam weight decay of the logits w"),
         ],
         needs_jacobian: false,
         needs_losses_after_step: true,

@@ -15,6 +15,7 @@
 //! s is not updated. If epoch 0 was never seen, the mean losses of the first closed epoch (or, if
 //! none, the first losses seen from epoch 1 on) stand in for L(0). Losses go through `positive`.
 
+use super::registry;
 use super::registry::{TRAINER_LR, TRAINER_WEIGHT_DECAY};
 use super::{
     positive, softmax, softmax_vjp, AdamParam, EpochMeans, LossWeighting, ParamSpec, WeightingContext,
@@ -31,9 +32,19 @@ pub(crate) fn description() -> WeightingDescription {
         summary: "T·softmax(s); s balances ‖w_i g_i‖ towards mean·r_i^α by Adam on Σ|G_i − target_i|",
         epochs: "EW in epoch 0 (records L(0) as its mean losses); adapts every step from epoch 1",
         params: vec![
-            ParamSpec::non_negative("alpha", GRADNORM_ALPHA, "restoring-force strength α"),
-            ParamSpec::positive("lr", TRAINER_LR, "Adam learning rate of s (LibMTL: the trainer's lr)"),
-            ParamSpec::non_negative("weight_decay", TRAINER_WEIGHT_DECAY, "Adam L2 weight decay of s"),
+            ParamSpec::non_negative("alpha", GRADNORM_ALPHA, registry::SCALE_MAX, "restoring-force strength α"),
+            ParamSpec::positive(
+                "lr",
+                TRAINER_LR,
+                registry::LR_MAX,
+                "Adam learning rate of s (LibMTL: the trainer's lr)",
+            ),
+            ParamSpec::non_negative(
+                "weight_decay",
+                TRAINER_WEIGHT_DECAY,
+                registry::DECAY_MAX,
+                "Adam L2 weight decay of s",
+            ),
         ],
         needs_jacobian: true,
         needs_losses_after_step: false,

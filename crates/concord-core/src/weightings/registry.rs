@@ -26,6 +26,15 @@ const DESCRIPTIONS: [fn() -> WeightingDescription; 8] = [
 pub(crate) const TRAINER_LR: f64 = 1e-4;
 pub(crate) const TRAINER_WEIGHT_DECAY: f64 = 1e-5;
 
+// Upper bounds of the weightings' parameters, far above LibMTL's defaults (1e-4 … 2): a link or a
+// file cannot ask for more. Learning rates above 10 and decays above 1 only diverge.
+/// Upper bound of a learning rate (UW, GradNorm: 1e-4; FAMO: 0.025).
+pub(crate) const LR_MAX: f64 = 10.0;
+/// Upper bound of a weight decay (1e-5 … 1e-3).
+pub(crate) const DECAY_MAX: f64 = 1.0;
+/// Upper bound of a temperature, smoothing or strength (DWA's T = 2, STCH's μ = 1, GradNorm's α = 1.5).
+pub(crate) const SCALE_MAX: f64 = 1e3;
+
 /// One parameter: its default and its valid range.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ParamSpec {
@@ -42,12 +51,15 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    pub(crate) const fn positive(name: &'static str, default: f64, doc: &'static str) -> Self {
-        ParamSpec { name, default, min: 0.0, min_inclusive: false, max: None, integer: false, doc }
+    /// A value in (0, max]. Every weighting parameter has a finite upper bound (`max` stays an
+    /// `Option` for the serialised shape; the registry test checks that each one is set).
+    pub(crate) const fn positive(name: &'static str, default: f64, max: f64, doc: &'static str) -> Self {
+        ParamSpec { name, default, min: 0.0, min_inclusive: false, max: Some(max), integer: false, doc }
     }
 
-    pub(crate) const fn non_negative(name: &'static str, default: f64, doc: &'static str) -> Self {
-        ParamSpec { name, default, min: 0.0, min_inclusive: true, max: None, integer: false, doc }
+    /// A value in [0, max].
+    pub(crate) const fn non_negative(name: &'static str, default: f64, max: f64, doc: &'static str) -> Self {
+        ParamSpec { name, default, min: 0.0, min_inclusive: true, max: Some(max), integer: false, doc }
     }
 
     fn check(&self, value: f64) -> Result<(), String> {
@@ -249,6 +261,30 @@ mod tests {
         assert!(build("famo", &[p("gamma", "0")], 2, 0).is_ok());
         assert!(build("gradnorm", &[p("alpha", "0.12"), p("lr", "0.025")], 2, 0).is_ok());
         assert!(build("stch", &[p("warmup_epoch", " 0 "), p("mu", "0.5")], 2, 0).is_ok());
+    }
+
+    /// Hardening: every parameter has a finite upper bound that parsing enforces (with a message
+    /// naming the range), and its default lies inside.
+    #[test]
+    fn every_parameter_has_finite_bounds_that_parsing_enforces() {
+        let mut checked = 0;
+        for d in descriptions() {
+            for q in &d.params {
+                let hi = q.max.unwrap_or_else(|| panic!("{} {} has no upper bound", d.name, q.name));
+                assert!(q.min.is_finite() && hi.is_finite() && q.min < hi, "{} {}", d.name, q.name);
+                assert!(q.check(q.default).is_ok() && q.check(hi).is_ok(), "{} {}", d.name, q.name);
+                let above = if q.integer { hi + 1.0 } else { hi * 2.0 };
+                let e = WeightingSpec::parse(d.name, &[p(q.name, &above.to_string())]).unwrap_err();
+                assert!(
+                    e.contains(&format!("parameter '{}' must be", q.name)) && e.contains(&format!("≤ {hi}")),
+                    "{e}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 10);
+        let e = WeightingSpec::parse("stch", &[p("warmup_epoch", "4294967295")]).unwrap_err();
+        assert_eq!(e, "parameter 'warmup_epoch' must be ≥ 0 and ≤ 1000000, got 4294967295");
     }
 
     #[test]

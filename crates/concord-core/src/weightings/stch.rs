@@ -12,6 +12,7 @@
 //! `positive` (LibMTL would take the log of a non-positive number), which keeps the weights
 //! finite. Defaults: μ = 1, warmup_epoch = 4.
 
+use super::registry;
 use super::{positive, softmax, EpochMeans, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
 pub const STCH_MU: f64 = 1.0;
@@ -26,13 +27,14 @@ pub(crate) fn description() -> WeightingDescription {
         summary: "Σ log L_i until warmup, then T·μ·logΣexp(log(L_i/nadir_i)/μ)",
         epochs: "log-loss before and during the warmup epoch (whose mean losses become the nadir); smooth max after it",
         params: vec![
-            ParamSpec::positive("mu", STCH_MU, "smoothing μ"),
+            ParamSpec::positive("mu", STCH_MU, registry::SCALE_MAX, "smoothing μ"),
             ParamSpec {
                 name: "warmup_epoch",
                 default: STCH_WARMUP_EPOCH as f64,
                 min: 0.0,
                 min_inclusive: true,
-                max: None,
+                // An epoch index: beyond a million epochs the warmup never ends in practice.
+                max: Some(1e6),
                 integer: true,
                 doc: "epoch whose mean losses form the nadir",
             },

@@ -8,6 +8,7 @@
 //! form). Losses are used as given here (no log), so no guard is needed; a non-finite gradient
 //! skips the update. No epochs.
 
+use super::registry;
 use super::registry::{TRAINER_LR, TRAINER_WEIGHT_DECAY};
 use super::{AdamParam, LossWeighting, ParamSpec, WeightingContext, WeightingDescription};
 
@@ -24,11 +25,13 @@ pub(crate) fn description() -> WeightingDescription {
             ParamSpec::positive(
                 "lr",
                 TRAINER_LR,
+                registry::LR_MAX,
                 "Adam learning rate of the learnable parameters (LibMTL: the trainer's lr)",
             ),
             ParamSpec::non_negative(
                 "weight_decay",
                 TRAINER_WEIGHT_DECAY,
+                registry::DECAY_MAX,
                 "Adam L2 weight decay of the learnable parameters",
             ),
         ],
