@@ -114,8 +114,12 @@ pub fn now<F: Future>(fut: F) -> Option<F::Output> {
 impl super::Trainer {
     /// The CPU snapshot: records since the last read-back, parameters, whole-set losses.
     pub fn snapshot(&mut self) -> Snapshot {
-        let new_records = self.history()[self.read_cursor.min(self.history().len())..].to_vec();
-        self.read_cursor = self.history().len();
+        // By step, not index: thinning moves the indices. Records thinned away before a read-back
+        // (more than the recent window submitted at once) are not delivered.
+        let h = self.history();
+        let from = self.read_after.map_or(0, |s| h.partition_point(|r| r.step <= s));
+        let new_records = h[from..].to_vec();
+        self.read_after = h.last().map(|r| r.step).or(self.read_after);
         Snapshot {
             steps_done: self.step_index(),
             new_records,
@@ -162,7 +166,7 @@ impl Backend for super::Trainer {
 
     fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
         super::Trainer::restore(self, params, history)?;
-        self.read_cursor = self.history().len();
+        self.read_after = self.history().last().map(|r| r.step);
         Ok(())
     }
 

@@ -24,6 +24,7 @@ mod backend;
 mod batches;
 mod config;
 mod conflict_summary;
+mod history;
 mod moe_spec;
 #[cfg(test)]
 mod moe_tests;
@@ -38,6 +39,7 @@ pub use backend::{now, Backend, BackendError, BackendKind, Predict, ReadBack, Sn
 pub use batches::BatchSampler;
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
+pub use history::{History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_WINDOW};
 pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
@@ -149,11 +151,12 @@ pub struct Trainer {
     batches: BatchSampler,
     epoch: u64,
     step: usize,
-    history: Vec<StepRecord>,
+    /// Bounded: the recent window whole, older steps thinned (see [`History`]).
+    history: History,
     error: Option<String>,
     layer_ranges: Vec<Range<usize>>,
-    /// History records before this index were handed out by a read-back (`Backend`).
-    read_cursor: usize,
+    /// The step of the last record a read-back (`Backend`) handed out.
+    read_after: Option<usize>,
 }
 
 fn select_rows(x: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
@@ -281,10 +284,10 @@ impl Trainer {
             batches,
             epoch: 0,
             step: 0,
-            history: Vec::new(),
+            history: History::new(),
             error: None,
             layer_ranges,
-            read_cursor: 0,
+            read_after: None,
         })
     }
 
@@ -304,6 +307,8 @@ impl Trainer {
         &self.params
     }
 
+    /// The step records kept so far: every one of the recent window, older ones thinned, the
+    /// first and the latest always (at most [`HISTORY_CAP`]).
     pub fn history(&self) -> &[StepRecord] {
         &self.history
     }
@@ -389,10 +394,11 @@ impl Trainer {
     }
 
     /// Put back saved parameters and history (a run exported as JSON and imported again): the
-    /// step counter continues from the history's length. The optimizer's moments, the batch order
-    /// and stateful aggregators/weightings start afresh, so later steps can differ from the
+    /// step counter continues after the history's last step. The optimizer's moments, the batch
+    /// order and stateful aggregators/weightings start afresh, so later steps can differ from the
     /// uninterrupted run's. Rejects a parameter vector of the wrong length or with non-finite
-    /// entries, and a history whose step indices are not 0, 1, 2, ….
+    /// entries, and a history that does not start at step 0 with increasing steps (a thinned
+    /// history, as [`History`] keeps for a long run, is fine).
     pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
         if self.config.record_every != 1 {
             return Err("only a run that records every step can be restored".into());
@@ -403,19 +409,26 @@ impl Trainer {
         if !all_finite(&params) {
             return Err("the saved parameters contain a non-finite value".into());
         }
-        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
-            return Err(format!("the saved history's record {i} says step {}", r.step));
+        if let Some(r) = history.first().filter(|r| r.step != 0) {
+            return Err(format!("the saved history's record 0 says step {}", r.step));
         }
-        if history.len() > self.config.steps {
+        if let Some((i, r)) = history.iter().enumerate().skip(1).find(|(i, r)| r.step <= history[i - 1].step) {
             return Err(format!(
-                "the saved run has {} steps, more than this run's limit of {}",
-                history.len(),
+                "the saved history's record {i} says step {}, not after step {}",
+                r.step,
+                history[i - 1].step
+            ));
+        }
+        let steps = history.last().map_or(0, |r| r.step + 1);
+        if steps > self.config.steps {
+            return Err(format!(
+                "the saved run has {steps} steps, more than this run's limit of {}",
                 self.config.steps
             ));
         }
         self.params = params;
-        self.step = history.len();
-        self.history = history;
+        self.step = steps;
+        self.history = History::from_records(history);
         self.error = None;
         Ok(())
     }
@@ -628,7 +641,7 @@ impl Trainer {
             task_names: self.task_names.clone(),
             steps_done: self.step,
             params: self.params.clone(),
-            history: self.history.clone(),
+            history: self.history.to_vec(),
             final_train_losses,
             final_test_losses,
             error: self.error.clone(),

@@ -253,9 +253,17 @@ fn restore_puts_back_params_and_history_and_rejects_mismatches() {
     let mut nan = a.params().to_vec();
     nan[0] = f64::NAN;
     assert!(b.restore(nan, Vec::new()).unwrap_err().contains("non-finite"));
-    let mut gap = a.history().to_vec();
-    gap.remove(3);
-    assert!(b.restore(a.params().to_vec(), gap).unwrap_err().contains("record 3"));
+    // A thinned history (steps increasing from 0) restores; one that goes back does not.
+    let mut back = a.history().to_vec();
+    back[3].step = 2;
+    assert!(b.restore(a.params().to_vec(), back).unwrap_err().contains("record 3 says step 2, not after step 2"));
+    let mut late = a.history().to_vec();
+    late[0].step = 1;
+    assert!(b.restore(a.params().to_vec(), late).unwrap_err().contains("record 0 says step 1"));
+    let mut thinned = a.history().to_vec();
+    thinned.remove(3);
+    b.restore(a.params().to_vec(), thinned).unwrap();
+    assert_eq!(b.step_index(), 30);
 }
 
 /// A config file's method is parsed (and checked) once, when it is read: bad names and values
