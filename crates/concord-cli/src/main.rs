@@ -4,6 +4,8 @@
 //! code 2 and a one-line message on stderr; results go to stdout.
 
 mod aggregate;
+#[cfg(test)]
+mod aggregate_fuzz;
 mod bench;
 mod bench_gram;
 mod bench_landscape;
