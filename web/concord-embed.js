@@ -198,10 +198,15 @@ class ConcordFigure extends HTMLElement {
     this.#error = null;
     this.#showStatus('Loading Concord…');
     const attempt = (async () => {
-      const m = await loadModule();
+      const m = await loadModule().catch((e) => { throw this.#fail(e, attempt); });
       if (this.#mounting !== attempt) throw new Error('the figure was removed from the page while loading');
       const env = { reducedMotion: reducedMotion(), visible: this.#visible };
-      const handle = m.mount_figure(this.#mountEl, this.#attributes(), env);
+      let handle;
+      try {
+        handle = m.mount_figure(this.#mountEl, this.#attributes(), env);
+      } catch (e) {
+        throw this.#fail(e, attempt);
+      }
       this.#handle = handle;
       this.#mounting = null;
       this.#near?.disconnect();
@@ -212,20 +217,20 @@ class ConcordFigure extends HTMLElement {
       return handle;
     })();
     this.#mounting = attempt;
-    attempt.catch((e) => {
-      if (this.#mounting !== attempt) return;
-      this.#mounting = null;
-      this.#fail(e);
-    });
+    attempt.catch(() => {}); // callers see the rejection; the figure shows it
     return attempt;
   }
 
-  #fail(e) {
+  /** A load or mount failure: shown in the figure, fired as concord-error; the error to throw. */
+  #fail(e, attempt) {
     const message = `This Concord figure could not start: ${e?.message ?? e}`;
+    if (this.#mounting !== attempt) return new Error(message); // removed meanwhile: nothing to show
+    this.#mounting = null;
     this.#error = new Error(message);
     this.#showStatus(message, true);
     this.#settleReady(this.#error);
     this.dispatchEvent(new CustomEvent('concord-error', { bubbles: true, composed: true, detail: { message } }));
+    return this.#error;
   }
 
   #settleReady(error) {
