@@ -25,7 +25,12 @@ export async function serveSite(dir) {
     const file = join(dir, path.endsWith('/') ? path + 'index.html' : path);
     try {
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      // CORS for every file, as `cargo xtask serve` sends it: a sandboxed iframe of embed.html
+      // (an opaque origin) loads the module scripts and the wasm with CORS requests.
+      res.writeHead(200, {
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'access-control-allow-origin': '*',
+      });
       res.end(body);
     } catch {
       res.writeHead(404).end('not found');
