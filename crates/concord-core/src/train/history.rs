@@ -73,7 +73,8 @@ impl History {
     /// doubles until at most `old_cap` older records remain. O(len) once per `window` pushes.
     fn compact(&mut self) {
         let new_boundary = self.records.len() - self.window;
-        let keep = |i: usize, r: &StepRecord, stride: usize| i == 0 || i >= new_boundary || r.step % stride == 0;
+        let keep =
+            |i: usize, r: &StepRecord, stride: usize| i == 0 || i >= new_boundary || r.step.is_multiple_of(stride);
         let older = |stride: usize| (0..new_boundary).filter(|&i| keep(i, &self.records[i], stride)).count();
         while older(self.stride) > self.old_cap {
             self.stride = self.stride.saturating_mul(2);
@@ -184,13 +185,13 @@ mod tests {
         assert!(h.len() <= HISTORY_CAP && h.len() > HISTORY_WINDOW, "{} records", h.len());
         assert_eq!((h[0].step, h.last().unwrap().step), (0, 60_000));
         assert!(increasing(h));
-        assert!(h.iter().all(|r| r.step % 7 == 0 || r.step == 60_000));
+        assert!(h.iter().all(|r| r.step.is_multiple_of(7) || r.step == 60_000));
         // Gaps: the older part's stride, then record_every in the recent window (the last gap is
         // the run's final step).
         let gaps: Vec<usize> = h[..h.len() - 1].windows(2).map(|w| w[1].step - w[0].step).collect();
         let mut distinct = gaps.clone();
         distinct.dedup();
-        assert!(distinct.len() == 2 && distinct[1] == 7 && distinct[0] % 7 == 0, "gaps {distinct:?}");
+        assert!(distinct.len() == 2 && distinct[1] == 7 && distinct[0].is_multiple_of(7), "gaps {distinct:?}");
     }
 
     /// A thinned history exports and imports: restore accepts it, continues after its last step,
