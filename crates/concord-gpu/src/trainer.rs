@@ -26,7 +26,8 @@ use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
 use concord_core::model::Mlp;
 use concord_core::train::{
-    Backend, BackendError, BackendKind, BatchSampler, ReadBack, RunRecord, Snapshot, StepRecord, TrainConfig, Trainer,
+    Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord, Snapshot, StepRecord, TrainConfig,
+    Trainer,
 };
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
@@ -111,13 +112,14 @@ pub struct GpuTrainer {
     step: usize,
     record_every: usize,
     pending: Vec<Pending>,
-    history: Vec<StepRecord>,
+    /// Bounded as the CPU trainer's (concord-core's `History`): recent steps whole, older thinned.
+    history: History,
     error: Option<String>,
     /// The step whose readback found the error (the CPU trainer's `steps_done` then).
     failed_at: Option<usize>,
     /// The forward graph of the last `predict` call and the inputs it was built for.
     predict_graph: Option<(Vec<f32>, ForwardGraph)>,
-    /// History records before this index were handed out by a `Backend::read_back`.
+    /// The step after the last record a `Backend::read_back` handed out.
     read_cursor: usize,
 }
 
@@ -218,7 +220,7 @@ impl GpuTrainer {
             step: 0,
             record_every: config_record_every,
             pending: Vec::new(),
-            history: Vec::new(),
+            history: History::new(),
             error: None,
             failed_at: None,
             predict_graph: None,
@@ -576,7 +578,7 @@ impl GpuTrainer {
             task_names: self.task_names.clone(),
             steps_done: self.failed_at.unwrap_or(self.step),
             params,
-            history: self.history.clone(),
+            history: self.history.to_vec(),
             final_train_losses,
             final_test_losses,
             error: self.error.clone(),
@@ -602,20 +604,29 @@ impl GpuTrainer {
         if !params.iter().all(|v| v.is_finite()) {
             return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
         }
-        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
-            return Err(GpuError::Unsupported(format!("the saved history's record {i} says step {}", r.step)));
+        // A long run's history is thinned (steps increase from 0, with gaps): the run goes on
+        // after its last record, as the CPU trainer's restore does.
+        if let Some(r) = history.first().filter(|r| r.step != 0) {
+            return Err(GpuError::Unsupported(format!("the saved history's record 0 says step {}", r.step)));
         }
-        if history.len() > self.config.steps {
+        if let Some((i, r)) = history.iter().enumerate().skip(1).find(|(i, r)| r.step <= history[i - 1].step) {
             return Err(GpuError::Unsupported(format!(
-                "the saved run has {} steps, more than this run's limit of {}",
-                history.len(),
+                "the saved history's record {i} says step {}, not after step {}",
+                r.step,
+                history[i - 1].step
+            )));
+        }
+        let steps = history.last().map_or(0, |r| r.step + 1);
+        if steps > self.config.steps {
+            return Err(GpuError::Unsupported(format!(
+                "the saved run has {steps} steps, more than this run's limit of {}",
                 self.config.steps
             )));
         }
         let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&p32));
-        self.step = history.len();
-        self.history = history;
+        self.step = steps;
+        self.history = History::from_records(history);
         self.error = None;
         self.failed_at = None;
         self.gpu.check()
@@ -734,9 +745,10 @@ impl Backend for GpuTrainer {
                     return Err(backend_error(e));
                 }
             }
-            let start = self.read_cursor.min(self.history.len());
-            let new_records = self.history[start..].to_vec();
-            self.read_cursor = self.history.len();
+            // By step, not position: thinning moves older records.
+            let next = self.read_cursor;
+            let new_records: Vec<StepRecord> = self.history.iter().filter(|r| r.step >= next).cloned().collect();
+            self.read_cursor = self.history.last().map_or(next, |r| r.step + 1);
             let params = self.params().await.map_err(backend_error)?;
             let train_losses = self.train_losses().await.map_err(backend_error)?;
             let test_losses = self.test_losses().await.map_err(backend_error)?;
@@ -757,7 +769,7 @@ impl Backend for GpuTrainer {
 
     fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), String> {
         GpuTrainer::restore(self, params, history).map_err(|e| e.to_string())?;
-        self.read_cursor = self.history.len();
+        self.read_cursor = self.history.last().map_or(0, |r| r.step + 1);
         Ok(())
     }
 

@@ -84,9 +84,58 @@ fn restore_rejects_bad_saved_state_with_a_message() {
     nan[0] = f64::NAN;
     let err = g.restore(nan, saved.history.clone()).unwrap_err().to_string();
     assert!(err.contains("non-finite"), "{err}");
-    let mut gap = saved.history.clone();
-    gap.remove(1);
-    let err = g.restore(saved.params.clone(), gap).unwrap_err().to_string();
-    assert!(err.contains("record 1 says step 2"), "{err}");
+    let mut back = saved.history.clone();
+    back.swap(1, 2);
+    let err = g.restore(saved.params.clone(), back).unwrap_err().to_string();
+    assert!(err.contains("record 2 says step 1, not after step 2"), "{err}");
+    let late = saved.history[1..].to_vec();
+    let err = g.restore(saved.params.clone(), late).unwrap_err().to_string();
+    assert!(err.contains("record 0 says step 1"), "{err}");
     assert_eq!(g.step_index(), 0, "a rejected restore changes nothing");
+}
+
+/// A long run's exported history is thinned (concord-core's `History`): the GPU run takes it as
+/// the CPU trainer does, goes on after its last record, and hands out only the new records.
+#[test]
+fn a_thinned_history_restores_and_the_run_continues_after_it() {
+    use concord_core::train::Backend;
+    let cfg = config("mean");
+    let mut first = Trainer::new(cfg.clone()).unwrap();
+    for _ in 0..6 {
+        first.step().unwrap();
+    }
+    let mut saved = first.record();
+    saved.history.retain(|r| r.step % 2 == 0 || r.step == 5); // steps 0, 2, 4, 5
+    let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
+    Backend::restore(&mut g, saved.params.clone(), saved.history.clone()).unwrap();
+    assert_eq!(g.step_index(), 6, "the run continues after the last record");
+    Backend::submit(&mut g, 3).unwrap();
+    let snap = pollster::block_on(g.read_back()).unwrap();
+    assert_eq!(snap.steps_done, 9);
+    assert_eq!(snap.new_records.iter().map(|r| r.step).collect::<Vec<_>>(), [6, 7, 8], "only the new steps");
+    assert_eq!(g.history().iter().map(|r| r.step).collect::<Vec<_>>(), [0, 2, 4, 5, 6, 7, 8]);
+}
+
+/// The GPU run's history is bounded like the CPU trainer's: a run of more steps than the cap
+/// keeps at most `HISTORY_CAP` records, the first and the latest among them, and every record
+/// is handed out once by the read-backs.
+#[test]
+fn a_long_gpu_run_keeps_a_bounded_history() {
+    use concord_core::train::{Backend, HISTORY_CAP};
+    let mut cfg = config("mean");
+    let steps = HISTORY_CAP + 1500;
+    cfg.steps = steps;
+    let mut g = GpuTrainer::new(gpu(), cfg).unwrap();
+    let mut delivered = Vec::new();
+    while Backend::steps_submitted(&g) < steps {
+        let k = 500.min(steps - Backend::steps_submitted(&g));
+        Backend::submit(&mut g, k).unwrap();
+        let snap = pollster::block_on(g.read_back()).unwrap();
+        delivered.extend(snap.new_records.iter().map(|r| r.step));
+    }
+    assert_eq!(delivered, (0..steps).collect::<Vec<_>>(), "each step's record handed out once, in order");
+    let kept: Vec<usize> = g.history().iter().map(|r| r.step).collect();
+    assert!(kept.len() <= HISTORY_CAP, "{} records kept > {HISTORY_CAP}", kept.len());
+    assert_eq!(kept.first(), Some(&0));
+    assert_eq!(kept.last(), Some(&(steps - 1)));
 }
