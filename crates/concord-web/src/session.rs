@@ -24,7 +24,7 @@ use crate::state::State;
 use crate::train_config::{base_config, toy_configs, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
 use concord_core::train::{
-    now, Backend, BackendError, BackendKind, DataSource, RunRecord, Snapshot, StepRecord, TrainConfig,
+    now, Backend, BackendError, BackendKind, DataSource, History, RunRecord, Snapshot, TrainConfig,
 };
 use concord_core::{MethodSpec, Trainer};
 use leptos::prelude::*;
@@ -187,7 +187,9 @@ pub struct Run {
     lr_pending: Option<f64>,
     // The read-back state.
     pub steps: usize,
-    pub history: Vec<StepRecord>,
+    /// Bounded (concord-core's `History`: the recent steps whole, older ones thinned), so a run
+    /// left playing keeps a flat memory.
+    pub history: History,
     pub params: Vec<f64>,
     pub train: Vec<f64>,
     pub test: Option<Vec<f64>>,
@@ -250,7 +252,7 @@ impl Run {
             task_names: task_names.to_vec(),
             steps_done: self.steps,
             params: self.params.clone(),
-            history: self.history.clone(),
+            history: self.history.to_vec(),
             final_train_losses: self.train.clone(),
             final_test_losses: self.test.clone(),
             error: self.error.clone(),
@@ -726,7 +728,7 @@ impl SessionInner {
             offset: 0,
             lr_pending: None,
             steps: 0,
-            history: Vec::new(),
+            history: History::new(),
             params: Vec::new(),
             train: Vec::new(),
             test: None,
@@ -1158,9 +1160,10 @@ impl SessionInner {
                 (Some(saved), Some(_)) if fits(&saved) => Some(saved),
                 (_, computed) => computed,
             };
-            run.steps = history.len();
+            // A long run's history is thinned: the engines continue after its last record.
+            run.steps = history.last().map_or(0, |r| r.step + 1);
             run.params = params;
-            run.history = history;
+            run.history = History::from_records(history);
         }
         self.steps = saved.steps;
         self.publish(true);
@@ -1334,7 +1337,7 @@ async fn read_back_with_grid(
 fn to_cpu(run: &mut Run) -> Result<(), String> {
     if run.config.record_every == 1 {
         let mut cpu = Trainer::new(run.config.clone())?;
-        cpu.restore(run.params.clone(), run.history.clone())?;
+        cpu.restore(run.params.clone(), run.history.to_vec())?;
         let _ = cpu.snapshot(); // the restored history is already on the page
         run.engine = Some(Box::new(cpu));
         run.offset = 0;
