@@ -40,9 +40,17 @@ function reservedHeight(el) {
   return Number.isFinite(h) ? Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, Math.round(h))) : DEFAULT_HEIGHT;
 }
 
+const MOTION = typeof matchMedia === 'function' ? matchMedia('(prefers-reduced-motion: reduce)') : null;
+
 function reducedMotion() {
-  return typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
+  return MOTION?.matches === true;
 }
+
+/** Mounted figures, told when the reader changes the reduced-motion setting while reading. */
+const mounted = new Set();
+MOTION?.addEventListener?.('change', () => {
+  for (const handle of mounted) handle.setReducedMotion?.(reducedMotion());
+});
 
 // The shim's own few rules, applied at once (style.css arrives later): they reserve the space and
 // style the loading and failure messages. A constructed sheet is not inline style for a CSP.
@@ -135,6 +143,7 @@ class ConcordFigure extends HTMLElement {
     const handle = this.#handle;
     this.#handle = null;
     this.#mounting = null;
+    if (handle) mounted.delete(handle);
     handle?.dispose();
   }
 
@@ -208,6 +217,7 @@ class ConcordFigure extends HTMLElement {
         throw this.#fail(e, attempt);
       }
       this.#handle = handle;
+      mounted.add(handle);
       this.#mounting = null;
       this.#near?.disconnect();
       this.#status.hidden = true;

@@ -283,7 +283,8 @@ struct Figure {
     options: RwSignal<FigureOptions>,
     /// The attributes last applied (to tell which ones changed).
     attributes: StoredValue<Vec<(String, String)>>,
-    reduced_motion: bool,
+    /// The reader prefers reduced motion: attributes never start playback (the API still can).
+    reduced_motion: RwSignal<bool>,
 }
 
 impl Figure {
@@ -297,12 +298,12 @@ impl Figure {
         all.extend(panel_notice);
         let asked = parsed.options.play.or(parsed.options.autoplay).unwrap_or(false);
         state.play = match source {
-            Source::Mount => asked && !self.reduced_motion,
+            Source::Mount => asked && !self.reduced_motion.get_untracked(),
             Source::Attributes => {
                 let before = parse_attributes(&self.attributes.get_value()).options;
                 let changed = (before.play, before.autoplay) != (parsed.options.play, parsed.options.autoplay);
                 if changed {
-                    asked && !self.reduced_motion
+                    asked && !self.reduced_motion.get_untracked()
                 } else {
                     self.cfg.with_untracked(|s| s.play)
                 }
@@ -418,7 +419,7 @@ fn FigureView(
         notices: RwSignal::new(Vec::new()),
         options: RwSignal::new(parse_attributes(&[]).options),
         attributes: StoredValue::new(Vec::new()),
-        reduced_motion,
+        reduced_motion: RwSignal::new(reduced_motion),
     };
     figure.apply(attrs, Source::Mount);
     let Figure { cfg, notices, options, .. } = figure;
@@ -571,6 +572,20 @@ fn fill_figure_api(hook: Hook, figure: Figure, session: Session) {
         JsValue::UNDEFINED
     });
     hook.method0("notices", move || strings(&figure.notices.get_untracked()));
+    // The reader changed the setting while reading: a figure playing by autoplay stops; one
+    // started by a script keeps its state, as the page's script decided.
+    hook.method1("setReducedMotion", move |v| {
+        let on = v.as_bool().unwrap_or(false);
+        let was = figure.reduced_motion.get_untracked();
+        figure.reduced_motion.set(on);
+        if on && !was {
+            let asked = parse_attributes(&figure.attributes.get_value()).options;
+            if asked.play.or(asked.autoplay).unwrap_or(false) {
+                set_play(false);
+            }
+        }
+        JsValue::UNDEFINED
+    });
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ pub fn TransportPanel() -> impl IntoView {
             </button>
             <div class="readout" aria-live="off">
                 <span class="readout-label">"Step"</span>
-                <span class="readout-value counter" data-testid="steps">{move || fmt_int(steps())}</span>
+                <span class="readout-value counter step-count" data-testid="steps">{move || fmt_int(steps())}</span>
             </div>
             <div class="readout">
                 <span class="readout-label">"Speed"</span>
