@@ -339,10 +339,10 @@ impl State {
                             hidden.push(control.to_string());
                         }
                     } else if value != "false" {
-                        notices.push(format!("{key}={value}: expected true or false; ignored"));
+                        notices.push(format!("{}={}: expected true or false; ignored", short(&key), short(&value)));
                     }
                 } else {
-                    notices.push(format!("{key}: no control named “{control}”; ignored"));
+                    notices.push(format!("{}: no control named “{}”; ignored", short(&key), short(control)));
                 }
                 continue;
             }
@@ -350,7 +350,7 @@ impl State {
                 (Some(i), _) => values[i] = Some(value),
                 (None, "methods") => legacy_methods = Some(value),
                 (None, "c") => legacy_c = Some(value),
-                (None, _) => notices.push(format!("unknown key “{key}” ignored")),
+                (None, _) => notices.push(format!("unknown key “{}” ignored", short(&key))),
             }
         }
         // The preset first: it supplies the other keys' defaults.
@@ -376,11 +376,11 @@ impl State {
                 Some(raw) => match parse_value(prop, &raw) {
                     Ok(v) => v,
                     Err(Fix::Clamped(v, why)) => {
-                        notices.push(format!("{}={raw}: {why}", prop.key));
+                        notices.push(format!("{}={}: {why}", prop.key, short(&raw)));
                         v
                     }
                     Err(Fix::Dropped(why)) => {
-                        notices.push(format!("{}={raw}: {why}; using {default_text}", prop.key));
+                        notices.push(format!("{}={}: {why}; using {default_text}", prop.key, short(&raw)));
                         default
                     }
                 },
@@ -459,7 +459,7 @@ impl State {
             land_task: get("landTask").num() as usize,
             hidden,
         };
-        (state, notices)
+        (state, cap_notices(notices))
     }
 
     /// The hash (without `#`), every key in table order, then the `_hide` flags that are set.
@@ -561,10 +561,10 @@ pub fn translate_legacy(methods: Option<&str>, c: Option<&str>) -> (Option<Strin
             Ok(x) if x.is_finite() => {
                 cv = x.clamp(0.0, 10.0);
                 if cv != x {
-                    notices.push(format!("c={raw}: out of range [0, 10]; clamped to {}", fmt_num(cv)));
+                    notices.push(format!("c={}: out of range [0, 10]; clamped to {}", short(raw), fmt_num(cv)));
                 }
             }
-            _ => notices.push(format!("c={raw}: not a finite number; using 0.5")),
+            _ => notices.push(format!("c={}: not a finite number; using 0.5", short(raw))),
         }
     }
     let raw = methods.unwrap_or("mean,pcgrad,mgda,cagrad");
@@ -572,7 +572,8 @@ pub fn translate_legacy(methods: Option<&str>, c: Option<&str>) -> (Option<Strin
     let unknown: Vec<&str> = wanted.iter().copied().filter(|w| !LEGACY_METHODS.contains(w)).collect();
     if !unknown.is_empty() {
         notices.push(format!(
-            "methods={raw}: dropped unknown name(s) {} (known: {})",
+            "methods={}: dropped unknown name(s) {} (known: {})",
+            short(raw),
             unknown.join(", "),
             LEGACY_METHODS.join(", ")
         ));
@@ -586,6 +587,49 @@ pub fn translate_legacy(methods: Option<&str>, c: Option<&str>) -> (Option<Strin
     let text = specs.join(",");
     notices.push(format!("the keys “methods” and “c” were renamed: now arena={text}"));
     (Some(text), notices)
+}
+
+/// Notices shown in full; beyond them one line counts the rest (a hostile hash of a million bad
+/// pairs must not render a million list items).
+pub const MAX_NOTICES: usize = 20;
+/// The longest notice shown (a notice quotes the raw value, which a link can make megabytes long).
+pub const MAX_NOTICE_CHARS: usize = 240;
+const MORE_PREFIX: &str = "and ";
+const MORE_SUFFIX: &str = " more adjusted values";
+
+/// A raw value as a notice quotes it: at most 40 characters, so the reason after it stays visible.
+fn short(raw: &str) -> String {
+    match raw.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &raw[..cut]),
+        None => raw.to_string(),
+    }
+}
+
+/// The notices as shown: the first `MAX_NOTICES`, each cut to `MAX_NOTICE_CHARS`, then
+/// "and K more adjusted values". Idempotent, and a list that already ends in such a line (a
+/// capped list with other notices put in front) counts that line's K, so K stays exact.
+pub fn cap_notices(mut notices: Vec<String>) -> Vec<String> {
+    let mut more = 0;
+    if let Some(k) =
+        notices.last().and_then(|l| l.strip_prefix(MORE_PREFIX)?.strip_suffix(MORE_SUFFIX)?.parse::<usize>().ok())
+    {
+        notices.pop();
+        more = k;
+    }
+    if notices.len() > MAX_NOTICES {
+        more += notices.len() - MAX_NOTICES;
+        notices.truncate(MAX_NOTICES);
+    }
+    for n in &mut notices {
+        if let Some((cut, _)) = n.char_indices().nth(MAX_NOTICE_CHARS) {
+            n.truncate(cut);
+            n.push('…');
+        }
+    }
+    if more > 0 {
+        notices.push(format!("{MORE_PREFIX}{more}{MORE_SUFFIX}"));
+    }
+    notices
 }
 
 /// The loss a dataset's labels call for: BCE for ±1 labels, MSE for real values.
@@ -961,6 +1005,43 @@ mod tests {
         assert!(n.is_empty(), "{n:?}");
         // Nothing old, nothing translated.
         assert_eq!(translate_legacy(None, None), (None, Vec::new()));
+    }
+
+    #[test]
+    fn a_million_bad_pairs_give_bounded_notices() {
+        // Unknown keys, bad `_hide` flags, unknown controls and bad values, a million pairs in all.
+        let kinds = ["bogus{i}=1", "lr_hide=maybe{i}", "x{i}_hide=true", "lr=abc{i}"];
+        let hash: String =
+            (0..1_000_000).map(|i| kinds[i % 4].replace("{i}", &i.to_string())).collect::<Vec<_>>().join("&");
+        let start = std::time::Instant::now();
+        let (s, n) = State::from_hash(&hash);
+        // Linear work: well under a second in release, a few in a debug build on a busy machine.
+        assert!(start.elapsed().as_secs_f64() < 30.0, "{:?}", start.elapsed());
+        assert_eq!(n.len(), MAX_NOTICES + 1, "{:?}", &n[..3]);
+        assert!(n[0].contains("bogus0"), "{}", n[0]);
+        // Every pair but the last lr=… gives one notice (lr keeps the last value given: one notice).
+        let all = 1_000_000 - 250_000 + 1;
+        assert_eq!(n[MAX_NOTICES], format!("and {} more adjusted values", all - MAX_NOTICES));
+        assert_eq!(s.lr, State::default().lr);
+        // Capping a capped list (with other notices in front) keeps the count exact.
+        let mut more = vec!["figure attribute".to_string()];
+        more.extend(n.clone());
+        let again = cap_notices(more);
+        assert_eq!(again.len(), MAX_NOTICES + 1);
+        assert_eq!(again[MAX_NOTICES], format!("and {} more adjusted values", all + 1 - MAX_NOTICES));
+        assert_eq!(cap_notices(n.clone()), n, "idempotent");
+        // Huge lists in one value: linear too, one notice each, the lists kept within their caps.
+        let big = |x: &str| vec![x; 200_000].join(",");
+        let (s, n) =
+            State::from_hash(&format!("arena={}&tasks={}&hidden={}", big("mean,bogus"), big("xor,moon"), big("8,300")));
+        assert_eq!((s.arena.len(), s.tasks.len(), s.hidden_layers.len()), (MAX_ARENA, MAX_TASKS, 6));
+        assert_eq!(n.len(), 5, "tasks, hidden, arena, losses (padded), arena cap: {n:?}");
+        assert!(n[0].contains("dropped unknown name(s) moon"), "the reason stays visible: {}", n[0]);
+        assert!(start.elapsed().as_secs_f64() < 60.0, "{:?}", start.elapsed());
+        // A megabyte value is quoted cut short.
+        let (_, n) = State::from_hash(&format!("lr={}", "9".repeat(1 << 20)));
+        assert_eq!(n.len(), 1);
+        assert!(n[0].chars().count() <= 100 && n[0].contains("9…: not a finite number"), "{}", n[0]);
     }
 
     #[test]

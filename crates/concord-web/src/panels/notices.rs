@@ -1,4 +1,5 @@
-//! Notices about URL-hash values that were dropped or clamped.
+//! Notices about URL-hash values that were dropped or clamped (the first `MAX_NOTICES`, then
+//! one line counting the rest).
 
 use crate::state::Notices;
 use leptos::prelude::*;
@@ -17,7 +18,10 @@ pub fn NoticesPanel() -> impl IntoView {
                 <div class="notices-body">
                     <strong>{what}</strong>
                     <ul>
-                        {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
+                        // Capped here too: a figure puts its own notices before the hash's.
+                        {move || {
+                            crate::state::cap_notices(notices.get()).into_iter().map(|n| view! { <li>{n}</li> }).collect_view()
+                        }}
                     </ul>
                 </div>
                 <button type="button" class="btn small" aria-label="Dismiss the notices" on:click=move |_| notices.set(Vec::new())>
