@@ -23,6 +23,8 @@ mod plot;
 mod preset;
 mod session;
 mod state;
+#[cfg(test)]
+mod state_fuzz;
 mod train_config;
 
 use leptos::prelude::*;
