@@ -3,7 +3,7 @@
 // CSV upload (and its errors), export → import, a PNG of a panel, and one screenshot per preset.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile, rm } from 'node:fs/promises';
 import { siteAndBrowser, openPage, artifactPath } from './helpers.mjs';
 
 const ctx = siteAndBrowser();
@@ -246,6 +246,12 @@ test('a CSV upload trains on the file; a bad CSV shows the parser error', async 
   const err = await page.textContent('[data-testid=io-error]');
   assert.match(err, /bad\.csv: line 3, column 2/);
   assert.equal((await state(page)).csv, 'quadrants.csv', 'the good data stays in use');
+  // A file over the size limit is refused from File.size, before it is read.
+  const big = Buffer.alloc(33 * 1024 * 1024, ' ');
+  await page.setInputFiles('#csv-upload', { name: 'big.csv', mimeType: 'text/csv', buffer: big });
+  await page.waitForFunction(() => /big\.csv/.test(document.querySelector('[data-testid=io-error]').textContent));
+  assert.match(await page.textContent('[data-testid=io-error]'), /big\.csv: the file is 33\.0 MB; a CSV file may be at most 32\.0 MB \(not read\)/);
+  assert.equal((await state(page)).csv, 'quadrants.csv', 'the good data stays in use');
   await page.click('#csv-clear');
   await page.waitForFunction(() => window.concord.state().csv === null);
   assert.deepEqual(errors, []);
@@ -289,6 +295,18 @@ test('export then import reproduces the run; a panel downloads as PNG', async ()
   await page.waitForSelector('[data-testid=import-error]:not(.hidden)');
   assert.match(await page.textContent('[data-testid=import-error]'), /not a Concord run file/);
   assert.equal((await state(page)).steps, 25, 'a bad file changes nothing');
+  // A run file over the size limit is refused from File.size, before it is read (Playwright takes
+  // buffers up to 50 MB only, so the file goes through a path).
+  const bigPath = await artifactPath('oversized-run.json');
+  await writeFile(bigPath, Buffer.alloc(129 * 1024 * 1024, ' '));
+  try {
+    await page.setInputFiles('#import-run', bigPath);
+    await page.waitForFunction(() => /oversized-run/.test(document.querySelector('[data-testid=import-error]').textContent));
+    assert.match(await page.textContent('[data-testid=import-error]'), /the file is 129\.0 MB; a run file may be at most 128\.0 MB \(not read\)/);
+  } finally {
+    await rm(bigPath, { force: true });
+  }
+  assert.equal((await state(page)).steps, 25, 'an oversized file changes nothing');
 
   const [png] = await Promise.all([page.waitForEvent('download'), page.click('button[aria-label="Download the Loss curves per task panel as PNG"]')]);
   assert.equal(png.suggestedFilename(), 'concord-curves.png');

@@ -35,18 +35,40 @@ pub fn download_text(text: &str, file_name: &str, mime: &str) {
     }
 }
 
-/// Read the first file of a file input as text, then call `done(name, text)`.
-pub fn read_file(ev: &leptos::ev::Event, done: impl FnOnce(String, String) + 'static) {
+/// The largest run file the page reads: above any file it writes (at most 5 runs × 2048 history
+/// records; a 16-expert MoE record is ≈ 3.5 KB of JSON with 2 tasks, so ≈ 40–80 MB at the largest
+/// settings), and small enough that text + parsed copy stay well inside a laptop tab's memory.
+pub const MAX_RUN_FILE_BYTES: f64 = 128.0 * 1024.0 * 1024.0;
+/// The largest CSV the page reads: 100 000 points (concord-core's cap) × 10 columns of
+/// full-precision numbers is ≈ 20 MB.
+pub const MAX_CSV_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
+
+/// Why a file of `size` bytes is refused under `limit` (`None`: it is not).
+pub fn size_error(name: &str, size: f64, limit: f64, what: &str) -> Option<String> {
+    let mb = |b: f64| format!("{:.1} MB", b / (1024.0 * 1024.0));
+    (size > limit)
+        .then(|| format!("{name}: the file is {}; a {what} may be at most {} (not read)", mb(size), mb(limit)))
+}
+
+/// Read the first file of a file input as text, then call `done(name, text)`; a file larger than
+/// `limit` bytes (from `File.size`, before anything is read) gives `done(name, Err(why))`.
+pub fn read_file(
+    ev: &leptos::ev::Event,
+    limit: f64,
+    what: &'static str,
+    done: impl FnOnce(String, Result<String, String>) + 'static,
+) {
     let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
     let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
     let name = file.name();
     input.set_value("");
+    if let Some(why) = size_error(&name, file.size(), limit, what) {
+        done(name, Err(why));
+        return;
+    }
     wasm_bindgen_futures::spawn_local(async move {
-        let text = wasm_bindgen_futures::JsFuture::from(file.text())
-            .await
-            .ok()
-            .and_then(|v| v.as_string())
-            .unwrap_or_default();
+        let text = wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|v| v.as_string());
+        let text = text.ok_or_else(|| format!("{name}: the file could not be read as text"));
         done(name, text);
     });
 }
@@ -88,5 +110,18 @@ pub(crate) fn figure(
             <canvas node_ref=node role="img" aria-label=title></canvas>
             <p class="hint">{hint}</p>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_above_the_limits_are_refused_before_reading() {
+        assert_eq!(size_error("a.csv", MAX_CSV_BYTES, MAX_CSV_BYTES, "CSV file"), None);
+        let why = size_error("big.csv", 40.0 * 1024.0 * 1024.0, MAX_CSV_BYTES, "CSV file").unwrap();
+        assert_eq!(why, "big.csv: the file is 40.0 MB; a CSV file may be at most 32.0 MB (not read)");
+        assert!(size_error("run.json", MAX_RUN_FILE_BYTES + 1.0, MAX_RUN_FILE_BYTES, "run file").is_some());
     }
 }

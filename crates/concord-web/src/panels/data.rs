@@ -1,7 +1,7 @@
 //! Data & tasks: 2–4 tasks with a dataset each, input placement, points, noise, train ratio,
 //! the conflict knob, the seed (Regenerate draws a new one) and the user's CSV.
 
-use crate::dom::read_file;
+use crate::dom::{read_file, MAX_CSV_BYTES};
 use crate::preset::Family;
 use crate::session::use_session;
 use crate::state::use_cfg;
@@ -92,12 +92,15 @@ pub fn DataPanel() -> impl IntoView {
     };
 
     let on_csv = move |ev: leptos::ev::Event| {
-        read_file(&ev, move |name, text| match parse_csv(&text) {
-            Ok(data) => {
-                io_error.set(None);
-                session.with(|a| a.set_csv(Some((name, data))));
-            }
-            Err(e) => io_error.set(Some(format!("{name}: {e}"))),
+        read_file(&ev, MAX_CSV_BYTES, "CSV file", move |name, text| match text {
+            Err(why) => io_error.set(Some(why)),
+            Ok(text) => match parse_csv(&text) {
+                Ok(data) => {
+                    io_error.set(None);
+                    session.with(|a| a.set_csv(Some((name, data))));
+                }
+                Err(e) => io_error.set(Some(format!("{name}: {e}"))),
+            },
         });
     };
 

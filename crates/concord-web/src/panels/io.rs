@@ -1,6 +1,6 @@
 //! Copy link, export / import of the runs as JSON.
 
-use crate::dom::{download_text, read_file};
+use crate::dom::{download_text, read_file, MAX_RUN_FILE_BYTES};
 use crate::session::use_session;
 use crate::state::use_cfg;
 use leptos::prelude::*;
@@ -51,8 +51,10 @@ pub fn IoPanel() -> impl IntoView {
                     accept=".json,application/json"
                     aria-label="Import a run exported as JSON"
                     on:change=move |ev| {
-                        read_file(&ev, move |_name, text| {
-                            let result = session.with(|a| a.import_json(&text)).unwrap_or(Err("the page is busy".into()));
+                        read_file(&ev, MAX_RUN_FILE_BYTES, "run file", move |_name, text| {
+                            let result = text.and_then(|text| {
+                                session.with(|a| a.import_json(&text)).unwrap_or(Err("the page is busy".into()))
+                            });
                             import_error.set(result.err());
                         });
                     }
