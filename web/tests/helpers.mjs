@@ -13,12 +13,14 @@ const TYPES = {
 };
 
 export const SITE = process.env.CONCORD_SITE;
+/** The site built without the `test-hooks` feature (what `cargo xtask dist` ships). */
+export const RELEASE_SITE = process.env.CONCORD_RELEASE_SITE;
 export const CLI = process.env.CONCORD_CLI;
 export const ARTIFACTS = process.env.CONCORD_ARTIFACTS ?? resolve('../target/browser');
 
 /** Serve `dir` on 127.0.0.1 at a free port; resolves to { url, close }. */
-export async function serveSite(dir) {
-  if (!dir) throw new Error('CONCORD_SITE is not set: run the browser tests through `cargo xtask test`');
+export async function serveSite(dir, variable = 'CONCORD_SITE') {
+  if (!dir) throw new Error(`${variable} is not set: run the browser tests through \`cargo xtask test\``);
   await stat(join(dir, 'index.html'));
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);

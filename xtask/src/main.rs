@@ -71,19 +71,21 @@ fn flag_value(args: &[String], flag: &str) -> Result<Option<String>> {
     }
 }
 
-/// `trunk build --release` into `out`, with the pinned tools on PATH.
-fn build_site(out: &Path) -> Result {
+/// `trunk build --release` into `out`, with the pinned tools on PATH; `test_hooks` turns on
+/// concord-web's `test-hooks` feature (`window.concord`, for the browser tests only).
+fn build_site(out: &Path, test_hooks: bool) -> Result {
     let path = tools::ensure_web_tools()?;
-    run(Command::new(tools::cargo_bin("trunk"))
-        .current_dir(root())
-        .env("PATH", path)
-        .args(["build", "--release", "--offline", "--dist"])
-        .arg(out))
+    let mut cmd = Command::new(tools::cargo_bin("trunk"));
+    cmd.current_dir(root()).env("PATH", path).args(["build", "--release", "--offline"]);
+    if test_hooks {
+        cmd.args(["--features", "test-hooks"]);
+    }
+    run(cmd.arg("--dist").arg(out))
 }
 
 fn dist_cmd(args: &[String]) -> Result {
     let out = flag_value(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root().join("dist"));
-    build_site(&out)?;
+    build_site(&out, false)?;
     println!("xtask: the static site is in {} (upload the folder to any static host)", out.display());
     println!("xtask:   playground: {}", out.join("index.html").display());
     println!("xtask:   gallery:    {}", out.join("gallery.html").display());
@@ -144,15 +146,19 @@ fn test(_args: &[String]) -> Result {
         .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
         .args(["test", "--workspace"]))?;
 
-    println!("xtask: [2/3] wasm build of the playground (trunk --release)");
+    println!("xtask: [2/3] wasm builds of the playground (trunk --release): with the test hooks, and as shipped");
     let site = root.join("target/browser-dist");
-    build_site(&site)?;
+    build_site(&site, true)?;
+    // The site as `dist` writes it (no `window.concord`): one test checks it works without hooks.
+    let release_site = root.join("target/browser-release");
+    build_site(&release_site, false)?;
 
     println!("xtask: [3/3] browser tests: headless Chromium with WebGPU (SwiftShader)");
     run(Command::new("node")
         .current_dir(root.join("web"))
         .env("PATH", path)
         .env("CONCORD_SITE", &site)
+        .env("CONCORD_RELEASE_SITE", &release_site)
         // Built by step 1 (the CLI's integration tests need it): the native CPU reference.
         .env("CONCORD_CLI", root.join("target/debug/concord"))
         .env("CONCORD_ARTIFACTS", root.join("target/browser"))

@@ -1,6 +1,8 @@
-//! The test hook: `window.concord` drives the page's playground; `window.concord.mount(element,
-//! hash)` mounts another playground (its own session and state) inside `element` and returns
-//! the same kind of object for it. Each object has:
+//! The test hook: `window.concord` drives the page's playground. It exists only with the cargo
+//! feature `test-hooks`, which `cargo xtask test` turns on for the browser tests; an embedded
+//! figure's handle has the same methods in every build but `gridCheck` and `_simulateGpuFailure`.
+//! `window.concord.mount(element, hash)` mounts another playground (its own session and state)
+//! inside `element` and returns the same kind of object for it. Each object has:
 //!
 //! - `ready`: true once the backend is chosen and the runs exist.
 //! - `state()`: a plain object: mode ("toy" | "multitask"), preset, problem (toys), backend,
@@ -114,6 +116,12 @@ impl Hook {
         self.set("importRun", import.as_ref());
         import.forget();
 
+        self.fill_test_only(session);
+    }
+
+    /// The methods only the browser tests use, in a `test-hooks` build only.
+    #[cfg(feature = "test-hooks")]
+    fn fill_test_only(&self, session: Session) {
         let grid =
             Closure::<dyn Fn() -> JsValue>::new(move || session.with(|s| s.grid_check_js()).unwrap_or(JsValue::NULL));
         self.set("gridCheck", grid.as_ref());
@@ -125,9 +133,14 @@ impl Hook {
         self.set("_simulateGpuFailure", fail.as_ref());
         fail.forget();
     }
+
+    #[cfg(not(feature = "test-hooks"))]
+    fn fill_test_only(&self, _session: Session) {}
 }
 
-/// Define `window.concord` (with `ready: false` and `mount`) for the page's playground.
+/// Define `window.concord` (with `ready: false` and `mount`) for the page's playground; only in a
+/// `test-hooks` build (the browser tests'), never in the site `cargo xtask dist` writes.
+#[cfg(feature = "test-hooks")]
 pub fn install(mount_fn: fn(web_sys::HtmlElement, String, Hook)) -> Hook {
     let hook = Hook::new();
     let mount = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(move |el: JsValue, hash: JsValue| {

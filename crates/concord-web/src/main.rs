@@ -5,10 +5,10 @@
 //! one engine: every run (a multi-task method, or a toy method × start) is a concord-core
 //! `TrainConfig` driven through `train::Backend` on WebGPU or the CPU — and provides it and its
 //! URL state (`state`; `preset` derives every key's default from concord-core's presets) to its
-//! panels by context. Nothing lives in globals, so a page can hold several playgrounds
-//! (`window.concord.mount(element, hash)`). `train_config` turns the state into configs, `grid`
+//! panels by context. Nothing lives in globals, so a page can hold several playgrounds: the
+//! embeddable `<concord-figure>` (`figure`, mounted by web/concord-embed.js) is one. `train_config` turns the state into configs, `grid`
 //! is the heatmaps' grid, `panels` has one component per panel, `plot`, `chart` and `dom` the
-//! drawing and page helpers, and `hook` the `window.concord` test hook.
+//! drawing and page helpers, and `hook` the `window.concord` test hook (cargo feature `test-hooks`).
 
 mod chart;
 mod dom;
@@ -31,6 +31,7 @@ use leptos::prelude::*;
 use playground::{current_hash, Playground};
 
 /// Mount another playground inside `el` (the hook's `mount`).
+#[cfg(feature = "test-hooks")]
 fn mount_embedded(el: web_sys::HtmlElement, hash: String, hook: hook::Hook) {
     // The mounted playground lives as long as the page.
     leptos::mount::mount_to(el, move || view! { <Playground hash=hash embedded=true hook=hook /> }).forget();
@@ -48,6 +49,11 @@ fn main() {
     if embedding() {
         return;
     }
+    // `window.concord` exists in the browser tests' build only; a user's page keeps a detached
+    // hook object (the playground's panels still add to it).
+    #[cfg(feature = "test-hooks")]
     let hook = hook::install(mount_embedded);
+    #[cfg(not(feature = "test-hooks"))]
+    let hook = hook::Hook::new();
     leptos::mount::mount_to_body(move || view! { <Playground hash=current_hash() embedded=false hook=hook /> });
 }

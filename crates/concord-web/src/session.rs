@@ -617,6 +617,7 @@ impl SessionInner {
         self.visible = visible;
     }
 
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))] // the browser tests' hook
     pub fn simulate_gpu_failure(&mut self) -> bool {
         self.simulate_gpu_failure = true;
         self.runs.iter().any(Run::on_gpu)
@@ -1174,6 +1175,7 @@ impl SessionInner {
     /// The test hook's `gridCheck()`: per run, where its heatmap grid was computed ("webgpu" or
     /// "cpu") and, for a GPU grid, its cell count and the largest |GPU − CPU| head output over
     /// the grid, the CPU being concord-core's forward pass at the same (read-back) parameters.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))] // the browser tests' hook
     pub fn grid_check_js(&self) -> wasm_bindgen::JsValue {
         let runs: Vec<serde_json::Value> = self
             .runs
