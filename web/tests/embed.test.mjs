@@ -446,3 +446,62 @@ test('the gallery at 1400 px and at 320 px, light and dark: no horizontal scroll
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('the element API and its events: ready once, steps throttled, errors, setState, exportRun, removal stops the figure', async () => {
+  const pages = {
+    '/__events.html': htmlPage(`<script type="module" src="concord-embed.js"></script>
+      <concord-figure id="a" preset="cagrad-toy" methods="mgda" steps-per-frame="20" controls="minimal" aria-label="MGDA on the toy"></concord-figure>`),
+  };
+  const { page, context, errors, offsite } = await open({ pages });
+  await context.addInitScript(() => {
+    window.__events = [];
+    for (const name of ['concord-ready', 'concord-step', 'concord-error']) {
+      addEventListener(name, (e) => window.__events.push({ name, at: performance.now(), steps: e.detail?.steps, message: e.detail?.message }), true);
+    }
+  });
+  await page.goto(`${ctx.server.url}__events.html`);
+  await readyFigure(page, 0);
+  const events = (name) => page.evaluate((n) => window.__events.filter((e) => e.name === n), name);
+  assert.equal((await events('concord-ready')).length, 1, 'concord-ready fires once');
+  // Playing: concord-step arrives throttled (250 ms apart at the least) with a rising step count.
+  await page.evaluate(() => document.getElementById('a').play());
+  await page.waitForFunction(() => window.__events.filter((e) => e.name === 'concord-step').length >= 4, null, { timeout: 120_000 });
+  await page.evaluate(() => document.getElementById('a').pause());
+  await page.waitForTimeout(800);
+  const steps = await events('concord-step');
+  const gaps = steps.slice(1).map((e, i) => e.at - steps[i].at);
+  assert.ok(gaps.every((g) => g >= 200), `concord-step events are throttled: gaps ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+  assert.ok(steps.every((e, i) => i === 0 || e.steps >= steps[i - 1].steps), 'step counts never go back');
+  const final = await page.evaluate(() => document.getElementById('a').state().steps);
+  assert.equal(steps.at(-1).steps, final, 'the last event carries the final count');
+  // getState/setState speak the attribute space; setState returns the notices.
+  const st = await page.evaluate(() => document.getElementById('a').getState());
+  assert.equal(st.preset, 'cagrad-toy');
+  assert.equal(st.spf, '20');
+  const notices = await page.evaluate(() => document.getElementById('a').setState({ lr: 'nope', methods: 'mgda,pcgrad' }));
+  assert.ok(notices.some((n) => n.includes('nope')), JSON.stringify(notices));
+  await page.waitForFunction(() => document.getElementById('a').state().runs.length === 6);
+  // exportRun: the runs as JSON the playground can import.
+  const exported = JSON.parse(await page.evaluate(() => document.getElementById('a').exportRun()));
+  assert.equal(exported.format, 'concord-playground-run');
+  assert.equal(exported.runs.length, 6);
+  // A setting that cannot train fires concord-error and shows why, without killing the figure.
+  await page.evaluate(() => document.getElementById('a').setState({ preset: 'xor-conflict', tasks: 'reg-plane,xor', losses: 'bce,bce' }));
+  await page.waitForFunction(() => window.__events.some((e) => e.name === 'concord-error'), null, { timeout: 60_000 });
+  const message = (await events('concord-error'))[0].message;
+  assert.ok(typeof message === 'string' && message.length > 10, `concord-error carries the reason: ${message}`);
+  const shown = await page.locator('concord-figure [data-testid=run-error]').textContent();
+  assert.ok(shown.includes(message), `the reason shows inside the figure: ${shown}`);
+  await page.evaluate(() => document.getElementById('a').setState({ losses: 'mse,bce' }));
+  const back = await page.evaluate(() => document.getElementById('a').step(3));
+  assert.equal(back.steps, 3, 'fixed settings train again');
+  // Removing the element disposes its session: nothing steps or errs afterwards.
+  await page.evaluate(() => document.getElementById('a').play());
+  await page.evaluate(() => { window.__gone = document.getElementById('a'); window.__gone.remove(); window.__events.length = 0; });
+  await page.waitForTimeout(1500);
+  assert.deepEqual(await events('concord-step'), [], 'a removed figure fires no more steps');
+  assert.equal(await page.evaluate(() => window.__gone.state()), null, 'its handle is gone');
+  assert.deepEqual(offsite, []);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

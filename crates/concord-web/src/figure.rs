@@ -49,6 +49,9 @@ const VIEW_ALIASES: &[(&str, &str)] = &[
 /// Panels that exist on the toys (the rest need a network and its data).
 const TOY_PANELS: &[&str] = &["toy", "curves", "cosine", "conflict", "lossSpace", "weights"];
 
+/// The figure's own keys (not the playground's hash).
+const FIGURE_KEYS: &[&str] = &["view", "controls", "autoplay", "height", "play"];
+
 /// Attributes that belong to the page, not to Concord: ignored without a notice.
 const PAGE_ATTRIBUTES: &[&str] =
     &["id", "class", "style", "slot", "title", "lang", "dir", "tabindex", "hidden", "role"];
@@ -451,7 +454,6 @@ fn FigureView(
     step_events(session, target.clone());
     error_events(session, target);
 
-    let is_toy = move || cfg.with(|s| s.preset.is_toy());
     let controls = move || options.with(|o| o.controls);
     let data_view = move || shown.get().join(",");
     let height = move || format!("--figure-height: {}px", options.with(|o| o.height));
@@ -468,27 +470,13 @@ fn FigureView(
             <panels::notices::NoticesPanel />
             <crate::playground::RunError />
             <div class="figure-panels">
-                <Show when=is_toy>
-                    <panels::contour::ContourPanel />
-                </Show>
-                <panels::outputs::OutputsPanel />
-                <Show when=move || !is_toy()>
-                    <panels::moe::MoePanel />
-                    <panels::landscape::LandscapePanel />
-                </Show>
+                <crate::playground::FigureCards />
             </div>
             <Show when=move || controls() == Controls::Full>
                 <details class="figure-settings">
                     <summary>"Settings"</summary>
                     <div class="controls">
-                        <panels::preset::PresetPanel />
-                        <Show when=move || !is_toy()>
-                            <panels::data::DataPanel />
-                            <panels::model::ModelPanel />
-                        </Show>
-                        <panels::arena_methods::ArenaMethodsPanel />
-                        <panels::optimizer::OptimizerPanel />
-                        <panels::io::IoPanel />
+                        <crate::playground::SettingsCards />
                     </div>
                 </details>
             </Show>
@@ -502,20 +490,26 @@ fn step_events(session: Session, target: web_sys::HtmlElement) {
     let pending = StoredValue::new(false);
     let target = StoredValue::new_local(target);
     let fire = move || {
-        last.set_value(session::now_ms());
-        pending.set_value(false);
-        let state = session.with(|x| x.state_js()).unwrap_or(JsValue::NULL);
-        dispatch(&target.get_value(), "concord-step", &state);
+        // A trailing event may come due after the figure was removed: then there is none to send.
+        let (Some(target), Some(state)) = (target.try_get_value(), session.with(|x| x.state_js())) else { return };
+        let _ = last.try_set_value(session::now_ms());
+        let _ = pending.try_set_value(false);
+        dispatch(&target, "concord-step", &state);
     };
     Effect::new(move |prev: Option<u64>| {
         let steps = session.ui.steps.get();
         if prev.is_none() || prev == Some(steps) {
             return steps;
         }
+        // A timer already due sends the latest count; timers can come late, so it is the only
+        // sender until it has run (else two events could come a millisecond apart).
+        if pending.get_value() {
+            return steps;
+        }
         let wait = STEP_EVENT_MS - (session::now_ms() - last.get_value());
         if wait <= 0.0 {
             fire();
-        } else if !pending.get_value() {
+        } else {
             pending.set_value(true);
             set_timeout(fire, std::time::Duration::from_millis(wait.ceil() as u64));
         }
@@ -542,23 +536,40 @@ fn error_events(session: Session, target: web_sys::HtmlElement) {
 /// The element's API beyond the playground hook's (state, step, reset, exportRun, importRun).
 fn fill_figure_api(hook: Hook, figure: Figure, session: Session) {
     let cfg = figure.cfg;
+    // A page script may keep the handle after the figure was removed: then every call is a no-op.
+    let alive = move || !cfg.is_disposed();
     let set_play = move |on: bool| {
         if cfg.with_untracked(|s| s.play != on) {
             cfg.update(|s| s.play = on);
         }
     };
-    hook.method0("play", move || {
+    method0(hook, alive, "play", move || {
         set_play(true);
         JsValue::UNDEFINED
     });
-    hook.method0("pause", move || {
+    method0(hook, alive, "pause", move || {
         set_play(false);
         JsValue::UNDEFINED
     });
-    hook.method0("getState", move || object_of(&figure.state_pairs()));
-    hook.method1("setState", move |obj| {
+    method0(hook, alive, "getState", move || object_of(&figure.state_pairs()));
+    method1(hook, alive, "setState", move |obj| {
+        let given = pairs_of(&obj);
         let mut pairs = figure.state_pairs();
-        for (k, v) in pairs_of(&obj) {
+        // A new preset starts from its own defaults (as the preset menu does): only the figure's
+        // own keys carry over.
+        let preset = cfg.with_untracked(|s| s.preset.name());
+        if given.iter().any(|(k, v)| squash(k) == "preset" && v.trim() != preset) {
+            // A default view is the old preset's: the new one picks its own.
+            let chosen_view = figure.options.with_untracked(|o| !o.views.is_empty());
+            pairs.retain(|(k, _)| FIGURE_KEYS.contains(&k.as_str()) && (k != "view" || chosen_view));
+        }
+        for (k, v) in given {
+            // The aliases name the same keys as getState's.
+            let k = match squash(&k).as_str() {
+                "methods" => "arena".to_string(),
+                "stepsperframe" => "spf".to_string(),
+                _ => k,
+            };
             match pairs.iter_mut().find(|(p, _)| squash(p) == squash(&k)) {
                 Some(slot) => slot.1 = v,
                 None => pairs.push((k, v)),
@@ -566,15 +577,15 @@ fn fill_figure_api(hook: Hook, figure: Figure, session: Session) {
         }
         strings(&figure.apply(pairs, Source::Api))
     });
-    hook.method1("setAttributes", move |obj| strings(&figure.apply(pairs_of(&obj), Source::Attributes)));
-    hook.method1("setVisible", move |v| {
+    method1(hook, alive, "setAttributes", move |obj| strings(&figure.apply(pairs_of(&obj), Source::Attributes)));
+    method1(hook, alive, "setVisible", move |v| {
         session.with(|s| s.set_visible(v.as_bool().unwrap_or(true)));
         JsValue::UNDEFINED
     });
-    hook.method0("notices", move || strings(&figure.notices.get_untracked()));
+    method0(hook, alive, "notices", move || strings(&figure.notices.get_untracked()));
     // The reader changed the setting while reading: a figure playing by autoplay stops; one
     // started by a script keeps its state, as the page's script decided.
-    hook.method1("setReducedMotion", move |v| {
+    method1(hook, alive, "setReducedMotion", move |v| {
         let on = v.as_bool().unwrap_or(false);
         let was = figure.reduced_motion.get_untracked();
         figure.reduced_motion.set(on);
@@ -586,6 +597,15 @@ fn fill_figure_api(hook: Hook, figure: Figure, session: Session) {
         }
         JsValue::UNDEFINED
     });
+}
+
+/// Put a method on the handle that does nothing (returns null) once the figure is disposed.
+fn method0(hook: Hook, alive: impl Fn() -> bool + 'static, name: &str, f: impl Fn() -> JsValue + 'static) {
+    hook.method0(name, move || if alive() { f() } else { JsValue::NULL });
+}
+
+fn method1(hook: Hook, alive: impl Fn() -> bool + 'static, name: &str, f: impl Fn(JsValue) -> JsValue + 'static) {
+    hook.method1(name, move |v| if alive() { f(v) } else { JsValue::NULL });
 }
 
 #[cfg(test)]

@@ -100,24 +100,10 @@ pub fn Playground(hash: String, embedded: bool, hook: Hook) -> impl IntoView {
             <RunError />
             <main class="layout">
                 <aside class="controls" aria-label="Settings">
-                    <panels::preset::PresetPanel />
-                    <Show when=move || !is_toy()>
-                        <panels::data::DataPanel />
-                        <panels::model::ModelPanel />
-                    </Show>
-                    <panels::arena_methods::ArenaMethodsPanel />
-                    <panels::optimizer::OptimizerPanel />
-                    <panels::io::IoPanel />
+                    <SettingsCards />
                 </aside>
                 <section class="figure" aria-label="Figures">
-                    <Show when=is_toy>
-                        <panels::contour::ContourPanel />
-                    </Show>
-                    <panels::outputs::OutputsPanel />
-                    <Show when=move || !is_toy()>
-                        <panels::moe::MoePanel />
-                        <panels::landscape::LandscapePanel />
-                    </Show>
+                    <FigureCards />
                 </section>
                 <aside class="side" class:hidden=move || cfg.with(|s| s.hide_text) aria-label="Explanation">
                     <panels::preset::PresetCard />
@@ -127,6 +113,40 @@ pub fn Playground(hash: String, embedded: bool, hook: Hook) -> impl IntoView {
                 </aside>
             </main>
         </div>
+    }
+}
+
+/// The settings cards: preset, data and model (multi-task presets), methods, optimizer, I/O.
+#[component]
+pub fn SettingsCards() -> impl IntoView {
+    let cfg = crate::state::use_cfg();
+    let is_toy = move || cfg.with(|s| s.preset.is_toy());
+    view! {
+        <panels::preset::PresetPanel />
+        <Show when=move || !is_toy()>
+            <panels::data::DataPanel />
+            <panels::model::ModelPanel />
+        </Show>
+        <panels::arena_methods::ArenaMethodsPanel />
+        <panels::optimizer::OptimizerPanel />
+        <panels::io::IoPanel />
+    }
+}
+
+/// The figure panels: the toys' contour, the outputs, MoE and the landscape (multi-task).
+#[component]
+pub fn FigureCards() -> impl IntoView {
+    let cfg = crate::state::use_cfg();
+    let is_toy = move || cfg.with(|s| s.preset.is_toy());
+    view! {
+        <Show when=is_toy>
+            <panels::contour::ContourPanel />
+        </Show>
+        <panels::outputs::OutputsPanel />
+        <Show when=move || !is_toy()>
+            <panels::moe::MoePanel />
+            <panels::landscape::LandscapePanel />
+        </Show>
     }
 }
 
