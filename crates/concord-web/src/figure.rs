@@ -259,7 +259,6 @@ pub fn attribute_state(state: &State, options: &FigureOptions, shown: &[&str]) -
     } else {
         options.views.clone()
     };
-    let views: Vec<&str> = if views.is_empty() { options.views.clone() } else { views };
     out.push(("view".into(), views.join(",")));
     out.push(("controls".into(), options.controls.name().into()));
     out.push(("autoplay".into(), if options.autoplay == Some(true) { "visible" } else { "off" }.into()));
@@ -320,7 +319,11 @@ impl Figure {
         if self.options.with_untracked(|o| *o != parsed.options) {
             self.options.set(parsed.options);
         }
-        self.attributes.set_value(attrs);
+        // The element's own attributes are what a later attribute change is compared with; a
+        // script's setState (attribute-space pairs with the current `play`) must not replace them.
+        if source != Source::Api {
+            self.attributes.set_value(attrs);
+        }
         self.notices.set(all.clone());
         all
     }
