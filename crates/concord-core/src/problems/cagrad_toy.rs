@@ -72,6 +72,17 @@ impl CagradToy {
     }
 }
 
+/// gate · term, where a closed gate (exactly 0) contributes exactly 0 even when the term
+/// overflows: far out (|x| ≳ 1e154) the quadratic branch's term is +inf in f64, and 0 · inf = NaN
+/// would stop a finite run (toy.wgsl's `toy_gated` does the same in f32, from |x₁| ≈ 6e19).
+fn gated(gate: f64, term: f64) -> f64 {
+    if gate == 0.0 {
+        0.0
+    } else {
+        gate * term
+    }
+}
+
 impl Problem for CagradToy {
     fn num_tasks(&self) -> usize {
         2
@@ -83,7 +94,7 @@ impl Problem for CagradToy {
 
     fn losses(&self, x: &[f64]) -> Vec<f64> {
         let p = Self::parts(x[0], x[1]);
-        (0..2).map(|i| self.task_scale(i) * (p.gate[0] * p.f[i] + p.gate[1] * p.f_sq[i])).collect()
+        (0..2).map(|i| self.task_scale(i) * (gated(p.gate[0], p.f[i]) + gated(p.gate[1], p.f_sq[i]))).collect()
     }
 
     fn jacobian(&self, x: &[f64]) -> Vec<Vec<f64>> {
@@ -113,8 +124,11 @@ impl Problem for CagradToy {
                 let df_sq = [(x1 - centre[i]) / 5.0, (x2 + 8.0) / 50.0];
                 let s = self.task_scale(i);
                 vec![
-                    s * (p.gate[0] * df[0] + p.gate[1] * df_sq[0]),
-                    s * (p.gate[0] * df[1] + p.gate[1] * df_sq[1] + dgate[0] * p.f[i] + dgate[1] * p.f_sq[i]),
+                    s * (gated(p.gate[0], df[0]) + gated(p.gate[1], df_sq[0])),
+                    s * (gated(p.gate[0], df[1])
+                        + gated(p.gate[1], df_sq[1])
+                        + gated(dgate[0], p.f[i])
+                        + gated(dgate[1], p.f_sq[i])),
                 ]
             })
             .collect()
@@ -212,5 +226,28 @@ mod tests {
         let gate_d = 0.5 * (1.0 - (0.5 * x2).tanh().powi(2));
         assert_abs_diff_eq!(j[0][0], 0.0, epsilon = 1e-9);
         assert_abs_diff_eq!(j[0][1], gate_d * (LOWER.ln() + 6.0), epsilon = 1e-6);
+    }
+
+    /// Far out on the log side (x₂ > 0 closes the quadratic gate) the quadratic term overflows
+    /// f64; the closed gate must still contribute 0, not 0 · inf = NaN (that stopped a finite run
+    /// at lr ≈ 1e154 and above, where the GPU's f32 `toy_gated` already held).
+    #[test]
+    fn closed_gate_times_overflowing_term_is_zero() {
+        for scale in [1.0, 0.1] {
+            let toy = CagradToy::new(scale);
+            for x in [[-1e160, 5.0], [1e200, 2.0], [-1e300, 0.5]] {
+                let l = toy.losses(&x);
+                let j = toy.jacobian(&x);
+                assert!(l.iter().all(|v| v.is_finite()), "losses {l:?} at {x:?}");
+                assert!(j.iter().flatten().all(|v| v.is_finite()), "Jacobian {j:?} at {x:?}");
+                // Only the log branch is open: L₁ = s·(log|u₁| + 6)·tanh(x₂/2).
+                let u1 = 0.5 * (-x[0] - 7.0) + x[1].tanh();
+                assert_abs_diff_eq!(
+                    l[0],
+                    scale * (u1.abs().ln() + 6.0) * (0.5 * x[1]).tanh(),
+                    epsilon = 1e-9 * l[0].abs()
+                );
+            }
+        }
     }
 }
