@@ -9,9 +9,11 @@
 //     (compute_weights_workgroup on G = JJᵀ, formed in f32). Every invocation computes the same
 //     Jacobian and optimizer step (identical code on identical inputs); invocation 0 stores.
 // Each step: toy Jacobian J (2 × 2) → w (the very functions weighting.wgsl runs) → d = Jᵀw →
-// optimizer step (Adam / SGD; `decay` = lr·λ adds AdamW's decoupled decay). A step whose new
-// position is not finite is not taken: the run keeps its last finite x and `status` becomes 1
-// (stopped); later dispatches leave it alone. `t` counts the steps taken.
+// optimizer step (Adam / SGD; `decay` = lr·λ adds AdamW's decoupled decay). A step is not taken
+// when, in the CPU trainer's order (concord-core train::Trainer::step), a loss at x, the
+// Jacobian, the update d or the new position is not finite: the run keeps its last finite x,
+// `status` says which check failed (RUN_STOPPED_*; the losses go to `stop_losses`), and later
+// dispatches leave it alone. `t` counts the steps taken.
 // Each step is committed only after a sentinel loop proves the invocation's loops (all the
 // workgroup's, in toy_step_workgroup) were not cut short by the adapter (llvmpipe stops all
 // loops of an invocation after 65 535 iterations in total; see weights_common.wgsl). A cut step
@@ -56,8 +58,8 @@ struct RunState {
     calls: u32,
     status: u32,
     cut_short: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // The losses at x when a step stopped on RUN_STOPPED_LOSS (for the host's message).
+    stop_losses: vec2<f32>,
 }
 
 struct ToyUniform {
@@ -72,8 +74,13 @@ struct ToyUniform {
 }
 
 const RUN_ACTIVE: u32 = 0u;
-const RUN_STOPPED_NONFINITE: u32 = 1u;
+const RUN_STOPPED_NONFINITE: u32 = 1u; // the new position
+const RUN_STOPPED_LOSS: u32 = 2u;
+const RUN_STOPPED_GRADIENT: u32 = 3u;
+const RUN_STOPPED_UPDATE: u32 = 4u;
 const TOY_SLOT: u32 = 8u;
+// toy_step_workgroup's verdict for a step whose loops were cut (distinct from every RUN_* code).
+const TOY_WG_CUT: u32 = 255u;
 
 @group(0) @binding(0) var<storage, read_write> states: array<RunState>;
 @group(0) @binding(1) var<storage, read> runs: array<RunParams>;
@@ -121,11 +128,33 @@ fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>) {
     history[base + 7u] = dot(jac.g2, jac.g2);
 }
 
+fn finite2(v: vec2<f32>) -> bool {
+    return is_finite_f32(v.x) && is_finite_f32(v.y);
+}
+
+// Why a step must not be taken (RUN_ACTIVE: it may), checked in the CPU trainer's order so that
+// both backends stop a diverging run with the same reason.
+fn toy_stop_reason(l: vec2<f32>, jac: ToyJacobian, d: vec2<f32>, next: vec2<f32>) -> u32 {
+    if !finite2(l) {
+        return RUN_STOPPED_LOSS;
+    }
+    if !(finite2(jac.g1) && finite2(jac.g2)) {
+        return RUN_STOPPED_GRADIENT;
+    }
+    if !finite2(d) {
+        return RUN_STOPPED_UPDATE;
+    }
+    if !finite2(next) {
+        return RUN_STOPPED_NONFINITE;
+    }
+    return RUN_ACTIVE;
+}
+
 fn toy_hyper(p: RunParams) -> OptHyper {
     return OptHyper(p.optimizer, p.lr, p.beta1, p.beta2, p.one_minus_beta1, p.one_minus_beta2, p.eps, p.momentum);
 }
 
-fn toy_store(r: u32, st_in: RunState, os: OptState, calls: u32, status: u32, cut: u32) {
+fn toy_store(r: u32, st_in: RunState, os: OptState, calls: u32, status: u32, cut: u32, stop_losses: vec2<f32>) {
     var st = st_in;
     st.x = os.x;
     st.x_comp = os.x_comp;
@@ -137,6 +166,7 @@ fn toy_store(r: u32, st_in: RunState, os: OptState, calls: u32, status: u32, cut
     st.calls = calls;
     st.status = status;
     st.cut_short += cut;
+    st.stop_losses = stop_losses;
     states[r] = st;
 }
 
@@ -159,6 +189,7 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var calls = st.calls;
     var status = RUN_ACTIVE;
     var cut = 0u;
+    var stop_losses = vec2<f32>(0.0, 0.0);
     for (var k = 0u; k < tu.steps; k++) {
         let jac = toy_jacobian(os.x, tu.scale);
         wt_begin_factor(2u, 2u);
@@ -177,8 +208,10 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
             break;
         }
         calls += 1u;
-        if !(is_finite_f32(next[0].x) && is_finite_f32(next[0].y)) {
-            status = RUN_STOPPED_NONFINITE;
+        let l = toy_losses(os.x, tu.scale);
+        status = toy_stop_reason(l, jac, d, next[0]);
+        if status != RUN_ACTIVE {
+            stop_losses = l;
             break;
         }
         toy_record(r, os.t, os.x, jac, w);
@@ -190,7 +223,7 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     if !toy_sentinel() {
         cut = 1u;
     }
-    toy_store(r, st, os, calls, status, cut);
+    toy_store(r, st, os, calls, status, cut, stop_losses);
 }
 
 @compute @workgroup_size(64)
@@ -217,6 +250,7 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     var calls = st.calls;
     var status = RUN_ACTIVE;
     var cut = 0u;
+    var stop_losses = vec2<f32>(0.0, 0.0);
     for (var k = 0u; k < tu.steps; k++) {
         let jac = toy_jacobian(os.x, tu.scale);
         if lid == 0u {
@@ -240,24 +274,25 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         }
         workgroupBarrier();
         if lid == 0u {
-            // 0: commit; 1: some invocation's loops were cut; 2: the new x is not finite.
+            // 0: commit; TOY_WG_CUT: some invocation's loops were cut; else a RUN_STOPPED_* reason.
             var verdict = 0u;
             if atomicLoad(&toy_wg_alive) != WG_SIZE {
-                verdict = 1u;
-            } else if !(is_finite_f32(next[0].x) && is_finite_f32(next[0].y)) {
-                verdict = 2u;
+                verdict = TOY_WG_CUT;
+            } else {
+                verdict = toy_stop_reason(toy_losses(os.x, tu.scale), jac, d, next[0]);
             }
             atomicStore(&toy_wg_alive, 0u);
             toy_wg_flag = verdict;
         }
         let verdict = workgroupUniformLoad(&toy_wg_flag);
-        if verdict == 1u {
+        if verdict == TOY_WG_CUT {
             cut = 1u;
             break;
         }
         calls += 1u;
-        if verdict == 2u {
-            status = RUN_STOPPED_NONFINITE;
+        if verdict != RUN_ACTIVE {
+            status = verdict;
+            stop_losses = toy_losses(os.x, tu.scale);
             break;
         }
         if lid == 0u {
@@ -271,6 +306,6 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         if !toy_sentinel() {
             cut = 1u;
         }
-        toy_store(r, st, os, calls, status, cut);
+        toy_store(r, st, os, calls, status, cut, stop_losses);
     }
 }

@@ -373,12 +373,13 @@ fn a_diverging_toy_run_reports_the_same_stop_on_both_backends() {
         assert!(point(&v["final"]).iter().all(|x| x.is_finite()), "{v}");
         n
     };
-    // GPU, lr 1e30: the second step overflows f32.
+    // GPU, lr 1e30: at the point one step reaches the losses overflow f32 (the CPU trainer's
+    // first check: a loss at x), and the second step would too.
     let gpu = sgd_sum_run("1e30", 200, "gpu");
     assert_eq!(contract(&gpu, 200), 1);
     assert_eq!(
         gpu["error"],
-        "step 1: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state"
+        "step 1: a task loss is not finite ([inf, inf]); the run stopped, parameters kept at the last finite state"
     );
     let one_step = sgd_sum_run("1e30", 1, "cpu");
     assert!(one_step["error"].is_null(), "{one_step}");

@@ -179,23 +179,11 @@ impl GpuToy {
         }
         let state = self.kernel.state(&self.gpu).await?;
         let params = state.point().to_vec();
-        let mut error = None;
-        if state.status != 0 {
+        // The CPU trainer's text (concord-core `Trainer::fail`): one stop contract for both.
+        let error = state.stop_reason().map(|why| {
             self.stopped = true;
-            error = Some(format!(
-                "step {}: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state",
-                state.t
-            ));
-        } else if let Some(r) = new_records
-            .iter()
-            .find(|r| !r.losses.iter().chain(r.aggregator_weights.iter().flatten()).all(|v| v.is_finite()))
-        {
-            self.stopped = true;
-            error = Some(format!(
-                "step {}: a task loss or weight is not finite ({:?}, {:?}); the GPU run stopped",
-                r.step, r.losses, r.aggregator_weights
-            ));
-        }
+            format!("step {}: {why}; the run stopped, parameters kept at the last finite state", state.t)
+        });
         Ok(Snapshot {
             steps_done: state.t as usize,
             new_records,

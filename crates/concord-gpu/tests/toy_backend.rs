@@ -252,8 +252,9 @@ fn adamw_on_the_toy_matches_core() {
 /// The stop contract through `Backend` (see the CLI's
 /// `a_diverging_toy_run_reports_the_same_stop_on_both_backends` for why f32 and f64 stop at
 /// different steps): far out on the log side (lr 1e10) a finite run stays finite on the GPU, as
-/// on the CPU; at lr 1e30 the GPU stops after the step whose result leaves f32, with the CPU
-/// trainer's message, at the CPU's point after that many steps, and takes no more steps.
+/// on the CPU; at lr 1e30 one step reaches x ≈ (−1.3e30, …) with the quadratic gate open, where
+/// the losses leave f32: the GPU stops there with the CPU trainer's first check and message, at
+/// the CPU's point after that many steps, and takes no more steps.
 #[test]
 fn a_diverging_toy_run_stops_as_the_cpu_trainer_reports_it() {
     let sgd_sum = |lr: f64, steps: usize| {
@@ -273,7 +274,9 @@ fn a_diverging_toy_run_stops_as_the_cpu_trainer_reports_it() {
     assert_eq!(snap.steps_done, 1, "{snap:?}");
     assert_eq!(
         snap.error.as_deref(),
-        Some("step 1: the optimizer step produced non-finite parameters; the run stopped, parameters kept at the last finite state")
+        Some(
+            "step 1: a task loss is not finite ([inf, inf]); the run stopped, parameters kept at the last finite state"
+        )
     );
     assert!(snap.params.iter().all(|v| v.is_finite()));
     let one = cpu_run(&sgd_sum(1e30, 1));
@@ -282,4 +285,29 @@ fn a_diverging_toy_run_stops_as_the_cpu_trainer_reports_it() {
     assert_eq!(b.submit(10).unwrap(), 0);
     let again = pollster::block_on(b.read_back()).unwrap();
     assert_eq!((again.steps_done, again.params), (1, snap.params));
+}
+
+/// The stop reasons follow the CPU trainer's checks in its order (a loss at x, the Jacobian, the
+/// update, the new position), with its text. A run whose loss at x leaves the float range stops
+/// at that step with "a task loss is not finite", keeping x, on both backends: in f32 from
+/// |x₁| ≈ 6e19 with the quadratic gate open (x₂ < 0), in f64 from ≈ 1e154. The GPU used to
+/// check only the new position: it stepped on with infinite losses, and a record's loss
+/// reported the stop later, in other words.
+#[test]
+fn a_non_finite_loss_stops_both_backends_with_the_cpu_trainers_reason() {
+    let expected =
+        "step 0: a task loss is not finite ([inf, inf]); the run stopped, parameters kept at the last finite state";
+    for (start, method) in [([-1e20, -5.0], "sum"), ([3e19, -1.0], "mgda"), ([-1e20, -5.0], "upgrad")] {
+        let config = toy_config(ProblemKind::CagradToy, start, method, TrainOptimizer::sgd(1e-3, 0.0), 40);
+        let mut b = concord_gpu::backend(gpu_arc(), config).unwrap();
+        b.submit(40).unwrap();
+        let snap = pollster::block_on(b.read_back()).unwrap();
+        assert_eq!((snap.error.as_deref(), snap.steps_done), (Some(expected), 0), "{method} from {start:?}: {snap:?}");
+        assert_eq!(snap.params, start.to_vec(), "{method}: the start is kept");
+        assert_eq!(b.submit(10).unwrap(), 0, "{method}: a stopped run takes no more steps");
+    }
+    // The CPU at its own overflow point: the same text and step.
+    let cpu = cpu_run(&toy_config(ProblemKind::CagradToy, [-1e160, -5.0], "sum", TrainOptimizer::sgd(1e-3, 0.0), 40));
+    assert_eq!((cpu.error.as_deref(), cpu.steps_done), (Some(expected), 0), "{cpu:?}");
+    assert_eq!(cpu.params, vec![-1e160, -5.0]);
 }

@@ -57,7 +57,8 @@ pub(crate) struct RunState {
     calls: u32,
     pub status: u32,
     pub cut_short: u32,
-    _pad: [u32; 2],
+    /// The losses at x when the run stopped on a non-finite loss (`RUN_STOPPED_LOSS`).
+    pub stop_losses: [f32; 2],
 }
 
 #[repr(C)]
@@ -146,8 +147,23 @@ impl RunState {
             calls: 0,
             status: 0,
             cut_short: 0,
-            _pad: [0; 2],
+            stop_losses: [0.0; 2],
         }
+    }
+
+    /// Why the run stopped, in the CPU trainer's words (`None`: it did not). The codes are
+    /// toy_trajectory.wgsl's RUN_STOPPED_*; the checks run in the CPU trainer's order.
+    pub(crate) fn stop_reason(&self) -> Option<String> {
+        Some(match self.status {
+            0 => return None,
+            2 => {
+                let l: Vec<f64> = self.stop_losses.iter().map(|&v| f64::from(v)).collect();
+                format!("a task loss is not finite ({l:?})")
+            }
+            3 => "a gradient is not finite".into(),
+            4 => "the aggregator's update is not finite".into(),
+            _ => "the optimizer step produced non-finite parameters".into(),
+        })
     }
 
     /// x as the f64 point it stands for (x − compensation).
