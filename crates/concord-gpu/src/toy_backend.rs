@@ -20,7 +20,7 @@ use std::sync::Arc;
 use concord_core::metrics::StepMetrics;
 use concord_core::problems::CagradToy;
 use concord_core::train::{
-    Backend, BackendError, BackendKind, DataSource, ReadBack, Snapshot, StepRecord, TrainConfig,
+    restore_point, Backend, BackendError, BackendKind, DataSource, ReadBack, Snapshot, StepRecord, TrainConfig,
 };
 use concord_core::{Problem, ProblemKind};
 use nalgebra::{DMatrix, DVector};
@@ -205,30 +205,21 @@ impl GpuToy {
         Ok(())
     }
 
-    /// Put back an exported run: x = `params`, the step count continues from the history's
-    /// length; the optimizer's moments and the stateful weightings' call counters restart.
+    /// Put back an exported run: x = `params`, the step count continues after the history's last
+    /// record; the optimizer's moments and the stateful weightings' call counters restart.
     pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), GpuError> {
         if !self.pending.is_empty() {
             return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
         }
-        let x: [f64; 2] = params.as_slice().try_into().map_err(|_| {
-            GpuError::Unsupported(format!("the saved run has {} parameters, the toy has 2", params.len()))
-        })?;
-        if !x.iter().all(|v| v.is_finite()) {
-            return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
+        // The CPU trainer's rules: every step recorded (a record every k-th step leaves the step
+        // count ambiguous), and a thinned history continues after its last record.
+        if self.config.record_every != 1 {
+            return Err(GpuError::Unsupported("only a run that records every step can be restored".into()));
         }
-        if let Some((i, r)) = history.iter().enumerate().find(|(i, r)| r.step != *i) {
-            return Err(GpuError::Unsupported(format!("the saved history's record {i} says step {}", r.step)));
-        }
-        if history.len() > self.config.steps {
-            return Err(GpuError::Unsupported(format!(
-                "the saved run has {} steps, more than this run's limit of {}",
-                history.len(),
-                self.config.steps
-            )));
-        }
-        self.kernel.write_state(&self.gpu, &RunState::at(x, history.len() as u32));
-        self.submitted = history.len();
+        let steps = restore_point(&params, 2, &history, self.config.steps).map_err(GpuError::Unsupported)?;
+        let x = [params[0], params[1]];
+        self.kernel.write_state(&self.gpu, &RunState::at(x, steps as u32));
+        self.submitted = steps;
         self.stopped = false;
         self.gpu.check()
     }

@@ -26,8 +26,8 @@ use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
 use concord_core::model::Mlp;
 use concord_core::train::{
-    Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord, Snapshot, StepRecord, TrainConfig,
-    Trainer,
+    restore_point, Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord, Snapshot,
+    StepRecord, TrainConfig, Trainer,
 };
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
@@ -594,35 +594,10 @@ impl GpuTrainer {
         if !self.pending.is_empty() {
             return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
         }
-        if params.len() != self.shape.total_len {
-            return Err(GpuError::Unsupported(format!(
-                "the saved run has {} parameters, this model has {}",
-                params.len(),
-                self.shape.total_len
-            )));
-        }
-        if !params.iter().all(|v| v.is_finite()) {
-            return Err(GpuError::Unsupported("the saved parameters contain a non-finite value".into()));
-        }
         // A long run's history is thinned (steps increase from 0, with gaps): the run goes on
         // after its last record, as the CPU trainer's restore does.
-        if let Some(r) = history.first().filter(|r| r.step != 0) {
-            return Err(GpuError::Unsupported(format!("the saved history's record 0 says step {}", r.step)));
-        }
-        if let Some((i, r)) = history.iter().enumerate().skip(1).find(|(i, r)| r.step <= history[i - 1].step) {
-            return Err(GpuError::Unsupported(format!(
-                "the saved history's record {i} says step {}, not after step {}",
-                r.step,
-                history[i - 1].step
-            )));
-        }
-        let steps = history.last().map_or(0, |r| r.step + 1);
-        if steps > self.config.steps {
-            return Err(GpuError::Unsupported(format!(
-                "the saved run has {steps} steps, more than this run's limit of {}",
-                self.config.steps
-            )));
-        }
+        let steps =
+            restore_point(&params, self.shape.total_len, &history, self.config.steps).map_err(GpuError::Unsupported)?;
         let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&p32));
         self.step = steps;

@@ -17,6 +17,34 @@ pub const HISTORY_OLD_CAP: usize = 1024;
 /// The most records a default [`History`] holds, however many steps it saw.
 pub const HISTORY_CAP: usize = HISTORY_OLD_CAP + 2 * HISTORY_WINDOW;
 
+/// Checks a saved run before a backend restores it, the same for every backend: `params.len()`
+/// parameters, all finite, where the model has `model_len`; a history that starts at step 0 with
+/// strictly increasing steps (thinned or recorded every k-th step is fine); at most `limit`
+/// steps. Returns the step the run continues from (after the last record).
+pub fn restore_point(params: &[f64], model_len: usize, history: &[StepRecord], limit: usize) -> Result<usize, String> {
+    if params.len() != model_len {
+        return Err(format!("the saved run has {} parameters, this model has {model_len}", params.len()));
+    }
+    if !params.iter().all(|v| v.is_finite()) {
+        return Err("the saved parameters contain a non-finite value".into());
+    }
+    if let Some(r) = history.first().filter(|r| r.step != 0) {
+        return Err(format!("the saved history's record 0 says step {}", r.step));
+    }
+    if let Some((i, r)) = history.iter().enumerate().skip(1).find(|(i, r)| r.step <= history[i - 1].step) {
+        return Err(format!(
+            "the saved history's record {i} says step {}, not after step {}",
+            r.step,
+            history[i - 1].step
+        ));
+    }
+    let steps = history.last().map_or(0, |r| r.step + 1);
+    if steps > limit {
+        return Err(format!("the saved run has {steps} steps, more than this run's limit of {limit}"));
+    }
+    Ok(steps)
+}
+
 /// Step records in step order, bounded (see the module docs). Reads as a slice.
 #[derive(Clone, Debug, PartialEq)]
 pub struct History {

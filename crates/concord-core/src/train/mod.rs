@@ -39,7 +39,7 @@ pub use backend::{now, Backend, BackendError, BackendKind, Predict, ReadBack, Sn
 pub use batches::BatchSampler;
 pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
-pub use history::{History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_WINDOW};
+pub use history::{restore_point, History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_WINDOW};
 pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
@@ -403,29 +403,7 @@ impl Trainer {
         if self.config.record_every != 1 {
             return Err("only a run that records every step can be restored".into());
         }
-        if params.len() != self.params.len() {
-            return Err(format!("the saved run has {} parameters, this model has {}", params.len(), self.params.len()));
-        }
-        if !all_finite(&params) {
-            return Err("the saved parameters contain a non-finite value".into());
-        }
-        if let Some(r) = history.first().filter(|r| r.step != 0) {
-            return Err(format!("the saved history's record 0 says step {}", r.step));
-        }
-        if let Some((i, r)) = history.iter().enumerate().skip(1).find(|(i, r)| r.step <= history[i - 1].step) {
-            return Err(format!(
-                "the saved history's record {i} says step {}, not after step {}",
-                r.step,
-                history[i - 1].step
-            ));
-        }
-        let steps = history.last().map_or(0, |r| r.step + 1);
-        if steps > self.config.steps {
-            return Err(format!(
-                "the saved run has {steps} steps, more than this run's limit of {}",
-                self.config.steps
-            ));
-        }
+        let steps = history::restore_point(&params, self.params.len(), &history, self.config.steps)?;
         self.params = params;
         self.step = steps;
         self.history = History::from_records(history);
