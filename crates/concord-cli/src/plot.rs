@@ -36,6 +36,40 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The steps a record spans (its last recorded step + 1). A long run's history is thinned
+/// (`train::History`: older steps kept sparsely), so the x axis comes from the steps the records
+/// carry, never from how many records there are.
+fn step_span(record: &RunRecord) -> usize {
+    record.history.last().map_or(0, |r| r.step + 1)
+}
+
+/// The cosine strip of task pair (i, j): `cols` equal step bins over the run, each the mean of
+/// the defined cosines recorded in it. Where thinning left a bin without records it holds the
+/// last value recorded before it (a thinned history samples the run; grey would read as
+/// "undefined"). Returns (first step, end step, cosine) per bin.
+fn cosine_bins(record: &RunRecord, (i, j): (usize, usize), cols: usize) -> Vec<(usize, usize, Option<f64>)> {
+    let span = step_span(record);
+    let mut bins = Vec::with_capacity(cols);
+    let mut held = None;
+    let mut k = 0;
+    for b in 0..cols {
+        let (s0, s1) = (b * span / cols, ((b + 1) * span / cols).max(b * span / cols + 1));
+        let mut vals = Vec::new();
+        let mut seen = false;
+        while k < record.history.len() && record.history[k].step < s1 {
+            seen = true;
+            vals.extend(record.history[k].metrics.cosine[i][j]);
+            k += 1;
+        }
+        let c = (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64);
+        if seen {
+            held = c;
+        }
+        bins.push((s0, s1, if seen { c } else { held }));
+    }
+    bins
+}
+
 /// Train loss (per step, on the batch) and test loss (where evaluated) of every task, log scale.
 pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), String> {
     register();
@@ -54,7 +88,7 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
         hi = 1.0;
     }
     let (lo, hi) = (lo / 1.5, hi * 1.5);
-    let steps = record.history.len().max(1) as f64;
+    let steps = step_span(record).max(1) as f64;
 
     let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -124,7 +158,7 @@ pub fn cosine_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
     let m = record.task_names.len();
     let pairs: Vec<(usize, usize)> = (0..m).flat_map(|i| (i + 1..m).map(move |j| (i, j))).collect();
     let np = pairs.len().max(1);
-    let steps = record.history.len();
+    let steps = step_span(record);
     let cols = steps.clamp(1, 300);
     let height = (170 + 60 * np).min(1400) as u32;
 
@@ -164,12 +198,8 @@ pub fn cosine_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
         main.draw(&Text::new(format!("{} vs {}", short(i), short(j)), (x - 8, y), text.clone())).map_err(err)?;
     }
     let mut cells = Vec::with_capacity(cols * pairs.len());
-    for (k, &(i, j)) in pairs.iter().enumerate() {
-        for b in 0..cols {
-            let (s0, s1) = (b * steps / cols, ((b + 1) * steps / cols).max(b * steps / cols + 1).min(steps.max(1)));
-            let vals: Vec<f64> =
-                record.history[s0.min(steps)..s1.min(steps)].iter().filter_map(|s| s.metrics.cosine[i][j]).collect();
-            let c = (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64);
+    for (k, &pair) in pairs.iter().enumerate() {
+        for (s0, s1, c) in cosine_bins(record, pair, cols) {
             cells.push(Rectangle::new(
                 [(s0 as f64, (np - k) as f64), (s1 as f64, (np - k - 1) as f64)],
                 cos_color(c).filled(),
@@ -202,4 +232,42 @@ pub fn cosine_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
     }))
     .map_err(err)?;
     root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::train::{train, Preset, HISTORY_CAP};
+
+    /// A run longer than the history cap keeps a thinned history: the figures' x axis and the
+    /// cosine bins go by the steps the records carry (they used to go by record position, so a
+    /// 3 000-step run was drawn as ≈ 2 000 steps with its late records in early bins).
+    #[test]
+    fn thinned_histories_are_drawn_by_step() {
+        let mut config = Preset::XorConflict.config();
+        config.steps = HISTORY_CAP + 1000;
+        let record = train(&config).unwrap();
+        assert!(record.history.len() < config.steps, "the history is thinned ({} records)", record.history.len());
+        assert_eq!(step_span(&record), config.steps);
+        let bins = cosine_bins(&record, (0, 1), 300);
+        assert_eq!((bins[0].0, bins[299].1), (0, config.steps), "the bins cover the run");
+        assert!(bins.windows(2).all(|w| w[0].1 == w[1].0), "contiguous bins");
+        // Every bin has a value (held over where thinning left it without records), and a bin
+        // with records is their mean cosine.
+        assert!(bins.iter().all(|b| b.2.is_some()));
+        for &(s0, s1, c) in &bins {
+            let vals: Vec<f64> =
+                record.history.iter().filter(|r| (s0..s1).contains(&r.step)).filter_map(|r| r.metrics.cosine[0][1]).collect();
+            if !vals.is_empty() {
+                let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+                assert!((c.unwrap() - mean).abs() <= 1e-12, "bin {s0}..{s1}: {c:?} vs {mean}");
+            }
+        }
+        // The figures draw.
+        let dir = std::env::temp_dir().join(format!("concord-plot-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        losses_png(&dir.join("losses.png"), &record, "thinned").unwrap();
+        cosine_png(&dir.join("cosine.png"), &record, "thinned").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
