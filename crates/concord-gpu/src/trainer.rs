@@ -15,10 +15,10 @@
 //! or `ew`, SGD(momentum) / Adam / AdamW, full batch or mini-batches. Everything else is a
 //! `GpuError::Unsupported` from [`GpuTrainer::new`].
 //!
-//! Divergence: a non-finite loss or weight is found when the history is read back (at the first
-//! recorded step after it: NaN parameters keep every later loss NaN); the run then stops with an
-//! error, but (unlike the CPU trainer) the GPU parameters may already be past the last finite
-//! state.
+//! Divergence: every step is checked on the GPU before its optimizer update (`optim_check` in
+//! mlp_optim.wgsl: the CPU trainer's checks in its order). A failed check freezes the parameters
+//! at the last finite state and the step count; the read-back reports it in the CPU trainer's
+//! words, at the same step index.
 
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ use concord_core::train::{
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
-use crate::kernels::mlp::{grid, Dispatch, GatherParams, MlpPipelines, OptParams};
+use crate::kernels::mlp::{grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, HALT_REASONS};
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall};
 use crate::kernels::{combine, gram, MAX_TASKS};
@@ -71,9 +71,15 @@ fn slot_len(m: usize) -> usize {
     m + (m + 1) + m * m + m
 }
 
+/// The head of `optim_check`'s buffer, in u32s: reason bits, 1 + the step, that step's losses
+/// and test losses (MAX_TASKS slots each); its inputs follow (mlp_optim.wgsl's CHECK_IN).
+const HALT_WORDS: usize = 2 + 2 * MAX_TASKS;
+
 /// A submitted chunk whose history has not been read back yet.
 struct Pending {
     staging: wgpu::Buffer,
+    /// The halt buffer as the chunk left it.
+    halt: wgpu::Buffer,
     floats: usize,
     /// (step index, evaluated test losses) per recorded slot, in slot order.
     slots: Vec<(usize, bool)>,
@@ -95,7 +101,6 @@ pub struct GpuTrainer {
     n_train: usize,
     params: wgpu::Buffer,
     moments: wgpu::Buffer,
-    step_state: wgpu::Buffer,
     x_all: wgpu::Buffer,
     y_all: wgpu::Buffer,
     xb: wgpu::Buffer,
@@ -106,8 +111,12 @@ pub struct GpuTrainer {
     step_bwd: BackwardGraph,
     train_eval: ForwardGraph,
     test_eval: Option<ForwardGraph>,
+    opt_params: OptParams,
     opt_tick: Dispatch,
     opt_update: Dispatch,
+    /// `optim_check`'s verdict (HALT_WORDS; once set, no step changes the parameters), then its
+    /// inputs: one history slot of the step's losses, weights, G and test losses.
+    check: wgpu::Buffer,
     last_gram: Option<wgpu::Buffer>,
     step: usize,
     record_every: usize,
@@ -166,8 +175,8 @@ impl GpuTrainer {
         let pipes = MlpPipelines::new(&gpu);
         let p32: Vec<f32> = cpu.params().iter().map(|&v| v as f32).collect();
         let params = gpu.storage_init("params", bytemuck::cast_slice(&p32), RW);
-        let moments = gpu.buffer("optimizer moments", (2 * total * 4) as u64, RW);
-        let step_state = gpu.buffer("optimizer step", 16, RW);
+        // The moments, then the step state (t, q₁, q₂, unused): see mlp_optim.wgsl.
+        let moments = gpu.buffer("optimizer moments", ((2 * total + 4) * 4) as u64, RW);
         let x_all = gpu.storage_init("train x", bytemuck::cast_slice(&matrix_f32(train_x)), RW);
         let y_all = gpu.storage_init("train y", bytemuck::cast_slice(&shape.target_table(train_y, n_train)), RW);
         let full = sampler.is_full_batch();
@@ -184,8 +193,10 @@ impl GpuTrainer {
             let y = gpu.storage_init("test y", bytemuck::cast_slice(&shape.target_table(ty, tx.nrows())), RW);
             ForwardGraph::new(&gpu, &pipes, &shape, tx.nrows(), &x, &y, &params)
         });
+        let check = gpu.buffer("step check", ((HALT_WORDS + slot_len(m)) * 4) as u64, RW);
+        let opt_params = OptParams::new(&config.optimizer, total);
         let (opt_tick, opt_update) =
-            optimizer_dispatches(&gpu, &pipes, &config, total, &step_state, &params, &update, &moments);
+            optimizer_dispatches(&gpu, &pipes, &opt_params, &params, &update, &moments, &check);
         let task_names = cpu.task_names().to_vec();
         let config_record_every = config.record_every.max(1);
         gpu.check()?;
@@ -203,7 +214,6 @@ impl GpuTrainer {
             n_train,
             params,
             moments,
-            step_state,
             x_all,
             y_all,
             xb,
@@ -214,8 +224,10 @@ impl GpuTrainer {
             step_bwd,
             train_eval,
             test_eval,
+            opt_params,
             opt_tick,
             opt_update,
+            check,
             last_gram: None,
             step: 0,
             record_every: config_record_every,
@@ -284,15 +296,15 @@ impl GpuTrainer {
             return Err(GpuError::Unsupported(format!("the learning rate must be a positive finite number, got {lr}")));
         }
         self.config.optimizer = self.config.optimizer.with_lr(lr);
+        self.opt_params = OptParams::new(&self.config.optimizer, self.shape.total_len);
         let (tick, update) = optimizer_dispatches(
             &self.gpu,
             &self.pipes,
-            &self.config,
-            self.shape.total_len,
-            &self.step_state,
+            &self.opt_params,
             &self.params,
             &self.update,
             &self.moments,
+            &self.check,
         );
         self.opt_tick = tick;
         self.opt_update = update;
@@ -387,27 +399,47 @@ impl GpuTrainer {
             };
             let d = combine::encode(&gpu, &mut encoder, &self.jac, &w, m, n);
             encoder.copy_buffer_to_buffer(&d, 0, &self.update, 0, (n * 4) as u64);
-            if let Some(slot_idx) = recorded.iter().position(|&r| r == step) {
-                let base = (slot_idx * slot * 4) as u64;
-                let f = |x: usize| (x * 4) as u64;
-                encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &hist, base, f(m));
-                encoder.copy_buffer_to_buffer(&w, 0, &hist, base + f(m), f(m + 1));
-                encoder.copy_buffer_to_buffer(&gram_buf, 0, &hist, base + f(2 * m + 1), f(m * m));
-                let evaluate = step.is_multiple_of(self.config.eval_every);
-                let mut tested = false;
-                if let (true, Some(test)) = (evaluate, &self.test_eval) {
-                    {
-                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some("test losses"),
-                            timestamp_writes: None,
-                        });
-                        for dsp in &test.dispatches {
-                            dsp.record(&mut pass);
-                        }
+            // The step's losses, weights, G (and test losses) into one slot: `optim_check` reads
+            // it, and a recorded step's history slot is a copy of it.
+            let f = |x: usize| (x * 4) as u64;
+            let c = f(HALT_WORDS);
+            encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &self.check, c, f(m));
+            encoder.copy_buffer_to_buffer(&w, 0, &self.check, c + f(m), f(m + 1));
+            encoder.copy_buffer_to_buffer(&gram_buf, 0, &self.check, c + f(2 * m + 1), f(m * m));
+            let record_slot = recorded.iter().position(|&r| r == step);
+            let mut tested = false;
+            if let (Some(_), true, Some(test)) =
+                (record_slot, step.is_multiple_of(self.config.eval_every), &self.test_eval)
+            {
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("test losses"),
+                        timestamp_writes: None,
+                    });
+                    for dsp in &test.dispatches {
+                        dsp.record(&mut pass);
                     }
-                    encoder.copy_buffer_to_buffer(&test.losses, 0, &hist, base + f(2 * m + 1 + m * m), f(m));
-                    tested = true;
                 }
+                encoder.copy_buffer_to_buffer(&test.losses, 0, &self.check, c + f(2 * m + 1 + m * m), f(m));
+                tested = true;
+            }
+            let check = CheckParams { step: step as u32, tasks: m as u32, shared_len: n as u32, tested: tested as u32 };
+            let check = Dispatch::with_bindings(
+                &gpu,
+                &self.pipes.optim_check,
+                &[(0, &self.params), (1, &self.update), (2, &self.moments), (3, &self.check)],
+                &[(4, bytemuck::bytes_of(&self.opt_params)), (5, bytemuck::bytes_of(&check))],
+                grid(self.shape.total_len),
+            );
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("step check"),
+                    timestamp_writes: None,
+                });
+                check.record(&mut pass);
+            }
+            if let Some(slot_idx) = record_slot {
+                encoder.copy_buffer_to_buffer(&self.check, c, &hist, (slot_idx * slot * 4) as u64, f(slot));
                 slots.push((step, tested));
             }
             {
@@ -428,16 +460,24 @@ impl GpuTrainer {
         if hist_floats > 0 {
             encoder.copy_buffer_to_buffer(&hist, 0, &staging, 0, (hist_floats * 4) as u64);
         }
+        let halt = gpu.buffer(
+            "halt staging",
+            (HALT_WORDS * 4) as u64,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        encoder.copy_buffer_to_buffer(&self.check, 0, &halt, 0, (HALT_WORDS * 4) as u64);
         gpu.queue.submit(Some(encoder.finish()));
         gpu.check()?;
         self.last_gram = last_gram;
-        self.pending.push(Pending { staging, floats: hist_floats, slots });
+        self.pending.push(Pending { staging, halt, floats: hist_floats, slots });
         self.step += k;
         Ok(())
     }
 
-    /// Read back every submitted chunk's history and append its records. A non-finite loss or
-    /// weight, or a weighting solve cut short by the adapter, stops the run with an error.
+    /// Read back every submitted chunk's history and append its records. A step `optim_check`
+    /// refused stops the run in the CPU trainer's words, its parameters at the last finite state
+    /// (records from that step on are not steps taken and are dropped); a weighting solve cut
+    /// short by the adapter stops it too.
     pub async fn read_history(&mut self) -> Result<&[StepRecord], GpuError> {
         let m = self.num_tasks();
         let slot = slot_len(m);
@@ -445,50 +485,41 @@ impl GpuTrainer {
             if self.error.is_some() {
                 continue;
             }
+            let halt: Vec<u32> =
+                self.gpu.read_mapped(&p.halt, (HALT_WORDS * 4) as u64).await?.iter().map(|x| x.to_bits()).collect();
+            let halted_at = (halt[0] != 0).then(|| halt[1] as usize - 1);
             let data =
                 if p.floats > 0 { self.gpu.read_mapped(&p.staging, (p.floats * 4) as u64).await? } else { Vec::new() };
             for (i, &(step, tested)) in p.slots.iter().enumerate() {
+                if halted_at.is_some_and(|at| step >= at) {
+                    break;
+                }
                 let v = &data[i * slot..(i + 1) * slot];
                 let f64s = |r: std::ops::Range<usize>| v[r].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-                let losses = f64s(0..m);
                 let weights = f64s(m..2 * m);
-                let complete = v[2 * m] == 1.0;
-                let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
-                let test_losses = tested.then(|| f64s(2 * m + 1 + m * m..slot));
-                let stop = |what: String| {
-                    format!(
-                        "step {step}: {what}; the GPU run stopped (its parameters may be past the last finite state)"
-                    )
-                };
-                let problem = if !losses.iter().all(|x| x.is_finite()) {
-                    Some(stop(format!("a task loss is not finite ({losses:?})")))
-                } else if !complete {
-                    Some(stop(format!(
-                        "the weighting solve was cut short by the adapter's shader loop limit ({})",
+                if v[2 * m] != 1.0 {
+                    self.error = Some(format!(
+                        "step {step}: the weighting solve was cut short by the adapter's shader loop limit ({}); the GPU run stopped (its parameters may be past this step)",
                         self.gpu.adapter_label()
-                    )))
-                } else if !weights.iter().all(|x| x.is_finite()) || !gram.iter().all(|x| x.is_finite()) {
-                    Some(stop("a gradient or weight is not finite".into()))
-                } else if test_losses.as_ref().is_some_and(|t| !t.iter().all(|x| x.is_finite())) {
-                    Some(stop(format!("a test loss is not finite ({test_losses:?})")))
-                } else {
-                    None
-                };
-                if let Some(msg) = problem {
-                    self.error = Some(msg);
+                    ));
                     self.failed_at = Some(step);
                     break;
                 }
+                let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
                 let w = DVector::from_vec(weights.clone());
                 self.history.push(StepRecord {
                     step,
-                    losses,
+                    losses: f64s(0..m),
                     loss_weights: self.ew.then(|| vec![1.0; m]),
                     aggregator_weights: Some(weights),
                     metrics: StepMetrics::from_gram(&gram, &w, None),
-                    test_losses,
+                    test_losses: tested.then(|| f64s(2 * m + 1 + m * m..slot)),
                     moe: None,
                 });
+            }
+            if let (None, Some(at)) = (&self.error, halted_at) {
+                self.error = Some(halt_message(&halt, m, at));
+                self.failed_at = Some(at);
             }
         }
         match &self.error {
@@ -600,6 +631,8 @@ impl GpuTrainer {
             restore_point(&params, self.shape.total_len, &history, self.config.steps).map_err(GpuError::Unsupported)?;
         let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&p32));
+        // A restored run is running again: clear `optim_check`'s verdict.
+        self.gpu.queue.write_buffer(&self.check, 0, &[0u8; HALT_WORDS * 4]);
         self.step = steps;
         self.history = History::from_records(history);
         self.error = None;
@@ -660,25 +693,36 @@ impl GpuTrainer {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The CPU trainer's stop message (`Trainer::fail`) for the halt buffer's first reason.
+fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
+    let (bit, what) = HALT_REASONS.iter().find(|(bit, _)| halt[0] & bit != 0).copied().unwrap_or(HALT_REASONS[4]);
+    let values =
+        |from: usize| -> Vec<f64> { halt[from..from + m].iter().map(|&b| f64::from(f32::from_bits(b))).collect() };
+    let what = match bit {
+        1 => format!("{what} ({:?})", values(2)),
+        4 => format!("{what} ({:?})", values(2 + MAX_TASKS)),
+        _ => what.to_string(),
+    };
+    format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
+}
+
 fn optimizer_dispatches(
     gpu: &Gpu,
     pipes: &MlpPipelines,
-    config: &TrainConfig,
-    total: usize,
-    step_state: &wgpu::Buffer,
+    p: &OptParams,
     params: &wgpu::Buffer,
     update: &wgpu::Buffer,
     moments: &wgpu::Buffer,
+    check: &wgpu::Buffer,
 ) -> (Dispatch, Dispatch) {
-    let p = OptParams::new(&config.optimizer, total);
-    let tick = Dispatch::with_uniform_at(gpu, &pipes.optim_tick, &[step_state], 4, bytemuck::bytes_of(&p), (1, 1));
-    let update = Dispatch::new(
+    let uniform = [(4, bytemuck::bytes_of(p))];
+    let tick = Dispatch::with_bindings(gpu, &pipes.optim_tick, &[(2, moments), (3, check)], &uniform, (1, 1));
+    let update = Dispatch::with_bindings(
         gpu,
         &pipes.optim_update,
-        &[step_state, params, update, moments],
-        bytemuck::bytes_of(&p),
-        grid(total),
+        &[(0, params), (1, update), (2, moments), (3, check)],
+        &uniform,
+        grid(p.len as usize),
     );
     (tick, update)
 }
@@ -752,5 +796,18 @@ impl Backend for GpuTrainer {
         let x = DMatrix::from_row_iterator(points.len(), 2, points.iter().flatten().copied());
         // A model whose inputs are not 2-D is the inherent predict's Unsupported → Run.
         Some(Box::pin(async move { GpuTrainer::predict(self, &x).await.map_err(backend_error) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// mlp_optim.wgsl reads the step's inputs after the halt words: the two must agree.
+    #[test]
+    fn the_shader_reads_its_inputs_after_the_halt_words() {
+        let src = crate::shaders::SOURCES.iter().find(|(name, _)| *name == "mlp_optim.wgsl").expect("mlp_optim.wgsl").1;
+        assert!(src.contains(&format!("const CHECK_IN: u32 = {HALT_WORDS}u;")), "CHECK_IN ≠ HALT_WORDS ({HALT_WORDS})");
+        assert!(src.contains(&format!("atomicStore(&o_check[{}u + i]", 2 + MAX_TASKS)), "test losses at 2 + MAX_TASKS");
     }
 }

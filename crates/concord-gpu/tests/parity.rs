@@ -575,8 +575,9 @@ fn toy_loop_limit_cut_is_detected_not_corrupting() {
 
 #[test]
 fn toy_divergent_run_stops_at_a_finite_point() {
-    // lr 1e30: the second step's x ≈ (−1.3e60, 1.3e58) is beyond f32. (At lr 1e12 the run rests at
-    // a point finite in f32, ≈ (−1.3e24, 1.3e22), as on the CPU: no divergence there.)
+    // lr 1e30: at the first step's x ≈ (−1.3e30, …) the losses leave f32, and the second step's
+    // x ≈ (−1.3e60, 1.3e58) would too. (At lr 1e12 the run rests at a point finite in f32,
+    // ≈ (−1.3e24, 1.3e22), as on the CPU: no divergence there.)
     let cfg = toy_config(ProblemKind::CagradToy, [-8.5, -5.0], "sum", TrainOptimizer::sgd(1e30, 0.0), 300, 0);
     let mut toy = gpu_toy(&cfg);
     toy.steps(200).unwrap();
@@ -590,7 +591,7 @@ fn toy_divergent_run_stops_at_a_finite_point() {
     let snap = pollster::block_on(toy.snapshot()).unwrap();
     assert_eq!(snap.steps_done, st.steps as usize);
     assert_eq!(snap.params, st.position.to_vec());
-    assert!(snap.error.as_deref().is_some_and(|e| e.contains("non-finite")), "{:?}", snap.error);
+    assert!(snap.error.as_deref().is_some_and(|e| e.contains("a task loss is not finite")), "{:?}", snap.error);
     assert_eq!(toy.steps(10).unwrap(), 0);
     assert_eq!(gpu_state(&toy), st);
 }

@@ -217,6 +217,63 @@ fn a_diverging_run_stops_with_a_clear_error() {
     assert!(rec.history.iter().all(|r| r.losses.iter().all(|l| l.is_finite())));
 }
 
+/// The stop contract (concord-core `Trainer::step`): a step that would bring a non-finite loss,
+/// gradient, test loss, update or parameter is not taken. The GPU checks each step before its
+/// update (`optim_check`), so a diverging run stops with the CPU trainer's text at step N, its
+/// parameters exactly those of the same run asked for N steps, and every step before N recorded.
+/// It used to find the divergence in the read-back, word it differently and keep parameters
+/// already past the last finite state (NaN).
+#[test]
+fn a_diverging_run_stops_at_the_last_finite_state_in_the_cpu_trainers_words() {
+    // Regression heads diverge (the classification presets saturate instead). The first failing
+    // check, measured: the losses at the point one huge step reaches leave f32, as they leave f64
+    // on the CPU a step or more later (f32 and f64 necessarily stop at different steps: see
+    // concord-cli's toy stop test); at lr ≈ f32's max the very first update overflows.
+    let cases = [
+        ("gradnorm-scales", "sum", 1e30, "a task loss is not finite ([inf, inf])", true),
+        ("sinusoid-phases", "pcgrad", 1e30, "a task loss is not finite ([inf, inf, inf])", true),
+        ("gradnorm-scales", "cagrad", 1e20, "a task loss is not finite ([NaN, NaN])", true),
+        ("gradnorm-scales", "mean", 3e38, "the optimizer step produced non-finite parameters;", false),
+    ];
+    for (preset, method, lr, reason, cpu_too) in cases {
+        let mut cfg = config(preset, 60);
+        cfg.method = MethodSpec::plain(method);
+        cfg.optimizer = TrainOptimizer::sgd(lr, 0.0);
+        let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
+        let _ = pollster::block_on(g.run_to_end(7, |_| {}));
+        let rec = pollster::block_on(g.record()).unwrap();
+        let e = rec.error.clone().unwrap_or_else(|| panic!("{preset}/{method} lr {lr:e} did not stop"));
+        let n = rec.steps_done;
+        assert!(n < 60, "{e}");
+        assert!(e.starts_with(&format!("step {n}: ")), "{e}");
+        assert!(e.ends_with("; the run stopped, parameters kept at the last finite state"), "{e}");
+        assert!(e[format!("step {n}: ").len()..].starts_with(reason), "{e}");
+        assert!(rec.params.iter().all(|p| p.is_finite()), "{preset}/{method}: parameters kept finite");
+        assert_eq!(rec.history.len(), n, "{preset}/{method}: every step before the stop is recorded");
+        assert!(rec.history.iter().enumerate().all(|(i, r)| r.step == i && r.losses.iter().all(|l| l.is_finite())));
+        // The same run asked for exactly N steps (none: the initial parameters): no stop, the
+        // same parameters.
+        let mut short = cfg.clone();
+        short.steps = n.max(1);
+        let mut s = GpuTrainer::new(gpu(), short).unwrap();
+        if n > 0 {
+            pollster::block_on(s.run_to_end(7, |_| {})).unwrap();
+        }
+        assert_eq!(pollster::block_on(s.params()).unwrap(), rec.params, "{preset}/{method}: stopped at step {n}");
+        eprintln!("{preset}/{method} lr {lr:e}: {e}");
+        // The CPU trainer (f64) stops later, on the same check, in the same words.
+        if cpu_too {
+            let cpu = concord_core::train::train(&cfg).unwrap();
+            let ce = cpu.error.unwrap_or_else(|| panic!("{preset}/{method}: the CPU run did not stop"));
+            assert!(
+                cpu.steps_done >= n && ce.starts_with(&format!("step {}: a task loss is not finite (", cpu.steps_done)),
+                "{ce}"
+            );
+            assert!(ce.ends_with("; the run stopped, parameters kept at the last finite state"), "{ce}");
+        }
+    }
+}
+
 #[test]
 fn a_long_steps_call_is_split_into_submissions_and_still_matches() {
     // 1 005 steps > MAX_STEPS_PER_SUBMISSION: two submissions from one call.

@@ -20,6 +20,7 @@ pub(crate) struct MlpPipelines {
     pub backprop: wgpu::ComputePipeline,
     pub optim_tick: wgpu::ComputePipeline,
     pub optim_update: wgpu::ComputePipeline,
+    pub optim_check: wgpu::ComputePipeline,
 }
 
 impl MlpPipelines {
@@ -44,6 +45,7 @@ impl MlpPipelines {
             backprop: make("mlp_backprop.wgsl", "backprop"),
             optim_tick: make("mlp_optim.wgsl", "optim_tick"),
             optim_update: make("mlp_optim.wgsl", "optim_update"),
+            optim_check: make("mlp_optim.wgsl", "optim_check"),
         }
     }
 }
@@ -85,6 +87,31 @@ impl Dispatch {
             .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         entries.push(wgpu::BindGroupEntry { binding: uniform_binding, resource: uniform_buf.as_entire_binding() });
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { pipeline: pipeline.clone(), bind_group, groups }
+    }
+
+    /// A launch whose storage buffers sit at the given bindings, with one uniform block per
+    /// `(binding, bytes)` (an entry point that uses some of its module's bindings, out of order).
+    pub fn with_bindings(
+        gpu: &Gpu,
+        pipeline: &wgpu::ComputePipeline,
+        storage: &[(u32, &wgpu::Buffer)],
+        uniforms: &[(u32, &[u8])],
+        groups: (u32, u32),
+    ) -> Self {
+        let uniform_bufs: Vec<(u32, wgpu::Buffer)> =
+            uniforms.iter().map(|&(b, bytes)| (b, gpu.uniform_init("mlp kernel params", bytes))).collect();
+        let entries: Vec<wgpu::BindGroupEntry> = storage
+            .iter()
+            .map(|&(binding, b)| (binding, b))
+            .chain(uniform_bufs.iter().map(|(binding, b)| (*binding, b)))
+            .map(|(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() })
+            .collect();
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),
@@ -178,6 +205,28 @@ pub(crate) struct BackpropParams {
     pub groups_x: u32,
     pub _pad: [u32; 2],
 }
+
+/// `shaders/mlp_optim.wgsl`'s MlpCheckParams: which step `optim_check` looks at, and how to read
+/// its inputs.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct CheckParams {
+    pub step: u32,
+    pub tasks: u32,
+    pub shared_len: u32,
+    /// 1 when the step's test losses are in the check inputs.
+    pub tested: u32,
+}
+
+/// `optim_check`'s reason bits (mlp_optim.wgsl's HALT_*), in the CPU trainer's order of checks,
+/// and the CPU trainer's words for each.
+pub(crate) const HALT_REASONS: [(u32, &str); 5] = [
+    (1, "a task loss is not finite"),
+    (2, "a gradient is not finite"),
+    (4, "a test loss is not finite"),
+    (8, "the aggregator's update is not finite"),
+    (16, "the optimizer step produced non-finite parameters"),
+];
 
 /// `shaders/mlp_optim.wgsl`'s MlpOptParams.
 #[repr(C)]

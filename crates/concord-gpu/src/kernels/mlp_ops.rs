@@ -148,21 +148,29 @@ pub async fn optimizer_steps(
     let pipes = MlpPipelines::new(gpu);
     let n = x0.len();
     let x = input(gpu, x0);
-    let step = input(gpu, &[0.0; 4]);
-    let moments = gpu.buffer("moments", (2 * n * 4) as u64, RW);
+    // The moments, then the step state (t, q₁, q₂, unused): see mlp_optim.wgsl.
+    let moments = gpu.buffer("moments", ((2 * n + 4) * 4) as u64, RW);
+    // The step check's head, never set here (no `optim_check`): every step is taken.
+    let check = gpu.buffer("step check", 8, RW);
     let p = OptParams::new(opt, n);
     let mut dispatches = Vec::new();
     let mut keep = Vec::new();
     for g in grads {
         let gb = input(gpu, g);
-        dispatches.push(Dispatch::with_uniform_at(gpu, &pipes.optim_tick, &[&step], 4, bytemuck::bytes_of(&p), (1, 1)));
-        let (gx, gy) = grid(n);
-        dispatches.push(Dispatch::new(
+        let uniform = [(4, bytemuck::bytes_of(&p))];
+        dispatches.push(Dispatch::with_bindings(
+            gpu,
+            &pipes.optim_tick,
+            &[(2, &moments), (3, &check)],
+            &uniform,
+            (1, 1),
+        ));
+        dispatches.push(Dispatch::with_bindings(
             gpu,
             &pipes.optim_update,
-            &[&step, &x, &gb, &moments],
-            bytemuck::bytes_of(&p),
-            (gx, gy),
+            &[(0, &x), (1, &gb), (2, &moments), (3, &check)],
+            &uniform,
+            grid(n),
         ));
         keep.push(gb);
     }

@@ -47,6 +47,8 @@ pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
         ("mlp_dense_forward.wgsl", "DenseParams", size_of::<mlp::DenseParams>()),
         ("mlp_gather.wgsl", "GatherParams", size_of::<mlp::GatherParams>()),
         ("mlp_loss.wgsl", "LossParams", size_of::<mlp::LossParams>()),
+        ("mlp_optim.wgsl", "MlpOptParams", size_of::<mlp::OptParams>()),
+        ("mlp_optim.wgsl", "MlpCheckParams", size_of::<mlp::CheckParams>()),
         ("mlp_weight_grad.wgsl", "WeightGradParams", size_of::<mlp::WeightGradParams>()),
         ("moe_gate.wgsl", "MoeParams", size_of::<moe::MoeParams>()),
         ("weighting.wgsl", "WeightParams", size_of::<weighting::WeightParams>()),
