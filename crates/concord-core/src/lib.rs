@@ -18,6 +18,7 @@ pub mod method;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod pause;
 pub mod problems;
 pub mod train;
 pub mod weightings;

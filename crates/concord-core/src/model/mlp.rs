@@ -7,6 +7,7 @@
 use super::config::MlpConfig;
 use super::layout::{init_params, LayerSlice, Layout};
 use super::loss::{check_target, loss_and_grad, Target};
+use crate::pause::{finish, pause};
 use nalgebra::{DMatrix, DMatrixView};
 
 /// A validated multi-task MLP (the structure only; parameters live in a flat `Vec<f64>`).
@@ -124,19 +125,22 @@ impl Mlp {
         Ok(())
     }
 
-    fn trunk_forward(&self, params: &[f64], x: &DMatrix<f64>) -> TrunkCache {
+    /// The trunk's activations, pausing after each layer (`crate::pause`).
+    async fn trunk_forward(&self, params: &[f64], x: &DMatrix<f64>) -> TrunkCache {
         let act = self.config.activation;
         let mut cache = TrunkCache { zs: Vec::new(), acts: vec![x.clone()] };
         for s in &self.layout.trunk {
             let z = linear(params, s, cache.acts.last().expect("acts starts with x"));
             cache.acts.push(z.map(|v| act.apply(v)));
             cache.zs.push(z);
+            pause().await;
         }
         cache
     }
 
-    /// Backprop dL/dh (B × trunk_out) through the trunk: the flat gradient of the shared part.
-    fn trunk_backward(&self, params: &[f64], cache: &TrunkCache, d_h: DMatrix<f64>) -> Vec<f64> {
+    /// Backprop dL/dh (B × trunk_out) through the trunk: the flat gradient of the shared part
+    /// (pausing after each layer).
+    async fn trunk_backward(&self, params: &[f64], cache: &TrunkCache, d_h: DMatrix<f64>) -> Vec<f64> {
         let act = self.config.activation;
         let mut grad = vec![0.0; self.layout.shared_len];
         let mut d_a = d_h;
@@ -150,6 +154,7 @@ impl Mlp {
             if l > 0 {
                 d_a = d_z * weight_t(params, s).transpose();
             }
+            pause().await;
         }
         grad
     }
@@ -157,8 +162,13 @@ impl Mlp {
     /// Raw head outputs (logits for BCE / softmax-CE, values for MSE), one B × out_dim matrix
     /// per task. Apply a sigmoid / softmax to the logits for probabilities.
     pub fn forward(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
+        finish(self.forward_paused(params, x))
+    }
+
+    /// [`Mlp::forward`], pausing between layers.
+    pub async fn forward_paused(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
         self.check_inputs(params, x)?;
-        let cache = self.trunk_forward(params, x);
+        let cache = self.trunk_forward(params, x).await;
         let h = cache.acts.last().expect("acts starts with x");
         Ok(self.layout.heads.iter().map(|s| linear(params, s, h)).collect())
     }
@@ -171,7 +181,17 @@ impl Mlp {
 
     /// Per-task mean losses over the batch.
     pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Vec<f64>, String> {
-        let outs = self.forward(params, x)?;
+        finish(self.losses_paused(params, x, targets))
+    }
+
+    /// [`Mlp::losses`], pausing between layers.
+    pub async fn losses_paused(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        targets: &[Target],
+    ) -> Result<Vec<f64>, String> {
+        let outs = self.forward_paused(params, x).await?;
         self.check_targets(x, targets)?;
         Ok(self
             .config
@@ -184,9 +204,20 @@ impl Mlp {
 
     /// Losses, the shared per-task Jacobian and the heads' own gradients for one mini-batch.
     pub fn gradients(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Gradients, String> {
+        finish(self.gradients_paused(params, x, targets))
+    }
+
+    /// [`Mlp::gradients`], pausing after each layer of the forward pass and of each task's
+    /// backward pass (the same operations in the same order: the same numbers).
+    pub async fn gradients_paused(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        targets: &[Target],
+    ) -> Result<Gradients, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
-        let cache = self.trunk_forward(params, x);
+        let cache = self.trunk_forward(params, x).await;
         let h = cache.acts.last().expect("acts starts with x");
         let m = self.num_tasks();
         let mut out = Gradients {
@@ -202,7 +233,7 @@ impl Mlp {
             out.head_grads.push(head);
             if self.layout.shared_len > 0 {
                 let d_h = d_o * weight_t(params, s).transpose();
-                let row = self.trunk_backward(params, &cache, d_h);
+                let row = self.trunk_backward(params, &cache, d_h).await;
                 out.shared_jacobian.row_mut(t).copy_from_slice(&row);
             }
         }
@@ -234,10 +265,10 @@ impl Mlp {
                 Target::Values(v) => Target::Values(v.rows(b, 1).into_owned()),
                 Target::Classes(c) => Target::Classes(vec![c[b]]),
             };
-            let cache = self.trunk_forward(params, &xb);
+            let cache = finish(self.trunk_forward(params, &xb));
             let h = cache.acts.last().expect("acts starts with x");
             let (_, d_o) = loss_and_grad(self.config.heads[task].loss, &linear(params, s, h), &yb);
-            let row = self.trunk_backward(params, &cache, d_o * weight_t(params, s).transpose());
+            let row = finish(self.trunk_backward(params, &cache, d_o * weight_t(params, s).transpose()));
             out.row_mut(b).copy_from_slice(&row);
         }
         Ok(out)

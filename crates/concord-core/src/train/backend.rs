@@ -99,6 +99,20 @@ pub trait Backend {
     fn predict(&mut self, _points: &[[f64; 2]]) -> Option<Predict<'_>> {
         None
     }
+    /// Up to `k` steps computed on the calling thread, stopping once `deadline()` returns true
+    /// — between steps, or at a pause inside one (`crate::pause`): a step cut short goes on at
+    /// the next call and gives exactly the numbers of an uninterrupted step. Returns the steps
+    /// completed. For an engine that only queues work (a GPU) this is `submit`.
+    fn submit_within(&mut self, k: usize, _deadline: &mut dyn FnMut() -> bool) -> Result<usize, BackendError> {
+        self.submit(k)
+    }
+    /// A read-back computed on the calling thread (the whole-set losses are forward passes),
+    /// stopping at a pause once `deadline()` returns true: `None` until it is done — call again,
+    /// with no `submit` in between. For an engine whose `read_back` is not ready at once this
+    /// stays `None`: await `read_back` instead.
+    fn read_back_within(&mut self, _deadline: &mut dyn FnMut() -> bool) -> Option<Result<Snapshot, BackendError>> {
+        now(self.read_back())
+    }
 }
 
 /// The value of a future that is already ready (a CPU read-back); `None` if it is pending.
@@ -114,6 +128,34 @@ pub fn now<F: Future>(fut: F) -> Option<F::Output> {
 impl super::Trainer {
     /// The CPU snapshot: records since the last read-back, parameters, whole-set losses.
     pub fn snapshot(&mut self) -> Snapshot {
+        match self.snapshot_within(&mut || false) {
+            Some(s) => s,
+            // (A deadline that never passes runs the losses to the end.)
+            None => {
+                self.snapshot_with(self.train_losses().unwrap_or_default(), self.test_losses().and_then(Result::ok))
+            }
+        }
+    }
+
+    /// [`Trainer::snapshot`] with its whole-set losses (the forward passes over the train and
+    /// the test set) paused between pieces: `None` when `deadline()` came first; the next call
+    /// goes on (from scratch if a step was taken in between).
+    pub fn snapshot_within(&mut self, deadline: &mut dyn FnMut() -> bool) -> Option<Snapshot> {
+        let at = self.step_index();
+        let mut work = match self.pending_eval.take() {
+            Some((s, work)) if s == at => work,
+            _ => self.eval_work(),
+        };
+        match crate::pause::drive(work.as_mut(), deadline) {
+            None => {
+                self.pending_eval = Some((at, work));
+                None
+            }
+            Some((train, test)) => Some(self.snapshot_with(train, test)),
+        }
+    }
+
+    fn snapshot_with(&mut self, train_losses: Vec<f64>, test_losses: Option<Vec<f64>>) -> Snapshot {
         // By step, not index: thinning moves the indices. Records thinned away before a read-back
         // (more than the recent window submitted at once) are not delivered.
         let h = self.history();
@@ -124,8 +166,8 @@ impl super::Trainer {
             steps_done: self.step_index(),
             new_records,
             params: self.params().to_vec(),
-            train_losses: self.train_losses().unwrap_or_default(),
-            test_losses: self.test_losses().and_then(Result::ok),
+            train_losses,
+            test_losses,
             error: self.error().map(str::to_owned),
         }
     }
@@ -153,6 +195,24 @@ impl Backend for super::Trainer {
             done += 1;
         }
         Ok(done)
+    }
+
+    fn submit_within(&mut self, k: usize, deadline: &mut dyn FnMut() -> bool) -> Result<usize, BackendError> {
+        let mut done = 0;
+        while done < k && !self.is_done() {
+            match self.step_within(deadline) {
+                Ok(super::StepProgress::Done(_)) => done += 1,
+                Ok(super::StepProgress::Paused) | Err(_) => break,
+            }
+            if done < k && deadline() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn read_back_within(&mut self, deadline: &mut dyn FnMut() -> bool) -> Option<Result<Snapshot, BackendError>> {
+        self.snapshot_within(deadline).map(Ok)
     }
 
     fn read_back(&mut self) -> ReadBack<'_> {

@@ -29,6 +29,8 @@ mod moe_spec;
 #[cfg(test)]
 mod moe_tests;
 mod net;
+#[cfg(test)]
+mod pause_tests;
 mod presets;
 #[cfg(test)]
 mod task_experts_tests;
@@ -41,7 +43,7 @@ pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
 pub use history::{restore_point, History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_WINDOW};
 pub use moe_spec::MoeSpec;
-pub use net::{MoeStepRecord, Net};
+pub use net::{MoeStepRecord, Net, NetGradients};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
 use crate::aggregators::Aggregator;
@@ -49,14 +51,17 @@ use crate::data::{uniform, DataRng};
 use crate::landscape::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::moe::Moe;
+use crate::model::Gradients;
 use crate::model::{Mlp, Target};
 use crate::optim::Optimizer;
+use crate::pause::{drive, Paused};
 use crate::problems::{CagradToy, ParetoMtlSynthetic, Problem};
 use crate::weightings::{LossWeighting, WeightingContext};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+use std::sync::Arc;
 
 /// One step's record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,7 +106,13 @@ pub struct RunRecord {
 /// between the variants costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 enum Engine {
-    Mlp { mlp: Net, train_x: DMatrix<f64>, train_y: Vec<Target>, test: Option<(DMatrix<f64>, Vec<Target>)> },
+    /// The network is shared with a step under way (`Trainer::step_within`).
+    Mlp {
+        mlp: Arc<Net>,
+        train_x: DMatrix<f64>,
+        train_y: Vec<Target>,
+        test: Option<(DMatrix<f64>, Vec<Target>)>,
+    },
     Analytic(Analytic),
 }
 
@@ -139,6 +150,51 @@ impl Problem for Analytic {
     }
 }
 
+/// How far [`Trainer::step_within`] got.
+#[derive(Debug, PartialEq)]
+pub enum StepProgress<'a> {
+    /// The step is done: its record, or `None` when `record_every` skips this step.
+    Done(Option<&'a StepRecord>),
+    /// The deadline came inside the step: the next call goes on with it.
+    Paused,
+}
+
+/// A step's place in the run.
+struct StepPlan {
+    step: usize,
+    record: bool,
+    full_batch: bool,
+}
+
+/// What a step's gradient work yields: the gradients on the batch and, on an evaluation step,
+/// the test losses (both at the parameters the step starts from), and the batch back.
+struct GradWork {
+    grads: Result<NetGradients, String>,
+    test: Option<Result<Vec<f64>, String>>,
+    batch: Option<(DMatrix<f64>, Vec<Target>)>,
+}
+
+/// What a step has worked out before FAMO's losses after it.
+struct Applied {
+    next: Vec<f64>,
+    losses: Vec<f64>,
+    loss_weights: Option<Vec<f64>>,
+    aggregator_weights: Option<Vec<f64>>,
+    jacobian: DMatrix<f64>,
+    d: DVector<f64>,
+    test_losses: Option<Vec<f64>>,
+    moe: Option<MoeStepRecord>,
+}
+
+/// A step cut short by [`Trainer::step_within`]'s deadline.
+enum PendingStep {
+    Gradients { plan: StepPlan, work: Paused<GradWork> },
+    AfterStep { plan: StepPlan, applied: Box<Applied>, work: Paused<Result<Vec<f64>, String>> },
+}
+
+/// The whole-set losses of a read-back (`Backend::read_back_within`) under way, at this step.
+type PendingEval = (usize, Paused<(Vec<f64>, Option<Vec<f64>>)>);
+
 /// A run that advances one step at a time (for the UI), or to the end (`train`).
 pub struct Trainer {
     config: TrainConfig,
@@ -157,6 +213,10 @@ pub struct Trainer {
     layer_ranges: Vec<Range<usize>>,
     /// The step of the last record a read-back (`Backend`) handed out.
     read_after: Option<usize>,
+    /// A step cut short (`step_within`).
+    pending: Option<PendingStep>,
+    /// A read-back's losses cut short (`Backend::read_back_within`).
+    pending_eval: Option<PendingEval>,
 }
 
 fn select_rows(x: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
@@ -232,7 +292,7 @@ fn build_engine(config: &TrainConfig) -> Result<(Engine, Vec<String>), String> {
             return Err(format!("batch_size {b} exceeds the {} training points", train_x.nrows()));
         }
     }
-    Ok((Engine::Mlp { mlp, train_x, train_y, test }, names))
+    Ok((Engine::Mlp { mlp: Arc::new(mlp), train_x, train_y, test }, names))
 }
 
 type Sets = (DMatrix<f64>, Vec<Target>, Option<(DMatrix<f64>, Vec<Target>)>, Vec<String>);
@@ -288,6 +348,8 @@ impl Trainer {
             error: None,
             layer_ranges,
             read_after: None,
+            pending: None,
+            pending_eval: None,
         })
     }
 
@@ -329,27 +391,33 @@ impl Trainer {
 
     /// The model, for drawing decision boundaries (`None` for pareto-synthetic).
     pub fn mlp(&self) -> Option<&Mlp> {
+        match self.net()? {
+            Net::Mlp(mlp) => Some(mlp),
+            Net::Moe(_) => None,
+        }
+    }
+
+    fn net(&self) -> Option<&Net> {
         match &self.engine {
-            Engine::Mlp { mlp: Net::Mlp(mlp), .. } => Some(mlp),
-            _ => None,
+            Engine::Mlp { mlp, .. } => Some(mlp),
+            Engine::Analytic(_) => None,
         }
     }
 
     /// The MoE model, for routing maps and statistics (`None` unless the run trains one).
     pub fn moe(&self) -> Option<&Moe> {
-        match &self.engine {
-            Engine::Mlp { mlp: Net::Moe(moe), .. } => Some(moe),
-            _ => None,
+        match self.net()? {
+            Net::Moe(moe) => Some(moe),
+            Net::Mlp(_) => None,
         }
     }
 
     /// Head outputs at 2-D points (decision-boundary grids) for MLP and MoE runs alike;
     /// `None` for pareto-synthetic.
     pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Result<Vec<DMatrix<f64>>, String>> {
-        match &self.engine {
-            Engine::Mlp { mlp: Net::Mlp(n), .. } => Some(n.predict_points(&self.params, points)),
-            Engine::Mlp { mlp: Net::Moe(n), .. } => Some(n.predict_points(&self.params, points)),
-            Engine::Analytic(_) => None,
+        match self.net()? {
+            Net::Mlp(n) => Some(n.predict_points(&self.params, points)),
+            Net::Moe(n) => Some(n.predict_points(&self.params, points)),
         }
     }
 
@@ -373,12 +441,10 @@ impl Trainer {
     /// problem (x is θ).
     pub fn objective(&self) -> Box<dyn Objective + '_> {
         match &self.engine {
-            Engine::Mlp { mlp: Net::Mlp(mlp), train_x, train_y, .. } => {
-                Box::new(MlpObjective { mlp, x: train_x, targets: train_y })
-            }
-            Engine::Mlp { mlp: Net::Moe(moe), train_x, train_y, .. } => {
-                Box::new(MoeObjective { moe, x: train_x, targets: train_y })
-            }
+            Engine::Mlp { mlp, train_x, train_y, .. } => match &**mlp {
+                Net::Mlp(mlp) => Box::new(MlpObjective { mlp, x: train_x, targets: train_y }),
+                Net::Moe(moe) => Box::new(MoeObjective { moe, x: train_x, targets: train_y }),
+            },
             Engine::Analytic(p) => Box::new(ProblemObjective(p)),
         }
     }
@@ -408,6 +474,8 @@ impl Trainer {
         self.step = steps;
         self.history = History::from_records(history);
         self.error = None;
+        self.pending = None;
+        self.pending_eval = None;
         Ok(())
     }
 
@@ -416,6 +484,26 @@ impl Trainer {
         match &self.engine {
             Engine::Mlp { mlp, train_x, train_y, .. } => mlp.losses(&self.params, train_x, train_y),
             Engine::Analytic(p) => Ok(p.losses(&self.params)),
+        }
+    }
+
+    /// The whole-set losses at the current parameters (train, test) as a computation that pauses
+    /// between pieces (the same numbers as `train_losses` and `test_losses`).
+    fn eval_work(&self) -> Paused<(Vec<f64>, Option<Vec<f64>>)> {
+        match &self.engine {
+            Engine::Mlp { mlp, train_x, train_y, test } => {
+                let (net, params) = (Arc::clone(mlp), self.params.clone());
+                let (x, y, test) = (train_x.clone(), train_y.clone(), test.clone());
+                Box::pin(async move {
+                    let train = net.losses_paused(&params, &x, &y).await.unwrap_or_default();
+                    let test = match &test {
+                        Some((tx, ty)) => net.losses_paused(&params, tx, ty).await.ok(),
+                        None => None,
+                    };
+                    (train, test)
+                })
+            }
+            Engine::Analytic(p) => Box::pin(std::future::ready((p.losses(&self.params), None))),
         }
     }
 
@@ -461,40 +549,117 @@ impl Trainer {
     /// One training step: its record, or `None` when `record_every` skips this step. After an
     /// error (or the last step) it only returns the error.
     pub fn step(&mut self) -> Result<Option<&StepRecord>, String> {
+        match self.step_within(&mut || false)? {
+            StepProgress::Done(record) => Ok(record),
+            StepProgress::Paused => Err("a step paused without a deadline".into()),
+        }
+    }
+
+    /// One training step that may be cut short: the step's forward and backward passes (and
+    /// its test-set evaluation, and FAMO's losses after it) pause between pieces — a layer, an
+    /// expert, a task's backward pass — and once `deadline()` returns true at a pause, the call
+    /// returns `Paused`; the next call goes on where it stopped. The step's numbers are exactly
+    /// those of [`Trainer::step`] (the same code runs in the same order: `crate::pause`). The
+    /// page uses this to keep a frame's CPU work within its time budget when one step of a
+    /// large model takes longer than a frame. Nothing of a step shows (parameters, history,
+    /// step count) before it is done.
+    pub fn step_within(&mut self, deadline: &mut dyn FnMut() -> bool) -> Result<StepProgress<'_>, String> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if self.step >= self.config.steps {
-            return Err(format!("the run is complete ({} steps)", self.config.steps));
+        let mut pending = match self.pending.take() {
+            Some(p) => p,
+            None => {
+                if self.step >= self.config.steps {
+                    return Err(format!("the run is complete ({} steps)", self.config.steps));
+                }
+                self.begin_step()
+            }
+        };
+        loop {
+            pending = match pending {
+                PendingStep::Gradients { plan, mut work } => match drive(work.as_mut(), deadline) {
+                    None => {
+                        self.pending = Some(PendingStep::Gradients { plan, work });
+                        return Ok(StepProgress::Paused);
+                    }
+                    Some(out) => match self.apply_gradients(plan, out)? {
+                        Ok(recorded) => return Ok(StepProgress::Done(self.history.last().filter(|_| recorded))),
+                        Err(after) => after,
+                    },
+                },
+                PendingStep::AfterStep { plan, applied, mut work } => match drive(work.as_mut(), deadline) {
+                    None => {
+                        self.pending = Some(PendingStep::AfterStep { plan, applied, work });
+                        return Ok(StepProgress::Paused);
+                    }
+                    Some(after) => {
+                        let recorded = self.complete_step(plan, *applied, Some(after))?;
+                        return Ok(StepProgress::Done(self.history.last().filter(|_| recorded)));
+                    }
+                },
+            };
         }
+    }
+
+    /// Whether a step cut short by [`Trainer::step_within`] is waiting to go on.
+    pub fn step_in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// A step's start: the batch (the sampler moves on here, once) and its gradient work.
+    fn begin_step(&mut self) -> PendingStep {
         let step = self.step;
         let record = step.is_multiple_of(self.config.record_every) || step + 1 == self.config.steps;
         let evaluate = record && step.is_multiple_of(self.config.eval_every);
+        let idx = match self.engine {
+            Engine::Mlp { .. } => self.next_batch(),
+            Engine::Analytic(_) => None,
+        };
+        let plan = StepPlan { step, record, full_batch: idx.is_none() };
         // Gradients at the current parameters.
-        let mut full_batch = true;
-        let (losses, jacobian, head_grads, batch, aux_grad, moe) = match &self.engine {
+        let work: Paused<GradWork> = match &self.engine {
             Engine::Analytic(p) => {
                 let j = p.jacobian(&self.params);
                 let jm = DMatrix::from_fn(j.len(), p.dim(), |r, c| j[r][c]);
-                (p.losses(&self.params), jm, Vec::new(), None, None, None)
+                let tasks = Gradients { losses: p.losses(&self.params), shared_jacobian: jm, head_grads: Vec::new() };
+                let grads = Ok(NetGradients { tasks, aux_grad: None, moe: None });
+                Box::pin(std::future::ready(GradWork { grads, test: None, batch: None }))
             }
-            Engine::Mlp { .. } => {
-                let idx = self.next_batch();
-                full_batch = idx.is_none();
-                let Engine::Mlp { mlp, train_x, train_y, .. } = &self.engine else { unreachable!() };
+            Engine::Mlp { mlp, train_x, train_y, test } => {
                 let (x, y) = match &idx {
                     Some(idx) => (select_rows(train_x, idx), select_targets(train_y, idx)),
                     None => (train_x.clone(), train_y.clone()),
                 };
                 // Routing noise: a fresh, reproducible draw per step.
                 let noise_seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let g = match mlp.gradients(&self.params, &x, &y, noise_seed) {
-                    Ok(g) => g,
-                    Err(e) => return Err(self.fail(e)),
-                };
-                (g.tasks.losses, g.tasks.shared_jacobian, g.tasks.head_grads, Some((x, y)), g.aux_grad, g.moe)
+                let (net, params) = (Arc::clone(mlp), self.params.clone());
+                let test = if evaluate { test.clone() } else { None };
+                Box::pin(async move {
+                    let grads = net.gradients_paused(&params, &x, &y, noise_seed).await;
+                    // The test losses at the same parameters (none after a failed gradient).
+                    let test = match (&grads, &test) {
+                        (Ok(_), Some((tx, ty))) => Some(net.losses_paused(&params, tx, ty).await),
+                        _ => None,
+                    };
+                    GradWork { grads, test, batch: Some((x, y)) }
+                })
             }
         };
+        PendingStep::Gradients { plan, work }
+    }
+
+    /// The step after its gradients: checks, loss weighting, aggregator, optimizer. `Ok(Ok(recorded))`
+    /// when the step is done, `Ok(Err(work))` when FAMO's losses after the step are still to
+    /// compute on the network.
+    fn apply_gradients(&mut self, plan: StepPlan, work: GradWork) -> Result<Result<bool, PendingStep>, String> {
+        let GradWork { grads, test, batch } = work;
+        let g = match grads {
+            Ok(g) => g,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let (losses, jacobian, head_grads, aux_grad, moe) =
+            (g.tasks.losses, g.tasks.shared_jacobian, g.tasks.head_grads, g.aux_grad, g.moe);
         if !all_finite(&losses) {
             return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
@@ -504,16 +669,13 @@ impl Trainer {
         {
             return Err(self.fail("a gradient is not finite".into()));
         }
-        let test_losses = if evaluate {
-            match self.test_losses() {
-                Some(Ok(l)) if all_finite(&l) => Some(l),
-                Some(Ok(l)) => return Err(self.fail(format!("a test loss is not finite ({l:?})"))),
-                Some(Err(e)) => return Err(self.fail(e)),
-                None => None,
-            }
-        } else {
-            None
+        let test_losses = match test {
+            Some(Ok(l)) if all_finite(&l) => Some(l),
+            Some(Ok(l)) => return Err(self.fail(format!("a test loss is not finite ({l:?})"))),
+            Some(Err(e)) => return Err(self.fail(e)),
+            None => None,
         };
+        let step = plan.step;
         // Loss weighting: w_i = ∂L_total/∂L_i.
         let loss_weights = match self.weighting.as_mut() {
             None => None,
@@ -560,44 +722,65 @@ impl Trainer {
         if !all_finite(&next) {
             return Err(self.fail("the optimizer step produced non-finite parameters".into()));
         }
-        self.params = next;
+        let aggregator_weights = aggregation.weights.map(|w| w.as_slice().to_vec());
+        let applied = Applied { next, losses, loss_weights, aggregator_weights, jacobian, d, test_losses, moe };
         // FAMO: the losses on the same batch after the step.
-        if let Some(w) = self.weighting.as_mut() {
-            if w.needs_losses_after_step() {
-                let after = match (&self.engine, &batch) {
-                    (Engine::Mlp { mlp, .. }, Some((x, y))) => mlp.losses(&self.params, x, y),
-                    (Engine::Analytic(p), _) => Ok(p.losses(&self.params)),
-                    _ => Err("no batch".to_string()),
-                };
-                match after {
-                    Ok(l) if all_finite(&l) => w.after_step(&l),
-                    Ok(l) => return Err(self.fail(format!("a task loss after the step is not finite ({l:?})"))),
-                    Err(e) => return Err(self.fail(e)),
-                }
+        if !self.weighting.as_ref().is_some_and(|w| w.needs_losses_after_step()) {
+            return self.complete_step(plan, applied, None).map(Ok);
+        }
+        match (&self.engine, batch) {
+            (Engine::Mlp { mlp, .. }, Some((x, y))) => {
+                let (net, params) = (Arc::clone(mlp), applied.next.clone());
+                let work: Paused<Result<Vec<f64>, String>> =
+                    Box::pin(async move { net.losses_paused(&params, &x, &y).await });
+                Ok(Err(PendingStep::AfterStep { plan, applied: Box::new(applied), work }))
+            }
+            (Engine::Analytic(p), _) => {
+                let after = Ok(p.losses(&applied.next));
+                self.complete_step(plan, applied, Some(after)).map(Ok)
+            }
+            (Engine::Mlp { .. }, None) => self.complete_step(plan, applied, Some(Err("no batch".into()))).map(Ok),
+        }
+    }
+
+    /// The step's end: the new parameters, FAMO's update from the losses after the step, the
+    /// record. Returns whether the step was recorded.
+    fn complete_step(
+        &mut self,
+        plan: StepPlan,
+        a: Applied,
+        after: Option<Result<Vec<f64>, String>>,
+    ) -> Result<bool, String> {
+        self.params = a.next;
+        if let (Some(after), Some(w)) = (after, self.weighting.as_mut()) {
+            match after {
+                Ok(l) if all_finite(&l) => w.after_step(&l),
+                Ok(l) => return Err(self.fail(format!("a task loss after the step is not finite ({l:?})"))),
+                Err(e) => return Err(self.fail(e)),
             }
         }
-        if full_batch {
+        if plan.full_batch {
             // Full batch: one step is one epoch.
             self.epoch += 1;
         }
-        if !record {
+        if !plan.record {
             self.step += 1;
-            return Ok(None);
+            return Ok(false);
         }
         let layers =
             (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice());
-        let metrics = StepMetrics::new(&jacobian, &d, layers);
+        let metrics = StepMetrics::new(&a.jacobian, &a.d, layers);
         self.history.push(StepRecord {
-            step,
-            losses,
-            loss_weights,
-            aggregator_weights: aggregation.weights.map(|w| w.as_slice().to_vec()),
+            step: plan.step,
+            losses: a.losses,
+            loss_weights: a.loss_weights,
+            aggregator_weights: a.aggregator_weights,
             metrics,
-            test_losses,
-            moe,
+            test_losses: a.test_losses,
+            moe: a.moe,
         });
         self.step += 1;
-        Ok(self.history.last())
+        Ok(true)
     }
 
     /// Steps until done (or an error), calling `progress(steps_done)` after each.

@@ -43,6 +43,14 @@ impl Net {
         }
     }
 
+    /// [`Net::losses`], pausing between pieces (`crate::pause`).
+    pub async fn losses_paused(&self, params: &[f64], x: &DMatrix<f64>, y: &[Target]) -> Result<Vec<f64>, String> {
+        match self {
+            Net::Mlp(n) => n.losses_paused(params, x, y).await,
+            Net::Moe(n) => n.losses_paused(params, x, y).await,
+        }
+    }
+
     /// Ranges for per-layer metrics: the trunk layers, or the MoE's pre-layers, gates, experts.
     pub fn layer_ranges(&self) -> Vec<Range<usize>> {
         match self {
@@ -59,10 +67,23 @@ impl Net {
         y: &[Target],
         noise_seed: u64,
     ) -> Result<NetGradients, String> {
+        crate::pause::finish(self.gradients_paused(params, x, y, noise_seed))
+    }
+
+    /// [`Net::gradients`], pausing between pieces (`crate::pause`).
+    pub async fn gradients_paused(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        y: &[Target],
+        noise_seed: u64,
+    ) -> Result<NetGradients, String> {
         match self {
-            Net::Mlp(n) => Ok(NetGradients { tasks: n.gradients(params, x, y)?, aux_grad: None, moe: None }),
+            Net::Mlp(n) => {
+                Ok(NetGradients { tasks: n.gradients_paused(params, x, y).await?, aux_grad: None, moe: None })
+            }
             Net::Moe(n) => {
-                let g = n.gradients(params, x, y, Some(noise_seed))?;
+                let g = n.gradients_paused(params, x, y, Some(noise_seed)).await?;
                 let ranges: Vec<Range<usize>> = n.layout().experts.iter().map(|e| e.range()).collect();
                 let expert_cosine = layer_cosines(&g.tasks.shared_jacobian, &ranges);
                 Ok(NetGradients {

@@ -11,6 +11,7 @@ use super::stats::{matrix_rows, RoutingStats, TaskRouting};
 use super::{linear, mutual_info, selection};
 use crate::data::{normal, DataRng};
 use crate::model::{check_target, loss_and_grad, Gradients, Target};
+use crate::pause::{finish, pause};
 use nalgebra::DMatrix;
 use rand::SeedableRng;
 
@@ -129,7 +130,8 @@ impl Moe {
     }
 
     /// `noise_seed`: draw the noisy-top-k noise from this seed (training); `None` = no noise.
-    fn run_forward(&self, params: &[f64], x: &DMatrix<f64>, noise_seed: Option<u64>) -> ForwardCache {
+    /// Pauses (`crate::pause`) after each pre-layer, expert and gate group.
+    async fn run_forward(&self, params: &[f64], x: &DMatrix<f64>, noise_seed: Option<u64>) -> ForwardCache {
         let act = self.config.activation;
         let mut pre_zs = Vec::new();
         let mut pre_acts = vec![x.clone()];
@@ -137,19 +139,17 @@ impl Moe {
             let z = linear::forward(params, s, pre_acts.last().expect("non-empty"));
             pre_acts.push(z.map(|v| act.apply(v)));
             pre_zs.push(z);
+            pause().await;
         }
         let a = pre_acts.last().expect("non-empty").clone();
-        let experts: Vec<ExpertCache> = self
-            .layout
-            .experts
-            .iter()
-            .map(|s| {
-                let z = linear::forward(params, &s.hidden, &a);
-                let u = z.map(|v| act.apply(v));
-                let y = linear::forward(params, &s.out, &u);
-                ExpertCache { z, u, y }
-            })
-            .collect();
+        let mut experts: Vec<ExpertCache> = Vec::with_capacity(self.layout.experts.len());
+        for s in &self.layout.experts {
+            let z = linear::forward(params, &s.hidden, &a);
+            let u = z.map(|v| act.apply(v));
+            let y = linear::forward(params, &s.out, &u);
+            experts.push(ExpertCache { z, u, y });
+            pause().await;
+        }
         let (t, m) = (a.nrows(), self.num_tasks());
         let mut gate_inputs = Vec::new();
         let mut routings = Vec::new();
@@ -188,6 +188,7 @@ impl Moe {
             gate_inputs.push(gin);
             routings.push(routing);
             outputs.push(h);
+            pause().await;
         }
         ForwardCache { pre_zs, pre_acts, experts, gate_inputs, routings, outputs }
     }
@@ -212,17 +213,19 @@ impl Moe {
         d_gin.columns(0, self.config.width()).into_owned()
     }
 
-    fn pre_backward(&self, params: &[f64], cache: &ForwardCache, d_a: DMatrix<f64>, grad: &mut [f64]) {
+    async fn pre_backward(&self, params: &[f64], cache: &ForwardCache, d_a: DMatrix<f64>, grad: &mut [f64]) {
         let act = self.config.activation;
         let mut d = d_a;
         for (l, s) in self.layout.pre.iter().enumerate().rev() {
             let d_z = d.zip_map(&cache.pre_zs[l], |g, z| g * act.derivative(z));
             d = linear::backward(params, s, &cache.pre_acts[l], &d_z, grad);
+            pause().await;
         }
     }
 
-    /// dL/dh of group g → the shared gradient (experts, gate, pre-layers).
-    fn block_backward(&self, params: &[f64], cache: &ForwardCache, g: usize, d_out: &DMatrix<f64>) -> Vec<f64> {
+    /// dL/dh of group g → the shared gradient (experts, gate, pre-layers), pausing after each
+    /// expert and pre-layer.
+    async fn block_backward(&self, params: &[f64], cache: &ForwardCache, g: usize, d_out: &DMatrix<f64>) -> Vec<f64> {
         let act = self.config.activation;
         let mut grad = vec![0.0; self.layout.shared_len];
         let routing = &cache.routings[g];
@@ -245,17 +248,23 @@ impl Moe {
             let d_u = linear::backward(params, &s.out, &ex.u, &d_y, &mut grad);
             let d_z = d_u.zip_map(&ex.z, |g, z| g * act.derivative(z));
             d_a += linear::backward(params, &s.hidden, a, &d_z, &mut grad);
+            pause().await;
         }
         let (d_h, d_raw) = selection::backward(&self.config.router, routing, &d_combine);
         d_a += self.gate_backward(params, cache, g, &d_h, &d_raw, &mut grad);
-        self.pre_backward(params, cache, d_a, &mut grad);
+        self.pre_backward(params, cache, d_a, &mut grad).await;
         grad
     }
 
     /// Raw head outputs per task, without routing noise.
     pub fn forward(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
+        finish(self.forward_paused(params, x))
+    }
+
+    /// [`Moe::forward`], pausing between layers, experts and gate groups.
+    pub async fn forward_paused(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
         self.check_inputs(params, x)?;
-        let cache = self.run_forward(params, x, None);
+        let cache = self.run_forward(params, x, None).await;
         Ok(self
             .layout
             .heads
@@ -271,7 +280,17 @@ impl Moe {
     }
 
     pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Vec<f64>, String> {
-        let outs = self.forward(params, x)?;
+        finish(self.losses_paused(params, x, targets))
+    }
+
+    /// [`Moe::losses`], pausing between layers, experts and gate groups.
+    pub async fn losses_paused(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        targets: &[Target],
+    ) -> Result<Vec<f64>, String> {
+        let outs = self.forward_paused(params, x).await?;
         self.check_targets(x, targets)?;
         Ok(self
             .config
@@ -285,7 +304,7 @@ impl Moe {
     /// The routing of each task (noise-free), e.g. for the winning-expert map.
     pub fn routings(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<Routing>, String> {
         self.check_inputs(params, x)?;
-        let cache = self.run_forward(params, x, None);
+        let cache = finish(self.run_forward(params, x, None));
         Ok((0..self.num_tasks()).map(|t| cache.routings[self.group_of(t)].clone()).collect())
     }
 
@@ -299,7 +318,7 @@ impl Moe {
     /// The aux-loss values (noise-free), for checks and display.
     pub fn aux_values(&self, params: &[f64], x: &DMatrix<f64>, noise_seed: Option<u64>) -> Result<AuxValues, String> {
         self.check_inputs(params, x)?;
-        let cache = self.run_forward(params, x, noise_seed);
+        let cache = finish(self.run_forward(params, x, noise_seed));
         let group_of: Vec<usize> = (0..self.num_tasks()).map(|t| self.group_of(t)).collect();
         Ok(aux_losses(&self.config.router, &self.config.aux, &cache.routings, &group_of).0)
     }
@@ -314,7 +333,7 @@ impl Moe {
     ) -> Result<Vec<f64>, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
-        let cache = self.run_forward(params, x, noise_seed);
+        let cache = finish(self.run_forward(params, x, noise_seed));
         Ok((0..self.num_tasks())
             .map(|t| {
                 let o = linear::forward(params, &self.layout.heads[t], &cache.outputs[self.group_of(t)]);
@@ -332,9 +351,22 @@ impl Moe {
         targets: &[Target],
         noise_seed: Option<u64>,
     ) -> Result<MoeGradients, String> {
+        finish(self.gradients_paused(params, x, targets, noise_seed))
+    }
+
+    /// [`Moe::gradients`], pausing after each pre-layer, expert and gate group of the forward
+    /// pass and of each task's backward pass (the same operations in the same order: the same
+    /// numbers).
+    pub async fn gradients_paused(
+        &self,
+        params: &[f64],
+        x: &DMatrix<f64>,
+        targets: &[Target],
+        noise_seed: Option<u64>,
+    ) -> Result<MoeGradients, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
-        let cache = self.run_forward(params, x, noise_seed);
+        let cache = self.run_forward(params, x, noise_seed).await;
         let m = self.num_tasks();
         let mut tasks = Gradients {
             losses: Vec::with_capacity(m),
@@ -349,7 +381,7 @@ impl Moe {
             let mut head = h.tr_mul(&d_o).as_slice().to_vec();
             head.extend((0..s.fan_out).map(|j| d_o.column(j).sum()));
             let d_h = &d_o * linear::weight_t(params, s).transpose();
-            let row = self.block_backward(params, &cache, g, &d_h);
+            let row = self.block_backward(params, &cache, g, &d_h).await;
             tasks.shared_jacobian.row_mut(t).copy_from_slice(&row);
             tasks.head_grads.push(head);
         }
@@ -361,7 +393,7 @@ impl Moe {
             for (g, (d_h, d_raw)) in aux_logit_grads.iter().enumerate() {
                 d_a += self.gate_backward(params, &cache, g, d_h, d_raw, &mut aux_grad);
             }
-            self.pre_backward(params, &cache, d_a, &mut aux_grad);
+            self.pre_backward(params, &cache, d_a, &mut aux_grad).await;
         }
         let task_probs: Vec<&DMatrix<f64>> = group_of.iter().map(|&g| &cache.routings[g].probs).collect();
         let stats = RoutingStats {
