@@ -230,8 +230,11 @@ pub fn conflicting_tasks(directional: &[f64]) -> Vec<usize> {
 pub struct LayerMetrics {
     pub start: usize,
     pub end: usize,
+    #[serde(with = "crate::train::float_serde::floats")]
     pub norms: Vec<f64>,
+    #[serde(with = "crate::train::float_serde::pair_matrix")]
     pub cosine: PairMatrix,
+    #[serde(with = "crate::train::float_serde::float")]
     pub conflict_ratio: f64,
 }
 
@@ -252,20 +255,28 @@ impl LayerMetrics {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
     /// ‖g_i‖.
+    #[serde(with = "crate::train::float_serde::floats")]
     pub norms: Vec<f64>,
     /// Pairwise cosine of the task gradients (whole model).
+    #[serde(with = "crate::train::float_serde::pair_matrix")]
     pub cosine: PairMatrix,
+    #[serde(with = "crate::train::float_serde::float")]
     pub conflict_ratio: f64,
     /// Gradient magnitude similarity.
+    #[serde(with = "crate::train::float_serde::pair_matrix")]
     pub gms: PairMatrix,
     /// α of the m task gradients, 1ᵀG1/(m·tr G). (α over per-sample gradients needs those and
     /// is computed separately by `coherence`.)
+    #[serde(with = "crate::train::float_serde::opt_float", default)]
     pub task_coherence: Option<f64>,
     /// cos(d, ḡ).
+    #[serde(with = "crate::train::float_serde::opt_float", default)]
     pub update_cosine_mean: Option<f64>,
     /// J·d.
+    #[serde(with = "crate::train::float_serde::floats")]
     pub directional: Vec<f64>,
     /// min_i (Jd)_i (`None` for m = 0).
+    #[serde(with = "crate::train::float_serde::opt_float", default)]
     pub min_directional: Option<f64>,
     /// Tasks with (Jd)_i < 0.
     pub conflicting_tasks: Vec<usize>,

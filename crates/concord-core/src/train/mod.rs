@@ -24,6 +24,7 @@ mod backend;
 mod batches;
 mod config;
 mod conflict_summary;
+pub mod float_serde;
 mod history;
 mod moe_spec;
 #[cfg(test)]
@@ -69,13 +70,17 @@ pub struct StepRecord {
     /// 0-based step index; the losses and metrics are at the parameters this step started from.
     pub step: usize,
     /// Per-task mean loss on this step's batch.
+    #[serde(with = "float_serde::floats")]
     pub losses: Vec<f64>,
     /// The loss weighting's w (absent without a weighting).
+    #[serde(with = "float_serde::opt_floats", default)]
     pub loss_weights: Option<Vec<f64>>,
     /// The aggregator's weights on the (weighted) Jacobian rows, if it is a weighted method.
+    #[serde(with = "float_serde::opt_floats", default)]
     pub aggregator_weights: Option<Vec<f64>>,
     pub metrics: StepMetrics,
     /// Per-task test losses when this step was an evaluation step (and there is a test set).
+    #[serde(with = "float_serde::opt_floats", default)]
     pub test_losses: Option<Vec<f64>>,
     /// MoE models: routing statistics (per task: expert load, router probability, f_i, dropped
     /// tokens; P(t,e); the aux losses) and the per-expert task-gradient cosine.
@@ -94,9 +99,12 @@ pub struct RunRecord {
     pub params: Vec<f64>,
     pub history: Vec<StepRecord>,
     /// Per-task losses on the whole train set at the final parameters (after a divergence they
-    /// may overflow to ±inf even though the parameters are finite; JSON writes those as null).
+    /// may overflow to ±inf even though the parameters are finite). Non-finite values are
+    /// written as the strings "inf", "-inf", "nan" (`float_serde`), so such a file reads back.
+    #[serde(with = "float_serde::floats")]
     pub final_train_losses: Vec<f64>,
     /// Per-task test losses at the final parameters (absent without a test set).
+    #[serde(with = "float_serde::opt_floats", default)]
     pub final_test_losses: Option<Vec<f64>>,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
@@ -373,6 +381,12 @@ impl Trainer {
     /// first and the latest always (at most [`HISTORY_CAP`]).
     pub fn history(&self) -> &[StepRecord] {
         &self.history
+    }
+
+    /// The parameter ranges per-layer metrics are recorded over (`StepMetrics::layers`, when
+    /// `config.layer_metrics` is on; empty for the analytic problems).
+    pub fn layer_ranges(&self) -> &[Range<usize>] {
+        &self.layer_ranges
     }
 
     /// Steps taken so far.

@@ -18,6 +18,7 @@ pub struct MoeStepRecord {
     pub routing: RoutingStats,
     /// One m × m cosine matrix per expert, over that expert's parameters (`None` where a task
     /// sent the expert no token, so its gradient there is 0).
+    #[serde(with = "crate::train::float_serde::pair_matrices")]
     pub expert_cosine: Vec<PairMatrix>,
 }
 

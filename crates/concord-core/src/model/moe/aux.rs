@@ -12,18 +12,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuxValues {
     /// N·Σ f_i·P_i (1 when balanced).
+    #[serde(with = "crate::train::float_serde::float")]
     pub load_balance: f64,
     /// mean(logsumexp(h)²).
+    #[serde(with = "crate::train::float_serde::float")]
     pub z_loss: f64,
     /// CV²(importance).
+    #[serde(with = "crate::train::float_serde::float")]
     pub importance_cv2: f64,
     /// CV²(load): Φ-smoothed for noisy top-k while training, hard counts otherwise.
+    #[serde(with = "crate::train::float_serde::float")]
     pub load_cv2: f64,
     /// L_MI = −Σ P(t,e)·log(P(t,e)/(P(t)P(e)) + 1e-4).
+    #[serde(with = "crate::train::float_serde::float")]
     pub mutual_info_loss: f64,
     /// MI(task; expert) in nats.
+    #[serde(with = "crate::train::float_serde::float")]
     pub mutual_information: f64,
     /// Σ weight·value: the aux loss added to the objective.
+    #[serde(with = "crate::train::float_serde::float")]
     pub total: f64,
 }
 

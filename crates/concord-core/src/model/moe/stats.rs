@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskRouting {
     /// Fraction of the batch's tokens each expert processes for this task (after capacity).
+    #[serde(with = "crate::train::float_serde::floats")]
     pub load: Vec<f64>,
     /// P_i: mean router probability of each expert.
+    #[serde(with = "crate::train::float_serde::floats")]
     pub router_prob: Vec<f64>,
     /// f_i: fraction of tokens whose top-1 expert (by probability) is i.
+    #[serde(with = "crate::train::float_serde::floats")]
     pub top1_fraction: Vec<f64>,
     /// Token→expert assignments dropped for capacity.
     pub dropped: usize,
@@ -25,6 +28,7 @@ pub struct TaskRouting {
 pub struct RoutingStats {
     pub tasks: Vec<TaskRouting>,
     /// P(t,e): router probability mass of task t on expert e over all tokens (rows: tasks).
+    #[serde(with = "crate::train::float_serde::float_rows")]
     pub task_expert: Vec<Vec<f64>>,
     pub aux: AuxValues,
 }
