@@ -163,6 +163,8 @@ fn check_csv(text: &str) -> Result<(), TestCaseError> {
         prop_assert!(col.iter().all(|v| v.is_finite()));
     }
     prop_assert!(d.points.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
+    // The invariants a run file's data is checked against (`MultiTaskData::validate`).
+    prop_assert!(d.validate().is_ok(), "{:?}", d.validate());
     Ok(())
 }
 

@@ -8,9 +8,7 @@
 //! line and column. The result has every point in the train set; call
 //! `MultiTaskData::shuffle_and_split` to split.
 
-use super::multitask::{LabelKind, MultiTaskData, MAX_DATA_TASKS, MAX_POINTS};
-
-const MAX_CLASSES: usize = 256;
+use super::multitask::{LabelKind, MultiTaskData, MAX_CLASSES, MAX_DATA_TASKS, MAX_POINTS};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Declared {
@@ -154,7 +152,10 @@ pub fn parse_csv(text: &str) -> Result<MultiTaskData, String> {
         });
     }
     let n_train = points.len();
-    Ok(MultiTaskData { task_names: names, kinds, points, labels, n_train })
+    let data = MultiTaskData { task_names: names, kinds, points, labels, n_train };
+    // The checks above give these invariants (a run file's data is checked the same way).
+    data.validate()?;
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ mod tests;
 
 pub use csv::parse_csv;
 pub use gradnorm::{GradNormConfig, GradNormSynthetic};
-pub use multitask::{Conflict, InputSource, LabelKind, MultiTaskData, TaskSetConfig, MAX_DATA_TASKS, MAX_POINTS};
+pub use multitask::{
+    Conflict, InputSource, LabelKind, MultiTaskData, TaskSetConfig, MAX_CLASSES, MAX_DATA_TASKS, MAX_POINTS,
+};
 pub use playground::{Dataset, Example, DOMAIN, SPIRAL_ARM_SAMPLES};
 pub use sampling::{normal, shuffle, uniform, DataRng};
 pub use sinusoid::{SinusoidConfig, SinusoidTask};

@@ -14,6 +14,8 @@ use std::f64::consts::PI;
 
 pub const MAX_DATA_TASKS: usize = 8;
 pub const MAX_POINTS: usize = 100_000;
+/// The most classes a `LabelKind::Classes` task has (class labels are 0–255).
+pub const MAX_CLASSES: usize = 256;
 
 /// Where the shared input points come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +206,55 @@ impl MultiTaskData {
 
     pub fn num_tasks(&self) -> usize {
         self.labels.len()
+    }
+
+    /// Checks what every user of the data indexes by: 1–`MAX_DATA_TASKS` tasks, one name, kind
+    /// and label column per task, 1–`MAX_POINTS` finite points, one finite label per point in
+    /// every column that fits its kind (±1; whole classes 0..k with 2 ≤ k ≤ `MAX_CLASSES`; any
+    /// finite value), and `n_train` ≤ the number of points. `parse_csv` and
+    /// `TaskSetConfig::generate` produce such data; data from elsewhere (a run file) is checked
+    /// with this before it is split or trained on, so a short column is an error, not a panic.
+    pub fn validate(&self) -> Result<(), String> {
+        let m = self.labels.len();
+        if !(1..=MAX_DATA_TASKS).contains(&m) {
+            return Err(format!("the data needs 1–{MAX_DATA_TASKS} label columns, got {m}"));
+        }
+        if self.kinds.len() != m || self.task_names.len() != m {
+            return Err(format!(
+                "the data has {m} label columns but {} label kinds and {} task names",
+                self.kinds.len(),
+                self.task_names.len()
+            ));
+        }
+        let n = self.points.len();
+        if !(1..=MAX_POINTS).contains(&n) {
+            return Err(format!("the data needs 1–{MAX_POINTS} points, got {n}"));
+        }
+        if let Some(i) = self.points.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
+            return Err(format!("point {i} is not finite ({:?})", self.points[i]));
+        }
+        for (t, ((col, kind), name)) in self.labels.iter().zip(&self.kinds).zip(&self.task_names).enumerate() {
+            if col.len() != n {
+                return Err(format!("task {t} ('{name}') has {} labels for {n} points", col.len()));
+            }
+            let fits = |v: f64| match *kind {
+                LabelKind::Binary => v == 1.0 || v == -1.0,
+                LabelKind::Classes { k } => v >= 0.0 && v.fract() == 0.0 && v < k as f64,
+                LabelKind::Regression => v.is_finite(),
+            };
+            if let LabelKind::Classes { k } = *kind {
+                if !(2..=MAX_CLASSES).contains(&k) {
+                    return Err(format!("task {t} ('{name}') has {k} classes; 2–{MAX_CLASSES} are allowed"));
+                }
+            }
+            if let Some(i) = col.iter().position(|&v| !fits(v)) {
+                return Err(format!("task {t} ('{name}'): label {} of point {i} is not a {kind:?} label", col[i]));
+            }
+        }
+        if self.n_train > n {
+            return Err(format!("{} training points of {n}", self.n_train));
+        }
+        Ok(())
     }
 
     pub fn train_indices(&self) -> std::ops::Range<usize> {

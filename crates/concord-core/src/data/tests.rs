@@ -154,3 +154,85 @@ fn conflict_knob_moves_the_initial_gradient_cosine_from_aligned_to_opposed() {
     assert!(plain.windows(2).all(|w| w[1] <= w[0] + 1e-12), "not monotone: {plain:?}");
     assert!(plain[0] > 0.99 && plain[8] < 0.0, "{plain:?}");
 }
+
+/// Data from a run file: every inconsistency `targets`, `shuffle_and_split` or a panel would
+/// index past is an error of `validate` (and of `TrainConfig::validate`), never a panic.
+#[test]
+fn validate_rejects_every_inconsistent_data_set_and_accepts_parsed_and_generated_data() {
+    let ok = parse_csv("x1,x2,a,b:class,c\n0,0,1,0,0.5\n1,1,-1,2,1.5\n2,0,1,1,-3\n").unwrap();
+    ok.validate().unwrap();
+    for tasks in [vec![Dataset::Xor, Dataset::Xor], vec![Dataset::Circle, Dataset::RegPlane, Dataset::Spiral]] {
+        cfg(tasks, 3).generate().unwrap().validate().unwrap();
+    }
+    let bad = |f: &dyn Fn(&mut MultiTaskData), needle: &str| {
+        let mut d = ok.clone();
+        f(&mut d);
+        let e = d.validate().expect_err(needle);
+        assert!(e.contains(needle), "{needle}: {e}");
+    };
+    bad(
+        &|d| {
+            d.labels[1].pop();
+        },
+        "2 labels for 3 points",
+    );
+    bad(&|d| d.labels[0].push(1.0), "4 labels for 3 points");
+    bad(
+        &|d| {
+            d.kinds.pop();
+        },
+        "3 label columns but 2 label kinds",
+    );
+    bad(&|d| drop(d.task_names.pop()), "2 task names");
+    bad(&|d| d.labels.clear(), "1–8 label columns, got 0");
+    bad(&|d| d.points.clear(), "1–100000 points, got 0");
+    bad(&|d| d.points[1][0] = f64::NAN, "point 1 is not finite");
+    bad(&|d| d.points[2][1] = f64::INFINITY, "point 2 is not finite");
+    bad(&|d| d.labels[0][0] = 0.0, "label 0 of point 0 is not a Binary label");
+    bad(&|d| d.labels[1][1] = 3.0, "label 3 of point 1");
+    bad(&|d| d.labels[1][1] = 0.5, "label 0.5 of point 1");
+    bad(&|d| d.labels[1][1] = -1.0, "label -1 of point 1");
+    bad(&|d| d.kinds[1] = LabelKind::Classes { k: 1 }, "1 classes");
+    bad(&|d| d.kinds[1] = LabelKind::Classes { k: 100_000 }, "100000 classes");
+    bad(&|d| d.labels[2][0] = f64::NAN, "label NaN of point 0");
+    bad(&|d| d.n_train = 4, "4 training points of 3");
+
+    // The trainer refuses such data instead of indexing past a column.
+    use crate::train::{DataSource, TrainConfig};
+    let mut data = ok.clone();
+    data.n_train = 2;
+    let base = TrainConfig {
+        data: DataSource::Points { data: data.clone() },
+        model: Some(MlpConfig {
+            input_dim: 2,
+            hidden: vec![4],
+            activation: Activation::Tanh,
+            heads: vec![
+                HeadConfig { out_dim: 1, loss: LossKind::Bce },
+                HeadConfig { out_dim: 3, loss: LossKind::SoftmaxCe },
+                HeadConfig { out_dim: 1, loss: LossKind::Mse },
+            ],
+            tied_head_init: false,
+            head_init_scale: 1.0,
+        }),
+        batch_size: None,
+        ..crate::train::preset("xor-conflict").unwrap()
+    };
+    crate::train::Trainer::new(base.clone()).unwrap();
+    for (f, needle) in [
+        (Box::new(|d: &mut MultiTaskData| drop(d.task_names.pop())) as Box<dyn Fn(&mut MultiTaskData)>, "task names"),
+        (Box::new(|d: &mut MultiTaskData| d.labels[1][0] = 7.0), "label 7"),
+        (
+            Box::new(|d: &mut MultiTaskData| {
+                d.kinds.pop();
+            }),
+            "label kinds",
+        ),
+    ] {
+        let mut d = data.clone();
+        f(&mut d);
+        let c = TrainConfig { data: DataSource::Points { data: d }, ..base.clone() };
+        let e = crate::train::Trainer::new(c).err().expect(needle);
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+}

@@ -340,9 +340,9 @@ impl TrainConfig {
                         data.n_train
                     ));
                 }
-                if data.labels.iter().any(|l| l.len() != data.len()) {
-                    return Err("every task needs one label per point".into());
-                }
+                // Consistent columns, finite points, labels that fit their kinds (a run file's
+                // data could have none of these; `targets` indexes by them).
+                data.validate()?;
             }
             DataSource::ParetoSynthetic { .. } | DataSource::Toy { .. } => {}
         }
