@@ -316,6 +316,61 @@ test('export then import reproduces the run; a panel downloads as PNG', async ()
   await page.close();
 });
 
+test('a broken run file is refused and changes nothing; a diverged run (inf/NaN losses) imports back', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,cagrad:c=0.3&seed=5&play=false`, errors);
+  const saved = await step(page, 15);
+  const file = JSON.parse(await page.evaluate(() => window.concord.exportRun()));
+  const unchanged = async (why) => {
+    const s = await state(page);
+    assert.equal(s.steps, 15, why);
+    assert.equal(s.seed, 5, why);
+    assert.equal(s.csv, null, why);
+    assert.deepEqual(s.runs.map((r) => [r.steps, r.paramsSum, r.error]), saved.runs.map((r) => [r.steps, r.paramsSum, r.error]), why);
+    assert.match(await page.evaluate(() => location.hash), /seed=5/, why);
+  };
+
+  // An inconsistent dataset (a label column shorter than the points): the old importer split it
+  // and indexed past the column — a panic, which kills the tab in the release build.
+  const broken = structuredClone(file);
+  broken.csv = { name: 'broken.csv', data: { task_names: ['a', 'b'], kinds: ['binary', 'binary'],
+    points: [[0, 0], [1, 1], [2, 0], [0, 2]], labels: [[1, -1, 1, -1], [1, -1]], n_train: 4 } };
+  await page.setInputFiles('#import-run', { name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(broken)) });
+  await page.waitForSelector('[data-testid=import-error]:not(.hidden)');
+  assert.match(await page.textContent('[data-testid=import-error]'), /the file's CSV data: task 1 \('b'\) has 2 labels for 4 points/);
+  await unchanged('an inconsistent dataset changes nothing');
+
+  // Other settings and a record that does not fit them: the old importer applied the settings and
+  // rebuilt the runs before the restore failed (half-applied). Now nothing changes.
+  const half = structuredClone(file);
+  half.hash = half.hash.replace('seed=5', 'seed=9');
+  half.runs[1].record.params.pop();
+  assert.equal(await page.evaluate((t) => window.concord.importRun(t), JSON.stringify(half)).then((e) => /parameters, this model has/.test(e)), true);
+  await unchanged('a record that does not fit changes nothing');
+  // The page lives on: it still trains.
+  assert.equal((await step(page, 5)).steps, 20);
+
+  // A diverged run: its non-finite losses are written "inf"/"nan" and import back.
+  const diverged = structuredClone(file);
+  diverged.runs[1].record.final_train_losses = ['inf', 'nan'];
+  diverged.runs[1].curve.at(-1).train = ['inf', 2.5];
+  diverged.runs[1].error = 'step 15: a task loss is not finite ([inf, NaN]); the run stopped';
+  assert.equal(await page.evaluate((t) => window.concord.importRun(t), JSON.stringify(diverged)), null);
+  const back = await state(page);
+  assert.equal(back.steps, 15);
+  assert.equal(back.runs[1].error, diverged.runs[1].error);
+  assert.equal(back.runs[0].paramsSum, saved.runs[0].paramsSum);
+  assert.deepEqual(back.runs[1].trainLosses, [null, null], 'state() writes ±inf/NaN as null');
+  const again = await page.evaluate(() => window.concord.exportRun());
+  assert.match(again, /"final_train_losses":\["inf","nan"\]/);
+  assert.equal(await page.evaluate((t) => window.concord.importRun(t), again), null, 'the exported diverged run imports again');
+  // The upload control shows no error for it.
+  await page.setInputFiles('#import-run', { name: 'diverged.json', mimeType: 'application/json', buffer: Buffer.from(again) });
+  await page.waitForFunction(() => document.querySelector('[data-testid=import-error]').classList.contains('hidden'));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 const PRESETS = {
   'xor-conflict': 300, 'circle-vs-gauss': 300, 'gradnorm-scales': 150, 'sinusoid-phases': 300,
   'pareto-synthetic': 300, 'cagrad-toy': 20_000, 'cagrad-toy-scaled': 20_000,

@@ -21,6 +21,7 @@ mod panels;
 mod playground;
 mod plot;
 mod preset;
+mod saved;
 mod session;
 mod state;
 #[cfg(test)]
