@@ -17,9 +17,18 @@ after(async () => {
 
 const steps = (page) => page.evaluate(() => Number(document.querySelector('[data-testid=steps]').textContent.replace(/,/g, '')));
 
-test('the released site has no window.concord test hooks, and Play runs the playground', async () => {
+test('the released site has no window.concord test hooks, makes no request off this machine, and Play runs the playground', async () => {
   const errors = [];
-  const page = await ctx.browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const context = await ctx.browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  // Every request to a host that is not this machine fails the test (and is not made).
+  const offsite = [];
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) return route.continue();
+    offsite.push(url.href);
+    return route.abort('blockedbyclient');
+  });
+  const page = await context.newPage();
   page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
   page.on('pageerror', (err) => errors.push(String(err)));
   await page.goto(`${ctx.server.url}#preset=xor-conflict&play=false`);
@@ -34,5 +43,6 @@ test('the released site has no window.concord test hooks, and Play runs the play
   await page.click('button.play-btn');
   assert.ok((await steps(page)) > before, 'Play advanced the visible step counter');
   assert.deepEqual(errors, []);
-  await page.close();
+  assert.deepEqual(offsite, [], 'no request left this machine');
+  await context.close();
 });
