@@ -38,11 +38,14 @@ pub fn restore_point(params: &[f64], model_len: usize, history: &[StepRecord], l
             history[i - 1].step
         ));
     }
-    let steps = history.last().map_or(0, |r| r.step + 1);
-    if steps > limit {
-        return Err(format!("the saved run has {steps} steps, more than this run's limit of {limit}"));
+    // Compared before adding one: a hostile step of usize::MAX must not overflow.
+    match history.last() {
+        Some(r) if r.step >= limit => {
+            Err(format!("the saved run has {} steps, more than this run's limit of {limit}", r.step as u128 + 1))
+        }
+        Some(r) => Ok(r.step + 1),
+        None => Ok(0),
     }
-    Ok(steps)
 }
 
 /// Step records in step order, bounded (see the module docs). Reads as a slice.
@@ -161,6 +164,20 @@ mod tests {
 
     fn increasing(h: &[StepRecord]) -> bool {
         h.windows(2).all(|w| w[0].step < w[1].step)
+    }
+
+    /// A hostile saved history (a file's last step at usize::MAX) is refused, not an overflow.
+    #[test]
+    fn restore_point_refuses_a_step_past_the_limit_without_overflow() {
+        let mut t = Trainer::new(preset("xor-conflict").unwrap()).unwrap();
+        t.step().unwrap();
+        let mut r = t.history()[0].clone();
+        let params = t.params().to_vec();
+        assert_eq!(restore_point(&params, params.len(), std::slice::from_ref(&r), 10), Ok(1));
+        let first = r.clone();
+        r.step = usize::MAX;
+        let e = restore_point(&params, params.len(), &[first, r], usize::MAX).unwrap_err();
+        assert!(e.contains("more than this run's limit"), "{e}");
     }
 
     /// Issue 14: a run left playing kept every record. 20 000 steps of a small MLP (per-layer
