@@ -17,11 +17,28 @@ pub fn extent(data: &MultiTaskData) -> f64 {
 }
 
 pub fn points(extent: f64) -> Vec<[f64; 2]> {
-    let h = 2.0 * extent / GRID as f64;
-    (0..GRID * GRID)
+    points_n(extent, GRID)
+}
+
+/// `side` × `side` cell centres over [−extent, extent]², row 0 at the top.
+pub fn points_n(extent: f64, side: usize) -> Vec<[f64; 2]> {
+    let h = 2.0 * extent / side as f64;
+    (0..side * side)
         .map(|i| {
-            let (r, c) = (i / GRID, i % GRID);
+            let (r, c) = (i / side, i % side);
             [-extent + (c as f64 + 0.5) * h, extent - (r as f64 + 0.5) * h]
         })
         .collect()
+}
+
+/// Multiply-adds the page's CPU may spend on one redraw of a grid figure (the heatmaps, the MoE
+/// routing map): about 50 ms of wasm, so a large model's figures stay within a frame or two.
+pub const CPU_GRID_MACS: f64 = 16e6;
+
+/// The side of a grid of `n` models' forward passes within `CPU_GRID_MACS`: a forward pass of a
+/// point costs about one multiply-add per parameter (every expert of an MoE runs on every
+/// point). At most `max`, at least 10 (a coarse grid, drawn smoothed).
+pub fn side_within_budget(params: usize, n: usize, max: usize) -> usize {
+    let points = CPU_GRID_MACS / (params.max(1) * n.max(1)) as f64;
+    (points.sqrt().floor() as usize).clamp(10.min(max), max)
 }

@@ -18,6 +18,9 @@
 //!   maxGap}: a GPU grid's cell count and largest |GPU − CPU| output at the read-back parameters).
 //! - `_simulateGpuFailure()` (test-only): the next GPU read-back fails as a lost device, to
 //!   exercise the fallback that continues on the CPU from the last read-back state.
+//! - `_setRunLimit(n)` (test-only): the runs stop at `n` steps instead of the page's limit
+//!   (`null`: back to it); rebuilds the runs and returns `state()`.
+//! - `wasmMemory()` (test-only): the wasm linear memory in bytes (the soak test's measure).
 //! - `landscape()`: the landscape panel's last result (set by that panel).
 
 use crate::session::Session;
@@ -132,10 +135,38 @@ impl Hook {
         });
         self.set("_simulateGpuFailure", fail.as_ref());
         fail.forget();
+
+        let limit = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |n: JsValue| {
+            let n = n.as_f64().filter(|n| n.is_finite() && *n >= 1.0).map(|n| n as usize);
+            crate::train_config::set_run_limit(n);
+            session
+                .with(|s| {
+                    s.rebuild();
+                    s.state_js()
+                })
+                .unwrap_or(JsValue::NULL)
+        });
+        self.set("_setRunLimit", limit.as_ref());
+        limit.forget();
+
+        let memory = Closure::<dyn Fn() -> JsValue>::new(|| JsValue::from_f64(wasm_memory_bytes()));
+        self.set("wasmMemory", memory.as_ref());
+        memory.forget();
     }
 
     #[cfg(not(feature = "test-hooks"))]
     fn fill_test_only(&self, _session: Session) {}
+}
+
+/// The wasm module's linear memory in bytes (it only grows: the high-water mark of the page's
+/// Rust heap).
+#[cfg(feature = "test-hooks")]
+fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map_or(0.0, |b| b.byte_length() as f64)
 }
 
 /// Define `window.concord` (with `ready: false` and `mount`) for the page's playground; only in a

@@ -8,8 +8,13 @@
 //! its panels by context, so two playgrounds on one page run independently (no globals).
 //!
 //! Per animation frame: serve a pending `step(n)` request or, while playing, the steps-per-frame
-//! setting. CPU runs take the steps at once (lock-step, within a time budget) and are read back
-//! at once; GPU runs submit the same number of steps in one queue submission each and are read
+//! setting. CPU runs take the steps in lock-step rounds and are then read back, all within a
+//! wall-clock budget per frame that holds inside a step: rounds are sized from the measured
+//! pace, and a step (or read-back) slower than a frame pauses between its pieces — a layer, an
+//! expert, a task's backward pass — and goes on in the next frame with exactly the numbers of
+//! an uninterrupted step (`Backend::submit_within`, `concord_core::pause`). So the page answers
+//! however large a model the settings allow; the batch's read-back waits until every CPU run has
+//! taken its steps. GPU runs then submit the same number of steps in one queue submission each and are read
 //! back asynchronously — the backend is moved into the read-back future, so at most one
 //! read-back per run is in flight and nothing blocks. A GPU run on 2-D points also predicts the
 //! heatmap grid in that future (`Backend::predict`), so its heatmaps come from the GPU at the
@@ -21,11 +26,9 @@
 
 use crate::preset::Family;
 use crate::state::State;
-use crate::train_config::{base_config, toy_configs, with_method, EVAL_EVERY};
+use crate::train_config::{base_config, run_limit_message, toy_configs, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
-use concord_core::train::{
-    now, Backend, BackendError, BackendKind, DataSource, History, RunRecord, Snapshot, TrainConfig,
-};
+use concord_core::train::{Backend, BackendError, BackendKind, DataSource, History, RunRecord, Snapshot, TrainConfig};
 use concord_core::{MethodSpec, Trainer};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,8 @@ const REDRAW_MS: f64 = 90.0;
 const REQUEST_CHUNK: u64 = 10_000;
 /// Toy trails are thinned to half when they grow past this many points.
 const TRAIL_MAX: usize = 6_000;
+/// Loss curves are thinned to half when they grow past this many points.
+const CURVE_MAX: usize = 4_000;
 /// One colour per method slot (distinct from the heatmaps' orange and blue).
 pub const SLOT_COLOURS: [&str; 5] = ["#d6204e", "#1a9850", "#6a3d9a", "#2b2b2b", "#8c510a"];
 /// The toys' other methods (up to twelve race at once): none close to the classic five's colours.
@@ -283,8 +288,14 @@ impl Run {
         {
             self.curve.push(CurvePoint { step: self.steps, train: self.train.clone(), test: self.test.clone() });
         }
+        thin_curve(&mut self.curve);
         if let Some(e) = snap.error {
             self.error = Some(e);
+        }
+        // The step limit ends a run the same way on every backend: at the read-back that
+        // reaches it (the engines queue no step past it).
+        if self.error.is_none() && self.steps >= self.config.steps {
+            self.error = Some(run_limit_message(self.config.steps));
         }
         if self.start.is_some() {
             let p = self.position();
@@ -299,6 +310,22 @@ impl Run {
     }
 }
 
+/// The loss curve (a point every `EVAL_EVERY` steps) is thinned to every other point, the first
+/// and the latest kept, when it grows past `CURVE_MAX`: it spans the whole run in bounded
+/// memory (the curves panel draws at most a few hundred points per line anyway).
+fn thin_curve(curve: &mut Vec<CurvePoint>) {
+    if curve.len() <= CURVE_MAX {
+        return;
+    }
+    let last = curve.pop();
+    let mut k = 0;
+    curve.retain(|_| {
+        k += 1;
+        k % 2 == 1
+    });
+    curve.extend(last);
+}
+
 fn thin_trail(trail: &mut Vec<[f64; 2]>) {
     if trail.len() <= TRAIL_MAX {
         return;
@@ -311,6 +338,82 @@ fn thin_trail(trail: &mut Vec<[f64; 2]>) {
     });
     if trail.last() != Some(&last) {
         trail.push(last);
+    }
+}
+
+/// Steps of at least this long (per run, as measured) are taken with the clock checked inside
+/// them (`Backend::submit_within`); quicker ones in one `submit` per run and round.
+const SLOW_STEP_MS: f64 = 0.5;
+/// A round shorter than this is not timed (the page's clock ticks in 0.1 ms or coarser).
+const MIN_TIMED_MS: f64 = 2.0;
+/// Weight of a new measurement in the pace's moving averages.
+const PACE_WEIGHT: f64 = 0.3;
+
+/// The CPU runs' measured pace (exponential moving averages, in ms): one lock-step step of
+/// every CPU run, and one read-back of every CPU run. A frame's rounds are sized by it.
+#[derive(Default)]
+struct CpuPace {
+    /// The runs it was measured on.
+    generation: u64,
+    step_ms: Option<f64>,
+    read_ms: Option<f64>,
+    /// The largest round so far (a round grows at most 8× over it).
+    last_k: usize,
+}
+
+/// One batch of lock-step steps of the CPU runs, which may span frames: in rounds, every run
+/// takes steps up to the same count (`target`), then every run is read back. The GPU runs take
+/// the batch's steps once it is done, so a `step(n)` request still resolves on read-back state
+/// with every run at the same count.
+struct CpuBatch {
+    generation: u64,
+    /// Steps wanted (a request's chunk, or steps-per-frame while playing).
+    want: usize,
+    /// Per CPU run: (index in `runs`, steps taken in this batch, stopped — the engine took
+    /// fewer steps than asked: an error, or the end of the run).
+    runs: Vec<(usize, usize, bool)>,
+    /// The current round's count.
+    target: usize,
+    round_k: usize,
+    /// Time spent on the current round so far, in ms.
+    round_ms: f64,
+    /// Every run has taken its steps; read-backs under way.
+    reading: bool,
+    /// Runs read back so far (in `runs`' order), and where this frame's read-backs began.
+    read: usize,
+    read_start: usize,
+    read_ms: f64,
+}
+
+impl CpuBatch {
+    fn new(generation: u64, want: usize, runs: Vec<usize>) -> CpuBatch {
+        CpuBatch {
+            generation,
+            want,
+            runs: runs.into_iter().map(|i| (i, 0, false)).collect(),
+            target: 0,
+            round_k: 0,
+            round_ms: 0.0,
+            reading: false,
+            read: 0,
+            read_start: 0,
+            read_ms: 0.0,
+        }
+    }
+
+    /// The fewest steps the batch takes before its read-back: as many as one read-back costs
+    /// (with the measured pace), at most the steps wanted.
+    fn least(&self, pace: &CpuPace) -> usize {
+        match (pace.step_ms, pace.read_ms) {
+            (Some(step), Some(read)) if step > 0.0 => ((read / step).ceil() as usize).clamp(1, self.want.max(1)),
+            _ => 1,
+        }
+    }
+
+    /// The count every run still going has reached (all stopped: the farthest one's).
+    fn level(&self) -> usize {
+        let going = self.runs.iter().filter(|r| !r.2).map(|r| r.1).min();
+        going.unwrap_or_else(|| self.runs.iter().map(|r| r.1).max().unwrap_or(0))
     }
 }
 
@@ -403,6 +506,9 @@ pub struct SessionInner {
     in_flight: usize,
     /// Steps this frame's GPU submissions took.
     frame_steps: u64,
+    /// The CPU runs' batch under way (it may span frames), and their measured pace.
+    cpu_batch: Option<CpuBatch>,
+    pace: CpuPace,
     arrived: Vec<Arrived>,
     simulate_gpu_failure: bool,
     /// Why the runs left the GPU mid-run, once they have.
@@ -452,6 +558,8 @@ impl Session {
             generation: 0,
             in_flight: 0,
             frame_steps: 0,
+            cpu_batch: None,
+            pace: CpuPace::default(),
             arrived: Vec::new(),
             simulate_gpu_failure: false,
             gpu_notice: None,
@@ -662,7 +770,9 @@ impl SessionInner {
 
     /// Restart every run from its start (the shared initial weights, or the toy's starts).
     pub fn rebuild(&mut self) {
-        let Some(state) = self.applied.clone() else { return };
+        let Some(state) = self.applied.clone() else {
+            return;
+        };
         self.generation += 1;
         self.in_flight = 0;
         self.arrived.clear();
@@ -814,70 +924,26 @@ impl SessionInner {
         self.requests.push_back(StepRequest { remaining: n, resolve });
     }
 
-    /// One animation frame.
+    /// One animation frame. The CPU runs' part stays near `CPU_BUDGET_MS` however slow a step
+    /// is (`cpu_frame`): a batch of steps the frame cannot finish goes on in the next frames;
+    /// once every CPU run has taken the batch's steps and is read back, the GPU runs take the
+    /// same steps.
     fn tick(&mut self, session: Session, t: f64) {
         self.sample_rate(t);
         if self.in_flight > 0 {
             return;
         }
         self.resolve_finished();
-        if !self.runs.iter().any(Run::live) {
-            // Nothing can step: requests resolve at once.
-            for r in &mut self.requests {
-                r.remaining = 0;
-            }
-            self.resolve_finished();
+        if self.cpu_batch.as_ref().is_some_and(|b| b.generation != self.generation) {
+            self.cpu_batch = None; // the runs were rebuilt (or left the GPU) meanwhile
+        }
+        if self.cpu_batch.is_none() && !self.start_batch() {
             return;
         }
-        let spf = self.spf as u64;
-        let n = match self.requests.front() {
-            // Chunks grow with the run (about a tenth of the steps so far), so a toy's trail
-            // keeps its early curvature while a long request still needs few frames.
-            Some(req) => req.remaining.min((self.steps / 10).max(spf).min(REQUEST_CHUNK.max(spf))),
-            None if self.playing && self.visible => spf,
-            None => return,
+        let Some(done) = self.cpu_frame(now_ms() + CPU_BUDGET_MS) else {
+            return;
         };
-        // GPU MLP runs end a submission where their next landscape snapshot is due.
-        let n = self
-            .runs
-            .iter()
-            .filter(|r| r.on_gpu && r.live() && r.start.is_none())
-            .map(|r| r.snapshots.steps_until_due(r.steps) as u64)
-            .fold(n, u64::min)
-            .max(1);
-        self.apply_pending_lr();
-        // CPU runs: lock-step chunks within the frame's budget, then read back at once.
-        let t0 = now_ms();
-        let cpu: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].live() && !self.runs[i].on_gpu).collect();
-        let mut done = 0;
-        if cpu.is_empty() {
-            done = n;
-        }
-        while done < n && !cpu.is_empty() {
-            let k = (n - done).min(25);
-            for &i in &cpu {
-                let run = &mut self.runs[i];
-                if let Some(e) = run.engine.as_mut() {
-                    if let Err(err) = e.submit(k as usize) {
-                        run.error = Some(err.to_string());
-                    }
-                }
-            }
-            done += k;
-            if now_ms() - t0 > CPU_BUDGET_MS {
-                break;
-            }
-        }
-        for &i in &cpu {
-            let run = &mut self.runs[i];
-            if let Some(e) = run.engine.as_mut() {
-                match now(e.read_back()) {
-                    Some(Ok(snap)) => run.apply(snap),
-                    Some(Err(err)) => run.error = Some(err.to_string()),
-                    None => run.error = Some("the CPU read-back was not ready".into()),
-                }
-            }
-        }
+        let done = done as u64;
         // GPU runs: one submission and one read-back each.
         let fail = std::mem::take(&mut self.simulate_gpu_failure);
         let generation = self.generation;
@@ -886,7 +952,9 @@ impl SessionInner {
             if !(run.live() && run.on_gpu) {
                 continue;
             }
-            let Some(mut engine) = run.engine.take() else { continue };
+            let Some(mut engine) = run.engine.take() else {
+                continue;
+            };
             let submitted = match engine.submit(done as usize) {
                 Ok(_) if fail => {
                     Err(BackendError::Device("simulated device loss (window.concord._simulateGpuFailure)".into()))
@@ -909,6 +977,152 @@ impl SessionInner {
         if self.in_flight == 0 {
             self.finish_frame();
         }
+    }
+
+    /// The CPU runs' part of the batch within `deadline` (ms, `now_ms`' clock): rounds of
+    /// lock-step steps (every run up to the same count; a round may span frames, and a slow
+    /// step pauses inside at the deadline: `Backend::submit_within`), then one read-back per run
+    /// (which may pause too: `Backend::read_back_within`). Rounds are sized from the measured
+    /// pace (`CpuPace`) to fill the budget. `Some(steps)` once every CPU run is read back (the
+    /// steps the batch took); `None` when the deadline came first.
+    fn cpu_frame(&mut self, deadline: f64) -> Option<usize> {
+        let mut b = self.cpu_batch.take()?;
+        if self.pace.generation != self.generation {
+            self.pace = CpuPace { generation: self.generation, ..CpuPace::default() };
+        }
+        let pace = &mut self.pace;
+        let runs = &mut self.runs;
+        let slow = pace.step_ms.is_none_or(|ms| ms / b.runs.len().max(1) as f64 >= SLOW_STEP_MS);
+        let passed = || now_ms() >= deadline;
+        while !b.reading {
+            let level = b.level();
+            if level >= b.target {
+                // The round is done: time it, and plan the next one (if the batch wants more
+                // steps and the frame has time; a batch's first round always runs).
+                if b.round_k > 0 && b.round_ms >= MIN_TIMED_MS {
+                    let ms = b.round_ms / b.round_k as f64;
+                    pace.step_ms = Some(pace.step_ms.map_or(ms, |old| old + PACE_WEIGHT * (ms - old)));
+                }
+                pace.last_k = pace.last_k.max(b.round_k);
+                let left = if b.runs.iter().all(|r| r.2) { 0 } else { b.want.saturating_sub(level) };
+                let room = deadline - now_ms();
+                if left == 0 || (level > 0 && room <= 0.0 && level >= b.least(pace)) {
+                    b.reading = true;
+                    break;
+                }
+                if room <= 0.0 {
+                    // A batch whose read-back costs more than its steps takes more steps, over
+                    // more frames, so read-backs stay the smaller part of the work.
+                    self.cpu_batch = Some(b);
+                    return None;
+                }
+                let k = match pace.step_ms {
+                    // Fill the frame.
+                    Some(ms) => ((room / ms).floor().max(1.0) as usize).min(pace.last_k.max(1) * 8),
+                    // Unknown pace: 1 step, then 4× more each round until a round is long enough
+                    // to time.
+                    None => (b.round_k * 4).max(1),
+                };
+                b.target = level + k.clamp(1, left);
+                b.round_k = b.target - level;
+                b.round_ms = 0.0;
+            }
+            // The round: every run up to the target, the clock checked between runs (and inside
+            // slow steps).
+            let t0 = now_ms();
+            for r in b.runs.iter_mut().filter(|r| !r.2 && r.1 < b.target) {
+                let (i, left) = (r.0, b.target - r.1);
+                let run = &mut runs[i];
+                let Some(engine) = run.engine.as_mut() else {
+                    r.2 = true;
+                    continue;
+                };
+                let took = if slow { engine.submit_within(left, &mut || passed()) } else { engine.submit(left) };
+                match took {
+                    Ok(k) => r.1 += k,
+                    Err(e) => {
+                        run.error = Some(e.to_string());
+                        r.2 = true;
+                    }
+                }
+                // Fewer steps than asked with time left: the engine stopped (an error, or the
+                // end of the run); it is read back with the others.
+                let late = passed();
+                if r.1 < b.target && !(slow && late) {
+                    r.2 = true;
+                }
+                if late {
+                    break;
+                }
+            }
+            b.round_ms += now_ms() - t0;
+            if passed() && b.level() < b.target {
+                self.cpu_batch = Some(b);
+                return None;
+            }
+        }
+        // Read-backs: every CPU run at the batch's count (a stopped one at its own).
+        let t0 = now_ms();
+        while b.read < b.runs.len() {
+            if b.read > b.read_start && passed() {
+                break;
+            }
+            let run = &mut runs[b.runs[b.read].0];
+            if let Some(e) = run.engine.as_mut() {
+                match e.read_back_within(&mut || passed()) {
+                    Some(Ok(snap)) => run.apply(snap),
+                    Some(Err(err)) => run.error = Some(err.to_string()),
+                    None => break,
+                }
+            }
+            b.read += 1;
+        }
+        b.read_ms += now_ms() - t0;
+        if b.read < b.runs.len() {
+            b.read_start = b.read;
+            self.cpu_batch = Some(b);
+            return None;
+        }
+        if !b.runs.is_empty() {
+            pace.read_ms = Some(pace.read_ms.map_or(b.read_ms, |old| old + PACE_WEIGHT * (b.read_ms - old)));
+        }
+        Some(if b.runs.is_empty() { b.want } else { b.level() })
+    }
+
+    /// Start a batch of steps (a `step(n)` request's next chunk, or steps-per-frame while
+    /// playing); false when there is nothing to do.
+    fn start_batch(&mut self) -> bool {
+        if !self.runs.iter().any(Run::live) {
+            // Nothing can step: requests resolve at once.
+            for r in &mut self.requests {
+                r.remaining = 0;
+            }
+            self.resolve_finished();
+            return false;
+        }
+        let spf = self.spf as u64;
+        let n = match self.requests.front() {
+            // Chunks grow with the run (about a tenth of the steps so far), so a toy's trail
+            // keeps its early curvature while a long request still needs few frames.
+            Some(req) => req.remaining.min((self.steps / 10).max(spf).min(REQUEST_CHUNK.max(spf))),
+            None if self.playing && self.visible => spf,
+            None => return false,
+        };
+        // GPU MLP runs end a submission where their next landscape snapshot is due.
+        let n = self
+            .runs
+            .iter()
+            .filter(|r| r.on_gpu && r.live() && r.start.is_none())
+            .map(|r| r.snapshots.steps_until_due(r.steps) as u64)
+            .fold(n, u64::min)
+            .max(1);
+        // No further than the step limit (the runs reach it together, and the counter with them).
+        let left = self.runs.iter().filter(|r| r.live()).map(|r| r.config.steps.saturating_sub(r.steps)).max();
+        let n = n.min(left.unwrap_or(0) as u64).max(1);
+        self.apply_pending_lr();
+        let cpu: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].live() && !self.runs[i].on_gpu).collect();
+        self.cpu_batch = Some(CpuBatch::new(self.generation, n as usize, cpu));
+        true
     }
 
     fn apply_pending_lr(&mut self) {
@@ -947,7 +1161,9 @@ impl SessionInner {
             return;
         }
         for Arrived { slot, engine, result } in arrived {
-            let Some(run) = self.runs.get_mut(slot) else { continue };
+            let Some(run) = self.runs.get_mut(slot) else {
+                continue;
+            };
             run.engine = Some(engine);
             match result {
                 Ok((snap, grid)) => {
@@ -1144,7 +1360,9 @@ impl SessionInner {
         for (run, saved) in self.runs.iter_mut().zip(saved.runs) {
             run.curve = saved.curve;
             run.error = saved.error;
-            let (Some(engine), Some(rec)) = (run.engine.as_mut(), saved.record) else { continue };
+            let (Some(engine), Some(rec)) = (run.engine.as_mut(), saved.record) else {
+                continue;
+            };
             let RunRecord { params, history, final_train_losses, final_test_losses, .. } = rec;
             engine.restore(params.clone(), history.clone()).map_err(|e| format!("{}: {e}", run.label))?;
             // The saved losses win when they fit (a GPU run's own, in f32), so the restored
@@ -1321,7 +1539,9 @@ async fn read_back_with_grid(
     grid: GridPoints,
 ) -> Result<(Snapshot, GridOutputs), BackendError> {
     let snap = engine.read_back().await?;
-    let Some((extent, points)) = grid else { return Ok((snap, None)) };
+    let Some((extent, points)) = grid else {
+        return Ok((snap, None));
+    };
     let outputs = match engine.predict(&points) {
         Some(fut) => match fut.await {
             Ok(outs) => Some((extent, outs)),

@@ -13,8 +13,38 @@ use concord_core::train::{DataSource, MoeSpec, TrainConfig};
 use concord_core::MethodSpec;
 use rand::SeedableRng;
 
-/// A run's step limit: it keeps the per-step history (a few hundred bytes a step) in bounds.
-pub const MAX_RUN_STEPS: usize = 20_000;
+/// A page run's step limit: concord-core's longest run (10⁷ steps), on every preset, toys too.
+/// It is no memory cap — a run keeps a bounded history, loss curve, trail and snapshot set, so a
+/// run left playing keeps flat memory (RELIABILITY.md, "Memory") and goes on as TF Playground's
+/// do, for hours. A run that reaches it stops with `run_limit_message`, the same on every
+/// backend (the session words it, from the read-back's step count).
+pub const MAX_RUN_STEPS: usize = concord_core::train::MAX_STEPS;
+
+/// Why a run stopped at its limit of `limit` steps.
+pub fn run_limit_message(limit: usize) -> String {
+    format!("step {limit}: the run reached the page's limit of {limit} steps and stopped")
+}
+
+#[cfg(feature = "test-hooks")]
+thread_local! {
+    /// A lower limit for the browser tests (`window.concord._setRunLimit`), from the next reset.
+    static RUN_LIMIT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Test hook: the runs built from now on stop at `limit` steps (`None`: `MAX_RUN_STEPS`).
+#[cfg(feature = "test-hooks")]
+pub fn set_run_limit(limit: Option<usize>) {
+    RUN_LIMIT.with(|l| l.set(limit.map(|n| n.clamp(1, MAX_RUN_STEPS))));
+}
+
+/// The step limit of the runs built now.
+pub fn run_limit() -> usize {
+    #[cfg(feature = "test-hooks")]
+    if let Some(limit) = RUN_LIMIT.with(std::cell::Cell::get) {
+        return limit;
+    }
+    MAX_RUN_STEPS
+}
 /// Test losses (and the loss curves) every this many steps.
 pub const EVAL_EVERY: usize = 5;
 
@@ -62,8 +92,6 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
     let one_head = |loss| HeadConfig { out_dim: 1, loss };
     let (data, model, batch) = match (csv, state.preset.family()) {
         (Some(points), _) => {
-            // The split indexes every column by the points (a run file's data is checked too).
-            points.validate()?;
             let mut data = points.clone();
             let mut rng = DataRng::seed_from_u64(state.seed);
             data.shuffle_and_split(&mut rng, train_ratio);
@@ -119,10 +147,15 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         }
         (None, Family::Pareto) => (DataSource::ParetoSynthetic { n: 20 }, None, None),
         (None, Family::Toy(_)) => {
-            // concord-core's toy preset (steps, record cadence, first start); the page's
-            // optimizer and learning rate.
+            // concord-core's toy preset (record cadence, first start); the page's optimizer,
+            // learning rate and step limit.
             let core = state.preset.core().config();
-            return Ok(TrainConfig { optimizer: state.optimizer.train(state.lr), seed: state.seed, ..core });
+            return Ok(TrainConfig {
+                optimizer: state.optimizer.train(state.lr),
+                seed: state.seed,
+                steps: run_limit(),
+                ..core
+            });
         }
     };
     // A batch as large as the train set is full-batch training (the trainer would reject it).
@@ -141,7 +174,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         model,
         optimizer: state.optimizer.train(state.lr),
         batch_size,
-        steps: MAX_RUN_STEPS,
+        steps: run_limit(),
         seed: state.seed,
         method: MethodSpec::plain("mean"),
         eval_every: EVAL_EVERY,

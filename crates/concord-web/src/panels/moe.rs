@@ -224,7 +224,18 @@ fn draw_capacity(canvas: &HtmlCanvasElement, a: &Arena) {
     let caps: Vec<String> = rec
         .map(|r| r.routing.tasks.iter().filter_map(|t| t.capacity).map(|c| c.to_string()).collect())
         .unwrap_or_default();
-    let train: Vec<[f64; 2]> = a.points.as_ref().map(|d| d.points[..d.n_train].to_vec()).unwrap_or_default();
+    // The train points (evenly thinned for a large model: the sweep routes them once per
+    // capacity factor, within the page's CPU budget for a figure).
+    let most = (crate::grid::CPU_GRID_MACS / (SWEEP.len() * params.len().max(1)) as f64) as usize;
+    let train: Vec<[f64; 2]> = a
+        .points
+        .as_ref()
+        .map(|d| {
+            let all = &d.points[..d.n_train];
+            let every = all.len().div_ceil(most.max(16));
+            all.iter().step_by(every.max(1)).copied().collect()
+        })
+        .unwrap_or_default();
     let sweep = if train.is_empty() { None } else { capacity_sweep(moe, params, &train) };
     let Some(sweep) = sweep else {
         // No capacity: show what each expert processed in the latest batch (nothing is dropped).
@@ -329,13 +340,9 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
     let Some(ctx) = chart::prepare(canvas, WIDTH, h) else { return };
     let Some((_, moe, params, _)) = first_moe(a) else { return no_data(&ctx, h) };
     let extent = 6.0;
-    let points: Vec<[f64; 2]> = (0..MAP_GRID * MAP_GRID)
-        .map(|i| {
-            let (r, c) = (i / MAP_GRID, i % MAP_GRID);
-            let step = 2.0 * extent / MAP_GRID as f64;
-            [-extent + (c as f64 + 0.5) * step, extent - (r as f64 + 0.5) * step]
-        })
-        .collect();
+    // Within the page's CPU budget for a grid figure (a large model gets a coarser map).
+    let map_grid = crate::grid::side_within_budget(params.len(), 1, MAP_GRID);
+    let points = crate::grid::points_n(extent, map_grid);
     let Ok(winners) = moe.winning_experts(params, &points) else { return no_data(&ctx, h) };
     // Tasks sharing a gate route identically: one map for a shared gate.
     let maps = if moe.config().router.gating() == Gating::Shared { 1 } else { winners.len() };
@@ -343,14 +350,14 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
     let used: Vec<bool> =
         (0..moe.config().experts).map(|e| winners.iter().take(maps).flatten().any(|w| *w == Some(e))).collect();
     for (t, win) in winners.iter().take(maps).enumerate() {
-        let mut rgba = vec![255u8; MAP_GRID * MAP_GRID * 4];
+        let mut rgba = vec![255u8; map_grid * map_grid * 4];
         for (i, w) in win.iter().enumerate() {
             let c = w.map_or([255, 255, 255], |e| EXPERT_RGB[e % EXPERT_RGB.len()]);
             rgba[i * 4..i * 4 + 3].copy_from_slice(&c);
         }
         let x = 20.0 + t as f64 * (side + 20.0);
-        if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), MAP_GRID as u32, MAP_GRID as u32) {
-            if let Some(tmp) = scratch_canvas(MAP_GRID as u32) {
+        if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), map_grid as u32, map_grid as u32) {
+            if let Some(tmp) = scratch_canvas(map_grid as u32) {
                 if let Some(tctx) = chart::context(&tmp) {
                     let _ = tctx.put_image_data(&img, 0.0, 0.0);
                     ctx.set_image_smoothing_enabled(false);

@@ -1,5 +1,6 @@
 //! The arena's output panels, each one canvas with a PNG button: per-task decision boundary /
-//! regression heatmaps (100 × 100 grid, train and test points) or, for the sinusoids, the fitted
+//! regression heatmaps (100 × 100 grid — coarser where a large model's CPU forward passes
+//! would not fit a frame — train and test points) or, for the sinusoids, the fitted
 //! curves; per-task train/test loss curves; the task-gradient cosine matrix (per layer on a
 //! toggle) and its history; conflict ratio and the update-vs-mean angle; the loss-space
 //! (L₁ vs L₂) trajectories. Every panel shows all arena runs together.
@@ -155,26 +156,28 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
     }
 }
 
-/// 100 × 100 RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
-/// grid outputs when the run has them for this extent, else the CPU forward pass of the MLP or
-/// the MoE model (same heads, same outputs per task).
-fn heatmap_pixels(run: &Run, extent: f64) -> Option<Vec<Vec<u8>>> {
+/// The side and RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
+/// 100 × 100 grid outputs when the run has them for this extent, else the CPU forward pass of
+/// the MLP or the MoE model (same heads, same outputs per task) on a grid of `cpu_side`.
+fn heatmap_pixels(run: &Run, extent: f64, cpu_side: usize) -> Option<(usize, Vec<Vec<u8>>)> {
     let computed;
-    let (outs, heads) = match (run.mlp(), run.moe()) {
+    let cpu_points = || crate::grid::points_n(extent, cpu_side);
+    let (side, outs, heads) = match (run.mlp(), run.moe()) {
         (Some(mlp), _) => match run.grid_outputs(extent) {
-            Some(gpu) => (gpu, &mlp.config().heads),
+            Some(gpu) => (GRID, gpu, &mlp.config().heads),
             None => {
-                computed = mlp.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
-                (&computed[..], &mlp.config().heads)
+                computed = mlp.predict_points(run.params()?, &cpu_points()).ok()?;
+                (cpu_side, &computed[..], &mlp.config().heads)
             }
         },
         (None, Some(moe)) => {
-            computed = moe.predict_points(run.params()?, &crate::grid::points(extent)).ok()?;
-            (&computed[..], &moe.config().heads)
+            computed = moe.predict_points(run.params()?, &cpu_points()).ok()?;
+            (cpu_side, &computed[..], &moe.config().heads)
         }
         (None, None) => return None,
     };
-    Some(
+    Some((
+        side,
         outs.iter()
             .zip(heads)
             .map(|(o, head)| {
@@ -190,15 +193,32 @@ fn heatmap_pixels(run: &Run, extent: f64) -> Option<Vec<Vec<u8>>> {
                 px
             })
             .collect(),
-    )
+    ))
 }
 
-fn blit(ctx: &CanvasRenderingContext2d, scratch: &HtmlCanvasElement, pixels: &[u8], x: f64, y: f64, size: f64) {
+fn blit(
+    ctx: &CanvasRenderingContext2d,
+    scratch: &HtmlCanvasElement,
+    (side, pixels): (usize, &[u8]),
+    x: f64,
+    y: f64,
+    size: f64,
+) {
     let Some(sctx) = chart::context(scratch) else { return };
-    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(pixels), GRID as u32, GRID as u32) {
+    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(pixels), side as u32, side as u32) {
         let _ = sctx.put_image_data(&img, 0.0, 0.0);
         ctx.set_image_smoothing_enabled(true);
-        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(scratch, x, y, size, size);
+        let _ = ctx.draw_image_with_html_canvas_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+            scratch,
+            0.0,
+            0.0,
+            side as f64,
+            side as f64,
+            x,
+            y,
+            size,
+            size,
+        );
     }
 }
 
@@ -220,14 +240,19 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     legend(&ctx, &a.runs, 12.0);
     let extent = crate::grid::extent(data);
     let Some(scratch) = scratch_canvas() else { return };
+    // The CPU's grids (runs without the GPU's) share one redraw's budget: a large model gets a
+    // coarser grid, drawn smoothed, so the page stays responsive.
+    let cpu_runs: Vec<&Run> = a.runs.iter().filter(|r| r.grid_outputs(extent).is_none()).collect();
+    let params = cpu_runs.iter().filter_map(|r| r.params()).map(<[f64]>::len).max().unwrap_or(0);
+    let cpu_side = crate::grid::side_within_budget(params, cpu_runs.len(), GRID);
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
-        let pixels = heatmap_pixels(run, extent);
+        let pixels = heatmap_pixels(run, extent, cpu_side);
         for t in 0..m {
             let y0 = 30.0 + t as f64 * row_h + 16.0;
             let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
             chart::text(&ctx, &format!("Task {name}"), x0, y0 - 4.0, "left", chart::FONT, MUTED);
-            match pixels.as_ref().and_then(|p| p.get(t)) {
+            match pixels.as_ref().and_then(|(side, p)| Some((*side, p.get(t)?.as_slice()))) {
                 Some(px) => blit(&ctx, &scratch, px, x0, y0, cell),
                 None => {
                     ctx.set_fill_style_str("#f3f4f6");
