@@ -19,7 +19,12 @@ commands:
   dist [--out DIR]   install what is missing, build the static site into DIR (default dist/)
   test               install what is missing (lavapipe, Chromium too), then check the format
                      and lints (cargo fmt --check, clippy -D warnings) and run every test:
-                     native CPU, native GPU on lavapipe, the wasm build, the browser tests";
+                     native CPU, native GPU on lavapipe, the wasm build, the browser tests
+                     (with the short memory soak, web/tests/soak.test.mjs)
+  soak [--steps N]   the full memory soak: build the test site, train 4 arena runs for N steps
+                     (default 50000) on the default preset and on a 16-expert MoE in headless
+                     Chromium, check wasm memory (RELIABILITY.md, \"Memory\"); figures in
+                     target/browser/soak-*.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("dist") => dist_cmd(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -111,6 +117,31 @@ fn serve(args: &[String]) -> Result {
         "--port",
         &port,
     ]))
+}
+
+/// The full memory soak (web/tests/soak.test.mjs with CONCORD_SOAK_STEPS); `cargo xtask test`
+/// runs its short version with the other browser tests.
+fn soak(args: &[String]) -> Result {
+    let steps = flag_value(args, "--steps")?.unwrap_or_else(|| "50000".into());
+    match steps.parse::<u64>() {
+        Ok(n) if n >= 2 => {}
+        _ => return Err(format!("--steps '{steps}' is not a step count of at least 2")),
+    }
+    let path = tools::ensure_web_tools()?;
+    tools::ensure_test_tools()?;
+    let root = root();
+    let site = root.join("target/browser-dist");
+    build_site(&site, true)?;
+    println!("xtask: the memory soak, {steps} steps per preset (headless Chromium; minutes)");
+    run(Command::new("node")
+        .current_dir(root.join("web"))
+        .env("PATH", path)
+        .env("CONCORD_SITE", &site)
+        .env("CONCORD_ARTIFACTS", root.join("target/browser"))
+        .env("CONCORD_SOAK_STEPS", &steps)
+        .args(["--test", "--test-reporter=spec", "tests/soak.test.mjs"]))?;
+    println!("xtask: the figures are in {}", root.join("target/browser/soak-*.json").display());
+    Ok(())
 }
 
 fn test(_args: &[String]) -> Result {
