@@ -256,8 +256,12 @@ mod tests {
         // with records is their mean cosine.
         assert!(bins.iter().all(|b| b.2.is_some()));
         for &(s0, s1, c) in &bins {
-            let vals: Vec<f64> =
-                record.history.iter().filter(|r| (s0..s1).contains(&r.step)).filter_map(|r| r.metrics.cosine[0][1]).collect();
+            let vals: Vec<f64> = record
+                .history
+                .iter()
+                .filter(|r| (s0..s1).contains(&r.step))
+                .filter_map(|r| r.metrics.cosine[0][1])
+                .collect();
             if !vals.is_empty() {
                 let mean = vals.iter().sum::<f64>() / vals.len() as f64;
                 assert!((c.unwrap() - mean).abs() <= 1e-12, "bin {s0}..{s1}: {c:?} vs {mean}");
