@@ -25,13 +25,13 @@
 //! read-back for old runs is dropped.
 
 use crate::preset::Family;
+use crate::saved::{CurvePoint, ImportedRun, SavedCsv, SavedRun, SavedSession, FORMAT, VERSION};
 use crate::state::State;
 use crate::train_config::{base_config, run_limit_message, toy_configs, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
 use concord_core::train::{Backend, BackendError, BackendKind, DataSource, History, RunRecord, Snapshot, TrainConfig};
 use concord_core::{MethodSpec, Trainer};
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -113,14 +113,6 @@ impl SessionUi {
             ready: RwSignal::new(false),
         }
     }
-}
-
-/// Whole-train-set (or batch) and test losses at one step.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CurvePoint {
-    pub step: usize,
-    pub train: Vec<f64>,
-    pub test: Option<Vec<f64>>,
 }
 
 /// A parameter snapshot is kept every this many steps (for trajectories, PCA and λ_max).
@@ -432,35 +424,15 @@ enum GpuChoice {
     Unavailable(String),
 }
 
-/// What the exported JSON holds.
-#[derive(Serialize, Deserialize)]
-struct SavedSession {
-    format: String,
-    version: u32,
-    /// The page's URL hash (every setting).
-    hash: String,
-    /// The user's CSV before the split, if the runs trained on it.
-    csv: Option<SavedCsv>,
-    steps: u64,
-    runs: Vec<SavedRun>,
+/// Runs built for a state, not yet in the session: `rebuild` installs them at once, `import_json`
+/// once every one is restored (so a refused file leaves the session as it was).
+struct Built {
+    runs: Vec<Run>,
+    points: Option<MultiTaskData>,
+    curve_data: Option<(Vec<f64>, Vec<Vec<f64>>, usize)>,
+    grid_points: GridPoints,
+    task_names: Vec<String>,
 }
-
-#[derive(Serialize, Deserialize)]
-struct SavedCsv {
-    name: String,
-    data: MultiTaskData,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SavedRun {
-    method: String,
-    /// Config, weights and the per-step metrics history (concord-core's `RunRecord`).
-    record: Option<RunRecord>,
-    error: Option<String>,
-    curve: Vec<CurvePoint>,
-}
-
-const FORMAT: &str = "concord-playground-run";
 
 /// A GPU read-back, held until the frame's other read-backs are in.
 struct Arrived {
@@ -761,38 +733,25 @@ impl SessionInner {
 
     /// Use the user's CSV (`None`: back to the generated data) and rebuild.
     pub fn set_csv(&mut self, csv: Option<(String, MultiTaskData)>) {
-        self.ui.csv.set(csv.as_ref().map(|(name, d)| {
-            format!("{name}: {} points, {} task{}", d.len(), d.num_tasks(), if d.num_tasks() == 1 { "" } else { "s" })
-        }));
+        self.ui.csv.set(csv.as_ref().map(|(name, d)| csv_summary(name, d)));
         self.csv = csv;
         self.rebuild();
     }
 
     /// Restart every run from its start (the shared initial weights, or the toy's starts).
     pub fn rebuild(&mut self) {
-        let Some(state) = self.applied.clone() else {
-            return;
-        };
-        self.generation += 1;
-        self.in_flight = 0;
-        self.arrived.clear();
-        self.steps = 0;
-        self.runs.clear();
-        self.points = None;
-        self.curve_data = None;
-        self.grid_points = None;
-        self.task_names.clear();
-        let toy = state.preset.is_toy() && self.csv.is_none();
-        let base = match base_config(&state, self.csv.as_ref().map(|(_, d)| d)) {
-            Ok(b) => b,
-            Err(e) => {
-                self.ui.error.set(Some(e));
-                self.publish(true);
-                return;
-            }
-        };
-        self.load_plot_data(&base);
-        self.grid_points = self.points.as_ref().map(|d| {
+        let Some(state) = self.applied.clone() else { return };
+        let built = self.build_runs(&state, self.csv.as_ref().map(|(_, d)| d));
+        self.install(built);
+        self.publish(true);
+    }
+
+    /// The runs of `state` (on `csv`, if given), built without touching the session.
+    fn build_runs(&self, state: &State, csv: Option<&MultiTaskData>) -> Result<Built, String> {
+        let toy = state.preset.is_toy() && csv.is_none();
+        let base = base_config(state, csv)?;
+        let (points, curve_data) = plot_data(&base);
+        let grid_points = points.as_ref().map(|d| {
             let extent = crate::grid::extent(d);
             (extent, Rc::new(crate::grid::points(extent)))
         });
@@ -809,16 +768,38 @@ impl SessionInner {
                 plans.push((slot, spec.clone(), None, config));
             }
         }
-        for (slot, spec, start, config) in plans {
-            let run = self.build_run(slot, spec, start, config);
-            self.runs.push(run);
+        let runs: Vec<Run> =
+            plans.into_iter().map(|(slot, spec, start, config)| self.build_run(slot, spec, start, config)).collect();
+        let task_names = runs.iter().find(|r| r.built).map_or_else(Vec::new, |r| task_names(&base, r.train.len()));
+        Ok(Built { runs, points, curve_data, grid_points, task_names })
+    }
+
+    /// Replace the runs (and drop any read-back of the old ones still in flight); an error
+    /// leaves no runs and shows it.
+    fn install(&mut self, built: Result<Built, String>) {
+        self.generation += 1;
+        self.in_flight = 0;
+        self.arrived.clear();
+        self.steps = 0;
+        match built {
+            Ok(b) => {
+                self.runs = b.runs;
+                self.points = b.points;
+                self.curve_data = b.curve_data;
+                self.grid_points = b.grid_points;
+                self.task_names = b.task_names;
+                let all_failed = !self.runs.is_empty() && self.runs.iter().all(|r| !r.built);
+                self.ui.error.set(all_failed.then(|| self.runs[0].error.clone().unwrap_or_default()));
+            }
+            Err(e) => {
+                self.runs.clear();
+                self.points = None;
+                self.curve_data = None;
+                self.grid_points = None;
+                self.task_names.clear();
+                self.ui.error.set(Some(e));
+            }
         }
-        if let Some(r) = self.runs.iter().find(|r| r.built) {
-            self.task_names = task_names(&base, r.train.len());
-        }
-        let all_failed = !self.runs.is_empty() && self.runs.iter().all(|r| !r.built);
-        self.ui.error.set(all_failed.then(|| self.runs[0].error.clone().unwrap_or_default()));
-        self.publish(true);
     }
 
     fn build_run(&self, slot: usize, spec: MethodSpec, start: Option<([f64; 2], usize)>, config: TrainConfig) -> Run {
@@ -897,28 +878,6 @@ impl SessionInner {
         (Trainer::new(config.clone()).map(|t| Box::new(t) as Box<dyn Backend>), Some(reason))
     }
 
-    fn load_plot_data(&mut self, base: &TrainConfig) {
-        match &base.data {
-            DataSource::TaskSet { config } => self.points = config.generate().ok(),
-            DataSource::Points { data } => self.points = Some(data.clone()),
-            DataSource::Sinusoid { config, train_ratio } => {
-                if let Ok((x, y)) = config.generate() {
-                    let xs: Vec<f64> = x.column(0).iter().copied().collect();
-                    let ys = y
-                        .iter()
-                        .map(|t| match t {
-                            concord_core::model::Target::Values(v) => v.column(0).iter().copied().collect(),
-                            concord_core::model::Target::Classes(c) => c.iter().map(|&k| k as f64).collect(),
-                        })
-                        .collect();
-                    let n_train = (config.n as f64 * train_ratio).floor() as usize;
-                    self.curve_data = Some((xs, ys, n_train));
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// Queue `n` steps; `resolve` is called with `state()` once they are done and read back.
     pub fn request_steps(&mut self, n: u64, resolve: Option<js_sys::Function>) {
         self.requests.push_back(StepRequest { remaining: n, resolve });
@@ -940,9 +899,7 @@ impl SessionInner {
         if self.cpu_batch.is_none() && !self.start_batch() {
             return;
         }
-        let Some(done) = self.cpu_frame(now_ms() + CPU_BUDGET_MS) else {
-            return;
-        };
+        let Some(done) = self.cpu_frame(now_ms() + CPU_BUDGET_MS) else { return };
         let done = done as u64;
         // GPU runs: one submission and one read-back each.
         let fail = std::mem::take(&mut self.simulate_gpu_failure);
@@ -952,9 +909,7 @@ impl SessionInner {
             if !(run.live() && run.on_gpu) {
                 continue;
             }
-            let Some(mut engine) = run.engine.take() else {
-                continue;
-            };
+            let Some(mut engine) = run.engine.take() else { continue };
             let submitted = match engine.submit(done as usize) {
                 Ok(_) if fail => {
                     Err(BackendError::Device("simulated device loss (window.concord._simulateGpuFailure)".into()))
@@ -1161,9 +1116,7 @@ impl SessionInner {
             return;
         }
         for Arrived { slot, engine, result } in arrived {
-            let Some(run) = self.runs.get_mut(slot) else {
-                continue;
-            };
+            let Some(run) = self.runs.get_mut(slot) else { continue };
             run.engine = Some(engine);
             match result {
                 Ok((snap, grid)) => {
@@ -1310,11 +1263,11 @@ impl SessionInner {
     }
 
     /// The runs as JSON: settings (the hash), the CSV if any, and per run its config, weights,
-    /// metrics history and loss curve.
+    /// metrics history and loss curve (`saved::SavedSession`; non-finite losses as "inf"/"nan").
     pub fn export_json(&self) -> String {
-        let saved = SavedSession {
+        SavedSession {
             format: FORMAT.into(),
-            version: 1,
+            version: VERSION,
             hash: self.applied.as_ref().map(|s| s.to_hash()).unwrap_or_default(),
             csv: self.csv.as_ref().map(|(name, data)| SavedCsv { name: name.clone(), data: data.clone() }),
             steps: self.steps,
@@ -1328,63 +1281,32 @@ impl SessionInner {
                     curve: r.curve.clone(),
                 })
                 .collect(),
-        };
-        serde_json::to_string(&saved).unwrap_or_default()
+        }
+        .to_json()
     }
 
     /// Load an exported run: settings, data, weights, history and curves. The optimizer moments
-    /// start afresh (they are not part of the record).
+    /// start afresh (they are not part of the record). All or nothing: the file is checked first
+    /// (`saved::parse_saved`), then the new runs are built and restored off to the side, and only
+    /// when every one is restored do they replace the session's; on `Err` nothing has changed.
     pub fn import_json(&mut self, text: &str) -> Result<(), String> {
-        let saved: SavedSession = serde_json::from_str(text).map_err(|e| format!("not a Concord run file: {e}"))?;
-        if saved.format != FORMAT || saved.version != 1 {
-            return Err(format!("unsupported file: format “{}” version {}", saved.format, saved.version));
+        if matches!(self.gpu, GpuChoice::Pending) {
+            // The runs are rebuilt once the backend is chosen; an import now would be lost.
+            return Err("the page is still starting; import the file again in a moment".into());
         }
-        let (state, notices) = State::from_hash(&saved.hash);
-        if notices.iter().any(|n| !n.contains("renamed")) {
-            return Err(format!("the saved settings do not parse: {}", notices.join("; ")));
+        let import = crate::saved::parse_saved(text)?;
+        let mut built = self.build_runs(&import.state, import.csv.as_ref().map(|(_, d)| d))?;
+        for (run, saved) in built.runs.iter_mut().zip(import.runs) {
+            restore_imported(run, saved)?;
         }
-        if state.preset.is_toy() {
-            return Err("the file holds a toy preset; only multi-task runs can be imported".into());
-        }
-        if saved.runs.len() != state.arena.len() {
-            return Err(format!("the file has {} runs for {} methods", saved.runs.len(), state.arena.len()));
-        }
-        self.csv = saved.csv.map(|c| (c.name, c.data));
-        self.ui
-            .csv
-            .set(self.csv.as_ref().map(|(name, d)| format!("{name}: {} points, {} tasks", d.len(), d.num_tasks())));
+        // Everything is in place: swap it in.
+        let state = import.state;
+        self.ui.csv.set(import.csv.as_ref().map(|(name, d)| csv_summary(name, d)));
+        self.csv = import.csv;
         self.playing = false;
-        let state = State { play: false, ..state };
         self.applied = Some(state.clone());
-        self.rebuild();
-        for (run, saved) in self.runs.iter_mut().zip(saved.runs) {
-            run.curve = saved.curve;
-            run.error = saved.error;
-            let (Some(engine), Some(rec)) = (run.engine.as_mut(), saved.record) else {
-                continue;
-            };
-            let RunRecord { params, history, final_train_losses, final_test_losses, .. } = rec;
-            engine.restore(params.clone(), history.clone()).map_err(|e| format!("{}: {e}", run.label))?;
-            // The saved losses win when they fit (a GPU run's own, in f32), so the restored
-            // state reads exactly as the exported one.
-            let m = run.train.len();
-            let fits = |l: &[f64]| l.len() == m && l.iter().all(|v| v.is_finite());
-            let computed = run.twin.as_mut().map(|t| {
-                let _ = t.restore(params.clone(), Vec::new());
-                (t.train_losses().unwrap_or_default(), t.test_losses().and_then(Result::ok))
-            });
-            let (train, test) = computed.unwrap_or_default();
-            run.train = if fits(&final_train_losses) { final_train_losses } else { train };
-            run.test = match (final_test_losses, test) {
-                (Some(saved), Some(_)) if fits(&saved) => Some(saved),
-                (_, computed) => computed,
-            };
-            // A long run's history is thinned: the engines continue after its last record.
-            run.steps = history.last().map_or(0, |r| r.step + 1);
-            run.params = params;
-            run.history = History::from_records(history);
-        }
-        self.steps = saved.steps;
+        self.install(Ok(built));
+        self.steps = import.steps;
         self.publish(true);
         self.cfg.set(state);
         Ok(())
@@ -1539,9 +1461,7 @@ async fn read_back_with_grid(
     grid: GridPoints,
 ) -> Result<(Snapshot, GridOutputs), BackendError> {
     let snap = engine.read_back().await?;
-    let Some((extent, points)) = grid else {
-        return Ok((snap, None));
-    };
+    let Some((extent, points)) = grid else { return Ok((snap, None)) };
     let outputs = match engine.predict(&points) {
         Some(fut) => match fut.await {
             Ok(outs) => Some((extent, outs)),
@@ -1590,6 +1510,63 @@ fn set_body_backend(kind: Option<&'static str>) {
             let _ = body.set_attribute("data-backend", kind);
         }
     }
+}
+
+/// The points and labels behind the heatmaps (task sets and CSV), or the sinusoid's points (x,
+/// one y column per task) and its train count, for the curve plot.
+type PlotData = (Option<MultiTaskData>, Option<(Vec<f64>, Vec<Vec<f64>>, usize)>);
+
+fn plot_data(base: &TrainConfig) -> PlotData {
+    match &base.data {
+        DataSource::TaskSet { config } => (config.generate().ok(), None),
+        DataSource::Points { data } => (Some(data.clone()), None),
+        DataSource::Sinusoid { config, train_ratio } => {
+            let Ok((x, y)) = config.generate() else { return (None, None) };
+            let xs: Vec<f64> = x.column(0).iter().copied().collect();
+            let ys = y
+                .iter()
+                .map(|t| match t {
+                    concord_core::model::Target::Values(v) => v.column(0).iter().copied().collect(),
+                    concord_core::model::Target::Classes(c) => c.iter().map(|&k| k as f64).collect(),
+                })
+                .collect();
+            let n_train = (config.n as f64 * train_ratio).floor() as usize;
+            (None, Some((xs, ys, n_train)))
+        }
+        _ => (None, None),
+    }
+}
+
+/// "name.csv: 300 points, 2 tasks".
+fn csv_summary(name: &str, d: &MultiTaskData) -> String {
+    format!("{name}: {} points, {} task{}", d.len(), d.num_tasks(), if d.num_tasks() == 1 { "" } else { "s" })
+}
+
+/// Put an imported run's state into a freshly built run of its config (off the session: an
+/// engine that refuses it fails the import before anything changes).
+fn restore_imported(run: &mut Run, saved: ImportedRun) -> Result<(), String> {
+    run.curve = saved.curve;
+    let Some(r) = saved.restored else {
+        // The exporting page could not build this run: it starts afresh (with its own error).
+        if run.built {
+            run.error = saved.error;
+        }
+        return Ok(());
+    };
+    let Some(engine) = run.engine.as_mut() else {
+        return Err(format!("{}: the run does not build here: {}", run.label, run.error.clone().unwrap_or_default()));
+    };
+    engine.restore(r.params.clone(), r.history.clone()).map_err(|e| format!("{}: {e}", run.label))?;
+    run.error = saved.error;
+    // The saved losses, as exported (a GPU run's own, in f32; ±inf/NaN after a divergence), so
+    // the restored state reads exactly as the exported one.
+    run.train = r.train;
+    run.test = r.test;
+    // A long run's history is thinned: the engine continues after its last record.
+    run.steps = r.steps;
+    run.params = r.params;
+    run.history = History::from_records(r.history);
+    Ok(())
 }
 
 pub fn task_names(base: &TrainConfig, m: usize) -> Vec<String> {

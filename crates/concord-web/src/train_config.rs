@@ -92,6 +92,8 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
     let one_head = |loss| HeadConfig { out_dim: 1, loss };
     let (data, model, batch) = match (csv, state.preset.family()) {
         (Some(points), _) => {
+            // The split indexes every column by the points (a run file's data is checked too).
+            points.validate()?;
             let mut data = points.clone();
             let mut rng = DataRng::seed_from_u64(state.seed);
             data.shuffle_and_split(&mut rng, train_ratio);
