@@ -31,9 +31,11 @@ fn read(b: &mut dyn Backend) -> Snapshot {
     }
 }
 
-/// What a backend does around the limit: (steps queued per submit, step counts and record steps
-/// of the read-backs, errors).
-fn around_the_limit(b: &mut dyn Backend) -> (Vec<usize>, Vec<(usize, Vec<usize>, Option<String>)>) {
+/// A read-back's step count, the steps of its new records, and its error.
+type Read = (usize, Vec<usize>, Option<String>);
+
+/// What a backend does around the limit: the steps queued per submit, and the read-backs.
+fn around_the_limit(b: &mut dyn Backend) -> (Vec<usize>, Vec<Read>) {
     let mut queued = Vec::new();
     let mut reads = Vec::new();
     for k in [5, 5, 5] {
