@@ -9,7 +9,7 @@
 mod common;
 use common::gpu_arc;
 
-use concord_core::train::{now, preset, Backend, Snapshot, TrainConfig, Trainer};
+use concord_core::train::{preset, Backend, Snapshot, TrainConfig, Trainer};
 use concord_core::MethodSpec;
 
 const LIMIT: usize = 7;
@@ -24,11 +24,10 @@ fn configs() -> Vec<(&'static str, TrainConfig)> {
     vec![("mlp", mlp), ("toy", toy)]
 }
 
+/// One read-back, awaited to the end (a GPU read-back future is not dropped half-way: it has
+/// taken the pending records).
 fn read(b: &mut dyn Backend) -> Snapshot {
-    match now(b.read_back()) {
-        Some(r) => r.unwrap(),
-        None => pollster::block_on(b.read_back()).unwrap(),
-    }
+    pollster::block_on(b.read_back()).unwrap()
 }
 
 /// A read-back's step count, the steps of its new records, and its error.
