@@ -77,9 +77,8 @@ const HALT_WORDS: usize = 2 + 2 * MAX_TASKS;
 
 /// A submitted chunk whose history has not been read back yet.
 struct Pending {
+    /// The halt words as the chunk left them (HALT_WORDS), then the recorded slots.
     staging: wgpu::Buffer,
-    /// The halt buffer as the chunk left it.
-    halt: wgpu::Buffer,
     floats: usize,
     /// (step index, evaluated test losses) per recorded slot, in slot order.
     slots: Vec<(usize, bool)>,
@@ -368,8 +367,13 @@ impl GpuTrainer {
         let last = self.config.steps.saturating_sub(1);
         let recorded: Vec<usize> =
             (self.step..self.step + k).filter(|&s| s % self.record_every == 0 || s == last).collect();
+        // One read-back buffer: the halt words after the last step, then the recorded slots.
         let hist_floats = recorded.len() * slot;
-        let hist = gpu.buffer("history", (hist_floats.max(1) * 4) as u64, RW);
+        let staging = gpu.buffer(
+            "history staging",
+            ((HALT_WORDS + hist_floats) * 4) as u64,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         let mut slots = Vec::new();
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
@@ -439,7 +443,7 @@ impl GpuTrainer {
                 check.record(&mut pass);
             }
             if let Some(slot_idx) = record_slot {
-                encoder.copy_buffer_to_buffer(&self.check, c, &hist, (slot_idx * slot * 4) as u64, f(slot));
+                encoder.copy_buffer_to_buffer(&self.check, c, &staging, f(HALT_WORDS + slot_idx * slot), f(slot));
                 slots.push((step, tested));
             }
             {
@@ -452,24 +456,11 @@ impl GpuTrainer {
             }
             last_gram = Some(gram_buf);
         }
-        let staging = gpu.buffer(
-            "history staging",
-            (hist_floats.max(1) * 4) as u64,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-        if hist_floats > 0 {
-            encoder.copy_buffer_to_buffer(&hist, 0, &staging, 0, (hist_floats * 4) as u64);
-        }
-        let halt = gpu.buffer(
-            "halt staging",
-            (HALT_WORDS * 4) as u64,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-        encoder.copy_buffer_to_buffer(&self.check, 0, &halt, 0, (HALT_WORDS * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.check, 0, &staging, 0, (HALT_WORDS * 4) as u64);
         gpu.queue.submit(Some(encoder.finish()));
         gpu.check()?;
         self.last_gram = last_gram;
-        self.pending.push(Pending { staging, halt, floats: hist_floats, slots });
+        self.pending.push(Pending { staging, floats: hist_floats, slots });
         self.step += k;
         Ok(())
     }
@@ -485,11 +476,10 @@ impl GpuTrainer {
             if self.error.is_some() {
                 continue;
             }
-            let halt: Vec<u32> =
-                self.gpu.read_mapped(&p.halt, (HALT_WORDS * 4) as u64).await?.iter().map(|x| x.to_bits()).collect();
+            let back = self.gpu.read_mapped(&p.staging, ((HALT_WORDS + p.floats) * 4) as u64).await?;
+            let (halt, data) = back.split_at(HALT_WORDS);
+            let halt: Vec<u32> = halt.iter().map(|x| x.to_bits()).collect();
             let halted_at = (halt[0] != 0).then(|| halt[1] as usize - 1);
-            let data =
-                if p.floats > 0 { self.gpu.read_mapped(&p.staging, (p.floats * 4) as u64).await? } else { Vec::new() };
             for (i, &(step, tested)) in p.slots.iter().enumerate() {
                 if halted_at.is_some_and(|at| step >= at) {
                     break;
