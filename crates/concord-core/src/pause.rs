@@ -38,13 +38,7 @@ impl Future for Pause {
 
 /// Run a computation whose only awaits are [`pause`]s to its end.
 pub fn finish<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
+    drive(std::pin::pin!(fut), &mut || false).expect("with no deadline a computation runs to its end")
 }
 
 /// Run a computation (whose only awaits are [`pause`]s) until it ends — `Some(output)` — or,
