@@ -691,12 +691,12 @@ impl SessionInner {
         }
     }
 
-    /// Test-only: make the next GPU read-back fail. Returns whether a run is on the GPU.
     /// An embedded figure scrolled into (true) or out of (false) view.
     pub fn set_visible(&mut self, visible: bool) {
         self.visible = visible;
     }
 
+    /// Test-only: make the next GPU read-back fail. Returns whether a run is on the GPU.
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))] // the browser tests' hook
     pub fn simulate_gpu_failure(&mut self) -> bool {
         self.simulate_gpu_failure = true;
@@ -706,6 +706,7 @@ impl SessionInner {
     /// Take the page state: rebuild the runs when data, model or methods changed; apply a new
     /// learning rate live (optimizer state kept).
     pub fn configure(&mut self, state: &State) {
+        let paused = self.playing && !state.play;
         self.playing = state.play;
         self.spf = state.spf.max(1);
         let rebuild = self.applied.as_ref().is_none_or(|a| a.needs_reset(state));
@@ -727,6 +728,10 @@ impl SessionInner {
                     None => run.lr_pending = Some(state.lr),
                 }
             }
+            self.publish(true);
+        } else if paused {
+            // Frames publish at most every REDRAW_MS while playing: the count shown (and the last
+            // concord-step event) must catch up with the steps done before the pause.
             self.publish(true);
         }
     }
