@@ -183,6 +183,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         layer_metrics: true,
         moe,
         record_every: 1,
+        precision: Default::default(),
     })
 }
 

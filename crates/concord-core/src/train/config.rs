@@ -158,6 +158,38 @@ impl TrainOptimizer {
     }
 }
 
+/// The arithmetic of a run's training step on the CPU.
+///
+/// `F32` is the fast path (`model::fast`): MLP models step in f32 with batched GEMMs and the
+/// Gramian built layer by layer; everything else about the step (loss weighting, the
+/// aggregator's weights, the optimizer, the parameters kept between steps) stays f64. `F64` is
+/// the reference every kernel and golden test is checked against. MoE models and the analytic
+/// problems have no f32 path: they always run the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            other => Err(format!("unknown precision '{other}' (expected f32, the fast path, or f64, the reference)")),
+        }
+    }
+}
+
 /// A multi-task run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "TrainConfigFile")]
@@ -190,6 +222,9 @@ pub struct TrainConfig {
     /// 100 000 steps) keep every 100th; the steps in between cost no metrics.
     #[serde(default = "one")]
     pub record_every: usize,
+    /// f32 (the fast path, default) or f64 (the reference); see [`Precision`].
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 fn one() -> usize {
@@ -226,6 +261,8 @@ struct TrainConfigFile {
     layer_metrics: bool,
     #[serde(default = "one")]
     record_every: usize,
+    #[serde(default)]
+    precision: Precision,
 }
 
 impl TryFrom<TrainConfigFile> for TrainConfig {
@@ -260,6 +297,7 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
             eval_every: f.eval_every,
             layer_metrics: f.layer_metrics,
             record_every: f.record_every,
+            precision: f.precision,
         })
     }
 }

@@ -40,7 +40,7 @@ mod tests;
 
 pub use backend::{now, Backend, BackendError, BackendKind, Predict, ReadBack, Snapshot};
 pub use batches::BatchSampler;
-pub use config::{DataSource, TrainConfig, TrainOptimizer, MAX_STEPS};
+pub use config::{DataSource, Precision, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
 pub use history::{restore_point, History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_WINDOW};
 pub use moe_spec::MoeSpec;

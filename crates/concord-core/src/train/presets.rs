@@ -106,6 +106,7 @@ impl Preset {
             eval_every: 10,
             layer_metrics: false,
             record_every: 1,
+            precision: Default::default(),
         };
         match self {
             Preset::XorConflict => {
