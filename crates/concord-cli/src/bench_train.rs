@@ -1,5 +1,7 @@
 //! `concord bench train --preset NAME --backend cpu|gpu`: training steps per second of a preset
-//! (its model, data, batch size and optimizer; `--method` picks the aggregator).
+//! (its model, data, batch size and optimizer; `--method` picks the aggregator), or of any run
+//! given as a TrainConfig JSON file (`--config FILE`, the "config" object of a run record).
+//! `--precision f32|f64` picks the CPU step's arithmetic (the fast path or the reference).
 //!
 //! CPU: `Trainer::step` in a loop. GPU: `GpuTrainer::steps` in submissions of `--chunk` steps,
 //! recording only the first step, timed until the last submission's work has finished (the
@@ -9,14 +11,25 @@
 use crate::train::Backend;
 use crate::UsageError;
 use clap::Args;
-use concord_core::train::{preset, Trainer};
+use concord_core::train::{preset, Precision, TrainConfig, Trainer};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("run").required(true).args(["preset", "config"])))]
 pub struct BenchTrainArgs {
     /// The preset (see `concord train --preset`).
     #[arg(long)]
-    preset: String,
+    preset: Option<String>,
+    /// A run's TrainConfig as JSON (the "config" object of a run record, e.g. from
+    /// `concord train --preset P --out run.json`): its model, data, batch size, optimizer and
+    /// method. Its step count is replaced by --warmup + --steps.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// CPU step arithmetic: f32 (the fast path) or f64 (the reference). Default: f32 for a
+    /// preset, the file's own "precision" (f32 when absent) for --config.
+    #[arg(long, value_parser = Precision::parse)]
+    precision: Option<Precision>,
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
@@ -29,11 +42,13 @@ pub struct BenchTrainArgs {
     /// GPU: steps per queue submission.
     #[arg(long, default_value_t = 100)]
     chunk: usize,
-    /// The aggregator.
-    #[arg(long, default_value = "mean")]
-    method: String,
-    /// Print one JSON object {"preset", "backend", "adapter", "method", "steps",
-    /// "steps_per_second", "seconds"} on stdout.
+    /// The aggregator, in the text form `aggregator[+weighting][:key=value…]` (default: mean for
+    /// a preset, the file's own method for --config).
+    #[arg(long)]
+    method: Option<String>,
+    /// Print one JSON object {"preset", "config", "backend", "adapter", "method", "precision",
+    /// "steps", "steps_per_second", "seconds"} on stdout ("preset" or "config" is null: the one
+    /// not given).
     #[arg(long)]
     json: bool,
 }
@@ -42,8 +57,23 @@ pub fn run(a: BenchTrainArgs) -> Result<(), UsageError> {
     if a.steps == 0 || a.chunk == 0 {
         return Err(UsageError(format!("--steps and --chunk must be at least 1, got {} and {}", a.steps, a.chunk)));
     }
-    let mut config = preset(&a.preset).map_err(UsageError)?;
-    config.method = concord_core::MethodSpec::parse(a.method.trim()).map_err(UsageError)?;
+    let mut config = match (&a.preset, &a.config) {
+        (Some(name), None) => {
+            let mut c = preset(name).map_err(UsageError)?;
+            c.method = concord_core::MethodSpec::plain("mean");
+            c
+        }
+        (None, Some(path)) => read_config(path)?,
+        _ => return Err(UsageError("give --preset NAME or --config FILE (not both)".into())),
+    };
+    if let Some(text) = &a.method {
+        config.method = concord_core::MethodSpec::parse(text.trim()).map_err(UsageError)?;
+    }
+    if let Some(precision) = a.precision {
+        config.precision = precision;
+    }
+    let method = config.method.to_text();
+    let precision = config.precision.name();
     config.steps = a.warmup.checked_add(a.steps).ok_or_else(|| UsageError("--steps is too large".into()))?;
     let (seconds, adapter) = match a.backend {
         Backend::Cpu => {
@@ -63,9 +93,11 @@ pub fn run(a: BenchTrainArgs) -> Result<(), UsageError> {
     if a.json {
         let out = serde_json::json!({
             "preset": a.preset,
+            "config": a.config.as_ref().map(|p| p.display().to_string()),
             "backend": match a.backend { Backend::Cpu => "cpu", Backend::Gpu => "gpu" },
             "adapter": adapter,
-            "method": a.method,
+            "method": method,
+            "precision": precision,
             "steps": a.steps,
             "steps_per_second": sps,
             "seconds": seconds,
@@ -73,9 +105,24 @@ pub fn run(a: BenchTrainArgs) -> Result<(), UsageError> {
         println!("{out}");
     } else {
         let on = adapter.map(|l| format!("gpu: {l}")).unwrap_or_else(|| "cpu".into());
-        println!("{} / {} [{on}]: {sps:.1} steps/s ({} steps in {seconds:.3} s)", a.preset, a.method, a.steps);
+        let what = match (&a.preset, &a.config) {
+            (Some(name), _) => name.clone(),
+            (None, Some(path)) => path.display().to_string(),
+            (None, None) => unreachable!("checked above"),
+        };
+        println!("{what} / {method} [{on}, {precision}]: {sps:.1} steps/s ({} steps in {seconds:.3} s)", a.steps);
     }
     Ok(())
+}
+
+/// A TrainConfig JSON file, parsed and validated (every failure a usage error naming the file).
+fn read_config(path: &Path) -> Result<TrainConfig, UsageError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("--config: cannot read {shown}: {e}")))?;
+    let config: TrainConfig = serde_json::from_str(&text)
+        .map_err(|e| UsageError(format!("--config: {shown} is not a valid TrainConfig JSON: {e}")))?;
+    config.validate().map_err(|e| UsageError(format!("--config: {shown}: invalid run: {e}")))?;
+    Ok(config)
 }
 
 fn gpu(config: concord_core::train::TrainConfig, a: &BenchTrainArgs) -> Result<(f64, Option<String>), UsageError> {

@@ -3,7 +3,7 @@
 use crate::train_preset::parse_kv;
 use crate::UsageError;
 use clap::{Args, ValueEnum};
-use concord_core::train::{Backend as RunBackend, DataSource, Preset, RunRecord, TrainOptimizer};
+use concord_core::train::{Backend as RunBackend, DataSource, Precision, Preset, RunRecord, TrainOptimizer};
 use concord_core::{AggregatorSpec, MethodSpec, Problem, ProblemKind, TrainConfig, Trainer, WeightingSpec};
 use concord_gpu::Gpu;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    /// CPU step arithmetic: f32 (the fast path) or f64 (the reference). MoE models and the
+    /// analytic problems (pareto-synthetic, the toys) always step in f64.
+    #[arg(long, default_value = "f32", value_parser = Precision::parse)]
+    precision: Precision,
     /// Print one JSON object with the result on stdout.
     #[arg(long)]
     json: bool,
@@ -170,6 +174,7 @@ fn config_from_args(a: &TrainArgs) -> Result<(Preset, TrainConfig), UsageError> 
         config.steps = steps;
     }
     config.seed = a.seed;
+    config.precision = a.precision;
     if let Some(name) = &a.optimizer {
         let lr = config.optimizer.lr();
         config.optimizer = match name.trim() {
