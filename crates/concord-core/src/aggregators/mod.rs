@@ -98,6 +98,12 @@ pub trait Aggregator: Send {
         let a = self.aggregate(&jacobian.to_f64());
         AggregationF32 { update: a.update.iter().map(|&x| x as f32).collect(), weights: a.weights }
     }
+    /// w = f(G) for the Gramian-weighted methods (then d = Jᵀw), `None` for the others (they
+    /// need J itself). Lets a caller that already holds G (the fast trainer builds it layer by
+    /// layer) skip the O(m²n) product.
+    fn gram_weights(&mut self, _gram: &DMatrix<f64>) -> Option<DVector<f64>> {
+        None
+    }
 }
 
 impl<W: Weighting> Aggregator for W {
@@ -116,6 +122,10 @@ impl<W: Weighting> Aggregator for W {
         let g = if self.reads_gram() { gram_f32(jacobian) } else { DMatrix::zeros(m, m) };
         let w = self.weights(&g);
         AggregationF32 { update: combine_f32(jacobian, &w), weights: Some(w) }
+    }
+
+    fn gram_weights(&mut self, gram: &DMatrix<f64>) -> Option<DVector<f64>> {
+        Some(self.weights(gram))
     }
 }
 

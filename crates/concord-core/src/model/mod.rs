@@ -3,6 +3,7 @@
 
 mod activation;
 mod config;
+pub mod fast;
 mod layout;
 mod loss;
 mod mlp;

@@ -24,6 +24,8 @@ mod backend;
 mod batches;
 mod config;
 mod conflict_summary;
+#[cfg(test)]
+mod fast_tests;
 pub mod float_serde;
 mod history;
 mod moe_spec;
@@ -47,10 +49,12 @@ pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net, NetGradients};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 
+use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
 use crate::data::{uniform, DataRng};
 use crate::landscape::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
+use crate::model::fast::{FastData, FastMlp};
 use crate::model::moe::Moe;
 use crate::model::Gradients;
 use crate::model::{Mlp, Target};
@@ -174,12 +178,22 @@ struct StepPlan {
     full_batch: bool,
 }
 
+/// A step's gradients: the reference's, or the fast path's buffers holding them. One per step
+/// under way, so the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Grads {
+    Reference(Result<NetGradients, String>),
+    Fast(Box<FastMlp>),
+}
+
 /// What a step's gradient work yields: the gradients on the batch and, on an evaluation step,
-/// the test losses (both at the parameters the step starts from), and the batch back.
+/// the test losses (both at the parameters the step starts from), and the batch back (as
+/// values for the reference, as row indices into the train set for the fast path).
 struct GradWork {
-    grads: Result<NetGradients, String>,
+    grads: Grads,
     test: Option<Result<Vec<f64>, String>>,
     batch: Option<(DMatrix<f64>, Vec<Target>)>,
+    rows: Option<Vec<usize>>,
 }
 
 /// What a step has worked out before FAMO's losses after it.
@@ -188,16 +202,39 @@ struct Applied {
     losses: Vec<f64>,
     loss_weights: Option<Vec<f64>>,
     aggregator_weights: Option<Vec<f64>>,
-    jacobian: DMatrix<f64>,
-    d: DVector<f64>,
+    /// The step's metrics (recorded steps only).
+    metrics: Option<StepMetrics>,
     test_losses: Option<Vec<f64>>,
     moe: Option<MoeStepRecord>,
 }
 
+/// A step's update before the optimizer: the full-length direction (shared part, then each
+/// head's), and what the record keeps.
+struct Update {
+    losses: Vec<f64>,
+    loss_weights: Option<Vec<f64>>,
+    aggregator_weights: Option<Vec<f64>>,
+    full: Vec<f64>,
+    metrics: Option<StepMetrics>,
+    test_losses: Option<Vec<f64>>,
+    moe: Option<MoeStepRecord>,
+}
+
+/// FAMO's losses after the step, and the fast path's buffers back.
+type AfterWork = Paused<(Result<Vec<f64>, String>, Option<Box<FastMlp>>)>;
+
 /// A step cut short by [`Trainer::step_within`]'s deadline.
 enum PendingStep {
     Gradients { plan: StepPlan, work: Paused<GradWork> },
-    AfterStep { plan: StepPlan, applied: Box<Applied>, work: Paused<Result<Vec<f64>, String>> },
+    AfterStep { plan: StepPlan, applied: Box<Applied>, work: AfterWork },
+}
+
+/// The f32 fast path of an MLP run (`Precision::F32`): the train and test sets in f32 and the
+/// step's buffers (lent to a step under way; rebuilt if that step is abandoned).
+struct Fast {
+    train: Arc<FastData>,
+    test: Option<Arc<FastData>>,
+    buffers: Option<Box<FastMlp>>,
 }
 
 /// The whole-set losses of a read-back (`Backend::read_back_within`) under way, at this step.
@@ -225,6 +262,29 @@ pub struct Trainer {
     pending: Option<PendingStep>,
     /// A read-back's losses cut short (`Backend::read_back_within`).
     pending_eval: Option<PendingEval>,
+    /// The f32 fast path (MLP models at `Precision::F32`); `None` runs the f64 reference.
+    fast: Option<Fast>,
+    /// The parameters the last step replaced: the next step writes its new ones here.
+    spare: Vec<f64>,
+    /// Tests: the reference's J times (1 ± eps) entry by entry, signs drawn from the seed and
+    /// the step — gradient errors of the size f32 arithmetic makes, to tell a method's own
+    /// sensitivity from the fast path's.
+    #[cfg(test)]
+    jitter: Option<(f64, u64)>,
+}
+
+/// J with each entry times 1 ± eps (signs from a SplitMix64 stream of seed and step).
+#[cfg(test)]
+fn jittered(mut j: DMatrix<f64>, eps: f64, seed: u64, step: usize) -> DMatrix<f64> {
+    let mut state = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for v in j.iter_mut() {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        *v *= if (z ^ (z >> 31)) & 1 == 0 { 1.0 + eps } else { 1.0 - eps };
+    }
+    j
 }
 
 fn select_rows(x: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
@@ -341,6 +401,17 @@ impl Trainer {
             Engine::Analytic(_) => 0,
         };
         let batches = BatchSampler::new(config.seed, config.batch_size, n_train);
+        let fast = match (&engine, config.precision) {
+            (Engine::Mlp { mlp, train_x, train_y, test }, Precision::F32) => match &**mlp {
+                Net::Mlp(net) => Some(Fast {
+                    train: Arc::new(FastData::new(train_x, train_y)),
+                    test: test.as_ref().map(|(x, y)| Arc::new(FastData::new(x, y))),
+                    buffers: Some(Box::new(FastMlp::new(net))),
+                }),
+                Net::Moe(_) => None,
+            },
+            _ => None,
+        };
         Ok(Trainer {
             config,
             engine,
@@ -358,6 +429,10 @@ impl Trainer {
             read_after: None,
             pending: None,
             pending_eval: None,
+            fast,
+            spare: Vec::new(),
+            #[cfg(test)]
+            jitter: None,
         })
     }
 
@@ -607,7 +682,8 @@ impl Trainer {
                         self.pending = Some(PendingStep::AfterStep { plan, applied, work });
                         return Ok(StepProgress::Paused);
                     }
-                    Some(after) => {
+                    Some((after, buffers)) => {
+                        self.return_buffers(buffers);
                         let recorded = self.complete_step(plan, *applied, Some(after))?;
                         return Ok(StepProgress::Done(self.history.last().filter(|_| recorded)));
                     }
@@ -637,8 +713,24 @@ impl Trainer {
                 let j = p.jacobian(&self.params);
                 let jm = DMatrix::from_fn(j.len(), p.dim(), |r, c| j[r][c]);
                 let tasks = Gradients { losses: p.losses(&self.params), shared_jacobian: jm, head_grads: Vec::new() };
-                let grads = Ok(NetGradients { tasks, aux_grad: None, moe: None });
-                Box::pin(std::future::ready(GradWork { grads, test: None, batch: None }))
+                let grads = Grads::Reference(Ok(NetGradients { tasks, aux_grad: None, moe: None }));
+                Box::pin(std::future::ready(GradWork { grads, test: None, batch: None, rows: None }))
+            }
+            Engine::Mlp { mlp: net, .. } if self.fast.is_some() => {
+                let fast = self.fast.as_mut().expect("checked");
+                let Net::Mlp(mlp) = &**net else { unreachable!("the fast path is built for MLPs only") };
+                let mut buffers = fast.buffers.take().unwrap_or_else(|| Box::new(FastMlp::new(mlp)));
+                buffers.load_params(&self.params);
+                let train = Arc::clone(&fast.train);
+                let test = if evaluate { fast.test.clone() } else { None };
+                Box::pin(async move {
+                    buffers.gradients(&train, idx.as_deref()).await;
+                    let test = match test {
+                        Some(t) => Some(Ok(buffers.losses(&t, None).await)),
+                        None => None,
+                    };
+                    GradWork { grads: Grads::Fast(buffers), test, batch: None, rows: idx }
+                })
             }
             Engine::Mlp { mlp, train_x, train_y, test } => {
                 let (x, y) = match &idx {
@@ -656,7 +748,7 @@ impl Trainer {
                         (Ok(_), Some((tx, ty))) => Some(net.losses_paused(&params, tx, ty).await),
                         _ => None,
                     };
-                    GradWork { grads, test, batch: Some((x, y)) }
+                    GradWork { grads: Grads::Reference(grads), test, batch: Some((x, y)), rows: None }
                 })
             }
         };
@@ -667,7 +759,105 @@ impl Trainer {
     /// when the step is done, `Ok(Err(work))` when FAMO's losses after the step are still to
     /// compute on the network.
     fn apply_gradients(&mut self, plan: StepPlan, work: GradWork) -> Result<Result<bool, PendingStep>, String> {
-        let GradWork { grads, test, batch } = work;
+        let GradWork { grads, test, batch, rows } = work;
+        let (update, buffers) = match grads {
+            Grads::Reference(g) => (self.reference_update(&plan, g, test)?, None),
+            Grads::Fast(b) => {
+                let u = self.fast_update(&plan, &b, test)?;
+                (u, Some(b))
+            }
+        };
+        let Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe } = update;
+        let mut next = std::mem::take(&mut self.spare);
+        next.clear();
+        next.extend_from_slice(&self.params);
+        self.optimizer.step(&mut next, &full);
+        if !all_finite(&next) {
+            return Err(self.fail("the optimizer step produced non-finite parameters".into()));
+        }
+        let applied = Applied { next, losses, loss_weights, aggregator_weights, metrics, test_losses, moe };
+        // FAMO: the losses on the same batch after the step.
+        if !self.weighting.as_ref().is_some_and(|w| w.needs_losses_after_step()) {
+            self.return_buffers(buffers);
+            return self.complete_step(plan, applied, None).map(Ok);
+        }
+        match (&self.engine, batch, buffers) {
+            (Engine::Mlp { .. }, _, Some(mut buffers)) => {
+                let train = Arc::clone(&self.fast.as_ref().expect("fast buffers come from the fast path").train);
+                buffers.load_params(&applied.next);
+                let work: AfterWork = Box::pin(async move {
+                    let losses = buffers.losses(&train, rows.as_deref()).await;
+                    (Ok(losses), Some(buffers))
+                });
+                Ok(Err(PendingStep::AfterStep { plan, applied: Box::new(applied), work }))
+            }
+            (Engine::Mlp { mlp, .. }, Some((x, y)), None) => {
+                let (net, params) = (Arc::clone(mlp), applied.next.clone());
+                let work: AfterWork = Box::pin(async move { (net.losses_paused(&params, &x, &y).await, None) });
+                Ok(Err(PendingStep::AfterStep { plan, applied: Box::new(applied), work }))
+            }
+            (Engine::Analytic(p), _, _) => {
+                let after = Ok(p.losses(&applied.next));
+                self.complete_step(plan, applied, Some(after)).map(Ok)
+            }
+            (Engine::Mlp { .. }, None, None) => self.complete_step(plan, applied, Some(Err("no batch".into()))).map(Ok),
+        }
+    }
+
+    /// The fast path's buffers back from a step (the next step borrows them again).
+    fn return_buffers(&mut self, buffers: Option<Box<FastMlp>>) {
+        if let (Some(b), Some(fast)) = (buffers, self.fast.as_mut()) {
+            fast.buffers = Some(b);
+        }
+    }
+
+    /// The test losses of an evaluation step, checked (after the gradients: the stop contract's order).
+    fn check_test(&mut self, test: Option<Result<Vec<f64>, String>>) -> Result<Option<Vec<f64>>, String> {
+        match test {
+            Some(Ok(l)) if all_finite(&l) => Ok(Some(l)),
+            Some(Ok(l)) => Err(self.fail(format!("a test loss is not finite ({l:?})"))),
+            Some(Err(e)) => Err(self.fail(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The loss weighting's w_i = ∂L_total/∂L_i, checked (`jacobian` only for weightings that
+    /// read it).
+    fn loss_weights(
+        &mut self,
+        losses: &[f64],
+        step: usize,
+        jacobian: Option<&DMatrix<f64>>,
+    ) -> Result<Option<Vec<f64>>, String> {
+        let weights = match self.weighting.as_mut() {
+            None => return Ok(None),
+            Some(w) => {
+                let ctx = WeightingContext::new(losses, step as u64, self.epoch);
+                let ctx = match jacobian {
+                    Some(j) if w.needs_jacobian() => ctx.with_jacobian(j),
+                    _ => ctx,
+                };
+                w.weights(&ctx)
+            }
+        };
+        if weights.len() != losses.len() || !all_finite(&weights) {
+            return Err(self.fail(format!("the loss weighting returned unusable weights {weights:?}")));
+        }
+        Ok(Some(weights))
+    }
+
+    fn needs_jacobian(&self) -> bool {
+        self.weighting.as_ref().is_some_and(|w| w.needs_jacobian())
+    }
+
+    /// The reference (f64) update: the loss weighting scales J's rows and the aggregator runs on
+    /// the weighted J.
+    fn reference_update(
+        &mut self,
+        plan: &StepPlan,
+        grads: Result<NetGradients, String>,
+        test: Option<Result<Vec<f64>, String>>,
+    ) -> Result<Update, String> {
         let g = match grads {
             Ok(g) => g,
             Err(e) => return Err(self.fail(e)),
@@ -683,38 +873,23 @@ impl Trainer {
         {
             return Err(self.fail("a gradient is not finite".into()));
         }
-        let test_losses = match test {
-            Some(Ok(l)) if all_finite(&l) => Some(l),
-            Some(Ok(l)) => return Err(self.fail(format!("a test loss is not finite ({l:?})"))),
-            Some(Err(e)) => return Err(self.fail(e)),
-            None => None,
+        let test_losses = self.check_test(test)?;
+        #[cfg(test)]
+        let jacobian = match self.jitter {
+            Some((eps, seed)) => jittered(jacobian, eps, seed, plan.step),
+            None => jacobian,
         };
-        let step = plan.step;
-        // Loss weighting: w_i = ∂L_total/∂L_i.
-        let loss_weights = match self.weighting.as_mut() {
-            None => None,
+        let loss_weights = self.loss_weights(&losses, plan.step, Some(&jacobian))?;
+        let aggregation = match &loss_weights {
+            None => self.aggregator.aggregate(&jacobian),
             Some(w) => {
-                let ctx = WeightingContext::new(&losses, step as u64, self.epoch);
-                let ctx = if w.needs_jacobian() { ctx.with_jacobian(&jacobian) } else { ctx };
-                Some(w.weights(&ctx))
-            }
-        };
-        if let Some(w) = &loss_weights {
-            if w.len() != losses.len() || !all_finite(w) {
-                return Err(self.fail(format!("the loss weighting returned unusable weights {w:?}")));
-            }
-        }
-        let weighted = match &loss_weights {
-            None => jacobian.clone(),
-            Some(w) => {
-                let mut j = jacobian.clone();
+                let mut weighted = jacobian.clone();
                 for (i, wi) in w.iter().enumerate() {
-                    j.row_mut(i).scale_mut(*wi);
+                    weighted.row_mut(i).scale_mut(*wi);
                 }
-                j
+                self.aggregator.aggregate(&weighted)
             }
         };
-        let aggregation = self.aggregator.aggregate(&weighted);
         let d: DVector<f64> = aggregation.update;
         if !d.iter().all(|v| v.is_finite()) {
             return Err(self.fail("the aggregator's update is not finite".into()));
@@ -731,30 +906,83 @@ impl Trainer {
             let wt = loss_weights.as_ref().map_or(1.0, |w| w[t]);
             full.extend(h.iter().map(|g| g * wt));
         }
-        let mut next = self.params.clone();
-        self.optimizer.step(&mut next, &full);
-        if !all_finite(&next) {
-            return Err(self.fail("the optimizer step produced non-finite parameters".into()));
-        }
+        let metrics = plan.record.then(|| StepMetrics::new(&jacobian, &d, self.metric_layers()));
         let aggregator_weights = aggregation.weights.map(|w| w.as_slice().to_vec());
-        let applied = Applied { next, losses, loss_weights, aggregator_weights, jacobian, d, test_losses, moe };
-        // FAMO: the losses on the same batch after the step.
-        if !self.weighting.as_ref().is_some_and(|w| w.needs_losses_after_step()) {
-            return self.complete_step(plan, applied, None).map(Ok);
+        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe })
+    }
+
+    /// The fast path's update: J and G are the f32 pass's; a Gramian-weighted aggregator gets
+    /// diag(w)·G·diag(w) and its d = Jᵀ(w ⊙ weights) is one f32 pass over the unweighted J.
+    fn fast_update(
+        &mut self,
+        plan: &StepPlan,
+        b: &FastMlp,
+        test: Option<Result<Vec<f64>, String>>,
+    ) -> Result<Update, String> {
+        let losses = b.losses.clone();
+        if !all_finite(&losses) {
+            return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
-        match (&self.engine, batch) {
-            (Engine::Mlp { mlp, .. }, Some((x, y))) => {
-                let (net, params) = (Arc::clone(mlp), applied.next.clone());
-                let work: Paused<Result<Vec<f64>, String>> =
-                    Box::pin(async move { net.losses_paused(&params, &x, &y).await });
-                Ok(Err(PendingStep::AfterStep { plan, applied: Box::new(applied), work }))
-            }
-            (Engine::Analytic(p), _) => {
-                let after = Ok(p.losses(&applied.next));
-                self.complete_step(plan, applied, Some(after)).map(Ok)
-            }
-            (Engine::Mlp { .. }, None) => self.complete_step(plan, applied, Some(Err("no batch".into()))).map(Ok),
+        let m = losses.len();
+        if !(0..m).all(|i| b.jacobian.row(i).iter().all(|v| v.is_finite()))
+            || !b.head_grads.iter().all(|v| v.is_finite())
+        {
+            return Err(self.fail("a gradient is not finite".into()));
         }
+        let test_losses = self.check_test(test)?;
+        let j64 = self.needs_jacobian().then(|| b.jacobian.to_f64());
+        let loss_weights = self.loss_weights(&losses, plan.step, j64.as_ref())?;
+        let gram_w = match &loss_weights {
+            None => b.gram.clone(),
+            Some(w) => DMatrix::from_fn(m, m, |i, j| w[i] * b.gram[(i, j)] * w[j]),
+        };
+        let (d, aggregator_weights, coefficients) = match self.aggregator.gram_weights(&gram_w) {
+            Some(w) => {
+                let v = match &loss_weights {
+                    None => w.clone(),
+                    Some(lw) => DVector::from_fn(m, |i, _| lw[i] * w[i]),
+                };
+                (combine_f32(&b.jacobian, &v), Some(w), Some(v))
+            }
+            None => {
+                let mut weighted = b.jacobian.clone();
+                if let Some(lw) = &loss_weights {
+                    for (i, &wi) in lw.iter().enumerate() {
+                        weighted.row_mut(i).iter_mut().for_each(|v| *v *= wi as f32);
+                    }
+                }
+                let a = self.aggregator.aggregate_f32(&weighted);
+                (a.update, a.weights, None)
+            }
+        };
+        if !d.iter().all(|v| v.is_finite()) {
+            return Err(self.fail("the aggregator's update is not finite".into()));
+        }
+        let mut full = Vec::with_capacity(self.params.len());
+        full.extend(d.iter().map(|&v| v as f64));
+        for t in 0..m {
+            let wt = loss_weights.as_ref().map_or(1.0, |w| w[t]);
+            full.extend(b.head_block(t).iter().map(|&g| g as f64 * wt));
+        }
+        let metrics = plan.record.then(|| match &coefficients {
+            Some(v) => {
+                let layers: Option<Vec<(Range<usize>, DMatrix<f64>)>> = self
+                    .metric_layers()
+                    .map(|ranges| ranges.iter().cloned().zip(b.layer_grams.iter().cloned()).collect());
+                StepMetrics::from_gram(&b.gram, v, layers.as_deref())
+            }
+            None => {
+                let d64 = DVector::from_iterator(d.len(), d.iter().map(|&v| v as f64));
+                StepMetrics::new(&b.jacobian.to_f64(), &d64, self.metric_layers())
+            }
+        });
+        let aggregator_weights = aggregator_weights.map(|w| w.as_slice().to_vec());
+        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe: None })
+    }
+
+    /// The trunk layers' column ranges when the run records per-layer metrics.
+    fn metric_layers(&self) -> Option<&[Range<usize>]> {
+        (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice())
     }
 
     /// The step's end: the new parameters, FAMO's update from the losses after the step, the
@@ -765,7 +993,7 @@ impl Trainer {
         a: Applied,
         after: Option<Result<Vec<f64>, String>>,
     ) -> Result<bool, String> {
-        self.params = a.next;
+        self.spare = std::mem::replace(&mut self.params, a.next);
         if let (Some(after), Some(w)) = (after, self.weighting.as_mut()) {
             match after {
                 Ok(l) if all_finite(&l) => w.after_step(&l),
@@ -777,13 +1005,10 @@ impl Trainer {
             // Full batch: one step is one epoch.
             self.epoch += 1;
         }
-        if !plan.record {
+        let Some(metrics) = a.metrics.filter(|_| plan.record) else {
             self.step += 1;
             return Ok(false);
-        }
-        let layers =
-            (self.config.layer_metrics && !self.layer_ranges.is_empty()).then_some(self.layer_ranges.as_slice());
-        let metrics = StepMetrics::new(&a.jacobian, &a.d, layers);
+        };
         self.history.push(StepRecord {
             step: plan.step,
             losses: a.losses,
