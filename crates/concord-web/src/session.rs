@@ -1409,6 +1409,7 @@ impl SessionInner {
             "visible": self.visible,
             "lr": s.map(|s| s.lr),
             "optimizer": s.map(|s| s.optimizer.name()),
+            "precision": s.map(|s| s.precision.name()),
             "seed": s.map(|s| s.seed),
             "tasks": self.task_names,
             "csv": self.csv.as_ref().map(|(n, _)| n),

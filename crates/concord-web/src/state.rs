@@ -9,7 +9,7 @@
 use crate::preset::{Preset, PRESET_NAMES};
 use concord_core::data::Dataset;
 use concord_core::model::{Activation, LossKind};
-use concord_core::train::TrainOptimizer;
+use concord_core::train::{Precision, TrainOptimizer};
 use concord_core::{MethodSpec, ProblemKind};
 
 /// The notices about malformed URL values, shown until dismissed.
@@ -71,6 +71,8 @@ pub struct Prop {
 /// The toy methods of the first links (`methods=…&c=…`), translated into `arena` on load.
 pub const LEGACY_METHODS: &[&str] = &["mean", "sum", "pcgrad", "mgda", "cagrad"];
 pub const OPTIMIZERS: &[&str] = &["adam", "sgd", "adamw"];
+/// The CPU trainer's arithmetic: f32 (the fast path) or f64 (the reference).
+pub const PRECISIONS: &[&str] = &["f32", "f64"];
 pub const VIEWS: &[&str] = &["average", "l1", "l2"];
 pub const DATASETS: &[&str] = &["circle", "xor", "gauss", "spiral", "reg-plane", "reg-gauss"];
 pub const ACTIVATIONS: &[&str] = &["tanh", "relu", "gelu", "sigmoid", "linear"];
@@ -130,6 +132,7 @@ pub const PROPS: &[Prop] = &[
     // Shared: optimizer and transport.
     Prop { key: "optimizer", ty: Ty::Enum(OPTIMIZERS), default: "adam" },
     Prop { key: "lr", ty: Ty::Number { min: 1e-6, max: 10.0 }, default: "0.01" },
+    Prop { key: "precision", ty: Ty::Enum(PRECISIONS), default: "f32" },
     Prop { key: "spf", ty: Ty::Int { min: 1, max: 20_000 }, default: "5" },
     Prop { key: "play", ty: Ty::Bool, default: "true" },
     // Views.
@@ -153,6 +156,7 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("optimizer", "Optimizer"),
     ("lr", "Learning rate"),
     ("spf", "Steps per frame"),
+    ("precision", "CPU arithmetic"),
     ("playButton", "Play/pause"),
     ("stepButton", "Step"),
     ("resetButton", "Reset"),
@@ -264,6 +268,8 @@ pub struct State {
     pub view: View,
     pub optimizer: Opt,
     pub lr: f64,
+    /// The CPU runs' arithmetic (the GPU trains in f32 whatever this says).
+    pub precision: Precision,
     /// Steps per animation frame.
     pub spf: u32,
     pub play: bool,
@@ -452,6 +458,7 @@ impl State {
             view: View::from_name(get("view").name()),
             optimizer: Opt::from_name(get("optimizer").name()),
             lr: get("lr").num(),
+            precision: Precision::parse(get("precision").name()).unwrap_or_default(),
             spf: get("spf").num() as u32,
             play: get("play").flag(),
             layers: get("layers").flag(),
@@ -495,6 +502,7 @@ impl State {
                     "view" => self.view.name().to_string(),
                     "optimizer" => self.optimizer.name().to_string(),
                     "lr" => fmt_num(self.lr),
+                    "precision" => self.precision.name().to_string(),
                     "spf" => self.spf.to_string(),
                     "play" => self.play.to_string(),
                     "layers" => self.layers.to_string(),
@@ -963,6 +971,23 @@ mod tests {
         v.land_grid = 21;
         v.land_task = 1;
         assert!(!d.needs_reset(&v));
+    }
+
+    #[test]
+    fn precision_key_round_trips_rebuilds_and_falls_back() {
+        let (d, _) = State::from_hash("");
+        assert_eq!(d.precision, Precision::F32, "the fast path by default");
+        let (s, n) = State::from_hash("#precision=f64");
+        assert!(n.is_empty(), "{n:?}");
+        assert_eq!(s.precision, Precision::F64);
+        assert!(s.to_hash().contains("precision=f64"));
+        assert_eq!(State::from_hash(&s.to_hash()).0, s);
+        // The arithmetic changes the numbers: the runs restart.
+        assert!(d.needs_reset(&s));
+        let (b, n) = State::from_hash("#precision=f16");
+        assert_eq!(b.precision, Precision::F32);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].contains("precision=f16"), "{n:?}");
     }
 
     #[test]

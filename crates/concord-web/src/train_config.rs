@@ -183,7 +183,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         layer_metrics: true,
         moe,
         record_every: 1,
-        precision: Default::default(),
+        precision: state.precision,
     })
 }
 
@@ -230,7 +230,10 @@ mod tests {
             assert_eq!(page.seed, core.seed, "{}", p.name());
             assert_eq!(page.moe, core.moe, "{}", p.name());
             assert_eq!(page.record_every, core.record_every, "{}", p.name());
+            assert_eq!(page.precision, core.precision, "{}", p.name());
         }
+        let f64_page = base_config(&State::from_hash("#precision=f64").0, None).unwrap();
+        assert_eq!(f64_page.precision, concord_core::train::Precision::F64, "the URL key reaches the runs");
         // Every concord-core preset has its page preset.
         assert_eq!(checked, concord_core::train::Preset::ALL.len());
     }

@@ -1,7 +1,8 @@
-//! Optimizer, learning rate (live: no reset) and steps per frame.
+//! Optimizer, learning rate (live: no reset), steps per frame, and the CPU trainer's arithmetic.
 
 use crate::state::use_cfg;
 use crate::state::{fmt_num, Opt};
+use concord_core::train::Precision;
 use leptos::prelude::*;
 
 const LR_PRESETS: [f64; 10] = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
@@ -38,7 +39,12 @@ pub fn OptimizerPanel() -> impl IntoView {
     };
 
     view! {
-        <section class="card" class:hidden=move || cfg.with(|s| s.is_hidden("optimizer") && s.is_hidden("lr") && s.is_hidden("spf"))>
+        <section
+            class="card"
+            class:hidden=move || {
+                cfg.with(|s| s.is_hidden("optimizer") && s.is_hidden("lr") && s.is_hidden("spf") && s.is_hidden("precision"))
+            }
+        >
             <h2>"Optimizer"</h2>
             <div class="field-row">
                 <div class="field" class:hidden=hidden("optimizer")>
@@ -84,6 +90,21 @@ pub fn OptimizerPanel() -> impl IntoView {
                         }
                     >
                         {spf_options}
+                    </select>
+                </div>
+                <div class="field" class:hidden=hidden("precision")>
+                    <label for="precision-select">"CPU arithmetic"</label>
+                    <select
+                        id="precision-select"
+                        title="f32: the fast trainer (as PyTorch trains); f64: the reference it is tested against. Runs on the GPU are f32."
+                        on:change=move |ev| {
+                            if let Ok(p) = Precision::parse(&event_target_value(&ev)) {
+                                cfg.update(|s| s.precision = p);
+                            }
+                        }
+                    >
+                        <option value="f32" prop:selected=move || cfg.with(|s| s.precision == Precision::F32)>"f32 (fast)"</option>
+                        <option value="f64" prop:selected=move || cfg.with(|s| s.precision == Precision::F64)>"f64 (reference)"</option>
                     </select>
                 </div>
             </div>
