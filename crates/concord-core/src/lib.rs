@@ -17,6 +17,7 @@ pub mod landscape;
 pub mod method;
 pub mod metrics;
 pub mod model;
+mod multiversion;
 pub mod optim;
 pub mod pause;
 pub mod problems;

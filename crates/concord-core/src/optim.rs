@@ -6,6 +6,8 @@
 //! kept outside `OptimizerKind` so that the toy runs and GPU kernels, which match on the kind,
 //! are unchanged; the trainer's `TrainConfig` names it `adamw`.
 
+use crate::multiversion::multiversion;
+
 /// Which update rule, with its hyper-parameters (PyTorch defaults via `adam`/`sgd`). Internal:
 /// runs name their optimizer with `train::TrainOptimizer`, which builds one of these.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,13 +84,7 @@ impl Optimizer {
                 let t = self.t as i32;
                 let bias1 = 1.0 - beta1.powi(t);
                 let bias2 = 1.0 - beta2.powi(t);
-                for k in 0..x.len() {
-                    let g = direction[k];
-                    self.m[k] = beta1 * self.m[k] + (1.0 - beta1) * g;
-                    self.v[k] = beta2 * self.v[k] + (1.0 - beta2) * g * g;
-                    let denom = (self.v[k].sqrt() / bias2.sqrt()) + eps;
-                    x[k] -= (lr / bias1) * self.m[k] / denom;
-                }
+                adam_update(x, direction, &mut self.m, &mut self.v, [lr, beta1, beta2, eps, bias1, bias2]);
             }
             OptimizerKind::Sgd { lr, momentum } => {
                 // torch.optim.SGD: the first step seeds the buffer with the gradient itself.
@@ -105,6 +101,21 @@ impl Optimizer {
             }
         }
     }
+}
+
+multiversion! {
+/// The Adam update, element by element (the same operations in the same order as torch's, so
+/// the same bits at every SIMD width; see `multiversion`).
+fn adam_update(x: &mut [f64], direction: &[f64], m: &mut [f64], v: &mut [f64], c: [f64; 6]) {
+    let [lr, beta1, beta2, eps, bias1, bias2] = c;
+    let (step, root2) = (lr / bias1, bias2.sqrt());
+    for (((x, &g), m), v) in x.iter_mut().zip(direction).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = beta1 * *m + (1.0 - beta1) * g;
+        *v = beta2 * *v + (1.0 - beta2) * g * g;
+        let denom = (v.sqrt() / root2) + eps;
+        *x -= step * *m / denom;
+    }
+}
 }
 
 #[cfg(test)]

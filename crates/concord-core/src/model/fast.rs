@@ -23,6 +23,7 @@ use super::layout::{LayerSlice, Layout};
 use super::loss::{LossKind, Target};
 use super::mlp::Mlp;
 use crate::aggregators::JacobianF32;
+use crate::multiversion::multiversion;
 use crate::pause::pause;
 use nalgebra::DMatrix;
 
@@ -203,41 +204,6 @@ pub fn tanh_f32(x: f32) -> f32 {
     } else {
         large
     }
-}
-
-/// Defines `fn $name` three times over: compiled for AVX-512, for AVX2 + FMA and as it is, and
-/// picks at run time the first the CPU has, so its element-wise loops use 16 or 8 lanes instead
-/// of the portable x86-64 build's 4 (SSE2). On the wide trunk the activations took 15 % of a
-/// step with SSE2. The browser build (SIMD128) and other CPUs run the plain version.
-macro_rules! multiversion {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
-        $(#[$meta])*
-        fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                fn avx512($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                use std::arch::is_x86_feature_detected as has;
-                if has!("avx512f") && has!("avx512vl") && has!("avx2") && has!("fma") {
-                    // SAFETY: the CPU has these features (checked just above).
-                    return unsafe { avx512($($arg),*) };
-                }
-                if has!("avx2") && has!("fma") {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
 }
 
 const GELU_C: f32 = 0.797_884_6; // √(2/π)

@@ -305,9 +305,7 @@ fn split_rows(x: &DMatrix<f64>, y: &[Target], rows: Range<usize>) -> (DMatrix<f6
     (select_rows(x, &idx), select_targets(y, &idx))
 }
 
-fn all_finite(v: &[f64]) -> bool {
-    v.iter().all(|x| x.is_finite())
-}
+use crate::multiversion::{all_finite, all_finite_f32};
 
 fn build_engine(config: &TrainConfig) -> Result<(Engine, Vec<String>), String> {
     let (train_x, train_y, test, names) = match &config.data {
@@ -867,7 +865,7 @@ impl Trainer {
         if !all_finite(&losses) {
             return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
-        if !jacobian.iter().all(|v| v.is_finite())
+        if !all_finite(jacobian.as_slice())
             || !head_grads.iter().all(|h| all_finite(h))
             || !aux_grad.as_ref().is_none_or(|a| all_finite(a))
         {
@@ -924,9 +922,7 @@ impl Trainer {
             return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
         let m = losses.len();
-        if !(0..m).all(|i| b.jacobian.row(i).iter().all(|v| v.is_finite()))
-            || !b.head_grads.iter().all(|v| v.is_finite())
-        {
+        if !(0..m).all(|i| all_finite_f32(b.jacobian.row(i))) || !all_finite_f32(&b.head_grads) {
             return Err(self.fail("a gradient is not finite".into()));
         }
         let test_losses = self.check_test(test)?;
@@ -955,7 +951,7 @@ impl Trainer {
                 (a.update, a.weights, None)
             }
         };
-        if !d.iter().all(|v| v.is_finite()) {
+        if !all_finite_f32(&d) {
             return Err(self.fail("the aggregator's update is not finite".into()));
         }
         let mut full = Vec::with_capacity(self.params.len());
