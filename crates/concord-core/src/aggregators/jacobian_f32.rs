@@ -99,6 +99,12 @@ impl JacobianF32 {
         &mut self.values_mut()[start..start + cols]
     }
 
+    /// Every row at once, as disjoint mutable slices (to fill rows from several threads).
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut [f32]> {
+        let (stride, cols, rows) = (self.stride, self.cols, self.rows);
+        self.values_mut().chunks_exact_mut(stride.max(1)).take(rows).map(move |r| &mut r[..cols])
+    }
+
     /// All stored values, padding included.
     fn values(&self) -> &[f32] {
         // SAFETY: `Line` is repr(C) around [f32; LINE] with no padding (64 bytes, align 64), so

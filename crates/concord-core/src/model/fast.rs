@@ -101,8 +101,6 @@ pub struct FastMlp {
     stack_next: Vec<f32>,
     /// φ'(z) of one layer (batch × width), shared by every task's block.
     dphi: Vec<f32>,
-    /// Column sums (biases) in f64.
-    sums: Vec<f64>,
     /// The last forward pass's per-task losses.
     forward_losses: Vec<f64>,
     /// Results of [`FastMlp::gradients`]: per-task mean losses, J (m × d_shared), the heads'
@@ -267,13 +265,19 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     lanes.iter().sum::<f64>() + ta.iter().zip(tb).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>()
 }
 
-/// Adds the column sums of a rows × cols row-major block to `sums` (f64).
-fn column_sums(block: &[f32], cols: usize, sums: &mut [f64]) {
-    sums.iter_mut().for_each(|s| *s = 0.0);
+/// The column sums of a rows × cols row-major block, summed in f64, into `out` (cols ≤ 256, the
+/// widest layer or head, so the sums live on the stack).
+fn column_sums_into(block: &[f32], cols: usize, out: &mut [f32]) {
+    const _: () = assert!(crate::model::MAX_WIDTH <= 256 && crate::model::MAX_OUTPUT_DIM <= 256);
+    let mut sums = [0.0f64; 256];
+    let sums = &mut sums[..cols];
     for row in block.chunks_exact(cols) {
         for (s, &v) in sums.iter_mut().zip(row) {
             *s += v as f64;
         }
+    }
+    for (o, &s) in out.iter_mut().zip(sums.iter()) {
+        *o = s as f32;
     }
 }
 
@@ -343,7 +347,6 @@ impl FastMlp {
             stack: Vec::new(),
             stack_next: Vec::new(),
             dphi: Vec::new(),
-            sums: Vec::new(),
             forward_losses: vec![0.0; m],
             losses: vec![0.0; m],
             jacobian: JacobianF32::zeros(m, layout.shared_len),
@@ -456,11 +459,7 @@ impl FastMlp {
             let (w, bias) =
                 (s.weight.start - shared..s.weight.end - shared, s.bias.start - shared..s.bias.end - shared);
             gemm(k, b, hw, op(&self.d_out[t], 1, k), op(h, hw, 1), 0.0, &mut self.head_grads[w], hw, 1);
-            self.sums.resize(k, 0.0);
-            column_sums(&self.d_out[t], k, &mut self.sums);
-            for (g, &v) in self.head_grads[bias].iter_mut().zip(&self.sums) {
-                *g = v as f32;
-            }
+            column_sums_into(&self.d_out[t], k, &mut self.head_grads[bias]);
         }
         self.gram.fill(0.0);
         if shared == 0 {
@@ -480,16 +479,13 @@ impl FastMlp {
             // dL/dz = dL/da ⊙ φ'(z), the same φ' for every task's block.
             fit(&mut self.dphi, b * fout);
             times_derivative(self.activation, &self.z[l], &self.a[l], &mut self.dphi, &mut self.stack);
-            // Task t's block of J: W's gradient (fout × fin) = D_tᵀ · a, and the bias's.
-            self.sums.resize(fout, 0.0);
-            for t in 0..m {
+            // Task t's block of J: W's gradient (fout × fin) = D_tᵀ · a, and the bias's. (The
+            // tasks are independent, but on threads (rayon, 2 cores) the wide trunk ran at 0.97×
+            // and gradnorm-scales at 1.0× of one thread: each GEMM is too short to pay.)
+            for (t, row) in self.jacobian.rows_mut().enumerate() {
                 let d_t = &self.stack[t * b * fout..(t + 1) * b * fout];
-                let row = self.jacobian.row_mut(t);
                 gemm(fout, b, fin, op(d_t, 1, fout), op(input, fin, 1), 0.0, &mut row[s.weight.clone()], fin, 1);
-                column_sums(d_t, fout, &mut self.sums);
-                for (g, &v) in row[s.bias.clone()].iter_mut().zip(&self.sums) {
-                    *g = v as f32;
-                }
+                column_sums_into(d_t, fout, &mut row[s.bias.clone()]);
             }
             // This layer's Gramian while its block of J is in cache.
             let range = s.range();
