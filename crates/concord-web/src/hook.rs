@@ -22,6 +22,16 @@
 //!   (`null`: back to it); rebuilds the runs and returns `state()`.
 //! - `wasmMemory()` (test-only): the wasm linear memory in bytes (the soak test's measure).
 //! - `landscape()`: the landscape panel's last result (set by that panel).
+//!
+//! `window.concord.benchTrain(preset, method, steps, warmup, precision?)` (test-only, on the
+//! page's object only): the page's wasm CPU trainer's raw step rate, not limited by frames — a
+//! `concord_core::train::Trainer` of `preset(name)` with that method (and `config.steps =
+//! warmup + steps`, as `concord bench train` builds it natively; `precision` "f32" | "f64", else
+//! the preset's default), `warmup` untimed steps, then `steps` calls of `Trainer::step` timed
+//! with `performance.now()`. Returns {preset, method, precision, steps, warmup, seconds,
+//! stepsPerSecond, trainLosses (whole train set, after all the steps: `concord train --preset P
+//! --method M --steps warmup+steps --json`'s final_losses)} or {error}. It blocks the page while
+//! it runs (bench/page_steps.mjs, web/tests/page_bench.test.mjs).
 
 use crate::session::Session;
 use js_sys::{Object, Promise, Reflect};
@@ -186,8 +196,73 @@ pub fn install(mount_fn: fn(web_sys::HtmlElement, String, Hook)) -> Hook {
     });
     hook.set("mount", mount.as_ref());
     mount.forget();
+    let bench = Closure::<dyn Fn(JsValue, JsValue, JsValue, JsValue, JsValue) -> JsValue>::new(
+        |preset: JsValue, method: JsValue, steps: JsValue, warmup: JsValue, precision: JsValue| {
+            let count = |v: &JsValue, min: f64| v.as_f64().filter(|n| n.is_finite() && *n >= min && *n <= 1e9);
+            let out = Object::new();
+            let result = match (preset.as_string(), method.as_string(), count(&steps, 1.0), count(&warmup, 0.0)) {
+                (Some(p), Some(m), Some(s), Some(w)) if precision.is_undefined() || precision.is_string() => {
+                    bench_train(&p, &m, s as usize, w as usize, precision.as_string().as_deref(), &out)
+                }
+                _ => Err("benchTrain(preset, method, steps ≥ 1, warmup ≥ 0, precision?): bad arguments".to_string()),
+            };
+            if let Err(e) = result {
+                let _ = Reflect::set(&out, &"error".into(), &e.into());
+            }
+            out.into()
+        },
+    );
+    hook.set("benchTrain", bench.as_ref());
+    bench.forget();
     if let Some(window) = web_sys::window() {
         let _ = Reflect::set(&window, &"concord".into(), &hook.object());
     }
     hook
+}
+
+/// `window.concord.benchTrain`: fill `out` with the timing and the final losses (see the module
+/// documentation).
+#[cfg(feature = "test-hooks")]
+fn bench_train(
+    preset: &str,
+    method: &str,
+    steps: usize,
+    warmup: usize,
+    precision: Option<&str>,
+    out: &Object,
+) -> Result<(), String> {
+    use concord_core::train::{preset as preset_config, Precision, Trainer};
+    let performance = web_sys::window().and_then(|w| w.performance()).ok_or("no window.performance")?;
+    let mut config = preset_config(preset)?;
+    config.method = concord_core::MethodSpec::parse(method.trim())?;
+    config.steps = warmup.checked_add(steps).ok_or("steps + warmup is too large")?;
+    if let Some(text) = precision {
+        config.precision = Precision::parse(text)?;
+    }
+    let precision = config.precision.name();
+    let mut trainer = Trainer::new(config)?;
+    for _ in 0..warmup {
+        trainer.step()?;
+    }
+    let start = performance.now();
+    for _ in 0..steps {
+        trainer.step()?;
+    }
+    let seconds = (performance.now() - start) / 1000.0;
+    let losses = js_sys::Array::new();
+    for l in trainer.train_losses()? {
+        losses.push(&JsValue::from_f64(l));
+    }
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(out, &k.into(), &v);
+    };
+    set("preset", preset.into());
+    set("method", method.into());
+    set("precision", precision.into());
+    set("steps", (steps as f64).into());
+    set("warmup", (warmup as f64).into());
+    set("seconds", seconds.into());
+    set("stepsPerSecond", (steps as f64 / seconds).into());
+    set("trainLosses", losses.into());
+    Ok(())
 }
