@@ -30,7 +30,8 @@ What it measures
     The number of timed steps is chosen from a short pilot so that one timed run lasts about
     --seconds (at least 20 steps); warm-up steps (--warmup) are never timed.
     Threads: PyTorch runs with its default intra-op thread count (torch.get_num_threads(),
-    reported; one per core); Concord's trainer picks its own (reported as the trainer's default).
+    reported; one per core) unless --torch-threads N; Concord's trainer runs as `concord bench
+    train` runs it (its own default).
     Ratios: fast / torch (the issue's target: >= 10x on every row), f64 / torch, fast / f64.
 
 How to run (from the repository root)
@@ -43,7 +44,8 @@ How to run (from the repository root)
     #          --methods mean,upgrad
     It needs torch, torchjd 0.18 and matplotlib (the venv /work/benchenv has them). A full run
     takes about 5 minutes on 2 cores. Run it on an idle machine (check `uptime`): other processes
-    inflate both columns, unevenly; the load average at the start and the end is recorded.
+    inflate both columns, unevenly; the load average at the start and the CPU time other
+    processes used during each row (in cores) are recorded.
     Any failed run (a Concord error, a non-finite PyTorch loss) stops the script with a non-zero
     exit status.
 """
@@ -179,7 +181,7 @@ class TorchLoop:
         self.last_losses = losses
 
     def check(self):
-        values = [float(l) for l in self.last_losses]
+        values = [float(l.detach()) for l in self.last_losses]
         if not all(math.isfinite(v) for v in values):
             raise BenchError(f"PyTorch loop: non-finite losses {values}")
         return values
@@ -202,6 +204,30 @@ def torch_run(config, method, warmup, seconds):
 
 
 # ---------------------------------------------------------------------------- the run
+
+
+class OtherLoad:
+    """CPU time used by everything but this script and its children (cores busy on average)
+    since start(): /proc/stat's busy time minus os.times(). The load average cannot say this
+    while the benchmark itself keeps one or two cores busy."""
+
+    def __init__(self):
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.start()
+
+    def _read(self):
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / self.hz  # user nice system irq softirq steal
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.monotonic()
+
+    def start(self):
+        self.t0 = self._read()
+
+    def cores(self):
+        busy, mine, now = self._read()
+        return max(0.0, ((busy - self.t0[0]) - (mine - self.t0[1])) / max(now - self.t0[2], 1e-9))
 
 
 def concord_args(source, method, precision, steps, warmup):
@@ -259,8 +285,11 @@ def markdown(info, shapes, rows, command):
         "# Training: Concord vs PyTorch + torchjd",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores; {info['date']}; load average at start "
-        f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}.",
-        f"PyTorch {info['torch']} ({info['torch_threads']} intra-op threads, the default), torchjd {info['torchjd']}, "
+        f"{info['loadavg_start'][0]:.2f}; other processes used {info['other_cores']:.2f} cores on average during "
+        f"the run (at most {max(r['other_cores'] for r in rows):.2f} during one row).",
+        f"PyTorch {info['torch']} ({info['torch_threads']} intra-op threads"
+        + (", the default" if info["torch_threads_default"] else ", set by --torch-threads")
+        + f"), torchjd {info['torchjd']}, "
         f"Python {info['python']}; Concord at {info['git_head']}"
         + (" (with uncommitted changes under crates/)" if info["crates_modified"] else "")
         + f", binary built {info['concord_built']}.",
@@ -341,7 +370,13 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--shapes", default=",".join(n for n, _ in SHAPES))
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument(
+        "--built-from", help="the commit the binary was built from (default: this checkout's HEAD, marked if crates/ has changes)"
+    )
+    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads(N) (default: torch's own, one per core)")
     a = p.parse_args()
+    if a.torch_threads is not None:
+        torch.set_num_threads(a.torch_threads)
     if a.quick:
         a.repeats, a.seconds, a.warmup = 1, 0.05, 5
     if a.out is None:
@@ -357,7 +392,11 @@ def main():
         sys.exit(f"unknown or empty --shapes/--methods: {unknown}")
 
     info = machine_info(a.concord)
-    info.update(repeats=a.repeats, seconds=a.seconds, warmup=a.warmup, quick=a.quick)
+    if a.built_from:
+        info.update(git_head=a.built_from, crates_modified=False)
+    info.update(
+        repeats=a.repeats, seconds=a.seconds, warmup=a.warmup, quick=a.quick, torch_threads_default=a.torch_threads is None
+    )
     if info["loadavg_start"][0] > 1.2:
         print(f"warning: load average {info['loadavg_start'][0]:.2f} at the start: the machine is busy", file=sys.stderr)
     print(
@@ -366,12 +405,15 @@ def main():
     )
 
     rows, described = [], []
+    other = OtherLoad()
+    total_other = OtherLoad()
     with tempfile.TemporaryDirectory() as tmp:
         for name, source in shapes:
             config = shape_config(a.concord, source, tmp)
             described.append((name, describe(config)))
             print(f"\n{name}: {described[-1][1]}")
             for method in methods:
+                other.start()
                 runs = {"f64": [], "f32": [], "torch": []}
                 steps = {
                     prec: concord_steps(a.concord, source, method, prec, a.warmup, a.seconds) for prec in ("f64", "f32")
@@ -398,17 +440,18 @@ def main():
                     "timed_steps": steps,
                     "runs": runs,
                     "torch_final_losses": losses,
-                    "loadavg": os.getloadavg()[0],
+                    "other_cores": other.cores(),
                 }
                 rows.append(row)
                 print(
                     f"  {method:7s} torch {fmt_rate(med['torch']):>8} | f64 {fmt_rate(med['f64']):>8} | "
                     f"f32 {fmt_rate(med['f32']):>8} steps/s | fast/torch {fmt_ratio(row['fast_over_torch']):>6}  "
                     f"f64/torch {fmt_ratio(row['f64_over_torch']):>6}  fast/f64 {fmt_ratio(row['fast_over_f64']):>6}"
-                    f"  (load {row['loadavg']:.2f})"
+                    f"  (others {row['other_cores']:.2f} cores)"
                 )
 
     info["loadavg_end"] = os.getloadavg()
+    info["other_cores"] = total_other.cores()
     command = "python bench/train_vs_torchjd.py " + " ".join(sys.argv[1:])
     with open(a.out + ".json", "w") as f:
         json.dump({"info": info, "shapes": dict(described), "rows": rows}, f, indent=1)
