@@ -13,13 +13,16 @@
 mod common;
 use common::gpu_arc as gpu;
 
-use concord_core::train::{preset, TrainConfig, TrainOptimizer, Trainer};
+use concord_core::train::{preset, Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
 use concord_gpu::{GpuError, GpuTrainer};
 
+/// The preset at `steps`, with the CPU side on the f64 reference (the kernels' parity is
+/// checked against it; the GPU trains in f32 whatever the config says).
 fn config(name: &str, steps: usize) -> TrainConfig {
     let mut c = preset(name).unwrap();
     c.steps = steps;
+    c.precision = Precision::F64;
     c
 }
 
@@ -263,13 +266,25 @@ fn a_diverging_run_stops_at_the_last_finite_state_in_the_cpu_trainers_words() {
         eprintln!("{preset}/{method} lr {lr:e}: {e}");
         // The CPU trainer (f64) stops later, on the same check, in the same words.
         if cpu_too {
-            let cpu = concord_core::train::train(&cfg).unwrap();
+            let f64_cfg = TrainConfig { precision: Precision::F64, ..cfg.clone() };
+            let cpu = concord_core::train::train(&f64_cfg).unwrap();
             let ce = cpu.error.unwrap_or_else(|| panic!("{preset}/{method}: the CPU run did not stop"));
             assert!(
                 cpu.steps_done >= n && ce.starts_with(&format!("step {}: a task loss is not finite (", cpu.steps_done)),
                 "{ce}"
             );
             assert!(ce.ends_with("; the run stopped, parameters kept at the last finite state"), "{ce}");
+            // The CPU's f32 fast path stops too, in the same words. Its losses are summed in f64
+            // from f32 outputs, so an f32 gradient can overflow first: either check may fire.
+            let fast = concord_core::train::train(&TrainConfig { precision: Precision::F32, ..cfg.clone() }).unwrap();
+            let fe = fast.error.unwrap_or_else(|| panic!("{preset}/{method}: the CPU f32 run did not stop"));
+            let why = &fe[format!("step {}: ", fast.steps_done).len()..];
+            assert!(
+                why.starts_with("a task loss is not finite (") || why.starts_with("a gradient is not finite"),
+                "{fe}"
+            );
+            assert!(fe.ends_with("; the run stopped, parameters kept at the last finite state"), "{fe}");
+            assert!(fast.params.iter().all(|p| p.is_finite()), "{preset}/{method}: f32 parameters kept finite");
         }
     }
 }
