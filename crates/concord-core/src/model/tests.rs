@@ -13,9 +13,20 @@ const H: f64 = 1e-5;
 const TOL: f64 = 1e-6;
 
 fn config(act: Activation, hidden: Vec<usize>, loss: LossKind, tasks: usize) -> MlpConfig {
+    config_with_inputs(act, hidden, loss, tasks, 2)
+}
+
+/// A test MLP: heads of width 2 (3 classes for softmax-CE), Glorot heads.
+pub(super) fn config_with_inputs(
+    act: Activation,
+    hidden: Vec<usize>,
+    loss: LossKind,
+    tasks: usize,
+    input_dim: usize,
+) -> MlpConfig {
     let out_dim = if loss == LossKind::SoftmaxCe { 3 } else { 2 };
     MlpConfig {
-        input_dim: 2,
+        input_dim,
         hidden,
         activation: act,
         heads: vec![HeadConfig { out_dim, loss }; tasks],
@@ -24,7 +35,8 @@ fn config(act: Activation, hidden: Vec<usize>, loss: LossKind, tasks: usize) -> 
     }
 }
 
-fn batch(rng: &mut ChaCha8Rng, mlp: &Mlp, b: usize) -> (DMatrix<f64>, Vec<Target>) {
+/// b random inputs in [−2, 2] and targets that fit each head's loss.
+pub(super) fn batch(rng: &mut ChaCha8Rng, mlp: &Mlp, b: usize) -> (DMatrix<f64>, Vec<Target>) {
     let x = DMatrix::from_fn(b, mlp.config().input_dim, |_, _| rng.random_range(-2.0..2.0));
     let targets = mlp
         .config()

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::aggregators::gram;
-use crate::model::{HeadConfig, MlpConfig};
+use crate::model::tests::{batch as data, config_with_inputs as config};
 use crate::pause::finish;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,36 +27,6 @@ fn tanh_f32_is_within_a_few_ulps_of_tanh() {
     assert_eq!(tanh_f32(0.0), 0.0);
     assert_eq!(tanh_f32(f32::INFINITY), 1.0);
     assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
-}
-
-fn config(act: Activation, hidden: Vec<usize>, loss: LossKind, tasks: usize, input_dim: usize) -> MlpConfig {
-    let out_dim = match loss {
-        LossKind::SoftmaxCe => 3,
-        _ => 2,
-    };
-    MlpConfig {
-        input_dim,
-        hidden,
-        activation: act,
-        heads: vec![HeadConfig { out_dim, loss }; tasks],
-        tied_head_init: false,
-        head_init_scale: 1.0,
-    }
-}
-
-fn data(rng: &mut ChaCha8Rng, mlp: &Mlp, n: usize) -> (DMatrix<f64>, Vec<Target>) {
-    let x = DMatrix::from_fn(n, mlp.config().input_dim, |_, _| rng.random_range(-2.0..2.0));
-    let targets = mlp
-        .config()
-        .heads
-        .iter()
-        .map(|h| match h.loss {
-            LossKind::Mse => Target::Values(DMatrix::from_fn(n, h.out_dim, |_, _| rng.random_range(-1.0..1.0))),
-            LossKind::Bce => Target::Values(DMatrix::from_fn(n, h.out_dim, |_, _| rng.random_range(0.0..1.0))),
-            LossKind::SoftmaxCe => Target::Classes((0..n).map(|_| rng.random_range(0..h.out_dim)).collect()),
-        })
-        .collect();
-    (x, targets)
 }
 
 /// max |a − b| ≤ tol · max(max |b|, floor).
