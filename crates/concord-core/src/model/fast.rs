@@ -1,8 +1,9 @@
 //! The fast path of the MLP's training step (`Precision::F32`): what [`Mlp::gradients`] computes
 //! — the per-task losses, the m × d_shared task Jacobian J and the heads' own gradients — in f32,
 //! every product a GEMM (matrixmultiply: AVX2/FMA natively, SIMD128 in the browser), with the
-//! Gramian G = JJᵀ built on the way and nothing allocated once the buffers have grown to the
-//! batch. [`Mlp`] (f64) stays the reference; the tests bound the difference.
+//! Gramian G = JJᵀ built on the way. Its batch-sized buffers and J are reused from step to step
+//! (the trainer still allocates the d-long update and a few m-long vectors per step). [`Mlp`]
+//! (f64) stays the reference; the tests bound the difference.
 //!
 //! Why it is faster than the reference, besides f32's doubled SIMD width:
 //! - **One backward pass for all m tasks.** The backward pass is linear in dL/dh and φ'(z) is the
