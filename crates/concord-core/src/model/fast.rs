@@ -74,10 +74,6 @@ impl FastData {
             .collect();
         FastData { rows: x.nrows(), cols: x.ncols(), x: rows_f32(x), targets }
     }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
 }
 
 /// The buffers and results of the fast step for one model. Reused from step to step.

@@ -266,25 +266,6 @@ pub struct Trainer {
     fast: Option<Fast>,
     /// The parameters the last step replaced: the next step writes its new ones here.
     spare: Vec<f64>,
-    /// Tests: the reference's J times (1 ± eps) entry by entry, signs drawn from the seed and
-    /// the step — gradient errors of the size f32 arithmetic makes, to tell a method's own
-    /// sensitivity from the fast path's.
-    #[cfg(test)]
-    jitter: Option<(f64, u64)>,
-}
-
-/// J with each entry times 1 ± eps (signs from a SplitMix64 stream of seed and step).
-#[cfg(test)]
-fn jittered(mut j: DMatrix<f64>, eps: f64, seed: u64, step: usize) -> DMatrix<f64> {
-    let mut state = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for v in j.iter_mut() {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        *v *= if (z ^ (z >> 31)) & 1 == 0 { 1.0 + eps } else { 1.0 - eps };
-    }
-    j
 }
 
 fn select_rows(x: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
@@ -429,8 +410,6 @@ impl Trainer {
             pending_eval: None,
             fast,
             spare: Vec::new(),
-            #[cfg(test)]
-            jitter: None,
         })
     }
 
@@ -872,11 +851,6 @@ impl Trainer {
             return Err(self.fail("a gradient is not finite".into()));
         }
         let test_losses = self.check_test(test)?;
-        #[cfg(test)]
-        let jacobian = match self.jitter {
-            Some((eps, seed)) => jittered(jacobian, eps, seed, plan.step),
-            None => jacobian,
-        };
         let loss_weights = self.loss_weights(&losses, plan.step, Some(&jacobian))?;
         let aggregation = match &loss_weights {
             None => self.aggregator.aggregate(&jacobian),
@@ -889,7 +863,7 @@ impl Trainer {
             }
         };
         let d: DVector<f64> = aggregation.update;
-        if !d.iter().all(|v| v.is_finite()) {
+        if !all_finite(d.as_slice()) {
             return Err(self.fail("the aggregator's update is not finite".into()));
         }
         let mut full: Vec<f64> = d.as_slice().to_vec();
@@ -928,11 +902,15 @@ impl Trainer {
         let test_losses = self.check_test(test)?;
         let j64 = self.needs_jacobian().then(|| b.jacobian.to_f64());
         let loss_weights = self.loss_weights(&losses, plan.step, j64.as_ref())?;
+        let scaled;
         let gram_w = match &loss_weights {
-            None => b.gram.clone(),
-            Some(w) => DMatrix::from_fn(m, m, |i, j| w[i] * b.gram[(i, j)] * w[j]),
+            None => &b.gram,
+            Some(w) => {
+                scaled = DMatrix::from_fn(m, m, |i, j| w[i] * b.gram[(i, j)] * w[j]);
+                &scaled
+            }
         };
-        let (d, aggregator_weights, coefficients) = match self.aggregator.gram_weights(&gram_w) {
+        let (d, aggregator_weights, coefficients) = match self.aggregator.gram_weights(gram_w) {
             Some(w) => {
                 let v = match &loss_weights {
                     None => w.clone(),
@@ -1001,7 +979,8 @@ impl Trainer {
             // Full batch: one step is one epoch.
             self.epoch += 1;
         }
-        let Some(metrics) = a.metrics.filter(|_| plan.record) else {
+        // Metrics exist exactly on recorded steps.
+        let Some(metrics) = a.metrics else {
             self.step += 1;
             return Ok(false);
         };
