@@ -1,6 +1,6 @@
 //! The fast path of the MLP's training step (`Precision::F32`): what [`Mlp::gradients`] computes
 //! — the per-task losses, the m × d_shared task Jacobian J and the heads' own gradients — in f32,
-//! every product a GEMM (matrixmultiply: AVX2/FMA natively, SIMD128 in the browser), with the
+//! every product a GEMM (matrixmultiply: AVX-512 or AVX2/FMA natively, SIMD128 in the browser), with the
 //! Gramian G = JJᵀ built on the way. Its batch-sized buffers and J are reused from step to step
 //! (the trainer still allocates the d-long update and a few m-long vectors per step). [`Mlp`]
 //! (f64) stays the reference; the tests bound the difference.
@@ -16,6 +16,13 @@
 //!   the per-layer Gramians are the per-layer metrics at no extra cost.
 //! - **A vectorisable tanh.** libm's `tanhf` is one scalar call per element; [`tanh_f32`] is
 //!   branch-free arithmetic the compiler turns into SIMD.
+//! - **No padded tiles.** A product with fewer than 4 rows or columns (a 1-output head, the
+//!   first layer of a 2-D input) is a loop of dots or rank-one updates: matrixmultiply's
+//!   16 × 16 AVX-512 tile would do 16× its work and pack its whole input for it.
+//! - **Two threads on big batches.** From [`SPLIT_FROM`] multiply-adds a pass is cut into two
+//!   halves of the batch whose J, head gradients and losses are added (G is then built from the
+//!   sum); the cut depends on the shapes only, so a run gives the same numbers on any machine's
+//!   thread count, and the browser runs the same halves one after the other.
 //!
 //! Accuracy: products in f32 (as PyTorch's f32 training); losses and the Gramian in f64.
 
@@ -25,8 +32,11 @@ use super::loss::{LossKind, Target};
 use super::mlp::Mlp;
 use crate::aggregators::JacobianF32;
 use crate::multiversion::multiversion;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::pause::finish;
 use crate::pause::pause;
 use nalgebra::DMatrix;
+use std::ops::Range;
 
 /// A data set in f32, one sample per row (row-major), from which batches are gathered.
 #[derive(Clone, Debug)]
@@ -76,14 +86,73 @@ impl FastData {
     }
 }
 
-/// The buffers and results of the fast step for one model. Reused from step to step.
+/// Which rows of a data set a pass takes: a range (a full-batch run, or one half of it) or
+/// picked rows (a mini-batch, or one half of it).
+#[derive(Clone, Copy, Debug)]
+enum Rows<'a> {
+    Range(usize, usize),
+    Pick(&'a [usize]),
+}
+
+impl<'a> Rows<'a> {
+    fn new(data: &FastData, rows: Option<&'a [usize]>) -> Self {
+        rows.map_or(Rows::Range(0, data.rows), Rows::Pick)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Rows::Range(start, end) => end - start,
+            Rows::Pick(rows) => rows.len(),
+        }
+    }
+
+    /// The first ⌈n/2⌉ rows and the rest.
+    fn halves(self) -> (Self, Self) {
+        let mid = self.len().div_ceil(2);
+        match self {
+            Rows::Range(start, end) => (Rows::Range(start, start + mid), Rows::Range(start + mid, end)),
+            Rows::Pick(rows) => (Rows::Pick(&rows[..mid]), Rows::Pick(&rows[mid..])),
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(usize)) {
+        match *self {
+            Rows::Range(start, end) => (start..end).for_each(f),
+            Rows::Pick(rows) => rows.iter().for_each(|&r| f(r)),
+        }
+    }
+}
+
+/// What every pass reads: the model's shape and its parameters in f32.
 #[derive(Clone, Debug)]
-pub struct FastMlp {
+struct Net32 {
     activation: Activation,
     losses_kind: Vec<LossKind>,
     layout: Layout,
     params: Vec<f32>,
-    /// Rows in the current batch.
+}
+
+impl Net32 {
+    /// Multiply-adds of a forward pass per row.
+    fn forward_work(&self) -> usize {
+        self.layout.trunk.iter().chain(&self.layout.heads).map(|s| s.fan_in * s.fan_out).sum()
+    }
+
+    /// Multiply-adds of a gradient pass per row: the forward pass, then per trunk layer the
+    /// stacked propagation and the m weight gradients; per head its gradient and its block of
+    /// the stack.
+    fn gradient_work(&self) -> usize {
+        let m = self.layout.heads.len();
+        let trunk: usize = self.layout.trunk.iter().map(|s| s.fan_in * s.fan_out).sum();
+        let heads: usize = self.layout.heads.iter().map(|s| s.fan_in * s.fan_out).sum();
+        trunk * (1 + 2 * m) + 3 * heads
+    }
+}
+
+/// One pass's buffers (a whole batch, or one half of it). Reused from step to step.
+#[derive(Clone, Debug)]
+struct Pass {
+    /// Rows in this pass.
     batch: usize,
     x: Vec<f32>,
     targets: Vec<FastTarget>,
@@ -98,8 +167,36 @@ pub struct FastMlp {
     stack_next: Vec<f32>,
     /// φ'(z) of one layer (batch × width), shared by every task's block.
     dphi: Vec<f32>,
-    /// The last forward pass's per-task losses.
-    forward_losses: Vec<f64>,
+    /// A skinny product's transpose.
+    scratch: Vec<f32>,
+    /// Per task, this pass's rows' loss terms divided by the whole batch's size (the mean loss
+    /// when the pass is the whole batch).
+    losses: Vec<f64>,
+}
+
+/// The second half of a batch cut in two: its pass and the J and head gradients of its rows.
+#[derive(Clone, Debug)]
+struct Half {
+    pass: Pass,
+    jacobian: JacobianF32,
+    head_grads: Vec<f32>,
+}
+
+/// From this many multiply-adds a pass over a batch is cut into two halves, run on two threads
+/// natively (rayon) and one after the other in the browser, so the sums are the same however
+/// many threads there are. Measured on 2 cores (BENCHMARKS.md): the wide trunk (9.9·10⁶ per
+/// step) runs 1.6× as fast cut in two; gradnorm-scales (4.0·10⁶) ran ~7 % slower (halves of 50
+/// rows, and the threads' wake-up), sinusoid-phases (3.8·10⁵) 20–25 % slower.
+pub const SPLIT_FROM: usize = 6_000_000;
+
+/// The buffers and results of the fast step for one model. Reused from step to step.
+#[derive(Clone, Debug)]
+pub struct FastMlp {
+    net: Net32,
+    first: Pass,
+    second: Box<Half>,
+    /// Multiply-adds from which a pass is cut in two ([`SPLIT_FROM`]; tests move it).
+    pub(crate) split_from: usize,
     /// Results of [`FastMlp::gradients`]: per-task mean losses, J (m × d_shared), the heads'
     /// own gradients (the flat layout after the trunk), G = JJᵀ and one Gramian per trunk layer.
     pub losses: Vec<f64>,
@@ -283,236 +380,72 @@ fn fit(buf: &mut Vec<f32>, len: usize) {
     buf.resize(len, 0.0);
 }
 
-/// The mean loss of one head's outputs (batch × k) and dL/d(output) (divided by the batch),
-/// the same formulas as `loss::loss_and_grad`, each sample's terms in f64.
-fn loss_and_grad_f32(kind: LossKind, out: &[f32], target: &FastTarget, batch: usize, grad: &mut [f32]) -> f64 {
-    let inv_b = 1.0 / batch as f64;
-    let mut total = 0.0;
-    match (kind, target) {
-        (LossKind::Mse, FastTarget::Values { k, y }) => {
-            let scale = inv_b / *k as f64;
-            for ((g, &o), &t) in grad.iter_mut().zip(out).zip(y.iter()) {
-                let e = o as f64 - t as f64;
-                total += e * e;
-                *g = (2.0 * e * scale) as f32;
-            }
-            total *= scale;
+/// Below this many rows or columns of a product, most of a 16 × 16 sgemm tile is padding (a
+/// 1-output head used 1/16 of its kernel work, and packed its whole input for it): such
+/// products are loops of f32 dots or rank-one updates along the long side instead.
+const SKINNY: usize = 4;
+
+/// Σ aᵢbᵢ in f32, 16 lanes (vectorised; the lanes are summed in a fixed order).
+#[inline(always)]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (ha, ta) = a.split_at(a.len() / 16 * 16);
+    let (hb, tb) = b.split_at(ha.len());
+    for (xa, xb) in ha.chunks_exact(16).zip(hb.chunks_exact(16)) {
+        for i in 0..16 {
+            lanes[i] += xa[i] * xb[i];
         }
-        (LossKind::Bce, FastTarget::Values { k, y }) => {
-            let scale = inv_b / *k as f64;
-            for ((g, &o), &t) in grad.iter_mut().zip(out).zip(y.iter()) {
-                let (o, t) = (o as f64, t as f64);
-                total += o.max(0.0) + (-o.abs()).exp().ln_1p() - t * o;
-                *g = ((super::activation::sigmoid(o) - t) * scale) as f32;
-            }
-            total *= scale;
-        }
-        (LossKind::SoftmaxCe, FastTarget::Classes(labels)) => {
-            let k = out.len() / batch.max(1);
-            for (r, (row, g)) in out.chunks_exact(k).zip(grad.chunks_exact_mut(k)).enumerate() {
-                let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-                let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-                let label = labels[r] as usize;
-                total += (lse - row[label] as f64) * inv_b;
-                for (c, (gc, &v)) in g.iter_mut().zip(row).enumerate() {
-                    let p = (v as f64 - lse).exp();
-                    *gc = ((p - if c == label { 1.0 } else { 0.0 }) * inv_b) as f32;
-                }
-            }
-        }
-        _ => unreachable!("targets are checked when the trainer builds its data"),
     }
-    total
+    lanes.iter().sum::<f32>() + ta.iter().zip(tb).map(|(&x, &y)| x * y).sum::<f32>()
 }
 
-impl FastMlp {
-    pub fn new(mlp: &Mlp) -> Self {
-        let layout = mlp.layout().clone();
-        let m = layout.heads.len();
-        let trunk_layers = layout.trunk.len();
-        FastMlp {
-            activation: mlp.config().activation,
-            losses_kind: mlp.config().heads.iter().map(|h| h.loss).collect(),
-            params: vec![0.0; layout.total_len],
-            batch: 0,
-            x: Vec::new(),
-            targets: Vec::new(),
-            z: vec![Vec::new(); trunk_layers],
-            a: vec![Vec::new(); trunk_layers],
-            out: vec![Vec::new(); m],
-            d_out: vec![Vec::new(); m],
-            stack: Vec::new(),
-            stack_next: Vec::new(),
-            dphi: Vec::new(),
-            forward_losses: vec![0.0; m],
-            losses: vec![0.0; m],
-            jacobian: JacobianF32::zeros(m, layout.shared_len),
-            head_grads: vec![0.0; layout.total_len - layout.shared_len],
-            gram: DMatrix::zeros(m, m),
-            layer_grams: vec![DMatrix::zeros(m, m); trunk_layers],
-            layout,
+multiversion! {
+/// out (rows × fout) += input (rows × fin) · Wᵀ with W fout × fin, for fout < SKINNY: one dot
+/// per value.
+fn linear_skinny(input: &[f32], w: &[f32], fin: usize, fout: usize, out: &mut [f32]) {
+    for (x, o) in input.chunks_exact(fin).zip(out.chunks_exact_mut(fout)) {
+        for (c, v) in o.iter_mut().enumerate() {
+            *v += dot_f32(x, &w[c * fin..(c + 1) * fin]);
         }
     }
+}
+}
 
-    /// The parameters the next passes use (rounded to f32).
-    pub fn load_params(&mut self, params: &[f64]) {
-        for (p, &v) in self.params.iter_mut().zip(params) {
-            *p = v as f32;
-        }
-    }
-
-    /// Head t's own gradient (its block of the flat layout) from the last [`FastMlp::gradients`].
-    pub fn head_block(&self, t: usize) -> &[f32] {
-        let r = self.layout.heads[t].range();
-        let shared = self.layout.shared_len;
-        &self.head_grads[r.start - shared..r.end - shared]
-    }
-
-    /// Take the batch `rows` of `data` (all of it for `None`).
-    fn load(&mut self, data: &FastData, rows: Option<&[usize]>) {
-        let cols = data.cols;
-        self.batch = rows.map_or(data.rows, <[usize]>::len);
-        fit(&mut self.x, self.batch * cols);
-        match rows {
-            None => self.x.copy_from_slice(&data.x),
-            Some(rows) => {
-                for (dst, &r) in self.x.chunks_exact_mut(cols.max(1)).zip(rows) {
-                    dst.copy_from_slice(&data.x[r * cols..(r + 1) * cols]);
-                }
+multiversion! {
+/// out (m × n) = Aᵀ·B with A p × m and B p × n (all row-major), for m or n < SKINNY: rank-one
+/// updates along the long side (through `scratch`, n × m, when n is the short one).
+fn at_b_skinny(a: &[f32], m: usize, b: &[f32], n: usize, out: &mut [f32], scratch: &mut [f32]) {
+    if m <= n {
+        out.fill(0.0);
+        for (ar, br) in a.chunks_exact(m).zip(b.chunks_exact(n)) {
+            for (row, &s) in out.chunks_exact_mut(n).zip(ar) {
+                row.iter_mut().zip(br).for_each(|(o, &v)| *o += s * v);
             }
         }
-        if self.targets.len() != data.targets.len() {
-            self.targets = data.targets.iter().map(FastTarget::empty_like).collect();
+    } else {
+        scratch.fill(0.0);
+        for (ar, br) in a.chunks_exact(m).zip(b.chunks_exact(n)) {
+            for (row, &s) in scratch.chunks_exact_mut(m).zip(br) {
+                row.iter_mut().zip(ar).for_each(|(o, &v)| *o += s * v);
+            }
         }
-        for (dst, src) in self.targets.iter_mut().zip(&data.targets) {
-            match (dst, src) {
-                (FastTarget::Values { k: dk, y: dy }, FastTarget::Values { k, y }) => {
-                    *dk = *k;
-                    dy.clear();
-                    match rows {
-                        None => dy.extend_from_slice(y),
-                        Some(rows) => rows.iter().for_each(|&r| dy.extend_from_slice(&y[r * k..(r + 1) * k])),
-                    }
-                }
-                (FastTarget::Classes(dc), FastTarget::Classes(c)) => {
-                    dc.clear();
-                    match rows {
-                        None => dc.extend_from_slice(c),
-                        Some(rows) => dc.extend(rows.iter().map(|&r| c[r])),
-                    }
-                }
-                (dst, src) => *dst = src.clone(),
+        for (c, row) in out.chunks_exact_mut(n).enumerate() {
+            for (i, o) in row.iter_mut().enumerate() {
+                *o = scratch[i * m + c];
             }
         }
     }
+}
+}
 
-    /// The forward pass of the loaded batch (pausing after each trunk layer) and each head's
-    /// loss and output gradient.
-    async fn forward(&mut self) {
-        let b = self.batch;
-        for l in 0..self.layout.trunk.len() {
-            let s = &self.layout.trunk[l];
-            let (before, rest) = self.a.split_at_mut(l);
-            let input: &[f32] = if l == 0 { &self.x } else { &before[l - 1] };
-            let z = &mut self.z[l];
-            linear(&self.params, s, input, b, z);
-            fit(&mut rest[0], b * s.fan_out);
-            apply(self.activation, z, &mut rest[0]);
-            pause().await;
-        }
-        let h: &[f32] = self.a.last().unwrap_or(&self.x);
-        for (t, s) in self.layout.heads.iter().enumerate() {
-            linear(&self.params, s, h, b, &mut self.out[t]);
-            fit(&mut self.d_out[t], b * s.fan_out);
-            self.forward_losses[t] =
-                loss_and_grad_f32(self.losses_kind[t], &self.out[t], &self.targets[t], b, &mut self.d_out[t]);
-        }
-    }
-
-    /// Per-task mean losses of the loaded parameters on the batch `rows` of `data` (all of it
-    /// for `None`). Leaves the results of [`FastMlp::gradients`] as they were.
-    pub async fn losses(&mut self, data: &FastData, rows: Option<&[usize]>) -> Vec<f64> {
-        self.load(data, rows);
-        self.forward().await;
-        self.forward_losses.clone()
-    }
-
-    /// Losses, J, the heads' gradients and the Gramians of the loaded parameters on the batch
-    /// `rows` of `data` (all of it for `None`), into `self.losses`, `self.jacobian`,
-    /// `self.head_grads`, `self.gram` and `self.layer_grams`. Pauses after each layer of the
-    /// forward and of the (stacked) backward pass.
-    pub async fn gradients(&mut self, data: &FastData, rows: Option<&[usize]>) {
-        self.load(data, rows);
-        self.forward().await;
-        self.losses.copy_from_slice(&self.forward_losses);
-        let b = self.batch;
-        let m = self.layout.heads.len();
-        let shared = self.layout.shared_len;
-        let h: &[f32] = self.a.last().unwrap_or(&self.x);
-        let hw = self.layout.trunk_out();
-        // Heads: dWᵀ... written as W's layout (k × hw) = d_outᵀ · h; bias = column sums.
-        for (t, s) in self.layout.heads.iter().enumerate() {
-            let k = s.fan_out;
-            let (w, bias) =
-                (s.weight.start - shared..s.weight.end - shared, s.bias.start - shared..s.bias.end - shared);
-            gemm(k, b, hw, op(&self.d_out[t], 1, k), op(h, hw, 1), 0.0, &mut self.head_grads[w], hw, 1);
-            column_sums_into(&self.d_out[t], k, &mut self.head_grads[bias]);
-        }
-        self.gram.fill(0.0);
-        if shared == 0 {
-            return;
-        }
-        // The stack: block t (b × hw) = dL_t/dh = d_out_t · W_t.
-        fit(&mut self.stack, m * b * hw);
-        for (t, s) in self.layout.heads.iter().enumerate() {
-            let k = s.fan_out;
-            let block = &mut self.stack[t * b * hw..(t + 1) * b * hw];
-            gemm(b, k, hw, op(&self.d_out[t], k, 1), op(&self.params[s.weight.clone()], hw, 1), 0.0, block, hw, 1);
-        }
-        for l in (0..self.layout.trunk.len()).rev() {
-            let s = &self.layout.trunk[l];
-            let (fin, fout) = (s.fan_in, s.fan_out);
-            let input: &[f32] = if l == 0 { &self.x } else { &self.a[l - 1] };
-            // dL/dz = dL/da ⊙ φ'(z), the same φ' for every task's block.
-            fit(&mut self.dphi, b * fout);
-            times_derivative(self.activation, &self.z[l], &self.a[l], &mut self.dphi, &mut self.stack);
-            // Task t's block of J: W's gradient (fout × fin) = D_tᵀ · a, and the bias's. (The
-            // tasks are independent, but on threads (rayon, 2 cores) the wide trunk ran at 0.97×
-            // and gradnorm-scales at 1.0× of one thread: each GEMM is too short to pay.)
-            for (t, row) in self.jacobian.rows_mut().enumerate() {
-                let d_t = &self.stack[t * b * fout..(t + 1) * b * fout];
-                gemm(fout, b, fin, op(d_t, 1, fout), op(input, fin, 1), 0.0, &mut row[s.weight.clone()], fin, 1);
-                column_sums_into(d_t, fout, &mut row[s.bias.clone()]);
-            }
-            // This layer's Gramian while its block of J is in cache.
-            let range = s.range();
-            let g = &mut self.layer_grams[l];
-            for i in 0..m {
-                for j in 0..=i {
-                    let v = dot(&self.jacobian.row(i)[range.clone()], &self.jacobian.row(j)[range.clone()]);
-                    g[(i, j)] = v;
-                    g[(j, i)] = v;
-                }
-            }
-            self.gram += &*g;
-            if l > 0 {
-                // dL/da of the layer below, for every task at once: (m·b × fout) · W (fout × fin).
-                fit(&mut self.stack_next, m * b * fin);
-                gemm(
-                    m * b,
-                    fout,
-                    fin,
-                    op(&self.stack, fout, 1),
-                    op(&self.params[s.weight.clone()], fin, 1),
-                    0.0,
-                    &mut self.stack_next,
-                    fin,
-                    1,
-                );
-                std::mem::swap(&mut self.stack, &mut self.stack_next);
-            }
-            pause().await;
-        }
+/// out (m × n) = Aᵀ·B with A p × m and B p × n, all row-major (the weight gradients Dᵀ·a).
+fn at_b(p: usize, a: &[f32], m: usize, b: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+    if m >= SKINNY && n >= SKINNY {
+        gemm(m, p, n, op(a, 1, m), op(b, n, 1), 0.0, out, n, 1);
+    } else if m > 0 && n > 0 {
+        assert!(a.len() >= p * m && b.len() >= p * n && out.len() == m * n, "AᵀB: shapes");
+        fit(scratch, m * n);
+        at_b_skinny(&a[..p * m], m, &b[..p * n], n, out, scratch);
     }
 }
 
@@ -524,8 +457,379 @@ fn linear(params: &[f32], s: &LayerSlice, input: &[f32], rows: usize, z: &mut Ve
     for row in z.chunks_exact_mut(fout.max(1)) {
         row.copy_from_slice(bias);
     }
-    // Wᵀ (fin × fout) read from W's row-major (fout × fin) storage: row stride 1, column stride fin.
-    gemm(rows, fin, fout, op(input, fin, 1), op(&params[s.weight.clone()], 1, fin), 1.0, z, fout, 1);
+    let w = &params[s.weight.clone()];
+    if fout < SKINNY && fin > 0 {
+        linear_skinny(&input[..rows * fin], w, fin, fout, z);
+    } else {
+        // Wᵀ (fin × fout) read from W's row-major (fout × fin) storage: row stride 1, column stride fin.
+        gemm(rows, fin, fout, op(input, fin, 1), op(w, 1, fin), 1.0, z, fout, 1);
+    }
+}
+
+/// The Gramian of one layer's columns of J (f64 sums of the f32 values), into `g`.
+fn layer_gram(jacobian: &JacobianF32, range: Range<usize>, g: &mut DMatrix<f64>) {
+    let m = jacobian.nrows();
+    for i in 0..m {
+        for j in 0..=i {
+            let v = dot(&jacobian.row(i)[range.clone()], &jacobian.row(j)[range.clone()]);
+            g[(i, j)] = v;
+            g[(j, i)] = v;
+        }
+    }
+}
+
+multiversion! {
+fn add_into(acc: &mut [f32], v: &[f32]) {
+    acc.iter_mut().zip(v).for_each(|(a, &b)| *a += b);
+}
+}
+
+/// The sum of each head's loss terms over a pass's rows (`out` is rows × k) divided by the
+/// whole batch's size `total`, and dL/d(output) likewise: the same formulas as
+/// `loss::loss_and_grad`, each sample's terms in f64.
+fn loss_and_grad_f32(
+    kind: LossKind,
+    out: &[f32],
+    target: &FastTarget,
+    rows: usize,
+    total: usize,
+    grad: &mut [f32],
+) -> f64 {
+    let inv_b = 1.0 / total as f64;
+    let mut sum = 0.0;
+    match (kind, target) {
+        (LossKind::Mse, FastTarget::Values { k, y }) => {
+            let scale = inv_b / *k as f64;
+            for ((g, &o), &t) in grad.iter_mut().zip(out).zip(y.iter()) {
+                let e = o as f64 - t as f64;
+                sum += e * e;
+                *g = (2.0 * e * scale) as f32;
+            }
+            sum *= scale;
+        }
+        (LossKind::Bce, FastTarget::Values { k, y }) => {
+            let scale = inv_b / *k as f64;
+            for ((g, &o), &t) in grad.iter_mut().zip(out).zip(y.iter()) {
+                let (o, t) = (o as f64, t as f64);
+                sum += o.max(0.0) + (-o.abs()).exp().ln_1p() - t * o;
+                *g = ((super::activation::sigmoid(o) - t) * scale) as f32;
+            }
+            sum *= scale;
+        }
+        (LossKind::SoftmaxCe, FastTarget::Classes(labels)) => {
+            let k = out.len() / rows.max(1);
+            for (r, (row, g)) in out.chunks_exact(k).zip(grad.chunks_exact_mut(k)).enumerate() {
+                let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+                let label = labels[r] as usize;
+                sum += (lse - row[label] as f64) * inv_b;
+                for (c, (gc, &v)) in g.iter_mut().zip(row).enumerate() {
+                    let p = (v as f64 - lse).exp();
+                    *gc = ((p - if c == label { 1.0 } else { 0.0 }) * inv_b) as f32;
+                }
+            }
+        }
+        _ => unreachable!("targets are checked when the trainer builds its data"),
+    }
+    sum
+}
+
+impl Pass {
+    fn new(net: &Net32) -> Self {
+        let (m, trunk) = (net.layout.heads.len(), net.layout.trunk.len());
+        Pass {
+            batch: 0,
+            x: Vec::new(),
+            targets: Vec::new(),
+            z: vec![Vec::new(); trunk],
+            a: vec![Vec::new(); trunk],
+            out: vec![Vec::new(); m],
+            d_out: vec![Vec::new(); m],
+            stack: Vec::new(),
+            stack_next: Vec::new(),
+            dphi: Vec::new(),
+            scratch: Vec::new(),
+            losses: vec![0.0; m],
+        }
+    }
+
+    /// Take the rows `rows` of `data`.
+    fn load(&mut self, data: &FastData, rows: Rows) {
+        let cols = data.cols;
+        self.batch = rows.len();
+        self.x.clear();
+        rows.for_each(|r| self.x.extend_from_slice(&data.x[r * cols..(r + 1) * cols]));
+        if self.targets.len() != data.targets.len() {
+            self.targets = data.targets.iter().map(FastTarget::empty_like).collect();
+        }
+        for (dst, src) in self.targets.iter_mut().zip(&data.targets) {
+            match (dst, src) {
+                (FastTarget::Values { k: dk, y: dy }, FastTarget::Values { k, y }) => {
+                    *dk = *k;
+                    dy.clear();
+                    rows.for_each(|r| dy.extend_from_slice(&y[r * k..(r + 1) * k]));
+                }
+                (FastTarget::Classes(dc), FastTarget::Classes(c)) => {
+                    dc.clear();
+                    rows.for_each(|r| dc.push(c[r]));
+                }
+                (dst, src) => *dst = src.clone(),
+            }
+        }
+    }
+
+    /// The forward pass of the loaded rows (pausing after each trunk layer) and each head's
+    /// share of its loss and its output gradient, both over `total` rows.
+    async fn forward(&mut self, net: &Net32, total: usize) {
+        let b = self.batch;
+        for l in 0..net.layout.trunk.len() {
+            let s = &net.layout.trunk[l];
+            let (before, rest) = self.a.split_at_mut(l);
+            let input: &[f32] = if l == 0 { &self.x } else { &before[l - 1] };
+            let z = &mut self.z[l];
+            linear(&net.params, s, input, b, z);
+            fit(&mut rest[0], b * s.fan_out);
+            apply(net.activation, z, &mut rest[0]);
+            pause().await;
+        }
+        let h: &[f32] = self.a.last().unwrap_or(&self.x);
+        for (t, s) in net.layout.heads.iter().enumerate() {
+            linear(&net.params, s, h, b, &mut self.out[t]);
+            fit(&mut self.d_out[t], b * s.fan_out);
+            self.losses[t] =
+                loss_and_grad_f32(net.losses_kind[t], &self.out[t], &self.targets[t], b, total, &mut self.d_out[t]);
+        }
+    }
+
+    /// After [`Pass::forward`]: this pass's rows' J (m × d_shared) into `jacobian`, the heads'
+    /// gradients into `head_grads`, and, given `grams`, G and the layer Gramians built layer
+    /// by layer while each block of J is in cache. Pauses after each layer.
+    async fn backward(
+        &mut self,
+        net: &Net32,
+        jacobian: &mut JacobianF32,
+        head_grads: &mut [f32],
+        mut grams: Option<(&mut DMatrix<f64>, &mut [DMatrix<f64>])>,
+    ) {
+        let b = self.batch;
+        let m = net.layout.heads.len();
+        let shared = net.layout.shared_len;
+        let h: &[f32] = self.a.last().unwrap_or(&self.x);
+        let hw = net.layout.trunk_out();
+        // Heads: dW (W's layout, k × hw) = d_outᵀ · h; bias = column sums.
+        for (t, s) in net.layout.heads.iter().enumerate() {
+            let k = s.fan_out;
+            let (w, bias) =
+                (s.weight.start - shared..s.weight.end - shared, s.bias.start - shared..s.bias.end - shared);
+            at_b(b, &self.d_out[t], k, h, hw, &mut head_grads[w], &mut self.scratch);
+            column_sums_into(&self.d_out[t], k, &mut head_grads[bias]);
+        }
+        if let Some((gram, _)) = grams.as_mut() {
+            gram.fill(0.0);
+        }
+        if shared == 0 {
+            return;
+        }
+        // The stack: block t (b × hw) = dL_t/dh = d_out_t · W_t.
+        fit(&mut self.stack, m * b * hw);
+        for (t, s) in net.layout.heads.iter().enumerate() {
+            let k = s.fan_out;
+            let block = &mut self.stack[t * b * hw..(t + 1) * b * hw];
+            gemm(b, k, hw, op(&self.d_out[t], k, 1), op(&net.params[s.weight.clone()], hw, 1), 0.0, block, hw, 1);
+        }
+        for l in (0..net.layout.trunk.len()).rev() {
+            let s = &net.layout.trunk[l];
+            let (fin, fout) = (s.fan_in, s.fan_out);
+            let input: &[f32] = if l == 0 { &self.x } else { &self.a[l - 1] };
+            // dL/dz = dL/da ⊙ φ'(z), the same φ' for every task's block.
+            fit(&mut self.dphi, b * fout);
+            times_derivative(net.activation, &self.z[l], &self.a[l], &mut self.dphi, &mut self.stack);
+            // Task t's block of J: W's gradient (fout × fin) = D_tᵀ · a, and the bias's.
+            for (t, row) in jacobian.rows_mut().enumerate() {
+                let d_t = &self.stack[t * b * fout..(t + 1) * b * fout];
+                at_b(b, d_t, fout, input, fin, &mut row[s.weight.clone()], &mut self.scratch);
+                column_sums_into(d_t, fout, &mut row[s.bias.clone()]);
+            }
+            // This layer's Gramian while its block of J is in cache.
+            if let Some((gram, layer_grams)) = grams.as_mut() {
+                layer_gram(jacobian, s.range(), &mut layer_grams[l]);
+                **gram += &layer_grams[l];
+            }
+            if l > 0 {
+                // dL/da of the layer below, for every task at once: (m·b × fout) · W (fout × fin).
+                fit(&mut self.stack_next, m * b * fin);
+                gemm(
+                    m * b,
+                    fout,
+                    fin,
+                    op(&self.stack, fout, 1),
+                    op(&net.params[s.weight.clone()], fin, 1),
+                    0.0,
+                    &mut self.stack_next,
+                    fin,
+                    1,
+                );
+                std::mem::swap(&mut self.stack, &mut self.stack_next);
+            }
+            pause().await;
+        }
+    }
+
+    /// Load, forward and backward (no Gramians): one half of a batch cut in two.
+    async fn half_gradients(
+        &mut self,
+        net: &Net32,
+        data: &FastData,
+        rows: Rows<'_>,
+        total: usize,
+        jacobian: &mut JacobianF32,
+        head_grads: &mut [f32],
+    ) {
+        self.load(data, rows);
+        self.forward(net, total).await;
+        self.backward(net, jacobian, head_grads, None).await;
+    }
+
+    /// Load and forward: one half of a batch cut in two, losses only.
+    async fn half_losses(&mut self, net: &Net32, data: &FastData, rows: Rows<'_>, total: usize) {
+        self.load(data, rows);
+        self.forward(net, total).await;
+    }
+}
+
+/// Two pieces of work, on two threads where there are threads.
+#[cfg(not(target_arch = "wasm32"))]
+fn both(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+    rayon::join(a, b);
+}
+
+impl FastMlp {
+    pub fn new(mlp: &Mlp) -> Self {
+        let layout = mlp.layout().clone();
+        let m = layout.heads.len();
+        let trunk_layers = layout.trunk.len();
+        let heads_len = layout.total_len - layout.shared_len;
+        let net = Net32 {
+            activation: mlp.config().activation,
+            losses_kind: mlp.config().heads.iter().map(|h| h.loss).collect(),
+            params: vec![0.0; layout.total_len],
+            layout,
+        };
+        let shared = net.layout.shared_len;
+        FastMlp {
+            first: Pass::new(&net),
+            second: Box::new(Half {
+                pass: Pass::new(&net),
+                jacobian: JacobianF32::zeros(m, shared),
+                head_grads: vec![0.0; heads_len],
+            }),
+            split_from: SPLIT_FROM,
+            losses: vec![0.0; m],
+            jacobian: JacobianF32::zeros(m, shared),
+            head_grads: vec![0.0; heads_len],
+            gram: DMatrix::zeros(m, m),
+            layer_grams: vec![DMatrix::zeros(m, m); trunk_layers],
+            net,
+        }
+    }
+
+    /// The parameters the next passes use (rounded to f32).
+    pub fn load_params(&mut self, params: &[f64]) {
+        for (p, &v) in self.net.params.iter_mut().zip(params) {
+            *p = v as f32;
+        }
+    }
+
+    /// Head t's own gradient (its block of the flat layout) from the last [`FastMlp::gradients`].
+    pub fn head_block(&self, t: usize) -> &[f32] {
+        let r = self.net.layout.heads[t].range();
+        let shared = self.net.layout.shared_len;
+        &self.head_grads[r.start - shared..r.end - shared]
+    }
+
+    /// Multiply-adds of a gradient pass per row of the batch.
+    pub fn gradient_work(&self) -> usize {
+        self.net.gradient_work()
+    }
+
+    /// Whether a pass of `work` multiply-adds over `rows` rows is cut in two.
+    fn splits(&self, rows: usize, work: usize) -> bool {
+        rows >= 2 && work >= self.split_from
+    }
+
+    /// Per-task mean losses of the loaded parameters on the batch `rows` of `data` (all of it
+    /// for `None`). Leaves the results of [`FastMlp::gradients`] as they were.
+    pub async fn losses(&mut self, data: &FastData, rows: Option<&[usize]>) -> Vec<f64> {
+        let rows = Rows::new(data, rows);
+        let n = rows.len();
+        if !self.splits(n, n * self.net.forward_work()) {
+            self.first.load(data, rows);
+            self.first.forward(&self.net, n).await;
+            return self.first.losses.clone();
+        }
+        let (r0, r1) = rows.halves();
+        let (net, first, second) = (&self.net, &mut self.first, &mut self.second.pass);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // The halves run through on their threads; the pass pauses once, after them.
+            both(|| finish(first.half_losses(net, data, r0, n)), || finish(second.half_losses(net, data, r1, n)));
+            pause().await;
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            first.half_losses(net, data, r0, n).await;
+            second.half_losses(net, data, r1, n).await;
+        }
+        first.losses.iter().zip(&second.losses).map(|(a, b)| a + b).collect()
+    }
+
+    /// Losses, J, the heads' gradients and the Gramians of the loaded parameters on the batch
+    /// `rows` of `data` (all of it for `None`), into `self.losses`, `self.jacobian`,
+    /// `self.head_grads`, `self.gram` and `self.layer_grams`. Pauses after each layer of the
+    /// forward and of the (stacked) backward pass. A batch of more than [`SPLIT_FROM`]
+    /// multiply-adds is cut in two halves whose sums are added (on two threads natively).
+    pub async fn gradients(&mut self, data: &FastData, rows: Option<&[usize]>) {
+        let rows = Rows::new(data, rows);
+        let n = rows.len();
+        if !self.splits(n, n * self.net.gradient_work()) {
+            let grams = Some((&mut self.gram, self.layer_grams.as_mut_slice()));
+            self.first.load(data, rows);
+            self.first.forward(&self.net, n).await;
+            self.first.backward(&self.net, &mut self.jacobian, &mut self.head_grads, grams).await;
+            self.losses.copy_from_slice(&self.first.losses);
+            return;
+        }
+        let (r0, r1) = rows.halves();
+        let net = &self.net;
+        let (first, jacobian, head_grads) = (&mut self.first, &mut self.jacobian, &mut self.head_grads);
+        let Half { pass: second, jacobian: second_j, head_grads: second_h } = &mut *self.second;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // The halves run through on their threads; the pass pauses once, after them.
+            both(
+                || finish(first.half_gradients(net, data, r0, n, jacobian, head_grads)),
+                || finish(second.half_gradients(net, data, r1, n, second_j, second_h)),
+            );
+            pause().await;
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            first.half_gradients(net, data, r0, n, jacobian, head_grads).await;
+            second.half_gradients(net, data, r1, n, second_j, second_h).await;
+        }
+        for (l, (a, b)) in self.losses.iter_mut().zip(first.losses.iter().zip(&second.losses)) {
+            *l = a + b;
+        }
+        for i in 0..jacobian.nrows() {
+            add_into(jacobian.row_mut(i), second_j.row(i));
+        }
+        add_into(head_grads, second_h);
+        self.gram.fill(0.0);
+        for (s, g) in net.layout.trunk.iter().zip(self.layer_grams.iter_mut()) {
+            layer_gram(jacobian, s.range(), g);
+            self.gram += &*g;
+        }
+    }
 }
 
 #[cfg(test)]

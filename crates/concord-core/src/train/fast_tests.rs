@@ -207,3 +207,23 @@ fn layer_metrics_match_the_reference() {
         }
     }
 }
+
+/// The wide trunk of `bench/wide-trunk.json` (2 → 64 → 64 tanh, 4 heads, batch 256): past
+/// `SPLIT_FROM`, so every step's batch is cut in two halves (on two threads) — the same 1e-4.
+#[test]
+fn a_batch_cut_in_two_matches_the_reference() {
+    let config: TrainConfig = serde_json::from_str(include_str!("../../../../bench/wide-trunk.json")).unwrap();
+    let mlp = Mlp::new(config.model.clone().unwrap()).unwrap();
+    let work = config.batch_size.unwrap() * crate::model::fast::FastMlp::new(&mlp).gradient_work();
+    assert!(work >= crate::model::fast::SPLIT_FROM, "{work} multiply-adds: not cut");
+    for method in ["mean", "upgrad"] {
+        let mut c = config.clone();
+        c.method = MethodSpec::parse(method).unwrap();
+        c.steps = 200;
+        c.precision = Precision::F64;
+        let reference = train(&c).unwrap();
+        let fast = train(&TrainConfig { precision: Precision::F32, ..c }).unwrap();
+        assert!(reference.error.is_none() && fast.error.is_none(), "{method}");
+        assert_losses_close(&format!("wide trunk / {method}"), &fast.final_train_losses, &reference.final_train_losses);
+    }
+}

@@ -66,16 +66,21 @@ fn gradients_match_the_f64_reference() {
                 }
                 let (x, y) = data(&mut rng, &mlp, 40);
                 let set = FastData::new(&x, &y);
-                let mut fast = FastMlp::new(&mlp);
                 let batch: Vec<usize> = (0..13).map(|_| rng.random_range(0..40)).collect();
-                for rows in [None, Some(batch.as_slice())] {
+                // Whole, and cut in two halves (odd sizes too: 13 = 7 + 6) whose sums are added.
+                for (split_from, rows) in
+                    [usize::MAX, 0].into_iter().flat_map(|s| [(s, None), (s, Some(batch.as_slice()))])
+                {
+                    let mut fast = FastMlp::new(&mlp);
+                    fast.split_from = split_from;
                     let (bx, by) = match rows {
                         None => (x.clone(), y.clone()),
                         Some(r) => rows_of(&x, &y, r),
                     };
                     let what = format!(
-                        "{act:?}/{loss:?}/{hidden:?}/{tasks} tasks/{}",
-                        if rows.is_some() { "batch" } else { "set" }
+                        "{act:?}/{loss:?}/{hidden:?}/{tasks} tasks/{}{}",
+                        if rows.is_some() { "batch" } else { "set" },
+                        if split_from == 0 { " in halves" } else { "" }
                     );
                     let reference = mlp.gradients(&params, &bx, &by).unwrap();
                     fast.load_params(&params);
@@ -126,4 +131,40 @@ fn a_smaller_batch_after_a_larger_one_gives_its_own_gradients() {
     assert_eq!(warm.jacobian, cold.jacobian);
     assert_eq!(warm.head_grads, cold.head_grads);
     assert_eq!(warm.gram, cold.gram);
+}
+
+/// Cut in two, a batch gives the numbers of the whole within f32 rounding, the same at every
+/// call (the halves are fixed by the batch, not by the threads), and a one-row batch is not cut.
+#[test]
+fn halves_add_up_to_the_whole_batch() {
+    let mlp = Mlp::new(config(Activation::Tanh, vec![24, 16], LossKind::Mse, 3, 4)).unwrap();
+    let params = mlp.init_params(7);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let (x, y) = data(&mut rng, &mlp, 64);
+    let set = FastData::new(&x, &y);
+    let run = |split_from: usize, rows: Option<&[usize]>| {
+        let mut f = FastMlp::new(&mlp);
+        f.split_from = split_from;
+        f.load_params(&params);
+        finish(f.gradients(&set, rows));
+        let test = finish(f.losses(&set, None));
+        (f, test)
+    };
+    let (whole, whole_test) = run(usize::MAX, None);
+    let (halves, halves_test) = run(0, None);
+    let (again, _) = run(0, None);
+    assert_eq!(halves.jacobian, again.jacobian, "the same halves give the same bits");
+    assert_ne!(halves.jacobian, whole.jacobian, "the halves' sums round differently");
+    let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    assert_close("J", halves.jacobian.to_f64().as_slice(), whole.jacobian.to_f64().as_slice(), 1e-5);
+    assert_close("heads", &as64(&halves.head_grads), &as64(&whole.head_grads), 1e-5);
+    assert_close("losses", &halves.losses, &whole.losses, 1e-6);
+    assert_close("G", halves.gram.as_slice(), whole.gram.as_slice(), 1e-5);
+    assert_close("test losses", &halves_test, &whole_test, 1e-6);
+    for (a, b) in halves.layer_grams.iter().zip(&whole.layer_grams) {
+        assert_close("layer G", a.as_slice(), b.as_slice(), 1e-5);
+    }
+    let (one, _) = run(0, Some(&[5]));
+    let (one_whole, _) = run(usize::MAX, Some(&[5]));
+    assert_eq!(one.jacobian, one_whole.jacobian, "one row: nothing to cut");
 }
