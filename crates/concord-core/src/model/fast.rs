@@ -24,7 +24,8 @@
 //!   sum); the cut depends on the shapes only, so a run gives the same numbers on any machine's
 //!   thread count, and the browser runs the same halves one after the other.
 //!
-//! Accuracy: products in f32 (as PyTorch's f32 training); losses and the Gramian in f64.
+//! Accuracy: products in f32 (as PyTorch's f32 training); losses and the Gramian in f64; ReLU's
+//! pre-activations within f32's error of 0 are recomputed in f64 (their sign switches gradients).
 
 use super::activation::Activation;
 use super::layout::{LayerSlice, Layout};
@@ -44,6 +45,8 @@ pub struct FastData {
     rows: usize,
     cols: usize,
     x: Vec<f32>,
+    /// x in f64, for the ReLU pre-activations recomputed near 0 ([`Pass::settle_relu_ties`]).
+    x64: Vec<f64>,
     targets: Vec<FastTarget>,
 }
 
@@ -82,7 +85,8 @@ impl FastData {
                 Target::Classes(c) => FastTarget::Classes(c.iter().map(|&l| l as u32).collect()),
             })
             .collect();
-        FastData { rows: x.nrows(), cols: x.ncols(), x: rows_f32(x), targets }
+        let x64 = (0..x.len()).map(|i| x[(i / x.ncols(), i % x.ncols())]).collect();
+        FastData { rows: x.nrows(), cols: x.ncols(), x: rows_f32(x), x64, targets }
     }
 }
 
@@ -130,6 +134,10 @@ struct Net32 {
     losses_kind: Vec<LossKind>,
     layout: Layout,
     params: Vec<f32>,
+    /// What rounding to f32 dropped from each parameter (ReLU models only): params + params_lo
+    /// is the f64 parameters to 2⁻⁴⁸, for [`Pass::settle_relu_ties`] (an f64 copy cost 1 % of
+    /// a gradnorm-scales step; the split costs what the plain rounding did).
+    params_lo: Vec<f32>,
 }
 
 impl Net32 {
@@ -152,8 +160,9 @@ impl Net32 {
 /// One pass's buffers (a whole batch, or one half of it). Reused from step to step.
 #[derive(Clone, Debug)]
 struct Pass {
-    /// Rows in this pass.
+    /// Rows in this pass, and their indices in the data set.
     batch: usize,
+    rows: Vec<usize>,
     x: Vec<f32>,
     targets: Vec<FastTarget>,
     /// Per trunk layer: pre-activations z and activations a = φ(z), batch × width.
@@ -345,8 +354,7 @@ fn times_derivative(act: Activation, z: &[f32], a: &[f32], dphi: &mut [f32], sta
 
 /// Σ aᵢbᵢ in f64 (8 lanes, vectorised): the f32 values are exact in f64, so G is the exact
 /// Gramian of the f32 Jacobian. Products in f32 lost up to ~10⁻⁵ of a cross term that cancels
-/// (gradnorm-scales' task scales differ by 10⁴), and UPGrad's weights drifted from the
-/// reference's by 2.5·10⁻⁴ over 200 steps; the f64 dot costs a few µs a step.
+/// (gradnorm-scales' task scales differ by 10⁴); the f64 dot costs a few µs a step.
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 8];
     let (ha, ta) = a.split_at(a.len() / 8 * 8);
@@ -539,6 +547,7 @@ impl Pass {
         let (m, trunk) = (net.layout.heads.len(), net.layout.trunk.len());
         Pass {
             batch: 0,
+            rows: Vec::new(),
             x: Vec::new(),
             targets: Vec::new(),
             z: vec![Vec::new(); trunk],
@@ -558,7 +567,11 @@ impl Pass {
         let cols = data.cols;
         self.batch = rows.len();
         self.x.clear();
-        rows.for_each(|r| self.x.extend_from_slice(&data.x[r * cols..(r + 1) * cols]));
+        self.rows.clear();
+        rows.for_each(|r| {
+            self.rows.push(r);
+            self.x.extend_from_slice(&data.x[r * cols..(r + 1) * cols]);
+        });
         if self.targets.len() != data.targets.len() {
             self.targets = data.targets.iter().map(FastTarget::empty_like).collect();
         }
@@ -580,16 +593,17 @@ impl Pass {
 
     /// The forward pass of the loaded rows (pausing after each trunk layer) and each head's
     /// share of its loss and its output gradient, both over `total` rows.
-    async fn forward(&mut self, net: &Net32, total: usize) {
+    async fn forward(&mut self, net: &Net32, data: &FastData, total: usize) {
         let b = self.batch;
         for l in 0..net.layout.trunk.len() {
             let s = &net.layout.trunk[l];
-            let (before, rest) = self.a.split_at_mut(l);
-            let input: &[f32] = if l == 0 { &self.x } else { &before[l - 1] };
-            let z = &mut self.z[l];
-            linear(&net.params, s, input, b, z);
-            fit(&mut rest[0], b * s.fan_out);
-            apply(net.activation, z, &mut rest[0]);
+            let input: &[f32] = if l == 0 { &self.x } else { &self.a[l - 1] };
+            linear(&net.params, s, input, b, &mut self.z[l]);
+            if net.activation == Activation::Relu {
+                self.settle_relu_ties(l, net, data);
+            }
+            fit(&mut self.a[l], b * s.fan_out);
+            apply(net.activation, &self.z[l], &mut self.a[l]);
             pause().await;
         }
         let h: &[f32] = self.a.last().unwrap_or(&self.x);
@@ -598,6 +612,57 @@ impl Pass {
             fit(&mut self.d_out[t], b * s.fan_out);
             self.losses[t] =
                 loss_and_grad_f32(net.losses_kind[t], &self.out[t], &self.targets[t], b, total, &mut self.d_out[t]);
+        }
+    }
+
+    /// ReLU's derivative jumps at z = 0, so a pre-activation that f32 rounding puts on the other
+    /// side of 0 than the f64 reference does switches that sample's gradient through the unit on
+    /// or off (gradnorm-scales / UPGrad: one z at 9·10⁻⁹ of Σ|terms| did, which moved UPGrad's
+    /// weights 0.5 % in that step and the 200-step losses 2.5·10⁻⁴ from the reference; even the
+    /// exact sum of the f32-rounded inputs had the wrong sign). The entries of layer `l`'s z
+    /// within [`RELU_TIE`]·(Σᵢ|xᵢwᵢ| + |b|) of 0 (f32's error is 10⁻⁸–10⁻⁷ of that) are
+    /// recomputed in f64 from the f64 data and parameters, so their sign is the reference's. A
+    /// bound per unit picks the entries to look at (a few per step).
+    fn settle_relu_ties(&mut self, l: usize, net: &Net32, data: &FastData) {
+        let s = &net.layout.trunk[l];
+        let (fin, fout) = (s.fan_in, s.fan_out);
+        let input: &[f32] = if l == 0 { &self.x } else { &self.a[l - 1] };
+        let (w, bias) = (&net.params[s.weight.clone()], &net.params[s.bias.clone()]);
+        // Σᵢ|xᵢwᵢ| + |b| ≤ fin·max|x|·max|w| + |b| for every entry of unit o (w: W's row o).
+        let mut bound = [0.0f32; crate::model::MAX_WIDTH];
+        let bound = &mut bound[..fout];
+        row_max_abs(w, fin.max(1), bound);
+        let x_max = fin as f32 * max_abs(input);
+        for (t, &b) in bound.iter_mut().zip(bias) {
+            *t = RELU_TIE * (x_max * *t + b.abs());
+        }
+        if !bound.iter().all(|t| t.is_finite()) {
+            return; // f32 overflowed: the step fails on its losses
+        }
+        let (hi, lo) = (&net.params, &net.params_lo);
+        let p64 = |i: usize| hi[i] as f64 + lo[i] as f64;
+        let z = &mut self.z[l];
+        let mut h = Vec::new();
+        let mut r = 0;
+        loop {
+            first_near_zero(z, bound, &mut r);
+            let Some(row) = z.get_mut(r * fout..(r + 1) * fout) else { break };
+            let x = &input[r * fin..(r + 1) * fin];
+            h.clear();
+            for (o, z) in row.iter_mut().enumerate().filter(|(o, z)| z.abs() <= bound[*o]) {
+                let w_o = &w[o * fin..(o + 1) * fin];
+                let size = bias[o].abs() + x.iter().zip(w_o).map(|(x, w)| (x * w).abs()).sum::<f32>();
+                if z.abs() > RELU_TIE * size {
+                    continue;
+                }
+                if h.is_empty() {
+                    let d = self.rows[r];
+                    sample_input64(&net.layout, p64, &data.x64[d * data.cols..(d + 1) * data.cols], l, &mut h);
+                }
+                let w_o = s.weight.start + o * fin;
+                *z = (p64(s.bias.start + o) + h.iter().enumerate().map(|(i, h)| p64(w_o + i) * h).sum::<f64>()) as f32;
+            }
+            r += 1;
         }
     }
 
@@ -686,14 +751,14 @@ impl Pass {
         head_grads: &mut [f32],
     ) {
         self.load(data, rows);
-        self.forward(net, total).await;
+        self.forward(net, data, total).await;
         self.backward(net, jacobian, head_grads, None).await;
     }
 
     /// Load and forward: one half of a batch cut in two, losses only.
     async fn half_losses(&mut self, net: &Net32, data: &FastData, rows: Rows<'_>, total: usize) {
         self.load(data, rows);
-        self.forward(net, total).await;
+        self.forward(net, data, total).await;
     }
 }
 
@@ -713,6 +778,7 @@ impl FastMlp {
             activation: mlp.config().activation,
             losses_kind: mlp.config().heads.iter().map(|h| h.loss).collect(),
             params: vec![0.0; layout.total_len],
+            params_lo: vec![0.0; layout.total_len],
             layout,
         };
         let shared = net.layout.shared_len;
@@ -735,8 +801,10 @@ impl FastMlp {
 
     /// The parameters the next passes use (rounded to f32).
     pub fn load_params(&mut self, params: &[f64]) {
-        for (p, &v) in self.net.params.iter_mut().zip(params) {
-            *p = v as f32;
+        if self.net.activation == Activation::Relu {
+            split_f64(params, &mut self.net.params, &mut self.net.params_lo);
+        } else {
+            round_f32(params, &mut self.net.params);
         }
     }
 
@@ -764,7 +832,7 @@ impl FastMlp {
         let n = rows.len();
         if !self.splits(n, n * self.net.forward_work()) {
             self.first.load(data, rows);
-            self.first.forward(&self.net, n).await;
+            self.first.forward(&self.net, data, n).await;
             return self.first.losses.clone();
         }
         let (r0, r1) = rows.halves();
@@ -794,7 +862,7 @@ impl FastMlp {
         if !self.splits(n, n * self.net.gradient_work()) {
             let grams = Some((&mut self.gram, self.layer_grams.as_mut_slice()));
             self.first.load(data, rows);
-            self.first.forward(&self.net, n).await;
+            self.first.forward(&self.net, data, n).await;
             self.first.backward(&self.net, &mut self.jacobian, &mut self.head_grads, grams).await;
             self.losses.copy_from_slice(&self.first.losses);
             return;
@@ -829,6 +897,84 @@ impl FastMlp {
             layer_gram(jacobian, s.range(), g);
             self.gram += &*g;
         }
+    }
+}
+
+/// ReLU pre-activations closer to 0 than this fraction of Σᵢ|xᵢwᵢ| + |b| are recomputed in f64:
+/// ≥ 10× f32's error there; 10⁻⁵ recomputed ten times as many (~8 a step late in a
+/// gradnorm-scales run).
+const RELU_TIE: f32 = 1e-6;
+
+/// max |v| (0 when empty; NaN if there is one): the bits of |x| order as unsigned integers, and an
+/// integer max vectorises whole (f32::max's NaN rule kept the reduction scalar).
+#[inline(always)]
+fn max_abs_lanes(v: &[f32]) -> f32 {
+    f32::from_bits(v.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff)))
+}
+
+multiversion! {
+/// v rounded to f32.
+fn round_f32(v: &[f64], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(v) {
+        *o = v as f32;
+    }
+}
+}
+
+multiversion! {
+/// v = hi + lo to 2⁻⁴⁸: hi = v rounded to f32, lo = the rest rounded to f32.
+fn split_f64(v: &[f64], hi: &mut [f32], lo: &mut [f32]) {
+    for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(v) {
+        *h = v as f32;
+        *l = (v - *h as f64) as f32;
+    }
+}
+}
+
+multiversion! {
+/// max |v| of each `cols`-long row of the row-major `m`, into `out`.
+fn row_max_abs(m: &[f32], cols: usize, out: &mut [f32]) {
+    for (row, o) in m.chunks_exact(cols).zip(out.iter_mut()) {
+        *o = max_abs_lanes(row);
+    }
+}
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    let mut m = [0.0];
+    row_max_abs(v, v.len().max(1), &mut m);
+    m[0]
+}
+
+multiversion! {
+/// From row `r` on, the first row of z (rows × bound.len()) with an entry z[·, o] within bound[o]
+/// of 0, into `r` (the row count when there is none).
+fn first_near_zero(z: &[f32], bound: &[f32], r: &mut usize) {
+    let cols = bound.len();
+    let rows = z.len() / cols.max(1);
+    while *r < rows {
+        let row = &z[*r * cols..(*r + 1) * cols];
+        if row.iter().zip(bound).fold(false, |any, (&v, &t)| any | (v.abs() <= t)) {
+            return;
+        }
+        *r += 1;
+    }
+}
+}
+
+/// One sample's input to trunk layer `l` of a ReLU MLP in f64 (the reference's arithmetic), from
+/// its input row `x` and the f64 parameters (`param(i)`), into `h`.
+fn sample_input64(layout: &Layout, param: impl Fn(usize) -> f64, x: &[f64], l: usize, h: &mut Vec<f64>) {
+    h.clear();
+    h.extend_from_slice(x);
+    for s in &layout.trunk[..l] {
+        let next: Vec<f64> = (0..s.fan_out)
+            .map(|o| {
+                let w = s.weight.start + o * s.fan_in;
+                (param(s.bias.start + o) + h.iter().enumerate().map(|(i, h)| param(w + i) * h).sum::<f64>()).max(0.0)
+            })
+            .collect();
+        *h = next;
     }
 }
 

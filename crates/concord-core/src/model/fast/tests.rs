@@ -111,6 +111,31 @@ fn gradients_match_the_f64_reference() {
     }
 }
 
+/// ReLU's derivative jumps at 0: pre-activations that are 1e-10 in f64 but 0 in f32 (x₀ = 0.1 +
+/// 1e-10 rounds to 0.1) count as positive, as in the reference — in the first layer (x₀ − x₁) and
+/// in the second (a₁ − a₂ with a₁ = x₀, a₂ = x₁) — on the whole set and on a batch.
+#[test]
+fn relu_pre_activations_near_zero_take_the_references_side() {
+    let mlp = Mlp::new(config(Activation::Relu, vec![3, 3], LossKind::Mse, 2, 2)).unwrap();
+    let mut params = mlp.init_params(7);
+    let (l0, l1) = (mlp.layout().trunk[0].range(), mlp.layout().trunk[1].range());
+    params[l0].copy_from_slice(&[1.0, -1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    params[l1].copy_from_slice(&[0.0, 1.0, -1.0, 0.5, 0.3, 0.2, -0.4, 0.6, 0.1, 0.0, 0.1, 0.1]);
+    let x = DMatrix::from_row_slice(2, 2, &[0.1 + 1e-10, 0.1, 0.3, -0.2]);
+    let y = DMatrix::from_row_slice(2, 2, &[1.0, -1.0, 0.5, 0.2]);
+    let y = vec![Target::Values(y.clone()), Target::Values(-y)];
+    let set = FastData::new(&x, &y);
+    let mut fast = FastMlp::new(&mlp);
+    fast.load_params(&params);
+    for rows in [None, Some(&[1, 0][..])] {
+        let (bx, by) = rows.map_or((x.clone(), y.clone()), |r| rows_of(&x, &y, r));
+        let reference = mlp.gradients(&params, &bx, &by).unwrap();
+        finish(fast.gradients(&set, rows));
+        let j = fast.jacobian.to_f64();
+        assert_close(&format!("J ({rows:?})"), j.as_slice(), reference.shared_jacobian.as_slice(), 1e-5);
+    }
+}
+
 /// A batch smaller than the last one reuses the buffers without reading stale rows.
 #[test]
 fn a_smaller_batch_after_a_larger_one_gives_its_own_gradients() {
