@@ -765,7 +765,12 @@ impl Pass {
 /// Two pieces of work, on two threads where there are threads.
 #[cfg(not(target_arch = "wasm32"))]
 fn both(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
-    rayon::join(a, b);
+    // `b` on a pool thread, `a` on this one (`rayon::join` called from outside the pool would
+    // send both to the pool and block this thread: three threads and two wake-ups per step).
+    rayon::in_place_scope(|s| {
+        s.spawn(|_| b());
+        a();
+    });
 }
 
 impl FastMlp {
