@@ -160,8 +160,7 @@ impl Net32 {
 /// One pass's buffers (a whole batch, or one half of it). Reused from step to step.
 #[derive(Clone, Debug)]
 struct Pass {
-    /// Rows in this pass, and their indices in the data set.
-    batch: usize,
+    /// This pass's rows: their indices in the data set.
     rows: Vec<usize>,
     x: Vec<f32>,
     targets: Vec<FastTarget>,
@@ -546,7 +545,6 @@ impl Pass {
     fn new(net: &Net32) -> Self {
         let (m, trunk) = (net.layout.heads.len(), net.layout.trunk.len());
         Pass {
-            batch: 0,
             rows: Vec::new(),
             x: Vec::new(),
             targets: Vec::new(),
@@ -565,7 +563,6 @@ impl Pass {
     /// Take the rows `rows` of `data`.
     fn load(&mut self, data: &FastData, rows: Rows) {
         let cols = data.cols;
-        self.batch = rows.len();
         self.x.clear();
         self.rows.clear();
         rows.for_each(|r| {
@@ -594,7 +591,7 @@ impl Pass {
     /// The forward pass of the loaded rows (pausing after each trunk layer) and each head's
     /// share of its loss and its output gradient, both over `total` rows.
     async fn forward(&mut self, net: &Net32, data: &FastData, total: usize) {
-        let b = self.batch;
+        let b = self.rows.len();
         for l in 0..net.layout.trunk.len() {
             let s = &net.layout.trunk[l];
             let input: &[f32] = if l == 0 { &self.x } else { &self.a[l - 1] };
@@ -676,7 +673,7 @@ impl Pass {
         head_grads: &mut [f32],
         mut grams: Option<(&mut DMatrix<f64>, &mut [DMatrix<f64>])>,
     ) {
-        let b = self.batch;
+        let b = self.rows.len();
         let m = net.layout.heads.len();
         let shared = net.layout.shared_len;
         let h: &[f32] = self.a.last().unwrap_or(&self.x);
