@@ -15,6 +15,7 @@ mod landscape_files;
 mod landscape_plot;
 mod methods;
 mod plot;
+mod run_config;
 mod train;
 mod train_moe;
 mod train_preset;

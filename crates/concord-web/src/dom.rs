@@ -35,10 +35,8 @@ pub fn download_text(text: &str, file_name: &str, mime: &str) {
     }
 }
 
-/// The largest run file the page reads: above any file it writes (at most 5 runs × 2048 history
-/// records; a 16-expert MoE record is ≈ 3.5 KB of JSON with 2 tasks, so ≈ 40–80 MB at the largest
-/// settings), and small enough that text + parsed copy stay well inside a laptop tab's memory.
-pub const MAX_RUN_FILE_BYTES: f64 = 128.0 * 1024.0 * 1024.0;
+/// The largest run file the page reads (`saved::MAX_FILE_BYTES`, where the reason is).
+pub const MAX_RUN_FILE_BYTES: f64 = crate::saved::MAX_FILE_BYTES as f64;
 /// The largest CSV the page reads: 100 000 points (concord-core's cap) × 10 columns of
 /// full-precision numbers is ≈ 20 MB.
 pub const MAX_CSV_BYTES: f64 = 32.0 * 1024.0 * 1024.0;

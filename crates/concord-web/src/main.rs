@@ -20,13 +20,10 @@ mod module_graph;
 mod panels;
 mod playground;
 mod plot;
-mod preset;
-mod saved;
 mod session;
-mod state;
-#[cfg(test)]
-mod state_fuzz;
-mod train_config;
+
+// The settings half lives in the library (lib.rs), which `concord train --hash/--config` shares.
+use concord_web::{preset, saved, state, train_config};
 
 use leptos::prelude::*;
 use playground::{current_hash, Playground};

@@ -8,7 +8,7 @@ use std::path::Path;
 
 fn module_of(rel: &str) -> String {
     let rel = rel.trim_end_matches(".rs").trim_end_matches("/mod");
-    if rel == "main" {
+    if rel == "main" || rel == "lib" {
         "crate".into()
     } else {
         rel.replace('/', "::")

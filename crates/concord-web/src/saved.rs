@@ -28,8 +28,11 @@ use std::ops::Range;
 pub const FORMAT: &str = "concord-playground-run";
 pub const VERSION: u32 = 1;
 /// The longest text the page reads as a run file (the upload control refuses larger files
-/// before reading them; a script's `importRun(text)` is checked here).
-pub const MAX_FILE_BYTES: usize = crate::dom::MAX_RUN_FILE_BYTES as usize;
+/// before reading them; a script's `importRun(text)` is checked here): above any file it writes
+/// (at most 5 runs × 2048 history records; a 16-expert MoE record is ≈ 3.5 KB of JSON with 2
+/// tasks, so ≈ 40–80 MB at the largest settings), and small enough that text + parsed copy stay
+/// well inside a laptop tab's memory.
+pub const MAX_FILE_BYTES: usize = 128 * 1024 * 1024;
 /// Longest CSV file name and method text kept from a file, in characters.
 const MAX_NAME_CHARS: usize = 1024;
 /// Longest error text kept from a file, in characters.

@@ -192,6 +192,20 @@ pub fn with_method(base: &TrainConfig, spec: &MethodSpec) -> TrainConfig {
     TrainConfig { method: spec.clone(), ..base.clone() }
 }
 
+/// A playground URL (or its hash alone) → one config per arena method, as the page builds them,
+/// and the notices the page would show (values it fixed or ignored). What only the page has is
+/// replaced: the step count is the preset's own (the page runs until stopped, up to
+/// `MAX_RUN_STEPS`), and a toy trains from the preset's first published start (the page also
+/// runs the others). `concord train --hash` reads a URL through this.
+pub fn configs_from_hash(url: &str) -> Result<(Vec<TrainConfig>, Vec<String>), String> {
+    let hash = url.trim();
+    let hash = hash.split_once('#').map_or(hash, |(_, h)| h);
+    let (state, notices) = State::from_hash(hash);
+    let mut base = base_config(&state, None)?;
+    base.steps = state.preset.core().config().steps;
+    Ok((state.arena.iter().map(|spec| with_method(&base, spec)).collect(), notices))
+}
+
 /// A toy method's runs: one per published start of the preset's problem.
 pub fn toy_configs(config: &TrainConfig, preset: crate::preset::Preset) -> Vec<([f64; 2], TrainConfig)> {
     preset
@@ -236,6 +250,28 @@ mod tests {
         assert_eq!(f64_page.precision, concord_core::train::Precision::F64, "the URL key reaches the runs");
         // Every concord-core preset has its page preset.
         assert_eq!(checked, concord_core::train::Preset::ALL.len());
+    }
+
+    #[test]
+    fn a_url_gives_the_pages_configs_with_the_presets_step_count() {
+        let url = "https://example.org/concord/#preset=circle-vs-gauss&methods=mean,upgrad&lr=0.02&seed=3&bogus=1";
+        let (configs, notices) = configs_from_hash(url).unwrap();
+        let (state, _) = State::from_hash("preset=circle-vs-gauss&methods=mean,upgrad&lr=0.02&seed=3");
+        let base = base_config(&state, None).unwrap();
+        assert_eq!(configs.len(), 2);
+        for (c, spec) in configs.iter().zip(&state.arena) {
+            assert_eq!(
+                *c,
+                TrainConfig { steps: Preset::CircleVsGauss.core().config().steps, ..with_method(&base, spec) }
+            );
+        }
+        assert_eq!(
+            (configs[1].method.to_text(), configs[1].seed, configs[1].optimizer.lr()),
+            ("upgrad".into(), 3, 0.02)
+        );
+        assert!(notices.iter().any(|n| n.contains("bogus")), "{notices:?}");
+        // The hash alone reads the same.
+        assert_eq!(configs_from_hash("#preset=circle-vs-gauss&methods=mean,upgrad&lr=0.02&seed=3").unwrap().0, configs);
     }
 
     #[test]
