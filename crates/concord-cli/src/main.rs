@@ -16,11 +16,13 @@ mod landscape_plot;
 mod methods;
 mod plot;
 mod run_config;
+mod sweep;
 mod train;
 mod train_moe;
 mod train_preset;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -44,6 +46,27 @@ enum Command {
     /// Train a preset, then write its loss landscape: a 2-D slice with trajectories, the
     /// interpolation to a second run with barrier heights, sharpness over training (CSV + PNG).
     Landscape(landscape::LandscapeArgs),
+    /// Print a preset's full run config as JSON (a start for `train --config` and `sweep --config`).
+    Config(ConfigArgs),
+    /// Run a base config over axes (methods × seeds × learning rates …) on every core, appending
+    /// one JSON line per cell (resumable, shardable); merge shards; summarise with statistics and plots.
+    Sweep(sweep::SweepArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// The preset whose config to print (see `concord train --help` for the names).
+    #[arg(long)]
+    preset: String,
+}
+
+/// `concord config --preset NAME`: the preset's run config, pretty-printed, on stdout.
+fn print_config(args: ConfigArgs) -> Result<(), UsageError> {
+    let loaded = run_config::from_preset(&args.preset)?;
+    let text = serde_json::to_string_pretty(&loaded.config).expect("a config serialises");
+    // A closed pipe (`| head`) is not an error.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
 }
 
 /// An error the user can fix: printed as one line, exit code 2.
@@ -112,6 +135,8 @@ fn main() -> ExitCode {
         Command::Aggregate(args) => aggregate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Landscape(args) => landscape::run(args),
+        Command::Config(args) => print_config(args),
+        Command::Sweep(args) => sweep::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
