@@ -4,7 +4,7 @@
 //! `concord sweep`'s axes name the same keys).
 
 use crate::UsageError;
-use concord_core::train::{Precision, Preset, RunRecord, TrainOptimizer};
+use concord_core::train::{DataSource, Precision, Preset, RunRecord, TrainOptimizer};
 use concord_core::{AggregatorSpec, MethodSpec, TrainConfig, WeightingSpec};
 use std::io::Read;
 use std::path::Path;
@@ -18,8 +18,16 @@ pub struct Loaded {
     pub config: TrainConfig,
     /// The preset's name, or what the config was read from (a file name, "stdin", "hash").
     pub label: String,
-    /// A page export: the run's recorded final losses, to compare a replay against.
-    pub recorded: Option<RunRecord>,
+    /// A page export or a run record: what it recorded, to compare a replay against.
+    pub recorded: Option<Recording>,
+}
+
+/// A run file's record of the run being replayed.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub record: RunRecord,
+    /// Where the page trained it ("webgpu": f32 on the GPU; "cpu"), if the file says.
+    pub backend: Option<String>,
 }
 
 /// The keys of `TrainConfig` a config file may hold (anything else is a typo worth an error:
@@ -81,7 +89,8 @@ pub fn from_text(text: &str, label: &str, run: Option<usize>) -> Result<Loaded, 
         // A run record (`concord train --out run.json`): replay its config.
         let record: RunRecord =
             serde_json::from_value(value).map_err(|e| UsageError(format!("{label}: not a run record: {e}")))?;
-        return Ok(Loaded { config: record.config.clone(), label: label.to_string(), recorded: Some(record) });
+        let config = record.config.clone();
+        return Ok(Loaded { config, label: label.to_string(), recorded: Some(Recording { record, backend: None }) });
     }
     if let Some(bad) = obj.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
         return Err(UsageError(format!(
@@ -119,7 +128,15 @@ fn page_export(text: &str, label: &str, run: Option<usize>) -> Result<Loaded, Us
             concord_web::saved::VERSION
         )));
     }
-    let methods: Vec<String> = saved.runs.iter().map(|r| r.method.clone()).collect();
+    // A toy method runs once per start: name the start too.
+    let methods: Vec<String> = saved
+        .runs
+        .iter()
+        .map(|r| match r.record.as_ref().map(|rec| &rec.config.data) {
+            Some(DataSource::Toy { start, .. }) => format!("{} from ({}, {})", r.method, start[0], start[1]),
+            _ => r.method.clone(),
+        })
+        .collect();
     let index = run.unwrap_or(0);
     let Some(chosen) = saved.runs.into_iter().nth(index) else {
         return Err(UsageError(format!(
@@ -152,7 +169,14 @@ fn page_export(text: &str, label: &str, run: Option<usize>) -> Result<Loaded, Us
         )));
     }
     config.steps = record.steps_done;
-    Ok(Loaded { config, label: label.to_string(), recorded: Some(record) })
+    if chosen.backend.as_deref() == Some("webgpu") {
+        eprintln!(
+            "concord: note: the page trained run {index} on WebGPU (f32); a CPU replay agrees only to f32 rounding \
+             (the page's CPU fallback, or --backend gpu, replays closer)"
+        );
+    }
+    let recorded = Some(Recording { record, backend: chosen.backend });
+    Ok(Loaded { config, label: label.to_string(), recorded })
 }
 
 /// A playground URL or its hash (`#preset=xor-conflict&methods=…`); `run` picks one of the

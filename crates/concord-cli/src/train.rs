@@ -1,9 +1,10 @@
 //! `concord train`: one run of a method on a toy problem, on the CPU or the GPU.
 
+use crate::run_config::{self, Loaded};
 use crate::train_preset::parse_kv;
 use crate::UsageError;
 use clap::{Args, ValueEnum};
-use concord_core::train::{Backend as RunBackend, DataSource, Precision, Preset, RunRecord, TrainOptimizer};
+use concord_core::train::{Backend as RunBackend, DataSource, Precision, RunRecord, TrainOptimizer};
 use concord_core::{AggregatorSpec, MethodSpec, Problem, ProblemKind, TrainConfig, Trainer, WeightingSpec};
 use concord_gpu::Gpu;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,13 +18,25 @@ pub struct TrainArgs {
     /// A toy problem: cagrad-toy or cagrad-toy-scaled (the same as --preset of that name, with
     /// the toy's outputs: the final point, a trajectory CSV). Defaults: the first published
     /// start, 100 000 steps, Adam at lr 0.001.
-    #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
+    #[arg(long, required_unless_present_any = ["preset", "config", "hash"], conflicts_with_all = ["preset", "config", "hash"])]
     problem: Option<String>,
     /// A named run: xor-conflict, circle-vs-gauss, gradnorm-scales, sinusoid-phases,
     /// pareto-synthetic, task-experts (task-routed MoE), task-experts-dense (its dense twin),
     /// cagrad-toy or cagrad-toy-scaled.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["config", "hash"])]
     preset: Option<String>,
+    /// A full run config as JSON (FILE, or - for stdin): what `concord config --preset NAME`
+    /// prints, a run record written by `--out run.json`, or a run file exported from the page
+    /// (Export run), which replays to the step the page had reached. The flags below override it.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "hash")]
+    config: Option<PathBuf>,
+    /// A playground URL or its hash (`'#preset=xor-conflict&methods=upgrad&lr=0.01'`): the run the
+    /// page builds from it, for the preset's own number of steps unless --steps says otherwise.
+    #[arg(long, value_name = "URL|HASH")]
+    hash: Option<String>,
+    /// Which run of a page export or of the hash's arena (0-based, in the page's order; default 0).
+    #[arg(long, value_name = "K")]
+    run: Option<usize>,
     /// The aggregator: any of `concord methods` (default: the preset's own method — mean for the
     /// multi-task presets, CAGrad with c = 0.5 for the toys). The text form
     /// `aggregator[+weighting][:key=value…]` is accepted too, e.g. `cagrad:c=0.3`.
@@ -53,10 +66,10 @@ pub struct TrainArgs {
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
-    /// CPU step arithmetic: f32 (the fast path) or f64 (the reference). MoE models and the
-    /// analytic problems (pareto-synthetic, the toys) always step in f64.
-    #[arg(long, default_value = "f32", value_parser = Precision::parse)]
-    precision: Precision,
+    /// CPU step arithmetic: f32 (the fast path; the presets' default) or f64 (the reference).
+    /// MoE models and the analytic problems (pareto-synthetic, the toys) always step in f64.
+    #[arg(long, value_parser = Precision::parse)]
+    precision: Option<Precision>,
     /// Print one JSON object with the result on stdout.
     #[arg(long)]
     json: bool,
@@ -67,9 +80,11 @@ pub struct TrainArgs {
     /// Multi-task presets: write losses.png and cosine.png into this folder (created if missing).
     #[arg(long, value_name = "DIR", conflicts_with = "problem")]
     plot: Option<PathBuf>,
-    /// Seed for methods that draw random numbers (and, with --preset, the model init and batches).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the model init, the batch order and the methods that draw random numbers
+    /// (default: the config's; 0 for every preset). The data keep their own seed (the config's
+    /// `data` section; the page's seed key sets both).
+    #[arg(long)]
+    seed: Option<u64>,
     #[command(flatten)]
     moe: crate::train_moe::MoeArgs,
 }
@@ -96,6 +111,9 @@ struct Report<'a> {
     final_point: [f64; 2],
     losses: &'a [f64],
     error: Option<&'a str>,
+    /// A replayed record (`--config` with a page export or a run record): what it recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<crate::train_preset::Recorded>,
 }
 
 fn parse_start(s: &str) -> Result<[f64; 2], UsageError> {
@@ -139,50 +157,53 @@ fn method_spec(a: &TrainArgs, own: &MethodSpec) -> Result<MethodSpec, UsageError
     Ok(spec)
 }
 
-/// The config the flags describe, and the preset it starts from.
-fn config_from_args(a: &TrainArgs) -> Result<(Preset, TrainConfig), UsageError> {
-    let preset = match (&a.problem, &a.preset) {
-        (Some(p), _) => {
+/// The config the flags describe: a preset's, a file's or a hash's, then the flags beside it.
+fn config_from_args(a: &TrainArgs) -> Result<Loaded, UsageError> {
+    let mut loaded = match (&a.problem, &a.preset, &a.config, &a.hash) {
+        (Some(p), ..) => {
             let problem: ProblemKind = p.trim().parse().map_err(UsageError)?;
-            Preset::parse(problem.name()).map_err(UsageError)?
+            run_config::from_preset(problem.name())?
         }
-        (None, Some(name)) => Preset::parse(name).map_err(UsageError)?,
-        (None, None) => return Err(UsageError("give --preset NAME or --problem NAME".into())),
+        (_, Some(name), ..) => run_config::from_preset(name)?,
+        (_, _, Some(path), _) => run_config::from_file(path, a.run)?,
+        (_, _, _, Some(hash)) => run_config::from_hash(hash, a.run)?,
+        _ => return Err(UsageError("give --preset NAME, --config FILE, --hash URL or --problem NAME".into())),
     };
-    let mut config = preset.config();
-    let toy = preset.toy_problem();
+    if a.run.is_some() && a.config.is_none() && a.hash.is_none() {
+        return Err(UsageError("--run picks a run of a page export (--config) or of a hash's arena (--hash)".into()));
+    }
+    let config = &mut loaded.config;
+    let toy = match config.data {
+        DataSource::Toy { problem, .. } => Some(problem),
+        _ => None,
+    };
     if let Some(start) = &a.start {
         let Some(problem) = toy else {
-            return Err(UsageError(format!("--start is for the toy problems; '{}' does not take one", preset.name())));
+            return Err(UsageError(format!("--start is for the toy problems; '{}' does not take one", loaded.label)));
         };
         config.data = DataSource::Toy { problem, start: parse_start(start)? };
     }
     if let Some(choice) = a.moe.spec()? {
         if choice.is_some() && config.model.is_none() {
             return Err(UsageError(format!(
-                "--model moe needs a preset with a model; '{}' trains x directly",
-                preset.name()
+                "--model moe needs a run with a model; '{}' trains x directly",
+                loaded.label
             )));
         }
         config.moe = choice;
     }
     config.method = method_spec(a, &config.method)?;
     if let Some(steps) = a.steps {
-        if steps == 0 {
-            return Err(UsageError("--steps must be at least 1".into()));
-        }
-        config.steps = steps;
+        run_config::set(config, "steps", &steps.to_string())?;
     }
-    config.seed = a.seed;
-    config.precision = a.precision;
+    if let Some(seed) = a.seed {
+        config.seed = seed;
+    }
+    if let Some(precision) = a.precision {
+        config.precision = precision;
+    }
     if let Some(name) = &a.optimizer {
-        let lr = config.optimizer.lr();
-        config.optimizer = match name.trim() {
-            "adam" => TrainOptimizer::adam(lr),
-            "sgd" => TrainOptimizer::sgd(lr, 0.0),
-            "adamw" => TrainOptimizer::adamw(lr),
-            other => return Err(UsageError(format!("unknown optimizer '{other}' (expected adam, sgd or adamw)"))),
-        };
+        run_config::set(config, "optimizer", name)?;
     }
     if let Some(lr) = a.lr {
         if !(lr.is_finite() && lr > 0.0) {
@@ -194,7 +215,7 @@ fn config_from_args(a: &TrainArgs) -> Result<(Preset, TrainConfig), UsageError> 
         // About a thousand recorded points, whatever the length.
         config.record_every = (config.steps / 1000).max(1);
     }
-    Ok((preset, config))
+    Ok(loaded)
 }
 
 /// What a run through the backend contract produced: the record, the (step, x) points read back
@@ -260,11 +281,12 @@ pub(crate) fn drive(config: TrainConfig, gpu: bool, chunk: usize, bar: &Progress
 }
 
 pub fn run(args: TrainArgs) -> Result<(), UsageError> {
-    let (preset, config) = config_from_args(&args)?;
-    let Some(problem) = preset.toy_problem() else {
+    let Loaded { config, label, recorded } = config_from_args(&args)?;
+    let DataSource::Toy { problem, start } = config.data else {
         return crate::train_preset::run(crate::train_preset::PresetArgs {
-            preset: preset.name().to_string(),
+            preset: label,
             config,
+            recorded,
             gpu: args.backend == Backend::Gpu,
             json: args.json,
             out: args.out.clone(),
@@ -280,10 +302,6 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
         ProgressStyle::with_template("{spinner} {bar:40} {human_pos}/{human_len} steps, {elapsed} elapsed, eta {eta}")
             .expect("static template"),
     );
-    let start = match config.data {
-        DataSource::Toy { start, .. } => start,
-        _ => unreachable!("a toy preset trains on the toy"),
-    };
     // Read back every recorded step's worth on the CPU (the CSV's points); the GPU in chunks of
     // at least 1000 steps (each read-back waits for the device).
     let chunk = if args.backend == Backend::Gpu { config.record_every.max(1000) } else { config.record_every };
@@ -315,6 +333,7 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
         final_point,
         losses: &losses,
         error: record.error.as_deref(),
+        recorded: recorded.as_ref().map(|then| crate::train_preset::Recorded::of(then, record)),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("report serialises"));
@@ -332,6 +351,15 @@ pub fn run(args: TrainArgs) -> Result<(), UsageError> {
             losses[0],
             losses[1]
         );
+        if let Some(r) = &report.recorded {
+            println!(
+                "  the file recorded L = ({:.5}, {:.5}) at step {}: max |replay − recorded| = {:e}",
+                r.final_losses.first().copied().unwrap_or(f64::NAN),
+                r.final_losses.get(1).copied().unwrap_or(f64::NAN),
+                r.steps,
+                r.max_abs_diff
+            );
+        }
         if let Some(e) = &report.error {
             eprintln!("concord: warning: {e}");
         }

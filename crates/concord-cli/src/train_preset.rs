@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 
 /// What `train::run` hands over for a multi-task preset run: the config the flags describe.
 pub struct PresetArgs {
+    /// The preset's name, or what the config came from (a file name, "stdin", "hash").
     pub preset: String,
     pub config: TrainConfig,
+    /// The record a replayed config came with (a page export, a `--out run.json`).
+    pub recorded: Option<crate::run_config::Recording>,
     pub gpu: bool,
     pub json: bool,
     pub out: Option<PathBuf>,
@@ -43,6 +46,56 @@ struct Report<'a> {
     /// `--model moe` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     moe: Option<MoeReport<'a>>,
+    /// A replayed record (`--config` with a page export or a run record): what it recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<Recorded>,
+}
+
+/// What a replayed run file recorded at its last step, to compare the replay with.
+#[derive(Serialize)]
+pub(crate) struct Recorded {
+    pub(crate) steps: usize,
+    #[serde(with = "concord_core::train::float_serde::floats")]
+    pub(crate) final_losses: Vec<f64>,
+    #[serde(with = "concord_core::train::float_serde::opt_floats")]
+    pub(crate) test_losses: Option<Vec<f64>>,
+    /// The CPU arithmetic of its config (f32 in the page's wasm and natively can round
+    /// differently; f64 runs the same operations in the same order).
+    pub(crate) precision: &'static str,
+    /// Where the page trained it ("webgpu": f32 on the GPU; "cpu"), if the file says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) backend: Option<String>,
+    /// max |replayed − recorded| over the final train (and test) losses.
+    #[serde(with = "concord_core::train::float_serde::float")]
+    pub(crate) max_abs_diff: f64,
+}
+
+impl Recorded {
+    /// What `then` recorded, against the replay `now`.
+    pub(crate) fn of(recording: &crate::run_config::Recording, now: &RunRecord) -> Recorded {
+        let then = &recording.record;
+        let pairs = then.final_train_losses.iter().zip(&now.final_train_losses);
+        let test = match (&then.final_test_losses, &now.final_test_losses) {
+            (Some(a), Some(b)) => a.iter().zip(b.iter()).collect(),
+            _ => Vec::new(),
+        };
+        // Equal values (∞ = ∞, NaN with NaN) differ by 0; a NaN against a number by ∞.
+        let diff = |(a, b): (&f64, &f64)| match (a.is_nan(), b.is_nan()) {
+            (true, true) => 0.0,
+            (false, false) if a == b => 0.0,
+            (false, false) => (a - b).abs(),
+            _ => f64::INFINITY,
+        };
+        let max_abs_diff = pairs.chain(test).map(diff).fold(0.0, f64::max);
+        Recorded {
+            steps: then.steps_done,
+            final_losses: then.final_train_losses.clone(),
+            test_losses: then.final_test_losses.clone(),
+            precision: then.config.precision.name(),
+            backend: recording.backend.clone(),
+            max_abs_diff,
+        }
+    }
 }
 
 /// The routing statistics of an MoE run.
@@ -136,6 +189,7 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             error: record.error.as_deref(),
             model: if record.config.moe.is_some() { "moe" } else { "mlp" },
             conflict_summary: ConflictSummary::of(&record),
+            recorded: a.recorded.as_ref().map(|then| Recorded::of(then, &record)),
             moe: record.config.moe.as_ref().map(|spec| MoeReport {
                 router: spec.router.name(),
                 experts: spec.experts,
@@ -153,6 +207,17 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&report).expect("the report serialises"));
     } else {
         print_summary(&a.preset, &record, &backend);
+        if let Some(then) = &a.recorded {
+            let r = Recorded::of(then, &record);
+            println!(
+                "  the file recorded train L = ({}) at step {} ({}{}): max |replay − recorded| = {:e}",
+                fmt_losses(&r.final_losses),
+                r.steps,
+                r.precision,
+                r.backend.as_deref().map(|b| format!(", {b}")).unwrap_or_default(),
+                r.max_abs_diff
+            );
+        }
     }
     if let Some(e) = &record.error {
         if !a.json {

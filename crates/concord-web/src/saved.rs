@@ -78,6 +78,10 @@ pub struct SavedRun {
     pub record: Option<RunRecord>,
     pub error: Option<String>,
     pub curve: Vec<CurvePoint>,
+    /// Where the page trained it: "webgpu" (f32 on the GPU, whatever the config's precision) or
+    /// "cpu". Files from before this field have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 impl SavedSession {

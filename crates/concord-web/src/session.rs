@@ -27,7 +27,7 @@
 use crate::preset::Family;
 use crate::saved::{CurvePoint, ImportedRun, SavedCsv, SavedRun, SavedSession, FORMAT, VERSION};
 use crate::state::State;
-use crate::train_config::{base_config, run_limit_message, toy_configs, with_method, EVAL_EVERY};
+use crate::train_config::{base_config, run_limit_message, task_names, toy_configs, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
 use concord_core::train::{Backend, BackendError, BackendKind, DataSource, History, RunRecord, Snapshot, TrainConfig};
 use concord_core::{MethodSpec, Trainer};
@@ -1284,6 +1284,7 @@ impl SessionInner {
                     record: r.record(&self.task_names),
                     error: r.error.clone(),
                     curve: r.curve.clone(),
+                    backend: r.built.then(|| r.kind().to_string()),
                 })
                 .collect(),
         }
@@ -1573,19 +1574,4 @@ fn restore_imported(run: &mut Run, saved: ImportedRun) -> Result<(), String> {
     run.params = r.params;
     run.history = History::from_records(r.history);
     Ok(())
-}
-
-pub fn task_names(base: &TrainConfig, m: usize) -> Vec<String> {
-    match &base.data {
-        DataSource::TaskSet { config } => {
-            config.tasks.iter().enumerate().map(|(t, d)| format!("{} {}", t + 1, d.name())).collect()
-        }
-        DataSource::Points { data } => data.task_names.clone(),
-        DataSource::GradNorm { config, .. } => config.sigmas.iter().map(|s| format!("σ = {s}")).collect(),
-        DataSource::Sinusoid { config, .. } => {
-            config.tasks.iter().enumerate().map(|(t, _)| format!("sin φ{}", t + 1)).collect()
-        }
-        DataSource::ParetoSynthetic { .. } => (1..=m).map(|t| format!("f{t}")).collect(),
-        DataSource::Toy { .. } => vec!["L1".into(), "L2".into()],
-    }
 }

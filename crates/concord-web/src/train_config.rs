@@ -206,6 +206,22 @@ pub fn configs_from_hash(url: &str) -> Result<(Vec<TrainConfig>, Vec<String>), S
     Ok((state.arena.iter().map(|spec| with_method(&base, spec)).collect(), notices))
 }
 
+/// The page's names of the m tasks of `base` (legends, the export's `task_names`).
+pub fn task_names(base: &TrainConfig, m: usize) -> Vec<String> {
+    match &base.data {
+        DataSource::TaskSet { config } => {
+            config.tasks.iter().enumerate().map(|(t, d)| format!("{} {}", t + 1, d.name())).collect()
+        }
+        DataSource::Points { data } => data.task_names.clone(),
+        DataSource::GradNorm { config, .. } => config.sigmas.iter().map(|s| format!("σ = {s}")).collect(),
+        DataSource::Sinusoid { config, .. } => {
+            config.tasks.iter().enumerate().map(|(t, _)| format!("sin φ{}", t + 1)).collect()
+        }
+        DataSource::ParetoSynthetic { .. } => (1..=m).map(|t| format!("f{t}")).collect(),
+        DataSource::Toy { .. } => vec!["L1".into(), "L2".into()],
+    }
+}
+
 /// A toy method's runs: one per published start of the preset's problem.
 pub fn toy_configs(config: &TrainConfig, preset: crate::preset::Preset) -> Vec<([f64; 2], TrainConfig)> {
     preset
@@ -254,9 +270,9 @@ mod tests {
 
     #[test]
     fn a_url_gives_the_pages_configs_with_the_presets_step_count() {
-        let url = "https://example.org/concord/#preset=circle-vs-gauss&methods=mean,upgrad&lr=0.02&seed=3&bogus=1";
+        let url = "https://example.org/concord/#preset=circle-vs-gauss&arena=mean,upgrad&lr=0.02&seed=3&bogus=1";
         let (configs, notices) = configs_from_hash(url).unwrap();
-        let (state, _) = State::from_hash("preset=circle-vs-gauss&methods=mean,upgrad&lr=0.02&seed=3");
+        let (state, _) = State::from_hash("preset=circle-vs-gauss&arena=mean,upgrad&lr=0.02&seed=3");
         let base = base_config(&state, None).unwrap();
         assert_eq!(configs.len(), 2);
         for (c, spec) in configs.iter().zip(&state.arena) {
@@ -271,7 +287,7 @@ mod tests {
         );
         assert!(notices.iter().any(|n| n.contains("bogus")), "{notices:?}");
         // The hash alone reads the same.
-        assert_eq!(configs_from_hash("#preset=circle-vs-gauss&methods=mean,upgrad&lr=0.02&seed=3").unwrap().0, configs);
+        assert_eq!(configs_from_hash("#preset=circle-vs-gauss&arena=mean,upgrad&lr=0.02&seed=3").unwrap().0, configs);
     }
 
     #[test]

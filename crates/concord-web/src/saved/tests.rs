@@ -37,9 +37,15 @@ pub fn exported(hash: &str, csv: Option<&str>, steps: usize) -> String {
                     curve.push(curve_point(&t, s));
                 }
             }
-            let names = crate::session::task_names(&base, t.num_tasks());
+            let names = crate::train_config::task_names(&base, t.num_tasks());
             let record = RunRecord { task_names: names, ..t.record() };
-            SavedRun { method: spec.to_text(), error: t.error().map(str::to_string), record: Some(record), curve }
+            SavedRun {
+                method: spec.to_text(),
+                error: t.error().map(str::to_string),
+                record: Some(record),
+                curve,
+                backend: Some("cpu".into()),
+            }
         })
         .collect();
     SavedSession {
@@ -64,9 +70,10 @@ pub fn write_back(v: &ValidatedImport) -> String {
             method: spec.to_text(),
             error: run.error.clone(),
             curve: run.curve.clone(),
+            backend: None,
             record: run.restored.as_ref().map(|r| RunRecord {
                 config: with_method(&base, spec),
-                task_names: crate::session::task_names(&base, r.train.len()),
+                task_names: crate::train_config::task_names(&base, r.train.len()),
                 steps_done: r.steps,
                 params: r.params.clone(),
                 history: r.history.clone(),
