@@ -4,11 +4,13 @@
 //! The page is a Leptos (CSR) app. A `playground::Playground` owns one `session::Session` — the
 //! one engine: every run (a multi-task method, or a toy method × start) is a concord-core
 //! `TrainConfig` driven through `train::Backend` on WebGPU or the CPU — and provides it and its
-//! URL state (`state`; `preset` derives every key's default from concord-core's presets) to its
-//! panels by context. Nothing lives in globals, so a page can hold several playgrounds: the
-//! embeddable `<concord-figure>` (`figure`, mounted by web/concord-embed.js) is one. `train_config` turns the state into configs, `grid`
-//! is the heatmaps' grid, `panels` has one component per panel, `plot`, `chart` and `dom` the
-//! drawing and page helpers, and `hook` the `window.concord` test hook (cargo feature `test-hooks`).
+//! URL state to its panels by context. Nothing lives in globals, so a page can hold several
+//! playgrounds: the embeddable `<concord-figure>` (`figure`, mounted by web/concord-embed.js) is
+//! one. The settings — the URL state (`state`; `preset` derives every key's default from
+//! concord-core's presets), state → configs (`train_config`) and the run file (`saved`) — are
+//! this crate's library (lib.rs), which the CLI shares. `grid` is the heatmaps' grid, `panels`
+//! has one component per panel, `plot`, `chart` and `dom` the drawing and page helpers, and
+//! `hook` the `window.concord` test hook (cargo feature `test-hooks`).
 
 mod chart;
 mod dom;
