@@ -34,8 +34,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a method on a toy problem (--problem) or a multi-task preset (--preset).
-    Train(train::TrainArgs),
+    /// Run a method on a toy problem (--problem), a preset (--preset), a config file or page
+    /// export (--config) or a playground URL (--hash).
+    Train(Box<train::TrainArgs>),
     /// List every aggregator with its parameters, defaults and properties.
     Methods(methods::MethodsArgs),
     /// Aggregate one matrix (JSON or CSV rows, from a file or stdin) and print the update.
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let _runtime_dir = RuntimeDir::ensure();
     let result = match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Methods(args) => methods::run(args),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Bench(args) => bench::run(args),

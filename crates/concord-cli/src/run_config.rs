@@ -277,13 +277,16 @@ pub fn set(config: &mut TrainConfig, key: &str, value: &str) -> Result<(), Usage
     Ok(())
 }
 
+/// A registry's parser: a name and `key=value` parameters to a checked spec.
+type Parse<T> = fn(&str, &[(String, String)]) -> Result<T, String>;
+
 /// `given` with `name` set to `value`, parsed again by `parse` (which range-checks it).
 fn with_param<T>(
     owner: &str,
     given: &[(&'static str, String)],
     name: &str,
     value: &str,
-    parse: fn(&str, &[(String, String)]) -> Result<T, String>,
+    parse: Parse<T>,
 ) -> Result<T, UsageError> {
     let mut params: Vec<(String, String)> =
         given.iter().filter(|(k, _)| *k != name).map(|(k, v)| (k.to_string(), v.clone())).collect();
