@@ -3,17 +3,24 @@
 //! final loss ± sd), `lr-sensitivity.png` (with an `lr` axis: mean final loss against the
 //! learning rate, a line per arm) and `loss-space.png` (every cell's final losses, task 0
 //! against task 1, a colour per arm).
+//!
+//! Every chart is drawn on linear coordinates; a logarithmic axis is its log10, with tick labels
+//! at 1-2-5 multiples drawn here (plotters' log axis labels only powers of ten, which left a
+//! one-decade loss axis with a single label).
 
+use super::lines::Line;
 use super::stats;
 use super::summary::{diverged, num, Grouped};
 use crate::plot::{register, COLORS, FAMILY};
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
 use std::path::Path;
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -23,7 +30,8 @@ fn color(arm: usize) -> RGBColor {
     COLORS[arm % COLORS.len()]
 }
 
-/// An axis's extent: log scale when every value is positive and they span more than 3×.
+/// An axis's extent in data values: log scale when every value is positive and they span more
+/// than 3×.
 #[derive(Clone, Copy, Debug)]
 struct Span {
     lo: f64,
@@ -46,8 +54,28 @@ impl Span {
         Span { lo: lo - pad, hi: hi + pad, log: false }
     }
 
-    fn clamp(&self, v: f64) -> f64 {
-        v.clamp(self.lo, self.hi)
+    /// A data value on the chart's (linear) coordinate.
+    fn t(&self, v: f64) -> f64 {
+        if self.log {
+            v.log10()
+        } else {
+            v
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.t(self.lo)..self.t(self.hi)
+    }
+
+    /// `v` on the chart, and whether it had to be cut at the axis's ends.
+    fn place(&self, v: f64) -> (f64, bool) {
+        if v.is_nan() || v <= self.lo {
+            (self.t(self.lo), true)
+        } else if v >= self.hi {
+            (self.t(self.hi), true)
+        } else {
+            (self.t(v), false)
+        }
     }
 
     fn desc(&self, what: &str) -> String {
@@ -57,33 +85,35 @@ impl Span {
             what.to_string()
         }
     }
-}
 
-/// Calls `$f(x, y)` with each span as a plotters coordinate (linear or log): the chart types
-/// differ, so each combination is its own call.
-macro_rules! with_spans {
-    ($x:expr, $y:expr, $f:expr) => {{
-        let (x, y): (Span, Span) = ($x, $y);
-        match (x.log, y.log) {
-            (false, false) => $f(x.lo..x.hi, y.lo..y.hi),
-            (true, false) => $f((x.lo..x.hi).log_scale(), y.lo..y.hi),
-            (false, true) => $f(x.lo..x.hi, (y.lo..y.hi).log_scale()),
-            (true, true) => $f((x.lo..x.hi).log_scale(), (y.lo..y.hi).log_scale()),
+    /// A log axis's labelled ticks (1-2-5 multiples, or every multiple on a short span) and its
+    /// unlabelled grid lines (every multiple 1–9 of each power of ten).
+    fn log_ticks(&self) -> (Vec<f64>, Vec<f64>) {
+        let (a, b) = (self.lo.log10().floor() as i32, self.hi.log10().ceil() as i32);
+        let inside = |m: &[f64]| -> Vec<f64> {
+            (a..=b)
+                // k / 10^-e: 10^n is exact for small n, so 0.05 is 0.05.
+                .flat_map(|e| m.iter().map(move |k| if e < 0 { k / 10f64.powi(-e) } else { k * 10f64.powi(e) }))
+                .filter(|v| *v >= self.lo && *v <= self.hi)
+                .collect()
+        };
+        // Over many decades every multiple would grey the plot: powers of ten only.
+        let all = if b - a <= 3 { inside(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]) } else { inside(&[1.0]) };
+        let mut labelled = inside(&[1.0]);
+        for m in [&[1.0, 2.0, 5.0][..], &[1.0, 2.0, 3.0, 5.0, 7.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]] {
+            if labelled.len() >= 4 {
+                break;
+            }
+            labelled = inside(m);
         }
-    }};
-}
-
-/// An error bar's end: a short line through `$at`, ± `$half` pixels (plotters' `ErrorBar` needs
-/// a feature this crate does not build with; caps sized in pixels suit log axes too).
-macro_rules! cap {
-    ($at:expr, $half:expr, $style:expr) => {{
-        let (h, v): (i32, i32) = $half;
-        EmptyElement::at($at) + PathElement::new(vec![(-h, -v), (h, v)], $style)
-    }};
+        // Decades apart: thin the labels to about eight.
+        let step = labelled.len().div_ceil(8).max(1);
+        (labelled.into_iter().step_by(step).collect(), all)
+    }
 }
 
 /// The values an axis must show for a mean ± sd: mean − sd only while positive (a loss axis
-/// stays logarithmic; a bar reaching below it is cut at the axis).
+/// stays logarithmic; a bar reaching below it is cut at the axis and drawn without its cap).
 fn spread(mu: f64, sd: f64) -> [f64; 3] {
     [mu, mu + sd, if mu - sd > 0.0 { mu - sd } else { mu }]
 }
@@ -103,16 +133,119 @@ fn tick(v: f64) -> String {
     format!("{mantissa}{exp}")
 }
 
-/// Mean and sd (0 below two runs) of one group's finite final losses of task t, and how many.
-fn mean_sd(g: &Grouped, cells: &[&super::lines::Line], t: usize) -> Option<(f64, f64, usize)> {
-    let v: Vec<f64> = cells.iter().map(|l| g.loss(l, t)).filter(|v| v.is_finite()).collect();
-    (!v.is_empty()).then(|| (stats::mean(&v), stats::sd(&v).unwrap_or(0.0), v.len()))
+/// A lighter grid than plotters' default (the data, not the grid, should stand out).
+fn grid() -> (ShapeStyle, ShapeStyle) {
+    (BLACK.mix(0.18).into(), BLACK.mix(0.05).into())
 }
 
-/// `xor-conflict: final test loss` (the base config's name and the loss the figures show).
-fn title(g: &Grouped) -> String {
-    let base = g.lines.first().map(|l| l.base.as_str()).filter(|b| !b.is_empty()).unwrap_or("sweep");
-    format!("{base}: {}", short_loss(g))
+/// The chart on `area` with its mesh: linear axes labelled by plotters, log axes (and `x_ticks`,
+/// ticks at given values with given labels) labelled here.
+struct Axes<'s> {
+    caption: Option<String>,
+    x: Span,
+    y: Span,
+    x_desc: String,
+    y_desc: Option<String>,
+    x_ticks: Option<&'s [(f64, String)]>,
+    y_label_area: u32,
+}
+
+fn chart<'a, 'b>(area: &'a Area<'b>, a: &Axes) -> Result<Chart<'a, 'b>, String> {
+    let mut builder = ChartBuilder::on(area);
+    if let Some(c) = &a.caption {
+        builder.caption(c, (FAMILY, 16));
+    }
+    let mut chart = builder
+        .margin(12)
+        .margin_right(22)
+        .x_label_area_size(46)
+        .y_label_area_size(a.y_label_area)
+        .build_cartesian_2d(a.x.range(), a.y.range())
+        .map_err(err)?;
+    let (bold, light) = grid();
+    let own_x = a.x.log || a.x_ticks.is_some();
+    let mut mesh = chart.configure_mesh();
+    mesh.bold_line_style(bold)
+        .light_line_style(light)
+        .x_desc(a.x_desc.clone())
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 14))
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v));
+    if own_x {
+        mesh.disable_x_mesh().x_labels(0);
+    } else {
+        mesh.x_labels(6);
+    }
+    match &a.y_desc {
+        Some(d) if a.y.log => mesh.y_desc(d.clone()).disable_y_mesh().y_labels(0),
+        Some(d) => mesh.y_desc(d.clone()),
+        None => mesh.disable_y_mesh().disable_y_axis(),
+    };
+    mesh.draw().map_err(err)?;
+
+    let base = area.get_base_pixel();
+    let below = TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    let left = TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    let (yr, xr) = (a.y.range(), a.x.range());
+    let mut x_labels: Vec<(f64, String)> = Vec::new();
+    if let Some(t) = a.x_ticks {
+        x_labels = t.iter().map(|(v, s)| (a.x.t(*v), s.clone())).collect();
+    } else if a.x.log {
+        let (labelled, all) = a.x.log_ticks();
+        for v in all {
+            chart.draw_series(LineSeries::new([(v.log10(), yr.start), (v.log10(), yr.end)], light)).map_err(err)?;
+        }
+        x_labels = labelled.iter().map(|v| (v.log10(), tick(*v))).collect();
+    }
+    for (v, text) in x_labels {
+        chart.draw_series(LineSeries::new([(v, yr.start), (v, yr.end)], bold)).map_err(err)?;
+        let (px, py) = chart.backend_coord(&(v, yr.start));
+        area.draw(&Text::new(text, (px - base.0, py - base.1 + 6), below.clone())).map_err(err)?;
+    }
+    if a.y.log && a.y_desc.is_some() {
+        let (labelled, all) = a.y.log_ticks();
+        for v in all {
+            chart.draw_series(LineSeries::new([(xr.start, v.log10()), (xr.end, v.log10())], light)).map_err(err)?;
+        }
+        for v in labelled {
+            chart.draw_series(LineSeries::new([(xr.start, v.log10()), (xr.end, v.log10())], bold)).map_err(err)?;
+            let (px, py) = chart.backend_coord(&(xr.start, v.log10()));
+            area.draw(&Text::new(tick(v), (px - base.0 - 6, py - base.1), left.clone())).map_err(err)?;
+        }
+    }
+    Ok(chart)
+}
+
+/// An error bar from `lo` to `hi` (data values) across `at` (chart coordinate) along x
+/// (`horizontal`) or y; an end cut at the axis gets no cap, so the bar reads as going on.
+fn error_bar(
+    chart: &mut Chart,
+    span: Span,
+    at: f64,
+    lo: f64,
+    hi: f64,
+    horizontal: bool,
+    style: ShapeStyle,
+) -> Result<(), String> {
+    let (lo, lo_cut) = span.place(lo);
+    let (hi, hi_cut) = span.place(hi);
+    let pt = |v: f64| if horizontal { (v, at) } else { (at, v) };
+    chart.draw_series(LineSeries::new([pt(lo), pt(hi)], style)).map_err(err)?;
+    let half = if horizontal { (0, 5) } else { (4, 0) };
+    for (v, cut) in [(lo, lo_cut), (hi, hi_cut)] {
+        if !cut {
+            let cap = EmptyElement::at(pt(v)) + PathElement::new(vec![(-half.0, -half.1), (half.0, half.1)], style);
+            chart.draw_series([cap]).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Mean and sd (0 below two runs) of one group's finite final losses of task t, and how many.
+fn mean_sd(g: &Grouped, cells: &[&Line], t: usize) -> Option<(f64, f64, usize)> {
+    let v: Vec<f64> = cells.iter().map(|l| g.loss(l, t)).filter(|v| v.is_finite()).collect();
+    (!v.is_empty()).then(|| (stats::mean(&v), stats::sd(&v).unwrap_or(0.0), v.len()))
 }
 
 /// "final test loss" / "final train loss".
@@ -124,14 +257,20 @@ fn short_loss(g: &Grouped) -> &'static str {
     }
 }
 
-/// A lighter grid than plotters' default (the data, not the grid, should stand out).
-fn grid() -> (ShapeStyle, ShapeStyle) {
-    (BLACK.mix(0.18).into(), BLACK.mix(0.05).into())
+/// `xor-conflict: final test loss` (the base config's name and the loss the figures show).
+fn title(g: &Grouped) -> String {
+    let base = g.lines.first().map(|l| l.base.as_str()).filter(|b| !b.is_empty()).unwrap_or("sweep");
+    format!("{base}: {}", short_loss(g))
+}
+
+fn task_caption(g: &Grouped, t: usize) -> String {
+    format!("task {t}: {}", g.task_names[t])
 }
 
 /// A legend entry's mark.
 #[derive(Clone, Copy, PartialEq)]
 enum Mark {
+    /// A line with the k-th marker on it.
     Line(usize),
     Circle,
     Triangle,
@@ -143,20 +282,28 @@ fn mark_of(k: usize) -> Mark {
     [Mark::Circle, Mark::Triangle, Mark::Cross][k % 3]
 }
 
-fn draw_mark<'a, C>(area: &Area<'a>, at: (i32, i32), mark: Mark, c: C) -> Result<(), String>
-where
-    C: Color + Copy,
-{
-    let style: ShapeStyle = c.filled();
+/// `mark` at pixel `at` of `area`.
+fn draw_mark(area: &Area, at: (i32, i32), mark: Mark, c: RGBColor) -> Result<(), String> {
     match mark {
         Mark::Line(shape) => {
             area.draw(&PathElement::new(vec![(at.0 - 12, at.1), (at.0 + 12, at.1)], c.stroke_width(3))).map_err(err)?;
             draw_mark(area, at, mark_of(shape), c)
         }
-        Mark::Circle => area.draw(&Circle::new(at, 5, style)).map_err(err),
-        Mark::Triangle => area.draw(&TriangleMarker::new(at, 6, style)).map_err(err),
+        Mark::Circle => area.draw(&Circle::new(at, 5, c.filled())).map_err(err),
+        Mark::Triangle => area.draw(&TriangleMarker::new(at, 6, c.filled())).map_err(err),
         Mark::Cross => area.draw(&Cross::new(at, 5, c.stroke_width(2))).map_err(err),
     }
+}
+
+/// `mark` at each data point of the chart.
+fn draw_marks(chart: &mut Chart, pts: &[(f64, f64)], mark: Mark, c: RGBColor, alpha: f64) -> Result<(), String> {
+    let fill = c.mix(alpha).filled();
+    match mark {
+        Mark::Triangle => chart.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 6, fill))).map(|_| ()),
+        Mark::Cross => chart.draw_series(pts.iter().map(|p| Cross::new(*p, 5, c.stroke_width(2)))).map(|_| ()),
+        _ => chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, fill))).map(|_| ()),
+    }
+    .map_err(err)
 }
 
 /// A legend entry: colour, mark, label.
@@ -192,20 +339,17 @@ fn legend_width(sections: &[(&str, Vec<Key>)]) -> u32 {
     30 + (chars as f64 * 8.5) as u32
 }
 
-fn task_caption(g: &Grouped, t: usize) -> String {
-    format!("task {t}: {}", g.task_names[t])
-}
-
 /// One row per setting × arm with cells; its label and per-task (mean, sd, n).
 struct Row {
     arm: usize,
+    setting: usize,
     label: String,
     stats: Vec<Option<(f64, f64, usize)>>,
 }
 
 fn rows(g: &Grouped) -> Vec<Row> {
     let mut out = Vec::new();
-    for s in &g.settings {
+    for (si, s) in g.settings.iter().enumerate() {
         for (a, arm) in g.arms.iter().enumerate() {
             let cells = g.cells(s, arm);
             if cells.is_empty() {
@@ -221,107 +365,63 @@ fn rows(g: &Grouped) -> Vec<Row> {
                 label.push_str(&format!(" {bad} diverged"));
             }
             let stats = (0..g.task_names.len()).map(|t| mean_sd(g, &cells, t)).collect();
-            out.push(Row { arm: a, label, stats });
+            out.push(Row { arm: a, setting: si, label, stats });
         }
     }
     out
 }
 
 /// `final-loss.png`: a panel per task; a row per setting × arm: its mean final loss (dot) ± sd
-/// (bar), the row labelled on the left, a colour per arm.
+/// (bar), the row labelled on the left, a colour per arm, a rule between settings.
 pub fn final_loss_png(path: &Path, g: &Grouped) -> Result<(), String> {
     register();
     let rows = rows(g);
     let m = g.task_names.len();
     let label_w = 24 + (rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0) as f64 * 8.5) as u32;
-    let panel_w = 440u32;
     let height = 120 + 26 * rows.len().max(1) as u32 + 60;
-    let root = BitMapBackend::new(path, (label_w + panel_w * m as u32, height)).into_drawing_area();
+    let root = BitMapBackend::new(path, (label_w + 440 * m as u32, height)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let root = root
         .titled(&format!("{} per arm and setting: mean ± sd over the runs (seeds)", title(g)), (FAMILY, 20))
         .map_err(err)?;
     let (labels, panels) = root.split_horizontally(label_w);
-    let panels = panels.split_evenly((1, m));
     let n = rows.len();
-    for (t, area) in panels.iter().enumerate() {
+    // Row k from the top sits at y = n − k − ½.
+    let y_of = |k: usize| (n - k) as f64 - 0.5;
+    for (t, area) in panels.split_evenly((1, m)).iter().enumerate() {
         let x = Span::of(rows.iter().filter_map(|r| r.stats[t]).flat_map(|(mu, sd, _)| spread(mu, sd)), false);
-        let y = Span { lo: 0.0, hi: n as f64, log: false };
-        with_spans!(x, y, |xs, ys| final_loss_panel(area, &labels, t == 0, g, t, &rows, x, xs, ys))?;
+        let axes = Axes {
+            caption: Some(task_caption(g, t)),
+            x,
+            y: Span { lo: 0.0, hi: n as f64, log: false },
+            x_desc: x.desc(short_loss(g)),
+            y_desc: None,
+            x_ticks: None,
+            y_label_area: 0,
+        };
+        let mut chart = chart(area, &axes)?;
+        let xr = x.range();
+        for (k, r) in rows.iter().enumerate() {
+            if k > 0 && rows[k - 1].setting != r.setting {
+                let y = (n - k) as f64;
+                chart.draw_series(LineSeries::new([(xr.start, y), (xr.end, y)], BLACK.mix(0.3))).map_err(err)?;
+            }
+            let c = color(r.arm);
+            if let Some((mu, sd, _)) = r.stats[t] {
+                error_bar(&mut chart, x, y_of(k), mu - sd, mu + sd, true, c.stroke_width(2))?;
+                chart.draw_series([Circle::new((x.t(mu), y_of(k)), 5, c.filled())]).map_err(err)?;
+            }
+            if t == 0 {
+                let (_, py) = chart.backend_coord(&(xr.start, y_of(k)));
+                let style =
+                    TextStyle::from((FAMILY, 14).into_font()).color(&c).pos(Pos::new(HPos::Right, VPos::Center));
+                let (_, ly) = labels.get_base_pixel();
+                let at = (labels.dim_in_pixel().0 as i32 - 8, py - ly);
+                labels.draw(&Text::new(r.label.clone(), at, style)).map_err(err)?;
+            }
+        }
     }
     root.present().map_err(err)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn final_loss_panel<X, Y>(
-    area: &Area,
-    labels: &Area,
-    draw_labels: bool,
-    g: &Grouped,
-    t: usize,
-    rows: &[Row],
-    x: Span,
-    xs: X,
-    ys: Y,
-) -> Result<(), String>
-where
-    X: AsRangedCoord<Value = f64>,
-    Y: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let n = rows.len();
-    let mut chart = ChartBuilder::on(area)
-        .caption(task_caption(g, t), (FAMILY, 16))
-        .margin(10)
-        .margin_right(24)
-        .x_label_area_size(44)
-        .y_label_area_size(0)
-        .build_cartesian_2d(xs, ys)
-        .map_err(err)?;
-    let (bold, light) = grid();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .disable_y_axis()
-        .bold_line_style(bold)
-        .light_line_style(light)
-        .x_desc(x.desc(short_loss(g)))
-        .x_labels(6)
-        .label_style((FAMILY, 13))
-        .axis_desc_style((FAMILY, 14))
-        .x_label_formatter(&|v| tick(*v))
-        .draw()
-        .map_err(err)?;
-    // Row k from the top sits at y = n − k − ½; a thin rule between settings.
-    let y_of = |k: usize| (n - k) as f64 - 0.5;
-    let mut previous_setting: Option<&str> = None;
-    for (k, r) in rows.iter().enumerate() {
-        let setting = r.label.split("  ").next().unwrap_or("");
-        if previous_setting.is_some_and(|p| p != setting) {
-            let y = (n - k) as f64;
-            chart.draw_series(LineSeries::new([(x.lo, y), (x.hi, y)], BLACK.mix(0.3))).map_err(err)?;
-        }
-        previous_setting = Some(setting);
-        let c = color(r.arm);
-        if let Some((mu, sd, _)) = r.stats[t] {
-            let lo = if x.log && mu - sd <= 0.0 { x.lo } else { x.clamp(mu - sd) };
-            let (hi, y) = (x.clamp(mu + sd), y_of(k));
-            let style = c.stroke_width(2);
-            chart.draw_series(LineSeries::new([(lo, y), (hi, y)], style)).map_err(err)?;
-            chart.draw_series([lo, hi].map(|v| cap!((v, y), (0, 5), style))).map_err(err)?;
-            chart.draw_series([Circle::new((mu, y), 5, c.filled())]).map_err(err)?;
-        }
-        if draw_labels {
-            let (_, py) = chart.backend_coord(&(x.lo, y_of(k)));
-            let style = TextStyle::from((FAMILY, 14).into_font()).color(&c).pos(Pos::new(HPos::Right, VPos::Center));
-            let (_, ly) = labels.get_base_pixel();
-            labels
-                .draw(&Text::new(r.label.clone(), (labels.dim_in_pixel().0 as i32 - 8, py - ly), style))
-                .map_err(err)?;
-        }
-    }
-    Ok(())
 }
 
 /// One line of `lr-sensitivity.png`: an arm (and the other setting axes' values, if any), its
@@ -384,12 +484,14 @@ pub fn lr_png(path: &Path, g: &Grouped) -> Result<bool, String> {
         }
     }
     lrs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // x is log10(lr) on a linear axis, so the ticks can sit at the swept rates.
-    let logs: Vec<f64> = lrs.iter().map(|v| v.0.log10()).collect();
-    let (l0, l1) = (logs.first().copied().unwrap_or(-3.0), logs.last().copied().unwrap_or(-2.0));
-    let pad = (0.12 * (l1 - l0)).max(0.15);
-    let x = Span { lo: l0 - pad, hi: l1 + pad, log: false };
-    let nudge = 0.012 * (l1 - l0).max(1.0);
+    let (Some(first), Some(last)) = (lrs.first(), lrs.last()) else { return Ok(false) };
+    let k_mid = (lines.len() as f64 - 1.0) / 2.0;
+    // Lines are nudged sideways by `nudge` decades each, so that their error bars stay apart;
+    // the axis leaves room for them.
+    let decades = (last.0 / first.0).log10().max(1.0);
+    let nudge = 0.012 * decades;
+    let pad = 10f64.powf(0.08 * decades + nudge * k_mid);
+    let x = Span { lo: first.0 / pad, hi: last.0 * pad, log: true };
     let cols = m.clamp(1, 3);
     let grid_rows = m.div_ceil(cols).max(1);
     let keys: Vec<Key> = lines.iter().map(|l| (color(l.arm), Mark::Line(l.mark), l.name.clone())).collect();
@@ -405,86 +507,30 @@ pub fn lr_png(path: &Path, g: &Grouped) -> Result<bool, String> {
     legend(&side, &sections)?;
     for (t, area) in plots.split_evenly((grid_rows, cols)).iter().enumerate().take(m) {
         let y = Span::of(lines.iter().flat_map(|l| l.points[t].iter().flat_map(|&(_, mu, sd)| spread(mu, sd))), false);
-        let ctx = LrPanel { g, t, lines: &lines, lrs: &lrs, x, y, nudge };
-        with_spans!(x, y, |xs, ys| lr_panel(area, &ctx, xs, ys))?;
+        let axes = Axes {
+            caption: Some(task_caption(g, t)),
+            x,
+            y,
+            x_desc: "learning rate (log scale)".into(),
+            y_desc: Some(y.desc(&format!("mean {}", short_loss(g)))),
+            x_ticks: Some(&lrs),
+            y_label_area: 70,
+        };
+        let mut chart = chart(area, &axes)?;
+        for (k, l) in lines.iter().enumerate() {
+            let c = color(l.arm);
+            let dx = nudge * (k as f64 - k_mid);
+            let pts: Vec<(f64, f64, f64)> = l.points[t].iter().map(|&(lr, mu, sd)| (lr.log10() + dx, mu, sd)).collect();
+            let at: Vec<(f64, f64)> = pts.iter().map(|&(v, mu, _)| (v, y.t(mu))).collect();
+            chart.draw_series(LineSeries::new(at.clone(), c.stroke_width(2))).map_err(err)?;
+            for &(v, mu, sd) in &pts {
+                error_bar(&mut chart, y, v, mu - sd, mu + sd, false, c.stroke_width(1))?;
+            }
+            draw_marks(&mut chart, &at, mark_of(l.mark), c, 1.0)?;
+        }
     }
     root.present().map_err(err)?;
     Ok(true)
-}
-
-struct LrPanel<'a> {
-    g: &'a Grouped<'a>,
-    t: usize,
-    lines: &'a [LrLine],
-    lrs: &'a [(f64, String)],
-    x: Span,
-    y: Span,
-    nudge: f64,
-}
-
-fn lr_panel<X, Y>(area: &Area, p: &LrPanel, xs: X, ys: Y) -> Result<(), String>
-where
-    X: AsRangedCoord<Value = f64>,
-    Y: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let (x, y, t) = (p.x, p.y, p.t);
-    let mut chart = ChartBuilder::on(area)
-        .caption(task_caption(p.g, t), (FAMILY, 16))
-        .margin(12)
-        .margin_right(20)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(xs, ys)
-        .map_err(err)?;
-    let (bold, light) = grid();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .bold_line_style(bold)
-        .light_line_style(light)
-        .x_desc("learning rate (log scale)")
-        .y_desc(y.desc(&format!("mean {}", short_loss(p.g))))
-        .label_style((FAMILY, 13))
-        .axis_desc_style((FAMILY, 14))
-        .y_label_formatter(&|v| tick(*v))
-        .draw()
-        .map_err(err)?;
-    // The swept rates: a grid line and a tick label each.
-    let base = area.get_base_pixel();
-    let label = TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-    for (lr, text) in p.lrs {
-        let v = lr.log10();
-        chart.draw_series(LineSeries::new([(v, y.lo), (v, y.hi)], bold)).map_err(err)?;
-        let (px, py) = chart.backend_coord(&(v, y.lo));
-        area.draw(&Text::new(text.clone(), (px - base.0, py - base.1 + 6), label.clone())).map_err(err)?;
-    }
-    let k_mid = (p.lines.len() as f64 - 1.0) / 2.0;
-    for (k, l) in p.lines.iter().enumerate() {
-        let c = color(l.arm);
-        let dx = p.nudge * (k as f64 - k_mid);
-        let pts: Vec<(f64, f64, f64)> = l.points[t].iter().map(|&(lr, mu, sd)| (lr.log10() + dx, mu, sd)).collect();
-        chart.draw_series(LineSeries::new(pts.iter().map(|&(v, mu, _)| (v, mu)), c.stroke_width(2))).map_err(err)?;
-        for &(v, mu, sd) in &pts {
-            let lo = if y.log && mu - sd <= 0.0 { y.lo } else { y.clamp(mu - sd) };
-            let (hi, style) = (y.clamp(mu + sd), c.stroke_width(1));
-            chart.draw_series(LineSeries::new([(v, lo), (v, hi)], style)).map_err(err)?;
-            chart.draw_series([lo, hi].map(|w| cap!((v, w), (4, 0), style))).map_err(err)?;
-        }
-        match mark_of(l.mark) {
-            Mark::Triangle => chart
-                .draw_series(pts.iter().map(|&(v, mu, _)| TriangleMarker::new((v, mu), 6, c.filled())))
-                .map_err(err)?,
-            Mark::Cross => chart
-                .draw_series(pts.iter().map(|&(v, mu, _)| Cross::new((v, mu), 5, c.stroke_width(2))))
-                .map_err(err)?,
-            _ => chart.draw_series(pts.iter().map(|&(v, mu, _)| Circle::new((v, mu), 4, c.filled()))).map_err(err)?,
-        };
-    }
-    let _ = x;
-    Ok(())
 }
 
 /// `loss-space.png` (two tasks or more; `Ok(false)` otherwise): every cell's final loss of task
@@ -530,70 +576,29 @@ pub fn loss_space_png(path: &Path, g: &Grouped) -> Result<bool, String> {
     let root = root.titled(&heading, (FAMILY, 20)).map_err(err)?;
     let (plot, side) = root.split_horizontally(820);
     legend(&side, &sections)?;
-    with_spans!(x, y, |xs, ys| loss_space_panel(&plot, g, &pts, shapes, x, y, xs, ys))?;
+    let axes = Axes {
+        caption: None,
+        x,
+        y,
+        x_desc: x.desc(&format!("task 0 ({}): {}", g.task_names[0], short_loss(g))),
+        y_desc: Some(y.desc(&format!("task 1 ({}): {}", g.task_names[1], short_loss(g)))),
+        x_ticks: None,
+        y_label_area: 80,
+    };
+    let mut chart = chart(&plot, &axes)?;
+    for a in 0..g.arms.len() {
+        for k in 0..3 {
+            let mark = if shapes { mark_of(k) } else { Mark::Circle };
+            let at: Vec<(f64, f64)> = pts
+                .iter()
+                .filter(|p| p.0 == a && (if shapes { p.1 == k } else { k == 0 }))
+                .map(|p| (x.t(p.2), y.t(p.3)))
+                .collect();
+            draw_marks(&mut chart, &at, mark, color(a), 0.8)?;
+        }
+    }
     root.present().map_err(err)?;
     Ok(true)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn loss_space_panel<X, Y>(
-    area: &Area,
-    g: &Grouped,
-    pts: &[(usize, usize, f64, f64)],
-    shapes: bool,
-    x: Span,
-    y: Span,
-    xs: X,
-    ys: Y,
-) -> Result<(), String>
-where
-    X: AsRangedCoord<Value = f64>,
-    Y: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let mut chart = ChartBuilder::on(area)
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(80)
-        .build_cartesian_2d(xs, ys)
-        .map_err(err)?;
-    let (bold, light) = grid();
-    chart
-        .configure_mesh()
-        .bold_line_style(bold)
-        .light_line_style(light)
-        .x_desc(x.desc(&format!("task 0 ({}): {}", g.task_names[0], short_loss(g))))
-        .y_desc(y.desc(&format!("task 1 ({}): {}", g.task_names[1], short_loss(g))))
-        .label_style((FAMILY, 13))
-        .axis_desc_style((FAMILY, 14))
-        .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(*v))
-        .draw()
-        .map_err(err)?;
-    for a in 0..g.arms.len() {
-        let c = color(a);
-        let mine = || pts.iter().filter(move |p| p.0 == a);
-        let mark = |p: &(usize, usize, f64, f64)| if shapes { mark_of(p.1) } else { Mark::Circle };
-        chart
-            .draw_series(
-                mine().filter(|p| mark(p) == Mark::Circle).map(|p| Circle::new((p.2, p.3), 4, c.mix(0.8).filled())),
-            )
-            .map_err(err)?;
-        chart
-            .draw_series(
-                mine()
-                    .filter(|p| mark(p) == Mark::Triangle)
-                    .map(|p| TriangleMarker::new((p.2, p.3), 6, c.mix(0.8).filled())),
-            )
-            .map_err(err)?;
-        chart
-            .draw_series(
-                mine().filter(|p| mark(p) == Mark::Cross).map(|p| Cross::new((p.2, p.3), 5, c.stroke_width(2))),
-            )
-            .map_err(err)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -615,7 +620,22 @@ mod tests {
         let s = Span::of([0.01, 100.0], false);
         assert!(s.log && s.lo < 0.01 && s.hi > 100.0, "{s:?}");
         assert!(!Span::of([-1.0, 100.0], false).log);
-        // A bar below zero does not turn a loss axis linear.
+        // A bar below zero does not turn a loss axis linear; it is cut at the axis.
         assert_eq!(spread(1.0, 2.0), [1.0, 3.0, 1.0]);
+        assert_eq!(s.place(-1.0), (s.lo.log10(), true));
+        assert_eq!(s.place(1.0), (0.0, false));
+    }
+
+    #[test]
+    fn log_axes_get_enough_labels() {
+        // Less than a decade: 1-2-5 multiples are not enough, so more multiples.
+        let (labels, grid) = Span { lo: 0.015, hi: 0.55, log: true }.log_ticks();
+        assert_eq!(labels, [0.02, 0.05, 0.1, 0.2, 0.5].map(|v: f64| v), "{labels:?}");
+        assert!(grid.len() > labels.len());
+        let (labels, _) = Span { lo: 0.5, hi: 0.9, log: true }.log_ticks();
+        assert!(labels.len() >= 4 && labels.iter().all(|v| (0.5..=0.9).contains(v)), "{labels:?}");
+        // Many decades: at most about eight labels.
+        let (labels, _) = Span { lo: 1e-3, hi: 1e9, log: true }.log_ticks();
+        assert!((4..=8).contains(&labels.len()), "{labels:?}");
     }
 }
