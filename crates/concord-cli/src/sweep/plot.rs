@@ -97,8 +97,13 @@ impl Span {
                 .filter(|v| *v >= self.lo && *v <= self.hi)
                 .collect()
         };
-        // Over many decades every multiple would grey the plot: powers of ten only.
-        let all = if b - a <= 3 { inside(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]) } else { inside(&[1.0]) };
+        // Over many decades every multiple would grey the plot: powers of ten only (none past
+        // twenty decades, where the labels are thinned too).
+        let all = match b - a {
+            0..=3 => inside(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]),
+            4..=20 => inside(&[1.0]),
+            _ => Vec::new(),
+        };
         let mut labelled = inside(&[1.0]);
         for m in [&[1.0, 2.0, 5.0][..], &[1.0, 2.0, 3.0, 5.0, 7.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]] {
             if labelled.len() >= 4 {
