@@ -51,20 +51,20 @@ impl Gradients {
 }
 
 /// Pre-activations and activations of the trunk for one batch.
-struct TrunkCache {
+pub(super) struct TrunkCache {
     /// zs[l] = B × width_l pre-activation of trunk layer l.
-    zs: Vec<DMatrix<f64>>,
+    pub(super) zs: Vec<DMatrix<f64>>,
     /// acts[0] = x, acts[l+1] = φ(zs[l]); the last is the trunk's output h.
-    acts: Vec<DMatrix<f64>>,
+    pub(super) acts: Vec<DMatrix<f64>>,
 }
 
 /// Wᵀ (fan_in × fan_out) of a layer, read straight from the flat vector.
-fn weight_t(params: &[f64], s: &LayerSlice) -> DMatrix<f64> {
+pub(super) fn weight_t(params: &[f64], s: &LayerSlice) -> DMatrix<f64> {
     DMatrix::from_column_slice(s.fan_in, s.fan_out, &params[s.weight.clone()])
 }
 
 /// a·Wᵀ + b for every row of a.
-fn linear(params: &[f64], s: &LayerSlice, a: &DMatrix<f64>) -> DMatrix<f64> {
+pub(super) fn linear(params: &[f64], s: &LayerSlice, a: &DMatrix<f64>) -> DMatrix<f64> {
     let mut z = a * weight_t(params, s);
     let b = &params[s.bias.clone()];
     for mut row in z.row_iter_mut() {
@@ -99,7 +99,7 @@ impl Mlp {
         init_params(&self.config, &self.layout, seed)
     }
 
-    fn check_inputs(&self, params: &[f64], x: &DMatrix<f64>) -> Result<(), String> {
+    pub(super) fn check_inputs(&self, params: &[f64], x: &DMatrix<f64>) -> Result<(), String> {
         if params.len() != self.layout.total_len {
             return Err(format!("expected {} parameters, got {}", self.layout.total_len, params.len()));
         }
@@ -115,7 +115,7 @@ impl Mlp {
         Ok(())
     }
 
-    fn check_targets(&self, x: &DMatrix<f64>, targets: &[Target]) -> Result<(), String> {
+    pub(super) fn check_targets(&self, x: &DMatrix<f64>, targets: &[Target]) -> Result<(), String> {
         if targets.len() != self.num_tasks() {
             return Err(format!("{} target sets for {} tasks", targets.len(), self.num_tasks()));
         }
@@ -126,7 +126,7 @@ impl Mlp {
     }
 
     /// The trunk's activations, pausing after each layer (`crate::pause`).
-    async fn trunk_forward(&self, params: &[f64], x: &DMatrix<f64>) -> TrunkCache {
+    pub(super) async fn trunk_forward(&self, params: &[f64], x: &DMatrix<f64>) -> TrunkCache {
         let act = self.config.activation;
         let mut cache = TrunkCache { zs: Vec::new(), acts: vec![x.clone()] };
         for s in &self.layout.trunk {

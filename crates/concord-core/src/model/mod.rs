@@ -8,6 +8,7 @@ mod layout;
 mod loss;
 mod mlp;
 pub mod moe;
+mod point_conflict;
 #[cfg(test)]
 mod tests;
 
@@ -18,3 +19,4 @@ pub use config::{
 pub use layout::{init_params, LayerSlice, Layout};
 pub use loss::{check_target, loss_and_grad, LossKind, Target};
 pub use mlp::{Gradients, Mlp};
+pub use point_conflict::{PointGradient, PointGrams};
