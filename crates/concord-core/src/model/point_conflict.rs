@@ -396,7 +396,7 @@ mod tests {
         // are then exactly aligned (cos = 1: each wants to be surer of its own, opposite, label,
         // and the trunk serves both), and the output gradients exactly opposed (cos = −1).
         let bce = HeadConfig { out_dim: 1, loss: LossKind::Bce };
-        let mlp = model(Activation::Tanh, vec![bce.clone(), bce], vec![6]);
+        let mlp = model(Activation::Tanh, vec![bce, bce], vec![6]);
         let mut params = mlp.init_params(2);
         let (h0, h1) = (mlp.layout().head_range(0), mlp.layout().head_range(1));
         for (i, j) in h0.zip(h1) {
