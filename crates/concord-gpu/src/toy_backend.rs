@@ -166,6 +166,7 @@ impl GpuToy {
             aggregator_weights: Some(weights),
             test_losses: None,
             moe: None,
+            samples: None,
         }
     }
 

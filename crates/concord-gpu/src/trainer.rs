@@ -505,6 +505,7 @@ impl GpuTrainer {
                     metrics: StepMetrics::from_gram(&gram, &w, None),
                     test_losses: tested.then(|| f64s(2 * m + 1 + m * m..slot)),
                     moe: None,
+                    samples: None,
                 });
             }
             if let (None, Some(at)) = (&self.error, halted_at) {

@@ -79,6 +79,7 @@ fn random_reference(config: &TrainConfig) -> Snapshot {
                 metrics: StepMetrics::new(&jm, &DVector::from_vec(d.to_vec()), None),
                 test_losses: None,
                 moe: None,
+                samples: None,
             });
         }
         opt.step(&mut x, &d);

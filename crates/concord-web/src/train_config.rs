@@ -184,6 +184,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         moe,
         record_every: 1,
         precision: state.precision,
+        sample_metrics: false,
     })
 }
 

@@ -225,6 +225,16 @@ pub struct TrainConfig {
     /// f32 (the fast path, default) or f64 (the reference); see [`Precision`].
     #[serde(default)]
     pub precision: Precision,
+    /// Sample-level conflict (`SampleConflict`: per-sample coherence α, the conflicting
+    /// fraction, the opposing share) in every step record of an MLP run, at m + (f32 path) m
+    /// extra f64 backward passes per recorded step. Off by default, and then not written, so
+    /// configs and run files without it read and print as before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sample_metrics: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn one() -> usize {
@@ -263,6 +273,8 @@ struct TrainConfigFile {
     record_every: usize,
     #[serde(default)]
     precision: Precision,
+    #[serde(default)]
+    sample_metrics: bool,
 }
 
 impl TryFrom<TrainConfigFile> for TrainConfig {
@@ -298,6 +310,7 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
             layer_metrics: f.layer_metrics,
             record_every: f.record_every,
             precision: f.precision,
+            sample_metrics: f.sample_metrics,
         })
     }
 }

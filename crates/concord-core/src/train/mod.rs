@@ -35,6 +35,9 @@ mod net;
 #[cfg(test)]
 mod pause_tests;
 mod presets;
+mod sample_conflict;
+#[cfg(test)]
+mod sample_tests;
 #[cfg(test)]
 mod task_experts_tests;
 #[cfg(test)]
@@ -48,6 +51,7 @@ pub use history::{restore_point, History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_
 pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net, NetGradients};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
+pub use sample_conflict::{SampleConflict, OPPOSING_TOP_PERCENT};
 
 use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
@@ -90,6 +94,10 @@ pub struct StepRecord {
     /// tokens; P(t,e); the aux losses) and the per-expert task-gradient cosine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<MoeStepRecord>,
+    /// Sample-level conflict on this step's batch (`TrainConfig::sample_metrics`, MLP models;
+    /// absent otherwise and in files written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<SampleConflict>,
 }
 
 /// A finished (or stopped) run.
@@ -206,6 +214,7 @@ struct Applied {
     metrics: Option<StepMetrics>,
     test_losses: Option<Vec<f64>>,
     moe: Option<MoeStepRecord>,
+    samples: Option<SampleConflict>,
 }
 
 /// A step's update before the optimizer: the full-length direction (shared part, then each
@@ -218,6 +227,8 @@ struct Update {
     metrics: Option<StepMetrics>,
     test_losses: Option<Vec<f64>>,
     moe: Option<MoeStepRecord>,
+    /// The f64 Jacobian when a recorded step's sample metrics can reuse it (the reference path).
+    jacobian: Option<DMatrix<f64>>,
 }
 
 /// FAMO's losses after the step, and the fast path's buffers back.
@@ -744,7 +755,8 @@ impl Trainer {
                 (u, Some(b))
             }
         };
-        let Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe } = update;
+        let Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe, jacobian } = update;
+        let samples = self.sample_conflict(&plan, batch.as_ref(), rows.as_deref(), jacobian.as_ref());
         let mut next = std::mem::take(&mut self.spare);
         next.clear();
         next.extend_from_slice(&self.params);
@@ -752,7 +764,7 @@ impl Trainer {
         if !all_finite(&next) {
             return Err(self.fail("the optimizer step produced non-finite parameters".into()));
         }
-        let applied = Applied { next, losses, loss_weights, aggregator_weights, metrics, test_losses, moe };
+        let applied = Applied { next, losses, loss_weights, aggregator_weights, metrics, test_losses, moe, samples };
         // FAMO: the losses on the same batch after the step.
         if !self.weighting.as_ref().is_some_and(|w| w.needs_losses_after_step()) {
             self.return_buffers(buffers);
@@ -880,7 +892,8 @@ impl Trainer {
         }
         let metrics = plan.record.then(|| StepMetrics::new(&jacobian, &d, self.metric_layers()));
         let aggregator_weights = aggregation.weights.map(|w| w.as_slice().to_vec());
-        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe })
+        let jacobian = self.wants_samples(plan).then_some(jacobian);
+        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe, jacobian })
     }
 
     /// The fast path's update: J and G are the f32 pass's; a Gramian-weighted aggregator gets
@@ -951,7 +964,41 @@ impl Trainer {
             }
         });
         let aggregator_weights = aggregator_weights.map(|w| w.as_slice().to_vec());
-        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe: None })
+        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe: None, jacobian: None })
+    }
+
+    /// Whether this step records sample-level conflict: a recorded step of an MLP run that asks
+    /// for it (`TrainConfig::sample_metrics`).
+    fn wants_samples(&self, plan: &StepPlan) -> bool {
+        plan.record && self.config.sample_metrics && self.mlp().is_some()
+    }
+
+    /// The step's [`SampleConflict`] at the parameters it starts from (still `self.params`), on
+    /// its batch: the reference path's `batch`, or the fast path's `rows` of the train set (`None`
+    /// = all of it). `jacobian`: the reference step's f64 J, reused; the fast path's J is f32, so
+    /// it is computed again in f64. `None` when the step does not record it, and when it cannot
+    /// be computed (a diagnostic never stops a run whose step went through).
+    fn sample_conflict(
+        &self,
+        plan: &StepPlan,
+        batch: Option<&(DMatrix<f64>, Vec<Target>)>,
+        rows: Option<&[usize]>,
+        jacobian: Option<&DMatrix<f64>>,
+    ) -> Option<SampleConflict> {
+        if !self.wants_samples(plan) {
+            return None;
+        }
+        let (mlp, Engine::Mlp { train_x, train_y, .. }) = (self.mlp()?, &self.engine) else { return None };
+        let picked;
+        let (x, y) = match (batch, rows) {
+            (Some((x, y)), _) => (x, y.as_slice()),
+            (None, Some(idx)) => {
+                picked = (select_rows(train_x, idx), select_targets(train_y, idx));
+                (&picked.0, picked.1.as_slice())
+            }
+            (None, None) => (train_x, train_y.as_slice()),
+        };
+        SampleConflict::of_batch(mlp, &self.params, x, y, jacobian).ok()
     }
 
     /// The trunk layers' column ranges when the run records per-layer metrics.
@@ -992,6 +1039,7 @@ impl Trainer {
             metrics,
             test_losses: a.test_losses,
             moe: a.moe,
+            samples: a.samples,
         });
         self.step += 1;
         Ok(true)
