@@ -12,6 +12,7 @@ use concord_core::ProblemKind;
 pub enum Preset {
     XorConflict,
     CircleVsGauss,
+    ConflictWedge,
     GradnormScales,
     SinusoidPhases,
     ParetoSynthetic,
@@ -25,6 +26,7 @@ pub enum Preset {
 pub const PRESET_NAMES: &[&str] = &[
     "xor-conflict",
     "circle-vs-gauss",
+    "conflict-wedge",
     "gradnorm-scales",
     "sinusoid-phases",
     "pareto-synthetic",
@@ -46,9 +48,10 @@ pub enum Family {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 9] = [
+    pub const ALL: [Preset; 10] = [
         Preset::XorConflict,
         Preset::CircleVsGauss,
+        Preset::ConflictWedge,
         Preset::GradnormScales,
         Preset::SinusoidPhases,
         Preset::ParetoSynthetic,
@@ -70,6 +73,7 @@ impl Preset {
         match self {
             Preset::XorConflict => "XOR vs flipped XOR",
             Preset::CircleVsGauss => "Circle vs Gauss",
+            Preset::ConflictWedge => "Circle vs circle flipped on a quarter",
             Preset::GradnormScales => "GradNorm: loss scales ×10⁴",
             Preset::SinusoidPhases => "Three phase-shifted sinusoids",
             Preset::ParetoSynthetic => "Pareto-MTL synthetic (ℝ²⁰)",
@@ -82,9 +86,11 @@ impl Preset {
 
     pub fn family(self) -> Family {
         match self {
-            Preset::XorConflict | Preset::CircleVsGauss | Preset::TaskExperts | Preset::TaskExpertsDense => {
-                Family::TaskSet
-            }
+            Preset::XorConflict
+            | Preset::CircleVsGauss
+            | Preset::ConflictWedge
+            | Preset::TaskExperts
+            | Preset::TaskExpertsDense => Family::TaskSet,
             Preset::GradnormScales => Family::GradNorm,
             Preset::SinusoidPhases => Family::Sinusoid,
             Preset::ParetoSynthetic => Family::Pareto,
@@ -185,6 +191,15 @@ impl Preset {
                     "The tasks are unrelated rather than opposed: the cosine hovers around 0 and changes sign from batch to batch.",
                     "The conflict ratio shows how often the two gradients oppose; the loss-space trails show which task each method favours.",
                     "Turn on per-layer cosines to compare the layers; narrow the trunk to make the tasks compete for units.",
+                ],
+            ),
+            Preset::ConflictWedge => (
+                "Two circle tasks on the same points; the conflict knob (κ = 0.5) flips task 2’s labels on the lower-left quarter of the plane. The tasks agree on three quarters of it and fight on one.",
+                &[
+                    "Conflict map: at every point of the plane, the cosine between the two tasks’ gradients of the shared trunk (each task pushed towards its own prediction there). Blue: they pull the trunk the same way; red: they oppose.",
+                    "Press Play and watch the lower-left quarter: as the heads learn that task 2 is flipped there, it turns red while the rest of the plane stays blue. The dark dots are the training points whose two labels disagree — they sit in the red.",
+                    "The whole-model cosine (Task-gradient cosines panel) averages over the batch: mostly agreeing points hide the fight that the map locates.",
+                    "Drag κ towards −1 and the red region grows with the flipped wedge; at κ = 1 the tasks are identical and the map is blue everywhere.",
                 ],
             ),
             Preset::GradnormScales => (

@@ -9,13 +9,16 @@
 //! `Trainer` of that config, restored from the record: parameter count and finiteness, a history
 //! from step 0 with strictly increasing steps within the config's step limit and at most
 //! `HISTORY_CAP` records, every record shaped for m tasks, the model's layers and experts); the
-//! loss curve (increasing steps up to the run's, m losses per point); and the sizes of everything
-//! else (the file, names and error texts). Non-finite losses and metrics are allowed (a diverged
+//! loss curve (increasing steps up to the run's, m losses per point); the run's conflict map, if
+//! the file has one (`ConflictMap::check`: its grid's size, one cosine in [−1, 1] per cell, a
+//! step no later than the run's, and an MLP with two tasks or more to belong to); and the sizes
+//! of everything else (the file, names and error texts). Non-finite losses and metrics are allowed (a diverged
 //! run exports them as "inf"/"nan", concord-core's `float_serde`); parameters are not.
 //!
 //! The session (`Session::import_json`) builds the new runs off to the side from the result and
 //! swaps them in only once every engine is restored, so a refused file changes nothing.
 
+use crate::conflict_map::ConflictMap;
 use crate::state::State;
 use crate::train_config::{base_config, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
@@ -82,6 +85,10 @@ pub struct SavedRun {
     /// "cpu". Files from before this field have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// The run's latest per-point conflict map (the conflict map panel's; MLP runs of two tasks
+    /// or more). Files from before this field, and runs without a map, have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_map: Option<ConflictMap>,
 }
 
 impl SavedSession {
@@ -107,6 +114,8 @@ pub struct ValidatedImport {
 pub struct ImportedRun {
     pub error: Option<String>,
     pub curve: Vec<CurvePoint>,
+    /// The run's conflict map as exported (checked), if the file has one.
+    pub conflict_map: Option<ConflictMap>,
     /// The run's state, restorable into an engine of its config; `None` for a run the exporting
     /// page could not build (it starts afresh).
     pub restored: Option<Restored>,
@@ -264,7 +273,10 @@ fn check_run(saved: SavedRun, config: TrainConfig, experts: Option<usize>) -> Re
         }
         let m = config.model.as_ref().map_or(2, |model| model.heads.len());
         check_curve(&saved.curve, m, 0)?;
-        return Ok(ImportedRun { error: saved.error, curve: saved.curve, restored: None });
+        if saved.conflict_map.is_some() {
+            return Err("a run without a record has a conflict map".into());
+        }
+        return Ok(ImportedRun { error: saved.error, curve: saved.curve, conflict_map: None, restored: None });
     };
     let mut trainer = Trainer::new(config).map_err(|e| format!("the run does not build here: {e}"))?;
     let m = trainer.num_tasks();
@@ -287,11 +299,18 @@ fn check_run(saved: SavedRun, config: TrainConfig, experts: Option<usize>) -> Re
         check_len_m("final_test_losses", t, m)?;
     }
     check_curve(&saved.curve, m, steps)?;
+    if let Some(map) = &saved.conflict_map {
+        if trainer.mlp().is_none() || m < 2 {
+            return Err("a conflict map for a run that is not an MLP of two tasks or more".into());
+        }
+        map.check(steps)?;
+    }
     // The trainer's own checks: the parameter count and finiteness, the history's steps.
     trainer.restore(params.clone(), history.clone())?;
     Ok(ImportedRun {
         error: saved.error,
         curve: saved.curve,
+        conflict_map: saved.conflict_map,
         restored: Some(Restored { params, history, steps, train: final_train_losses, test: final_test_losses }),
     })
 }

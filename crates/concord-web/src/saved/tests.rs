@@ -16,8 +16,13 @@ fn curve_point(t: &Trainer, step: usize) -> CurvePoint {
     CurvePoint { step, train: t.train_losses().unwrap(), test: t.test_losses().and_then(Result::ok) }
 }
 
+/// The side of the conflict maps `exported` writes (the page's is up to 100; small keeps the
+/// fuzz target's files small).
+const MAP_SIDE: usize = 6;
+
 /// A run file as the page writes it: the runs of `hash` (on `csv`, if given) trained `steps`
-/// steps on the CPU, with their records, loss curves and the step counter.
+/// steps on the CPU, with their records, loss curves, conflict maps (MLP runs of two tasks or
+/// more) and the step counter.
 pub fn exported(hash: &str, csv: Option<&str>, steps: usize) -> String {
     let (state, notices) = State::from_hash(hash);
     assert!(notices.is_empty(), "{notices:?}");
@@ -39,12 +44,20 @@ pub fn exported(hash: &str, csv: Option<&str>, steps: usize) -> String {
             }
             let names = crate::train_config::task_names(&base, t.num_tasks());
             let record = RunRecord { task_names: names, ..t.record() };
+            let conflict_map = t.mlp().filter(|_| t.num_tasks() >= 2).map(|mlp| {
+                let h = 2.0 * 6.0 / MAP_SIDE as f64;
+                let pts: Vec<[f64; 2]> = (0..MAP_SIDE * MAP_SIDE)
+                    .map(|i| [-6.0 + ((i % MAP_SIDE) as f64 + 0.5) * h, 6.0 - ((i / MAP_SIDE) as f64 + 0.5) * h])
+                    .collect();
+                ConflictMap::cpu(mlp, t.params(), &pts, t.step_index(), 6.0, MAP_SIDE).unwrap()
+            });
             SavedRun {
                 method: spec.to_text(),
                 error: t.error().map(str::to_string),
                 record: Some(record),
                 curve,
                 backend: Some("cpu".into()),
+                conflict_map,
             }
         })
         .collect();
@@ -71,6 +84,7 @@ pub fn write_back(v: &ValidatedImport) -> String {
             error: run.error.clone(),
             curve: run.curve.clone(),
             backend: None,
+            conflict_map: run.conflict_map.clone(),
             record: run.restored.as_ref().map(|r| RunRecord {
                 config: with_method(&base, spec),
                 task_names: crate::train_config::task_names(&base, r.train.len()),
@@ -336,4 +350,45 @@ fn moe_records_missing_records_and_old_link_keys() {
     // An old link's keys that never applied to a multi-task preset still import (no notice).
     let old = with(&text, "/hash", Some(json!(format!("{}&methods=mean&c=1", value(&text)["hash"].as_str().unwrap()))));
     parse_saved(&old).unwrap();
+}
+
+/// Issue 17: each run's conflict map travels with it; a file without one (from before the field)
+/// imports; a map that does not fit its grid, holds no cosines, or belongs to no MLP is refused.
+#[test]
+fn conflict_maps_travel_and_are_checked() {
+    let text = exported(HASH, None, 8);
+    let file = value(&text);
+    let map = &file["runs"][1]["conflict_map"];
+    assert_eq!((map["side"].as_u64(), map["step"].as_u64(), map["engine"].as_str()), (Some(6), Some(8), Some("cpu")));
+    assert_eq!(map["min_cos"].as_array().unwrap().len(), 36);
+    let v = parse_saved(&text).unwrap();
+    let m = v.runs[1].conflict_map.as_ref().expect("the map is imported");
+    assert_eq!(m.min_cos.len(), 36);
+    let direct: ConflictMap = serde_json::from_value(map.clone()).unwrap();
+    assert_eq!(m, &direct);
+    assert_eq!(write_back(&v), write_back(&parse_saved(&write_back(&v)).unwrap()));
+    // Without the field (an older file): accepted, no map.
+    let old = with(&text, "/runs/1/conflict_map", None);
+    assert!(parse_saved(&old).unwrap().runs[1].conflict_map.is_none());
+    assert!(!write_back(&parse_saved(&old).unwrap()).contains("conflict_map\":null"), "absent, not null");
+    let cells = map["min_cos"].as_array().unwrap();
+    for (at, new, needle) in [
+        ("/runs/1/conflict_map/side", json!(7), "36 cells for a side of 7"),
+        ("/runs/1/conflict_map/side", json!(1000), "1000 cells per side"),
+        ("/runs/1/conflict_map/min_cos", json!(cells[..35]), "35 cells"),
+        ("/runs/1/conflict_map/min_cos/3", json!(2.5), "cell 3 holds 2.5"),
+        ("/runs/1/conflict_map/min_cos/3", json!("nan"), "not a Concord run file"),
+        ("/runs/1/conflict_map/extent", json!(0.0), "extent 0"),
+        ("/runs/1/conflict_map/step", json!(9), "of step 9, after the run's 8 steps"),
+        ("/runs/1/conflict_map/engine", json!("abacus"), "not cpu or webgpu"),
+    ] {
+        refused(&with(&text, at, Some(new)), needle);
+    }
+    // A map on a run that has no record, or no MLP.
+    let none = with(&text, "/runs/0/record", Some(Value::Null));
+    let none = with(&none, "/runs/0/curve", Some(json!([file["runs"][0]["curve"][0]])));
+    refused(&none, "without a record has a conflict map");
+    let moe = exported("preset=xor-conflict&points=50&model=moe&experts=3&arena=mean", None, 4);
+    assert!(value(&moe)["runs"][0].get("conflict_map").is_none(), "no map for an MoE run");
+    refused(&with(&moe, "/runs/0/conflict_map", Some(map.clone())), "not an MLP of two tasks");
 }
