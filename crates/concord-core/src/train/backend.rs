@@ -11,6 +11,7 @@
 //! `restore` puts back an exported run.
 
 use super::{StepRecord, TrainConfig};
+use crate::model::{PointGradient, PointGrams};
 use nalgebra::DMatrix;
 use std::future::Future;
 use std::pin::Pin;
@@ -76,6 +77,9 @@ pub type ReadBack<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, BackendErro
 /// A prediction in flight: one matrix of head outputs per task (rows = points).
 pub type Predict<'a> = Pin<Box<dyn Future<Output = Result<Vec<DMatrix<f64>>, BackendError>> + 'a>>;
 
+/// Per-point Grams in flight (`Backend::point_grams`).
+pub type PointGramsFuture<'a> = Pin<Box<dyn Future<Output = Result<PointGrams, BackendError>> + 'a>>;
+
 /// One engine running one `TrainConfig`.
 pub trait Backend {
     fn kind(&self) -> BackendKind;
@@ -97,6 +101,13 @@ pub trait Backend {
     /// grids), evaluated where the run lives; `None` for a run without a model (the analytic
     /// sources), an error for a model whose inputs are not 2-D.
     fn predict(&mut self, _points: &[[f64; 2]]) -> Option<Predict<'_>> {
+        None
+    }
+    /// Every point's m × m Gram of its per-task gradients of the shared parameters at 2-D input
+    /// points, at the current parameters (the page's per-point conflict map), computed where the
+    /// run lives; `None` where the engine does not (the CPU `Trainer`: its caller has the model
+    /// and calls `Mlp::point_grams`), an error for a model whose inputs are not 2-D.
+    fn point_grams(&mut self, _points: &[[f64; 2]], _how: PointGradient) -> Option<PointGramsFuture<'_>> {
         None
     }
     /// Up to `k` steps computed on the calling thread, stopping once `deadline()` returns true

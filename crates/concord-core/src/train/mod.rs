@@ -43,7 +43,7 @@ mod task_experts_tests;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{now, Backend, BackendError, BackendKind, Predict, ReadBack, Snapshot};
+pub use backend::{now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, ReadBack, Snapshot};
 pub use batches::BatchSampler;
 pub use config::{DataSource, Precision, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
