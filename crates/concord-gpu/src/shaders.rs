@@ -58,6 +58,9 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("copy.wgsl", include_str!("../../../shaders/copy.wgsl")),
     ("metrics.wgsl", include_str!("../../../shaders/metrics.wgsl")),
     ("landscape_slice.wgsl", include_str!("../../../shaders/landscape_slice.wgsl")),
+    ("point_out_grad.wgsl", include_str!("../../../shaders/point_out_grad.wgsl")),
+    ("point_backprop.wgsl", include_str!("../../../shaders/point_backprop.wgsl")),
+    ("point_gram.wgsl", include_str!("../../../shaders/point_gram.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
@@ -82,6 +85,9 @@ pub const MODULES: &[&str] = &[
     "copy.wgsl",
     "metrics.wgsl",
     "landscape_slice.wgsl",
+    "point_out_grad.wgsl",
+    "point_backprop.wgsl",
+    "point_gram.wgsl",
 ];
 
 /// The files named on `// requires:` lines of `text`, in order.

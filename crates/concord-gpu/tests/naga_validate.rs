@@ -76,6 +76,9 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
         ("landscape_slice.wgsl", vec!["landscape_slice"]),
+        ("point_out_grad.wgsl", vec!["point_out_grad"]),
+        ("point_backprop.wgsl", vec!["point_backprop"]),
+        ("point_gram.wgsl", vec!["point_gram"]),
     ];
     for (name, entries) in expected {
         let (_, src) = sources.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no module {name}"));

@@ -10,6 +10,7 @@ pub mod mlp;
 pub mod mlp_graph;
 pub mod mlp_ops;
 pub mod moe;
+pub mod point_conflict;
 pub(crate) mod toy;
 pub mod weighting;
 
@@ -51,6 +52,9 @@ pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
         ("mlp_optim.wgsl", "MlpCheckParams", size_of::<mlp::CheckParams>()),
         ("mlp_weight_grad.wgsl", "WeightGradParams", size_of::<mlp::WeightGradParams>()),
         ("moe_gate.wgsl", "MoeParams", size_of::<moe::MoeParams>()),
+        ("point_out_grad.wgsl", "PointOutParams", size_of::<point_conflict::PointOutParams>()),
+        ("point_backprop.wgsl", "PointBackpropParams", size_of::<point_conflict::PointBackpropParams>()),
+        ("point_gram.wgsl", "PointGramParams", size_of::<point_conflict::PointGramParams>()),
         ("weighting.wgsl", "WeightParams", size_of::<weighting::WeightParams>()),
     ];
     out.extend(toy::LAYOUTS.iter().map(|&(name, size)| ("toy_trajectory.wgsl", name, size)));
