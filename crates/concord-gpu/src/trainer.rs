@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
-use concord_core::model::Mlp;
+use concord_core::model::{Mlp, PointGradient, PointGrams};
 use concord_core::train::{
     restore_point, Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord, Snapshot,
     StepRecord, TrainConfig, Trainer,
@@ -34,6 +34,7 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::mlp::{grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, HALT_REASONS};
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
+use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall};
 use crate::kernels::{combine, gram, MAX_TASKS};
 use crate::{Gpu, GpuError};
@@ -125,8 +126,14 @@ pub struct GpuTrainer {
     error: Option<String>,
     /// The step whose readback found the error (the CPU trainer's `steps_done` then).
     failed_at: Option<usize>,
-    /// The forward graph of the last `predict` call and the inputs it was built for.
-    predict_graph: Option<(Vec<f32>, ForwardGraph)>,
+    /// The forward graph of the last `predict` / `point_grams` call and the inputs it was built
+    /// for.
+    predict_graph: Option<GridGraph>,
+    /// The conflict-map kernels (compiled at the first `point_grams`), the graph of the last
+    /// `point_grams` call (for `predict_graph`'s inputs) and of the last `train_point_grams`.
+    point_pipes: Option<PointPipelines>,
+    point_graph: Option<(Vec<f32>, PointGradient, PointGraph)>,
+    train_point_graph: Option<(PointGradient, PointGraph)>,
     /// The step after the last record a `Backend::read_back` handed out.
     read_cursor: usize,
 }
@@ -235,6 +242,9 @@ impl GpuTrainer {
             error: None,
             failed_at: None,
             predict_graph: None,
+            point_pipes: None,
+            point_graph: None,
+            train_point_graph: None,
             read_cursor: 0,
         })
     }
@@ -647,18 +657,8 @@ impl GpuTrainer {
         if rows == 0 {
             return Ok(self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect());
         }
-        let x32 = matrix_f32(x);
-        if self.predict_graph.as_ref().is_none_or(|(cached, _)| *cached != x32) {
-            self.shape.check_rows(rows)?;
-            let xb = self.gpu.storage_init("predict x", bytemuck::cast_slice(&x32), RW);
-            // The loss kernels of the graph need a target table; zeros are valid for every loss
-            // (class 0, label 0) and the losses are not read.
-            let y = vec![0.0f32; rows * self.shape.y_stride];
-            let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
-            let graph = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
-            self.predict_graph = Some((x32, graph));
-        }
-        let (_, graph) = self.predict_graph.as_ref().expect("just built");
+        self.grid_graph(x)?;
+        let graph = &self.predict_graph.as_ref().expect("built by grid_graph").fwd;
         let mut encoder =
             self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
         {
@@ -678,10 +678,110 @@ impl GpuTrainer {
             .collect())
     }
 
+    /// Makes `predict_graph` the forward graph over the inputs `x` (rows ≥ 1, width checked by
+    /// the caller), kept for the next call with the same inputs.
+    fn grid_graph(&mut self, x: &DMatrix<f64>) -> Result<(), GpuError> {
+        let x32 = matrix_f32(x);
+        if self.predict_graph.as_ref().is_none_or(|g| g.x32 != x32) {
+            let rows = x.nrows();
+            self.shape.check_rows(rows)?;
+            let xb = self.gpu.storage_init("predict x", bytemuck::cast_slice(&x32), RW);
+            // The loss kernels of the graph need a target table; zeros are valid for every loss
+            // (class 0, label 0) and the losses are not read.
+            let y = vec![0.0f32; rows * self.shape.y_stride];
+            let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
+            let fwd = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
+            self.predict_graph = Some(GridGraph { x32, x: xb, y: yb, fwd });
+        }
+        Ok(())
+    }
+
+    /// Every point's m × m Gram of its per-task gradients of the shared (trunk) parameters at the
+    /// current parameters, for the inputs `x` (rows × input_dim): the per-point conflict map,
+    /// the GPU twin of `Mlp::point_grams` (`PointGradient::OwnPrediction` or `Output`; the loss
+    /// needs labels: [`GpuTrainer::train_point_grams`]). The forward pass, m per-point backward
+    /// passes and the Grams are one queue submission; the graph is kept (shared with `predict`
+    /// on the same inputs), so a refresh after more steps only runs the kernels and reads the
+    /// rows · m² Gram entries back.
+    pub async fn point_grams(&mut self, x: &DMatrix<f64>, how: PointGradient) -> Result<PointGrams, GpuError> {
+        if how == PointGradient::Loss {
+            return Err(GpuError::Unsupported(
+                "point_grams: per-point loss gradients need the points' labels (train_point_grams has them)".into(),
+            ));
+        }
+        if x.ncols() != self.shape.input_dim {
+            return Err(GpuError::Unsupported(format!(
+                "point_grams: the inputs have {} columns, the model takes {}",
+                x.ncols(),
+                self.shape.input_dim
+            )));
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(GpuError::Unsupported(format!("point_grams: input in row {} is not finite", i % x.nrows())));
+        }
+        let m = self.num_tasks();
+        let rows = x.nrows();
+        if rows == 0 {
+            return Ok(PointGrams { m, grams: Vec::new() });
+        }
+        check_point_shape(&self.gpu, &self.shape, rows)?;
+        self.grid_graph(x)?;
+        let grid = self.predict_graph.as_ref().expect("built by grid_graph");
+        let pipes = self.point_pipes.get_or_insert_with(|| PointPipelines::new(&self.gpu));
+        if self.point_graph.as_ref().is_none_or(|(x32, h, _)| *h != how || *x32 != grid.x32) {
+            let graph = PointGraph::new(&self.gpu, pipes, &self.shape, &grid.fwd, &grid.x, &grid.y, &self.params, how);
+            self.point_graph = Some((grid.x32.clone(), how, graph));
+        }
+        let (_, _, graph) = self.point_graph.as_ref().expect("just built");
+        self.run_point_graph(&grid.fwd, graph).await
+    }
+
+    /// [`GpuTrainer::point_grams`] for the training points (the CPU trainer's `train_data()`
+    /// rows, in order) with their labels, so `PointGradient::Loss` works too: the twin of
+    /// `Mlp::point_grams(params, train_x, how, Some(train_y))`.
+    pub async fn train_point_grams(&mut self, how: PointGradient) -> Result<PointGrams, GpuError> {
+        check_point_shape(&self.gpu, &self.shape, self.n_train)?;
+        let pipes = self.point_pipes.get_or_insert_with(|| PointPipelines::new(&self.gpu));
+        if self.train_point_graph.as_ref().is_none_or(|(h, _)| *h != how) {
+            let graph = PointGraph::new(
+                &self.gpu,
+                pipes,
+                &self.shape,
+                &self.train_eval,
+                &self.x_all,
+                &self.y_all,
+                &self.params,
+                how,
+            );
+            self.train_point_graph = Some((how, graph));
+        }
+        let (_, graph) = self.train_point_graph.as_ref().expect("just built");
+        self.run_point_graph(&self.train_eval, graph).await
+    }
+
+    /// One submission: the forward graph, the conflict-map graph, the Grams read back.
+    async fn run_point_graph(&self, fwd: &ForwardGraph, graph: &PointGraph) -> Result<PointGrams, GpuError> {
+        self.gpu.check()?;
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("point grams") });
+        point_conflict::record(&mut encoder, fwd, graph);
+        let back = self.gpu.submit_and_read(encoder, &[(&graph.grams, graph.gram_bytes())]).await?;
+        Ok(graph.to_point_grams(&back[0]))
+    }
+
     /// Rows per step and training rows (full batch: equal).
     pub fn batch_shape(&self) -> (usize, usize) {
         (self.batch_rows, self.n_train)
     }
+}
+
+/// A forward graph over caller-given inputs (`predict`, `point_grams`), with its input buffer
+/// and its (all-zero) target table.
+struct GridGraph {
+    x32: Vec<f32>,
+    x: wgpu::Buffer,
+    y: wgpu::Buffer,
+    fwd: ForwardGraph,
 }
 
 /// The CPU trainer's stop message (`Trainer::fail`) for the halt buffer's first reason.
@@ -787,6 +887,16 @@ impl Backend for GpuTrainer {
         let x = DMatrix::from_row_iterator(points.len(), 2, points.iter().flatten().copied());
         // A model whose inputs are not 2-D is the inherent predict's Unsupported → Run.
         Some(Box::pin(async move { GpuTrainer::predict(self, &x).await.map_err(backend_error) }))
+    }
+
+    fn point_grams(
+        &mut self,
+        points: &[[f64; 2]],
+        how: PointGradient,
+    ) -> Option<concord_core::train::PointGramsFuture<'_>> {
+        let x = DMatrix::from_row_iterator(points.len(), 2, points.iter().flatten().copied());
+        // The kernel's graph for these points is kept, as predict's (and shares its forward).
+        Some(Box::pin(async move { GpuTrainer::point_grams(self, &x, how).await.map_err(backend_error) }))
     }
 }
 
