@@ -10,6 +10,7 @@ mod bench;
 mod bench_gram;
 mod bench_landscape;
 mod bench_train;
+mod conflict_map;
 mod landscape;
 mod landscape_files;
 mod landscape_plot;
@@ -49,6 +50,9 @@ enum Command {
     Landscape(landscape::LandscapeArgs),
     /// Print a preset's full run config as JSON (a start for `train --config` and `sweep --config`).
     Config(ConfigArgs),
+    /// Train a preset with 2-D inputs, then map where its tasks fight: the cosine of the tasks'
+    /// shared-trunk gradients on a grid over the plane and at every train point (CSV + PNG).
+    ConflictMap(conflict_map::ConflictMapArgs),
     /// Run a base config over axes (methods × seeds × learning rates …) on every core, appending
     /// one JSON line per cell (resumable, shardable); merge shards; summarise with statistics and plots.
     Sweep(sweep::SweepArgs),
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         Command::Landscape(args) => landscape::run(args),
         Command::Config(args) => print_config(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::ConflictMap(args) => conflict_map::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
