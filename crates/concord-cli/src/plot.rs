@@ -2,7 +2,7 @@
 //! backend. Text goes through ab_glyph with DejaVu Sans Mono embedded from `assets/` (license
 //! beside it), so no system font library is needed.
 
-use concord_core::train::RunRecord;
+use concord_core::train::{RunRecord, SampleConflict};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
@@ -232,6 +232,101 @@ pub fn cosine_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
     }))
     .map_err(err)?;
     root.present().map_err(err)
+}
+
+/// Sample-level conflict over the steps (`StepRecord::samples`): per-sample coherence α, the
+/// fraction of the batch whose tasks conflict, the share of Σ_i ‖Σ_t g_t(x_i)‖ the most opposed
+/// k % carry, and that share's uniform level k/100 (dashed). Each series thin at every recorded
+/// step and thick as its moving mean over about a fiftieth of the run; the legend below the
+/// plot. `Ok(false)` without sample metrics in the record (GPU, MoE and analytic runs): nothing
+/// is drawn.
+pub fn samples_png(path: &Path, record: &RunRecord, title: &str) -> Result<bool, String> {
+    let kept: Vec<(f64, &SampleConflict)> =
+        record.history.iter().filter_map(|h| h.samples.as_ref().map(|s| (h.step as f64, s))).collect();
+    let Some(k) = kept.first().map(|(_, s)| s.top_percent) else { return Ok(false) };
+    register();
+    let steps = step_span(record).max(1) as f64;
+    let window = (kept.len() / 50).max(1);
+    let root = BitMapBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, legend) = root.split_vertically(500);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, (FAMILY, 20))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..steps, 0f64..1.02f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .max_light_lines(1)
+        .x_desc("step")
+        .y_desc("on the step's batch")
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 15))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .draw()
+        .map_err(err)?;
+    type Pick = fn(&SampleConflict) -> Option<f64>;
+    let series: [(String, Pick, RGBColor); 3] = [
+        ("coherence α of the per-sample gradients (of the summed loss)".into(), |s| s.coherence, COLORS[0]),
+        ("fraction of the batch whose tasks' gradients conflict".into(), |s| Some(s.conflicting_fraction), COLORS[3]),
+        (format!("share of Σ_i ‖Σ_t g_t(x_i)‖ carried by the most opposed {k} %"), |s| s.opposing_share, COLORS[2]),
+    ];
+    for (_, pick, color) in &series {
+        // Undefined values break the lines.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (step, s) in &kept {
+            match pick(s) {
+                Some(v) => runs.last_mut().expect("one run").push((*step, v)),
+                None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
+                None => {}
+            }
+        }
+        for run in runs.into_iter().filter(|r| !r.is_empty()) {
+            let mean: Vec<(f64, f64)> = (0..run.len())
+                .map(|i| {
+                    let part = &run[i.saturating_sub(window / 2)..(i + window.div_ceil(2)).min(run.len())];
+                    (run[i].0, part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64)
+                })
+                .collect();
+            chart.draw_series(LineSeries::new(run, color.mix(0.3).stroke_width(1))).map_err(err)?;
+            chart.draw_series(LineSeries::new(mean, color.stroke_width(3))).map_err(err)?;
+        }
+    }
+    let level = k as f64 / 100.0;
+    let grey = RGBColor(90, 90, 90);
+    let dash = |a: f64, b: f64| PathElement::new(vec![(a, level), (b, level)], grey.stroke_width(1));
+    chart.draw_series((0..80).map(|i| dash(steps * i as f64 / 80.0, steps * (i as f64 + 0.5) / 80.0))).map_err(err)?;
+
+    // The legend, one entry a line under the plot.
+    let text = TextStyle::from((FAMILY, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut entries: Vec<(String, RGBColor, bool)> = series.iter().map(|(l, _, c)| (l.clone(), *c, false)).collect();
+    entries.push((format!("{k} %: that share if every sample carried as much"), grey, true));
+    for (i, (label, color, dashed)) in entries.into_iter().enumerate() {
+        let (x, y) = (80, 16 + 24 * i as i32);
+        if dashed {
+            for d in 0..3 {
+                legend
+                    .draw(&PathElement::new(vec![(x + 10 * d, y), (x + 10 * d + 5, y)], grey.stroke_width(1)))
+                    .map_err(err)?;
+            }
+        } else {
+            legend.draw(&PathElement::new(vec![(x, y), (x + 26, y)], color.stroke_width(3))).map_err(err)?;
+        }
+        legend.draw(&Text::new(label, (x + 34, y), text.clone())).map_err(err)?;
+    }
+    let note = format!("thin: every recorded step; thick: the mean over {window} of them");
+    legend
+        .draw(&Text::new(
+            note,
+            (80, 16 + 24 * 4),
+            TextStyle::from((FAMILY, 13).into_font()).color(&grey).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ const CONFIG_KEYS: &[&str] = &[
     "layer_metrics",
     "record_every",
     "precision",
+    "sample_metrics",
 ];
 
 /// The preset `name`'s own config (its method, seed 0).

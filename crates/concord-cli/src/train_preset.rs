@@ -4,7 +4,7 @@
 
 use crate::UsageError;
 use concord_core::metrics::StepMetrics;
-use concord_core::train::{ConflictSummary, MoeStepRecord, RunRecord, TrainConfig};
+use concord_core::train::{ConflictSummary, MoeStepRecord, RunRecord, TrainConfig, OPPOSING_TOP_PERCENT};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -43,12 +43,53 @@ struct Report<'a> {
     /// Tasks 0 and 1 over the run: mean cosine on the shared parameters, mean of min(cos, 0),
     /// fraction of steps with cos < 0.
     conflict_summary: Option<ConflictSummary>,
+    /// Sample-level conflict over the recorded steps (CPU MLP runs; `null` otherwise).
+    sample_conflict: Option<SampleSeries>,
     /// `--model moe` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     moe: Option<MoeReport<'a>>,
     /// A replayed record (`--config` with a page export or a run record): what it recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     recorded: Option<Recorded>,
+}
+
+/// Sample-level conflict over the run (`concord_core::train::SampleConflict`, one entry per
+/// recorded step that has it): per-sample coherence α of the summed task loss's gradients, the
+/// fraction of the batch whose task gradients conflict, and the share of Σ_i ‖Σ_t g_t(x_i)‖ the
+/// most opposed `top_percent` % of the batch carry.
+#[derive(Serialize)]
+struct SampleSeries {
+    steps: Vec<usize>,
+    coherence: Vec<Option<f64>>,
+    conflicting_fraction: Vec<f64>,
+    opposing_share: Vec<Option<f64>>,
+    top_percent: usize,
+}
+
+impl SampleSeries {
+    /// `None` when no record carries sample metrics (GPU, MoE and analytic runs).
+    fn of(record: &RunRecord) -> Option<SampleSeries> {
+        let kept: Vec<_> = record.history.iter().filter_map(|h| h.samples.as_ref().map(|s| (h.step, s))).collect();
+        if kept.is_empty() {
+            return None;
+        }
+        Some(SampleSeries {
+            steps: kept.iter().map(|(step, _)| *step).collect(),
+            coherence: kept.iter().map(|(_, s)| s.coherence).collect(),
+            conflicting_fraction: kept.iter().map(|(_, s)| s.conflicting_fraction).collect(),
+            opposing_share: kept.iter().map(|(_, s)| s.opposing_share).collect(),
+            top_percent: OPPOSING_TOP_PERCENT,
+        })
+    }
+}
+
+/// `concord train` records sample-level conflict for every MLP run on the CPU, whatever the
+/// config says (it costs 2m f64 backward passes a step and changes nothing else about the run),
+/// so a preset and its printed config (`concord config`, `sample_metrics` absent) report the
+/// same. The GPU trainer does not compute it: off there, so the record does not claim it.
+fn with_sample_metrics(mut config: TrainConfig, gpu: bool) -> TrainConfig {
+    config.sample_metrics = !gpu && config.model.is_some() && config.moe.is_none();
+    config
 }
 
 /// What a replayed run file recorded at its last step, to compare the replay with.
@@ -139,7 +180,7 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 }
 
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
-    let config = a.config;
+    let config = with_sample_metrics(a.config, a.gpu);
     if a.gpu && config.moe.is_some() {
         return Err(UsageError(
             "--backend gpu does not train MoE models yet: there is no GPU MoE trainer (use --backend cpu)".into(),
@@ -173,6 +214,8 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             .map_err(|e| UsageError(format!("cannot draw losses.png: {e}")))?;
         crate::plot::cosine_png(&dir.join("cosine.png"), &record, &format!("{label}: task-gradient cosine"))
             .map_err(|e| UsageError(format!("cannot draw cosine.png: {e}")))?;
+        crate::plot::samples_png(&dir.join("samples.png"), &record, &format!("{label}: sample-level conflict"))
+            .map_err(|e| UsageError(format!("cannot draw samples.png: {e}")))?;
     }
 
     if a.json {
@@ -189,6 +232,7 @@ pub fn run(a: PresetArgs) -> Result<(), UsageError> {
             error: record.error.as_deref(),
             model: if record.config.moe.is_some() { "moe" } else { "mlp" },
             conflict_summary: ConflictSummary::of(&record),
+            sample_conflict: SampleSeries::of(&record),
             recorded: a.recorded.as_ref().map(|then| Recorded::of(then, &record)),
             moe: record.config.moe.as_ref().map(|spec| MoeReport {
                 router: spec.router.name(),
@@ -269,6 +313,16 @@ fn print_summary(preset: &str, r: &RunRecord, backend: &str) {
             r.history.len()
         );
     }
+    if let Some(s) = r.history.last().and_then(|h| h.samples.as_ref()) {
+        let _ = writeln!(
+            out,
+            "  last batch: sample coherence α {}; {:.0} % of its samples have conflicting tasks; the most opposed {} % carry {} of Σ‖g_i‖",
+            s.coherence.map_or("undefined".into(), |c| format!("{c:.3}")),
+            100.0 * s.conflicting_fraction,
+            s.top_percent,
+            s.opposing_share.map_or("undefined".into(), |c| format!("{:.1} %", 100.0 * c)),
+        );
+    }
 }
 
 /// min over i < j of the defined pairwise cosines.
@@ -282,14 +336,26 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// One row per step: step, loss_t…, test_loss_t… (empty where not evaluated), conflict_ratio,
-/// min_cosine, update_mean_cosine, non_conflicting (true/false).
+/// min_cosine, update_mean_cosine, non_conflicting (true/false), sample_coherence,
+/// sample_conflicting_fraction, sample_opposing_share (empty where not recorded or undefined).
 fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
     let m = r.task_names.len();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut header = vec!["step".to_string()];
     header.extend((0..m).map(|t| format!("loss_{t}")));
     header.extend((0..m).map(|t| format!("test_loss_{t}")));
-    header.extend(["conflict_ratio", "min_cosine", "update_mean_cosine", "non_conflicting"].map(String::from));
+    header.extend(
+        [
+            "conflict_ratio",
+            "min_cosine",
+            "update_mean_cosine",
+            "non_conflicting",
+            "sample_coherence",
+            "sample_conflicting_fraction",
+            "sample_opposing_share",
+        ]
+        .map(String::from),
+    );
     writeln!(f, "{}", header.join(","))?;
     for s in &r.history {
         let mut row = vec![s.step.to_string()];
@@ -302,6 +368,10 @@ fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
         row.push(opt(min_cosine(&s.metrics)));
         row.push(opt(s.metrics.update_cosine_mean));
         row.push(s.metrics.non_conflicting.to_string());
+        let samples = s.samples.as_ref();
+        row.push(opt(samples.and_then(|x| x.coherence)));
+        row.push(opt(samples.map(|x| x.conflicting_fraction)));
+        row.push(opt(samples.and_then(|x| x.opposing_share)));
         writeln!(f, "{}", row.join(","))?;
     }
     f.flush()

@@ -106,12 +106,13 @@ fn out_writes_the_record_as_json_or_csv() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "step,loss_0,loss_1,test_loss_0,test_loss_1,conflict_ratio,min_cosine,update_mean_cosine,non_conflicting"
+        "step,loss_0,loss_1,test_loss_0,test_loss_1,conflict_ratio,min_cosine,update_mean_cosine,non_conflicting,\
+         sample_coherence,sample_conflicting_fraction,sample_opposing_share"
     );
     assert_eq!(lines.len(), 26);
     for (k, line) in lines[1..].iter().enumerate() {
         let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 9, "{line}");
+        assert_eq!(f.len(), 12, "{line}");
         assert_eq!(f[0], k.to_string());
         assert!(f[1].parse::<f64>().unwrap() > 0.0);
         // Test losses every 10 steps (the preset's eval_every), empty otherwise.
@@ -121,6 +122,11 @@ fn out_writes_the_record_as_json_or_csv() {
         let c: f64 = f[6].parse().unwrap();
         assert!((-1.0..=1.0).contains(&c));
         assert!(f[8] == "true" || f[8] == "false");
+        // The sample-level conflict of the step: the record's.
+        let samples = &rec["history"][k]["samples"];
+        for (i, key) in [(9, "coherence"), (10, "conflicting_fraction"), (11, "opposing_share")] {
+            assert_eq!(f[i].parse::<f64>().unwrap(), samples[key].as_f64().unwrap(), "{key} at step {k}");
+        }
     }
     // The CSV's losses are the JSON record's.
     let first = rec["history"][0]["losses"][0].as_f64().unwrap();
@@ -139,7 +145,7 @@ fn assert_png(path: &Path) {
 }
 
 #[test]
-fn plot_writes_two_pngs() {
+fn plot_writes_the_pngs() {
     let dir = temp_dir("plot");
     let figs = dir.join("figs");
     let out = concord(&[
@@ -156,6 +162,52 @@ fn plot_writes_two_pngs() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_png(&figs.join("losses.png"));
     assert_png(&figs.join("cosine.png"));
+    assert_png(&figs.join("samples.png"));
+    // No sample metrics (an analytic problem): no samples.png.
+    let other = dir.join("pareto");
+    let out = concord(&["train", "--preset", "pareto-synthetic", "--steps", "5", "--plot", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_png(&other.join("cosine.png"));
+    assert!(!other.join("samples.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn json_has_the_sample_conflict_series() {
+    // Every recorded step of a CPU MLP run, as the run record holds it; null where nothing
+    // records it (an analytic problem, an MoE model).
+    let dir = temp_dir("samples");
+    let record_path = dir.join("run.json");
+    let v = json(&concord(&[
+        "train",
+        "--preset",
+        "xor-conflict",
+        "--steps",
+        "30",
+        "--json",
+        "--out",
+        record_path.to_str().unwrap(),
+    ]));
+    let s = &v["sample_conflict"];
+    assert_eq!(s["top_percent"], 10);
+    let steps: Vec<u64> = s["steps"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert_eq!(steps, (0..30).collect::<Vec<_>>());
+    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+    assert_eq!(rec["config"]["sample_metrics"], true, "the record says what it recorded");
+    for key in ["coherence", "conflicting_fraction", "opposing_share"] {
+        let series = floats(&s[key]);
+        assert_eq!(series.len(), 30, "{key}");
+        assert!(series.iter().all(|x| (0.0..=1.0).contains(x)), "{key}: {series:?}");
+        for (k, x) in series.iter().enumerate() {
+            assert_eq!(*x, rec["history"][k]["samples"][key].as_f64().unwrap(), "{key} at step {k}");
+        }
+    }
+    // xor-conflict's flipped labels: at the start most samples' tasks conflict.
+    assert!(floats(&s["conflicting_fraction"])[0] > 0.5, "{}", s["conflicting_fraction"]);
+    for preset in ["pareto-synthetic", "task-experts"] {
+        let v = json(&concord(&["train", "--preset", preset, "--steps", "3", "--json"]));
+        assert!(v["sample_conflict"].is_null(), "{preset}: {}", v["sample_conflict"]);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
