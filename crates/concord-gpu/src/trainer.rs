@@ -724,6 +724,12 @@ impl GpuTrainer {
         if rows == 0 {
             return Ok(PointGrams { m, grams: Vec::new() });
         }
+        self.shape.check_rows(rows).map_err(|_| {
+            GpuError::Unsupported(format!(
+                "point_grams: {rows} points are more than one call's kernels take (their loops are bounded for \
+                 lavapipe); ask for fewer at a time"
+            ))
+        })?;
         check_point_shape(&self.gpu, &self.shape, rows)?;
         self.grid_graph(x)?;
         let grid = self.predict_graph.as_ref().expect("built by grid_graph");
