@@ -12,6 +12,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+// A child module (main.rs is not touched): it shares `median_call_us`.
+#[path = "bench_conflict.rs"]
+mod bench_conflict;
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -28,6 +32,8 @@ enum BenchCommand {
     Landscape(crate::bench_landscape::BenchLandscapeArgs),
     /// The GPU Gram kernel's bandwidth as a fraction of a plain copy's (bench_gram.rs).
     Gram(crate::bench_gram::BenchGramArgs),
+    /// Time per refresh of the per-point conflict map of a preset, on the CPU or the GPU.
+    ConflictMap(bench_conflict::BenchConflictArgs),
 }
 
 #[derive(Args, Debug)]
@@ -78,6 +84,7 @@ pub fn run(args: BenchArgs) -> Result<(), UsageError> {
         BenchCommand::Train(a) => crate::bench_train::run(a),
         BenchCommand::Landscape(a) => crate::bench_landscape::run(a),
         BenchCommand::Gram(a) => crate::bench_gram::run(a),
+        BenchCommand::ConflictMap(a) => bench_conflict::run(a),
     }
 }
 
