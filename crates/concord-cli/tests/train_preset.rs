@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{concord, json};
+use common::{concord, concord_with_stdin, json};
 use std::path::{Path, PathBuf};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -208,6 +208,19 @@ fn json_has_the_sample_conflict_series() {
         let v = json(&concord(&["train", "--preset", preset, "--steps", "3", "--json"]));
         assert!(v["sample_conflict"].is_null(), "{preset}: {}", v["sample_conflict"]);
     }
+    // A plain text run skips it (it costs several times the step); a config that asks gets it.
+    let text = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let plain = text(concord(&["train", "--preset", "xor-conflict", "--steps", "5"]));
+    assert!(!plain.contains("sample coherence"), "{plain}");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&concord(&["config", "--preset", "xor-conflict"]).stdout).unwrap();
+    assert!(config.get("sample_metrics").is_none(), "the printed config leaves it out");
+    config["sample_metrics"] = true.into();
+    let asked = text(concord_with_stdin(&["train", "--config", "-", "--steps", "5"], &config.to_string()));
+    assert!(asked.contains("last batch: sample coherence α"), "{asked}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
