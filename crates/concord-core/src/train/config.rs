@@ -226,9 +226,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub precision: Precision,
     /// Sample-level conflict (`SampleConflict`: per-sample coherence α, the conflicting
-    /// fraction, the opposing share) in every step record of an MLP run, at m + (f32 path) m
-    /// extra f64 backward passes per recorded step. Off by default, and then not written, so
-    /// configs and run files without it read and print as before.
+    /// fraction, the opposing share) in the step records of an MLP run, about `SAMPLE_POINTS`
+    /// of them per run (every `sample_stride`-th step and the last), at m + (f32 path) m extra
+    /// f64 backward passes each. Off by default, and then not written, so configs and run files
+    /// without it read and print as before.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sample_metrics: bool,
 }

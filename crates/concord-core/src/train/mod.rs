@@ -968,9 +968,13 @@ impl Trainer {
     }
 
     /// Whether this step records sample-level conflict: a recorded step of an MLP run that asks
-    /// for it (`TrainConfig::sample_metrics`).
+    /// for it (`TrainConfig::sample_metrics`), on the cadence of [`sample_stride`] (and the last
+    /// step).
     fn wants_samples(&self, plan: &StepPlan) -> bool {
-        plan.record && self.config.sample_metrics && self.mlp().is_some()
+        plan.record
+            && self.config.sample_metrics
+            && self.mlp().is_some()
+            && (self.step.is_multiple_of(sample_stride(&self.config)) || self.step + 1 == self.config.steps)
     }
 
     /// The step's [`SampleConflict`] at the parameters it starts from (still `self.params`), on
@@ -1070,6 +1074,19 @@ impl Trainer {
             error: self.error.clone(),
         }
     }
+}
+
+/// At most about this many steps of a run record sample-level conflict: each costs m (f64
+/// path) or 2m (f32 path) extra f64 backward passes, several times a fast step, so a series of
+/// this length shows the trend for a bounded share of the run's time.
+pub const SAMPLE_POINTS: usize = 100;
+
+/// Steps between two records of sample-level conflict: a multiple of `record_every` (so they
+/// fall on recorded steps), about `steps / SAMPLE_POINTS`, at least `record_every`.
+pub fn sample_stride(config: &TrainConfig) -> usize {
+    let every = config.record_every.max(1);
+    let records = config.steps.div_ceil(every);
+    every * records.div_ceil(SAMPLE_POINTS).max(1)
 }
 
 /// Runs `config` to the end. `Err` only for an invalid config; a run that diverges returns its

@@ -90,6 +90,21 @@ fn every_recorded_step_carries_what_the_explicit_gradients_give() {
 }
 
 #[test]
+fn a_long_run_samples_about_a_hundred_steps_on_recorded_ones() {
+    for (steps, every) in [(500, 1), (1000, 3), (99, 1)] {
+        let mut c = config("xor-conflict", Precision::F32, steps);
+        c.record_every = every;
+        let stride = super::sample_stride(&c);
+        assert_eq!(stride % every, 0);
+        let r = train(&c).unwrap();
+        let sampled: Vec<usize> = r.history.iter().filter(|s| s.samples.is_some()).map(|s| s.step).collect();
+        let want: Vec<usize> = (0..steps).filter(|s| s % stride == 0 || s + 1 == steps).collect();
+        assert_eq!(sampled, want, "{steps} steps, record_every {every}");
+        assert!(sampled.len() <= super::SAMPLE_POINTS + 1, "{}", sampled.len());
+    }
+}
+
+#[test]
 fn sample_metrics_change_nothing_else() {
     // The same run with and without: identical parameters, losses and step metrics; the f32 and
     // f64 paths record the same sample metrics at step 0 (same f64 parameters, same batch, J by
