@@ -28,15 +28,27 @@ pub struct ConflictMap {
     pub engine: String,
     pub extent: f64,
     pub side: usize,
-    /// Per cell, row-major: the smallest pairwise cosine, rounded to 4 decimals (the colour
-    /// scale has far fewer steps); `null` where a task's gradient is zero (no direction).
+    /// Per cell, row-major: the smallest pairwise cosine; `null` where a task's gradient is zero
+    /// (no direction). A run file holds them rounded to 4 decimals (the colour scale has far
+    /// fewer steps), about 7 bytes a cell.
+    #[serde(serialize_with = "rounded")]
     pub min_cos: Vec<Option<f32>>,
+}
+
+/// The cosines rounded to 4 decimals for the run file.
+fn rounded<S: serde::Serializer>(cells: &[Option<f32>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(cells.len()))?;
+    for c in cells {
+        seq.serialize_element(&c.map(|v| ((v as f64 * 1e4).round() / 1e4) as f32))?;
+    }
+    seq.end()
 }
 
 impl ConflictMap {
     /// The map of `grams` (one per cell of a `side` × `side` grid).
     pub fn from_grams(grams: &PointGrams, step: usize, engine: &str, extent: f64, side: usize) -> ConflictMap {
-        let min_cos = (0..grams.len()).map(|i| grams.min_cos(i).map(|c| ((c * 1e4).round() / 1e4) as f32)).collect();
+        let min_cos = (0..grams.len()).map(|i| grams.min_cos(i).map(|c| c as f32)).collect();
         ConflictMap { step, engine: engine.to_string(), extent, side, min_cos }
     }
 
@@ -187,11 +199,20 @@ mod tests {
                     worst = worst.min(a.dot(&b) / (a.norm() * b.norm()));
                 }
             }
-            // Rounded to 4 decimals, then f32.
+            // As f32.
             let got = map.min_cos[i].unwrap() as f64;
-            assert!((got - worst).abs() <= 5e-5 + 1e-7, "cell {i}: {got} vs {worst}");
+            assert!((got - worst).abs() <= 1e-6, "cell {i}: {got} vs {worst}");
         }
         map.check(3).unwrap();
+        // In a run file, 4 decimals.
+        let text = serde_json::to_string(&map).unwrap();
+        let back: ConflictMap = serde_json::from_str(&text).unwrap();
+        for (a, b) in map.min_cos.iter().zip(&back.min_cos) {
+            assert!((a.unwrap() - b.unwrap()).abs() <= 5.1e-5, "{a:?} → {b:?}");
+            let s = format!("{}", b.unwrap());
+            assert!(s.trim_start_matches('-').len() <= 6, "{s}: at most 4 decimals");
+        }
+        assert_eq!(serde_json::to_string(&back).unwrap(), text, "rounding again changes nothing");
     }
 
     #[test]

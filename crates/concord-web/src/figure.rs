@@ -21,6 +21,7 @@ use wasm_bindgen::prelude::*;
 const VIEWS: &[(&str, &[&str])] = &[
     ("toy", &["toy"]),
     ("heatmaps", &["heatmaps"]),
+    ("conflict-map", &["conflictMap"]),
     ("curves", &["curves"]),
     ("cosine", &["cosine"]),
     ("conflict", &["conflict"]),

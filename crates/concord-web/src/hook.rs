@@ -16,6 +16,14 @@
 //! - `exportRun()` / `importRun(text)` (null on success, else the message).
 //! - `gridCheck()`: per run, where its heatmap grid was computed ({grid: "webgpu" | "cpu", cells,
 //!   maxGap}: a GPU grid's cell count and largest |GPU − CPU| output at the read-back parameters).
+//! - `conflictMap(k)` (test-only): run k's latest per-point conflict map, the CPU's refreshed
+//!   first ({run, engine ("webgpu" | "cpu"), step, runSteps, side, extent, cells: the smallest
+//!   pairwise cosine per cell, row-major from the top left (x₂ = +extent), null where a gradient
+//!   is zero; conflictShare; disagree: per cell, whether the tasks' noiseless labelling rules
+//!   disagree there, for task-set data}), or null.
+//! - `conflictMapCheck()` (test-only): per run, {engine, step, runSteps, side, maxGap,
+//!   undefinedMismatch}: the largest |map − CPU reference| over the cells when the map is of the
+//!   run's current parameters (the reference: concord-core's `Mlp::point_grams` in f64 there).
 //! - `_simulateGpuFailure()` (test-only): the next GPU read-back fails as a lost device, to
 //!   exercise the fallback that continues on the CPU from the last read-back state.
 //! - `_setRunLimit(n)` (test-only): the runs stop at `n` steps instead of the page's limit
@@ -32,6 +40,13 @@
 //! stepsPerSecond, trainLosses (whole train set, after all the steps: `concord train --preset P
 //! --method M --steps warmup+steps --json`'s final_losses)} or {error}. It blocks the page while
 //! it runs (bench/page_steps.mjs, web/tests/page_bench.test.mjs).
+//!
+//! `window.concord.benchConflictMap(preset, steps, repeats)` (test-only, on the page's object
+//! only): one 100 × 100 CPU conflict map refresh in the page's wasm — a `Trainer` of
+//! `preset(name)` after `steps` steps, then `repeats` calls of `ConflictMap::cpu` over the
+//! heatmap grid on [−6, 6]², each timed with `performance.now()`, and as many forward passes over
+//! the same grid (what a heatmap refresh computes). Returns {preset, steps, repeats, side,
+//! params, mapMs (median), mapMsMin, forwardMs (median), conflictShare} or {error}.
 
 use crate::session::Session;
 use js_sys::{Object, Promise, Reflect};
@@ -159,6 +174,19 @@ impl Hook {
         self.set("_setRunLimit", limit.as_ref());
         limit.forget();
 
+        let map = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |k: JsValue| {
+            let k = k.as_f64().filter(|k| k.is_finite() && *k >= 0.0).map_or(usize::MAX, |k| k as usize);
+            session.with(|s| s.conflict_map_js(k)).unwrap_or(JsValue::NULL)
+        });
+        self.set("conflictMap", map.as_ref());
+        map.forget();
+
+        let check = Closure::<dyn Fn() -> JsValue>::new(move || {
+            session.with(|s| s.conflict_check_js()).unwrap_or(JsValue::NULL)
+        });
+        self.set("conflictMapCheck", check.as_ref());
+        check.forget();
+
         let memory = Closure::<dyn Fn() -> JsValue>::new(|| JsValue::from_f64(wasm_memory_bytes()));
         self.set("wasmMemory", memory.as_ref());
         memory.forget();
@@ -214,6 +242,22 @@ pub fn install(mount_fn: fn(web_sys::HtmlElement, String, Hook)) -> Hook {
     );
     hook.set("benchTrain", bench.as_ref());
     bench.forget();
+    let bench_map = Closure::<dyn Fn(JsValue, JsValue, JsValue) -> JsValue>::new(
+        |preset: JsValue, steps: JsValue, repeats: JsValue| {
+            let count = |v: &JsValue, min: f64| v.as_f64().filter(|n| n.is_finite() && *n >= min && *n <= 1e6);
+            let out = Object::new();
+            let result = match (preset.as_string(), count(&steps, 0.0), count(&repeats, 1.0)) {
+                (Some(p), Some(s), Some(r)) => bench_conflict_map(&p, s as usize, r as usize, &out),
+                _ => Err("benchConflictMap(preset, steps ≥ 0, repeats ≥ 1): bad arguments".to_string()),
+            };
+            if let Err(e) = result {
+                let _ = Reflect::set(&out, &"error".into(), &e.into());
+            }
+            out.into()
+        },
+    );
+    hook.set("benchConflictMap", bench_map.as_ref());
+    bench_map.forget();
     if let Some(window) = web_sys::window() {
         let _ = Reflect::set(&window, &"concord".into(), &hook.object());
     }
@@ -264,5 +308,49 @@ fn bench_train(
     set("seconds", seconds.into());
     set("stepsPerSecond", (steps as f64 / seconds).into());
     set("trainLosses", losses.into());
+    Ok(())
+}
+
+/// `window.concord.benchConflictMap`: fill `out` with the timing (see the module documentation).
+#[cfg(feature = "test-hooks")]
+fn bench_conflict_map(preset: &str, steps: usize, repeats: usize, out: &Object) -> Result<(), String> {
+    use crate::conflict_map::ConflictMap;
+    use concord_core::train::{preset as preset_config, Trainer};
+    let performance = web_sys::window().and_then(|w| w.performance()).ok_or("no window.performance")?;
+    let mut config = preset_config(preset)?;
+    config.steps = config.steps.max(steps + 1);
+    let mut trainer = Trainer::new(config)?;
+    for _ in 0..steps {
+        trainer.step()?;
+    }
+    let mlp = trainer.mlp().ok_or("the preset has no MLP")?;
+    let (side, extent) = (crate::grid::GRID, 6.0);
+    let points = crate::grid::points_n(extent, side);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut map_ms, mut fwd_ms, mut share) = (Vec::new(), Vec::new(), None);
+    for _ in 0..repeats {
+        let t0 = performance.now();
+        let map = ConflictMap::cpu(mlp, trainer.params(), &points, steps, extent, side)?;
+        map_ms.push(performance.now() - t0);
+        share = map.conflict_share();
+        let t0 = performance.now();
+        mlp.predict_points(trainer.params(), &points)?;
+        fwd_ms.push(performance.now() - t0);
+    }
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(out, &k.into(), &v);
+    };
+    set("preset", preset.into());
+    set("steps", (steps as f64).into());
+    set("repeats", (repeats as f64).into());
+    set("side", (side as f64).into());
+    set("params", (trainer.params().len() as f64).into());
+    set("mapMsMin", map_ms.iter().copied().fold(f64::INFINITY, f64::min).into());
+    set("mapMs", median(map_ms).into());
+    set("forwardMs", median(fwd_ms).into());
+    set("conflictShare", share.map_or(JsValue::NULL, JsValue::from_f64));
     Ok(())
 }

@@ -25,7 +25,7 @@ mod plot;
 mod session;
 
 // The settings half lives in the library (lib.rs), which `concord train --hash/--config` shares.
-use concord_web::{preset, saved, state, train_config};
+use concord_web::{conflict_map, preset, saved, state, train_config};
 
 use leptos::prelude::*;
 use playground::{current_hash, Playground};

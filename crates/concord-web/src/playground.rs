@@ -142,7 +142,9 @@ pub fn FigureCards() -> impl IntoView {
         <Show when=is_toy>
             <panels::contour::ContourPanel />
         </Show>
-        <panels::outputs::OutputsPanel />
+        <panels::outputs::OutputsPanel>
+            <panels::conflict_map::ConflictMapPanel />
+        </panels::outputs::OutputsPanel>
         <Show when=move || !is_toy()>
             <panels::moe::MoePanel />
             <panels::landscape::LandscapePanel />

@@ -196,10 +196,11 @@ impl Preset {
             Preset::ConflictWedge => (
                 "Two circle tasks on the same points; the conflict knob (κ = 0.5) flips task 2’s labels on the lower-left quarter of the plane. The tasks agree on three quarters of it and fight on one.",
                 &[
-                    "Conflict map: at every point of the plane, the cosine between the two tasks’ gradients of the shared trunk (each task pushed towards its own prediction there). Blue: they pull the trunk the same way; red: they oppose.",
-                    "Press Play and watch the lower-left quarter: as the heads learn that task 2 is flipped there, it turns red while the rest of the plane stays blue. The dark dots are the training points whose two labels disagree — they sit in the red.",
-                    "The whole-model cosine (Task-gradient cosines panel) averages over the batch: mostly agreeing points hide the fight that the map locates.",
-                    "Drag κ towards −1 and the red region grows with the flipped wedge; at κ = 1 the tasks are identical and the map is blue everywhere.",
+                    "Conflict map (under the heatmaps): at every point of the plane, the cosine between the two tasks’ gradients of the shared trunk, each task pushed towards its own prediction there. Blue: they pull the trunk the same way; red: they oppose.",
+                    "Step or play and watch it: blue at first (the heads start tied, so both tasks predict the same), then thin red lines where the two tasks’ decision boundaries do not yet line up, and by step 300 or so the lower-left quarter is red: the tasks now predict opposite labels there and pull the shared features apart. The dark dots — training points whose two labels disagree — sit in it.",
+                    "Later the colours fade towards white: the trunk grows features for each task, and their gradients turn orthogonal rather than opposed.",
+                    "The cosine history (Task-gradient cosines) dips below 0 while they fight, but it is one number for the whole batch: it says that the tasks conflict, the map says where.",
+                    "At κ = 1 the tasks are identical and the map is blue everywhere. Flip more (κ = 0, the lower half) and the map stops tracing the flipped region: head 2 can learn to negate head 1, and then the gradients agree where the labels differ.",
                 ],
             ),
             Preset::GradnormScales => (

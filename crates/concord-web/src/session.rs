@@ -18,12 +18,17 @@
 //! back asynchronously — the backend is moved into the read-back future, so at most one
 //! read-back per run is in flight and nothing blocks. A GPU run on 2-D points also predicts the
 //! heatmap grid in that future (`Backend::predict`), so its heatmaps come from the GPU at the
-//! read-back parameters; CPU runs' heatmaps are the CPU forward pass. Until every read-back of the frame is in,
+//! read-back parameters; CPU runs' heatmaps are the CPU forward pass. While the conflict map panel
+//! wants maps, a GPU MLP run computes its per-point conflict map in that future too
+//! (`Backend::point_grams`) where its engine can; every other MLP run's map is concord-core's
+//! `Mlp::point_grams` at the read-back parameters, computed when the panel redraws
+//! (`refresh_conflict_maps`). Until every read-back of the frame is in,
 //! the session submits nothing more (the runs stay in lock-step and a `step(n)` request
 //! resolves on read-back state). If a read-back reports a device error, every GPU run continues
 //! on the CPU from its last read-back state with a notice. A reset bumps `generation`, so a
 //! read-back for old runs is dropped.
 
+use crate::conflict_map::{ConflictMap, HOW};
 use crate::preset::Family;
 use crate::saved::{CurvePoint, ImportedRun, SavedCsv, SavedRun, SavedSession, FORMAT, VERSION};
 use crate::state::State;
@@ -48,6 +53,13 @@ const REQUEST_CHUNK: u64 = 10_000;
 const TRAIL_MAX: usize = 6_000;
 /// Loss curves are thinned to half when they grow past this many points.
 const CURVE_MAX: usize = 4_000;
+/// Conflict maps are refreshed at most this often (ms) while the runs train: the GPU's at
+/// read-back while playing, the CPU's when the panel redraws (and both once a `step(n)` request
+/// is done).
+pub const MAP_MS: f64 = 400.0;
+/// What one point of a CPU conflict map costs, in forward passes of the model, per task and one
+/// more: the forward pass, then one backward pass per task (`Mlp::point_grams`).
+const MAP_PASSES_PER_TASK: usize = 1;
 /// One colour per method slot (distinct from the heatmaps' orange and blue).
 pub const SLOT_COLOURS: [&str; 5] = ["#d6204e", "#1a9850", "#6a3d9a", "#2b2b2b", "#8c510a"];
 /// The toys' other methods (up to twelve race at once): none close to the classic five's colours.
@@ -197,6 +209,12 @@ pub struct Run {
     /// GPU runs on 2-D points: the heatmap grid's head outputs (extent, one matrix per task)
     /// predicted by the engine at the last read-back, i.e. at `params`.
     grid: GridOutputs,
+    /// The latest per-point conflict map (MLP runs of two tasks or more; its `step` says at which
+    /// parameters), from the GPU read-back or the CPU.
+    pub conflict: Option<ConflictMap>,
+    /// Whether the engine computes conflict maps itself (`Backend::point_grams`): unknown until
+    /// a read-back asked it.
+    gpu_maps: Option<bool>,
 }
 
 impl Run {
@@ -237,6 +255,18 @@ impl Run {
             Some((e, outs)) if *e == extent => Some(outs),
             _ => None,
         }
+    }
+    /// Whether the run has a conflict map at all: an MLP of two tasks or more on 2-D inputs.
+    pub fn has_conflict_map(&self) -> bool {
+        self.mlp().is_some_and(|m| m.num_tasks() >= 2 && m.config().input_dim == 2) && self.built
+    }
+    /// Whether its maps come from its engine (the GPU kernel) rather than the CPU.
+    pub fn maps_on_gpu(&self) -> bool {
+        self.on_gpu && self.gpu_maps != Some(false)
+    }
+    /// The latest map if it is of the current parameters and this grid.
+    pub fn fresh_conflict(&self, extent: f64) -> Option<&ConflictMap> {
+        self.conflict.as_ref().filter(|c| c.step == self.steps && c.extent == extent)
     }
     pub fn position(&self) -> [f64; 2] {
         [self.params.first().copied().unwrap_or(f64::NAN), self.params.get(1).copied().unwrap_or(f64::NAN)]
@@ -438,8 +468,18 @@ struct Built {
 struct Arrived {
     slot: usize,
     engine: Box<dyn Backend>,
-    /// The snapshot and, for a run with a heatmap grid, the grid's outputs.
-    result: Result<(Snapshot, GridOutputs), BackendError>,
+    /// The snapshot and, for a run with a heatmap grid, the grid's outputs and (if asked) the
+    /// conflict map.
+    result: Result<(Snapshot, GridOutputs, MapOutcome), BackendError>,
+}
+
+/// What a GPU read-back brought for the conflict map.
+enum MapOutcome {
+    /// Not asked for.
+    None,
+    /// The engine has no conflict-map kernel for this run: the CPU computes its maps.
+    Unsupported,
+    Map(ConflictMap),
 }
 
 /// A heatmap grid's head outputs as an engine predicted them: (extent, one matrix per task).
@@ -489,6 +529,10 @@ pub struct SessionInner {
     pub hook: js_sys::Object,
     /// The page's own playground (it marks the body with the backend in use).
     main: bool,
+    /// Whether the conflict map panel is shown (GPU read-backs then bring maps), and when the
+    /// GPU runs last brought one (ms).
+    maps_wanted: bool,
+    last_gpu_map: f64,
 }
 
 /// A playground's engine: a cheap handle (Copy) to the runs and the signals the panels read.
@@ -537,6 +581,8 @@ impl Session {
             gpu_notice: None,
             hook,
             main,
+            maps_wanted: false,
+            last_gpu_map: f64::NEG_INFINITY,
         };
         let session = Session { inner: StoredValue::new_local(Rc::new(RefCell::new(inner))), ui };
         let state = cfg.get_untracked();
@@ -696,6 +742,60 @@ impl SessionInner {
         self.visible = visible;
     }
 
+    /// The conflict map panel is shown (`true`) or hidden: GPU read-backs bring maps only while
+    /// it is shown.
+    pub fn set_maps_wanted(&mut self, wanted: bool) {
+        self.maps_wanted = wanted;
+    }
+
+    /// Whether `step(n)` requests are still being served.
+    pub fn requests_pending(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
+    /// The extent of the heatmap grid, if the runs are on 2-D points.
+    pub fn grid_extent(&self) -> Option<f64> {
+        self.grid_points.as_ref().map(|(e, _)| *e)
+    }
+
+    /// The side of the CPU's conflict maps: within the page's CPU grid budget (`grid::
+    /// side_within_budget`) for every run whose maps the CPU computes, a point costing about
+    /// m + 1 forward passes of the model (`MAP_PASSES_PER_TASK`).
+    pub fn cpu_map_side(&self) -> usize {
+        let cpu: Vec<&Run> = self.runs.iter().filter(|r| r.has_conflict_map() && !r.maps_on_gpu()).collect();
+        let params = cpu.iter().filter_map(|r| r.params()).map(<[f64]>::len).max().unwrap_or(0);
+        let m = cpu.iter().filter_map(|r| r.mlp()).map(|m| m.num_tasks()).max().unwrap_or(2);
+        crate::grid::side_within_budget(params, cpu.len() * (m * MAP_PASSES_PER_TASK + 1), crate::grid::GRID)
+    }
+
+    /// The CPU's conflict maps: every MLP run whose engine does not compute maps (or has not
+    /// brought one yet), and whose map is not of its current parameters and grid, gets
+    /// concord-core's `Mlp::point_grams` map at its read-back parameters on a grid of
+    /// `cpu_map_side()` cells per side. Returns how many maps it computed.
+    pub fn refresh_conflict_maps(&mut self) -> usize {
+        let Some((extent, _)) = self.grid_points.clone() else { return 0 };
+        let side = self.cpu_map_side();
+        let mut points: Option<Vec<[f64; 2]>> = None;
+        let mut done = 0;
+        for run in self.runs.iter_mut().filter(|r| r.has_conflict_map()) {
+            // A GPU run shows its engine's latest map (a read-back or so old); until the first
+            // one arrives, or if the engine has no kernel, the CPU's.
+            let gpu_brings = run.on_gpu && run.gpu_maps == Some(true);
+            let fresh = run.fresh_conflict(extent).is_some_and(|c| c.engine == "webgpu" || c.side == side);
+            if gpu_brings || fresh {
+                continue;
+            }
+            let pts = points.get_or_insert_with(|| crate::grid::points_n(extent, side));
+            let (Some(mlp), Some(params)) = (run.mlp(), run.params()) else { continue };
+            match ConflictMap::cpu(mlp, params, pts, run.steps, extent, side) {
+                Ok(map) => run.conflict = Some(map),
+                Err(_) => run.conflict = None,
+            }
+            done += 1;
+        }
+        done
+    }
+
     /// Test-only: make the next GPU read-back fail. Returns whether a run is on the GPU.
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))] // the browser tests' hook
     pub fn simulate_gpu_failure(&mut self) -> bool {
@@ -833,6 +933,8 @@ impl SessionInner {
             trail: Vec::new(),
             snapshots: Snapshots::default(),
             grid: None,
+            conflict: None,
+            gpu_maps: None,
         };
         // The CPU twin gives the initial state every engine starts from (the GPU builds the
         // same parameters), the model and the objective.
@@ -909,6 +1011,14 @@ impl SessionInner {
         // GPU runs: one submission and one read-back each.
         let fail = std::mem::take(&mut self.simulate_gpu_failure);
         let generation = self.generation;
+        // Conflict maps at this read-back: while playing at most every `MAP_MS`; for `step(n)`
+        // requests at the read-back that completes the last one (a map adds a read-back of its
+        // own to the submission loop, so the steps in between go without).
+        let now = now_ms();
+        let completes = self.requests.len() == 1 && self.requests.front().is_some_and(|r| r.remaining <= done);
+        let due = if self.playing { now - self.last_gpu_map >= MAP_MS } else { completes };
+        let maps = self.maps_wanted && due;
+        let mut asked = false;
         for slot in 0..self.runs.len() {
             let run = &mut self.runs[slot];
             if !(run.live() && run.on_gpu) {
@@ -924,13 +1034,18 @@ impl SessionInner {
             };
             self.in_flight += 1;
             let grid = self.grid_points.clone();
+            let map = maps && run.has_conflict_map() && run.gpu_maps != Some(false);
+            asked |= map;
             wasm_bindgen_futures::spawn_local(async move {
                 let result = match submitted {
-                    Ok(()) => read_back_with_grid(engine.as_mut(), grid).await,
+                    Ok(()) => read_back_with_grid(engine.as_mut(), grid, map).await,
                     Err(e) => Err(e),
                 };
                 session.with(move |s| s.arrive(generation, Arrived { slot, engine, result }));
             });
+        }
+        if asked {
+            self.last_gpu_map = now;
         }
         self.frame_steps = done;
         self.work += done;
@@ -1124,9 +1239,17 @@ impl SessionInner {
             let Some(run) = self.runs.get_mut(slot) else { continue };
             run.engine = Some(engine);
             match result {
-                Ok((snap, grid)) => {
+                Ok((snap, grid, map)) => {
                     run.apply(snap);
                     run.grid = grid;
+                    match map {
+                        MapOutcome::None => {}
+                        MapOutcome::Unsupported => run.gpu_maps = Some(false),
+                        MapOutcome::Map(m) => {
+                            run.gpu_maps = Some(true);
+                            run.conflict = Some(m);
+                        }
+                    }
                 }
                 Err(e) => run.error = Some(e.to_string()),
             }
@@ -1269,7 +1392,9 @@ impl SessionInner {
 
     /// The runs as JSON: settings (the hash), the CSV if any, and per run its config, weights,
     /// metrics history and loss curve (`saved::SavedSession`; non-finite losses as "inf"/"nan").
-    pub fn export_json(&self) -> String {
+    pub fn export_json(&mut self) -> String {
+        // Each run's map at the exported parameters (a GPU run's from its last read-back).
+        self.refresh_conflict_maps();
         SavedSession {
             format: FORMAT.into(),
             version: VERSION,
@@ -1285,6 +1410,7 @@ impl SessionInner {
                     error: r.error.clone(),
                     curve: r.curve.clone(),
                     backend: r.built.then(|| r.kind().to_string()),
+                    conflict_map: r.conflict.clone(),
                 })
                 .collect(),
         }
@@ -1338,6 +1464,78 @@ impl SessionInner {
                     "grid": if gpu.is_some() { "webgpu" } else { "cpu" },
                     "cells": gpu.map(|(o, _)| o.first().map_or(0, |m| m.nrows())),
                     "maxGap": gap,
+                })
+            })
+            .collect();
+        js_sys::JSON::parse(&serde_json::Value::Array(runs).to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
+    }
+
+    /// The test hook's `conflictMap(k)`: run k's latest conflict map (the CPU's refreshed first)
+    /// — {run, engine, step, runSteps, side, extent, cells (row-major from the top left, null
+    /// where a gradient is zero), conflictShare, disagree (per cell, whether the tasks'
+    /// noiseless labelling rules disagree there; null unless the data is a task set)} — or null.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))] // the browser tests' hook
+    pub fn conflict_map_js(&mut self, k: usize) -> wasm_bindgen::JsValue {
+        self.refresh_conflict_maps();
+        let value = self.runs.get(k).and_then(|r| {
+            let map = r.conflict.as_ref()?;
+            let disagree = match &r.config.data {
+                DataSource::TaskSet { config } => {
+                    Some(crate::conflict_map::rule_disagreement(config, &crate::grid::points_n(map.extent, map.side)))
+                }
+                _ => None,
+            };
+            Some(serde_json::json!({
+                "run": r.label,
+                "engine": map.engine,
+                "step": map.step,
+                "runSteps": r.steps,
+                "side": map.side,
+                "extent": map.extent,
+                "cells": map.min_cos,
+                "conflictShare": map.conflict_share(),
+                "disagree": disagree,
+            }))
+        });
+        value.map_or(wasm_bindgen::JsValue::NULL, |v| {
+            js_sys::JSON::parse(&v.to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
+        })
+    }
+
+    /// The test hook's `conflictMapCheck()`: per run, where its latest conflict map was computed
+    /// and, when it is of the run's current parameters, the largest |map − CPU reference| over
+    /// its cells, the reference being concord-core's `Mlp::point_grams` (f64) at the same
+    /// parameters on the same grid, rounded as the page rounds a map ({engine, step, runSteps,
+    /// side, maxGap, undefinedMismatch: cells null in one and not the other}).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))] // the browser tests' hook
+    pub fn conflict_check_js(&self) -> wasm_bindgen::JsValue {
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let map = r.conflict.as_ref();
+                let reference = map.filter(|m| m.step == r.steps).and_then(|m| {
+                    let pts = crate::grid::points_n(m.extent, m.side);
+                    ConflictMap::cpu(r.mlp()?, r.params()?, &pts, r.steps, m.extent, m.side).ok()
+                });
+                let (gap, mismatch) = match (map, &reference) {
+                    (Some(m), Some(c)) => {
+                        let pairs = m.min_cos.iter().zip(&c.min_cos);
+                        let gap = pairs
+                            .clone()
+                            .filter_map(|(a, b)| Some((a.as_ref()? - b.as_ref()?).abs()))
+                            .fold(0.0f32, f32::max);
+                        (Some(gap), Some(pairs.filter(|(a, b)| a.is_some() != b.is_some()).count()))
+                    }
+                    _ => (None, None),
+                };
+                serde_json::json!({
+                    "engine": map.map(|m| m.engine.clone()),
+                    "step": map.map(|m| m.step),
+                    "runSteps": r.steps,
+                    "side": map.map(|m| m.side),
+                    "maxGap": gap,
+                    "undefinedMismatch": mismatch,
                 })
             })
             .collect();
@@ -1466,9 +1664,10 @@ impl SessionInner {
 async fn read_back_with_grid(
     engine: &mut dyn Backend,
     grid: GridPoints,
-) -> Result<(Snapshot, GridOutputs), BackendError> {
+    map: bool,
+) -> Result<(Snapshot, GridOutputs, MapOutcome), BackendError> {
     let snap = engine.read_back().await?;
-    let Some((extent, points)) = grid else { return Ok((snap, None)) };
+    let Some((extent, points)) = grid else { return Ok((snap, None, MapOutcome::None)) };
     let outputs = match engine.predict(&points) {
         Some(fut) => match fut.await {
             Ok(outs) => Some((extent, outs)),
@@ -1477,7 +1676,26 @@ async fn read_back_with_grid(
         },
         None => None,
     };
-    Ok((snap, outputs))
+    // The conflict map on the same grid, at the same parameters.
+    let map = if !map {
+        MapOutcome::None
+    } else {
+        match engine.point_grams(&points, HOW) {
+            Some(fut) => match fut.await {
+                Ok(grams) => MapOutcome::Map(ConflictMap::from_grams(
+                    &grams,
+                    snap.steps_done,
+                    "webgpu",
+                    extent,
+                    crate::grid::GRID,
+                )),
+                Err(e @ BackendError::Device(_)) => return Err(e),
+                Err(BackendError::Run(_)) => MapOutcome::Unsupported,
+            },
+            None => MapOutcome::Unsupported,
+        }
+    };
+    Ok((snap, outputs, map))
 }
 
 /// Move a GPU run to the CPU at its last read-back state: a run that records every step is
@@ -1573,5 +1791,6 @@ fn restore_imported(run: &mut Run, saved: ImportedRun) -> Result<(), String> {
     run.steps = r.steps;
     run.params = r.params;
     run.history = History::from_records(r.history);
+    run.conflict = saved.conflict_map;
     Ok(())
 }

@@ -163,6 +163,7 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("view", "Loss view"),
     ("backend", "Backend readout"),
     ("heatmaps", "Heatmaps"),
+    ("conflictMap", "Conflict map"),
     ("curves", "Loss curves"),
     ("cosine", "Cosine matrix"),
     ("conflict", "Conflict metrics"),

@@ -2,6 +2,7 @@
 
 pub mod arena_methods;
 pub mod backend;
+pub mod conflict_map;
 pub mod contour;
 pub mod data;
 pub mod explain;

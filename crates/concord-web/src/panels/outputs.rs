@@ -674,8 +674,9 @@ struct Hidden<F: Fn() -> bool + Copy> {
     weights: F,
 }
 
+/// `children` (the conflict map) go right after the heatmaps.
 #[component]
-pub fn OutputsPanel() -> impl IntoView {
+pub fn OutputsPanel(#[prop(optional)] children: Option<Children>) -> impl IntoView {
     let cfg = use_cfg();
     let session = use_session();
     let aui = session.ui;
@@ -777,6 +778,7 @@ pub fn OutputsPanel() -> impl IntoView {
                     "Grey dots: training points; dark dots: test points; one line per method."
                 </p>
             </section>
+            {children.map(|c| c())}
             {figure("curves", "Loss curves per task", curves, never,
                 "Whole-train-set loss (solid) and test loss (dashed) every 5 steps, per method.")}
             {figure("cosine", "Task-gradient cosines", cosine, never,
