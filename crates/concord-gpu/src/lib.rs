@@ -9,6 +9,9 @@
 //! * [`kernels::moe`]: the MoE routing core (gate, top-k, capacity, expert choice, f_i/P_i,
 //!   dispatch/combine), the twin of concord-core's `model::moe` routers.
 //! * [`gram_metrics`]: cosine matrix, GMS and conflict ratio straight off G.
+//! * [`kernels::point_conflict`]: the per-point conflict map, every point's m × m Gram of its
+//!   per-task gradients of the shared trunk (the twin of `Mlp::point_grams`), for a whole grid in
+//!   one submission; at a trainer's parameters through `GpuTrainer::point_grams`.
 //! * [`GpuToy`]: one CAGrad-toy run (`DataSource::Toy`) with any GPU weighting, many steps per
 //!   dispatch (`toy_trajectory.wgsl`).
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task

@@ -2,15 +2,15 @@
 //! the shared (trunk) parameters, the twin of concord-core's `Mlp::point_grams`
 //! (`model/point_conflict.rs`, whose doc has the formula).
 //!
-//! [`PointGraph`] chains three kernels after a [`ForwardGraph`] over the same rows (which gives
-//! each trunk layer's z and φ(z) and the head outputs):
+//! `PointGraph` chains three kernels after a `ForwardGraph` (`super::mlp_graph`) over the same
+//! rows (which gives each trunk layer's z and φ(z) and the head outputs):
 //!
 //! 1. `point_out_grad.wgsl`, per head: dφ_t/do per row (own prediction, output, or the loss at
 //!    the target table's labels), not divided by the batch size;
 //! 2. `point_backprop.wgsl`: the head's delta into task slot t of a point-major delta stack
 //!    D (rows × m × width), then layer by layer down the trunk for all m tasks at once
 //!    (two stacks, used in turn);
-//! 3. `point_gram.wgsl`, per trunk layer l (top first): G[b] += (δ_l^s·δ_l^t)(‖a_{l−1}‖² + 1).
+//! 3. `point_gram.wgsl`, per trunk layer l (top first): `G[b] += (δ_l^s·δ_l^t)(‖a_{l−1}‖² + 1)`.
 //!
 //! No per-point gradient vector exists anywhere: the largest buffers are the two delta stacks,
 //! rows · m · max width floats each. Everything is recorded into the caller's compute pass, so
