@@ -771,9 +771,16 @@ impl SessionInner {
     /// The CPU's conflict maps: every MLP run whose engine does not compute maps (or has not
     /// brought one yet), and whose map is not of its current parameters and grid, gets
     /// concord-core's `Mlp::point_grams` map at its read-back parameters on a grid of
-    /// `cpu_map_side()` cells per side. Returns how many maps it computed.
-    pub fn refresh_conflict_maps(&mut self) -> usize {
-        let Some((extent, _)) = self.grid_points.clone() else { return 0 };
+    /// `cpu_map_side()` cells per side.
+    pub fn refresh_conflict_maps(&mut self) {
+        self.refresh_conflict_maps_within(f64::INFINITY);
+    }
+
+    /// `refresh_conflict_maps`, one run's map after another until `deadline` (ms, `now_ms`' clock)
+    /// has passed (at least one map per call, so a refresh spread over frames keeps each frame to
+    /// about one map). Returns whether every map is refreshed.
+    pub fn refresh_conflict_maps_within(&mut self, deadline: f64) -> bool {
+        let Some((extent, _)) = self.grid_points.clone() else { return true };
         let side = self.cpu_map_side();
         let mut points: Option<Vec<[f64; 2]>> = None;
         let mut done = 0;
@@ -785,6 +792,9 @@ impl SessionInner {
             if gpu_brings || fresh {
                 continue;
             }
+            if done > 0 && now_ms() >= deadline {
+                return false;
+            }
             let pts = points.get_or_insert_with(|| crate::grid::points_n(extent, side));
             let (Some(mlp), Some(params)) = (run.mlp(), run.params()) else { continue };
             match ConflictMap::cpu(mlp, params, pts, run.steps, extent, side) {
@@ -793,7 +803,7 @@ impl SessionInner {
             }
             done += 1;
         }
-        done
+        true
     }
 
     /// Test-only: make the next GPU read-back fail. Returns whether a run is on the GPU.

@@ -161,6 +161,9 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena, cursor: Cursor) -> Vec<Placed> {
     let top = 40.0;
     let height = top + size + 78.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return Vec::new() };
+    // Narrower than the drawing, the canvas shrinks as a whole (its maps stay square, and a
+    // pointer's position scales the same way on both axes).
+    let _ = web_sys::HtmlElement::style(canvas).set_property("height", "auto");
     let disagree = train_disagreement(data);
     let mut placed = Vec::with_capacity(shown.len());
     for (c, &i) in shown.iter().enumerate() {
@@ -175,7 +178,7 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena, cursor: Cursor) -> Vec<Placed> {
                 let share = map.conflict_share().map_or("—".to_string(), |s| format!("{:.0} %", 100.0 * s));
                 let stale = if map.step == run.steps { String::new() } else { format!(" · step {}", map.step) };
                 let engine = if map.engine == "webgpu" { "GPU" } else { "CPU" };
-                let note = format!("cos < 0 on {share} · {engine} {0}×{0}{stale}", map.side);
+                let note = format!("cos < 0: {share} · {engine} {0}×{0}{stale}", map.side);
                 chart::text(&ctx, &note, x0, 32.0, "left", chart::FONT, MUTED);
             }
             None => {
@@ -244,6 +247,30 @@ fn describe(run: &Run, map: &ConflictMap, cell: usize) -> String {
     format!("{} at (x₁, x₂) = ({x1:.2}, {x2:.2}): {what}", run.label)
 }
 
+/// Refresh the CPU's maps in animation frames, `FRAME_MS` of it per frame, and redraw after
+/// each, adding the time taken to `cost`; `pending` is cleared once every map is refreshed.
+fn refresh_in_frames(
+    session: crate::session::Session,
+    pending: StoredValue<bool>,
+    cost: StoredValue<f64>,
+    redraw: impl Fn() + Copy + 'static,
+) {
+    request_animation_frame(move || {
+        let t0 = now_ms();
+        let done = session.with(|a| a.refresh_conflict_maps_within(t0 + FRAME_MS)).unwrap_or(true);
+        cost.update_value(|c| *c += now_ms() - t0);
+        redraw();
+        if done {
+            pending.set_value(false);
+        } else {
+            refresh_in_frames(session, pending, cost, redraw);
+        }
+    });
+}
+
+/// CPU time a frame may spend on maps, in ms (one map at least).
+const FRAME_MS: f64 = 24.0;
+
 const READOUT_HINT: &str =
     "Hover over a map — or focus it (Tab) and move with the arrow keys — to read a cell’s cosine.";
 
@@ -256,6 +283,8 @@ pub fn ConflictMapPanel() -> impl IntoView {
     let hidden = crate::state::panel_hidden("conflictMap");
     let last_refresh = StoredValue::new(f64::NEG_INFINITY);
     let pending = StoredValue::new(false);
+    // The CPU time (ms) the last refresh took, over its frames.
+    let cost = StoredValue::new(0.0);
     let placed = StoredValue::new(Vec::<Placed>::new());
     let cursor = RwSignal::new(None::<(usize, usize, usize)>);
     let readout = RwSignal::new(READOUT_HINT.to_string());
@@ -275,8 +304,8 @@ pub fn ConflictMapPanel() -> impl IntoView {
         }
     };
     // Maps follow the read-backs: the CPU's refreshed at most every MAP_MS while the runs train
-    // and once they stop, in the next animation frame (so a redraw of the heatmaps and a refresh
-    // of the maps do not share one frame).
+    // and once they stop, from the next animation frame on (so a redraw of the heatmaps and a
+    // refresh of the maps do not share one frame), about one run's map a frame.
     Effect::new(move |_| {
         aui.version.track();
         let playing = cfg.with(|s| s.play);
@@ -286,15 +315,15 @@ pub fn ConflictMapPanel() -> impl IntoView {
             return;
         }
         let idle = session.with(|a| !playing && !a.requests_pending()).unwrap_or(true);
-        let due = idle || now_ms() - last_refresh.get_value() >= MAP_MS;
+        // A costly refresh (a large model) waits longer, so maps take at most about a fifth of
+        // the CPU while the runs train.
+        let every = MAP_MS.max(4.0 * cost.get_value());
+        let due = idle || now_ms() - last_refresh.get_value() >= every;
         if due && !pending.get_value() {
             pending.set_value(true);
-            request_animation_frame(move || {
-                pending.set_value(false);
-                last_refresh.set_value(now_ms());
-                session.with(|a| a.refresh_conflict_maps());
-                redraw();
-            });
+            last_refresh.set_value(now_ms());
+            cost.set_value(0.0);
+            refresh_in_frames(session, pending, cost, redraw);
         } else {
             redraw();
         }
