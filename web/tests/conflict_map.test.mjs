@@ -95,8 +95,9 @@ test('without WebGPU the map comes from the CPU and travels in the run file; an 
     const m = await map(page, 1);
     assert.equal(m.engine, 'cpu');
     assert.equal(m.step, 20);
-    // Two runs of a 2-16-16 trunk (354 parameters, 3 passes a point) within the CPU grid budget.
-    assert.ok(m.side >= 10 && m.side <= 100 && m.cells.length === m.side * m.side, `side ${m.side}`);
+    // Two runs of a 2-16-16 trunk (354 parameters, 3.5 passes a point) within the CPU grid
+    // budget (grid.rs: 16·10⁶ multiply-adds a redraw): ⌊√(16·10⁶ / (1239 · 2))⌋ = 80 per side.
+    assert.ok(m.side === 80 && m.cells.length === 6400, `side ${m.side}`);
     const file = JSON.parse(await page.evaluate(() => window.concord.exportRun()));
     assert.deepEqual(file.runs.map((r) => [r.conflict_map.engine, r.conflict_map.step, r.conflict_map.side]),
       [['cpu', 20, m.side], ['cpu', 20, m.side]]);

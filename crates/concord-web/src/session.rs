@@ -57,9 +57,12 @@ const CURVE_MAX: usize = 4_000;
 /// read-back while playing, the CPU's when the panel redraws (and both once a `step(n)` request
 /// is done).
 pub const MAP_MS: f64 = 400.0;
-/// What one point of a CPU conflict map costs, in forward passes of the model, per task and one
-/// more: the forward pass, then one backward pass per task (`Mlp::point_grams`).
-const MAP_PASSES_PER_TASK: usize = 1;
+/// What one point of a CPU conflict map costs, in half forward passes of the model: 2m + 3, i.e.
+/// a forward pass, one backward pass per task (`Mlp::point_grams`) and the Grams. Measured in
+/// the page's wasm: 3.4–3.5 forward passes for m = 2 (BENCHMARKS.md, "Per-point conflict map").
+fn map_half_passes(m: usize) -> usize {
+    2 * m + 3
+}
 /// One colour per method slot (distinct from the heatmaps' orange and blue).
 pub const SLOT_COLOURS: [&str; 5] = ["#d6204e", "#1a9850", "#6a3d9a", "#2b2b2b", "#8c510a"];
 /// The toys' other methods (up to twelve race at once): none close to the classic five's colours.
@@ -760,12 +763,13 @@ impl SessionInner {
 
     /// The side of the CPU's conflict maps: within the page's CPU grid budget (`grid::
     /// side_within_budget`) for every run whose maps the CPU computes, a point costing about
-    /// m + 1 forward passes of the model (`MAP_PASSES_PER_TASK`).
+    /// m + 1.5 forward passes of the model (`map_half_passes`).
     pub fn cpu_map_side(&self) -> usize {
         let cpu: Vec<&Run> = self.runs.iter().filter(|r| r.has_conflict_map() && !r.maps_on_gpu()).collect();
         let params = cpu.iter().filter_map(|r| r.params()).map(<[f64]>::len).max().unwrap_or(0);
         let m = cpu.iter().filter_map(|r| r.mlp()).map(|m| m.num_tasks()).max().unwrap_or(2);
-        crate::grid::side_within_budget(params, cpu.len() * (m * MAP_PASSES_PER_TASK + 1), crate::grid::GRID)
+        let cost = (params * map_half_passes(m)).div_ceil(2);
+        crate::grid::side_within_budget(cost, cpu.len(), crate::grid::GRID)
     }
 
     /// The CPU's conflict maps: every MLP run whose engine does not compute maps (or has not
