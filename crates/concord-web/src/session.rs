@@ -482,7 +482,8 @@ enum MapOutcome {
     None,
     /// The engine has no conflict-map kernel for this run: the CPU computes its maps.
     Unsupported,
-    Map(ConflictMap),
+    /// The map, and how long it took (ms, the kernels and their read-back).
+    Map(ConflictMap, f64),
 }
 
 /// A heatmap grid's head outputs as an engine predicted them: (extent, one matrix per task).
@@ -532,10 +533,11 @@ pub struct SessionInner {
     pub hook: js_sys::Object,
     /// The page's own playground (it marks the body with the backend in use).
     main: bool,
-    /// Whether the conflict map panel is shown (GPU read-backs then bring maps), and when the
-    /// GPU runs last brought one (ms).
+    /// Whether the conflict map panel is shown (GPU read-backs then bring maps), when the GPU
+    /// runs last brought one (ms), and how long the slowest of them took then.
     maps_wanted: bool,
     last_gpu_map: f64,
+    gpu_map_ms: f64,
 }
 
 /// A playground's engine: a cheap handle (Copy) to the runs and the signals the panels read.
@@ -586,6 +588,7 @@ impl Session {
             main,
             maps_wanted: false,
             last_gpu_map: f64::NEG_INFINITY,
+            gpu_map_ms: 0.0,
         };
         let session = Session { inner: StoredValue::new_local(Rc::new(RefCell::new(inner))), ui };
         let state = cfg.get_untracked();
@@ -761,19 +764,27 @@ impl SessionInner {
         self.grid_points.as_ref().map(|(e, _)| *e)
     }
 
+    /// Whether the runs are stopped: not playing, no `step(n)` request left.
+    fn idle(&self) -> bool {
+        !self.playing && self.requests.is_empty()
+    }
+
     /// The side of the CPU's conflict maps: within the page's CPU grid budget (`grid::
-    /// side_within_budget`) for every run whose maps the CPU computes, a point costing about
-    /// m + 1.5 forward passes of the model (`map_half_passes`).
+    /// side_within_budget`) for every run whose maps the CPU computes (every MLP run once they
+    /// stop: GPU runs whose last map is older get one too), a point costing about m + 1.5 forward
+    /// passes of the model (`map_half_passes`).
     pub fn cpu_map_side(&self) -> usize {
-        let cpu: Vec<&Run> = self.runs.iter().filter(|r| r.has_conflict_map() && !r.maps_on_gpu()).collect();
+        let idle = self.idle();
+        let cpu: Vec<&Run> = self.runs.iter().filter(|r| r.has_conflict_map() && (idle || !r.maps_on_gpu())).collect();
         let params = cpu.iter().filter_map(|r| r.params()).map(<[f64]>::len).max().unwrap_or(0);
         let m = cpu.iter().filter_map(|r| r.mlp()).map(|m| m.num_tasks()).max().unwrap_or(2);
         let cost = (params * map_half_passes(m)).div_ceil(2);
         crate::grid::side_within_budget(cost, cpu.len(), crate::grid::GRID)
     }
 
-    /// The CPU's conflict maps: every MLP run whose engine does not compute maps (or has not
-    /// brought one yet), and whose map is not of its current parameters and grid, gets
+    /// The CPU's conflict maps: every MLP run whose engine does not compute maps (has not brought
+    /// one yet, or is stopped on an older one), and whose map is not of its current parameters
+    /// and grid, gets
     /// concord-core's `Mlp::point_grams` map at its read-back parameters on a grid of
     /// `cpu_map_side()` cells per side.
     pub fn refresh_conflict_maps(&mut self) {
@@ -786,12 +797,14 @@ impl SessionInner {
     pub fn refresh_conflict_maps_within(&mut self, deadline: f64) -> bool {
         let Some((extent, _)) = self.grid_points.clone() else { return true };
         let side = self.cpu_map_side();
+        let idle = self.idle();
         let mut points: Option<Vec<[f64; 2]>> = None;
         let mut done = 0;
         for run in self.runs.iter_mut().filter(|r| r.has_conflict_map()) {
-            // A GPU run shows its engine's latest map (a read-back or so old); until the first
-            // one arrives, or if the engine has no kernel, the CPU's.
-            let gpu_brings = run.on_gpu && run.gpu_maps == Some(true);
+            // A GPU run shows its engine's latest map while it trains (a read-back or so old);
+            // until the first one arrives, if the engine has no kernel, or once the runs stop
+            // between maps (a pause while playing), the CPU's at the read-back parameters.
+            let gpu_brings = run.on_gpu && run.gpu_maps == Some(true) && !idle;
             let fresh = run.fresh_conflict(extent).is_some_and(|c| c.engine == "webgpu" || c.side == side);
             if gpu_brings || fresh {
                 continue;
@@ -1025,12 +1038,15 @@ impl SessionInner {
         // GPU runs: one submission and one read-back each.
         let fail = std::mem::take(&mut self.simulate_gpu_failure);
         let generation = self.generation;
-        // Conflict maps at this read-back: while playing at most every `MAP_MS`; for `step(n)`
-        // requests at the read-back that completes the last one (a map adds a read-back of its
-        // own to the submission loop, so the steps in between go without).
+        // Conflict maps at this read-back: while playing at most every `MAP_MS`, or every four
+        // times what the last one took (a slow adapter then spends at most about a fifth of its
+        // time on maps); for `step(n)` requests at the read-back that completes the last one (a
+        // map adds a read-back of its own to the submission loop, so the steps in between go
+        // without).
         let now = now_ms();
         let completes = self.requests.len() == 1 && self.requests.front().is_some_and(|r| r.remaining <= done);
-        let due = if self.playing { now - self.last_gpu_map >= MAP_MS } else { completes };
+        let every = MAP_MS.max(4.0 * self.gpu_map_ms);
+        let due = if self.playing { now - self.last_gpu_map >= every } else { completes };
         let maps = self.maps_wanted && due;
         let mut asked = false;
         for slot in 0..self.runs.len() {
@@ -1060,6 +1076,7 @@ impl SessionInner {
         }
         if asked {
             self.last_gpu_map = now;
+            self.gpu_map_ms = 0.0;
         }
         self.frame_steps = done;
         self.work += done;
@@ -1259,9 +1276,10 @@ impl SessionInner {
                     match map {
                         MapOutcome::None => {}
                         MapOutcome::Unsupported => run.gpu_maps = Some(false),
-                        MapOutcome::Map(m) => {
+                        MapOutcome::Map(m, ms) => {
                             run.gpu_maps = Some(true);
                             run.conflict = Some(m);
+                            self.gpu_map_ms = self.gpu_map_ms.max(ms);
                         }
                     }
                 }
@@ -1694,15 +1712,13 @@ async fn read_back_with_grid(
     let map = if !map {
         MapOutcome::None
     } else {
+        let t0 = now_ms();
         match engine.point_grams(&points, HOW) {
             Some(fut) => match fut.await {
-                Ok(grams) => MapOutcome::Map(ConflictMap::from_grams(
-                    &grams,
-                    snap.steps_done,
-                    "webgpu",
-                    extent,
-                    crate::grid::GRID,
-                )),
+                Ok(grams) => MapOutcome::Map(
+                    ConflictMap::from_grams(&grams, snap.steps_done, "webgpu", extent, crate::grid::GRID),
+                    now_ms() - t0,
+                ),
                 Err(e @ BackendError::Device(_)) => return Err(e),
                 Err(BackendError::Run(_)) => MapOutcome::Unsupported,
             },
