@@ -460,7 +460,7 @@ pub fn ConflictMapPanel() -> impl IntoView {
                 {move || readout.get()}
             </p>
             <p class="hint" class:hidden=move || !has_map()>
-                "At each point x of the plane: the cosine between the tasks’ gradients of the shared trunk, each task’s loss taken against its own prediction at x (no label needed), so the map shows where training on one task pulls the shared features against the other (for three or more tasks, the most opposed pair). The cosine panel below averages this over a batch."
+                "At each point x of the plane: the cosine between the tasks’ gradients of the shared trunk, each task’s loss taken against its own prediction at x (no label needed), so the map shows where training on one task pulls the shared features against the other (for three or more tasks, the most opposed pair). The Task-gradient cosines panel has one number per step for the whole batch instead."
             </p>
         </section>
     }
