@@ -22,7 +22,8 @@ pub struct TrainArgs {
     problem: Option<String>,
     /// A named run: xor-conflict, circle-vs-gauss, gradnorm-scales, sinusoid-phases,
     /// pareto-synthetic, task-experts (task-routed MoE), task-experts-dense (its dense twin),
-    /// cagrad-toy or cagrad-toy-scaled.
+    /// conflict-wedge (two tasks that fight in one quarter of the plane), cagrad-toy or
+    /// cagrad-toy-scaled.
     #[arg(long, conflicts_with_all = ["config", "hash"])]
     preset: Option<String>,
     /// A full run config as JSON (FILE, or - for stdin): what `concord config --preset NAME`
