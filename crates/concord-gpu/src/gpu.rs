@@ -154,16 +154,19 @@ impl Gpu {
         file: &'static str,
         entry: &'static str,
     ) -> &'a wgpu::ComputePipeline {
-        slot.get_or_init(|| {
-            let module = self.module(file);
-            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
+        slot.get_or_init(|| self.create_pipeline(file, entry))
+    }
+
+    /// A new compute pipeline for `entry` in module `file` (layout inferred from the shader).
+    pub(crate) fn create_pipeline(&self, file: &'static str, entry: &'static str) -> wgpu::ComputePipeline {
+        let module = self.module(file);
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
         })
     }
 

@@ -25,17 +25,7 @@ pub(crate) struct MlpPipelines {
 
 impl MlpPipelines {
     pub fn new(gpu: &Gpu) -> Self {
-        let make = |file: &'static str, entry: &'static str| {
-            let module = gpu.module(file);
-            gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        let make = |file, entry| gpu.create_pipeline(file, entry);
         MlpPipelines {
             activation_map: make("mlp_activation_map.wgsl", "activation_map"),
             gather: make("mlp_gather.wgsl", "gather_rows"),

@@ -93,17 +93,7 @@ pub(crate) struct PointPipelines {
 
 impl PointPipelines {
     pub fn new(gpu: &Gpu) -> Self {
-        let make = |file: &'static str, entry: &'static str| {
-            let module = gpu.module(file);
-            gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        let make = |file, entry| gpu.create_pipeline(file, entry);
         PointPipelines {
             out_grad: make("point_out_grad.wgsl", "point_out_grad"),
             backprop: make("point_backprop.wgsl", "point_backprop"),
