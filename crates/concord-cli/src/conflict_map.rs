@@ -98,24 +98,12 @@ const LAYOUT: &str = "side × side cell centres over [−extent, extent]², row-
 
 /// The half-width of the map: 6, or 5 % past the farthest coordinate (the page's `grid::extent`).
 pub fn extent(points: &[&DMatrix<f64>]) -> f64 {
-    let far = points.iter().flat_map(|x| x.iter()).fold(0.0f64, |a, v| a.max(v.abs()));
-    if far <= 6.0 {
-        6.0
-    } else {
-        far * 1.05
-    }
+    concord_web::grid::extent_for(points.iter().flat_map(|x| x.iter()).fold(0.0f64, |a, v| a.max(v.abs())))
 }
 
-/// `side` × `side` cell centres over [−extent, extent]², row 0 at the top (the page's
-/// `grid::points_n`).
+/// `side` × `side` cell centres over [−extent, extent]², row 0 at the top: the page's grid.
 pub fn grid_points(extent: f64, side: usize) -> Vec<[f64; 2]> {
-    let h = 2.0 * extent / side as f64;
-    (0..side * side)
-        .map(|i| {
-            let (r, c) = (i / side, i % side);
-            [-extent + (c as f64 + 0.5) * h, extent - (r as f64 + 0.5) * h]
-        })
-        .collect()
+    concord_web::grid::points_n(extent, side)
 }
 
 /// The presets `conflict-map` takes, for messages.

@@ -8,7 +8,12 @@ pub const GRID: usize = 100;
 
 /// The half-width of the plotted square: 6, or a little more than the farthest coordinate.
 pub fn extent(data: &MultiTaskData) -> f64 {
-    let far = data.points.iter().flat_map(|p| [p[0].abs(), p[1].abs()]).fold(0.0f64, f64::max);
+    extent_for(data.points.iter().flat_map(|p| [p[0].abs(), p[1].abs()]).fold(0.0f64, f64::max))
+}
+
+/// The half-width for data whose farthest coordinate is `far` from 0 (`concord conflict-map`
+/// draws the same square from its matrices).
+pub fn extent_for(far: f64) -> f64 {
     if far <= 6.0 {
         6.0
     } else {

@@ -8,6 +8,7 @@
 //! no second parser of either. Nothing here draws or touches the DOM.
 
 pub mod conflict_map;
+pub mod grid;
 pub mod preset;
 pub mod saved;
 pub mod state;

@@ -15,7 +15,6 @@
 mod chart;
 mod dom;
 mod figure;
-mod grid;
 mod hook;
 #[cfg(test)]
 mod module_graph;
@@ -25,7 +24,7 @@ mod plot;
 mod session;
 
 // The settings half lives in the library (lib.rs), which `concord train --hash/--config` shares.
-use concord_web::{conflict_map, preset, saved, state, train_config};
+use concord_web::{conflict_map, grid, preset, saved, state, train_config};
 
 use leptos::prelude::*;
 use playground::{current_hash, Playground};
