@@ -184,7 +184,9 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         moe,
         record_every: 1,
         precision: state.precision,
-        sample_metrics: false,
+        // Only records (never changes a step): the CPU trainer's batch at step 0 and every
+        // `sample_stride`-th step, in the export. The page's chart computes its own series.
+        sample_metrics: true,
     })
 }
 
