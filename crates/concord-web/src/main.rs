@@ -21,6 +21,7 @@ mod module_graph;
 mod panels;
 mod playground;
 mod plot;
+mod sample_series;
 mod session;
 
 // The settings half lives in the library (lib.rs), which `concord train --hash/--config` shares.

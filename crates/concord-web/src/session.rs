@@ -218,6 +218,8 @@ pub struct Run {
     /// Whether the engine computes conflict maps itself (`Backend::point_grams`): unknown until
     /// a read-back asked it.
     gpu_maps: Option<bool>,
+    /// Sample-level conflict at the snapshots, computed by the panel that charts it.
+    pub sample_series: crate::sample_series::SampleSeries,
 }
 
 impl Run {
@@ -962,6 +964,7 @@ impl SessionInner {
             grid: None,
             conflict: None,
             gpu_maps: None,
+            sample_series: Default::default(),
         };
         // The CPU twin gives the initial state every engine starts from (the GPU builds the
         // same parameters), the model and the objective.
