@@ -21,6 +21,7 @@ mod multiversion;
 pub mod optim;
 pub mod pause;
 pub mod problems;
+pub mod sample_weighting;
 pub mod train;
 pub mod weightings;
 

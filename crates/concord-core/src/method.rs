@@ -1,13 +1,17 @@
-//! A run's method as one typed value: an aggregator and, optionally, a loss weighting, each with
-//! its parameters parsed and range-checked once.
+//! A run's method as one typed value: an aggregator and, optionally, a loss weighting and a
+//! conflict-aware sample weighting (`crate::sample_weighting`), each with its parameters parsed
+//! and range-checked once.
 //!
 //! The text form (URL keys, `--method` with `--param`, legends) is
-//! `aggregator[+weighting][:key=value…]`, e.g. `cagrad:c=0.3` or `mean+gradnorm:alpha=1.5`.
-//! A parameter goes to the aggregator if it has one of that name, else to the weighting. Lists
+//! `aggregator[+weighting][+sample-weighting][:key=value…]`, e.g. `cagrad:c=0.3`,
+//! `mean+gradnorm:alpha=1.5` or `upgrad+harmonize` (the two `+` parts may come in either order:
+//! their names differ). A parameter goes to the aggregator if it has one of that name, else to
+//! the weighting, else to the sample weighting. Lists
 //! are written with `;` (`upgrad:pref_vector=1;2`), since `,` separates the methods of a URL;
 //! `,` is accepted too where nothing else is split on it (a CLI `--param`).
 
 use crate::aggregators::{registry, AggregatorSpec};
+use crate::sample_weighting::{self, SampleWeightingSpec};
 use crate::weightings::{self, WeightingSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -17,6 +21,10 @@ pub struct MethodSpec {
     pub aggregator: AggregatorSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weighting: Option<WeightingSpec>,
+    /// A stage before both that rewrites the batch's shared Jacobian from each sample's own
+    /// task conflict (MLP models; the CPU reference path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_weighting: Option<SampleWeightingSpec>,
 }
 
 impl MethodSpec {
@@ -26,6 +34,7 @@ impl MethodSpec {
         MethodSpec {
             aggregator: AggregatorSpec::named(aggregator).expect("a registry name without required parameters"),
             weighting: None,
+            sample_weighting: None,
         }
     }
 
@@ -41,26 +50,39 @@ impl MethodSpec {
             None => None,
             Some((name, p)) => Some(WeightingSpec::parse(name, p)?),
         };
-        Ok(MethodSpec { aggregator, weighting })
+        Ok(MethodSpec { aggregator, weighting, sample_weighting: None })
     }
 
     /// Parse the text form `aggregator[+weighting][:key=value…]`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.split(':');
         let head = parts.next().unwrap_or("").trim();
-        let (agg, weighting) = match head.split_once('+') {
-            Some((a, w)) => (a.trim(), Some(w.trim())),
-            None => (head, None),
-        };
+        let mut names = head.split('+').map(str::trim);
+        let agg = names.next().unwrap_or("");
         let info = registry::find(agg)
             .ok_or_else(|| format!("unknown aggregator '{agg}' (expected one of: {})", registry::names().join(", ")))?;
-        let weighting = match weighting {
-            None | Some("") | Some("none") => None,
-            Some(w) => Some(weightings::describe(w).ok_or_else(|| {
-                format!("unknown loss weighting '{w}' (expected one of: {})", weightings::NAMES.join(", "))
-            })?),
-        };
-        let (mut agg_params, mut w_params) = (Vec::new(), Vec::new());
+        let (mut weighting, mut sample) = (None, None);
+        for name in names {
+            if name.is_empty() || name == "none" {
+                continue;
+            }
+            if let Some(d) = weightings::describe(name) {
+                if weighting.replace(d).is_some() {
+                    return Err(format!("'{text}' names two loss weightings"));
+                }
+            } else if let Some(d) = sample_weighting::describe(name) {
+                if sample.replace(d).is_some() {
+                    return Err(format!("'{text}' names two sample weightings"));
+                }
+            } else {
+                return Err(format!(
+                    "unknown loss weighting '{name}' (expected one of: {}; or a sample weighting: {})",
+                    weightings::NAMES.join(", "),
+                    sample_weighting::NAMES.join(", ")
+                ));
+            }
+        }
+        let (mut agg_params, mut w_params, mut s_params) = (Vec::new(), Vec::new(), Vec::new());
         for p in parts.map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = p.split_once('=').ok_or_else(|| format!("'{p}' is not key=value"))?;
             let (k, v) = (k.trim().to_string(), v.trim().to_string());
@@ -68,11 +90,15 @@ impl MethodSpec {
                 agg_params.push((k, v));
             } else if weighting.as_ref().is_some_and(|d| d.params.iter().any(|q| q.name == k)) {
                 w_params.push((k, v));
+            } else if sample.as_ref().is_some_and(|d| d.params.iter().any(|q| q.name == k)) {
+                s_params.push((k, v));
             } else {
-                let owner = match &weighting {
-                    Some(d) => format!("{} + {}", info.label, d.label),
-                    None => info.label.to_string(),
-                };
+                let mut owner = info.label.to_string();
+                for label in
+                    [weighting.as_ref().map(|d| d.label), sample.as_ref().map(|d| d.label)].into_iter().flatten()
+                {
+                    owner = format!("{owner} + {label}");
+                }
                 return Err(format!("{owner} has no parameter '{k}'"));
             }
         }
@@ -81,13 +107,21 @@ impl MethodSpec {
             None => None,
             Some(d) => Some(WeightingSpec::parse(d.name, &w_params)?),
         };
-        Ok(MethodSpec { aggregator, weighting })
+        let sample_weighting = match sample {
+            None => None,
+            Some(d) => Some(SampleWeightingSpec::parse(d.name, &s_params)?),
+        };
+        Ok(MethodSpec { aggregator, weighting, sample_weighting })
     }
 
     /// The text form; `parse(to_text())` gives the same spec.
     pub fn to_text(&self) -> String {
         let mut s = self.aggregator.name().to_string();
         if let Some(w) = &self.weighting {
+            s.push('+');
+            s.push_str(w.name());
+        }
+        if let Some(w) = &self.sample_weighting {
             s.push('+');
             s.push_str(w.name());
         }
@@ -99,14 +133,19 @@ impl MethodSpec {
                 s.push_str(&format!(":{k}={v}"));
             }
         }
+        if let Some(w) = &self.sample_weighting {
+            for (k, v) in w.given() {
+                s.push_str(&format!(":{k}={v}"));
+            }
+        }
         s
     }
 
-    /// `UPGrad`, `GradNorm (alpha=1.5)`, `UPGrad + UW`: for legends. Mean with a weighting is
-    /// named by the weighting alone (it is the plain weighted sum).
+    /// `UPGrad`, `GradNorm (alpha=1.5)`, `UPGrad + UW`, `Mean + Harmonize`: for legends. Mean
+    /// with a weighting is named by the weighting alone (it is the plain weighted sum).
     pub fn label(&self) -> String {
         let mut params: Vec<String> = self.aggregator.given().iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let base = match &self.weighting {
+        let mut base = match &self.weighting {
             None => self.aggregator.info().label.to_string(),
             Some(w) => {
                 params.extend(w.given().iter().map(|(k, v)| format!("{k}={v}")));
@@ -118,6 +157,10 @@ impl MethodSpec {
                 }
             }
         };
+        if let Some(w) = &self.sample_weighting {
+            params.extend(w.given().iter().map(|(k, v)| format!("{k}={v}")));
+            base = format!("{base} + {}", w.describe().label);
+        }
         if params.is_empty() {
             base
         } else {
@@ -154,9 +197,16 @@ mod tests {
 
     #[test]
     fn text_round_trips_and_routes_parameters() {
-        for text in
-            ["mean", "cagrad:c=0.3", "mean+gradnorm:alpha=1.5", "upgrad+uw:pref_vector=1;2:lr=0.01", "imtl-g+famo"]
-        {
+        for text in [
+            "mean",
+            "cagrad:c=0.3",
+            "mean+gradnorm:alpha=1.5",
+            "upgrad+uw:pref_vector=1;2:lr=0.01",
+            "imtl-g+famo",
+            "mean+harmonize",
+            "upgrad+uw+curriculum:pref_vector=1;2:lr=0.01:start=0.25",
+            "mgda+conflict-mask:top=20",
+        ] {
             let s = MethodSpec::parse(text).unwrap();
             assert_eq!(s.to_text(), text);
             assert_eq!(MethodSpec::parse(&s.to_text()).unwrap(), s);
@@ -168,6 +218,12 @@ mod tests {
         assert_eq!(s.weighting.as_ref().unwrap().get("lr"), Some(0.01));
         assert_eq!(MethodSpec::parse("mean+gradnorm:alpha=1.5").unwrap().label(), "GradNorm (alpha=1.5)");
         assert_eq!(MethodSpec::parse("cagrad:c=0.3").unwrap().label(), "CAGrad (c=0.3)");
+        // The sample weighting may come first; it prints after the loss weighting.
+        let s = MethodSpec::parse("upgrad+curriculum+uw:anneal=0.2").unwrap();
+        assert_eq!(s.to_text(), "upgrad+uw+curriculum:anneal=0.2");
+        assert_eq!(s.sample_weighting.as_ref().unwrap().get("anneal"), Some(0.2));
+        assert_eq!(s.label(), "UPGrad + UW + Conflict curriculum (anneal=0.2)");
+        assert_eq!(MethodSpec::parse("mean+harmonize").unwrap().label(), "Mean + Harmonize");
     }
 
     /// Hardening: links that asked for an unbounded solve (issue 14) are spec errors naming the
@@ -212,6 +268,12 @@ mod tests {
             ("cagrad:c=-1", "c must be finite, ≥ 0"),
             ("krum", "needs the parameter n_byzantine"),
             ("mean+dwa:T=0", "parameter 'T' must be > 0"),
+            ("mean+harmonize+curriculum", "names two sample weightings"),
+            ("mean+uw+dwa", "names two loss weightings"),
+            ("mean+conflict-mask:top=0", "parameter 'top' must be > 0 and ≤ 100"),
+            ("mean+curriculum:start=1.5", "parameter 'start' must be > 0 and ≤ 1"),
+            ("mean+harmonize:start=0.5", "Mean + Harmonize has no parameter 'start'"),
+            ("mean+harmonise", "or a sample weighting: harmonize, curriculum, conflict-mask"),
         ];
         for (text, needle) in cases {
             let e = MethodSpec::parse(text).unwrap_err();

@@ -64,7 +64,8 @@ pub fn gpu_methods() -> Vec<&'static str> {
 
 /// The GPU backend for a run: [`GpuToy`] for the CAGrad toys, [`GpuTrainer`] for the MLP data
 /// sources. A method without a GPU kernel is `Unsupported` with a message naming the methods
-/// the GPU has; so is pareto-synthetic (no GPU path).
+/// the GPU has; so are pareto-synthetic (no GPU path) and a sample-weighting stage
+/// (`GpuTrainer::new`).
 pub fn backend(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Box<dyn Backend>, GpuError> {
     let name = config.method.aggregator.name();
     if kernels::methods::find(name).is_none() {

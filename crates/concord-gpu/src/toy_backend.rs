@@ -167,6 +167,7 @@ impl GpuToy {
             test_losses: None,
             moe: None,
             samples: None,
+            sample_stage: None,
         }
     }
 

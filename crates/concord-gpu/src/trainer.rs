@@ -143,6 +143,13 @@ impl GpuTrainer {
     /// the data and the initial parameters on the CPU (bit for bit the CPU trainer's) and
     /// uploads them.
     pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Self, GpuError> {
+        if let Some(w) = &config.method.sample_weighting {
+            return Err(GpuError::Unsupported(format!(
+                "sample weighting '{}' has no GPU kernel yet (it remixes each sample's task gradients); \
+                 it runs on the CPU",
+                w.name()
+            )));
+        }
         let cpu = Trainer::new(config.clone()).map_err(GpuError::Unsupported)?;
         let mlp = cpu.mlp().cloned().ok_or_else(|| {
             GpuError::Unsupported("pareto-synthetic has no model to train on the GPU; use the CPU backend".into())
@@ -516,6 +523,7 @@ impl GpuTrainer {
                     test_losses: tested.then(|| f64s(2 * m + 1 + m * m..slot)),
                     moe: None,
                     samples: None,
+                    sample_stage: None,
                 });
             }
             if let (None, Some(at)) = (&self.error, halted_at) {

@@ -80,6 +80,7 @@ fn random_reference(config: &TrainConfig) -> Snapshot {
                 test_losses: None,
                 moe: None,
                 samples: None,
+                sample_stage: None,
             });
         }
         opt.step(&mut x, &d);

@@ -140,7 +140,7 @@ impl Mlp {
 
     /// Backprop dL/dh (B × trunk_out) through the trunk: the flat gradient of the shared part
     /// (pausing after each layer).
-    async fn trunk_backward(&self, params: &[f64], cache: &TrunkCache, d_h: DMatrix<f64>) -> Vec<f64> {
+    pub(super) async fn trunk_backward(&self, params: &[f64], cache: &TrunkCache, d_h: DMatrix<f64>) -> Vec<f64> {
         let act = self.config.activation;
         let mut grad = vec![0.0; self.layout.shared_len];
         let mut d_a = d_h;

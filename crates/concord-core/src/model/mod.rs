@@ -9,6 +9,7 @@ mod loss;
 mod mlp;
 pub mod moe;
 mod point_conflict;
+mod sample_stage;
 #[cfg(test)]
 mod tests;
 
@@ -20,3 +21,4 @@ pub use layout::{init_params, LayerSlice, Layout};
 pub use loss::{check_target, loss_and_grad, LossKind, Target};
 pub use mlp::{Gradients, Mlp};
 pub use point_conflict::{PointGradient, PointGrams};
+pub use sample_stage::StageGradients;

@@ -18,7 +18,7 @@
 //! test's independent reference, itself checked against finite differences.
 
 use super::loss::{loss_and_grad, LossKind, Target};
-use super::mlp::{linear, weight_t, Mlp};
+use super::mlp::{linear, weight_t, Mlp, TrunkCache};
 use crate::pause::finish;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -164,24 +164,45 @@ impl Mlp {
     ) -> Result<PointGrams, String> {
         self.point_checks(params, x, how, targets)?;
         let (b, m) = (x.nrows(), self.num_tasks());
-        let mut grams = vec![0.0; b * m * m];
         let layout = self.layout();
         if layout.shared_len == 0 {
-            return Ok(PointGrams { m, grams });
+            return Ok(PointGrams { m, grams: vec![0.0; b * m * m] });
         }
-        let act = self.config().activation;
         let cache = finish(self.trunk_forward(params, x));
         let h = cache.acts.last().expect("acts starts with x");
+        let d_hs: Vec<DMatrix<f64>> = layout
+            .heads
+            .iter()
+            .enumerate()
+            .map(|(t, s)| {
+                let d_o = output_grad(self.config().heads[t].loss, &linear(params, s, h), targets.map(|y| &y[t]), how);
+                d_o * weight_t(params, s).transpose()
+            })
+            .collect();
+        Ok(PointGrams { m, grams: self.grams_from_output_grads(params, &cache, &d_hs) })
+    }
+
+    /// Every point's m × m Gram (row-major, point after point) from each task's per-point
+    /// gradient at the trunk's output, `d_hs[t]` (B × trunk width, row b = ∂φ_t(x_b)/∂h): the
+    /// per-layer sum in the module's doc, one batched backward pass per task for the deltas.
+    pub(super) fn grams_from_output_grads(
+        &self,
+        params: &[f64],
+        cache: &TrunkCache,
+        d_hs: &[DMatrix<f64>],
+    ) -> Vec<f64> {
+        let layout = self.layout();
+        let act = self.config().activation;
+        let (b, m) = (cache.acts[0].nrows(), d_hs.len());
+        let mut grams = vec![0.0; b * m * m];
         // ‖a_{l−1}‖² + 1 per point and layer (the bias counts as an input of 1).
         let input_sq: Vec<Vec<f64>> = (0..layout.trunk.len())
             .map(|l| (0..b).map(|r| cache.acts[l].row(r).norm_squared() + 1.0).collect())
             .collect();
         // deltas[t][l] = B × width_l.
         let mut deltas: Vec<Vec<DMatrix<f64>>> = Vec::with_capacity(m);
-        for (t, s) in layout.heads.iter().enumerate() {
-            let head = &self.config().heads[t];
-            let d_o = output_grad(head.loss, &linear(params, s, h), targets.map(|y| &y[t]), how);
-            let mut d_a = d_o * weight_t(params, s).transpose();
+        for d_h in d_hs {
+            let mut d_a = d_h.clone();
             let mut per_layer = vec![DMatrix::zeros(0, 0); layout.trunk.len()];
             for (l, ls) in layout.trunk.iter().enumerate().rev() {
                 let d_z = d_a.zip_map(&cache.zs[l], |g, z| g * act.derivative(z));
@@ -204,7 +225,7 @@ impl Mlp {
                 }
             }
         }
-        Ok(PointGrams { m, grams })
+        grams
     }
 
     /// The explicit per-point gradients, `out[t]` = B × d_shared with row b = g_t(x_b): one

@@ -364,6 +364,17 @@ impl TrainConfig {
         if self.moe.is_some() && self.data.is_analytic() {
             return Err(format!("{} has no model, so no MoE: leave moe out", self.data.kind()));
         }
+        if let Some(w) = &self.method.sample_weighting {
+            if self.data.is_analytic() || self.moe.is_some() {
+                let what = if self.moe.is_some() { "an MoE model" } else { self.data.kind() };
+                return Err(format!(
+                    "sample weighting '{}' needs an MLP model trained on data points; {what} has none \
+                     (leave the '+{}' out of the method)",
+                    w.name(),
+                    w.name()
+                ));
+            }
+        }
         match &self.data {
             DataSource::TaskSet { config } => config.validate().map_err(|e| format!("task set: {e}"))?,
             DataSource::GradNorm { config, n_train, n_test } => {

@@ -39,6 +39,8 @@ mod sample_conflict;
 #[cfg(test)]
 mod sample_tests;
 #[cfg(test)]
+mod sample_weighting_tests;
+#[cfg(test)]
 mod task_experts_tests;
 #[cfg(test)]
 mod tests;
@@ -49,9 +51,9 @@ pub use config::{DataSource, Precision, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;
 pub use history::{restore_point, History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_WINDOW};
 pub use moe_spec::MoeSpec;
-pub use net::{MoeStepRecord, Net, NetGradients};
+pub use net::{MoeStepRecord, Net, NetGradients, StageStep};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
-pub use sample_conflict::{SampleConflict, OPPOSING_TOP_PERCENT};
+pub use sample_conflict::{SampleConflict, COS_TIE, OPPOSING_TOP_PERCENT};
 
 use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
@@ -65,6 +67,7 @@ use crate::model::{Mlp, Target};
 use crate::optim::Optimizer;
 use crate::pause::{drive, Paused};
 use crate::problems::{CagradToy, ParetoMtlSynthetic, Problem};
+use crate::sample_weighting::SampleStageRecord;
 use crate::weightings::{LossWeighting, WeightingContext};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
@@ -98,6 +101,9 @@ pub struct StepRecord {
     /// absent otherwise and in files written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<SampleConflict>,
+    /// What the method's sample-weighting stage did on this step's batch (runs with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_stage: Option<SampleStageRecord>,
 }
 
 /// A finished (or stopped) run.
@@ -215,6 +221,7 @@ struct Applied {
     test_losses: Option<Vec<f64>>,
     moe: Option<MoeStepRecord>,
     samples: Option<SampleConflict>,
+    sample_stage: Option<SampleStageRecord>,
 }
 
 /// A step's update before the optimizer: the full-length direction (shared part, then each
@@ -229,6 +236,7 @@ struct Update {
     moe: Option<MoeStepRecord>,
     /// The f64 Jacobian when a recorded step's sample metrics can reuse it (the reference path).
     jacobian: Option<DMatrix<f64>>,
+    sample_stage: Option<SampleStageRecord>,
 }
 
 /// FAMO's losses after the step, and the fast path's buffers back.
@@ -391,7 +399,10 @@ impl Trainer {
             Engine::Analytic(_) => 0,
         };
         let batches = BatchSampler::new(config.seed, config.batch_size, n_train);
+        // A sample-weighting stage runs on the f64 reference (the fast path has no per-sample
+        // Grams), as MoE models do.
         let fast = match (&engine, config.precision) {
+            _ if config.method.sample_weighting.is_some() => None,
             (Engine::Mlp { mlp, train_x, train_y, test }, Precision::F32) => match &**mlp {
                 Net::Mlp(net) => Some(Fast {
                     train: Arc::new(FastData::new(train_x, train_y)),
@@ -701,7 +712,13 @@ impl Trainer {
                 let j = p.jacobian(&self.params);
                 let jm = DMatrix::from_fn(j.len(), p.dim(), |r, c| j[r][c]);
                 let tasks = Gradients { losses: p.losses(&self.params), shared_jacobian: jm, head_grads: Vec::new() };
-                let grads = Grads::Reference(Ok(NetGradients { tasks, aux_grad: None, moe: None }));
+                let grads = Grads::Reference(Ok(NetGradients {
+                    tasks,
+                    raw_jacobian: None,
+                    stage: None,
+                    aux_grad: None,
+                    moe: None,
+                }));
                 Box::pin(std::future::ready(GradWork { grads, test: None, batch: None, rows: None }))
             }
             Engine::Mlp { mlp: net, .. } if self.fast.is_some() => {
@@ -729,8 +746,13 @@ impl Trainer {
                 let noise_seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let (net, params) = (Arc::clone(mlp), self.params.clone());
                 let test = if evaluate { test.clone() } else { None };
+                let stage = self.config.method.sample_weighting.clone().map(|spec| StageStep {
+                    spec,
+                    step,
+                    steps: self.config.steps,
+                });
                 Box::pin(async move {
-                    let grads = net.gradients_paused(&params, &x, &y, noise_seed).await;
+                    let grads = net.gradients_paused(&params, &x, &y, noise_seed, stage.as_ref()).await;
                     // The test losses at the same parameters (none after a failed gradient).
                     let test = match (&grads, &test) {
                         (Ok(_), Some((tx, ty))) => Some(net.losses_paused(&params, tx, ty).await),
@@ -755,7 +777,17 @@ impl Trainer {
                 (u, Some(b))
             }
         };
-        let Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe, jacobian } = update;
+        let Update {
+            losses,
+            loss_weights,
+            aggregator_weights,
+            full,
+            metrics,
+            test_losses,
+            moe,
+            jacobian,
+            sample_stage,
+        } = update;
         let samples = self.sample_conflict(&plan, batch.as_ref(), rows.as_deref(), jacobian.as_ref());
         let mut next = std::mem::take(&mut self.spare);
         next.clear();
@@ -764,7 +796,17 @@ impl Trainer {
         if !all_finite(&next) {
             return Err(self.fail("the optimizer step produced non-finite parameters".into()));
         }
-        let applied = Applied { next, losses, loss_weights, aggregator_weights, metrics, test_losses, moe, samples };
+        let applied = Applied {
+            next,
+            losses,
+            loss_weights,
+            aggregator_weights,
+            metrics,
+            test_losses,
+            moe,
+            samples,
+            sample_stage,
+        };
         // FAMO: the losses on the same batch after the step.
         if !self.weighting.as_ref().is_some_and(|w| w.needs_losses_after_step()) {
             self.return_buffers(buffers);
@@ -853,6 +895,9 @@ impl Trainer {
         };
         let (losses, jacobian, head_grads, aux_grad, moe) =
             (g.tasks.losses, g.tasks.shared_jacobian, g.tasks.head_grads, g.aux_grad, g.moe);
+        // With a sample-weighting stage the aggregator takes its J′; the metrics and the loss
+        // weighting describe the plain J.
+        let (raw, sample_stage) = (g.raw_jacobian, g.stage);
         if !all_finite(&losses) {
             return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
@@ -862,8 +907,12 @@ impl Trainer {
         {
             return Err(self.fail("a gradient is not finite".into()));
         }
+        if !raw.as_ref().is_none_or(|r| all_finite(r.as_slice())) {
+            return Err(self.fail("a gradient is not finite".into()));
+        }
         let test_losses = self.check_test(test)?;
-        let loss_weights = self.loss_weights(&losses, plan.step, Some(&jacobian))?;
+        let plain = raw.as_ref().unwrap_or(&jacobian);
+        let loss_weights = self.loss_weights(&losses, plan.step, Some(plain))?;
         let aggregation = match &loss_weights {
             None => self.aggregator.aggregate(&jacobian),
             Some(w) => {
@@ -890,10 +939,11 @@ impl Trainer {
             let wt = loss_weights.as_ref().map_or(1.0, |w| w[t]);
             full.extend(h.iter().map(|g| g * wt));
         }
-        let metrics = plan.record.then(|| StepMetrics::new(&jacobian, &d, self.metric_layers()));
+        let plain = raw.unwrap_or(jacobian);
+        let metrics = plan.record.then(|| StepMetrics::new(&plain, &d, self.metric_layers()));
         let aggregator_weights = aggregation.weights.map(|w| w.as_slice().to_vec());
-        let jacobian = self.wants_samples(plan).then_some(jacobian);
-        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe, jacobian })
+        let jacobian = self.wants_samples(plan).then_some(plain);
+        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe, jacobian, sample_stage })
     }
 
     /// The fast path's update: J and G are the f32 pass's; a Gramian-weighted aggregator gets
@@ -964,7 +1014,17 @@ impl Trainer {
             }
         });
         let aggregator_weights = aggregator_weights.map(|w| w.as_slice().to_vec());
-        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe: None, jacobian: None })
+        Ok(Update {
+            losses,
+            loss_weights,
+            aggregator_weights,
+            full,
+            metrics,
+            test_losses,
+            moe: None,
+            jacobian: None,
+            sample_stage: None,
+        })
     }
 
     /// Whether this step records sample-level conflict: a recorded step of an MLP run that asks
@@ -1044,6 +1104,7 @@ impl Trainer {
             test_losses: a.test_losses,
             moe: a.moe,
             samples: a.samples,
+            sample_stage: a.sample_stage,
         });
         self.step += 1;
         Ok(true)

@@ -3,6 +3,7 @@
 use crate::metrics::{layer_cosines, PairMatrix};
 use crate::model::moe::{Moe, RoutingStats};
 use crate::model::{Gradients, Mlp, Target};
+use crate::sample_weighting::{SampleStageRecord, SampleWeightingSpec};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -23,7 +24,11 @@ pub struct MoeStepRecord {
 }
 
 pub struct NetGradients {
+    /// With a sample-weighting stage, `shared_jacobian` is the stage's J′.
     pub tasks: Gradients,
+    /// The plain J when a sample-weighting stage replaced it in `tasks` (the metrics are of J).
+    pub raw_jacobian: Option<DMatrix<f64>>,
+    pub stage: Option<SampleStageRecord>,
     /// Aux-loss gradient on the shared parameters (MoE only), added after aggregation.
     pub aux_grad: Option<Vec<f64>>,
     pub moe: Option<MoeStepRecord>,
@@ -68,7 +73,7 @@ impl Net {
         y: &[Target],
         noise_seed: u64,
     ) -> Result<NetGradients, String> {
-        crate::pause::finish(self.gradients_paused(params, x, y, noise_seed))
+        crate::pause::finish(self.gradients_paused(params, x, y, noise_seed, None))
     }
 
     /// [`Net::gradients`], pausing between pieces (`crate::pause`).
@@ -78,21 +83,47 @@ impl Net {
         x: &DMatrix<f64>,
         y: &[Target],
         noise_seed: u64,
+        stage: Option<&StageStep>,
     ) -> Result<NetGradients, String> {
-        match self {
-            Net::Mlp(n) => {
-                Ok(NetGradients { tasks: n.gradients_paused(params, x, y).await?, aux_grad: None, moe: None })
+        match (self, stage) {
+            (Net::Mlp(n), Some(s)) => {
+                let g = n.stage_gradients_paused(params, x, y, &s.spec, s.step, s.steps).await?;
+                Ok(NetGradients {
+                    tasks: g.gradients,
+                    raw_jacobian: Some(g.raw_jacobian),
+                    stage: Some(g.record),
+                    aux_grad: None,
+                    moe: None,
+                })
             }
-            Net::Moe(n) => {
+            (Net::Moe(_), Some(_)) => Err("sample weighting needs an MLP model".into()),
+            (Net::Mlp(n), None) => Ok(NetGradients {
+                tasks: n.gradients_paused(params, x, y).await?,
+                raw_jacobian: None,
+                stage: None,
+                aux_grad: None,
+                moe: None,
+            }),
+            (Net::Moe(n), None) => {
                 let g = n.gradients_paused(params, x, y, Some(noise_seed)).await?;
                 let ranges: Vec<Range<usize>> = n.layout().experts.iter().map(|e| e.range()).collect();
                 let expert_cosine = layer_cosines(&g.tasks.shared_jacobian, &ranges);
                 Ok(NetGradients {
                     tasks: g.tasks,
+                    raw_jacobian: None,
+                    stage: None,
                     aux_grad: Some(g.aux_grad),
                     moe: Some(MoeStepRecord { routing: g.stats, expert_cosine }),
                 })
             }
         }
     }
+}
+
+/// A step's sample-weighting stage: the spec and where the step is in the run.
+#[derive(Clone, Debug)]
+pub struct StageStep {
+    pub spec: SampleWeightingSpec,
+    pub step: usize,
+    pub steps: usize,
 }

@@ -62,7 +62,7 @@ impl ParamSpec {
         ParamSpec { name, default, min: 0.0, min_inclusive: true, max: Some(max), integer: false, doc }
     }
 
-    fn check(&self, value: f64) -> Result<(), String> {
+    pub(crate) fn check(&self, value: f64) -> Result<(), String> {
         let above = if self.min_inclusive { value >= self.min } else { value > self.min };
         let below = self.max.is_none_or(|mx| value <= mx);
         if !value.is_finite() || !above || !below {

@@ -1,0 +1,52 @@
+//! A conflict curriculum, after the "gradient-based curriculum learning" of Wu et al. (NeurIPS
+//! 2022, arXiv 2211.02077), which takes a sample's gradient conflict as a sign that the sample
+//! is noisy and trains on the less noisy samples first.
+//!
+//! The rule here (Concord's: the paper's schedule was not in the copies we could read,
+//! methods-wave2.md 4a): a pacing function over the batch ranked by conflict. At step k of a
+//! K-step run the batch's least-conflicting share
+//!
+//! q(k) = start + (1 − start) · min(1, k / (anneal · K))
+//!
+//! is trained on, the rest left out: q starts at `start` and grows linearly to the whole batch
+//! by the fraction `anneal` of the run. A sample's rank is its smallest pairwise task-gradient
+//! cosine, highest first (a sample without one — a zero task gradient — ranks first: it has no
+//! conflict); ties at the cut share the slots left (`ranking::take_first`). With n = round(q·B)
+//! (at least 1) samples let in, w_i ∈ [0, 1] and J′_t = Σ_i w_i g_t(x_i) / Σ_i w_i: the mean over
+//! the samples let in.
+
+use super::ranking::{conflict_key, take_first};
+use super::{SampleMix, SampleStageRecord, SampleWeightingDescription};
+use crate::model::PointGrams;
+use crate::weightings::ParamSpec;
+
+pub(super) fn description() -> SampleWeightingDescription {
+    SampleWeightingDescription {
+        name: "curriculum",
+        label: "Conflict curriculum",
+        summary:
+            "the batch's least-conflicting samples first; the share let in grows from start to all by anneal·steps",
+        params: vec![
+            ParamSpec::positive("start", 0.5, 1.0, "share of the batch let in at step 0 (the least conflicting)"),
+            ParamSpec::positive("anneal", 0.5, 1.0, "fraction of the run's steps after which every sample is let in"),
+        ],
+    }
+}
+
+/// q(k): the share of the batch let in at step k of `steps`.
+pub(super) fn kept_share(step: usize, steps: usize, start: f64, anneal: f64) -> f64 {
+    let ramp = anneal * steps as f64;
+    let progress = if ramp > 0.0 { (step as f64 / ramp).min(1.0) } else { 1.0 };
+    start + (1.0 - start) * progress
+}
+
+pub(super) fn mix(grams: &PointGrams, step: usize, steps: usize, start: f64, anneal: f64) -> SampleMix {
+    let b = grams.len();
+    let share = kept_share(step, steps, start, anneal);
+    let n = ((share * b as f64).round() as usize).clamp(b.min(1), b);
+    // Least conflicting first: the negated key (no cosine: first of all).
+    let keys: Vec<i64> = (0..b).map(|i| conflict_key(grams.min_cos(i)).saturating_neg()).collect();
+    let weights = take_first(&keys, n);
+    let changed = b as f64 - weights.iter().sum::<f64>();
+    SampleMix::weighted(grams.m, &weights, SampleStageRecord { samples: b, changed, kept_share: Some(share) })
+}
