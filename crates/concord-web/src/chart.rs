@@ -99,7 +99,13 @@ impl Axis {
         }
         let levels = crate::plot::nice_levels(self.lo, self.hi, n);
         let step = if levels.len() > 1 { levels[1] - levels[0] } else { 1.0 };
-        let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
+        // As many decimals as the step needs: 0.25 apart reads 0.25, 0.50, not 0.2, 0.5.
+        let decimals = (0..=6)
+            .find(|&d| {
+                let s = step * 10f64.powi(d);
+                (s - s.round()).abs() < 1e-6 * s.abs().max(1.0)
+            })
+            .unwrap_or(6) as usize;
         levels
             .into_iter()
             .filter(|v| *v >= self.lo - 1e-12 && *v <= self.hi + 1e-12)
@@ -399,6 +405,15 @@ mod tests {
         let t: Vec<f64> = narrow.ticks(4).into_iter().map(|(v, _)| v).collect();
         assert!(t.len() >= 2 && t.iter().all(|v| (8800.0..=9400.0).contains(v)), "{t:?}");
         assert_eq!(log_label(2000.0), "2000");
+    }
+
+    #[test]
+    fn linear_tick_labels_have_the_decimals_of_their_step() {
+        let labels = |a: Axis| a.ticks(4).into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+        assert_eq!(labels(Axis::fixed(0.0, 1.0)), ["0.00", "0.25", "0.50", "0.75", "1.00"]);
+        assert_eq!(labels(Axis::fixed(0.0, 0.1)), ["0.000", "0.025", "0.050", "0.075", "0.100"]);
+        assert_eq!(labels(Axis::fixed(0.0, 180.0)), ["0", "50", "100", "150"]);
+        assert_eq!(labels(Axis::fixed(-1.05, 1.05)), ["−1", "0", "1"]);
     }
 
     #[test]
