@@ -1,16 +1,18 @@
-//! `concord methods`: every aggregator and loss weighting with its parameters, defaults and
-//! properties, from the registries in concord-core (a readable table, or
-//! `{"aggregators": [...], "weightings": [...]}`).
+//! `concord methods`: every aggregator, loss weighting and sample weighting with its
+//! parameters, defaults and properties, from the registries in concord-core (a readable table,
+//! or `{"aggregators": [...], "weightings": [...], "sample_weightings": [...]}`).
 
 use crate::UsageError;
 use clap::Args;
 use concord_core::aggregators::registry::{AggregatorInfo, ParamDefault, AGGREGATORS};
+use concord_core::sample_weighting::{self, SampleWeightingDescription};
 use concord_core::weightings::{descriptions, WeightingDescription};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
 pub struct MethodsArgs {
-    /// Print one JSON object {"aggregators": [...], "weightings": [...]} on stdout.
+    /// Print one JSON object {"aggregators": [...], "weightings": [...], "sample_weightings": [...]}
+    /// on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -20,11 +22,16 @@ pub struct MethodsArgs {
 struct Listing {
     aggregators: &'static [AggregatorInfo],
     weightings: Vec<WeightingDescription>,
+    sample_weightings: Vec<SampleWeightingDescription>,
 }
 
 pub fn run(args: MethodsArgs) -> Result<(), UsageError> {
     if args.json {
-        let listing = Listing { aggregators: &AGGREGATORS, weightings: descriptions() };
+        let listing = Listing {
+            aggregators: &AGGREGATORS,
+            weightings: descriptions(),
+            sample_weightings: sample_weighting::descriptions(),
+        };
         println!("{}", serde_json::to_string_pretty(&listing).expect("the registry serialises"));
         return Ok(());
     }
@@ -91,6 +98,18 @@ fn table() -> String {
                 "    --param {}=…  (default {}; {lo} {}{hi}): {}\n",
                 q.name, q.default, q.min, q.doc
             ));
+        }
+    }
+    out.push_str(
+        "\nSample weightings (a stage before the weighting and the aggregator: each sample's own task conflict \
+         rewrites the shared gradient; MLP models, CPU; --method AGG+NAME[:key=value])\n\n",
+    );
+    for w in sample_weighting::descriptions() {
+        out.push_str(&format!("{:<14} {:<20} {}\n", w.name, w.label, w.summary));
+        for q in &w.params {
+            let lo = if q.min_inclusive { "≥" } else { ">" };
+            let hi = q.max.map(|m| format!(", ≤ {m}")).unwrap_or_default();
+            out.push_str(&format!("    :{}=…  (default {}; {lo} {}{hi}): {}\n", q.name, q.default, q.min, q.doc));
         }
     }
     out

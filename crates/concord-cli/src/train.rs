@@ -40,7 +40,9 @@ pub struct TrainArgs {
     run: Option<usize>,
     /// The aggregator: any of `concord methods` (default: the preset's own method — mean for the
     /// multi-task presets, CAGrad with c = 0.5 for the toys). The text form
-    /// `aggregator[+weighting][:key=value…]` is accepted too, e.g. `cagrad:c=0.3`.
+    /// `aggregator[+weighting][+sample-weighting][:key=value…]` is accepted too, e.g.
+    /// `cagrad:c=0.3` or `upgrad+harmonize` (sample weightings: harmonize, curriculum,
+    /// conflict-mask; MLP models, on the CPU).
     #[arg(long)]
     method: Option<String>,
     /// A method parameter as key=value (repeatable), e.g. --param c=0.5.

@@ -318,6 +318,18 @@ fn print_summary(preset: &str, r: &RunRecord, backend: &str) {
             r.history.len()
         );
     }
+    if let Some(w) = &c.method.sample_weighting {
+        let stages: Vec<_> = r.history.iter().filter_map(|h| h.sample_stage.as_ref()).collect();
+        let changed: f64 = stages.iter().map(|s| s.changed).sum();
+        let seen: usize = stages.iter().map(|s| s.samples).sum();
+        let verb = if w.name() == "harmonize" { "projected" } else { "left out" };
+        let _ = writeln!(
+            out,
+            "  sample weighting {}: {verb} {:.1} % of the recorded steps' samples ({changed:.0} of {seen})",
+            w.name(),
+            100.0 * changed / seen.max(1) as f64
+        );
+    }
     if let Some(s) = r.history.last().and_then(|h| h.samples.as_ref()) {
         let _ = writeln!(
             out,
@@ -342,7 +354,9 @@ fn opt(v: Option<f64>) -> String {
 
 /// One row per step: step, loss_t…, test_loss_t… (empty where not evaluated), conflict_ratio,
 /// min_cosine, update_mean_cosine, non_conflicting (true/false), sample_coherence,
-/// sample_conflicting_fraction, sample_opposing_share (empty where not recorded or undefined).
+/// sample_conflicting_fraction, sample_opposing_share (empty where not recorded or undefined),
+/// sample_stage_changed (the share of the batch a sample-weighting stage projected or left
+/// out; empty without one).
 fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
     let m = r.task_names.len();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -358,6 +372,7 @@ fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
             "sample_coherence",
             "sample_conflicting_fraction",
             "sample_opposing_share",
+            "sample_stage_changed",
         ]
         .map(String::from),
     );
@@ -377,6 +392,7 @@ fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
         row.push(opt(samples.and_then(|x| x.coherence)));
         row.push(opt(samples.map(|x| x.conflicting_fraction)));
         row.push(opt(samples.and_then(|x| x.opposing_share)));
+        row.push(opt(s.sample_stage.as_ref().map(|x| x.changed / x.samples.max(1) as f64)));
         writeln!(f, "{}", row.join(","))?;
     }
     f.flush()

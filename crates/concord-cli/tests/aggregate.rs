@@ -151,6 +151,13 @@ fn methods_json_lists_all_18_with_parameters_and_properties() {
         v["weightings"].as_array().expect("weightings array").iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(weightings, ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"]);
     assert!(v["weightings"].as_array().unwrap().iter().all(|w| w["params"].is_array() && w["epochs"].is_string()));
+    let stages: Vec<&str> = v["sample_weightings"]
+        .as_array()
+        .expect("sample_weightings array")
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["harmonize", "curriculum", "conflict-mask"]);
     let aggs = v["aggregators"].as_array().expect("aggregators array");
     let names: Vec<&str> = aggs.iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(

@@ -107,12 +107,13 @@ fn out_writes_the_record_as_json_or_csv() {
     assert_eq!(
         lines[0],
         "step,loss_0,loss_1,test_loss_0,test_loss_1,conflict_ratio,min_cosine,update_mean_cosine,non_conflicting,\
-         sample_coherence,sample_conflicting_fraction,sample_opposing_share"
+         sample_coherence,sample_conflicting_fraction,sample_opposing_share,sample_stage_changed"
     );
     assert_eq!(lines.len(), 26);
     for (k, line) in lines[1..].iter().enumerate() {
         let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 12, "{line}");
+        assert_eq!(f.len(), 13, "{line}");
+        assert_eq!(f[12], "", "no sample weighting: {line}");
         assert_eq!(f[0], k.to_string());
         assert!(f[1].parse::<f64>().unwrap() > 0.0);
         // Test losses every 10 steps (the preset's eval_every), empty otherwise.
@@ -293,7 +294,11 @@ fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
 
 #[test]
 fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
-    for extra in [&["--method", "nash-mtl"][..], &["--method", "mean", "--weighting", "dwa"][..]] {
+    for extra in [
+        &["--method", "nash-mtl"][..],
+        &["--method", "mean", "--weighting", "dwa"][..],
+        &["--method", "mean+harmonize"],
+    ] {
         let out =
             concord(&[&["train", "--preset", "xor-conflict", "--backend", "gpu", "--steps", "5"][..], extra].concat());
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
@@ -322,4 +327,41 @@ fn a_diverging_preset_run_reports_its_error() {
     assert!(v["steps"].as_u64().unwrap() < 50);
     // The losses at the last finite parameters may themselves overflow (JSON null then).
     assert_eq!(v["final_losses"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_sample_weighting_runs_and_reports_what_it_did() {
+    let dir = temp_dir("sample-weighting");
+    let csv = dir.join("run.csv");
+    let json_path = dir.join("run.json");
+    let base = ["train", "--preset", "conflict-wedge", "--method", "mean+conflict-mask:top=20", "--steps", "12"];
+    let out = concord(&[&base[..], &["--out", json_path.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sample weighting conflict-mask: left out"), "{text}");
+    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(rec["config"]["method"]["sample_weighting"]["name"], "conflict-mask");
+    assert_eq!(rec["config"]["method"]["sample_weighting"]["top"], 20.0);
+    let out = concord(&[&base[..], &["--out", csv.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    for (k, line) in text.lines().skip(1).enumerate() {
+        let stage = &rec["history"][k]["sample_stage"];
+        let want = stage["changed"].as_f64().unwrap() / stage["samples"].as_f64().unwrap();
+        let got: f64 = line.split(',').nth(12).unwrap().parse().unwrap();
+        assert_eq!(got, want, "step {k}");
+        assert!(got <= 0.2 + 1e-12, "at most top = 20 % is left out: {got}");
+    }
+    // The same run from a config file (the page's schema) and the bad forms.
+    let bad = concord(&["train", "--preset", "conflict-wedge", "--method", "mean+harmonize+curriculum"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("names two sample weightings"));
+    let bad = concord(&["train", "--preset", "cagrad-toy", "--method", "mean+harmonize", "--steps", "3"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("needs an MLP model"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

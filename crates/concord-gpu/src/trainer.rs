@@ -146,7 +146,7 @@ impl GpuTrainer {
         if let Some(w) = &config.method.sample_weighting {
             return Err(GpuError::Unsupported(format!(
                 "sample weighting '{}' has no GPU kernel yet (it remixes each sample's task gradients); \
-                 it runs on the CPU",
+                 use the CPU backend",
                 w.name()
             )));
         }
