@@ -1,30 +1,43 @@
-//! The methods side by side: each an aggregator (concord-core's registry) or a loss weighting on
-//! top of one, with its parameters as `key=value` text; every edit goes through
-//! `MethodSpec::parse`, the one parser. On a toy preset each method runs from every start.
+//! The methods side by side: each an aggregator (concord-core's registry), optionally with a
+//! loss weighting and a conflict-aware sample weighting, with its parameters as `key=value`
+//! text; every edit goes through `MethodSpec::parse`, the one parser. On a toy preset each
+//! method runs from every start.
 
 use crate::session::{colour_for, use_session};
 use crate::state::arena_limit;
 use crate::state::use_cfg;
 use concord_core::aggregators::registry;
+use concord_core::sample_weighting;
 use concord_core::weightings;
 use concord_core::MethodSpec;
 use leptos::prelude::*;
 
-/// `k=v k=v`: the parameters given, aggregator's then weighting's.
+/// `k=v k=v`: the parameters given, aggregator's, weighting's, then the sample weighting's.
 fn params_text(spec: &MethodSpec) -> String {
     let mut p: Vec<String> = spec.aggregator.given().iter().map(|(k, v)| format!("{k}={v}")).collect();
     if let Some(w) = &spec.weighting {
         p.extend(w.given().iter().map(|(k, v)| format!("{k}={v}")));
     }
+    if let Some(w) = &spec.sample_weighting {
+        p.extend(w.given().iter().map(|(k, v)| format!("{k}={v}")));
+    }
     p.join(" ")
 }
 
-/// The spec with another aggregator or weighting: the parameters that still fit are kept.
-fn respec(spec: &MethodSpec, aggregator: &str, weighting: Option<&str>) -> Option<MethodSpec> {
-    let head = match weighting {
-        Some(w) => format!("{aggregator}+{w}"),
-        None => aggregator.to_string(),
-    };
+/// `aggregator[+weighting][+sample weighting]`.
+fn head_of(aggregator: &str, weighting: Option<&str>, sample: Option<&str>) -> String {
+    let mut head = aggregator.to_string();
+    for part in [weighting, sample].into_iter().flatten() {
+        head.push('+');
+        head.push_str(part);
+    }
+    head
+}
+
+/// The spec with another aggregator, weighting or sample weighting: the parameters that still
+/// fit are kept.
+fn respec(spec: &MethodSpec, aggregator: &str, weighting: Option<&str>, sample: Option<&str>) -> Option<MethodSpec> {
+    let head = head_of(aggregator, weighting, sample);
     let mut spec_now = MethodSpec::parse(&head).ok()?;
     for pair in params_text(spec).split(' ').filter(|p| !p.is_empty()) {
         if let Ok(s) = MethodSpec::parse(&format!("{}:{pair}", spec_now.to_text())) {
@@ -42,6 +55,9 @@ fn param_hint(spec: &MethodSpec) -> String {
     if let Some(w) = spec.weighting.as_ref().map(|w| w.describe()) {
         parts.extend(w.params.iter().map(|p| format!("{} (default {})", p.name, p.default)));
     }
+    if let Some(w) = spec.sample_weighting.as_ref().map(|w| w.describe()) {
+        parts.extend(w.params.iter().map(|p| format!("{} (default {})", p.name, p.default)));
+    }
     if parts.is_empty() {
         "no parameters".into()
     } else {
@@ -52,11 +68,11 @@ fn param_hint(spec: &MethodSpec) -> String {
 /// Parse `k=v k=v` (spaces or `:` between pairs) into the spec: `MethodSpec::parse` checks
 /// names and values.
 fn parse_params(spec: &MethodSpec, text: &str) -> Result<MethodSpec, String> {
-    let mut head = spec.aggregator.name().to_string();
-    if let Some(w) = &spec.weighting {
-        head.push('+');
-        head.push_str(w.name());
-    }
+    let mut head = head_of(
+        spec.aggregator.name(),
+        spec.weighting.as_ref().map(|w| w.name()),
+        spec.sample_weighting.as_ref().map(|w| w.name()),
+    );
     for pair in text.split([' ', ':']).map(str::trim).filter(|p| !p.is_empty()) {
         if !pair.contains('=') {
             return Err(format!("“{pair}” is not key=value"));
@@ -85,6 +101,9 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                 let agg_id = format!("arena-{}-aggregator", i + 1);
                 let w_id = format!("arena-{}-weighting", i + 1);
                 let p_id = format!("arena-{}-params", i + 1);
+                let s_id = format!("arena-{}-samples", i + 1);
+                // The analytic problems have no samples to weigh.
+                let is_toy = cfg.with_untracked(|s| s.preset.is_toy());
                 let hint = param_hint(&spec);
                 let error = move || aui.run_errors.with(|e| e.get(i).cloned().flatten());
                 let spec2 = spec.clone();
@@ -97,7 +116,8 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 on:change=move |ev| {
                                     let v = event_target_value(&ev);
                                     let old = cfg.with_untracked(|s| s.arena[i].clone());
-                                    if let Some(new) = respec(&old, &v, old.weighting.as_ref().map(|w| w.name())) {
+                                    let (w, sw) = (old.weighting.as_ref().map(|w| w.name()), old.sample_weighting.as_ref().map(|w| w.name()));
+                                    if let Some(new) = respec(&old, &v, w, sw) {
                                         cfg.update(|s| s.arena[i] = new);
                                     }
                                 }
@@ -132,7 +152,8 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     let v = event_target_value(&ev);
                                     let w = weightings::NAMES.iter().copied().find(|n| *n == v);
                                     let old = cfg.with_untracked(|s| s.arena[i].clone());
-                                    if let Some(new) = respec(&old, old.aggregator.name(), w) {
+                                    let sw = old.sample_weighting.as_ref().map(|w| w.name());
+                                    if let Some(new) = respec(&old, old.aggregator.name(), w, sw) {
                                         cfg.update(|s| s.arena[i] = new);
                                     }
                                 }
@@ -143,6 +164,31 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     .map(|n| {
                                         let label = weightings::describe(n).map_or(*n, |d| d.label);
                                         view! { <option value=*n selected=spec.weighting.as_ref().map(|w| w.name()) == Some(*n)>{label}</option> }
+                                    })
+                                    .collect_view()}
+                            </select>
+                        </div>
+                        <div class="field inline" class:hidden=is_toy>
+                            <label for=s_id.clone() title="A stage before the weighting and the aggregator: each sample's own task conflict rewrites the shared gradient (runs on the CPU)">"Sample weighting"</label>
+                            <select
+                                id=s_id
+                                on:change=move |ev| {
+                                    let v = event_target_value(&ev);
+                                    let sw = sample_weighting::NAMES.iter().copied().find(|n| *n == v);
+                                    let old = cfg.with_untracked(|s| s.arena[i].clone());
+                                    let w = old.weighting.as_ref().map(|w| w.name());
+                                    if let Some(new) = respec(&old, old.aggregator.name(), w, sw) {
+                                        cfg.update(|s| s.arena[i] = new);
+                                    }
+                                }
+                            >
+                                <option value="none" selected=spec.sample_weighting.is_none()>"none"</option>
+                                {sample_weighting::NAMES
+                                    .iter()
+                                    .map(|n| {
+                                        let label = sample_weighting::describe(n).map_or(*n, |d| d.label);
+                                        let chosen = spec.sample_weighting.as_ref().map(|w| w.name()) == Some(*n);
+                                        view! { <option value=*n selected=chosen>{label}</option> }
                                     })
                                     .collect_view()}
                             </select>
