@@ -22,6 +22,7 @@ const VIEWS: &[(&str, &[&str])] = &[
     ("toy", &["toy"]),
     ("heatmaps", &["heatmaps"]),
     ("conflict-map", &["conflictMap"]),
+    ("sample-conflict", &["samples"]),
     ("curves", &["curves"]),
     ("cosine", &["cosine"]),
     ("conflict", &["conflict"]),

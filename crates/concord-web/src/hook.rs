@@ -30,6 +30,11 @@
 //!   (`null`: back to it); rebuilds the runs and returns `state()`.
 //! - `wasmMemory()` (test-only): the wasm linear memory in bytes (the soak test's measure).
 //! - `landscape()`: the landscape panel's last result (set by that panel).
+//! - `sampleConflict()`: the sample-level conflict chart's data (set by that panel), every
+//!   run's series completed and drawn first: {shown, runs: [{run, colour, backend, steps,
+//!   trainPoints (0: no MLP), points: [{step, coherence, conflictingFraction, opposingShare,
+//!   samples, top}]}]} — concord-core's `SampleConflict` of the train set at the run's parameter
+//!   snapshots and latest read-back (`sample_series`).
 //!
 //! `window.concord.benchTrain(preset, method, steps, warmup, precision?)` (test-only, on the
 //! page's object only): the page's wasm CPU trainer's raw step rate, not limited by frames — a

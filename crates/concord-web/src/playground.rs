@@ -144,6 +144,7 @@ pub fn FigureCards() -> impl IntoView {
         </Show>
         <panels::outputs::OutputsPanel>
             <panels::conflict_map::ConflictMapPanel />
+            <panels::samples::SamplesPanel />
         </panels::outputs::OutputsPanel>
         <Show when=move || !is_toy()>
             <panels::moe::MoePanel />

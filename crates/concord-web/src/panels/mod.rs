@@ -14,4 +14,5 @@ pub mod notices;
 pub mod optimizer;
 pub mod outputs;
 pub mod preset;
+pub mod samples;
 pub mod transport;
