@@ -34,10 +34,33 @@ const MAX_OUTSIDE = 0.2;
 // on all 10 000 cells of both runs: measured 3.0e-7 (Chromium, SwiftShader); concord-gpu's
 // parity test sees at most 3.9e-6 on lavapipe over its models.
 const PARITY_TOL = 1e-5;
+// The share of conflict-wedge's 250 train points whose tasks' gradients conflict after 300 steps:
+// the train points of the flipped quarter (measured in Chromium on SwiftShader, seed 0: 0.212,
+// the same at every step of both runs — a point whose labels disagree has opposed loss gradients).
+const MIN_CONFLICTING = 0.1;
+const MAX_CONFLICTING = 0.45;
+
+const sampleConflict = (page) => page.evaluate(() => window.concord.sampleConflict());
+
+/** A run's chart series: from step 0 to the run's step, steps increasing, values in [0, 1]. */
+function assertSeries(r, steps) {
+  assert.ok(r.points.length >= 2, `${r.run}: ${r.points.length} points`);
+  assert.equal(r.points[0].step, 0);
+  assert.equal(r.points.at(-1).step, steps, `${r.run}: the last point is the latest read-back`);
+  r.points.forEach((p, i) => {
+    if (i > 0) assert.ok(p.step > r.points[i - 1].step, `${r.run}: steps increase`);
+    assert.equal(p.samples, r.trainPoints);
+    for (const v of [p.coherence, p.conflictingFraction, p.opposingShare]) {
+      assert.ok(typeof v === 'number' && v >= 0 && v <= 1, `${r.run} step ${p.step}: ${JSON.stringify(p)}`);
+    }
+  });
+}
 
 test('conflict-wedge: the map is red where the labels disagree, and the GPU map matches the CPU', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=conflict-wedge&play=false`, errors);
+  // Mean and PCGrad, both on WebGPU (the preset's own second method, Mean + Harmonize, is a
+  // sample-weighting stage the GPU does not have).
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=conflict-wedge&arena=mean,pcgrad&play=false`, errors);
   let s = await page.evaluate(() => window.concord.state());
   assert.deepEqual(s.runs.map((r) => r.backend), ['webgpu', 'webgpu'], s.backendText);
   // Before any step: a map from the CPU at the initial weights (tied heads: the tasks agree).
@@ -64,6 +87,25 @@ test('conflict-wedge: the map is red where the labels disagree, and the GPU map 
     assert.deepEqual([c.engine, c.step, c.runSteps, c.side, c.undefinedMismatch], ['webgpu', STEPS, STEPS, 100, 0]);
     assert.ok(c.maxGap <= PARITY_TOL, JSON.stringify(check));
   }
+
+  // The sample-level conflict chart: the WebGPU runs' trainer records none, so the page
+  // computes it on its CPU at the read-back parameters, on the whole train set.
+  const sc = await sampleConflict(page);
+  assert.equal(sc.shown, true);
+  assert.equal(await page.isVisible('[data-panel=samples] canvas'), true);
+  for (const r of sc.runs) {
+    assert.equal(r.backend, 'webgpu');
+    assert.equal(r.trainPoints, 250, 'conflict-wedge: 500 points, half for training');
+    assertSeries(r, STEPS);
+    const last = r.points.at(-1);
+    console.log(`conflict_map: ${r.run} (webgpu) at step ${last.step}: α ${last.coherence.toFixed(3)}, ` +
+      `conflicting ${last.conflictingFraction.toFixed(3)}, opposing share ${last.opposingShare.toFixed(3)} ` +
+      `(${r.points.length} points)`);
+    // The flipped quarter's train points are the ones whose tasks' loss gradients oppose.
+    assert.ok(last.conflictingFraction >= MIN_CONFLICTING && last.conflictingFraction <= MAX_CONFLICTING,
+      JSON.stringify(last));
+  }
+  await page.locator('[data-panel=samples]').screenshot({ path: await artifactPath('sample-conflict-panel.png') });
 
   // The panel: a map per run, a readout under the pointer and from the keyboard.
   const canvas = page.locator('[data-panel=conflictMap] canvas');
@@ -116,6 +158,69 @@ test('without WebGPU the map comes from the CPU and travels in the run file; an 
     await page.goto(`${ctx.server.url}#preset=task-experts&play=false`);
     await page.waitForFunction(() => /MoE/.test(document.querySelector('[data-testid=conflict-map-why]')?.textContent ?? ''));
     assert.equal(await page.isVisible('[data-panel=conflictMap] canvas'), false);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// On the CPU the trainer records the same `SampleConflict` on each step's batch (the page sets
+// `sample_metrics`), on ~100 steps of the run's limit: with a full batch (batch = the 250 train
+// points) and a limit of 100 steps, every step. The chart's points (the page's own computation at
+// its parameter snapshots) must equal the exported records at the same steps.
+test('without WebGPU the sample-level chart equals the trainer records in the run file', async () => {
+  const browser = await launchBrowser({ webgpu: false });
+  try {
+    const errors = [];
+    const page = await openPage(browser, `${ctx.server.url}#preset=conflict-wedge&play=false&batch=250`, errors);
+    const LIMIT = 100;
+    let s = await page.evaluate((n) => window.concord._setRunLimit(n), LIMIT);
+    assert.deepEqual(s.runs.map((r) => r.backend), ['cpu', 'cpu']);
+    // Ten requests of ten steps: a read-back, so a parameter snapshot, every 10 steps.
+    for (let i = 0; i < LIMIT / 10; i++) s = await step(page, 10);
+    assert.ok(s.runs.every((r) => r.steps === LIMIT), JSON.stringify(s.runs.map((r) => r.steps)));
+    const sc = await sampleConflict(page);
+    const file = JSON.parse(await page.evaluate(() => window.concord.exportRun()));
+    assert.equal(sc.runs.length, file.runs.length);
+    let compared = 0;
+    let gap = 0;
+    sc.runs.forEach((r, k) => {
+      assert.equal(r.backend, 'cpu');
+      assert.equal(r.trainPoints, 250);
+      assertSeries(r, LIMIT);
+      const history = file.runs[k].record.history;
+      const recorded = history.filter((h) => h.samples);
+      assert.equal(recorded.length, LIMIT, `${r.run}: the trainer sampled every step of a ${LIMIT}-step run`);
+      for (const p of r.points.filter((q) => q.step < LIMIT)) {
+        const h = history.find((x) => x.step === p.step);
+        assert.ok(h?.samples, `${r.run}: the export has samples at step ${p.step}`);
+        assert.equal(h.samples.samples, p.samples, 'the whole train set is the batch');
+        const pairs = [[p.coherence, h.samples.coherence], [p.conflictingFraction, h.samples.conflicting_fraction],
+          [p.opposingShare, h.samples.opposing_share]];
+        for (const [a, b] of pairs) gap = Math.max(gap, Math.abs(a - b));
+        compared++;
+      }
+      // The latest recorded step before the limit, point for point.
+      const lastCommon = r.points.filter((q) => q.step < LIMIT).at(-1);
+      const rec = history.find((x) => x.step === lastCommon.step).samples;
+      assert.equal(lastCommon.conflictingFraction, rec.conflicting_fraction);
+    });
+    console.log(`conflict_map: sample-level chart vs the exported trainer records: ${compared} points, ` +
+      `largest gap ${gap.toExponential(2)}`);
+    assert.ok(compared >= 2 * (LIMIT / 10), `${compared} points compared`);
+    // The same computation (f64, same parameters, same points): equal, up to the order of one
+    // sum where the f64 reference step hands the trainer its own Jacobian (the preset's Mean +
+    // Harmonize runs the reference: seen 1.7e-18; the f32 fast path recomputes it: 0).
+    assert.ok(gap <= 1e-12, `largest gap ${gap}`);
+    await page.locator('[data-panel=samples]').screenshot({ path: await artifactPath('sample-conflict-cpu.png') });
+
+    // An MoE model: the panel says it measures MLP models only.
+    await page.goto(`${ctx.server.url}#preset=task-experts&play=false`);
+    await page.waitForFunction(() => window.concord.state().preset === 'task-experts'
+      && window.concord.state().runs.length > 0);
+    const moe = await sampleConflict(page);
+    assert.ok(moe.runs.length > 0 && moe.runs.every((r) => r.trainPoints === 0 && r.points.length === 0),
+      JSON.stringify(moe));
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
