@@ -44,8 +44,8 @@ impl SampleSeries {
     /// Brings the series up to the run's snapshots (`steps`, `params`: ascending steps and θ at
     /// each) and its latest read-back (`now`). Values already there are kept (a snapshot's θ
     /// never changes; a reset builds a new run and a new series); those of snapshots that were
-    /// thinned away are dropped. Missing ones are computed oldest first while `more()` allows,
-    /// at least one per call. Returns whether the series is complete.
+    /// thinned away are dropped. Missing ones are computed oldest first while `more()` says yes
+    /// (asked before each). Returns whether the series is complete.
     pub fn update(
         &mut self,
         inputs: &Inputs,
@@ -67,15 +67,13 @@ impl SampleSeries {
         };
         let measure = |theta: &[f64]| SampleConflict::of_batch(inputs.mlp, theta, x, y, None).ok();
         let mut old = std::mem::take(&mut self.snapshots).into_iter().peekable();
-        let mut computed = 0usize;
         let mut complete = true;
         for (&step, theta) in steps.iter().zip(params) {
             while old.next_if(|(s, _)| *s < step).is_some() {}
             if let Some(kept) = old.next_if(|(s, _)| *s == step) {
                 self.snapshots.push(kept);
-            } else if computed == 0 || more() {
+            } else if complete && more() {
                 self.snapshots.push((step, measure(theta)));
-                computed += 1;
             } else {
                 complete = false;
             }
@@ -84,7 +82,7 @@ impl SampleSeries {
         if last.is_some_and(|l| now.0 <= l) || now.1.is_empty() {
             self.live = None;
         } else if self.live.as_ref().is_none_or(|(s, _)| *s != now.0) {
-            if complete && (computed == 0 || more()) {
+            if complete && more() {
                 self.live = Some((now.0, measure(now.1)));
             } else {
                 complete = false;
@@ -124,13 +122,19 @@ mod tests {
         let steps = [0, 10, 20];
         let params: Vec<Vec<f64>> = steps.iter().map(|&s| thetas[s].clone()).collect();
         let mut series = SampleSeries::default();
-        // A budget that allows nothing beyond the one point each call takes.
-        assert!(!series.update(&inputs, &steps, &params, (25, &thetas[25]), || false));
+        // A budget of one point per call.
+        let once = || {
+            let mut left = true;
+            move || std::mem::replace(&mut left, false)
+        };
+        assert!(!series.update(&inputs, &steps, &params, (25, &thetas[25]), || false), "no budget, no point");
+        assert_eq!(series.values().count(), 0);
+        assert!(!series.update(&inputs, &steps, &params, (25, &thetas[25]), once()));
         assert_eq!(series.values().map(|p| p.0).collect::<Vec<_>>(), [0]);
         let mut calls = 1;
         loop {
             calls += 1;
-            if series.update(&inputs, &steps, &params, (25, &thetas[25]), || false) {
+            if series.update(&inputs, &steps, &params, (25, &thetas[25]), once()) {
                 break;
             }
         }

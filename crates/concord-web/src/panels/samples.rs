@@ -65,7 +65,10 @@ impl Point {
 /// Brings every MLP run's series up to its snapshots, until `deadline` (ms, `None`: all of it).
 /// Returns whether every series is complete.
 fn refresh(a: &mut Arena, deadline: Option<f64>) -> bool {
-    let more = || deadline.is_none_or(|d| now_ms() < d);
+    // One point per refresh whatever the budget (so a slow model still progresses), then as
+    // many as fit before the deadline.
+    let first = std::cell::Cell::new(true);
+    let more = || first.replace(false) || deadline.is_none_or(|d| now_ms() < d);
     let mut complete = true;
     for run in a.runs.iter_mut() {
         let mut series = std::mem::take(&mut run.sample_series);
