@@ -219,10 +219,10 @@ mod tests {
         assert_eq!(MethodSpec::parse("mean+gradnorm:alpha=1.5").unwrap().label(), "GradNorm (alpha=1.5)");
         assert_eq!(MethodSpec::parse("cagrad:c=0.3").unwrap().label(), "CAGrad (c=0.3)");
         // The sample weighting may come first; it prints after the loss weighting.
-        let s = MethodSpec::parse("upgrad+curriculum+uw:anneal=0.2").unwrap();
-        assert_eq!(s.to_text(), "upgrad+uw+curriculum:anneal=0.2");
-        assert_eq!(s.sample_weighting.as_ref().unwrap().get("anneal"), Some(0.2));
-        assert_eq!(s.label(), "UPGrad + UW + Conflict curriculum (anneal=0.2)");
+        let s = MethodSpec::parse("upgrad+curriculum+uw:anneal=20").unwrap();
+        assert_eq!(s.to_text(), "upgrad+uw+curriculum:anneal=20");
+        assert_eq!(s.sample_weighting.as_ref().unwrap().get("anneal"), Some(20.0));
+        assert_eq!(s.label(), "UPGrad + UW + Conflict curriculum (anneal=20)");
         assert_eq!(MethodSpec::parse("mean+harmonize").unwrap().label(), "Mean + Harmonize");
     }
 

@@ -21,8 +21,8 @@ pub struct StageGradients {
 
 impl Mlp {
     /// [`Mlp::gradients`] with the shared Jacobian replaced by the stage's
-    /// J′_t = (1/N) Σ_i Σ_s C_i[t][s] g_s(x_i) (`crate::sample_weighting`), at step `step` of a
-    /// `steps`-step run, and the plain J. One batched forward pass, m batched backward passes for
+    /// J′_t = (1/N) Σ_i Σ_s C_i[t][s] g_s(x_i) (`crate::sample_weighting`) at step `step` of the
+    /// run, and the plain J. One batched forward pass, m batched backward passes for
     /// the samples' Grams, m for J′ and m for J: each row of the trunk-output gradient is remixed per sample, and the
     /// backward pass, linear in it, does the rest — no per-sample gradient vector is formed.
     pub fn stage_gradients(
@@ -32,9 +32,8 @@ impl Mlp {
         targets: &[Target],
         stage: &SampleWeightingSpec,
         step: usize,
-        steps: usize,
     ) -> Result<StageGradients, String> {
-        finish(self.stage_gradients_paused(params, x, targets, stage, step, steps))
+        finish(self.stage_gradients_paused(params, x, targets, stage, step))
     }
 
     /// [`Mlp::stage_gradients`], pausing after each layer (`crate::pause`).
@@ -45,7 +44,6 @@ impl Mlp {
         targets: &[Target],
         stage: &SampleWeightingSpec,
         step: usize,
-        steps: usize,
     ) -> Result<StageGradients, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
@@ -69,7 +67,7 @@ impl Mlp {
             d_hs.push(d_o * weight_t(params, s).transpose() * b as f64);
         }
         let grams = PointGrams { m, grams: self.grams_from_output_grads(params, &cache, &d_hs) };
-        let mix = stage.mix(&grams, step, steps);
+        let mix = stage.mix(&grams, step);
         let mut raw_jacobian = DMatrix::zeros(m, layout.shared_len);
         if layout.shared_len == 0 {
             return Ok(StageGradients { gradients: out, raw_jacobian, record: mix.record });

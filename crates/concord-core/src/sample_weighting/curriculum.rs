@@ -28,21 +28,19 @@ pub(super) fn description() -> SampleWeightingDescription {
             "the batch's least-conflicting samples first; the share let in grows from start to all by anneal·steps",
         params: vec![
             ParamSpec::positive("start", 0.5, 1.0, "share of the batch let in at step 0 (the least conflicting)"),
-            ParamSpec::positive("anneal", 0.5, 1.0, "fraction of the run's steps after which every sample is let in"),
+            ParamSpec::positive("anneal", 200.0, 1e7, "the step from which every sample is let in"),
         ],
     }
 }
 
-/// q(k): the share of the batch let in at step k of `steps`.
-pub(super) fn kept_share(step: usize, steps: usize, start: f64, anneal: f64) -> f64 {
-    let ramp = anneal * steps as f64;
-    let progress = if ramp > 0.0 { (step as f64 / ramp).min(1.0) } else { 1.0 };
-    start + (1.0 - start) * progress
+/// q(k): the share of the batch let in at step k.
+pub(super) fn kept_share(step: usize, start: f64, anneal: f64) -> f64 {
+    start + (1.0 - start) * (step as f64 / anneal).min(1.0)
 }
 
-pub(super) fn mix(grams: &PointGrams, step: usize, steps: usize, start: f64, anneal: f64) -> SampleMix {
+pub(super) fn mix(grams: &PointGrams, step: usize, start: f64, anneal: f64) -> SampleMix {
     let b = grams.len();
-    let share = kept_share(step, steps, start, anneal);
+    let share = kept_share(step, start, anneal);
     let n = ((share * b as f64).round() as usize).clamp(b.min(1), b);
     // Least conflicting first: the negated key (no cosine: first of all).
     let keys: Vec<i64> = (0..b).map(|i| conflict_key(grams.min_cos(i)).saturating_neg()).collect();

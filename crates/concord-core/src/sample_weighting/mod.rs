@@ -171,12 +171,12 @@ impl SampleWeightingSpec {
         describe(name).is_some_and(|d| d.params.iter().any(|p| p.name == key))
     }
 
-    /// The stage for one batch from its samples' Grams, at step `step` of a `steps`-step run.
-    pub fn mix(&self, grams: &PointGrams, step: usize, steps: usize) -> SampleMix {
+    /// The stage for one batch from its samples' Grams, at step `step` of the run.
+    pub fn mix(&self, grams: &PointGrams, step: usize) -> SampleMix {
         let v = |k: &str| self.get(k).unwrap_or(f64::NAN);
         match self.name {
             "harmonize" => harmonize::mix(grams),
-            "curriculum" => curriculum::mix(grams, step, steps, v("start"), v("anneal")),
+            "curriculum" => curriculum::mix(grams, step, v("start"), v("anneal")),
             "conflict-mask" => conflict_mask::mix(grams, v("top")),
             _ => unreachable!("describe() knows only NAMES"),
         }

@@ -89,16 +89,16 @@ fn six() -> PointGrams {
 fn conflict_mask_by_hand() {
     let g = six();
     // top = 20 %: ⌈6·0.2⌉ = 2 samples masked, the two that conflict (cos −1 and −0.6).
-    let mix = spec("conflict-mask:top=20").mix(&g, 0, 10);
+    let mix = spec("conflict-mask:top=20").mix(&g, 0);
     let w: Vec<f64> = (0..6).map(|i| mix.coefficients_of(i)[0]).collect();
     assert_eq!(w, vec![0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
     assert_eq!(mix.divisor, 4.0);
     assert_eq!(mix.record.changed, 2.0);
     // top = 50 %: three slots but only two conflicting samples: cos = 0 is not a conflict.
-    let mix = spec("conflict-mask:top=50").mix(&g, 0, 10);
+    let mix = spec("conflict-mask:top=50").mix(&g, 0);
     assert_eq!(mix.divisor, 4.0);
     // top = 10 %: one slot, the most conflicting (cos −1).
-    let mix = spec("conflict-mask").mix(&g, 0, 10);
+    let mix = spec("conflict-mask").mix(&g, 0);
     let w: Vec<f64> = (0..6).map(|i| mix.coefficients_of(i)[3]).collect();
     assert_eq!(w, vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
     // Off-diagonal coefficients are zero: a weight, not a mix.
@@ -108,28 +108,28 @@ fn conflict_mask_by_hand() {
 #[test]
 fn curriculum_by_hand() {
     let g = six();
-    // start 0.5, anneal 0.5, 100 steps: q(0) = 0.5 → 3 of 6 let in: the zero-gradient sample
-    // (no conflict) and cos 1, 0.6.
-    let s = spec("curriculum");
-    let mix = s.mix(&g, 0, 100);
+    // start 0.5, anneal 50 steps: q(0) = 0.5 → 3 of 6 let in: the zero-gradient sample (no
+    // conflict) and cos 1, 0.6.
+    let s = spec("curriculum:anneal=50");
+    let mix = s.mix(&g, 0);
     let w: Vec<f64> = (0..6).map(|i| mix.coefficients_of(i)[0]).collect();
     assert_eq!(w, vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
     assert_eq!(mix.record.kept_share, Some(0.5));
     assert_eq!(mix.record.changed, 3.0);
-    // Step 25 of 100: q = 0.5 + 0.5·25/50 = 0.75 → round(4.5) = 5 (round half away from zero).
-    let mix = s.mix(&g, 25, 100);
+    // Step 25: q = 0.5 + 0.5·25/50 = 0.75 → round(4.5) = 5 (round half away from zero).
+    let mix = s.mix(&g, 25);
     assert_eq!(mix.record.kept_share, Some(0.75));
     assert_eq!(mix.divisor, 5.0);
     assert_eq!(mix.coefficients_of(0)[0], 0.0, "cos −1 is the last let in");
     // From step 50 on: everyone.
     for step in [50, 99] {
-        let mix = s.mix(&g, step, 100);
+        let mix = s.mix(&g, step);
         assert_eq!(mix.divisor, 6.0);
         assert_eq!(mix.record.changed, 0.0);
     }
     // At least one sample is always let in.
     let one = grams_of(&[vec![vec![1.0, 0.0], vec![-1.0, 0.0]]]);
-    assert_eq!(spec("curriculum:start=0.01").mix(&one, 0, 100).divisor, 1.0);
+    assert_eq!(spec("curriculum:start=0.01").mix(&one, 0).divisor, 1.0);
 }
 
 fn model() -> Mlp {
@@ -203,7 +203,7 @@ fn stage_gradients_match_explicit_per_sample_vectors() {
         };
         assert!(min_cos.iter().any(|c| *c < 0.0) && min_cos.iter().any(|c| *c > 0.0), "a mixed batch");
 
-        let h = mlp.stage_gradients(&params, &x, &y, &spec("harmonize"), 0, 10).unwrap();
+        let h = mlp.stage_gradients(&params, &x, &y, &spec("harmonize"), 0).unwrap();
         assert_close(&h.gradients.shared_jacobian, &explicit_harmonized(&per), "harmonize J′");
         assert_close(&h.raw_jacobian, &plain.shared_jacobian, "plain J");
         assert_eq!(h.gradients.losses, plain.losses);
@@ -218,7 +218,7 @@ fn stage_gradients_match_explicit_per_sample_vectors() {
         let keep_mask: Vec<usize> = (0..24).filter(|i| !masked.contains(i)).collect();
         let kept_curriculum: Vec<usize> = order[12..].to_vec(); // q(0) = 0.5: the 12 highest
         for (text, kept) in [("conflict-mask", keep_mask), ("curriculum", kept_curriculum)] {
-            let got = mlp.stage_gradients(&params, &x, &y, &spec(text), 0, 10).unwrap();
+            let got = mlp.stage_gradients(&params, &x, &y, &spec(text), 0).unwrap();
             let want = DMatrix::from_fn(3, per[0].ncols(), |t, k| {
                 kept.iter().map(|&i| per[t][(i, k)]).sum::<f64>() / kept.len() as f64
             });
@@ -229,23 +229,23 @@ fn stage_gradients_match_explicit_per_sample_vectors() {
 
 #[test]
 fn a_stage_that_changes_nothing_gives_the_plain_jacobian() {
-    // The curriculum after its ramp lets every sample in: J′ = J.
+    // The curriculum after its ramp (step 200 by default) lets every sample in: J′ = J.
     let mlp = model();
     let (x, y) = batch(16, 9);
     let params = mlp.init_params(2);
     let plain = mlp.gradients(&params, &x, &y).unwrap();
-    let got = mlp.stage_gradients(&params, &x, &y, &spec("curriculum"), 9, 10).unwrap();
+    let got = mlp.stage_gradients(&params, &x, &y, &spec("curriculum"), 200).unwrap();
     assert_close(&got.gradients.shared_jacobian, &plain.shared_jacobian, "curriculum at the end");
 }
 
 #[test]
 fn specs_round_trip_and_reject_bad_input() {
-    for text in ["harmonize", "curriculum:start=0.3:anneal=0.8", "conflict-mask:top=25"] {
+    for text in ["harmonize", "curriculum:start=0.3:anneal=80", "conflict-mask:top=25"] {
         let s = spec(text);
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SampleWeightingSpec>(&json).unwrap(), s, "{json}");
     }
-    assert_eq!(spec("curriculum:start=0.3").get("anneal"), Some(0.5));
+    assert_eq!(spec("curriculum:start=0.3").get("anneal"), Some(200.0));
     assert!(SampleWeightingSpec::named("nope").unwrap_err().contains("unknown sample weighting"));
     let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
     assert!(SampleWeightingSpec::parse("curriculum", &p("start", "0")).is_err());

@@ -746,11 +746,7 @@ impl Trainer {
                 let noise_seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let (net, params) = (Arc::clone(mlp), self.params.clone());
                 let test = if evaluate { test.clone() } else { None };
-                let stage = self.config.method.sample_weighting.clone().map(|spec| StageStep {
-                    spec,
-                    step,
-                    steps: self.config.steps,
-                });
+                let stage = self.config.method.sample_weighting.clone().map(|spec| StageStep { spec, step });
                 Box::pin(async move {
                     let grads = net.gradients_paused(&params, &x, &y, noise_seed, stage.as_ref()).await;
                     // The test losses at the same parameters (none after a failed gradient).

@@ -87,7 +87,7 @@ impl Net {
     ) -> Result<NetGradients, String> {
         match (self, stage) {
             (Net::Mlp(n), Some(s)) => {
-                let g = n.stage_gradients_paused(params, x, y, &s.spec, s.step, s.steps).await?;
+                let g = n.stage_gradients_paused(params, x, y, &s.spec, s.step).await?;
                 Ok(NetGradients {
                     tasks: g.gradients,
                     raw_jacobian: Some(g.raw_jacobian),
@@ -120,10 +120,9 @@ impl Net {
     }
 }
 
-/// A step's sample-weighting stage: the spec and where the step is in the run.
+/// A step's sample-weighting stage: the spec and the step's index in the run.
 #[derive(Clone, Debug)]
 pub struct StageStep {
     pub spec: SampleWeightingSpec,
     pub step: usize,
-    pub steps: usize,
 }
