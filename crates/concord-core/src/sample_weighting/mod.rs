@@ -33,7 +33,7 @@ pub use harmonize::harmonize_coefficients;
 pub use ranking::take_first;
 
 use crate::model::PointGrams;
-use crate::weightings::ParamSpec;
+use crate::weightings::{ParamSpec, ParamValues};
 use serde::{Deserialize, Serialize};
 
 /// Every registered name, in display order.
@@ -113,8 +113,7 @@ pub struct SampleStageRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleWeightingSpec {
     name: &'static str,
-    values: Vec<(&'static str, f64)>,
-    given: Vec<&'static str>,
+    values: ParamValues,
 }
 
 impl SampleWeightingSpec {
@@ -122,26 +121,8 @@ impl SampleWeightingSpec {
         let name = name.trim();
         let desc = describe(name)
             .ok_or_else(|| format!("unknown sample weighting '{name}' (expected one of: {})", NAMES.join(", ")))?;
-        let mut values: Vec<(&'static str, f64)> = desc.params.iter().map(|p| (p.name, p.default)).collect();
-        let mut given: Vec<&'static str> = Vec::new();
-        for (key, raw) in params {
-            let key = key.trim();
-            let idx = desc.params.iter().position(|p| p.name == key).ok_or_else(|| {
-                let known: Vec<_> = desc.params.iter().map(|p| p.name).collect();
-                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-                format!("sample weighting '{name}' has no parameter '{key}' (its parameters: {known})")
-            })?;
-            if given.contains(&desc.params[idx].name) {
-                return Err(format!("parameter '{key}' given twice"));
-            }
-            given.push(desc.params[idx].name);
-            let value: f64 =
-                raw.trim().parse().map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
-            desc.params[idx].check(value)?;
-            values[idx].1 = value;
-        }
-        given.sort_by_key(|g| desc.params.iter().position(|p| p.name == *g));
-        Ok(SampleWeightingSpec { name: desc.name, values, given })
+        let values = ParamValues::parse(&format!("sample weighting '{name}'"), &desc.params, params)?;
+        Ok(SampleWeightingSpec { name: desc.name, values })
     }
 
     pub fn named(name: &str) -> Result<Self, String> {
@@ -158,17 +139,12 @@ impl SampleWeightingSpec {
 
     /// A parameter's value (given or default).
     pub fn get(&self, key: &str) -> Option<f64> {
-        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.values.get(key)
     }
 
     /// The parameters the user gave, as `key=value`.
     pub fn given(&self) -> Vec<(&'static str, String)> {
-        self.given.iter().map(|k| (*k, self.get(k).expect("given values are kept").to_string())).collect()
-    }
-
-    /// Whether `key` is one of this stage's parameters.
-    pub fn has_param(name: &str, key: &str) -> bool {
-        describe(name).is_some_and(|d| d.params.iter().any(|p| p.name == key))
+        self.values.given()
     }
 
     /// The stage for one batch from its samples' Grams, at step `step` of the run.
@@ -186,13 +162,7 @@ impl SampleWeightingSpec {
 /// `{"name": "curriculum", "start": 0.3}`: the name and the given parameters.
 impl Serialize for SampleWeightingSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(1 + self.given.len()))?;
-        map.serialize_entry("name", self.name)?;
-        for k in &self.given {
-            map.serialize_entry(k, &self.get(k))?;
-        }
-        map.end()
+        self.values.serialize_named(self.name, s)
     }
 }
 

@@ -315,6 +315,17 @@ mod tests {
     use crate::Trainer;
     use nalgebra::DMatrix;
 
+    /// The cell centres of a side × side grid over [−6, 6]² (row 0 at the top), as points and
+    /// as the model's input matrix.
+    fn grid(side: usize) -> (Vec<[f64; 2]>, DMatrix<f64>) {
+        let h = 12.0 / side as f64;
+        let pts: Vec<[f64; 2]> = (0..side * side)
+            .map(|i| [-6.0 + ((i % side) as f64 + 0.5) * h, 6.0 - ((i / side) as f64 + 0.5) * h])
+            .collect();
+        let x = DMatrix::from_fn(pts.len(), 2, |r, c| pts[r][c]);
+        (pts, x)
+    }
+
     /// conflict-wedge makes its card's point: after 300 steps of Mean the per-point conflict
     /// map (own-prediction gradients, 100 × 100 grid over [−6, 6]²) is negative on most of the
     /// flipped quarter and on little of the rest. Measured (seed 0): 82 % of the quarter's cells
@@ -329,11 +340,7 @@ mod tests {
             t.step().unwrap();
         }
         let side = 100;
-        let h = 12.0 / side as f64;
-        let pts: Vec<[f64; 2]> = (0..side * side)
-            .map(|i| [-6.0 + ((i % side) as f64 + 0.5) * h, 6.0 - ((i / side) as f64 + 0.5) * h])
-            .collect();
-        let x = DMatrix::from_fn(pts.len(), 2, |r, c| pts[r][c]);
+        let (pts, x) = grid(side);
         let grams = t.mlp().unwrap().point_grams(t.params(), &x, PointGradient::OwnPrediction, None).unwrap();
         let (mut inside, mut outside) = ((0, 0), (0, 0));
         for (i, p) in pts.iter().enumerate() {
@@ -359,12 +366,7 @@ mod tests {
         while !t.is_done() {
             t.step().unwrap();
         }
-        let side = 60;
-        let h = 12.0 / side as f64;
-        let pts: Vec<[f64; 2]> = (0..side * side)
-            .map(|i| [-6.0 + ((i % side) as f64 + 0.5) * h, 6.0 - ((i / side) as f64 + 0.5) * h])
-            .collect();
-        let x = DMatrix::from_fn(pts.len(), 2, |r, c| pts[r][c]);
+        let (pts, x) = grid(60);
         let grams = t.mlp().unwrap().point_grams(t.params(), &x, PointGradient::OwnPrediction, None).unwrap();
         let quarter: Vec<usize> = (0..pts.len()).filter(|&i| knob.flips(pts[i])).collect();
         let negative = quarter.iter().filter(|&&i| grams.min_cos(i).is_some_and(|c| c < 0.0)).count();

@@ -40,6 +40,7 @@ pub use ew::Ew;
 pub use famo::Famo;
 pub use gls::Gls;
 pub use gradnorm::GradNorm;
+pub(crate) use registry::ParamValues;
 pub use registry::{build, describe, descriptions, ParamSpec, WeightingDescription, WeightingSpec, NAMES};
 pub use rlw::Rlw;
 pub use stch::Stch;

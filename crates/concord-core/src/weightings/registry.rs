@@ -106,15 +106,70 @@ pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Re
     WeightingSpec::parse(name, params)?.build(m, seed)
 }
 
+/// Parameter values parsed against their specs: every parameter (given or default) and the
+/// names the user gave, each value range-checked once. The loss weightings and the sample
+/// weightings (`crate::sample_weighting`) both hold one.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ParamValues {
+    /// In the specs' order, one per parameter.
+    values: Vec<(&'static str, f64)>,
+    /// The names the user gave (in the specs' order); `to_text` writes only these.
+    given: Vec<&'static str>,
+}
+
+impl ParamValues {
+    /// `owner` names the method in messages ("loss weighting 'dwa'").
+    pub(crate) fn parse(owner: &str, specs: &[ParamSpec], params: &[(String, String)]) -> Result<Self, String> {
+        let mut values: Vec<(&'static str, f64)> = specs.iter().map(|p| (p.name, p.default)).collect();
+        let mut given: Vec<&'static str> = Vec::new();
+        for (key, raw) in params {
+            let key = key.trim();
+            let idx = specs.iter().position(|p| p.name == key).ok_or_else(|| {
+                let known: Vec<_> = specs.iter().map(|p| p.name).collect();
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                format!("{owner} has no parameter '{key}' (its parameters: {known})")
+            })?;
+            if given.contains(&specs[idx].name) {
+                return Err(format!("parameter '{key}' given twice"));
+            }
+            given.push(specs[idx].name);
+            let value: f64 =
+                raw.trim().parse().map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
+            specs[idx].check(value)?;
+            values[idx].1 = value;
+        }
+        given.sort_by_key(|g| specs.iter().position(|p| p.name == *g));
+        Ok(ParamValues { values, given })
+    }
+
+    /// A parameter's value (given or default).
+    pub(crate) fn get(&self, key: &str) -> Option<f64> {
+        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// The parameters the user gave, as `key=value`.
+    pub(crate) fn given(&self) -> Vec<(&'static str, String)> {
+        self.given.iter().map(|k| (*k, self.get(k).expect("given values are kept").to_string())).collect()
+    }
+
+    /// `{"name": name, key: value…}` with the given parameters.
+    pub(crate) fn serialize_named<S: serde::Serializer>(&self, name: &str, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1 + self.given.len()))?;
+        map.serialize_entry("name", name)?;
+        for k in &self.given {
+            map.serialize_entry(k, &self.get(k))?;
+        }
+        map.end()
+    }
+}
+
 /// One loss weighting as a typed value: its name and every parameter (given or default),
 /// range-checked once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeightingSpec {
     name: &'static str,
-    /// In the description's order, one per parameter.
-    values: Vec<(&'static str, f64)>,
-    /// The names the user gave; `to_text` writes only these.
-    given: Vec<&'static str>,
+    values: ParamValues,
 }
 
 impl WeightingSpec {
@@ -122,26 +177,8 @@ impl WeightingSpec {
         let name = name.trim();
         let desc = describe(name)
             .ok_or_else(|| format!("unknown loss weighting '{name}' (expected one of: {})", NAMES.join(", ")))?;
-        let mut values: Vec<(&'static str, f64)> = desc.params.iter().map(|p| (p.name, p.default)).collect();
-        let mut given: Vec<&'static str> = Vec::new();
-        for (key, raw) in params {
-            let key = key.trim();
-            let idx = desc.params.iter().position(|p| p.name == key).ok_or_else(|| {
-                let known: Vec<_> = desc.params.iter().map(|p| p.name).collect();
-                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-                format!("loss weighting '{name}' has no parameter '{key}' (its parameters: {known})")
-            })?;
-            if given.contains(&desc.params[idx].name) {
-                return Err(format!("parameter '{key}' given twice"));
-            }
-            given.push(desc.params[idx].name);
-            let value: f64 =
-                raw.trim().parse().map_err(|_| format!("parameter '{key}' must be a number, got '{raw}'"))?;
-            desc.params[idx].check(value)?;
-            values[idx].1 = value;
-        }
-        given.sort_by_key(|g| desc.params.iter().position(|p| p.name == *g));
-        Ok(WeightingSpec { name: desc.name, values, given })
+        let values = ParamValues::parse(&format!("loss weighting '{name}'"), &desc.params, params)?;
+        Ok(WeightingSpec { name: desc.name, values })
     }
 
     pub fn named(name: &str) -> Result<Self, String> {
@@ -159,12 +196,12 @@ impl WeightingSpec {
 
     /// A parameter's value (given or default).
     pub fn get(&self, key: &str) -> Option<f64> {
-        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.values.get(key)
     }
 
     /// The parameters the user gave, as `key=value`.
     pub fn given(&self) -> Vec<(&'static str, String)> {
-        self.given.iter().map(|k| (*k, self.get(k).expect("given values are kept").to_string())).collect()
+        self.values.given()
     }
 
     /// `gradnorm` or `gradnorm:alpha=1.5`.
@@ -199,13 +236,7 @@ impl WeightingSpec {
 /// `{"name": "gradnorm", "alpha": 1.5}`: the name and the given parameters.
 impl serde::Serialize for WeightingSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(1 + self.given.len()))?;
-        map.serialize_entry("name", self.name)?;
-        for k in &self.given {
-            map.serialize_entry(k, &self.get(k))?;
-        }
-        map.end()
+        self.values.serialize_named(self.name, s)
     }
 }
 
