@@ -91,6 +91,21 @@ test('a loss-weighted run on another preset replays too (f64), and the f32 fast 
   }
 });
 
+test('a sample-weighted run (harmonize, curriculum) chosen on the page replays natively within 1e-12', async () => {
+  // A sample-weighting stage always runs the f64 reference, whatever the page's precision.
+  const runs = await exportAndReplay('samples', 'preset=conflict-wedge&arena=mean+harmonize,upgrad%2Bcurriculum:start=0.3', 120);
+  assert.deepEqual(runs.map((r) => r.page.method), ['mean+harmonize', 'upgrad+curriculum:start=0.3']);
+  for (const { page, out } of runs) {
+    assert.equal(out.method_spec, page.method);
+    const stages = page.record.history.map((h) => h.sample_stage);
+    assert.ok(stages.every((s) => s && s.samples === 50), 'every step records its stage on the 50-sample batch');
+    assert.ok(stages.some((s) => s.changed > 0), `${page.method}: the stage changed some samples`);
+    const worst = Math.max(...gaps(page, out).map((g) => g.rel));
+    console.log(`${page.method} (page precision f32 → the f64 reference): largest relative |page − native| = ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-12, `${page.method}: ${worst}`);
+  }
+});
+
 test('a toy run replays from its own start', async () => {
   const runs = await exportAndReplay('toy', 'preset=cagrad-toy&arena=cagrad', 2000);
   assert.equal(runs.length, 3, 'one run per published start');
