@@ -3,17 +3,19 @@
 //! is noisy and trains on the less noisy samples first.
 //!
 //! The rule here (Concord's: the paper's schedule was not in the copies we could read,
-//! methods-wave2.md 4a): a pacing function over the batch ranked by conflict. At step k of a
-//! K-step run the batch's least-conflicting share
+//! methods-wave2.md 4a): a pacing function over the batch ranked by conflict. At step k the
+//! batch's least-conflicting share
 //!
-//! q(k) = start + (1 − start) · min(1, k / (anneal · K))
+//! q(k) = start + (1 − start) · min(1, k / anneal)
 //!
 //! is trained on, the rest left out: q starts at `start` and grows linearly to the whole batch
-//! by the fraction `anneal` of the run. A sample's rank is its smallest pairwise task-gradient
-//! cosine, highest first (a sample without one — a zero task gradient — ranks first: it has no
-//! conflict); ties at the cut share the slots left (`ranking::take_first`). With n = round(q·B)
-//! (at least 1) samples let in, w_i ∈ [0, 1] and J′_t = Σ_i w_i g_t(x_i) / Σ_i w_i: the mean over
-//! the samples let in.
+//! by step `anneal` — a step count, not a share of the run: the page's runs have no end (their
+//! step count is a limit), and a replay of a run's first k steps must train as they did.
+//!
+//! A sample's rank is its smallest pairwise task-gradient cosine, highest first (a sample
+//! without one — a zero task gradient — ranks first: it has no conflict); ties at the cut share
+//! the slots left (`ranking::take_first`). With n = round(q·B) (at least 1) samples let in,
+//! w_i ∈ [0, 1] and J′_t = Σ_i w_i g_t(x_i) / Σ_i w_i: the mean over the samples let in.
 
 use super::ranking::{conflict_key, take_first};
 use super::{SampleMix, SampleStageRecord, SampleWeightingDescription};
@@ -24,8 +26,7 @@ pub(super) fn description() -> SampleWeightingDescription {
     SampleWeightingDescription {
         name: "curriculum",
         label: "Conflict curriculum",
-        summary:
-            "the batch's least-conflicting samples first; the share let in grows from start to all by anneal·steps",
+        summary: "the batch's least-conflicting samples first; the share let in grows from start to all by step anneal",
         params: vec![
             ParamSpec::positive("start", 0.5, 1.0, "share of the batch let in at step 0 (the least conflicting)"),
             ParamSpec::positive("anneal", 200.0, 1e7, "the step from which every sample is let in"),
