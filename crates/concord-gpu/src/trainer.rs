@@ -142,7 +142,10 @@ impl GpuTrainer {
     /// Validates the config (as the CPU trainer does, plus what the GPU path supports), builds
     /// the data and the initial parameters on the CPU (bit for bit the CPU trainer's) and
     /// uploads them.
-    pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Self, GpuError> {
+    pub fn new(gpu: Arc<Gpu>, mut config: TrainConfig) -> Result<Self, GpuError> {
+        // The GPU step records no sample-level conflict (`StepRecord.samples`): its config (and a
+        // page's export of the run) says so rather than promising records it has not.
+        config.sample_metrics = false;
         if let Some(w) = &config.method.sample_weighting {
             return Err(GpuError::Unsupported(format!(
                 "sample weighting '{}' has no GPU kernel yet (it remixes each sample's task gradients); \
