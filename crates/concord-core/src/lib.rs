@@ -14,6 +14,7 @@
 pub mod aggregators;
 pub mod data;
 pub mod landscape;
+pub mod merge;
 pub mod method;
 pub mod metrics;
 pub mod model;
