@@ -14,6 +14,7 @@ mod conflict_map;
 mod landscape;
 mod landscape_files;
 mod landscape_plot;
+mod merge;
 mod methods;
 mod plot;
 mod run_config;
@@ -56,6 +57,10 @@ enum Command {
     /// Run a base config over axes (methods × seeds × learning rates …) on every core, appending
     /// one JSON line per cell (resumable, shardable); merge shards; summarise with statistics and plots.
     Sweep(sweep::SweepArgs),
+    /// Train one run per task from the same init, merge them (task arithmetic, TIES or the
+    /// projective DOGE), and compare the merged point with the jointly trained run in loss space,
+    /// with its barrier to each parent (merge.json + merge.png).
+    Merge(merge::MergeArgs),
 }
 
 #[derive(clap::Args)]
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
         Command::Config(args) => print_config(args),
         Command::Sweep(args) => sweep::run(args),
         Command::ConflictMap(args) => conflict_map::run(args),
+        Command::Merge(args) => merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
