@@ -1,7 +1,10 @@
 //! Adaptive projective merging: DOGE (Wei et al., "Model Merging as Adaptive Projective Gradient
 //! Descent", arXiv 2501.01230). The official repo was not retrievable; the rule follows Anke
 //! Tang's FusionBench `fusion_bench/method/doge_ta/doge_ta.py` (config `doge_ta.yaml`: subspace 6,
-//! K 30, lamda 0.07), as dynamics.md §5 records it. Per trunk weight matrix (out × in), N tasks:
+//! K 30, lamda 0.07), as dynamics.md §5 records it; steps 1–5 were checked against that file
+//! (tanganke/fusion_bench at 1066030): the loss, one Adam state per layer, the projector from the
+//! SVD of the stacked left singular vectors, the global top-K mask of (τ_i + Δ) and the per-layer
+//! λ_i are theirs. Per trunk weight matrix (out × in), N tasks:
 //! 1. **Adaptive step**: λ_i = lamda / ‖τ_i‖_F (per layer). A task with ‖τ_i‖ = 0 on a layer gets
 //!    λ_i = 0 there (the guard dynamics.md asks for; **ours**).
 //! 2. **Shared subspace**: r = ⌊min(out,in)/N⌋; stack each task's top-r left singular vectors
