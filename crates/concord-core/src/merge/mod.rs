@@ -178,6 +178,7 @@ pub fn train_parents(config: &TrainConfig) -> Result<Parents, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::LayerSlice;
     use crate::train::{preset, Precision, TrainOptimizer};
 
     /// dynamics.md §5's three task vectors.
@@ -242,6 +243,45 @@ pub(crate) mod tests {
             let other = p.layout.head_range(1 - t);
             assert_eq!(&p.parents[t][other.clone()], &p.base[other]);
         }
+    }
+
+    /// `tests/fixtures/merge/merge.json`, written by `tests/fixtures/make_merge_fixtures.py`: the
+    /// three methods re-implemented in numpy on three task vectors over a 4→6→3 trunk. TA and TIES
+    /// within 1e-14; DOGE (400 Adam steps, two SVDs per layer) within 1e-10.
+    #[test]
+    fn numpy_fixture_matches() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/merge/merge.json")).expect("fixture JSON");
+        let floats = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+        };
+        let taus: Vec<Vec<f64>> = v["taus"].as_array().unwrap().iter().map(floats).collect();
+        let layers: Vec<LayerSlice> = v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(l, x)| {
+                let r = |k: &str| x[k][0].as_u64().unwrap() as usize..x[k][1].as_u64().unwrap() as usize;
+                LayerSlice {
+                    name: format!("trunk.{l}"),
+                    fan_in: x["fan_in"].as_u64().unwrap() as usize,
+                    fan_out: x["fan_out"].as_u64().unwrap() as usize,
+                    weight: r("weight"),
+                    bias: r("bias"),
+                }
+            })
+            .collect();
+        assert_close(&task_arithmetic(&taus, 0.4), &floats(&v["task_arithmetic_0.4"]), 1e-14);
+        assert_close(&ties(&taus, 0.2, 1.0), &floats(&v["ties_0.2_1"]), 1e-14);
+        assert_close(&ties(&taus, 0.4, 0.7), &floats(&v["ties_0.4_0.7"]), 1e-14);
+        let doge = |lamda, lr, steps, min_k| {
+            let config = ProjectiveConfig { lamda, lr, steps, min_k, ..Default::default() };
+            projective(&layers, &taus, &config).unwrap()
+        };
+        assert_close(&doge(0.07, 1e-4, 400, 1), &floats(&v["doge_default"]), 1e-10);
+        assert_close(&doge(0.07, 1e-4, 400, 0), &floats(&v["doge_published_k"]), 1e-10);
+        assert_close(&doge(0.5, 1e-2, 300, 1), &floats(&v["doge_fast"]), 1e-10);
     }
 
     #[test]
