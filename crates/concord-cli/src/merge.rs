@@ -271,8 +271,8 @@ fn loss_space_png(path: &Path, r: &Report, paths: &[Vec<Vec<f64>>], title: &str)
             .y_desc(format!("{} train loss (log)", name(j)))
             .label_style((FAMILY, 13))
             .axis_desc_style((FAMILY, 14))
-            .x_label_formatter(&|v| format!("{v:.1e}"))
-            .y_label_formatter(&|v| format!("{v:.1e}"))
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
             .draw()
             .map_err(|e| err(&e))?;
         let pt = |l: &[f64]| (l[i].max(floor), l[j].max(floor));
@@ -324,4 +324,15 @@ fn loss_space_png(path: &Path, r: &Report, paths: &[Vec<Vec<f64>>], title: &str)
             .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))
+}
+
+/// A log axis's tick: plain with up to 3 significant digits between 0.001 and 1000, else
+/// scientific (`1e-5`), so the ticks crowded near a decade's end stay readable.
+fn short(v: f64) -> String {
+    if (1e-3..1e3).contains(&v.abs()) {
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.0e}")
+    }
 }
