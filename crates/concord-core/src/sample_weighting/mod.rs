@@ -30,6 +30,7 @@ mod harmonize;
 mod ranking;
 
 pub use harmonize::harmonize_coefficients;
+pub(crate) use ranking::conflict_key;
 pub use ranking::take_first;
 
 use crate::model::PointGrams;

@@ -1,4 +1,5 @@
-//! Cutting a batch by its samples' conflict, with ties shared fairly.
+//! Cutting a batch by its samples' conflict, with ties shared fairly: the sample-weighting
+//! stages' cuts and `train::SampleConflict`'s opposing share use the same two pieces.
 
 use crate::train::COS_TIE;
 

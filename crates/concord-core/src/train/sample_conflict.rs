@@ -40,6 +40,7 @@
 //! passes). MLP models only: MoE models and the analytic problems record `None`.
 
 use crate::model::{Mlp, PointGradient, PointGrams, Target};
+use crate::sample_weighting::{conflict_key, take_first};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
@@ -48,11 +49,6 @@ pub const OPPOSING_TOP_PERCENT: usize = 10;
 
 /// Cosines closer than this rank as tied (they are rounded to multiples of it).
 pub const COS_TIE: f64 = 1e-9;
-
-/// A sample's rank key: its min cosine rounded to `COS_TIE` (undefined: after every cosine).
-fn rank_key(min_cos: Option<f64>) -> i64 {
-    min_cos.map_or(i64::MAX, |c| (c / COS_TIE).round() as i64)
-}
 
 /// One step's sample-level conflict (see the module docs for the definitions).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,21 +87,12 @@ impl SampleConflict {
         let coherence = (b > 0 && mean_sq.is_finite() && mean_sq > 0.0).then(|| (num / mean_sq).clamp(0.0, 1.0));
         let min_cos: Vec<Option<f64>> = (0..b).map(|i| if m < 2 { None } else { grams.min_cos(i) }).collect();
         let conflicting = min_cos.iter().filter(|c| matches!(c, Some(c) if *c < 0.0)).count();
-        let keys: Vec<i64> = min_cos.iter().map(|c| rank_key(*c)).collect();
-        let mut order: Vec<usize> = (0..b).collect();
-        order.sort_by_key(|&i| keys[i]);
+        // The `top` most opposed samples (undefined cosines last), ties at the cut fractionally.
+        let keys: Vec<i64> = min_cos.iter().map(|c| conflict_key(*c)).collect();
         let top = top_count(b);
         let norms: Vec<f64> = sq.iter().map(|s| s.sqrt()).collect();
         let total: f64 = norms.iter().sum();
-        // Walk the ties in rank order until the top's n slots are filled.
-        let (mut carried, mut left, mut k) = (0.0, top, 0);
-        while left > 0 && k < b {
-            let tie: Vec<usize> = order[k..].iter().copied().take_while(|&i| keys[i] == keys[order[k]]).collect();
-            let part = left.min(tie.len()) as f64 / tie.len() as f64;
-            carried += part * tie.iter().map(|&i| norms[i]).sum::<f64>();
-            left = left.saturating_sub(tie.len());
-            k += tie.len();
-        }
+        let carried: f64 = take_first(&keys, top).iter().zip(&norms).map(|(part, n)| part * n).sum();
         let opposing_share = (total.is_finite() && total > 0.0).then(|| (carried / total).clamp(0.0, 1.0));
         SampleConflict {
             samples: b,
