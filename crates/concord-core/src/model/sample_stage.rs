@@ -75,19 +75,13 @@ impl Mlp {
         for t in 0..m {
             let row = self.trunk_backward(params, &cache, &d_hs[t] / b as f64).await;
             raw_jacobian.row_mut(t).copy_from_slice(&row);
-            let width = d_hs[t].ncols();
-            let mut mixed = DMatrix::zeros(b, width);
-            if mix.divisor > 0.0 {
-                for i in 0..b {
-                    let c = &mix.coefficients_of(i)[t * m..(t + 1) * m];
-                    for (s, d_h) in d_hs.iter().enumerate() {
-                        if c[s] != 0.0 {
-                            let k = c[s] / mix.divisor;
-                            for j in 0..width {
-                                mixed[(i, j)] += k * d_h[(i, j)];
-                            }
-                        }
-                    }
+            // Row i of dH′_t = (1/N) Σ_s C_i[t][s] · row i of dH_s (all zero when N = 0).
+            let mut mixed = DMatrix::zeros(b, d_hs[t].ncols());
+            for i in (0..b).filter(|_| mix.divisor > 0.0) {
+                let c = &mix.coefficients_of(i)[t * m..(t + 1) * m];
+                for (s, d_h) in d_hs.iter().enumerate().filter(|(s, _)| c[*s] != 0.0) {
+                    let k = c[s] / mix.divisor;
+                    mixed.row_mut(i).iter_mut().zip(d_h.row(i).iter()).for_each(|(acc, v)| *acc += k * v);
                 }
             }
             let row = self.trunk_backward(params, &cache, mixed).await;

@@ -898,12 +898,10 @@ impl Trainer {
             return Err(self.fail(format!("a task loss is not finite ({losses:?})")));
         }
         if !all_finite(jacobian.as_slice())
+            || !raw.as_ref().is_none_or(|r| all_finite(r.as_slice()))
             || !head_grads.iter().all(|h| all_finite(h))
             || !aux_grad.as_ref().is_none_or(|a| all_finite(a))
         {
-            return Err(self.fail("a gradient is not finite".into()));
-        }
-        if !raw.as_ref().is_none_or(|r| all_finite(r.as_slice())) {
             return Err(self.fail("a gradient is not finite".into()));
         }
         let test_losses = self.check_test(test)?;
