@@ -13,6 +13,7 @@
 
 pub mod aggregators;
 pub mod data;
+pub mod dynamics;
 pub mod landscape;
 pub mod merge;
 pub mod method;

@@ -8,12 +8,27 @@
 
 use crate::multiversion::multiversion;
 
+mod spam;
+
+pub use spam::{spam_warmup_scale, SpamParams};
+
 /// Which update rule, with its hyper-parameters (PyTorch defaults via `adam`/`sgd`). Internal:
 /// runs name their optimizer with `train::TrainOptimizer`, which builds one of these.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum OptimizerKind {
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
-    Sgd { lr: f64, momentum: f64 },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+    },
+    /// SPAM (Huang et al. 2025): Adam with periodic moment reset, spike clipping and a cosine
+    /// warm-up after each reset (`spam.rs`).
+    Spam(SpamParams),
 }
 
 impl OptimizerKind {
@@ -24,6 +39,7 @@ impl OptimizerKind {
     pub fn lr(&self) -> f64 {
         match *self {
             OptimizerKind::Adam { lr, .. } | OptimizerKind::Sgd { lr, .. } => lr,
+            OptimizerKind::Spam(p) => p.lr,
         }
     }
 
@@ -32,12 +48,25 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Adam { beta1, beta2, eps, .. } => OptimizerKind::Adam { lr, beta1, beta2, eps },
             OptimizerKind::Sgd { momentum, .. } => OptimizerKind::Sgd { lr, momentum },
+            OptimizerKind::Spam(p) => OptimizerKind::Spam(SpamParams { lr, ..p }),
         }
     }
 
     pub fn build(&self, dim: usize) -> Optimizer {
-        Optimizer { kind: *self, m: vec![0.0; dim], v: vec![0.0; dim], t: 0, weight_decay: 0.0 }
+        Optimizer { kind: *self, m: vec![0.0; dim], v: vec![0.0; dim], t: 0, weight_decay: 0.0, track_spikes: false }
     }
+}
+
+/// What one optimizer step saw (for the run's `DynamicsRecord`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepInfo {
+    /// Adam family: max |g|/√v over coordinates with v > 0 (v before the step); `None` for SGD
+    /// and on the first step (v = 0 everywhere).
+    pub spike_score: Option<f64>,
+    /// SPAM: coordinates its spike clip changed.
+    pub spikes_clipped: usize,
+    /// SPAM: the moments were reset on this step.
+    pub reset: bool,
 }
 
 /// Optimizer state: Adam's moments (or SGD's momentum buffer in `m`) and the step count.
@@ -49,6 +78,8 @@ pub struct Optimizer {
     t: u64,
     /// Decoupled weight decay λ (0: none).
     weight_decay: f64,
+    /// Adam: measure the spike score every step (an extra pass over the parameters).
+    track_spikes: bool,
 }
 
 impl Optimizer {
@@ -64,29 +95,57 @@ impl Optimizer {
         self
     }
 
+    /// Adam: report max |g|/√v in every step's [`StepInfo`] (SPAM always does).
+    pub fn with_spike_tracking(mut self, on: bool) -> Self {
+        self.track_spikes = on;
+        self
+    }
+
     pub fn weight_decay(&self) -> f64 {
         self.weight_decay
     }
 
     /// θ ← θ − step(d), where `direction` plays the role of `x.grad` in PyTorch.
     pub fn step(&mut self, x: &mut [f64], direction: &[f64]) {
+        self.step_scaled(x, direction, 1.0);
+    }
+
+    /// [`Optimizer::step`] with the learning rate scaled by `lr_factor` for this step (a warm-up
+    /// or cosine schedule; the weight decay uses the scaled rate too, as torch's schedulers do).
+    /// Returns what the step saw.
+    pub fn step_scaled(&mut self, x: &mut [f64], direction: &[f64], lr_factor: f64) -> StepInfo {
         assert_eq!(x.len(), direction.len());
         self.t += 1;
-        if self.weight_decay != 0.0 {
-            let shrink = 1.0 - self.kind.lr() * self.weight_decay;
+        let lr_now = self.kind.lr() * lr_factor;
+        let mut info = StepInfo::default();
+        if self.track_spikes && matches!(self.kind, OptimizerKind::Adam { .. }) {
+            info.spike_score = spike_score(direction, &self.v);
+        }
+        if self.weight_decay != 0.0 && !matches!(self.kind, OptimizerKind::Spam(_)) {
+            let shrink = 1.0 - lr_now * self.weight_decay;
             for v in x.iter_mut() {
                 *v *= shrink;
             }
         }
         match self.kind {
-            OptimizerKind::Adam { lr, beta1, beta2, eps } => {
+            OptimizerKind::Spam(p) => {
+                info = spam::step(&p, lr_now, self.t, x, direction, &mut self.m, &mut self.v);
+                if self.weight_decay != 0.0 {
+                    // SPAM's decoupled decay comes after the update and is not warm-up scaled.
+                    let shrink = 1.0 - lr_now * self.weight_decay;
+                    x.iter_mut().for_each(|v| *v *= shrink);
+                }
+            }
+            OptimizerKind::Adam { beta1, beta2, eps, .. } => {
+                let lr = lr_now;
                 // torch.optim.Adam (amsgrad=False, weight_decay=0).
                 let t = self.t as i32;
                 let bias1 = 1.0 - beta1.powi(t);
                 let bias2 = 1.0 - beta2.powi(t);
                 adam_update(x, direction, &mut self.m, &mut self.v, [lr, beta1, beta2, eps, bias1, bias2]);
             }
-            OptimizerKind::Sgd { lr, momentum } => {
+            OptimizerKind::Sgd { momentum, .. } => {
+                let lr = lr_now;
                 // torch.optim.SGD: the first step seeds the buffer with the gradient itself.
                 for k in 0..x.len() {
                     let g = direction[k];
@@ -100,7 +159,20 @@ impl Optimizer {
                 }
             }
         }
+        info
     }
+}
+
+/// max |g|/√v over coordinates with v > 0 (`None` when v is 0 everywhere).
+pub(crate) fn spike_score(g: &[f64], v: &[f64]) -> Option<f64> {
+    let mut best: Option<f64> = None;
+    for (g, &v) in g.iter().zip(v) {
+        if v > 0.0 {
+            let s = g.abs() / v.sqrt();
+            best = Some(best.map_or(s, |b: f64| b.max(s)));
+        }
+    }
+    best
 }
 
 multiversion! {

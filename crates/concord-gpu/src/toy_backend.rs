@@ -63,6 +63,9 @@ impl GpuToy {
     /// a method of the GPU table, no loss weighting or `ew`, SGD / Adam / AdamW.
     pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<GpuToy, GpuError> {
         config.validate().map_err(GpuError::Unsupported)?;
+        if let Some(msg) = config.gpu_unsupported_dynamics() {
+            return Err(GpuError::Unsupported(msg));
+        }
         let DataSource::Toy { problem, start } = config.data else {
             return Err(GpuError::Unsupported(format!(
                 "GpuToy runs the CAGrad toys; this config's data is '{}' (use GpuTrainer)",
@@ -168,6 +171,7 @@ impl GpuToy {
             moe: None,
             samples: None,
             sample_stage: None,
+            dynamics: None,
         }
     }
 

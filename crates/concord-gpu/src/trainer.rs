@@ -153,6 +153,9 @@ impl GpuTrainer {
                 w.name()
             )));
         }
+        if let Some(msg) = config.gpu_unsupported_dynamics() {
+            return Err(GpuError::Unsupported(msg));
+        }
         let cpu = Trainer::new(config.clone()).map_err(GpuError::Unsupported)?;
         let mlp = cpu.mlp().cloned().ok_or_else(|| {
             GpuError::Unsupported("pareto-synthetic has no model to train on the GPU; use the CPU backend".into())
@@ -527,6 +530,7 @@ impl GpuTrainer {
                     moe: None,
                     samples: None,
                     sample_stage: None,
+                    dynamics: None,
                 });
             }
             if let (None, Some(at)) = (&self.error, halted_at) {

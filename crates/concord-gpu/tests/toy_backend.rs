@@ -81,6 +81,7 @@ fn random_reference(config: &TrainConfig) -> Snapshot {
                 moe: None,
                 samples: None,
                 sample_stage: None,
+                dynamics: None,
             });
         }
         opt.step(&mut x, &d);

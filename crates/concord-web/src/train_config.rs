@@ -187,6 +187,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         // Only records (never changes a step): the CPU trainer's batch at step 0 and every
         // `sample_stride`-th step, in the export. The page's chart computes its own series.
         sample_metrics: true,
+        dynamics: Default::default(),
     })
 }
 

@@ -3,9 +3,10 @@
 
 use super::moe_spec::MoeSpec;
 use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
+use crate::dynamics::Dynamics;
 use crate::method::MethodSpec;
 use crate::model::MlpConfig;
-use crate::optim::OptimizerKind;
+use crate::optim::{OptimizerKind, SpamParams};
 use crate::problems::ProblemKind;
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +73,8 @@ pub enum TrainOptimizer {
         eps: f64,
         weight_decay: f64,
     },
+    /// SPAM (spike-aware Adam with momentum reset, `optim::spam`).
+    Spam(SpamParams),
 }
 
 impl TrainOptimizer {
@@ -84,6 +87,11 @@ impl TrainOptimizer {
         TrainOptimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
     }
 
+    /// SPAM with the official defaults (θ = 5000, ΔT = 500, N = 150, eps 1e-6).
+    pub fn spam(lr: f64) -> Self {
+        TrainOptimizer::Spam(SpamParams::new(lr))
+    }
+
     pub fn sgd(lr: f64, momentum: f64) -> Self {
         TrainOptimizer::Sgd { lr, momentum }
     }
@@ -93,12 +101,14 @@ impl TrainOptimizer {
             TrainOptimizer::Sgd { .. } => "sgd",
             TrainOptimizer::Adam { .. } => "adam",
             TrainOptimizer::AdamW { .. } => "adamw",
+            TrainOptimizer::Spam(_) => "spam",
         }
     }
 
     pub fn lr(&self) -> f64 {
         match *self {
             TrainOptimizer::Sgd { lr, .. } | TrainOptimizer::Adam { lr, .. } | TrainOptimizer::AdamW { lr, .. } => lr,
+            TrainOptimizer::Spam(p) => p.lr,
         }
     }
 
@@ -109,6 +119,7 @@ impl TrainOptimizer {
             TrainOptimizer::AdamW { beta1, beta2, eps, weight_decay, .. } => {
                 TrainOptimizer::AdamW { lr, beta1, beta2, eps, weight_decay }
             }
+            TrainOptimizer::Spam(p) => TrainOptimizer::Spam(SpamParams { lr, ..p }),
         }
     }
 
@@ -126,6 +137,7 @@ impl TrainOptimizer {
             TrainOptimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
                 (OptimizerKind::Adam { lr, beta1, beta2, eps }, weight_decay)
             }
+            TrainOptimizer::Spam(p) => (OptimizerKind::Spam(p), 0.0),
         }
     }
 
@@ -148,6 +160,7 @@ impl TrainOptimizer {
                     return Err(format!("Adam eps must be a positive finite number, got {eps}"));
                 }
             }
+            TrainOptimizer::Spam(p) => p.validate()?,
         }
         if let TrainOptimizer::AdamW { weight_decay, .. } = *self {
             if !(weight_decay.is_finite() && weight_decay >= 0.0) {
@@ -232,6 +245,10 @@ pub struct TrainConfig {
     /// without it read and print as before.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sample_metrics: bool,
+    /// SAM/ASAM, clipping, warm-up and cosine schedules, the task schedule (`dynamics`). The
+    /// default changes nothing and is not written.
+    #[serde(default, skip_serializing_if = "Dynamics::is_default")]
+    pub dynamics: Dynamics,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -276,6 +293,8 @@ struct TrainConfigFile {
     precision: Precision,
     #[serde(default)]
     sample_metrics: bool,
+    #[serde(default)]
+    dynamics: Dynamics,
 }
 
 impl TryFrom<TrainConfigFile> for TrainConfig {
@@ -312,6 +331,28 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
             record_every: f.record_every,
             precision: f.precision,
             sample_metrics: f.sample_metrics,
+            dynamics: f.dynamics,
+        })
+    }
+}
+
+impl TrainConfig {
+    /// What of this run the GPU step cannot do yet (SPAM, SAM/ASAM, clipping, lr schedules, a
+    /// one-task schedule): a message naming it, or `None`.
+    pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
+        let mut what = Vec::new();
+        if matches!(self.optimizer, TrainOptimizer::Spam(_)) {
+            what.push("the SPAM optimizer".to_string());
+        }
+        if !self.dynamics.is_default() {
+            what.push(format!("the training dynamics '{}'", self.dynamics.label()));
+        }
+        (!what.is_empty()).then(|| {
+            format!(
+                "{} {} no GPU kernel yet; use the CPU backend",
+                what.join(" and "),
+                if what.len() == 1 { "has" } else { "have" }
+            )
         })
     }
 }
@@ -360,6 +401,24 @@ impl TrainConfig {
                 None => model.validate().map_err(|e| format!("model: {e}"))?,
                 Some(spec) => spec.model_config(model).validate().map_err(|e| format!("moe model: {e}"))?,
             },
+        }
+        let tasks = match &self.data {
+            DataSource::Toy { .. } | DataSource::ParetoSynthetic { .. } => Some(2),
+            _ => self.model.as_ref().map(|m| m.heads.len()),
+        };
+        self.dynamics.validate(tasks, self.steps).map_err(|e| format!("dynamics: {e}"))?;
+        if self.method.sample_weighting.is_some() && self.dynamics.needs_reference() {
+            return Err("a sample-weighting stage cannot be combined with SAM or a one-task schedule yet \
+                        (leave one of them out)"
+                .into());
+        }
+        if !self.dynamics.schedule.is_joint() && self.method.weighting.is_some() {
+            return Err(format!(
+                "the {} schedule trains one task per step: a loss weighting has nothing to weigh \
+                 (leave the '+{}' out of the method)",
+                self.dynamics.schedule.name(),
+                self.method.weighting.as_ref().map_or("", |w| w.name())
+            ));
         }
         if self.moe.is_some() && self.data.is_analytic() {
             return Err(format!("{} has no model, so no MoE: leave moe out", self.data.kind()));

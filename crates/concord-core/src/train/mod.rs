@@ -25,6 +25,8 @@ mod batches;
 mod config;
 mod conflict_summary;
 #[cfg(test)]
+mod dynamics_tests;
+#[cfg(test)]
 mod fast_tests;
 pub mod float_serde;
 mod history;
@@ -58,6 +60,7 @@ pub use sample_conflict::{SampleConflict, COS_TIE, OPPOSING_TOP_PERCENT};
 use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
 use crate::data::{uniform, DataRng};
+use crate::dynamics::{self, DynamicsRecord};
 use crate::landscape::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::fast::{FastData, FastMlp};
@@ -104,6 +107,11 @@ pub struct StepRecord {
     /// What the method's sample-weighting stage did on this step's batch (runs with one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_stage: Option<SampleStageRecord>,
+    /// What the training dynamics did (the lr used, the update's norm and clipping, the task a
+    /// one-task schedule trained, SAM's plain-vs-SAM cosine, the spike score; runs with
+    /// non-default `dynamics` or SPAM only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamics: Option<DynamicsRecord>,
 }
 
 /// A finished (or stopped) run.
@@ -222,6 +230,7 @@ struct Applied {
     moe: Option<MoeStepRecord>,
     samples: Option<SampleConflict>,
     sample_stage: Option<SampleStageRecord>,
+    dynamics: Option<DynamicsRecord>,
 }
 
 /// A step's update before the optimizer: the full-length direction (shared part, then each
@@ -237,6 +246,9 @@ struct Update {
     /// The f64 Jacobian when a recorded step's sample metrics can reuse it (the reference path).
     jacobian: Option<DMatrix<f64>>,
     sample_stage: Option<SampleStageRecord>,
+    /// The one task a one-task schedule trained, and SAM's cos(d₀, d).
+    task: Option<usize>,
+    sam_cosine: Option<f64>,
 }
 
 /// FAMO's losses after the step, and the fast path's buffers back.
@@ -393,7 +405,7 @@ impl Trainer {
                 ((0..p.dim()).map(|_| uniform(&mut rng, -0.5, 0.5)).collect(), Vec::new())
             }
         };
-        let optimizer = config.optimizer.build(params.len());
+        let optimizer = config.optimizer.build(params.len()).with_spike_tracking(config.dynamics.spikes);
         let n_train = match &engine {
             Engine::Mlp { train_x, .. } => train_x.nrows(),
             Engine::Analytic(_) => 0,
@@ -403,6 +415,8 @@ impl Trainer {
         // Grams), as MoE models do.
         let fast = match (&engine, config.precision) {
             _ if config.method.sample_weighting.is_some() => None,
+            // SAM's second gradient and a one-task step are reference-path code.
+            _ if config.dynamics.needs_reference() => None,
             (Engine::Mlp { mlp, train_x, train_y, test }, Precision::F32) => match &**mlp {
                 Net::Mlp(net) => Some(Fast {
                     train: Arc::new(FastData::new(train_x, train_y)),
@@ -767,7 +781,7 @@ impl Trainer {
     fn apply_gradients(&mut self, plan: StepPlan, work: GradWork) -> Result<Result<bool, PendingStep>, String> {
         let GradWork { grads, test, batch, rows } = work;
         let (update, buffers) = match grads {
-            Grads::Reference(g) => (self.reference_update(&plan, g, test)?, None),
+            Grads::Reference(g) => (self.reference_update(&plan, g, test, batch.as_ref())?, None),
             Grads::Fast(b) => {
                 let u = self.fast_update(&plan, &b, test)?;
                 (u, Some(b))
@@ -777,21 +791,44 @@ impl Trainer {
             losses,
             loss_weights,
             aggregator_weights,
-            full,
+            mut full,
             metrics,
             test_losses,
             moe,
             jacobian,
             sample_stage,
+            task,
+            sam_cosine,
         } = update;
         let samples = self.sample_conflict(&plan, batch.as_ref(), rows.as_deref(), jacobian.as_ref());
+        let dyn_config = &self.config.dynamics;
+        let (grad_norm, clipped) = match dyn_config.clip_norm {
+            Some(max) => dynamics::clip_by_norm(&mut full, max),
+            None => (0.0, false),
+        };
+        let lr_factor = dynamics::lr_factor(
+            dyn_config.lr_schedule,
+            dyn_config.warmup,
+            dyn_config.schedule_steps(self.config.steps),
+            plan.step,
+        );
         let mut next = std::mem::take(&mut self.spare);
         next.clear();
         next.extend_from_slice(&self.params);
-        self.optimizer.step(&mut next, &full);
+        let info = self.optimizer.step_scaled(&mut next, &full, lr_factor);
         if !all_finite(&next) {
             return Err(self.fail("the optimizer step produced non-finite parameters".into()));
         }
+        let dynamics = (plan.record && self.records_dynamics()).then(|| DynamicsRecord {
+            lr: self.config.optimizer.lr() * lr_factor,
+            grad_norm: if self.config.dynamics.clip_norm.is_some() { grad_norm } else { norm(&full) },
+            clipped,
+            task,
+            sam_cosine,
+            spike_score: info.spike_score,
+            spikes_clipped: info.spikes_clipped,
+            reset: info.reset,
+        });
         let applied = Applied {
             next,
             losses,
@@ -802,6 +839,7 @@ impl Trainer {
             moe,
             samples,
             sample_stage,
+            dynamics,
         };
         // FAMO: the losses on the same batch after the step.
         if !self.weighting.as_ref().is_some_and(|w| w.needs_losses_after_step()) {
@@ -884,6 +922,7 @@ impl Trainer {
         plan: &StepPlan,
         grads: Result<NetGradients, String>,
         test: Option<Result<Vec<f64>, String>>,
+        batch: Option<&(DMatrix<f64>, Vec<Target>)>,
     ) -> Result<Update, String> {
         let g = match grads {
             Ok(g) => g,
@@ -906,38 +945,146 @@ impl Trainer {
         }
         let test_losses = self.check_test(test)?;
         let plain = raw.as_ref().unwrap_or(&jacobian);
-        let loss_weights = self.loss_weights(&losses, plan.step, Some(plain))?;
-        let aggregation = match &loss_weights {
-            None => self.aggregator.aggregate(&jacobian),
-            Some(w) => {
+        let task = dynamics::task_for_step(&self.config.dynamics.schedule, losses.len(), self.config.seed, plan.step);
+        let loss_weights = match task {
+            // A one-task step has nothing to weigh (the config refuses a weighting there).
+            Some(_) => None,
+            None => self.loss_weights(&losses, plan.step, Some(plain))?,
+        };
+        let (mut d, mut full, mut aggregator_weights) =
+            self.combine(&jacobian, &head_grads, aux_grad.as_deref(), loss_weights.as_deref(), task)?;
+        let mut sam_cosine = None;
+        if let Some(sam) = self.config.dynamics.sam {
+            // SAM: ε along the aggregated direction d₀ (the whole update, heads included), the
+            // gradients again at w + ε on the same batch, aggregated with the same loss weights.
+            let eps = if sam.adaptive {
+                dynamics::asam_perturbation(&self.params, &full, &self.weight_mask(), sam.rho, dynamics::ASAM_ETA)
+            } else {
+                dynamics::sam_perturbation(&full, sam.rho)
+            };
+            let moved: Vec<f64> = self.params.iter().zip(&eps).map(|(w, e)| w + e).collect();
+            let g2 = match self.gradients_at(&moved, batch, plan.step) {
+                Ok(g) => g,
+                Err(e) => return Err(self.fail(format!("SAM's gradient at w + ε: {e}"))),
+            };
+            if !all_finite(&g2.losses)
+                || !all_finite(g2.shared_jacobian.as_slice())
+                || !g2.head_grads.iter().all(|h| all_finite(h))
+            {
+                return Err(self.fail("SAM's gradient at w + ε is not finite".into()));
+            }
+            let (d2, full2, w2) =
+                self.combine(&g2.shared_jacobian, &g2.head_grads, aux_grad.as_deref(), loss_weights.as_deref(), task)?;
+            sam_cosine = Some(dynamics::cosine(&full, &full2));
+            (d, full, aggregator_weights) = (d2, full2, w2);
+        }
+        let plain = raw.unwrap_or(jacobian);
+        let metrics = plan.record.then(|| StepMetrics::new(&plain, &d, self.metric_layers()));
+        let jacobian = self.wants_samples(plan).then_some(plain);
+        Ok(Update {
+            losses,
+            loss_weights,
+            aggregator_weights,
+            full,
+            metrics,
+            test_losses,
+            moe,
+            jacobian,
+            sample_stage,
+            task,
+            sam_cosine,
+        })
+    }
+
+    /// J (rows scaled by the loss weights) → the aggregator → the shared update d, and the full
+    /// update (d, the MoE aux gradient, each head's gradient scaled by its task's weight). A
+    /// one-task step (`task`) skips the aggregator: its update is that task's gradient, and the
+    /// other heads stay still.
+    fn combine(
+        &mut self,
+        jacobian: &DMatrix<f64>,
+        head_grads: &[Vec<f64>],
+        aux_grad: Option<&[f64]>,
+        loss_weights: Option<&[f64]>,
+        task: Option<usize>,
+    ) -> Result<(DVector<f64>, Vec<f64>, Option<Vec<f64>>), String> {
+        let (d, aggregator_weights): (DVector<f64>, _) = match (task, loss_weights) {
+            (Some(t), _) => (jacobian.row(t).transpose(), None),
+            (None, None) => {
+                let a = self.aggregator.aggregate(jacobian);
+                (a.update, a.weights)
+            }
+            (None, Some(w)) => {
                 let mut weighted = jacobian.clone();
                 for (i, wi) in w.iter().enumerate() {
                     weighted.row_mut(i).scale_mut(*wi);
                 }
-                self.aggregator.aggregate(&weighted)
+                let a = self.aggregator.aggregate(&weighted);
+                (a.update, a.weights)
             }
         };
-        let d: DVector<f64> = aggregation.update;
         if !all_finite(d.as_slice()) {
             return Err(self.fail("the aggregator's update is not finite".into()));
         }
         let mut full: Vec<f64> = d.as_slice().to_vec();
         // The MoE aux losses are regularisers of the router, not tasks: their gradient joins the
         // update after the aggregator (so it neither sees nor reshapes them).
-        if let Some(a) = &aux_grad {
+        if let Some(a) = aux_grad {
             for (f, g) in full.iter_mut().zip(a) {
                 *f += g;
             }
         }
         for (t, h) in head_grads.iter().enumerate() {
-            let wt = loss_weights.as_ref().map_or(1.0, |w| w[t]);
+            let wt = match task {
+                Some(only) => f64::from(u8::from(only == t)),
+                None => loss_weights.map_or(1.0, |w| w[t]),
+            };
             full.extend(h.iter().map(|g| g * wt));
         }
-        let plain = raw.unwrap_or(jacobian);
-        let metrics = plan.record.then(|| StepMetrics::new(&plain, &d, self.metric_layers()));
-        let aggregator_weights = aggregation.weights.map(|w| w.as_slice().to_vec());
-        let jacobian = self.wants_samples(plan).then_some(plain);
-        Ok(Update { losses, loss_weights, aggregator_weights, full, metrics, test_losses, moe, jacobian, sample_stage })
+        Ok((d, full, aggregator_weights.map(|w| w.as_slice().to_vec())))
+    }
+
+    /// The gradients at `params` on the step's batch (SAM's second pass), without pausing.
+    fn gradients_at(
+        &self,
+        params: &[f64],
+        batch: Option<&(DMatrix<f64>, Vec<Target>)>,
+        step: usize,
+    ) -> Result<Gradients, String> {
+        match (&self.engine, batch) {
+            (Engine::Analytic(p), _) => {
+                let j = p.jacobian(params);
+                let jm = DMatrix::from_fn(j.len(), p.dim(), |r, c| j[r][c]);
+                Ok(Gradients { losses: p.losses(params), shared_jacobian: jm, head_grads: Vec::new() })
+            }
+            (Engine::Mlp { mlp, .. }, Some((x, y))) => {
+                // The same routing noise as the step's first pass.
+                let noise_seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                mlp.gradients(params, x, y, noise_seed).map(|g| g.tasks)
+            }
+            (Engine::Mlp { .. }, None) => Err("no batch".into()),
+        }
+    }
+
+    /// ASAM's T_w: which entries of the parameter vector are weights (biases get T = 1). MoE
+    /// models and the analytic problems treat every entry as a weight.
+    fn weight_mask(&self) -> Vec<bool> {
+        match self.mlp() {
+            Some(mlp) => {
+                let mut mask = vec![false; self.params.len()];
+                let layout = mlp.layout();
+                for slice in layout.trunk.iter().chain(&layout.heads) {
+                    mask[slice.weight.clone()].iter_mut().for_each(|m| *m = true);
+                }
+                mask
+            }
+            None => vec![true; self.params.len()],
+        }
+    }
+
+    /// Whether recorded steps carry a `DynamicsRecord`.
+    fn records_dynamics(&self) -> bool {
+        !self.config.dynamics.is_default() || matches!(self.config.optimizer, TrainOptimizer::Spam(_))
     }
 
     /// The fast path's update: J and G are the f32 pass's; a Gramian-weighted aggregator gets
@@ -1018,6 +1165,8 @@ impl Trainer {
             moe: None,
             jacobian: None,
             sample_stage: None,
+            task: None,
+            sam_cosine: None,
         })
     }
 
@@ -1099,6 +1248,7 @@ impl Trainer {
             moe: a.moe,
             samples: a.samples,
             sample_stage: a.sample_stage,
+            dynamics: a.dynamics,
         });
         self.step += 1;
         Ok(true)
@@ -1155,4 +1305,9 @@ pub fn train_with_progress(config: &TrainConfig, progress: impl FnMut(usize)) ->
     let mut trainer = Trainer::new(config.clone())?;
     trainer.run_to_end(progress);
     Ok(trainer.record())
+}
+
+/// ‖v‖₂.
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }

@@ -114,6 +114,7 @@ impl Preset {
             record_every: 1,
             precision: Default::default(),
             sample_metrics: false,
+            dynamics: Default::default(),
         };
         match self {
             Preset::XorConflict => {

@@ -269,6 +269,9 @@ impl OptParams {
             T::Sgd { momentum, .. } => OptParams { kind: 1, momentum: momentum as f32, ..base },
             T::Adam { beta1, beta2, eps, .. } => adam(beta1, beta2, eps, 0.0),
             T::AdamW { beta1, beta2, eps, weight_decay, .. } => adam(beta1, beta2, eps, weight_decay),
+            // Refused before a kernel is built (`TrainConfig::gpu_unsupported_dynamics`,
+            // `optimizer_steps`); Adam's numbers would be the nearest, never used.
+            T::Spam(p) => adam(p.beta1, p.beta2, p.eps, 0.0),
         }
     }
 }

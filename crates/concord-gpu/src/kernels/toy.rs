@@ -118,6 +118,11 @@ impl RunParams {
             }
             TrainOptimizer::Adam { lr, beta1, beta2, eps } => (lr, beta1, beta2, eps, 0.0),
             TrainOptimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => (lr, beta1, beta2, eps, weight_decay),
+            TrainOptimizer::Spam(_) => {
+                return Err(GpuError::Unsupported(
+                    "the SPAM optimizer has no GPU kernel yet; use the CPU backend".into(),
+                ))
+            }
         };
         p.lr = lr as f32;
         p.beta1 = beta1 as f32;

@@ -1,0 +1,310 @@
+//! The text form of a run's optimizer and dynamics, written after its method with `@`:
+//! `mean@sam`, `upgrad@asam=0.5@clip=1`, `mean@spam@spikes`, `mean@sequential=150`,
+//! `mean@warmup=20@cosine=400`. The page's arena list (`methods=` in the URL) and
+//! `concord train --hash` read it, so a link can put "Adam" and "SAM" side by side.
+//!
+//! Items (each at most once):
+//! - an optimizer: `sgd`, `adam`, `adamw`, `spam` (the learning rate is kept);
+//! - `sam[=ρ]` (default 0.05), `asam[=ρ]` (default 0.5): the sharpness-aware wrapper;
+//! - `clip=X`: gradient-norm clipping of the update;
+//! - `warmup=N`, `cosine[=T]` (T: the decay's length, default the run's steps);
+//! - `joint`, `alternating`, `sample`, `sequential=N`: the task schedule;
+//! - `spikes`: record Adam's spike score every step.
+
+use super::{Dynamics, LrSchedule, SamSpec, TaskSchedule};
+use crate::train::{TrainConfig, TrainOptimizer};
+use crate::MethodSpec;
+
+/// A run's options after its method: an optimizer other than the page's or preset's (keeping
+/// its learning rate) and the dynamics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOptions {
+    /// `sgd`, `adam`, `adamw` or `spam` (`None`: the base config's).
+    pub optimizer: Option<&'static str>,
+    pub dynamics: Dynamics,
+}
+
+impl RunOptions {
+    /// `items` without the leading `@` (empty: the defaults).
+    pub fn parse(items: &str) -> Result<Self, String> {
+        // Apply to a probe optimizer to learn which optimizer the items name, if any.
+        let probe = TrainOptimizer::sgd(1.0, 0.5);
+        let (mut optimizer, mut dynamics) = (probe, Dynamics::default());
+        apply_items(items, &mut optimizer, &mut dynamics)?;
+        let named = items.split('@').map(str::trim).find_map(|i| match i {
+            "sgd" => Some("sgd"),
+            "adam" => Some("adam"),
+            "adamw" => Some("adamw"),
+            "spam" => Some("spam"),
+            _ => None,
+        });
+        Ok(RunOptions { optimizer: named, dynamics })
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.optimizer.is_none() && self.dynamics.is_default()
+    }
+
+    /// The items, without the leading `@` (empty for the defaults).
+    pub fn to_text(&self) -> String {
+        let mut text = self.optimizer.map(str::to_string).unwrap_or_default();
+        let rest = items_text(&TrainOptimizer::adam(1.0), &TrainOptimizer::adam(1.0), &self.dynamics);
+        if !rest.is_empty() {
+            if !text.is_empty() {
+                text.push('@');
+            }
+            text.push_str(&rest);
+        }
+        text
+    }
+
+    /// The base config with these options: the named optimizer (the base's learning rate) and
+    /// these dynamics in place of the base's.
+    pub fn apply(&self, config: &mut TrainConfig) {
+        if let Some(name) = self.optimizer {
+            let mut dynamics = Dynamics::default();
+            apply_items(name, &mut config.optimizer, &mut dynamics).expect("a name this parser gave");
+        }
+        config.dynamics = self.dynamics.clone();
+    }
+}
+
+/// One run of an arena: its method and its options, as `method@item@item…`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub method: MethodSpec,
+    pub options: RunOptions,
+}
+
+impl RunSpec {
+    pub fn plain(method: MethodSpec) -> Self {
+        RunSpec { method, options: RunOptions::default() }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (method, items) = split_run_text(text.trim());
+        Ok(RunSpec { method: MethodSpec::parse(method)?, options: RunOptions::parse(items)? })
+    }
+
+    pub fn to_text(&self) -> String {
+        let options = self.options.to_text();
+        if options.is_empty() {
+            self.method.to_text()
+        } else {
+            format!("{}@{options}", self.method.to_text())
+        }
+    }
+
+    /// A legend's label: the method's, then the options (`Mean · SAM ρ=0.05`).
+    pub fn label(&self) -> String {
+        let mut parts = vec![self.method.label()];
+        if let Some(o) = self.options.optimizer {
+            parts.push(o.to_uppercase());
+        }
+        let d = self.options.dynamics.label();
+        if !d.is_empty() {
+            parts.push(d.replace("sam ρ", "SAM ρ").replace("asam ρ", "ASAM ρ"));
+        }
+        parts.join(" · ")
+    }
+
+    /// `base` running this method with these options.
+    pub fn config(&self, base: &TrainConfig) -> TrainConfig {
+        let mut config = TrainConfig { method: self.method.clone(), ..base.clone() };
+        self.options.apply(&mut config);
+        config
+    }
+}
+
+/// Split `text` into the method part and the items after the first `@` (empty when none).
+pub fn split_run_text(text: &str) -> (&str, &str) {
+    match text.split_once('@') {
+        Some((method, items)) => (method, items),
+        None => (text, ""),
+    }
+}
+
+/// Apply `items` (`sam=0.05@clip=1`, without the leading `@`) to an optimizer and dynamics.
+pub fn apply_items(items: &str, optimizer: &mut TrainOptimizer, dynamics: &mut Dynamics) -> Result<(), String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for item in items.split('@').map(str::trim).filter(|i| !i.is_empty()) {
+        let (key, value) = match item.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (item, None),
+        };
+        let group = match key {
+            "sgd" | "adam" | "adamw" | "spam" => "optimizer",
+            "sam" | "asam" => "sam",
+            "joint" | "alternating" | "sample" | "sequential" => "schedule",
+            other => other,
+        };
+        if seen.contains(&group) {
+            return Err(format!("'@{item}': the {group} is given twice"));
+        }
+        seen.push(group);
+        let number = |what: &str| -> Result<f64, String> {
+            let v = value.ok_or_else(|| format!("'@{key}' needs a value ({what}), e.g. @{key}=1"))?;
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| format!("'@{item}': {what} must be a positive number"))
+        };
+        let count = |what: &str| -> Result<usize, String> {
+            let v = value.ok_or_else(|| format!("'@{key}' needs a value ({what}), e.g. @{key}=100"))?;
+            v.parse::<usize>().map_err(|_| format!("'@{item}': {what} must be a whole number"))
+        };
+        let no_value = || match value {
+            Some(_) => Err(format!("'@{item}': {key} takes no value")),
+            None => Ok(()),
+        };
+        match key {
+            "sgd" | "adam" | "adamw" | "spam" => {
+                no_value()?;
+                let lr = optimizer.lr();
+                *optimizer = match key {
+                    "sgd" => TrainOptimizer::sgd(lr, 0.0),
+                    "adam" => TrainOptimizer::adam(lr),
+                    "adamw" => TrainOptimizer::adamw(lr),
+                    _ => TrainOptimizer::spam(lr),
+                };
+            }
+            "sam" | "asam" => {
+                let adaptive = key == "asam";
+                let rho = match value {
+                    None if adaptive => SamSpec::ASAM_RHO,
+                    None => SamSpec::SAM_RHO,
+                    Some(_) => number("ρ")?,
+                };
+                dynamics.sam = Some(SamSpec { rho, adaptive });
+            }
+            "clip" => dynamics.clip_norm = Some(number("the largest update norm")?),
+            "warmup" => dynamics.warmup = count("the warm-up's steps")?,
+            "cosine" => {
+                let over = match value {
+                    None => None,
+                    Some(_) => Some(count("the decay's length in steps")?).filter(|&t| t > 0),
+                };
+                if value.is_some() && over.is_none() {
+                    return Err(format!("'@{item}': the decay's length must be at least 1 step"));
+                }
+                dynamics.lr_schedule = LrSchedule::Cosine { min_ratio: 0.0, over };
+            }
+            "joint" | "alternating" | "sample" => {
+                no_value()?;
+                dynamics.schedule = TaskSchedule::parse(key, None)?;
+            }
+            "sequential" => {
+                let n = count("the steps per task")?;
+                if n == 0 {
+                    return Err(format!("'@{item}': the steps per task must be at least 1"));
+                }
+                dynamics.schedule = TaskSchedule::Sequential { switch_every: n };
+            }
+            "spikes" => {
+                no_value()?;
+                dynamics.spikes = true;
+            }
+            other => {
+                return Err(format!(
+                    "unknown run option '@{other}' (expected sgd, adam, adamw, spam, sam, asam, clip, warmup, \
+                     cosine, joint, alternating, sample, sequential or spikes)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The items that turn `base` (optimizer) and the default dynamics into `optimizer` and
+/// `dynamics` (empty when they are the defaults), without the leading `@`. Parameters the text
+/// form cannot hold (intervals, sampling weights, cosine floors, SPAM's θ) are left out.
+pub fn items_text(base: &TrainOptimizer, optimizer: &TrainOptimizer, dynamics: &Dynamics) -> String {
+    let mut items: Vec<String> = Vec::new();
+    if optimizer.name() != base.name() {
+        items.push(optimizer.name().into());
+    }
+    if let Some(s) = &dynamics.sam {
+        let default = if s.adaptive { SamSpec::ASAM_RHO } else { SamSpec::SAM_RHO };
+        items.push(if s.rho == default { s.name().into() } else { format!("{}={}", s.name(), s.rho) });
+    }
+    if let Some(c) = dynamics.clip_norm {
+        items.push(format!("clip={c}"));
+    }
+    if dynamics.warmup > 0 {
+        items.push(format!("warmup={}", dynamics.warmup));
+    }
+    if let LrSchedule::Cosine { over, .. } = dynamics.lr_schedule {
+        items.push(over.map_or("cosine".into(), |t| format!("cosine={t}")));
+    }
+    match &dynamics.schedule {
+        TaskSchedule::Joint => {}
+        TaskSchedule::Sequential { switch_every } => items.push(format!("sequential={switch_every}")),
+        s => items.push(s.name().into()),
+    }
+    if dynamics.spikes {
+        items.push("spikes".into());
+    }
+    items.join("@")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip() {
+        let base = TrainOptimizer::adam(0.01);
+        for text in [
+            "sam",
+            "asam=0.2@clip=1",
+            "spam@spikes",
+            "sequential=150",
+            "warmup=20@cosine=400",
+            "alternating",
+            "sgd@sam=0.1",
+        ] {
+            let (mut opt, mut dynamics) = (base, Dynamics::default());
+            apply_items(text, &mut opt, &mut dynamics).unwrap();
+            assert_eq!(items_text(&base, &opt, &dynamics), text, "{text}");
+            assert_eq!(opt.lr(), 0.01, "the learning rate is kept");
+        }
+        assert_eq!(split_run_text("upgrad:x=1@sam"), ("upgrad:x=1", "sam"));
+        assert_eq!(split_run_text("mean"), ("mean", ""));
+    }
+
+    #[test]
+    fn run_specs_round_trip_and_apply() {
+        for text in
+            ["mean", "upgrad+uw", "mean@sam", "cagrad:c=0.3@asam=0.2@clip=1", "mean@spam@spikes", "mean@sequential=150"]
+        {
+            assert_eq!(RunSpec::parse(text).unwrap().to_text(), text);
+        }
+        let base = crate::train::preset("xor-conflict").unwrap();
+        let spec = RunSpec::parse("pcgrad@spam@warmup=5").unwrap();
+        let c = spec.config(&base);
+        assert_eq!((c.optimizer.name(), c.optimizer.lr()), ("spam", base.optimizer.lr()));
+        assert_eq!(c.dynamics.warmup, 5);
+        assert_eq!(c.method.to_text(), "pcgrad");
+        assert_eq!(RunSpec::parse("mean@sam").unwrap().label(), "Mean · SAM ρ=0.05");
+        assert!(RunSpec::parse("mean@bogus").unwrap_err().contains("unknown run option"));
+    }
+
+    #[test]
+    fn bad_items_say_what_is_wrong() {
+        let base = TrainOptimizer::adam(0.01);
+        for (text, says) in [
+            ("sam=-1", "positive number"),
+            ("clip", "needs a value"),
+            ("sequential", "needs a value"),
+            ("sequential=0", "at least 1"),
+            ("sam@asam", "given twice"),
+            ("lbfgs", "unknown run option"),
+            ("spam=3", "takes no value"),
+            ("warmup=ten", "whole number"),
+        ] {
+            let (mut opt, mut dynamics) = (base, Dynamics::default());
+            let err = apply_items(text, &mut opt, &mut dynamics).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+}
