@@ -351,7 +351,7 @@ pub fn parse_saved(text: &str) -> Result<ValidatedImport, String> {
     let experts = base.moe.as_ref().map(|m| m.experts);
     let mut runs = Vec::with_capacity(saved.runs.len());
     for (i, (saved, spec)) in saved.runs.into_iter().zip(&state.arena).enumerate() {
-        let run = check_run(saved, with_method(&base, spec), experts)
+        let run = check_run(saved, with_method(&state, &base, spec), experts)
             .map_err(|e| format!("run {} ({}): {e}", i + 1, spec.label()))?;
         runs.push(run);
     }

@@ -34,8 +34,9 @@ use crate::saved::{CurvePoint, ImportedRun, SavedCsv, SavedRun, SavedSession, FO
 use crate::state::State;
 use crate::train_config::{base_config, run_limit_message, task_names, toy_configs, with_method, EVAL_EVERY};
 use concord_core::data::MultiTaskData;
+use concord_core::dynamics::RunSpec;
 use concord_core::train::{Backend, BackendError, BackendKind, DataSource, History, RunRecord, Snapshot, TrainConfig};
-use concord_core::{MethodSpec, Trainer};
+use concord_core::Trainer;
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -71,10 +72,13 @@ pub const TOY_COLOURS: [&str; 12] = [
     "#4d9221", "#000000",
 ];
 
-/// A run's colour: on the toys the classic methods keep the colours the explanation names
-/// (Mean grey-black, PCGrad green, MGDA purple, CAGrad red); otherwise one colour per slot.
-pub fn colour_for(spec: &MethodSpec, slot: usize, toy: bool) -> &'static str {
+/// A run's colour: on the toys the classic methods (without options) keep the colours the
+/// explanation names (Mean grey-black, PCGrad green, MGDA purple, CAGrad red); otherwise one
+/// colour per slot.
+pub fn colour_for(run: &RunSpec, slot: usize, toy: bool) -> &'static str {
+    let spec = &run.method;
     let classic = match spec.aggregator.name() {
+        _ if !run.options.is_default() => None,
         "mean" if spec.weighting.is_none() => Some("#2b2b2b"),
         "sum" => Some("#8c510a"),
         "pcgrad" => Some("#1a9850"),
@@ -176,7 +180,7 @@ impl Snapshots {
 
 /// One run: its config, its engine, and the state as last read back.
 pub struct Run {
-    pub spec: MethodSpec,
+    pub spec: RunSpec,
     /// Index of the method in the page's method list (colour, legend).
     pub slot: usize,
     pub label: String,
@@ -890,10 +894,10 @@ impl SessionInner {
             (extent, Rc::new(crate::grid::points(extent)))
         });
         // (slot, spec, start, config)
-        type Plan = (usize, MethodSpec, Option<([f64; 2], usize)>, TrainConfig);
+        type Plan = (usize, RunSpec, Option<([f64; 2], usize)>, TrainConfig);
         let mut plans: Vec<Plan> = Vec::new();
         for (slot, spec) in state.arena.iter().enumerate() {
-            let config = with_method(&base, spec);
+            let config = with_method(state, &base, spec);
             if toy {
                 for (i, (start, c)) in toy_configs(&config, state.preset).into_iter().enumerate() {
                     plans.push((slot, spec.clone(), Some((start, i)), c));
@@ -936,7 +940,7 @@ impl SessionInner {
         }
     }
 
-    fn build_run(&self, slot: usize, spec: MethodSpec, start: Option<([f64; 2], usize)>, config: TrainConfig) -> Run {
+    fn build_run(&self, slot: usize, spec: RunSpec, start: Option<([f64; 2], usize)>, config: TrainConfig) -> Run {
         let colour = colour_for(&spec, slot, start.is_some());
         let mut run = Run {
             label: spec.label(),
@@ -1587,11 +1591,12 @@ impl SessionInner {
                 let last = r.history.last();
                 let params = r.params().unwrap_or(&[]);
                 let mut v = serde_json::json!({
-                    "method": if toy { r.spec.aggregator.name().to_string() } else { r.spec.to_text() },
+                    "method": if toy { r.spec.method.aggregator.name().to_string() } else { r.spec.to_text() },
                     "spec": r.spec.to_text(),
+                    "options": r.spec.options.to_text(),
                     "label": r.label,
-                    "aggregator": r.spec.aggregator.name(),
-                    "weighting": r.spec.weighting.as_ref().map(|w| w.name()),
+                    "aggregator": r.spec.method.aggregator.name(),
+                    "weighting": r.spec.method.weighting.as_ref().map(|w| w.name()),
                     "steps": r.steps,
                     "error": r.error,
                     "trainLosses": r.built.then_some(&r.train),
@@ -1611,11 +1616,12 @@ impl SessionInner {
                     "moe": last.and_then(|h| h.moe.as_ref()),
                 });
                 if let Some((start, _)) = r.start {
-                    v["c"] = serde_json::json!(r
+                    v["c"] = serde_json::json!(r.spec.method.aggregator.float("c").filter(|_| r
                         .spec
+                        .method
                         .aggregator
-                        .float("c")
-                        .filter(|_| r.spec.aggregator.name() == "cagrad"));
+                        .name()
+                        == "cagrad"));
                     v["start"] = serde_json::json!(start);
                     v["position"] = serde_json::json!(r.position());
                 }

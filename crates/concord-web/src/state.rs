@@ -8,9 +8,12 @@
 
 use crate::preset::{Preset, PRESET_NAMES};
 use concord_core::data::Dataset;
+use concord_core::dynamics::RunSpec;
 use concord_core::model::{Activation, LossKind};
 use concord_core::train::{Precision, TrainOptimizer};
-use concord_core::{MethodSpec, ProblemKind};
+#[cfg(test)]
+use concord_core::MethodSpec;
+use concord_core::ProblemKind;
 
 /// The notices about malformed URL values, shown until dismissed.
 #[derive(Clone, Copy)]
@@ -266,8 +269,9 @@ pub struct State {
     pub batch: usize,
     /// The MoE block's settings, or `None` for the plain MLP trunk.
     pub moe: Option<MoeChoice>,
-    /// The methods side by side (the toys: each from every published start).
-    pub arena: Vec<MethodSpec>,
+    /// The runs side by side, each a method and its options (`mean@sam`; the toys: each from
+    /// every published start).
+    pub arena: Vec<RunSpec>,
     pub view: View,
     pub optimizer: Opt,
     pub lr: f64,
@@ -661,7 +665,7 @@ enum Value {
     Name(&'static str),
     List(Vec<&'static str>),
     Shape(Vec<usize>),
-    Specs(Vec<MethodSpec>),
+    Specs(Vec<RunSpec>),
     Num(f64),
     Flag(bool),
 }
@@ -685,7 +689,7 @@ impl Value {
             _ => Vec::new(),
         }
     }
-    fn specs(&self) -> Vec<MethodSpec> {
+    fn specs(&self) -> Vec<RunSpec> {
         match self {
             Value::Specs(s) => s.clone(),
             _ => Vec::new(),
@@ -776,7 +780,8 @@ fn parse_value(prop: &Prop, raw: &str) -> Result<Value, Fix> {
             let mut specs = Vec::new();
             let mut why = Vec::new();
             for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match MethodSpec::parse(part) {
+                // `method@item@item`: a bad method or a bad option drops the entry.
+                match RunSpec::parse(part) {
                     Ok(s) => specs.push(s),
                     Err(e) => why.push(format!("dropped “{part}” ({e})")),
                 }
@@ -1032,7 +1037,7 @@ mod tests {
         assert!(n.iter().any(|m| m.contains("renamed")), "{n:?}");
         // On a multi-task preset they never applied: the arena stays, no notice.
         let (s, n) = State::from_hash("preset=xor-conflict&arena=upgrad&methods=mean&c=1");
-        assert_eq!(s.arena, vec![MethodSpec::plain("upgrad")]);
+        assert_eq!(s.arena, vec![RunSpec::plain(MethodSpec::plain("upgrad"))]);
         assert!(n.is_empty(), "{n:?}");
         // Nothing old, nothing translated.
         assert_eq!(translate_legacy(None, None), (None, Vec::new()));
@@ -1076,10 +1081,36 @@ mod tests {
     }
 
     #[test]
+    fn arena_runs_carry_their_options_and_round_trip() {
+        let (s, n) = State::from_hash("arena=mean,mean@sam,mean@spam@spikes,mean@sequential=20");
+        assert!(n.is_empty(), "{n:?}");
+        let texts: Vec<String> = s.arena.iter().map(|r| r.to_text()).collect();
+        assert_eq!(texts, ["mean", "mean@sam", "mean@spam@spikes", "mean@sequential=20"]);
+        assert_eq!(s.arena[1].options.dynamics.sam.map(|d| d.rho), Some(0.05));
+        assert_eq!(s.arena[2].options.optimizer.as_deref(), Some("spam"));
+        assert!(s.arena[2].options.dynamics.spikes);
+        assert_eq!(s.arena[3].label(), "Mean · sequential/20");
+        // The page writes the same arena back, and reads its own link without notices.
+        assert!(s.to_hash().contains("arena=mean,mean@sam,mean@spam@spikes,mean@sequential=20"), "{}", s.to_hash());
+        let (t, n2) = State::from_hash(&s.to_hash());
+        assert!(n2.is_empty(), "{n2:?}");
+        assert_eq!(s, t);
+        // A bad option drops its entry with a notice naming it, like a bad method; the rest stay.
+        let (s, n) = State::from_hash("arena=mean@bogus,upgrad@clip=1,mean@sam=-1");
+        let texts: Vec<String> = s.arena.iter().map(|r| r.to_text()).collect();
+        assert_eq!(texts, ["upgrad@clip=1"]);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].contains("mean@bogus") && n[0].contains("unknown run option"), "{n:?}");
+        let (s, n) = State::from_hash("arena=mean@sam=-1,mgda");
+        assert_eq!(s.arena.iter().map(|r| r.to_text()).collect::<Vec<_>>(), ["mgda"]);
+        assert!(n[0].contains("mean@sam=-1") && n[0].contains("positive number"), "{n:?}");
+    }
+
+    #[test]
     fn percent_escapes_and_empty_lists() {
         let (s, n) = State::from_hash("preset=cagrad-toy&arena=mean%2Cmgda&play=false");
         assert!(n.is_empty(), "{n:?}");
-        assert_eq!(s.arena, vec![MethodSpec::plain("mean"), MethodSpec::plain("mgda")]);
+        assert_eq!(s.arena, vec![RunSpec::plain(MethodSpec::plain("mean")), RunSpec::plain(MethodSpec::plain("mgda"))]);
         assert!(!s.play);
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("a%2"), "a%2");

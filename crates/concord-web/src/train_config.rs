@@ -7,6 +7,7 @@ use crate::state::State;
 use concord_core::data::{
     Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig,
 };
+use concord_core::dynamics::{LrSchedule, RunSpec};
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
 use concord_core::model::{HeadConfig, LossKind, MlpConfig};
 use concord_core::train::{DataSource, MoeSpec, TrainConfig};
@@ -191,9 +192,17 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
     })
 }
 
-/// The base config with one method.
-pub fn with_method(base: &TrainConfig, spec: &MethodSpec) -> TrainConfig {
-    TrainConfig { method: spec.clone(), ..base.clone() }
+/// The base config with one arena run's method and options (its optimizer, keeping the page's
+/// learning rate, and its dynamics): `RunSpec::config`, the one place both the page and
+/// `concord train --hash` build a run from. A cosine without its length decays over the
+/// preset's own step count, not over the page's step limit (the page runs until stopped), so
+/// the page and the CLI (which runs the preset's steps) decay alike.
+pub fn with_method(state: &State, base: &TrainConfig, spec: &RunSpec) -> TrainConfig {
+    let mut config = spec.config(base);
+    if let LrSchedule::Cosine { over: over @ None, .. } = &mut config.dynamics.lr_schedule {
+        *over = Some(state.preset.core().config().steps);
+    }
+    config
 }
 
 /// A playground URL (or its hash alone) → one config per arena method, as the page builds them,
@@ -207,7 +216,7 @@ pub fn configs_from_hash(url: &str) -> Result<(Vec<TrainConfig>, Vec<String>), S
     let (state, notices) = State::from_hash(hash);
     let mut base = base_config(&state, None)?;
     base.steps = state.preset.core().config().steps;
-    Ok((state.arena.iter().map(|spec| with_method(&base, spec)).collect(), notices))
+    Ok((state.arena.iter().map(|spec| with_method(&state, &base, spec)).collect(), notices))
 }
 
 /// The page's names of the m tasks of `base` (legends, the export's `task_names`).
@@ -282,7 +291,7 @@ mod tests {
         for (c, spec) in configs.iter().zip(&state.arena) {
             assert_eq!(
                 *c,
-                TrainConfig { steps: Preset::CircleVsGauss.core().config().steps, ..with_method(&base, spec) }
+                TrainConfig { steps: Preset::CircleVsGauss.core().config().steps, ..with_method(&state, &base, spec) }
             );
         }
         assert_eq!(
@@ -295,11 +304,40 @@ mod tests {
     }
 
     #[test]
+    fn a_url_with_run_options_gives_their_configs() {
+        let hash =
+            "#preset=xor-conflict&arena=mean,mean@sam,mean@spam@spikes,mean@sequential=20,upgrad@cosine@warmup=5";
+        let (configs, notices) = configs_from_hash(hash).unwrap();
+        assert!(notices.is_empty(), "{notices:?}");
+        let steps = Preset::XorConflict.core().config().steps;
+        let plain = &configs[0];
+        assert!(plain.dynamics.is_default() && plain.gpu_unsupported_dynamics().is_none());
+        assert_eq!(configs[1].dynamics.sam, Some(concord_core::dynamics::SamSpec::sam(0.05)));
+        assert_eq!((configs[2].optimizer.name(), configs[2].optimizer.lr()), ("spam", plain.optimizer.lr()));
+        assert!(configs[2].dynamics.spikes);
+        assert_eq!(configs[3].dynamics.schedule, concord_core::dynamics::TaskSchedule::Sequential { switch_every: 20 });
+        // A cosine without its length decays over the preset's steps, on the page as in the CLI.
+        assert_eq!(configs[4].dynamics.lr_schedule, LrSchedule::Cosine { min_ratio: 0.0, over: Some(steps) });
+        assert_eq!((configs[4].dynamics.warmup, configs[4].method.to_text().as_str()), (5, "upgrad"));
+        // Every run with options is one the GPU refuses (the page puts it on the CPU).
+        assert!(configs[1..].iter().all(|c| c.gpu_unsupported_dynamics().is_some()));
+        // The page builds the same from the same state (its own step limit aside).
+        let (state, _) = State::from_hash(hash);
+        let base = base_config(&state, None).unwrap();
+        for (c, spec) in configs.iter().zip(&state.arena) {
+            assert_eq!(*c, TrainConfig { steps, ..with_method(&state, &base, spec) });
+        }
+    }
+
+    #[test]
     fn arena_runs_share_the_initial_weights() {
         let state = State::default();
         let base = base_config(&state, None).unwrap();
-        let params: Vec<Vec<f64>> =
-            state.arena.iter().map(|s| Trainer::new(with_method(&base, s)).unwrap().params().to_vec()).collect();
+        let params: Vec<Vec<f64>> = state
+            .arena
+            .iter()
+            .map(|s| Trainer::new(with_method(&state, &base, s)).unwrap().params().to_vec())
+            .collect();
         assert!(params.windows(2).all(|w| w[0] == w[1]));
         let mut other = state.clone();
         other.seed = 7;

@@ -7,6 +7,7 @@ use crate::session::{colour_for, use_session};
 use crate::state::arena_limit;
 use crate::state::use_cfg;
 use concord_core::aggregators::registry;
+use concord_core::dynamics::RunSpec;
 use concord_core::sample_weighting;
 use concord_core::weightings;
 use concord_core::MethodSpec;
@@ -95,9 +96,10 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
         arena
             .into_iter()
             .enumerate()
-            .map(|(i, spec)| {
+            .map(|(i, run)| {
                 // The colour the runs of this slot are drawn in (the toys keep the classic ones).
-                let colour = colour_for(&spec, i, cfg.with_untracked(|s| s.preset.is_toy()));
+                let colour = colour_for(&run, i, cfg.with_untracked(|s| s.preset.is_toy()));
+                let spec = run.method.clone();
                 let agg_id = format!("arena-{}-aggregator", i + 1);
                 let w_id = format!("arena-{}-weighting", i + 1);
                 let p_id = format!("arena-{}-params", i + 1);
@@ -115,10 +117,10 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 id=agg_id
                                 on:change=move |ev| {
                                     let v = event_target_value(&ev);
-                                    let old = cfg.with_untracked(|s| s.arena[i].clone());
+                                    let old = cfg.with_untracked(|s| s.arena[i].method.clone());
                                     let (w, sw) = (old.weighting.as_ref().map(|w| w.name()), old.sample_weighting.as_ref().map(|w| w.name()));
                                     if let Some(new) = respec(&old, &v, w, sw) {
-                                        cfg.update(|s| s.arena[i] = new);
+                                        cfg.update(|s| s.arena[i].method = new);
                                     }
                                 }
                             >
@@ -151,10 +153,10 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 on:change=move |ev| {
                                     let v = event_target_value(&ev);
                                     let w = weightings::NAMES.iter().copied().find(|n| *n == v);
-                                    let old = cfg.with_untracked(|s| s.arena[i].clone());
+                                    let old = cfg.with_untracked(|s| s.arena[i].method.clone());
                                     let sw = old.sample_weighting.as_ref().map(|w| w.name());
                                     if let Some(new) = respec(&old, old.aggregator.name(), w, sw) {
-                                        cfg.update(|s| s.arena[i] = new);
+                                        cfg.update(|s| s.arena[i].method = new);
                                     }
                                 }
                             >
@@ -175,10 +177,10 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                 on:change=move |ev| {
                                     let v = event_target_value(&ev);
                                     let sw = sample_weighting::NAMES.iter().copied().find(|n| *n == v);
-                                    let old = cfg.with_untracked(|s| s.arena[i].clone());
+                                    let old = cfg.with_untracked(|s| s.arena[i].method.clone());
                                     let w = old.weighting.as_ref().map(|w| w.name());
                                     if let Some(new) = respec(&old, old.aggregator.name(), w, sw) {
-                                        cfg.update(|s| s.arena[i] = new);
+                                        cfg.update(|s| s.arena[i].method = new);
                                     }
                                 }
                             >
@@ -204,7 +206,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     match parse_params(&spec2, &event_target_value(&ev)) {
                                         Ok(p) => {
                                             param_error.set(None);
-                                            cfg.update(|s| s.arena[i] = p);
+                                            cfg.update(|s| s.arena[i].method = p);
                                         }
                                         Err(e) => param_error.set(Some(e)),
                                     }
@@ -233,7 +235,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                 disabled=move || cfg.with(|s| s.arena.len() >= arena_limit(s.preset.is_toy()))
                 on:click=move |_| cfg.update(|s| {
                     if s.arena.len() < arena_limit(s.preset.is_toy()) {
-                        s.arena.push(MethodSpec::plain("upgrad"));
+                        s.arena.push(RunSpec::plain(MethodSpec::plain("upgrad")));
                     }
                 })
             >

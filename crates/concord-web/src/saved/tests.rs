@@ -32,7 +32,7 @@ pub fn exported(hash: &str, csv: Option<&str>, steps: usize) -> String {
         .arena
         .iter()
         .map(|spec| {
-            let mut t = Trainer::new(with_method(&base, spec)).unwrap();
+            let mut t = Trainer::new(with_method(&state, &base, spec)).unwrap();
             let mut curve = vec![curve_point(&t, 0)];
             for s in 1..=steps {
                 if t.step().is_err() {
@@ -86,7 +86,7 @@ pub fn write_back(v: &ValidatedImport) -> String {
             backend: None,
             conflict_map: run.conflict_map.clone(),
             record: run.restored.as_ref().map(|r| RunRecord {
-                config: with_method(&base, spec),
+                config: with_method(&v.state, &base, spec),
                 task_names: crate::train_config::task_names(&base, r.train.len()),
                 steps_done: r.steps,
                 params: r.params.clone(),
@@ -123,7 +123,7 @@ pub fn check_invariants(v: &ValidatedImport) -> Result<(), String> {
     let base = base_config(&v.state, v.csv.as_ref().map(|(_, d)| d))?;
     for (run, spec) in v.runs.iter().zip(&v.state.arena) {
         let Some(r) = &run.restored else { continue };
-        let t = Trainer::new(with_method(&base, spec))?;
+        let t = Trainer::new(with_method(&v.state, &base, spec))?;
         let m = t.num_tasks();
         if r.params.len() != t.params().len() || !r.params.iter().all(|p| p.is_finite()) {
             return fail("params");
