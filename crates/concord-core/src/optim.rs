@@ -53,7 +53,15 @@ impl OptimizerKind {
     }
 
     pub fn build(&self, dim: usize) -> Optimizer {
-        Optimizer { kind: *self, m: vec![0.0; dim], v: vec![0.0; dim], t: 0, weight_decay: 0.0, track_spikes: false }
+        Optimizer {
+            kind: *self,
+            m: vec![0.0; dim],
+            v: vec![0.0; dim],
+            t: 0,
+            weight_decay: 0.0,
+            track_spikes: false,
+            accumulated: 0,
+        }
     }
 }
 
@@ -80,6 +88,9 @@ pub struct Optimizer {
     weight_decay: f64,
     /// Adam: measure the spike score every step (an extra pass over the parameters).
     track_spikes: bool,
+    /// Updates accumulated in v since it was last zero (SPAM resets it), for the spike score's
+    /// bias correction.
+    accumulated: u64,
 }
 
 impl Optimizer {
@@ -118,9 +129,17 @@ impl Optimizer {
         self.t += 1;
         let lr_now = self.kind.lr() * lr_factor;
         let mut info = StepInfo::default();
-        if self.track_spikes && matches!(self.kind, OptimizerKind::Adam { .. }) {
-            info.spike_score = spike_score(direction, &self.v);
-        }
+        let beta2 = match self.kind {
+            OptimizerKind::Spam(p) => {
+                if p.reset_every > 0 && self.t.is_multiple_of(p.reset_every) {
+                    self.accumulated = 0;
+                }
+                Some(p.beta2)
+            }
+            OptimizerKind::Adam { beta2, .. } if self.track_spikes => Some(beta2),
+            _ => None,
+        };
+        let score = beta2.and_then(|b2| spike_score(direction, &self.v, b2, self.accumulated));
         if self.weight_decay != 0.0 && !matches!(self.kind, OptimizerKind::Spam(_)) {
             let shrink = 1.0 - lr_now * self.weight_decay;
             for v in x.iter_mut() {
@@ -130,6 +149,7 @@ impl Optimizer {
         match self.kind {
             OptimizerKind::Spam(p) => {
                 info = spam::step(&p, lr_now, self.t, x, direction, &mut self.m, &mut self.v);
+                info.spike_score = score;
                 if self.weight_decay != 0.0 {
                     // SPAM's decoupled decay comes after the update and is not warm-up scaled.
                     let shrink = 1.0 - lr_now * self.weight_decay;
@@ -159,16 +179,29 @@ impl Optimizer {
                 }
             }
         }
+        if let OptimizerKind::Adam { .. } = self.kind {
+            info.spike_score = score;
+        }
+        self.accumulated += 1;
         info
     }
 }
 
-/// max |g|/√v over coordinates with v > 0 (`None` when v is 0 everywhere).
-pub(crate) fn spike_score(g: &[f64], v: &[f64]) -> Option<f64> {
+/// The spike score max |g|/√v̂ over coordinates with v > 0, where v̂ = v/(1 − β₂ᶜ) is v
+/// bias-corrected for the `c` updates it holds (`None` when c < 20 or v is 0 everywhere).
+/// Without the correction every step just after a (re)start would score ≈ 1/√(1 − β₂) ≈ 32:
+/// that is why SPAM's own clip, on the raw v, waits 20 steps after a reset.
+pub(crate) fn spike_score(g: &[f64], v: &[f64], beta2: f64, c: u64) -> Option<f64> {
+    // As SPAM's clip: no score in the first 20 updates of v, where v̂ rests on a few gradients
+    // and a coordinate that was near 0 on the first step would score huge.
+    if c < spam::CLIP_AFTER {
+        return None;
+    }
+    let correction = 1.0 - beta2.powi(c.min(i32::MAX as u64) as i32);
     let mut best: Option<f64> = None;
     for (g, &v) in g.iter().zip(v) {
         if v > 0.0 {
-            let s = g.abs() / v.sqrt();
+            let s = g.abs() / (v / correction).sqrt();
             best = Some(best.map_or(s, |b: f64| b.max(s)));
         }
     }

@@ -20,6 +20,10 @@ pub enum Preset {
     TaskExpertsDense,
     CagradToy,
     CagradToyScaled,
+    SamFlattens,
+    SpamSpike,
+    AlternatingVsJoint,
+    SequentialGap,
 }
 
 /// The names, in the order of the preset select (also the URL's enum names).
@@ -34,6 +38,10 @@ pub const PRESET_NAMES: &[&str] = &[
     "task-experts-dense",
     "cagrad-toy",
     "cagrad-toy-scaled",
+    "sam-flattens",
+    "spam-spike",
+    "alternating-vs-joint",
+    "sequential-gap",
 ];
 
 /// The data a preset trains on.
@@ -48,7 +56,7 @@ pub enum Family {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 10] = [
+    pub const ALL: [Preset; 14] = [
         Preset::XorConflict,
         Preset::CircleVsGauss,
         Preset::ConflictWedge,
@@ -59,6 +67,10 @@ impl Preset {
         Preset::TaskExpertsDense,
         Preset::CagradToy,
         Preset::CagradToyScaled,
+        Preset::SamFlattens,
+        Preset::SpamSpike,
+        Preset::AlternatingVsJoint,
+        Preset::SequentialGap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +93,10 @@ impl Preset {
             Preset::TaskExpertsDense => "Task-routed experts: dense twin",
             Preset::CagradToy => "CAGrad toy (toy.py)",
             Preset::CagradToyScaled => "CAGrad toy, L₁ × 0.1",
+            Preset::SamFlattens => "SAM flattens",
+            Preset::SpamSpike => "A spike and SPAM’s reset",
+            Preset::AlternatingVsJoint => "Alternating vs joint",
+            Preset::SequentialGap => "Sequential: the stability gap",
         }
     }
 
@@ -90,9 +106,11 @@ impl Preset {
             | Preset::CircleVsGauss
             | Preset::ConflictWedge
             | Preset::TaskExperts
-            | Preset::TaskExpertsDense => Family::TaskSet,
+            | Preset::TaskExpertsDense
+            | Preset::SamFlattens
+            | Preset::AlternatingVsJoint => Family::TaskSet,
             Preset::GradnormScales => Family::GradNorm,
-            Preset::SinusoidPhases => Family::Sinusoid,
+            Preset::SinusoidPhases | Preset::SpamSpike | Preset::SequentialGap => Family::Sinusoid,
             Preset::ParetoSynthetic => Family::Pareto,
             Preset::CagradToy => Family::Toy(ProblemKind::CagradToy),
             Preset::CagradToyScaled => Family::Toy(ProblemKind::CagradToyScaled),
@@ -130,7 +148,7 @@ impl Preset {
             _ => None,
         };
         Some(match key {
-            "arena" => join(core.methods().iter().map(|m| m.to_text()).collect()),
+            "arena" => join(core.runs().iter().map(|r| r.to_text()).collect()),
             "lr" => num(c.optimizer.lr()),
             "optimizer" => c.optimizer.name().to_string(),
             "seed" => c.seed.to_string(),
@@ -257,6 +275,40 @@ impl Preset {
                 "The same toy with L₁ × 0.1 (Nash-MTL, FAMO; 5 starts). Runs on WebGPU.",
                 &[
                     "The Pareto set is unchanged but the average optimum moves: scale-sensitive methods favour L₂.",
+                ],
+            ),
+            Preset::SamFlattens => (
+                "Circle vs Gauss trained three ways: plain Adam, SAM (ρ = 0.05) and ASAM (ρ = 0.5). SAM takes each step with the gradient at w + ε, ε = ρ·d/‖d‖ along the method’s own aggregated direction d, so it works with every aggregator. Runs on the CPU (two backward passes a step).",
+                &[
+                    "Loss landscape → Sharpness over training: λmax, the largest Hessian eigenvalue of the total loss. SAM’s curve ends below Adam’s — measured at step 500 over seeds 0–4, 9.1–10.8 against 10.7–15.8, every seed.",
+                    "ASAM scales the neighbourhood by |w|: it ends flattest (λmax 3–4.4) but fits least — its train loss is 2–5× Adam’s at step 500. Flatter is not automatically better.",
+                    "Training dynamics → SAM cosine: cos between the plain and the SAM update, each step — GAQAT’s conflict between the task gradient and the sharpness gradient. It starts at 1 and dips (to 0.82–0.97 over seeds 0–2) where the run meets curvature: there the sharpness term pulls against the plain gradient.",
+                ],
+            ),
+            Preset::SpamSpike => (
+                "Three phase-shifted sinusoids learnt one after another, 150 steps each: the switch to a new task is a gradient spike. Adam beside SPAM (spike-aware Adam: moment reset every ΔT steps, clip of entries with g² > θ·v, a warm-up after each reset) with the paper’s ΔT = 500 and with ΔT = 150, a reset at each switch. Runs on the CPU.",
+                &[
+                    "Training dynamics → spike score max|g|/√v̂ (log scale; the dashed line is √θ = √5000 ≈ 71): Adam’s jumps above it right after each switch (steps 150 and 300, every seed 0–4). The loss curve marks those steps with triangles.",
+                    "SPAM (ΔT = 500) clips the spiking entries to √(θ·v) from the switch on. It also freezes the parameters whose gradient was exactly 0 before the switch — the new task’s head: where v = 0 the clip bound is 0 (the official rule; an LLM never has exact zeros). They move again after the reset at step 500.",
+                    "SPAM with ΔT = 150 resets its moments at step 149, one step before each switch, and warms up again: no spike is scored (the score waits 20 steps after a reset, as SPAM’s clip does).",
+                    "The task-1 curve still rises after the switch in every run: SPAM tames the step, not the forgetting (see “Sequential: the stability gap”).",
+                ],
+            ),
+            Preset::AlternatingVsJoint => (
+                "Circle vs Gauss trained jointly (Mean of both gradients every step), one task per step in turn (round robin, IMP’s alternating gradient descent), and one task drawn at random per step. A one-task step is that task’s gradient itself: there is nothing to aggregate.",
+                &[
+                    "Loss curves: at equal steps the joint run is ahead on both tasks (test loss at step 500, seeds 0–4: circle 0.065–0.090 joint, 0.105–0.140 alternating, 0.120–0.155 random).",
+                    "But a joint step costs a backward pass per task: at equal backward passes compare the alternating run at step 2N with the joint run at step N.",
+                    "The alternating run’s losses zig-zag: each step helps one task and often hurts the other. The cosine history is the conflict it steps through one side at a time.",
+                ],
+            ),
+            Preset::SequentialGap => (
+                "Three phase-shifted sinusoids learnt one after another (task 1 for 150 steps, then task 2, then task 3) with the test loss evaluated after every step, as the stability-gap paper does; joint training beside it.",
+                &[
+                    "Loss curves: dashed lines mark the switches. Task 1’s test loss falls to about 0.01, then jumps when task 2 starts — to 0.4–1.7 within 150 steps over seeds 0–4 — the marker shows its worst point.",
+                    "In the stability-gap paper the drop partly recovers because the earlier task is replayed; here nothing replays task 1, so most of it is forgotten (recovery depends on how much the tasks share).",
+                    "The top panel shows the fitted curves: task 1’s curve bends towards task 2’s once the trunk serves task 2.",
+                    "The joint run (Mean) keeps all three near their final loss: no switch, no gap.",
                 ],
             ),
         }

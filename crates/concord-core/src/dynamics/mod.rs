@@ -323,8 +323,9 @@ pub struct DynamicsRecord {
     /// between the task gradient and the SAM gradient, as a metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sam_cosine: Option<f64>,
-    /// Adam-family optimizers: max over coordinates of |g|/√v (v before this step's update;
-    /// coordinates with v = 0 skipped). SPAM clips where this exceeds √θ.
+    /// Adam-family optimizers: max over coordinates of |g|/√v̂, v̂ the bias-corrected second
+    /// moment before this step's update (coordinates with v = 0 skipped; none in the first 20 updates
+    /// of v, as SPAM's clip). SPAM's own clip compares g² with θ·v on the raw v.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spike_score: Option<f64>,
     /// SPAM: how many coordinates its spike clip changed on this step.

@@ -4,7 +4,8 @@
 //! `concord train --hash` read it, so a link can put "Adam" and "SAM" side by side.
 //!
 //! Items (each at most once):
-//! - an optimizer: `sgd`, `adam`, `adamw`, `spam` (the learning rate is kept);
+//! - an optimizer: `sgd`, `adam`, `adamw`, `spam` or `spam=ΔT` (moments reset every ΔT steps,
+//!   the warm-up N = 0.3·ΔT as the official 150/500; the learning rate is kept);
 //! - `sam[=ρ]` (default 0.05), `asam[=ρ]` (default 0.5): the sharpness-aware wrapper;
 //! - `clip=X`: gradient-norm clipping of the update;
 //! - `warmup=N`, `cosine[=T]` (T: the decay's length, default the run's steps);
@@ -12,6 +13,7 @@
 //! - `spikes`: record Adam's spike score every step.
 
 use super::{Dynamics, LrSchedule, SamSpec, TaskSchedule};
+use crate::optim::SpamParams;
 use crate::train::{TrainConfig, TrainOptimizer};
 use crate::MethodSpec;
 
@@ -19,8 +21,9 @@ use crate::MethodSpec;
 /// its learning rate) and the dynamics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunOptions {
-    /// `sgd`, `adam`, `adamw` or `spam` (`None`: the base config's).
-    pub optimizer: Option<&'static str>,
+    /// The optimizer item as written: `sgd`, `adam`, `adamw`, `spam` or `spam=ΔT` (`None`:
+    /// the base config's).
+    pub optimizer: Option<String>,
     pub dynamics: Dynamics,
 }
 
@@ -31,13 +34,11 @@ impl RunOptions {
         let probe = TrainOptimizer::sgd(1.0, 0.5);
         let (mut optimizer, mut dynamics) = (probe, Dynamics::default());
         apply_items(items, &mut optimizer, &mut dynamics)?;
-        let named = items.split('@').map(str::trim).find_map(|i| match i {
-            "sgd" => Some("sgd"),
-            "adam" => Some("adam"),
-            "adamw" => Some("adamw"),
-            "spam" => Some("spam"),
-            _ => None,
-        });
+        let named = items
+            .split('@')
+            .map(str::trim)
+            .find(|i| matches!(i.split_once('=').map_or(*i, |(k, _)| k.trim()), "sgd" | "adam" | "adamw" | "spam"))
+            .map(|i| i.replace(' ', ""));
         Ok(RunOptions { optimizer: named, dynamics })
     }
 
@@ -47,7 +48,7 @@ impl RunOptions {
 
     /// The items, without the leading `@` (empty for the defaults).
     pub fn to_text(&self) -> String {
-        let mut text = self.optimizer.map(str::to_string).unwrap_or_default();
+        let mut text = self.optimizer.clone().unwrap_or_default();
         let rest = items_text(&TrainOptimizer::adam(1.0), &TrainOptimizer::adam(1.0), &self.dynamics);
         if !rest.is_empty() {
             if !text.is_empty() {
@@ -59,13 +60,19 @@ impl RunOptions {
     }
 
     /// The base config with these options: the named optimizer (the base's learning rate) and
-    /// these dynamics in place of the base's.
+    /// these dynamics in place of the base's; a sequential schedule also evaluates every step.
     pub fn apply(&self, config: &mut TrainConfig) {
-        if let Some(name) = self.optimizer {
+        if let Some(item) = &self.optimizer {
             let mut dynamics = Dynamics::default();
-            apply_items(name, &mut config.optimizer, &mut dynamics).expect("a name this parser gave");
+            // The item was checked by `parse`; one that fails here changes nothing.
+            let _ = apply_items(item, &mut config.optimizer, &mut dynamics);
         }
         config.dynamics = self.dynamics.clone();
+        // The stability-gap paper evaluates after every iteration: a sequential run does too,
+        // so the dip after a switch is seen whole.
+        if let TaskSchedule::Sequential { .. } = self.dynamics.schedule {
+            config.eval_every = 1;
+        }
     }
 }
 
@@ -98,8 +105,11 @@ impl RunSpec {
     /// A legend's label: the method's, then the options (`Mean · SAM ρ=0.05`).
     pub fn label(&self) -> String {
         let mut parts = vec![self.method.label()];
-        if let Some(o) = self.options.optimizer {
-            parts.push(o.to_uppercase());
+        if let Some(o) = &self.options.optimizer {
+            parts.push(match o.split_once('=') {
+                Some((name, every)) => format!("{} ΔT={every}", name.to_uppercase()),
+                None => o.to_uppercase(),
+            });
         }
         let d = self.options.dynamics.label();
         if !d.is_empty() {
@@ -158,14 +168,27 @@ pub fn apply_items(items: &str, optimizer: &mut TrainOptimizer, dynamics: &mut D
             None => Ok(()),
         };
         match key {
-            "sgd" | "adam" | "adamw" | "spam" => {
+            "spam" => {
+                let lr = optimizer.lr();
+                let mut p = SpamParams::new(lr);
+                if value.is_some() {
+                    // ΔT given: the warm-up keeps the official ratio N/ΔT = 150/500.
+                    let every = count("the steps between moment resets")?;
+                    if every == 0 {
+                        return Err(format!("'@{item}': the steps between resets must be at least 1"));
+                    }
+                    p.reset_every = every as u64;
+                    p.warmup = (every as u64 * 3).div_ceil(10);
+                }
+                *optimizer = TrainOptimizer::Spam(p);
+            }
+            "sgd" | "adam" | "adamw" => {
                 no_value()?;
                 let lr = optimizer.lr();
                 *optimizer = match key {
                     "sgd" => TrainOptimizer::sgd(lr, 0.0),
                     "adam" => TrainOptimizer::adam(lr),
-                    "adamw" => TrainOptimizer::adamw(lr),
-                    _ => TrainOptimizer::spam(lr),
+                    _ => TrainOptimizer::adamw(lr),
                 };
             }
             "sam" | "asam" => {
@@ -274,9 +297,18 @@ mod tests {
 
     #[test]
     fn run_specs_round_trip_and_apply() {
-        for text in
-            ["mean", "upgrad+uw", "mean@sam", "cagrad:c=0.3@asam=0.2@clip=1", "mean@spam@spikes", "mean@sequential=150"]
-        {
+        let spam = RunSpec::parse("mean@spam=150").unwrap().config(&crate::train::preset("xor-conflict").unwrap());
+        let TrainOptimizer::Spam(p) = spam.optimizer else { panic!("spam") };
+        assert_eq!((p.reset_every, p.warmup, p.threshold), (150, 45, 5000.0));
+        for text in [
+            "mean@spam=150",
+            "mean",
+            "upgrad+uw",
+            "mean@sam",
+            "cagrad:c=0.3@asam=0.2@clip=1",
+            "mean@spam@spikes",
+            "mean@sequential=150",
+        ] {
             assert_eq!(RunSpec::parse(text).unwrap().to_text(), text);
         }
         let base = crate::train::preset("xor-conflict").unwrap();
@@ -299,7 +331,8 @@ mod tests {
             ("sequential=0", "at least 1"),
             ("sam@asam", "given twice"),
             ("lbfgs", "unknown run option"),
-            ("spam=3", "takes no value"),
+            ("sgd=3", "takes no value"),
+            ("spam=0", "at least 1"),
             ("warmup=ten", "whole number"),
         ] {
             let (mut opt, mut dynamics) = (base, Dynamics::default());

@@ -191,23 +191,25 @@ fn sampled_schedules_reproduce() {
 
 #[test]
 fn spam_resets_and_records_spikes() {
-    let spam = SpamParams { reset_every: 5, warmup: 3, ..SpamParams::new(0.01) };
-    let mut config = xor(12, TrainOptimizer::Spam(spam), Dynamics::default());
+    let spam = SpamParams { reset_every: 30, warmup: 3, ..SpamParams::new(0.01) };
+    let mut config = xor(65, TrainOptimizer::Spam(spam), Dynamics::default());
     config.precision = Precision::F32; // SPAM runs on both paths
     let record = train(&config).unwrap();
     assert!(record.error.is_none());
     let resets: Vec<usize> =
         record.history.iter().filter(|r| r.dynamics.as_ref().unwrap().reset).map(|r| r.step).collect();
-    // Optimizer steps t = 5 and 10 are steps 4 and 9.
-    assert_eq!(resets, vec![4, 9]);
-    let first = record.history[0].dynamics.as_ref().unwrap();
-    assert_eq!(first.spike_score, None, "v = 0 on the first step");
-    assert!(record.history[1].dynamics.as_ref().unwrap().spike_score.unwrap() > 0.0);
+    // Optimizer steps t = 30 and 60 are steps 29 and 59.
+    assert_eq!(resets, vec![29, 59]);
+    // The score needs 20 updates in v: steps 20–28 have one, then none until 20 after the reset.
+    let scored: Vec<usize> =
+        record.history.iter().filter(|r| r.dynamics.as_ref().unwrap().spike_score.is_some()).map(|r| r.step).collect();
+    assert_eq!(scored, (20..29).chain(49..59).collect::<Vec<_>>());
     // Adam records the score only when asked.
-    let adam = train(&xor(3, TrainOptimizer::adam(0.01), Dynamics::default())).unwrap();
+    let adam = train(&xor(25, TrainOptimizer::adam(0.01), Dynamics::default())).unwrap();
     assert!(adam.history.iter().all(|r| r.dynamics.is_none()));
-    let spikes = train(&xor(3, TrainOptimizer::adam(0.01), Dynamics { spikes: true, ..Default::default() })).unwrap();
-    assert!(spikes.history[2].dynamics.as_ref().unwrap().spike_score.is_some());
+    let spikes = train(&xor(25, TrainOptimizer::adam(0.01), Dynamics { spikes: true, ..Default::default() })).unwrap();
+    assert!(spikes.history[20].dynamics.as_ref().unwrap().spike_score.is_some());
+    assert!(spikes.history[19].dynamics.as_ref().unwrap().spike_score.is_none());
     // The score does not change the run.
     assert_eq!(adam.params, spikes.params);
 }

@@ -27,6 +27,8 @@ mod conflict_summary;
 #[cfg(test)]
 mod dynamics_tests;
 #[cfg(test)]
+mod dynamics_presets_tests;
+#[cfg(test)]
 mod fast_tests;
 pub mod float_serde;
 mod history;

@@ -7,6 +7,7 @@
 use super::config::{DataSource, TrainConfig, TrainOptimizer};
 use super::moe_spec::MoeSpec;
 use crate::data::{Conflict, Dataset, GradNormConfig, InputSource, SinusoidConfig, TaskSetConfig};
+use crate::dynamics::RunSpec;
 use crate::method::MethodSpec;
 use crate::model::moe::{AuxWeights, RouterKind, TaskGate};
 use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
@@ -25,10 +26,14 @@ pub enum Preset {
     TaskExpertsDense,
     CagradToy,
     CagradToyScaled,
+    SamFlattens,
+    SpamSpike,
+    AlternatingVsJoint,
+    SequentialGap,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 10] = [
+    pub const ALL: [Preset; 14] = [
         Preset::XorConflict,
         Preset::CircleVsGauss,
         Preset::ConflictWedge,
@@ -39,6 +44,10 @@ impl Preset {
         Preset::TaskExpertsDense,
         Preset::CagradToy,
         Preset::CagradToyScaled,
+        Preset::SamFlattens,
+        Preset::SpamSpike,
+        Preset::AlternatingVsJoint,
+        Preset::SequentialGap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +62,10 @@ impl Preset {
             Preset::TaskExpertsDense => "task-experts-dense",
             Preset::CagradToy => "cagrad-toy",
             Preset::CagradToyScaled => "cagrad-toy-scaled",
+            Preset::SamFlattens => "sam-flattens",
+            Preset::SpamSpike => "spam-spike",
+            Preset::AlternatingVsJoint => "alternating-vs-joint",
+            Preset::SequentialGap => "sequential-gap",
         }
     }
 
@@ -89,6 +102,18 @@ impl Preset {
             Preset::CagradToyScaled => {
                 "the same toy with L₁ × 0.1 (Nash-MTL, FAMO): the Pareto set is unchanged, the average optimum moves; scale-sensitive methods favour L₂"
             }
+            Preset::SamFlattens => {
+                "circle-vs-gauss on the f64 reference with SAM (ρ = 0.05, the ascent along Mean's direction) beside plain Adam and ASAM: SAM ends at a flatter point (lower λmax of the total loss, 5 of 5 seeds)"
+            }
+            Preset::SpamSpike => {
+                "three phase-shifted sinusoids learnt one after another (150 steps each): at each task switch Adam's spike score max|g|/√v̂ jumps above √θ = √5000; SPAM clips those entries, SPAM with ΔT = 150 resets its moments at the switch"
+            }
+            Preset::AlternatingVsJoint => {
+                "circle-vs-gauss with one task per step (round robin, IMP) or a task drawn per step, beside joint Mean: at equal steps the joint run's test losses are lower; at equal backward passes compare step 2N with N"
+            }
+            Preset::SequentialGap => {
+                "three phase-shifted sinusoids learnt one after another (150 steps each) with the test loss evaluated every step: task 1's test loss jumps when task 2 starts (the stability gap), against joint training"
+            }
         }
     }
 
@@ -100,6 +125,15 @@ impl Preset {
     }
 
     pub fn config(self) -> TrainConfig {
+        let own = self.own_config();
+        match self.runs().first() {
+            // The run with the preset's own method is its first run (with its options).
+            Some(first) if !first.options.is_default() => first.config(&own),
+            _ => own,
+        }
+    }
+
+    fn own_config(self) -> TrainConfig {
         let base = |data, model, optimizer, batch_size, steps| TrainConfig {
             data,
             model,
@@ -217,6 +251,13 @@ impl Preset {
                 };
                 base(xor_conflict_data(), Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
             }
+            Preset::SamFlattens | Preset::AlternatingVsJoint => Preset::CircleVsGauss.own_config(),
+            Preset::SpamSpike | Preset::SequentialGap => {
+                let mut c = Preset::SinusoidPhases.own_config();
+                c.steps = 450;
+                c.eval_every = 1;
+                c
+            }
             Preset::CagradToy | Preset::CagradToyScaled => {
                 // The published setting: Adam at lr 1e-3 for 100 000 steps, every 100th recorded.
                 let problem = self.toy_problem().expect("a toy preset");
@@ -243,6 +284,23 @@ impl Preset {
         match self.toy_problem() {
             Some(p) => p.published_starts().to_vec(),
             None => Vec::new(),
+        }
+    }
+
+    /// The runs the page compares side by side: the methods, each with its options (the
+    /// training-dynamics presets differ by options, not by method). The first is `config()`'s.
+    pub fn runs(self) -> Vec<RunSpec> {
+        let parse = |texts: &[&str]| -> Vec<RunSpec> {
+            texts.iter().map(|t| RunSpec::parse(t).expect("preset runs parse")).collect()
+        };
+        match self {
+            Preset::SamFlattens => parse(&["mean", "mean@sam", "mean@asam"]),
+            Preset::SpamSpike => {
+                parse(&["mean@sequential=150@spikes", "mean@sequential=150@spam", "mean@sequential=150@spam=150"])
+            }
+            Preset::AlternatingVsJoint => parse(&["mean", "mean@alternating", "mean@sample"]),
+            Preset::SequentialGap => parse(&["mean@sequential=150", "mean"]),
+            _ => self.methods().into_iter().map(RunSpec::plain).collect(),
         }
     }
 
