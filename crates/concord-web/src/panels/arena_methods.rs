@@ -1,13 +1,16 @@
 //! The methods side by side: each an aggregator (concord-core's registry), optionally with a
 //! loss weighting and a conflict-aware sample weighting, with its parameters as `key=value`
 //! text; every edit goes through `MethodSpec::parse`, the one parser. On a toy preset each
-//! method runs from every start.
+//! method runs from every start. Under each method, its training options (optimizer, SAM/ASAM,
+//! clipping, warm-up and cosine, the task schedule, the spike score): each control edits one
+//! item of the run text `method@item@item` and the result goes through `RunSpec::parse`, so the
+//! page accepts exactly what a link and `concord train --hash` accept.
 
 use crate::session::{colour_for, use_session};
 use crate::state::arena_limit;
 use crate::state::use_cfg;
 use concord_core::aggregators::registry;
-use concord_core::dynamics::RunSpec;
+use concord_core::dynamics::{LrSchedule, RunSpec, TaskSchedule};
 use concord_core::sample_weighting;
 use concord_core::weightings;
 use concord_core::MethodSpec;
@@ -84,11 +87,242 @@ fn parse_params(spec: &MethodSpec, text: &str) -> Result<MethodSpec, String> {
     MethodSpec::parse(&head)
 }
 
+/// Which group a run-text item belongs to (one item per group), as `apply_items` groups them.
+fn item_group(item: &str) -> &str {
+    match item.split_once('=').map_or(item, |(k, _)| k).trim() {
+        "sgd" | "adam" | "adamw" | "spam" => "optimizer",
+        "sam" | "asam" => "sam",
+        "joint" | "alternating" | "sample" | "sequential" => "schedule",
+        other => other,
+    }
+}
+
+/// The run with its item of `group` replaced by `item` (`None`: removed, the default), checked
+/// by the one parser; `what` names the control in the message.
+fn with_item(run: &RunSpec, group: &str, item: Option<String>, what: &str) -> Result<RunSpec, String> {
+    let options = run.options.to_text();
+    let mut items: Vec<String> =
+        options.split('@').filter(|i| !i.is_empty() && item_group(i) != group).map(str::to_string).collect();
+    items.extend(item);
+    let text =
+        if items.is_empty() { run.method.to_text() } else { format!("{}@{}", run.method.to_text(), items.join("@")) };
+    RunSpec::parse(&text).map_err(|e| format!("{what}: {e}"))
+}
+
+/// A number field's text as an item's value: trimmed; `None` when empty.
+fn field(text: &str) -> Option<String> {
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// The run's options as controls. Every change builds the new run text and parses it; a value
+/// the parser refuses shows its message in `error` and leaves the run as it was.
+fn options_view(i: usize, run: &RunSpec, error: RwSignal<Option<String>>) -> impl IntoView {
+    let cfg = use_cfg();
+    let d = run.options.dynamics.clone();
+    let id = |what: &str| format!("arena-{}-{what}", i + 1);
+    // Apply `f` to the slot's current run; `Err` shows the message and changes nothing.
+    let edit = move |f: &dyn Fn(&RunSpec) -> Result<RunSpec, String>| {
+        let Some(old) = cfg.with_untracked(|s| s.arena.get(i).cloned()) else { return };
+        match f(&old) {
+            Ok(new) => {
+                error.set(None);
+                if new != old {
+                    cfg.update(|s| s.arena[i] = new);
+                }
+            }
+            Err(e) => error.set(Some(e)),
+        }
+    };
+    let optimizer = run.options.optimizer.as_deref().map(|o| o.split('=').next().unwrap_or(o).to_string());
+    let sam = d.sam.as_ref().map(|s| s.name());
+    let rho = d.sam.as_ref().map(|s| s.rho.to_string()).unwrap_or_default();
+    let clip = d.clip_norm.map(|c| c.to_string()).unwrap_or_default();
+    let warmup = if d.warmup > 0 { d.warmup.to_string() } else { String::new() };
+    let (cosine, cosine_t) = match d.lr_schedule {
+        LrSchedule::Cosine { over, .. } => (true, over.map(|t| t.to_string()).unwrap_or_default()),
+        LrSchedule::Constant => (false, String::new()),
+    };
+    let schedule = d.schedule.name();
+    let switch_every = match d.schedule {
+        TaskSchedule::Sequential { switch_every } => switch_every,
+        _ => 100,
+    };
+    let spikes = d.spikes;
+    let summary = if run.options.is_default() {
+        "Training options: the page's".to_string()
+    } else {
+        format!("Training options: {}", run.options.to_text().replace('@', " · "))
+    };
+    let opt_choices: [(&str, &str); 5] =
+        [("", "the page's"), ("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("spam", "SPAM (spike-aware Adam)")];
+    view! {
+        <details class="run-options" open=!run.options.is_default()>
+            <summary title="How this method trains: its own optimizer, sharpness-aware steps, clipping, learning-rate schedule and task order. Runs with options train on the CPU.">{summary}</summary>
+            <div class="field inline">
+                <label for=id("optimizer") title="The optimizer of this run only (the learning rate stays the page's). SPAM is Adam that clips gradient spikes and resets its moments every 500 steps.">"Optimizer"</label>
+                <select
+                    id=id("optimizer")
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        edit(&|r| with_item(r, "optimizer", field(&v), "Optimizer"));
+                    }
+                >
+                    {opt_choices
+                        .into_iter()
+                        .map(|(v, label)| {
+                            let chosen = optimizer.as_deref().unwrap_or("") == v;
+                            view! { <option value=v selected=chosen>{label}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            </div>
+            <div class="field inline">
+                <label for=id("sam") title="Sharpness-aware minimization: each step first moves the weights a distance ρ uphill, then takes the gradient there, which favours flat minima. ASAM scales that move by the size of each weight. Two gradients per step.">"Sharpness-aware"</label>
+                <select
+                    id=id("sam")
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        edit(&|r| with_item(r, "sam", field(&v).filter(|v| v != "off"), "Sharpness-aware"));
+                    }
+                >
+                    <option value="off" selected=sam.is_none()>"off"</option>
+                    <option value="sam" selected=sam == Some("sam")>"SAM"</option>
+                    <option value="asam" selected=sam == Some("asam")>"ASAM (adaptive)"</option>
+                </select>
+                <label for=id("rho") title="ρ: how far the sharpness-aware step looks uphill (SAM: 0.05, ASAM: 0.5 by default)">"ρ"</label>
+                <input
+                    id=id("rho")
+                    type="text"
+                    inputmode="decimal"
+                    size="5"
+                    disabled=sam.is_none()
+                    value=rho
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        edit(&|r| {
+                            let Some(s) = &r.options.dynamics.sam else { return Ok(r.clone()) };
+                            let item = match field(&v) {
+                                Some(v) => format!("{}={v}", s.name()),
+                                None => s.name().to_string(),
+                            };
+                            with_item(r, "sam", Some(item), "ρ")
+                        });
+                    }
+                />
+            </div>
+            <div class="field inline">
+                <label for=id("clip") title="Gradient clipping: an update longer than this is scaled down to this length. Empty: no clipping.">"Clip norm"</label>
+                <input
+                    id=id("clip")
+                    type="text"
+                    inputmode="decimal"
+                    placeholder="off"
+                    value=clip
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        edit(&|r| with_item(r, "clip", field(&v).map(|v| format!("clip={v}")), "Clip norm"));
+                    }
+                />
+                <label for=id("warmup") title="Warm-up: the learning rate grows from 0 to its value over this many steps. Empty or 0: none.">"Warm-up steps"</label>
+                <input
+                    id=id("warmup")
+                    type="text"
+                    inputmode="numeric"
+                    size="5"
+                    placeholder="0"
+                    value=warmup
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        let item = field(&v).filter(|v| v != "0").map(|v| format!("warmup={v}"));
+                        edit(&|r| with_item(r, "warmup", item.clone(), "Warm-up steps"));
+                    }
+                />
+            </div>
+            <div class="field inline">
+                <label for=id("lr") title="The learning rate over time: constant, or a cosine that falls smoothly to 0 over T steps (empty T: the preset's run length).">"Learning rate"</label>
+                <select
+                    id=id("lr")
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        edit(&|r| with_item(r, "cosine", (v == "cosine").then(|| "cosine".to_string()), "Learning rate"));
+                    }
+                >
+                    <option value="constant" selected=!cosine>"constant"</option>
+                    <option value="cosine" selected=cosine>"cosine decay"</option>
+                </select>
+                <label for=id("cosine-t") title="T: the steps over which the cosine falls to 0 (empty: the preset's run length)">"over T"</label>
+                <input
+                    id=id("cosine-t")
+                    type="text"
+                    inputmode="numeric"
+                    size="5"
+                    placeholder="preset"
+                    disabled=!cosine
+                    value=cosine_t
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        let item = Some(field(&v).map_or("cosine".to_string(), |t| format!("cosine={t}")));
+                        edit(&|r| with_item(r, "cosine", item.clone(), "Cosine length T"));
+                    }
+                />
+            </div>
+            <div class="field inline">
+                <label for=id("schedule") title="Which tasks each step trains: all together (joint), one at a time in turn (alternating), one drawn at random (sample), or task 1 first, then task 2, … (sequential: watch task 1's test loss jump after the switch).">"Task schedule"</label>
+                <select
+                    id=id("schedule")
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        let item = match v.as_str() {
+                            "joint" => None,
+                            "sequential" => Some(format!("sequential={switch_every}")),
+                            other => Some(other.to_string()),
+                        };
+                        edit(&|r| with_item(r, "schedule", item.clone(), "Task schedule"));
+                    }
+                >
+                    <option value="joint" selected=schedule == "joint">"joint (all tasks)"</option>
+                    <option value="alternating" selected=schedule == "alternating">"alternating"</option>
+                    <option value="sample" selected=schedule == "sample">"random task"</option>
+                    <option value="sequential" selected=schedule == "sequential">"sequential"</option>
+                </select>
+                <label for=id("switch") title="Sequential: the steps each task trains before the next one starts">"steps per task"</label>
+                <input
+                    id=id("switch")
+                    type="text"
+                    inputmode="numeric"
+                    size="5"
+                    disabled=schedule != "sequential"
+                    value=switch_every.to_string()
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        let item = Some(format!("sequential={}", v.trim()));
+                        edit(&|r| with_item(r, "schedule", item.clone(), "Steps per task"));
+                    }
+                />
+            </div>
+            <div class="field inline">
+                <input
+                    id=id("spikes")
+                    type="checkbox"
+                    checked=spikes
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        edit(&|r| with_item(r, "spikes", on.then(|| "spikes".to_string()), "Spike score"));
+                    }
+                />
+                <label for=id("spikes") title="Record the spike score max |g|/√v of the Adam-family optimizers every step (SPAM always records it); shown in the Training dynamics chart.">"record spike score"</label>
+            </div>
+        </details>
+    }
+}
+
 #[component]
 pub fn ArenaMethodsPanel() -> impl IntoView {
     let cfg = use_cfg();
     let aui = use_session().ui;
     let param_error = RwSignal::new(None::<String>);
+    // A training option the parser refused (the run stays as it was).
+    let option_error = RwSignal::new(None::<String>);
 
     let slots = move || {
         let arena = cfg.with(|s| s.arena.clone());
@@ -109,6 +343,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                 let hint = param_hint(&spec);
                 let error = move || aui.run_errors.with(|e| e.get(i).cloned().flatten());
                 let spec2 = spec.clone();
+                let options = options_view(i, &run, option_error);
                 view! {
                     <li class="slot" style=format!("border-left-color:{colour}")>
                         <div class="field inline">
@@ -214,6 +449,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                             />
                             <small class="hint">{hint}</small>
                         </div>
+                        {options}
                         <p class="error" role="alert" class:hidden=move || error().is_none()>{error}</p>
                     </li>
                 }
@@ -227,6 +463,9 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
             <ol class="slots">{slots}</ol>
             <p class="error" role="alert" class:hidden=move || param_error.with(|e| e.is_none())>
                 {move || param_error.get().unwrap_or_default()}
+            </p>
+            <p id="option-error" class="error" role="alert" class:hidden=move || option_error.with(|e| e.is_none())>
+                {move || option_error.get().unwrap_or_default()}
             </p>
             <button
                 type="button"
@@ -243,5 +482,30 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
             </button>
             <p class="hint">"Same data, seed and initial weights (or starts) for every method. Changing a method restarts the runs; the learning rate changes live."</p>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_control_edits_one_item_through_the_parser() {
+        let run = RunSpec::parse("cagrad:c=0.3@spam@sam@spikes").unwrap();
+        let t = |r: Result<RunSpec, String>| r.unwrap().to_text();
+        assert_eq!(t(with_item(&run, "optimizer", Some("adam".into()), "x")), "cagrad:c=0.3@adam@sam@spikes");
+        assert_eq!(t(with_item(&run, "optimizer", None, "x")), "cagrad:c=0.3@sam@spikes");
+        assert_eq!(t(with_item(&run, "sam", Some("asam=0.2".into()), "x")), "cagrad:c=0.3@spam@asam=0.2@spikes");
+        assert_eq!(t(with_item(&run, "spikes", None, "x")), "cagrad:c=0.3@spam@sam");
+        let plain = RunSpec::parse("mean").unwrap();
+        assert_eq!(t(with_item(&plain, "schedule", Some("sequential=20".into()), "x")), "mean@sequential=20");
+        assert_eq!(t(with_item(&plain, "cosine", Some("cosine=50".into()), "x")), "mean@cosine=50");
+        // A value the parser refuses is an error naming the control; the caller keeps the run.
+        let e = with_item(&run, "clip", Some("clip=-2".into()), "Clip norm").unwrap_err();
+        assert!(e.starts_with("Clip norm:") && e.contains("positive number"), "{e}");
+        let e = with_item(&plain, "schedule", Some("sequential=0".into()), "Steps per task").unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
+        assert_eq!(field("  "), None);
+        assert_eq!(item_group("spam=500"), "optimizer");
     }
 }
