@@ -282,7 +282,7 @@ impl Preset {
                 &[
                     "Loss landscape → Sharpness over training: λmax, the largest Hessian eigenvalue of the total loss. SAM’s curve ends below Adam’s — measured at step 500 over seeds 0–4, 9.1–10.8 against 10.7–15.8, every seed.",
                     "ASAM scales the neighbourhood by |w|: it ends flattest (λmax 3–4.4) but fits least — its train loss is 2–5× Adam’s at step 500. Flatter is not automatically better.",
-                    "Training dynamics → SAM cosine: cos between the plain and the SAM update, each step — GAQAT’s conflict between the task gradient and the sharpness gradient. It starts at 1 and dips (to 0.82–0.97 over seeds 0–2) where the run meets curvature: there the sharpness term pulls against the plain gradient.",
+                    "Training dynamics → SAM cosine: cos between the plain and the SAM update, each step — GAQAT’s conflict between the task gradient and the sharpness gradient. It starts at 1 and dips where the run meets curvature (lowest 0.73 over seeds 0–4, ASAM’s 0.48): there the sharpness term pulls against the plain gradient.",
                 ],
             ),
             Preset::SpamSpike => (

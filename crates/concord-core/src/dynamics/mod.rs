@@ -281,11 +281,11 @@ impl Dynamics {
         Ok(())
     }
 
-    /// A short label for legends: "sam ρ=0.05 · clip 1 · warm-up 10 · cosine · sequential/100".
+    /// A short label for legends: "SAM ρ=0.05 · clip 1 · warm-up 10 · cosine · sequential/100".
     pub fn label(&self) -> String {
         let mut parts = Vec::new();
         if let Some(s) = &self.sam {
-            parts.push(format!("{} ρ={}", s.name(), s.rho));
+            parts.push(format!("{} ρ={}", s.name().to_uppercase(), s.rho));
         }
         if let Some(c) = self.clip_norm {
             parts.push(format!("clip {c}"));

@@ -113,7 +113,7 @@ impl RunSpec {
         }
         let d = self.options.dynamics.label();
         if !d.is_empty() {
-            parts.push(d.replace("sam ρ", "SAM ρ").replace("asam ρ", "ASAM ρ"));
+            parts.push(d);
         }
         parts.join(" · ")
     }
