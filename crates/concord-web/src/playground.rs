@@ -145,6 +145,7 @@ pub fn FigureCards() -> impl IntoView {
         <panels::outputs::OutputsPanel>
             <panels::conflict_map::ConflictMapPanel />
             <panels::samples::SamplesPanel />
+            <panels::dynamics::DynamicsPanel />
         </panels::outputs::OutputsPanel>
         <Show when=move || !is_toy()>
             <panels::moe::MoePanel />

@@ -168,6 +168,7 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("heatmaps", "Heatmaps"),
     ("conflictMap", "Conflict map"),
     ("samples", "Sample-level conflict"),
+    ("dynamics", "Training dynamics"),
     ("curves", "Loss curves"),
     ("weights", "Weights"),
     ("cosine", "Cosine matrix"),

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod conflict_map;
 pub mod contour;
 pub mod data;
+pub mod dynamics;
 pub mod explain;
 pub mod io;
 pub mod landscape;

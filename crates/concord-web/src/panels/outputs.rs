@@ -358,7 +358,89 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
                 chart::Pen::dashed(run.colour, 1.4),
             );
             mark_end(&ctx, f, xa, ya, &train, run);
+            mark_dynamics(&ctx, f, xa, ya, run, t);
         }
+    }
+}
+
+/// A run's training dynamics on task `t`'s loss plot: a sequential run's task switches
+/// (vertical dashed lines) and, on task 1, its worst test loss after the first switch (a ring,
+/// labelled with the stability gap); spikes (▲ on the bottom edge) and SPAM's moment resets
+/// (▽ on the top edge), in the run's colour.
+fn mark_dynamics(ctx: &CanvasRenderingContext2d, f: Frame, xa: Axis, ya: Axis, run: &Run, t: usize) {
+    use crate::panels::dynamics;
+    let px = |step: usize| xa.unit(step as f64).filter(|u| (0.0..=1.0).contains(u)).map(|u| f.x + u * f.w);
+    for s in dynamics::switches(run) {
+        if let Some(x) = px(s) {
+            // On a pixel's centre: a crisp line in the run's own colour.
+            let x = x.round() + 0.5;
+            ctx.save();
+            ctx.set_stroke_style_str(run.colour);
+            ctx.set_line_width(1.2);
+            let dash = js_sys::Array::new();
+            dash.push(&4.0.into());
+            dash.push(&3.0.into());
+            let _ = ctx.set_line_dash(&dash);
+            ctx.begin_path();
+            ctx.move_to(x, f.y);
+            ctx.line_to(x, f.y + f.h);
+            ctx.stroke();
+            ctx.restore();
+            chart::text(
+                ctx,
+                &format!("task {}→", (s / switch_every(run)).max(1) + 1),
+                x + 3.0,
+                f.y + 11.0,
+                "left",
+                chart::FONT,
+                MUTED,
+            );
+        }
+    }
+    if t == 0 {
+        if let Some((gap, step)) = dynamics::first_gap(run) {
+            if let (Some(x), Some(v)) = (px(step), ya.unit(gap.worst)) {
+                let y = f.y + f.h - v * f.h;
+                ctx.begin_path();
+                let _ = ctx.arc(x, y, 5.0, 0.0, std::f64::consts::TAU);
+                ctx.set_stroke_style_str(run.colour);
+                ctx.set_line_width(2.0);
+                ctx.stroke();
+                let label = format!("worst after switch (gap {})", crate::plot::fmt_tick(gap.gap, 3));
+                chart::text(ctx, &label, x + 8.0, y - 6.0, "left", chart::FONT, run.colour);
+            }
+        }
+    }
+    let (spikes, resets) = dynamics::spikes_and_resets(run);
+    let triangle = |x: f64, y: f64, down: bool, filled: bool| {
+        let d = if down { -1.0 } else { 1.0 };
+        ctx.begin_path();
+        ctx.move_to(x, y - 5.0 * d);
+        ctx.line_to(x - 4.0, y + 2.0 * d);
+        ctx.line_to(x + 4.0, y + 2.0 * d);
+        ctx.close_path();
+        if filled {
+            ctx.set_fill_style_str(run.colour);
+            ctx.fill();
+        } else {
+            ctx.set_stroke_style_str(run.colour);
+            ctx.set_line_width(1.2);
+            ctx.stroke();
+        }
+    };
+    for x in spikes.into_iter().filter_map(px) {
+        triangle(x, f.y + f.h - 3.0, false, true);
+    }
+    for x in resets.into_iter().filter_map(px) {
+        triangle(x, f.y + 3.0, true, false);
+    }
+}
+
+/// A sequential run's steps per task (1 for any other schedule).
+fn switch_every(run: &Run) -> usize {
+    match run.config.dynamics.schedule {
+        concord_core::dynamics::TaskSchedule::Sequential { switch_every } => switch_every.max(1),
+        _ => 1,
     }
 }
 
