@@ -7,7 +7,8 @@
 //! - `ready`: true once the backend is chosen and the runs exist.
 //! - `state()`: a plain object: mode ("toy" | "multitask"), preset, problem (toys), backend,
 //!   backendText, adapter, reason, steps, lr, optimizer, seed, tasks, and per run {method
-//!   (toys: the aggregator name; else the spec text), spec, label, aggregator, weighting, steps,
+//!   (toys: the aggregator name; else the run text), spec (`method@options`), options (the
+//!   options' text, "" for none), label, aggregator, weighting, steps,
 //!   error, trainLosses, testLosses, paramCount, paramsHead, paramsSum, cosine, conflictRatio,
 //!   updateCosMean, lossWeights, aggregatorWeights, curvePoints, backend ("webgpu" | "cpu"),
 //!   backendReason, moe} and for toy runs also c, start and position (as last read back).
@@ -35,6 +36,10 @@
 //!   trainPoints (0: no MLP), points: [{step, coherence, conflictingFraction, opposingShare,
 //!   samples, top}]}]} — concord-core's `SampleConflict` of the train set at the run's parameter
 //!   snapshots and latest read-back (`sample_series`).
+//! - `dynamics(series?)`: the Training dynamics chart's data (set by that panel) for `series`
+//!   ("spike" | "sam" | "lr" | "norm"; default the panel's select): {shown, series, runs: [{run,
+//!   spec, colour, backend, steps, points: [[step, value]], switches, spikes, resets, testLosses:
+//!   [[step, task 1's test loss]], gap: {atSwitch, worst, worstStep, last, gap} | null}]}.
 //!
 //! `window.concord.benchTrain(preset, method, steps, warmup, precision?)` (test-only, on the
 //! page's object only): the page's wasm CPU trainer's raw step rate, not limited by frames — a

@@ -155,7 +155,9 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena, series: &str) -> Vec<Drawn> {
     let log = series == "spike" || series == "norm";
     let reference = (series == "spike").then(|| SPIKE_THETA.sqrt());
     let values = runs.iter().flat_map(|r| r.points.iter().map(|p| p.1));
-    let ya = if series == "sam" { Axis::fixed(-1.0, 1.0) } else { Axis::fit(values.chain(reference), log) };
+    // SAM's cosine sits near 1: fit its range (with 1 in view) so the dips show.
+    let top = (series == "sam").then_some(1.0);
+    let ya = Axis::fit(values.chain(reference).chain(top), log);
     let max_step = runs.iter().map(|r| r.steps).max().unwrap_or(0).max(1) as f64;
     let xa = Axis::fixed(0.0, max_step);
     let f = Frame { x: 62.0, y: 50.0, w: WIDTH - 80.0, h: PLOT_H };

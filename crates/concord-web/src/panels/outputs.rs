@@ -407,7 +407,7 @@ fn mark_dynamics(ctx: &CanvasRenderingContext2d, f: Frame, xa: Axis, ya: Axis, r
                 ctx.set_line_width(2.0);
                 ctx.stroke();
                 let label = format!("worst after switch (gap {})", crate::plot::fmt_tick(gap.gap, 3));
-                chart::text(ctx, &label, x + 8.0, y - 6.0, "left", chart::FONT, run.colour);
+                chart::text(ctx, &label, x + 8.0, y + 14.0, "left", chart::FONT, run.colour);
             }
         }
     }
