@@ -2,7 +2,7 @@
 //! backend. Text goes through ab_glyph with DejaVu Sans Mono embedded from `assets/` (license
 //! beside it), so no system font library is needed.
 
-use concord_core::train::{RunRecord, SampleConflict};
+use concord_core::train::{RunRecord, SampleConflict, TrainOptimizer};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
@@ -131,6 +131,33 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
             chart.draw_series(test.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(err)?;
         }
     }
+    let marks = DynamicsMarks::of(record);
+    // Task switches: dashed vertical lines (evenly dashed on the log axis), unlike the grid.
+    let dark = RGBColor(40, 40, 40);
+    for (k, &s) in marks.switches.iter().enumerate() {
+        let at = |i: usize| lo * (hi / lo).powf(i as f64 / 40.0);
+        let dashes = (0..40)
+            .step_by(2)
+            .map(|i| PathElement::new(vec![(s as f64, at(i)), (s as f64, at(i + 1))], dark.stroke_width(2)));
+        let drawn = chart.draw_series(dashes).map_err(err)?;
+        if k == 0 {
+            drawn.label("task switch").legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (7, 0)], dark.stroke_width(2))
+                    + PathElement::new(vec![(13, 0), (20, 0)], dark.stroke_width(2))
+            });
+        }
+    }
+    if !marks.spikes.is_empty() {
+        // Along the bottom edge, clear of the legend and mostly of the loss curves.
+        let red = COLORS[3];
+        let y = lo * 1.25;
+        chart
+            .draw_series(marks.spikes.iter().map(|&s| TriangleMarker::new((s as f64, y), 5, red.filled())))
+            .map_err(err)?
+            .label(format!("gradient spike (SPAM clipped, or score > √θ = {:.1})", marks.threshold.sqrt()))
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, red.filled()));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -140,6 +167,41 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
         .draw()
         .map_err(err)?;
     root.present().map_err(err)
+}
+
+/// SPAM's default spike threshold θ (dynamics.md §2), also the yardstick for Adam's spike score.
+const SPIKE_THRESHOLD: f64 = 5000.0;
+
+/// What `losses_png` marks of a run's training dynamics.
+#[derive(Debug, PartialEq)]
+struct DynamicsMarks {
+    /// Where a sequential schedule moves on to the next task.
+    switches: Vec<usize>,
+    /// Recorded steps where SPAM clipped spikes or the spike score max |g|/√v exceeded √θ.
+    spikes: Vec<usize>,
+    /// θ: SPAM's own threshold, 5000 for the other optimizers.
+    threshold: f64,
+}
+
+impl DynamicsMarks {
+    fn of(record: &RunRecord) -> DynamicsMarks {
+        let threshold = match record.config.optimizer {
+            TrainOptimizer::Spam(p) => p.threshold,
+            _ => SPIKE_THRESHOLD,
+        };
+        let switches = record.config.dynamics.schedule.switches(record.task_names.len(), step_span(record));
+        let spikes = record
+            .history
+            .iter()
+            .filter(|h| {
+                h.dynamics
+                    .as_ref()
+                    .is_some_and(|d| d.spikes_clipped > 0 || d.spike_score.is_some_and(|g| g > threshold.sqrt()))
+            })
+            .map(|h| h.step)
+            .collect();
+        DynamicsMarks { switches, spikes, threshold }
+    }
 }
 
 /// Diverging colormap: −1 blue, 0 white, +1 red; undefined grey.
@@ -367,6 +429,32 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         losses_png(&dir.join("losses.png"), &record, "thinned").unwrap();
         cosine_png(&dir.join("cosine.png"), &record, "thinned").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The marks of a sequential SPAM run: the switch at each switch_every (none at the end),
+    /// and the steps whose record shows a clipped spike or a score over √θ — and only those.
+    #[test]
+    fn losses_mark_task_switches_and_spikes() {
+        use concord_core::dynamics::TaskSchedule;
+        let mut config = Preset::SinusoidPhases.config();
+        config.steps = 12;
+        config.dynamics.schedule = TaskSchedule::Sequential { switch_every: 4 };
+        config.optimizer = TrainOptimizer::spam(config.optimizer.lr());
+        let mut record = train(&config).unwrap();
+        // Three tasks: task 1 from step 4, task 2 from step 8.
+        let marks = DynamicsMarks::of(&record);
+        assert_eq!((marks.switches.clone(), marks.threshold), (vec![4, 8], 5000.0));
+        // Make two steps spiky: one clipped, one with a score just over √5000 ≈ 70.71.
+        for h in &mut record.history {
+            let d = h.dynamics.as_mut().expect("SPAM records its dynamics");
+            d.spikes_clipped = usize::from(h.step == 3);
+            d.spike_score = Some(if h.step == 7 { 70.72 } else { 70.70 });
+        }
+        assert_eq!(DynamicsMarks::of(&record).spikes, vec![3, 7]);
+        let dir = std::env::temp_dir().join(format!("concord-plot-marks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        losses_png(&dir.join("losses.png"), &record, "marks").unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

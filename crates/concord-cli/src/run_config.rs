@@ -4,6 +4,8 @@
 //! `concord sweep`'s axes name the same keys).
 
 use crate::UsageError;
+use concord_core::dynamics::{items_text, RunOptions};
+use concord_core::optim::SpamParams;
 use concord_core::train::{DataSource, Precision, Preset, RunRecord, TrainOptimizer};
 use concord_core::{AggregatorSpec, MethodSpec, TrainConfig, WeightingSpec};
 use std::io::Read;
@@ -50,6 +52,7 @@ const CONFIG_KEYS: &[&str] = &[
     "record_every",
     "precision",
     "sample_metrics",
+    "dynamics",
 ];
 
 /// The preset `name`'s own config (its method, seed 0).
@@ -187,7 +190,7 @@ pub fn from_hash(text: &str, run: Option<usize>) -> Result<Loaded, UsageError> {
     for n in notices {
         eprintln!("concord: warning: the hash: {n}");
     }
-    let labels: Vec<String> = configs.iter().map(|c| c.method.to_text()).collect();
+    let labels = run_labels(&configs);
     let index = run.unwrap_or(0);
     if run.is_none() && configs.len() > 1 {
         eprintln!(
@@ -202,9 +205,37 @@ pub fn from_hash(text: &str, run: Option<usize>) -> Result<Loaded, UsageError> {
     Ok(Loaded { config, label: "hash".into(), recorded: None })
 }
 
+/// The arena's runs as the page's run text (`mean@sam`, `mean@spam@sequential=150`): runs that
+/// differ only by their options must not read alike in `--run K`'s list. The optimizer is named
+/// only where the runs' optimizers differ.
+fn run_labels(configs: &[TrainConfig]) -> Vec<String> {
+    // SPAM with its own reset period reads as the run text writes it (`spam=150`).
+    let optimizer = |c: &TrainConfig| match c.optimizer {
+        TrainOptimizer::Spam(p) if p.reset_every != SpamParams::new(p.lr).reset_every => {
+            format!("spam={}", p.reset_every)
+        }
+        o => o.name().to_string(),
+    };
+    let one_optimizer = configs.windows(2).all(|w| optimizer(&w[0]) == optimizer(&w[1]));
+    configs
+        .iter()
+        .map(|c| {
+            let mut text = c.method.to_text();
+            if !one_optimizer {
+                text = format!("{text}@{}", optimizer(c));
+            }
+            let items = items_text(&c.optimizer, &c.optimizer, &c.dynamics);
+            if !items.is_empty() {
+                text = format!("{text}@{items}");
+            }
+            text
+        })
+        .collect()
+}
+
 /// The keys `set` knows, for messages.
-pub const KEYS: &str =
-    "method, weighting, param.NAME, weighting.NAME, lr, steps, seed, optimizer, batch_size, precision, eval_every";
+pub const KEYS: &str = "method, weighting, param.NAME, weighting.NAME, lr, steps, seed, optimizer, options, \
+     batch_size, precision, eval_every";
 
 /// Change one setting of `config`: `key` as `concord sweep --axis KEY=…` names it.
 ///
@@ -214,8 +245,12 @@ pub const KEYS: &str =
 /// - `param.NAME`: one parameter of the aggregator (or, if the aggregator has none of that name,
 ///   of the weighting); lists with `;`.
 /// - `weighting.NAME`: one parameter of the weighting.
-/// - `lr`, `steps`, `seed`, `optimizer` (adam, sgd, adamw: keeps the learning rate),
+/// - `lr`, `steps`, `seed`, `optimizer` (adam, sgd, adamw, spam: keeps the learning rate),
 ///   `batch_size` (`full` for the whole train set), `precision` (f32, f64), `eval_every`.
+/// - `options`: the run options of the text form `method@options` (`sam@clip=1`,
+///   `spam@warmup=20@cosine`, `asam=0.2@sequential=100`; `none` or empty: the defaults). They
+///   replace the whole `dynamics` section and, if they name one, the optimizer (keeping the
+///   learning rate), so one axis can compare "Adam" with "SAM" or "SPAM with clipping".
 ///
 /// The result is not validated here: `Trainer::new` does that, with its own messages.
 pub fn set(config: &mut TrainConfig, key: &str, value: &str) -> Result<(), UsageError> {
@@ -250,8 +285,16 @@ pub fn set(config: &mut TrainConfig, key: &str, value: &str) -> Result<(), Usage
                 "adam" => TrainOptimizer::adam(lr),
                 "sgd" => TrainOptimizer::sgd(lr, 0.0),
                 "adamw" => TrainOptimizer::adamw(lr),
-                _ => return Err(bad("unknown optimizer (expected adam, sgd or adamw)")),
+                "spam" => TrainOptimizer::spam(lr),
+                _ => return Err(bad("unknown optimizer (expected adam, sgd, adamw or spam)")),
             };
+        }
+        "options" => {
+            let options = match value {
+                "none" | "" => RunOptions::default(),
+                items => RunOptions::parse(items.strip_prefix('@').unwrap_or(items)).map_err(|e| bad(&e))?,
+            };
+            options.apply(config);
         }
         "batch_size" | "batch" => {
             config.batch_size = match value {
@@ -343,6 +386,31 @@ mod tests {
         set(&mut c, "batch_size", "full").unwrap();
         set(&mut c, "weighting", "none").unwrap();
         assert_eq!((c.batch_size, c.method.weighting.is_none()), (None, true));
+        set(&mut c, "optimizer", "spam").unwrap();
+        assert_eq!((c.optimizer.name(), c.optimizer.lr()), ("spam", 0.003));
+    }
+
+    #[test]
+    fn options_set_the_dynamics_and_keep_the_learning_rate() {
+        use concord_core::dynamics::{LrSchedule, SamSpec, TaskSchedule};
+        let mut c = xor();
+        let lr = c.optimizer.lr();
+        set(&mut c, "options", "asam=0.2@clip=1@warmup=5@cosine@sequential=50").unwrap();
+        let d = &c.dynamics;
+        assert_eq!(d.sam, Some(SamSpec { rho: 0.2, adaptive: true }));
+        assert_eq!((d.clip_norm, d.warmup), (Some(1.0), 5));
+        assert_eq!(d.lr_schedule, LrSchedule::Cosine { min_ratio: 0.0, over: None });
+        assert_eq!(d.schedule, TaskSchedule::Sequential { switch_every: 50 });
+        assert_eq!(c.optimizer, xor().optimizer, "no optimizer named: the base's");
+        // The options replace the dynamics as a whole; an optimizer named keeps the lr.
+        set(&mut c, "options", "@sgd@sam").unwrap();
+        assert_eq!(c.dynamics.sam, Some(SamSpec::sam(SamSpec::SAM_RHO)));
+        assert_eq!((c.dynamics.clip_norm, c.dynamics.warmup), (None, 0));
+        assert_eq!((c.optimizer.name(), c.optimizer.lr()), ("sgd", lr));
+        for none in ["none", ""] {
+            set(&mut c, "options", none).unwrap();
+            assert!(c.dynamics.is_default(), "{none:?}");
+        }
     }
 
     #[test]
@@ -358,6 +426,9 @@ mod tests {
             ("param.c", "0.5", "no parameter 'c'"),
             ("weighting.alpha", "1", "no loss weighting"),
             ("optimizer", "lbfgs", "unknown optimizer"),
+            ("optimizer", "sam", "unknown optimizer"),
+            ("options", "sam=-1", "positive number"),
+            ("options", "lbfgs", "unknown run option"),
             ("batch_size", "0", "batch size"),
             ("colour", "red", "unknown key"),
         ] {
@@ -368,6 +439,19 @@ mod tests {
     }
 
     #[test]
+    fn hash_runs_that_differ_by_options_read_apart() {
+        let mut spam = xor();
+        set(&mut spam, "options", "spam@sequential=5").unwrap();
+        let mut sam = xor();
+        set(&mut sam, "options", "sam=0.1").unwrap();
+        assert_eq!(run_labels(&[xor(), sam.clone()]), ["mean", "mean@sam=0.1"]);
+        assert_eq!(run_labels(&[xor(), sam, spam]), ["mean@adam", "mean@adam@sam=0.1", "mean@spam@sequential=5"]);
+        let mut spam150 = xor();
+        set(&mut spam150, "options", "spam=150").unwrap();
+        assert_eq!(run_labels(&[spam150, xor()]), ["mean@spam=150", "mean@adam"]);
+    }
+
+    #[test]
     fn a_config_file_with_a_typo_is_refused_by_name() {
         let mut v = serde_json::to_value(xor()).unwrap();
         v["stpes"] = 5.into();
@@ -375,5 +459,11 @@ mod tests {
         assert!(e.contains("\"stpes\""), "{e}");
         let ok = from_text(&serde_json::to_string(&xor()).unwrap(), "run.json", None).unwrap();
         assert_eq!(ok.config, xor());
+        // A config with a dynamics section reads back whole.
+        let mut c = xor();
+        set(&mut c, "options", "spam@clip=2@alternating").unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(text.contains("\"dynamics\""), "{text}");
+        assert_eq!(from_text(&text, "run.json", None).unwrap().config, c);
     }
 }

@@ -43,9 +43,10 @@ pub struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// An axis: KEY=V1,V2,… with KEY one of method, weighting, param.NAME, weighting.NAME, lr,
-    /// steps, seed, optimizer, batch_size, precision, eval_every; `a..b` is the whole numbers a
-    /// to b (seed=0..9 is ten seeds); a list-valued parameter is written with ';'. Repeat for
-    /// more axes: the cells are their product, the first axis varying slowest.
+    /// steps, seed, optimizer, options (run options such as sam@clip=1, or none), batch_size,
+    /// precision, eval_every; `a..b` is the whole numbers a to b (seed=0..9 is ten seeds); a
+    /// list-valued parameter is written with ';'. Repeat for more axes: the cells are their
+    /// product, the first axis varying slowest.
     #[arg(long = "axis", value_name = "KEY=V1,V2,…")]
     axes: Vec<String>,
     /// The base config's number of steps.

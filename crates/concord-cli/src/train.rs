@@ -4,6 +4,7 @@ use crate::run_config::{self, Loaded};
 use crate::train_preset::parse_kv;
 use crate::UsageError;
 use clap::{Args, ValueEnum};
+use concord_core::dynamics::{LrSchedule, SamSpec, TaskSchedule};
 use concord_core::train::{Backend as RunBackend, DataSource, Precision, RunRecord, TrainOptimizer};
 use concord_core::{AggregatorSpec, MethodSpec, Problem, ProblemKind, TrainConfig, Trainer, WeightingSpec};
 use concord_gpu::Gpu;
@@ -22,8 +23,10 @@ pub struct TrainArgs {
     problem: Option<String>,
     /// A named run: xor-conflict, circle-vs-gauss, gradnorm-scales, sinusoid-phases,
     /// pareto-synthetic, task-experts (task-routed MoE), task-experts-dense (its dense twin),
-    /// conflict-wedge (two tasks that fight in one quarter of the plane), cagrad-toy or
-    /// cagrad-toy-scaled.
+    /// conflict-wedge (two tasks that fight in one quarter of the plane), cagrad-toy,
+    /// cagrad-toy-scaled, or the training-dynamics presets sam-flattens, spam-spike,
+    /// alternating-vs-joint, sequential-gap (their first run; the others differ by the options
+    /// below).
     #[arg(long, conflicts_with_all = ["config", "hash"])]
     preset: Option<String>,
     /// A full run config as JSON (FILE, or - for stdin): what `concord config --preset NAME`
@@ -63,9 +66,34 @@ pub struct TrainArgs {
     /// Learning rate (a preset has its own default).
     #[arg(long)]
     lr: Option<f64>,
-    /// Optimizer: adam, sgd or adamw (weight decay 0.01); default the preset's.
-    #[arg(long)]
+    /// Optimizer: adam, sgd, adamw (weight decay 0.01), spam (spike-aware Adam) or sam / asam
+    /// (sharpness-aware, around Adam unless --base-optimizer); default the preset's. The
+    /// learning rate is kept.
+    #[arg(long, value_name = "NAME")]
     optimizer: Option<String>,
+    /// The optimizer that --optimizer sam / asam wraps: sgd, adam (default), adamw or spam.
+    #[arg(long, value_name = "NAME")]
+    base_optimizer: Option<String>,
+    /// SAM/ASAM's neighbourhood radius ρ (default 0.05 for sam, 0.5 for asam).
+    #[arg(long, value_name = "R", allow_hyphen_values = true)]
+    rho: Option<f64>,
+    /// Scale each update to at most this norm (gradient-norm clipping after aggregation).
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
+    clip_norm: Option<f64>,
+    /// Linear learning-rate warm-up over this many steps (the first update gets lr·0).
+    #[arg(long, value_name = "STEPS")]
+    warmup: Option<usize>,
+    /// The learning rate after the warm-up: constant, or cosine (half a cosine down to 0 at the
+    /// last step).
+    #[arg(long, value_name = "constant|cosine")]
+    lr_schedule: Option<String>,
+    /// Which tasks a step trains: joint (all), alternating (one in turn), sample (one at
+    /// random) or sequential (one after another, --switch-every steps each).
+    #[arg(long, value_name = "joint|alternating|sample|sequential")]
+    schedule: Option<String>,
+    /// --schedule sequential: the steps each task trains before the next one takes over.
+    #[arg(long, value_name = "N")]
+    switch_every: Option<usize>,
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
@@ -205,9 +233,7 @@ fn config_from_args(a: &TrainArgs) -> Result<Loaded, UsageError> {
     if let Some(precision) = a.precision {
         config.precision = precision;
     }
-    if let Some(name) = &a.optimizer {
-        run_config::set(config, "optimizer", name)?;
-    }
+    apply_dynamics(a, config)?;
     if let Some(lr) = a.lr {
         if !(lr.is_finite() && lr > 0.0) {
             return Err(UsageError(format!("--lr must be a positive number, got {lr}")));
@@ -219,6 +245,115 @@ fn config_from_args(a: &TrainArgs) -> Result<Loaded, UsageError> {
         config.record_every = (config.steps / 1000).max(1);
     }
     Ok(loaded)
+}
+
+/// The optimizers `--optimizer` and `--base-optimizer` name directly (`run_config::set`'s).
+const PLAIN_OPTIMIZERS: [&str; 4] = ["sgd", "adam", "adamw", "spam"];
+
+/// The optimizer and training-dynamics flags onto `config` (dynamics.md §1–4). Each flag
+/// changes only its own part, so a `--config` file's other dynamics stay; `--rho` and
+/// `--switch-every` also adjust a file's SAM or sequential schedule. The trainer validates the
+/// result against the run (warm-up vs steps, a loss weighting with a one-task schedule …).
+fn apply_dynamics(a: &TrainArgs, config: &mut TrainConfig) -> Result<(), UsageError> {
+    let sam = match a.optimizer.as_deref().map(str::trim) {
+        Some("sam") => Some(false),
+        Some("asam") => Some(true),
+        Some(name) if PLAIN_OPTIMIZERS.contains(&name) => {
+            run_config::set(config, "optimizer", name)?;
+            None
+        }
+        Some(other) => {
+            return Err(UsageError(format!(
+                "--optimizer {other}: unknown optimizer (expected sgd, adam, adamw, spam, sam or asam)"
+            )))
+        }
+        None => None,
+    };
+    if let Some(rho) = a.rho {
+        if !(rho.is_finite() && rho > 0.0) {
+            return Err(UsageError(format!("--rho must be a positive number, got {rho}")));
+        }
+    }
+    match sam {
+        Some(adaptive) => {
+            let base = a.base_optimizer.as_deref().map_or("adam", str::trim);
+            if !PLAIN_OPTIMIZERS.contains(&base) {
+                return Err(UsageError(format!(
+                    "--base-optimizer {base}: unknown optimizer (expected sgd, adam, adamw or spam)"
+                )));
+            }
+            run_config::set(config, "optimizer", base)?;
+            let default = if adaptive { SamSpec::ASAM_RHO } else { SamSpec::SAM_RHO };
+            config.dynamics.sam = Some(SamSpec { rho: a.rho.unwrap_or(default), adaptive });
+        }
+        None => {
+            if a.base_optimizer.is_some() {
+                return Err(UsageError(
+                    "--base-optimizer names the optimizer SAM wraps: give it with --optimizer sam or asam".into(),
+                ));
+            }
+            if let Some(rho) = a.rho {
+                match &mut config.dynamics.sam {
+                    Some(spec) if a.optimizer.is_none() => spec.rho = rho,
+                    _ => {
+                        return Err(UsageError(
+                            "--rho is SAM's neighbourhood radius: give it with --optimizer sam or asam".into(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    if let Some(c) = a.clip_norm {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(UsageError(format!("--clip-norm must be a positive number, got {c}")));
+        }
+        config.dynamics.clip_norm = Some(c);
+    }
+    if let Some(w) = a.warmup {
+        config.dynamics.warmup = w;
+    }
+    if let Some(text) = &a.lr_schedule {
+        let shape = LrSchedule::parse(text).map_err(|e| UsageError(format!("--lr-schedule: {e}")))?;
+        // A file's cosine keeps its floor and length.
+        if shape.name() != config.dynamics.lr_schedule.name() {
+            config.dynamics.lr_schedule = shape;
+        }
+    }
+    if a.switch_every == Some(0) {
+        return Err(UsageError("--switch-every must be at least 1 (steps per task)".into()));
+    }
+    match (a.schedule.as_deref().map(str::trim), a.switch_every) {
+        (Some("sequential"), None) => {
+            return Err(UsageError("--schedule sequential needs --switch-every N (the steps each task trains)".into()))
+        }
+        (Some("sequential"), Some(n)) => {
+            config.dynamics.schedule = TaskSchedule::Sequential { switch_every: n };
+            // As the run text's `@sequential=N` (`RunOptions::apply`): test losses every step,
+            // so the dip after a switch (the stability gap) is seen whole.
+            config.eval_every = 1;
+        }
+        (Some(name @ ("joint" | "alternating" | "sample")), None) => {
+            // A file's alternating intervals or sampling weights stay.
+            if config.dynamics.schedule.name() != name {
+                config.dynamics.schedule = TaskSchedule::parse(name, None).map_err(UsageError)?;
+            }
+        }
+        (Some(name @ ("joint" | "alternating" | "sample")), Some(_)) => {
+            return Err(UsageError(format!("--switch-every is for --schedule sequential, not '{name}'")))
+        }
+        (Some(other), _) => {
+            return Err(UsageError(format!(
+                "--schedule {other}: unknown task schedule (expected joint, alternating, sample or sequential)"
+            )))
+        }
+        (None, Some(n)) => match &mut config.dynamics.schedule {
+            TaskSchedule::Sequential { switch_every } => *switch_every = n,
+            _ => return Err(UsageError("--switch-every needs --schedule sequential".into())),
+        },
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// What a run through the backend contract produced: the record, the (step, x) points read back

@@ -3,6 +3,7 @@
 //! figures.
 
 use crate::UsageError;
+use concord_core::dynamics::DynamicsRecord;
 use concord_core::metrics::StepMetrics;
 use concord_core::train::{ConflictSummary, MoeStepRecord, RunRecord, TrainConfig, OPPOSING_TOP_PERCENT};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -330,6 +331,23 @@ fn print_summary(preset: &str, r: &RunRecord, backend: &str) {
             100.0 * changed / seen.max(1) as f64
         );
     }
+    let dynamics: Vec<&DynamicsRecord> = r.history.iter().filter_map(|h| h.dynamics.as_ref()).collect();
+    if let Some(last) = dynamics.last() {
+        let label = c.dynamics.label();
+        let clipped = dynamics.iter().filter(|d| d.clipped).count();
+        let spikes: usize = dynamics.iter().map(|d| d.spikes_clipped).sum();
+        let _ = writeln!(
+            out,
+            "  dynamics ({}{}{}): last lr {:e}; update clipped on {clipped}/{} recorded steps; {spikes} spike entries \
+             clipped{}",
+            c.optimizer.name(),
+            if label.is_empty() { "" } else { " · " },
+            label,
+            last.lr,
+            dynamics.len(),
+            last.sam_cosine.map_or(String::new(), |c| format!("; last SAM cos(d₀, d) {c:.3}")),
+        );
+    }
     if let Some(s) = r.history.last().and_then(|h| h.samples.as_ref()) {
         let _ = writeln!(
             out,
@@ -356,7 +374,9 @@ fn opt(v: Option<f64>) -> String {
 /// min_cosine, update_mean_cosine, non_conflicting (true/false), sample_coherence,
 /// sample_conflicting_fraction, sample_opposing_share (empty where not recorded or undefined),
 /// sample_stage_changed (the share of the batch a sample-weighting stage projected or left
-/// out; empty without one).
+/// out; empty without one); then, for a run that records its training dynamics (non-default
+/// dynamics or SPAM), lr, grad_norm, clipped, task, sam_cosine, spike_score, spikes_clipped,
+/// reset (`StepRecord::dynamics`; empty where the step or the run has none).
 fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
     let m = r.task_names.len();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -376,6 +396,10 @@ fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
         ]
         .map(String::from),
     );
+    let dynamics = r.history.iter().any(|s| s.dynamics.is_some());
+    if dynamics {
+        header.extend(DYNAMICS_COLUMNS.map(String::from));
+    }
     writeln!(f, "{}", header.join(","))?;
     for s in &r.history {
         let mut row = vec![s.step.to_string()];
@@ -393,7 +417,29 @@ fn write_csv(path: &Path, r: &RunRecord) -> std::io::Result<()> {
         row.push(opt(samples.map(|x| x.conflicting_fraction)));
         row.push(opt(samples.and_then(|x| x.opposing_share)));
         row.push(opt(s.sample_stage.as_ref().map(|x| x.changed / x.samples.max(1) as f64)));
+        if dynamics {
+            row.extend(dynamics_cells(s.dynamics.as_ref()));
+        }
         writeln!(f, "{}", row.join(","))?;
     }
     f.flush()
+}
+
+/// The per-step CSV's training-dynamics columns (`DynamicsRecord`'s fields).
+const DYNAMICS_COLUMNS: [&str; 8] =
+    ["lr", "grad_norm", "clipped", "task", "sam_cosine", "spike_score", "spikes_clipped", "reset"];
+
+/// One step's cells under `DYNAMICS_COLUMNS` (all empty for a step without a record).
+fn dynamics_cells(d: Option<&DynamicsRecord>) -> [String; 8] {
+    let Some(d) = d else { return Default::default() };
+    [
+        d.lr.to_string(),
+        d.grad_norm.to_string(),
+        d.clipped.to_string(),
+        d.task.map(|t| t.to_string()).unwrap_or_default(),
+        opt(d.sam_cosine),
+        opt(d.spike_score),
+        d.spikes_clipped.to_string(),
+        d.reset.to_string(),
+    ]
 }

@@ -23,7 +23,7 @@ pub struct Axis {
 
 /// The plain keys an axis may name (besides `param.NAME` and `weighting.NAME`).
 const PLAIN_KEYS: &[&str] =
-    &["method", "weighting", "lr", "steps", "seed", "optimizer", "batch_size", "precision", "eval_every"];
+    &["method", "weighting", "lr", "steps", "seed", "optimizer", "options", "batch_size", "precision", "eval_every"];
 
 /// Where a key's axis is applied: the method first (it replaces the weighting and every
 /// parameter), then the weighting (its parameters at their defaults), then single parameters,
@@ -306,6 +306,23 @@ mod tests {
         assert_eq!(cell_values(&[], 0), Vec::<usize>::new());
         let huge = axes(&["seed=0..999", "lr=0..999", "steps=1..2"]);
         assert!(total_cells(&huge).unwrap_err().0.contains("more than"));
+    }
+
+    /// An `options` axis compares run options (the text form after `method@`): each cell has
+    /// its own dynamics and optimizer, the learning rate kept; a bad value is refused by name.
+    #[test]
+    fn an_options_axis_sets_each_cells_dynamics() {
+        let a = axes(&["options=none,sam=0.1@clip=1,spam@sequential=5"]);
+        let cells = build_all(&xor(), &a).unwrap();
+        assert_eq!(cells.len(), 3);
+        assert!(cells[0].config.dynamics.is_default());
+        let d = &cells[1].config.dynamics;
+        assert_eq!((d.sam.map(|s| s.rho), d.clip_norm), (Some(0.1), Some(1.0)));
+        assert_eq!(cells[2].config.optimizer.name(), "spam");
+        assert_eq!(cells[2].config.optimizer.lr(), xor().optimizer.lr());
+        assert_eq!(cells[2].config.dynamics.schedule.name(), "sequential");
+        let e = build_all(&xor(), &axes(&["options=sam@clip=0"])).unwrap_err().0;
+        assert!(e.contains("options=sam@clip=0") && e.contains("positive number"), "{e}");
     }
 
     #[test]
