@@ -253,6 +253,10 @@ struct Update {
     sam_cosine: Option<f64>,
 }
 
+/// A step's combined update: the shared direction d, the full update (d, then each head's),
+/// and the aggregator's weights when it has them.
+type Combined = (DVector<f64>, Vec<f64>, Option<Vec<f64>>);
+
 /// FAMO's losses after the step, and the fast path's buffers back.
 type AfterWork = Paused<(Result<Vec<f64>, String>, Option<Box<FastMlp>>)>;
 
@@ -1009,7 +1013,7 @@ impl Trainer {
         aux_grad: Option<&[f64]>,
         loss_weights: Option<&[f64]>,
         task: Option<usize>,
-    ) -> Result<(DVector<f64>, Vec<f64>, Option<Vec<f64>>), String> {
+    ) -> Result<Combined, String> {
         let (d, aggregator_weights): (DVector<f64>, _) = match (task, loss_weights) {
             (Some(t), _) => (jacobian.row(t).transpose(), None),
             (None, None) => {
