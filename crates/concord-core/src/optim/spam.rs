@@ -131,7 +131,9 @@ mod tests {
         // v: one step of g₀ gives v = 0.001·g₀², so g₀ = √0.1; steps up to t = 20 keep the
         // clip off; then check the clipped moment update by hand.
         let p = SpamParams { reset_every: 0, ..SpamParams::new(1e-3) };
-        for (g, clipped) in [(0.8, 0.707107), (-3.0, -0.707107), (0.5, 0.5)] {
+        // dynamics.md's ±0.707107 is √(θ·v) = √0.5.
+        let bound = std::f64::consts::FRAC_1_SQRT_2;
+        for (g, clipped) in [(0.8, bound), (-3.0, -bound), (0.5, 0.5)] {
             let mut m = vec![0.0];
             let mut v = vec![1e-4];
             let mut x = vec![0.0];

@@ -25,9 +25,9 @@ mod batches;
 mod config;
 mod conflict_summary;
 #[cfg(test)]
-mod dynamics_tests;
-#[cfg(test)]
 mod dynamics_presets_tests;
+#[cfg(test)]
+mod dynamics_tests;
 #[cfg(test)]
 mod fast_tests;
 pub mod float_serde;
