@@ -14,6 +14,7 @@
 
 mod chart;
 mod dom;
+mod dynamics_marks;
 mod figure;
 mod hook;
 #[cfg(test)]

@@ -5,12 +5,12 @@
 //! are the runs' own `DynamicsRecord`s (concord-core), read back with their history; the panel
 //! is hidden while no run records them (plain runs with SGD).
 //!
-//! The same module finds what the loss-curve chart marks (outputs.rs): a sequential run's task
-//! switches and task 1's stability gap on its test-loss series, SPAM's spikes and resets.
+//! What the loss-curve chart marks as well (switches, the gap, spikes, resets) is found in
+//! `dynamics_marks`, which both panels read (panels do not import each other).
 
 use crate::chart::{self, Axis, Frame, INK, MUTED};
-use crate::session::{use_session, Run, Session, SessionInner as Arena};
-use concord_core::dynamics::StabilityGap;
+use crate::dynamics_marks::{first_gap, spikes_and_resets, switches, test_series, SPIKE_THETA};
+use crate::session::{use_session, Session, SessionInner as Arena};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -19,8 +19,6 @@ use web_sys::HtmlCanvasElement;
 /// Width of the canvas (CSS pixels), as the other panels.
 const WIDTH: f64 = 760.0;
 const PLOT_H: f64 = 170.0;
-/// SPAM's default θ: a coordinate with g² > θ·v is a spike (dynamics.md §2).
-pub const SPIKE_THETA: f64 = 5000.0;
 /// Most points drawn per line.
 const MAX_POINTS: usize = 600;
 
@@ -40,49 +38,6 @@ fn pick(series: &str, d: &concord_core::dynamics::DynamicsRecord) -> Option<f64>
         "lr" => Some(d.lr),
         _ => Some(d.grad_norm),
     }
-}
-
-/// Whether a step is a spike: a score over √θ, or SPAM clipped some coordinates.
-pub fn is_spike(d: &concord_core::dynamics::DynamicsRecord) -> bool {
-    d.spike_score.is_some_and(|s| s > SPIKE_THETA.sqrt()) || d.spikes_clipped > 0
-}
-
-/// The steps at which a sequential run moves to the next task (up to its current step).
-pub fn switches(run: &Run) -> Vec<usize> {
-    run.config.dynamics.schedule.switches(run.train.len(), run.steps + 1)
-}
-
-/// The run's test-loss series of task `t`: (step, loss) at every record that evaluated.
-pub fn test_series(run: &Run, t: usize) -> Vec<(usize, f64)> {
-    run.history.iter().filter_map(|h| Some((h.step, *h.test_losses.as_ref()?.get(t)?))).collect()
-}
-
-/// Task 1's stability gap after the first switch, on its test losses: the worst (highest) loss
-/// after the switch and the step it came at. A record's losses are at the parameters its step
-/// started from, so the record of the switch step is task 1's end.
-pub fn first_gap(run: &Run) -> Option<(StabilityGap, usize)> {
-    let switch = *switches(run).first()?;
-    let series = test_series(run, 0);
-    let end = series.iter().rposition(|(s, _)| *s <= switch)?;
-    let values: Vec<f64> = series.iter().map(|p| p.1).collect();
-    let gap = StabilityGap::of_losses(&values, end)?;
-    Some((gap, series[gap.worst_at].0))
-}
-
-/// Steps of the run's spikes and of SPAM's moment resets.
-pub fn spikes_and_resets(run: &Run) -> (Vec<usize>, Vec<usize>) {
-    let (mut spikes, mut resets) = (Vec::new(), Vec::new());
-    for h in run.history.iter() {
-        if let Some(d) = &h.dynamics {
-            if is_spike(d) {
-                spikes.push(h.step);
-            }
-            if d.reset {
-                resets.push(h.step);
-            }
-        }
-    }
-    (spikes, resets)
 }
 
 fn has_dynamics(a: &Arena) -> bool {

@@ -368,7 +368,7 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
 /// labelled with the stability gap); spikes (▲ on the bottom edge) and SPAM's moment resets
 /// (▽ on the top edge), in the run's colour.
 fn mark_dynamics(ctx: &CanvasRenderingContext2d, f: Frame, xa: Axis, ya: Axis, run: &Run, t: usize) {
-    use crate::panels::dynamics;
+    use crate::dynamics_marks as dynamics;
     let px = |step: usize| xa.unit(step as f64).filter(|u| (0.0..=1.0).contains(u)).map(|u| f.x + u * f.w);
     for s in dynamics::switches(run) {
         if let Some(x) = px(s) {
