@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile, rm } from 'node:fs/promises';
-import { siteAndBrowser, openPage, artifactPath } from './helpers.mjs';
+import { siteAndBrowser, openPage, artifactPath, settledSteps } from './helpers.mjs';
 
 const ctx = siteAndBrowser();
 const state = (page) => page.evaluate(() => window.concord.state());
@@ -45,8 +45,7 @@ test('the arena trains four methods at once from the same initial weights, witho
   await page.click('button[aria-label="Play"]');
   await page.waitForFunction(() => window.concord.state().steps > 45, null, { timeout: 20_000 });
   await page.click('button[aria-label="Pause"]');
-  await page.waitForTimeout(300);
-  const paused = (await state(page)).steps;
+  const paused = await settledSteps(page);
   await page.waitForTimeout(500);
   assert.equal((await state(page)).steps, paused, 'pause stops the arena');
   assert.match(await page.textContent('[data-testid=backend]'), /^WebGPU · /);

@@ -2,7 +2,7 @@
 // URL state with bad values, hide flags, keyboard, a GPU failure mid-run, and no WebGPU at all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { siteAndBrowser, launchBrowser, openPage, artifactPath } from './helpers.mjs';
+import { siteAndBrowser, launchBrowser, openPage, artifactPath, settledSteps } from './helpers.mjs';
 
 const ctx = siteAndBrowser();
 
@@ -41,8 +41,7 @@ test('stepping is exact, the learning rate changes live, play/pause and reset wo
   await page.click('button[aria-label="Play"]');
   await page.waitForFunction(() => window.concord.state().steps > 0, null, { timeout: 20_000 });
   await page.click('button[aria-label="Pause"]');
-  await page.waitForTimeout(300);
-  const paused = (await state(page)).steps;
+  const paused = await settledSteps(page);
   await page.waitForTimeout(600);
   assert.equal((await state(page)).steps, paused, 'pause stops the runs');
   assert.deepEqual(errors, []);

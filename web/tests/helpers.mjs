@@ -94,3 +94,21 @@ export function siteAndBrowser() {
   });
   return ctx;
 }
+
+/**
+ * The step count once Pause has taken hold: a GPU batch submitted before the click still lands
+ * (it publishes its steps when it is read back, which on a loaded machine can take longer than
+ * a fixed wait). Polls until the count has not changed for 400 ms (at most 20 s) and returns it;
+ * the caller then checks that it stays.
+ */
+export async function settledSteps(page) {
+  const read = () => page.evaluate(() => window.concord.state().steps);
+  let last = await read();
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    await page.waitForTimeout(400);
+    const now = await read();
+    if (now === last || Date.now() > deadline) return now;
+    last = now;
+  }
+}
