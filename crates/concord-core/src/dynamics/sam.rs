@@ -13,11 +13,11 @@ pub const ASAM_ETA: f64 = 0.01;
 
 /// SAM's ε = ρ·g/‖g‖ (0 when g = 0).
 pub fn sam_perturbation(direction: &[f64], rho: f64) -> Vec<f64> {
-    let norm = direction.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if !(norm > 0.0) {
+    let n = norm(direction);
+    if !(n > 0.0) {
         return vec![0.0; direction.len()];
     }
-    direction.iter().map(|g| rho * g / norm).collect()
+    direction.iter().map(|g| rho * g / n).collect()
 }
 
 /// ASAM's ε = ρ·T²g/‖Tg‖ with T = |w| + η where `is_weight` (biases and other entries: T = 1).
@@ -32,20 +32,10 @@ pub fn asam_perturbation(params: &[f64], direction: &[f64], is_weight: &[bool], 
     t.iter().zip(direction).map(|(t, g)| rho * t * t * g / (norm + 1e-16)).collect()
 }
 
-/// cos(a, b), 0 when either is zero (GAQAT's plain-vs-SAM gradient metric).
-pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa > 0.0 && bb > 0.0 {
-        ab / (aa.sqrt() * bb.sqrt())
-    } else {
-        0.0
-    }
-}
+/// cos(a, b), 0 when either is zero (GAQAT's plain-vs-SAM gradient metric): the landscape's
+/// vector helper.
+pub use crate::landscape::vector::cosine;
+use crate::landscape::vector::norm;
 
 #[cfg(test)]
 mod tests {

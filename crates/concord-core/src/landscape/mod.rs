@@ -26,7 +26,7 @@ mod slice;
 mod tests;
 mod toy_surface;
 mod tracking;
-mod vector;
+pub(crate) mod vector;
 
 pub use directions::{
     filter_normalise, gaussian, plane, random_direction, DirectionKind, Plane, PlaneInputs, ORTHOGONALISE_ABOVE,

@@ -63,6 +63,7 @@ use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
 use crate::data::{uniform, DataRng};
 use crate::dynamics::{self, DynamicsRecord};
+use crate::landscape::vector::norm;
 use crate::landscape::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 use crate::metrics::StepMetrics;
 use crate::model::fast::{FastData, FastMlp};
@@ -1311,9 +1312,4 @@ pub fn train_with_progress(config: &TrainConfig, progress: impl FnMut(usize)) ->
     let mut trainer = Trainer::new(config.clone())?;
     trainer.run_to_end(progress);
     Ok(trainer.record())
-}
-
-/// ‖v‖₂.
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
