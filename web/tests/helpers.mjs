@@ -102,6 +102,9 @@ export function siteAndBrowser() {
  * the caller then checks that it stays.
  */
 export async function settledSteps(page) {
+  // After Pause a batch already submitted (its GPU read-back, or its CPU part spread over
+  // frames) still lands; `busy` says one is under way. Wait for it, then for a quiet 400 ms.
+  await page.waitForFunction(() => !window.concord.state().busy, null, { timeout: 30_000 });
   const read = () => page.evaluate(() => window.concord.state().steps);
   let last = await read();
   const deadline = Date.now() + 20_000;

@@ -1646,6 +1646,9 @@ impl SessionInner {
             }),
             "steps": self.steps,
             "playing": self.playing,
+            // A batch is under way (its CPU part, or GPU read-backs not yet landed) or `step(n)`
+            // requests wait: `steps` may still grow although `playing` is false.
+            "busy": self.in_flight > 0 || self.cpu_batch.is_some() || !self.requests.is_empty(),
             "visible": self.visible,
             "lr": s.map(|s| s.lr),
             "optimizer": s.map(|s| s.optimizer.name()),
