@@ -9,7 +9,9 @@
 //! - `sam[=ρ]` (default 0.05), `asam[=ρ]` (default 0.5): the sharpness-aware wrapper;
 //! - `clip=X`: gradient-norm clipping of the update;
 //! - `warmup=N`, `cosine[=T]` (T: the decay's length, default the run's steps);
-//! - `joint`, `alternating`, `sample`, `sequential=N`: the task schedule;
+//! - `joint`, `alternating[=I₁:I₂:…]`, `sample[=W₁:W₂:…]`, `sequential=N`: the task schedule
+//!   (IMP's per-task intervals, e.g. `alternating=1:2` visits task 2 every other pass; sampling
+//!   weights, e.g. `sample=3:1`; `:` because `,` separates the arena's runs in a URL);
 //! - `spikes`: record Adam's spike score every step.
 
 use super::{Dynamics, LrSchedule, SamSpec, TaskSchedule};
@@ -212,9 +214,44 @@ pub fn apply_items(items: &str, optimizer: &mut TrainOptimizer, dynamics: &mut D
                 }
                 dynamics.lr_schedule = LrSchedule::Cosine { min_ratio: 0.0, over };
             }
-            "joint" | "alternating" | "sample" => {
+            "joint" => {
                 no_value()?;
-                dynamics.schedule = TaskSchedule::parse(key, None)?;
+                dynamics.schedule = TaskSchedule::Joint;
+            }
+            "alternating" | "sample" => {
+                // One value per task, `:`-separated; the trainer checks the count against the run.
+                let list = |what: &str| -> Result<Vec<&str>, String> {
+                    let v = value.unwrap_or_default();
+                    let parts: Vec<&str> = v.split(':').map(str::trim).collect();
+                    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+                        return Err(format!("'@{item}': give one {what} per task, separated by ':' (e.g. @{key}=1:2)"));
+                    }
+                    Ok(parts)
+                };
+                dynamics.schedule = match (key, value) {
+                    (_, None) => TaskSchedule::parse(key, None)?,
+                    ("alternating", Some(_)) => {
+                        let iv = list("interval")?
+                            .iter()
+                            .map(|p| p.parse::<usize>().ok().filter(|&i| (1..=super::MAX_INTERVAL).contains(&i)))
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or_else(|| {
+                                format!("'@{item}': each interval must be a whole number 1–{}", super::MAX_INTERVAL)
+                            })?;
+                        TaskSchedule::Alternating { intervals: Some(iv) }
+                    }
+                    _ => {
+                        let w = list("weight")?
+                            .iter()
+                            .map(|p| p.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0))
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or_else(|| format!("'@{item}': each weight must be a number ≥ 0"))?;
+                        if !(w.iter().sum::<f64>() > 0.0) {
+                            return Err(format!("'@{item}': the weights must not all be 0"));
+                        }
+                        TaskSchedule::Sample { weights: Some(w) }
+                    }
+                };
             }
             "sequential" => {
                 let n = count("the steps per task")?;
@@ -240,7 +277,7 @@ pub fn apply_items(items: &str, optimizer: &mut TrainOptimizer, dynamics: &mut D
 
 /// The items that turn `base` (optimizer) and the default dynamics into `optimizer` and
 /// `dynamics` (empty when they are the defaults), without the leading `@`. Parameters the text
-/// form cannot hold (intervals, sampling weights, cosine floors, SPAM's θ) are left out.
+/// form cannot hold (cosine floors, SPAM's θ and β's) are left out.
 pub fn items_text(base: &TrainOptimizer, optimizer: &TrainOptimizer, dynamics: &Dynamics) -> String {
     let mut items: Vec<String> = Vec::new();
     if optimizer.name() != base.name() {
@@ -262,6 +299,12 @@ pub fn items_text(base: &TrainOptimizer, optimizer: &TrainOptimizer, dynamics: &
     match &dynamics.schedule {
         TaskSchedule::Joint => {}
         TaskSchedule::Sequential { switch_every } => items.push(format!("sequential={switch_every}")),
+        TaskSchedule::Alternating { intervals: Some(iv) } => {
+            items.push(format!("alternating={}", iv.iter().map(usize::to_string).collect::<Vec<_>>().join(":")))
+        }
+        TaskSchedule::Sample { weights: Some(w) } => {
+            items.push(format!("sample={}", w.iter().map(f64::to_string).collect::<Vec<_>>().join(":")))
+        }
         s => items.push(s.name().into()),
     }
     if dynamics.spikes {
@@ -284,6 +327,9 @@ mod tests {
             "sequential=150",
             "warmup=20@cosine=400",
             "alternating",
+            "alternating=1:2",
+            "sample=3:1",
+            "sample=0.25:0:0.75",
             "sgd@sam=0.1",
         ] {
             let (mut opt, mut dynamics) = (base, Dynamics::default());
@@ -308,9 +354,19 @@ mod tests {
             "cagrad:c=0.3@asam=0.2@clip=1",
             "mean@spam@spikes",
             "mean@sequential=150",
+            "mean@alternating=1:2",
+            "mean@sample=3:1",
         ] {
             assert_eq!(RunSpec::parse(text).unwrap().to_text(), text);
         }
+        // The intervals and weights reach the config; the trainer checks their count.
+        let c = RunSpec::parse("mean@alternating=1:3").unwrap().config(&base_config());
+        assert_eq!(c.dynamics.schedule, TaskSchedule::Alternating { intervals: Some(vec![1, 3]) });
+        let c = RunSpec::parse("mean@sample=3:1").unwrap().config(&base_config());
+        assert_eq!(c.dynamics.schedule, TaskSchedule::Sample { weights: Some(vec![3.0, 1.0]) });
+        let three = RunSpec::parse("mean@alternating=1:2:3").unwrap().config(&base_config());
+        let err = crate::train::Trainer::new(three).err().expect("three intervals for two tasks");
+        assert!(err.contains("one per task"), "{err}");
         let base = crate::train::preset("xor-conflict").unwrap();
         let spec = RunSpec::parse("pcgrad@spam@warmup=5").unwrap();
         let c = spec.config(&base);
@@ -319,6 +375,10 @@ mod tests {
         assert_eq!(c.method.to_text(), "pcgrad");
         assert_eq!(RunSpec::parse("mean@sam").unwrap().label(), "Mean · SAM ρ=0.05");
         assert!(RunSpec::parse("mean@bogus").unwrap_err().contains("unknown run option"));
+    }
+
+    fn base_config() -> TrainConfig {
+        crate::train::preset("xor-conflict").unwrap()
     }
 
     #[test]
@@ -334,6 +394,13 @@ mod tests {
             ("sgd=3", "takes no value"),
             ("spam=0", "at least 1"),
             ("warmup=ten", "whole number"),
+            ("alternating=2", "one interval per task"),
+            ("alternating=1:0", "1–16"),
+            ("alternating=1:x", "1–16"),
+            ("sample=1:", "one weight per task"),
+            ("sample=1:-1", "≥ 0"),
+            ("sample=0:0", "not all be 0"),
+            ("joint=1", "takes no value"),
         ] {
             let (mut opt, mut dynamics) = (base, Dynamics::default());
             let err = apply_items(text, &mut opt, &mut dynamics).unwrap_err();
