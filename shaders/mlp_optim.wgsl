@@ -13,16 +13,30 @@
 // from then on tick and update do nothing, so the parameters stay at the last finite state and t
 // counts the steps taken. The host reads the lowest bit, which is the CPU trainer's first failing
 // check, and words it as the CPU does.
+//
+// Training dynamics (concord-core `dynamics`, `op.dynamics` = 1): `optim_prepare` (one
+// workgroup, first in the step) reduces ‖d‖₂ over the whole update (trunk d and the heads'
+// gradients, as `dynamics::clip_by_norm`), and writes this step's constants into the step state:
+// the scheduled lr·f(s), the clip factor min(1, c/(‖d‖ + 1e-6)), SPAM's step size s·α, its
+// reset/clip flags and θ, and the spike score's bias correction 1 − β₂ᶜ (0: no score). Check and
+// update both read them, so the halt check sees the clipped update at the scheduled rate, as the
+// CPU trainer's. SPAM (MOPT_SPAM, optim/spam.rs): on a reset step m, v read as 0; where the clip
+// is on, g² > θ·v clips g to sign(g)·√(θ·v); x ← x − s·α·m/(√v + eps). The step's DYN words
+// after the history slot's test losses: ‖d‖ (f32 bits), clipped (0/1), the spike score
+// (f32 bits + 1 of max |g|/√v̂, atomicMax; 0: none), the coordinates SPAM clipped (atomicAdd),
+// SAM's cos(d₀, d) (reserved).
 // requires: mlp_index.wgsl
 
 const MOPT_ADAM: u32 = 0u;
 const MOPT_SGD: u32 = 1u;
+const MOPT_SPAM: u32 = 2u;
 
 struct MlpOptParams {
     kind: u32,
     len: u32,
     groups_x: u32,
-    _pad: u32,
+    // 1: lr, clip factor and SPAM's constants come from the step state (optim_prepare).
+    dynamics: u32,
     lr: f32,
     beta1: f32,
     beta2: f32,
@@ -36,7 +50,8 @@ struct MlpOptParams {
 @group(0) @binding(0) var<storage, read_write> o_params: array<f32>;
 @group(0) @binding(1) var<storage, read> o_grad: array<f32>;
 // First moment (or SGD's momentum buffer) at [k], second moment at [len + k], then the step
-// state [t (as f32), q₁, q₂, unused] at [2·len …] (one buffer: WebGPU's baseline allows 4
+// state [t (as f32), q₁, q₂, unused, then optim_prepare's: lr·f(s), clip factor, SPAM's s·α,
+// SPAM flags (1 reset, 2 clip), θ, the spike correction, m, unused] at [2·len …] (one buffer: WebGPU's baseline allows 4
 // storage buffers per stage, and optim_check needs all of them).
 @group(0) @binding(2) var<storage, read_write> o_moments: array<f32>;
 // [reason bits (HALT_*), 1 + the step that set them (0: running), that step's m losses and m
@@ -72,37 +87,71 @@ struct OptNext {
     x: f32,
     m: f32,
     v: f32,
+    // SPAM: the spike clip changed this coordinate's gradient.
+    clipped: bool,
+}
+
+// The step state's word i (see binding 2).
+fn step_state(i: u32) -> f32 {
+    return o_moments[2u * op.len + i];
+}
+
+// The update entry k as the optimizer takes it: clipped by optim_prepare's factor.
+fn step_grad(k: u32) -> f32 {
+    if op.dynamics != 0u {
+        return o_grad[k] * step_state(5u);
+    }
+    return o_grad[k];
 }
 
 // Parameter k after one step on gradient g, with the step state (t, q₁, q₂) already advanced.
-fn optim_next(k: u32, g: f32, t: f32, q1: f32, q2: f32) -> OptNext {
+fn optim_next(k: u32, g_in: f32, t: f32, q1: f32, q2: f32) -> OptNext {
     var x = o_params[k];
+    var g = g_in;
+    var lr = op.lr;
+    if op.dynamics != 0u {
+        lr = step_state(4u);
+    }
     if op.weight_decay != 0.0 {
-        x *= 1.0 - op.lr * op.weight_decay;
+        x *= 1.0 - lr * op.weight_decay;
+    }
+    if op.kind == MOPT_SPAM {
+        let flags = u32(step_state(7u));
+        var m0 = o_moments[k];
+        var v0 = o_moments[op.len + k];
+        if (flags & 1u) != 0u {
+            m0 = 0.0;
+            v0 = 0.0;
+        }
+        var clipped = false;
+        let bound = step_state(8u) * v0;
+        if (flags & 2u) != 0u && g * g > bound {
+            g = sign(g) * sqrt(bound);
+            clipped = true;
+        }
+        let m = op.beta1 * m0 + op.one_minus_beta1 * g;
+        let v = op.beta2 * v0 + op.one_minus_beta2 * g * g;
+        return OptNext(x - step_state(6u) * m / (sqrt(v) + op.eps), m, v, clipped);
     }
     if op.kind == MOPT_ADAM {
         let m = op.beta1 * o_moments[k] + op.one_minus_beta1 * g;
         let v = op.beta2 * o_moments[op.len + k] + op.one_minus_beta2 * g * g;
         let denom = sqrt(v) / sqrt(q2) + op.eps;
-        return OptNext(x - (op.lr / q1) * m / denom, m, v);
+        return OptNext(x - (lr / q1) * m / denom, m, v, false);
     }
     if op.momentum == 0.0 {
-        return OptNext(x - op.lr * g, 0.0, 0.0);
+        return OptNext(x - lr * g, 0.0, 0.0, false);
     }
     // The first step seeds the momentum buffer with the gradient itself.
     var buf = g;
     if t > 1.5 {
         buf = op.momentum * o_moments[k] + g;
     }
-    return OptNext(x - op.lr * buf, buf, 0.0);
+    return OptNext(x - lr * buf, buf, 0.0, false);
 }
 
 fn halted() -> bool {
     return atomicLoad(&o_check[0]) != 0u;
-}
-
-fn step_state(i: u32) -> f32 {
-    return o_moments[2u * op.len + i];
 }
 
 fn check_in(i: u32) -> f32 {
@@ -120,14 +169,35 @@ fn optim_tick() {
     o_moments[s + 2u] = o_moments[s + 2u] + op.one_minus_beta2 * (1.0 - o_moments[s + 2u]);
 }
 
+// The step's first DYN word (after the history slot's test losses).
+fn dyn_at(m: u32) -> u32 {
+    return CHECK_IN + 3u * m + 1u + m * m;
+}
+
 @compute @workgroup_size(256)
 fn optim_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let k = flat_index(wid, lid, op.groups_x);
     if k >= op.len || halted() {
         return;
     }
-    let n = optim_next(k, o_grad[k], step_state(0u), step_state(1u), step_state(2u));
-    if op.kind == MOPT_ADAM {
+    let g = step_grad(k);
+    if op.dynamics != 0u {
+        // The spike score max |g|/√v̂ over v > 0, v before this step (optim.rs `spike_score`).
+        let correction = step_state(9u);
+        let v_old = o_moments[op.len + k];
+        if correction > 0.0 && v_old > 0.0 {
+            let score = bitcast<u32>(abs(g) / sqrt(v_old / correction)) + 1u;
+            let at = dyn_at(u32(step_state(10u)));
+            if score > atomicLoad(&o_check[at + 2u]) {
+                atomicMax(&o_check[at + 2u], score);
+            }
+        }
+    }
+    let n = optim_next(k, g, step_state(0u), step_state(1u), step_state(2u));
+    if n.clipped {
+        atomicAdd(&o_check[dyn_at(u32(step_state(10u))) + 3u], 1u);
+    }
+    if op.kind == MOPT_ADAM || op.kind == MOPT_SPAM {
         o_moments[k] = n.m;
         o_moments[op.len + k] = n.v;
     } else if op.momentum != 0.0 {
@@ -174,7 +244,7 @@ fn optim_check(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             let t = step_state(0u) + 1.0;
             let q1 = step_state(1u) + op.one_minus_beta1 * (1.0 - step_state(1u));
             let q2 = step_state(2u) + op.one_minus_beta2 * (1.0 - step_state(2u));
-            if !mopt_finite(optim_next(k, g, t, q1, q2).x) {
+            if !mopt_finite(optim_next(k, step_grad(k), t, q1, q2).x) {
                 bits |= HALT_PARAMS;
             }
         }
@@ -189,4 +259,66 @@ fn optim_check(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             atomicStore(&o_check[34u + i], atomicLoad(&o_check[CHECK_IN + 2u * m + 1u + m * m + i]));
         }
     }
+}
+
+// optim_prepare's per-step constants (see the header), computed on the host in f64 as the CPU
+// trainer's.
+struct MlpPrepParams {
+    tasks: u32,
+    len: u32,
+    clip: u32,
+    spam_flags: u32,
+    clip_norm: f32,
+    lr_now: f32,
+    spam_step: f32,
+    threshold: f32,
+    spike_correction: f32,
+    _p0: f32,
+    _p1: f32,
+    _p2: f32,
+}
+
+@group(0) @binding(6) var<uniform> pp: MlpPrepParams;
+
+var<workgroup> prep_sum: array<f32, 256>;
+
+// One workgroup, before the step's check: ‖d‖² strided over the update, then a fixed tree (the
+// same order every run), and the step's constants into the step state and its DYN words.
+@compute @workgroup_size(256)
+fn optim_prepare(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    for (var k = li; k < pp.len; k += 256u) {
+        let g = o_grad[k];
+        acc += g * g;
+    }
+    prep_sum[li] = acc;
+    workgroupBarrier();
+    for (var w = 128u; w > 0u; w >>= 1u) {
+        if li < w {
+            prep_sum[li] += prep_sum[li + w];
+        }
+        workgroupBarrier();
+    }
+    if li != 0u {
+        return;
+    }
+    let norm = sqrt(prep_sum[0]);
+    var coef = 1.0;
+    if pp.clip != 0u {
+        // torch's clip_grad_norm_ (dynamics::clip_by_norm).
+        coef = min(1.0, pp.clip_norm / (norm + 1e-6));
+    }
+    let s = 2u * pp.len;
+    o_moments[s + 4u] = pp.lr_now;
+    o_moments[s + 5u] = coef;
+    o_moments[s + 6u] = pp.spam_step;
+    o_moments[s + 7u] = f32(pp.spam_flags);
+    o_moments[s + 8u] = pp.threshold;
+    o_moments[s + 9u] = pp.spike_correction;
+    o_moments[s + 10u] = f32(pp.tasks);
+    let at = dyn_at(pp.tasks);
+    atomicStore(&o_check[at], bitcast<u32>(norm));
+    atomicStore(&o_check[at + 1u], select(0u, 1u, coef < 1.0));
+    atomicStore(&o_check[at + 2u], 0u);
+    atomicStore(&o_check[at + 3u], 0u);
 }

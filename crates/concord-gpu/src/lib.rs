@@ -37,6 +37,7 @@ pub mod bench;
 mod gpu;
 pub mod kernels;
 pub mod shaders;
+mod step_dynamics;
 pub mod toy_backend;
 pub mod trainer;
 

@@ -58,12 +58,32 @@ pub struct GpuToy {
     stopped: bool,
 }
 
+/// The fused toy kernel (toy_trajectory.wgsl) has none of the training dynamics, SPAM
+/// included (the MLP trainer's `TrainConfig::gpu_unsupported_dynamics` is narrower): a message
+/// naming what the run asks for, or `None`.
+fn toy_unsupported_dynamics(config: &TrainConfig) -> Option<String> {
+    let mut what = Vec::new();
+    if matches!(config.optimizer, concord_core::train::TrainOptimizer::Spam(_)) {
+        what.push("the SPAM optimizer".to_string());
+    }
+    if !config.dynamics.is_default() {
+        what.push(format!("the training dynamics '{}'", config.dynamics.label()));
+    }
+    (!what.is_empty()).then(|| {
+        format!(
+            "{} {} no kernel in the GPU toy yet; use the CPU backend",
+            what.join(" and "),
+            if what.len() == 1 { "has" } else { "have" }
+        )
+    })
+}
+
 impl GpuToy {
     /// Validates the config as the CPU trainer does, plus what the GPU toy supports: toy data,
     /// a method of the GPU table, no loss weighting or `ew`, SGD / Adam / AdamW.
     pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<GpuToy, GpuError> {
         config.validate().map_err(GpuError::Unsupported)?;
-        if let Some(msg) = config.gpu_unsupported_dynamics() {
+        if let Some(msg) = toy_unsupported_dynamics(&config) {
             return Err(GpuError::Unsupported(msg));
         }
         let DataSource::Toy { problem, start } = config.data else {

@@ -32,12 +32,16 @@ use concord_core::train::{
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
-use crate::kernels::mlp::{grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, HALT_REASONS};
+use crate::kernels::mlp::{
+    grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, HALT_REASONS, STEP_STATE,
+};
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall};
 use crate::kernels::{combine, gram, MAX_TASKS};
+use crate::step_dynamics::{records_dynamics, DynamicsClock, HostDynamics};
 use crate::{Gpu, GpuError};
+use concord_core::dynamics::DynamicsRecord;
 
 const RW: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
@@ -67,10 +71,14 @@ pub(crate) fn gpu_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> 
 pub const MAX_STEPS_PER_SUBMISSION: usize = 1000;
 
 /// Floats per recorded step in the history buffer: losses (m), weights + completion flag
-/// (m + 1), G (m²), test losses (m).
+/// (m + 1), G (m²), test losses (m), then the dynamics words (`DYN_WORDS`).
 fn slot_len(m: usize) -> usize {
-    m + (m + 1) + m * m + m
+    m + (m + 1) + m * m + m + DYN_WORDS
 }
+
+/// A slot's dynamics words (mlp_optim.wgsl's header): ‖d‖, clipped, the spike score (bits + 1,
+/// 0 = none), SPAM's clipped coordinates, SAM's cos(d₀, d).
+const DYN_WORDS: usize = 5;
 
 /// The head of `optim_check`'s buffer, in u32s: reason bits, 1 + the step, that step's losses
 /// and test losses (MAX_TASKS slots each); its inputs follow (mlp_optim.wgsl's CHECK_IN).
@@ -81,8 +89,9 @@ struct Pending {
     /// The halt words as the chunk left them (HALT_WORDS), then the recorded slots.
     staging: wgpu::Buffer,
     floats: usize,
-    /// (step index, evaluated test losses) per recorded slot, in slot order.
-    slots: Vec<(usize, bool)>,
+    /// (step index, evaluated test losses, the host's part of its dynamics record) per recorded
+    /// slot, in slot order.
+    slots: Vec<(usize, bool, Option<HostDynamics>)>,
 }
 
 /// The multi-task trainer on the GPU; the same API shape as `concord_core::train::Trainer`
@@ -112,6 +121,9 @@ pub struct GpuTrainer {
     train_eval: ForwardGraph,
     test_eval: Option<ForwardGraph>,
     opt_params: OptParams,
+    /// The optimizer's counters for the per-step dynamics constants (`step_dynamics`); used
+    /// when the run records dynamics (`records_dynamics`).
+    clock: DynamicsClock,
     opt_tick: Dispatch,
     opt_update: Dispatch,
     /// `optim_check`'s verdict (HALT_WORDS; once set, no step changes the parameters), then its
@@ -194,8 +206,8 @@ impl GpuTrainer {
         let pipes = MlpPipelines::new(&gpu);
         let p32: Vec<f32> = cpu.params().iter().map(|&v| v as f32).collect();
         let params = gpu.storage_init("params", bytemuck::cast_slice(&p32), RW);
-        // The moments, then the step state (t, q₁, q₂, unused): see mlp_optim.wgsl.
-        let moments = gpu.buffer("optimizer moments", ((2 * total + 4) * 4) as u64, RW);
+        // The moments, then the step state (t, q₁, q₂, …): see mlp_optim.wgsl.
+        let moments = gpu.buffer("optimizer moments", ((2 * total + STEP_STATE) * 4) as u64, RW);
         let x_all = gpu.storage_init("train x", bytemuck::cast_slice(&matrix_f32(train_x)), RW);
         let y_all = gpu.storage_init("train y", bytemuck::cast_slice(&shape.target_table(train_y, n_train)), RW);
         let full = sampler.is_full_batch();
@@ -213,7 +225,7 @@ impl GpuTrainer {
             ForwardGraph::new(&gpu, &pipes, &shape, tx.nrows(), &x, &y, &params)
         });
         let check = gpu.buffer("step check", ((HALT_WORDS + slot_len(m)) * 4) as u64, RW);
-        let opt_params = OptParams::new(&config.optimizer, total);
+        let opt_params = opt_params(&config, total);
         let (opt_tick, opt_update) =
             optimizer_dispatches(&gpu, &pipes, &opt_params, &params, &update, &moments, &check);
         let task_names = cpu.task_names().to_vec();
@@ -244,6 +256,7 @@ impl GpuTrainer {
             train_eval,
             test_eval,
             opt_params,
+            clock: DynamicsClock::default(),
             opt_tick,
             opt_update,
             check,
@@ -318,7 +331,7 @@ impl GpuTrainer {
             return Err(GpuError::Unsupported(format!("the learning rate must be a positive finite number, got {lr}")));
         }
         self.config.optimizer = self.config.optimizer.with_lr(lr);
-        self.opt_params = OptParams::new(&self.config.optimizer, self.shape.total_len);
+        self.opt_params = opt_params(&self.config, self.shape.total_len);
         let (tick, update) = optimizer_dispatches(
             &self.gpu,
             &self.pipes,
@@ -450,6 +463,25 @@ impl GpuTrainer {
                 encoder.copy_buffer_to_buffer(&test.losses, 0, &self.check, c + f(2 * m + 1 + m * m), f(m));
                 tested = true;
             }
+            // The dynamics' constants and ‖d‖ before the check, which sees the clipped update.
+            let host_dyn = if self.opt_params.dynamics != 0 {
+                let (prep, host) = self.clock.next(&self.config, step, m, self.shape.total_len);
+                let prepare = Dispatch::with_bindings(
+                    &gpu,
+                    &self.pipes.optim_prepare,
+                    &[(1, &self.update), (2, &self.moments), (3, &self.check)],
+                    &[(6, bytemuck::bytes_of(&prep))],
+                    (1, 1),
+                );
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("step dynamics"),
+                    timestamp_writes: None,
+                });
+                prepare.record(&mut pass);
+                Some(host)
+            } else {
+                None
+            };
             let check = CheckParams { step: step as u32, tasks: m as u32, shared_len: n as u32, tested: tested as u32 };
             let check = Dispatch::with_bindings(
                 &gpu,
@@ -465,10 +497,6 @@ impl GpuTrainer {
                 });
                 check.record(&mut pass);
             }
-            if let Some(slot_idx) = record_slot {
-                encoder.copy_buffer_to_buffer(&self.check, c, &staging, f(HALT_WORDS + slot_idx * slot), f(slot));
-                slots.push((step, tested));
-            }
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("optimizer"),
@@ -476,6 +504,11 @@ impl GpuTrainer {
                 });
                 self.opt_tick.record(&mut pass);
                 self.opt_update.record(&mut pass);
+            }
+            // After the update: its spike score and SPAM's clip count are in the slot.
+            if let Some(slot_idx) = record_slot {
+                encoder.copy_buffer_to_buffer(&self.check, c, &staging, f(HALT_WORDS + slot_idx * slot), f(slot));
+                slots.push((step, tested, host_dyn));
             }
             last_gram = Some(gram_buf);
         }
@@ -503,7 +536,7 @@ impl GpuTrainer {
             let (halt, data) = back.split_at(HALT_WORDS);
             let halt: Vec<u32> = halt.iter().map(|x| x.to_bits()).collect();
             let halted_at = (halt[0] != 0).then(|| halt[1] as usize - 1);
-            for (i, &(step, tested)) in p.slots.iter().enumerate() {
+            for (i, &(step, tested, host_dyn)) in p.slots.iter().enumerate() {
                 if halted_at.is_some_and(|at| step >= at) {
                     break;
                 }
@@ -519,6 +552,7 @@ impl GpuTrainer {
                     break;
                 }
                 let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
+                let dynamics = host_dyn.map(|h| dynamics_record(h, &v[3 * m + 1 + m * m..slot]));
                 let w = DVector::from_vec(weights.clone());
                 self.history.push(StepRecord {
                     step,
@@ -526,11 +560,11 @@ impl GpuTrainer {
                     loss_weights: self.ew.then(|| vec![1.0; m]),
                     aggregator_weights: Some(weights),
                     metrics: StepMetrics::from_gram(&gram, &w, None),
-                    test_losses: tested.then(|| f64s(2 * m + 1 + m * m..slot)),
+                    test_losses: tested.then(|| f64s(2 * m + 1 + m * m..3 * m + 1 + m * m)),
                     moe: None,
                     samples: None,
                     sample_stage: None,
-                    dynamics: None,
+                    dynamics,
                 });
             }
             if let (None, Some(at)) = (&self.error, halted_at) {
@@ -816,6 +850,29 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
         _ => what.to_string(),
     };
     format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
+}
+
+/// The optimizer kernels' parameters for a run: `dynamics` on when it records them (SPAM's
+/// constants, the schedule and the clip come from `optim_prepare` then).
+fn opt_params(config: &TrainConfig, total: usize) -> OptParams {
+    let mut p = OptParams::new(&config.optimizer, total);
+    p.dynamics = u32::from(records_dynamics(config));
+    p
+}
+
+/// A recorded step's `DynamicsRecord`: the host's lr and reset, the GPU's words (`DYN_WORDS`).
+fn dynamics_record(host: HostDynamics, words: &[f32]) -> DynamicsRecord {
+    let score = words[2].to_bits();
+    DynamicsRecord {
+        lr: host.lr,
+        grad_norm: f64::from(words[0]),
+        clipped: words[1].to_bits() != 0,
+        task: None,
+        sam_cosine: None,
+        spike_score: (score != 0).then(|| f64::from(f32::from_bits(score - 1))),
+        spikes_clipped: words[3].to_bits() as usize,
+        reset: host.reset,
+    }
 }
 
 fn optimizer_dispatches(

@@ -66,7 +66,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("mlp_loss.wgsl", vec!["task_loss"]),
         ("mlp_weight_grad.wgsl", vec!["weight_grad"]),
         ("mlp_backprop.wgsl", vec!["backprop"]),
-        ("mlp_optim.wgsl", vec!["optim_tick", "optim_update"]),
+        ("mlp_optim.wgsl", vec!["optim_tick", "optim_update", "optim_check", "optim_prepare"]),
         ("moe_gate.wgsl", vec!["moe_gate"]),
         ("moe_select.wgsl", vec!["moe_select"]),
         ("moe_capacity.wgsl", vec!["moe_capacity"]),

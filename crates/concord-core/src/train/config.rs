@@ -337,22 +337,18 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
 }
 
 impl TrainConfig {
-    /// What of this run the GPU step cannot do yet (SPAM, SAM/ASAM, clipping, lr schedules, a
-    /// one-task schedule): a message naming it, or `None`.
+    /// What of this run the GPU trainer cannot do yet (SAM/ASAM, a one-task schedule): a
+    /// message naming it, or `None`. SPAM, clipping, the lr warm-up and cosine and the spike
+    /// score run on the GPU (`concord-gpu`'s `GpuTrainer`; its fused toy kernel has none of them
+    /// and refuses on its own).
     pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
-        let mut what = Vec::new();
-        if matches!(self.optimizer, TrainOptimizer::Spam(_)) {
-            what.push("the SPAM optimizer".to_string());
-        }
-        if !self.dynamics.is_default() {
-            what.push(format!("the training dynamics '{}'", self.dynamics.label()));
-        }
-        (!what.is_empty()).then(|| {
-            format!(
-                "{} {} no GPU kernel yet; use the CPU backend",
-                what.join(" and "),
-                if what.len() == 1 { "has" } else { "have" }
-            )
+        let unsupported = crate::dynamics::Dynamics {
+            sam: self.dynamics.sam,
+            schedule: self.dynamics.schedule.clone(),
+            ..Default::default()
+        };
+        (!unsupported.is_default()).then(|| {
+            format!("the training dynamics '{}' has no GPU kernel yet; use the CPU backend", unsupported.label())
         })
     }
 }

@@ -21,6 +21,7 @@ pub(crate) struct MlpPipelines {
     pub optim_tick: wgpu::ComputePipeline,
     pub optim_update: wgpu::ComputePipeline,
     pub optim_check: wgpu::ComputePipeline,
+    pub optim_prepare: wgpu::ComputePipeline,
 }
 
 impl MlpPipelines {
@@ -36,6 +37,7 @@ impl MlpPipelines {
             optim_tick: make("mlp_optim.wgsl", "optim_tick"),
             optim_update: make("mlp_optim.wgsl", "optim_update"),
             optim_check: make("mlp_optim.wgsl", "optim_check"),
+            optim_prepare: make("mlp_optim.wgsl", "optim_prepare"),
         }
     }
 }
@@ -225,7 +227,8 @@ pub(crate) struct OptParams {
     pub kind: u32,
     pub len: u32,
     pub groups_x: u32,
-    pub _pad: u32,
+    /// 1: the step's lr, clip factor and SPAM constants come from `optim_prepare`.
+    pub dynamics: u32,
     pub lr: f32,
     pub beta1: f32,
     pub beta2: f32,
@@ -245,7 +248,7 @@ impl OptParams {
             kind: 0,
             len: len as u32,
             groups_x,
-            _pad: 0,
+            dynamics: 0,
             lr: opt.lr() as f32,
             beta1: 0.0,
             beta2: 0.0,
@@ -269,11 +272,35 @@ impl OptParams {
             T::Sgd { momentum, .. } => OptParams { kind: 1, momentum: momentum as f32, ..base },
             T::Adam { beta1, beta2, eps, .. } => adam(beta1, beta2, eps, 0.0),
             T::AdamW { beta1, beta2, eps, weight_decay, .. } => adam(beta1, beta2, eps, weight_decay),
-            // Refused before a kernel is built (`TrainConfig::gpu_unsupported_dynamics`,
-            // `optimizer_steps`); Adam's numbers would be the nearest, never used.
-            T::Spam(p) => adam(p.beta1, p.beta2, p.eps, 0.0),
+            // Its per-step constants (s·α, flags, θ) come from `optim_prepare` (`PrepParams`).
+            T::Spam(p) => OptParams { kind: 2, dynamics: 1, ..adam(p.beta1, p.beta2, p.eps, 0.0) },
         }
     }
+}
+
+/// Floats of the optimizer's step state after the moments (mlp_optim.wgsl's binding 2).
+pub(crate) const STEP_STATE: usize = 12;
+
+/// `shaders/mlp_optim.wgsl`'s MlpPrepParams: `optim_prepare`'s constants for one step.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct PrepParams {
+    pub tasks: u32,
+    pub len: u32,
+    /// 1 when the run clips at `clip_norm`.
+    pub clip: u32,
+    /// SPAM: 1 = reset the moments on this step, 2 = the spike clip is on.
+    pub spam_flags: u32,
+    pub clip_norm: f32,
+    /// The scheduled learning rate lr·f(s).
+    pub lr_now: f32,
+    /// SPAM's s·α = s·lr·f(s)·√(1 − β₂ᵗ)/(1 − β₁ᵗ).
+    pub spam_step: f32,
+    /// SPAM's θ.
+    pub threshold: f32,
+    /// 1 − β₂ᶜ for the spike score (0: no score on this step).
+    pub spike_correction: f32,
+    pub _pad: [f32; 3],
 }
 
 /// The kernel code of an activation (`mlp_activation.wgsl`).
