@@ -94,6 +94,13 @@ pub struct TrainArgs {
     /// --schedule sequential: the steps each task trains before the next one takes over.
     #[arg(long, value_name = "N")]
     switch_every: Option<usize>,
+    /// --schedule alternating: each task's interval (IMP's weighted round robin: pass p visits
+    /// task t when p is a multiple of its interval; 1,2 trains task 2 every other pass).
+    #[arg(long, value_name = "I,I,…", value_delimiter = ',')]
+    task_intervals: Option<Vec<usize>>,
+    /// --schedule sample: each task's sampling weight (uniform without it).
+    #[arg(long, value_name = "W,W,…", value_delimiter = ',', allow_hyphen_values = true)]
+    task_weights: Option<Vec<f64>>,
     /// Where the steps run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
@@ -352,6 +359,19 @@ fn apply_dynamics(a: &TrainArgs, config: &mut TrainConfig) -> Result<(), UsageEr
             _ => return Err(UsageError("--switch-every needs --schedule sequential".into())),
         },
         (None, None) => {}
+    }
+    // The per-task numbers of the two one-task schedules (the trainer checks their count).
+    if let Some(iv) = &a.task_intervals {
+        match &mut config.dynamics.schedule {
+            TaskSchedule::Alternating { intervals } => *intervals = Some(iv.clone()),
+            _ => return Err(UsageError("--task-intervals is for --schedule alternating".into())),
+        }
+    }
+    if let Some(w) = &a.task_weights {
+        match &mut config.dynamics.schedule {
+            TaskSchedule::Sample { weights } => *weights = Some(w.clone()),
+            _ => return Err(UsageError("--task-weights is for --schedule sample".into())),
+        }
     }
     Ok(())
 }
