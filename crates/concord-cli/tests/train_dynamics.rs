@@ -240,19 +240,44 @@ fn bad_dynamics_flags_exit_2_with_a_message() {
     }
 }
 
-/// The GPU trainers have no kernels for these: the user reads why and what to do.
+/// What the GPU trainers have no kernels for (SAM, a one-task schedule; the fused toy kernel
+/// has no dynamics at all): the user reads why and what to do.
 #[test]
 fn gpu_backend_refuses_dynamics_with_a_message() {
     for args in [
         &["--preset", "xor-conflict", "--optimizer", "sam"][..],
-        &["--preset", "xor-conflict", "--optimizer", "spam"],
-        &["--preset", "xor-conflict", "--clip-norm", "1"],
+        &["--preset", "xor-conflict", "--schedule", "sequential", "--switch-every", "2"],
         &["--problem", "cagrad-toy", "--schedule", "alternating"],
+        &["--problem", "cagrad-toy", "--clip-norm", "1"],
+        &["--problem", "cagrad-toy", "--optimizer", "spam"],
     ] {
         let out = concord(&[&["train", "--backend", "gpu", "--steps", "5"][..], args].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("use the CPU backend"), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+}
+
+/// SPAM, clipping, the warm-up and cosine and the spike score train on the GPU trainer (issue
+/// 18's parity; concord-gpu's tests/dynamics_parity.rs checks the numbers): the record's steps
+/// carry the same dynamics fields as the CPU's, with the same lr and resets.
+#[test]
+fn gpu_backend_trains_spam_clipping_and_schedules() {
+    let dir = temp_dir("gpu");
+    let args =
+        ["--optimizer", "spam", "--clip-norm", "0.25", "--warmup", "3", "--lr-schedule", "cosine", "--steps", "24"];
+    let (cpu, gpu) = (dir.join("cpu.json"), dir.join("gpu.json"));
+    run_xor(&[&args[..], &["--backend", "cpu"]].concat(), &cpu);
+    run_xor(&[&args[..], &["--backend", "gpu"]].concat(), &gpu);
+    let (c, g) = (record(&cpu), record(&gpu));
+    let (ch, gh) = (c["history"].as_array().unwrap(), g["history"].as_array().unwrap());
+    assert_eq!(ch.len(), 24);
+    assert_eq!(gh.len(), 24);
+    for (a, b) in ch.iter().zip(gh) {
+        let (da, db) = (&a["dynamics"], &b["dynamics"]);
+        assert_eq!(da["lr"], db["lr"], "step {}", a["step"]);
+        let (na, nb) = (da["grad_norm"].as_f64().unwrap(), db["grad_norm"].as_f64().unwrap());
+        assert!((na - nb).abs() <= 1e-3 * na.abs() + 1e-6, "step {}: ‖d‖ {na} vs {nb}", a["step"]);
     }
 }
