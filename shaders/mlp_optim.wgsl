@@ -24,7 +24,7 @@
 // is on, g² > θ·v clips g to sign(g)·√(θ·v); x ← x − s·α·m/(√v + eps). The step's DYN words
 // after the history slot's test losses: ‖d‖ (f32 bits), clipped (0/1), the spike score
 // (f32 bits + 1 of max |g|/√v̂, atomicMax; 0: none), the coordinates SPAM clipped (atomicAdd),
-// SAM's cos(d₀, d) (reserved).
+// SAM's cos(d₀, d) (mlp_sam.wgsl).
 // requires: mlp_index.wgsl
 
 const MOPT_ADAM: u32 = 0u;

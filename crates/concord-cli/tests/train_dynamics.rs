@@ -240,13 +240,13 @@ fn bad_dynamics_flags_exit_2_with_a_message() {
     }
 }
 
-/// What the GPU trainers have no kernels for (SAM, a one-task schedule; the fused toy kernel
-/// has no dynamics at all): the user reads why and what to do.
+/// What the GPU trainers have no kernels for (a one-task schedule; the fused toy kernel has no
+/// dynamics at all): the user reads why and what to do.
 #[test]
 fn gpu_backend_refuses_dynamics_with_a_message() {
     for args in [
-        &["--preset", "xor-conflict", "--optimizer", "sam"][..],
-        &["--preset", "xor-conflict", "--schedule", "sequential", "--switch-every", "2"],
+        &["--preset", "xor-conflict", "--schedule", "sequential", "--switch-every", "2"][..],
+        &["--problem", "cagrad-toy", "--optimizer", "sam"],
         &["--problem", "cagrad-toy", "--schedule", "alternating"],
         &["--problem", "cagrad-toy", "--clip-norm", "1"],
         &["--problem", "cagrad-toy", "--optimizer", "spam"],
@@ -259,25 +259,35 @@ fn gpu_backend_refuses_dynamics_with_a_message() {
     }
 }
 
-/// SPAM, clipping, the warm-up and cosine and the spike score train on the GPU trainer (issue
-/// 18's parity; concord-gpu's tests/dynamics_parity.rs checks the numbers): the record's steps
-/// carry the same dynamics fields as the CPU's, with the same lr and resets.
+/// SAM, SPAM, clipping, the warm-up and cosine and the spike score train on the GPU trainer
+/// (issue 18's parity; concord-gpu's tests/dynamics_parity.rs checks the numbers): the record's
+/// steps carry the same dynamics fields as the CPU's, with the same lr and resets.
 #[test]
-fn gpu_backend_trains_spam_clipping_and_schedules() {
+fn gpu_backend_trains_sam_spam_clipping_and_schedules() {
     let dir = temp_dir("gpu");
-    let args =
-        ["--optimizer", "spam", "--clip-norm", "0.25", "--warmup", "3", "--lr-schedule", "cosine", "--steps", "24"];
-    let (cpu, gpu) = (dir.join("cpu.json"), dir.join("gpu.json"));
-    run_xor(&[&args[..], &["--backend", "cpu"]].concat(), &cpu);
-    run_xor(&[&args[..], &["--backend", "gpu"]].concat(), &gpu);
-    let (c, g) = (record(&cpu), record(&gpu));
-    let (ch, gh) = (c["history"].as_array().unwrap(), g["history"].as_array().unwrap());
-    assert_eq!(ch.len(), 24);
-    assert_eq!(gh.len(), 24);
-    for (a, b) in ch.iter().zip(gh) {
-        let (da, db) = (&a["dynamics"], &b["dynamics"]);
-        assert_eq!(da["lr"], db["lr"], "step {}", a["step"]);
-        let (na, nb) = (da["grad_norm"].as_f64().unwrap(), db["grad_norm"].as_f64().unwrap());
-        assert!((na - nb).abs() <= 1e-3 * na.abs() + 1e-6, "step {}: ‖d‖ {na} vs {nb}", a["step"]);
+    let cases: [&[&str]; 2] = [
+        &["--optimizer", "spam", "--clip-norm", "0.25", "--warmup", "3", "--lr-schedule", "cosine", "--steps", "24"],
+        &["--optimizer", "sam", "--rho", "0.1", "--steps", "12"],
+    ];
+    for args in cases {
+        let (cpu, gpu) = (dir.join("cpu.json"), dir.join("gpu.json"));
+        run_xor(&[args, &["--backend", "cpu"]].concat(), &cpu);
+        run_xor(&[args, &["--backend", "gpu"]].concat(), &gpu);
+        let (c, g) = (record(&cpu), record(&gpu));
+        let (ch, gh) = (c["history"].as_array().unwrap(), g["history"].as_array().unwrap());
+        assert!(!ch.is_empty() && ch.len() == gh.len(), "{args:?}: {} vs {} records", ch.len(), gh.len());
+        for (a, b) in ch.iter().zip(gh) {
+            let (da, db) = (&a["dynamics"], &b["dynamics"]);
+            assert_eq!(da["lr"], db["lr"], "{args:?} step {}", a["step"]);
+            assert_eq!(da["reset"], db["reset"], "{args:?} step {}", a["step"]);
+            let (na, nb) = (da["grad_norm"].as_f64().unwrap(), db["grad_norm"].as_f64().unwrap());
+            assert!((na - nb).abs() <= 1e-3 * na.abs() + 1e-6, "{args:?} step {}: ‖d‖ {na} vs {nb}", a["step"]);
+            let (sa, sb) = (da["sam_cosine"].as_f64(), db["sam_cosine"].as_f64());
+            assert_eq!(sa.is_some(), sb.is_some(), "{args:?} step {}", a["step"]);
+            if let (Some(sa), Some(sb)) = (sa, sb) {
+                assert!((sa - sb).abs() <= 1e-4, "{args:?} step {}: cos(d₀, d) {sa} vs {sb}", a["step"]);
+            }
+        }
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

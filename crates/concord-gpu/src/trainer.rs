@@ -12,8 +12,15 @@
 //! ([`GpuTrainer::read_history`], async: it never blocks a browser).
 //!
 //! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps, no loss weighting
-//! or `ew`, SGD(momentum) / Adam / AdamW, full batch or mini-batches. Everything else is a
-//! `GpuError::Unsupported` from [`GpuTrainer::new`].
+//! or `ew`, SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
+//! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
+//! (mlp_sam.wgsl: ε along d₀, the same batch again at w + ε, w restored), clipping, the lr
+//! warm-up and cosine, the spike score (`optim_prepare` in mlp_optim.wgsl, constants from
+//! `step_dynamics`). Everything else (a one-task schedule: `TrainConfig::gpu_unsupported_dynamics`)
+//! is a `GpuError::Unsupported` from [`GpuTrainer::new`]. A SAM step records the losses and G of
+//! the pass at w and the weights of the pass at w + ε, as the CPU trainer; its metrics come from
+//! that G and those weights (the CPU's use d itself, from J at w + ε: close for a small ρ, not
+//! equal).
 //!
 //! Divergence: every step is checked on the GPU before its optimizer update (`optim_check` in
 //! mlp_optim.wgsl: the CPU trainer's checks in its order). A failed check freezes the parameters
@@ -33,7 +40,7 @@ use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::mlp::{
-    grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, HALT_REASONS, STEP_STATE,
+    grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, SamParams, HALT_REASONS, STEP_STATE,
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
@@ -126,6 +133,8 @@ pub struct GpuTrainer {
     clock: DynamicsClock,
     opt_tick: Dispatch,
     opt_update: Dispatch,
+    /// SAM / ASAM (`dynamics.sam`): the second pass's kernels and their buffer.
+    sam: Option<SamGraph>,
     /// `optim_check`'s verdict (HALT_WORDS; once set, no step changes the parameters), then its
     /// inputs: one history slot of the step's losses, weights, G and test losses.
     check: wgpu::Buffer,
@@ -228,6 +237,18 @@ impl GpuTrainer {
         let opt_params = opt_params(&config, total);
         let (opt_tick, opt_update) =
             optimizer_dispatches(&gpu, &pipes, &opt_params, &params, &update, &moments, &check);
+        let sam = config.dynamics.sam.map(|spec| {
+            let p = SamParams {
+                len: total as u32,
+                adaptive: u32::from(spec.adaptive),
+                groups_x: grid(total).0,
+                cos_at: (HALT_WORDS + 3 * m + 1 + m * m + 4) as u32,
+                rho: spec.rho as f32,
+                eta: concord_core::dynamics::ASAM_ETA as f32,
+                _pad: [0.0; 2],
+            };
+            SamGraph::new(&gpu, &pipes, &mlp, &p, &params, &update, &check)
+        });
         let task_names = cpu.task_names().to_vec();
         let config_record_every = config.record_every.max(1);
         gpu.check()?;
@@ -259,6 +280,7 @@ impl GpuTrainer {
             clock: DynamicsClock::default(),
             opt_tick,
             opt_update,
+            sam,
             check,
             last_gram: None,
             step: 0,
@@ -429,23 +451,46 @@ impl GpuTrainer {
                     d.record(&mut pass);
                 }
             }
-            let gram_buf = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
-            let call = WeightCall { weighting: &self.weighting, call: step as u32, state: None };
-            // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
-            let w = if n <= MAX_TASKS {
-                weighting::encode(&gpu, &mut encoder, &self.jac, m, n, &call)
-            } else {
-                weighting::encode(&gpu, &mut encoder, &gram_buf, m, 0, &call)
-            };
-            let d = combine::encode(&gpu, &mut encoder, &self.jac, &w, m, n);
-            encoder.copy_buffer_to_buffer(&d, 0, &self.update, 0, (n * 4) as u64);
+            // SAM calls the aggregator twice a step, as the CPU trainer's `combine` (a stateful
+            // weighting — PCGrad's order, Random's stream — counts both calls).
+            let calls = if self.sam.is_some() { 2 } else { 1 };
+            let (gram_buf, mut w) = self.combine_step(&mut encoder, (calls * step) as u32);
             // The step's losses, weights, G (and test losses) into one slot: `optim_check` reads
-            // it, and a recorded step's history slot is a copy of it.
+            // it, and a recorded step's history slot is a copy of it. Losses and G are the
+            // plain pass's, at w (the CPU records the losses at w and the metrics of J at w).
             let f = |x: usize| (x * 4) as u64;
             let c = f(HALT_WORDS);
             encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &self.check, c, f(m));
-            encoder.copy_buffer_to_buffer(&w, 0, &self.check, c + f(m), f(m + 1));
             encoder.copy_buffer_to_buffer(&gram_buf, 0, &self.check, c + f(2 * m + 1), f(m * m));
+            if let Some(sam) = &self.sam {
+                // w and d₀ saved, the parameters moved to w + ε, the same batch again (xb, yb
+                // still hold it), d at w + ε into `update`, cos(d₀, d), w back.
+                let total = f(self.shape.total_len);
+                encoder.copy_buffer_to_buffer(&self.params, 0, &sam.buf, 0, total);
+                encoder.copy_buffer_to_buffer(&self.update, 0, &sam.buf, total, total);
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("sam ascent"),
+                        timestamp_writes: None,
+                    });
+                    sam.norm.record(&mut pass);
+                    sam.perturb.record(&mut pass);
+                    for d in self.step_fwd.dispatches.iter().chain(&self.step_bwd.dispatches) {
+                        d.record(&mut pass);
+                    }
+                }
+                let (_, w2) = self.combine_step(&mut encoder, (2 * step + 1) as u32);
+                w = w2;
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("sam cosine"),
+                        timestamp_writes: None,
+                    });
+                    sam.cosine.record(&mut pass);
+                }
+                encoder.copy_buffer_to_buffer(&sam.buf, 0, &self.params, 0, total);
+            }
+            encoder.copy_buffer_to_buffer(&w, 0, &self.check, c + f(m), f(m + 1));
             let record_slot = recorded.iter().position(|&r| r == step);
             let mut tested = false;
             if let (Some(_), true, Some(test)) =
@@ -521,6 +566,24 @@ impl GpuTrainer {
         Ok(())
     }
 
+    /// G = JJᵀ → w = f(G) (weighting call `call`) → d = Jᵀw into the trunk's part of `update`
+    /// (the backward pass wrote the heads' gradients after it), for the J of the last backward
+    /// pass. Returns G and w.
+    fn combine_step(&self, encoder: &mut wgpu::CommandEncoder, call: u32) -> (wgpu::Buffer, wgpu::Buffer) {
+        let (m, n) = (self.num_tasks(), self.shape.shared_len);
+        let gram_buf = gram::encode(&self.gpu, encoder, &self.jac, m, n);
+        let call = WeightCall { weighting: &self.weighting, call, state: None };
+        // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
+        let w = if n <= MAX_TASKS {
+            weighting::encode(&self.gpu, encoder, &self.jac, m, n, &call)
+        } else {
+            weighting::encode(&self.gpu, encoder, &gram_buf, m, 0, &call)
+        };
+        let d = combine::encode(&self.gpu, encoder, &self.jac, &w, m, n);
+        encoder.copy_buffer_to_buffer(&d, 0, &self.update, 0, (n * 4) as u64);
+        (gram_buf, w)
+    }
+
     /// Read back every submitted chunk's history and append its records. A step `optim_check`
     /// refused stops the run in the CPU trainer's words, its parameters at the last finite state
     /// (records from that step on are not steps taken and are dropped); a weighting solve cut
@@ -552,7 +615,8 @@ impl GpuTrainer {
                     break;
                 }
                 let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
-                let dynamics = host_dyn.map(|h| dynamics_record(h, &v[3 * m + 1 + m * m..slot]));
+                let sam = self.sam.is_some();
+                let dynamics = host_dyn.map(|h| dynamics_record(h, &v[3 * m + 1 + m * m..slot], sam));
                 let w = DVector::from_vec(weights.clone());
                 self.history.push(StepRecord {
                     step,
@@ -830,6 +894,41 @@ impl GpuTrainer {
     }
 }
 
+/// SAM's kernels (mlp_sam.wgsl) and their buffer [w | d₀ | weight mask | scale, 3 unused].
+struct SamGraph {
+    buf: wgpu::Buffer,
+    norm: Dispatch,
+    perturb: Dispatch,
+    cosine: Dispatch,
+}
+
+impl SamGraph {
+    fn new(
+        gpu: &Gpu,
+        pipes: &MlpPipelines,
+        mlp: &Mlp,
+        p: &SamParams,
+        params: &wgpu::Buffer,
+        update: &wgpu::Buffer,
+        check: &wgpu::Buffer,
+    ) -> Self {
+        let len = p.len as usize;
+        // ASAM's T = |w| + η on weight matrices, 1 on biases (the CPU trainer's `weight_mask`).
+        let mut init = vec![0.0f32; 3 * len + 4];
+        let layout = mlp.layout();
+        for slice in layout.trunk.iter().chain(&layout.heads) {
+            init[2 * len + slice.weight.start..2 * len + slice.weight.end].iter_mut().for_each(|v| *v = 1.0);
+        }
+        let buf = gpu.storage_init("sam", bytemuck::cast_slice(&init), RW);
+        let uniform = [(4, bytemuck::bytes_of(p))];
+        let norm = Dispatch::with_bindings(gpu, &pipes.sam_norm, &[(1, &buf)], &uniform, (1, 1));
+        let perturb = Dispatch::with_bindings(gpu, &pipes.sam_perturb, &[(0, params), (1, &buf)], &uniform, grid(len));
+        let cosine =
+            Dispatch::with_bindings(gpu, &pipes.sam_cosine, &[(1, &buf), (2, update), (3, check)], &uniform, (1, 1));
+        SamGraph { buf, norm, perturb, cosine }
+    }
+}
+
 /// A forward graph over caller-given inputs (`predict`, `point_grams`), with its input buffer
 /// and its (all-zero) target table.
 struct GridGraph {
@@ -861,14 +960,14 @@ fn opt_params(config: &TrainConfig, total: usize) -> OptParams {
 }
 
 /// A recorded step's `DynamicsRecord`: the host's lr and reset, the GPU's words (`DYN_WORDS`).
-fn dynamics_record(host: HostDynamics, words: &[f32]) -> DynamicsRecord {
+fn dynamics_record(host: HostDynamics, words: &[f32], sam: bool) -> DynamicsRecord {
     let score = words[2].to_bits();
     DynamicsRecord {
         lr: host.lr,
         grad_norm: f64::from(words[0]),
         clipped: words[1].to_bits() != 0,
         task: None,
-        sam_cosine: None,
+        sam_cosine: sam.then(|| f64::from(words[4])),
         spike_score: (score != 0).then(|| f64::from(f32::from_bits(score - 1))),
         spikes_clipped: words[3].to_bits() as usize,
         reset: host.reset,

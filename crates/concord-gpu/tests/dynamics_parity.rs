@@ -1,8 +1,9 @@
 //! The training dynamics (issue 18, concord-core `dynamics`, `optim::spam`) on the GPU trainer
 //! against the CPU `Trainer`: gradient-norm clipping that bites on some steps and not on others,
-//! the lr warm-up and cosine, SPAM across a moment reset with its warm-up and spike clips, and
-//! Adam's spike score — every recorded step's losses and `DynamicsRecord` and the final
-//! parameters, on Mesa lavapipe (a missing adapter is a failure, not a skip).
+//! the lr warm-up and cosine, SPAM across a moment reset with its warm-up and spike clips,
+//! Adam's spike score, SAM and ASAM (with a stateful aggregator) — every recorded step's losses
+//! and `DynamicsRecord` and the final parameters, on Mesa lavapipe (a missing adapter is a
+//! failure, not a skip).
 //!
 //! The CPU side runs the f64 reference from the same init and batches; the GPU runs f32, so the
 //! trajectories drift by f32 rounding amplified over the run (see train_parity.rs). Tolerances
@@ -14,7 +15,7 @@
 mod common;
 use common::gpu_arc as gpu;
 
-use concord_core::dynamics::{DynamicsRecord, LrSchedule};
+use concord_core::dynamics::{DynamicsRecord, LrSchedule, SamSpec};
 use concord_core::optim::SpamParams;
 use concord_core::train::{preset, Precision, StepRecord, TrainConfig, TrainOptimizer, Trainer};
 use concord_gpu::GpuTrainer;
@@ -47,6 +48,9 @@ struct Gaps {
     not_clipped: usize,
     resets: Vec<usize>,
     scores: usize,
+    /// SAM: max |Δ cos(d₀, d)| and the steps that recorded it.
+    sam_cosine: f64,
+    sam_steps: usize,
 }
 
 fn dyn_of(r: &StepRecord) -> &DynamicsRecord {
@@ -96,6 +100,15 @@ fn compare(cfg: &TrainConfig, chunk: usize) -> Gaps {
             gaps.spike_score = gaps.spike_score.max(rel(a, b));
             gaps.scores += 1;
         }
+        assert_eq!(cd.sam_cosine.is_some(), gd.sam_cosine.is_some(), "step {}: SAM cosine", c.step);
+        if let (Some(a), Some(b)) = (cd.sam_cosine, gd.sam_cosine) {
+            gaps.sam_cosine = gaps.sam_cosine.max((a - b).abs());
+            gaps.sam_steps += 1;
+        }
+        let (cw, gw) = (c.aggregator_weights.as_ref(), gr.aggregator_weights.as_ref());
+        for (a, b) in cw.into_iter().flatten().zip(gw.into_iter().flatten()) {
+            gaps.loss = gaps.loss.max(rel(*a, *b));
+        }
         gaps.spikes_clipped_diff += cd.spikes_clipped.abs_diff(gd.spikes_clipped);
         gaps.spikes_clipped_cpu += cd.spikes_clipped;
     }
@@ -125,6 +138,8 @@ fn median_norm(cfg: &TrainConfig) -> f64 {
 // spike scores ≤ 2.0e-6, SPAM's clip counts equal. TOL leaves room for other f32 devices.
 const TOL: f64 = 1e-5;
 const SCORE_TOL: f64 = 1e-4;
+/// Absolute, on cos(d₀, d).
+const COS_TOL: f64 = 1e-5;
 
 #[test]
 fn clipping_that_bites_on_some_steps_matches_the_cpu() {
@@ -177,8 +192,29 @@ fn adams_spike_score_matches_the_cpu() {
 }
 
 #[test]
-fn gpu_trainer_still_refuses_sam_and_one_task_schedules() {
-    for text in ["mean@sam", "mean@sequential=20"] {
+fn sam_and_asam_match_the_cpu() {
+    // The CPU runs SAM on its f64 reference; the GPU in f32. ASAM with PCGrad: a stateful
+    // aggregator (its shuffle stream) called twice a step, as the CPU's, and a clip after SAM.
+    let mut cases = Vec::new();
+    let mut sam = config("xor-conflict", 60);
+    sam.dynamics.sam = Some(SamSpec::sam(0.05));
+    cases.push(sam);
+    let mut asam = config("xor-conflict", 60);
+    asam.method = concord_core::MethodSpec::parse("pcgrad").unwrap();
+    asam.dynamics.sam = Some(SamSpec::asam(0.5));
+    asam.dynamics.clip_norm = Some(median_norm(&asam));
+    cases.push(asam);
+    for cfg in cases {
+        let gaps = compare(&cfg, 20);
+        assert_eq!(gaps.sam_steps, 60, "{gaps:?}");
+        assert!(gaps.loss <= TOL && gaps.grad_norm <= TOL && gaps.params <= TOL, "{gaps:?}");
+        assert!(gaps.sam_cosine <= COS_TOL, "{gaps:?}");
+    }
+}
+
+#[test]
+fn gpu_trainer_still_refuses_one_task_schedules() {
+    for text in ["mean@sequential=20", "mean@alternating", "mean@sam@sample"] {
         let mut cfg = config("xor-conflict", 10);
         let (_, items) = concord_core::dynamics::split_run_text(text);
         concord_core::dynamics::apply_items(items, &mut cfg.optimizer, &mut cfg.dynamics).unwrap();

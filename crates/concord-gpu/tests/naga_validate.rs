@@ -67,6 +67,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("mlp_weight_grad.wgsl", vec!["weight_grad"]),
         ("mlp_backprop.wgsl", vec!["backprop"]),
         ("mlp_optim.wgsl", vec!["optim_tick", "optim_update", "optim_check", "optim_prepare"]),
+        ("mlp_sam.wgsl", vec!["sam_norm", "sam_perturb", "sam_cosine"]),
         ("moe_gate.wgsl", vec!["moe_gate"]),
         ("moe_select.wgsl", vec!["moe_select"]),
         ("moe_capacity.wgsl", vec!["moe_capacity"]),

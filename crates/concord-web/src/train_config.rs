@@ -319,10 +319,10 @@ mod tests {
         // A cosine without its length decays over the preset's steps, on the page as in the CLI.
         assert_eq!(configs[4].dynamics.lr_schedule, LrSchedule::Cosine { min_ratio: 0.0, over: Some(steps) });
         assert_eq!((configs[4].dynamics.warmup, configs[4].method.to_text().as_str()), (5, "upgrad"));
-        // SAM and a one-task schedule have no GPU kernel (the page puts those runs on the CPU);
-        // SPAM with its spike score and the warm-up + cosine train on the GPU.
+        // A one-task schedule has no GPU kernel (the page puts that run on the CPU); SAM, SPAM
+        // with its spike score and the warm-up + cosine train on the GPU.
         let refused: Vec<bool> = configs.iter().map(|c| c.gpu_unsupported_dynamics().is_some()).collect();
-        assert_eq!(refused, [false, true, false, true, false]);
+        assert_eq!(refused, [false, false, false, true, false]);
         // The page builds the same from the same state (its own step limit aside).
         let (state, _) = State::from_hash(hash);
         let base = base_config(&state, None).unwrap();

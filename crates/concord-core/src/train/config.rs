@@ -337,16 +337,13 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
 }
 
 impl TrainConfig {
-    /// What of this run the GPU trainer cannot do yet (SAM/ASAM, a one-task schedule): a
-    /// message naming it, or `None`. SPAM, clipping, the lr warm-up and cosine and the spike
-    /// score run on the GPU (`concord-gpu`'s `GpuTrainer`; its fused toy kernel has none of them
-    /// and refuses on its own).
+    /// What of this run the GPU trainer cannot do yet (a one-task schedule: it skips the
+    /// aggregator): a message naming it, or `None`. SAM/ASAM, SPAM, clipping, the lr warm-up and
+    /// cosine and the spike score run on the GPU (`concord-gpu`'s `GpuTrainer`; its fused toy
+    /// kernel has none of them and refuses on its own).
     pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
-        let unsupported = crate::dynamics::Dynamics {
-            sam: self.dynamics.sam,
-            schedule: self.dynamics.schedule.clone(),
-            ..Default::default()
-        };
+        let unsupported =
+            crate::dynamics::Dynamics { schedule: self.dynamics.schedule.clone(), ..Default::default() };
         (!unsupported.is_default()).then(|| {
             format!("the training dynamics '{}' has no GPU kernel yet; use the CPU backend", unsupported.label())
         })

@@ -22,6 +22,9 @@ pub(crate) struct MlpPipelines {
     pub optim_update: wgpu::ComputePipeline,
     pub optim_check: wgpu::ComputePipeline,
     pub optim_prepare: wgpu::ComputePipeline,
+    pub sam_norm: wgpu::ComputePipeline,
+    pub sam_perturb: wgpu::ComputePipeline,
+    pub sam_cosine: wgpu::ComputePipeline,
 }
 
 impl MlpPipelines {
@@ -38,6 +41,9 @@ impl MlpPipelines {
             optim_update: make("mlp_optim.wgsl", "optim_update"),
             optim_check: make("mlp_optim.wgsl", "optim_check"),
             optim_prepare: make("mlp_optim.wgsl", "optim_prepare"),
+            sam_norm: make("mlp_sam.wgsl", "sam_norm"),
+            sam_perturb: make("mlp_sam.wgsl", "sam_perturb"),
+            sam_cosine: make("mlp_sam.wgsl", "sam_cosine"),
         }
     }
 }
@@ -301,6 +307,21 @@ pub(crate) struct PrepParams {
     /// 1 − β₂ᶜ for the spike score (0: no score on this step).
     pub spike_correction: f32,
     pub _pad: [f32; 3],
+}
+
+/// `shaders/mlp_sam.wgsl`'s SamParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct SamParams {
+    pub len: u32,
+    /// 1: ASAM's T = |w| + η on weight entries.
+    pub adaptive: u32,
+    pub groups_x: u32,
+    /// The check buffer's word for the step's cos(d₀, d).
+    pub cos_at: u32,
+    pub rho: f32,
+    pub eta: f32,
+    pub _pad: [f32; 2],
 }
 
 /// The kernel code of an activation (`mlp_activation.wgsl`).

@@ -142,7 +142,8 @@ pub async fn optimizer_steps(
 ) -> Result<Vec<f32>, GpuError> {
     opt.validate().map_err(GpuError::Unsupported)?;
     if let TrainOptimizer::Spam(_) = opt {
-        return Err(GpuError::Unsupported("the SPAM optimizer has no GPU kernel yet".into()));
+        // SPAM's per-step constants come from the trainer's `optim_prepare` (GpuTrainer).
+        return Err(GpuError::Unsupported("optimizer_steps runs no SPAM; GpuTrainer does".into()));
     }
     if x0.is_empty() || grads.iter().any(|g| g.len() != x0.len()) {
         return Err(GpuError::Unsupported("optimizer_steps: every gradient needs one entry per parameter".into()));

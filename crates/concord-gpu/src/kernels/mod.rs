@@ -51,6 +51,7 @@ pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
         ("mlp_optim.wgsl", "MlpOptParams", size_of::<mlp::OptParams>()),
         ("mlp_optim.wgsl", "MlpCheckParams", size_of::<mlp::CheckParams>()),
         ("mlp_optim.wgsl", "MlpPrepParams", size_of::<mlp::PrepParams>()),
+        ("mlp_sam.wgsl", "SamParams", size_of::<mlp::SamParams>()),
         ("mlp_weight_grad.wgsl", "WeightGradParams", size_of::<mlp::WeightGradParams>()),
         ("moe_gate.wgsl", "MoeParams", size_of::<moe::MoeParams>()),
         ("point_out_grad.wgsl", "PointOutParams", size_of::<point_conflict::PointOutParams>()),
