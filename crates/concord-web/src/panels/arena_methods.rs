@@ -147,6 +147,14 @@ fn options_view(i: usize, run: &RunSpec, error: RwSignal<Option<String>>) -> imp
         TaskSchedule::Sequential { switch_every } => switch_every,
         _ => 100,
     };
+    // Alternating's intervals or sampling's weights, as the run text writes them (`1:2`).
+    let per_task = match &d.schedule {
+        TaskSchedule::Alternating { intervals: Some(iv) } => {
+            iv.iter().map(usize::to_string).collect::<Vec<_>>().join(":")
+        }
+        TaskSchedule::Sample { weights: Some(w) } => w.iter().map(f64::to_string).collect::<Vec<_>>().join(":"),
+        _ => String::new(),
+    };
     let spikes = d.spikes;
     let summary = if run.options.is_default() {
         "Training options: the page's".to_string()
@@ -297,6 +305,23 @@ fn options_view(i: usize, run: &RunSpec, error: RwSignal<Option<String>>) -> imp
                         let v = event_target_value(&ev);
                         let item = Some(format!("sequential={}", v.trim()));
                         edit(&|r| with_item(r, "schedule", item.clone(), "Steps per task"));
+                    }
+                />
+                <label for=id("per-task") title="Alternating: each task's interval (1:2 trains task 2 every other pass, IMP's weighted round robin). Random task: each task's sampling weight (3:1 draws task 1 three times as often). One number per task, separated by ':'; empty: round robin / uniform.">"per task"</label>
+                <input
+                    id=id("per-task")
+                    type="text"
+                    size="7"
+                    placeholder="1:1"
+                    disabled=schedule != "alternating" && schedule != "sample"
+                    value=per_task
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        let item = Some(match field(&v) {
+                            Some(v) => format!("{schedule}={v}"),
+                            None => schedule.to_string(),
+                        });
+                        edit(&|r| with_item(r, "schedule", item.clone(), "Per-task intervals or weights"));
                     }
                 />
             </div>
@@ -499,6 +524,10 @@ mod tests {
         assert_eq!(t(with_item(&run, "spikes", None, "x")), "cagrad:c=0.3@spam@sam");
         let plain = RunSpec::parse("mean").unwrap();
         assert_eq!(t(with_item(&plain, "schedule", Some("sequential=20".into()), "x")), "mean@sequential=20");
+        assert_eq!(t(with_item(&plain, "schedule", Some("alternating=1:2".into()), "x")), "mean@alternating=1:2");
+        assert_eq!(t(with_item(&plain, "schedule", Some("sample=3:1".into()), "x")), "mean@sample=3:1");
+        let e = with_item(&plain, "schedule", Some("sample=3:x".into()), "Per-task intervals or weights").unwrap_err();
+        assert!(e.starts_with("Per-task intervals or weights:") && e.contains("≥ 0"), "{e}");
         assert_eq!(t(with_item(&plain, "cosine", Some("cosine=50".into()), "x")), "mean@cosine=50");
         // A value the parser refuses is an error naming the control; the caller keeps the run.
         let e = with_item(&run, "clip", Some("clip=-2".into()), "Clip norm").unwrap_err();
