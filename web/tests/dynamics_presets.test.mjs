@@ -1,7 +1,8 @@
 // The four training-dynamics presets on the page: each card's claim, checked on the runs the
 // preset opens with (seed 0; the cards quote seeds 0–4 measured natively by
 // `cargo run --release -p concord-core --example dynamics_presets`, and concord-core's
-// train/dynamics_presets_tests.rs checks the same claims). Every run is on the CPU in wasm.
+// train/dynamics_presets_tests.rs checks the same claims). sam-flattens' runs train on WebGPU
+// (f32); the one-task schedules' runs on the CPU in wasm.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { siteAndBrowser, openPage, artifactPath } from './helpers.mjs';
