@@ -15,7 +15,8 @@
 //! * [`GpuToy`]: one CAGrad-toy run (`DataSource::Toy`) with any GPU weighting, many steps per
 //!   dispatch (`toy_trajectory.wgsl`).
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
-//!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW) with no CPU round trip per step;
+//!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW/SPAM, and the training dynamics of a
+//!   joint schedule: SAM/ASAM, clipping, the lr warm-up and cosine) with no CPU round trip per step;
 //!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`].
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
