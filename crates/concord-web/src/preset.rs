@@ -24,6 +24,7 @@ pub enum Preset {
     SpamSpike,
     AlternatingVsJoint,
     SequentialGap,
+    MergeOrJoint,
 }
 
 /// The names, in the order of the preset select (also the URL's enum names).
@@ -42,6 +43,7 @@ pub const PRESET_NAMES: &[&str] = &[
     "spam-spike",
     "alternating-vs-joint",
     "sequential-gap",
+    "merge-or-joint",
 ];
 
 /// The data a preset trains on.
@@ -56,7 +58,7 @@ pub enum Family {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 14] = [
+    pub const ALL: [Preset; 15] = [
         Preset::XorConflict,
         Preset::CircleVsGauss,
         Preset::ConflictWedge,
@@ -71,6 +73,7 @@ impl Preset {
         Preset::SpamSpike,
         Preset::AlternatingVsJoint,
         Preset::SequentialGap,
+        Preset::MergeOrJoint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +100,7 @@ impl Preset {
             Preset::SpamSpike => "A spike and SPAM’s reset",
             Preset::AlternatingVsJoint => "Alternating vs joint",
             Preset::SequentialGap => "Sequential: the stability gap",
+            Preset::MergeOrJoint => "Merge or train jointly?",
         }
     }
 
@@ -108,7 +112,8 @@ impl Preset {
             | Preset::TaskExperts
             | Preset::TaskExpertsDense
             | Preset::SamFlattens
-            | Preset::AlternatingVsJoint => Family::TaskSet,
+            | Preset::AlternatingVsJoint
+            | Preset::MergeOrJoint => Family::TaskSet,
             Preset::GradnormScales => Family::GradNorm,
             Preset::SinusoidPhases | Preset::SpamSpike | Preset::SequentialGap => Family::Sinusoid,
             Preset::ParetoSynthetic => Family::Pareto,
@@ -309,6 +314,16 @@ impl Preset {
                     "In the stability-gap paper the drop partly recovers because the earlier task is replayed; here nothing replays task 1, so most of it is forgotten (recovery depends on how much the tasks share).",
                     "The top panel shows the fitted curves: task 1’s curve bends towards task 2’s once the trunk serves task 2.",
                     "The joint run (Mean) keeps all three near their final loss: no switch, no gap.",
+                ],
+            ),
+            Preset::MergeOrJoint => (
+                "Circle vs Gauss trained two ways from the same initial weights θ₀: jointly (Mean, UPGrad), and as one single-task parent per task (the constant aggregator at weights 1,0 and 0,1), whose shared trunks are then merged — task arithmetic θ₀ + λ(τ₁ + τ₂) with λ = 0.4, TIES (trim to the top 20 %, elect signs, disjoint mean; λ = 1) and the projective merge (DOGE, λ = 0.07). Each task keeps its own parent’s head.",
+                &[
+                    "Model merging panel (under the landscape): the plane of merged models — trunk θ₀ + a·τ₁ + b·τ₂, each task’s parent head. The parents’ trajectories run from θ₀ (0, 0) to their corners; task arithmetic is the point (λ, λ) on the dashed diagonal; TIES and the projective merge are projected onto the plane (most of their trunk step is off it).",
+                    "Loss space: the merged points against the joint runs. Measured at step 500 over seeds 0–4, every seed: both joint runs are below every merge on both tasks — circle 0.04–0.08 against 0.71–3.7, gauss 0.008–0.027 against 0.054–2.3 (train losses).",
+                    "Every merge’s circle loss is above the untrained θ₀’s (0.69–0.79): from a random init the two parents’ trunks learn unrelated features, so adding their task vectors undoes what each learnt. Merging pays off from a shared pre-trained start, which this toy does not have.",
+                    "The table gives each merge’s loss barrier to each parent (Entezari: the largest rise above the straight line between them on that task’s loss): up to 0.35 towards the circle parent for task arithmetic, near 0 towards the gauss parent.",
+                    "The merges are computed when you press “Compute merges” or pause (the projective merge runs 400 Adam steps), not every frame.",
                 ],
             ),
         }

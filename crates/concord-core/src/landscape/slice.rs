@@ -25,6 +25,12 @@ pub(crate) fn for_each_point<S, F>(
 where
     F: Fn(usize, &mut S) -> Result<Vec<f64>, String> + Sync,
 {
+    // One thread runs inline: no spawn, so it works where threads do not (wasm: the page's
+    // merge barriers).
+    if threads <= 1 {
+        let mut scratch = make_scratch();
+        return (0..points).map(|k| eval(k, &mut scratch)).collect();
+    }
     let mut out: Vec<Option<Vec<f64>>> = vec![None; points];
     type ThreadResult = Result<Vec<(usize, Vec<f64>)>, String>;
     let results: Vec<ThreadResult> = std::thread::scope(|scope| {

@@ -14,13 +14,19 @@
 //! Methods, each over flat vectors: [`task_arithmetic`] (θ₀ + λΣτ_t), [`ties`] (trim, elect,
 //! disjoint mean) and [`projective`] (DOGE: project the shared update orthogonally to the tasks'
 //! shared subspace). [`barrier`] measures the merged point's loss barrier to each parent.
+//! [`evaluate`] merges parents already trained (the page's arena runs) and measures the merged
+//! point; [`plane`] is the plane of merged models the page draws.
 
 pub mod barrier;
+pub mod evaluate;
+pub mod plane;
 pub mod projective;
 pub mod task_arithmetic;
 pub mod ties;
 
 pub use barrier::{task_barriers, TaskBarrier, BARRIER_POINTS};
+pub use evaluate::{evaluate, MergedPoint};
+pub use plane::MergePlane;
 pub use projective::{projective, ProjectiveConfig};
 pub use task_arithmetic::task_arithmetic;
 pub use ties::ties;
@@ -130,6 +136,17 @@ pub fn parent_method(m: usize, task: usize) -> Result<MethodSpec, String> {
     Ok(MethodSpec { aggregator, weighting: None, sample_weighting: None })
 }
 
+/// Parent t as a merge takes it from a run trained with [`parent_method`]: its trunk and head
+/// t, the other heads put back to θ₀ (the trainer gave them their own losses' gradients).
+pub fn as_parent(layout: &Layout, base: &[f64], trained: &[f64], task: usize) -> Vec<f64> {
+    let mut p = trained.to_vec();
+    for s in (0..layout.heads.len()).filter(|&s| s != task) {
+        let r = layout.head_range(s);
+        p[r.clone()].copy_from_slice(&base[r]);
+    }
+    p
+}
+
 /// The parents of a merge and their common init.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Parents {
@@ -165,12 +182,7 @@ pub fn train_parents(config: &TrainConfig) -> Result<Parents, String> {
         if let Some(e) = trainer.error() {
             return Err(format!("the parent of task {t} failed: {e}"));
         }
-        let mut p = trainer.params().to_vec();
-        for s in (0..m).filter(|&s| s != t) {
-            let r = layout.head_range(s);
-            p[r.clone()].copy_from_slice(&base[r]);
-        }
-        parents.push(p);
+        parents.push(as_parent(&layout, &base, trainer.params(), t));
     }
     Ok(Parents { base, parents, layout })
 }

@@ -77,3 +77,54 @@ fn task_one_rises_after_the_switch() {
     assert!(gap.at_switch < 0.05 && gap.gap > 0.3, "{gap:?}");
     assert_eq!(t.config().dynamics.schedule.switches(3, 450), vec![150, 300]);
 }
+
+/// merge-or-joint's arena at `steps`: the trained runs, θ₀ and the parents as a merge takes them.
+fn merge_arena(seed: u64, steps: usize) -> (Vec<Trainer>, crate::merge::Parents, Trainer) {
+    use crate::merge::{as_parent, Parents};
+    let runs: Vec<Trainer> = (0..4).map(|k| run(Preset::MergeOrJoint, k, seed, steps)).collect();
+    let mut base = Preset::MergeOrJoint.config();
+    base.seed = seed;
+    let probe = Trainer::new(base).unwrap();
+    let layout = probe.mlp().unwrap().layout().clone();
+    let theta0 = probe.params().to_vec();
+    let parents = (0..2).map(|t| as_parent(&layout, &theta0, runs[2 + t].params(), t)).collect();
+    (runs, Parents { base: theta0, parents, layout }, probe)
+}
+
+/// The arena's parents are `train_parents`' (`concord merge`): runs 3 and 4 are the `constant`
+/// aggregator at e₁, e₂ from the preset's shared init, bit for bit.
+#[test]
+fn the_arena_parents_are_train_parents() {
+    let (_, parents, _) = merge_arena(0, 30);
+    let mut config = Preset::MergeOrJoint.config();
+    config.steps = 30;
+    assert_eq!(crate::merge::train_parents(&config).unwrap(), parents);
+}
+
+/// The card's claim (seeds 0–4 in `examples/merge_preset.rs`, release): at step 500 both joint
+/// runs' train losses are below every merge's on both tasks, and every merge's circle loss is
+/// above the untrained θ₀'s. Measured: joint circle 0.041–0.077, gauss 0.008–0.027; merges
+/// circle 0.715–3.65, gauss 0.054–2.31 (task arithmetic barrier to parent 1: 0.011–0.354); θ₀'s circle 0.69–0.79.
+#[test]
+fn the_joint_runs_beat_every_merge() {
+    use crate::merge::{evaluate, MergeMethod, MergeSpec};
+    for seed in 0..5 {
+        let (runs, parents, probe) = merge_arena(seed, 500);
+        let objective = probe.objective();
+        let theta0 = objective.losses(&parents.base).unwrap();
+        for how in MergeMethod::ALL {
+            let m = evaluate(&MergeSpec::new(how, None).unwrap(), &*objective, &parents).unwrap();
+            for joint in &runs[..2] {
+                let l = objective.losses(joint.params()).unwrap();
+                assert!(
+                    l[0] < m.losses[0] && l[1] < m.losses[1],
+                    "seed {seed} {}: joint {l:?} merged {:?}",
+                    how.name(),
+                    m.losses
+                );
+            }
+            assert!(m.losses[0] > theta0[0], "seed {seed} {}: circle {} vs θ₀ {}", how.name(), m.losses[0], theta0[0]);
+            assert!(m.barriers.iter().all(|b| b.entezari >= 0.0 && b.entezari.is_finite()));
+        }
+    }
+}

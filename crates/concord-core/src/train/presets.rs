@@ -30,10 +30,11 @@ pub enum Preset {
     SpamSpike,
     AlternatingVsJoint,
     SequentialGap,
+    MergeOrJoint,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 14] = [
+    pub const ALL: [Preset; 15] = [
         Preset::XorConflict,
         Preset::CircleVsGauss,
         Preset::ConflictWedge,
@@ -48,6 +49,7 @@ impl Preset {
         Preset::SpamSpike,
         Preset::AlternatingVsJoint,
         Preset::SequentialGap,
+        Preset::MergeOrJoint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +68,7 @@ impl Preset {
             Preset::SpamSpike => "spam-spike",
             Preset::AlternatingVsJoint => "alternating-vs-joint",
             Preset::SequentialGap => "sequential-gap",
+            Preset::MergeOrJoint => "merge-or-joint",
         }
     }
 
@@ -113,6 +116,9 @@ impl Preset {
             }
             Preset::SequentialGap => {
                 "three phase-shifted sinusoids learnt one after another (150 steps each) with the test loss evaluated every step: task 1's test loss jumps when task 2 starts (the stability gap), against joint training"
+            }
+            Preset::MergeOrJoint => {
+                "circle-vs-gauss trained jointly (Mean, UPGrad) beside one single-task parent per task from the same init (constant weights 1,0 and 0,1); merging the parents' trunks (task arithmetic, TIES, projective) against the joint runs: at step 500 both joint runs' train losses are below every merge's on both tasks, and every merge's circle loss is above θ₀'s (5 of 5 seeds)"
             }
         }
     }
@@ -251,7 +257,9 @@ impl Preset {
                 };
                 base(xor_conflict_data(), Some(model), TrainOptimizer::adam(0.01), Some(50), 500)
             }
-            Preset::SamFlattens | Preset::AlternatingVsJoint => Preset::CircleVsGauss.own_config(),
+            Preset::SamFlattens | Preset::AlternatingVsJoint | Preset::MergeOrJoint => {
+                Preset::CircleVsGauss.own_config()
+            }
             Preset::SpamSpike | Preset::SequentialGap => {
                 let mut c = Preset::SinusoidPhases.own_config();
                 c.steps = 450;
@@ -300,6 +308,10 @@ impl Preset {
             }
             Preset::AlternatingVsJoint => parse(&["mean", "mean@alternating", "mean@sample"]),
             Preset::SequentialGap => parse(&["mean@sequential=150", "mean"]),
+            // Joint runs first (the first is config()'s), then one parent per task: the
+            // `constant` aggregator at the one-hot weights (merge::parent_method); all arena runs
+            // share the initial weights, so the parents share θ₀.
+            Preset::MergeOrJoint => parse(&["mean", "upgrad", "constant:weights=1,0", "constant:weights=0,1"]),
             _ => self.methods().into_iter().map(RunSpec::plain).collect(),
         }
     }
