@@ -40,6 +40,11 @@
 //!   ("spike" | "sam" | "lr" | "norm"; default the panel's select): {shown, series, runs: [{run,
 //!   spec, colour, backend, steps, points: [[step, value]], switches, spikes, resets, testLosses:
 //!   [[step, task 1's test loss]], gap: {atSwitch, worst, worstStep, last, gap} | null}]}.
+//! - `merge()`: the Model merging panel's last result (set by that panel; computed on its button
+//!   or when play pauses): {shown, busy, error, result: {step, tasks, sharedLen, base (θ₀),
+//!   parentParams, theta0, parents, joints: [{label, colour, losses}], merges: [{method, lambda,
+//!   losses, barriers: [{task, entezari, frankle}], coords, offPlane, params}], paths, grid,
+//!   planeTotal, computeMs}}; losses are per-task train losses on the full training set.
 //!
 //! `window.concord.benchTrain(preset, method, steps, warmup, precision?)` (test-only, on the
 //! page's object only): the page's wasm CPU trainer's raw step rate, not limited by frames — a

@@ -150,6 +150,7 @@ pub fn FigureCards() -> impl IntoView {
         <Show when=move || !is_toy()>
             <panels::moe::MoePanel />
             <panels::landscape::LandscapePanel />
+            <panels::merge::MergePanel />
         </Show>
     }
 }

@@ -258,6 +258,10 @@ impl Run {
     pub fn params(&self) -> Option<&[f64]> {
         self.built.then_some(self.params.as_slice())
     }
+    /// The initial weights θ₀ (the never-stepped twin's; every run of the arena shares them).
+    pub fn init_params(&self) -> Option<&[f64]> {
+        Some(self.twin.as_ref()?.params())
+    }
     /// The engine's own heatmap grid outputs at `params` for this extent, if it predicted them.
     pub fn grid_outputs(&self, extent: f64) -> Option<&[DMatrix<f64>]> {
         match &self.grid {
