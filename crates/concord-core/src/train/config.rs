@@ -342,8 +342,7 @@ impl TrainConfig {
     /// cosine and the spike score run on the GPU (`concord-gpu`'s `GpuTrainer`; its fused toy
     /// kernel has none of them and refuses on its own).
     pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
-        let unsupported =
-            crate::dynamics::Dynamics { schedule: self.dynamics.schedule.clone(), ..Default::default() };
+        let unsupported = crate::dynamics::Dynamics { schedule: self.dynamics.schedule.clone(), ..Default::default() };
         (!unsupported.is_default()).then(|| {
             format!("the training dynamics '{}' has no GPU kernel yet; use the CPU backend", unsupported.label())
         })
