@@ -25,8 +25,8 @@ pub struct TrainArgs {
     /// pareto-synthetic, task-experts (task-routed MoE), task-experts-dense (its dense twin),
     /// conflict-wedge (two tasks that fight in one quarter of the plane), cagrad-toy,
     /// cagrad-toy-scaled, or the training-dynamics presets sam-flattens, spam-spike,
-    /// alternating-vs-joint, sequential-gap (their first run; the others differ by the options
-    /// below).
+    /// alternating-vs-joint, sequential-gap, merge-or-joint (their first run; the others differ
+    /// by the options below).
     #[arg(long, conflicts_with_all = ["config", "hash"])]
     preset: Option<String>,
     /// A full run config as JSON (FILE, or - for stdin): what `concord config --preset NAME`

@@ -439,6 +439,9 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// A table row: label, colour, per-task losses, barriers, share of the trunk step off the plane.
+type TableRow = (String, String, Vec<f64>, Vec<String>, String);
+
 #[component]
 pub fn MergePanel() -> impl IntoView {
     let cfg = crate::state::use_cfg();
@@ -503,13 +506,14 @@ pub fn MergePanel() -> impl IntoView {
         version.track();
         with_store(store, |s| {
             let r = s.result.as_ref()?;
-            let mut out: Vec<(String, String, Vec<f64>, Vec<String>)> = Vec::new();
-            out.push(("θ₀ (init)".into(), MUTED.into(), r.theta0.losses.clone(), vec![]));
+            let mut out: Vec<TableRow> = Vec::new();
+            out.push(("θ₀ (init)".into(), MUTED.into(), r.theta0.losses.clone(), vec![], String::new()));
             for (t, p) in r.parents.iter().enumerate() {
-                out.push((format!("parent {}: {}", t + 1, p.label), p.colour.clone(), p.losses.clone(), vec![]));
+                let label = format!("parent {}: {}", t + 1, p.label);
+                out.push((label, p.colour.clone(), p.losses.clone(), vec![], String::new()));
             }
             for p in &r.joints {
-                out.push((format!("joint: {}", p.label), p.colour.clone(), p.losses.clone(), vec![]));
+                out.push((format!("joint: {}", p.label), p.colour.clone(), p.losses.clone(), vec![], String::new()));
             }
             for m in &r.merges {
                 let name = match m.method.as_str() {
@@ -522,6 +526,7 @@ pub fn MergePanel() -> impl IntoView {
                     INK.into(),
                     m.losses.clone(),
                     m.barriers.iter().map(|b| fmt(b.entezari)).collect(),
+                    if m.off_plane.is_finite() { format!("{:.0} %", 100.0 * m.off_plane) } else { String::new() },
                 ));
             }
             Some((r.tasks.clone(), out))
@@ -551,22 +556,24 @@ pub fn MergePanel() -> impl IntoView {
                             <th>{format!("{t2} loss")}</th>
                             <th title="Entezari barrier on task 1's loss along parent 1 → merged point">"barrier to parent 1"</th>
                             <th title="Entezari barrier on task 2's loss along parent 2 → merged point">"barrier to parent 2"</th>
+                            <th title="The share of the merged trunk step θ − θ₀ that lies off the plane of τ₁, τ₂ (‖residual‖ / ‖step‖): the plot shows its projection">"off the plane"</th>
                         </tr></thead>
                         <tbody>
-                            {rows.into_iter().map(|(label, colour, losses, barriers)| view! {
+                            {rows.into_iter().map(|(label, colour, losses, barriers, off)| view! {
                                 <tr>
                                     <td><span class="swatch" style=format!("background:{colour}")></span>{label}</td>
                                     <td>{fmt(losses.first().copied().unwrap_or(f64::NAN))}</td>
                                     <td>{fmt(losses.get(1).copied().unwrap_or(f64::NAN))}</td>
                                     <td>{barriers.first().cloned().unwrap_or_default()}</td>
                                     <td>{barriers.get(1).cloned().unwrap_or_default()}</td>
+                                    <td>{off}</td>
                                 </tr>
                             }).collect_view()}
                         </tbody>
                     </table>
                 }
             })}
-            <p class="hint">"Left: the plane of merged models — trunk θ₀ + a·τ₁ + b·τ₂ (τₜ = parent t’s trunk minus θ₀), each task on its own parent’s head; the colour is the total train loss there (log bands, blue = low). θ₀ is (0, 0), parent t’s trunk its corner; the lines are the parents’ trajectories (snapshots every 10 steps). Task arithmetic lies on the dashed diagonal at (λ, λ), exactly; TIES and the projective merge are projected onto the plane, and most of their trunk step is off it (the hook’s offPlane). The heads are not drawn: every point uses the parents’ heads. Right: per-task train losses of θ₀, the parents, the joint runs and the merges. Barrier: Entezari’s sup over α of task t’s loss along parent t → merged point above the straight line between the ends (21 points)."</p>
+            <p class="hint">"Left: the plane of merged models — trunk θ₀ + a·τ₁ + b·τ₂ (τₜ = parent t’s trunk minus θ₀), each task on its own parent’s head; the colour is the total train loss there (log bands, blue = low). θ₀ is (0, 0), parent t’s trunk its corner; the lines are the parents’ trajectories (snapshots every 10 steps). Task arithmetic lies on the dashed diagonal at (λ, λ), exactly; TIES and the projective merge are projected onto the plane, and the table says how much of their trunk step is off it. The heads are not drawn: every point uses the parents’ heads. Right: per-task train losses of θ₀, the parents, the joint runs and the merges. Barrier: Entezari’s sup over α of task t’s loss along parent t → merged point above the straight line between the ends (21 points)."</p>
         </section>
     }
 }
