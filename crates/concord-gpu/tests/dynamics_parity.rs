@@ -13,23 +13,12 @@
 //! either side there).
 
 mod common;
-use common::gpu_arc as gpu;
+use common::{f64_config as config, gpu_arc as gpu, rel};
 
 use concord_core::dynamics::{DynamicsRecord, LrSchedule, SamSpec};
 use concord_core::optim::SpamParams;
-use concord_core::train::{preset, Precision, StepRecord, TrainConfig, TrainOptimizer, Trainer};
+use concord_core::train::{StepRecord, TrainConfig, TrainOptimizer, Trainer};
 use concord_gpu::GpuTrainer;
-
-fn config(name: &str, steps: usize) -> TrainConfig {
-    let mut c = preset(name).unwrap();
-    c.steps = steps;
-    c.precision = Precision::F64;
-    c
-}
-
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / (a.abs() + 1e-3)
-}
 
 /// The largest gaps between the two runs.
 #[derive(Debug, Default)]

@@ -11,25 +11,11 @@
 //! 1.8e-6, mgda/SGD-momentum/full batch 1.6e-6, cagrad/Adam 5.3e-6, sum/SGD 3.0e-7. TOL = 2e-5.
 
 mod common;
-use common::gpu_arc as gpu;
+use common::{f64_config as config, gpu_arc as gpu, rel};
 
-use concord_core::train::{preset, Precision, TrainConfig, TrainOptimizer, Trainer};
+use concord_core::train::{Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
 use concord_gpu::{GpuError, GpuTrainer};
-
-/// The preset at `steps`, with the CPU side on the f64 reference (the kernels' parity is
-/// checked against it; the GPU trains in f32 whatever the config says).
-fn config(name: &str, steps: usize) -> TrainConfig {
-    let mut c = preset(name).unwrap();
-    c.steps = steps;
-    c.precision = Precision::F64;
-    c
-}
-
-/// Relative loss difference, guarded near 0.
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / (a.abs() + 1e-3)
-}
 
 /// The worst relative difference of per-step batch losses, test losses, aggregator weights
 /// and final train losses between the CPU trainer and the GPU trainer on `cfg`.

@@ -1,5 +1,5 @@
 //! The one GPU adapter every test binary shares (Mesa lavapipe in CI).
-#![allow(dead_code)] // each test file uses one of the two forms
+#![allow(dead_code)] // each test file uses some of these
 
 use concord_gpu::Gpu;
 use std::sync::{Arc, OnceLock};
@@ -28,4 +28,18 @@ pub fn gpu_arc() -> Arc<Gpu> {
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
     GPU.get_or_init(gpu_arc)
+}
+
+/// The preset at `steps`, with the CPU side on the f64 reference (the kernels' parity is
+/// checked against it; the GPU trains in f32 whatever the config says).
+pub fn f64_config(name: &str, steps: usize) -> concord_core::train::TrainConfig {
+    let mut c = concord_core::train::preset(name).unwrap();
+    c.steps = steps;
+    c.precision = concord_core::train::Precision::F64;
+    c
+}
+
+/// Relative difference, guarded near 0.
+pub fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / (a.abs() + 1e-3)
 }

@@ -165,7 +165,7 @@ fn options_view(i: usize, run: &RunSpec, error: RwSignal<Option<String>>) -> imp
         [("", "the page's"), ("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("spam", "SPAM (spike-aware Adam)")];
     view! {
         <details class="run-options" open=!run.options.is_default()>
-            <summary title="How this method trains: its own optimizer, sharpness-aware steps, clipping, learning-rate schedule and task order. Runs with options train on the CPU.">{summary}</summary>
+            <summary title="How this method trains: its own optimizer, sharpness-aware steps, clipping, learning-rate schedule and task order. A one-task schedule (alternating, random, sequential) trains on the CPU; the rest run on WebGPU where the page has it.">{summary}</summary>
             <div class="field inline">
                 <label for=id("optimizer") title="The optimizer of this run only (the learning rate stays the page's). SPAM is Adam that clips gradient spikes and resets its moments every 500 steps.">"Optimizer"</label>
                 <select
