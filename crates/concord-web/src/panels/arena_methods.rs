@@ -307,7 +307,7 @@ fn options_view(i: usize, run: &RunSpec, error: RwSignal<Option<String>>) -> imp
                         edit(&|r| with_item(r, "schedule", item.clone(), "Steps per task"));
                     }
                 />
-                <label for=id("per-task") title="Alternating: each task's interval (1:2 trains task 2 every other pass, IMP's weighted round robin). Random task: each task's sampling weight (3:1 draws task 1 three times as often). One number per task, separated by ':'; empty: round robin / uniform.">"per task"</label>
+                <label for=id("per-task") title="Alternating: each task's interval (1:2 trains task 2 every other pass, IMP's weighted round robin). Random task: each task's sampling weight (3:1 draws task 1 three times as often). One number per task, separated by ':'; empty: round robin / uniform.">"intervals / weights"</label>
                 <input
                     id=id("per-task")
                     type="text"
