@@ -1,10 +1,45 @@
-//! Page plumbing the panels share: file downloads and uploads, and the figure frame (heading,
-//! PNG button, canvas, hint).
+//! Page plumbing the panels share: file downloads and uploads, the figure frame (heading,
+//! PNG button, canvas, hint), and the store and yield of a panel's on-demand computation.
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
+
+/// A panel's last on-demand computation (its own, per playground): the result, whether one is
+/// under way, and the error of the last try.
+pub struct Computed<T> {
+    pub result: Option<T>,
+    pub busy: bool,
+    pub error: Option<String>,
+}
+
+impl<T> Default for Computed<T> {
+    fn default() -> Self {
+        Computed { result: None, busy: false, error: None }
+    }
+}
+
+pub type ComputedCell<T> = StoredValue<Rc<RefCell<Computed<T>>>, LocalStorage>;
+
+/// `f` on the panel's computation; `None` once the panel is gone or while it is borrowed.
+pub fn with_computed<T: 'static, R>(cell: ComputedCell<T>, f: impl FnOnce(&mut Computed<T>) -> R) -> Option<R> {
+    let rc = cell.try_get_value()?;
+    let mut guard = rc.try_borrow_mut().ok()?;
+    Some(f(&mut guard))
+}
+
+/// Resolves on the next macrotask, so the browser can paint and handle input.
+pub async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
 
 /// Click a temporary `<a download>` for `url`.
 pub fn download_url(url: &str, file_name: &str) {

@@ -10,7 +10,7 @@
 //! landscape()` returns the last result for the browser tests.
 
 use crate::chart::{self, Axis, Frame, INK, MUTED};
-use crate::dom::download_png;
+use crate::dom::{download_png, with_computed, yield_now, Computed, ComputedCell};
 use crate::plot;
 use crate::session::{now_ms, use_session, Session, Snapshots};
 use crate::state::use_cfg;
@@ -99,31 +99,7 @@ pub struct SharpOut {
     pub trace: f64,
 }
 
-/// The panel's last computation (its own, per playground).
-#[derive(Default)]
-struct Store {
-    result: Option<LandscapeResult>,
-    busy: bool,
-    error: Option<String>,
-}
-
-type StoreCell = StoredValue<std::rc::Rc<RefCell<Store>>, LocalStorage>;
-
-fn with_store<R>(store: StoreCell, f: impl FnOnce(&mut Store) -> R) -> Option<R> {
-    let rc = store.try_get_value()?;
-    let mut guard = rc.try_borrow_mut().ok()?;
-    Some(f(&mut guard))
-}
-
-/// Resolves on the next macrotask, so the browser can paint and handle input.
-async fn yield_now() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-}
+type StoreCell = ComputedCell<LandscapeResult>;
 
 /// Run `f` with run `k`'s objective, parameters, label and colour (None if the run is gone).
 fn with_run<R>(session: Session, k: usize, f: impl FnOnce(&dyn Objective, &[f64], &str, &str) -> R) -> Option<R> {
@@ -535,7 +511,7 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
 fn install_hook(session: Session, store: StoreCell) {
     let Some(hook) = session.with(|s| s.hook.clone()) else { return };
     let get = Closure::<dyn Fn() -> JsValue>::new(move || {
-        with_store(store, |s| {
+        with_computed(store, |s| {
             let mut out = serde_json::json!({ "busy": s.busy, "error": s.error });
             if let Some(r) = &s.result {
                 out["result"] = serde_json::to_value(r).unwrap_or_default();
@@ -554,7 +530,7 @@ pub fn LandscapePanel() -> impl IntoView {
     let land_hidden = crate::state::panel_hidden("landscape");
     let session = use_session();
     let aui = session.ui;
-    let store: StoreCell = StoredValue::new_local(std::rc::Rc::new(RefCell::new(Store::default())));
+    let store: StoreCell = StoredValue::new_local(std::rc::Rc::new(RefCell::new(Computed::default())));
     let slice = NodeRef::<Canvas>::new();
     let interp = NodeRef::<Canvas>::new();
     let sharp = NodeRef::<Canvas>::new();
@@ -581,7 +557,7 @@ pub fn LandscapePanel() -> impl IntoView {
     install_hook(session, store);
 
     let start = move || {
-        if with_store(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {
+        if with_computed(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {
             return;
         }
         status.set("Computing…".into());
@@ -589,7 +565,7 @@ pub fn LandscapePanel() -> impl IntoView {
         let o = if o == r { usize::from(r == 0) } else { o };
         leptos::task::spawn_local(async move {
             let out = compute(session, r, o, k, n).await;
-            with_store(store, |s| {
+            with_computed(store, |s| {
                 s.busy = false;
                 match out {
                     Ok(res) => {
@@ -629,7 +605,7 @@ pub fn LandscapePanel() -> impl IntoView {
         version.track();
         task.track();
         let names = session.with(|a| a.task_names.clone()).unwrap_or_default();
-        with_store(store, |s| {
+        with_computed(store, |s| {
             let Some(r) = &s.result else { return };
             let t = task.get_untracked().filter(|&t| t < r.tasks.len());
             let name = t.and_then(|t| names.get(t).cloned()).unwrap_or_else(|| "Total".into());

@@ -13,6 +13,7 @@
 //! `window.concord.merge()` returns the last result for the browser tests.
 
 use crate::chart::{self, Axis, Frame, INK, MUTED};
+use crate::dom::{with_computed, yield_now, Computed, ComputedCell};
 use crate::plot;
 use crate::session::{now_ms, use_session, Session, SessionInner as Arena};
 use concord_core::dynamics::RunSpec;
@@ -86,29 +87,7 @@ pub struct MergeResult {
     pub compute_ms: f64,
 }
 
-#[derive(Default)]
-struct Store {
-    result: Option<MergeResult>,
-    busy: bool,
-    error: Option<String>,
-}
-
-type StoreCell = StoredValue<std::rc::Rc<RefCell<Store>>, LocalStorage>;
-
-fn with_store<R>(store: StoreCell, f: impl FnOnce(&mut Store) -> R) -> Option<R> {
-    let rc = store.try_get_value()?;
-    let mut guard = rc.try_borrow_mut().ok()?;
-    Some(f(&mut guard))
-}
-
-async fn yield_now() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-}
+type StoreCell = ComputedCell<MergeResult>;
 
 /// The arena's parent run of each task (the first run whose text is `parent_method(m, t)`'s,
 /// without options), if every task has one and the runs are MLPs.
@@ -418,7 +397,7 @@ fn install_hook(session: Session, store: StoreCell, hidden: impl Fn() -> bool + 
     let Some(hook) = session.with(|s| s.hook.clone()) else { return };
     let get = Closure::<dyn Fn() -> JsValue>::new(move || {
         let shown = !hidden();
-        with_store(store, |s| {
+        with_computed(store, |s| {
             let mut out = serde_json::json!({ "shown": shown, "busy": s.busy, "error": s.error });
             if let Some(r) = &s.result {
                 out["result"] = serde_json::to_value(r).unwrap_or_default();
@@ -447,7 +426,7 @@ pub fn MergePanel() -> impl IntoView {
     let cfg = crate::state::use_cfg();
     let session = use_session();
     let aui = session.ui;
-    let store: StoreCell = StoredValue::new_local(std::rc::Rc::new(RefCell::new(Store::default())));
+    let store: StoreCell = StoredValue::new_local(std::rc::Rc::new(RefCell::new(Computed::default())));
     let canvas = NodeRef::<Canvas>::new();
     let version = RwSignal::new(0u64);
     let status = RwSignal::new(String::from("Not computed yet: press “Compute merges” or pause."));
@@ -460,13 +439,13 @@ pub fn MergePanel() -> impl IntoView {
     install_hook(session, store, move || panel_hidden() || none.get_untracked());
 
     let start = move || {
-        if with_store(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {
+        if with_computed(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {
             return;
         }
         status.set("Computing…".into());
         leptos::task::spawn_local(async move {
             let out = compute(session).await;
-            with_store(store, |s| {
+            with_computed(store, |s| {
                 s.busy = false;
                 match out {
                     Ok(res) => {
@@ -495,7 +474,7 @@ pub fn MergePanel() -> impl IntoView {
     Effect::new(move |_| {
         version.track();
         let Some(c) = canvas.get_untracked() else { return };
-        with_store(store, |s| {
+        with_computed(store, |s| {
             if let Some(r) = &s.result {
                 draw(&c, r);
             }
@@ -504,7 +483,7 @@ pub fn MergePanel() -> impl IntoView {
 
     let rows = move || {
         version.track();
-        with_store(store, |s| {
+        with_computed(store, |s| {
             let r = s.result.as_ref()?;
             let mut out: Vec<TableRow> = Vec::new();
             out.push(("θ₀ (init)".into(), MUTED.into(), r.theta0.losses.clone(), vec![], String::new()));
