@@ -13,11 +13,11 @@
 //! either side there).
 
 mod common;
-use common::{f64_config as config, gpu_arc as gpu, rel};
+use common::{f64_config as config, gpu_arc as gpu, rel, train_both};
 
 use concord_core::dynamics::{DynamicsRecord, LrSchedule, SamSpec};
 use concord_core::optim::SpamParams;
-use concord_core::train::{StepRecord, TrainConfig, TrainOptimizer, Trainer};
+use concord_core::train::{StepRecord, TrainConfig, TrainOptimizer};
 use concord_gpu::GpuTrainer;
 
 /// The largest gaps between the two runs.
@@ -47,13 +47,7 @@ fn dyn_of(r: &StepRecord) -> &DynamicsRecord {
 }
 
 fn compare(cfg: &TrainConfig, chunk: usize) -> Gaps {
-    let mut cpu = Trainer::new(cfg.clone()).unwrap();
-    cpu.run_to_end(|_| {});
-    assert!(cpu.error().is_none(), "{:?}", cpu.error());
-    let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
-    pollster::block_on(g.run_to_end(chunk, |_| {})).unwrap();
-    let rec = pollster::block_on(g.record()).unwrap();
-    assert!(rec.error.is_none(), "{:?}", rec.error);
+    let (cpu, rec) = train_both(cfg, chunk);
     assert_eq!(rec.history.len(), cpu.history().len());
     let clip = cfg.dynamics.clip_norm;
     let mut gaps = Gaps::default();

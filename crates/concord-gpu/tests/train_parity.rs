@@ -11,7 +11,7 @@
 //! 1.8e-6, mgda/SGD-momentum/full batch 1.6e-6, cagrad/Adam 5.3e-6, sum/SGD 3.0e-7. TOL = 2e-5.
 
 mod common;
-use common::{f64_config as config, gpu_arc as gpu, rel};
+use common::{f64_config as config, gpu_arc as gpu, rel, train_both};
 
 use concord_core::train::{Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
@@ -20,15 +20,9 @@ use concord_gpu::{GpuError, GpuTrainer};
 /// The worst relative difference of per-step batch losses, test losses, aggregator weights
 /// and final train losses between the CPU trainer and the GPU trainer on `cfg`.
 fn compare(cfg: TrainConfig, chunk: usize) -> f64 {
-    let mut cpu = Trainer::new(cfg.clone()).unwrap();
-    cpu.run_to_end(|_| {});
-    assert!(cpu.error().is_none(), "{:?}", cpu.error());
-    let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
-    pollster::block_on(g.run_to_end(chunk, |_| {})).unwrap();
-    let rec = pollster::block_on(g.record()).unwrap();
+    let (cpu, rec) = train_both(&cfg, chunk);
     assert_eq!(rec.steps_done, cfg.steps);
     assert_eq!(rec.history.len(), cfg.steps);
-    assert!(rec.error.is_none(), "{:?}", rec.error);
     let mut worst = 0.0f64;
     for (c, gr) in cpu.history().iter().zip(&rec.history) {
         assert_eq!(c.step, gr.step);

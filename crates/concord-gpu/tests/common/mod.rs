@@ -43,3 +43,19 @@ pub fn f64_config(name: &str, steps: usize) -> concord_core::train::TrainConfig 
 pub fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / (a.abs() + 1e-3)
 }
+
+/// `cfg` trained to the end by the CPU trainer and by the GPU trainer (submitting `chunk` steps
+/// at a time), both checked to have finished without an error: what the parity tests compare.
+pub fn train_both(
+    cfg: &concord_core::train::TrainConfig,
+    chunk: usize,
+) -> (concord_core::train::Trainer, concord_core::train::RunRecord) {
+    let mut cpu = concord_core::train::Trainer::new(cfg.clone()).unwrap();
+    cpu.run_to_end(|_| {});
+    assert!(cpu.error().is_none(), "{:?}", cpu.error());
+    let mut g = concord_gpu::GpuTrainer::new(gpu_arc(), cfg.clone()).unwrap();
+    pollster::block_on(g.run_to_end(chunk, |_| {})).unwrap();
+    let rec = pollster::block_on(g.record()).unwrap();
+    assert!(rec.error.is_none(), "{:?}", rec.error);
+    (cpu, rec)
+}
