@@ -204,11 +204,12 @@ pub(crate) mod tests {
         }
     }
 
-    fn tiny_layout() -> Layout {
+    /// A 1 → `hidden` tanh trunk and two 1-output MSE heads.
+    pub(crate) fn two_head_layout(hidden: usize) -> Layout {
         use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
         let config = MlpConfig {
             input_dim: 1,
-            hidden: vec![1],
+            hidden: vec![hidden],
             activation: Activation::Tanh,
             heads: vec![HeadConfig { out_dim: 1, loss: LossKind::Mse }; 2],
             tied_head_init: false,
@@ -221,7 +222,7 @@ pub(crate) mod tests {
     /// is its own parent's, whatever λ.
     #[test]
     fn merge_puts_each_parents_head_on_the_merged_trunk() {
-        let layout = tiny_layout();
+        let layout = two_head_layout(1);
         assert_eq!((layout.shared_len, layout.total_len), (2, 6));
         let base = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let parents = vec![vec![1.5, 1.0, 30.0, 40.0, 5.0, 6.0], vec![0.0, 2.5, 3.0, 4.0, 50.0, 60.0]];

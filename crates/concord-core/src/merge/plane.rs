@@ -67,22 +67,13 @@ impl MergePlane {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::assert_close;
+    use super::super::tests::{assert_close, two_head_layout};
     use super::*;
     use crate::merge::{merge, MergeMethod, MergeSpec};
-    use crate::model::{Activation, HeadConfig, LossKind, MlpConfig};
 
     /// 1 → 2 trunk (4 entries) and two 2 → 1 heads; parents by hand.
     fn setting() -> (Layout, Vec<f64>, Vec<Vec<f64>>) {
-        let config = MlpConfig {
-            input_dim: 1,
-            hidden: vec![2],
-            activation: Activation::Tanh,
-            heads: vec![HeadConfig { out_dim: 1, loss: LossKind::Mse }; 2],
-            tied_head_init: false,
-            head_init_scale: 1.0,
-        };
-        let layout = Layout::new(&config);
+        let layout = two_head_layout(2);
         assert_eq!((layout.shared_len, layout.total_len), (4, 10));
         let base = vec![0.1, 0.2, 0.3, 0.4, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0];
         let p0 = vec![1.1, 0.2, 0.3, 0.9, 5.0, 5.0, 5.0, 2.0, 2.0, 2.0];
