@@ -10,7 +10,7 @@ use crate::multiversion::multiversion;
 
 mod spam;
 
-pub use spam::{spam_warmup_scale, SpamParams};
+pub use spam::{spam_warmup_scale, SpamParams, CLIP_AFTER};
 
 /// Which update rule, with its hyper-parameters (PyTorch defaults via `adam`/`sgd`). Internal:
 /// runs name their optimizer with `train::TrainOptimizer`, which builds one of these.

@@ -10,14 +10,11 @@
 //! the updates v holds since it was last zero (SPAM's reset zeroes it).
 
 use concord_core::dynamics::lr_factor;
-use concord_core::optim::spam_warmup_scale;
+// CLIP_AFTER: no spike clip, and no spike score, in the first 20 updates after a (re)start.
+use concord_core::optim::{spam_warmup_scale, CLIP_AFTER};
 use concord_core::train::{TrainConfig, TrainOptimizer};
 
 use crate::kernels::mlp::PrepParams;
-
-/// SPAM's `CLIP_AFTER` (optim/spam.rs, the official `grad_accu_steps`): no spike clip, and no
-/// spike score, in the first 20 updates after a (re)start.
-const CLIP_AFTER: u64 = 20;
 
 /// Whether a run records a `DynamicsRecord` (the CPU trainer's `records_dynamics`): it then runs
 /// `optim_prepare` every step.
