@@ -11,17 +11,11 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Viridis, piecewise linear through five of its colours; t ∈ [0, 1].
+/// Viridis (colorous, d3-scale-chromatic's); t ∈ [0, 1], a non-finite t at the low end.
 fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 5] =
-        [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
-    let x = t * 4.0;
-    let i = (x.floor() as usize).min(3);
-    let f = x - i as f64;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    let mix = |u: f64, v: f64| (u + (v - u) * f).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    let c = colorous::VIRIDIS.eval_continuous(t);
+    RGBColor(c.r, c.g, c.b)
 }
 
 /// log10 of the values, floored so that zero and negative losses still get a colour.
@@ -35,33 +29,16 @@ fn log_values(values: &[f64]) -> (Vec<f64>, f64, f64) {
     (logs, lo, top)
 }
 
-/// Marching squares: the segments where the bilinear field crosses `level`.
+/// The segments of the `level` isoline of z (sampled on xs × ys, x fastest) in (α, β):
+/// concord-core's `isolines` (the `contour` crate's marching squares, as the page draws them).
 fn contour_segments(xs: &[f64], ys: &[f64], z: &[f64], level: f64) -> Vec<[(f64, f64); 2]> {
-    let nx = xs.len();
-    let mut out = Vec::new();
-    for j in 0..ys.len().saturating_sub(1) {
-        for i in 0..nx.saturating_sub(1) {
-            // Corners counter-clockwise from (i, j); edges bottom, right, top, left.
-            let c = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)];
-            let v: Vec<f64> = c.iter().map(|&(a, b)| z[b * nx + a]).collect();
-            if v.iter().any(|x| !x.is_finite()) {
-                continue;
-            }
-            let mut pts = Vec::with_capacity(4);
-            for e in 0..4 {
-                let (p, q) = (e, (e + 1) % 4);
-                if (v[p] < level) != (v[q] < level) {
-                    let t = (level - v[p]) / (v[q] - v[p]);
-                    let (pa, pb) = (c[p], c[q]);
-                    pts.push((xs[pa.0] + t * (xs[pb.0] - xs[pa.0]), ys[pa.1] + t * (ys[pb.1] - ys[pa.1])));
-                }
-            }
-            for pair in pts.chunks_exact(2) {
-                out.push([pair[0], pair[1]]);
-            }
-        }
-    }
-    out
+    // Grid units → coordinates: linear between the neighbouring samples.
+    let at = |axis: &[f64], u: f64| {
+        let i = (u.floor() as usize).min(axis.len().saturating_sub(2));
+        axis[i] + (u - i as f64) * (axis[i + 1] - axis[i])
+    };
+    let lines = concord_core::landscape::isolines(z, xs.len(), ys.len(), &[level]).unwrap_or_default();
+    lines.into_iter().flatten().map(|[a, b]| [(at(xs, a[0]), at(ys, a[1])), (at(xs, b[0]), at(ys, b[1]))]).collect()
 }
 
 /// One panel per task plus the total, each a heatmap of log10(loss) with 10 log-spaced

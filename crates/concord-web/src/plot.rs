@@ -74,55 +74,11 @@ pub fn css_rgb(c: [u8; 3]) -> String {
     format!("rgb({},{},{})", c[0], c[1], c[2])
 }
 
-/// Marching squares on an (n+1)×(n+1) grid: line segments of the `level` isoline in grid units
-/// (i along x₁, j along x₂).
+/// The `level` isoline of an (n+1)×(n+1) grid of samples, as segments in grid units (i along
+/// x₁, j along x₂): concord-core's `isolines` (the `contour` crate's marching squares), which
+/// `concord landscape --plot` draws from too. A non-finite sample counts as high.
 pub fn isoline(values: &[f64], n: usize, level: f64) -> Vec<[[f64; 2]; 2]> {
-    let at = |i: usize, j: usize| values[j * (n + 1) + i];
-    let mut segs = Vec::new();
-    for j in 0..n {
-        for i in 0..n {
-            // Corners counter-clockwise from bottom-left.
-            let v = [at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1)];
-            let p = [
-                [i as f64, j as f64],
-                [i as f64 + 1.0, j as f64],
-                [i as f64 + 1.0, j as f64 + 1.0],
-                [i as f64, j as f64 + 1.0],
-            ];
-            let mut case = 0;
-            for (k, vk) in v.iter().enumerate() {
-                if *vk > level {
-                    case |= 1 << k;
-                }
-            }
-            if case == 0 || case == 15 {
-                continue;
-            }
-            // The crossing on edge k (from corner k to corner k+1).
-            let edge = |k: usize| {
-                let (a, b) = (k, (k + 1) % 4);
-                let t = ((level - v[a]) / (v[b] - v[a])).clamp(0.0, 1.0);
-                [p[a][0] + t * (p[b][0] - p[a][0]), p[a][1] + t * (p[b][1] - p[a][1])]
-            };
-            let crossing: Vec<usize> = (0..4).filter(|&k| ((case >> k) & 1) != ((case >> ((k + 1) % 4)) & 1)).collect();
-            match crossing.len() {
-                2 => segs.push([edge(crossing[0]), edge(crossing[1])]),
-                4 => {
-                    // Saddle: decide by the centre value.
-                    let centre = v.iter().sum::<f64>() / 4.0;
-                    if (centre > level) == ((case & 1) != 0) {
-                        segs.push([edge(0), edge(1)]);
-                        segs.push([edge(2), edge(3)]);
-                    } else {
-                        segs.push([edge(3), edge(0)]);
-                        segs.push([edge(1), edge(2)]);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    segs
+    concord_core::landscape::isolines(values, n + 1, n + 1, &[level]).map(|mut l| l.remove(0)).unwrap_or_default()
 }
 
 /// Where ½(L₁+L₂) is smallest. For x₂ < 0 the average is ½(1+s)·[λL₁+(1−λ)L₂] with

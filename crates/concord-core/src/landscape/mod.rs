@@ -7,7 +7,8 @@
 //! - `interpolation`: 1-D linear paths and both published barrier heights;
 //! - `hvp` / `sharpness` / `tracking`: λ_max by power iteration, the Hutchinson trace, over training;
 //! - `pareto`: the non-dominated front and the 2-D hypervolume;
-//! - `toy_surface`: the CAGrad toys' exact surfaces in the same shape.
+//! - `toy_surface`: the CAGrad toys' exact surfaces in the same shape;
+//! - `isolines`: level lines of any sampled grid (the `contour` crate's marching squares).
 //!
 //! Every result is a plain serde struct, so a panel, a CSV writer or a test can read it.
 
@@ -15,6 +16,7 @@ mod directions;
 mod grid;
 mod hvp;
 mod interpolation;
+mod isolines;
 mod mlp_slice;
 mod objective;
 mod pareto;
@@ -34,6 +36,7 @@ pub use directions::{
 pub use grid::{linspace, Grid, Surface, DEFAULT_POINTS, DEFAULT_RANGE, MAX_POINTS};
 pub use hvp::{hvp, HVP_EPS};
 pub use interpolation::{barriers, interpolate, Interpolation};
+pub use isolines::{isolines, Segment};
 pub use mlp_slice::{loss_value, mlp_slice, mlp_slice_with, Precision, SliceFloat};
 pub use objective::{MlpObjective, MoeObjective, Objective, ProblemObjective};
 pub use pareto::{dominates, hypervolume_2d, non_dominated, pareto_view, ParetoView};
