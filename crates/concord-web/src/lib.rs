@@ -9,6 +9,7 @@
 
 pub mod conflict_map;
 pub mod grid;
+pub mod lessons;
 pub mod preset;
 pub mod saved;
 pub mod state;

@@ -26,7 +26,7 @@ mod sample_series;
 mod session;
 
 // The settings half lives in the library (lib.rs), which `concord train --hash/--config` shares.
-use concord_web::{conflict_map, grid, preset, saved, state, train_config};
+use concord_web::{conflict_map, grid, lessons, preset, saved, state, train_config};
 
 use leptos::prelude::*;
 use playground::{current_hash, Playground};

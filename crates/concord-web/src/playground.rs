@@ -31,7 +31,11 @@ fn on_key(ev: web_sys::KeyboardEvent, cfg: RwSignal<State>, session: Session) {
     let in_control = ev
         .target()
         .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
-        .map(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA" | "BUTTON"))
+        // The lesson bar takes ← and → itself (its steps).
+        .map(|el| {
+            matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA" | "BUTTON")
+                || el.closest(".lesson-bar").ok().flatten().is_some()
+        })
         .unwrap_or(false);
     if in_control {
         return;
@@ -97,6 +101,7 @@ pub fn Playground(hash: String, embedded: bool, hook: Hook) -> impl IntoView {
                 <panels::backend::BackendPanel />
             </header>
             <panels::notices::NoticesPanel />
+            {(!embedded).then(|| view! { <panels::lessons::LessonsPanel /> })}
             <RunError />
             <main class="layout">
                 <aside class="controls" aria-label="Settings">

@@ -290,6 +290,8 @@ pub struct State {
     pub land_task: usize,
     /// Controls hidden with `<name>_hide=true`.
     pub hidden: Vec<String>,
+    /// The lesson step shown (1-based, `lesson=N`; `lessons::LESSON`), or none.
+    pub lesson: Option<usize>,
 }
 
 impl Default for State {
@@ -329,6 +331,7 @@ impl State {
             land_task: 0,
             hidden: Vec::new(),
             view: View::Average,
+            lesson: None,
             ..s.clone()
         };
         live(self) != live(other)
@@ -342,10 +345,26 @@ impl State {
         let mut values: Vec<Option<String>> = vec![None; PROPS.len()];
         let mut hidden = Vec::new();
         let (mut legacy_methods, mut legacy_c) = (None, None);
-        for pair in hash.split('&').filter(|p| !p.is_empty()) {
+        // A lesson step's keys are read first, so the keys the hash names itself override them.
+        let mut lesson = None;
+        for pair in hash.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent_decode(key) == "lesson" {
+                let value = percent_decode(value);
+                lesson = Some(crate::lessons::parse_step(&value).unwrap_or_else(|why| {
+                    notices.push(format!("lesson={}: {why}; showing step 1", short(&value)));
+                    1
+                }));
+            }
+        }
+        let step_keys = lesson.map_or("", |n| crate::lessons::LESSON[n - 1].hash);
+        for pair in step_keys.split('&').chain(hash.split('&')).filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let key = percent_decode(key);
             let value = percent_decode(value);
+            if key == "lesson" {
+                continue;
+            }
             if let Some(control) = key.strip_suffix("_hide") {
                 if HIDABLE_CONTROLS.iter().any(|(k, _)| *k == control) {
                     if value == "true" {
@@ -476,6 +495,7 @@ impl State {
             land_grid: get("landGrid").num() as usize,
             land_task: get("landTask").num() as usize,
             hidden,
+            lesson,
         };
         (state, cap_notices(notices))
     }
@@ -524,6 +544,9 @@ impl State {
                 format!("{}={}", p.key, v)
             })
             .collect();
+        if let Some(n) = self.lesson {
+            parts.push(format!("lesson={n}"));
+        }
         for (control, _) in HIDABLE_CONTROLS {
             if self.is_hidden(control) {
                 parts.push(format!("{control}_hide=true"));

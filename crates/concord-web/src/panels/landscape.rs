@@ -685,8 +685,8 @@ pub fn LandscapePanel() -> impl IntoView {
             </div>
             <p class="hint">"Barriers: Frankle = sup_α L − ½(L(θ₁) + L(θ₂)); Entezari = sup_α [L − ((1−α)L(θ₁) + αL(θ₂))]. λ_max: 20 power iterations on finite-difference Hessian-vector products; tr H: Hutchinson, 20 Rademacher probes. The Pareto front and its hypervolume are in the loss-space panel."</p>
             <div class="figure-head landscape-pngs">
-                <button type="button" class="btn small" aria-label="Download the interpolation plot as PNG" on:click=png(interp, "interpolation")>"PNG interpolation"</button>
-                <button type="button" class="btn small" aria-label="Download the sharpness plot as PNG" on:click=png(sharp, "sharpness")>"PNG sharpness"</button>
+                <button type="button" class="btn small" aria-label="PNG interpolation: download the plot" on:click=png(interp, "interpolation")>"PNG interpolation"</button>
+                <button type="button" class="btn small" aria-label="PNG sharpness: download the plot" on:click=png(sharp, "sharpness")>"PNG sharpness"</button>
             </div>
         </section>
     }

@@ -9,6 +9,7 @@ pub mod dynamics;
 pub mod explain;
 pub mod io;
 pub mod landscape;
+pub mod lessons;
 pub mod merge;
 pub mod model;
 pub mod moe;
