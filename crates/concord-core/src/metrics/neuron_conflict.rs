@@ -178,7 +178,8 @@ mod tests {
                         .flat_map(|i| (i + 1..tasks).map(move |j| [i, j]))
                         .map(|[i, j]| (n.cosines[i][j].unwrap(), [i, j]))
                         .collect();
-                    let worst = pairs.iter().copied().fold((f64::INFINITY, [0, 0]), |a, b| if b.0 < a.0 { b } else { a });
+                    let worst =
+                        pairs.iter().copied().fold((f64::INFINITY, [0, 0]), |a, b| if b.0 < a.0 { b } else { a });
                     assert_eq!(n.min_cos, Some(worst.0));
                     assert_eq!(n.min_pair, Some(worst.1));
                 }

@@ -189,11 +189,7 @@ impl Mlp {
     }
 
     /// [`Mlp::hidden_activations`] over 2-D points, when input_dim is 2.
-    pub fn hidden_activations_points(
-        &self,
-        params: &[f64],
-        points: &[[f64; 2]],
-    ) -> Result<Vec<DMatrix<f64>>, String> {
+    pub fn hidden_activations_points(&self, params: &[f64], points: &[[f64; 2]]) -> Result<Vec<DMatrix<f64>>, String> {
         let x = DMatrix::from_fn(points.len(), 2, |r, c| points[r][c]);
         self.hidden_activations(params, &x)
     }

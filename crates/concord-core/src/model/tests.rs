@@ -244,7 +244,8 @@ fn hidden_activations_match_a_hand_written_forward_pass() {
         let mlp = Mlp::new(config(act, vec![3, 4], LossKind::Bce, 2)).unwrap();
         let params = mlp.init_params(3);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let points: Vec<[f64; 2]> = (0..9).map(|_| [rng.random_range(-6.0..6.0), rng.random_range(-6.0..6.0)]).collect();
+        let points: Vec<[f64; 2]> =
+            (0..9).map(|_| [rng.random_range(-6.0..6.0), rng.random_range(-6.0..6.0)]).collect();
         let acts = mlp.hidden_activations_points(&params, &points).unwrap();
         assert_eq!(acts.len(), 2);
         for (b, p) in points.iter().enumerate() {
@@ -252,8 +253,9 @@ fn hidden_activations_match_a_hand_written_forward_pass() {
             for (l, s) in mlp.layout().trunk.iter().enumerate() {
                 let next: Vec<f64> = (0..s.fan_out)
                     .map(|j| {
-                        let z: f64 = (0..s.fan_in).map(|k| params[s.weight.start + j * s.fan_in + k] * a[k]).sum::<f64>()
-                            + params[s.bias.start + j];
+                        let z: f64 =
+                            (0..s.fan_in).map(|k| params[s.weight.start + j * s.fan_in + k] * a[k]).sum::<f64>()
+                                + params[s.bias.start + j];
                         act.apply(z)
                     })
                     .collect();

@@ -12,6 +12,7 @@ pub mod landscape;
 pub mod merge;
 pub mod model;
 pub mod moe;
+pub mod network;
 pub mod notices;
 pub mod optimizer;
 pub mod outputs;
