@@ -469,9 +469,10 @@ pub fn NetworkPanel() -> impl IntoView {
             for t in 0..m {
                 let (x, y) = node_pos(widths.len() - 1, t, m, tallest, pitch);
                 let name = r.tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
+                let title = format!("{name}: the head's output");
                 nodes.push(
                     view! {
-                        <div class="net-node net-head" style=place(x, y) title=format!("{name}: the head's output")>
+                        <div class="net-node net-head" style=place(x, y) title=title>
                             <canvas data-thumb="head" data-j=t></canvas>
                             <span class="net-label net-label-right">{name}</span>
                         </div>
