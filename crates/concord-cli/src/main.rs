@@ -16,6 +16,7 @@ mod landscape_files;
 mod landscape_plot;
 mod merge;
 mod methods;
+mod neurons;
 mod plot;
 mod run_config;
 mod sweep;
@@ -61,6 +62,9 @@ enum Command {
     /// projective DOGE), and compare the merged point with the jointly trained run in loss space,
     /// with its barrier to each parent (merge.json + merge.png).
     Merge(merge::MergeArgs),
+    /// The network view's per-neuron conflict at a run file's parameters: for every trunk neuron,
+    /// the tasks' gradient cosines and norms on its incoming weights and bias (JSON).
+    Neurons(neurons::NeuronsArgs),
 }
 
 #[derive(clap::Args)]
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::ConflictMap(args) => conflict_map::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Neurons(args) => neurons::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,8 @@
 //!   (`null`: back to it); rebuilds the runs and returns `state()`.
 //! - `wasmMemory()` (test-only): the wasm linear memory in bytes (the soak test's measure).
 //! - `landscape()`: the landscape panel's last result (set by that panel).
+//! - `network()`: the network view's last result: the run, its step, its parameters and the
+//!   per-neuron conflict `layers[l][j]` (set by that panel).
 //! - `sampleConflict()`: the sample-level conflict chart's data (set by that panel), every
 //!   run's series completed and drawn first: {shown, runs: [{run, colour, backend, steps,
 //!   trainPoints (0: no MLP), points: [{step, coherence, conflictingFraction, opposingShare,

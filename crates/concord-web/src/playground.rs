@@ -153,6 +153,7 @@ pub fn FigureCards() -> impl IntoView {
             <panels::dynamics::DynamicsPanel />
         </panels::outputs::OutputsPanel>
         <Show when=move || !is_toy()>
+            <panels::network::NetworkPanel />
             <panels::moe::MoePanel />
             <panels::landscape::LandscapePanel />
             <panels::merge::MergePanel />

@@ -175,6 +175,7 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("conflict", "Conflict metrics"),
     ("lossSpace", "Loss space"),
     ("landscape", "Loss landscape"),
+    ("network", "Network view"),
 ];
 
 /// Which loss the contour plot shows.

@@ -179,6 +179,21 @@ impl Mlp {
         self.forward(params, &x)
     }
 
+    /// Every trunk layer's activations φ(W·a + b) at each row of x: one B × width matrix per
+    /// hidden layer (empty without hidden layers) — the network view's neuron thumbnails.
+    pub fn hidden_activations(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
+        self.check_inputs(params, x)?;
+        let mut cache = finish(self.trunk_forward(params, x));
+        cache.acts.remove(0);
+        Ok(cache.acts)
+    }
+
+    /// [`Mlp::hidden_activations`] over 2-D points, when input_dim is 2.
+    pub fn hidden_activations_points(&self, params: &[f64], points: &[[f64; 2]]) -> Result<Vec<DMatrix<f64>>, String> {
+        let x = DMatrix::from_fn(points.len(), 2, |r, c| points[r][c]);
+        self.hidden_activations(params, &x)
+    }
+
     /// Per-task mean losses over the batch.
     pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Vec<f64>, String> {
         finish(self.losses_paused(params, x, targets))

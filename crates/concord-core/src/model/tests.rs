@@ -235,3 +235,40 @@ fn mean_of_task_gradients_with_adam_overfits_a_tiny_regression() {
     assert!(last.iter().sum::<f64>() < 0.01 * first, "{first} → {last:?}");
     assert!(last.iter().all(|&l| l < 1e-3), "{last:?}");
 }
+
+#[test]
+fn hidden_activations_match_a_hand_written_forward_pass() {
+    // Explicit loops over the documented layout (W row-major fan_out × fan_in, then b), so the
+    // check does not reuse the batched code; same f64 operations up to summation order: 1e-12.
+    for act in [Activation::Tanh, Activation::Relu, Activation::Sigmoid] {
+        let mlp = Mlp::new(config(act, vec![3, 4], LossKind::Bce, 2)).unwrap();
+        let params = mlp.init_params(3);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let points: Vec<[f64; 2]> =
+            (0..9).map(|_| [rng.random_range(-6.0..6.0), rng.random_range(-6.0..6.0)]).collect();
+        let acts = mlp.hidden_activations_points(&params, &points).unwrap();
+        assert_eq!(acts.len(), 2);
+        for (b, p) in points.iter().enumerate() {
+            let mut a = p.to_vec();
+            for (l, s) in mlp.layout().trunk.iter().enumerate() {
+                let next: Vec<f64> = (0..s.fan_out)
+                    .map(|j| {
+                        let z: f64 =
+                            (0..s.fan_in).map(|k| params[s.weight.start + j * s.fan_in + k] * a[k]).sum::<f64>()
+                                + params[s.bias.start + j];
+                        act.apply(z)
+                    })
+                    .collect();
+                assert_eq!(acts[l].shape(), (points.len(), s.fan_out));
+                for (j, v) in next.iter().enumerate() {
+                    assert!((acts[l][(b, j)] - v).abs() < 1e-12, "{act:?} layer {l} neuron {j}");
+                }
+                a = next;
+            }
+        }
+    }
+    // No hidden layers: nothing to draw; bad input: an error, not a panic.
+    let flat = Mlp::new(config(Activation::Tanh, vec![], LossKind::Bce, 2)).unwrap();
+    assert!(flat.hidden_activations_points(&flat.init_params(0), &[[0.0, 0.0]]).unwrap().is_empty());
+    assert!(flat.hidden_activations_points(&[0.0], &[[0.0, 0.0]]).is_err());
+}

@@ -13,6 +13,7 @@ pub mod lessons;
 pub mod merge;
 pub mod model;
 pub mod moe;
+pub mod network;
 pub mod notices;
 pub mod optimizer;
 pub mod outputs;

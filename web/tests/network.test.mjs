@@ -1,0 +1,157 @@
+// The network view: the per-neuron conflict the page shows is the CPU reference's at the same
+// weights, the numbers are reachable by hover and by keyboard, a click enlarges a neuron, and
+// `network_hide=true` hides the panel.
+//
+// Reference: `concord neurons --config export.json --run K` (concord-core's neuron_conflicts,
+// native f64) at the parameters of the page's export, which must be the parameters the panel
+// used (compared exactly). Both sides compute in f64 from the same weights; they differ only by
+// wasm vs native rounding (libm's tanh/exp, FMA in the native GEMM): tolerance 1e-9 on each
+// cosine (absolute) and on each norm (relative).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { serveSite, launchBrowser, openPage, artifactPath, SITE, CLI } from './helpers.mjs';
+
+const TOL = 1e-9;
+let server;
+let browser;
+before(async () => {
+  server = await serveSite(SITE);
+  browser = await launchBrowser({ webgpu: false });
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** The panel's result once it is of `steps` steps of run `run`. */
+async function networkAt(page, run, steps) {
+  await page.waitForFunction(
+    ([r, s]) => { const n = window.concord.network(); return n && !n.busy && n.result && n.result.run === r && n.result.steps === s; },
+    [run, steps],
+    { timeout: 30_000 },
+  );
+  const n = await page.evaluate(() => window.concord.network());
+  assert.equal(n.error, null);
+  return n.result;
+}
+
+test('the per-neuron conflict matches the CPU reference; hover, focus and click show it', async () => {
+  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
+  const errors = [];
+  const page = await openPage(browser, `${server.url}#preset=xor-conflict&arena=mean,pcgrad&hidden=6,4&play=false`, errors);
+  const STEPS = 40;
+  const s = await page.evaluate((n) => window.concord.step(n), STEPS);
+  assert.ok(s.runs.every((r) => r.steps === STEPS && r.error === null));
+  // The select picks the run (default the first).
+  await networkAt(page, 0, STEPS);
+  await page.selectOption('[data-testid=network-run]', '1');
+  const r = await networkAt(page, 1, STEPS);
+  assert.deepEqual(r.hidden, [6, 4]);
+  assert.deepEqual(r.inputs, ['x₁', 'x₂']);
+  assert.equal(r.layers.length, 2);
+  assert.deepEqual(r.layers.map((l) => l.length), [6, 4]);
+
+  const text = await page.evaluate(() => window.concord.exportRun());
+  const path = await artifactPath('network-export.json');
+  await writeFile(path, text);
+  const exported = JSON.parse(text).runs[1].record;
+  assert.deepEqual(r.params, exported.params, 'the panel used the exported weights');
+  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', '1'], { encoding: 'utf8' }));
+  assert.equal(ref.steps, STEPS);
+  let worst = 0;
+  let defined = 0;
+  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
+    const got = r.layers[l][j];
+    n.norms.forEach((g, t) => {
+      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
+    });
+    n.cosines.forEach((row, a) => row.forEach((c, b) => {
+      if (c === null) { assert.equal(got.cosines[a][b], null); return; }
+      defined++;
+      const gap = Math.abs(got.cosines[a][b] - c);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= TOL, `layer ${l} neuron ${j} cos[${a}][${b}]: ${got.cosines[a][b]} vs ${c}`);
+    }));
+    assert.ok(n.min_cos === null ? got.min_cos === null : Math.abs(got.min_cos - n.min_cos) <= TOL);
+  }));
+  console.log(`# ${defined} cosines, largest gap to the native reference ${worst.toExponential(2)}`);
+  assert.ok(defined >= 20, 'most neurons have a defined cosine');
+
+  // Hover: the tooltip shows the neuron's numbers (as the page formats them).
+  const neuron = page.locator('[data-testid=network-neuron][data-l="0"][data-j="2"]');
+  const n02 = r.layers[0][2];
+  const shown = (v) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`;
+  await neuron.hover();
+  const tip = page.locator('[data-testid=network-tooltip]');
+  await tip.waitFor({ state: 'visible', timeout: 5000 });
+  assert.match(await tip.innerText(), /Layer 1, neuron 3/);
+  assert.ok((await tip.innerText()).includes(shown(n02.cosines[0][1])), await tip.innerText());
+  await page.mouse.move(0, 0);
+  await tip.waitFor({ state: 'hidden', timeout: 5000 });
+  // Keyboard focus shows the same; the aria-label carries the numbers too.
+  const label = await neuron.getAttribute('aria-label');
+  assert.ok(label.includes(shown(n02.cosines[0][1])), label);
+  assert.equal(await neuron.getAttribute('tabindex'), '0');
+  await neuron.focus();
+  await tip.waitFor({ state: 'visible', timeout: 5000 });
+  assert.match(await tip.innerText(), /Layer 1, neuron 3/);
+  // Enter enlarges; the large canvas is painted; Escape closes.
+  await page.keyboard.press('Enter');
+  const large = page.locator('[data-testid=network-large]');
+  await large.waitFor({ state: 'visible', timeout: 5000 });
+  await page.waitForFunction(() => {
+    const c = document.querySelector('.net-large-canvas');
+    if (!c || c.width < 50) return false;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    return d.some((v, i) => i % 4 === 3 && v === 255);
+  }, null, { timeout: 10_000 });
+  await page.keyboard.press('Escape');
+  await large.waitFor({ state: 'hidden', timeout: 5000 });
+  await neuron.click();
+  await large.waitFor({ state: 'visible', timeout: 5000 });
+  // The thumbnails are painted (TF's colours, not blank).
+  const thumbs = await page.evaluate(() => [...document.querySelectorAll('canvas[data-thumb=hidden]')].map((c) => c.width));
+  assert.equal(thumbs.length, 10);
+  assert.ok(thumbs.every((w) => w === 16));
+
+  const card = page.locator('[data-panel=network]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('network-view.png') });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test('many tasks, a wide trunk, an MoE and network_hide', async () => {
+  const errors = [];
+  // Three tasks and 3 layers of 64: the ring is the most negative pair, nothing panics.
+  const page = await openPage(browser, `${server.url}#preset=xor-conflict&tasks=xor,circle,gauss&losses=bce,bce,bce&arena=mean&hidden=64,64,64&play=false`, errors);
+  await page.evaluate(() => window.concord.step(5));
+  const r = await networkAt(page, 0, 5);
+  assert.deepEqual(r.layers.map((l) => l.length), [64, 64, 64]);
+  for (const layer of r.layers) {
+    for (const n of layer) {
+      const pairs = [[0, 1], [0, 2], [1, 2]].map(([a, b]) => n.cosines[a][b]).filter((c) => c !== null);
+      if (pairs.length) assert.equal(n.min_cos, Math.min(...pairs));
+    }
+  }
+  assert.equal(await page.locator('[data-testid=network-neuron]').count(), 192);
+  const card = page.locator('[data-panel=network]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('network-wide.png') });
+  await page.close();
+
+  const moe = await openPage(browser, `${server.url}#preset=xor-conflict&model=moe&arena=mean&play=false`, errors);
+  await moe.evaluate(() => window.concord.step(2));
+  await moe.locator('[data-testid=network-note]').waitFor({ state: 'visible', timeout: 20_000 });
+  assert.match(await moe.locator('[data-testid=network-note]').innerText(), /mixture of experts/);
+  await moe.close();
+
+  const hidden = await openPage(browser, `${server.url}#preset=xor-conflict&arena=mean&play=false&network_hide=true`, errors);
+  assert.equal(await hidden.isVisible('[data-panel=network]'), false, 'network_hide hides the panel');
+  await hidden.close();
+  assert.deepEqual(errors, []);
+});
