@@ -18,3 +18,4 @@ pub mod outputs;
 pub mod preset;
 pub mod samples;
 pub mod transport;
+pub mod trunk;
