@@ -348,7 +348,8 @@ fn bench_conflict_map(preset: &str, steps: usize, repeats: usize, out: &Object) 
     let (mut map_ms, mut fwd_ms, mut share) = (Vec::new(), Vec::new(), None);
     for _ in 0..repeats {
         let t0 = performance.now();
-        let map = ConflictMap::cpu(mlp, trainer.config().features.as_ref(), trainer.params(), &points, steps, extent, side)?;
+        let map =
+            ConflictMap::cpu(mlp, trainer.config().features.as_ref(), trainer.params(), &points, steps, extent, side)?;
         map_ms.push(performance.now() - t0);
         share = map.conflict_share();
         let t0 = performance.now();

@@ -1570,7 +1570,8 @@ impl SessionInner {
                 let map = r.conflict.as_ref();
                 let reference = map.filter(|m| m.step == r.steps).and_then(|m| {
                     let pts = crate::grid::points_n(m.extent, m.side);
-                    ConflictMap::cpu(r.mlp()?, r.config.features.as_ref(), r.params()?, &pts, r.steps, m.extent, m.side).ok()
+                    ConflictMap::cpu(r.mlp()?, r.config.features.as_ref(), r.params()?, &pts, r.steps, m.extent, m.side)
+                        .ok()
                 });
                 let (gap, mismatch) = match (map, &reference) {
                     (Some(m), Some(c)) => {

@@ -4,13 +4,13 @@
 
 use crate::preset::Family;
 use crate::state::State;
+use concord_core::data::FeatureSet;
 use concord_core::data::{
     Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig,
 };
 use concord_core::dynamics::{LrSchedule, RunSpec};
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
 use concord_core::model::{HeadConfig, LossKind, MlpConfig};
-use concord_core::data::FeatureSet;
 use concord_core::train::{DataSource, Init, MoeSpec, Regularization, TrainConfig};
 use concord_core::MethodSpec;
 use rand::SeedableRng;
@@ -208,11 +208,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
 /// the raw point: `None`, so such a run is the run from before the features), the penalty and
 /// the init only for an MLP (an MoE model and the analytic problems take neither). A penalty
 /// of rate 0 is none (and keeps the run on the GPU).
-fn trunk_options(
-    state: &State,
-    data: &DataSource,
-    mlp: bool,
-) -> (Option<FeatureSet>, Option<Regularization>, Init) {
+fn trunk_options(state: &State, data: &DataSource, mlp: bool) -> (Option<FeatureSet>, Option<Regularization>, Init) {
     let points = matches!(data, DataSource::TaskSet { .. } | DataSource::Points { .. });
     let features = (points && mlp && !state.features.is_raw()).then(|| state.features.clone());
     let regularization = state

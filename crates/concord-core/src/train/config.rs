@@ -363,7 +363,10 @@ impl TrainConfig {
     /// kernel has none of them and refuses on its own).
     pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
         if let Some(r) = &self.regularization {
-            return Some(format!("the regularization '{}' has no GPU kernel yet; use the CPU backend", r.penalty.name()));
+            return Some(format!(
+                "the regularization '{}' has no GPU kernel yet; use the CPU backend",
+                r.penalty.name()
+            ));
         }
         let unsupported = crate::dynamics::Dynamics { schedule: self.dynamics.schedule.clone(), ..Default::default() };
         (!unsupported.is_default()).then(|| {
@@ -493,7 +496,10 @@ impl TrainConfig {
         let what = if self.moe.is_some() { "an MoE model".to_string() } else { self.data.kind().to_string() };
         if let Some(f) = &self.features {
             if !matches!(self.data, DataSource::TaskSet { .. } | DataSource::Points { .. }) {
-                return Err(format!("input features map 2-D points; {} has none (leave features out)", self.data.kind()));
+                return Err(format!(
+                    "input features map 2-D points; {} has none (leave features out)",
+                    self.data.kind()
+                ));
             }
             let Some(model) = mlp else {
                 return Err(format!("input features need an MLP model; {what} has none"));

@@ -45,12 +45,12 @@ mod sample_tests;
 #[cfg(test)]
 mod sample_weighting_tests;
 #[cfg(test)]
-mod trunk_tests;
-#[cfg(test)]
 mod task_experts_tests;
 #[cfg(test)]
 mod tests;
 mod trunk;
+#[cfg(test)]
+mod trunk_tests;
 
 pub use backend::{now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, ReadBack, Snapshot};
 pub use batches::BatchSampler;
@@ -60,8 +60,8 @@ pub use history::{restore_point, History, HISTORY_CAP, HISTORY_OLD_CAP, HISTORY_
 pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net, NetGradients, StageStep};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
-pub use trunk::{weight_mask, Init, Penalty, Regularization, TF_REGULARIZATION_RATES};
 pub use sample_conflict::{SampleConflict, COS_TIE, OPPOSING_TOP_PERCENT};
+pub use trunk::{weight_mask, Init, Penalty, Regularization, TF_REGULARIZATION_RATES};
 
 use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
@@ -400,11 +400,8 @@ fn points_to_sets(config: &TrainConfig, data: &crate::data::MultiTaskData) -> Re
         }
     };
     let (x, y) = features(data.batch(data.train_indices(), &losses)?)?;
-    let test = if data.test_indices().is_empty() {
-        None
-    } else {
-        Some(features(data.batch(data.test_indices(), &losses)?)?)
-    };
+    let test =
+        if data.test_indices().is_empty() { None } else { Some(features(data.batch(data.test_indices(), &losses)?)?) };
     Ok((x, y, test, data.task_names.clone()))
 }
 

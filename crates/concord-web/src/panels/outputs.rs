@@ -828,7 +828,11 @@ pub fn OutputsPanel(#[prop(optional)] children: Option<Children>) -> impl IntoVi
     });
 
     // `hide`: the `_hide` flag that removes the toggle (TF's names).
-    let toggle = move |id: &'static str, hide: &'static str, label: &'static str, get: fn(&State) -> bool, set: fn(&mut State, bool)| {
+    let toggle = move |id: &'static str,
+                       hide: &'static str,
+                       label: &'static str,
+                       get: fn(&State) -> bool,
+                       set: fn(&mut State, bool)| {
         view! {
             <span class="toggle" class:hidden=move || cfg.with(|s| s.is_hidden(hide))>
                 <input
