@@ -115,7 +115,7 @@ pub fn TrunkPanel() -> impl IntoView {
                         cfg.update(|s| s.init = i);
                     }
                 >
-                    <option value="default" prop:selected=move || cfg.with(|s| s.init == Init::Default)>"Glorot/He (default)"</option>
+                    <option value="default" prop:selected=move || cfg.with(|s| s.init == Init::Default)>"Glorot/He"</option>
                     <option value="zero" prop:selected=move || cfg.with(|s| s.init == Init::Zero)>"Zero"</option>
                     <option value="tf-uniform" prop:selected=move || cfg.with(|s| s.init == Init::TfUniform)>"TF: U(−0.5, 0.5), bias 0.1"</option>
                 </select>
