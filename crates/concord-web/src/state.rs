@@ -973,7 +973,7 @@ mod tests {
     #[test]
     fn bad_values_are_fixed_with_notices() {
         let (s, notices) = State::from_hash(
-            "#preset=cagrad-toy&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&x_hide=true&lr_hide=true",
+            "#preset=cagrad-toy&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&nosuch_hide=true&lr_hide=true",
         );
         assert_eq!(s.problem(), ProblemKind::CagradToy);
         let texts: Vec<String> = s.arena.iter().map(|m| m.to_text()).collect();
@@ -983,7 +983,7 @@ mod tests {
         assert!(s.play);
         assert_eq!(s.view, View::L2);
         assert!(s.is_hidden("lr"));
-        // methods (foo), c, lr, spf, play, bogus, x_hide, and the rename notice.
+        // methods (foo), c, lr, spf, play, bogus, nosuch_hide (x_hide is now a TF feature flag), and the rename notice.
         assert_eq!(notices.len(), 8, "{notices:?}");
     }
 
