@@ -1061,7 +1061,8 @@ impl Backend for GpuTrainer {
     }
 
     fn predict(&mut self, points: &[[f64; 2]]) -> Option<concord_core::train::Predict<'_>> {
-        let x = DMatrix::from_row_iterator(points.len(), 2, points.iter().flatten().copied());
+        // The points go through the run's input features, as the CPU trainer's predict_points.
+        let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         // A model whose inputs are not 2-D is the inherent predict's Unsupported → Run.
         Some(Box::pin(async move { GpuTrainer::predict(self, &x).await.map_err(backend_error) }))
     }
@@ -1071,7 +1072,7 @@ impl Backend for GpuTrainer {
         points: &[[f64; 2]],
         how: PointGradient,
     ) -> Option<concord_core::train::PointGramsFuture<'_>> {
-        let x = DMatrix::from_row_iterator(points.len(), 2, points.iter().flatten().copied());
+        let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         // The kernel's graph for these points is kept, as predict's (and shares its forward).
         Some(Box::pin(async move { GpuTrainer::point_grams(self, &x, how).await.map_err(backend_error) }))
     }

@@ -52,9 +52,12 @@ impl ConflictMap {
         ConflictMap { step, engine: engine.to_string(), extent, side, min_cos }
     }
 
-    /// The CPU map of `mlp` at `params` over `points` (`grid::points_n(extent, side)`).
+    /// The CPU map of `mlp` at `params` over `points` (`grid::points_n(extent, side)`), each
+    /// point through the run's input features (`None`: the raw point).
+    #[allow(clippy::too_many_arguments)] // the map's grid and the run's features, as the caller has them
     pub fn cpu(
         mlp: &Mlp,
+        features: Option<&concord_core::data::FeatureSet>,
         params: &[f64],
         points: &[[f64; 2]],
         step: usize,
@@ -64,7 +67,7 @@ impl ConflictMap {
         if mlp.num_tasks() < 2 {
             return Err("one task: there is no pair to compare".into());
         }
-        let x = nalgebra::DMatrix::from_fn(points.len(), 2, |r, c| points[r][c]);
+        let x = concord_core::data::feature_rows(features, points);
         let grams = mlp.point_grams(params, &x, HOW, None)?;
         Ok(ConflictMap::from_grams(&grams, step, "cpu", extent, side))
     }
@@ -187,7 +190,7 @@ mod tests {
         let mlp = Mlp::new(MlpConfig::playground(vec![5, 4], 3)).unwrap();
         let params = mlp.init_params(2);
         let pts = grid(6.0, 7);
-        let map = ConflictMap::cpu(&mlp, &params, &pts, 3, 6.0, 7).unwrap();
+        let map = ConflictMap::cpu(&mlp, None, &params, &pts, 3, 6.0, 7).unwrap();
         assert_eq!((map.side, map.min_cos.len(), map.step, map.engine.as_str()), (7, 49, 3, "cpu"));
         let x = nalgebra::DMatrix::from_fn(pts.len(), 2, |r, c| pts[r][c]);
         let g = mlp.per_point_gradients(&params, &x, HOW, None).unwrap();

@@ -350,11 +350,12 @@ fn bench_conflict_map(preset: &str, steps: usize, repeats: usize, out: &Object) 
     let (mut map_ms, mut fwd_ms, mut share) = (Vec::new(), Vec::new(), None);
     for _ in 0..repeats {
         let t0 = performance.now();
-        let map = ConflictMap::cpu(mlp, trainer.params(), &points, steps, extent, side)?;
+        let map =
+            ConflictMap::cpu(mlp, trainer.config().features.as_ref(), trainer.params(), &points, steps, extent, side)?;
         map_ms.push(performance.now() - t0);
         share = map.conflict_share();
         let t0 = performance.now();
-        mlp.predict_points(trainer.params(), &points)?;
+        trainer.predict_points(&points).ok_or("no model")??;
         fwd_ms.push(performance.now() - t0);
     }
     let set = |k: &str, v: JsValue| {

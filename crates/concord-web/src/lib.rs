@@ -15,4 +15,6 @@ pub mod saved;
 pub mod state;
 #[cfg(test)]
 mod state_fuzz;
+#[cfg(test)]
+mod state_tf_tests;
 pub mod train_config;

@@ -131,6 +131,7 @@ pub fn SettingsCards() -> impl IntoView {
         <Show when=move || !is_toy()>
             <panels::data::DataPanel />
             <panels::model::ModelPanel />
+            <panels::trunk::TrunkPanel />
         </Show>
         <panels::arena_methods::ArenaMethodsPanel />
         <panels::optimizer::OptimizerPanel />

@@ -258,6 +258,16 @@ impl Run {
     pub fn params(&self) -> Option<&[f64]> {
         self.built.then_some(self.params.as_slice())
     }
+    /// The model's head outputs at 2-D points (MLP or MoE), each point through the run's input
+    /// features first, as the trainers map them.
+    pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Vec<nalgebra::DMatrix<f64>>> {
+        let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
+        match (self.mlp(), self.moe()) {
+            (Some(mlp), _) => mlp.forward(self.params()?, &x).ok(),
+            (None, Some(moe)) => moe.forward(self.params()?, &x).ok(),
+            (None, None) => None,
+        }
+    }
     /// The initial weights θ₀ (the never-stepped twin's; every run of the arena shares them).
     pub fn init_params(&self) -> Option<&[f64]> {
         Some(self.twin.as_ref()?.params())
@@ -271,7 +281,8 @@ impl Run {
     }
     /// Whether the run has a conflict map at all: an MLP of two tasks or more on 2-D inputs.
     pub fn has_conflict_map(&self) -> bool {
-        self.mlp().is_some_and(|m| m.num_tasks() >= 2 && m.config().input_dim == 2) && self.built
+        let points = self.config.features.is_some() || self.mlp().is_some_and(|m| m.config().input_dim == 2);
+        self.mlp().is_some_and(|m| m.num_tasks() >= 2) && points && self.built
     }
     /// Whether its maps come from its engine (the GPU kernel) rather than the CPU.
     pub fn maps_on_gpu(&self) -> bool {
@@ -824,7 +835,7 @@ impl SessionInner {
             }
             let pts = points.get_or_insert_with(|| crate::grid::points_n(extent, side));
             let (Some(mlp), Some(params)) = (run.mlp(), run.params()) else { continue };
-            match ConflictMap::cpu(mlp, params, pts, run.steps, extent, side) {
+            match ConflictMap::cpu(mlp, run.config.features.as_ref(), params, pts, run.steps, extent, side) {
                 Ok(map) => run.conflict = Some(map),
                 Err(_) => run.conflict = None,
             }
@@ -1498,7 +1509,7 @@ impl SessionInner {
             .map(|r| {
                 let gpu = self.grid_points.as_ref().and_then(|(e, pts)| Some((r.grid_outputs(*e)?, pts)));
                 let gap = gpu.and_then(|(outs, pts)| {
-                    let cpu = r.mlp()?.predict_points(r.params()?, pts).ok()?;
+                    let cpu = r.predict_points(pts)?;
                     let gaps =
                         outs.iter().zip(&cpu).flat_map(|(g, c)| g.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()));
                     Some(gaps.fold(0.0f64, f64::max))
@@ -1559,7 +1570,8 @@ impl SessionInner {
                 let map = r.conflict.as_ref();
                 let reference = map.filter(|m| m.step == r.steps).and_then(|m| {
                     let pts = crate::grid::points_n(m.extent, m.side);
-                    ConflictMap::cpu(r.mlp()?, r.params()?, &pts, r.steps, m.extent, m.side).ok()
+                    ConflictMap::cpu(r.mlp()?, r.config.features.as_ref(), r.params()?, &pts, r.steps, m.extent, m.side)
+                        .ok()
                 });
                 let (gap, mismatch) = match (map, &reference) {
                     (Some(m), Some(c)) => {
@@ -1618,6 +1630,13 @@ impl SessionInner {
                     "backend": r.built.then(|| r.kind()),
                     "backendReason": r.cpu_reason,
                     "moe": last.and_then(|h| h.moe.as_ref()),
+                    // TF's trunk controls: what the model reads, and ‖w‖ over its weights.
+                    "inputDim": r.mlp().map(|m| m.config().input_dim),
+                    "features": r.config.features.as_ref().map(|f| f.features().iter().map(|f| f.key()).collect::<Vec<_>>()),
+                    "weightNorm": r.mlp().filter(|_| r.built).map(|m| {
+                        let mask = concord_core::train::weight_mask(m.layout());
+                        params.iter().zip(&mask).filter(|(_, &w)| w).map(|(p, _)| p * p).sum::<f64>().sqrt()
+                    }),
                 });
                 if let Some((start, _)) = r.start {
                     v["c"] = serde_json::json!(r.spec.method.aggregator.float("c").filter(|_| r

@@ -7,10 +7,10 @@
 //! out-of-range value is dropped or clamped, and each such fix becomes a `notice` the page shows.
 
 use crate::preset::{Preset, PRESET_NAMES};
-use concord_core::data::Dataset;
+use concord_core::data::{Dataset, Feature, FeatureSet};
 use concord_core::dynamics::RunSpec;
 use concord_core::model::{Activation, LossKind};
-use concord_core::train::{Precision, TrainOptimizer};
+use concord_core::train::{Init, Penalty, Precision, TrainOptimizer};
 #[cfg(test)]
 use concord_core::MethodSpec;
 use concord_core::ProblemKind;
@@ -84,6 +84,10 @@ pub const INPUTS: &[&str] = &["native", "union", "uniform"];
 /// Landscape plane directions (concord-core's `DirectionKind` names).
 pub const LANDSCAPE_DIRECTIONS: &[&str] = &["random", "gradients", "pca", "start-end"];
 pub const MODELS: &[&str] = &["mlp", "moe"];
+/// TF Playground's `regularization` values (`none` is TF's absent key).
+pub const REGULARIZATIONS: &[&str] = &["none", "L1", "L2"];
+/// The init choice: Concord's seeded Glorot/He, zeros (TF's `initZero=true`), TF's U(−0.5, 0.5).
+pub const INITS: &[&str] = &["default", "zero", "tf-uniform"];
 /// MoE routers, by concord-core's names.
 pub const ROUTERS: &[&str] = &concord_core::model::moe::RouterKind::NAMES;
 /// Experts in the playground's MoE block (concord-core allows more; the panel stays legible).
@@ -123,6 +127,17 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "losses", ty: Ty::Seq { names: LOSSES, min: 1, max: MAX_TASKS }, default: "bce,bce" },
     Prop { key: "tiedHeads", ty: Ty::Bool, default: "true" },
     Prop { key: "batch", ty: Ty::Int { min: 1, max: 2000 }, default: "50" },
+    // TF Playground's input features of the 2-D point (its keys), the L1/L2 penalty and init.
+    Prop { key: "x", ty: Ty::Bool, default: "true" },
+    Prop { key: "y", ty: Ty::Bool, default: "true" },
+    Prop { key: "xSquared", ty: Ty::Bool, default: "false" },
+    Prop { key: "ySquared", ty: Ty::Bool, default: "false" },
+    Prop { key: "xTimesY", ty: Ty::Bool, default: "false" },
+    Prop { key: "sinX", ty: Ty::Bool, default: "false" },
+    Prop { key: "sinY", ty: Ty::Bool, default: "false" },
+    Prop { key: "regularization", ty: Ty::Enum(REGULARIZATIONS), default: "none" },
+    Prop { key: "regularizationRate", ty: Ty::Number { min: 0.0, max: 10.0 }, default: "0" },
+    Prop { key: "init", ty: Ty::Enum(INITS), default: "default" },
     // The model choice: the MLP trunk, or the same trunk with an MoE block on top.
     Prop { key: "model", ty: Ty::Enum(MODELS), default: "mlp" },
     Prop { key: "router", ty: Ty::Enum(ROUTERS), default: "task" },
@@ -141,6 +156,7 @@ pub const PROPS: &[Prop] = &[
     // Views.
     Prop { key: "layers", ty: Ty::Bool, default: "false" },
     Prop { key: "showTest", ty: Ty::Bool, default: "true" },
+    Prop { key: "discretize", ty: Ty::Bool, default: "false" },
     Prop { key: "hideText", ty: Ty::Bool, default: "false" },
     // The landscape panel: plane directions, grid points per side, shown task (0 = total).
     Prop { key: "landDirections", ty: Ty::Enum(LANDSCAPE_DIRECTIONS), default: "random" },
@@ -163,6 +179,19 @@ pub const HIDABLE_CONTROLS: &[(&str, &str)] = &[
     ("playButton", "Play/pause"),
     ("stepButton", "Step"),
     ("resetButton", "Reset"),
+    // TF Playground's names for its view toggles, penalty and input features.
+    ("showTestData", "Show test data"),
+    ("discretize", "Discretize output"),
+    ("regularization", "Regularization"),
+    ("regularizationRate", "Regularization rate"),
+    ("init", "Initialisation"),
+    ("x", "Feature x₁"),
+    ("y", "Feature x₂"),
+    ("xSquared", "Feature x₁²"),
+    ("ySquared", "Feature x₂²"),
+    ("xTimesY", "Feature x₁x₂"),
+    ("sinX", "Feature sin x₁"),
+    ("sinY", "Feature sin x₂"),
     ("view", "Loss view"),
     ("backend", "Backend readout"),
     ("heatmaps", "Heatmaps"),
@@ -269,6 +298,12 @@ pub struct State {
     pub losses: Vec<LossKind>,
     pub tied_heads: bool,
     pub batch: usize,
+    /// The input features of the 2-D point (task sets, CSV points; never empty).
+    pub features: FeatureSet,
+    /// L1/L2 on the MLP's weights (`None`: TF's "None").
+    pub regularization: Option<Penalty>,
+    pub reg_rate: f64,
+    pub init: Init,
     /// The MoE block's settings, or `None` for the plain MLP trunk.
     pub moe: Option<MoeChoice>,
     /// The runs side by side, each a method and its options (`mean@sam`; the toys: each from
@@ -284,6 +319,8 @@ pub struct State {
     pub play: bool,
     pub layers: bool,
     pub show_test: bool,
+    /// Heatmaps show the sign (argmax) of the output, not its value (a view: no reset).
+    pub discretize: bool,
     pub hide_text: bool,
     pub land_directions: &'static str,
     pub land_grid: usize,
@@ -326,6 +363,7 @@ impl State {
             play: false,
             layers: false,
             show_test: false,
+            discretize: false,
             hide_text: false,
             land_directions: "random",
             land_grid: 0,
@@ -358,6 +396,9 @@ impl State {
                 }));
             }
         }
+        // TF's key names for what Concord names otherwise: `showTestData` (= showTest) and
+        // `initZero` (= init=zero); the Concord key wins when both are given.
+        let (mut tf_show_test, mut tf_init_zero) = (None, None);
         let step_keys = lesson.map_or("", |n| crate::lessons::LESSON[n - 1].hash);
         for pair in step_keys.split('&').chain(hash.split('&')).filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -384,6 +425,8 @@ impl State {
                 (Some(i), _) => values[i] = Some(value),
                 (None, "methods") => legacy_methods = Some(value),
                 (None, "c") => legacy_c = Some(value),
+                (None, "showTestData") => tf_show_test = Some(value),
+                (None, "initZero") => tf_init_zero = Some(value),
                 (None, _) => notices.push(format!("unknown key “{}” ignored", short(&key))),
             }
         }
@@ -403,6 +446,17 @@ impl State {
                 values[arena_index] = Some(a);
             }
             notices.append(&mut legacy_notices);
+        }
+        let at = |key: &str| PROPS.iter().position(|p| p.key == key).expect("key in table");
+        if values[at("showTest")].is_none() {
+            values[at("showTest")] = tf_show_test;
+        }
+        if values[at("init")].is_none() {
+            match tf_init_zero.as_deref() {
+                Some("true") => values[at("init")] = Some("zero".into()),
+                Some("false") | None => {}
+                Some(other) => notices.push(format!("initZero={}: expected true or false; ignored", short(other))),
+            }
         }
         let mut parsed: Vec<Value> = Vec::with_capacity(PROPS.len());
         for (prop, raw) in PROPS.iter().zip(values) {
@@ -460,6 +514,11 @@ impl State {
             notices.push(format!("k={k}: at most the number of experts ({experts}); using {experts}"));
             k = experts;
         }
+        let on: Vec<Feature> = Feature::ALL.into_iter().filter(|f| get(f.key()).flag()).collect();
+        let features = FeatureSet::new(&on).unwrap_or_else(|why| {
+            notices.push(format!("input features: {why}; using x, y"));
+            FeatureSet::raw()
+        });
         let moe = (get("model").name() == "moe").then(|| MoeChoice {
             router: get("router").name(),
             experts,
@@ -481,6 +540,10 @@ impl State {
             losses,
             tied_heads: get("tiedHeads").flag(),
             batch: get("batch").num() as usize,
+            features,
+            regularization: Penalty::parse(get("regularization").name()),
+            reg_rate: get("regularizationRate").num(),
+            init: Init::parse(get("init").name()).unwrap_or_default(),
             moe,
             arena,
             view: View::from_name(get("view").name()),
@@ -491,6 +554,7 @@ impl State {
             play: get("play").flag(),
             layers: get("layers").flag(),
             show_test: get("showTest").flag(),
+            discretize: get("discretize").flag(),
             hide_text: get("hideText").flag(),
             land_directions: get("landDirections").name(),
             land_grid: get("landGrid").num() as usize,
@@ -522,6 +586,12 @@ impl State {
                     "losses" => join(self.losses.iter().map(|l| l.name().to_string()).collect()),
                     "tiedHeads" => self.tied_heads.to_string(),
                     "batch" => self.batch.to_string(),
+                    key @ ("x" | "y" | "xSquared" | "ySquared" | "xTimesY" | "sinX" | "sinY") => {
+                        Feature::from_key(key).is_some_and(|f| self.features.contains(f)).to_string()
+                    }
+                    "regularization" => self.regularization.map_or("none", Penalty::name).to_string(),
+                    "regularizationRate" => fmt_num(self.reg_rate),
+                    "init" => self.init.name().to_string(),
                     "model" => if self.moe.is_some() { "moe" } else { "mlp" }.to_string(),
                     "router" => self.moe_or_default().router.to_string(),
                     "experts" => self.moe_or_default().experts.to_string(),
@@ -536,6 +606,7 @@ impl State {
                     "play" => self.play.to_string(),
                     "layers" => self.layers.to_string(),
                     "showTest" => self.show_test.to_string(),
+                    "discretize" => self.discretize.to_string(),
                     "hideText" => self.hide_text.to_string(),
                     "landDirections" => self.land_directions.to_string(),
                     "landGrid" => self.land_grid.to_string(),
@@ -926,7 +997,7 @@ mod tests {
     #[test]
     fn bad_values_are_fixed_with_notices() {
         let (s, notices) = State::from_hash(
-            "#preset=cagrad-toy&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&x_hide=true&lr_hide=true",
+            "#preset=cagrad-toy&methods=mean,foo,cagrad&c=-3&lr=abc&spf=1e9&play=maybe&bogus=1&view=l2&nosuch_hide=true&lr_hide=true",
         );
         assert_eq!(s.problem(), ProblemKind::CagradToy);
         let texts: Vec<String> = s.arena.iter().map(|m| m.to_text()).collect();
@@ -936,7 +1007,7 @@ mod tests {
         assert!(s.play);
         assert_eq!(s.view, View::L2);
         assert!(s.is_hidden("lr"));
-        // methods (foo), c, lr, spf, play, bogus, x_hide, and the rename notice.
+        // methods (foo), c, lr, spf, play, bogus, nosuch_hide (x_hide is now a TF feature flag), and the rename notice.
         assert_eq!(notices.len(), 8, "{notices:?}");
     }
 

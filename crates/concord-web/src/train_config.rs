@@ -4,13 +4,14 @@
 
 use crate::preset::Family;
 use crate::state::State;
+use concord_core::data::FeatureSet;
 use concord_core::data::{
     Conflict, DataRng, GradNormConfig, InputSource, LabelKind, MultiTaskData, SinusoidConfig, TaskSetConfig,
 };
 use concord_core::dynamics::{LrSchedule, RunSpec};
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
 use concord_core::model::{HeadConfig, LossKind, MlpConfig};
-use concord_core::train::{DataSource, MoeSpec, TrainConfig};
+use concord_core::train::{DataSource, Init, MoeSpec, Regularization, TrainConfig};
 use concord_core::MethodSpec;
 use rand::SeedableRng;
 
@@ -106,7 +107,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
                 ));
             }
             let heads = csv_heads(state, &data);
-            (DataSource::Points { data }, Some(model(state, 2, heads)), Some(state.batch))
+            (DataSource::Points { data }, Some(model(state, state.features.len(), heads)), Some(state.batch))
         }
         (None, Family::TaskSet) => {
             let m = state.tasks.len();
@@ -127,7 +128,7 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
                 conflict,
             };
             let heads = state.losses.iter().map(|&l| one_head(l)).collect();
-            (DataSource::TaskSet { config }, Some(model(state, 2, heads)), Some(state.batch))
+            (DataSource::TaskSet { config }, Some(model(state, state.features.len(), heads)), Some(state.batch))
         }
         (None, Family::GradNorm) => {
             let gc = GradNormConfig {
@@ -172,6 +173,14 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
     let batch_size = batch.filter(|b| *b < n_train);
     // The MoE block needs a network (the Pareto problem has none).
     let moe = if model.is_some() { moe_spec(state)? } else { None };
+    let (features, regularization, init) = trunk_options(state, &data, model.is_some() && moe.is_none());
+    let mut model = model;
+    if let (Some(m), None) = (model.as_mut(), &features) {
+        // The raw point (also what an MoE model reads: it takes no feature map).
+        if matches!(data, DataSource::TaskSet { .. } | DataSource::Points { .. }) {
+            m.input_dim = 2;
+        }
+    }
     Ok(TrainConfig {
         data,
         model,
@@ -189,7 +198,24 @@ pub fn base_config(state: &State, csv: Option<&MultiTaskData>) -> Result<TrainCo
         // `sample_stride`-th step, in the export. The page's chart computes its own series.
         sample_metrics: true,
         dynamics: Default::default(),
+        features,
+        regularization,
+        init,
     })
+}
+
+/// TF's trunk options as the run takes them: the feature map only for 2-D points (x, y alone is
+/// the raw point: `None`, so such a run is the run from before the features), the penalty and
+/// the init only for an MLP (an MoE model and the analytic problems take neither). A penalty
+/// of rate 0 is none (and keeps the run on the GPU).
+fn trunk_options(state: &State, data: &DataSource, mlp: bool) -> (Option<FeatureSet>, Option<Regularization>, Init) {
+    let points = matches!(data, DataSource::TaskSet { .. } | DataSource::Points { .. });
+    let features = (points && mlp && !state.features.is_raw()).then(|| state.features.clone());
+    let regularization = state
+        .regularization
+        .filter(|_| mlp && state.reg_rate > 0.0)
+        .map(|penalty| Regularization { penalty, rate: state.reg_rate });
+    (features, regularization, if mlp { state.init } else { Init::Default })
 }
 
 /// The base config with one arena run's method and options (its optimizer, keeping the page's

@@ -3,6 +3,7 @@
 //! Randomness is ChaCha8 (`rand_chacha`) seeded by a u64, not `Math.seedrandom`.
 
 mod csv;
+mod features;
 mod gradnorm;
 mod multitask;
 mod playground;
@@ -12,6 +13,7 @@ mod sinusoid;
 mod tests;
 
 pub use csv::parse_csv;
+pub use features::{feature_rows, Feature, FeatureSet};
 pub use gradnorm::{GradNormConfig, GradNormSynthetic};
 pub use multitask::{
     Conflict, InputSource, LabelKind, MultiTaskData, TaskSetConfig, MAX_CLASSES, MAX_DATA_TASKS, MAX_POINTS,

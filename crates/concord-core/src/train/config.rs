@@ -2,7 +2,8 @@
 //! and the optional loss weighting, serialisable and validated with messages a user can act on.
 
 use super::moe_spec::MoeSpec;
-use crate::data::{GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
+use super::trunk::{Init, Regularization};
+use crate::data::{FeatureSet, GradNormConfig, MultiTaskData, SinusoidConfig, TaskSetConfig};
 use crate::dynamics::Dynamics;
 use crate::method::MethodSpec;
 use crate::model::MlpConfig;
@@ -249,6 +250,16 @@ pub struct TrainConfig {
     /// default changes nothing and is not written.
     #[serde(default, skip_serializing_if = "Dynamics::is_default")]
     pub dynamics: Dynamics,
+    /// TF Playground's input features of a 2-D point (task sets, CSV points): the model reads
+    /// one column per feature, so `model.input_dim` must be their number. `None`: the raw point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<FeatureSet>,
+    /// L1/L2 on the MLP's weights (`trunk.rs` says where it enters the step). `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regularization: Option<Regularization>,
+    /// How the MLP's parameters start (every backend starts from the CPU trainer's vector).
+    #[serde(default, skip_serializing_if = "Init::is_default")]
+    pub init: Init,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -295,6 +306,12 @@ struct TrainConfigFile {
     sample_metrics: bool,
     #[serde(default)]
     dynamics: Dynamics,
+    #[serde(default)]
+    features: Option<FeatureSet>,
+    #[serde(default)]
+    regularization: Option<Regularization>,
+    #[serde(default)]
+    init: Init,
 }
 
 impl TryFrom<TrainConfigFile> for TrainConfig {
@@ -332,6 +349,9 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
             precision: f.precision,
             sample_metrics: f.sample_metrics,
             dynamics: f.dynamics,
+            features: f.features,
+            regularization: f.regularization,
+            init: f.init,
         })
     }
 }
@@ -342,6 +362,12 @@ impl TrainConfig {
     /// cosine and the spike score run on the GPU (`concord-gpu`'s `GpuTrainer`; its fused toy
     /// kernel has none of them and refuses on its own).
     pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
+        if let Some(r) = &self.regularization {
+            return Some(format!(
+                "the regularization '{}' has no GPU kernel yet; use the CPU backend",
+                r.penalty.name()
+            ));
+        }
         let unsupported = crate::dynamics::Dynamics { schedule: self.dynamics.schedule.clone(), ..Default::default() };
         (!unsupported.is_default()).then(|| {
             format!("the training dynamics '{}' has no GPU kernel yet; use the CPU backend", unsupported.label())
@@ -426,6 +452,7 @@ impl TrainConfig {
                 ));
             }
         }
+        self.validate_trunk()?;
         match &self.data {
             DataSource::TaskSet { config } => config.validate().map_err(|e| format!("task set: {e}"))?,
             DataSource::GradNorm { config, n_train, n_test } => {
@@ -459,6 +486,40 @@ impl TrainConfig {
                 data.validate()?;
             }
             DataSource::ParetoSynthetic { .. } | DataSource::Toy { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Input features, regularisation and init need an MLP (features also 2-D points).
+    fn validate_trunk(&self) -> Result<(), String> {
+        let mlp = if self.data.is_analytic() || self.moe.is_some() { None } else { self.model.as_ref() };
+        let what = if self.moe.is_some() { "an MoE model".to_string() } else { self.data.kind().to_string() };
+        if let Some(f) = &self.features {
+            if !matches!(self.data, DataSource::TaskSet { .. } | DataSource::Points { .. }) {
+                return Err(format!(
+                    "input features map 2-D points; {} has none (leave features out)",
+                    self.data.kind()
+                ));
+            }
+            let Some(model) = mlp else {
+                return Err(format!("input features need an MLP model; {what} has none"));
+            };
+            if model.input_dim != f.len() {
+                return Err(format!(
+                    "the model reads {} inputs but {} input features are on (input_dim must be their number)",
+                    model.input_dim,
+                    f.len()
+                ));
+            }
+        }
+        if let Some(r) = &self.regularization {
+            r.validate()?;
+            if mlp.is_none() {
+                return Err(format!("regularization needs an MLP model; {what} has none (leave it out)"));
+            }
+        }
+        if !self.init.is_default() && mlp.is_none() {
+            return Err(format!("the '{}' init needs an MLP model; {what} has none", self.init.name()));
         }
         Ok(())
     }

@@ -48,6 +48,9 @@ mod sample_weighting_tests;
 mod task_experts_tests;
 #[cfg(test)]
 mod tests;
+mod trunk;
+#[cfg(test)]
+mod trunk_tests;
 
 pub use backend::{now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, ReadBack, Snapshot};
 pub use batches::BatchSampler;
@@ -58,6 +61,7 @@ pub use moe_spec::MoeSpec;
 pub use net::{MoeStepRecord, Net, NetGradients, StageStep};
 pub use presets::{preset, task_experts_spec, Preset, TASK_EXPERTS_DENSE_HIDDEN};
 pub use sample_conflict::{SampleConflict, COS_TIE, OPPOSING_TOP_PERCENT};
+pub use trunk::{weight_mask, Init, Penalty, Regularization, TF_REGULARIZATION_RATES};
 
 use crate::aggregators::combine_f32;
 use crate::aggregators::Aggregator;
@@ -388,8 +392,16 @@ fn points_to_sets(config: &TrainConfig, data: &crate::data::MultiTaskData) -> Re
         return Err(format!("the model has {} heads but the data has {} tasks", model.heads.len(), data.num_tasks()));
     }
     let losses: Vec<_> = model.heads.iter().map(|h| h.loss).collect();
-    let (x, y) = data.batch(data.train_indices(), &losses)?;
-    let test = if data.test_indices().is_empty() { None } else { Some(data.batch(data.test_indices(), &losses)?) };
+    // The model reads the points' input features (TF's x₁², sin x₁, …) when the run has some.
+    let features = |(x, y): (DMatrix<f64>, Vec<Target>)| -> Result<_, String> {
+        match &config.features {
+            Some(f) => Ok((f.map_rows(&x)?, y)),
+            None => Ok((x, y)),
+        }
+    };
+    let (x, y) = features(data.batch(data.train_indices(), &losses)?)?;
+    let test =
+        if data.test_indices().is_empty() { None } else { Some(features(data.batch(data.test_indices(), &losses)?)?) };
     Ok((x, y, test, data.task_names.clone()))
 }
 
@@ -405,7 +417,13 @@ impl Trainer {
             Some(spec) => Some(spec.build(m, config.seed)?),
         };
         let (params, layer_ranges) = match (&engine, &config.data) {
-            (Engine::Mlp { mlp, .. }, _) => (mlp.init_params(config.seed), mlp.layer_ranges()),
+            (Engine::Mlp { mlp, .. }, _) => {
+                let mut params = mlp.init_params(config.seed);
+                if let Net::Mlp(net) = &**mlp {
+                    config.init.apply(&mut params, &weight_mask(net.layout()), config.seed);
+                }
+                (params, mlp.layer_ranges())
+            }
             (Engine::Analytic(_), DataSource::Toy { start, .. }) => (start.to_vec(), Vec::new()),
             (Engine::Analytic(p), _) => {
                 let mut rng = DataRng::seed_from_u64(config.seed);
@@ -523,10 +541,12 @@ impl Trainer {
 
     /// Head outputs at 2-D points (decision-boundary grids) for MLP and MoE runs alike;
     /// `None` for pareto-synthetic.
+    /// The points go through the run's input features first.
     pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Result<Vec<DMatrix<f64>>, String>> {
+        let x = crate::data::feature_rows(self.config.features.as_ref(), points);
         match self.net()? {
-            Net::Mlp(n) => Some(n.predict_points(&self.params, points)),
-            Net::Moe(n) => Some(n.predict_points(&self.params, points)),
+            Net::Mlp(n) => Some(n.forward(&self.params, &x)),
+            Net::Moe(n) => Some(n.forward(&self.params, &x)),
         }
     }
 
@@ -819,6 +839,11 @@ impl Trainer {
             dyn_config.schedule_steps(self.config.steps),
             plan.step,
         );
+        // The penalty is shared, not a task: its gradient joins the aggregated (and clipped)
+        // update here, before the optimizer (trunk.rs).
+        if let Some(reg) = self.config.regularization.filter(|r| r.rate > 0.0) {
+            reg.add_gradient(&self.params, &self.weight_mask(), &mut full);
+        }
         let mut next = std::mem::take(&mut self.spare);
         next.clear();
         next.extend_from_slice(&self.params);
@@ -1077,14 +1102,7 @@ impl Trainer {
     /// models and the analytic problems treat every entry as a weight.
     fn weight_mask(&self) -> Vec<bool> {
         match self.mlp() {
-            Some(mlp) => {
-                let mut mask = vec![false; self.params.len()];
-                let layout = mlp.layout();
-                for slice in layout.trunk.iter().chain(&layout.heads) {
-                    mask[slice.weight.clone()].iter_mut().for_each(|m| *m = true);
-                }
-                mask
-            }
+            Some(mlp) => weight_mask(mlp.layout()),
             None => vec![true; self.params.len()],
         }
     }

@@ -155,6 +155,9 @@ impl Preset {
             precision: Default::default(),
             sample_metrics: false,
             dynamics: Default::default(),
+            features: None,
+            regularization: None,
+            init: Default::default(),
         };
         match self {
             Preset::XorConflict => {

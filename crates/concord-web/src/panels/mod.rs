@@ -20,3 +20,4 @@ pub mod outputs;
 pub mod preset;
 pub mod samples;
 pub mod transport;
+pub mod trunk;

@@ -159,19 +159,21 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
 /// The side and RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
 /// 100 × 100 grid outputs when the run has them for this extent, else the CPU forward pass of
 /// the MLP or the MoE model (same heads, same outputs per task) on a grid of `cpu_side`.
-fn heatmap_pixels(run: &Run, extent: f64, cpu_side: usize) -> Option<(usize, Vec<Vec<u8>>)> {
+/// With `discretize` (TF's "Discretize output") a cell shows the sign of the output (the argmax
+/// for softmax heads, already discrete), not its value.
+fn heatmap_pixels(run: &Run, extent: f64, cpu_side: usize, discretize: bool) -> Option<(usize, Vec<Vec<u8>>)> {
     let computed;
     let cpu_points = || crate::grid::points_n(extent, cpu_side);
     let (side, outs, heads) = match (run.mlp(), run.moe()) {
         (Some(mlp), _) => match run.grid_outputs(extent) {
             Some(gpu) => (GRID, gpu, &mlp.config().heads),
             None => {
-                computed = mlp.predict_points(run.params()?, &cpu_points()).ok()?;
+                computed = run.predict_points(&cpu_points())?;
                 (cpu_side, &computed[..], &mlp.config().heads)
             }
         },
         (None, Some(moe)) => {
-            computed = moe.predict_points(run.params()?, &cpu_points()).ok()?;
+            computed = run.predict_points(&cpu_points())?;
             (cpu_side, &computed[..], &moe.config().heads)
         }
         (None, None) => return None,
@@ -187,7 +189,9 @@ fn heatmap_pixels(run: &Run, extent: f64, cpu_side: usize) -> Option<(usize, Vec
                     for (c, v) in row.iter_mut().enumerate() {
                         *v = o[(i, c)];
                     }
-                    let [r, g, b] = chart::playground_rgb(output_value(head.loss, &row));
+                    let v = output_value(head.loss, &row);
+                    let v = if discretize && v != 0.0 { v.signum() } else { v };
+                    let [r, g, b] = chart::playground_rgb(v);
                     px.extend_from_slice(&[r, g, b, 255]);
                 }
                 px
@@ -247,7 +251,7 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let cpu_side = crate::grid::side_within_budget(params, cpu_runs.len(), GRID);
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
-        let pixels = heatmap_pixels(run, extent, cpu_side);
+        let pixels = heatmap_pixels(run, extent, cpu_side, state.discretize);
         for t in 0..m {
             let y0 = 30.0 + t as f64 * row_h + 16.0;
             let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
@@ -823,9 +827,14 @@ pub fn OutputsPanel(#[prop(optional)] children: Option<Children>) -> impl IntoVi
         });
     });
 
-    let toggle = move |id: &'static str, label: &'static str, get: fn(&State) -> bool, set: fn(&mut State, bool)| {
+    // `hide`: the `_hide` flag that removes the toggle (TF's names).
+    let toggle = move |id: &'static str,
+                       hide: &'static str,
+                       label: &'static str,
+                       get: fn(&State) -> bool,
+                       set: fn(&mut State, bool)| {
         view! {
-            <span class="toggle">
+            <span class="toggle" class:hidden=move || cfg.with(|s| s.is_hidden(hide))>
                 <input
                     type="checkbox"
                     id=id
@@ -843,8 +852,9 @@ pub fn OutputsPanel(#[prop(optional)] children: Option<Children>) -> impl IntoVi
     view! {
         <div class="outputs">
             <div class="card view-toggles" role="group" aria-label="View options" class:hidden=crate::state::panel_hidden("viewToggles")>
-                {toggle("show-test", "Show test data", |s| s.show_test, |s, on| s.show_test = on)}
-                {toggle("layer-toggle", "Per-layer cosines", |s| s.layers, |s, on| s.layers = on)}
+                {toggle("show-test", "showTestData", "Show test data", |s| s.show_test, |s, on| s.show_test = on)}
+                {toggle("discretize", "discretize", "Discretize output", |s| s.discretize, |s, on| s.discretize = on)}
+                {toggle("layer-toggle", "layers", "Per-layer cosines", |s| s.layers, |s, on| s.layers = on)}
             </div>
             <section class="card figure-card" class:hidden=move || heat_hidden() || no_map.get() data-panel="heatmaps">
                 <div class="figure-head">

@@ -6,7 +6,11 @@ use leptos::prelude::*;
 
 /// 12345678 → "12,345,678".
 pub fn fmt_int(n: u64) -> String {
-    let s = n.to_string();
+    commas(&n.to_string())
+}
+
+/// "0012345" → "0,012,345".
+fn commas(s: &str) -> String {
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
         if i > 0 && (s.len() - i).is_multiple_of(3) {
@@ -15,6 +19,20 @@ pub fn fmt_int(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// TF Playground's counter: zero-padded to six digits, with commas (12 → "000,012").
+pub fn fmt_padded(n: u64) -> String {
+    commas(&format!("{n:06}"))
+}
+
+/// Whole epochs after `steps` mini-batches of `batch` out of `n_train` points.
+pub fn epochs(steps: u64, batch: usize, n_train: usize) -> u64 {
+    if n_train == 0 {
+        0
+    } else {
+        steps * batch as u64 / n_train as u64
+    }
 }
 
 fn fmt_rate(r: f64) -> String {
@@ -58,6 +76,17 @@ pub fn TransportPanel() -> impl IntoView {
         session.with(|s| runs_text(&s.runs)).unwrap_or_default()
     };
     let steps = move || ui.steps.get();
+    // (batch, train points) of the first run: every run of the arena shares its data.
+    let batch_of = move || {
+        ui.version.track();
+        session
+            .with(|s| {
+                let r = s.runs.first()?;
+                let n = r.train_set()?.0.nrows();
+                Some((r.config.batch_size.unwrap_or(n), n))
+            })
+            .flatten()
+    };
     let rate = move || ui.rate.get();
 
     view! {
@@ -103,7 +132,7 @@ pub fn TransportPanel() -> impl IntoView {
                 type="button"
                 class="btn icon-btn"
                 class:hidden=hidden("stepButton")
-                title=move || format!("Advance {} steps (S)", cfg.with(|s| s.spf))
+                title=move || format!("Advance {} steps (S); a step is one mini-batch (TF Playground's step is one epoch)", cfg.with(|s| s.spf))
                 aria-label="Step"
                 on:click=move |_| session.step_once()
             >
@@ -115,6 +144,13 @@ pub fn TransportPanel() -> impl IntoView {
                 <span class="readout-label">"Step"</span>
                 <span class="readout-value counter step-count" data-testid="steps">{move || fmt_int(steps())}</span>
             </div>
+            <div class="readout" aria-live="off" class:hidden=move || batch_of().is_none()
+                title="Epochs: steps × batch size ÷ training points">
+                <span class="readout-label">"Epoch"</span>
+                <span class="readout-value counter" data-testid="epochs">
+                    {move || batch_of().map(|(b, n)| fmt_padded(epochs(steps(), b, n))).unwrap_or_default()}
+                </span>
+            </div>
             <div class="readout">
                 <span class="readout-label">"Speed"</span>
                 <span class="readout-value">
@@ -124,5 +160,21 @@ pub fn TransportPanel() -> impl IntoView {
                 <span class="readout-note" data-testid="run-count">{runs}</span>
             </div>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_are_counted_and_padded_as_tf_playground_does() {
+        assert_eq!(epochs(10, 50, 250), 2);
+        assert_eq!(epochs(4, 50, 250), 0);
+        assert_eq!(epochs(7, 0, 0), 0);
+        assert_eq!(fmt_padded(0), "000,000");
+        assert_eq!(fmt_padded(12), "000,012");
+        assert_eq!(fmt_padded(1234), "001,234");
+        assert_eq!(fmt_padded(12_345_678), "12,345,678");
     }
 }

@@ -49,7 +49,8 @@ pub fn exported(hash: &str, csv: Option<&str>, steps: usize) -> String {
                 let pts: Vec<[f64; 2]> = (0..MAP_SIDE * MAP_SIDE)
                     .map(|i| [-6.0 + ((i % MAP_SIDE) as f64 + 0.5) * h, 6.0 - ((i / MAP_SIDE) as f64 + 0.5) * h])
                     .collect();
-                ConflictMap::cpu(mlp, t.params(), &pts, t.step_index(), 6.0, MAP_SIDE).unwrap()
+                ConflictMap::cpu(mlp, t.config().features.as_ref(), t.params(), &pts, t.step_index(), 6.0, MAP_SIDE)
+                    .unwrap()
             });
             SavedRun {
                 method: spec.to_text(),
