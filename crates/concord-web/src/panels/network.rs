@@ -12,7 +12,7 @@
 //! when the run's state changed and at least max(400 ms, 8 × the last one's time) has passed,
 //! so a large model while playing costs at most ~1/9 of the page's time.
 //!
-//! **Thumbnails** are computed on the CPU (`Mlp::hidden_activations_points`) on a coarse
+//! **Thumbnails** are computed on the CPU (`Mlp::hidden_activations`, the points through the run's input features) on a coarse
 //! `THUMB` × `THUMB` grid over the heatmap's square, also for WebGPU runs (the GPU grid kernel
 //! writes only the heads' outputs). `window.concord.network()` returns the last result.
 
@@ -67,11 +67,16 @@ pub struct NetworkResult {
     heads: Vec<Vec<f64>>,
     #[serde(skip)]
     mlp: Option<Mlp>,
+    /// The run's input features (None: the raw 2-D point), for the enlarged thumbnail.
+    #[serde(skip)]
+    features: Option<concord_core::data::FeatureSet>,
 }
 
-/// The input nodes' labels. One place on purpose: when TrainConfig gains input features, their
-/// names come from here.
-pub fn input_labels(input_dim: usize) -> Vec<String> {
+/// The input nodes' labels: the run's input features (TF's x₁, x₁², sin x₁, …), else x₁ … xₙ.
+pub fn input_labels(features: Option<&concord_core::data::FeatureSet>, input_dim: usize) -> Vec<String> {
+    if let Some(f) = features {
+        return f.features().iter().map(|f| f.label().to_string()).collect();
+    }
     const SUB: [char; 10] = ['₀', '₁', '₂', '₃', '₄', '₅', '₆', '₇', '₈', '₉'];
     (1..=input_dim)
         .map(|i| format!("x{}", i.to_string().chars().map(|c| SUB[(c as u8 - b'0') as usize]).collect::<String>()))
@@ -127,6 +132,7 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                 acts: Vec::new(),
                 heads: Vec::new(),
                 mlp: None,
+                features: None,
             };
             let Some(mlp) = r.mlp() else {
                 out.note = Some(if r.moe().is_some() {
@@ -140,13 +146,15 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
             let (x, targets) = r.train_set().ok_or("the run has no training set")?;
             let grads = mlp.gradients(params, x, targets)?;
             out.layers = neuron_conflicts(mlp.layout(), &grads.shared_jacobian)?;
-            out.inputs = input_labels(mlp.config().input_dim);
+            out.inputs = input_labels(r.config.features.as_ref(), mlp.config().input_dim);
             out.hidden = mlp.config().hidden.clone();
-            if mlp.config().input_dim == 2 {
+            // 2-D points, through the run's input features as the trainers map them.
+            if r.config.features.is_some() || mlp.config().input_dim == 2 {
                 let points = crate::grid::points_n(extent, THUMB);
-                let acts = mlp.hidden_activations_points(params, &points)?;
+                let x = concord_core::data::feature_rows(r.config.features.as_ref(), &points);
+                let acts = mlp.hidden_activations(params, &x)?;
                 out.acts = acts.iter().map(|m| (0..m.ncols()).map(|j| m.column(j).iter().copied().collect()).collect()).collect();
-                let outs = mlp.predict_points(params, &points)?;
+                let outs = mlp.forward(params, &x)?;
                 out.heads = outs
                     .iter()
                     .zip(&mlp.config().heads)
@@ -159,6 +167,7 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
             }
             out.params = params.to_vec();
             out.mlp = Some(mlp.clone());
+            out.features = r.config.features.clone();
             Ok(out)
         })
         .ok_or_else(|| "the page is busy".to_string())?
@@ -380,7 +389,8 @@ pub fn NetworkPanel() -> impl IntoView {
                 }
                 if let (Some((l, j)), Some(c), Some(mlp)) = (enlarged.get_untracked(), large.get_untracked(), &r.mlp) {
                     let points = crate::grid::points_n(r.extent, LARGE);
-                    if let Ok(acts) = mlp.hidden_activations_points(&r.params, &points) {
+                    let x = concord_core::data::feature_rows(r.features.as_ref(), &points);
+                    if let Ok(acts) = mlp.hidden_activations(&r.params, &x) {
                         if let Some(m) = acts.get(l).filter(|m| j < m.ncols()) {
                             paint(&c, &m.column(j).iter().copied().collect::<Vec<_>>(), LARGE);
                         }
