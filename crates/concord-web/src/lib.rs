@@ -10,6 +10,8 @@
 pub mod conflict_map;
 pub mod grid;
 pub mod lessons;
+#[cfg(test)]
+mod lessons_tests;
 pub mod preset;
 pub mod saved;
 pub mod state;

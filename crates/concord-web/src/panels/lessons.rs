@@ -5,7 +5,6 @@
 use crate::lessons::{LessonStep, LESSON};
 use crate::state::{use_cfg, State};
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// The class that outlines the step's control (style.css).
 const HIGHLIGHT: &str = "lesson-target";
@@ -15,12 +14,8 @@ const HIGHLIGHT: &str = "lesson-target";
 fn highlight(step: Option<&'static LessonStep>) {
     request_animation_frame(move || {
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
-        if let Ok(old) = doc.query_selector_all(&format!(".{HIGHLIGHT}")) {
-            for i in 0..old.length() {
-                if let Some(el) = old.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) {
-                    let _ = el.class_list().remove_1(HIGHLIGHT);
-                }
-            }
+        while let Ok(Some(old)) = doc.query_selector(&format!(".{HIGHLIGHT}")) {
+            let _ = old.class_list().remove_1(HIGHLIGHT);
         }
         if let Some(el) = step.and_then(|s| doc.query_selector(s.target).ok().flatten()) {
             let _ = el.class_list().add_1(HIGHLIGHT);
