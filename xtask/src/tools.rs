@@ -42,13 +42,29 @@ pub fn ensure_web_tools() -> Result<String> {
         run(Command::new("cargo").args(["install", "--force", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION]))?;
     }
     let web = root().join("web");
-    if !web.join("node_modules/.bin/wasm-opt").exists() || !web.join("node_modules/playwright-core").exists() {
+    // Every devDependency of web/package.json (a checkout that pulled a new one, e.g. axe-core,
+    // has a node_modules without it).
+    let missing = npm_dev_dependencies(&web)?.into_iter().find(|name| !web.join("node_modules").join(name).exists());
+    if !web.join("node_modules/.bin/wasm-opt").exists() || missing.is_some() {
         // binaryen 132 from npm: Debian's binaryen 108 produces a wasm that fails at start-up.
         run(Command::new("npm").current_dir(&web).args(["ci", "--no-audit", "--no-fund"]))?;
     }
     let mut paths = vec![web.join("node_modules/.bin"), cargo_bin("")];
     paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     std::env::join_paths(paths).map(|p| p.to_string_lossy().into_owned()).map_err(|e| e.to_string())
+}
+
+/// The package names under `devDependencies` in web/package.json (a flat object of "name":
+/// "version" pairs; xtask has no JSON parser and needs none for that).
+fn npm_dev_dependencies(web: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(web.join("package.json")).map_err(|e| format!("web/package.json: {e}"))?;
+    let block = text
+        .split_once("\"devDependencies\"")
+        .and_then(|(_, rest)| rest.split_once('{'))
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(inside, _)| inside)
+        .ok_or("web/package.json has no devDependencies object")?;
+    Ok(block.split(',').filter_map(|pair| pair.split('"').nth(1)).map(str::to_string).collect())
 }
 
 /// rustfmt and clippy (the format and lint checks), from rustup where they are missing.
@@ -82,4 +98,18 @@ pub fn ensure_test_tools() -> Result {
     println!("xtask: installing Mesa lavapipe and Chromium from Debian's packages");
     apt(&["update", "-q"])?;
     apt(&["install", "-y", "-q", "mesa-vulkan-drivers", "chromium", "chromium-driver"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_dependencies_are_read_from_package_json() {
+        let names = npm_dev_dependencies(&root().join("web")).unwrap();
+        for name in ["axe-core", "binaryen", "playwright-core"] {
+            assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+        }
+        assert!(names.iter().all(|n| !n.contains(['{', '}', ':', ' '])), "{names:?}");
+    }
 }
