@@ -31,6 +31,33 @@ pub fn with_computed<T: 'static, R>(cell: ComputedCell<T>, f: impl FnOnce(&mut C
     Some(f(&mut guard))
 }
 
+/// Put `name()` on a playground's hook object (`hook`, when it has one): the panel's last
+/// computation as {busy, error, result} (result serialised), plus `shown` when `shown` is given.
+pub fn install_computed_hook<T: serde::Serialize + 'static>(
+    hook: Option<js_sys::Object>,
+    name: &str,
+    store: ComputedCell<T>,
+    shown: Option<Box<dyn Fn() -> bool>>,
+) {
+    let Some(hook) = hook else { return };
+    let get = wasm_bindgen::closure::Closure::<dyn Fn() -> wasm_bindgen::JsValue>::new(move || {
+        let shown = shown.as_ref().map(|f| f());
+        with_computed(store, |s| {
+            let mut out = serde_json::json!({ "busy": s.busy, "error": s.error });
+            if let Some(shown) = shown {
+                out["shown"] = shown.into();
+            }
+            if let Some(r) = &s.result {
+                out["result"] = serde_json::to_value(r).unwrap_or_default();
+            }
+            js_sys::JSON::parse(&out.to_string()).unwrap_or(wasm_bindgen::JsValue::NULL)
+        })
+        .unwrap_or(wasm_bindgen::JsValue::NULL)
+    });
+    let _ = js_sys::Reflect::set(&hook, &name.into(), get.as_ref());
+    get.forget();
+}
+
 /// Resolves on the next macrotask, so the browser can paint and handle input.
 pub async fn yield_now() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

@@ -10,7 +10,7 @@
 //! landscape()` returns the last result for the browser tests.
 
 use crate::chart::{self, Axis, Frame, INK, MUTED};
-use crate::dom::{download_png, with_computed, yield_now, Computed, ComputedCell};
+use crate::dom::{download_png, install_computed_hook, with_computed, yield_now, Computed, ComputedCell};
 use crate::plot;
 use crate::session::{now_ms, use_session, Session, Snapshots};
 use crate::state::use_cfg;
@@ -22,7 +22,6 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use serde::Serialize;
 use std::cell::RefCell;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{HtmlCanvasElement, ImageData};
 
@@ -507,23 +506,6 @@ fn draw_sharpness(canvas: &HtmlCanvasElement, r: &LandscapeResult) {
     }
 }
 
-/// `landscape()` on this playground's hook object.
-fn install_hook(session: Session, store: StoreCell) {
-    let Some(hook) = session.with(|s| s.hook.clone()) else { return };
-    let get = Closure::<dyn Fn() -> JsValue>::new(move || {
-        with_computed(store, |s| {
-            let mut out = serde_json::json!({ "busy": s.busy, "error": s.error });
-            if let Some(r) = &s.result {
-                out["result"] = serde_json::to_value(r).unwrap_or_default();
-            }
-            js_sys::JSON::parse(&out.to_string()).unwrap_or(JsValue::NULL)
-        })
-        .unwrap_or(JsValue::NULL)
-    });
-    let _ = js_sys::Reflect::set(&hook, &"landscape".into(), get.as_ref());
-    get.forget();
-}
-
 #[component]
 pub fn LandscapePanel() -> impl IntoView {
     let cfg = use_cfg();
@@ -554,7 +536,8 @@ pub fn LandscapePanel() -> impl IntoView {
     };
     let version = RwSignal::new(0u64);
     let status = RwSignal::new(String::from("Not computed yet."));
-    install_hook(session, store);
+    // `landscape()` on this playground's hook object.
+    install_computed_hook(session.with(|s| s.hook.clone()), "landscape", store, None);
 
     let start = move || {
         if with_computed(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {

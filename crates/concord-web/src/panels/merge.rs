@@ -13,7 +13,7 @@
 //! `window.concord.merge()` returns the last result for the browser tests.
 
 use crate::chart::{self, Axis, Frame, INK, MUTED};
-use crate::dom::{with_computed, yield_now, Computed, ComputedCell};
+use crate::dom::{install_computed_hook, with_computed, yield_now, Computed, ComputedCell};
 use crate::plot;
 use crate::session::{now_ms, use_session, Session, SessionInner as Arena};
 use concord_core::dynamics::RunSpec;
@@ -22,7 +22,6 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use serde::Serialize;
 use std::cell::RefCell;
-use wasm_bindgen::prelude::*;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 /// Grid points per side of the plane's loss bands.
@@ -389,27 +388,6 @@ fn draw(canvas: &HtmlCanvasElement, r: &MergeResult) {
     );
 }
 
-/// `merge()` on this playground's hook object: {shown, busy, error, result: {step, tasks,
-/// sharedLen, base, parentParams, theta0, parents, joints: [{label, colour, losses}], merges:
-/// [{method, lambda, losses, barriers: [{task, entezari, frankle}], coords, offPlane, params}],
-/// paths, grid, planeTotal, computeMs}}.
-fn install_hook(session: Session, store: StoreCell, hidden: impl Fn() -> bool + 'static) {
-    let Some(hook) = session.with(|s| s.hook.clone()) else { return };
-    let get = Closure::<dyn Fn() -> JsValue>::new(move || {
-        let shown = !hidden();
-        with_computed(store, |s| {
-            let mut out = serde_json::json!({ "shown": shown, "busy": s.busy, "error": s.error });
-            if let Some(r) = &s.result {
-                out["result"] = serde_json::to_value(r).unwrap_or_default();
-            }
-            js_sys::JSON::parse(&out.to_string()).unwrap_or(JsValue::NULL)
-        })
-        .unwrap_or(JsValue::NULL)
-    });
-    let _ = js_sys::Reflect::set(&hook, &"merge".into(), get.as_ref());
-    get.forget();
-}
-
 fn fmt(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.3}")
@@ -436,7 +414,12 @@ pub fn MergePanel() -> impl IntoView {
     });
     let panel_hidden = crate::state::panel_hidden("merge");
     let hidden = move || panel_hidden() || none.get();
-    install_hook(session, store, move || panel_hidden() || none.get_untracked());
+    // `merge()` on this playground's hook object: {shown, busy, error, result: {step, tasks,
+    // sharedLen, base, parentParams, theta0, parents, joints: [{label, colour, losses}], merges:
+    // [{method, lambda, losses, barriers: [{task, entezari, frankle}], coords, offPlane, params}],
+    // paths, grid, planeTotal, computeMs}}.
+    let shown = move || !(panel_hidden() || none.get_untracked());
+    install_computed_hook(session.with(|s| s.hook.clone()), "merge", store, Some(Box::new(shown)));
 
     let start = move || {
         if with_computed(store, |s| std::mem::replace(&mut s.busy, true)).unwrap_or(true) {

@@ -16,7 +16,7 @@
 //! `THUMB` × `THUMB` grid over the heatmap's square, also for WebGPU runs (the GPU grid kernel
 //! writes only the heads' outputs). `window.concord.network()` returns the last result.
 
-use crate::dom::{with_computed, yield_now, Computed, ComputedCell};
+use crate::dom::{install_computed_hook, with_computed, yield_now, Computed, ComputedCell};
 use crate::session::{now_ms, use_session, Session};
 use crate::state::use_cfg;
 use concord_core::metrics::{neuron_conflicts, NeuronConflict};
@@ -280,23 +280,6 @@ fn neuron_text(n: &NeuronConflict, tasks: &[String]) -> String {
     parts.join("; ")
 }
 
-/// `network()` on this playground's hook object.
-fn install_hook(session: Session, store: ComputedCell<NetworkResult>) {
-    let Some(hook) = session.with(|s| s.hook.clone()) else { return };
-    let get = Closure::<dyn Fn() -> JsValue>::new(move || {
-        with_computed(store, |s| {
-            let mut out = serde_json::json!({ "busy": s.busy, "error": s.error });
-            if let Some(r) = &s.result {
-                out["result"] = serde_json::to_value(r).unwrap_or_default();
-            }
-            js_sys::JSON::parse(&out.to_string()).unwrap_or(JsValue::NULL)
-        })
-        .unwrap_or(JsValue::NULL)
-    });
-    let _ = js_sys::Reflect::set(&hook, &"network".into(), get.as_ref());
-    get.forget();
-}
-
 #[component]
 pub fn NetworkPanel() -> impl IntoView {
     let _cfg = use_cfg();
@@ -305,7 +288,8 @@ pub fn NetworkPanel() -> impl IntoView {
     let ui = session.ui;
     let store: ComputedCell<NetworkResult> =
         StoredValue::new_local(std::rc::Rc::new(RefCell::new(Computed::default())));
-    install_hook(session, store);
+    // `network()` on this playground's hook object.
+    install_computed_hook(session.with(|s| s.hook.clone()), "network", store, None);
     let run = RwSignal::new(0usize);
     // Bumped when a result lands: the view and the canvases redraw.
     let version = RwSignal::new(0u64);
