@@ -80,13 +80,13 @@ export async function artifactPath(name) {
   return join(ARTIFACTS, name);
 }
 
-/** The built site served and a WebGPU browser launched once per test file; the returned object's
+/** The built site served and a browser (WebGPU unless `webgpu: false`) launched once per test file; the returned object's
  *  `server` and `browser` are filled in by the file's `before` hook and closed by its `after`. */
-export function siteAndBrowser() {
+export function siteAndBrowser({ webgpu = true } = {}) {
   const ctx = { server: null, browser: null };
   before(async () => {
     ctx.server = await serveSite(SITE);
-    ctx.browser = await launchBrowser();
+    ctx.browser = await launchBrowser({ webgpu });
   });
   after(async () => {
     await ctx.browser?.close();

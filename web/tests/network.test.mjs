@@ -7,23 +7,14 @@
 // used (compared exactly). Both sides compute in f64 from the same weights; they differ only by
 // wasm vs native rounding (libm's tanh/exp, FMA in the native GEMM): tolerance 1e-9 on each
 // cosine (absolute) and on each norm (relative).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { serveSite, launchBrowser, openPage, artifactPath, SITE, CLI } from './helpers.mjs';
+import { siteAndBrowser, openPage, artifactPath, CLI } from './helpers.mjs';
 
 const TOL = 1e-9;
-let server;
-let browser;
-before(async () => {
-  server = await serveSite(SITE);
-  browser = await launchBrowser({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = siteAndBrowser({ webgpu: false });
 
 /** The panel's result once it is of `steps` steps of run `run`. */
 async function networkAt(page, run, steps) {
@@ -40,7 +31,7 @@ async function networkAt(page, run, steps) {
 test('the per-neuron conflict matches the CPU reference; hover, focus and click show it', async () => {
   if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
   const errors = [];
-  const page = await openPage(browser, `${server.url}#preset=xor-conflict&arena=mean,pcgrad&hidden=6,4&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,pcgrad&hidden=6,4&play=false`, errors);
   const STEPS = 40;
   const s = await page.evaluate((n) => window.concord.step(n), STEPS);
   assert.ok(s.runs.every((r) => r.steps === STEPS && r.error === null));
@@ -128,7 +119,7 @@ test('the per-neuron conflict matches the CPU reference; hover, focus and click 
 test('many tasks, a wide trunk, an MoE and network_hide', async () => {
   const errors = [];
   // Three tasks and 3 layers of 64: the ring is the most negative pair, nothing panics.
-  const page = await openPage(browser, `${server.url}#preset=xor-conflict&tasks=xor,circle,gauss&losses=bce,bce,bce&arena=mean&hidden=64,64,64&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&tasks=xor,circle,gauss&losses=bce,bce,bce&arena=mean&hidden=64,64,64&play=false`, errors);
   await page.evaluate(() => window.concord.step(5));
   const r = await networkAt(page, 0, 5);
   assert.deepEqual(r.layers.map((l) => l.length), [64, 64, 64]);
@@ -144,13 +135,13 @@ test('many tasks, a wide trunk, an MoE and network_hide', async () => {
   await card.screenshot({ path: await artifactPath('network-wide.png') });
   await page.close();
 
-  const moe = await openPage(browser, `${server.url}#preset=xor-conflict&model=moe&arena=mean&play=false`, errors);
+  const moe = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&model=moe&arena=mean&play=false`, errors);
   await moe.evaluate(() => window.concord.step(2));
   await moe.locator('[data-testid=network-note]').waitFor({ state: 'visible', timeout: 20_000 });
   assert.match(await moe.locator('[data-testid=network-note]').innerText(), /mixture of experts/);
   await moe.close();
 
-  const hidden = await openPage(browser, `${server.url}#preset=xor-conflict&arena=mean&play=false&network_hide=true`, errors);
+  const hidden = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&play=false&network_hide=true`, errors);
   assert.equal(await hidden.isVisible('[data-panel=network]'), false, 'network_hide hides the panel');
   await hidden.close();
   assert.deepEqual(errors, []);

@@ -13,28 +13,19 @@
 //   steps; within 1e-8 (seen: 9e-10 after 200 steps).
 // - f32 (the page's default fast path): within 1e-6 — wasm's sgemm kernel (128-bit, no FMA) and
 //   the native one (AVX-512 FMA) add in different orders (seen: 2e-7).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { serveSite, launchBrowser, openPage, artifactPath, SITE, CLI } from './helpers.mjs';
+import { siteAndBrowser, openPage, artifactPath, CLI } from './helpers.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await serveSite(SITE);
-  browser = await launchBrowser({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = siteAndBrowser({ webgpu: false });
 
 /** Train `steps` on the page at `hash`, export, and replay every run natively. */
 async function exportAndReplay(name, hash, steps) {
   if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
   const errors = [];
-  const page = await openPage(browser, `${server.url}#${hash}&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#${hash}&play=false`, errors);
   const s = await page.evaluate((n) => window.concord.step(n), steps);
   assert.equal(s.backend, 'cpu');
   assert.ok(s.runs.every((r) => r.steps === steps && r.error === null), JSON.stringify(s.runs.map((r) => r.error)));
