@@ -431,10 +431,10 @@ pub fn NetworkPanel() -> impl IntoView {
                     let cos_attr = n.min_cos.map(|c| format!("{c}")).unwrap_or_default();
                     nodes.push(
                         view! {
-                            <div
+                            // A real button: Tab reaches it, Enter and Space click it.
+                            <button
+                                type="button"
                                 class="net-node net-neuron"
-                                tabindex="0"
-                                role="button"
                                 data-testid="network-neuron"
                                 data-l=lj
                                 data-j=jj
@@ -446,15 +446,9 @@ pub fn NetworkPanel() -> impl IntoView {
                                 on:focus=move |_| focus.set(Some((lj, jj)))
                                 on:blur=move |_| focus.set(None)
                                 on:click=move |_| enlarged.set(Some((lj, jj)))
-                                on:keydown=move |ev: web_sys::KeyboardEvent| {
-                                    if ev.key() == "Enter" || ev.key() == " " {
-                                        ev.prevent_default();
-                                        enlarged.set(Some((lj, jj)));
-                                    }
-                                }
                             >
                                 <canvas data-thumb="hidden" data-l=lj data-j=jj></canvas>
-                            </div>
+                            </button>
                         }
                         .into_any(),
                     );
