@@ -86,7 +86,7 @@ test('the per-neuron conflict matches the CPU reference; hover, focus and click 
   // Keyboard focus shows the same; the aria-label carries the numbers too.
   const label = await neuron.getAttribute('aria-label');
   assert.ok(label.includes(shown(n02.cosines[0][1])), label);
-  assert.equal(await neuron.getAttribute('tabindex'), '0');
+  assert.equal(await neuron.evaluate((e) => e.tagName), 'BUTTON', 'a real button: Tab reaches it, Enter and Space click it');
   await neuron.focus();
   await tip.waitFor({ state: 'visible', timeout: 5000 });
   assert.match(await tip.innerText(), /Layer 1, neuron 3/);
