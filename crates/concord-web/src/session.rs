@@ -260,15 +260,10 @@ impl Run {
     pub fn params(&self) -> Option<&[f64]> {
         self.built.then_some(self.params.as_slice())
     }
-    /// The model's head outputs at 2-D points (MLP or MoE), each point through the run's input
-    /// features first, as the trainers map them.
+    /// The model's head outputs at 2-D points (MLP or MoE) at the run's read-back weights, each
+    /// point through the run's input features first (the twin's `predict_points_at`).
     pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Vec<nalgebra::DMatrix<f64>>> {
-        let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
-        match (self.mlp(), self.moe()) {
-            (Some(mlp), _) => mlp.forward(self.params()?, &x).ok(),
-            (None, Some(moe)) => moe.forward(self.params()?, &x).ok(),
-            (None, None) => None,
-        }
+        self.twin.as_ref()?.predict_points_at(self.params()?, points)?.ok()
     }
     /// The initial weights θ₀ (the never-stepped twin's; every run of the arena shares them).
     pub fn init_params(&self) -> Option<&[f64]> {

@@ -188,12 +188,6 @@ impl Mlp {
         Ok(cache.acts)
     }
 
-    /// [`Mlp::hidden_activations`] over 2-D points, when input_dim is 2.
-    pub fn hidden_activations_points(&self, params: &[f64], points: &[[f64; 2]]) -> Result<Vec<DMatrix<f64>>, String> {
-        let x = DMatrix::from_fn(points.len(), 2, |r, c| points[r][c]);
-        self.hidden_activations(params, &x)
-    }
-
     /// Per-task mean losses over the batch.
     pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Vec<f64>, String> {
         finish(self.losses_paused(params, x, targets))

@@ -246,7 +246,7 @@ fn hidden_activations_match_a_hand_written_forward_pass() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let points: Vec<[f64; 2]> =
             (0..9).map(|_| [rng.random_range(-6.0..6.0), rng.random_range(-6.0..6.0)]).collect();
-        let acts = mlp.hidden_activations_points(&params, &points).unwrap();
+        let acts = mlp.hidden_activations(&params, &crate::data::feature_rows(None, &points)).unwrap();
         assert_eq!(acts.len(), 2);
         for (b, p) in points.iter().enumerate() {
             let mut a = p.to_vec();
@@ -269,6 +269,7 @@ fn hidden_activations_match_a_hand_written_forward_pass() {
     }
     // No hidden layers: nothing to draw; bad input: an error, not a panic.
     let flat = Mlp::new(config(Activation::Tanh, vec![], LossKind::Bce, 2)).unwrap();
-    assert!(flat.hidden_activations_points(&flat.init_params(0), &[[0.0, 0.0]]).unwrap().is_empty());
-    assert!(flat.hidden_activations_points(&[0.0], &[[0.0, 0.0]]).is_err());
+    let origin = crate::data::feature_rows(None, &[[0.0, 0.0]]);
+    assert!(flat.hidden_activations(&flat.init_params(0), &origin).unwrap().is_empty());
+    assert!(flat.hidden_activations(&[0.0], &origin).is_err());
 }

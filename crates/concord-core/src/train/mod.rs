@@ -543,10 +543,15 @@ impl Trainer {
     /// `None` for pareto-synthetic.
     /// The points go through the run's input features first.
     pub fn predict_points(&self, points: &[[f64; 2]]) -> Option<Result<Vec<DMatrix<f64>>, String>> {
+        self.predict_points_at(&self.params, points)
+    }
+
+    /// [`Trainer::predict_points`] at other parameters of this model (a page's read-back ones).
+    pub fn predict_points_at(&self, params: &[f64], points: &[[f64; 2]]) -> Option<Result<Vec<DMatrix<f64>>, String>> {
         let x = crate::data::feature_rows(self.config.features.as_ref(), points);
         match self.net()? {
-            Net::Mlp(n) => Some(n.forward(&self.params, &x)),
-            Net::Moe(n) => Some(n.forward(&self.params, &x)),
+            Net::Mlp(n) => Some(n.forward(params, &x)),
+            Net::Moe(n) => Some(n.forward(params, &x)),
         }
     }
 

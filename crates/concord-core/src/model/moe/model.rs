@@ -274,11 +274,6 @@ impl Moe {
             .collect())
     }
 
-    pub fn predict_points(&self, params: &[f64], points: &[[f64; 2]]) -> Result<Vec<DMatrix<f64>>, String> {
-        let x = DMatrix::from_fn(points.len(), 2, |r, c| points[r][c]);
-        self.forward(params, &x)
-    }
-
     pub fn losses(&self, params: &[f64], x: &DMatrix<f64>, targets: &[Target]) -> Result<Vec<f64>, String> {
         finish(self.losses_paused(params, x, targets))
     }
