@@ -3,13 +3,15 @@
 //! run with both matches the CPU reference as the presets do (TOL as in train_parity.rs); the
 //! grid predictions go through the same features. L1/L2 (`optim_update` in mlp_optim.wgsl adds
 //! rate·∂R/∂w to the clipped update on the weights) matches the CPU's f64 reference over 200
-//! steps with several aggregators and optimizers, with clipping and SAM, and makes a difference.
+//! steps with several aggregators and optimizers, with clipping, SAM and SPAM, and makes a
+//! difference.
 
 mod common;
 use common::{f64_config, gpu_arc, rel, train_both};
 
 use concord_core::data::{Feature, FeatureSet};
 use concord_core::dynamics::SamSpec;
+use concord_core::optim::SpamParams;
 use concord_core::train::{weight_mask, Backend, Init, Penalty, Regularization, TrainConfig, TrainOptimizer};
 use concord_core::MethodSpec;
 use concord_gpu::GpuTrainer;
@@ -74,6 +76,9 @@ struct Gaps {
     params: f64,
     /// Recorded steps the CPU clipped.
     clipped: usize,
+    /// Relative: the spike scores (Adam with `spikes`, SPAM), and the steps that had one.
+    spike_score: f64,
+    scores: usize,
 }
 
 fn compare(cfg: &TrainConfig) -> (Gaps, Vec<f64>, Vec<f64>) {
@@ -95,6 +100,11 @@ fn compare(cfg: &TrainConfig) -> (Gaps, Vec<f64>, Vec<f64>) {
             let borderline = cfg.dynamics.clip_norm.is_some_and(|c| (a.grad_norm - c).abs() <= 1e-4 * c);
             assert!(borderline || a.clipped == b.clipped, "step {}: clipped", c.step);
             gaps.clipped += usize::from(a.clipped);
+            assert_eq!(a.spike_score.is_some(), b.spike_score.is_some(), "step {}: spike score", c.step);
+            if let (Some(x), Some(y)) = (a.spike_score, b.spike_score) {
+                gaps.spike_score = gaps.spike_score.max(rel(x, y));
+                gaps.scores += 1;
+            }
         }
     }
     for (a, b) in cpu.train_losses().unwrap().iter().zip(&rec.final_train_losses) {
@@ -119,7 +129,8 @@ fn weight_size(cfg: &TrainConfig, params: &[f64], penalty: Penalty) -> f64 {
 // Measured on lavapipe (llvmpipe 15), 200 steps (losses / parameters): L2 mean/Adam 6.6e-7 /
 // 5.4e-7, L2 upgrad/SGD-momentum 2.1e-6 / 3.7e-7, L1 pcgrad/Adam 4.5e-6 / 7.7e-7, L1 mean/SGD
 // 1.7e-7 / 8.3e-7, L2 upgrad/Adam with SAM + a clip biting on 97 of 200 steps 2.2e-6 / 2.7e-7
-// (‖d‖ 1.1e-6). TOL as train_parity.rs's.
+// (‖d‖ 1.1e-6), L2 mean/SPAM (ΔT = 60) + a clip on 95 steps 1.7e-7 / 4.4e-7 (‖d‖ 3.9e-7, 120
+// spike scores 1.9e-6). TOL as train_parity.rs's.
 const REG_TOL: f64 = 2e-5;
 
 #[test]
@@ -160,21 +171,28 @@ fn l1_and_l2_match_the_cpu_reference_and_shrink_the_weights() {
     }
 }
 
-/// The penalty after the clip and with SAM (ε from d₀ alone, the penalty at w, not w + ε): the
-/// dynamics records' ‖d‖ leave it out on both backends.
+/// The penalty after the clip and with SAM (ε from d₀ alone, the penalty at w, not w + ε), or
+/// with SPAM (its spike clip and score see d + rate·∂R/∂w): the dynamics records' ‖d‖ leave it
+/// out on both backends.
 #[test]
-fn l2_with_clipping_and_sam_matches_the_cpu_reference() {
-    let mut cfg = f64_config("xor-conflict", 200);
-    cfg.method = MethodSpec::parse("upgrad").unwrap();
-    cfg.regularization = Some(Regularization { penalty: Penalty::L2, rate: 0.03 });
-    cfg.dynamics.sam = Some(SamSpec::sam(0.05));
-    // The median ‖d‖ of the unclipped run: a bound that bites on some steps and not on others.
-    let run = concord_core::train::train(&cfg).unwrap();
-    let mut norms: Vec<f64> = run.history.iter().map(|r| r.dynamics.as_ref().unwrap().grad_norm).collect();
-    norms.sort_by(f64::total_cmp);
-    cfg.dynamics.clip_norm = Some(norms[norms.len() / 2]);
-    let (gaps, _, _) = compare(&cfg);
-    eprintln!("L2 0.03 / upgrad / adam / SAM + clip: {gaps:?}");
-    assert!((20..=180).contains(&gaps.clipped), "the clip must bite on some steps only: {gaps:?}");
-    assert!(gaps.loss <= REG_TOL && gaps.grad_norm <= REG_TOL && gaps.params <= REG_TOL, "{gaps:?}");
+fn l2_with_clipping_sam_and_spam_matches_the_cpu_reference() {
+    let mut sam = f64_config("xor-conflict", 200);
+    sam.method = MethodSpec::parse("upgrad").unwrap();
+    sam.dynamics.sam = Some(SamSpec::sam(0.05));
+    let mut spam = f64_config("xor-conflict", 200);
+    spam.optimizer = TrainOptimizer::Spam(SpamParams { reset_every: 60, threshold: 2.0, ..SpamParams::new(0.01) });
+    for (label, mut cfg) in [("upgrad / adam / SAM + clip", sam), ("mean / SPAM + clip", spam)] {
+        cfg.regularization = Some(Regularization { penalty: Penalty::L2, rate: 0.03 });
+        // The median ‖d‖ of the unclipped run: a bound that bites on some steps and not on others.
+        let run = concord_core::train::train(&cfg).unwrap();
+        let mut norms: Vec<f64> = run.history.iter().map(|r| r.dynamics.as_ref().unwrap().grad_norm).collect();
+        norms.sort_by(f64::total_cmp);
+        cfg.dynamics.clip_norm = Some(norms[norms.len() / 2]);
+        let (gaps, _, _) = compare(&cfg);
+        eprintln!("L2 0.03 / {label}: {gaps:?}");
+        assert!((20..=180).contains(&gaps.clipped), "{label}: the clip must bite on some steps only: {gaps:?}");
+        assert!(gaps.loss <= REG_TOL && gaps.grad_norm <= REG_TOL && gaps.params <= REG_TOL, "{label}: {gaps:?}");
+        // dynamics_parity.rs's SCORE_TOL.
+        assert!(gaps.spike_score <= 1e-4, "{label}: {gaps:?}");
+    }
 }
