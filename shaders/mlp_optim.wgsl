@@ -25,6 +25,12 @@
 // after the history slot's test losses: ‖d‖ (f32 bits), clipped (0/1), the spike score
 // (f32 bits + 1 of max |g|/√v̂, atomicMax; 0: none), the coordinates SPAM clipped (atomicAdd),
 // SAM's cos(d₀, d) (mlp_sam.wgsl).
+//
+// L1/L2 (concord-core train/trunk.rs `Regularization::add_gradient`, `op.penalty` ≠ 0): the
+// optimizer takes d·coef + rate·∂R/∂w on the weight entries (the mask after the step state,
+// core's `weight_mask`: weights of the trunk and the heads, never biases), at w before the
+// step: after aggregation and the clip, which never see it, as the CPU trainer's `Trainer::step`.
+// So ‖d‖ in the DYN words leaves it out; the halt check, the spike score and SPAM's clip see it.
 // requires: mlp_index.wgsl
 
 const MOPT_ADAM: u32 = 0u;
@@ -45,14 +51,24 @@ struct MlpOptParams {
     eps: f32,
     momentum: f32,
     weight_decay: f32,
+    // PENALTY_* and its rate.
+    penalty: u32,
+    penalty_rate: f32,
+    _q0: u32,
+    _q1: u32,
 }
+
+const PENALTY_NONE: u32 = 0u;
+const PENALTY_L1: u32 = 1u;
+const PENALTY_L2: u32 = 2u;
 
 @group(0) @binding(0) var<storage, read_write> o_params: array<f32>;
 @group(0) @binding(1) var<storage, read> o_grad: array<f32>;
 // First moment (or SGD's momentum buffer) at [k], second moment at [len + k], then the step
 // state [t (as f32), q₁, q₂, unused, then optim_prepare's: lr·f(s), clip factor, SPAM's s·α,
-// SPAM flags (1 reset, 2 clip), θ, the spike correction, m, unused] at [2·len …] (one buffer: WebGPU's baseline allows 4
-// storage buffers per stage, and optim_check needs all of them).
+// SPAM flags (1 reset, 2 clip), θ, the spike correction, m, unused] at [2·len …] (STEP_STATE
+// words), then with a penalty the weight mask (len: 1 weight, 0 bias) (one buffer: WebGPU's
+// baseline allows 4 storage buffers per stage, and optim_check needs all of them).
 @group(0) @binding(2) var<storage, read_write> o_moments: array<f32>;
 // [reason bits (HALT_*), 1 + the step that set them (0: running), that step's m losses and m
 // test losses (bit patterns, when a loss was the reason; MAX_TASKS slots each)], then from
@@ -91,17 +107,35 @@ struct OptNext {
     clipped: bool,
 }
 
+// trainer.rs's STEP_STATE (checked by its tests): the step state's length.
+const STEP_STATE: u32 = 12u;
+
 // The step state's word i (see binding 2).
 fn step_state(i: u32) -> f32 {
     return o_moments[2u * op.len + i];
 }
 
-// The update entry k as the optimizer takes it: clipped by optim_prepare's factor.
-fn step_grad(k: u32) -> f32 {
-    if op.dynamics != 0u {
-        return o_grad[k] * step_state(5u);
+// rate·∂R/∂w at entry k (concord-core trunk.rs `Penalty::derivative`: L1's sign w is 0 at 0,
+// L2's is w), 0 on biases.
+fn penalty_grad(k: u32) -> f32 {
+    if op.penalty == PENALTY_NONE || o_moments[2u * op.len + STEP_STATE + k] == 0.0 {
+        return 0.0;
     }
-    return o_grad[k];
+    let w = o_params[k];
+    if op.penalty == PENALTY_L1 {
+        return op.penalty_rate * sign(w);
+    }
+    return op.penalty_rate * w;
+}
+
+// The update entry k as the optimizer takes it: clipped by optim_prepare's factor, then the
+// penalty's gradient (see the header).
+fn step_grad(k: u32) -> f32 {
+    var g = o_grad[k];
+    if op.dynamics != 0u {
+        g *= step_state(5u);
+    }
+    return g + penalty_grad(k);
 }
 
 // Parameter k after one step on gradient g, with the step state (t, q₁, q₂) already advanced.

@@ -53,6 +53,10 @@ const CONFIG_KEYS: &[&str] = &[
     "precision",
     "sample_metrics",
     "dynamics",
+    // TF's trunk options (concord-core train/trunk.rs).
+    "features",
+    "regularization",
+    "init",
 ];
 
 /// The preset `name`'s own config (its method, seed 0).

@@ -16,7 +16,8 @@
 //! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
 //! (mlp_sam.wgsl: ε along d₀, the same batch again at w + ε, w restored), clipping, the lr
 //! warm-up and cosine, the spike score (`optim_prepare` in mlp_optim.wgsl, constants from
-//! `step_dynamics`). Everything else (a one-task schedule: `TrainConfig::gpu_unsupported_dynamics`)
+//! `step_dynamics`), and TF's L1/L2 penalty on the weights (`optim_update`: added after the
+//! clip, before the optimizer, as the CPU trainer's). Everything else (a one-task schedule: `TrainConfig::gpu_unsupported_dynamics`)
 //! is a `GpuError::Unsupported` from [`GpuTrainer::new`]. A SAM step records the losses and G of
 //! the pass at w and the weights of the pass at w + ε, as the CPU trainer; its metrics come from
 //! that G and those weights (the CPU's use d itself, from J at w + ε: close for a small ρ, not
@@ -33,14 +34,15 @@ use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
 use concord_core::model::{Mlp, PointGradient, PointGrams};
 use concord_core::train::{
-    restore_point, Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord, Snapshot,
-    StepRecord, TrainConfig, Trainer,
+    restore_point, weight_mask, Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord,
+    Snapshot, StepRecord, TrainConfig, Trainer,
 };
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::mlp::{
-    grid, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, SamParams, HALT_REASONS, STEP_STATE,
+    grid, penalty_code, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, SamParams, HALT_REASONS,
+    STEP_STATE,
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
@@ -215,8 +217,11 @@ impl GpuTrainer {
         let pipes = MlpPipelines::new(&gpu);
         let p32: Vec<f32> = cpu.params().iter().map(|&v| v as f32).collect();
         let params = gpu.storage_init("params", bytemuck::cast_slice(&p32), RW);
-        // The moments, then the step state (t, q₁, q₂, …): see mlp_optim.wgsl.
-        let moments = gpu.buffer("optimizer moments", ((2 * total + STEP_STATE) * 4) as u64, RW);
+        // The moments, the step state (t, q₁, q₂, …), then the penalty's weight mask: see
+        // mlp_optim.wgsl.
+        let moments = gpu.buffer("optimizer moments", ((3 * total + STEP_STATE) * 4) as u64, RW);
+        let mask = weight_mask_f32(&mlp);
+        gpu.queue.write_buffer(&moments, ((2 * total + STEP_STATE) * 4) as u64, bytemuck::cast_slice(&mask));
         let x_all = gpu.storage_init("train x", bytemuck::cast_slice(&matrix_f32(train_x)), RW);
         let y_all = gpu.storage_init("train y", bytemuck::cast_slice(&shape.target_table(train_y, n_train)), RW);
         let full = sampler.is_full_batch();
@@ -915,10 +920,7 @@ impl SamGraph {
         let len = p.len as usize;
         // ASAM's T = |w| + η on weight matrices, 1 on biases (the CPU trainer's `weight_mask`).
         let mut init = vec![0.0f32; 3 * len + 4];
-        let layout = mlp.layout();
-        for slice in layout.trunk.iter().chain(&layout.heads) {
-            init[2 * len + slice.weight.start..2 * len + slice.weight.end].iter_mut().for_each(|v| *v = 1.0);
-        }
+        init[2 * len..3 * len].copy_from_slice(&weight_mask_f32(mlp));
         let buf = gpu.storage_init("sam", bytemuck::cast_slice(&init), RW);
         let uniform = [(4, bytemuck::bytes_of(p))];
         let norm = Dispatch::with_bindings(gpu, &pipes.sam_norm, &[(1, &buf)], &uniform, (1, 1));
@@ -951,11 +953,22 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
     format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
 }
 
+/// concord-core's `weight_mask` (1 on the weights of the trunk and the heads, 0 on biases), as
+/// the kernels read it: ASAM's T and the L1/L2 penalty.
+fn weight_mask_f32(mlp: &Mlp) -> Vec<f32> {
+    weight_mask(mlp.layout()).into_iter().map(|w| f32::from(u8::from(w))).collect()
+}
+
 /// The optimizer kernels' parameters for a run: `dynamics` on when it records them (SPAM's
-/// constants, the schedule and the clip come from `optim_prepare` then).
+/// constants, the schedule and the clip come from `optim_prepare` then); the L1/L2 penalty
+/// (rate 0 is none, as the CPU trainer's).
 fn opt_params(config: &TrainConfig, total: usize) -> OptParams {
     let mut p = OptParams::new(&config.optimizer, total);
     p.dynamics = u32::from(records_dynamics(config));
+    if let Some(r) = config.regularization.filter(|r| r.rate > 0.0) {
+        p.penalty = penalty_code(r.penalty);
+        p.penalty_rate = r.rate as f32;
+    }
     p
 }
 
@@ -1088,5 +1101,11 @@ mod tests {
         let src = crate::shaders::SOURCES.iter().find(|(name, _)| *name == "mlp_optim.wgsl").expect("mlp_optim.wgsl").1;
         assert!(src.contains(&format!("const CHECK_IN: u32 = {HALT_WORDS}u;")), "CHECK_IN ≠ HALT_WORDS ({HALT_WORDS})");
         assert!(src.contains(&format!("atomicStore(&o_check[{}u + i]", 2 + MAX_TASKS)), "test losses at 2 + MAX_TASKS");
+        // The penalty's weight mask follows the step state.
+        assert!(src.contains(&format!("const STEP_STATE: u32 = {STEP_STATE}u;")), "STEP_STATE ≠ {STEP_STATE}");
+        use concord_core::train::Penalty;
+        for (p, name) in [(Penalty::L1, "PENALTY_L1"), (Penalty::L2, "PENALTY_L2")] {
+            assert!(src.contains(&format!("const {name}: u32 = {}u;", penalty_code(p))), "{name}");
+        }
     }
 }

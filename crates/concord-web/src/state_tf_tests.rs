@@ -56,6 +56,8 @@ fn features_set_the_models_input_dimension_and_the_penalty_reaches_the_run() {
     assert_eq!(c.model.as_ref().unwrap().input_dim, 4);
     assert_eq!(c.features.as_ref().map(FeatureSet::len), Some(4));
     assert_eq!(c.regularization.map(|r| (r.penalty, r.rate)), Some((Penalty::L1, 0.01)));
+    // The GPU trainer has the penalty's kernel: the page keeps such a run on WebGPU.
+    assert_eq!(c.gpu_unsupported_dynamics(), None);
     let t = Trainer::new(c).unwrap();
     assert_eq!(t.train_data().unwrap().0.ncols(), 4);
     // x, y alone is the raw point (a run from before the features); rate 0 is no penalty.

@@ -311,7 +311,8 @@ impl Dynamics {
 pub struct DynamicsRecord {
     /// The learning rate the optimizer used (after warm-up/schedule).
     pub lr: f64,
-    /// ‖d‖₂ of the full update before clipping.
+    /// ‖d‖₂ of the full update before clipping (the L1/L2 penalty's gradient, added after the
+    /// clip, not included).
     pub grad_norm: f64,
     /// Whether clipping scaled the update down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

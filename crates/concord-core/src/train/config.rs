@@ -359,15 +359,9 @@ impl TryFrom<TrainConfigFile> for TrainConfig {
 impl TrainConfig {
     /// What of this run the GPU trainer cannot do yet (a one-task schedule: it skips the
     /// aggregator): a message naming it, or `None`. SAM/ASAM, SPAM, clipping, the lr warm-up and
-    /// cosine and the spike score run on the GPU (`concord-gpu`'s `GpuTrainer`; its fused toy
-    /// kernel has none of them and refuses on its own).
+    /// cosine, the spike score and the L1/L2 penalty run on the GPU (`concord-gpu`'s
+    /// `GpuTrainer`; its fused toy kernel has none of them and refuses on its own).
     pub fn gpu_unsupported_dynamics(&self) -> Option<String> {
-        if let Some(r) = &self.regularization {
-            return Some(format!(
-                "the regularization '{}' has no GPU kernel yet; use the CPU backend",
-                r.penalty.name()
-            ));
-        }
         let unsupported = crate::dynamics::Dynamics { schedule: self.dynamics.schedule.clone(), ..Default::default() };
         (!unsupported.is_default()).then(|| {
             format!("the training dynamics '{}' has no GPU kernel yet; use the CPU backend", unsupported.label())

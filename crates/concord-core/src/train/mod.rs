@@ -834,8 +834,11 @@ impl Trainer {
         } = update;
         let samples = self.sample_conflict(&plan, batch.as_ref(), rows.as_deref(), jacobian.as_ref());
         let dyn_config = &self.config.dynamics;
+        // ‖d‖ before the clip and before the penalty joins (the GPU trainer's `optim_prepare`
+        // records the same).
         let (grad_norm, clipped) = match dyn_config.clip_norm {
             Some(max) => dynamics::clip_by_norm(&mut full, max),
+            None if plan.record && self.records_dynamics() => (norm(&full), false),
             None => (0.0, false),
         };
         let lr_factor = dynamics::lr_factor(
@@ -858,7 +861,7 @@ impl Trainer {
         }
         let dynamics = (plan.record && self.records_dynamics()).then(|| DynamicsRecord {
             lr: self.config.optimizer.lr() * lr_factor,
-            grad_norm: if self.config.dynamics.clip_norm.is_some() { grad_norm } else { norm(&full) },
+            grad_norm,
             clipped,
             task,
             sam_cosine,

@@ -78,6 +78,23 @@ fn l2_shrinks_the_weight_norm_and_l1_drives_weights_to_zero() {
     }
 }
 
+/// A dynamics record's ‖d‖ is the aggregated update's, before the clip and without the
+/// penalty's gradient (added after the clip), with or without a clip bound: the GPU trainer
+/// records the same.
+#[test]
+fn the_recorded_update_norm_leaves_the_penalty_out() {
+    for clip in [None, Some(1e6)] {
+        let mut plain = xor(Precision::F64, 1);
+        plain.dynamics.spikes = true; // records the dynamics without changing the step
+        plain.dynamics.clip_norm = clip;
+        let mut c = plain.clone();
+        c.regularization = l(Penalty::L2, 3.0);
+        let norm = |t: &Trainer| t.history()[0].dynamics.as_ref().unwrap().grad_norm;
+        let (a, b) = (norm(&run(plain)), norm(&run(c)));
+        assert!(a > 0.0 && a == b, "clip {clip:?}: ‖d‖ {a} without the penalty, {b} with it");
+    }
+}
+
 #[test]
 fn the_init_choice_sets_the_starting_parameters() {
     let mut c = xor(Precision::F64, 1);

@@ -243,6 +243,10 @@ pub(crate) struct OptParams {
     pub eps: f32,
     pub momentum: f32,
     pub weight_decay: f32,
+    /// L1/L2 on the weights ([`penalty_code`]; 0: none) and its rate.
+    pub penalty: u32,
+    pub penalty_rate: f32,
+    pub _pad: [u32; 2],
 }
 
 impl OptParams {
@@ -263,6 +267,9 @@ impl OptParams {
             eps: 0.0,
             momentum: 0.0,
             weight_decay: 0.0,
+            penalty: 0,
+            penalty_rate: 0.0,
+            _pad: [0; 2],
         };
         let adam = |beta1: f64, beta2: f64, eps: f64, wd: f64| OptParams {
             kind: 0,
@@ -322,6 +329,15 @@ pub(crate) struct SamParams {
     pub rho: f32,
     pub eta: f32,
     pub _pad: [f32; 2],
+}
+
+/// The kernel code of a penalty (`mlp_optim.wgsl`'s PENALTY_*).
+pub(crate) fn penalty_code(penalty: concord_core::train::Penalty) -> u32 {
+    use concord_core::train::Penalty as P;
+    match penalty {
+        P::L1 => 1,
+        P::L2 => 2,
+    }
 }
 
 /// The kernel code of an activation (`mlp_activation.wgsl`).

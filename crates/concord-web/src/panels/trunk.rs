@@ -81,7 +81,7 @@ pub fn TrunkPanel() -> impl IntoView {
                 </select>
             </div>
             <div class="field inline" class:hidden=hidden("regularizationRate")>
-                <label for="reg-rate-select" title="TF Playground's rates; L1/L2 trains on the CPU (no GPU kernel yet)">"Regularization rate"</label>
+                <label for="reg-rate-select" title="TF Playground's rates (0: no penalty); L1/L2 trains on the GPU as on the CPU">"Regularization rate"</label>
                 <select
                     id="reg-rate-select"
                     prop:disabled=move || !mlp()
