@@ -37,6 +37,15 @@ test('lesson bar: Next/Prev, ←/→ with the bar focused, the step list, and sh
   assert.equal(await lessonInHash(page), '5');
   assert.equal(await page.inputValue('#model-select'), 'moe');
   await assertHighlighted(page, '#model-select');
+  // → on the last step does nothing: re-applying the step would discard the student's runs.
+  await page.click('#lesson-next');
+  assert.equal(await lessonInHash(page), '6');
+  const trained = (await step(page, 3)).steps;
+  await page.getByTestId('lesson').focus();
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await lessonInHash(page), '6');
+  assert.equal((await state(page)).steps, trained, '→ on the last step kept the runs');
+  await page.click('#lesson-prev');
   await page.click('#lesson-prev');
   assert.equal(await lessonInHash(page), '4');
   await page.click('#lesson-close');

@@ -62,7 +62,11 @@ pub fn LessonsPanel() -> impl IntoView {
         // The page's own → (step the runs) must not fire as well.
         ev.prevent_default();
         ev.stop_propagation();
-        go(to);
+        // At either end the key does nothing: going to the same step would re-apply it and
+        // discard what the student changed on it.
+        if to != n {
+            go(to);
+        }
     };
 
     view! {
