@@ -68,7 +68,7 @@ mod tests {
     /// grid's points (the CPU path evaluates those), in the same order.
     #[test]
     fn the_thumbnail_rows_are_the_thumbnail_grid() {
-        const { assert!(GRID % THUMB == 0 && (GRID / THUMB) % 2 == 1) };
+        const { assert!(GRID.is_multiple_of(THUMB) && !(GRID / THUMB).is_multiple_of(2)) };
         for extent in [6.0, 7.3] {
             let grid = points(extent);
             let thumbs = points_n(extent, THUMB);
