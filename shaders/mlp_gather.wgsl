@@ -1,5 +1,7 @@
-// mlp_gather.wgsl — copy the rows named by an index list (one mini-batch) out of a row-major
-// table: dst[r, c] = src[idx[idx_off + r], c]. Run once for the inputs, once for the targets.
+// mlp_gather.wgsl — copy the rows named by an index list out of a row-major table:
+// dst[r, c] = src[idx[idx_off + r], c]. The trainer runs it once for the inputs and once for the
+// targets of each mini-batch; `GpuTrainer::predict_hidden` runs it on each trunk layer's φ(z) of
+// the grid forward pass, so dst is `Mlp::hidden_activations` at the network view's thumbnail rows.
 // requires: mlp_index.wgsl
 
 struct GatherParams {

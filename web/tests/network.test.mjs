@@ -1,6 +1,7 @@
 // The network view: the per-neuron conflict the page shows is the CPU reference's at the same
 // weights, the numbers are reachable by hover and by keyboard, a click enlarges a neuron, and
-// `network_hide=true` hides the panel.
+// `network_hide=true` hides the panel. On WebGPU the thumbnails come from the GPU's grid pass
+// (`thumbnailsSource: "gpu"`) and match a recomputation here from the panel's weights.
 //
 // Reference: `concord neurons --config export.json --run K` (concord-core's neuron_conflicts,
 // native f64) at the parameters of the page's export, which must be the parameters the panel
@@ -14,7 +15,10 @@ import { execFileSync } from 'node:child_process';
 import { siteAndBrowser, openPage, artifactPath, CLI } from './helpers.mjs';
 
 const TOL = 1e-9;
+// GPU thumbnails: f32 forward pass (SwiftShader) against f64 here, activations in [−1, 1].
+const THUMB_TOL = 1e-5;
 const ctx = siteAndBrowser({ webgpu: false });
+const gpuCtx = siteAndBrowser();
 
 /** The panel's result once it is of `steps` steps of run `run`. */
 async function networkAt(page, run, steps) {
@@ -107,7 +111,9 @@ test('the per-neuron conflict matches the CPU reference; hover, focus and click 
   // The thumbnails are painted (TF's colours, not blank).
   const thumbs = await page.evaluate(() => [...document.querySelectorAll('canvas[data-thumb=hidden]')].map((c) => c.width));
   assert.equal(thumbs.length, 10);
-  assert.ok(thumbs.every((w) => w === 16));
+  assert.ok(thumbs.every((w) => w === 20));
+  assert.equal(r.thumbnailsSource, 'cpu', 'a CPU run draws CPU thumbnails');
+  assert.equal(await page.locator('canvas[data-thumb=input]').count(), 2, 'the inputs show their heatmaps');
 
   const card = page.locator('[data-panel=network]');
   await card.scrollIntoViewIfNeeded();
@@ -144,5 +150,58 @@ test('many tasks, a wide trunk, an MoE and network_hide', async () => {
   const hidden = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&play=false&network_hide=true`, errors);
   assert.equal(await hidden.isVisible('[data-panel=network]'), false, 'network_hide hides the panel');
   await hidden.close();
+  assert.deepEqual(errors, []);
+});
+
+/** Trunk activations at a 2-D point from the flat parameters (concord-core's layout: per layer
+ *  W row-major fan_out × fan_in, then b), the point through the run's input features. */
+const FEATURES = { 'x₁': (p) => p[0], 'x₂': (p) => p[1], 'x₁²': (p) => p[0] ** 2, 'x₂²': (p) => p[1] ** 2,
+  'x₁x₂': (p) => p[0] * p[1], 'sin x₁': (p) => Math.sin(p[0]), 'sin x₂': (p) => Math.sin(p[1]) };
+const ACTIVATIONS = { tanh: Math.tanh, relu: (z) => Math.max(z, 0), sigmoid: (z) => 1 / (1 + Math.exp(-z)), linear: (z) => z };
+function hiddenAt(params, inputs, hidden, activation, point) {
+  let a = inputs.map((f) => FEATURES[f](point));
+  let off = 0;
+  const layers = [];
+  for (const width of hidden) {
+    const fanIn = a.length;
+    const bias = off + fanIn * width;
+    a = Array.from({ length: width }, (_, j) => {
+      let z = params[bias + j];
+      for (let k = 0; k < fanIn; k++) z += params[off + j * fanIn + k] * a[k];
+      return ACTIVATIONS[activation](z);
+    });
+    off = bias + width;
+    layers.push(a);
+  }
+  return layers;
+}
+
+test('on WebGPU the thumbnails come from the GPU and match a recomputation from the weights', async () => {
+  const errors = [];
+  const page = await openPage(gpuCtx.browser, `${gpuCtx.server.url}#preset=xor-conflict&arena=mean&hidden=6,4&xSquared=true&sinX=true&play=false`, errors);
+  const s = await page.evaluate(() => window.concord.state());
+  assert.equal(s.runs[0].backend, 'webgpu', `expected WebGPU, page says: ${s.reason}`);
+  const STEPS = 30;
+  await page.evaluate((n) => window.concord.step(n), STEPS);
+  const r = await networkAt(page, 0, STEPS);
+  assert.equal(r.thumbnailsSource, 'gpu');
+  assert.deepEqual(r.inputs, ['x₁', 'x₂', 'x₁²', 'sin x₁']);
+  const config = JSON.parse(await page.evaluate(() => window.concord.exportRun())).runs[0].record.config;
+  assert.ok(r.thumbSample.length >= 16);
+  let worst = 0;
+  for (const { layer, neuron, point, value } of r.thumbSample) {
+    const want = hiddenAt(r.params, r.inputs, r.hidden, config.model.activation, point)[layer][neuron];
+    worst = Math.max(worst, Math.abs(value - want));
+    assert.ok(Math.abs(value - want) <= THUMB_TOL, `layer ${layer} neuron ${neuron} at ${point}: ${value} vs ${want}`);
+  }
+  console.log(`# ${r.thumbSample.length} GPU thumbnail activations, largest gap to the recomputation ${worst.toExponential(2)}`);
+  assert.ok(new Set(r.thumbSample.map((t) => t.value.toFixed(4))).size > 4, 'the activations vary');
+  // f64 on both sides would agree to ~1e-15: a gap of f32's size says the values are the GPU's.
+  assert.ok(worst > 1e-12, `gap ${worst}: these look like f64 (CPU) activations`);
+  assert.equal(await page.locator('canvas[data-thumb=input]').count(), 4);
+  const card = page.locator('[data-panel=network]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('network-gpu-features.png') });
+  await page.close();
   assert.deepEqual(errors, []);
 });

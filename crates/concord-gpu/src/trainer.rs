@@ -764,6 +764,36 @@ impl GpuTrainer {
     /// 100 × 100 decision-boundary grid. The graph for `x` is kept, so asking again for the same
     /// inputs after more steps only runs the forward pass and reads the outputs back.
     pub async fn predict(&mut self, x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, GpuError> {
+        Ok(self.predict_inner(x, None).await?.0)
+    }
+
+    /// [`GpuTrainer::predict`] and, from the same forward pass, the trunk's hidden activations
+    /// at the rows `rows` of `x` — the GPU twin of `Mlp::hidden_activations` on those rows (one
+    /// rows.len() × width matrix per hidden layer). The forward kernels already keep every
+    /// layer's φ(z) for all of `x`; `mlp_gather.wgsl` copies the chosen rows out of each, in
+    /// the same submission, and they are read back with the outputs. So the page's network
+    /// view gets its thumbnails (a 20 × 20 subgrid of the 100 × 100 heatmap grid) for the cost
+    /// of reading back rows.len() × Σ widths floats.
+    pub async fn predict_hidden(
+        &mut self,
+        x: &DMatrix<f64>,
+        rows: &[usize],
+    ) -> Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>), GpuError> {
+        if let Some(&r) = rows.iter().find(|&&r| r >= x.nrows()) {
+            return Err(GpuError::Unsupported(format!(
+                "predict_hidden: row {r} is not one of the {} inputs",
+                x.nrows()
+            )));
+        }
+        let (outs, hidden) = self.predict_inner(x, Some(rows)).await?;
+        Ok((outs, hidden.unwrap_or_default()))
+    }
+
+    async fn predict_inner(
+        &mut self,
+        x: &DMatrix<f64>,
+        hidden_rows: Option<&[usize]>,
+    ) -> Result<(Vec<DMatrix<f64>>, Option<Vec<DMatrix<f64>>>), GpuError> {
         if x.ncols() != self.shape.input_dim {
             return Err(GpuError::Unsupported(format!(
                 "predict: the inputs have {} columns, the model takes {}",
@@ -772,28 +802,48 @@ impl GpuTrainer {
             )));
         }
         let rows = x.nrows();
+        let widths: Vec<usize> = self.shape.trunk.iter().map(|l| l.fan_out).collect();
         if rows == 0 {
-            return Ok(self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect());
+            let outs = self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect();
+            let hidden = hidden_rows.map(|r| widths.iter().map(|&w| DMatrix::zeros(r.len(), w)).collect());
+            return Ok((outs, hidden));
         }
         self.grid_graph(x)?;
-        let graph = &self.predict_graph.as_ref().expect("built by grid_graph").fwd;
+        let wanted: Option<Vec<u32>> =
+            hidden_rows.filter(|r| !r.is_empty() && !widths.is_empty()).map(|r| r.iter().map(|&i| i as u32).collect());
+        if let Some(idx) = &wanted {
+            let grid = self.predict_graph.as_mut().expect("built by grid_graph");
+            if grid.hidden.as_ref().is_none_or(|h| h.rows != *idx) {
+                grid.hidden = Some(HiddenGather::new(&self.gpu, &self.pipes, &grid.fwd, &widths, idx.clone()));
+            }
+        }
+        let grid = self.predict_graph.as_ref().expect("built by grid_graph");
+        let gather = wanted.as_ref().and(grid.hidden.as_ref());
         let mut encoder =
             self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
         {
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("predict"), timestamp_writes: None });
-            for d in &graph.dispatches {
+            for d in grid.fwd.dispatches.iter().chain(gather.into_iter().flat_map(|g| &g.dispatches)) {
                 d.record(&mut pass);
             }
         }
-        let parts: Vec<(&wgpu::Buffer, u64)> =
-            graph.outs.iter().zip(&self.shape.heads).map(|(o, h)| (o, (rows * h.fan_out * 4) as u64)).collect();
+        let mut parts: Vec<(&wgpu::Buffer, u64)> =
+            grid.fwd.outs.iter().zip(&self.shape.heads).map(|(o, h)| (o, (rows * h.fan_out * 4) as u64)).collect();
+        if let Some(g) = gather {
+            parts.extend(g.outs.iter().zip(&widths).map(|(b, w)| (b, (g.rows.len() * w * 4) as u64)));
+        }
         let back = self.gpu.submit_and_read(encoder, &parts).await?;
-        Ok(back
-            .iter()
-            .zip(&self.shape.heads)
-            .map(|(v, h)| DMatrix::from_row_iterator(rows, h.fan_out, v.iter().map(|&x| f64::from(x))))
-            .collect())
+        let to_matrix =
+            |v: &Vec<f32>, r: usize, c: usize| DMatrix::from_row_iterator(r, c, v.iter().map(|&x| f64::from(x)));
+        let heads = self.shape.heads.len();
+        let outs = back.iter().zip(&self.shape.heads).map(|(v, h)| to_matrix(v, rows, h.fan_out)).collect();
+        let hidden = hidden_rows.map(|r| match gather {
+            Some(g) => back[heads..].iter().zip(&widths).map(|(v, &w)| to_matrix(v, g.rows.len(), w)).collect(),
+            // No rows, or no hidden layer.
+            None => widths.iter().map(|&w| DMatrix::zeros(r.len(), w)).collect(),
+        });
+        Ok((outs, hidden))
     }
 
     /// Makes `predict_graph` the forward graph over the inputs `x` (rows ≥ 1, width checked by
@@ -809,7 +859,7 @@ impl GpuTrainer {
             let y = vec![0.0f32; rows * self.shape.y_stride];
             let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
             let fwd = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
-            self.predict_graph = Some(GridGraph { x32, x: xb, y: yb, fwd });
+            self.predict_graph = Some(GridGraph { x32, x: xb, y: yb, fwd, hidden: None });
         }
         Ok(())
     }
@@ -938,6 +988,35 @@ struct GridGraph {
     x: wgpu::Buffer,
     y: wgpu::Buffer,
     fwd: ForwardGraph,
+    /// `predict_hidden`'s gathers for its last rows (kept for the next call with the same rows).
+    hidden: Option<HiddenGather>,
+}
+
+/// The trunk's activations at a few rows of a forward graph's inputs (`predict_hidden`): one
+/// `mlp_gather.wgsl` dispatch per hidden layer, dst[r, c] = act_l[rows[r], c] — i.e.
+/// `Mlp::hidden_activations` at those rows, since the forward kernels computed act_l =
+/// φ(W·act_{l−1} + b) for every row.
+struct HiddenGather {
+    rows: Vec<u32>,
+    /// One rows.len() × width buffer per hidden layer.
+    outs: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+}
+
+impl HiddenGather {
+    fn new(gpu: &Gpu, pipes: &MlpPipelines, fwd: &ForwardGraph, widths: &[usize], rows: Vec<u32>) -> Self {
+        let idx = gpu.storage_init("thumbnail rows", bytemuck::cast_slice(&rows), wgpu::BufferUsages::empty());
+        let mut outs = Vec::new();
+        let mut dispatches = Vec::new();
+        for (act, &width) in fwd.act.iter().zip(widths) {
+            let out = gpu.buffer("hidden activations", (rows.len() * width * 4) as u64, RW);
+            let (gx, gy) = grid(rows.len() * width);
+            let p = GatherParams { rows: rows.len() as u32, width: width as u32, idx_off: 0, groups_x: gx };
+            dispatches.push(Dispatch::new(gpu, &pipes.gather, &[act, &idx, &out], bytemuck::bytes_of(&p), (gx, gy)));
+            outs.push(out);
+        }
+        Self { rows, outs, dispatches }
+    }
 }
 
 /// The CPU trainer's stop message (`Trainer::fail`) for the halt buffer's first reason.
@@ -1078,6 +1157,16 @@ impl Backend for GpuTrainer {
         let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         // A model whose inputs are not 2-D is the inherent predict's Unsupported → Run.
         Some(Box::pin(async move { GpuTrainer::predict(self, &x).await.map_err(backend_error) }))
+    }
+
+    fn predict_hidden(
+        &mut self,
+        points: &[[f64; 2]],
+        rows: &[usize],
+    ) -> Option<concord_core::train::PredictHidden<'_>> {
+        let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
+        let rows = rows.to_vec();
+        Some(Box::pin(async move { GpuTrainer::predict_hidden(self, &x, &rows).await.map_err(backend_error) }))
     }
 
     fn point_grams(

@@ -1,5 +1,7 @@
 //! `GpuTrainer::predict` (the playground's 100 × 100 decision-boundary grid on the GPU) against
-//! concord-core's `Mlp::predict_points` at the same parameters, on lavapipe.
+//! concord-core's `Mlp::predict_points` at the same parameters, on lavapipe; and
+//! `GpuTrainer::predict_hidden` (the same pass, plus the trunk's activations at the network
+//! view's thumbnail points) against `Mlp::hidden_activations`.
 //!
 //! Tolerance: the CPU reference evaluates the GPU's own parameters (read back, f32 widened to
 //! f64), so the gap is the forward pass's f32 arithmetic only: |Δ| ≤ 1e-5 (1 + |o_cpu|) for every
@@ -49,6 +51,93 @@ fn the_grid_on_the_gpu_matches_the_cpu_forward_pass_as_training_goes_on() {
             }
             eprintln!("{name} after {steps} steps: worst grid gap {worst:.2e}");
             assert!(worst <= TOL, "{name} after {steps} steps: {worst:.2e} > {TOL:.0e}");
+        }
+    }
+}
+
+/// The network view's thumbnail rows: the 20 × 20 subgrid of the 100 × 100 grid whose cells
+/// are the centres of 5 × 5 blocks (as the page's `grid::thumbnail_rows`).
+fn thumbnail_rows() -> Vec<usize> {
+    (0..20 * 20).map(|i| (5 * (i / 20) + 2) * GRID + 5 * (i % 20) + 2).collect()
+}
+
+/// `predict_hidden`: the trunk's activations gathered from the grid's forward pass at the
+/// thumbnail rows against `Mlp::hidden_activations` at the same points (through the run's input
+/// features) and the GPU's own read-back parameters, for tanh and ReLU, raw inputs and TF's
+/// features, a trunk of 1 and of 3 layers. Activations are in [−1, 1] (tanh) or of order 1
+/// (ReLU): |Δ| ≤ 1e-5 (1 + |a_cpu|), f32 forward arithmetic only (measured ~1e-7, printed).
+/// The head outputs of the same call are the grid's (checked as above).
+#[test]
+fn the_trunks_activations_on_the_gpu_match_mlp_hidden_activations() {
+    use concord_core::data::{feature_rows, Feature, FeatureSet};
+    use concord_core::model::Activation;
+    let rows = thumbnail_rows();
+    let pts = grid_points();
+    let cases = [
+        (Activation::Tanh, vec![8, 8], false),
+        (Activation::Relu, vec![8, 8], true),
+        (Activation::Tanh, vec![12, 6, 4], true),
+        (Activation::Relu, vec![5], false),
+    ];
+    for (act, hidden, features) in cases {
+        let mut cfg = preset("xor-conflict").unwrap();
+        cfg.steps = 20;
+        let model = cfg.model.as_mut().unwrap();
+        model.activation = act;
+        model.hidden = hidden.clone();
+        if features {
+            let set = FeatureSet::new(&[Feature::X, Feature::Y, Feature::XSquared, Feature::SinX]).unwrap();
+            model.input_dim = set.len();
+            cfg.features = Some(set);
+        }
+        let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
+        g.steps(20).unwrap();
+        pollster::block_on(g.read_history()).unwrap();
+        let x = feature_rows(cfg.features.as_ref(), &pts);
+        let (outs, acts) = pollster::block_on(g.predict_hidden(&x, &rows)).unwrap();
+        let params = pollster::block_on(g.params()).unwrap();
+        let sub = DMatrix::from_fn(rows.len(), x.ncols(), |r, c| x[(rows[r], c)]);
+        let reference = g.mlp().hidden_activations(&params, &sub).unwrap();
+        assert_eq!(acts.len(), hidden.len());
+        let mut worst = 0.0f64;
+        for ((a, r), &w) in acts.iter().zip(&reference).zip(&hidden) {
+            assert_eq!(a.shape(), (rows.len(), w));
+            assert_eq!(a.shape(), r.shape());
+            for (p, q) in a.iter().zip(r.iter()) {
+                worst = worst.max((p - q).abs() / (1.0 + q.abs()));
+            }
+        }
+        let mut worst_out = 0.0f64;
+        for (o, r) in outs.iter().zip(&g.mlp().forward(&params, &x).unwrap()) {
+            assert_eq!(o.nrows(), GRID * GRID);
+            for (a, b) in o.iter().zip(r.iter()) {
+                worst_out = worst_out.max((a - b).abs() / (1.0 + b.abs()));
+            }
+        }
+        eprintln!("{act:?} {hidden:?} features {features}: worst activation gap {worst:.2e}, outputs {worst_out:.2e}");
+        assert!(worst <= TOL, "{act:?} {hidden:?} features {features}: {worst:.2e} > {TOL:.0e}");
+        assert!(worst_out <= TOL, "outputs: {worst_out:.2e}");
+        // A dead model would pass trivially: the activations vary over the plane.
+        assert!(reference.iter().all(|m| m.max() - m.min() > 1e-3), "{act:?}: activations are flat");
+    }
+}
+
+#[test]
+fn predict_hidden_rejects_rows_outside_the_inputs_and_keeps_predict_unchanged() {
+    let mut g = GpuTrainer::new(gpu(), preset("xor-conflict").unwrap()).unwrap();
+    let x = DMatrix::from_fn(10, 2, |r, c| r as f64 * 0.3 - c as f64);
+    let err = pollster::block_on(g.predict_hidden(&x, &[3, 10])).unwrap_err().to_string();
+    assert!(err.contains("row 10 is not one of the 10 inputs"), "{err}");
+    // The gathers are extra dispatches on the same graph: plain predict gives the same outputs.
+    let (outs, acts) = pollster::block_on(g.predict_hidden(&x, &[9, 0])).unwrap();
+    assert_eq!(pollster::block_on(g.predict(&x)).unwrap(), outs);
+    let reference = g.mlp().hidden_activations(&pollster::block_on(g.params()).unwrap(), &x).unwrap();
+    for (a, r) in acts.iter().zip(&reference) {
+        for (c, v) in a.row(0).iter().zip(r.row(9).iter()) {
+            assert!((c - v).abs() <= TOL, "row 9: {c} vs {v}");
+        }
+        for (c, v) in a.row(1).iter().zip(r.row(0).iter()) {
+            assert!((c - v).abs() <= TOL, "row 0: {c} vs {v}");
         }
     }
 }

@@ -21,6 +21,18 @@ pub fn extent_for(far: f64) -> f64 {
     }
 }
 
+/// Cells per side of the network view's neuron thumbnails: GRID / 5, so each thumbnail cell is
+/// a 5 × 5 block of the heatmap grid whose centre cell is a grid point (`thumbnail_rows`) and a
+/// GPU run's forward pass over the grid gives the thumbnails too.
+pub const THUMB: usize = 20;
+
+/// The rows of `points(extent)` that are `points_n(extent, THUMB)`, in that order: the centre
+/// cell (2, 2) of each 5 × 5 block.
+pub fn thumbnail_rows() -> Vec<usize> {
+    const STRIDE: usize = GRID / THUMB;
+    (0..THUMB * THUMB).map(|i| (STRIDE * (i / THUMB) + STRIDE / 2) * GRID + STRIDE * (i % THUMB) + STRIDE / 2).collect()
+}
+
 pub fn points(extent: f64) -> Vec<[f64; 2]> {
     points_n(extent, GRID)
 }
@@ -46,4 +58,26 @@ pub const CPU_GRID_MACS: f64 = 16e6;
 pub fn side_within_budget(params: usize, n: usize, max: usize) -> usize {
     let points = CPU_GRID_MACS / (params.max(1) * n.max(1)) as f64;
     (points.sqrt().floor() as usize).clamp(10.min(max), max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GPU's thumbnails are the grid's rows `thumbnail_rows`: they must be the thumbnail
+    /// grid's points (the CPU path evaluates those), in the same order.
+    #[test]
+    fn the_thumbnail_rows_are_the_thumbnail_grid() {
+        const { assert!(GRID.is_multiple_of(THUMB) && !(GRID / THUMB).is_multiple_of(2)) };
+        for extent in [6.0, 7.3] {
+            let grid = points(extent);
+            let thumbs = points_n(extent, THUMB);
+            let rows = thumbnail_rows();
+            assert_eq!(rows.len(), thumbs.len());
+            for (&r, t) in rows.iter().zip(&thumbs) {
+                let g = grid[r];
+                assert!((g[0] - t[0]).abs() < 1e-12 && (g[1] - t[1]).abs() < 1e-12, "{g:?} vs {t:?}");
+            }
+        }
+    }
 }

@@ -218,6 +218,9 @@ pub struct Run {
     /// GPU runs on 2-D points: the heatmap grid's head outputs (extent, one matrix per task)
     /// predicted by the engine at the last read-back, i.e. at `params`.
     grid: GridOutputs,
+    /// GPU runs the network view shows: the trunk's activations (one matrix per hidden layer,
+    /// rows = `grid::thumbnail_rows`) from the same forward pass as `grid`, i.e. at `params`.
+    grid_hidden: GridOutputs,
     /// The latest per-point conflict map (MLP runs of two tasks or more; its `step` says at which
     /// parameters), from the GPU read-back or the CPU.
     pub conflict: Option<ConflictMap>,
@@ -273,6 +276,13 @@ impl Run {
     pub fn grid_outputs(&self, extent: f64) -> Option<&[DMatrix<f64>]> {
         match &self.grid {
             Some((e, outs)) if *e == extent => Some(outs),
+            _ => None,
+        }
+    }
+    /// The engine's own network-view thumbnails (`grid_hidden`) at `params` for this extent.
+    pub fn gpu_thumbnails(&self, extent: f64) -> Option<&[DMatrix<f64>]> {
+        match &self.grid_hidden {
+            Some((e, acts)) if *e == extent => Some(acts),
             _ => None,
         }
     }
@@ -491,7 +501,7 @@ struct Arrived {
     engine: Box<dyn Backend>,
     /// The snapshot and, for a run with a heatmap grid, the grid's outputs and (if asked) the
     /// conflict map.
-    result: Result<(Snapshot, GridOutputs, MapOutcome), BackendError>,
+    result: Result<(Snapshot, GridOutputs, GridOutputs, MapOutcome), BackendError>,
 }
 
 /// What a GPU read-back brought for the conflict map.
@@ -554,6 +564,9 @@ pub struct SessionInner {
     /// Whether the conflict map panel is shown (GPU read-backs then bring maps), when the GPU
     /// runs last brought one (ms), and how long the slowest of them took then.
     maps_wanted: bool,
+    /// The run the network view shows while it is shown: its GPU read-backs bring the trunk's
+    /// activations at the thumbnail points too (`Backend::predict_hidden`).
+    network_run: Option<usize>,
     last_gpu_map: f64,
     gpu_map_ms: f64,
 }
@@ -605,6 +618,7 @@ impl Session {
             hook,
             main,
             maps_wanted: false,
+            network_run: None,
             last_gpu_map: f64::NEG_INFINITY,
             gpu_map_ms: 0.0,
         };
@@ -770,6 +784,12 @@ impl SessionInner {
     /// it is shown.
     pub fn set_maps_wanted(&mut self, wanted: bool) {
         self.maps_wanted = wanted;
+    }
+
+    /// The network view shows run `k` (`None`: it is hidden): that run's GPU read-backs bring
+    /// its thumbnails.
+    pub fn set_network_run(&mut self, k: Option<usize>) {
+        self.network_run = k;
     }
 
     /// Whether `step(n)` requests are still being served.
@@ -978,6 +998,7 @@ impl SessionInner {
             trail: Vec::new(),
             snapshots: Snapshots::default(),
             grid: None,
+            grid_hidden: None,
             conflict: None,
             gpu_maps: None,
             sample_series: Default::default(),
@@ -1084,10 +1105,11 @@ impl SessionInner {
             self.in_flight += 1;
             let grid = self.grid_points.clone();
             let map = maps && run.has_conflict_map() && run.gpu_maps != Some(false);
+            let thumbs = self.network_run == Some(slot) && run.mlp().is_some();
             asked |= map;
             wasm_bindgen_futures::spawn_local(async move {
                 let result = match submitted {
-                    Ok(()) => read_back_with_grid(engine.as_mut(), grid, map).await,
+                    Ok(()) => read_back_with_grid(engine.as_mut(), grid, map, thumbs).await,
                     Err(e) => Err(e),
                 };
                 session.with(move |s| s.arrive(generation, Arrived { slot, engine, result }));
@@ -1289,9 +1311,10 @@ impl SessionInner {
             let Some(run) = self.runs.get_mut(slot) else { continue };
             run.engine = Some(engine);
             match result {
-                Ok((snap, grid, map)) => {
+                Ok((snap, grid, hidden, map)) => {
                     run.apply(snap);
                     run.grid = grid;
+                    run.grid_hidden = hidden;
                     match map {
                         MapOutcome::None => {}
                         MapOutcome::Unsupported => run.gpu_maps = Some(false),
@@ -1336,6 +1359,7 @@ impl SessionInner {
         for run in self.runs.iter_mut().filter(|r| r.on_gpu) {
             run.on_gpu = false;
             run.grid = None; // the CPU forward pass draws the heatmaps from now on
+            run.grid_hidden = None;
             run.cpu_reason = Some(notice.clone());
             match to_cpu(run) {
                 Ok(()) => {}
@@ -1724,21 +1748,36 @@ impl SessionInner {
 /// A GPU run's read-back and, where the page has a heatmap grid, the engine's prediction of it
 /// at the read-back parameters (queued right after, in the same future: nothing blocks). A
 /// grid the engine cannot predict (no model on 2-D inputs) leaves the heatmaps to the CPU; a
-/// device failure while predicting is the read-back's failure.
+/// device failure while predicting is the read-back's failure. With `thumbs` (the network view
+/// shows this run) the same forward pass also brings the trunk's activations at
+/// `grid::thumbnail_rows` where the engine has them (`Backend::predict_hidden`).
 async fn read_back_with_grid(
     engine: &mut dyn Backend,
     grid: GridPoints,
     map: bool,
-) -> Result<(Snapshot, GridOutputs, MapOutcome), BackendError> {
+    thumbs: bool,
+) -> Result<(Snapshot, GridOutputs, GridOutputs, MapOutcome), BackendError> {
     let snap = engine.read_back().await?;
-    let Some((extent, points)) = grid else { return Ok((snap, None, MapOutcome::None)) };
-    let outputs = match engine.predict(&points) {
-        Some(fut) => match fut.await {
-            Ok(outs) => Some((extent, outs)),
-            Err(e @ BackendError::Device(_)) => return Err(e),
-            Err(BackendError::Run(_)) => None,
+    let Some((extent, points)) = grid else { return Ok((snap, None, None, MapOutcome::None)) };
+    let rows = crate::grid::thumbnail_rows();
+    let mut with_hidden = None;
+    if thumbs && points.len() == crate::grid::GRID * crate::grid::GRID {
+        if let Some(fut) = engine.predict_hidden(&points, &rows) {
+            with_hidden = Some(fut.await);
+        }
+    }
+    let (outputs, hidden) = match with_hidden {
+        Some(Ok((outs, acts))) => (Some((extent, outs)), Some((extent, acts))),
+        Some(Err(e @ BackendError::Device(_))) => return Err(e),
+        Some(Err(BackendError::Run(_))) => (None, None),
+        None => match engine.predict(&points) {
+            Some(fut) => match fut.await {
+                Ok(outs) => (Some((extent, outs)), None),
+                Err(e @ BackendError::Device(_)) => return Err(e),
+                Err(BackendError::Run(_)) => (None, None),
+            },
+            None => (None, None),
         },
-        None => None,
     };
     // The conflict map on the same grid, at the same parameters.
     let map = if !map {
@@ -1757,7 +1796,7 @@ async fn read_back_with_grid(
             None => MapOutcome::Unsupported,
         }
     };
-    Ok((snap, outputs, map))
+    Ok((snap, outputs, hidden, map))
 }
 
 /// Move a GPU run to the CPU at its last read-back state: a run that records every step is

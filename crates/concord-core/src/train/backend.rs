@@ -77,6 +77,12 @@ pub type ReadBack<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, BackendErro
 /// A prediction in flight: one matrix of head outputs per task (rows = points).
 pub type Predict<'a> = Pin<Box<dyn Future<Output = Result<Vec<DMatrix<f64>>, BackendError>> + 'a>>;
 
+/// A prediction with the trunk's hidden activations in flight (`Backend::predict_hidden`): the
+/// heads' outputs (as `Predict`) and one matrix per hidden layer (rows = the chosen points, as
+/// `Mlp::hidden_activations`).
+pub type PredictHidden<'a> =
+    Pin<Box<dyn Future<Output = Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>), BackendError>> + 'a>>;
+
 /// Per-point Grams in flight (`Backend::point_grams`).
 pub type PointGramsFuture<'a> = Pin<Box<dyn Future<Output = Result<PointGrams, BackendError>> + 'a>>;
 
@@ -101,6 +107,13 @@ pub trait Backend {
     /// grids), evaluated where the run lives; `None` for a run without a model (the analytic
     /// sources), an error for a model whose inputs are not 2-D.
     fn predict(&mut self, _points: &[[f64; 2]]) -> Option<Predict<'_>> {
+        None
+    }
+    /// `predict` and, from the same forward pass, the trunk's hidden activations at the points
+    /// `rows` (indices into `points`; the network view's thumbnails), evaluated where the run
+    /// lives; `None` where the engine does not (the CPU `Trainer`: its caller has the model and
+    /// calls `Mlp::hidden_activations`; an MoE), an error for bad rows or non-2-D inputs.
+    fn predict_hidden(&mut self, _points: &[[f64; 2]], _rows: &[usize]) -> Option<PredictHidden<'_>> {
         None
     }
     /// Every point's m × m Gram of its per-task gradients of the shared parameters at 2-D input

@@ -52,7 +52,9 @@ mod trunk;
 #[cfg(test)]
 mod trunk_tests;
 
-pub use backend::{now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, ReadBack, Snapshot};
+pub use backend::{
+    now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, PredictHidden, ReadBack, Snapshot,
+};
 pub use batches::BatchSampler;
 pub use config::{DataSource, Precision, TrainConfig, TrainOptimizer, MAX_STEPS};
 pub use conflict_summary::ConflictSummary;

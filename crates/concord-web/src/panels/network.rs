@@ -12,9 +12,18 @@
 //! when the run's state changed and at least max(400 ms, 8 × the last one's time) has passed,
 //! so a large model while playing costs at most ~1/9 of the page's time.
 //!
-//! **Thumbnails** are computed on the CPU (`Mlp::hidden_activations`, the points through the run's input features) on a coarse
-//! `THUMB` × `THUMB` grid over the heatmap's square, also for WebGPU runs (the GPU grid kernel
-//! writes only the heads' outputs). `window.concord.network()` returns the last result.
+//! **Thumbnails**: each neuron's activation on a coarse `THUMB` × `THUMB` grid over the
+//! heatmap's square (the points through the run's input features). For a WebGPU run they come
+//! from the GPU: while the panel shows the run, its read-backs ask the engine for the grid
+//! prediction *and* the trunk's activations at the grid rows `grid::thumbnail_rows` (the same
+//! forward pass, `Backend::predict_hidden`); a CPU run, or a GPU run whose last read-back did not
+//! bring them (the panel was hidden or showed another run then), uses `Mlp::hidden_activations`
+//! on the CPU. The input nodes show their features over the plane, each scaled to its largest
+//! |value|. `window.concord.network()` returns the last result (`thumbnailsSource`: "gpu" or
+//! "cpu", and `thumbSample`: a few activations with their points, for the browser test).
+//!
+//! **Links**: a layer of more than `LINKS_PER_LAYER` links draws only that many, the largest
+//! |w| (the hint says how many of how many); opacity grows with |w| / the layer's largest.
 
 use crate::dom::{install_computed_hook, with_computed, yield_now, Computed, ComputedCell};
 use crate::session::{now_ms, use_session, Session};
@@ -29,10 +38,17 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{HtmlCanvasElement, ImageData};
 
-/// Thumbnail cells per side (TF averages its 100 × 100 grid down to 10 × 10).
-const THUMB: usize = 16;
+/// Thumbnail cells per side (TF averages its 100 × 100 grid down to 10 × 10): a subgrid of the
+/// heatmap grid, so the GPU's grid pass gives them.
+const THUMB: usize = crate::grid::THUMB;
+/// The most links drawn between two columns: a 64 × 64 layer's 4096 would be a thicket.
+const LINKS_PER_LAYER: usize = 160;
 /// Cells per side of the enlarged heatmap (the heatmap panel's own grid).
 const LARGE: usize = crate::grid::GRID;
+/// The input column's centre: room on its left for the feature labels (sin x₁, x₁x₂).
+const LEFT: f64 = 72.0;
+/// Room right of the heads' column for their labels.
+const RIGHT: f64 = 90.0;
 /// Pixels between two columns of nodes.
 const COLUMN_GAP: f64 = 120.0;
 /// Height the tallest column aims at before nodes shrink (and, at 8 px, the panel scrolls).
@@ -59,6 +75,17 @@ pub struct NetworkResult {
     pub params: Vec<f64>,
     pub extent: f64,
     pub compute_ms: f64,
+    /// Where the thumbnails were computed: "gpu" (the run's engine, with its grid), "cpu", or
+    /// "none" (no 2-D plane).
+    pub thumbnails_source: &'static str,
+    pub thumb_side: usize,
+    /// A few thumbnail activations with their plane points (the browser test recomputes them).
+    pub thumb_sample: Vec<ThumbSample>,
+    /// (drawn, total) links of the widest-linked layer pair (thinned above `LINKS_PER_LAYER`).
+    pub links_shown: (usize, usize),
+    /// `inputs_maps[i]`: THUMB² values of input feature i over the plane, scaled to [−1, 1].
+    #[serde(skip)]
+    inputs_maps: Vec<Vec<f64>>,
     /// `acts[layer][neuron]`: THUMB² activations, row 0 at the top.
     #[serde(skip)]
     acts: Vec<Vec<Vec<f64>>>,
@@ -70,6 +97,15 @@ pub struct NetworkResult {
     /// The run's input features (None: the raw 2-D point), for the enlarged thumbnail.
     #[serde(skip)]
     features: Option<concord_core::data::FeatureSet>,
+}
+
+/// One thumbnail activation: layer `layer`'s neuron `neuron` at the 2-D point `point`.
+#[derive(Clone, Serialize)]
+pub struct ThumbSample {
+    pub layer: usize,
+    pub neuron: usize,
+    pub point: [f64; 2],
+    pub value: f64,
 }
 
 /// The input nodes' labels: the run's input features (TF's x₁, x₁², sin x₁, …), else x₁ … xₙ.
@@ -129,6 +165,11 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                 params: Vec::new(),
                 extent,
                 compute_ms: 0.0,
+                thumbnails_source: "none",
+                thumb_side: THUMB,
+                thumb_sample: Vec::new(),
+                links_shown: (0, 0),
+                inputs_maps: Vec::new(),
                 acts: Vec::new(),
                 heads: Vec::new(),
                 mlp: None,
@@ -152,9 +193,43 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
             if r.config.features.is_some() || mlp.config().input_dim == 2 {
                 let points = crate::grid::points_n(extent, THUMB);
                 let x = concord_core::data::feature_rows(r.config.features.as_ref(), &points);
-                let acts = mlp.hidden_activations(params, &x)?;
+                // The GPU's activations are of the read-back parameters, i.e. `params`.
+                let gpu = r.gpu_thumbnails(extent).filter(|a| r.on_gpu() && a.iter().all(|m| m.nrows() == points.len()));
+                let acts = match gpu {
+                    Some(a) => {
+                        out.thumbnails_source = "gpu";
+                        a.to_vec()
+                    }
+                    None => {
+                        out.thumbnails_source = "cpu";
+                        mlp.hidden_activations(params, &x)?
+                    }
+                };
                 out.acts = acts.iter().map(|m| (0..m.ncols()).map(|j| m.column(j).iter().copied().collect()).collect()).collect();
-                let outs = mlp.forward(params, &x)?;
+                // Corners and middle of the plane, the first few neurons of each layer.
+                let at = [0, THUMB - 1, THUMB * (THUMB / 2) + THUMB / 2, THUMB * THUMB - 1];
+                for (l, m) in acts.iter().enumerate() {
+                    for j in 0..m.ncols().min(4) {
+                        for &i in &at {
+                            out.thumb_sample.push(ThumbSample { layer: l, neuron: j, point: points[i], value: m[(i, j)] });
+                        }
+                    }
+                }
+                // TF's input nodes: each feature over the plane, scaled to its largest |value|.
+                out.inputs_maps = (0..x.ncols())
+                    .map(|c| {
+                        let col = x.column(c);
+                        let scale = col.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-12);
+                        col.iter().map(|v| v / scale).collect()
+                    })
+                    .collect();
+                // The heads' thumbnails: the GPU's grid outputs at the same rows, else the CPU's.
+                let rows = crate::grid::thumbnail_rows();
+                let gpu_outs = r.grid_outputs(extent).filter(|_| out.thumbnails_source == "gpu");
+                let outs = match gpu_outs {
+                    Some(o) => o.iter().map(|m| m.select_rows(rows.iter())).collect(),
+                    None => mlp.forward(params, &x)?,
+                };
                 out.heads = outs
                     .iter()
                     .zip(&mlp.config().heads)
@@ -168,6 +243,7 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
             out.params = params.to_vec();
             out.mlp = Some(mlp.clone());
             out.features = r.config.features.clone();
+            out.links_shown = links(&out).1;
             Ok(out)
         })
         .ok_or_else(|| "the page is busy".to_string())?
@@ -193,32 +269,89 @@ fn paint(canvas: &HtmlCanvasElement, values: &[f64], side: usize) {
     }
 }
 
-/// Node geometry: the side of a node and the pitch between two nodes of a column.
+/// Node geometry: the side of a node and the pitch between two nodes of a column. Nodes stay
+/// at least 12 px (a wide layer scrolls), so the conflict ring around them stays readable.
 fn node_size(tallest: usize) -> (f64, f64) {
-    let pitch = (COLUMN_HEIGHT / tallest.max(1) as f64).clamp(12.0, 44.0);
-    let size = (pitch * 0.72).clamp(8.0, 30.0).floor();
+    let pitch = (COLUMN_HEIGHT / tallest.max(1) as f64).clamp(15.0, 44.0);
+    let size = (pitch * 0.72).clamp(12.0, 30.0).floor();
     (size, pitch)
 }
 
 /// Where node `i` of a column of `n` sits (its centre), columns centred on the tallest.
-fn node_pos(col: usize, i: usize, n: usize, tallest: usize, pitch: f64) -> (f64, f64) {
-    let top = (tallest - n) as f64 * pitch / 2.0;
-    (40.0 + col as f64 * COLUMN_GAP, 20.0 + top + (i as f64 + 0.5) * pitch)
+/// A short column (the inputs, the heads, a narrow layer next to a wide one) keeps its own, larger
+/// nodes: each column is sized for its own count and centred on the tallest.
+fn node_pos(col: usize, i: usize, n: usize, tallest: usize) -> (f64, f64) {
+    let (_, pitch) = node_size(n);
+    let (_, tall_pitch) = node_size(tallest);
+    let top = (tallest as f64 * tall_pitch - n as f64 * pitch) / 2.0;
+    (LEFT + col as f64 * COLUMN_GAP, 20.0 + top + (i as f64 + 0.5) * pitch)
 }
 
-/// The links as one SVG (thousands of paths: one string, not one reactive node each).
+/// One link: from node `from` of column `col` to node `to` of column `col + 1`, weight `w`.
+struct Link {
+    col: usize,
+    from: usize,
+    to: usize,
+    w: f64,
+}
+
+/// The links to draw, per column pair: every one, or the `LINKS_PER_LAYER` of largest |w|.
+/// Also (drawn, total) of the pair with the most links.
+fn links(r: &NetworkResult) -> (Vec<Vec<Link>>, (usize, usize)) {
+    let Some(mlp) = &r.mlp else { return (Vec::new(), (0, 0)) };
+    let layout = mlp.layout();
+    let trunk = layout.trunk.len();
+    let mut out = Vec::new();
+    let mut widest = (0, 0);
+    for (l, slice) in layout.trunk.iter().chain(layout.heads.iter()).enumerate() {
+        let is_head = l >= trunk;
+        if is_head && l > trunk {
+            continue; // the heads share one column pair: collected with the first
+        }
+        let mut pair = Vec::new();
+        if is_head {
+            for (t, head) in layout.heads.iter().enumerate() {
+                for k in 0..head.fan_in {
+                    // A head of several outputs (softmax): the mean of its rows' weights from k.
+                    let w = (0..head.fan_out).map(|o| r.params[head.weight.start + o * head.fan_in + k]).sum::<f64>()
+                        / head.fan_out as f64;
+                    pair.push(Link { col: trunk, from: k, to: t, w });
+                }
+            }
+        } else {
+            for j in 0..slice.fan_out {
+                for k in 0..slice.fan_in {
+                    pair.push(Link { col: l, from: k, to: j, w: r.params[slice.weight.start + j * slice.fan_in + k] });
+                }
+            }
+        }
+        let total = pair.len();
+        if total > LINKS_PER_LAYER {
+            pair.sort_by(|a, b| b.w.abs().total_cmp(&a.w.abs()));
+            pair.truncate(LINKS_PER_LAYER);
+        }
+        if total > widest.1 {
+            widest = (pair.len(), total);
+        }
+        out.push(pair);
+    }
+    (out, widest)
+}
+
+/// The links as one SVG (hundreds of paths: one string, not one reactive node each).
 fn links_svg(r: &NetworkResult, width: f64, height: f64) -> String {
     let Some(mlp) = &r.mlp else { return String::new() };
-    let layout = mlp.layout();
-    let widths: Vec<usize> =
-        std::iter::once(mlp.config().input_dim).chain(r.hidden.iter().copied()).chain([layout.heads.len()]).collect();
+    let widths: Vec<usize> = std::iter::once(mlp.config().input_dim)
+        .chain(r.hidden.iter().copied())
+        .chain([mlp.layout().heads.len()])
+        .collect();
     let tallest = widths.iter().copied().max().unwrap_or(1);
-    let (_, pitch) = node_size(tallest);
+    let (pairs, _) = links(r);
     // TF maps |w| ∈ [0, 5] to 1–10 px; many links get thinner so the picture stays legible.
-    let links: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
-    let thin = if links > 400 {
+    let drawn: usize = pairs.iter().map(Vec::len).sum();
+    let thin = if drawn > 400 {
         0.35
-    } else if links > 100 {
+    } else if drawn > 100 {
         0.6
     } else {
         1.0
@@ -226,35 +359,20 @@ fn links_svg(r: &NetworkResult, width: f64, height: f64) -> String {
     let mut s = format!(
         r#"<svg class="network-links" width="{width}" height="{height}" viewBox="0 0 {width} {height}" aria-hidden="true">"#
     );
-    let mut link = |x1: f64, y1: f64, x2: f64, y2: f64, w: f64| {
-        let colour = if w >= 0.0 { css(BLUE) } else { css(ORANGE) };
-        let stroke = ((1.0 + w.abs().min(5.0) * 1.8) * thin).max(0.3);
-        let xm = (x1 + x2) / 2.0;
-        s.push_str(&format!(
-            r#"<path d="M{x1:.1} {y1:.1}C{xm:.1} {y1:.1} {xm:.1} {y2:.1} {x2:.1} {y2:.1}" stroke="{colour}" stroke-width="{stroke:.2}" stroke-opacity="{}" fill="none"><title>w = {w:.3}</title></path>"#,
-            if thin < 1.0 { 0.55 } else { 0.8 }
-        ));
-    };
-    let layers = layout.trunk.iter().chain(layout.heads.iter()).enumerate();
-    for (l, slice) in layers {
-        let is_head = l >= layout.trunk.len();
-        let (n_in, n_out) =
-            (widths[l.min(widths.len() - 2)], if is_head { widths[widths.len() - 1] } else { slice.fan_out });
-        let col_in = l.min(layout.trunk.len());
-        for j in 0..if is_head { 1 } else { slice.fan_out } {
-            let target = if is_head { l - layout.trunk.len() } else { j };
-            let (x2, y2) = node_pos(col_in + 1, target, n_out, tallest, pitch);
-            for k in 0..slice.fan_in {
-                // A head of several outputs (softmax): the mean of its rows' weights from input k.
-                let w = if is_head {
-                    (0..slice.fan_out).map(|o| r.params[slice.weight.start + o * slice.fan_in + k]).sum::<f64>()
-                        / slice.fan_out as f64
-                } else {
-                    r.params[slice.weight.start + j * slice.fan_in + k]
-                };
-                let (x1, y1) = node_pos(col_in, k, n_in, tallest, pitch);
-                link(x1, y1, x2, y2, w);
-            }
+    for pair in &pairs {
+        let strongest = pair.iter().fold(0.0f64, |a, l| a.max(l.w.abs())).max(1e-12);
+        for l in pair {
+            let (x1, y1) = node_pos(l.col, l.from, widths[l.col], tallest);
+            let (x2, y2) = node_pos(l.col + 1, l.to, widths[l.col + 1], tallest);
+            let colour = if l.w >= 0.0 { css(BLUE) } else { css(ORANGE) };
+            let stroke = ((1.0 + l.w.abs().min(5.0) * 1.8) * thin).max(0.3);
+            // Weak links fade: the strong ones carry the picture.
+            let opacity = 0.2 + 0.7 * l.w.abs() / strongest;
+            let xm = (x1 + x2) / 2.0;
+            s.push_str(&format!(
+                r#"<path d="M{x1:.1} {y1:.1}C{xm:.1} {y1:.1} {xm:.1} {y2:.1} {x2:.1} {y2:.1}" stroke="{colour}" stroke-width="{stroke:.2}" stroke-opacity="{opacity:.2}" fill="none"><title>w = {w:.3}</title></path>"#,
+                w = l.w
+            ));
         }
     }
     s.push_str("</svg>");
@@ -300,6 +418,14 @@ pub fn NetworkPanel() -> impl IntoView {
     let enlarged = RwSignal::new(None::<(usize, usize)>);
     let large = NodeRef::<Canvas>::new();
     let container = NodeRef::<leptos::html::Div>::new();
+    // The run shown asks its GPU read-backs for the thumbnails too (nothing while hidden).
+    Effect::new(move |_| {
+        let shown = (!hidden()).then(|| run.get());
+        session.with(|a| a.set_network_run(shown));
+    });
+    on_cleanup(move || {
+        session.with(|a| a.set_network_run(None));
+    });
 
     let labels = move || {
         ui.version.track();
@@ -364,6 +490,7 @@ pub fn NetworkPanel() -> impl IntoView {
                     let num = |k: &str| c.get_attribute(k).and_then(|v| v.parse::<usize>().ok());
                     let values = match (c.get_attribute("data-thumb").as_deref(), num("data-l"), num("data-j")) {
                         (Some("hidden"), Some(l), Some(j)) => r.acts.get(l).and_then(|a| a.get(j)),
+                        (Some("input"), _, Some(j)) => r.inputs_maps.get(j),
                         (Some("head"), _, Some(j)) => r.heads.get(j),
                         _ => None,
                     };
@@ -405,23 +532,35 @@ pub fn NetworkPanel() -> impl IntoView {
             let m = r.mlp.as_ref().map_or(1, Mlp::num_tasks);
             let widths: Vec<usize> = std::iter::once(r.inputs.len()).chain(r.hidden.iter().copied()).chain([m]).collect();
             let tallest = widths.iter().copied().max().unwrap_or(1);
-            let (size, pitch) = node_size(tallest);
-            let width = 80.0 + (widths.len() - 1) as f64 * COLUMN_GAP;
+            let (_, pitch) = node_size(tallest);
+            let width = LEFT + RIGHT + (widths.len() - 1) as f64 * COLUMN_GAP;
             let height = 40.0 + tallest as f64 * pitch;
             let svg = links_svg(r, width, height);
-            let place = |x: f64, y: f64| format!("left:{:.1}px;top:{:.1}px;width:{size}px;height:{size}px", x - size / 2.0, y - size / 2.0);
+            // A node of a column of `n`, centred at (x, y).
+            let place = |x: f64, y: f64, n: usize| {
+                let size = node_size(n).0;
+                format!("left:{:.1}px;top:{:.1}px;width:{size}px;height:{size}px", x - size / 2.0, y - size / 2.0)
+            };
             let mut nodes: Vec<AnyView> = Vec::new();
             for (i, name) in r.inputs.iter().enumerate() {
-                let (x, y) = node_pos(0, i, r.inputs.len(), tallest, pitch);
+                let (x, y) = node_pos(0, i, r.inputs.len(), tallest);
+                let title = format!("{name} over the plane (scaled to its largest |value|)");
                 nodes.push(
-                    view! { <div class="net-node net-input" style=place(x, y)><span class="net-label net-label-left">{name.clone()}</span></div> }
-                        .into_any(),
+                    view! {
+                        <div class="net-node net-input" style=place(x, y, r.inputs.len()) title=title>
+                            <canvas data-thumb="input" data-j=i></canvas>
+                            <span class="net-label net-label-left">{name.clone()}</span>
+                        </div>
+                    }
+                    .into_any(),
                 );
             }
-            let ring = if size >= 16.0 { 3.0 } else { 2.0 };
+            // A ring of at least 3 px; a hairline (the node's padding over the page's ink colour)
+            // parts it from the thumbnail, whose colours are the same scale.
             for (l, layer) in r.layers.iter().enumerate() {
+                let ring = if node_size(layer.len()).0 >= 20.0 { 4.0 } else { 3.0 };
                 for n in layer {
-                    let (x, y) = node_pos(l + 1, n.index, layer.len(), tallest, pitch);
+                    let (x, y) = node_pos(l + 1, n.index, layer.len(), tallest);
                     let text = neuron_text(n, &r.tasks);
                     let border = match n.min_cos {
                         Some(c) => format!("border:{ring}px solid {}", css(diverging(c))),
@@ -440,7 +579,7 @@ pub fn NetworkPanel() -> impl IntoView {
                                 data-j=jj
                                 data-cos=cos_attr
                                 aria-label=text
-                                style=format!("{};{border}", place(x, y))
+                                style=format!("{};{border}", place(x, y, layer.len()))
                                 on:mouseenter=move |_| focus.set(Some((lj, jj)))
                                 on:mouseleave=move |_| focus.set(None)
                                 on:focus=move |_| focus.set(Some((lj, jj)))
@@ -455,12 +594,12 @@ pub fn NetworkPanel() -> impl IntoView {
                 }
             }
             for t in 0..m {
-                let (x, y) = node_pos(widths.len() - 1, t, m, tallest, pitch);
+                let (x, y) = node_pos(widths.len() - 1, t, m, tallest);
                 let name = r.tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
                 let title = format!("{name}: the head's output");
                 nodes.push(
                     view! {
-                        <div class="net-node net-head" style=place(x, y) title=title>
+                        <div class="net-node net-head" style=place(x, y, m) title=title>
                             <canvas data-thumb="head" data-j=t></canvas>
                             <span class="net-label net-label-right">{name}</span>
                         </div>
@@ -474,7 +613,7 @@ pub fn NetworkPanel() -> impl IntoView {
             let col_titles = heads_row
                 .into_iter()
                 .enumerate()
-                .map(|(c, t)| view! { <span class="net-col" style=format!("left:{:.0}px", 40.0 + c as f64 * COLUMN_GAP - 40.0)>{t}</span> })
+                .map(|(c, t)| view! { <span class="net-col" style=format!("left:{:.0}px", LEFT + c as f64 * COLUMN_GAP - 40.0)>{t}</span> })
                 .collect_view();
             view! {
                 <div class="net-cols" style=format!("width:{width:.0}px")>{col_titles}</div>
@@ -524,9 +663,23 @@ pub fn NetworkPanel() -> impl IntoView {
     let status = move || {
         version.track();
         with_computed(store, |s| {
-            s.result
-                .as_ref()
-                .map(|r| format!("{} at step {}: computed in {:.0} ms (f64, CPU).", r.run_label, r.steps, r.compute_ms))
+            s.result.as_ref().map(|r| {
+                let thumbs = match r.thumbnails_source {
+                    "gpu" => " Thumbnails from the GPU's grid pass (f32).",
+                    "cpu" => " Thumbnails on the CPU (f64).",
+                    _ => "",
+                };
+                let (shown, total) = r.links_shown;
+                let links = if shown < total {
+                    format!(" Links: the {shown} of largest |w| of {total} per layer are drawn.")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} at step {}: gradients computed in {:.0} ms (f64, CPU).{thumbs}{links}",
+                    r.run_label, r.steps, r.compute_ms
+                )
+            })
         })
         .flatten()
         .unwrap_or_default()
@@ -581,7 +734,7 @@ pub fn NetworkPanel() -> impl IntoView {
                 </span>
             </div>
             <p class="hint">
-                "Thumbnails: each neuron's activation over the plane (orange −1, blue +1). Links: blue w > 0, orange w < 0, thicker = larger |w|. Gradients: each task's mean loss over the whole training set at the run's current weights. Hover or focus a neuron for its numbers; click or Enter enlarges it."
+                "Thumbnails: each neuron's activation over the plane (orange −1, blue +1); inputs: each feature over the plane. Links: blue w > 0, orange w < 0, thicker and more opaque = larger |w|; a wide layer draws only its strongest links. Gradients: each task's mean loss over the whole training set at the run's current weights. Hover or focus a neuron for its numbers; click or Enter enlarges it."
                 " "
                 {status}
             </p>
