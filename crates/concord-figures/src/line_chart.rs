@@ -171,6 +171,12 @@ fn ticks_in_axis_units(axis: &Axis, n: usize) -> Vec<(f64, String)> {
     axis.ticks(n).into_iter().filter_map(|(v, label)| Some((axis.to_axis(v)?, label))).collect()
 }
 
+/// About how wide `s` is in a sans-serif font of `px` (for spacing labels without measuring:
+/// the bitmap and the canvas measure differently).
+fn text_width(s: &str, px: f64) -> i32 {
+    (s.chars().count() as f64 * px * 0.62).ceil() as i32
+}
+
 /// Draws `chart` onto `area`. Plotting is in axis units (log₁₀ on a log axis), so a log axis
 /// spaces decades evenly and a value it cannot show is left out instead of failing.
 pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &LineChart) -> Result<(), String> {
@@ -207,12 +213,17 @@ pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart:
         area.draw(&PathElement::new(vec![(px - 3, py), (px, py)], tick_style)).map_err(err)?;
         area.draw(&Text::new(label.clone(), (px - 5, py), y_text.clone())).map_err(err)?;
     }
+    // The x axis's name closes the tick row at the right end (the page's panels have no room
+    // below it); a tick label it would cover is left out.
     let x_text = font(t.text_px).color(&muted).pos(Pos::new(HPos::Center, VPos::Top));
+    let name_left = fx + fw - text_width(chart.x_label, t.text_px) - 6;
     for (v, label) in &x_ticks {
         cc.draw_series(std::iter::once(PathElement::new(vec![(*v, ya.lo), (*v, ya.hi)], grid_style))).map_err(err)?;
         let (px, py) = local(cc.backend_coord(&(*v, ya.lo)));
         area.draw(&PathElement::new(vec![(px, py), (px, py + 3)], tick_style)).map_err(err)?;
-        area.draw(&Text::new(label.clone(), (px, py + 5), x_text.clone())).map_err(err)?;
+        if px + text_width(label, t.text_px) / 2 < name_left {
+            area.draw(&Text::new(label.clone(), (px, py + 5), x_text.clone())).map_err(err)?;
+        }
     }
 
     for line in &chart.lines {
@@ -259,9 +270,8 @@ pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart:
         .color(&ink)
         .pos(Pos::new(HPos::Left, VPos::Bottom));
     area.draw(&Text::new(chart.title.to_string(), (fx, fy - 3), title)).map_err(err)?;
-    let below = font(t.text_px).color(&muted).pos(Pos::new(HPos::Right, VPos::Top));
-    let gap = (t.text_px * 1.4).round() as i32 + 6;
-    area.draw(&Text::new(chart.x_label.to_string(), (fx + fw, fy + fh + gap), below)).map_err(err)?;
+    let name = font(t.text_px).color(&ink).pos(Pos::new(HPos::Right, VPos::Top));
+    area.draw(&Text::new(chart.x_label.to_string(), (fx + fw, fy + fh + 5), name)).map_err(err)?;
     if let Some(d) = chart.y_label {
         let turned = font(t.text_px + 1.0)
             .transform(FontTransform::Rotate270)
