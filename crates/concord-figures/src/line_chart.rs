@@ -4,8 +4,8 @@
 //! a bitmap; the frame is explicit so a caller can draw its own marks over the same plot.
 
 use crate::axis::Axis;
-use plotters::coord::Shift;
 use plotters::chart::SeriesAnno;
+use plotters::coord::Shift;
 use plotters::element::{DashedPathElement, IntoDynElement};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -312,7 +312,11 @@ fn marker_parts(marker: Marker, colour: RGBAColor, (cx, cy): (i32, i32)) -> Mark
             let s = s as i32;
             let mut pts = at([(0, s), (-(s * 4 / 5), -(s * 2 / 5)), (s * 4 / 5, -(s * 2 / 5))]);
             pts.push(pts[0]);
-            (Circle::new((cx, cy), 0, none), Polygon::new(Vec::new(), none), PathElement::new(pts, colour.stroke_width(1)))
+            (
+                Circle::new((cx, cy), 0, none),
+                Polygon::new(Vec::new(), none),
+                PathElement::new(pts, colour.stroke_width(1)),
+            )
         }
     }
 }
@@ -426,7 +430,16 @@ mod tests {
     fn a_log_axis_skips_what_it_cannot_show_and_nans_break_lines() {
         // 0.001 … 1 on a log axis: three decades over the frame's height.
         let y = Axis::log_range(1e-3, 1.0);
-        let pts = vec![(0.0, 1e-2), (2.0, 1e-2), (3.0, 0.0), (4.0, -1.0), (5.0, 1e-2), (6.0, f64::NAN), (7.0, 1e-2), (10.0, 1e-2)];
+        let pts = vec![
+            (0.0, 1e-2),
+            (2.0, 1e-2),
+            (3.0, 0.0),
+            (4.0, -1.0),
+            (5.0, 1e-2),
+            (6.0, f64::NAN),
+            (7.0, 1e-2),
+            (10.0, 1e-2),
+        ];
         let buf = render(&chart(y, vec![Line::solid(pts, BLUE, 3)]));
         // 0.01 sits a third of the way up.
         let r = FRAME.y + ((2.0 / 3.0) * (FRAME.h - 1) as f64).round() as i32;
@@ -454,7 +467,8 @@ mod tests {
         let along: Vec<bool> = (col(0.5)..col(4.0)).map(|x| pixel(&buf, x, row(0.25)) == BLUE).collect();
         assert!(along.iter().any(|b| *b) && along.iter().any(|b| !*b), "dashes");
         // The legend box in the upper right holds a red sample.
-        let legend_red = (FRAME.y..FRAME.y + 60).any(|y| (col(5.0)..FRAME.x + FRAME.w).any(|x| pixel(&buf, x, y) == RED));
+        let legend_red =
+            (FRAME.y..FRAME.y + 60).any(|y| (col(5.0)..FRAME.x + FRAME.w).any(|x| pixel(&buf, x, y) == RED));
         assert!(legend_red, "no legend entry for the dot");
     }
 
