@@ -3,6 +3,7 @@
 //! beside it), so no system font library is needed.
 
 use concord_core::train::{RunRecord, SampleConflict, TrainOptimizer};
+use concord_figures::{draw_line_chart, Axis, Frame, Line, LineChart, Marker, Rgb, Theme};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
@@ -70,7 +71,17 @@ fn cosine_bins(record: &RunRecord, (i, j): (usize, usize), cols: usize) -> Vec<(
     bins
 }
 
-/// Train loss (per step, on the batch) and test loss (where evaluated) of every task, log scale.
+/// The figures' look on a 960-pixel-wide PNG: the shared line chart with the CLI's font.
+fn theme() -> Theme<'static> {
+    Theme { family: FAMILY, text_px: 14.0, title_px: 20.0, bold_title: false, ticks: 10, ..Theme::PAGE }
+}
+
+fn rgb(c: RGBColor) -> Rgb {
+    Rgb(c.0, c.1, c.2)
+}
+
+/// Train loss (per step, on the batch) and test loss (where evaluated) of every task, log scale;
+/// the line chart the page's loss panel draws too (concord-figures).
 pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), String> {
     register();
     let floor = 1e-12;
@@ -90,82 +101,48 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
     let (lo, hi) = (lo / 1.5, hi * 1.5);
     let steps = step_span(record).max(1) as f64;
 
-    let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..steps, (lo..hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .y_desc("loss (log scale)")
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 15))
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0e}"))
-        .draw()
-        .map_err(err)?;
+    let mut lines = Vec::new();
     for (t, name) in record.task_names.iter().enumerate() {
-        let color = COLORS[t % COLORS.len()];
-        let train = record.history.iter().map(|s| (s.step as f64, s.losses[t].max(floor)));
-        chart
-            .draw_series(LineSeries::new(train, color.mix(0.55).stroke_width(1)))
-            .map_err(err)?
-            .label(format!("train {t}: {name}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.55).stroke_width(2)));
+        let color = rgb(COLORS[t % COLORS.len()]);
+        let train = record.history.iter().map(|s| (s.step as f64, s.losses[t].max(floor))).collect();
+        lines.push(Line::solid(train, color, 1).alpha(0.55).label(format!("train {t}: {name}")));
         let test: Vec<(f64, f64)> = record
             .history
             .iter()
             .filter_map(|s| s.test_losses.as_ref().map(|l| (s.step as f64, l[t].max(floor))))
             .collect();
         if !test.is_empty() {
-            chart
-                .draw_series(LineSeries::new(test.clone(), color.stroke_width(3)))
-                .map_err(err)?
-                .label(format!("test {t}: {name}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-            chart.draw_series(test.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(err)?;
+            lines.push(Line::solid(test, color, 3).marker(Marker::Dot(3)).label(format!("test {t}: {name}")));
         }
     }
     let marks = DynamicsMarks::of(record);
-    // Task switches: dashed vertical lines (evenly dashed on the log axis), unlike the grid.
-    let dark = RGBColor(40, 40, 40);
+    // Task switches: dashed vertical lines, unlike the grid.
+    let dark = Rgb(40, 40, 40);
     for (k, &s) in marks.switches.iter().enumerate() {
-        let at = |i: usize| lo * (hi / lo).powf(i as f64 / 40.0);
-        let dashes = (0..40)
-            .step_by(2)
-            .map(|i| PathElement::new(vec![(s as f64, at(i)), (s as f64, at(i + 1))], dark.stroke_width(2)));
-        let drawn = chart.draw_series(dashes).map_err(err)?;
-        if k == 0 {
-            drawn.label("task switch").legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (7, 0)], dark.stroke_width(2))
-                    + PathElement::new(vec![(13, 0), (20, 0)], dark.stroke_width(2))
-            });
-        }
+        let switch = Line::dashed(vec![(s as f64, lo), (s as f64, hi)], dark, 2);
+        lines.push(if k == 0 { switch.label("task switch") } else { switch });
     }
     if !marks.spikes.is_empty() {
         // Along the bottom edge, clear of the legend and mostly of the loss curves.
-        let red = COLORS[3];
         let y = lo * 1.25;
-        chart
-            .draw_series(marks.spikes.iter().map(|&s| TriangleMarker::new((s as f64, y), 5, red.filled())))
-            .map_err(err)?
-            .label(format!("gradient spike (SPAM clipped, or score > √θ = {:.1})", marks.threshold.sqrt()))
-            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, red.filled()));
+        let spikes = marks.spikes.iter().map(|&s| (s as f64, y)).collect();
+        let label = format!("gradient spike (SPAM clipped, or score > √θ = {:.1})", marks.threshold.sqrt());
+        lines.push(Line::markers(spikes, rgb(COLORS[3]), Marker::Up(8)).label(label));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let chart = LineChart {
+        frame: Frame { x: 96, y: 44, w: 840, h: 440 },
+        x: Axis::fixed(0.0, steps),
+        y: Axis::log_range(lo, hi),
+        title,
+        x_label: "step",
+        y_label: Some("loss (log scale)"),
+        lines,
+        legend: true,
+        theme: theme(),
+    };
+    draw_line_chart(&root, &chart)?;
     root.present().map_err(err)
 }
 
@@ -309,35 +286,16 @@ pub fn samples_png(path: &Path, record: &RunRecord, title: &str) -> Result<bool,
     register();
     let steps = step_span(record).max(1) as f64;
     let window = (kept.len() / 50).max(1);
-    let root = BitMapBackend::new(path, (960, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (plot, legend) = root.split_vertically(500);
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(title, (FAMILY, 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..steps, 0f64..1.02f64)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .max_light_lines(1)
-        .x_desc("step")
-        .y_desc("on the step's batch")
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 15))
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .draw()
-        .map_err(err)?;
     type Pick = fn(&SampleConflict) -> Option<f64>;
     let series: [(String, Pick, RGBColor); 3] = [
         ("coherence α of the per-sample gradients (of the summed loss)".into(), |s| s.coherence, COLORS[0]),
         ("fraction of the batch whose tasks' gradients conflict".into(), |s| Some(s.conflicting_fraction), COLORS[3]),
         (format!("share of Σ_i ‖Σ_t g_t(x_i)‖ carried by the most opposed {k} %"), |s| s.opposing_share, COLORS[2]),
     ];
+    let mut lines = Vec::new();
     for (_, pick, color) in &series {
-        // Undefined values break the lines.
+        // Undefined values break the lines (NaN: the figure leaves a gap); the mean runs over
+        // each defined stretch.
         let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
         for (step, s) in &kept {
             match pick(s) {
@@ -346,21 +304,37 @@ pub fn samples_png(path: &Path, record: &RunRecord, title: &str) -> Result<bool,
                 None => {}
             }
         }
+        let (mut thin, mut thick) = (Vec::new(), Vec::new());
         for run in runs.into_iter().filter(|r| !r.is_empty()) {
-            let mean: Vec<(f64, f64)> = (0..run.len())
-                .map(|i| {
-                    let part = &run[i.saturating_sub(window / 2)..(i + window.div_ceil(2)).min(run.len())];
-                    (run[i].0, part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64)
-                })
-                .collect();
-            chart.draw_series(LineSeries::new(run, color.mix(0.3).stroke_width(1))).map_err(err)?;
-            chart.draw_series(LineSeries::new(mean, color.stroke_width(3))).map_err(err)?;
+            thick.extend((0..run.len()).map(|i| {
+                let part = &run[i.saturating_sub(window / 2)..(i + window.div_ceil(2)).min(run.len())];
+                (run[i].0, part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64)
+            }));
+            thin.extend(run);
+            thin.push((f64::NAN, f64::NAN));
+            thick.push((f64::NAN, f64::NAN));
         }
+        lines.push(Line::solid(thin, rgb(*color), 1).alpha(0.3));
+        lines.push(Line::solid(thick, rgb(*color), 3));
     }
     let level = k as f64 / 100.0;
     let grey = RGBColor(90, 90, 90);
-    let dash = |a: f64, b: f64| PathElement::new(vec![(a, level), (b, level)], grey.stroke_width(1));
-    chart.draw_series((0..80).map(|i| dash(steps * i as f64 / 80.0, steps * (i as f64 + 0.5) / 80.0))).map_err(err)?;
+    lines.push(Line::dashed(vec![(0.0, level), (steps, level)], rgb(grey), 1));
+    let root = BitMapBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, legend) = root.split_vertically(500);
+    let chart = LineChart {
+        frame: Frame { x: 84, y: 44, w: 852, h: 400 },
+        x: Axis::fixed(0.0, steps),
+        y: Axis::fixed(0.0, 1.02),
+        title,
+        x_label: "step",
+        y_label: Some("on the step's batch"),
+        lines,
+        legend: false,
+        theme: theme(),
+    };
+    draw_line_chart(&plot, &chart)?;
 
     // The legend, one entry a line under the plot.
     let text = TextStyle::from((FAMILY, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));

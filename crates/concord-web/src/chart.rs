@@ -1,7 +1,11 @@
-//! Small canvas charts for the arena panels: axes with ticks, polylines (linear or log scale),
-//! a diverging colour scale, and the downsampling that keeps a long history cheap to draw.
+//! Small canvas charts for the arena panels: the line charts (`Figure`: concord-figures' chart
+//! drawn through plotters-canvas, the same code as the CLI's PNGs), hand-drawn axes for the
+//! scatter-like panels, a diverging colour scale, and the downsampling that keeps a long
+//! history cheap to draw.
 
-use crate::plot::fmt_tick;
+use concord_figures::{draw_line_chart, LineChart, Rgb, Theme};
+use plotters::prelude::IntoDrawingArea;
+use plotters_canvas::CanvasBackend;
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
@@ -20,118 +24,8 @@ pub struct Frame {
     pub h: f64,
 }
 
-/// A linear or log-10 axis over [lo, hi].
-#[derive(Clone, Copy, Debug)]
-pub struct Axis {
-    pub lo: f64,
-    pub hi: f64,
-    pub log: bool,
-}
-
-impl Axis {
-    /// The range of the finite (and, on a log axis, positive) values, padded a little.
-    pub fn fit(values: impl Iterator<Item = f64>, log: bool) -> Axis {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
-            let v = if log { v.log10() } else { v };
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-        if !lo.is_finite() {
-            return Axis { lo: 0.0, hi: 1.0, log };
-        }
-        if hi - lo < 1e-9 {
-            let pad = if log { 0.5 } else { lo.abs().max(1.0) * 0.1 };
-            return Axis { lo: lo - pad, hi: hi + pad, log };
-        }
-        let pad = (hi - lo) * 0.05;
-        Axis { lo: lo - pad, hi: hi + pad, log }
-    }
-
-    pub fn fixed(lo: f64, hi: f64) -> Axis {
-        Axis { lo, hi, log: false }
-    }
-
-    /// 0..1 along the axis (`None` for a value a log axis cannot show).
-    pub fn unit(&self, v: f64) -> Option<f64> {
-        let v = if self.log {
-            if v <= 0.0 || !v.is_finite() {
-                return None;
-            }
-            v.log10()
-        } else {
-            v
-        };
-        v.is_finite().then(|| (v - self.lo) / (self.hi - self.lo))
-    }
-
-    /// About `n` tick positions in data units, with their labels.
-    fn ticks(&self, n: usize) -> Vec<(f64, String)> {
-        if self.log {
-            // Less than two decades: 1, 2 and 5 of each decade (and more under a decade), so
-            // there are enough labels.
-            let span = self.hi - self.lo;
-            let mantissas: &[f64] = if span < 0.7 {
-                &[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0]
-            } else if span < 2.0 {
-                &[1.0, 2.0, 5.0]
-            } else {
-                &[1.0]
-            };
-            let (a, b) = (self.lo.floor() as i32, self.hi.ceil() as i32);
-            let step = ((b - a) as usize / n.max(1)).max(1);
-            let ticks: Vec<(f64, String)> = (a..=b)
-                .step_by(step)
-                .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
-                .filter(|v| v.log10() >= self.lo && v.log10() <= self.hi)
-                .map(|v| (v, log_label(v)))
-                .collect();
-            if ticks.len() >= 2 {
-                return ticks;
-            }
-            // A range too narrow for any of those: evenly spaced values inside it.
-            let (lo, hi) = (10f64.powf(self.lo), 10f64.powf(self.hi));
-            return crate::plot::nice_levels(lo, hi, n)
-                .into_iter()
-                .filter(|v| *v >= lo && *v <= hi && *v > 0.0)
-                .map(|v| (v, log_label(v)))
-                .collect();
-        }
-        let levels = crate::plot::nice_levels(self.lo, self.hi, n);
-        let step = if levels.len() > 1 { levels[1] - levels[0] } else { 1.0 };
-        // As many decimals as the step needs: 0.25 apart reads 0.25, 0.50, not 0.2, 0.5.
-        let decimals = (0..=6)
-            .find(|&d| {
-                let s = step * 10f64.powi(d);
-                (s - s.round()).abs() < 1e-6 * s.abs().max(1.0)
-            })
-            .unwrap_or(6) as usize;
-        levels
-            .into_iter()
-            .filter(|v| *v >= self.lo - 1e-12 && *v <= self.hi + 1e-12)
-            .map(|v| (v, fmt_tick(v, decimals)))
-            .collect()
-    }
-}
-
-/// 0.15, 2, 5e-5: at most three significant digits, no trailing zeros.
-fn log_label(v: f64) -> String {
-    let k = v.log10().floor() as i32;
-    if !(-3..=4).contains(&k) {
-        let m = v / 10f64.powi(k);
-        return format!("{}e{k}", trim_zeros(&format!("{m:.1}")));
-    }
-    let decimals = (2 - k).max(0) as usize;
-    trim_zeros(&format!("{v:.decimals$}"))
-}
-
-fn trim_zeros(s: &str) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s.to_string()
-    }
-}
+/// Axes, ticks and their labels: shared with `concord … --plot` (concord-figures).
+pub use concord_figures::Axis;
 
 pub fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
     canvas.get_context("2d").ok().flatten()?.dyn_into::<CanvasRenderingContext2d>().ok()
@@ -248,6 +142,68 @@ pub fn polyline(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, pts:
     ctx.restore();
 }
 
+/// One line chart: its axes, grid and lines are drawn by concord-figures (plotters) on the
+/// canvas, in the CSS pixels of `frame`, so a panel can draw its own marks over it after.
+pub struct Figure<'a> {
+    frame: Frame,
+    x: Axis,
+    y: Axis,
+    title: &'a str,
+    x_label: &'a str,
+    lines: Vec<concord_figures::Line>,
+}
+
+impl<'a> Figure<'a> {
+    pub fn new(frame: Frame, x: Axis, y: Axis, title: &'a str, x_label: &'a str) -> Self {
+        Figure { frame, x, y, title, x_label, lines: Vec::new() }
+    }
+
+    /// A line through (x, y) points; gaps where a point cannot be shown.
+    pub fn line(&mut self, pts: &[(f64, f64)], pen: Pen) {
+        let colour = Rgb::from_hex(pen.colour).unwrap_or(Theme::PAGE.ink);
+        // plotters strokes whole pixels (CSS pixels here; the canvas scales them for HiDPI).
+        let width = pen.width.round().max(1.0) as u32;
+        let line = if pen.dashed {
+            concord_figures::Line::dashed(pts.to_vec(), colour, width)
+        } else {
+            concord_figures::Line::solid(pts.to_vec(), colour, width)
+        };
+        self.lines.push(line);
+    }
+
+    /// Draws the chart on `canvas` (sized by `prepare`, whose CSS-pixel transform `ctx` holds).
+    pub fn draw(self, canvas: &HtmlCanvasElement, ctx: &CanvasRenderingContext2d) {
+        let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).clamp(1.0, 3.0);
+        let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else { return };
+        // The backend sees device pixels; the context's transform scales CSS pixels to them, so
+        // the figure draws on the CSS-sized corner of the area.
+        let css = ((canvas.width() as f64 / dpr).round() as u32, (canvas.height() as f64 / dpr).round() as u32);
+        let area = backend.into_drawing_area().shrink((0, 0), css);
+        let f = self.frame;
+        let chart = LineChart {
+            frame: concord_figures::Frame {
+                x: f.x.round() as i32,
+                y: f.y.round() as i32,
+                w: f.w.round() as i32,
+                h: f.h.round() as i32,
+            },
+            x: self.x,
+            y: self.y,
+            title: self.title,
+            x_label: self.x_label,
+            y_label: None,
+            lines: self.lines,
+            legend: false,
+            theme: Theme::PAGE,
+        };
+        ctx.save();
+        if let Err(e) = draw_line_chart(&area, &chart) {
+            web_sys::console::warn_1(&format!("chart: {e}").into());
+        }
+        ctx.restore();
+    }
+}
+
 pub fn dot(ctx: &CanvasRenderingContext2d, px: f64, py: f64, r: f64, fill: &str, stroke: Option<&str>) {
     ctx.begin_path();
     let _ = ctx.arc(px, py, r, 0.0, std::f64::consts::TAU);
@@ -360,15 +316,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_axis_maps_decades_evenly_and_rejects_non_positive() {
-        let a = Axis { lo: -2.0, hi: 0.0, log: true };
-        assert_eq!(a.unit(0.01), Some(0.0));
-        assert!((a.unit(0.1).unwrap() - 0.5).abs() < 1e-12);
-        assert_eq!(a.unit(0.0), None);
-        assert_eq!(a.unit(-1.0), None);
-    }
-
-    #[test]
     fn downsample_takes_bucket_means() {
         let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, i as f64)).collect();
         let d = downsample(&pts, 5);
@@ -390,30 +337,6 @@ mod tests {
         assert_eq!(smoothing_window(10), 1);
         assert_eq!(smoothing_window(1000), 20);
         assert_eq!(smoothing_window(100_000), 200);
-    }
-
-    #[test]
-    fn log_ticks_fill_a_short_range() {
-        let a = Axis { lo: -1.3, hi: 0.05, log: true };
-        let t: Vec<f64> = a.ticks(4).into_iter().map(|(v, _)| v).collect();
-        assert_eq!(t, vec![0.1, 0.2, 0.5, 1.0]);
-        let labels: Vec<String> = Axis { lo: -0.9, hi: -0.3, log: true }.ticks(4).into_iter().map(|(_, l)| l).collect();
-        assert_eq!(labels, vec!["0.15", "0.2", "0.3", "0.4", "0.5"]);
-        assert_eq!(log_label(5e-5), "5e-5");
-        // Within 5 % of 9000 none of 1, 1.5, 2, 3, 4, 5, 7 × 10ᵏ falls: evenly spaced ticks.
-        let narrow = Axis { lo: 8800f64.log10(), hi: 9400f64.log10(), log: true };
-        let t: Vec<f64> = narrow.ticks(4).into_iter().map(|(v, _)| v).collect();
-        assert!(t.len() >= 2 && t.iter().all(|v| (8800.0..=9400.0).contains(v)), "{t:?}");
-        assert_eq!(log_label(2000.0), "2000");
-    }
-
-    #[test]
-    fn linear_tick_labels_have_the_decimals_of_their_step() {
-        let labels = |a: Axis| a.ticks(4).into_iter().map(|(_, l)| l).collect::<Vec<_>>();
-        assert_eq!(labels(Axis::fixed(0.0, 1.0)), ["0.00", "0.25", "0.50", "0.75", "1.00"]);
-        assert_eq!(labels(Axis::fixed(0.0, 0.1)), ["0.000", "0.025", "0.050", "0.075", "0.100"]);
-        assert_eq!(labels(Axis::fixed(0.0, 180.0)), ["0", "50", "100", "150"]);
-        assert_eq!(labels(Axis::fixed(-1.05, 1.05)), ["−1", "0", "1"]);
     }
 
     #[test]

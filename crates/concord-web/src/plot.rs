@@ -36,18 +36,9 @@ pub fn sample_grid(problem: ProblemKind, view: View, n: usize) -> Vec<f64> {
     v
 }
 
-/// Contour levels at a "nice" step (1, 2, 2.5 or 5 × 10^k) giving about `target` bands.
-pub fn nice_levels(min: f64, max: f64, target: usize) -> Vec<f64> {
-    if !(min.is_finite() && max.is_finite()) || max <= min {
-        return vec![min, min + 1.0];
-    }
-    let raw = (max - min) / target as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-    let first = (min / step).floor() as i64;
-    let last = (max / step).ceil() as i64;
-    (first..=last).map(|k| k as f64 * step).collect()
-}
+/// Contour levels at a "nice" step (1, 2, 2.5 or 5 × 10^k) giving about `target` bands, and
+/// axis numbers with a real minus sign: the figures' own (shared with the CLI).
+pub use concord_figures::{fmt_tick, nice_levels};
 
 /// Band index of `v` among `levels` (0 .. levels.len()−2).
 pub fn band_of(levels: &[f64], v: f64) -> usize {
@@ -177,13 +168,6 @@ pub fn star_points(cx: f64, cy: f64, r: f64) -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// Numbers for axes and legends: `−8.36` with a real minus sign.
-pub fn fmt_tick(x: f64, decimals: usize) -> String {
-    let s = format!("{:.*}", decimals, x);
-    let s = if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() { s[1..].to_string() } else { s };
-    s.replace('-', "−")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,11 +198,5 @@ mod tests {
         let segs = isoline(&v, n, 1.5);
         assert_eq!(segs.len(), n);
         assert!(segs.iter().all(|s| (s[0][0] - 1.5).abs() < 1e-12 && (s[1][0] - 1.5).abs() < 1e-12));
-    }
-
-    #[test]
-    fn ticks_use_a_real_minus() {
-        assert_eq!(fmt_tick(-5.0, 0), "−5");
-        assert_eq!(fmt_tick(-0.0001, 2), "0.00");
     }
 }

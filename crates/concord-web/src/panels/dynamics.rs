@@ -117,10 +117,16 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena, series: &str) -> Vec<Drawn> {
     let xa = Axis::fixed(0.0, max_step);
     let f = Frame { x: 62.0, y: 50.0, w: WIDTH - 80.0, h: PLOT_H };
     let title = SERIES.iter().find(|s| s.0 == series).map_or("", |s| s.1);
-    chart::axes(&ctx, f, xa, ya, title, "step");
+    let mut fig = chart::Figure::new(f, xa, ya, title, "step");
     if let Some(level) = reference {
-        chart::polyline(&ctx, f, xa, ya, &[(0.0, level), (max_step, level)], chart::Pen::dashed(MUTED, 1.2));
+        fig.line(&[(0.0, level), (max_step, level)], chart::Pen::dashed(MUTED, 1.2));
     }
+    let lines: Vec<Vec<(f64, f64)>> =
+        runs.iter().map(|r| r.points.iter().map(|&(s, v)| (s as f64, v)).collect()).collect();
+    for (r, pts) in runs.iter().zip(&lines) {
+        fig.line(&chart::downsample(pts, MAX_POINTS), chart::Pen::solid(&r.colour, 1.5));
+    }
+    fig.draw(canvas, &ctx);
     if runs.iter().all(|r| r.points.is_empty()) {
         let why = match series {
             "spike" => "No spike score: pick SPAM, or Adam with “record spike score”, in a method's training options.",
@@ -131,9 +137,7 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena, series: &str) -> Vec<Drawn> {
         chart::text(&ctx, why, f.x + f.w / 2.0, f.y + f.h / 2.0, "center", chart::FONT, MUTED);
         ctx.set_text_baseline("alphabetic");
     }
-    for r in &runs {
-        let pts: Vec<(f64, f64)> = r.points.iter().map(|&(s, v)| (s as f64, v)).collect();
-        chart::polyline(&ctx, f, xa, ya, &chart::downsample(&pts, MAX_POINTS), chart::Pen::solid(&r.colour, 1.5));
+    for (r, pts) in runs.iter().zip(&lines) {
         // The spikes over √θ: a dot on the line.
         if series == "spike" {
             for &(s, v) in pts.iter().filter(|p| p.1 > SPIKE_THETA.sqrt()) {

@@ -345,23 +345,22 @@ fn draw_curves(canvas: &HtmlCanvasElement, a: &Arena) {
         let has_test = a.runs.iter().any(|r| r.curve.iter().any(|c| c.test.is_some()));
         let lines = if has_test { "— train, - - test" } else { "train" };
         let scale = if ya.log { ", log scale" } else { "" };
-        chart::axes(&ctx, f, xa, ya, &format!("Task {name}: loss ({lines}{scale})"), "step");
+        let title = format!("Task {name}: loss ({lines}{scale})");
+        let mut fig = chart::Figure::new(f, xa, ya, &title, "step");
+        let mut trains = Vec::with_capacity(a.runs.len());
         for run in &a.runs {
             let train: Vec<(f64, f64)> =
                 run.curve.iter().filter_map(|c| Some((c.step as f64, *c.train.get(t)?))).collect();
             let test: Vec<(f64, f64)> =
                 run.curve.iter().filter_map(|c| Some((c.step as f64, *c.test.as_ref()?.get(t)?))).collect();
             let train = chart::downsample(&train, MAX_POINTS);
-            chart::polyline(&ctx, f, xa, ya, &train, chart::Pen::solid(run.colour, 1.8));
-            chart::polyline(
-                &ctx,
-                f,
-                xa,
-                ya,
-                &chart::downsample(&test, MAX_POINTS),
-                chart::Pen::dashed(run.colour, 1.4),
-            );
-            mark_end(&ctx, f, xa, ya, &train, run);
+            fig.line(&train, chart::Pen::solid(run.colour, 1.8));
+            fig.line(&chart::downsample(&test, MAX_POINTS), chart::Pen::dashed(run.colour, 1.4));
+            trains.push(train);
+        }
+        fig.draw(canvas, &ctx);
+        for (run, train) in a.runs.iter().zip(&trains) {
+            mark_end(&ctx, f, xa, ya, train, run);
             mark_dynamics(&ctx, f, xa, ya, run, t);
         }
     }
@@ -468,13 +467,23 @@ fn draw_weights(canvas: &HtmlCanvasElement, a: &Arena) {
         let ya = Axis::fit(values.chain([0.0]), false);
         let xa = Axis::fixed(0.0, max_step);
         let name = a.task_names.get(t).cloned().unwrap_or_default();
-        chart::axes(&ctx, f, xa, ya, &format!("Task {name}: weight"), "step");
-        for run in &a.runs {
-            let pts: Vec<(f64, f64)> =
-                run.history.iter().filter_map(|h| Some((h.step as f64, *weights(h)?.get(t)?))).collect();
-            let pts = chart::downsample(&pts, MAX_POINTS);
-            chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.6));
-            mark_end(&ctx, f, xa, ya, &pts, run);
+        let title = format!("Task {name}: weight");
+        let mut fig = chart::Figure::new(f, xa, ya, &title, "step");
+        let lines: Vec<Vec<(f64, f64)>> = a
+            .runs
+            .iter()
+            .map(|run| {
+                let pts: Vec<(f64, f64)> =
+                    run.history.iter().filter_map(|h| Some((h.step as f64, *weights(h)?.get(t)?))).collect();
+                chart::downsample(&pts, MAX_POINTS)
+            })
+            .collect();
+        for (run, pts) in a.runs.iter().zip(&lines) {
+            fig.line(pts, chart::Pen::solid(run.colour, 1.6));
+        }
+        fig.draw(canvas, &ctx);
+        for (run, pts) in a.runs.iter().zip(&lines) {
+            mark_end(&ctx, f, xa, ya, pts, run);
         }
     }
 }
@@ -596,20 +605,27 @@ fn draw_cosine(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     } else {
         "History: mean pairwise cosine, moving average (below 0 = conflict)"
     };
-    chart::axes(&ctx, f, xa, ya, title, "step");
-    if let Some(v) = ya.unit(0.0) {
-        ctx.set_stroke_style_str("#9aa3ad");
-        ctx.begin_path();
-        ctx.move_to(f.x, f.y + f.h - v * f.h);
-        ctx.line_to(f.x + f.w, f.y + f.h - v * f.h);
-        ctx.stroke();
+    let mut fig = chart::Figure::new(f, xa, ya, title, "step");
+    // cos = 0: conflict below it.
+    fig.line(&[(0.0, 0.0), (max_step, 0.0)], chart::Pen::solid("#9aa3ad", 1.0));
+    let lines: Vec<Vec<(f64, f64)>> = a
+        .runs
+        .iter()
+        .map(|run| {
+            let pts: Vec<(f64, f64)> = run
+                .history
+                .iter()
+                .map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN)))
+                .collect();
+            chart::downsample(&chart::moving_average(&pts, chart::smoothing_window(pts.len())), MAX_POINTS)
+        })
+        .collect();
+    for (run, pts) in a.runs.iter().zip(&lines) {
+        fig.line(pts, chart::Pen::solid(run.colour, 1.6));
     }
-    for run in &a.runs {
-        let pts: Vec<(f64, f64)> =
-            run.history.iter().map(|h| (h.step as f64, mean_pairwise(&h.metrics.cosine).unwrap_or(f64::NAN))).collect();
-        let pts = chart::downsample(&chart::moving_average(&pts, chart::smoothing_window(pts.len())), MAX_POINTS);
-        chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(run.colour, 1.6));
-        mark_end(&ctx, f, xa, ya, &pts, run);
+    fig.draw(canvas, &ctx);
+    for (run, pts) in a.runs.iter().zip(&lines) {
+        mark_end(&ctx, f, xa, ya, pts, run);
     }
 }
 
@@ -623,8 +639,9 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     let f1 = Frame { x: 48.0, y: 50.0, w: half - 64.0, h: 190.0 };
     let f2 = Frame { x: half + 58.0, y: 50.0, w: half - 64.0, h: 190.0 };
     let (y1, y2) = (Axis::fixed(0.0, 1.0), Axis::fixed(0.0, 180.0));
-    chart::axes(&ctx, f1, xa, y1, "Conflict ratio: share of pairs with cos < 0", "step");
-    chart::axes(&ctx, f2, xa, y2, "Angle of the update to the mean gradient (°)", "step");
+    let mut fig1 = chart::Figure::new(f1, xa, y1, "Conflict ratio: share of pairs with cos < 0", "step");
+    let mut fig2 = chart::Figure::new(f2, xa, y2, "Angle of the update to the mean gradient (°)", "step");
+    let mut ends = Vec::with_capacity(a.runs.len());
     for run in &a.runs {
         let h = &run.history;
         let ratio: Vec<(f64, f64)> = h.iter().map(|r| (r.step as f64, r.metrics.conflict_ratio)).collect();
@@ -640,10 +657,15 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
         let w = chart::smoothing_window(h.len());
         let ratio = chart::downsample(&chart::moving_average(&ratio, w), MAX_POINTS);
         let angle = chart::downsample(&chart::moving_average(&angle, w), MAX_POINTS);
-        chart::polyline(&ctx, f1, xa, y1, &ratio, chart::Pen::solid(run.colour, 1.6));
-        chart::polyline(&ctx, f2, xa, y2, &angle, chart::Pen::solid(run.colour, 1.6));
-        mark_end(&ctx, f1, xa, y1, &ratio, run);
-        mark_end(&ctx, f2, xa, y2, &angle, run);
+        fig1.line(&ratio, chart::Pen::solid(run.colour, 1.6));
+        fig2.line(&angle, chart::Pen::solid(run.colour, 1.6));
+        ends.push((ratio, angle));
+    }
+    fig1.draw(canvas, &ctx);
+    fig2.draw(canvas, &ctx);
+    for (run, (ratio, angle)) in a.runs.iter().zip(&ends) {
+        mark_end(&ctx, f1, xa, y1, ratio, run);
+        mark_end(&ctx, f2, xa, y2, angle, run);
     }
 }
 

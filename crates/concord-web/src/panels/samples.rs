@@ -158,9 +158,23 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena) -> Vec<Drawn> {
         let values = runs.iter().flat_map(|r| r.points.iter().filter_map(pick));
         let top = top_of(values.chain(reference.as_ref().map(|r| r.0)));
         let ya = Axis::fixed(0.0, top);
-        chart::axes(&ctx, f, xa, ya, title, "step");
-        if let Some((level, label)) = reference {
-            chart::polyline(&ctx, f, xa, ya, &[(0.0, *level), (max_step, *level)], chart::Pen::dashed(MUTED, 1.2));
+        let mut fig = chart::Figure::new(f, xa, ya, title, "step");
+        if let Some((level, _)) = reference {
+            fig.line(&[(0.0, *level), (max_step, *level)], chart::Pen::dashed(MUTED, 1.2));
+        }
+        // Earlier runs drawn wider, so a later run on the same values leaves them visible.
+        let n = runs.len();
+        let lines: Vec<Vec<(f64, f64)>> = runs
+            .iter()
+            .map(|r| r.points.iter().map(|p| (p.step as f64, pick(p).unwrap_or(f64::NAN))).collect())
+            .collect();
+        if !none {
+            for (j, (r, pts)) in runs.iter().zip(&lines).enumerate() {
+                fig.line(pts, chart::Pen::solid(&r.colour, 1.5 + 0.9 * (n - 1 - j) as f64));
+            }
+        }
+        fig.draw(canvas, &ctx);
+        if let Some((_, label)) = reference {
             chart::text(&ctx, label, f.x + f.w, f.y - 6.0, "right", chart::FONT, MUTED);
         }
         if none {
@@ -170,15 +184,10 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena) -> Vec<Drawn> {
             ctx.set_text_baseline("alphabetic");
             continue;
         }
-        // Earlier runs drawn wider, so a later run on the same values leaves them visible.
-        let n = runs.len();
-        for (j, r) in runs.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = r.points.iter().map(|p| (p.step as f64, pick(p).unwrap_or(f64::NAN))).collect();
-            let width = 1.5 + 0.9 * (n - 1 - j) as f64;
-            chart::polyline(&ctx, f, xa, ya, &pts, chart::Pen::solid(&r.colour, width));
+        for (r, pts) in runs.iter().zip(&lines) {
             // A run that has just started: dots, so a single point shows.
             if pts.len() < 3 {
-                for &(s, v) in &pts {
+                for &(s, v) in pts {
                     if let (Some(u), Some(w)) = (xa.unit(s), ya.unit(v)) {
                         chart::dot(&ctx, f.x + u * f.w, f.y + f.h - w * f.h, 2.5, &r.colour, None);
                     }
