@@ -44,6 +44,10 @@ fn unsupported_reason(name: &str) -> &'static str {
         "gradvac" => "no GPU kernel yet (stateful cosine targets)",
         "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
         "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
+        "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
+        "pcd" => "no GPU kernel yet (stateful, with an active-set QP per step)",
+        "cr-mogm" => "no GPU kernel yet (an EMA around another method's weights)",
+        "modo" | "sdmgrad" => "no GPU kernel yet (stateful simplex-projected weights)",
         _ => "no GPU kernel",
     }
 }
