@@ -289,10 +289,18 @@ impl AggregatorSpec {
             "mean" => Box::new(Mean),
             "sum" => Box::new(Sum),
             "constant" => Box::new(Constant::new(list("weights").expect("required")).map_err(prefix)?),
-            "mgda" => Box::new(Mgda { epsilon: float("epsilon"), max_iters: int("max_iters") }),
+            "mgda" => Box::new(Mgda {
+                epsilon: float("epsilon"),
+                max_iters: int("max_iters"),
+                l2_normalize: self.word("gn") == Some("l2"),
+            }),
             "pcgrad" => Box::new(PcGrad::new(seed)),
             "gradvac" => Box::new(GradVac::with_params(float("beta"), float("eps"), seed).map_err(prefix)?),
-            "cagrad" => Box::new(CaGrad { c: float("c"), norm_eps: float("norm_eps") }),
+            "cagrad" => Box::new(CaGrad {
+                c: float("c"),
+                norm_eps: float("norm_eps"),
+                rescale: self.word("rescale").and_then(|r| r.parse().ok()).unwrap_or(0),
+            }),
             "upgrad" => {
                 Box::new(UpGrad::new(list("pref_vector"), float("norm_eps"), float("reg_eps")).map_err(prefix)?)
             }

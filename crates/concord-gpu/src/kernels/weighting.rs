@@ -81,6 +81,16 @@ impl GpuWeighting {
         if methods::find(name).is_none() {
             return Err(GpuError::Unsupported(no_kernel_message(name)));
         }
+        // LibMTL's options of CPU methods (MGDA's gradient normalisation, CAGrad's rescale) have
+        // no kernel: refused with a reason rather than silently dropped.
+        for (key, plain) in [("gn", "none"), ("rescale", "0")] {
+            if let Some(v) = spec.word(key).filter(|v| *v != plain) {
+                return Err(GpuError::Unsupported(format!(
+                    "no GPU kernel for '{name}' with {key}={v} (LibMTL's option runs on the CPU only); \
+                     the GPU has {name} with {key}={plain}"
+                )));
+            }
+        }
         if m == 0 || m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!(
                 "{name}: m = {m} tasks; the GPU weighting takes 1 ≤ m ≤ {MAX_TASKS}"
