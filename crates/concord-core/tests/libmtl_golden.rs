@@ -63,3 +63,25 @@ fn mgda_gradient_normalisation_matches_libmtl() {
     assert!(interior < 1e-9, "interior {interior}");
     assert!(clamped < 2e-3, "clamped {clamped}");
 }
+
+#[test]
+fn imtl_l_matches_libmtl() {
+    // The same Adam (torch's, L2 decay in the gradient) on the same gradient e^{s}L − 1: rounding
+    // only, over 30 steps.
+    use concord_core::weightings::{self, WeightingContext};
+    let mut worst = 0.0f64;
+    for case in load("imtl_l")["cases"].as_array().unwrap() {
+        let m = case["m"].as_u64().unwrap() as usize;
+        let params = [("lr", &case["lr"]), ("weight_decay", &case["weight_decay"])]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec();
+        let mut w = weightings::build("imtl-l", &params, m, 0).unwrap();
+        let losses = case["losses"].as_array().unwrap();
+        for (t, (l, want)) in losses.iter().zip(case["weights"].as_array().unwrap()).enumerate() {
+            let got = w.weights(&WeightingContext::new(&floats(l), t as u64, 0));
+            worst = worst.max(rel_err(&got, &floats(want)));
+        }
+    }
+    eprintln!("imtl-l: worst {worst:e}");
+    assert!(worst < 1e-12, "worst {worst}");
+}
