@@ -85,3 +85,27 @@ fn imtl_l_matches_libmtl() {
     eprintln!("imtl-l: worst {worst:e}");
     assert!(worst < 1e-12, "worst {worst}");
 }
+
+#[test]
+fn db_mtl_and_moco_match_libmtl() {
+    // Elementwise EMAs, norms and a softmax in the transcription's order: rounding only, over
+    // 8 steps per sequence.
+    use concord_core::weightings::{DbMtl, MoCo};
+    let (mut worst_db, mut worst_moco) = (0.0f64, 0.0f64);
+    for case in load("db_mtl_moco")["cases"].as_array().unwrap() {
+        let (mut db, mut moco) = (DbMtl::default(), MoCo::default());
+        let steps = case["steps"].as_array().unwrap();
+        for (t, step) in steps.iter().enumerate() {
+            let (losses, j) = (floats(&step["losses"]), matrix(&step["J"]));
+            let (want_db, want_moco) = (&case["db_mtl"][t], &case["moco"][t]);
+            let d = db.step(&losses, &j);
+            worst_db = worst_db.max(rel_err(d.as_slice(), &floats(&want_db["output"])));
+            worst_db = worst_db.max(rel_err(db.alpha().as_slice(), &floats(&want_db["alpha"])));
+            let d = moco.step(&losses, &j);
+            worst_moco = worst_moco.max(rel_err(d.as_slice(), &floats(&want_moco["output"])));
+            worst_moco = worst_moco.max(rel_err(moco.lambda().as_slice(), &floats(&want_moco["lambda"])));
+        }
+    }
+    eprintln!("db-mtl: worst {worst_db:e}; moco: worst {worst_moco:e}");
+    assert!(worst_db < 1e-12 && worst_moco < 1e-12);
+}
