@@ -145,11 +145,11 @@ fn bad_methods_and_parameters_exit_2_with_a_message() {
 }
 
 #[test]
-fn methods_json_lists_all_18_with_parameters_and_properties() {
+fn methods_json_lists_all_23_with_parameters_and_properties() {
     let v = json(&concord(&["methods", "--json"], ""));
     let weightings: Vec<&str> =
         v["weightings"].as_array().expect("weightings array").iter().map(|w| w["name"].as_str().unwrap()).collect();
-    assert_eq!(weightings, ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"]);
+    assert_eq!(weightings, ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw", "imtl-l"]);
     assert!(v["weightings"].as_array().unwrap().iter().all(|w| w["params"].is_array() && w["epochs"].is_string()));
     let stages: Vec<&str> = v["sample_weightings"]
         .as_array()
@@ -180,7 +180,12 @@ fn methods_json_lists_all_18_with_parameters_and_properties() {
             "krum",
             "trimmed-mean",
             "nash-mtl",
-            "fairgrad"
+            "fairgrad",
+            "excess-mtl",
+            "pcd",
+            "cr-mogm",
+            "modo",
+            "sdmgrad"
         ]
     );
     for a in aggs {

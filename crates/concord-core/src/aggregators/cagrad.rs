@@ -9,6 +9,9 @@
 //! So d = Jᵀw = g₀ + (c‖g₀‖/‖g_w‖)·g_w in the original scale, with **no** 1/(1+c) rescale
 //! (CAGrad's `toy.py` divides by 1+c). Not non-conflicting in general (it is for c ≥ 1);
 //! not linear under scaling; weighted.
+//!
+//! `rescale` is LibMTL's `--rescale` (methods-wave2.md §2d): 0 (default, torchjd) returns d as
+//! above; 1 divides it by 1 + c², 2 by 1 + c (CAGrad's `toy.py`). LibMTL's own default is 1.
 use super::numerics::{solve_conic, trace_normalized, Triplets};
 use super::registry::Property::{No, Yes};
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range, EPS_MAX};
@@ -37,6 +40,12 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
             Range::NonNegative { max: EPS_MAX },
             "G is divided by tr G; below this trace, or ‖g_w‖ below it, w = 0",
         ),
+        param(
+            "rescale",
+            ParamDefault::Value("0"),
+            Range::OneOf(&["0", "1", "2"]),
+            "LibMTL's rescale: 0 none (torchjd), 1 divides d by 1 + c², 2 by 1 + c",
+        ),
     ],
     properties: props(No, No, Yes, Some("non-conflicting for c ≥ 1; torchjd scale: no 1/(1+c) rescale")),
     gramian_weighted: true,
@@ -50,11 +59,22 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
 pub struct CaGrad {
     pub c: f64,
     pub norm_eps: f64,
+    /// LibMTL's `rescale`: 0 none, 1 d/(1 + c²), 2 d/(1 + c).
+    pub rescale: u8,
 }
 
 impl CaGrad {
     pub fn new(c: f64) -> Self {
-        CaGrad { c, norm_eps: 1e-4 }
+        CaGrad { c, norm_eps: 1e-4, rescale: 0 }
+    }
+
+    /// The divisor of LibMTL's `rescale` option.
+    fn divisor(&self) -> f64 {
+        match self.rescale {
+            1 => 1.0 + self.c * self.c,
+            2 => 1.0 + self.c,
+            _ => 1.0,
+        }
     }
 }
 
@@ -90,7 +110,7 @@ impl Weighting for CaGrad {
         };
         let g_w_norm = r.tr_mul(&w_opt).norm();
         if g_w_norm >= self.norm_eps && g_w_norm.is_finite() {
-            uniform + w_opt * (phi / g_w_norm)
+            (uniform + w_opt * (phi / g_w_norm)) / self.divisor()
         } else {
             // torchjd: "We are approximately on the pareto front".
             DVector::zeros(m)
@@ -237,6 +257,18 @@ mod tests {
     use super::super::{gram, Aggregator, Mean};
     use super::*;
     use approx::assert_abs_diff_eq;
+
+    /// LibMTL's `rescale` (methods-wave2.md §2d, J = [[1, 2], [3, −1]], c = 0.5, x = [1, 0]):
+    /// rescale 0 is torchjd's value, 1 and 2 divide it by 1 + c² and 1 + c.
+    #[test]
+    fn rescale_options_match_libmtl() {
+        let j = DMatrix::from_row_slice(2, 2, &[1.0, 2.0, 3.0, -1.0]);
+        let want = [[2.460977, 1.421954], [1.968782, 1.137564], [1.640651, 0.947970]];
+        for (rescale, d) in want.iter().enumerate() {
+            let got = CaGrad { rescale: rescale as u8, ..CaGrad::new(0.5) }.aggregate(&j).update;
+            assert_abs_diff_eq!(got, DVector::from_row_slice(d), epsilon = 1e-5);
+        }
+    }
 
     #[test]
     fn cagrad_matches_torchjd_on_j_base() {

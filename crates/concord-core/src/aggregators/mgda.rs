@@ -2,6 +2,12 @@
 //! torchjd `_mgda.py` semantics: w ≈ argmin_{α∈Δ} αᵀGα, the min-norm point of conv{g_i}.
 //! Non-conflicting (up to the solver's tolerance); not linear under scaling; weighted.
 //! G is not normalised in the torchjd sense and the output is not rescaled.
+//!
+//! `gn` is LibMTL's `--mgda_gn` (methods-wave2.md §2e) for the normalisers a Jacobian alone
+//! gives: `none` (default, torchjd) or `l2`, n_i = ‖g_i‖. LibMTL solves the min-norm problem on
+//! ĝ_i = g_i/n_i and applies sol to the normalised gradients, d = Σ sol_i ĝ_i, so the weights on
+//! the raw rows are w_i = sol_i/n_i (a zero row keeps n_i = 1: LibMTL would divide 0 by 0).
+//! LibMTL's `loss` and `loss+` need the loss values, which an aggregator does not see.
 use super::numerics::{argmin_first, pow2_rescaled};
 use super::registry::Property::{No, Yes};
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
@@ -29,6 +35,12 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
             Range::PositiveCount { max: MGDA_MAX_ITERS },
             "at most this many Frank–Wolfe steps",
         ),
+        param(
+            "gn",
+            ParamDefault::Value("none"),
+            Range::OneOf(&["none", "l2"]),
+            "gradient normalisation before the solve (LibMTL --mgda_gn): none, or l2 (each g_i / ‖g_i‖)",
+        ),
     ],
     properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),
     gramian_weighted: true,
@@ -46,16 +58,32 @@ pub struct Mgda {
     pub epsilon: f64,
     /// At most this many Frank–Wolfe steps.
     pub max_iters: usize,
+    /// Solve on g_i/‖g_i‖ (LibMTL `--mgda_gn l2`) instead of g_i.
+    pub l2_normalize: bool,
 }
 
 impl Default for Mgda {
     fn default() -> Self {
-        Mgda { epsilon: 1e-3, max_iters: 100 }
+        Mgda { epsilon: 1e-3, max_iters: 100, l2_normalize: false }
     }
 }
 
 impl Weighting for Mgda {
     fn weights(&mut self, gram: &DMatrix<f64>) -> DVector<f64> {
+        if !self.l2_normalize {
+            return self.min_norm(gram);
+        }
+        let norms: Vec<f64> =
+            gram.diagonal().iter().map(|d| if *d > 0.0 && d.is_finite() { d.sqrt() } else { 1.0 }).collect();
+        let normalized = DMatrix::from_fn(gram.nrows(), gram.nrows(), |i, j| gram[(i, j)] / (norms[i] * norms[j]));
+        let sol = self.min_norm(&normalized);
+        DVector::from_fn(sol.len(), |i, _| sol[i] / norms[i])
+    }
+}
+
+impl Mgda {
+    /// The Frank–Wolfe solve on `gram` as given.
+    fn min_norm(&self, gram: &DMatrix<f64>) -> DVector<f64> {
         let m = gram.nrows();
         let uniform = DVector::from_element(m, 1.0 / m as f64);
         if m == 0 {
@@ -101,6 +129,27 @@ mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
 
+    /// LibMTL `--mgda_gn` (methods-wave2.md §2e, J = [[1, 0], [−1, 1]]): sol = [0.6, 0.4] and
+    /// d = [0.2, 0.4] without normalisation; with l2, sol = [0.5, 0.5] on the unit rows and
+    /// d = Σ sol_i g_i/‖g_i‖ = [0.146447, 0.353553].
+    #[test]
+    fn gradient_normalisation_matches_libmtl() {
+        let j = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, -1.0, 1.0]);
+        let d = Mgda::default().aggregate(&j).update;
+        assert_abs_diff_eq!(d, DVector::from_vec(vec![0.2, 0.4]), epsilon = 1e-9);
+        let l2 = Mgda { l2_normalize: true, ..Mgda::default() }.aggregate(&j);
+        let s = 0.5f64.sqrt();
+        assert_abs_diff_eq!(l2.weights.unwrap(), DVector::from_vec(vec![0.5, 0.5 * s]), epsilon = 1e-9);
+        assert_abs_diff_eq!(l2.update, DVector::from_vec(vec![0.146447, 0.353553]), epsilon = 1e-6);
+        // l2 ignores the rows' scales, and a zero row stays finite.
+        let scaled = DMatrix::from_row_slice(2, 2, &[100.0, 0.0, -0.01, 0.01]);
+        let ds = Mgda { l2_normalize: true, ..Mgda::default() }.aggregate(&scaled).update;
+        assert_abs_diff_eq!(ds, l2.update, epsilon = 1e-9);
+        let zero = DMatrix::from_row_slice(2, 2, &[0.0, 0.0, -1.0, 1.0]);
+        let w = Mgda { l2_normalize: true, ..Mgda::default() }.aggregate(&zero).weights.unwrap();
+        assert!(w.iter().all(|x| x.is_finite()));
+    }
+
     #[test]
     fn mgda_matches_torchjd_on_j_base() {
         let a = Mgda::default().aggregate(&j_base());
@@ -132,7 +181,7 @@ mod tests {
         let mut rng = Normal::new(0);
         for (m, n) in [(5, 7), (9, 37), (2, 14), (32, 114), (50, 100)] {
             let g = gram(&rng.matrix(m, n));
-            let w = Mgda { epsilon: 1e-5, max_iters: 1000 }.weights(&g);
+            let w = Mgda { epsilon: 1e-5, max_iters: 1000, l2_normalize: false }.weights(&g);
             assert!(w.iter().all(|&v| v >= 0.0), "{m}×{n}: negative weight");
             assert_abs_diff_eq!(w.sum(), 1.0, epsilon = 1e-12);
             let gw = &g * &w;

@@ -56,6 +56,26 @@ pub(crate) fn trace_normalized(gram: &DMatrix<f64>, eps: f64) -> Option<DMatrix<
     }
 }
 
+/// Euclidean projection onto the probability simplex, torchjd's `project_onto_simplex` (the
+/// sort-based rule, also LibMTL MGDA's `_projection2simplex`), step for step so that the rounding
+/// matches: the threshold is the first (Σ_{k≤i} y_(k) − 1)/(i+1) above y_(i+1), else (Σy − 1)/m.
+pub(crate) fn project_onto_simplex(y: &DVector<f64>) -> DVector<f64> {
+    let m = y.len();
+    let mut sorted: Vec<f64> = y.iter().copied().collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut tmax_f = (y.sum() - 1.0) / m as f64;
+    let mut tmpsum = 0.0;
+    for i in 0..m.saturating_sub(1) {
+        tmpsum += sorted[i];
+        let tmax = (tmpsum - 1.0) / (i as f64 + 1.0);
+        if tmax > sorted[i + 1] {
+            tmax_f = tmax;
+            break;
+        }
+    }
+    y.map(|v| (v - tmax_f).max(0.0))
+}
+
 /// Index of the first smallest entry, as `torch.argmin` picks on ties. Entries must be finite.
 pub(crate) fn argmin_first(v: &DVector<f64>) -> usize {
     let mut best = 0;

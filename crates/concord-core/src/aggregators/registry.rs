@@ -240,7 +240,7 @@ pub(crate) const REG_EPS: ParamSpec = param(
 );
 
 /// Every aggregator, in display order.
-pub static AGGREGATORS: [AggregatorInfo; 18] = [
+pub static AGGREGATORS: [AggregatorInfo; 23] = [
     super::mean::INFO,
     super::sum::INFO,
     super::constant::INFO,
@@ -259,6 +259,11 @@ pub static AGGREGATORS: [AggregatorInfo; 18] = [
     super::trimmed_mean::INFO,
     super::nash_mtl::INFO,
     super::fairgrad::INFO,
+    super::excess_mtl::INFO,
+    super::pcd::INFO,
+    super::cr_mogm::INFO,
+    super::modo::INFO,
+    super::sdmgrad::INFO,
 ];
 
 /// The entry for a CLI name.
@@ -333,6 +338,11 @@ mod tests {
             "trimmed-mean",
             "nash-mtl",
             "fairgrad",
+            "excess-mtl",
+            "pcd",
+            "cr-mogm",
+            "modo",
+            "sdmgrad",
         ];
         assert_eq!(names(), expected);
         for info in &AGGREGATORS {
@@ -355,7 +365,7 @@ mod tests {
     /// aggregators.md §4, row by row (GradVac and FairGrad have none).
     #[test]
     fn properties_match_torchjds_table() {
-        let table: [(&str, [&str; 3]); 18] = [
+        let table: [(&str, [&str; 3]); 23] = [
             ("upgrad", ["yes", "yes", "yes"]),
             ("aligned-mtl", ["no", "no", "yes"]),
             ("cagrad", ["no", "no", "yes"]),
@@ -374,6 +384,11 @@ mod tests {
             ("trimmed-mean", ["no", "no", "no"]),
             ("gradvac", ["not documented"; 3]),
             ("fairgrad", ["not documented"; 3]),
+            ("excess-mtl", ["not documented"; 3]),
+            ("pcd", ["not documented"; 3]),
+            ("cr-mogm", ["not documented"; 3]),
+            ("modo", ["not documented"; 3]),
+            ("sdmgrad", ["not documented"; 3]),
         ];
         for (name, row) in table {
             let p = find(name).unwrap().properties;
@@ -517,7 +532,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 23, "numeric parameters with bounds");
+        assert_eq!(checked, 37, "numeric parameters with bounds");
     }
 
     #[test]
@@ -596,6 +611,14 @@ mod tests {
                 let q = rng.matrix(n, n).qr().q();
                 let a = build_ok(info.name, m, 5).aggregate(&j);
                 let weighted = info.properties.weighted == Property::Yes || info.gramian_weighted;
+                // ExcessMTL: d = Jᵀw, but w depends on J elementwise (not only through G).
+                if !weighted && info.properties.weighted == Property::NotDocumented {
+                    if let Some(w) = &a.weights {
+                        let err = (j.tr_mul(w) - &a.update).amax() / (1.0 + a.update.amax());
+                        assert!(err < 1e-12, "{}: Jᵀw − d = {err}", info.name);
+                    }
+                    continue;
+                }
                 if !weighted {
                     assert!(a.weights.is_none(), "{} reports weights", info.name);
                     continue;

@@ -9,8 +9,8 @@
 
 use super::registry::{self, AggregatorInfo, ParamDefault, ParamSpec, Range};
 use super::{
-    Aggregator, AlignedMtl, CaGrad, Config, Constant, DualProj, FairGrad, GradDrop, GradVac, ImtlG, Krum, Mean, Mgda,
-    NashMtl, PcGrad, Random, ScaleMode, Sum, TrimmedMean, UpGrad,
+    Aggregator, AlignedMtl, CaGrad, Config, Constant, CrMogm, DualProj, ExcessMtl, FairGrad, GradDrop, GradVac, ImtlG,
+    Krum, Mean, Mgda, MoDo, NashMtl, PcGrad, Pcd, Random, ScaleMode, SdmGrad, Sum, TrimmedMean, UpGrad,
 };
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -289,10 +289,18 @@ impl AggregatorSpec {
             "mean" => Box::new(Mean),
             "sum" => Box::new(Sum),
             "constant" => Box::new(Constant::new(list("weights").expect("required")).map_err(prefix)?),
-            "mgda" => Box::new(Mgda { epsilon: float("epsilon"), max_iters: int("max_iters") }),
+            "mgda" => Box::new(Mgda {
+                epsilon: float("epsilon"),
+                max_iters: int("max_iters"),
+                l2_normalize: self.word("gn") == Some("l2"),
+            }),
             "pcgrad" => Box::new(PcGrad::new(seed)),
             "gradvac" => Box::new(GradVac::with_params(float("beta"), float("eps"), seed).map_err(prefix)?),
-            "cagrad" => Box::new(CaGrad { c: float("c"), norm_eps: float("norm_eps") }),
+            "cagrad" => Box::new(CaGrad {
+                c: float("c"),
+                norm_eps: float("norm_eps"),
+                rescale: self.word("rescale").and_then(|r| r.parse().ok()).unwrap_or(0),
+            }),
             "upgrad" => {
                 Box::new(UpGrad::new(list("pref_vector"), float("norm_eps"), float("reg_eps")).map_err(prefix)?)
             }
@@ -330,6 +338,19 @@ impl AggregatorSpec {
                 };
                 Box::new(built.map_err(prefix)?)
             }
+            "excess-mtl" => {
+                Box::new(ExcessMtl::new(float("robust_step_size"), int("n_warmup_steps") as u64).map_err(prefix)?)
+            }
+            "pcd" => Box::new(Pcd::new(float("tau"), float("beta"), float("eps")).map_err(prefix)?),
+            "cr-mogm" => {
+                let inner = registry::build(self.word("inner").expect("default"), &[], m, seed).map_err(prefix)?;
+                Box::new(CrMogm::new(inner, float("alpha"), list("initial_weights")).map_err(prefix)?)
+            }
+            "modo" => Box::new(MoDo::new(float("gamma"), float("rho")).map_err(prefix)?),
+            "sdmgrad" => Box::new(
+                SdmGrad::new(float("lr"), float("momentum"), int("n_iter"), float("lambda"), list("pref_vector"))
+                    .map_err(prefix)?,
+            ),
             other => unreachable!("registry entry '{other}' has no constructor"),
         };
         Ok(aggregator)

@@ -4,14 +4,14 @@
 
 use serde::Serialize;
 
-use super::{dwa, ew, famo, gls, gradnorm, rlw, stch, uw};
-use super::{Dwa, Ew, Famo, Gls, GradNorm, LossWeighting, Rlw, Stch, Uw};
+use super::{dwa, ew, famo, gls, gradnorm, imtl_l, rlw, stch, uw};
+use super::{Dwa, Ew, Famo, Gls, GradNorm, ImtlL, LossWeighting, Rlw, Stch, Uw};
 
 /// Every registered name, in display order.
-pub const NAMES: [&str; 8] = ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw"];
+pub const NAMES: [&str; 9] = ["ew", "uw", "dwa", "gradnorm", "famo", "gls", "stch", "rlw", "imtl-l"];
 
 /// Each weighting's description, from its own file; the same order as [`NAMES`].
-const DESCRIPTIONS: [fn() -> WeightingDescription; 8] = [
+const DESCRIPTIONS: [fn() -> WeightingDescription; 9] = [
     ew::description,
     uw::description,
     dwa::description,
@@ -20,6 +20,7 @@ const DESCRIPTIONS: [fn() -> WeightingDescription; 8] = [
     gls::description,
     stch::description,
     rlw::description,
+    imtl_l::description,
 ];
 
 /// LibMTL trains UW's and GradNorm's parameters with the model's optimizer: its defaults.
@@ -228,6 +229,7 @@ impl WeightingSpec {
             "gls" => Box::new(Gls::new(m)),
             "stch" => Box::new(Stch::new(m, v("mu"), v("warmup_epoch") as u64)),
             "rlw" => Box::new(Rlw::new(m, seed)),
+            "imtl-l" => Box::new(ImtlL::new(m, v("lr"), v("weight_decay"))),
             _ => unreachable!("describe() knows only NAMES"),
         })
     }
@@ -313,7 +315,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 10);
+        assert_eq!(checked, 12);
         let e = WeightingSpec::parse("stch", &[p("warmup_epoch", "4294967295")]).unwrap_err();
         assert_eq!(e, "parameter 'warmup_epoch' must be ≥ 0 and ≤ 1000000, got 4294967295");
     }

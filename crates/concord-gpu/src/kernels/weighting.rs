@@ -44,6 +44,10 @@ fn unsupported_reason(name: &str) -> &'static str {
         "gradvac" => "no GPU kernel yet (stateful cosine targets)",
         "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
         "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
+        "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
+        "pcd" => "no GPU kernel yet (stateful, with an active-set QP per step)",
+        "cr-mogm" => "no GPU kernel yet (an EMA around another method's weights)",
+        "modo" | "sdmgrad" => "no GPU kernel yet (stateful simplex-projected weights)",
         _ => "no GPU kernel",
     }
 }
@@ -76,6 +80,16 @@ impl GpuWeighting {
         let name = spec.name();
         if methods::find(name).is_none() {
             return Err(GpuError::Unsupported(no_kernel_message(name)));
+        }
+        // LibMTL's options of CPU methods (MGDA's gradient normalisation, CAGrad's rescale) have
+        // no kernel: refused with a reason rather than silently dropped.
+        for (key, plain) in [("gn", "none"), ("rescale", "0")] {
+            if let Some(v) = spec.word(key).filter(|v| *v != plain) {
+                return Err(GpuError::Unsupported(format!(
+                    "no GPU kernel for '{name}' with {key}={v} (LibMTL's option runs on the CPU only); \
+                     the GPU has {name} with {key}={plain}"
+                )));
+            }
         }
         if m == 0 || m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!(
