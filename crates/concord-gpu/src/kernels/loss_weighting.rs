@@ -1,0 +1,122 @@
+//! The run's loss weighting on the GPU (`shaders/loss_weighting.wgsl`): w_i = ∂L_total/∂L_i from
+//! the step's batch losses, with its state in a GPU buffer, and the scaling of J's rows and the
+//! heads' gradients by w — concord-core's `weightings` and `Trainer::combine`, without a read-back.
+
+use bytemuck::{Pod, Zeroable};
+use concord_core::WeightingSpec;
+
+use super::mlp::{grid, Dispatch};
+use super::mlp_graph::ModelShape;
+use crate::{Gpu, GpuError};
+
+/// `LW_*` in loss_weighting.wgsl.
+const LW_GLS: u32 = 1;
+const LW_DWA: u32 = 2;
+
+/// `shaders/loss_weighting.wgsl`'s LwParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct LwParams {
+    pub kind: u32,
+    pub m: u32,
+    pub epoch: u32,
+    pub shared_len: u32,
+    pub total_len: u32,
+    pub groups_x: u32,
+    pub temperature: f32,
+    pub _pad: u32,
+}
+
+/// Which loss weightings have a GPU kernel (`none` and `ew` need none: w = 1).
+pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa"];
+
+/// Why a registry loss weighting has no GPU kernel yet.
+pub(crate) fn unsupported_reason(name: &str) -> String {
+    format!(
+        "loss weighting '{name}' is not on the GPU yet (GPU: none, {}); use the CPU backend",
+        GPU_LOSS_WEIGHTINGS.join(", ")
+    )
+}
+
+/// A weighting's kernel and state for one trainer.
+pub(crate) struct GpuLossWeighting {
+    params: LwParams,
+    pipe: wgpu::ComputePipeline,
+    state: wgpu::Buffer,
+    /// This step's w (m floats), read by the scaling kernels and copied into the history slot.
+    pub out: wgpu::Buffer,
+    scale_rows: Dispatch,
+    scale_heads: Dispatch,
+}
+
+impl GpuLossWeighting {
+    /// The kernel of `spec` (`None` for `ew`, whose weights are 1); `jac` (m × shared_len) and
+    /// `update` (the full gradient, heads after the trunk) are scaled in place.
+    pub fn new(
+        gpu: &Gpu,
+        spec: &WeightingSpec,
+        shape: &ModelShape,
+        jac: &wgpu::Buffer,
+        update: &wgpu::Buffer,
+    ) -> Result<Option<Self>, GpuError> {
+        let (kind, temperature) = match spec.name() {
+            "ew" => return Ok(None),
+            "gls" => (LW_GLS, 1.0),
+            "dwa" => (LW_DWA, spec.get("T").unwrap_or(2.0) as f32),
+            other => return Err(GpuError::Unsupported(unsupported_reason(other))),
+        };
+        let m = shape.num_tasks();
+        let params = LwParams {
+            kind,
+            m: m as u32,
+            epoch: 0,
+            shared_len: shape.shared_len as u32,
+            total_len: shape.total_len as u32,
+            groups_x: 1,
+            temperature,
+            _pad: 0,
+        };
+        let rw = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let state = gpu.storage_init("loss weighting state", bytemuck::cast_slice(&vec![0f32; 4 + 3 * m]), rw);
+        let out = gpu.storage_init("loss weights", bytemuck::cast_slice(&vec![1f32; m]), rw);
+        let mut bounds: Vec<u32> = shape.heads.iter().map(|h| h.w_off as u32).collect();
+        bounds.push(shape.total_len as u32);
+        let heads = gpu.storage_init("head bounds", bytemuck::cast_slice(&bounds), wgpu::BufferUsages::empty());
+        let rows_grid = grid(m * shape.shared_len);
+        let heads_grid = grid(shape.total_len);
+        let scale_rows = Dispatch::with_bindings(
+            gpu,
+            &gpu.create_pipeline("loss_weighting.wgsl", "scale_rows"),
+            &[(2, &out), (3, jac)],
+            &[(6, bytemuck::bytes_of(&LwParams { groups_x: rows_grid.0, ..params }))],
+            rows_grid,
+        );
+        let scale_heads = Dispatch::with_bindings(
+            gpu,
+            &gpu.create_pipeline("loss_weighting.wgsl", "scale_heads"),
+            &[(2, &out), (4, update), (5, &heads)],
+            &[(6, bytemuck::bytes_of(&LwParams { groups_x: heads_grid.0, ..params }))],
+            heads_grid,
+        );
+        let pipe = gpu.create_pipeline("loss_weighting.wgsl", "loss_weights");
+        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads }))
+    }
+
+    /// w from `losses` (the step's batch losses) at the CPU trainer's epoch index `epoch`.
+    pub fn weights(&self, gpu: &Gpu, losses: &wgpu::Buffer, epoch: u64) -> Dispatch {
+        let p = LwParams { epoch: epoch as u32, ..self.params };
+        Dispatch::with_bindings(
+            gpu,
+            &self.pipe,
+            &[(0, losses), (1, &self.state), (2, &self.out)],
+            &[(6, bytemuck::bytes_of(&p))],
+            (1, 1),
+        )
+    }
+
+    /// Scale J's rows and the heads' gradients by this step's w.
+    pub fn record_scaling(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.scale_rows.record(pass);
+        self.scale_heads.record(pass);
+    }
+}

@@ -1,0 +1,149 @@
+// loss_weighting.wgsl — the run's loss weighting on the GPU: w_i = ∂L_total/∂L_i from the
+// step's batch losses (`loss_weights`, one invocation: m ≤ 16), then task i's row of J and its
+// head's gradient scaled by w_i (`scale_rows`, `scale_heads`), as concord-core's trainer does
+// before the aggregator (`Trainer::combine` / the f32 path). Kinds mirror concord-core:
+//   LW_GLS: `weightings::gls::gls_weights` (stateless);
+//   LW_DWA: `weightings::Dwa::weights` with `EpochMeans` (the epoch's running loss sum, and the
+//           means of the last two closed epochs, in `lw_state`).
+// The host passes the CPU trainer's epoch index of the step (`LwParams.epoch`).
+
+const LW_GLS: u32 = 1u;
+const LW_DWA: u32 = 2u;
+// concord-core's LOSS_FLOOR.
+const LW_FLOOR: f32 = 1e-12;
+
+struct LwParams {
+    kind: u32,
+    m: u32,
+    epoch: u32,
+    shared_len: u32,
+    total_len: u32,
+    groups_x: u32,
+    temperature: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> lw_losses: array<f32>;
+// DWA: [0] running epoch + 1 (0 = none), [1] its step count, [2] last closed epoch + 1,
+// [3] the one before + 1, then the running sum (m), the last closed mean (m), the one before (m).
+@group(0) @binding(1) var<storage, read_write> lw_state: array<f32>;
+@group(0) @binding(2) var<storage, read_write> lw_out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lw_jac: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lw_update: array<f32>;
+// Head t's parameters are [lw_heads[t], lw_heads[t + 1]).
+@group(0) @binding(5) var<storage, read> lw_heads: array<u32>;
+@group(0) @binding(6) var<uniform> lwp: LwParams;
+
+// concord-core's `positive`: max(L, LOSS_FLOOR), NaN → the floor.
+fn lw_positive(l: f32) -> f32 {
+    if l > LW_FLOOR {
+        return l;
+    }
+    return LW_FLOOR;
+}
+
+// `EpochMeans::observe`: add the losses to the running epoch, closing it first if the epoch
+// index moved on (the closed means shift down one slot).
+fn lw_observe(m: u32, epoch: u32) {
+    let s = 4u;
+    if lw_state[0] == f32(epoch + 1u) {
+        for (var i = 0u; i < m; i++) {
+            lw_state[s + i] += lw_losses[i];
+        }
+        lw_state[1] += 1.0;
+        return;
+    }
+    if lw_state[0] != 0.0 && f32(epoch + 1u) > lw_state[0] {
+        let count = lw_state[1];
+        for (var i = 0u; i < m; i++) {
+            lw_state[s + 2u * m + i] = lw_state[s + m + i];
+            lw_state[s + m + i] = lw_state[s + i] / count;
+        }
+        lw_state[3] = lw_state[2];
+        lw_state[2] = lw_state[0];
+    }
+    lw_state[0] = f32(epoch + 1u);
+    lw_state[1] = 1.0;
+    for (var i = 0u; i < m; i++) {
+        lw_state[s + i] = lw_losses[i];
+    }
+}
+
+// `Dwa::weights`: T·softmax(r/τ), r_i = L̄_i(e−1)/L̄_i(e−2); 1 before epoch 2 or without both means.
+fn lw_dwa(m: u32, epoch: u32) {
+    lw_observe(m, epoch);
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = 1.0;
+    }
+    if epoch < 2u || lw_state[2] != f32(epoch) || lw_state[3] != f32(epoch - 1u) {
+        return;
+    }
+    let s = 4u;
+    var zmax = -3.4e38;
+    for (var i = 0u; i < m; i++) {
+        let r = lw_state[s + m + i] / lw_positive(lw_state[s + 2u * m + i]) / lwp.temperature;
+        lw_out[i] = r;
+        zmax = max(zmax, r);
+    }
+    var sum = 0.0;
+    for (var i = 0u; i < m; i++) {
+        let e = exp(lw_out[i] - zmax);
+        lw_out[i] = e;
+        sum += e;
+    }
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = f32(m) * lw_out[i] / sum;
+    }
+}
+
+// `gls_weights`: exp(mean_j ln L_j − ln L_i)/T.
+fn lw_gls(m: u32) {
+    var log_gm = 0.0;
+    for (var i = 0u; i < m; i++) {
+        log_gm += log(lw_positive(lw_losses[i]));
+    }
+    log_gm /= f32(m);
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = exp(log_gm - log(lw_positive(lw_losses[i]))) / f32(m);
+    }
+}
+
+@compute @workgroup_size(1)
+fn loss_weights() {
+    let m = lwp.m;
+    switch lwp.kind {
+        case LW_GLS: {
+            lw_gls(m);
+        }
+        case LW_DWA: {
+            lw_dwa(m, lwp.epoch);
+        }
+        default: {
+            for (var i = 0u; i < m; i++) {
+                lw_out[i] = 1.0;
+            }
+        }
+    }
+}
+
+// J (m × shared_len, row-major): row i ← w_i · row i.
+@compute @workgroup_size(256)
+fn scale_rows(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid3: vec3<u32>) {
+    let k = (wid3.y * lwp.groups_x + wid3.x) * 256u + lid3.x;
+    if k < lwp.m * lwp.shared_len {
+        lw_jac[k] *= lw_out[k / lwp.shared_len];
+    }
+}
+
+// The heads' gradients (after the trunk's part of `update`): head t's ← w_t · head t's.
+@compute @workgroup_size(256)
+fn scale_heads(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid3: vec3<u32>) {
+    let k = (wid3.y * lwp.groups_x + wid3.x) * 256u + lid3.x;
+    if k < lwp.total_len {
+        for (var t = 0u; t < lwp.m; t++) {
+            if k >= lw_heads[t] && k < lw_heads[t + 1u] {
+                lw_update[k] *= lw_out[t];
+            }
+        }
+    }
+}
