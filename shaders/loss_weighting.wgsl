@@ -4,11 +4,16 @@
 // before the aggregator (`Trainer::combine` / the f32 path). Kinds mirror concord-core:
 //   LW_GLS: `weightings::gls::gls_weights` (stateless);
 //   LW_DWA: `weightings::Dwa::weights` with `EpochMeans` (the epoch's running loss sum, and the
-//           means of the last two closed epochs, in `lw_state`).
+//           means of the last two closed epochs, in `lw_state`);
+//   LW_STCH: `weightings::Stch::weights` (the warmup epoch's loss sum, then the nadir);
+//   LW_UW: `weightings::Uw::weights` (s, and its Adam moments: concord-core's `adam_update`
+//          with the host's bias corrections).
 // The host passes the CPU trainer's epoch index of the step (`LwParams.epoch`).
 
 const LW_GLS: u32 = 1u;
 const LW_DWA: u32 = 2u;
+const LW_STCH: u32 = 3u;
+const LW_UW: u32 = 4u;
 // concord-core's LOSS_FLOOR.
 const LW_FLOOR: f32 = 1e-12;
 
@@ -19,7 +24,14 @@ struct LwParams {
     shared_len: u32,
     total_len: u32,
     groups_x: u32,
-    temperature: f32,
+    // DWA's τ, STCH's μ, UW's Adam lr.
+    a: f32,
+    // STCH's warmup epoch.
+    warmup: u32,
+    // UW's weight decay, then Adam's 1 − β₁ᵗ and 1 − β₂ᵗ (the host's, in f64 rounded once).
+    b: f32,
+    bias1: f32,
+    bias2: f32,
     _pad: u32,
 }
 
@@ -81,7 +93,7 @@ fn lw_dwa(m: u32, epoch: u32) {
     let s = 4u;
     var zmax = -3.4e38;
     for (var i = 0u; i < m; i++) {
-        let r = lw_state[s + m + i] / lw_positive(lw_state[s + 2u * m + i]) / lwp.temperature;
+        let r = lw_state[s + m + i] / lw_positive(lw_state[s + 2u * m + i]) / lwp.a;
         lw_out[i] = r;
         zmax = max(zmax, r);
     }
@@ -94,6 +106,90 @@ fn lw_dwa(m: u32, epoch: u32) {
     for (var i = 0u; i < m; i++) {
         lw_out[i] = f32(m) * lw_out[i] / sum;
     }
+}
+
+// `Stch::weights`: 1/(L_i + 1e-20) up to the warmup epoch (whose losses are summed into the
+// nadir), then T·softmax(ℓ/μ)_i/(nadir_i·x_i), x_i = L_i/nadir_i + 1e-20, ℓ_i = ln x_i.
+// State: [0] warmup steps seen, [1] nadir fixed, [4..4+m) the warmup sum, then the nadir (m).
+fn lw_stch(m: u32, epoch: u32) {
+    let s = 4u;
+    if epoch <= lwp.warmup {
+        for (var i = 0u; i < m; i++) {
+            let l = lw_positive(lw_losses[i]);
+            if epoch == lwp.warmup {
+                lw_state[s + i] += l;
+            }
+            lw_out[i] = lw_finite(1.0 / (l + 1e-20));
+        }
+        if epoch == lwp.warmup {
+            lw_state[0] += 1.0;
+        }
+        return;
+    }
+    if lw_state[1] == 0.0 {
+        // The warmup epoch's mean, or these losses if it was skipped.
+        for (var i = 0u; i < m; i++) {
+            if lw_state[0] > 0.0 {
+                lw_state[s + m + i] = lw_state[s + i] / lw_state[0];
+            } else {
+                lw_state[s + m + i] = lw_positive(lw_losses[i]);
+            }
+        }
+        lw_state[1] = 1.0;
+    }
+    var zmax = -3.4e38;
+    for (var i = 0u; i < m; i++) {
+        let x = lw_positive(lw_losses[i]) / lw_positive(lw_state[s + m + i]) + 1e-20;
+        let z = log(x) / lwp.a;
+        lw_out[i] = z;
+        zmax = max(zmax, z);
+    }
+    var sum = 0.0;
+    for (var i = 0u; i < m; i++) {
+        let e = exp(lw_out[i] - zmax);
+        lw_out[i] = e;
+        sum += e;
+    }
+    for (var i = 0u; i < m; i++) {
+        let nadir = lw_positive(lw_state[s + m + i]);
+        let x = lw_positive(lw_losses[i]) / nadir + 1e-20;
+        lw_out[i] = lw_finite(f32(m) * (lw_out[i] / sum) / (nadir * x));
+    }
+}
+
+// `Uw::weights`: w_i = e^{−s_i}/2, then one Adam step of s on 1/2 − w_i·L_i (+ decay·s_i).
+// State: s (m, from −0.5 set by the host), Adam's m (m), v (m), from index 4.
+fn lw_uw(m: u32) {
+    let s = 4u;
+    var finite = true;
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = 0.5 * exp(-lw_state[s + i]);
+        let g = 0.5 - lw_out[i] * lw_losses[i];
+        finite = finite && g == g && abs(g) <= 3.4e38;
+    }
+    // AdamParam::step skips a non-finite gradient.
+    if !finite {
+        return;
+    }
+    let step = lwp.a / lwp.bias1;
+    let root2 = sqrt(lwp.bias2);
+    for (var i = 0u; i < m; i++) {
+        let x = lw_state[s + i];
+        let g = 0.5 - lw_out[i] * lw_losses[i] + lwp.b * x;
+        let mo = 0.9 * lw_state[s + m + i] + 0.1 * g;
+        let ve = 0.999 * lw_state[s + 2u * m + i] + 0.001 * g * g;
+        lw_state[s + m + i] = mo;
+        lw_state[s + 2u * m + i] = ve;
+        lw_state[s + i] = x - step * mo / (sqrt(ve) / root2 + 1e-8);
+    }
+}
+
+// A weight that overflowed is the largest float (concord-core: f64::MAX).
+fn lw_finite(w: f32) -> f32 {
+    if w == w && abs(w) <= 3.4e38 {
+        return w;
+    }
+    return 3.4e38;
 }
 
 // `gls_weights`: exp(mean_j ln L_j − ln L_i)/T.
@@ -117,6 +213,12 @@ fn loss_weights() {
         }
         case LW_DWA: {
             lw_dwa(m, lwp.epoch);
+        }
+        case LW_STCH: {
+            lw_stch(m, lwp.epoch);
+        }
+        case LW_UW: {
+            lw_uw(m);
         }
         default: {
             for (var i = 0u; i < m; i++) {

@@ -484,7 +484,7 @@ impl GpuTrainer {
             // The loss weighting: w from the batch losses, then J's rows and the heads' gradients
             // scaled by it (the CPU's `combine`). The history keeps G of the plain J, as the CPU
             // records it, so that G is taken first.
-            let plain_gram = self.loss_weighting.as_ref().map(|lw| {
+            let plain_gram = self.loss_weighting.as_mut().map(|lw| {
                 let g = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
                 let weights = lw.weights(&gpu, &self.step_fwd.losses, epochs[s]);
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -12,6 +12,8 @@ use crate::{Gpu, GpuError};
 /// `LW_*` in loss_weighting.wgsl.
 const LW_GLS: u32 = 1;
 const LW_DWA: u32 = 2;
+const LW_STCH: u32 = 3;
+const LW_UW: u32 = 4;
 
 /// `shaders/loss_weighting.wgsl`'s LwParams.
 #[repr(C)]
@@ -23,12 +25,20 @@ pub(crate) struct LwParams {
     pub shared_len: u32,
     pub total_len: u32,
     pub groups_x: u32,
-    pub temperature: f32,
+    /// DWA's τ, STCH's μ, UW's Adam lr.
+    pub a: f32,
+    /// STCH's warmup epoch.
+    pub warmup: u32,
+    /// UW's weight decay.
+    pub b: f32,
+    /// UW's Adam bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ of this step (computed in f64 on the host).
+    pub bias1: f32,
+    pub bias2: f32,
     pub _pad: u32,
 }
 
 /// Which loss weightings have a GPU kernel (`none` and `ew` need none: w = 1).
-pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa"];
+pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw"];
 
 /// Why a registry loss weighting has no GPU kernel yet.
 pub(crate) fn unsupported_reason(name: &str) -> String {
@@ -47,6 +57,8 @@ pub(crate) struct GpuLossWeighting {
     pub out: wgpu::Buffer,
     scale_rows: Dispatch,
     scale_heads: Dispatch,
+    /// The weights calls so far (UW's Adam step count).
+    calls: u64,
 }
 
 impl GpuLossWeighting {
@@ -59,13 +71,21 @@ impl GpuLossWeighting {
         jac: &wgpu::Buffer,
         update: &wgpu::Buffer,
     ) -> Result<Option<Self>, GpuError> {
-        let (kind, temperature) = match spec.name() {
+        let get = |key: &str, default: f64| spec.get(key).unwrap_or(default);
+        let m = shape.num_tasks();
+        let mut state = vec![0f32; 4 + 3 * m];
+        let (kind, a, warmup, b) = match spec.name() {
             "ew" => return Ok(None),
-            "gls" => (LW_GLS, 1.0),
-            "dwa" => (LW_DWA, spec.get("T").unwrap_or(2.0) as f32),
+            "gls" => (LW_GLS, 1.0, 0, 0.0),
+            "dwa" => (LW_DWA, get("T", 2.0), 0, 0.0),
+            "stch" => (LW_STCH, get("mu", 1.0), get("warmup_epoch", 4.0) as u32, 0.0),
+            "uw" => {
+                // Uw's s starts at UW_INIT = −0.5.
+                state[4..4 + m].fill(-0.5);
+                (LW_UW, get("lr", 1e-4), 0, get("weight_decay", 1e-5))
+            }
             other => return Err(GpuError::Unsupported(unsupported_reason(other))),
         };
-        let m = shape.num_tasks();
         let params = LwParams {
             kind,
             m: m as u32,
@@ -73,11 +93,15 @@ impl GpuLossWeighting {
             shared_len: shape.shared_len as u32,
             total_len: shape.total_len as u32,
             groups_x: 1,
-            temperature,
+            a: a as f32,
+            warmup,
+            b: b as f32,
+            bias1: 1.0,
+            bias2: 1.0,
             _pad: 0,
         };
         let rw = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let state = gpu.storage_init("loss weighting state", bytemuck::cast_slice(&vec![0f32; 4 + 3 * m]), rw);
+        let state = gpu.storage_init("loss weighting state", bytemuck::cast_slice(&state), rw);
         let out = gpu.storage_init("loss weights", bytemuck::cast_slice(&vec![1f32; m]), rw);
         let mut bounds: Vec<u32> = shape.heads.iter().map(|h| h.w_off as u32).collect();
         bounds.push(shape.total_len as u32);
@@ -99,12 +123,15 @@ impl GpuLossWeighting {
             heads_grid,
         );
         let pipe = gpu.create_pipeline("loss_weighting.wgsl", "loss_weights");
-        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads }))
+        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads, calls: 0 }))
     }
 
     /// w from `losses` (the step's batch losses) at the CPU trainer's epoch index `epoch`.
-    pub fn weights(&self, gpu: &Gpu, losses: &wgpu::Buffer, epoch: u64) -> Dispatch {
-        let p = LwParams { epoch: epoch as u32, ..self.params };
+    pub fn weights(&mut self, gpu: &Gpu, losses: &wgpu::Buffer, epoch: u64) -> Dispatch {
+        self.calls += 1;
+        let t = self.calls.min(i32::MAX as u64) as i32;
+        let (bias1, bias2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+        let p = LwParams { epoch: epoch as u32, bias1: bias1 as f32, bias2: bias2 as f32, ..self.params };
         Dispatch::with_bindings(
             gpu,
             &self.pipe,
