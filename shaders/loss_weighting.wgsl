@@ -7,13 +7,16 @@
 //           means of the last two closed epochs, in `lw_state`);
 //   LW_STCH: `weightings::Stch::weights` (the warmup epoch's loss sum, then the nadir);
 //   LW_UW: `weightings::Uw::weights` (s, and its Adam moments: concord-core's `adam_update`
-//          with the host's bias corrections).
+//          with the host's bias corrections);
+//   LW_RLW: `weightings::Rlw::weights`, drawn on the host from the CPU's seeded stream (as the
+//           batch order is) and bound as `lw_state`: copied.
 // The host passes the CPU trainer's epoch index of the step (`LwParams.epoch`).
 
 const LW_GLS: u32 = 1u;
 const LW_DWA: u32 = 2u;
 const LW_STCH: u32 = 3u;
 const LW_UW: u32 = 4u;
+const LW_RLW: u32 = 5u;
 // concord-core's LOSS_FLOOR.
 const LW_FLOOR: f32 = 1e-12;
 
@@ -219,6 +222,11 @@ fn loss_weights() {
         }
         case LW_UW: {
             lw_uw(m);
+        }
+        case LW_RLW: {
+            for (var i = 0u; i < m; i++) {
+                lw_out[i] = lw_state[i];
+            }
         }
         default: {
             for (var i = 0u; i < m; i++) {

@@ -252,7 +252,7 @@ impl GpuTrainer {
         });
         let check = gpu.buffer("step check", ((HALT_WORDS + slot_len(m)) * 4) as u64, RW);
         let loss_weighting = match &config.method.weighting {
-            Some(spec) => GpuLossWeighting::new(&gpu, spec, &shape, &jac, &update)?,
+            Some(spec) => GpuLossWeighting::new(&gpu, spec, &shape, config.seed, &jac, &update)?,
             None => None,
         };
         let opt_params = opt_params(&config, total);

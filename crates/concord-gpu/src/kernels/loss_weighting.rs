@@ -14,6 +14,7 @@ const LW_GLS: u32 = 1;
 const LW_DWA: u32 = 2;
 const LW_STCH: u32 = 3;
 const LW_UW: u32 = 4;
+const LW_RLW: u32 = 5;
 
 /// `shaders/loss_weighting.wgsl`'s LwParams.
 #[repr(C)]
@@ -38,7 +39,7 @@ pub(crate) struct LwParams {
 }
 
 /// Which loss weightings have a GPU kernel (`none` and `ew` need none: w = 1).
-pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw"];
+pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "rlw"];
 
 /// Why a registry loss weighting has no GPU kernel yet.
 pub(crate) fn unsupported_reason(name: &str) -> String {
@@ -59,6 +60,9 @@ pub(crate) struct GpuLossWeighting {
     scale_heads: Dispatch,
     /// The weights calls so far (UW's Adam step count).
     calls: u64,
+    /// RLW: concord-core's weighting itself, drawing each step's weights on the host from the
+    /// CPU trainer's seeded stream (the GPU cannot reproduce ChaCha8 + Box–Muller cheaply).
+    host: Option<Box<dyn concord_core::weightings::LossWeighting>>,
 }
 
 impl GpuLossWeighting {
@@ -68,6 +72,7 @@ impl GpuLossWeighting {
         gpu: &Gpu,
         spec: &WeightingSpec,
         shape: &ModelShape,
+        seed: u64,
         jac: &wgpu::Buffer,
         update: &wgpu::Buffer,
     ) -> Result<Option<Self>, GpuError> {
@@ -84,6 +89,7 @@ impl GpuLossWeighting {
                 state[4..4 + m].fill(-0.5);
                 (LW_UW, get("lr", 1e-4), 0, get("weight_decay", 1e-5))
             }
+            "rlw" => (LW_RLW, 0.0, 0, 0.0),
             other => return Err(GpuError::Unsupported(unsupported_reason(other))),
         };
         let params = LwParams {
@@ -123,7 +129,8 @@ impl GpuLossWeighting {
             heads_grid,
         );
         let pipe = gpu.create_pipeline("loss_weighting.wgsl", "loss_weights");
-        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads, calls: 0 }))
+        let host = if kind == LW_RLW { Some(spec.build(m, seed).map_err(GpuError::Unsupported)?) } else { None };
+        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads, calls: 0, host }))
     }
 
     /// w from `losses` (the step's batch losses) at the CPU trainer's epoch index `epoch`.
@@ -132,10 +139,17 @@ impl GpuLossWeighting {
         let t = self.calls.min(i32::MAX as u64) as i32;
         let (bias1, bias2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
         let p = LwParams { epoch: epoch as u32, bias1: bias1 as f32, bias2: bias2 as f32, ..self.params };
+        // RLW's draw of this step (the losses only give its length).
+        let drawn = self.host.as_mut().map(|w| {
+            let ones = vec![1.0; self.params.m as usize];
+            let ctx = concord_core::weightings::WeightingContext::new(&ones, self.calls - 1, epoch);
+            let z: Vec<f32> = w.weights(&ctx).iter().map(|&x| x as f32).collect();
+            gpu.storage_init("rlw weights", bytemuck::cast_slice(&z), wgpu::BufferUsages::empty())
+        });
         Dispatch::with_bindings(
             gpu,
             &self.pipe,
-            &[(0, losses), (1, &self.state), (2, &self.out)],
+            &[(0, losses), (1, drawn.as_ref().unwrap_or(&self.state)), (2, &self.out)],
             &[(6, bytemuck::bytes_of(&p))],
             (1, 1),
         )
