@@ -8,6 +8,7 @@
 //   LW_STCH: `weightings::Stch::weights` (the warmup epoch's loss sum, then the nadir);
 //   LW_UW: `weightings::Uw::weights` (s, and its Adam moments: concord-core's `adam_update`
 //          with the host's bias corrections);
+//   LW_GRADNORM: `weightings::GradNorm::weights` (L(0), s and its Adam moments; ‖g_i‖ from G);
 //   LW_RLW: `weightings::Rlw::weights`, drawn on the host from the CPU's seeded stream (as the
 //           batch order is) and bound as `lw_state`: copied.
 // The host passes the CPU trainer's epoch index of the step (`LwParams.epoch`).
@@ -17,6 +18,7 @@ const LW_DWA: u32 = 2u;
 const LW_STCH: u32 = 3u;
 const LW_UW: u32 = 4u;
 const LW_RLW: u32 = 5u;
+const LW_GRADNORM: u32 = 6u;
 // concord-core's LOSS_FLOOR.
 const LW_FLOOR: f32 = 1e-12;
 
@@ -35,7 +37,8 @@ struct LwParams {
     b: f32,
     bias1: f32,
     bias2: f32,
-    _pad: u32,
+    // GradNorm's α.
+    gn_alpha: f32,
 }
 
 @group(0) @binding(0) var<storage, read> lw_losses: array<f32>;
@@ -48,6 +51,8 @@ struct LwParams {
 // Head t's parameters are [lw_heads[t], lw_heads[t + 1]).
 @group(0) @binding(5) var<storage, read> lw_heads: array<u32>;
 @group(0) @binding(6) var<uniform> lwp: LwParams;
+// G = JJᵀ of the plain J (m × m), for GradNorm's ‖g_i‖.
+@group(0) @binding(7) var<storage, read> lw_gram: array<f32>;
 
 // concord-core's `positive`: max(L, LOSS_FLOOR), NaN → the floor.
 fn lw_positive(l: f32) -> f32 {
@@ -160,31 +165,116 @@ fn lw_stch(m: u32, epoch: u32) {
     }
 }
 
-// `Uw::weights`: w_i = e^{−s_i}/2, then one Adam step of s on 1/2 − w_i·L_i (+ decay·s_i).
-// State: s (m, from −0.5 set by the host), Adam's m (m), v (m), from index 4.
-fn lw_uw(m: u32) {
-    let s = 4u;
-    var finite = true;
+// `AdamParam::step` (concord-core's `adam_update`, torch's L2 decay added to g): the m values
+// at `at`, their moments after them; a non-finite gradient skips the step.
+fn lw_adam(at: u32, m: u32, grad: array<f32, 32>) {
+    var g = grad;
     for (var i = 0u; i < m; i++) {
-        lw_out[i] = 0.5 * exp(-lw_state[s + i]);
-        let g = 0.5 - lw_out[i] * lw_losses[i];
-        finite = finite && g == g && abs(g) <= 3.4e38;
-    }
-    // AdamParam::step skips a non-finite gradient.
-    if !finite {
-        return;
+        if !(g[i] == g[i] && abs(g[i]) <= 3.4e38) {
+            return;
+        }
     }
     let step = lwp.a / lwp.bias1;
     let root2 = sqrt(lwp.bias2);
     for (var i = 0u; i < m; i++) {
-        let x = lw_state[s + i];
-        let g = 0.5 - lw_out[i] * lw_losses[i] + lwp.b * x;
-        let mo = 0.9 * lw_state[s + m + i] + 0.1 * g;
-        let ve = 0.999 * lw_state[s + 2u * m + i] + 0.001 * g * g;
-        lw_state[s + m + i] = mo;
-        lw_state[s + 2u * m + i] = ve;
-        lw_state[s + i] = x - step * mo / (sqrt(ve) / root2 + 1e-8);
+        let x = lw_state[at + i];
+        let gi = g[i] + lwp.b * x;
+        let mo = 0.9 * lw_state[at + m + i] + 0.1 * gi;
+        let ve = 0.999 * lw_state[at + 2u * m + i] + 0.001 * gi * gi;
+        lw_state[at + m + i] = mo;
+        lw_state[at + 2u * m + i] = ve;
+        lw_state[at + i] = x - step * mo / (sqrt(ve) / root2 + 1e-8);
     }
+}
+
+// `Uw::weights`: w_i = e^{−s_i}/2, then one Adam step of s on 1/2 − w_i·L_i.
+// State: s (m, from −0.5 set by the host), Adam's m (m), v (m), from index 4.
+fn lw_uw(m: u32) {
+    var g: array<f32, 32>;
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = 0.5 * exp(-lw_state[4u + i]);
+        g[i] = 0.5 - lw_out[i] * lw_losses[i];
+    }
+    lw_adam(4u, m, g);
+}
+
+// `GradNorm::weights`: λ = T·softmax(s), 1 in epoch 0 (whose mean losses become L(0)); from
+// epoch 1 on s takes an Adam step on ∂Σ|λ_i‖g_i‖ − Ḡ·r_i^α|/∂s (`gradnorm_lambda_grad` pulled
+// back through the softmax), ‖g_i‖ = √G_ii of the plain J. State: [0] running epoch + 1, [1] its
+// step count, [2] L(0) known, [4..4+m) the running sum, L(0) (m), s (m, from 1), Adam's m, v.
+fn lw_gradnorm(m: u32, epoch: u32) {
+    let sum_at = 4u;
+    let ref_at = 4u + m;
+    let s_at = 4u + 2u * m;
+    let e1 = f32(epoch + 1u);
+    if lw_state[0] == e1 {
+        for (var i = 0u; i < m; i++) {
+            lw_state[sum_at + i] += lw_losses[i];
+        }
+        lw_state[1] += 1.0;
+    } else {
+        // The first closed epoch's mean is L(0) (`EpochMeans`, first closed epoch).
+        if lw_state[0] != 0.0 && e1 > lw_state[0] && lw_state[2] == 0.0 {
+            for (var i = 0u; i < m; i++) {
+                lw_state[ref_at + i] = lw_state[sum_at + i] / lw_state[1];
+            }
+            lw_state[2] = 1.0;
+        }
+        lw_state[0] = e1;
+        lw_state[1] = 1.0;
+        for (var i = 0u; i < m; i++) {
+            lw_state[sum_at + i] = lw_losses[i];
+        }
+    }
+    if epoch == 0u {
+        for (var i = 0u; i < m; i++) {
+            lw_out[i] = 1.0;
+        }
+        return;
+    }
+    if lw_state[2] == 0.0 {
+        for (var i = 0u; i < m; i++) {
+            lw_state[ref_at + i] = lw_losses[i];
+        }
+        lw_state[2] = 1.0;
+    }
+    // z = softmax(s), λ = m·z.
+    var zmax = -3.4e38;
+    for (var i = 0u; i < m; i++) {
+        zmax = max(zmax, lw_state[s_at + i]);
+    }
+    var z: array<f32, 32>;
+    var zsum = 0.0;
+    for (var i = 0u; i < m; i++) {
+        z[i] = exp(lw_state[s_at + i] - zmax);
+        zsum += z[i];
+    }
+    var g_bar = 0.0;
+    var mean_tilde = 0.0;
+    var d: array<f32, 32>;
+    for (var i = 0u; i < m; i++) {
+        z[i] /= zsum;
+        lw_out[i] = f32(m) * z[i];
+        let norm = sqrt(max(lw_gram[i * m + i], 0.0));
+        g_bar += lw_out[i] * norm;
+        mean_tilde += lw_positive(lw_losses[i]) / lw_positive(lw_state[ref_at + i]);
+    }
+    g_bar /= f32(m);
+    mean_tilde /= f32(m);
+    var dot = 0.0;
+    for (var i = 0u; i < m; i++) {
+        let norm = sqrt(max(lw_gram[i * m + i], 0.0));
+        let r = lw_positive(lw_losses[i]) / lw_positive(lw_state[ref_at + i]) / mean_tilde;
+        let diff = lw_out[i] * norm - g_bar * pow(r, lwp.gn_alpha);
+        d[i] = sign(diff) * norm;
+        dot += z[i] * d[i];
+    }
+    // ∂L/∂s = m·(softmax VJP)(z, ∂L/∂λ).
+    var g: array<f32, 32>;
+    for (var i = 0u; i < m; i++) {
+        g[i] = f32(m) * z[i] * (d[i] - dot);
+    }
+    lw_adam(s_at, m, g);
 }
 
 // A weight that overflowed is the largest float (concord-core: f64::MAX).
@@ -222,6 +312,9 @@ fn loss_weights() {
         }
         case LW_UW: {
             lw_uw(m);
+        }
+        case LW_GRADNORM: {
+            lw_gradnorm(m, lwp.epoch);
         }
         case LW_RLW: {
             for (var i = 0u; i < m; i++) {

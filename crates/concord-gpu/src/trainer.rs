@@ -486,7 +486,7 @@ impl GpuTrainer {
             // records it, so that G is taken first.
             let plain_gram = self.loss_weighting.as_mut().map(|lw| {
                 let g = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
-                let weights = lw.weights(&gpu, &self.step_fwd.losses, epochs[s]);
+                let weights = lw.weights(&gpu, &self.step_fwd.losses, &g, epochs[s]);
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("loss weighting"),
                     timestamp_writes: None,

@@ -7,7 +7,8 @@
 //! in f32 from the same init and batches as the f64 CPU reference):
 //! |Δ| / (|cpu| + 1e-3) ≤ TOL = 2e-5.
 //! Measured on lavapipe (worst over everything, mean / upgrad): gls 1.8e-6 / 3.1e-6,
-//! dwa 1.5e-6 / 2.3e-6, stch 4.9e-6 / 8.4e-6, uw (lr 0.05) 5.6e-6 / 7.5e-6, rlw 4.0e-6 / 1.3e-5 (upgrad's
+//! dwa 1.5e-6 / 2.3e-6, stch 4.9e-6 / 8.4e-6, uw (lr 0.05) 5.6e-6 / 7.5e-6, gradnorm (lr 0.05) 3.5e-6 / 3.0e-6,
+//! rlw 4.0e-6 / 1.3e-5 (upgrad's
 //! solve on weights far from equal amplifies the f32 rounding most).
 
 mod common;
@@ -89,6 +90,12 @@ fn uw_matches_the_cpu_trainer() {
 fn rlw_matches_the_cpu_trainer() {
     // The draws come from the CPU's seeded stream: the weights agree to f32 rounding.
     check("rlw", &[]);
+}
+
+#[test]
+fn gradnorm_matches_the_cpu_trainer() {
+    // ‖g_i‖ = √G_ii of the plain J; a larger lr than LibMTL's 1e-4 makes s move.
+    check("gradnorm", &[("lr", "0.05")]);
 }
 
 #[test]

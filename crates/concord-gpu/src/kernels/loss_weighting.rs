@@ -15,6 +15,7 @@ const LW_DWA: u32 = 2;
 const LW_STCH: u32 = 3;
 const LW_UW: u32 = 4;
 const LW_RLW: u32 = 5;
+const LW_GRADNORM: u32 = 6;
 
 /// `shaders/loss_weighting.wgsl`'s LwParams.
 #[repr(C)]
@@ -35,11 +36,12 @@ pub(crate) struct LwParams {
     /// UW's Adam bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ of this step (computed in f64 on the host).
     pub bias1: f32,
     pub bias2: f32,
-    pub _pad: u32,
+    /// GradNorm's α.
+    pub gn_alpha: f32,
 }
 
 /// Which loss weightings have a GPU kernel (`none` and `ew` need none: w = 1).
-pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "rlw"];
+pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "rlw", "gradnorm"];
 
 /// Why a registry loss weighting has no GPU kernel yet.
 pub(crate) fn unsupported_reason(name: &str) -> String {
@@ -58,8 +60,10 @@ pub(crate) struct GpuLossWeighting {
     pub out: wgpu::Buffer,
     scale_rows: Dispatch,
     scale_heads: Dispatch,
-    /// The weights calls so far (UW's Adam step count).
+    /// The weights calls so far.
     calls: u64,
+    /// The Adam steps of the learnable weights so far (UW: every call; GradNorm: from epoch 1).
+    adam_steps: u64,
     /// RLW: concord-core's weighting itself, drawing each step's weights on the host from the
     /// CPU trainer's seeded stream (the GPU cannot reproduce ChaCha8 + Box–Muller cheaply).
     host: Option<Box<dyn concord_core::weightings::LossWeighting>>,
@@ -78,7 +82,7 @@ impl GpuLossWeighting {
     ) -> Result<Option<Self>, GpuError> {
         let get = |key: &str, default: f64| spec.get(key).unwrap_or(default);
         let m = shape.num_tasks();
-        let mut state = vec![0f32; 4 + 3 * m];
+        let mut state = vec![0f32; 4 + 5 * m];
         let (kind, a, warmup, b) = match spec.name() {
             "ew" => return Ok(None),
             "gls" => (LW_GLS, 1.0, 0, 0.0),
@@ -90,6 +94,11 @@ impl GpuLossWeighting {
                 (LW_UW, get("lr", 1e-4), 0, get("weight_decay", 1e-5))
             }
             "rlw" => (LW_RLW, 0.0, 0, 0.0),
+            "gradnorm" => {
+                // GradNorm's s starts at 1 (λ = 1), after the running sum and L(0).
+                state[4 + 2 * m..4 + 3 * m].fill(1.0);
+                (LW_GRADNORM, get("lr", 1e-4), 0, get("weight_decay", 1e-5))
+            }
             other => return Err(GpuError::Unsupported(unsupported_reason(other))),
         };
         let params = LwParams {
@@ -104,7 +113,7 @@ impl GpuLossWeighting {
             b: b as f32,
             bias1: 1.0,
             bias2: 1.0,
-            _pad: 0,
+            gn_alpha: get("alpha", 1.5) as f32,
         };
         let rw = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let state = gpu.storage_init("loss weighting state", bytemuck::cast_slice(&state), rw);
@@ -130,13 +139,17 @@ impl GpuLossWeighting {
         );
         let pipe = gpu.create_pipeline("loss_weighting.wgsl", "loss_weights");
         let host = if kind == LW_RLW { Some(spec.build(m, seed).map_err(GpuError::Unsupported)?) } else { None };
-        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads, calls: 0, host }))
+        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads, calls: 0, adam_steps: 0, host }))
     }
 
-    /// w from `losses` (the step's batch losses) at the CPU trainer's epoch index `epoch`.
-    pub fn weights(&mut self, gpu: &Gpu, losses: &wgpu::Buffer, epoch: u64) -> Dispatch {
+    /// w from `losses` (the step's batch losses) and `gram` (G of the plain J) at the CPU
+    /// trainer's epoch index `epoch`.
+    pub fn weights(&mut self, gpu: &Gpu, losses: &wgpu::Buffer, gram: &wgpu::Buffer, epoch: u64) -> Dispatch {
         self.calls += 1;
-        let t = self.calls.min(i32::MAX as u64) as i32;
+        if self.params.kind == LW_UW || (self.params.kind == LW_GRADNORM && epoch >= 1) {
+            self.adam_steps += 1;
+        }
+        let t = self.adam_steps.clamp(1, i32::MAX as u64) as i32;
         let (bias1, bias2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
         let p = LwParams { epoch: epoch as u32, bias1: bias1 as f32, bias2: bias2 as f32, ..self.params };
         // RLW's draw of this step (the losses only give its length).
@@ -149,7 +162,7 @@ impl GpuLossWeighting {
         Dispatch::with_bindings(
             gpu,
             &self.pipe,
-            &[(0, losses), (1, drawn.as_ref().unwrap_or(&self.state)), (2, &self.out)],
+            &[(0, losses), (1, drawn.as_ref().unwrap_or(&self.state)), (2, &self.out), (7, gram)],
             &[(6, bytemuck::bytes_of(&p))],
             (1, 1),
         )
