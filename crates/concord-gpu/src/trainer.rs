@@ -602,6 +602,18 @@ impl GpuTrainer {
                 self.opt_tick.record(&mut pass);
                 self.opt_update.record(&mut pass);
             }
+            // FAMO: the losses on the same batch (xb, yb still hold it) after the update.
+            if let Some(after) = self.loss_weighting.as_mut().and_then(|lw| lw.after_step(&gpu, &self.step_fwd.losses))
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("losses after the step"),
+                    timestamp_writes: None,
+                });
+                for d in &self.step_fwd.dispatches {
+                    d.record(&mut pass);
+                }
+                after.record(&mut pass);
+            }
             // After the update: its spike score and SPAM's clip count are in the slot.
             if let Some(slot_idx) = record_slot {
                 encoder.copy_buffer_to_buffer(&self.check, c, &staging, f(HALT_WORDS + slot_idx * slot), f(slot));

@@ -9,32 +9,25 @@
 //! Measured on lavapipe (worst over everything, mean / upgrad): gls 1.8e-6 / 3.1e-6,
 //! dwa 1.5e-6 / 2.3e-6, stch 4.9e-6 / 8.4e-6, uw (lr 0.05) 5.6e-6 / 7.5e-6, gradnorm (lr 0.05) 3.5e-6 / 3.0e-6,
 //! rlw 4.0e-6 / 1.3e-5 (upgrad's
-//! solve on weights far from equal amplifies the f32 rounding most).
+//! solve on weights far from equal amplifies the f32 rounding most); famo 8.3e-6 / 2.7e-5 under
+//! its own tolerance 5e-5 (see its test).
 
 mod common;
-use common::{f64_config as config, gpu_arc as gpu, rel, train_both};
+use common::{f64_config as config, rel, train_both};
 
+use concord_core::train::{Precision, StepRecord, TrainConfig, Trainer};
 use concord_core::MethodSpec;
-use concord_gpu::{GpuError, GpuTrainer};
 
 const TOL: f64 = 2e-5;
 
-/// The worst relative difference between the CPU and GPU runs of `agg` + `weighting`, and
-/// whether the loss weights moved (away from 1, and from their first step's values: so the
-/// comparison weighs something, and a stateful weighting's state evolves).
-fn compare(agg: &str, weighting: &str, params: &[(String, String)]) -> (f64, bool) {
-    let mut cfg = config("xor-conflict", 200);
-    cfg.method = MethodSpec::from_parts(agg, &[], Some((weighting, params))).unwrap();
-    let (cpu, rec) = train_both(&cfg, 64);
-    assert_eq!(rec.history.len(), cfg.steps);
-    let (mut worst, mut away_from_one, mut changed) = (0.0f64, false, false);
-    let first = cpu.history()[0].loss_weights.clone().unwrap();
-    for (c, g) in cpu.history().iter().zip(&rec.history) {
+/// The worst relative difference between two runs' records (batch losses, loss weights,
+/// aggregator weights, test losses) and final train losses.
+fn gap(a: &[StepRecord], b: &[StepRecord], final_a: &[f64], final_b: &[f64]) -> f64 {
+    let mut worst = 0.0f64;
+    for (c, g) in a.iter().zip(b) {
         assert_eq!(c.step, g.step);
         let (cw, gw) = (c.loss_weights.as_ref().unwrap(), g.loss_weights.as_ref().unwrap());
         assert_eq!(cw.len(), gw.len());
-        away_from_one |= cw.iter().any(|w| (w - 1.0).abs() > 1e-3);
-        changed |= cw.iter().zip(&first).any(|(w, f)| (w - f).abs() > 1e-2 * f.abs());
         let pairs = c
             .losses
             .iter()
@@ -42,25 +35,67 @@ fn compare(agg: &str, weighting: &str, params: &[(String, String)]) -> (f64, boo
             .chain(cw.iter().zip(gw))
             .chain(c.aggregator_weights.iter().flatten().zip(g.aggregator_weights.iter().flatten()))
             .chain(c.test_losses.iter().flatten().zip(g.test_losses.iter().flatten()));
-        for (a, b) in pairs {
-            let r = rel(*a, *b);
-            assert!(r.is_finite(), "step {}: {a} vs {b}", c.step);
+        for (x, y) in pairs {
+            let r = rel(*x, *y);
+            assert!(r.is_finite(), "step {}: {x} vs {y}", c.step);
             worst = worst.max(r);
         }
     }
-    for (a, b) in cpu.train_losses().unwrap().iter().zip(&rec.final_train_losses) {
-        worst = worst.max(rel(*a, *b));
+    for (x, y) in final_a.iter().zip(final_b) {
+        worst = worst.max(rel(*x, *y));
     }
+    worst
+}
+
+/// The CPU (f64) and GPU runs of `agg` + `weighting`: their worst relative difference, and
+/// whether the loss weights moved (away from 1, and from their first step's values: so the
+/// comparison weighs something, and a stateful weighting's state evolves).
+fn compare(agg: &str, weighting: &str, params: &[(String, String)]) -> (f64, bool) {
+    let cfg = run_config(agg, weighting, params);
+    let (cpu, rec) = train_both(&cfg, 64);
+    assert_eq!(rec.history.len(), cfg.steps);
+    let first = cpu.history()[0].loss_weights.clone().unwrap();
+    let (mut away_from_one, mut changed) = (false, false);
+    for c in cpu.history() {
+        let cw = c.loss_weights.as_ref().unwrap();
+        away_from_one |= cw.iter().any(|w| (w - 1.0).abs() > 1e-3);
+        changed |= cw.iter().zip(&first).any(|(w, f)| (w - f).abs() > 1e-2 * f.abs());
+    }
+    let worst = gap(cpu.history(), &rec.history, &cpu.train_losses().unwrap(), &rec.final_train_losses);
     (worst, away_from_one && changed)
 }
 
+fn run_config(agg: &str, weighting: &str, params: &[(String, String)]) -> TrainConfig {
+    let mut cfg = config("xor-conflict", 200);
+    cfg.method = MethodSpec::from_parts(agg, &[], Some((weighting, params))).unwrap();
+    cfg
+}
+
+/// The CPU trainer's own f32 path against its f64 reference on the same run: how far f32
+/// rounding alone carries it.
+fn cpu_f32_gap(agg: &str, weighting: &str) -> f64 {
+    let cfg = run_config(agg, weighting, &[]);
+    let run = |precision| {
+        let mut t = Trainer::new(TrainConfig { precision, ..cfg.clone() }).unwrap();
+        t.run_to_end(|_| {});
+        assert!(t.error().is_none(), "{:?}", t.error());
+        t
+    };
+    let (a, b) = (run(Precision::F64), run(Precision::F32));
+    gap(a.history(), b.history(), &a.train_losses().unwrap(), &b.train_losses().unwrap())
+}
+
 fn check(weighting: &str, params: &[(&str, &str)]) {
+    check_within(weighting, params, TOL);
+}
+
+fn check_within(weighting: &str, params: &[(&str, &str)], tol: f64) {
     let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for agg in ["mean", "upgrad"] {
         let (worst, moved) = compare(agg, weighting, &params);
         eprintln!("{agg} + {weighting}: worst relative difference {worst:e}");
         assert!(moved, "{agg} + {weighting}: the loss weights stayed 1 or constant");
-        assert!(worst <= TOL, "{agg} + {weighting}: {worst:e}");
+        assert!(worst <= tol, "{agg} + {weighting}: {worst:e}");
     }
 }
 
@@ -99,15 +134,25 @@ fn gradnorm_matches_the_cpu_trainer() {
 }
 
 #[test]
-fn weightings_without_a_kernel_are_refused_with_the_reason() {
-    let mut cfg = config("xor-conflict", 10);
-    cfg.method = MethodSpec::from_parts("mean", &[], Some(("famo", &[][..]))).unwrap();
-    match GpuTrainer::new(gpu(), cfg) {
-        Err(GpuError::Unsupported(m)) => {
-            assert!(m.contains("'famo' is not on the GPU yet") && m.contains("gls"), "{m}");
-            assert!(m.contains("use the CPU backend"), "{m}");
+fn famo_matches_the_cpu_trainer() {
+    // The logits learn from the batch losses after each step (a second forward pass). FAMO feeds
+    // each step's small loss decrease back into its logits through Adam (which normalises it),
+    // so the GPU's f32 rounding — of the losses' difference and of upgrad's solve — is amplified
+    // more than for the other weightings: measured 8.3e-6 (mean) and 2.7e-5 (upgrad) on
+    // lavapipe, where the CPU's own f32 path stays within 1.9e-6 of f64 (it takes FAMO's logs
+    // and the solve in f64). Tolerance 5e-5 for FAMO.
+    for agg in ["mean", "upgrad"] {
+        eprintln!("{agg} + famo: CPU f32 vs f64 {:e}", cpu_f32_gap(agg, "famo"));
+    }
+    check_within("famo", &[], 5e-5);
+}
+
+#[test]
+fn every_loss_weighting_of_concord_core_trains_on_the_gpu() {
+    for name in concord_core::weightings::NAMES {
+        let cfg = run_config("mean", name, &[]);
+        if let Err(e) = concord_gpu::GpuTrainer::new(common::gpu_arc(), cfg) {
+            panic!("{name}: {e}");
         }
-        Err(e) => panic!("{e}"),
-        Ok(_) => panic!("famo trained on the GPU"),
     }
 }

@@ -16,6 +16,7 @@ const LW_STCH: u32 = 3;
 const LW_UW: u32 = 4;
 const LW_RLW: u32 = 5;
 const LW_GRADNORM: u32 = 6;
+const LW_FAMO: u32 = 7;
 
 /// `shaders/loss_weighting.wgsl`'s LwParams.
 #[repr(C)]
@@ -41,7 +42,7 @@ pub(crate) struct LwParams {
 }
 
 /// Which loss weightings have a GPU kernel (`none` and `ew` need none: w = 1).
-pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "rlw", "gradnorm"];
+pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "rlw", "gradnorm", "famo"];
 
 /// Why a registry loss weighting has no GPU kernel yet.
 pub(crate) fn unsupported_reason(name: &str) -> String {
@@ -62,8 +63,11 @@ pub(crate) struct GpuLossWeighting {
     scale_heads: Dispatch,
     /// The weights calls so far.
     calls: u64,
-    /// The Adam steps of the learnable weights so far (UW: every call; GradNorm: from epoch 1).
+    /// The Adam steps of the learnable weights so far (UW: every call; GradNorm: from epoch 1;
+    /// FAMO: one per `after_step`).
     adam_steps: u64,
+    /// FAMO's `famo_after` pipeline.
+    after_pipe: Option<wgpu::ComputePipeline>,
     /// RLW: concord-core's weighting itself, drawing each step's weights on the host from the
     /// CPU trainer's seeded stream (the GPU cannot reproduce ChaCha8 + Box–Muller cheaply).
     host: Option<Box<dyn concord_core::weightings::LossWeighting>>,
@@ -99,6 +103,8 @@ impl GpuLossWeighting {
                 state[4 + 2 * m..4 + 3 * m].fill(1.0);
                 (LW_GRADNORM, get("lr", 1e-4), 0, get("weight_decay", 1e-5))
             }
+            // Famo::new's logits start at 0 (the zeroed state).
+            "famo" => (LW_FAMO, get("w_lr", 0.025), 0, get("gamma", 1e-3)),
             other => return Err(GpuError::Unsupported(unsupported_reason(other))),
         };
         let params = LwParams {
@@ -138,8 +144,20 @@ impl GpuLossWeighting {
             heads_grid,
         );
         let pipe = gpu.create_pipeline("loss_weighting.wgsl", "loss_weights");
+        let after_pipe = (kind == LW_FAMO).then(|| gpu.create_pipeline("loss_weighting.wgsl", "famo_after"));
         let host = if kind == LW_RLW { Some(spec.build(m, seed).map_err(GpuError::Unsupported)?) } else { None };
-        Ok(Some(GpuLossWeighting { params, pipe, state, out, scale_rows, scale_heads, calls: 0, adam_steps: 0, host }))
+        Ok(Some(GpuLossWeighting {
+            params,
+            pipe,
+            state,
+            out,
+            scale_rows,
+            scale_heads,
+            calls: 0,
+            adam_steps: 0,
+            after_pipe,
+            host,
+        }))
     }
 
     /// w from `losses` (the step's batch losses) and `gram` (G of the plain J) at the CPU
@@ -166,6 +184,23 @@ impl GpuLossWeighting {
             &[(6, bytemuck::bytes_of(&p))],
             (1, 1),
         )
+    }
+
+    /// FAMO's `after_step` on `losses`, the same batch's losses after the update (`None` for the
+    /// other weightings: no second forward pass).
+    pub fn after_step(&mut self, gpu: &Gpu, losses: &wgpu::Buffer) -> Option<Dispatch> {
+        let pipe = self.after_pipe.as_ref()?;
+        self.adam_steps += 1;
+        let t = self.adam_steps.min(i32::MAX as u64) as i32;
+        let (bias1, bias2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+        let p = LwParams { bias1: bias1 as f32, bias2: bias2 as f32, ..self.params };
+        Some(Dispatch::with_bindings(
+            gpu,
+            pipe,
+            &[(0, losses), (1, &self.state)],
+            &[(6, bytemuck::bytes_of(&p))],
+            (1, 1),
+        ))
     }
 
     /// Scale J's rows and the heads' gradients by this step's w.
