@@ -478,7 +478,7 @@ impl GpuTrainer {
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
         let mut last_gram = None;
-        for s in 0..k {
+        for (s, &epoch) in epochs.iter().enumerate() {
             let step = self.step + s;
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -498,7 +498,7 @@ impl GpuTrainer {
             // records it, so that G is taken first.
             let plain_gram = self.loss_weighting.as_mut().map(|lw| {
                 let g = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
-                let weights = lw.weights(&gpu, &self.step_fwd.losses, &g, epochs[s]);
+                let weights = lw.weights(&gpu, &self.step_fwd.losses, &g, epoch);
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("loss weighting"),
                     timestamp_writes: None,
