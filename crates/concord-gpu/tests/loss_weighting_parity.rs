@@ -156,3 +156,17 @@ fn every_loss_weighting_of_concord_core_trains_on_the_gpu() {
         }
     }
 }
+
+#[test]
+fn sam_scales_its_second_pass_by_the_first_pass_weights_as_the_cpu() {
+    // SAM's gradient at w + ε is weighted by the w of the step's first pass (the CPU's `combine`).
+    let mut cfg = run_config("mean", "gls", &[]);
+    cfg.steps = 60;
+    cfg.dynamics.sam = Some(concord_core::dynamics::SamSpec::sam(0.05));
+    // SGD (not Adam, which would normalise a missing scale away).
+    cfg.optimizer = concord_core::train::TrainOptimizer::sgd(0.1, 0.0);
+    let (cpu, rec) = train_both(&cfg, 25);
+    let worst = gap(cpu.history(), &rec.history, &cpu.train_losses().unwrap(), &rec.final_train_losses);
+    eprintln!("sam + gls: worst relative difference {worst:e}");
+    assert!(worst <= TOL, "{worst:e}");
+}
