@@ -1,8 +1,8 @@
 // The arena on WebGPU (SwiftShader): a preset trained by concord-gpu's GpuTrainer in the browser
 // matches the native CPU reference (`concord train --preset … --backend cpu --json`), a device
-// loss continues on the CPU with a notice, a config the GPU cannot train runs on the CPU with the
-// reason shown, and a browser without WebGPU runs every run on the CPU and says why. The
-// heatmaps' 100 × 100 grid is predicted on the GPU for GPU runs (checked against concord-core).
+// loss continues on the CPU with a notice, a loss-weighted run trains on the GPU too, a config
+// the GPU cannot train runs on the CPU with the reason shown, and a browser without WebGPU runs
+// every run on the CPU and says why. The heatmaps' 100 × 100 grid is predicted on the GPU for GPU runs (checked against concord-core).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -104,17 +104,40 @@ test('a GPU device loss continues the arena on the CPU from the last read-back s
   await page.close();
 });
 
-test('a config the GPU cannot train (a dwa loss weighting) runs on the CPU with the reason shown', async () => {
+test('a loss-weighted run (upgrad + dwa) trains on WebGPU and matches the native CPU run', async () => {
+  // DWA's epoch means live on the GPU (loss_weighting.wgsl); 100 steps of 5 batches per epoch
+  // turn over 20 epochs, so its weights move. Tolerance as above (measured with SwiftShader:
+  // 1.7e-7; concord-gpu's loss_weighting_parity.rs measures 2.3e-6 relative on lavapipe).
+  const steps = STEPS / 2;
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,mean+dwa&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=upgrad+dwa&play=false`, errors);
+  let s = await state(page);
+  assert.deepEqual(s.runs.map((r) => [r.backend, r.backendReason]), [['webgpu', null]], s.runs[0].backendReason);
+  s = await step(page, steps);
+  const run = s.runs[0];
+  assert.deepEqual([run.steps, run.error], [steps, null]);
+  const native = nativePreset('xor-conflict', 'upgrad+dwa', steps);
+  assert.equal(native.error, null);
+  const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
+    ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
+  const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+  console.log(`gpu_arena: upgrad+dwa |GPU − CPU| loss gap after ${steps} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
+  assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a config the GPU cannot train (a graddrop aggregator) runs on the CPU with the reason shown', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,graddrop&play=false`, errors);
   let s = await state(page);
   assert.deepEqual(s.runs.map((r) => r.backend), ['webgpu', 'cpu']);
   assert.equal(s.runs[0].backendReason, null);
-  assert.match(s.runs[1].backendReason, /GPU trainer cannot run this config: .*loss weighting 'dwa' is not on the GPU/);
+  assert.match(s.runs[1].backendReason, /GPU trainer cannot run this config: .*no GPU kernel for 'graddrop'/);
   const readout = await page.textContent('[data-testid=backend]');
   assert.ok(readout.startsWith(`WebGPU · `) && readout.includes(` — ${s.runs[0].label} · `), readout);
   assert.ok(readout.includes(`CPU · concord-core trainer (wasm) — ${s.runs[1].label}: the GPU trainer cannot run this config: `), readout);
-  assert.match(readout, /loss weighting 'dwa' is not on the GPU/);
+  assert.match(readout, /no GPU kernel for 'graddrop'/);
   // Both train in lock-step, each on its own backend.
   s = await step(page, 15);
   assert.deepEqual(s.runs.map((r) => [r.steps, r.error]), [[15, null], [15, null]]);

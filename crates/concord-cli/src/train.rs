@@ -395,7 +395,10 @@ pub(crate) fn drive(config: TrainConfig, gpu: bool, chunk: usize, bar: &Progress
         let device = pollster::block_on(Gpu::new()).map_err(|e| UsageError(format!("no GPU backend: {e}")))?;
         let label = format!("gpu: {}", device.adapter_label());
         // Never a silent CPU run: what the GPU lacks is an error that says what it has.
-        let b = concord_gpu::backend(Arc::new(device), config.clone()).map_err(|e| match e {
+        // As the page: the GPU reads whole-model metrics back, not per-layer ones (a hash sets
+        // `layer_metrics`), so a GPU run trains without them rather than failing.
+        let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
+        let b = concord_gpu::backend(Arc::new(device), gpu_config).map_err(|e| match e {
             concord_gpu::GpuError::Unsupported(m) if !m.contains("CPU backend") => {
                 UsageError(format!("unsupported on the GPU: {m}; use the CPU backend (--backend cpu)"))
             }

@@ -100,6 +100,25 @@ fn a_hash_trains_what_the_page_builds() {
 }
 
 #[test]
+fn a_hash_trains_on_the_gpu_without_its_per_layer_metrics() {
+    // A hash sets `layer_metrics`, which the GPU trainer does not read back: as the page, the
+    // GPU run leaves them off instead of failing, and trains what the CPU trains (f32 vs f64 over
+    // 30 steps: well within 1e-3 relative).
+    let url = "#preset=sinusoid-phases&arena=upgrad&lr=0.005";
+    let gpu = concord(&["train", "--hash", url, "--steps", "30", "--backend", "gpu", "--json"]);
+    assert!(gpu.status.success(), "{}", String::from_utf8_lossy(&gpu.stderr));
+    let cpu = json(&concord(&["train", "--hash", url, "--steps", "30", "--json"]));
+    let gpu = json(&gpu);
+    let floats =
+        |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let (g, c) = (floats(&gpu["final_losses"]), floats(&cpu["final_losses"]));
+    assert_eq!(g.len(), c.len());
+    for (g, c) in g.iter().zip(&c) {
+        assert!((g - c).abs() <= 1e-3 * c.abs().max(1e-3), "gpu {g} vs cpu {c}");
+    }
+}
+
+#[test]
 fn bad_configs_and_hashes_exit_2_with_a_message() {
     let mut typo: serde_json::Value = serde_json::from_str(&config_of("xor-conflict")).unwrap();
     typo["stpes"] = 10.into();

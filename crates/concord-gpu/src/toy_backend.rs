@@ -27,7 +27,7 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::kernels::toy::{PendingHistory, RunParams, RunState, ToyKernel, SLOT};
 use crate::kernels::weighting::GpuWeighting;
-use crate::trainer::{backend_error, gpu_loss_weighting, gpu_weighting};
+use crate::trainer::{backend_error, gpu_weighting, toy_loss_weighting};
 use crate::{Gpu, GpuError};
 
 /// What the GPU state of a toy run says.
@@ -100,7 +100,7 @@ impl GpuToy {
             )));
         }
         let weighting = gpu_weighting(&config.method.aggregator, 2, config.seed)?;
-        let ew = gpu_loss_weighting(&config.method)?;
+        let ew = toy_loss_weighting(&config.method)?;
         gpu.check()?;
         let params = RunParams::new(&weighting, &config.optimizer)?;
         let kernel = ToyKernel::new(&gpu, problem, &params, &RunState::at(start, 0), weighting.is_workgroup());

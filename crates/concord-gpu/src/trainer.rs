@@ -11,8 +11,9 @@
 //! at a cadence ([`GpuTrainer::set_record_every`]) and read back only when asked
 //! ([`GpuTrainer::read_history`], async: it never blocks a browser).
 //!
-//! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps, no loss weighting
-//! or `ew`, SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
+//! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps, the loss weightings
+//! of `kernels::loss_weighting` (w from the batch losses on the GPU, J's rows and the heads'
+//! gradients scaled before the aggregator), SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
 //! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
 //! (mlp_sam.wgsl: ε along d₀, the same batch again at w + ε, w restored), clipping, the lr
 //! warm-up and cosine, the spike score (`optim_prepare` in mlp_optim.wgsl, constants from
@@ -40,6 +41,7 @@ use concord_core::train::{
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
+use crate::kernels::loss_weighting::{self, GpuLossWeighting};
 use crate::kernels::mlp::{
     grid, penalty_code, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, SamParams, HALT_REASONS,
     STEP_STATE,
@@ -64,13 +66,24 @@ pub fn gpu_weighting(spec: &AggregatorSpec, m: usize, seed: u64) -> Result<GpuWe
     })
 }
 
-/// Whether the run's loss weighting is `ew` (`false` for none); the GPU has no other.
+/// Whether the run has a loss weighting (`ew` or one with a GPU kernel,
+/// `kernels::loss_weighting`); the others are refused.
 pub(crate) fn gpu_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> {
+    match method.weighting.as_ref().map(|w| w.name()) {
+        None => Ok(false),
+        Some(name) if loss_weighting::GPU_LOSS_WEIGHTINGS.contains(&name) => Ok(true),
+        Some(other) => Err(GpuError::Unsupported(loss_weighting::unsupported_reason(other))),
+    }
+}
+
+/// Whether the toy run's loss weighting is `ew` (`false` for none): the GPU toy (`GpuToy`) has
+/// no other (the MLP trainer's kernels scale J's rows of an MLP step, not the toy's loop).
+pub(crate) fn toy_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> {
     match method.weighting.as_ref().map(|w| w.name()) {
         None => Ok(false),
         Some("ew") => Ok(true),
         Some(other) => Err(GpuError::Unsupported(format!(
-            "loss weighting '{other}' is not on the GPU yet (GPU: none or ew); use the CPU backend"
+            "loss weighting '{other}' is not on the GPU toy yet (GPU toy: none or ew); use the CPU backend"
         ))),
     }
 }
@@ -80,8 +93,13 @@ pub(crate) fn gpu_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> 
 pub const MAX_STEPS_PER_SUBMISSION: usize = 1000;
 
 /// Floats per recorded step in the history buffer: losses (m), weights + completion flag
-/// (m + 1), G (m²), test losses (m), then the dynamics words (`DYN_WORDS`).
+/// (m + 1), G (m²), test losses (m), the dynamics words (`DYN_WORDS`), then the loss weights (m).
 fn slot_len(m: usize) -> usize {
+    loss_weights_at(m) + m
+}
+
+/// Where a slot's loss weights start.
+fn loss_weights_at(m: usize) -> usize {
     m + (m + 1) + m * m + m + DYN_WORDS
 }
 
@@ -113,7 +131,13 @@ pub struct GpuTrainer {
     shape: ModelShape,
     pipes: MlpPipelines,
     weighting: GpuWeighting,
+    /// Whether the run has a loss weighting (its weights are recorded).
     ew: bool,
+    /// The loss weighting's kernel (`None` without one, and for `ew`: w = 1).
+    loss_weighting: Option<GpuLossWeighting>,
+    /// The CPU trainer's epoch index (`Trainer::epoch`: +1 at each new pass over the shuffled
+    /// train set, or after each full-batch step), which the loss weighting sees.
+    epoch: u64,
     sampler: BatchSampler,
     batch_rows: usize,
     n_train: usize,
@@ -239,6 +263,10 @@ impl GpuTrainer {
             ForwardGraph::new(&gpu, &pipes, &shape, tx.nrows(), &x, &y, &params)
         });
         let check = gpu.buffer("step check", ((HALT_WORDS + slot_len(m)) * 4) as u64, RW);
+        let loss_weighting = match &config.method.weighting {
+            Some(spec) => GpuLossWeighting::new(&gpu, spec, &shape, config.seed, &jac, &update)?,
+            None => None,
+        };
         let opt_params = opt_params(&config, total);
         let (opt_tick, opt_update) =
             optimizer_dispatches(&gpu, &pipes, &opt_params, &params, &update, &moments, &check);
@@ -266,6 +294,8 @@ impl GpuTrainer {
             pipes,
             weighting,
             ew,
+            loss_weighting,
+            epoch: 0,
             sampler,
             batch_rows,
             n_train,
@@ -402,10 +432,17 @@ impl GpuTrainer {
         // This chunk's batch rows, in the CPU trainer's order.
         let full = self.sampler.is_full_batch();
         let mut gathers: Vec<[Dispatch; 2]> = Vec::new();
-        if !full {
+        // Each step's epoch index, counted as the CPU trainer counts it (the loss weighting's).
+        let mut epochs: Vec<u64> = Vec::with_capacity(k);
+        if full {
+            epochs.extend((0..k as u64).map(|s| self.epoch + s));
+            self.epoch += k as u64;
+        } else {
             let mut idx: Vec<u32> = Vec::with_capacity(k * self.batch_rows);
             for _ in 0..k {
-                let (rows, _) = self.sampler.next_batch();
+                let (rows, new_epoch) = self.sampler.next_batch();
+                self.epoch += u64::from(new_epoch);
+                epochs.push(self.epoch);
                 idx.extend(rows.unwrap_or_default().into_iter().map(|r| r as u32));
             }
             let idx_buf = gpu.storage_init("batch rows", bytemuck::cast_slice(&idx), wgpu::BufferUsages::empty());
@@ -441,7 +478,7 @@ impl GpuTrainer {
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
         let mut last_gram = None;
-        for s in 0..k {
+        for (s, &epoch) in epochs.iter().enumerate() {
             let step = self.step + s;
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -456,10 +493,25 @@ impl GpuTrainer {
                     d.record(&mut pass);
                 }
             }
+            // The loss weighting: w from the batch losses, then J's rows and the heads' gradients
+            // scaled by it (the CPU's `combine`). The history keeps G of the plain J, as the CPU
+            // records it, so that G is taken first.
+            let plain_gram = self.loss_weighting.as_mut().map(|lw| {
+                let g = gram::encode(&gpu, &mut encoder, &self.jac, m, n);
+                let weights = lw.weights(&gpu, &self.step_fwd.losses, &g, epoch);
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("loss weighting"),
+                    timestamp_writes: None,
+                });
+                weights.record(&mut pass);
+                lw.record_scaling(&mut pass);
+                g
+            });
             // SAM calls the aggregator twice a step, as the CPU trainer's `combine` (a stateful
             // weighting — PCGrad's order, Random's stream — counts both calls).
             let calls = if self.sam.is_some() { 2 } else { 1 };
             let (gram_buf, mut w) = self.combine_step(&mut encoder, (calls * step) as u32);
+            let gram_buf = plain_gram.unwrap_or(gram_buf);
             // The step's losses, weights, G (and test losses) into one slot: `optim_check` reads
             // it, and a recorded step's history slot is a copy of it. Losses and G are the
             // plain pass's, at w (the CPU records the losses at w and the metrics of J at w).
@@ -467,6 +519,9 @@ impl GpuTrainer {
             let c = f(HALT_WORDS);
             encoder.copy_buffer_to_buffer(&self.step_fwd.losses, 0, &self.check, c, f(m));
             encoder.copy_buffer_to_buffer(&gram_buf, 0, &self.check, c + f(2 * m + 1), f(m * m));
+            if let Some(lw) = &self.loss_weighting {
+                encoder.copy_buffer_to_buffer(&lw.out, 0, &self.check, c + f(loss_weights_at(m)), f(m));
+            }
             if let Some(sam) = &self.sam {
                 // w and d₀ saved, the parameters moved to w + ε, the same batch again (xb, yb
                 // still hold it), d at w + ε into `update`, cos(d₀, d), w back.
@@ -482,6 +537,10 @@ impl GpuTrainer {
                     sam.perturb.record(&mut pass);
                     for d in self.step_fwd.dispatches.iter().chain(&self.step_bwd.dispatches) {
                         d.record(&mut pass);
+                    }
+                    // The CPU scales the second pass's gradients by the first pass's w.
+                    if let Some(lw) = &self.loss_weighting {
+                        lw.record_scaling(&mut pass);
                     }
                 }
                 let (_, w2) = self.combine_step(&mut encoder, (2 * step + 1) as u32);
@@ -555,6 +614,18 @@ impl GpuTrainer {
                 self.opt_tick.record(&mut pass);
                 self.opt_update.record(&mut pass);
             }
+            // FAMO: the losses on the same batch (xb, yb still hold it) after the update.
+            if let Some(after) = self.loss_weighting.as_mut().and_then(|lw| lw.after_step(&gpu, &self.step_fwd.losses))
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("losses after the step"),
+                    timestamp_writes: None,
+                });
+                for d in &self.step_fwd.dispatches {
+                    d.record(&mut pass);
+                }
+                after.record(&mut pass);
+            }
             // After the update: its spike score and SPAM's clip count are in the slot.
             if let Some(slot_idx) = record_slot {
                 encoder.copy_buffer_to_buffer(&self.check, c, &staging, f(HALT_WORDS + slot_idx * slot), f(slot));
@@ -622,11 +693,16 @@ impl GpuTrainer {
                 let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
                 let sam = self.sam.is_some();
                 let dynamics = host_dyn.map(|h| dynamics_record(h, &v[3 * m + 1 + m * m..slot], sam));
-                let w = DVector::from_vec(weights.clone());
+                // The CPU's metrics are of the plain G with the coefficients lw ∘ w.
+                let loss_weights = match &self.loss_weighting {
+                    Some(_) => Some(f64s(loss_weights_at(m)..loss_weights_at(m) + m)),
+                    None => self.ew.then(|| vec![1.0; m]),
+                };
+                let w = DVector::from_fn(m, |i, _| weights[i] * loss_weights.as_ref().map_or(1.0, |l| l[i]));
                 self.history.push(StepRecord {
                     step,
                     losses: f64s(0..m),
-                    loss_weights: self.ew.then(|| vec![1.0; m]),
+                    loss_weights,
                     aggregator_weights: Some(weights),
                     metrics: StepMetrics::from_gram(&gram, &w, None),
                     test_losses: tested.then(|| f64s(2 * m + 1 + m * m..3 * m + 1 + m * m)),

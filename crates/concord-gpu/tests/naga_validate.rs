@@ -76,6 +76,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("moe_dispatch.wgsl", vec!["moe_dispatch", "moe_combine"]),
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
+        ("loss_weighting.wgsl", vec!["loss_weights", "scale_rows", "scale_heads"]),
         ("landscape_slice.wgsl", vec!["landscape_slice"]),
         ("point_out_grad.wgsl", vec!["point_out_grad"]),
         ("point_backprop.wgsl", vec!["point_backprop"]),

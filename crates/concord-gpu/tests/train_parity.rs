@@ -170,9 +170,6 @@ fn unsupported_configs_are_clear_errors() {
     let mut c = config("xor-conflict", 10);
     c.method = MethodSpec::plain("nash-mtl");
     assert!(err(c).contains("no GPU kernel for 'nash-mtl'"));
-    let mut c = config("xor-conflict", 10);
-    c.method = MethodSpec::parse("mean+dwa").unwrap();
-    assert!(err(c).contains("loss weighting 'dwa'"));
     assert!(err(config("pareto-synthetic", 10)).contains("pareto-synthetic"));
     let mut c = config("xor-conflict", 10);
     c.method = MethodSpec::parse("constant:weights=1;2;3").unwrap();

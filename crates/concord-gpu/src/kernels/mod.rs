@@ -4,6 +4,7 @@ pub mod combine;
 pub mod copy;
 pub mod gram;
 pub mod landscape;
+pub(crate) mod loss_weighting;
 pub mod methods;
 pub mod metrics;
 pub mod mlp;
@@ -42,6 +43,7 @@ pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
         ("copy.wgsl", "CopyParams", size_of::<copy::CopyParams>()),
         ("gram.wgsl", "GramParams", size_of::<gram::GramParams>()),
         ("landscape_slice.wgsl", "SliceParams", size_of::<landscape::SliceParams>()),
+        ("loss_weighting.wgsl", "LwParams", size_of::<loss_weighting::LwParams>()),
         ("metrics.wgsl", "MetricsParams", size_of::<metrics::MetricsParams>()),
         ("mlp_activation_map.wgsl", "ActMapParams", size_of::<mlp::ActMapParams>()),
         ("mlp_backprop.wgsl", "BackpropParams", size_of::<mlp::BackpropParams>()),
