@@ -7,7 +7,7 @@
 //           means of the last two closed epochs, in `lw_state`);
 //   LW_STCH: `weightings::Stch::weights` (the warmup epoch's loss sum, then the nadir);
 //   LW_UW: `weightings::Uw::weights` (s, and its Adam moments: concord-core's `adam_update`
-//          with the host's bias corrections);
+//          with the host's bias corrections); LW_IMTL_L: `weightings::ImtlL::weights`, the same;
 //   LW_GRADNORM: `weightings::GradNorm::weights` (L(0), s and its Adam moments; ‖g_i‖ from G);
 //   LW_FAMO: `weightings::Famo::weights` (z/(c·D), the losses kept) and `Famo::after_step`
 //            (`famo_after`: the logits' Adam step on the decrease of log D over the step, from
@@ -23,6 +23,7 @@ const LW_UW: u32 = 4u;
 const LW_RLW: u32 = 5u;
 const LW_GRADNORM: u32 = 6u;
 const LW_FAMO: u32 = 7u;
+const LW_IMTL_L: u32 = 8u;
 // concord-core's LOSS_FLOOR.
 const LW_FLOOR: f32 = 1e-12;
 
@@ -200,6 +201,20 @@ fn lw_uw(m: u32) {
         g[i] = 0.5 - lw_out[i] * lw_losses[i];
     }
     lw_adam(4u, m, g);
+}
+
+// `ImtlL::weights`: w_i = e^{s_i}, then one Adam step of s on w_i·L_i − 1 (IMTL's loss scales;
+// s clamped to ±700 as on the CPU). State: s (m, from 0), Adam's m (m), v (m), from index 4.
+fn lw_imtl_l(m: u32) {
+    var g: array<f32, 32>;
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = exp(lw_state[4u + i]);
+        g[i] = lw_out[i] * lw_losses[i] - 1.0;
+    }
+    lw_adam(4u, m, g);
+    for (var i = 0u; i < m; i++) {
+        lw_state[4u + i] = clamp(lw_state[4u + i], -700.0, 700.0);
+    }
 }
 
 // `GradNorm::weights`: λ = T·softmax(s), 1 in epoch 0 (whose mean losses become L(0)); from
@@ -392,6 +407,9 @@ fn loss_weights() {
         }
         case LW_UW: {
             lw_uw(m);
+        }
+        case LW_IMTL_L: {
+            lw_imtl_l(m);
         }
         case LW_GRADNORM: {
             lw_gradnorm(m, lwp.epoch);

@@ -17,6 +17,7 @@ const LW_UW: u32 = 4;
 const LW_RLW: u32 = 5;
 const LW_GRADNORM: u32 = 6;
 const LW_FAMO: u32 = 7;
+const LW_IMTL_L: u32 = 8;
 
 /// `shaders/loss_weighting.wgsl`'s LwParams.
 #[repr(C)]
@@ -42,7 +43,7 @@ pub(crate) struct LwParams {
 }
 
 /// Which loss weightings have a GPU kernel (`none` and `ew` need none: w = 1).
-pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "rlw", "gradnorm", "famo"];
+pub const GPU_LOSS_WEIGHTINGS: &[&str] = &["ew", "gls", "dwa", "stch", "uw", "imtl-l", "rlw", "gradnorm", "famo"];
 
 /// Why a registry loss weighting has no GPU kernel yet.
 pub(crate) fn unsupported_reason(name: &str) -> String {
@@ -97,6 +98,8 @@ impl GpuLossWeighting {
                 state[4..4 + m].fill(-0.5);
                 (LW_UW, get("lr", 1e-4), 0, get("weight_decay", 1e-5))
             }
+            // ImtlL's s starts at 0 (the zeroed state); Adam at the trainer's defaults, as UW.
+            "imtl-l" => (LW_IMTL_L, get("lr", 1e-4), 0, get("weight_decay", 1e-5)),
             "rlw" => (LW_RLW, 0.0, 0, 0.0),
             "gradnorm" => {
                 // GradNorm's s starts at 1 (λ = 1), after the running sum and L(0).
@@ -164,7 +167,7 @@ impl GpuLossWeighting {
     /// trainer's epoch index `epoch`.
     pub fn weights(&mut self, gpu: &Gpu, losses: &wgpu::Buffer, gram: &wgpu::Buffer, epoch: u64) -> Dispatch {
         self.calls += 1;
-        if self.params.kind == LW_UW || (self.params.kind == LW_GRADNORM && epoch >= 1) {
+        if matches!(self.params.kind, LW_UW | LW_IMTL_L) || (self.params.kind == LW_GRADNORM && epoch >= 1) {
             self.adam_steps += 1;
         }
         let t = self.adam_steps.clamp(1, i32::MAX as u64) as i32;
