@@ -104,11 +104,21 @@ fn lw_dwa(m: u32, epoch: u32) {
         return;
     }
     let s = 4u;
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = lw_state[s + m + i] / lw_positive(lw_state[s + 2u * m + i]) / lwp.a;
+    }
+    let sum = lw_exp_shifted(m);
+    for (var i = 0u; i < m; i++) {
+        lw_out[i] = f32(m) * lw_out[i] / sum;
+    }
+}
+
+// Softmax's stable half, in place: lw_out[i] ← exp(lw_out[i] − max_j lw_out[j]); returns their
+// sum (DWA and STCH divide by it).
+fn lw_exp_shifted(m: u32) -> f32 {
     var zmax = -3.4e38;
     for (var i = 0u; i < m; i++) {
-        let r = lw_state[s + m + i] / lw_positive(lw_state[s + 2u * m + i]) / lwp.a;
-        lw_out[i] = r;
-        zmax = max(zmax, r);
+        zmax = max(zmax, lw_out[i]);
     }
     var sum = 0.0;
     for (var i = 0u; i < m; i++) {
@@ -116,9 +126,7 @@ fn lw_dwa(m: u32, epoch: u32) {
         lw_out[i] = e;
         sum += e;
     }
-    for (var i = 0u; i < m; i++) {
-        lw_out[i] = f32(m) * lw_out[i] / sum;
-    }
+    return sum;
 }
 
 // `Stch::weights`: 1/(L_i + 1e-20) up to the warmup epoch (whose losses are summed into the
@@ -150,19 +158,11 @@ fn lw_stch(m: u32, epoch: u32) {
         }
         lw_state[1] = 1.0;
     }
-    var zmax = -3.4e38;
     for (var i = 0u; i < m; i++) {
         let x = lw_positive(lw_losses[i]) / lw_positive(lw_state[s + m + i]) + 1e-20;
-        let z = log(x) / lwp.a;
-        lw_out[i] = z;
-        zmax = max(zmax, z);
+        lw_out[i] = log(x) / lwp.a;
     }
-    var sum = 0.0;
-    for (var i = 0u; i < m; i++) {
-        let e = exp(lw_out[i] - zmax);
-        lw_out[i] = e;
-        sum += e;
-    }
+    let sum = lw_exp_shifted(m);
     for (var i = 0u; i < m; i++) {
         let nadir = lw_positive(lw_state[s + m + i]);
         let x = lw_positive(lw_losses[i]) / nadir + 1e-20;
