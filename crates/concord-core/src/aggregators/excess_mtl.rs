@@ -26,7 +26,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
             "robust_step_size",
             ParamDefault::Value("1"),
             // torchjd: > 0. A step of 1e3 already saturates the softmax at every call.
-            Range::NonNegative { max: 1e3 },
+            Range::Positive { max: 1e3 },
             "step size η of the exponentiated weight update (must be > 0)",
         ),
         param(

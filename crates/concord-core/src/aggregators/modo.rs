@@ -21,7 +21,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     description: "Task weights take one projected-gradient step on ½λᵀGλ + ½ρ‖λ‖² per call (single-batch G).",
     params: &[
         // torchjd: gamma > 0, rho ≥ 0; beyond 1e3 a step jumps to a simplex vertex anyway.
-        param("gamma", ParamDefault::Value("0.1"), Range::NonNegative { max: 1e3 }, "step size of the λ update (> 0)"),
+        param("gamma", ParamDefault::Value("0.1"), Range::Positive { max: 1e3 }, "step size of the λ update (> 0)"),
         param("rho", ParamDefault::Value("0.1"), Range::NonNegative { max: 1e3 }, "ℓ2 regularisation of λ"),
     ],
     properties: props(

@@ -27,7 +27,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
             Range::UnitInterval,
             "fraction τ of normalised first-order progress guaranteed to each secondary task",
         ),
-        param("beta", ParamDefault::Value("0.999"), Range::UnitInterval, "EMA decay of the squared gradient norms (< 1)"),
+        param("beta", ParamDefault::Value("0.999"), Range::UnitIntervalOpen, "EMA decay of the squared gradient norms (< 1)"),
         param(
             "eps",
             ParamDefault::Value("1e-8"),

@@ -70,8 +70,12 @@ pub struct Properties {
 pub enum Range {
     /// A finite float in [0, max].
     NonNegative { max: f64 },
+    /// A finite float in (0, max]: a step size that must move.
+    Positive { max: f64 },
     /// A float in [0, 1].
     UnitInterval,
+    /// A float in [0, 1): a decay or momentum that must forget.
+    UnitIntervalOpen,
     /// An integer in [0, max].
     Count { max: usize },
     /// An integer in [1, max].
@@ -90,7 +94,9 @@ impl Range {
     /// "float", "integer", "float list" or "choice".
     pub fn type_name(self) -> &'static str {
         match self {
-            Range::NonNegative { .. } | Range::UnitInterval => "float",
+            Range::NonNegative { .. } | Range::Positive { .. } | Range::UnitInterval | Range::UnitIntervalOpen => {
+                "float"
+            }
             Range::Count { .. } | Range::PositiveCount { .. } | Range::EqualsM => "integer",
             Range::FiniteList { .. } | Range::NonNegativeList { .. } => "float list",
             Range::OneOf(_) => "choice",
@@ -101,13 +107,31 @@ impl Range {
     /// and for `EqualsM`, whose bound is the matrix's m.
     pub fn bounds(self) -> Option<(f64, f64)> {
         match self {
-            Range::NonNegative { max } | Range::NonNegativeList { max } => Some((0.0, max)),
-            Range::UnitInterval => Some((0.0, 1.0)),
+            Range::NonNegative { max } | Range::Positive { max } | Range::NonNegativeList { max } => Some((0.0, max)),
+            Range::UnitInterval | Range::UnitIntervalOpen => Some((0.0, 1.0)),
             Range::Count { max } => Some((0.0, max as f64)),
             Range::PositiveCount { max } => Some((1.0, max as f64)),
             Range::FiniteList { bound } => Some((-bound, bound)),
             Range::EqualsM | Range::OneOf(_) => None,
         }
+    }
+
+    /// Whether the value must be strictly above / below [`Range::bounds`]' ends: the
+    /// constructors reject them (torchjd's `> 0` and `< 1` checks), so parsing must too.
+    pub fn open_ends(self) -> (bool, bool) {
+        match self {
+            Range::Positive { .. } => (true, false),
+            Range::UnitIntervalOpen => (false, true),
+            _ => (false, false),
+        }
+    }
+
+    /// Whether `v` lies in the range's numeric bounds (always for a choice or `EqualsM`,
+    /// checked against m later). NaN is never within.
+    pub fn admits(self, v: f64) -> bool {
+        let (open_lo, open_hi) = self.open_ends();
+        self.bounds()
+            .is_none_or(|(lo, hi)| (if open_lo { v > lo } else { v >= lo }) && (if open_hi { v < hi } else { v <= hi }))
     }
 }
 
@@ -115,7 +139,9 @@ impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Range::NonNegative { max } => write!(f, "finite, ≥ 0 and ≤ {max}"),
+            Range::Positive { max } => write!(f, "finite, > 0 and ≤ {max}"),
             Range::UnitInterval => write!(f, "in [0, 1]"),
+            Range::UnitIntervalOpen => write!(f, "in [0, 1)"),
             Range::Count { max } => write!(f, "integer ≥ 0 and ≤ {max}"),
             Range::PositiveCount { max } => write!(f, "integer ≥ 1 and ≤ {max}"),
             Range::EqualsM => write!(f, "integer equal to m (the number of rows)"),
@@ -519,15 +545,28 @@ mod tests {
                     let v: f64 = v.parse().unwrap();
                     assert!(lo <= v && v <= hi, "{} {}: default {v} outside [{lo}, {hi}]", info.name, p.name);
                 }
-                for ok in [lo, hi] {
+                // An open end is itself refused (the constructor would reject it); a point just
+                // inside it parses.
+                let (open_lo, open_hi) = p.range.open_ends();
+                let inside_lo = if open_lo { lo + (hi - lo) * 1e-6 } else { lo };
+                let inside_hi = if open_hi { hi - (hi - lo) * 1e-6 } else { hi };
+                for ok in [inside_lo, inside_hi] {
                     parse(&ok.to_string()).unwrap_or_else(|e| panic!("{} {} = {ok}: {e}", info.name, p.name));
                 }
                 let integer = p.range.type_name() == "integer";
                 let above = if integer { (hi + 1.0).to_string() } else { (hi * 2.0).to_string() };
-                for bad in [above, (lo - 1.0).to_string()] {
+                let mut bad = vec![above, (lo - 1.0).to_string()];
+                bad.extend(open_lo.then(|| lo.to_string()));
+                bad.extend(open_hi.then(|| hi.to_string()));
+                for bad in bad {
                     let e = parse(&bad).map(|v| v.to_string()).expect_err(&format!("{} {} = {bad}", info.name, p.name));
                     assert_eq!(e, format!("{}: {} must be {}, got '{bad}'", info.name, p.name, p.range));
-                    assert!(e.contains(&format!("≤ {hi}")) || e.contains(&format!("{hi}]")), "names the bound: {e}");
+                    assert!(
+                        e.contains(&format!("≤ {hi}"))
+                            || e.contains(&format!("{hi}]"))
+                            || e.contains(&format!("{hi})")),
+                        "names the bound: {e}"
+                    );
                 }
                 checked += 1;
             }

@@ -22,8 +22,8 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         "Min-norm weights pulled towards a preference direction, by warm-started projected SGD (single-batch G).",
     params: &[
         // torchjd: lr > 0; the inner problem is scale-normalised, so 1e4 already jumps vertex to vertex.
-        param("lr", ParamDefault::Value("10"), Range::NonNegative { max: 1e4 }, "step size of the inner SGD (> 0)"),
-        param("momentum", ParamDefault::Value("0.5"), Range::UnitInterval, "momentum of the inner SGD (< 1)"),
+        param("lr", ParamDefault::Value("10"), Range::Positive { max: 1e4 }, "step size of the inner SGD (> 0)"),
+        param("momentum", ParamDefault::Value("0.5"), Range::UnitIntervalOpen, "momentum of the inner SGD (< 1)"),
         param("n_iter", ParamDefault::Value("20"), Range::PositiveCount { max: 100_000 }, "inner SGD steps per call"),
         param(
             "lambda",

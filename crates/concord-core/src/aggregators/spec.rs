@@ -57,9 +57,9 @@ pub(crate) fn parse_value(method: &str, spec: &ParamSpec, raw: &str) -> Result<P
     let raw = raw.trim();
     let bad = || format!("{method}: {} must be {}, got '{raw}'", spec.name, spec.range);
     // Each value is checked against its range's finite bounds (NaN fails every comparison).
-    let within = |v: f64| spec.range.bounds().is_none_or(|(lo, hi)| v >= lo && v <= hi);
+    let within = |v: f64| spec.range.admits(v);
     match spec.range {
-        Range::NonNegative { .. } | Range::UnitInterval => {
+        Range::NonNegative { .. } | Range::Positive { .. } | Range::UnitInterval | Range::UnitIntervalOpen => {
             let v: f64 = raw.parse().map_err(|_| bad())?;
             within(v).then_some(ParamValue::Float(v)).ok_or_else(bad)
         }
