@@ -53,7 +53,15 @@ pub const METHODS: &[GpuMethod] = &[
     wg("aligned-mtl", 9),
     wg("config", 10),
     wg("random", 11),
+    wg("krum", 12),
+    wg("modo", 13),
+    wg("sdmgrad", 14),
+    wg("gradvac", 15),
 ];
+
+/// The GPU methods that keep state between calls in the weighting memory buffer
+/// (weights_memory.wgsl): a run needs one buffer kept across its steps.
+pub const WITH_MEMORY: &[&str] = &["modo", "sdmgrad", "gradvac"];
 
 /// The first workgroup method's id.
 pub const FIRST_WORKGROUP: u32 = 5;
