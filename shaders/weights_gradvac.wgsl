@@ -56,8 +56,10 @@ fn weights_gradvac(beta: f32, eps: f32, seed: u32, call: u32) {
             }
             let aim = phi_row[j];
             if phi < aim {
-                let s_phi = sqrt(max(1.0 - phi * phi, 0.0));
-                let s_target = sqrt(max(1.0 - aim * aim, 0.0));
+                // (1 − x)(1 + x) rather than 1 − x²: exact-ish in f32 as |x| → 1, where the
+                // correction divides by it (the CPU's f64 1 − x² is accurate there).
+                let s_phi = sqrt(max((1.0 - phi) * (1.0 + phi), 0.0));
+                let s_target = sqrt(max((1.0 - aim) * (1.0 + aim), 0.0));
                 let w = norm_i * (aim * s_phi - phi * s_target) / (norm_j * s_target + eps);
                 if wt_is_finite(w) {
                     c[j] += w;

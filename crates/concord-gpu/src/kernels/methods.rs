@@ -76,6 +76,12 @@ pub(crate) fn id(name: &str) -> u32 {
     find(name).unwrap_or_else(|| panic!("'{name}' is not in the GPU method table")).id
 }
 
+/// The GPU weightings the fused toy kernel runs (the CAGrad toys have two tasks): all but Krum
+/// (it needs m ≥ 3, on the CPU too) and the methods with memory ([`WITH_MEMORY`]).
+pub fn toy_names() -> Vec<&'static str> {
+    METHODS.iter().map(|m| m.name).filter(|n| *n != "krum" && !WITH_MEMORY.contains(n)).collect()
+}
+
 /// The registry names of every GPU weighting, in id order.
 pub fn names() -> Vec<&'static str> {
     METHODS.iter().map(|m| m.name).collect()

@@ -36,8 +36,8 @@ pub struct GpuWeighting {
     pub seed: u32,
 }
 
-/// Why a registry aggregator has no GPU weighting.
-fn unsupported_reason(name: &str) -> &'static str {
+/// Why a registry aggregator has no GPU weighting (README's *CPU only* list quotes these).
+pub fn unsupported_reason(name: &str) -> &'static str {
     match name {
         "graddrop" | "trimmed-mean" => "it works per coordinate of J, not from the Gramian",
         "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
