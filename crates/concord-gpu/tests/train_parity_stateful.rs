@@ -90,7 +90,8 @@ fn stateful_weightings_200_steps_match_the_cpu_trainer_and_their_state_matters()
     // (preset, method, parameters, tolerance of the losses, of the weights). Measured on
     // lavapipe (losses, weights): modo 9.7e-7, 3.0e-7; sdmgrad 2.3e-6, 2.4e-6; gradvac on
     // circle-vs-gauss 1.7e-6, 3.8e-6.
-    let cases: Vec<(&str, &str, Vec<(String, String)>, f64, f64)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(String, String)>, f64, f64);
+    let cases: Vec<Case> = vec![
         ("circle-vs-gauss", "modo", kv(&[]), TOL, TOL),
         // lr 0.5 and one inner step: the stored w carries the run (torchjd's lr = 10 amplifies
         // f32 rounding over many calls; see weights_registry.rs).
