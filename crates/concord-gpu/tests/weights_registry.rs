@@ -406,7 +406,7 @@ fn stateful_counters_live_on_the_gpu() {
 fn krum_selects_the_cpu_rows() {
     // Krum's weights are a selection (1/n_selected on the chosen rows), so a parity error is
     // either 0 or a different choice: tolerance 1e-6 (the f32 rounding of 1/n_selected).
-    // Measured worst (lavapipe): 0.
+    // Measured worst (lavapipe): 2.6e-8 (f = 2, n_selected = 3), else 0.
     for (f, sel) in [(0usize, 1usize), (1, 2), (2, 3)] {
         let mut worst: f64 = 0.0;
         for m in MS.into_iter().filter(|&m| m >= f + 3 && m >= sel) {
@@ -519,6 +519,7 @@ fn sdmgrad_keeps_its_state_on_the_gpu() {
 
 #[test]
 fn gradvac_keeps_its_state_on_the_gpu() {
+    // Measured worst (lavapipe) over 8 calls: 6.0e-8 (β 0.5), 7.1e-8 (β 0.9).
     check_sequences("gradvac", &[], 8, 1e-5);
     check_sequences("gradvac", &kv(&[("beta", "0.9".into())]), 8, 1e-5);
     state_matters("gradvac", &[], 5, 6, 1e-3);
