@@ -262,7 +262,7 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
             wg_g[WG_STRIDE + 1u] = dot(jac.g2, jac.g2);
         }
         workgroupBarrier();
-        compute_weights_workgroup(p.method, p.eps_a, p.eps_b, p.mode, p.seed, calls);
+        compute_weights_workgroup(p.method, p.c, p.eps_a, p.eps_b, p.mode, p.max_iters, p.seed, calls);
         workgroupBarrier();
         let w = vec2<f32>(wg_w[0], wg_w[1]);
         let d = w.x * jac.g1 + w.y * jac.g2;

@@ -2,7 +2,8 @@
 // requires: weights_common.wgsl weights_dispatch.wgsl
 //
 // Bindings: gram (m×m row-major, f32), weights (m values, then a completion flag), params,
-// state (the call counter, see WeightParams.call_from_state).
+// state (the call counter, see WeightParams.call_from_state), and (binding 4, weights_memory.wgsl)
+// what a stateful weighting keeps between calls.
 // With params.factor_cols = k > 0 the first binding holds instead a factor R (m × k row-major,
 // k ≤ 32) with G = RRᵀ — the Jacobian itself when n ≤ 32.
 // Methods 0–4 (Mean, Sum, PCGrad, MGDA, CAGrad) run on invocation 0 alone, exactly the code
@@ -82,7 +83,9 @@ fn weighting(@builtin(local_invocation_index) lid: u32) {
             wg_g[(e / m) * WG_STRIDE + e % m] = input_gram(e / m, e % m, m, k);
         }
         workgroupBarrier();
-        compute_weights_workgroup(params.method, params.eps_a, params.eps_b, params.mode, params.seed, call);
+        compute_weights_workgroup(
+            params.method, params.c, params.eps_a, params.eps_b, params.mode, params.max_iters, params.seed, call,
+        );
         if sentinel_done() {
             atomicAdd(&wg_done, 1u);
         }

@@ -245,11 +245,11 @@ fn every_method_and_weighting_runs_on_the_toy() {
     assert_eq!(c3["method"], serde_json::json!({"method": "cagrad", "c": 0.3}));
 }
 
-/// Every method the GPU has runs on the toy with `--backend gpu` and lands near the CPU's point;
-/// a method it lacks is exit 2 with the list of the methods it has.
+/// Every method the GPU toy has runs on the toy with `--backend gpu` and lands near the CPU's
+/// point; a method it lacks is exit 2 with the list of the methods the GPU has.
 #[test]
 fn gpu_toy_runs_every_gpu_method_and_refuses_the_others() {
-    for method in concord_gpu::gpu_methods() {
+    for method in concord_gpu::toy_gpu_methods() {
         let method = if method == "constant" { "constant:weights=0.5;1" } else { method };
         let args = |backend| {
             vec![

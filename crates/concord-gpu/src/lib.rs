@@ -49,7 +49,9 @@ pub use kernels::gram::gram;
 pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::moe::{GpuRouter, GpuRouting};
-pub use kernels::weighting::{aggregate_with, weights_with, weights_with_state, GpuWeighting, WeightingState};
+pub use kernels::weighting::{
+    aggregate_with, unsupported_reason, weights_with, weights_with_state, GpuWeighting, WeightingState,
+};
 pub use kernels::MAX_TASKS;
 pub use shaders::shader_sources;
 pub use toy_backend::{GpuToy, ToyRunState};
@@ -62,6 +64,13 @@ use concord_core::train::{Backend, TrainConfig};
 /// The registry names of every aggregator the GPU has a weighting kernel for, in id order.
 pub fn gpu_methods() -> Vec<&'static str> {
     kernels::methods::names()
+}
+
+/// The GPU weightings the fused CAGrad-toy kernel (`GpuToy`) runs: [`gpu_methods`] without Krum
+/// (it needs at least three tasks) and the methods that keep state in a GPU buffer across steps
+/// (MoDo, SDMGrad, GradVac: the MLP trainer only).
+pub fn toy_gpu_methods() -> Vec<&'static str> {
+    kernels::methods::toy_names()
 }
 
 /// The GPU backend for a run: [`GpuToy`] for the CAGrad toys, [`GpuTrainer`] for the MLP data

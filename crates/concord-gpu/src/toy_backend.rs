@@ -100,6 +100,15 @@ impl GpuToy {
             )));
         }
         let weighting = gpu_weighting(&config.method.aggregator, 2, config.seed)?;
+        if crate::kernels::methods::WITH_MEMORY.contains(&weighting.name) {
+            // Its state lives in a buffer kept across steps, which the fused toy kernel (many
+            // runs and steps per dispatch) does not carry yet; GpuTrainer has it.
+            return Err(GpuError::Unsupported(format!(
+                "'{}' keeps state between steps, which the fused GPU toy kernel does not carry yet; \
+                 use the CPU backend",
+                weighting.name
+            )));
+        }
         let ew = toy_loss_weighting(&config.method)?;
         gpu.check()?;
         let params = RunParams::new(&weighting, &config.optimizer)?;

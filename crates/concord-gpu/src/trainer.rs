@@ -48,7 +48,7 @@ use crate::kernels::mlp::{
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
-use crate::kernels::weighting::{self, GpuWeighting, WeightCall};
+use crate::kernels::weighting::{self, GpuWeighting, WeightCall, WeightingState};
 use crate::kernels::{combine, gram, MAX_TASKS};
 use crate::step_dynamics::{records_dynamics, DynamicsClock, HostDynamics};
 use crate::{Gpu, GpuError};
@@ -131,6 +131,9 @@ pub struct GpuTrainer {
     shape: ModelShape,
     pipes: MlpPipelines,
     weighting: GpuWeighting,
+    /// The state a stateful weighting (MoDo, SDMGrad, GradVac) keeps across the run's steps,
+    /// as the CPU trainer's aggregator instance does; `None` for the others.
+    weighting_memory: Option<WeightingState>,
     /// Whether the run has a loss weighting (its weights are recorded).
     ew: bool,
     /// The loss weighting's kernel (`None` without one, and for `ew`: w = 1).
@@ -284,6 +287,7 @@ impl GpuTrainer {
         });
         let task_names = cpu.task_names().to_vec();
         let config_record_every = config.record_every.max(1);
+        let weighting_memory = weighting.has_memory().then(|| WeightingState::new(&gpu, 0));
         gpu.check()?;
         Ok(GpuTrainer {
             gpu,
@@ -292,6 +296,7 @@ impl GpuTrainer {
             mlp,
             shape,
             pipes,
+            weighting_memory,
             weighting,
             ew,
             loss_weighting,
@@ -648,7 +653,8 @@ impl GpuTrainer {
     fn combine_step(&self, encoder: &mut wgpu::CommandEncoder, call: u32) -> (wgpu::Buffer, wgpu::Buffer) {
         let (m, n) = (self.num_tasks(), self.shape.shared_len);
         let gram_buf = gram::encode(&self.gpu, encoder, &self.jac, m, n);
-        let call = WeightCall { weighting: &self.weighting, call, state: None };
+        let memory = self.weighting_memory.as_ref().map(|s| s.memory());
+        let call = WeightCall { weighting: &self.weighting, call, state: None, memory };
         // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
         let w = if n <= MAX_TASKS {
             weighting::encode(&self.gpu, encoder, &self.jac, m, n, &call)

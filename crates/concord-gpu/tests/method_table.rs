@@ -82,17 +82,18 @@ fn assembled_constants_are_the_table() {
 fn table_names_are_gpu_methods_and_registry_aggregators() {
     assert_eq!(concord_gpu::gpu_methods(), METHODS.iter().map(|m| m.name).collect::<Vec<_>>());
     for m in METHODS {
-        let spec = concord_core::AggregatorSpec::parse(m.name, &constant_weights(m.name)).unwrap();
-        let w = concord_gpu::GpuWeighting::from_spec(&spec, 2, 0).unwrap();
+        let spec = concord_core::AggregatorSpec::parse(m.name, &required_params(m.name)).unwrap();
+        let w = concord_gpu::GpuWeighting::from_spec(&spec, 3, 0).unwrap();
         assert_eq!((w.code, w.is_workgroup()), (m.id, m.workgroup), "{}", m.name);
     }
 }
 
-fn constant_weights(name: &str) -> Vec<(String, String)> {
-    if name == "constant" {
-        vec![("weights".into(), "1;2".into())]
-    } else {
-        Vec::new()
+/// The parameters a method cannot go without (for m = 3 tasks).
+fn required_params(name: &str) -> Vec<(String, String)> {
+    match name {
+        "constant" => vec![("weights".into(), "1;2;3".into())],
+        "krum" => vec![("n_byzantine".into(), "0".into())],
+        _ => Vec::new(),
     }
 }
 

@@ -179,10 +179,28 @@ impl Start for TrainConfig {
 /// 2.4e-4 IMTL-G: both divide by gradient norms / eigenvalues of the f32 G].
 #[test]
 fn every_gpu_method_runs_on_the_toys() {
-    let names = concord_gpu::gpu_methods();
+    let names = concord_gpu::toy_gpu_methods();
     assert_eq!(names.len(), 12, "{names:?}");
     for name in names {
         check_method(name);
+    }
+}
+
+/// The GPU methods the fused toy kernel does not run are refused with a reason, never run
+/// wrongly: Krum (two tasks; the CPU refuses too), the methods with state across steps.
+#[test]
+fn the_toy_refuses_the_gpu_methods_it_does_not_run() {
+    let toy = concord_gpu::toy_gpu_methods();
+    for name in concord_gpu::gpu_methods().into_iter().filter(|n| !toy.contains(n)) {
+        let method = if name == "krum" { "krum:n_byzantine=0".to_string() } else { name.to_string() };
+        let mut c = Preset::CagradToy.config();
+        c.method = MethodSpec::parse(&method).unwrap();
+        let err = match concord_gpu::backend(gpu_arc(), c) {
+            Ok(_) => panic!("{name} should be refused on the toy"),
+            Err(e) => e.to_string(),
+        };
+        let why = if name == "krum" { "needs m ≥ n_byzantine + 3" } else { "keeps state between steps" };
+        assert!(err.contains(why), "{name}: {err}");
     }
 }
 

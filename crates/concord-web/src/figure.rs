@@ -723,9 +723,9 @@ mod tests {
     }
 
     #[test]
-    fn a_toy_race_holds_every_gpu_method() {
+    fn a_toy_race_holds_every_toy_gpu_method() {
         // Constant weighting needs its weights; every other GPU method runs with its defaults.
-        let all: Vec<String> = concord_gpu::gpu_methods()
+        let all: Vec<String> = concord_gpu::toy_gpu_methods()
             .into_iter()
             .map(|m| if m == "constant" { "constant:weights=0.5;0.5".to_string() } else { m.to_string() })
             .collect();

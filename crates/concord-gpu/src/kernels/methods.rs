@@ -53,7 +53,15 @@ pub const METHODS: &[GpuMethod] = &[
     wg("aligned-mtl", 9),
     wg("config", 10),
     wg("random", 11),
+    wg("krum", 12),
+    wg("modo", 13),
+    wg("sdmgrad", 14),
+    wg("gradvac", 15),
 ];
+
+/// The GPU methods that keep state between calls in the weighting memory buffer
+/// (weights_memory.wgsl): a run needs one buffer kept across its steps.
+pub const WITH_MEMORY: &[&str] = &["modo", "sdmgrad", "gradvac"];
 
 /// The first workgroup method's id.
 pub const FIRST_WORKGROUP: u32 = 5;
@@ -66,6 +74,12 @@ pub fn find(name: &str) -> Option<&'static GpuMethod> {
 /// The id of a registry name that is in the table (panics otherwise: a typo in this crate).
 pub(crate) fn id(name: &str) -> u32 {
     find(name).unwrap_or_else(|| panic!("'{name}' is not in the GPU method table")).id
+}
+
+/// The GPU weightings the fused toy kernel runs (the CAGrad toys have two tasks): all but Krum
+/// (it needs m ≥ 3, on the CPU too) and the methods with memory ([`WITH_MEMORY`]).
+pub fn toy_names() -> Vec<&'static str> {
+    METHODS.iter().map(|m| m.name).filter(|n| *n != "krum" && !WITH_MEMORY.contains(n)).collect()
 }
 
 /// The registry names of every GPU weighting, in id order.

@@ -189,6 +189,9 @@ pub(crate) struct ToyKernel {
     workgroup: bool,
     params_buf: wgpu::Buffer,
     states_buf: wgpu::Buffer,
+    /// Binding 4 of the workgroup pipeline (weights_memory.wgsl), which the stateful weightings
+    /// that use it need; the toy refuses those methods (`GpuToy::new`), so it stays unused.
+    memory: wgpu::Buffer,
     pub chunk: u32,
 }
 
@@ -205,7 +208,8 @@ impl ToyKernel {
         } else {
             STEPS_PER_DISPATCH
         };
-        ToyKernel { scale: problem.toy().scale as f32, workgroup, params_buf, states_buf, chunk }
+        let memory = super::weighting::memory_buffer(gpu);
+        ToyKernel { scale: problem.toy().scale as f32, workgroup, params_buf, states_buf, memory, chunk }
     }
 
     pub(crate) fn write_params(&self, gpu: &Gpu, params: &RunParams) {
@@ -248,15 +252,19 @@ impl ToyKernel {
         let layout = pipeline.get_bind_group_layout(0);
         let bind = |n: u32| {
             let uniform = gpu.uniform_init("toy steps", bytemuck::bytes_of(&uni(n)));
+            let mut entries = vec![
+                wgpu::BindGroupEntry { binding: 0, resource: self.states_buf.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: self.params_buf.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: hist.as_entire_binding() },
+            ];
+            if self.workgroup {
+                entries.push(wgpu::BindGroupEntry { binding: 4, resource: self.memory.as_entire_binding() });
+            }
             gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("toy_step"),
                 layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: self.states_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: self.params_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: hist.as_entire_binding() },
-                ],
+                entries: &entries,
             })
         };
         let (full, rest) = (steps / self.chunk, steps % self.chunk);

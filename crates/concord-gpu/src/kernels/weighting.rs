@@ -19,35 +19,32 @@ pub struct GpuWeighting {
     pub name: &'static str,
     /// METHOD_* id (`kernels::methods::METHODS`).
     pub code: u32,
-    /// CAGrad's c.
+    /// CAGrad's c; MoDo's gamma; SDMGrad's lr; GradVac's beta.
     pub c: f32,
-    /// MGDA: epsilon; UPGrad/DualProj: norm_eps.
+    /// MGDA: epsilon; UPGrad/DualProj: norm_eps; MoDo: rho; SDMGrad: momentum; GradVac: eps.
     pub eps_a: f32,
-    /// CAGrad: norm_eps; UPGrad/DualProj: reg_eps.
+    /// CAGrad: norm_eps; UPGrad/DualProj: reg_eps; SDMGrad: lambda.
     pub eps_b: f32,
-    /// MGDA's max_iters.
+    /// MGDA's max_iters; Krum's n_byzantine; SDMGrad's n_iter.
     pub max_iters: u32,
-    /// Aligned-MTL's scale mode: 0 min, 1 median, 2 rmse.
+    /// Aligned-MTL's scale mode: 0 min, 1 median, 2 rmse; Krum's n_selected.
     pub mode: u32,
     /// Preference vector (UPGrad, DualProj, Aligned-MTL, ConFIG) or Constant's weights; m entries.
     pub vec: Vec<f32>,
-    /// PCGrad's and Random's seed (concord-core's u64 seed truncated to its low 32 bits, as
+    /// PCGrad's, GradVac's and Random's seed (concord-core's u64 seed truncated to its low 32 bits, as
     /// `PcGrad::new` does).
     pub seed: u32,
 }
 
-/// Why a registry aggregator has no GPU weighting.
-fn unsupported_reason(name: &str) -> &'static str {
+/// Why a registry aggregator has no GPU weighting (README's *CPU only* list quotes these).
+pub fn unsupported_reason(name: &str) -> &'static str {
     match name {
         "graddrop" | "trimmed-mean" => "it works per coordinate of J, not from the Gramian",
-        "krum" => "no GPU kernel yet (row selection by neighbour distances)",
-        "gradvac" => "no GPU kernel yet (stateful cosine targets)",
         "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
         "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
         "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
         "pcd" => "no GPU kernel yet (stateful, with an active-set QP per step)",
         "cr-mogm" => "no GPU kernel yet (an EMA around another method's weights)",
-        "modo" | "sdmgrad" => "no GPU kernel yet (stateful simplex-projected weights)",
         _ => "no GPU kernel",
     }
 }
@@ -122,9 +119,27 @@ impl GpuWeighting {
                 }
             }
             "config" => w.vec = vec![1.0; m],
+            "krum" => {
+                w.max_iters = spec.int("n_byzantine").unwrap_or(0) as u32;
+                w.mode = spec.int("n_selected").unwrap_or(1) as u32;
+            }
+            "modo" => {
+                w.c = float("gamma");
+                w.eps_a = float("rho");
+            }
+            "sdmgrad" => {
+                w.c = float("lr");
+                w.eps_a = float("momentum");
+                w.eps_b = float("lambda");
+                w.max_iters = spec.int("n_iter").unwrap_or(20).min(u32::MAX as usize) as u32;
+            }
+            "gradvac" => {
+                w.c = float("beta");
+                w.eps_a = float("eps");
+            }
             _ => {}
         }
-        if matches!(name, "upgrad" | "dualproj" | "aligned-mtl" | "config") {
+        if matches!(name, "upgrad" | "dualproj" | "aligned-mtl" | "config" | "sdmgrad") {
             if let Some(p) = list("pref_vector") {
                 w.vec = p;
             }
@@ -136,30 +151,54 @@ impl GpuWeighting {
     pub fn is_workgroup(&self) -> bool {
         self.code >= methods::FIRST_WORKGROUP
     }
+
+    /// Keeps state between calls in a [`WeightingState`]'s memory (MoDo, SDMGrad, GradVac).
+    pub fn has_memory(&self) -> bool {
+        methods::WITH_MEMORY.contains(&self.name)
+    }
 }
 
 /// Which weighting to run, and the call index (how many calls the same stateful instance —
 /// PCGrad's order, Random's stream — has made before this one): `call`, or, with `state`, the
-/// counter in that GPU buffer, which the kernel then advances.
+/// counter in that GPU buffer, which the kernel then advances. `memory`: the buffer a stateful
+/// weighting (MoDo, SDMGrad, GradVac) keeps its state in between calls ([`WeightingState`]'s);
+/// without it (or with `state`'s) a fresh one.
 pub(crate) struct WeightCall<'a> {
     pub weighting: &'a GpuWeighting,
     pub call: u32,
     pub state: Option<&'a WeightingState>,
+    pub memory: Option<&'a wgpu::Buffer>,
 }
 
-/// The state of a stateful GPU weighting (PCGrad, Random): its call counter, in a GPU buffer
-/// that every weighting dispatch given this state reads and advances by one, so a sequence of
-/// steps needs no host round trip. Stateless methods ignore the counter.
+/// Floats of the weighting memory (weights_memory.wgsl's MEM_FLOATS: 4 + 32 × 32).
+pub const MEMORY_FLOATS: usize = 4 + MAX_TASKS * MAX_TASKS;
+
+/// A zeroed weighting memory (a fresh state: every stateful weighting starts from its
+/// initial values).
+pub(crate) fn memory_buffer(gpu: &Gpu) -> wgpu::Buffer {
+    gpu.storage_init("weighting memory", &[0u8; MEMORY_FLOATS * 4], wgpu::BufferUsages::COPY_SRC)
+}
+
+/// The state of a stateful GPU weighting: its call counter (PCGrad, Random, GradVac), in a GPU
+/// buffer that every weighting dispatch given this state reads and advances by one, and the
+/// memory of MoDo's λ, SDMGrad's w and GradVac's targets, so a sequence of steps needs no host
+/// round trip. Stateless methods ignore both.
 pub struct WeightingState {
     buffer: wgpu::Buffer,
+    memory: wgpu::Buffer,
 }
 
 impl WeightingState {
-    /// A counter starting at `call` (0 for a fresh instance).
+    /// A counter starting at `call` (0 for a fresh instance) and a fresh memory.
     pub fn new(gpu: &Gpu, call: u32) -> Self {
         let buffer =
             gpu.storage_init("weighting state", bytemuck::cast_slice(&[call, 0, 0, 0]), wgpu::BufferUsages::COPY_SRC);
-        WeightingState { buffer }
+        WeightingState { buffer, memory: memory_buffer(gpu) }
+    }
+
+    /// The memory buffer (binding 4 of weighting.wgsl).
+    pub(crate) fn memory(&self) -> &wgpu::Buffer {
+        &self.memory
     }
 
     /// The current call counter (a readback).
@@ -231,6 +270,15 @@ pub(crate) fn encode(
             &dummy_state
         }
     };
+    let fresh_memory;
+    let memory = match (call.memory, call.state) {
+        (Some(mem), _) => mem,
+        (None, Some(s)) => &s.memory,
+        (None, None) => {
+            fresh_memory = memory_buffer(gpu);
+            &fresh_memory
+        }
+    };
     let uniform = gpu.uniform_init("weighting params", bytemuck::bytes_of(&params));
     let out = gpu.buffer("weights", ((m + 1) * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
     let pipeline = gpu.pipeline(&gpu.pipelines.weighting, "weighting.wgsl", "weighting");
@@ -242,6 +290,7 @@ pub(crate) fn encode(
             wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() },
             wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
             wgpu::BindGroupEntry { binding: 3, resource: state.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 4, resource: memory.as_entire_binding() },
         ],
     });
     let mut pass =
@@ -300,7 +349,7 @@ async fn weights_impl(
     gpu.check()?;
     let gram_buf = gpu.storage_init("G", bytemuck::cast_slice(g), wgpu::BufferUsages::empty());
     let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weights") });
-    let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { weighting, call, state });
+    let out = encode(gpu, &mut encoder, &gram_buf, m, 0, &WeightCall { weighting, call, state, memory: None });
     let mut parts = gpu.submit_and_read(encoder, &[(&out, ((m + 1) * 4) as u64)]).await?;
     let mut w = parts.remove(0);
     check_complete(gpu, &w, m)?;
@@ -357,7 +406,7 @@ pub async fn aggregate_with(
     gpu.check_binding_size("aggregate: J", (j.len() * 4) as u64)?;
     let jac = gpu.storage_init("J", bytemuck::cast_slice(j), wgpu::BufferUsages::empty());
     let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("aggregate") });
-    let wc = WeightCall { weighting, call, state: None };
+    let wc = WeightCall { weighting, call, state: None, memory: None };
     let w = if n <= MAX_TASKS {
         encode(gpu, &mut encoder, &jac, m, n, &wc)
     } else {
