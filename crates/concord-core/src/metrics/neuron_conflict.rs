@@ -267,8 +267,8 @@ mod tests {
                     let rows: Vec<Vec<f64>> = (0..2).map(|t| cols.iter().map(|&c| jac[(t, c)]).collect()).collect();
                     let norms: Vec<f64> = rows.iter().map(|r| dot(r, r).sqrt()).collect();
                     let cos = dot(&rows[0], &rows[1]) / (norms[0] * norms[1]);
-                    for t in 0..2 {
-                        assert!((n.norms[t] - norms[t]).abs() <= 1e-12 * norms[t].max(1e-300));
+                    for (got, want) in n.norms.iter().zip(&norms) {
+                        assert!((got - want).abs() <= 1e-12 * want.max(1e-300));
                     }
                     assert!((n.cosines[0][1].unwrap() - cos).abs() < 1e-12);
                     assert_eq!(n.min_cos, n.cosines[0][1]);

@@ -92,9 +92,9 @@ mod tests {
         for t in 0..2 {
             // MMoE: one dense softmax per task, so each task's means sum to 1.
             assert!((gates[t].iter().sum::<f64>() - 1.0).abs() < 1e-12);
-            for e in 0..3 {
+            for (e, g) in gates[t].iter().enumerate() {
                 let mean = (0..4).map(|r| routings[t].combine[(r, e)]).sum::<f64>() / 4.0;
-                assert!((gates[t][e] - mean).abs() < 1e-15);
+                assert!((g - mean).abs() < 1e-15);
             }
         }
         assert!(moe.hidden_activations(&params[1..], &x).is_err());
