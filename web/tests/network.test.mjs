@@ -104,6 +104,8 @@ test('the per-neuron conflict matches the CPU reference; hover, focus and click 
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     return d.some((v, i) => i % 4 === 3 && v === 255);
   }, null, { timeout: 10_000 });
+  const cpuLarge = (await page.evaluate(() => window.concord.network())).result.large;
+  assert.equal(cpuLarge.source, 'cpu', 'a CPU run enlarges on the CPU');
   await page.keyboard.press('Escape');
   await large.waitFor({ state: 'hidden', timeout: 5000 });
   await neuron.click();
@@ -122,7 +124,7 @@ test('the per-neuron conflict matches the CPU reference; hover, focus and click 
   assert.deepEqual(errors, []);
 });
 
-test('many tasks, a wide trunk, an MoE and network_hide', async () => {
+test('many tasks, a wide trunk and network_hide', async () => {
   const errors = [];
   // Three tasks and 3 layers of 64: the ring is the most negative pair, nothing panics.
   const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&tasks=xor,circle,gauss&losses=bce,bce,bce&arena=mean&hidden=64,64,64&play=false`, errors);
@@ -141,15 +143,117 @@ test('many tasks, a wide trunk, an MoE and network_hide', async () => {
   await card.screenshot({ path: await artifactPath('network-wide.png') });
   await page.close();
 
-  const moe = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&model=moe&arena=mean&play=false`, errors);
-  await moe.evaluate(() => window.concord.step(2));
-  await moe.locator('[data-testid=network-note]').waitFor({ state: 'visible', timeout: 20_000 });
-  assert.match(await moe.locator('[data-testid=network-note]').innerText(), /mixture of experts/);
-  await moe.close();
-
   const hidden = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&play=false&network_hide=true`, errors);
   assert.equal(await hidden.isVisible('[data-panel=network]'), false, 'network_hide hides the panel');
   await hidden.close();
+  assert.deepEqual(errors, []);
+});
+
+// An MoE run (MMoE: a dense softmax gate per task, 4 experts of 8 hidden neurons after one
+// pre-layer of 4): the pre-layer's and the experts' neurons are drawn, their conflict numbers are
+// the native reference's (`concord neurons` on the export: concord-core's moe_neuron_conflicts,
+// same tolerance as the MLP's), the expert → head links carry each task's mean gate weight, and
+// the CPU thumbnails of pre-layer and expert neurons match a recomputation from the weights.
+test('an MoE run: its pre-layer and expert neurons, conflict = the CPU reference, gates on the links', async () => {
+  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&model=moe&router=mmoe&experts=4&hidden=4&arena=mean,pcgrad&play=false`, errors);
+  const STEPS = 20;
+  const s = await page.evaluate((n) => window.concord.step(n), STEPS);
+  assert.ok(s.runs.every((r) => r.steps === STEPS && r.error === null));
+  await page.selectOption('[data-testid=network-run]', '1');
+  const r = await networkAt(page, 1, STEPS);
+  assert.equal(r.note, null);
+  assert.equal(r.router, 'mmoe');
+  assert.equal(r.preLayers, 1);
+  assert.deepEqual(r.layers.map((l) => l.length), [4, 8, 8, 8, 8], 'one pre-layer, then 4 experts of 8');
+  assert.equal(await page.locator('[data-testid=network-neuron]').count(), 36);
+  assert.equal(await page.locator('[data-testid=network-neuron][data-expert="3"]').count(), 8);
+  assert.equal(await page.locator('[data-testid=network-expert]').count(), 4);
+  // MMoE: each task's gate is a softmax over the experts, so its mean weights sum to 1.
+  assert.equal(r.gates.length, 2);
+  for (const g of r.gates) {
+    assert.equal(g.length, 4);
+    assert.ok(Math.abs(g.reduce((a, b) => a + b, 0) - 1) < 1e-12, `${g}`);
+  }
+  // Expert → head links: 4 experts × 8 neurons × 2 heads, each with its task's gate.
+  const gated = await page.evaluate(() => [...document.querySelectorAll('.network-links path[data-gate]')].map((p) => Number(p.getAttribute('data-gate'))));
+  assert.equal(gated.length, 64);
+  const want = new Set(r.gates.flat().map((g) => g.toFixed(4)));
+  assert.ok(gated.every((g) => want.has(g.toFixed(4))), 'every gated link shows a task\'s mean gate weight');
+
+  const text = await page.evaluate(() => window.concord.exportRun());
+  const path = await artifactPath('network-moe-export.json');
+  await writeFile(path, text);
+  assert.deepEqual(r.params, JSON.parse(text).runs[1].record.params, 'the panel used the exported weights');
+  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', '1'], { encoding: 'utf8' }));
+  assert.equal(ref.pre_layers, 1);
+  assert.deepEqual(ref.layers.map((l) => l.length), [4, 8, 8, 8, 8]);
+  let worst = 0;
+  let defined = 0;
+  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
+    const got = r.layers[l][j];
+    n.norms.forEach((g, t) => {
+      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
+    });
+    const c = n.cosines[0][1];
+    if (c === null) { assert.equal(got.cosines[0][1], null); return; }
+    defined++;
+    worst = Math.max(worst, Math.abs(got.cosines[0][1] - c));
+    assert.ok(Math.abs(got.cosines[0][1] - c) <= TOL, `layer ${l} neuron ${j} cos: ${got.cosines[0][1]} vs ${c}`);
+  }));
+  console.log(`# MoE: ${defined} cosines, largest gap to the native reference ${worst.toExponential(2)}`);
+  assert.ok(defined >= 30, 'MMoE trains every expert: most cosines are defined');
+
+  // Thumbnails (CPU, f64) of pre-layer and expert neurons against a recomputation: the layout
+  // is pre-layers, then the gates (one E × H per task for MMoE, no bias), then per expert its
+  // hidden layer (8 × H, b) and output layer (H × 8, b).
+  assert.equal(r.thumbnailsSource, 'cpu');
+  const act = Math.tanh;
+  const H = 4, E = 4, EH = 8;
+  let thumbGap = 0;
+  let experts = 0;
+  for (const { layer, neuron, point, value } of r.thumbSample) {
+    const a = hiddenAt(r.params, r.inputs, r.hidden, 'tanh', point)[0];
+    let want;
+    if (layer === 0) want = a[neuron];
+    else {
+      experts++;
+      const e = layer - 1;
+      const start = (2 * H + H) + 2 * E * H + e * (EH * H + EH + H * EH + H);
+      let z = r.params[start + EH * H + neuron];
+      for (let k = 0; k < H; k++) z += r.params[start + neuron * H + k] * a[k];
+      want = act(z);
+    }
+    thumbGap = Math.max(thumbGap, Math.abs(value - want));
+    assert.ok(Math.abs(value - want) <= 1e-12, `layer ${layer} neuron ${neuron} at ${point}: ${value} vs ${want}`);
+  }
+  assert.ok(experts >= 16, 'the sample holds expert neurons');
+
+  // Hover an expert neuron: its numbers and its expert's gate weights; a click enlarges it.
+  const neuron = page.locator('[data-testid=network-neuron][data-l="2"][data-j="0"]');
+  await neuron.hover();
+  const tip = page.locator('[data-testid=network-tooltip]');
+  await tip.waitFor({ state: 'visible', timeout: 5000 });
+  const tipText = await tip.innerText();
+  assert.match(tipText, /Expert 2, neuron 1/);
+  assert.match(tipText, /mean gate weight/);
+  await neuron.click();
+  await page.locator('[data-testid=network-large]').waitFor({ state: 'visible', timeout: 5000 });
+  assert.match(await page.locator('[data-testid=network-large]').innerText(), /Expert 2, neuron 1/);
+  await page.waitForFunction(() => {
+    const c = document.querySelector('.net-large-canvas');
+    if (!c || c.width < 50) return false;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    return d.some((v, i) => i % 4 === 3 && v === 255);
+  }, null, { timeout: 10_000 });
+  await page.keyboard.press('Escape');
+  const card = page.locator('[data-panel=network]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('network-moe.png') });
+  await page.close();
   assert.deepEqual(errors, []);
 });
 
@@ -199,6 +303,27 @@ test('on WebGPU the thumbnails come from the GPU and match a recomputation from 
   // f64 on both sides would agree to ~1e-15: a gap of f32's size says the values are the GPU's.
   assert.ok(worst > 1e-12, `gap ${worst}: these look like f64 (CPU) activations`);
   assert.equal(await page.locator('canvas[data-thumb=input]').count(), 4);
+  // The enlarged map: until a read-back gathers it, the CPU's; after one (2 more steps), the
+  // GPU's 100 × 100 gather of that neuron from the grid pass, matching a recomputation.
+  await page.locator('[data-testid=network-neuron][data-l="1"][data-j="2"]').click();
+  await page.locator('[data-testid=network-large]').waitFor({ state: 'visible', timeout: 5000 });
+  await page.evaluate(() => window.concord.step(2));
+  await page.waitForFunction(
+    (s) => { const n = window.concord.network(); return n && !n.busy && n.result && n.result.steps === s && n.result.large && n.result.large.source === 'gpu'; },
+    STEPS + 2,
+    { timeout: 30_000 },
+  );
+  const big = (await page.evaluate(() => window.concord.network())).result;
+  assert.deepEqual([big.large.layer, big.large.neuron], [1, 2]);
+  let bigWorst = 0;
+  for (const { point, value } of big.large.sample) {
+    const want = hiddenAt(big.params, big.inputs, big.hidden, config.model.activation, point)[1][2];
+    bigWorst = Math.max(bigWorst, Math.abs(value - want));
+    assert.ok(Math.abs(value - want) <= THUMB_TOL, `enlarged at ${point}: ${value} vs ${want}`);
+  }
+  console.log(`# ${big.large.sample.length} GPU enlarged-map values, largest gap to the recomputation ${bigWorst.toExponential(2)}`);
+  assert.ok(bigWorst > 1e-12, `gap ${bigWorst}: these look like f64 (CPU) activations`);
+  assert.match(await page.locator('[data-testid=network-large]').innerText(), /GPU/);
   const card = page.locator('[data-panel=network]');
   await card.scrollIntoViewIfNeeded();
   await card.screenshot({ path: await artifactPath('network-gpu-features.png') });

@@ -1,13 +1,14 @@
 //! `concord neurons --config FILE [--run K]`: the network view's per-neuron numbers, natively, at
 //! the parameters a run file holds (a page export's run K, or a run record) — the page's
 //! reference. JSON on stdout: `{steps, layers: [[{layer, index, norms, cosines, min_cos,
-//! min_pair}]]}`.
+//! min_pair}]], pre_layers}`. For an MoE run, `layers` holds its pre-layers then one layer per
+//! expert (its hidden neurons), and `pre_layers` how many pre-layers there are (null: an MLP).
 //!
 //! Which gradients (the same definition as the page's panel): each task's gradient of its mean
 //! loss over the whole training set, unweighted, at the recorded parameters, in f64.
 
 use crate::UsageError;
-use concord_core::metrics::neuron_conflicts;
+use concord_core::metrics::{moe_neuron_conflicts, neuron_conflicts};
 use concord_core::Trainer;
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,13 +30,20 @@ pub fn run(args: NeuronsArgs) -> Result<(), UsageError> {
     };
     // The trainer only supplies the model and the training set (the page's twin does the same).
     let trainer = Trainer::new(loaded.config).map_err(UsageError)?;
-    let Some(mlp) = trainer.mlp() else {
-        return Err(UsageError(format!("{}: the run is not an MLP (per-neuron conflict needs one)", loaded.label)));
-    };
     let (x, targets) = trainer.train_set().ok_or_else(|| UsageError("the run has no training set".into()))?;
-    let grads = mlp.gradients(&recorded.record.params, x, targets).map_err(UsageError)?;
-    let layers = neuron_conflicts(mlp.layout(), &grads.shared_jacobian).map_err(UsageError)?;
-    let out = serde_json::json!({ "steps": recorded.record.steps_done, "layers": layers });
+    let params = &recorded.record.params;
+    // An MoE: its pre-layers, then each expert's hidden layer (`pre_layers` says where they split).
+    let (layers, pre_layers) = if let Some(mlp) = trainer.mlp() {
+        let grads = mlp.gradients(params, x, targets).map_err(UsageError)?;
+        (neuron_conflicts(mlp.layout(), &grads.shared_jacobian).map_err(UsageError)?, None)
+    } else if let Some(moe) = trainer.moe() {
+        let grads = moe.gradients(params, x, targets, None).map_err(UsageError)?;
+        let layers = moe_neuron_conflicts(moe.layout(), &grads.tasks.shared_jacobian).map_err(UsageError)?;
+        (layers, Some(moe.config().hidden.len()))
+    } else {
+        return Err(UsageError(format!("{}: the run has no neurons (a toy objective)", loaded.label)));
+    };
+    let out = serde_json::json!({ "steps": recorded.record.steps_done, "layers": layers, "pre_layers": pre_layers });
     let _ = writeln!(std::io::stdout().lock(), "{out}");
     Ok(())
 }

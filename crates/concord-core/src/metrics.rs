@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregators::gram;
 
 mod neuron_conflict;
-pub use neuron_conflict::{neuron_conflicts, neuron_params, NeuronConflict};
+pub use neuron_conflict::{moe_neuron_conflicts, neuron_conflicts, neuron_params, NeuronConflict};
 
 /// An m × m matrix of pairwise values, row-major; `None` = undefined (a zero gradient involved).
 pub type PairMatrix = Vec<Vec<Option<f64>>>;

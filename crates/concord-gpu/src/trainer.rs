@@ -846,7 +846,7 @@ impl GpuTrainer {
     /// 100 × 100 decision-boundary grid. The graph for `x` is kept, so asking again for the same
     /// inputs after more steps only runs the forward pass and reads the outputs back.
     pub async fn predict(&mut self, x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, GpuError> {
-        Ok(self.predict_inner(x, None).await?.0)
+        Ok(self.predict_inner(x, None, None).await?.0)
     }
 
     /// [`GpuTrainer::predict`] and, from the same forward pass, the trunk's hidden activations
@@ -867,15 +867,49 @@ impl GpuTrainer {
                 x.nrows()
             )));
         }
-        let (outs, hidden) = self.predict_inner(x, Some(rows)).await?;
+        let (outs, hidden, _) = self.predict_inner(x, Some(rows), None).await?;
         Ok((outs, hidden.unwrap_or_default()))
     }
 
+    /// [`GpuTrainer::predict_hidden`] and, from the same forward pass, one neuron's activation
+    /// at *every* row of `x`: `neuron` = (hidden layer, index), the column
+    /// `Mlp::hidden_activations(x)[l].column(j)` — the network view's enlarged map at the full
+    /// grid resolution. It is one more `mlp_gather.wgsl` dispatch over layer l's φ(z) with the
+    /// flat indices r·width + j as "rows" of width 1, so reading it back costs rows floats.
+    pub async fn predict_hidden_neuron(
+        &mut self,
+        x: &DMatrix<f64>,
+        rows: &[usize],
+        neuron: (usize, usize),
+    ) -> Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>, Vec<f64>), GpuError> {
+        let (l, j) = neuron;
+        match self.shape.trunk.get(l) {
+            Some(layer) if j < layer.fan_out => {}
+            _ => {
+                return Err(GpuError::Unsupported(format!(
+                    "predict_hidden_neuron: the trunk has no neuron {j} in hidden layer {l}"
+                )))
+            }
+        }
+        if let Some(&r) = rows.iter().find(|&&r| r >= x.nrows()) {
+            return Err(GpuError::Unsupported(format!(
+                "predict_hidden: row {r} is not one of the {} inputs",
+                x.nrows()
+            )));
+        }
+        let (outs, hidden, column) = self.predict_inner(x, Some(rows), Some(neuron)).await?;
+        Ok((outs, hidden.unwrap_or_default(), column.unwrap_or_default()))
+    }
+
+    /// The grid forward pass, with the gathers `predict_hidden` and `predict_hidden_neuron` ask
+    /// for (the neuron was checked by the caller).
+    #[allow(clippy::type_complexity)]
     async fn predict_inner(
         &mut self,
         x: &DMatrix<f64>,
         hidden_rows: Option<&[usize]>,
-    ) -> Result<(Vec<DMatrix<f64>>, Option<Vec<DMatrix<f64>>>), GpuError> {
+        neuron: Option<(usize, usize)>,
+    ) -> Result<(Vec<DMatrix<f64>>, Option<Vec<DMatrix<f64>>>, Option<Vec<f64>>), GpuError> {
         if x.ncols() != self.shape.input_dim {
             return Err(GpuError::Unsupported(format!(
                 "predict: the inputs have {} columns, the model takes {}",
@@ -888,7 +922,7 @@ impl GpuTrainer {
         if rows == 0 {
             let outs = self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect();
             let hidden = hidden_rows.map(|r| widths.iter().map(|&w| DMatrix::zeros(r.len(), w)).collect());
-            return Ok((outs, hidden));
+            return Ok((outs, hidden, neuron.map(|_| Vec::new())));
         }
         self.grid_graph(x)?;
         let wanted: Option<Vec<u32>> =
@@ -899,14 +933,27 @@ impl GpuTrainer {
                 grid.hidden = Some(HiddenGather::new(&self.gpu, &self.pipes, &grid.fwd, &widths, idx.clone()));
             }
         }
+        if let Some(at) = neuron {
+            let grid = self.predict_graph.as_mut().expect("built by grid_graph");
+            if grid.neuron.as_ref().is_none_or(|n| n.at != at) {
+                grid.neuron = Some(NeuronGather::new(&self.gpu, &self.pipes, &grid.fwd, widths[at.0], rows, at));
+            }
+        }
         let grid = self.predict_graph.as_ref().expect("built by grid_graph");
         let gather = wanted.as_ref().and(grid.hidden.as_ref());
+        let column = neuron.and(grid.neuron.as_ref());
         let mut encoder =
             self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("predict") });
         {
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("predict"), timestamp_writes: None });
-            for d in grid.fwd.dispatches.iter().chain(gather.into_iter().flat_map(|g| &g.dispatches)) {
+            for d in grid
+                .fwd
+                .dispatches
+                .iter()
+                .chain(gather.into_iter().flat_map(|g| &g.dispatches))
+                .chain(column.map(|c| &c.dispatch))
+            {
                 d.record(&mut pass);
             }
         }
@@ -914,6 +961,9 @@ impl GpuTrainer {
             grid.fwd.outs.iter().zip(&self.shape.heads).map(|(o, h)| (o, (rows * h.fan_out * 4) as u64)).collect();
         if let Some(g) = gather {
             parts.extend(g.outs.iter().zip(&widths).map(|(b, w)| (b, (g.rows.len() * w * 4) as u64)));
+        }
+        if let Some(c) = column {
+            parts.push((&c.out, (rows * 4) as u64));
         }
         let back = self.gpu.submit_and_read(encoder, &parts).await?;
         let to_matrix =
@@ -925,7 +975,9 @@ impl GpuTrainer {
             // No rows, or no hidden layer.
             None => widths.iter().map(|&w| DMatrix::zeros(r.len(), w)).collect(),
         });
-        Ok((outs, hidden))
+        // The neuron's column is the last part read back.
+        let column = column.and(back.last()).map(|v| v.iter().map(|&x| f64::from(x)).collect());
+        Ok((outs, hidden, column))
     }
 
     /// Makes `predict_graph` the forward graph over the inputs `x` (rows ≥ 1, width checked by
@@ -941,7 +993,7 @@ impl GpuTrainer {
             let y = vec![0.0f32; rows * self.shape.y_stride];
             let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
             let fwd = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
-            self.predict_graph = Some(GridGraph { x32, x: xb, y: yb, fwd, hidden: None });
+            self.predict_graph = Some(GridGraph { x32, x: xb, y: yb, fwd, hidden: None, neuron: None });
         }
         Ok(())
     }
@@ -1072,6 +1124,30 @@ struct GridGraph {
     fwd: ForwardGraph,
     /// `predict_hidden`'s gathers for its last rows (kept for the next call with the same rows).
     hidden: Option<HiddenGather>,
+    /// `predict_hidden_neuron`'s gather for its last neuron (kept likewise).
+    neuron: Option<NeuronGather>,
+}
+
+/// One neuron's activation at every row of a forward graph (`predict_hidden_neuron`):
+/// `mlp_gather.wgsl` with width 1 and the flat indices r·width + j, so dst[r] = act_l[r, j].
+struct NeuronGather {
+    /// (hidden layer, neuron).
+    at: (usize, usize),
+    out: wgpu::Buffer,
+    dispatch: Dispatch,
+}
+
+impl NeuronGather {
+    fn new(gpu: &Gpu, pipes: &MlpPipelines, fwd: &ForwardGraph, width: usize, rows: usize, at: (usize, usize)) -> Self {
+        let flat: Vec<u32> = (0..rows).map(|r| (r * width + at.1) as u32).collect();
+        let idx = gpu.storage_init("neuron rows", bytemuck::cast_slice(&flat), wgpu::BufferUsages::empty());
+        let out = gpu.buffer("neuron activations", (rows * 4) as u64, RW);
+        let (gx, gy) = grid(rows);
+        let p = GatherParams { rows: rows as u32, width: 1, idx_off: 0, groups_x: gx };
+        let dispatch =
+            Dispatch::new(gpu, &pipes.gather, &[&fwd.act[at.0], &idx, &out], bytemuck::bytes_of(&p), (gx, gy));
+        Self { at, out, dispatch }
+    }
 }
 
 /// The trunk's activations at a few rows of a forward graph's inputs (`predict_hidden`): one
@@ -1249,6 +1325,19 @@ impl Backend for GpuTrainer {
         let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         let rows = rows.to_vec();
         Some(Box::pin(async move { GpuTrainer::predict_hidden(self, &x, &rows).await.map_err(backend_error) }))
+    }
+
+    fn predict_neuron(
+        &mut self,
+        points: &[[f64; 2]],
+        rows: &[usize],
+        neuron: (usize, usize),
+    ) -> Option<concord_core::train::PredictNeuron<'_>> {
+        let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
+        let rows = rows.to_vec();
+        Some(Box::pin(async move {
+            GpuTrainer::predict_hidden_neuron(self, &x, &rows, neuron).await.map_err(backend_error)
+        }))
     }
 
     fn point_grams(

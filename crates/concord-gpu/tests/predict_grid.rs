@@ -1,7 +1,8 @@
 //! `GpuTrainer::predict` (the playground's 100 × 100 decision-boundary grid on the GPU) against
 //! concord-core's `Mlp::predict_points` at the same parameters, on lavapipe; and
 //! `GpuTrainer::predict_hidden` (the same pass, plus the trunk's activations at the network
-//! view's thumbnail points) against `Mlp::hidden_activations`.
+//! view's thumbnail points) and `predict_hidden_neuron` (one neuron at every grid point, the
+//! enlarged map) against `Mlp::hidden_activations`.
 //!
 //! Tolerance: the CPU reference evaluates the GPU's own parameters (read back, f32 widened to
 //! f64), so the gap is the forward pass's f32 arithmetic only: |Δ| ≤ 1e-5 (1 + |o_cpu|) for every
@@ -140,6 +141,58 @@ fn predict_hidden_rejects_rows_outside_the_inputs_and_keeps_predict_unchanged() 
             assert!((c - v).abs() <= TOL, "row 0: {c} vs {v}");
         }
     }
+}
+
+/// `predict_hidden_neuron`: one neuron's activation at every one of the 100 × 100 grid rows
+/// (the network view's enlarged map) against the column of `Mlp::hidden_activations` over the
+/// whole grid at the GPU's read-back parameters — the first and last neuron of the first and
+/// last layer, tanh with raw inputs and ReLU with TF's features; |Δ| ≤ 1e-5 (1 + |a_cpu|) as
+/// above. The same call's thumbnails and outputs are `predict_hidden`'s exactly (the extra
+/// gather reads, it does not change the pass), and a neuron outside the trunk is an error.
+#[test]
+fn one_neuron_at_full_resolution_on_the_gpu_matches_mlp_hidden_activations() {
+    use concord_core::data::{feature_rows, Feature, FeatureSet};
+    use concord_core::model::Activation;
+    let rows = thumbnail_rows();
+    let pts = grid_points();
+    for (act, hidden, features) in [(Activation::Tanh, vec![8, 8], false), (Activation::Relu, vec![12, 6, 4], true)] {
+        let mut cfg = preset("xor-conflict").unwrap();
+        cfg.steps = 20;
+        let model = cfg.model.as_mut().unwrap();
+        model.activation = act;
+        model.hidden = hidden.clone();
+        if features {
+            let set = FeatureSet::new(&[Feature::X, Feature::Y, Feature::XSquared, Feature::SinX]).unwrap();
+            model.input_dim = set.len();
+            cfg.features = Some(set);
+        }
+        let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
+        g.steps(20).unwrap();
+        pollster::block_on(g.read_history()).unwrap();
+        let x = feature_rows(cfg.features.as_ref(), &pts);
+        let params = pollster::block_on(g.params()).unwrap();
+        let reference = g.mlp().hidden_activations(&params, &x).unwrap();
+        let plain = pollster::block_on(g.predict_hidden(&x, &rows)).unwrap();
+        let last = hidden.len() - 1;
+        for (l, j) in [(0, 0), (0, hidden[0] - 1), (last, 0), (last, hidden[last] - 1)] {
+            let (outs, acts, column) = pollster::block_on(g.predict_hidden_neuron(&x, &rows, (l, j))).unwrap();
+            assert_eq!((&outs, &acts), (&plain.0, &plain.1), "the thumbnails and outputs are unchanged");
+            assert_eq!(column.len(), GRID * GRID);
+            let want = reference[l].column(j);
+            let worst =
+                column.iter().zip(want.iter()).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0, f64::max);
+            eprintln!("{act:?} {hidden:?} neuron ({l}, {j}): worst gap over the grid {worst:.2e}");
+            assert!(worst <= TOL, "{act:?} {hidden:?} neuron ({l}, {j}): {worst:.2e} > {TOL:.0e}");
+            assert!(want.max() - want.min() > 1e-3 || act == Activation::Relu, "neuron ({l}, {j}) is flat");
+        }
+    }
+    let mut g = GpuTrainer::new(gpu(), preset("xor-conflict").unwrap()).unwrap();
+    let x = DMatrix::from_fn(10, 2, |r, c| r as f64 * 0.3 - c as f64);
+    let layers = g.mlp().config().hidden.clone();
+    let err = pollster::block_on(g.predict_hidden_neuron(&x, &[0], (0, layers[0]))).unwrap_err().to_string();
+    assert!(err.contains("no neuron"), "{err}");
+    let err = pollster::block_on(g.predict_hidden_neuron(&x, &[0], (layers.len(), 0))).unwrap_err().to_string();
+    assert!(err.contains("no neuron"), "{err}");
 }
 
 #[test]

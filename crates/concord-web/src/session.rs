@@ -221,6 +221,9 @@ pub struct Run {
     /// GPU runs the network view shows: the trunk's activations (one matrix per hidden layer,
     /// rows = `grid::thumbnail_rows`) from the same forward pass as `grid`, i.e. at `params`.
     grid_hidden: GridOutputs,
+    /// GPU runs whose network view shows an enlarged neuron: (extent, (layer, neuron), its
+    /// activation at every heatmap grid point) from the same forward pass as `grid`.
+    grid_neuron: GridNeuron,
     /// The latest per-point conflict map (MLP runs of two tasks or more; its `step` says at which
     /// parameters), from the GPU read-back or the CPU.
     pub conflict: Option<ConflictMap>,
@@ -283,6 +286,13 @@ impl Run {
     pub fn gpu_thumbnails(&self, extent: f64) -> Option<&[DMatrix<f64>]> {
         match &self.grid_hidden {
             Some((e, acts)) if *e == extent => Some(acts),
+            _ => None,
+        }
+    }
+    /// The engine's own full-resolution map of neuron `at` (`grid_neuron`) at `params`.
+    pub fn gpu_neuron(&self, extent: f64, at: (usize, usize)) -> Option<&[f64]> {
+        match &self.grid_neuron {
+            Some((e, n, values)) if *e == extent && *n == at => Some(values),
             _ => None,
         }
     }
@@ -501,7 +511,7 @@ struct Arrived {
     engine: Box<dyn Backend>,
     /// The snapshot and, for a run with a heatmap grid, the grid's outputs and (if asked) the
     /// conflict map.
-    result: Result<(Snapshot, GridOutputs, GridOutputs, MapOutcome), BackendError>,
+    result: Result<(Snapshot, GridOutputs, GridOutputs, GridNeuron, MapOutcome), BackendError>,
 }
 
 /// What a GPU read-back brought for the conflict map.
@@ -516,6 +526,10 @@ enum MapOutcome {
 
 /// A heatmap grid's head outputs as an engine predicted them: (extent, one matrix per task).
 type GridOutputs = Option<(f64, Vec<DMatrix<f64>>)>;
+
+/// One hidden neuron's activation over a heatmap grid as an engine computed it: (extent,
+/// (layer, neuron), one value per grid point).
+type GridNeuron = Option<(f64, (usize, usize), Vec<f64>)>;
 
 /// The heatmap grid a GPU run predicts at each read-back: its extent and points.
 type GridPoints = Option<(f64, Rc<Vec<[f64; 2]>>)>;
@@ -567,6 +581,9 @@ pub struct SessionInner {
     /// The run the network view shows while it is shown: its GPU read-backs bring the trunk's
     /// activations at the thumbnail points too (`Backend::predict_hidden`).
     network_run: Option<usize>,
+    /// The neuron the network view shows enlarged (layer, index), if any: that run's GPU
+    /// read-backs bring its map at the full grid resolution (`Backend::predict_neuron`).
+    network_large: Option<(usize, usize)>,
     last_gpu_map: f64,
     gpu_map_ms: f64,
 }
@@ -619,6 +636,7 @@ impl Session {
             main,
             maps_wanted: false,
             network_run: None,
+            network_large: None,
             last_gpu_map: f64::NEG_INFINITY,
             gpu_map_ms: 0.0,
         };
@@ -790,6 +808,11 @@ impl SessionInner {
     /// its thumbnails.
     pub fn set_network_run(&mut self, k: Option<usize>) {
         self.network_run = k;
+    }
+
+    /// The network view enlarges neuron (layer, index) of its run (`None`: no enlarged map).
+    pub fn set_network_large(&mut self, at: Option<(usize, usize)>) {
+        self.network_large = at;
     }
 
     /// Whether `step(n)` requests are still being served.
@@ -999,6 +1022,7 @@ impl SessionInner {
             snapshots: Snapshots::default(),
             grid: None,
             grid_hidden: None,
+            grid_neuron: None,
             conflict: None,
             gpu_maps: None,
             sample_series: Default::default(),
@@ -1106,10 +1130,11 @@ impl SessionInner {
             let grid = self.grid_points.clone();
             let map = maps && run.has_conflict_map() && run.gpu_maps != Some(false);
             let thumbs = self.network_run == Some(slot) && run.mlp().is_some();
+            let large = self.network_large.filter(|_| thumbs);
             asked |= map;
             wasm_bindgen_futures::spawn_local(async move {
                 let result = match submitted {
-                    Ok(()) => read_back_with_grid(engine.as_mut(), grid, map, thumbs).await,
+                    Ok(()) => read_back_with_grid(engine.as_mut(), grid, map, thumbs, large).await,
                     Err(e) => Err(e),
                 };
                 session.with(move |s| s.arrive(generation, Arrived { slot, engine, result }));
@@ -1311,10 +1336,11 @@ impl SessionInner {
             let Some(run) = self.runs.get_mut(slot) else { continue };
             run.engine = Some(engine);
             match result {
-                Ok((snap, grid, hidden, map)) => {
+                Ok((snap, grid, hidden, neuron, map)) => {
                     run.apply(snap);
                     run.grid = grid;
                     run.grid_hidden = hidden;
+                    run.grid_neuron = neuron;
                     match map {
                         MapOutcome::None => {}
                         MapOutcome::Unsupported => run.gpu_maps = Some(false),
@@ -1360,6 +1386,7 @@ impl SessionInner {
             run.on_gpu = false;
             run.grid = None; // the CPU forward pass draws the heatmaps from now on
             run.grid_hidden = None;
+            run.grid_neuron = None;
             run.cpu_reason = Some(notice.clone());
             match to_cpu(run) {
                 Ok(()) => {}
@@ -1756,14 +1783,31 @@ async fn read_back_with_grid(
     grid: GridPoints,
     map: bool,
     thumbs: bool,
-) -> Result<(Snapshot, GridOutputs, GridOutputs, MapOutcome), BackendError> {
+    large: Option<(usize, usize)>,
+) -> Result<(Snapshot, GridOutputs, GridOutputs, GridNeuron, MapOutcome), BackendError> {
     let snap = engine.read_back().await?;
-    let Some((extent, points)) = grid else { return Ok((snap, None, None, MapOutcome::None)) };
+    let Some((extent, points)) = grid else { return Ok((snap, None, None, None, MapOutcome::None)) };
     let rows = crate::grid::thumbnail_rows();
     let mut with_hidden = None;
+    let mut neuron = None;
     if thumbs && points.len() == crate::grid::GRID * crate::grid::GRID {
-        if let Some(fut) = engine.predict_hidden(&points, &rows) {
-            with_hidden = Some(fut.await);
+        // With an enlarged neuron: the same pass gathers its map too (a bad neuron — the model
+        // changed under the view — falls back to the thumbnails alone).
+        let mut large_map = None;
+        if let Some(fut) = large.and_then(|at| engine.predict_neuron(&points, &rows, at)) {
+            large_map = Some(fut.await);
+        }
+        match large_map {
+            Some(Ok((outs, acts, column))) => {
+                neuron = large.map(|at| (extent, at, column));
+                with_hidden = Some(Ok((outs, acts)));
+            }
+            Some(Err(e @ BackendError::Device(_))) => return Err(e),
+            Some(Err(BackendError::Run(_))) | None => {
+                if let Some(fut) = engine.predict_hidden(&points, &rows) {
+                    with_hidden = Some(fut.await);
+                }
+            }
         }
     }
     let (outputs, hidden) = match with_hidden {
@@ -1796,7 +1840,7 @@ async fn read_back_with_grid(
             None => MapOutcome::Unsupported,
         }
     };
-    Ok((snap, outputs, hidden, map))
+    Ok((snap, outputs, hidden, neuron, map))
 }
 
 /// Move a GPU run to the CPU at its last read-back state: a run that records every step is

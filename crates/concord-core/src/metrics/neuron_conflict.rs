@@ -6,11 +6,15 @@
 //! zero gradient gives an undefined cosine, `None`). For more than two tasks the single number
 //! drawn is the most negative pairwise cosine (the worst conflict at that neuron); every pair is
 //! kept for the tooltip.
+//!
+//! An MoE's shared neurons (`moe_neuron_conflicts`) are its pre-layers' and its experts' hidden
+//! neurons, with the same reduction of its per-task Jacobian.
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::{cosine_from_gram, norms_from_gram, PairMatrix};
+use crate::model::moe::MoeLayout;
 use crate::model::{LayerSlice, Layout};
 
 /// One trunk neuron's conflict numbers.
@@ -40,12 +44,31 @@ pub fn neuron_params(slice: &LayerSlice, j: usize) -> impl Iterator<Item = usize
 /// losses (row t = ∇ L_t w.r.t. the shared parameters, `Gradients::shared_jacobian`).
 /// `[layer][neuron]`; errors if the Jacobian is narrower than the layout's trunk.
 pub fn neuron_conflicts(layout: &Layout, jacobian: &DMatrix<f64>) -> Result<Vec<Vec<NeuronConflict>>, String> {
-    if jacobian.ncols() < layout.shared_len {
-        return Err(format!("the Jacobian has {} columns, the trunk {}", jacobian.ncols(), layout.shared_len));
+    let slices: Vec<&LayerSlice> = layout.trunk.iter().collect();
+    slice_conflicts(&slices, layout.shared_len, jacobian)
+}
+
+/// The same numbers for an MoE's shared neurons, from its per-task Jacobian
+/// (`MoeGradients::tasks.shared_jacobian`): "layers" 0..L are the dense pre-layers, layer L + e
+/// is expert e's hidden layer (its neurons' incoming weights: row j of the expert's first W
+/// plus b_j). The gates and the experts' output layers feed no neuron of their own: left out.
+/// An expert no token reached has a zero gradient: its cosines are undefined (`None`).
+pub fn moe_neuron_conflicts(layout: &MoeLayout, jacobian: &DMatrix<f64>) -> Result<Vec<Vec<NeuronConflict>>, String> {
+    let slices: Vec<&LayerSlice> = layout.pre.iter().chain(layout.experts.iter().map(|e| &e.hidden)).collect();
+    slice_conflicts(&slices, layout.shared_len, jacobian)
+}
+
+/// Per-neuron numbers of each layer in `slices` (its position is the neurons' `layer`).
+fn slice_conflicts(
+    slices: &[&LayerSlice],
+    shared_len: usize,
+    jacobian: &DMatrix<f64>,
+) -> Result<Vec<Vec<NeuronConflict>>, String> {
+    if jacobian.ncols() < shared_len {
+        return Err(format!("the Jacobian has {} columns, the trunk {}", jacobian.ncols(), shared_len));
     }
     let m = jacobian.nrows();
-    Ok(layout
-        .trunk
+    Ok(slices
         .iter()
         .enumerate()
         .map(|(l, slice)| {
@@ -214,5 +237,61 @@ mod tests {
         assert_eq!(n1.cosines[0][1], None);
         assert_eq!(n1.min_cos, None);
         assert!(neuron_conflicts(layout, &DMatrix::zeros(2, 3)).is_err());
+    }
+
+    #[test]
+    fn moe_neuron_numbers_match_a_direct_computation_and_finite_differences() {
+        use crate::model::moe::{Moe, MoeConfig, RouterKind};
+        // Smooth (dense) routers, so central differences of the losses are exact to ~1e-9:
+        // one shared softmax gate and MMoE's gate per task; pre-layer [3], 3 experts of 2.
+        for router in [RouterKind::Softmax, RouterKind::Mmoe] {
+            let mut config = MoeConfig::playground(2, 3, 2, router);
+            config.hidden = vec![3];
+            let moe = Moe::new(config).unwrap();
+            let params = moe.init_params(11);
+            let (x, y) = data(2);
+            let g = moe.gradients(&params, &x, &y, None).unwrap();
+            let jac = &g.tasks.shared_jacobian;
+            let out = moe_neuron_conflicts(moe.layout(), jac).unwrap();
+            assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 2, 2, 2]);
+            let layout = moe.layout();
+            for (l, layer) in out.iter().enumerate() {
+                let slice = if l == 0 { &layout.pre[0] } else { &layout.experts[l - 1].hidden };
+                for n in layer {
+                    assert_eq!(n.layer, l);
+                    // Direct: the neuron's W row and bias picked out of the Jacobian by hand.
+                    let cols: Vec<usize> = (0..slice.fan_in)
+                        .map(|k| slice.weight.start + n.index * slice.fan_in + k)
+                        .chain([slice.bias.start + n.index])
+                        .collect();
+                    let rows: Vec<Vec<f64>> = (0..2).map(|t| cols.iter().map(|&c| jac[(t, c)]).collect()).collect();
+                    let norms: Vec<f64> = rows.iter().map(|r| dot(r, r).sqrt()).collect();
+                    let cos = dot(&rows[0], &rows[1]) / (norms[0] * norms[1]);
+                    for (got, want) in n.norms.iter().zip(&norms) {
+                        assert!((got - want).abs() <= 1e-12 * want.max(1e-300));
+                    }
+                    assert!((n.cosines[0][1].unwrap() - cos).abs() < 1e-12);
+                    assert_eq!(n.min_cos, n.cosines[0][1]);
+                    // And the Jacobian itself against central differences of the task losses.
+                    let h = 1e-6;
+                    for (i, &c) in cols.iter().enumerate() {
+                        let mut p = params.clone();
+                        p[c] += h;
+                        let up = moe.losses(&p, &x, &y).unwrap();
+                        p[c] -= 2.0 * h;
+                        let down = moe.losses(&p, &x, &y).unwrap();
+                        for t in 0..2 {
+                            let fd = (up[t] - down[t]) / (2.0 * h);
+                            assert!(
+                                (rows[t][i] - fd).abs() < 1e-7,
+                                "{router:?} layer {l} param {c}: {} vs {fd}",
+                                rows[t][i]
+                            );
+                        }
+                    }
+                }
+            }
+            assert!(moe_neuron_conflicts(layout, &DMatrix::zeros(2, layout.shared_len - 1)).is_err());
+        }
     }
 }

@@ -83,6 +83,10 @@ pub type Predict<'a> = Pin<Box<dyn Future<Output = Result<Vec<DMatrix<f64>>, Bac
 pub type PredictHidden<'a> =
     Pin<Box<dyn Future<Output = Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>), BackendError>> + 'a>>;
 
+/// `PredictHidden` plus one neuron's activation at every point (`Backend::predict_neuron`).
+pub type PredictNeuron<'a> =
+    Pin<Box<dyn Future<Output = Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>, Vec<f64>), BackendError>> + 'a>>;
+
 /// Per-point Grams in flight (`Backend::point_grams`).
 pub type PointGramsFuture<'a> = Pin<Box<dyn Future<Output = Result<PointGrams, BackendError>> + 'a>>;
 
@@ -114,6 +118,17 @@ pub trait Backend {
     /// lives; `None` where the engine does not (the CPU `Trainer`: its caller has the model and
     /// calls `Mlp::hidden_activations`; an MoE), an error for bad rows or non-2-D inputs.
     fn predict_hidden(&mut self, _points: &[[f64; 2]], _rows: &[usize]) -> Option<PredictHidden<'_>> {
+        None
+    }
+    /// `predict_hidden` and, from the same forward pass, hidden layer l's neuron j at *every*
+    /// point (`neuron` = (l, j); the network view's enlarged map, `Mlp::hidden_activations`'s
+    /// column), evaluated where the run lives; `None` where the engine does not.
+    fn predict_neuron(
+        &mut self,
+        _points: &[[f64; 2]],
+        _rows: &[usize],
+        _neuron: (usize, usize),
+    ) -> Option<PredictNeuron<'_>> {
         None
     }
     /// Every point's m × m Gram of its per-task gradients of the shared parameters at 2-D input

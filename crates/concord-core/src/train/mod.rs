@@ -53,7 +53,8 @@ mod trunk;
 mod trunk_tests;
 
 pub use backend::{
-    now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, PredictHidden, ReadBack, Snapshot,
+    now, Backend, BackendError, BackendKind, PointGramsFuture, Predict, PredictHidden, PredictNeuron, ReadBack,
+    Snapshot,
 };
 pub use batches::BatchSampler;
 pub use config::{DataSource, Precision, TrainConfig, TrainOptimizer, MAX_STEPS};

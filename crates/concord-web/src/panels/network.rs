@@ -22,16 +22,35 @@
 //! |value|. `window.concord.network()` returns the last result (`thumbnailsSource`: "gpu" or
 //! "cpu", and `thumbSample`: a few activations with their points, for the browser test).
 //!
+//! **Enlarged map** (a click on a neuron): the neuron's activation on the heatmap's own
+//! `LARGE` × `LARGE` grid. For a WebGPU MLP run it comes from the GPU: while the map is open the
+//! run's read-backs also gather that one neuron at every grid point from the same forward pass
+//! (`Backend::predict_neuron`, `GpuTrainer::predict_hidden_neuron`); until such a read-back
+//! lands (a paused run, the moment after the click), and for CPU and MoE runs, the CPU computes
+//! it. `large.source` in `window.concord.network()` says which, `large.sample` holds a few values.
+//!
 //! **Links**: a layer of more than `LINKS_PER_LAYER` links draws only that many, the largest
 //! |w| (the hint says how many of how many); opacity grows with |w| / the layer's largest.
+//!
+//! **Mixtures of experts** (the routers concord-core had when this was written, `DRAWN_ROUTERS`;
+//! any other architecture gets a note, not a guess): the pre-layers as an MLP's layers, then one
+//! "Experts" column holding each expert's hidden neurons as a labelled group, then the heads.
+//! Links a → expert neuron are the expert's first W; expert neuron → head t carry the effective
+//! weight Σ_c W_head[t, c]·W_out[c, j] with opacity = task t's mean gate weight on that expert
+//! over the training set (`Moe::mean_gate_weights`), so routing shows as which links are visible;
+//! the residual a → heads is drawn dashed. The rings are `metrics::moe_neuron_conflicts` (layers
+//! 0..L the pre-layers, L + e expert e). Thumbnails are the CPU's (`Moe::hidden_activations`):
+//! the GPU trainer does not train MoE here; see `moe_thumbnails` for the seam.
 
 use crate::dom::{install_computed_hook, with_computed, yield_now, Computed, ComputedCell};
 use crate::session::{now_ms, use_session, Session};
 use crate::state::use_cfg;
-use concord_core::metrics::{neuron_conflicts, NeuronConflict};
+use concord_core::metrics::{moe_neuron_conflicts, neuron_conflicts, NeuronConflict};
+use concord_core::model::moe::Moe;
 use concord_core::model::{LossKind, Mlp};
 use leptos::html::Canvas;
 use leptos::prelude::*;
+use nalgebra::DMatrix;
 use serde::Serialize;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -57,6 +76,11 @@ const COLUMN_HEIGHT: f64 = 330.0;
 pub const BLUE: [u8; 3] = [0x08, 0x77, 0xbd];
 pub const ORANGE: [u8; 3] = [0xf5, 0x93, 0x22];
 const GREY: [u8; 3] = [0xe8, 0xea, 0xeb];
+/// The MoE routers whose structure (pre-layers → experts of one hidden layer → residual sum →
+/// heads, gates by `Gating`) this view draws. A router added later is not assumed to share it.
+const DRAWN_ROUTERS: [&str; 7] = ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"];
+/// The most expert hidden neurons drawn (64 experts × 8 fit; beyond, a note).
+const MAX_EXPERT_NEURONS: usize = 512;
 
 /// Everything one computation produced (serialised for the test hook).
 #[derive(Clone, Serialize)]
@@ -65,13 +89,21 @@ pub struct NetworkResult {
     pub run: usize,
     pub run_label: String,
     pub steps: usize,
-    /// Why nothing is drawn (a mixture of experts, a toy), if so.
+    /// Why nothing is drawn (an MoE architecture not drawn, a toy), if so.
     pub note: Option<String>,
     pub inputs: Vec<String>,
+    /// The trunk's (an MoE: its pre-layers') widths.
     pub hidden: Vec<usize>,
     pub tasks: Vec<String>,
-    /// `[layer][neuron]`: cosines, norms and the most negative pair of each trunk neuron.
+    /// `[layer][neuron]`: cosines, norms and the most negative pair of each trunk neuron. An MoE:
+    /// its pre-layers, then one layer per expert (its hidden neurons).
     pub layers: Vec<Vec<NeuronConflict>>,
+    /// An MoE: how many of `layers` are pre-layers (the rest are experts); `None` for an MLP.
+    pub pre_layers: Option<usize>,
+    /// An MoE: its router's name.
+    pub router: Option<String>,
+    /// An MoE: `[task][expert]` mean gate weight over the training set (the links' opacity).
+    pub gates: Vec<Vec<f64>>,
     pub params: Vec<f64>,
     pub extent: f64,
     pub compute_ms: f64,
@@ -83,6 +115,8 @@ pub struct NetworkResult {
     pub thumb_sample: Vec<ThumbSample>,
     /// (drawn, total) links of the widest-linked layer pair (thinned above `LINKS_PER_LAYER`).
     pub links_shown: (usize, usize),
+    /// The enlarged neuron's map, while one is open.
+    pub large: Option<LargeMap>,
     /// `inputs_maps[i]`: THUMB² values of input feature i over the plane, scaled to [−1, 1].
     #[serde(skip)]
     inputs_maps: Vec<Vec<f64>>,
@@ -94,9 +128,28 @@ pub struct NetworkResult {
     heads: Vec<Vec<f64>>,
     #[serde(skip)]
     mlp: Option<Mlp>,
+    #[serde(skip)]
+    moe: Option<Moe>,
+    /// Node slots per column (inputs, layers or pre-layers, [experts,] heads): an MoE's experts
+    /// column holds each expert's neurons after one slot for its label.
+    #[serde(skip)]
+    columns: Vec<usize>,
     /// The run's input features (None: the raw 2-D point), for the enlarged thumbnail.
     #[serde(skip)]
     features: Option<concord_core::data::FeatureSet>,
+}
+
+/// The enlarged neuron's map (`LARGE`² values, row 0 at the top) and where it was computed.
+#[derive(Clone, Serialize)]
+pub struct LargeMap {
+    pub layer: usize,
+    pub neuron: usize,
+    /// "gpu" (the run's grid pass) or "cpu".
+    pub source: &'static str,
+    /// A few of its values with their points (the browser test recomputes them).
+    pub sample: Vec<ThumbSample>,
+    #[serde(skip)]
+    values: Vec<f64>,
 }
 
 /// One thumbnail activation: layer `layer`'s neuron `neuron` at the 2-D point `point`.
@@ -146,7 +199,7 @@ fn head_value(loss: LossKind, row: &[f64]) -> f64 {
 }
 
 /// The whole computation for run `k` (synchronous; the caller yields first).
-fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
+fn compute(session: Session, k: usize, enlarged: Option<(usize, usize)>) -> Result<NetworkResult, String> {
     let t0 = now_ms();
     session
         .with(|a| -> Result<NetworkResult, String> {
@@ -162,6 +215,9 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                 hidden: Vec::new(),
                 tasks,
                 layers: Vec::new(),
+                pre_layers: None,
+                router: None,
+                gates: Vec::new(),
                 params: Vec::new(),
                 extent,
                 compute_ms: 0.0,
@@ -169,18 +225,22 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                 thumb_side: THUMB,
                 thumb_sample: Vec::new(),
                 links_shown: (0, 0),
+                large: None,
                 inputs_maps: Vec::new(),
                 acts: Vec::new(),
                 heads: Vec::new(),
                 mlp: None,
+                moe: None,
+                columns: Vec::new(),
                 features: None,
             };
+            if let Some(moe) = r.moe() {
+                compute_moe(&mut out, r, moe)?;
+                out.large = enlarged.and_then(|at| large_map(&out, r, at));
+                return Ok(out);
+            }
             let Some(mlp) = r.mlp() else {
-                out.note = Some(if r.moe().is_some() {
-                    "This run is a mixture of experts: the network view draws MLP runs only (the experts and the router are not drawn).".into()
-                } else {
-                    "This run has no network to draw.".into()
-                });
+                out.note = Some("This run has no network to draw.".into());
                 return Ok(out);
             };
             let params = r.params().ok_or("the run has no parameters yet")?;
@@ -194,7 +254,8 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                 let points = crate::grid::points_n(extent, THUMB);
                 let x = concord_core::data::feature_rows(r.config.features.as_ref(), &points);
                 // The GPU's activations are of the read-back parameters, i.e. `params`.
-                let gpu = r.gpu_thumbnails(extent).filter(|a| r.on_gpu() && a.iter().all(|m| m.nrows() == points.len()));
+                let gpu =
+                    r.gpu_thumbnails(extent).filter(|a| r.on_gpu() && a.iter().all(|m| m.nrows() == points.len()));
                 let acts = match gpu {
                     Some(a) => {
                         out.thumbnails_source = "gpu";
@@ -205,24 +266,7 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                         mlp.hidden_activations(params, &x)?
                     }
                 };
-                out.acts = acts.iter().map(|m| (0..m.ncols()).map(|j| m.column(j).iter().copied().collect()).collect()).collect();
-                // Corners and middle of the plane, the first few neurons of each layer.
-                let at = [0, THUMB - 1, THUMB * (THUMB / 2) + THUMB / 2, THUMB * THUMB - 1];
-                for (l, m) in acts.iter().enumerate() {
-                    for j in 0..m.ncols().min(4) {
-                        for &i in &at {
-                            out.thumb_sample.push(ThumbSample { layer: l, neuron: j, point: points[i], value: m[(i, j)] });
-                        }
-                    }
-                }
-                // TF's input nodes: each feature over the plane, scaled to its largest |value|.
-                out.inputs_maps = (0..x.ncols())
-                    .map(|c| {
-                        let col = x.column(c);
-                        let scale = col.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-12);
-                        col.iter().map(|v| v / scale).collect()
-                    })
-                    .collect();
+                set_thumbnails(&mut out, &acts, &points, &x);
                 // The heads' thumbnails: the GPU's grid outputs at the same rows, else the CPU's.
                 let rows = crate::grid::thumbnail_rows();
                 let gpu_outs = r.grid_outputs(extent).filter(|_| out.thumbnails_source == "gpu");
@@ -230,20 +274,15 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
                     Some(o) => o.iter().map(|m| m.select_rows(rows.iter())).collect(),
                     None => mlp.forward(params, &x)?,
                 };
-                out.heads = outs
-                    .iter()
-                    .zip(&mlp.config().heads)
-                    .map(|(o, h)| {
-                        (0..o.nrows())
-                            .map(|i| head_value(h.loss, &o.row(i).iter().copied().collect::<Vec<_>>()))
-                            .collect()
-                    })
-                    .collect();
+                out.heads = head_maps(&outs, &mlp.config().heads);
             }
             out.params = params.to_vec();
+            out.columns =
+                std::iter::once(out.inputs.len()).chain(out.hidden.iter().copied()).chain([mlp.num_tasks()]).collect();
             out.mlp = Some(mlp.clone());
             out.features = r.config.features.clone();
             out.links_shown = links(&out).1;
+            out.large = enlarged.and_then(|at| large_map(&out, r, at));
             Ok(out)
         })
         .ok_or_else(|| "the page is busy".to_string())?
@@ -251,6 +290,145 @@ fn compute(session: Session, k: usize) -> Result<NetworkResult, String> {
             r.compute_ms = now_ms() - t0;
             r
         })
+}
+
+/// The thumbnails' activations (`acts[layer]`: THUMB² × neurons), a sample of them for the
+/// browser test, and the input nodes' maps (each feature over the plane, scaled to its largest
+/// |value|, as TF draws them).
+fn set_thumbnails(out: &mut NetworkResult, acts: &[DMatrix<f64>], points: &[[f64; 2]], x: &DMatrix<f64>) {
+    out.acts = acts.iter().map(|m| (0..m.ncols()).map(|j| m.column(j).iter().copied().collect()).collect()).collect();
+    // Corners and middle of the plane, the first few neurons of each layer.
+    let at = [0, THUMB - 1, THUMB * (THUMB / 2) + THUMB / 2, THUMB * THUMB - 1];
+    for (l, m) in acts.iter().enumerate() {
+        for j in 0..m.ncols().min(4) {
+            for &i in &at {
+                out.thumb_sample.push(ThumbSample { layer: l, neuron: j, point: points[i], value: m[(i, j)] });
+            }
+        }
+    }
+    out.inputs_maps = (0..x.ncols())
+        .map(|c| {
+            let col = x.column(c);
+            let scale = col.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-12);
+            col.iter().map(|v| v / scale).collect()
+        })
+        .collect();
+}
+
+/// Per head: its outputs at each thumbnail point as values in [−1, 1].
+fn head_maps(outs: &[DMatrix<f64>], heads: &[concord_core::model::HeadConfig]) -> Vec<Vec<f64>> {
+    outs.iter()
+        .zip(heads)
+        .map(|(o, h)| {
+            (0..o.nrows()).map(|i| head_value(h.loss, &o.row(i).iter().copied().collect::<Vec<_>>())).collect()
+        })
+        .collect()
+}
+
+/// An MoE run: the conflict of its pre-layer and expert neurons, the mean gate weights, the
+/// thumbnails (CPU) — or a note when its architecture is not one this view draws.
+fn compute_moe(out: &mut NetworkResult, r: &crate::session::Run, moe: &Moe) -> Result<(), String> {
+    let config = moe.config();
+    let router = config.router.name();
+    if !DRAWN_ROUTERS.contains(&router) || moe.layout().experts.len() != config.experts {
+        out.note = Some(format!(
+            "This mixture of experts (router “{router}”) has a structure the network view does not draw yet; it draws the {} routers.",
+            DRAWN_ROUTERS.join(", ")
+        ));
+        return Ok(());
+    }
+    if config.experts * config.expert_hidden > MAX_EXPERT_NEURONS {
+        out.note = Some(format!(
+            "This mixture of experts has {} × {} expert neurons: more than the {MAX_EXPERT_NEURONS} the network view draws.",
+            config.experts, config.expert_hidden
+        ));
+        return Ok(());
+    }
+    let params = r.params().ok_or("the run has no parameters yet")?;
+    let (x, targets) = r.train_set().ok_or("the run has no training set")?;
+    // The task losses' Jacobian without routing noise (the aux loss is no task's gradient).
+    let grads = moe.gradients(params, x, targets, None)?;
+    out.layers = moe_neuron_conflicts(moe.layout(), &grads.tasks.shared_jacobian)?;
+    out.gates = moe.mean_gate_weights(params, x)?;
+    out.pre_layers = Some(config.hidden.len());
+    out.router = Some(router.to_string());
+    out.inputs = input_labels(r.config.features.as_ref(), config.input_dim);
+    out.hidden = config.hidden.clone();
+    if r.config.features.is_some() || config.input_dim == 2 {
+        let points = crate::grid::points_n(out.extent, THUMB);
+        let x = concord_core::data::feature_rows(r.config.features.as_ref(), &points);
+        let acts = moe_thumbnails(moe, params, &x)?;
+        out.thumbnails_source = "cpu";
+        set_thumbnails(out, &acts, &points, &x);
+        out.heads = head_maps(&moe.forward(params, &x)?, &config.heads);
+    }
+    out.params = params.to_vec();
+    let slots = config.experts * (config.expert_hidden + 1);
+    out.columns =
+        std::iter::once(out.inputs.len()).chain(out.hidden.iter().copied()).chain([slots, moe.num_tasks()]).collect();
+    out.moe = Some(moe.clone());
+    out.features = r.config.features.clone();
+    out.links_shown = links(out).1;
+    Ok(())
+}
+
+/// An MoE's thumbnails (pre-layers, then each expert's hidden layer) on the CPU. The seam for
+/// the GPU: once the GPU trainer trains MoE and its grid pass gathers these activations (in this
+/// order, rows `grid::thumbnail_rows`), take them from `Run::gpu_thumbnails` here as the MLP
+/// path does, and let the session ask for them (`thumbs` in session.rs asks MLP runs only).
+fn moe_thumbnails(moe: &Moe, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
+    moe.hidden_activations(params, x)
+}
+
+/// Neuron `at`'s map at `LARGE`²: the GPU's (a WebGPU run whose last read-back gathered it,
+/// i.e. at `params`) or the CPU's. `None`: no such neuron, or no 2-D plane.
+fn large_map(out: &NetworkResult, r: &crate::session::Run, at: (usize, usize)) -> Option<LargeMap> {
+    let (l, j) = at;
+    if out.thumbnails_source == "none" || j >= out.layers.get(l)?.len() {
+        return None;
+    }
+    let points = crate::grid::points_n(out.extent, LARGE);
+    let gpu = r.gpu_neuron(out.extent, at).filter(|v| r.on_gpu() && out.mlp.is_some() && v.len() == points.len());
+    let (values, source) = match gpu {
+        Some(v) => (v.to_vec(), "gpu"),
+        None => {
+            let x = concord_core::data::feature_rows(out.features.as_ref(), &points);
+            let acts = out.activations_at(&x)?;
+            (acts.get(l)?.column(j).iter().copied().collect(), "cpu")
+        }
+    };
+    // Corners, the middle and a few cells between.
+    let sample = [0, LARGE - 1, LARGE * 37 + 61, LARGE * (LARGE / 2) + LARGE / 2, LARGE * 83 + 12, LARGE * LARGE - 1]
+        .iter()
+        .map(|&i| ThumbSample { layer: l, neuron: j, point: points[i], value: values[i] })
+        .collect();
+    Some(LargeMap { layer: l, neuron: j, source, sample, values })
+}
+
+impl NetworkResult {
+    /// Where neuron `j` of layer `l` (of `layers`) is drawn: its column and slot.
+    fn slot(&self, l: usize, j: usize) -> (usize, usize) {
+        match (self.pre_layers, &self.moe) {
+            (Some(pre), Some(moe)) if l >= pre => (pre + 1, (l - pre) * (moe.config().expert_hidden + 1) + 1 + j),
+            _ => (l + 1, j),
+        }
+    }
+
+    /// "Layer 2, neuron 3" or, an MoE's expert neuron, "Expert 1, neuron 3".
+    fn neuron_name(&self, l: usize, j: usize) -> String {
+        match self.pre_layers {
+            Some(pre) if l >= pre => format!("Expert {}, neuron {}", l - pre + 1, j + 1),
+            _ => format!("Layer {}, neuron {}", l + 1, j + 1),
+        }
+    }
+
+    /// Every layer's activations at the rows of x (the enlarged map), MLP or MoE.
+    fn activations_at(&self, x: &DMatrix<f64>) -> Option<Vec<DMatrix<f64>>> {
+        if let Some(mlp) = &self.mlp {
+            return mlp.hidden_activations(&self.params, x).ok();
+        }
+        self.moe.as_ref()?.hidden_activations(&self.params, x).ok()
+    }
 }
 
 /// Paint `values` (side², row 0 at the top, in [−1, 1]) onto a side × side canvas.
@@ -287,65 +465,119 @@ fn node_pos(col: usize, i: usize, n: usize, tallest: usize) -> (f64, f64) {
     (LEFT + col as f64 * COLUMN_GAP, 20.0 + top + (i as f64 + 0.5) * pitch)
 }
 
-/// One link: from node `from` of column `col` to node `to` of column `col + 1`, weight `w`.
+/// One link: from (column, slot) to (column, slot), weight `w`. `gate`: an MoE's expert → head
+/// link, drawn with that opacity (the task's mean gate weight on the expert); `dashed`: the
+/// residual a → heads, which skips the experts column.
 struct Link {
-    col: usize,
-    from: usize,
-    to: usize,
+    from: (usize, usize),
+    to: (usize, usize),
     w: f64,
+    gate: Option<f64>,
+    dashed: bool,
+}
+
+impl Link {
+    fn plain(col: usize, from: usize, to: usize, w: f64) -> Self {
+        Link { from: (col, from), to: (col + 1, to), w, gate: None, dashed: false }
+    }
+}
+
+/// A head's weight from input k (a head of several outputs, softmax: the mean over its rows).
+fn head_weight(params: &[f64], head: &concord_core::model::LayerSlice, k: usize) -> f64 {
+    (0..head.fan_out).map(|o| params[head.weight.start + o * head.fan_in + k]).sum::<f64>() / head.fan_out as f64
+}
+
+/// The links of one dense layer `slice` from column `col` to the next, slot = index.
+fn dense_links(params: &[f64], slice: &concord_core::model::LayerSlice, col: usize) -> Vec<Link> {
+    let mut pair = Vec::new();
+    for j in 0..slice.fan_out {
+        for k in 0..slice.fan_in {
+            pair.push(Link::plain(col, k, j, params[slice.weight.start + j * slice.fan_in + k]));
+        }
+    }
+    pair
 }
 
 /// The links to draw, per column pair: every one, or the `LINKS_PER_LAYER` of largest |w|.
 /// Also (drawn, total) of the pair with the most links.
 fn links(r: &NetworkResult) -> (Vec<Vec<Link>>, (usize, usize)) {
-    let Some(mlp) = &r.mlp else { return (Vec::new(), (0, 0)) };
-    let layout = mlp.layout();
-    let trunk = layout.trunk.len();
-    let mut out = Vec::new();
-    let mut widest = (0, 0);
-    for (l, slice) in layout.trunk.iter().chain(layout.heads.iter()).enumerate() {
-        let is_head = l >= trunk;
-        if is_head && l > trunk {
-            continue; // the heads share one column pair: collected with the first
+    let mut pairs: Vec<Vec<Link>> = Vec::new();
+    if let Some(mlp) = &r.mlp {
+        let layout = mlp.layout();
+        let trunk = layout.trunk.len();
+        for (l, slice) in layout.trunk.iter().enumerate() {
+            pairs.push(dense_links(&r.params, slice, l));
         }
-        let mut pair = Vec::new();
-        if is_head {
+        let mut heads = Vec::new();
+        for (t, head) in layout.heads.iter().enumerate() {
+            for k in 0..head.fan_in {
+                heads.push(Link::plain(trunk, k, t, head_weight(&r.params, head, k)));
+            }
+        }
+        pairs.push(heads);
+    } else if let Some(moe) = &r.moe {
+        let layout = moe.layout();
+        let pre = layout.pre.len();
+        for (l, slice) in layout.pre.iter().enumerate() {
+            pairs.push(dense_links(&r.params, slice, l));
+        }
+        // a → each expert's hidden neurons.
+        let mut into = Vec::new();
+        for (e, ex) in layout.experts.iter().enumerate() {
+            for j in 0..ex.hidden.fan_out {
+                for k in 0..ex.hidden.fan_in {
+                    let w = r.params[ex.hidden.weight.start + j * ex.hidden.fan_in + k];
+                    into.push(Link { from: (pre, k), to: r.slot(pre + e, j), w, gate: None, dashed: false });
+                }
+            }
+        }
+        pairs.push(into);
+        // Expert neuron → head t: the effective weight through the expert's output layer, seen
+        // as much as task t's gate uses the expert.
+        let heads_col = pre + 2;
+        let mut out = Vec::new();
+        for (e, ex) in layout.experts.iter().enumerate() {
             for (t, head) in layout.heads.iter().enumerate() {
-                for k in 0..head.fan_in {
-                    // A head of several outputs (softmax): the mean of its rows' weights from k.
-                    let w = (0..head.fan_out).map(|o| r.params[head.weight.start + o * head.fan_in + k]).sum::<f64>()
-                        / head.fan_out as f64;
-                    pair.push(Link { col: trunk, from: k, to: t, w });
-                }
-            }
-        } else {
-            for j in 0..slice.fan_out {
-                for k in 0..slice.fan_in {
-                    pair.push(Link { col: l, from: k, to: j, w: r.params[slice.weight.start + j * slice.fan_in + k] });
+                let gate = r.gates.get(t).and_then(|g| g.get(e)).copied().unwrap_or(0.0);
+                for j in 0..ex.out.fan_in {
+                    let w = (0..ex.out.fan_out)
+                        .map(|c| {
+                            head_weight(&r.params, head, c) * r.params[ex.out.weight.start + c * ex.out.fan_in + j]
+                        })
+                        .sum();
+                    out.push(Link { from: r.slot(pre + e, j), to: (heads_col, t), w, gate: Some(gate), dashed: false });
                 }
             }
         }
+        pairs.push(out);
+        // The residual: a reaches the heads directly.
+        let mut residual = Vec::new();
+        for (t, head) in layout.heads.iter().enumerate() {
+            for k in 0..head.fan_in {
+                let w = head_weight(&r.params, head, k);
+                residual.push(Link { from: (pre, k), to: (heads_col, t), w, gate: None, dashed: true });
+            }
+        }
+        pairs.push(residual);
+    }
+    let mut widest = (0, 0);
+    for pair in &mut pairs {
         let total = pair.len();
         if total > LINKS_PER_LAYER {
-            pair.sort_by(|a, b| b.w.abs().total_cmp(&a.w.abs()));
+            // Gated links: the strongest as drawn (|w| × gate).
+            pair.sort_by(|a, b| (b.w.abs() * b.gate.unwrap_or(1.0)).total_cmp(&(a.w.abs() * a.gate.unwrap_or(1.0))));
             pair.truncate(LINKS_PER_LAYER);
         }
         if total > widest.1 {
             widest = (pair.len(), total);
         }
-        out.push(pair);
     }
-    (out, widest)
+    (pairs, widest)
 }
 
 /// The links as one SVG (hundreds of paths: one string, not one reactive node each).
 fn links_svg(r: &NetworkResult, width: f64, height: f64) -> String {
-    let Some(mlp) = &r.mlp else { return String::new() };
-    let widths: Vec<usize> = std::iter::once(mlp.config().input_dim)
-        .chain(r.hidden.iter().copied())
-        .chain([mlp.layout().heads.len()])
-        .collect();
-    let tallest = widths.iter().copied().max().unwrap_or(1);
+    let tallest = r.columns.iter().copied().max().unwrap_or(1);
     let (pairs, _) = links(r);
     // TF maps |w| ∈ [0, 5] to 1–10 px; many links get thinner so the picture stays legible.
     let drawn: usize = pairs.iter().map(Vec::len).sum();
@@ -362,16 +594,24 @@ fn links_svg(r: &NetworkResult, width: f64, height: f64) -> String {
     for pair in &pairs {
         let strongest = pair.iter().fold(0.0f64, |a, l| a.max(l.w.abs())).max(1e-12);
         for l in pair {
-            let (x1, y1) = node_pos(l.col, l.from, widths[l.col], tallest);
-            let (x2, y2) = node_pos(l.col + 1, l.to, widths[l.col + 1], tallest);
+            let (x1, y1) = node_pos(l.from.0, l.from.1, r.columns[l.from.0], tallest);
+            let (x2, y2) = node_pos(l.to.0, l.to.1, r.columns[l.to.0], tallest);
             let colour = if l.w >= 0.0 { css(BLUE) } else { css(ORANGE) };
             let stroke = ((1.0 + l.w.abs().min(5.0) * 1.8) * thin).max(0.3);
-            // Weak links fade: the strong ones carry the picture.
-            let opacity = 0.2 + 0.7 * l.w.abs() / strongest;
+            // Weak links fade: the strong ones carry the picture. A gated link: the gate's share.
+            let (opacity, extra) = match (l.gate, l.dashed) {
+                (Some(g), _) => (0.05 + 0.9 * g.clamp(0.0, 1.0), format!(r#" data-gate="{g:.4}""#)),
+                (None, true) => (0.1 + 0.3 * l.w.abs() / strongest, r#" stroke-dasharray="3 3""#.to_string()),
+                (None, false) => (0.2 + 0.7 * l.w.abs() / strongest, String::new()),
+            };
+            let title = match l.gate {
+                Some(g) => format!("w = {:.3} (through the expert), mean gate weight {g:.3}", l.w),
+                None if l.dashed => format!("w = {:.3} (the residual a → head)", l.w),
+                None => format!("w = {:.3}", l.w),
+            };
             let xm = (x1 + x2) / 2.0;
             s.push_str(&format!(
-                r#"<path d="M{x1:.1} {y1:.1}C{xm:.1} {y1:.1} {xm:.1} {y2:.1} {x2:.1} {y2:.1}" stroke="{colour}" stroke-width="{stroke:.2}" stroke-opacity="{opacity:.2}" fill="none"><title>w = {w:.3}</title></path>"#,
-                w = l.w
+                r#"<path d="M{x1:.1} {y1:.1}C{xm:.1} {y1:.1} {xm:.1} {y2:.1} {x2:.1} {y2:.1}" stroke="{colour}" stroke-width="{stroke:.2}" stroke-opacity="{opacity:.2}"{extra} fill="none"><title>{title}</title></path>"#
             ));
         }
     }
@@ -384,9 +624,10 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 /// The numbers of one neuron, as one line (tooltip, aria-label).
-fn neuron_text(n: &NeuronConflict, tasks: &[String]) -> String {
+fn neuron_text(r: &NetworkResult, n: &NeuronConflict) -> String {
+    let tasks = &r.tasks;
     let name = |t: usize| tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
-    let mut parts = vec![format!("Layer {}, neuron {}", n.layer + 1, n.index + 1)];
+    let mut parts = vec![r.neuron_name(n.layer, n.index)];
     for i in 0..n.norms.len() {
         for j in i + 1..n.norms.len() {
             parts.push(format!("cos({}, {}) = {}", name(i), name(j), fmt(n.cosines[i][j])));
@@ -412,7 +653,7 @@ pub fn NetworkPanel() -> impl IntoView {
     // Bumped when a result lands: the view and the canvases redraw.
     let version = RwSignal::new(0u64);
     // (run, session version) of the last computation, when it finished and how long it took.
-    let done_key = StoredValue::new((usize::MAX, u64::MAX));
+    let done_key = StoredValue::new((usize::MAX, u64::MAX, None::<(usize, usize)>));
     let last = StoredValue::new((f64::NEG_INFINITY, 0.0f64));
     let focus = RwSignal::new(None::<(usize, usize)>);
     let enlarged = RwSignal::new(None::<(usize, usize)>);
@@ -421,10 +662,17 @@ pub fn NetworkPanel() -> impl IntoView {
     // The run shown asks its GPU read-backs for the thumbnails too (nothing while hidden).
     Effect::new(move |_| {
         let shown = (!hidden()).then(|| run.get());
-        session.with(|a| a.set_network_run(shown));
+        let large = enlarged.get().filter(|_| shown.is_some());
+        session.with(|a| {
+            a.set_network_run(shown);
+            a.set_network_large(large);
+        });
     });
     on_cleanup(move || {
-        session.with(|a| a.set_network_run(None));
+        session.with(|a| {
+            a.set_network_run(None);
+            a.set_network_large(None);
+        });
     });
 
     let labels = move || {
@@ -437,7 +685,7 @@ pub fn NetworkPanel() -> impl IntoView {
         if hidden() || with_computed(store, |s| s.busy).unwrap_or(true) {
             return;
         }
-        let key = (run.get_untracked(), ui.version.get_untracked());
+        let key = (run.get_untracked(), ui.version.get_untracked(), enlarged.get_untracked());
         let (at, took) = last.get_value();
         if key == done_key.get_value() || now_ms() - at < (8.0 * took).max(400.0) {
             return;
@@ -445,7 +693,7 @@ pub fn NetworkPanel() -> impl IntoView {
         with_computed(store, |s| s.busy = true);
         leptos::task::spawn_local(async move {
             yield_now().await;
-            let out = compute(session, key.0);
+            let out = compute(session, key.0, key.2);
             with_computed(store, |s| {
                 s.busy = false;
                 match out {
@@ -498,13 +746,10 @@ pub fn NetworkPanel() -> impl IntoView {
                         paint(&c, v, THUMB);
                     }
                 }
-                if let (Some((l, j)), Some(c), Some(mlp)) = (enlarged.get_untracked(), large.get_untracked(), &r.mlp) {
-                    let points = crate::grid::points_n(r.extent, LARGE);
-                    let x = concord_core::data::feature_rows(r.features.as_ref(), &points);
-                    if let Ok(acts) = mlp.hidden_activations(&r.params, &x) {
-                        if let Some(m) = acts.get(l).filter(|m| j < m.ncols()) {
-                            paint(&c, &m.column(j).iter().copied().collect::<Vec<_>>(), LARGE);
-                        }
+                // The map computed with the result (GPU or CPU); a click computes anew.
+                if let (Some(at), Some(c), Some(m)) = (enlarged.get_untracked(), large.get_untracked(), &r.large) {
+                    if (m.layer, m.neuron) == at {
+                        paint(&c, &m.values, LARGE);
                     }
                 }
             });
@@ -529,8 +774,8 @@ pub fn NetworkPanel() -> impl IntoView {
             if let Some(note) = &r.note {
                 return view! { <p class="hint" data-testid="network-note">{note.clone()}</p> }.into_any();
             }
-            let m = r.mlp.as_ref().map_or(1, Mlp::num_tasks);
-            let widths: Vec<usize> = std::iter::once(r.inputs.len()).chain(r.hidden.iter().copied()).chain([m]).collect();
+            let m = r.tasks.len();
+            let widths = r.columns.clone();
             let tallest = widths.iter().copied().max().unwrap_or(1);
             let (_, pitch) = node_size(tallest);
             let width = LEFT + RIGHT + (widths.len() - 1) as f64 * COLUMN_GAP;
@@ -558,10 +803,12 @@ pub fn NetworkPanel() -> impl IntoView {
             // A ring of at least 3 px; a hairline (the node's padding over the page's ink colour)
             // parts it from the thumbnail, whose colours are the same scale.
             for (l, layer) in r.layers.iter().enumerate() {
-                let ring = if node_size(layer.len()).0 >= 20.0 { 4.0 } else { 3.0 };
+                let col = r.slot(l, 0).0;
+                let slots = widths[col];
+                let ring = if node_size(slots).0 >= 20.0 { 4.0 } else { 3.0 };
                 for n in layer {
-                    let (x, y) = node_pos(l + 1, n.index, layer.len(), tallest);
-                    let text = neuron_text(n, &r.tasks);
+                    let (x, y) = node_pos(col, r.slot(l, n.index).1, slots, tallest);
+                    let text = neuron_text(r, n);
                     let border = match n.min_cos {
                         Some(c) => format!("border:{ring}px solid {}", css(diverging(c))),
                         None => format!("border:{ring}px dashed #9aa0a6"),
@@ -579,7 +826,8 @@ pub fn NetworkPanel() -> impl IntoView {
                                 data-j=jj
                                 data-cos=cos_attr
                                 aria-label=text
-                                style=format!("{};{border}", place(x, y, layer.len()))
+                                data-expert=r.pre_layers.and_then(|p| l.checked_sub(p))
+                                style=format!("{};{border}", place(x, y, slots))
                                 on:mouseenter=move |_| focus.set(Some((lj, jj)))
                                 on:mouseleave=move |_| focus.set(None)
                                 on:focus=move |_| focus.set(Some((lj, jj)))
@@ -588,6 +836,25 @@ pub fn NetworkPanel() -> impl IntoView {
                             >
                                 <canvas data-thumb="hidden" data-l=lj data-j=jj></canvas>
                             </button>
+                        }
+                        .into_any(),
+                    );
+                }
+            }
+            // An MoE: each expert's label above its group, with its mean gate weight per task.
+            if let (Some(pre), Some(moe)) = (r.pre_layers, &r.moe) {
+                let col = pre + 1;
+                for e in 0..moe.config().experts {
+                    let (x, y) = node_pos(col, e * (moe.config().expert_hidden + 1), widths[col], tallest);
+                    let gates: Vec<String> = (0..m)
+                        .map(|t| format!("{} {:.2}", r.tasks.get(t).cloned().unwrap_or_default(), r.gates.get(t).and_then(|g| g.get(e)).copied().unwrap_or(0.0)))
+                        .collect();
+                    let title = format!("Expert {}: mean gate weight per task (the links' opacity): {}", e + 1, gates.join(", "));
+                    nodes.push(
+                        view! {
+                            <span class="net-expert" data-testid="network-expert" style=format!("left:{:.1}px;top:{:.1}px", x - 40.0, y - 7.0) title=title>
+                                {format!("expert {}", e + 1)}
+                            </span>
                         }
                         .into_any(),
                     );
@@ -609,6 +876,9 @@ pub fn NetworkPanel() -> impl IntoView {
             }
             let mut heads_row = vec!["Input".to_string()];
             heads_row.extend((1..=r.hidden.len()).map(|l| format!("Layer {l}")));
+            if r.moe.is_some() {
+                heads_row.push(format!("Experts ({})", r.router.clone().unwrap_or_default()));
+            }
             heads_row.push("Heads".into());
             let col_titles = heads_row
                 .into_iter()
@@ -635,6 +905,14 @@ pub fn NetworkPanel() -> impl IntoView {
             let n = r.layers.get(l)?.get(j)?;
             let name = |t: usize| r.tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
             let mut rows = Vec::new();
+            if let Some(e) = r.pre_layers.and_then(|p| l.checked_sub(p)) {
+                let gates: Vec<String> = (0..n.norms.len())
+                    .map(|t| {
+                        format!("{} {:.3}", name(t), r.gates.get(t).and_then(|g| g.get(e)).copied().unwrap_or(0.0))
+                    })
+                    .collect();
+                rows.push(format!("mean gate weight: {}", gates.join(", ")));
+            }
             for a in 0..n.norms.len() {
                 for b in a + 1..n.norms.len() {
                     let worst = n.min_pair == Some([a, b]) && n.norms.len() > 2;
@@ -652,7 +930,7 @@ pub fn NetworkPanel() -> impl IntoView {
             }
             Some(view! {
                 <div class="net-tooltip" role="status" data-testid="network-tooltip">
-                    <strong>{format!("Layer {}, neuron {}", l + 1, j + 1)}</strong>
+                    <strong>{r.neuron_name(l, j)}</strong>
                     {rows.into_iter().map(|t| view! { <div>{t}</div> }).collect_view()}
                 </div>
             })
@@ -714,7 +992,22 @@ pub fn NetworkPanel() -> impl IntoView {
                 <div class="net-large" data-testid="network-large">
                     <div class="figure-head">
                         <strong>
-                            {move || enlarged.get().map(|(l, j)| format!("Layer {}, neuron {}: activation over the plane", l + 1, j + 1))}
+                            {move || {
+                                let (l, j) = enlarged.get()?;
+                                version.track();
+                                let (name, source) = with_computed(store, |s| {
+                                    s.result.as_ref().map(|r| {
+                                        let source = match r.large.as_ref().filter(|m| (m.layer, m.neuron) == (l, j)) {
+                                            Some(m) if m.source == "gpu" => " (the GPU's grid pass, f32)",
+                                            Some(_) => " (CPU, f64)",
+                                            None => "",
+                                        };
+                                        (r.neuron_name(l, j), source)
+                                    })
+                                })
+                                .flatten()?;
+                                Some(format!("{name}: activation over the plane{source}"))
+                            }}
                         </strong>
                         <button type="button" class="btn small" on:click=move |_| enlarged.set(None)>
                             "Close (Esc)"

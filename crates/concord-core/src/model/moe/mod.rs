@@ -5,6 +5,7 @@
 //! (lower expert for token→expert choices, lower token for expert→token choices); capacity
 //! slots go to tokens in batch order.
 
+mod activations;
 mod aux;
 mod config;
 mod layout;
