@@ -212,7 +212,11 @@ impl GpuTrainer {
                 if let Some(why) = gpu_moe_unsupported(moe) {
                     return Err(GpuError::Unsupported(why));
                 }
-                GpuNet::Moe { moe: moe.clone(), shape: MoeShape::new(moe), pipes: MoeTrainPipelines::new(&gpu) }
+                GpuNet::Moe {
+                    moe: Box::new(moe.clone()),
+                    shape: MoeShape::new(moe),
+                    pipes: MoeTrainPipelines::new(&gpu),
+                }
             }
             (None, None) => {
                 return Err(GpuError::Unsupported(
@@ -1149,7 +1153,7 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
 /// `kernels::moe_train`) whose graphs come out in the MLP's shape.
 enum GpuNet {
     Mlp(Mlp),
-    Moe { moe: Moe, shape: MoeShape, pipes: MoeTrainPipelines },
+    Moe { moe: Box<Moe>, shape: MoeShape, pipes: MoeTrainPipelines },
 }
 
 impl GpuNet {

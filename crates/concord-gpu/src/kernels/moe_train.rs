@@ -42,7 +42,7 @@ pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let dense = matches!(router, RouterKind::Softmax | RouterKind::Mmoe);
     if !dense {
         return Some(format!(
-            "router '{}' is not on the GPU yet (the GPU trainer trains the dense routers softmax and mmoe); \
+            "MoE router '{}' is not on the GPU yet (the GPU trainer trains the dense routers softmax and mmoe); \
              use the CPU backend",
             router.name()
         ));
