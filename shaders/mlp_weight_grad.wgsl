@@ -2,7 +2,8 @@
 // (B × fan_out) and its input A (B × fan_in): dW[j, i] = Σ_b dZ[b, j]·A[b, i] (fan_out × fan_in,
 // row-major, as W in the flat vector), then db[j] = Σ_b dZ[b, j]. Entry e of the block goes to
 // out[out_off + e]: a row of the per-task Jacobian for trunk layers, the update vector for heads.
-// One invocation per entry; its loop runs over the batch rows.
+// One invocation per entry; its loop runs over the batch rows. `no_bias` = 1: a layer without
+// bias (an MoE gate): only dW, so the entries after the block stay untouched.
 // requires: mlp_index.wgsl
 
 struct WeightGradParams {
@@ -11,7 +12,7 @@ struct WeightGradParams {
     fan_out: u32,
     out_off: u32,
     groups_x: u32,
-    _pad0: u32,
+    no_bias: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -25,7 +26,7 @@ struct WeightGradParams {
 fn weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let e = flat_index(wid, lid, wgp.groups_x);
     let n_w = wgp.fan_out * wgp.fan_in;
-    if e >= n_w + wgp.fan_out {
+    if e >= n_w + select(wgp.fan_out, 0u, wgp.no_bias == 1u) {
         return;
     }
     var g = 0.0;

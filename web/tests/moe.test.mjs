@@ -34,7 +34,7 @@ test('task-experts: the MoE panel draws the routing and matches the CLI’s rout
   assert.deepEqual(s.runs.map((r) => r.aggregator), ['mean', 'pcgrad']);
   s = await step(page, STEPS);
   assert.ok(s.runs.every((r) => r.error === null && r.steps === STEPS), JSON.stringify(s.runs.map((r) => r.error)));
-  // No GPU MoE trainer: every MoE run is on the CPU, and says why.
+  // The task router has no GPU kernels yet: its runs are on the CPU, and say why.
   for (const r of s.runs) {
     assert.equal(r.backend, 'cpu');
     if (r.backendReason !== null) assert.match(r.backendReason, /MoE|WebGPU|device/, r.backendReason);

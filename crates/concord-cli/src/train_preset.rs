@@ -187,11 +187,6 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     let reported = a.json || a.out.is_some() || a.plot.is_some();
     let config = with_sample_metrics(a.config, a.gpu, reported);
-    if a.gpu && config.moe.is_some() {
-        return Err(UsageError(
-            "--backend gpu does not train MoE models yet: there is no GPU MoE trainer (use --backend cpu)".into(),
-        ));
-    }
     let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
     let total = config.steps;
     let show_bar = std::io::stderr().is_terminal() && (!a.json || std::io::stdout().is_terminal());

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use concord_core::aggregators::AggregatorSpec;
 use concord_core::metrics::StepMetrics;
+use concord_core::model::moe::Moe;
 use concord_core::model::{Mlp, PointGradient, PointGrams};
 use concord_core::train::{
     restore_point, weight_mask, Backend, BackendError, BackendKind, BatchSampler, History, ReadBack, RunRecord,
@@ -47,6 +48,7 @@ use crate::kernels::mlp::{
     STEP_STATE,
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
+use crate::kernels::moe_train::{gpu_moe_unsupported, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall, WeightingState};
 use crate::kernels::{combine, gram, MAX_TASKS};
@@ -127,7 +129,7 @@ pub struct GpuTrainer {
     gpu: Arc<Gpu>,
     config: TrainConfig,
     task_names: Vec<String>,
-    mlp: Mlp,
+    net: GpuNet,
     shape: ModelShape,
     pipes: MlpPipelines,
     weighting: GpuWeighting,
@@ -207,9 +209,24 @@ impl GpuTrainer {
             return Err(GpuError::Unsupported(msg));
         }
         let cpu = Trainer::new(config.clone()).map_err(GpuError::Unsupported)?;
-        let mlp = cpu.mlp().cloned().ok_or_else(|| {
-            GpuError::Unsupported("pareto-synthetic has no model to train on the GPU; use the CPU backend".into())
-        })?;
+        let net = match (cpu.mlp(), cpu.moe()) {
+            (Some(mlp), _) => GpuNet::Mlp(mlp.clone()),
+            (None, Some(moe)) => {
+                if let Some(why) = gpu_moe_unsupported(moe) {
+                    return Err(GpuError::Unsupported(why));
+                }
+                GpuNet::Moe {
+                    moe: Box::new(moe.clone()),
+                    shape: MoeShape::new(moe),
+                    pipes: MoeTrainPipelines::new(&gpu),
+                }
+            }
+            (None, None) => {
+                return Err(GpuError::Unsupported(
+                    "pareto-synthetic has no model to train on the GPU; use the CPU backend".into(),
+                ))
+            }
+        };
         let m = cpu.num_tasks();
         if m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!("{m} tasks; the GPU kernels take at most {MAX_TASKS}")));
@@ -221,7 +238,7 @@ impl GpuTrainer {
                 "per-layer metrics are not read back on the GPU yet; leave layer_metrics off".into(),
             ));
         }
-        let shape = ModelShape::new(&mlp);
+        let shape = net.shape();
         if shape.shared_len == 0 {
             return Err(GpuError::Unsupported(
                 "a model without hidden layers has no shared parameters to aggregate".into(),
@@ -247,7 +264,7 @@ impl GpuTrainer {
         // The moments, the step state (t, q₁, q₂, …), then the penalty's weight mask: see
         // mlp_optim.wgsl.
         let moments = gpu.buffer("optimizer moments", ((3 * total + STEP_STATE) * 4) as u64, RW);
-        let mask = weight_mask_f32(&mlp);
+        let mask = net.weight_mask();
         gpu.queue.write_buffer(&moments, ((2 * total + STEP_STATE) * 4) as u64, bytemuck::cast_slice(&mask));
         let x_all = gpu.storage_init("train x", bytemuck::cast_slice(&matrix_f32(train_x)), RW);
         let y_all = gpu.storage_init("train y", bytemuck::cast_slice(&shape.target_table(train_y, n_train)), RW);
@@ -257,13 +274,13 @@ impl GpuTrainer {
         let yb = if full { y_all.clone() } else { gpu.buffer("batch y", (batch_rows * shape.y_stride * 4) as u64, RW) };
         let jac = gpu.buffer("jacobian", (m * shape.shared_len * 4) as u64, RW);
         let update = gpu.buffer("update", (total * 4) as u64, RW);
-        let step_fwd = ForwardGraph::new(&gpu, &pipes, &shape, batch_rows, &xb, &yb, &params);
-        let step_bwd = BackwardGraph::new(&gpu, &pipes, &shape, &step_fwd, &xb, &params, &jac, &update);
-        let train_eval = ForwardGraph::new(&gpu, &pipes, &shape, n_train, &x_all, &y_all, &params);
+        let (step_fwd, step_bwd) =
+            net.step_graphs(&gpu, &pipes, &shape, batch_rows, (&xb, &yb), &params, &jac, &update);
+        let train_eval = net.forward_graph(&gpu, &pipes, &shape, n_train, &x_all, &y_all, &params);
         let test_eval = test.map(|(tx, ty)| {
             let x = gpu.storage_init("test x", bytemuck::cast_slice(&matrix_f32(tx)), RW);
             let y = gpu.storage_init("test y", bytemuck::cast_slice(&shape.target_table(ty, tx.nrows())), RW);
-            ForwardGraph::new(&gpu, &pipes, &shape, tx.nrows(), &x, &y, &params)
+            net.forward_graph(&gpu, &pipes, &shape, tx.nrows(), &x, &y, &params)
         });
         let check = gpu.buffer("step check", ((HALT_WORDS + slot_len(m)) * 4) as u64, RW);
         let loss_weighting = match &config.method.weighting {
@@ -283,7 +300,7 @@ impl GpuTrainer {
                 eta: concord_core::dynamics::ASAM_ETA as f32,
                 _pad: [0.0; 2],
             };
-            SamGraph::new(&gpu, &pipes, &mlp, &p, &params, &update, &check)
+            SamGraph::new(&gpu, &pipes, &mask, &p, &params, &update, &check)
         });
         let task_names = cpu.task_names().to_vec();
         let config_record_every = config.record_every.max(1);
@@ -293,7 +310,7 @@ impl GpuTrainer {
             gpu,
             config,
             task_names,
-            mlp,
+            net,
             shape,
             pipes,
             weighting_memory,
@@ -349,8 +366,29 @@ impl GpuTrainer {
         self.task_names.len()
     }
 
-    pub fn mlp(&self) -> &Mlp {
-        &self.mlp
+    /// The MLP this run trains (`None` for an MoE model: [`GpuTrainer::moe`]).
+    pub fn mlp(&self) -> Option<&Mlp> {
+        match &self.net {
+            GpuNet::Mlp(mlp) => Some(mlp),
+            GpuNet::Moe { .. } => None,
+        }
+    }
+
+    /// `Unsupported` for an MoE run: `what` reads an MLP trunk (hidden activations, per-point
+    /// conflict kernels), as the CPU trainer's twins do.
+    fn mlp_only(&self, what: &str) -> Result<(), GpuError> {
+        match &self.net {
+            GpuNet::Mlp(_) => Ok(()),
+            GpuNet::Moe { .. } => Err(GpuError::Unsupported(format!("{what}: an MoE run has no MLP trunk"))),
+        }
+    }
+
+    /// The MoE model this run trains (`None` for an MLP).
+    pub fn moe(&self) -> Option<&Moe> {
+        match &self.net {
+            GpuNet::Mlp(_) => None,
+            GpuNet::Moe { moe, .. } => Some(moe),
+        }
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -861,6 +899,7 @@ impl GpuTrainer {
         x: &DMatrix<f64>,
         rows: &[usize],
     ) -> Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>), GpuError> {
+        self.mlp_only("predict_hidden")?;
         if let Some(&r) = rows.iter().find(|&&r| r >= x.nrows()) {
             return Err(GpuError::Unsupported(format!(
                 "predict_hidden: row {r} is not one of the {} inputs",
@@ -882,6 +921,7 @@ impl GpuTrainer {
         rows: &[usize],
         neuron: (usize, usize),
     ) -> Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>, Vec<f64>), GpuError> {
+        self.mlp_only("predict_hidden_neuron")?;
         let (l, j) = neuron;
         match self.shape.trunk.get(l) {
             Some(layer) if j < layer.fan_out => {}
@@ -992,7 +1032,7 @@ impl GpuTrainer {
             // (class 0, label 0) and the losses are not read.
             let y = vec![0.0f32; rows * self.shape.y_stride];
             let yb = self.gpu.storage_init("predict y", bytemuck::cast_slice(&y), RW);
-            let fwd = ForwardGraph::new(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
+            let fwd = self.net.forward_graph(&self.gpu, &self.pipes, &self.shape, rows, &xb, &yb, &self.params);
             self.predict_graph = Some(GridGraph { x32, x: xb, y: yb, fwd, hidden: None, neuron: None });
         }
         Ok(())
@@ -1006,6 +1046,7 @@ impl GpuTrainer {
     /// on the same inputs), so a refresh after more steps only runs the kernels and reads the
     /// rows · m² Gram entries back.
     pub async fn point_grams(&mut self, x: &DMatrix<f64>, how: PointGradient) -> Result<PointGrams, GpuError> {
+        self.mlp_only("point_grams")?;
         if how == PointGradient::Loss {
             return Err(GpuError::Unsupported(
                 "point_grams: per-point loss gradients need the points' labels (train_point_grams has them)".into(),
@@ -1048,6 +1089,7 @@ impl GpuTrainer {
     /// rows, in order) with their labels, so `PointGradient::Loss` works too: the twin of
     /// `Mlp::point_grams(params, train_x, how, Some(train_y))`.
     pub async fn train_point_grams(&mut self, how: PointGradient) -> Result<PointGrams, GpuError> {
+        self.mlp_only("train_point_grams")?;
         check_point_shape(&self.gpu, &self.shape, self.n_train)?;
         let pipes = self.point_pipes.get_or_insert_with(|| PointPipelines::new(&self.gpu));
         if self.train_point_graph.as_ref().is_none_or(|(h, _)| *h != how) {
@@ -1095,7 +1137,7 @@ impl SamGraph {
     fn new(
         gpu: &Gpu,
         pipes: &MlpPipelines,
-        mlp: &Mlp,
+        mask: &[f32],
         p: &SamParams,
         params: &wgpu::Buffer,
         update: &wgpu::Buffer,
@@ -1104,7 +1146,7 @@ impl SamGraph {
         let len = p.len as usize;
         // ASAM's T = |w| + η on weight matrices, 1 on biases (the CPU trainer's `weight_mask`).
         let mut init = vec![0.0f32; 3 * len + 4];
-        init[2 * len..3 * len].copy_from_slice(&weight_mask_f32(mlp));
+        init[2 * len..3 * len].copy_from_slice(mask);
         let buf = gpu.storage_init("sam", bytemuck::cast_slice(&init), RW);
         let uniform = [(4, bytemuck::bytes_of(p))];
         let norm = Dispatch::with_bindings(gpu, &pipes.sam_norm, &[(1, &buf)], &uniform, (1, 1));
@@ -1190,10 +1232,79 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
     format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
 }
 
-/// concord-core's `weight_mask` (1 on the weights of the trunk and the heads, 0 on biases), as
-/// the kernels read it: ASAM's T and the L1/L2 penalty.
-fn weight_mask_f32(mlp: &Mlp) -> Vec<f32> {
-    weight_mask(mlp.layout()).into_iter().map(|w| f32::from(u8::from(w))).collect()
+/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (dense routers,
+/// `kernels::moe_train`) whose graphs come out in the MLP's shape.
+enum GpuNet {
+    Mlp(Mlp),
+    Moe { moe: Box<Moe>, shape: MoeShape, pipes: MoeTrainPipelines },
+}
+
+impl GpuNet {
+    /// The kernels' view: an MoE's pre-layers stand where the MLP's trunk does.
+    fn shape(&self) -> ModelShape {
+        match self {
+            GpuNet::Mlp(mlp) => ModelShape::new(mlp),
+            GpuNet::Moe { shape, .. } => shape.base.clone(),
+        }
+    }
+
+    /// The CPU trainer's `weight_mask` as the kernels read it (ASAM's T and the L1/L2 penalty):
+    /// an MLP's weights 1 and biases 0; an MoE model treats every entry as a weight, as the CPU
+    /// trainer does.
+    fn weight_mask(&self) -> Vec<f32> {
+        match self {
+            GpuNet::Mlp(mlp) => weight_mask(mlp.layout()).into_iter().map(|w| f32::from(u8::from(w))).collect(),
+            GpuNet::Moe { moe, .. } => vec![1.0; moe.layout().total_len],
+        }
+    }
+
+    /// A forward graph (losses and head outputs, no backward) over `rows` rows of `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_graph(
+        &self,
+        gpu: &Gpu,
+        pipes: &MlpPipelines,
+        shape: &ModelShape,
+        rows: usize,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        params: &wgpu::Buffer,
+    ) -> ForwardGraph {
+        match self {
+            GpuNet::Mlp(_) => ForwardGraph::new(gpu, pipes, shape, rows, x, y, params),
+            GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
+                MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params).graph
+            }
+        }
+    }
+
+    /// The training step's forward graph and the backward graph that fills `jac` and the
+    /// heads' part of `update`.
+    #[allow(clippy::too_many_arguments)]
+    fn step_graphs(
+        &self,
+        gpu: &Gpu,
+        pipes: &MlpPipelines,
+        shape: &ModelShape,
+        rows: usize,
+        (x, y): (&wgpu::Buffer, &wgpu::Buffer),
+        params: &wgpu::Buffer,
+        jac: &wgpu::Buffer,
+        update: &wgpu::Buffer,
+    ) -> (ForwardGraph, BackwardGraph) {
+        match self {
+            GpuNet::Mlp(_) => {
+                let fwd = ForwardGraph::new(gpu, pipes, shape, rows, x, y, params);
+                let bwd = BackwardGraph::new(gpu, pipes, shape, &fwd, x, params, jac, update);
+                (fwd, bwd)
+            }
+            GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
+                let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params);
+                let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
+                (fwd.graph, bwd)
+            }
+        }
+    }
 }
 
 /// The optimizer kernels' parameters for a run: `dynamics` on when it records them (SPAM's
@@ -1322,6 +1433,8 @@ impl Backend for GpuTrainer {
         points: &[[f64; 2]],
         rows: &[usize],
     ) -> Option<concord_core::train::PredictHidden<'_>> {
+        // An MoE run has no trunk thumbnails, as on the CPU.
+        self.mlp()?;
         let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         let rows = rows.to_vec();
         Some(Box::pin(async move { GpuTrainer::predict_hidden(self, &x, &rows).await.map_err(backend_error) }))
@@ -1345,6 +1458,8 @@ impl Backend for GpuTrainer {
         points: &[[f64; 2]],
         how: PointGradient,
     ) -> Option<concord_core::train::PointGramsFuture<'_>> {
+        // The per-point kernels differentiate an MLP trunk; an MoE run has none (as on the CPU).
+        self.mlp()?;
         let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         // The kernel's graph for these points is kept, as predict's (and shares its forward).
         Some(Box::pin(async move { GpuTrainer::point_grams(self, &x, how).await.map_err(backend_error) }))

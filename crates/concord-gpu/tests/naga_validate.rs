@@ -74,6 +74,10 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("moe_expert_choice.wgsl", vec!["moe_expert_choice"]),
         ("moe_stats.wgsl", vec!["moe_stats"]),
         ("moe_dispatch.wgsl", vec!["moe_dispatch", "moe_combine"]),
+        (
+            "moe_train.wgsl",
+            vec!["moe_gate_softmax", "moe_mix", "moe_scatter_dy", "moe_dcombine", "moe_softmax_back", "moe_accumulate"],
+        ),
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
         ("loss_weighting.wgsl", vec!["loss_weights", "scale_rows", "scale_heads"]),

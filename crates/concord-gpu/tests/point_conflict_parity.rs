@@ -206,8 +206,8 @@ fn trainer_gap(g: &mut GpuTrainer, x: &DMatrix<f64>, how: PointGradient) -> Gap 
     let got = pollster::block_on(g.point_grams(x, how)).unwrap();
     let params = pollster::block_on(g.params()).unwrap();
     let x = as_f32(x);
-    let want = g.mlp().point_grams(&params, &x, how, None).unwrap();
-    compare(&want, &got, &edges(g.mlp(), &params, &x, how, None))
+    let want = g.mlp().unwrap().point_grams(&params, &x, how, None).unwrap();
+    compare(&want, &got, &edges(g.mlp().unwrap(), &params, &x, how, None))
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn the_grid_map_matches_the_cpu_reference_as_training_goes_on() {
         // predict on the same grid shares the forward graph and still answers right.
         let outs = pollster::block_on(g.predict(&x)).unwrap();
         let params = pollster::block_on(g.params()).unwrap();
-        let want = g.mlp().forward(&params, &as_f32(&x)).unwrap();
+        let want = g.mlp().unwrap().forward(&params, &as_f32(&x)).unwrap();
         for (o, w) in outs.iter().zip(&want) {
             assert!(o.iter().zip(w.iter()).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs())));
         }
@@ -301,8 +301,8 @@ fn trained_models_of_every_head_kind_on_the_grid_and_the_train_points() {
         let params = pollster::block_on(g.params()).unwrap();
         for how in [PointGradient::Loss, PointGradient::OwnPrediction, PointGradient::Output] {
             let got = pollster::block_on(g.train_point_grams(how)).unwrap();
-            let want = g.mlp().point_grams(&params, &train_x, how, Some(&train_y)).unwrap();
-            let edge = edges(g.mlp(), &params, &train_x, how, Some(&train_y));
+            let want = g.mlp().unwrap().point_grams(&params, &train_x, how, Some(&train_y)).unwrap();
+            let edge = edges(g.mlp().unwrap(), &params, &train_x, how, Some(&train_y));
             assert_within(
                 &format!("{tag} train points {}", how.name()),
                 how,
@@ -401,7 +401,7 @@ fn a_different_parameter_vector_is_caught() {
     let params: Vec<f64> =
         pollster::block_on(g.params()).unwrap().iter().map(|v| v + rng.random_range(-5e-2..5e-2)).collect();
     let x = as_f32(&x);
-    let want = g.mlp().point_grams(&params, &x, PointGradient::Output, None).unwrap();
+    let want = g.mlp().unwrap().point_grams(&params, &x, PointGradient::Output, None).unwrap();
     let gap = compare(&want, &got, &vec![false; x.nrows()]);
     eprintln!("perturbed parameters: |Δcos| {:.2e}, Gram gap {:.2e}", gap.cos, gap.gram);
     assert!(gap.cos > 10.0 * COS_TOL && gap.gram > 10.0 * GRAM_TOL, "{gap:?}");
@@ -423,7 +423,7 @@ fn bad_requests_are_errors() {
     assert!(msg.contains("not finite"), "{msg}");
     let empty = pollster::block_on(g.point_grams(&DMatrix::zeros(0, 2), PointGradient::Output)).unwrap();
     assert!(empty.is_empty() && empty.m == 2);
-    let mlp = g.mlp().clone();
+    let mlp = g.mlp().unwrap().clone();
     let params = mlp.init_params(0);
     let msg =
         unsupported(pollster::block_on(point_grams(gpu(), &mlp, &params, &grid_points(3), PointGradient::Loss, None)));

@@ -40,7 +40,7 @@ fn the_grid_on_the_gpu_matches_the_cpu_forward_pass_as_training_goes_on() {
             pollster::block_on(g.read_history()).unwrap();
             let outs = pollster::block_on(g.predict(&x)).unwrap();
             let params = pollster::block_on(g.params()).unwrap();
-            let reference = g.mlp().predict_points(&params, &pts).unwrap();
+            let reference = g.mlp().unwrap().predict_points(&params, &pts).unwrap();
             assert_eq!(outs.len(), reference.len());
             let mut worst = 0.0f64;
             for (o, r) in outs.iter().zip(&reference) {
@@ -98,7 +98,7 @@ fn the_trunks_activations_on_the_gpu_match_mlp_hidden_activations() {
         let (outs, acts) = pollster::block_on(g.predict_hidden(&x, &rows)).unwrap();
         let params = pollster::block_on(g.params()).unwrap();
         let sub = DMatrix::from_fn(rows.len(), x.ncols(), |r, c| x[(rows[r], c)]);
-        let reference = g.mlp().hidden_activations(&params, &sub).unwrap();
+        let reference = g.mlp().unwrap().hidden_activations(&params, &sub).unwrap();
         assert_eq!(acts.len(), hidden.len());
         let mut worst = 0.0f64;
         for ((a, r), &w) in acts.iter().zip(&reference).zip(&hidden) {
@@ -109,7 +109,7 @@ fn the_trunks_activations_on_the_gpu_match_mlp_hidden_activations() {
             }
         }
         let mut worst_out = 0.0f64;
-        for (o, r) in outs.iter().zip(&g.mlp().forward(&params, &x).unwrap()) {
+        for (o, r) in outs.iter().zip(&g.mlp().unwrap().forward(&params, &x).unwrap()) {
             assert_eq!(o.nrows(), GRID * GRID);
             for (a, b) in o.iter().zip(r.iter()) {
                 worst_out = worst_out.max((a - b).abs() / (1.0 + b.abs()));
@@ -132,7 +132,7 @@ fn predict_hidden_rejects_rows_outside_the_inputs_and_keeps_predict_unchanged() 
     // The gathers are extra dispatches on the same graph: plain predict gives the same outputs.
     let (outs, acts) = pollster::block_on(g.predict_hidden(&x, &[9, 0])).unwrap();
     assert_eq!(pollster::block_on(g.predict(&x)).unwrap(), outs);
-    let reference = g.mlp().hidden_activations(&pollster::block_on(g.params()).unwrap(), &x).unwrap();
+    let reference = g.mlp().unwrap().hidden_activations(&pollster::block_on(g.params()).unwrap(), &x).unwrap();
     for (a, r) in acts.iter().zip(&reference) {
         for (c, v) in a.row(0).iter().zip(r.row(9).iter()) {
             assert!((c - v).abs() <= TOL, "row 9: {c} vs {v}");

@@ -1061,15 +1061,12 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
-                if config.moe.is_some() {
-                    "the GPU trainer cannot run this config: there is no GPU MoE trainer yet".to_string()
-                } else {
-                    // The GPU reads whole-model metrics back, not per-layer ones.
-                    let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
-                    match concord_gpu::backend(gpu.clone(), gpu_config) {
-                        Ok(b) => return (Ok(b), None),
-                        Err(why) => format!("the GPU trainer cannot run this config: {why}"),
-                    }
+                // The GPU reads whole-model metrics back, not per-layer ones. MoE models with
+                // a router the GPU lacks are refused there, with the reason.
+                let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
+                match concord_gpu::backend(gpu.clone(), gpu_config) {
+                    Ok(b) => return (Ok(b), None),
+                    Err(why) => format!("the GPU trainer cannot run this config: {why}"),
                 }
             }
         };

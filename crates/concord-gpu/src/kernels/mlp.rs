@@ -188,7 +188,9 @@ pub(crate) struct WeightGradParams {
     pub fan_out: u32,
     pub out_off: u32,
     pub groups_x: u32,
-    pub _pad: [u32; 3],
+    /// 1: the layer has no bias (an MoE gate): only dW is written.
+    pub no_bias: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `shaders/mlp_backprop.wgsl`'s BackpropParams.

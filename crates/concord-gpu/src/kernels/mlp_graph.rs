@@ -266,7 +266,8 @@ impl BackwardGraph {
                     fan_out: layer.fan_out as u32,
                     out_off: out_off as u32,
                     groups_x: gx,
-                    _pad: [0; 3],
+                    no_bias: 0,
+                    _pad: [0; 2],
                 };
                 Dispatch::new(gpu, &pipes.weight_grad, &[dz, a, out], bytemuck::bytes_of(&p), (gx, gy))
             };

@@ -67,11 +67,23 @@ fn no_data(ctx: &CanvasRenderingContext2d, h: f64) {
     chart::text(ctx, "Take a step to see the routing.", WIDTH / 2.0, h / 2.0, "center", chart::FONT, MUTED);
 }
 
+/// [`no_data`], unless an MoE run has trained without routing records: the GPU trainer records
+/// no routing statistics yet, which the panel says rather than asking for a step.
+fn no_records(ctx: &CanvasRenderingContext2d, h: f64, a: &Arena) {
+    let trained_on_gpu = a.runs.iter().any(|r| r.moe().is_some() && r.on_gpu() && !r.history.is_empty());
+    if trained_on_gpu {
+        let msg = "No routing records on WebGPU yet (a CPU run records them).";
+        chart::text(ctx, msg, WIDTH / 2.0, h / 2.0, "center", chart::FONT, MUTED);
+    } else {
+        no_data(ctx, h);
+    }
+}
+
 /// P(t,e) heatmap (left) and per-task f_i / P_i bars with the aux-loss values (right).
 fn draw_routing(canvas: &HtmlCanvasElement, a: &Arena) {
     let h = 250.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, h) else { return };
-    let Some((i, _, _, Some(rec))) = first_moe(a) else { return no_data(&ctx, h) };
+    let Some((i, _, _, Some(rec))) = first_moe(a) else { return no_records(&ctx, h, a) };
     let r = &rec.routing;
     let m = r.task_expert.len();
     let e = r.task_expert.first().map_or(0, Vec::len);
@@ -403,7 +415,7 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
     let h = 60.0 + 30.0 * moe_runs.len().max(1) as f64 + 50.0;
     let Some(ctx) = chart::prepare(canvas, WIDTH, h) else { return };
     if moe_runs.is_empty() {
-        return no_data(&ctx, h);
+        return no_records(&ctx, h, a);
     }
     let experts = moe_runs[0].1.expert_cosine.len();
     let (x0, cw) = (150.0, ((WIDTH - 150.0 - 120.0) / experts as f64).min(70.0));
