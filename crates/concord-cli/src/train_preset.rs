@@ -187,6 +187,13 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     let reported = a.json || a.out.is_some() || a.plot.is_some();
     let config = with_sample_metrics(a.config, a.gpu, reported);
+    // CGC, PLE and DSelect-k have no GPU trainer even where routed MoE blocks get one.
+    if let Some(router) = config.moe.as_ref().map(|m| m.router).filter(|r| a.gpu && r.is_architecture()) {
+        return Err(UsageError(format!(
+            "--backend gpu: the {} architecture is not on the GPU (it trains on the CPU only; use --backend cpu)",
+            router.name()
+        )));
+    }
     if a.gpu && config.moe.is_some() {
         return Err(UsageError(
             "--backend gpu does not train MoE models yet: there is no GPU MoE trainer (use --backend cpu)".into(),
