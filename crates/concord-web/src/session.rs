@@ -1037,7 +1037,9 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
-                if config.moe.is_some() {
+                if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(|r| r.is_architecture()) {
+                    format!("the GPU trainer cannot run this config: the {} architecture is not on the GPU", r.name())
+                } else if config.moe.is_some() {
                     "the GPU trainer cannot run this config: there is no GPU MoE trainer yet".to_string()
                 } else {
                     // The GPU reads whole-model metrics back, not per-layer ones.

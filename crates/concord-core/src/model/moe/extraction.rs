@@ -425,10 +425,10 @@ impl Extraction {
                     add_to(&mut d_shared_in, self.expert_backward(params, s, a, &la.shared_in, d, grad));
                 }
             }
-            for k in 0..m {
+            for (k, slot) in d_task_in.iter_mut().enumerate() {
                 for ((s, a), d) in level.task[k].iter().zip(&la.task[k]).zip(&dy.task[k]) {
                     if let Some(d) = d {
-                        add_to(&mut d_task_in[k], self.expert_backward(params, s, a, &la.task_in[k], d, grad));
+                        add_to(slot, self.expert_backward(params, s, a, &la.task_in[k], d, grad));
                     }
                 }
             }

@@ -22,7 +22,7 @@ pub struct Moe {
     layout: MoeLayout,
     /// CGC, PLE or DSelect-k: the task-gated architecture this model runs instead of a routed
     /// block (`extraction.rs`).
-    arch: Option<Extraction>,
+    arch: Option<Box<Extraction>>,
 }
 
 /// What one mini-batch yields for an MoE model.
@@ -63,7 +63,7 @@ impl ForwardCache {
 impl Moe {
     pub fn new(config: MoeConfig) -> Result<Self, String> {
         config.validate()?;
-        let arch = Plan::of(&config.router).map(|plan| Extraction::new(&config, plan));
+        let arch = Plan::of(&config.router).map(|plan| Box::new(Extraction::new(&config, plan)));
         let layout = arch.as_ref().map_or_else(|| MoeLayout::new(&config), |a| a.layout().clone());
         Ok(Moe { config, layout, arch })
     }
