@@ -187,6 +187,13 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     let reported = a.json || a.out.is_some() || a.plot.is_some();
     let config = with_sample_metrics(a.config, a.gpu, reported);
+    // CGC, PLE and DSelect-k have no GPU trainer even where routed MoE blocks get one.
+    if let Some(router) = config.moe.as_ref().map(|m| m.router).filter(|r| a.gpu && r.is_architecture()) {
+        return Err(UsageError(format!(
+            "--backend gpu: the {} architecture is not on the GPU (it trains on the CPU only; use --backend cpu)",
+            router.name()
+        )));
+    }
     let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
     let total = config.steps;
     let show_bar = std::io::stderr().is_terminal() && (!a.json || std::io::stdout().is_terminal());

@@ -1061,12 +1061,16 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
-                // The GPU reads whole-model metrics back, not per-layer ones. MoE models with
-                // a router the GPU lacks are refused there, with the reason.
-                let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
-                match concord_gpu::backend(gpu.clone(), gpu_config) {
-                    Ok(b) => return (Ok(b), None),
-                    Err(why) => format!("the GPU trainer cannot run this config: {why}"),
+                if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(|r| r.is_architecture()) {
+                    format!("the GPU trainer cannot run this config: the {} architecture is not on the GPU", r.name())
+                } else {
+                    // The GPU reads whole-model metrics back, not per-layer ones. MoE models with
+                    // a router the GPU lacks are refused there, with the reason.
+                    let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
+                    match concord_gpu::backend(gpu.clone(), gpu_config) {
+                        Ok(b) => return (Ok(b), None),
+                        Err(why) => format!("the GPU trainer cannot run this config: {why}"),
+                    }
                 }
             }
         };

@@ -629,8 +629,9 @@ impl State {
 }
 
 /// The MoE block a page run uses (`model=moe`): router name, experts, k and capacity factor.
-/// k applies to the routers that take one (noisy-topk, task), cf to switch, top2 and
-/// expert-choice; the others ignore them.
+/// k applies to the routers that take one (noisy-topk, task, dselect-k's selectors), cf to
+/// switch, top2 and expert-choice; the others ignore them. CGC and PLE run with one expert per
+/// task (per level) and DSelect-k with γ = 1: the page has no controls for those yet.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MoeChoice {
     pub router: &'static str,
@@ -644,7 +645,7 @@ impl MoeChoice {
     pub const DEFAULT: MoeChoice = MoeChoice { router: "task", experts: 4, k: 1, cf: 1.25 };
 
     pub fn uses_k(&self) -> bool {
-        matches!(self.router, "noisy-topk" | "task")
+        matches!(self.router, "noisy-topk" | "task" | "dselect-k")
     }
 
     pub fn uses_cf(&self) -> bool {

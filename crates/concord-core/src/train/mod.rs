@@ -20,6 +20,8 @@
 //! `Backend` (backend.rs) is the contract every engine implements — this trainer, concord-gpu's
 //! GPU trainer and its fused toy kernel — and the CLI and the page drive every run through it.
 
+#[cfg(test)]
+mod arch_tests;
 mod backend;
 mod batches;
 mod config;
@@ -1070,19 +1072,20 @@ impl Trainer {
             return Err(self.fail("the aggregator's update is not finite".into()));
         }
         let mut full: Vec<f64> = d.as_slice().to_vec();
-        // The MoE aux losses are regularisers of the router, not tasks: their gradient joins the
-        // update after the aggregator (so it neither sees nor reshapes them).
-        if let Some(a) = aux_grad {
-            for (f, g) in full.iter_mut().zip(a) {
-                *f += g;
-            }
-        }
         for (t, h) in head_grads.iter().enumerate() {
             let wt = match task {
                 Some(only) => f64::from(u8::from(only == t)),
                 None => loss_weights.map_or(1.0, |w| w[t]),
             };
             full.extend(h.iter().map(|g| g * wt));
+        }
+        // The MoE aux losses are regularisers of the router, not tasks: their gradient joins the
+        // update after the aggregator (so it neither sees nor reshapes them). It covers the
+        // shared parameters, or every parameter where gates are task-owned (DSelect-k).
+        if let Some(a) = aux_grad {
+            for (f, g) in full.iter_mut().zip(a) {
+                *f += g;
+            }
         }
         Ok((d, full, aggregator_weights.map(|w| w.as_slice().to_vec())))
     }

@@ -9,7 +9,14 @@ fn moe_run(router: RouterKind, aggregator: &str, steps: usize) -> TrainConfig {
     c.method = crate::MethodSpec::parse(aggregator).unwrap();
     c.steps = steps;
     let mut spec = MoeSpec::new(router);
-    spec.aux = AuxWeights { load_balance: 0.01, z_loss: 0.001, importance: 0.01, load: 0.01, mutual_info: 0.005 };
+    spec.aux = AuxWeights {
+        load_balance: 0.01,
+        z_loss: 0.001,
+        importance: 0.01,
+        load: 0.01,
+        mutual_info: 0.005,
+        ..Default::default()
+    };
     c.moe = Some(spec);
     c
 }

@@ -22,8 +22,14 @@ fn configs() -> Vec<(&'static str, TrainConfig)> {
         move |c: &mut TrainConfig| {
             let mut spec = MoeSpec::new(router);
             spec.experts = 5;
-            spec.aux =
-                AuxWeights { load_balance: 0.01, z_loss: 0.001, importance: 0.01, load: 0.01, mutual_info: 0.005 };
+            spec.aux = AuxWeights {
+                load_balance: 0.01,
+                z_loss: 0.001,
+                importance: 0.01,
+                load: 0.01,
+                mutual_info: 0.005,
+                ..Default::default()
+            };
             c.moe = Some(spec);
         }
     };

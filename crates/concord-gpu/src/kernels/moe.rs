@@ -63,9 +63,13 @@ impl GpuRouter {
     /// without noise, i.e. as evaluated; MMoE / task gates are one call per gate).
     pub fn from_core(router: &RouterKind, tokens: usize, experts: usize) -> Self {
         match *router {
-            RouterKind::Softmax | RouterKind::Mmoe => {
-                GpuRouter::TopK { k: experts, renormalise: false, capacity: None }
-            }
+            // CGC/PLE/DSelect-k are refused before any GPU routing (not on the GPU); as a lone
+            // gate they would be dense.
+            RouterKind::Softmax
+            | RouterKind::Mmoe
+            | RouterKind::Cgc { .. }
+            | RouterKind::Ple { .. }
+            | RouterKind::DselectK { .. } => GpuRouter::TopK { k: experts, renormalise: false, capacity: None },
             RouterKind::NoisyTopK { k } => GpuRouter::TopK { k, renormalise: true, capacity: None },
             RouterKind::Task { k, .. } => GpuRouter::TopK { k, renormalise: false, capacity: None },
             RouterKind::Switch { capacity_factor } => GpuRouter::TopK {

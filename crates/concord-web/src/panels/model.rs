@@ -134,11 +134,11 @@ pub fn ModelPanel() -> impl IntoView {
                                 .collect_view()}
                         </select>
                     </div>
-                    {moe_number("experts-input", "Experts E", "Number of experts (each 8 hidden units)", 1.0, MAX_EXPERTS as f64, |_| true, |c| c.experts as f64, |c, x| {
+                    {moe_number("experts-input", "Experts E", "Number of experts (each 8 hidden units); cgc and ple: shared experts per level, plus one per task", 1.0, MAX_EXPERTS as f64, |_| true, |c| c.experts as f64, |c, x| {
                         c.experts = x.round() as usize;
                         c.k = c.k.min(c.experts);
                     })}
-                    {moe_number("k-input", "Top k", "Experts per token (noisy-topk and task routers)", 1.0, MAX_EXPERTS as f64, MoeChoice::uses_k, |c| c.k as f64, |c, x| c.k = (x.round() as usize).min(c.experts))}
+                    {moe_number("k-input", "Top k", "Experts per token (noisy-topk and task routers); selectors k for dselect-k", 1.0, MAX_EXPERTS as f64, MoeChoice::uses_k, |c| c.k as f64, |c, x| c.k = (x.round() as usize).min(c.experts))}
                     {moe_number("cf-input", "Capacity ×", "Capacity factor (switch, top2, expert-choice): an expert takes at most cf·T/E tokens", 0.1, 8.0, MoeChoice::uses_cf, |c| c.cf, |c, x| c.cf = x)}
                 </div>
                 <div class="field inline">

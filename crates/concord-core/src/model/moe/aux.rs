@@ -29,6 +29,12 @@ pub struct AuxValues {
     /// MI(task; expert) in nats.
     #[serde(with = "crate::train::float_serde::float")]
     pub mutual_information: f64,
+    /// DSelect-k: Σ over task gates of the mean selector entropy Σ_l −Σ_i r log(r + 1e-6).
+    #[serde(default, with = "crate::train::float_serde::float")]
+    pub selector_entropy: f64,
+    /// DSelect-k with N not a power of 2: Σ over task gates of the mean Σ_l 1/Σ_{i<N} r⁽ˡ⁾_i.
+    #[serde(default, with = "crate::train::float_serde::float")]
+    pub missing_mass: f64,
     /// Σ weight·value: the aux loss added to the objective.
     #[serde(with = "crate::train::float_serde::float")]
     pub total: f64,

@@ -43,10 +43,44 @@ pub enum RouterKind {
     /// Task-conditioned routing: top-k of the gate probabilities (not renormalised, so k = 1
     /// still trains the gate), with a gate per task or one gate fed the task's one-hot.
     Task { k: usize, gate: TaskGate },
+    /// CGC (PLE paper; LibMTL `CGC`): the `experts` shared experts plus `task_experts` per
+    /// task, one softmax gate per task over [shared; its own]. Only the shared experts (and
+    /// the pre-layers) are shared parameters. See `cgc.rs`.
+    Cgc {
+        #[serde(default = "one_expert")]
+        task_experts: usize,
+    },
+    /// PLE (progressive layered extraction, the paper's form) with 2 levels of CGC, a shared
+    /// gate over all experts at level 1 feeding level 2's shared experts. See `ple.rs`.
+    Ple {
+        #[serde(default = "one_expert")]
+        task_experts: usize,
+    },
+    /// DSelect-k (per-example gating): one gate per task over the shared experts, q from k
+    /// binary-coded selectors through a smooth step of width γ. See `dselect_k.rs`.
+    #[serde(rename = "dselect-k")]
+    DselectK {
+        #[serde(default = "two")]
+        k: usize,
+        #[serde(default = "one")]
+        gamma: f64,
+    },
 }
 
+fn one_expert() -> usize {
+    1
+}
+
+fn two() -> usize {
+    2
+}
+
+/// Largest γ of DSelect-k's smooth step.
+pub const MAX_DSELECT_GAMMA: f64 = 100.0;
+
 impl RouterKind {
-    pub const NAMES: [&'static str; 7] = ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"];
+    pub const NAMES: [&'static str; 10] =
+        ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task", "cgc", "ple", "dselect-k"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -57,7 +91,34 @@ impl RouterKind {
             RouterKind::Top2 { .. } => "top2",
             RouterKind::ExpertChoice { .. } => "expert-choice",
             RouterKind::Task { .. } => "task",
+            RouterKind::Cgc { .. } => "cgc",
+            RouterKind::Ple { .. } => "ple",
+            RouterKind::DselectK { .. } => "dselect-k",
         }
+    }
+
+    /// CGC, PLE and DSelect-k: multi-task architectures with task-owned gates (and experts)
+    /// rather than a router in a shared block. The GPU trainer does not run them.
+    pub fn is_architecture(&self) -> bool {
+        matches!(self, RouterKind::Cgc { .. } | RouterKind::Ple { .. } | RouterKind::DselectK { .. })
+    }
+
+    /// Sets the architecture options (CGC/PLE task experts, DSelect-k γ); an option the router
+    /// does not have is an error.
+    pub fn with_arch_options(self, task_experts: Option<usize>, gamma: Option<f64>) -> Result<Self, String> {
+        let name = self.name();
+        Ok(match (self, task_experts, gamma) {
+            (_, Some(_), _) if !matches!(self, RouterKind::Cgc { .. } | RouterKind::Ple { .. }) => {
+                return Err(format!("router '{name}' has no task experts (only cgc and ple do)"))
+            }
+            (_, _, Some(_)) if !matches!(self, RouterKind::DselectK { .. }) => {
+                return Err(format!("router '{name}' has no gamma (only dselect-k does)"))
+            }
+            (RouterKind::Cgc { .. }, Some(n), _) => RouterKind::Cgc { task_experts: n },
+            (RouterKind::Ple { .. }, Some(n), _) => RouterKind::Ple { task_experts: n },
+            (RouterKind::DselectK { k, .. }, _, Some(g)) => RouterKind::DselectK { k, gamma: g },
+            (r, _, _) => r,
+        })
     }
 
     /// Builds a router from its name with the given (or default) k and capacity factor; the
@@ -68,10 +129,10 @@ impl RouterKind {
         capacity_factor: Option<f64>,
         gate: TaskGate,
     ) -> Result<Self, String> {
-        let uses_k = matches!(name, "noisy-topk" | "task");
+        let uses_k = matches!(name, "noisy-topk" | "task" | "dselect-k");
         let uses_cf = matches!(name, "switch" | "top2" | "expert-choice");
         if k.is_some() && !uses_k {
-            return Err(format!("router '{name}' takes no k (only noisy-topk and task do)"));
+            return Err(format!("router '{name}' takes no k (only noisy-topk, task and dselect-k do)"));
         }
         if capacity_factor.is_some() && !uses_cf {
             return Err(format!("router '{name}' has no capacity factor (only switch, top2 and expert-choice do)"));
@@ -84,6 +145,10 @@ impl RouterKind {
             "top2" => RouterKind::Top2 { capacity_factor: capacity_factor.unwrap_or(1.25) },
             "expert-choice" => RouterKind::ExpertChoice { capacity_factor: capacity_factor.unwrap_or(2.0) },
             "task" => RouterKind::Task { k: k.unwrap_or(1), gate },
+            "cgc" => RouterKind::Cgc { task_experts: 1 },
+            "ple" => RouterKind::Ple { task_experts: 1 },
+            // LibMTL's num_nonzeros default 2 and the official γ = 1.
+            "dselect-k" => RouterKind::DselectK { k: k.unwrap_or(2), gamma: 1.0 },
             other => return Err(format!("unknown router '{other}' (expected one of: {})", Self::NAMES.join(", "))),
         })
     }
@@ -91,7 +156,11 @@ impl RouterKind {
     /// Where the gate's input comes from.
     pub fn gating(&self) -> Gating {
         match self {
-            RouterKind::Mmoe | RouterKind::Task { gate: TaskGate::PerTask, .. } => Gating::PerTask,
+            RouterKind::Mmoe
+            | RouterKind::Task { gate: TaskGate::PerTask, .. }
+            | RouterKind::Cgc { .. }
+            | RouterKind::Ple { .. }
+            | RouterKind::DselectK { .. } => Gating::PerTask,
             RouterKind::Task { gate: TaskGate::Embedding, .. } => Gating::TaskEmbedding,
             _ => Gating::Shared,
         }
@@ -122,6 +191,19 @@ impl RouterKind {
                 check_cf(capacity_factor)?;
                 if experts < 2 {
                     return Err("top2 routing needs at least 2 experts".into());
+                }
+            }
+            RouterKind::Cgc { task_experts } | RouterKind::Ple { task_experts } => {
+                if task_experts > MAX_EXPERTS {
+                    return Err(format!("task experts must be 0–{MAX_EXPERTS}, got {task_experts}"));
+                }
+            }
+            RouterKind::DselectK { k, gamma } => {
+                if !(1..=experts).contains(&k) {
+                    return Err(format!("k must be 1–{experts} (the number of experts), got {k}"));
+                }
+                if !(gamma.is_finite() && gamma > 0.0 && gamma <= MAX_DSELECT_GAMMA) {
+                    return Err(format!("gamma must be a finite number in (0, {MAX_DSELECT_GAMMA}], got {gamma}"));
                 }
             }
             RouterKind::Softmax | RouterKind::Mmoe => {}
@@ -157,6 +239,10 @@ pub struct AuxWeights {
     /// w_MI of the Mod-Squad loss −MI(task; expert).
     #[serde(default)]
     pub mutual_info: f64,
+    /// λ of DSelect-k's selector entropy Σ_l −Σ_i r_i log(r_i + 1e-6) (official schedule 1e-6;
+    /// default 0 = the official `entropy_reg=None`).
+    #[serde(default)]
+    pub entropy: f64,
 }
 
 impl AuxWeights {
@@ -167,6 +253,7 @@ impl AuxWeights {
             ("importance", self.importance),
             ("load", self.load),
             ("mutual_info", self.mutual_info),
+            ("entropy", self.entropy),
         ] {
             if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
                 return Err(format!("aux-loss weight {name} must be a finite number in [0, 100], got {w}"));

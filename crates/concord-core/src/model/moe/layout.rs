@@ -43,6 +43,10 @@ pub struct MoeLayout {
     pub heads: Vec<LayerSlice>,
     pub shared_len: usize,
     pub total_len: usize,
+    /// CGC/PLE/DSelect-k: each task's owned block (gates, task experts, head), contiguous after
+    /// the shared part. Empty for the routers, whose task-owned block is the head alone.
+    #[serde(default)]
+    pub task_ranges: Vec<Range<usize>>,
 }
 
 impl MoeLayout {
@@ -90,7 +94,7 @@ impl MoeLayout {
             .map(|(t, h)| layer(format!("head.{t}"), width, h.out_dim, true))
             .collect::<Vec<_>>();
         let total_len = heads.last().map_or(shared_len, |s| s.bias.end);
-        MoeLayout { pre, gates, experts, heads, shared_len, total_len }
+        MoeLayout { pre, gates, experts, heads, shared_len, total_len, task_ranges: Vec::new() }
     }
 
     /// Named blocks of the shared parameters (pre-layers, gates, experts), for per-block metrics.
@@ -101,8 +105,9 @@ impl MoeLayout {
         out
     }
 
+    /// Task t's own parameters (what its `head_grads` entry updates).
     pub fn head_range(&self, t: usize) -> Range<usize> {
-        self.heads[t].range()
+        self.task_ranges.get(t).cloned().unwrap_or_else(|| self.heads[t].range())
     }
 }
 

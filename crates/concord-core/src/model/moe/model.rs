@@ -5,6 +5,7 @@
 
 use super::aux::{aux_losses, AuxValues};
 use super::config::{Gating, MoeConfig};
+use super::extraction::{Extraction, Plan};
 use super::layout::{init_params, MoeLayout};
 use super::routing::Routing;
 use super::stats::{matrix_rows, RoutingStats, TaskRouting};
@@ -19,6 +20,9 @@ use rand::SeedableRng;
 pub struct Moe {
     config: MoeConfig,
     layout: MoeLayout,
+    /// CGC, PLE or DSelect-k: the task-gated architecture this model runs instead of a routed
+    /// block (`extraction.rs`).
+    arch: Option<Box<Extraction>>,
 }
 
 /// What one mini-batch yields for an MoE model.
@@ -26,7 +30,8 @@ pub struct Moe {
 pub struct MoeGradients {
     /// Task losses, the m × d_shared Jacobian of the *task* losses, the heads' gradients.
     pub tasks: Gradients,
-    /// ∇ of the weighted aux loss w.r.t. the shared parameters (added after aggregation).
+    /// ∇ of the weighted aux loss, added after aggregation: over the shared parameters, or over
+    /// all parameters for CGC/PLE/DSelect-k (whose gates are task-owned).
     pub aux_grad: Vec<f64>,
     pub stats: RoutingStats,
 }
@@ -58,8 +63,9 @@ impl ForwardCache {
 impl Moe {
     pub fn new(config: MoeConfig) -> Result<Self, String> {
         config.validate()?;
-        let layout = MoeLayout::new(&config);
-        Ok(Moe { config, layout })
+        let arch = Plan::of(&config.router).map(|plan| Box::new(Extraction::new(&config, plan)));
+        let layout = arch.as_ref().map_or_else(|| MoeLayout::new(&config), |a| a.layout().clone());
+        Ok(Moe { config, layout, arch })
     }
 
     pub fn config(&self) -> &MoeConfig {
@@ -75,6 +81,9 @@ impl Moe {
     }
 
     pub fn init_params(&self, seed: u64) -> Vec<f64> {
+        if let Some(a) = &self.arch {
+            return a.init_params(seed);
+        }
         init_params(&self.config, &self.layout, seed)
     }
 
@@ -264,6 +273,9 @@ impl Moe {
     /// [`Moe::forward`], pausing between layers, experts and gate groups.
     pub async fn forward_paused(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
         self.check_inputs(params, x)?;
+        if let Some(a) = &self.arch {
+            return Ok(a.forward(params, x).await);
+        }
         let cache = self.run_forward(params, x, None).await;
         Ok(self
             .layout
@@ -299,6 +311,9 @@ impl Moe {
     /// The routing of each task (noise-free), e.g. for the winning-expert map.
     pub fn routings(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<Routing>, String> {
         self.check_inputs(params, x)?;
+        if let Some(a) = &self.arch {
+            return Ok(finish(a.routings(params, x)));
+        }
         let cache = finish(self.run_forward(params, x, None));
         Ok((0..self.num_tasks()).map(|t| cache.routings[self.group_of(t)].clone()).collect())
     }
@@ -313,6 +328,9 @@ impl Moe {
     /// The aux-loss values (noise-free), for checks and display.
     pub fn aux_values(&self, params: &[f64], x: &DMatrix<f64>, noise_seed: Option<u64>) -> Result<AuxValues, String> {
         self.check_inputs(params, x)?;
+        if let Some(a) = &self.arch {
+            return Ok(finish(a.aux_values(params, x)));
+        }
         let cache = finish(self.run_forward(params, x, noise_seed));
         let group_of: Vec<usize> = (0..self.num_tasks()).map(|t| self.group_of(t)).collect();
         Ok(aux_losses(&self.config.router, &self.config.aux, &cache.routings, &group_of).0)
@@ -328,6 +346,9 @@ impl Moe {
     ) -> Result<Vec<f64>, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
+        if self.arch.is_some() {
+            return self.losses(params, x, targets);
+        }
         let cache = finish(self.run_forward(params, x, noise_seed));
         Ok((0..self.num_tasks())
             .map(|t| {
@@ -361,6 +382,10 @@ impl Moe {
     ) -> Result<MoeGradients, String> {
         self.check_inputs(params, x)?;
         self.check_targets(x, targets)?;
+        if let Some(a) = &self.arch {
+            let (tasks, aux_grad, stats) = a.gradients(params, x, targets).await;
+            return Ok(MoeGradients { tasks, aux_grad, stats });
+        }
         let cache = self.run_forward(params, x, noise_seed).await;
         let m = self.num_tasks();
         let mut tasks = Gradients {

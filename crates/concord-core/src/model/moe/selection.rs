@@ -13,7 +13,11 @@ pub fn route(
     eps: Option<DMatrix<f64>>,
 ) -> Routing {
     match *router {
-        RouterKind::Softmax => dense_softmax::route(logits),
+        // The architectures gate inside `extraction.rs` and never reach a routed block; as a
+        // lone gate they are dense.
+        RouterKind::Softmax | RouterKind::Cgc { .. } | RouterKind::Ple { .. } | RouterKind::DselectK { .. } => {
+            dense_softmax::route(logits)
+        }
         RouterKind::Mmoe => mmoe::route(logits),
         RouterKind::NoisyTopK { k } => {
             let raw = raw_noise.unwrap_or_else(|| DMatrix::zeros(logits.nrows(), logits.ncols()));
@@ -30,7 +34,11 @@ pub fn route(
 pub fn backward(router: &RouterKind, routing: &Routing, d_combine: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
     let d_probs = match router {
         RouterKind::NoisyTopK { .. } => return noisy_topk::backward(routing, d_combine),
-        RouterKind::Softmax | RouterKind::Mmoe => dense_softmax::d_probs(routing, d_combine),
+        RouterKind::Softmax
+        | RouterKind::Mmoe
+        | RouterKind::Cgc { .. }
+        | RouterKind::Ple { .. }
+        | RouterKind::DselectK { .. } => dense_softmax::d_probs(routing, d_combine),
         RouterKind::Switch { .. } => switch::d_probs(routing, d_combine),
         RouterKind::Top2 { .. } => top2::d_probs(routing, d_combine),
         RouterKind::ExpertChoice { .. } => expert_choice::d_probs(routing, d_combine),

@@ -225,7 +225,8 @@ fn batch(rng: &mut ChaCha8Rng, b: usize) -> (DMatrix<f64>, Vec<Target>) {
     (x, vec![Target::Values(y0), Target::Values(y1)])
 }
 
-const ALL_AUX: AuxWeights = AuxWeights { load_balance: 0.3, z_loss: 0.2, importance: 0.5, load: 0.7, mutual_info: 0.4 };
+const ALL_AUX: AuxWeights =
+    AuxWeights { load_balance: 0.3, z_loss: 0.2, importance: 0.5, load: 0.7, mutual_info: 0.4, entropy: 0.0 };
 
 fn routers() -> Vec<RouterKind> {
     vec![

@@ -1,0 +1,44 @@
+// CGC / PLE / DSelect-k on the page: the router picker's URL key selects an architecture, the run
+// trains on the CPU (no GPU trainer for them, and the run says why), the MoE panel shows its
+// routing (task × expert mass over shared + task-owned experts), and the URL round-trips.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { siteAndBrowser, openPage, artifactPath } from './helpers.mjs';
+
+const ctx = siteAndBrowser();
+const state = (page) => page.evaluate(() => window.concord.state());
+const step = (page, n) => page.evaluate((k) => window.concord.step(k), n);
+
+test('cgc trains on the page, shows per-task expert usage, and its URL round-trips', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=task-experts&router=cgc&experts=2&play=false`, errors);
+  const s = await step(page, 10);
+  assert.ok(s.runs.every((r) => r.error === null && r.steps === 10), JSON.stringify(s.runs.map((r) => r.error)));
+  for (const r of s.runs) {
+    assert.equal(r.backend, 'cpu');
+    if (r.backendReason !== null) assert.match(r.backendReason, /cgc architecture is not on the GPU|WebGPU|device/, r.backendReason);
+  }
+  // 2 shared experts + 1 per task: 4 columns; each task's usage sums to 1, and it puts no mass
+  // on the other task's expert.
+  const routing = s.runs[0].moe.routing;
+  assert.equal(routing.task_expert.length, 2);
+  assert.equal(routing.task_expert[0].length, 4);
+  for (const [t, task] of routing.tasks.entries()) {
+    const sum = task.router_prob.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-9, `task ${t + 1} usage sums to ${sum}`);
+    assert.equal(task.router_prob[3 - t], 0, `task ${t + 1} never uses task ${2 - t}'s expert`);
+  }
+  await page.waitForTimeout(300);
+  assert.ok(await page.isVisible('[data-panel=moe]'), 'the MoE panel is visible');
+  await page.locator('[data-panel=moe]').screenshot({ path: await artifactPath('moe-cgc.png') });
+
+  // URL round trip: the hash carries the router; reopening it restores the picker.
+  const hash = await page.evaluate(() => location.hash);
+  assert.match(hash, /router=cgc/);
+  const again = await openPage(ctx.browser, `${ctx.server.url}${hash}`, errors);
+  assert.equal(await again.inputValue('#router-select'), 'cgc');
+  assert.equal(await again.evaluate(() => location.hash), hash);
+  assert.deepEqual(errors, []);
+  await again.close();
+  await page.close();
+});
