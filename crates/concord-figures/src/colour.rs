@@ -57,7 +57,7 @@ pub fn loss_band(band: usize, bands: usize) -> Rgb {
 }
 
 impl Rgb {
-    pub fn array(self) -> [u8; 3] {
+    pub const fn array(self) -> [u8; 3] {
         [self.0, self.1, self.2]
     }
 
