@@ -56,7 +56,7 @@ function assertSeries(r, steps) {
   });
 }
 
-test('conflict-wedge: the map is red where the labels disagree, and the GPU map matches the CPU', async () => {
+test('conflict-wedge: the map is orange (cos < 0) where the labels disagree, and the GPU map matches the CPU', async () => {
   const errors = [];
   // Mean and PCGrad, both on WebGPU (the preset's own second method, Mean + Harmonize, is a
   // sample-weighting stage the GPU does not have).

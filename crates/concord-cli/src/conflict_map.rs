@@ -223,15 +223,6 @@ fn write_train_csv(
     f.flush()
 }
 
-/// Diverging: cos > 0 blue (the tasks agree), 0 white, cos < 0 red (they oppose); undefined grey.
-fn map_color(c: Option<f64>) -> RGBColor {
-    let Some(c) = c.filter(|c| c.is_finite()) else { return RGBColor(190, 190, 190) };
-    let c = c.clamp(-1.0, 1.0);
-    let (end, a) = if c >= 0.0 { ((33.0, 102.0, 172.0), c) } else { ((178.0, 24.0, 43.0), -c) };
-    let mix = |e: f64| (255.0 + (e - 255.0) * a).round() as u8;
-    RGBColor(mix(end.0), mix(end.1), mix(end.2))
-}
-
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -266,16 +257,28 @@ fn map_png(
         .axis_desc_style((FAMILY, 15))
         .draw()
         .map_err(err)?;
-    let h = 2.0 * extent / side as f64;
-    chart
-        .draw_series((0..side * side).map(|i| {
-            let (r, c) = ((i / side) as f64, (i % side) as f64);
-            let (x0, y1) = (-extent + c * h, extent - r * h);
-            Rectangle::new([(x0, y1), (x0 + h, y1 - h)], map_color(g.min_cos(i)).filled())
-        }))
-        .map_err(err)?;
+    // The cells (row 0 at the top), filling the plotting area: the figures' heatmap.
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    let (bx, by) = main.get_base_pixel();
+    let cells: Vec<f64> = (0..side * side).map(|i| g.min_cos(i).unwrap_or(f64::NAN)).collect();
+    let colour = |v: f64| concord_figures::colour::cosine(Some(v));
+    let heatmap = concord_figures::Heatmap {
+        frame: concord_figures::Frame {
+            x: xs.start - bx,
+            y: ys.start - by,
+            w: xs.end - xs.start,
+            h: ys.end - ys.start,
+        },
+        nx: side,
+        ny: side,
+        values: &cells,
+        top_down: true,
+        colour: &colour,
+    };
+    concord_figures::draw_heatmap(&main, &heatmap)?;
     let agree_style = RGBColor(35, 35, 35).filled();
-    let disagree_fill = RGBColor(255, 200, 0).filled();
+    // White ringed in black: apart from both ends of the blue ↔ orange cells.
+    let disagree_fill = WHITE.filled();
     chart
         .draw_series(
             train.iter().zip(disagree).filter(|(_, d)| !**d).map(|(p, _)| Circle::new((p[0], p[1]), 3, agree_style)),
@@ -289,7 +292,11 @@ fn map_png(
         )
         .map_err(err)?
         .label("train point, labels disagree")
-        .legend(move |(x, y)| Circle::new((x + 8, y), 5, disagree_fill));
+        .legend(move |(x, y)| {
+            EmptyElement::at((x + 8, y))
+                + Circle::new((0, 0), 5, disagree_fill)
+                + Circle::new((0, 0), 5, BLACK.stroke_width(1))
+        });
     chart
         .draw_series(
             train
@@ -308,35 +315,14 @@ fn map_png(
         .draw()
         .map_err(err)?;
 
-    // Colour bar: red (oppose) at the bottom, blue (agree) at the top, each end named.
-    let mut bar = ChartBuilder::on(&bar_area)
-        .margin_top(80)
-        .margin_bottom(80)
-        .margin_right(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..1f64, -1f64..1f64)
-        .map_err(err)?;
-    bar.configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(9)
-        .label_style((FAMILY, 13))
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .draw()
-        .map_err(err)?;
-    bar.draw_series((0..200).map(|k| {
-        let y0 = -1.0 + 2.0 * k as f64 / 200.0;
-        Rectangle::new([(0.0, y0), (1.0, y0 + 0.01)], map_color(Some(y0 + 0.005)).filled())
-    }))
-    .map_err(err)?;
+    // Colour bar: orange (oppose) at the bottom, blue (agree) at the top, each end named.
+    let strip = crate::plot::cosine_bar(&bar_area, (80, 80, 40, 0), "")?;
     let centred = TextStyle::from((FAMILY, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
-    let (top_x, top_y) = bar.backend_coord(&(0.5, 1.0));
-    let (bottom_x, bottom_y) = bar.backend_coord(&(0.5, -1.0));
-    let (dx, dy) = bar_area.get_base_pixel();
     let heading = TextStyle::from((FAMILY, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
-    bar_area.draw(&Text::new("min cos", (top_x - dx - 20, top_y - dy - 44), heading)).map_err(err)?;
-    bar_area.draw(&Text::new("agree", (top_x - dx, top_y - dy - 16), centred.clone())).map_err(err)?;
-    bar_area.draw(&Text::new("oppose", (bottom_x - dx, bottom_y - dy + 16), centred)).map_err(err)?;
+    let mid = strip.x + strip.w / 2;
+    bar_area.draw(&Text::new("min cos", (mid + 10, strip.y - 44), heading)).map_err(err)?;
+    bar_area.draw(&Text::new("agree", (mid, strip.y - 16), centred.clone())).map_err(err)?;
+    bar_area.draw(&Text::new("oppose", (mid, strip.y + strip.h + 16), centred)).map_err(err)?;
     root.present().map_err(err)
 }
 
@@ -464,14 +450,5 @@ mod tests {
         assert_eq!(p[12], [-4.5, -4.5]);
         assert_eq!(extent(&[&DMatrix::from_row_slice(1, 2, &[5.9, -2.0])]), 6.0);
         assert!((extent(&[&DMatrix::from_row_slice(1, 2, &[1.0, -10.0])]) - 10.5).abs() < 1e-12);
-    }
-
-    #[test]
-    fn colours_diverge_from_white() {
-        assert_eq!(map_color(Some(0.0)), RGBColor(255, 255, 255));
-        let (agree, oppose) = (map_color(Some(1.0)), map_color(Some(-1.0)));
-        assert!(agree.2 > agree.0, "agree is blue: {agree:?}");
-        assert!(oppose.0 > oppose.2, "oppose is red: {oppose:?}");
-        assert_eq!(map_color(None), map_color(Some(f64::NAN)));
     }
 }

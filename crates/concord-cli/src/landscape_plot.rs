@@ -7,15 +7,15 @@ use concord_core::landscape::{Interpolation, ProjectedPath, SharpnessPoint, Surf
 use plotters::prelude::*;
 use std::path::Path;
 
+/// The isolines: dark and translucent over the light heatmap (the page's).
+const ISOLINE: RGBColor = RGBColor(31, 35, 40);
+/// This run's path (the page's ink) and the comparison run's (purple: apart from both ends of
+/// the blue ↔ orange scale, and from the ink by hue as well as lightness).
+const INK: RGBColor = RGBColor(31, 35, 40);
+const OTHER_RUN: RGBColor = RGBColor(123, 50, 148);
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-/// Viridis (colorous, d3-scale-chromatic's); t ∈ [0, 1], a non-finite t at the low end.
-fn viridis(t: f64) -> RGBColor {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
-    let c = colorous::VIRIDIS.eval_continuous(t);
-    RGBColor(c.r, c.g, c.b)
 }
 
 /// log10 of the values, floored so that zero and negative losses still get a colour.
@@ -42,7 +42,7 @@ fn contour_segments(xs: &[f64], ys: &[f64], z: &[f64], level: f64) -> Vec<[(f64,
 }
 
 /// One panel per task plus the total, each a heatmap of log10(loss) with 10 log-spaced
-/// contours, the trajectories (white: this run, red: the comparison run) and the centre θ.
+/// contours, the trajectories (dark: this run, purple: the comparison run) and the centre θ.
 pub fn surface_png(
     path: &Path,
     s: &Surface,
@@ -78,22 +78,40 @@ pub fn surface_png(
             .build_cartesian_2d(xs[0] - hx..xs[xs.len() - 1] + hx, ys[0] - hy..ys[ys.len() - 1] + hy)
             .map_err(err)?;
         chart.configure_mesh().disable_mesh().x_desc("α").y_desc("β").label_style((FAMILY, 12)).draw().map_err(err)?;
-        chart
-            .draw_series((0..s.grid.len()).map(|k| {
-                let (a, b) = s.grid.point(k);
-                let color = if logs[k].is_finite() { viridis((logs[k] - lo) / span) } else { RGBColor(200, 200, 200) };
-                Rectangle::new([(a - hx, b - hy), (a + hx, b + hy)], color.filled())
-            }))
-            .map_err(err)?;
+        // The cells (k = j·n_α + i, β rising), filling the plotting area: the figures' heatmap.
+        let (px, py) = chart.plotting_area().get_pixel_range();
+        let (bx, by) = area.get_base_pixel();
+        let levels: Vec<f64> = logs.iter().map(|l| (l - lo) / span).collect();
+        let colour = |t: f64| {
+            if t.is_finite() {
+                concord_figures::colour::loss_level(t)
+            } else {
+                concord_figures::colour::UNDEFINED
+            }
+        };
+        let heatmap = concord_figures::Heatmap {
+            frame: concord_figures::Frame {
+                x: px.start - bx,
+                y: py.start - by,
+                w: px.end - px.start,
+                h: py.end - py.start,
+            },
+            nx: xs.len(),
+            ny: ys.len(),
+            values: &levels,
+            top_down: false,
+            colour: &colour,
+        };
+        concord_figures::draw_heatmap(area, &heatmap)?;
         for l in 1..10 {
             let level = lo + span * l as f64 / 10.0;
             let segs = contour_segments(xs, ys, &logs, level);
             chart
-                .draw_series(segs.into_iter().map(|s| PathElement::new(vec![s[0], s[1]], WHITE.mix(0.55))))
+                .draw_series(segs.into_iter().map(|s| PathElement::new(vec![s[0], s[1]], ISOLINE.mix(0.45))))
                 .map_err(err)?;
         }
         for (r, path) in paths.iter().enumerate() {
-            let color = if r == 0 { WHITE } else { RGBColor(214, 39, 40) };
+            let color = if r == 0 { INK } else { OTHER_RUN };
             let pts: Vec<(f64, f64)> = path.coords.iter().map(|c| (c[0], c[1])).collect();
             chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2))).map_err(err)?;
             if let Some(&first) = pts.first() {
@@ -227,10 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn viridis_ends_and_log_floor() {
-        assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
-        assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
-        assert_eq!(viridis(f64::NAN), RGBColor(68, 1, 84));
+    fn log_floor() {
         let (logs, lo, hi) = log_values(&[0.0, 1.0, 100.0]);
         assert_eq!((lo, hi), (0.0, 2.0));
         assert_eq!(logs[0], 0.0); // 0 is floored at the smallest positive value

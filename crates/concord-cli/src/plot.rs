@@ -137,6 +137,7 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
         y: Axis::log_range(lo, hi),
         title,
         x_label: "step",
+        x_label_below: false,
         y_label: Some("loss (log scale)"),
         lines,
         legend: true,
@@ -181,13 +182,37 @@ impl DynamicsMarks {
     }
 }
 
-/// Diverging colormap: −1 blue, 0 white, +1 red; undefined grey.
+/// The figures' cosine scale (the page's too): −1 orange (conflict), 0 light, +1 blue
+/// (agreement); undefined grey.
 fn cos_color(c: Option<f64>) -> RGBColor {
-    let Some(c) = c else { return RGBColor(200, 200, 200) };
-    let c = c.clamp(-1.0, 1.0);
-    let (end, a) = if c < 0.0 { ((59.0, 76.0, 192.0), -c) } else { ((180.0, 4.0, 38.0), c) };
-    let mix = |e: f64| (255.0 + (e - 255.0) * a).round() as u8;
-    RGBColor(mix(end.0), mix(end.1), mix(end.2))
+    let Rgb(r, g, b) = concord_figures::colour::cosine(c);
+    RGBColor(r, g, b)
+}
+
+/// A standing colour bar of the cosine scale, −1 … +1 with ticks every 0.5, filling `area`
+/// less `margins` (top, bottom, left, right): the figures' bar, as the page's conflict map lays
+/// it under its maps. Returns where the strip went.
+pub(crate) fn cosine_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (top, bottom, left, right): (i32, i32, i32, i32),
+    heading: &str,
+) -> Result<Frame, String> {
+    let (w, h) = area.dim_in_pixel();
+    let frame = Frame { x: left, y: top, w: (w as i32 - left - right).clamp(8, 24), h: h as i32 - top - bottom };
+    let ticks = [(-1.0, "−1"), (-0.5, "−0.5"), (0.0, "0"), (0.5, "+0.5"), (1.0, "+1")];
+    let colour = |v: f64| concord_figures::colour::cosine(Some(v));
+    let bar = concord_figures::ColourBar {
+        frame,
+        lo: -1.0,
+        hi: 1.0,
+        colour: &colour,
+        ticks: &ticks,
+        heading,
+        standing: true,
+        theme: Theme { text_px: 13.0, ..theme() },
+    };
+    concord_figures::draw_colour_bar(area, &bar)?;
+    Ok(frame)
 }
 
 /// One heatmap strip per task pair: the pairwise task-gradient cosine over the steps (binned to
@@ -247,29 +272,7 @@ pub fn cosine_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
     }
     chart.draw_series(cells).map_err(err)?;
 
-    // Colour bar.
-    let mut bar = ChartBuilder::on(&side)
-        .margin_top(50)
-        .margin_bottom(58)
-        .margin_right(16)
-        .y_label_area_size(56)
-        .caption("cos", (FAMILY, 15))
-        .build_cartesian_2d(0f64..1f64, -1f64..1f64)
-        .map_err(err)?;
-    bar.configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(5)
-        .label_style((FAMILY, 13))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .draw()
-        .map_err(err)?;
-    bar.draw_series((0..100).map(|k| {
-        let y0 = -1.0 + 2.0 * k as f64 / 100.0;
-        let y1 = y0 + 0.02;
-        Rectangle::new([(0.0, y0), (1.0, y1)], cos_color(Some(y0 + 0.01)).filled())
-    }))
-    .map_err(err)?;
+    cosine_bar(&side, (50, 58, 16, 0), "cos")?;
     root.present().map_err(err)
 }
 
@@ -329,6 +332,7 @@ pub fn samples_png(path: &Path, record: &RunRecord, title: &str) -> Result<bool,
         y: Axis::fixed(0.0, 1.02),
         title,
         x_label: "step",
+        x_label_below: false,
         y_label: Some("on the step's batch"),
         lines,
         legend: false,

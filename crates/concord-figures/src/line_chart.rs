@@ -154,6 +154,9 @@ pub struct LineChart<'a> {
     pub title: &'a str,
     /// Below the plot, right-aligned.
     pub x_label: &'a str,
+    /// The x axis's name on a row of its own under the tick labels (the scatter panels have the
+    /// room), instead of closing the tick row (where it hides the tick labels it would cover).
+    pub x_label_below: bool,
     /// Left of the y tick labels, turned a quarter (none on the page: its titles say it).
     pub y_label: Option<&'a str>,
     pub lines: Vec<Line>,
@@ -216,7 +219,7 @@ pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart:
     // The x axis's name closes the tick row at the right end (the page's panels have no room
     // below it); a tick label it would cover is left out.
     let x_text = font(t.text_px).color(&muted).pos(Pos::new(HPos::Center, VPos::Top));
-    let name_left = fx + fw - text_width(chart.x_label, t.text_px) - 6;
+    let name_left = if chart.x_label_below { i32::MAX } else { fx + fw - text_width(chart.x_label, t.text_px) - 6 };
     for (v, label) in &x_ticks {
         cc.draw_series(std::iter::once(PathElement::new(vec![(*v, ya.lo), (*v, ya.hi)], grid_style))).map_err(err)?;
         let (px, py) = local(cc.backend_coord(&(*v, ya.lo)));
@@ -271,7 +274,8 @@ pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart:
         .pos(Pos::new(HPos::Left, VPos::Bottom));
     area.draw(&Text::new(chart.title.to_string(), (fx, fy - 3), title)).map_err(err)?;
     let name = font(t.text_px).color(&ink).pos(Pos::new(HPos::Right, VPos::Top));
-    area.draw(&Text::new(chart.x_label.to_string(), (fx + fw, fy + fh + 5), name)).map_err(err)?;
+    let name_y = if chart.x_label_below { fy + fh + 7 + t.text_px.round() as i32 } else { fy + fh + 5 };
+    area.draw(&Text::new(chart.x_label.to_string(), (fx + fw, name_y), name)).map_err(err)?;
     if let Some(d) = chart.y_label {
         let turned = font(t.text_px + 1.0)
             .transform(FontTransform::Rotate270)
@@ -386,6 +390,7 @@ mod tests {
             y,
             title: "title",
             x_label: "step",
+            x_label_below: false,
             y_label: None,
             lines,
             legend: false,
@@ -424,6 +429,33 @@ mod tests {
         // Tick labels are drawn: some dark text left of the frame.
         let dark = (FRAME.y..FRAME.y + FRAME.h).any(|y| (0..FRAME.x - 4).any(|x| pixel(&buf, x, y).0 < 160));
         assert!(dark, "no y tick labels");
+    }
+
+    #[test]
+    fn an_x_name_below_the_ticks_hides_no_tick_label() {
+        // A long name: closing the tick row it hides the labels at the right end (8, 10); on a
+        // row of its own it hides none.
+        let tick_row_ink = |below: bool| {
+            let c = LineChart {
+                x_label: "a long name for the x axis",
+                x_label_below: below,
+                ..chart(Axis::fixed(0.0, 1.0), vec![])
+            };
+            let buf = render(&c);
+            let x0 = col(8.0) - 6;
+            (FRAME.y + FRAME.h + 6..FRAME.y + FRAME.h + 14)
+                .flat_map(|y| (x0..x0 + 12).map(move |x| (x, y)))
+                .filter(|&(x, y)| pixel(&buf, x, y).0 < 160)
+                .count()
+        };
+        assert!(tick_row_ink(true) > 0, "the 8 is drawn when the name is below");
+        // The name starts left of the 8 and is drawn from the row's top: ink there either way,
+        // but the name's row is lower when below.
+        let c = LineChart { x_label: "x", x_label_below: true, ..chart(Axis::fixed(0.0, 1.0), vec![]) };
+        let buf = render(&c);
+        let name_row = (FRAME.y + FRAME.h + 19..FRAME.y + FRAME.h + 30)
+            .any(|y| (FRAME.x + FRAME.w - 12..FRAME.x + FRAME.w).any(|x| pixel(&buf, x, y).0 < 160));
+        assert!(name_row, "the name is on its own row under the ticks");
     }
 
     #[test]

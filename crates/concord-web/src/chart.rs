@@ -1,10 +1,11 @@
 //! Small canvas charts for the arena panels: the line charts (`Figure`: concord-figures' chart
-//! drawn through plotters-canvas, the same code as the CLI's PNGs), hand-drawn axes for the
-//! scatter-like panels, a diverging colour scale, and the downsampling that keeps a long
-//! history cheap to draw.
+//! drawn through plotters-canvas, the same code as the CLI's PNGs), the same axes for the
+//! scatter-like panels (which draw their own marks over them), the figures' colour scales, and
+//! the downsampling that keeps a long history cheap to draw.
 
-use concord_figures::{draw_line_chart, LineChart, Rgb, Theme};
-use plotters::prelude::IntoDrawingArea;
+use concord_figures::{draw_colour_bar, draw_line_chart, ColourBar, LineChart, Rgb, Theme};
+use plotters::coord::Shift;
+use plotters::prelude::{DrawingArea, IntoDrawingArea};
 use plotters_canvas::CanvasBackend;
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
@@ -56,38 +57,15 @@ pub fn text(ctx: &CanvasRenderingContext2d, s: &str, x: f64, y: f64, align: &str
     let _ = ctx.fill_text(s, x, y);
 }
 
-/// Grid, ticks and labels around `f`; the title goes above it.
+/// Grid, ticks and labels around `f`, the title above it: concord-figures' line chart without
+/// lines (plotters on the canvas), so the scatter-like panels' axes are the CLI's and the line
+/// charts'. The panel draws its marks over the frame after.
 pub fn axes(ctx: &CanvasRenderingContext2d, f: Frame, x: Axis, y: Axis, title: &str, x_label: &str) {
-    ctx.set_line_width(1.0);
-    ctx.set_text_baseline("middle");
-    for (v, label) in y.ticks(4) {
-        if let Some(u) = y.unit(v) {
-            let py = f.y + f.h - u * f.h;
-            ctx.set_stroke_style_str(GRID);
-            ctx.begin_path();
-            ctx.move_to(f.x, py);
-            ctx.line_to(f.x + f.w, py);
-            ctx.stroke();
-            text(ctx, &label, f.x - 4.0, py, "right", FONT, MUTED);
-        }
+    if let Some(canvas) = ctx.canvas() {
+        // The scatter panels leave a row under the tick labels for the axis's name (a long name
+        // there hides no tick label, as it would closing the tick row).
+        Figure { x_label_below: true, ..Figure::new(f, x, y, title, x_label) }.draw(&canvas, ctx);
     }
-    ctx.set_text_baseline("top");
-    for (v, label) in x.ticks(4) {
-        if let Some(u) = x.unit(v) {
-            let px = f.x + u * f.w;
-            ctx.set_stroke_style_str(GRID);
-            ctx.begin_path();
-            ctx.move_to(px, f.y);
-            ctx.line_to(px, f.y + f.h);
-            ctx.stroke();
-            text(ctx, &label, px, f.y + f.h + 3.0, "center", FONT, MUTED);
-        }
-    }
-    ctx.set_stroke_style_str("#b8bec5");
-    ctx.stroke_rect(f.x, f.y, f.w, f.h);
-    text(ctx, x_label, f.x + f.w, f.y + f.h + 16.0, "right", FONT, MUTED);
-    ctx.set_text_baseline("alphabetic");
-    text(ctx, title, f.x, f.y - 6.0, "left", FONT_TITLE, INK);
 }
 
 /// How a line is drawn.
@@ -150,12 +128,13 @@ pub struct Figure<'a> {
     y: Axis,
     title: &'a str,
     x_label: &'a str,
+    x_label_below: bool,
     lines: Vec<concord_figures::Line>,
 }
 
 impl<'a> Figure<'a> {
     pub fn new(frame: Frame, x: Axis, y: Axis, title: &'a str, x_label: &'a str) -> Self {
-        Figure { frame, x, y, title, x_label, lines: Vec::new() }
+        Figure { frame, x, y, title, x_label, x_label_below: false, lines: Vec::new() }
     }
 
     /// A line through (x, y) points; gaps where a point cannot be shown.
@@ -173,24 +152,14 @@ impl<'a> Figure<'a> {
 
     /// Draws the chart on `canvas` (sized by `prepare`, whose CSS-pixel transform `ctx` holds).
     pub fn draw(self, canvas: &HtmlCanvasElement, ctx: &CanvasRenderingContext2d) {
-        let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).clamp(1.0, 3.0);
-        let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else { return };
-        // The backend sees device pixels; the context's transform scales CSS pixels to them, so
-        // the figure draws on the CSS-sized corner of the area.
-        let css = ((canvas.width() as f64 / dpr).round() as u32, (canvas.height() as f64 / dpr).round() as u32);
-        let area = backend.into_drawing_area().shrink((0, 0), css);
-        let f = self.frame;
+        let Some(area) = css_area(canvas) else { return };
         let chart = LineChart {
-            frame: concord_figures::Frame {
-                x: f.x.round() as i32,
-                y: f.y.round() as i32,
-                w: f.w.round() as i32,
-                h: f.h.round() as i32,
-            },
+            frame: pixel_frame(self.frame),
             x: self.x,
             y: self.y,
             title: self.title,
             x_label: self.x_label,
+            x_label_below: self.x_label_below,
             y_label: None,
             lines: self.lines,
             legend: false,
@@ -202,6 +171,44 @@ impl<'a> Figure<'a> {
         }
         ctx.restore();
     }
+}
+
+/// The canvas as a plotters drawing area in CSS pixels. The backend sees device pixels; the
+/// context's transform (set by `prepare`) scales CSS pixels to them, so a figure draws on the
+/// CSS-sized corner of the area.
+fn css_area(canvas: &HtmlCanvasElement) -> Option<DrawingArea<CanvasBackend, Shift>> {
+    let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).clamp(1.0, 3.0);
+    let backend = CanvasBackend::with_canvas_object(canvas.clone())?;
+    let css = ((canvas.width() as f64 / dpr).round() as u32, (canvas.height() as f64 / dpr).round() as u32);
+    Some(backend.into_drawing_area().shrink((0, 0), css))
+}
+
+fn pixel_frame(f: Frame) -> concord_figures::Frame {
+    concord_figures::Frame {
+        x: f.x.round() as i32,
+        y: f.y.round() as i32,
+        w: f.w.round() as i32,
+        h: f.h.round() as i32,
+    }
+}
+
+/// A lying colour bar over `f` from `lo` (left) to `hi` (right), its ticks below and its
+/// heading above: concord-figures' (the CLI's maps stand the same bar beside them).
+pub fn colour_bar(
+    ctx: &CanvasRenderingContext2d,
+    f: Frame,
+    (lo, hi): (f64, f64),
+    colour: &dyn Fn(f64) -> Rgb,
+    ticks: &[(f64, &str)],
+    heading: &str,
+) {
+    let Some(area) = ctx.canvas().as_ref().and_then(css_area) else { return };
+    let bar = ColourBar { frame: pixel_frame(f), lo, hi, colour, ticks, heading, standing: false, theme: Theme::PAGE };
+    ctx.save();
+    if let Err(e) = draw_colour_bar(&area, &bar) {
+        web_sys::console::warn_1(&format!("colour bar: {e}").into());
+    }
+    ctx.restore();
 }
 
 pub fn dot(ctx: &CanvasRenderingContext2d, px: f64, py: f64, r: f64, fill: &str, stroke: Option<&str>) {
@@ -265,31 +272,15 @@ pub fn smoothing_window(n: usize) -> usize {
     (n / 50).clamp(1, 200)
 }
 
-/// The Playground's diverging scale for a value in [−1, 1]: orange (−1) → grey (0) → blue (+1).
+/// The Playground's heatmaps' scale for a value in [−1, 1]: orange (−1) → light (0) → blue
+/// (+1), colorous' ramps through concord-figures (the CLI's too).
 pub fn playground_rgb(v: f64) -> [u8; 3] {
-    const NEG: [f64; 3] = [245.0, 147.0, 34.0];
-    const MID: [f64; 3] = [232.0, 234.0, 235.0];
-    const POS: [f64; 3] = [8.0, 119.0, 189.0];
-    let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
-    let (a, b, t) = if v < 0.0 { (MID, NEG, -v) } else { (MID, POS, v) };
-    let mut out = [0u8; 3];
-    for k in 0..3 {
-        out[k] = (a[k] + (b[k] - a[k]) * t).round() as u8;
-    }
-    out
+    concord_figures::colour::diverging(v).array()
 }
 
-/// Cosine scale: red (−1, conflict) → white (0) → blue (+1, agreement).
+/// Cosine scale: orange (−1, conflict) → light (0) → blue (+1, agreement), as the CLI's maps.
 pub fn cosine_rgb(v: f64) -> [u8; 3] {
-    const NEG: [f64; 3] = [202.0, 0.0, 32.0];
-    const POS: [f64; 3] = [5.0, 113.0, 176.0];
-    let v = v.clamp(-1.0, 1.0);
-    let (end, t) = if v < 0.0 { (NEG, -v) } else { (POS, v) };
-    let mut out = [0u8; 3];
-    for k in 0..3 {
-        out[k] = (255.0 + (end[k] - 255.0) * t).round() as u8;
-    }
-    out
+    concord_figures::colour::cosine(Some(v)).array()
 }
 
 pub fn rgb(c: [u8; 3]) -> String {
@@ -340,11 +331,13 @@ mod tests {
     }
 
     #[test]
-    fn colour_scales_hit_their_ends() {
-        assert_eq!(playground_rgb(-1.0), [245, 147, 34]);
-        assert_eq!(playground_rgb(1.0), [8, 119, 189]);
-        assert_eq!(playground_rgb(0.0), [232, 234, 235]);
-        assert_eq!(cosine_rgb(0.0), [255, 255, 255]);
-        assert_eq!(cosine_rgb(-1.0), [202, 0, 32]);
+    fn colour_scales_are_the_figures_blue_orange_ones() {
+        use concord_figures::colour::diverging;
+        assert_eq!(playground_rgb(-1.0), diverging(-1.0).array());
+        assert_eq!(playground_rgb(1.0), diverging(1.0).array());
+        assert_eq!(cosine_rgb(-0.4), diverging(-0.4).array());
+        // Conflict is orange (red over blue), agreement blue.
+        let (o, b) = (cosine_rgb(-1.0), cosine_rgb(1.0));
+        assert!(o[0] > o[2] && b[2] > b[0], "{o:?} {b:?}");
     }
 }

@@ -47,18 +47,10 @@ pub fn band_of(levels: &[f64], v: f64) -> usize {
     idx.saturating_sub(1).min(bands - 1)
 }
 
-/// The playground's scale (orange ↔ grey ↔ blue, alpha 160 over white), low loss = blue.
+/// The loss bands' colours: blue (low) → light → orange (high), washed over white as the
+/// Playground's (alpha 160): concord-figures' `loss_band`, which the CLI's maps use too.
 pub fn band_colour(band: usize, bands: usize) -> [u8; 3] {
-    const STOPS: [[f64; 3]; 3] = [[8.0, 119.0, 189.0], [232.0, 234.0, 235.0], [245.0, 147.0, 34.0]];
-    let t = if bands <= 1 { 0.5 } else { band as f64 / (bands - 1) as f64 };
-    let (a, b, u) = if t < 0.5 { (STOPS[0], STOPS[1], t * 2.0) } else { (STOPS[1], STOPS[2], (t - 0.5) * 2.0) };
-    let alpha = 160.0 / 255.0;
-    let mut out = [0u8; 3];
-    for k in 0..3 {
-        let c = a[k] + (b[k] - a[k]) * u;
-        out[k] = (255.0 + (c - 255.0) * alpha).round() as u8;
-    }
-    out
+    concord_figures::colour::loss_band(band, bands).array()
 }
 
 pub fn css_rgb(c: [u8; 3]) -> String {

@@ -22,8 +22,8 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 const WIDTH: f64 = 760.0;
 /// The largest map side on the canvas (CSS pixels).
 const MAX_CELL: f64 = 240.0;
-/// Colour of cells where a task's gradient is zero (no direction).
-const UNDEFINED: [u8; 3] = [238, 240, 242];
+/// Colour of cells where a task’s gradient is zero (no direction): the figures’ (the CLI’s too).
+const UNDEFINED: [u8; 3] = concord_figures::colour::UNDEFINED.array();
 
 /// Where a run's map sits on the canvas: its run index and its square.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,32 +111,11 @@ fn blit(ctx: &CanvasRenderingContext2d, map: &ConflictMap, x: f64, y: f64, size:
 /// The colour bar and the point legend, from (x, y).
 fn colour_bar(ctx: &CanvasRenderingContext2d, x: f64, y: f64) {
     let w = 260.0;
-    chart::text(ctx, "cos of the tasks’ gradients at the point", x, y, "left", chart::FONT, MUTED);
     let top = y + 8.0;
-    for i in 0..w as usize {
-        let v = -1.0 + 2.0 * (i as f64 + 0.5) / w;
-        ctx.set_fill_style_str(&chart::rgb(chart::cosine_rgb(v)));
-        ctx.fill_rect(x + i as f64, top, 1.0, 12.0);
-    }
-    ctx.set_stroke_style_str("#b8bec5");
-    ctx.set_line_width(1.0);
-    ctx.stroke_rect(x, top, w, 12.0);
-    for (v, label) in [(-1.0, "−1"), (-0.5, "−0.5"), (0.0, "0"), (0.5, "+0.5"), (1.0, "+1")] {
-        let px = x + (v + 1.0) / 2.0 * w;
-        ctx.set_stroke_style_str(INK);
-        ctx.begin_path();
-        ctx.move_to(px, top + 12.0);
-        ctx.line_to(px, top + 16.0);
-        ctx.stroke();
-        let align = if v < -0.9 {
-            "left"
-        } else if v > 0.9 {
-            "right"
-        } else {
-            "center"
-        };
-        chart::text(ctx, label, px, top + 27.0, align, chart::FONT, INK);
-    }
+    let ticks = [(-1.0, "−1"), (-0.5, "−0.5"), (0.0, "0"), (0.5, "+0.5"), (1.0, "+1")];
+    let cosine = |v: f64| concord_figures::colour::cosine(Some(v));
+    let strip = chart::Frame { x, y: top, w, h: 12.0 };
+    chart::colour_bar(ctx, strip, (-1.0, 1.0), &cosine, &ticks, "cos of the tasks’ gradients at the point");
     chart::text(ctx, "← the tasks oppose", x, top + 42.0, "left", chart::FONT, MUTED);
     chart::text(ctx, "the tasks agree →", x + w, top + 42.0, "right", chart::FONT, MUTED);
     let lx = x + w + 36.0;
