@@ -3,7 +3,7 @@
 
 use crate::UsageError;
 use clap::Args;
-use concord_core::aggregators::{registry, JacobianF32};
+use concord_core::aggregators::{AggregatorSpec, JacobianF32};
 use nalgebra::DMatrix;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,10 @@ pub struct AggregateArgs {
     /// The matrix (m rows, one per task): a JSON array of rows or CSV rows; - or absent for stdin.
     #[arg(long, value_name = "FILE|-")]
     input: Option<PathBuf>,
+    /// The task losses of the batch the matrix came from (m numbers, comma-separated), for the
+    /// methods that read them (moco, db-mtl, mgda with gn=loss or loss+); the others ignore them.
+    #[arg(long, value_name = "L1,L2,…", allow_hyphen_values = true)]
+    losses: Option<String>,
     /// Seed for methods that draw random numbers.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -167,21 +171,45 @@ fn check_finite(method: &str, update: &[f64], weights: Option<&[f64]>) -> Result
     Ok(())
 }
 
+/// `--losses`: m finite numbers, comma-separated (or `;`, or a JSON array).
+fn parse_losses(raw: &str) -> Result<Vec<f64>, UsageError> {
+    let inner = raw.trim();
+    let inner = inner.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(inner);
+    let values: Option<Vec<f64>> =
+        inner.split([',', ';']).map(|x| x.trim().parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    values.ok_or_else(|| UsageError(format!("--losses must be finite numbers separated by commas, got '{raw}'")))
+}
+
 pub fn run(args: AggregateArgs) -> Result<(), UsageError> {
     let params = parse_params(&args.params)?;
-    // The method name and parameters that do not depend on m are checked before any input is read.
-    if registry::find(args.method.trim()).is_none() {
-        registry::build(&args.method, &params, 1, args.seed).map_err(UsageError)?;
+    // The method, its parameters and the losses (all but their count) are checked before any
+    // input is read.
+    let spec = AggregatorSpec::parse(&args.method, &params).map_err(UsageError)?;
+    let losses = args.losses.as_deref().map(parse_losses).transpose()?;
+    if losses.is_none() && spec.needs_losses() {
+        let e = spec.build_without_losses(1, args.seed).err().unwrap_or_default();
+        return Err(UsageError(format!("{e}; or give the batch's losses here with --losses L1,L2,…")));
     }
     let j = parse_matrix(&read_input(&args.input)?)?;
-    let mut aggregator = registry::build(&args.method, &params, j.nrows(), args.seed).map_err(UsageError)?;
+    if let Some(l) = &losses {
+        if l.len() != j.nrows() {
+            return Err(UsageError(format!(
+                "--losses has {} entries but the matrix has m = {} rows (one loss per row)",
+                l.len(),
+                j.nrows()
+            )));
+        }
+    }
+    let mut aggregator = spec.build(j.nrows(), args.seed).map_err(UsageError)?;
+    // Without --losses only methods that ignore them get here (refused above otherwise).
+    let losses = losses.unwrap_or_else(|| vec![1.0; j.nrows()]);
     let (update, weights): (Vec<f64>, _) = match args.precision {
         Precision::F64 => {
-            let a = aggregator.aggregate(&j);
+            let a = aggregator.aggregate_with_losses(&j, &losses);
             (a.update.as_slice().to_vec(), a.weights)
         }
         Precision::F32 => {
-            let a = aggregator.aggregate_f32(&JacobianF32::from_f64(&j));
+            let a = aggregator.aggregate_f32_with_losses(&JacobianF32::from_f64(&j), &losses);
             (a.update.iter().map(|&x| x as f64).collect(), a.weights)
         }
     };
@@ -206,6 +234,15 @@ mod tests {
         assert!(e.0.contains("mgda produced a non-finite value in its weights (entry 2)"), "{}", e.0);
         let e = check_finite("sum", &[f64::INFINITY, 2.0], Some(&[1.0, 1.0])).unwrap_err();
         assert!(e.0.contains("sum produced a non-finite value in its update (entry 1)"), "{}", e.0);
+    }
+
+    #[test]
+    fn losses_are_finite_numbers() {
+        assert_eq!(parse_losses("0.5, 2").unwrap(), vec![0.5, 2.0]);
+        assert_eq!(parse_losses("[1;2;3]").unwrap(), vec![1.0, 2.0, 3.0]);
+        for bad in ["", "1,,2", "1,inf", "NaN", "a"] {
+            assert!(parse_losses(bad).unwrap_err().0.contains("--losses must be finite numbers"), "{bad}");
+        }
     }
 
     #[test]

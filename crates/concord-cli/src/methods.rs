@@ -51,7 +51,10 @@ fn table() -> String {
     for a in &AGGREGATORS {
         let p = a.properties;
         let mut flags = Vec::new();
-        if !a.gramian_weighted {
+        if a.needs_losses {
+            // MoCo, DB-MTL: d from gradients tracked across steps, with the batch losses.
+            flags.push("reads the losses: train only, or aggregate --losses");
+        } else if !a.gramian_weighted {
             flags.push("per-coordinate");
         }
         if a.stateful {

@@ -145,7 +145,7 @@ fn bad_methods_and_parameters_exit_2_with_a_message() {
 }
 
 #[test]
-fn methods_json_lists_all_23_with_parameters_and_properties() {
+fn methods_json_lists_all_25_with_parameters_and_properties() {
     let v = json(&concord(&["methods", "--json"], ""));
     let weightings: Vec<&str> =
         v["weightings"].as_array().expect("weightings array").iter().map(|w| w["name"].as_str().unwrap()).collect();
@@ -185,7 +185,9 @@ fn methods_json_lists_all_23_with_parameters_and_properties() {
             "pcd",
             "cr-mogm",
             "modo",
-            "sdmgrad"
+            "sdmgrad",
+            "moco",
+            "db-mtl"
         ]
     );
     for a in aggs {
@@ -207,6 +209,9 @@ fn methods_json_lists_all_23_with_parameters_and_properties() {
     assert_eq!(by_name("fairgrad")["properties"]["non_conflicting"], "not documented");
     assert_eq!(by_name("cagrad")["params"][0]["default"], "0.5");
     assert_eq!(by_name("krum")["params"][0]["default"], "required");
+    assert_eq!(by_name("moco")["needs_losses"], true);
+    assert_eq!(by_name("db-mtl")["params"][0]["default"], "0.9");
+    assert_eq!(by_name("mgda")["needs_losses"], false);
 
     let text = concord(&["methods"], "");
     assert!(text.status.success());
@@ -259,7 +264,7 @@ fn aggregate_in_f32_matches_f64_for_every_method() {
         .collect();
     assert!(names.len() >= 18, "{names:?}");
     for name in &names {
-        let mut args = vec!["aggregate", "--method", name.as_str()];
+        let mut args = vec!["aggregate", "--method", name.as_str(), "--losses", "0.5,2,1,0.25"];
         match name.as_str() {
             "constant" => args.extend(["--param", "weights=1,2,0.5,1"]),
             "krum" => args.extend(["--param", "n_byzantine=1"]),
@@ -276,6 +281,48 @@ fn aggregate_in_f32_matches_f64_for_every_method() {
         // f32 rounding of J (2⁻²⁴) and of 300-term sums, amplified by the m × m solve.
         assert!(err < 1e-4, "{name}: max |d32 − d64| / max |d64| = {err:e}");
     }
+}
+
+/// The loss-aware methods read the batch's losses: without `--losses` they are refused (exit 2,
+/// the reason), with them they give the reference's values (methods-wave2.md §2a, §2b and §2e's
+/// "Test this"); `--losses` is checked against m, and the other methods ignore it.
+#[test]
+fn loss_aware_methods_need_losses() {
+    let j = "[[1,2],[3,-1]]";
+    for method in ["moco", "db-mtl"] {
+        assert_usage_error(&["aggregate", "--method", method], j, "reads the task losses as well as the matrix");
+        assert_usage_error(&["aggregate", "--method", method], j, "--losses L1,L2");
+        assert_usage_error(
+            &["bench", "aggregate", "--method", method, "--m", "2", "--n", "4"],
+            "",
+            "reads the task losses",
+        );
+    }
+    // `name[:key=value]` as `--method name --param key=value`.
+    let run = |method: &str, m: &str, losses: &str| {
+        let (name, param) = method.split_once(':').map_or((method, None), |(n, p)| (n, Some(p)));
+        let mut args = vec!["aggregate", "--method", name, "--losses", losses];
+        args.extend(param.iter().flat_map(|p| ["--param", p]));
+        floats(&json(&concord(&args, m))["update"])
+    };
+    // The first step of each (a fresh state per call).
+    assert_close(&run("moco", j, "0.5,2"), &[0.520438, -0.039985], 1e-6);
+    assert_close(&run("db-mtl", j, "0.5,2"), &[0.624264, 0.258579], 1e-6);
+    let j2 = "[[1,0],[-1,1]]";
+    assert_usage_error(
+        &["aggregate", "--method", "mgda", "--param", "gn=loss"],
+        j2,
+        "mgda:gn=loss reads the task losses",
+    );
+    assert_close(&run("mgda:gn=loss", j2, "2,0.5"), &[0.195122, 0.243902], 1e-6);
+    assert_close(&run("mgda:gn=loss+", j2, "2,0.5"), &[0.176547, 0.238966], 1e-6);
+    assert_close(&run("mgda", j2, "2,0.5"), &[0.2, 0.4], 1e-9);
+    assert_usage_error(
+        &["aggregate", "--method", "moco", "--losses", "1,2,3"],
+        j,
+        "--losses has 3 entries but the matrix has m = 2",
+    );
+    assert_usage_error(&["aggregate", "--method", "moco", "--losses", "1,x"], j, "--losses must be finite numbers");
 }
 
 #[test]

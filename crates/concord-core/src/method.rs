@@ -50,7 +50,9 @@ impl MethodSpec {
             None => None,
             Some((name, p)) => Some(WeightingSpec::parse(name, p)?),
         };
-        Ok(MethodSpec { aggregator, weighting, sample_weighting: None })
+        let spec = MethodSpec { aggregator, weighting, sample_weighting: None };
+        spec.check_loss_aware()?;
+        Ok(spec)
     }
 
     /// Parse the text form `aggregator[+weighting][:key=value…]`.
@@ -111,7 +113,26 @@ impl MethodSpec {
             None => None,
             Some(d) => Some(SampleWeightingSpec::parse(d.name, &s_params)?),
         };
-        Ok(MethodSpec { aggregator, weighting, sample_weighting })
+        let spec = MethodSpec { aggregator, weighting, sample_weighting };
+        spec.check_loss_aware()?;
+        Ok(spec)
+    }
+
+    /// A loss-aware aggregator (MoCo, DB-MTL, MGDA `gn=loss` / `loss+`) reads the raw task
+    /// losses, as LibMTL runs it: there it is the run's only weighting. A loss weighting on top
+    /// would make its input ill-defined (raw or weighted losses? MoCo's L_i·g_i/‖g_i‖ and
+    /// MGDA's `gn=loss` cancel a row scale anyway), so the combination is refused.
+    pub fn check_loss_aware(&self) -> Result<(), String> {
+        match &self.weighting {
+            Some(w) if self.aggregator.needs_losses() => Err(format!(
+                "{} reads the raw task losses itself (LibMTL runs it as the only weighting): \
+                 it cannot be combined with the loss weighting '{}' (leave the '+{}' out)",
+                self.aggregator.to_text(),
+                w.name(),
+                w.name()
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The text form; `parse(to_text())` gives the same spec.
@@ -168,8 +189,10 @@ impl MethodSpec {
         }
     }
 
-    /// Checks what depends on the number of tasks m.
+    /// Checks what depends on the number of tasks m (and the loss-aware combination, for specs
+    /// that were deserialised rather than parsed).
     pub fn check_tasks(&self, m: usize) -> Result<(), String> {
+        self.check_loss_aware()?;
         self.aggregator.check_tasks(m)?;
         if m == 0 && self.weighting.is_some() {
             return Err("a loss weighting needs at least one task".into());
@@ -206,6 +229,12 @@ mod tests {
             "mean+harmonize",
             "upgrad+uw+curriculum:pref_vector=1;2:lr=0.01:start=0.25",
             "mgda+conflict-mask:top=20",
+            "moco",
+            "moco:gamma=0.3:rho=0.01",
+            "db-mtl:beta=0.5",
+            "mgda:gn=loss+",
+            "moco+harmonize",
+            "mgda+uw:gn=l2",
         ] {
             let s = MethodSpec::parse(text).unwrap();
             assert_eq!(s.to_text(), text);
@@ -274,6 +303,12 @@ mod tests {
             ("mean+curriculum:start=1.5", "parameter 'start' must be > 0 and ≤ 1"),
             ("mean+harmonize:start=0.5", "Mean + Harmonize has no parameter 'start'"),
             ("mean+harmonise", "or a sample weighting: harmonize, curriculum, conflict-mask"),
+            ("moco+uw", "moco reads the raw task losses itself"),
+            ("db-mtl+ew", "cannot be combined with the loss weighting 'ew'"),
+            ("mgda+famo:gn=loss+", "mgda:gn=loss+ reads the raw task losses"),
+            ("moco:beta=1.5", "beta must be in [0, 1]"),
+            ("db-mtl:beta_sigma=-1", "beta_sigma must be finite, ≥ 0 and ≤ 10"),
+            ("mgda:gn=loss2", "gn must be one of none, l2, loss, loss+"),
         ];
         for (text, needle) in cases {
             let e = MethodSpec::parse(text).unwrap_err();

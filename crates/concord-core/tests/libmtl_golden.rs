@@ -1,6 +1,7 @@
 //! LibMTL goldens (tests/fixtures/libmtl/, made by `make_libmtl_fixtures.py`, a line-for-line
 //! numpy + scipy transcription of LibMTL's code) for the LibMTL options of existing aggregators:
-//! CAGrad's `rescale` and MGDA's `gn` (`--mgda_gn`). Errors are relative to max(1, ‖expected‖_∞).
+//! CAGrad's `rescale` and MGDA's `gn` (`--mgda_gn`, the loss-aware `loss` / `loss+` too), and
+//! the loss-aware methods MoCo and DB-MTL. Errors are relative to max(1, ‖expected‖_∞).
 use concord_core::MethodSpec;
 use nalgebra::DMatrix;
 use serde_json::Value;
@@ -89,23 +90,55 @@ fn imtl_l_matches_libmtl() {
 #[test]
 fn db_mtl_and_moco_match_libmtl() {
     // Elementwise EMAs, norms and a softmax in the transcription's order: rounding only, over
-    // 8 steps per sequence.
-    use concord_core::weightings::{DbMtl, MoCo};
+    // 8 steps per sequence. The updates go through the selectable methods (`moco`, `db-mtl`, as
+    // the CLI, the page and the trainer build them, losses passed with J); λ and α, which an
+    // aggregator does not report, through the structs.
+    use concord_core::aggregators::{DbMtl, MoCo};
     let (mut worst_db, mut worst_moco) = (0.0f64, 0.0f64);
     for case in load("db_mtl_moco")["cases"].as_array().unwrap() {
+        let m = case["m"].as_u64().unwrap() as usize;
+        let build = |text: &str| MethodSpec::parse(text).unwrap().aggregator.build(m, 0).unwrap();
+        let (mut db_agg, mut moco_agg) = (build("db-mtl"), build("moco"));
         let (mut db, mut moco) = (DbMtl::default(), MoCo::default());
         let steps = case["steps"].as_array().unwrap();
         for (t, step) in steps.iter().enumerate() {
             let (losses, j) = (floats(&step["losses"]), matrix(&step["J"]));
             let (want_db, want_moco) = (&case["db_mtl"][t], &case["moco"][t]);
-            let d = db.step(&losses, &j);
+            let d = db_agg.aggregate_with_losses(&j, &losses).update;
             worst_db = worst_db.max(rel_err(d.as_slice(), &floats(&want_db["output"])));
+            db.step(&losses, &j);
             worst_db = worst_db.max(rel_err(db.alpha().as_slice(), &floats(&want_db["alpha"])));
-            let d = moco.step(&losses, &j);
+            let d = moco_agg.aggregate_with_losses(&j, &losses).update;
             worst_moco = worst_moco.max(rel_err(d.as_slice(), &floats(&want_moco["output"])));
+            moco.step(&losses, &j);
             worst_moco = worst_moco.max(rel_err(moco.lambda().as_slice(), &floats(&want_moco["lambda"])));
         }
     }
     eprintln!("db-mtl: worst {worst_db:e}; moco: worst {worst_moco:e}");
     assert!(worst_db < 1e-12 && worst_moco < 1e-12);
+}
+
+#[test]
+fn mgda_loss_normalisation_matches_libmtl() {
+    // `--mgda_gn loss` and `loss+` (m = 2, the losses passed with J): as for `none` / `l2` above,
+    // exact in the interior, 1e-3·|g_i − g_j| where LibMTL clamps to 0.999 / 0.001.
+    let (mut interior, mut clamped, mut n_interior) = (0.0f64, 0.0f64, 0);
+    for case in load("mgda_gn_loss")["cases"].as_array().unwrap() {
+        let (j, losses) = (matrix(&case["J"]), floats(&case["losses"]));
+        let spec = MethodSpec::parse(&format!("mgda:gn={}", case["gn"].as_str().unwrap())).unwrap();
+        assert!(spec.aggregator.needs_losses());
+        let d = spec.aggregator.build(2, 0).unwrap().aggregate_with_losses(&j, &losses).update;
+        let err = rel_err(d.as_slice(), &floats(&case["output"]));
+        if case["clamped"].as_bool().unwrap() {
+            // The spread max|ĝ_0 − ĝ_1| of the normalised rows, which sol is applied to.
+            clamped = clamped.max(err / case["spread"].as_f64().unwrap().max(1.0));
+        } else {
+            interior = interior.max(err);
+            n_interior += 1;
+        }
+    }
+    eprintln!("mgda gn loss/loss+: interior worst {interior:e} ({n_interior} cases), clamped worst {clamped:e}");
+    assert!(n_interior >= 20, "{n_interior} interior cases");
+    assert!(interior < 1e-9, "interior {interior}");
+    assert!(clamped < 2e-3, "clamped {clamped}");
 }

@@ -80,6 +80,7 @@ pub fn toy_gpu_methods() -> Vec<&'static str> {
 /// (`GpuTrainer::new`).
 pub fn backend(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Box<dyn Backend>, GpuError> {
     let name = config.method.aggregator.name();
+    trainer::refuse_loss_aware(&config.method.aggregator)?;
     if kernels::methods::find(name).is_none() {
         return Err(GpuError::Unsupported(kernels::weighting::no_kernel_message(name)));
     }

@@ -62,10 +62,23 @@ const RW: wgpu::BufferUsages =
 /// The GPU weighting of a run's aggregator — the one place that decides which aggregators the
 /// GPU backends accept: every weighting in the GPU method table ([`GpuWeighting::from_spec`]).
 pub fn gpu_weighting(spec: &AggregatorSpec, m: usize, seed: u64) -> Result<GpuWeighting, GpuError> {
+    refuse_loss_aware(spec)?;
     GpuWeighting::from_spec(spec, m, seed).map_err(|e| match e {
         GpuError::Unsupported(msg) => GpuError::Unsupported(format!("{msg}; use the CPU backend")),
         other => other,
     })
+}
+
+/// MoCo, DB-MTL, MGDA gn=loss / loss+ (concord-core's loss-aware aggregators) are CPU only.
+pub(crate) fn refuse_loss_aware(spec: &AggregatorSpec) -> Result<(), GpuError> {
+    if spec.needs_losses() {
+        return Err(GpuError::Unsupported(format!(
+            "'{}' is not on the GPU: it reads the task losses with J (LibMTL), and the GPU weightings see only \
+             the Gramian; use the CPU backend",
+            spec.to_text()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the run has a loss weighting (`ew` or one with a GPU kernel,

@@ -214,6 +214,10 @@ fn backend_refuses_a_cpu_only_method_naming_the_gpu_methods() {
             c = Preset::CagradToy.config();
         }
         c.data = data;
+        // A loss-aware method (reads the task losses) names that reason, on the toy and the MLP.
+        let moco = TrainConfig { method: MethodSpec::plain("moco"), ..c.clone() };
+        let err = concord_gpu::backend(gpu_arc(), moco).err().expect("moco is CPU only").to_string();
+        assert!(err.contains("'moco' is not on the GPU: it reads the task losses"), "{err}");
         c.method = MethodSpec::plain("nash-mtl");
         let err = match concord_gpu::backend(gpu_arc(), c) {
             Ok(_) => panic!("nash-mtl has no GPU kernel"),

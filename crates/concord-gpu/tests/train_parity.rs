@@ -170,6 +170,13 @@ fn unsupported_configs_are_clear_errors() {
     let mut c = config("xor-conflict", 10);
     c.method = MethodSpec::plain("nash-mtl");
     assert!(err(c).contains("no GPU kernel for 'nash-mtl'"));
+    // The loss-aware aggregators: a reason, not a silent run without the losses.
+    for method in ["moco", "db-mtl", "mgda:gn=loss+"] {
+        let mut c = config("xor-conflict", 10);
+        c.method = MethodSpec::parse(method).unwrap();
+        let e = err(c);
+        assert!(e.contains(&format!("'{method}' is not on the GPU: it reads the task losses")), "{e}");
+    }
     assert!(err(config("pareto-synthetic", 10)).contains("pareto-synthetic"));
     let mut c = config("xor-conflict", 10);
     c.method = MethodSpec::parse("constant:weights=1;2;3").unwrap();

@@ -1213,4 +1213,21 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%e2%88%9e"), "∞");
     }
+
+    /// The loss-aware methods (MoCo, DB-MTL, MGDA gn=loss) come from a link like any other;
+    /// with a loss weighting on top the run is dropped with the reason, the others stay.
+    #[test]
+    fn loss_aware_methods_load_from_the_url() {
+        let (s, n) = State::from_hash("preset=xor-conflict&arena=moco,db-mtl:beta=0.5,mgda:gn=loss+");
+        assert!(n.is_empty(), "{n:?}");
+        let texts: Vec<String> = s.arena.iter().map(|m| m.to_text()).collect();
+        assert_eq!(texts, vec!["moco", "db-mtl:beta=0.5", "mgda:gn=loss+"]);
+        assert!(s.arena.iter().all(|r| r.method.aggregator.needs_losses()));
+        let (t, n) = State::from_hash(&s.to_hash());
+        assert!(n.is_empty(), "{n:?}");
+        assert_eq!(s, t);
+        let (s, n) = State::from_hash("preset=xor-conflict&arena=moco+uw,mean");
+        assert_eq!(s.arena, vec![RunSpec::plain(MethodSpec::plain("mean"))]);
+        assert!(n.len() == 1 && n[0].contains("moco reads the raw task losses itself"), "{n:?}");
+    }
 }

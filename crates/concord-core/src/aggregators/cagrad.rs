@@ -51,6 +51,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 /// CAGrad weighting. `c` must be finite and ≥ 0 (checked by `Method::parse`); `norm_eps`

@@ -29,6 +29,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 #[derive(Clone, Debug, Default)]

@@ -64,6 +64,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: true,
     seeded: false,
+    needs_losses: false,
 };
 
 pub struct CrMogm {

@@ -21,6 +21,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 /// DualProj weighting: [`DualProj::default`] (torchjd's p = 1/m, norm_eps = reg_eps = 1e-4),

@@ -45,6 +45,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: false,
     stateful: true,
     seeded: false,
+    needs_losses: false,
 };
 
 /// The torchjd constant added under the square root and to the baseline.

@@ -55,6 +55,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 #[derive(Clone, Debug)]

@@ -27,6 +27,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: false,
     stateful: false,
     seeded: true,
+    needs_losses: false,
 };
 
 #[derive(Clone, Debug)]

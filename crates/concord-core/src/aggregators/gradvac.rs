@@ -39,6 +39,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: true,
     seeded: true,
+    needs_losses: false,
 };
 
 #[derive(Clone, Debug)]

@@ -3,15 +3,18 @@
 //! Non-conflicting (up to the solver's tolerance); not linear under scaling; weighted.
 //! G is not normalised in the torchjd sense and the output is not rescaled.
 //!
-//! `gn` is LibMTL's `--mgda_gn` (methods-wave2.md §2e) for the normalisers a Jacobian alone
-//! gives: `none` (default, torchjd) or `l2`, n_i = ‖g_i‖. LibMTL solves the min-norm problem on
-//! ĝ_i = g_i/n_i and applies sol to the normalised gradients, d = Σ sol_i ĝ_i, so the weights on
-//! the raw rows are w_i = sol_i/n_i (a zero row keeps n_i = 1: LibMTL would divide 0 by 0).
-//! LibMTL's `loss` and `loss+` need the loss values, which an aggregator does not see.
+//! `gn` is LibMTL's `--mgda_gn` (methods-wave2.md §2e): n_i = 1 (`none`, default, torchjd),
+//! ‖g_i‖ (`l2`), L_i (`loss`, the task's loss value) or L_i‖g_i‖ (`loss+`). LibMTL solves the
+//! min-norm problem on ĝ_i = g_i/n_i and applies sol to the normalised gradients,
+//! d = Σ sol_i ĝ_i, so the weights on the raw rows are w_i = sol_i/n_i (a zero row keeps
+//! ‖g_i‖ = 1 in n_i: LibMTL would divide 0 by 0; a loss enters as `positive(L_i)` ≥ 1e-12).
+//! With `loss` / `loss+` MGDA reads the task losses (`Weighting::weights_with_losses`): the spec
+//! `needs_losses`, so callers with a bare matrix refuse it and the trainer passes the losses.
 use super::numerics::{argmin_first, pow2_rescaled};
 use super::registry::Property::{No, Yes};
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
 use super::Weighting;
+use crate::weightings::positive;
 use nalgebra::{DMatrix, DVector};
 
 /// This aggregator's entry in [`super::registry::AGGREGATORS`]: name, parameters, properties.
@@ -38,14 +41,16 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
         param(
             "gn",
             ParamDefault::Value("none"),
-            Range::OneOf(&["none", "l2"]),
-            "gradient normalisation before the solve (LibMTL --mgda_gn): none, or l2 (each g_i / ‖g_i‖)",
+            Range::OneOf(&["none", "l2", "loss", "loss+"]),
+            "gradient normalisation before the solve (LibMTL --mgda_gn): none, l2 (g_i/‖g_i‖), loss (g_i/L_i) \
+             or loss+ (g_i/(L_i‖g_i‖)); loss and loss+ read the task losses",
         ),
     ],
     properties: props(Yes, No, Yes, Some("non-conflicting up to the Frank–Wolfe tolerance")),
     gramian_weighted: true,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 /// The most Frank–Wolfe steps a spec may ask for.
@@ -58,24 +63,40 @@ pub struct Mgda {
     pub epsilon: f64,
     /// At most this many Frank–Wolfe steps.
     pub max_iters: usize,
-    /// Solve on g_i/‖g_i‖ (LibMTL `--mgda_gn l2`) instead of g_i.
+    /// Solve on g_i/‖g_i‖ (LibMTL `--mgda_gn l2`, and the ‖g_i‖ of `loss+`) instead of g_i.
     pub l2_normalize: bool,
+    /// Also divide g_i by its task's loss L_i (LibMTL `--mgda_gn loss`, with `l2_normalize`
+    /// `loss+`): the weights then need the losses (`weights_with_losses`).
+    pub loss_normalize: bool,
 }
 
 impl Default for Mgda {
     fn default() -> Self {
-        Mgda { epsilon: 1e-3, max_iters: 100, l2_normalize: false }
+        Mgda { epsilon: 1e-3, max_iters: 100, l2_normalize: false, loss_normalize: false }
     }
 }
 
 impl Weighting for Mgda {
+    /// Without losses (a caller that has none refuses `loss` / `loss+`; see `Aggregator`), every
+    /// L_i = 1.
     fn weights(&mut self, gram: &DMatrix<f64>) -> DVector<f64> {
-        if !self.l2_normalize {
+        self.weights_with_losses(gram, &vec![1.0; gram.nrows()])
+    }
+
+    fn weights_with_losses(&mut self, gram: &DMatrix<f64>, losses: &[f64]) -> DVector<f64> {
+        if !self.l2_normalize && !self.loss_normalize {
             return self.min_norm(gram);
         }
-        let norms: Vec<f64> =
-            gram.diagonal().iter().map(|d| if *d > 0.0 && d.is_finite() { d.sqrt() } else { 1.0 }).collect();
-        let normalized = DMatrix::from_fn(gram.nrows(), gram.nrows(), |i, j| gram[(i, j)] / (norms[i] * norms[j]));
+        let m = gram.nrows();
+        let norms: Vec<f64> = (0..m)
+            .map(|i| {
+                let d = gram[(i, i)];
+                let l2 = if self.l2_normalize && d > 0.0 && d.is_finite() { d.sqrt() } else { 1.0 };
+                let loss = if self.loss_normalize { positive(losses.get(i).copied().unwrap_or(1.0)) } else { 1.0 };
+                l2 * loss
+            })
+            .collect();
+        let normalized = DMatrix::from_fn(m, m, |i, j| gram[(i, j)] / (norms[i] * norms[j]));
         let sol = self.min_norm(&normalized);
         DVector::from_fn(sol.len(), |i, _| sol[i] / norms[i])
     }
@@ -150,6 +171,47 @@ mod tests {
         assert!(w.iter().all(|x| x.is_finite()));
     }
 
+    /// methods-wave2.md §2e's "Test this" table (J = [[1, 0], [−1, 1]], L = [2, 0.5]), LibMTL's
+    /// d = Σ sol_i ĝ_i for every `gn`, through the spec as the CLI and the page name it. sol is
+    /// read back as w_i·n_i.
+    #[test]
+    fn loss_normalisations_match_the_reference_table() {
+        let j = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, -1.0, 1.0]);
+        let losses = [2.0, 0.5];
+        let norms = [1.0, 2f64.sqrt()];
+        let table: [(&str, [f64; 2], [f64; 2]); 4] = [
+            ("none", [0.6, 0.4], [0.2, 0.4]),
+            ("l2", [0.5, 0.5], [0.146447, 0.353553]),
+            ("loss", [0.878049, 0.121951], [0.195122, 0.243902]),
+            ("loss+", [0.831026, 0.168974], [0.176547, 0.238966]),
+        ];
+        for (gn, sol, d) in table {
+            let spec = crate::MethodSpec::parse(&format!("mgda:gn={gn}")).unwrap().aggregator;
+            assert_eq!(spec.needs_losses(), gn.starts_with("loss"), "{gn}");
+            let a = spec.build(2, 0).unwrap().aggregate_with_losses(&j, &losses);
+            assert_abs_diff_eq!(a.update, DVector::from_row_slice(&d), epsilon = 1e-6);
+            let w = a.weights.unwrap();
+            let n = |i: usize| match gn {
+                "none" => 1.0,
+                "l2" => norms[i],
+                "loss" => losses[i],
+                _ => losses[i] * norms[i],
+            };
+            let got = [w[0] * n(0), w[1] * n(1)];
+            assert_abs_diff_eq!(DVector::from_row_slice(&got), DVector::from_row_slice(&sol), epsilon = 1e-6);
+        }
+        // The f32 path and the path from G give the same weights.
+        let mut agg = crate::MethodSpec::parse("mgda:gn=loss+").unwrap().aggregator.build(2, 0).unwrap();
+        let w64 = agg.aggregate_with_losses(&j, &losses).weights.unwrap();
+        let w_gram = agg.gram_weights_with_losses(&gram(&j), &losses).unwrap();
+        assert_abs_diff_eq!(w64, w_gram, epsilon = 1e-12);
+        let f32 = agg.aggregate_f32_with_losses(&super::super::JacobianF32::from_f64(&j), &losses);
+        assert_abs_diff_eq!(f32.weights.unwrap(), w64, epsilon = 1e-6);
+        // A zero loss stays finite (floored).
+        let w0 = agg.aggregate_with_losses(&j, &[0.0, 0.5]).weights.unwrap();
+        assert!(w0.iter().all(|x| x.is_finite()), "{w0}");
+    }
+
     #[test]
     fn mgda_matches_torchjd_on_j_base() {
         let a = Mgda::default().aggregate(&j_base());
@@ -181,7 +243,7 @@ mod tests {
         let mut rng = Normal::new(0);
         for (m, n) in [(5, 7), (9, 37), (2, 14), (32, 114), (50, 100)] {
             let g = gram(&rng.matrix(m, n));
-            let w = Mgda { epsilon: 1e-5, max_iters: 1000, l2_normalize: false }.weights(&g);
+            let w = Mgda { epsilon: 1e-5, max_iters: 1000, ..Mgda::default() }.weights(&g);
             assert!(w.iter().all(|&v| v >= 0.0), "{m}×{n}: negative weight");
             assert_abs_diff_eq!(w.sum(), 1.0, epsilon = 1e-12);
             let gw = &g * &w;

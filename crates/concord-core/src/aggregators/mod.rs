@@ -12,6 +12,7 @@ mod cagrad;
 mod config;
 mod constant;
 mod cr_mogm;
+mod db_mtl;
 mod dual_cone;
 mod dualproj;
 mod excess_mtl;
@@ -23,6 +24,7 @@ mod jacobian_f32;
 mod krum;
 mod mean;
 mod mgda;
+mod moco;
 mod modo;
 mod nash_mtl;
 mod numerics;
@@ -45,6 +47,7 @@ pub use cagrad::CaGrad;
 pub use config::Config;
 pub use constant::Constant;
 pub use cr_mogm::CrMogm;
+pub use db_mtl::DbMtl;
 pub use dualproj::DualProj;
 pub use excess_mtl::ExcessMtl;
 pub use fairgrad::FairGrad;
@@ -55,6 +58,7 @@ pub use jacobian_f32::{combine_f32, gram_f32, JacobianF32};
 pub use krum::Krum;
 pub use mean::Mean;
 pub use mgda::Mgda;
+pub use moco::MoCo;
 pub use modo::MoDo;
 pub use nash_mtl::NashMtl;
 pub use pcd::Pcd;
@@ -89,6 +93,11 @@ pub trait Weighting: Send {
     fn reads_gram(&self) -> bool {
         true
     }
+    /// w from G and the m task losses, for the methods that read the losses (MGDA with LibMTL's
+    /// `gn=loss` / `loss+`); the others ignore them.
+    fn weights_with_losses(&mut self, gram: &DMatrix<f64>, _losses: &[f64]) -> DVector<f64> {
+        self.weights(gram)
+    }
 }
 
 /// The result of one aggregation of an f32 Jacobian: d in f32, the weights (if any) in f64.
@@ -99,9 +108,28 @@ pub struct AggregationF32 {
 }
 
 /// J ↦ d. Every Gramian-weighted method gets this through the blanket impl below.
+///
+/// **Loss-aware methods** (MoCo, DB-MTL, MGDA with `gn=loss` / `loss+`; the registry's
+/// `needs_losses`, [`AggregatorSpec::needs_losses`]) also read the m task losses of the batch J
+/// was taken on: a caller that has them calls the `*_with_losses` variants, which for every
+/// other method are the plain calls. Given no losses (the plain calls), a loss-aware method
+/// takes every L_i = 1, which is *not* the method: callers without losses refuse such a spec
+/// instead ([`AggregatorSpec::build_without_losses`]).
 pub trait Aggregator: Send {
     fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation;
     fn reset(&mut self);
+    /// `aggregate` for a J whose rows' task losses are `losses` (length m, finite).
+    fn aggregate_with_losses(&mut self, jacobian: &DMatrix<f64>, _losses: &[f64]) -> Aggregation {
+        self.aggregate(jacobian)
+    }
+    /// `aggregate_f32` with the task losses (see `aggregate_with_losses`).
+    fn aggregate_f32_with_losses(&mut self, jacobian: &JacobianF32, _losses: &[f64]) -> AggregationF32 {
+        self.aggregate_f32(jacobian)
+    }
+    /// `gram_weights` with the task losses (see `aggregate_with_losses`).
+    fn gram_weights_with_losses(&mut self, gram: &DMatrix<f64>, _losses: &[f64]) -> Option<DVector<f64>> {
+        self.gram_weights(gram)
+    }
     /// The same on an f32 row-major Jacobian. Gramian-weighted methods run both O(mn) passes in
     /// f32 (`gram_f32`, `combine_f32`); the others (GradDrop, TrimmedMean) convert to f64.
     fn aggregate_f32(&mut self, jacobian: &JacobianF32) -> AggregationF32 {
@@ -136,6 +164,23 @@ impl<W: Weighting> Aggregator for W {
 
     fn gram_weights(&mut self, gram: &DMatrix<f64>) -> Option<DVector<f64>> {
         Some(self.weights(gram))
+    }
+
+    fn aggregate_with_losses(&mut self, jacobian: &DMatrix<f64>, losses: &[f64]) -> Aggregation {
+        let g = if self.reads_gram() { gram(jacobian) } else { DMatrix::zeros(jacobian.nrows(), jacobian.nrows()) };
+        let w = self.weights_with_losses(&g, losses);
+        Aggregation { update: combine(jacobian, &w), weights: Some(w) }
+    }
+
+    fn aggregate_f32_with_losses(&mut self, jacobian: &JacobianF32, losses: &[f64]) -> AggregationF32 {
+        let m = jacobian.nrows();
+        let g = if self.reads_gram() { gram_f32(jacobian) } else { DMatrix::zeros(m, m) };
+        let w = self.weights_with_losses(&g, losses);
+        AggregationF32 { update: combine_f32(jacobian, &w), weights: Some(w) }
+    }
+
+    fn gram_weights_with_losses(&mut self, gram: &DMatrix<f64>, losses: &[f64]) -> Option<DVector<f64>> {
+        Some(self.weights_with_losses(gram, losses))
     }
 }
 

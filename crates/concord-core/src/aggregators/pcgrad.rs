@@ -29,6 +29,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: true,
+    needs_losses: false,
 };
 
 /// PCGrad weighting. Carries a call counter so that each call draws fresh visiting orders, as

@@ -93,9 +93,12 @@ proptest! {
                 j.row_mut(i).copy_from(&(&first * ((i as f64) - 2.5)));
             }
         }
+        // The task losses of the batch (for the loss-aware methods): positive, spread over
+        // three decades, or all zero (a task fitted exactly).
+        let losses: Vec<f64> = (0..m).map(|i| if k == Some(0) { 0.0 } else { 10f64.powi(i as i32 % 3 - 1) }).collect();
         for (name, mut agg) in every_aggregator(m, seed) {
             for _ in 0..2 {
-                let a = agg.aggregate(&j);
+                let a = agg.aggregate_with_losses(&j, &losses);
                 prop_assert_eq!(a.update.len(), n);
                 prop_assert!(a.update.iter().all(|v| v.is_finite()), "{} update {}", name, a.update);
                 if let Some(w) = a.weights {
@@ -296,7 +299,66 @@ fn every_aggregator(m: usize, seed: u64) -> Vec<(String, Box<dyn Aggregator>)> {
     );
     all.extend(part2_methods(m, seed).into_iter().map(|(name, agg)| (name.to_string(), agg)));
     all.extend(WAVE2.iter().map(|me| (me.to_string(), spec(me).build(m, seed).unwrap())));
+    all.extend(LOSS_AWARE.iter().map(|me| (me.to_string(), spec(me).build(m, seed).unwrap())));
     all
+}
+
+// ---- The loss-aware methods (LibMTL, issue 20): they read the task losses with J.
+const LOSS_AWARE: [&str; 6] =
+    ["moco", "moco:rho=0.1:gamma_sigma=0", "db-mtl", "db-mtl:beta_sigma=0.5", "mgda:gn=loss", "mgda:gn=loss+"];
+
+/// A sequence of (J, losses) steps: what a trainer feeds a loss-aware method.
+fn loss_steps(rng: &mut Normal, m: usize, n: usize, steps: usize) -> Vec<(DMatrix<f64>, Vec<f64>)> {
+    (0..steps).map(|_| (rng.matrix(m, n), (0..m).map(|_| 0.05 + rng.sample().abs()).collect())).collect()
+}
+
+/// Deterministic (two fresh builds give the same bits over a sequence), and `reset` is a fresh
+/// start, for every loss-aware method.
+#[test]
+fn loss_aware_methods_are_deterministic_and_reset() {
+    let mut rng = Normal::new(95);
+    for method in LOSS_AWARE {
+        for &(m, n) in &[(1, 3), (2, 5), (4, 7)] {
+            let steps = loss_steps(&mut rng, m, n, 5);
+            let run = |agg: &mut Box<dyn Aggregator>| -> Vec<DVector<f64>> {
+                steps.iter().map(|(j, l)| agg.aggregate_with_losses(j, l).update).collect()
+            };
+            let mut a = spec(method).build(m, 0).unwrap();
+            let first = run(&mut a);
+            assert_eq!(first, run(&mut spec(method).build(m, 0).unwrap()), "{method} {m}×{n}: not deterministic");
+            a.reset();
+            assert_eq!(first, run(&mut a), "{method} {m}×{n}: reset is not a fresh start");
+        }
+    }
+}
+
+/// Permuting the tasks (rows of J with their losses) permutes nothing in d, over a sequence of
+/// calls (the state follows the tasks); and the losses matter: other losses give another d.
+#[test]
+fn loss_aware_methods_are_permutation_invariant_and_read_the_losses() {
+    let mut rng = Normal::new(96);
+    for method in LOSS_AWARE {
+        for &(m, n, _) in SHAPES.iter().filter(|s| s.0 >= 2 && s.0 <= s.1) {
+            let steps = loss_steps(&mut rng, m, n, 4);
+            let perm = random_permutation(&mut rng, m);
+            let (mut a, mut b, mut c) = (
+                spec(method).build(m, 0).unwrap(),
+                spec(method).build(m, 0).unwrap(),
+                spec(method).build(m, 0).unwrap(),
+            );
+            let mut moved = 0.0f64;
+            for (j, l) in &steps {
+                let d = a.aggregate_with_losses(j, l).update;
+                let lp: Vec<f64> = perm.iter().map(|&p| l[p]).collect();
+                let dp = b.aggregate_with_losses(&permute_rows(j, &perm), &lp).update;
+                let err = (&dp - &d).amax() / j.norm().max(1.0);
+                assert!(err < 1e-9, "{method} {m}×{n}: permuted output differs by {err}");
+                let other: Vec<f64> = l.iter().enumerate().map(|(i, x)| x * (1.0 + i as f64)).collect();
+                moved = moved.max((c.aggregate_with_losses(j, &other).update - &d).amax());
+            }
+            assert!(moved > 1e-6, "{method} {m}×{n}: the losses do not change d");
+        }
+    }
 }
 
 // ---- torchjd 0.18's stateful methods (issue 20), by their text forms, including settings that

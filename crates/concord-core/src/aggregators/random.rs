@@ -21,6 +21,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: true,
+    needs_losses: false,
 };
 
 #[derive(Clone, Debug)]

@@ -211,6 +211,10 @@ pub struct AggregatorInfo {
     pub stateful: bool,
     /// Draws random numbers from the seed.
     pub seeded: bool,
+    /// Reads the task losses as well as J (MoCo, DB-MTL): it runs where a trainer has them
+    /// (`Aggregator::aggregate_with_losses`), never on a bare matrix. MGDA reads them only with
+    /// `gn=loss` / `loss+` ([`AggregatorSpec::needs_losses`] decides per spec).
+    pub needs_losses: bool,
 }
 
 impl AggregatorInfo {
@@ -266,7 +270,7 @@ pub(crate) const REG_EPS: ParamSpec = param(
 );
 
 /// Every aggregator, in display order.
-pub static AGGREGATORS: [AggregatorInfo; 23] = [
+pub static AGGREGATORS: [AggregatorInfo; 25] = [
     super::mean::INFO,
     super::sum::INFO,
     super::constant::INFO,
@@ -290,6 +294,8 @@ pub static AGGREGATORS: [AggregatorInfo; 23] = [
     super::cr_mogm::INFO,
     super::modo::INFO,
     super::sdmgrad::INFO,
+    super::moco::INFO,
+    super::db_mtl::INFO,
 ];
 
 /// The entry for a CLI name.
@@ -304,9 +310,11 @@ pub fn names() -> Vec<&'static str> {
 
 /// Builds the aggregator `name` for an m-row Jacobian from `key=value` parameters (values as
 /// typed on the command line). The parameters are parsed once into an [`AggregatorSpec`], which
-/// validates them; `build` checks what depends on m. `seed` feeds the seeded methods.
+/// validates them; `build` checks what depends on m. `seed` feeds the seeded methods. For a
+/// caller with a bare matrix: a method that reads the task losses is refused
+/// ([`AggregatorSpec::build_without_losses`]).
 pub fn build(name: &str, params: &[(String, String)], m: usize, seed: u64) -> Result<Box<dyn Aggregator>, String> {
-    AggregatorSpec::parse(name, params)?.build(m, seed)
+    AggregatorSpec::parse(name, params)?.build_without_losses(m, seed)
 }
 
 #[cfg(test)]
@@ -332,8 +340,36 @@ mod tests {
         }
     }
 
+    /// Built as the trainer builds it (a loss-aware method too: the tests pass losses).
     fn build_ok(name: &str, m: usize, seed: u64) -> Box<dyn Aggregator> {
-        build(name, &required(name, m), m, seed).unwrap_or_else(|e| panic!("{name}: {e}"))
+        AggregatorSpec::parse(name, &required(name, m))
+            .and_then(|s| s.build(m, seed))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// Callers with a bare matrix (`build`: `concord aggregate` without losses, `bench
+    /// aggregate`) refuse exactly the loss-aware methods, with the reason; the trainer's
+    /// `AggregatorSpec::build` builds them.
+    #[test]
+    fn loss_aware_methods_are_refused_without_losses() {
+        for info in &AGGREGATORS {
+            let spec = AggregatorSpec::parse(info.name, &required(info.name, 5)).unwrap();
+            assert_eq!(spec.needs_losses(), info.needs_losses, "{}", info.name);
+            assert_eq!(build(info.name, &required(info.name, 5), 5, 0).is_err(), info.needs_losses, "{}", info.name);
+        }
+        assert_eq!(
+            AGGREGATORS.iter().filter(|a| a.needs_losses).map(|a| a.name).collect::<Vec<_>>(),
+            ["moco", "db-mtl"]
+        );
+        for text in ["moco", "db-mtl", "mgda:gn=loss", "mgda:gn=loss+"] {
+            let spec = crate::MethodSpec::parse(text).unwrap().aggregator;
+            let e = spec.build_without_losses(2, 0).err().unwrap_or_else(|| panic!("{text} built without losses"));
+            assert!(e.starts_with(text) && e.contains("reads the task losses") && e.contains("concord train"), "{e}");
+            assert!(spec.build(2, 0).is_ok(), "{text}");
+        }
+        for text in ["mgda", "mgda:gn=l2"] {
+            assert!(crate::MethodSpec::parse(text).unwrap().aggregator.build_without_losses(2, 0).is_ok(), "{text}");
+        }
     }
 
     fn err(name: &str, params: &[(&str, &str)], m: usize) -> String {
@@ -369,6 +405,8 @@ mod tests {
             "cr-mogm",
             "modo",
             "sdmgrad",
+            "moco",
+            "db-mtl",
         ];
         assert_eq!(names(), expected);
         for info in &AGGREGATORS {
@@ -571,7 +609,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 37, "numeric parameters with bounds");
+        assert_eq!(checked, 44, "numeric parameters with bounds");
     }
 
     #[test]
@@ -648,9 +686,15 @@ mod tests {
             for &(m, n) in &[(3, 5), (5, 4)] {
                 let j = rng.matrix(m, n);
                 let q = rng.matrix(n, n).qr().q();
-                let a = build_ok(info.name, m, 5).aggregate(&j);
+                let losses: Vec<f64> = (0..m).map(|i| 0.5 + i as f64).collect();
+                let a = build_ok(info.name, m, 5).aggregate_with_losses(&j, &losses);
                 let weighted = info.properties.weighted == Property::Yes || info.gramian_weighted;
-                // ExcessMTL: d = Jᵀw, but w depends on J elementwise (not only through G).
+                // ExcessMTL: d = Jᵀw, but w depends on J elementwise (not only through G). MoCo and
+                // DB-MTL: d comes from gradients tracked across steps, so no w is reported.
+                if info.needs_losses {
+                    assert!(a.weights.is_none(), "{} reports weights", info.name);
+                    continue;
+                }
                 if !weighted && info.properties.weighted == Property::NotDocumented {
                     if let Some(w) = &a.weights {
                         let err = (j.tr_mul(w) - &a.update).amax() / (1.0 + a.update.amax());
@@ -709,5 +753,9 @@ mod tests {
         assert_eq!(krum["properties"]["weighted"], "yes");
         assert_eq!(v[5]["properties"]["non_conflicting"], "not documented");
         assert_eq!(v[12]["gramian_weighted"], false);
+        assert_eq!(v[12]["needs_losses"], false);
+        assert_eq!(v[23]["name"], "moco");
+        assert_eq!(v[23]["needs_losses"], true);
+        assert_eq!(v[23]["params"][0]["default"], "0.5");
     }
 }

@@ -42,6 +42,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: true,
     seeded: false,
+    needs_losses: false,
 };
 
 #[derive(Clone, Debug)]

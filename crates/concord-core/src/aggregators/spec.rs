@@ -9,8 +9,8 @@
 
 use super::registry::{self, AggregatorInfo, ParamDefault, ParamSpec, Range};
 use super::{
-    Aggregator, AlignedMtl, CaGrad, Config, Constant, CrMogm, DualProj, ExcessMtl, FairGrad, GradDrop, GradVac, ImtlG,
-    Krum, Mean, Mgda, MoDo, NashMtl, PcGrad, Pcd, Random, ScaleMode, SdmGrad, Sum, TrimmedMean, UpGrad,
+    Aggregator, AlignedMtl, CaGrad, Config, Constant, CrMogm, DbMtl, DualProj, ExcessMtl, FairGrad, GradDrop, GradVac,
+    ImtlG, Krum, Mean, Mgda, MoCo, MoDo, NashMtl, PcGrad, Pcd, Random, ScaleMode, SdmGrad, Sum, TrimmedMean, UpGrad,
 };
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -275,7 +275,30 @@ impl AggregatorSpec {
         Ok(())
     }
 
-    /// A fresh aggregator for an m-row Jacobian; `seed` feeds the seeded methods.
+    /// Whether the method reads the task losses as well as J: MoCo and DB-MTL always (the
+    /// registry's `needs_losses`), MGDA with `gn=loss` or `gn=loss+`. Such a method runs only
+    /// where the caller has the losses and calls `Aggregator::aggregate_with_losses`.
+    pub fn needs_losses(&self) -> bool {
+        self.info.needs_losses || matches!(self.word("gn"), Some("loss" | "loss+"))
+    }
+
+    /// `build` for a caller that has only J (`concord aggregate` without `--losses`, `concord
+    /// bench aggregate`): a method that reads the task losses is refused with the reason, never
+    /// run on made-up losses.
+    pub fn build_without_losses(&self, m: usize, seed: u64) -> Result<Box<dyn Aggregator>, String> {
+        if self.needs_losses() {
+            return Err(format!(
+                "{} reads the task losses as well as the matrix (a loss-aware method) and none were given: \
+                 it runs where the losses are known (training: concord train, the page)",
+                self.to_text()
+            ));
+        }
+        self.build(m, seed)
+    }
+
+    /// A fresh aggregator for an m-row Jacobian; `seed` feeds the seeded methods. If
+    /// [`AggregatorSpec::needs_losses`], the caller must pass the losses
+    /// (`Aggregator::aggregate_with_losses`).
     pub fn build(&self, m: usize, seed: u64) -> Result<Box<dyn Aggregator>, String> {
         self.check_tasks(m)?;
         let method = self.name();
@@ -292,7 +315,8 @@ impl AggregatorSpec {
             "mgda" => Box::new(Mgda {
                 epsilon: float("epsilon"),
                 max_iters: int("max_iters"),
-                l2_normalize: self.word("gn") == Some("l2"),
+                l2_normalize: matches!(self.word("gn"), Some("l2" | "loss+")),
+                loss_normalize: matches!(self.word("gn"), Some("loss" | "loss+")),
             }),
             "pcgrad" => Box::new(PcGrad::new(seed)),
             "gradvac" => Box::new(GradVac::with_params(float("beta"), float("eps"), seed).map_err(prefix)?),
@@ -351,6 +375,14 @@ impl AggregatorSpec {
                 SdmGrad::new(float("lr"), float("momentum"), int("n_iter"), float("lambda"), list("pref_vector"))
                     .map_err(prefix)?,
             ),
+            "moco" => Box::new(MoCo::new(
+                float("beta"),
+                float("beta_sigma"),
+                float("gamma"),
+                float("gamma_sigma"),
+                float("rho"),
+            )),
+            "db-mtl" => Box::new(DbMtl::new(float("beta"), float("beta_sigma"))),
             other => unreachable!("registry entry '{other}' has no constructor"),
         };
         Ok(aggregator)

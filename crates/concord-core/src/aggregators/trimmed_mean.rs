@@ -28,6 +28,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: false,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 #[derive(Clone, Copy, Debug)]

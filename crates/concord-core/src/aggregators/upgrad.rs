@@ -28,6 +28,7 @@ pub const INFO: AggregatorInfo = AggregatorInfo {
     gramian_weighted: true,
     stateful: false,
     seeded: false,
+    needs_losses: false,
 };
 
 /// UPGrad weighting. Build with [`UpGrad::default`] (torchjd's defaults), [`UpGrad::exact`]

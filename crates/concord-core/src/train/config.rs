@@ -389,6 +389,8 @@ impl TrainConfig {
             return Err("batch_size must be at least 1 (or absent for full batch)".into());
         }
         self.optimizer.validate()?;
+        // A deserialised method was not parsed: a loss-aware aggregator with a loss weighting.
+        self.method.check_loss_aware()?;
         match (&self.data, &self.model) {
             (DataSource::ParetoSynthetic { n }, _) if *n == 0 || *n > 100_000 => {
                 return Err(format!("the Pareto-MTL problem needs 1 ≤ n ≤ 100000, got {n}"));

@@ -34,6 +34,8 @@ mod dynamics_tests;
 mod fast_tests;
 pub mod float_serde;
 mod history;
+#[cfg(test)]
+mod loss_aware_tests;
 mod moe_spec;
 #[cfg(test)]
 mod moe_tests;
@@ -997,7 +999,7 @@ impl Trainer {
             None => self.loss_weights(&losses, plan.step, Some(plain))?,
         };
         let (mut d, mut full, mut aggregator_weights) =
-            self.combine(&jacobian, &head_grads, aux_grad.as_deref(), loss_weights.as_deref(), task)?;
+            self.combine(&jacobian, &losses, &head_grads, aux_grad.as_deref(), loss_weights.as_deref(), task)?;
         let mut sam_cosine = None;
         if let Some(sam) = self.config.dynamics.sam {
             // SAM: ε along the aggregated direction d₀ (the whole update, heads included), the
@@ -1018,8 +1020,14 @@ impl Trainer {
             {
                 return Err(self.fail("SAM's gradient at w + ε is not finite".into()));
             }
-            let (d2, full2, w2) =
-                self.combine(&g2.shared_jacobian, &g2.head_grads, aux_grad.as_deref(), loss_weights.as_deref(), task)?;
+            let (d2, full2, w2) = self.combine(
+                &g2.shared_jacobian,
+                &g2.losses,
+                &g2.head_grads,
+                aux_grad.as_deref(),
+                loss_weights.as_deref(),
+                task,
+            )?;
             sam_cosine = Some(dynamics::cosine(&full, &full2));
             (d, full, aggregator_weights) = (d2, full2, w2);
         }
@@ -1044,10 +1052,12 @@ impl Trainer {
     /// J (rows scaled by the loss weights) → the aggregator → the shared update d, and the full
     /// update (d, the MoE aux gradient, each head's gradient scaled by its task's weight). A
     /// one-task step (`task`) skips the aggregator: its update is that task's gradient, and the
-    /// other heads stay still.
+    /// other heads stay still. The aggregator also gets the batch's task `losses`, which a
+    /// loss-aware one (MoCo, DB-MTL, MGDA `gn=loss`) reads and the others ignore.
     fn combine(
         &mut self,
         jacobian: &DMatrix<f64>,
+        losses: &[f64],
         head_grads: &[Vec<f64>],
         aux_grad: Option<&[f64]>,
         loss_weights: Option<&[f64]>,
@@ -1056,7 +1066,7 @@ impl Trainer {
         let (d, aggregator_weights): (DVector<f64>, _) = match (task, loss_weights) {
             (Some(t), _) => (jacobian.row(t).transpose(), None),
             (None, None) => {
-                let a = self.aggregator.aggregate(jacobian);
+                let a = self.aggregator.aggregate_with_losses(jacobian, losses);
                 (a.update, a.weights)
             }
             (None, Some(w)) => {
@@ -1064,7 +1074,7 @@ impl Trainer {
                 for (i, wi) in w.iter().enumerate() {
                     weighted.row_mut(i).scale_mut(*wi);
                 }
-                let a = self.aggregator.aggregate(&weighted);
+                let a = self.aggregator.aggregate_with_losses(&weighted, losses);
                 (a.update, a.weights)
             }
         };
@@ -1153,7 +1163,7 @@ impl Trainer {
                 &scaled
             }
         };
-        let (d, aggregator_weights, coefficients) = match self.aggregator.gram_weights(gram_w) {
+        let (d, aggregator_weights, coefficients) = match self.aggregator.gram_weights_with_losses(gram_w, &losses) {
             Some(w) => {
                 let v = match &loss_weights {
                     None => w.clone(),
@@ -1168,7 +1178,7 @@ impl Trainer {
                         weighted.row_mut(i).iter_mut().for_each(|v| *v *= wi as f32);
                     }
                 }
-                let a = self.aggregator.aggregate_f32(&weighted);
+                let a = self.aggregator.aggregate_f32_with_losses(&weighted, &losses);
                 (a.update, a.weights, None)
             }
         };

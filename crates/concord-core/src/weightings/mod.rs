@@ -25,27 +25,23 @@
 //! number of losses differs from the m the weighting was built for gets equal weights 1 and
 //! leaves the state untouched.
 
-mod db_mtl;
 mod dwa;
 mod ew;
 mod famo;
 mod gls;
 mod gradnorm;
 mod imtl_l;
-mod moco;
 mod registry;
 mod rlw;
 mod stch;
 mod uw;
 
-pub use db_mtl::DbMtl;
 pub use dwa::Dwa;
 pub use ew::Ew;
 pub use famo::Famo;
 pub use gls::Gls;
 pub use gradnorm::GradNorm;
 pub use imtl_l::ImtlL;
-pub use moco::MoCo;
 pub(crate) use registry::ParamValues;
 pub use registry::{build, describe, descriptions, ParamSpec, WeightingDescription, WeightingSpec, NAMES};
 pub use rlw::Rlw;

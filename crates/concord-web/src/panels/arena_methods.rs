@@ -366,6 +366,7 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                 // The analytic problems have no samples to weigh.
                 let is_toy = cfg.with_untracked(|s| s.preset.is_toy());
                 let hint = param_hint(&spec);
+                let loss_aware = spec.aggregator.needs_losses();
                 let error = move || aui.run_errors.with(|e| e.get(i).cloned().flatten());
                 let spec2 = spec.clone();
                 let options = options_view(i, &run, option_error);
@@ -379,7 +380,9 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     let v = event_target_value(&ev);
                                     let old = cfg.with_untracked(|s| s.arena[i].method.clone());
                                     let (w, sw) = (old.weighting.as_ref().map(|w| w.name()), old.sample_weighting.as_ref().map(|w| w.name()));
-                                    if let Some(new) = respec(&old, &v, w, sw) {
+                                    // A loss-aware method (MoCo, DB-MTL) is the run's weighting
+                                    // itself: choosing it clears the loss weighting.
+                                    if let Some(new) = respec(&old, &v, w, sw).or_else(|| respec(&old, &v, None, sw)) {
                                         cfg.update(|s| s.arena[i].method = new);
                                     }
                                 }
@@ -425,7 +428,8 @@ pub fn ArenaMethodsPanel() -> impl IntoView {
                                     .iter()
                                     .map(|n| {
                                         let label = weightings::describe(n).map_or(*n, |d| d.label);
-                                        view! { <option value=*n selected=spec.weighting.as_ref().map(|w| w.name()) == Some(*n)>{label}</option> }
+                                        // A loss-aware method reads the raw losses: no weighting on top.
+                                        view! { <option value=*n disabled=loss_aware selected=spec.weighting.as_ref().map(|w| w.name()) == Some(*n)>{label}</option> }
                                     })
                                     .collect_view()}
                             </select>
@@ -536,5 +540,16 @@ mod tests {
         assert!(e.contains("at least 1"), "{e}");
         assert_eq!(field("  "), None);
         assert_eq!(item_group("spam=500"), "optimizer");
+    }
+
+    /// The method picker's fallback: MoCo or DB-MTL with the run's loss weighting is refused, so
+    /// picking one clears the weighting and keeps the sample weighting.
+    #[test]
+    fn picking_a_loss_aware_method_clears_the_loss_weighting() {
+        let old = MethodSpec::parse("upgrad+uw+harmonize").unwrap();
+        assert!(respec(&old, "moco", Some("uw"), Some("harmonize")).is_none());
+        let new = respec(&old, "moco", None, Some("harmonize")).unwrap();
+        assert_eq!(new.to_text(), "moco+harmonize");
+        assert_eq!(respec(&old, "mgda", Some("uw"), Some("harmonize")).unwrap().to_text(), "mgda+uw+harmonize");
     }
 }
