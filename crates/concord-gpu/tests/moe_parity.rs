@@ -39,6 +39,10 @@ fn core_route(router: &RouterKind, logits: DMatrix<f64>) -> Routing {
         RouterKind::Top2 { capacity_factor } => top2::route(logits, capacity_factor),
         RouterKind::ExpertChoice { capacity_factor } => expert_choice::route(logits, capacity_factor),
         RouterKind::Task { k, .. } => task_routing::route(logits, k),
+        // The extraction architectures gate per task over their own experts: not this kernel.
+        RouterKind::Cgc { .. } | RouterKind::Ple { .. } | RouterKind::DselectK { .. } => {
+            panic!("{} is not a routed MoE block", router.name())
+        }
     }
 }
 

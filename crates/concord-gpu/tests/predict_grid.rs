@@ -171,7 +171,7 @@ fn one_neuron_at_full_resolution_on_the_gpu_matches_mlp_hidden_activations() {
         pollster::block_on(g.read_history()).unwrap();
         let x = feature_rows(cfg.features.as_ref(), &pts);
         let params = pollster::block_on(g.params()).unwrap();
-        let reference = g.mlp().hidden_activations(&params, &x).unwrap();
+        let reference = g.mlp().unwrap().hidden_activations(&params, &x).unwrap();
         let plain = pollster::block_on(g.predict_hidden(&x, &rows)).unwrap();
         let last = hidden.len() - 1;
         for (l, j) in [(0, 0), (0, hidden[0] - 1), (last, 0), (last, hidden[last] - 1)] {
@@ -188,7 +188,7 @@ fn one_neuron_at_full_resolution_on_the_gpu_matches_mlp_hidden_activations() {
     }
     let mut g = GpuTrainer::new(gpu(), preset("xor-conflict").unwrap()).unwrap();
     let x = DMatrix::from_fn(10, 2, |r, c| r as f64 * 0.3 - c as f64);
-    let layers = g.mlp().config().hidden.clone();
+    let layers = g.mlp().unwrap().config().hidden.clone();
     let err = pollster::block_on(g.predict_hidden_neuron(&x, &[0], (0, layers[0]))).unwrap_err().to_string();
     assert!(err.contains("no neuron"), "{err}");
     let err = pollster::block_on(g.predict_hidden_neuron(&x, &[0], (layers.len(), 0))).unwrap_err().to_string();

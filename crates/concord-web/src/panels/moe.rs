@@ -455,7 +455,7 @@ fn draw_conflict(canvas: &HtmlCanvasElement, a: &Arena) {
         cell(&ctx, sx, y, 80.0, v);
     }
     let y = 54.0 + moe_runs.len() as f64 * 30.0 + 18.0;
-    chart::text(&ctx, "Red: the tasks pull an expert apart. “unused”: a task sent the expert no token, so the tasks share none of its parameters.", 20.0, y, "left", chart::FONT, MUTED);
+    chart::text(&ctx, "Orange: the tasks pull an expert apart. “unused”: a task sent the expert no token, so the tasks share none of its parameters.", 20.0, y, "left", chart::FONT, MUTED);
     chart::text(&ctx, "The dense trunk of equal size is the “task-experts-dense” preset (link below): compare its cosine history with this one’s.", 20.0, y + 16.0, "left", chart::FONT, MUTED);
 }
 

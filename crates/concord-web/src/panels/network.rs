@@ -72,10 +72,9 @@ const RIGHT: f64 = 90.0;
 const COLUMN_GAP: f64 = 120.0;
 /// Height the tallest column aims at before nodes shrink (and, at 8 px, the panel scrolls).
 const COLUMN_HEIGHT: f64 = 330.0;
-/// TF Playground's colours: orange (negative) → grey → blue (positive).
+/// TF Playground's link colours: orange (negative), blue (positive).
 pub const BLUE: [u8; 3] = [0x08, 0x77, 0xbd];
 pub const ORANGE: [u8; 3] = [0xf5, 0x93, 0x22];
-const GREY: [u8; 3] = [0xe8, 0xea, 0xeb];
 /// The MoE routers whose structure (pre-layers → experts of one hidden layer → residual sum →
 /// heads, gates by `Gating`) this view draws. A router added later is not assumed to share it.
 const DRAWN_ROUTERS: [&str; 7] = ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"];
@@ -174,10 +173,9 @@ pub fn input_labels(features: Option<&concord_core::data::FeatureSet>, input_dim
 
 /// TF's diverging scale on [−1, 1]: orange → grey → blue (clamped; NaN is grey).
 pub fn diverging(v: f64) -> [u8; 3] {
-    let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
-    let (end, t) = if v < 0.0 { (ORANGE, -v) } else { (BLUE, v) };
-    let mix = |a: u8, b: u8| (f64::from(a) + (f64::from(b) - f64::from(a)) * t).round() as u8;
-    [mix(GREY[0], end[0]), mix(GREY[1], end[1]), mix(GREY[2], end[2])]
+    // The same colorous scale as the output heatmaps, so a neuron and the output read alike.
+    let c = concord_figures::colour::diverging(v);
+    [c.0, c.1, c.2]
 }
 
 fn css(c: [u8; 3]) -> String {
