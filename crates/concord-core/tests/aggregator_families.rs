@@ -6,8 +6,8 @@
 //! - strong stationarity: a non-zero update on matrices that are not strongly stationary;
 //! - linearity under scaling for every method the registry marks linear.
 
-use concord_core::aggregators::registry::{self, Property, AGGREGATORS};
-use concord_core::aggregators::Aggregator;
+use concord_core::aggregators::registry::{Property, AGGREGATORS};
+use concord_core::aggregators::{Aggregator, AggregatorSpec};
 use concord_core::metrics::{is_non_conflicting, NonConflictTolerance};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
@@ -115,7 +115,9 @@ fn build(name: &str, extra: &[(&str, &str)], m: usize) -> Option<Box<dyn Aggrega
     };
     params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    match registry::build(name, &params, m, 7) {
+    // The spec's own build: the loss-aware methods (MoCo, DB-MTL) build too, and are run with
+    // losses by the tests that call them.
+    match AggregatorSpec::parse(name, &params).and_then(|spec| spec.build(m, 7)) {
         Ok(a) => Some(a),
         // Row-count constraints (Krum, TrimmedMean) are validated errors, not silent skips of
         // whole methods: every method must build on the 9- and 20-row families.
@@ -133,8 +135,10 @@ fn structure_every_method_gives_finite_output_on_every_family() {
     for info in &AGGREGATORS {
         for (family, j) in &families {
             let Some(mut agg) = build(info.name, &[], j.nrows()) else { continue };
+            // Positive, distinct task losses: only the loss-aware methods read them.
+            let losses: Vec<f64> = (0..j.nrows()).map(|i| 0.5 + 0.3 * i as f64).collect();
             for call in 0..2 {
-                let a = agg.aggregate(j);
+                let a = agg.aggregate_with_losses(j, &losses);
                 assert_eq!(a.update.len(), j.ncols(), "{} on {family}", info.name);
                 assert!(
                     a.update.iter().all(|v| v.is_finite()),
