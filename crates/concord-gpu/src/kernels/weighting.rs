@@ -45,6 +45,7 @@ pub fn unsupported_reason(name: &str) -> &'static str {
         "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
         "pcd" => "no GPU kernel yet (stateful, with an active-set QP per step)",
         "cr-mogm" => "no GPU kernel yet (an EMA around another method's weights)",
+        "moco" | "db-mtl" => "it reads the task losses with J (LibMTL), and the GPU weightings see only the Gramian",
         _ => "no GPU kernel",
     }
 }
