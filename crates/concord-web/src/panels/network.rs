@@ -80,6 +80,11 @@ pub const ORANGE: [u8; 3] = [0xf5, 0x93, 0x22];
 const DRAWN_ROUTERS: [&str; 7] = ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"];
 /// The most expert hidden neurons drawn (64 experts × 8 fit; beyond, a note).
 const MAX_EXPERT_NEURONS: usize = 512;
+/// The most work (training rows × parameters × tasks) one MoE redraw may take. The per-task
+/// backprop over the training set runs on the page's thread in one piece; past this (e.g. 2000
+/// points through six 64-wide layers and 16 experts, ~1 s of wasm) the page would stop answering
+/// for longer than the budget test allows, so the view says so instead of drawing.
+const MAX_MOE_WORK: usize = 20_000_000;
 
 /// Everything one computation produced (serialised for the test hook).
 #[derive(Clone, Serialize)]
@@ -344,6 +349,17 @@ fn compute_moe(out: &mut NetworkResult, r: &crate::session::Run, moe: &Moe) -> R
     }
     let params = r.params().ok_or("the run has no parameters yet")?;
     let (x, targets) = r.train_set().ok_or("the run has no training set")?;
+    let work = x.nrows() * moe.layout().total_len * moe.num_tasks();
+    if work > MAX_MOE_WORK {
+        out.note = Some(format!(
+            "This mixture of experts is too large to redraw live ({} training points × {} parameters × {} tasks); \
+             the network view draws MoE models up to {MAX_MOE_WORK} of that product, so that the page keeps answering.",
+            x.nrows(),
+            moe.layout().total_len,
+            moe.num_tasks()
+        ));
+        return Ok(());
+    }
     // The task losses' Jacobian without routing noise (the aux loss is no task's gradient).
     let grads = moe.gradients(params, x, targets, None)?;
     out.layers = moe_neuron_conflicts(moe.layout(), &grads.tasks.shared_jacobian)?;
