@@ -145,53 +145,135 @@ fn soak(args: &[String]) -> Result {
 }
 
 fn test(_args: &[String]) -> Result {
-    let path = tools::ensure_web_tools()?;
-    tools::ensure_test_tools()?;
-    tools::ensure_lint_tools()?;
+    let path = timed("installs", || -> Result<String> {
+        let path = tools::ensure_web_tools()?;
+        tools::ensure_test_tools()?;
+        tools::ensure_lint_tools()?;
+        Ok(path)
+    })?;
     let root = root();
     println!("xtask: [0/3] format and lints: cargo fmt --check, clippy -D warnings (native and wasm32)");
-    run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
-    run(Command::new("cargo").current_dir(&root).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    // The page's own code paths (WebGPU, the DOM) only exist on wasm32.
-    run(Command::new("cargo").current_dir(&root).args([
-        "clippy",
-        "-p",
-        "concord-web",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    timed("format and lints", || -> Result {
+        run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
+        run(Command::new("cargo").current_dir(&root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        // The page's own code paths (WebGPU, the DOM) only exist on wasm32.
+        run(Command::new("cargo").current_dir(&root).args([
+            "clippy",
+            "-p",
+            "concord-web",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     // XDG_RUNTIME_DIR silences lavapipe's harmless warnings; the adapter must exist (no skips).
     println!("xtask: [1/3] native tests: CPU reference, GPU kernels on lavapipe, CLI");
-    run(Command::new("cargo")
-        .current_dir(&root)
-        .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
-        .args(["test", "--workspace"]))?;
+    timed("native tests", || {
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .args(["test", "--workspace"]))
+    })?;
 
     println!("xtask: [2/3] wasm builds of the playground (trunk --release): with the test hooks, and as shipped");
     let site = root.join("target/browser-dist");
-    build_site(&site, true)?;
     // The site as `dist` writes it (no `window.concord`): one test checks it works without hooks.
     let release_site = root.join("target/browser-release");
-    build_site(&release_site, false)?;
+    timed("wasm builds", || -> Result {
+        build_site(&site, true)?;
+        build_site(&release_site, false)
+    })?;
 
     println!("xtask: [3/3] browser tests: headless Chromium with WebGPU (SwiftShader)");
-    run(Command::new("node")
-        .current_dir(root.join("web"))
-        .env("PATH", path)
-        .env("CONCORD_SITE", &site)
-        .env("CONCORD_RELEASE_SITE", &release_site)
-        // Built by step 1 (the CLI's integration tests need it): the native CPU reference.
-        .env("CONCORD_CLI", root.join("target/debug/concord"))
-        .env("CONCORD_ARTIFACTS", root.join("target/browser"))
-        .args(["--test", "--test-reporter=spec", "tests/"]))
+    let (shared, alone) = browser_test_files(&root.join("web/tests"))?;
+    let jobs = browser_jobs()?;
+    let node = |files: &[String], jobs: usize| {
+        let mut cmd = Command::new("node");
+        cmd.current_dir(root.join("web"))
+            .env("PATH", &path)
+            .env("CONCORD_SITE", &site)
+            .env("CONCORD_RELEASE_SITE", &release_site)
+            // Built by step 1 (the CLI's integration tests need it): the native CPU reference.
+            .env("CONCORD_CLI", root.join("target/debug/concord"))
+            .env("CONCORD_ARTIFACTS", root.join("target/browser"))
+            .args(["--test", "--test-reporter=spec", &format!("--test-concurrency={jobs}")])
+            .args(files.iter().map(|f| format!("tests/{f}")));
+        cmd
+    };
+    println!("xtask: {} browser test files, {jobs} at a time; then {} alone", shared.len(), alone.join(", "));
+    let shared_result = timed("browser tests (shared machine)", || run(&mut node(&shared, jobs)));
+    // Run the timing tests even when another file failed: one run reports every failure.
+    let alone_result = timed("browser tests (alone)", || run(&mut node(&alone, 1)));
+    shared_result.and(alone_result)
+}
+
+/// Browser test files that time the page's answers (budget.test.mjs: every script call within
+/// 500 ms) and so run by themselves, after the others: a neighbour's Chromium on the same cores
+/// would measure the machine, not the page.
+const BROWSER_TESTS_ALONE: &[&str] = &["budget.test.mjs"];
+
+/// Every `*.test.mjs` in `dir`, sorted: (those that may share the machine, those run alone).
+fn browser_test_files(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut files: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    let (alone, shared): (Vec<String>, Vec<String>) =
+        files.into_iter().partition(|f| BROWSER_TESTS_ALONE.contains(&f.as_str()));
+    if alone.len() != BROWSER_TESTS_ALONE.len() {
+        return Err(format!("web/tests lacks one of {BROWSER_TESTS_ALONE:?}"));
+    }
+    Ok((shared, alone))
+}
+
+/// How many browser test files run at once: two where the machine has two cores or more. One
+/// file keeps about 1.3 cores busy (the page's wasm thread, SwiftShader, the test process), so
+/// on CI's 2 cores two at a time took 146 s where one at a time took 227 s (6 files, 20 tests).
+/// `CONCORD_BROWSER_JOBS=N` overrides it.
+fn browser_jobs() -> Result<usize> {
+    match std::env::var("CONCORD_BROWSER_JOBS") {
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("CONCORD_BROWSER_JOBS='{v}' is not a count of at least 1")),
+        },
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 2)),
+    }
+}
+
+/// Run a stage and print how long it took (CI's time budget is read from these lines).
+fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
+    let t0 = std::time::Instant::now();
+    let out = f();
+    println!("xtask: {stage} took {:.0} s", t0.elapsed().as_secs_f64());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_browser_test_file_runs_once_and_the_timing_test_runs_alone() {
+        let dir = root().join("web/tests");
+        let (shared, alone) = browser_test_files(&dir).unwrap();
+        assert_eq!(alone, ["budget.test.mjs"]);
+        assert!(shared.len() > 20, "{shared:?}");
+        assert!(shared.iter().all(|f| f.ends_with(".test.mjs") && !alone.contains(f)));
+        let on_disk = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".test.mjs"))
+            .count();
+        assert_eq!(shared.len() + alone.len(), on_disk);
+    }
 }
