@@ -2,7 +2,7 @@
 //! contour lines (one panel per task and one for the total) and the runs' trajectories on top,
 //! the interpolation curves, and λ_max over training.
 
-use crate::plot::{register, COLORS, FAMILY};
+use crate::plot::{register, series, FAMILY};
 use concord_core::landscape::{Interpolation, ProjectedPath, SharpnessPoint, Surface};
 use plotters::prelude::*;
 use std::path::Path;
@@ -154,10 +154,11 @@ pub fn interpolation_png(path: &Path, r: &Interpolation, names: &[String], title
             .draw_series([PathElement::new(vec![(a, lo - pad), (a, hi + pad)], RGBColor(160, 160, 160))])
             .map_err(err)?;
     }
-    let curves =
-        r.tasks.iter().enumerate().map(|(t, c)| {
-            (c, COLORS[t % COLORS.len()], format!("task {t}: {}", names.get(t).map_or("", String::as_str)))
-        });
+    let curves = r
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(t, c)| (c, series(t), format!("task {t}: {}", names.get(t).map_or("", String::as_str))));
     for (values, color, label) in curves.chain([(&r.total, BLACK, "total".to_string())]) {
         let pts = r.alphas.iter().copied().zip(values.iter().copied()).filter(|p| p.1.is_finite());
         chart
@@ -205,7 +206,7 @@ pub fn sharpness_png(path: &Path, points: &[SharpnessPoint], names: &[String], t
         let (color, label) = if t + 1 == m {
             (BLACK, "total".to_string())
         } else {
-            (COLORS[t % COLORS.len()], format!("task {t}: {}", names.get(t).map_or("", String::as_str)))
+            (series(t), format!("task {t}: {}", names.get(t).map_or("", String::as_str)))
         };
         let pts: Vec<(f64, f64)> =
             points.iter().map(|p| (p.step as f64, p.lambda_max[t])).filter(|p| p.1.is_finite()).collect();

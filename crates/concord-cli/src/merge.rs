@@ -6,12 +6,14 @@
 //! (the points in loss space with the straight paths parent → merged). See
 //! `concord_core::merge` for the methods and their sources.
 
-use crate::plot::{register, COLORS, FAMILY};
+use crate::plot::{register, FAMILY, RED as MERGED};
 use crate::UsageError;
 use clap::Args;
 use concord_core::landscape::{interpolate, linspace, Objective};
 use concord_core::merge::{self, MergeMethod, MergeSpec, TaskBarrier};
 use concord_core::train::{preset, Trainer};
+use concord_figures::colour::category;
+use concord_figures::{draw_line_chart, Axis, Frame, Line, LineChart, Marker, Rgb};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -235,6 +237,7 @@ fn loss_space_png(path: &Path, r: &Report, paths: &[Vec<Vec<f64>>], title: &str)
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root.titled(title, (FAMILY, 18)).map_err(|e| err(&e))?;
     let panels = root.split_evenly((1, pairs.len()));
+    let black = Rgb(0, 0, 0);
     for (panel, &(i, j)) in panels.iter().zip(&pairs) {
         let all_points = || {
             std::iter::once(&r.init.train)
@@ -259,80 +262,46 @@ fn loss_space_png(path: &Path, r: &Report, paths: &[Vec<Vec<f64>>], title: &str)
         // Headroom above the points for the legend (upper right), about 40 % of the log height.
         let y1 = y1 * (y1 / y0).powf(0.7);
         let name = |t: usize| format!("L{t} ({})", r.task_names[t]);
-        let mut chart = ChartBuilder::on(panel)
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("{} train loss (log)", name(i)))
-            .y_desc(format!("{} train loss (log)", name(j)))
-            .label_style((FAMILY, 13))
-            .axis_desc_style((FAMILY, 14))
-            .x_label_formatter(&|v| short(*v))
-            .y_label_formatter(&|v| short(*v))
-            .draw()
-            .map_err(|e| err(&e))?;
         let pt = |l: &[f64]| (l[i].max(floor), l[j].max(floor));
-        for (t, p) in paths.iter().enumerate() {
-            let color = COLORS[t % COLORS.len()];
-            let line = p[i].iter().zip(&p[j]).map(|(&x, &y)| (x.max(floor), y.max(floor)));
-            chart
-                .draw_series(LineSeries::new(line, color.mix(0.6).stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(format!("parent {t} → merged"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.6).stroke_width(2)));
-        }
-        let init = pt(&r.init.train);
-        chart
-            .draw_series(std::iter::once(
-                EmptyElement::at(init) + Rectangle::new([(-5, -5), (5, 5)], ShapeStyle::from(&BLACK).stroke_width(2)),
-            ))
-            .map_err(|e| err(&e))?
-            .label("θ₀ (init)")
-            .legend(|(x, y)| {
-                Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], ShapeStyle::from(&BLACK).stroke_width(2))
-            });
+        // The figures' line chart (the page's too): the series colours of every CLI figure.
+        let mut lines: Vec<Line> = paths
+            .iter()
+            .enumerate()
+            .map(|(t, p)| {
+                let line = p[i].iter().zip(&p[j]).map(|(&x, &y)| (x.max(floor), y.max(floor))).collect();
+                Line::solid(line, category(t), 2).alpha(0.6).label(format!("parent {t} → merged"))
+            })
+            .collect();
+        lines.push(Line::markers(vec![pt(&r.init.train)], black, Marker::Square(5)).label("θ₀ (init)"));
         for p in &r.parents {
-            let color = COLORS[p.task % COLORS.len()];
-            chart
-                .draw_series([Circle::new(pt(&p.losses.train), 6, color.filled())])
-                .map_err(|e| err(&e))?
-                .label(format!("parent {} ({})", p.task, r.task_names[p.task]))
-                .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+            lines.push(
+                Line::markers(vec![pt(&p.losses.train)], category(p.task), Marker::Dot(6))
+                    .label(format!("parent {} ({})", p.task, r.task_names[p.task])),
+            );
         }
-        let red = RGBColor(214, 39, 40);
-        chart
-            .draw_series([TriangleMarker::new(pt(&r.merged.train), 9, red.filled())])
-            .map_err(|e| err(&e))?
-            .label(format!("merged ({})", r.how))
-            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
-        chart
-            .draw_series([Cross::new(pt(&r.joint.losses.train), 7, BLACK.stroke_width(3))])
-            .map_err(|e| err(&e))?
-            .label(format!("joint ({})", r.joint.method))
-            .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
+        lines.push(
+            Line::markers(vec![pt(&r.merged.train)], category(MERGED), Marker::Up(9))
+                .label(format!("merged ({})", r.how)),
+        );
+        lines.push(
+            Line::markers(vec![pt(&r.joint.losses.train)], black, Marker::Cross(6))
+                .label(format!("joint ({})", r.joint.method)),
+        );
+        let (w, h) = panel.dim_in_pixel();
+        let (x_label, y_label) = (format!("{} train loss (log)", name(i)), format!("{} train loss (log)", name(j)));
+        let chart = LineChart {
+            frame: Frame { x: 84, y: 30, w: w as i32 - 84 - 24, h: h as i32 - 30 - 44 },
+            x: Axis::log_range(x0, x1),
+            y: Axis::log_range(y0, y1),
+            title: "",
+            x_label: &x_label,
+            x_label_below: true,
+            y_label: Some(&y_label),
+            lines,
+            legend: true,
+            theme: crate::plot::theme(),
+        };
+        draw_line_chart(panel, &chart)?;
     }
     root.present().map_err(|e| err(&e))
-}
-
-/// A log axis's tick: plain with up to 3 significant digits between 0.001 and 1000, else
-/// scientific (`1e-5`), so the ticks crowded near a decade's end stay readable.
-fn short(v: f64) -> String {
-    if (1e-3..1e3).contains(&v.abs()) {
-        let text = format!("{v:.3}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        format!("{v:.0e}")
-    }
 }

@@ -13,17 +13,17 @@ use std::sync::Once;
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 pub(crate) const FAMILY: &str = "sans-serif";
 
-/// Task colours (matplotlib's tab10).
-pub(crate) const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
+/// Series colours (tasks, arms, parents): the figures' categorical palette (colorous'
+/// TABLEAU10), as plotters draws them.
+pub(crate) fn series(k: usize) -> RGBColor {
+    let Rgb(r, g, b) = concord_figures::colour::category(k);
+    RGBColor(r, g, b)
+}
+
+/// The palette's red (its third colour): spikes and the merged model.
+pub(crate) const RED: usize = 2;
+/// The palette's green (its fifth colour).
+pub(crate) const GREEN: usize = 4;
 
 pub(crate) fn register() {
     static ONCE: Once = Once::new();
@@ -72,7 +72,7 @@ fn cosine_bins(record: &RunRecord, (i, j): (usize, usize), cols: usize) -> Vec<(
 }
 
 /// The figures' look on a 960-pixel-wide PNG: the shared line chart with the CLI's font.
-fn theme() -> Theme<'static> {
+pub(crate) fn theme() -> Theme<'static> {
     Theme { family: FAMILY, text_px: 14.0, title_px: 20.0, bold_title: false, ticks: 10, ..Theme::PAGE }
 }
 
@@ -103,7 +103,7 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
 
     let mut lines = Vec::new();
     for (t, name) in record.task_names.iter().enumerate() {
-        let color = rgb(COLORS[t % COLORS.len()]);
+        let color = rgb(series(t));
         let train = record.history.iter().map(|s| (s.step as f64, s.losses[t].max(floor))).collect();
         lines.push(Line::solid(train, color, 1).alpha(0.55).label(format!("train {t}: {name}")));
         let test: Vec<(f64, f64)> = record
@@ -127,7 +127,7 @@ pub fn losses_png(path: &Path, record: &RunRecord, title: &str) -> Result<(), St
         let y = lo * 1.25;
         let spikes = marks.spikes.iter().map(|&s| (s as f64, y)).collect();
         let label = format!("gradient spike (SPAM clipped, or score > √θ = {:.1})", marks.threshold.sqrt());
-        lines.push(Line::markers(spikes, rgb(COLORS[3]), Marker::Up(8)).label(label));
+        lines.push(Line::markers(spikes, rgb(series(RED)), Marker::Up(8)).label(label));
     }
     let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -291,9 +291,9 @@ pub fn samples_png(path: &Path, record: &RunRecord, title: &str) -> Result<bool,
     let window = (kept.len() / 50).max(1);
     type Pick = fn(&SampleConflict) -> Option<f64>;
     let series: [(String, Pick, RGBColor); 3] = [
-        ("coherence α of the per-sample gradients (of the summed loss)".into(), |s| s.coherence, COLORS[0]),
-        ("fraction of the batch whose tasks' gradients conflict".into(), |s| Some(s.conflicting_fraction), COLORS[3]),
-        (format!("share of Σ_i ‖Σ_t g_t(x_i)‖ carried by the most opposed {k} %"), |s| s.opposing_share, COLORS[2]),
+        ("coherence α of the per-sample gradients (of the summed loss)".into(), |s| s.coherence, series(0)),
+        ("fraction of the batch whose tasks' gradients conflict".into(), |s| Some(s.conflicting_fraction), series(RED)),
+        (format!("share of Σ_i ‖Σ_t g_t(x_i)‖ carried by the most opposed {k} %"), |s| s.opposing_share, series(GREEN)),
     ];
     let mut lines = Vec::new();
     for (_, pick, color) in &series {

@@ -1,6 +1,7 @@
 //! `concord merge`: the JSON's merged point rebuilt from its own parameter vectors, its losses
 //! recomputed with the core's objective on the preset's data, the barrier curves' ends against
-//! the points' losses, the PNG, and bad flags → exit code 2 with a one-line message.
+//! the points' losses, the PNG (in the figures' series colours), and bad flags → exit code 2
+//! with a one-line message.
 
 mod common;
 
@@ -165,4 +166,42 @@ fn bad_flags_exit_2_with_one_line() {
         assert_eq!(o.status.code(), Some(2), "{case:?}: {err}");
         assert!(err.starts_with("concord: error:") && err.trim_end().lines().count() == 1, "{case:?}: {err}");
     }
+}
+
+/// The RGB pixels of a PNG (plotters writes 8-bit RGB).
+fn png_pixels(path: &std::path::Path) -> Vec<[u8; 3]> {
+    let decoder = png::Decoder::new(std::fs::File::open(path).expect("the PNG"));
+    let mut reader = decoder.read_info().expect("a PNG header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("a PNG frame");
+    assert_eq!(info.color_type, png::ColorType::Rgb, "8-bit RGB");
+    buf[..info.buffer_size()].chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect()
+}
+
+#[test]
+fn the_figure_draws_parents_and_merge_in_the_figures_series_colours() {
+    let dir = temp_dir("colours");
+    let out = concord(&[
+        "merge",
+        "--preset",
+        "xor-conflict",
+        "--steps",
+        "20",
+        "--how",
+        "ties",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "concord merge failed: {}", String::from_utf8_lossy(&out.stderr));
+    let px = png_pixels(&dir.join("merge.png"));
+    let count = |c: [u8; 3]| px.iter().filter(|p| **p == c).count();
+    // Parent t's dot (radius 6, and its legend's) in series colour t, the merged triangle in the
+    // palette's red: solid, so exactly those colours, dozens of pixels each.
+    for (what, k) in [("parent 0", 0), ("parent 1", 1), ("merged", 2)] {
+        let c = concord_figures::colour::category(k).array();
+        assert!(count(c) >= 40, "{what}: {} pixels of {c:?}", count(c));
+    }
+    // None in the former ad-hoc colours (matplotlib's tab10 blue and orange).
+    assert_eq!(count([31, 119, 180]) + count([255, 127, 14]), 0, "tab10 colours left");
+    let _ = std::fs::remove_dir_all(&dir);
 }

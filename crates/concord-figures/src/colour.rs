@@ -56,6 +56,13 @@ pub fn loss_band(band: usize, bands: usize) -> Rgb {
     loss_level(t)
 }
 
+/// Series colours (tasks, sweep arms, merge parents), in order: colorous' TABLEAU10, Tableau's
+/// 2016 palette, picked to stay apart for viewers with a colour-vision deficiency (no pure
+/// red–green pair among its first four), repeating after ten.
+pub fn category(k: usize) -> Rgb {
+    from(colorous::TABLEAU10[k % colorous::TABLEAU10.len()])
+}
+
 impl Rgb {
     pub const fn array(self) -> [u8; 3] {
         [self.0, self.1, self.2]
@@ -126,6 +133,22 @@ mod tests {
         assert_eq!(loss_band(0, 9), low);
         assert_eq!(loss_band(8, 9), high);
         assert_eq!(loss_band(0, 1), loss_level(0.5));
+    }
+
+    #[test]
+    fn series_colours_are_tableau10_distinct_and_repeat_after_ten() {
+        assert_eq!(category(0).hex(), "#4e79a7");
+        assert_eq!(category(1).hex(), "#f28e2c");
+        assert_eq!(category(10), category(0));
+        for a in 0..10 {
+            for b in a + 1..10 {
+                let (x, y) = (category(a), category(b));
+                let d = (i32::from(x.0) - i32::from(y.0)).abs()
+                    + (i32::from(x.1) - i32::from(y.1)).abs()
+                    + (i32::from(x.2) - i32::from(y.2)).abs();
+                assert!(d > 40, "series {a} and {b} too alike: {x:?} {y:?}");
+            }
+        }
     }
 
     #[test]

@@ -167,4 +167,32 @@ mod tests {
             .any(|x| (frame.y..frame.y + frame.h).any(|y| pixel(&buf, x, y) != Rgb(255, 255, 255)));
         assert!(right, "labels right of the strip");
     }
+
+    #[test]
+    fn a_banded_scale_stands_as_its_bands_lowest_at_the_bottom() {
+        // The landscape's legend: 4 loss bands over [0, 4), one colour each.
+        use crate::colour::loss_band;
+        let band = |v: f64| loss_band((v.floor().clamp(0.0, 3.0)) as usize, 4);
+        let frame = Frame { x: 30, y: 20, w: 16, h: 100 };
+        let bar = ColourBar {
+            frame,
+            lo: 0.0,
+            hi: 4.0,
+            colour: &band,
+            ticks: &[(0.0, "0"), (2.0, "2"), (4.0, "4")],
+            heading: "loss",
+            standing: true,
+            theme: theme(),
+        };
+        let buf = render(&bar);
+        let cx = frame.x + frame.w / 2;
+        // Band b fills rows 25·b … 25·b + 24 counted up from the bottom edge.
+        for b in 0..4 {
+            for k in [1, 12, 23] {
+                let y = frame.y + frame.h - 1 - (25 * b + k);
+                assert_eq!(pixel(&buf, cx, y), loss_band(b as usize, 4), "band {b}, row {k}");
+            }
+        }
+        assert_ne!(loss_band(0, 4), loss_band(3, 4));
+    }
 }

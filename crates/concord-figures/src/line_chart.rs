@@ -39,6 +39,10 @@ pub enum Marker {
     Up(u32),
     /// An outlined triangle pointing down, this size (px).
     Down(u32),
+    /// An outlined square, this half side (px), 2 px wide.
+    Square(u32),
+    /// A cross (×), this half side (px), about 3 px wide.
+    Cross(u32),
 }
 
 /// One series: its points in data units, how it is drawn, and its legend entry.
@@ -322,6 +326,33 @@ fn marker_parts(marker: Marker, colour: RGBAColor, (cx, cy): (i32, i32)) -> Mark
                 PathElement::new(pts, colour.stroke_width(1)),
             )
         }
+        Marker::Square(s) => {
+            let s = s as i32;
+            let pts =
+                [(-s, -s), (s, -s), (s, s), (-s, s), (-s, -s)].iter().map(|p| (cx + p.0, cy + p.1)).collect::<Vec<_>>();
+            (
+                Circle::new((cx, cy), 0, none),
+                Polygon::new(Vec::new(), none),
+                PathElement::new(pts, colour.stroke_width(2)),
+            )
+        }
+        Marker::Cross(s) => {
+            let s = s as i32;
+            // One diagonal stroked, the other a filled band as wide (a single path doubling
+            // back on itself draws its wide joins wrong).
+            let stroke = vec![(cx - s, cy - s), (cx + s, cy + s)];
+            let band = vec![
+                (cx + s + 1, cy - s + 1),
+                (cx + s - 1, cy - s - 1),
+                (cx - s - 1, cy + s - 1),
+                (cx - s + 1, cy + s + 1),
+            ];
+            (
+                Circle::new((cx, cy), 0, none),
+                Polygon::new(band, colour.filled()),
+                PathElement::new(stroke, colour.stroke_width(3)),
+            )
+        }
     }
 }
 
@@ -502,6 +533,26 @@ mod tests {
         let legend_red =
             (FRAME.y..FRAME.y + 60).any(|y| (col(5.0)..FRAME.x + FRAME.w).any(|x| pixel(&buf, x, y) == RED));
         assert!(legend_red, "no legend entry for the dot");
+    }
+
+    #[test]
+    fn squares_and_crosses_are_outlines_centred_on_their_points() {
+        let lines = vec![
+            Line::markers(vec![(2.0, 0.5)], RED, Marker::Square(6)),
+            Line::markers(vec![(7.0, 0.5)], BLUE, Marker::Cross(6)),
+        ];
+        let buf = render(&chart(Axis::fixed(0.0, 1.0), lines));
+        let (sx, cx, y) = (col(2.0), col(7.0), row(0.5));
+        // The square: its edges, not its inside.
+        assert_eq!(pixel(&buf, sx - 6, y), RED, "left edge");
+        assert_eq!(pixel(&buf, sx + 6, y), RED, "right edge");
+        assert_eq!(pixel(&buf, sx, y - 6), RED, "top edge");
+        assert_ne!(pixel(&buf, sx, y), RED, "hollow");
+        // The cross: its centre and its four arms, not the middles of its sides.
+        for (dx, dy) in [(0, 0), (-5, -5), (5, 5), (5, -5), (-5, 5)] {
+            assert_eq!(pixel(&buf, cx + dx, y + dy), BLUE, "cross at ({dx}, {dy})");
+        }
+        assert_ne!(pixel(&buf, cx + 5, y), BLUE, "no right side");
     }
 
     #[test]

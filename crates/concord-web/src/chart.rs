@@ -7,8 +7,8 @@ use concord_figures::{draw_colour_bar, draw_line_chart, ColourBar, LineChart, Rg
 use plotters::coord::Shift;
 use plotters::prelude::{DrawingArea, IntoDrawingArea};
 use plotters_canvas::CanvasBackend;
-use wasm_bindgen::JsCast;
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
 pub const FONT: &str = "11px 'DejaVu Sans', system-ui, sans-serif";
 pub const FONT_TITLE: &str = "600 12px 'DejaVu Sans', system-ui, sans-serif";
@@ -192,8 +192,9 @@ fn pixel_frame(f: Frame) -> concord_figures::Frame {
     }
 }
 
-/// A lying colour bar over `f` from `lo` (left) to `hi` (right), its ticks below and its
-/// heading above: concord-figures' (the CLI's maps stand the same bar beside them).
+/// A colour bar over `f` from `lo` to `hi`: lying (`lo` left, ticks below) or standing (`lo`
+/// at the bottom, ticks right), its heading above: concord-figures' (the CLI's maps stand the
+/// same bar beside them).
 pub fn colour_bar(
     ctx: &CanvasRenderingContext2d,
     f: Frame,
@@ -201,14 +202,62 @@ pub fn colour_bar(
     colour: &dyn Fn(f64) -> Rgb,
     ticks: &[(f64, &str)],
     heading: &str,
+    standing: bool,
 ) {
     let Some(area) = ctx.canvas().as_ref().and_then(css_area) else { return };
-    let bar = ColourBar { frame: pixel_frame(f), lo, hi, colour, ticks, heading, standing: false, theme: Theme::PAGE };
+    let bar = ColourBar { frame: pixel_frame(f), lo, hi, colour, ticks, heading, standing, theme: Theme::PAGE };
     ctx.save();
     if let Err(e) = draw_colour_bar(&area, &bar) {
         web_sys::console::warn_1(&format!("colour bar: {e}").into());
     }
     ctx.restore();
+}
+
+/// How a heatmap's grid is scaled up to its frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scaling {
+    /// Bilinear: a coarse grid of a smooth function (the outputs, the conflict map).
+    Smooth,
+    /// Each cell a block: bands and categories keep their edges.
+    Blocks,
+}
+
+/// A grid of `nx` × `ny` values (row by row; row 0 on top when `top_down`) coloured by
+/// `colour` over `f`: concord-figures' heatmap pixels (the CLI's maps' colouring), put into a
+/// one-pixel-per-cell canvas and drawn scaled in one call.
+#[allow(clippy::too_many_arguments)]
+pub fn heatmap(
+    ctx: &CanvasRenderingContext2d,
+    f: Frame,
+    (nx, ny): (usize, usize),
+    values: &[f64],
+    top_down: bool,
+    colour: &dyn Fn(f64) -> Rgb,
+    scaling: Scaling,
+) {
+    let px = match concord_figures::heatmap::rgba(nx, ny, values, top_down, colour) {
+        Ok(px) => px,
+        Err(e) => {
+            web_sys::console::warn_1(&format!("heatmap: {e}").into());
+            return;
+        }
+    };
+    let Some(scratch) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("canvas").ok())
+        .and_then(|c| c.dyn_into::<HtmlCanvasElement>().ok())
+    else {
+        return;
+    };
+    scratch.set_width(nx as u32);
+    scratch.set_height(ny as u32);
+    let Some(sctx) = context(&scratch) else { return };
+    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), nx as u32, ny as u32) {
+        let _ = sctx.put_image_data(&img, 0.0, 0.0);
+        ctx.set_image_smoothing_enabled(scaling == Scaling::Smooth);
+        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&scratch, f.x, f.y, f.w, f.h);
+        ctx.set_image_smoothing_enabled(true);
+    }
 }
 
 pub fn dot(ctx: &CanvasRenderingContext2d, px: f64, py: f64, r: f64, fill: &str, stroke: Option<&str>) {

@@ -1,5 +1,5 @@
-//! Pure plotting helpers for the contour figure: sampling the losses, nice levels, the colour
-//! scale, marching squares, method colours and start markers. No DOM here except `draw_marker`.
+//! Pure plotting helpers for the contour figure: sampling the losses, nice levels, bands,
+//! marching squares, method colours and start markers. No DOM here except `draw_marker`.
 
 use crate::state::View;
 use concord_core::{problems::CagradToy, Problem, ProblemKind};
@@ -45,16 +45,6 @@ pub fn band_of(levels: &[f64], v: f64) -> usize {
     let bands = levels.len().saturating_sub(1).max(1);
     let idx = levels.partition_point(|l| *l <= v);
     idx.saturating_sub(1).min(bands - 1)
-}
-
-/// The loss bands' colours: blue (low) → light → orange (high), washed over white as the
-/// Playground's (alpha 160): concord-figures' `loss_band`, which the CLI's maps use too.
-pub fn band_colour(band: usize, bands: usize) -> [u8; 3] {
-    concord_figures::colour::loss_band(band, bands).array()
-}
-
-pub fn css_rgb(c: [u8; 3]) -> String {
-    format!("rgb({},{},{})", c[0], c[1], c[2])
 }
 
 /// The `level` isoline of an (n+1)×(n+1) grid of samples, as segments in grid units (i along

@@ -11,7 +11,7 @@
 use super::lines::Line;
 use super::stats;
 use super::summary::{diverged, num, Grouped};
-use crate::plot::{register, COLORS, FAMILY};
+use crate::plot::{register, series, FAMILY};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -27,7 +27,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 fn color(arm: usize) -> RGBColor {
-    COLORS[arm % COLORS.len()]
+    series(arm)
 }
 
 /// An axis's extent in data values: log scale when every value is positive and they span more

@@ -15,8 +15,7 @@ use crate::session::{now_ms, use_session, Run, SessionInner as Arena, MAP_MS};
 use crate::state::use_cfg;
 use leptos::html::Canvas;
 use leptos::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 /// Width of the canvas (CSS pixels), as the other panels.
 const WIDTH: f64 = 760.0;
@@ -67,45 +66,14 @@ fn why_no_map(a: &Arena) -> Option<&'static str> {
     None
 }
 
-/// The map's cells as RGBA pixels (row 0 at the top).
-fn pixels(map: &ConflictMap) -> Vec<u8> {
-    let mut px = Vec::with_capacity(map.min_cos.len() * 4);
-    for c in &map.min_cos {
-        let [r, g, b] = c.map_or(UNDEFINED, |v| chart::cosine_rgb(v as f64));
-        px.extend_from_slice(&[r, g, b, 255]);
-    }
-    px
-}
-
-fn blit(ctx: &CanvasRenderingContext2d, map: &ConflictMap, x: f64, y: f64, size: f64) {
-    let Some(scratch) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.create_element("canvas").ok())
-        .and_then(|c| c.dyn_into::<HtmlCanvasElement>().ok())
-    else {
-        return;
-    };
-    let side = map.side as u32;
-    scratch.set_width(side);
-    scratch.set_height(side);
-    let px = pixels(map);
-    let Some(sctx) = chart::context(&scratch) else { return };
-    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), side, side) {
-        let _ = sctx.put_image_data(&img, 0.0, 0.0);
-        // A coarse CPU grid is drawn smoothed, as the heatmaps are.
-        ctx.set_image_smoothing_enabled(true);
-        let _ = ctx.draw_image_with_html_canvas_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
-            &scratch,
-            0.0,
-            0.0,
-            side as f64,
-            side as f64,
-            x,
-            y,
-            size,
-            size,
-        );
-    }
+/// The map's cells (row 0 at the top) through the figures' heatmap and cosine scale, as the
+/// CLI's `conflict-map --plot`; a cell without a direction is NaN, drawn `UNDEFINED`.
+fn paint(ctx: &CanvasRenderingContext2d, map: &ConflictMap, x: f64, y: f64, size: f64) {
+    let values: Vec<f64> = map.min_cos.iter().map(|c| c.map_or(f64::NAN, f64::from)).collect();
+    let cosine = |v: f64| concord_figures::colour::cosine(Some(v));
+    let f = chart::Frame { x, y, w: size, h: size };
+    // A coarse CPU grid is drawn smoothed, as the heatmaps are.
+    chart::heatmap(ctx, f, (map.side, map.side), &values, true, &cosine, chart::Scaling::Smooth);
 }
 
 /// The colour bar and the point legend, from (x, y).
@@ -115,7 +83,7 @@ fn colour_bar(ctx: &CanvasRenderingContext2d, x: f64, y: f64) {
     let ticks = [(-1.0, "−1"), (-0.5, "−0.5"), (0.0, "0"), (0.5, "+0.5"), (1.0, "+1")];
     let cosine = |v: f64| concord_figures::colour::cosine(Some(v));
     let strip = chart::Frame { x, y: top, w, h: 12.0 };
-    chart::colour_bar(ctx, strip, (-1.0, 1.0), &cosine, &ticks, "cos of the tasks’ gradients at the point");
+    chart::colour_bar(ctx, strip, (-1.0, 1.0), &cosine, &ticks, "cos of the tasks’ gradients at the point", false);
     chart::text(ctx, "← the tasks oppose", x, top + 42.0, "left", chart::FONT, MUTED);
     chart::text(ctx, "the tasks agree →", x + w, top + 42.0, "right", chart::FONT, MUTED);
     let lx = x + w + 36.0;
@@ -153,7 +121,7 @@ fn draw(canvas: &HtmlCanvasElement, a: &Arena, cursor: Cursor) -> Vec<Placed> {
         chart::text(&ctx, &run.label, x0 + 14.0, 17.0, "left", chart::FONT_TITLE, INK);
         match run.conflict.as_ref().filter(|m| m.extent == extent) {
             Some(map) => {
-                blit(&ctx, map, x0, top, size);
+                paint(&ctx, map, x0, top, size);
                 let share = map.conflict_share().map_or("—".to_string(), |s| format!("{:.0} %", 100.0 * s));
                 let stale = if map.step == run.steps { String::new() } else { format!(" · step {}", map.step) };
                 let engine = if map.engine == "webgpu" { "GPU" } else { "CPU" };

@@ -4,6 +4,7 @@
 //! The static part (contours, axes, references) is drawn once per problem/view into an
 //! off-screen canvas; each redraw copies it and adds the trails, start markers and current dots.
 
+use crate::chart;
 use crate::plot::{self, Marker, CONTOUR_CELLS, DOMAIN};
 use crate::session::{use_session, Run, SessionInner};
 use crate::state::use_cfg;
@@ -22,7 +23,6 @@ const S: f64 = 520.0;
 const BAR_X: f64 = PX + S + 20.0;
 const BAR_W: f64 = 16.0;
 const FONT: &str = "13px 'DejaVu Sans', system-ui, sans-serif";
-const FONT_SMALL: &str = "11.5px 'DejaVu Sans', system-ui, sans-serif";
 
 fn to_px(x: [f64; 2]) -> (f64, f64) {
     let (lo, hi) = (DOMAIN[0], DOMAIN[1]);
@@ -63,22 +63,22 @@ fn build_static(problem: ProblemKind, view: View, dpr: f64) -> Option<HtmlCanvas
     let (min, max) = grid.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     let levels = plot::nice_levels(min, max, 14);
     let bands = levels.len() - 1;
-    let colours: Vec<[u8; 3]> = (0..bands).map(|b| plot::band_colour(b, bands)).collect();
 
     // Filled bands, one sample per device pixel.
     let fill_n = ((S * dpr).round() as usize).min(1600);
     let toy = problem.toy();
     let (lo, hi) = (DOMAIN[0], DOMAIN[1]);
-    let mut data = vec![0u8; fill_n * fill_n * 4];
+    let mut values = Vec::with_capacity(fill_n * fill_n);
     for j in 0..fill_n {
         let x2 = hi - (j as f64 + 0.5) / fill_n as f64 * (hi - lo);
         for i in 0..fill_n {
             let x1 = lo + (i as f64 + 0.5) / fill_n as f64 * (hi - lo);
-            let c = colours[plot::band_of(&levels, plot::view_value(&toy, view, [x1, x2]))];
-            let k = (j * fill_n + i) * 4;
-            data[k..k + 4].copy_from_slice(&[c[0], c[1], c[2], 255]);
+            values.push(plot::view_value(&toy, view, [x1, x2]));
         }
     }
+    // The figures' heatmap pixels (row 0 is x₂ = hi, on top), one per device pixel.
+    let band = |v: f64| concord_figures::colour::loss_band(plot::band_of(&levels, v), bands);
+    let data = concord_figures::heatmap::rgba(fill_n, fill_n, &values, true, &band).ok()?;
     ctx.set_fill_style_str("#ffffff");
     ctx.fill_rect(0.0, 0.0, W * dpr, H * dpr);
     if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&data), fill_n as u32, fill_n as u32) {
@@ -137,43 +137,21 @@ fn build_static(problem: ProblemKind, view: View, dpr: f64) -> Option<HtmlCanvas
     let _ = ctx.fill_text("x₂", 0.0, 0.0);
     ctx.restore();
 
-    // Colour bar: low at the bottom.
-    let bh = S / bands as f64;
-    for (b, c) in colours.iter().enumerate() {
-        ctx.set_fill_style_str(&plot::css_rgb(*c));
-        ctx.fill_rect(BAR_X, PY + S - (b as f64 + 1.0) * bh, BAR_W, bh + 0.5);
-    }
-    ctx.set_stroke_style_str("#3a3f44");
-    ctx.stroke_rect(BAR_X, PY, BAR_W, S);
-    ctx.set_fill_style_str("#2b3036");
-    ctx.set_font(FONT_SMALL);
-    ctx.set_text_align("left");
-    ctx.set_text_baseline("middle");
+    // Colour bar: the figures' standing beside the map, its bands the map's (low at the bottom).
     let every = if bands > 9 { 2 } else { 1 };
     // As few decimals as print every labelled level exactly (0.25 steps need two).
     let decimals = (0..4)
         .find(|d| levels.iter().all(|l| ((l * 10f64.powi(*d)) - (l * 10f64.powi(*d)).round()).abs() < 1e-6))
         .unwrap_or(3) as usize;
-    for (k, l) in levels.iter().enumerate() {
-        if k % every != 0 {
-            continue;
-        }
-        let y = PY + S - k as f64 * bh;
-        ctx.begin_path();
-        ctx.move_to(BAR_X + BAR_W, y);
-        ctx.line_to(BAR_X + BAR_W + 4.0, y);
-        ctx.stroke();
-        let _ = ctx.fill_text(&plot::fmt_tick(*l, decimals), BAR_X + BAR_W + 6.0, y);
-    }
-    ctx.set_font(FONT);
-    ctx.set_text_align("center");
-    ctx.set_text_baseline("bottom");
+    let labels: Vec<(f64, String)> = levels.iter().step_by(every).map(|l| (*l, plot::fmt_tick(*l, decimals))).collect();
+    let ticks: Vec<(f64, &str)> = labels.iter().map(|(l, s)| (*l, s.as_str())).collect();
     let bar_title = match view {
         View::Average => "½(L₁+L₂)",
         View::L1 => "L₁",
         View::L2 => "L₂",
     };
-    let _ = ctx.fill_text(bar_title, BAR_X + BAR_W / 2.0 + 8.0, PY - 8.0);
+    let strip = chart::Frame { x: BAR_X, y: PY, w: BAR_W, h: S };
+    chart::colour_bar(&ctx, strip, (levels[0], levels[bands]), &band, &ticks, bar_title, true);
 
     // Pareto segment: a broad translucent band, as in the papers' figures.
     let [a, b] = CagradToy::PARETO_SEGMENT;

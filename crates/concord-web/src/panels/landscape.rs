@@ -22,8 +22,7 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use serde::Serialize;
 use std::cell::RefCell;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{HtmlCanvasElement, ImageData};
+use web_sys::HtmlCanvasElement;
 
 /// Grid points per side: the reference default. In headless Chromium on this machine a 51 × 51
 /// slice of the xor-conflict MLP takes ~0.5 s in 51 row-chunks of ~10 ms, so no smaller default.
@@ -393,29 +392,10 @@ fn draw_slice(canvas: &HtmlCanvasElement, r: &LandscapeResult, task: Option<usiz
         return;
     };
     let logs: Vec<f64> = values.iter().map(|&v| log10_or(v, levels[0])).collect();
-    // Pixels: one per grid point (row 0 at the top = β = +1), scaled up smoothly.
-    let mut px = Vec::with_capacity(n * n * 4);
-    for row in 0..n {
-        let j = n - 1 - row;
-        for i in 0..n {
-            let c = plot::band_colour(plot::band_of(&levels, logs[j * n + i]), BANDS);
-            px.extend_from_slice(&[c[0], c[1], c[2], 255]);
-        }
-    }
-    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
-        if let Some(scratch) = doc.create_element("canvas").ok().and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) {
-            scratch.set_width(n as u32);
-            scratch.set_height(n as u32);
-            if let (Some(sctx), Ok(img)) = (
-                chart::context(&scratch),
-                ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), n as u32, n as u32),
-            ) {
-                let _ = sctx.put_image_data(&img, 0.0, 0.0);
-                ctx.set_image_smoothing_enabled(false);
-                let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&scratch, f.x, f.y, f.w, f.h);
-            }
-        }
-    }
+    // The log bands through the figures' heatmap (grid row 0 is β = −1, at the bottom), each
+    // cell a block so the bands keep their edges.
+    let band = |l: f64| concord_figures::colour::loss_band(plot::band_of(&levels, l), BANDS);
+    chart::heatmap(&ctx, f, (n, n), &logs, false, &band, chart::Scaling::Blocks);
     // Contours at the band edges (grid units → canvas).
     let to_px = |p: [f64; 2]| (f.x + (p[0] + 0.5) / n as f64 * f.w, f.y + f.h - (p[1] + 0.5) / n as f64 * f.h);
     ctx.set_stroke_style_str("rgba(31,35,40,0.45)");
@@ -442,19 +422,13 @@ fn draw_slice(canvas: &HtmlCanvasElement, r: &LandscapeResult, task: Option<usiz
             }
         }
     }
-    // Colour legend (log scale).
-    let lx = f.x + f.w + 24.0;
-    for b in 0..BANDS {
-        let c = plot::band_colour(b, BANDS);
-        ctx.set_fill_style_str(&plot::css_rgb(c));
-        let h = f.h / BANDS as f64;
-        ctx.fill_rect(lx, f.y + f.h - (b + 1) as f64 * h, 16.0, h);
-    }
-    for (k, l) in levels.iter().enumerate().step_by(BANDS / 7) {
-        let y = f.y + f.h - k as f64 / BANDS as f64 * f.h;
-        chart::text(&ctx, &format!("{:.3}", 10f64.powf(*l)), lx + 20.0, y + 4.0, "left", chart::FONT, MUTED);
-    }
-    chart::text(&ctx, "loss (log)", lx, f.y - 6.0, "left", chart::FONT, MUTED);
+    // Colour legend (log scale): the figures' colour bar standing beside the map, its bands
+    // the map's.
+    let labels: Vec<(f64, String)> =
+        levels.iter().step_by(BANDS / 7).map(|l| (*l, format!("{:.3}", 10f64.powf(*l)))).collect();
+    let ticks: Vec<(f64, &str)> = labels.iter().map(|(l, s)| (*l, s.as_str())).collect();
+    let strip = Frame { x: f.x + f.w + 24.0, y: f.y, w: 16.0, h: f.h };
+    chart::colour_bar(&ctx, strip, (levels[0], levels[BANDS]), &band, &ticks, "loss (log)", true);
 }
 
 fn draw_interp(canvas: &HtmlCanvasElement, r: &LandscapeResult) {

@@ -31,7 +31,7 @@ const LO: f64 = -0.25;
 const HI: f64 = 1.25;
 const BANDS: usize = 12;
 const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 385.0;
+const HEIGHT: f64 = 421.0;
 
 #[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -280,14 +280,16 @@ fn draw(canvas: &HtmlCanvasElement, r: &MergeResult) {
         let hi = if hi - lo < 1e-9 { lo + 1e-3 } else { hi };
         let levels: Vec<f64> = (0..=BANDS).map(|b| lo + (hi - lo) * b as f64 / BANDS as f64).collect();
         let cell = f.w / n as f64;
-        for j in 0..n {
-            for i in 0..n {
-                let v = logs[j * n + i];
-                let c = if v.is_finite() { plot::band_colour(plot::band_of(&levels, v), BANDS) } else { [255; 3] };
-                ctx.set_fill_style_str(&plot::css_rgb(c));
-                ctx.fill_rect(f.x + i as f64 * cell, f.y + f.h - (j + 1) as f64 * cell, cell + 0.5, cell + 0.5);
+        // The log bands through the figures' heatmap (grid row 0 is b = LO, at the bottom), each
+        // cell a block so the bands keep their edges; a loss that is not finite is white.
+        let band = |v: f64| {
+            if v.is_finite() {
+                concord_figures::colour::loss_band(plot::band_of(&levels, v), BANDS)
+            } else {
+                concord_figures::Rgb(255, 255, 255)
             }
-        }
+        };
+        chart::heatmap(&ctx, f, (n, n), &logs, false, &band, chart::Scaling::Blocks);
         ctx.set_stroke_style_str("rgba(31,35,40,0.4)");
         ctx.set_line_width(0.8);
         let filled: Vec<f64> = logs.iter().map(|v| if v.is_finite() { *v } else { hi }).collect();
@@ -301,15 +303,13 @@ fn draw(canvas: &HtmlCanvasElement, r: &MergeResult) {
             }
             ctx.stroke();
         }
-        chart::text(
-            &ctx,
-            &format!("bands: total loss {:.2} (blue) … {:.2} (orange)", 10f64.powf(lo), 10f64.powf(hi)),
-            f.x,
-            HEIGHT - 26.0,
-            "left",
-            chart::FONT,
-            MUTED,
-        );
+        // The legend: the figures' colour bar lying under the plane, its bands the plane's.
+        let labels: Vec<(f64, String)> =
+            levels.iter().step_by(BANDS / 4).map(|l| (*l, format!("{:.2}", 10f64.powf(*l)))).collect();
+        let ticks: Vec<(f64, &str)> = labels.iter().map(|(l, s)| (*l, s.as_str())).collect();
+        let strip = Frame { x: f.x, y: HEIGHT - 51.0, w: f.w, h: 8.0 };
+        let heading = "total train loss (log bands; blue = low)";
+        chart::colour_bar(&ctx, strip, (levels[0], levels[BANDS]), &band, &ticks, heading, false);
     } else {
         chart::text(&ctx, "the task vectors span no plane yet", f.x + 10.0, f.y + 20.0, "left", chart::FONT, MUTED);
     }

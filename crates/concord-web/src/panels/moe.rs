@@ -13,8 +13,7 @@ use concord_core::train::MoeStepRecord;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use nalgebra::DMatrix;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 const WIDTH: f64 = 760.0;
 /// Routing-map resolution per side (a forward pass per pixel and task gate).
@@ -362,21 +361,16 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
     let used: Vec<bool> =
         (0..moe.config().experts).map(|e| winners.iter().take(maps).flatten().any(|w| *w == Some(e))).collect();
     for (t, win) in winners.iter().take(maps).enumerate() {
-        let mut rgba = vec![255u8; map_grid * map_grid * 4];
-        for (i, w) in win.iter().enumerate() {
-            let c = w.map_or([255, 255, 255], |e| EXPERT_RGB[e % EXPERT_RGB.len()]);
-            rgba[i * 4..i * 4 + 3].copy_from_slice(&c);
-        }
         let x = 20.0 + t as f64 * (side + 20.0);
-        if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), map_grid as u32, map_grid as u32) {
-            if let Some(tmp) = scratch_canvas(map_grid as u32) {
-                if let Some(tctx) = chart::context(&tmp) {
-                    let _ = tctx.put_image_data(&img, 0.0, 0.0);
-                    ctx.set_image_smoothing_enabled(false);
-                    let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&tmp, x, 30.0, side, side);
-                }
-            }
-        }
+        // The figures' heatmap (row 0 on top), each cell a block of its expert's colour; no
+        // winner is white.
+        let values: Vec<f64> = win.iter().map(|w| w.map_or(f64::NAN, |e| e as f64)).collect();
+        let expert = |v: f64| {
+            let [r, g, b] = if v.is_finite() { EXPERT_RGB[v as usize % EXPERT_RGB.len()] } else { [255, 255, 255] };
+            concord_figures::Rgb(r, g, b)
+        };
+        let f = chart::Frame { x, y: 30.0, w: side, h: side };
+        chart::heatmap(&ctx, f, (map_grid, map_grid), &values, true, &expert, chart::Scaling::Blocks);
         let title = if maps == 1 { "shared gate (all tasks)".to_string() } else { format!("task {}’s gate", t + 1) };
         chart::text(&ctx, &title, x, 22.0, "left", chart::FONT_TITLE, INK);
     }
@@ -391,14 +385,6 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
         chart::text(&ctx, &label, lx + 18.0, y, "left", chart::FONT, INK);
     }
     chart::text(&ctx, "x₁, x₂ ∈ [−6, 6]; white: no expert took the point", 20.0, h - 14.0, "left", chart::FONT, MUTED);
-}
-
-fn scratch_canvas(side: u32) -> Option<HtmlCanvasElement> {
-    let doc = web_sys::window()?.document()?;
-    let c = doc.create_element("canvas").ok()?.dyn_into::<HtmlCanvasElement>().ok()?;
-    c.set_width(side);
-    c.set_height(side);
-    Some(c)
 }
 
 /// Per MoE run: cos(g₁, g₂) inside each expert (latest step) and on all shared parameters.

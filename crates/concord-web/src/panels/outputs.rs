@@ -16,8 +16,7 @@ use concord_core::model::LossKind;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use nalgebra::DMatrix;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 /// Width of every panel canvas (CSS pixels).
 const WIDTH: f64 = 760.0;
@@ -156,12 +155,12 @@ fn label_value(kind: LabelKind, v: f64) -> f64 {
     }
 }
 
-/// The side and RGBA pixels of each task's output (row 0 at the top, x₂ = +extent): the GPU's
+/// The side and values of each task's output, in [−1, 1] (row 0 at the top, x₂ = +extent): the GPU's
 /// 100 × 100 grid outputs when the run has them for this extent, else the CPU forward pass of
 /// the MLP or the MoE model (same heads, same outputs per task) on a grid of `cpu_side`.
 /// With `discretize` (TF's "Discretize output") a cell shows the sign of the output (the argmax
 /// for softmax heads, already discrete), not its value.
-fn heatmap_pixels(run: &Run, extent: f64, cpu_side: usize, discretize: bool) -> Option<(usize, Vec<Vec<u8>>)> {
+fn heatmap_values(run: &Run, extent: f64, cpu_side: usize, discretize: bool) -> Option<(usize, Vec<Vec<f64>>)> {
     let computed;
     let cpu_points = || crate::grid::points_n(extent, cpu_side);
     let (side, outs, heads) = match (run.mlp(), run.moe()) {
@@ -183,55 +182,23 @@ fn heatmap_pixels(run: &Run, extent: f64, cpu_side: usize, discretize: bool) -> 
         outs.iter()
             .zip(heads)
             .map(|(o, head)| {
-                let mut px = Vec::with_capacity(GRID * GRID * 4);
                 let mut row = vec![0.0; o.ncols()];
-                for i in 0..o.nrows() {
-                    for (c, v) in row.iter_mut().enumerate() {
-                        *v = o[(i, c)];
-                    }
-                    let v = output_value(head.loss, &row);
-                    let v = if discretize && v != 0.0 { v.signum() } else { v };
-                    let [r, g, b] = chart::playground_rgb(v);
-                    px.extend_from_slice(&[r, g, b, 255]);
-                }
-                px
+                (0..o.nrows())
+                    .map(|i| {
+                        for (c, v) in row.iter_mut().enumerate() {
+                            *v = o[(i, c)];
+                        }
+                        let v = output_value(head.loss, &row);
+                        if discretize && v != 0.0 {
+                            v.signum()
+                        } else {
+                            v
+                        }
+                    })
+                    .collect()
             })
             .collect(),
     ))
-}
-
-fn blit(
-    ctx: &CanvasRenderingContext2d,
-    scratch: &HtmlCanvasElement,
-    (side, pixels): (usize, &[u8]),
-    x: f64,
-    y: f64,
-    size: f64,
-) {
-    let Some(sctx) = chart::context(scratch) else { return };
-    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(pixels), side as u32, side as u32) {
-        let _ = sctx.put_image_data(&img, 0.0, 0.0);
-        ctx.set_image_smoothing_enabled(true);
-        let _ = ctx.draw_image_with_html_canvas_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
-            scratch,
-            0.0,
-            0.0,
-            side as f64,
-            side as f64,
-            x,
-            y,
-            size,
-            size,
-        );
-    }
-}
-
-fn scratch_canvas() -> Option<HtmlCanvasElement> {
-    let doc = web_sys::window()?.document()?;
-    let c: HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
-    c.set_width(GRID as u32);
-    c.set_height(GRID as u32);
-    Some(c)
 }
 
 fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
@@ -243,7 +210,6 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let Some(ctx) = chart::prepare(canvas, WIDTH, height) else { return };
     legend(&ctx, &a.runs, 12.0);
     let extent = crate::grid::extent(data);
-    let Some(scratch) = scratch_canvas() else { return };
     // The CPU's grids (runs without the GPU's) share one redraw's budget: a large model gets a
     // coarser grid, drawn smoothed, so the page stays responsive.
     let cpu_runs: Vec<&Run> = a.runs.iter().filter(|r| r.grid_outputs(extent).is_none()).collect();
@@ -251,13 +217,23 @@ fn draw_heatmaps(canvas: &HtmlCanvasElement, a: &Arena, state: &State) {
     let cpu_side = crate::grid::side_within_budget(params, cpu_runs.len(), GRID);
     for (c, run) in a.runs.iter().enumerate() {
         let x0 = 8.0 + c as f64 * (cell + 14.0);
-        let pixels = heatmap_pixels(run, extent, cpu_side, state.discretize);
+        let values = heatmap_values(run, extent, cpu_side, state.discretize);
         for t in 0..m {
             let y0 = 30.0 + t as f64 * row_h + 16.0;
             let name = a.task_names.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
             chart::text(&ctx, &format!("Task {name}"), x0, y0 - 4.0, "left", chart::FONT, MUTED);
-            match pixels.as_ref().and_then(|(side, p)| Some((*side, p.get(t)?.as_slice()))) {
-                Some(px) => blit(&ctx, &scratch, px, x0, y0, cell),
+            match values.as_ref().and_then(|(side, v)| Some((*side, v.get(t)?.as_slice()))) {
+                // The Playground's scale through the figures' heatmap, as the CLI's maps; a
+                // coarse CPU grid is drawn smoothed.
+                Some((side, v)) => chart::heatmap(
+                    &ctx,
+                    Frame { x: x0, y: y0, w: cell, h: cell },
+                    (side, side),
+                    v,
+                    true,
+                    &concord_figures::colour::diverging,
+                    chart::Scaling::Smooth,
+                ),
                 None => {
                     ctx.set_fill_style_str("#f3f4f6");
                     ctx.fill_rect(x0, y0, cell, cell);
