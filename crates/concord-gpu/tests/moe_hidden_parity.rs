@@ -63,7 +63,7 @@ fn moe_hidden_activations_on_the_gpu_match_moe_hidden_activations() {
         (RouterKind::Mmoe, Activation::Tanh, vec![8, 8]),
     ];
     for (router, act, hidden) in cases {
-        let cfg = moe_config(router.clone(), act, hidden.clone());
+        let cfg = moe_config(router, act, hidden.clone());
         let mut g = GpuTrainer::new(gpu(), cfg.clone()).unwrap();
         g.steps(20).unwrap();
         pollster::block_on(g.read_history()).unwrap();

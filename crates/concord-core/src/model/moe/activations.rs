@@ -151,7 +151,7 @@ mod tests {
             }
         };
         for router in [RouterKind::Cgc { task_experts: 1 }, RouterKind::Ple { task_experts: 1 }] {
-            let mut config = MoeConfig::playground(2, 2, 2, router.clone());
+            let mut config = MoeConfig::playground(2, 2, 2, router);
             config.hidden = vec![3];
             config.activation = Activation::Tanh;
             let moe = Moe::new(config).unwrap();
