@@ -1,7 +1,9 @@
 // The network view: the per-neuron conflict the page shows is the CPU reference's at the same
 // weights, the numbers are reachable by hover and by keyboard, a click enlarges a neuron, and
 // `network_hide=true` hides the panel. On WebGPU the thumbnails come from the GPU's grid pass
-// (`thumbnailsSource: "gpu"`) and match a recomputation here from the panel's weights.
+// (`thumbnailsSource: "gpu"`) and match a recomputation here from the panel's weights — an
+// MLP run, and an MMoE run (pre-layer and expert neurons). CGC and PLE runs draw their
+// task-owned experts apart and their shared neurons' numbers match `concord neurons`.
 //
 // Reference: `concord neurons --config export.json --run K` (concord-core's neuron_conflicts,
 // native f64) at the parameters of the page's export, which must be the parameters the panel
@@ -328,5 +330,166 @@ test('on WebGPU the thumbnails come from the GPU and match a recomputation from 
   await card.scrollIntoViewIfNeeded();
   await card.screenshot({ path: await artifactPath('network-gpu-features.png') });
   await page.close();
+  assert.deepEqual(errors, []);
+});
+
+/** An MMoE run's hidden activations at a 2-D point from the flat parameters, in
+ *  `Moe::hidden_activations`' order: [pre-layers…, expert 0, …]. Layout (concord-core's
+ *  MoeLayout): the pre-layers, then one E × H gate per task (no bias), then per expert its
+ *  hidden layer (EH × H, b) and its output layer (H × EH, b). */
+function mmoeHiddenAt(params, inputs, hidden, activation, experts, tasks, point) {
+  const pre = hiddenAt(params, inputs, hidden, activation, point);
+  const a = pre[pre.length - 1];
+  const H = a.length;
+  let off = 0;
+  let fanIn = inputs.length;
+  for (const w of hidden) { off += w * fanIn + w; fanIn = w; }
+  off += tasks * experts.count * H;
+  const EH = experts.hidden;
+  const out = [...pre];
+  for (let e = 0; e < experts.count; e++) {
+    const start = off + e * (EH * H + EH + H * EH + H);
+    out.push(Array.from({ length: EH }, (_, j) => {
+      let z = params[start + EH * H + j];
+      for (let k = 0; k < H; k++) z += params[start + j * H + k] * a[k];
+      return ACTIVATIONS[activation](z);
+    }));
+  }
+  return out;
+}
+
+test('an MoE run on WebGPU: its pre-layer and expert thumbnails and the enlarged expert map come from the GPU', async () => {
+  const errors = [];
+  const page = await openPage(gpuCtx.browser, `${gpuCtx.server.url}#preset=xor-conflict&model=moe&router=mmoe&experts=3&hidden=4&arena=mean&play=false`, errors);
+  const s = await page.evaluate(() => window.concord.state());
+  assert.equal(s.runs[0].backend, 'webgpu', `expected WebGPU, page says: ${s.reason}`);
+  const STEPS = 20;
+  await page.evaluate((n) => window.concord.step(n), STEPS);
+  // The first result may predate the first read-back that gathered the thumbnails.
+  await page.waitForFunction(
+    (s) => { const n = window.concord.network(); return n && !n.busy && n.result && n.result.steps === s && n.result.thumbnailsSource === 'gpu'; },
+    STEPS,
+    { timeout: 30_000 },
+  );
+  const r = (await page.evaluate(() => window.concord.network())).result;
+  assert.equal(r.note, null);
+  assert.equal(r.router, 'mmoe');
+  assert.deepEqual(r.layers.map((l) => l.length), [4, 8, 8, 8], 'one pre-layer, then 3 experts of 8');
+  const config = JSON.parse(await page.evaluate(() => window.concord.exportRun())).runs[0].record.config;
+  const act = config.model.activation;
+  const experts = { count: 3, hidden: 8 };
+  let worst = 0;
+  let expertValues = 0;
+  for (const { layer, neuron, point, value } of r.thumbSample) {
+    const want = mmoeHiddenAt(r.params, r.inputs, r.hidden, act, experts, 2, point)[layer][neuron];
+    if (layer >= 1) expertValues++;
+    worst = Math.max(worst, Math.abs(value - want));
+    assert.ok(Math.abs(value - want) <= THUMB_TOL, `layer ${layer} neuron ${neuron} at ${point}: ${value} vs ${want}`);
+  }
+  console.log(`# MoE: ${r.thumbSample.length} GPU thumbnail activations (${expertValues} of experts), largest gap to the recomputation ${worst.toExponential(2)}`);
+  assert.ok(expertValues >= 24, 'the sample holds expert neurons');
+  assert.ok(new Set(r.thumbSample.map((t) => t.value.toFixed(4))).size > 4, 'the activations vary');
+  assert.ok(worst > 1e-12, `gap ${worst}: these look like f64 (CPU) activations`);
+  // The enlarged map of expert 3's neuron 5 (layer 1 + 2): after a read-back gathers it, the GPU's.
+  await page.locator('[data-testid=network-neuron][data-l="3"][data-j="4"]').click();
+  await page.locator('[data-testid=network-large]').waitFor({ state: 'visible', timeout: 5000 });
+  await page.evaluate(() => window.concord.step(2));
+  await page.waitForFunction(
+    (s) => { const n = window.concord.network(); return n && !n.busy && n.result && n.result.steps === s && n.result.large && n.result.large.source === 'gpu'; },
+    STEPS + 2,
+    { timeout: 30_000 },
+  );
+  const big = (await page.evaluate(() => window.concord.network())).result;
+  assert.deepEqual([big.large.layer, big.large.neuron], [3, 4]);
+  let bigWorst = 0;
+  for (const { point, value } of big.large.sample) {
+    const want = mmoeHiddenAt(big.params, big.inputs, big.hidden, act, experts, 2, point)[3][4];
+    bigWorst = Math.max(bigWorst, Math.abs(value - want));
+    assert.ok(Math.abs(value - want) <= THUMB_TOL, `enlarged at ${point}: ${value} vs ${want}`);
+  }
+  console.log(`# MoE: ${big.large.sample.length} GPU enlarged-map values, largest gap ${bigWorst.toExponential(2)}`);
+  assert.ok(bigWorst > 1e-12, `gap ${bigWorst}: these look like f64 (CPU) activations`);
+  assert.match(await page.locator('[data-testid=network-large]').innerText(), /Expert 3, neuron 5.*GPU/);
+  const card = page.locator('[data-panel=network]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('network-moe-gpu.png') });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test('CGC and PLE runs: task-owned experts drawn apart, shared-neuron conflict = `concord neurons`', async () => {
+  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&model=moe&router=cgc&experts=2&hidden=4&arena=mean&play=false`, errors);
+  const STEPS = 20;
+  await page.evaluate((n) => window.concord.step(n), STEPS);
+  const r = await networkAt(page, 0, STEPS);
+  assert.equal(r.note, null);
+  assert.equal(r.router, 'cgc');
+  // One pre-layer, 2 shared experts (conflict rings), then each task's own expert (CGC's
+  // task_experts = 1), each of 8 hidden neurons.
+  assert.deepEqual(r.layers.map((l) => l.length), [4, 8, 8, 8, 8]);
+  assert.deepEqual(r.experts.map((e) => [e.shared, e.task]), [[true, null], [true, null], [false, 0], [false, 1]]);
+  assert.equal(await page.locator('[data-testid=network-neuron]').count(), 36);
+  assert.equal(await page.locator('[data-testid=network-neuron][data-owned=true]').count(), 16);
+  assert.equal(await page.locator('[data-testid=network-expert]').count(), 4);
+  // A task-owned neuron: one task's gradient only, no cosine.
+  for (const n of r.layers[3]) {
+    assert.equal(n.cosines[0][1], null);
+    assert.ok(n.norms[0] > 0 && n.norms[1] === 0, `${n.norms}`);
+  }
+  // Gated links only from an expert its task's gate can pick: shared → both heads, own → own head.
+  const gated = await page.evaluate(() => document.querySelectorAll('.network-links path[data-gate]').length);
+  assert.equal(gated, 2 * 8 * 2 + 2 * 8);
+
+  const text = await page.evaluate(() => window.concord.exportRun());
+  const path = await artifactPath('network-cgc-export.json');
+  await writeFile(path, text);
+  assert.deepEqual(r.params, JSON.parse(text).runs[0].record.params, 'the panel used the exported weights');
+  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', '0'], { encoding: 'utf8' }));
+  assert.equal(ref.pre_layers, 1);
+  assert.deepEqual(ref.layers.map((l) => l.length), [4, 8, 8], 'the CLI: the pre-layer and the 2 shared experts');
+  assert.deepEqual(ref.experts.map((e) => [e.level, e.task, e.shared]), [[0, null, true], [0, null, true]]);
+  let worst = 0;
+  let defined = 0;
+  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
+    const got = r.layers[l][j];
+    n.norms.forEach((g, t) => {
+      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
+    });
+    const c = n.cosines[0][1];
+    if (c === null) { assert.equal(got.cosines[0][1], null); return; }
+    defined++;
+    worst = Math.max(worst, Math.abs(got.cosines[0][1] - c));
+    assert.ok(Math.abs(got.cosines[0][1] - c) <= TOL, `layer ${l} neuron ${j} cos: ${got.cosines[0][1]} vs ${c}`);
+  }));
+  console.log(`# CGC: ${defined} shared-neuron cosines, largest gap to the native reference ${worst.toExponential(2)}`);
+  assert.ok(defined >= 16, 'the shared experts train: their cosines are defined');
+  // Hover a task-owned neuron: it says whose it is.
+  await page.locator('[data-testid=network-neuron][data-l="4"][data-j="0"]').hover();
+  const tip = page.locator('[data-testid=network-tooltip]');
+  await tip.waitFor({ state: 'visible', timeout: 5000 });
+  assert.match(await tip.innerText(), /own expert/);
+  const card = page.locator('[data-panel=network]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('network-cgc.png') });
+
+  // PLE: two levels, one column each; the level-1 task experts are shared (the shared gate
+  // reads them), the level-2 task experts are each task's own.
+  await page.close();
+  const ple = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&model=moe&router=ple&experts=2&hidden=4&arena=mean&play=false`, errors);
+  await ple.evaluate((n) => window.concord.step(n), 5);
+  const p = await networkAt(ple, 0, 5);
+  assert.equal(p.note, null);
+  assert.deepEqual(p.experts.map((e) => [e.level, e.task, e.shared]),
+    [[0, null, true], [0, null, true], [0, 0, true], [0, 1, true], [1, null, true], [1, null, true], [1, 0, false], [1, 1, false]]);
+  assert.equal(await ple.locator('[data-testid=network-neuron][data-owned=true]').count(), 16);
+  assert.equal(await ple.locator('.net-col').count(), 5, 'Input, Layer 1, Level 1, Level 2, Heads');
+  const pleCard = ple.locator('[data-panel=network]');
+  await pleCard.scrollIntoViewIfNeeded();
+  await pleCard.screenshot({ path: await artifactPath('network-ple.png') });
+  await ple.close();
   assert.deepEqual(errors, []);
 });

@@ -48,6 +48,7 @@ use crate::kernels::mlp::{
     STEP_STATE,
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
+use crate::kernels::moe_hidden;
 use crate::kernels::moe_train::{gpu_moe_unsupported, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall, WeightingState};
@@ -906,13 +907,14 @@ impl GpuTrainer {
     /// layer's φ(z) for all of `x`; `mlp_gather.wgsl` copies the chosen rows out of each, in
     /// the same submission, and they are read back with the outputs. So the page's network
     /// view gets its thumbnails (a 20 × 20 subgrid of the 100 × 100 heatmap grid) for the cost
-    /// of reading back rows.len() × Σ widths floats.
+    /// of reading back rows.len() × Σ widths floats. An MoE run (the routers the GPU trains):
+    /// the twin of `Moe::hidden_activations` — its pre-layers, then each expert's hidden layer
+    /// (`kernels::moe_hidden`).
     pub async fn predict_hidden(
         &mut self,
         x: &DMatrix<f64>,
         rows: &[usize],
     ) -> Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>), GpuError> {
-        self.mlp_only("predict_hidden")?;
         if let Some(&r) = rows.iter().find(|&&r| r >= x.nrows()) {
             return Err(GpuError::Unsupported(format!(
                 "predict_hidden: row {r} is not one of the {} inputs",
@@ -934,13 +936,12 @@ impl GpuTrainer {
         rows: &[usize],
         neuron: (usize, usize),
     ) -> Result<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>, Vec<f64>), GpuError> {
-        self.mlp_only("predict_hidden_neuron")?;
         let (l, j) = neuron;
-        match self.shape.trunk.get(l) {
-            Some(layer) if j < layer.fan_out => {}
+        match self.net.hidden_widths().get(l) {
+            Some(&width) if j < width => {}
             _ => {
                 return Err(GpuError::Unsupported(format!(
-                    "predict_hidden_neuron: the trunk has no neuron {j} in hidden layer {l}"
+                    "predict_hidden_neuron: the model has no neuron {j} in hidden layer {l}"
                 )))
             }
         }
@@ -971,7 +972,7 @@ impl GpuTrainer {
             )));
         }
         let rows = x.nrows();
-        let widths: Vec<usize> = self.shape.trunk.iter().map(|l| l.fan_out).collect();
+        let widths = self.net.hidden_widths();
         if rows == 0 {
             let outs = self.shape.heads.iter().map(|h| DMatrix::zeros(0, h.fan_out)).collect();
             let hidden = hidden_rows.map(|r| widths.iter().map(|&w| DMatrix::zeros(r.len(), w)).collect());
@@ -983,13 +984,41 @@ impl GpuTrainer {
         if let Some(idx) = &wanted {
             let grid = self.predict_graph.as_mut().expect("built by grid_graph");
             if grid.hidden.as_ref().is_none_or(|h| h.rows != *idx) {
-                grid.hidden = Some(HiddenGather::new(&self.gpu, &self.pipes, &grid.fwd, &widths, idx.clone()));
+                grid.hidden = Some(match &self.net {
+                    GpuNet::Mlp(_) => HiddenGather::new(&self.gpu, &self.pipes, &grid.fwd, &widths, idx.clone()),
+                    GpuNet::Moe { shape, .. } => {
+                        let (dispatches, outs) = moe_hidden::gather_at_rows(
+                            &self.gpu,
+                            &self.pipes,
+                            shape,
+                            &grid.fwd,
+                            &grid.x,
+                            &self.params,
+                            idx,
+                        );
+                        HiddenGather { rows: idx.clone(), outs, dispatches }
+                    }
+                });
             }
         }
         if let Some(at) = neuron {
             let grid = self.predict_graph.as_mut().expect("built by grid_graph");
             if grid.neuron.as_ref().is_none_or(|n| n.at != at) {
-                grid.neuron = Some(NeuronGather::new(&self.gpu, &self.pipes, &grid.fwd, widths[at.0], rows, at));
+                grid.neuron = Some(match &self.net {
+                    GpuNet::Mlp(_) => NeuronGather::new(&self.gpu, &self.pipes, &grid.fwd, widths[at.0], rows, at),
+                    GpuNet::Moe { shape, .. } => {
+                        let (dispatches, out) = moe_hidden::neuron_column(
+                            &self.gpu,
+                            &self.pipes,
+                            shape,
+                            &grid.fwd,
+                            &grid.x,
+                            &self.params,
+                            at,
+                        );
+                        NeuronGather { at, out, dispatches }
+                    }
+                });
             }
         }
         let grid = self.predict_graph.as_ref().expect("built by grid_graph");
@@ -1005,7 +1034,7 @@ impl GpuTrainer {
                 .dispatches
                 .iter()
                 .chain(gather.into_iter().flat_map(|g| &g.dispatches))
-                .chain(column.map(|c| &c.dispatch))
+                .chain(column.into_iter().flat_map(|c| &c.dispatches))
             {
                 d.record(&mut pass);
             }
@@ -1189,7 +1218,8 @@ struct NeuronGather {
     /// (hidden layer, neuron).
     at: (usize, usize),
     out: wgpu::Buffer,
-    dispatch: Dispatch,
+    /// An MoE expert neuron: its expert's hidden layer over every row first (`moe_hidden`).
+    dispatches: Vec<Dispatch>,
 }
 
 impl NeuronGather {
@@ -1201,7 +1231,7 @@ impl NeuronGather {
         let p = GatherParams { rows: rows as u32, width: 1, idx_off: 0, groups_x: gx };
         let dispatch =
             Dispatch::new(gpu, &pipes.gather, &[&fwd.act[at.0], &idx, &out], bytemuck::bytes_of(&p), (gx, gy));
-        Self { at, out, dispatch }
+        Self { at, out, dispatches: vec![dispatch] }
     }
 }
 
@@ -1253,6 +1283,15 @@ enum GpuNet {
 }
 
 impl GpuNet {
+    /// The widths of the hidden activations `predict_hidden` reads back: an MLP's trunk layers;
+    /// an MoE's pre-layers, then each expert's hidden layer (`Moe::hidden_activations`' order).
+    fn hidden_widths(&self) -> Vec<usize> {
+        match self {
+            GpuNet::Mlp(mlp) => mlp.layout().trunk.iter().map(|l| l.fan_out).collect(),
+            GpuNet::Moe { shape, .. } => moe_hidden::hidden_widths(shape),
+        }
+    }
+
     /// The kernels' view: an MoE's pre-layers stand where the MLP's trunk does.
     fn shape(&self) -> ModelShape {
         match self {
@@ -1446,8 +1485,7 @@ impl Backend for GpuTrainer {
         points: &[[f64; 2]],
         rows: &[usize],
     ) -> Option<concord_core::train::PredictHidden<'_>> {
-        // An MoE run has no trunk thumbnails, as on the CPU.
-        self.mlp()?;
+        // An MoE run (a router the GPU trains): its pre-layers' and experts' hidden neurons.
         let x = concord_core::data::feature_rows(self.config.features.as_ref(), points);
         let rows = rows.to_vec();
         Some(Box::pin(async move { GpuTrainer::predict_hidden(self, &x, &rows).await.map_err(backend_error) }))

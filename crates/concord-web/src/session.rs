@@ -1130,7 +1130,8 @@ impl SessionInner {
             self.in_flight += 1;
             let grid = self.grid_points.clone();
             let map = maps && run.has_conflict_map() && run.gpu_maps != Some(false);
-            let thumbs = self.network_run == Some(slot) && run.mlp().is_some();
+            // An MLP's trunk or an MoE's pre-layers and experts (the GPU trains dense routers).
+            let thumbs = self.network_run == Some(slot) && (run.mlp().is_some() || run.moe().is_some());
             let large = self.network_large.filter(|_| thumbs);
             asked |= map;
             wasm_bindgen_futures::spawn_local(async move {

@@ -243,8 +243,17 @@ mod tests {
     fn moe_neuron_numbers_match_a_direct_computation_and_finite_differences() {
         use crate::model::moe::{Moe, MoeConfig, RouterKind};
         // Smooth (dense) routers, so central differences of the losses are exact to ~1e-9:
-        // one shared softmax gate and MMoE's gate per task; pre-layer [3], 3 experts of 2.
-        for router in [RouterKind::Softmax, RouterKind::Mmoe] {
+        // one shared softmax gate and MMoE's gate per task; pre-layer [3], 3 experts of 2. And
+        // the task-gated architectures, whose shared neurons are those of `layout.experts`: CGC's
+        // shared experts; PLE's shared experts of both levels and its level-1 task experts (the
+        // shared gate reads them); DSelect-k's experts (its smooth-step selectors are C¹).
+        for router in [
+            RouterKind::Softmax,
+            RouterKind::Mmoe,
+            RouterKind::Cgc { task_experts: 1 },
+            RouterKind::Ple { task_experts: 1 },
+            RouterKind::DselectK { k: 2, gamma: 1.0 },
+        ] {
             let mut config = MoeConfig::playground(2, 3, 2, router);
             config.hidden = vec![3];
             let moe = Moe::new(config).unwrap();
@@ -253,8 +262,14 @@ mod tests {
             let g = moe.gradients(&params, &x, &y, None).unwrap();
             let jac = &g.tasks.shared_jacobian;
             let out = moe_neuron_conflicts(moe.layout(), jac).unwrap();
-            assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 2, 2, 2]);
             let layout = moe.layout();
+            let shared_experts = match router {
+                RouterKind::Ple { .. } => 3 + 2 + 3,
+                _ => 3,
+            };
+            assert_eq!(layout.experts.len(), shared_experts, "{router:?}");
+            let want: Vec<usize> = std::iter::once(3).chain(std::iter::repeat_n(2, shared_experts)).collect();
+            assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), want, "{router:?}");
             for (l, layer) in out.iter().enumerate() {
                 let slice = if l == 0 { &layout.pre[0] } else { &layout.experts[l - 1].hidden };
                 for n in layer {
@@ -270,7 +285,7 @@ mod tests {
                     for (got, want) in n.norms.iter().zip(&norms) {
                         assert!((got - want).abs() <= 1e-12 * want.max(1e-300));
                     }
-                    assert!((n.cosines[0][1].unwrap() - cos).abs() < 1e-12);
+                    assert!((n.cosines[0][1].unwrap() - cos).abs() < 1e-12, "{router:?} layer {l}");
                     assert_eq!(n.min_cos, n.cosines[0][1]);
                     // And the Jacobian itself against central differences of the task losses.
                     let h = 1e-6;

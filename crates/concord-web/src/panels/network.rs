@@ -23,11 +23,10 @@
 //! "cpu", and `thumbSample`: a few activations with their points, for the browser test).
 //!
 //! **Enlarged map** (a click on a neuron): the neuron's activation on the heatmap's own
-//! `LARGE` × `LARGE` grid. For a WebGPU MLP run it comes from the GPU: while the map is open the
+//! `LARGE` × `LARGE` grid. For a WebGPU run (MLP, or MoE of a router the GPU trains) it comes from the GPU: while the map is open the
 //! run's read-backs also gather that one neuron at every grid point from the same forward pass
 //! (`Backend::predict_neuron`, `GpuTrainer::predict_hidden_neuron`); until such a read-back
-//! lands (a paused run, the moment after the click), and for CPU and MoE runs, the CPU computes
-//! it. `large.source` in `window.concord.network()` says which, `large.sample` holds a few values.
+//! lands (a paused run, the moment after the click), and for CPU runs, the CPU computes it. `large.source` in `window.concord.network()` says which, `large.sample` holds a few values.
 //!
 //! **Links**: a layer of more than `LINKS_PER_LAYER` links draws only that many, the largest
 //! |w| (the hint says how many of how many); opacity grows with |w| / the layer's largest.
@@ -39,8 +38,18 @@
 //! weight Σ_c W_head[t, c]·W_out[c, j] with opacity = task t's mean gate weight on that expert
 //! over the training set (`Moe::mean_gate_weights`), so routing shows as which links are visible;
 //! the residual a → heads is drawn dashed. The rings are `metrics::moe_neuron_conflicts` (layers
-//! 0..L the pre-layers, L + e expert e). Thumbnails are the CPU's (`Moe::hidden_activations`):
-//! the GPU trainer does not train MoE here; see `moe_thumbnails` for the seam.
+//! 0..L the pre-layers, L + e expert e). Thumbnails of a WebGPU run (softmax, MMoE: the routers
+//! the GPU trains) come from its grid pass as an MLP's do (`GpuTrainer::predict_hidden`,
+//! `kernels/moe_hidden.rs`); other routers train on the CPU, so `Moe::hidden_activations` there.
+//!
+//! **Task-gated architectures** (CGC, PLE, DSelect-k; `Moe::expert_groups`): one experts column
+//! per level (PLE: 2), each holding the shared experts, then each task's experts ("A’s 1").
+//! Rings on the shared-parameter experts (`layout.experts`: CGC's shared experts, PLE's shared
+//! experts and its level-1 task experts, which the shared gate reads); a task's own experts get
+//! a dotted grey ring (one task's gradient, its norm from `head_grads`, no cosine). Links into
+//! the first level from a; the last level's experts link to the heads their task's gate can
+//! pick (DSelect-k's selectors are its gates: opacity = the mean selection weight); PLE's level
+//! 2 reads level 1's mixtures, which are not nodes, so no links run between the levels.
 
 use crate::dom::{install_computed_hook, with_computed, yield_now, Computed, ComputedCell};
 use crate::session::{now_ms, use_session, Session};
@@ -76,8 +85,11 @@ const COLUMN_HEIGHT: f64 = 330.0;
 pub const BLUE: [u8; 3] = [0x08, 0x77, 0xbd];
 pub const ORANGE: [u8; 3] = [0xf5, 0x93, 0x22];
 /// The MoE routers whose structure (pre-layers → experts of one hidden layer → residual sum →
-/// heads, gates by `Gating`) this view draws. A router added later is not assumed to share it.
-const DRAWN_ROUTERS: [&str; 7] = ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task"];
+/// heads, gates by `Gating`) this view draws, and the task-gated architectures (CGC, PLE,
+/// DSelect-k: `Moe::expert_groups` says which experts are shared and which a task's own, one
+/// column per level). A router added later is not assumed to share either structure.
+const DRAWN_ROUTERS: [&str; 10] =
+    ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task", "cgc", "ple", "dselect-k"];
 /// The most expert hidden neurons drawn (64 experts × 8 fit; beyond, a note).
 const MAX_EXPERT_NEURONS: usize = 512;
 /// The most work (training rows × parameters × tasks) one MoE redraw may take. The per-task
@@ -106,8 +118,12 @@ pub struct NetworkResult {
     pub pre_layers: Option<usize>,
     /// An MoE: its router's name.
     pub router: Option<String>,
-    /// An MoE: `[task][expert]` mean gate weight over the training set (the links' opacity).
+    /// An MoE: `[task][expert]` mean gate weight over the training set (the links' opacity); a
+    /// task-gated architecture: over its last level's experts [shared; task 1's; …].
     pub gates: Vec<Vec<f64>>,
+    /// An MoE: every expert drawn, in `layers` order after the pre-layers (the shared ones,
+    /// which have conflict rings, then a task-gated architecture's task-owned ones).
+    pub experts: Vec<ExpertView>,
     pub params: Vec<f64>,
     pub extent: f64,
     pub compute_ms: f64,
@@ -141,6 +157,26 @@ pub struct NetworkResult {
     /// The run's input features (None: the raw 2-D point), for the enlarged thumbnail.
     #[serde(skip)]
     features: Option<concord_core::data::FeatureSet>,
+}
+
+/// One expert as drawn: its label, whose it is, where its group sits and which gate column
+/// (of `gates[t]`) weighs it at the heads (`None`: PLE's level 1, mixed into level 2).
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpertView {
+    pub label: String,
+    pub level: usize,
+    pub task: Option<usize>,
+    /// Its parameters are shared (a conflict ring) or its task's own (a dotted grey ring).
+    pub shared: bool,
+    pub gate_col: Option<usize>,
+    #[serde(skip)]
+    col: usize,
+    /// The slot of its label; its neurons follow.
+    #[serde(skip)]
+    first_slot: usize,
+    #[serde(skip)]
+    slice: concord_core::model::moe::ExpertSlice,
 }
 
 /// The enlarged neuron's map (`LARGE`² values, row 0 at the top) and where it was computed.
@@ -221,6 +257,7 @@ fn compute(session: Session, k: usize, enlarged: Option<(usize, usize)>) -> Resu
                 pre_layers: None,
                 router: None,
                 gates: Vec::new(),
+                experts: Vec::new(),
                 params: Vec::new(),
                 extent,
                 compute_ms: 0.0,
@@ -333,17 +370,20 @@ fn head_maps(outs: &[DMatrix<f64>], heads: &[concord_core::model::HeadConfig]) -
 fn compute_moe(out: &mut NetworkResult, r: &crate::session::Run, moe: &Moe) -> Result<(), String> {
     let config = moe.config();
     let router = config.router.name();
-    if !DRAWN_ROUTERS.contains(&router) || moe.layout().experts.len() != config.experts {
+    let groups = moe.expert_groups();
+    let routed = !config.router.is_architecture();
+    if !DRAWN_ROUTERS.contains(&router) || (routed && moe.layout().experts.len() != config.experts) {
         out.note = Some(format!(
             "This mixture of experts (router “{router}”) has a structure the network view does not draw yet; it draws the {} routers.",
             DRAWN_ROUTERS.join(", ")
         ));
         return Ok(());
     }
-    if config.experts * config.expert_hidden > MAX_EXPERT_NEURONS {
+    if groups.len() * config.expert_hidden > MAX_EXPERT_NEURONS {
         out.note = Some(format!(
             "This mixture of experts has {} × {} expert neurons: more than the {MAX_EXPERT_NEURONS} the network view draws.",
-            config.experts, config.expert_hidden
+            groups.len(),
+            config.expert_hidden
         ));
         return Ok(());
     }
@@ -363,7 +403,33 @@ fn compute_moe(out: &mut NetworkResult, r: &crate::session::Run, moe: &Moe) -> R
     // The task losses' Jacobian without routing noise (the aux loss is no task's gradient).
     let grads = moe.gradients(params, x, targets, None)?;
     out.layers = moe_neuron_conflicts(moe.layout(), &grads.tasks.shared_jacobian)?;
+    // A task-gated architecture's task-owned experts: only their task's gradient reaches them
+    // (its head block, `head_grads[t]`), so they get that norm and no cosine.
+    let pre = config.hidden.len();
+    for (i, g) in groups.iter().enumerate().filter(|(_, g)| !g.shared) {
+        let t = g.task.unwrap_or(0);
+        let block = moe.layout().head_range(t);
+        let layer = (0..g.expert.hidden.fan_out)
+            .map(|j| {
+                let norm = concord_core::metrics::neuron_params(&g.expert.hidden, j)
+                    .map(|c| grads.tasks.head_grads[t][c - block.start].powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                let m = moe.num_tasks();
+                NeuronConflict {
+                    layer: pre + i,
+                    index: j,
+                    norms: (0..m).map(|k| if k == t { norm } else { 0.0 }).collect(),
+                    cosines: vec![vec![None; m]; m],
+                    min_cos: None,
+                    min_pair: None,
+                }
+            })
+            .collect();
+        out.layers.push(layer);
+    }
     out.gates = moe.mean_gate_weights(params, x)?;
+    out.experts = expert_views(moe, &groups, &out.tasks);
     out.pre_layers = Some(config.hidden.len());
     out.router = Some(router.to_string());
     out.inputs = input_labels(r.config.features.as_ref(), config.input_dim);
@@ -371,27 +437,105 @@ fn compute_moe(out: &mut NetworkResult, r: &crate::session::Run, moe: &Moe) -> R
     if r.config.features.is_some() || config.input_dim == 2 {
         let points = crate::grid::points_n(out.extent, THUMB);
         let x = concord_core::data::feature_rows(r.config.features.as_ref(), &points);
-        let acts = moe_thumbnails(moe, params, &x)?;
-        out.thumbnails_source = "cpu";
+        let widths: Vec<usize> =
+            config.hidden.iter().copied().chain(groups.iter().map(|g| g.expert.hidden.fan_out)).collect();
+        let (acts, source) = moe_thumbnails(r, moe, params, &x, out.extent, &widths)?;
+        out.thumbnails_source = source;
         set_thumbnails(out, &acts, &points, &x);
-        out.heads = head_maps(&moe.forward(params, &x)?, &config.heads);
+        // The heads' thumbnails: the GPU's grid outputs at the same rows, else the CPU's.
+        let gpu_outs = r.grid_outputs(out.extent).filter(|_| source == "gpu");
+        let outs = match gpu_outs {
+            Some(o) => o.iter().map(|m| m.select_rows(crate::grid::thumbnail_rows().iter())).collect(),
+            None => moe.forward(params, &x)?,
+        };
+        out.heads = head_maps(&outs, &config.heads);
     }
     out.params = params.to_vec();
-    let slots = config.experts * (config.expert_hidden + 1);
-    out.columns =
-        std::iter::once(out.inputs.len()).chain(out.hidden.iter().copied()).chain([slots, moe.num_tasks()]).collect();
+    // One column per level, each expert a label slot and its neurons.
+    let levels = out.experts.iter().map(|e| e.level + 1).max().unwrap_or(1);
+    let slots = (0..levels).map(|l| out.experts.iter().filter(|e| e.level == l).count() * (config.expert_hidden + 1));
+    out.columns = std::iter::once(out.inputs.len())
+        .chain(out.hidden.iter().copied())
+        .chain(slots)
+        .chain([moe.num_tasks()])
+        .collect();
     out.moe = Some(moe.clone());
     out.features = r.config.features.clone();
     out.links_shown = links(out).1;
     Ok(())
 }
 
-/// An MoE's thumbnails (pre-layers, then each expert's hidden layer) on the CPU. The seam for
-/// the GPU: once the GPU trainer trains MoE and its grid pass gathers these activations (in this
-/// order, rows `grid::thumbnail_rows`), take them from `Run::gpu_thumbnails` here as the MLP
-/// path does, and let the session ask for them (`thumbs` in session.rs asks MLP runs only).
-fn moe_thumbnails(moe: &Moe, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
-    moe.hidden_activations(params, x)
+/// Where each expert of `groups` is drawn and what it is called: the routers' experts in one
+/// column ("Expert 3"); a task-gated architecture's in one column per level, shared experts
+/// first ("Shared 2"), then each task's ("A's 1"), with PLE's level in the label.
+fn expert_views(moe: &Moe, groups: &[concord_core::model::moe::ExpertGroup], tasks: &[String]) -> Vec<ExpertView> {
+    let pre = moe.config().hidden.len();
+    let eh = moe.config().expert_hidden;
+    let gated = moe.config().router.is_architecture();
+    let levels = groups.iter().map(|g| g.level + 1).max().unwrap_or(1);
+    let (ns, nt) = (
+        groups.iter().filter(|g| g.level == 0 && g.task.is_none()).count(),
+        groups.iter().filter(|g| g.level == 0 && g.task == Some(0)).count(),
+    );
+    // Drawn per level: shared experts, then task 1's, task 2's, …
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&i| (groups[i].level, groups[i].task.map_or(0, |t| t + 1), groups[i].index));
+    let mut views: Vec<Option<ExpertView>> = vec![None; groups.len()];
+    let mut next = vec![0usize; levels];
+    for i in order {
+        let g = &groups[i];
+        let task = |t: usize| tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
+        let mut label = match (gated, g.task) {
+            (false, _) => format!("Expert {}", g.index + 1),
+            (true, None) => format!("Shared {}", g.index + 1),
+            (true, Some(t)) => format!("{}’s {}", task(t), g.index + 1),
+        };
+        if levels > 1 {
+            label = format!("L{} {label}", g.level + 1);
+        }
+        // The heads' gates weigh the last level's experts: [shared; task 1's; …].
+        let gate_col = match (gated, g.task) {
+            (false, _) => Some(g.index),
+            _ if g.level + 1 != levels => None,
+            (true, None) => Some(g.index),
+            (true, Some(t)) => Some(ns + t * nt.max(1) + g.index),
+        };
+        let first_slot = next[g.level];
+        next[g.level] += eh + 1;
+        views[i] = Some(ExpertView {
+            label,
+            level: g.level,
+            task: g.task,
+            shared: g.shared,
+            gate_col,
+            col: pre + 1 + g.level,
+            first_slot,
+            slice: g.expert.clone(),
+        });
+    }
+    views.into_iter().flatten().collect()
+}
+
+/// An MoE's thumbnails (pre-layers, then each expert's hidden layer, `widths` wide) and where
+/// they came from: a WebGPU run's grid pass gathers them (`GpuTrainer::predict_hidden`, the
+/// dense routers the GPU trains) at the read-back parameters, i.e. `params`; a CPU run — every
+/// other router, which the GPU refuses to train — or a read-back that did not bring them uses
+/// `Moe::hidden_activations`.
+fn moe_thumbnails(
+    r: &crate::session::Run,
+    moe: &Moe,
+    params: &[f64],
+    x: &DMatrix<f64>,
+    extent: f64,
+    widths: &[usize],
+) -> Result<(Vec<DMatrix<f64>>, &'static str), String> {
+    let fits = |a: &&[DMatrix<f64>]| {
+        a.len() == widths.len() && a.iter().zip(widths).all(|(m, &w)| m.nrows() == x.nrows() && m.ncols() == w)
+    };
+    match r.gpu_thumbnails(extent).filter(|_| r.on_gpu()).filter(fits) {
+        Some(a) => Ok((a.to_vec(), "gpu")),
+        None => Ok((moe.hidden_activations(params, x)?, "cpu")),
+    }
 }
 
 /// Neuron `at`'s map at `LARGE`²: the GPU's (a WebGPU run whose last read-back gathered it,
@@ -402,7 +546,7 @@ fn large_map(out: &NetworkResult, r: &crate::session::Run, at: (usize, usize)) -
         return None;
     }
     let points = crate::grid::points_n(out.extent, LARGE);
-    let gpu = r.gpu_neuron(out.extent, at).filter(|v| r.on_gpu() && out.mlp.is_some() && v.len() == points.len());
+    let gpu = r.gpu_neuron(out.extent, at).filter(|v| r.on_gpu() && v.len() == points.len());
     let (values, source) = match gpu {
         Some(v) => (v.to_vec(), "gpu"),
         None => {
@@ -422,17 +566,17 @@ fn large_map(out: &NetworkResult, r: &crate::session::Run, at: (usize, usize)) -
 impl NetworkResult {
     /// Where neuron `j` of layer `l` (of `layers`) is drawn: its column and slot.
     fn slot(&self, l: usize, j: usize) -> (usize, usize) {
-        match (self.pre_layers, &self.moe) {
-            (Some(pre), Some(moe)) if l >= pre => (pre + 1, (l - pre) * (moe.config().expert_hidden + 1) + 1 + j),
-            _ => (l + 1, j),
+        match self.pre_layers.and_then(|pre| self.experts.get(l.checked_sub(pre)?)) {
+            Some(e) => (e.col, e.first_slot + 1 + j),
+            None => (l + 1, j),
         }
     }
 
     /// "Layer 2, neuron 3" or, an MoE's expert neuron, "Expert 1, neuron 3".
     fn neuron_name(&self, l: usize, j: usize) -> String {
-        match self.pre_layers {
-            Some(pre) if l >= pre => format!("Expert {}, neuron {}", l - pre + 1, j + 1),
-            _ => format!("Layer {}, neuron {}", l + 1, j + 1),
+        match self.pre_layers.and_then(|pre| self.experts.get(l.checked_sub(pre)?)) {
+            Some(e) => format!("{}, neuron {}", e.label, j + 1),
+            None => format!("Layer {}, neuron {}", l + 1, j + 1),
         }
     }
 
@@ -535,9 +679,11 @@ fn links(r: &NetworkResult) -> (Vec<Vec<Link>>, (usize, usize)) {
         for (l, slice) in layout.pre.iter().enumerate() {
             pairs.push(dense_links(&r.params, slice, l));
         }
-        // a → each expert's hidden neurons.
+        // a → each first-level expert's hidden neurons (PLE's level 2 reads the level-1
+        // mixtures, which are not drawn as nodes: no links into it).
         let mut into = Vec::new();
-        for (e, ex) in layout.experts.iter().enumerate() {
+        for (e, view) in r.experts.iter().enumerate().filter(|(_, v)| v.level == 0) {
+            let ex = &view.slice;
             for j in 0..ex.hidden.fan_out {
                 for k in 0..ex.hidden.fan_in {
                     let w = r.params[ex.hidden.weight.start + j * ex.hidden.fan_in + k];
@@ -547,12 +693,18 @@ fn links(r: &NetworkResult) -> (Vec<Vec<Link>>, (usize, usize)) {
         }
         pairs.push(into);
         // Expert neuron → head t: the effective weight through the expert's output layer, seen
-        // as much as task t's gate uses the expert.
-        let heads_col = pre + 2;
+        // as much as task t's gate uses the expert (none where task t's gate cannot pick it: a
+        // task-gated architecture's other tasks' experts; PLE's level 1).
+        let heads_col = r.columns.len() - 1;
         let mut out = Vec::new();
-        for (e, ex) in layout.experts.iter().enumerate() {
+        for (e, view) in r.experts.iter().enumerate() {
+            let Some(c) = view.gate_col else { continue };
+            let ex = &view.slice;
             for (t, head) in layout.heads.iter().enumerate() {
-                let gate = r.gates.get(t).and_then(|g| g.get(e)).copied().unwrap_or(0.0);
+                if view.task.is_some_and(|owner| owner != t) {
+                    continue;
+                }
+                let gate = r.gates.get(t).and_then(|g| g.get(c)).copied().unwrap_or(0.0);
                 for j in 0..ex.out.fan_in {
                     let w = (0..ex.out.fan_out)
                         .map(|c| {
@@ -823,8 +975,11 @@ pub fn NetworkPanel() -> impl IntoView {
                 for n in layer {
                     let (x, y) = node_pos(col, r.slot(l, n.index).1, slots, tallest);
                     let text = neuron_text(r, n);
+                    let owned = r.pre_layers.and_then(|p| r.experts.get(l.checked_sub(p)?)).is_some_and(|e| !e.shared);
                     let border = match n.min_cos {
                         Some(c) => format!("border:{ring}px solid {}", css(diverging(c))),
+                        // A task's own neuron: one task's gradient, no conflict to show.
+                        None if owned => format!("border:{ring}px dotted #9aa0a6"),
                         None => format!("border:{ring}px dashed #9aa0a6"),
                     };
                     let (lj, jj) = (l, n.index);
@@ -841,6 +996,7 @@ pub fn NetworkPanel() -> impl IntoView {
                                 data-cos=cos_attr
                                 aria-label=text
                                 data-expert=r.pre_layers.and_then(|p| l.checked_sub(p))
+                                data-owned=owned.then_some("true")
                                 style=format!("{};{border}", place(x, y, slots))
                                 on:mouseenter=move |_| focus.set(Some((lj, jj)))
                                 on:mouseleave=move |_| focus.set(None)
@@ -856,23 +1012,27 @@ pub fn NetworkPanel() -> impl IntoView {
                 }
             }
             // An MoE: each expert's label above its group, with its mean gate weight per task.
-            if let (Some(pre), Some(moe)) = (r.pre_layers, &r.moe) {
-                let col = pre + 1;
-                for e in 0..moe.config().experts {
-                    let (x, y) = node_pos(col, e * (moe.config().expert_hidden + 1), widths[col], tallest);
-                    let gates: Vec<String> = (0..m)
-                        .map(|t| format!("{} {:.2}", r.tasks.get(t).cloned().unwrap_or_default(), r.gates.get(t).and_then(|g| g.get(e)).copied().unwrap_or(0.0)))
-                        .collect();
-                    let title = format!("Expert {}: mean gate weight per task (the links' opacity): {}", e + 1, gates.join(", "));
-                    nodes.push(
-                        view! {
-                            <span class="net-expert" data-testid="network-expert" style=format!("left:{:.1}px;top:{:.1}px", x - 40.0, y - 7.0) title=title>
-                                {format!("expert {}", e + 1)}
-                            </span>
-                        }
-                        .into_any(),
-                    );
-                }
+            for view in &r.experts {
+                let (x, y) = node_pos(view.col, view.first_slot, widths[view.col], tallest);
+                let title = match view.gate_col {
+                    Some(c) => {
+                        let gates: Vec<String> = (0..m)
+                            .filter(|&t| view.task.is_none_or(|owner| owner == t))
+                            .map(|t| format!("{} {:.2}", r.tasks.get(t).cloned().unwrap_or_default(), r.gates.get(t).and_then(|g| g.get(c)).copied().unwrap_or(0.0)))
+                            .collect();
+                        format!("{}: mean gate weight per task (the links' opacity): {}", view.label, gates.join(", "))
+                    }
+                    None => format!("{}: mixed into level 2 by the level-1 gates (links not drawn)", view.label),
+                };
+                let owned = if view.shared { "" } else { " (task-owned)" };
+                nodes.push(
+                    view! {
+                        <span class="net-expert" data-testid="network-expert" style=format!("left:{:.1}px;top:{:.1}px", x - 40.0, y - 7.0) title=title>
+                            {format!("{}{owned}", view.label.to_lowercase())}
+                        </span>
+                    }
+                    .into_any(),
+                );
             }
             for t in 0..m {
                 let (x, y) = node_pos(widths.len() - 1, t, m, tallest);
@@ -891,7 +1051,11 @@ pub fn NetworkPanel() -> impl IntoView {
             let mut heads_row = vec!["Input".to_string()];
             heads_row.extend((1..=r.hidden.len()).map(|l| format!("Layer {l}")));
             if r.moe.is_some() {
-                heads_row.push(format!("Experts ({})", r.router.clone().unwrap_or_default()));
+                let levels = r.experts.iter().map(|e| e.level + 1).max().unwrap_or(1);
+                let router = r.router.clone().unwrap_or_default();
+                for l in 0..levels {
+                    heads_row.push(if levels > 1 { format!("Level {} ({router})", l + 1) } else { format!("Experts ({router})") });
+                }
             }
             heads_row.push("Heads".into());
             let col_titles = heads_row
@@ -919,13 +1083,19 @@ pub fn NetworkPanel() -> impl IntoView {
             let n = r.layers.get(l)?.get(j)?;
             let name = |t: usize| r.tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
             let mut rows = Vec::new();
-            if let Some(e) = r.pre_layers.and_then(|p| l.checked_sub(p)) {
+            let expert = r.pre_layers.and_then(|p| r.experts.get(l.checked_sub(p)?));
+            if let Some(c) = expert.and_then(|e| e.gate_col) {
+                let owner = expert.and_then(|e| e.task);
                 let gates: Vec<String> = (0..n.norms.len())
+                    .filter(|&t| owner.is_none_or(|o| o == t))
                     .map(|t| {
-                        format!("{} {:.3}", name(t), r.gates.get(t).and_then(|g| g.get(e)).copied().unwrap_or(0.0))
+                        format!("{} {:.3}", name(t), r.gates.get(t).and_then(|g| g.get(c)).copied().unwrap_or(0.0))
                     })
                     .collect();
                 rows.push(format!("mean gate weight: {}", gates.join(", ")));
+            }
+            if let Some(t) = expert.filter(|e| !e.shared).and_then(|e| e.task) {
+                rows.push(format!("{}’s own expert: only its gradient reaches it", name(t)));
             }
             for a in 0..n.norms.len() {
                 for b in a + 1..n.norms.len() {
@@ -1037,7 +1207,7 @@ pub fn NetworkPanel() -> impl IntoView {
                     <b class="net-orange">"orange −1 (the tasks pull it apart)"</b>
                     ", grey 0, "
                     <b class="net-blue">"blue +1 (they agree)"</b>
-                    "; dashed: a zero gradient. With 3+ tasks the ring is the most negative pair."
+                    "; dashed: a zero gradient; dotted: a task's own expert (CGC, PLE), which one task's gradient reaches. With 3+ tasks the ring is the most negative pair."
                 </span>
             </div>
             <p class="hint">

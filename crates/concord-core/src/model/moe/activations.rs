@@ -4,13 +4,44 @@
 //! The neuron order is the one `metrics::moe_neuron_conflicts` numbers its "layers" by: the
 //! pre-layers 0..L, then expert e as layer L + e.
 
+use super::layout::ExpertSlice;
 use super::linear;
 use super::model::Moe;
 use nalgebra::DMatrix;
+use serde::Serialize;
+
+/// One expert of `Moe::hidden_activations` (after the pre-layers): its level (0 for the
+/// routers' single block; PLE has 2), whose experts it is among (`None`: the shared experts;
+/// `Some(t)`: task t's, CGC/PLE), its index among them, and whether its parameters are shared
+/// (in the Jacobian's columns, so `moe_neuron_conflicts` has its neurons) or task t's own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpertGroup {
+    pub level: usize,
+    pub task: Option<usize>,
+    pub index: usize,
+    pub shared: bool,
+    /// Where its two layers live in the flat parameter vector.
+    #[serde(skip)]
+    pub expert: ExpertSlice,
+}
 
 impl Moe {
+    /// The experts of `hidden_activations`, in its order: the routers' experts, or a task-gated
+    /// architecture's shared-parameter experts (`layout.experts`, the conflict layers) and then
+    /// its task-owned experts.
+    pub fn expert_groups(&self) -> Vec<ExpertGroup> {
+        match self.arch() {
+            Some(a) => a.expert_groups(),
+            None => (self.layout().experts.iter().enumerate())
+                .map(|(e, x)| ExpertGroup { level: 0, task: None, index: e, shared: true, expert: x.clone() })
+                .collect(),
+        }
+    }
+
     /// φ(W·a + b) of every pre-layer and of every expert's hidden layer at each row of x: one
-    /// B × width matrix per pre-layer, then one B × expert_hidden matrix per expert. An expert's
+    /// B × width matrix per pre-layer, then one B × expert_hidden matrix per expert
+    /// (`expert_groups` says which: a task-gated architecture's experts each read their own
+    /// stream, and its task-owned experts come after the shared ones). An expert's
     /// hidden neurons are computed for every row, routed to it or not (the map of what the
     /// neuron would say there; the gate decides whether it is heard).
     pub fn hidden_activations(&self, params: &[f64], x: &DMatrix<f64>) -> Result<Vec<DMatrix<f64>>, String> {
@@ -21,6 +52,10 @@ impl Moe {
         for s in &self.layout().pre {
             a = linear::forward(params, s, &a).map(|v| act.apply(v));
             out.push(a.clone());
+        }
+        if let Some(arch) = self.arch() {
+            out.extend(crate::pause::finish(arch.expert_activations(params, x)));
+            return Ok(out);
         }
         for e in &self.layout().experts {
             out.push(linear::forward(params, &e.hidden, &a).map(|v| act.apply(v)));
@@ -98,6 +133,63 @@ mod tests {
             }
         }
         assert!(moe.hidden_activations(&params[1..], &x).is_err());
+        assert!(moe.expert_groups().iter().all(|g| g.shared && g.level == 0 && g.task.is_none()));
         assert!(moe.hidden_activations(&params, &DMatrix::zeros(2, 3)).is_err());
+    }
+
+    /// CGC and PLE: every expert's activations on the stream it reads. Level-1 experts read a;
+    /// PLE's level-2 shared experts read h_s¹ = a + Σ_c p_c·e_c(a) with p = softmax of the
+    /// level-1 shared gate over [shared; task 1's; task 2's] — recomputed here by hand.
+    #[test]
+    fn task_gated_experts_read_their_own_streams() {
+        let direct = |params: &[f64], s: &crate::model::LayerSlice, input: &DMatrix<f64>, tanh: bool| {
+            let z = linear::forward(params, s, input);
+            if tanh {
+                z.map(f64::tanh)
+            } else {
+                z
+            }
+        };
+        for router in [RouterKind::Cgc { task_experts: 1 }, RouterKind::Ple { task_experts: 1 }] {
+            let mut config = MoeConfig::playground(2, 2, 2, router);
+            config.hidden = vec![3];
+            config.activation = Activation::Tanh;
+            let moe = Moe::new(config).unwrap();
+            let params = moe.init_params(7);
+            let x = DMatrix::from_row_slice(3, 2, &[0.5, -1.0, 2.0, 0.25, -3.0, 1.5]);
+            let acts = moe.hidden_activations(&params, &x).unwrap();
+            let groups = moe.expert_groups();
+            assert_eq!(acts.len(), 1 + groups.len());
+            let a = &acts[0];
+            let shared: Vec<_> = groups.iter().filter(|g| g.shared).collect();
+            // The shared-parameter experts are `layout.experts`, in order, then the owned ones.
+            assert_eq!(shared.iter().map(|g| g.expert.clone()).collect::<Vec<_>>(), moe.layout().experts);
+            assert!(groups.iter().skip(shared.len()).all(|g| !g.shared && g.task.is_some()));
+            let is_ple = matches!(router, RouterKind::Ple { .. });
+            assert_eq!(groups.len(), if is_ple { 8 } else { 4 });
+            for (g, m) in groups.iter().zip(&acts[1..]) {
+                let want = if g.level == 0 {
+                    direct(&params, &g.expert.hidden, a, true)
+                } else if g.task.is_none() {
+                    // PLE level 2, a shared expert: reads h_s¹.
+                    let gate = &moe.layout().gates[0].weight;
+                    let p = super::super::routing::softmax_rows(&direct(&params, gate, a, false));
+                    let mut h = a.clone();
+                    for (c, e) in groups.iter().filter(|e| e.level == 0).enumerate() {
+                        let u = direct(&params, &e.expert.hidden, a, true);
+                        let y = direct(&params, &e.expert.out, &u, false);
+                        for r in 0..h.nrows() {
+                            for col in 0..h.ncols() {
+                                h[(r, col)] += p[(r, c)] * y[(r, col)];
+                            }
+                        }
+                    }
+                    direct(&params, &g.expert.hidden, &h, true)
+                } else {
+                    continue;
+                };
+                assert!((m - &want).abs().max() < 1e-12, "{router:?} {g:?}");
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::config::{MoeConfig, RouterKind};
 use super::layout::{ExpertSlice, GateSlice, MoeLayout};
 use super::routing::{softmax_backward, softmax_rows, Routing};
 use super::stats::{matrix_rows, RoutingStats, TaskRouting};
-use super::{dselect_k, linear, mutual_info, AuxValues};
+use super::{dselect_k, linear, mutual_info, AuxValues, ExpertGroup};
 use crate::model::{loss_and_grad, Activation, Gradients, LayerSlice, Target};
 use crate::pause::pause;
 use nalgebra::DMatrix;
@@ -568,6 +568,50 @@ impl Extraction {
     pub async fn routings(&self, params: &[f64], x: &DMatrix<f64>) -> Vec<Routing> {
         let cache = self.run_forward(params, x).await;
         self.routings_of(&cache)
+    }
+
+    /// Every expert, numbered as `Moe::hidden_activations` numbers them after the pre-layers:
+    /// first the shared-parameter experts in `layout.experts` order (level by level: the shared
+    /// experts, then — below the last level — each task's experts, which a shared gate reads),
+    /// then each task's task-owned experts (the last level's), task by task.
+    pub fn expert_groups(&self) -> Vec<ExpertGroup> {
+        let last = self.levels.len().saturating_sub(1);
+        let mut shared = Vec::new();
+        let mut owned = Vec::new();
+        for (j, level) in self.levels.iter().enumerate() {
+            for (i, x) in level.shared.iter().enumerate() {
+                shared.push(ExpertGroup { level: j, task: None, index: i, shared: true, expert: x.clone() });
+            }
+            for (t, experts) in level.task.iter().enumerate() {
+                for (i, x) in experts.iter().enumerate() {
+                    let g = ExpertGroup { level: j, task: Some(t), index: i, shared: j != last, expert: x.clone() };
+                    if g.shared {
+                        shared.push(g);
+                    } else {
+                        owned.push(g);
+                    }
+                }
+            }
+        }
+        shared.extend(owned);
+        shared
+    }
+
+    /// φ(z) of every expert's hidden layer at the rows of x, in `expert_groups` order, each on
+    /// the stream it reads (shared experts h_s, task-k experts h_k; PLE's level 2 reads level 1's
+    /// mixtures).
+    pub async fn expert_activations(&self, params: &[f64], x: &DMatrix<f64>) -> Vec<DMatrix<f64>> {
+        let cache = self.run_forward(params, x).await;
+        self.expert_groups()
+            .iter()
+            .map(|g| {
+                let la = &cache.levels[g.level];
+                match g.task {
+                    None => la.shared[g.index].u.clone(),
+                    Some(t) => la.task[t][g.index].u.clone(),
+                }
+            })
+            .collect()
     }
 
     pub async fn aux_values(&self, params: &[f64], x: &DMatrix<f64>) -> AuxValues {

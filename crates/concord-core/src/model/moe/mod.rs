@@ -38,6 +38,7 @@ pub mod z_loss;
 #[cfg(test)]
 mod tests;
 
+pub use activations::ExpertGroup;
 pub use aux::AuxValues;
 pub use config::{
     AuxWeights, Gating, MoeConfig, RouterKind, TaskGate, MAX_CAPACITY_FACTOR, MAX_DSELECT_GAMMA, MAX_EXPERTS,

@@ -68,6 +68,11 @@ impl Moe {
         Ok(Moe { config, layout, arch })
     }
 
+    /// The task-gated architecture's engine (CGC, PLE, DSelect-k), if this is one.
+    pub(super) fn arch(&self) -> Option<&Extraction> {
+        self.arch.as_deref()
+    }
+
     pub fn config(&self) -> &MoeConfig {
         &self.config
     }
