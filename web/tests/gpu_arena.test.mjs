@@ -5,19 +5,11 @@
 // every run on the CPU and says why. The heatmaps' 100 × 100 grid is predicted on the GPU for GPU runs (checked against concord-core).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { siteAndBrowser, openPage, artifactPath, launchBrowser, CLI } from './helpers.mjs';
+import {
+  siteAndBrowser, openPage, artifactPath, launchBrowser, pageState as state, pageStep as step, nativePreset, finalLossGap,
+} from './helpers.mjs';
 
 const ctx = siteAndBrowser();
-const state = (page) => page.evaluate(() => window.concord.state());
-const step = (page, n) => page.evaluate((k) => window.concord.step(k), n);
-
-/** The native CPU trainer on the same preset: `concord train --preset … --backend cpu --json`. */
-function nativePreset(preset, method, steps) {
-  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
-  const args = ['train', '--preset', preset, '--method', method, '--backend', 'cpu', '--steps', String(steps), '--json'];
-  return JSON.parse(execFileSync(CLI, args, { encoding: 'utf8' }));
-}
 
 // f32 on the GPU against f64 on the CPU, after STEPS Adam steps (lr 0.01, mini-batches of 50)
 // of the 2-8-8 MLP: the per-task train and test losses (about 0.3–0.7) agree to this absolute
@@ -46,9 +38,7 @@ test('the arena trains xor-conflict on WebGPU and matches the native CPU run', a
     assert.equal(run.steps, STEPS);
     const native = nativePreset('xor-conflict', run.aggregator, STEPS);
     assert.equal(native.error, null);
-    const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-      ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-    const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+    const gap = finalLossGap(run, native);
     worst = Math.max(worst, gap);
     assert.ok(gap <= LOSS_TOL,
       `${run.method}: browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}: gap ${gap}`);
@@ -118,9 +108,7 @@ test('a loss-weighted run (upgrad + dwa) trains on WebGPU and matches the native
   assert.deepEqual([run.steps, run.error], [steps, null]);
   const native = nativePreset('xor-conflict', 'upgrad+dwa', steps);
   assert.equal(native.error, null);
-  const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-    ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-  const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+  const gap = finalLossGap(run, native);
   console.log(`gpu_arena: upgrad+dwa |GPU − CPU| loss gap after ${steps} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
   assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
   assert.deepEqual(errors, []);
