@@ -34,7 +34,7 @@ pub enum GpuCoordinate {
     TrimmedMean { trim: usize },
     /// GradDrop: concord-core's own aggregator (seeded with the run's seed), used only for
     /// its draws.
-    GradDrop(GradDrop),
+    GradDrop(Box<GradDrop>),
 }
 
 impl GpuCoordinate {
@@ -43,7 +43,7 @@ impl GpuCoordinate {
     pub fn from_spec(spec: &AggregatorSpec, seed: u64) -> Option<Self> {
         match spec.name() {
             "trimmed-mean" => Some(GpuCoordinate::TrimmedMean { trim: spec.int("trim_number").unwrap_or(0) }),
-            "graddrop" => Some(GpuCoordinate::GradDrop(GradDrop::new(seed))),
+            "graddrop" => Some(GpuCoordinate::GradDrop(Box::new(GradDrop::new(seed)))),
             _ => None,
         }
     }
@@ -59,6 +59,7 @@ impl GpuCoordinate {
 
     /// Encode d = f(J) for the row-major m × n J in `jac` into `out` (n floats); GradDrop reads
     /// its draws from `draws[offset..offset + n]`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch(
         &self,
         gpu: &Gpu,
@@ -150,7 +151,7 @@ pub async fn graddrop(gpu: &Gpu, j: &[f32], u: &[f32], m: usize, n: usize) -> Re
     if u.len() != n {
         return Err(GpuError::Unsupported(format!("graddrop: {} draws for n = {n} columns", u.len())));
     }
-    run_one(gpu, &GpuCoordinate::GradDrop(GradDrop::new(0)), j, u, m, n).await
+    run_one(gpu, &GpuCoordinate::GradDrop(Box::new(GradDrop::new(0))), j, u, m, n).await
 }
 
 /// The most tasks a GPU run of these aggregators takes: its step metrics come from the Gramian
