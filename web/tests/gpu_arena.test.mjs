@@ -5,19 +5,11 @@
 // every run on the CPU and says why. The heatmaps' 100 × 100 grid is predicted on the GPU for GPU runs (checked against concord-core).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { siteAndBrowser, openPage, artifactPath, launchBrowser, CLI } from './helpers.mjs';
+import {
+  siteAndBrowser, openPage, artifactPath, launchBrowser, pageState as state, pageStep as step, nativePreset, finalLossGap,
+} from './helpers.mjs';
 
 const ctx = siteAndBrowser();
-const state = (page) => page.evaluate(() => window.concord.state());
-const step = (page, n) => page.evaluate((k) => window.concord.step(k), n);
-
-/** The native CPU trainer on the same preset: `concord train --preset … --backend cpu --json`. */
-function nativePreset(preset, method, steps) {
-  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
-  const args = ['train', '--preset', preset, '--method', method, '--backend', 'cpu', '--steps', String(steps), '--json'];
-  return JSON.parse(execFileSync(CLI, args, { encoding: 'utf8' }));
-}
 
 // f32 on the GPU against f64 on the CPU, after STEPS Adam steps (lr 0.01, mini-batches of 50)
 // of the 2-8-8 MLP: the per-task train and test losses (about 0.3–0.7) agree to this absolute
@@ -46,9 +38,7 @@ test('the arena trains xor-conflict on WebGPU and matches the native CPU run', a
     assert.equal(run.steps, STEPS);
     const native = nativePreset('xor-conflict', run.aggregator, STEPS);
     assert.equal(native.error, null);
-    const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-      ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-    const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+    const gap = finalLossGap(run, native);
     worst = Math.max(worst, gap);
     assert.ok(gap <= LOSS_TOL,
       `${run.method}: browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}: gap ${gap}`);
@@ -118,26 +108,24 @@ test('a loss-weighted run (upgrad + dwa) trains on WebGPU and matches the native
   assert.deepEqual([run.steps, run.error], [steps, null]);
   const native = nativePreset('xor-conflict', 'upgrad+dwa', steps);
   assert.equal(native.error, null);
-  const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-    ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-  const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+  const gap = finalLossGap(run, native);
   console.log(`gpu_arena: upgrad+dwa |GPU − CPU| loss gap after ${steps} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
   assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
-test('a config the GPU cannot train (a graddrop aggregator) runs on the CPU with the reason shown', async () => {
+test('a config the GPU cannot train (an excess-mtl aggregator) runs on the CPU with the reason shown', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,graddrop&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,excess-mtl&play=false`, errors);
   let s = await state(page);
   assert.deepEqual(s.runs.map((r) => r.backend), ['webgpu', 'cpu']);
   assert.equal(s.runs[0].backendReason, null);
-  assert.match(s.runs[1].backendReason, /GPU trainer cannot run this config: .*no GPU kernel for 'graddrop'/);
+  assert.match(s.runs[1].backendReason, /GPU trainer cannot run this config: .*no GPU kernel for 'excess-mtl'/);
   const readout = await page.textContent('[data-testid=backend]');
   assert.ok(readout.startsWith(`WebGPU · `) && readout.includes(` — ${s.runs[0].label} · `), readout);
   assert.ok(readout.includes(`CPU · concord-core trainer (wasm) — ${s.runs[1].label}: the GPU trainer cannot run this config: `), readout);
-  assert.match(readout, /no GPU kernel for 'graddrop'/);
+  assert.match(readout, /no GPU kernel for 'excess-mtl'/);
   // Both train in lock-step, each on its own backend.
   s = await step(page, 15);
   assert.deepEqual(s.runs.map((r) => [r.steps, r.error]), [[15, null], [15, null]]);

@@ -115,3 +115,23 @@ export async function settledSteps(page) {
     last = now;
   }
 }
+
+// The GPU parity tests' shared setup (gpu_arena, gpu_stateful): the page's state and steps
+// through the test hooks, the native CPU run of a preset, and a browser run's largest absolute
+// gap to it over the final train and test losses.
+export const pageState = (page) => page.evaluate(() => window.concord.state());
+export const pageStep = (page, n) => page.evaluate((k) => window.concord.step(k), n);
+
+/** The native CPU trainer on the same preset: `concord train --preset … --backend cpu --json`. */
+export function nativePreset(preset, method, steps) {
+  if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
+  const args = ['train', '--preset', preset, '--method', method, '--backend', 'cpu', '--steps', String(steps), '--json'];
+  return JSON.parse(execFileSync(CLI, args, { encoding: 'utf8' }));
+}
+
+/** max |browser − native| over the final train losses and the test losses. */
+export function finalLossGap(run, native) {
+  const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
+    ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
+  return Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+}

@@ -32,6 +32,8 @@ enum BenchCommand {
     Landscape(crate::bench_landscape::BenchLandscapeArgs),
     /// The GPU Gram kernel's bandwidth as a fraction of a plain copy's (bench_gram.rs).
     Gram(crate::bench_gram::BenchGramArgs),
+    /// What a hybrid GPU step would pay to hand G to a CPU solver and take w back (bench_gram.rs).
+    RoundTrip(crate::bench_gram::BenchRoundTripArgs),
     /// Time per refresh of the per-point conflict map of a preset, on the CPU or the GPU.
     ConflictMap(bench_conflict::BenchConflictArgs),
 }
@@ -84,6 +86,7 @@ pub fn run(args: BenchArgs) -> Result<(), UsageError> {
         BenchCommand::Train(a) => crate::bench_train::run(a),
         BenchCommand::Landscape(a) => crate::bench_landscape::run(a),
         BenchCommand::Gram(a) => crate::bench_gram::run(a),
+        BenchCommand::RoundTrip(a) => crate::bench_gram::round_trip(a),
         BenchCommand::ConflictMap(a) => bench_conflict::run(a),
     }
 }

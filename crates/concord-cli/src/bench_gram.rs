@@ -78,3 +78,38 @@ pub fn run(args: BenchGramArgs) -> Result<(), UsageError> {
     }
     Ok(())
 }
+
+/// `concord bench round-trip`: the median time of one G → host → w round trip on the GPU
+/// adapter (concord_gpu::bench::host_round_trip), the per-step price of solving a weighting
+/// on the CPU inside a GPU run.
+#[derive(Args, Debug)]
+pub struct BenchRoundTripArgs {
+    /// Tasks (G is m × m), 1–32.
+    #[arg(long)]
+    m: usize,
+    /// Time round trips for at least this many milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    min_time_ms: u64,
+    /// Print one JSON object {"adapter", "m", "median_us", "samples"} on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn round_trip(args: BenchRoundTripArgs) -> Result<(), UsageError> {
+    let m = args.m;
+    if !(1..=concord_gpu::MAX_TASKS).contains(&m) {
+        return Err(UsageError(format!("--m must be in 1..={}, got {m}", concord_gpu::MAX_TASKS)));
+    }
+    if args.min_time_ms == 0 || args.min_time_ms > 60_000 {
+        return Err(UsageError(format!("--min-time-ms must be in 1..=60000, got {}", args.min_time_ms)));
+    }
+    let gpu = pollster::block_on(Gpu::new()).map_err(|e| UsageError(format!("no GPU adapter: {e}")))?;
+    let r = concord_gpu::bench::host_round_trip(&gpu, m, Duration::from_millis(args.min_time_ms))?;
+    let us = r.seconds * 1e6;
+    if args.json {
+        println!("{}", serde_json::json!({ "adapter": r.adapter, "m": r.m, "median_us": us, "samples": r.samples }));
+    } else {
+        println!("G ({m}×{m}) → host → w round trip on {}: {us:.1} µs median of {}", r.adapter, r.samples);
+    }
+    Ok(())
+}

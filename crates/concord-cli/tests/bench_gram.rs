@@ -54,3 +54,18 @@ fn bad_flags_exit_2_with_a_message() {
         assert!(out.stdout.is_empty(), "{args:?}: printed {:?}", String::from_utf8_lossy(&out.stdout));
     }
 }
+
+/// `concord bench round-trip`: its JSON (on lavapipe) and exit code 2 for a bad --m.
+#[test]
+fn round_trip_json_and_bad_m() {
+    let v = json(&concord(&["bench", "round-trip", "--m", "3", "--min-time-ms", "5", "--json"]));
+    assert_eq!(v["m"], 3);
+    assert!(v["adapter"].as_str().is_some_and(|a| !a.is_empty()), "{v}");
+    assert!(v["median_us"].as_f64().is_some_and(|t| t.is_finite() && t > 0.0), "{v}");
+    assert!(v["samples"].as_u64().is_some_and(|s| s >= 20), "{v}");
+    for m in ["0", "33"] {
+        let out = concord(&["bench", "round-trip", "--m", m]);
+        assert_eq!(out.status.code(), Some(2), "--m {m}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--m"), "--m {m}");
+    }
+}

@@ -319,6 +319,16 @@ impl StepMetrics {
         Self::assemble(gram, directional.as_slice(), update_cosine_mean_from_gram(gram, weights), layers)
     }
 
+    /// From G, the directional derivatives Jd and ‖d‖² (the Gramian of [J; d], as the GPU
+    /// trainer reads it back for an aggregator that reports no weights): the same values as
+    /// [`StepMetrics::new`] up to rounding, since d·ḡ = Σ(Jd)/m and ‖ḡ‖ = √(1ᵀG1)/m.
+    pub fn from_directional(gram: &DMatrix<f64>, directional: &[f64], update_norm_sq: f64) -> Self {
+        assert_eq!(gram.nrows(), directional.len(), "Jd must have one entry per task");
+        let cos_mean = (!directional.is_empty())
+            .then(|| cosine_of(directional.iter().sum(), update_norm_sq.max(0.0).sqrt(), gram.sum().max(0.0).sqrt()));
+        Self::assemble(gram, directional, cos_mean.flatten(), Vec::new())
+    }
+
     fn assemble(g: &DMatrix<f64>, directional: &[f64], cos_mean: Option<f64>, layers: Vec<LayerMetrics>) -> Self {
         StepMetrics {
             norms: norms_from_gram(g),

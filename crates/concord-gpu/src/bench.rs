@@ -110,3 +110,52 @@ fn time_reps(
     }
     Ok(best.as_secs_f64() / f64::from(reps))
 }
+
+/// One measurement of `concord bench round-trip`: what a GPU run pays per step to hand an
+/// m × m Gramian to a CPU solver and take its weights back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostRoundTrip {
+    pub adapter: String,
+    pub m: usize,
+    /// Median seconds of one round trip: a submission that copies G (m × m) out of a storage
+    /// buffer, the wait for it and the map of its staging buffer, then the upload of m weights
+    /// (`write_buffer`, flushed by the next round trip's submission).
+    pub seconds: f64,
+    /// Round trips timed.
+    pub samples: usize,
+}
+
+/// Times the G → host → w round trip of a hybrid step (the solve itself excluded: that is
+/// `concord bench aggregate`) for `min_time` after a warm-up, on an otherwise idle adapter: the
+/// least a hybrid step pays, before the lost overlap of many steps per submission.
+pub fn host_round_trip(gpu: &Gpu, m: usize, min_time: Duration) -> Result<HostRoundTrip, GpuError> {
+    check_shape(m, 1, m, "bench round-trip")?;
+    gpu.check()?;
+    let g: Vec<f32> = (0..m * m).map(|i| (i % (m + 1) == 0) as u32 as f32).collect();
+    let gram_buf = gpu.storage_init("bench G", bytemuck::cast_slice(&g), wgpu::BufferUsages::COPY_SRC);
+    let weights = gpu.buffer("bench w", (m * 4) as u64, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
+    let w = vec![1.0f32 / m as f32; m];
+    let once = || -> Result<Duration, GpuError> {
+        let start = Instant::now();
+        let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("round trip") });
+        let back = pollster::block_on(gpu.submit_and_read(encoder, &[(&gram_buf, (m * m * 4) as u64)]))?;
+        std::hint::black_box(&back);
+        gpu.queue.write_buffer(&weights, 0, bytemuck::cast_slice(&w));
+        Ok(start.elapsed())
+    };
+    for _ in 0..20 {
+        once()?;
+    }
+    let mut samples = Vec::new();
+    let begin = Instant::now();
+    while begin.elapsed() < min_time || samples.len() < 20 {
+        samples.push(once()?);
+    }
+    samples.sort();
+    Ok(HostRoundTrip {
+        adapter: gpu.adapter_label(),
+        m,
+        seconds: samples[samples.len() / 2].as_secs_f64(),
+        samples: samples.len(),
+    })
+}

@@ -44,6 +44,7 @@ pub mod trainer;
 
 pub use gpu::{Gpu, GpuError};
 pub use kernels::combine::combine;
+pub use kernels::coordinate::{GpuCoordinate, COORDINATE_METHODS};
 pub use kernels::copy::copy;
 pub use kernels::gram::gram;
 pub use kernels::metrics::{gram_metrics, GramMetrics};
@@ -67,6 +68,14 @@ pub fn gpu_methods() -> Vec<&'static str> {
     kernels::methods::names()
 }
 
+/// Every aggregator the GPU trainer (`GpuTrainer`) runs: [`gpu_methods`], then the
+/// per-coordinate ones it takes straight from J (TrimmedMean, GradDrop: `kernels::coordinate`).
+pub fn gpu_trainer_methods() -> Vec<&'static str> {
+    let mut names = kernels::methods::names();
+    names.extend_from_slice(COORDINATE_METHODS);
+    names
+}
+
 /// The GPU weightings the fused CAGrad-toy kernel (`GpuToy`) runs: [`gpu_methods`] without Krum
 /// (it needs at least three tasks) and the methods that keep state in a GPU buffer across steps
 /// (MoDo, SDMGrad, GradVac: the MLP trainer only).
@@ -81,7 +90,7 @@ pub fn toy_gpu_methods() -> Vec<&'static str> {
 pub fn backend(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Box<dyn Backend>, GpuError> {
     let name = config.method.aggregator.name();
     trainer::refuse_loss_aware(&config.method.aggregator)?;
-    if kernels::methods::find(name).is_none() {
+    if kernels::methods::find(name).is_none() && !COORDINATE_METHODS.contains(&name) {
         return Err(GpuError::Unsupported(kernels::weighting::no_kernel_message(name)));
     }
     match config.data {

@@ -69,6 +69,8 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("point_out_grad.wgsl", include_str!("../../../shaders/point_out_grad.wgsl")),
     ("point_backprop.wgsl", include_str!("../../../shaders/point_backprop.wgsl")),
     ("point_gram.wgsl", include_str!("../../../shaders/point_gram.wgsl")),
+    ("coordinate_trimmed_mean.wgsl", include_str!("../../../shaders/coordinate_trimmed_mean.wgsl")),
+    ("coordinate_graddrop.wgsl", include_str!("../../../shaders/coordinate_graddrop.wgsl")),
 ];
 
 /// The files that are compute modules with entry points (the others are fragments).
@@ -99,6 +101,8 @@ pub const MODULES: &[&str] = &[
     "point_out_grad.wgsl",
     "point_backprop.wgsl",
     "point_gram.wgsl",
+    "coordinate_trimmed_mean.wgsl",
+    "coordinate_graddrop.wgsl",
 ];
 
 /// The files named on `// requires:` lines of `text`, in order.

@@ -11,7 +11,9 @@
 //! at a cadence ([`GpuTrainer::set_record_every`]) and read back only when asked
 //! ([`GpuTrainer::read_history`], async: it never blocks a browser).
 //!
-//! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps, the loss weightings
+//! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps and the
+//! per-coordinate TrimmedMean and GradDrop (`kernels::coordinate`: d straight from J, GradDrop's
+//! draws uploaded from the CPU aggregator's stream; the metrics from the Gramian of [J; d]), the loss weightings
 //! of `kernels::loss_weighting` (w from the batch losses on the GPU, J's rows and the heads'
 //! gradients scaled before the aggregator), SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
 //! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
@@ -42,6 +44,7 @@ use concord_core::train::{
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
+use crate::kernels::coordinate::{CoordinatePipelines, CoordinateStep, GpuCoordinate, MAX_COORDINATE_TASKS};
 use crate::kernels::loss_weighting::{self, GpuLossWeighting};
 use crate::kernels::mlp::{
     grid, penalty_code, CheckParams, Dispatch, GatherParams, MlpPipelines, OptParams, SamParams, HALT_REASONS,
@@ -146,7 +149,11 @@ pub struct GpuTrainer {
     net: GpuNet,
     shape: ModelShape,
     pipes: MlpPipelines,
-    weighting: GpuWeighting,
+    /// The Gramian weighting of the run's aggregator; `None` for a per-coordinate one
+    /// (`coordinate`).
+    weighting: Option<GpuWeighting>,
+    /// TrimmedMean / GradDrop: d straight from J, with what its step needs.
+    coordinate: Option<CoordinateStep>,
     /// The state a stateful weighting (MoDo, SDMGrad, GradVac) keeps across the run's steps,
     /// as the CPU trainer's aggregator instance does; `None` for the others.
     weighting_memory: Option<WeightingState>,
@@ -245,7 +252,19 @@ impl GpuTrainer {
         if m > MAX_TASKS {
             return Err(GpuError::Unsupported(format!("{m} tasks; the GPU kernels take at most {MAX_TASKS}")));
         }
-        let weighting = gpu_weighting(&config.method.aggregator, m, config.seed)?;
+        // TrimmedMean and GradDrop are not weightings: they run from J (`kernels::coordinate`).
+        let coordinate_agg = GpuCoordinate::from_spec(&config.method.aggregator, config.seed);
+        let weighting = match coordinate_agg {
+            Some(_) if m > MAX_COORDINATE_TASKS => {
+                return Err(GpuError::Unsupported(format!(
+                    "{m} tasks; '{}' on the GPU takes at most {MAX_COORDINATE_TASKS} (its metrics use the Gramian of \
+                     [J; d]); use the CPU backend",
+                    config.method.aggregator.name()
+                )))
+            }
+            Some(_) => None,
+            None => Some(gpu_weighting(&config.method.aggregator, m, config.seed)?),
+        };
         let ew = gpu_loss_weighting(&config.method)?;
         if config.layer_metrics {
             return Err(GpuError::Unsupported(
@@ -318,7 +337,13 @@ impl GpuTrainer {
         });
         let task_names = cpu.task_names().to_vec();
         let config_record_every = config.record_every.max(1);
-        let weighting_memory = weighting.has_memory().then(|| WeightingState::new(&gpu, 0));
+        let weighting_memory = weighting.as_ref().is_some_and(|w| w.has_memory()).then(|| WeightingState::new(&gpu, 0));
+        let coordinate = coordinate_agg.map(|agg| CoordinateStep {
+            agg,
+            pipes: CoordinatePipelines::new(&gpu),
+            ext: gpu.buffer("[J; d]", ((m + 1) * shape.shared_len * 4) as u64, RW),
+            d: gpu.buffer("coordinate update", (shape.shared_len * 4) as u64, RW),
+        });
         gpu.check()?;
         Ok(GpuTrainer {
             gpu,
@@ -329,6 +354,7 @@ impl GpuTrainer {
             pipes,
             weighting_memory,
             weighting,
+            coordinate,
             ew,
             loss_weighting,
             epoch: 0,
@@ -521,6 +547,17 @@ impl GpuTrainer {
             }
         }
 
+        // GradDrop's draws for every aggregator call of the chunk (SAM makes two a step), from
+        // the CPU aggregator's stream in its order.
+        let calls = if self.sam.is_some() { 2 } else { 1 };
+        let draws = self.coordinate.as_mut().map(|c| {
+            let mut u = c.agg.draws(k * calls, n);
+            // A zero-length binding is invalid (TrimmedMean draws nothing).
+            if u.is_empty() {
+                u.push(0.0);
+            }
+            gpu.storage_init("graddrop draws", bytemuck::cast_slice(&u), wgpu::BufferUsages::empty())
+        });
         let last = self.config.steps.saturating_sub(1);
         let recorded: Vec<usize> =
             (self.step..self.step + k).filter(|&s| s % self.record_every == 0 || s == last).collect();
@@ -550,6 +587,11 @@ impl GpuTrainer {
                     d.record(&mut pass);
                 }
             }
+            // A per-coordinate aggregator's metrics need the plain J (before any loss weighting
+            // scales it), as the CPU's: it goes into the first m rows of [J; d].
+            if let Some(c) = &self.coordinate {
+                encoder.copy_buffer_to_buffer(&self.jac, 0, &c.ext, 0, (m * n * 4) as u64);
+            }
             // The loss weighting: w from the batch losses, then J's rows and the heads' gradients
             // scaled by it (the CPU's `combine`). The history keeps G of the plain J, as the CPU
             // records it, so that G is taken first.
@@ -566,8 +608,7 @@ impl GpuTrainer {
             });
             // SAM calls the aggregator twice a step, as the CPU trainer's `combine` (a stateful
             // weighting — PCGrad's order, Random's stream — counts both calls).
-            let calls = if self.sam.is_some() { 2 } else { 1 };
-            let (gram_buf, mut w) = self.combine_step(&mut encoder, (calls * step) as u32);
+            let (gram_buf, mut w) = self.combine_step(&mut encoder, (calls * step) as u32, (draws.as_ref(), calls * s));
             let gram_buf = plain_gram.unwrap_or(gram_buf);
             // The step's losses, weights, G (and test losses) into one slot: `optim_check` reads
             // it, and a recorded step's history slot is a copy of it. Losses and G are the
@@ -600,7 +641,7 @@ impl GpuTrainer {
                         lw.record_scaling(&mut pass);
                     }
                 }
-                let (_, w2) = self.combine_step(&mut encoder, (2 * step + 1) as u32);
+                let (_, w2) = self.combine_step(&mut encoder, (2 * step + 1) as u32, (draws.as_ref(), 2 * s + 1));
                 w = w2;
                 {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -701,12 +742,25 @@ impl GpuTrainer {
 
     /// G = JJᵀ → w = f(G) (weighting call `call`) → d = Jᵀw into the trunk's part of `update`
     /// (the backward pass wrote the heads' gradients after it), for the J of the last backward
-    /// pass. Returns G and w.
-    fn combine_step(&self, encoder: &mut wgpu::CommandEncoder, call: u32) -> (wgpu::Buffer, wgpu::Buffer) {
+    /// pass. Returns G and w. A per-coordinate aggregator ([`CoordinateStep`]) instead takes d
+    /// straight from J (GradDrop with the draws of the chunk's call `draws.1`) and returns G and
+    /// (Jd, ‖d‖²) in w's place.
+    fn combine_step(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        call: u32,
+        draws: (Option<&wgpu::Buffer>, usize),
+    ) -> (wgpu::Buffer, wgpu::Buffer) {
         let (m, n) = (self.num_tasks(), self.shape.shared_len);
+        let Some(weighting) = &self.weighting else {
+            let c = self.coordinate.as_ref().expect("a run has a weighting or a per-coordinate aggregator");
+            let (buf, call_at) = draws;
+            let buf = buf.expect("a per-coordinate run uploads its draws");
+            return c.record(&self.gpu, encoder, &self.jac, (buf, call_at * n), &self.update, m, n);
+        };
         let gram_buf = gram::encode(&self.gpu, encoder, &self.jac, m, n);
         let memory = self.weighting_memory.as_ref().map(|s| s.memory());
-        let call = WeightCall { weighting: &self.weighting, call, state: None, memory };
+        let call = WeightCall { weighting, call, state: None, memory };
         // As `aggregate`: for n ≤ 16 the weighting reads J itself as G's factor.
         let w = if n <= MAX_TASKS {
             weighting::encode(&self.gpu, encoder, &self.jac, m, n, &call)
@@ -740,6 +794,27 @@ impl GpuTrainer {
                 let v = &data[i * slot..(i + 1) * slot];
                 let f64s = |r: std::ops::Range<usize>| v[r].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
                 let weights = f64s(m..2 * m);
+                if self.coordinate.is_some() {
+                    // A per-coordinate aggregator: no weights; its slot holds Jd and ‖d‖².
+                    let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
+                    let sam = self.sam.is_some();
+                    self.history.push(StepRecord {
+                        step,
+                        losses: f64s(0..m),
+                        loss_weights: match &self.loss_weighting {
+                            Some(_) => Some(f64s(loss_weights_at(m)..loss_weights_at(m) + m)),
+                            None => self.ew.then(|| vec![1.0; m]),
+                        },
+                        aggregator_weights: None,
+                        metrics: StepMetrics::from_directional(&gram, &weights, f64::from(v[2 * m])),
+                        test_losses: tested.then(|| f64s(2 * m + 1 + m * m..3 * m + 1 + m * m)),
+                        moe: None,
+                        samples: None,
+                        sample_stage: None,
+                        dynamics: host_dyn.map(|h| dynamics_record(h, &v[3 * m + 1 + m * m..slot], sam)),
+                    });
+                    continue;
+                }
                 if v[2 * m] != 1.0 {
                     self.error = Some(format!(
                         "step {step}: the weighting solve was cut short by the adapter's shader loop limit ({}); the GPU run stopped (its parameters may be past this step)",

@@ -1,6 +1,7 @@
 //! README's GPU coverage (the **On the GPU:** and **CPU only** lines under Methods) against the
 //! GPU method table and concord-core's registry: every registry aggregator is in exactly one of
-//! the two lists, the first is `concord_gpu::gpu_methods()`, and each CPU-only method carries the
+//! the two lists, the first is `concord_gpu::gpu_trainer_methods()` (the weightings and the
+//! per-coordinate aggregators the GPU trainer runs from J), and each CPU-only method carries the
 //! reason the GPU backends give when they refuse it.
 
 use concord_core::aggregators::registry::AGGREGATORS;
@@ -27,8 +28,8 @@ fn readme_gpu_coverage_matches_the_method_table_and_the_registry() {
     let cpu_line = line(&text, "**CPU only**");
     let on_gpu = names(gpu_line);
     let cpu_only = names(cpu_line);
-    let table: BTreeSet<String> = concord_gpu::gpu_methods().into_iter().map(str::to_string).collect();
-    assert_eq!(on_gpu, table, "README's On the GPU line vs concord_gpu::gpu_methods()");
+    let table: BTreeSet<String> = concord_gpu::gpu_trainer_methods().into_iter().map(str::to_string).collect();
+    assert_eq!(on_gpu, table, "README's On the GPU line vs concord_gpu::gpu_trainer_methods()");
     let registry: BTreeSet<String> = AGGREGATORS.iter().map(|a| a.name.to_string()).collect();
     let rest: BTreeSet<String> = registry.difference(&table).cloned().collect();
     assert_eq!(cpu_only, rest, "README's CPU only line vs the registry minus the GPU table");

@@ -44,6 +44,13 @@ impl GradDrop {
     pub fn seed(&self) -> u64 {
         self.seed
     }
+
+    /// The next call's draws U: one per column of an n-column J, in column order. `aggregate`
+    /// takes them from here, and so does the GPU trainer (which uploads them), so both runs
+    /// see the same stream.
+    pub fn draws(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.rng.random::<f64>()).collect()
+    }
 }
 
 /// GradDrop with the draws `u` (one per column, in [0, 1)) given explicitly.
@@ -79,7 +86,7 @@ pub fn graddrop(jacobian: &DMatrix<f64>, u: &[f64]) -> DVector<f64> {
 impl Aggregator for GradDrop {
     fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation {
         // One draw per column, even when m = 0, so that the stream depends only on the shapes.
-        let u: Vec<f64> = (0..jacobian.ncols()).map(|_| self.rng.random::<f64>()).collect();
+        let u = self.draws(jacobian.ncols());
         Aggregation { update: graddrop(jacobian, &u), weights: None }
     }
 

@@ -1,6 +1,7 @@
 //! Host code for each kernel family, next to its WGSL twin in `shaders/`.
 
 pub mod combine;
+pub mod coordinate;
 pub mod copy;
 pub mod gram;
 pub mod landscape;
@@ -43,6 +44,8 @@ pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
     let mut out = vec![
         ("combine.wgsl", "CombineParams", size_of::<combine::CombineParams>()),
         ("copy.wgsl", "CopyParams", size_of::<copy::CopyParams>()),
+        ("coordinate_trimmed_mean.wgsl", "TrimParams", size_of::<coordinate::CoordParams>()),
+        ("coordinate_graddrop.wgsl", "DropParams", size_of::<coordinate::CoordParams>()),
         ("gram.wgsl", "GramParams", size_of::<gram::GramParams>()),
         ("landscape_slice.wgsl", "SliceParams", size_of::<landscape::SliceParams>()),
         ("loss_weighting.wgsl", "LwParams", size_of::<loss_weighting::LwParams>()),

@@ -39,7 +39,9 @@ pub struct GpuWeighting {
 /// Why a registry aggregator has no GPU weighting (README's *CPU only* list quotes these).
 pub fn unsupported_reason(name: &str) -> &'static str {
     match name {
-        "graddrop" | "trimmed-mean" => "it works per coordinate of J, not from the Gramian",
+        "graddrop" | "trimmed-mean" => {
+            "it works per coordinate of J, not from the Gramian: the GPU trainer runs it from J, the fused toy kernel does not"
+        }
         "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
         "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
         "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
