@@ -21,8 +21,14 @@
 // a wrong state, only fewer steps (t shows them). The host keeps dispatches short on CPU
 // adapters so that this does not happen.
 // Recorded steps (t % record_every == 0, and t = last_step) from first_step on write a history
-// slot of 8 floats: bitcast(t + 1) (0 = empty), L₁, L₂ at x before the step, w₁, w₂, G₁₁, G₁₂,
-// G₂₂; slot = ⌈t / r⌉ − ⌈first_step / r⌉, run r's slots from r·capacity.
+// slot of 10 floats: bitcast(t + 1) (0 = empty), L₁, L₂ at x before the step, w₁, w₂, G₁₁, G₁₂,
+// G₂₂ (of the plain J), λ₁, λ₂; slot = ⌈t / r⌉ − ⌈first_step / r⌉, run r's slots from r·capacity.
+// Loss weighting: J's rows are scaled by the loss weights λ (RunParams.lw, [1, 1] without one)
+// before the aggregator, as concord-core's `Trainer::combine` does. λ comes from
+// loss_weighting.wgsl's `loss_weights`, dispatched by the host between single-step dispatches on
+// the losses and plain G that `toy_eval` writes (bindings 5 and 6), and copied into RunParams.lw
+// (the workgroup entry point already has 4 storage bindings, WebGPU's floor), so the
+// weightings' state stays in their own buffer.
 // Layouts must match src/kernels/toy.rs (checked by tests/method_table.rs).
 
 struct RunParams {
@@ -45,6 +51,8 @@ struct RunParams {
     mode: u32,
     // Preference vector or Constant's weights (workgroup methods).
     vec: array<f32, 32>,
+    // The loss weights λ that scale J's rows ([1, 1] without a loss weighting).
+    lw: vec2<f32>,
 }
 
 struct RunState {
@@ -78,7 +86,7 @@ const RUN_STOPPED_NONFINITE: u32 = 1u; // the new position
 const RUN_STOPPED_LOSS: u32 = 2u;
 const RUN_STOPPED_GRADIENT: u32 = 3u;
 const RUN_STOPPED_UPDATE: u32 = 4u;
-const TOY_SLOT: u32 = 8u;
+const TOY_SLOT: u32 = 10u;
 // toy_step_workgroup's verdict for a step whose loops were cut (distinct from every RUN_* code).
 const TOY_WG_CUT: u32 = 255u;
 
@@ -86,6 +94,9 @@ const TOY_WG_CUT: u32 = 255u;
 @group(0) @binding(1) var<storage, read> runs: array<RunParams>;
 @group(0) @binding(2) var<uniform> tu: ToyUniform;
 @group(0) @binding(3) var<storage, read_write> history: array<f32>;
+// toy_eval's output: run r's losses at x (2 floats from 2r) and plain G (4 floats from 4r).
+@group(0) @binding(5) var<storage, read_write> toy_eval_losses: array<f32>;
+@group(0) @binding(6) var<storage, read_write> toy_eval_gram: array<f32>;
 
 // toy_step_workgroup: the run's status / a step's verdict, and how many invocations finished
 // the step with their loops intact.
@@ -107,7 +118,7 @@ fn toy_sentinel() -> bool {
     return alive;
 }
 
-fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>) {
+fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>, lw: vec2<f32>) {
     let every = tu.record_every;
     if !(t % every == 0u || t == tu.last_step) || t < tu.first_step {
         return;
@@ -126,6 +137,27 @@ fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>) {
     history[base + 5u] = dot(jac.g1, jac.g1);
     history[base + 6u] = dot(jac.g1, jac.g2);
     history[base + 7u] = dot(jac.g2, jac.g2);
+    history[base + 8u] = lw.x;
+    history[base + 9u] = lw.y;
+}
+
+// The losses and plain G at run r's x, for the loss weighting's next call.
+@compute @workgroup_size(64)
+fn toy_eval(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x;
+    if r >= tu.n_runs {
+        return;
+    }
+    let x = states[r].x;
+    let l = toy_losses(x, tu.scale);
+    let jac = toy_jacobian(x, tu.scale);
+    toy_eval_losses[2u * r] = l.x;
+    toy_eval_losses[2u * r + 1u] = l.y;
+    let g12 = dot(jac.g1, jac.g2);
+    toy_eval_gram[4u * r] = dot(jac.g1, jac.g1);
+    toy_eval_gram[4u * r + 1u] = g12;
+    toy_eval_gram[4u * r + 2u] = g12;
+    toy_eval_gram[4u * r + 3u] = dot(jac.g2, jac.g2);
 }
 
 fn finite2(v: vec2<f32>) -> bool {
@@ -190,16 +222,19 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var status = RUN_ACTIVE;
     var cut = 0u;
     var stop_losses = vec2<f32>(0.0, 0.0);
+    let lw = p.lw;
     for (var k = 0u; k < tu.steps; k++) {
         let jac = toy_jacobian(os.x, tu.scale);
+        // The aggregator's J: rows scaled by λ (× 1 is exact without a weighting).
+        let wj = ToyJacobian(lw.x * jac.g1, lw.y * jac.g2);
         wt_begin_factor(2u, 2u);
-        wt_set_factor(0u, 0u, jac.g1.x);
-        wt_set_factor(0u, 1u, jac.g1.y);
-        wt_set_factor(1u, 0u, jac.g2.x);
-        wt_set_factor(1u, 1u, jac.g2.y);
+        wt_set_factor(0u, 0u, wj.g1.x);
+        wt_set_factor(0u, 1u, wj.g1.y);
+        wt_set_factor(1u, 0u, wj.g2.x);
+        wt_set_factor(1u, 1u, wj.g2.y);
         compute_weights(p.method, p.c, p.seed, calls);
         let w = vec2<f32>(wt_weight(0u), wt_weight(1u));
-        let d = w.x * jac.g1 + w.y * jac.g2;
+        let d = w.x * wj.g1 + w.y * wj.g2;
         var next_os = os;
         let step = optim_delta(h, &next_os, d) + p.decay * os.x;
         let next = optim_apply(next_os.x, next_os.x_comp, step);
@@ -214,7 +249,7 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
             stop_losses = l;
             break;
         }
-        toy_record(r, os.t, os.x, jac, w);
+        toy_record(r, os.t, os.x, jac, w, lw);
         next_os.x = next[0];
         next_os.x_comp = next[1];
         os = next_os;
@@ -251,21 +286,23 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     var status = RUN_ACTIVE;
     var cut = 0u;
     var stop_losses = vec2<f32>(0.0, 0.0);
+    let lw = p.lw;
     for (var k = 0u; k < tu.steps; k++) {
         let jac = toy_jacobian(os.x, tu.scale);
+        let wj = ToyJacobian(lw.x * jac.g1, lw.y * jac.g2);
         if lid == 0u {
             wg_size = 2u;
-            let g12 = dot(jac.g1, jac.g2);
-            wg_g[0] = dot(jac.g1, jac.g1);
+            let g12 = dot(wj.g1, wj.g2);
+            wg_g[0] = dot(wj.g1, wj.g1);
             wg_g[1] = g12;
             wg_g[WG_STRIDE] = g12;
-            wg_g[WG_STRIDE + 1u] = dot(jac.g2, jac.g2);
+            wg_g[WG_STRIDE + 1u] = dot(wj.g2, wj.g2);
         }
         workgroupBarrier();
         compute_weights_workgroup(p.method, p.c, p.eps_a, p.eps_b, p.mode, p.max_iters, p.seed, calls);
         workgroupBarrier();
         let w = vec2<f32>(wg_w[0], wg_w[1]);
-        let d = w.x * jac.g1 + w.y * jac.g2;
+        let d = w.x * wj.g1 + w.y * wj.g2;
         var next_os = os;
         let step = optim_delta(h, &next_os, d) + p.decay * os.x;
         let next = optim_apply(next_os.x, next_os.x_comp, step);
@@ -296,7 +333,7 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
             break;
         }
         if lid == 0u {
-            toy_record(r, os.t, os.x, jac, w);
+            toy_record(r, os.t, os.x, jac, w, lw);
         }
         next_os.x = next[0];
         next_os.x_comp = next[1];

@@ -42,3 +42,41 @@ test('cgc trains on the page, shows per-task expert usage, and its URL round-tri
   await again.close();
   await page.close();
 });
+
+// The architectures' own controls: taskExperts (CGC/PLE), gamma and auxEntropy (DSelect-k) come
+// from the URL, show in the MoE controls, round-trip, and change the run: 2 task experts give
+// PLE 2 + 2·2 expert columns, and a different γ moves DSelect-k's losses.
+test('task experts, γ and the entropy weight round-trip through the URL and change the run', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=task-experts&router=ple&experts=2&taskExperts=2&play=false`, errors);
+  assert.equal(await page.inputValue('#task-experts-input'), '2');
+  assert.ok(await page.isDisabled('#gamma-input'), 'γ is DSelect-k\'s');
+  const s = await step(page, 5);
+  assert.ok(s.runs.every((r) => r.error === null), JSON.stringify(s.runs.map((r) => r.error)));
+  assert.equal(s.runs[0].moe.routing.task_expert[0].length, 2 + 2 * 2, 'shared + 2 per task');
+  assert.match(await page.evaluate(() => location.hash), /taskExperts=2/);
+
+  const losses = async (hash) => {
+    const p = await openPage(ctx.browser, `${ctx.server.url}#preset=task-experts&router=dselect-k&experts=4&k=2&play=false&${hash}`, errors);
+    const r = (await step(p, 10)).runs[0];
+    assert.equal(r.error, null);
+    const url = await p.evaluate(() => location.hash);
+    const inputs = [await p.inputValue('#gamma-input'), await p.inputValue('#aux-entropy-input')];
+    await p.close();
+    return { losses: r.trainLosses, url, inputs };
+  };
+  const plain = await losses('gamma=1');
+  const wide = await losses('gamma=4&auxEntropy=0.01');
+  assert.match(wide.url, /gamma=4/);
+  assert.match(wide.url, /auxEntropy=0\.01/);
+  assert.deepEqual(wide.inputs, ['4', '0.01']);
+  assert.notDeepEqual(wide.losses, plain.losses, 'γ and the entropy weight change the run');
+
+  // A bad value: a notice and a clamped γ that still trains.
+  const bad = await openPage(ctx.browser, `${ctx.server.url}#preset=task-experts&router=dselect-k&gamma=0&play=false`, errors);
+  assert.equal(await bad.inputValue('#gamma-input'), '0.01');
+  assert.match(await bad.locator('body').innerText(), /gamma/);
+  await bad.close();
+  assert.deepEqual(errors, []);
+  await page.close();
+});

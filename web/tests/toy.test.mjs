@@ -45,3 +45,41 @@ for (const problem of ['cagrad-toy', 'cagrad-toy-scaled']) {
     await page.close();
   });
 }
+
+// A loss weighting on the toy stays on WebGPU (its kernel runs between single-step dispatches,
+// its state on the GPU) and lands where the native CPU run lands. 300 steps keep this short;
+// the tolerance is the test above's (f32 vs f64; measured on SwiftShader 2.9e-7 at most, and
+// natively every weighting is within 4.0e-6, crates/concord-gpu/tests/toy_loss_weighting.rs),
+// while a weighting that were not applied moves x by far more (GLS's λ leaves 1 by 0.55).
+test('cagrad-toy: loss weightings run on WebGPU and match the native CPU run', async (t) => {
+  const steps = 300;
+  const methods = ['mean+gls', 'mean+famo', 'upgrad+uw', 'mean+rlw'];
+  const errors = [];
+  const page = await openPage(
+    ctx.browser,
+    `${ctx.server.url}#preset=cagrad-toy&play=false&arena=${methods.join(',')}&optimizer=adam&lr=0.001`,
+    errors,
+  );
+  const initial = await page.evaluate(() => window.concord.state());
+  assert.equal(initial.backend, 'webgpu', `expected WebGPU, page says: ${initial.reason}`);
+  const state = await page.evaluate((n) => window.concord.step(n), steps);
+  assert.equal(state.steps, steps);
+  assert.equal(state.runs.length, methods.length * 3, 'one run per method and start');
+  let worst = 0;
+  for (const run of state.runs) {
+    assert.equal(run.backend, 'webgpu', `${run.method}: ${run.backendReason}`);
+    // A toy run's `method` is the aggregator alone; the weighting is its own field.
+    assert.ok(run.weighting, `${run.method}: the run has its loss weighting`);
+    const spec = `${run.method}+${run.weighting}`;
+    assert.ok(methods.includes(spec), spec);
+    const ref = nativeRun({ problem: 'cagrad-toy', method: spec, c: null, start: run.start, steps, lr: 0.001, optimizer: 'adam' });
+    const gap = Math.hypot(run.position[0] - ref.final[0], run.position[1] - ref.final[1]);
+    assert.ok(gap < TOLERANCE, `${spec} from ${run.start}: browser ${run.position} vs native ${ref.final} (gap ${gap})`);
+    worst = Math.max(worst, gap);
+  }
+  t.diagnostic(`loss weightings: largest browser-vs-native gap after ${steps} steps: ${worst.toExponential(2)}`);
+  const text = await page.locator('body').innerText();
+  assert.ok(!/not on the GPU/.test(text), 'the page must not say a weighting is not on the GPU');
+  assert.deepEqual(errors, [], 'no console errors');
+  await page.close();
+});

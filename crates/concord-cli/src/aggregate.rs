@@ -172,7 +172,7 @@ fn check_finite(method: &str, update: &[f64], weights: Option<&[f64]>) -> Result
 }
 
 /// `--losses`: m finite numbers, comma-separated (or `;`, or a JSON array).
-fn parse_losses(raw: &str) -> Result<Vec<f64>, UsageError> {
+pub(crate) fn parse_losses(raw: &str) -> Result<Vec<f64>, UsageError> {
     let inner = raw.trim();
     let inner = inner.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(inner);
     let values: Option<Vec<f64>> =

@@ -1,10 +1,10 @@
 //! `concord bench aggregate`: the median time of one aggregation of a random m × n matrix, or of
 //! a matrix read from a file (`--input`, JSON or CSV as for `concord aggregate`).
 
-use crate::aggregate::{parse_params, read_matrix_file, Precision, MAX_ROWS};
+use crate::aggregate::{parse_losses, parse_params, read_matrix_file, Precision, MAX_ROWS};
 use crate::UsageError;
 use clap::{Args, Subcommand};
-use concord_core::aggregators::{registry, JacobianF32};
+use concord_core::aggregators::{registry, AggregatorSpec, JacobianF32};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,11 +61,16 @@ pub struct BenchAggregateArgs {
     /// weighting in f64).
     #[arg(long, value_enum, default_value_t = Precision::F64)]
     precision: Precision,
+    /// The task losses (m numbers, comma-separated) passed with every call, as for `concord
+    /// aggregate --losses`: required by the loss-aware methods (MoCo, DB-MTL, MGDA gn=loss).
+    #[arg(long, value_name = "L1,L2,…")]
+    losses: Option<String>,
     /// Threads for the O(mn) passes (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
     /// Print one JSON object {"median_us", "m", "n", "method", "calls", "input", "precision",
-    /// "threads"} on stdout ("input": the file's path, or null for the random matrix).
+    /// "threads", "losses"} on stdout ("input": the file's path, or null for the random matrix;
+    /// "losses": the --losses values, or null).
     #[arg(long)]
     json: bool,
 }
@@ -103,12 +108,15 @@ fn random_matrix(m: usize, n: usize) -> DMatrix<f64> {
 
 fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
     let params = parse_params(&args.params)?;
+    // Unknown methods, m-independent parameter errors and the losses come before any matrix.
+    let spec = AggregatorSpec::parse(&args.method, &params).map_err(UsageError)?;
+    let losses = args.losses.as_deref().map(parse_losses).transpose()?;
+    if losses.is_none() && spec.needs_losses() {
+        let e = spec.build_without_losses(1, 0).err().unwrap_or_default();
+        return Err(UsageError(format!("{e}; or give the losses to time it with: --losses L1,L2,…")));
+    }
     let j = match &args.input {
         Some(path) => {
-            // Unknown methods and m-independent parameter errors come before the file is read.
-            if registry::find(args.method.trim()).is_none() {
-                registry::build(&args.method, &params, 1, 0).map_err(UsageError)?;
-            }
             let j = read_matrix_file(path)?;
             for (flag, given, actual) in [("--m", args.m, j.nrows()), ("--n", args.n, j.ncols())] {
                 if given.is_some_and(|g| g != actual) {
@@ -138,12 +146,21 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
                     "{m} × {n} is too large for the benchmark (at most {MAX_ENTRIES} entries)"
                 )));
             }
-            registry::build(&args.method, &params, m, 0).map_err(UsageError)?;
+            spec.build(m, 0).map_err(UsageError)?;
             random_matrix(m, n)
         }
     };
     let (m, n) = j.shape();
-    let mut aggregator = registry::build(&args.method, &params, m, 0).map_err(UsageError)?;
+    if let Some(l) = losses.as_ref().filter(|l| l.len() != m) {
+        return Err(UsageError(format!(
+            "--losses has {} entries but the matrix has m = {m} rows (one loss per row)",
+            l.len()
+        )));
+    }
+    let mut aggregator = spec.build(m, 0).map_err(UsageError)?;
+    // Methods that ignore the losses take the plain call's path (`aggregate_with_losses`
+    // defaults to it), so the timing of every other method is unchanged.
+    let call_losses = losses.clone().unwrap_or_else(|| vec![1.0; m]);
     let method = registry::find(args.method.trim()).expect("built, so listed").name;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
@@ -156,10 +173,14 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
         pool.build().map_err(|e| UsageError(format!("cannot start {} threads: {e}", args.threads.unwrap_or(0))))?;
     let threads = pool.current_num_threads();
     let median_us = match args.precision {
-        Precision::F64 => pool.install(|| median_call_us(|| drop(black_box(aggregator.aggregate(black_box(&j)))))),
+        Precision::F64 => pool.install(|| {
+            median_call_us(|| drop(black_box(aggregator.aggregate_with_losses(black_box(&j), &call_losses))))
+        }),
         Precision::F32 => {
             let jf = JacobianF32::from_f64(&j);
-            pool.install(|| median_call_us(|| drop(black_box(aggregator.aggregate_f32(black_box(&jf))))))
+            pool.install(|| {
+                median_call_us(|| drop(black_box(aggregator.aggregate_f32_with_losses(black_box(&jf), &call_losses))))
+            })
         }
     };
     let (median_us, calls) = median_us;
@@ -175,6 +196,7 @@ fn aggregate(args: BenchAggregateArgs) -> Result<(), UsageError> {
             "input": args.input.as_ref().map(|p| p.display().to_string()),
             "precision": precision,
             "threads": threads,
+            "losses": losses,
         });
         println!("{out}");
     } else {

@@ -1,18 +1,20 @@
 //! `concord methods`: every aggregator, loss weighting and sample weighting with its
-//! parameters, defaults and properties, from the registries in concord-core (a readable table,
-//! or `{"aggregators": [...], "weightings": [...], "sample_weightings": [...]}`).
+//! parameters, defaults and properties, and the MoE routers and architectures with their flags,
+//! from the registries in concord-core (a readable table, or `{"aggregators": [...],
+//! "weightings": [...], "sample_weightings": [...], "routers": [...], "moe_params": [...]}`).
 
 use crate::UsageError;
 use clap::Args;
 use concord_core::aggregators::registry::{AggregatorInfo, ParamDefault, AGGREGATORS};
+use concord_core::model::moe::catalogue::{RouterInfo, RouterParam, MOE_PARAMS, ROUTERS};
 use concord_core::sample_weighting::{self, SampleWeightingDescription};
 use concord_core::weightings::{descriptions, WeightingDescription};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
 pub struct MethodsArgs {
-    /// Print one JSON object {"aggregators": [...], "weightings": [...], "sample_weightings": [...]}
-    /// on stdout.
+    /// Print one JSON object {"aggregators": [...], "weightings": [...], "sample_weightings": [...],
+    /// "routers": [...], "moe_params": [...]} on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -23,6 +25,8 @@ struct Listing {
     aggregators: &'static [AggregatorInfo],
     weightings: Vec<WeightingDescription>,
     sample_weightings: Vec<SampleWeightingDescription>,
+    routers: &'static [RouterInfo],
+    moe_params: &'static [RouterParam],
 }
 
 pub fn run(args: MethodsArgs) -> Result<(), UsageError> {
@@ -31,6 +35,8 @@ pub fn run(args: MethodsArgs) -> Result<(), UsageError> {
             aggregators: &AGGREGATORS,
             weightings: descriptions(),
             sample_weightings: sample_weighting::descriptions(),
+            routers: &ROUTERS,
+            moe_params: &MOE_PARAMS,
         };
         println!("{}", serde_json::to_string_pretty(&listing).expect("the registry serialises"));
         return Ok(());
@@ -114,6 +120,21 @@ fn table() -> String {
             let hi = q.max.map(|m| format!(", ≤ {m}")).unwrap_or_default();
             out.push_str(&format!("    :{}=…  (default {}; {lo} {}{hi}): {}\n", q.name, q.default, q.min, q.doc));
         }
+    }
+    out.push_str(
+        "\nMoE routers and architectures (concord train --model moe --router NAME; architectures have \
+         task-owned gates and experts)\n\n",
+    );
+    for r in &ROUTERS {
+        let kind = if r.architecture { "architecture" } else { "router" };
+        out.push_str(&format!("{:<14} {:<14} {:<13} {}\n", r.name, r.label, kind, r.description));
+        for q in r.params {
+            out.push_str(&format!("    {}=…  (default {}): {}\n", q.flag, q.default, q.meaning));
+        }
+    }
+    out.push_str("every MoE model:\n");
+    for q in &MOE_PARAMS {
+        out.push_str(&format!("    {}=…  (default {}): {}\n", q.flag, q.default, q.meaning));
     }
     out
 }

@@ -221,6 +221,42 @@ fn methods_json_lists_all_25_with_parameters_and_properties() {
     }
 }
 
+/// `concord methods` lists every MoE router and architecture with its flags and defaults
+/// (from concord-core's catalogue, whose defaults are checked against the constructors there).
+#[test]
+fn methods_lists_the_routers_and_architectures() {
+    let v = json(&concord(&["methods", "--json"], ""));
+    let routers = v["routers"].as_array().expect("routers array");
+    let names: Vec<&str> = routers.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["softmax", "mmoe", "noisy-topk", "switch", "top2", "expert-choice", "task", "cgc", "ple", "dselect-k"]
+    );
+    let by_name = |n: &str| routers.iter().find(|r| r["name"] == n).unwrap();
+    let architectures: Vec<&str> =
+        routers.iter().filter(|r| r["architecture"] == true).map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(architectures, ["cgc", "ple", "dselect-k"]);
+    assert_eq!(by_name("cgc")["params"][0]["flag"], "--task-experts");
+    assert_eq!(
+        by_name("dselect-k")["params"][1],
+        serde_json::json!({"flag": "--gamma", "default": "1", "meaning": "width γ of the smooth step"})
+    );
+    assert_eq!(by_name("switch")["params"][0]["default"], "1.25");
+    assert!(v["moe_params"].as_array().unwrap().iter().any(|q| q["flag"] == "--experts" && q["default"] == "4"));
+
+    let text = String::from_utf8(concord(&["methods"], "").stdout).unwrap();
+    for needle in [
+        "MoE routers and architectures",
+        "dselect-k",
+        "architecture",
+        "--task-experts=…  (default 1)",
+        "--gamma=…  (default 1)",
+        "--aux-entropy",
+    ] {
+        assert!(text.contains(needle), "methods table lacks {needle}");
+    }
+}
+
 #[test]
 fn bench_aggregate_json_has_the_documented_fields() {
     let out = concord(&["bench", "aggregate", "--method", "upgrad", "--m", "3", "--n", "50", "--json"], "");
@@ -323,6 +359,37 @@ fn loss_aware_methods_need_losses() {
         "--losses has 3 entries but the matrix has m = 2",
     );
     assert_usage_error(&["aggregate", "--method", "moco", "--losses", "1,x"], j, "--losses must be finite numbers");
+}
+
+/// `bench aggregate --losses` times the loss-aware methods (refused without it, above): every
+/// one of them, in both precisions, with the losses echoed in the JSON; the count is checked
+/// against m, and a method that ignores the losses is timed as before.
+#[test]
+fn bench_aggregate_times_the_loss_aware_methods_with_losses() {
+    for method in ["moco", "db-mtl", "mgda:gn=loss", "mgda:gn=loss+"] {
+        let (name, param) = method.split_once(':').map_or((method, None), |(n, p)| (n, Some(p)));
+        for precision in ["f64", "f32"] {
+            let mut args = vec!["bench", "aggregate", "--method", name, "--m", "3", "--n", "20"];
+            args.extend(param.iter().flat_map(|p| ["--param", p]));
+            args.extend(["--losses", "0.5,2,1", "--precision", precision, "--json"]);
+            let v = json(&concord(&args, ""));
+            assert!(v["median_us"].as_f64().is_some_and(|t| t > 0.0 && t.is_finite()), "{method}: {v}");
+            assert_eq!(v["losses"], serde_json::json!([0.5, 2.0, 1.0]), "{method}");
+            assert_eq!(v["method"], name);
+        }
+    }
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "moco", "--m", "2", "--n", "4", "--losses", "1,2,3"],
+        "",
+        "--losses has 3 entries but the matrix has m = 2",
+    );
+    assert_usage_error(
+        &["bench", "aggregate", "--method", "moco", "--m", "2", "--n", "4", "--losses", "1,nan"],
+        "",
+        "--losses must be finite numbers",
+    );
+    let v = json(&concord(&["bench", "aggregate", "--method", "upgrad", "--m", "2", "--n", "4", "--json"], ""));
+    assert_eq!(v["losses"], serde_json::Value::Null);
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub use kernels::combine::combine;
 pub use kernels::coordinate::{GpuCoordinate, COORDINATE_METHODS};
 pub use kernels::copy::copy;
 pub use kernels::gram::gram;
+pub use kernels::loss_weighting::GPU_LOSS_WEIGHTINGS;
 pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::moe::{GpuRouter, GpuRouting};

@@ -7,8 +7,12 @@
 //! random) in `toy_step_workgroup` (one workgroup per run, G = JJᵀ in f32). Many steps per
 //! dispatch, many dispatches per submission, nothing read back until [`Backend::read_back`].
 //!
+//! A loss weighting (every one of the GPU trainer's, `GPU_LOSS_WEIGHTINGS`) runs its
+//! loss_weighting.wgsl kernel between single-step dispatches, its state on the GPU; the step
+//! scales J's rows by its λ before the aggregator, as the CPU trainer does.
+//!
 //! Records (per `config.record_every`, and the last step) carry the losses at x before the
-//! step, the aggregator weights, and the metrics computed from G = JJᵀ (read back with them).
+//! step, the aggregator weights, λ, and the metrics computed from G = JJᵀ (read back with them).
 //! `train_losses` are the toy's f64 losses at the read-back x (the problem is analytic).
 //!
 //! lavapipe: a dispatch cut by the adapter's loop cap is discarded, never stored wrong, so a
@@ -25,9 +29,10 @@ use concord_core::train::{
 use concord_core::{Problem, ProblemKind};
 use nalgebra::{DMatrix, DVector};
 
+use crate::kernels::loss_weighting::GpuLossWeighting;
 use crate::kernels::toy::{PendingHistory, RunParams, RunState, ToyKernel, SLOT};
 use crate::kernels::weighting::GpuWeighting;
-use crate::trainer::{backend_error, gpu_weighting, toy_loss_weighting};
+use crate::trainer::{backend_error, gpu_loss_weighting, gpu_weighting};
 use crate::{Gpu, GpuError};
 
 /// What the GPU state of a toy run says.
@@ -50,7 +55,13 @@ pub struct GpuToy {
     config: TrainConfig,
     toy: CagradToy,
     weighting: GpuWeighting,
-    ew: bool,
+    /// The run has a loss weighting (records carry its λ; `ew`'s is 1).
+    weighted: bool,
+    /// The loss weighting's kernel and state (`None` for none and `ew`).
+    loss_weighting: Option<GpuLossWeighting>,
+    /// Steps submitted by this object: the CPU trainer's epoch index of the next step (a toy
+    /// step is one full-batch epoch; like the CPU trainer's counter, a restore does not reset it).
+    epoch: u64,
     params: RunParams,
     kernel: ToyKernel,
     submitted: usize,
@@ -80,7 +91,7 @@ fn toy_unsupported_dynamics(config: &TrainConfig) -> Option<String> {
 
 impl GpuToy {
     /// Validates the config as the CPU trainer does, plus what the GPU toy supports: toy data,
-    /// a method of the GPU table, no loss weighting or `ew`, SGD / Adam / AdamW.
+    /// a method of the GPU table, a GPU loss weighting (or none), SGD / Adam / AdamW.
     pub fn new(gpu: Arc<Gpu>, config: TrainConfig) -> Result<GpuToy, GpuError> {
         config.validate().map_err(GpuError::Unsupported)?;
         if let Some(msg) = toy_unsupported_dynamics(&config) {
@@ -109,17 +120,26 @@ impl GpuToy {
                 weighting.name
             )));
         }
-        let ew = toy_loss_weighting(&config.method)?;
+        let weighted = gpu_loss_weighting(&config.method)?;
         gpu.check()?;
         let params = RunParams::new(&weighting, &config.optimizer)?;
-        let kernel = ToyKernel::new(&gpu, problem, &params, &RunState::at(start, 0), weighting.is_workgroup());
+        let mut kernel = ToyKernel::new(&gpu, problem, &params, &RunState::at(start, 0), weighting.is_workgroup());
+        let loss_weighting = match &config.method.weighting {
+            Some(spec) => GpuLossWeighting::weights_only(&gpu, spec, 2, config.seed)?,
+            None => None,
+        };
+        if loss_weighting.is_some() {
+            kernel.use_loss_weights(&gpu);
+        }
         gpu.check()?;
         Ok(GpuToy {
             gpu,
             toy: problem.toy(),
             config,
             weighting,
-            ew,
+            weighted,
+            loss_weighting,
+            epoch: 0,
             params,
             kernel,
             submitted: 0,
@@ -167,9 +187,11 @@ impl GpuToy {
         self.gpu.check()?;
         let every = self.config.record_every.clamp(1, self.config.steps.max(1)) as u32;
         let last = self.config.steps.saturating_sub(1) as u32;
-        let pending = self.kernel.submit(&self.gpu, self.submitted as u32, n as u32, every, last);
+        let lw = self.loss_weighting.as_mut().map(|lw| (lw, self.epoch));
+        let pending = self.kernel.submit(&self.gpu, self.submitted as u32, n as u32, every, last, lw);
         self.pending.push(pending);
         self.submitted += n;
+        self.epoch += n as u64;
         Ok(n)
     }
 
@@ -189,12 +211,15 @@ impl GpuToy {
     fn record(&self, slot: &[f32]) -> StepRecord {
         let f = |i: usize| f64::from(slot[i]);
         let weights = vec![f(3), f(4)];
+        let lambda = [f(8), f(9)];
+        // G is the plain J's and the update is J_λᵀw = Jᵀ(λ∘w): the CPU's metrics of the plain J.
         let gram = DMatrix::from_row_slice(2, 2, &[f(5), f(6), f(6), f(7)]);
+        let effective = DVector::from_vec(vec![lambda[0] * weights[0], lambda[1] * weights[1]]);
         StepRecord {
             step: (slot[0].to_bits() - 1) as usize,
             losses: vec![f(1), f(2)],
-            loss_weights: self.ew.then(|| vec![1.0; 2]),
-            metrics: StepMetrics::from_gram(&gram, &DVector::from_vec(weights.clone()), None),
+            loss_weights: self.weighted.then(|| lambda.to_vec()),
+            metrics: StepMetrics::from_gram(&gram, &effective, None),
             aggregator_weights: Some(weights),
             test_losses: None,
             moe: None,

@@ -95,18 +95,6 @@ pub(crate) fn gpu_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> 
     }
 }
 
-/// Whether the toy run's loss weighting is `ew` (`false` for none): the GPU toy (`GpuToy`) has
-/// no other (the MLP trainer's kernels scale J's rows of an MLP step, not the toy's loop).
-pub(crate) fn toy_loss_weighting(method: &MethodSpec) -> Result<bool, GpuError> {
-    match method.weighting.as_ref().map(|w| w.name()) {
-        None => Ok(false),
-        Some("ew") => Ok(true),
-        Some(other) => Err(GpuError::Unsupported(format!(
-            "loss weighting '{other}' is not on the GPU toy yet (GPU toy: none or ew); use the CPU backend"
-        ))),
-    }
-}
-
 /// The most steps one queue submission holds: each step's Gram / weighting / combine buffers
 /// live until the submission finishes, so an unbounded `steps(k)` is split.
 pub const MAX_STEPS_PER_SUBMISSION: usize = 1000;

@@ -59,7 +59,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
         ("gram.wgsl", vec!["gram_partials", "gram_reduce"]),
         ("combine.wgsl", vec!["combine"]),
         ("weighting.wgsl", vec!["weighting"]),
-        ("toy_trajectory.wgsl", vec!["toy_step", "toy_step_workgroup"]),
+        ("toy_trajectory.wgsl", vec!["toy_step", "toy_step_workgroup", "toy_eval"]),
         ("mlp_activation_map.wgsl", vec!["activation_map"]),
         ("mlp_gather.wgsl", vec!["gather_rows"]),
         ("mlp_dense_forward.wgsl", vec!["dense_forward"]),

@@ -16,6 +16,8 @@ pub mod preset;
 pub mod saved;
 pub mod state;
 #[cfg(test)]
+mod state_arch_tests;
+#[cfg(test)]
 mod state_fuzz;
 #[cfg(test)]
 mod state_tf_tests;

@@ -9,6 +9,7 @@
 use crate::preset::{Preset, PRESET_NAMES};
 use concord_core::data::{Dataset, Feature, FeatureSet};
 use concord_core::dynamics::RunSpec;
+use concord_core::model::moe::MAX_DSELECT_GAMMA;
 use concord_core::model::{Activation, LossKind};
 use concord_core::train::{Init, Penalty, Precision, TrainOptimizer};
 #[cfg(test)]
@@ -144,6 +145,10 @@ pub const PROPS: &[Prop] = &[
     Prop { key: "experts", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "4" },
     Prop { key: "k", ty: Ty::Int { min: 1, max: MAX_EXPERTS as i64 }, default: "1" },
     Prop { key: "cf", ty: Ty::Number { min: 0.1, max: 8.0 }, default: "1.25" },
+    // The architectures' options: CGC/PLE task experts, DSelect-k's γ and entropy weight.
+    Prop { key: "taskExperts", ty: Ty::Int { min: 0, max: MAX_EXPERTS as i64 }, default: "1" },
+    Prop { key: "gamma", ty: Ty::Number { min: 0.01, max: MAX_DSELECT_GAMMA }, default: "1" },
+    Prop { key: "auxEntropy", ty: Ty::Number { min: 0.0, max: 1.0 }, default: "0" },
     Prop { key: "arena", ty: Ty::Specs { max: MAX_ARENA_TOY }, default: "mean,pcgrad,mgda,cagrad" },
     // The CAGrad toys' contour view.
     Prop { key: "view", ty: Ty::Enum(VIEWS), default: "average" },
@@ -524,6 +529,9 @@ impl State {
             experts,
             k,
             cf: get("cf").num(),
+            task_experts: get("taskExperts").num() as usize,
+            gamma: get("gamma").num(),
+            aux_entropy: get("auxEntropy").num(),
         });
         let state = State {
             preset,
@@ -597,6 +605,9 @@ impl State {
                     "experts" => self.moe_or_default().experts.to_string(),
                     "k" => self.moe_or_default().k.to_string(),
                     "cf" => fmt_num(self.moe_or_default().cf),
+                    "taskExperts" => self.moe_or_default().task_experts.to_string(),
+                    "gamma" => fmt_num(self.moe_or_default().gamma),
+                    "auxEntropy" => fmt_num(self.moe_or_default().aux_entropy),
                     "arena" => join(self.arena.iter().map(|s| s.to_text()).collect()),
                     "view" => self.view.name().to_string(),
                     "optimizer" => self.optimizer.name().to_string(),
@@ -630,19 +641,23 @@ impl State {
 
 /// The MoE block a page run uses (`model=moe`): router name, experts, k and capacity factor.
 /// k applies to the routers that take one (noisy-topk, task, dselect-k's selectors), cf to
-/// switch, top2 and expert-choice; the others ignore them. CGC and PLE run with one expert per
-/// task (per level) and DSelect-k with γ = 1: the page has no controls for those yet.
+/// switch, top2 and expert-choice; task experts to CGC and PLE (per level), γ and the
+/// entropy weight to DSelect-k; the others ignore them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MoeChoice {
     pub router: &'static str,
     pub experts: usize,
     pub k: usize,
     pub cf: f64,
+    pub task_experts: usize,
+    pub gamma: f64,
+    pub aux_entropy: f64,
 }
 
 impl MoeChoice {
     /// The table's defaults (what the MoE controls show while the model is the MLP).
-    pub const DEFAULT: MoeChoice = MoeChoice { router: "task", experts: 4, k: 1, cf: 1.25 };
+    pub const DEFAULT: MoeChoice =
+        MoeChoice { router: "task", experts: 4, k: 1, cf: 1.25, task_experts: 1, gamma: 1.0, aux_entropy: 0.0 };
 
     pub fn uses_k(&self) -> bool {
         matches!(self.router, "noisy-topk" | "task" | "dselect-k")
@@ -650,6 +665,15 @@ impl MoeChoice {
 
     pub fn uses_cf(&self) -> bool {
         matches!(self.router, "switch" | "top2" | "expert-choice")
+    }
+
+    pub fn uses_task_experts(&self) -> bool {
+        matches!(self.router, "cgc" | "ple")
+    }
+
+    /// γ and the entropy weight: DSelect-k's.
+    pub fn uses_gamma(&self) -> bool {
+        self.router == "dselect-k"
     }
 }
 
@@ -1015,17 +1039,17 @@ mod tests {
     #[test]
     fn moe_keys_are_read_clamped_and_written_back() {
         let s = State::for_preset(Preset::TaskExperts);
-        assert_eq!(s.moe, Some(MoeChoice { router: "task", experts: 4, k: 1, cf: 1.25 }));
+        assert_eq!(s.moe, Some(MoeChoice::DEFAULT));
         assert!(s.hidden_layers.is_empty(), "task-experts has no dense pre-layer");
         assert_eq!(State::for_preset(Preset::TaskExpertsDense).moe, None);
         assert_eq!(State::for_preset(Preset::TaskExpertsDense).hidden_layers, vec![12, 12]);
         // experts above 16 clamp, k above the experts drops to E, an unknown router keeps "task",
         // a capacity factor below 0.1 clamps.
         let (s, n) = State::from_hash("model=moe&router=top3&experts=40&k=9&cf=0.01");
-        assert_eq!(s.moe, Some(MoeChoice { router: "task", experts: 16, k: 9, cf: 0.1 }));
+        assert_eq!(s.moe, Some(MoeChoice { router: "task", experts: 16, k: 9, cf: 0.1, ..MoeChoice::DEFAULT }));
         assert_eq!(n.len(), 3, "{n:?}");
         let (s, n) = State::from_hash("model=moe&router=switch&experts=3&k=5&cf=2");
-        assert_eq!(s.moe, Some(MoeChoice { router: "switch", experts: 3, k: 3, cf: 2.0 }));
+        assert_eq!(s.moe, Some(MoeChoice { router: "switch", experts: 3, k: 3, cf: 2.0, ..MoeChoice::DEFAULT }));
         assert_eq!(n.len(), 1, "k clamped to E: {n:?}");
         let (t, n2) = State::from_hash(&s.to_hash());
         assert!(n2.is_empty(), "{n2:?}");

@@ -79,13 +79,16 @@ fn csv_heads(state: &State, data: &MultiTaskData) -> Vec<HeadConfig> {
 /// Width of each expert's hidden layer (concord-core's default and task-experts').
 pub const EXPERT_HIDDEN: usize = 8;
 
-/// The MoE block of `model=moe`: k and the capacity factor only go to the routers that take
-/// them (concord-core rejects them elsewhere); task routers use a gate per task.
+/// The MoE block of `model=moe`: k, the capacity factor, the task experts, γ and the entropy
+/// weight only go to the routers that take them (concord-core rejects them elsewhere); task
+/// routers use a gate per task.
 fn moe_spec(state: &State) -> Result<Option<MoeSpec>, String> {
     let Some(c) = state.moe else { return Ok(None) };
     let router =
-        RouterKind::from_name(c.router, c.uses_k().then_some(c.k), c.uses_cf().then_some(c.cf), TaskGate::PerTask)?;
-    Ok(Some(MoeSpec { router, experts: c.experts, expert_hidden: EXPERT_HIDDEN, aux: AuxWeights::default() }))
+        RouterKind::from_name(c.router, c.uses_k().then_some(c.k), c.uses_cf().then_some(c.cf), TaskGate::PerTask)?
+            .with_arch_options(c.uses_task_experts().then_some(c.task_experts), c.uses_gamma().then_some(c.gamma))?;
+    let aux = AuxWeights { entropy: if c.uses_gamma() { c.aux_entropy } else { 0.0 }, ..AuxWeights::default() };
+    Ok(Some(MoeSpec { router, experts: c.experts, expert_hidden: EXPERT_HIDDEN, aux }))
 }
 
 /// The config every arena run shares (aggregator `mean`, no weighting).

@@ -14,9 +14,9 @@
 //! (`MethodSpec::check_loss_aware`). Defaults β = 0.9, βσ = 0 (LibMTL). Losses enter through
 //! `positive` (≥ 1e-12), so the 1/L blow-up stays finite. Stateful: `reset` and a change of J's
 //! shape restart B and t.
+use super::loss_aware::{loss_aware_aggregator, LossAwareStep};
 use super::registry::Property::NotDocumented;
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
-use super::{Aggregation, AggregationF32, Aggregator, JacobianF32};
 use crate::weightings::positive;
 use nalgebra::{DMatrix, DVector};
 
@@ -100,28 +100,19 @@ impl DbMtl {
     }
 }
 
-impl Aggregator for DbMtl {
-    /// Without losses every L_i = 1 (see [`Aggregator`]): callers without losses refuse DB-MTL.
-    fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation {
-        self.aggregate_with_losses(jacobian, &vec![1.0; jacobian.nrows()])
+impl LossAwareStep for DbMtl {
+    fn step(&mut self, losses: &[f64], jacobian: &DMatrix<f64>) -> DVector<f64> {
+        DbMtl::step(self, losses, jacobian)
     }
 
-    fn aggregate_with_losses(&mut self, jacobian: &DMatrix<f64>, losses: &[f64]) -> Aggregation {
-        Aggregation { update: self.step(losses, jacobian), weights: None }
-    }
-
-    /// B is f64 state: J is widened, the step runs in f64.
-    fn aggregate_f32_with_losses(&mut self, jacobian: &JacobianF32, losses: &[f64]) -> AggregationF32 {
-        let d = self.step(losses, &jacobian.to_f64());
-        AggregationF32 { update: d.iter().map(|&x| x as f32).collect(), weights: None }
-    }
-
-    fn reset(&mut self) {
+    fn clear(&mut self) {
         self.buffer = None;
         self.step = 0;
         self.alpha = DVector::zeros(0);
     }
 }
+
+loss_aware_aggregator!(DbMtl);
 
 #[cfg(test)]
 mod tests {

@@ -14,9 +14,9 @@
 //! a loss weighting on top is refused (`MethodSpec::check_loss_aware`). Defaults β = 0.5,
 //! βσ = 0.5, γ = 0.1, γσ = 0.5, ρ = 0 (LibMTL). Stateful: `reset` and a change of J's shape
 //! restart y, λ and t.
+use super::loss_aware::{loss_aware_aggregator, LossAwareStep};
 use super::registry::Property::NotDocumented;
 use super::registry::{param, props, AggregatorInfo, ParamDefault, Range};
-use super::{Aggregation, AggregationF32, Aggregator, JacobianF32};
 use crate::weightings::softmax;
 use nalgebra::{DMatrix, DVector};
 
@@ -119,28 +119,19 @@ impl MoCo {
     }
 }
 
-impl Aggregator for MoCo {
-    /// Without losses every L_i = 1 (see [`Aggregator`]): callers without losses refuse MoCo.
-    fn aggregate(&mut self, jacobian: &DMatrix<f64>) -> Aggregation {
-        self.aggregate_with_losses(jacobian, &vec![1.0; jacobian.nrows()])
+impl LossAwareStep for MoCo {
+    fn step(&mut self, losses: &[f64], jacobian: &DMatrix<f64>) -> DVector<f64> {
+        MoCo::step(self, losses, jacobian)
     }
 
-    fn aggregate_with_losses(&mut self, jacobian: &DMatrix<f64>, losses: &[f64]) -> Aggregation {
-        Aggregation { update: self.step(losses, jacobian), weights: None }
-    }
-
-    /// y is f64 state: J is widened, the step runs in f64.
-    fn aggregate_f32_with_losses(&mut self, jacobian: &JacobianF32, losses: &[f64]) -> AggregationF32 {
-        let d = self.step(losses, &jacobian.to_f64());
-        AggregationF32 { update: d.iter().map(|&x| x as f32).collect(), weights: None }
-    }
-
-    fn reset(&mut self) {
+    fn clear(&mut self) {
         self.y = None;
         self.lambda = DVector::zeros(0);
         self.step = 0;
     }
 }
+
+loss_aware_aggregator!(MoCo);
 
 #[cfg(test)]
 mod tests {

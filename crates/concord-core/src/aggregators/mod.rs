@@ -22,6 +22,7 @@ mod gradvac;
 mod imtl_g;
 mod jacobian_f32;
 mod krum;
+mod loss_aware;
 mod mean;
 mod mgda;
 mod moco;

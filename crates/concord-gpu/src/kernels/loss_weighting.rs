@@ -60,8 +60,8 @@ pub(crate) struct GpuLossWeighting {
     state: wgpu::Buffer,
     /// This step's w (m floats), read by the scaling kernels and copied into the history slot.
     pub out: wgpu::Buffer,
-    scale_rows: Dispatch,
-    scale_heads: Dispatch,
+    /// `scale_rows` and `scale_heads` (the MLP trainer's; the toy scales J in its own kernel).
+    scaling: Option<[Dispatch; 2]>,
     /// The weights calls so far.
     calls: u64,
     /// The Adam steps of the learnable weights so far (UW: every call; GradNorm: from epoch 1;
@@ -85,8 +85,36 @@ impl GpuLossWeighting {
         jac: &wgpu::Buffer,
         update: &wgpu::Buffer,
     ) -> Result<Option<Self>, GpuError> {
+        let Some(mut lw) = Self::weights_only(gpu, spec, shape.num_tasks(), seed)? else { return Ok(None) };
+        let params = LwParams { shared_len: shape.shared_len as u32, total_len: shape.total_len as u32, ..lw.params };
+        let mut bounds: Vec<u32> = shape.heads.iter().map(|h| h.w_off as u32).collect();
+        bounds.push(shape.total_len as u32);
+        let heads = gpu.storage_init("head bounds", bytemuck::cast_slice(&bounds), wgpu::BufferUsages::empty());
+        let rows_grid = grid(lw.params.m as usize * shape.shared_len);
+        let heads_grid = grid(shape.total_len);
+        let scale_rows = Dispatch::with_bindings(
+            gpu,
+            &gpu.create_pipeline("loss_weighting.wgsl", "scale_rows"),
+            &[(2, &lw.out), (3, jac)],
+            &[(6, bytemuck::bytes_of(&LwParams { groups_x: rows_grid.0, ..params }))],
+            rows_grid,
+        );
+        let scale_heads = Dispatch::with_bindings(
+            gpu,
+            &gpu.create_pipeline("loss_weighting.wgsl", "scale_heads"),
+            &[(2, &lw.out), (4, update), (5, &heads)],
+            &[(6, bytemuck::bytes_of(&LwParams { groups_x: heads_grid.0, ..params }))],
+            heads_grid,
+        );
+        lw.params = params;
+        lw.scaling = Some([scale_rows, scale_heads]);
+        Ok(Some(lw))
+    }
+
+    /// The kernel of `spec` for `m` tasks without the scaling of J and the heads (the toy does
+    /// that in its own step); `None` for `ew`.
+    pub fn weights_only(gpu: &Gpu, spec: &WeightingSpec, m: usize, seed: u64) -> Result<Option<Self>, GpuError> {
         let get = |key: &str, default: f64| spec.get(key).unwrap_or(default);
-        let m = shape.num_tasks();
         let mut state = vec![0f32; 4 + 5 * m];
         let (kind, a, warmup, b) = match spec.name() {
             "ew" => return Ok(None),
@@ -114,8 +142,8 @@ impl GpuLossWeighting {
             kind,
             m: m as u32,
             epoch: 0,
-            shared_len: shape.shared_len as u32,
-            total_len: shape.total_len as u32,
+            shared_len: 0,
+            total_len: 0,
             groups_x: 1,
             a: a as f32,
             warmup,
@@ -127,25 +155,6 @@ impl GpuLossWeighting {
         let rw = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let state = gpu.storage_init("loss weighting state", bytemuck::cast_slice(&state), rw);
         let out = gpu.storage_init("loss weights", bytemuck::cast_slice(&vec![1f32; m]), rw);
-        let mut bounds: Vec<u32> = shape.heads.iter().map(|h| h.w_off as u32).collect();
-        bounds.push(shape.total_len as u32);
-        let heads = gpu.storage_init("head bounds", bytemuck::cast_slice(&bounds), wgpu::BufferUsages::empty());
-        let rows_grid = grid(m * shape.shared_len);
-        let heads_grid = grid(shape.total_len);
-        let scale_rows = Dispatch::with_bindings(
-            gpu,
-            &gpu.create_pipeline("loss_weighting.wgsl", "scale_rows"),
-            &[(2, &out), (3, jac)],
-            &[(6, bytemuck::bytes_of(&LwParams { groups_x: rows_grid.0, ..params }))],
-            rows_grid,
-        );
-        let scale_heads = Dispatch::with_bindings(
-            gpu,
-            &gpu.create_pipeline("loss_weighting.wgsl", "scale_heads"),
-            &[(2, &out), (4, update), (5, &heads)],
-            &[(6, bytemuck::bytes_of(&LwParams { groups_x: heads_grid.0, ..params }))],
-            heads_grid,
-        );
         let pipe = gpu.create_pipeline("loss_weighting.wgsl", "loss_weights");
         let after_pipe = (kind == LW_FAMO).then(|| gpu.create_pipeline("loss_weighting.wgsl", "famo_after"));
         let host = if kind == LW_RLW { Some(spec.build(m, seed).map_err(GpuError::Unsupported)?) } else { None };
@@ -154,8 +163,7 @@ impl GpuLossWeighting {
             pipe,
             state,
             out,
-            scale_rows,
-            scale_heads,
+            scaling: None,
             calls: 0,
             adam_steps: 0,
             after_pipe,
@@ -208,7 +216,8 @@ impl GpuLossWeighting {
 
     /// Scale J's rows and the heads' gradients by this step's w.
     pub fn record_scaling(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.scale_rows.record(pass);
-        self.scale_heads.record(pass);
+        for d in self.scaling.iter().flatten() {
+            d.record(pass);
+        }
     }
 }

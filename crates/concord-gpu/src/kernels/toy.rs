@@ -6,6 +6,8 @@
 use bytemuck::{Pod, Zeroable};
 use concord_core::{ProblemKind, TrainOptimizer};
 
+use super::loss_weighting::GpuLossWeighting;
+use super::mlp::Dispatch;
 use super::weighting::GpuWeighting;
 use super::MAX_TASKS;
 use crate::{Gpu, GpuError};
@@ -19,7 +21,7 @@ pub const STEPS_PER_DISPATCH: u32 = 1000;
 /// Dispatches are cheap there; the kernel's sentinel catches any step that is still cut.
 pub const STEPS_PER_DISPATCH_CPU: u32 = 16;
 /// Floats per history slot (see toy_trajectory.wgsl).
-pub(crate) const SLOT: usize = 8;
+pub(crate) const SLOT: usize = 10;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -42,7 +44,13 @@ pub(crate) struct RunParams {
     max_iters: u32,
     mode: u32,
     vec: [f32; MAX_TASKS],
+    /// The loss weights λ J's rows are scaled by: [1, 1], or the loss weighting's output,
+    /// copied here before each step.
+    lw: [f32; 2],
 }
+
+/// Where `RunParams::lw` starts (the copy target of the loss weights).
+const LW_OFFSET: u64 = std::mem::offset_of!(RunParams, lw) as u64;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
@@ -108,6 +116,7 @@ impl RunParams {
             max_iters: weighting.max_iters,
             mode: weighting.mode,
             vec,
+            lw: [1.0; 2],
         };
         let (lr, beta1, beta2, eps, wd) = match *optimizer {
             TrainOptimizer::Sgd { lr, momentum } => {
@@ -192,6 +201,11 @@ pub(crate) struct ToyKernel {
     /// Binding 4 of the workgroup pipeline (weights_memory.wgsl), which the stateful weightings
     /// that use it need; the toy refuses those methods (`GpuToy::new`), so it stays unused.
     memory: wgpu::Buffer,
+    /// `toy_eval`'s losses and plain G at x (bindings 5 and 6), the loss weighting's inputs.
+    eval_losses: wgpu::Buffer,
+    eval_gram: wgpu::Buffer,
+    /// `toy_eval`'s pipeline (made with a loss weighting).
+    eval_pipe: Option<wgpu::ComputePipeline>,
     pub chunk: u32,
 }
 
@@ -209,7 +223,25 @@ impl ToyKernel {
             STEPS_PER_DISPATCH
         };
         let memory = super::weighting::memory_buffer(gpu);
-        ToyKernel { scale: problem.toy().scale as f32, workgroup, params_buf, states_buf, memory, chunk }
+        let rw = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let eval_losses = gpu.storage_init("toy eval losses", bytemuck::cast_slice(&[0f32; 2]), rw);
+        let eval_gram = gpu.storage_init("toy eval gram", bytemuck::cast_slice(&[0f32; 4]), rw);
+        ToyKernel {
+            scale: problem.toy().scale as f32,
+            workgroup,
+            params_buf,
+            states_buf,
+            memory,
+            eval_losses,
+            eval_gram,
+            eval_pipe: None,
+            chunk,
+        }
+    }
+
+    /// Ready `toy_eval` for a run with a loss weighting.
+    pub(crate) fn use_loss_weights(&mut self, gpu: &Gpu) {
+        self.eval_pipe = Some(gpu.create_pipeline("toy_trajectory.wgsl", "toy_eval"));
     }
 
     pub(crate) fn write_params(&self, gpu: &Gpu, params: &RunParams) {
@@ -230,7 +262,19 @@ impl ToyKernel {
 
     /// Encode and submit `steps` ≥ 1 steps from step `first` (dispatches of at most `chunk`
     /// steps), recording steps t with t % record_every == 0 or t = last; nothing is read back.
-    pub(crate) fn submit(&self, gpu: &Gpu, first: u32, steps: u32, record_every: u32, last: u32) -> PendingHistory {
+    /// With a loss weighting `lw` (whose output buffer was given to `use_loss_weights`), every
+    /// step is its own dispatch, preceded by `toy_eval`, the weighting's call at the CPU
+    /// trainer's epoch (one step is one epoch, counted from `epoch`) and the copy of λ into the
+    /// run's params, and followed, for FAMO, by `toy_eval` at the new x and its `after_step`.
+    pub(crate) fn submit(
+        &self,
+        gpu: &Gpu,
+        first: u32,
+        steps: u32,
+        record_every: u32,
+        last: u32,
+        mut lw: Option<(&mut GpuLossWeighting, u64)>,
+    ) -> PendingHistory {
         let recorded = (first..first + steps).filter(|t| t % record_every == 0 || *t == last).count() as u32;
         let floats = recorded as usize * SLOT;
         let hist = gpu.buffer(
@@ -270,9 +314,35 @@ impl ToyKernel {
         let (full, rest) = (steps / self.chunk, steps % self.chunk);
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("toy steps") });
-        {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("toy_step"), timestamp_writes: None });
+        let pass_desc = wgpu::ComputePassDescriptor { label: Some("toy_step"), timestamp_writes: None };
+        if let (Some((lw, epoch)), Some(eval_pipe)) = (lw.as_mut(), &self.eval_pipe) {
+            let eval = Dispatch::with_bindings(
+                gpu,
+                eval_pipe,
+                &[(0, &self.states_buf), (5, &self.eval_losses), (6, &self.eval_gram)],
+                &[(2, bytemuck::bytes_of(&uni(1)))],
+                (1, 1),
+            );
+            let one = bind(1);
+            for k in 0..steps {
+                {
+                    let mut pass = encoder.begin_compute_pass(&pass_desc);
+                    eval.record(&mut pass);
+                    lw.weights(gpu, &self.eval_losses, &self.eval_gram, *epoch + u64::from(k)).record(&mut pass);
+                }
+                encoder.copy_buffer_to_buffer(&lw.out, 0, &self.params_buf, LW_OFFSET, 8);
+                let mut pass = encoder.begin_compute_pass(&pass_desc);
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &one, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+                // FAMO: the losses after the step (the toy's "same batch" is x itself).
+                if let Some(after) = lw.after_step(gpu, &self.eval_losses) {
+                    eval.record(&mut pass);
+                    after.record(&mut pass);
+                }
+            }
+        } else {
+            let mut pass = encoder.begin_compute_pass(&pass_desc);
             pass.set_pipeline(pipeline);
             if full > 0 {
                 pass.set_bind_group(0, &bind(self.chunk), &[]);

@@ -3,6 +3,7 @@
 use crate::preset::Family;
 use crate::state::use_cfg;
 use crate::state::{MoeChoice, ACTIVATIONS, MAX_EXPERTS, ROUTERS};
+use concord_core::model::moe::MAX_DSELECT_GAMMA;
 use concord_core::model::{Activation, LossKind};
 use leptos::prelude::*;
 
@@ -140,6 +141,9 @@ pub fn ModelPanel() -> impl IntoView {
                     })}
                     {moe_number("k-input", "Top k", "Experts per token (noisy-topk and task routers); selectors k for dselect-k", 1.0, MAX_EXPERTS as f64, MoeChoice::uses_k, |c| c.k as f64, |c, x| c.k = (x.round() as usize).min(c.experts))}
                     {moe_number("cf-input", "Capacity ×", "Capacity factor (switch, top2, expert-choice): an expert takes at most cf·T/E tokens", 0.1, 8.0, MoeChoice::uses_cf, |c| c.cf, |c, x| c.cf = x)}
+                    {moe_number("task-experts-input", "Task experts", "Experts owned by each task (cgc; per level for ple)", 0.0, MAX_EXPERTS as f64, MoeChoice::uses_task_experts, |c| c.task_experts as f64, |c, x| c.task_experts = x.round() as usize)}
+                    {moe_number("gamma-input", "γ", "Width γ of DSelect-k's smooth step", 0.01, MAX_DSELECT_GAMMA, MoeChoice::uses_gamma, |c| c.gamma, |c, x| c.gamma = x)}
+                    {moe_number("aux-entropy-input", "Entropy λ", "Weight of DSelect-k's selector-entropy regulariser (0 = off; the paper's schedule uses 1e-6)", 0.0, 1.0, MoeChoice::uses_gamma, |c| c.aux_entropy, |c, x| c.aux_entropy = x)}
                 </div>
                 <div class="field inline">
                     <label for="activation-select">"Activation"</label>

@@ -19,6 +19,7 @@ mod selection;
 mod softplus;
 mod stats;
 
+pub mod catalogue;
 pub mod cgc;
 pub mod cv_squared;
 pub mod dense_softmax;
