@@ -28,9 +28,11 @@ use concord_core::model::Target;
 use nalgebra::DMatrix;
 
 use super::mlp::{
-    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, LossParams, MlpPipelines, WeightGradParams,
+    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, MlpPipelines, WeightGradParams,
 };
-use super::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape};
+use super::mlp_graph::{
+    matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
+};
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
 use crate::{Gpu, GpuError};
 
@@ -404,22 +406,7 @@ impl MoeForward {
             let o = buf("head output", rows * head.fan_out);
             let d_o = buf("head output gradient", rows * head.fan_out);
             dispatches.push(dense(&outputs[shape.group_of[t]], head, 4, &o, None));
-            let lp = LossParams {
-                rows: rows as u32,
-                k: head.fan_out as u32,
-                kind: shape.base.losses[t],
-                y_stride: shape.base.y_stride as u32,
-                y_col: shape.base.y_cols[t] as u32,
-                task: t as u32,
-                _pad: [0; 2],
-            };
-            dispatches.push(Dispatch::new(
-                gpu,
-                &pipes.task_loss,
-                &[&o, y, &d_o, &losses],
-                bytemuck::bytes_of(&lp),
-                (1, 1),
-            ));
+            dispatches.push(task_loss_dispatch(gpu, pipes, &shape.base, rows, t, (&o, y), (&d_o, &losses)));
             outs.push(o);
             d_outs.push(d_o);
         }
