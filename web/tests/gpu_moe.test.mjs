@@ -2,8 +2,9 @@
 // shared softmax gate is the same kernels with one gate, covered natively by concord-cli's
 // train_moe.rs and concord-gpu's moe_train_parity.rs) trains on concord-gpu's GpuTrainer in the
 // browser and matches the native CPU trainer (`concord train --preset xor-conflict --model moe
-// --router mmoe --backend cpu --json`); a router the GPU has no kernels for (switch) runs on the
-// CPU and says why.
+// --router mmoe --backend cpu --json`). A selecting router (switch) trains on the GPU natively
+// (CLI, moe_train_parity.rs) but the page keeps it on the CPU, saying why: the GPU records no
+// routing statistics yet and its MoE panel needs them; an architecture (CGC) is not on the GPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -62,12 +63,16 @@ for (const router of ['mmoe']) {
   });
 }
 
-test('an MoE router without GPU kernels runs on the CPU and says why', async () => {
+test('a selecting router and an architecture run on the CPU and say why', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=switch&play=false`, errors);
-  const s = await state(page);
-  assert.equal(s.runs[0].backend, 'cpu');
-  assert.match(s.runs[0].backendReason, /MoE router 'switch' is not on the GPU/, s.runs[0].backendReason);
+  const cases = [['switch', /MoE router 'switch' stays on the CPU on this page: the GPU trainer records no routing statistics/],
+    ['cgc', /the cgc architecture is not on the GPU/]];
+  for (const [router, why] of cases) {
+    const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=${router}&play=false`, errors);
+    const s = await state(page);
+    assert.equal(s.runs[0].backend, 'cpu', router);
+    assert.match(s.runs[0].backendReason, why, s.runs[0].backendReason);
+    await page.close();
+  }
   assert.deepEqual(errors, []);
-  await page.close();
 });

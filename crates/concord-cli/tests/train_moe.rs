@@ -106,14 +106,27 @@ fn every_router_name_runs() {
     assert_eq!(v["moe"]["router"], "task");
 }
 
-/// `--backend gpu` trains the dense routers' MoE models (f32 on the GPU) to the CPU's losses:
-/// 100 steps of xor-conflict, final train losses within 1e-4 relative (measured: softmax 3.0e-6,
-/// mmoe 6.2e-6; `concord-gpu/tests/moe_train_parity.rs` holds the trainer itself to 2e-5).
+/// `--backend gpu` trains every router's MoE model (f32 on the GPU) to the CPU's losses: 100
+/// steps of xor-conflict, final train losses within 1e-4 relative (measured: softmax 3.0e-6,
+/// mmoe 6.2e-6, switch 8.0e-7, top2 3.2e-7, noisy-topk 2.3e-6, expert-choice 1.0e-5, task 1.4e-5,
+/// task with the embedding gate 2.4e-5; `concord-gpu/tests/moe_train_parity.rs` holds the trainer
+/// itself to 2e-5).
+/// Noisy top-k trains with the CPU's routing noise (drawn on the host, uploaded per step).
 #[test]
-fn gpu_backend_trains_dense_router_moe_models_as_the_cpu() {
-    for router in ["softmax", "mmoe"] {
+fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
+    let routers: [(&str, &[&str]); 8] = [
+        ("softmax", &[]),
+        ("mmoe", &[]),
+        ("switch", &[]),
+        ("top2", &[]),
+        ("noisy-topk", &["--k", "2"]),
+        ("expert-choice", &[]),
+        ("task", &["--k", "1"]),
+        ("task", &["--k", "2", "--task-gate", "embedding"]),
+    ];
+    for (router, extra) in routers {
         let args = |backend: &'static str| {
-            json(&concord(&[
+            let mut a = vec![
                 "train",
                 "--preset",
                 "xor-conflict",
@@ -128,7 +141,9 @@ fn gpu_backend_trains_dense_router_moe_models_as_the_cpu() {
                 "--backend",
                 backend,
                 "--json",
-            ]))
+            ];
+            a.extend_from_slice(extra);
+            json(&concord(&a))
         };
         let (cpu, gpu) = (args("cpu"), args("gpu"));
         // (`drive` never falls back to the CPU silently: a config the GPU lacks exits 2.)
@@ -183,8 +198,9 @@ fn bad_moe_flags_exit_2_with_a_message() {
         (&["--model", "moe", "--router", "softmax", "--experts", "0"], "experts"),
         (&["--model", "moe", "--router", "mmoe", "--task-gate", "embedding"], "only applies to --router task"),
         (&["--model", "moe", "--router", "task", "--aux-mi", "NaN"], "mutual_info"),
-        // The GPU trainer trains the dense routers; the others say so (`gpu_moe_unsupported`).
-        (&["--model", "moe", "--router", "switch", "--backend", "gpu"], "router 'switch' is not on the GPU"),
+        // The GPU trainer trains every router; the task-gated architectures exit 2 saying
+        // they are not on the GPU (train_preset.rs, as `gpu_moe_unsupported` would).
+        (&["--model", "moe", "--router", "cgc", "--backend", "gpu"], "the cgc architecture is not on the GPU"),
         (&["--model", "transformer"], "invalid value"),
     ];
     for (extra, needle) in cases {

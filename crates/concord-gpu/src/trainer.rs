@@ -52,7 +52,7 @@ use crate::kernels::mlp::{
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::moe_hidden;
-use crate::kernels::moe_train::{gpu_moe_unsupported, MoeForward, MoeShape, MoeTrainPipelines};
+use crate::kernels::moe_train::{gpu_moe_unsupported, routing_noise_f32, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall, WeightingState};
 use crate::kernels::{combine, gram, MAX_TASKS};
@@ -197,6 +197,9 @@ pub struct GpuTrainer {
     train_point_graph: Option<(PointGradient, PointGraph)>,
     /// The step after the last record a `Backend::read_back` handed out.
     read_cursor: usize,
+    /// Noisy top-k: the training step's routing noise ε (groups × batch rows × E), copied in
+    /// before each step from the chunk's draws (the CPU trainer's, `Moe::routing_noise`).
+    moe_noise: Option<wgpu::Buffer>,
 }
 
 impl GpuTrainer {
@@ -227,7 +230,7 @@ impl GpuTrainer {
                 GpuNet::Moe {
                     moe: Box::new(moe.clone()),
                     shape: MoeShape::new(moe),
-                    pipes: MoeTrainPipelines::new(&gpu),
+                    pipes: Box::new(MoeTrainPipelines::new(&gpu)),
                 }
             }
             (None, None) => {
@@ -275,6 +278,13 @@ impl GpuTrainer {
         if let Some((tx, _)) = test {
             shape.check_rows(tx.nrows())?;
         }
+        if let GpuNet::Moe { shape: moe_shape, .. } = &net {
+            moe_shape.check_rows(batch_rows)?;
+            moe_shape.check_rows(n_train)?;
+            if let Some((tx, _)) = test {
+                moe_shape.check_rows(tx.nrows())?;
+            }
+        }
         gpu.check()?;
         let total = shape.total_len;
         gpu.check_binding_size("the Jacobian", (m * shape.shared_len * 4) as u64)?;
@@ -295,8 +305,14 @@ impl GpuTrainer {
         let yb = if full { y_all.clone() } else { gpu.buffer("batch y", (batch_rows * shape.y_stride * 4) as u64, RW) };
         let jac = gpu.buffer("jacobian", (m * shape.shared_len * 4) as u64, RW);
         let update = gpu.buffer("update", (total * 4) as u64, RW);
+        let moe_noise = match &net {
+            GpuNet::Moe { shape: s, .. } if s.noisy() => {
+                Some(gpu.buffer("routing noise", (s.noise_len(batch_rows) * 4) as u64, RW))
+            }
+            _ => None,
+        };
         let (step_fwd, step_bwd) =
-            net.step_graphs(&gpu, &pipes, &shape, batch_rows, (&xb, &yb), &params, &jac, &update);
+            net.step_graphs(&gpu, &pipes, &shape, batch_rows, (&xb, &yb), &params, (&jac, &update), moe_noise.as_ref());
         let train_eval = net.forward_graph(&gpu, &pipes, &shape, n_train, &x_all, &y_all, &params);
         let test_eval = test.map(|(tx, ty)| {
             let x = gpu.storage_init("test x", bytemuck::cast_slice(&matrix_f32(tx)), RW);
@@ -379,6 +395,7 @@ impl GpuTrainer {
             point_graph: None,
             train_point_graph: None,
             read_cursor: 0,
+            moe_noise,
         })
     }
 
@@ -560,8 +577,26 @@ impl GpuTrainer {
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
         let mut last_gram = None;
+        // Noisy top-k: every step's ε, drawn as the CPU trainer draws it (seed ^ step·φ), one
+        // upload per chunk; each step copies its block in.
+        let noise_chunk = match (&self.net, &self.moe_noise) {
+            (GpuNet::Moe { moe, shape, .. }, Some(_)) => {
+                let eps: Vec<f32> = (self.step..self.step + k)
+                    .flat_map(|step| {
+                        let seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        routing_noise_f32(moe, shape, seed, self.batch_rows)
+                    })
+                    .collect();
+                let block = (shape.noise_len(self.batch_rows) * 4) as u64;
+                Some((gpu.storage_init("routing noise chunk", bytemuck::cast_slice(&eps), RW), block))
+            }
+            _ => None,
+        };
         for (s, &epoch) in epochs.iter().enumerate() {
             let step = self.step + s;
+            if let (Some((chunk, block)), Some(dst)) = (&noise_chunk, &self.moe_noise) {
+                encoder.copy_buffer_to_buffer(chunk, s as u64 * block, dst, 0, *block);
+            }
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("mlp step"),
@@ -1132,6 +1167,9 @@ impl GpuTrainer {
         if self.predict_graph.as_ref().is_none_or(|g| g.x32 != x32) {
             let rows = x.nrows();
             self.shape.check_rows(rows)?;
+            if let GpuNet::Moe { shape, .. } = &self.net {
+                shape.check_rows(rows)?;
+            }
             let xb = self.gpu.storage_init("predict x", bytemuck::cast_slice(&x32), RW);
             // The loss kernels of the graph need a target table; zeros are valid for every loss
             // (class 0, label 0) and the losses are not read.
@@ -1338,11 +1376,11 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
     format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
 }
 
-/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (dense routers,
+/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (every router but CGC/PLE/DSelect-k,
 /// `kernels::moe_train`) whose graphs come out in the MLP's shape.
 enum GpuNet {
     Mlp(Mlp),
-    Moe { moe: Box<Moe>, shape: MoeShape, pipes: MoeTrainPipelines },
+    Moe { moe: Box<Moe>, shape: MoeShape, pipes: Box<MoeTrainPipelines> },
 }
 
 impl GpuNet {
@@ -1388,7 +1426,7 @@ impl GpuNet {
         match self {
             GpuNet::Mlp(_) => ForwardGraph::new(gpu, pipes, shape, rows, x, y, params),
             GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
-                MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params).graph
+                MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, None).graph
             }
         }
     }
@@ -1404,8 +1442,8 @@ impl GpuNet {
         rows: usize,
         (x, y): (&wgpu::Buffer, &wgpu::Buffer),
         params: &wgpu::Buffer,
-        jac: &wgpu::Buffer,
-        update: &wgpu::Buffer,
+        (jac, update): (&wgpu::Buffer, &wgpu::Buffer),
+        noise: Option<&wgpu::Buffer>,
     ) -> (ForwardGraph, BackwardGraph) {
         match self {
             GpuNet::Mlp(_) => {
@@ -1414,7 +1452,7 @@ impl GpuNet {
                 (fwd, bwd)
             }
             GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
-                let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params);
+                let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, noise);
                 let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
                 (fwd.graph, bwd)
             }

@@ -17,6 +17,29 @@ use super::mlp::{
 };
 use crate::{Gpu, GpuError};
 
+/// Task t's loss over `rows` head outputs `o` against the target table `y`: its value into
+/// `losses[t]` and dL/do into `d_o` (the MLP's and the MoE model's forward graphs share it).
+pub(crate) fn task_loss_dispatch(
+    gpu: &Gpu,
+    pipes: &MlpPipelines,
+    shape: &ModelShape,
+    rows: usize,
+    t: usize,
+    (o, y): (&wgpu::Buffer, &wgpu::Buffer),
+    (d_o, losses): (&wgpu::Buffer, &wgpu::Buffer),
+) -> Dispatch {
+    let lp = LossParams {
+        rows: rows as u32,
+        k: shape.heads[t].fan_out as u32,
+        kind: shape.losses[t],
+        y_stride: shape.y_stride as u32,
+        y_col: shape.y_cols[t] as u32,
+        task: t as u32,
+        _pad: [0; 2],
+    };
+    Dispatch::new(gpu, &pipes.task_loss, &[o, y, d_o, losses], bytemuck::bytes_of(&lp), (1, 1))
+}
+
 /// A lavapipe invocation stops its loops after 65 535 iterations in total; the kernels' longest
 /// loops (batch rows in `weight_grad`, rows·k in `task_loss`) are kept under this.
 pub(crate) const LOOP_BUDGET: usize = 60_000;
@@ -209,22 +232,7 @@ impl ForwardGraph {
                 bytemuck::bytes_of(&p),
                 (gx, gy),
             ));
-            let lp = LossParams {
-                rows: rows as u32,
-                k: head.fan_out as u32,
-                kind: shape.losses[t],
-                y_stride: shape.y_stride as u32,
-                y_col: shape.y_cols[t] as u32,
-                task: t as u32,
-                _pad: [0; 2],
-            };
-            dispatches.push(Dispatch::new(
-                gpu,
-                &pipes.task_loss,
-                &[&o, y, &d_o, &losses],
-                bytemuck::bytes_of(&lp),
-                (1, 1),
-            ));
+            dispatches.push(task_loss_dispatch(gpu, pipes, shape, rows, t, (&o, y), (&d_o, &losses)));
             outs.push(o);
             d_outs.push(d_o);
         }

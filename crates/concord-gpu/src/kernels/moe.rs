@@ -48,6 +48,37 @@ pub(crate) struct MoeParams {
     renorm: u32,
 }
 
+impl MoeParams {
+    /// The routing core's sizes for `router` on `t` tokens of width `d` over `e` experts, as
+    /// `route` sets them (the training pass runs the same selection kernels): the params, the
+    /// choices per token and the slots per expert buffer.
+    pub(crate) fn for_router(t: usize, d: usize, e: usize, router: GpuRouter) -> (Self, usize, usize) {
+        let (k, renorm, cap, cbuf) = match router {
+            GpuRouter::TopK { k, renormalise, capacity } => {
+                (k, renormalise, capacity.map_or(NONE, |c| c as u32), capacity.unwrap_or(t).min(t))
+            }
+            GpuRouter::ExpertChoice { k } => (1, false, k as u32, k),
+        };
+        let p = MoeParams {
+            t: t as u32,
+            d: d as u32,
+            e: e as u32,
+            k: k as u32,
+            h: 1,
+            cbuf: cbuf as u32,
+            capacity: cap,
+            renorm: u32::from(renorm),
+        };
+        (p, k, cbuf)
+    }
+}
+
+/// Whether the routing core's per-invocation loops stay under lavapipe's budget for `t` tokens
+/// with `k` choices each.
+pub(crate) fn within_loop_budget(t: usize, k: usize) -> bool {
+    (k + 2) * t <= LOOP_BUDGET && t <= LOOP_BUDGET
+}
+
 /// A router as the GPU runs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GpuRouter {
@@ -196,7 +227,7 @@ pub async fn route(
             (1, false, k as u32, k)
         }
     };
-    if (k + 2) * t > LOOP_BUDGET || t > LOOP_BUDGET {
+    if !within_loop_budget(t, k) {
         return Err(GpuError::Unsupported(format!(
             "moe route: T = {t} with k = {k} exceeds the per-invocation loop budget ({LOOP_BUDGET})"
         )));

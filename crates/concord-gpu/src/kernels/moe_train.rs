@@ -1,5 +1,6 @@
 //! The MoE model's training pass on the GPU, mirroring `concord_core::model::moe::Moe::gradients`
-//! for the dense routers (softmax, MMoE): forward per gate group, each task's loss, its head's
+//! for every router (dense: softmax, MMoE; selecting: switch, top-2, noisy top-k, expert choice,
+//! task routing): forward per gate group, each task's loss, its head's
 //! gradient and row t of the m × d_shared Jacobian (the columns of concord-core's `MoeLayout`,
 //! so the Gram / weighting / combine / optimizer kernels run on it unchanged).
 //!
@@ -13,18 +14,26 @@
 //! dispatches), so the trainer records them as it does the MLP's; the MoE-only buffers live on
 //! in the dispatches' bind groups.
 //!
-//! The sparse routers, a task-embedding gate and non-zero aux-loss weights are refused
-//! ([`gpu_moe_unsupported`]).
+//! A selecting router's choice runs on the routing core (`kernels::moe`: moe_select,
+//! moe_capacity, moe_expert_choice, with their tie-breaking and capacity order) over the gate's
+//! output; its combine weights then stand where the dense router's probabilities do, and dL/dG
+//! is kept only where an expert takes a token. Noisy top-k's ε comes from the host
+//! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
+//!
+//! CGC/PLE/DSelect-k and non-zero aux-loss weights are refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
-use concord_core::model::moe::{Moe, RouterKind};
+use concord_core::model::moe::{Gating, Moe, RouterKind};
 use concord_core::model::Target;
 use nalgebra::DMatrix;
 
 use super::mlp::{
-    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, LossParams, MlpPipelines, WeightGradParams,
+    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, MlpPipelines, WeightGradParams,
 };
-use super::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape};
+use super::mlp_graph::{
+    matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
+};
+use super::moe::{within_loop_budget, GpuRouter, MoeParams};
 use crate::{Gpu, GpuError};
 
 const RW: wgpu::BufferUsages =
@@ -39,11 +48,10 @@ pub const MAX_WIDTH: usize = 256;
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
     let router = &cfg.router;
-    let dense = matches!(router, RouterKind::Softmax | RouterKind::Mmoe);
-    if !dense {
+    if matches!(router, RouterKind::Cgc { .. } | RouterKind::Ple { .. } | RouterKind::DselectK { .. }) {
         return Some(format!(
-            "MoE router '{}' is not on the GPU yet (the GPU trainer trains the dense routers softmax and mmoe); \
-             use the CPU backend",
+            "MoE architecture '{}' is not on the GPU yet (the GPU trainer trains the routers softmax, mmoe, \
+             switch, top2, noisy-topk, expert-choice and task); use the CPU backend",
             router.name()
         ));
     }
@@ -76,9 +84,13 @@ pub(crate) struct MoeTrainParams {
     act: u32,
     w_off: u32,
     groups_x: u32,
+    gin: u32,
+    noise_off: u32,
+    eps_off: u32,
+    _pad: u32,
 }
 
-/// The `moe_train.wgsl` pipelines.
+/// The `moe_train.wgsl` pipelines, and the routing core's that a selecting router runs.
 pub(crate) struct MoeTrainPipelines {
     gate_softmax: wgpu::ComputePipeline,
     mix: wgpu::ComputePipeline,
@@ -86,6 +98,15 @@ pub(crate) struct MoeTrainPipelines {
     dcombine: wgpu::ComputePipeline,
     softmax_back: wgpu::ComputePipeline,
     accumulate: wgpu::ComputePipeline,
+    gate_input: wgpu::ComputePipeline,
+    noisy_logits: wgpu::ComputePipeline,
+    noise_chain: wgpu::ComputePipeline,
+    top2_dprobs: wgpu::ComputePipeline,
+    noisy_back: wgpu::ComputePipeline,
+    gate_back_input: wgpu::ComputePipeline,
+    select: wgpu::ComputePipeline,
+    capacity: wgpu::ComputePipeline,
+    expert_choice: wgpu::ComputePipeline,
 }
 
 impl MoeTrainPipelines {
@@ -98,6 +119,15 @@ impl MoeTrainPipelines {
             dcombine: make("moe_dcombine"),
             softmax_back: make("moe_softmax_back"),
             accumulate: make("moe_accumulate"),
+            gate_input: make("moe_gate_input"),
+            noisy_logits: make("moe_noisy_logits"),
+            noise_chain: make("moe_noise_chain"),
+            top2_dprobs: make("moe_top2_dprobs"),
+            noisy_back: make("moe_noisy_back"),
+            gate_back_input: make("moe_gate_back_input"),
+            select: gpu.create_pipeline("moe_select.wgsl", "moe_select"),
+            capacity: gpu.create_pipeline("moe_capacity.wgsl", "moe_capacity"),
+            expert_choice: gpu.create_pipeline("moe_expert_choice.wgsl", "moe_expert_choice"),
         }
     }
 }
@@ -115,6 +145,12 @@ pub(crate) struct MoeShape {
     /// The gate group of each task (one group for a shared gate, one per task for MMoE).
     pub group_of: Vec<usize>,
     pub groups: usize,
+    pub router: RouterKind,
+    /// The gate input's width: H, or H + tasks for a task-embedding gate.
+    pub gin: usize,
+    pub task_embedding: bool,
+    /// W_noise's offset per gate (noisy top-k).
+    pub noise: Vec<Option<usize>>,
 }
 
 impl MoeShape {
@@ -150,7 +186,45 @@ impl MoeShape {
             gates: lay.gates.iter().map(|g| g.weight.weight.start).collect(),
             group_of,
             groups,
+            router: cfg.router,
+            gin: lay.gates.first().map_or(cfg.width(), |g| g.weight.fan_in),
+            task_embedding: matches!(cfg.router.gating(), Gating::TaskEmbedding),
+            noise: lay.gates.iter().map(|g| g.noise.as_ref().map(|n| n.weight.start)).collect(),
         }
+    }
+
+    /// Whether the router chooses experts (every router but the dense softmax and MMoE).
+    pub fn selecting(&self) -> bool {
+        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe)
+    }
+
+    pub fn noisy(&self) -> bool {
+        self.router.is_noisy()
+    }
+
+    /// Floats of one step's routing noise ε: groups × rows × E.
+    pub fn noise_len(&self, rows: usize) -> usize {
+        self.groups * rows * self.experts.len()
+    }
+
+    /// Whether the routing core can route `rows` tokens for this router (its loop budget).
+    pub fn check_rows(&self, rows: usize) -> Result<(), GpuError> {
+        if !self.selecting() {
+            return Ok(());
+        }
+        let (_, k, _) = MoeParams::for_router(rows, self.gin, self.experts.len(), self.gpu_router(rows));
+        if within_loop_budget(rows, k) {
+            Ok(())
+        } else {
+            Err(GpuError::Unsupported(format!(
+                "MoE router '{}' on {rows} rows exceeds the GPU routing kernels' loop budget; use the CPU backend",
+                self.router.name()
+            )))
+        }
+    }
+
+    fn gpu_router(&self, rows: usize) -> GpuRouter {
+        GpuRouter::from_core(&self.router, rows, self.experts.len())
     }
 
     fn gate_of(&self, group: usize) -> usize {
@@ -169,9 +243,30 @@ pub(crate) struct MoeForward {
     expert_z: Vec<wgpu::Buffer>,
     expert_u: Vec<wgpu::Buffer>,
     expert_y: Vec<wgpu::Buffer>,
-    /// Per gate group: G = softmax(h) (rows × E) and the block output h (rows × H).
+    /// Per gate group: p = softmax(h) (rows × E) and the block output h (rows × H).
     probs: Vec<wgpu::Buffer>,
     outputs: Vec<wgpu::Buffer>,
+    /// Per gate group: the combine weights G the mix reads (rows × E first): `probs` for a
+    /// dense router, the routing core's combine | dispatch | dropped for a selecting one.
+    combine: Vec<wgpu::Buffer>,
+    /// Per gate group of a selecting router: what its backward reads.
+    routes: Vec<GroupRoute>,
+    /// The routing noise ε, groups × rows × E (zeros: no noise).
+    eps: wgpu::Buffer,
+}
+
+/// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
+/// `None`: a itself), the top-k choices in rank order, and the raw noise logits.
+struct GroupRoute {
+    gin: Option<wgpu::Buffer>,
+    choice: wgpu::Buffer,
+    raw: wgpu::Buffer,
+}
+
+/// Noisy top-k's ε for `noise_seed` (`Moe::routing_noise`, the CPU's draws), row-major per gate
+/// group: what [`MoeForward`]'s noise buffer holds for a step.
+pub(crate) fn routing_noise_f32(moe: &Moe, shape: &MoeShape, noise_seed: u64, rows: usize) -> Vec<f32> {
+    (0..shape.groups).flat_map(|g| matrix_f32(&moe.routing_noise(noise_seed, g, rows))).collect()
 }
 
 fn moe_params(rows: usize, shape: &MoeShape, items: usize) -> (MoeTrainParams, (u32, u32)) {
@@ -185,8 +280,23 @@ fn moe_params(rows: usize, shape: &MoeShape, items: usize) -> (MoeTrainParams, (
         act: shape.base.act,
         w_off: 0,
         groups_x: g.0,
+        gin: shape.width as u32,
+        noise_off: 0,
+        eps_off: 0,
+        _pad: 0,
     };
     (p, g)
+}
+
+/// A dispatch with its storage buffers at the given bindings and `p` at binding 0.
+fn moe_dispatch_at(
+    gpu: &Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    bound: &[(u32, &wgpu::Buffer)],
+    p: &MoeTrainParams,
+    groups: (u32, u32),
+) -> Dispatch {
+    Dispatch::with_bindings(gpu, pipeline, bound, &[(0, bytemuck::bytes_of(p))], groups)
 }
 
 fn moe_dispatch(
@@ -204,7 +314,8 @@ fn moe_dispatch(
 
 impl MoeForward {
     /// Forward pass and task losses over `rows` samples of `x` (rows × input_dim) with the
-    /// target table `y`, mirroring `Moe::run_forward` without routing noise.
+    /// target table `y`, mirroring `Moe::run_forward`; `noise`: the routing noise ε
+    /// (groups × rows × E, written per step), `None` = no noise.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
@@ -215,8 +326,13 @@ impl MoeForward {
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
         params: &wgpu::Buffer,
+        noise: Option<&wgpu::Buffer>,
     ) -> Self {
         let buf = |label: &str, len: usize| gpu.buffer(label, (len * 4) as u64, RW);
+        let eps = match noise {
+            Some(b) => b.clone(),
+            None => buf("no routing noise", shape.noise_len(rows).max(1)),
+        };
         let placeholder = buf("unused activation", 4);
         let dense = |input: &wgpu::Buffer, layer: &LayerDims, act: u32, z: &wgpu::Buffer, a: Option<&wgpu::Buffer>| {
             let (gx, gy) = grid(rows * layer.fan_out);
@@ -256,22 +372,33 @@ impl MoeForward {
             expert_y.push(y);
         }
         let n = shape.experts.len();
-        let (mut probs, mut outputs) = (Vec::new(), Vec::new());
+        let (mut probs, mut outputs, mut combine, mut routes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for g in 0..shape.groups {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
             let h = buf("moe block output", rows * shape.width);
-            let (mut gp, groups) = moe_params(rows, shape, rows);
-            gp.w_off = shape.gates[shape.gate_of(g)] as u32;
-            dispatches.push(moe_dispatch(gpu, &moe_pipes.gate_softmax, 1, &[&a, params, &logits, &p], &gp, groups));
+            let gate_off = shape.gates[shape.gate_of(g)];
+            let g_combine = if shape.selecting() {
+                let route = Self::route(gpu, moe_pipes, shape, rows, g, (&a, params, &eps), (&logits, &p));
+                let (route, f, d) = route;
+                dispatches.extend(d);
+                routes.push(route);
+                f
+            } else {
+                let (mut gp, groups) = moe_params(rows, shape, rows);
+                gp.w_off = gate_off as u32;
+                dispatches.push(moe_dispatch(gpu, &moe_pipes.gate_softmax, 1, &[&a, params, &logits, &p], &gp, groups));
+                p.clone()
+            };
             for (e, y_e) in expert_y.iter().enumerate() {
                 let (mut mp, groups) = moe_params(rows, shape, rows * shape.width);
                 mp.expert = e as u32;
                 mp.mode = u32::from(e == 0);
-                dispatches.push(moe_dispatch(gpu, &moe_pipes.mix, 5, &[&a, &p, y_e, &h], &mp, groups));
+                dispatches.push(moe_dispatch(gpu, &moe_pipes.mix, 5, &[&a, &g_combine, y_e, &h], &mp, groups));
             }
             probs.push(p);
             outputs.push(h);
+            combine.push(g_combine);
         }
         let losses = buf("task losses", shape.base.num_tasks());
         let (mut outs, mut d_outs) = (Vec::new(), Vec::new());
@@ -279,22 +406,7 @@ impl MoeForward {
             let o = buf("head output", rows * head.fan_out);
             let d_o = buf("head output gradient", rows * head.fan_out);
             dispatches.push(dense(&outputs[shape.group_of[t]], head, 4, &o, None));
-            let lp = LossParams {
-                rows: rows as u32,
-                k: head.fan_out as u32,
-                kind: shape.base.losses[t],
-                y_stride: shape.base.y_stride as u32,
-                y_col: shape.base.y_cols[t] as u32,
-                task: t as u32,
-                _pad: [0; 2],
-            };
-            dispatches.push(Dispatch::new(
-                gpu,
-                &pipes.task_loss,
-                &[&o, y, &d_o, &losses],
-                bytemuck::bytes_of(&lp),
-                (1, 1),
-            ));
+            dispatches.push(task_loss_dispatch(gpu, pipes, &shape.base, rows, t, (&o, y), (&d_o, &losses)));
             outs.push(o);
             d_outs.push(d_o);
         }
@@ -305,7 +417,99 @@ impl MoeForward {
             expert_y,
             probs,
             outputs,
+            combine,
+            routes,
+            eps,
         }
+    }
+
+    /// A selecting router's gate group g: the gate input, the gate (clean logits and p into
+    /// `logits` / `probs`; noisy top-k's raw noise logits), what the core selects on
+    /// (`moe_noisy_logits`), then the routing core's selection.
+    /// Returns the group's buffers, its combine | dispatch | dropped and the dispatches.
+    fn route(
+        gpu: &Gpu,
+        moe_pipes: &MoeTrainPipelines,
+        shape: &MoeShape,
+        rows: usize,
+        g: usize,
+        (a, params, eps): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+        (logits, probs): (&wgpu::Buffer, &wgpu::Buffer),
+    ) -> (GroupRoute, wgpu::Buffer, Vec<Dispatch>) {
+        let buf = |label: &str, len: usize| gpu.buffer(label, (len * 4) as u64, RW);
+        let n = shape.experts.len();
+        let mut dispatches = Vec::new();
+        let gin = shape.task_embedding.then(|| {
+            let out = buf("task-embedding gate input", rows * shape.gin);
+            let (mut p, groups) = moe_params(rows, shape, rows * shape.gin);
+            p.gin = shape.gin as u32;
+            p.expert = g as u32;
+            dispatches.push(moe_dispatch_at(gpu, &moe_pipes.gate_input, &[(40, a), (41, &out)], &p, groups));
+            out
+        });
+        let gate = shape.gate_of(g);
+        let gin_ref = gin.as_ref().unwrap_or(a);
+        let sel = buf("routing gate_out", 2 * rows * n + rows);
+        let raw = buf("raw noise logits", rows * n);
+        let (mut p, groups) = moe_params(rows, shape, rows);
+        p.gin = shape.gin as u32;
+        p.w_off = shape.gates[gate] as u32;
+        dispatches.push(moe_dispatch(gpu, &moe_pipes.gate_softmax, 1, &[gin_ref, params, logits, probs], &p, groups));
+        if let Some(off) = shape.noise[gate] {
+            let unused = buf("unused softmax of the noise logits", rows * n);
+            p.w_off = off as u32;
+            dispatches.push(moe_dispatch(
+                gpu,
+                &moe_pipes.gate_softmax,
+                1,
+                &[gin_ref, params, &raw, &unused],
+                &p,
+                groups,
+            ));
+        }
+        p.mode = u32::from(shape.noisy());
+        p.eps_off = (g * rows * n) as u32;
+        dispatches.push(moe_dispatch_at(
+            gpu,
+            &moe_pipes.noisy_logits,
+            &[(42, logits), (43, &raw), (44, eps), (45, &sel)],
+            &p,
+            groups,
+        ));
+        let router = shape.gpu_router(rows);
+        let (mp, k, cbuf) = MoeParams::for_router(rows, shape.gin, n, router);
+        let uniform = bytemuck::bytes_of(&mp);
+        let choice = buf("top-k choices", rows * k);
+        let choice_w = buf("top-k weights", rows * k);
+        let route_f = buf("combine | dispatch | dropped", 2 * rows * n + n);
+        let route_u = buf("slots", rows * n + n * cbuf);
+        let token_groups = (rows as u32).div_ceil(64).max(1);
+        match router {
+            GpuRouter::ExpertChoice { .. } => dispatches.push(Dispatch::with_bindings(
+                gpu,
+                &moe_pipes.expert_choice,
+                &[(1, &sel), (3, &route_f), (4, &route_u)],
+                &[(0, uniform)],
+                (token_groups, n as u32),
+            )),
+            GpuRouter::TopK { .. } => {
+                dispatches.push(Dispatch::with_bindings(
+                    gpu,
+                    &moe_pipes.select,
+                    &[(1, &sel), (2, &choice), (3, &choice_w)],
+                    &[(0, uniform)],
+                    (token_groups, 1),
+                ));
+                dispatches.push(Dispatch::with_bindings(
+                    gpu,
+                    &moe_pipes.capacity,
+                    &[(1, &choice), (2, &choice_w), (3, &route_f), (4, &route_u)],
+                    &[(0, uniform)],
+                    ((n as u32).div_ceil(64).max(1), 1),
+                ));
+            }
+        }
+        (GroupRoute { gin, choice, raw }, route_f, dispatches)
     }
 
     /// Head t's gradient into `update[head t's block]` and row t of the Jacobian into `jac`,
@@ -331,6 +535,8 @@ impl MoeForward {
         let d_y = buf("dL/dy", rows * h_w);
         let d_comb = buf("dL/dG", rows * n);
         let d_logits = buf("dL/dlogits", rows * n);
+        let d_raw = buf("dL/dh_noise", rows * n);
+        let d_probs = buf("dL/dp", rows * n);
         let d_expert = buf("expert dz", rows * shape.experts.first().map_or(1, |x| x.0.fan_out));
         let d_path = buf("dL/da of one path", rows * h_w);
         let d_pre: Vec<wgpu::Buffer> = shape.base.trunk.iter().map(|l| buf("moe pre dz", rows * l.fan_out)).collect();
@@ -391,14 +597,21 @@ impl MoeForward {
             for (e, (hidden, out)) in shape.experts.iter().enumerate() {
                 let (mut p, groups) = moe_params(rows, shape, rows * h_w);
                 p.expert = e as u32;
-                dispatches.push(moe_dispatch(gpu, &moe_pipes.scatter_dy, 9, &[&d_h, &self.probs[g], &d_y], &p, groups));
-                let (mut p, groups) = moe_params(rows, shape, rows);
-                p.expert = e as u32;
                 dispatches.push(moe_dispatch(
                     gpu,
+                    &moe_pipes.scatter_dy,
+                    9,
+                    &[&d_h, &self.combine[g], &d_y],
+                    &p,
+                    groups,
+                ));
+                let (mut p, groups) = moe_params(rows, shape, rows);
+                p.expert = e as u32;
+                p.mode = u32::from(shape.selecting());
+                dispatches.push(moe_dispatch_at(
+                    gpu,
                     &moe_pipes.dcombine,
-                    12,
-                    &[&d_h, &self.expert_y[e], &d_comb],
+                    &[(12, &d_h), (13, &self.expert_y[e]), (14, &d_comb), (24, &self.combine[g])],
                     &p,
                     groups,
                 ));
@@ -427,22 +640,79 @@ impl MoeForward {
                     dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                 }
             }
-            let (p, groups) = moe_params(rows, shape, rows * n);
-            dispatches.push(moe_dispatch(
-                gpu,
-                &moe_pipes.softmax_back,
-                15,
-                &[&self.probs[g], &d_comb, &d_logits],
-                &p,
-                groups,
-            ));
             let gate_off = shape.gates[shape.gate_of(g)];
-            let gate = LayerDims { fan_in: h_w, fan_out: n, w_off: gate_off, b_off: gate_off + h_w * n };
-            dispatches.push(weight_grad(&d_logits, a, jac, &gate, row + gate_off, false));
-            if n_pre > 0 {
-                let z = &fwd.pre[n_pre - 1];
-                dispatches.push(backprop(&d_logits, gate_off, h_w, n, shape.base.act, z, &d_path));
-                dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+            let gate = LayerDims { fan_in: shape.gin, fan_out: n, w_off: gate_off, b_off: gate_off + shape.gin * n };
+            let softmax_back = |d_probs: &wgpu::Buffer| {
+                let (p, groups) = moe_params(rows, shape, rows * n);
+                moe_dispatch(gpu, &moe_pipes.softmax_back, 15, &[&self.probs[g], d_probs, &d_logits], &p, groups)
+            };
+            if !shape.selecting() {
+                dispatches.push(softmax_back(&d_comb));
+                dispatches.push(weight_grad(&d_logits, a, jac, &gate, row + gate_off, false));
+                if n_pre > 0 {
+                    let z = &fwd.pre[n_pre - 1];
+                    dispatches.push(backprop(&d_logits, gate_off, h_w, n, shape.base.act, z, &d_path));
+                    dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+                }
+            } else {
+                let route = &self.routes[g];
+                let (p, groups) = moe_params(rows, shape, rows);
+                match shape.router {
+                    RouterKind::NoisyTopK { .. } => {
+                        dispatches.push(moe_dispatch_at(
+                            gpu,
+                            &moe_pipes.noisy_back,
+                            &[(29, &self.combine[g]), (30, &d_comb), (33, &d_logits)],
+                            &p,
+                            groups,
+                        ));
+                        let (mut p, groups) = moe_params(rows, shape, rows * n);
+                        p.eps_off = (g * rows * n) as u32;
+                        dispatches.push(moe_dispatch_at(
+                            gpu,
+                            &moe_pipes.noise_chain,
+                            &[(31, &d_logits), (32, &self.eps), (34, &route.raw), (46, &d_raw)],
+                            &p,
+                            groups,
+                        ));
+                    }
+                    RouterKind::Top2 { .. } => {
+                        dispatches.push(moe_dispatch_at(
+                            gpu,
+                            &moe_pipes.top2_dprobs,
+                            &[(25, &self.probs[g]), (26, &d_comb), (27, &route.choice), (28, &d_probs)],
+                            &p,
+                            groups,
+                        ));
+                        dispatches.push(softmax_back(&d_probs));
+                    }
+                    // Switch, expert choice, task routing: G = p where kept, and dL/dG is
+                    // already 0 elsewhere.
+                    _ => dispatches.push(softmax_back(&d_comb)),
+                }
+                let gin = route.gin.as_ref().unwrap_or(a);
+                dispatches.push(weight_grad(&d_logits, gin, jac, &gate, row + gate_off, false));
+                let noise_off = shape.noise[shape.gate_of(g)];
+                if let Some(off) = noise_off {
+                    let noise = LayerDims { w_off: off, b_off: off + shape.gin * n, ..gate };
+                    dispatches.push(weight_grad(&d_raw, gin, jac, &noise, row + off, false));
+                }
+                if n_pre > 0 {
+                    let z = &fwd.pre[n_pre - 1];
+                    let paths = [(&d_logits, Some(gate_off)), (&d_raw, noise_off)];
+                    for (d, off) in paths.into_iter().filter_map(|(d, off)| off.map(|o| (d, o))) {
+                        let (mut p, groups) = moe_params(rows, shape, rows * h_w);
+                        p.w_off = off as u32;
+                        p.gin = shape.gin as u32;
+                        dispatches.push(moe_dispatch_at(
+                            gpu,
+                            &moe_pipes.gate_back_input,
+                            &[(35, d), (37, params), (38, z), (39, &d_pre[n_pre - 1])],
+                            &p,
+                            groups,
+                        ));
+                    }
+                }
             }
             for l in (0..n_pre).rev() {
                 let layer = &shape.base.trunk[l];
@@ -476,6 +746,19 @@ pub async fn moe_gradients(
     x: &DMatrix<f64>,
     targets: &[Target],
 ) -> Result<GpuGradients, GpuError> {
+    moe_gradients_with_noise(gpu, moe, params, x, targets, None).await
+}
+
+/// [`moe_gradients`] with noisy top-k's routing noise of `noise_seed` (the draws of
+/// `Moe::gradients(…, Some(noise_seed))`); `outputs` are the noisy pass's head outputs.
+pub async fn moe_gradients_with_noise(
+    gpu: &Gpu,
+    moe: &Moe,
+    params: &[f64],
+    x: &DMatrix<f64>,
+    targets: &[Target],
+    noise_seed: Option<u64>,
+) -> Result<GpuGradients, GpuError> {
     moe.losses(params, x, targets).map_err(GpuError::Unsupported)?;
     if let Some(why) = gpu_moe_unsupported(moe) {
         return Err(GpuError::Unsupported(why));
@@ -483,6 +766,7 @@ pub async fn moe_gradients(
     let shape = MoeShape::new(moe);
     let rows = x.nrows();
     shape.base.check_rows(rows)?;
+    shape.check_rows(rows)?;
     gpu.check()?;
     let pipes = MlpPipelines::new(gpu);
     let moe_pipes = MoeTrainPipelines::new(gpu);
@@ -493,7 +777,10 @@ pub async fn moe_gradients(
     let y_buf = gpu.storage_init("y", bytemuck::cast_slice(&shape.base.target_table(targets, rows)), RW);
     let jac = gpu.buffer("jacobian", (m * shape.base.shared_len * 4) as u64, RW);
     let update = gpu.buffer("update", (shape.base.total_len * 4) as u64, RW);
-    let fwd = MoeForward::new(gpu, &pipes, &moe_pipes, &shape, rows, &x_buf, &y_buf, &params_buf);
+    let noise = noise_seed.filter(|_| shape.noisy()).map(|seed| {
+        gpu.storage_init("routing noise", bytemuck::cast_slice(&routing_noise_f32(moe, &shape, seed, rows)), RW)
+    });
+    let fwd = MoeForward::new(gpu, &pipes, &moe_pipes, &shape, rows, &x_buf, &y_buf, &params_buf, noise.as_ref());
     let bwd = fwd.backward(gpu, &pipes, &moe_pipes, &shape, &x_buf, &params_buf, &jac, &update);
     let mut encoder =
         gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moe gradients") });

@@ -182,11 +182,7 @@ impl Moe {
             let gate = &self.layout.gates[self.gate_of(g)];
             let logits = linear::forward(params, &gate.weight, &gin);
             let raw = gate.noise.as_ref().map(|s| linear::forward(params, s, &gin));
-            let eps = noise_seed.filter(|_| raw.is_some()).map(|seed| {
-                let mut rng = DataRng::seed_from_u64(seed);
-                rng.set_stream(g as u64);
-                DMatrix::from_fn(t, self.config.experts, |_, _| normal(&mut rng, 0.0, 1.0))
-            });
+            let eps = noise_seed.filter(|_| raw.is_some()).map(|seed| self.routing_noise(seed, g, t));
             let routing = selection::route(&self.config.router, logits, raw, eps);
             let mut h = a.clone();
             for (e, ex) in experts.iter().enumerate() {
@@ -205,6 +201,14 @@ impl Moe {
             pause().await;
         }
         ForwardCache { pre_zs, pre_acts, experts, gate_inputs, routings, outputs }
+    }
+
+    /// Gate group g's noisy-top-k draws ε (T × E standard normals) for `noise_seed`: one
+    /// `DataRng` stream per group. Public so the GPU trainer uploads the very same draws.
+    pub fn routing_noise(&self, noise_seed: u64, group: usize, tokens: usize) -> DMatrix<f64> {
+        let mut rng = DataRng::seed_from_u64(noise_seed);
+        rng.set_stream(group as u64);
+        DMatrix::from_fn(tokens, self.config.experts, |_, _| normal(&mut rng, 0.0, 1.0))
     }
 
     /// Adds the gate's gradient for dL/dh, dL/dh_noise of group g; returns dL/da via the gate input.
