@@ -124,37 +124,45 @@ fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
         ("task", &["--k", "1"]),
         ("task", &["--k", "2", "--task-gate", "embedding"]),
     ];
-    for (router, extra) in routers {
-        let args = |backend: &'static str| {
-            let mut a = vec![
-                "train",
-                "--preset",
-                "xor-conflict",
-                "--method",
-                "mean",
-                "--model",
-                "moe",
-                "--router",
-                router,
-                "--steps",
-                "100",
-                "--backend",
-                backend,
-                "--json",
-            ];
-            a.extend_from_slice(extra);
-            json(&concord(&a))
-        };
-        let (cpu, gpu) = (args("cpu"), args("gpu"));
-        // (`drive` never falls back to the CPU silently: a config the GPU lacks exits 2.)
-        assert_eq!(gpu["moe"]["router"], router);
-        let (a, b) = (floats(&cpu["final_losses"]), floats(&gpu["final_losses"]));
-        assert_eq!(a.len(), 2);
-        for (x, y) in a.iter().zip(&b) {
-            let gap = (x - y).abs() / (x.abs() + 1e-3);
-            eprintln!("{router}: cpu {x} gpu {y} gap {gap:e}");
-            assert!(gap < 1e-4, "{router}: cpu {a:?} vs gpu {b:?}");
+    // Each router's two runs in a thread of its own: sixteen CLI processes one after another took
+    // 109 s of CI's native stage; the processes are independent.
+    std::thread::scope(|scope| {
+        for (router, extra) in routers {
+            scope.spawn(move || check_gpu_router(router, extra));
         }
+    });
+}
+
+fn check_gpu_router(router: &'static str, extra: &'static [&'static str]) {
+    let args = |backend: &'static str| {
+        let mut a = vec![
+            "train",
+            "--preset",
+            "xor-conflict",
+            "--method",
+            "mean",
+            "--model",
+            "moe",
+            "--router",
+            router,
+            "--steps",
+            "100",
+            "--backend",
+            backend,
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        json(&concord(&a))
+    };
+    let (cpu, gpu) = (args("cpu"), args("gpu"));
+    // (`drive` never falls back to the CPU silently: a config the GPU lacks exits 2.)
+    assert_eq!(gpu["moe"]["router"], router);
+    let (a, b) = (floats(&cpu["final_losses"]), floats(&gpu["final_losses"]));
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        let gap = (x - y).abs() / (x.abs() + 1e-3);
+        eprintln!("{router}: cpu {x} gpu {y} gap {gap:e}");
+        assert!(gap < 1e-4, "{router}: cpu {a:?} vs gpu {b:?}");
     }
 }
 
