@@ -506,11 +506,12 @@ impl State {
             }
         }
         let mut arena = get("arena").specs();
-        if arena.len() > arena_limit(preset.is_toy()) {
+        let limit = arena_limit(preset.is_toy());
+        if arena.len() > limit {
             notices.push(format!(
-                "arena: at most {MAX_ARENA} methods side by side on a multi-task preset ({MAX_ARENA_TOY} on the toys); kept the first {MAX_ARENA}"
+                "arena: at most {MAX_ARENA} methods side by side on a multi-task preset ({MAX_ARENA_TOY} on the toys); kept the first {limit}"
             ));
-            arena.truncate(MAX_ARENA);
+            arena.truncate(limit);
         }
         let conflict_task = (get("conflictTask").num() as usize).min(tasks.len().max(1));
         let experts = get("experts").num() as usize;
@@ -1225,6 +1226,18 @@ mod tests {
         let (s, n) = State::from_hash("arena=mean@sam=-1,mgda");
         assert_eq!(s.arena.iter().map(|r| r.to_text()).collect::<Vec<_>>(), ["mgda"]);
         assert!(n[0].contains("mean@sam=-1") && n[0].contains("positive number"), "{n:?}");
+    }
+
+    #[test]
+    fn an_arena_over_the_cap_keeps_its_presets_limit() {
+        // The toys take more methods than a multi-task preset: each keeps its own limit.
+        let many = vec!["mean"; MAX_ARENA_TOY + 1].join(",");
+        let (s, n) = State::from_hash(&format!("preset=cagrad-toy&arena={many}"));
+        assert_eq!(s.arena.len(), MAX_ARENA_TOY, "{n:?}");
+        assert!(n.iter().any(|m| m.contains(&format!("at most {MAX_ARENA_TOY} methods"))), "{n:?}");
+        let (s, n) = State::from_hash(&format!("preset=xor-conflict&arena={many}"));
+        assert_eq!(s.arena.len(), MAX_ARENA);
+        assert!(n.iter().any(|m| m.contains(&format!("kept the first {MAX_ARENA}"))), "{n:?}");
     }
 
     #[test]
