@@ -56,6 +56,26 @@ pub(crate) struct LayerDims {
     pub b_off: usize,
 }
 
+impl LayerDims {
+    /// `mlp_dense_forward.wgsl`'s parameters for this layer over `rows` rows (φ = `act`, storing
+    /// φ(z) when `store_act`) and the dispatch grid: the one place a dense layer's call is built,
+    /// for the MLP's graph, the MoE's, and the MoE thumbnails' expert layers.
+    pub(crate) fn dense_params(&self, rows: usize, act: u32, store_act: bool) -> (DenseParams, (u32, u32)) {
+        let (gx, gy) = grid(rows * self.fan_out);
+        let p = DenseParams {
+            rows: rows as u32,
+            fan_in: self.fan_in as u32,
+            fan_out: self.fan_out as u32,
+            w_off: self.w_off as u32,
+            b_off: self.b_off as u32,
+            act,
+            store_act: u32::from(store_act),
+            groups_x: gx,
+        };
+        (p, (gx, gy))
+    }
+}
+
 impl From<&LayerSlice> for LayerDims {
     fn from(s: &LayerSlice) -> Self {
         LayerDims { fan_in: s.fan_in, fan_out: s.fan_out, w_off: s.weight.start, b_off: s.bias.start }
@@ -186,23 +206,13 @@ impl ForwardGraph {
             let z = buf("trunk z", rows * layer.fan_out);
             let a = buf("trunk a", rows * layer.fan_out);
             let input = if l == 0 { x } else { &act[l - 1] };
-            let (gx, gy) = grid(rows * layer.fan_out);
-            let p = DenseParams {
-                rows: rows as u32,
-                fan_in: layer.fan_in as u32,
-                fan_out: layer.fan_out as u32,
-                w_off: layer.w_off as u32,
-                b_off: layer.b_off as u32,
-                act: shape.act,
-                store_act: 1,
-                groups_x: gx,
-            };
+            let (p, groups) = layer.dense_params(rows, shape.act, true);
             dispatches.push(Dispatch::new(
                 gpu,
                 &pipes.dense_forward,
                 &[input, params, &z, &a],
                 bytemuck::bytes_of(&p),
-                (gx, gy),
+                groups,
             ));
             pre.push(z);
             act.push(a);
@@ -214,23 +224,13 @@ impl ForwardGraph {
         for (t, head) in shape.heads.iter().enumerate() {
             let o = buf("head output", rows * head.fan_out);
             let d_o = buf("head output gradient", rows * head.fan_out);
-            let (gx, gy) = grid(rows * head.fan_out);
-            let p = DenseParams {
-                rows: rows as u32,
-                fan_in: head.fan_in as u32,
-                fan_out: head.fan_out as u32,
-                w_off: head.w_off as u32,
-                b_off: head.b_off as u32,
-                act: 4,
-                store_act: 0,
-                groups_x: gx,
-            };
+            let (p, groups) = head.dense_params(rows, 4, false);
             dispatches.push(Dispatch::new(
                 gpu,
                 &pipes.dense_forward,
                 &[h, params, &o, &placeholder],
                 bytemuck::bytes_of(&p),
-                (gx, gy),
+                groups,
             ));
             dispatches.push(task_loss_dispatch(gpu, pipes, shape, rows, t, (&o, y), (&d_o, &losses)));
             outs.push(o);

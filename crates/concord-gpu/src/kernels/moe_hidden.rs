@@ -12,7 +12,7 @@
 //! row for one expert neuron's full-resolution map. Every row, routed to the expert or not, as
 //! concord-core computes it: the map of what the neuron would say there.
 
-use super::mlp::{grid, DenseParams, Dispatch, GatherParams, MlpPipelines};
+use super::mlp::{grid, Dispatch, GatherParams, MlpPipelines};
 use super::mlp_graph::{ForwardGraph, LayerDims};
 use super::moe_train::MoeShape;
 use crate::Gpu;
@@ -60,18 +60,8 @@ fn dense_act(
 ) -> (Dispatch, wgpu::Buffer) {
     let z = gpu.buffer("moe hidden z", (rows * layer.fan_out * 4) as u64, RW);
     let a = gpu.buffer("moe hidden act", (rows * layer.fan_out * 4) as u64, RW);
-    let (gx, gy) = grid(rows * layer.fan_out);
-    let p = DenseParams {
-        rows: rows as u32,
-        fan_in: layer.fan_in as u32,
-        fan_out: layer.fan_out as u32,
-        w_off: layer.w_off as u32,
-        b_off: layer.b_off as u32,
-        act,
-        store_act: 1,
-        groups_x: gx,
-    };
-    (Dispatch::new(gpu, &pipes.dense_forward, &[input, params, &z, &a], bytemuck::bytes_of(&p), (gx, gy)), a)
+    let (p, groups) = layer.dense_params(rows, act, true);
+    (Dispatch::new(gpu, &pipes.dense_forward, &[input, params, &z, &a], bytemuck::bytes_of(&p), groups), a)
 }
 
 /// The dispatches that fill one rows.len() × width buffer per matrix of

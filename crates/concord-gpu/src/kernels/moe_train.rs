@@ -27,9 +27,7 @@ use concord_core::model::moe::{Gating, Moe, RouterKind};
 use concord_core::model::Target;
 use nalgebra::DMatrix;
 
-use super::mlp::{
-    activation_code, grid, loss_code, BackpropParams, DenseParams, Dispatch, MlpPipelines, WeightGradParams,
-};
+use super::mlp::{activation_code, grid, loss_code, BackpropParams, Dispatch, MlpPipelines, WeightGradParams};
 use super::mlp_graph::{
     matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
 };
@@ -335,19 +333,9 @@ impl MoeForward {
         };
         let placeholder = buf("unused activation", 4);
         let dense = |input: &wgpu::Buffer, layer: &LayerDims, act: u32, z: &wgpu::Buffer, a: Option<&wgpu::Buffer>| {
-            let (gx, gy) = grid(rows * layer.fan_out);
-            let p = DenseParams {
-                rows: rows as u32,
-                fan_in: layer.fan_in as u32,
-                fan_out: layer.fan_out as u32,
-                w_off: layer.w_off as u32,
-                b_off: layer.b_off as u32,
-                act,
-                store_act: u32::from(a.is_some()),
-                groups_x: gx,
-            };
+            let (p, groups) = layer.dense_params(rows, act, a.is_some());
             let a = a.unwrap_or(&placeholder);
-            Dispatch::new(gpu, &pipes.dense_forward, &[input, params, z, a], bytemuck::bytes_of(&p), (gx, gy))
+            Dispatch::new(gpu, &pipes.dense_forward, &[input, params, z, a], bytemuck::bytes_of(&p), groups)
         };
         let mut dispatches = Vec::new();
         let (mut pre, mut act) = (Vec::new(), Vec::new());
