@@ -34,6 +34,42 @@ async function networkAt(page, run, steps) {
   return n.result;
 }
 
+/**
+ * The native reference for the panel's result `r` of run `run`: the page's export is written to
+ * `artifact`, the panel must have used its weights, and `concord neurons` on it must give every
+ * neuron's per-task norms (relative), cosines and min cos within TOL. Returns the CLI's output,
+ * the number of defined cosines (every pair), the number of neurons whose tasks 1 and 2 have a
+ * defined cosine, and the largest gap.
+ */
+async function againstNeurons(page, r, run, artifact) {
+  const text = await page.evaluate(() => window.concord.exportRun());
+  const path = await artifactPath(artifact);
+  await writeFile(path, text);
+  assert.deepEqual(r.params, JSON.parse(text).runs[run].record.params, 'the panel used the exported weights');
+  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', String(run)], { encoding: 'utf8' }));
+  let worst = 0;
+  let defined = 0;
+  let between = 0;
+  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
+    const got = r.layers[l][j];
+    if (n.cosines[0][1] !== null) between++;
+    n.norms.forEach((g, t) => {
+      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
+    });
+    n.cosines.forEach((row, a) => row.forEach((c, b) => {
+      if (c === null) { assert.equal(got.cosines[a][b], null); return; }
+      defined++;
+      const gap = Math.abs(got.cosines[a][b] - c);
+      worst = Math.max(worst, gap);
+      assert.ok(gap <= TOL, `layer ${l} neuron ${j} cos[${a}][${b}]: ${got.cosines[a][b]} vs ${c}`);
+    }));
+    assert.ok(n.min_cos === null ? got.min_cos === null : Math.abs(got.min_cos - n.min_cos) <= TOL);
+  }));
+  return { ref, defined, between, worst };
+}
+
 test('the per-neuron conflict matches the CPU reference; hover, focus and click show it', async () => {
   if (!CLI) throw new Error('CONCORD_CLI is not set: run the browser tests through `cargo xtask test`');
   const errors = [];
@@ -50,31 +86,8 @@ test('the per-neuron conflict matches the CPU reference; hover, focus and click 
   assert.equal(r.layers.length, 2);
   assert.deepEqual(r.layers.map((l) => l.length), [6, 4]);
 
-  const text = await page.evaluate(() => window.concord.exportRun());
-  const path = await artifactPath('network-export.json');
-  await writeFile(path, text);
-  const exported = JSON.parse(text).runs[1].record;
-  assert.deepEqual(r.params, exported.params, 'the panel used the exported weights');
-  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', '1'], { encoding: 'utf8' }));
+  const { ref, defined, worst } = await againstNeurons(page, r, 1, 'network-export.json');
   assert.equal(ref.steps, STEPS);
-  let worst = 0;
-  let defined = 0;
-  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
-    const got = r.layers[l][j];
-    n.norms.forEach((g, t) => {
-      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
-      worst = Math.max(worst, gap);
-      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
-    });
-    n.cosines.forEach((row, a) => row.forEach((c, b) => {
-      if (c === null) { assert.equal(got.cosines[a][b], null); return; }
-      defined++;
-      const gap = Math.abs(got.cosines[a][b] - c);
-      worst = Math.max(worst, gap);
-      assert.ok(gap <= TOL, `layer ${l} neuron ${j} cos[${a}][${b}]: ${got.cosines[a][b]} vs ${c}`);
-    }));
-    assert.ok(n.min_cos === null ? got.min_cos === null : Math.abs(got.min_cos - n.min_cos) <= TOL);
-  }));
   console.log(`# ${defined} cosines, largest gap to the native reference ${worst.toExponential(2)}`);
   assert.ok(defined >= 20, 'most neurons have a defined cosine');
 
@@ -184,30 +197,11 @@ test('an MoE run: its pre-layer and expert neurons, conflict = the CPU reference
   const want = new Set(r.gates.flat().map((g) => g.toFixed(4)));
   assert.ok(gated.every((g) => want.has(g.toFixed(4))), 'every gated link shows a task\'s mean gate weight');
 
-  const text = await page.evaluate(() => window.concord.exportRun());
-  const path = await artifactPath('network-moe-export.json');
-  await writeFile(path, text);
-  assert.deepEqual(r.params, JSON.parse(text).runs[1].record.params, 'the panel used the exported weights');
-  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', '1'], { encoding: 'utf8' }));
+  const { ref, between, worst } = await againstNeurons(page, r, 1, 'network-moe-export.json');
   assert.equal(ref.pre_layers, 1);
   assert.deepEqual(ref.layers.map((l) => l.length), [4, 8, 8, 8, 8]);
-  let worst = 0;
-  let defined = 0;
-  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
-    const got = r.layers[l][j];
-    n.norms.forEach((g, t) => {
-      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
-      worst = Math.max(worst, gap);
-      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
-    });
-    const c = n.cosines[0][1];
-    if (c === null) { assert.equal(got.cosines[0][1], null); return; }
-    defined++;
-    worst = Math.max(worst, Math.abs(got.cosines[0][1] - c));
-    assert.ok(Math.abs(got.cosines[0][1] - c) <= TOL, `layer ${l} neuron ${j} cos: ${got.cosines[0][1]} vs ${c}`);
-  }));
-  console.log(`# MoE: ${defined} cosines, largest gap to the native reference ${worst.toExponential(2)}`);
-  assert.ok(defined >= 30, 'MMoE trains every expert: most cosines are defined');
+  console.log(`# MoE: ${between} cosines, largest gap to the native reference ${worst.toExponential(2)}`);
+  assert.ok(between >= 30, 'MMoE trains every expert: most cosines are defined');
 
   // Thumbnails (CPU, f64) of pre-layer and expert neurons against a recomputation: the layout
   // is pre-layers, then the gates (one E × H per task for MMoE, no bias), then per expert its
@@ -442,31 +436,12 @@ test('CGC and PLE runs: task-owned experts drawn apart, shared-neuron conflict =
   const gated = await page.evaluate(() => document.querySelectorAll('.network-links path[data-gate]').length);
   assert.equal(gated, 2 * 8 * 2 + 2 * 8);
 
-  const text = await page.evaluate(() => window.concord.exportRun());
-  const path = await artifactPath('network-cgc-export.json');
-  await writeFile(path, text);
-  assert.deepEqual(r.params, JSON.parse(text).runs[0].record.params, 'the panel used the exported weights');
-  const ref = JSON.parse(execFileSync(CLI, ['neurons', '--config', path, '--run', '0'], { encoding: 'utf8' }));
+  const { ref, between, worst } = await againstNeurons(page, r, 0, 'network-cgc-export.json');
   assert.equal(ref.pre_layers, 1);
   assert.deepEqual(ref.layers.map((l) => l.length), [4, 8, 8], 'the CLI: the pre-layer and the 2 shared experts');
   assert.deepEqual(ref.experts.map((e) => [e.level, e.task, e.shared]), [[0, null, true], [0, null, true]]);
-  let worst = 0;
-  let defined = 0;
-  ref.layers.forEach((layer, l) => layer.forEach((n, j) => {
-    const got = r.layers[l][j];
-    n.norms.forEach((g, t) => {
-      const gap = Math.abs(got.norms[t] - g) / Math.max(Math.abs(g), 1e-300);
-      worst = Math.max(worst, gap);
-      assert.ok(gap <= TOL, `layer ${l} neuron ${j} norm ${t}: ${got.norms[t]} vs ${g}`);
-    });
-    const c = n.cosines[0][1];
-    if (c === null) { assert.equal(got.cosines[0][1], null); return; }
-    defined++;
-    worst = Math.max(worst, Math.abs(got.cosines[0][1] - c));
-    assert.ok(Math.abs(got.cosines[0][1] - c) <= TOL, `layer ${l} neuron ${j} cos: ${got.cosines[0][1]} vs ${c}`);
-  }));
-  console.log(`# CGC: ${defined} shared-neuron cosines, largest gap to the native reference ${worst.toExponential(2)}`);
-  assert.ok(defined >= 16, 'the shared experts train: their cosines are defined');
+  console.log(`# CGC: ${between} shared-neuron cosines, largest gap to the native reference ${worst.toExponential(2)}`);
+  assert.ok(between >= 16, 'the shared experts train: their cosines are defined');
   // Hover a task-owned neuron: it says whose it is.
   await page.locator('[data-testid=network-neuron][data-l="4"][data-j="0"]').hover();
   const tip = page.locator('[data-testid=network-tooltip]');
