@@ -49,9 +49,9 @@ pub(crate) struct MoeParams {
 }
 
 impl MoeParams {
-    /// The routing core's sizes for `router` on `t` tokens of width `d` over `e` experts, as
-    /// `route` sets them (the training pass runs the same selection kernels): the params, the
-    /// choices per token and the slots per expert buffer.
+    /// The routing core's sizes for `router` on `t` tokens of width `d` over `e` experts, for
+    /// `route` and the training pass (which runs the same selection kernels): the params, the
+    /// choices per token and the slots per expert buffer. The caller has checked k and capacity.
     pub(crate) fn for_router(t: usize, d: usize, e: usize, router: GpuRouter) -> (Self, usize, usize) {
         let (k, renorm, cap, cbuf) = match router {
             GpuRouter::TopK { k, renormalise, capacity } => {
@@ -209,40 +209,28 @@ pub async fn route(
     if x.iter().chain(w).any(|v| !v.is_finite()) {
         return Err(GpuError::Unsupported("moe route: a gate input or weight is not finite".into()));
     }
-    let (k, renorm, cap, cbuf) = match router {
-        GpuRouter::TopK { k, renormalise, capacity } => {
+    match router {
+        GpuRouter::TopK { k, capacity, .. } => {
             if !(1..=e).contains(&k) {
                 return Err(GpuError::Unsupported(format!("moe route: k = {k} with {e} experts")));
             }
             if let Some(c) = capacity.filter(|c| *c == 0) {
                 return Err(GpuError::Unsupported(format!("moe route: capacity {c}")));
             }
-            let cbuf = capacity.unwrap_or(t).min(t);
-            (k, renormalise, capacity.map_or(NONE, |c| c as u32), cbuf)
         }
         GpuRouter::ExpertChoice { k } => {
             if !(1..=t).contains(&k) {
                 return Err(GpuError::Unsupported(format!("moe route: expert choice k = {k} with {t} tokens")));
             }
-            (1, false, k as u32, k)
         }
-    };
+    }
+    let (params, k, cbuf) = MoeParams::for_router(t, d, e, router);
     if !within_loop_budget(t, k) {
         return Err(GpuError::Unsupported(format!(
             "moe route: T = {t} with k = {k} exceeds the per-invocation loop budget ({LOOP_BUDGET})"
         )));
     }
     gpu.check()?;
-    let params = MoeParams {
-        t: t as u32,
-        d: d as u32,
-        e: e as u32,
-        k: k as u32,
-        h: 1,
-        cbuf: cbuf as u32,
-        capacity: cap,
-        renorm: u32::from(renorm),
-    };
     let uniform = gpu.uniform_init("moe params", bytemuck::bytes_of(&params));
     let st = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let te = t * e;
