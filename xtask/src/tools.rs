@@ -76,8 +76,14 @@ pub fn ensure_lint_tools() -> Result {
     run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))
 }
 
-/// Mesa lavapipe (Vulkan on the CPU) for the native GPU tests and Chromium for the browser tests.
+/// cargo-nextest (the native test runner), Mesa lavapipe (Vulkan on the CPU) for the native GPU
+/// tests and Chromium for the browser tests.
 pub fn ensure_test_tools() -> Result {
+    let have_nextest = Command::new("cargo").args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !have_nextest {
+        println!("xtask: installing cargo-nextest (a few minutes on 2 cores, once)");
+        run(Command::new("cargo").args(["install", "--locked", "cargo-nextest"]))?;
+    }
     let lavapipe = ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"]
         .iter()
         .any(|p| Path::new(p).exists());
