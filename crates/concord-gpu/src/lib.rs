@@ -17,7 +17,9 @@
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW/SPAM, and the training dynamics of a
 //!   joint schedule: SAM/ASAM, clipping, the lr warm-up and cosine) with no CPU round trip per step;
-//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`].
+//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`]. Gramian-weighted
+//!   methods without a kernel (Nash-MTL, FairGrad, PCD, CR-MOGM, MGDA `gn`, CAGrad `rescale`) take
+//!   their weights from the CPU, one read-back of G per step ([`host_weighting`]).
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
 //! (nothing here blocks). Built for native Vulkan (Mesa lavapipe without a GPU) and for

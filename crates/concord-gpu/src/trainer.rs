@@ -13,7 +13,9 @@
 //!
 //! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps and the
 //! per-coordinate TrimmedMean and GradDrop (`kernels::coordinate`: d straight from J, GradDrop's
-//! draws uploaded from the CPU aggregator's stream; the metrics from the Gramian of [J; d]), the loss weightings
+//! draws uploaded from the CPU aggregator's stream; the metrics from the Gramian of [J; d]), the
+//! Gramian-weighted methods without a kernel with w from the CPU (`host_weighting`: `steps` queues
+//! them, the async read-back runs them, one read-back of G each), the loss weightings
 //! of `kernels::loss_weighting` (w from the batch losses on the GPU, J's rows and the heads'
 //! gradients scaled before the aggregator), SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
 //! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
