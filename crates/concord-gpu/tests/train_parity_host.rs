@@ -12,7 +12,6 @@ mod common;
 use common::{f64_config as config, gpu_arc, rel, train_both};
 
 use concord_core::aggregators::registry;
-use concord_core::train::Backend;
 use concord_core::MethodSpec;
 use nalgebra::DMatrix;
 
