@@ -139,7 +139,9 @@ fn gpu(config: concord_core::train::TrainConfig, a: &BenchTrainArgs) -> Result<(
     while left > 0 {
         left -= t.steps(left.min(a.chunk)).map_err(err)?;
     }
-    // Waits for the GPU to finish everything submitted.
+    // Runs a hybrid run's queued steps (each waits on its read-back of G: `host_weighting`),
+    // then waits for the GPU to finish everything submitted.
+    pollster::block_on(t.read_history()).map_err(err)?;
     pollster::block_on(t.params()).map_err(err)?;
     Ok((start.elapsed().as_secs_f64(), Some(label)))
 }

@@ -393,7 +393,11 @@ pub(crate) fn drive(config: TrainConfig, gpu: bool, chunk: usize, bar: &Progress
     let start = cpu.params().to_vec();
     let (mut backend, label): (Box<dyn RunBackend>, String) = if gpu {
         let device = pollster::block_on(Gpu::new()).map_err(|e| UsageError(format!("no GPU backend: {e}")))?;
-        let label = format!("gpu: {}", device.adapter_label());
+        let mut label = format!("gpu: {}", device.adapter_label());
+        // Nash-MTL, FairGrad, …: the GPU trainer takes their weights from the CPU each step.
+        if concord_gpu::host_weighted(&config.method.aggregator) {
+            label.push_str(" (weights on the CPU)");
+        }
         // Never a silent CPU run: what the GPU lacks is an error that says what it has.
         // As the page: the GPU reads whole-model metrics back, not per-layer ones (a hash sets
         // `layer_metrics`), so a GPU run trains without them rather than failing.

@@ -294,7 +294,7 @@ fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
 
 #[test]
 fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
-    for extra in [&["--method", "nash-mtl"][..], &["--method", "mean+harmonize"]] {
+    for extra in [&["--method", "moco"][..], &["--method", "mean+harmonize"]] {
         let out =
             concord(&[&["train", "--preset", "xor-conflict", "--backend", "gpu", "--steps", "5"][..], extra].concat());
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
@@ -302,6 +302,41 @@ fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
         assert!(err.contains("use the CPU backend"), "{err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
+}
+
+#[test]
+fn gpu_backend_trains_the_host_weighted_methods_as_the_cpu() {
+    // The GPU trainer's hybrid (G read back, w from the core aggregator, the rest on the GPU):
+    // the same final losses as the CPU within 1e-4 relative, as the presets above.
+    for method in ["nash-mtl", "fairgrad:alpha=1", "pcd", "cr-mogm", "mgda:gn=loss", "cagrad:rescale=2"] {
+        let run = |backend: &str| {
+            let args = [
+                "train",
+                "--preset",
+                "xor-conflict",
+                "--method",
+                method,
+                "--steps",
+                "60",
+                "--backend",
+                backend,
+                "--json",
+            ];
+            json(&concord(&args))
+        };
+        let (cpu, gpu) = (run("cpu"), run("gpu"));
+        assert!(gpu["error"].is_null(), "{method}: {}", gpu["error"]);
+        assert_eq!(gpu["steps"], 60, "{method}");
+        for (c, g) in floats(&cpu["final_losses"]).iter().zip(floats(&gpu["final_losses"])) {
+            assert!((c - g).abs() <= 1e-4 * c.abs(), "{method}: cpu {c} vs gpu {g}");
+        }
+    }
+    // The summary names where the weights come from.
+    let out =
+        concord(&["train", "--preset", "xor-conflict", "--method", "nash-mtl", "--steps", "5", "--backend", "gpu"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(weights on the CPU)"), "{text}");
 }
 
 #[test]

@@ -17,7 +17,9 @@
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW/SPAM, and the training dynamics of a
 //!   joint schedule: SAM/ASAM, clipping, the lr warm-up and cosine) with no CPU round trip per step;
-//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`].
+//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`]. Gramian-weighted
+//!   methods without a kernel (Nash-MTL, FairGrad, PCD, CR-MOGM, MGDA `gn`, CAGrad `rescale`) take
+//!   their weights from the CPU, one read-back of G per step ([`host_weighting`]).
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
 //! (nothing here blocks). Built for native Vulkan (Mesa lavapipe without a GPU) and for
@@ -36,6 +38,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 mod gpu;
+pub mod host_weighting;
 pub mod kernels;
 pub mod shaders;
 mod step_dynamics;
@@ -43,6 +46,7 @@ pub mod toy_backend;
 pub mod trainer;
 
 pub use gpu::{Gpu, GpuError};
+pub use host_weighting::{host_weighted, HYBRID_LABEL};
 pub use kernels::combine::combine;
 pub use kernels::coordinate::{GpuCoordinate, COORDINATE_METHODS};
 pub use kernels::copy::copy;
@@ -70,10 +74,13 @@ pub fn gpu_methods() -> Vec<&'static str> {
 }
 
 /// Every aggregator the GPU trainer (`GpuTrainer`) runs: [`gpu_methods`], then the
-/// per-coordinate ones it takes straight from J (TrimmedMean, GradDrop: `kernels::coordinate`).
+/// per-coordinate ones it takes straight from J (TrimmedMean, GradDrop: `kernels::coordinate`),
+/// then the Gramian-weighted ones whose weights it takes from the CPU (Nash-MTL, FairGrad, PCD,
+/// CR-MOGM: [`host_weighting`]).
 pub fn gpu_trainer_methods() -> Vec<&'static str> {
     let mut names = kernels::methods::names();
     names.extend_from_slice(COORDINATE_METHODS);
+    names.extend(host_weighting::host_methods());
     names
 }
 
@@ -90,9 +97,13 @@ pub fn toy_gpu_methods() -> Vec<&'static str> {
 /// (`GpuTrainer::new`).
 pub fn backend(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Box<dyn Backend>, GpuError> {
     let name = config.method.aggregator.name();
-    trainer::refuse_loss_aware(&config.method.aggregator)?;
-    if kernels::methods::find(name).is_none() && !COORDINATE_METHODS.contains(&name) {
-        return Err(GpuError::Unsupported(kernels::weighting::no_kernel_message(name)));
+    // A hybrid (`host_weighting`) reads G and the losses back: the GPU trainer runs it; the
+    // fused toy kernel refuses it below with the reason.
+    if !host_weighted(&config.method.aggregator) {
+        trainer::refuse_loss_aware(&config.method.aggregator)?;
+        if kernels::methods::find(name).is_none() && !COORDINATE_METHODS.contains(&name) {
+            return Err(GpuError::Unsupported(kernels::weighting::no_kernel_message(name)));
+        }
     }
     match config.data {
         concord_core::train::DataSource::Toy { .. } => Ok(Box::new(GpuToy::new(gpu, config)?)),

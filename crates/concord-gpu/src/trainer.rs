@@ -13,7 +13,9 @@
 //!
 //! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps and the
 //! per-coordinate TrimmedMean and GradDrop (`kernels::coordinate`: d straight from J, GradDrop's
-//! draws uploaded from the CPU aggregator's stream; the metrics from the Gramian of [J; d]), the loss weightings
+//! draws uploaded from the CPU aggregator's stream; the metrics from the Gramian of [J; d]), the
+//! Gramian-weighted methods without a kernel with w from the CPU (`host_weighting`: `steps` queues
+//! them, the async read-back runs them, one read-back of G each), the loss weightings
 //! of `kernels::loss_weighting` (w from the batch losses on the GPU, J's rows and the heads'
 //! gradients scaled before the aggregator), SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
 //! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
@@ -44,6 +46,7 @@ use concord_core::train::{
 use concord_core::MethodSpec;
 use nalgebra::{DMatrix, DVector};
 
+use crate::host_weighting::HostWeighting;
 use crate::kernels::coordinate::{CoordinatePipelines, CoordinateStep, GpuCoordinate, MAX_COORDINATE_TASKS};
 use crate::kernels::loss_weighting::{self, GpuLossWeighting};
 use crate::kernels::mlp::{
@@ -142,6 +145,11 @@ pub struct GpuTrainer {
     weighting: Option<GpuWeighting>,
     /// TrimmedMean / GradDrop: d straight from J, with what its step needs.
     coordinate: Option<CoordinateStep>,
+    /// A Gramian-weighted method without a GPU kernel (Nash-MTL, FairGrad, …): w from the core
+    /// aggregator on the host, each step split around a read-back of G (`host_weighting`).
+    host: Option<HostWeighting>,
+    /// Hybrid steps asked for by `steps` and not yet run: the async read-back runs them.
+    queued: usize,
     /// The state a stateful weighting (MoDo, SDMGrad, GradVac) keeps across the run's steps,
     /// as the CPU trainer's aggregator instance does; `None` for the others.
     weighting_memory: Option<WeightingState>,
@@ -245,6 +253,7 @@ impl GpuTrainer {
         }
         // TrimmedMean and GradDrop are not weightings: they run from J (`kernels::coordinate`).
         let coordinate_agg = GpuCoordinate::from_spec(&config.method.aggregator, config.seed);
+        let host = HostWeighting::for_spec(&gpu, &config.method.aggregator, m, config.seed)?;
         let weighting = match coordinate_agg {
             Some(_) if m > MAX_COORDINATE_TASKS => {
                 return Err(GpuError::Unsupported(format!(
@@ -254,6 +263,7 @@ impl GpuTrainer {
                 )))
             }
             Some(_) => None,
+            None if host.is_some() => None,
             None => Some(gpu_weighting(&config.method.aggregator, m, config.seed)?),
         };
         let ew = gpu_loss_weighting(&config.method)?;
@@ -359,6 +369,8 @@ impl GpuTrainer {
             weighting_memory,
             weighting,
             coordinate,
+            host,
+            queued: 0,
             ew,
             loss_weighting,
             epoch: 0,
@@ -442,7 +454,7 @@ impl GpuTrainer {
 
     /// Steps submitted so far (their history may not be read back yet).
     pub fn step_index(&self) -> usize {
-        self.step
+        self.step + self.queued
     }
 
     /// The records read back so far (one per `record_every` steps).
@@ -456,7 +468,13 @@ impl GpuTrainer {
 
     /// Stopped by an error (found at a readback), or all `config.steps` submitted.
     pub fn is_done(&self) -> bool {
-        self.error.is_some() || self.step >= self.config.steps
+        self.error.is_some() || self.step + self.queued >= self.config.steps
+    }
+
+    /// Whether the run's weights come from the CPU (`host_weighting`): its steps run at the
+    /// read-back, one read-back of G each.
+    pub fn host_weighted(&self) -> bool {
+        self.host.is_some()
     }
 
     /// Record every `every`-th step (step % every == 0, and the last step) from now on; 1 records
@@ -498,19 +516,38 @@ impl GpuTrainer {
         if let Some(e) = &self.error {
             return Err(GpuError::Device(e.clone()));
         }
-        let mut left = k.min(self.config.steps - self.step.min(self.config.steps));
+        let planned = self.step + self.queued;
+        let mut left = k.min(self.config.steps - planned.min(self.config.steps));
         let mut done = 0;
         while left > 0 {
             let chunk = left.min(MAX_STEPS_PER_SUBMISSION);
-            self.submit(chunk)?;
+            if self.host.is_some() {
+                // Each hybrid step awaits a read-back: they run at `read_history`.
+                self.queued += chunk;
+            } else {
+                // Without a host weighting nothing in `submit` awaits: it is ready at once.
+                concord_core::train::now(self.submit(chunk))
+                    .unwrap_or_else(|| Err(GpuError::Device("a GPU submission waited on a read-back".into())))?;
+            }
             left -= chunk;
             done += chunk;
         }
         Ok(done)
     }
 
-    /// One submission of `k` ≥ 1 steps.
-    fn submit(&mut self, k: usize) -> Result<(), GpuError> {
+    /// The hybrid steps `steps` queued, run now (each awaits its read-back of G).
+    async fn run_queued(&mut self) -> Result<(), GpuError> {
+        while self.queued > 0 && self.error.is_none() {
+            let chunk = self.queued.min(MAX_STEPS_PER_SUBMISSION);
+            self.queued -= chunk;
+            self.submit(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// One submission of `k` ≥ 1 steps (a hybrid run's: `k` submissions, one per step, each
+    /// split at its read-back of G).
+    async fn submit(&mut self, k: usize) -> Result<(), GpuError> {
         self.gpu.check()?;
         let gpu = self.gpu.clone();
         let m = self.num_tasks();
@@ -631,7 +668,10 @@ impl GpuTrainer {
             });
             // SAM calls the aggregator twice a step, as the CPU trainer's `combine` (a stateful
             // weighting — PCGrad's order, Random's stream — counts both calls).
-            let (gram_buf, mut w) = self.combine_step(&mut encoder, (calls * step) as u32, (draws.as_ref(), calls * s));
+            let (gram_buf, mut w) = match self.host.as_mut() {
+                Some(h) => h.combine(&gpu, &mut encoder, &self.jac, &self.step_fwd.losses, &self.update, n).await?,
+                None => self.combine_step(&mut encoder, (calls * step) as u32, (draws.as_ref(), calls * s)),
+            };
             let gram_buf = plain_gram.unwrap_or(gram_buf);
             // The step's losses, weights, G (and test losses) into one slot: `optim_check` reads
             // it, and a recorded step's history slot is a copy of it. Losses and G are the
@@ -664,7 +704,10 @@ impl GpuTrainer {
                         lw.record_scaling(&mut pass);
                     }
                 }
-                let (_, w2) = self.combine_step(&mut encoder, (2 * step + 1) as u32, (draws.as_ref(), 2 * s + 1));
+                let (_, w2) = match self.host.as_mut() {
+                    Some(h) => h.combine(&gpu, &mut encoder, &self.jac, &self.step_fwd.losses, &self.update, n).await?,
+                    None => self.combine_step(&mut encoder, (2 * step + 1) as u32, (draws.as_ref(), 2 * s + 1)),
+                };
                 w = w2;
                 {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -802,6 +845,7 @@ impl GpuTrainer {
     pub async fn read_history(&mut self) -> Result<&[StepRecord], GpuError> {
         let m = self.num_tasks();
         let slot = slot_len(m);
+        self.run_queued().await?;
         for p in std::mem::take(&mut self.pending) {
             if self.error.is_some() {
                 continue;
@@ -973,7 +1017,7 @@ impl GpuTrainer {
     /// (fresh for a new trainer). Call it before any step is pending. Rejects what the CPU
     /// trainer rejects (wrong length, non-finite values, gaps in the step indices).
     pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), GpuError> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.queued > 0 {
             return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
         }
         // A long run's history is thinned (steps increase from 0, with gaps): the run goes on
@@ -1528,7 +1572,7 @@ impl Backend for GpuTrainer {
     }
 
     fn steps_submitted(&self) -> usize {
-        self.step
+        self.step + self.queued
     }
 
     fn submit(&mut self, k: usize) -> Result<usize, BackendError> {

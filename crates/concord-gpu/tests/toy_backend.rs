@@ -218,12 +218,14 @@ fn backend_refuses_a_cpu_only_method_naming_the_gpu_methods() {
         let moco = TrainConfig { method: MethodSpec::plain("moco"), ..c.clone() };
         let err = concord_gpu::backend(gpu_arc(), moco).err().expect("moco is CPU only").to_string();
         assert!(err.contains("'moco' is not on the GPU: it reads the task losses"), "{err}");
-        c.method = MethodSpec::plain("nash-mtl");
+        // ExcessMTL keeps per-coordinate state: no kernel, and not a hybrid (nash-mtl is one on the
+        // MLP: train_parity_host.rs).
+        c.method = MethodSpec::plain("excess-mtl");
         let err = match concord_gpu::backend(gpu_arc(), c) {
-            Ok(_) => panic!("nash-mtl has no GPU kernel"),
+            Ok(_) => panic!("excess-mtl has no GPU kernel"),
             Err(e) => e.to_string(),
         };
-        assert!(err.contains("no GPU kernel for 'nash-mtl'"), "{err}");
+        assert!(err.contains("no GPU kernel for 'excess-mtl'"), "{err}");
         assert!(err.contains(&format!("the GPU has: {}", concord_gpu::gpu_methods().join(", "))), "{err}");
     }
 }

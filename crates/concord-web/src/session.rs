@@ -43,6 +43,10 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use nalgebra::DMatrix;
+/// The most steps one batch takes while a GPU run's weights come from the CPU: each of its steps
+/// waits on a read-back of G (about a millisecond or two in the browser, more on SwiftShader),
+/// so 20 keeps a snapshot within a few frames.
+const HYBRID_BATCH: u64 = 20;
 
 /// CPU time per frame, in ms, before the rest of a chunk moves to the next frame.
 const CPU_BUDGET_MS: f64 = 24.0;
@@ -1299,6 +1303,11 @@ impl SessionInner {
             .map(|r| r.snapshots.steps_until_due(r.steps) as u64)
             .fold(n, u64::min)
             .max(1);
+        // A GPU run with weights from the CPU (`concord_gpu::host_weighting`) waits on one
+        // read-back per step: batches of at most HYBRID_BATCH keep its snapshots coming.
+        let hybrid =
+            self.runs.iter().any(|r| r.on_gpu && r.live() && concord_gpu::host_weighted(&r.config.method.aggregator));
+        let n = if hybrid { n.min(HYBRID_BATCH) } else { n };
         // No further than the step limit (the runs reach it together, and the counter with them).
         let left = self.runs.iter().filter(|r| r.live()).map(|r| r.config.steps.saturating_sub(r.steps)).max();
         let n = n.min(left.unwrap_or(0) as u64).max(1);
@@ -1476,7 +1485,14 @@ impl SessionInner {
         }
         let mut parts = Vec::new();
         if !gpu_runs.is_empty() {
-            let labels: Vec<&str> = gpu_runs.iter().map(|r| r.label.as_str()).collect();
+            // A hybrid run (Nash-MTL, FairGrad, …) says that its weights come from the CPU.
+            let labels: Vec<String> = gpu_runs
+                .iter()
+                .map(|r| match concord_gpu::host_weighted(&r.config.method.aggregator) {
+                    true => format!("{} — {}", r.label, concord_gpu::HYBRID_LABEL),
+                    false => r.label.clone(),
+                })
+                .collect();
             parts.push(format!("WebGPU · {adapter} — {}", labels.join(", ")));
         }
         for r in &cpu_runs {

@@ -42,15 +42,22 @@ pub fn unsupported_reason(name: &str) -> &'static str {
         "graddrop" | "trimmed-mean" => {
             "it works per coordinate of J, not from the Gramian: the GPU trainer runs it from J, the fused toy kernel does not"
         }
-        "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
-        "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
+        // The GPU trainer runs these four with weights from the CPU (`host_weighting`); the fused
+        // toy kernel, which never leaves the GPU between steps, cannot.
+        "nash-mtl" => "no WGSL kernel (a cone solver per step): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
+        "fairgrad" => "no WGSL kernel (Levenberg–Marquardt root finding): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
         "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
-        "pcd" => "no GPU kernel yet (stateful, with an active-set QP per step)",
-        "cr-mogm" => "no GPU kernel yet (an EMA around another method's weights)",
+        "pcd" => "no WGSL kernel (stateful, an active-set QP per step): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
+        "cr-mogm" => "no WGSL kernel (an EMA around another method's weights): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
         "moco" | "db-mtl" => "it reads the task losses with J (LibMTL), and the GPU weightings see only the Gramian",
         _ => "no GPU kernel",
     }
 }
+
+/// LibMTL's options of GPU methods that the kernels lack, with their plain values (MGDA's
+/// gradient normalisation, CAGrad's rescale): the GPU trainer runs them as a hybrid
+/// (`host_weighting`), the kernels refuse them.
+pub(crate) const CPU_ONLY_OPTIONS: [(&str, &str); 2] = [("gn", "none"), ("rescale", "0")];
 
 /// `no GPU kernel for 'nash-mtl' (…); the GPU has: mean, sum, …`.
 pub(crate) fn no_kernel_message(name: &str) -> String {
@@ -83,10 +90,10 @@ impl GpuWeighting {
         }
         // LibMTL's options of CPU methods (MGDA's gradient normalisation, CAGrad's rescale) have
         // no kernel: refused with a reason rather than silently dropped.
-        for (key, plain) in [("gn", "none"), ("rescale", "0")] {
+        for (key, plain) in CPU_ONLY_OPTIONS {
             if let Some(v) = spec.word(key).filter(|v| *v != plain) {
                 return Err(GpuError::Unsupported(format!(
-                    "no GPU kernel for '{name}' with {key}={v} (LibMTL's option runs on the CPU only); \
+                    "no GPU kernel for '{name}' with {key}={v} (LibMTL's option: the GPU trainer takes those weights from the CPU, the fused toy kernel cannot); \
                      the GPU has {name} with {key}={plain}"
                 )));
             }
