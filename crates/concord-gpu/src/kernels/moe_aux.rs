@@ -1,13 +1,13 @@
 //! The MoE aux losses' gradient on the GPU, mirroring the aux part of
 //! `concord_core::model::moe::Moe::gradients`: `aux::aux_losses`' dL_aux/dh per gate group
-//! (`shaders/moe_aux.wgsl`: the Switch load-balancing loss and the router z-loss), then
+//! (`shaders/moe_aux.wgsl`: the Switch load-balancing loss, the router z-loss and Mod-Squad's
+//! mutual-information loss), then
 //! `gate_backward` (W_g's gradient, summed over the groups that share a gate) and
 //! `pre_backward` (dL/da through the pre-layers). The result is one vector over the shared
 //! parameters that the trainer adds to the update after the aggregator, as the CPU trainer's
 //! `combine` does: the aux losses are regularisers of the router, not tasks.
 //!
-//! The other aux losses (CV² of importance and load, mutual information) are refused
-//! ([`gpu_aux_unsupported`]).
+//! The other aux losses (CV² of importance and of load) are refused ([`gpu_aux_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{AuxWeights, Moe};
@@ -24,14 +24,15 @@ const RW: wgpu::BufferUsages =
 
 /// Why these aux weights cannot train on the GPU (`None`: they can).
 pub fn gpu_aux_unsupported(aux: &AuxWeights) -> Option<String> {
-    let off_gpu: Vec<&str> = [("importance", aux.importance), ("load", aux.load), ("mutual_info", aux.mutual_info)]
+    let off_gpu: Vec<&str> = [("importance", aux.importance), ("load", aux.load)]
         .into_iter()
         .filter(|(_, w)| *w != 0.0)
         .map(|(name, _)| name)
         .collect();
     (!off_gpu.is_empty()).then(|| {
         format!(
-            "the MoE aux losses {} are not on the GPU yet (load_balance and z_loss are); use the CPU backend",
+            "the MoE aux losses {} are not on the GPU yet (load_balance, z_loss and mutual_info are); use the CPU \
+             backend",
             off_gpu.join(", ")
         )
     })
@@ -40,7 +41,7 @@ pub fn gpu_aux_unsupported(aux: &AuxWeights) -> Option<String> {
 /// Whether `moe` has an aux loss the GPU adds (the CPU adds a zero gradient otherwise).
 pub fn has_gpu_aux(moe: &Moe) -> bool {
     let aux = &moe.config().aux;
-    aux.load_balance != 0.0 || aux.z_loss != 0.0
+    aux.load_balance != 0.0 || aux.z_loss != 0.0 || aux.mutual_info != 0.0
 }
 
 /// `shaders/moe_aux.wgsl`'s MoeAuxParams.
@@ -52,14 +53,18 @@ struct MoeAuxParams {
     groups_x: u32,
     len: u32,
     off: u32,
-    _pad: [u32; 3],
+    group: u32,
+    groups: u32,
+    tasks: u32,
     load_balance: f32,
     z_loss: f32,
-    _pad_f: [f32; 2],
+    mutual_info: f32,
+    _pad: f32,
 }
 
 pub(crate) struct MoeAuxPipelines {
     fractions: wgpu::ComputePipeline,
+    mutual_info: wgpu::ComputePipeline,
     logits: wgpu::ComputePipeline,
     add: wgpu::ComputePipeline,
     zero: wgpu::ComputePipeline,
@@ -70,6 +75,7 @@ impl MoeAuxPipelines {
         let make = |entry| gpu.create_pipeline("moe_aux.wgsl", entry);
         MoeAuxPipelines {
             fractions: make("moe_aux_fractions"),
+            mutual_info: make("moe_aux_mi"),
             logits: make("moe_aux_logits"),
             add: make("moe_aux_add"),
             zero: make("moe_aux_zero"),
@@ -93,10 +99,13 @@ fn params(rows: usize, experts: usize, items: usize) -> (MoeAuxParams, (u32, u32
         groups_x: g.0,
         len: items as u32,
         off: 0,
-        _pad: [0; 3],
+        group: 0,
+        groups: 0,
+        tasks: 0,
         load_balance: 0.0,
         z_loss: 0.0,
-        _pad_f: [0.0; 2],
+        mutual_info: 0.0,
+        _pad: 0.0,
     };
     (p, g)
 }
@@ -152,26 +161,48 @@ fn aux_dispatches(
     if n_pre > 0 {
         dispatches.push(zero(gpu, aux_pipes, &d_pre[n_pre - 1], rows * shape.width));
     }
-    let d_probs = buf("aux dL/dp per expert", n);
+    let d_probs = buf("aux dL/dp per group and expert", shape.groups * n);
+    let col_sums = buf("Σ p per group and expert", shape.groups * n);
+    let group_of: Vec<u32> = shape.group_of.iter().map(|&g| g as u32).collect();
+    let group_of = gpu.storage_init("gate group per task", bytemuck::cast_slice(&group_of), RW);
     let d_logits = buf("aux dL/dh", rows * n);
     let gate_grad = buf("one group's aux W_g gradient", shape.gin * n);
-    for g in 0..shape.groups {
+    let group_params = |g: usize| {
         let (mut p, token_groups) = params(rows, n, rows);
+        p.group = g as u32;
+        p.groups = shape.groups as u32;
+        p.tasks = shape.group_of.len() as u32;
         p.load_balance = (weights.load_balance / groups) as f32;
         p.z_loss = (weights.z_loss / groups) as f32;
-        let uniform = [(0, bytemuck::bytes_of(&p))];
+        p.mutual_info = weights.mutual_info as f32;
+        (p, token_groups)
+    };
+    // Every group's f_i and Σ p first: the MI loss is one quantity over all tasks.
+    for g in 0..shape.groups {
+        let (p, _) = group_params(g);
         dispatches.push(Dispatch::with_bindings(
             gpu,
             &aux_pipes.fractions,
-            &[(1, &fwd.probs[g]), (3, &d_probs)],
-            &uniform,
+            &[(1, &fwd.probs[g]), (3, &d_probs), (7, &col_sums)],
+            &[(0, bytemuck::bytes_of(&p))],
             (1, 1),
         ));
+    }
+    let (p, _) = group_params(0);
+    dispatches.push(Dispatch::with_bindings(
+        gpu,
+        &aux_pipes.mutual_info,
+        &[(3, &d_probs), (7, &col_sums), (8, &group_of)],
+        &[(0, bytemuck::bytes_of(&p))],
+        (1, 1),
+    ));
+    for g in 0..shape.groups {
+        let (p, token_groups) = group_params(g);
         dispatches.push(Dispatch::with_bindings(
             gpu,
             &aux_pipes.logits,
             &[(1, &fwd.probs[g]), (2, &fwd.logits[g]), (3, &d_probs), (4, &d_logits)],
-            &uniform,
+            &[(0, bytemuck::bytes_of(&p))],
             token_groups,
         ));
         let gate_off = shape.gates[shape.gate_of(g)];
