@@ -110,3 +110,21 @@ test('the dense twin and MLP presets hide the MoE panel; the model select switch
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('CGC: the routing map’s legend names each task’s own experts by the task', async () => {
+  const errors = [];
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&model=moe&router=cgc&experts=2&arena=mean&play=false`, errors);
+  await step(page, 5);
+  const map = page.locator('[data-panel=moeMap] canvas');
+  // The map redraws on its own throttle: wait for the legend rather than a fixed time.
+  await page.waitForFunction(() => /own/.test(document.querySelector('[data-panel=moeMap] canvas')?.getAttribute('aria-label') ?? ''), null, { timeout: 20000 });
+  const label = await map.getAttribute('aria-label');
+  // [shared; task 1's own; task 2's own] (CGC's task_experts = 1), named by the preset's tasks.
+  assert.match(label, /experts: Shared 1, Shared 2, 1 \S+ expert 1 \(own\), 2 \S+ expert 1 \(own\)$/, label);
+  assert.doesNotMatch(label, /’s/);
+  const card = page.locator('[data-panel=moeMap]');
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: await artifactPath('moe-cgc-map.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

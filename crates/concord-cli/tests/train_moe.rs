@@ -133,6 +133,38 @@ fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
     });
 }
 
+/// `--backend gpu` with the load-balancing, z-loss (and, for task routing, MI) aux weights (added after
+/// the aggregator on the GPU as on the CPU) trains to the CPU's losses, as above (measured:
+/// softmax 2.2e-6, switch 3.9e-7, task with the embedding gate 3.7e-7; the trainer itself is
+/// held to 2e-5 in `concord-gpu/tests/moe_aux_parity.rs`).
+#[test]
+fn gpu_backend_trains_moe_models_with_aux_losses_as_the_cpu() {
+    let aux: [(&str, &[&str]); 3] = [
+        ("softmax", &["--aux-load-balance", "0.1", "--aux-z-loss", "0.01"]),
+        ("switch", &["--aux-load-balance", "0.1", "--aux-z-loss", "0.01"]),
+        (
+            "task",
+            &[
+                "--k",
+                "2",
+                "--task-gate",
+                "embedding",
+                "--aux-load-balance",
+                "0.1",
+                "--aux-z-loss",
+                "0.01",
+                "--aux-mi",
+                "0.1",
+            ],
+        ),
+    ];
+    std::thread::scope(|scope| {
+        for (router, extra) in aux {
+            scope.spawn(move || check_gpu_router(router, extra));
+        }
+    });
+}
+
 fn check_gpu_router(router: &'static str, extra: &'static [&'static str]) {
     let args = |backend: &'static str| {
         let mut a = vec![
@@ -209,6 +241,11 @@ fn bad_moe_flags_exit_2_with_a_message() {
         // The GPU trainer trains every router; the task-gated architectures exit 2 saying
         // they are not on the GPU (train_preset.rs, as `gpu_moe_unsupported` would).
         (&["--model", "moe", "--router", "cgc", "--backend", "gpu"], "the cgc architecture is not on the GPU"),
+        // The aux losses without GPU kernels (load balancing and the z-loss have them).
+        (
+            &["--model", "moe", "--router", "softmax", "--aux-importance", "0.1", "--backend", "gpu"],
+            "the MoE aux losses importance are not on the GPU yet",
+        ),
         (&["--model", "transformer"], "invalid value"),
     ];
     for (extra, needle) in cases {

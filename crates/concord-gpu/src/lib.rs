@@ -55,6 +55,7 @@ pub use kernels::loss_weighting::GPU_LOSS_WEIGHTINGS;
 pub use kernels::metrics::{gram_metrics, GramMetrics};
 pub use kernels::mlp_graph::{mlp_gradients, GpuGradients};
 pub use kernels::moe::{GpuRouter, GpuRouting};
+pub use kernels::moe_aux::moe_aux_gradient;
 pub use kernels::moe_train::{gpu_moe_unsupported, moe_gradients, moe_gradients_with_noise};
 pub use kernels::weighting::{
     aggregate_with, unsupported_reason, weights_with, weights_with_state, GpuWeighting, WeightingState,

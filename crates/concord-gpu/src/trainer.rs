@@ -54,6 +54,7 @@ use crate::kernels::mlp::{
     STEP_STATE,
 };
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
+use crate::kernels::moe_aux::MoeAuxStep;
 use crate::kernels::moe_hidden;
 use crate::kernels::moe_train::{gpu_moe_unsupported, routing_noise_f32, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
@@ -208,6 +209,9 @@ pub struct GpuTrainer {
     /// Noisy top-k: the training step's routing noise ε (groups × batch rows × E), copied in
     /// before each step from the chunk's draws (the CPU trainer's, `Moe::routing_noise`).
     moe_noise: Option<wgpu::Buffer>,
+    /// MoE aux losses: the step's aux gradient (first pass only: SAM's second pass adds the
+    /// first pass's, as the CPU trainer does) and its addition after the aggregator.
+    moe_aux: Option<MoeAuxStep>,
 }
 
 impl GpuTrainer {
@@ -321,7 +325,7 @@ impl GpuTrainer {
             }
             _ => None,
         };
-        let (step_fwd, step_bwd) =
+        let (step_fwd, step_bwd, moe_aux) =
             net.step_graphs(&gpu, &pipes, &shape, batch_rows, (&xb, &yb), &params, (&jac, &update), moe_noise.as_ref());
         let train_eval = net.forward_graph(&gpu, &pipes, &shape, n_train, &x_all, &y_all, &params);
         let test_eval = test.map(|(tx, ty)| {
@@ -408,6 +412,7 @@ impl GpuTrainer {
             train_point_graph: None,
             read_cursor: 0,
             moe_noise,
+            moe_aux,
         })
     }
 
@@ -646,6 +651,9 @@ impl GpuTrainer {
                 for d in self.step_fwd.dispatches.iter().chain(&self.step_bwd.dispatches) {
                     d.record(&mut pass);
                 }
+                for d in self.moe_aux.iter().flat_map(|a| &a.dispatches) {
+                    d.record(&mut pass);
+                }
             }
             // A per-coordinate aggregator's metrics need the plain J (before any loss weighting
             // scales it), as the CPU's: it goes into the first m rows of [J; d].
@@ -822,7 +830,9 @@ impl GpuTrainer {
             let c = self.coordinate.as_ref().expect("a run has a weighting or a per-coordinate aggregator");
             let (buf, call_at) = draws;
             let buf = buf.expect("a per-coordinate run uploads its draws");
-            return c.record(&self.gpu, encoder, &self.jac, (buf, call_at * n), &self.update, m, n);
+            let out = c.record(&self.gpu, encoder, &self.jac, (buf, call_at * n), &self.update, m, n);
+            self.add_moe_aux(encoder);
+            return out;
         };
         let gram_buf = gram::encode(&self.gpu, encoder, &self.jac, m, n);
         let memory = self.weighting_memory.as_ref().map(|s| s.memory());
@@ -835,7 +845,17 @@ impl GpuTrainer {
         };
         let d = combine::encode(&self.gpu, encoder, &self.jac, &w, m, n);
         encoder.copy_buffer_to_buffer(&d, 0, &self.update, 0, (n * 4) as u64);
+        self.add_moe_aux(encoder);
         (gram_buf, w)
+    }
+
+    /// The MoE aux gradient joins the update after the aggregator (the CPU trainer's `combine`).
+    fn add_moe_aux(&self, encoder: &mut wgpu::CommandEncoder) {
+        if let Some(aux) = &self.moe_aux {
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("moe aux"), timestamp_writes: None });
+            aux.add_to_update.record(&mut pass);
+        }
     }
 
     /// Read back every submitted chunk's history and append its records. A step `optim_check`
@@ -1488,17 +1508,18 @@ impl GpuNet {
         params: &wgpu::Buffer,
         (jac, update): (&wgpu::Buffer, &wgpu::Buffer),
         noise: Option<&wgpu::Buffer>,
-    ) -> (ForwardGraph, BackwardGraph) {
+    ) -> (ForwardGraph, BackwardGraph, Option<MoeAuxStep>) {
         match self {
             GpuNet::Mlp(_) => {
                 let fwd = ForwardGraph::new(gpu, pipes, shape, rows, x, y, params);
                 let bwd = BackwardGraph::new(gpu, pipes, shape, &fwd, x, params, jac, update);
-                (fwd, bwd)
+                (fwd, bwd, None)
             }
-            GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
+            GpuNet::Moe { moe, shape, pipes: moe_pipes } => {
                 let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, noise);
                 let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
-                (fwd.graph, bwd)
+                let aux = MoeAuxStep::new(gpu, pipes, moe_pipes, moe, shape, &fwd, (x, params), update);
+                (fwd.graph, bwd, aux)
             }
         }
     }

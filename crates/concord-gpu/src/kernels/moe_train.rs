@@ -20,7 +20,8 @@
 //! is kept only where an expert takes a token. Noisy top-k's ε comes from the host
 //! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
 //!
-//! CGC/PLE/DSelect-k and non-zero aux-loss weights are refused ([`gpu_moe_unsupported`]).
+//! The aux losses' gradient is `kernels::moe_aux`'s. CGC/PLE/DSelect-k and the aux losses it
+//! lacks are refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -53,14 +54,8 @@ pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
             router.name()
         ));
     }
-    let aux = &cfg.aux;
-    if aux.load_balance != 0.0
-        || aux.z_loss != 0.0
-        || aux.importance != 0.0
-        || aux.load != 0.0
-        || aux.mutual_info != 0.0
-    {
-        return Some("MoE aux losses are not on the GPU yet (set every aux weight to 0); use the CPU backend".into());
+    if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
+        return Some(why);
     }
     if cfg.experts > MAX_EXPERTS || cfg.width() > MAX_WIDTH {
         return Some(format!(
@@ -225,7 +220,7 @@ impl MoeShape {
         GpuRouter::from_core(&self.router, rows, self.experts.len())
     }
 
-    fn gate_of(&self, group: usize) -> usize {
+    pub(super) fn gate_of(&self, group: usize) -> usize {
         if self.gates.len() == 1 {
             0
         } else {
@@ -241,8 +236,10 @@ pub(crate) struct MoeForward {
     expert_z: Vec<wgpu::Buffer>,
     expert_u: Vec<wgpu::Buffer>,
     expert_y: Vec<wgpu::Buffer>,
-    /// Per gate group: p = softmax(h) (rows × E) and the block output h (rows × H).
-    probs: Vec<wgpu::Buffer>,
+    /// Per gate group: p = softmax(h) (rows × E) and the block output h (rows × H); the
+    /// clean logits h (the aux losses read them: `kernels::moe_aux`).
+    pub(super) probs: Vec<wgpu::Buffer>,
+    pub(super) logits: Vec<wgpu::Buffer>,
     outputs: Vec<wgpu::Buffer>,
     /// Per gate group: the combine weights G the mix reads (rows × E first): `probs` for a
     /// dense router, the routing core's combine | dispatch | dropped for a selecting one.
@@ -361,6 +358,7 @@ impl MoeForward {
         }
         let n = shape.experts.len();
         let (mut probs, mut outputs, mut combine, mut routes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut all_logits = Vec::new();
         for g in 0..shape.groups {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
@@ -385,6 +383,7 @@ impl MoeForward {
                 dispatches.push(moe_dispatch(gpu, &moe_pipes.mix, 5, &[&a, &g_combine, y_e, &h], &mp, groups));
             }
             probs.push(p);
+            all_logits.push(logits);
             outputs.push(h);
             combine.push(g_combine);
         }
@@ -404,6 +403,7 @@ impl MoeForward {
             expert_u,
             expert_y,
             probs,
+            logits: all_logits,
             outputs,
             combine,
             routes,
@@ -498,6 +498,11 @@ impl MoeForward {
             }
         }
         (GroupRoute { gin, choice, raw }, route_f, dispatches)
+    }
+
+    /// Gate group g's gate input: a task-embedding gate's concat(a, onehot), `None` for a itself.
+    pub(super) fn gate_input(&self, g: usize) -> Option<&wgpu::Buffer> {
+        self.routes.get(g).and_then(|r| r.gin.as_ref())
     }
 
     /// Head t's gradient into `update[head t's block]` and row t of the Jacobian into `jac`,
@@ -722,6 +727,23 @@ impl MoeForward {
         }
         BackwardGraph { dispatches }
     }
+}
+
+/// `moe_gate_back_input`: dst += (dL/dh·W_g at `w_off`, the columns that read a)·φ'(z) over
+/// `rows` tokens (the aux gradient's path into the pre-layers, `kernels::moe_aux`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gate_back_input_dispatch(
+    gpu: &Gpu,
+    moe_pipes: &MoeTrainPipelines,
+    shape: &MoeShape,
+    rows: usize,
+    w_off: usize,
+    (d, params, z, dst): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+) -> Dispatch {
+    let (mut p, groups) = moe_params(rows, shape, rows * shape.width);
+    p.w_off = w_off as u32;
+    p.gin = shape.gin as u32;
+    moe_dispatch_at(gpu, &moe_pipes.gate_back_input, &[(35, d), (37, params), (38, z), (39, dst)], &p, groups)
 }
 
 /// Forward, losses and backward of `moe` at `params` on the batch (x, targets), on the GPU,

@@ -47,6 +47,27 @@ fn expert_colour(e: usize) -> String {
     chart::rgb(EXPERT_RGB[e % EXPERT_RGB.len()])
 }
 
+/// Routing column c's name: for CGC/PLE the columns are [shared; task 1's own; task 2's own; …]
+/// (`Extraction::routings`), so a task-owned expert is named by its task ("1 xor expert 1",
+/// as the network view names it);
+/// otherwise every column is a shared expert ("E2").
+fn column_label(moe: &Moe, tasks: &[String], c: usize) -> String {
+    let own = match moe.config().router {
+        RouterKind::Cgc { task_experts } | RouterKind::Ple { task_experts } => task_experts,
+        _ => 0,
+    };
+    let shared = moe.config().experts;
+    if own == 0 {
+        return format!("E{}", c + 1);
+    }
+    if c < shared {
+        return format!("Shared {}", c + 1);
+    }
+    let t = (c - shared) / own;
+    let task = tasks.get(t).cloned().unwrap_or_else(|| format!("task {}", t + 1));
+    format!("{task} expert {} (own)", (c - shared) % own + 1)
+}
+
 /// The first run that trains an MoE block: its index, model, parameters and latest record.
 fn first_moe(a: &Arena) -> Option<(usize, &Moe, &[f64], Option<&MoeStepRecord>)> {
     a.runs.iter().enumerate().find_map(|(i, r)| {
@@ -358,8 +379,10 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
     // Tasks sharing a gate route identically: one map for a shared gate.
     let maps = if moe.config().router.gating() == Gating::Shared { 1 } else { winners.len() };
     let side = 200.0;
-    let used: Vec<bool> =
-        (0..moe.config().experts).map(|e| winners.iter().take(maps).flatten().any(|w| *w == Some(e))).collect();
+    // CGC/PLE's task gates also route to their task's own experts (columns after the shared).
+    let columns =
+        winners.iter().take(maps).flatten().flatten().map(|e| e + 1).max().unwrap_or(0).max(moe.config().experts);
+    let used: Vec<bool> = (0..columns).map(|e| winners.iter().take(maps).flatten().any(|w| *w == Some(e))).collect();
     for (t, win) in winners.iter().take(maps).enumerate() {
         let x = 20.0 + t as f64 * (side + 20.0);
         // The figures' heatmap (row 0 on top), each cell a block of its expert's colour; no
@@ -374,14 +397,17 @@ fn draw_map(canvas: &HtmlCanvasElement, a: &Arena) {
         let title = if maps == 1 { "shared gate (all tasks)".to_string() } else { format!("task {}’s gate", t + 1) };
         chart::text(&ctx, &title, x, 22.0, "left", chart::FONT_TITLE, INK);
     }
-    // Legend: the experts that win somewhere.
+    // Legend: the experts that win somewhere (also the canvas's label, for screen readers).
+    let names: Vec<String> = (0..columns).map(|e| column_label(moe, &a.task_names, e)).collect();
+    let _ = canvas.set_attribute("aria-label", &format!("MoE routing map; experts: {}", names.join(", ")));
     let lx = 20.0 + maps as f64 * (side + 20.0);
     chart::text(&ctx, "winning expert", lx, 40.0, "left", chart::FONT_TITLE, INK);
-    for (k, e) in (0..moe.config().experts).enumerate() {
+    for (k, e) in (0..columns).enumerate() {
         let y = 56.0 + k as f64 * 16.0;
         ctx.set_fill_style_str(&expert_colour(e));
         ctx.fill_rect(lx, y - 9.0, 12.0, 10.0);
-        let label = if used[e] { format!("E{}", e + 1) } else { format!("E{} (wins nowhere)", e + 1) };
+        let name = &names[e];
+        let label = if used[e] { name.clone() } else { format!("{name} (wins nowhere)") };
         chart::text(&ctx, &label, lx + 18.0, y, "left", chart::FONT, INK);
     }
     chart::text(&ctx, "x₁, x₂ ∈ [−6, 6]; white: no expert took the point", 20.0, h - 14.0, "left", chart::FONT, MUTED);

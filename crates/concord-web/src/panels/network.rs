@@ -43,7 +43,7 @@
 //! `kernels/moe_hidden.rs`); other routers train on the CPU, so `Moe::hidden_activations` there.
 //!
 //! **Task-gated architectures** (CGC, PLE, DSelect-k; `Moe::expert_groups`): one experts column
-//! per level (PLE: 2), each holding the shared experts, then each task's experts ("A’s 1").
+//! per level (PLE: 2), each holding the shared experts, then each task's experts ("1 xor expert 1").
 //! Rings on the shared-parameter experts (`layout.experts`: CGC's shared experts, PLE's shared
 //! experts and its level-1 task experts, which the shared gate reads); a task's own experts get
 //! a dotted grey ring (one task's gradient, its norm from `head_grads`, no cosine). Links into
@@ -467,7 +467,7 @@ fn compute_moe(out: &mut NetworkResult, r: &crate::session::Run, moe: &Moe) -> R
 
 /// Where each expert of `groups` is drawn and what it is called: the routers' experts in one
 /// column ("Expert 3"); a task-gated architecture's in one column per level, shared experts
-/// first ("Shared 2"), then each task's ("A's 1"), with PLE's level in the label.
+/// first ("Shared 2"), then each task's ("1 xor expert 1"), with PLE's level in the label.
 fn expert_views(moe: &Moe, groups: &[concord_core::model::moe::ExpertGroup], tasks: &[String]) -> Vec<ExpertView> {
     let pre = moe.config().hidden.len();
     let eh = moe.config().expert_hidden;
@@ -488,7 +488,7 @@ fn expert_views(moe: &Moe, groups: &[concord_core::model::moe::ExpertGroup], tas
         let mut label = match (gated, g.task) {
             (false, _) => format!("Expert {}", g.index + 1),
             (true, None) => format!("Shared {}", g.index + 1),
-            (true, Some(t)) => format!("{}’s {}", task(t), g.index + 1),
+            (true, Some(t)) => format!("{} expert {}", task(t), g.index + 1),
         };
         if levels > 1 {
             label = format!("L{} {label}", g.level + 1);
@@ -1095,7 +1095,7 @@ pub fn NetworkPanel() -> impl IntoView {
                 rows.push(format!("mean gate weight: {}", gates.join(", ")));
             }
             if let Some(t) = expert.filter(|e| !e.shared).and_then(|e| e.task) {
-                rows.push(format!("{}’s own expert: only its gradient reaches it", name(t)));
+                rows.push(format!("own expert of {}: only its gradient reaches it", name(t)));
             }
             for a in 0..n.norms.len() {
                 for b in a + 1..n.norms.len() {

@@ -1,0 +1,332 @@
+//! The MoE aux losses' gradient on the GPU, mirroring the aux part of
+//! `concord_core::model::moe::Moe::gradients`: `aux::aux_losses`' dL_aux/dh per gate group
+//! (`shaders/moe_aux.wgsl`: the Switch load-balancing loss, the router z-loss and Mod-Squad's
+//! mutual-information loss), then
+//! `gate_backward` (W_g's gradient, summed over the groups that share a gate) and
+//! `pre_backward` (dL/da through the pre-layers). The result is one vector over the shared
+//! parameters that the trainer adds to the update after the aggregator, as the CPU trainer's
+//! `combine` does: the aux losses are regularisers of the router, not tasks.
+//!
+//! The other aux losses (CV² of importance and of load) are refused ([`gpu_aux_unsupported`]).
+
+use bytemuck::{Pod, Zeroable};
+use concord_core::model::moe::{AuxWeights, Moe};
+use concord_core::model::Target;
+use nalgebra::DMatrix;
+
+use super::mlp::{grid, BackpropParams, Dispatch, MlpPipelines, WeightGradParams};
+use super::mlp_graph::{matrix_f32, LayerDims};
+use super::moe_train::{gate_back_input_dispatch, routing_noise_f32, MoeForward, MoeShape, MoeTrainPipelines};
+use crate::{Gpu, GpuError};
+
+const RW: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+
+/// Why these aux weights cannot train on the GPU (`None`: they can).
+pub fn gpu_aux_unsupported(aux: &AuxWeights) -> Option<String> {
+    let off_gpu: Vec<&str> = [("importance", aux.importance), ("load", aux.load)]
+        .into_iter()
+        .filter(|(_, w)| *w != 0.0)
+        .map(|(name, _)| name)
+        .collect();
+    (!off_gpu.is_empty()).then(|| {
+        format!(
+            "the MoE aux losses {} are not on the GPU yet (load_balance, z_loss and mutual_info are); use the CPU \
+             backend",
+            off_gpu.join(", ")
+        )
+    })
+}
+
+/// Whether `moe` has an aux loss the GPU adds (the CPU adds a zero gradient otherwise).
+pub fn has_gpu_aux(moe: &Moe) -> bool {
+    let aux = &moe.config().aux;
+    aux.load_balance != 0.0 || aux.z_loss != 0.0 || aux.mutual_info != 0.0
+}
+
+/// `shaders/moe_aux.wgsl`'s MoeAuxParams.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MoeAuxParams {
+    rows: u32,
+    experts: u32,
+    groups_x: u32,
+    len: u32,
+    off: u32,
+    group: u32,
+    groups: u32,
+    tasks: u32,
+    load_balance: f32,
+    z_loss: f32,
+    mutual_info: f32,
+    _pad: f32,
+}
+
+pub(crate) struct MoeAuxPipelines {
+    fractions: wgpu::ComputePipeline,
+    mutual_info: wgpu::ComputePipeline,
+    logits: wgpu::ComputePipeline,
+    add: wgpu::ComputePipeline,
+    zero: wgpu::ComputePipeline,
+}
+
+impl MoeAuxPipelines {
+    pub fn new(gpu: &Gpu) -> Self {
+        let make = |entry| gpu.create_pipeline("moe_aux.wgsl", entry);
+        MoeAuxPipelines {
+            fractions: make("moe_aux_fractions"),
+            mutual_info: make("moe_aux_mi"),
+            logits: make("moe_aux_logits"),
+            add: make("moe_aux_add"),
+            zero: make("moe_aux_zero"),
+        }
+    }
+}
+
+/// One training step's aux gradient: the dispatches that fill its buffer (shared_len floats,
+/// kept alive by their bind groups) from the step's forward pass, and the one that adds it to
+/// the update after the aggregator.
+pub(crate) struct MoeAuxStep {
+    pub dispatches: Vec<Dispatch>,
+    pub add_to_update: Dispatch,
+}
+
+fn params(rows: usize, experts: usize, items: usize) -> (MoeAuxParams, (u32, u32)) {
+    let g = grid(items);
+    let p = MoeAuxParams {
+        rows: rows as u32,
+        experts: experts as u32,
+        groups_x: g.0,
+        len: items as u32,
+        off: 0,
+        group: 0,
+        groups: 0,
+        tasks: 0,
+        load_balance: 0.0,
+        z_loss: 0.0,
+        mutual_info: 0.0,
+        _pad: 0.0,
+    };
+    (p, g)
+}
+
+/// dst[off .. off + len] += src[.. len].
+fn add(gpu: &Gpu, aux: &MoeAuxPipelines, src: &wgpu::Buffer, dst: &wgpu::Buffer, off: usize, len: usize) -> Dispatch {
+    let (mut p, groups) = params(0, 0, len);
+    p.off = off as u32;
+    Dispatch::with_bindings(gpu, &aux.add, &[(5, src), (6, dst)], &[(0, bytemuck::bytes_of(&p))], groups)
+}
+
+fn zero(gpu: &Gpu, aux: &MoeAuxPipelines, dst: &wgpu::Buffer, len: usize) -> Dispatch {
+    let (p, groups) = params(0, 0, len);
+    Dispatch::with_bindings(gpu, &aux.zero, &[(6, dst)], &[(0, bytemuck::bytes_of(&p))], groups)
+}
+
+/// The dispatches that write ∇ of the weighted aux loss over the shared parameters into `out`
+/// (zeros outside the gates and pre-layers), from `fwd`'s routing.
+#[allow(clippy::too_many_arguments)]
+fn aux_dispatches(
+    gpu: &Gpu,
+    pipes: &MlpPipelines,
+    moe_pipes: &MoeTrainPipelines,
+    aux_pipes: &MoeAuxPipelines,
+    shape: &MoeShape,
+    weights: &AuxWeights,
+    fwd: &MoeForward,
+    (x, params_buf): (&wgpu::Buffer, &wgpu::Buffer),
+    out: &wgpu::Buffer,
+) -> Vec<Dispatch> {
+    let rows = fwd.graph.rows;
+    let n = shape.experts.len();
+    let buf = |label: &str, len: usize| gpu.buffer(label, (len * 4) as u64, RW);
+    let a = fwd.graph.act.last().unwrap_or(x);
+    let n_pre = shape.base.trunk.len();
+    let groups = shape.groups as f64;
+    let weight_grad =
+        |dz: &wgpu::Buffer, input: &wgpu::Buffer, dst: &wgpu::Buffer, l: &LayerDims, off: usize, bias: bool| {
+            let (gx, gy) = grid(l.fan_out * (l.fan_in + usize::from(bias)));
+            let p = WeightGradParams {
+                rows: rows as u32,
+                fan_in: l.fan_in as u32,
+                fan_out: l.fan_out as u32,
+                out_off: off as u32,
+                groups_x: gx,
+                no_bias: u32::from(!bias),
+                _pad: [0; 2],
+            };
+            Dispatch::new(gpu, &pipes.weight_grad, &[dz, input, dst], bytemuck::bytes_of(&p), (gx, gy))
+        };
+    let mut dispatches = vec![zero(gpu, aux_pipes, out, shape.base.shared_len)];
+    let d_pre: Vec<wgpu::Buffer> = shape.base.trunk.iter().map(|l| buf("aux pre dz", rows * l.fan_out)).collect();
+    if n_pre > 0 {
+        dispatches.push(zero(gpu, aux_pipes, &d_pre[n_pre - 1], rows * shape.width));
+    }
+    let d_probs = buf("aux dL/dp per group and expert", shape.groups * n);
+    let col_sums = buf("Σ p per group and expert", shape.groups * n);
+    let group_of: Vec<u32> = shape.group_of.iter().map(|&g| g as u32).collect();
+    let group_of = gpu.storage_init("gate group per task", bytemuck::cast_slice(&group_of), RW);
+    let d_logits = buf("aux dL/dh", rows * n);
+    let gate_grad = buf("one group's aux W_g gradient", shape.gin * n);
+    let group_params = |g: usize| {
+        let (mut p, token_groups) = params(rows, n, rows);
+        p.group = g as u32;
+        p.groups = shape.groups as u32;
+        p.tasks = shape.group_of.len() as u32;
+        p.load_balance = (weights.load_balance / groups) as f32;
+        p.z_loss = (weights.z_loss / groups) as f32;
+        p.mutual_info = weights.mutual_info as f32;
+        (p, token_groups)
+    };
+    // Every group's f_i and Σ p first: the MI loss is one quantity over all tasks.
+    for g in 0..shape.groups {
+        let (p, _) = group_params(g);
+        dispatches.push(Dispatch::with_bindings(
+            gpu,
+            &aux_pipes.fractions,
+            &[(1, &fwd.probs[g]), (3, &d_probs), (7, &col_sums)],
+            &[(0, bytemuck::bytes_of(&p))],
+            (1, 1),
+        ));
+    }
+    let (p, _) = group_params(0);
+    dispatches.push(Dispatch::with_bindings(
+        gpu,
+        &aux_pipes.mutual_info,
+        &[(3, &d_probs), (7, &col_sums), (8, &group_of)],
+        &[(0, bytemuck::bytes_of(&p))],
+        (1, 1),
+    ));
+    for g in 0..shape.groups {
+        let (p, token_groups) = group_params(g);
+        dispatches.push(Dispatch::with_bindings(
+            gpu,
+            &aux_pipes.logits,
+            &[(1, &fwd.probs[g]), (2, &fwd.logits[g]), (3, &d_probs), (4, &d_logits)],
+            &[(0, bytemuck::bytes_of(&p))],
+            token_groups,
+        ));
+        let gate_off = shape.gates[shape.gate_of(g)];
+        let gate = LayerDims { fan_in: shape.gin, fan_out: n, w_off: 0, b_off: shape.gin * n };
+        let gin = fwd.gate_input(g).unwrap_or(a);
+        dispatches.push(weight_grad(&d_logits, gin, &gate_grad, &gate, 0, false));
+        dispatches.push(add(gpu, aux_pipes, &gate_grad, out, gate_off, shape.gin * n));
+        if n_pre > 0 {
+            let z = &fwd.graph.pre[n_pre - 1];
+            dispatches.push(gate_back_input_dispatch(
+                gpu,
+                moe_pipes,
+                shape,
+                rows,
+                gate_off,
+                (&d_logits, params_buf, z, &d_pre[n_pre - 1]),
+            ));
+        }
+    }
+    for l in (0..n_pre).rev() {
+        let layer = &shape.base.trunk[l];
+        let input = if l == 0 { x } else { &fwd.graph.act[l - 1] };
+        dispatches.push(weight_grad(&d_pre[l], input, out, layer, layer.w_off, true));
+        if l > 0 {
+            let (gx, gy) = grid(rows * layer.fan_in);
+            let p = BackpropParams {
+                rows: rows as u32,
+                fan_in: layer.fan_in as u32,
+                fan_out: layer.fan_out as u32,
+                w_off: layer.w_off as u32,
+                act: shape.base.act,
+                groups_x: gx,
+                _pad: [0; 2],
+            };
+            dispatches.push(Dispatch::new(
+                gpu,
+                &pipes.backprop,
+                &[&d_pre[l], params_buf, &fwd.graph.pre[l - 1], &d_pre[l - 1]],
+                bytemuck::bytes_of(&p),
+                (gx, gy),
+            ));
+        }
+    }
+    dispatches
+}
+
+impl MoeAuxStep {
+    /// The aux gradient of the training step whose forward pass is `fwd`, and its addition to
+    /// `update`'s shared part. `None` when `moe` has no aux loss the GPU adds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        pipes: &MlpPipelines,
+        moe_pipes: &MoeTrainPipelines,
+        moe: &Moe,
+        shape: &MoeShape,
+        fwd: &MoeForward,
+        (x, params): (&wgpu::Buffer, &wgpu::Buffer),
+        update: &wgpu::Buffer,
+    ) -> Option<Self> {
+        if !has_gpu_aux(moe) {
+            return None;
+        }
+        let aux_pipes = MoeAuxPipelines::new(gpu);
+        let grad = gpu.buffer("moe aux gradient", (shape.base.shared_len * 4) as u64, RW);
+        let dispatches =
+            aux_dispatches(gpu, pipes, moe_pipes, &aux_pipes, shape, &moe.config().aux, fwd, (x, params), &grad);
+        let add_to_update = add(gpu, &aux_pipes, &grad, update, 0, shape.base.shared_len);
+        Some(MoeAuxStep { dispatches, add_to_update })
+    }
+}
+
+/// ∇ of the weighted aux loss of `moe` at `params` on the batch `x` over the shared parameters,
+/// on the GPU, with noisy top-k's routing noise of `noise_seed`: the twin of
+/// `Moe::gradients(…).aux_grad`.
+pub async fn moe_aux_gradient(
+    gpu: &Gpu,
+    moe: &Moe,
+    params: &[f64],
+    x: &DMatrix<f64>,
+    targets: &[Target],
+    noise_seed: Option<u64>,
+) -> Result<Vec<f32>, GpuError> {
+    moe.losses(params, x, targets).map_err(GpuError::Unsupported)?;
+    if let Some(why) = super::moe_train::gpu_moe_unsupported(moe) {
+        return Err(GpuError::Unsupported(why));
+    }
+    let shape = MoeShape::new(moe);
+    let rows = x.nrows();
+    shape.base.check_rows(rows)?;
+    shape.check_rows(rows)?;
+    gpu.check()?;
+    let pipes = MlpPipelines::new(gpu);
+    let moe_pipes = MoeTrainPipelines::new(gpu);
+    let aux_pipes = MoeAuxPipelines::new(gpu);
+    let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+    let params_buf = gpu.storage_init("params", bytemuck::cast_slice(&p32), RW);
+    let x_buf = gpu.storage_init("x", bytemuck::cast_slice(&matrix_f32(x)), RW);
+    let y_buf = gpu.storage_init("y", bytemuck::cast_slice(&shape.base.target_table(targets, rows)), RW);
+    let noise = noise_seed.filter(|_| shape.noisy()).map(|seed| {
+        gpu.storage_init("routing noise", bytemuck::cast_slice(&routing_noise_f32(moe, &shape, seed, rows)), RW)
+    });
+    let fwd = MoeForward::new(gpu, &pipes, &moe_pipes, &shape, rows, &x_buf, &y_buf, &params_buf, noise.as_ref());
+    let grad = gpu.buffer("moe aux gradient", (shape.base.shared_len * 4) as u64, RW);
+    let aux = aux_dispatches(
+        gpu,
+        &pipes,
+        &moe_pipes,
+        &aux_pipes,
+        &shape,
+        &moe.config().aux,
+        &fwd,
+        (&x_buf, &params_buf),
+        &grad,
+    );
+    let mut encoder =
+        gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moe aux gradient") });
+    {
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("moe aux"), timestamp_writes: None });
+        for d in fwd.graph.dispatches.iter().chain(&aux) {
+            d.record(&mut pass);
+        }
+    }
+    let mut back = gpu.submit_and_read(encoder, &[(&grad, (shape.base.shared_len * 4) as u64)]).await?;
+    Ok(back.pop().unwrap_or_default())
+}
