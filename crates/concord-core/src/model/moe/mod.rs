@@ -9,6 +9,7 @@
 
 mod activations;
 mod aux;
+mod backend_routing;
 mod config;
 mod extraction;
 mod layout;
@@ -40,6 +41,7 @@ pub mod z_loss;
 mod tests;
 
 pub use activations::ExpertGroup;
+pub use backend_routing::BackendChoice;
 pub use aux::AuxValues;
 pub use config::{
     AuxWeights, Gating, MoeConfig, RouterKind, TaskGate, MAX_CAPACITY_FACTOR, MAX_DSELECT_GAMMA, MAX_EXPERTS,
