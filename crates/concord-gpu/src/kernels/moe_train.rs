@@ -32,6 +32,7 @@ use super::mlp_graph::{
     matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
+use super::moe_record::RoutingOutputs;
 use crate::{Gpu, GpuError};
 
 const RW: wgpu::BufferUsages =
@@ -251,6 +252,9 @@ pub(crate) struct MoeForward {
     routes: Vec<GroupRoute>,
     /// The routing noise ε, groups × rows × E (zeros: no noise).
     eps: wgpu::Buffer,
+    /// Per gate group: the clean gate logits h (rows × E), for the step records' routing
+    /// statistics (`kernels::moe_record`).
+    logits: Vec<wgpu::Buffer>,
 }
 
 /// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
@@ -361,6 +365,7 @@ impl MoeForward {
         }
         let n = shape.experts.len();
         let (mut probs, mut outputs, mut combine, mut routes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut gate_logits = Vec::new();
         for g in 0..shape.groups {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
@@ -387,6 +392,7 @@ impl MoeForward {
             probs.push(p);
             outputs.push(h);
             combine.push(g_combine);
+            gate_logits.push(logits);
         }
         let losses = buf("task losses", shape.base.num_tasks());
         let (mut outs, mut d_outs) = (Vec::new(), Vec::new());
@@ -408,7 +414,20 @@ impl MoeForward {
             combine,
             routes,
             eps,
+            logits: gate_logits,
         }
+    }
+
+    /// Per gate group, what a step record's routing statistics read back: the clean logits, a
+    /// selecting router's combine | dispatch | dropped, noisy top-k's raw noise logits.
+    pub(crate) fn routing_outputs(&self, shape: &MoeShape) -> Vec<RoutingOutputs> {
+        (0..shape.groups)
+            .map(|g| RoutingOutputs {
+                logits: self.logits[g].clone(),
+                chosen: shape.selecting().then(|| self.combine[g].clone()),
+                raw: (shape.selecting() && shape.noisy()).then(|| self.routes[g].raw.clone()),
+            })
+            .collect()
     }
 
     /// A selecting router's gate group g: the gate input, the gate (clean logits and p into

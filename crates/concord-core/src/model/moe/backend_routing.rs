@@ -67,12 +67,15 @@ mod tests {
     /// parameters (noisy gates start at 0, which would make every routing a tie) and a batch.
     fn setup(router: RouterKind) -> (Moe, Vec<f64>, DMatrix<f64>, Vec<Target>) {
         let mut cfg = MoeConfig::playground(2, 3, 3, router);
-        cfg.aux = AuxWeights { load_balance: 0.3, z_loss: 0.2, importance: 0.5, load: 0.7, mutual_info: 0.4, entropy: 0.0 };
+        cfg.aux =
+            AuxWeights { load_balance: 0.3, z_loss: 0.2, importance: 0.5, load: 0.7, mutual_info: 0.4, entropy: 0.0 };
         let moe = Moe::new(cfg).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let params: Vec<f64> = (0..moe.layout().total_len).map(|_| rng.random_range(-1.0..1.0)).collect();
         let x = DMatrix::from_fn(12, 2, |_, _| rng.random_range(-2.0..2.0));
-        let y = (0..2).map(|_| Target::Values(DMatrix::from_fn(12, 1, |_, _| f64::from(u8::from(rng.random_bool(0.5)))))).collect();
+        let y = (0..2)
+            .map(|_| Target::Values(DMatrix::from_fn(12, 1, |_, _| f64::from(u8::from(rng.random_bool(0.5))))))
+            .collect();
         (moe, params, x, y)
     }
 
@@ -100,7 +103,8 @@ mod tests {
                 .into_iter()
                 .enumerate()
                 .map(|(g, r)| {
-                    let choice = BackendChoice { combine: r.combine.clone(), dispatch: r.dispatch.clone(), dropped: r.dropped };
+                    let choice =
+                        BackendChoice { combine: r.combine.clone(), dispatch: r.dispatch.clone(), dropped: r.dropped };
                     moe.routing_from_backend(g, r.logits.clone(), None, None, Some(choice))
                 })
                 .collect();

@@ -41,8 +41,8 @@ pub mod z_loss;
 mod tests;
 
 pub use activations::ExpertGroup;
-pub use backend_routing::BackendChoice;
 pub use aux::AuxValues;
+pub use backend_routing::BackendChoice;
 pub use config::{
     AuxWeights, Gating, MoeConfig, RouterKind, TaskGate, MAX_CAPACITY_FACTOR, MAX_DSELECT_GAMMA, MAX_EXPERTS,
     MAX_EXPERT_HIDDEN,
