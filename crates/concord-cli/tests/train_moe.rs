@@ -106,7 +106,8 @@ fn every_router_name_runs() {
     assert_eq!(v["moe"]["router"], "task");
 }
 
-/// `--backend gpu` trains every router's MoE model (f32 on the GPU) to the CPU's losses: 100
+/// `--backend gpu` trains every router's MoE model (f32 on the GPU) to the CPU's losses and
+/// records the CPU's routing statistics in `moe.last_step` ([`same_routing`]): 100
 /// steps of xor-conflict, final train losses within 1e-4 relative (measured: softmax 3.0e-6,
 /// mmoe 6.2e-6, switch 8.0e-7, top2 3.2e-7, noisy-topk 2.3e-6, expert-choice 1.0e-5, task 1.4e-5,
 /// task with the embedding gate 2.4e-5; `concord-gpu/tests/moe_train_parity.rs` holds the trainer
@@ -195,6 +196,52 @@ fn check_gpu_router(router: &'static str, extra: &'static [&'static str]) {
         let gap = (x - y).abs() / (x.abs() + 1e-3);
         eprintln!("{router}: cpu {x} gpu {y} gap {gap:e}");
         assert!(gap < 1e-4, "{router}: cpu {a:?} vs gpu {b:?}");
+    }
+    same_routing(router, &cpu["moe"], &gpu["moe"]);
+}
+
+/// The GPU run's `moe.last_step` is the CPU's: the token counts (load, f_i, dropped, unrouted,
+/// capacity: shares of a 50-token batch) exactly — every routing decision alike — and the
+/// probabilities, P(t,e), the aux values and the per-expert cosines within 1e-4 (relative to
+/// |cpu| + 1e-3), the losses' tolerance above: f32 against f64 after 100 steps.
+/// `concord-gpu/tests/moe_stats_parity.rs` checks every recorded step of the trainer.
+fn same_routing(router: &str, cpu: &serde_json::Value, gpu: &serde_json::Value) {
+    assert_eq!(cpu["dropped_total"], gpu["dropped_total"], "{router}");
+    let (c, g) = (&cpu["last_step"], &gpu["last_step"]);
+    assert!(g.is_object(), "{router}: the GPU run records its routing: {g}");
+    let close = |what: &str, a: &serde_json::Value, b: &serde_json::Value| {
+        let (x, y) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-4 * (x.abs() + 1e-3), "{router} {what}: cpu {x} gpu {y}");
+    };
+    let (ct, gt) = (c["routing"]["tasks"].as_array().unwrap(), g["routing"]["tasks"].as_array().unwrap());
+    assert_eq!(ct.len(), gt.len());
+    for (a, b) in ct.iter().zip(gt) {
+        for key in ["load", "top1_fraction", "dropped", "unrouted", "capacity"] {
+            assert_eq!(a[key], b[key], "{router} {key}");
+        }
+        for (x, y) in a["router_prob"].as_array().unwrap().iter().zip(b["router_prob"].as_array().unwrap()) {
+            close("P_i", x, y);
+        }
+    }
+    let flat = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().clone()).collect()
+    };
+    let (cp, gp) = (flat(&c["routing"]["task_expert"]), flat(&g["routing"]["task_expert"]));
+    assert_eq!(cp.len(), gp.len());
+    cp.iter().zip(&gp).for_each(|(x, y)| close("P(t,e)", x, y));
+    for key in ["load_balance", "z_loss", "importance_cv2", "load_cv2", "mutual_info_loss", "mutual_information"] {
+        close(key, &c["routing"]["aux"][key], &g["routing"]["aux"][key]);
+    }
+    let (ce, ge) = (c["expert_cosine"].as_array().unwrap(), g["expert_cosine"].as_array().unwrap());
+    assert_eq!(ce.len(), ge.len());
+    for (a, b) in ce.iter().zip(ge) {
+        for (x, y) in flat(a).iter().zip(&flat(b)) {
+            // null (a task sent the expert no token) on both sides, else close.
+            assert_eq!(x.is_null(), y.is_null(), "{router} expert cosine: cpu {a} gpu {b}");
+            if !x.is_null() {
+                close("expert cosine", x, y);
+            }
+        }
     }
 }
 

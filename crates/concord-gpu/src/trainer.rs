@@ -7,8 +7,9 @@
 //! trunk's d and each head's own gradient, exactly as `Trainer::step`.
 //!
 //! [`GpuTrainer::steps`] encodes many steps into one submission; what the caller wants to see
-//! (per-step losses, weights, G for the metrics, test losses) is copied into a history buffer
-//! at a cadence ([`GpuTrainer::set_record_every`]) and read back only when asked
+//! (per-step losses, weights, G for the metrics, test losses; an MoE model's routing and
+//! per-expert Gramians, `kernels::moe_record`) is copied into a history buffer at a cadence
+//! ([`GpuTrainer::set_record_every`]) and read back only when asked
 //! ([`GpuTrainer::read_history`], async: it never blocks a browser).
 //!
 //! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps and the
@@ -56,6 +57,7 @@ use crate::kernels::mlp::{
 use crate::kernels::mlp_graph::{matrix_f32, BackwardGraph, ForwardGraph, ModelShape};
 use crate::kernels::moe_aux::MoeAuxStep;
 use crate::kernels::moe_hidden;
+use crate::kernels::moe_record::{step_noise_seed, MoeRecordPlan};
 use crate::kernels::moe_train::{gpu_moe_unsupported, routing_noise_f32, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::kernels::point_conflict::{self, check_point_shape, PointGraph, PointPipelines};
 use crate::kernels::weighting::{self, GpuWeighting, WeightCall, WeightingState};
@@ -130,7 +132,12 @@ struct Pending {
     /// (step index, evaluated test losses, the host's part of its dynamics record) per recorded
     /// slot, in slot order.
     slots: Vec<(usize, bool, Option<HostDynamics>)>,
+    /// An MoE run's routing read-back, [`MoeRecordPlan::floats`] per recorded slot.
+    moe: Option<wgpu::Buffer>,
 }
+
+/// The most bytes of MoE routing read-back one submission stages (its steps are capped to fit).
+const MOE_STAGING_BYTES: usize = 32 << 20;
 
 /// The multi-task trainer on the GPU; the same API shape as `concord_core::train::Trainer`
 /// (async where it reads back).
@@ -212,6 +219,8 @@ pub struct GpuTrainer {
     /// MoE aux losses: the step's aux gradient (first pass only: SAM's second pass adds the
     /// first pass's, as the CPU trainer does) and its addition after the aggregator.
     moe_aux: Option<MoeAuxStep>,
+    /// An MoE run: what a recorded step copies for its `MoeStepRecord`.
+    moe_record: Option<MoeRecordPlan>,
 }
 
 impl GpuTrainer {
@@ -325,7 +334,7 @@ impl GpuTrainer {
             }
             _ => None,
         };
-        let (step_fwd, step_bwd, moe_aux) =
+        let (step_fwd, step_bwd, moe_aux, moe_record) =
             net.step_graphs(&gpu, &pipes, &shape, batch_rows, (&xb, &yb), &params, (&jac, &update), moe_noise.as_ref());
         let train_eval = net.forward_graph(&gpu, &pipes, &shape, n_train, &x_all, &y_all, &params);
         let test_eval = test.map(|(tx, ty)| {
@@ -413,6 +422,7 @@ impl GpuTrainer {
             read_cursor: 0,
             moe_noise,
             moe_aux,
+            moe_record,
         })
     }
 
@@ -524,8 +534,10 @@ impl GpuTrainer {
         let planned = self.step + self.queued;
         let mut left = k.min(self.config.steps - planned.min(self.config.steps));
         let mut done = 0;
+        // An MoE run stages its recorded steps' routing: at most MOE_STAGING_BYTES a submission.
+        let max_steps = self.max_steps_per_submission();
         while left > 0 {
-            let chunk = left.min(MAX_STEPS_PER_SUBMISSION);
+            let chunk = left.min(max_steps);
             if self.host.is_some() {
                 // Each hybrid step awaits a read-back: they run at `read_history`.
                 self.queued += chunk;
@@ -540,10 +552,19 @@ impl GpuTrainer {
         Ok(done)
     }
 
+    /// At most this many steps in one submission: an MoE run's recorded steps' routing copies
+    /// must fit `MOE_STAGING_BYTES`.
+    fn max_steps_per_submission(&self) -> usize {
+        self.moe_record.as_ref().map_or(MAX_STEPS_PER_SUBMISSION, |p| {
+            let records = (MOE_STAGING_BYTES / (4 * p.floats())).max(1);
+            records.saturating_mul(self.record_every).min(MAX_STEPS_PER_SUBMISSION)
+        })
+    }
+
     /// The hybrid steps `steps` queued, run now (each awaits its read-back of G).
     async fn run_queued(&mut self) -> Result<(), GpuError> {
         while self.queued > 0 && self.error.is_none() {
-            let chunk = self.queued.min(MAX_STEPS_PER_SUBMISSION);
+            let chunk = self.queued.min(self.max_steps_per_submission());
             self.queued -= chunk;
             self.submit(chunk).await?;
         }
@@ -616,6 +637,13 @@ impl GpuTrainer {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
         let mut slots = Vec::new();
+        let moe_staging = self.moe_record.as_ref().filter(|_| !recorded.is_empty()).map(|p| {
+            gpu.buffer(
+                "moe routing staging",
+                (recorded.len() * p.floats() * 4) as u64,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            )
+        });
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
         let mut last_gram = None;
@@ -625,8 +653,7 @@ impl GpuTrainer {
             (GpuNet::Moe { moe, shape, .. }, Some(_)) => {
                 let eps: Vec<f32> = (self.step..self.step + k)
                     .flat_map(|step| {
-                        let seed = self.config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        routing_noise_f32(moe, shape, seed, self.batch_rows)
+                        routing_noise_f32(moe, shape, step_noise_seed(self.config.seed, step), self.batch_rows)
                     })
                     .collect();
                 let block = (shape.noise_len(self.batch_rows) * 4) as u64;
@@ -654,6 +681,13 @@ impl GpuTrainer {
                 for d in self.moe_aux.iter().flat_map(|a| &a.dispatches) {
                     d.record(&mut pass);
                 }
+            }
+            // A recorded MoE step's routing and per-expert Gramians, from this pass at w and the
+            // plain J, as the CPU trainer's record.
+            if let (Some(plan), Some(dst), Some(slot_idx)) =
+                (&self.moe_record, &moe_staging, recorded.iter().position(|&r| r == step))
+            {
+                plan.record(&mut encoder, dst, slot_idx * plan.floats());
             }
             // A per-coordinate aggregator's metrics need the plain J (before any loss weighting
             // scales it), as the CPU's: it goes into the first m rows of [J; d].
@@ -809,7 +843,7 @@ impl GpuTrainer {
         gpu.queue.submit(Some(encoder.finish()));
         gpu.check()?;
         self.last_gram = last_gram;
-        self.pending.push(Pending { staging, floats: hist_floats, slots });
+        self.pending.push(Pending { staging, floats: hist_floats, slots, moe: moe_staging });
         self.step += k;
         Ok(())
     }
@@ -874,10 +908,23 @@ impl GpuTrainer {
             let (halt, data) = back.split_at(HALT_WORDS);
             let halt: Vec<u32> = halt.iter().map(|x| x.to_bits()).collect();
             let halted_at = (halt[0] != 0).then(|| halt[1] as usize - 1);
+            let moe_back = match (&p.moe, &self.moe_record) {
+                (Some(buf), Some(plan)) => {
+                    Some(self.gpu.read_mapped(buf, (p.slots.len() * plan.floats() * 4) as u64).await?)
+                }
+                _ => None,
+            };
             for (i, &(step, tested, host_dyn)) in p.slots.iter().enumerate() {
                 if halted_at.is_some_and(|at| step >= at) {
                     break;
                 }
+                let moe = match (&moe_back, &self.moe_record, &self.net) {
+                    (Some(back), Some(plan), GpuNet::Moe { moe, .. }) => {
+                        let f = plan.floats();
+                        Some(plan.decode(moe, &back[i * f..(i + 1) * f], step_noise_seed(self.config.seed, step)))
+                    }
+                    _ => None,
+                };
                 let v = &data[i * slot..(i + 1) * slot];
                 let f64s = |r: std::ops::Range<usize>| v[r].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
                 let weights = f64s(m..2 * m);
@@ -895,7 +942,7 @@ impl GpuTrainer {
                         aggregator_weights: None,
                         metrics: StepMetrics::from_directional(&gram, &weights, f64::from(v[2 * m])),
                         test_losses: tested.then(|| f64s(2 * m + 1 + m * m..3 * m + 1 + m * m)),
-                        moe: None,
+                        moe,
                         samples: None,
                         sample_stage: None,
                         dynamics: host_dyn.map(|h| dynamics_record(h, &v[3 * m + 1 + m * m..slot], sam)),
@@ -926,7 +973,7 @@ impl GpuTrainer {
                     aggregator_weights: Some(weights),
                     metrics: StepMetrics::from_gram(&gram, &w, None),
                     test_losses: tested.then(|| f64s(2 * m + 1 + m * m..3 * m + 1 + m * m)),
-                    moe: None,
+                    moe,
                     samples: None,
                     sample_stage: None,
                     dynamics,
@@ -1495,8 +1542,8 @@ impl GpuNet {
         }
     }
 
-    /// The training step's forward graph and the backward graph that fills `jac` and the
-    /// heads' part of `update`.
+    /// The training step's forward graph, the backward graph that fills `jac` and the heads'
+    /// part of `update`, and for an MoE model what a recorded step reads back of its routing.
     #[allow(clippy::too_many_arguments)]
     fn step_graphs(
         &self,
@@ -1508,18 +1555,19 @@ impl GpuNet {
         params: &wgpu::Buffer,
         (jac, update): (&wgpu::Buffer, &wgpu::Buffer),
         noise: Option<&wgpu::Buffer>,
-    ) -> (ForwardGraph, BackwardGraph, Option<MoeAuxStep>) {
+    ) -> (ForwardGraph, BackwardGraph, Option<MoeAuxStep>, Option<MoeRecordPlan>) {
         match self {
             GpuNet::Mlp(_) => {
                 let fwd = ForwardGraph::new(gpu, pipes, shape, rows, x, y, params);
                 let bwd = BackwardGraph::new(gpu, pipes, shape, &fwd, x, params, jac, update);
-                (fwd, bwd, None)
+                (fwd, bwd, None, None)
             }
             GpuNet::Moe { moe, shape, pipes: moe_pipes } => {
                 let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, noise);
                 let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
                 let aux = MoeAuxStep::new(gpu, pipes, moe_pipes, moe, shape, &fwd, (x, params), update);
-                (fwd.graph, bwd, aux)
+                let record = MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac);
+                (fwd.graph, bwd, aux, Some(record))
             }
         }
     }

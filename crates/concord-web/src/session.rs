@@ -1067,15 +1067,6 @@ impl SessionInner {
             GpuChoice::Ready(gpu) => {
                 if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(|r| r.is_architecture()) {
                     format!("the GPU trainer cannot run this config: the {} architecture is not on the GPU", r.name())
-                } else if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(selecting_router) {
-                    // The GPU trainer trains these routers (the CLI's --backend gpu does), but it
-                    // records no routing statistics yet, and a selecting router's MoE panel is
-                    // its routing: the page keeps such runs on the CPU until it does.
-                    format!(
-                        "MoE router '{}' stays on the CPU on this page: the GPU trainer records no routing \
-                         statistics yet (the MoE panel needs them)",
-                        r.name()
-                    )
                 } else {
                     // The GPU reads whole-model metrics back, not per-layer ones. MoE models with
                     // a router the GPU lacks are refused there, with the reason.
@@ -1965,12 +1956,4 @@ fn restore_imported(run: &mut Run, saved: ImportedRun) -> Result<(), String> {
     run.history = History::from_records(r.history);
     run.conflict = saved.conflict_map;
     Ok(())
-}
-
-/// Whether an MoE router chooses experts per token (every router but the dense softmax and
-/// MMoE): the runs the page keeps on the CPU while the GPU records no routing statistics.
-#[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
-fn selecting_router(router: &concord_core::model::moe::RouterKind) -> bool {
-    use concord_core::model::moe::RouterKind;
-    !matches!(router, RouterKind::Softmax | RouterKind::Mmoe) && !router.is_architecture()
 }

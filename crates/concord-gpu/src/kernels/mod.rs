@@ -14,6 +14,7 @@ pub mod mlp_ops;
 pub mod moe;
 pub mod moe_aux;
 pub mod moe_hidden;
+pub(crate) mod moe_record;
 pub mod moe_train;
 pub mod point_conflict;
 pub(crate) mod toy;
@@ -63,6 +64,7 @@ pub fn host_layouts() -> Vec<(&'static str, &'static str, usize)> {
         ("mlp_weight_grad.wgsl", "WeightGradParams", size_of::<mlp::WeightGradParams>()),
         ("moe_gate.wgsl", "MoeParams", size_of::<moe::MoeParams>()),
         ("moe_train.wgsl", "MoeTrainParams", size_of::<moe_train::MoeTrainParams>()),
+        ("moe_expert_gram.wgsl", "ExpertGramParams", size_of::<moe_record::ExpertGramParams>()),
         ("point_out_grad.wgsl", "PointOutParams", size_of::<point_conflict::PointOutParams>()),
         ("point_backprop.wgsl", "PointBackpropParams", size_of::<point_conflict::PointBackpropParams>()),
         ("point_gram.wgsl", "PointGramParams", size_of::<point_conflict::PointGramParams>()),

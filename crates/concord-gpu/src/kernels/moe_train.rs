@@ -33,6 +33,7 @@ use super::mlp_graph::{
     matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
+use super::moe_record::RoutingOutputs;
 use crate::{Gpu, GpuError};
 
 const RW: wgpu::BufferUsages =
@@ -237,7 +238,8 @@ pub(crate) struct MoeForward {
     expert_u: Vec<wgpu::Buffer>,
     expert_y: Vec<wgpu::Buffer>,
     /// Per gate group: p = softmax(h) (rows × E) and the block output h (rows × H); the
-    /// clean logits h (the aux losses read them: `kernels::moe_aux`).
+    /// clean logits h (the aux losses read them, `kernels::moe_aux`, and the step records'
+    /// routing statistics, `kernels::moe_record`).
     pub(super) probs: Vec<wgpu::Buffer>,
     pub(super) logits: Vec<wgpu::Buffer>,
     outputs: Vec<wgpu::Buffer>,
@@ -409,6 +411,18 @@ impl MoeForward {
             routes,
             eps,
         }
+    }
+
+    /// Per gate group, what a step record's routing statistics read back: the clean logits, a
+    /// selecting router's combine | dispatch | dropped, noisy top-k's raw noise logits.
+    pub(crate) fn routing_outputs(&self, shape: &MoeShape) -> Vec<RoutingOutputs> {
+        (0..shape.groups)
+            .map(|g| RoutingOutputs {
+                logits: self.logits[g].clone(),
+                chosen: shape.selecting().then(|| self.combine[g].clone()),
+                raw: (shape.selecting() && shape.noisy()).then(|| self.routes[g].raw.clone()),
+            })
+            .collect()
     }
 
     /// A selecting router's gate group g: the gate input, the gate (clean logits and p into

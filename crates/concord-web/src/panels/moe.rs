@@ -87,12 +87,13 @@ fn no_data(ctx: &CanvasRenderingContext2d, h: f64) {
     chart::text(ctx, "Take a step to see the routing.", WIDTH / 2.0, h / 2.0, "center", chart::FONT, MUTED);
 }
 
-/// [`no_data`], unless an MoE run has trained without routing records: the GPU trainer records
-/// no routing statistics yet, which the panel says rather than asking for a step.
+/// [`no_data`], unless an MoE run on WebGPU has trained without routing records (a history
+/// saved before the GPU trainer recorded them), which the panel says rather than asking for a
+/// step.
 fn no_records(ctx: &CanvasRenderingContext2d, h: f64, a: &Arena) {
     let trained_on_gpu = a.runs.iter().any(|r| r.moe().is_some() && r.on_gpu() && !r.history.is_empty());
     if trained_on_gpu {
-        let msg = "No routing records on WebGPU yet (a CPU run records them).";
+        let msg = "This WebGPU run's history has no routing records (saved without them).";
         chart::text(ctx, msg, WIDTH / 2.0, h / 2.0, "center", chart::FONT, MUTED);
     } else {
         no_data(ctx, h);

@@ -9,6 +9,7 @@
 
 mod activations;
 mod aux;
+mod backend_routing;
 mod config;
 mod extraction;
 mod layout;
@@ -41,6 +42,7 @@ mod tests;
 
 pub use activations::ExpertGroup;
 pub use aux::AuxValues;
+pub use backend_routing::BackendChoice;
 pub use config::{
     AuxWeights, Gating, MoeConfig, RouterKind, TaskGate, MAX_CAPACITY_FACTOR, MAX_DSELECT_GAMMA, MAX_EXPERTS,
     MAX_EXPERT_HIDDEN,

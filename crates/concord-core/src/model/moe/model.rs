@@ -8,8 +8,8 @@ use super::config::{Gating, MoeConfig};
 use super::extraction::{Extraction, Plan};
 use super::layout::{init_params, MoeLayout};
 use super::routing::Routing;
-use super::stats::{matrix_rows, RoutingStats, TaskRouting};
-use super::{linear, mutual_info, selection};
+use super::stats::RoutingStats;
+use super::{linear, selection};
 use crate::data::{normal, DataRng};
 use crate::model::{check_target, loss_and_grad, Gradients, Target};
 use crate::pause::{finish, pause};
@@ -424,12 +424,7 @@ impl Moe {
             }
             self.pre_backward(params, &cache, d_a, &mut aux_grad).await;
         }
-        let task_probs: Vec<&DMatrix<f64>> = group_of.iter().map(|&g| &cache.routings[g].probs).collect();
-        let stats = RoutingStats {
-            tasks: group_of.iter().map(|&g| TaskRouting::from_routing(&cache.routings[g])).collect(),
-            task_expert: matrix_rows(&mutual_info::joint(&task_probs)),
-            aux,
-        };
+        let stats = RoutingStats::from_routings(&cache.routings, &group_of, aux);
         Ok(MoeGradients { tasks, aux_grad, stats })
     }
 }

@@ -1,8 +1,8 @@
 //! Routing statistics of one batch, per task (what the MoE panel and the CLI JSON show).
 
 use super::aux::AuxValues;
-use super::load_balance;
 use super::routing::Routing;
+use super::{load_balance, mutual_info};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,20 @@ impl TaskRouting {
             dropped: r.dropped,
             unrouted: r.dispatch.row_iter().filter(|row| row.sum() == 0.0).count(),
             capacity: r.capacity,
+        }
+    }
+}
+
+impl RoutingStats {
+    /// The statistics of one batch from its gate groups' routings (`group_of[t]`: the group that
+    /// routes task t) and its aux-loss values: the CPU pass's routings and a GPU step's read-back
+    /// ones (`Moe::routing_stats`) go through this one function.
+    pub fn from_routings(routings: &[Routing], group_of: &[usize], aux: AuxValues) -> Self {
+        let task_probs: Vec<&DMatrix<f64>> = group_of.iter().map(|&g| &routings[g].probs).collect();
+        RoutingStats {
+            tasks: group_of.iter().map(|&g| TaskRouting::from_routing(&routings[g])).collect(),
+            task_expert: matrix_rows(&mutual_info::joint(&task_probs)),
+            aux,
         }
     }
 }
