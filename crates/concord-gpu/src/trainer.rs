@@ -1376,7 +1376,7 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
     format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
 }
 
-/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (every router but CGC/PLE/DSelect-k,
+/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (every router and CGC; not PLE/DSelect-k,
 /// `kernels::moe_train`) whose graphs come out in the MLP's shape.
 enum GpuNet {
     Mlp(Mlp),

@@ -12,6 +12,7 @@ pub mod mlp;
 pub mod mlp_graph;
 pub mod mlp_ops;
 pub mod moe;
+pub(crate) mod moe_arch;
 pub mod moe_hidden;
 pub mod moe_train;
 pub mod point_conflict;
