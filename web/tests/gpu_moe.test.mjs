@@ -4,7 +4,8 @@
 // browser and matches the native CPU trainer (`concord train --preset xor-conflict --model moe
 // --router mmoe --backend cpu --json`). A selecting router (switch) trains on the GPU natively
 // (CLI, moe_train_parity.rs) but the page keeps it on the CPU, saying why: the GPU records no
-// routing statistics yet and its MoE panel needs them; an architecture (CGC) is not on the GPU.
+// routing statistics yet and its MoE panel needs them; an architecture without GPU kernels (PLE)
+// is not on the GPU (CGC is: gpu_arch.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -66,7 +67,7 @@ for (const router of ['mmoe']) {
 test('a selecting router and an architecture run on the CPU and say why', async () => {
   const errors = [];
   const cases = [['switch', /MoE router 'switch' stays on the CPU on this page: the GPU trainer records no routing statistics/],
-    ['cgc', /the cgc architecture is not on the GPU/]];
+    ['ple', /the ple architecture is not on the GPU/]];
   for (const [router, why] of cases) {
     const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=${router}&play=false`, errors);
     const s = await state(page);

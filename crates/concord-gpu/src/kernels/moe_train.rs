@@ -154,7 +154,7 @@ pub(crate) struct MoeShape {
     /// W_noise's offset per gate (noisy top-k).
     pub noise: Vec<Option<usize>>,
     /// CGC: the task gates and which experts are whose (`kernels::moe_arch`).
-    pub cgc: Option<CgcShape>,
+    pub cgc: Option<Box<CgcShape>>,
 }
 
 impl MoeShape {
@@ -186,7 +186,7 @@ impl MoeShape {
                 lay.task_ranges.iter().map(|r| r.start).collect()
             },
         };
-        let cgc = CgcShape::of(moe);
+        let cgc = CgcShape::of(moe).map(Box::new);
         // CGC's block holds every expert (task-owned ones too), numbered as `expert_groups`.
         let experts = match &cgc {
             Some(_) => moe.expert_groups().into_iter().map(|g| g.expert).collect(),
