@@ -5,7 +5,8 @@
 // and match the native CPU trainer (`concord train --preset xor-conflict --model moe --router R
 // --backend cpu --json`): the losses, and the last step's routing statistics, which the GPU
 // records as the CPU does (concord-gpu's moe_stats_parity.rs checks every router natively).
-// An architecture (CGC) is not on the GPU: its run stays on the CPU and says why.
+// An architecture without GPU kernels (PLE) stays on the CPU and says why (CGC is on the GPU:
+// gpu_arch.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -105,10 +106,10 @@ for (const router of ['mmoe', 'switch']) {
 
 test('an architecture runs on the CPU and says why', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=cgc&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=ple&play=false`, errors);
   const s = await state(page);
   assert.equal(s.runs[0].backend, 'cpu');
-  assert.match(s.runs[0].backendReason, /the cgc architecture is not on the GPU/, s.runs[0].backendReason);
+  assert.match(s.runs[0].backendReason, /the ple architecture is not on the GPU/, s.runs[0].backendReason);
   await page.close();
   assert.deepEqual(errors, []);
 });

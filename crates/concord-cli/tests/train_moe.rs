@@ -111,11 +111,11 @@ fn every_router_name_runs() {
 /// steps of xor-conflict, final train losses within 1e-4 relative (measured: softmax 3.0e-6,
 /// mmoe 6.2e-6, switch 8.0e-7, top2 3.2e-7, noisy-topk 2.3e-6, expert-choice 1.0e-5, task 1.4e-5,
 /// task with the embedding gate 2.4e-5; `concord-gpu/tests/moe_train_parity.rs` holds the trainer
-/// itself to 2e-5).
+/// itself to 2e-5); the architecture CGC with 1 and 2 experts per task 7.6e-6 (`moe_arch_parity.rs`).
 /// Noisy top-k trains with the CPU's routing noise (drawn on the host, uploaded per step).
 #[test]
 fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
-    let routers: [(&str, &[&str]); 8] = [
+    let routers: [(&str, &[&str]); 10] = [
         ("softmax", &[]),
         ("mmoe", &[]),
         ("switch", &[]),
@@ -124,6 +124,8 @@ fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
         ("expert-choice", &[]),
         ("task", &["--k", "1"]),
         ("task", &["--k", "2", "--task-gate", "embedding"]),
+        ("cgc", &[]),
+        ("cgc", &["--task-experts", "2"]),
     ];
     // Each router's two runs in a thread of its own: sixteen CLI processes one after another took
     // 109 s of CI's native stage; the processes are independent.
@@ -285,9 +287,10 @@ fn bad_moe_flags_exit_2_with_a_message() {
         (&["--model", "moe", "--router", "softmax", "--experts", "0"], "experts"),
         (&["--model", "moe", "--router", "mmoe", "--task-gate", "embedding"], "only applies to --router task"),
         (&["--model", "moe", "--router", "task", "--aux-mi", "NaN"], "mutual_info"),
-        // The GPU trainer trains every router; the task-gated architectures exit 2 saying
-        // they are not on the GPU (train_preset.rs, as `gpu_moe_unsupported` would).
-        (&["--model", "moe", "--router", "cgc", "--backend", "gpu"], "the cgc architecture is not on the GPU"),
+        // The GPU trainer trains every router and CGC; PLE and DSelect-k exit 2 saying they
+        // are not on the GPU (train_preset.rs, as `gpu_moe_unsupported` would).
+        (&["--model", "moe", "--router", "ple", "--backend", "gpu"], "the ple architecture is not on the GPU"),
+        (&["--model", "moe", "--router", "dselect-k", "--backend", "gpu"], "the dselect-k architecture is not on"),
         // The aux losses without GPU kernels (load balancing and the z-loss have them).
         (
             &["--model", "moe", "--router", "softmax", "--aux-importance", "0.1", "--backend", "gpu"],

@@ -1487,7 +1487,7 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
     format!("step {at}: {what}; the run stopped, parameters kept at the last finite state")
 }
 
-/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (every router but CGC/PLE/DSelect-k,
+/// The model a [`GpuTrainer`] trains: an MLP, or an MoE model (every router and CGC; not PLE/DSelect-k,
 /// `kernels::moe_train`) whose graphs come out in the MLP's shape.
 enum GpuNet {
     Mlp(Mlp),
@@ -1566,8 +1566,11 @@ impl GpuNet {
                 let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, noise);
                 let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
                 let aux = MoeAuxStep::new(gpu, pipes, moe_pipes, moe, shape, &fwd, (x, params), update);
-                let record = MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac);
-                (fwd.graph, bwd, aux, Some(record))
+                // CGC's gates keep their logits in `kernels::moe_arch`'s candidate buffers, which
+                // the records do not read yet: its steps carry no routing statistics.
+                let record =
+                    shape.cgc.is_none().then(|| MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac));
+                (fwd.graph, bwd, aux, record)
             }
         }
     }

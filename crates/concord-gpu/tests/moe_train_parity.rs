@@ -119,7 +119,7 @@ fn moe_gradients_without_noise_is_the_noise_free_pass() {
 
 #[test]
 fn architectures_without_kernels_are_refused_with_a_reason() {
-    let cpu = moe_trainer(RouterKind::Cgc { task_experts: 1 });
+    let cpu = moe_trainer(RouterKind::Ple { task_experts: 1 });
     let (x, y) = cpu.train_data().unwrap();
     match pollster::block_on(moe_gradients(gpu(), cpu.moe().unwrap(), cpu.params(), x, y)) {
         Err(GpuError::Unsupported(why)) => assert!(why.contains("not on the GPU"), "{why}"),

@@ -78,6 +78,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
             "moe_train.wgsl",
             vec!["moe_gate_softmax", "moe_mix", "moe_scatter_dy", "moe_dcombine", "moe_softmax_back", "moe_accumulate"],
         ),
+        ("moe_arch.wgsl", vec!["arch_softmax", "arch_softmax_back"]),
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
         ("loss_weighting.wgsl", vec!["loss_weights", "scale_rows", "scale_heads"]),

@@ -1065,7 +1065,10 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
-                if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(|r| r.is_architecture()) {
+                // CGC trains on the GPU (its gates are dense, as MMoE's); PLE and DSelect-k do not.
+                use concord_core::model::moe::RouterKind;
+                let gpu_less = |r: &RouterKind| r.is_architecture() && !matches!(r, RouterKind::Cgc { .. });
+                if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(gpu_less) {
                     format!("the GPU trainer cannot run this config: the {} architecture is not on the GPU", r.name())
                 } else {
                     // The GPU reads whole-model metrics back, not per-layer ones. MoE models with

@@ -87,7 +87,7 @@ impl GpuLossWeighting {
     ) -> Result<Option<Self>, GpuError> {
         let Some(mut lw) = Self::weights_only(gpu, spec, shape.num_tasks(), seed)? else { return Ok(None) };
         let params = LwParams { shared_len: shape.shared_len as u32, total_len: shape.total_len as u32, ..lw.params };
-        let mut bounds: Vec<u32> = shape.heads.iter().map(|h| h.w_off as u32).collect();
+        let mut bounds: Vec<u32> = shape.task_starts.iter().map(|&s| s as u32).collect();
         bounds.push(shape.total_len as u32);
         let heads = gpu.storage_init("head bounds", bytemuck::cast_slice(&bounds), wgpu::BufferUsages::empty());
         let rows_grid = grid(lw.params.m as usize * shape.shared_len);

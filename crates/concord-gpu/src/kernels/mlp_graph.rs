@@ -95,6 +95,9 @@ pub(crate) struct ModelShape {
     /// Columns of the target table, and where each task's targets start.
     pub y_stride: usize,
     pub y_cols: Vec<usize>,
+    /// Where each task's own block starts (its gradient is in `update`, scaled by a loss
+    /// weighting): the head's weights, or a CGC task's gate.
+    pub task_starts: Vec<usize>,
 }
 
 impl ModelShape {
@@ -120,6 +123,7 @@ impl ModelShape {
             total_len: lay.total_len,
             y_stride,
             y_cols,
+            task_starts: lay.heads.iter().map(|h| h.weight.start).collect(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod mlp_graph;
 pub mod mlp_ops;
 pub mod moe;
 pub mod moe_aux;
+pub(crate) mod moe_arch;
 pub mod moe_hidden;
 pub(crate) mod moe_record;
 pub mod moe_train;

@@ -20,8 +20,9 @@
 //! is kept only where an expert takes a token. Noisy top-k's ε comes from the host
 //! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
 //!
-//! The aux losses' gradient is `kernels::moe_aux`'s. CGC/PLE/DSelect-k and the aux losses it
-//! lacks are refused ([`gpu_moe_unsupported`]).
+//! CGC runs on the same graph (`kernels::moe_arch`: its task gates and task-owned experts). The
+//! aux losses' gradient is `kernels::moe_aux`'s. PLE/DSelect-k and the aux losses it lacks are
+//! refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -34,6 +35,7 @@ use super::mlp_graph::{
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
 use super::moe_record::RoutingOutputs;
+use super::moe_arch::{ArchPipelines, CgcShape};
 use crate::{Gpu, GpuError};
 
 const RW: wgpu::BufferUsages =
@@ -48,15 +50,20 @@ pub const MAX_WIDTH: usize = 256;
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
     let router = &cfg.router;
-    if matches!(router, RouterKind::Cgc { .. } | RouterKind::Ple { .. } | RouterKind::DselectK { .. }) {
+    if matches!(router, RouterKind::Ple { .. } | RouterKind::DselectK { .. }) {
         return Some(format!(
             "MoE architecture '{}' is not on the GPU yet (the GPU trainer trains the routers softmax, mmoe, \
-             switch, top2, noisy-topk, expert-choice and task); use the CPU backend",
+             switch, top2, noisy-topk, expert-choice and task, and the architecture cgc); use the CPU backend",
             router.name()
         ));
     }
     if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
         return Some(why);
+    }
+    // CGC's task gates write their own candidate logits (`kernels::moe_arch`), which the aux
+    // kernels do not read yet.
+    if matches!(router, RouterKind::Cgc { .. }) && super::moe_aux::has_gpu_aux(moe) {
+        return Some("MoE aux losses with the cgc architecture are not on the GPU yet; use the CPU backend".into());
     }
     if cfg.experts > MAX_EXPERTS || cfg.width() > MAX_WIDTH {
         return Some(format!(
@@ -101,6 +108,7 @@ pub(crate) struct MoeTrainPipelines {
     select: wgpu::ComputePipeline,
     capacity: wgpu::ComputePipeline,
     expert_choice: wgpu::ComputePipeline,
+    arch: ArchPipelines,
 }
 
 impl MoeTrainPipelines {
@@ -122,6 +130,7 @@ impl MoeTrainPipelines {
             select: gpu.create_pipeline("moe_select.wgsl", "moe_select"),
             capacity: gpu.create_pipeline("moe_capacity.wgsl", "moe_capacity"),
             expert_choice: gpu.create_pipeline("moe_expert_choice.wgsl", "moe_expert_choice"),
+            arch: ArchPipelines::new(gpu),
         }
     }
 }
@@ -145,6 +154,8 @@ pub(crate) struct MoeShape {
     pub task_embedding: bool,
     /// W_noise's offset per gate (noisy top-k).
     pub noise: Vec<Option<usize>>,
+    /// CGC: the task gates and which experts are whose (`kernels::moe_arch`).
+    pub cgc: Option<Box<CgcShape>>,
 }
 
 impl MoeShape {
@@ -170,13 +181,24 @@ impl MoeShape {
             total_len: lay.total_len,
             y_stride,
             y_cols,
+            task_starts: if lay.task_ranges.is_empty() {
+                lay.heads.iter().map(|h| h.weight.start).collect()
+            } else {
+                lay.task_ranges.iter().map(|r| r.start).collect()
+            },
+        };
+        let cgc = CgcShape::of(moe).map(Box::new);
+        // CGC's block holds every expert (task-owned ones too), numbered as `expert_groups`.
+        let experts = match &cgc {
+            Some(_) => moe.expert_groups().into_iter().map(|g| g.expert).collect(),
+            None => lay.experts.clone(),
         };
         let group_of: Vec<usize> = (0..cfg.heads.len()).map(|t| moe.group_of(t)).collect();
         let groups = group_of.iter().max().map_or(1, |g| g + 1);
         MoeShape {
             base,
             width: cfg.width(),
-            experts: lay.experts.iter().map(|x| (LayerDims::from(&x.hidden), LayerDims::from(&x.out))).collect(),
+            experts: experts.iter().map(|x| (LayerDims::from(&x.hidden), LayerDims::from(&x.out))).collect(),
             gates: lay.gates.iter().map(|g| g.weight.weight.start).collect(),
             group_of,
             groups,
@@ -184,12 +206,21 @@ impl MoeShape {
             gin: lay.gates.first().map_or(cfg.width(), |g| g.weight.fan_in),
             task_embedding: matches!(cfg.router.gating(), Gating::TaskEmbedding),
             noise: lay.gates.iter().map(|g| g.noise.as_ref().map(|n| n.weight.start)).collect(),
+            cgc,
+        }
+    }
+
+    /// The experts gate group g mixes: every one, or a CGC task's shared and own experts.
+    fn candidates(&self, g: usize) -> Vec<usize> {
+        match &self.cgc {
+            Some(c) => c.candidates(g),
+            None => (0..self.experts.len()).collect(),
         }
     }
 
     /// Whether the router chooses experts (every router but the dense softmax and MMoE).
     pub fn selecting(&self) -> bool {
-        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe)
+        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe | RouterKind::Cgc { .. })
     }
 
     pub fn noisy(&self) -> bool {
@@ -365,8 +396,10 @@ impl MoeForward {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
             let h = buf("moe block output", rows * shape.width);
-            let gate_off = shape.gates[shape.gate_of(g)];
-            let g_combine = if shape.selecting() {
+            let g_combine = if let Some(cgc) = &shape.cgc {
+                dispatches.extend(cgc.gate_forward(gpu, pipes, &moe_pipes.arch, g, rows, n, (&a, params, &p)));
+                p.clone()
+            } else if shape.selecting() {
                 let route = Self::route(gpu, moe_pipes, shape, rows, g, (&a, params, &eps), (&logits, &p));
                 let (route, f, d) = route;
                 dispatches.extend(d);
@@ -374,14 +407,15 @@ impl MoeForward {
                 f
             } else {
                 let (mut gp, groups) = moe_params(rows, shape, rows);
-                gp.w_off = gate_off as u32;
+                gp.w_off = shape.gates[shape.gate_of(g)] as u32;
                 dispatches.push(moe_dispatch(gpu, &moe_pipes.gate_softmax, 1, &[&a, params, &logits, &p], &gp, groups));
                 p.clone()
             };
-            for (e, y_e) in expert_y.iter().enumerate() {
+            for (i, e) in shape.candidates(g).into_iter().enumerate() {
+                let y_e = &expert_y[e];
                 let (mut mp, groups) = moe_params(rows, shape, rows * shape.width);
                 mp.expert = e as u32;
-                mp.mode = u32::from(e == 0);
+                mp.mode = u32::from(i == 0);
                 dispatches.push(moe_dispatch(gpu, &moe_pipes.mix, 5, &[&a, &g_combine, y_e, &h], &mp, groups));
             }
             probs.push(p);
@@ -601,7 +635,13 @@ impl MoeForward {
                 // The residual path: dL/da = dL/dh, through the last pre-layer's φ'.
                 dispatches.push(accumulate(&d_h, &fwd.pre[n_pre - 1], &d_pre[n_pre - 1], 0));
             }
-            for (e, (hidden, out)) in shape.experts.iter().enumerate() {
+            for e in shape.candidates(g) {
+                let (hidden, out) = &shape.experts[e];
+                // A task's own expert (CGC) is task-owned: its gradient goes to `update`.
+                let (dst, at) = match &shape.cgc {
+                    Some(c) if c.owned(e) => (update, 0),
+                    _ => (jac, row),
+                };
                 let (mut p, groups) = moe_params(rows, shape, rows * h_w);
                 p.expert = e as u32;
                 dispatches.push(moe_dispatch(
@@ -622,7 +662,7 @@ impl MoeForward {
                     &p,
                     groups,
                 ));
-                dispatches.push(weight_grad(&d_y, &self.expert_u[e], jac, out, row + out.w_off, true));
+                dispatches.push(weight_grad(&d_y, &self.expert_u[e], dst, out, at + out.w_off, true));
                 dispatches.push(backprop(
                     &d_y,
                     out.w_off,
@@ -632,7 +672,7 @@ impl MoeForward {
                     &self.expert_z[e],
                     &d_expert,
                 ));
-                dispatches.push(weight_grad(&d_expert, a, jac, hidden, row + hidden.w_off, true));
+                dispatches.push(weight_grad(&d_expert, a, dst, hidden, at + hidden.w_off, true));
                 if n_pre > 0 {
                     let z = &fwd.pre[n_pre - 1];
                     dispatches.push(backprop(
@@ -647,77 +687,91 @@ impl MoeForward {
                     dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                 }
             }
-            let gate_off = shape.gates[shape.gate_of(g)];
-            let gate = LayerDims { fan_in: shape.gin, fan_out: n, w_off: gate_off, b_off: gate_off + shape.gin * n };
-            let softmax_back = |d_probs: &wgpu::Buffer| {
-                let (p, groups) = moe_params(rows, shape, rows * n);
-                moe_dispatch(gpu, &moe_pipes.softmax_back, 15, &[&self.probs[g], d_probs, &d_logits], &p, groups)
-            };
-            if !shape.selecting() {
-                dispatches.push(softmax_back(&d_comb));
-                dispatches.push(weight_grad(&d_logits, a, jac, &gate, row + gate_off, false));
+            if let Some(cgc) = &shape.cgc {
+                // Task t's gate (with bias) is its own: into `update`; dL/da through it as MMoE's.
+                let gate = &cgc.gates[t];
+                let d_cand = buf("dL/dlogits of a cgc gate", rows * gate.fan_out);
+                dispatches.push(cgc.softmax_back(gpu, &moe_pipes.arch, t, rows, n, (&self.probs[g], &d_comb, &d_cand)));
+                dispatches.push(weight_grad(&d_cand, a, update, gate, gate.w_off, true));
                 if n_pre > 0 {
                     let z = &fwd.pre[n_pre - 1];
-                    dispatches.push(backprop(&d_logits, gate_off, h_w, n, shape.base.act, z, &d_path));
+                    dispatches.push(backprop(&d_cand, gate.w_off, h_w, gate.fan_out, shape.base.act, z, &d_path));
                     dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                 }
             } else {
-                let route = &self.routes[g];
-                let (p, groups) = moe_params(rows, shape, rows);
-                match shape.router {
-                    RouterKind::NoisyTopK { .. } => {
-                        dispatches.push(moe_dispatch_at(
-                            gpu,
-                            &moe_pipes.noisy_back,
-                            &[(29, &self.combine[g]), (30, &d_comb), (33, &d_logits)],
-                            &p,
-                            groups,
-                        ));
-                        let (mut p, groups) = moe_params(rows, shape, rows * n);
-                        p.eps_off = (g * rows * n) as u32;
-                        dispatches.push(moe_dispatch_at(
-                            gpu,
-                            &moe_pipes.noise_chain,
-                            &[(31, &d_logits), (32, &self.eps), (34, &route.raw), (46, &d_raw)],
-                            &p,
-                            groups,
-                        ));
+                let gate_off = shape.gates[shape.gate_of(g)];
+                let gate =
+                    LayerDims { fan_in: shape.gin, fan_out: n, w_off: gate_off, b_off: gate_off + shape.gin * n };
+                let softmax_back = |d_probs: &wgpu::Buffer| {
+                    let (p, groups) = moe_params(rows, shape, rows * n);
+                    moe_dispatch(gpu, &moe_pipes.softmax_back, 15, &[&self.probs[g], d_probs, &d_logits], &p, groups)
+                };
+                if !shape.selecting() {
+                    dispatches.push(softmax_back(&d_comb));
+                    dispatches.push(weight_grad(&d_logits, a, jac, &gate, row + gate_off, false));
+                    if n_pre > 0 {
+                        let z = &fwd.pre[n_pre - 1];
+                        dispatches.push(backprop(&d_logits, gate_off, h_w, n, shape.base.act, z, &d_path));
+                        dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                     }
-                    RouterKind::Top2 { .. } => {
-                        dispatches.push(moe_dispatch_at(
-                            gpu,
-                            &moe_pipes.top2_dprobs,
-                            &[(25, &self.probs[g]), (26, &d_comb), (27, &route.choice), (28, &d_probs)],
-                            &p,
-                            groups,
-                        ));
-                        dispatches.push(softmax_back(&d_probs));
+                } else {
+                    let route = &self.routes[g];
+                    let (p, groups) = moe_params(rows, shape, rows);
+                    match shape.router {
+                        RouterKind::NoisyTopK { .. } => {
+                            dispatches.push(moe_dispatch_at(
+                                gpu,
+                                &moe_pipes.noisy_back,
+                                &[(29, &self.combine[g]), (30, &d_comb), (33, &d_logits)],
+                                &p,
+                                groups,
+                            ));
+                            let (mut p, groups) = moe_params(rows, shape, rows * n);
+                            p.eps_off = (g * rows * n) as u32;
+                            dispatches.push(moe_dispatch_at(
+                                gpu,
+                                &moe_pipes.noise_chain,
+                                &[(31, &d_logits), (32, &self.eps), (34, &route.raw), (46, &d_raw)],
+                                &p,
+                                groups,
+                            ));
+                        }
+                        RouterKind::Top2 { .. } => {
+                            dispatches.push(moe_dispatch_at(
+                                gpu,
+                                &moe_pipes.top2_dprobs,
+                                &[(25, &self.probs[g]), (26, &d_comb), (27, &route.choice), (28, &d_probs)],
+                                &p,
+                                groups,
+                            ));
+                            dispatches.push(softmax_back(&d_probs));
+                        }
+                        // Switch, expert choice, task routing: G = p where kept, and dL/dG is
+                        // already 0 elsewhere.
+                        _ => dispatches.push(softmax_back(&d_comb)),
                     }
-                    // Switch, expert choice, task routing: G = p where kept, and dL/dG is
-                    // already 0 elsewhere.
-                    _ => dispatches.push(softmax_back(&d_comb)),
-                }
-                let gin = route.gin.as_ref().unwrap_or(a);
-                dispatches.push(weight_grad(&d_logits, gin, jac, &gate, row + gate_off, false));
-                let noise_off = shape.noise[shape.gate_of(g)];
-                if let Some(off) = noise_off {
-                    let noise = LayerDims { w_off: off, b_off: off + shape.gin * n, ..gate };
-                    dispatches.push(weight_grad(&d_raw, gin, jac, &noise, row + off, false));
-                }
-                if n_pre > 0 {
-                    let z = &fwd.pre[n_pre - 1];
-                    let paths = [(&d_logits, Some(gate_off)), (&d_raw, noise_off)];
-                    for (d, off) in paths.into_iter().filter_map(|(d, off)| off.map(|o| (d, o))) {
-                        let (mut p, groups) = moe_params(rows, shape, rows * h_w);
-                        p.w_off = off as u32;
-                        p.gin = shape.gin as u32;
-                        dispatches.push(moe_dispatch_at(
-                            gpu,
-                            &moe_pipes.gate_back_input,
-                            &[(35, d), (37, params), (38, z), (39, &d_pre[n_pre - 1])],
-                            &p,
-                            groups,
-                        ));
+                    let gin = route.gin.as_ref().unwrap_or(a);
+                    dispatches.push(weight_grad(&d_logits, gin, jac, &gate, row + gate_off, false));
+                    let noise_off = shape.noise[shape.gate_of(g)];
+                    if let Some(off) = noise_off {
+                        let noise = LayerDims { w_off: off, b_off: off + shape.gin * n, ..gate };
+                        dispatches.push(weight_grad(&d_raw, gin, jac, &noise, row + off, false));
+                    }
+                    if n_pre > 0 {
+                        let z = &fwd.pre[n_pre - 1];
+                        let paths = [(&d_logits, Some(gate_off)), (&d_raw, noise_off)];
+                        for (d, off) in paths.into_iter().filter_map(|(d, off)| off.map(|o| (d, o))) {
+                            let (mut p, groups) = moe_params(rows, shape, rows * h_w);
+                            p.w_off = off as u32;
+                            p.gin = shape.gin as u32;
+                            dispatches.push(moe_dispatch_at(
+                                gpu,
+                                &moe_pipes.gate_back_input,
+                                &[(35, d), (37, params), (38, z), (39, &d_pre[n_pre - 1])],
+                                &p,
+                                groups,
+                            ));
+                        }
                     }
                 }
             }
@@ -828,6 +882,13 @@ pub async fn moe_gradients_with_noise(
     let shared_jacobian = back.next().unwrap_or_default();
     let update = back.next().unwrap_or_default();
     let outputs: Vec<Vec<f32>> = back.collect();
-    let head_grads = moe.layout().heads.iter().map(|s| update[s.range()].to_vec()).collect();
+    // Each task's own block, as `Moe::gradients`' head_grads: the head, or an architecture's
+    // whole task block (gate, task experts, head).
+    let lay = moe.layout();
+    let head_grads = if lay.task_ranges.is_empty() {
+        lay.heads.iter().map(|s| update[s.range()].to_vec()).collect()
+    } else {
+        lay.task_ranges.iter().map(|r| update[r.clone()].to_vec()).collect()
+    };
     Ok(GpuGradients { losses, shared_jacobian, head_grads, outputs })
 }

@@ -620,6 +620,18 @@ impl Extraction {
     }
 }
 
+impl super::model::Moe {
+    /// A task-gated architecture's gates, `[task][level]`: the logits (softmax) or selector z
+    /// layer and DSelect-k's selector-weight layer w (empty for the routers). The GPU trainer
+    /// reads the task-owned gates from here.
+    pub fn task_gate_layers(&self) -> Vec<Vec<(LayerSlice, Option<LayerSlice>)>> {
+        let Some(a) = self.arch() else { return Vec::new() };
+        (0..a.m())
+            .map(|t| a.levels.iter().map(|l| (l.task_gates[t].z.clone(), l.task_gates[t].w.clone())).collect())
+            .collect()
+    }
+}
+
 /// in + Σ_c w[:, c] ⊙ e_c.
 fn mix<'a>(input: &DMatrix<f64>, w: &DMatrix<f64>, experts: impl Iterator<Item = &'a ExpertAct>) -> DMatrix<f64> {
     let mut h = input.clone();
