@@ -40,7 +40,7 @@ pub struct GpuWeighting {
 pub fn unsupported_reason(name: &str) -> &'static str {
     match name {
         "graddrop" | "trimmed-mean" => {
-            "it works per coordinate of J, not from the Gramian: the GPU trainer runs it from J, the fused toy kernel does not"
+            "it works per coordinate of J, not from the Gramian: the GPU trainer and the fused toy kernel run it from J"
         }
         "nash-mtl" => "no GPU kernel yet (needs a cone solver per step)",
         "fairgrad" => "no GPU kernel yet (Levenberg–Marquardt root finding)",
