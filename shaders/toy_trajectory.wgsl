@@ -170,7 +170,8 @@ fn toy_trimmed_mean_column(a: f32, b: f32) -> f32 {
 // GradDrop of one column (a, b) with the draw u: coordinate_graddrop.wgsl for m = 2.
 fn toy_graddrop_column(a: f32, b: f32, u: f32) -> f32 {
     let s = max(abs(a), abs(b));
-    if s == 0.0 || !(s <= 3.4028235e38) {
+    // (Not `s <= 3.4028235e38`: Chrome's WGSL compiler refuses that literal as not an f32.)
+    if s == 0.0 || !is_finite_f32(s) {
         return 0.0;
     }
     let va = a / s;
