@@ -21,14 +21,23 @@
 // a wrong state, only fewer steps (t shows them). The host keeps dispatches short on CPU
 // adapters so that this does not happen.
 // Recorded steps (t % record_every == 0, and t = last_step) from first_step on write a history
-// slot of 10 floats: bitcast(t + 1) (0 = empty), L₁, L₂ at x before the step, w₁, w₂, G₁₁, G₁₂,
-// G₂₂ (of the plain J), λ₁, λ₂; slot = ⌈t / r⌉ − ⌈first_step / r⌉, run r's slots from r·capacity.
+// slot of 11 floats: bitcast(t + 1) (0 = empty), L₁, L₂ at x before the step, w₁, w₂, G₁₁, G₁₂,
+// G₂₂ (of the plain J), λ₁, λ₂, ‖d‖²; slot = ⌈t / r⌉ − ⌈first_step / r⌉, run r's slots from
+// r·capacity. A per-coordinate aggregator has no weights: its slot holds the plain J's Jd in
+// place of w (the host builds the metrics from G, Jd and ‖d‖², as the GPU trainer does).
 // Loss weighting: J's rows are scaled by the loss weights λ (RunParams.lw, [1, 1] without one)
 // before the aggregator, as concord-core's `Trainer::combine` does. λ comes from
 // loss_weighting.wgsl's `loss_weights`, dispatched by the host between single-step dispatches on
 // the losses and plain G that `toy_eval` writes (bindings 5 and 6), and copied into RunParams.lw
 // (the workgroup entry point already has 4 storage bindings, WebGPU's floor), so the
 // weightings' state stays in their own buffer.
+// Weightings with memory (MoDo's λ, SDMGrad's w, GradVac's cosine targets: weights_memory.wgsl,
+// binding 4 of toy_step_workgroup) keep it in the run's own buffer across steps and dispatches,
+// as GpuTrainer does; a cut step puts back the entries it may have changed (m = 2 uses five).
+// Per-coordinate aggregators (RunParams.coordinate: TrimmedMean, GradDrop; d straight from J as
+// coordinate_*.wgsl computes it, for J's two columns) run in toy_step. GradDrop's draws U come
+// from the CPU aggregator's stream, drawn on the host per submission (binding 7: two per step,
+// step t's at 2(t − first_step)), so both runs keep the same coordinates.
 // Layouts must match src/kernels/toy.rs (checked by tests/method_table.rs).
 
 struct RunParams {
@@ -53,6 +62,9 @@ struct RunParams {
     vec: array<f32, 32>,
     // The loss weights λ that scale J's rows ([1, 1] without a loss weighting).
     lw: vec2<f32>,
+    // TOY_COORD_*: a per-coordinate aggregator instead of the weighting `method`.
+    coordinate: u32,
+    pad: u32,
 }
 
 struct RunState {
@@ -86,7 +98,11 @@ const RUN_STOPPED_NONFINITE: u32 = 1u; // the new position
 const RUN_STOPPED_LOSS: u32 = 2u;
 const RUN_STOPPED_GRADIENT: u32 = 3u;
 const RUN_STOPPED_UPDATE: u32 = 4u;
-const TOY_SLOT: u32 = 10u;
+const TOY_SLOT: u32 = 11u;
+// RunParams.coordinate.
+const TOY_COORD_NONE: u32 = 0u;
+const TOY_COORD_TRIMMED_MEAN: u32 = 1u;
+const TOY_COORD_GRADDROP: u32 = 2u;
 // toy_step_workgroup's verdict for a step whose loops were cut (distinct from every RUN_* code).
 const TOY_WG_CUT: u32 = 255u;
 
@@ -97,6 +113,8 @@ const TOY_WG_CUT: u32 = 255u;
 // toy_eval's output: run r's losses at x (2 floats from 2r) and plain G (4 floats from 4r).
 @group(0) @binding(5) var<storage, read_write> toy_eval_losses: array<f32>;
 @group(0) @binding(6) var<storage, read_write> toy_eval_gram: array<f32>;
+// GradDrop's draws for this submission (toy_step only; one dummy float for the other methods).
+@group(0) @binding(7) var<storage, read> toy_draws: array<f32>;
 
 // toy_step_workgroup: the run's status / a step's verdict, and how many invocations finished
 // the step with their loops intact.
@@ -118,7 +136,7 @@ fn toy_sentinel() -> bool {
     return alive;
 }
 
-fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>, lw: vec2<f32>) {
+fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>, lw: vec2<f32>, dd: f32) {
     let every = tu.record_every;
     if !(t % every == 0u || t == tu.last_step) || t < tu.first_step {
         return;
@@ -139,6 +157,70 @@ fn toy_record(r: u32, t: u32, x: vec2<f32>, jac: ToyJacobian, w: vec2<f32>, lw: 
     history[base + 7u] = dot(jac.g2, jac.g2);
     history[base + 8u] = lw.x;
     history[base + 9u] = lw.y;
+    history[base + 10u] = dd;
+}
+
+// TrimmedMean of one column (a, b): with two tasks the trim is clamped to ⌊(m − 1)/2⌋ = 0
+// (`TrimmedMean::effective_trim`), so it is the mean, summed as x/2 in sorted order as
+// coordinate_trimmed_mean.wgsl sums it.
+fn toy_trimmed_mean_column(a: f32, b: f32) -> f32 {
+    return min(a, b) / 2.0 + max(a, b) / 2.0;
+}
+
+// GradDrop of one column (a, b) with the draw u: coordinate_graddrop.wgsl for m = 2.
+fn toy_graddrop_column(a: f32, b: f32, u: f32) -> f32 {
+    let s = max(abs(a), abs(b));
+    // (Not `s <= 3.4028235e38`: Chrome's WGSL compiler refuses that literal as not an f32.)
+    if s == 0.0 || !is_finite_f32(s) {
+        return 0.0;
+    }
+    let va = a / s;
+    let vb = b / s;
+    let purity = 0.5 * (1.0 + (va + vb) / (abs(va) + abs(vb)));
+    let keep_pos = purity > u;
+    let keep_neg = purity < u;
+    var d = 0.0;
+    if (keep_pos && a > 0.0) || (keep_neg && a < 0.0) {
+        d += a;
+    }
+    if (keep_pos && b > 0.0) || (keep_neg && b < 0.0) {
+        d += b;
+    }
+    return d;
+}
+
+// d of a per-coordinate aggregator for the (λ-scaled) J at step t.
+fn toy_coordinate_update(coordinate: u32, wj: ToyJacobian, t: u32) -> vec2<f32> {
+    if coordinate == TOY_COORD_TRIMMED_MEAN {
+        return vec2<f32>(toy_trimmed_mean_column(wj.g1.x, wj.g2.x), toy_trimmed_mean_column(wj.g1.y, wj.g2.y));
+    }
+    let at = 2u * (t - tu.first_step);
+    return vec2<f32>(
+        toy_graddrop_column(wj.g1.x, wj.g2.x, toy_draws[at]),
+        toy_graddrop_column(wj.g1.y, wj.g2.y, toy_draws[at + 1u]),
+    );
+}
+
+// The weighting-memory entries a two-task weighting may write (weights_memory.wgsl): the size
+// word, MoDo's λ / SDMGrad's w, GradVac's φ̂ rows 0 and 1.
+fn toy_memory_index(k: u32) -> u32 {
+    switch k {
+        case 0u: {
+            return 0u;
+        }
+        case 1u: {
+            return MEM_BASE;
+        }
+        case 2u: {
+            return MEM_BASE + 1u;
+        }
+        case 3u: {
+            return MEM_BASE + 32u;
+        }
+        default: {
+            return MEM_BASE + 33u;
+        }
+    }
 }
 
 // The losses and plain G at run r's x, for the loss weighting's next call.
@@ -227,14 +309,25 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         let jac = toy_jacobian(os.x, tu.scale);
         // The aggregator's J: rows scaled by λ (× 1 is exact without a weighting).
         let wj = ToyJacobian(lw.x * jac.g1, lw.y * jac.g2);
-        wt_begin_factor(2u, 2u);
-        wt_set_factor(0u, 0u, wj.g1.x);
-        wt_set_factor(0u, 1u, wj.g1.y);
-        wt_set_factor(1u, 0u, wj.g2.x);
-        wt_set_factor(1u, 1u, wj.g2.y);
-        compute_weights(p.method, p.c, p.seed, calls);
-        let w = vec2<f32>(wt_weight(0u), wt_weight(1u));
-        let d = w.x * wj.g1 + w.y * wj.g2;
+        var w: vec2<f32>;
+        var d: vec2<f32>;
+        var dd = 0.0;
+        if p.coordinate == TOY_COORD_NONE {
+            wt_begin_factor(2u, 2u);
+            wt_set_factor(0u, 0u, wj.g1.x);
+            wt_set_factor(0u, 1u, wj.g1.y);
+            wt_set_factor(1u, 0u, wj.g2.x);
+            wt_set_factor(1u, 1u, wj.g2.y);
+            compute_weights(p.method, p.c, p.seed, calls);
+            w = vec2<f32>(wt_weight(0u), wt_weight(1u));
+            d = w.x * wj.g1 + w.y * wj.g2;
+        } else {
+            d = toy_coordinate_update(p.coordinate, wj, os.t);
+            // No weights: the record carries the plain J's Jd and ‖d‖² (the CPU's metrics
+            // describe the plain J with this d).
+            w = vec2<f32>(dot(jac.g1, d), dot(jac.g2, d));
+            dd = dot(d, d);
+        }
         var next_os = os;
         let step = optim_delta(h, &next_os, d) + p.decay * os.x;
         let next = optim_apply(next_os.x, next_os.x_comp, step);
@@ -249,7 +342,7 @@ fn toy_step(@builtin(global_invocation_id) gid: vec3<u32>) {
             stop_losses = l;
             break;
         }
-        toy_record(r, os.t, os.x, jac, w, lw);
+        toy_record(r, os.t, os.x, jac, w, lw, dd);
         next_os.x = next[0];
         next_os.x_comp = next[1];
         os = next_os;
@@ -298,8 +391,17 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
             wg_g[WG_STRIDE] = g12;
             wg_g[WG_STRIDE + 1u] = dot(wj.g2, wj.g2);
         }
+        // The memory before this step's call, to put back if the step is cut (it is retaken).
+        var memory_before: array<f32, 5>;
+        if lid == 0u {
+            for (var k = 0u; k < 5u; k++) {
+                memory_before[k] = wt_memory[toy_memory_index(k)];
+            }
+        }
         workgroupBarrier();
         compute_weights_workgroup(p.method, p.c, p.eps_a, p.eps_b, p.mode, p.max_iters, p.seed, calls);
+        // The next step's call reads what this one wrote (GradVac: from other invocations).
+        storageBarrier();
         workgroupBarrier();
         let w = vec2<f32>(wg_w[0], wg_w[1]);
         let d = w.x * wj.g1 + w.y * wj.g2;
@@ -323,6 +425,11 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         }
         let verdict = workgroupUniformLoad(&toy_wg_flag);
         if verdict == TOY_WG_CUT {
+            if lid == 0u {
+                for (var k = 0u; k < 5u; k++) {
+                    wt_memory[toy_memory_index(k)] = memory_before[k];
+                }
+            }
             cut = 1u;
             break;
         }
@@ -333,7 +440,7 @@ fn toy_step_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
             break;
         }
         if lid == 0u {
-            toy_record(r, os.t, os.x, jac, w, lw);
+            toy_record(r, os.t, os.x, jac, w, lw, 0.0);
         }
         next_os.x = next[0];
         next_os.x_comp = next[1];

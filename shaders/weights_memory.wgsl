@@ -3,7 +3,7 @@
 // a fresh zeroed one for a one-off call), so a run's steps need no host round trip.
 // Layout (f32): [0] = the m the values were sized for (0 = fresh: torchjd re-initialises the
 // state when m changes), [1..4) spare, then the method's values from MEM_BASE (at most
-// 32 × 32). The fused toy kernel binds a dummy buffer and refuses these methods (GpuToy::new).
+// 32 × 32). The fused toy kernel keeps one per run too (toy_trajectory.wgsl).
 // requires: weights_workgroup.wgsl
 
 @group(0) @binding(4) var<storage, read_write> wt_memory: array<f32>;

@@ -83,3 +83,39 @@ test('cagrad-toy: loss weightings run on WebGPU and match the native CPU run', a
   assert.deepEqual(errors, [], 'no console errors');
   await page.close();
 });
+
+// The toy kernel's stateful and per-coordinate methods stay on WebGPU too: GradVac keeps its
+// cosine targets in the run's GPU memory buffer across steps and dispatches, GradDrop takes its
+// draws from the CPU aggregator's stream (uploaded per submission). Both land where the native
+// CPU run lands (natively within 7.3e-6, crates/concord-gpu/tests/toy_stateful.rs); a lost
+// memory (GradVac back to PCGrad) or a draw from the wrong step moves x by 1.5e-2 or more.
+test('cagrad-toy: gradvac and graddrop run on WebGPU and match the native CPU run', async (t) => {
+  const steps = 300;
+  const methods = ['gradvac', 'graddrop'];
+  const errors = [];
+  const page = await openPage(
+    ctx.browser,
+    `${ctx.server.url}#preset=cagrad-toy&play=false&arena=${methods.join(',')}&optimizer=adam&lr=0.001`,
+    errors,
+  );
+  const initial = await page.evaluate(() => window.concord.state());
+  assert.equal(initial.backend, 'webgpu', `expected WebGPU, page says: ${initial.reason}`);
+  const state = await page.evaluate((n) => window.concord.step(n), steps);
+  assert.equal(state.steps, steps);
+  assert.equal(state.runs.length, methods.length * 3, 'one run per method and start');
+  let worst = 0;
+  for (const run of state.runs) {
+    assert.equal(run.backend, 'webgpu', `${run.method}: ${run.backendReason}`);
+    assert.ok(methods.includes(run.method), run.method);
+    const ref = nativeRun({ problem: 'cagrad-toy', method: run.method, c: null, start: run.start, steps, lr: 0.001, optimizer: 'adam' });
+    const gap = Math.hypot(run.position[0] - ref.final[0], run.position[1] - ref.final[1]);
+    assert.ok(gap < TOLERANCE, `${run.method} from ${run.start}: browser ${run.position} vs native ${ref.final} (gap ${gap})`);
+    worst = Math.max(worst, gap);
+  }
+  t.diagnostic(`gradvac / graddrop: largest browser-vs-native gap after ${steps} steps: ${worst.toExponential(2)}`);
+  const text = await page.locator('body').innerText();
+  assert.ok(!/not on the GPU|falls? back to the CPU/.test(text), 'the page must not say these run on the CPU');
+  await page.screenshot({ path: await artifactPath('toy-gradvac-graddrop.png'), fullPage: true });
+  assert.deepEqual(errors, [], 'no console errors');
+  await page.close();
+});

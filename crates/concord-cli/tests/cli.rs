@@ -245,12 +245,22 @@ fn every_method_and_weighting_runs_on_the_toy() {
     assert_eq!(c3["method"], serde_json::json!({"method": "cagrad", "c": 0.3}));
 }
 
-/// Every method the GPU toy has runs on the toy with `--backend gpu` and lands near the CPU's
+/// Every method the GPU toy has (the stateful MoDo, SDMGrad, GradVac and the per-coordinate
+/// TrimmedMean, GradDrop included) runs on the toy with `--backend gpu` and lands near the CPU's
 /// point; a method it lacks is exit 2 with the list of the methods the GPU has.
 #[test]
 fn gpu_toy_runs_every_gpu_method_and_refuses_the_others() {
-    for method in concord_gpu::toy_gpu_methods() {
-        let method = if method == "constant" { "constant:weights=0.5;1" } else { method };
+    let methods = concord_gpu::toy_gpu_methods();
+    for new in ["modo", "sdmgrad", "gradvac", "trimmed-mean", "graddrop"] {
+        assert!(methods.contains(&new), "{new} runs in the GPU toy");
+    }
+    for method in methods {
+        let method = match method {
+            "constant" => "constant:weights=0.5;1",
+            // Two tasks allow only trim 0 (on the CPU too).
+            "trimmed-mean" => "trimmed-mean:trim_number=0",
+            other => other,
+        };
         let args = |backend| {
             vec![
                 "train",

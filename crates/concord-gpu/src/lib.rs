@@ -85,11 +85,13 @@ pub fn gpu_trainer_methods() -> Vec<&'static str> {
     names
 }
 
-/// The GPU weightings the fused CAGrad-toy kernel (`GpuToy`) runs: [`gpu_methods`] without Krum
-/// (it needs at least three tasks) and the methods that keep state in a GPU buffer across steps
-/// (MoDo, SDMGrad, GradVac: the MLP trainer only).
+/// The aggregators the fused CAGrad-toy kernel (`GpuToy`) runs: [`gpu_trainer_methods`] without
+/// Krum (it needs at least three tasks, on the CPU too) — the weightings, those with memory
+/// included, then TrimmedMean and GradDrop from J.
 pub fn toy_gpu_methods() -> Vec<&'static str> {
-    kernels::methods::toy_names()
+    let mut names = kernels::methods::toy_names();
+    names.extend_from_slice(COORDINATE_METHODS);
+    names
 }
 
 /// The GPU backend for a run: [`GpuToy`] for the CAGrad toys, [`GpuTrainer`] for the MLP data

@@ -4,8 +4,13 @@
 //! Every method of the GPU weighting table runs: the single-invocation ones (mean, sum, pcgrad,
 //! mgda, cagrad) in the fused kernel's `toy_step` (one invocation per run, G given by its
 //! factor J), the workgroup ones (constant, upgrad, dualproj, imtl-g, aligned-mtl, config,
-//! random) in `toy_step_workgroup` (one workgroup per run, G = JJᵀ in f32). Many steps per
-//! dispatch, many dispatches per submission, nothing read back until [`Backend::read_back`].
+//! random, and MoDo, SDMGrad, GradVac with their state in the run's weighting-memory buffer,
+//! kept across steps as `GpuTrainer` keeps it) in `toy_step_workgroup` (one workgroup per run,
+//! G = JJᵀ in f32). The per-coordinate TrimmedMean and GradDrop (not weightings: d straight from
+//! the 2 × 2 J, as `kernels::coordinate` computes it) run in `toy_step`, GradDrop with draws
+//! from the CPU aggregator's own stream (`GpuCoordinate::draws`, two per step, uploaded per
+//! submission). Many steps per dispatch, many dispatches per submission, nothing read back
+//! until [`Backend::read_back`].
 //!
 //! A loss weighting (every one of the GPU trainer's, `GPU_LOSS_WEIGHTINGS`) runs its
 //! loss_weighting.wgsl kernel between single-step dispatches, its state on the GPU; the step
@@ -29,8 +34,9 @@ use concord_core::train::{
 use concord_core::{Problem, ProblemKind};
 use nalgebra::{DMatrix, DVector};
 
+use crate::kernels::coordinate::GpuCoordinate;
 use crate::kernels::loss_weighting::GpuLossWeighting;
-use crate::kernels::toy::{PendingHistory, RunParams, RunState, ToyKernel, SLOT};
+use crate::kernels::toy::{PendingHistory, RunParams, RunState, ToyCoordinate, ToyKernel, SLOT};
 use crate::kernels::weighting::GpuWeighting;
 use crate::trainer::{backend_error, gpu_loss_weighting, gpu_weighting};
 use crate::{Gpu, GpuError};
@@ -54,7 +60,10 @@ pub struct GpuToy {
     gpu: Arc<Gpu>,
     config: TrainConfig,
     toy: CagradToy,
-    weighting: GpuWeighting,
+    /// The GPU weighting; `None` for a per-coordinate aggregator (`coordinate`).
+    weighting: Option<GpuWeighting>,
+    /// TrimmedMean or GradDrop (GradDrop's draws come from its CPU stream).
+    coordinate: Option<GpuCoordinate>,
     /// The run has a loss weighting (records carry its λ; `ew`'s is 1).
     weighted: bool,
     /// The loss weighting's kernel and state (`None` for none and `ew`).
@@ -110,20 +119,16 @@ impl GpuToy {
                 u32::MAX / 2
             )));
         }
-        let weighting = gpu_weighting(&config.method.aggregator, 2, config.seed)?;
-        if crate::kernels::methods::WITH_MEMORY.contains(&weighting.name) {
-            // Its state lives in a buffer kept across steps, which the fused toy kernel (many
-            // runs and steps per dispatch) does not carry yet; GpuTrainer has it.
-            return Err(GpuError::Unsupported(format!(
-                "'{}' keeps state between steps, which the fused GPU toy kernel does not carry yet; \
-                 use the CPU backend",
-                weighting.name
-            )));
-        }
+        let coordinate = GpuCoordinate::from_spec(&config.method.aggregator, config.seed);
+        let weighting = match coordinate {
+            Some(_) => None,
+            None => Some(gpu_weighting(&config.method.aggregator, 2, config.seed)?),
+        };
         let weighted = gpu_loss_weighting(&config.method)?;
         gpu.check()?;
-        let params = RunParams::new(&weighting, &config.optimizer)?;
-        let mut kernel = ToyKernel::new(&gpu, problem, &params, &RunState::at(start, 0), weighting.is_workgroup());
+        let params = run_params(weighting.as_ref(), coordinate.as_ref(), &config.optimizer)?;
+        let workgroup = weighting.as_ref().is_some_and(GpuWeighting::is_workgroup);
+        let mut kernel = ToyKernel::new(&gpu, problem, &params, &RunState::at(start, 0), workgroup);
         let loss_weighting = match &config.method.weighting {
             Some(spec) => GpuLossWeighting::weights_only(&gpu, spec, 2, config.seed)?,
             None => None,
@@ -137,6 +142,7 @@ impl GpuToy {
             toy: problem.toy(),
             config,
             weighting,
+            coordinate,
             weighted,
             loss_weighting,
             epoch: 0,
@@ -159,9 +165,10 @@ impl GpuToy {
         }
     }
 
-    /// The GPU weighting the run uses.
-    pub fn weighting(&self) -> &GpuWeighting {
-        &self.weighting
+    /// The GPU weighting the run uses (`None` for TrimmedMean and GradDrop, which are not
+    /// weightings).
+    pub fn weighting(&self) -> Option<&GpuWeighting> {
+        self.weighting.as_ref()
     }
 
     /// Steps submitted (the GPU may have taken fewer: see [`GpuToy::state`]).
@@ -188,7 +195,9 @@ impl GpuToy {
         let every = self.config.record_every.clamp(1, self.config.steps.max(1)) as u32;
         let last = self.config.steps.saturating_sub(1) as u32;
         let lw = self.loss_weighting.as_mut().map(|lw| (lw, self.epoch));
-        let pending = self.kernel.submit(&self.gpu, self.submitted as u32, n as u32, every, last, lw);
+        // GradDrop's U for these n steps (two columns each), in the CPU aggregator's order.
+        let draws = self.coordinate.as_mut().map_or_else(Vec::new, |c| c.draws(n, 2));
+        let pending = self.kernel.submit(&self.gpu, self.submitted as u32, n as u32, every, last, lw, &draws);
         self.pending.push(pending);
         self.submitted += n;
         self.epoch += n as u64;
@@ -210,17 +219,23 @@ impl GpuToy {
 
     fn record(&self, slot: &[f32]) -> StepRecord {
         let f = |i: usize| f64::from(slot[i]);
-        let weights = vec![f(3), f(4)];
         let lambda = [f(8), f(9)];
         // G is the plain J's and the update is J_λᵀw = Jᵀ(λ∘w): the CPU's metrics of the plain J.
         let gram = DMatrix::from_row_slice(2, 2, &[f(5), f(6), f(6), f(7)]);
-        let effective = DVector::from_vec(vec![lambda[0] * weights[0], lambda[1] * weights[1]]);
+        let (metrics, weights) = if self.coordinate.is_some() {
+            // No weights: the slot holds the plain J's Jd and ‖d‖² (as the GPU trainer's does).
+            (StepMetrics::from_directional(&gram, &[f(3), f(4)], f(10)), None)
+        } else {
+            let weights = vec![f(3), f(4)];
+            let effective = DVector::from_vec(vec![lambda[0] * weights[0], lambda[1] * weights[1]]);
+            (StepMetrics::from_gram(&gram, &effective, None), Some(weights))
+        };
         StepRecord {
             step: (slot[0].to_bits() - 1) as usize,
             losses: vec![f(1), f(2)],
             loss_weights: self.weighted.then(|| lambda.to_vec()),
-            metrics: StepMetrics::from_gram(&gram, &effective, None),
-            aggregator_weights: Some(weights),
+            metrics,
+            aggregator_weights: weights,
             test_losses: None,
             moe: None,
             samples: None,
@@ -260,13 +275,15 @@ impl GpuToy {
             return Err(GpuError::Unsupported(format!("the learning rate must be a positive finite number, got {lr}")));
         }
         self.config.optimizer = self.config.optimizer.with_lr(lr);
-        self.params = RunParams::new(&self.weighting, &self.config.optimizer)?;
+        self.params = run_params(self.weighting.as_ref(), self.coordinate.as_ref(), &self.config.optimizer)?;
         self.kernel.write_params(&self.gpu, &self.params);
         Ok(())
     }
 
     /// Put back an exported run: x = `params`, the step count continues after the history's last
-    /// record; the optimizer's moments and the stateful weightings' call counters restart.
+    /// record; the optimizer's moments, the stateful weightings' call counters and memory, and
+    /// GradDrop's stream restart (as in a new run restored: the CPU's page and CLI restore into
+    /// a fresh trainer).
     pub fn restore(&mut self, params: Vec<f64>, history: Vec<StepRecord>) -> Result<(), GpuError> {
         if !self.pending.is_empty() {
             return Err(GpuError::Unsupported("restore needs the pending steps read back first".into()));
@@ -279,10 +296,27 @@ impl GpuToy {
         let steps = restore_point(&params, 2, &history, self.config.steps).map_err(GpuError::Unsupported)?;
         let x = [params[0], params[1]];
         self.kernel.write_state(&self.gpu, &RunState::at(x, steps as u32));
+        self.kernel.reset_memory(&self.gpu);
+        self.coordinate = GpuCoordinate::from_spec(&self.config.method.aggregator, self.config.seed);
         self.submitted = steps;
         self.stopped = false;
         self.gpu.check()
     }
+}
+
+/// The kernel's parameters for the run's weighting or per-coordinate aggregator.
+fn run_params(
+    weighting: Option<&GpuWeighting>,
+    coordinate: Option<&GpuCoordinate>,
+    optimizer: &concord_core::train::TrainOptimizer,
+) -> Result<RunParams, GpuError> {
+    let method = match (weighting, coordinate) {
+        (Some(w), _) => Ok(w),
+        (None, Some(GpuCoordinate::TrimmedMean { .. })) => Err(ToyCoordinate::TrimmedMean),
+        (None, Some(GpuCoordinate::GradDrop(_))) => Err(ToyCoordinate::GradDrop),
+        (None, None) => unreachable!("a toy run has a weighting or a per-coordinate aggregator"),
+    };
+    RunParams::new(method, optimizer)
 }
 
 impl Backend for GpuToy {

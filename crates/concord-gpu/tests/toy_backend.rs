@@ -18,10 +18,12 @@ use concord_core::train::{
 use concord_core::{MethodSpec, Problem, ProblemKind};
 use nalgebra::{DMatrix, DVector};
 
-/// The method texts run on the toys: every GPU method (Constant needs its weights).
+/// The method texts run on the toys: every GPU method (Constant needs its weights, TrimmedMean
+/// its trim, which two tasks allow only as 0).
 fn method_text(name: &str) -> String {
     match name {
         "constant" => "constant:weights=0.3;0.7".into(),
+        "trimmed-mean" => "trimmed-mean:trim_number=0".into(),
         other => other.into(),
     }
 }
@@ -110,10 +112,13 @@ fn compare(config: &TrainConfig) -> (f64, f64, f64) {
         for (a, b) in g.losses.iter().zip(&w.losses) {
             dl = dl.max((a - b).abs() / b.abs().max(1.0));
         }
-        let (gw, ww) = (g.aggregator_weights.as_ref().unwrap(), w.aggregator_weights.as_ref().unwrap());
-        let scale = ww.iter().map(|v| v.abs()).sum::<f64>().max(1.0);
-        for (a, b) in gw.iter().zip(ww) {
-            dw = dw.max((a - b).abs() / scale);
+        // TrimmedMean and GradDrop report no weights (d is not Jᵀw), on both backends.
+        assert_eq!(g.aggregator_weights.is_some(), w.aggregator_weights.is_some(), "step {}", g.step);
+        if let (Some(gw), Some(ww)) = (&g.aggregator_weights, &w.aggregator_weights) {
+            let scale = ww.iter().map(|v| v.abs()).sum::<f64>().max(1.0);
+            for (a, b) in gw.iter().zip(ww) {
+                dw = dw.max((a - b).abs() / scale);
+            }
         }
         assert_eq!(g.metrics.norms.len(), 2);
     }
@@ -141,7 +146,17 @@ fn check_method(name: &str) {
     }
     // Larger steps: Adam 2e-2 and plain SGD 1e-2 on the smooth bowl (x₂ < 0).
     cases.push(toy_config(ProblemKind::CagradToy, [-8.5, -5.0], name, TrainOptimizer::adam(2e-2), 200));
-    cases.push(toy_config(ProblemKind::CagradToyScaled, [9.0, -1.0], name, TrainOptimizer::sgd(1e-2, 0.0), 200));
+    // Two stateful methods take their SGD steps on the plain toy's bowl instead. From (9, −1)
+    // SDMGrad's run is chaotic (its inner iteration flips w across the simplex from step to step
+    // and f32 rounding decides the side after 65 steps: toy_stateful.rs `cases`), and GradVac's
+    // reaches x₂ = 0 at step 94, where the two gradients are antiparallel to 1e-13: its
+    // correction divides by √(1 − φ̂²), the f64 run takes the non-finite fallback w = 1 there and
+    // the f32 run does not (measured: the runs agree to 3e-4 in w until then, 2.6e-2 in x after).
+    let (problem, start) = match name {
+        "sdmgrad" | "gradvac" => (ProblemKind::CagradToy, [-8.5, -5.0]),
+        _ => (ProblemKind::CagradToyScaled, [9.0, -1.0]),
+    };
+    cases.push(toy_config(problem, start, name, TrainOptimizer::sgd(1e-2, 0.0), 200));
     for c in &cases {
         let (dx, dl, dw) = compare(c);
         eprintln!(
@@ -172,26 +187,29 @@ impl Start for TrainConfig {
     }
 }
 
-/// Every method of the GPU table, both problems, two published starts each (Adam 1e-3, 300
-/// steps) plus a larger Adam and an SGD run, every 25th step's record compared. Tolerances
-/// (measured worst on lavapipe over all methods in brackets): |Δx| ≤ 1e-4 [8.7e-6 MGDA],
-/// relative loss ≤ 1e-4 [1.0e-5 Random, SGD], weights ≤ 2e-3·max(1, Σ|w|) [6.4e-4 ConFIG,
-/// 2.4e-4 IMTL-G: both divide by gradient norms / eigenvalues of the f32 G].
+/// Every method of the GPU table (MoDo, SDMGrad and GradVac with their memory, TrimmedMean and
+/// GradDrop from J), both problems, two published starts each (Adam 1e-3, 300 steps) plus a
+/// larger Adam and an SGD run, every 25th step's record compared. Tolerances (measured worst on
+/// lavapipe over all methods in brackets): |Δx| ≤ 1e-4 [8.7e-6 MGDA], relative loss ≤ 1e-4
+/// [1.0e-5 Random, SGD], weights ≤ 2e-3·max(1, Σ|w|) [6.4e-4 ConFIG, 2.4e-4 IMTL-G: both divide
+/// by gradient norms / eigenvalues of the f32 G].
 #[test]
 fn every_gpu_method_runs_on_the_toys() {
     let names = concord_gpu::toy_gpu_methods();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     for name in names {
         check_method(name);
     }
 }
 
-/// The GPU methods the fused toy kernel does not run are refused with a reason, never run
-/// wrongly: Krum (two tasks; the CPU refuses too), the methods with state across steps.
+/// The one GPU trainer method the fused toy kernel does not run is refused with a reason, never
+/// run wrongly: Krum (two tasks; the CPU refuses too).
 #[test]
 fn the_toy_refuses_the_gpu_methods_it_does_not_run() {
     let toy = concord_gpu::toy_gpu_methods();
-    for name in concord_gpu::gpu_methods().into_iter().filter(|n| !toy.contains(n)) {
+    let missing: Vec<_> = concord_gpu::gpu_trainer_methods().into_iter().filter(|n| !toy.contains(n)).collect();
+    assert_eq!(missing, ["krum"]);
+    for name in missing {
         let method = if name == "krum" { "krum:n_byzantine=0".to_string() } else { name.to_string() };
         let mut c = Preset::CagradToy.config();
         c.method = MethodSpec::parse(&method).unwrap();
@@ -199,8 +217,7 @@ fn the_toy_refuses_the_gpu_methods_it_does_not_run() {
             Ok(_) => panic!("{name} should be refused on the toy"),
             Err(e) => e.to_string(),
         };
-        let why = if name == "krum" { "needs m ≥ n_byzantine + 3" } else { "keeps state between steps" };
-        assert!(err.contains(why), "{name}: {err}");
+        assert!(err.contains("needs m ≥ n_byzantine + 3"), "{name}: {err}");
     }
 }
 

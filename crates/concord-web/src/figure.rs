@@ -724,16 +724,26 @@ mod tests {
 
     #[test]
     fn a_toy_race_holds_every_toy_gpu_method() {
-        // Constant weighting needs its weights; every other GPU method runs with its defaults.
+        // Constant weighting needs its weights and TrimmedMean its trim (0: two tasks); every
+        // other GPU method runs with its defaults.
         let all: Vec<String> = concord_gpu::toy_gpu_methods()
             .into_iter()
-            .map(|m| if m == "constant" { "constant:weights=0.5;0.5".to_string() } else { m.to_string() })
+            .map(|m| match m {
+                "constant" => "constant:weights=0.5;0.5".to_string(),
+                "trimmed-mean" => "trimmed-mean:trim_number=0".to_string(),
+                other => other.to_string(),
+            })
             .collect();
-        let p = parse_attributes(&attrs(&[("preset", "cagrad-toy"), ("methods", &all.join(","))]));
-        let (state, notices) = State::from_hash(&p.hash);
-        assert!(notices.is_empty(), "{notices:?}");
-        assert_eq!(state.arena.len(), all.len());
-        let (net, notices) = State::from_hash(&format!("preset=xor-conflict&arena={}", all.join(",")));
+        // More methods than one race holds: a race per MAX_ARENA_TOY of them.
+        for race in all.chunks(crate::state::MAX_ARENA_TOY) {
+            let p = parse_attributes(&attrs(&[("preset", "cagrad-toy"), ("methods", &race.join(","))]));
+            let (state, notices) = State::from_hash(&p.hash);
+            assert!(notices.is_empty(), "{notices:?}");
+            assert_eq!(state.arena.len(), race.len());
+        }
+        // A full toy race on a multi-task preset keeps the first MAX_ARENA with one notice.
+        let full = &all[..crate::state::MAX_ARENA_TOY];
+        let (net, notices) = State::from_hash(&format!("preset=xor-conflict&arena={}", full.join(",")));
         assert_eq!(net.arena.len(), crate::state::MAX_ARENA);
         assert_eq!(notices.len(), 1, "{notices:?}");
     }

@@ -77,9 +77,9 @@ pub(crate) fn id(name: &str) -> u32 {
 }
 
 /// The GPU weightings the fused toy kernel runs (the CAGrad toys have two tasks): all but Krum
-/// (it needs m ≥ 3, on the CPU too) and the methods with memory ([`WITH_MEMORY`]).
+/// (it needs m ≥ 3, on the CPU too).
 pub fn toy_names() -> Vec<&'static str> {
-    METHODS.iter().map(|m| m.name).filter(|n| *n != "krum" && !WITH_MEMORY.contains(n)).collect()
+    METHODS.iter().map(|m| m.name).filter(|n| *n != "krum").collect()
 }
 
 /// The registry names of every GPU weighting, in id order.

@@ -21,7 +21,14 @@ pub const STEPS_PER_DISPATCH: u32 = 1000;
 /// Dispatches are cheap there; the kernel's sentinel catches any step that is still cut.
 pub const STEPS_PER_DISPATCH_CPU: u32 = 16;
 /// Floats per history slot (see toy_trajectory.wgsl).
-pub(crate) const SLOT: usize = 10;
+pub(crate) const SLOT: usize = 11;
+
+/// `RunParams::coordinate`: toy_trajectory.wgsl's TOY_COORD_* (0: the weighting `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ToyCoordinate {
+    TrimmedMean = 1,
+    GradDrop = 2,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -47,6 +54,9 @@ pub(crate) struct RunParams {
     /// The loss weights λ J's rows are scaled by: [1, 1], or the loss weighting's output,
     /// copied here before each step.
     lw: [f32; 2],
+    /// A per-coordinate aggregator (`ToyCoordinate`) in place of the weighting, 0 for none.
+    coordinate: u32,
+    pad: u32,
 }
 
 /// Where `RunParams::lw` starts (the copy target of the loss weights).
@@ -93,16 +103,17 @@ pub(crate) const LAYOUTS: [(&str, usize); 3] = [
 const STATE_BYTES: u64 = std::mem::size_of::<RunState>() as u64;
 
 impl RunParams {
-    pub(crate) fn new(weighting: &GpuWeighting, optimizer: &TrainOptimizer) -> Result<Self, GpuError> {
-        let mut vec = [0.0f32; MAX_TASKS];
-        for (dst, src) in vec.iter_mut().zip(&weighting.vec) {
-            *dst = *src;
-        }
+    /// The parameters of a run of the GPU weighting `weighting`, or (`Err`) of the
+    /// per-coordinate aggregator it stands for.
+    pub(crate) fn new(
+        weighting: Result<&GpuWeighting, ToyCoordinate>,
+        optimizer: &TrainOptimizer,
+    ) -> Result<Self, GpuError> {
         let mut p = RunParams {
-            method: weighting.code,
+            method: 0,
             optimizer: 0,
-            seed: weighting.seed,
-            c: weighting.c,
+            seed: 0,
+            c: 0.0,
             lr: 0.0,
             beta1: 0.0,
             beta2: 0.0,
@@ -111,13 +122,30 @@ impl RunParams {
             eps: 0.0,
             momentum: 0.0,
             decay: 0.0,
-            eps_a: weighting.eps_a,
-            eps_b: weighting.eps_b,
-            max_iters: weighting.max_iters,
-            mode: weighting.mode,
-            vec,
+            eps_a: 0.0,
+            eps_b: 0.0,
+            max_iters: 0,
+            mode: 0,
+            vec: [0.0; MAX_TASKS],
             lw: [1.0; 2],
+            coordinate: 0,
+            pad: 0,
         };
+        match weighting {
+            Ok(weighting) => {
+                for (dst, src) in p.vec.iter_mut().zip(&weighting.vec) {
+                    *dst = *src;
+                }
+                p.method = weighting.code;
+                p.seed = weighting.seed;
+                p.c = weighting.c;
+                p.eps_a = weighting.eps_a;
+                p.eps_b = weighting.eps_b;
+                p.max_iters = weighting.max_iters;
+                p.mode = weighting.mode;
+            }
+            Err(coordinate) => p.coordinate = coordinate as u32,
+        }
         let (lr, beta1, beta2, eps, wd) = match *optimizer {
             TrainOptimizer::Sgd { lr, momentum } => {
                 p.optimizer = 1;
@@ -198,8 +226,8 @@ pub(crate) struct ToyKernel {
     workgroup: bool,
     params_buf: wgpu::Buffer,
     states_buf: wgpu::Buffer,
-    /// Binding 4 of the workgroup pipeline (weights_memory.wgsl), which the stateful weightings
-    /// that use it need; the toy refuses those methods (`GpuToy::new`), so it stays unused.
+    /// Binding 4 of the workgroup pipeline (weights_memory.wgsl): the run's weighting memory
+    /// (MoDo's λ, SDMGrad's w, GradVac's targets), kept across steps and submissions.
     memory: wgpu::Buffer,
     /// `toy_eval`'s losses and plain G at x (bindings 5 and 6), the loss weighting's inputs.
     eval_losses: wgpu::Buffer,
@@ -252,6 +280,11 @@ impl ToyKernel {
         gpu.queue.write_buffer(&self.states_buf, 0, bytemuck::bytes_of(state));
     }
 
+    /// A fresh weighting memory (the stateful weightings start over, as a new run's do).
+    pub(crate) fn reset_memory(&mut self, gpu: &Gpu) {
+        self.memory = super::weighting::memory_buffer(gpu);
+    }
+
     fn pipeline<'a>(&self, gpu: &'a Gpu) -> &'a wgpu::ComputePipeline {
         if self.workgroup {
             gpu.pipeline(&gpu.pipelines.toy_step_workgroup, "toy_trajectory.wgsl", "toy_step_workgroup")
@@ -266,6 +299,8 @@ impl ToyKernel {
     /// step is its own dispatch, preceded by `toy_eval`, the weighting's call at the CPU
     /// trainer's epoch (one step is one epoch, counted from `epoch`) and the copy of λ into the
     /// run's params, and followed, for FAMO, by `toy_eval` at the new x and its `after_step`.
+    /// `draws`: GradDrop's U for these steps (two per step, in order), empty otherwise.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit(
         &self,
         gpu: &Gpu,
@@ -274,6 +309,7 @@ impl ToyKernel {
         record_every: u32,
         last: u32,
         mut lw: Option<(&mut GpuLossWeighting, u64)>,
+        draws: &[f32],
     ) -> PendingHistory {
         let recorded = (first..first + steps).filter(|t| t % record_every == 0 || *t == last).count() as u32;
         let floats = recorded as usize * SLOT;
@@ -294,6 +330,12 @@ impl ToyKernel {
         };
         let pipeline = self.pipeline(gpu);
         let layout = pipeline.get_bind_group_layout(0);
+        // A zero-length binding is invalid: the methods without draws get one float.
+        let draws_buf = gpu.storage_init(
+            "toy graddrop draws",
+            bytemuck::cast_slice(if draws.is_empty() { &[0.0f32] } else { draws }),
+            wgpu::BufferUsages::empty(),
+        );
         let bind = |n: u32| {
             let uniform = gpu.uniform_init("toy steps", bytemuck::bytes_of(&uni(n)));
             let mut entries = vec![
@@ -304,6 +346,8 @@ impl ToyKernel {
             ];
             if self.workgroup {
                 entries.push(wgpu::BindGroupEntry { binding: 4, resource: self.memory.as_entire_binding() });
+            } else {
+                entries.push(wgpu::BindGroupEntry { binding: 7, resource: draws_buf.as_entire_binding() });
             }
             gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("toy_step"),

@@ -40,7 +40,7 @@ pub struct GpuWeighting {
 pub fn unsupported_reason(name: &str) -> &'static str {
     match name {
         "graddrop" | "trimmed-mean" => {
-            "it works per coordinate of J, not from the Gramian: the GPU trainer runs it from J, the fused toy kernel does not"
+            "it works per coordinate of J, not from the Gramian: the GPU trainer and the fused toy kernel run it from J"
         }
         // The GPU trainer runs these four with weights from the CPU (`host_weighting`); the fused
         // toy kernel, which never leaves the GPU between steps, cannot.
