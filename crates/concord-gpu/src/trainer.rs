@@ -1568,8 +1568,10 @@ impl GpuNet {
                 let aux = MoeAuxStep::new(gpu, pipes, moe_pipes, moe, shape, &fwd, (x, params), update);
                 // CGC's gates keep their logits in `kernels::moe_arch`'s candidate buffers, which
                 // the records do not read yet: its steps carry no routing statistics.
-                let record =
-                    shape.cgc.is_none().then(|| MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac));
+                let record = shape
+                    .cgc
+                    .is_none()
+                    .then(|| MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac));
                 (fwd.graph, bwd, aux, record)
             }
         }

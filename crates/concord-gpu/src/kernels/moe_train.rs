@@ -34,8 +34,8 @@ use super::mlp_graph::{
     matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
-use super::moe_record::RoutingOutputs;
 use super::moe_arch::{ArchPipelines, CgcShape};
+use super::moe_record::RoutingOutputs;
 use crate::{Gpu, GpuError};
 
 const RW: wgpu::BufferUsages =
