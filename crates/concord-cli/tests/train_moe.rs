@@ -199,7 +199,14 @@ fn check_gpu_router(router: &'static str, extra: &'static [&'static str]) {
         eprintln!("{router}: cpu {x} gpu {y} gap {gap:e}");
         assert!(gap < 1e-4, "{router}: cpu {a:?} vs gpu {b:?}");
     }
-    same_routing(router, &cpu["moe"], &gpu["moe"]);
+    if router == "cgc" {
+        // CGC's task gates keep their logits in their own buffers on the GPU, which the step
+        // records do not read yet (README): its GPU run says so with a null `last_step`.
+        assert!(gpu["moe"]["last_step"].is_null(), "cgc: {}", gpu["moe"]["last_step"]);
+        assert!(cpu["moe"]["last_step"].is_object());
+    } else {
+        same_routing(router, &cpu["moe"], &gpu["moe"]);
+    }
 }
 
 /// The GPU run's `moe.last_step` is the CPU's: the token counts (load, f_i, dropped, unrouted,

@@ -202,22 +202,28 @@ fn every_gpu_method_runs_on_the_toys() {
     }
 }
 
-/// The one GPU trainer method the fused toy kernel does not run is refused with a reason, never
-/// run wrongly: Krum (two tasks; the CPU refuses too).
+/// The GPU trainer methods the fused toy kernel does not run are refused with a reason, never
+/// run wrongly: Krum (two tasks; the CPU refuses too) and the ones whose weights the trainer takes
+/// from the CPU (`host_weighting`: the fused kernel never leaves the GPU between steps).
 #[test]
 fn the_toy_refuses_the_gpu_methods_it_does_not_run() {
     let toy = concord_gpu::toy_gpu_methods();
     let missing: Vec<_> = concord_gpu::gpu_trainer_methods().into_iter().filter(|n| !toy.contains(n)).collect();
-    assert_eq!(missing, ["krum"]);
+    assert_eq!(missing, ["krum", "nash-mtl", "fairgrad", "pcd", "cr-mogm"]);
     for name in missing {
-        let method = if name == "krum" { "krum:n_byzantine=0".to_string() } else { name.to_string() };
+        let method = match name {
+            "krum" => "krum:n_byzantine=0".to_string(),
+            "fairgrad" => "fairgrad:alpha=1".to_string(),
+            _ => name.to_string(),
+        };
         let mut c = Preset::CagradToy.config();
         c.method = MethodSpec::parse(&method).unwrap();
         let err = match concord_gpu::backend(gpu_arc(), c) {
             Ok(_) => panic!("{name} should be refused on the toy"),
             Err(e) => e.to_string(),
         };
-        assert!(err.contains("needs m ≥ n_byzantine + 3"), "{name}: {err}");
+        let why = if name == "krum" { "needs m ≥ n_byzantine + 3" } else { "the fused toy kernel cannot" };
+        assert!(err.contains(why), "{name}: {err}");
     }
 }
 
