@@ -10,7 +10,7 @@
 //! (tolerance 5e-5, reason in the test), mean + rlw 1.1e-5; parameters ≤ 2.2e-6 apart.
 
 mod common;
-use common::{gpu, rel, train_both};
+use common::{gpu, records_gap, train_both};
 
 use concord_core::model::moe::RouterKind;
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
@@ -89,26 +89,7 @@ fn arch_config(router: RouterKind, aggregator: &str, steps: usize) -> TrainConfi
 fn train_gap(cfg: &TrainConfig) -> (f64, f64, f64) {
     let (cpu, rec) = train_both(cfg, 64);
     assert_eq!(rec.history.len(), cfg.steps);
-    let mut worst = 0.0f64;
-    for (c, g) in cpu.history().iter().zip(&rec.history) {
-        assert_eq!(c.step, g.step);
-        for (a, b) in c.losses.iter().zip(&g.losses) {
-            worst = worst.max(rel(*a, *b));
-        }
-        if let (Some(ct), Some(gt)) = (&c.test_losses, &g.test_losses) {
-            for (a, b) in ct.iter().zip(gt) {
-                worst = worst.max(rel(*a, *b));
-            }
-        }
-        if let (Some(cw), Some(gw)) = (&c.aggregator_weights, &g.aggregator_weights) {
-            for (a, b) in cw.iter().zip(gw) {
-                worst = worst.max(rel(*a, *b));
-            }
-        }
-    }
-    for (a, b) in cpu.train_losses().unwrap().iter().zip(&rec.final_train_losses) {
-        worst = worst.max(rel(*a, *b));
-    }
+    let worst = records_gap(&cpu, &rec);
     let params_gap = cpu.params().iter().zip(&rec.params).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     let init = Trainer::new(cfg.clone()).unwrap();
     let lay = init.moe().unwrap().layout();

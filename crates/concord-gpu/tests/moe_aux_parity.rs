@@ -14,7 +14,7 @@
 //! (z-loss only, why below) 1.3e-6, task with an embedding gate/mean 7.4e-6.
 
 mod common;
-use common::{gpu, rel, train_both};
+use common::{gpu, records_gap, train_both};
 
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
@@ -121,30 +121,11 @@ fn config(router: RouterKind, aggregator: &str, aux: AuxWeights) -> TrainConfig 
 }
 
 /// The worst relative gap of the two trainers' records (batch and test losses, aggregator
-/// weights, final train losses) and of the final gate weights.
+/// weights, final train losses).
 fn train_gap(cfg: &TrainConfig) -> f64 {
     let (cpu, rec) = train_both(cfg, 64);
     assert_eq!(rec.history.len(), cfg.steps);
-    let mut worst = 0.0f64;
-    for (c, g) in cpu.history().iter().zip(&rec.history) {
-        for (a, b) in c.losses.iter().zip(&g.losses) {
-            worst = worst.max(rel(*a, *b));
-        }
-        if let (Some(ct), Some(gt)) = (&c.test_losses, &g.test_losses) {
-            for (a, b) in ct.iter().zip(gt) {
-                worst = worst.max(rel(*a, *b));
-            }
-        }
-        if let (Some(cw), Some(gw)) = (&c.aggregator_weights, &g.aggregator_weights) {
-            for (a, b) in cw.iter().zip(gw) {
-                worst = worst.max(rel(*a, *b));
-            }
-        }
-    }
-    for (a, b) in cpu.train_losses().unwrap().iter().zip(&rec.final_train_losses) {
-        worst = worst.max(rel(*a, *b));
-    }
-    worst
+    records_gap(&cpu, &rec)
 }
 
 /// The gate weights after `cfg`'s CPU run, with and without its aux weights: the aux gradient

@@ -24,7 +24,7 @@
 //!   100 steps: ≤ 2.2e-6.
 
 mod common;
-use common::train_both;
+use common::{rel, train_both};
 
 use concord_core::model::moe::{RouterKind, TaskGate};
 use concord_core::train::{preset, MoeSpec, MoeStepRecord, Precision, TrainConfig, TrainOptimizer};
@@ -59,10 +59,6 @@ fn config(router: RouterKind) -> TrainConfig {
     c.moe = Some(MoeSpec::new(router));
     c.optimizer = TrainOptimizer::adam(3e-3);
     c
-}
-
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / (a.abs() + 1e-3)
 }
 
 /// The largest continuous gap (relative) and cosine gap of one step's records; panics on a

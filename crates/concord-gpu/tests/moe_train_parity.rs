@@ -18,7 +18,7 @@
 //! expert-choice/upgrad 2.6e-6, task/mean 6.9e-6 (gate per task) and 5.6e-6 (embedding gate).
 
 mod common;
-use common::{gpu, rel, train_both};
+use common::{gpu, records_gap, train_both};
 
 use concord_core::model::moe::{RouterKind, TaskGate};
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
@@ -146,26 +146,7 @@ fn moe_config(router: RouterKind, aggregator: &str, steps: usize) -> TrainConfig
 fn train_gap(cfg: &TrainConfig) -> (f64, f64) {
     let (cpu, rec) = train_both(cfg, 64);
     assert_eq!(rec.history.len(), cfg.steps);
-    let mut worst = 0.0f64;
-    for (c, g) in cpu.history().iter().zip(&rec.history) {
-        assert_eq!(c.step, g.step);
-        for (a, b) in c.losses.iter().zip(&g.losses) {
-            worst = worst.max(rel(*a, *b));
-        }
-        if let (Some(ct), Some(gt)) = (&c.test_losses, &g.test_losses) {
-            for (a, b) in ct.iter().zip(gt) {
-                worst = worst.max(rel(*a, *b));
-            }
-        }
-        if let (Some(cw), Some(gw)) = (&c.aggregator_weights, &g.aggregator_weights) {
-            for (a, b) in cw.iter().zip(gw) {
-                worst = worst.max(rel(*a, *b));
-            }
-        }
-    }
-    for (a, b) in cpu.train_losses().unwrap().iter().zip(&rec.final_train_losses) {
-        worst = worst.max(rel(*a, *b));
-    }
+    let worst = records_gap(&cpu, &rec);
     let init = Trainer::new(cfg.clone()).unwrap();
     let moe = init.moe().unwrap();
     let gate_move: f64 = moe

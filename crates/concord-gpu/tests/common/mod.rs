@@ -59,3 +59,27 @@ pub fn train_both(
     assert!(rec.error.is_none(), "{:?}", rec.error);
     (cpu, rec)
 }
+
+/// The worst relative gap between the CPU trainer's records and the GPU run's: every step's
+/// losses, test losses and aggregator weights, and the final train-set losses (the steps must
+/// line up one for one).
+pub fn records_gap(cpu: &concord_core::train::Trainer, rec: &concord_core::train::RunRecord) -> f64 {
+    let mut worst = 0.0f64;
+    let mut widen = |a: &[f64], b: &[f64]| {
+        for (x, y) in a.iter().zip(b) {
+            worst = worst.max(rel(*x, *y));
+        }
+    };
+    for (c, g) in cpu.history().iter().zip(&rec.history) {
+        assert_eq!(c.step, g.step);
+        widen(&c.losses, &g.losses);
+        if let (Some(ct), Some(gt)) = (&c.test_losses, &g.test_losses) {
+            widen(ct, gt);
+        }
+        if let (Some(cw), Some(gw)) = (&c.aggregator_weights, &g.aggregator_weights) {
+            widen(cw, gw);
+        }
+    }
+    widen(&cpu.train_losses().unwrap(), &rec.final_train_losses);
+    worst
+}
