@@ -9,11 +9,10 @@
 //! each step would fail).
 
 mod common;
-use common::{f64_config as config, gpu_arc, rel, train_both};
+use common::{f64_config as config, gpu_arc, recorded_gram, rel, train_both};
 
 use concord_core::aggregators::registry;
 use concord_core::MethodSpec;
-use nalgebra::DMatrix;
 
 const TOL: f64 = 2e-5;
 
@@ -47,14 +46,7 @@ fn compare(preset: &str, method: &str, steps: usize) -> (f64, f64, f64) {
         }
         // G from the recorded norms and cosines; a fresh instance's weights on it.
         let m = cw.len();
-        let n = &c.metrics.norms;
-        let gram = DMatrix::from_fn(m, m, |i, j| {
-            if i == j {
-                n[i] * n[i]
-            } else {
-                c.metrics.cosine[i][j].unwrap_or(0.0) * n[i] * n[j]
-            }
-        });
+        let gram = recorded_gram(c);
         let mut fresh = spec.build(m, cfg.seed).unwrap();
         if let Some(w) = fresh.gram_weights_with_losses(&gram, &c.losses) {
             let scale = w.amax().max(1e-12);

@@ -11,7 +11,7 @@
 //! parity check.
 
 mod common;
-use common::{f64_config as config, rel, train_both};
+use common::{f64_config as config, recorded_gram, rel, train_both};
 
 use concord_core::aggregators::registry;
 use concord_core::MethodSpec;
@@ -47,14 +47,7 @@ fn compare(preset: &str, agg: &str, params: &[(String, String)], steps: usize) -
         }
         // G from the recorded norms and cosines; J = its symmetric square root (JJᵀ = G).
         let m = cw.len();
-        let n = &c.metrics.norms;
-        let g = DMatrix::from_fn(m, m, |i, j| {
-            if i == j {
-                n[i] * n[i]
-            } else {
-                c.metrics.cosine[i][j].unwrap_or(0.0) * n[i] * n[j]
-            }
-        });
+        let g = recorded_gram(c);
         let eig = g.clone().symmetric_eigen();
         let root = &eig.eigenvectors
             * DMatrix::from_diagonal(&eig.eigenvalues.map(|l| l.max(0.0).sqrt()))

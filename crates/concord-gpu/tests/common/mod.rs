@@ -83,3 +83,16 @@ pub fn records_gap(cpu: &concord_core::train::Trainer, rec: &concord_core::train
     widen(&cpu.train_losses().unwrap(), &rec.final_train_losses);
     worst
 }
+
+/// A step's Gramian G from its recorded task-gradient norms and cosines (an undefined cosine, a
+/// zero gradient's, as 0).
+pub fn recorded_gram(step: &concord_core::train::StepRecord) -> nalgebra::DMatrix<f64> {
+    let n = &step.metrics.norms;
+    nalgebra::DMatrix::from_fn(n.len(), n.len(), |i, j| {
+        if i == j {
+            n[i] * n[i]
+        } else {
+            step.metrics.cosine[i][j].unwrap_or(0.0) * n[i] * n[j]
+        }
+    })
+}
