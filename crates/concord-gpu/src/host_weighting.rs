@@ -46,6 +46,7 @@ pub const HYBRID_LABEL: &str = "GPU (weights on the CPU)";
 /// One hybrid run's host side: the core aggregator and the two small buffers of the round trip.
 pub(crate) struct HostWeighting {
     agg: Box<dyn Aggregator>,
+    name: &'static str,
     m: usize,
     /// G (m × m, row-major) then the m losses, as one step left them (MAP_READ).
     staging: wgpu::Buffer,
@@ -71,7 +72,7 @@ impl HostWeighting {
             ((m + 1) * 4) as u64,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         );
-        Ok(Some(HostWeighting { agg, m, staging, w }))
+        Ok(Some(HostWeighting { agg, name: spec.info().name, m, staging, w }))
     }
 
     /// G = JJᵀ of `jac` (m × n), read back with `losses`; w from the core aggregator, uploaded;
@@ -100,7 +101,7 @@ impl HostWeighting {
         let back = gpu.read_mapped(&self.staging, f(m * m + m)).await?;
         let g = DMatrix::from_row_slice(m, m, &back[..m * m].iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
         let l: Vec<f64> = back[m * m..].iter().map(|&x| f64::from(x)).collect();
-        let mut w: Vec<f32> = self.weights(&g, &l).into_iter().map(|x| x as f32).collect();
+        let mut w: Vec<f32> = self.weights(&g, &l)?.into_iter().map(|x| x as f32).collect();
         w.push(1.0);
         // Ordered before the next submission, which holds the combine that reads it.
         gpu.queue.write_buffer(&self.w, 0, bytemuck::cast_slice(&w));
@@ -113,14 +114,15 @@ impl HostWeighting {
     /// `aggregate_with_losses` computes them. A non-finite G or loss never reaches the
     /// aggregator (the CPU trainer stops before it; `optim_check` stops this step the same way),
     /// so a stateful method's state is not poisoned: w = 0 then.
-    fn weights(&mut self, g: &DMatrix<f64>, losses: &[f64]) -> Vec<f64> {
+    fn weights(&mut self, g: &DMatrix<f64>, losses: &[f64]) -> Result<Vec<f64>, GpuError> {
         if !(g.iter().all(|x| x.is_finite()) && losses.iter().all(|x| x.is_finite())) {
-            return vec![0.0; self.m];
+            return Ok(vec![0.0; self.m]);
         }
-        match self.agg.gram_weights_with_losses(g, losses) {
-            Some(w) => w.as_slice().to_vec(),
-            // `host_weighted` admits Gramian-weighted methods only.
-            None => unreachable!("a host-weighted aggregator returns weights"),
-        }
+        // `host_weighted` admits Gramian-weighted methods only, which always return weights; an
+        // error (not a panic, which would take the page down) if one ever does not.
+        self.agg
+            .gram_weights_with_losses(g, losses)
+            .map(|w| w.as_slice().to_vec())
+            .ok_or_else(|| GpuError::Unsupported(format!("'{}' gave no weights from the Gramian", self.name)))
     }
 }
