@@ -74,6 +74,23 @@ impl LayerDims {
         };
         (p, (gx, gy))
     }
+
+    /// `mlp_weight_grad.wgsl`'s parameters for this layer's weights (and bias, when `bias`) over
+    /// `rows` rows, written at `out_off`, and the dispatch grid: one place for the MLP's backward,
+    /// the MoE's and the MoE aux gradient's.
+    pub(crate) fn weight_grad_params(&self, rows: usize, out_off: usize, bias: bool) -> (WeightGradParams, (u32, u32)) {
+        let (gx, gy) = grid(self.fan_out * (self.fan_in + usize::from(bias)));
+        let p = WeightGradParams {
+            rows: rows as u32,
+            fan_in: self.fan_in as u32,
+            fan_out: self.fan_out as u32,
+            out_off: out_off as u32,
+            groups_x: gx,
+            no_bias: u32::from(!bias),
+            _pad: [0; 2],
+        };
+        (p, (gx, gy))
+    }
 }
 
 impl From<&LayerSlice> for LayerDims {
@@ -271,16 +288,7 @@ impl BackwardGraph {
         let mut dispatches = Vec::new();
         let weight_grad =
             |dz: &wgpu::Buffer, a: &wgpu::Buffer, out: &wgpu::Buffer, layer: &LayerDims, out_off: usize| {
-                let (gx, gy) = grid(layer.fan_out * (layer.fan_in + 1));
-                let p = WeightGradParams {
-                    rows: rows as u32,
-                    fan_in: layer.fan_in as u32,
-                    fan_out: layer.fan_out as u32,
-                    out_off: out_off as u32,
-                    groups_x: gx,
-                    no_bias: 0,
-                    _pad: [0; 2],
-                };
+                let (p, (gx, gy)) = layer.weight_grad_params(rows, out_off, true);
                 Dispatch::new(gpu, &pipes.weight_grad, &[dz, a, out], bytemuck::bytes_of(&p), (gx, gy))
             };
         let backprop = |dz: &wgpu::Buffer, z_prev: &wgpu::Buffer, dz_prev: &wgpu::Buffer, layer: &LayerDims| {

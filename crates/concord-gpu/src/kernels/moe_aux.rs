@@ -14,7 +14,7 @@ use concord_core::model::moe::{AuxWeights, Moe};
 use concord_core::model::Target;
 use nalgebra::DMatrix;
 
-use super::mlp::{grid, BackpropParams, Dispatch, MlpPipelines, WeightGradParams};
+use super::mlp::{grid, BackpropParams, Dispatch, MlpPipelines};
 use super::mlp_graph::{matrix_f32, LayerDims};
 use super::moe_train::{gate_back_input_dispatch, routing_noise_f32, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::{Gpu, GpuError};
@@ -144,16 +144,7 @@ fn aux_dispatches(
     let groups = shape.groups as f64;
     let weight_grad =
         |dz: &wgpu::Buffer, input: &wgpu::Buffer, dst: &wgpu::Buffer, l: &LayerDims, off: usize, bias: bool| {
-            let (gx, gy) = grid(l.fan_out * (l.fan_in + usize::from(bias)));
-            let p = WeightGradParams {
-                rows: rows as u32,
-                fan_in: l.fan_in as u32,
-                fan_out: l.fan_out as u32,
-                out_off: off as u32,
-                groups_x: gx,
-                no_bias: u32::from(!bias),
-                _pad: [0; 2],
-            };
+            let (p, (gx, gy)) = l.weight_grad_params(rows, off, bias);
             Dispatch::new(gpu, &pipes.weight_grad, &[dz, input, dst], bytemuck::bytes_of(&p), (gx, gy))
         };
     let mut dispatches = vec![zero(gpu, aux_pipes, out, shape.base.shared_len)];

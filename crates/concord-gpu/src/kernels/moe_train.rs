@@ -29,7 +29,7 @@ use concord_core::model::moe::{Gating, Moe, RouterKind};
 use concord_core::model::Target;
 use nalgebra::DMatrix;
 
-use super::mlp::{activation_code, grid, loss_code, BackpropParams, Dispatch, MlpPipelines, WeightGradParams};
+use super::mlp::{activation_code, grid, loss_code, BackpropParams, Dispatch, MlpPipelines};
 use super::mlp_graph::{
     matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
 };
@@ -584,17 +584,7 @@ impl MoeForward {
         let n_pre = shape.base.trunk.len();
         let weight_grad =
             |dz: &wgpu::Buffer, input: &wgpu::Buffer, out: &wgpu::Buffer, l: &LayerDims, off: usize, bias: bool| {
-                let items = l.fan_out * (l.fan_in + usize::from(bias));
-                let (gx, gy) = grid(items);
-                let p = WeightGradParams {
-                    rows: rows as u32,
-                    fan_in: l.fan_in as u32,
-                    fan_out: l.fan_out as u32,
-                    out_off: off as u32,
-                    groups_x: gx,
-                    no_bias: u32::from(!bias),
-                    _pad: [0; 2],
-                };
+                let (p, (gx, gy)) = l.weight_grad_params(rows, off, bias);
                 Dispatch::new(gpu, &pipes.weight_grad, &[dz, input, out], bytemuck::bytes_of(&p), (gx, gy))
             };
         // dz_prev = (dz·W) ⊙ φ'(z_prev) for W = (fan_out × fan_in) at w_off; act 4 (linear): no φ'.
