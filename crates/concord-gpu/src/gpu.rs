@@ -58,6 +58,10 @@ pub(crate) struct Pipelines {
     pub copy: OnceLock<wgpu::ComputePipeline>,
     pub metrics: OnceLock<wgpu::ComputePipeline>,
     modules: Mutex<Vec<(&'static str, wgpu::ShaderModule)>>,
+    /// Every (file, entry) pipeline built so far: each trainer, toy and test on this device asks
+    /// for the same few dozen, and compiling one is the slow part of a first step (SwiftShader
+    /// and lavapipe compile each to machine code).
+    built: Mutex<Vec<((&'static str, &'static str), wgpu::ComputePipeline)>>,
 }
 
 /// A WebGPU/Vulkan device ready for Concord's kernels.
@@ -157,17 +161,24 @@ impl Gpu {
         slot.get_or_init(|| self.create_pipeline(file, entry))
     }
 
-    /// A new compute pipeline for `entry` in module `file` (layout inferred from the shader).
+    /// The compute pipeline for `entry` in module `file` (layout inferred from the shader), built
+    /// once per device and shared: bind groups made from its inferred layouts fit every holder.
     pub(crate) fn create_pipeline(&self, file: &'static str, entry: &'static str) -> wgpu::ComputePipeline {
+        let mut built = self.pipelines.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, p)) = built.iter().find(|(key, _)| *key == (file, entry)) {
+            return p.clone();
+        }
         let module = self.module(file);
-        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,
             module: &module,
             entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
-        })
+        });
+        built.push(((file, entry), pipeline.clone()));
+        pipeline
     }
 
     /// A storage buffer holding `data`.
