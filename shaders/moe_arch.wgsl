@@ -1,9 +1,11 @@
-// moe_arch.wgsl — CGC's task gate (concord-core `model/moe/extraction.rs`, `cgc.rs`): task t's
-// softmax over its candidates [shared experts; task t's experts] (the logits come from the MLP's
-// dense kernel: the gate is an `nn.Linear` with bias), spread into the block's expert columns
-// [shared; task 0's; …; task m−1's] with 0 on the other tasks' experts, so the MoE block's mix
-// and dL/dG kernels run on it unchanged. Candidate c is expert c (c < shared) or
-// shared + task·task_experts + (c − shared).
+// moe_arch.wgsl — the gates of CGC and PLE (concord-core `model/moe/extraction.rs`, `cgc.rs`,
+// `ple.rs`): task t's softmax over its candidates [shared experts; task t's experts] (the logits
+// come from the MLP's dense kernel: the gate is an `nn.Linear` with bias), spread into the
+// level's expert columns [shared; task 0's; …; task m−1's] with 0 on the other tasks' experts,
+// so the MoE block's mix and dL/dG kernels run on it unchanged. Candidate c is expert
+// level_off + c (c < shared) or level_off + shared + task·task_experts + (c − shared). PLE's
+// shared gate mixes every expert of its level [shared; task 0's; …]: it runs as task 0 with
+// cands = shared + tasks·task_experts, for which that numbering is level_off + c.
 // requires: mlp_index.wgsl
 
 struct ArchParams {
@@ -16,16 +18,17 @@ struct ArchParams {
     task_experts: u32,
     task: u32,
     groups_x: u32,
-    _pad: u32,
+    // The level's first expert in the block's numbering (PLE's level 2 follows level 1's).
+    level_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> ap: ArchParams;
 
 fn arch_expert(c: u32) -> u32 {
     if c < ap.shared_experts {
-        return c;
+        return ap.level_off + c;
     }
-    return ap.shared_experts + ap.task * ap.task_experts + (c - ap.shared_experts);
+    return ap.level_off + ap.shared_experts + ap.task * ap.task_experts + (c - ap.shared_experts);
 }
 
 // arch_softmax — `routing::softmax_rows` of the gate's logits (shifted by the row max), written

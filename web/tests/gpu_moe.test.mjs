@@ -106,10 +106,10 @@ for (const router of ['mmoe', 'switch']) {
 
 test('an architecture runs on the CPU and says why', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=ple&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=dselect-k&play=false`, errors);
   const s = await state(page);
   assert.equal(s.runs[0].backend, 'cpu');
-  assert.match(s.runs[0].backendReason, /the ple architecture is not on the GPU/, s.runs[0].backendReason);
+  assert.match(s.runs[0].backendReason, /the dselect-k architecture is not on the GPU/, s.runs[0].backendReason);
   await page.close();
   assert.deepEqual(errors, []);
 });

@@ -1195,10 +1195,11 @@ impl GpuTrainer {
             if grid.hidden.as_ref().is_none_or(|h| h.rows != *idx) {
                 grid.hidden = Some(match &self.net {
                     GpuNet::Mlp(_) => HiddenGather::new(&self.gpu, &self.pipes, &grid.fwd, &widths, idx.clone()),
-                    GpuNet::Moe { shape, .. } => {
+                    GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
                         let (dispatches, outs) = moe_hidden::gather_at_rows(
                             &self.gpu,
                             &self.pipes,
+                            moe_pipes,
                             shape,
                             &grid.fwd,
                             &grid.x,
@@ -1215,10 +1216,11 @@ impl GpuTrainer {
             if grid.neuron.as_ref().is_none_or(|n| n.at != at) {
                 grid.neuron = Some(match &self.net {
                     GpuNet::Mlp(_) => NeuronGather::new(&self.gpu, &self.pipes, &grid.fwd, widths[at.0], rows, at),
-                    GpuNet::Moe { shape, .. } => {
+                    GpuNet::Moe { shape, pipes: moe_pipes, .. } => {
                         let (dispatches, out) = moe_hidden::neuron_column(
                             &self.gpu,
                             &self.pipes,
+                            moe_pipes,
                             shape,
                             &grid.fwd,
                             &grid.x,
@@ -1566,10 +1568,11 @@ impl GpuNet {
                 let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, noise);
                 let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
                 let aux = MoeAuxStep::new(gpu, pipes, moe_pipes, moe, shape, &fwd, (x, params), update);
-                // CGC's gates keep their logits in `kernels::moe_arch`'s candidate buffers, which
-                // the records do not read yet: its steps carry no routing statistics.
+                // CGC's and PLE's gates keep their logits in `kernels::moe_arch`'s candidate
+                // buffers, which the records do not read yet: their steps carry no routing
+                // statistics.
                 let record = shape
-                    .cgc
+                    .arch
                     .is_none()
                     .then(|| MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac));
                 (fwd.graph, bwd, aux, record)

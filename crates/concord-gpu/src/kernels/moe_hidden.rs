@@ -10,11 +10,14 @@
 //! are run again with `mlp_dense_forward.wgsl` on the gathered block input `a` at the thumbnail
 //! rows only (rows × H × expert_hidden per expert: a few thousand multiply-adds), or at every
 //! row for one expert neuron's full-resolution map. Every row, routed to the expert or not, as
-//! concord-core computes it: the map of what the neuron would say there.
+//! concord-core computes it: the map of what the neuron would say there. PLE's level-2 experts
+//! read level 1's mixtures, not a: for it the levels' forward (`kernels::moe_arch`) runs again
+//! on those rows, as `Extraction::expert_activations` does.
 
 use super::mlp::{grid, Dispatch, GatherParams, MlpPipelines};
 use super::mlp_graph::{ForwardGraph, LayerDims};
-use super::moe_train::MoeShape;
+use super::moe_arch::ExpertBuffers;
+use super::moe_train::{MoeShape, MoeTrainPipelines};
 use crate::Gpu;
 
 const RW: wgpu::BufferUsages =
@@ -64,11 +67,37 @@ fn dense_act(
     (Dispatch::new(gpu, &pipes.dense_forward, &[input, params, &z, &a], bytemuck::bytes_of(&p), groups), a)
 }
 
+/// Every expert's hidden φ(z) over `rows` rows of the block input `a`, each on the stream it reads:
+/// a itself, or (PLE) its level's task or shared stream.
+#[allow(clippy::too_many_arguments)]
+fn expert_hidden(
+    gpu: &Gpu,
+    pipes: &MlpPipelines,
+    moe_pipes: &MoeTrainPipelines,
+    shape: &MoeShape,
+    a: &wgpu::Buffer,
+    params: &wgpu::Buffer,
+    rows: usize,
+) -> (Vec<Dispatch>, Vec<wgpu::Buffer>) {
+    if let Some(arch) = shape.arch.as_ref().filter(|arch| arch.levels > 1) {
+        let buf = |label: &str, len: usize| gpu.buffer(label, (len * 4) as u64, RW);
+        let z: Vec<wgpu::Buffer> = shape.experts.iter().map(|(h, _)| buf("moe hidden z", rows * h.fan_out)).collect();
+        let u: Vec<wgpu::Buffer> = shape.experts.iter().map(|(h, _)| buf("moe hidden act", rows * h.fan_out)).collect();
+        let y: Vec<wgpu::Buffer> = shape.experts.iter().map(|(_, o)| buf("moe hidden y", rows * o.fan_out)).collect();
+        let experts = ExpertBuffers { z: &z, u: &u, y: &y };
+        let (_, _, dispatches) = arch.forward(gpu, pipes, moe_pipes, shape, rows, (a, params), &experts);
+        return (dispatches, u);
+    }
+    shape.experts.iter().map(|(hidden, _)| dense_act(gpu, pipes, a, params, hidden, shape.base.act, rows)).unzip()
+}
+
 /// The dispatches that fill one rows.len() × width buffer per matrix of
 /// `Moe::hidden_activations` at the rows `rows` of the forward graph `fwd` over the inputs `x`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gather_at_rows(
     gpu: &Gpu,
     pipes: &MlpPipelines,
+    moe_pipes: &MoeTrainPipelines,
     shape: &MoeShape,
     fwd: &ForwardGraph,
     x: &wgpu::Buffer,
@@ -87,19 +116,19 @@ pub(crate) fn gather_at_rows(
     let (a, width) = block_input(shape, fwd, x);
     let (d, a_rows) = gather(gpu, pipes, a, &idx, n, width);
     dispatches.push(d);
-    for (hidden, _) in &shape.experts {
-        let (d, out) = dense_act(gpu, pipes, &a_rows, params, hidden, shape.base.act, n);
-        dispatches.push(d);
-        outs.push(out);
-    }
+    let (d, experts) = expert_hidden(gpu, pipes, moe_pipes, shape, &a_rows, params, n);
+    dispatches.extend(d);
+    outs.extend(experts);
     (dispatches, outs)
 }
 
 /// The dispatches that write matrix `at.0`'s column `at.1` of `Moe::hidden_activations` at
 /// every row of `fwd` into the returned buffer (rows floats). `at` was checked by the caller.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn neuron_column(
     gpu: &Gpu,
     pipes: &MlpPipelines,
+    moe_pipes: &MoeTrainPipelines,
     shape: &MoeShape,
     fwd: &ForwardGraph,
     x: &wgpu::Buffer,
@@ -114,10 +143,17 @@ pub(crate) fn neuron_column(
         (fwd.act[l].clone(), shape.base.trunk[l].fan_out)
     } else {
         let (a, _) = block_input(shape, fwd, x);
-        let hidden = &shape.experts[l - pre].0;
-        let (d, u) = dense_act(gpu, pipes, a, params, hidden, shape.base.act, rows);
-        dispatches.push(d);
-        (u, hidden.fan_out)
+        let e = l - pre;
+        let hidden = &shape.experts[e].0;
+        if shape.arch.as_ref().is_some_and(|arch| arch.levels > 1) {
+            let (d, mut u) = expert_hidden(gpu, pipes, moe_pipes, shape, a, params, rows);
+            dispatches.extend(d);
+            (u.swap_remove(e), hidden.fan_out)
+        } else {
+            let (d, u) = dense_act(gpu, pipes, a, params, hidden, shape.base.act, rows);
+            dispatches.push(d);
+            (u, hidden.fan_out)
+        }
     };
     // dst[r] = src[r·width + j]: the gather with width 1 and flat indices.
     let flat: Vec<u32> = (0..rows).map(|r| (r * width + j) as u32).collect();

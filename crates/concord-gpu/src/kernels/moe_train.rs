@@ -20,9 +20,9 @@
 //! is kept only where an expert takes a token. Noisy top-k's ε comes from the host
 //! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
 //!
-//! CGC runs on the same graph (`kernels::moe_arch`: its task gates and task-owned experts). The
-//! aux losses' gradient is `kernels::moe_aux`'s. PLE/DSelect-k and the aux losses it lacks are
-//! refused ([`gpu_moe_unsupported`]).
+//! CGC and PLE run on the same kernels level by level (`kernels::moe_arch`: their streams, task
+//! and shared gates and task-owned experts). The aux losses' gradient is `kernels::moe_aux`'s.
+//! DSelect-k and the aux losses it lacks are refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -34,7 +34,7 @@ use super::mlp_graph::{
     matrix_f32, task_loss_dispatch, BackwardGraph, ForwardGraph, GpuGradients, LayerDims, ModelShape,
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
-use super::moe_arch::{ArchPipelines, CgcShape};
+use super::moe_arch::{ArchBackward, ArchLevel, ArchPipelines, ArchShape, ExpertBuffers};
 use super::moe_record::RoutingOutputs;
 use crate::{Gpu, GpuError};
 
@@ -50,20 +50,24 @@ pub const MAX_WIDTH: usize = 256;
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
     let router = &cfg.router;
-    if matches!(router, RouterKind::Ple { .. } | RouterKind::DselectK { .. }) {
+    if matches!(router, RouterKind::DselectK { .. }) {
         return Some(format!(
             "MoE architecture '{}' is not on the GPU yet (the GPU trainer trains the routers softmax, mmoe, \
-             switch, top2, noisy-topk, expert-choice and task, and the architecture cgc); use the CPU backend",
+             switch, top2, noisy-topk, expert-choice and task, and the architectures cgc and ple); use the CPU \
+             backend",
             router.name()
         ));
     }
     if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
         return Some(why);
     }
-    // CGC's task gates write their own candidate logits (`kernels::moe_arch`), which the aux
-    // kernels do not read yet.
-    if matches!(router, RouterKind::Cgc { .. }) && super::moe_aux::has_gpu_aux(moe) {
-        return Some("MoE aux losses with the cgc architecture are not on the GPU yet; use the CPU backend".into());
+    // CGC's and PLE's gates write their own candidate logits (`kernels::moe_arch`), which the
+    // aux kernels do not read yet.
+    if matches!(router, RouterKind::Cgc { .. } | RouterKind::Ple { .. }) && super::moe_aux::has_gpu_aux(moe) {
+        return Some(format!(
+            "MoE aux losses with the {} architecture are not on the GPU yet; use the CPU backend",
+            router.name()
+        ));
     }
     if cfg.experts > MAX_EXPERTS || cfg.width() > MAX_WIDTH {
         return Some(format!(
@@ -80,9 +84,9 @@ pub(crate) struct MoeTrainParams {
     rows: u32,
     width: u32,
     experts: u32,
-    expert: u32,
-    mode: u32,
-    act: u32,
+    pub(super) expert: u32,
+    pub(super) mode: u32,
+    pub(super) act: u32,
     w_off: u32,
     groups_x: u32,
     gin: u32,
@@ -94,11 +98,11 @@ pub(crate) struct MoeTrainParams {
 /// The `moe_train.wgsl` pipelines, and the routing core's that a selecting router runs.
 pub(crate) struct MoeTrainPipelines {
     gate_softmax: wgpu::ComputePipeline,
-    mix: wgpu::ComputePipeline,
-    scatter_dy: wgpu::ComputePipeline,
-    dcombine: wgpu::ComputePipeline,
+    pub(super) mix: wgpu::ComputePipeline,
+    pub(super) scatter_dy: wgpu::ComputePipeline,
+    pub(super) dcombine: wgpu::ComputePipeline,
     softmax_back: wgpu::ComputePipeline,
-    accumulate: wgpu::ComputePipeline,
+    pub(super) accumulate: wgpu::ComputePipeline,
     gate_input: wgpu::ComputePipeline,
     noisy_logits: wgpu::ComputePipeline,
     noise_chain: wgpu::ComputePipeline,
@@ -108,7 +112,7 @@ pub(crate) struct MoeTrainPipelines {
     select: wgpu::ComputePipeline,
     capacity: wgpu::ComputePipeline,
     expert_choice: wgpu::ComputePipeline,
-    arch: ArchPipelines,
+    pub(super) arch: ArchPipelines,
 }
 
 impl MoeTrainPipelines {
@@ -154,8 +158,8 @@ pub(crate) struct MoeShape {
     pub task_embedding: bool,
     /// W_noise's offset per gate (noisy top-k).
     pub noise: Vec<Option<usize>>,
-    /// CGC: the task gates and which experts are whose (`kernels::moe_arch`).
-    pub cgc: Option<Box<CgcShape>>,
+    /// CGC and PLE: the levels, gates and streams (`kernels::moe_arch`).
+    pub arch: Option<Box<ArchShape>>,
 }
 
 impl MoeShape {
@@ -187,9 +191,10 @@ impl MoeShape {
                 lay.task_ranges.iter().map(|r| r.start).collect()
             },
         };
-        let cgc = CgcShape::of(moe).map(Box::new);
-        // CGC's block holds every expert (task-owned ones too), numbered as `expert_groups`.
-        let experts = match &cgc {
+        let arch = ArchShape::of(moe).map(Box::new);
+        // CGC's and PLE's block holds every expert (task-owned ones too), numbered as
+        // `expert_groups`: level by level, each level's [shared; task 0's; …].
+        let experts = match &arch {
             Some(_) => moe.expert_groups().into_iter().map(|g| g.expert).collect(),
             None => lay.experts.clone(),
         };
@@ -206,21 +211,13 @@ impl MoeShape {
             gin: lay.gates.first().map_or(cfg.width(), |g| g.weight.fan_in),
             task_embedding: matches!(cfg.router.gating(), Gating::TaskEmbedding),
             noise: lay.gates.iter().map(|g| g.noise.as_ref().map(|n| n.weight.start)).collect(),
-            cgc,
-        }
-    }
-
-    /// The experts gate group g mixes: every one, or a CGC task's shared and own experts.
-    fn candidates(&self, g: usize) -> Vec<usize> {
-        match &self.cgc {
-            Some(c) => c.candidates(g),
-            None => (0..self.experts.len()).collect(),
+            arch,
         }
     }
 
     /// Whether the router chooses experts (every router but the dense softmax and MMoE).
     pub fn selecting(&self) -> bool {
-        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe | RouterKind::Cgc { .. })
+        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe | RouterKind::Cgc { .. } | RouterKind::Ple { .. })
     }
 
     pub fn noisy(&self) -> bool {
@@ -268,7 +265,8 @@ pub(crate) struct MoeForward {
     expert_z: Vec<wgpu::Buffer>,
     expert_u: Vec<wgpu::Buffer>,
     expert_y: Vec<wgpu::Buffer>,
-    /// Per gate group: p = softmax(h) (rows × E) and the block output h (rows × H); the
+    /// Per gate group: p = softmax(h) (rows × E) and the block output h (rows × H; CGC and PLE:
+    /// head t's input, with `probs`, `logits` and `combine` empty: `arch` has the gates'); the
     /// clean logits h (the aux losses read them, `kernels::moe_aux`, and the step records'
     /// routing statistics, `kernels::moe_record`).
     pub(super) probs: Vec<wgpu::Buffer>,
@@ -281,6 +279,8 @@ pub(crate) struct MoeForward {
     routes: Vec<GroupRoute>,
     /// The routing noise ε, groups × rows × E (zeros: no noise).
     eps: wgpu::Buffer,
+    /// CGC and PLE: each level's streams and gate weights.
+    arch: Vec<ArchLevel>,
 }
 
 /// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
@@ -297,7 +297,7 @@ pub(crate) fn routing_noise_f32(moe: &Moe, shape: &MoeShape, noise_seed: u64, ro
     (0..shape.groups).flat_map(|g| matrix_f32(&moe.routing_noise(noise_seed, g, rows))).collect()
 }
 
-fn moe_params(rows: usize, shape: &MoeShape, items: usize) -> (MoeTrainParams, (u32, u32)) {
+pub(super) fn moe_params(rows: usize, shape: &MoeShape, items: usize) -> (MoeTrainParams, (u32, u32)) {
     let g = grid(items);
     let p = MoeTrainParams {
         rows: rows as u32,
@@ -317,7 +317,7 @@ fn moe_params(rows: usize, shape: &MoeShape, items: usize) -> (MoeTrainParams, (
 }
 
 /// A dispatch with its storage buffers at the given bindings and `p` at binding 0.
-fn moe_dispatch_at(
+pub(super) fn moe_dispatch_at(
     gpu: &Gpu,
     pipeline: &wgpu::ComputePipeline,
     bound: &[(u32, &wgpu::Buffer)],
@@ -380,26 +380,31 @@ impl MoeForward {
         let a = act.last().unwrap_or(x).clone();
         let (mut expert_z, mut expert_u, mut expert_y) = (Vec::new(), Vec::new(), Vec::new());
         for (hidden, out) in &shape.experts {
-            let z = buf("expert z", rows * hidden.fan_out);
-            let u = buf("expert u", rows * hidden.fan_out);
-            let y = buf("expert y", rows * out.fan_out);
-            dispatches.push(dense(&a, hidden, shape.base.act, &z, Some(&u)));
-            dispatches.push(dense(&u, out, 4, &y, None));
-            expert_z.push(z);
-            expert_u.push(u);
-            expert_y.push(y);
+            expert_z.push(buf("expert z", rows * hidden.fan_out));
+            expert_u.push(buf("expert u", rows * hidden.fan_out));
+            expert_y.push(buf("expert y", rows * out.fan_out));
         }
         let n = shape.experts.len();
         let (mut probs, mut outputs, mut combine, mut routes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut all_logits = Vec::new();
-        for g in 0..shape.groups {
+        let mut arch_levels = Vec::new();
+        if let Some(arch) = &shape.arch {
+            let experts = ExpertBuffers { z: &expert_z, u: &expert_u, y: &expert_y };
+            let (levels, heads_in, d) = arch.forward(gpu, pipes, moe_pipes, shape, rows, (&a, params), &experts);
+            dispatches.extend(d);
+            arch_levels = levels;
+            outputs = heads_in;
+        } else {
+            for (e, (hidden, out)) in shape.experts.iter().enumerate() {
+                dispatches.push(dense(&a, hidden, shape.base.act, &expert_z[e], Some(&expert_u[e])));
+                dispatches.push(dense(&expert_u[e], out, 4, &expert_y[e], None));
+            }
+        }
+        for g in (0..shape.groups).filter(|_| shape.arch.is_none()) {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
             let h = buf("moe block output", rows * shape.width);
-            let g_combine = if let Some(cgc) = &shape.cgc {
-                dispatches.extend(cgc.gate_forward(gpu, pipes, &moe_pipes.arch, g, rows, n, (&a, params, &p)));
-                p.clone()
-            } else if shape.selecting() {
+            let g_combine = if shape.selecting() {
                 let route = Self::route(gpu, moe_pipes, shape, rows, g, (&a, params, &eps), (&logits, &p));
                 let (route, f, d) = route;
                 dispatches.extend(d);
@@ -411,11 +416,10 @@ impl MoeForward {
                 dispatches.push(moe_dispatch(gpu, &moe_pipes.gate_softmax, 1, &[&a, params, &logits, &p], &gp, groups));
                 p.clone()
             };
-            for (i, e) in shape.candidates(g).into_iter().enumerate() {
-                let y_e = &expert_y[e];
+            for (e, y_e) in expert_y.iter().enumerate() {
                 let (mut mp, groups) = moe_params(rows, shape, rows * shape.width);
                 mp.expert = e as u32;
-                mp.mode = u32::from(i == 0);
+                mp.mode = u32::from(e == 0);
                 dispatches.push(moe_dispatch(gpu, &moe_pipes.mix, 5, &[&a, &g_combine, y_e, &h], &mp, groups));
             }
             probs.push(p);
@@ -444,6 +448,7 @@ impl MoeForward {
             combine,
             routes,
             eps,
+            arch: arch_levels,
         }
     }
 
@@ -614,6 +619,11 @@ impl MoeForward {
         };
         let mut dispatches = Vec::new();
         let s = shape.base.shared_len;
+        let arch = shape.arch.as_ref().map(|arch| {
+            let experts = ExpertBuffers { z: &self.expert_z, u: &self.expert_u, y: &self.expert_y };
+            let bufs = (params, jac, update);
+            ArchBackward::new(gpu, (pipes, moe_pipes), shape, arch, rows, bufs, &self.arch, experts)
+        });
         for (t, head) in shape.base.heads.iter().enumerate() {
             let g = shape.group_of[t];
             let h = &self.outputs[g];
@@ -621,74 +631,64 @@ impl MoeForward {
             dispatches.push(weight_grad(&fwd.d_outs[t], h, update, head, head.w_off, true));
             // dL/dh = dL/do · W_head (linear: φ' = 1; z_prev is only read through φ').
             dispatches.push(backprop(&fwd.d_outs[t], head.w_off, head.fan_in, head.fan_out, 4, h, &d_h));
-            if n_pre > 0 {
-                // The residual path: dL/da = dL/dh, through the last pre-layer's φ'.
-                dispatches.push(accumulate(&d_h, &fwd.pre[n_pre - 1], &d_pre[n_pre - 1], 0));
-            }
-            for e in shape.candidates(g) {
-                let (hidden, out) = &shape.experts[e];
-                // A task's own expert (CGC) is task-owned: its gradient goes to `update`.
-                let (dst, at) = match &shape.cgc {
-                    Some(c) if c.owned(e) => (update, 0),
-                    _ => (jac, row),
-                };
-                let (mut p, groups) = moe_params(rows, shape, rows * h_w);
-                p.expert = e as u32;
-                dispatches.push(moe_dispatch(
-                    gpu,
-                    &moe_pipes.scatter_dy,
-                    9,
-                    &[&d_h, &self.combine[g], &d_y],
-                    &p,
-                    groups,
-                ));
-                let (mut p, groups) = moe_params(rows, shape, rows);
-                p.expert = e as u32;
-                p.mode = u32::from(shape.selecting());
-                dispatches.push(moe_dispatch_at(
-                    gpu,
-                    &moe_pipes.dcombine,
-                    &[(12, &d_h), (13, &self.expert_y[e]), (14, &d_comb), (24, &self.combine[g])],
-                    &p,
-                    groups,
-                ));
-                dispatches.push(weight_grad(&d_y, &self.expert_u[e], dst, out, at + out.w_off, true));
-                dispatches.push(backprop(
-                    &d_y,
-                    out.w_off,
-                    out.fan_in,
-                    out.fan_out,
-                    shape.base.act,
-                    &self.expert_z[e],
-                    &d_expert,
-                ));
-                dispatches.push(weight_grad(&d_expert, a, dst, hidden, at + hidden.w_off, true));
+            if let Some(arch) = &arch {
+                let (d, d_a) = arch.task(t, &d_h);
+                dispatches.extend(d);
                 if n_pre > 0 {
-                    let z = &fwd.pre[n_pre - 1];
-                    dispatches.push(backprop(
-                        &d_expert,
-                        hidden.w_off,
-                        hidden.fan_in,
-                        hidden.fan_out,
-                        shape.base.act,
-                        z,
-                        &d_path,
-                    ));
-                    dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
-                }
-            }
-            if let Some(cgc) = &shape.cgc {
-                // Task t's gate (with bias) is its own: into `update`; dL/da through it as MMoE's.
-                let gate = &cgc.gates[t];
-                let d_cand = buf("dL/dlogits of a cgc gate", rows * gate.fan_out);
-                dispatches.push(cgc.softmax_back(gpu, &moe_pipes.arch, t, rows, n, (&self.probs[g], &d_comb, &d_cand)));
-                dispatches.push(weight_grad(&d_cand, a, update, gate, gate.w_off, true));
-                if n_pre > 0 {
-                    let z = &fwd.pre[n_pre - 1];
-                    dispatches.push(backprop(&d_cand, gate.w_off, h_w, gate.fan_out, shape.base.act, z, &d_path));
-                    dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+                    dispatches.push(accumulate(d_a, &fwd.pre[n_pre - 1], &d_pre[n_pre - 1], 0));
                 }
             } else {
+                if n_pre > 0 {
+                    // The residual path: dL/da = dL/dh, through the last pre-layer's φ'.
+                    dispatches.push(accumulate(&d_h, &fwd.pre[n_pre - 1], &d_pre[n_pre - 1], 0));
+                }
+                for e in 0..n {
+                    let (hidden, out) = &shape.experts[e];
+                    let (mut p, groups) = moe_params(rows, shape, rows * h_w);
+                    p.expert = e as u32;
+                    dispatches.push(moe_dispatch(
+                        gpu,
+                        &moe_pipes.scatter_dy,
+                        9,
+                        &[&d_h, &self.combine[g], &d_y],
+                        &p,
+                        groups,
+                    ));
+                    let (mut p, groups) = moe_params(rows, shape, rows);
+                    p.expert = e as u32;
+                    p.mode = u32::from(shape.selecting());
+                    dispatches.push(moe_dispatch_at(
+                        gpu,
+                        &moe_pipes.dcombine,
+                        &[(12, &d_h), (13, &self.expert_y[e]), (14, &d_comb), (24, &self.combine[g])],
+                        &p,
+                        groups,
+                    ));
+                    dispatches.push(weight_grad(&d_y, &self.expert_u[e], jac, out, row + out.w_off, true));
+                    dispatches.push(backprop(
+                        &d_y,
+                        out.w_off,
+                        out.fan_in,
+                        out.fan_out,
+                        shape.base.act,
+                        &self.expert_z[e],
+                        &d_expert,
+                    ));
+                    dispatches.push(weight_grad(&d_expert, a, jac, hidden, row + hidden.w_off, true));
+                    if n_pre > 0 {
+                        let z = &fwd.pre[n_pre - 1];
+                        dispatches.push(backprop(
+                            &d_expert,
+                            hidden.w_off,
+                            hidden.fan_in,
+                            hidden.fan_out,
+                            shape.base.act,
+                            z,
+                            &d_path,
+                        ));
+                        dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+                    }
+                }
                 let gate_off = shape.gates[shape.gate_of(g)];
                 let gate =
                     LayerDims { fan_in: shape.gin, fan_out: n, w_off: gate_off, b_off: gate_off + shape.gin * n };
