@@ -188,8 +188,8 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     let reported = a.json || a.out.is_some() || a.plot.is_some();
     let config = with_sample_metrics(a.config, a.gpu, reported);
-    // PLE and DSelect-k have no GPU trainer even where routed MoE blocks and CGC get one.
-    let gpu_less = |r: &RouterKind| r.is_architecture() && !matches!(r, RouterKind::Cgc { .. });
+    // PLE has no GPU trainer even where routed MoE blocks, CGC and DSelect-k get one.
+    let gpu_less = |r: &RouterKind| matches!(r, RouterKind::Ple { .. });
     if let Some(router) = config.moe.as_ref().map(|m| m.router).filter(|r| a.gpu && gpu_less(r)) {
         return Err(UsageError(format!(
             "--backend gpu: the {} architecture is not on the GPU (it trains on the CPU only; use --backend cpu)",

@@ -79,6 +79,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
             vec!["moe_gate_softmax", "moe_mix", "moe_scatter_dy", "moe_dcombine", "moe_softmax_back", "moe_accumulate"],
         ),
         ("moe_arch.wgsl", vec!["arch_softmax", "arch_softmax_back"]),
+        ("moe_dselect.wgsl", vec!["dselect_gate", "dselect_gate_back", "dselect_regulariser_back"]),
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
         ("loss_weighting.wgsl", vec!["loss_weights", "scale_rows", "scale_heads"]),
@@ -131,5 +132,22 @@ fn workgroup_sizes_respect_webgpu_default_limits() {
             .map(|(_, g)| layouter[g.ty].size)
             .sum();
         assert!(workgroup_bytes <= 16 * 1024, "{name} uses {workgroup_bytes} bytes of workgroup memory");
+    }
+}
+
+#[test]
+fn tmp_dselect_uses() {
+    let src = concord_gpu::shader_sources().into_iter().find(|(n, _)| *n == "moe_dselect.wgsl").unwrap().1;
+    let module = naga::front::wgsl::parse_str(&src).unwrap();
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        .validate(&module)
+        .unwrap();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let fi = info.get_entry_point(i);
+        for (h, v) in module.global_variables.iter() {
+            if !fi[h].is_empty() {
+                eprintln!("{} uses {:?} {:?}", ep.name, v.name, fi[h]);
+            }
+        }
     }
 }

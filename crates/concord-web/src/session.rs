@@ -1065,9 +1065,9 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
-                // CGC trains on the GPU (its gates are dense, as MMoE's); PLE and DSelect-k do not.
+                // CGC and DSelect-k train on the GPU (their gates are dense, as MMoE's); PLE does not.
                 use concord_core::model::moe::RouterKind;
-                let gpu_less = |r: &RouterKind| r.is_architecture() && !matches!(r, RouterKind::Cgc { .. });
+                let gpu_less = |r: &RouterKind| matches!(r, RouterKind::Ple { .. });
                 if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(gpu_less) {
                     format!("the GPU trainer cannot run this config: the {} architecture is not on the GPU", r.name())
                 } else {

@@ -20,9 +20,10 @@
 //! is kept only where an expert takes a token. Noisy top-k's ε comes from the host
 //! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
 //!
-//! CGC runs on the same graph (`kernels::moe_arch`: its task gates and task-owned experts). The
-//! aux losses' gradient is `kernels::moe_aux`'s. PLE/DSelect-k and the aux losses it lacks are
-//! refused ([`gpu_moe_unsupported`]).
+//! CGC runs on the same graph (`kernels::moe_arch`: its task gates and task-owned experts), and
+//! so does DSelect-k (`kernels::moe_dselect`: its selector gates and their regularisers). The
+//! aux losses' gradient is `kernels::moe_aux`'s. PLE and the aux losses it lacks are refused
+//! ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -35,6 +36,7 @@ use super::mlp_graph::{
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
 use super::moe_arch::{ArchPipelines, CgcShape};
+use super::moe_dselect::{DselectGate, DselectPipelines, DselectShape};
 use super::moe_record::RoutingOutputs;
 use crate::{Gpu, GpuError};
 
@@ -50,20 +52,24 @@ pub const MAX_WIDTH: usize = 256;
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
     let router = &cfg.router;
-    if matches!(router, RouterKind::Ple { .. } | RouterKind::DselectK { .. }) {
+    if matches!(router, RouterKind::Ple { .. }) {
         return Some(format!(
             "MoE architecture '{}' is not on the GPU yet (the GPU trainer trains the routers softmax, mmoe, \
-             switch, top2, noisy-topk, expert-choice and task, and the architecture cgc); use the CPU backend",
+             switch, top2, noisy-topk, expert-choice and task, and the architectures cgc and dselect-k); use the \
+             CPU backend",
             router.name()
         ));
     }
     if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
         return Some(why);
     }
-    // CGC's task gates write their own candidate logits (`kernels::moe_arch`), which the aux
-    // kernels do not read yet.
-    if matches!(router, RouterKind::Cgc { .. }) && super::moe_aux::has_gpu_aux(moe) {
-        return Some("MoE aux losses with the cgc architecture are not on the GPU yet; use the CPU backend".into());
+    // An architecture's task gates write their own logits (`kernels::moe_arch`,
+    // `kernels::moe_dselect`), which the aux kernels do not read yet.
+    if router.is_architecture() && super::moe_aux::has_gpu_aux(moe) {
+        return Some(format!(
+            "MoE aux losses with the {} architecture are not on the GPU yet; use the CPU backend",
+            router.name()
+        ));
     }
     if cfg.experts > MAX_EXPERTS || cfg.width() > MAX_WIDTH {
         return Some(format!(
@@ -156,6 +162,8 @@ pub(crate) struct MoeShape {
     pub noise: Vec<Option<usize>>,
     /// CGC: the task gates and which experts are whose (`kernels::moe_arch`).
     pub cgc: Option<Box<CgcShape>>,
+    /// DSelect-k: the task gates' selector layers (`kernels::moe_dselect`).
+    pub dselect: Option<Box<DselectShape>>,
 }
 
 impl MoeShape {
@@ -207,6 +215,7 @@ impl MoeShape {
             task_embedding: matches!(cfg.router.gating(), Gating::TaskEmbedding),
             noise: lay.gates.iter().map(|g| g.noise.as_ref().map(|n| n.weight.start)).collect(),
             cgc,
+            dselect: DselectShape::of(moe).map(Box::new),
         }
     }
 
@@ -220,7 +229,10 @@ impl MoeShape {
 
     /// Whether the router chooses experts (every router but the dense softmax and MMoE).
     pub fn selecting(&self) -> bool {
-        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe | RouterKind::Cgc { .. })
+        !matches!(
+            self.router,
+            RouterKind::Softmax | RouterKind::Mmoe | RouterKind::Cgc { .. } | RouterKind::DselectK { .. }
+        )
     }
 
     pub fn noisy(&self) -> bool {
@@ -281,6 +293,8 @@ pub(crate) struct MoeForward {
     routes: Vec<GroupRoute>,
     /// The routing noise ε, groups × rows × E (zeros: no noise).
     eps: wgpu::Buffer,
+    /// DSelect-k: each task gate's z and w (`kernels::moe_dselect`).
+    dselect: Vec<DselectGate>,
 }
 
 /// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
@@ -392,12 +406,18 @@ impl MoeForward {
         let n = shape.experts.len();
         let (mut probs, mut outputs, mut combine, mut routes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut all_logits = Vec::new();
+        let mut dselect = Vec::new();
         for g in 0..shape.groups {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
             let h = buf("moe block output", rows * shape.width);
             let g_combine = if let Some(cgc) = &shape.cgc {
                 dispatches.extend(cgc.gate_forward(gpu, pipes, &moe_pipes.arch, g, rows, n, (&a, params, &p)));
+                p.clone()
+            } else if let Some(ds) = &shape.dselect {
+                let (gate, d) = ds.gate_forward(gpu, pipes, &DselectPipelines::new(gpu), g, rows, n, (&a, params, &p));
+                dispatches.extend(d);
+                dselect.push(gate);
                 p.clone()
             } else if shape.selecting() {
                 let route = Self::route(gpu, moe_pipes, shape, rows, g, (&a, params, &eps), (&logits, &p));
@@ -444,7 +464,13 @@ impl MoeForward {
             combine,
             routes,
             eps,
+            dselect,
         }
+    }
+
+    /// DSelect-k's task gates' forward buffers, task by task (empty for another model).
+    pub(super) fn dselect_gates(&self) -> &[DselectGate] {
+        &self.dselect
     }
 
     /// Per gate group, what a step record's routing statistics read back: the clean logits, a
@@ -687,6 +713,20 @@ impl MoeForward {
                     let z = &fwd.pre[n_pre - 1];
                     dispatches.push(backprop(&d_cand, gate.w_off, h_w, gate.fan_out, shape.base.act, z, &d_path));
                     dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+                }
+            } else if let Some(ds) = &shape.dselect {
+                // Task t's z and w layers (with bias) are its own: into `update`; dL/da through
+                // both as through CGC's gate.
+                let gate = &self.dselect[g];
+                let (back, grads) = ds.gate_backward(gpu, &DselectPipelines::new(gpu), t, rows, n, gate, &d_comb);
+                dispatches.extend(back);
+                for (layer, d_out) in &grads {
+                    dispatches.push(weight_grad(d_out, a, update, layer, layer.w_off, true));
+                    if n_pre > 0 {
+                        let z = &fwd.pre[n_pre - 1];
+                        dispatches.push(backprop(d_out, layer.w_off, h_w, layer.fan_out, shape.base.act, z, &d_path));
+                        dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+                    }
                 }
             } else {
                 let gate_off = shape.gates[shape.gate_of(g)];
