@@ -134,20 +134,3 @@ fn workgroup_sizes_respect_webgpu_default_limits() {
         assert!(workgroup_bytes <= 16 * 1024, "{name} uses {workgroup_bytes} bytes of workgroup memory");
     }
 }
-
-#[test]
-fn tmp_dselect_uses() {
-    let src = concord_gpu::shader_sources().into_iter().find(|(n, _)| *n == "moe_dselect.wgsl").unwrap().1;
-    let module = naga::front::wgsl::parse_str(&src).unwrap();
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-        .validate(&module)
-        .unwrap();
-    for (i, ep) in module.entry_points.iter().enumerate() {
-        let fi = info.get_entry_point(i);
-        for (h, v) in module.global_variables.iter() {
-            if !fi[h].is_empty() {
-                eprintln!("{} uses {:?} {:?}", ep.name, v.name, fi[h]);
-            }
-        }
-    }
-}
