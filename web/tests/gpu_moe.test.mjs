@@ -5,8 +5,7 @@
 // and match the native CPU trainer (`concord train --preset xor-conflict --model moe --router R
 // --backend cpu --json`): the losses, and the last step's routing statistics, which the GPU
 // records as the CPU does (concord-gpu's moe_stats_parity.rs checks every router natively).
-// An architecture without GPU kernels (PLE) stays on the CPU and says why (CGC is on the GPU:
-// gpu_arch.test.mjs).
+// The architectures PLE and DSelect-k train there too (CGC: gpu_arch.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -104,12 +103,31 @@ for (const router of ['mmoe', 'switch']) {
   });
 }
 
-test('an architecture runs on the CPU and says why', async () => {
-  const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=dselect-k&play=false`, errors);
-  const s = await state(page);
-  assert.equal(s.runs[0].backend, 'cpu');
-  assert.match(s.runs[0].backendReason, /the dselect-k architecture is not on the GPU/, s.runs[0].backendReason);
-  await page.close();
-  assert.deepEqual(errors, []);
-});
+// PLE (two levels of extraction) and DSelect-k (selector gates) train on WebGPU too
+// (`kernels::moe_arch` level by level, `kernels::moe_dselect`) and match the native CPU run's
+// losses (their GPU steps record no routing statistics yet; CGC: gpu_arch.test.mjs).
+for (const [router, extra] of [['ple', '&taskExperts=2'], ['dselect-k', '&experts=3']]) {
+  test(`an MoE architecture (${router}) trains on WebGPU and matches the native CPU run`, async () => {
+    const errors = [];
+    const url = `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=${router}${extra}&play=false`;
+    const page = await openPage(ctx.browser, url, errors);
+    let s = await state(page);
+    assert.equal(s.backend, 'webgpu', `expected WebGPU, page says: ${s.reason} / ${s.backendText}`);
+    assert.deepEqual(s.runs.map((r) => [r.backend, r.backendReason]), [['webgpu', null]]);
+    s = await step(page, STEPS);
+    const run = s.runs[0];
+    assert.equal(run.error, null, run.error);
+    assert.equal(run.steps, STEPS);
+    const flags = router === 'ple' ? ['--task-experts', '2'] : ['--experts', '3'];
+    const native = JSON.parse(execFileSync(CLI, ['train', '--preset', 'xor-conflict', '--method', 'mean', '--model', 'moe',
+      '--router', router, ...flags, '--backend', 'cpu', '--steps', String(STEPS), '--json'], { encoding: 'utf8' }));
+    assert.equal(native.error, null);
+    const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
+      ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
+    const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+    console.log(`gpu_moe ${router}: largest |GPU − CPU| loss gap after ${STEPS} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
+    assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+}

@@ -27,7 +27,7 @@ pub struct MoeArgs {
     #[arg(long, value_enum, conflicts_with = "problem")]
     model: Option<ModelKind>,
     /// --model moe: softmax, mmoe, noisy-topk, switch, top2, expert-choice or task; or the
-    /// architectures cgc, ple (2 levels) and dselect-k (dselect-k on the CPU only).
+    /// architectures cgc, ple (2 levels) and dselect-k.
     #[arg(long, conflicts_with = "problem")]
     router: Option<String>,
     /// --model moe: number of experts (default 4; cgc and ple: shared experts per level).

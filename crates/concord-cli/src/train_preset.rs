@@ -5,7 +5,6 @@
 use crate::UsageError;
 use concord_core::dynamics::DynamicsRecord;
 use concord_core::metrics::StepMetrics;
-use concord_core::model::moe::RouterKind;
 use concord_core::train::{ConflictSummary, MoeStepRecord, RunRecord, TrainConfig, OPPOSING_TOP_PERCENT};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -188,15 +187,6 @@ fn out_kind(path: &Path) -> Result<OutKind, UsageError> {
 pub fn run(a: PresetArgs) -> Result<(), UsageError> {
     let reported = a.json || a.out.is_some() || a.plot.is_some();
     let config = with_sample_metrics(a.config, a.gpu, reported);
-    // DSelect-k has no GPU trainer even where routed MoE blocks, CGC and PLE get one.
-    let gpu_less =
-        |r: &RouterKind| r.is_architecture() && !matches!(r, RouterKind::Cgc { .. } | RouterKind::Ple { .. });
-    if let Some(router) = config.moe.as_ref().map(|m| m.router).filter(|r| a.gpu && gpu_less(r)) {
-        return Err(UsageError(format!(
-            "--backend gpu: the {} architecture is not on the GPU (it trains on the CPU only; use --backend cpu)",
-            router.name()
-        )));
-    }
     let out = a.out.as_ref().map(|p| out_kind(p).map(|k| (p.clone(), k))).transpose()?;
     let total = config.steps;
     let show_bar = std::io::stderr().is_terminal() && (!a.json || std::io::stdout().is_terminal());

@@ -112,11 +112,12 @@ fn every_router_name_runs() {
 /// mmoe 6.2e-6, switch 8.0e-7, top2 3.2e-7, noisy-topk 2.3e-6, expert-choice 1.0e-5, task 1.4e-5,
 /// task with the embedding gate 2.4e-5; `concord-gpu/tests/moe_train_parity.rs` holds the trainer
 /// itself to 2e-5); the architecture CGC with 1 and 2 experts per task 7.6e-6 and PLE with 2
-/// experts per task 4.6e-5 (`moe_arch_parity.rs`).
+/// experts per task 4.6e-5 (`moe_arch_parity.rs`), DSelect-k with 3 experts and the selector
+/// entropy on (both regularisers) 1.1e-6 (`moe_dselect_parity.rs`).
 /// Noisy top-k trains with the CPU's routing noise (drawn on the host, uploaded per step).
 #[test]
 fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
-    let routers: [(&str, &[&str]); 11] = [
+    let routers: [(&str, &[&str]); 12] = [
         ("softmax", &[]),
         ("mmoe", &[]),
         ("switch", &[]),
@@ -128,6 +129,7 @@ fn gpu_backend_trains_every_router_moe_model_as_the_cpu() {
         ("cgc", &[]),
         ("cgc", &["--task-experts", "2"]),
         ("ple", &["--task-experts", "2"]),
+        ("dselect-k", &["--experts", "3", "--aux-entropy", "0.01"]),
     ];
     // Each router's two runs in a thread of its own: sixteen CLI processes one after another took
     // 109 s of CI's native stage; the processes are independent.
@@ -201,9 +203,9 @@ fn check_gpu_router(router: &'static str, extra: &'static [&'static str]) {
         eprintln!("{router}: cpu {x} gpu {y} gap {gap:e}");
         assert!(gap < 1e-4, "{router}: cpu {a:?} vs gpu {b:?}");
     }
-    if router == "cgc" || router == "ple" {
-        // CGC's and PLE's gates keep their logits in their own buffers on the GPU, which the
-        // step records do not read yet (README): their GPU runs say so with a null `last_step`.
+    if router == "cgc" || router == "ple" || router == "dselect-k" {
+        // The architectures' task gates keep their logits in their own buffers on the GPU, which
+        // the step records do not read yet (README): their GPU runs say so with a null `last_step`.
         assert!(gpu["moe"]["last_step"].is_null(), "{router}: {}", gpu["moe"]["last_step"]);
         assert!(cpu["moe"]["last_step"].is_object());
     } else {
@@ -296,9 +298,12 @@ fn bad_moe_flags_exit_2_with_a_message() {
         (&["--model", "moe", "--router", "softmax", "--experts", "0"], "experts"),
         (&["--model", "moe", "--router", "mmoe", "--task-gate", "embedding"], "only applies to --router task"),
         (&["--model", "moe", "--router", "task", "--aux-mi", "NaN"], "mutual_info"),
-        // The GPU trainer trains every router, CGC and PLE; DSelect-k exits 2 saying it is not
-        // on the GPU (train_preset.rs, as `gpu_moe_unsupported` would).
-        (&["--model", "moe", "--router", "dselect-k", "--backend", "gpu"], "the dselect-k architecture is not on"),
+        // The GPU trainer trains every router and architecture; an architecture with a router aux
+        // loss exits 2 saying it is not on the GPU (`gpu_moe_unsupported`).
+        (
+            &["--model", "moe", "--router", "cgc", "--aux-load-balance", "0.1", "--backend", "gpu"],
+            "MoE aux losses with the cgc architecture are not on the GPU",
+        ),
         // The aux losses without GPU kernels (load balancing and the z-loss have them).
         (
             &["--model", "moe", "--router", "softmax", "--aux-importance", "0.1", "--backend", "gpu"],

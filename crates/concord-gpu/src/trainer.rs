@@ -250,7 +250,7 @@ impl GpuTrainer {
                 }
                 GpuNet::Moe {
                     moe: Box::new(moe.clone()),
-                    shape: MoeShape::new(moe),
+                    shape: Box::new(MoeShape::new(moe)),
                     pipes: Box::new(MoeTrainPipelines::new(&gpu)),
                 }
             }
@@ -1493,7 +1493,7 @@ fn halt_message(halt: &[u32], m: usize, at: usize) -> String {
 /// `kernels::moe_train`) whose graphs come out in the MLP's shape.
 enum GpuNet {
     Mlp(Mlp),
-    Moe { moe: Box<Moe>, shape: MoeShape, pipes: Box<MoeTrainPipelines> },
+    Moe { moe: Box<Moe>, shape: Box<MoeShape>, pipes: Box<MoeTrainPipelines> },
 }
 
 impl GpuNet {
@@ -1568,12 +1568,10 @@ impl GpuNet {
                 let fwd = MoeForward::new(gpu, pipes, moe_pipes, shape, rows, x, y, params, noise);
                 let bwd = fwd.backward(gpu, pipes, moe_pipes, shape, x, params, jac, update);
                 let aux = MoeAuxStep::new(gpu, pipes, moe_pipes, moe, shape, &fwd, (x, params), update);
-                // CGC's and PLE's gates keep their logits in `kernels::moe_arch`'s candidate
-                // buffers, which the records do not read yet: their steps carry no routing
-                // statistics.
-                let record = shape
-                    .arch
-                    .is_none()
+                // The architectures' gates keep their logits in their own buffers (`kernels::moe_arch`,
+                // `kernels::moe_dselect`), which the records do not read yet: their steps carry no
+                // routing statistics.
+                let record = (shape.arch.is_none() && shape.dselect.is_none())
                     .then(|| MoeRecordPlan::new(gpu, moe, shape, fwd.routing_outputs(shape), rows, jac));
                 (fwd.graph, bwd, aux, record)
             }

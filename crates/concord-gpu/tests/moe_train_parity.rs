@@ -117,17 +117,6 @@ fn moe_gradients_without_noise_is_the_noise_free_pass() {
     assert_ne!(plain.shared_jacobian, noisy.shared_jacobian);
 }
 
-#[test]
-fn architectures_without_kernels_are_refused_with_a_reason() {
-    // DSelect-k has no GPU kernels yet (CGC and PLE are `moe_arch_parity.rs`'s).
-    let cpu = moe_trainer(RouterKind::DselectK { k: 2, gamma: 1.0 });
-    let (x, y) = cpu.train_data().unwrap();
-    match pollster::block_on(moe_gradients(gpu(), cpu.moe().unwrap(), cpu.params(), x, y)) {
-        Err(GpuError::Unsupported(why)) => assert!(why.contains("not on the GPU"), "{why}"),
-        other => panic!("expected a refusal, got {:?}", other.map(|g| g.losses)),
-    }
-}
-
 fn moe_config(router: RouterKind, aggregator: &str, steps: usize) -> TrainConfig {
     let mut c = preset("xor-conflict").unwrap();
     c.steps = steps;

@@ -79,6 +79,7 @@ fn every_assembled_module_validates_and_has_its_entry_points() {
             vec!["moe_gate_softmax", "moe_mix", "moe_scatter_dy", "moe_dcombine", "moe_softmax_back", "moe_accumulate"],
         ),
         ("moe_arch.wgsl", vec!["arch_softmax", "arch_softmax_back"]),
+        ("moe_dselect.wgsl", vec!["dselect_gate", "dselect_gate_back", "dselect_regulariser_back"]),
         ("copy.wgsl", vec!["copy"]),
         ("metrics.wgsl", vec!["metrics"]),
         ("loss_weighting.wgsl", vec!["loss_weights", "scale_rows", "scale_heads"]),

@@ -1065,21 +1065,13 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
-                // CGC and PLE train on the GPU (their gates are dense, as MMoE's); DSelect-k does not.
-                use concord_core::model::moe::RouterKind;
-                let gpu_less = |r: &RouterKind| {
-                    r.is_architecture() && !matches!(r, RouterKind::Cgc { .. } | RouterKind::Ple { .. })
-                };
-                if let Some(r) = config.moe.as_ref().map(|m| m.router).filter(gpu_less) {
-                    format!("the GPU trainer cannot run this config: the {} architecture is not on the GPU", r.name())
-                } else {
-                    // The GPU reads whole-model metrics back, not per-layer ones. MoE models with
-                    // a router the GPU lacks are refused there, with the reason.
-                    let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
-                    match concord_gpu::backend(gpu.clone(), gpu_config) {
-                        Ok(b) => return (Ok(b), None),
-                        Err(why) => format!("the GPU trainer cannot run this config: {why}"),
-                    }
+                // The GPU reads whole-model metrics back, not per-layer ones. A config the GPU
+                // lacks (an MoE aux loss with an architecture, a sample-weighting stage, …) is
+                // refused there, with the reason.
+                let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
+                match concord_gpu::backend(gpu.clone(), gpu_config) {
+                    Ok(b) => return (Ok(b), None),
+                    Err(why) => format!("the GPU trainer cannot run this config: {why}"),
                 }
             }
         };

@@ -14,6 +14,7 @@ pub mod mlp_ops;
 pub mod moe;
 pub(crate) mod moe_arch;
 pub mod moe_aux;
+pub(crate) mod moe_dselect;
 pub mod moe_hidden;
 pub(crate) mod moe_record;
 pub mod moe_train;

@@ -94,8 +94,8 @@ impl GpuRouter {
     /// without noise, i.e. as evaluated; MMoE / task gates are one call per gate).
     pub fn from_core(router: &RouterKind, tokens: usize, experts: usize) -> Self {
         match *router {
-            // CGC/PLE/DSelect-k are refused before any GPU routing (not on the GPU); as a lone
-            // gate they would be dense.
+            // CGC/PLE/DSelect-k never reach the routing core (their task gates are dense, or
+            // refused: PLE); as a lone gate they would be dense.
             RouterKind::Softmax
             | RouterKind::Mmoe
             | RouterKind::Cgc { .. }

@@ -16,6 +16,7 @@ use nalgebra::DMatrix;
 
 use super::mlp::{grid, BackpropParams, Dispatch, MlpPipelines};
 use super::mlp_graph::{matrix_f32, LayerDims};
+use super::moe_dselect::regulariser_dispatches;
 use super::moe_train::{gate_back_input_dispatch, routing_noise_f32, MoeForward, MoeShape, MoeTrainPipelines};
 use crate::{Gpu, GpuError};
 
@@ -111,13 +112,20 @@ fn params(rows: usize, experts: usize, items: usize) -> (MoeAuxParams, (u32, u32
 }
 
 /// dst[off .. off + len] += src[.. len].
-fn add(gpu: &Gpu, aux: &MoeAuxPipelines, src: &wgpu::Buffer, dst: &wgpu::Buffer, off: usize, len: usize) -> Dispatch {
+pub(super) fn add(
+    gpu: &Gpu,
+    aux: &MoeAuxPipelines,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    off: usize,
+    len: usize,
+) -> Dispatch {
     let (mut p, groups) = params(0, 0, len);
     p.off = off as u32;
     Dispatch::with_bindings(gpu, &aux.add, &[(5, src), (6, dst)], &[(0, bytemuck::bytes_of(&p))], groups)
 }
 
-fn zero(gpu: &Gpu, aux: &MoeAuxPipelines, dst: &wgpu::Buffer, len: usize) -> Dispatch {
+pub(super) fn zero(gpu: &Gpu, aux: &MoeAuxPipelines, dst: &wgpu::Buffer, len: usize) -> Dispatch {
     let (p, groups) = params(0, 0, len);
     Dispatch::with_bindings(gpu, &aux.zero, &[(6, dst)], &[(0, bytemuck::bytes_of(&p))], groups)
 }
@@ -254,6 +262,18 @@ impl MoeAuxStep {
         (x, params): (&wgpu::Buffer, &wgpu::Buffer),
         update: &wgpu::Buffer,
     ) -> Option<Self> {
+        if let Some(ds) = &shape.dselect {
+            // DSelect-k's regularisers are its aux gradient, over every parameter.
+            if !ds.has_regulariser(shape.experts.len()) {
+                return None;
+            }
+            let aux_pipes = MoeAuxPipelines::new(gpu);
+            let len = shape.base.total_len;
+            let grad = gpu.buffer("dselect regulariser gradient", (len * 4) as u64, RW);
+            let dispatches = regulariser_dispatches(gpu, pipes, &aux_pipes, shape, ds, fwd, (x, params), &grad);
+            let add_to_update = add(gpu, &aux_pipes, &grad, update, 0, len);
+            return Some(MoeAuxStep { dispatches, add_to_update });
+        }
         if !has_gpu_aux(moe) {
             return None;
         }
@@ -266,8 +286,9 @@ impl MoeAuxStep {
     }
 }
 
-/// ∇ of the weighted aux loss of `moe` at `params` on the batch `x` over the shared parameters,
-/// on the GPU, with noisy top-k's routing noise of `noise_seed`: the twin of
+/// ∇ of the weighted aux loss of `moe` at `params` on the batch `x` over the shared parameters
+/// (over every parameter for DSelect-k, whose regularisers reach its task-owned gates), on the
+/// GPU, with noisy top-k's routing noise of `noise_seed`: the twin of
 /// `Moe::gradients(…).aux_grad`.
 pub async fn moe_aux_gradient(
     gpu: &Gpu,
@@ -297,18 +318,22 @@ pub async fn moe_aux_gradient(
         gpu.storage_init("routing noise", bytemuck::cast_slice(&routing_noise_f32(moe, &shape, seed, rows)), RW)
     });
     let fwd = MoeForward::new(gpu, &pipes, &moe_pipes, &shape, rows, &x_buf, &y_buf, &params_buf, noise.as_ref());
-    let grad = gpu.buffer("moe aux gradient", (shape.base.shared_len * 4) as u64, RW);
-    let aux = aux_dispatches(
-        gpu,
-        &pipes,
-        &moe_pipes,
-        &aux_pipes,
-        &shape,
-        &moe.config().aux,
-        &fwd,
-        (&x_buf, &params_buf),
-        &grad,
-    );
+    let len = if shape.dselect.is_some() { shape.base.total_len } else { shape.base.shared_len };
+    let grad = gpu.buffer("moe aux gradient", (len * 4) as u64, RW);
+    let aux = match &shape.dselect {
+        Some(ds) => regulariser_dispatches(gpu, &pipes, &aux_pipes, &shape, ds, &fwd, (&x_buf, &params_buf), &grad),
+        None => aux_dispatches(
+            gpu,
+            &pipes,
+            &moe_pipes,
+            &aux_pipes,
+            &shape,
+            &moe.config().aux,
+            &fwd,
+            (&x_buf, &params_buf),
+            &grad,
+        ),
+    };
     let mut encoder =
         gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moe aux gradient") });
     {
@@ -318,6 +343,6 @@ pub async fn moe_aux_gradient(
             d.record(&mut pass);
         }
     }
-    let mut back = gpu.submit_and_read(encoder, &[(&grad, (shape.base.shared_len * 4) as u64)]).await?;
+    let mut back = gpu.submit_and_read(encoder, &[(&grad, (len * 4) as u64)]).await?;
     Ok(back.pop().unwrap_or_default())
 }

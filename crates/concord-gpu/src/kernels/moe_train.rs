@@ -21,8 +21,9 @@
 //! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
 //!
 //! CGC and PLE run on the same kernels level by level (`kernels::moe_arch`: their streams, task
-//! and shared gates and task-owned experts). The aux losses' gradient is `kernels::moe_aux`'s.
-//! DSelect-k and the aux losses it lacks are refused ([`gpu_moe_unsupported`]).
+//! and shared gates and task-owned experts), and so does DSelect-k (`kernels::moe_dselect`: its
+//! selector gates and their regularisers). The aux losses' gradient is `kernels::moe_aux`'s;
+//! the aux losses it lacks are refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -35,6 +36,7 @@ use super::mlp_graph::{
 };
 use super::moe::{within_loop_budget, GpuRouter, MoeParams};
 use super::moe_arch::{ArchBackward, ArchLevel, ArchPipelines, ArchShape, ExpertBuffers};
+use super::moe_dselect::{DselectGate, DselectPipelines, DselectShape};
 use super::moe_record::RoutingOutputs;
 use crate::{Gpu, GpuError};
 
@@ -50,20 +52,12 @@ pub const MAX_WIDTH: usize = 256;
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
     let router = &cfg.router;
-    if matches!(router, RouterKind::DselectK { .. }) {
-        return Some(format!(
-            "MoE architecture '{}' is not on the GPU yet (the GPU trainer trains the routers softmax, mmoe, \
-             switch, top2, noisy-topk, expert-choice and task, and the architectures cgc and ple); use the CPU \
-             backend",
-            router.name()
-        ));
-    }
     if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
         return Some(why);
     }
-    // CGC's and PLE's gates write their own candidate logits (`kernels::moe_arch`), which the
-    // aux kernels do not read yet.
-    if matches!(router, RouterKind::Cgc { .. } | RouterKind::Ple { .. }) && super::moe_aux::has_gpu_aux(moe) {
+    // An architecture's task gates write their own logits (`kernels::moe_arch`,
+    // `kernels::moe_dselect`), which the aux kernels do not read yet.
+    if router.is_architecture() && super::moe_aux::has_gpu_aux(moe) {
         return Some(format!(
             "MoE aux losses with the {} architecture are not on the GPU yet; use the CPU backend",
             router.name()
@@ -160,6 +154,8 @@ pub(crate) struct MoeShape {
     pub noise: Vec<Option<usize>>,
     /// CGC and PLE: the levels, gates and streams (`kernels::moe_arch`).
     pub arch: Option<Box<ArchShape>>,
+    /// DSelect-k: the task gates' selector layers (`kernels::moe_dselect`).
+    pub dselect: Option<Box<DselectShape>>,
 }
 
 impl MoeShape {
@@ -212,12 +208,20 @@ impl MoeShape {
             task_embedding: matches!(cfg.router.gating(), Gating::TaskEmbedding),
             noise: lay.gates.iter().map(|g| g.noise.as_ref().map(|n| n.weight.start)).collect(),
             arch,
+            dselect: DselectShape::of(moe).map(Box::new),
         }
     }
 
     /// Whether the router chooses experts (every router but the dense softmax and MMoE).
     pub fn selecting(&self) -> bool {
-        !matches!(self.router, RouterKind::Softmax | RouterKind::Mmoe | RouterKind::Cgc { .. } | RouterKind::Ple { .. })
+        !matches!(
+            self.router,
+            RouterKind::Softmax
+                | RouterKind::Mmoe
+                | RouterKind::Cgc { .. }
+                | RouterKind::Ple { .. }
+                | RouterKind::DselectK { .. }
+        )
     }
 
     pub fn noisy(&self) -> bool {
@@ -281,6 +285,8 @@ pub(crate) struct MoeForward {
     eps: wgpu::Buffer,
     /// CGC and PLE: each level's streams and gate weights.
     arch: Vec<ArchLevel>,
+    /// DSelect-k: each task gate's z and w (`kernels::moe_dselect`).
+    dselect: Vec<DselectGate>,
 }
 
 /// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
@@ -388,6 +394,7 @@ impl MoeForward {
         let (mut probs, mut outputs, mut combine, mut routes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut all_logits = Vec::new();
         let mut arch_levels = Vec::new();
+        let mut dselect = Vec::new();
         if let Some(arch) = &shape.arch {
             let experts = ExpertBuffers { z: &expert_z, u: &expert_u, y: &expert_y };
             let (levels, heads_in, d) = arch.forward(gpu, pipes, moe_pipes, shape, rows, (&a, params), &experts);
@@ -404,7 +411,12 @@ impl MoeForward {
             let logits = buf("gate logits", rows * n);
             let p = buf("gate probs", rows * n);
             let h = buf("moe block output", rows * shape.width);
-            let g_combine = if shape.selecting() {
+            let g_combine = if let Some(ds) = &shape.dselect {
+                let (gate, d) = ds.gate_forward(gpu, pipes, &DselectPipelines::new(gpu), g, rows, n, (&a, params, &p));
+                dispatches.extend(d);
+                dselect.push(gate);
+                p.clone()
+            } else if shape.selecting() {
                 let route = Self::route(gpu, moe_pipes, shape, rows, g, (&a, params, &eps), (&logits, &p));
                 let (route, f, d) = route;
                 dispatches.extend(d);
@@ -449,7 +461,13 @@ impl MoeForward {
             routes,
             eps,
             arch: arch_levels,
+            dselect,
         }
+    }
+
+    /// DSelect-k's task gates' forward buffers, task by task (empty for another model).
+    pub(super) fn dselect_gates(&self) -> &[DselectGate] {
+        &self.dselect
     }
 
     /// Per gate group, what a step record's routing statistics read back: the clean logits, a
@@ -688,6 +706,30 @@ impl MoeForward {
                         ));
                         dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                     }
+                }
+                if let Some(ds) = &shape.dselect {
+                    // Task t's z and w layers (with bias) are its own: into `update`; dL/da
+                    // through both as through CGC's gate.
+                    let gate = &self.dselect[g];
+                    let (back, grads) = ds.gate_backward(gpu, &DselectPipelines::new(gpu), t, rows, n, gate, &d_comb);
+                    dispatches.extend(back);
+                    for (layer, d_out) in &grads {
+                        dispatches.push(weight_grad(d_out, a, update, layer, layer.w_off, true));
+                        if n_pre > 0 {
+                            let z = &fwd.pre[n_pre - 1];
+                            dispatches.push(backprop(
+                                d_out,
+                                layer.w_off,
+                                h_w,
+                                layer.fan_out,
+                                shape.base.act,
+                                z,
+                                &d_path,
+                            ));
+                            dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
+                        }
+                    }
+                    continue;
                 }
                 let gate_off = shape.gates[shape.gate_of(g)];
                 let gate =

@@ -98,7 +98,7 @@ impl RouterKind {
     }
 
     /// CGC, PLE and DSelect-k: multi-task architectures with task-owned gates (and experts)
-    /// rather than a router in a shared block. The GPU trainer runs CGC (not PLE, DSelect-k).
+    /// rather than a router in a shared block. The GPU trainer runs CGC and DSelect-k (not PLE).
     pub fn is_architecture(&self) -> bool {
         matches!(self, RouterKind::Cgc { .. } | RouterKind::Ple { .. } | RouterKind::DselectK { .. })
     }
