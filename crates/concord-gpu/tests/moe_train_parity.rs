@@ -23,7 +23,7 @@ use common::{gpu, records_gap, train_both};
 use concord_core::model::moe::{RouterKind, TaskGate};
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
-use concord_gpu::{moe_gradients, moe_gradients_with_noise, GpuError};
+use concord_gpu::{moe_gradients, moe_gradients_with_noise};
 
 fn moe_trainer(router: RouterKind) -> Trainer {
     let mut c = preset("xor-conflict").unwrap();

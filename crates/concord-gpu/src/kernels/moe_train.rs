@@ -729,80 +729,87 @@ impl MoeForward {
                             dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                         }
                     }
-                    continue;
-                }
-                let gate_off = shape.gates[shape.gate_of(g)];
-                let gate =
-                    LayerDims { fan_in: shape.gin, fan_out: n, w_off: gate_off, b_off: gate_off + shape.gin * n };
-                let softmax_back = |d_probs: &wgpu::Buffer| {
-                    let (p, groups) = moe_params(rows, shape, rows * n);
-                    moe_dispatch(gpu, &moe_pipes.softmax_back, 15, &[&self.probs[g], d_probs, &d_logits], &p, groups)
-                };
-                if !shape.selecting() {
-                    dispatches.push(softmax_back(&d_comb));
-                    dispatches.push(weight_grad(&d_logits, a, jac, &gate, row + gate_off, false));
-                    if n_pre > 0 {
-                        let z = &fwd.pre[n_pre - 1];
-                        dispatches.push(backprop(&d_logits, gate_off, h_w, n, shape.base.act, z, &d_path));
-                        dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
-                    }
                 } else {
-                    let route = &self.routes[g];
-                    let (p, groups) = moe_params(rows, shape, rows);
-                    match shape.router {
-                        RouterKind::NoisyTopK { .. } => {
-                            dispatches.push(moe_dispatch_at(
-                                gpu,
-                                &moe_pipes.noisy_back,
-                                &[(29, &self.combine[g]), (30, &d_comb), (33, &d_logits)],
-                                &p,
-                                groups,
-                            ));
-                            let (mut p, groups) = moe_params(rows, shape, rows * n);
-                            p.eps_off = (g * rows * n) as u32;
-                            dispatches.push(moe_dispatch_at(
-                                gpu,
-                                &moe_pipes.noise_chain,
-                                &[(31, &d_logits), (32, &self.eps), (34, &route.raw), (46, &d_raw)],
-                                &p,
-                                groups,
-                            ));
+                    let gate_off = shape.gates[shape.gate_of(g)];
+                    let gate =
+                        LayerDims { fan_in: shape.gin, fan_out: n, w_off: gate_off, b_off: gate_off + shape.gin * n };
+                    let softmax_back = |d_probs: &wgpu::Buffer| {
+                        let (p, groups) = moe_params(rows, shape, rows * n);
+                        moe_dispatch(
+                            gpu,
+                            &moe_pipes.softmax_back,
+                            15,
+                            &[&self.probs[g], d_probs, &d_logits],
+                            &p,
+                            groups,
+                        )
+                    };
+                    if !shape.selecting() {
+                        dispatches.push(softmax_back(&d_comb));
+                        dispatches.push(weight_grad(&d_logits, a, jac, &gate, row + gate_off, false));
+                        if n_pre > 0 {
+                            let z = &fwd.pre[n_pre - 1];
+                            dispatches.push(backprop(&d_logits, gate_off, h_w, n, shape.base.act, z, &d_path));
+                            dispatches.push(accumulate(&d_path, z, &d_pre[n_pre - 1], 1));
                         }
-                        RouterKind::Top2 { .. } => {
-                            dispatches.push(moe_dispatch_at(
-                                gpu,
-                                &moe_pipes.top2_dprobs,
-                                &[(25, &self.probs[g]), (26, &d_comb), (27, &route.choice), (28, &d_probs)],
-                                &p,
-                                groups,
-                            ));
-                            dispatches.push(softmax_back(&d_probs));
+                    } else {
+                        let route = &self.routes[g];
+                        let (p, groups) = moe_params(rows, shape, rows);
+                        match shape.router {
+                            RouterKind::NoisyTopK { .. } => {
+                                dispatches.push(moe_dispatch_at(
+                                    gpu,
+                                    &moe_pipes.noisy_back,
+                                    &[(29, &self.combine[g]), (30, &d_comb), (33, &d_logits)],
+                                    &p,
+                                    groups,
+                                ));
+                                let (mut p, groups) = moe_params(rows, shape, rows * n);
+                                p.eps_off = (g * rows * n) as u32;
+                                dispatches.push(moe_dispatch_at(
+                                    gpu,
+                                    &moe_pipes.noise_chain,
+                                    &[(31, &d_logits), (32, &self.eps), (34, &route.raw), (46, &d_raw)],
+                                    &p,
+                                    groups,
+                                ));
+                            }
+                            RouterKind::Top2 { .. } => {
+                                dispatches.push(moe_dispatch_at(
+                                    gpu,
+                                    &moe_pipes.top2_dprobs,
+                                    &[(25, &self.probs[g]), (26, &d_comb), (27, &route.choice), (28, &d_probs)],
+                                    &p,
+                                    groups,
+                                ));
+                                dispatches.push(softmax_back(&d_probs));
+                            }
+                            // Switch, expert choice, task routing: G = p where kept, and dL/dG is
+                            // already 0 elsewhere.
+                            _ => dispatches.push(softmax_back(&d_comb)),
                         }
-                        // Switch, expert choice, task routing: G = p where kept, and dL/dG is
-                        // already 0 elsewhere.
-                        _ => dispatches.push(softmax_back(&d_comb)),
-                    }
-                    let gin = route.gin.as_ref().unwrap_or(a);
-                    dispatches.push(weight_grad(&d_logits, gin, jac, &gate, row + gate_off, false));
-                    let noise_off = shape.noise[shape.gate_of(g)];
-                    if let Some(off) = noise_off {
-                        let noise = LayerDims { w_off: off, b_off: off + shape.gin * n, ..gate };
-                        dispatches.push(weight_grad(&d_raw, gin, jac, &noise, row + off, false));
-                    }
-                    if n_pre > 0 {
-                        let z = &fwd.pre[n_pre - 1];
-                        let paths = [(&d_logits, Some(gate_off)), (&d_raw, noise_off)];
-                        for (d, off) in paths.into_iter().filter_map(|(d, off)| off.map(|o| (d, o))) {
-                            let (mut p, groups) = moe_params(rows, shape, rows * h_w);
-                            p.w_off = off as u32;
-                            p.gin = shape.gin as u32;
-                            dispatches.push(moe_dispatch_at(
-                                gpu,
-                                &moe_pipes.gate_back_input,
-                                &[(35, d), (37, params), (38, z), (39, &d_pre[n_pre - 1])],
-                                &p,
-                                groups,
-                            ));
+                        let gin = route.gin.as_ref().unwrap_or(a);
+                        dispatches.push(weight_grad(&d_logits, gin, jac, &gate, row + gate_off, false));
+                        let noise_off = shape.noise[shape.gate_of(g)];
+                        if let Some(off) = noise_off {
+                            let noise = LayerDims { w_off: off, b_off: off + shape.gin * n, ..gate };
+                            dispatches.push(weight_grad(&d_raw, gin, jac, &noise, row + off, false));
+                        }
+                        if n_pre > 0 {
+                            let z = &fwd.pre[n_pre - 1];
+                            let paths = [(&d_logits, Some(gate_off)), (&d_raw, noise_off)];
+                            for (d, off) in paths.into_iter().filter_map(|(d, off)| off.map(|o| (d, o))) {
+                                let (mut p, groups) = moe_params(rows, shape, rows * h_w);
+                                p.w_off = off as u32;
+                                p.gin = shape.gin as u32;
+                                dispatches.push(moe_dispatch_at(
+                                    gpu,
+                                    &moe_pipes.gate_back_input,
+                                    &[(35, d), (37, params), (38, z), (39, &d_pre[n_pre - 1])],
+                                    &p,
+                                    groups,
+                                ));
+                            }
                         }
                     }
                 }
