@@ -21,7 +21,7 @@
 //! ([`routing_noise_f32`]: `Moe::routing_noise`, the CPU trainer's draws).
 //!
 //! CGC runs on the same graph (`kernels::moe_arch`: its task gates and task-owned experts). The
-//! aux losses' gradient is `kernels::moe_aux`'s. PLE/DSelect-k and the aux losses it lacks are
+//! aux losses' gradient is `kernels::moe_aux`'s. PLE/DSelect-k, and CGC with aux losses, are
 //! refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
@@ -56,9 +56,6 @@ pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
              switch, top2, noisy-topk, expert-choice and task, and the architecture cgc); use the CPU backend",
             router.name()
         ));
-    }
-    if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
-        return Some(why);
     }
     // CGC's task gates write their own candidate logits (`kernels::moe_arch`), which the aux
     // kernels do not read yet.
@@ -279,8 +276,9 @@ pub(crate) struct MoeForward {
     combine: Vec<wgpu::Buffer>,
     /// Per gate group of a selecting router: what its backward reads.
     routes: Vec<GroupRoute>,
-    /// The routing noise ε, groups × rows × E (zeros: no noise).
+    /// The routing noise ε, groups × rows × E (zeros: no noise), and whether it was given.
     eps: wgpu::Buffer,
+    noise_given: bool,
 }
 
 /// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
@@ -444,6 +442,7 @@ impl MoeForward {
             combine,
             routes,
             eps,
+            noise_given: noise.is_some(),
         }
     }
 
@@ -546,6 +545,18 @@ impl MoeForward {
             }
         }
         (GroupRoute { gin, choice, raw }, route_f, dispatches)
+    }
+
+    /// Gate group g's routing as the CV² aux losses read it (`kernels::moe_aux`): its combine
+    /// weights (p for a dense router, combine | dispatch | dropped for a selecting one) and a
+    /// selecting router's top-k choices and raw noise logits.
+    pub(super) fn selection(&self, g: usize) -> (&wgpu::Buffer, Option<(&wgpu::Buffer, &wgpu::Buffer)>) {
+        (&self.combine[g], self.routes.get(g).map(|r| (&r.choice, &r.raw)))
+    }
+
+    /// The routing noise ε (groups × rows × E) and whether this pass has any (zeros if not).
+    pub(super) fn noise(&self) -> (&wgpu::Buffer, bool) {
+        (&self.eps, self.noise_given)
     }
 
     /// Gate group g's gate input: a task-embedding gate's concat(a, onehot), `None` for a itself.
