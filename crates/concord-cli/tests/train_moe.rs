@@ -298,10 +298,10 @@ fn bad_moe_flags_exit_2_with_a_message() {
         // are not on the GPU (train_preset.rs, as `gpu_moe_unsupported` would).
         (&["--model", "moe", "--router", "ple", "--backend", "gpu"], "the ple architecture is not on the GPU"),
         (&["--model", "moe", "--router", "dselect-k", "--backend", "gpu"], "the dselect-k architecture is not on"),
-        // The aux losses without GPU kernels (load balancing and the z-loss have them).
+        // Every aux loss trains on the GPU, but not yet with CGC's task gates.
         (
-            &["--model", "moe", "--router", "softmax", "--aux-importance", "0.1", "--backend", "gpu"],
-            "the MoE aux losses importance are not on the GPU yet",
+            &["--model", "moe", "--router", "cgc", "--aux-importance", "0.1", "--backend", "gpu"],
+            "MoE aux losses with the cgc architecture are not on the GPU yet",
         ),
         (&["--model", "transformer"], "invalid value"),
     ];
