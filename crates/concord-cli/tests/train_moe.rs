@@ -298,16 +298,15 @@ fn bad_moe_flags_exit_2_with_a_message() {
         (&["--model", "moe", "--router", "softmax", "--experts", "0"], "experts"),
         (&["--model", "moe", "--router", "mmoe", "--task-gate", "embedding"], "only applies to --router task"),
         (&["--model", "moe", "--router", "task", "--aux-mi", "NaN"], "mutual_info"),
-        // The GPU trainer trains every router and architecture; an architecture with a router aux
-        // loss exits 2 saying it is not on the GPU (`gpu_moe_unsupported`).
+        // The GPU trainer trains every router and architecture, and every aux loss, but not yet an
+        // architecture with the routers' aux losses: that exits 2 saying so (`gpu_moe_unsupported`).
         (
             &["--model", "moe", "--router", "cgc", "--aux-load-balance", "0.1", "--backend", "gpu"],
             "MoE aux losses with the cgc architecture are not on the GPU",
         ),
-        // The aux losses without GPU kernels (load balancing and the z-loss have them).
         (
-            &["--model", "moe", "--router", "softmax", "--aux-importance", "0.1", "--backend", "gpu"],
-            "the MoE aux losses importance are not on the GPU yet",
+            &["--model", "moe", "--router", "cgc", "--aux-importance", "0.1", "--backend", "gpu"],
+            "MoE aux losses with the cgc architecture are not on the GPU yet",
         ),
         (&["--model", "transformer"], "invalid value"),
     ];

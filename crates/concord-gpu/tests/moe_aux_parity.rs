@@ -19,7 +19,7 @@ use common::{gpu, records_gap, train_both};
 use concord_core::model::moe::{AuxWeights, RouterKind, TaskGate};
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
-use concord_gpu::{moe_aux_gradient, moe_gradients, GpuError};
+use concord_gpu::moe_aux_gradient;
 
 /// Larger than the references' defaults (1e-2, 1e-3) so that the aux gradient is not lost
 /// next to the task gradients in the 200-step runs.
@@ -31,6 +31,11 @@ fn spec(router: RouterKind, aux: AuxWeights) -> MoeSpec {
     let mut s = MoeSpec::new(router);
     s.aux = aux;
     s
+}
+
+/// The CV² losses alone, so that their gradient is compared on its own.
+fn cv_aux(importance: f64, load: f64) -> AuxWeights {
+    AuxWeights { importance, load, ..AuxWeights::default() }
 }
 
 fn moe_trainer(router: RouterKind, aux: AuxWeights) -> Trainer {
@@ -52,10 +57,11 @@ fn routers() -> [RouterKind; 8] {
     ]
 }
 
-/// The worst gap of one batch's aux gradient, each shared block relative to its largest entry,
-/// and the CPU aux gradient's largest entry in the gates and in the pre-layers.
-fn aux_gap(router: RouterKind, noise_seed: Option<u64>) -> (f64, f64, f64) {
-    let cpu = moe_trainer(router, aux());
+/// The worst gap of one batch's aux gradient, each shared block (and noisy top-k's W_noise on
+/// its own) relative to its largest entry, and the CPU aux gradient's largest entry in the
+/// gates, in the pre-layers and in W_noise.
+fn aux_gap(router: RouterKind, aux: AuxWeights, noise_seed: Option<u64>) -> (f64, f64, f64, f64) {
+    let cpu = moe_trainer(router, aux);
     let moe = cpu.moe().unwrap();
     let (x, y) = cpu.train_data().unwrap();
     let lay = moe.layout();
@@ -69,7 +75,8 @@ fn aux_gap(router: RouterKind, noise_seed: Option<u64>) -> (f64, f64, f64) {
     let got = pollster::block_on(moe_aux_gradient(gpu(), moe, &params, x, y, noise_seed)).unwrap();
     assert_eq!(got.len(), lay.shared_len);
     let mut worst = 0.0f64;
-    for (_, range) in lay.shared_blocks() {
+    let noise_blocks = lay.gates.iter().filter_map(|g| g.noise.as_ref()).map(|n| ("noise".into(), n.range()));
+    for (_, range) in lay.shared_blocks().into_iter().chain(noise_blocks) {
         let scale = range.clone().map(|j| want[j].abs()).fold(0.0, f64::max).max(1e-6);
         for j in range {
             worst = worst.max((want[j] - f64::from(got[j])).abs() / scale);
@@ -78,7 +85,8 @@ fn aux_gap(router: RouterKind, noise_seed: Option<u64>) -> (f64, f64, f64) {
     let max_of = |r: std::ops::Range<usize>| r.map(|j| want[j].abs()).fold(0.0, f64::max);
     let gates = lay.gates.iter().map(|g| max_of(g.range())).fold(0.0, f64::max);
     let pre = lay.pre.iter().map(|p| max_of(p.range())).fold(0.0, f64::max);
-    (worst, gates, pre)
+    let noise = lay.gates.iter().filter_map(|g| g.noise.as_ref()).map(|n| max_of(n.range())).fold(0.0, f64::max);
+    (worst, gates, pre, noise)
 }
 
 #[test]
@@ -86,7 +94,7 @@ fn every_routers_aux_gradient_matches_the_cpu() {
     for router in routers() {
         let seeds: &[Option<u64>] = if router.is_noisy() { &[None, Some(7)] } else { &[None] };
         for &noise_seed in seeds {
-            let (worst, gates, pre) = aux_gap(router, noise_seed);
+            let (worst, gates, pre, _) = aux_gap(router, aux(), noise_seed);
             eprintln!("{} (noise {noise_seed:?}): worst {worst:e}, |gate| {gates:e}, |pre| {pre:e}", router.name());
             // Both parts must be there to be compared.
             assert!(gates > 1e-6 && pre > 1e-6, "{}: no aux gradient ({gates:e}, {pre:e})", router.name());
@@ -95,17 +103,38 @@ fn every_routers_aux_gradient_matches_the_cpu() {
     }
 }
 
+/// CV²(importance) through every router's selection (G = p; p where dispatched; top-2's
+/// renormalised pair; noisy top-k's softmax over the kept noisy logits, into W_noise too) and
+/// CV²(load): Φ-smoothed for noisy top-k with noise (into W_g and W_noise through h, θ and σ),
+/// the hard counts otherwise (no gradient: the load weight must add nothing there).
 #[test]
-fn aux_losses_without_kernels_are_refused_with_a_reason() {
-    for aux in
-        [AuxWeights { importance: 0.1, ..AuxWeights::default() }, AuxWeights { load: 0.1, ..AuxWeights::default() }]
-    {
-        let cpu = moe_trainer(RouterKind::NoisyTopK { k: 2 }, aux);
-        let (x, y) = cpu.train_data().unwrap();
-        match pollster::block_on(moe_gradients(gpu(), cpu.moe().unwrap(), cpu.params(), x, y)) {
-            Err(GpuError::Unsupported(why)) => assert!(why.contains("not on the GPU"), "{why}"),
-            other => panic!("expected a refusal, got {:?}", other.map(|g| g.losses)),
+fn every_routers_cv_squared_gradient_matches_the_cpu() {
+    for router in routers() {
+        let noisy = router.is_noisy();
+        let mut cases = vec![(cv_aux(0.1, 0.1), None)];
+        if noisy {
+            // Each loss on its own with noise, so neither hides the other's error.
+            cases.extend([(cv_aux(0.1, 0.0), Some(7)), (cv_aux(0.0, 0.1), Some(7))]);
         }
+        for (aux, noise_seed) in cases {
+            let (worst, gates, pre, noise) = aux_gap(router, aux, noise_seed);
+            let what =
+                format!("{} (importance {}, load {}, noise {noise_seed:?})", router.name(), aux.importance, aux.load);
+            eprintln!("{what}: worst {worst:e}, |gate| {gates:e}, |pre| {pre:e}, |W_noise| {noise:e}");
+            assert!(gates > 1e-6 && pre > 1e-6, "{what}: no aux gradient ({gates:e}, {pre:e})");
+            if noise_seed.is_some() {
+                assert!(noise > 1e-6, "{what}: no W_noise gradient");
+            }
+            // 5e-5, not 1e-5: a dense router's importances are near-equal sums of T f32
+            // probabilities, so v − μ cancels (measured worst 1.9e-5: softmax and the smooth load).
+            assert!(worst <= 5e-5, "{what}: {worst:e}");
+        }
+    }
+    // The hard load has no gradient (a dense router's is the constant T): load alone adds nothing.
+    for router in [RouterKind::Switch { capacity_factor: 1.0 }, RouterKind::NoisyTopK { k: 2 }] {
+        let (worst, gates, pre, _) = aux_gap(router, cv_aux(0.0, 0.1), None);
+        assert!(gates == 0.0 && pre == 0.0, "{}: the hard load has a gradient on the CPU", router.name());
+        assert!(worst <= 1e-5, "{}: the hard load has a gradient on the GPU ({worst:e})", router.name());
     }
 }
 
@@ -168,6 +197,23 @@ fn runs_with_aux_losses_train_as_on_the_cpu_for_200_steps() {
         (RouterKind::Task { k: 2, gate: TaskGate::Embedding }, "mean", aux()),
     ] {
         let cfg = config(router, aggregator, aux);
+        let moved = aux_moves_the_gates(&cfg);
+        assert!(moved > 1e-4, "{}: the aux losses do not change the run ({moved:e})", router.name());
+        let worst = train_gap(&cfg);
+        eprintln!("{} / {aggregator}: worst relative gap {worst:e} (aux moves the gates {moved:e})", router.name());
+        assert!(worst <= TOL, "{}: {worst:e}", router.name());
+    }
+}
+
+#[test]
+fn runs_with_cv_squared_losses_train_as_on_the_cpu_for_200_steps() {
+    // Noisy top-k: the Φ-smoothed load (every training step has noise) and the importance
+    // through the noisy selection; top-2: the importance through the renormalised pair, and a
+    // hard load that must add nothing.
+    for (router, aggregator) in
+        [(RouterKind::NoisyTopK { k: 2 }, "mean"), (RouterKind::Top2 { capacity_factor: 1.0 }, "mean")]
+    {
+        let cfg = config(router, aggregator, cv_aux(1.0, 1.0));
         let moved = aux_moves_the_gates(&cfg);
         assert!(moved > 1e-4, "{}: the aux losses do not change the run ({moved:e})", router.name());
         let worst = train_gap(&cfg);

@@ -1,16 +1,16 @@
 //! The MoE aux losses' gradient on the GPU, mirroring the aux part of
-//! `concord_core::model::moe::Moe::gradients`: `aux::aux_losses`' dL_aux/dh per gate group
-//! (`shaders/moe_aux.wgsl`: the Switch load-balancing loss, the router z-loss and Mod-Squad's
-//! mutual-information loss), then
-//! `gate_backward` (W_g's gradient, summed over the groups that share a gate) and
+//! `concord_core::model::moe::Moe::gradients`: `aux::aux_losses`' dL_aux/dh (and noisy top-k's
+//! dL_aux/dh_noise) per gate group (`shaders/moe_aux.wgsl`: the Switch load-balancing loss, the
+//! router z-loss, Mod-Squad's mutual-information loss, CV²(importance) through each router's
+//! selection and CV²(load), Φ-smoothed for noisy top-k while training, else the hard counts,
+//! which have no gradient), then
+//! `gate_backward` (W_g's and W_noise's gradient, summed over the groups that share a gate) and
 //! `pre_backward` (dL/da through the pre-layers). The result is one vector over the shared
 //! parameters that the trainer adds to the update after the aggregator, as the CPU trainer's
 //! `combine` does: the aux losses are regularisers of the router, not tasks.
-//!
-//! The other aux losses (CV² of importance and of load) are refused ([`gpu_aux_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
-use concord_core::model::moe::{AuxWeights, Moe};
+use concord_core::model::moe::{AuxWeights, Moe, RouterKind};
 use concord_core::model::Target;
 use nalgebra::DMatrix;
 
@@ -23,26 +23,12 @@ use crate::{Gpu, GpuError};
 const RW: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
-/// Why these aux weights cannot train on the GPU (`None`: they can).
-pub fn gpu_aux_unsupported(aux: &AuxWeights) -> Option<String> {
-    let off_gpu: Vec<&str> = [("importance", aux.importance), ("load", aux.load)]
-        .into_iter()
-        .filter(|(_, w)| *w != 0.0)
-        .map(|(name, _)| name)
-        .collect();
-    (!off_gpu.is_empty()).then(|| {
-        format!(
-            "the MoE aux losses {} are not on the GPU yet (load_balance, z_loss and mutual_info are); use the CPU \
-             backend",
-            off_gpu.join(", ")
-        )
-    })
-}
-
 /// Whether `moe` has an aux loss the GPU adds (the CPU adds a zero gradient otherwise).
 pub fn has_gpu_aux(moe: &Moe) -> bool {
     let aux = &moe.config().aux;
-    aux.load_balance != 0.0 || aux.z_loss != 0.0 || aux.mutual_info != 0.0
+    // Only noisy top-k's load is smooth: the hard counts' CV² has no gradient.
+    let smooth_load = aux.load != 0.0 && moe.config().router.is_noisy();
+    aux.load_balance != 0.0 || aux.z_loss != 0.0 || aux.mutual_info != 0.0 || aux.importance != 0.0 || smooth_load
 }
 
 /// `shaders/moe_aux.wgsl`'s MoeAuxParams.
@@ -60,13 +46,24 @@ struct MoeAuxParams {
     load_balance: f32,
     z_loss: f32,
     mutual_info: f32,
-    _pad: f32,
+    importance: f32,
+    load: f32,
+    selection: u32,
+    k: u32,
+    eps_off: u32,
 }
 
 pub(crate) struct MoeAuxPipelines {
     fractions: wgpu::ComputePipeline,
     mutual_info: wgpu::ComputePipeline,
     logits: wgpu::ComputePipeline,
+    smooth_load: wgpu::ComputePipeline,
+    cv: wgpu::ComputePipeline,
+    cv_back_dense: wgpu::ComputePipeline,
+    cv_noisy_importance: wgpu::ComputePipeline,
+    cv_noisy_load: wgpu::ComputePipeline,
+    cv_noisy_h: wgpu::ComputePipeline,
+    cv_noisy_noise: wgpu::ComputePipeline,
     add: wgpu::ComputePipeline,
     zero: wgpu::ComputePipeline,
 }
@@ -78,6 +75,13 @@ impl MoeAuxPipelines {
             fractions: make("moe_aux_fractions"),
             mutual_info: make("moe_aux_mi"),
             logits: make("moe_aux_logits"),
+            smooth_load: make("moe_aux_smooth_load"),
+            cv: make("moe_aux_cv"),
+            cv_back_dense: make("moe_aux_cv_back_dense"),
+            cv_noisy_importance: make("moe_aux_cv_noisy_importance"),
+            cv_noisy_load: make("moe_aux_cv_noisy_load"),
+            cv_noisy_h: make("moe_aux_cv_noisy_h"),
+            cv_noisy_noise: make("moe_aux_cv_noisy_noise"),
             add: make("moe_aux_add"),
             zero: make("moe_aux_zero"),
         }
@@ -90,6 +94,22 @@ impl MoeAuxPipelines {
 pub(crate) struct MoeAuxStep {
     pub dispatches: Vec<Dispatch>,
     pub add_to_update: Dispatch,
+}
+
+/// How `moe_aux_cv_back` takes dL/dG to the logits, as `selection::backward` per router.
+fn selection_code(router: &RouterKind) -> u32 {
+    match router {
+        // G = p. (PLE and DSelect-k never train here: `gpu_moe_unsupported`.)
+        RouterKind::Softmax
+        | RouterKind::Mmoe
+        | RouterKind::Cgc { .. }
+        | RouterKind::Ple { .. }
+        | RouterKind::DselectK { .. } => 0,
+        // G = p where the expert takes the token.
+        RouterKind::Switch { .. } | RouterKind::ExpertChoice { .. } | RouterKind::Task { .. } => 1,
+        RouterKind::Top2 { .. } => 2,
+        RouterKind::NoisyTopK { .. } => 3,
+    }
 }
 
 fn params(rows: usize, experts: usize, items: usize) -> (MoeAuxParams, (u32, u32)) {
@@ -106,7 +126,11 @@ fn params(rows: usize, experts: usize, items: usize) -> (MoeAuxParams, (u32, u32
         load_balance: 0.0,
         z_loss: 0.0,
         mutual_info: 0.0,
-        _pad: 0.0,
+        importance: 0.0,
+        load: 0.0,
+        selection: 0,
+        k: 0,
+        eps_off: 0,
     };
     (p, g)
 }
@@ -165,7 +189,21 @@ fn aux_dispatches(
     let group_of: Vec<u32> = shape.group_of.iter().map(|&g| g as u32).collect();
     let group_of = gpu.storage_init("gate group per task", bytemuck::cast_slice(&group_of), RW);
     let d_logits = buf("aux dL/dh", rows * n);
+    let d_noise = buf("aux dL/dh_noise", rows * n);
     let gate_grad = buf("one group's aux W_g gradient", shape.gin * n);
+    // The CV² losses, each only when its weight is > 0 (as `aux_losses`); the load only where it
+    // is Φ-smoothed: noisy top-k with routing noise and k < E (`noisy_topk::smooth_load`).
+    let (eps, noise_given) = fwd.noise();
+    let smooth_k = match shape.router {
+        RouterKind::NoisyTopK { k } if noise_given && k < n => Some(k),
+        _ => None,
+    };
+    let importance = if weights.importance > 0.0 { weights.importance / groups } else { 0.0 };
+    let load = if weights.load > 0.0 && smooth_k.is_some() { weights.load / groups } else { 0.0 };
+    let cv_losses = importance != 0.0 || load != 0.0;
+    // ∇CV² (2E), then Φ, dL/dH, dL/dσ and the load's direct dL/dh per token (4 × rows × E).
+    let cv_scratch = buf("aux CV² scratch", 2 * n + 4 * rows * n);
+    let unused = buf("unused routing buffer", 1);
     let group_params = |g: usize| {
         let (mut p, token_groups) = params(rows, n, rows);
         p.group = g as u32;
@@ -174,6 +212,11 @@ fn aux_dispatches(
         p.load_balance = (weights.load_balance / groups) as f32;
         p.z_loss = (weights.z_loss / groups) as f32;
         p.mutual_info = weights.mutual_info as f32;
+        p.importance = importance as f32;
+        p.load = load as f32;
+        p.selection = selection_code(&shape.router);
+        p.k = smooth_k.unwrap_or(0) as u32;
+        p.eps_off = (g * rows * n) as u32;
         (p, token_groups)
     };
     // Every group's f_i and Σ p first: the MI loss is one quantity over all tasks.
@@ -204,21 +247,66 @@ fn aux_dispatches(
             &[(0, bytemuck::bytes_of(&p))],
             token_groups,
         ));
+        if cv_losses {
+            let (combine, route) = fwd.selection(g);
+            let raw = route.map_or(&unused, |(_, raw)| raw);
+            let uniform = bytemuck::bytes_of(&p);
+            let per_token = |pipe: &wgpu::ComputePipeline, bindings: &[(u32, &wgpu::Buffer)]| {
+                Dispatch::with_bindings(gpu, pipe, bindings, &[(0, uniform)], token_groups)
+            };
+            if load != 0.0 {
+                dispatches.push(per_token(
+                    &aux_pipes.smooth_load,
+                    &[(2, &fwd.logits[g]), (11, eps), (12, raw), (14, &cv_scratch)],
+                ));
+            }
+            dispatches.push(Dispatch::with_bindings(
+                gpu,
+                &aux_pipes.cv,
+                &[(9, combine), (14, &cv_scratch)],
+                &[(0, uniform)],
+                (1, 1),
+            ));
+            if matches!(shape.router, RouterKind::NoisyTopK { .. }) {
+                dispatches.push(per_token(&aux_pipes.cv_noisy_importance, &[(9, combine), (14, &cv_scratch)]));
+                if load != 0.0 {
+                    dispatches.push(per_token(
+                        &aux_pipes.cv_noisy_load,
+                        &[(2, &fwd.logits[g]), (11, eps), (12, raw), (14, &cv_scratch)],
+                    ));
+                }
+                dispatches.push(per_token(&aux_pipes.cv_noisy_h, &[(4, &d_logits), (14, &cv_scratch)]));
+                dispatches.push(per_token(
+                    &aux_pipes.cv_noisy_noise,
+                    &[(11, eps), (12, raw), (13, &d_noise), (14, &cv_scratch)],
+                ));
+            } else if importance != 0.0 {
+                dispatches.push(per_token(
+                    &aux_pipes.cv_back_dense,
+                    &[(1, &fwd.probs[g]), (4, &d_logits), (9, combine), (14, &cv_scratch)],
+                ));
+            }
+        }
         let gate_off = shape.gates[shape.gate_of(g)];
+        // W_noise gets a gradient from the CV² losses only (the others read the clean logits).
+        let noise_off = shape.noise[shape.gate_of(g)].filter(|_| cv_losses);
         let gate = LayerDims { fan_in: shape.gin, fan_out: n, w_off: 0, b_off: shape.gin * n };
         let gin = fwd.gate_input(g).unwrap_or(a);
-        dispatches.push(weight_grad(&d_logits, gin, &gate_grad, &gate, 0, false));
-        dispatches.push(add(gpu, aux_pipes, &gate_grad, out, gate_off, shape.gin * n));
-        if n_pre > 0 {
-            let z = &fwd.graph.pre[n_pre - 1];
-            dispatches.push(gate_back_input_dispatch(
-                gpu,
-                moe_pipes,
-                shape,
-                rows,
-                gate_off,
-                (&d_logits, params_buf, z, &d_pre[n_pre - 1]),
-            ));
+        let paths = [(&d_logits, Some(gate_off)), (&d_noise, noise_off)];
+        for (d, off) in paths.into_iter().filter_map(|(d, off)| off.map(|o| (d, o))) {
+            dispatches.push(weight_grad(d, gin, &gate_grad, &gate, 0, false));
+            dispatches.push(add(gpu, aux_pipes, &gate_grad, out, off, shape.gin * n));
+            if n_pre > 0 {
+                let z = &fwd.graph.pre[n_pre - 1];
+                dispatches.push(gate_back_input_dispatch(
+                    gpu,
+                    moe_pipes,
+                    shape,
+                    rows,
+                    off,
+                    (d, params_buf, z, &d_pre[n_pre - 1]),
+                ));
+            }
         }
     }
     for l in (0..n_pre).rev() {

@@ -22,8 +22,8 @@
 //!
 //! CGC and PLE run on the same kernels level by level (`kernels::moe_arch`: their streams, task
 //! and shared gates and task-owned experts), and so does DSelect-k (`kernels::moe_dselect`: its
-//! selector gates and their regularisers). The aux losses' gradient is `kernels::moe_aux`'s;
-//! the aux losses it lacks are refused ([`gpu_moe_unsupported`]).
+//! selector gates and their regularisers). The aux losses' gradient is `kernels::moe_aux`'s; an
+//! architecture with the routers' aux losses is refused ([`gpu_moe_unsupported`]).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -52,9 +52,6 @@ pub const MAX_WIDTH: usize = 256;
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
     let router = &cfg.router;
-    if let Some(why) = super::moe_aux::gpu_aux_unsupported(&cfg.aux) {
-        return Some(why);
-    }
     // An architecture's task gates write their own logits (`kernels::moe_arch`,
     // `kernels::moe_dselect`), which the aux kernels do not read yet.
     if router.is_architecture() && super::moe_aux::has_gpu_aux(moe) {
@@ -281,12 +278,13 @@ pub(crate) struct MoeForward {
     combine: Vec<wgpu::Buffer>,
     /// Per gate group of a selecting router: what its backward reads.
     routes: Vec<GroupRoute>,
-    /// The routing noise ε, groups × rows × E (zeros: no noise).
+    /// The routing noise ε, groups × rows × E (zeros: no noise), and whether it was given.
     eps: wgpu::Buffer,
     /// CGC and PLE: each level's streams and gate weights.
     arch: Vec<ArchLevel>,
     /// DSelect-k: each task gate's z and w (`kernels::moe_dselect`).
     dselect: Vec<DselectGate>,
+    noise_given: bool,
 }
 
 /// A selecting router's gate group: the gate input (a task-embedding gate's concat(a, onehot),
@@ -462,6 +460,7 @@ impl MoeForward {
             eps,
             arch: arch_levels,
             dselect,
+            noise_given: noise.is_some(),
         }
     }
 
@@ -569,6 +568,18 @@ impl MoeForward {
             }
         }
         (GroupRoute { gin, choice, raw }, route_f, dispatches)
+    }
+
+    /// Gate group g's routing as the CV² aux losses read it (`kernels::moe_aux`): its combine
+    /// weights (p for a dense router, combine | dispatch | dropped for a selecting one) and a
+    /// selecting router's top-k choices and raw noise logits.
+    pub(super) fn selection(&self, g: usize) -> (&wgpu::Buffer, Option<(&wgpu::Buffer, &wgpu::Buffer)>) {
+        (&self.combine[g], self.routes.get(g).map(|r| (&r.choice, &r.raw)))
+    }
+
+    /// The routing noise ε (groups × rows × E) and whether this pass has any (zeros if not).
+    pub(super) fn noise(&self) -> (&wgpu::Buffer, bool) {
+        (&self.eps, self.noise_given)
     }
 
     /// Gate group g's gate input: a task-embedding gate's concat(a, onehot), `None` for a itself.
