@@ -115,17 +115,17 @@ test('a loss-weighted run (upgrad + dwa) trains on WebGPU and matches the native
   await page.close();
 });
 
-test('a config the GPU cannot train (an excess-mtl aggregator) runs on the CPU with the reason shown', async () => {
+test('a config the GPU cannot train (a sample-weighting stage) runs on the CPU with the reason shown', async () => {
   const errors = [];
-  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,excess-mtl&play=false`, errors);
+  const page = await openPage(ctx.browser, `${ctx.server.url}#preset=xor-conflict&arena=mean,mean+harmonize&play=false`, errors);
   let s = await state(page);
   assert.deepEqual(s.runs.map((r) => r.backend), ['webgpu', 'cpu']);
   assert.equal(s.runs[0].backendReason, null);
-  assert.match(s.runs[1].backendReason, /GPU trainer cannot run this config: .*no GPU kernel for 'excess-mtl'/);
+  assert.match(s.runs[1].backendReason, /GPU trainer cannot run this config: .*sample weighting 'harmonize' has no GPU kernel/);
   const readout = await page.textContent('[data-testid=backend]');
   assert.ok(readout.startsWith(`WebGPU · `) && readout.includes(` — ${s.runs[0].label} · `), readout);
   assert.ok(readout.includes(`CPU · concord-core trainer (wasm) — ${s.runs[1].label}: the GPU trainer cannot run this config: `), readout);
-  assert.match(readout, /no GPU kernel for 'excess-mtl'/);
+  assert.match(readout, /sample weighting 'harmonize' has no GPU kernel/);
   // Both train in lock-step, each on its own backend.
   s = await step(page, 15);
   assert.deepEqual(s.runs.map((r) => [r.steps, r.error]), [[15, null], [15, null]]);

@@ -294,9 +294,12 @@ fn gpu_backend_matches_the_cpu_backend_on_a_preset() {
 
 #[test]
 fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
-    for extra in [&["--method", "moco"][..], &["--method", "mean+harmonize"]] {
-        let out =
-            concord(&[&["train", "--preset", "xor-conflict", "--backend", "gpu", "--steps", "5"][..], extra].concat());
+    // The fused toy kernel never leaves the GPU between steps: no hybrid (MoCo's update from the CPU).
+    for extra in [
+        &["--problem", "cagrad-toy", "--method", "moco"][..],
+        &["--preset", "xor-conflict", "--method", "mean+harmonize"],
+    ] {
+        let out = concord(&[&["train", "--backend", "gpu", "--steps", "5"][..], extra].concat());
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("use the CPU backend"), "{err}");
@@ -306,9 +309,10 @@ fn gpu_backend_refuses_what_it_cannot_run_with_exit_2() {
 
 #[test]
 fn gpu_backend_trains_the_host_weighted_methods_as_the_cpu() {
-    // The GPU trainer's hybrid (G read back, w from the core aggregator, the rest on the GPU):
-    // the same final losses as the CPU within 1e-4 relative, as the presets above.
-    for method in ["nash-mtl", "fairgrad:alpha=1", "pcd", "cr-mogm", "mgda:gn=loss", "cagrad:rescale=2"] {
+    // The GPU trainer's hybrid (G or J read back, w or d from the core aggregator, the rest on the
+    // GPU): the same final losses as the CPU within 1e-4 relative, as the presets above.
+    let methods = ["nash-mtl", "fairgrad:alpha=1", "pcd", "cr-mogm", "mgda:gn=loss", "cagrad:rescale=2"];
+    for method in methods.into_iter().chain(["excess-mtl", "moco", "db-mtl"]) {
         let run = |backend: &str| {
             let args = [
                 "train",
@@ -332,11 +336,13 @@ fn gpu_backend_trains_the_host_weighted_methods_as_the_cpu() {
         }
     }
     // The summary names where the weights come from.
-    let out =
-        concord(&["train", "--preset", "xor-conflict", "--method", "nash-mtl", "--steps", "5", "--backend", "gpu"]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("(weights on the CPU)"), "{text}");
+    for method in ["nash-mtl", "moco"] {
+        let out =
+            concord(&["train", "--preset", "xor-conflict", "--method", method, "--steps", "5", "--backend", "gpu"]);
+        assert!(out.status.success(), "{method}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("(weights on the CPU)"), "{method}: {text}");
+    }
 }
 
 #[test]

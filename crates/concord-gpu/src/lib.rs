@@ -17,9 +17,10 @@
 //! * [`GpuTrainer`]: concord-core's multi-task MLP training step (forward, losses, per-task
 //!   Jacobian, gram → weighting → combine, SGD/Adam/AdamW/SPAM, and the training dynamics of a
 //!   joint schedule: SAM/ASAM, clipping, the lr warm-up and cosine) with no CPU round trip per step;
-//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`]. Gramian-weighted
-//!   methods without a kernel (Nash-MTL, FairGrad, PCD, CR-MOGM, MGDA `gn`, CAGrad `rescale`) take
-//!   their weights from the CPU, one read-back of G per step ([`host_weighting`]).
+//!   its kernels one at a time in [`kernels::mlp_ops`] and [`mlp_gradients`]. Methods without a
+//!   kernel (Nash-MTL, FairGrad, PCD, CR-MOGM, MGDA `gn`, CAGrad `rescale`; ExcessMTL, MoCo,
+//!   DB-MTL) take their weights (MoCo, DB-MTL: their update) from the CPU, one read-back of G (J
+//!   for the last three) per step ([`host_weighting`]).
 //!
 //! Natively, drive the async functions with `pollster::block_on`; in the browser, await them
 //! (nothing here blocks). Built for native Vulkan (Mesa lavapipe without a GPU) and for
@@ -76,8 +77,8 @@ pub fn gpu_methods() -> Vec<&'static str> {
 
 /// Every aggregator the GPU trainer (`GpuTrainer`) runs: [`gpu_methods`], then the
 /// per-coordinate ones it takes straight from J (TrimmedMean, GradDrop: `kernels::coordinate`),
-/// then the Gramian-weighted ones whose weights it takes from the CPU (Nash-MTL, FairGrad, PCD,
-/// CR-MOGM: [`host_weighting`]).
+/// then the ones whose weights (or update) it takes from the CPU (Nash-MTL, FairGrad, PCD,
+/// CR-MOGM, ExcessMTL, MoCo, DB-MTL: [`host_weighting`]) — every registry aggregator.
 pub fn gpu_trainer_methods() -> Vec<&'static str> {
     let mut names = kernels::methods::names();
     names.extend_from_slice(COORDINATE_METHODS);
@@ -86,7 +87,7 @@ pub fn gpu_trainer_methods() -> Vec<&'static str> {
 }
 
 /// The aggregators the fused CAGrad-toy kernel (`GpuToy`) runs: [`gpu_trainer_methods`] without
-/// Krum (it needs at least three tasks, on the CPU too) — the weightings, those with memory
+/// Krum (it needs at least three tasks, on the CPU too) and the hybrids — the weightings, those with memory
 /// included, then TrimmedMean and GradDrop from J.
 pub fn toy_gpu_methods() -> Vec<&'static str> {
     let mut names = kernels::methods::toy_names();
@@ -100,8 +101,8 @@ pub fn toy_gpu_methods() -> Vec<&'static str> {
 /// (`GpuTrainer::new`).
 pub fn backend(gpu: Arc<Gpu>, config: TrainConfig) -> Result<Box<dyn Backend>, GpuError> {
     let name = config.method.aggregator.name();
-    // A hybrid (`host_weighting`) reads G and the losses back: the GPU trainer runs it; the
-    // fused toy kernel refuses it below with the reason.
+    // A hybrid (`host_weighting`) reads G or J and the losses back: the GPU trainer runs it;
+    // the fused toy kernel refuses it below with the reason.
     if !host_weighted(&config.method.aggregator) {
         trainer::refuse_loss_aware(&config.method.aggregator)?;
         if kernels::methods::find(name).is_none() && !COORDINATE_METHODS.contains(&name) {

@@ -15,8 +15,8 @@
 //! Supported: the MLP data sources with the aggregators [`gpu_weighting`] maps and the
 //! per-coordinate TrimmedMean and GradDrop (`kernels::coordinate`: d straight from J, GradDrop's
 //! draws uploaded from the CPU aggregator's stream; the metrics from the Gramian of [J; d]), the
-//! Gramian-weighted methods without a kernel with w from the CPU (`host_weighting`: `steps` queues
-//! them, the async read-back runs them, one read-back of G each), the loss weightings
+//! methods without a kernel with w (or MoCo's / DB-MTL's d) from the CPU (`host_weighting`: `steps`
+//! queues them, the async read-back runs them, one read-back of G or J each), the loss weightings
 //! of `kernels::loss_weighting` (w from the batch losses on the GPU, J's rows and the heads'
 //! gradients scaled before the aggregator), SGD(momentum) / Adam / AdamW / SPAM, full batch or mini-batches, and the training
 //! dynamics of a joint schedule (concord-core `dynamics`, in the CPU trainer's order): SAM/ASAM
@@ -79,12 +79,14 @@ pub fn gpu_weighting(spec: &AggregatorSpec, m: usize, seed: u64) -> Result<GpuWe
     })
 }
 
-/// MoCo, DB-MTL, MGDA gn=loss / loss+ (concord-core's loss-aware aggregators) are CPU only.
+/// MoCo, DB-MTL, MGDA gn=loss / loss+ (concord-core's loss-aware aggregators) have no GPU
+/// weighting kernel: the GPU trainer runs them with the host's help (`host_weighting`), the
+/// fused toy kernel (the only other caller of [`gpu_weighting`]) refuses them.
 pub(crate) fn refuse_loss_aware(spec: &AggregatorSpec) -> Result<(), GpuError> {
     if spec.needs_losses() {
         return Err(GpuError::Unsupported(format!(
-            "'{}' is not on the GPU: it reads the task losses with J (LibMTL), and the GPU weightings see only \
-             the Gramian; use the CPU backend",
+            "'{}' reads the task losses with J (LibMTL), and the GPU weighting kernels see only the Gramian: \
+             the GPU trainer takes its update from the CPU, the fused toy kernel cannot; use the CPU backend",
             spec.to_text()
         )));
     }
@@ -153,8 +155,8 @@ pub struct GpuTrainer {
     weighting: Option<GpuWeighting>,
     /// TrimmedMean / GradDrop: d straight from J, with what its step needs.
     coordinate: Option<CoordinateStep>,
-    /// A Gramian-weighted method without a GPU kernel (Nash-MTL, FairGrad, …): w from the core
-    /// aggregator on the host, each step split around a read-back of G (`host_weighting`).
+    /// A method without a GPU kernel (Nash-MTL, FairGrad, MoCo, …): w or d from the core
+    /// aggregator on the host, each step split around a read-back of G or J (`host_weighting`).
     host: Option<HostWeighting>,
     /// Hybrid steps asked for by `steps` and not yet run: the async read-back runs them.
     queued: usize,
@@ -266,7 +268,8 @@ impl GpuTrainer {
         }
         // TrimmedMean and GradDrop are not weightings: they run from J (`kernels::coordinate`).
         let coordinate_agg = GpuCoordinate::from_spec(&config.method.aggregator, config.seed);
-        let host = HostWeighting::for_spec(&gpu, &config.method.aggregator, m, config.seed)?;
+        let shape = net.shape();
+        let host = HostWeighting::for_spec(&gpu, &config.method.aggregator, m, shape.shared_len, config.seed)?;
         let weighting = match coordinate_agg {
             Some(_) if m > MAX_COORDINATE_TASKS => {
                 return Err(GpuError::Unsupported(format!(
@@ -285,7 +288,6 @@ impl GpuTrainer {
                 "per-layer metrics are not read back on the GPU yet; leave layer_metrics off".into(),
             ));
         }
-        let shape = net.shape();
         if shape.shared_len == 0 {
             return Err(GpuError::Unsupported(
                 "a model without hidden layers has no shared parameters to aggregate".into(),
@@ -486,10 +488,16 @@ impl GpuTrainer {
         self.error.is_some() || self.step + self.queued >= self.config.steps
     }
 
-    /// Whether the run's weights come from the CPU (`host_weighting`): its steps run at the
-    /// read-back, one read-back of G each.
+    /// Whether the run's weights (or update) come from the CPU (`host_weighting`): its steps
+    /// run at the read-back, one read-back of G or J each.
     pub fn host_weighted(&self) -> bool {
         self.host.is_some()
+    }
+
+    /// Whether a step's update is not Jᵀw of recorded weights (TrimmedMean, GradDrop, MoCo,
+    /// DB-MTL): its history slot holds (Jd, ‖d‖²) in w's place.
+    fn directional(&self) -> bool {
+        self.coordinate.is_some() || self.host.as_ref().is_some_and(HostWeighting::directional)
     }
 
     /// Record every `every`-th step (step % every == 0, and the last step) from now on; 1 records
@@ -711,7 +719,11 @@ impl GpuTrainer {
             // SAM calls the aggregator twice a step, as the CPU trainer's `combine` (a stateful
             // weighting — PCGrad's order, Random's stream — counts both calls).
             let (gram_buf, mut w) = match self.host.as_mut() {
-                Some(h) => h.combine(&gpu, &mut encoder, &self.jac, &self.step_fwd.losses, &self.update, n).await?,
+                Some(h) => {
+                    let out = h.combine(&gpu, &mut encoder, &self.jac, &self.step_fwd.losses, &self.update, n).await?;
+                    self.add_moe_aux(&mut encoder);
+                    out
+                }
                 None => self.combine_step(&mut encoder, (calls * step) as u32, (draws.as_ref(), calls * s)),
             };
             let gram_buf = plain_gram.unwrap_or(gram_buf);
@@ -747,7 +759,12 @@ impl GpuTrainer {
                     }
                 }
                 let (_, w2) = match self.host.as_mut() {
-                    Some(h) => h.combine(&gpu, &mut encoder, &self.jac, &self.step_fwd.losses, &self.update, n).await?,
+                    Some(h) => {
+                        let out =
+                            h.combine(&gpu, &mut encoder, &self.jac, &self.step_fwd.losses, &self.update, n).await?;
+                        self.add_moe_aux(&mut encoder);
+                        out
+                    }
                     None => self.combine_step(&mut encoder, (2 * step + 1) as u32, (draws.as_ref(), 2 * s + 1)),
                 };
                 w = w2;
@@ -928,8 +945,9 @@ impl GpuTrainer {
                 let v = &data[i * slot..(i + 1) * slot];
                 let f64s = |r: std::ops::Range<usize>| v[r].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
                 let weights = f64s(m..2 * m);
-                if self.coordinate.is_some() {
-                    // A per-coordinate aggregator: no weights; its slot holds Jd and ‖d‖².
+                if self.directional() {
+                    // d is not Jᵀw (a per-coordinate aggregator, MoCo, DB-MTL): no weights; its
+                    // slot holds Jd and ‖d‖².
                     let gram = DMatrix::from_row_slice(m, m, &f64s(2 * m + 1..2 * m + 1 + m * m));
                     let sam = self.sam.is_some();
                     self.history.push(StepRecord {

@@ -195,6 +195,8 @@ fn runs_with_aux_losses_train_as_on_the_cpu_for_200_steps() {
         (RouterKind::Switch { capacity_factor: 1.0 }, "mean", aux()),
         (RouterKind::NoisyTopK { k: 2 }, "mean", z_only),
         (RouterKind::Task { k: 2, gate: TaskGate::Embedding }, "mean", aux()),
+        // A hybrid (`host_weighting`: d from the host's w or d) adds the aux gradient after it too.
+        (RouterKind::Softmax, "moco", aux()),
     ] {
         let cfg = config(router, aggregator, aux);
         let moved = aux_moves_the_gates(&cfg);

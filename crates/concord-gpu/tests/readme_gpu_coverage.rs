@@ -1,8 +1,9 @@
 //! README's GPU coverage (the **On the GPU:** and **CPU only** lines under Methods) against the
 //! GPU method table and concord-core's registry: every registry aggregator is in exactly one of
 //! the two lists, the first is `concord_gpu::gpu_trainer_methods()` (the weightings and the
-//! per-coordinate aggregators the GPU trainer runs from J), and each CPU-only method carries the
-//! reason the GPU backends give when they refuse it.
+//! per-coordinate aggregators the GPU trainer runs from J, and the hybrids it runs with the host's
+//! help: today every registry aggregator, so the second names none), and each CPU-only method
+//! carries the reason the GPU backends give when they refuse it.
 
 use concord_core::aggregators::registry::AGGREGATORS;
 use std::collections::BTreeSet;

@@ -209,7 +209,7 @@ fn every_gpu_method_runs_on_the_toys() {
 fn the_toy_refuses_the_gpu_methods_it_does_not_run() {
     let toy = concord_gpu::toy_gpu_methods();
     let missing: Vec<_> = concord_gpu::gpu_trainer_methods().into_iter().filter(|n| !toy.contains(n)).collect();
-    assert_eq!(missing, ["krum", "nash-mtl", "fairgrad", "pcd", "cr-mogm"]);
+    assert_eq!(missing, ["krum", "nash-mtl", "fairgrad", "excess-mtl", "pcd", "cr-mogm", "moco", "db-mtl"]);
     for name in missing {
         let method = match name {
             "krum" => "krum:n_byzantine=0".to_string(),
@@ -228,7 +228,7 @@ fn the_toy_refuses_the_gpu_methods_it_does_not_run() {
 }
 
 #[test]
-fn backend_refuses_a_cpu_only_method_naming_the_gpu_methods() {
+fn the_toy_refuses_the_hybrids_naming_the_gpu_methods_and_the_mlp_takes_them() {
     for data in
         [DataSource::Toy { problem: ProblemKind::CagradToy, start: [-8.5, 7.5] }, Preset::XorConflict.config().data]
     {
@@ -237,19 +237,27 @@ fn backend_refuses_a_cpu_only_method_naming_the_gpu_methods() {
             c = Preset::CagradToy.config();
         }
         c.data = data;
-        // A loss-aware method (reads the task losses) names that reason, on the toy and the MLP.
+        let toy = matches!(c.data, DataSource::Toy { .. });
+        // A loss-aware method (reads the task losses) names that reason on the toy; the MLP
+        // trainer runs it with its update from the CPU (train_parity_host.rs).
         let moco = TrainConfig { method: MethodSpec::plain("moco"), ..c.clone() };
-        let err = concord_gpu::backend(gpu_arc(), moco).err().expect("moco is CPU only").to_string();
-        assert!(err.contains("'moco' is not on the GPU: it reads the task losses"), "{err}");
-        // ExcessMTL keeps per-coordinate state: no kernel, and not a hybrid (nash-mtl is one on the
-        // MLP: train_parity_host.rs).
+        match concord_gpu::backend(gpu_arc(), moco) {
+            Err(e) if toy => assert!(e.to_string().contains("'moco' reads the task losses with J"), "{e}"),
+            Err(e) => panic!("moco on the MLP: {e}"),
+            Ok(_) => assert!(!toy, "the toy kernel took moco"),
+        }
+        // ExcessMTL: no kernel; a hybrid on the MLP, refused on the toy naming the GPU methods.
         c.method = MethodSpec::plain("excess-mtl");
-        let err = match concord_gpu::backend(gpu_arc(), c) {
-            Ok(_) => panic!("excess-mtl has no GPU kernel"),
-            Err(e) => e.to_string(),
-        };
-        assert!(err.contains("no GPU kernel for 'excess-mtl'"), "{err}");
-        assert!(err.contains(&format!("the GPU has: {}", concord_gpu::gpu_methods().join(", "))), "{err}");
+        match concord_gpu::backend(gpu_arc(), c) {
+            Err(e) if toy => {
+                let err = e.to_string();
+                assert!(err.contains("no GPU kernel for 'excess-mtl'"), "{err}");
+                assert!(err.contains("the fused toy kernel cannot"), "{err}");
+                assert!(err.contains(&format!("the GPU has: {}", concord_gpu::gpu_methods().join(", "))), "{err}");
+            }
+            Err(e) => panic!("excess-mtl on the MLP: {e}"),
+            Ok(_) => assert!(!toy, "the toy kernel took excess-mtl"),
+        }
     }
 }
 

@@ -192,14 +192,28 @@ impl CoordinateStep {
         }
         encoder.copy_buffer_to_buffer(&self.d, 0, update, 0, f(n));
         encoder.copy_buffer_to_buffer(&self.d, 0, &self.ext, f(m * n), f(n));
-        let g_ext = super::gram::encode(gpu, encoder, &self.ext, m + 1, n);
-        let rw = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let gram = gpu.buffer("gram", f(m * m), rw);
-        for i in 0..m {
-            encoder.copy_buffer_to_buffer(&g_ext, f(i * (m + 1)), &gram, f(i * m), f(m));
-        }
-        let directional = gpu.buffer("Jd, |d|²", f(m + 1), rw);
-        encoder.copy_buffer_to_buffer(&g_ext, f(m * (m + 1)), &directional, 0, f(m + 1));
-        (gram, directional)
+        directional_gram(gpu, encoder, &self.ext, m, n)
     }
+}
+
+/// The Gramian of [J; d] in `ext` ((m + 1) × n, m + 1 ≤ [`MAX_TASKS`]), split into G (m × m)
+/// and (Jd, ‖d‖²) (m + 1 floats): a step's metrics when d is not Jᵀw (these aggregators, and
+/// MoCo / DB-MTL in `host_weighting`).
+pub(crate) fn directional_gram(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ext: &wgpu::Buffer,
+    m: usize,
+    n: usize,
+) -> (wgpu::Buffer, wgpu::Buffer) {
+    let f = |x: usize| (x * 4) as u64;
+    let g_ext = super::gram::encode(gpu, encoder, ext, m + 1, n);
+    let rw = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let gram = gpu.buffer("gram", f(m * m), rw);
+    for i in 0..m {
+        encoder.copy_buffer_to_buffer(&g_ext, f(i * (m + 1)), &gram, f(i * m), f(m));
+    }
+    let directional = gpu.buffer("Jd, |d|²", f(m + 1), rw);
+    encoder.copy_buffer_to_buffer(&g_ext, f(m * (m + 1)), &directional, 0, f(m + 1));
+    (gram, directional)
 }

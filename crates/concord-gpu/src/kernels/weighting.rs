@@ -42,14 +42,15 @@ pub fn unsupported_reason(name: &str) -> &'static str {
         "graddrop" | "trimmed-mean" => {
             "it works per coordinate of J, not from the Gramian: the GPU trainer and the fused toy kernel run it from J"
         }
-        // The GPU trainer runs these four with weights from the CPU (`host_weighting`); the fused
-        // toy kernel, which never leaves the GPU between steps, cannot.
+        // The GPU trainer runs these with weights (MoCo, DB-MTL: the update) from the CPU
+        // (`host_weighting`); the fused toy kernel, which never leaves the GPU between steps,
+        // cannot.
         "nash-mtl" => "no WGSL kernel (a cone solver per step): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
         "fairgrad" => "no WGSL kernel (Levenberg–Marquardt root finding): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
-        "excess-mtl" => "it keeps per-coordinate state (squared-gradient sums of J), not only the Gramian",
+        "excess-mtl" => "no WGSL kernel (per-coordinate state: squared-gradient sums of J, not only the Gramian): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
         "pcd" => "no WGSL kernel (stateful, an active-set QP per step): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
         "cr-mogm" => "no WGSL kernel (an EMA around another method's weights): the GPU trainer takes its weights from the CPU, the fused toy kernel cannot",
-        "moco" | "db-mtl" => "it reads the task losses with J (LibMTL), and the GPU weightings see only the Gramian",
+        "moco" | "db-mtl" => "no WGSL kernel (it reads the task losses with J, LibMTL, and tracks J across steps): the GPU trainer takes its update from the CPU, the fused toy kernel cannot",
         _ => "no GPU kernel",
     }
 }
