@@ -91,8 +91,14 @@ fn no_data(ctx: &CanvasRenderingContext2d, h: f64) {
 /// saved before the GPU trainer recorded them), which the panel says rather than asking for a
 /// step.
 fn no_records(ctx: &CanvasRenderingContext2d, h: f64, a: &Arena) {
-    let trained_on_gpu = a.runs.iter().any(|r| r.moe().is_some() && r.on_gpu() && !r.history.is_empty());
-    if trained_on_gpu {
+    let gpu_moe = a.runs.iter().find(|r| r.moe().is_some() && r.on_gpu() && !r.history.is_empty());
+    // The GPU trainer records no routing for the task-gated architectures yet (their gates keep
+    // their weights in their own buffers, `kernels::moe_arch` / `moe_dselect`).
+    let router = gpu_moe.and_then(|r| r.moe()).map(|m| m.config().router).filter(|r| r.is_architecture());
+    if let Some(router) = router {
+        let msg = format!("WebGPU records no routing for the {} architecture yet.", router.name());
+        chart::text(ctx, &msg, WIDTH / 2.0, h / 2.0, "center", chart::FONT, MUTED);
+    } else if gpu_moe.is_some() {
         let msg = "This WebGPU run's history has no routing records (saved without them).";
         chart::text(ctx, msg, WIDTH / 2.0, h / 2.0, "center", chart::FONT, MUTED);
     } else {
