@@ -14,12 +14,11 @@
 //! 1.6e-5, upgrad 4.8e-5 (tolerance 5e-5); parameters ≤ 2e-6 apart.
 
 mod common;
-use common::{gpu, records_gap, train_both};
+use common::{arch_gradient_gap, records_gap, train_both};
 
 use concord_core::model::moe::RouterKind;
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
-use concord_gpu::moe_gradients;
 
 fn arch_trainer(router: RouterKind, experts: usize) -> Trainer {
     let mut c = preset("xor-conflict").unwrap();
@@ -27,43 +26,9 @@ fn arch_trainer(router: RouterKind, experts: usize) -> Trainer {
     Trainer::new(c).unwrap()
 }
 
-/// The worst relative gap of one batch's losses, J and task blocks; also checks that every
-/// task block (gate, own experts) has a gradient to compare.
+/// The worst relative gap of one batch's losses, J and task blocks (`common::arch_gradient_gap`).
 fn gradient_gap(router: RouterKind, experts: usize) -> f64 {
-    let cpu = arch_trainer(router, experts);
-    let moe = cpu.moe().unwrap();
-    let (x, y) = cpu.train_data().unwrap();
-    let want = moe.gradients(cpu.params(), x, y, None).unwrap();
-    let got = pollster::block_on(moe_gradients(gpu(), moe, cpu.params(), x, y)).unwrap();
-    let mut worst = 0.0f64;
-    for (a, b) in want.tasks.losses.iter().zip(&got.losses) {
-        worst = worst.max((a - f64::from(*b)).abs() / a.abs().max(1e-3) / 10.0);
-    }
-    let jac = &want.tasks.shared_jacobian;
-    let n = jac.ncols();
-    assert_eq!(got.shared_jacobian.len(), jac.nrows() * n);
-    let lay = moe.layout();
-    for t in 0..jac.nrows() {
-        for (_, range) in lay.shared_blocks() {
-            let scale = range.clone().map(|j| jac[(t, j)].abs()).fold(0.0, f64::max).max(1e-6);
-            for j in range {
-                worst = worst.max((jac[(t, j)] - f64::from(got.shared_jacobian[t * n + j])).abs() / scale);
-            }
-        }
-    }
-    // Each task's own block (`head_grads`: its gate, its experts, its head).
-    assert_eq!(got.head_grads.len(), want.tasks.head_grads.len());
-    for (t, (hw, hg)) in want.tasks.head_grads.iter().zip(&got.head_grads).enumerate() {
-        assert_eq!(hw.len(), hg.len());
-        let head = lay.heads[t].weight.start - lay.task_ranges[t].start;
-        let gate_part: f64 = hw[..head].iter().map(|v| v.abs()).sum();
-        assert!(gate_part > 1e-6, "task {t}'s gate and experts get no gradient: {gate_part}");
-        let scale = hw.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-6);
-        for (a, b) in hw.iter().zip(hg) {
-            worst = worst.max((a - f64::from(*b)).abs() / scale);
-        }
-    }
-    worst
+    arch_gradient_gap(&arch_trainer(router, experts))
 }
 
 #[test]

@@ -10,12 +10,12 @@
 //! 1.4e-5, parameters within 1.7e-6.
 
 mod common;
-use common::{gpu, records_gap, train_both};
+use common::{arch_gradient_gap, gpu, records_gap, train_both};
 
 use concord_core::model::moe::{AuxWeights, RouterKind};
 use concord_core::train::{preset, MoeSpec, Precision, TrainConfig, TrainOptimizer, Trainer};
 use concord_core::MethodSpec;
-use concord_gpu::{moe_aux_gradient, moe_gradients};
+use concord_gpu::moe_aux_gradient;
 
 fn spec(k: usize, gamma: f64, experts: usize, entropy: f64) -> MoeSpec {
     MoeSpec {
@@ -33,35 +33,9 @@ fn gradient_gap(spec: MoeSpec) -> f64 {
     let moe = cpu.moe().unwrap();
     let (x, y) = cpu.train_data().unwrap();
     let want = moe.gradients(cpu.params(), x, y, None).unwrap();
-    let got = pollster::block_on(moe_gradients(gpu(), moe, cpu.params(), x, y)).unwrap();
-    let mut worst = 0.0f64;
-    for (a, b) in want.tasks.losses.iter().zip(&got.losses) {
-        worst = worst.max((a - f64::from(*b)).abs() / a.abs().max(1e-3) / 10.0);
-    }
-    let jac = &want.tasks.shared_jacobian;
-    let n = jac.ncols();
-    assert_eq!(got.shared_jacobian.len(), jac.nrows() * n);
     let lay = moe.layout();
-    for t in 0..jac.nrows() {
-        for (_, range) in lay.shared_blocks() {
-            let scale = range.clone().map(|j| jac[(t, j)].abs()).fold(0.0, f64::max).max(1e-6);
-            for j in range {
-                worst = worst.max((jac[(t, j)] - f64::from(got.shared_jacobian[t * n + j])).abs() / scale);
-            }
-        }
-    }
-    // Each task's own block (`head_grads`: its z and w layers, its head).
-    assert_eq!(got.head_grads.len(), want.tasks.head_grads.len());
-    for (t, (hw, hg)) in want.tasks.head_grads.iter().zip(&got.head_grads).enumerate() {
-        assert_eq!(hw.len(), hg.len());
-        let head = lay.heads[t].weight.start - lay.task_ranges[t].start;
-        let gate_part: f64 = hw[..head].iter().map(|v| v.abs()).sum();
-        assert!(gate_part > 1e-6, "task {t}'s gate gets no gradient: {gate_part}");
-        let scale = hw.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-6);
-        for (a, b) in hw.iter().zip(hg) {
-            worst = worst.max((a - f64::from(*b)).abs() / scale);
-        }
-    }
+    // Losses, J and each task's own block (its z and w layers, its head).
+    let mut worst = arch_gradient_gap(&cpu);
     // The regularisers' gradient: full length (the z layers are task-owned), per block.
     let aux = pollster::block_on(moe_aux_gradient(gpu(), moe, cpu.params(), x, y, None)).unwrap();
     assert_eq!(aux.len(), want.aux_grad.len());

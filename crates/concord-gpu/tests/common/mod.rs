@@ -96,3 +96,44 @@ pub fn recorded_gram(step: &concord_core::train::StepRecord) -> nalgebra::DMatri
         }
     })
 }
+
+/// The worst relative gap between one batch of an MoE architecture's gradients on the GPU
+/// (`concord_gpu::moe_gradients`) and concord-core's `Moe::gradients` (f64): the losses (|Δ|/|L|
+/// / 10), every entry of the per-task shared Jacobian and of each task's own block, each
+/// relative to its block's largest entry. Also checks that every task's gate part (what precedes
+/// its head in its block) gets a gradient, so the comparison cannot pass on zeros.
+pub fn arch_gradient_gap(cpu: &concord_core::train::Trainer) -> f64 {
+    let moe = cpu.moe().expect("an MoE trainer");
+    let (x, y) = cpu.train_data().expect("train data");
+    let want = moe.gradients(cpu.params(), x, y, None).expect("CPU gradients");
+    let got = pollster::block_on(concord_gpu::moe_gradients(gpu(), moe, cpu.params(), x, y)).expect("GPU gradients");
+    let mut worst = 0.0f64;
+    for (a, b) in want.tasks.losses.iter().zip(&got.losses) {
+        worst = worst.max((a - f64::from(*b)).abs() / a.abs().max(1e-3) / 10.0);
+    }
+    let jac = &want.tasks.shared_jacobian;
+    let n = jac.ncols();
+    assert_eq!(got.shared_jacobian.len(), jac.nrows() * n);
+    let lay = moe.layout();
+    for t in 0..jac.nrows() {
+        for (_, range) in lay.shared_blocks() {
+            let scale = range.clone().map(|j| jac[(t, j)].abs()).fold(0.0, f64::max).max(1e-6);
+            for j in range {
+                worst = worst.max((jac[(t, j)] - f64::from(got.shared_jacobian[t * n + j])).abs() / scale);
+            }
+        }
+    }
+    // Each task's own block (`head_grads`: its gate(s), its own experts, its head).
+    assert_eq!(got.head_grads.len(), want.tasks.head_grads.len());
+    for (t, (hw, hg)) in want.tasks.head_grads.iter().zip(&got.head_grads).enumerate() {
+        assert_eq!(hw.len(), hg.len());
+        let head = lay.heads[t].weight.start - lay.task_ranges[t].start;
+        let gate_part: f64 = hw[..head].iter().map(|v| v.abs()).sum();
+        assert!(gate_part > 1e-6, "task {t}'s gate gets no gradient: {gate_part}");
+        let scale = hw.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-6);
+        for (a, b) in hw.iter().zip(hg) {
+            worst = worst.max((a - f64::from(*b)).abs() / scale);
+        }
+    }
+    worst
+}
