@@ -298,15 +298,15 @@ fn bad_moe_flags_exit_2_with_a_message() {
         (&["--model", "moe", "--router", "softmax", "--experts", "0"], "experts"),
         (&["--model", "moe", "--router", "mmoe", "--task-gate", "embedding"], "only applies to --router task"),
         (&["--model", "moe", "--router", "task", "--aux-mi", "NaN"], "mutual_info"),
-        // The GPU trainer trains every router and architecture, and every aux loss, but not yet an
-        // architecture with the routers' aux losses: that exits 2 saying so (`gpu_moe_unsupported`).
+        // The routers' aux losses do not apply to an architecture's task gates: a config error on
+        // every backend (concord-core's `MoeConfig::validate`), never a weight that trains nothing.
         (
-            &["--model", "moe", "--router", "cgc", "--aux-load-balance", "0.1", "--backend", "gpu"],
-            "MoE aux losses with the cgc architecture are not on the GPU",
+            &["--model", "moe", "--router", "cgc", "--aux-load-balance", "0.1"],
+            "load_balance applies to a routed MoE block, not to the cgc architecture",
         ),
         (
-            &["--model", "moe", "--router", "cgc", "--aux-importance", "0.1", "--backend", "gpu"],
-            "MoE aux losses with the cgc architecture are not on the GPU yet",
+            &["--model", "moe", "--router", "dselect-k", "--aux-importance", "0.1", "--backend", "gpu"],
+            "importance applies to a routed MoE block, not to the dselect-k architecture",
         ),
         (&["--model", "transformer"], "invalid value"),
     ];

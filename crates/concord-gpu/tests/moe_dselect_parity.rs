@@ -100,16 +100,15 @@ fn dselect_k_runs_train_as_on_the_cpu_for_200_steps() {
 }
 
 /// The routers' aux losses do not apply to DSelect-k's gates (the CPU adds only its own
-/// regularisers): the GPU refuses them with a reason rather than adding a gradient the CPU lacks.
+/// regularisers): the config refuses them on every backend; with its own entropy the GPU takes it.
 #[test]
-fn router_aux_losses_with_dselect_k_are_refused_with_a_reason() {
+fn router_aux_losses_with_dselect_k_are_a_config_error_and_its_entropy_trains_on_the_gpu() {
     let mut c = preset("xor-conflict").unwrap();
     let mut s = spec(2, 1.0, 3, 0.0);
     s.aux.load_balance = 0.1;
     c.moe = Some(s);
-    let cpu = Trainer::new(c).unwrap();
-    let why = concord_gpu::gpu_moe_unsupported(cpu.moe().unwrap()).expect("a refusal");
-    assert!(why.contains("dselect-k architecture are not on the GPU"), "{why}");
+    let why = Trainer::new(c).err().expect("a config error");
+    assert!(why.to_string().contains("load_balance applies to a routed MoE block"), "{why}");
     assert_eq!(
         concord_gpu::gpu_moe_unsupported(
             Trainer::new(train_config(spec(2, 1.0, 3, 0.1), "mean", 1)).unwrap().moe().unwrap()

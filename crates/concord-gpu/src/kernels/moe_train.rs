@@ -22,8 +22,8 @@
 //!
 //! CGC and PLE run on the same kernels level by level (`kernels::moe_arch`: their streams, task
 //! and shared gates and task-owned experts), and so does DSelect-k (`kernels::moe_dselect`: its
-//! selector gates and their regularisers). The aux losses' gradient is `kernels::moe_aux`'s; an
-//! architecture with the routers' aux losses is refused ([`gpu_moe_unsupported`]).
+//! selector gates and their regularisers). The aux losses' gradient is `kernels::moe_aux`'s
+//! (the routers' aux losses do not apply to an architecture: concord-core's config refuses them).
 
 use bytemuck::{Pod, Zeroable};
 use concord_core::model::moe::{Gating, Moe, RouterKind};
@@ -47,19 +47,11 @@ const RW: wgpu::BufferUsages =
 pub const MAX_EXPERTS: usize = 64;
 pub const MAX_WIDTH: usize = 256;
 
-/// Why `moe` cannot train on the GPU yet (`None`: it can). Every router not named here keeps a
-/// reason, so routers added to concord-core are refused until they have kernels.
+/// Why `moe` cannot train on the GPU (`None`: it can). Every router and architecture has
+/// kernels (a router added to concord-core fails to compile in `kernels::moe`'s exhaustive
+/// match until it has some); what is left is the kernels' size limits.
 pub fn gpu_moe_unsupported(moe: &Moe) -> Option<String> {
     let cfg = moe.config();
-    let router = &cfg.router;
-    // An architecture's task gates write their own logits (`kernels::moe_arch`,
-    // `kernels::moe_dselect`), which the aux kernels do not read yet.
-    if router.is_architecture() && super::moe_aux::has_gpu_aux(moe) {
-        return Some(format!(
-            "MoE aux losses with the {} architecture are not on the GPU yet; use the CPU backend",
-            router.name()
-        ));
-    }
     if cfg.experts > MAX_EXPERTS || cfg.width() > MAX_WIDTH {
         return Some(format!(
             "the GPU MoE kernels take at most {MAX_EXPERTS} experts of width {MAX_WIDTH}; use the CPU backend"

@@ -285,6 +285,20 @@ fn bad_architecture_options_are_errors() {
         let err = Moe::new(config(router, experts, 2)).unwrap_err();
         assert!(err.contains(want), "{err}");
     }
+    // The routers' aux losses would train nothing on the task gates: an error for every
+    // architecture, while a routed block and DSelect-k's own entropy take theirs.
+    for (router, _, _, _) in architectures() {
+        let mut c = config(router, 4, 2);
+        c.aux.mutual_info = 0.1;
+        let err = Moe::new(c).unwrap_err();
+        assert!(err.contains("mutual_info applies to a routed MoE block"), "{err}");
+    }
+    let mut routed = config(RouterKind::Mmoe, 4, 2);
+    routed.aux.mutual_info = 0.1;
+    assert!(Moe::new(routed).is_ok());
+    let mut own = config(RouterKind::DselectK { k: 2, gamma: 1.0 }, 4, 2);
+    own.aux.entropy = 0.1;
+    assert!(Moe::new(own).is_ok());
     let r = RouterKind::from_name("cgc", None, None, super::super::TaskGate::PerTask).unwrap();
     assert_eq!(r.with_arch_options(Some(3), None), Ok(RouterKind::Cgc { task_experts: 3 }));
     assert!(r.with_arch_options(None, Some(2.0)).unwrap_err().contains("gamma"));

@@ -330,6 +330,26 @@ impl MoeConfig {
         }
         self.router.validate(self.experts)?;
         self.aux.validate()?;
+        // The routers' aux losses act on one gate's logits over the block's experts; the
+        // architectures' task gates (extraction.rs) take none, and a weight that trains nothing
+        // must not pass silently.
+        let a = &self.aux;
+        let routed = [
+            ("load_balance", a.load_balance),
+            ("z_loss", a.z_loss),
+            ("importance", a.importance),
+            ("load", a.load),
+            ("mutual_info", a.mutual_info),
+        ];
+        if self.router.is_architecture() {
+            if let Some((name, _)) = routed.iter().find(|(_, w)| *w != 0.0) {
+                return Err(format!(
+                    "the aux loss {name} applies to a routed MoE block, not to the {} architecture's task gates \
+                     (DSelect-k takes the selector entropy, aux entropy)",
+                    self.router.name()
+                ));
+            }
+        }
         crate::model::config::validate_heads(&self.heads, self.head_init_scale, self.tied_head_init)
     }
 }
