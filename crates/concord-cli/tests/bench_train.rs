@@ -37,7 +37,7 @@ fn bench_train_bad_input_exits_2() {
     for args in [
         &["bench", "train", "--preset", "nope"][..],
         &["bench", "train", "--preset", "xor-conflict", "--steps", "0"][..],
-        &["bench", "train", "--preset", "xor-conflict", "--backend", "gpu", "--method", "excess-mtl"][..],
+        &["bench", "train", "--preset", "xor-conflict", "--backend", "gpu", "--method", "mean+harmonize"][..],
         &["bench", "train", "--preset", "pareto-synthetic", "--backend", "gpu"][..],
     ] {
         let out = concord(args);
