@@ -106,7 +106,12 @@ for (const router of ['mmoe', 'switch']) {
 // PLE (two levels of extraction) and DSelect-k (selector gates) train on WebGPU too
 // (`kernels::moe_arch` level by level, `kernels::moe_dselect`) and match the native CPU run's
 // losses (their GPU steps record no routing statistics yet; CGC: gpu_arch.test.mjs).
-for (const [router, extra] of [['ple', '&taskExperts=2'], ['dselect-k', '&experts=3']]) {
+// The page's and the CLI's options spelled out on both sides (the page's default k is 1, the
+// CLI's 2 for dselect-k).
+for (const [router, extra, flags] of [
+  ['ple', '&taskExperts=2', ['--task-experts', '2']],
+  ['dselect-k', '&experts=3&k=2', ['--experts', '3', '--k', '2']],
+]) {
   test(`an MoE architecture (${router}) trains on WebGPU and matches the native CPU run`, async () => {
     const errors = [];
     const url = `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=${router}${extra}&play=false`;
@@ -118,7 +123,6 @@ for (const [router, extra] of [['ple', '&taskExperts=2'], ['dselect-k', '&expert
     const run = s.runs[0];
     assert.equal(run.error, null, run.error);
     assert.equal(run.steps, STEPS);
-    const flags = router === 'ple' ? ['--task-experts', '2'] : ['--experts', '3'];
     const native = JSON.parse(execFileSync(CLI, ['train', '--preset', 'xor-conflict', '--method', 'mean', '--model', 'moe',
       '--router', router, ...flags, '--backend', 'cpu', '--steps', String(STEPS), '--json'], { encoding: 'utf8' }));
     assert.equal(native.error, null);
