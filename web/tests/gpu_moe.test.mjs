@@ -107,10 +107,11 @@ for (const router of ['mmoe', 'switch']) {
 // (`kernels::moe_arch` level by level, `kernels::moe_dselect`) and match the native CPU run's
 // losses (their GPU steps record no routing statistics yet; CGC: gpu_arch.test.mjs).
 // The page's and the CLI's options spelled out on both sides (the page's default k is 1, the
-// CLI's 2 for dselect-k).
+// CLI's 2 for dselect-k). DSelect-k with k ≥ 2 stays on the CPU on the page: in SwiftShader it
+// parts from the CPU by 1e-1 within 40 steps, not yet understood (it agrees on lavapipe).
 for (const [router, extra, flags] of [
   ['ple', '&taskExperts=2', ['--task-experts', '2']],
-  ['dselect-k', '&experts=3&k=2', ['--experts', '3', '--k', '2']],
+  ['dselect-k', '&experts=3&k=1', ['--experts', '3', '--k', '1']],
 ]) {
   test(`an MoE architecture (${router}) trains on WebGPU and matches the native CPU run`, async () => {
     const errors = [];
@@ -135,3 +136,14 @@ for (const [router, extra, flags] of [
     await page.close();
   });
 }
+
+test('DSelect-k with k ≥ 2 stays on the CPU on WebGPU and says why', async () => {
+  const errors = [];
+  const url = `${ctx.server.url}#preset=xor-conflict&arena=mean&model=moe&router=dselect-k&experts=3&k=2&play=false`;
+  const page = await openPage(ctx.browser, url, errors);
+  const s = await state(page);
+  assert.equal(s.runs[0].backend, 'cpu');
+  assert.match(s.runs[0].backendReason, /DSelect-k with k ≥ 2 is not verified on WebGPU yet/, s.runs[0].backendReason);
+  await page.close();
+  assert.deepEqual(errors, []);
+});

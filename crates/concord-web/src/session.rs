@@ -1065,9 +1065,19 @@ impl SessionInner {
             GpuChoice::Unavailable(why) => why.clone(),
             #[cfg(feature = "webgpu")]
             GpuChoice::Ready(gpu) => {
+                // DSelect-k with k ≥ 2 trains on lavapipe as on the CPU, but in SwiftShader's
+                // WebGPU its losses part from the CPU's by 1e-1 within 40 steps (k = 1 agrees to
+                // 3e-8), not yet understood: such runs stay on the CPU here until it is.
+                use concord_core::model::moe::RouterKind;
+                let router = config.moe.as_ref().map(|m| m.router);
+                if matches!(router, Some(RouterKind::DselectK { k, .. }) if k > 1) {
+                    return (
+                        Trainer::new(config.clone()).map(|t| Box::new(t) as Box<dyn Backend>),
+                        Some("DSelect-k with k ≥ 2 is not verified on WebGPU yet".to_string()),
+                    );
+                }
                 // The GPU reads whole-model metrics back, not per-layer ones. A config the GPU
-                // lacks (an MoE aux loss with an architecture, a sample-weighting stage, …) is
-                // refused there, with the reason.
+                // lacks (a sample-weighting stage, …) is refused there, with the reason.
                 let gpu_config = TrainConfig { layer_metrics: false, ..config.clone() };
                 match concord_gpu::backend(gpu.clone(), gpu_config) {
                     Ok(b) => return (Ok(b), None),
