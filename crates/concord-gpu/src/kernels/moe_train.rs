@@ -96,6 +96,7 @@ pub(crate) struct MoeTrainPipelines {
     capacity: wgpu::ComputePipeline,
     expert_choice: wgpu::ComputePipeline,
     pub(super) arch: ArchPipelines,
+    pub(super) dselect: DselectPipelines,
 }
 
 impl MoeTrainPipelines {
@@ -118,6 +119,7 @@ impl MoeTrainPipelines {
             capacity: gpu.create_pipeline("moe_capacity.wgsl", "moe_capacity"),
             expert_choice: gpu.create_pipeline("moe_expert_choice.wgsl", "moe_expert_choice"),
             arch: ArchPipelines::new(gpu),
+            dselect: DselectPipelines::new(gpu),
         }
     }
 }
@@ -402,7 +404,7 @@ impl MoeForward {
             let p = buf("gate probs", rows * n);
             let h = buf("moe block output", rows * shape.width);
             let g_combine = if let Some(ds) = &shape.dselect {
-                let (gate, d) = ds.gate_forward(gpu, pipes, &DselectPipelines::new(gpu), g, rows, n, (&a, params, &p));
+                let (gate, d) = ds.gate_forward(gpu, pipes, &moe_pipes.dselect, g, rows, n, (&a, params, &p));
                 dispatches.extend(d);
                 dselect.push(gate);
                 p.clone()
@@ -714,7 +716,7 @@ impl MoeForward {
                     // Task t's z and w layers (with bias) are its own: into `update`; dL/da
                     // through both as through CGC's gate.
                     let gate = &self.dselect[g];
-                    let (back, grads) = ds.gate_backward(gpu, &DselectPipelines::new(gpu), t, rows, n, gate, &d_comb);
+                    let (back, grads) = ds.gate_backward(gpu, &moe_pipes.dselect, t, rows, n, gate, &d_comb);
                     dispatches.extend(back);
                     for (layer, d_out) in &grads {
                         dispatches.push(weight_grad(d_out, a, update, layer, layer.w_off, true));
