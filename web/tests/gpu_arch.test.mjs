@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { siteAndBrowser, openPage, artifactPath, CLI } from './helpers.mjs';
+import { siteAndBrowser, openPage, artifactPath, finalLossGap, CLI } from './helpers.mjs';
 
 const ctx = siteAndBrowser();
 const state = (page) => page.evaluate(() => window.concord.state());
@@ -75,9 +75,7 @@ test('a CGC run trains on WebGPU, matches the native CPU run, and its thumbnails
   const native = JSON.parse(execFileSync(CLI, ['train', '--preset', 'xor-conflict', '--method', 'mean', '--model', 'moe',
     '--router', 'cgc', '--experts', '2', '--backend', 'cpu', '--steps', String(STEPS), '--json'], { encoding: 'utf8' }));
   assert.equal(native.error, null);
-  const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-    ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-  const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+  const gap = finalLossGap(run, native);
   console.log(`gpu_arch cgc: largest |GPU − CPU| loss gap after ${STEPS} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
   assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
   assert.ok(native.final_losses.every((l) => l < 0.69), `trained: ${native.final_losses}`);

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { siteAndBrowser, openPage, artifactPath, CLI } from './helpers.mjs';
+import { siteAndBrowser, openPage, artifactPath, finalLossGap, CLI } from './helpers.mjs';
 
 const ctx = siteAndBrowser();
 const state = (page) => page.evaluate(() => window.concord.state());
@@ -77,9 +77,7 @@ for (const router of ['mmoe', 'switch']) {
     const native = nativeMoe(router, STEPS);
     assert.equal(native.error, null);
     assert.equal(native.model, 'moe');
-    const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-      ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-    const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+    const gap = finalLossGap(run, native);
     console.log(`gpu_moe ${router}: largest |GPU − CPU| loss gap after ${STEPS} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
     assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
     // The run trained (not two initial states compared).
@@ -127,9 +125,7 @@ for (const [router, extra, flags] of [
     const native = JSON.parse(execFileSync(CLI, ['train', '--preset', 'xor-conflict', '--method', 'mean', '--model', 'moe',
       '--router', router, ...flags, '--backend', 'cpu', '--steps', String(STEPS), '--json'], { encoding: 'utf8' }));
     assert.equal(native.error, null);
-    const pairs = [...run.trainLosses.map((l, t) => [l, native.final_losses[t]]),
-      ...run.testLosses.map((l, t) => [l, native.test_losses[t]])];
-    const gap = Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+    const gap = finalLossGap(run, native);
     console.log(`gpu_moe ${router}: largest |GPU − CPU| loss gap after ${STEPS} steps: ${gap.toExponential(2)} (tolerance ${LOSS_TOL})`);
     assert.ok(gap <= LOSS_TOL, `browser GPU ${JSON.stringify([run.trainLosses, run.testLosses])} vs native CPU ${JSON.stringify([native.final_losses, native.test_losses])}`);
     assert.deepEqual(errors, []);
